@@ -1,0 +1,41 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+# Each target creates .venv when it is missing and installs what it needs into it.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: demo test bench lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+# One stamp per extra: editing pyproject.toml reinstalls.
+$(VENV)/.dev: pyproject.toml | $(PY)
+	$(PIP) install -e ".[dev]"
+	@touch $@
+
+$(VENV)/.demo: pyproject.toml | $(PY)
+	$(PIP) install -e ".[demo,viz,io]"
+	@touch $@
+
+$(VENV)/.bench: $(VENV)/.dev
+	$(PIP) install micrograd==0.1.0
+	@touch $@
+
+demo: $(VENV)/.demo
+	$(VENV)/bin/tracegrad demo
+
+test: $(VENV)/.dev
+	$(PY) -m pytest -q -n 2
+
+bench: $(VENV)/.bench
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m bench
+
+lint: $(VENV)/.dev
+	$(PY) -m ruff check tracegrad tests bench examples
+
+clean:
+	rm -rf $(VENV) tracegrad-demo .pytest_cache .hypothesis

@@ -1,0 +1,271 @@
+"""The backward engine: one topological order, one propagation loop.
+
+Both `Value` (scalars) and `Tensor` are nodes of the same kind to this module. A node has
+
+- ``_children``: the tuple of nodes it was computed from (empty for a leaf), and
+- ``_vjp(g)``: given the gradient ``g`` of the final output with respect to this node,
+  the gradients with respect to each child (``None`` where a child needs none).
+
+The engine never recurses, so a chain of a million operations backpropagates. What differs
+between the scalar and the tensor engine is only *where gradients live* and *what is kept
+afterwards*, and that is a small policy object (`GradsOnNodes`, `GradsInTable`).
+
+This module imports nothing else from tracegrad.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any, Callable, Iterable
+
+# --------------------------------------------------------------------------------------
+# Grad mode: thread-local, as in PyTorch.
+
+_mode = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    """True unless inside ``no_grad()`` (on this thread)."""
+    return getattr(_mode, "enabled", True)
+
+
+def set_grad_enabled(enabled: bool) -> None:
+    _mode.enabled = bool(enabled)
+
+
+class _GradMode:
+    """Context manager and decorator that sets grad mode, restoring it on exit."""
+
+    enabled = True
+
+    def __enter__(self) -> None:
+        self._saved = is_grad_enabled()
+        set_grad_enabled(self.enabled)
+
+    def __exit__(self, *exc: Any) -> None:
+        set_grad_enabled(self._saved)
+
+    def __call__(self, fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with type(self)():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(_GradMode):
+    """Operations inside record no graph::
+
+    with tg.no_grad():
+        w -= 0.1 * w.grad
+    """
+
+    enabled = False
+
+
+class enable_grad(_GradMode):
+    """Turns graph recording back on inside a ``no_grad`` block."""
+
+    enabled = True
+
+
+# --------------------------------------------------------------------------------------
+# Ordering
+
+
+def reverse_topological_order(root: Any) -> list:
+    """All nodes reachable from ``root``, each before every node it was computed from.
+
+    Kahn's algorithm on the consumer counts: iterative, so graph depth is unlimited, and a
+    node used twice (``b = a + a``) appears once, after both of its uses.
+    """
+    consumers: dict[int, int] = {}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        for child in node._children:
+            key = id(child)
+            if key in consumers:
+                consumers[key] += 1
+            else:
+                consumers[key] = 1
+                stack.append(child)
+    order = []
+    ready = [root]
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        for child in node._children:
+            key = id(child)
+            left = consumers[key] - 1
+            consumers[key] = left
+            if left == 0:
+                ready.append(child)
+    return order
+
+
+# --------------------------------------------------------------------------------------
+# Propagation
+
+
+def backpropagate(root: Any, seed: Any, policy: Any) -> None:
+    """Send ``seed`` (d root / d root) back through the graph under ``root``.
+
+    ``policy`` decides where gradients are read from and written to:
+    ``seed(root, g)``, ``take(node) -> g or None``, ``add(child, g)`` and ``done(node)``.
+    """
+    order = reverse_topological_order(root)
+    policy.seed(root, seed)
+    take, add, done = policy.take, policy.add, policy.done
+    for node in order:
+        children = node._children
+        if not children:
+            continue
+        g = take(node)
+        if g is None:
+            continue
+        grads = node._vjp(g)
+        if grads is not None:
+            for child, child_grad in zip(children, grads):
+                if child_grad is not None:
+                    add(child, child_grad)
+        done(node)
+
+
+class GradsOnNodes:
+    """micrograd's policy: every node keeps ``.grad``, and it accumulates across calls.
+
+    The graph is kept, so ``backward()`` may be called again; as in micrograd, the root's
+    grad is set (not added) and every other node's grad is added to.
+    """
+
+    @staticmethod
+    def seed(root: Any, g: Any) -> None:
+        root.grad = g
+
+    @staticmethod
+    def take(node: Any) -> Any:
+        return node.grad
+
+    @staticmethod
+    def add(node: Any, g: Any) -> None:
+        node.grad += g
+
+    @staticmethod
+    def done(node: Any) -> None:
+        return None
+
+
+class GradsInTable:
+    """PyTorch's policy: gradients flow through a temporary table; only leaves keep them.
+
+    A leaf that requires grad accumulates into ``.grad`` (or, when ``targets`` is given, into
+    ``self.results`` and ``.grad`` is left alone, for ``tg.grad``). Unless ``retain_graph``,
+    each node drops its inputs after use, so the arrays it saved can be freed, and marks
+    itself so that a second backward through it raises.
+    """
+
+    def __init__(self, retain_graph: bool = False, targets: Iterable[Any] | None = None):
+        self.pending: dict[int, Any] = {}
+        self.retain_graph = retain_graph
+        self.targets = None if targets is None else {id(t): t for t in targets}
+        self.results: dict[int, Any] = {}
+
+    def seed(self, root: Any, g: Any) -> None:
+        self.add(root, g)
+
+    def take(self, node: Any) -> Any:
+        return self.pending.pop(id(node), None)
+
+    def add(self, node: Any, g: Any) -> None:
+        key = id(node)
+        if self.targets is not None:
+            if key in self.targets:
+                old = self.results.get(key)
+                self.results[key] = g if old is None else old + g
+                return
+        elif node._is_leaf():
+            if node.requires_grad:
+                node._accumulate_grad(g)
+            return
+        old = self.pending.get(key)
+        self.pending[key] = g if old is None else old + g
+
+    def done(self, node: Any) -> None:
+        if not self.retain_graph:
+            node._free_graph()
+
+
+# --------------------------------------------------------------------------------------
+# Functional gradients
+
+
+def _as_tuple(argnums: int | tuple[int, ...]) -> tuple[int, ...]:
+    return (argnums,) if isinstance(argnums, int) else tuple(argnums)
+
+
+def value_and_grad(
+    fn: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False
+) -> Callable:
+    """``value_and_grad(f)(x) -> (f(x), df/dx)``; never writes ``.grad``.
+
+    >>> f = tg.value_and_grad(lambda x: (x * x).sum())
+    >>> f(tg.tensor([1.0, 2.0]))   # (tensor(5.), tensor([2., 4.]))
+
+    Gradients are built with the graph kept, so they can be differentiated again
+    (``tg.grad(tg.grad(f))``).
+    """
+    nums = _as_tuple(argnums)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        args = list(args)
+        for i in nums:
+            if i >= len(args):
+                raise TypeError(
+                    f"grad: argnums={argnums} but the function was called with "
+                    f"{len(args)} positional argument(s)"
+                )
+            a = args[i]
+            if not hasattr(a, "_vjp"):
+                raise TypeError(
+                    f"grad: argument {i} must be a tg.Tensor, got {type(a).__name__}; "
+                    f"wrap it with tg.tensor(...)"
+                )
+            # A fresh node that shares the data but not the caller's graph or .grad.
+            args[i] = a._grad_input()
+        with enable_grad():
+            out = fn(*args, **kwargs)
+        value, aux = (out if has_aux else (out, None))
+        if has_aux and not (isinstance(out, tuple) and len(out) == 2):
+            raise TypeError("grad: with has_aux=True the function must return (value, aux)")
+        if not hasattr(value, "_vjp") or value.numel() != 1:
+            shape = getattr(value, "shape", type(value).__name__)
+            raise TypeError(
+                f"grad: the function must return a scalar (one-element) tensor, got {shape}; "
+                f"reduce it first, e.g. with .sum()"
+            )
+        inputs = [args[i] for i in nums]
+        grads = value._grad_wrt(inputs)
+        grads = grads[0] if isinstance(argnums, int) else tuple(grads)
+        value = value.detach() if not is_grad_enabled() else value
+        return ((value, aux), grads) if has_aux else (value, grads)
+
+    return wrapper
+
+
+def grad(fn: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:
+    """``grad(f)(x) -> df/dx`` for a function returning a scalar tensor (JAX's ``grad``).
+
+    >>> tg.grad(lambda x: (x ** 3).sum())(tg.tensor([2.0]))   # tensor([12.])
+    """
+    vg = value_and_grad(fn, argnums, has_aux)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        (value_aux, grads) = vg(*args, **kwargs)
+        return (grads, value_aux[1]) if has_aux else grads
+
+    return wrapper

@@ -1,0 +1,5 @@
+"""Neural-network building blocks. ``tracegrad.nn.scalar`` is micrograd's nn on `Value`."""
+
+from . import scalar
+
+__all__ = ["scalar"]

@@ -1,0 +1,271 @@
+"""`Value`: the micrograd-compatible scalar engine.
+
+Code written for micrograd runs by changing ``from micrograd.engine import Value`` to
+``from tracegrad import Value``. Three things differ underneath, none visible in results:
+
+- A node stores its op name and its children, not a backward closure. The gradient rules
+  live in the table `_RULES` below, so nodes form no reference cycles and are freed the
+  moment the last reference goes (micrograd's closures make every node a cycle, and CPython's
+  cyclic garbage collector then eats most of a training step).
+- ``backward()`` uses the shared iterative engine (`tracegrad.autograd`): no recursion limit.
+- Bad input raises an error that names the op, instead of a silent ``inf``/``nan``.
+
+Gradients accumulate exactly as in micrograd: ``backward()`` sets the root's grad to 1 and
+adds into every other node's ``.grad``; call ``zero_grad()`` (or set ``.grad = 0``) between
+steps.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Callable
+
+from . import autograd
+
+
+def _check_number(data: Any) -> None:
+    if isinstance(data, Value):
+        raise TypeError(
+            "Value(...) takes a number, got another Value; use that Value directly "
+            "(or Value(v.data) for a fresh leaf)"
+        )
+    if not isinstance(data, numbers.Real):
+        hint = " (for arrays use tracegrad.tensor)" if hasattr(data, "__len__") else ""
+        raise TypeError(f"Value(...) takes a real number, got {type(data).__name__} {data!r}{hint}")
+
+
+def _wrap(other: Any, op: str) -> "Value":
+    if isinstance(other, Value):
+        return other
+    if isinstance(other, numbers.Real):
+        return Value(other)
+    raise TypeError(
+        f"unsupported operand for Value {op}: {type(other).__name__} {other!r} "
+        f"(a Value or a real number fits)"
+    )
+
+
+def _fail(op: str, what: str, fix: str, error: type = ValueError) -> None:
+    raise error(f"Value {op}: {what}; {fix}")
+
+
+# Exponents of `x ** k` by op name ('**2' -> 2): the name is what micrograd shows, the table
+# gives back the exact number for the backward rule without storing it on every node.
+_POW_EXPONENT: dict[str, numbers.Real] = {}
+
+
+def _pow_op(k: numbers.Real) -> str:
+    op = f"**{k}"
+    _POW_EXPONENT.setdefault(op, k)
+    return op
+
+
+# --------------------------------------------------------------------------------------
+# Backward rules: op name -> (node, upstream grad) -> one grad per child.
+
+
+def _pow_rule(out: "Value", g: float) -> tuple:
+    (base,) = out._children
+    k = _POW_EXPONENT[out._op]
+    try:
+        return (k * base.data ** (k - 1) * g,)
+    except ZeroDivisionError:
+        _fail(
+            out._op,
+            f"the gradient k*x**(k-1) is infinite at x={base.data}",
+            "keep the base away from 0 (e.g. add a small epsilon)",
+            ZeroDivisionError,
+        )
+
+
+def _pow_value_rule(out: "Value", g: float) -> tuple:
+    base, exponent = out._children
+    x, k = base.data, exponent.data
+    if x > 0:
+        d_exp = out.data * math.log(x) * g
+    elif x == 0 and k > 0:
+        d_exp = 0.0  # the limit of x**k * log(x) as x -> 0+
+    else:
+        _fail(
+            "**",
+            f"the gradient with respect to the exponent, x**k * log(x), is undefined at "
+            f"x={x}",
+            "use a positive base, or a plain number as the exponent",
+        )
+    try:
+        d_base = k * x ** (k - 1) * g
+    except ZeroDivisionError:
+        _fail("**", f"the gradient k*x**(k-1) is infinite at x={x}, k={k}",
+              "keep the base away from 0", ZeroDivisionError)
+    return (d_base, d_exp)
+
+
+_RULES: dict[str, Callable[["Value", float], tuple]] = {
+    "+": lambda out, g: (g, g),
+    "*": lambda out, g: (out._children[1].data * g, out._children[0].data * g),
+    "**": _pow_value_rule,
+    "ReLU": lambda out, g: ((out.data > 0) * g,),
+    "tanh": lambda out, g: ((1 - out.data**2) * g,),
+    "exp": lambda out, g: (out.data * g,),
+    "log": lambda out, g: (g / out._children[0].data,),
+    "sigmoid": lambda out, g: (out.data * (1 - out.data) * g,),
+}
+
+
+def _sigmoid(x: float) -> float:
+    # Two forms so that neither exp can overflow.
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+class Value:
+    """A scalar node of a computation graph, with micrograd's interface.
+
+    >>> a = Value(-4.0); b = Value(2.0)
+    >>> c = (a * b + b**3).relu()
+    >>> c.backward(); a.grad, b.grad
+    """
+
+    __slots__ = ("data", "grad", "_children", "_op", "label", "_custom_backward")
+
+    def __init__(self, data: Any, _children: tuple = (), _op: str = "", label: str = ""):
+        if type(data) is not float and type(data) is not int:
+            _check_number(data)
+        self.data = data
+        self.grad = 0
+        self._children = tuple(_children)
+        self._op = _op
+        self.label = label
+        self._custom_backward = None
+
+    # micrograd exposes the children as a set named _prev.
+    @property
+    def _prev(self) -> set:
+        return set(self._children)
+
+    # micrograd keeps a per-node closure `_backward`. Reading it gives a callable that runs
+    # this node's rule; assigning one (as custom ops in the micrograd lecture do) is honoured
+    # by backward().
+    @property
+    def _backward(self) -> Callable[[], None]:
+        def run() -> None:
+            grads = self._vjp(self.grad)
+            if grads is not None:
+                for child, g in zip(self._children, grads):
+                    child.grad += g
+
+        return run
+
+    @_backward.setter
+    def _backward(self, fn: Callable[[], None]) -> None:
+        self._custom_backward = fn
+
+    def _vjp(self, g: float) -> tuple | None:
+        if self._custom_backward is not None:
+            self._custom_backward()
+            return None
+        rule = _RULES.get(self._op)
+        if rule is None:
+            if self._op in _POW_EXPONENT:
+                return _pow_rule(self, g)
+            return None  # an op this engine does not know and no _backward given
+        return rule(self, g)
+
+    # ---------------------------------------------------------------- primitives
+
+    def __add__(self, other: Any) -> "Value":
+        other = other if isinstance(other, Value) else _wrap(other, "+")
+        return Value(self.data + other.data, (self, other), "+")
+
+    def __mul__(self, other: Any) -> "Value":
+        other = other if isinstance(other, Value) else _wrap(other, "*")
+        return Value(self.data * other.data, (self, other), "*")
+
+    def __pow__(self, other: Any) -> "Value":
+        if isinstance(other, Value):
+            return Value(self._power(other.data, "**"), (self, other), "**")
+        if not isinstance(other, numbers.Real):
+            raise TypeError(
+                f"Value **: the exponent must be a number or a Value, got {type(other).__name__}"
+            )
+        op = _pow_op(other)
+        return Value(self._power(other, op), (self,), op)
+
+    def _power(self, k: Any, op: str) -> float:
+        x = self.data
+        try:
+            out = x**k
+        except ZeroDivisionError:
+            _fail(op, f"{x} ** {k} divides by zero", "keep the base away from 0",
+                  ZeroDivisionError)
+        except OverflowError:
+            _fail(op, f"{x} ** {k} overflows a float", "use smaller numbers", OverflowError)
+        if isinstance(out, complex):
+            _fail(op, f"{x} ** {k} is not a real number (negative base, fractional exponent)",
+                  "use a positive base or an integer exponent")
+        return out
+
+    def relu(self) -> "Value":
+        return Value(0 if self.data < 0 else self.data, (self,), "ReLU")
+
+    def tanh(self) -> "Value":
+        return Value(math.tanh(self.data), (self,), "tanh")
+
+    def exp(self) -> "Value":
+        try:
+            out = math.exp(self.data)
+        except OverflowError:
+            _fail("exp", f"exp({self.data}) overflows a float", "use smaller inputs",
+                  OverflowError)
+        return Value(out, (self,), "exp")
+
+    def log(self) -> "Value":
+        if self.data <= 0:
+            _fail("log", f"log({self.data}) is undefined (the input must be > 0)",
+                  "clamp the input to a small positive number first")
+        return Value(math.log(self.data), (self,), "log")
+
+    def sigmoid(self) -> "Value":
+        return Value(_sigmoid(self.data), (self,), "sigmoid")
+
+    # ---------------------------------------------------------------- derived, as in micrograd
+
+    def __neg__(self) -> "Value":  # -self
+        return self * -1
+
+    def __radd__(self, other: Any) -> "Value":  # other + self
+        return self + other
+
+    def __sub__(self, other: Any) -> "Value":  # self - other
+        return self + (-other)
+
+    def __rsub__(self, other: Any) -> "Value":  # other - self
+        return other + (-self)
+
+    def __rmul__(self, other: Any) -> "Value":  # other * self
+        return self * other
+
+    def __truediv__(self, other: Any) -> "Value":  # self / other
+        return self * other**-1
+
+    def __rtruediv__(self, other: Any) -> "Value":  # other / self
+        return other * self**-1
+
+    def __rpow__(self, other: Any) -> "Value":  # other ** self
+        return _wrap(other, "**") ** self
+
+    # ---------------------------------------------------------------- autograd
+
+    def backward(self) -> None:
+        """Fill ``.grad`` of every node this value depends on (d self / d node).
+
+        The root's grad is set to 1; every other grad is *added to*, so call
+        ``zero_grad()`` between steps, as in micrograd.
+        """
+        autograd.backpropagate(self, 1, autograd.GradsOnNodes)
+
+    def __repr__(self) -> str:
+        return f"Value(data={self.data}, grad={self.grad})"
