@@ -1,17 +1,85 @@
-"""tracegrad: automatic differentiation you can read, with a compiler for speed."""
+"""tracegrad: automatic differentiation you can read, with a compiler for speed.
 
-from . import nn
-from .autograd import enable_grad, grad, is_grad_enabled, no_grad, value_and_grad
+>>> import tracegrad as tg
+>>> x = tg.tensor([1.0, 2.0], requires_grad=True)
+>>> (x * x).sum().backward(); x.grad
+tensor([2., 4.])
+"""
+
+from . import functional, nn, viz
+from .anomaly import detect_anomaly
+from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled, value_and_grad
+from .dtypes import bool_, float16, float32, float64, int8, int32, int64, uint8
+from .errors import ShapeError, TraceError
+from .functional import (
+    abs,
+    amax,
+    amin,
+    clamp,
+    log_softmax,
+    logsumexp,
+    max,
+    maximum,
+    mean,
+    min,
+    minimum,
+    softmax,
+    std,
+    var,
+)
 from .scalar import Value
+from .tensor import (
+    Tensor,
+    arange,
+    cat,
+    eye,
+    from_numpy,
+    full,
+    is_tensor,
+    linspace,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    randint,
+    randn,
+    stack,
+    tensor,
+    where,
+    zeros,
+    zeros_like,
+)
+
+bool = bool_  # noqa: A001  (tg.bool, as torch.bool)
 
 __version__ = "0.1.0"
 
+
+def _method_alias(name: str):
+    def fn(x, *args, **kwargs):
+        return getattr(x if isinstance(x, Tensor) else tensor(x), name)(*args, **kwargs)
+
+    fn.__name__ = name
+    fn.__doc__ = f"``tg.{name}(x, ...)`` is ``x.{name}(...)``."
+    return fn
+
+
+# Math ops are both methods and functions, as in PyTorch.
+_FUNCTION_ALIASES = [
+    "exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "relu", "erf", "sign", "sum",
+    "argmax", "argmin", "reshape", "permute", "transpose", "flatten", "squeeze", "unsqueeze",
+    "matmul",
+]
+for _name in _FUNCTION_ALIASES:
+    globals()[_name] = _method_alias(_name)
+
 __all__ = [
-    "Value",
-    "enable_grad",
-    "grad",
-    "is_grad_enabled",
-    "nn",
-    "no_grad",
-    "value_and_grad",
+    "Value", "Tensor", "ShapeError", "TraceError", "nn", "functional", "viz",
+    "tensor", "from_numpy", "zeros", "ones", "full", "zeros_like", "ones_like", "arange",
+    "linspace", "eye", "rand", "randn", "randint", "manual_seed", "is_tensor",
+    "float16", "float32", "float64", "int8", "int32", "int64", "uint8", "bool",
+    "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "grad", "value_and_grad",
+    "detect_anomaly", "where", "cat", "stack", "abs", "amax", "amin", "clamp", "log_softmax",
+    "logsumexp", "max", "maximum", "mean", "min", "minimum", "softmax", "std", "var",
+    *_FUNCTION_ALIASES,
 ]

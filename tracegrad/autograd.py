@@ -22,12 +22,16 @@ from typing import Any, Callable, Iterable
 # --------------------------------------------------------------------------------------
 # Grad mode: thread-local, as in PyTorch.
 
-_mode = threading.local()
+class _Mode(threading.local):
+    enabled = True  # every thread starts with grad mode on
+
+
+_mode = _Mode()
 
 
 def is_grad_enabled() -> bool:
     """True unless inside ``no_grad()`` (on this thread)."""
-    return getattr(_mode, "enabled", True)
+    return _mode.enabled
 
 
 def set_grad_enabled(enabled: bool) -> None:
@@ -75,34 +79,52 @@ class enable_grad(_GradMode):
 # Ordering
 
 
-def reverse_topological_order(root: Any) -> list:
-    """All nodes reachable from ``root``, each before every node it was computed from.
+def all_nodes(root: Any) -> list:
+    """Every node reachable from ``root`` (leaves included), each once, root first."""
+    seen = {id(root)}
+    out = [root]
+    stack = [root]
+    while stack:
+        for child in stack.pop()._children:
+            if id(child) not in seen:
+                seen.add(id(child))
+                out.append(child)
+                stack.append(child)
+    return out
 
-    Kahn's algorithm on the consumer counts: iterative, so graph depth is unlimited, and a
-    node used twice (``b = a + a``) appears once, after both of its uses.
+
+def reverse_topological_order(root: Any) -> list:
+    """The interior nodes under ``root``, each before every node it was computed from.
+
+    Kahn's algorithm on consumer counts: iterative, so graph depth is unlimited, and a node
+    used twice (``b = a + a``) appears once, after both of its uses. Leaves (nodes without
+    children) are left out: nothing flows out of them, the policy stores their gradients
+    as they arrive.
     """
     consumers: dict[int, int] = {}
     stack = [root]
     while stack:
         node = stack.pop()
         for child in node._children:
-            key = id(child)
-            if key in consumers:
-                consumers[key] += 1
-            else:
-                consumers[key] = 1
-                stack.append(child)
+            if child._children:
+                key = id(child)
+                if key in consumers:
+                    consumers[key] += 1
+                else:
+                    consumers[key] = 1
+                    stack.append(child)
     order = []
     ready = [root]
     while ready:
         node = ready.pop()
         order.append(node)
         for child in node._children:
-            key = id(child)
-            left = consumers[key] - 1
-            consumers[key] = left
-            if left == 0:
-                ready.append(child)
+            if child._children:
+                key = id(child)
+                left = consumers[key] - 1
+                consumers[key] = left
+                if left == 0:
+                    ready.append(child)
     return order
 
 
@@ -181,13 +203,19 @@ class GradsInTable:
 
     def add(self, node: Any, g: Any) -> None:
         key = id(node)
-        if self.targets is not None:
-            if key in self.targets:
-                old = self.results.get(key)
-                self.results[key] = g if old is None else old + g
-                return
-        elif node._is_leaf():
-            if node.requires_grad:
+        targets = self.targets
+        if targets is not None and key in targets:
+            old = self.results.get(key)
+            self.results[key] = g if old is None else old + g
+            return
+        if not node._children:
+            if not node._is_leaf():
+                raise RuntimeError(
+                    "backward: trying to go through part of a graph a second time; its saved "
+                    "values were freed by the first backward(). Pass retain_graph=True to the "
+                    "first backward() if you need to call it twice"
+                )
+            if targets is None and node.requires_grad:
                 node._accumulate_grad(g)
             return
         old = self.pending.get(key)
@@ -228,29 +256,36 @@ def value_and_grad(
                     f"grad: argnums={argnums} but the function was called with "
                     f"{len(args)} positional argument(s)"
                 )
-            a = args[i]
-            if not hasattr(a, "_vjp"):
+            if not hasattr(args[i], "_grad_input"):
                 raise TypeError(
-                    f"grad: argument {i} must be a tg.Tensor, got {type(a).__name__}; "
+                    f"grad: argument {i} must be a tg.Tensor, got {type(args[i]).__name__}; "
                     f"wrap it with tg.tensor(...)"
                 )
-            # A fresh node that shares the data but not the caller's graph or .grad.
-            args[i] = a._grad_input()
+        # An argument that is already part of a graph (we are inside an outer grad) stays
+        # connected, and then the gradient is recorded too, so the outer grad can
+        # differentiate it. Otherwise it becomes a fresh leaf and nothing extra is recorded.
+        nested = any(args[i].requires_grad for i in nums)
+        for i in nums:
+            args[i] = args[i]._grad_input()
         with enable_grad():
             out = fn(*args, **kwargs)
-        value, aux = (out if has_aux else (out, None))
         if has_aux and not (isinstance(out, tuple) and len(out) == 2):
             raise TypeError("grad: with has_aux=True the function must return (value, aux)")
-        if not hasattr(value, "_vjp") or value.numel() != 1:
+        value, aux = (out if has_aux else (out, None))
+        if not hasattr(value, "_grad_wrt") or value.numel() != 1:
             shape = getattr(value, "shape", type(value).__name__)
             raise TypeError(
                 f"grad: the function must return a scalar (one-element) tensor, got {shape}; "
                 f"reduce it first, e.g. with .sum()"
             )
         inputs = [args[i] for i in nums]
-        grads = value._grad_wrt(inputs)
+        if not value.requires_grad:  # the output does not depend on the inputs at all
+            grads = [x.detach() * 0 for x in inputs]
+        else:
+            grads = value._grad_wrt(inputs, create_graph=nested)
         grads = grads[0] if isinstance(argnums, int) else tuple(grads)
-        value = value.detach() if not is_grad_enabled() else value
+        if not nested:
+            value = value.detach()
         return ((value, aux), grads) if has_aux else (value, grads)
 
     return wrapper

@@ -50,15 +50,19 @@ def _fail(op: str, what: str, fix: str, error: type = ValueError) -> None:
     raise error(f"Value {op}: {what}; {fix}")
 
 
-# Exponents of `x ** k` by op name ('**2' -> 2): the name is what micrograd shows, the table
-# gives back the exact number for the backward rule without storing it on every node.
-_POW_EXPONENT: dict[str, numbers.Real] = {}
-
-
+# `x ** k` is named '**k', as in micrograd; the backward rule reads k back from the name
+# rather than storing it on every node (Python prints ints and floats so they read back
+# exactly, and other number types are turned into one of those first).
 def _pow_op(k: numbers.Real) -> str:
-    op = f"**{k}"
-    _POW_EXPONENT.setdefault(op, k)
-    return op
+    return f"**{k}"
+
+
+def _exponent(op: str) -> numbers.Real:
+    text = op[2:]
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 # --------------------------------------------------------------------------------------
@@ -67,7 +71,7 @@ def _pow_op(k: numbers.Real) -> str:
 
 def _pow_rule(out: "Value", g: float) -> tuple:
     (base,) = out._children
-    k = _POW_EXPONENT[out._op]
+    k = _exponent(out._op)
     try:
         return (k * base.data ** (k - 1) * g,)
     except ZeroDivisionError:
@@ -169,7 +173,7 @@ class Value:
             return None
         rule = _RULES.get(self._op)
         if rule is None:
-            if self._op in _POW_EXPONENT:
+            if self._op.startswith("**"):
                 return _pow_rule(self, g)
             return None  # an op this engine does not know and no _backward given
         return rule(self, g)
@@ -191,6 +195,8 @@ class Value:
             raise TypeError(
                 f"Value **: the exponent must be a number or a Value, got {type(other).__name__}"
             )
+        if type(other) is not int and type(other) is not float:
+            other = int(other) if isinstance(other, numbers.Integral) else float(other)
         op = _pow_op(other)
         return Value(self._power(other, op), (self,), op)
 
@@ -249,6 +255,9 @@ class Value:
         return self * other
 
     def __truediv__(self, other: Any) -> "Value":  # self / other
+        if not isinstance(other, Value) and other == 0:
+            _fail("/", f"{self.data} / 0 divides by zero", "divide by a nonzero number",
+                  ZeroDivisionError)
         return self * other**-1
 
     def __rtruediv__(self, other: Any) -> "Value":  # other / self

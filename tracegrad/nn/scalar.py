@@ -1,7 +1,8 @@
 """micrograd's neural-network library, on `tracegrad.Value`.
 
 Same constructors, same parameter order and the same draws from Python's `random`, so
-``random.seed(1337)`` reproduces a micrograd run number for number.
+``random.seed(1337)`` reproduces a micrograd run (to rounding: the two engines may add a
+node's incoming gradients in a different order, which moves the last bit).
 
 >>> model = MLP(2, [16, 16, 1])      # 2 inputs, two hidden layers of 16, one output
 >>> score = model([Value(0.5), Value(-1.0)])

@@ -1,0 +1,251 @@
+"""The scalar engine: `tracegrad.Value` + `tracegrad.nn.scalar` against micrograd 0.1.0.
+
+(a) **moons step.** micrograd's demo: ``make_moons(n_samples=100, noise=0.1)`` after
+    ``np.random.seed(1337)``, y mapped to -1/+1, ``MLP(2, [16, 16, 1])`` built after
+    ``random.seed(1337)`` (so both engines start from the same weights), the SVM max-margin
+    loss ``(1 + -yi*scorei).relu()`` averaged plus ``1e-4 * sum(p*p)``, ``zero_grad``,
+    ``backward``, SGD with ``lr = 1.0 - 0.9*k/100``. One timed step is all of that. The inputs
+    are handed over as Python floats (``X.tolist()``): the same numbers, without NumPy scalars
+    inside the graph. Both engines train on the same data from the same weights, so their
+    losses must agree step by step; they are compared and printed.
+(b) **chain memory.** ``x = x * 1.000001`` N times under tracemalloc, then ``x.backward()``.
+    A node is one Value object: x plus every constant, which both engines wrap into a Value,
+    so the chain holds 2N+1 nodes (counted, not assumed).
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import random
+import tracemalloc
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Callable
+
+from bench import common
+
+# The issue's goals.
+SPEEDUP_GOAL = 3.0  # tracegrad's moons step at least 3x faster than micrograd's
+BYTES_GOAL = 200.0  # at most 200 bytes per node of a long chain, gradients included
+
+
+@dataclass
+class Engine:
+    name: str
+    Value: type
+    nn: ModuleType
+    children: str  # the attribute holding a node's inputs
+    recursive: bool  # backward() recurses once per level of the graph
+
+
+def engines() -> tuple[list[Engine], dict[str, str]]:
+    """The engines to compare: tracegrad, then every installed peer; and the missing ones."""
+    import tracegrad
+    import tracegrad.nn.scalar
+
+    found = [Engine("tracegrad", tracegrad.Value, tracegrad.nn.scalar, "_children", False)]
+    missing = {}
+    engine, nn = common.import_peer("micrograd.engine"), common.import_peer("micrograd.nn")
+    if engine is None or nn is None:
+        missing["micrograd"] = common.missing_note("micrograd")
+    else:
+        found.append(Engine("micrograd", engine.Value, nn, "_prev", True))
+    return found, missing
+
+
+def count_nodes(root: Any, children: str) -> int:
+    """Distinct nodes reachable from ``root`` (iteratively: chains are deep)."""
+    seen = {id(root)}
+    stack = [root]
+    while stack:
+        for child in getattr(stack.pop(), children):
+            if id(child) not in seen:
+                seen.add(id(child))
+                stack.append(child)
+    return len(seen)
+
+
+# --------------------------------------------------------------------------------------
+# (a) micrograd's moons demo, one training step
+
+
+def moons_data() -> tuple[list[list[float]], list[int]]:
+    import numpy as np
+    from sklearn.datasets import make_moons
+
+    np.random.seed(1337)
+    random.seed(1337)
+    X, y = make_moons(n_samples=100, noise=0.1)
+    y = y * 2 - 1
+    return X.tolist(), y.tolist()
+
+
+def moons_loss(engine: Engine, model: Any, X: list, y: list) -> Any:
+    """The demo's loss, written as in micrograd's notebook."""
+    Value = engine.Value
+    inputs = [list(map(Value, xrow)) for xrow in X]
+    scores = list(map(model, inputs))
+    losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores, strict=True)]
+    data_loss = sum(losses) * (1.0 / len(losses))
+    reg_loss = 1e-4 * sum(p * p for p in model.parameters())
+    return data_loss + reg_loss
+
+
+def moons_model(engine: Engine) -> Any:
+    random.seed(1337)
+    return engine.nn.MLP(2, [16, 16, 1])
+
+
+def moons_step(engine: Engine, model: Any, X: list, y: list) -> Callable[[int], float]:
+    def step(k: int) -> float:
+        total_loss = moons_loss(engine, model, X, y)
+        model.zero_grad()
+        total_loss.backward()
+        learning_rate = 1.0 - 0.9 * k / 100
+        for p in model.parameters():
+            p.data -= learning_rate * p.grad
+        return total_loss.data
+
+    return step
+
+
+def bench_moons(found: list[Engine], warmup: int, repeats: int) -> dict[str, Any]:
+    X, y = moons_data()
+    models = {e.name: moons_model(e) for e in found}
+    nodes = {e.name: count_nodes(moons_loss(e, models[e.name], X, y), e.children) for e in found}
+    steps = {e.name: moons_step(e, models[e.name], X, y) for e in found}
+    times, cleanups, losses = common.interleaved(steps, warmup, repeats)
+    return {"nodes": nodes, "times": times, "cleanups": cleanups, "losses": losses}
+
+
+# --------------------------------------------------------------------------------------
+# (b) memory per node of a long chain
+
+
+def chain_memory(engine: Engine, n: int) -> dict[str, float]:
+    """Bytes held by the chain after building it and after backward, and backward's peak."""
+    Value = engine.Value
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        x = Value(1.0)
+        for _ in range(n):
+            x = x * 1.000001
+        built = tracemalloc.get_traced_memory()[0] - base
+        tracemalloc.reset_peak()
+        if engine.recursive:
+            common.run_deep(x.backward, depth=2 * n)
+        else:
+            x.backward()
+        after, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    nodes = count_nodes(x, engine.children)
+    del x
+    gc.collect()
+    return {"nodes": nodes, "built": built, "backward": after - base, "peak": peak - base}
+
+
+# --------------------------------------------------------------------------------------
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """Measure (a) and (b) for tracegrad and every installed peer; return the result dict.
+
+    ``quick``: 1 warm-up and 2 timed steps, a chain of 2,000 (for the smoke test).
+    """
+    warmup, repeats, n = (1, 2, 2_000) if quick else (3, 7, 100_000)
+    found, missing = engines()
+    names = [e.name for e in found]
+    rows, notes, extra = [], [], []
+    details: dict[str, Any] = {"warmup": warmup, "repeats": repeats, "chain_n": n}
+
+    def per_engine(fn: Callable[[str], float | None]) -> dict[str, float | None]:
+        return {name: fn(name) for name in names}
+
+    speedup = None
+    if common.import_peer("sklearn.datasets") is None:
+        notes.append("moons step skipped: scikit-learn " + common.missing_note("scikit-learn"))
+    else:
+        m = bench_moons(found, warmup, repeats)
+        med = per_engine(lambda e: common.median(m["times"][e]))
+        gc_med = per_engine(lambda e: common.median(m["cleanups"][e]))
+        total = per_engine(lambda e: common.median(
+            [a + b for a, b in zip(m["times"][e], m["cleanups"][e], strict=True)]))
+        rows.append(common.row("moons: graph nodes per step", "count", m["nodes"], ratio=False))
+        rows.append(common.row(f"moons: step, fwd+bwd+SGD (median of {repeats})", "s", med))
+        rows.append(common.row("moons: gc.collect() after the step", "s", gc_med))
+        rows.append(common.row("moons: step + that gc.collect()", "s", total))
+        notes.append(
+            "moons: engines interleaved step by step in one process, gc enabled (CPython "
+            "defaults); a full gc.collect() after every step, timed apart, so each step "
+            "starts from the same heap and an engine's cyclic garbage is billed to it"
+        )
+        if "micrograd" in med:
+            speedup = med["micrograd"] / med["tracegrad"]
+        extra.append(loss_table(m["losses"], warmup))
+        details["moons"] = m
+        details["moons"]["losses_agree"] = losses_agree(m["losses"])
+
+    mem = {e.name: chain_memory(e, n) for e in found}
+    details["chain"] = mem
+    label = f"chain x*1.000001 N={n:,}"
+    rows.append(common.row(f"{label}: nodes (Value objects)", "count",
+                           per_engine(lambda e: mem[e]["nodes"]), ratio=False))
+    for key, what in (("built", "bytes/node, graph built"),
+                      ("backward", "bytes/node, after backward"),
+                      ("peak", "bytes/node, peak during backward")):
+        rows.append(common.row(f"{label}: {what}", "B",
+                               per_engine(lambda e, key=key: mem[e][key] / mem[e]["nodes"])))
+    notes.append(
+        "chain: a node is one Value object; both engines wrap the constant into a Value, so "
+        "N steps make 2N+1 nodes. Bytes are tracemalloc's (all Python allocations: objects, "
+        "children tuples/sets, closures, floats), 'after backward' includes the gradients"
+    )
+    bytes_per_node = mem["tracegrad"]["backward"] / mem["tracegrad"]["nodes"]
+
+    return {
+        "name": "scalar",
+        "title": "scalar engine: tracegrad.Value vs micrograd.engine.Value",
+        "engines": names,
+        "missing": missing,
+        "rows": rows,
+        "notes": notes,
+        "extra": extra,
+        "targets": [
+            common.target("moons step speed-up over micrograd", speedup, SPEEDUP_GOAL,
+                          higher_is_better=True, unit="x"),
+            common.target("tracegrad bytes/node after backward", bytes_per_node, BYTES_GOAL,
+                          higher_is_better=False, unit=" B"),
+        ],
+        "details": details,
+    }
+
+
+def losses_agree(losses: dict[str, list[float]]) -> bool:
+    ours = losses["tracegrad"]
+    return all(
+        math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+        for name, theirs in losses.items() if name != "tracegrad"
+        for a, b in zip(ours, theirs, strict=True)
+    )
+
+
+def loss_table(losses: dict[str, list[float]], warmup: int) -> str:
+    """The loss of every step, per engine, and the largest difference to tracegrad's."""
+    names = list(losses)
+    peers = names[1:]
+    headers = ["step"] + [f"{n} loss" for n in names] + [f"|{p} - tracegrad|" for p in peers]
+    lines = []
+    for k, ours in enumerate(losses["tracegrad"]):
+        line = [f"{k}{' (warm-up)' if k < warmup else ''}"]
+        line += [f"{losses[n][k]:.15f}" for n in names]
+        line += [f"{abs(losses[p][k] - ours):.1e}" for p in peers]
+        lines.append(line)
+    table = common.format_table(headers, lines, set(range(1, len(headers))))
+    if not peers:
+        return "moons losses:\n" + table
+    verdict = "agree" if losses_agree(losses) else "DISAGREE"
+    return f"moons losses ({verdict}, rel. tolerance 1e-9):\n" + table

@@ -1,0 +1,63 @@
+"""Shared checks for the tests: gradients of scalar functions by central finite differences.
+
+A scalar function here is ``f(*values) -> Value`` written with `tracegrad.Value` ops. The
+reference gradient comes from the forward pass only (``.data``), so it is independent of the
+backward rules it checks.
+
+>>> assert_grads_match_fd(lambda a, b: a * b.tanh(), [0.3, -1.2])
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+from tracegrad import Value
+
+ScalarFn = Callable[..., Value]
+
+
+def engine_grads(f: ScalarFn, xs: Sequence[float]) -> tuple[float, list[float]]:
+    """``(f(xs), [df/dx_i])`` from one ``backward()`` on fresh leaves."""
+    leaves = [Value(float(x)) for x in xs]
+    out = f(*leaves)
+    out.backward()
+    return out.data, [leaf.grad for leaf in leaves]
+
+
+def finite_differences(f: ScalarFn, xs: Sequence[float], h: float = 1e-6) -> list[float]:
+    """Central differences ``(f(x + h e_i) - f(x - h e_i)) / 2h``, with h scaled to ``|x_i|``."""
+    grads = []
+    for i, x in enumerate(xs):
+        step = h * max(1.0, abs(x))
+        up = [float(v) for v in xs]
+        down = list(up)
+        up[i] = x + step
+        down[i] = x - step
+        hi = f(*map(Value, up)).data
+        lo = f(*map(Value, down)).data
+        grads.append((hi - lo) / ((x + step) - (x - step)))
+    return grads
+
+
+def close(a: float, b: float, rtol: float, atol: float) -> bool:
+    return math.isfinite(a) and math.isfinite(b) and abs(a - b) <= atol + rtol * max(
+        abs(a), abs(b)
+    )
+
+
+def assert_grads_match_fd(
+    f: ScalarFn,
+    xs: Sequence[float],
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+    h: float = 1e-6,
+) -> list[float]:
+    """Assert that backward() agrees with central finite differences; return the grads."""
+    _, grads = engine_grads(f, xs)
+    numeric = finite_differences(f, xs, h)
+    for i, (g, n) in enumerate(zip(grads, numeric)):
+        assert close(g, n, rtol, atol), (
+            f"d f / d x{i} at {list(xs)}: backward gives {g!r}, finite differences {n!r}"
+        )
+    return grads

@@ -1,0 +1,136 @@
+"""`tracegrad demo` runs every section, prints micrograd's numbers and writes valid files."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tracegrad import demo
+from tracegrad.cli import main
+
+for _module in ("sklearn", "matplotlib", "tqdm"):
+    pytest.importorskip(_module)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+CAN_RENDER = shutil.which("dot") is not None and importlib.util.find_spec("graphviz") is not None
+# micrograd's README: g.data, a.grad, b.grad of its reference example.
+REFERENCE_LINES = [r"g\s+=\s+24\.7041\b", r"dg/da\s+=\s+138\.8338\b", r"dg/db\s+=\s+645\.5773\b"]
+
+
+def _run_main(argv: list[str]) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = main(argv)
+    return status, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out_dir = tmp_path_factory.mktemp("demo")
+    status, output = _run_main(["demo", "--out", str(out_dir), "--quick"])
+    assert status == 0
+    return out_dir, output
+
+
+def test_demo_prints_micrograds_three_numbers(quick_demo):
+    _, output = quick_demo
+    for line in REFERENCE_LINES:
+        assert re.search(line, output), f"{line!r} not in the demo's output:\n{output}"
+
+
+def test_demo_prints_a_header_per_section_and_the_files(quick_demo):
+    out_dir, output = quick_demo
+    for section in demo.SECTIONS:
+        assert section.title in output
+    assert "training accuracy" in output
+    names = ["moons_loss.png", "moons_boundary.png", "graph.svg" if CAN_RENDER else "graph.dot"]
+    for name in names:
+        assert str(out_dir / name) in output
+    assert output.rstrip().splitlines()[-1].startswith("Done in")
+
+
+def test_demo_writes_valid_pngs(quick_demo):
+    out_dir, _ = quick_demo
+    for name in ("moons_loss.png", "moons_boundary.png"):
+        data = (out_dir / name).read_bytes()
+        assert data.startswith(PNG_MAGIC), name
+        assert len(data) > 10_000, name  # a real picture, not an empty canvas
+
+
+@pytest.mark.skipif(not CAN_RENDER, reason="needs Graphviz (`dot`) and the graphviz package")
+def test_demo_writes_a_graph_svg_that_parses(quick_demo):
+    out_dir, _ = quick_demo
+    root = ET.parse(out_dir / "graph.svg").getroot()
+    assert root.tag.endswith("svg")
+    text = " ".join(t for t in root.itertext())
+    assert "data 24.7041" in text  # the drawing shows g, labelled, with its value
+
+
+def test_python_m_tracegrad_demo(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "tracegrad", "demo", "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    for line in REFERENCE_LINES:
+        assert re.search(line, result.stdout)
+    assert "training" in result.stderr  # the tqdm progress bar
+    assert (tmp_path / "moons_boundary.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_one_section_runs_alone(tmp_path):
+    status, output = _run_main(["demo", "--section", "scalar", "--out", str(tmp_path)])
+    assert status == 0
+    assert re.search(REFERENCE_LINES[0], output)
+    assert "moons" not in output
+    assert not (tmp_path / "moons_loss.png").exists()
+
+
+def test_without_graphviz_the_demo_writes_dot_and_says_how_to_get_svg(tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda *args, **kwargs: None)  # no `dot` on PATH
+    status, output = _run_main(["demo", "--section", "scalar", "--out", str(tmp_path)])
+    assert status == 0
+    assert (tmp_path / "graph.dot").read_text().startswith("digraph")
+    assert not (tmp_path / "graph.svg").exists()
+    notes = [line for line in output.splitlines() if "note:" in line]
+    assert len(notes) == 1 and "Graphviz" in notes[0]
+
+
+def test_missing_extras_name_the_pip_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # makes `import sklearn` fail
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError, match=re.escape('pip install "tracegrad[demo]"')):
+        demo.train_moons(1)
+    assert main(["demo", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "scikit-learn" in err and 'pip install "tracegrad[demo]"' in err
+    assert not list(tmp_path.iterdir())  # checked before any section ran
+
+
+def test_no_arguments_prints_usage_with_the_subcommands(capsys):
+    assert main([]) == 0
+    usage = capsys.readouterr().out
+    assert usage.startswith("usage: tracegrad")
+    assert "demo" in usage
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    assert "demo" in capsys.readouterr().out
+
+
+def test_unknown_section_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "--section", "nope"])
+    assert exit_.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err

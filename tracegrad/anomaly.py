@@ -1,0 +1,38 @@
+"""``tg.detect_anomaly()``: stop at the first NaN or inf, naming the op and the user's line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .tensor import _Anomaly
+
+
+class detect_anomaly:
+    """Inside this block (or decorated function), any op whose forward or backward result
+    holds a NaN or inf raises ``FloatingPointError`` naming the op and the line of user code
+    that created it. It checks every result, so it is slow: use it to debug.
+
+    >>> with tg.detect_anomaly():
+    ...     tg.tensor([-1.0], requires_grad=True).log()   # raises: log produced nan
+    """
+
+    def __init__(self, check_nan: bool = True):
+        self.check_nan = check_nan
+
+    def __enter__(self) -> "detect_anomaly":
+        self._saved = _Anomaly.enabled
+        _Anomaly.enabled = self.check_nan
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _Anomaly.enabled = self._saved
+
+    def __call__(self, fn: Any) -> Any:
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with detect_anomaly(self.check_nan):
+                return fn(*args, **kwargs)
+
+        return wrapper

@@ -1,0 +1,100 @@
+"""dtypes are NumPy dtypes; promotion follows PyTorch. Imports nothing of ours.
+
+``tg.float32 == np.float32`` holds. The rules that differ from NumPy's:
+
+- Python floats make float32 tensors (NumPy: float64); Python ints make int64.
+- A tensor combined with a Python number keeps the tensor's dtype, unless the number is of a
+  higher kind (a float with an int tensor gives float32, the default float).
+- Across kinds the higher kind wins and keeps its own width: float32 with int64 is float32
+  (NumPy: float64). Within a kind the wider wins.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+float32 = np.dtype(np.float32)
+float64 = np.dtype(np.float64)
+float16 = np.dtype(np.float16)
+int32 = np.dtype(np.int32)
+int64 = np.dtype(np.int64)
+int8 = np.dtype(np.int8)
+uint8 = np.dtype(np.uint8)
+bool_ = np.dtype(np.bool_)
+
+default_float = float32
+default_int = int64
+
+_KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2}
+SUPPORTED = (float16, float32, float64, int8, uint8, int32, int64, bool_)
+
+
+def kind_rank(dtype: np.dtype) -> int:
+    try:
+        return _KIND_RANK[dtype.kind]
+    except KeyError:
+        raise TypeError(
+            f"dtype {dtype} is not supported; tracegrad handles bool, integer and float dtypes"
+        ) from None
+
+
+def is_float(dtype: np.dtype) -> bool:
+    return dtype.kind == "f"
+
+
+def promote(a: np.dtype, b: np.dtype) -> np.dtype:
+    """The dtype of ``a op b`` for two tensors, as PyTorch chooses it."""
+    if a is b or a == b:
+        return a
+    ra, rb = kind_rank(a), kind_rank(b)
+    if ra != rb:
+        return a if ra > rb else b
+    return np.promote_types(a, b)
+
+
+def scalar_dtype(value: Any) -> np.dtype:
+    """The dtype a Python number would have as a tensor of its own."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool_
+    if isinstance(value, (int, np.integer)):
+        return default_int
+    if isinstance(value, (float, np.floating)):
+        return default_float
+    raise TypeError(f"expected a number, got {type(value).__name__}")
+
+
+def promote_with_scalar(tensor_dtype: np.dtype, value: Any) -> np.dtype:
+    """The dtype of ``tensor op number``: the tensor's unless the number is of a higher kind."""
+    sd = scalar_dtype(value)
+    if kind_rank(sd) > kind_rank(tensor_dtype):
+        return sd
+    return tensor_dtype
+
+
+def to_dtype(dtype: Any) -> np.dtype:
+    """Accepts tg/NumPy dtypes, their names (``"float32"``) and Python's float/int/bool."""
+    if dtype is float:
+        return default_float
+    if dtype is int:
+        return default_int
+    if dtype is bool:
+        return bool_
+    try:
+        d = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{dtype!r} is not a dtype; use e.g. tg.float32 or tg.int64") from None
+    if d not in SUPPORTED:
+        raise TypeError(
+            f"dtype {d} is not supported; use one of "
+            + ", ".join(str(s) for s in SUPPORTED)
+        )
+    return d
+
+
+def short_name(dtype: np.dtype) -> str:
+    """``f32``, ``i64``, ``bool``: the names the IR printer uses."""
+    if dtype == bool_:
+        return "bool"
+    return {"f": "f", "i": "i", "u": "u"}[dtype.kind] + str(dtype.itemsize * 8)

@@ -1,0 +1,14 @@
+"""The exceptions tracegrad raises on purpose. Imports nothing of ours."""
+
+
+class ShapeError(ValueError):
+    """Operands whose shapes do not fit the op; the message names the op, the shapes and a fix."""
+
+
+class TraceError(RuntimeError):
+    """Something the compiler cannot capture (e.g. Python control flow on a traced value)."""
+
+
+def shapes_str(*shapes: tuple) -> str:
+    """``(2, 3), (4,)`` for messages."""
+    return ", ".join(str(tuple(s)) for s in shapes)

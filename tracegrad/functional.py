@@ -1,0 +1,533 @@
+"""Composite ops, built only from primitives (so they differentiate, trace and compile for free).
+
+Each function here is a few lines of tensor code; none touches NumPy arrays directly except
+to build constant index arrays. The `METHODS` table at the bottom attaches the ones PyTorch
+has as methods to `Tensor`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+from collections import namedtuple
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import dtypes
+from .errors import ShapeError
+from .ops.base import normalize_axes
+from .tensor import Tensor, _leaf, _operand, cat, stack, where
+
+__all__ = [
+    "abs", "amax", "amin", "avg_pool2d", "binary_cross_entropy",
+    "binary_cross_entropy_with_logits", "cat", "clamp", "conv2d", "cross_entropy", "dropout",
+    "embedding", "gelu", "l1_loss", "layer_norm", "linear", "log_softmax", "logsumexp", "max",
+    "max_pool2d", "maximum", "mean", "min", "minimum", "mse_loss", "nll_loss", "one_hot", "pad",
+    "relu", "sigmoid", "silu", "softmax", "stack", "std", "tanh", "var", "where",
+]
+
+MaxMin = namedtuple("MaxMin", ["values", "indices"])
+
+
+def _t(x: Any) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def _dims(x: Tensor, dim: Any, axis: Any) -> Any:
+    if axis is not None:
+        if dim is not None:
+            raise TypeError("pass dim= or axis=, not both")
+        return axis
+    return dim
+
+
+def _count(x: Tensor, dim: Any) -> int:
+    axes = normalize_axes("mean", dim, x.ndim)
+    return math.prod(x.shape[a] for a in axes)
+
+
+# ---------------------------------------------------------------- reductions
+
+
+def mean(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
+         keepdims: bool | None = None) -> Tensor:
+    """Average over ``dim`` (all dimensions by default)."""
+    dim = _dims(x, dim, axis)
+    keepdim = keepdim if keepdims is None else keepdims
+    if x.dtype.kind != "f":
+        raise TypeError(f"mean: needs a float tensor, got {x.dtype}; use x.float().mean()")
+    return x.sum(dim, keepdim) / _count(x, dim)
+
+
+def var(x: Tensor, dim: Any = None, keepdim: bool = False, *, correction: int = 1,
+        unbiased: bool | None = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
+    """Variance; unbiased (``correction=1``) by default, as in PyTorch."""
+    dim = _dims(x, dim, axis)
+    keepdim = keepdim if keepdims is None else keepdims
+    if unbiased is not None:
+        correction = 1 if unbiased else 0
+    centered = x - mean(x, dim, keepdim=True)
+    return (centered * centered).sum(dim, keepdim) / builtins.max(_count(x, dim) - correction, 0)
+
+
+def std(x: Tensor, dim: Any = None, keepdim: bool = False, *, correction: int = 1,
+        unbiased: bool | None = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
+    """Standard deviation, ``sqrt(var)``."""
+    return var(x, dim, keepdim, correction=correction, unbiased=unbiased, axis=axis,
+               keepdims=keepdims).sqrt()
+
+
+def amax(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+    return x._amax(dim, keepdim)
+
+
+def amin(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+    return -((-x)._amax(dim, keepdim))
+
+
+def max(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
+        keepdims: bool | None = None) -> Any:
+    """``x.max()`` is a 0-d tensor; ``x.max(dim)`` is ``(values, indices)``, as in PyTorch.
+
+    ``tg.max(a, b)`` with a tensor second argument is the elementwise maximum.
+    """
+    if isinstance(dim, Tensor):
+        return maximum(x, dim)
+    dim = _dims(x, dim, axis)
+    keepdim = keepdim if keepdims is None else keepdims
+    if dim is None:
+        return x._amax(None, False)
+    return MaxMin(x._amax(dim, keepdim), x.argmax(dim, keepdim))
+
+
+def min(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
+        keepdims: bool | None = None) -> Any:
+    """Like `max`, for the minimum."""
+    if isinstance(dim, Tensor):
+        return minimum(x, dim)
+    dim = _dims(x, dim, axis)
+    keepdim = keepdim if keepdims is None else keepdims
+    if dim is None:
+        return amin(x)
+    return MaxMin(amin(x, dim, keepdim), x.argmin(dim, keepdim))
+
+
+def logsumexp(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+    """``log(sum(exp(x)))`` without overflow: the max is taken out first."""
+    m = x._amax(dim, keepdim=True).detach()
+    m = where(m.abs() == math.inf, 0.0, m) if not np.all(np.isfinite(m.data)) else m
+    out = (x - m).exp().sum(dim, keepdim=True).log() + m
+    if keepdim:
+        return out
+    axes = normalize_axes("logsumexp", dim, x.ndim)
+    return out.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
+
+
+def softmax(x: Tensor, dim: int = -1) -> Tensor:
+    """``exp(x) / sum(exp(x))`` along ``dim``, stable for large inputs."""
+    e = (x - x._amax(dim, keepdim=True).detach()).exp()
+    return e / e.sum(dim, keepdim=True)
+
+
+def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
+    """``x - logsumexp(x)`` along ``dim``."""
+    return x - logsumexp(x, dim, keepdim=True)
+
+
+# ---------------------------------------------------------------- elementwise
+
+
+def abs(x: Tensor) -> Tensor:
+    return x * x.sign()
+
+
+def maximum(a: Any, b: Any) -> Tensor:
+    """Elementwise maximum; ties split the gradient evenly, as in PyTorch."""
+    a = _t(a) if not isinstance(b, Tensor) else (a if isinstance(a, Tensor) else _operand(a, b))
+    return a.maximum(b)
+
+
+def minimum(a: Any, b: Any) -> Tensor:
+    a = _t(a) if not isinstance(b, Tensor) else (a if isinstance(a, Tensor) else _operand(a, b))
+    return -((-a).maximum(-_operand(b, a)))
+
+
+def clamp(x: Tensor, min: Any = None, max: Any = None) -> Tensor:
+    """Limit to [min, max]; the gradient passes where min <= x <= max, as in PyTorch."""
+    if min is None and max is None:
+        raise ValueError("clamp: give min, max or both")
+    out = x
+    if min is not None:
+        out = where(out < min, min, out)
+    if max is not None:
+        out = where(out > max, max, out)
+    return out
+
+
+def relu(x: Tensor) -> Tensor:
+    return x.relu()
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return x.sigmoid()
+
+
+def tanh(x: Tensor) -> Tensor:
+    return x.tanh()
+
+
+def silu(x: Tensor) -> Tensor:
+    return x * x.sigmoid()
+
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """GELU: exact ``x * Phi(x)`` (erf), or the tanh approximation with ``approximate="tanh"``."""
+    if approximate == "none":
+        return x * ((x * (1 / math.sqrt(2.0))).erf() + 1) * 0.5
+    if approximate == "tanh":
+        inner = (x + x * x * x * 0.044715) * _SQRT_2_OVER_PI
+        return x * (inner.tanh() + 1) * 0.5
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+# ---------------------------------------------------------------- layers as functions
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``x @ weight.T + bias`` with PyTorch's (out, in) weight layout."""
+    out = x @ weight.T
+    return out + bias if bias is not None else out
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p) (in training)."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0:
+        return x
+    if p == 1:
+        return x * 0
+    from .tensor import generator
+
+    keep = generator().random(x.shape) >= p
+    return x * _leaf((keep / (1 - p)).astype(x.dtype))
+
+
+def layer_norm(x: Tensor, normalized_shape: Any, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalize over the last ``len(normalized_shape)`` dimensions, then scale and shift."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(x.shape[-len(shape):]) != shape:
+        raise ShapeError(
+            f"layer_norm: normalized_shape {shape} does not match the last dimensions of the "
+            f"input {x.shape}"
+        )
+    dims = tuple(range(x.ndim - len(shape), x.ndim))
+    mu = mean(x, dims, keepdim=True)
+    centered = x - mu
+    v = mean(centered * centered, dims, keepdim=True)
+    out = centered / (v + eps).sqrt()
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def embedding(indices: Any, weight: Tensor) -> Tensor:
+    """Rows of ``weight`` picked by integer ``indices``."""
+    idx = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
+    if idx.size and (idx.min() < 0 or idx.max() >= weight.shape[0]):
+        raise IndexError(
+            f"embedding: indices range over [{idx.min()}, {idx.max()}] but the table has "
+            f"{weight.shape[0]} rows"
+        )
+    return weight[idx]
+
+
+def one_hot(indices: Any, num_classes: int = -1) -> Tensor:
+    idx = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
+    n = int(idx.max()) + 1 if num_classes < 0 else num_classes
+    return _leaf((idx[..., None] == np.arange(n)).astype(dtypes.int64))
+
+
+def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
+    """PyTorch's ``F.pad``: ``pad`` lists (left, right) pairs starting from the LAST dimension."""
+    if mode != "constant":
+        raise ValueError(f"pad: only mode='constant' is supported, got {mode!r}")
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ShapeError(
+            f"pad: needs (left, right) pairs for at most {x.ndim} dimensions, got {tuple(pad)}"
+        )
+    pads = [(0, 0)] * x.ndim
+    for i in range(len(pad) // 2):
+        pads[x.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
+    if any(lo < 0 or hi < 0 for lo, hi in pads):
+        raise ValueError(f"pad: negative padding {tuple(pad)} is not supported")
+    if all(lo == 0 and hi == 0 for lo, hi in pads):
+        return x
+    from .ops import PRIMITIVES
+    from .tensor import apply
+
+    return apply(PRIMITIVES["pad"], x, pads=tuple(pads), value=value)
+
+
+# ---------------------------------------------------------------- convolution and pooling
+
+
+def _pair(v: Any, name: str) -> tuple[int, int]:
+    if isinstance(v, int):
+        return (v, v)
+    v = tuple(v)
+    if len(v) != 2:
+        raise ValueError(f"{name} must be an int or a pair, got {v}")
+    return v
+
+
+def _windows(x: Tensor, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple,
+             op: str, fill: float = 0.0) -> tuple[Tensor, int, int]:
+    """(N, C, H, W) -> (N, C, kh, kw, OH, OW): every kernel window, by one gather."""
+    if x.ndim != 4:
+        raise ShapeError(f"{op}: expects input of shape (N, C, H, W), got {x.shape}")
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    if ph or pw:
+        x = pad(x, (pw, pw, ph, ph), value=fill)
+    h, w = x.shape[2], x.shape[3]
+    oh = (h - dh * (kh - 1) - 1) // sh + 1
+    ow = (w - dw * (kw - 1) - 1) // sw + 1
+    if oh <= 0 or ow <= 0:
+        raise ShapeError(
+            f"{op}: the input {x.shape[2:]} (after padding) is smaller than the kernel "
+            f"{kernel} with dilation {dilation}; use a smaller kernel or more padding"
+        )
+    rows = (np.arange(kh) * dh)[:, None, None, None] + (np.arange(oh) * sh)[None, None, :, None]
+    cols = (np.arange(kw) * dw)[None, :, None, None] + (np.arange(ow) * sw)[None, None, None, :]
+    return x[:, :, rows, cols], oh, ow
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+           padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
+    """2-d convolution (cross-correlation, as in PyTorch) by im2col and one matmul.
+
+    ``x``: (N, C_in, H, W); ``weight``: (C_out, C_in / groups, kh, kw).
+    """
+    if weight.ndim != 4:
+        raise ShapeError(f"conv2d: weight must be (C_out, C_in/groups, kh, kw), got {weight.shape}")
+    n, c_in = x.shape[0], x.shape[1] if x.ndim == 4 else None
+    c_out, c_per_group, kh, kw = weight.shape
+    if x.ndim != 4 or c_in != c_per_group * groups:
+        raise ShapeError(
+            f"conv2d: input {x.shape} does not fit weight {weight.shape} with groups={groups}: "
+            f"the input needs shape (N, {c_per_group * groups}, H, W)"
+        )
+    if c_out % groups:
+        raise ShapeError(f"conv2d: C_out={c_out} is not divisible by groups={groups}")
+    cols, oh, ow = _windows(x, (kh, kw), _pair(stride, "stride"), _pair(padding, "padding"),
+                            _pair(dilation, "dilation"), "conv2d")
+    # cols: (N, C, kh, kw, OH, OW) -> (N, G, C/G*kh*kw, OH*OW)
+    cols = cols.reshape(n, groups, c_per_group * kh * kw, oh * ow)
+    w = weight.reshape(groups, c_out // groups, c_per_group * kh * kw)
+    out = (w @ cols).reshape(n, c_out, oh, ow)
+    if bias is not None:
+        out = out + bias.reshape(1, c_out, 1, 1)
+    return out
+
+
+def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               dilation: Any = 1) -> Tensor:
+    """Maximum over each window; padding counts as -inf."""
+    k = _pair(kernel_size, "kernel_size")
+    s = _pair(stride if stride is not None else kernel_size, "stride")
+    win, oh, ow = _windows(x, k, s, _pair(padding, "padding"), _pair(dilation, "dilation"),
+                           "max_pool2d", fill=-math.inf)
+    return win._amax((2, 3))
+
+
+def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               count_include_pad: bool = True) -> Tensor:
+    """Mean over each window (padding counted as zeros, as PyTorch's default)."""
+    k = _pair(kernel_size, "kernel_size")
+    s = _pair(stride if stride is not None else kernel_size, "stride")
+    p = _pair(padding, "padding")
+    win, oh, ow = _windows(x, k, s, p, (1, 1), "avg_pool2d")
+    total = win.sum((2, 3))
+    if count_include_pad or p == (0, 0):
+        return total / (k[0] * k[1])
+    ones = _leaf(np.ones((1, 1) + x.shape[2:], dtype=x.dtype))
+    counts, _, _ = _windows(ones, k, s, p, (1, 1), "avg_pool2d")
+    return total / counts.sum((2, 3))
+
+
+# ---------------------------------------------------------------- losses
+
+
+def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
+    if reduction == "mean":
+        return mean(loss)
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    target = _operand(target, input)
+    if input.shape != target.shape:
+        raise ShapeError(
+            f"mse_loss: input {input.shape} and target {target.shape} differ; give the target "
+            f"the input's shape (broadcasting here is usually a bug)"
+        )
+    d = input - target
+    return _reduce(d * d, reduction, "mse_loss")
+
+
+def l1_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    target = _operand(target, input)
+    if input.shape != target.shape:
+        raise ShapeError(f"l1_loss: input {input.shape} and target {target.shape} differ")
+    return _reduce(abs(input - target), reduction, "l1_loss")
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = None,
+                                     reduction: str = "mean", pos_weight: Any = None) -> Tensor:
+    """``-[y log sigmoid(x) + (1-y) log(1 - sigmoid(x))]``, computed stably from logits."""
+    target = _operand(target, input)
+    if input.shape != target.shape:
+        raise ShapeError(
+            f"binary_cross_entropy_with_logits: input {input.shape} and target {target.shape} "
+            f"differ"
+        )
+    # log(1 + exp(-|x|)) + max(-x, 0) = -log sigmoid(x), without overflow.
+    log_sig_neg = (-(input.maximum(0)) - (-abs(input)).exp().__add__(1).log())  # log sigmoid(-x)
+    log_sig = log_sig_neg + input  # log sigmoid(x)
+    if pos_weight is not None:
+        loss = -(target * log_sig * pos_weight + (1 - target) * log_sig_neg)
+    else:
+        loss = -(target * log_sig + (1 - target) * log_sig_neg)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
+
+
+def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None,
+                         reduction: str = "mean") -> Tensor:
+    """BCE on probabilities; logs are clamped at -100 as in PyTorch."""
+    target = _operand(target, input)
+    if input.shape != target.shape:
+        raise ShapeError(
+            f"binary_cross_entropy: input {input.shape} and target {target.shape} differ"
+        )
+    loss = -(target * clamp(input.log(), min=-100) + (1 - target) * clamp((1 - input).log(),
+                                                                          min=-100))
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, "binary_cross_entropy")
+
+
+def nll_loss(input: Tensor, target: Any, weight: Any = None, ignore_index: int = -100,
+             reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of class indices, given log-probabilities (N, C, ...)."""
+    return _indexed_loss(input, target, weight, ignore_index, reduction, 0.0, "nll_loss",
+                         log_probs=input)
+
+
+def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: int = -100,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy of logits ``input`` (N, C) or (N, C, d1, ...) against class indices
+    (int, shape (N,) or (N, d1, ...)) or class probabilities (float, the input's shape).
+    """
+    if input.ndim == 0:
+        raise ShapeError("cross_entropy: input must have a class dimension")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    class_dim = 0 if input.ndim == 1 else 1
+    logp = log_softmax(input, class_dim)
+    target_t = target if isinstance(target, Tensor) else Tensor(target)
+    if target_t.dtype.kind == "f":  # probabilities
+        if target_t.shape != input.shape:
+            raise ShapeError(
+                f"cross_entropy: probability targets must have the input's shape {input.shape}, "
+                f"got {target_t.shape}"
+            )
+        c = input.shape[class_dim]
+        if label_smoothing:
+            target_t = target_t * (1 - label_smoothing) + label_smoothing / c
+        w = 1.0
+        if weight is not None:
+            shape = [1] * input.ndim
+            shape[class_dim] = c
+            w = _t(weight).reshape(tuple(shape))
+        loss = -(logp * target_t * w).sum(class_dim)
+        if reduction == "mean":
+            return loss.sum() / (loss.numel() if loss.ndim else 1)
+        return _reduce(loss, reduction, "cross_entropy")
+    return _indexed_loss(input, target_t, weight, ignore_index, reduction, label_smoothing,
+                         "cross_entropy", log_probs=logp)
+
+
+def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
+                  reduction: str, label_smoothing: float, op: str, log_probs: Tensor) -> Tensor:
+    target = target if isinstance(target, Tensor) else Tensor(target)
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{op}: class-index targets must be integers, got {target.dtype}")
+    logp = log_probs
+    if logp.ndim == 1:  # a single sample (C,)
+        logp, target = logp.unsqueeze(0), target.reshape(1)
+    n, c = logp.shape[0], logp.shape[1]
+    expected = (n,) + tuple(logp.shape[2:])
+    if tuple(target.shape) != expected:
+        raise ShapeError(
+            f"{op}: input {input.shape} needs class-index targets of shape {expected}, "
+            f"got {target.shape}"
+        )
+    # Move classes last and flatten: (M, C) against (M,).
+    if logp.ndim > 2:
+        logp = logp.permute((0,) + tuple(range(2, logp.ndim)) + (1,))
+    logp = logp.reshape(-1, c)
+    t = target.data.reshape(-1)
+    valid = t != ignore_index
+    bad = t[valid]
+    if bad.size and (bad.min() < 0 or bad.max() >= c):
+        raise IndexError(
+            f"{op}: target classes range over [{bad.min()}, {bad.max()}] but the input has "
+            f"{c} classes (use ignore_index={ignore_index} for padding)"
+        )
+    safe_t = np.where(valid, t, 0)
+    picked = logp[np.arange(t.shape[0]), safe_t]
+    w = np.ones(c, dtype=logp.dtype) if weight is None else np.asarray(
+        weight.data if isinstance(weight, Tensor) else weight, dtype=logp.dtype)
+    sample_w = np.where(valid, w[safe_t], 0).astype(logp.dtype)
+    loss = -(picked * _leaf(sample_w))
+    if label_smoothing:
+        # PyTorch: (1-eps) * nll + eps * mean over classes of -w_c log p_c
+        smooth = -(logp * _leaf(w)).sum(1) / c * _leaf(valid.astype(logp.dtype))
+        loss = loss * (1 - label_smoothing) + smooth * label_smoothing
+    if reduction == "mean":
+        return loss.sum() / float(sample_w.sum())
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss.reshape(tuple(target.shape))
+    raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+# ---------------------------------------------------------------- Tensor methods
+
+METHODS = {
+    "mean": mean, "var": var, "std": std, "max": max, "min": min, "amax": amax, "amin": amin,
+    "logsumexp": logsumexp, "softmax": softmax, "log_softmax": log_softmax, "abs": abs,
+    "__abs__": abs, "clamp": clamp, "clip": clamp, "minimum": minimum,
+}
+
+for _name, _fn in METHODS.items():
+    setattr(Tensor, _name, _fn)
+
+stack = stack
+cat = cat

@@ -1,0 +1,97 @@
+"""`Primitive`: one op, defined once, read by eager execution, tracing and the compiler.
+
+A primitive holds
+
+- ``forward(*arrays, **attrs) -> ndarray``: the computation, as one NumPy call where possible;
+- ``infer(*avals, **attrs) -> (shape, dtype)``: the shape/dtype rule. Anything with ``.shape``
+  and ``.dtype`` is an aval (an ndarray, a Tensor, a compiler placeholder). It raises
+  `ShapeError`/`TypeError` with the message a user should see;
+- ``vjp(g, out, *inputs, **attrs) -> tuple``: the gradient for each input (``None`` where an
+  input needs none), written with tensor methods so that it is itself differentiable and
+  traceable. ``vjp is None`` marks an op with no gradient (comparisons, argmax).
+
+``ops/`` never imports `tensor.py`: a rule only calls methods of the tensors it is handed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import ShapeError
+
+PRIMITIVES: dict[str, "Primitive"] = {}
+
+
+class Primitive:
+    __slots__ = ("name", "kind", "forward", "infer", "vjp")
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        forward: Callable[..., np.ndarray],
+        infer: Callable[..., tuple],
+        vjp: Callable[..., tuple] | None,
+    ):
+        self.name, self.kind, self.forward, self.infer, self.vjp = name, kind, forward, infer, vjp
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"
+
+
+def register(name: str, kind: str, forward: Callable, infer: Callable,
+             vjp: Callable | None) -> Primitive:
+    if name in PRIMITIVES:
+        raise RuntimeError(f"primitive {name!r} is defined twice")
+    prim = Primitive(name, kind, forward, infer, vjp)
+    PRIMITIVES[name] = prim
+    return prim
+
+
+# ---------------------------------------------------------------- helpers shared by rules
+
+
+def broadcast_shapes(op: str, *shapes: tuple) -> tuple:
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise ShapeError(
+            f"{op}: shapes {', '.join(str(tuple(s)) for s in shapes)} do not broadcast; "
+            f"each dimension must match or be 1 (counting from the last). "
+            f"Reshape or unsqueeze an operand so the dimensions line up"
+        ) from None
+
+
+def sum_to_shape(g: Any, shape: tuple) -> Any:
+    """Undo broadcasting: sum ``g`` over the dimensions that broadcasting added or stretched."""
+    gshape = g.shape
+    if gshape == shape:
+        return g
+    lead = len(gshape) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        i + lead for i, n in enumerate(shape) if n == 1 and gshape[i + lead] != 1
+    )
+    if axes:
+        g = g.sum(dim=axes, keepdim=True)
+    return g.reshape(shape) if g.shape != shape else g
+
+
+def normalize_axes(op: str, axis: Any, ndim: int) -> tuple[int, ...]:
+    """``dim=None | int | sequence`` -> a sorted tuple of non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        a = int(a)
+        if not -max(ndim, 1) <= a < max(ndim, 1):
+            raise ShapeError(
+                f"{op}: dim {a} is out of range for a tensor with {ndim} dimension(s); "
+                f"use a dim in [{-max(ndim, 1)}, {max(ndim, 1) - 1}]"
+            )
+        out.append(a % ndim if ndim else 0)
+    if len(set(out)) != len(out):
+        raise ShapeError(f"{op}: dim {axes} names the same dimension twice")
+    return tuple(sorted(out))

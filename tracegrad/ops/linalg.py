@@ -1,0 +1,48 @@
+"""matmul, with NumPy's rules for 1-d operands and batch broadcasting."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from .base import broadcast_shapes, register, sum_to_shape
+
+
+def _matmul_infer(a, b):
+    sa, sb = tuple(a.shape), tuple(b.shape)
+    if not sa or not sb:
+        raise ShapeError(f"matmul: both operands need at least 1 dimension, got {sa} and {sb}; "
+                         f"use * to multiply by a scalar")
+    if a.dtype != b.dtype:
+        raise TypeError(f"matmul: operands have dtypes {a.dtype} and {b.dtype}; cast one")
+    k_a = sa[-1]
+    k_b = sb[0] if len(sb) == 1 else sb[-2]
+    if k_a != k_b:
+        raise ShapeError(
+            f"matmul: shapes {sa} @ {sb} do not fit: the last dimension of the left operand "
+            f"({k_a}) must equal the {'only' if len(sb) == 1 else 'second-to-last'} dimension "
+            f"of the right one ({k_b}); transpose one of them (x.T) or fix the layer sizes"
+        )
+    batch = broadcast_shapes("matmul", sa[:-2], sb[:-2])
+    out = batch + (sa[-2:-1] if len(sa) > 1 else ()) + (sb[-1:] if len(sb) > 1 else ())
+    return out, a.dtype
+
+
+def _matmul_vjp(g, out, a, b):
+    # Lift 1-d operands to matrices, differentiate the matrix product, undo the lift.
+    a2 = a.reshape((1, a.shape[0])) if a.ndim == 1 else a
+    b2 = b.reshape((b.shape[0], 1)) if b.ndim == 1 else b
+    g2 = g
+    if a.ndim == 1:
+        g2 = g2.unsqueeze(-2)
+    if b.ndim == 1:
+        g2 = g2.unsqueeze(-1)
+    da = db = None
+    if a.requires_grad:
+        da = sum_to_shape(g2 @ b2.transpose(-1, -2), tuple(a2.shape)).reshape(tuple(a.shape))
+    if b.requires_grad:
+        db = sum_to_shape(a2.transpose(-1, -2) @ g2, tuple(b2.shape)).reshape(tuple(b.shape))
+    return da, db
+
+
+register("matmul", "linalg", np.matmul, _matmul_infer, _matmul_vjp)

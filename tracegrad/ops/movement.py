@@ -1,0 +1,209 @@
+"""Movement primitives: reshape, permute, expand, pad, indexing and its adjoint, cat.
+
+They move or select elements without arithmetic, so each gradient is the opposite movement:
+reshape back, permute back, sum the expanded copies, slice the padding off, scatter-add the
+selected elements into zeros.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import ShapeError
+from .base import register, sum_to_shape
+
+# ---------------------------------------------------------------- reshape
+
+
+def resolve_shape(op: str, old: tuple, new: tuple) -> tuple:
+    """``new`` with a ``-1`` filled in; ShapeError if the element counts differ."""
+    new = tuple(int(n) for n in new)
+    size = math.prod(old)
+    if new.count(-1) > 1:
+        raise ShapeError(f"{op}: only one dimension can be -1, got {new}")
+    if -1 in new:
+        rest = math.prod(n for n in new if n != -1)
+        if rest == 0 or size % rest:
+            raise ShapeError(
+                f"{op}: cannot fit shape {old} ({size} elements) into {new}; "
+                f"the known dimensions multiply to {rest}, which does not divide {size}"
+            )
+        new = tuple(size // rest if n == -1 else n for n in new)
+    if any(n < 0 for n in new) or math.prod(new) != size:
+        raise ShapeError(
+            f"{op}: cannot reshape {old} ({size} elements) into {new} "
+            f"({math.prod(new)} elements); the element counts must match"
+        )
+    return new
+
+
+def _reshape_infer(x, *, shape):
+    return resolve_shape("reshape", tuple(x.shape), shape), x.dtype
+
+
+register(
+    "reshape", "movement",
+    lambda x, *, shape: np.reshape(x, shape),
+    _reshape_infer,
+    lambda g, out, x, *, shape: (g.reshape(tuple(x.shape)),),
+)
+
+# ---------------------------------------------------------------- permute
+
+
+def _permute_infer(x, *, dims):
+    if sorted(dims) != list(range(len(x.shape))):
+        raise ShapeError(
+            f"permute: dims {tuple(dims)} is not an ordering of the {len(x.shape)} dimensions "
+            f"of a tensor of shape {tuple(x.shape)}"
+        )
+    return tuple(x.shape[d] for d in dims), x.dtype
+
+
+register(
+    "permute", "movement",
+    lambda x, *, dims: np.transpose(x, dims),
+    _permute_infer,
+    lambda g, out, x, *, dims: (g.permute(tuple(np.argsort(dims).tolist())),),
+)
+
+# ---------------------------------------------------------------- expand
+
+
+def _expand_infer(x, *, shape):
+    old = tuple(x.shape)
+    ok = len(shape) >= len(old) and all(
+        o == n or o == 1 for o, n in zip(old[::-1], shape[::-1])
+    )
+    if not ok:
+        raise ShapeError(
+            f"expand: cannot expand shape {old} to {tuple(shape)}; only size-1 dimensions "
+            f"can grow, and new dimensions go in front"
+        )
+    return tuple(shape), x.dtype
+
+
+register(
+    "expand", "movement",
+    lambda x, *, shape: np.broadcast_to(x, shape),
+    _expand_infer,
+    lambda g, out, x, *, shape: (sum_to_shape(g, tuple(x.shape)),),
+)
+
+# ---------------------------------------------------------------- pad
+
+
+def _pad_infer(x, *, pads, value):
+    if len(pads) != len(x.shape) or any(lo < 0 or hi < 0 for lo, hi in pads):
+        raise ShapeError(f"pad: pads {pads} do not fit shape {tuple(x.shape)}")
+    return tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, pads)), x.dtype
+
+
+def _pad_vjp(g, out, x, *, pads, value):
+    return (g._getitem(tuple(slice(lo, lo + n) for n, (lo, _) in zip(x.shape, pads))),)
+
+
+register(
+    "pad", "movement",
+    lambda x, *, pads, value: np.pad(x, pads, constant_values=value),
+    _pad_infer,
+    _pad_vjp,
+)
+
+# ---------------------------------------------------------------- indexing
+
+
+def is_basic_index(index: tuple) -> bool:
+    """Ints, slices, None and Ellipsis only: NumPy gives a view, and no element twice."""
+    return all(
+        i is None or i is Ellipsis or isinstance(i, (int, slice, np.integer)) for i in index
+    )
+
+
+def _getitem_infer(x, *, index):
+    probe = np.broadcast_to(np.empty((), dtype=x.dtype), tuple(x.shape))
+    try:
+        return probe[index].shape, x.dtype
+    except IndexError as e:
+        raise IndexError(
+            f"getitem: index {_show(index)} does not fit shape {tuple(x.shape)}: {e}"
+        ) from None
+
+
+def _show(index: tuple) -> str:
+    parts = []
+    for i in index:
+        if isinstance(i, np.ndarray):
+            parts.append(f"array(shape={i.shape}, dtype={i.dtype})")
+        elif i is Ellipsis:
+            parts.append("...")
+        else:
+            parts.append(repr(i))
+    return "[" + ", ".join(parts) + "]"
+
+
+register(
+    "getitem", "movement",
+    lambda x, *, index: x[index],
+    _getitem_infer,
+    lambda g, out, x, *, index: (g._scatter_add(index, tuple(x.shape)),),
+)
+
+
+def _scatter_add_forward(g, *, index, shape):
+    out = np.zeros(shape, dtype=g.dtype)
+    if is_basic_index(index):
+        out[index] = g
+    else:  # repeated indices must add up, so no plain assignment
+        np.add.at(out, index, g)
+    return out
+
+
+register(
+    "scatter_add", "movement",
+    _scatter_add_forward,
+    lambda g, *, index, shape: (tuple(shape), g.dtype),
+    lambda gg, out, g, *, index, shape: (gg._getitem(index),),
+)
+
+# ---------------------------------------------------------------- cat
+
+
+def _cat_infer(*xs, dim):
+    first = xs[0]
+    nd = len(first.shape)
+    for x in xs[1:]:
+        if len(x.shape) != nd or any(
+            a != b for i, (a, b) in enumerate(zip(x.shape, first.shape)) if i != dim
+        ):
+            raise ShapeError(
+                f"cat: shapes {', '.join(str(tuple(t.shape)) for t in xs)} differ outside "
+                f"dim {dim}; all other dimensions must match"
+            )
+        if x.dtype != first.dtype:
+            raise TypeError(f"cat: dtypes {first.dtype} and {x.dtype} differ; cast first")
+    shape = list(first.shape)
+    shape[dim] = sum(x.shape[dim] for x in xs)
+    return tuple(shape), first.dtype
+
+
+def _cat_vjp(g, out, *xs, dim):
+    grads, start = [], 0
+    for x in xs:
+        n = x.shape[dim]
+        if x.requires_grad:
+            grads.append(g._getitem((slice(None),) * dim + (slice(start, start + n),)))
+        else:
+            grads.append(None)
+        start += n
+    return tuple(grads)
+
+
+register(
+    "cat", "movement",
+    lambda *xs, dim: np.concatenate(xs, axis=dim),
+    _cat_infer,
+    _cat_vjp,
+)

@@ -1,0 +1,940 @@
+"""`Tensor`: an n-d NumPy array that records the primitives applied to it.
+
+Every op a tensor runs goes through one function, `apply`: it runs the primitive's NumPy
+forward and, when a gradient is wanted, remembers (primitive, inputs, attributes) on the
+result. That record is the graph; `tracegrad.autograd` walks it backwards with the primitive's
+VJP rule. Composite ops (mean, softmax, conv2d, ...) live in `functional.py` and are attached
+to `Tensor` there, so this file only knows primitives, creation, dtype promotion and the
+PyTorch-shaped surface (properties, printing, in-place updates).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from . import autograd, dtypes
+from .errors import ShapeError
+from .ops import PRIMITIVES
+from .ops.movement import resolve_shape
+
+P = PRIMITIVES
+_grad_enabled = autograd.is_grad_enabled
+_mode = autograd._mode
+_ndarray = np.ndarray
+
+_SCALARS = (int, float, bool, np.number, np.bool_)
+
+# Ops that only make sense on floats: ints and bools are cast to the default float first,
+# as PyTorch does (tg.tensor([1, 2]).exp() is float32).
+_FLOAT_ONLY = {"exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "erf", "div"}
+
+
+class _Anomaly:
+    enabled = False
+
+
+def _check_anomaly(prim_name: str, arrays: Iterable[np.ndarray], where: str) -> None:
+    import traceback
+
+    for arr in arrays:
+        if arr is not None and arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            bad = "nan" if np.isnan(arr).any() else "inf"
+            frames = [
+                f for f in traceback.extract_stack()
+                if "/tracegrad/" not in f.filename.replace("\\", "/")
+            ]
+            last = frames[-1] if frames else None
+            line = f"{last.filename}:{last.lineno}: {last.line}" if last else "?"
+            raise FloatingPointError(
+                f"detect_anomaly: {prim_name} produced {bad} in the {where} pass "
+                f"(created at {line})"
+            )
+
+
+def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
+    """Run one primitive on tensors and record it for backward when needed."""
+    try:
+        if len(inputs) == 2:
+            out = prim.forward(inputs[0].data, inputs[1].data, **attrs)
+        else:
+            out = prim.forward(*[t.data for t in inputs], **attrs)
+    except Exception as e:
+        # The shape rule raises the message a user should read; if it accepts the operands,
+        # say at least which op failed on which shapes.
+        prim.infer(*inputs, **attrs)
+        shapes = ", ".join(f"{t.dtype}{list(t.shape)}" for t in inputs)
+        raise type(e)(f"{prim.name} on {shapes}: {e}") from e
+    if type(out) is not _ndarray:
+        out = np.asarray(out)
+    t = Tensor.__new__(Tensor)
+    t.data = out
+    t.grad = None
+    t._version = 0
+    if prim.vjp is not None and _mode.enabled:
+        for x in inputs:
+            if x.requires_grad:
+                t.requires_grad = True
+                t._op = prim
+                t._children = inputs
+                t._attrs = attrs
+                t._versions = tuple([x._version for x in inputs])
+                break
+        else:
+            t.requires_grad = False
+            t._op = None
+            t._children = ()
+    else:
+        t.requires_grad = False
+        t._op = None
+        t._children = ()
+    if _Anomaly.enabled:
+        _check_anomaly(prim.name, (out,), "forward")
+    return t
+
+
+def _leaf(array: np.ndarray, requires_grad: bool = False) -> "Tensor":
+    t = Tensor.__new__(Tensor)
+    t.data = array
+    t.grad = None
+    t._version = 0
+    t._op = None
+    t._children = ()
+    t.requires_grad = False
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """Python data -> ndarray with PyTorch's dtype inference; clear errors for bad input."""
+    if isinstance(data, Tensor):
+        arr = data.data
+    elif isinstance(data, np.ndarray):
+        arr = data
+    else:
+        try:
+            arr = np.array(data)
+        except ValueError as e:
+            raise ValueError(
+                f"tensor: the nested lists have ragged lengths and do not form a rectangular "
+                f"array ({e}); make every row the same length"
+            ) from None
+        if arr.dtype.kind == "f":
+            arr = arr.astype(dtypes.default_float)
+        elif arr.dtype.kind in "iu":
+            arr = arr.astype(dtypes.default_int)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"tensor: cannot make a tensor from {type(data).__name__} data of dtype {arr.dtype}; "
+            f"give numbers (bool, int or float), nested lists of them, or a numeric array"
+        )
+    if dtype is not None:
+        arr = arr.astype(dtypes.to_dtype(dtype), copy=False)
+    elif arr.dtype not in dtypes.SUPPORTED:
+        arr = arr.astype(dtypes.default_float if arr.dtype.kind == "f" else dtypes.default_int)
+    return arr
+
+
+_constants: dict[tuple, "Tensor"] = {}
+
+
+def _constant(value: Any, dtype: np.dtype) -> "Tensor":
+    """A 0-d leaf for a Python number. Cached: a training loop reuses the same few numbers,
+    and the gradient rules only read them."""
+    key = (type(value), value, dtype)
+    t = _constants.get(key)
+    if t is None:
+        if len(_constants) > 4096:
+            _constants.clear()
+        t = _constants[key] = _leaf(np.asarray(value, dtype=dtype))
+    return t
+
+
+def _operand(x: Any, like: "Tensor") -> "Tensor":
+    """The other operand of a binary op as a tensor; Python numbers take ``like``'s dtype."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, _SCALARS):
+        return _constant(x, dtypes.promote_with_scalar(like.data.dtype, x))
+    if isinstance(x, (np.ndarray, list, tuple)):
+        return _leaf(_as_array(x))
+    raise TypeError(
+        f"unsupported operand type for a tensor op: {type(x).__name__}; "
+        f"use a tg.Tensor, a number or a NumPy array"
+    )
+
+
+def _binary(name: str, a: "Tensor", b: Any, reverse: bool = False) -> "Tensor":
+    tb = type(b)
+    if tb is Tensor:
+        pass
+    elif tb is float and a.data.dtype.kind == "f":  # the common case, kept short
+        b = _constant(b, a.data.dtype)
+    else:
+        b = _operand(b, a)
+    if reverse:
+        a, b = b, a
+    da, db = a.data.dtype, b.data.dtype
+    if da is not db and da != db:
+        dt = dtypes.promote(da, db)
+        a, b = a.to(dt), b.to(dt)
+    if name in _FLOAT_ONLY and a.data.dtype.kind != "f":
+        a, b = a.to(dtypes.default_float), b.to(dtypes.default_float)
+    return apply(P[name], a, b)
+
+
+def _unary(name: str, x: "Tensor") -> "Tensor":
+    if name in _FLOAT_ONLY and x.data.dtype.kind != "f":
+        x = x.to(dtypes.default_float)
+    return apply(P[name], x)
+
+
+class Tensor:
+    """An n-d array with automatic differentiation; PyTorch's interface on NumPy.
+
+    >>> x = tg.tensor([[1.0, 2.0]], requires_grad=True)
+    >>> y = (x * x).sum(); y.backward(); x.grad
+    tensor([[2., 4.]])
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_op", "_children", "_attrs", "_versions",
+                 "_version", "__weakref__")
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None):
+        arr = _as_array(data, dtype)
+        self.data = arr
+        self.grad = None
+        self._version = 0
+        self._op = None
+        self._children = ()
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # ---------------------------------------------------------------- properties
+
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def T(self) -> "Tensor":
+        return self.permute(tuple(range(self.ndim - 1, -1, -1)))
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._op is None
+
+    @property
+    def grad_fn(self) -> str | None:
+        if self._op is None:
+            return None
+        return f"<{_backward_name(self._op.name)}>"
+
+    def size(self, dim: int | None = None) -> tuple | int:
+        return self.shape if dim is None else self.shape[dim]
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def numel(self) -> int:
+        return self.data.size
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self):
+        if not self.shape:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    # ---------------------------------------------------------------- conversion
+
+    def numpy(self) -> np.ndarray:
+        """The data as an ndarray (shared, not copied), even when the tensor requires grad."""
+        return self.data
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def item(self) -> float | int | bool:
+        if self.data.size != 1:
+            raise ValueError(
+                f"item: only a one-element tensor converts to a Python number, "
+                f"this one has shape {self.shape}"
+            )
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        return self.data.tolist()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.dtype.kind not in "iu":
+            raise TypeError(f"only integer tensors can be used as an index, not {self.dtype}")
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise RuntimeError(
+                f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
+                f"use .any() or .all() (or tg.where for elementwise choices)"
+            )
+        return bool(self.data)
+
+    def to(self, dtype: Any) -> "Tensor":
+        """Cast (differentiably between float dtypes): ``x.to(tg.float64)``."""
+        dt = dtypes.to_dtype(dtype)
+        if dt == self.data.dtype:
+            return self
+        return apply(P["cast"], self, dtype=dt)
+
+    def float(self) -> "Tensor":
+        return self.to(dtypes.float32)
+
+    def double(self) -> "Tensor":
+        return self.to(dtypes.float64)
+
+    def long(self) -> "Tensor":
+        return self.to(dtypes.int64)
+
+    def int(self) -> "Tensor":
+        return self.to(dtypes.int32)
+
+    def bool(self) -> "Tensor":
+        return self.to(dtypes.bool_)
+
+    def type(self, dtype: Any) -> "Tensor":
+        return self.to(dtype)
+
+    # ---------------------------------------------------------------- autograd
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(
+                f"only float tensors can require gradients, this one is {self.data.dtype}; "
+                f"create it with dtype=tg.float32 (or call .float() first)"
+            )
+        if not requires_grad and self._op is not None:
+            raise RuntimeError(
+                "requires_grad_(False) works on leaf tensors only; use .detach() on a result"
+            )
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def detach(self) -> "Tensor":
+        """The same data, cut from the graph (shares memory, as in PyTorch)."""
+        return _leaf(self.data)
+
+    def clone(self) -> "Tensor":
+        return self * 1 if self.requires_grad else _leaf(self.data.copy())
+
+    def retain_grad(self) -> None:
+        raise RuntimeError(
+            "retain_grad is not supported; use tg.grad(f, argnums) to get gradients of "
+            "intermediate values"
+        )
+
+    def backward(self, gradient: Any = None, retain_graph: bool = False,
+                 create_graph: bool = False) -> None:
+        """Accumulate d self / d leaf into every leaf's ``.grad``, as ``torch.Tensor.backward``.
+
+        The graph's saved arrays are freed afterwards unless ``retain_graph=True``.
+        ``create_graph=True`` records the backward pass too, for higher-order gradients.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward: this tensor does not require grad and has no graph; create the "
+                "inputs with requires_grad=True (and do not compute it under tg.no_grad())"
+            )
+        if gradient is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward: the gradient can only be implied for a one-element tensor, this "
+                    f"one has shape {self.shape}; reduce it (e.g. .sum()) or pass gradient= "
+                    f"with that shape"
+                )
+            seed = _leaf(np.ones(self.shape, dtype=self.dtype))
+        else:
+            seed = gradient if isinstance(gradient, Tensor) else Tensor(gradient, dtype=self.dtype)
+            if seed.shape != self.shape:
+                raise ShapeError(
+                    f"backward: gradient has shape {seed.shape} but the tensor has shape "
+                    f"{self.shape}; they must match"
+                )
+        self._backward(seed, autograd.GradsInTable(retain_graph or create_graph), create_graph)
+
+    def _backward(self, seed: "Tensor", policy: Any, create_graph: bool) -> None:
+        mode = autograd.enable_grad() if create_graph else autograd.no_grad()
+        with mode:
+            autograd.backpropagate(self, seed, policy)
+
+    # Hooks the engine calls (tracegrad.autograd).
+
+    def _is_leaf(self) -> bool:
+        return self._op is None
+
+    def _vjp(self, g: "Tensor") -> tuple:
+        for x, v in zip(self._children, self._versions):
+            if x._version != v:
+                raise RuntimeError(
+                    f"backward: an input of {self._op.name} (shape {x.shape}) was changed in "
+                    f"place after it was used, and its gradient needs the old value; "
+                    f"use an out-of-place op (x = x + 1 instead of x += 1) or .clone() first"
+                )
+        grads = self._op.vjp(g, self, *self._children, **self._attrs)
+        if _Anomaly.enabled:
+            _check_anomaly(self._op.name, [x.data for x in grads if x is not None], "backward")
+        return grads
+
+    def _accumulate_grad(self, g: "Tensor") -> None:
+        if g.shape != self.shape:  # a VJP rule returned the wrong shape: a bug of ours
+            raise AssertionError(f"gradient of shape {g.shape} for a leaf of shape {self.shape}")
+        if g.data.dtype != self.data.dtype:
+            g = g.to(self.data.dtype)
+        if self.grad is None:
+            # Own, writable memory: a VJP may hand the same array to several leaves, or a
+            # read-only broadcast view.
+            self.grad = g if g.requires_grad else _leaf(np.array(g.data, copy=True))
+        else:
+            self.grad = self.grad + g
+
+    def _free_graph(self) -> None:
+        self._children = ()
+        self._attrs = None
+        self._versions = ()
+
+    def _grad_input(self) -> "Tensor":
+        return self if self.requires_grad else _leaf(self.data, requires_grad=True)
+
+    def _grad_wrt(self, inputs: Sequence["Tensor"], create_graph: bool) -> list:
+        policy = autograd.GradsInTable(retain_graph=create_graph, targets=inputs)
+        self._backward(_leaf(np.ones(self.shape, dtype=self.dtype)), policy, create_graph)
+        out = []
+        for x in inputs:
+            g = policy.results.get(id(x))
+            out.append(g if g is not None else _leaf(np.zeros(x.shape, dtype=x.dtype)))
+        return out
+
+    # ---------------------------------------------------------------- primitives as methods
+
+    def __neg__(self) -> "Tensor":
+        return apply(P["neg"], self)
+
+    def sign(self) -> "Tensor":
+        return apply(P["sign"], self)
+
+    def maximum(self, other: Any) -> "Tensor":
+        return _binary("maximum", self, other)
+
+    def where(self, condition: Any, other: Any) -> "Tensor":
+        """PyTorch's ``x.where(cond, y)``: x where cond holds, else y."""
+        return where(condition, self, other)
+
+    def _select(self, a: Any, b: Any) -> "Tensor":
+        """``where(self, a, b)`` for a bool tensor; used by the gradient rules."""
+        return where(self, a, b)
+
+    def matmul(self, other: Any) -> "Tensor":
+        other = _operand(other, self)
+        a, b = self, other
+        if a.dtype != b.dtype:
+            dt = dtypes.promote(a.dtype, b.dtype)
+            a, b = a.to(dt), b.to(dt)
+        return apply(P["matmul"], a, b)
+
+    __matmul__ = matmul
+
+    def __rmatmul__(self, other: Any) -> "Tensor":
+        return _operand(other, self).matmul(self)
+
+    # reductions ---------------------------------------------------------
+
+    def sum(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
+            keepdims: bool | None = None, dtype: Any = None) -> "Tensor":
+        dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
+        x = self if dtype is None else self.to(dtype)
+        if x.dtype == dtypes.bool_:
+            x = x.to(dtypes.int64)
+        from .ops.base import normalize_axes
+
+        axes = normalize_axes("sum", dim, x.ndim)
+        return apply(P["sum"], x, axes=axes, keepdim=keepdim)
+
+    def _amax(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
+        from .ops.base import normalize_axes
+
+        axes = normalize_axes("max", dim, self.ndim)
+        return apply(P["max"], self, axes=axes, keepdim=keepdim)
+
+    def argmax(self, dim: int | None = None, keepdim: bool = False, *, axis: Any = None,
+               keepdims: bool | None = None) -> "Tensor":
+        dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
+        return apply(P["argmax"], self, axis=dim, keepdim=keepdim)
+
+    def argmin(self, dim: int | None = None, keepdim: bool = False, *, axis: Any = None,
+               keepdims: bool | None = None) -> "Tensor":
+        dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
+        return apply(P["argmax"], -self, axis=dim, keepdim=keepdim)
+
+    # movement -----------------------------------------------------------
+
+    def reshape(self, *shape: Any) -> "Tensor":
+        shape = _shape_arg(shape)
+        new = resolve_shape("reshape", self.shape, shape)
+        if new == self.shape:
+            return self
+        return apply(P["reshape"], self, shape=new)
+
+    view = reshape
+
+    def permute(self, *dims: Any) -> "Tensor":
+        dims = tuple(d % max(self.ndim, 1) for d in _shape_arg(dims))
+        if dims == tuple(range(self.ndim)):
+            return self
+        return apply(P["permute"], self, dims=dims)
+
+    def transpose(self, dim0: int, dim1: int) -> "Tensor":
+        dims = list(range(self.ndim))
+        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+        return self.permute(tuple(dims))
+
+    def expand(self, *shape: Any) -> "Tensor":
+        shape = _shape_arg(shape)
+        lead = len(shape) - self.ndim
+        shape = tuple(
+            self.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(shape)
+        )
+        if shape == self.shape:
+            return self
+        return apply(P["expand"], self, shape=shape)
+
+    def expand_as(self, other: "Tensor") -> "Tensor":
+        return self.expand(other.shape)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
+        if self.ndim == 0:
+            return self.reshape(1)
+        s, e = start_dim % self.ndim, end_dim % self.ndim
+        shape = self.shape[:s] + (math.prod(self.shape[s:e + 1]),) + self.shape[e + 1:]
+        return self.reshape(shape)
+
+    def squeeze(self, dim: Any = None) -> "Tensor":
+        if dim is None:
+            return self.reshape(tuple(n for n in self.shape if n != 1))
+        dims = {d % max(self.ndim, 1) for d in ((dim,) if isinstance(dim, int) else dim)}
+        return self.reshape(
+            tuple(n for i, n in enumerate(self.shape) if not (i in dims and n == 1))
+        )
+
+    def unsqueeze(self, dim: int) -> "Tensor":
+        nd = self.ndim + 1
+        if not -nd <= dim < nd:
+            raise ShapeError(
+                f"unsqueeze: dim {dim} is out of range for a result with {nd} dimensions"
+            )
+        dim %= nd
+        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
+
+    def _getitem(self, index: tuple) -> "Tensor":
+        return apply(P["getitem"], self, index=index)
+
+    def _scatter_add(self, index: tuple, shape: tuple) -> "Tensor":
+        return apply(P["scatter_add"], self, index=index, shape=shape)
+
+    def __getitem__(self, index: Any) -> "Tensor":
+        return self._getitem(_normalize_index(index, self.shape))
+
+    # in-place -----------------------------------------------------------
+
+    def _inplace(self, result_fn: Any) -> "Tensor":
+        """Make ``self`` hold ``result_fn(self)``, keeping its identity.
+
+        Under grad mode on a non-leaf, the old node moves to a fresh object and ``self``
+        becomes the new node (PyTorch's rebase); leaves that require grad refuse, as in
+        PyTorch, because their old value is what the gradient is for.
+        """
+        recording = _grad_enabled() and self.requires_grad
+        if recording and self._op is None:
+            raise RuntimeError(
+                "a leaf tensor that requires grad cannot be changed in place (its gradient "
+                "would refer to a value that no longer exists); do the update inside "
+                "`with tg.no_grad():`, as optimizers do, or use an out-of-place op"
+            )
+        if recording:
+            old = Tensor.__new__(Tensor)
+            for slot in ("data", "grad", "requires_grad", "_op", "_children", "_attrs",
+                         "_versions", "_version"):
+                setattr(old, slot, getattr(self, slot))
+            new = result_fn(old)
+            self.data, self._op = new.data, new._op
+            self._children, self._attrs = new._children, new._attrs
+            self._versions = new._versions
+            self.requires_grad = new.requires_grad
+        else:
+            new = result_fn(self)
+            if new.shape != self.shape:
+                raise ShapeError(
+                    f"in-place op: the result has shape {new.shape} but the tensor has shape "
+                    f"{self.shape}; an in-place op cannot change the shape"
+                )
+            if new.requires_grad and not self.requires_grad and _grad_enabled():
+                raise RuntimeError(
+                    "in-place op: writing a value that requires grad into a tensor that does "
+                    "not; use an out-of-place op"
+                )
+            np.copyto(self.data, new.data, casting="same_kind")
+        self._version += 1
+        return self
+
+    def add_(self, other: Any, alpha: float = 1) -> "Tensor":
+        return self._inplace(lambda s: s + (other if alpha == 1 else other * alpha))
+
+    def sub_(self, other: Any, alpha: float = 1) -> "Tensor":
+        return self._inplace(lambda s: s - (other if alpha == 1 else other * alpha))
+
+    def mul_(self, other: Any) -> "Tensor":
+        return self._inplace(lambda s: s * other)
+
+    def div_(self, other: Any) -> "Tensor":
+        return self._inplace(lambda s: s / other)
+
+    def zero_(self) -> "Tensor":
+        return self._inplace(lambda s: s * 0)
+
+    def fill_(self, value: Any) -> "Tensor":
+        return self._inplace(lambda s: s * 0 + value)
+
+    def copy_(self, src: Any) -> "Tensor":
+        return self._inplace(lambda s: s * 0 + src)
+
+    def __iadd__(self, other: Any) -> "Tensor":
+        return self.add_(other)
+
+    def __isub__(self, other: Any) -> "Tensor":
+        return self.sub_(other)
+
+    def __imul__(self, other: Any) -> "Tensor":
+        return self.mul_(other)
+
+    def __itruediv__(self, other: Any) -> "Tensor":
+        return self.div_(other)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        idx = _normalize_index(index, self.shape)
+
+        def put(s: "Tensor") -> "Tensor":
+            target_shape = s._getitem(idx).shape if _grad_enabled() else s.data[idx].shape
+            v = _operand(value, s).to(s.dtype)
+            v = v.expand(target_shape) if v.shape != target_shape else v
+            hit = _leaf(np.ones(target_shape, dtype=s.dtype))._scatter_add(idx, s.shape)
+            return where(hit == 0, s, v._scatter_add(idx, s.shape))
+
+        self._inplace(put)
+
+    # ---------------------------------------------------------------- printing
+
+    def __repr__(self) -> str:
+        data = self.data
+        integral = data.dtype.kind != "f" or not data.size or bool(
+            np.all(np.isfinite(data)) and np.all(data == np.round(data))
+        )
+        body = np.array2string(
+            data, separator=", ", prefix="tensor(", precision=4, threshold=200, edgeitems=3,
+            floatmode="maxprec" if integral else "fixed", suppress_small=True,
+        )
+        extras = []
+        if self.data.dtype not in (dtypes.default_float, dtypes.default_int, dtypes.bool_) or (
+            self.data.size == 0
+        ):
+            extras.append(f"dtype={self.data.dtype}")
+        if self._op is not None and self.requires_grad:
+            extras.append(f"grad_fn={self.grad_fn}")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+
+    __hash__ = object.__hash__
+
+
+def _backward_name(prim_name: str) -> str:
+    return "".join(part.capitalize() for part in prim_name.split("_")) + "Backward"
+
+
+# -------------------------------------------------------------------- method tables
+
+_UNARY_METHODS = ["exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "relu", "erf"]
+
+# method name, primitive, reversed operands
+_BINARY_METHODS = [
+    ("__add__", "add", False), ("__radd__", "add", True), ("add", "add", False),
+    ("__sub__", "sub", False), ("__rsub__", "sub", True), ("sub", "sub", False),
+    ("__mul__", "mul", False), ("__rmul__", "mul", True), ("mul", "mul", False),
+    ("__truediv__", "div", False), ("__rtruediv__", "div", True), ("div", "div", False),
+    ("__pow__", "pow", False), ("__rpow__", "pow", True), ("pow", "pow", False),
+    ("__lt__", "lt", False), ("__le__", "le", False), ("__gt__", "gt", False),
+    ("__ge__", "ge", False), ("__eq__", "eq", False), ("__ne__", "ne", False),
+    ("lt", "lt", False), ("le", "le", False), ("gt", "gt", False), ("ge", "ge", False),
+    ("eq", "eq", False), ("ne", "ne", False),
+]
+
+
+def _make_unary(name: str):
+    def method(self: Tensor) -> Tensor:
+        return _unary(name, self)
+
+    method.__name__ = name
+    method.__doc__ = f"Elementwise {name} (the `{name}` primitive)."
+    return method
+
+
+def _make_binary(method_name: str, prim: str, reverse: bool):
+    accepted = (Tensor, np.ndarray, list, tuple) + _SCALARS
+
+    def method(self: Tensor, other: Any) -> Tensor:
+        if not isinstance(other, accepted):
+            return NotImplemented
+        return _binary(prim, self, other, reverse)
+
+    method.__name__ = method_name
+    return method
+
+
+for _name in _UNARY_METHODS:
+    setattr(Tensor, _name, _make_unary(_name))
+for _mname, _prim, _rev in _BINARY_METHODS:
+    setattr(Tensor, _mname, _make_binary(_mname, _prim, _rev))
+Tensor.__hash__ = object.__hash__
+
+
+# -------------------------------------------------------------------- argument helpers
+
+
+def _shape_arg(shape: tuple) -> tuple:
+    """``reshape(2, 3)`` and ``reshape((2, 3))`` both mean (2, 3)."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+def _dim_args(dim: Any, keepdim: bool, axis: Any, keepdims: bool | None) -> tuple:
+    if axis is not None:
+        if dim is not None:
+            raise TypeError("pass dim= or axis=, not both")
+        dim = axis
+    if keepdims is not None:
+        keepdim = keepdims
+    if isinstance(dim, list):
+        dim = tuple(dim)
+    return dim, bool(keepdim)
+
+
+def _normalize_index(index: Any, shape: tuple) -> tuple:
+    """A NumPy index as a tuple whose tensors and lists are ndarrays (hashable parts aside)."""
+    if not isinstance(index, tuple):
+        index = (index,)
+    out = []
+    for i in index:
+        if isinstance(i, Tensor):
+            i = i.data
+        elif isinstance(i, list):
+            i = np.asarray(i)
+        if isinstance(i, np.ndarray):
+            if i.dtype.kind not in "biu":
+                raise IndexError(
+                    f"getitem: index arrays must be integers or bools, got {i.dtype}"
+                )
+            if i.ndim == 0 and i.dtype.kind in "iu":
+                i = int(i)
+        elif isinstance(i, np.integer):
+            i = int(i)
+        elif not (i is None or i is Ellipsis or isinstance(i, (int, slice))):
+            raise IndexError(
+                f"getitem: {type(i).__name__} is not a valid index; use ints, slices, None, "
+                f"..., bool masks or integer arrays/tensors"
+            )
+        out.append(i)
+    return tuple(out)
+
+
+# -------------------------------------------------------------------- functions on tensors
+
+
+def where(condition: Any, a: Any, b: Any) -> Tensor:
+    """Elementwise ``a if condition else b``; gradients flow to a and b (not the condition)."""
+    cond = condition if isinstance(condition, Tensor) else Tensor(condition)
+    if cond.dtype != dtypes.bool_:
+        cond = cond.to(dtypes.bool_)
+    if isinstance(a, Tensor):
+        b = _operand(b, a)
+    elif isinstance(b, Tensor):
+        a = _operand(a, b)
+    else:
+        a = Tensor(a)
+        b = _operand(b, a)
+    if a.dtype != b.dtype:
+        dt = dtypes.promote(a.dtype, b.dtype)
+        a, b = a.to(dt), b.to(dt)
+    return apply(P["where"], cond, a, b)
+
+
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Join tensors along an existing dimension."""
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("cat: needs at least one tensor")
+    nd = tensors[0].ndim
+    if nd == 0:
+        raise ShapeError("cat: zero-dimensional tensors cannot be concatenated; use stack")
+    if not -nd <= dim < nd:
+        raise ShapeError(f"cat: dim {dim} is out of range for {nd}-dimensional tensors")
+    dt = tensors[0].dtype
+    for t in tensors[1:]:
+        dt = dtypes.promote(dt, t.dtype)
+    tensors = [t.to(dt) for t in tensors]
+    return apply(P["cat"], *tensors, dim=dim % nd)
+
+
+def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Join tensors of one shape along a new dimension."""
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack: needs at least one tensor")
+    shapes = {t.shape for t in tensors}
+    if len(shapes) != 1:
+        raise ShapeError(
+            f"stack: all tensors must have the same shape, got {sorted(shapes)}"
+        )
+    nd = tensors[0].ndim + 1
+    if not -nd <= dim < nd:
+        raise ShapeError(f"stack: dim {dim} is out of range for a {nd}-dimensional result")
+    return cat([t.unsqueeze(dim) for t in tensors], dim=dim)
+
+
+# -------------------------------------------------------------------- creation
+
+_rng = np.random.default_rng()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed tracegrad's random numbers (rand, randn, dropout, init) for reproducible runs."""
+    global _rng
+    _rng = np.random.default_rng(seed)
+
+
+def generator() -> np.random.Generator:
+    return _rng
+
+
+def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A new leaf tensor (copies the data). Floats -> float32, ints -> int64, bools -> bool.
+
+    >>> tg.tensor([[1.0, 2.0]], requires_grad=True)
+    """
+    arr = _as_array(data, dtype)
+    if isinstance(data, (np.ndarray, Tensor)) and arr is (data.data if isinstance(data, Tensor)
+                                                           else data):
+        arr = arr.copy()
+    return _leaf(arr, requires_grad)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing memory with ``array`` (its dtype kept)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy expects an ndarray, got {type(array).__name__}")
+    return _leaf(_as_array(array))
+
+
+def _shape_from(args: tuple) -> tuple:
+    return _shape_arg(args)
+
+
+def _float_dtype(dtype: Any) -> np.dtype:
+    return dtypes.default_float if dtype is None else dtypes.to_dtype(dtype)
+
+
+def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _leaf(np.zeros(_shape_from(shape), _float_dtype(dtype)), requires_grad)
+
+
+def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _leaf(np.ones(_shape_from(shape), _float_dtype(dtype)), requires_grad)
+
+
+def full(shape: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    shape = _shape_arg((shape,)) if isinstance(shape, (tuple, list)) else (int(shape),)
+    dt = dtypes.to_dtype(dtype) if dtype is not None else dtypes.scalar_dtype(fill_value)
+    return _leaf(np.full(shape, fill_value, dt), requires_grad)
+
+
+def zeros_like(x: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _leaf(np.zeros(x.shape, dtype or x.dtype), requires_grad)
+
+
+def ones_like(x: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _leaf(np.ones(x.shape, dtype or x.dtype), requires_grad)
+
+
+def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None,
+           requires_grad: bool = False) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        is_int = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
+        dtype = dtypes.default_int if is_int else dtypes.default_float
+    return _leaf(np.arange(start, end, step).astype(dtypes.to_dtype(dtype)), requires_grad)
+
+
+def linspace(start: float, end: float, steps: int, dtype: Any = None,
+             requires_grad: bool = False) -> Tensor:
+    return _leaf(np.linspace(start, end, steps).astype(_float_dtype(dtype)), requires_grad)
+
+
+def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _leaf(np.eye(n, m, dtype=_float_dtype(dtype)), requires_grad)
+
+
+def rand(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Uniform in [0, 1); seeded by ``tg.manual_seed``."""
+    dt = _float_dtype(dtype)
+    return _leaf(_rng.random(_shape_from(shape)).astype(dt), requires_grad)
+
+
+def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Standard normal; seeded by ``tg.manual_seed``."""
+    dt = _float_dtype(dtype)
+    return _leaf(_rng.standard_normal(_shape_from(shape)).astype(dt), requires_grad)
+
+
+def randint(low: int, high: int | None = None, size: Any = (), dtype: Any = None) -> Tensor:
+    if high is None:
+        low, high = 0, low
+    dt = dtypes.default_int if dtype is None else dtypes.to_dtype(dtype)
+    return _leaf(_rng.integers(low, high, size=_shape_arg((size,)) if size else ()).astype(dt))
+
+
+def is_tensor(x: Any) -> bool:
+    return isinstance(x, Tensor)
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, numbers.Number)

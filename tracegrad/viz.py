@@ -1,0 +1,370 @@
+"""Drawings of computation graphs, the way micrograd's ``draw_dot`` taught people to read them.
+
+Every `Value` becomes a record ``label | data 1.2345 | grad 0.5000``, every operation a small
+ellipse wired ``children -> op -> result``, laid out left to right. The DOT text is written
+here by hand, so ``.dot`` files need nothing installed; ``.svg``/``.png``/``.pdf`` go through
+the ``graphviz`` package and Graphviz's ``dot`` program, both optional.
+
+Drawing happens in two steps so other graph types can join later: a *walker* turns a root
+object into a `_Sketch` (nodes, edges, optional title; it alone knows the object's type), and
+`_emit` turns any sketch into DOT text. Today the only walker is `_sketch_value`; a compiler
+`Graph` needs one more walker and one more entry in `_WALKERS`, nothing else.
+
+A graph with more than ``max_nodes`` values is drawn as a summary (with a warning): the values
+nearest the root in full, and the cut-off remainder folded into a few boxes that say how many
+nodes of which ops they hide. A 10,000-node hairball is unreadable and can take Graphviz
+minutes; the part near the output is usually what one wants to see.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .scalar import Value
+
+# Suffix -> Graphviz output format. `.dot`/`.gv` are written directly, without Graphviz.
+_TEXT_SUFFIXES = (".dot", ".gv")
+_RENDERED_SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf"}
+_RANKDIRS = ("LR", "RL", "TB", "BT")
+
+# A summary never shows more than this many boxes; the smallest cut-off parts share the last.
+_MAX_SUMMARY_BOXES = 8
+# Ops listed by name in one summary box; the rarer ones are only counted.
+_MAX_OPS_LISTED = 6
+
+
+# --------------------------------------------------------------------------------------
+# Public functions
+
+
+def to_dot(root: Any, *, rankdir: str = "LR", max_nodes: int = 500) -> str:
+    """The Graphviz DOT source of the graph under ``root``; needs nothing installed.
+
+    Useful where rendering happens elsewhere (a notebook, https://dreampuf.github.io/
+    GraphvizOnline, ``dot -Tsvg``), and for tests, which can read the text.
+
+    >>> a = Value(2.0, label="a"); b = (a * a).relu()
+    >>> print(to_dot(b))  # doctest: +ELLIPSIS
+    digraph tracegrad {...
+    """
+    return _dot_source(root, rankdir, max_nodes)
+
+
+def draw(
+    root: Any, path: str | os.PathLike, *, rankdir: str = "LR", max_nodes: int = 500
+) -> Path:
+    """Draw the graph under ``root`` into ``path`` (.svg, .png, .pdf, or .dot/.gv).
+
+    ``rankdir="LR"`` reads inputs-to-output left to right like micrograd's pictures; "TB"
+    suits tall, narrow graphs. Above ``max_nodes`` values a summary is drawn (see the module
+    docstring) so the result stays readable and Graphviz stays fast.
+
+    >>> a = Value(-4.0, label="a"); b = Value(2.0, label="b")
+    >>> loss = (a * b + b**3).relu(); loss.backward()
+    >>> draw(loss, "loss.svg")  # doctest: +SKIP
+    PosixPath('loss.svg')
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _TEXT_SUFFIXES and suffix not in _RENDERED_SUFFIXES:
+        accepted = ", ".join((*_RENDERED_SUFFIXES, *_TEXT_SUFFIXES))
+        raise ValueError(
+            f"draw: cannot write {path.name!r}: the file suffix {suffix or '(none)'!r} is not "
+            f"one draw knows; use one of {accepted} (.dot needs no Graphviz)"
+        )
+    source = _dot_source(root, rankdir, max_nodes)
+    if suffix in _TEXT_SUFFIXES:
+        path.write_text(source, encoding="utf-8")
+        return path
+    path.write_bytes(_render(source, _RENDERED_SUFFIXES[suffix]))
+    return path
+
+
+def _dot_source(root: Any, rankdir: str, max_nodes: int) -> str:
+    _check_options(rankdir, max_nodes)
+    sketch = _walker_for(root)(root, max_nodes)
+    if sketch.warning:
+        # stacklevel 3: the caller of draw() or to_dot(), where the fix (max_nodes=) goes.
+        warnings.warn(sketch.warning, stacklevel=3)
+    return _emit(sketch, rankdir)
+
+
+# --------------------------------------------------------------------------------------
+# Rendering through the optional graphviz package and the `dot` program
+
+_NO_DOT = (
+    "draw: Graphviz's `dot` program was not found on PATH; it renders .{fmt} files. "
+    "Install it with `apt-get install graphviz` (Debian/Ubuntu), `brew install graphviz` "
+    "(macOS), or `conda install -c conda-forge graphviz`, or see https://graphviz.org/download/. "
+    "Writing a .dot file needs nothing installed."
+)
+
+
+def _render(source: str, fmt: str) -> bytes:
+    try:
+        import graphviz
+    except ImportError as e:
+        raise ImportError(
+            f"draw: writing .{fmt} files needs the `graphviz` Python package: "
+            f'pip install "tracegrad[viz]" (a .dot file needs nothing installed)'
+        ) from e
+    if shutil.which("dot") is None:
+        raise RuntimeError(_NO_DOT.format(fmt=fmt))
+    try:
+        return graphviz.Source(source).pipe(format=fmt)
+    except graphviz.ExecutableNotFound as e:
+        raise RuntimeError(_NO_DOT.format(fmt=fmt)) from e
+
+
+# --------------------------------------------------------------------------------------
+# The sketch: what to draw, independent of the kind of graph it came from
+
+
+@dataclass
+class _Sketch:
+    # (name, fields): a record node; fields are shown side by side, the label first.
+    records: list[tuple[str, list[str]]] = field(default_factory=list)
+    # (name, text): a small ellipse for an operation.
+    ops: list[tuple[str, str]] = field(default_factory=list)
+    # (name, lines): a box standing for nodes that were not drawn.
+    summaries: list[tuple[str, list[str]]] = field(default_factory=list)
+    # (tail, head, dashed)
+    edges: list[tuple[str, str, bool]] = field(default_factory=list)
+    title: str = ""
+    # Said once to the user (warnings.warn) when the drawing leaves something out.
+    warning: str = ""
+
+
+def _check_options(rankdir: str, max_nodes: int) -> None:
+    if rankdir not in _RANKDIRS:
+        raise ValueError(f"draw: rankdir={rankdir!r}; use one of {', '.join(_RANKDIRS)}")
+    if isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or max_nodes < 1:
+        raise ValueError(f"draw: max_nodes={max_nodes!r}; use a positive int")
+
+
+def _walker_for(root: Any) -> Callable[[Any, int], _Sketch]:
+    for kind, walker in _WALKERS.items():
+        if isinstance(root, kind):
+            return walker
+    accepted = " or ".join(k.__name__ for k in _WALKERS)
+    raise TypeError(
+        f"draw: cannot draw a {type(root).__module__}.{type(root).__qualname__}; it draws a "
+        f"{accepted} (the output of a computation, e.g. a loss)"
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Value graphs
+
+
+def _number(x: Any) -> str:
+    try:
+        return "%.4f" % x  # micrograd's format, so pictures look the same
+    except TypeError:
+        return str(x)  # someone stored something unusual in .grad; show it anyway
+
+
+def _sketch_value(root: Value, max_nodes: int) -> _Sketch:
+    # Breadth-first from the root, by id(): the first max_nodes nodes are the ones nearest
+    # the output, which is what a summary keeps. A deque and a dict, never recursion.
+    index: dict[int, int] = {id(root): 0}
+    nodes: list[Value] = [root]
+    depth: list[int] = [0]
+    queue = deque([root])
+    while queue:
+        node = queue.popleft()
+        d = depth[index[id(node)]] + 1
+        for child in node._children:
+            if id(child) not in index:
+                index[id(child)] = len(nodes)
+                nodes.append(child)
+                depth.append(d)
+                queue.append(child)
+
+    shown = min(len(nodes), max_nodes)
+    sketch = _Sketch()
+    for i in range(shown):
+        node = nodes[i]
+        fields = [f"data {_number(node.data)}", f"grad {_number(node.grad)}"]
+        if node.label:
+            fields.insert(0, str(node.label))
+        sketch.records.append((f"v{i}", fields))
+        if node._op:
+            sketch.ops.append((f"v{i}op", str(node._op)))
+            sketch.edges.append((f"v{i}op", f"v{i}", False))
+
+    def head(i: int) -> str:  # where the inputs of node i arrive: its op, as in micrograd
+        return f"v{i}op" if nodes[i]._op else f"v{i}"
+
+    for i in range(shown):
+        for child in nodes[i]._children:
+            j = index[id(child)]
+            if j < shown:
+                sketch.edges.append((f"v{j}", head(i), False))
+
+    if shown < len(nodes):
+        _summarize_rest(sketch, nodes, index, depth, shown, head)
+        sketch.warning = (
+            f"draw: the graph has {len(nodes):,} Value nodes, more than max_nodes={max_nodes:,}; "
+            f"drawing a summary: the {shown:,} nearest the root, the other "
+            f"{len(nodes) - shown:,} folded into {len(sketch.summaries)} box(es). "
+            f"Pass a larger max_nodes to draw more."
+        )
+    return sketch
+
+
+def _summarize_rest(
+    sketch: _Sketch,
+    nodes: list[Value],
+    index: dict[int, int],
+    depth: list[int],
+    shown: int,
+    head: Callable[[int], str],
+) -> None:
+    # The hidden nodes (positions shown..end) fall into the connected pieces of the hidden
+    # subgraph; each piece becomes one box, so no node is counted twice and a box's arrows
+    # say exactly where its part of the graph feeds the drawn part. Union-find, iterative.
+    n_hidden = len(nodes) - shown
+    parent = list(range(n_hidden))
+
+    def find(k: int) -> int:
+        r = k
+        while parent[r] != r:
+            r = parent[r]
+        while parent[k] != r:
+            parent[k], k = r, parent[k]
+        return r
+
+    for i in range(shown, len(nodes)):
+        for child in nodes[i]._children:
+            j = index[id(child)]
+            if j >= shown:
+                a, b = find(i - shown), find(j - shown)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+
+    pieces: dict[int, list[int]] = {}
+    for k in range(n_hidden):
+        pieces.setdefault(find(k), []).append(k + shown)
+    # Lone inputs and constants cut off at the edge would each get a box of their own; one
+    # box holds them all. The biggest pieces come first, the smallest share the last box.
+    groups = sorted(
+        (g for g in pieces.values() if any(nodes[i]._op for i in g)), key=len, reverse=True
+    )
+    lone_leaves = [i for g in pieces.values() if not any(nodes[i]._op for i in g) for i in g]
+    if lone_leaves:
+        groups.append(sorted(lone_leaves))
+    if len(groups) > _MAX_SUMMARY_BOXES:
+        rest = [i for g in groups[_MAX_SUMMARY_BOXES - 1 :] for i in g]
+        groups = groups[: _MAX_SUMMARY_BOXES - 1] + [rest]
+    box_of = {}
+    for b, group in enumerate(groups):
+        for i in group:
+            box_of[i] = f"s{b}"
+
+    for b, group in enumerate(groups):
+        ops = Counter(nodes[i]._op for i in group)
+        leaves = ops.pop("", 0)
+        parts = [f"{op} {count:,}" for op, count in ops.most_common(_MAX_OPS_LISTED)]
+        if len(ops) > _MAX_OPS_LISTED:
+            other = sum(c for _, c in ops.most_common()[_MAX_OPS_LISTED:])
+            parts.append(f"other {other:,}")
+        lo, hi = min(depth[i] for i in group), max(depth[i] for i in group)
+        steps = f"{lo:,}" if lo == hi else f"{lo:,}\u2013{hi:,}"
+        lines = [f"\u2026 {len(group):,} more node{'s' if len(group) != 1 else ''}"]
+        if parts:
+            lines.append(f"ops: {', '.join(parts)}")
+        if leaves:
+            lines.append(f"{leaves:,} lea{'ves' if leaves != 1 else 'f'} (inputs, constants)")
+        lines.append(f"{steps} steps from the output")
+        sketch.summaries.append((f"s{b}", lines))
+
+    # Drawn nodes computed from hidden ones get an arrow from the box; drawn nodes used by
+    # hidden ones (shared weights, inputs) get a dashed arrow into it. One arrow per pair.
+    seen: set[tuple[str, str]] = set()
+    for i in range(len(nodes)):
+        for child in nodes[i]._children:
+            j = index[id(child)]
+            if i < shown <= j:
+                edge = (box_of[j], head(i), False)
+            elif j < shown <= i:
+                edge = (f"v{j}", box_of[i], True)
+            else:
+                continue
+            if edge[:2] not in seen:
+                seen.add(edge[:2])
+                sketch.edges.append(edge)
+
+    sketch.title = f"summary: the {shown:,} values nearest the output, of {len(nodes):,}"
+
+
+_WALKERS: dict[type, Callable[[Any, int], _Sketch]] = {Value: _sketch_value}
+
+
+# --------------------------------------------------------------------------------------
+# DOT text
+
+
+def _quoted(text: str) -> str:
+    # Inside a DOT string only `"` needs escaping for the parser, but Graphviz then reads
+    # backslash sequences in labels (\n, \l, \N ...), so a literal backslash is doubled too.
+    text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + text.replace("\r\n", "\n").replace("\n", "\\n") + '"'
+
+
+def _record_field(text: str) -> str:
+    # Record labels give { } | < > a meaning and drop leading, trailing and repeated spaces;
+    # escape those to show them. A single inner space is left plain so the .dot stays
+    # readable ("data 1.0000", as micrograd writes it).
+    out = []
+    for k, ch in enumerate(text):
+        if ch in "{}|<>\\" or (
+            ch == " " and (k == 0 or k == len(text) - 1 or text[k - 1] == " ")
+        ):
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == '"':
+            out.append('\\"')
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _emit(sketch: _Sketch, rankdir: str) -> str:
+    lines = [
+        "digraph tracegrad {",
+        f"  graph [rankdir={rankdir}];",
+        '  node [fontname="Helvetica", fontsize=11];',
+        '  edge [color="#555555", arrowsize=0.7];',
+    ]
+    if sketch.title:
+        lines.append(
+            f'  graph [label={_quoted(sketch.title)}, labelloc=t, fontname="Helvetica", '
+            f"fontsize=11];"
+        )
+    for name, fields in sketch.records:
+        label = "{ " + " | ".join(_record_field(f) for f in fields) + " }"
+        lines.append(f'  {name} [shape=record, label="{label}"];')
+    for name, text in sketch.ops:
+        lines.append(
+            f"  {name} [shape=ellipse, label={_quoted(text)}, fontsize=10, height=0.3, "
+            f'margin="0.04,0.02", style=filled, fillcolor="#eeeeee"];'
+        )
+    for name, text_lines in sketch.summaries:
+        label = "".join(_quoted(t)[1:-1] + "\\l" for t in text_lines)
+        lines.append(
+            f'  {name} [shape=box, label="{label}", style="dashed,rounded,filled", '
+            f'fillcolor="#f7f7f7", color="#888888", fontcolor="#333333"];'
+        )
+    for tail, head, dashed in sketch.edges:
+        attrs = ' [style=dashed, color="#999999"]' if dashed else ""
+        lines.append(f"  {tail} -> {head}{attrs};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
