@@ -60,12 +60,34 @@ def missing_note(name: str) -> str:
 # Timing
 
 
+class GcClock:
+    """Seconds CPython's cyclic garbage collector ran while this is active (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._start = 0.0
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._start
+
+    def __enter__(self) -> "GcClock":
+        self.seconds = 0.0
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        gc.callbacks.remove(self._callback)
+
+
 def interleaved(
     steps: dict[str, Callable[[int], Any]],
     warmup: int,
     repeats: int,
     cleanup: Callable[[], None] = gc.collect,
-) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[Any]]]:
+) -> dict[str, dict[str, list]]:
     """Time ``steps[name](k)`` for k = 0, 1, ..., round-robin: A(0), B(0), A(1), B(1), ...
 
     Running the engines side by side in one process, alternating, means a slow phase of the
@@ -75,25 +97,27 @@ def interleaved(
     engine left behind, and what an engine leaves for the collector is still measured. The
     first ``warmup`` rounds are run but not timed.
 
-    Returns (seconds per timed call, seconds of the cleanup after it, what every call
-    returned), each per engine.
+    Returns, per engine, lists over the timed calls: ``seconds`` (the call), ``gc_seconds``
+    (the part of it the garbage collector ran), ``cleanup_seconds``; and ``outputs``, what
+    every call returned (warm-up included).
     """
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    cleanups: dict[str, list[float]] = {name: [] for name in steps}
-    outputs: dict[str, list[Any]] = {name: [] for name in steps}
+    keys = ("seconds", "gc_seconds", "cleanup_seconds", "outputs")
+    out: dict[str, dict[str, list]] = {name: {key: [] for key in keys} for name in steps}
     cleanup()
     for k in range(warmup + repeats):
         for name, step in steps.items():
-            start = time.perf_counter()
-            out = step(k)
-            middle = time.perf_counter()
+            with GcClock() as gc_clock:
+                start = time.perf_counter()
+                result = step(k)
+                middle = time.perf_counter()
             cleanup()
             end = time.perf_counter()
-            outputs[name].append(out)
+            out[name]["outputs"].append(result)
             if k >= warmup:
-                times[name].append(middle - start)
-                cleanups[name].append(end - middle)
-    return times, cleanups, outputs
+                out[name]["seconds"].append(middle - start)
+                out[name]["gc_seconds"].append(gc_clock.seconds)
+                out[name]["cleanup_seconds"].append(end - middle)
+    return out
 
 
 def median(xs: list[float]) -> float:

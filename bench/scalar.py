@@ -115,8 +115,9 @@ def bench_moons(found: list[Engine], warmup: int, repeats: int) -> dict[str, Any
     models = {e.name: moons_model(e) for e in found}
     nodes = {e.name: count_nodes(moons_loss(e, models[e.name], X, y), e.children) for e in found}
     steps = {e.name: moons_step(e, models[e.name], X, y) for e in found}
-    times, cleanups, losses = common.interleaved(steps, warmup, repeats)
-    return {"nodes": nodes, "times": times, "cleanups": cleanups, "losses": losses}
+    timings = common.interleaved(steps, warmup, repeats)
+    losses = {name: t.pop("outputs") for name, t in timings.items()}
+    return {"nodes": nodes, "timings": timings, "losses": losses}
 
 
 # --------------------------------------------------------------------------------------
@@ -170,13 +171,16 @@ def run(quick: bool = False) -> dict[str, Any]:
         notes.append("moons step skipped: scikit-learn " + common.missing_note("scikit-learn"))
     else:
         m = bench_moons(found, warmup, repeats)
-        med = per_engine(lambda e: common.median(m["times"][e]))
-        gc_med = per_engine(lambda e: common.median(m["cleanups"][e]))
+        t = m["timings"]
+        med = per_engine(lambda e: common.median(t[e]["seconds"]))
+        in_gc = per_engine(lambda e: common.median(t[e]["gc_seconds"]))
+        cleanup = per_engine(lambda e: common.median(t[e]["cleanup_seconds"]))
         total = per_engine(lambda e: common.median(
-            [a + b for a, b in zip(m["times"][e], m["cleanups"][e], strict=True)]))
+            [a + b for a, b in zip(t[e]["seconds"], t[e]["cleanup_seconds"], strict=True)]))
         rows.append(common.row("moons: graph nodes per step", "count", m["nodes"], ratio=False))
         rows.append(common.row(f"moons: step, fwd+bwd+SGD (median of {repeats})", "s", med))
-        rows.append(common.row("moons: gc.collect() after the step", "s", gc_med))
+        rows.append(common.row("moons:   of which the cyclic gc ran", "s", in_gc))
+        rows.append(common.row("moons: gc.collect() after the step", "s", cleanup))
         rows.append(common.row("moons: step + that gc.collect()", "s", total))
         notes.append(
             "moons: engines interleaved step by step in one process, gc enabled (CPython "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -612,7 +613,7 @@ def test_op_names_match_micrograd_package(MicroValue):
     def build(V):
         x, y = sanity_check(V)
         a, b = V(0.5), V(-1.5)
-        z = (a - b) * (2 - a) + 3 * b**2 + (-a).relu() + b / a + 4 / (a * a) + y
+        z = (a - b) * (2 - a) + 3 * b**2 + (-a).relu() + b / a + 4 / (a * a) + a / 2.0 + y
         return z
 
     ours = sorted(n._op for n in all_nodes(build(Value)))
@@ -621,13 +622,8 @@ def test_op_names_match_micrograd_package(MicroValue):
     assert len(ours) > 30
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Value.__truediv__ wraps a number divisor into a Value before **-1, so a / 2.0 "
-    "has a child '**-1' node over a leaf 2.0; micrograd computes 2.0**-1 in Python and its "
-    "child is a plain leaf 0.5 (same numbers, different graph)",
-)
 def test_division_by_number_builds_micrograd_graph():
+    # micrograd computes 2.0**-1 in Python: the divisor becomes a plain leaf 0.5.
     a = Value(3.0)
     out = a / 2.0
     assert out._op == "*"
@@ -775,8 +771,10 @@ def test_division_by_zero_value():
         Value(1.0) / Value(0.0)
     with pytest.raises(ZeroDivisionError):
         1.0 / Value(0.0)
-    with pytest.raises(ZeroDivisionError):
+    with pytest.raises(ZeroDivisionError, match="/"):
         Value(1.0) / 0.0
+    with pytest.raises(ZeroDivisionError, match=r"\*\*-1"):
+        Value(1.0) / Value(0.0)
 
 
 def test_fractional_power_of_negative_is_value_error_not_complex():
@@ -848,15 +846,10 @@ def test_sqrt_at_zero_backward_names_the_infinite_gradient():
 
 
 # --------------------------------------------------------------------------------------
-# Bugs found while writing these tests (strict xfail: they fail today, and will flag when
-# fixed so the marker is removed).
+# Exponents of other number types, and a known bug (strict xfail: it fails today, and will
+# flag when fixed so the marker is removed).
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="x**0 at x=0: d/dx of the constant 1 is 0, but the pow rule evaluates "
-    "0 * 0**-1 and raises ZeroDivisionError claiming the gradient is infinite",
-)
 def test_zeroth_power_at_zero_has_zero_gradient():
     a = Value(0.0)
     out = a**0
@@ -865,16 +858,25 @@ def test_zeroth_power_at_zero_has_zero_gradient():
     assert a.grad == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_POW_EXPONENT maps the op name f'**{k}' to the first non-int/float k seen and "
-    "the pow rule reads it before parsing the name: after x ** np.float32(0.3828125), a "
-    "plain x ** 0.3828125 backpropagates with the float32 exponent (float32 gradient)",
-)
 def test_pow_gradient_does_not_depend_on_earlier_numpy_exponent():
-    k = 0.3828125  # exact in float32, so str(np.float32(k)) == str(k); used nowhere else
-    Value(3.0) ** np.float32(k)
+    # The exponent is read back from the op name '**k'; a NumPy float32 exponent with the
+    # same printed form must not leak float32 arithmetic into a later plain-float power.
+    k = 0.3828125  # exact in float32, so str(np.float32(k)) == str(k)
+    b = Value(3.0)
+    (b ** np.float32(k)).backward()
+    assert b.grad == pytest.approx(k * 3.0 ** (k - 1), rel=1e-15)
     a = Value(3.0)
     (a**k).backward()
     assert type(a.grad) is float
     assert a.grad == k * 3.0 ** (k - 1)
+
+
+def test_fraction_and_numpy_exponents():
+    a = Value(8.0)
+    out = a ** Fraction(1, 3)
+    out.backward()
+    assert out.data == pytest.approx(2.0, rel=1e-15)
+    assert a.grad == pytest.approx(1 / 12, rel=1e-14)  # (1/3) 8^(-2/3)
+    b = Value(2.0)
+    (b ** np.int64(3)).backward()
+    assert b.grad == 12

@@ -8,7 +8,8 @@ Code written for micrograd runs by changing ``from micrograd.engine import Value
   moment the last reference goes (micrograd's closures make every node a cycle, and CPython's
   cyclic garbage collector then eats most of a training step).
 - ``backward()`` uses the shared iterative engine (`tracegrad.autograd`): no recursion limit.
-- Bad input raises an error that names the op, instead of a silent ``inf``/``nan``.
+- log, exp and ``**`` outside their domain raise an error that names the op, instead of
+  returning a silent ``inf``/``nan``/complex number (plain + and * follow float arithmetic).
 
 Gradients accumulate exactly as in micrograd: ``backward()`` sets the root's grad to 1 and
 adds into every other node's ``.grad``; call ``zero_grad()`` (or set ``.grad = 0``) between
@@ -57,12 +58,15 @@ def _pow_op(k: numbers.Real) -> str:
     return f"**{k}"
 
 
-def _exponent(op: str) -> numbers.Real:
+def _exponent(op: str) -> numbers.Real | None:
     text = op[2:]
     try:
         return int(text)
     except ValueError:
-        return float(text)
+        try:
+            return float(text)
+        except ValueError:
+            return None
 
 
 # --------------------------------------------------------------------------------------
@@ -72,6 +76,10 @@ def _exponent(op: str) -> numbers.Real:
 def _pow_rule(out: "Value", g: float) -> tuple:
     (base,) = out._children
     k = _exponent(out._op)
+    if k is None:  # a user's own op whose name starts with '**', without a _backward
+        return None
+    if k == 0:  # x**0 is the constant 1
+        return (0.0 * g,)
     try:
         return (k * base.data ** (k - 1) * g,)
     except ZeroDivisionError:
@@ -255,6 +263,11 @@ class Value:
         return self * other
 
     def __truediv__(self, other: Any) -> "Value":  # self / other
+        if not isinstance(other, (Value, numbers.Real)):
+            raise TypeError(
+                f"unsupported operand for Value /: {type(other).__name__} {other!r} "
+                f"(a Value or a real number fits)"
+            )
         if not isinstance(other, Value) and other == 0:
             _fail("/", f"{self.data} / 0 divides by zero", "divide by a nonzero number",
                   ZeroDivisionError)

@@ -1,5 +1,12 @@
-"""Neural-network building blocks. ``tracegrad.nn.scalar`` is micrograd's nn on `Value`."""
+"""Neural networks: PyTorch's Module interface on tracegrad tensors.
 
-from . import scalar
+``tracegrad.nn.scalar`` is micrograd's nn on `Value`.
+"""
 
-__all__ = ["scalar"]
+from . import functional, init, scalar, utils
+from .layers import *  # noqa: F401,F403
+from .layers import __all__ as _layers
+from .module import Module, ModuleList, Parameter, Sequential
+
+__all__ = ["Module", "ModuleList", "Parameter", "Sequential", "functional", "init", "scalar",
+           "utils", *_layers]

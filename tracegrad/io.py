@@ -1,0 +1,330 @@
+"""Save and load tensors and nested state as safetensors files. Never pickle.
+
+``tg.save(obj, path)`` writes one ordinary safetensors file: every tensor (or NumPy array) in
+``obj`` is a safetensors tensor named by its path in the structure (``"0.weight"``,
+``"state.0.exp_avg"``), so other tools read the file as usual. Everything else — dicts (str or
+int keys), lists, tuples, numbers, bools, strings, None — is written as JSON under the
+``"tracegrad.structure"`` key of the file's ``__metadata__``, and each tensor appears there
+as ``{"tensor": name}``. ``tg.load(path)`` rebuilds the structure; a safetensors file written
+by another tool (no tracegrad metadata) loads as a flat dict ``name -> Tensor``.
+
+The structure JSON, version 1: a node is a JSON null / bool / int / float / string (that
+Python value), or one object:
+
+    {"tensor": name}       a tg.Tensor          {"list": [node, ...]}
+    {"ndarray": name}      a NumPy array        {"tuple": [node, ...]}
+    {"npscalar": name}     a NumPy scalar       {"dict": [[key, node], ...]}   (key: str or int)
+    {"float": "nan" | "inf" | "-inf"}           {"dict": [...], "ordered": true}  an OrderedDict
+
+Loading reads only JSON and raw tensor bytes, so a hostile file can at worst be refused: a
+file that is not a valid safetensors file, or whose tracegrad metadata is malformed, raises
+`FormatError` (a ``ValueError``) and nothing in it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from . import dtypes
+from .tensor import Tensor, _leaf
+
+__all__ = ["save", "load", "FormatError"]
+
+FORMAT_VERSION = 1
+_VERSION_KEY = "tracegrad.format"
+_STRUCTURE_KEY = "tracegrad.structure"
+
+# safetensors dtype names <-> the dtypes tracegrad supports.
+_FILE_DTYPES = {
+    "F16": dtypes.float16, "F32": dtypes.float32, "F64": dtypes.float64,
+    "I8": dtypes.int8, "I32": dtypes.int32, "I64": dtypes.int64,
+    "U8": dtypes.uint8, "BOOL": dtypes.bool_,
+}
+
+# safetensors keeps its JSON header below 100 MB; a header that claims more (or more than the
+# file holds) is refused before anything is parsed.
+_MAX_HEADER = 100 * 1024 * 1024
+_RESERVED_NAMES = {"__metadata__"}
+
+
+class FormatError(ValueError):
+    """A file that is not a valid safetensors / tracegrad file (truncated, garbage, pickle...)."""
+
+
+def _safetensors():
+    try:
+        import safetensors.numpy  # noqa: F401
+        from safetensors import safe_open
+    except ImportError:
+        raise ImportError(
+            'tg.save and tg.load need the safetensors package: pip install "tracegrad[io]"'
+        ) from None
+    import safetensors.numpy as st_numpy
+
+    return st_numpy, safe_open
+
+
+# --------------------------------------------------------------------------- save
+
+
+def save(obj: Any, path: str | os.PathLike) -> None:
+    """Write tensors and nested state (dicts, lists, tuples, numbers) to one safetensors file.
+
+    >>> tg.save({"0.weight": tg.ones(2, 3), "step": 3}, "model.safetensors")
+    >>> tg.load("model.safetensors")["step"]
+    3
+
+    The file is written to a temporary name and renamed, so a failed save never leaves a
+    half-written file in place of a good one.
+    """
+    st_numpy, _ = _safetensors()
+    arrays: dict[str, np.ndarray] = {}
+    root = _Encoder(arrays).encode(obj, ())
+    metadata = {
+        _VERSION_KEY: str(FORMAT_VERSION),
+        _STRUCTURE_KEY: json.dumps(root, allow_nan=False, separators=(",", ":")),
+    }
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tracegrad-", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        st_numpy.save_file(arrays, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _where(path: tuple) -> str:
+    return "obj" + "".join(f"[{p!r}]" for p in path)
+
+
+class _Encoder:
+    """Turns a Python structure into structure JSON, collecting its arrays under unique names."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        self.arrays = arrays
+        self.names: dict[int, str] = {}  # id(array-like) -> name: a shared tensor is stored once
+        self.active: set[int] = set()  # containers on the current path, to refuse cycles
+
+    def encode(self, obj: Any, path: tuple) -> Any:
+        if obj is None or isinstance(obj, (bool, int, str)):
+            return obj
+        if isinstance(obj, float):
+            return obj if math.isfinite(obj) else {"float": repr(obj)}
+        if isinstance(obj, Tensor):
+            return {"tensor": self._array(obj, obj.data, path)}
+        if isinstance(obj, np.ndarray):
+            return {"ndarray": self._array(obj, obj, path)}
+        if isinstance(obj, (np.bool_, np.number)):
+            return {"npscalar": self._array(obj, np.asarray(obj), path)}
+        if isinstance(obj, (dict, list, tuple)):
+            if id(obj) in self.active:
+                raise ValueError(f"save: {_where(path)} contains itself; cannot save a cycle")
+            self.active.add(id(obj))
+            try:
+                return self._container(obj, path)
+            finally:
+                self.active.discard(id(obj))
+        raise TypeError(
+            f"save: {_where(path)} is a {type(obj).__name__}, which tg.save cannot store; "
+            f"use tensors, NumPy arrays, numbers, bools, strings, None, and dicts, lists or "
+            f"tuples of them"
+        )
+
+    def _container(self, obj: Any, path: tuple) -> dict:
+        if isinstance(obj, dict):
+            items = []
+            for key, value in obj.items():
+                if isinstance(key, bool) or not isinstance(key, (str, int)):
+                    raise TypeError(
+                        f"save: {_where(path)} has the key {key!r} of type "
+                        f"{type(key).__name__}; dict keys must be str or int"
+                    )
+                items.append([key, self.encode(value, path + (key,))])
+            if isinstance(obj, OrderedDict):
+                return {"dict": items, "ordered": True}
+            return {"dict": items}
+        kind = "tuple" if isinstance(obj, tuple) else "list"
+        return {kind: [self.encode(v, path + (i,)) for i, v in enumerate(obj)]}
+
+    def _array(self, owner: Any, arr: np.ndarray, path: tuple) -> str:
+        if id(owner) in self.names:
+            return self.names[id(owner)]
+        if arr.dtype not in dtypes.SUPPORTED:
+            raise TypeError(
+                f"save: {_where(path)} has dtype {arr.dtype}, which tg.save cannot store; "
+                f"convert it to one of " + ", ".join(str(d) for d in dtypes.SUPPORTED)
+            )
+        # The plain dotted path keeps ordinary state dicts ordinary ("0.weight"); when two paths
+        # spell the same name ({"a.b": x, "a": {"b": y}}) the later one gets a "#n" suffix. The
+        # structure JSON records the exact name, so load never has to parse it back.
+        base = ".".join(str(p) for p in path) or "_"
+        base = base.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates
+        name, n = base, 1
+        while name in self.arrays or name in _RESERVED_NAMES:
+            name, n = f"{base}#{n}", n + 1
+        # (not np.ascontiguousarray: it turns 0-d arrays into 1-d ones)
+        self.arrays[name] = arr.astype(arr.dtype.newbyteorder("<"), order="C", copy=False)
+        self.names[id(owner)] = name
+        return name
+
+
+# --------------------------------------------------------------------------- load
+
+
+def load(path: str | os.PathLike) -> Any:
+    """Read a file written by `save` (or any safetensors file) back into tensors.
+
+    >>> state = tg.load("model.safetensors")   # {"0.weight": tensor(...), "step": 3}
+
+    Tensors come back as `tg.Tensor` leaves with ``requires_grad=False`` (NumPy arrays as
+    arrays), tuples as tuples, int keys as ints. A safetensors file without tracegrad metadata
+    loads as a flat dict ``name -> Tensor``. A file that is not valid raises `FormatError`.
+    """
+    _, safe_open = _safetensors()
+    path = os.fspath(path)
+    _check_header(path)
+    try:
+        with safe_open(path, framework="numpy") as f:
+            metadata = f.metadata() or {}
+            names = list(f.keys())
+            file_dtypes = {name: f.get_slice(name).get_dtype() for name in names}
+            for name, dt in file_dtypes.items():
+                if dt not in _FILE_DTYPES:
+                    raise TypeError(
+                        f"load: tensor {name!r} in {path!r} has dtype {dt}, which tracegrad "
+                        f"does not support; supported: " + ", ".join(_FILE_DTYPES)
+                    )
+            arrays = {name: f.get_tensor(name) for name in names}
+    except (TypeError, OSError):
+        raise
+    except Exception as e:  # safetensors' own SafetensorError and friends
+        raise _bad(path, str(e)) from None
+
+    if _STRUCTURE_KEY not in metadata and _VERSION_KEY not in metadata:
+        return {name: _leaf(_owned(arr, file_dtypes[name])) for name, arr in arrays.items()}
+    return _decode_file(path, metadata, arrays, file_dtypes)
+
+
+def _bad(path: str, why: str) -> FormatError:
+    return FormatError(
+        f"load: {path!r} is not a valid tracegrad/safetensors file ({why}); "
+        f"tg.load reads only files written by tg.save or other safetensors writers"
+    )
+
+
+def _check_header(path: str) -> None:
+    """Refuse a truncated, garbage or pickle file with our own message before safetensors
+    parses it: 8 bytes of little-endian header length, then that many bytes of JSON."""
+    with open(path, "rb") as f:  # FileNotFoundError / IsADirectoryError propagate as they are
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(9)
+    if len(head) < 8:
+        raise _bad(path, f"the file is only {size} bytes long")
+    n = int.from_bytes(head[:8], "little")
+    if n > _MAX_HEADER or n > size - 8:
+        raise _bad(path, f"its header claims {n} bytes but the file holds {size - 8}")
+    if n < 2 or head[8:9] != b"{":
+        raise _bad(path, "its header is not a JSON object")
+
+
+def _owned(arr: np.ndarray, file_dtype: str) -> np.ndarray:
+    return np.array(arr, dtype=_FILE_DTYPES[file_dtype], copy=True)  # writable, our own memory
+
+
+def _decode_file(path: str, metadata: dict, arrays: dict, file_dtypes: dict) -> Any:
+    version = metadata.get(_VERSION_KEY)
+    if version != str(FORMAT_VERSION):
+        if isinstance(version, str) and version.isdigit() and int(version) > FORMAT_VERSION:
+            raise _bad(path, f"it uses tracegrad format {version}; upgrade tracegrad to read it")
+        raise _bad(path, f"unknown {_VERSION_KEY} {version!r}")
+    if _STRUCTURE_KEY not in metadata:
+        raise _bad(path, f"the metadata has no {_STRUCTURE_KEY!r}")
+    try:
+        root = json.loads(metadata[_STRUCTURE_KEY])
+        return _Decoder(path, arrays, file_dtypes).decode(root)
+    except json.JSONDecodeError as e:
+        raise _bad(path, f"its {_STRUCTURE_KEY!r} metadata is not valid JSON: {e}") from None
+    except RecursionError:
+        raise _bad(path, f"its {_STRUCTURE_KEY!r} metadata is nested too deeply") from None
+
+
+class _Decoder:
+    def __init__(self, path: str, arrays: dict, file_dtypes: dict):
+        self.path = path
+        self.arrays = arrays
+        self.file_dtypes = file_dtypes
+        self.made: dict[tuple, Any] = {}  # (kind, name) -> object, so shared tensors stay shared
+
+    def fail(self, why: str) -> FormatError:
+        return _bad(self.path, f"malformed {_STRUCTURE_KEY!r} metadata: {why}")
+
+    def decode(self, node: Any) -> Any:
+        if node is None or isinstance(node, (bool, int, float, str)):
+            return node
+        if not isinstance(node, dict) or len(node) not in (1, 2):
+            raise self.fail(f"unexpected node {_short(node)}")
+        if len(node) == 2 and set(node) != {"dict", "ordered"}:
+            raise self.fail(f"unexpected node {_short(node)}")
+        kind = next(iter(node))
+        value = node[kind]
+        if kind in ("tensor", "ndarray", "npscalar"):
+            return self._array(kind, value)
+        if kind in ("list", "tuple"):
+            if not isinstance(value, list):
+                raise self.fail(f"{kind} node holds {_short(value)}, not a list")
+            items = [self.decode(v) for v in value]
+            return tuple(items) if kind == "tuple" else items
+        if kind == "dict":
+            return self._dict(value, node.get("ordered", False))
+        if kind == "float":
+            if value not in ("nan", "inf", "-inf"):
+                raise self.fail(f"float node holds {_short(value)}")
+            return float(value)
+        raise self.fail(f"unknown node kind {kind!r}")
+
+    def _dict(self, items: Any, ordered: Any) -> dict:
+        if not isinstance(items, list) or not isinstance(ordered, bool):
+            raise self.fail(f"dict node holds {_short(items)}")
+        out = OrderedDict() if ordered else {}
+        for item in items:
+            if not (isinstance(item, list) and len(item) == 2):
+                raise self.fail(f"dict item {_short(item)} is not a [key, value] pair")
+            key, value = item
+            if isinstance(key, bool) or not isinstance(key, (str, int)):
+                raise self.fail(f"dict key {_short(key)} is not a string or an int")
+            out[key] = self.decode(value)
+        return out
+
+    def _array(self, kind: str, name: Any) -> Any:
+        if not isinstance(name, str):
+            raise self.fail(f"{kind} node names {_short(name)}, not a tensor name")
+        if name not in self.arrays:
+            raise self.fail(f"it refers to the tensor {name!r}, which is not in the file")
+        if (kind, name) not in self.made:
+            arr = _owned(self.arrays[name], self.file_dtypes[name])
+            if kind == "tensor":
+                obj = _leaf(arr)
+            elif kind == "ndarray":
+                obj = arr
+            else:
+                if arr.ndim != 0:
+                    raise self.fail(f"npscalar {name!r} has shape {arr.shape}, not ()")
+                obj = arr[()]
+            self.made[(kind, name)] = obj
+        return self.made[(kind, name)]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,310 @@
+"""The layers people expect, each a thin Module over a function in `tracegrad.functional`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .. import functional as F
+from ..errors import ShapeError
+from ..tensor import Tensor, zeros
+from . import init
+from .module import Module, Parameter
+
+
+def _param(*shape: int) -> Parameter:
+    return Parameter(np.empty(shape, dtype=np.float32))
+
+
+class Linear(Module):
+    """``y = x @ weight.T + bias`` with ``weight`` of shape (out_features, in_features)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = _param(out_features, in_features)
+        self.bias = _param(out_features) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # PyTorch's default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias alike.
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            b = init._default_bias_bound(self.weight)
+            init.uniform_(self.bias, -b, b)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1:] != (self.in_features,):
+            raise ShapeError(
+                f"Linear({self.in_features}, {self.out_features}): input of shape {x.shape} "
+                f"has {x.shape[-1] if x.ndim else 'no'} features in its last dimension, "
+                f"expected {self.in_features}"
+            )
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class Conv2d(Module):
+    """2-d convolution over (N, C_in, H, W) inputs; weight (C_out, C_in/groups, kh, kw)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
+                 padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True):
+        super().__init__()
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"Conv2d: in_channels={in_channels} and out_channels={out_channels} must both "
+                f"be divisible by groups={groups}"
+            )
+        kh, kw = F._pair(kernel_size, "kernel_size")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride = (kh, kw), F._pair(stride, "stride")
+        self.padding, self.dilation = F._pair(padding, "padding"), F._pair(dilation, "dilation")
+        self.groups = groups
+        self.weight = _param(out_channels, in_channels // groups, kh, kw)
+        self.bias = _param(out_channels) if bias else None
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            b = init._default_bias_bound(self.weight)
+            init.uniform_(self.bias, -b, b)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                        self.groups)
+
+    def extra_repr(self) -> str:
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class Embedding(Module):
+    """A lookup table: row ``i`` of ``weight`` for index ``i``; weight ~ N(0, 1)."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.weight = _param(num_embeddings, embedding_dim)
+        init.normal_(self.weight)
+
+    def forward(self, indices: Any) -> Tensor:
+        return F.embedding(indices, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}"
+
+
+class LayerNorm(Module):
+    """Normalize over the last dimensions, then scale by ``weight`` and shift by ``bias``."""
+
+    def __init__(self, normalized_shape: Any, eps: float = 1e-5,
+                 elementwise_affine: bool = True, bias: bool = True):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(
+            normalized_shape)
+        self.normalized_shape, self.eps = shape, eps
+        self.elementwise_affine = elementwise_affine
+        if elementwise_affine:
+            self.weight = Parameter(np.ones(shape, dtype=np.float32))
+            self.bias = Parameter(np.zeros(shape, dtype=np.float32)) if bias else None
+        else:
+            self.weight = self.bias = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
+
+
+class BatchNorm1d(Module):
+    """Batch normalization over (N, C) or (N, C, L) inputs, with running statistics.
+
+    Training normalizes by the batch's (biased) variance and updates the running mean and
+    (unbiased) variance by ``momentum``; eval normalizes by the running statistics.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+                 affine: bool = True, track_running_stats: bool = True):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.weight = Parameter(np.ones(num_features, dtype=np.float32)) if affine else None
+        self.bias = Parameter(np.zeros(num_features, dtype=np.float32)) if affine else None
+        if track_running_stats:
+            self.register_buffer("running_mean", zeros(num_features))
+            self.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
+            self.register_buffer("num_batches_tracked", Tensor(np.array(0, dtype=np.int64)))
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim not in (2, 3) or x.shape[1] != self.num_features:
+            raise ShapeError(
+                f"BatchNorm1d({self.num_features}): expects input (N, {self.num_features}) or "
+                f"(N, {self.num_features}, L), got {x.shape}"
+            )
+        dims = (0,) if x.ndim == 2 else (0, 2)
+        shape = (1, self.num_features) + ((1,) if x.ndim == 3 else ())
+        use_batch = self.training or not self.track_running_stats
+        if use_batch:
+            n = x.numel() // self.num_features
+            if n <= 1:
+                raise ValueError(
+                    f"BatchNorm1d: expected more than 1 value per channel when training, "
+                    f"got input of shape {x.shape}"
+                )
+            mean = F.mean(x, dims, keepdim=True)
+            var = F.var(x, dims, keepdim=True, correction=0)
+            if self.training and self.track_running_stats:
+                m = self.momentum
+                unbiased = var.detach().data.reshape(-1) * (n / (n - 1))
+                rm, rv = self.running_mean, self.running_var
+                rm.data = ((1 - m) * rm.data + m * mean.detach().data.reshape(-1)).astype(
+                    rm.data.dtype)
+                rv.data = ((1 - m) * rv.data + m * unbiased).astype(rv.data.dtype)
+                self.num_batches_tracked.data = self.num_batches_tracked.data + 1
+        else:
+            mean = self.running_mean.reshape(shape)
+            var = self.running_var.reshape(shape)
+        out = (x - mean) / (var + self.eps).sqrt()
+        if self.affine:
+            out = out * self.weight.reshape(shape) + self.bias.reshape(shape)
+        return out
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class Dropout(Module):
+    """Zero elements with probability ``p`` in training (scaling the rest); identity in eval."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0 <= p <= 1:
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class MaxPool2d(Module):
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                 dilation: Any = 1):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
+        self.padding, self.dilation = padding, dilation
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation)
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}")
+
+
+class AvgPool2d(Module):
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                 count_include_pad: bool = True):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
+        self.padding, self.count_include_pad = padding, count_include_pad
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding,
+                            self.count_include_pad)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class Flatten(Module):
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Identity(Module):
+    def forward(self, x: Any) -> Any:
+        return x
+
+
+# ---------------------------------------------------------------- stateless layers from a table
+
+
+def _stateless(name: str, fn: Any, params: dict[str, Any], doc: str) -> type:
+    """A Module whose forward is ``fn(x, **params)``; keyword params become attributes."""
+
+    def __init__(self: Module, *args: Any, **kwargs: Any) -> None:
+        Module.__init__(self)
+        values = dict(params)
+        for key, value in zip(params, args):
+            values[key] = value
+        unknown = set(kwargs) - set(params)
+        if unknown or len(args) > len(params):
+            raise TypeError(f"{name}() got unexpected arguments {sorted(unknown) or args}")
+        values.update(kwargs)
+        for key, value in values.items():
+            setattr(self, key, value)
+
+    def forward(self: Module, x: Tensor, *rest: Any) -> Tensor:
+        return fn(x, *rest, **{k: getattr(self, k) for k in params})
+
+    def extra_repr(self: Module) -> str:
+        return ", ".join(f"{k}={getattr(self, k)!r}" for k in params)
+
+    return type(name, (Module,), {"__init__": __init__, "forward": forward,
+                                  "extra_repr": extra_repr, "__doc__": doc})
+
+
+# name, function, keyword parameters with defaults
+_STATELESS = [
+    ("ReLU", F.relu, {}, "max(x, 0)"),
+    ("Tanh", F.tanh, {}, "tanh(x)"),
+    ("Sigmoid", F.sigmoid, {}, "1 / (1 + exp(-x))"),
+    ("SiLU", F.silu, {}, "x * sigmoid(x)"),
+    ("GELU", F.gelu, {"approximate": "none"}, "x * Phi(x); approximate='tanh' for the tanh form"),
+    ("Softmax", F.softmax, {"dim": -1}, "softmax along dim"),
+    ("LogSoftmax", F.log_softmax, {"dim": -1}, "log_softmax along dim"),
+    ("CrossEntropyLoss", F.cross_entropy,
+     {"weight": None, "ignore_index": -100, "reduction": "mean", "label_smoothing": 0.0},
+     "cross-entropy of logits against class indices or probabilities"),
+    ("NLLLoss", F.nll_loss, {"weight": None, "ignore_index": -100, "reduction": "mean"},
+     "negative log-likelihood of log-probabilities"),
+    ("MSELoss", F.mse_loss, {"reduction": "mean"}, "mean squared error"),
+    ("L1Loss", F.l1_loss, {"reduction": "mean"}, "mean absolute error"),
+    ("BCEWithLogitsLoss", F.binary_cross_entropy_with_logits,
+     {"weight": None, "reduction": "mean", "pos_weight": None}, "binary cross-entropy of logits"),
+    ("BCELoss", F.binary_cross_entropy, {"weight": None, "reduction": "mean"},
+     "binary cross-entropy of probabilities"),
+]
+
+for _name, _fn, _params, _doc in _STATELESS:
+    globals()[_name] = _stateless(_name, _fn, _params, _doc)
+
+__all__ = ["Linear", "Conv2d", "Embedding", "LayerNorm", "BatchNorm1d", "Dropout", "MaxPool2d",
+           "AvgPool2d", "Flatten", "Identity"] + [n for n, *_ in _STATELESS]

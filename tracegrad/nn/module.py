@@ -1,0 +1,372 @@
+"""`Module` and `Parameter`: PyTorch's model-building interface.
+
+A Module registers the Parameters, buffers and sub-Modules assigned to its attributes, so
+``parameters()``, ``state_dict()``, ``train()``/``eval()`` and the printed tree come for free.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, namedtuple
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from ..autograd import no_grad
+from ..dtypes import to_dtype
+from ..errors import ShapeError
+from ..tensor import Tensor, _as_array
+
+
+class Parameter(Tensor):
+    """A tensor that is a module's learnable weight: ``requires_grad`` is on by default.
+
+    >>> w = tg.nn.Parameter(tg.randn(3, 2))
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data: Any = None, requires_grad: bool = True):
+        if data is None:
+            data = np.zeros((0,), dtype=np.float32)
+        super().__init__(_as_array(data))
+        if requires_grad:
+            self.requires_grad_(True)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+class Module:
+    """Base class of every layer and model. Subclasses set attributes in ``__init__`` (after
+    ``super().__init__()``) and define ``forward``; calling the module calls ``forward``.
+
+    >>> class Net(tg.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.fc = tg.nn.Linear(4, 2)
+    ...     def forward(self, x):
+    ...         return self.fc(x).relu()
+    """
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent", set())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # ---------------------------------------------------------------- registration
+
+    def _registries(self) -> tuple[dict, dict, dict]:
+        try:
+            return self._parameters, self._buffers, self._modules
+        except AttributeError:
+            raise RuntimeError(
+                f"{type(self).__name__}.__init__ must call super().__init__() before "
+                f"assigning parameters or submodules"
+            ) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        d = self.__dict__
+        if isinstance(value, (Parameter, Module)):
+            params, buffers, modules = self._registries()
+            for reg in (params, buffers, modules):
+                reg.pop(name, None)
+            d.pop(name, None)
+            (params if isinstance(value, Parameter) else modules)[name] = value
+            return
+        for reg, expected in (("_parameters", "a tg.nn.Parameter"), ("_modules", "a Module"),
+                              ("_buffers", "a tg.Tensor")):
+            if name in d.get(reg, ()):
+                ok = value is None or (reg == "_buffers" and isinstance(value, Tensor))
+                if not ok:
+                    raise TypeError(
+                        f"cannot assign {type(value).__name__} to {name!r} of "
+                        f"{type(self).__name__}: {expected} or None expected"
+                    )
+                d[reg][name] = value
+                return
+        object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        d = self.__dict__
+        for reg in ("_parameters", "_buffers", "_modules"):
+            if reg in d and name in d[reg]:
+                return d[reg][name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name: str) -> None:
+        for reg in (self._parameters, self._buffers, self._modules):
+            if name in reg:
+                del reg[name]
+                return
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter: {name!r} must be a tg.nn.Parameter or None")
+        self._registries()[0][name] = param
+
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
+        """A tensor that is state but not learned (e.g. BatchNorm's running mean)."""
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"register_buffer: {name!r} must be a tg.Tensor or None")
+        self._registries()[1][name] = tensor
+        if not persistent:
+            self._non_persistent.add(name)
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        self._registries()[2][name] = module
+
+    register_module = add_module
+
+    # ---------------------------------------------------------------- calling
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"{type(self).__name__} has no forward(); a tg.nn.Module subclass defines "
+            f"forward(self, ...) to say what calling it computes"
+        )
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # ---------------------------------------------------------------- traversal
+
+    def named_modules(self, memo: set | None = None, prefix: str = "") -> Iterator[tuple]:
+        memo = set() if memo is None else memo
+        if id(self) in memo:
+            return
+        memo.add(id(self))
+        yield prefix, self
+        for name, m in self._modules.items():
+            if m is not None:
+                yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator["Module"]:
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self) -> Iterator[tuple]:
+        seen = set()
+        for name, m in self._modules.items():
+            if m is not None and id(m) not in seen:
+                seen.add(id(m))
+                yield name, m
+
+    def children(self) -> Iterator["Module"]:
+        for _, m in self.named_children():
+            yield m
+
+    def _named(self, registry: str, prefix: str, recurse: bool) -> Iterator[tuple]:
+        seen = set()
+        mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        for mod_prefix, m in mods:
+            for name, t in getattr(m, registry).items():
+                if t is None or id(t) in seen:
+                    continue
+                seen.add(id(t))
+                yield (f"{mod_prefix}.{name}" if mod_prefix else name), t
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple]:
+        return self._named("_parameters", prefix, recurse)
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple]:
+        return self._named("_buffers", prefix, recurse)
+
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    # ---------------------------------------------------------------- modes and grads
+
+    def train(self, mode: bool = True) -> "Module":
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.parameters():
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad = Tensor(np.zeros_like(p.grad.data))
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def apply(self, fn: Callable[["Module"], None]) -> "Module":
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    def to(self, dtype: Any) -> "Module":
+        """Cast every float parameter and buffer to ``dtype`` (in place, keeping identity)."""
+        dt = to_dtype(dtype)
+        for t in list(self.parameters()) + list(self.buffers()):
+            if t.data.dtype.kind == "f":
+                t.data = t.data.astype(dt)
+                if t.grad is not None:
+                    t.grad = Tensor(t.grad.data.astype(dt))
+        return self
+
+    def double(self) -> "Module":
+        return self.to(np.float64)
+
+    def float(self) -> "Module":
+        return self.to(np.float32)
+
+    # ---------------------------------------------------------------- state
+
+    def state_dict(self, prefix: str = "") -> "OrderedDict[str, Tensor]":
+        """Name -> tensor for every parameter and persistent buffer, PyTorch's key names
+        (``"0.weight"``). The tensors share memory with the module's and carry no graph."""
+        out: OrderedDict[str, Tensor] = OrderedDict()
+        for mod_prefix, m in self.named_modules(prefix=prefix):
+            base = f"{mod_prefix}." if mod_prefix else ""
+            for name, p in m._parameters.items():
+                if p is not None:
+                    out[base + name] = p.detach()
+            for name, b in m._buffers.items():
+                if b is not None and name not in m._non_persistent:
+                    out[base + name] = b.detach()
+        return out
+
+    def load_state_dict(self, state_dict: dict, strict: bool = True) -> IncompatibleKeys:
+        """Copy values from ``state_dict`` into this module's tensors (in place).
+
+        ``strict=True`` requires exactly the same keys. A shape mismatch always raises, and
+        nothing is changed unless every check passes.
+        """
+        own = {}
+        for mod_prefix, m in self.named_modules():
+            base = f"{mod_prefix}." if mod_prefix else ""
+            for name, p in m._parameters.items():
+                if p is not None:
+                    own[base + name] = p
+            for name, b in m._buffers.items():
+                if b is not None and name not in m._non_persistent:
+                    own[base + name] = b
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            parts = []
+            if missing:
+                parts.append(f"missing keys: {', '.join(missing)}")
+            if unexpected:
+                parts.append(f"unexpected keys: {', '.join(unexpected)}")
+            raise KeyError(
+                f"load_state_dict for {type(self).__name__}: " + "; ".join(parts)
+                + " (pass strict=False to load the keys that match)"
+            )
+        arrays = {}
+        for k, target in own.items():
+            if k not in state_dict:
+                continue
+            value = state_dict[k]
+            arr = value.data if isinstance(value, Tensor) else np.asarray(value)
+            if arr.shape != target.data.shape:
+                raise ShapeError(
+                    f"load_state_dict for {type(self).__name__}: {k!r} has shape {arr.shape} "
+                    f"in the state dict but {target.data.shape} in the model"
+                )
+            arrays[k] = arr
+        with no_grad():
+            for k, arr in arrays.items():
+                target = own[k]
+                target.data = np.array(arr, dtype=target.data.dtype, copy=True)
+                target._version += 1
+        return IncompatibleKeys(missing, unexpected)
+
+    # ---------------------------------------------------------------- printing
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = []
+        extra = self.extra_repr()
+        for name, m in self._modules.items():
+            body = repr(m).replace("\n", "\n  ")
+            lines.append(f"({name}): {body}")
+        if not lines:
+            return f"{type(self).__name__}({extra})"
+        head = f"{type(self).__name__}(" + (extra if extra else "")
+        return head + "\n  " + "\n  ".join(lines) + "\n)"
+
+
+class Sequential(Module):
+    """Modules applied one after another: ``Sequential(Linear(2, 16), ReLU(), Linear(16, 1))``."""
+
+    def __init__(self, *modules: Module):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], (dict, OrderedDict)):
+            for name, m in modules[0].items():
+                self.add_module(name, m)
+        else:
+            for i, m in enumerate(modules):
+                self.add_module(str(i), m)
+
+    def forward(self, x: Any) -> Any:
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def __getitem__(self, i: int | slice) -> Module:
+        mods = list(self._modules.values())
+        if isinstance(i, slice):
+            return Sequential(*mods[i])
+        return mods[i]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def append(self, module: Module) -> "Sequential":
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+
+class ModuleList(Module):
+    """A list of modules whose parameters are registered: ``ModuleList([Linear(4, 4)] * 3)``."""
+
+    def __init__(self, modules: Any = None):
+        super().__init__()
+        for m in modules or []:
+            self.append(m)
+
+    def append(self, module: Module) -> "ModuleList":
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+    def extend(self, modules: Any) -> "ModuleList":
+        for m in modules:
+            self.append(m)
+        return self
+
+    def __getitem__(self, i: int) -> Module:
+        return list(self._modules.values())[i]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def forward(self, *args: Any) -> Any:
+        raise TypeError("ModuleList is a container and has no forward(); iterate over it")
