@@ -56,9 +56,9 @@ class TensorDataset:
 class DataLoader:
     """Iterates over a dataset in batches, optionally shuffled, one permutation per epoch.
 
-    >>> loader = DataLoader(ds, batch_size=32, shuffle=True, seed=0)
-    >>> len(loader)                          # number of batches per epoch
-    >>> for xb, yb in loader: ...
+    >>> loader = DataLoader(TensorDataset(tg.randn(100, 3)), batch_size=32, shuffle=True, seed=0)
+    >>> len(loader), [xb.shape for (xb,) in loader]
+    (4, [(32, 3), (32, 3), (32, 3), (4, 3)])
 
     Samples are stacked along a new first dimension (tuples of tensors batch position by
     position). ``seed=None`` shuffles with tracegrad's generator, so ``tg.manual_seed`` makes

@@ -160,7 +160,7 @@ class _Encoder:
     def _array(self, owner: Any, arr: np.ndarray, path: tuple) -> str:
         if id(owner) in self.names:
             return self.names[id(owner)]
-        if arr.dtype not in dtypes.SUPPORTED:
+        if arr.dtype.newbyteorder("=") not in dtypes.SUPPORTED:
             raise TypeError(
                 f"save: {_where(path)} has dtype {arr.dtype}, which tg.save cannot store; "
                 f"convert it to one of " + ", ".join(str(d) for d in dtypes.SUPPORTED)

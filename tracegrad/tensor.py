@@ -566,6 +566,29 @@ class Tensor:
 
     # in-place -----------------------------------------------------------
 
+    def _assign(self, new: "Tensor") -> "Tensor":
+        """Overwrite this tensor's values with ``new``'s, keeping its identity.
+
+        The one place where tensor data is mutated: in-place ops, ``copy_`` and optimizers
+        all end here, so it is also where the compiler records a write-back.
+        """
+        if new.shape != self.shape:
+            if new.ndim > self.ndim or np.broadcast_shapes(new.shape, self.shape) != self.shape:
+                raise ShapeError(
+                    f"in-place op: a result of shape {new.shape} cannot be written into a "
+                    f"tensor of shape {self.shape}; an in-place op cannot change the shape"
+                )
+        if new.requires_grad and not self.requires_grad and _mode.enabled:
+            raise RuntimeError(
+                "in-place op: writing a value that requires grad into a tensor that does "
+                "not; use an out-of-place op"
+            )
+        if not self.data.flags.writeable:
+            self.data = self.data.copy()
+        np.copyto(self.data, new.data, casting="same_kind")
+        self._version += 1
+        return self
+
     def _inplace(self, result_fn: Any) -> "Tensor":
         """Make ``self`` hold ``result_fn(self)``, keeping its identity.
 
@@ -573,36 +596,29 @@ class Tensor:
         becomes the new node (PyTorch's rebase); leaves that require grad refuse, as in
         PyTorch, because their old value is what the gradient is for.
         """
-        recording = _grad_enabled() and self.requires_grad
+        recording = _mode.enabled and self.requires_grad
         if recording and self._op is None:
             raise RuntimeError(
                 "a leaf tensor that requires grad cannot be changed in place (its gradient "
                 "would refer to a value that no longer exists); do the update inside "
                 "`with tg.no_grad():`, as optimizers do, or use an out-of-place op"
             )
-        if recording:
-            old = Tensor.__new__(Tensor)
-            for slot in ("data", "grad", "requires_grad", "_op", "_children", "_attrs",
-                         "_versions", "_version"):
-                setattr(old, slot, getattr(self, slot))
-            new = result_fn(old)
-            self.data, self._op = new.data, new._op
-            self._children, self._attrs = new._children, new._attrs
-            self._versions = new._versions
-            self.requires_grad = new.requires_grad
-        else:
-            new = result_fn(self)
-            if new.shape != self.shape:
-                raise ShapeError(
-                    f"in-place op: the result has shape {new.shape} but the tensor has shape "
-                    f"{self.shape}; an in-place op cannot change the shape"
-                )
-            if new.requires_grad and not self.requires_grad and _grad_enabled():
-                raise RuntimeError(
-                    "in-place op: writing a value that requires grad into a tensor that does "
-                    "not; use an out-of-place op"
-                )
-            np.copyto(self.data, new.data, casting="same_kind")
+        if not recording:
+            return self._assign(result_fn(self))
+        old = Tensor.__new__(Tensor)
+        for slot in ("data", "grad", "requires_grad", "_op", "_children", "_attrs",
+                     "_versions", "_version"):
+            setattr(old, slot, getattr(self, slot))
+        new = result_fn(old)
+        if new.shape != self.shape:
+            raise ShapeError(
+                f"in-place op: the result has shape {new.shape} but the tensor has shape "
+                f"{self.shape}; an in-place op cannot change the shape"
+            )
+        self.data, self._op = new.data, new._op
+        self._children, self._attrs = new._children, new._attrs
+        self._versions = new._versions
+        self.requires_grad = new.requires_grad
         self._version += 1
         return self
 
@@ -622,10 +638,11 @@ class Tensor:
         return self._inplace(lambda s: s * 0)
 
     def fill_(self, value: Any) -> "Tensor":
-        return self._inplace(lambda s: s * 0 + value)
+        return self._inplace(lambda s: (s * 0 + value).to(s.dtype))
 
     def copy_(self, src: Any) -> "Tensor":
-        return self._inplace(lambda s: s * 0 + src)
+        src = _operand(src, self)
+        return self._inplace(lambda s: src.to(s.dtype).expand(s.shape))
 
     def __iadd__(self, other: Any) -> "Tensor":
         return self.add_(other)
