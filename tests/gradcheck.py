@@ -56,9 +56,15 @@ def _leaves(arrays: Sequence[np.ndarray]) -> list[tg.Tensor]:
     return [tg.tensor(a, dtype=a.dtype, requires_grad=a.dtype.kind == "f") for a in arrays]
 
 
+def _tensors(arrays: Sequence[np.ndarray]) -> list[tg.Tensor]:
+    # dtype= always: a 0-d array plus a float is a NumPy scalar, and tg.tensor(np.float64(x))
+    # would be float32.
+    return [tg.tensor(np.asarray(a), dtype=np.asarray(a).dtype) for a in arrays]
+
+
 def _forward(fn: Fn, arrays: Sequence[np.ndarray]) -> np.ndarray:
     with tg.no_grad():
-        out = fn(*[tg.tensor(a) for a in arrays])
+        out = fn(*_tensors(arrays))
     return np.array(out.numpy(), dtype=np.float64)
 
 
@@ -71,7 +77,7 @@ def _data(t: Any, like: np.ndarray) -> np.ndarray:
 
 
 def _random_like(rng: np.random.Generator, shape: tuple) -> np.ndarray:
-    return rng.standard_normal(shape)
+    return np.asarray(rng.standard_normal(shape))
 
 
 # ------------------------------------------------------------------------------ tracegrad sides
@@ -85,7 +91,7 @@ def tg_vjp(fn: Fn, arrays: Sequence[np.ndarray], v: np.ndarray) -> list[np.ndarr
     def loss(*xs: tg.Tensor) -> tg.Tensor:
         return (fn(*xs) * vt).sum()
 
-    grads = tg.grad(loss, argnums=tuple(range(n)))(*[tg.tensor(a) for a in arrays])
+    grads = tg.grad(loss, argnums=tuple(range(n)))(*_tensors(arrays))
     return [np.asarray(g.numpy()) for g in grads]
 
 
@@ -117,7 +123,7 @@ def tg_hvp(fn: Fn, arrays: Sequence[np.ndarray], v: np.ndarray,
             total = term if total is None else total + term
         return total
 
-    grads = tg.grad(inner, argnums=tuple(range(n)))(*[tg.tensor(a) for a in arrays])
+    grads = tg.grad(inner, argnums=tuple(range(n)))(*_tensors(arrays))
     return [np.asarray(g.numpy()) for g in grads]
 
 
@@ -160,8 +166,8 @@ def _numeric_directional(scalar_fn: Callable[[list[np.ndarray]], float],
                          arrays: list[np.ndarray], i: int, u: np.ndarray, eps: float) -> float:
     up = [a.copy() for a in arrays]
     down = [a.copy() for a in arrays]
-    up[i] = arrays[i] + eps * u
-    down[i] = arrays[i] - eps * u
+    up[i] = np.asarray(arrays[i] + eps * u)
+    down[i] = np.asarray(arrays[i] - eps * u)
     return (scalar_fn(up) - scalar_fn(down)) / (2 * eps)
 
 

@@ -131,8 +131,9 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
 
 
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
-    """``x - logsumexp(x)`` along ``dim``."""
-    return x - logsumexp(x, dim, keepdim=True)
+    """``x - logsumexp(x)`` along ``dim``, stable for large inputs."""
+    shifted = x - x._amax(dim, keepdim=True).detach()
+    return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
 
 # ---------------------------------------------------------------- elementwise
@@ -501,6 +502,8 @@ def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
         )
     safe_t = np.where(valid, t, 0)
     picked = logp[np.arange(t.shape[0]), safe_t]
+    if weight is None and not label_smoothing and reduction == "mean" and valid.all():
+        return picked.sum() * (-1.0 / t.shape[0])  # the common case, in two ops
     w = np.ones(c, dtype=logp.dtype) if weight is None else np.asarray(
         weight.data if isinstance(weight, Tensor) else weight, dtype=logp.dtype)
     sample_w = np.where(valid, w[safe_t], 0).astype(logp.dtype)

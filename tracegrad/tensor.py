@@ -22,6 +22,7 @@ from .ops import PRIMITIVES
 from .ops.movement import resolve_shape
 
 P = PRIMITIVES
+_new = object.__new__
 _grad_enabled = autograd.is_grad_enabled
 _mode = autograd._mode
 _ndarray = np.ndarray
@@ -70,23 +71,18 @@ def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
         raise type(e)(f"{prim.name} on {shapes}: {e}") from e
     if type(out) is not _ndarray:
         out = np.asarray(out)
-    t = Tensor.__new__(Tensor)
+    t = _new(Tensor)
     t.data = out
     t.grad = None
     t._version = 0
-    if prim.vjp is not None and _mode.enabled:
-        for x in inputs:
-            if x.requires_grad:
-                t.requires_grad = True
-                t._op = prim
-                t._children = inputs
-                t._attrs = attrs
-                t._versions = tuple([x._version for x in inputs])
-                break
-        else:
-            t.requires_grad = False
-            t._op = None
-            t._children = ()
+    if prim.vjp is not None and _mode.enabled and (
+        inputs[0].requires_grad or any([x.requires_grad for x in inputs])
+    ):
+        t.requires_grad = True
+        t._op = prim
+        t._children = inputs
+        t._attrs = attrs
+        t._versions = tuple([x._version for x in inputs])
     else:
         t.requires_grad = False
         t._op = None
@@ -622,17 +618,45 @@ class Tensor:
         self._version += 1
         return self
 
+    def _inplace_binary(self, name: str, other: Any) -> "Tensor":
+        """``self = self <op> other`` in place. Outside graph recording, NumPy writes straight
+        into this tensor's memory (no temporary, which matters for optimizer updates)."""
+        if _mode.enabled and (self.requires_grad or getattr(other, "requires_grad", False)):
+            return self._inplace(lambda s: _binary(name, s, other))
+        o = _operand(other, self)
+        if o.data.dtype != self.data.dtype and dtypes.promote(self.data.dtype, o.data.dtype) \
+                != self.data.dtype:
+            raise TypeError(
+                f"in-place {name}: the result of {self.data.dtype} {name} {o.data.dtype} is "
+                f"{dtypes.promote(self.data.dtype, o.data.dtype)}, which cannot be stored in "
+                f"this {self.data.dtype} tensor; use an out-of-place op"
+            )
+        prim = P[name]
+        prim.infer(self, o.to(self.data.dtype))  # shape check before touching the data
+        if np.broadcast_shapes(self.shape, o.shape) != self.shape:
+            raise ShapeError(
+                f"in-place {name}: an operand of shape {o.shape} would change the shape "
+                f"{self.shape} of the tensor being updated"
+            )
+        if not self.data.flags.writeable:
+            self.data = self.data.copy()
+        prim.forward(self.data, o.data.astype(self.data.dtype, copy=False), out=self.data)
+        self._version += 1
+        return self
+
     def add_(self, other: Any, alpha: float = 1) -> "Tensor":
-        return self._inplace(lambda s: s + (other if alpha == 1 else other * alpha))
+        return self._inplace_binary("add", other if alpha == 1 else other * alpha)
 
     def sub_(self, other: Any, alpha: float = 1) -> "Tensor":
-        return self._inplace(lambda s: s - (other if alpha == 1 else other * alpha))
+        return self._inplace_binary("sub", other if alpha == 1 else other * alpha)
 
     def mul_(self, other: Any) -> "Tensor":
-        return self._inplace(lambda s: s * other)
+        return self._inplace_binary("mul", other)
 
     def div_(self, other: Any) -> "Tensor":
-        return self._inplace(lambda s: s / other)
+        if self.data.dtype.kind != "f":
+            raise TypeError(f"in-place div on a {self.data.dtype} tensor; the result is float")
+        return self._inplace_binary("div", other)
 
     def zero_(self) -> "Tensor":
         return self._inplace(lambda s: s * 0)

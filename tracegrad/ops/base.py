@@ -70,12 +70,14 @@ def sum_to_shape(g: Any, shape: tuple) -> Any:
     if gshape == shape:
         return g
     lead = len(gshape) - len(shape)
-    axes = tuple(range(lead)) + tuple(
+    stretched = tuple(
         i + lead for i, n in enumerate(shape) if n == 1 and gshape[i + lead] != 1
     )
-    if axes:
-        g = g.sum(dim=axes, keepdim=True)
-    return g.reshape(shape) if g.shape != shape else g
+    if lead:
+        g = g.sum(dim=tuple(range(lead)))  # the added dimensions disappear
+    if stretched:
+        g = g.sum(dim=tuple(i - lead for i in stretched), keepdim=True)
+    return g if g.shape == shape else g.reshape(shape)
 
 
 def normalize_axes(op: str, axis: Any, ndim: int) -> tuple[int, ...]:

@@ -76,6 +76,7 @@ UNARY = [
     ("cos", np.cos, None, lambda g, out, x: (-(g * x.sin()),)),
     ("sigmoid", _sigmoid, None, lambda g, out, x: (g * out * (1 - out),)),
     ("erf", _erf, None, lambda g, out, x: (g * (-(x * x)).exp() * _TWO_OVER_SQRT_PI,)),
+    # (a mask product, not `where`: np.where is several times slower on random masks)
     ("relu", _relu, _same_infer, lambda g, out, x: (g * (out > 0),)),
     ("sign", np.sign, _same_infer, None),
 ]

@@ -192,7 +192,7 @@ class SGD(Optimizer):
             else:
                 buf._assign(buf * mu + d * (1 - group["dampening"]))
             d = d + buf * mu if group["nesterov"] else buf
-        p._assign(p - d * group["lr"])
+        p.sub_(d, alpha=group["lr"])
 
 
 class Adam(Optimizer):
