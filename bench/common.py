@@ -294,3 +294,38 @@ def render_environment(env: dict[str, Any]) -> str:
 def write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# --------------------------------------------------------------------------------------
+# Shared workloads
+
+
+def digits() -> tuple[Any, Any]:
+    """scikit-learn's 8x8 digits: X float32 (1797, 64) scaled to [0, 1], y int64 (1797,)."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    return (data.data / 16.0).astype(np.float32), data.target.astype(np.int64)
+
+
+def mlp_weights(sizes: list[int], seed: int = 0) -> list[tuple[Any, Any]]:
+    """(weight (out, in), bias (out,)) float32 per layer, drawn as PyTorch's Linear does by
+    default, U(-1/sqrt(in), 1/sqrt(in)), from one seeded generator: every engine of a
+    benchmark starts from these same numbers."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    layers = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+        bound = 1.0 / n_in**0.5
+        w = rng.uniform(-bound, bound, (n_out, n_in)).astype(np.float32)
+        b = rng.uniform(-bound, bound, (n_out,)).astype(np.float32)
+        layers.append((w, b))
+    return layers
+
+
+def spread(xs: list[float], scale: float = 1.0, unit: str = "") -> str:
+    """``median [min .. max]`` of timings, for the notes: the machine may be busy."""
+    s = sorted(x * scale for x in xs)
+    return f"{statistics.median(s):,.4g} [{s[0]:,.4g} .. {s[-1]:,.4g}]{unit}"

@@ -69,3 +69,84 @@ def test_missing_peer_is_listed_not_a_crash(monkeypatch):
         "rows": [common.row("x", "s", {"tracegrad": 0.1})],
     })
     assert "micrograd: not installed (pip install micrograd==0.1.0)" in text
+
+
+# --------------------------------------------------------------------------------------
+# bench.tensor and bench.train: quick runs, values checked, timings never asserted
+
+from bench import tensor as bench_tensor  # noqa: E402
+from bench import train as bench_train  # noqa: E402
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+@pytest.fixture(scope="module")
+def tensor_result():
+    return bench_tensor.run(quick=True)
+
+
+def test_tensor_quick_reports_numbers(tensor_result):
+    result = tensor_result
+    assert result["name"] == "tensor"
+    assert result["engines"][:2] == ["tracegrad", "numpy"]
+    for benchmark, engine, value in _numbers(result):
+        assert value is None or (math.isfinite(value) and value > 0), (benchmark, engine, value)
+    assert all(r["values"]["tracegrad"] is not None for r in result["rows"])
+    assert [t["pass"] in (True, False) for t in result["targets"]] == [True] * 3
+    for label, diffs in result["details"]["chain_grad_rel_diff"].items():
+        assert diffs["tracegrad"] < 1e-5, label
+    text = common.render(result)
+    assert "MLP step losses (agree" in text
+    for name in ("autograd", "jax", "tinygrad"):
+        if importlib.util.find_spec(name) is None:
+            assert f"{name}: not installed (pip install {name})" in text
+
+
+def test_tensor_quick_mlp_losses_agree_with_numpy(tensor_result):
+    losses = tensor_result["details"]["mlp"]["losses"]
+    assert len(losses["tracegrad"]) == 3
+    assert losses["tracegrad"] == pytest.approx(losses["numpy"], rel=1e-4)
+    assert tensor_result["details"]["mlp"]["losses_agree"]
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch not installed")
+def test_tensor_quick_torch_agrees(tensor_result):
+    assert "torch" in tensor_result["engines"]
+    losses = tensor_result["details"]["mlp"]["losses"]
+    assert losses["tracegrad"] == pytest.approx(losses["torch"], rel=1e-4)
+    for diffs in tensor_result["details"]["chain_grad_rel_diff"].values():
+        assert diffs["torch"] < 1e-4
+
+
+def test_train_quick_reports_numbers():
+    result = bench_train.run(quick=True)
+    assert result["name"] == "train"
+    assert result["engines"][0] == "tracegrad"
+    for benchmark, engine, value in _numbers(result):
+        assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (
+            benchmark, engine, value)
+    details = result["details"]
+    assert details["steps_per_epoch"] == 11
+    assert len(details["losses"]["tracegrad"]) == 3
+    assert details["accuracy"]["tracegrad"] > 0.5
+    if HAS_TORCH:
+        assert details["losses_agree"]
+        assert details["losses"]["tracegrad"] == pytest.approx(details["losses"]["torch"],
+                                                               rel=1e-3)
+    assert "one epoch" in common.render(result)
+
+
+def test_tensor_missing_peers_are_listed(monkeypatch):
+    for name in ("torch", "micrograd", "autograd", "jax", "tinygrad"):
+        monkeypatch.setitem(sys.modules, name, None)
+    found, missing = bench_tensor.peers()
+    assert list(found) == ["numpy"]
+    assert missing["torch"] == "not installed (pip install torch)"
+    assert missing["autograd"] == "not installed (pip install autograd)"
+
+
+def test_train_without_torch_lists_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    result = bench_train.run(quick=True)
+    assert result["engines"] == ["tracegrad"]
+    assert "torch: not installed (pip install torch)" in common.render(result)

@@ -22,7 +22,7 @@ from hypothesis.extra import numpy as hnp
 
 import tracegrad as tg
 from tracegrad.ops import PRIMITIVES
-from tracegrad.tensor import apply
+from tracegrad.tensor import _normalize_index, apply
 
 F64 = np.float64
 
@@ -37,6 +37,39 @@ def covers(*names: str):
     assert not unknown, f"covers(): no primitives named {sorted(unknown)}"
     COVERED.update(names)
     return lambda fn: fn
+
+
+# ------------------------------------------------------------------------------ shape rules
+
+# Every forward run by this module is checked against its primitive's shape/dtype rule
+# (`infer`), which tracing and the compiler rely on but eager execution never consults.
+
+
+def _checked_forward(prim, forward):
+    def checked(*arrays, **attrs):
+        out = forward(*arrays, **attrs)
+        shape, dtype = prim.infer(*arrays, **attrs)
+        arr = np.asarray(out)
+        assert (tuple(shape), np.dtype(dtype)) == (arr.shape, arr.dtype), (
+            f"{prim.name}: the shape rule says {tuple(shape)} {np.dtype(dtype)}, the forward "
+            f"gives {arr.shape} {arr.dtype} (inputs {[(a.shape, a.dtype) for a in arrays]}, "
+            f"attrs {attrs})"
+        )
+        return out
+
+    return checked
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _shape_rules_agree_with_forward():
+    saved = {name: prim.forward for name, prim in PRIMITIVES.items()}
+    for name, prim in PRIMITIVES.items():
+        prim.forward = _checked_forward(prim, saved[name])
+    try:
+        yield
+    finally:
+        for name, prim in PRIMITIVES.items():
+            prim.forward = saved[name]
 
 
 # ------------------------------------------------------------------------------ strategies
@@ -303,7 +336,8 @@ def test_cast_between_float_dtypes(shape, seed):
     # float64 -> float32 and back.
     compare_with_torch(lambda t: t.float() * t.float(), lambda t: t.float() * t.float(), x64,
                        rtol=1e-5, atol=1e-6)
-    check_grads(lambda t: t.float().double() * 0 + t.double(), x64)
+    # the cast VJP in float64, against finite differences (a same-dtype cast, so no rounding)
+    check_grads(lambda t: apply(PRIMITIVES["cast"], t, dtype=np.dtype(F64)).exp(), x64)
     # The primitive itself.
     xt = tg.tensor(x32, requires_grad=True)
     y = apply(PRIMITIVES["cast"], xt, dtype=np.dtype(F64))
@@ -417,12 +451,12 @@ def test_max_over_an_empty_dimension_raises():
         x.max()
 
 
-def test_max_ties_split_the_gradient_like_torch_amax():
+@pytest.mark.parametrize("dims,keepdim", [(1, False), (0, True), ((0, 1), False), (None, False)])
+def test_max_ties_split_the_gradient_like_torch_amax(dims, keepdim):
     torch = torch_mod()
     x = np.array([[3.0, 1.0, 3.0], [2.0, 2.0, 2.0], [-1.0, 5.0, 0.0]])
-    for dims, keepdim in [(1, False), (0, True), ((0, 1), False), (None, False)]:
-        compare_with_torch(lambda t: t.amax(dims, keepdim) * 1.5,
-                           lambda t: torch.amax(t, _torch_dims(dims, 2), keepdim) * 1.5, x)
+    compare_with_torch(lambda t: t.amax(dims, keepdim) * 1.5,
+                       lambda t: torch.amax(t, _torch_dims(dims, 2), keepdim) * 1.5, x)
     compare_with_torch(lambda t: t.max(), lambda t: t.max(), x)  # torch splits here too
 
 
@@ -668,9 +702,11 @@ SCATTER_CASES = [
 @pytest.mark.parametrize("index,shape", SCATTER_CASES, ids=range(len(SCATTER_CASES)))
 def test_scatter_add(index, shape):
     torch = torch_mod()
+    # the form the getitem VJP uses: a template, integer index arrays as operands
+    template, ix = _normalize_index(index)
     gshape = np.empty(shape)[index].shape
     g = real(np.random.default_rng(2), gshape)
-    fn = lambda t: t._scatter_add(index, shape)  # noqa: E731
+    fn = lambda t: t._scatter_add(template, shape, *ix)  # noqa: E731
     expected = np.zeros(shape)
     np.add.at(expected, index, g)
     with tg.no_grad():
@@ -685,6 +721,18 @@ def test_scatter_add(index, shape):
 
     if not _has_negative_step(index):
         compare_with_torch(lambda t: fn(t) * fn(t), lambda t: torch_fn(t) * torch_fn(t), g)
+
+
+def test_getitem_with_int_tensor_index_has_no_gradient_for_the_index():
+    x = tg.tensor(real(np.random.default_rng(5), (4, 3)), requires_grad=True)
+    idx = tg.tensor([3, 0, 3])
+    y = x[idx, 1:]
+    assert y.shape == (3, 2) and not idx.requires_grad
+    (y * 2.0).sum().backward()
+    expected = np.zeros((4, 3))
+    np.add.at(expected, (np.array([3, 0, 3]), slice(1, None)), 2.0)
+    np.testing.assert_array_equal(x.grad.numpy(), expected)
+    check_getitem(real(np.random.default_rng(5), (4, 3)), (np.array([3, 0, 3]), slice(1, None)))
 
 
 @st.composite
@@ -715,12 +763,53 @@ def test_cat(case, seed):
                lambda t: torch.cat([torch.tensor(const), t], dim).exp(), arrays[-1])
 
 
-def test_stack_is_cat_of_unsqueezed():
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_stack_is_cat_of_unsqueezed(dim):
     torch = torch_mod()
     a, b = real(np.random.default_rng(3), (2, 3)), real(np.random.default_rng(4), (2, 3))
-    for dim in (0, 1, -1):
-        check_both(lambda x, y: tg.stack([x, y], dim), lambda x, y: torch.stack([x, y], dim),
-                   a, b)
+    check_both(lambda x, y: tg.stack([x, y], dim), lambda x, y: torch.stack([x, y], dim), a, b)
+
+
+# ------------------------------------------------------------------------------ random numbers
+
+
+@covers("rand")
+@pytest.mark.parametrize("dist", ["uniform", "normal"])
+@pytest.mark.parametrize("dtype", [None, tg.float64])
+def test_rand(dist, dtype):
+    make = tg.rand if dist == "uniform" else tg.randn
+    tg.manual_seed(123)
+    a = make(40, 50, dtype=dtype)
+    tg.manual_seed(123)
+    b = make((40, 50), dtype=dtype)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())  # seeded: reproducible
+    assert a.dtype == (dtype or tg.float32) and a.shape == (40, 50)
+    assert not a.requires_grad and a.grad_fn is None
+    assert not np.array_equal(make(40, 50, dtype=dtype).numpy(), a.numpy())  # fresh draws
+    data = a.numpy().astype(F64)
+    if dist == "uniform":
+        assert data.min() >= 0 and data.max() < 1
+        assert abs(data.mean() - 0.5) < 0.05 and abs(data.var() - 1 / 12) < 0.01
+    else:
+        assert abs(data.mean()) < 0.1 and abs(data.std() - 1) < 0.1
+    assert make(0, 3, dtype=dtype).shape == (0, 3)
+    # the primitive itself, with no inputs
+    p = apply(PRIMITIVES["rand"], shape=(2, 3), dtype=np.dtype(F64), dist=dist)
+    assert p.shape == (2, 3) and p.dtype == F64 and not p.requires_grad
+
+
+def test_rand_leaf_can_require_grad():
+    x = tg.randn(3, 2, dtype=tg.float64, requires_grad=True)
+    assert x.is_leaf and x.requires_grad
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy())
+
+
+def test_rand_shape_rule_rejects_an_unknown_distribution():
+    # (Eager `apply` consults the shape rule only when the forward fails, so this is what
+    # the compiler sees.)
+    with pytest.raises(ValueError, match="dist"):
+        PRIMITIVES["rand"].infer(shape=(2,), dtype=np.dtype(F64), dist="cauchy")
 
 
 # ------------------------------------------------------------------------------ matmul

@@ -39,9 +39,17 @@ def set_grad_enabled(enabled: bool) -> None:
 
 
 class _GradMode:
-    """Context manager and decorator that sets grad mode, restoring it on exit."""
+    """Context manager and decorator (``@tg.no_grad()`` or bare ``@tg.no_grad``) that sets
+    grad mode, restoring it on exit."""
 
     enabled = True
+
+    def __new__(cls, fn: Callable | None = None) -> Any:
+        self = super().__new__(cls)
+        return self(fn) if fn is not None else self
+
+    def __init__(self, fn: Callable | None = None) -> None:
+        pass
 
     def __enter__(self) -> None:
         self._saved = is_grad_enabled()

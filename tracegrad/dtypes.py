@@ -18,6 +18,7 @@ import numpy as np
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
 float16 = np.dtype(np.float16)
+int16 = np.dtype(np.int16)
 int32 = np.dtype(np.int32)
 int64 = np.dtype(np.int64)
 int8 = np.dtype(np.int8)
@@ -28,7 +29,7 @@ default_float = float32
 default_int = int64
 
 _KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2}
-SUPPORTED = (float16, float32, float64, int8, uint8, int32, int64, bool_)
+SUPPORTED = (float16, float32, float64, int8, uint8, int16, int32, int64, bool_)
 
 
 def kind_rank(dtype: np.dtype) -> int:

@@ -14,7 +14,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import dtypes
 from .errors import ShapeError
 from .ops.base import normalize_axes
 from .tensor import Tensor, _leaf, _operand, cat, stack, where
@@ -24,7 +23,8 @@ __all__ = [
     "binary_cross_entropy_with_logits", "cat", "clamp", "conv2d", "cross_entropy", "dropout",
     "embedding", "gelu", "l1_loss", "layer_norm", "linear", "log_softmax", "logsumexp", "max",
     "max_pool2d", "maximum", "mean", "min", "minimum", "mse_loss", "nll_loss", "one_hot", "pad",
-    "relu", "sigmoid", "silu", "softmax", "stack", "std", "tanh", "var", "where",
+    "relu", "sigmoid", "silu", "softmax", "softplus", "logsigmoid", "stack", "std", "tanh",
+    "take_along_dim", "var", "where",
 ]
 
 MaxMin = namedtuple("MaxMin", ["values", "indices"])
@@ -83,7 +83,7 @@ def amax(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
 
 
 def amin(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
-    return -((-x)._amax(dim, keepdim))
+    return x._amin(dim, keepdim)
 
 
 def max(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
@@ -98,7 +98,8 @@ def max(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
     keepdim = keepdim if keepdims is None else keepdims
     if dim is None:
         return x._amax(None, False)
-    return MaxMin(x._amax(dim, keepdim), x.argmax(dim, keepdim))
+    indices = x.argmax(dim, keepdim)
+    return MaxMin(_pick(x, indices, dim, keepdim), indices)
 
 
 def min(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
@@ -110,13 +111,44 @@ def min(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
     keepdim = keepdim if keepdims is None else keepdims
     if dim is None:
         return amin(x)
-    return MaxMin(amin(x, dim, keepdim), x.argmin(dim, keepdim))
+    indices = x.argmin(dim, keepdim)
+    return MaxMin(_pick(x, indices, dim, keepdim), indices)
+
+
+def _pick(x: Tensor, indices: Tensor, dim: int, keepdim: bool) -> Tensor:
+    """``x``'s elements at ``indices`` along ``dim`` (the result of an arg-reduction), so the
+    gradient goes to exactly those elements, as PyTorch's max(dim) does."""
+    if x.ndim == 0:
+        return x
+    d = dim % x.ndim
+    idx = indices if keepdim else indices.unsqueeze(d)
+    return take_along_dim(x, idx, d) if keepdim else take_along_dim(x, idx, d).squeeze(d)
+
+
+def take_along_dim(x: Tensor, indices: Tensor, dim: int) -> Tensor:
+    """``np.take_along_axis``: pick along ``dim`` with ``indices`` shaped like ``x`` except
+    in ``dim``; differentiable in ``x``."""
+    d = dim % x.ndim
+    index = []
+    for k, n in enumerate(indices.shape):
+        if k == d:
+            index.append(indices)
+        else:
+            shape = [1] * indices.ndim
+            shape[k] = n
+            index.append(_leaf(np.arange(n).reshape(shape)))
+    return x[tuple(index)]
 
 
 def logsumexp(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
     """``log(sum(exp(x)))`` without overflow: the max is taken out first."""
+    axes = normalize_axes("logsumexp", dim, x.ndim)
+    if any(x.shape[a] == 0 for a in axes):  # the sum of nothing is 0, its log -inf
+        shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape)) if keepdim else \
+            tuple(n for i, n in enumerate(x.shape) if i not in axes)
+        return _leaf(np.full(shape, -np.inf, dtype=x.dtype))
     m = x._amax(dim, keepdim=True).detach()
-    m = where(m.abs() == math.inf, 0.0, m) if not np.all(np.isfinite(m.data)) else m
+    m = where(m.abs() == math.inf, 0.0, m)  # a row of -inf stays -inf instead of nan
     out = (x - m).exp().sum(dim, keepdim=True).log() + m
     if keepdim:
         return out
@@ -126,12 +158,16 @@ def logsumexp(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
 
 def softmax(x: Tensor, dim: int = -1) -> Tensor:
     """``exp(x) / sum(exp(x))`` along ``dim``, stable for large inputs."""
+    if x.ndim and x.shape[dim] == 0:
+        return x
     e = (x - x._amax(dim, keepdim=True).detach()).exp()
     return e / e.sum(dim, keepdim=True)
 
 
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
     """``x - logsumexp(x)`` along ``dim``, stable for large inputs."""
+    if x.ndim and x.shape[dim] == 0:
+        return x
     shifted = x - x._amax(dim, keepdim=True).detach()
     return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
@@ -182,6 +218,20 @@ def silu(x: Tensor) -> Tensor:
     return x * x.sigmoid()
 
 
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """``log(1 + exp(beta x)) / beta`` (linear above ``threshold``, as PyTorch)."""
+    if beta == 1.0:
+        sp = x.softplus()
+    else:
+        sp = (x * beta).softplus() * (1.0 / beta)
+    return where(x * beta > threshold, x, sp)
+
+
+def logsigmoid(x: Tensor) -> Tensor:
+    """``log(sigmoid(x))`` without underflow: ``-softplus(-x)``."""
+    return -((-x).softplus())
+
+
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
@@ -212,10 +262,10 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         return x
     if p == 1:
         return x * 0
-    from .tensor import generator
+    from .tensor import rand
 
-    keep = generator().random(x.shape) >= p
-    return x * _leaf((keep / (1 - p)).astype(x.dtype))
+    keep = rand(*x.shape, dtype=x.dtype) >= p  # a graph node: fresh in every compiled run
+    return x * keep * (1 / (1 - p))
 
 
 def layer_norm(x: Tensor, normalized_shape: Any, weight: Tensor | None = None,
@@ -241,21 +291,25 @@ def layer_norm(x: Tensor, normalized_shape: Any, weight: Tensor | None = None,
 
 def embedding(indices: Any, weight: Tensor) -> Tensor:
     """Rows of ``weight`` picked by integer ``indices``."""
-    idx = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
+    idx = indices if isinstance(indices, Tensor) else Tensor(indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
-    if idx.size and (idx.min() < 0 or idx.max() >= weight.shape[0]):
+    lo, hi = idx.data.min(initial=0), idx.data.max(initial=0)
+    if lo < 0 or hi >= weight.shape[0]:
         raise IndexError(
-            f"embedding: indices range over [{idx.min()}, {idx.max()}] but the table has "
+            f"embedding: indices range over [{lo}, {hi}] but the table has "
             f"{weight.shape[0]} rows"
         )
+    if idx.ndim == 0:
+        return weight[idx.reshape(1)].reshape(weight.shape[1:])
     return weight[idx]
 
 
 def one_hot(indices: Any, num_classes: int = -1) -> Tensor:
-    idx = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
-    n = int(idx.max()) + 1 if num_classes < 0 else num_classes
-    return _leaf((idx[..., None] == np.arange(n)).astype(dtypes.int64))
+    """Integer class indices to one-hot rows (int64), ``num_classes`` wide."""
+    idx = indices if isinstance(indices, Tensor) else Tensor(indices)
+    n = int(idx.data.max()) + 1 if num_classes < 0 else num_classes
+    return (idx.unsqueeze(-1) == _leaf(np.arange(n, dtype=idx.dtype))).long()
 
 
 def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
@@ -347,7 +401,9 @@ def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0
     s = _pair(stride if stride is not None else kernel_size, "stride")
     win, oh, ow = _windows(x, k, s, _pair(padding, "padding"), _pair(dilation, "dilation"),
                            "max_pool2d", fill=-math.inf)
-    return win._amax((2, 3))
+    # The first maximum of each window, so the gradient goes to one element, as PyTorch.
+    flat = win.reshape(win.shape[0], win.shape[1], k[0] * k[1], oh, ow)
+    return take_along_dim(flat, flat.argmax(2, keepdim=True), 2).squeeze(2)
 
 
 def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
@@ -398,35 +454,40 @@ def l1_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = None,
                                      reduction: str = "mean", pos_weight: Any = None) -> Tensor:
-    """``-[y log sigmoid(x) + (1-y) log(1 - sigmoid(x))]``, computed stably from logits."""
+    """``-[y log sigmoid(x) + (1-y) log(1 - sigmoid(x))]``, computed stably from logits:
+    ``(1-y) x + softplus(-x)``, with ``pos_weight`` scaling the positive term, as PyTorch."""
     target = _operand(target, input)
     if input.shape != target.shape:
         raise ShapeError(
             f"binary_cross_entropy_with_logits: input {input.shape} and target {target.shape} "
             f"differ"
         )
-    # log(1 + exp(-|x|)) + max(-x, 0) = -log sigmoid(x), without overflow.
-    log_sig_neg = (-(input.maximum(0)) - (-abs(input)).exp().__add__(1).log())  # log sigmoid(-x)
-    log_sig = log_sig_neg + input  # log sigmoid(x)
+    sp = (-input).softplus()  # -log sigmoid(x)
     if pos_weight is not None:
-        loss = -(target * log_sig * pos_weight + (1 - target) * log_sig_neg)
+        loss = (1 - target) * input + (1 + (pos_weight - 1) * target) * sp
     else:
-        loss = -(target * log_sig + (1 - target) * log_sig_neg)
+        loss = (1 - target) * input + sp
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
 
 
+_TINY = {np.dtype(np.float16): 6e-8, np.dtype(np.float32): 1e-44, np.dtype(np.float64): 1e-300}
+
+
 def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None,
                          reduction: str = "mean") -> Tensor:
-    """BCE on probabilities; logs are clamped at -100 as in PyTorch."""
+    """BCE on probabilities; logs are clamped at -100 as in PyTorch (and so are their
+    gradients at exactly 0 and 1: finite, not nan)."""
     target = _operand(target, input)
     if input.shape != target.shape:
         raise ShapeError(
             f"binary_cross_entropy: input {input.shape} and target {target.shape} differ"
         )
-    loss = -(target * clamp(input.log(), min=-100) + (1 - target) * clamp((1 - input).log(),
-                                                                          min=-100))
+    tiny = _TINY.get(input.dtype, 1e-44)
+    log_p = clamp(clamp(input, min=tiny).log(), min=-100)
+    log_q = clamp(clamp(1 - input, min=tiny).log(), min=-100)
+    loss = -(target * log_p + (1 - target) * log_q)
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction, "binary_cross_entropy")
@@ -475,6 +536,8 @@ def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: 
 
 def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
                   reduction: str, label_smoothing: float, op: str, log_probs: Tensor) -> Tensor:
+    # Written with tensor ops only: the targets are data, so a compiled loss reads each
+    # batch's labels instead of baking the first batch's in.
     target = target if isinstance(target, Tensor) else Tensor(target)
     if target.dtype.kind not in "iu":
         raise TypeError(f"{op}: class-index targets must be integers, got {target.dtype}")
@@ -488,36 +551,38 @@ def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
             f"{op}: input {input.shape} needs class-index targets of shape {expected}, "
             f"got {target.shape}"
         )
+    t_values = target.data[target.data != ignore_index]
+    if t_values.size and (t_values.min() < 0 or t_values.max() >= c):
+        raise IndexError(
+            f"{op}: target classes range over [{t_values.min()}, {t_values.max()}] but the "
+            f"input has {c} classes (use ignore_index={ignore_index} for padding)"
+        )
     # Move classes last and flatten: (M, C) against (M,).
     if logp.ndim > 2:
         logp = logp.permute((0,) + tuple(range(2, logp.ndim)) + (1,))
     logp = logp.reshape(-1, c)
-    t = target.data.reshape(-1)
+    t = target.reshape(-1).long()
+    m = t.shape[0]
     valid = t != ignore_index
-    bad = t[valid]
-    if bad.size and (bad.min() < 0 or bad.max() >= c):
-        raise IndexError(
-            f"{op}: target classes range over [{bad.min()}, {bad.max()}] but the input has "
-            f"{c} classes (use ignore_index={ignore_index} for padding)"
-        )
-    safe_t = np.where(valid, t, 0)
-    picked = logp[np.arange(t.shape[0]), safe_t]
-    if weight is None and not label_smoothing and reduction == "mean" and valid.all():
-        return picked.sum() * (-1.0 / t.shape[0])  # the common case, in two ops
-    w = np.ones(c, dtype=logp.dtype) if weight is None else np.asarray(
-        weight.data if isinstance(weight, Tensor) else weight, dtype=logp.dtype)
-    sample_w = np.where(valid, w[safe_t], 0).astype(logp.dtype)
-    loss = -(picked * _leaf(sample_w))
+    safe_t = where(valid, t, 0)
+    picked = logp[_leaf(np.arange(m)), safe_t]
+    if weight is None:
+        w = valid.to(logp.dtype)
+    else:
+        w_table = _t(weight).to(logp.dtype)
+        w = w_table[safe_t] * valid.to(logp.dtype)
+    loss = -(picked * w)
     if label_smoothing:
-        # PyTorch: (1-eps) * nll + eps * mean over classes of -w_c log p_c
-        smooth = -(logp * _leaf(w)).sum(1) / c * _leaf(valid.astype(logp.dtype))
+        # PyTorch: (1 - eps) * nll + eps * (the mean over classes of -w_c log p_c)
+        w_row = 1.0 if weight is None else w_table
+        smooth = -(logp * w_row).sum(1) * (1.0 / c) * valid.to(logp.dtype)
         loss = loss * (1 - label_smoothing) + smooth * label_smoothing
     if reduction == "mean":
-        return loss.sum() / float(sample_w.sum())
+        return loss.sum() / w.sum()
     if reduction == "sum":
         return loss.sum()
     if reduction == "none":
-        return loss.reshape(tuple(target.shape))
+        return loss.reshape(tuple(target.shape) if log_probs.ndim > 1 else ())
     raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from . import autograd, dtypes
 from .errors import ShapeError
 from .ops import PRIMITIVES
-from .ops.movement import resolve_shape
+from .ops.base import check_dim, normalize_axes
+from .ops.movement import SLOT, resolve_shape
 
 P = PRIMITIVES
 _new = object.__new__
@@ -31,29 +32,47 @@ _SCALARS = (int, float, bool, np.number, np.bool_)
 
 # Ops that only make sense on floats: ints and bools are cast to the default float first,
 # as PyTorch does (tg.tensor([1, 2]).exp() is float32).
-_FLOAT_ONLY = {"exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "erf", "div"}
+_FLOAT_ONLY = {"exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "erf", "softplus", "div"}
 
 
 class _Anomaly:
     enabled = False
+    backward_of: str | None = None  # the op whose gradient is being computed
+    created: dict = {}  # id(tensor) -> (weakref, the user's line that created it)
 
 
-def _check_anomaly(prim_name: str, arrays: Iterable[np.ndarray], where: str) -> None:
+def _user_line() -> str:
     import traceback
 
-    for arr in arrays:
-        if arr is not None and arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-            bad = "nan" if np.isnan(arr).any() else "inf"
-            frames = [
-                f for f in traceback.extract_stack()
-                if "/tracegrad/" not in f.filename.replace("\\", "/")
-            ]
-            last = frames[-1] if frames else None
-            line = f"{last.filename}:{last.lineno}: {last.line}" if last else "?"
+    frames = [f for f in traceback.extract_stack()
+              if "/tracegrad/" not in f.filename.replace("\\", "/")]
+    last = frames[-1] if frames else None
+    return f"{last.filename}:{last.lineno}: {last.line}" if last else "?"
+
+
+def _check_anomaly(t: "Tensor", prim_name: str) -> None:
+    """detect_anomaly's check of one result: raise if it holds nan/inf, else remember the
+    user's line that made it (so a later backward failure can point at it)."""
+    import weakref
+
+    arr = t.data
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        bad = "nan" if np.isnan(arr).any() else "inf"
+        if _Anomaly.backward_of is not None:
+            op, line = _Anomaly.backward_of
             raise FloatingPointError(
-                f"detect_anomaly: {prim_name} produced {bad} in the {where} pass "
-                f"(created at {line})"
+                f"detect_anomaly: the gradient of {op} produced {bad} in the backward pass "
+                f"(in its rule's {prim_name}); the {op} was created at {line}"
             )
+        raise FloatingPointError(
+            f"detect_anomaly: {prim_name} produced {bad} in the forward pass "
+            f"(created at {_user_line()})"
+        )
+    if _Anomaly.backward_of is None and t._op is not None:
+        created = _Anomaly.created
+        if len(created) > 100_000:
+            created.clear()
+        created[id(t)] = (weakref.ref(t), _user_line())
 
 
 def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
@@ -73,30 +92,30 @@ def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
         out = np.asarray(out)
     t = _new(Tensor)
     t.data = out
-    t.grad = None
-    t._version = 0
-    if prim.vjp is not None and _mode.enabled and (
+    t._grad = None
+    t._vc = [0]
+    if prim.vjp is not None and _mode.enabled and out.dtype.kind == "f" and (
         inputs[0].requires_grad or any([x.requires_grad for x in inputs])
     ):
         t.requires_grad = True
         t._op = prim
         t._children = inputs
         t._attrs = attrs
-        t._versions = tuple([x._version for x in inputs])
+        t._versions = tuple([x._vc[0] for x in inputs])
     else:
         t.requires_grad = False
         t._op = None
         t._children = ()
     if _Anomaly.enabled:
-        _check_anomaly(prim.name, (out,), "forward")
+        _check_anomaly(t, prim.name)
     return t
 
 
 def _leaf(array: np.ndarray, requires_grad: bool = False) -> "Tensor":
     t = Tensor.__new__(Tensor)
     t.data = array
-    t.grad = None
-    t._version = 0
+    t._grad = None
+    t._vc = [0]
     t._op = None
     t._children = ()
     t.requires_grad = False
@@ -109,19 +128,19 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     """Python data -> ndarray with PyTorch's dtype inference; clear errors for bad input."""
     if isinstance(data, Tensor):
         arr = data.data
-    elif isinstance(data, np.ndarray):
-        arr = data
+    elif isinstance(data, (np.ndarray, np.generic)):
+        arr = np.asarray(data)  # NumPy arrays and scalars keep their dtype
     else:
         try:
-            arr = np.array(data)
+            arr = np.array(data, dtype=None if dtype is None else dtypes.to_dtype(dtype))
         except ValueError as e:
             raise ValueError(
                 f"tensor: the nested lists have ragged lengths and do not form a rectangular "
                 f"array ({e}); make every row the same length"
             ) from None
-        if arr.dtype.kind == "f":
+        if dtype is None and arr.dtype.kind == "f":
             arr = arr.astype(dtypes.default_float)
-        elif arr.dtype.kind in "iu":
+        elif dtype is None and arr.dtype.kind in "iu":
             arr = arr.astype(dtypes.default_int)
     if arr.dtype.kind not in "biuf":
         raise TypeError(
@@ -176,11 +195,22 @@ def _binary(name: str, a: "Tensor", b: Any, reverse: bool = False) -> "Tensor":
         a, b = b, a
     da, db = a.data.dtype, b.data.dtype
     if da is not db and da != db:
-        dt = dtypes.promote(da, db)
+        dt = _result_dtype(a, b)
         a, b = a.to(dt), b.to(dt)
     if name in _FLOAT_ONLY and a.data.dtype.kind != "f":
         a, b = a.to(dtypes.default_float), b.to(dtypes.default_float)
     return apply(P[name], a, b)
+
+
+def _result_dtype(a: "Tensor", b: "Tensor") -> np.dtype:
+    """PyTorch's promotion, including its rule that a 0-d tensor acts like a number: it
+    cannot widen a dimensioned tensor of the same kind (float32[3] * float64[] is float32)."""
+    da, db = a.data.dtype, b.data.dtype
+    if (a.data.ndim == 0) != (b.data.ndim == 0):
+        dim_dt, zero_dt = (db, da) if a.data.ndim == 0 else (da, db)
+        if dtypes.kind_rank(zero_dt) <= dtypes.kind_rank(dim_dt):
+            return dim_dt
+    return dtypes.promote(da, db)
 
 
 def _unary(name: str, x: "Tensor") -> "Tensor":
@@ -197,14 +227,17 @@ class Tensor:
     tensor([[2., 4.]])
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_op", "_children", "_attrs", "_versions",
-                 "_version", "__weakref__")
+    # _vc is a one-element list, the version counter, shared with aliases (detach) so an
+    # in-place change through any of them is seen by the graph that saved the data.
+    __slots__ = ("data", "_grad", "requires_grad", "_op", "_children", "_attrs", "_versions",
+                 "_vc", "__weakref__")
+    __array_priority__ = 1000  # NumPy defers to us: np.float64(2) * t is a Tensor
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None):
         arr = _as_array(data, dtype)
         self.data = arr
-        self.grad = None
-        self._version = 0
+        self._grad = None
+        self._vc = [0]
         self._op = None
         self._children = ()
         self.requires_grad = False
@@ -338,8 +371,35 @@ class Tensor:
         return self
 
     def detach(self) -> "Tensor":
-        """The same data, cut from the graph (shares memory, as in PyTorch)."""
-        return _leaf(self.data)
+        """The same data, cut from the graph (shares memory and the version counter, as in
+        PyTorch, so an in-place change through it is caught by a backward that needs it)."""
+        t = _leaf(self.data)
+        t._vc = self._vc
+        return t
+
+    @property
+    def _version(self) -> int:
+        """How many times this tensor's data was changed in place."""
+        return self._vc[0]
+
+    @property
+    def grad(self) -> "Tensor | None":
+        """The accumulated gradient (None until a backward reaches this leaf)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: "Tensor | None") -> None:
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(
+                    f"grad must be a tg.Tensor or None, got {type(value).__name__}"
+                )
+            if value.shape != self.shape:
+                raise ShapeError(
+                    f"grad of shape {value.shape} assigned to a tensor of shape {self.shape}; "
+                    f"they must match"
+                )
+        self._grad = value
 
     def clone(self) -> "Tensor":
         return self * 1 if self.requires_grad else _leaf(self.data.copy())
@@ -391,15 +451,25 @@ class Tensor:
 
     def _vjp(self, g: "Tensor") -> tuple:
         for x, v in zip(self._children, self._versions):
-            if x._version != v:
+            if x._vc[0] != v:
                 raise RuntimeError(
                     f"backward: an input of {self._op.name} (shape {x.shape}) was changed in "
                     f"place after it was used, and its gradient needs the old value; "
                     f"use an out-of-place op (x = x + 1 instead of x += 1) or .clone() first"
                 )
-        grads = self._op.vjp(g, self, *self._children, **self._attrs)
-        if _Anomaly.enabled:
-            _check_anomaly(self._op.name, [x.data for x in grads if x is not None], "backward")
+        if not _Anomaly.enabled:
+            return self._op.vjp(g, self, *self._children, **self._attrs)
+        ref, line = _Anomaly.created.get(id(self), (None, "an unknown line"))
+        saved = _Anomaly.backward_of
+        _Anomaly.backward_of = (self._op.name, line if ref is not None and ref() is self
+                                else "an unknown line")
+        try:
+            grads = self._op.vjp(g, self, *self._children, **self._attrs)
+            for x in grads:
+                if x is not None:
+                    _check_anomaly(x, self._op.name)
+        finally:
+            _Anomaly.backward_of = saved
         return grads
 
     def _accumulate_grad(self, g: "Tensor") -> None:
@@ -407,12 +477,12 @@ class Tensor:
             raise AssertionError(f"gradient of shape {g.shape} for a leaf of shape {self.shape}")
         if g.data.dtype != self.data.dtype:
             g = g.to(self.data.dtype)
-        if self.grad is None:
+        if self._grad is None:
             # Own, writable memory: a VJP may hand the same array to several leaves, or a
             # read-only broadcast view.
-            self.grad = g if g.requires_grad else _leaf(np.array(g.data, copy=True))
+            self._grad = g if g.requires_grad else _leaf(np.array(g.data, copy=True))
         else:
-            self.grad = self.grad + g
+            self._grad = self._grad + g
 
     def _free_graph(self) -> None:
         self._children = ()
@@ -423,7 +493,9 @@ class Tensor:
         return self if self.requires_grad else _leaf(self.data, requires_grad=True)
 
     def _grad_wrt(self, inputs: Sequence["Tensor"], create_graph: bool) -> list:
-        policy = autograd.GradsInTable(retain_graph=create_graph, targets=inputs)
+        # The graph is kept: it may contain nodes the caller built outside the function and
+        # still wants to backpropagate through (the function's own nodes die with it).
+        policy = autograd.GradsInTable(retain_graph=True, targets=inputs)
         self._backward(_leaf(np.ones(self.shape, dtype=self.dtype)), policy, create_graph)
         out = []
         for x in inputs:
@@ -471,16 +543,14 @@ class Tensor:
         x = self if dtype is None else self.to(dtype)
         if x.dtype == dtypes.bool_:
             x = x.to(dtypes.int64)
-        from .ops.base import normalize_axes
-
         axes = normalize_axes("sum", dim, x.ndim)
         return apply(P["sum"], x, axes=axes, keepdim=keepdim)
 
     def _amax(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
-        from .ops.base import normalize_axes
+        return apply(P["max"], self, axes=normalize_axes("max", dim, self.ndim), keepdim=keepdim)
 
-        axes = normalize_axes("max", dim, self.ndim)
-        return apply(P["max"], self, axes=axes, keepdim=keepdim)
+    def _amin(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
+        return apply(P["min"], self, axes=normalize_axes("min", dim, self.ndim), keepdim=keepdim)
 
     def argmax(self, dim: int | None = None, keepdim: bool = False, *, axis: Any = None,
                keepdims: bool | None = None) -> "Tensor":
@@ -490,7 +560,7 @@ class Tensor:
     def argmin(self, dim: int | None = None, keepdim: bool = False, *, axis: Any = None,
                keepdims: bool | None = None) -> "Tensor":
         dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
-        return apply(P["argmax"], -self, axis=dim, keepdim=keepdim)
+        return apply(P["argmin"], self, axis=dim, keepdim=keepdim)
 
     # movement -----------------------------------------------------------
 
@@ -504,12 +574,17 @@ class Tensor:
     view = reshape
 
     def permute(self, *dims: Any) -> "Tensor":
-        dims = tuple(d % max(self.ndim, 1) for d in _shape_arg(dims))
+        dims = tuple(check_dim("permute", d, self.ndim) for d in _shape_arg(dims))
         if dims == tuple(range(self.ndim)):
             return self
         return apply(P["permute"], self, dims=dims)
 
     def transpose(self, dim0: int, dim1: int) -> "Tensor":
+        if self.ndim == 0:
+            check_dim("transpose", dim0, 0), check_dim("transpose", dim1, 0)
+            return self
+        dim0, dim1 = check_dim("transpose", dim0, self.ndim), check_dim("transpose", dim1,
+                                                                          self.ndim)
         dims = list(range(self.ndim))
         dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
         return self.permute(tuple(dims))
@@ -530,14 +605,17 @@ class Tensor:
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
         if self.ndim == 0:
             return self.reshape(1)
-        s, e = start_dim % self.ndim, end_dim % self.ndim
+        s, e = check_dim("flatten", start_dim, self.ndim), check_dim("flatten", end_dim, self.ndim)
+        if s > e:
+            raise ShapeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
         shape = self.shape[:s] + (math.prod(self.shape[s:e + 1]),) + self.shape[e + 1:]
         return self.reshape(shape)
 
     def squeeze(self, dim: Any = None) -> "Tensor":
         if dim is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
-        dims = {d % max(self.ndim, 1) for d in ((dim,) if isinstance(dim, int) else dim)}
+        dims = {check_dim("squeeze", d, self.ndim)
+                for d in ((dim,) if isinstance(dim, int) else dim)}
         return self.reshape(
             tuple(n for i, n in enumerate(self.shape) if not (i in dims and n == 1))
         )
@@ -551,14 +629,15 @@ class Tensor:
         dim %= nd
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
-    def _getitem(self, index: tuple) -> "Tensor":
-        return apply(P["getitem"], self, index=index)
+    def _getitem(self, index: tuple, *ix: "Tensor") -> "Tensor":
+        return apply(P["getitem"], self, *ix, index=index)
 
-    def _scatter_add(self, index: tuple, shape: tuple) -> "Tensor":
-        return apply(P["scatter_add"], self, index=index, shape=shape)
+    def _scatter_add(self, index: tuple, shape: tuple, *ix: "Tensor") -> "Tensor":
+        return apply(P["scatter_add"], self, *ix, index=index, shape=shape)
 
     def __getitem__(self, index: Any) -> "Tensor":
-        return self._getitem(_normalize_index(index, self.shape))
+        template, ix = _normalize_index(index)
+        return self._getitem(template, *ix)
 
     # in-place -----------------------------------------------------------
 
@@ -582,7 +661,7 @@ class Tensor:
         if not self.data.flags.writeable:
             self.data = self.data.copy()
         np.copyto(self.data, new.data, casting="same_kind")
-        self._version += 1
+        self._vc[0] += 1
         return self
 
     def _inplace(self, result_fn: Any) -> "Tensor":
@@ -602,8 +681,8 @@ class Tensor:
         if not recording:
             return self._assign(result_fn(self))
         old = Tensor.__new__(Tensor)
-        for slot in ("data", "grad", "requires_grad", "_op", "_children", "_attrs",
-                     "_versions", "_version"):
+        for slot in ("data", "_grad", "requires_grad", "_op", "_children", "_attrs",
+                     "_versions", "_vc"):
             setattr(old, slot, getattr(self, slot))
         new = result_fn(old)
         if new.shape != self.shape:
@@ -615,7 +694,7 @@ class Tensor:
         self._children, self._attrs = new._children, new._attrs
         self._versions = new._versions
         self.requires_grad = new.requires_grad
-        self._version += 1
+        self._vc = [old._vc[0] + 1]
         return self
 
     def _inplace_binary(self, name: str, other: Any) -> "Tensor":
@@ -641,7 +720,7 @@ class Tensor:
         if not self.data.flags.writeable:
             self.data = self.data.copy()
         prim.forward(self.data, o.data.astype(self.data.dtype, copy=False), out=self.data)
-        self._version += 1
+        self._vc[0] += 1
         return self
 
     def add_(self, other: Any, alpha: float = 1) -> "Tensor":
@@ -659,10 +738,13 @@ class Tensor:
         return self._inplace_binary("div", other)
 
     def zero_(self) -> "Tensor":
-        return self._inplace(lambda s: s * 0)
+        return self.fill_(0)
 
     def fill_(self, value: Any) -> "Tensor":
-        return self._inplace(lambda s: (s * 0 + value).to(s.dtype))
+        v = _operand(value, self)
+        if v.ndim:
+            raise ShapeError(f"fill_: expects a number or a 0-d tensor, got shape {v.shape}")
+        return self.copy_(v)
 
     def copy_(self, src: Any) -> "Tensor":
         src = _operand(src, self)
@@ -680,29 +762,35 @@ class Tensor:
     def __itruediv__(self, other: Any) -> "Tensor":
         return self.div_(other)
 
+    def _setitem(self, index: tuple, value: Any, *ix: "Tensor") -> "Tensor":
+        v = _operand(value, self)
+        if v.dtype != self.dtype:
+            v = v.to(self.dtype)
+        return apply(P["setitem"], self, v, *ix, index=index)
+
     def __setitem__(self, index: Any, value: Any) -> None:
-        idx = _normalize_index(index, self.shape)
-
-        def put(s: "Tensor") -> "Tensor":
-            target_shape = s._getitem(idx).shape if _grad_enabled() else s.data[idx].shape
-            v = _operand(value, s).to(s.dtype)
-            v = v.expand(target_shape) if v.shape != target_shape else v
-            hit = _leaf(np.ones(target_shape, dtype=s.dtype))._scatter_add(idx, s.shape)
-            return where(hit == 0, s, v._scatter_add(idx, s.shape))
-
-        self._inplace(put)
+        idx, ix = _normalize_index(index)
+        self._inplace(lambda s: s._setitem(idx, value, *ix))
 
     # ---------------------------------------------------------------- printing
 
     def __repr__(self) -> str:
         data = self.data
-        integral = data.dtype.kind != "f" or not data.size or bool(
-            np.all(np.isfinite(data)) and np.all(data == np.round(data))
-        )
-        body = np.array2string(
-            data, separator=", ", prefix="tensor(", precision=4, threshold=200, edgeitems=3,
-            floatmode="maxprec" if integral else "fixed", suppress_small=True,
-        )
+        finite = data[np.isfinite(data)] if data.dtype.kind == "f" else data
+        integral = data.dtype.kind != "f" or bool(np.all(finite == np.round(finite)))
+        formatter = {"bool": lambda b: "True" if b else "False"}
+        if data.dtype.kind == "f":
+            big = finite.size and (np.abs(finite).max() >= 1e8 or (
+                np.abs(finite).max() / max(np.abs(finite[finite != 0]).min(initial=np.inf),
+                                           1e-300) > 1e3 and not integral))
+            if big:
+                formatter["float_kind"] = lambda v: f"{v:.4e}"
+            elif integral:
+                formatter["float_kind"] = lambda v: f"{v:.0f}." if np.isfinite(v) else f"{v}"
+            else:
+                formatter["float_kind"] = lambda v: f"{v:.4f}" if np.isfinite(v) else f"{v}"
+        body = np.array2string(data, separator=", ", prefix="tensor(", threshold=200,
+                               edgeitems=3, formatter=formatter)
         extras = []
         if self.data.dtype not in (dtypes.default_float, dtypes.default_int, dtypes.bool_) or (
             self.data.size == 0
@@ -723,7 +811,8 @@ def _backward_name(prim_name: str) -> str:
 
 # -------------------------------------------------------------------- method tables
 
-_UNARY_METHODS = ["exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "relu", "erf"]
+_UNARY_METHODS = ["exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "relu", "erf",
+                  "softplus"]
 
 # method name, primitive, reversed operands
 _BINARY_METHODS = [
@@ -789,23 +878,35 @@ def _dim_args(dim: Any, keepdim: bool, axis: Any, keepdims: bool | None) -> tupl
     return dim, bool(keepdim)
 
 
-def _normalize_index(index: Any, shape: tuple) -> tuple:
-    """A NumPy index as a tuple whose tensors and lists are ndarrays (hashable parts aside)."""
+def _normalize_index(index: Any) -> tuple[tuple, tuple]:
+    """A NumPy-style index as (template, integer index tensors).
+
+    Integer arrays (lists, ndarrays, int tensors) become operands, standing in the template
+    as ``SLOT``; bool masks stay in the template as ndarrays (their result's shape depends
+    on their values, so they are always static).
+    """
     if not isinstance(index, tuple):
         index = (index,)
-    out = []
+    template, operands = [], []
     for i in index:
         if isinstance(i, Tensor):
-            i = i.data
+            if i.data.dtype.kind in "iu" and i.ndim > 0:
+                template.append(SLOT)
+                operands.append(i)
+                continue
+            i = _static_data(i, "a tensor used as a bool mask or a 0-d index")
         elif isinstance(i, list):
             i = np.asarray(i)
         if isinstance(i, np.ndarray):
             if i.dtype.kind not in "biu":
-                raise IndexError(
-                    f"getitem: index arrays must be integers or bools, got {i.dtype}"
-                )
-            if i.ndim == 0 and i.dtype.kind in "iu":
-                i = int(i)
+                raise IndexError(f"getitem: index arrays must be integers or bools, got {i.dtype}")
+            if i.dtype.kind in "iu":
+                if i.ndim == 0:
+                    template.append(int(i))
+                else:
+                    template.append(SLOT)
+                    operands.append(_leaf(i.astype(np.int64, copy=False)))
+                continue
         elif isinstance(i, np.integer):
             i = int(i)
         elif not (i is None or i is Ellipsis or isinstance(i, (int, slice))):
@@ -813,8 +914,14 @@ def _normalize_index(index: Any, shape: tuple) -> tuple:
                 f"getitem: {type(i).__name__} is not a valid index; use ints, slices, None, "
                 f"..., bool masks or integer arrays/tensors"
             )
-        out.append(i)
-    return tuple(out)
+        template.append(i)
+    return tuple(template), tuple(operands)
+
+
+def _static_data(t: "Tensor", why: str) -> np.ndarray:
+    """``t``'s values where Python code needs them now (a shape, a mask). The compiler's
+    tracer replaces this to refuse values that would differ from call to call."""
+    return t.data
 
 
 # -------------------------------------------------------------------- functions on tensors
@@ -873,17 +980,7 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
 
 # -------------------------------------------------------------------- creation
 
-_rng = np.random.default_rng()
-
-
-def manual_seed(seed: int) -> None:
-    """Seed tracegrad's random numbers (rand, randn, dropout, init) for reproducible runs."""
-    global _rng
-    _rng = np.random.default_rng(seed)
-
-
-def generator() -> np.random.Generator:
-    return _rng
+from .rng import generator, manual_seed  # noqa: E402,F401  (public through tracegrad)
 
 
 def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
@@ -954,23 +1051,27 @@ def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = F
     return _leaf(np.eye(n, m, dtype=_float_dtype(dtype)), requires_grad)
 
 
+def _random(shape: tuple, dtype: Any, dist: str, requires_grad: bool) -> Tensor:
+    t = apply(P["rand"], shape=_shape_from(shape), dtype=_float_dtype(dtype), dist=dist)
+    return t.requires_grad_() if requires_grad else t
+
+
 def rand(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Uniform in [0, 1); seeded by ``tg.manual_seed``."""
-    dt = _float_dtype(dtype)
-    return _leaf(_rng.random(_shape_from(shape)).astype(dt), requires_grad)
+    return _random(shape, dtype, "uniform", requires_grad)
 
 
 def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Standard normal; seeded by ``tg.manual_seed``."""
-    dt = _float_dtype(dtype)
-    return _leaf(_rng.standard_normal(_shape_from(shape)).astype(dt), requires_grad)
+    return _random(shape, dtype, "normal", requires_grad)
 
 
 def randint(low: int, high: int | None = None, size: Any = (), dtype: Any = None) -> Tensor:
     if high is None:
         low, high = 0, low
     dt = dtypes.default_int if dtype is None else dtypes.to_dtype(dtype)
-    return _leaf(_rng.integers(low, high, size=_shape_arg((size,)) if size else ()).astype(dt))
+    size = _shape_arg((size,)) if size else ()
+    return _leaf(generator().integers(low, high, size=size).astype(dt))
 
 
 def is_tensor(x: Any) -> bool:

@@ -16,7 +16,7 @@ from ..tensor import Tensor, generator
 
 def _fill(t: Tensor, values: np.ndarray) -> Tensor:
     t.data[...] = values.astype(t.data.dtype, copy=False)
-    t._version += 1
+    t._vc[0] += 1
     return t
 
 

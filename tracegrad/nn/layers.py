@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
+from ..autograd import no_grad
 from ..errors import ShapeError
 from ..tensor import Tensor, zeros
 from . import init
@@ -170,13 +171,14 @@ class BatchNorm1d(Module):
             mean = F.mean(x, dims, keepdim=True)
             var = F.var(x, dims, keepdim=True, correction=0)
             if self.training and self.track_running_stats:
+                # In-place tensor updates, so a compiled training step writes them back.
                 m = self.momentum
-                unbiased = var.detach().data.reshape(-1) * (n / (n - 1))
-                rm, rv = self.running_mean, self.running_var
-                rm.data = ((1 - m) * rm.data + m * mean.detach().data.reshape(-1)).astype(
-                    rm.data.dtype)
-                rv.data = ((1 - m) * rv.data + m * unbiased).astype(rv.data.dtype)
-                self.num_batches_tracked.data = self.num_batches_tracked.data + 1
+                with no_grad():
+                    unbiased = var.reshape(-1) * (n / (n - 1))
+                    rm, rv = self.running_mean, self.running_var
+                    rm._assign(rm * (1 - m) + mean.reshape(-1) * m)
+                    rv._assign(rv * (1 - m) + unbiased * m)
+                    self.num_batches_tracked._assign(self.num_batches_tracked + 1)
         else:
             mean = self.running_mean.reshape(shape)
             var = self.running_var.reshape(shape)

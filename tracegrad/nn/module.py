@@ -288,7 +288,7 @@ class Module:
             for k, arr in arrays.items():
                 target = own[k]
                 target.data = np.array(arr, dtype=target.data.dtype, copy=True)
-                target._version += 1
+                target._vc[0] += 1
         return IncompatibleKeys(missing, unexpected)
 
     # ---------------------------------------------------------------- printing

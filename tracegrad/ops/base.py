@@ -85,6 +85,11 @@ def normalize_axes(op: str, axis: Any, ndim: int) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if ndim == 0:  # a 0-d tensor has one "dimension" to name, as in PyTorch: dim 0 or -1
+        for a in axes:
+            if int(a) not in (0, -1):
+                raise ShapeError(f"{op}: dim {a} is out of range for a 0-d tensor")
+        return ()
     out = []
     for a in axes:
         a = int(a)
@@ -93,7 +98,18 @@ def normalize_axes(op: str, axis: Any, ndim: int) -> tuple[int, ...]:
                 f"{op}: dim {a} is out of range for a tensor with {ndim} dimension(s); "
                 f"use a dim in [{-max(ndim, 1)}, {max(ndim, 1) - 1}]"
             )
-        out.append(a % ndim if ndim else 0)
+        out.append(a % ndim)
     if len(set(out)) != len(out):
         raise ShapeError(f"{op}: dim {axes} names the same dimension twice")
     return tuple(sorted(out))
+
+
+def check_dim(op: str, dim: int, ndim: int) -> int:
+    """``dim`` as a non-negative index into ``ndim`` dimensions, or a ShapeError."""
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise ShapeError(
+            f"{op}: dim {dim} is out of range for a tensor with {ndim} dimension(s); "
+            f"use a dim in [{-n}, {n - 1}]"
+        )
+    return dim % n

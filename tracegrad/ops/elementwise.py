@@ -75,6 +75,8 @@ UNARY = [
     ("sin", np.sin, None, lambda g, out, x: (g * x.cos(),)),
     ("cos", np.cos, None, lambda g, out, x: (-(g * x.sin()),)),
     ("sigmoid", _sigmoid, None, lambda g, out, x: (g * out * (1 - out),)),
+    # log(1 + exp(x)) in one stable NumPy call; the base of BCE-with-logits and log-sigmoid
+    ("softplus", lambda x: np.logaddexp(0, x), None, lambda g, out, x: (g * x.sigmoid(),)),
     ("erf", _erf, None, lambda g, out, x: (g * (-(x * x)).exp() * _TWO_OVER_SQRT_PI,)),
     # (a mask product, not `where`: np.where is several times slower on random masks)
     ("relu", _relu, _same_infer, lambda g, out, x: (g * (out > 0),)),
@@ -176,3 +178,24 @@ def _cast_vjp(g, out, x, *, dtype):
 
 register("cast", "elementwise", _cast_forward, _cast_infer, _cast_vjp)
 
+
+
+# ---------------------------------------------------------------- random numbers
+# A primitive with no inputs, so a compiled program draws fresh numbers on every run.
+
+
+def _rand_forward(*, shape, dtype, dist):
+    from ..rng import generator
+
+    g = generator()
+    draw = g.random(shape) if dist == "uniform" else g.standard_normal(shape)
+    return draw.astype(dtype, copy=False)
+
+
+def _rand_infer(*, shape, dtype, dist):
+    if dist not in ("uniform", "normal"):
+        raise ValueError(f"rand: dist must be 'uniform' or 'normal', got {dist!r}")
+    return tuple(shape), np.dtype(dtype)
+
+
+register("rand", "random", _rand_forward, _rand_infer, None)

@@ -29,6 +29,8 @@ def _matmul_infer(a, b):
 
 
 def _matmul_vjp(g, out, a, b):
+    if a.ndim == 1 and b.ndim == 1:  # a dot product
+        return (g * b if a.requires_grad else None), (g * a if b.requires_grad else None)
     # Lift 1-d operands to matrices, differentiate the matrix product, undo the lift.
     a2 = a.reshape((1, a.shape[0])) if a.ndim == 1 else a
     b2 = b.reshape((b.shape[0], 1)) if b.ndim == 1 else b

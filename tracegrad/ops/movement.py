@@ -113,6 +113,27 @@ register(
 )
 
 # ---------------------------------------------------------------- indexing
+#
+# An index is a template tuple (ints, slices, None, Ellipsis, bool masks) in which integer
+# index arrays stand as SLOT; the arrays themselves are operands of the primitive, so indices
+# held in tensors (class labels, token ids) are data, not constants baked into the graph.
+
+
+class _Slot:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "#"
+
+
+SLOT = _Slot()
+
+
+def fill_index(index: tuple, arrays: tuple) -> tuple:
+    if not arrays:
+        return index
+    it = iter(arrays)
+    return tuple(next(it) if i is SLOT else i for i in index)
 
 
 def is_basic_index(index: tuple) -> bool:
@@ -122,20 +143,31 @@ def is_basic_index(index: tuple) -> bool:
     )
 
 
-def _getitem_infer(x, *, index):
+def _getitem_forward(x, *ix, index):
+    return x[fill_index(index, ix)]
+
+
+def _getitem_infer(x, *ix, index):
     probe = np.broadcast_to(np.empty((), dtype=x.dtype), tuple(x.shape))
+    for a in ix:
+        if a.dtype.kind not in "iu":
+            raise IndexError(f"getitem: index arrays must be integers, got {a.dtype}")
+    zeros = tuple(np.zeros(tuple(a.shape), dtype=np.int64) for a in ix)
     try:
-        return probe[index].shape, x.dtype
+        return probe[fill_index(index, zeros)].shape, x.dtype
     except IndexError as e:
         raise IndexError(
-            f"getitem: index {_show(index)} does not fit shape {tuple(x.shape)}: {e}"
+            f"getitem: index {_show(index, ix)} does not fit shape {tuple(x.shape)}: {e}"
         ) from None
 
 
-def _show(index: tuple) -> str:
-    parts = []
+def _show(index: tuple, ix: tuple = ()) -> str:
+    parts, it = [], iter(ix)
     for i in index:
-        if isinstance(i, np.ndarray):
+        if i is SLOT:
+            a = next(it, None)
+            parts.append(f"int array of shape {tuple(a.shape)}" if a is not None else "#")
+        elif isinstance(i, np.ndarray):
             parts.append(f"array(shape={i.shape}, dtype={i.dtype})")
         elif i is Ellipsis:
             parts.append("...")
@@ -144,29 +176,66 @@ def _show(index: tuple) -> str:
     return "[" + ", ".join(parts) + "]"
 
 
-register(
-    "getitem", "movement",
-    lambda x, *, index: x[index],
-    _getitem_infer,
-    lambda g, out, x, *, index: (g._scatter_add(index, tuple(x.shape)),),
-)
+def _getitem_vjp(g, out, x, *ix, index):
+    return (g._scatter_add(index, tuple(x.shape), *ix),) + (None,) * len(ix)
 
 
-def _scatter_add_forward(g, *, index, shape):
+register("getitem", "movement", _getitem_forward, _getitem_infer, _getitem_vjp)
+
+
+def _scatter_add_forward(g, *ix, index, shape):
     out = np.zeros(shape, dtype=g.dtype)
-    if is_basic_index(index):
-        out[index] = g
+    full = fill_index(index, ix)
+    if is_basic_index(full):
+        out[full] = g
     else:  # repeated indices must add up, so no plain assignment
-        np.add.at(out, index, g)
+        np.add.at(out, full, g)
     return out
+
+
+def _scatter_add_vjp(gg, out, g, *ix, index, shape):
+    return (gg._getitem(index, *ix),) + (None,) * len(ix)
 
 
 register(
     "scatter_add", "movement",
     _scatter_add_forward,
-    lambda g, *, index, shape: (tuple(shape), g.dtype),
-    lambda gg, out, g, *, index, shape: (gg._getitem(index),),
+    lambda g, *ix, index, shape: (tuple(shape), g.dtype),
+    _scatter_add_vjp,
 )
+
+def _setitem_forward(x, v, *ix, index):
+    out = x.copy()
+    out[fill_index(index, ix)] = v  # as NumPy: with repeated indices the last write wins
+    return out
+
+
+def _setitem_infer(x, v, *ix, index):
+    target, _ = _getitem_infer(x, *ix, index=index)
+    try:
+        np.broadcast_shapes(tuple(v.shape), target)
+        if len(v.shape) > len(target) and any(n != 1 for n in v.shape[:len(v.shape) - len(target)]):
+            raise ValueError
+    except ValueError:
+        raise ShapeError(
+            f"setitem: a value of shape {tuple(v.shape)} does not fit the selected part of "
+            f"shape {target}"
+        ) from None
+    if v.dtype != x.dtype:
+        raise TypeError(f"setitem: value dtype {v.dtype} differs from the tensor's {x.dtype}")
+    return tuple(x.shape), x.dtype
+
+
+def _setitem_vjp(g, out, x, v, *ix, index):
+    gx = g._setitem(index, 0, *ix) if x.requires_grad else None
+    gv = None
+    if v.requires_grad:
+        gv = g._getitem(index, *ix)
+        gv = sum_to_shape(gv, tuple(v.shape)) if gv.ndim >= v.ndim else gv.reshape(v.shape)
+    return (gx, gv) + (None,) * len(ix)
+
+
+register("setitem", "movement", _setitem_forward, _setitem_infer, _setitem_vjp)
 
 # ---------------------------------------------------------------- cat
 

@@ -41,49 +41,52 @@ def _sum_vjp(g, out, x, *, axes, keepdim):
 register("sum", "reduce", _sum_forward, _sum_infer, _sum_vjp)
 
 
-# ---------------------------------------------------------------- max
+# ---------------------------------------------------------------- max, min
 
 
-def _max_forward(x, *, axes, keepdim):
-    return np.max(x, axis=axes, keepdims=keepdim)
+def _extremum_infer(name):
+    def infer(x, *, axes, keepdim):
+        for a in axes:
+            if x.shape[a] == 0:
+                raise ShapeError(
+                    f"{name}: cannot reduce dimension {a} of size 0 (shape {tuple(x.shape)}); "
+                    f"the {name}imum of nothing is undefined"
+                )
+        return _reduced_shape(tuple(x.shape), axes, keepdim), x.dtype
+
+    return infer
 
 
-def _max_infer(x, *, axes, keepdim):
-    for a in axes:
-        if x.shape[a] == 0:
-            raise ShapeError(
-                f"max: cannot reduce dimension {a} of size 0 (shape {tuple(x.shape)}); "
-                f"a maximum of nothing is undefined"
-            )
-    return _reduced_shape(tuple(x.shape), axes, keepdim), x.dtype
-
-
-def _max_vjp(g, out, x, *, axes, keepdim):
-    # The gradient goes to the maxima, split evenly among ties (as PyTorch's amax).
+def _extremum_vjp(g, out, x, *, axes, keepdim):
+    # The gradient goes to the extreme elements, split evenly among ties (PyTorch's amax).
     hit = x == _kept(out, x, axes, keepdim)
     count = hit.sum(dim=axes, keepdim=True).to(x.dtype)
     return (hit._select(_kept(g, x, axes, keepdim) / count, 0),)
 
 
-register("max", "reduce", _max_forward, _max_infer, _max_vjp)
+def _arg_infer(name):
+    def infer(x, *, axis, keepdim):
+        if axis is None:
+            if 0 in tuple(x.shape):
+                raise ShapeError(f"{name}: the tensor is empty")
+            return ((1,) * len(x.shape) if keepdim else ()), np.dtype(np.int64)
+        (a,) = normalize_axes(name, axis, len(x.shape))
+        if len(x.shape) and x.shape[a] == 0:
+            raise ShapeError(f"{name}: dimension {a} of shape {tuple(x.shape)} is empty")
+        return _reduced_shape(tuple(x.shape), (a,) if len(x.shape) else (), keepdim), \
+            np.dtype(np.int64)
+
+    return infer
 
 
-# ---------------------------------------------------------------- argmax
+# name, NumPy reduction, NumPy arg-reduction
+EXTREMA = [("max", np.max, "argmax", np.argmax), ("min", np.min, "argmin", np.argmin)]
 
-
-def _argmax_forward(x, *, axis, keepdim):
-    return np.argmax(x, axis=axis, keepdims=keepdim)
-
-
-def _argmax_infer(x, *, axis, keepdim):
-    if axis is None:
-        if x.size == 0 if hasattr(x, "size") else 0 in x.shape:
-            raise ShapeError("argmax: the tensor is empty")
-        return ((1,) * len(x.shape) if keepdim else ()), np.dtype(np.int64)
-    (a,) = normalize_axes("argmax", axis, len(x.shape))
-    if x.shape[a] == 0:
-        raise ShapeError(f"argmax: dimension {a} of shape {tuple(x.shape)} is empty")
-    return _reduced_shape(tuple(x.shape), (a,), keepdim), np.dtype(np.int64)
-
-
-register("argmax", "reduce", _argmax_forward, _argmax_infer, None)
+for _name, _fn, _argname, _argfn in EXTREMA:
+    register(_name, "reduce",
+             lambda x, *, axes, keepdim, _f=_fn: _f(x, axis=axes, keepdims=keepdim),
+             _extremum_infer(_name), _extremum_vjp)
+    register(_argname, "reduce",
+             lambda x, *, axis, keepdim, _f=_argfn: np.asarray(
+                 _f(x, axis=axis, keepdims=keepdim), dtype=np.int64),
+             _arg_infer(_argname), None)
