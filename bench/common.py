@@ -97,24 +97,29 @@ def interleaved(
     engine left behind, and what an engine leaves for the collector is still measured. The
     first ``warmup`` rounds are run but not timed.
 
-    Returns, per engine, lists over the timed calls: ``seconds`` (the call), ``gc_seconds``
+    Returns, per engine, lists over the timed calls: ``seconds`` (the call, wall clock),
+    ``cpu_seconds`` (the CPU time this process spent in it: on a shared machine a call that
+    the scheduler preempts is slow on the wall clock but not in CPU time), ``gc_seconds``
     (the part of it the garbage collector ran), ``cleanup_seconds``; and ``outputs``, what
     every call returned (warm-up included).
     """
-    keys = ("seconds", "gc_seconds", "cleanup_seconds", "outputs")
+    keys = ("seconds", "cpu_seconds", "gc_seconds", "cleanup_seconds", "outputs")
     out: dict[str, dict[str, list]] = {name: {key: [] for key in keys} for name in steps}
     cleanup()
     for k in range(warmup + repeats):
         for name, step in steps.items():
             with GcClock() as gc_clock:
+                cpu_start = time.process_time()
                 start = time.perf_counter()
                 result = step(k)
                 middle = time.perf_counter()
+                cpu_end = time.process_time()
             cleanup()
             end = time.perf_counter()
             out[name]["outputs"].append(result)
             if k >= warmup:
                 out[name]["seconds"].append(middle - start)
+                out[name]["cpu_seconds"].append(cpu_end - cpu_start)
                 out[name]["gc_seconds"].append(gc_clock.seconds)
                 out[name]["cleanup_seconds"].append(end - middle)
     return out

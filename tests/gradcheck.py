@@ -76,6 +76,12 @@ def _data(t: Any, like: np.ndarray) -> np.ndarray:
     return np.zeros_like(like) if t is None else np.asarray(t.numpy())
 
 
+def _torch_numpy(t: Any) -> np.ndarray:
+    """A torch tensor's values; ``force=True`` also reads the ZeroTensor that torch's double
+    backward returns for ops whose second derivative is zero (abs, relu, ...)."""
+    return t.detach().numpy(force=True)
+
+
 def _random_like(rng: np.random.Generator, shape: tuple) -> np.ndarray:
     return np.asarray(rng.standard_normal(shape))
 
@@ -270,7 +276,7 @@ def compare_with_torch(tg_fn: Fn, torch_fn: Fn, *arrays: Any, order: int = 2,
     pout = torch_fn(*px)
 
     t_np = np.asarray(tout.numpy())
-    p_np = pout.detach().numpy()
+    p_np = _torch_numpy(pout)
     if check_dtype:
         assert str(tout.dtype) == str(pout.dtype).replace("torch.", ""), (
             f"output dtype: tracegrad {tout.dtype}, torch {pout.dtype}"
@@ -308,7 +314,7 @@ def compare_with_torch(tg_fn: Fn, torch_fn: Fn, *arrays: Any, order: int = 2,
         if not d:
             continue
         tg_a = _data(tg_g, a)
-        pt_a = np.zeros_like(a) if pt_g is None else pt_g.detach().numpy()
+        pt_a = np.zeros_like(a) if pt_g is None else _torch_numpy(pt_g)
         if tg_g is not None:
             assert tg_g.dtype == a.dtype, f"grad of input {i}: dtype {tg_g.dtype}, input {a.dtype}"
         assert_close(tg_a, pt_a, rtol, atol, f"first gradient of input {i} vs torch")
@@ -339,6 +345,6 @@ def compare_with_torch(tg_fn: Fn, torch_fn: Fn, *arrays: Any, order: int = 2,
             continue
         pt_g = next(it)
         tg_a = _data(x.grad, a)
-        pt_a = np.zeros_like(a) if pt_g is None else pt_g.detach().numpy()
+        pt_a = np.zeros_like(a) if pt_g is None else _torch_numpy(pt_g)
         assert_close(tg_a, pt_a, rtol, atol, f"second-order gradient of input {i} vs torch")
     return tout

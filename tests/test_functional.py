@@ -139,8 +139,8 @@ def _torch_grads(fn: Callable, arrays: Sequence[np.ndarray], v: np.ndarray,
             g2 = torch.autograd.grad(h, xs, allow_unused=True, materialize_grads=True)
         else:
             g2 = [torch.zeros_like(x) for x in xs]
-        g2 = [g.detach().numpy() for g in g2]
-    return out.detach().numpy(), [g.detach().numpy() for g in g1], g2
+        g2 = [g.detach().numpy(force=True) for g in g2]  # force: ZeroTensors
+    return out.detach().numpy(), [g.detach().numpy(force=True) for g in g1], g2
 
 
 def _local_compare_with_torch(tg_fn: Callable, torch_fn: Callable, *arrays: np.ndarray,
@@ -175,11 +175,9 @@ def compare_with_torch(tg_fn: Callable, torch_fn: Callable, *arrays: np.ndarray,
 
 
 def both(tg_fn: Callable, torch_fn: Callable, *arrays: np.ndarray, order: int = 2,
-         fd_order: int | None = None, torch_order: int | None = None,
-         **tolerances: float) -> None:
+         fd_order: int | None = None, **tolerances: float) -> None:
     """compare_with_torch and check_grads in one call."""
-    compare_with_torch(tg_fn, torch_fn, *arrays,
-                       order=order if torch_order is None else torch_order, **tolerances)
+    compare_with_torch(tg_fn, torch_fn, *arrays, order=order, **tolerances)
     check_grads(tg_fn, *arrays, order=order if fd_order is None else fd_order)
 
 
@@ -233,9 +231,7 @@ UNARY = {
 def test_unary_matches_torch_and_finite_differences(name, shape, seed):
     tg_fn, torch_fn = UNARY[name]
     x = randn(seed, *shape, away_from=0.0) * 2
-    # torch's double backward of abs is a ZeroTensor, which the shared checker cannot read
-    # (.numpy() raises): there the second order is checked by finite differences only.
-    both(tg_fn, torch_fn, x, torch_order=1 if name == "abs" else 2)
+    both(tg_fn, torch_fn, x)
 
 
 def test_gelu_forms_differ_and_match_torch_at_known_points():
@@ -767,8 +763,7 @@ def test_regression_losses(loss, reduction, shape, seed):
     y = np.where(np.abs(x - y) < 0.05, y + 0.1, y)  # l1's kink
     tg_fn, torch_fn = getattr(F, loss), getattr(TF, loss)
     both(lambda a, b: tg_fn(a, b, reduction=reduction),
-         lambda a, b: torch_fn(a, b, reduction=reduction), x, y,
-         torch_order=1 if loss == "l1_loss" else 2)  # abs: see the unary test
+         lambda a, b: torch_fn(a, b, reduction=reduction), x, y)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)

@@ -9,6 +9,7 @@ tensor([2., 4.])
 from . import functional, nn, optim, viz
 from .anomaly import detect_anomaly
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled, value_and_grad
+from .compiler import Graph, TensorSpec, compile, explain, trace
 from .dtypes import bool_, float16, float32, float64, int8, int32, int64, uint8
 from .errors import ShapeError, TraceError
 from .functional import (
@@ -74,7 +75,8 @@ for _name in _FUNCTION_ALIASES:
     globals()[_name] = _method_alias(_name)
 
 __all__ = [
-    "Value", "Tensor", "ShapeError", "TraceError", "nn", "functional", "optim", "viz",
+    "Value", "Tensor", "ShapeError", "TraceError", "Graph", "TensorSpec", "compile", "explain",
+    "trace", "nn", "functional", "optim", "viz",
     "tensor", "from_numpy", "zeros", "ones", "full", "zeros_like", "ones_like", "arange",
     "linspace", "eye", "rand", "randn", "randint", "manual_seed", "is_tensor",
     "float16", "float32", "float64", "int8", "int32", "int64", "uint8", "bool",

@@ -24,6 +24,12 @@ from .ops.movement import SLOT, resolve_shape
 
 P = PRIMITIVES
 _new = object.__new__
+# The compiler's tracer while a function is being captured (tracegrad.compiler.trace), else
+# None. Every hook below is one `is not None` test when nothing is being traced.
+_tracer: Any = None
+# Bumped whenever a Module or Optimizer changes which tensors it holds: compiled variants
+# that captured the old ones are stale then.
+_structure_epoch = [0]
 _grad_enabled = autograd.is_grad_enabled
 _mode = autograd._mode
 _ndarray = np.ndarray
@@ -108,6 +114,8 @@ def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
         t._children = ()
     if _Anomaly.enabled:
         _check_anomaly(t, prim.name)
+    if _tracer is not None:
+        _tracer.record(prim, inputs, attrs, t)
     return t
 
 
@@ -121,6 +129,8 @@ def _leaf(array: np.ndarray, requires_grad: bool = False) -> "Tensor":
     t.requires_grad = False
     if requires_grad:
         t.requires_grad_(True)
+    if _tracer is not None:
+        _tracer.born_tensor(t)
     return t
 
 
@@ -243,6 +253,11 @@ class Tensor:
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
+        if _tracer is not None:
+            if isinstance(data, Tensor) and arr is data.data:
+                _tracer.alias(self, data)
+            else:
+                _tracer.born_tensor(self)
 
     # ---------------------------------------------------------------- properties
 
@@ -295,12 +310,18 @@ class Tensor:
 
     def numpy(self) -> np.ndarray:
         """The data as an ndarray (shared, not copied), even when the tensor requires grad."""
+        if _tracer is not None:
+            _tracer.check_static(self, "x.numpy()")
         return self.data
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if _tracer is not None:
+            _tracer.check_static(self, "np.asarray(x)")
         return self.data if dtype is None else self.data.astype(dtype)
 
     def item(self) -> float | int | bool:
+        if _tracer is not None:
+            _tracer.check_static(self, "x.item()")
         if self.data.size != 1:
             raise ValueError(
                 f"item: only a one-element tensor converts to a Python number, "
@@ -309,20 +330,30 @@ class Tensor:
         return self.data.item()
 
     def tolist(self) -> Any:
+        if _tracer is not None:
+            _tracer.check_static(self, "x.tolist()")
         return self.data.tolist()
 
     def __float__(self) -> float:
-        return float(self.item())
+        if _tracer is not None:
+            _tracer.check_static(self, "float(x)")
+        return float(self.data.item())
 
     def __int__(self) -> int:
-        return int(self.item())
+        if _tracer is not None:
+            _tracer.check_static(self, "int(x)")
+        return int(self.data.item())
 
     def __index__(self) -> int:
+        if _tracer is not None:
+            _tracer.check_static(self, "using a tensor as a Python index")
         if self.dtype.kind not in "iu":
             raise TypeError(f"only integer tensors can be used as an index, not {self.dtype}")
         return int(self.item())
 
     def __bool__(self) -> bool:
+        if _tracer is not None:
+            _tracer.check_static(self, "bool(x) (an `if`, `while`, `and`/`or` on a tensor)")
         if self.data.size != 1:
             raise RuntimeError(
                 f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
@@ -375,6 +406,8 @@ class Tensor:
         PyTorch, so an in-place change through it is caught by a backward that needs it)."""
         t = _leaf(self.data)
         t._vc = self._vc
+        if _tracer is not None:
+            _tracer.alias(t, self)
         return t
 
     @property
@@ -385,10 +418,14 @@ class Tensor:
     @property
     def grad(self) -> "Tensor | None":
         """The accumulated gradient (None until a backward reaches this leaf)."""
+        if _tracer is not None and self._grad is not None:
+            _tracer.grad_read(self)
         return self._grad
 
     @grad.setter
     def grad(self, value: "Tensor | None") -> None:
+        if _tracer is not None:
+            _tracer.grad_written(self)
         if value is not None:
             if not isinstance(value, Tensor):
                 raise TypeError(
@@ -402,7 +439,12 @@ class Tensor:
         self._grad = value
 
     def clone(self) -> "Tensor":
-        return self * 1 if self.requires_grad else _leaf(self.data.copy())
+        if self.requires_grad:
+            return self * 1
+        t = _leaf(self.data.copy())
+        if _tracer is not None:
+            _tracer.alias(t, self)
+        return t
 
     def retain_grad(self) -> None:
         raise RuntimeError(
@@ -440,6 +482,8 @@ class Tensor:
         self._backward(seed, autograd.GradsInTable(retain_graph or create_graph), create_graph)
 
     def _backward(self, seed: "Tensor", policy: Any, create_graph: bool) -> None:
+        if _tracer is not None:
+            _tracer.backward_called()
         mode = autograd.enable_grad() if create_graph else autograd.no_grad()
         with mode:
             autograd.backpropagate(self, seed, policy)
@@ -477,6 +521,10 @@ class Tensor:
             raise AssertionError(f"gradient of shape {g.shape} for a leaf of shape {self.shape}")
         if g.data.dtype != self.data.dtype:
             g = g.to(self.data.dtype)
+        if _tracer is not None:  # no copies: in the graph every value is immutable anyway
+            _tracer.grad_written(self)
+            self._grad = g if self._grad is None else self._grad + g
+            return
         if self._grad is None:
             # Own, writable memory: a VJP may hand the same array to several leaves, or a
             # read-only broadcast view.
@@ -658,6 +706,8 @@ class Tensor:
                 "in-place op: writing a value that requires grad into a tensor that does "
                 "not; use an out-of-place op"
             )
+        if _tracer is not None:
+            _tracer.assign(self, new)
         if not self.data.flags.writeable:
             self.data = self.data.copy()
         np.copyto(self.data, new.data, casting="same_kind")
@@ -684,7 +734,11 @@ class Tensor:
         for slot in ("data", "_grad", "requires_grad", "_op", "_children", "_attrs",
                      "_versions", "_vc"):
             setattr(old, slot, getattr(self, slot))
+        if _tracer is not None:
+            _tracer.alias(old, self)
         new = result_fn(old)
+        if _tracer is not None:
+            _tracer.alias(self, new)
         if new.shape != self.shape:
             raise ShapeError(
                 f"in-place op: the result has shape {new.shape} but the tensor has shape "
@@ -702,6 +756,8 @@ class Tensor:
         into this tensor's memory (no temporary, which matters for optimizer updates)."""
         if _mode.enabled and (self.requires_grad or getattr(other, "requires_grad", False)):
             return self._inplace(lambda s: _binary(name, s, other))
+        if _tracer is not None:
+            return self._assign(_binary(name, self, other))
         o = _operand(other, self)
         if o.data.dtype != self.data.dtype and dtypes.promote(self.data.dtype, o.data.dtype) \
                 != self.data.dtype:
@@ -919,8 +975,10 @@ def _normalize_index(index: Any) -> tuple[tuple, tuple]:
 
 
 def _static_data(t: "Tensor", why: str) -> np.ndarray:
-    """``t``'s values where Python code needs them now (a shape, a mask). The compiler's
-    tracer replaces this to refuse values that would differ from call to call."""
+    """``t``'s values where Python code needs them now (a shape, a mask); while tracing,
+    refused for values that would differ from call to call."""
+    if _tracer is not None:
+        _tracer.check_static(t, f"using it as {why}")
     return t.data
 
 
@@ -992,7 +1050,10 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     if isinstance(data, (np.ndarray, Tensor)) and arr is (data.data if isinstance(data, Tensor)
                                                            else data):
         arr = arr.copy()
-    return _leaf(arr, requires_grad)
+    t = _leaf(arr, requires_grad)
+    if _tracer is not None and isinstance(data, Tensor):
+        _tracer.alias(t, data if arr.dtype == data.dtype else data.to(arr.dtype))
+    return t
 
 
 def from_numpy(array: np.ndarray) -> Tensor:

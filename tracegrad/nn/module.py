@@ -14,7 +14,7 @@ import numpy as np
 from ..autograd import no_grad
 from ..dtypes import to_dtype
 from ..errors import ShapeError
-from ..tensor import Tensor, _as_array
+from ..tensor import Tensor, _as_array, _structure_epoch
 
 
 class Parameter(Tensor):
@@ -71,6 +71,8 @@ class Module:
 
     def __setattr__(self, name: str, value: Any) -> None:
         d = self.__dict__
+        if isinstance(value, (Tensor, Module)) or value is None:
+            _structure_epoch[0] += 1
         if isinstance(value, (Parameter, Module)):
             params, buffers, modules = self._registries()
             for reg in (params, buffers, modules):

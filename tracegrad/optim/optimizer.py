@@ -12,7 +12,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..autograd import no_grad
-from ..tensor import Tensor, _leaf
+from ..tensor import Tensor, _leaf, _structure_epoch
 
 
 def _zeros_like(p: Tensor) -> Tensor:
@@ -57,6 +57,7 @@ class Optimizer:
             raise TypeError(f"{type(self).__name__}: unknown options {sorted(unknown)}")
         full = {**self.defaults, **group, "params": params}
         self.param_groups.append(full)
+        _structure_epoch[0] += 1
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for g in self.param_groups:
@@ -135,6 +136,7 @@ class Optimizer:
                 else:
                     entry[k] = v
             new_state[id(p)] = entry
+        _structure_epoch[0] += 1
         for saved, own in zip(groups, self.param_groups):
             for k, v in saved.items():
                 if k != "params":
@@ -188,7 +190,7 @@ class SGD(Optimizer):
         if mu:
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = state["momentum_buffer"] = _leaf(np.array(d.data, copy=True))
+                buf = state["momentum_buffer"] = d.clone()
             else:
                 buf._assign(buf * mu + d * (1 - group["dampening"]))
             d = d + buf * mu if group["nesterov"] else buf

@@ -1,0 +1,418 @@
+"""``tg.compile`` and ``tg.explain``: trace once, optimize, run the compiled program after.
+
+A compiled function keeps a cache of variants, one per guard: argument shapes, dtypes and
+``requires_grad``, the values of plain Python arguments, grad mode, the ``training`` flags of
+the modules it uses, and the identity, shape and dtype of every tensor it captured. A call
+that matches no variant traces a new one (and `cache_info()` says why). The first call of
+a new function runs eagerly, so that lazily created state (an optimizer's moments) exists
+before anything is captured; the second call traces.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import autograd
+from ..tensor import Tensor, _leaf
+from .backends.numpy import Program
+from .ir import Graph
+from .passes import PIPELINE
+from .passes.plan_memory import VIEWS, peak_without_plan
+from .trace import Capture, TensorSpec, build_tree, flatten_args, run_traced, tensor_mod
+
+MAX_VARIANTS = 8
+
+
+# ---------------------------------------------------------------- optimizing
+
+
+@dataclass
+class PassRecord:
+    name: str
+    nodes: int
+    kernels: int
+    peak_bytes: int
+    note: str
+    seconds: float
+
+
+def _kernels(graph: Graph) -> int:
+    """Nodes that compute something when the program runs (not constants or views)."""
+    return sum(1 for n in graph.nodes if n.op != "const" and n.op not in VIEWS)
+
+
+def _nodes(graph: Graph) -> int:
+    return sum(1 for n in graph.nodes if n.op != "const")
+
+
+def optimize(graph: Graph) -> tuple[Graph, list[PassRecord]]:
+    """Run the pass pipeline; returns the final graph and one record per pass."""
+    records = [PassRecord("trace", _nodes(graph), _kernels(graph), peak_without_plan(graph),
+                          f"{len(graph.nodes)} nodes recorded", 0.0)]
+    for name, fn in PIPELINE:
+        t0 = time.perf_counter()
+        graph, note = fn(graph)
+        dt = time.perf_counter() - t0
+        peak = graph.memory_plan.peak_bytes if name == "plan_memory" else \
+            peak_without_plan(graph)
+        records.append(PassRecord(name, _nodes(graph), _kernels(graph), peak, note, dt))
+    return graph, records
+
+
+class Explanation:
+    """What compiling a function did, pass by pass; ``str()`` is the table and the final IR."""
+
+    def __init__(self, records: list[PassRecord], graph: Graph, trace_seconds: float):
+        self.records, self.graph, self.trace_seconds = records, graph, trace_seconds
+
+    def table(self) -> str:
+        rows = [("pass", "nodes", "kernels", "peak memory", "time", "what it did")]
+        for r in self.records:
+            rows.append((r.name, str(r.nodes), str(r.kernels), _bytes(r.peak_bytes),
+                         f"{r.seconds * 1e3:.1f} ms" if r.name != "trace"
+                         else f"{self.trace_seconds * 1e3:.1f} ms", r.note))
+        widths = [max(len(row[i]) for row in rows) for i in range(6)]
+        lines = []
+        for j, row in enumerate(rows):
+            lines.append("  ".join(c.ljust(w) if i in (0, 5) else c.rjust(w)
+                                   for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+            if j == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table() + "\n\nfinal graph:\n" + str(self.graph)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def explain(fn: Callable, *args: Any, **kwargs: Any) -> Explanation:
+    """Trace ``fn`` on the example arguments (tensors or `tg.TensorSpec`), run the passes,
+    and report each pass's node count, kernel count and planned peak memory, with the final
+    IR. Nothing is changed.
+
+    >>> print(tg.explain(lambda x: (x * 2 + 1).relu().sum(), tg.TensorSpec((1024,))))
+    """
+    if isinstance(fn, CompiledFunction):
+        fn = fn.fn
+    t0 = time.perf_counter()
+    graph, _ = run_traced(fn, args, kwargs)
+    traced = time.perf_counter() - t0
+    graph, records = optimize(graph)
+    return Explanation(records, graph, traced)
+
+
+# ---------------------------------------------------------------- variants and guards
+
+
+@dataclass
+class Variant:
+    graph: Graph
+    program: Program
+    capture: Capture
+    feeders: list  # per graph input: ("arg", k) | ("data", T) | ("grad", T)
+    n_user_outputs: int
+    modules: list  # the Modules whose training flags were guarded
+    training: tuple
+    structure_epoch: int
+    direct_refs: list  # (getter, id) of tensors referenced directly by the function
+    records: list = field(default_factory=list)
+    compile_seconds: float = 0.0
+
+    def check(self) -> str | None:
+        """None if this variant still fits the world; else why not."""
+        if tensor_mod._structure_epoch[0] != self.structure_epoch:
+            return "a module's or optimizer's parameters/submodules were reassigned"
+        if tuple(m.training for m in self.modules) != self.training:
+            return "a module switched between train() and eval()"
+        for getter, ident in self.direct_refs:
+            if id(getter()) != ident:
+                return "a tensor the function refers to was replaced"
+        for kind, src in self.feeders:
+            if kind == "data":
+                t, node = src
+                if t.data.shape != node.shape or t.data.dtype != node.dtype:
+                    return f"a captured tensor changed shape or dtype ({node.type_str()})"
+            elif kind == "grad":
+                t, node = src
+                g = t._grad
+                if g is None or g.data.shape != node.shape:
+                    return "a .grad read by the function appeared, disappeared or changed shape"
+        return None
+
+    def run(self, arg_tensors: list[Tensor]) -> tuple:
+        arrays = []
+        for kind, src in self.feeders:
+            if kind == "arg":
+                arrays.append(arg_tensors[src].data)
+            elif kind == "data":
+                arrays.append(src[0].data)
+            else:
+                arrays.append(src[0]._grad.data)
+        outs = self.program(*arrays)
+        k = self.n_user_outputs
+        for (t, _), value in zip(self.capture.data_writes, outs[k:]):
+            if not t.data.flags.writeable:
+                t.data = t.data.copy()
+            np.copyto(t.data, value, casting="same_kind")
+            t._vc[0] += 1
+        k += len(self.capture.data_writes)
+        for t, node in self.capture.grad_writes:
+            if node is None:
+                t._grad = None
+                continue
+            value = outs[k]
+            k += 1
+            g = t._grad
+            if g is not None and g.data.shape == value.shape and g.data.dtype == value.dtype \
+                    and g.data.flags.writeable and not np.shares_memory(g.data, value):
+                np.copyto(g.data, value)
+                g._vc[0] += 1
+            else:
+                t._grad = _leaf(np.array(value, dtype=t.data.dtype, copy=True))
+        return outs[: self.n_user_outputs]
+
+
+def _feeders(graph: Graph, capture: Capture) -> list:
+    by_node: dict[int, tuple] = {}
+    for k, (_, node) in enumerate(capture.arg_paths):
+        by_node[id(node)] = ("arg", k)
+    for t, node in capture.captured:
+        by_node[id(node)] = ("data", (t, node))
+    for t, node in capture.grad_inputs:
+        by_node[id(node)] = ("grad", (t, node))
+    return [by_node[id(n)] for n in graph.inputs]
+
+
+def _roots(fn: Callable, args: tuple) -> list[Any]:
+    """The objects a function can reach without being passed them: itself (a Module), its
+    bound object, closure cells, and the globals its code names."""
+    roots: list[Any] = [fn, *args]
+    target = fn.forward if hasattr(fn, "forward") and hasattr(fn, "training") else fn
+    target = getattr(target, "__func__", target)
+    if hasattr(fn, "__self__"):
+        roots.append(fn.__self__)
+    code = getattr(target, "__code__", None)
+    for cell in getattr(target, "__closure__", None) or ():
+        try:
+            roots.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            pass
+    if code is not None:
+        g = getattr(target, "__globals__", {})
+        roots.extend(g[name] for name in code.co_names if name in g)
+    return roots
+
+
+def _modules_of(roots: list[Any]) -> list[Any]:
+    from ..nn.module import Module
+
+    seen, out = set(), []
+    for r in roots:
+        if isinstance(r, Module):
+            for m in r.modules():
+                if id(m) not in seen:
+                    seen.add(id(m))
+                    out.append(m)
+    return out
+
+
+def _direct_refs(fn: Callable) -> list:
+    """(getter, id) for every tensor a function names directly (closure cell or global)."""
+    target = getattr(fn, "__func__", fn)
+    refs = []
+    for cell in getattr(target, "__closure__", None) or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:
+            continue
+        if isinstance(value, Tensor):
+            refs.append(((lambda c=cell: c.cell_contents), id(value)))
+    code = getattr(target, "__code__", None)
+    if code is not None:
+        g = getattr(target, "__globals__", {})
+        for name in code.co_names:
+            if isinstance(g.get(name), Tensor):
+                refs.append(((lambda n=name, g=g: g.get(n)), id(g[name])))
+    return refs
+
+
+def _arg_key(flat: list[tuple[str, Any]]) -> tuple:
+    key = []
+    for path, leaf in flat:
+        if isinstance(leaf, Tensor):
+            key.append(("T", leaf.data.shape, leaf.data.dtype.str, leaf.requires_grad))
+        else:
+            try:
+                hash(leaf)
+                key.append(("v", type(leaf).__name__, leaf))
+            except TypeError:
+                key.append(("id", id(leaf)))
+    key.append(autograd.is_grad_enabled())
+    return tuple(key)
+
+
+# ---------------------------------------------------------------- the compiled function
+
+
+class CompiledFunction:
+    """``tg.compile(fn)``: call it like ``fn``. See `cache_info()` and `source()`."""
+
+    def __init__(self, fn: Callable, backend: str = "auto"):
+        if backend not in ("auto", "numpy"):
+            raise ValueError(
+                f"tg.compile: backend {backend!r} is not available; use 'numpy' (or 'auto', "
+                f"which picks the best available backend)"
+            )
+        self.fn = fn
+        self.backend = backend
+        self.variants: dict[tuple, list[Variant]] = {}
+        self.hits = 0
+        self.misses = 0
+        self.miss_reasons: list[str] = []
+        self._warm = False
+        self._warned = False
+        self.last_variant: Variant | None = None
+        functools.update_wrapper(self, fn, updated=())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if tensor_mod._tracer is not None:  # called inside another trace: just run inline
+            return self.fn(*args, **kwargs)
+        if not self._warm:
+            # The first call runs eagerly: state created lazily (optimizer moments, running
+            # statistics) then exists before anything is captured.
+            self._warm = True
+            return self.fn(*args, **kwargs)
+        flat = flatten_args(args, kwargs)
+        key = _arg_key(flat)
+        variant, reason = None, None
+        for v in self.variants.get(key, ()):
+            reason = v.check()
+            if reason is None:
+                variant = v
+                break
+        if variant is None:
+            if reason is None:
+                reason = ("first compiled call" if not self.variants else
+                          "new argument shapes, dtypes, requires_grad, Python values or "
+                          "grad mode")
+            variant = self._compile(args, kwargs, key, reason)
+        else:
+            self.hits += 1
+        self.last_variant = variant
+        tensors = [leaf for _, leaf in flat if isinstance(leaf, Tensor)]
+        outs = variant.run(tensors)
+        return build_tree(variant.capture.out_tree,
+                          lambda i: _leaf(np.array(outs[i], copy=True)))
+
+    def _compile(self, args: tuple, kwargs: dict, key: tuple, reason: str) -> Variant:
+        self.misses += 1
+        self.miss_reasons.append(reason)
+        t0 = time.perf_counter()
+        roots = _roots(self.fn, args)
+        modules = _modules_of(roots)
+        epoch = tensor_mod._structure_epoch[0]
+        graph, capture = run_traced(self.fn, args, kwargs)
+        graph, records = optimize(graph)
+        program = Program(graph)
+        variant = Variant(
+            graph=graph, program=program, capture=capture,
+            feeders=_feeders(graph, capture),
+            n_user_outputs=len(graph.outputs) - len(capture.data_writes)
+            - sum(1 for _, n in capture.grad_writes if n is not None),
+            modules=modules, training=tuple(m.training for m in modules),
+            structure_epoch=epoch, direct_refs=_direct_refs(self.fn), records=records,
+        )
+        variant.compile_seconds = time.perf_counter() - t0
+        bucket = self.variants.setdefault(key, [])
+        bucket.insert(0, variant)
+        total = sum(len(b) for b in self.variants.values())
+        if total > MAX_VARIANTS and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"tg.compile: {getattr(self.fn, '__name__', 'the function')} has been compiled "
+                f"{total} times (last reason: {reason}); every new shape or flag compiles a "
+                f"new variant. Pad inputs to a few fixed shapes if this keeps happening.",
+                stacklevel=3,
+            )
+        return variant
+
+    # ---------------------------------------------------------------- introspection
+
+    def cache_info(self) -> "CacheInfo":
+        variants = sum(len(b) for b in self.variants.values())
+        return CacheInfo(variants, self.hits, self.misses, list(self.miss_reasons))
+
+    def source(self) -> str:
+        """The generated Python source of the most recently used variant."""
+        if self.last_variant is None:
+            raise RuntimeError("source(): the function has not been compiled yet (call it "
+                               "twice: the first call runs eagerly, the second compiles)")
+        return self.last_variant.program.source()
+
+    @property
+    def graph(self) -> Graph:
+        if self.last_variant is None:
+            raise RuntimeError("graph: the function has not been compiled yet")
+        return self.last_variant.graph
+
+    def __getattr__(self, name: str) -> Any:
+        # A compiled Module still looks like the Module: parameters(), train(), state_dict().
+        fn = self.__dict__.get("fn")
+        if fn is None:
+            raise AttributeError(name)
+        return getattr(fn, name)
+
+    def __repr__(self) -> str:
+        return f"compiled({self.fn!r})"
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        if obj is None:
+            return self
+        return functools.partial(self, obj)
+
+
+@dataclass
+class CacheInfo:
+    variants: int
+    hits: int
+    misses: int
+    reasons: list
+
+    def __str__(self) -> str:
+        lines = [f"{self.variants} variant(s), {self.hits} hit(s), {self.misses} miss(es)"]
+        lines += [f"  compiled because: {r}" for r in self.reasons]
+        return "\n".join(lines)
+
+
+def compile(fn: Callable | None = None, *, backend: str = "auto") -> Any:
+    """Compile a function or an ``nn.Module``: the first call runs eagerly, the second
+    traces the graph, optimizes it and runs the generated program; later calls run the
+    program while the guards hold.
+
+    >>> @tg.compile
+    ... def step(x, y):
+    ...     opt.zero_grad(); loss = F.cross_entropy(model(x), y)
+    ...     loss.backward(); opt.step(); return loss
+    """
+    if fn is None:
+        return lambda f: compile(f, backend=backend)
+    return CompiledFunction(fn, backend)
+
+
+__all__ = ["CompiledFunction", "Explanation", "TensorSpec", "compile", "explain", "optimize"]

@@ -1,0 +1,192 @@
+"""The NumPy backend: the optimized graph becomes Python source that calls NumPy.
+
+Every value the memory plan placed in a buffer is computed with ``out=`` into memory
+allocated once, when the program is built; a fused kernel is a sequence of in-place ufunc
+calls on one buffer. The source is real Python, registered with ``linecache``, so
+``compiled.source()`` shows it, tracebacks point into it and ``pdb`` can step through it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import linecache
+from typing import Any, Callable
+
+import numpy as np
+
+from ...ops import PRIMITIVES
+from ...ops.elementwise import _erf
+from ...ops.movement import fill_index, is_basic_index
+from ..ir import Graph, Node
+from ..passes.plan_memory import plan_memory
+
+_counter = itertools.count()
+
+UFUNCS = {
+    "neg": "np.negative", "exp": "np.exp", "log": "np.log", "sqrt": "np.sqrt",
+    "tanh": "np.tanh", "sin": "np.sin", "cos": "np.cos", "sign": "np.sign",
+    "add": "np.add", "sub": "np.subtract", "mul": "np.multiply", "div": "np.true_divide",
+    "pow": "np.power", "maximum": "np.maximum", "lt": "np.less", "le": "np.less_equal",
+    "gt": "np.greater", "ge": "np.greater_equal", "eq": "np.equal", "ne": "np.not_equal",
+}
+
+
+def _elementwise_into(op: str, args: list[str], out: str) -> list[str]:
+    """Source lines computing elementwise ``op`` of ``args`` into the array ``out``."""
+    if op in UFUNCS:
+        return [f"{UFUNCS[op]}({', '.join(args)}, out={out})"]
+    (a,) = args
+    if op == "relu":
+        return [f"np.maximum({a}, 0, out={out})"]
+    if op == "softplus":
+        return [f"np.logaddexp(0, {a}, out={out})"]
+    if op == "sigmoid":  # exp(-logaddexp(0, -x)), each step in place
+        return [f"np.negative({a}, out={out})", f"np.logaddexp(0, {out}, out={out})",
+                f"np.negative({out}, out={out})", f"np.exp({out}, out={out})"]
+    if op == "erf":
+        if isinstance(_erf, np.ufunc):
+            return [f"erf({a}, out={out})"]
+        return [f"{out}[...] = erf({a})"]
+    raise KeyError(op)
+
+
+class Program:
+    """A graph compiled to NumPy source; call it with the input arrays."""
+
+    def __init__(self, graph: Graph):
+        if not hasattr(graph, "memory_plan"):
+            graph, _ = plan_memory(graph)
+        self.graph = graph
+        plan = graph.memory_plan
+        self.pool = [np.empty(nbytes // np.dtype(dt).itemsize, dtype=dt)
+                     for dt, nbytes in plan.buffers]
+        self.filename = f"<tracegrad-compiled-{next(_counter)}>"
+        self._env: dict[str, Any] = {}
+        lines = self._generate(graph, plan)
+        self.source_text = "\n".join(lines) + "\n"
+        linecache.cache[self.filename] = (len(self.source_text), None,
+                                          self.source_text.splitlines(True), self.filename)
+        namespace: dict[str, Any] = {}
+        exec(compile(self.source_text, self.filename, "exec"), namespace)
+        self.run: Callable = namespace["make"](**self._env)
+
+    def __call__(self, *arrays: np.ndarray) -> tuple:
+        return self.run(*arrays)
+
+    # ---------------------------------------------------------------- code generation
+
+    def _name(self, prefix: str, value: Any) -> str:
+        name = f"{prefix}{len(self._env)}"
+        self._env[name] = value
+        return name
+
+    def _buffer(self, index: int, node_shape: tuple, dtype: np.dtype) -> str:
+        view = self.pool[index][: int(np.prod(node_shape, dtype=np.int64))].reshape(node_shape)
+        return self._name("b", view)
+
+    def _generate(self, graph: Graph, plan: Any) -> list[str]:
+        self._env.update(np=np, erf=_erf, fill_index=fill_index)
+        body: list[str] = []
+        params = ", ".join(f"v{n.id}" for n in graph.inputs)
+        for k, node in enumerate(graph.nodes):
+            body.append(f"# %{node.id}:{node.type_str()} = {node.op}")
+            body.extend(self._emit(node, plan))
+            for dead in plan.free_after.get(k, ()):
+                if dead.op not in ("input", "const"):
+                    body.append(f"del v{dead.id}")
+        outs = ", ".join(f"v{o.id}" for o in graph.outputs)
+        args = ", ".join(self._env)
+        lines = [f"def make({args}):", f"    def program({params}):"]
+        lines += ["        " + line for line in body]
+        lines.append(f"        return ({outs}{',' if len(graph.outputs) == 1 else ''})")
+        lines.append("    return program")
+        return lines
+
+    def _emit(self, node: Node, plan: Any) -> list[str]:
+        v = f"v{node.id}"
+        args = [f"v{i.id}" for i in node.inputs]
+        op, attrs = node.op, node.attrs
+        if op == "const":
+            return [f"{v} = {self._name('c', node.value)}"]
+        buf_index = plan.buffer_of.get(id(node))
+        if buf_index is not None:
+            out = self._buffer(buf_index, node.shape, node.dtype)
+            return self._emit_into(node, args, out) + [f"{v} = {out}"]
+        if op == "reshape":
+            return [f"{v} = np.reshape({args[0]}, {attrs['shape']!r})"]
+        if op == "permute":
+            return [f"{v} = np.transpose({args[0]}, {attrs['dims']!r})"]
+        if op == "expand":
+            return [f"{v} = np.broadcast_to({args[0]}, {attrs['shape']!r})"]
+        if op == "getitem":
+            return [f"{v} = {args[0]}[{self._index(attrs['index'], args[1:])}]"]
+        if op == "where":
+            return [f"{v} = np.where({', '.join(args)})"]
+        forward = self._name("f", PRIMITIVES[op].forward)
+        kw = self._name("a", dict(attrs))
+        return [f"{v} = np.asarray({forward}({', '.join(args)}, **{kw}))"]
+
+    def _index(self, template: tuple, arrays: list[str]) -> str:
+        t = self._name("i", template)
+        if not arrays:
+            return t
+        return f"fill_index({t}, ({', '.join(arrays)},))"
+
+    def _emit_into(self, node: Node, args: list[str], out: str) -> list[str]:
+        op, attrs = node.op, node.attrs
+        if op in ("sum", "max", "min"):
+            fn = {"sum": "np.sum", "max": "np.max", "min": "np.min"}[op]
+            return [f"{fn}({args[0]}, axis={attrs['axes']!r}, keepdims={attrs['keepdim']!r}, "
+                    f"out={out})"]
+        if op in ("argmax", "argmin"):
+            return [f"np.{op}({args[0]}, axis={attrs['axis']!r}, "
+                    f"keepdims={attrs['keepdim']!r}, out={out})"]
+        if op == "matmul":
+            if node.ndim == 0:
+                return [f"{out}[...] = np.matmul({args[0]}, {args[1]})"]
+            return [f"np.matmul({args[0]}, {args[1]}, out={out})"]
+        if op == "cast":
+            return [f"np.copyto({out}, {args[0]}, casting='unsafe')"]
+        if op == "cat":
+            return [f"np.concatenate(({', '.join(args)},), axis={attrs['dim']!r}, out={out})"]
+        if op == "scatter_add":
+            index = self._index(attrs["index"], args[1:])
+            if is_basic_index(attrs["index"]):
+                return [f"{out}[...] = 0", f"{out}[{index}] = {args[0]}"]
+            return [f"{out}[...] = 0", f"np.add.at({out}, {index}, {args[0]})"]
+        if op == "setitem":
+            index = self._index(attrs["index"], args[2:])
+            return [f"np.copyto({out}, {args[0]})", f"{out}[{index}] = {args[1]}"]
+        if op == "kernel":
+            return self._emit_kernel(node, out)
+        return _elementwise_into(op, args, out)
+
+    def _emit_kernel(self, node: Node, out: str) -> list[str]:
+        plan = self.graph.memory_plan
+        steps = node.value
+        reduce_last = steps[-1].op in ("sum", "max", "min")
+        if reduce_last:
+            first = steps[0]
+            buf = self._buffer(plan.scratch_of[id(node)], first.shape, first.dtype)
+        else:
+            buf = out
+        lines: list[str] = []
+        for k, step in enumerate(steps):
+            refs = []
+            for kind, ref in step.refs:
+                if kind == "step":
+                    refs.append(buf)
+                elif kind == "input":
+                    refs.append(f"v{ref.id}")
+                else:
+                    refs.append(self._name("c", ref))
+            if reduce_last and k == len(steps) - 1:
+                fn = {"sum": "np.sum", "max": "np.max", "min": "np.min"}[step.op]
+                lines.append(f"{fn}({buf}, axis={step.attrs['axes']!r}, "
+                             f"keepdims={step.attrs['keepdim']!r}, out={out})")
+            else:
+                lines.extend(_elementwise_into(step.op, refs, buf))
+        return lines
+
+    def source(self) -> str:
+        return self.source_text

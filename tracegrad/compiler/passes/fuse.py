@@ -1,0 +1,87 @@
+"""Operator fusion: chains of elementwise ops (with a trailing reduction where possible)
+become one ``kernel`` node.
+
+A chain grows while the next op is elementwise, reads the previous result as its only
+in-chain operand, keeps its shape and dtype, and the previous result has no other reader.
+The NumPy backend runs a kernel as a sequence of in-place ufunc calls on one buffer (no
+temporaries); the C backend would make it one loop nest.
+"""
+
+from __future__ import annotations
+
+from ..ir import Graph, Node, Step
+
+# Elementwise ops a kernel can hold (rand is elementwise in shape but must stay a node of
+# its own; `where` is left out because np.where cannot write into a buffer).
+FUSIBLE = {
+    "neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "erf", "relu", "sign",
+    "softplus", "add", "sub", "mul", "div", "pow", "maximum",
+}
+REDUCTIONS = {"sum", "max", "min"}
+
+
+def fuse(graph: Graph) -> tuple[Graph, str]:
+    users = graph.users()
+    outputs = {id(o) for o in graph.outputs}
+
+    def single_use(n: Node) -> bool:
+        return id(n) not in outputs and len(users[id(n)]) == 1
+
+    chain_of: dict[int, list[Node]] = {}  # id(last node of a chain) -> the chain
+    chains: list[list[Node]] = []
+    for node in graph.nodes:
+        if node.op not in FUSIBLE and node.op not in REDUCTIONS:
+            continue
+        prev = [i for i in node.inputs if id(i) in chain_of and single_use(i)]
+        if node.op in REDUCTIONS:
+            if len(node.inputs) == 1 and prev and prev[0].dtype == node.dtype:
+                chain = chain_of.pop(id(prev[0]))
+                chain.append(node)  # a trailing reduction closes the chain
+            continue
+        if len(prev) == 1 and prev[0].shape == node.shape and prev[0].dtype == node.dtype \
+                and sum(1 for i in node.inputs if i is prev[0]) == 1:
+            chain = chain_of.pop(id(prev[0]))
+            chain.append(node)
+            chain_of[id(node)] = chain
+        else:
+            chain = [node]
+            chains.append(chain)
+            chain_of[id(node)] = chain
+
+    kernels = {id(c[-1]): c for c in chains if len(c) >= 2}
+    members = {id(n) for c in kernels.values() for n in c}
+    replaced: dict[int, Node] = {}
+    nodes: list[Node] = []
+    for node in graph.nodes:
+        if id(node) in kernels:
+            k = _make_kernel(kernels[id(node)], replaced)
+            replaced[id(node)] = k
+            nodes.append(k)
+        elif id(node) not in members:
+            node.inputs = tuple(replaced.get(id(i), i) for i in node.inputs)
+            nodes.append(node)
+    outs = [replaced.get(id(o), o) for o in graph.outputs]
+    fused = sum(len(c) for c in kernels.values())
+    return Graph(graph.inputs, nodes, outs), \
+        f"fused {fused} node(s) into {len(kernels)} kernel(s)"
+
+
+def _make_kernel(chain: list[Node], replaced: dict[int, Node]) -> Node:
+    position = {id(n): k for k, n in enumerate(chain)}
+    inputs: list[Node] = []
+    steps: list[Step] = []
+    for n in chain:
+        refs = []
+        for i in n.inputs:
+            if id(i) in position:
+                refs.append(("step", position[id(i)]))
+            elif i.op == "const" and i.value.size == 1:
+                refs.append(("const", i.value))
+            else:
+                src = replaced.get(id(i), i)
+                if all(src is not x for x in inputs):
+                    inputs.append(src)
+                refs.append(("input", src))
+        steps.append(Step(n.op, refs, dict(n.attrs), n.shape, n.dtype))
+    last = chain[-1]
+    return Node("kernel", inputs, {}, last.shape, last.dtype, value=steps)

@@ -1,0 +1,169 @@
+"""Memory planning: liveness analysis, then every value that can be written into a
+preallocated buffer gets one from a pool, reusing buffers whose values are dead, and writing
+in place over an operand that dies at that node when the op allows it.
+
+The plan is stored on the graph (`graph.memory_plan`) for the backend; the graph itself is
+unchanged. It reports the peak bytes live at once, and the total size of the buffer pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..ir import Graph, Node
+
+# Ops whose NumPy form can write into a given buffer (np.add(a, b, out=...), ...).
+WRITES_INTO = {
+    "neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "relu", "sigmoid", "softplus",
+    "erf", "add", "sub", "mul", "div", "pow", "maximum", "lt", "le", "gt", "ge", "eq", "ne",
+    "cast", "sum", "max", "min", "argmax", "argmin", "matmul", "kernel", "scatter_add",
+    "cat", "setitem",
+}
+# Ops that may overwrite one of their operands (elementwise: each output element depends
+# only on the same element of the inputs).
+IN_PLACE = {
+    "neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "relu", "softplus", "erf",
+    "add", "sub", "mul", "div", "pow", "maximum", "cast", "kernel",
+}
+# Ops whose result may be a view of their operand (sharing its memory).
+VIEWS = {"reshape", "permute", "expand", "getitem"}
+
+
+@dataclass
+class MemoryPlan:
+    buffer_of: dict = field(default_factory=dict)  # id(node) -> pool buffer index
+    scratch_of: dict = field(default_factory=dict)  # id(kernel) -> buffer for its chain
+    buffers: list = field(default_factory=list)  # (dtype, nbytes) per pool buffer
+    in_place: int = 0
+    pool_bytes: int = 0
+    peak_bytes: int = 0
+    free_after: dict = field(default_factory=dict)  # node index -> values dead after it
+
+
+def _needs_scratch(node: Node) -> bool:
+    return node.op == "kernel" and node.value[-1].op in ("sum", "max", "min")
+
+
+def _step_zero_only(node: Node, operand: Node) -> bool:
+    """A kernel may overwrite ``operand`` only if nothing after its first step reads it."""
+    for step in node.value[1:]:
+        if any(r[0] == "input" and r[1] is operand for r in step.refs):
+            return False
+    return True
+
+
+def peak_without_plan(graph: Graph) -> int:
+    """Peak bytes if every value gets fresh memory, freed after its last use (what eager
+    execution with reference counting does, before counting what autograd keeps alive)."""
+    last = _last_use(graph)
+    live, peak = 0, 0
+    for k, node in enumerate(graph.nodes):
+        if node.op not in ("const",) and node.op not in VIEWS:
+            live += node.nbytes
+        peak = max(peak, live)
+        for dead in last.get(k, ()):
+            if dead.op not in ("const", "input") and dead.op not in VIEWS:
+                live -= dead.nbytes
+    return peak
+
+
+def _last_use(graph: Graph) -> dict[int, list[Node]]:
+    """node index -> the values whose last reader is that node (outputs never die)."""
+    outputs = {id(o) for o in graph.outputs}
+    base = _alias_roots(graph)
+    last_index: dict[int, int] = {}
+    holder: dict[int, Node] = {}
+    for k, node in enumerate(graph.nodes):
+        for i in node.inputs:
+            root = base.get(id(i), i)
+            last_index[id(root)] = k
+            holder[id(root)] = root
+        last_index.setdefault(id(base.get(id(node), node)), k)
+        holder.setdefault(id(base.get(id(node), node)), base.get(id(node), node))
+    dead: dict[int, list[Node]] = {}
+    for key, k in last_index.items():
+        n = holder[key]
+        if id(n) in outputs or any(base.get(id(o), o) is n for o in graph.outputs):
+            continue
+        dead.setdefault(k, []).append(n)
+    return dead
+
+
+def _alias_roots(graph: Graph) -> dict[int, Node]:
+    """id(view) -> the value whose memory it may share."""
+    base: dict[int, Node] = {}
+    for node in graph.nodes:
+        if node.op in VIEWS:
+            src = node.inputs[0]
+            base[id(node)] = base.get(id(src), src)
+    return base
+
+
+def plan_memory(graph: Graph) -> tuple[Graph, str]:
+    plan = MemoryPlan()
+    base = _alias_roots(graph)
+    dead_after = _last_use(graph)
+    outputs = {id(o) for o in graph.outputs} | {id(base.get(id(o), o)) for o in graph.outputs}
+    free: dict[tuple, list[int]] = {}  # (dtype, nbytes) -> free buffer indices
+    owner: dict[int, int] = {}  # id(value) -> buffer index it occupies
+    live_bytes, peak = 0, 0
+
+    def take(key: tuple) -> int:
+        if free.get(key):
+            return free[key].pop()
+        plan.buffers.append(key)
+        return len(plan.buffers) - 1
+
+    for k, node in enumerate(graph.nodes):
+        key = (node.dtype.str, node.nbytes)
+        if node.op in WRITES_INTO:
+            buf = None
+            if node.op in IN_PLACE:
+                for i in node.inputs:
+                    j = owner.get(id(i))
+                    if j is None or id(i) in outputs or plan.buffers[j] != key:
+                        continue
+                    if i in dead_after.get(k, ()) and (
+                        node.op != "kernel" or _step_zero_only(node, i)
+                    ):
+                        buf = j
+                        owner.pop(id(i))
+                        dead_after[k] = [d for d in dead_after[k] if d is not i]
+                        plan.in_place += 1
+                        break
+            if buf is None:
+                buf = take(key)
+                live_bytes += node.nbytes
+            plan.buffer_of[id(node)] = buf
+            owner[id(node)] = buf
+            if _needs_scratch(node):
+                first = node.value[0]
+                skey = (first.dtype.str, _nbytes(first))
+                s = take(skey)
+                plan.scratch_of[id(node)] = s
+                free.setdefault(skey, []).append(s)  # free again right after the kernel
+                peak = max(peak, live_bytes + skey[1])
+        elif node.op not in ("const", "input") and node.op not in VIEWS:
+            live_bytes += node.nbytes  # allocated by NumPy on every run
+        peak = max(peak, live_bytes)
+        gone = dead_after.get(k, [])
+        plan.free_after[k] = gone
+        for d in gone:
+            j = owner.pop(id(d), None)
+            if j is not None:
+                free.setdefault(plan.buffers[j], []).append(j)
+                live_bytes -= plan.buffers[j][1]
+            elif d.op not in ("const", "input") and d.op not in VIEWS:
+                live_bytes -= d.nbytes
+    plan.pool_bytes = sum(b[1] for b in plan.buffers)
+    plan.peak_bytes = peak
+    graph.memory_plan = plan
+    return graph, (f"{len(plan.buffers)} buffer(s), {plan.pool_bytes:,} bytes pooled, "
+                   f"{plan.in_place} in place, peak {peak:,} bytes")
+
+
+def _nbytes(step) -> int:
+    n = step.dtype.itemsize
+    for d in step.shape:
+        n *= d
+    return n

@@ -1,0 +1,106 @@
+"""Algebraic simplification, by a table of rewrite rules: x*1, x+0, x-0, x/1, neg(neg x),
+reshape of reshape, permute of permute, no-op reshape/permute/expand/cast.
+
+A rule looks at one node (whose inputs are already simplified) and returns the node that
+can stand in for it, or None. A rule never changes a value's shape or dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..ir import Graph, Node
+
+
+def _const_equal(node: Node, value: float) -> bool:
+    return node.op == "const" and node.value.size > 0 and bool(np.all(node.value == value))
+
+
+def _same_type(a: Node, b: Node) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype
+
+
+def _identity_operand(value: float, commutes: bool) -> Callable[[Node], Node | None]:
+    """``x op c`` (and ``c op x`` when ``commutes``) is ``x`` where ``c`` is all ``value``."""
+
+    def rule(n: Node) -> Node | None:
+        a, b = n.inputs
+        if _const_equal(b, value) and _same_type(a, n):
+            return a
+        if commutes and _const_equal(a, value) and _same_type(b, n):
+            return b
+        return None
+
+    return rule
+
+
+def _double_negation(n: Node) -> Node | None:
+    (x,) = n.inputs
+    return x.inputs[0] if x.op == "neg" else None
+
+
+def _noop(n: Node) -> Node | None:
+    (x,) = n.inputs
+    return x if _same_type(x, n) else None
+
+
+def _reshape(n: Node) -> Node | None:
+    (x,) = n.inputs
+    if _same_type(x, n):
+        return x
+    if x.op == "reshape":  # reshape(reshape(y)) = reshape(y)
+        y = x.inputs[0]
+        if _same_type(y, n):
+            return y
+        n.inputs = (y,)
+    return None
+
+
+def _permute(n: Node) -> Node | None:
+    (x,) = n.inputs
+    dims = n.attrs["dims"]
+    if tuple(dims) == tuple(range(len(dims))):
+        return x
+    if x.op == "permute":  # permute(permute(y, d1), d2) = permute(y, d1[d2])
+        inner = x.attrs["dims"]
+        composed = tuple(inner[d] for d in dims)
+        y = x.inputs[0]
+        if composed == tuple(range(len(composed))):
+            return y
+        n.inputs, n.attrs = (y,), {"dims": composed}
+    return None
+
+
+RULES: dict[str, list[Callable[[Node], Node | None]]] = {
+    "mul": [_identity_operand(1, commutes=True)],
+    "add": [_identity_operand(0, commutes=True)],
+    "sub": [_identity_operand(0, commutes=False)],
+    "div": [_identity_operand(1, commutes=False)],
+    "neg": [_double_negation],
+    "reshape": [_reshape],
+    "permute": [_permute],
+    "expand": [_noop],
+    "cast": [_noop],
+}
+
+
+def simplify(graph: Graph) -> tuple[Graph, str]:
+    replaced: dict[int, Node] = {}
+    kept: list[Node] = []
+    count = 0
+    for node in graph.nodes:
+        node.inputs = tuple(replaced.get(id(i), i) for i in node.inputs)
+        target = None
+        for rule in RULES.get(node.op, ()):
+            target = rule(node)
+            if target is not None:
+                break
+        if target is not None:
+            replaced[id(node)] = target
+            count += 1
+        else:
+            kept.append(node)
+    outputs = [replaced.get(id(o), o) for o in graph.outputs]
+    return Graph(graph.inputs, kept, outputs), f"rewrote {count} node(s)"

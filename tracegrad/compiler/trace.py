@@ -1,0 +1,357 @@
+"""Capture: run the user's function once and record every primitive into a `Graph`.
+
+The function runs for real (eagerly, on the example values), with a `Tracer` listening at
+the few places where tensors are made, read or changed (`tensor.apply`, `_leaf`, `detach`,
+`_assign`, ``.grad``, ``.item()``...). Every tensor it meets is one of
+
+- an argument: a graph input;
+- captured: a tensor that existed before the call (a parameter, a buffer, optimizer state,
+  a tensor in a closure): also a graph input, read afresh on every run, never frozen;
+- born during the call from Python numbers or NumPy data: a constant;
+- the result of a recorded primitive: a graph node.
+
+``loss.backward()`` and ``optimizer.step()`` inside the function are recorded like anything
+else, because the backward pass is made of primitives too. Changes to captured tensors (an
+optimizer updating a weight, a new ``.grad``) are undone after the trace and become extra
+outputs that the compiled program writes back after each run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import TraceError
+from ..tensor import Tensor
+from .ir import Graph, Node
+
+# The module, not the `tg.tensor` function that shadows its name on the package.
+tensor_mod = importlib.import_module("tracegrad.tensor")
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class TensorSpec:
+    """A placeholder argument for `tg.trace`: only a shape and a dtype (the define-then-run
+    way of building a static graph).
+
+    >>> g = tg.trace(lambda x: x.relu().sum(), tg.TensorSpec((4, 3)))
+    """
+
+    def __init__(self, shape: Any, dtype: Any = np.float32, requires_grad: bool = False):
+        from ..dtypes import to_dtype
+
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = to_dtype(dtype)
+        self.requires_grad = requires_grad
+
+    def example(self) -> Tensor:
+        # Ones, not zeros: fewer log(0)s while tracing. The values are never used.
+        fill = 1 if self.dtype.kind == "f" else 0
+        t = Tensor(np.full(self.shape, fill, dtype=self.dtype))
+        return t.requires_grad_() if self.requires_grad else t
+
+    def __repr__(self) -> str:
+        return f"TensorSpec({self.shape}, {self.dtype})"
+
+
+def user_line() -> str:
+    """``file:line: source`` of the innermost frame outside tracegrad (the user's code)."""
+    for frame in reversed(traceback.extract_stack()):
+        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
+            return f"{frame.filename}:{frame.lineno}: {(frame.line or '').strip()}"
+    return "<unknown>"
+
+
+@dataclass
+class Capture:
+    """What a trace found, besides the graph: where each input comes from and what each
+    extra output is written back into."""
+
+    arg_paths: list = field(default_factory=list)  # (path in the flattened args, Node)
+    captured: list = field(default_factory=list)  # (Tensor, Node): read T.data
+    grad_inputs: list = field(default_factory=list)  # (Tensor, Node): read T.grad.data
+    data_writes: list = field(default_factory=list)  # (Tensor, Node): T.data[...] = value
+    grad_writes: list = field(default_factory=list)  # (Tensor, Node or None): T.grad = value
+    out_tree: Any = None  # the returned structure, tensors replaced by output indices
+    called_backward: bool = False
+
+
+class Tracer:
+    """Listens to tensor operations during one call and builds the graph."""
+
+    def __init__(self) -> None:
+        self.inputs: list[Node] = []
+        self.nodes: list[Node] = []
+        self.env: dict[int, Node] = {}
+        self.born: set[int] = set()
+        self.keep: list[Any] = []  # tensors seen: alive until the end, so ids stay unique
+        self.capture = Capture()
+        self.data_snapshots: dict[int, tuple[Tensor, np.ndarray]] = {}
+        self.grad_snapshots: dict[int, tuple[Tensor, Any]] = {}
+        self.dynamic: set[int] = set()  # ids of nodes whose value changes from run to run
+        self.arguments: set[int] = set()
+        # Python numbers made into tensors before this trace (tensor._constants): constants.
+        self.cached_constants = {id(t) for t in tensor_mod._constants.values()}
+
+    # ---------------------------------------------------------------- nodes for tensors
+
+    def _input(self, t: Tensor, name: str) -> Node:
+        node = Node("input", (), {}, t.data.shape, t.data.dtype, name=name)
+        self.inputs.append(node)
+        self.env[id(t)] = node
+        self.dynamic.add(id(node))
+        self.keep.append(t)
+        return node
+
+    def add_argument(self, t: Tensor, path: str) -> Node:
+        self.arguments.add(id(t))
+        node = self._input(t, path)
+        self.capture.arg_paths.append((path, node))
+        return node
+
+    def node_of(self, t: Tensor) -> Node:
+        node = self.env.get(id(t))
+        if node is not None:
+            return node
+        if id(t) in self.born or id(t) in self.cached_constants:
+            node = Node("const", (), {}, t.data.shape, t.data.dtype,
+                        value=np.array(t.data, copy=True))
+            self.nodes.append(node)
+            self.env[id(t)] = node
+            return node
+        node = self._input(t, f"captured{list(t.data.shape)}")
+        self.capture.captured.append((t, node))
+        return node
+
+    def is_dynamic(self, t: Tensor) -> bool:
+        node = self.env.get(id(t))
+        if node is None:  # captured: its value changes between calls
+            return id(t) not in self.born and id(t) not in self.cached_constants
+        return id(node) in self.dynamic
+
+    # ---------------------------------------------------------------- hooks (tensor.py)
+
+    def record(self, prim: Any, inputs: tuple, attrs: dict, out: Tensor) -> None:
+        args = [self.node_of(x) for x in inputs]
+        node = Node(prim.name, args, attrs, out.data.shape, out.data.dtype)
+        self.nodes.append(node)
+        self.env[id(out)] = node
+        self.keep.append(out)
+        if prim.kind == "random" or any(id(a) in self.dynamic for a in args):
+            self.dynamic.add(id(node))
+
+    def born_tensor(self, t: Tensor) -> None:
+        self.born.add(id(t))
+        self.keep.append(t)
+
+    def alias(self, new: Tensor, src: Tensor) -> None:
+        """``new`` holds the same value as ``src`` (detach, clone, copies)."""
+        self.env[id(new)] = self.node_of(src)
+        self.keep.append(new)
+
+    def assign(self, target: Tensor, new: Tensor) -> None:
+        """``target``'s data becomes ``new``'s: later reads see the new node; a captured
+        target gets a write-back; the real data is restored after the trace."""
+        value = self.node_of(new)
+        old = self.node_of(target)  # before the change: earlier readers keep the old value
+        if id(target) not in self.data_snapshots:
+            self.data_snapshots[id(target)] = (target, np.array(target.data, copy=True))
+        if value.dtype != old.dtype:
+            value = self._derived("cast", [value], {"dtype": old.dtype}, value.shape, old.dtype)
+        if value.shape != old.shape:
+            value = self._derived("expand", [value], {"shape": old.shape}, old.shape, old.dtype)
+        self.env[id(target)] = value
+
+    def _derived(self, op: str, args: list, attrs: dict, shape: tuple, dtype: Any) -> Node:
+        node = Node(op, args, attrs, shape, dtype)
+        self.nodes.append(node)
+        if any(id(a) in self.dynamic for a in args):
+            self.dynamic.add(id(node))
+        return node
+
+    def grad_read(self, t: Tensor) -> None:
+        g = t._grad
+        if g is not None and id(g) not in self.env and id(g) not in self.born:
+            node = self._input(g, f"grad{list(g.data.shape)}")
+            self.capture.grad_inputs.append((t, node))
+
+    def grad_written(self, t: Tensor) -> None:
+        if id(t) not in self.grad_snapshots:
+            self.grad_snapshots[id(t)] = (t, t._grad)
+
+    def backward_called(self) -> None:
+        self.capture.called_backward = True
+
+    def check_static(self, t: Tensor, what: str) -> None:
+        if self.is_dynamic(t):
+            raise TraceError(
+                f"{what} reads the value of a traced tensor at {user_line()}\n"
+                f"The value changes from call to call, so a compiled function cannot turn it "
+                f"into a Python value (an `if`, a `float(...)`, a NumPy array) without baking "
+                f"in this one call's result. Keep the computation in tensors (tg.where(cond, "
+                f"a, b) chooses elementwise), or do this part outside the compiled function."
+            )
+
+    # ---------------------------------------------------------------- finishing
+
+    def finish(self, result: Any) -> tuple[Graph, Capture]:
+        outputs: list[Node] = []
+
+        def out_index(t: Tensor) -> int:
+            outputs.append(self.node_of(t))
+            return len(outputs) - 1
+
+        self.capture.out_tree = _map_tree(result, out_index)
+        # Write-backs: the final value of every captured tensor changed in place ...
+        for tid, (t, _) in self.data_snapshots.items():
+            node = self.env[tid]
+            if node.op != "input" and not self._is_born(t):
+                self.capture.data_writes.append((t, node))
+                outputs.append(node)
+        # ... and the final .grad of every tensor whose .grad was set.
+        for tid, (t, _) in self.grad_snapshots.items():
+            if self._is_born(t):
+                continue
+            g = t._grad
+            if g is None:
+                self.capture.grad_writes.append((t, None))
+            else:
+                node = self.node_of(g)
+                self.capture.grad_writes.append((t, node))
+                outputs.append(node)
+        graph = Graph(self.inputs, self.nodes, outputs)
+        return graph, self.capture
+
+    def _is_born(self, t: Tensor) -> bool:
+        # Born in the call, or an argument: nothing outside the call sees its changes.
+        return id(t) in self.born or id(t) in self.arguments
+
+    def restore(self) -> None:
+        """Undo every change the traced call made to tensors that existed before it."""
+        for t, saved in self.data_snapshots.values():
+            if not self._is_born(t):
+                np.copyto(t.data, saved, casting="unsafe")
+        for t, g in self.grad_snapshots.values():
+            t._grad = g
+
+
+def _map_tree(obj: Any, fn: Callable[[Tensor], Any]) -> Any:
+    """The structure of ``obj`` with every Tensor replaced by ``fn(tensor)``."""
+    if isinstance(obj, Tensor):
+        return ("tensor", fn(obj))
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return ("namedtuple", type(obj), [_map_tree(v, fn) for v in obj])
+    if isinstance(obj, (list, tuple)):
+        return (type(obj).__name__, [_map_tree(v, fn) for v in obj])
+    if isinstance(obj, dict):
+        return ("dict", type(obj), [(k, _map_tree(v, fn)) for k, v in obj.items()])
+    if isinstance(obj, np.ndarray):
+        raise TraceError(
+            f"the traced function returned a NumPy array (at {user_line()}); return tensors"
+        )
+    return ("static", obj)
+
+
+def build_tree(tree: Any, leaf: Callable[[int], Any]) -> Any:
+    """Rebuild a structure recorded by `_map_tree`, each output index through ``leaf``."""
+    kind = tree[0]
+    if kind == "tensor":
+        return leaf(tree[1])
+    if kind == "namedtuple":
+        return tree[1](*[build_tree(v, leaf) for v in tree[2]])
+    if kind in ("list", "tuple"):
+        items = [build_tree(v, leaf) for v in tree[1]]
+        return items if kind == "list" else tuple(items)
+    if kind == "dict":
+        return tree[1]((k, build_tree(v, leaf)) for k, v in tree[2])
+    return tree[1]
+
+
+def flatten_args(args: tuple, kwargs: dict) -> list[tuple[str, Any]]:
+    """(path, value) for every leaf of the arguments; tensors and specs are the leaves that
+    become graph inputs."""
+    out: list[tuple[str, Any]] = []
+
+    def visit(obj: Any, path: str) -> None:
+        if isinstance(obj, (Tensor, TensorSpec)):
+            out.append((path, obj))
+        elif isinstance(obj, (list, tuple)):
+            for i, v in enumerate(obj):
+                visit(v, f"{path}[{i}]")
+        elif isinstance(obj, dict):
+            for k, v in obj.items():
+                visit(v, f"{path}[{k!r}]")
+        else:
+            out.append((path, obj))
+
+    for i, a in enumerate(args):
+        visit(a, f"arg{i}")
+    for k, v in kwargs.items():
+        visit(v, k)
+    return out
+
+
+def _substitute(obj: Any, table: dict[int, Any]) -> Any:
+    if id(obj) in table:
+        return table[id(obj)]
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*[_substitute(v, table) for v in obj])
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_substitute(v, table) for v in obj)
+    if isinstance(obj, dict):
+        return type(obj)((k, _substitute(v, table)) for k, v in obj.items())
+    return obj
+
+
+def run_traced(fn: Callable, args: tuple, kwargs: dict) -> tuple[Graph, Capture]:
+    """Call ``fn`` once under a tracer; return its graph and capture record. Tensors that
+    existed before the call are left exactly as they were."""
+    if tensor_mod._tracer is not None:
+        raise TraceError("tg.compile/tg.trace cannot be nested inside another trace")
+    tracer = Tracer()
+    table: dict[int, Any] = {}
+    for path, leaf in flatten_args(args, kwargs):
+        if isinstance(leaf, (Tensor, TensorSpec)):
+            t = leaf.example() if isinstance(leaf, TensorSpec) else leaf
+            if isinstance(leaf, Tensor):
+                # a fresh alias, so the caller's tensor is not changed or recorded into
+                t = _fresh_argument(leaf)
+            tracer.add_argument(t, path)
+            table[id(leaf)] = t
+    args2 = _substitute(args, table)
+    kwargs2 = _substitute(kwargs, table)
+    tensor_mod._tracer = tracer
+    try:
+        with np.errstate(all="ignore"):
+            result = fn(*args2, **kwargs2)
+        graph, capture = tracer.finish(result)
+    finally:
+        tensor_mod._tracer = None
+        tracer.restore()
+    return graph, capture
+
+
+def _fresh_argument(t: Tensor) -> Tensor:
+    from ..tensor import _leaf
+
+    new = _leaf(np.array(t.data, copy=True))
+    if t.requires_grad:
+        new.requires_grad = True
+    return new
+
+
+def trace(fn: Callable, *example_args: Any, **example_kwargs: Any) -> Graph:
+    """Capture ``fn`` as a static `Graph` (unoptimized) from example arguments: tensors or
+    `TensorSpec` placeholders.
+
+    >>> g = tg.trace(lambda x: (x * 2).relu().sum(), tg.TensorSpec((8,)))
+    >>> print(g)
+    """
+    graph, _ = run_traced(fn, example_args, example_kwargs)
+    return graph
