@@ -254,7 +254,7 @@ def _direct_refs(fn: Callable) -> list:
 
 def _arg_key(flat: list[tuple[str, Any]]) -> tuple:
     key = []
-    for path, leaf in flat:
+    for _path, leaf in flat:
         if isinstance(leaf, Tensor):
             key.append(("T", leaf.data.shape, leaf.data.dtype.str, leaf.requires_grad))
         else:

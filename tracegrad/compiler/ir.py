@@ -67,7 +67,8 @@ def format_attr(value: Any) -> str:
     if value is Ellipsis:
         return "..."
     if isinstance(value, tuple):
-        return "(" + ", ".join(format_attr(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+        inner = ", ".join(format_attr(v) for v in value)
+        return "(" + inner + ("," if len(value) == 1 else "") + ")"
     return repr(value)
 
 

@@ -215,7 +215,7 @@ class Tracer:
                 self.capture.data_writes.append((t, node))
                 outputs.append(node)
         # ... and the final .grad of every tensor whose .grad was set.
-        for tid, (t, _) in self.grad_snapshots.items():
+        for t, _ in self.grad_snapshots.values():
             if self._is_born(t):
                 continue
             g = t._grad
