@@ -191,8 +191,6 @@ def test_no_grad_and_enable_grad_as_decorators():
     assert tg.is_grad_enabled()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: bare @tg.no_grad (no parentheses), which "
-                   "PyTorch supports, raises 'no_grad() takes no arguments'")
 def test_no_grad_as_bare_decorator():
     @tg.no_grad
     def f(t):
@@ -264,9 +262,6 @@ def test_detach_shares_data_and_has_no_graph():
     assert x.grad.tolist() == [3.0, 6.0]  # d is a constant
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: changing a detached alias in place (d = "
-                   "w.detach(); d += 1) silently changes the gradient of a graph that saved "
-                   "w; PyTorch shares the version counter and raises at backward")
 def test_inplace_on_detached_alias_is_detected():
     w = tg.tensor([1.0, 2.0], requires_grad=True)
     y = (w * w).sum()
@@ -340,8 +335,6 @@ def test_inplace_ops_values(torch):
     assert z._version == v + 2
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: fill_/zero_/copy_ are computed as x*0 + value, "
-                   "so entries that were inf or nan become nan instead of the new value")
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_fill_zero_copy_overwrite_non_finite_values():
     z = tg.tensor([float("inf"), 1.0])
@@ -509,9 +502,6 @@ def test_grad_never_writes_dot_grad():
     assert gw.tolist() == [3.0, 4.0] and w.grad is None and x.grad is None
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: tg.grad frees the graph of tensors the function "
-                   "merely reads (h = w * 2 outside), so a later h.sum().backward() raises "
-                   "'second time'; torch.func.grad leaves them alone")
 def test_grad_does_not_free_outer_graph():
     w = tg.tensor([1.0, 2.0], requires_grad=True)
     h = w * 2
@@ -584,9 +574,6 @@ def test_anomaly_in_backward_raises():
             y.sum().backward()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a NaN/inf arising in backward is reported as "
-                   "'div produced inf in the forward pass' (the op inside the VJP rule), not "
-                   "as the op being differentiated (sqrt) in the backward pass")
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_anomaly_in_backward_names_the_differentiated_op():
     x = tg.tensor([0.0, 1.0], requires_grad=True)

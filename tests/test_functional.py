@@ -1018,9 +1018,7 @@ def test_pooling_shape_errors():
 # gets removed).
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: BCE-with-logits second derivative is 0 at x == 0 "
-                   "(abs/maximum kinks in the stable formula); torch gives sigmoid'(0) = 0.25")
-def test_bug_bce_with_logits_second_derivative_at_zero():
+def test_bce_with_logits_second_derivative_at_zero_matches_torch():
     compare_with_torch(
         lambda x: F.binary_cross_entropy_with_logits(x, _tg(np.array([0.0, 1.0, 0.5])),
                                                      reduction="sum"),
@@ -1042,27 +1040,21 @@ def test_bug_binary_cross_entropy_gradient_at_0_and_1():
     np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy())  # torch: [0, 0, -2]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: cross_entropy on a (C,) input with "
-                   "reduction='none' returns shape (1,); torch returns a 0-d tensor")
-def test_bug_cross_entropy_single_sample_reduction_none_shape():
+def test_cross_entropy_single_sample_reduction_none_is_0d():
     out = F.cross_entropy(_tg(randn(0, 4)), tg.tensor(2), reduction="none")
     assert out.shape == ()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: softmax/log_softmax/logsumexp over a size-0 "
-                   "dimension raise ShapeError (from max); torch returns an empty tensor / -inf")
 @pytest.mark.parametrize("fn", ["softmax", "log_softmax", "logsumexp"])
-def test_bug_softmax_family_over_an_empty_dimension(fn):
+def test_softmax_family_over_an_empty_dimension_matches_torch(fn):
     x = np.zeros((0, 3))
     got = getattr(F, fn)(_tg(x), 0).numpy()
     want = getattr(torch, fn)(torch.tensor(x), 0).numpy()
     np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (PyTorch divergence): max(x, dim).values splits "
-                   "the gradient among tied maxima; torch sends it all to the returned index")
 @pytest.mark.parametrize("fn", ["max", "min"])
-def test_bug_max_min_with_dim_ties_gradient(fn):
+def test_max_min_with_dim_ties_send_the_gradient_to_the_returned_index(fn):
     x = np.array([[1.0, 1.0, 0.0]]) * (1 if fn == "max" else -1)
     t = tg.tensor(x, dtype=tg.float64, requires_grad=True)
     getattr(F, fn)(t, 1).values.sum().backward()
@@ -1071,9 +1063,7 @@ def test_bug_max_min_with_dim_ties_gradient(fn):
     np.testing.assert_array_equal(t.grad.numpy(), tt.grad.numpy())  # torch: [[1, 0, 0]] / ...
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (PyTorch divergence): max_pool2d splits the "
-                   "gradient among tied maxima in a window; torch sends it to one element")
-def test_bug_max_pool2d_ties_gradient():
+def test_max_pool2d_ties_send_the_gradient_to_one_element():
     x = np.ones((1, 1, 2, 2))
     t = tg.tensor(x, dtype=tg.float64, requires_grad=True)
     F.max_pool2d(t, 2).sum().backward()
@@ -1102,7 +1092,5 @@ def test_log_softmax_float64_huge_logits():
     np.testing.assert_allclose(got, torch.log_softmax(torch.tensor(x), 1).numpy(), rtol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (tensor.py): tg.tensor(np.float64(1.5)) is float32; "
-                   "torch.tensor(np.float64(1.5)) is float64 (a NumPy scalar keeps its dtype)")
-def test_bug_numpy_float64_scalar_becomes_float32():
+def test_numpy_float64_scalar_stays_float64():
     assert tg.tensor(np.float64(1.5)).dtype == tg.float64

@@ -133,6 +133,8 @@ class Variant:
     direct_refs: list  # (getter, id) of tensors referenced directly by the function
     records: list = field(default_factory=list)
     compile_seconds: float = 0.0
+    backward: Any = None  # a BackwardProgram when the outputs are differentiable
+    n_saved: int = 0
 
     def check(self) -> str | None:
         """None if this variant still fits the world; else why not."""
@@ -185,7 +187,95 @@ class Variant:
                 g._vc[0] += 1
             else:
                 t._grad = _leaf(np.array(value, dtype=t.data.dtype, copy=True))
+        self.saved = [np.array(a, copy=True) for a in outs[k:k + self.n_saved]]
         return outs[: self.n_user_outputs]
+
+
+class CompiledBackward:
+    """The pseudo-primitive that a differentiable compiled output points to: its VJP runs
+    the compiled backward program on the values the forward program saved."""
+
+    name = "compiled"
+    kind = "compiled"
+
+    def __init__(self, backward: "BackwardProgram", saved: list, which: int, n_outputs: int):
+        self.backward, self.saved, self.which, self.n_outputs = backward, saved, which, n_outputs
+
+    def vjp(self, g: Tensor, out: Tensor, *targets: Tensor) -> tuple:
+        return self.backward.run(self.saved, self.which, g, targets)
+
+
+class BackwardProgram:
+    """The backward half of a differentiable compiled function: (saved values, cotangents)
+    -> gradients for each target (argument or captured tensor that requires grad)."""
+
+    def __init__(self, graph: Graph, cot_shapes: list):
+        self.graph, self.records = optimize(graph)
+        self.program = Program(self.graph)
+        self.cot_shapes = cot_shapes  # (shape, dtype) per differentiable output
+
+    def run(self, saved: list, which: int, g: Tensor, targets: tuple) -> tuple:
+        cots = [np.zeros(shape, dtype) for shape, dtype in self.cot_shapes]
+        cots[which] = np.asarray(g.data, dtype=self.cot_shapes[which][1])
+        outs = self.program(*saved, *cots)
+        return tuple(_leaf(np.array(o, copy=True)) for o in outs)
+
+
+def _split_backward(graph: Graph, capture: Capture) -> tuple[Graph, Graph, int]:
+    """Partition a joint forward+backward graph: the forward part also outputs every value
+    the backward part needs (AOTAutograd's "save what is needed" partition)."""
+    from .ir import Node, walk_topological
+
+    n_grads = capture.n_grad_outputs
+    fwd_outputs = graph.outputs[: len(graph.outputs) - n_grads]
+    grad_outputs = graph.outputs[len(graph.outputs) - n_grads:]
+    cot_nodes = [n for _, n in capture.cotangents]
+    depends = {id(n) for n in cot_nodes}
+    for n in graph.nodes:
+        if any(id(i) in depends for i in n.inputs):
+            depends.add(id(n))
+    backward_nodes = [n for n in walk_topological(grad_outputs)
+                      if id(n) in depends and n.op != "input"]
+    saved: list = []
+    seen: set[int] = set()
+    for n in backward_nodes:
+        for i in n.inputs:
+            if id(i) not in depends and i.op != "const" and id(i) not in seen:
+                seen.add(id(i))
+                saved.append(i)
+    for o in grad_outputs:  # a gradient that does not depend on the cotangents at all
+        if id(o) not in depends and o.op != "const" and id(o) not in seen:
+            seen.add(id(o))
+            saved.append(o)
+    forward = Graph([n for n in graph.inputs if id(n) not in depends],
+                    [n for n in graph.nodes if id(n) not in depends],
+                    list(fwd_outputs) + saved)
+    mapping: dict[int, Node] = {}
+    b_inputs = []
+    for n in saved:
+        c = Node("input", (), {}, n.shape, n.dtype, name="saved")
+        mapping[id(n)] = c
+        b_inputs.append(c)
+    for n in cot_nodes:
+        c = Node("input", (), {}, n.shape, n.dtype, name=n.name)
+        mapping[id(n)] = c
+        b_inputs.append(c)
+    b_nodes = []
+
+    def mapped(i: Node) -> Node:
+        if id(i) not in mapping:  # a constant used by the backward part
+            c = Node("const", (), {}, i.shape, i.dtype, value=i.value)
+            mapping[id(i)] = c
+            b_nodes.append(c)
+        return mapping[id(i)]
+
+    for n in backward_nodes:
+        c = Node(n.op, [mapped(i) for i in n.inputs], dict(n.attrs), n.shape, n.dtype,
+                 n.value, n.name)
+        mapping[id(n)] = c
+        b_nodes.append(c)
+    backward = Graph(b_inputs, b_nodes, [mapped(o) for o in grad_outputs])
+    return forward, backward, len(saved)
 
 
 def _feeders(graph: Graph, capture: Capture) -> list:
@@ -317,8 +407,26 @@ class CompiledFunction:
         self.last_variant = variant
         tensors = [leaf for _, leaf in flat if isinstance(leaf, Tensor)]
         outs = variant.run(tensors)
-        return build_tree(variant.capture.out_tree,
-                          lambda i: _leaf(np.array(outs[i], copy=True)))
+        if variant.backward is None or not autograd.is_grad_enabled():
+            return build_tree(variant.capture.out_tree,
+                              lambda i: _leaf(np.array(outs[i], copy=True)))
+        # Differentiable outputs: each points back to the compiled backward program.
+        targets = tuple(tensors[src] if kind == "arg" else src
+                        for kind, src in variant.capture.grad_targets)
+        which = {k: j for j, (k, _) in enumerate(variant.capture.cotangents)}
+        saved = variant.saved
+
+        def leaf(i: int) -> Tensor:
+            t = _leaf(np.array(outs[i], copy=True))
+            if i in which:
+                t.requires_grad = True
+                t._op = CompiledBackward(variant.backward, saved, which[i], len(which))
+                t._children = targets
+                t._attrs = {}
+                t._versions = tuple(x._vc[0] for x in targets)
+            return t
+
+        return build_tree(variant.capture.out_tree, leaf)
 
     def _compile(self, args: tuple, kwargs: dict, key: tuple, reason: str) -> Variant:
         self.misses += 1
@@ -327,7 +435,13 @@ class CompiledFunction:
         roots = _roots(self.fn, args)
         modules = _modules_of(roots)
         epoch = tensor_mod._structure_epoch[0]
-        graph, capture = run_traced(self.fn, args, kwargs)
+        graph, capture = run_traced(self.fn, args, kwargs,
+                                    differentiable=autograd.is_grad_enabled())
+        backward, n_saved = None, 0
+        if capture.n_grad_outputs:
+            graph, bgraph, n_saved = _split_backward(graph, capture)
+            cot_shapes = [(n.shape, n.dtype) for _, n in capture.cotangents]
+            backward = BackwardProgram(bgraph, cot_shapes)
         graph, records = optimize(graph)
         program = Program(graph)
         variant = Variant(
@@ -337,7 +451,9 @@ class CompiledFunction:
             - sum(1 for _, n in capture.grad_writes if n is not None),
             modules=modules, training=tuple(m.training for m in modules),
             structure_epoch=epoch, direct_refs=_direct_refs(self.fn), records=records,
+            backward=backward, n_saved=n_saved,
         )
+        variant.n_user_outputs -= n_saved
         variant.compile_seconds = time.perf_counter() - t0
         bucket = self.variants.setdefault(key, [])
         bucket.insert(0, variant)

@@ -80,6 +80,12 @@ class Capture:
     grad_writes: list = field(default_factory=list)  # (Tensor, Node or None): T.grad = value
     out_tree: Any = None  # the returned structure, tensors replaced by output indices
     called_backward: bool = False
+    # For a differentiable function (see `differentiate`): the cotangent inputs, one per
+    # differentiable user output (output index, Node); what the gradients are with respect
+    # to (("arg", k) or ("data", T)); and how many graph outputs at the end are gradients.
+    cotangents: list = field(default_factory=list)
+    grad_targets: list = field(default_factory=list)
+    n_grad_outputs: int = 0
 
 
 class Tracer:
@@ -200,7 +206,7 @@ class Tracer:
 
     # ---------------------------------------------------------------- finishing
 
-    def finish(self, result: Any) -> tuple[Graph, Capture]:
+    def finish(self, result: Any, grads: list | None = None) -> tuple[Graph, Capture]:
         outputs: list[Node] = []
 
         def out_index(t: Tensor) -> int:
@@ -225,8 +231,57 @@ class Tracer:
                 node = self.node_of(g)
                 self.capture.grad_writes.append((t, node))
                 outputs.append(node)
+        for g in grads or ():
+            outputs.append(self.node_of(g))
+        self.capture.n_grad_outputs = len(grads or ())
         graph = Graph(self.inputs, self.nodes, outputs)
         return graph, self.capture
+
+    def differentiate(self, result: Any, arguments: list[Tensor]) -> list[Tensor]:
+        """Record the backward pass of ``result``'s differentiable tensors, for a compiled
+        function whose outputs must support ``.backward()`` outside it.
+
+        One cotangent input per differentiable output; the gradient of
+        ``sum_i <output_i, cotangent_i>`` with respect to every argument and captured tensor
+        that requires grad is recorded (on top of the forward), and returned.
+        """
+        from .. import autograd
+        from ..tensor import _leaf
+
+        outs: list[tuple[int, Tensor]] = []
+        _map_tree(result, lambda t: outs.append((len(outs), t)) or len(outs) - 1)
+        diff = [(k, t) for k, t in outs if t.requires_grad and t.data.dtype.kind == "f"]
+        if not diff:
+            return []
+        targets: list[tuple[str, Any]] = []
+        tensors: list[Tensor] = []
+        for k, t in enumerate(arguments):
+            if t.requires_grad:
+                targets.append(("arg", k))
+                tensors.append(t)
+        for t, _ in self.capture.captured:
+            if t.requires_grad and t._op is None:
+                targets.append(("data", t))
+                tensors.append(t)
+        total = None
+        for k, t in diff:
+            cot = _leaf(np.ones(t.data.shape, dtype=t.data.dtype))
+            node = self._input(cot, f"cotangent{k}")
+            self.born.discard(id(cot))
+            self.capture.cotangents.append((k, node))
+            term = (t * cot).sum()
+            total = term if total is None else total + term
+        policy = autograd.GradsInTable(retain_graph=True, targets=tensors)
+        with autograd.no_grad():
+            autograd.backpropagate(total, _leaf(np.ones((), dtype=total.data.dtype)), policy)
+        grads = []
+        for t in tensors:
+            g = policy.results.get(id(t))
+            if g is None:
+                g = _leaf(np.zeros(t.data.shape, dtype=t.data.dtype))
+            grads.append(g)
+        self.capture.grad_targets = targets
+        return grads
 
     def _is_born(self, t: Tensor) -> bool:
         # Born in the call, or an argument: nothing outside the call sees its changes.
@@ -309,9 +364,11 @@ def _substitute(obj: Any, table: dict[int, Any]) -> Any:
     return obj
 
 
-def run_traced(fn: Callable, args: tuple, kwargs: dict) -> tuple[Graph, Capture]:
+def run_traced(fn: Callable, args: tuple, kwargs: dict,
+               differentiable: bool = False) -> tuple[Graph, Capture]:
     """Call ``fn`` once under a tracer; return its graph and capture record. Tensors that
-    existed before the call are left exactly as they were."""
+    existed before the call are left exactly as they were. With ``differentiable``, the
+    backward pass of the outputs is recorded too (unless the function ran one itself)."""
     if tensor_mod._tracer is not None:
         raise TraceError("tg.compile/tg.trace cannot be nested inside another trace")
     tracer = Tracer()
@@ -330,7 +387,12 @@ def run_traced(fn: Callable, args: tuple, kwargs: dict) -> tuple[Graph, Capture]
     try:
         with np.errstate(all="ignore"):
             result = fn(*args2, **kwargs2)
-        graph, capture = tracer.finish(result)
+            grads = []
+            if differentiable and not tracer.capture.called_backward:
+                arguments = [table[id(leaf)] for _, leaf in flatten_args(args, kwargs)
+                             if isinstance(leaf, (Tensor, TensorSpec))]
+                grads = tracer.differentiate(result, arguments)
+        graph, capture = tracer.finish(result, grads)
     finally:
         tensor_mod._tracer = None
         tracer.restore()
