@@ -18,8 +18,10 @@ import numpy as np
 
 from . import autograd, dtypes
 from .errors import ShapeError
+from .gradarray import GradArray
 from .ops import PRIMITIVES
 from .ops.base import check_dim, normalize_axes
+from .ops.methods import BINARY_METHODS, FLOAT_ONLY, UNARY_METHODS
 from .ops.movement import SLOT, resolve_shape
 
 P = PRIMITIVES
@@ -36,9 +38,6 @@ _ndarray = np.ndarray
 
 _SCALARS = (int, float, bool, np.number, np.bool_)
 
-# Ops that only make sense on floats: ints and bools are cast to the default float first,
-# as PyTorch does (tg.tensor([1, 2]).exp() is float32).
-_FLOAT_ONLY = {"exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "erf", "softplus", "div"}
 
 
 class _Anomaly:
@@ -207,7 +206,7 @@ def _binary(name: str, a: "Tensor", b: Any, reverse: bool = False) -> "Tensor":
     if da is not db and da != db:
         dt = _result_dtype(a, b)
         a, b = a.to(dt), b.to(dt)
-    if name in _FLOAT_ONLY and a.data.dtype.kind != "f":
+    if name in FLOAT_ONLY and a.data.dtype.kind != "f":
         a, b = a.to(dtypes.default_float), b.to(dtypes.default_float)
     return apply(P[name], a, b)
 
@@ -224,7 +223,7 @@ def _result_dtype(a: "Tensor", b: "Tensor") -> np.dtype:
 
 
 def _unary(name: str, x: "Tensor") -> "Tensor":
-    if name in _FLOAT_ONLY and x.data.dtype.kind != "f":
+    if name in FLOAT_ONLY and x.data.dtype.kind != "f":
         x = x.to(dtypes.default_float)
     return apply(P[name], x)
 
@@ -484,6 +483,9 @@ class Tensor:
     def _backward(self, seed: "Tensor", policy: Any, create_graph: bool) -> None:
         if _tracer is not None:
             _tracer.backward_called()
+        elif not create_graph and not _Anomaly.enabled:
+            # First-order, nothing to record: the rules run on bare arrays (see gradarray.py).
+            seed = GradArray(seed.data)
         mode = autograd.enable_grad() if create_graph else autograd.no_grad()
         with mode:
             autograd.backpropagate(self, seed, policy)
@@ -501,6 +503,10 @@ class Tensor:
                     f"place after it was used, and its gradient needs the old value; "
                     f"use an out-of-place op (x = x + 1 instead of x += 1) or .clone() first"
                 )
+        if type(g) is GradArray:
+            return self._op.vjp(g, GradArray(self.data, True),
+                                *[GradArray(x.data, x.requires_grad) for x in self._children],
+                                **self._attrs)
         if not _Anomaly.enabled:
             return self._op.vjp(g, self, *self._children, **self._attrs)
         ref, line = _Anomaly.created.get(id(self), (None, "an unknown line"))
@@ -517,6 +523,8 @@ class Tensor:
         return grads
 
     def _accumulate_grad(self, g: "Tensor") -> None:
+        if type(g) is GradArray:
+            g = _leaf(np.array(g.data, dtype=self.data.dtype, copy=True))
         if g.shape != self.shape:  # a VJP rule returned the wrong shape: a bug of ours
             raise AssertionError(f"gradient of shape {g.shape} for a leaf of shape {self.shape}")
         if g.data.dtype != self.data.dtype:
@@ -548,6 +556,8 @@ class Tensor:
         out = []
         for x in inputs:
             g = policy.results.get(id(x))
+            if type(g) is GradArray:
+                g = _leaf(np.array(g.data, dtype=x.dtype, copy=True))
             out.append(g if g is not None else _leaf(np.zeros(x.shape, dtype=x.dtype)))
         return out
 
@@ -867,23 +877,6 @@ def _backward_name(prim_name: str) -> str:
 
 # -------------------------------------------------------------------- method tables
 
-_UNARY_METHODS = ["exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "relu", "erf",
-                  "softplus"]
-
-# method name, primitive, reversed operands
-_BINARY_METHODS = [
-    ("__add__", "add", False), ("__radd__", "add", True), ("add", "add", False),
-    ("__sub__", "sub", False), ("__rsub__", "sub", True), ("sub", "sub", False),
-    ("__mul__", "mul", False), ("__rmul__", "mul", True), ("mul", "mul", False),
-    ("__truediv__", "div", False), ("__rtruediv__", "div", True), ("div", "div", False),
-    ("__pow__", "pow", False), ("__rpow__", "pow", True), ("pow", "pow", False),
-    ("__lt__", "lt", False), ("__le__", "le", False), ("__gt__", "gt", False),
-    ("__ge__", "ge", False), ("__eq__", "eq", False), ("__ne__", "ne", False),
-    ("lt", "lt", False), ("le", "le", False), ("gt", "gt", False), ("ge", "ge", False),
-    ("eq", "eq", False), ("ne", "ne", False),
-]
-
-
 def _make_unary(name: str):
     def method(self: Tensor) -> Tensor:
         return _unary(name, self)
@@ -905,9 +898,9 @@ def _make_binary(method_name: str, prim: str, reverse: bool):
     return method
 
 
-for _name in _UNARY_METHODS:
+for _name in UNARY_METHODS:
     setattr(Tensor, _name, _make_unary(_name))
-for _mname, _prim, _rev in _BINARY_METHODS:
+for _mname, _prim, _rev in BINARY_METHODS:
     setattr(Tensor, _mname, _make_binary(_mname, _prim, _rev))
 Tensor.__hash__ = object.__hash__
 

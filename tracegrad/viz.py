@@ -5,15 +5,22 @@ ellipse wired ``children -> op -> result``, laid out left to right. The DOT text
 here by hand, so ``.dot`` files need nothing installed; ``.svg``/``.png``/``.pdf`` go through
 the ``graphviz`` package and Graphviz's ``dot`` program, both optional.
 
-Drawing happens in two steps so other graph types can join later: a *walker* turns a root
-object into a `_Sketch` (nodes, edges, optional title; it alone knows the object's type), and
-`_emit` turns any sketch into DOT text. Today the only walker is `_sketch_value`; a compiler
-`Graph` needs one more walker and one more entry in `_WALKERS`, nothing else.
+A compiler `Graph` (from ``tg.trace``, ``compiled.graph`` or ``tg.explain(...).graph``) is
+drawn the same way, one record ``%7 | mul | f32[128,256]`` per IR node, wired from its
+operands; a fused ``kernel`` node becomes a box (a Graphviz cluster) holding its steps, its
+operands' arrows going straight to the steps that read them; outputs are green and say
+``output k``.
 
-A graph with more than ``max_nodes`` values is drawn as a summary (with a warning): the values
-nearest the root in full, and the cut-off remainder folded into a few boxes that say how many
-nodes of which ops they hide. A 10,000-node hairball is unreadable and can take Graphviz
-minutes; the part near the output is usually what one wants to see.
+Drawing happens in two steps: a *walker* turns a root object into a `_Sketch` (nodes, edges,
+clusters, optional title; it alone knows the object's type), and `_emit` turns any sketch
+into DOT text. `_WALKERS` maps each drawable type to its walker (`_sketch_value`,
+`_sketch_graph`); another kind of graph needs one more walker and one more entry.
+
+A graph with more than ``max_nodes`` values (IR nodes) is drawn as a summary (with a
+warning): the nodes nearest the output(s) in full, and the cut-off remainder folded into a
+few boxes that say how many nodes of which ops they hide. A 10,000-node hairball is
+unreadable and can take Graphviz minutes; the part near the output is usually what one
+wants to see.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .compiler.ir import Graph, Node, format_attr, format_const
 from .scalar import Value
 
 # Suffix -> Graphviz output format. `.dot`/`.gv` are written directly, without Graphviz.
@@ -37,6 +45,8 @@ _RANKDIRS = ("LR", "RL", "TB", "BT")
 _MAX_SUMMARY_BOXES = 8
 # Ops listed by name in one summary box; the rarer ones are only counted.
 _MAX_OPS_LISTED = 6
+# An IR label longer than this (attributes, a kernel step) is cut short with an ellipsis.
+_MAX_LABEL = 40
 
 
 # --------------------------------------------------------------------------------------
@@ -61,14 +71,18 @@ def draw(
 ) -> Path:
     """Draw the graph under ``root`` into ``path`` (.svg, .png, .pdf, or .dot/.gv).
 
-    ``rankdir="LR"`` reads inputs-to-output left to right like micrograd's pictures; "TB"
-    suits tall, narrow graphs. Above ``max_nodes`` values a summary is drawn (see the module
+    ``root`` is a `Value` (usually a loss) or a compiler `Graph`. ``rankdir="LR"`` reads
+    inputs-to-output left to right like micrograd's pictures; "TB" suits tall, narrow
+    graphs (a compiled training step). Above ``max_nodes`` values a summary is drawn (see the module
     docstring) so the result stays readable and Graphviz stays fast.
 
     >>> a = Value(-4.0, label="a"); b = Value(2.0, label="b")
     >>> loss = (a * b + b**3).relu(); loss.backward()
     >>> draw(loss, "loss.svg")  # doctest: +SKIP
     PosixPath('loss.svg')
+    >>> g = tg.explain(lambda x: (x * 2 + 1).relu().sum(), tg.TensorSpec((1024,))).graph
+    >>> draw(g, "fused.svg", rankdir="TB")  # doctest: +SKIP
+    PosixPath('fused.svg')
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -136,6 +150,10 @@ class _Sketch:
     summaries: list[tuple[str, list[str]]] = field(default_factory=list)
     # (tail, head, dashed)
     edges: list[tuple[str, str, bool]] = field(default_factory=list)
+    # (name, label, member node names): a box drawn around nodes listed above.
+    clusters: list[tuple[str, str, list[str]]] = field(default_factory=list)
+    # name -> extra DOT attributes for that node (colours, pen width).
+    styles: dict[str, str] = field(default_factory=dict)
     title: str = ""
     # Said once to the user (warnings.warn) when the drawing leaves something out.
     warning: str = ""
@@ -155,7 +173,8 @@ def _walker_for(root: Any) -> Callable[[Any, int], _Sketch]:
     accepted = " or ".join(k.__name__ for k in _WALKERS)
     raise TypeError(
         f"draw: cannot draw a {type(root).__module__}.{type(root).__qualname__}; it draws a "
-        f"{accepted} (the output of a computation, e.g. a loss)"
+        f"{accepted} (the output of a computation, e.g. a loss, or a graph from tg.trace, "
+        f"compiled.graph or tg.explain(...).graph)"
     )
 
 
@@ -209,7 +228,12 @@ def _sketch_value(root: Value, max_nodes: int) -> _Sketch:
                 sketch.edges.append((f"v{j}", head(i), False))
 
     if shown < len(nodes):
-        _summarize_rest(sketch, nodes, index, depth, shown, head)
+        kids = [[index[id(c)] for c in node._children] for node in nodes]
+        ops = [str(node._op) if node._op else "" for node in nodes]
+        _summarize_rest(
+            sketch, kids, ops, depth, shown, lambda i, j: [head(i)], lambda j: f"v{j}"
+        )
+        sketch.title = f"summary: the {shown:,} values nearest the output, of {len(nodes):,}"
         sketch.warning = (
             f"draw: the graph has {len(nodes):,} Value nodes, more than max_nodes={max_nodes:,}; "
             f"drawing a summary: the {shown:,} nearest the root, the other "
@@ -221,16 +245,21 @@ def _sketch_value(root: Value, max_nodes: int) -> _Sketch:
 
 def _summarize_rest(
     sketch: _Sketch,
-    nodes: list[Value],
-    index: dict[int, int],
-    depth: list[int],
+    kids: list[list[int]],
+    ops: list[str],
+    depth: list[int | None],
     shown: int,
-    head: Callable[[int], str],
+    arrive: Callable[[int, int], list[str]],
+    name: Callable[[int], str],
 ) -> None:
-    # The hidden nodes (positions shown..end) fall into the connected pieces of the hidden
-    # subgraph; each piece becomes one box, so no node is counted twice and a box's arrows
-    # say exactly where its part of the graph feeds the drawn part. Union-find, iterative.
-    n_hidden = len(nodes) - shown
+    # Nodes are numbered nearest-the-output first; kids[i] are the operands of node i, ops[i]
+    # its op ("" for a leaf), depth[i] its distance from the output (None: not used by it).
+    # arrive(i, j) names where the value of node j arrives in drawn node i, name(j) the drawn
+    # node j itself. The hidden nodes (positions shown..end) fall into the connected pieces
+    # of the hidden subgraph; each piece becomes one box, so no node is counted twice and a
+    # box's arrows say exactly where its part of the graph feeds the drawn part. Union-find,
+    # iterative.
+    n_hidden = len(kids) - shown
     parent = list(range(n_hidden))
 
     def find(k: int) -> int:
@@ -241,9 +270,8 @@ def _summarize_rest(
             parent[k], k = r, parent[k]
         return r
 
-    for i in range(shown, len(nodes)):
-        for child in nodes[i]._children:
-            j = index[id(child)]
+    for i in range(shown, len(kids)):
+        for j in kids[i]:
             if j >= shown:
                 a, b = find(i - shown), find(j - shown)
                 if a != b:
@@ -254,10 +282,8 @@ def _summarize_rest(
         pieces.setdefault(find(k), []).append(k + shown)
     # Lone inputs and constants cut off at the edge would each get a box of their own; one
     # box holds them all. The biggest pieces come first, the smallest share the last box.
-    groups = sorted(
-        (g for g in pieces.values() if any(nodes[i]._op for i in g)), key=len, reverse=True
-    )
-    lone_leaves = [i for g in pieces.values() if not any(nodes[i]._op for i in g) for i in g]
+    groups = sorted((g for g in pieces.values() if any(ops[i] for i in g)), key=len, reverse=True)
+    lone_leaves = [i for g in pieces.values() if not any(ops[i] for i in g) for i in g]
     if lone_leaves:
         groups.append(sorted(lone_leaves))
     if len(groups) > _MAX_SUMMARY_BOXES:
@@ -269,42 +295,196 @@ def _summarize_rest(
             box_of[i] = f"s{b}"
 
     for b, group in enumerate(groups):
-        ops = Counter(nodes[i]._op for i in group)
-        leaves = ops.pop("", 0)
-        parts = [f"{op} {count:,}" for op, count in ops.most_common(_MAX_OPS_LISTED)]
-        if len(ops) > _MAX_OPS_LISTED:
-            other = sum(c for _, c in ops.most_common()[_MAX_OPS_LISTED:])
+        counts = Counter(ops[i] for i in group)
+        leaves = counts.pop("", 0)
+        parts = [f"{op} {count:,}" for op, count in counts.most_common(_MAX_OPS_LISTED)]
+        if len(counts) > _MAX_OPS_LISTED:
+            other = sum(c for _, c in counts.most_common()[_MAX_OPS_LISTED:])
             parts.append(f"other {other:,}")
-        lo, hi = min(depth[i] for i in group), max(depth[i] for i in group)
-        steps = f"{lo:,}" if lo == hi else f"{lo:,}\u2013{hi:,}"
         lines = [f"\u2026 {len(group):,} more node{'s' if len(group) != 1 else ''}"]
         if parts:
             lines.append(f"ops: {', '.join(parts)}")
         if leaves:
             lines.append(f"{leaves:,} lea{'ves' if leaves != 1 else 'f'} (inputs, constants)")
-        lines.append(f"{steps} steps from the output")
+        depths = [depth[i] for i in group if depth[i] is not None]
+        if depths:
+            lo, hi = min(depths), max(depths)
+            steps = f"{lo:,}" if lo == hi else f"{lo:,}\u2013{hi:,}"
+            lines.append(f"{steps} steps from the output")
+        else:
+            lines.append("not used by the outputs")
         sketch.summaries.append((f"s{b}", lines))
 
     # Drawn nodes computed from hidden ones get an arrow from the box; drawn nodes used by
     # hidden ones (shared weights, inputs) get a dashed arrow into it. One arrow per pair.
     seen: set[tuple[str, str]] = set()
-    for i in range(len(nodes)):
-        for child in nodes[i]._children:
-            j = index[id(child)]
+    for i in range(len(kids)):
+        for j in kids[i]:
             if i < shown <= j:
-                edge = (box_of[j], head(i), False)
+                edges = [(box_of[j], a, False) for a in arrive(i, j)]
             elif j < shown <= i:
-                edge = (f"v{j}", box_of[i], True)
+                edges = [(name(j), box_of[i], True)]
             else:
                 continue
-            if edge[:2] not in seen:
-                seen.add(edge[:2])
-                sketch.edges.append(edge)
+            for edge in edges:
+                if edge[:2] not in seen:
+                    seen.add(edge[:2])
+                    sketch.edges.append(edge)
 
-    sketch.title = f"summary: the {shown:,} values nearest the output, of {len(nodes):,}"
+
+# --------------------------------------------------------------------------------------
+# Compiler graphs
 
 
-_WALKERS: dict[type, Callable[[Any, int], _Sketch]] = {Value: _sketch_value}
+def _short(text: str) -> str:
+    return text if len(text) <= _MAX_LABEL else text[: _MAX_LABEL - 1] + "\u2026"
+
+
+def _attrs_text(attrs: dict) -> str:
+    if not attrs:
+        return ""
+    return _short("[" + ", ".join(f"{k}={format_attr(v)}" for k, v in attrs.items()) + "]")
+
+
+_INPUT_STYLE = 'style=filled, fillcolor="#e3edf9"'
+_CONST_STYLE = 'style=filled, fillcolor="#f0f0f0", fontcolor="#555555"'
+_KERNEL_STYLE = 'style=filled, fillcolor="#fde9c4"'
+_OUTPUT_STYLE = 'style=filled, fillcolor="#d9f0d9", penwidth=2'
+_CLUSTER_STYLE = 'style="rounded,filled", fillcolor="#fff8ec", color="#d9a440"'
+
+
+def _sketch_graph(graph: Graph, max_nodes: int) -> _Sketch:
+    # Breadth-first from the outputs over operands, as for Values: the first max_nodes are
+    # the nodes nearest the outputs. Nodes the outputs do not use (a constant a fused
+    # kernel inlined, a dead node before dce) come last, with no depth.
+    everything: list[Node] = [*graph.inputs, *graph.nodes]
+    position = {id(n): k for k, n in enumerate(everything)}  # DOT names follow the IR order
+    index: dict[int, int] = {}
+    nodes: list[Node] = []
+    depth: list[int | None] = []
+    queue: deque[Node] = deque()
+    for out in graph.outputs:
+        if id(out) not in index:
+            index[id(out)] = len(nodes)
+            nodes.append(out)
+            depth.append(0)
+            queue.append(out)
+    while queue:
+        node = queue.popleft()
+        d = depth[index[id(node)]] + 1  # type: ignore[operator]
+        for child in node.inputs:
+            if id(child) not in index:
+                index[id(child)] = len(nodes)
+                nodes.append(child)
+                depth.append(d)
+                queue.append(child)
+    for node in everything:
+        if id(node) not in index:
+            index[id(node)] = len(nodes)
+            nodes.append(node)
+            depth.append(None)
+
+    outputs: dict[int, list[int]] = {}
+    for k, out in enumerate(graph.outputs):
+        outputs.setdefault(id(out), []).append(k)
+
+    def name(i: int) -> str:
+        return f"n{position.get(id(nodes[i]), i)}"
+
+    def arrive(i: int, j: int) -> list[str]:
+        # Where the value of node j enters node i: a kernel's steps that read it.
+        node, child = nodes[i], nodes[j]
+        if node.op != "kernel":
+            return [name(i)]
+        steps = [
+            f"{name(i)}t{k}"
+            for k, step in enumerate(node.value)
+            if any(r[0] == "input" and r[1] is child for r in step.refs)
+        ]
+        return steps or [name(i)]
+
+    shown = min(len(nodes), max_nodes)
+    sketch = _Sketch()
+    for i in sorted(range(shown), key=lambda i: position.get(id(nodes[i]), i)):
+        node = nodes[i]
+        fields = _graph_fields(node)
+        style = {"input": _INPUT_STYLE, "const": _CONST_STYLE, "kernel": _KERNEL_STYLE}.get(
+            node.op, ""
+        )
+        if id(node) in outputs:
+            fields.append("output " + ", ".join(str(k) for k in outputs[id(node)]))
+            style = _OUTPUT_STYLE
+        sketch.records.append((name(i), fields))
+        if style:
+            sketch.styles[name(i)] = style
+        if node.op == "kernel":
+            _sketch_kernel(sketch, node, name(i))
+
+    for i in range(shown):
+        node = nodes[i]
+        # One arrow per use, as for Values; into a kernel, straight to the step that reads it.
+        if node.op == "kernel":
+            uses = [(r[1], f"{name(i)}t{k}") for k, st in enumerate(node.value) for r in st.refs
+                    if r[0] == "input"]
+            read = {id(child) for child, _ in uses}
+            uses += [(child, name(i)) for child in node.inputs if id(child) not in read]
+        else:
+            uses = [(child, name(i)) for child in node.inputs]
+        for child, head in uses:
+            j = index[id(child)]
+            if j < shown:
+                sketch.edges.append((name(j), head, False))
+
+    if shown < len(nodes):
+        kids = [[index[id(c)] for c in node.inputs] for node in nodes]
+        ops = ["" if node.op in ("input", "const") else node.op for node in nodes]
+        _summarize_rest(sketch, kids, ops, depth, shown, arrive, name)
+        sketch.title = f"summary: the {shown:,} IR nodes nearest the outputs, of {len(nodes):,}"
+        sketch.warning = (
+            f"draw: the graph has {len(nodes):,} IR nodes, more than max_nodes={max_nodes:,}; "
+            f"drawing a summary: the {shown:,} nearest the outputs, the other "
+            f"{len(nodes) - shown:,} folded into {len(sketch.summaries)} box(es). "
+            f"Pass a larger max_nodes to draw more."
+        )
+    return sketch
+
+
+def _graph_fields(node: Node) -> list[str]:
+    ident = f"%{node.id}"
+    if node.op == "input":
+        return [f"{ident} {node.name}" if node.name else ident, "input", node.type_str()]
+    if node.op == "const":
+        return [ident, _short(f"const {format_const(node.value)}"), node.type_str()]
+    if node.op == "kernel":
+        n = len(node.value)
+        return [ident, f"kernel: {n} fused op{'s' if n != 1 else ''}", node.type_str()]
+    return [ident, node.op + _attrs_text(node.attrs), node.type_str()]
+
+
+def _sketch_kernel(sketch: _Sketch, node: Node, name: str) -> None:
+    # The kernel's steps as small ellipses in a box around them and the kernel's own record;
+    # step-to-step arrows inside, the last step into the record, which its users read.
+    members = []
+    for k, step in enumerate(node.value):
+        refs = []
+        for kind, ref in step.refs:
+            if kind == "step":
+                refs.append(f"t{ref}")
+                sketch.edges.append((f"{name}t{ref}", f"{name}t{k}", False))
+            elif kind == "input":
+                refs.append(f"%{ref.id}")
+            else:
+                refs.append(format_const(ref))
+        text = f"t{k} = {step.op}{_attrs_text(step.attrs)} {' '.join(refs)}".rstrip()
+        sketch.ops.append((f"{name}t{k}", _short(text)))
+        members.append(f"{name}t{k}")
+    if node.value:
+        sketch.edges.append((f"{name}t{len(node.value) - 1}", name, False))
+    members.append(name)
+    sketch.clusters.append((f"cluster_{name}", f"fused kernel %{node.id}", members))
+
+
+_WALKERS: dict[type, Callable[[Any, int], _Sketch]] = {Value: _sketch_value, Graph: _sketch_graph}
 
 
 # --------------------------------------------------------------------------------------
@@ -349,20 +529,38 @@ def _emit(sketch: _Sketch, rankdir: str) -> str:
             f'  graph [label={_quoted(sketch.title)}, labelloc=t, fontname="Helvetica", '
             f"fontsize=11];"
         )
+    # Node statements first by kind; those inside a cluster are written in its subgraph.
+    statements: list[tuple[str, str]] = []
     for name, fields in sketch.records:
         label = "{ " + " | ".join(_record_field(f) for f in fields) + " }"
-        lines.append(f'  {name} [shape=record, label="{label}"];')
+        statements.append((name, f'shape=record, label="{label}"'))
     for name, text in sketch.ops:
-        lines.append(
-            f"  {name} [shape=ellipse, label={_quoted(text)}, fontsize=10, height=0.3, "
-            f'margin="0.04,0.02", style=filled, fillcolor="#eeeeee"];'
-        )
+        statements.append((
+            name,
+            f"shape=ellipse, label={_quoted(text)}, fontsize=10, height=0.3, "
+            f'margin="0.04,0.02", style=filled, fillcolor="#eeeeee"',
+        ))
     for name, text_lines in sketch.summaries:
         label = "".join(_quoted(t)[1:-1] + "\\l" for t in text_lines)
+        statements.append((
+            name,
+            f'shape=box, label="{label}", style="dashed,rounded,filled", '
+            f'fillcolor="#f7f7f7", color="#888888", fontcolor="#333333"',
+        ))
+    text_of = {
+        name: f"{name} [{attrs}{', ' + sketch.styles[name] if name in sketch.styles else ''}];"
+        for name, attrs in statements
+    }
+    in_cluster = {m for _, _, members in sketch.clusters for m in members}
+    lines += [f"  {text_of[name]}" for name, _ in statements if name not in in_cluster]
+    for cluster, label, members in sketch.clusters:
+        lines.append(f"  subgraph {cluster} {{")
         lines.append(
-            f'  {name} [shape=box, label="{label}", style="dashed,rounded,filled", '
-            f'fillcolor="#f7f7f7", color="#888888", fontcolor="#333333"];'
+            f'    graph [label={_quoted(label)}, fontname="Helvetica", fontsize=10, '
+            f"{_CLUSTER_STYLE}];"
         )
+        lines += [f"    {text_of[m]}" for m in members]
+        lines.append("  }")
     for tail, head, dashed in sketch.edges:
         attrs = ' [style=dashed, color="#999999"]' if dashed else ""
         lines.append(f"  {tail} -> {head}{attrs};")

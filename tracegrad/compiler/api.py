@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import autograd
+from ..gradarray import GradArray
 from ..tensor import Tensor, _leaf
 from .backends.numpy import Program
 from .ir import Graph
@@ -218,6 +219,8 @@ class BackwardProgram:
         cots = [np.zeros(shape, dtype) for shape, dtype in self.cot_shapes]
         cots[which] = np.asarray(g.data, dtype=self.cot_shapes[which][1])
         outs = self.program(*saved, *cots)
+        if isinstance(g, GradArray):
+            return tuple(GradArray(np.array(o, copy=True)) for o in outs)
         return tuple(_leaf(np.array(o, copy=True)) for o in outs)
 
 

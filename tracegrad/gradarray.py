@@ -1,0 +1,168 @@
+"""`GradArray`: the values a first-order backward pass computes with.
+
+The VJP rules in ``ops/`` are written with tensor methods, so that gradients can themselves
+be differentiated (``create_graph=True``) and traced. When neither is wanted, which is most
+of the time, running those same rules on `Tensor` pays for graph bookkeeping nobody will
+use. A GradArray is an ndarray with just the tensor methods the rules call, each executed
+directly by the primitive's NumPy forward, with the same dtype promotion, recording nothing.
+Same rules, same numbers, a fraction of the overhead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import dtypes
+from .ops import PRIMITIVES
+from .ops.base import normalize_axes
+from .ops.methods import BINARY_METHODS, FLOAT_ONLY, UNARY_METHODS
+from .ops.movement import resolve_shape
+
+P = PRIMITIVES
+_SCALARS = (int, float, bool, np.number, np.bool_)
+
+
+def _promote(x: np.ndarray, y: np.ndarray) -> np.dtype:
+    """PyTorch's promotion of two arrays (a 0-d array acts like a number), as `Tensor`."""
+    if (x.ndim == 0) != (y.ndim == 0):
+        dim_dt, zero_dt = (y.dtype, x.dtype) if x.ndim == 0 else (x.dtype, y.dtype)
+        if dtypes.kind_rank(zero_dt) <= dtypes.kind_rank(dim_dt):
+            return dim_dt
+    return dtypes.promote(x.dtype, y.dtype)
+
+
+class GradArray:
+    """An ndarray with the tensor methods VJP rules use; no graph."""
+
+    __slots__ = ("data", "requires_grad")
+
+    def __init__(self, data: np.ndarray, requires_grad: bool = False):
+        self.data = data
+        self.requires_grad = requires_grad
+
+    shape = property(lambda self: self.data.shape)
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+
+    def numel(self) -> int:
+        return self.data.size
+
+    def _array(self, other: Any) -> np.ndarray:
+        if isinstance(other, GradArray):
+            return other.data
+        if isinstance(other, _SCALARS):
+            return np.asarray(other, dtype=dtypes.promote_with_scalar(self.data.dtype, other))
+        return np.asarray(other.data if hasattr(other, "data") else other)
+
+    def _binary(self, name: str, other: Any, reverse: bool) -> "GradArray":
+        x, y = self.data, self._array(other)
+        if reverse:
+            x, y = y, x
+        if x.dtype != y.dtype:
+            dt = _promote(x, y)
+            x, y = x.astype(dt, copy=False), y.astype(dt, copy=False)
+        if name in FLOAT_ONLY and x.dtype.kind != "f":
+            x, y = x.astype(dtypes.default_float), y.astype(dtypes.default_float)
+        return GradArray(np.asarray(P[name].forward(x, y)))
+
+    def _unary(self, name: str) -> "GradArray":
+        x = self.data
+        if name in FLOAT_ONLY and x.dtype.kind != "f":
+            x = x.astype(dtypes.default_float)
+        return GradArray(np.asarray(P[name].forward(x)))
+
+    def __neg__(self) -> "GradArray":
+        return GradArray(np.negative(self.data))
+
+    def maximum(self, other: Any) -> "GradArray":
+        return self._binary("maximum", other, False)
+
+    def __matmul__(self, other: "GradArray") -> "GradArray":
+        x, y = self.data, self._array(other)
+        if x.dtype != y.dtype:
+            dt = dtypes.promote(x.dtype, y.dtype)
+            x, y = x.astype(dt), y.astype(dt)
+        return GradArray(np.matmul(x, y))
+
+    matmul = __matmul__
+
+    def to(self, dtype: Any) -> "GradArray":
+        dt = dtypes.to_dtype(dtype)
+        return self if dt == self.data.dtype else GradArray(self.data.astype(dt))
+
+    def sum(self, dim: Any = None, keepdim: bool = False) -> "GradArray":
+        x = self.data if self.data.dtype != np.bool_ else self.data.astype(np.int64)
+        axes = normalize_axes("sum", dim, x.ndim)
+        return GradArray(np.asarray(np.sum(x, axis=axes, keepdims=keepdim)))
+
+    def reshape(self, *shape: Any) -> "GradArray":
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return GradArray(np.reshape(self.data, resolve_shape("reshape", self.data.shape,
+                                                             shape)))
+
+    def permute(self, *dims: Any) -> "GradArray":
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        return GradArray(np.transpose(self.data, dims))
+
+    def transpose(self, dim0: int, dim1: int) -> "GradArray":
+        return GradArray(np.swapaxes(self.data, dim0, dim1))
+
+    def expand(self, *shape: Any) -> "GradArray":
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return GradArray(np.broadcast_to(self.data, shape))
+
+    def unsqueeze(self, dim: int) -> "GradArray":
+        return GradArray(np.expand_dims(self.data, dim % (self.data.ndim + 1)))
+
+    def _select(self, a: Any, b: Any) -> "GradArray":
+        """``where(self, a, b)`` for a bool array, with `Tensor`'s promotion."""
+        av = a.data if isinstance(a, GradArray) else a
+        bv = b.data if isinstance(b, GradArray) else b
+        if not isinstance(av, np.ndarray):
+            av = np.asarray(av, dtype=bv.dtype if isinstance(bv, np.ndarray) else None)
+        if not isinstance(bv, np.ndarray):
+            bv = np.asarray(bv, dtype=av.dtype)
+        if av.dtype != bv.dtype:
+            dt = _promote(av, bv)
+            av, bv = av.astype(dt), bv.astype(dt)
+        return GradArray(np.where(self.data, av, bv))
+
+    def _getitem(self, index: tuple, *ix: Any) -> "GradArray":
+        return GradArray(np.asarray(P["getitem"].forward(
+            self.data, *[i.data for i in ix], index=index)))
+
+    def _scatter_add(self, index: tuple, shape: tuple, *ix: Any) -> "GradArray":
+        return GradArray(P["scatter_add"].forward(
+            self.data, *[i.data for i in ix], index=index, shape=shape))
+
+    def _setitem(self, index: tuple, value: Any, *ix: Any) -> "GradArray":
+        v = self._array(value).astype(self.data.dtype, copy=False)
+        return GradArray(P["setitem"].forward(self.data, v, *[i.data for i in ix],
+                                              index=index))
+
+
+def _make_unary(name: str):
+    def method(self: GradArray) -> GradArray:
+        return self._unary(name)
+
+    method.__name__ = name
+    return method
+
+
+def _make_binary(prim: str, reverse: bool):
+    def method(self: GradArray, other: Any) -> GradArray:
+        return self._binary(prim, other, reverse)
+
+    return method
+
+
+for _name in UNARY_METHODS:
+    setattr(GradArray, _name, _make_unary(_name))
+for _mname, _prim, _rev in BINARY_METHODS:
+    setattr(GradArray, _mname, _make_binary(_prim, _rev))
+GradArray.__hash__ = object.__hash__  # type: ignore[assignment]
