@@ -173,9 +173,6 @@ def test_shared_module_and_shared_parameter_listed_once():
     assert sorted(tied.state_dict()) == sorted(ttied.state_dict())
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: reassigning an existing parameter (lin.weight = "
-                   "Parameter(...), e.g. weight tying) moves it to the end of the registry, "
-                   "so named_parameters()/state_dict() order differs from torch")
 def test_reassigning_a_parameter_keeps_its_position():
     lin, tlin = nn.Linear(2, 3), tnn.Linear(2, 3)
     lin.weight = nn.Parameter(tg.zeros(3, 2))
@@ -183,8 +180,6 @@ def test_reassigning_a_parameter_keeps_its_position():
     assert [n for n, _ in lin.named_parameters()] == [n for n, _ in tlin.named_parameters()]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: state_dict() of a model that reuses a submodule "
-                   "drops the second occurrence's keys (torch lists 0.* and 2.*)")
 def test_state_dict_of_reused_submodule_matches_torch():
     shared = nn.Linear(3, 3)
     model = nn.Sequential(shared, nn.ReLU(), shared)
@@ -412,17 +407,10 @@ def test_repr_of_custom_module_matches_torch():
     pytest.param(lambda m: m.MSELoss(), id="MSELoss"),
     pytest.param(lambda m: m.ModuleList([m.Linear(2, 3), m.Linear(2, 3)]), id="ModuleList"),
 ])
-@pytest.mark.xfail(strict=True, reason="BUG: repr differs from torch 2.13: Dropout lacks "
-                   "'inplace=False', LayerNorm/BatchNorm1d lack 'bias=True', MaxPool2d lacks "
-                   "'ceil_mode=False', loss modules print all their defaults (torch: "
-                   "'CrossEntropyLoss()'), ModuleList does not fold repeats ('(0-1): 2 x ...')")
 def test_repr_differences_from_torch(make):
     assert repr(nn.Sequential(make(nn))) == repr(tnn.Sequential(make(tnn)))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a module with both extra_repr() and children "
-                   "prints 'A(scale=2\\n  (fc): ...' instead of torch's "
-                   "'A(\\n  scale=2\\n  (fc): ...'")
 def test_repr_with_extra_repr_and_children_matches_torch():
     class A(nn.Module):
         def __init__(self):
@@ -566,9 +554,6 @@ def test_batch_norm_1d_without_running_stats():
     run_both(tbn, bn, rand(6, 3, seed=4), tol=1e-5)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: BatchNorm1d(momentum=None) (torch: cumulative "
-                   "moving average) is accepted but training forward raises TypeError "
-                   "\"unsupported operand type(s) for -: 'int' and 'NoneType'\"")
 def test_batch_norm_1d_momentum_none_is_cumulative_average():
     tbn, bn = tnn.BatchNorm1d(3, momentum=None), nn.BatchNorm1d(3, momentum=None)
     for step in range(3):
@@ -923,8 +908,6 @@ def test_calculate_gain_matches_torch(name, param):
 
 
 @pytest.mark.parametrize("name", ["conv_transpose1d", "conv_transpose2d", "conv_transpose3d"])
-@pytest.mark.xfail(strict=True, reason="BUG: calculate_gain rejects conv_transpose{1,2,3}d, "
-                   "which torch.nn.init.calculate_gain maps to gain 1")
 def test_calculate_gain_conv_transpose(name):
     assert nn.init.calculate_gain(name) == torch.nn.init.calculate_gain(name)
 

@@ -331,11 +331,6 @@ def test_resume_is_bit_for_bit(name, kw, through_file, tmp_path):
     assert sched.get_last_lr() == fresh_sched.get_last_lr()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: constructing a scheduler on an optimizer that "
-                   "was just loaded from a checkpoint resets each group's lr to initial_lr "
-                   "(closed-form get_lr at epoch 0); torch keeps the loaded lr, so the usual "
-                   "resume order (load optimizer, create scheduler, load scheduler) trains the "
-                   "next step with the wrong lr and get_last_lr() disagrees with the group lr")
 def test_scheduler_created_after_optimizer_load_keeps_the_lr():
     results = []
     for lib in (torch, tg):

@@ -435,11 +435,22 @@ def _sketch_graph(graph: Graph, max_nodes: int) -> _Sketch:
             if j < shown:
                 sketch.edges.append((name(j), head, False))
 
+    kernels = sum(1 for n in graph.nodes if n.op == "kernel")
+    sketch.title = (
+        f"{_count(len(graph.inputs), 'input')}, {_count(len(graph.nodes), 'node')}"
+        + (f" ({_count(kernels, 'fused kernel')})" if kernels else "")
+        + f", {_count(len(graph.outputs), 'output')}.  blue: inputs, grey: constants, "
+        + ("orange boxes: fused kernels, " if kernels else "")
+        + "green: outputs"
+    )
     if shown < len(nodes):
         kids = [[index[id(c)] for c in node.inputs] for node in nodes]
         ops = ["" if node.op in ("input", "const") else node.op for node in nodes]
         _summarize_rest(sketch, kids, ops, depth, shown, arrive, name)
-        sketch.title = f"summary: the {shown:,} IR nodes nearest the outputs, of {len(nodes):,}"
+        sketch.title = (
+            f"summary: the {shown:,} IR nodes nearest the outputs, of {len(nodes):,}\n"
+            + sketch.title
+        )
         sketch.warning = (
             f"draw: the graph has {len(nodes):,} IR nodes, more than max_nodes={max_nodes:,}; "
             f"drawing a summary: the {shown:,} nearest the outputs, the other "
@@ -449,6 +460,10 @@ def _sketch_graph(graph: Graph, max_nodes: int) -> _Sketch:
     return sketch
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _graph_fields(node: Node) -> list[str]:
     ident = f"%{node.id}"
     if node.op == "input":
@@ -456,8 +471,7 @@ def _graph_fields(node: Node) -> list[str]:
     if node.op == "const":
         return [ident, _short(f"const {format_const(node.value)}"), node.type_str()]
     if node.op == "kernel":
-        n = len(node.value)
-        return [ident, f"kernel: {n} fused op{'s' if n != 1 else ''}", node.type_str()]
+        return [ident, f"kernel: {_count(len(node.value), 'fused op')}", node.type_str()]
     return [ident, node.op + _attrs_text(node.attrs), node.type_str()]
 
 

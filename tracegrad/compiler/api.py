@@ -169,13 +169,20 @@ class Variant:
                 arrays.append(src[0]._grad.data)
         outs = self.program(*arrays)
         k = self.n_user_outputs
+        args = self.capture.arg_index
+
+        def target(t: Tensor) -> Tensor:  # the caller's argument, for the traced copy of one
+            return arg_tensors[args[id(t)]] if id(t) in args else t
+
         for (t, _), value in zip(self.capture.data_writes, outs[k:]):
+            t = target(t)
             if not t.data.flags.writeable:
                 t.data = t.data.copy()
             np.copyto(t.data, value, casting="same_kind")
             t._vc[0] += 1
         k += len(self.capture.data_writes)
         for t, node in self.capture.grad_writes:
+            t = target(t)
             if node is None:
                 t._grad = None
                 continue

@@ -116,8 +116,13 @@ class Graph:
         mapping: dict[int, Node] = {}
 
         def clone(n: Node) -> Node:
+            value = n.value
+            if n.op == "kernel":  # the steps refer to input nodes: point them at the copies
+                value = [Step(st.op, [(k, mapping[id(r)] if k == "input" else r)
+                                      for k, r in st.refs], dict(st.attrs), st.shape, st.dtype)
+                         for st in n.value]
             c = Node(n.op, [mapping[id(i)] for i in n.inputs], dict(n.attrs), n.shape,
-                     n.dtype, n.value, n.name)
+                     n.dtype, value, n.name)
             mapping[id(n)] = c
             return c
 
@@ -165,9 +170,16 @@ class Graph:
         return self
 
     def _check_kernel(self, n: Node) -> None:
-        for step in n.value:
+        inputs = {id(i) for i in n.inputs}
+        for k, step in enumerate(n.value):
             if step.op not in PRIMITIVES:
                 raise ValueError(f"kernel %{n.id} holds an unknown op {step.op!r}")
+            for kind, ref in step.refs:
+                if kind == "input" and id(ref) not in inputs:
+                    raise ValueError(f"kernel %{n.id} step {k} reads a node that is not one "
+                                     f"of the kernel's inputs")
+                if kind == "step" and not 0 <= ref < k:
+                    raise ValueError(f"kernel %{n.id} step {k} reads step {ref}")
 
     # ---------------------------------------------------------------- running
 

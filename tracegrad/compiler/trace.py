@@ -79,6 +79,7 @@ class Capture:
     data_writes: list = field(default_factory=list)  # (Tensor, Node): T.data[...] = value
     grad_writes: list = field(default_factory=list)  # (Tensor, Node or None): T.grad = value
     out_tree: Any = None  # the returned structure, tensors replaced by output indices
+    arg_index: dict = field(default_factory=dict)  # id(traced copy of an argument) -> k
     called_backward: bool = False
     # For a differentiable function (see `differentiate`): the cotangent inputs, one per
     # differentiable user output (output index, Node); what the gradients are with respect
@@ -117,6 +118,7 @@ class Tracer:
 
     def add_argument(self, t: Tensor, path: str) -> Node:
         self.arguments.add(id(t))
+        self.capture.arg_index[id(t)] = len(self.capture.arg_index)
         node = self._input(t, path)
         self.capture.arg_paths.append((path, node))
         return node
@@ -260,7 +262,7 @@ class Tracer:
                 targets.append(("arg", k))
                 tensors.append(t)
         for t, _ in self.capture.captured:
-            if t.requires_grad and t._op is None:
+            if t.requires_grad:  # a leaf, or a non-leaf whose own graph backward continues
                 targets.append(("data", t))
                 tensors.append(t)
         total = None
@@ -284,8 +286,7 @@ class Tracer:
         return grads
 
     def _is_born(self, t: Tensor) -> bool:
-        # Born in the call, or an argument: nothing outside the call sees its changes.
-        return id(t) in self.born or id(t) in self.arguments
+        return id(t) in self.born
 
     def restore(self) -> None:
         """Undo every change the traced call made to tensors that existed before it."""
@@ -383,6 +384,10 @@ def run_traced(fn: Callable, args: tuple, kwargs: dict,
             table[id(leaf)] = t
     args2 = _substitute(args, table)
     kwargs2 = _substitute(kwargs, table)
+    from .. import rng
+
+    generator = rng.generator()
+    random_state = generator.bit_generator.state  # tracing must not use up random numbers
     tensor_mod._tracer = tracer
     try:
         with np.errstate(all="ignore"):
@@ -396,6 +401,8 @@ def run_traced(fn: Callable, args: tuple, kwargs: dict,
     finally:
         tensor_mod._tracer = None
         tracer.restore()
+        rng._state["rng"] = generator
+        generator.bit_generator.state = random_state
     return graph, capture
 
 

@@ -22,7 +22,8 @@ def _fill(t: Tensor, values: np.ndarray) -> Tensor:
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     """The scale that keeps activations' variance steady through ``nonlinearity``."""
-    linear = {"linear", "conv1d", "conv2d", "conv3d", "sigmoid", "identity"}
+    linear = {"linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+              "conv_transpose3d", "sigmoid"}
     if nonlinearity in linear:
         return 1.0
     if nonlinearity == "tanh":

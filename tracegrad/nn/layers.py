@@ -128,7 +128,8 @@ class LayerNorm(Module):
 
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, "
-                f"elementwise_affine={self.elementwise_affine}")
+                f"elementwise_affine={self.elementwise_affine}"
+                + f", bias={self.bias is not None}")
 
 
 class BatchNorm1d(Module):
@@ -172,13 +173,15 @@ class BatchNorm1d(Module):
             var = F.var(x, dims, keepdim=True, correction=0)
             if self.training and self.track_running_stats:
                 # In-place tensor updates, so a compiled training step writes them back.
-                m = self.momentum
                 with no_grad():
+                    self.num_batches_tracked._assign(self.num_batches_tracked + 1)
+                    # momentum=None: a cumulative average, as in PyTorch
+                    m = (1.0 / (self.num_batches_tracked.to(mean.dtype))
+                         if self.momentum is None else self.momentum)
                     unbiased = var.reshape(-1) * (n / (n - 1))
                     rm, rv = self.running_mean, self.running_var
                     rm._assign(rm * (1 - m) + mean.reshape(-1) * m)
                     rv._assign(rv * (1 - m) + unbiased * m)
-                    self.num_batches_tracked._assign(self.num_batches_tracked + 1)
         else:
             mean = self.running_mean.reshape(shape)
             var = self.running_var.reshape(shape)
@@ -189,7 +192,8 @@ class BatchNorm1d(Module):
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+                f"affine={self.affine}, bias={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
 
 
 class Dropout(Module):
@@ -205,7 +209,7 @@ class Dropout(Module):
         return F.dropout(x, self.p, self.training)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}"
+        return f"p={self.p}, inplace=False"
 
 
 class MaxPool2d(Module):
@@ -220,7 +224,7 @@ class MaxPool2d(Module):
 
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, dilation={self.dilation}")
+                f"padding={self.padding}, dilation={self.dilation}, ceil_mode=False")
 
 
 class AvgPool2d(Module):
@@ -259,6 +263,7 @@ class Identity(Module):
 
 
 def _stateless(name: str, fn: Any, params: dict[str, Any], doc: str) -> type:
+    quiet = name.endswith("Loss")  # PyTorch prints loss modules as "CrossEntropyLoss()"
     """A Module whose forward is ``fn(x, **params)``; keyword params become attributes."""
 
     def __init__(self: Module, *args: Any, **kwargs: Any) -> None:
@@ -277,6 +282,8 @@ def _stateless(name: str, fn: Any, params: dict[str, Any], doc: str) -> type:
         return fn(x, *rest, **{k: getattr(self, k) for k in params})
 
     def extra_repr(self: Module) -> str:
+        if quiet:
+            return ""
         return ", ".join(f"{k}={getattr(self, k)!r}" for k in params)
 
     return type(name, (Module,), {"__init__": __init__, "forward": forward,

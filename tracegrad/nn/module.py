@@ -75,10 +75,12 @@ class Module:
             _structure_epoch[0] += 1
         if isinstance(value, (Parameter, Module)):
             params, buffers, modules = self._registries()
+            target = params if isinstance(value, Parameter) else modules
             for reg in (params, buffers, modules):
-                reg.pop(name, None)
+                if reg is not target:
+                    reg.pop(name, None)
             d.pop(name, None)
-            (params if isinstance(value, Parameter) else modules)[name] = value
+            target[name] = value  # a name already there keeps its place, as in PyTorch
             return
         for reg, expected in (("_parameters", "a tg.nn.Parameter"), ("_modules", "a Module"),
                               ("_buffers", "a tg.Tensor")):
@@ -147,6 +149,16 @@ class Module:
         for name, m in self._modules.items():
             if m is not None:
                 yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name)
+
+    def _all_modules(self, prefix: str) -> Iterator[tuple]:
+        """Every (prefix, module) path, a module reused in two places listed under both
+        (state dicts name every path, as PyTorch's do)."""
+        stack = [(prefix, self)]
+        while stack:
+            p, m = stack.pop(0)
+            yield p, m
+            stack[:0] = [(f"{p}.{n}" if p else n, c) for n, c in m._modules.items()
+                         if c is not None]
 
     def modules(self) -> Iterator["Module"]:
         for _, m in self.named_modules():
@@ -237,7 +249,7 @@ class Module:
         """Name -> tensor for every parameter and persistent buffer, PyTorch's key names
         (``"0.weight"``). The tensors share memory with the module's and carry no graph."""
         out: OrderedDict[str, Tensor] = OrderedDict()
-        for mod_prefix, m in self.named_modules(prefix=prefix):
+        for mod_prefix, m in self._all_modules(prefix):
             base = f"{mod_prefix}." if mod_prefix else ""
             for name, p in m._parameters.items():
                 if p is not None:
@@ -254,7 +266,7 @@ class Module:
         nothing is changed unless every check passes.
         """
         own = {}
-        for mod_prefix, m in self.named_modules():
+        for mod_prefix, m in self._all_modules(""):
             base = f"{mod_prefix}." if mod_prefix else ""
             for name, p in m._parameters.items():
                 if p is not None:
@@ -298,16 +310,17 @@ class Module:
     def extra_repr(self) -> str:
         return ""
 
+    def _child_lines(self) -> list[str]:
+        return [f"({name}): " + repr(m).replace("\n", "\n  ")
+                for name, m in self._modules.items()]
+
     def __repr__(self) -> str:
-        lines = []
         extra = self.extra_repr()
-        for name, m in self._modules.items():
-            body = repr(m).replace("\n", "\n  ")
-            lines.append(f"({name}): {body}")
-        if not lines:
+        children = self._child_lines()
+        if not children and "\n" not in extra:
             return f"{type(self).__name__}({extra})"
-        head = f"{type(self).__name__}(" + (extra if extra else "")
-        return head + "\n  " + "\n  ".join(lines) + "\n)"
+        lines = (extra.split("\n") if extra else []) + children
+        return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
 
 
 class Sequential(Module):
@@ -372,3 +385,20 @@ class ModuleList(Module):
 
     def forward(self, *args: Any) -> Any:
         raise TypeError("ModuleList is a container and has no forward(); iterate over it")
+
+    def _child_lines(self) -> list[str]:
+        # PyTorch folds runs of identical children: "(0-2): 3 x Linear(...)".
+        lines, items = [], list(self._modules.items())
+        i = 0
+        while i < len(items):
+            body = repr(items[i][1])
+            j = i
+            while j + 1 < len(items) and repr(items[j + 1][1]) == body:
+                j += 1
+            body = body.replace("\n", "\n  ")
+            if j > i:
+                lines.append(f"({items[i][0]}-{items[j][0]}): {j - i + 1} x {body}")
+            else:
+                lines.append(f"({items[i][0]}): {body}")
+            i = j + 1
+        return lines

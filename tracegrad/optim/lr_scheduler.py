@@ -60,8 +60,12 @@ class StepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
-        return [base * self.gamma ** (self.last_epoch // self.step_size)
-                for base in self.base_lrs]
+        # PyTorch's chainable form: it continues from the groups' current lr (so a resumed
+        # optimizer keeps its loaded lr).
+        lrs = [g["lr"] for g in self.optimizer.param_groups]
+        if self.last_epoch == 0 or self.last_epoch % self.step_size:
+            return lrs
+        return [lr * self.gamma for lr in lrs]
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -73,6 +77,13 @@ class CosineAnnealingLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
-        t = self.last_epoch
-        return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * t / self.T_max)) / 2
-                for base in self.base_lrs]
+        # PyTorch's recursive form, step by step from the current lr.
+        t, T, eta = self.last_epoch, self.T_max, self.eta_min
+        lrs = [g["lr"] for g in self.optimizer.param_groups]
+        if t == 0:
+            return lrs
+        if (t - 1 - T) % (2 * T) == 0:
+            return [lr + (base - eta) * (1 - math.cos(math.pi / T)) / 2
+                    for lr, base in zip(lrs, self.base_lrs)]
+        return [(1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
+                * (lr - eta) + eta for lr in lrs]

@@ -124,7 +124,7 @@ class Program:
             return [f"{v} = np.where({', '.join(args)})"]
         forward = self._name("f", PRIMITIVES[op].forward)
         kw = self._name("a", dict(attrs))
-        return [f"{v} = np.asarray({forward}({', '.join(args)}, **{kw}))"]
+        return [f"{v} = np.asarray({forward}({', '.join(args + ['**' + kw])}))"]
 
     def _index(self, template: tuple, arrays: list[str]) -> str:
         t = self._name("i", template)

@@ -7,7 +7,7 @@ from .fuse import fuse
 from .plan_memory import plan_memory
 from .simplify import simplify
 
-# In order. dce runs again after simplify, whose rewrites leave nodes unused.
+# In order. dce runs again after simplify and fuse, whose rewrites leave nodes unused.
 PIPELINE = [
     ("dce", dce),
     ("cse", cse),
@@ -15,6 +15,7 @@ PIPELINE = [
     ("simplify", simplify),
     ("dce", dce),
     ("fuse", fuse),
+    ("dce", dce),  # constants folded into kernels are left unused
     ("plan_memory", plan_memory),
 ]
 

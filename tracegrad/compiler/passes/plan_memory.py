@@ -44,11 +44,18 @@ def _needs_scratch(node: Node) -> bool:
     return node.op == "kernel" and node.value[-1].op in ("sum", "max", "min")
 
 
-def _step_zero_only(node: Node, operand: Node) -> bool:
-    """A kernel may overwrite ``operand`` only if nothing after its first step reads it."""
-    for step in node.value[1:]:
-        if any(r[0] == "input" and r[1] is operand for r in step.refs):
+def _may_overwrite(node: Node, operand: Node, base: dict) -> bool:
+    """Whether ``node`` may write its result over ``operand``'s memory: no other operand
+    may share that memory (``x + x.T`` would read what it already overwrote), and in a
+    kernel nothing after the first step may read it."""
+    root = base.get(id(operand), operand)
+    for i in node.inputs:
+        if i is not operand and base.get(id(i), i) is root:
             return False
+    if node.op == "kernel":
+        for step in node.value[1:]:
+            if any(r[0] == "input" and base.get(id(r[1]), r[1]) is root for r in step.refs):
+                return False
     return True
 
 
@@ -123,9 +130,7 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
                     j = owner.get(id(i))
                     if j is None or id(i) in outputs or plan.buffers[j] != key:
                         continue
-                    if i in dead_after.get(k, ()) and (
-                        node.op != "kernel" or _step_zero_only(node, i)
-                    ):
+                    if i in dead_after.get(k, ()) and _may_overwrite(node, i, base):
                         buf = j
                         owner.pop(id(i))
                         dead_after[k] = [d for d in dead_after[k] if d is not i]

@@ -54,7 +54,7 @@ def _reshape(n: Node) -> Node | None:
         y = x.inputs[0]
         if _same_type(y, n):
             return y
-        n.inputs = (y,)
+        return Node("reshape", (y,), dict(n.attrs), n.shape, n.dtype)
     return None
 
 
@@ -69,7 +69,7 @@ def _permute(n: Node) -> Node | None:
         y = x.inputs[0]
         if composed == tuple(range(len(composed))):
             return y
-        n.inputs, n.attrs = (y,), {"dims": composed}
+        return Node("permute", (y,), {"dims": composed}, n.shape, n.dtype)
     return None
 
 
@@ -100,6 +100,8 @@ def simplify(graph: Graph) -> tuple[Graph, str]:
         if target is not None:
             replaced[id(node)] = target
             count += 1
+            if target.id == -1:  # a new node built by the rule (graph nodes are numbered)
+                kept.append(target)
         else:
             kept.append(node)
     outputs = [replaced.get(id(o), o) for o in graph.outputs]
