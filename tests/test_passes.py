@@ -289,7 +289,8 @@ def test_plan_memory_reuses_buffers():
     assert [plan.buffer_of[id(n)] for n in g.nodes] == [0, 1, 0, 1]
     assert plan.in_place == 0
     assert plan.peak_bytes == 128
-    assert note == "2 buffer(s), 128 bytes pooled, 0 in place, peak 128 bytes"
+    assert note == ("2 buffer(s), 128 bytes pooled, 0 in place (0 into their inputs), "
+                    "peak 128 bytes")
 
 
 def test_plan_memory_writes_in_place_over_a_dead_intermediate():

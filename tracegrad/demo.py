@@ -458,7 +458,7 @@ def _section_compiler(demo: Demo) -> None:
         "generated NumPy code from then on."
     )
     demo.say()
-    repeats = 10 if demo.quick else 50
+    repeats = 20 if demo.quick else 100
     batches = [
         (tg.from_numpy(X[i : i + DIGITS_BATCH]), tg.from_numpy(y[i : i + DIGITS_BATCH]))
         for i in range(0, len(X) - DIGITS_BATCH + 1, DIGITS_BATCH)
@@ -503,13 +503,17 @@ def _section_compiler(demo: Demo) -> None:
 
 def _report_timings(demo: Demo, times: dict[str, list[float]], losses: dict[str, list[float]],
                     compile_seconds: float) -> None:
-    eager_ms = 1e3 * float(np.median(times["eager"]))
-    compiled_ms = 1e3 * float(np.median(times["compiled"]))
-    demo.say(f"  eager     {eager_ms:7.2f} ms/step")
-    demo.say(f"  compiled  {compiled_ms:7.2f} ms/step   (tracing and compiling took "
-             f"{1e3 * compile_seconds:.0f} ms, once)")
-    demo.say(f"  speed-up  {eager_ms / compiled_ms:7.2f}x        "
-             f"(median of {len(times['eager'])} steps each, interleaved, one BLAS thread)")
+    # The median is the typical step; the fastest is the step nothing else interrupted (on
+    # a busy machine the median can be mostly other programs' time slices).
+    median = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
+    fastest = {k: 1e3 * min(v) for k, v in times.items()}
+    demo.say("            median   fastest")
+    demo.say(f"  eager     {median['eager']:6.2f}    {fastest['eager']:6.2f}  ms/step")
+    demo.say(f"  compiled  {median['compiled']:6.2f}    {fastest['compiled']:6.2f}  ms/step"
+             f"   (tracing and compiling took {1e3 * compile_seconds:.0f} ms, once)")
+    demo.say(f"  speed-up  {median['eager'] / median['compiled']:6.2f}x   "
+             f"{fastest['eager'] / fastest['compiled']:6.2f}x"
+             f"         ({len(times['eager'])} steps each, interleaved, one BLAS thread)")
     same = np.allclose(losses["eager"], losses["compiled"], rtol=1e-4, atol=1e-6)
     demo.say(
         f"  loss after {len(losses['eager'])} steps: eager {losses['eager'][-1]:.4f}, "

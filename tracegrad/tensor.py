@@ -524,7 +524,9 @@ class Tensor:
 
     def _accumulate_grad(self, g: "Tensor") -> None:
         if type(g) is GradArray:
-            g = _leaf(np.array(g.data, dtype=self.data.dtype, copy=True))
+            # C order: a weight's gradient often arrives as a transposed view, and strided
+            # gradients make every optimizer update slow.
+            g = _leaf(np.array(g.data, dtype=self.data.dtype, order="C", copy=True))
         if g.shape != self.shape:  # a VJP rule returned the wrong shape: a bug of ours
             raise AssertionError(f"gradient of shape {g.shape} for a leaf of shape {self.shape}")
         if g.data.dtype != self.data.dtype:
@@ -536,7 +538,7 @@ class Tensor:
         if self._grad is None:
             # Own, writable memory: a VJP may hand the same array to several leaves, or a
             # read-only broadcast view.
-            self._grad = g if g.requires_grad else _leaf(np.array(g.data, copy=True))
+            self._grad = g if g.requires_grad else _leaf(np.array(g.data, order="C", copy=True))
         else:
             self._grad = self._grad + g
 

@@ -52,11 +52,17 @@ def _nodes(graph: Graph) -> int:
     return sum(1 for n in graph.nodes if n.op != "const")
 
 
-def optimize(graph: Graph) -> tuple[Graph, list[PassRecord]]:
-    """Run the pass pipeline; returns the final graph and one record per pass."""
+def optimize(graph: Graph, donations: list | None = None) -> tuple[Graph, list[PassRecord]]:
+    """Run the pass pipeline; returns the final graph and one record per pass.
+
+    ``donations`` lists (output index, input node): that output replaces that input (a
+    write-back), so the memory plan may compute it in the input's own memory.
+    """
     records = [PassRecord("trace", _nodes(graph), _kernels(graph), peak_without_plan(graph),
                           f"{len(graph.nodes)} nodes recorded", 0.0)]
     for name, fn in PIPELINE:
+        if name == "plan_memory" and donations:
+            graph.donations = {id(graph.outputs[j]): node for j, node in donations}
         t0 = time.perf_counter()
         graph, note = fn(graph)
         dt = time.perf_counter() - t0
@@ -176,10 +182,12 @@ class Variant:
 
         for (t, _), value in zip(self.capture.data_writes, outs[k:]):
             t = target(t)
+            t._vc[0] += 1
+            if value is t.data:  # computed in place already
+                continue
             if not t.data.flags.writeable:
                 t.data = t.data.copy()
             np.copyto(t.data, value, casting="same_kind")
-            t._vc[0] += 1
         k += len(self.capture.data_writes)
         for t, node in self.capture.grad_writes:
             t = target(t)
@@ -286,6 +294,17 @@ def _split_backward(graph: Graph, capture: Capture) -> tuple[Graph, Graph, int]:
         b_nodes.append(c)
     backward = Graph(b_inputs, b_nodes, [mapped(o) for o in grad_outputs])
     return forward, backward, len(saved)
+
+
+def _donations(capture: Capture) -> list:
+    """(output index, input node) for each write-back of a tensor the graph also reads."""
+    input_of = {id(t): node for t, node in capture.captured}
+    for k, (_, node) in enumerate(capture.arg_paths):
+        for tid, index in capture.arg_index.items():
+            if index == k:
+                input_of[tid] = node
+    return [(capture.n_user + j, input_of[id(t)])
+            for j, (t, _) in enumerate(capture.data_writes) if id(t) in input_of]
 
 
 def _feeders(graph: Graph, capture: Capture) -> list:
@@ -452,7 +471,7 @@ class CompiledFunction:
             graph, bgraph, n_saved = _split_backward(graph, capture)
             cot_shapes = [(n.shape, n.dtype) for _, n in capture.cotangents]
             backward = BackwardProgram(bgraph, cot_shapes)
-        graph, records = optimize(graph)
+        graph, records = optimize(graph, _donations(capture))
         program = Program(graph)
         variant = Variant(
             graph=graph, program=program, capture=capture,

@@ -80,6 +80,7 @@ class Capture:
     grad_writes: list = field(default_factory=list)  # (Tensor, Node or None): T.grad = value
     out_tree: Any = None  # the returned structure, tensors replaced by output indices
     arg_index: dict = field(default_factory=dict)  # id(traced copy of an argument) -> k
+    n_user: int = 0  # how many graph outputs are the function's own (the rest: write-backs)
     called_backward: bool = False
     # For a differentiable function (see `differentiate`): the cotangent inputs, one per
     # differentiable user output (output index, Node); what the gradients are with respect
@@ -216,6 +217,7 @@ class Tracer:
             return len(outputs) - 1
 
         self.capture.out_tree = _map_tree(result, out_index)
+        self.capture.n_user = len(outputs)
         # Write-backs: the final value of every captured tensor changed in place ...
         for tid, (t, _) in self.data_snapshots.items():
             node = self.env[tid]

@@ -108,6 +108,10 @@ class Program:
         op, attrs = node.op, node.attrs
         if op == "const":
             return [f"{v} = {self._name('c', node.value)}"]
+        target = plan.into_input.get(id(node))
+        if target is not None:  # written over the input it replaces (a write-back)
+            out = f"v{target.id}"
+            return self._emit_into(node, args, out) + [f"{v} = {out}"]
         buf_index = plan.buffer_of.get(id(node))
         if buf_index is not None:
             out = self._buffer(buf_index, node.shape, node.dtype)

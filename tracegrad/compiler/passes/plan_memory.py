@@ -35,6 +35,7 @@ class MemoryPlan:
     scratch_of: dict = field(default_factory=dict)  # id(kernel) -> buffer for its chain
     buffers: list = field(default_factory=list)  # (dtype, nbytes) per pool buffer
     in_place: int = 0
+    into_input: dict = field(default_factory=dict)  # id(node) -> the input it overwrites
     pool_bytes: int = 0
     peak_bytes: int = 0
     free_after: dict = field(default_factory=dict)  # node index -> values dead after it
@@ -121,8 +122,19 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
         plan.buffers.append(key)
         return len(plan.buffers) - 1
 
+    # A write-back (an optimizer's new weight) may be computed straight into the memory of
+    # the input it replaces, if nothing reads that input afterwards.
+    donations = getattr(graph, "donations", {})
     for k, node in enumerate(graph.nodes):
         key = (node.dtype.str, node.nbytes)
+        target = donations.get(id(node))
+        if (target is not None and node.op in IN_PLACE and target in node.inputs
+                and target in dead_after.get(k, ()) and target.shape == node.shape
+                and target.dtype == node.dtype and _may_overwrite(node, target, base)):
+            plan.into_input[id(node)] = target
+            plan.in_place += 1
+            plan.free_after[k] = dead_after.get(k, [])
+            continue
         if node.op in WRITES_INTO:
             buf = None
             if node.op in IN_PLACE:
@@ -164,7 +176,8 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
     plan.peak_bytes = peak
     graph.memory_plan = plan
     return graph, (f"{len(plan.buffers)} buffer(s), {plan.pool_bytes:,} bytes pooled, "
-                   f"{plan.in_place} in place, peak {peak:,} bytes")
+                   f"{plan.in_place} in place ({len(plan.into_input)} into their inputs), "
+                   f"peak {peak:,} bytes")
 
 
 def _nbytes(step) -> int:

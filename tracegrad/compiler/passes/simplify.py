@@ -73,6 +73,31 @@ def _permute(n: Node) -> Node | None:
     return None
 
 
+def _transposed_product(n: Node) -> Node | None:
+    """``(A @ B).T`` -> ``B.T @ A.T``: the transposes become free views (BLAS reads them
+    with a flag) and the result comes out contiguous, instead of a strided view that every
+    later elementwise op (an optimizer update of a weight's gradient) walks slowly."""
+    (x,) = n.inputs
+    dims = tuple(n.attrs["dims"])
+    nd = len(dims)
+    swap = tuple(range(nd - 2)) + (nd - 1, nd - 2)
+    if x.op != "matmul" or nd < 2 or dims != swap or _users.get(id(x), 0) != 1:
+        return None
+    a, b = x.inputs
+    if a.ndim != nd or b.ndim != nd:
+        return None
+    at = Node("permute", (a,), {"dims": swap}, a.shape[:-2] + (a.shape[-1], a.shape[-2]), a.dtype)
+    bt = Node("permute", (b,), {"dims": swap}, b.shape[:-2] + (b.shape[-1], b.shape[-2]), b.dtype)
+    _pending.extend([bt, at])
+    return Node("matmul", (bt, at), {}, n.shape, n.dtype)
+
+
+# set per run of the pass: how many nodes read each node, and new nodes a rule made that
+# must be placed before the node it returns
+_users: dict[int, int] = {}
+_pending: list[Node] = []
+
+
 RULES: dict[str, list[Callable[[Node], Node | None]]] = {
     "mul": [_identity_operand(1, commutes=True)],
     "add": [_identity_operand(0, commutes=True)],
@@ -80,13 +105,19 @@ RULES: dict[str, list[Callable[[Node], Node | None]]] = {
     "div": [_identity_operand(1, commutes=False)],
     "neg": [_double_negation],
     "reshape": [_reshape],
-    "permute": [_permute],
+    "permute": [_permute, _transposed_product],
     "expand": [_noop],
     "cast": [_noop],
 }
 
 
 def simplify(graph: Graph) -> tuple[Graph, str]:
+    _users.clear()
+    for node in graph.nodes:
+        for i in node.inputs:
+            _users[id(i)] = _users.get(id(i), 0) + 1
+    for o in graph.outputs:
+        _users[id(o)] = _users.get(id(o), 0) + 1
     replaced: dict[int, Node] = {}
     kept: list[Node] = []
     count = 0
@@ -100,6 +131,8 @@ def simplify(graph: Graph) -> tuple[Graph, str]:
         if target is not None:
             replaced[id(node)] = target
             count += 1
+            kept.extend(_pending)
+            _pending.clear()
             if target.id == -1:  # a new node built by the rule (graph nodes are numbered)
                 kept.append(target)
         else:
