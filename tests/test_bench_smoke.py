@@ -150,3 +150,43 @@ def test_train_without_torch_lists_it(monkeypatch):
     result = bench_train.run(quick=True)
     assert result["engines"] == ["tracegrad"]
     assert "torch: not installed (pip install torch)" in common.render(result)
+
+
+# --------------------------------------------------------------------------------------
+# bench.compile: a quick run, compiled results checked against eager, timings never asserted
+
+from bench import compile as bench_compile  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def compile_result():
+    return bench_compile.run(quick=True)
+
+
+def test_compile_quick_reports_numbers(compile_result):
+    result = compile_result
+    assert result["name"] == "compile"
+    assert result["engines"][:3] == ["tracegrad", "tg eager", "numpy"]
+    for benchmark, engine, value in _numbers(result):
+        assert value is None or (math.isfinite(value) and value > 0), (benchmark, engine, value)
+    assert all(r["values"]["tracegrad"] is not None for r in result["rows"])
+    assert all(t["pass"] in (True, False) for t in result["targets"])
+    text = common.render(result)
+    assert "torch.compile: skipped in --quick" in text or "torch: not installed" in text
+    for name in ("jax", "tinygrad"):
+        if importlib.util.find_spec(name) is None:
+            assert f"{name}: not installed (pip install {name})" in text
+
+
+def test_compile_quick_compiled_equals_eager(compile_result):
+    details = compile_result["details"]
+    losses = details["mlp"]["losses"]
+    assert len(losses["tracegrad"]) == 5
+    assert losses["tracegrad"] == pytest.approx(losses["tg eager"], rel=1e-5)
+    assert losses["numpy"] == pytest.approx(losses["tg eager"], rel=1e-4)
+    assert details["mlp"]["param_diff"]["tracegrad"] < 1e-5
+    for label in bench_compile.CHAINS:
+        diff = details[f"chain {label}"]["diff"]
+        assert diff["loss"] < 1e-4 and diff["x.grad"] < 1e-5, (label, diff)
+    for name, d in details["gelu_ln"]["diff"].items():
+        assert d < 1e-4, name

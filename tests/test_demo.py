@@ -134,3 +134,89 @@ def test_unknown_section_is_a_usage_error(capsys):
         main(["demo", "--section", "nope"])
     assert exit_.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------
+# The compiler section
+
+
+def test_compiler_section_times_both_and_prints_the_explain_table(quick_demo):
+    out_dir, output = quick_demo
+    section = output[output.index("The compiler:"):]
+    assert re.search(r"median\s+fastest", section)
+    assert re.search(r"eager\s+[\d.]+\s+[\d.]+\s+ms/step", section)
+    assert re.search(r"compiled\s+[\d.]+\s+[\d.]+\s+ms/step", section)
+    assert re.search(r"speed-up\s+[\d.]+x\s+[\d.]+x", section)
+    assert "(the same numbers, step by step)" in section  # compiled == eager, loss by loss
+    # the tg.explain table: its header and one row per pass, not the final IR
+    assert re.search(r"pass\s+nodes\s+kernels\s+peak memory\s+time\s+what it did", section)
+    for name in ("trace", "dce", "cse", "fold_constants", "simplify", "fuse", "plan_memory"):
+        assert re.search(rf"^\s+{name}\s+\d+\s+\d+", section, flags=re.M), name
+    assert re.search(r"fused \d+ node\(s\) into [1-9]\d* kernel", section)
+    assert "final graph" not in section and "graph(%0" not in section
+    name = "compiled_graph.svg" if CAN_RENDER else "compiled_graph.dot"
+    assert str(out_dir / name) in output
+
+
+@pytest.mark.skipif(not CAN_RENDER, reason="needs Graphviz (`dot`) and the graphviz package")
+def test_compiler_section_draws_the_graph_with_kernels_as_clusters(quick_demo):
+    out_dir, _ = quick_demo
+    root = ET.parse(out_dir / "compiled_graph.svg").getroot()
+    assert root.tag.endswith("svg")
+    clusters = [g for g in root.iter() if g.get("class") == "cluster"]
+    assert clusters  # the fused kernels, boxed
+    text = " ".join(root.itertext())
+    assert "fused kernel %" in text and "output 0" in text and "matmul" in text
+
+
+def test_compiler_section_alone_without_graphviz_writes_dot(tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda *args, **kwargs: None)  # no `dot` on PATH
+    status, output = _run_main(["demo", "--section", "compiler", "--quick", "--out",
+                                str(tmp_path)])
+    assert status == 0
+    source = (tmp_path / "compiled_graph.dot").read_text()
+    assert source.startswith("digraph") and "subgraph cluster_" in source
+    assert not (tmp_path / "compiled_graph.svg").exists()
+    notes = [line for line in output.splitlines() if "note:" in line]
+    assert len(notes) == 1 and "Graphviz" in notes[0]
+    assert "moons" not in output and "speed-up" in output
+
+
+# ---------------------------------------------------------------- the tensor section
+
+
+def test_demo_trains_the_digits_mlp_and_reports_its_test_accuracy(quick_demo):
+    out_dir, output = quick_demo
+    match = re.search(r"test accuracy (\d+\.\d+)% \((\d+)/450 images\)", output)
+    assert match, output
+    assert float(match.group(1)) > 90  # quick: 8 epochs, about 95%
+    data = (out_dir / "digits_loss.png").read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 10_000
+
+
+def test_demo_saves_the_model_and_the_reloaded_one_predicts_the_same(quick_demo):
+    import numpy as np
+
+    from tracegrad.io import load
+
+    out_dir, output = quick_demo
+    assert "predictions match the trained model's exactly" in output
+    path = out_dir / "digits_mlp.safetensors"
+    assert str(path) in output
+    state = load(path)
+    assert sorted(state) == ["0.bias", "0.weight", "2.bias", "2.weight", "4.bias", "4.weight"]
+    assert state["0.weight"].shape == (256, 64)
+    model = demo.digits_mlp()
+    model.load_state_dict(state)
+    data = demo.digits_split()
+    accuracy = demo.accuracy(model, data.X_test, data.y_test)
+    reported = float(re.search(r"test accuracy (\d+\.\d+)%", output).group(1))
+    assert np.isclose(100 * accuracy, reported, atol=0.006)
+
+
+def test_tensor_section_runs_alone(tmp_path):
+    status, output = _run_main(["demo", "--section", "tensor", "--quick", "--out", str(tmp_path)])
+    assert status == 0
+    assert "digits" in output and "moons" not in output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["digits_loss.png",
+                                                          "digits_mlp.safetensors"]

@@ -333,3 +333,135 @@ def test_deep_chain_renders(tmp_path):
     titles = svg_node_titles(svg)
     assert len([t for t in titles if re.fullmatch(r"v\d+", t)]) == 30
     assert "more nodes" in svg
+
+
+# ---------------------------------------------------------------------------------------
+# Compiler graphs: one record per IR node, fused kernels as clusters
+
+
+def traced_graph():
+    import tracegrad as tg
+
+    return tg.trace(lambda x, w: ((x @ w) * 2 + 1).relu().sum(), tg.TensorSpec((8, 4)),
+                    tg.TensorSpec((4, 3)))
+
+
+def fused_graph():
+    import tracegrad as tg
+
+    graph = tg.explain(lambda x, w: ((x @ w) * 2 + 1).relu().sum(), tg.TensorSpec((8, 4)),
+                       tg.TensorSpec((4, 3))).graph
+    assert any(n.op == "kernel" for n in graph.nodes)  # else this test shows nothing
+    return graph
+
+
+def ir_ids(source: str) -> set[int]:
+    return {int(i) for i in re.findall(r"%(\d+)", source)}
+
+
+def test_traced_graph_has_one_record_per_ir_node_wired_from_operands():
+    graph = traced_graph()
+    everything = graph.inputs + graph.nodes
+    source = to_dot(graph)
+    assert dot_names(source, "record") == [f"n{n.id}" for n in everything]
+    assert ir_ids(source) == {n.id for n in everything}
+    for n in graph.nodes:  # every operand arrow, one per use
+        for i in n.inputs:
+            assert f"n{i.id} -> n{n.id};" in source
+    assert source.count("->") == sum(len(n.inputs) for n in graph.nodes)
+    # op, short attributes and type in the label; the output marked
+    assert '"{ %0 arg0 | input | f32[8,4] }"' in source
+    assert "| matmul | f32[8,3] }" in source
+    assert "| const 2.0 | f32[] }" in source
+    assert re.search(r"sum\[axes=\(0, 1\), keepdim=False\] \| f32\[\] \| output 0 }", source)
+    assert "subgraph" not in source
+
+
+def test_fused_graph_draws_each_kernel_as_a_cluster_of_its_steps():
+    graph = fused_graph()
+    everything = graph.inputs + graph.nodes
+    kernels = [n for n in graph.nodes if n.op == "kernel"]
+    source = to_dot(graph)
+    assert ir_ids(source) >= {n.id for n in everything}
+    assert dot_names(source, "record") == [f"n{n.id}" for n in everything]
+    for k in kernels:
+        body = re.search(rf"subgraph cluster_n{k.id} \{{(.*?)\n  \}}", source, flags=re.S)
+        assert body, f"kernel %{k.id} is not a cluster"
+        body = body.group(1)
+        assert f"fused kernel %{k.id}" in body
+        assert f"n{k.id} [shape=record" in body  # the kernel's own node, inside its box
+        steps = re.findall(rf"(n{k.id}t\d+) \[shape=ellipse", body)
+        assert len(steps) == len(k.value)
+        assert f"t0 = {k.value[0].op}" in body
+        # the kernel's operands point into the cluster, at the steps that read them
+        for operand in k.inputs:
+            assert re.search(rf"^  n{operand.id} -> n{k.id}t\d+;", source, flags=re.M)
+        assert f"{steps[-1]} -> n{k.id};" in source
+    out = graph.outputs[0]
+    assert re.search(rf"n{out.id} \[shape=record, label=\"[^\"]*output 0 }}\"", source)
+
+
+def test_graph_outputs_are_all_marked_with_their_positions():
+    import tracegrad as tg
+
+    def f(x):
+        y = x.exp()
+        return y, x * 3, y  # one node returned twice
+
+    graph = tg.trace(f, tg.TensorSpec((2,)))
+    source = to_dot(graph)
+    assert re.search(r"\| exp \| f32\[2\] \| output 0, 2 }", source)
+    assert re.search(r"\| mul \| f32\[2\] \| output 1 }", source)
+    assert source.count("output ") == 2
+
+
+def test_big_graph_draws_a_summary_nearest_the_outputs():
+    import tracegrad as tg
+
+    def chain(x):
+        for _ in range(200):
+            x = (x * 0.5).tanh()
+        return x.sum()
+
+    graph = tg.trace(chain, tg.TensorSpec((4,)))
+    n = len(graph.inputs) + len(graph.nodes)
+    with pytest.warns(UserWarning, match=f"{n:,} IR nodes.*max_nodes=30.*summary") as record:
+        source = to_dot(graph, max_nodes=30)
+    assert record[0].filename == __file__
+    assert len(dot_names(source, "record")) == 30
+    assert sum(summary_counts(source)) == n - 30
+    assert f"n{graph.outputs[0].id} " in source  # the output is always drawn
+    assert "ops: " in source and "tanh" in source
+    assert f"summary: the 30 IR nodes nearest the outputs, of {n}" in source
+
+
+@needs_dot
+@pytest.mark.parametrize("make", [traced_graph, fused_graph])
+def test_graph_svg_parses_and_shows_every_node(tmp_path, make):
+    import xml.etree.ElementTree as ET
+
+    pytest.importorskip("graphviz")
+    graph = make()
+    out = draw(graph, tmp_path / "g.svg", rankdir="TB")
+    ET.parse(out)  # well-formed XML
+    svg = out.read_text(encoding="utf-8")
+    titles = svg_node_titles(svg)
+    assert {f"n{n.id}" for n in graph.inputs + graph.nodes} <= set(titles)
+    texts = set(svg_texts(svg))
+    assert {f"%{n.id}" for n in graph.nodes if n.op != "input"} <= texts
+    kernels = [n for n in graph.nodes if n.op == "kernel"]
+    assert len(re.findall(r'class="cluster"', svg)) == len(kernels)
+    assert draw(graph, tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compiled_function_graph_draws(tmp_path):
+    import numpy as np
+
+    import tracegrad as tg
+
+    step = tg.compile(lambda x: (x * 2 + 1).relu().sum())
+    x = tg.tensor(np.ones(5, np.float32))
+    step(x), step(x)  # the first call runs eagerly, the second compiles
+    source = draw(step.graph, tmp_path / "compiled.dot").read_text(encoding="utf-8")
+    assert "subgraph cluster_" in source
+    assert "output 0" in source

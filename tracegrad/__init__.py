@@ -6,7 +6,8 @@
 tensor([2., 4.])
 """
 
-from . import functional, nn, optim, viz
+from . import data, functional, nn, optim, viz
+from .io import load, save
 from .anomaly import detect_anomaly
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled, value_and_grad
 from .compiler import Graph, TensorSpec, compile, explain, trace
@@ -76,7 +77,7 @@ for _name in _FUNCTION_ALIASES:
 
 __all__ = [
     "Value", "Tensor", "ShapeError", "TraceError", "Graph", "TensorSpec", "compile", "explain",
-    "trace", "nn", "functional", "optim", "viz",
+    "trace", "save", "load", "data", "nn", "functional", "optim", "viz",
     "tensor", "from_numpy", "zeros", "ones", "full", "zeros_like", "ones_like", "arange",
     "linspace", "eye", "rand", "randn", "randint", "manual_seed", "is_tensor",
     "float16", "float32", "float64", "int8", "int32", "int64", "uint8", "bool",

@@ -20,10 +20,11 @@ from . import __version__, demo
 def _add_demo(commands: Any) -> None:
     parser = commands.add_parser(
         "demo",
-        help="a tour: micrograd's example, a trained net, drawings and plots",
+        help="a tour: scalars, tensors, training, saving, the compiler; drawings and plots",
         description=(
-            "Run micrograd's reference example and its moons demo on tracegrad, and write a "
-            "drawing of the graph, the loss curve and the decision boundary into --out."
+            "Run micrograd's reference example and its moons demo on tracegrad, train a "
+            "digits classifier on tensors (and save and reload it), then compile its training "
+            "step and show what each compiler pass did. Drawings and plots go into --out."
         ),
     )
     parser.add_argument(

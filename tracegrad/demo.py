@@ -123,7 +123,7 @@ def run(
     demo.say()
     demo.say(
         f"Done in {time.perf_counter() - start:.1f} s. "
-        f"The engine behind all of this is tracegrad/scalar.py: one screen of code."
+        f"Read how it works: docs/scalar.md, docs/tensors.md, docs/nn.md, docs/compiler.md."
     )
     return demo.written
 

@@ -749,6 +749,8 @@ class Tensor:
         if _tracer is not None:
             _tracer.alias(old, self)
         new = result_fn(old)
+        if new.dtype != old.dtype:  # an in-place op keeps the tensor's dtype, as in PyTorch
+            new = new.to(old.dtype)
         if _tracer is not None:
             _tracer.alias(self, new)
         if new.shape != self.shape:

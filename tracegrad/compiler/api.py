@@ -160,8 +160,9 @@ class Variant:
             elif kind == "grad":
                 t, node = src
                 g = t._grad
-                if g is None or g.data.shape != node.shape:
-                    return "a .grad read by the function appeared, disappeared or changed shape"
+                if g is None or g.data.shape != node.shape or g.data.dtype != node.dtype \
+                        or not g.data.flags.writeable:
+                    return "a .grad the function uses appeared, disappeared or changed shape"
         return None
 
     def run(self, arg_tensors: list[Tensor]) -> tuple:
@@ -197,8 +198,11 @@ class Variant:
             value = outs[k]
             k += 1
             g = t._grad
+            if g is not None and value is g.data:  # computed into the .grad array already
+                g._vc[0] += 1
+                continue
             if g is not None and g.data.shape == value.shape and g.data.dtype == value.dtype \
-                    and g.data.flags.writeable and not np.shares_memory(g.data, value):
+                    and g.data.flags.writeable and not np.may_share_memory(g.data, value):
                 np.copyto(g.data, value)
                 g._vc[0] += 1
             else:
@@ -303,8 +307,9 @@ def _donations(capture: Capture) -> list:
         for tid, index in capture.arg_index.items():
             if index == k:
                 input_of[tid] = node
-    return [(capture.n_user + j, input_of[id(t)])
-            for j, (t, _) in enumerate(capture.data_writes) if id(t) in input_of]
+    out = [(capture.n_user + j, input_of[id(t)])
+           for j, (t, _) in enumerate(capture.data_writes) if id(t) in input_of]
+    return out + [(j, node) for _, node, j in capture.grad_buffers]
 
 
 def _feeders(graph: Graph, capture: Capture) -> list:
@@ -314,6 +319,8 @@ def _feeders(graph: Graph, capture: Capture) -> list:
     for t, node in capture.captured:
         by_node[id(node)] = ("data", (t, node))
     for t, node in capture.grad_inputs:
+        by_node[id(node)] = ("grad", (t, node))
+    for t, node, _ in capture.grad_buffers:
         by_node[id(node)] = ("grad", (t, node))
     return [by_node[id(n)] for n in graph.inputs]
 
@@ -465,7 +472,8 @@ class CompiledFunction:
         modules = _modules_of(roots)
         epoch = tensor_mod._structure_epoch[0]
         graph, capture = run_traced(self.fn, args, kwargs,
-                                    differentiable=autograd.is_grad_enabled())
+                                    differentiable=autograd.is_grad_enabled(),
+                                    grad_buffers=True)
         backward, n_saved = None, 0
         if capture.n_grad_outputs:
             graph, bgraph, n_saved = _split_backward(graph, capture)

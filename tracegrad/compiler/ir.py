@@ -74,7 +74,8 @@ def format_attr(value: Any) -> str:
 
 def format_const(value: np.ndarray) -> str:
     if value.size == 1:
-        return repr(value.reshape(()).item())
+        v = value.reshape(())[()]
+        return str(v) if value.dtype.kind in "fiub" else repr(v.item())
     if value.size <= 6:
         return str(value.tolist())
     return f"<{value.size} values>"

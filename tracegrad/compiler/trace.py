@@ -81,6 +81,7 @@ class Capture:
     out_tree: Any = None  # the returned structure, tensors replaced by output indices
     arg_index: dict = field(default_factory=dict)  # id(traced copy of an argument) -> k
     n_user: int = 0  # how many graph outputs are the function's own (the rest: write-backs)
+    grad_buffers: list = field(default_factory=list)  # (T, input Node, output index)
     called_backward: bool = False
     # For a differentiable function (see `differentiate`): the cotangent inputs, one per
     # differentiable user output (output index, Node); what the gradients are with respect
@@ -104,6 +105,7 @@ class Tracer:
         self.grad_snapshots: dict[int, tuple[Tensor, Any]] = {}
         self.dynamic: set[int] = set()  # ids of nodes whose value changes from run to run
         self.arguments: set[int] = set()
+        self.grad_buffers = False  # compile: let the program write into existing .grad arrays
         # Python numbers made into tensors before this trace (tensor._constants): constants.
         self.cached_constants = {id(t) for t in tensor_mod._constants.values()}
 
@@ -225,7 +227,7 @@ class Tracer:
                 self.capture.data_writes.append((t, node))
                 outputs.append(node)
         # ... and the final .grad of every tensor whose .grad was set.
-        for t, _ in self.grad_snapshots.values():
+        for t, before in self.grad_snapshots.values():
             if self._is_born(t):
                 continue
             g = t._grad
@@ -234,6 +236,14 @@ class Tracer:
             else:
                 node = self.node_of(g)
                 self.capture.grad_writes.append((t, node))
+                if (self.grad_buffers and before is not None
+                        and before.data.shape == node.shape
+                        and before.data.dtype == node.dtype):
+                    # The .grad array that exists now can receive the new gradient directly
+                    # (an extra input the program writes into, see plan_memory).
+                    buf = Node("input", (), {}, node.shape, node.dtype, name="grad-out")
+                    self.inputs.append(buf)
+                    self.capture.grad_buffers.append((t, buf, len(outputs)))
                 outputs.append(node)
         for g in grads or ():
             outputs.append(self.node_of(g))
@@ -367,14 +377,15 @@ def _substitute(obj: Any, table: dict[int, Any]) -> Any:
     return obj
 
 
-def run_traced(fn: Callable, args: tuple, kwargs: dict,
-               differentiable: bool = False) -> tuple[Graph, Capture]:
+def run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool = False,
+               grad_buffers: bool = False) -> tuple[Graph, Capture]:
     """Call ``fn`` once under a tracer; return its graph and capture record. Tensors that
     existed before the call are left exactly as they were. With ``differentiable``, the
     backward pass of the outputs is recorded too (unless the function ran one itself)."""
     if tensor_mod._tracer is not None:
         raise TraceError("tg.compile/tg.trace cannot be nested inside another trace")
     tracer = Tracer()
+    tracer.grad_buffers = grad_buffers
     table: dict[int, Any] = {}
     for path, leaf in flatten_args(args, kwargs):
         if isinstance(leaf, (Tensor, TensorSpec)):

@@ -184,12 +184,21 @@ register("getitem", "movement", _getitem_forward, _getitem_infer, _getitem_vjp)
 
 
 def _scatter_add_forward(g, *ix, index, shape):
-    out = np.zeros(shape, dtype=g.dtype)
     full = fill_index(index, ix)
     if is_basic_index(full):
+        out = np.zeros(shape, dtype=g.dtype)
         out[full] = g
-    else:  # repeated indices must add up, so no plain assignment
-        np.add.at(out, full, g)
+        return out
+    # Repeated indices must add up. np.add.at does that but slowly; instead, index an array
+    # of positions the same way, and let bincount add the values per position.
+    size = math.prod(shape)
+    if g.dtype.kind == "f" and size:
+        where = np.arange(size).reshape(shape)[full]
+        sums = np.bincount(where.ravel(), weights=np.broadcast_to(g, where.shape).ravel(),
+                           minlength=size)
+        return sums.astype(g.dtype, copy=False).reshape(shape)
+    out = np.zeros(shape, dtype=g.dtype)
+    np.add.at(out, full, g)
     return out
 
 

@@ -124,13 +124,22 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
 
     # A write-back (an optimizer's new weight) may be computed straight into the memory of
     # the input it replaces, if nothing reads that input afterwards.
+    # An input nothing reads (a .grad array waiting for its new value) may receive any
+    # result written with out=.
     donations = getattr(graph, "donations", {})
+    read = {id(base.get(id(i), i)) for n in graph.nodes for i in n.inputs}
+    used_targets: set[int] = set()
     for k, node in enumerate(graph.nodes):
         key = (node.dtype.str, node.nbytes)
         target = donations.get(id(node))
-        if (target is not None and node.op in IN_PLACE and target in node.inputs
-                and target in dead_after.get(k, ()) and target.shape == node.shape
-                and target.dtype == node.dtype and _may_overwrite(node, target, base)):
+        if target is not None and id(target) not in used_targets and (
+            target.shape == node.shape and target.dtype == node.dtype
+        ) and (
+            (id(target) not in read and node.op in WRITES_INTO and not _needs_scratch(node))
+            or (node.op in IN_PLACE and target in node.inputs
+                and target in dead_after.get(k, ()) and _may_overwrite(node, target, base))
+        ):
+            used_targets.add(id(target))
             plan.into_input[id(node)] = target
             plan.in_place += 1
             plan.free_after[k] = dead_after.get(k, [])

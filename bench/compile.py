@@ -1,0 +1,766 @@
+"""The compiler: `tg.compile` against tracegrad eager, hand-written NumPy and PyTorch.
+
+(a) **MLP training step.** 64-256-256-10, ReLU, cross-entropy, plain SGD (lr 0.1), batch 128,
+    float32, scikit-learn's digits scaled to [0, 1]. The step is one function
+    (``opt.zero_grad(); loss = F.cross_entropy(model(x), y); loss.backward(); opt.step();
+    return loss``) run eagerly and through ``tg.compile`` (one graph: forward, backward and
+    the update, the new weights written back). NumPy is the step written by hand, carefully:
+    preallocated buffers, BLAS matmuls with ``out=``, the softmax/cross-entropy gradient in
+    closed form, in-place updates. PyTorch runs the same step with ``torch.set_num_threads(1)``,
+    eagerly and through ``torch.compile`` (probed first in a subprocess with a time limit: a
+    machine without a working C++ toolchain reports "unavailable", not a crash). Every engine
+    starts from the same weights and sees the same batches; losses and final weights are
+    compared.
+(b) **1,000-op elementwise chain** on a (4,) float32 tensor, forward and backward, the chains
+    of `bench.tensor` (``y = y * c + d`` 500 times; ``y = (y * c + d).tanh() + d`` 250
+    times), then ``y.sum().backward()``: pure per-op overhead, compiled vs eager.
+(c) **GELU (exact, erf) + layer norm**, forward and backward, on a 1024x1024 float32 input:
+    time, and peak memory (tracemalloc's peak during the call, which sees NumPy's
+    allocations; for the compiled function plus its preallocated buffer pool, which lives
+    between calls).
+(d) **Compile time**: what the call that compiles spends tracing, optimizing and generating
+    the program (``variant.compile_seconds``; cross-checked as that call minus a normal call).
+
+Engines are interleaved call by call in one process (`common.interleaved`); medians.
+``python -m bench.compile --profile`` prints where the compiled MLP step spends its time,
+statement by statement of the generated program, next to the hand-written NumPy step.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from bench import common
+
+# The issue's goals ("Compiler").
+STEP_GOAL = 1.1  # compiled MLP step at most 1.1x the hand-written NumPy step
+CHAIN_GOAL = 5.0  # compiled 1,000-op chain at least 5x faster than tracegrad eager
+MEMORY_GOAL = 0.6  # compiled GELU+LN peak memory at most 0.6x eager's
+COMPILE_STEP_GOAL = 0.3  # seconds to compile the MLP training step
+COMPILE_CHAIN_GOAL = 1.0  # seconds to compile the 1,000-op chain (forward and backward)
+
+SIZES = [64, 256, 256, 10]
+BATCH = 128
+LR = 0.1
+N_OPS = 1000
+LN_SIZE = 1024
+
+TORCH_COMPILE_LIMIT = 120.0  # seconds the torch.compile probe may take
+
+# The chain's data, as in bench.tensor: c near 1 and d small keep the chain finite.
+X0 = np.array([0.5, -0.3, 0.8, 0.1], dtype=np.float32)
+C = np.array([0.999, 1.001, 0.998, 1.0005], dtype=np.float32)
+D = np.array([0.001, -0.002, 0.003, 0.0005], dtype=np.float32)
+CHAINS = {"mul/add": (2, False), "mul/add/tanh/add": (4, True)}
+
+COMPILED, EAGER, NUMPY, TORCH, TORCH_COMPILE = (
+    "tracegrad", "tg eager", "numpy", "torch", "torch.compile")
+OPTIONAL = ("jax", "tinygrad")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _max_diff(a: Any, b: Any) -> float:
+    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+
+
+def _compile_seconds(fn: Any) -> float:
+    """What the call that compiled ``fn``'s current variant spent tracing, optimizing and
+    generating code."""
+    return fn.last_variant.compile_seconds
+
+
+# --------------------------------------------------------------------------------------
+# (a) the MLP training step
+
+
+def batches(count: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``count`` batches of BATCH digits, drawn without replacement epoch by epoch."""
+    X, y = common.digits()
+    rng = np.random.default_rng(seed)
+    out: list[tuple] = []
+    while len(out) < count:
+        order = rng.permutation(len(X))
+        for i in range(0, len(X) - BATCH + 1, BATCH):
+            idx = order[i:i + BATCH]
+            out.append((np.ascontiguousarray(X[idx]), np.ascontiguousarray(y[idx])))
+    return out[:count]
+
+
+# A step factory returns (step(k) -> loss, params() -> list of arrays in PyTorch's order).
+StepFactory = Callable[[list, list], tuple[Callable[[int], float], Callable[[], list]]]
+
+
+def _tg_model(weights: list) -> tuple[Any, Any]:
+    import tracegrad as tg
+
+    layers: list[Any] = []
+    for w, _ in weights:
+        layers += [tg.nn.Linear(w.shape[1], w.shape[0]), tg.nn.ReLU()]
+    model = tg.nn.Sequential(*layers[:-1])
+    state = {}
+    for i, (w, b) in enumerate(weights):
+        state[f"{2 * i}.weight"], state[f"{2 * i}.bias"] = tg.tensor(w), tg.tensor(b)
+    model.load_state_dict(state)
+    return model, tg.optim.SGD(model.parameters(), lr=LR)
+
+
+def tg_train_step(model: Any, opt: Any) -> Callable:
+    """The training step as a user writes it; ``tg.compile`` takes it unchanged."""
+    import tracegrad as tg
+
+    cross_entropy = tg.nn.functional.cross_entropy
+
+    def train_step(x: Any, y: Any) -> Any:
+        opt.zero_grad()
+        loss = cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return train_step
+
+
+def _mlp_tracegrad(weights: list, data: list, compiled: bool) -> tuple:
+    import tracegrad as tg
+
+    model, opt = _tg_model(weights)
+    step_fn = tg_train_step(model, opt)
+    if compiled:
+        step_fn = tg.compile(step_fn)
+    tensors = [(tg.from_numpy(x), tg.from_numpy(y)) for x, y in data]
+
+    def step(k: int) -> float:
+        return step_fn(*tensors[k]).item()
+
+    step.compiled = step_fn  # type: ignore[attr-defined]
+    return step, lambda: [p.numpy().copy() for p in model.parameters()]
+
+
+def mlp_compiled(weights: list, data: list) -> tuple:
+    return _mlp_tracegrad(weights, data, compiled=True)
+
+
+def mlp_eager(weights: list, data: list) -> tuple:
+    return _mlp_tracegrad(weights, data, compiled=False)
+
+
+def mlp_numpy(weights: list, data: list) -> tuple:
+    """The step by hand, as a careful NumPy programmer writes it: every intermediate in a
+    buffer allocated once, ``out=`` everywhere, the cross-entropy gradient in closed form."""
+    params = [a.copy() for w, b in weights for a in (w, b)]
+    W1, b1, W2, b2, W3, b3 = params
+    H, O = SIZES[1], SIZES[-1]
+    f32 = np.float32
+    h1, h2, g1, g2 = (np.empty((BATCH, H), f32) for _ in range(4))
+    mask = np.empty((BATCH, H), bool)
+    z, e = np.empty((BATCH, O), f32), np.empty((BATCH, O), f32)
+    m, s = np.empty((BATCH, 1), f32), np.empty((BATCH, 1), f32)
+    grads = [np.empty_like(p) for p in params]
+    gW1, gb1, gW2, gb2, gW3, gb3 = grads
+    rows = np.arange(BATCH)
+    matmul, maximum, multiply, greater = np.matmul, np.maximum, np.multiply, np.greater
+    add, subtract, divide = np.add, np.subtract, np.divide
+
+    def step(k: int) -> float:
+        x, y = data[k]
+        # forward
+        matmul(x, W1.T, out=h1)
+        add(h1, b1, out=h1)
+        maximum(h1, 0, out=h1)
+        matmul(h1, W2.T, out=h2)
+        add(h2, b2, out=h2)
+        maximum(h2, 0, out=h2)
+        matmul(h2, W3.T, out=z)
+        add(z, b3, out=z)
+        z.max(axis=1, keepdims=True, out=m)
+        subtract(z, m, out=z)
+        np.exp(z, out=e)
+        e.sum(axis=1, keepdims=True, out=s)
+        loss = float(np.log(s).mean() - z[rows, y].mean())
+        # backward: d loss / d logits = (softmax - onehot) / n
+        divide(e, s, out=e)
+        e[rows, y] -= 1
+        multiply(e, 1.0 / BATCH, out=e)
+        matmul(e.T, h2, out=gW3)
+        e.sum(axis=0, out=gb3)
+        matmul(e, W3, out=g2)
+        multiply(g2, greater(h2, 0, out=mask), out=g2)
+        matmul(g2.T, h1, out=gW2)
+        g2.sum(axis=0, out=gb2)
+        matmul(g2, W2, out=g1)
+        multiply(g1, greater(h1, 0, out=mask), out=g1)
+        matmul(g1.T, x, out=gW1)
+        g1.sum(axis=0, out=gb1)
+        # SGD, in place
+        for p, gp in zip(params, grads):
+            gp *= LR
+            p -= gp
+        return loss
+
+    return step, lambda: [p.copy() for p in params]
+
+
+def _torch_model(weights: list) -> tuple[Any, Any]:
+    import torch
+
+    torch.set_num_threads(1)
+    layers: list[Any] = []
+    for w, _ in weights:
+        layers += [torch.nn.Linear(w.shape[1], w.shape[0]), torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers[:-1])
+    with torch.no_grad():
+        for i, (w, b) in enumerate(weights):
+            model[2 * i].weight.copy_(torch.from_numpy(w))
+            model[2 * i].bias.copy_(torch.from_numpy(b))
+    return model, torch.optim.SGD(model.parameters(), lr=LR)
+
+
+def torch_train_step(model: Any, opt: Any) -> Callable:
+    import torch
+
+    cross_entropy = torch.nn.functional.cross_entropy
+
+    def train_step(x: Any, y: Any) -> Any:
+        opt.zero_grad()
+        loss = cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return train_step
+
+
+def _mlp_torch(weights: list, data: list, compiled: bool) -> tuple:
+    import torch
+
+    model, opt = _torch_model(weights)
+    step_fn = torch_train_step(model, opt)
+    if compiled:
+        step_fn = torch.compile(step_fn)
+    tensors = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in data]
+
+    def step(k: int) -> float:
+        return step_fn(*tensors[k]).item()
+
+    return step, lambda: [p.detach().numpy().copy() for p in model.parameters()]
+
+
+def mlp_torch(weights: list, data: list) -> tuple:
+    return _mlp_torch(weights, data, compiled=False)
+
+
+def mlp_torch_compile(weights: list, data: list) -> tuple:
+    return _mlp_torch(weights, data, compiled=True)
+
+
+MLP_IMPLS: dict[str, StepFactory] = {
+    COMPILED: mlp_compiled, EAGER: mlp_eager, NUMPY: mlp_numpy, TORCH: mlp_torch,
+    TORCH_COMPILE: mlp_torch_compile,
+}
+
+
+def _torch_compile_probe() -> None:
+    """Run in a subprocess by `probe_torch_compile`: compile and run the step twice."""
+    data = batches(3)
+    step, _ = mlp_torch_compile(common.mlp_weights(SIZES, seed=0), data)
+    for k in range(3):
+        loss = step(k)
+    assert math.isfinite(loss)
+    print("ok")
+
+
+def probe_torch_compile() -> str | None:
+    """None if torch.compile compiles and runs the step in a subprocess within the time
+    limit (and warms its on-disk cache for this process); else why not."""
+    env = dict(os.environ)
+    env.update({name: "1" for name in common.BLAS_ENV})
+    code = "import bench.compile as m; m._torch_compile_probe()"
+    try:
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=TORCH_COMPILE_LIMIT)
+    except subprocess.TimeoutExpired:
+        return f"unavailable: compiling the step took more than {TORCH_COMPILE_LIMIT:.0f} s"
+    if done.returncode != 0 or "ok" not in done.stdout:
+        lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
+        return f"unavailable: {(lines[-1] if lines else 'exit code ' + str(done.returncode))[:200]}"
+    return None
+
+
+def _guarded(name: str, step: Callable[[int], Any], failed: dict[str, str]) -> Callable:
+    def run(k: int) -> Any:
+        if name in failed:
+            return None
+        try:
+            return step(k)
+        except Exception as error:  # an untested peer version: report, don't crash
+            failed[name] = f"unavailable: {type(error).__name__}: {str(error)[:200]}"
+            return None
+
+    return run
+
+
+def bench_mlp(names: list[str], warmup: int, repeats: int, failed: dict[str, str]) -> dict:
+    weights = common.mlp_weights(SIZES, seed=0)
+    data = batches(warmup + repeats, seed=0)
+    steps, params = {}, {}
+    for name in names:
+        step, get_params = MLP_IMPLS[name](weights, data)
+        steps[name] = _guarded(name, step, failed) if name == TORCH_COMPILE else step
+        params[name] = get_params
+    first_seconds: dict[str, float] = {}
+
+    def timed_first(name: str, step: Callable) -> Callable:
+        def run(k: int) -> Any:
+            t0 = time.perf_counter()
+            out = step(k)
+            if k < 2:
+                first_seconds[f"{name} call {k}"] = time.perf_counter() - t0
+            return out
+
+        return run
+
+    steps = {n: timed_first(n, s) for n, s in steps.items()}
+    timings = common.interleaved(steps, warmup, repeats)
+    timings = {n: t for n, t in timings.items() if n not in failed}
+    losses = {n: t.pop("outputs") for n, t in timings.items()}
+    final = {n: params[n]() for n in timings}
+    return {"timings": timings, "losses": losses, "params": final, "first": first_seconds}
+
+
+def compile_times_mlp(repeats: int) -> dict[str, list[float]]:
+    """Compile the step ``repeats`` times afresh (new model, new `tg.compile`)."""
+    import tracegrad as tg
+
+    weights = common.mlp_weights(SIZES, seed=1)
+    data = batches(5, seed=1)
+    tensors = [(tg.from_numpy(x), tg.from_numpy(y)) for x, y in data]
+    out: dict[str, list[float]] = {"compile": [], "call minus normal call": []}
+    for _ in range(repeats):
+        fn = tg.compile(tg_train_step(*_tg_model(weights)))
+        fn(*tensors[0])  # eager
+        t0 = time.perf_counter()
+        fn(*tensors[1])  # traces, optimizes, generates, runs
+        second = time.perf_counter() - t0
+        normal = []
+        for k in (2, 3, 4):
+            t0 = time.perf_counter()
+            fn(*tensors[k])
+            normal.append(time.perf_counter() - t0)
+        out["compile"].append(_compile_seconds(fn))
+        out["call minus normal call"].append(second - statistics.median(normal))
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# (b) the 1,000-op chain
+
+
+def chain_fn(reps: int, tanh: bool) -> Callable:
+    """The chain as a function of x (which requires grad): returns (loss, x.grad)."""
+    import tracegrad as tg
+
+    c, d = tg.tensor(C), tg.tensor(D)
+
+    def chain(x: Any) -> tuple:
+        y = x
+        if tanh:
+            for _ in range(reps):
+                y = (y * c + d).tanh() + d
+        else:
+            for _ in range(reps):
+                y = y * c + d
+        loss = y.sum()
+        loss.backward()
+        return loss, x.grad
+
+    return chain
+
+
+def bench_chain(reps: int, tanh: bool, warmup: int, repeats: int,
+                compile_repeats: int) -> dict:
+    import tracegrad as tg
+
+    eager = chain_fn(reps, tanh)
+    compiled = tg.compile(chain_fn(reps, tanh))
+
+    def runner(fn: Callable) -> Callable:
+        def step(k: int) -> tuple:
+            x = tg.tensor(X0, requires_grad=True)
+            loss, grad = fn(x)
+            return loss.item(), grad.numpy().copy()
+
+        return step
+
+    timings = common.interleaved({COMPILED: runner(compiled), EAGER: runner(eager)},
+                                 max(warmup, 3), repeats)
+    seconds = [_compile_seconds(compiled)]
+    for _ in range(compile_repeats - 1):
+        fresh = tg.compile(chain_fn(reps, tanh))
+        for _ in range(2):  # eager, then the compiling call
+            fresh(tg.tensor(X0, requires_grad=True))
+        seconds.append(_compile_seconds(fresh))
+    (lc, gc_), (le, ge) = timings[COMPILED]["outputs"][-1], timings[EAGER]["outputs"][-1]
+    return {"timings": timings, "compile": seconds,
+            "diff": {"loss": abs(lc - le), "x.grad": _max_diff(gc_, ge)},
+            "kernels": sum(1 for n in compiled.graph.nodes if n.op == "kernel"),
+            "nodes": len(compiled.graph.nodes)}
+
+
+# --------------------------------------------------------------------------------------
+# (c) GELU + layer norm
+
+
+def gelu_ln_fn(n: int, seed: int = 0) -> tuple[Callable, list]:
+    """GELU (erf) then layer norm over the last dim, then backward with a fixed cotangent r
+    (``(y * r).sum()``: with ``y.sum()`` the input gradient of a layer norm is exactly 0)."""
+    import tracegrad as tg
+
+    F = tg.nn.functional
+    rng = np.random.default_rng(seed)
+    w = tg.tensor(1 + 0.1 * rng.standard_normal(n).astype(np.float32), requires_grad=True)
+    b = tg.tensor(0.1 * rng.standard_normal(n).astype(np.float32), requires_grad=True)
+    r = tg.tensor(rng.standard_normal((n, n)).astype(np.float32))
+
+    def gelu_ln(x: Any) -> tuple:
+        y = F.layer_norm(F.gelu(x), (n,), w, b)
+        (y * r).sum().backward()
+        return y, x.grad
+
+    return gelu_ln, [w, b]
+
+
+def bench_gelu_ln(n: int, warmup: int, repeats: int, compile_repeats: int) -> dict:
+    import tracegrad as tg
+
+    x_data = np.random.default_rng(1).standard_normal((n, n)).astype(np.float32)
+    eager, eager_params = gelu_ln_fn(n)
+    fn, compiled_params = gelu_ln_fn(n)
+    compiled = tg.compile(fn)
+
+    def runner(f: Callable, params: list) -> Callable:
+        def step(k: int) -> list:
+            for p in params:
+                p.grad = None
+            x = tg.tensor(x_data, requires_grad=True)
+            y, gx = f(x)
+            return [y.numpy(), gx.numpy()] + [p.grad.numpy() for p in params]
+
+        return step
+
+    steps = {COMPILED: runner(compiled, compiled_params), EAGER: runner(eager, eager_params)}
+    timings = common.interleaved(steps, max(warmup, 3), repeats)
+    names = ["y", "x.grad", "weight.grad", "bias.grad"]
+    outs_c, outs_e = timings[COMPILED]["outputs"][-1], timings[EAGER]["outputs"][-1]
+    diff = {k: _max_diff(a, b) for k, a, b in zip(names, outs_c, outs_e, strict=True)}
+    for t in timings.values():
+        t.pop("outputs")
+
+    # Peak memory: tracemalloc's peak during one call (inputs made before it), measured
+    # outside the timed runs because tracemalloc slows allocation down.
+    pool = sum(a.nbytes for a in compiled.last_variant.program.pool)
+    peaks: dict[str, list[int]] = {COMPILED: [], EAGER: []}
+    for _ in range(3):
+        for name, f, params in ((COMPILED, compiled, compiled_params),
+                                (EAGER, eager, eager_params)):
+            for p in params:
+                p.grad = None
+            x = tg.tensor(x_data, requires_grad=True)
+            gc.collect()
+            tracemalloc.start()
+            out = f(x)
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            del out
+            peaks[name].append(peak)
+    seconds = [_compile_seconds(compiled)]
+    for _ in range(compile_repeats - 1):
+        fresh_fn, params = gelu_ln_fn(n)
+        fresh = tg.compile(fresh_fn)
+        for _ in range(2):
+            for p in params:
+                p.grad = None
+            fresh(tg.tensor(x_data, requires_grad=True))
+        seconds.append(_compile_seconds(fresh))
+    plan = compiled.graph.memory_plan
+    return {"timings": timings, "diff": diff, "pool_bytes": pool,
+            "peak_during_call": {k: min(v) for k, v in peaks.items()},
+            "peak": {COMPILED: min(peaks[COMPILED]) + pool, EAGER: min(peaks[EAGER])},
+            "planned_peak_bytes": plan.peak_bytes, "compile": seconds,
+            "nodes": len(compiled.graph.nodes),
+            "kernels": sum(1 for n in compiled.graph.nodes if n.op == "kernel")}
+
+
+# --------------------------------------------------------------------------------------
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """Measure (a)-(d). ``quick``: a few runs, a 256x256 layer norm, no torch.compile (its
+    first compile takes tens of seconds): checks that everything runs and agrees."""
+    mlp_warmup, mlp_repeats = (3, 2) if quick else (5, 61)
+    chain_warmup, chain_repeats = (3, 2) if quick else (5, 41)
+    ln_warmup, ln_repeats = (3, 2) if quick else (3, 15)
+    compile_repeats = 1 if quick else 5
+    n = 256 if quick else LN_SIZE
+
+    missing: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    names = [COMPILED, EAGER, NUMPY]
+    if common.import_peer("torch") is None:
+        missing[TORCH] = common.missing_note("torch")
+        missing[TORCH_COMPILE] = "not installed (pip install torch)"
+    else:
+        names.append(TORCH)
+        if quick:
+            missing[TORCH_COMPILE] = "skipped in --quick (its first compile takes long)"
+        else:
+            why = probe_torch_compile()
+            if why is None:
+                names.append(TORCH_COMPILE)
+            else:
+                missing[TORCH_COMPILE] = why
+    for name in OPTIONAL:
+        if common.import_peer(name) is None:
+            missing[name] = common.missing_note(name)
+        else:
+            missing[name] = "installed, not benchmarked here (see bench.tensor)"
+
+    rows, notes, extra = [], [], []
+    details: dict[str, Any] = {}
+
+    def per(values: dict[str, float | None]) -> dict[str, float | None]:
+        return {name: values.get(name) for name in names}
+
+    # (a)
+    m = bench_mlp(names, mlp_warmup, mlp_repeats, failed)
+    missing.update(failed)
+    t = m["timings"]
+    med = per({k: common.median(v["seconds"]) for k, v in t.items()})
+    rows.append(common.row(f"MLP step {'-'.join(map(str, SIZES))} batch {BATCH}", "s", med))
+    base = med[NUMPY]
+    rows.append(common.row("MLP step: multiple of NumPy", "x",
+                           {k: v / base if v else None for k, v in med.items()}, ratio=False))
+    cpu = per({k: common.median(v["cpu_seconds"]) for k, v in t.items()})
+    rows.append(common.row("MLP step, CPU time", "s", cpu))
+    step_ratio = med[COMPILED] / base
+    notes.append("MLP step: ms, median [min .. max] of "
+                 f"{mlp_repeats}: " + "; ".join(f"{k} {common.spread(v['seconds'], 1e3)}"
+                                                for k, v in t.items()))
+    losses, params = m["losses"], m["params"]
+    ref_loss, ref_params = losses[EAGER], params[EAGER]
+    lines = []
+    for name in losses:
+        if name == EAGER:
+            continue
+        lines.append([name, f"{_max_diff(losses[name], ref_loss):.1e}",
+                      f"{max(_max_diff(a, b) for a, b in zip(params[name], ref_params)):.1e}"])
+    steps_run = mlp_warmup + mlp_repeats
+    extra.append(
+        f"MLP step: max |difference| from tracegrad eager after the same {steps_run} steps "
+        f"(loss {ref_loss[0]:.4f} -> {ref_loss[-1]:.4f}):\n"
+        + common.format_table(["engine", "losses, all steps", "parameters at the end"], lines,
+                              {1, 2}))
+    details["mlp"] = {"losses": losses, "first_calls": m["first"],
+                      "param_diff": {r[0]: float(r[2]) for r in lines}}
+
+    # (b)
+    chain_speedup, chain_compile = {}, {}
+    for label, (ops_per_rep, tanh) in CHAINS.items():
+        res = bench_chain(N_OPS // ops_per_rep, tanh, chain_warmup, chain_repeats,
+                          compile_repeats)
+        tc = {k: common.median(v["seconds"]) * 1e6 for k, v in res["timings"].items()}
+        rows.append(common.row(f"chain {label} ({N_OPS:,} ops) fwd+bwd", "us", tc))
+        chain_speedup[label] = tc[EAGER] / tc[COMPILED]
+        chain_compile[label] = common.median(res["compile"])
+        notes.append(f"chain {label}: compiled to {res['nodes']} node(s), {res['kernels']} "
+                     f"fused kernel(s); |loss difference| {res['diff']['loss']:.1e}, max "
+                     f"|x.grad difference| {res['diff']['x.grad']:.1e} (compiled vs eager)")
+        details[f"chain {label}"] = {"diff": res["diff"], "compile": res["compile"]}
+
+    # (c)
+    ln = bench_gelu_ln(n, ln_warmup, ln_repeats, compile_repeats)
+    tl = {k: common.median(v["seconds"]) for k, v in ln["timings"].items()}
+    rows.append(common.row(f"GELU+layer norm {n}x{n} fwd+bwd", "s", tl))
+    mib = {k: v / 2**20 for k, v in ln["peak"].items()}
+    rows.append(common.row("GELU+layer norm: peak memory", "MiB", mib))
+    memory_ratio = ln["peak"][COMPILED] / ln["peak"][EAGER]
+    notes.append(
+        f"GELU+layer norm peak memory: tracemalloc's peak during a call (the input is made "
+        f"before it); for the compiled function {ln['peak_during_call'][COMPILED] / 2**20:.1f}"
+        f" MiB during the call + its buffer pool of {ln['pool_bytes'] / 2**20:.1f} MiB "
+        f"(allocated once, kept between calls; plan_memory's planned peak "
+        f"{ln['planned_peak_bytes'] / 2**20:.1f} MiB). Compiled to {ln['nodes']} node(s), "
+        f"{ln['kernels']} fused kernel(s). Max |difference| compiled vs eager: "
+        + ", ".join(f"{k} {v:.1e}" for k, v in ln["diff"].items()))
+    details["gelu_ln"] = {k: ln[k] for k in ("diff", "peak", "peak_during_call", "pool_bytes",
+                                             "compile")}
+
+    # (d)
+    ct = compile_times_mlp(compile_repeats)
+    step_compile = common.median(ct["compile"])
+    torch_compile_s = None
+    if TORCH_COMPILE in t:
+        first = m["first"]
+        torch_compile_s = first[f"{TORCH_COMPILE} call 0"] - med[TORCH_COMPILE]
+    rows.append(common.row("compile time: MLP training step", "s",
+                           per({COMPILED: step_compile, TORCH_COMPILE: torch_compile_s})))
+    for label in CHAINS:
+        rows.append(common.row(f"compile time: chain {label}", "s",
+                               per({COMPILED: chain_compile[label]})))
+    rows.append(common.row(f"compile time: GELU+layer norm {n}x{n}", "s",
+                           per({COMPILED: common.median(ln["compile"])})))
+    notes.append(
+        "compile time: tracegrad's is the compiling call's trace + passes + code generation "
+        f"(median of {compile_repeats} fresh compiles; MLP step cross-checked as that call "
+        f"minus a normal call: {common.spread(ct['call minus normal call'], 1e3, ' ms')}). "
+        "It includes running the function once on real data while tracing, which dominates "
+        "for GELU+layer norm. torch.compile's is its first call minus a normal call, in this "
+        "process, after the probe in a subprocess warmed its on-disk cache (a cold compile "
+        "takes longer)")
+    notes.append(
+        "engines interleaved call by call in one process, a full gc.collect() after every "
+        "call (not timed); one BLAS thread; torch.set_num_threads(1); tracegrad = "
+        "tg.compile(fn), tg eager = the same fn uncompiled")
+    details["compile_mlp"] = ct
+
+    measured = [name for name in names if name not in failed]
+    return {
+        "name": "compile",
+        "title": "compiler: tg.compile vs tracegrad eager, hand-written NumPy and PyTorch",
+        "engines": measured,
+        "missing": missing,
+        "rows": rows,
+        "notes": notes,
+        "extra": extra,
+        "targets": [
+            common.target("compiled MLP step, multiple of hand-written NumPy", step_ratio,
+                          STEP_GOAL, higher_is_better=False, unit="x"),
+            *(common.target(f"chain {label}: compiled speed-up over eager", s, CHAIN_GOAL,
+                            higher_is_better=True, unit="x")
+              for label, s in chain_speedup.items()),
+            common.target("GELU+layer norm: compiled peak memory / eager's", memory_ratio,
+                          MEMORY_GOAL, higher_is_better=False, unit="x"),
+            common.target("compile time, MLP training step", step_compile,
+                          COMPILE_STEP_GOAL, higher_is_better=False, unit=" s"),
+            *(common.target(f"compile time, chain {label}", s, COMPILE_CHAIN_GOAL,
+                            higher_is_better=False, unit=" s")
+              for label, s in chain_compile.items()),
+        ],
+        "details": details,
+    }
+
+
+# --------------------------------------------------------------------------------------
+# ``python -m bench.compile --profile``: where the compiled MLP step spends its time
+
+
+def profile_mlp(calls: int = 200) -> str:
+    """Time every statement group of the compiled step's generated program (one group per
+    IR node), and the work around the program (guards, write-backs, output copies)."""
+    import re
+
+    import tracegrad as tg
+
+    weights = common.mlp_weights(SIZES, seed=0)
+    data = batches(3, seed=0)
+    step, _ = mlp_compiled(weights, data)
+    for k in range(3):
+        step(k)
+    fn = step.compiled  # type: ignore[attr-defined]
+    program = fn.last_variant.program
+    # Re-generate the program with a clock read before every node's statements.
+    lines = program.source().splitlines()
+    out, labels = [], []
+    for line in lines:
+        hit = re.match(r"(\s*)# (%\d+:\S+ = \S+)", line)
+        if hit:
+            out.append(f"{hit.group(1)}_clock.append(_now())")
+            labels.append(hit.group(2))
+        if line.strip().startswith("return (") and line.startswith(" " * 8):
+            out.append(f"{line[:len(line) - len(line.lstrip())]}_clock.append(_now())")
+        out.append(line)
+    namespace: dict[str, Any] = {}
+    exec(compile("\n".join(out), "<profiled>", "exec"), namespace)
+    clock: list[float] = []
+    env = dict(program._env)
+    run = namespace["make"](**env)
+    run.__globals__.update(_clock=clock, _now=time.perf_counter)
+    variant = fn.last_variant
+    x, y = tg.from_numpy(data[0][0]), tg.from_numpy(data[0][1])
+    # Feed the program exactly what Variant.run feeds it.
+    feeds = []
+    for kind, src in variant.feeders:
+        feeds.append((x, y)[src].data if kind == "arg" else
+                     src[0].data if kind == "data" else src[0]._grad.data)
+    samples = []
+    for _ in range(calls):
+        clock.clear()
+        run(*feeds)
+        samples.append(np.diff(clock))
+    per_node = np.median(np.array(samples), axis=0)  # medians: a preempted call is noise
+    whole = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        fn(x, y)
+        whole.append(time.perf_counter() - t0)
+    bare = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        program(*feeds)
+        bare.append(time.perf_counter() - t0)
+    np_step, _ = mlp_numpy(weights, data)
+    np_times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        np_step(0)
+        np_times.append(time.perf_counter() - t0)
+    by_op: dict[str, float] = {}
+    for label, s in zip(labels, per_node):
+        op = label.split("= ")[1]
+        by_op[op] = by_op.get(op, 0.0) + s
+    report = [
+        f"compiled MLP step, {len(labels)} IR nodes, median of {calls} calls:",
+        f"  tg.compile'd call (guards, program, write-backs, copies): "
+        f"{statistics.median(whole) * 1e6:8.1f} us",
+        f"  the generated program alone:                              "
+        f"{statistics.median(bare) * 1e6:8.1f} us",
+        f"  sum of per-node medians (instrumented):                   "
+        f"{per_node.sum() * 1e6:8.1f} us",
+        f"  hand-written NumPy step:                                  "
+        f"{statistics.median(np_times) * 1e6:8.1f} us",
+        "",
+        "by op (us per call, instrumented):",
+    ]
+    for op, s in sorted(by_op.items(), key=lambda kv: -kv[1]):
+        count = sum(1 for label in labels if label.endswith("= " + op))
+        report.append(f"  {op:12s} x{count:<3d} {s * 1e6:8.1f}")
+    report += ["", "slowest nodes (us per call):"]
+    for i in np.argsort(-per_node)[:15]:
+        report.append(f"  {labels[i]:40s} {per_node[i] * 1e6:8.1f}")
+    return "\n".join(report)
+
+
+if __name__ == "__main__":
+    # NumPy is already imported here, so the environment variables come too late: limit the
+    # BLAS pools directly (or run with OPENBLAS_NUM_THREADS=1).
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:
+        pass
+    if "--profile" in sys.argv:
+        print(profile_mlp())
+    else:
+        print(common.render(run(quick="--quick" in sys.argv)))

@@ -1,0 +1,81 @@
+"""Train a small convolutional net on scikit-learn's 8x8 digits with tracegrad tensors.
+
+The same data and split as ``digits_mlp.py``, each sample now one 8x8 channel, (1, 8, 8):
+
+    conv 3x3, 32 channels, ReLU, 2x2 max-pool    1x8x8  -> 32x4x4
+    conv 3x3, 64 channels, ReLU, 2x2 max-pool    32x4x4 -> 64x2x2
+    flatten, Linear(256, 10)                     64x2x2 -> 10 class scores
+
+(``tg.nn.Conv2d`` is im2col plus one matmul, ``tg.nn.MaxPool2d`` a max over gathered
+windows; both are compositions of primitives, so they get gradients for free.) Trained
+like the MLP: cross-entropy with label smoothing 0.1, AdamW (lr 3e-3, weight decay 1e-2),
+a cosine schedule, batches of 128. The full setting, 20 epochs, reaches >= 98% test
+accuracy; ``--quick`` trains 5 epochs.
+
+The training loop is `tracegrad.demo.train_classifier`. Needs the demo extras:
+pip install "tracegrad[demo]".
+
+    python examples/digits_cnn.py --out digits_cnn_loss.png
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+import tracegrad as tg
+from tracegrad.demo import TrainRun, digits_split, plot_training, train_classifier
+
+EPOCHS = 20  # the full setting: >= 98% test accuracy
+QUICK_EPOCHS = 5
+
+
+class DigitsCNN(tg.nn.Module):
+    """Two conv-ReLU-pool stages and a linear head: 1x8x8 images -> 10 class scores."""
+
+    def __init__(self, channels: tuple[int, int] = (32, 64)):
+        super().__init__()
+        c1, c2 = channels
+        self.conv1 = tg.nn.Conv2d(1, c1, kernel_size=3, padding=1)
+        self.conv2 = tg.nn.Conv2d(c1, c2, kernel_size=3, padding=1)
+        self.pool = tg.nn.MaxPool2d(2)
+        self.head = tg.nn.Linear(c2 * 2 * 2, 10)
+
+    def forward(self, x: tg.Tensor) -> tg.Tensor:
+        x = self.pool(self.conv1(x).relu())  # (N, 32, 4, 4)
+        x = self.pool(self.conv2(x).relu())  # (N, 64, 2, 2)
+        return self.head(x.flatten(1))  # (N, 10)
+
+
+def train(epochs: int = EPOCHS, seed: int = 0, progress: bool = False) -> TrainRun:
+    """Train `DigitsCNN` from weights drawn after ``tg.manual_seed(seed)``; return the run."""
+    data = digits_split(images=True)
+    tg.manual_seed(seed)
+    model = DigitsCNN()
+    return train_classifier(model, data, epochs, lr=3e-3, seed=seed, progress=progress,
+                            desc="digits CNN")
+
+
+def main(argv: Sequence[str] | None = None) -> TrainRun:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK_EPOCHS} epochs instead of {EPOCHS}")
+    parser.add_argument("--epochs", type=int, help="epochs (overrides --quick)")
+    parser.add_argument("--seed", type=int, default=0, help="weights and batches (default: 0)")
+    parser.add_argument("--out", default="digits_cnn_loss.png",
+                        help="the loss-curve PNG (default: %(default)s)")
+    args = parser.parse_args(argv)
+    epochs = args.epochs if args.epochs is not None else (
+        QUICK_EPOCHS if args.quick else EPOCHS)
+    if epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {epochs}")
+
+    run = train(epochs, args.seed, progress=True)
+    print(f"after {epochs} epochs ({run.seconds:.1f} s): test accuracy {run.test_accuracy:.2%}, "
+          f"training accuracy {run.train_accuracy:.2%}")
+    print(f"wrote {plot_training(run, args.out, 'digits, CNN')}")
+    return run
+
+
+if __name__ == "__main__":
+    main()
