@@ -7,7 +7,6 @@ tensor([2., 4.])
 """
 
 from . import data, functional, nn, optim, viz
-from .io import load, save
 from .anomaly import detect_anomaly
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled, value_and_grad
 from .compiler import Graph, TensorSpec, compile, explain, trace
@@ -29,6 +28,7 @@ from .functional import (
     std,
     var,
 )
+from .io import load, save
 from .scalar import Value
 from .tensor import (
     Tensor,
