@@ -286,7 +286,9 @@ def test_plan_memory_reuses_buffers():
     assert same is g and ops(same) == ["matmul"] * 4  # the graph itself is unchanged
     plan = g.memory_plan
     assert plan.pool_bytes == 128 < intermediates
-    assert [plan.buffer_of[id(n)] for n in g.nodes] == [0, 1, 0, 1]
+    # three intermediates share two pooled buffers; the output gets new memory per run
+    assert [plan.buffer_of.get(id(n)) for n in g.nodes] == [0, 1, 0, None]
+    assert [id(n) in plan.fresh for n in g.nodes] == [False, False, False, True]
     assert plan.in_place == 0
     assert plan.peak_bytes == 128
     assert note == ("2 buffer(s), 128 bytes pooled, 0 in place (0 into their inputs), "
@@ -294,20 +296,21 @@ def test_plan_memory_reuses_buffers():
 
 
 def test_plan_memory_writes_in_place_over_a_dead_intermediate():
-    g = tg.trace(lambda x, w: (x @ w).exp(), S((4, 4)), S((4, 4)))
+    g = tg.trace(lambda x, w: (x @ w).exp().sum(dim=0), S((4, 4)), S((4, 4)))
     _, note = plan_memory(g)
-    matmul, exp = g.nodes
+    matmul, exp, total = g.nodes
     plan = g.memory_plan
     assert plan.in_place == 1
     assert plan.buffer_of[id(exp)] == plan.buffer_of[id(matmul)]
-    assert plan.pool_bytes == 64 and plan.peak_bytes == 64
-    assert "1 in place" in note and "peak 64 bytes" in note
+    assert id(total) in plan.fresh  # the output: new memory, handed to the caller
+    assert plan.pool_bytes == 64 and plan.peak_bytes == 64 + 16
+    assert "1 in place" in note and "peak 80 bytes" in note
 
 
 def test_plan_memory_never_writes_over_a_graph_input():
-    g = tg.trace(lambda x: x.exp().tanh(), S((4, 4)))
+    g = tg.trace(lambda x: x.exp().tanh().sum(dim=0), S((4, 4)))
     plan_memory(g)
-    exp, tanh = g.nodes
+    exp, tanh, _ = g.nodes
     plan = g.memory_plan
     assert plan.in_place == 1  # tanh over exp, but exp not over the input
     assert plan.buffer_of[id(tanh)] == plan.buffer_of[id(exp)]
@@ -315,25 +318,31 @@ def test_plan_memory_never_writes_over_a_graph_input():
     keep = x.copy()
     out = Program(g)(x)
     np.testing.assert_array_equal(x, keep)
-    np.testing.assert_allclose(out[0], np.tanh(np.exp(keep)), rtol=1e-6)
+    np.testing.assert_allclose(out[0], np.tanh(np.exp(keep)).sum(0), rtol=1e-6)
 
 
 def test_plan_memory_never_writes_over_a_value_needed_later():
-    g = tg.trace(lambda x, w: (lambda m: m.exp() + m.sum())(x @ w), S((4, 4)), S((4, 4)))
+    g = tg.trace(lambda x, w: (lambda m: (m.exp() + m.sum()).sum(dim=0))(x @ w),
+                 S((4, 4)), S((4, 4)))
     plan_memory(g)
-    matmul, exp, total, add = g.nodes
+    matmul, exp, total, add, _ = g.nodes
     buf = g.memory_plan.buffer_of
     assert buf[id(exp)] != buf[id(matmul)]  # m is still read by the sum
     assert buf[id(add)] == buf[id(exp)]  # exp is dead after the add: in place is fine
     x, w = np.eye(4, dtype=np.float32), np.full((4, 4), 0.5, np.float32)
-    np.testing.assert_allclose(Program(g)(x, w)[0], np.exp(w) + w.sum(), rtol=1e-6)
+    np.testing.assert_allclose(Program(g)(x, w)[0], (np.exp(w) + w.sum()).sum(0), rtol=1e-6)
 
 
 def test_plan_memory_never_writes_over_an_output():
     g = tg.trace(lambda x, w: (lambda m: (m, m.exp()))(x @ w), S((4, 4)), S((4, 4)))
     plan_memory(g)
     matmul, exp = g.nodes
-    assert g.memory_plan.buffer_of[id(exp)] != g.memory_plan.buffer_of[id(matmul)]
+    plan = g.memory_plan
+    assert id(matmul) in plan.fresh and id(exp) in plan.fresh and plan.in_place == 0
+    x, w = np.eye(4, dtype=np.float32), np.full((4, 4), 0.5, np.float32)
+    m, e = Program(g)(x, w)
+    assert not np.shares_memory(m, e)
+    np.testing.assert_allclose(e, np.exp(m), rtol=1e-6)
 
 
 def test_plan_memory_peak_counts_values_live_at_once():

@@ -1068,11 +1068,6 @@ def test_failed_inplace_op_changes_nothing():
     assert w.grad.tolist() == [2.0, 2.0, 2.0]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: an in-place op on a non-leaf that requires grad may change its dtype: "
-    "g = tg.ones(2, requires_grad=True) * 1; g += tg.ones(2, dtype=tg.float64) makes g "
-    "float64; torch keeps float32 (the shape part, h += broadcasting to a bigger shape, now "
-    "raises ShapeError as torch does)"))
 def test_inplace_on_recorded_non_leaf_keeps_shape_and_dtype():
     w = tg.ones(3, 1, requires_grad=True)
     h = w * 1

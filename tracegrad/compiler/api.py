@@ -206,8 +206,10 @@ class Variant:
                 np.copyto(g.data, value)
                 g._vc[0] += 1
             else:
-                t._grad = _leaf(np.array(value, dtype=t.data.dtype, copy=True))
-        self.saved = [np.array(a, copy=True) for a in outs[k:k + self.n_saved]]
+                t._grad = _leaf(value if self.program.owns(k - 1) and value.dtype == t.data.dtype
+                                else np.array(value, dtype=t.data.dtype, copy=True))
+        self.saved = [a if self.program.owns(k + j) else np.array(a, copy=True)
+                      for j, a in enumerate(outs[k:k + self.n_saved])]
         return outs[: self.n_user_outputs]
 
 
@@ -443,9 +445,11 @@ class CompiledFunction:
         self.last_variant = variant
         tensors = [leaf for _, leaf in flat if isinstance(leaf, Tensor)]
         outs = variant.run(tensors)
+        def array(i: int) -> np.ndarray:  # the program's own new memory, or a copy
+            return outs[i] if variant.program.owns(i) else np.array(outs[i], copy=True)
+
         if variant.backward is None or not autograd.is_grad_enabled():
-            return build_tree(variant.capture.out_tree,
-                              lambda i: _leaf(np.array(outs[i], copy=True)))
+            return build_tree(variant.capture.out_tree, lambda i: _leaf(array(i)))
         # Differentiable outputs: each points back to the compiled backward program.
         targets = tuple(tensors[src] if kind == "arg" else src
                         for kind, src in variant.capture.grad_targets)
@@ -453,7 +457,7 @@ class CompiledFunction:
         saved = variant.saved
 
         def leaf(i: int) -> Tensor:
-            t = _leaf(np.array(outs[i], copy=True))
+            t = _leaf(array(i))
             if i in which:
                 t.requires_grad = True
                 t._op = CompiledBackward(variant.backward, saved, which[i], len(which))

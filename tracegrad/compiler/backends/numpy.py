@@ -112,6 +112,10 @@ class Program:
         if target is not None:  # written over the input it replaces (a write-back)
             out = f"v{target.id}"
             return self._emit_into(node, args, out) + [f"{v} = {out}"]
+        if id(node) in plan.fresh:
+            dtype = self._name("d", node.dtype)
+            return ([f"{v} = np.empty({node.shape!r}, {dtype})"]
+                    + self._emit_into(node, args, v))
         buf_index = plan.buffer_of.get(id(node))
         if buf_index is not None:
             out = self._buffer(buf_index, node.shape, node.dtype)
@@ -191,6 +195,12 @@ class Program:
             else:
                 lines.extend(_elementwise_into(step.op, refs, buf))
         return lines
+
+    def owns(self, k: int) -> bool:
+        """Whether output ``k`` is new memory on every run (so it can be handed out as is)."""
+        node = self.graph.outputs[k]
+        first = next(j for j, o in enumerate(self.graph.outputs) if o is node)
+        return id(node) in self.graph.memory_plan.fresh and first == k
 
     def source(self) -> str:
         return self.source_text

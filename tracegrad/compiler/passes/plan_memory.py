@@ -36,6 +36,7 @@ class MemoryPlan:
     buffers: list = field(default_factory=list)  # (dtype, nbytes) per pool buffer
     in_place: int = 0
     into_input: dict = field(default_factory=dict)  # id(node) -> the input it overwrites
+    fresh: set = field(default_factory=set)  # ids of outputs given new memory on every run
     pool_bytes: int = 0
     peak_bytes: int = 0
     free_after: dict = field(default_factory=dict)  # node index -> values dead after it
@@ -129,6 +130,7 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
     donations = getattr(graph, "donations", {})
     read = {id(base.get(id(i), i)) for n in graph.nodes for i in n.inputs}
     used_targets: set[int] = set()
+    output_nodes = {id(o) for o in graph.outputs}
     for k, node in enumerate(graph.nodes):
         key = (node.dtype.str, node.nbytes)
         target = donations.get(id(node))
@@ -144,7 +146,19 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
             plan.in_place += 1
             plan.free_after[k] = dead_after.get(k, [])
             continue
-        if node.op in WRITES_INTO:
+        if node.op in WRITES_INTO and id(node) in output_nodes:
+            # An output leaves the program: it gets new memory on every run (handed over,
+            # not copied out of the pool, and not kept alive by the pool between runs).
+            plan.fresh.add(id(node))
+            live_bytes += node.nbytes
+            if _needs_scratch(node):
+                first = node.value[0]
+                skey = (first.dtype.str, _nbytes(first))
+                s = take(skey)
+                plan.scratch_of[id(node)] = s
+                free.setdefault(skey, []).append(s)
+                peak = max(peak, live_bytes + skey[1])
+        elif node.op in WRITES_INTO:
             buf = None
             if node.op in IN_PLACE:
                 for i in node.inputs:

@@ -15,6 +15,10 @@ from ..ir import Graph, Node
 
 
 def _const_equal(node: Node, value: float) -> bool:
+    """``node`` is a constant all equal to ``value`` (also seen through reshapes and
+    expands, which the backward pass puts around constants)."""
+    while node.op in ("expand", "reshape"):
+        node = node.inputs[0]
     return node.op == "const" and node.value.size > 0 and bool(np.all(node.value == value))
 
 
