@@ -31,6 +31,10 @@ UFUNCS = {
 }
 
 
+# The ufuncs' own reduce methods: np.sum and friends add a Python layer on top of these.
+REDUCE = {"sum": "np.add.reduce", "max": "np.maximum.reduce", "min": "np.minimum.reduce"}
+
+
 def _elementwise_into(op: str, args: list[str], out: str) -> list[str]:
     """Source lines computing elementwise ``op`` of ``args`` into the array ``out``."""
     if op in UFUNCS:
@@ -121,9 +125,9 @@ class Program:
             out = self._buffer(buf_index, node.shape, node.dtype)
             return self._emit_into(node, args, out) + [f"{v} = {out}"]
         if op == "reshape":
-            return [f"{v} = np.reshape({args[0]}, {attrs['shape']!r})"]
+            return [f"{v} = {args[0]}.reshape({attrs['shape']!r})"]
         if op == "permute":
-            return [f"{v} = np.transpose({args[0]}, {attrs['dims']!r})"]
+            return [f"{v} = {args[0]}.transpose({attrs['dims']!r})"]
         if op == "expand":
             return [f"{v} = np.broadcast_to({args[0]}, {attrs['shape']!r})"]
         if op == "getitem":
@@ -143,9 +147,8 @@ class Program:
     def _emit_into(self, node: Node, args: list[str], out: str) -> list[str]:
         op, attrs = node.op, node.attrs
         if op in ("sum", "max", "min"):
-            fn = {"sum": "np.sum", "max": "np.max", "min": "np.min"}[op]
-            return [f"{fn}({args[0]}, axis={attrs['axes']!r}, keepdims={attrs['keepdim']!r}, "
-                    f"out={out})"]
+            return [f"{REDUCE[op]}({args[0]}, axis={attrs['axes']!r}, "
+                    f"keepdims={attrs['keepdim']!r}, out={out})"]
         if op in ("argmax", "argmin"):
             return [f"np.{op}({args[0]}, axis={attrs['axis']!r}, "
                     f"keepdims={attrs['keepdim']!r}, out={out})"]
@@ -189,8 +192,7 @@ class Program:
                 else:
                     refs.append(self._name("c", ref))
             if reduce_last and k == len(steps) - 1:
-                fn = {"sum": "np.sum", "max": "np.max", "min": "np.min"}[step.op]
-                lines.append(f"{fn}({buf}, axis={step.attrs['axes']!r}, "
+                lines.append(f"{REDUCE[step.op]}({buf}, axis={step.attrs['axes']!r}, "
                              f"keepdims={step.attrs['keepdim']!r}, out={out})")
             else:
                 lines.extend(_elementwise_into(step.op, refs, buf))
