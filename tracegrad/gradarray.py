@@ -95,13 +95,14 @@ class GradArray:
     def sum(self, dim: Any = None, keepdim: bool = False) -> "GradArray":
         x = self.data if self.data.dtype != np.bool_ else self.data.astype(np.int64)
         axes = normalize_axes("sum", dim, x.ndim)
-        return GradArray(np.asarray(np.sum(x, axis=axes, keepdims=keepdim)))
+        return GradArray(np.asarray(np.add.reduce(x, axis=axes, keepdims=keepdim)))
 
     def reshape(self, *shape: Any) -> "GradArray":
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return GradArray(np.reshape(self.data, resolve_shape("reshape", self.data.shape,
-                                                             shape)))
+        if -1 in shape:
+            shape = resolve_shape("reshape", self.data.shape, shape)
+        return GradArray(self.data.reshape(shape))
 
     def permute(self, *dims: Any) -> "GradArray":
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):

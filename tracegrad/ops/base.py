@@ -85,6 +85,9 @@ def normalize_axes(op: str, axis: Any, ndim: int) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if ndim and all(type(a) is int and 0 <= a < ndim for a in axes) and \
+            list(axes) == sorted(set(axes)):
+        return axes  # already normalized (the common case, from gradient rules)
     if ndim == 0:  # a 0-d tensor has one "dimension" to name, as in PyTorch: dim 0 or -1
         for a in axes:
             if int(a) not in (0, -1):
