@@ -118,8 +118,7 @@ def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
     return t
 
 
-def _leaf(array: np.ndarray, requires_grad: bool = False) -> "Tensor":
-    t = Tensor.__new__(Tensor)
+def _init_leaf(t: "Tensor", array: np.ndarray, requires_grad: bool) -> None:
     t.data = array
     t._grad = None
     t._vc = [0]
@@ -128,6 +127,12 @@ def _leaf(array: np.ndarray, requires_grad: bool = False) -> "Tensor":
     t.requires_grad = False
     if requires_grad:
         t.requires_grad_(True)
+
+
+def _leaf(array: np.ndarray, requires_grad: bool = False) -> "Tensor":
+    """A new leaf around ``array`` (not copied)."""
+    t = Tensor.__new__(Tensor)
+    _init_leaf(t, array, requires_grad)
     if _tracer is not None:
         _tracer.born_tensor(t)
     return t
@@ -244,14 +249,7 @@ class Tensor:
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None):
         arr = _as_array(data, dtype)
-        self.data = arr
-        self._grad = None
-        self._vc = [0]
-        self._op = None
-        self._children = ()
-        self.requires_grad = False
-        if requires_grad:
-            self.requires_grad_(True)
+        _init_leaf(self, arr, requires_grad)
         if _tracer is not None:
             if isinstance(data, Tensor) and arr is data.data:
                 _tracer.alias(self, data)
