@@ -368,12 +368,6 @@ def test_inplace_on_non_leaf_with_grad_matches_torch(torch):
     assert x.grad.tolist() == [2.0, 4.0]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: zero_(), fill_(v) and copy_(constant) on a non-leaf that requires grad raise "
-    "AttributeError \"'Tensor' object has no attribute '_attrs'\" from Tensor._inplace (the "
-    "new value does not require grad, so `apply` never set its _attrs slot); PyTorch keeps "
-    "the tensor in the graph (ZeroBackward/FillBackward/CopyBackwards) and backward gives "
-    "x.grad = [0, 0]"))
 @pytest.mark.parametrize("overwrite", [lambda y: y.zero_(), lambda y: y.fill_(5.0),
                                        lambda y: y.copy_(tg.tensor([7.0, 8.0]))],
                          ids=["zero_", "fill_", "copy_"])
@@ -416,15 +410,20 @@ def test_leaf_changed_under_no_grad_after_use_raises():
         y.backward()
 
 
-def test_inplace_writing_grad_into_plain_tensor_raises():
+def test_inplace_writing_grad_into_plain_tensor_joins_the_graph_like_torch():
     z = tg.zeros(2)
     b = tg.tensor(3.0, requires_grad=True)
-    with pytest.raises(RuntimeError, match="requires grad"):
-        z[0] = b
-    assert z.tolist() == [0.0, 0.0]
+    z[0] = b  # as in PyTorch: z now depends on b
+    assert z.tolist() == [3.0, 0.0] and z.requires_grad and not z.is_leaf
+    (z * tg.tensor([2.0, 5.0])).sum().backward()
+    assert b.grad.item() == 2.0
+    x = tg.zeros(2)
+    x += b
+    assert x.requires_grad and x.tolist() == [3.0, 3.0]
     with tg.no_grad():
-        z[0] = b
-    assert z.tolist() == [3.0, 0.0] and not z.requires_grad
+        y = tg.zeros(2)
+        y[0] = b
+    assert y.tolist() == [3.0, 0.0] and not y.requires_grad
 
 
 # --------------------------------------------------------------------------------------
@@ -549,14 +548,6 @@ def test_grad_matches_torch_func_grad(torch):
     np.testing.assert_allclose(got2.numpy(), want2.numpy(), rtol=1e-10)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (regression from 08f47bf 'GradArray'): a second-order gradient through "
-    "where(cond, const, -a) can be wrong: for y = where(a > 5, 1.0, -a) ** 2 at a = 0.6 "
-    "(= a**2), y.backward(create_graph=True) gives a.grad = 1.2 correctly, but "
-    "(a.grad * 0.5).backward() gives 0 instead of 1.0 (torch: 1.0; with * 3.0 or unscaled "
-    "the result is right). Nested tg.grad gives the same wrong value. This is what fails "
-    "test_binary_cross_entropy's second order (its clamp(1 - p, min=tiny) is such a where); "
-    "2710ec3 gives 1.0"))
 def test_second_order_through_where_of_neg_matches_torch(torch):
     a = tg.tensor(0.6, dtype=tg.float64, requires_grad=True)
     y = tg.where(a > 5, 1.0, -a) ** 2

@@ -801,12 +801,6 @@ def test_binary_cross_entropy_with_logits_is_stable_at_large_logits():
     np.testing.assert_allclose(t.grad.numpy(), tt.grad.numpy(), rtol=1e-12, atol=1e-20)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (regression from 08f47bf 'GradArray'): the second-order gradient of "
-    "binary_cross_entropy disagrees with torch and with finite differences (p=0.6233, "
-    "y=0.2698: Hessian-vector product -0.354 instead of -0.440), because double backward "
-    "through where(cond, const, -a) is wrong: see "
-    "test_autograd.py::test_second_order_through_where_of_neg_matches_torch"))
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @FAST
 @given(shape=shapes(min_dims=0), seed=seeds, weighted=st.booleans())

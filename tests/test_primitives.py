@@ -544,12 +544,7 @@ def test_min_and_argmin_of_non_float_dtypes_like_torch(dtype):
 @pytest.mark.parametrize("fn", [
     lambda t: t.sum(0), lambda t: t.sum(-1, keepdim=True), lambda t: t.amax(0),
     lambda t: t.amin(-1),
-    pytest.param(lambda t: t.max(0).values, marks=pytest.mark.xfail(strict=True, reason=(
-        "BUG: the shape rule of argmax/argmin (ops/reduce.py _arg_infer) crashes on a 0-d "
-        "input with axis=0 or -1: `(a,) = normalize_axes(...)` gets () and raises "
-        "ValueError 'not enough values to unpack (expected 1, got 0)'. The eager forward "
-        "works (so x.max(0) passes outside this module), but the compiler, which reads "
-        "infer, cannot handle it; torch.tensor(2.5).max(0) gives (2.5, 0)"))),
+    lambda t: t.max(0).values,
 ], ids=["sum", "sum_keepdim", "amax", "amin", "max_values"])
 def test_reduce_0d_tensor_over_dim_0(fn):
     compare_with_torch(fn, fn, np.array(2.5), order=1)
@@ -965,12 +960,6 @@ def test_setitem_primitive_with_only_the_value_requiring_grad():
     check_both(ours, theirs, v)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DIVERGENCE from PyTorch: x[idx] = v where x does not require grad and v does (the "
-    "usual `out = torch.zeros(n); out[i] = f(w)`) raises RuntimeError 'in-place op: writing "
-    "a value that requires grad into a tensor that does not; use an out-of-place op' "
-    "(Tensor._assign); torch makes x require grad (CopySlices) and backpropagates to v. The "
-    "setitem primitive itself handles it (see the test above)"))
 def test_setitem_into_a_constant_with_a_value_that_requires_grad():
     const, v, theirs = _setitem_into_constant_case()
 
@@ -993,15 +982,6 @@ def test_setitem_of_a_number_leaves_a_hole_in_the_gradient():
     np.testing.assert_array_equal(x.grad.numpy(), expected)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a value with extra leading size-1 dims passes the setitem shape rule but NumPy's "
-    "assignment in the forward refuses it in two cases: a single element (x[0] = v with "
-    "x (2,), v (1,): ValueError 'setting an array element with a sequence'; also x[1, 2] = "
-    "v (1, 1) and x[()] = v (1,) on a 0-d x) and a boolean mask with x's ndim (x[mask] = v "
-    "with x (3,), v (1, 2): TypeError 'NumPy boolean array indexing assignment requires a 0 "
-    "or 1-dimensional input'). torch writes the values (torch.zeros(2)[0] = torch.ones(1) "
-    "gives [1, 0]); the compiler, which trusts the shape rule, would accept what eager "
-    "mode refuses"))
 @pytest.mark.parametrize("shape,index,vshape", [
     ((2,), 0, (1,)), ((2, 3), (1, 2), (1, 1)), ((), (), (1,)),
     ((3,), np.array([True, False, True]), (1, 2)),
@@ -1017,12 +997,6 @@ def test_setitem_with_leading_unit_dims_like_torch(shape, index, vshape):
     np.testing.assert_array_equal(x.numpy(), t.numpy())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the setitem VJP cannot reduce the gradient of a value that has extra leading "
-    "size-1 dims and is also broadcast (y = x * 1; y[:] = v with x (3,), v (1, 1)): "
-    "_setitem_vjp reshapes the (3,) cotangent to v's shape (1, 1) instead of summing, and "
-    "backward raises ShapeError 'reshape: cannot reshape (3,) (3 elements) into (1, 1)'; "
-    "torch gives v.grad = [[3.]]"))
 @pytest.mark.parametrize("xshape,index,vshape", [((3,), slice(None), (1, 1)),
                                                  ((2, 3), 0, (1, 1)),
                                                  ((0,), (), (1, 1))], ids=range(3))

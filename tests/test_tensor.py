@@ -714,10 +714,6 @@ def test_permute_out_of_range_dim_raises():
         tg.ones(2, 3).permute(0, 3)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: transpose with an out-of-range dim raises ShapeError 'transpose: dim 2 is out of "
-    "range for a tensor with 2 dimension(s); use a dim in [-2, 1]', which names the op but "
-    "not the shape (2, 3) (DESIGN: each message names the op and the shapes)"))
 def test_transpose_out_of_range_dim_message():
     with pytest.raises((tg.ShapeError, IndexError), match=r"transpose.*\(2, 3\)"):
         tg.ones(2, 3).transpose(0, 2)

@@ -292,11 +292,22 @@ def value_and_grad(
         else:
             grads = value._grad_wrt(inputs, create_graph=nested)
         grads = grads[0] if isinstance(argnums, int) else tuple(grads)
-        if not nested:
+        if not nested:  # top level: plain values, as JAX returns them
             value = value.detach()
+            aux = _detached(aux)
         return ((value, aux), grads) if has_aux else (value, grads)
 
     return wrapper
+
+
+def _detached(obj: Any) -> Any:
+    if hasattr(obj, "_grad_wrt"):
+        return obj.detach()
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_detached(v) for v in obj)
+    if isinstance(obj, dict):
+        return {k: _detached(v) for k, v in obj.items()}
+    return obj
 
 
 def grad(fn: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:

@@ -693,6 +693,35 @@ def plot_training(run: TrainRun, path: str | Path, title: str) -> Path:
     return path
 
 
+def digits_main(argv: Sequence[str] | None, train: Callable[..., TrainRun], *,
+                description: str, epochs: int, quick_epochs: int, out: str,
+                title: str) -> TrainRun:
+    """The command line of ``examples/digits_mlp.py`` and ``examples/digits_cnn.py``:
+    ``--quick``, ``--epochs``, ``--seed``, ``--out``; runs ``train(epochs, seed,
+    progress=True)``, prints the accuracies and saves `plot_training` titled ``title``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{quick_epochs} epochs instead of {epochs}")
+    parser.add_argument("--epochs", type=int, help="epochs (overrides --quick)")
+    parser.add_argument("--seed", type=int, default=0, help="weights and batches (default: 0)")
+    parser.add_argument("--out", default=out, help="the loss-curve PNG (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if args.epochs is not None:
+        epochs = args.epochs
+    elif args.quick:
+        epochs = quick_epochs
+    if epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {epochs}")
+
+    run = train(epochs, args.seed, progress=True)
+    print(f"after {epochs} epochs ({run.seconds:.1f} s): test accuracy {run.test_accuracy:.2%}, "
+          f"training accuracy {run.train_accuracy:.2%}")
+    print(f"wrote {plot_training(run, args.out, title)}")
+    return run
+
+
 def _section_tensor(demo: Demo) -> None:
     from tracegrad.io import load, save
 

@@ -39,7 +39,7 @@ class GradArray:
     __slots__ = ("data", "requires_grad")
 
     def __init__(self, data: np.ndarray, requires_grad: bool = False):
-        self.data = data
+        self.data = data  # always an ndarray (0-d included), never a NumPy scalar
         self.requires_grad = requires_grad
 
     shape = property(lambda self: self.data.shape)
@@ -74,7 +74,7 @@ class GradArray:
         return GradArray(np.asarray(P[name].forward(x)))
 
     def __neg__(self) -> "GradArray":
-        return GradArray(np.negative(self.data))
+        return GradArray(np.asarray(np.negative(self.data)))
 
     def maximum(self, other: Any) -> "GradArray":
         return self._binary("maximum", other, False)
@@ -84,7 +84,7 @@ class GradArray:
         if x.dtype != y.dtype:
             dt = dtypes.promote(x.dtype, y.dtype)
             x, y = x.astype(dt), y.astype(dt)
-        return GradArray(np.matmul(x, y))
+        return GradArray(np.asarray(np.matmul(x, y)))
 
     matmul = __matmul__
 
@@ -122,8 +122,8 @@ class GradArray:
 
     def _select(self, a: Any, b: Any) -> "GradArray":
         """``where(self, a, b)`` for a bool array, with `Tensor`'s promotion."""
-        av = a.data if isinstance(a, GradArray) else a
-        bv = b.data if isinstance(b, GradArray) else b
+        av = np.asarray(a.data) if isinstance(a, GradArray) else a
+        bv = np.asarray(b.data) if isinstance(b, GradArray) else b
         if not isinstance(av, np.ndarray):
             av = np.asarray(av, dtype=bv.dtype if isinstance(bv, np.ndarray) else None)
         if not isinstance(bv, np.ndarray):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -23,6 +24,10 @@ from .ops import PRIMITIVES
 from .ops.base import check_dim, normalize_axes
 from .ops.methods import BINARY_METHODS, FLOAT_ONLY, UNARY_METHODS
 from .ops.movement import SLOT, resolve_shape
+
+# Like PyTorch, tensor math gives inf/nan quietly (tg.detect_anomaly() finds where); NumPy's
+# RuntimeWarnings from inside tracegrad would only point at this file, not at the user's line.
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"tracegrad\.")
 
 P = PRIMITIVES
 _new = object.__new__
@@ -632,17 +637,17 @@ class Tensor:
     view = reshape
 
     def permute(self, *dims: Any) -> "Tensor":
-        dims = tuple(check_dim("permute", d, self.ndim) for d in _shape_arg(dims))
+        dims = tuple(check_dim("permute", d, self.shape) for d in _shape_arg(dims))
         if dims == tuple(range(self.ndim)):
             return self
         return apply(P["permute"], self, dims=dims)
 
     def transpose(self, dim0: int, dim1: int) -> "Tensor":
         if self.ndim == 0:
-            check_dim("transpose", dim0, 0), check_dim("transpose", dim1, 0)
+            check_dim("transpose", dim0, ()), check_dim("transpose", dim1, ())
             return self
-        dim0, dim1 = check_dim("transpose", dim0, self.ndim), check_dim("transpose", dim1,
-                                                                          self.ndim)
+        dim0 = check_dim("transpose", dim0, self.shape)
+        dim1 = check_dim("transpose", dim1, self.shape)
         dims = list(range(self.ndim))
         dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
         return self.permute(tuple(dims))
@@ -663,7 +668,8 @@ class Tensor:
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
         if self.ndim == 0:
             return self.reshape(1)
-        s, e = check_dim("flatten", start_dim, self.ndim), check_dim("flatten", end_dim, self.ndim)
+        s, e = check_dim("flatten", start_dim, self.shape), check_dim("flatten", end_dim,
+                                                                     self.shape)
         if s > e:
             raise ShapeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
         shape = self.shape[:s] + (math.prod(self.shape[s:e + 1]),) + self.shape[e + 1:]
@@ -672,7 +678,7 @@ class Tensor:
     def squeeze(self, dim: Any = None) -> "Tensor":
         if dim is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
-        dims = {check_dim("squeeze", d, self.ndim)
+        dims = {check_dim("squeeze", d, self.shape)
                 for d in ((dim,) if isinstance(dim, int) else dim)}
         return self.reshape(
             tuple(n for i, n in enumerate(self.shape) if not (i in dims and n == 1))
@@ -724,15 +730,16 @@ class Tensor:
         self._vc[0] += 1
         return self
 
-    def _inplace(self, result_fn: Any) -> "Tensor":
+    def _inplace(self, result_fn: Any, source: Any = None) -> "Tensor":
         """Make ``self`` hold ``result_fn(self)``, keeping its identity.
 
         Under grad mode on a non-leaf, the old node moves to a fresh object and ``self``
         becomes the new node (PyTorch's rebase); leaves that require grad refuse, as in
         PyTorch, because their old value is what the gradient is for.
         """
-        recording = _mode.enabled and self.requires_grad
-        if recording and self._op is None:
+        recording = _mode.enabled and (
+            self.requires_grad or getattr(source, "requires_grad", False))
+        if recording and self._op is None and self.requires_grad:
             raise RuntimeError(
                 "a leaf tensor that requires grad cannot be changed in place (its gradient "
                 "would refer to a value that no longer exists); do the update inside "
@@ -741,9 +748,10 @@ class Tensor:
         if not recording:
             return self._assign(result_fn(self))
         old = Tensor.__new__(Tensor)
-        for slot in ("data", "_grad", "requires_grad", "_op", "_children", "_attrs",
-                     "_versions", "_vc"):
+        for slot in ("data", "_grad", "requires_grad", "_op", "_children", "_vc"):
             setattr(old, slot, getattr(self, slot))
+        if self._op is not None:  # (leaves never set these two)
+            old._attrs, old._versions = self._attrs, self._versions
         if _tracer is not None:
             _tracer.alias(old, self)
         new = result_fn(old)
@@ -757,8 +765,9 @@ class Tensor:
                 f"{self.shape}; an in-place op cannot change the shape"
             )
         self.data, self._op = new.data, new._op
-        self._children, self._attrs = new._children, new._attrs
-        self._versions = new._versions
+        self._children = new._children
+        self._attrs = getattr(new, "_attrs", None)
+        self._versions = getattr(new, "_versions", ())
         self.requires_grad = new.requires_grad
         self._vc = [old._vc[0] + 1]
         return self
@@ -767,7 +776,7 @@ class Tensor:
         """``self = self <op> other`` in place. Outside graph recording, NumPy writes straight
         into this tensor's memory (no temporary, which matters for optimizer updates)."""
         if _mode.enabled and (self.requires_grad or getattr(other, "requires_grad", False)):
-            return self._inplace(lambda s: _binary(name, s, other))
+            return self._inplace(lambda s: _binary(name, s, other), other)
         if _tracer is not None:
             return self._assign(_binary(name, self, other))
         o = _operand(other, self)
@@ -815,8 +824,9 @@ class Tensor:
         return self.copy_(v)
 
     def copy_(self, src: Any) -> "Tensor":
+        """Overwrite every element with ``src`` (broadcast); gradients flow to ``src``."""
         src = _operand(src, self)
-        return self._inplace(lambda s: src.to(s.dtype).expand(s.shape))
+        return self._inplace(lambda s: s._setitem((Ellipsis,), src), src)
 
     def __iadd__(self, other: Any) -> "Tensor":
         return self.add_(other)
@@ -838,7 +848,7 @@ class Tensor:
 
     def __setitem__(self, index: Any, value: Any) -> None:
         idx, ix = _normalize_index(index)
-        self._inplace(lambda s: s._setitem(idx, value, *ix))
+        self._inplace(lambda s: s._setitem(idx, value, *ix), value)
 
     # ---------------------------------------------------------------- printing
 
@@ -984,7 +994,10 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
     """Elementwise ``a if condition else b``; gradients flow to a and b (not the condition)."""
     cond = condition if isinstance(condition, Tensor) else Tensor(condition)
     if cond.dtype != dtypes.bool_:
-        cond = cond.to(dtypes.bool_)
+        raise TypeError(
+            f"where: the condition must be a bool tensor, got {cond.dtype}; compare first "
+            f"(e.g. x > 0) or cast with .bool()"
+        )
     if isinstance(a, Tensor):
         b = _operand(b, a)
     elif isinstance(b, Tensor):

@@ -107,12 +107,13 @@ def normalize_axes(op: str, axis: Any, ndim: int) -> tuple[int, ...]:
     return tuple(sorted(out))
 
 
-def check_dim(op: str, dim: int, ndim: int) -> int:
-    """``dim`` as a non-negative index into ``ndim`` dimensions, or a ShapeError."""
+def check_dim(op: str, dim: int, shape: tuple) -> int:
+    """``dim`` as a non-negative index into the dimensions of ``shape``, or a ShapeError."""
+    ndim = len(shape)
     n = max(ndim, 1)
     if not -n <= dim < n:
         raise ShapeError(
-            f"{op}: dim {dim} is out of range for a tensor with {ndim} dimension(s); "
-            f"use a dim in [{-n}, {n - 1}]"
+            f"{op}: dim {dim} is out of range for a tensor of shape {tuple(shape)} "
+            f"({ndim} dimension(s)); use a dim in [{-n}, {n - 1}]"
         )
     return dim % n

@@ -215,7 +215,11 @@ register(
 
 def _setitem_forward(x, v, *ix, index):
     out = x.copy()
-    out[fill_index(index, ix)] = v  # as NumPy: with repeated indices the last write wins
+    full = fill_index(index, ix)
+    target_ndim = out[full].ndim
+    if v.ndim > target_ndim:  # extra leading size-1 dims, which the shape rule allowed
+        v = v.reshape(v.shape[v.ndim - target_ndim:])
+    out[full] = v  # as NumPy: with repeated indices the last write wins
     return out
 
 
@@ -240,7 +244,9 @@ def _setitem_vjp(g, out, x, v, *ix, index):
     gv = None
     if v.requires_grad:
         gv = g._getitem(index, *ix)
-        gv = sum_to_shape(gv, tuple(v.shape)) if gv.ndim >= v.ndim else gv.reshape(v.shape)
+        if gv.ndim < v.ndim:  # the value had extra leading size-1 dims
+            gv = gv.reshape((1,) * (v.ndim - gv.ndim) + tuple(gv.shape))
+        gv = sum_to_shape(gv, tuple(v.shape))
     return (gx, gv) + (None,) * len(ix)
 
 

@@ -70,6 +70,9 @@ def _arg_infer(name):
             if 0 in tuple(x.shape):
                 raise ShapeError(f"{name}: the tensor is empty")
             return ((1,) * len(x.shape) if keepdim else ()), np.dtype(np.int64)
+        if not len(x.shape):  # a 0-d tensor: dim 0 or -1 names the tensor itself
+            normalize_axes(name, axis, 0)
+            return (), np.dtype(np.int64)
         (a,) = normalize_axes(name, axis, len(x.shape))
         if len(x.shape) and x.shape[a] == 0:
             raise ShapeError(f"{name}: dimension {a} of shape {tuple(x.shape)} is empty")

@@ -2,11 +2,14 @@
 reshape of reshape, permute of permute, no-op reshape/permute/expand/cast.
 
 A rule looks at one node (whose inputs are already simplified) and returns the node that
-can stand in for it, or None. A rule never changes a value's shape or dtype.
+can stand in for it, or None; it may build new nodes for that, which it lists in
+``ctx.new`` (they are placed before the node they replace). A rule never changes a value's
+shape or dtype.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -26,10 +29,16 @@ def _same_type(a: Node, b: Node) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype
 
 
-def _identity_operand(value: float, commutes: bool) -> Callable[[Node], Node | None]:
+@dataclass
+class Context:
+    users: dict = field(default_factory=dict)  # id(node) -> how many nodes read it
+    new: list = field(default_factory=list)  # nodes a rule built, to place before its result
+
+
+def _identity_operand(value: float, commutes: bool) -> Callable[[Node, Context], Node | None]:
     """``x op c`` (and ``c op x`` when ``commutes``) is ``x`` where ``c`` is all ``value``."""
 
-    def rule(n: Node) -> Node | None:
+    def rule(n: Node, ctx: Context) -> Node | None:
         a, b = n.inputs
         if _const_equal(b, value) and _same_type(a, n):
             return a
@@ -40,17 +49,17 @@ def _identity_operand(value: float, commutes: bool) -> Callable[[Node], Node | N
     return rule
 
 
-def _double_negation(n: Node) -> Node | None:
+def _double_negation(n: Node, ctx: Context) -> Node | None:
     (x,) = n.inputs
     return x.inputs[0] if x.op == "neg" else None
 
 
-def _noop(n: Node) -> Node | None:
+def _noop(n: Node, ctx: Context) -> Node | None:
     (x,) = n.inputs
     return x if _same_type(x, n) else None
 
 
-def _reshape(n: Node) -> Node | None:
+def _reshape(n: Node, ctx: Context) -> Node | None:
     (x,) = n.inputs
     if _same_type(x, n):
         return x
@@ -62,7 +71,7 @@ def _reshape(n: Node) -> Node | None:
     return None
 
 
-def _permute(n: Node) -> Node | None:
+def _permute(n: Node, ctx: Context) -> Node | None:
     (x,) = n.inputs
     dims = n.attrs["dims"]
     if tuple(dims) == tuple(range(len(dims))):
@@ -77,7 +86,7 @@ def _permute(n: Node) -> Node | None:
     return None
 
 
-def _transposed_product(n: Node) -> Node | None:
+def _transposed_product(n: Node, ctx: Context) -> Node | None:
     """``(A @ B).T`` -> ``B.T @ A.T``: the transposes become free views (BLAS reads them
     with a flag) and the result comes out contiguous, instead of a strided view that every
     later elementwise op (an optimizer update of a weight's gradient) walks slowly."""
@@ -85,24 +94,18 @@ def _transposed_product(n: Node) -> Node | None:
     dims = tuple(n.attrs["dims"])
     nd = len(dims)
     swap = tuple(range(nd - 2)) + (nd - 1, nd - 2)
-    if x.op != "matmul" or nd < 2 or dims != swap or _users.get(id(x), 0) != 1:
+    if x.op != "matmul" or nd < 2 or dims != swap or ctx.users.get(id(x), 0) != 1:
         return None
     a, b = x.inputs
     if a.ndim != nd or b.ndim != nd:
         return None
     at = Node("permute", (a,), {"dims": swap}, a.shape[:-2] + (a.shape[-1], a.shape[-2]), a.dtype)
     bt = Node("permute", (b,), {"dims": swap}, b.shape[:-2] + (b.shape[-1], b.shape[-2]), b.dtype)
-    _pending.extend([bt, at])
+    ctx.new.extend([bt, at])
     return Node("matmul", (bt, at), {}, n.shape, n.dtype)
 
 
-# set per run of the pass: how many nodes read each node, and new nodes a rule made that
-# must be placed before the node it returns
-_users: dict[int, int] = {}
-_pending: list[Node] = []
-
-
-RULES: dict[str, list[Callable[[Node], Node | None]]] = {
+RULES: dict[str, list[Callable[[Node, Context], Node | None]]] = {
     "mul": [_identity_operand(1, commutes=True)],
     "add": [_identity_operand(0, commutes=True)],
     "sub": [_identity_operand(0, commutes=False)],
@@ -116,12 +119,12 @@ RULES: dict[str, list[Callable[[Node], Node | None]]] = {
 
 
 def simplify(graph: Graph) -> tuple[Graph, str]:
-    _users.clear()
+    ctx = Context()
     for node in graph.nodes:
         for i in node.inputs:
-            _users[id(i)] = _users.get(id(i), 0) + 1
+            ctx.users[id(i)] = ctx.users.get(id(i), 0) + 1
     for o in graph.outputs:
-        _users[id(o)] = _users.get(id(o), 0) + 1
+        ctx.users[id(o)] = ctx.users.get(id(o), 0) + 1
     replaced: dict[int, Node] = {}
     kept: list[Node] = []
     count = 0
@@ -129,14 +132,14 @@ def simplify(graph: Graph) -> tuple[Graph, str]:
         node.inputs = tuple(replaced.get(id(i), i) for i in node.inputs)
         target = None
         for rule in RULES.get(node.op, ()):
-            target = rule(node)
+            target = rule(node, ctx)
             if target is not None:
                 break
         if target is not None:
             replaced[id(node)] = target
             count += 1
-            kept.extend(_pending)
-            _pending.clear()
+            kept.extend(ctx.new)
+            ctx.new.clear()
             if target.id == -1:  # a new node built by the rule (graph nodes are numbered)
                 kept.append(target)
         else:
