@@ -57,7 +57,11 @@ class GradArray:
         return np.asarray(other.data if hasattr(other, "data") else other)
 
     def _binary(self, name: str, other: Any, reverse: bool) -> "GradArray":
-        x, y = self.data, self._array(other)
+        x = self.data
+        if type(other) is GradArray and other.data.dtype == x.dtype and name not in FLOAT_ONLY:
+            out = P[name].forward(other.data, x) if reverse else P[name].forward(x, other.data)
+            return GradArray(out if type(out) is np.ndarray else np.asarray(out))
+        y = self._array(other)
         if reverse:
             x, y = y, x
         if x.dtype != y.dtype:

@@ -900,8 +900,19 @@ def _make_unary(name: str):
 
 def _make_binary(method_name: str, prim: str, reverse: bool):
     accepted = (Tensor, np.ndarray, list, tuple) + _SCALARS
+    primitive = P[prim]
+    float_only = prim in FLOAT_ONLY
 
     def method(self: Tensor, other: Any) -> Tensor:
+        t = type(other)
+        # The two commonest cases first: another tensor of the same dtype, and a Python
+        # float with a float tensor. Everything else takes the general path.
+        if t is Tensor and other.data.dtype == self.data.dtype and (
+                not float_only or self.data.dtype.kind == "f"):
+            return apply(primitive, other, self) if reverse else apply(primitive, self, other)
+        if t is float and self.data.dtype.kind == "f":
+            c = _constant(other, self.data.dtype)
+            return apply(primitive, c, self) if reverse else apply(primitive, self, c)
         if not isinstance(other, accepted):
             return NotImplemented
         return _binary(prim, self, other, reverse)
