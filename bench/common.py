@@ -16,6 +16,7 @@ from __future__ import annotations
 import gc
 import importlib
 import json
+import math
 import os
 import platform
 import statistics
@@ -25,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 OURS = "tracegrad"
 
@@ -54,6 +55,28 @@ def import_peer(module: str) -> ModuleType | None:
 
 def missing_note(name: str) -> str:
     return f"not installed (pip install {PIP_NAMES.get(name, name)})"
+
+
+def failure(error: Exception, verdict: str = "failed") -> str:
+    """Why a peer is missing from the table when it raised: ``failed: ValueError: ...``."""
+    return f"{verdict}: {type(error).__name__}: {str(error)[:200]}"
+
+
+def guarded(name: str, step: Callable[[int], Any], failed: dict[str, str],
+            verdict: str = "failed") -> Callable[[int], Any]:
+    """A peer's step that records its first exception in ``failed[name]`` instead of raising
+    (an untested peer version is reported, not a crash), and returns None from then on."""
+
+    def run(k: int) -> Any:
+        if name in failed:
+            return None
+        try:
+            return step(k)
+        except Exception as error:
+            failed[name] = failure(error, verdict)
+            return None
+
+    return run
 
 
 # --------------------------------------------------------------------------------------
@@ -129,6 +152,12 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
+def spread(xs: list[float], scale: float = 1.0, unit: str = "") -> str:
+    """``median [min .. max]`` of timings, for the notes: the machine may be busy."""
+    s = sorted(x * scale for x in xs)
+    return f"{statistics.median(s):,.4g} [{s[0]:,.4g} .. {s[-1]:,.4g}]{unit}"
+
+
 def run_deep(fn: Callable[[], Any], depth: int) -> Any:
     """Call ``fn()`` in a thread with a large stack and a recursion limit above ``depth``.
 
@@ -180,6 +209,20 @@ def row(
             "note": note}
 
 
+def result(name: str, title: str, engines: list[str], missing: dict[str, str], rows: list,
+           notes: list[str], extra: list[str] | None = None, targets: list | None = None,
+           details: dict | None = None) -> dict:
+    """A benchmark module's result (see the top of this module); `render` prints it.
+
+    >>> result("demo", "a demo", ["tracegrad"], {}, [row("x", "s", {"tracegrad": 0.1})], [])["name"]
+    'demo'
+    """
+    return {"name": name, "title": title, "engines": engines, "missing": missing,
+            "rows": rows, "notes": notes, "extra": [] if extra is None else extra,
+            "targets": [] if targets is None else targets,
+            "details": {} if details is None else details}
+
+
 def target(name: str, value: float | None, goal: float, higher_is_better: bool,
            unit: str = "") -> dict:
     """A goal from the issue tracker, e.g. speed-up >= 3 or bytes per node <= 200."""
@@ -215,6 +258,37 @@ def format_table(headers: list[str], lines: list[list[str]], right: set[int]) ->
 
     rule = "-+-".join("-" * w for w in widths)
     return "\n".join([cells(headers), rule] + [cells(line) for line in lines])
+
+
+def losses_agree(losses: dict[str, list[float]], rel_tol: float, abs_tol: float = 0.0) -> bool:
+    """Every engine's losses match tracegrad's, step by step, within the tolerances."""
+    ours = losses[OURS]
+    return all(
+        math.isclose(a, b, rel_tol=rel_tol, abs_tol=abs_tol)
+        for name, theirs in losses.items() if name != OURS
+        for a, b in zip(ours, theirs, strict=True)
+    )
+
+
+def loss_table(losses: dict[str, list[float]], warmup: int, *, step: str = "step",
+               column: str = "{} loss", gap: str = "|{} - tracegrad|", decimals: int,
+               shown: Iterable[int] | None = None, total: str | None = None) -> str:
+    """The loss per step (the ``shown`` ones, by default all) and engine, and every peer's
+    distance to tracegrad's; ``total`` labels a last row with the largest distances."""
+    names = list(losses)
+    peers = names[1:]
+    ours = losses[OURS]
+    headers = [step] + [column.format(n) for n in names] + [gap.format(p) for p in peers]
+    lines = []
+    for k in range(len(ours)) if shown is None else shown:
+        line = [f"{k}{' (warm-up)' if k < warmup else ''}"]
+        line += [f"{losses[n][k]:.{decimals}f}" for n in names]
+        line += [f"{abs(losses[p][k] - ours[k]):.1e}" for p in peers]
+        lines.append(line)
+    if total is not None and peers:
+        lines.append([total, *([""] * len(names))] + [
+            f"{max(abs(a - b) for a, b in zip(losses[p], ours)):.1e}" for p in peers])
+    return format_table(headers, lines, set(range(1, len(headers))))
 
 
 def render(result: dict) -> str:
@@ -300,37 +374,3 @@ def write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
 
-
-# --------------------------------------------------------------------------------------
-# Shared workloads
-
-
-def digits() -> tuple[Any, Any]:
-    """scikit-learn's 8x8 digits: X float32 (1797, 64) scaled to [0, 1], y int64 (1797,)."""
-    import numpy as np
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    return (data.data / 16.0).astype(np.float32), data.target.astype(np.int64)
-
-
-def mlp_weights(sizes: list[int], seed: int = 0) -> list[tuple[Any, Any]]:
-    """(weight (out, in), bias (out,)) float32 per layer, drawn as PyTorch's Linear does by
-    default, U(-1/sqrt(in), 1/sqrt(in)), from one seeded generator: every engine of a
-    benchmark starts from these same numbers."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    layers = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
-        bound = 1.0 / n_in**0.5
-        w = rng.uniform(-bound, bound, (n_out, n_in)).astype(np.float32)
-        b = rng.uniform(-bound, bound, (n_out,)).astype(np.float32)
-        layers.append((w, b))
-    return layers
-
-
-def spread(xs: list[float], scale: float = 1.0, unit: str = "") -> str:
-    """``median [min .. max]`` of timings, for the notes: the machine may be busy."""
-    s = sorted(x * scale for x in xs)
-    return f"{statistics.median(s):,.4g} [{s[0]:,.4g} .. {s[-1]:,.4g}]{unit}"

@@ -29,6 +29,7 @@ statement by statement of the generated program, next to the hand-written NumPy 
 from __future__ import annotations
 
 import gc
+import importlib
 import math
 import os
 import statistics
@@ -41,7 +42,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bench import common
+from bench import common, workloads
+from bench.workloads import BATCH, CHAINS, N_OPS, SIZES, X0, C, D, batches, chain
 
 # The issue's goals ("Compiler").
 STEP_GOAL = 1.1  # compiled MLP step at most 1.1x the hand-written NumPy step
@@ -50,19 +52,10 @@ MEMORY_GOAL = 0.6  # compiled GELU+LN peak memory at most 0.6x eager's
 COMPILE_STEP_GOAL = 0.3  # seconds to compile the MLP training step
 COMPILE_CHAIN_GOAL = 1.0  # seconds to compile the 1,000-op chain (forward and backward)
 
-SIZES = [64, 256, 256, 10]
-BATCH = 128
 LR = 0.1
-N_OPS = 1000
 LN_SIZE = 1024
 
 TORCH_COMPILE_LIMIT = 120.0  # seconds the torch.compile probe may take
-
-# The chain's data, as in bench.tensor: c near 1 and d small keep the chain finite.
-X0 = np.array([0.5, -0.3, 0.8, 0.1], dtype=np.float32)
-C = np.array([0.999, 1.001, 0.998, 1.0005], dtype=np.float32)
-D = np.array([0.001, -0.002, 0.003, 0.0005], dtype=np.float32)
-CHAINS = {"mul/add": (2, False), "mul/add/tanh/add": (4, True)}
 
 COMPILED, EAGER, NUMPY, TORCH, TORCH_COMPILE = (
     "tracegrad", "tg eager", "numpy", "torch", "torch.compile")
@@ -85,75 +78,25 @@ def _compile_seconds(fn: Any) -> float:
 # (a) the MLP training step
 
 
-def batches(count: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``count`` batches of BATCH digits, drawn without replacement epoch by epoch."""
-    X, y = common.digits()
-    rng = np.random.default_rng(seed)
-    out: list[tuple] = []
-    while len(out) < count:
-        order = rng.permutation(len(X))
-        for i in range(0, len(X) - BATCH + 1, BATCH):
-            idx = order[i:i + BATCH]
-            out.append((np.ascontiguousarray(X[idx]), np.ascontiguousarray(y[idx])))
-    return out[:count]
-
-
 # A step factory returns (step(k) -> loss, params() -> list of arrays in PyTorch's order).
 StepFactory = Callable[[list, list], tuple[Callable[[int], float], Callable[[], list]]]
 
 
-def _tg_model(weights: list) -> tuple[Any, Any]:
-    import tracegrad as tg
+def _mlp_steps(lib_name: str, compiled: bool) -> StepFactory:
+    """The step factory of ``tracegrad`` or ``torch``, eager or through its ``compile``."""
 
-    layers: list[Any] = []
-    for w, _ in weights:
-        layers += [tg.nn.Linear(w.shape[1], w.shape[0]), tg.nn.ReLU()]
-    model = tg.nn.Sequential(*layers[:-1])
-    state = {}
-    for i, (w, b) in enumerate(weights):
-        state[f"{2 * i}.weight"], state[f"{2 * i}.bias"] = tg.tensor(w), tg.tensor(b)
-    model.load_state_dict(state)
-    return model, tg.optim.SGD(model.parameters(), lr=LR)
+    def factory(weights: list, data: list) -> tuple:
+        lib = importlib.import_module(lib_name)
+        step, model = workloads.sgd_steps(lib, weights, data, LR, compiled)
+        return step, lambda: [p.detach().numpy().copy() for p in model.parameters()]
+
+    return factory
 
 
-def tg_train_step(model: Any, opt: Any) -> Callable:
-    """The training step as a user writes it; ``tg.compile`` takes it unchanged."""
-    import tracegrad as tg
-
-    cross_entropy = tg.nn.functional.cross_entropy
-
-    def train_step(x: Any, y: Any) -> Any:
-        opt.zero_grad()
-        loss = cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return train_step
-
-
-def _mlp_tracegrad(weights: list, data: list, compiled: bool) -> tuple:
-    import tracegrad as tg
-
-    model, opt = _tg_model(weights)
-    step_fn = tg_train_step(model, opt)
-    if compiled:
-        step_fn = tg.compile(step_fn)
-    tensors = [(tg.from_numpy(x), tg.from_numpy(y)) for x, y in data]
-
-    def step(k: int) -> float:
-        return step_fn(*tensors[k]).item()
-
-    step.compiled = step_fn  # type: ignore[attr-defined]
-    return step, lambda: [p.numpy().copy() for p in model.parameters()]
-
-
-def mlp_compiled(weights: list, data: list) -> tuple:
-    return _mlp_tracegrad(weights, data, compiled=True)
-
-
-def mlp_eager(weights: list, data: list) -> tuple:
-    return _mlp_tracegrad(weights, data, compiled=False)
+mlp_compiled = _mlp_steps("tracegrad", compiled=True)
+mlp_eager = _mlp_steps("tracegrad", compiled=False)
+mlp_torch = _mlp_steps("torch", compiled=False)
+mlp_torch_compile = _mlp_steps("torch", compiled=True)
 
 
 def mlp_numpy(weights: list, data: list) -> tuple:
@@ -212,59 +155,6 @@ def mlp_numpy(weights: list, data: list) -> tuple:
     return step, lambda: [p.copy() for p in params]
 
 
-def _torch_model(weights: list) -> tuple[Any, Any]:
-    import torch
-
-    torch.set_num_threads(1)
-    layers: list[Any] = []
-    for w, _ in weights:
-        layers += [torch.nn.Linear(w.shape[1], w.shape[0]), torch.nn.ReLU()]
-    model = torch.nn.Sequential(*layers[:-1])
-    with torch.no_grad():
-        for i, (w, b) in enumerate(weights):
-            model[2 * i].weight.copy_(torch.from_numpy(w))
-            model[2 * i].bias.copy_(torch.from_numpy(b))
-    return model, torch.optim.SGD(model.parameters(), lr=LR)
-
-
-def torch_train_step(model: Any, opt: Any) -> Callable:
-    import torch
-
-    cross_entropy = torch.nn.functional.cross_entropy
-
-    def train_step(x: Any, y: Any) -> Any:
-        opt.zero_grad()
-        loss = cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return train_step
-
-
-def _mlp_torch(weights: list, data: list, compiled: bool) -> tuple:
-    import torch
-
-    model, opt = _torch_model(weights)
-    step_fn = torch_train_step(model, opt)
-    if compiled:
-        step_fn = torch.compile(step_fn)
-    tensors = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in data]
-
-    def step(k: int) -> float:
-        return step_fn(*tensors[k]).item()
-
-    return step, lambda: [p.detach().numpy().copy() for p in model.parameters()]
-
-
-def mlp_torch(weights: list, data: list) -> tuple:
-    return _mlp_torch(weights, data, compiled=False)
-
-
-def mlp_torch_compile(weights: list, data: list) -> tuple:
-    return _mlp_torch(weights, data, compiled=True)
-
-
 MLP_IMPLS: dict[str, StepFactory] = {
     COMPILED: mlp_compiled, EAGER: mlp_eager, NUMPY: mlp_numpy, TORCH: mlp_torch,
     TORCH_COMPILE: mlp_torch_compile,
@@ -274,7 +164,7 @@ MLP_IMPLS: dict[str, StepFactory] = {
 def _torch_compile_probe() -> None:
     """Run in a subprocess by `probe_torch_compile`: compile and run the step twice."""
     data = batches(3)
-    step, _ = mlp_torch_compile(common.mlp_weights(SIZES, seed=0), data)
+    step, _ = mlp_torch_compile(workloads.mlp_weights(SIZES, seed=0), data)
     for k in range(3):
         loss = step(k)
     assert math.isfinite(loss)
@@ -298,26 +188,15 @@ def probe_torch_compile() -> str | None:
     return None
 
 
-def _guarded(name: str, step: Callable[[int], Any], failed: dict[str, str]) -> Callable:
-    def run(k: int) -> Any:
-        if name in failed:
-            return None
-        try:
-            return step(k)
-        except Exception as error:  # an untested peer version: report, don't crash
-            failed[name] = f"unavailable: {type(error).__name__}: {str(error)[:200]}"
-            return None
-
-    return run
-
-
 def bench_mlp(names: list[str], warmup: int, repeats: int, failed: dict[str, str]) -> dict:
-    weights = common.mlp_weights(SIZES, seed=0)
+    weights = workloads.mlp_weights(SIZES, seed=0)
     data = batches(warmup + repeats, seed=0)
     steps, params = {}, {}
     for name in names:
         step, get_params = MLP_IMPLS[name](weights, data)
-        steps[name] = _guarded(name, step, failed) if name == TORCH_COMPILE else step
+        if name == TORCH_COMPILE:
+            step = common.guarded(name, step, failed, verdict="unavailable")
+        steps[name] = step
         params[name] = get_params
     first_seconds: dict[str, float] = {}
 
@@ -343,12 +222,13 @@ def compile_times_mlp(repeats: int) -> dict[str, list[float]]:
     """Compile the step ``repeats`` times afresh (new model, new `tg.compile`)."""
     import tracegrad as tg
 
-    weights = common.mlp_weights(SIZES, seed=1)
+    weights = workloads.mlp_weights(SIZES, seed=1)
     data = batches(5, seed=1)
     tensors = [(tg.from_numpy(x), tg.from_numpy(y)) for x, y in data]
     out: dict[str, list[float]] = {"compile": [], "call minus normal call": []}
     for _ in range(repeats):
-        fn = tg.compile(tg_train_step(*_tg_model(weights)))
+        model = workloads.mlp_model(tg, weights)
+        fn = tg.compile(workloads.train_step(tg, model, tg.optim.SGD(model.parameters(), lr=LR)))
         fn(*tensors[0])  # eager
         t0 = time.perf_counter()
         fn(*tensors[1])  # traces, optimizes, generates, runs
@@ -373,19 +253,12 @@ def chain_fn(reps: int, tanh: bool) -> Callable:
 
     c, d = tg.tensor(C), tg.tensor(D)
 
-    def chain(x: Any) -> tuple:
-        y = x
-        if tanh:
-            for _ in range(reps):
-                y = (y * c + d).tanh() + d
-        else:
-            for _ in range(reps):
-                y = y * c + d
-        loss = y.sum()
+    def chain_and_grad(x: Any) -> tuple:
+        loss = chain(x, c, d, reps, tanh).sum()
         loss.backward()
         return loss, x.grad
 
-    return chain
+    return chain_and_grad
 
 
 def bench_chain(reps: int, tanh: bool, warmup: int, repeats: int,
@@ -635,30 +508,22 @@ def run(quick: bool = False) -> dict[str, Any]:
     details["compile_mlp"] = ct
 
     measured = [name for name in names if name not in failed]
-    return {
-        "name": "compile",
-        "title": "compiler: tg.compile vs tracegrad eager, hand-written NumPy and PyTorch",
-        "engines": measured,
-        "missing": missing,
-        "rows": rows,
-        "notes": notes,
-        "extra": extra,
-        "targets": [
-            common.target("compiled MLP step, multiple of hand-written NumPy", step_ratio,
-                          STEP_GOAL, higher_is_better=False, unit="x"),
-            *(common.target(f"chain {label}: compiled speed-up over eager", s, CHAIN_GOAL,
-                            higher_is_better=True, unit="x")
-              for label, s in chain_speedup.items()),
-            common.target("GELU+layer norm: compiled peak memory / eager's", memory_ratio,
-                          MEMORY_GOAL, higher_is_better=False, unit="x"),
-            common.target("compile time, MLP training step", step_compile,
-                          COMPILE_STEP_GOAL, higher_is_better=False, unit=" s"),
-            *(common.target(f"compile time, chain {label}", s, COMPILE_CHAIN_GOAL,
-                            higher_is_better=False, unit=" s")
-              for label, s in chain_compile.items()),
-        ],
-        "details": details,
-    }
+    targets = [
+        common.target("compiled MLP step, multiple of hand-written NumPy", step_ratio,
+                      STEP_GOAL, higher_is_better=False, unit="x"),
+        *(common.target(f"chain {label}: compiled speed-up over eager", s, CHAIN_GOAL,
+                        higher_is_better=True, unit="x")
+          for label, s in chain_speedup.items()),
+        common.target("GELU+layer norm: compiled peak memory / eager's", memory_ratio,
+                      MEMORY_GOAL, higher_is_better=False, unit="x"),
+        common.target("compile time, MLP training step", step_compile,
+                      COMPILE_STEP_GOAL, higher_is_better=False, unit=" s"),
+        *(common.target(f"compile time, chain {label}", s, COMPILE_CHAIN_GOAL,
+                        higher_is_better=False, unit=" s")
+          for label, s in chain_compile.items()),
+    ]
+    title = "compiler: tg.compile vs tracegrad eager, hand-written NumPy and PyTorch"
+    return common.result("compile", title, measured, missing, rows, notes, extra, targets, details)
 
 
 # --------------------------------------------------------------------------------------
@@ -672,7 +537,7 @@ def profile_mlp(calls: int = 200) -> str:
 
     import tracegrad as tg
 
-    weights = common.mlp_weights(SIZES, seed=0)
+    weights = workloads.mlp_weights(SIZES, seed=0)
     data = batches(3, seed=0)
     step, _ = mlp_compiled(weights, data)
     for k in range(3):

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import gc
-import math
 import random
 import tracemalloc
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ from bench import common
 # The issue's goals.
 SPEEDUP_GOAL = 3.0  # tracegrad's moons step at least 3x faster than micrograd's
 BYTES_GOAL = 200.0  # at most 200 bytes per node of a long chain, gradients included
+
+LOSS_RTOL, LOSS_ATOL = 1e-9, 1e-12  # the same float64 arithmetic in the same order
 
 
 @dataclass
@@ -191,7 +192,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             speedup = med["micrograd"] / med["tracegrad"]
         extra.append(loss_table(m["losses"], warmup))
         details["moons"] = m
-        details["moons"]["losses_agree"] = losses_agree(m["losses"])
+        details["moons"]["losses_agree"] = common.losses_agree(m["losses"], LOSS_RTOL, LOSS_ATOL)
 
     mem = {e.name: chain_memory(e, n) for e in found}
     details["chain"] = mem
@@ -210,46 +211,20 @@ def run(quick: bool = False) -> dict[str, Any]:
     )
     bytes_per_node = mem["tracegrad"]["backward"] / mem["tracegrad"]["nodes"]
 
-    return {
-        "name": "scalar",
-        "title": "scalar engine: tracegrad.Value vs micrograd.engine.Value",
-        "engines": names,
-        "missing": missing,
-        "rows": rows,
-        "notes": notes,
-        "extra": extra,
-        "targets": [
-            common.target("moons step speed-up over micrograd", speedup, SPEEDUP_GOAL,
-                          higher_is_better=True, unit="x"),
-            common.target("tracegrad bytes/node after backward", bytes_per_node, BYTES_GOAL,
-                          higher_is_better=False, unit=" B"),
-        ],
-        "details": details,
-    }
-
-
-def losses_agree(losses: dict[str, list[float]]) -> bool:
-    ours = losses["tracegrad"]
-    return all(
-        math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-        for name, theirs in losses.items() if name != "tracegrad"
-        for a, b in zip(ours, theirs, strict=True)
-    )
+    targets = [
+        common.target("moons step speed-up over micrograd", speedup, SPEEDUP_GOAL,
+                      higher_is_better=True, unit="x"),
+        common.target("tracegrad bytes/node after backward", bytes_per_node, BYTES_GOAL,
+                      higher_is_better=False, unit=" B"),
+    ]
+    return common.result("scalar", "scalar engine: tracegrad.Value vs micrograd.engine.Value",
+                         names, missing, rows, notes, extra, targets, details)
 
 
 def loss_table(losses: dict[str, list[float]], warmup: int) -> str:
     """The loss of every step, per engine, and the largest difference to tracegrad's."""
-    names = list(losses)
-    peers = names[1:]
-    headers = ["step"] + [f"{n} loss" for n in names] + [f"|{p} - tracegrad|" for p in peers]
-    lines = []
-    for k, ours in enumerate(losses["tracegrad"]):
-        line = [f"{k}{' (warm-up)' if k < warmup else ''}"]
-        line += [f"{losses[n][k]:.15f}" for n in names]
-        line += [f"{abs(losses[p][k] - ours):.1e}" for p in peers]
-        lines.append(line)
-    table = common.format_table(headers, lines, set(range(1, len(headers))))
-    if not peers:
+    table = common.loss_table(losses, warmup, decimals=15)
+    if len(losses) == 1:
         return "moons losses:\n" + table
-    verdict = "agree" if losses_agree(losses) else "DISAGREE"
+    verdict = "agree" if common.losses_agree(losses, LOSS_RTOL, LOSS_ATOL) else "DISAGREE"
     return f"moons losses ({verdict}, rel. tolerance 1e-9):\n" + table

@@ -10,9 +10,9 @@
     micrograd runs 4 scalar ``Value``\\s instead of one (4,) tensor (it has no tanh, so only
     the mul/add chain). Reported: microseconds per op (total / 1,000) and multiples of NumPy.
 (b) **MLP training step.** 64-256-256-10, ReLU, cross-entropy, on scikit-learn's digits
-    (scaled to [0, 1]), batch 128, float32, plain SGD (lr 0.1). One step is forward, loss,
-    zero_grad, backward and update. Every engine starts from the same weights
-    (`common.mlp_weights`) and sees the same batches, so they must report the same loss at
+    (scaled to [0, 1]), batch 128, float32, plain SGD (lr 0.1). One step is zero_grad,
+    forward, loss, backward and update. Every engine starts from the same weights
+    (`workloads.mlp_weights`) and sees the same batches, so they must report the same loss at
     every step (checked and printed). NumPy is the step written by hand, the way a careful
     person writes it (BLAS matmuls, the softmax/cross-entropy gradient in closed form, in-place
     updates). PyTorch runs with ``torch.set_num_threads(1)``.
@@ -23,31 +23,20 @@ optional peer that raises is reported as failed, not a crash.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from typing import Any, Callable
 
 import numpy as np
 
-from bench import common
+from bench import common, workloads
+from bench.workloads import BATCH, CHAINS, N_OPS, SIZES, X0, C, D, chain
 
 # The issue's goals ("Tensor engine").
 PER_OP_GOAL = 5.0  # tracegrad's 1,000-op chain at most 5x the hand-written NumPy
 STEP_GOAL = 1.3  # tracegrad's MLP training step at most 1.3x the hand-written NumPy step
 
-N_OPS = 1000
-SIZES = [64, 256, 256, 10]
-BATCH = 128
 LR = 0.1
-
-# The chain's data: c near 1 and d small keep 500 steps finite and the gradient O(1).
-X0 = np.array([0.5, -0.3, 0.8, 0.1], dtype=np.float32)
-C = np.array([0.999, 1.001, 0.998, 1.0005], dtype=np.float32)
-D = np.array([0.001, -0.002, 0.003, 0.0005], dtype=np.float32)
-
-# name -> (ops per repetition, uses tanh)
-CHAINS = {"mul/add": (2, False), "mul/add/tanh/add": (4, True)}
 
 OPTIONAL = ("autograd", "jax", "tinygrad")
 
@@ -68,19 +57,24 @@ def peers() -> tuple[dict[str, Any], dict[str, str]]:
     return found, missing
 
 
-def _guarded(name: str, step: Callable[[int], Any], failed: dict[str, str]) -> Callable:
-    """An optional peer's step that records its first exception instead of raising."""
-
-    def run(k: int) -> Any:
-        if name in failed:
-            return None
+def make_steps(impls: dict[str, Callable], names: list[str], failed: dict[str, str],
+               *args: Any) -> dict[str, Callable[[int], Any]]:
+    """``impls[name](*args)`` for every engine that has one (and does not return None). An
+    optional peer that raises, now or in a later step, is recorded in ``failed``."""
+    steps = {}
+    for name in names:
+        if name not in impls:
+            continue
         try:
-            return step(k)
-        except Exception as error:  # an untested peer version: report, don't crash
-            failed[name] = f"failed: {type(error).__name__}: {str(error)[:200]}"
-            return None
-
-    return run
+            step = impls[name](*args)
+        except Exception as error:
+            if name not in OPTIONAL:
+                raise
+            failed[name] = common.failure(error)
+            continue
+        if step is not None:
+            steps[name] = common.guarded(name, step, failed) if name in OPTIONAL else step
+    return steps
 
 
 # --------------------------------------------------------------------------------------
@@ -88,27 +82,9 @@ def _guarded(name: str, step: Callable[[int], Any], failed: dict[str, str]) -> C
 
 
 def chain_tracegrad(reps: int, tanh: bool) -> ChainStep:
-    import tracegrad as tg
+    import tracegrad
 
-    c, d = tg.tensor(C), tg.tensor(D)
-
-    def step(k: int) -> tuple:
-        t0 = time.perf_counter()
-        x = tg.tensor(X0, requires_grad=True)
-        y = x
-        if tanh:
-            for _ in range(reps):
-                y = (y * c + d).tanh() + d
-        else:
-            for _ in range(reps):
-                y = y * c + d
-        loss = y.sum()
-        t1 = time.perf_counter()
-        loss.backward()
-        t2 = time.perf_counter()
-        return t1 - t0, t2 - t1, x.grad.numpy()
-
-    return step
+    return workloads.eager_chain_step(tracegrad, reps, tanh)
 
 
 def chain_numpy(reps: int, tanh: bool) -> ChainStep:
@@ -146,25 +122,7 @@ def chain_numpy(reps: int, tanh: bool) -> ChainStep:
 def chain_torch(reps: int, tanh: bool) -> ChainStep:
     import torch
 
-    c, d = torch.from_numpy(C.copy()), torch.from_numpy(D.copy())
-
-    def step(k: int) -> tuple:
-        t0 = time.perf_counter()
-        x = torch.tensor(X0, requires_grad=True)
-        y = x
-        if tanh:
-            for _ in range(reps):
-                y = (y * c + d).tanh() + d
-        else:
-            for _ in range(reps):
-                y = y * c + d
-        loss = y.sum()
-        t1 = time.perf_counter()
-        loss.backward()
-        t2 = time.perf_counter()
-        return t1 - t0, t2 - t1, x.grad.numpy()
-
-    return step
+    return workloads.eager_chain_step(torch, reps, tanh)
 
 
 def chain_micrograd(reps: int, tanh: bool) -> ChainStep | None:
@@ -199,17 +157,7 @@ def chain_autograd(reps: int, tanh: bool) -> ChainStep:
     import autograd
     import autograd.numpy as anp
 
-    def f(x: Any) -> Any:
-        y = x
-        if tanh:
-            for _ in range(reps):
-                y = anp.tanh(y * C + D) + D
-        else:
-            for _ in range(reps):
-                y = y * C + D
-        return anp.sum(y)
-
-    grad_f = autograd.grad(f)
+    grad_f = autograd.grad(lambda x: anp.sum(chain(x, C, D, reps, tanh, anp.tanh)))
 
     def step(k: int) -> tuple:
         return None, None, np.asarray(grad_f(X0.copy()))
@@ -222,18 +170,8 @@ def chain_jax(reps: int, tanh: bool) -> ChainStep:
     import jax.numpy as jnp
 
     c, d = jnp.asarray(C), jnp.asarray(D)
-
-    def f(x: Any) -> Any:
-        y = x
-        if tanh:
-            for _ in range(reps):
-                y = jnp.tanh(y * c + d) + d
-        else:
-            for _ in range(reps):
-                y = y * c + d
-        return jnp.sum(y)
-
-    grad_f = jax.grad(f)  # eager: no jit, every op dispatched one by one
+    # eager: no jit, every op dispatched one by one
+    grad_f = jax.grad(lambda x: jnp.sum(chain(x, c, d, reps, tanh, jnp.tanh)))
 
     def step(k: int) -> tuple:
         g = grad_f(jnp.asarray(X0))
@@ -249,14 +187,7 @@ def chain_tinygrad(reps: int, tanh: bool) -> ChainStep:
 
     def step(k: int) -> tuple:
         x = Tensor(X0.copy(), requires_grad=True)
-        y = x
-        if tanh:
-            for _ in range(reps):
-                y = (y * c + d).tanh() + d
-        else:
-            for _ in range(reps):
-                y = y * c + d
-        y.sum().backward()
+        chain(x, c, d, reps, tanh).sum().backward()
         return None, None, x.grad.numpy()
 
     return step
@@ -271,19 +202,7 @@ CHAIN_IMPLS = {
 
 def bench_chain(names: list[str], reps: int, tanh: bool, warmup: int, repeats: int,
                 failed: dict[str, str]) -> dict[str, Any]:
-    steps = {}
-    for name in names:
-        if name in OPTIONAL:
-            try:
-                step = CHAIN_IMPLS[name](reps, tanh)
-            except Exception as error:
-                failed[name] = f"failed: {type(error).__name__}: {str(error)[:200]}"
-                continue
-            steps[name] = _guarded(name, step, failed)
-        else:
-            step = CHAIN_IMPLS[name](reps, tanh)
-            if step is not None:
-                steps[name] = step
+    steps = make_steps(CHAIN_IMPLS, names, failed, reps, tanh)
     timings = common.interleaved(steps, warmup, repeats)
     out: dict[str, Any] = {}
     for name, t in timings.items():
@@ -306,42 +225,10 @@ def bench_chain(names: list[str], reps: int, tanh: bool, warmup: int, repeats: i
 # (b) the MLP training step, one function per engine
 
 
-def batches(X: np.ndarray, y: np.ndarray, count: int, seed: int = 0) -> list[tuple]:
-    """``count`` batches of BATCH rows, drawn without replacement epoch by epoch."""
-    rng = np.random.default_rng(seed)
-    out: list[tuple] = []
-    while len(out) < count:
-        order = rng.permutation(len(X))
-        for i in range(0, len(X) - BATCH + 1, BATCH):
-            idx = order[i:i + BATCH]
-            out.append((np.ascontiguousarray(X[idx]), np.ascontiguousarray(y[idx])))
-    return out[:count]
-
-
 def mlp_tracegrad(weights: list, data: list) -> Callable[[int], float]:
-    import tracegrad as tg
+    import tracegrad
 
-    layers: list[Any] = []
-    for w, _ in weights:
-        layers += [tg.nn.Linear(w.shape[1], w.shape[0]), tg.nn.ReLU()]
-    model = tg.nn.Sequential(*layers[:-1])
-    state = {}
-    for i, (w, b) in enumerate(weights):
-        state[f"{2 * i}.weight"], state[f"{2 * i}.bias"] = tg.tensor(w), tg.tensor(b)
-    model.load_state_dict(state)
-    opt = tg.optim.SGD(model.parameters(), lr=LR)
-    cross_entropy = tg.nn.functional.cross_entropy
-    batches = [(tg.from_numpy(x), tg.from_numpy(y)) for x, y in data]
-
-    def step(k: int) -> float:
-        x, y = batches[k]
-        loss = cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    return step
+    return workloads.sgd_steps(tracegrad, weights, data, LR)[0]
 
 
 def mlp_numpy(weights: list, data: list) -> Callable[[int], float]:
@@ -389,28 +276,7 @@ def mlp_numpy(weights: list, data: list) -> Callable[[int], float]:
 def mlp_torch(weights: list, data: list) -> Callable[[int], float]:
     import torch
 
-    torch.set_num_threads(1)
-    layers: list[Any] = []
-    for w, _ in weights:
-        layers += [torch.nn.Linear(w.shape[1], w.shape[0]), torch.nn.ReLU()]
-    model = torch.nn.Sequential(*layers[:-1])
-    with torch.no_grad():
-        for i, (w, b) in enumerate(weights):
-            model[2 * i].weight.copy_(torch.from_numpy(w))
-            model[2 * i].bias.copy_(torch.from_numpy(b))
-    opt = torch.optim.SGD(model.parameters(), lr=LR)
-    cross_entropy = torch.nn.functional.cross_entropy
-    batches = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in data]
-
-    def step(k: int) -> float:
-        x, y = batches[k]
-        loss = cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    return step
+    return workloads.sgd_steps(torch, weights, data, LR)[0]
 
 
 def _functional_mlp(xp: Any, params: list, x: Any, y: Any) -> Any:
@@ -426,12 +292,9 @@ def _functional_mlp(xp: Any, params: list, x: Any, y: Any) -> Any:
     return -xp.sum(logp * onehot) / x.shape[0]
 
 
-def mlp_autograd(weights: list, data: list) -> Callable[[int], float]:
-    import autograd
-    import autograd.numpy as anp
-
-    params = [(w.copy(), b.copy()) for w, b in weights]
-    value_and_grad = autograd.value_and_grad(lambda p, x, y: _functional_mlp(anp, p, x, y))
+def _functional_sgd(value_and_grad: Callable, params: list, data: list) -> Callable:
+    """SGD steps for the functional peers: ``value_and_grad(params, x, y)`` of `_functional_mlp`
+    and new parameters from every step."""
 
     def step(k: int) -> float:
         nonlocal params
@@ -443,22 +306,22 @@ def mlp_autograd(weights: list, data: list) -> Callable[[int], float]:
     return step
 
 
+def mlp_autograd(weights: list, data: list) -> Callable[[int], float]:
+    import autograd
+    import autograd.numpy as anp
+
+    value_and_grad = autograd.value_and_grad(lambda p, x, y: _functional_mlp(anp, p, x, y))
+    return _functional_sgd(value_and_grad, [(w.copy(), b.copy()) for w, b in weights], data)
+
+
 def mlp_jax(weights: list, data: list) -> Callable[[int], float]:
     import jax
     import jax.numpy as jnp
 
-    params = [(jnp.asarray(w), jnp.asarray(b)) for w, b in weights]
     value_and_grad = jax.value_and_grad(lambda p, x, y: _functional_mlp(jnp, p, x, y))
-    batches = [(jnp.asarray(x), np.asarray(y)) for x, y in data]
-
-    def step(k: int) -> float:
-        nonlocal params
-        x, y = batches[k]
-        loss, grads = value_and_grad(params, x, y)
-        params = [(w - LR * gw, b - LR * gb) for (w, b), (gw, gb) in zip(params, grads)]
-        return float(loss)
-
-    return step
+    return _functional_sgd(value_and_grad,
+                           [(jnp.asarray(w), jnp.asarray(b)) for w, b in weights],
+                           [(jnp.asarray(x), np.asarray(y)) for x, y in data])
 
 
 def mlp_tinygrad(weights: list, data: list) -> Callable[[int], float]:
@@ -495,22 +358,9 @@ MLP_IMPLS = {
 
 def bench_mlp(names: list[str], warmup: int, repeats: int,
               failed: dict[str, str]) -> dict[str, Any]:
-    X, y = common.digits()
-    weights = common.mlp_weights(SIZES, seed=0)
-    data = batches(X, y, warmup + repeats, seed=0)
-    steps = {}
-    for name in names:
-        if name not in MLP_IMPLS:
-            continue
-        if name in OPTIONAL:
-            try:
-                step = MLP_IMPLS[name](weights, data)
-            except Exception as error:
-                failed[name] = f"failed: {type(error).__name__}: {str(error)[:200]}"
-                continue
-            steps[name] = _guarded(name, step, failed)
-        else:
-            steps[name] = MLP_IMPLS[name](weights, data)
+    weights = workloads.mlp_weights(SIZES, seed=0)
+    data = workloads.batches(warmup + repeats, seed=0)
+    steps = make_steps(MLP_IMPLS, names, failed, weights, data)
     timings = common.interleaved(steps, warmup, repeats)
     timings = {n: t for n, t in timings.items() if n not in failed}
     losses = {name: t.pop("outputs") for name, t in timings.items()}
@@ -608,62 +458,32 @@ def run(quick: bool = False) -> dict[str, Any]:
             "one BLAS thread, torch.set_num_threads(1); same initial weights and batches"
         )
         extra.append(loss_table(m["losses"], mlp_warmup))
-        m["losses_agree"] = losses_agree(m["losses"])
+        m["losses_agree"] = common.losses_agree(m["losses"], LOSS_RTOL)
         details["mlp"] = m
 
     for name, why in failed.items():
         missing[name] = why
     measured = [n for n in names if any(r["values"].get(n) is not None for r in rows)]
-    return {
-        "name": "tensor",
-        "title": "tensor engine: tracegrad.Tensor eager vs hand-written NumPy and peers",
-        "engines": measured,
-        "missing": missing,
-        "rows": rows,
-        "notes": notes,
-        "extra": extra,
-        "targets": [
-            *(common.target(f"chain {label} fwd+bwd, multiple of NumPy", ratio, PER_OP_GOAL,
-                            higher_is_better=False, unit="x")
-              for label, ratio in chain_ratio.items()),
-            common.target("MLP step, multiple of NumPy", step_ratio, STEP_GOAL,
-                          higher_is_better=False, unit="x"),
-        ],
-        "details": details,
-    }
+    targets = [
+        *(common.target(f"chain {label} fwd+bwd, multiple of NumPy", ratio, PER_OP_GOAL,
+                        higher_is_better=False, unit="x")
+          for label, ratio in chain_ratio.items()),
+        common.target("MLP step, multiple of NumPy", step_ratio, STEP_GOAL,
+                      higher_is_better=False, unit="x"),
+    ]
+    title = "tensor engine: tracegrad.Tensor eager vs hand-written NumPy and peers"
+    return common.result("tensor", title, measured, missing, rows, notes, extra, targets, details)
 
 
 LOSS_RTOL = 1e-4  # float32, a few dozen SGD steps apart from the same start
 
 
-def losses_agree(losses: dict[str, list[float]]) -> bool:
-    ours = losses["tracegrad"]
-    return all(
-        math.isclose(a, b, rel_tol=LOSS_RTOL)
-        for name, theirs in losses.items() if name != "tracegrad"
-        for a, b in zip(ours, theirs, strict=True)
-    )
-
-
 def loss_table(losses: dict[str, list[float]], warmup: int) -> str:
     """Loss per step and engine (the first steps and the last), and the largest gap."""
-    names = list(losses)
-    peers_ = names[1:]
     n = len(losses["tracegrad"])
-    shown = list(range(n)) if n <= 6 else [0, 1, 2, n - 2, n - 1]
-    headers = ["step"] + [f"{name} loss" for name in names] + [
-        f"max |{p} - tracegrad|" for p in peers_]
-    lines = []
-    for k in shown:
-        line = [f"{k}{' (warm-up)' if k < warmup else ''}"]
-        line += [f"{losses[name][k]:.7f}" for name in names]
-        line += [f"{abs(losses[p][k] - losses['tracegrad'][k]):.1e}" for p in peers_]
-        lines.append(line)
-    worst = ["all steps", *([""] * len(names))] + [
-        f"{max(abs(a - b) for a, b in zip(losses[p], losses['tracegrad'])):.1e}"
-        for p in peers_]
-    lines.append(worst)
-    table = common.format_table(headers, lines, set(range(1, len(headers))))
-    verdict = "agree" if losses_agree(losses) else "DISAGREE"
+    table = common.loss_table(losses, warmup, gap="max |{} - tracegrad|", decimals=7,
+                              shown=range(n) if n <= 6 else [0, 1, 2, n - 2, n - 1],
+                              total="all steps")
+    verdict = "agree" if common.losses_agree(losses, LOSS_RTOL) else "DISAGREE"
     return (f"MLP step losses ({verdict}, rel. tolerance {LOSS_RTOL:g}; "
             f"{n} steps on the same batches):\n" + table)

@@ -15,14 +15,13 @@ too); read it there. Needs the demo extras: pip install "tracegrad[demo]".
 
 from __future__ import annotations
 
-import argparse
 from typing import Sequence
 
 from tracegrad.demo import (
     DIGITS_MLP_EPOCHS,
     DIGITS_MLP_QUICK_EPOCHS,
     TrainRun,
-    plot_training,
+    digits_main,
     train_digits_mlp,
 )
 
@@ -33,24 +32,10 @@ def train(epochs: int = DIGITS_MLP_EPOCHS, seed: int = 0, progress: bool = False
 
 
 def main(argv: Sequence[str] | None = None) -> TrainRun:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help=f"{DIGITS_MLP_QUICK_EPOCHS} epochs instead of {DIGITS_MLP_EPOCHS}")
-    parser.add_argument("--epochs", type=int, help="epochs (overrides --quick)")
-    parser.add_argument("--seed", type=int, default=0, help="weights and batches (default: 0)")
-    parser.add_argument("--out", default="digits_mlp_loss.png",
-                        help="the loss-curve PNG (default: %(default)s)")
-    args = parser.parse_args(argv)
-    epochs = args.epochs if args.epochs is not None else (
-        DIGITS_MLP_QUICK_EPOCHS if args.quick else DIGITS_MLP_EPOCHS)
-    if epochs < 1:
-        parser.error(f"--epochs must be at least 1, got {epochs}")
-
-    run = train(epochs, args.seed, progress=True)
-    print(f"after {epochs} epochs ({run.seconds:.1f} s): test accuracy {run.test_accuracy:.2%}, "
-          f"training accuracy {run.train_accuracy:.2%}")
-    print(f"wrote {plot_training(run, args.out, 'digits, MLP 64-256-256-10')}")
-    return run
+    """Train and plot as the command line says: ``--quick``, ``--epochs``, ``--seed``, ``--out``."""
+    return digits_main(argv, train, description=__doc__.split("\n\n")[0],
+                       epochs=DIGITS_MLP_EPOCHS, quick_epochs=DIGITS_MLP_QUICK_EPOCHS,
+                       out="digits_mlp_loss.png", title="digits, MLP 64-256-256-10")
 
 
 if __name__ == "__main__":
