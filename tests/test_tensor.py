@@ -401,12 +401,6 @@ def _torch_repr(t) -> str:
     return re.sub(r"Backward\d+", "Backward", repr(t).replace("torch.", ""))
 
 
-_PAD_BUG = pytest.mark.xfail(strict=True, reason=(
-    "BUG (cosmetic): repr does not pad the elements to a common width as torch does: "
-    "tg.tensor([-1.5, 2.0]) prints 'tensor([-1.5000, 2.0000])', torch "
-    "'tensor([-1.5000,  2.0000])'; tg.tensor([1.2345678, 100.0]) prints "
-    "'tensor([1.2346, 100.0000])', torch 'tensor([  1.2346, 100.0000])'"))
-
 REPR_CASES = [
     ([1.0, 2.0], {}),
     ([1.5, 2.25], {}),
@@ -414,9 +408,9 @@ REPR_CASES = [
     (3.5, {}),
     (2.0, {}),
     ([1, 2], {}),
-    pytest.param([-1.5, 2.0], {}, marks=_PAD_BUG),
+    ([-1.5, 2.0], {}),
     ([0.1, 0.2, 0.3], {}),
-    pytest.param([1.2345678, 100.0], {}, marks=_PAD_BUG),
+    ([1.2345678, 100.0], {}),
     ([1.0, 2.0], {"requires_grad": True}),
     ([1.0, 2.0], {"dtype": "float64"}),
     ([1, 2], {"dtype": "int32"}),

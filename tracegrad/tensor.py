@@ -854,9 +854,12 @@ class Tensor:
 
     def __repr__(self) -> str:
         data = self.data
-        finite = data[np.isfinite(data)] if data.dtype.kind == "f" else data
+        finite = (data[np.isfinite(data)].astype(np.float64) if data.dtype.kind == "f"
+                  else data)
         integral = data.dtype.kind != "f" or bool(np.all(finite == np.round(finite)))
-        formatter = {"bool": lambda b: "True" if b else "False"}
+        formatter: dict = {}
+        if data.dtype.kind == "b":
+            formatter["bool"] = lambda b: "True" if b else "False"
         if data.dtype.kind == "f":
             big = finite.size and (np.abs(finite).max() >= 1e8 or (
                 np.abs(finite).max() / max(np.abs(finite[finite != 0]).min(initial=np.inf),
@@ -867,8 +870,14 @@ class Tensor:
                 formatter["float_kind"] = lambda v: f"{v:.0f}." if np.isfinite(v) else f"{v}"
             else:
                 formatter["float_kind"] = lambda v: f"{v:.4f}" if np.isfinite(v) else f"{v}"
-        body = np.array2string(data, separator=", ", prefix="tensor(", threshold=200,
-                               edgeitems=3, formatter=formatter)
+        for kind, fmt in list(formatter.items()):  # pad to one width, as PyTorch prints
+            if 0 < data.size <= 1000:
+                shown = finite.flat if kind == "float_kind" and finite.size else data.flat
+                width = max(len(fmt(v)) for v in shown)
+                formatter[kind] = lambda v, fmt=fmt, width=width: fmt(v).rjust(width)
+        with np.errstate(all="ignore"):
+            body = np.array2string(data, separator=", ", prefix="tensor(", threshold=200,
+                                   edgeitems=3, formatter=formatter)
         extras = []
         if self.data.dtype not in (dtypes.default_float, dtypes.default_int, dtypes.bool_) or (
             self.data.size == 0
