@@ -21,16 +21,14 @@ $(VENV)/.demo: pyproject.toml | $(PY)
 	$(PIP) install -e ".[demo,viz,io]"
 	@touch $@
 
-$(VENV)/.bench: $(VENV)/.dev
-	@touch $@  # the dev extra already has micrograd, the peer of the scalar benchmark
-
 demo: $(VENV)/.demo
 	$(VENV)/bin/tracegrad demo
 
 test: $(VENV)/.dev
 	$(PY) -m pytest -q -n 2
 
-bench: $(VENV)/.bench
+# The dev extra includes micrograd, the scalar benchmark's peer; PyTorch is used when present.
+bench: $(VENV)/.dev
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m bench
 
 lint: $(VENV)/.dev
