@@ -176,7 +176,9 @@ class Program:
         plan = self.graph.memory_plan
         steps = node.value
         reduce_last = steps[-1].op in ("sum", "max", "min")
-        if reduce_last:
+        # With a scratch buffer the chain runs there and only the last step writes `out`
+        # (a trailing reduction, or an update written over its own input).
+        if id(node) in plan.scratch_of:
             first = steps[0]
             buf = self._buffer(plan.scratch_of[id(node)], first.shape, first.dtype)
         else:
@@ -191,11 +193,12 @@ class Program:
                     refs.append(f"v{ref.id}")
                 else:
                     refs.append(self._name("c", ref))
-            if reduce_last and k == len(steps) - 1:
+            last = k == len(steps) - 1
+            if reduce_last and last:
                 lines.append(f"{REDUCE[step.op]}({buf}, axis={step.attrs['axes']!r}, "
                              f"keepdims={step.attrs['keepdim']!r}, out={out})")
             else:
-                lines.extend(_elementwise_into(step.op, refs, buf))
+                lines.extend(_elementwise_into(step.op, refs, out if last else buf))
         return lines
 
     def owns(self, k: int) -> bool:

@@ -61,6 +61,21 @@ def _may_overwrite(node: Node, operand: Node, base: dict) -> bool:
     return True
 
 
+def _read_last_only(node: Node, operand: Node, base: dict) -> bool:
+    """A kernel whose steps read ``operand`` (or memory shared with it) only in the last
+    step, where it is a whole elementwise operand; nothing else aliases it."""
+    root = base.get(id(operand), operand)
+    if any(i is not operand and base.get(id(i), i) is root for i in node.inputs):
+        return False
+    *body, last = node.value
+    if last.op in ("sum", "max", "min") or len(body) == 0:
+        return False
+    for step in body:
+        if any(r[0] == "input" and base.get(id(r[1]), r[1]) is root for r in step.refs):
+            return False
+    return any(r[0] == "input" and r[1] is operand for r in last.refs)
+
+
 def peak_without_plan(graph: Graph) -> int:
     """Peak bytes if every value gets fresh memory, freed after its last use (what eager
     execution with reference counting does, before counting what autograd keeps alive)."""
@@ -144,6 +159,21 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
             used_targets.add(id(target))
             plan.into_input[id(node)] = target
             plan.in_place += 1
+            plan.free_after[k] = dead_after.get(k, [])
+            continue
+        if (target is not None and id(target) not in used_targets and node.op == "kernel"
+                and target.shape == node.shape and target.dtype == node.dtype
+                and target in dead_after.get(k, ()) and _read_last_only(node, target, base)):
+            # An update like `p - lr * g`: the chain runs in a scratch buffer and only its
+            # last step, the one that reads p, writes over p.
+            used_targets.add(id(target))
+            plan.into_input[id(node)] = target
+            plan.in_place += 1
+            first = node.value[0]
+            skey = (first.dtype.str, _nbytes(first))
+            s = take(skey)
+            plan.scratch_of[id(node)] = s
+            free.setdefault(skey, []).append(s)
             plan.free_after[k] = dead_after.get(k, [])
             continue
         if node.op in WRITES_INTO and id(node) in output_nodes:
