@@ -143,43 +143,45 @@ class Variant:
     backward: Any = None  # a BackwardProgram when the outputs are differentiable
     n_saved: int = 0
 
+    def __post_init__(self) -> None:
+        # Flat lists for the per-call work (this runs on every call of a compiled step).
+        self._feed = [(0, src) if kind == "arg" else (1, src[0]) if kind == "data"
+                      else (2, src[0]) for kind, src in self.feeders]
+        self._data_checks = [(src[0], src[1].shape, src[1].dtype)
+                             for kind, src in self.feeders if kind == "data"]
+        self._grad_checks = [(src[0], src[1].shape, src[1].dtype)
+                             for kind, src in self.feeders if kind == "grad"]
+        self._owns = [self.program.owns(k) for k in range(len(self.graph.outputs))]
+
     def check(self) -> str | None:
         """None if this variant still fits the world; else why not."""
         if tensor_mod._structure_epoch[0] != self.structure_epoch:
             return "a module's or optimizer's parameters/submodules were reassigned"
-        if tuple(m.training for m in self.modules) != self.training:
-            return "a module switched between train() and eval()"
+        for m, flag in zip(self.modules, self.training):
+            if m.training != flag:
+                return "a module switched between train() and eval()"
         for getter, ident in self.direct_refs:
             if id(getter()) != ident:
                 return "a tensor the function refers to was replaced"
-        for kind, src in self.feeders:
-            if kind == "data":
-                t, node = src
-                if t.data.shape != node.shape or t.data.dtype != node.dtype:
-                    return f"a captured tensor changed shape or dtype ({node.type_str()})"
-            elif kind == "grad":
-                t, node = src
-                g = t._grad
-                if g is None or g.data.shape != node.shape or g.data.dtype != node.dtype \
-                        or not g.data.flags.writeable:
-                    return "a .grad the function uses appeared, disappeared or changed shape"
+        for t, shape, dtype in self._data_checks:
+            if t.data.shape != shape or t.data.dtype != dtype:
+                return f"a captured tensor changed shape or dtype (was {dtype}{list(shape)})"
+        for t, shape, dtype in self._grad_checks:
+            g = t._grad
+            if g is None or g.data.shape != shape or g.data.dtype != dtype \
+                    or not g.data.flags.writeable:
+                return "a .grad the function uses appeared, disappeared or changed shape"
         return None
 
     def run(self, arg_tensors: list[Tensor]) -> tuple:
-        arrays = []
-        for kind, src in self.feeders:
-            if kind == "arg":
-                arrays.append(arg_tensors[src].data)
-            elif kind == "data":
-                arrays.append(src[0].data)
-            else:
-                arrays.append(src[0]._grad.data)
-        outs = self.program(*arrays)
+        outs = self.program(*[arg_tensors[src].data if kind == 0 else src.data if kind == 1
+                              else src._grad.data for kind, src in self._feed])
         k = self.n_user_outputs
         args = self.capture.arg_index
+        owns = self._owns
 
         def target(t: Tensor) -> Tensor:  # the caller's argument, for the traced copy of one
-            return arg_tensors[args[id(t)]] if id(t) in args else t
+            return arg_tensors[args[id(t)]] if args and id(t) in args else t
 
         for (t, _), value in zip(self.capture.data_writes, outs[k:]):
             t = target(t)
@@ -206,10 +208,10 @@ class Variant:
                 np.copyto(g.data, value)
                 g._vc[0] += 1
             else:
-                t._grad = _leaf(value if self.program.owns(k - 1) and value.dtype == t.data.dtype
+                t._grad = _leaf(value if owns[k - 1] and value.dtype == t.data.dtype
                                 else np.array(value, dtype=t.data.dtype, copy=True))
-        self.saved = [a if self.program.owns(k + j) else np.array(a, copy=True)
-                      for j, a in enumerate(outs[k:k + self.n_saved])]
+        self.saved = [a if owns[k + j] else np.array(a, copy=True)
+                      for j, a in enumerate(outs[k:k + self.n_saved])] if self.n_saved else []
         return outs[: self.n_user_outputs]
 
 
@@ -426,8 +428,14 @@ class CompiledFunction:
             # statistics) then exists before anything is captured.
             self._warm = True
             return self.fn(*args, **kwargs)
-        flat = flatten_args(args, kwargs)
-        key = _arg_key(flat)
+        if not kwargs and all(type(a) is Tensor for a in args):  # the common case, quickly
+            tensors = list(args)
+            key = tuple([("T", a.data.shape, a.data.dtype.str, a.requires_grad) for a in args]
+                        + [autograd._mode.enabled])
+        else:
+            flat = flatten_args(args, kwargs)
+            key = _arg_key(flat)
+            tensors = [leaf for _, leaf in flat if isinstance(leaf, Tensor)]
         variant, reason = None, None
         for v in self.variants.get(key, ()):
             reason = v.check()
@@ -443,10 +451,11 @@ class CompiledFunction:
         else:
             self.hits += 1
         self.last_variant = variant
-        tensors = [leaf for _, leaf in flat if isinstance(leaf, Tensor)]
         outs = variant.run(tensors)
+        owns = variant._owns
+
         def array(i: int) -> np.ndarray:  # the program's own new memory, or a copy
-            return outs[i] if variant.program.owns(i) else np.array(outs[i], copy=True)
+            return outs[i] if owns[i] else np.array(outs[i], copy=True)
 
         if variant.backward is None or not autograd.is_grad_enabled():
             return build_tree(variant.capture.out_tree, lambda i: _leaf(array(i)))
