@@ -105,14 +105,42 @@ def _transposed_product(n: Node, ctx: Context) -> Node | None:
     return Node("matmul", (bt, at), {}, n.shape, n.dtype)
 
 
+def _implicit_broadcast(n: Node, ctx: Context) -> Node | None:
+    """``op(expand(x), y)`` -> ``op(x, y)`` when broadcasting alone gives the same shape:
+    elementwise ops broadcast anyway, and the expand is a call that does nothing."""
+    changed = False
+    inputs = list(n.inputs)
+    for k, x in enumerate(inputs):
+        if x.op != "expand":
+            continue
+        inner = x.inputs[0]
+        others = [i.shape for j, i in enumerate(inputs) if j != k]
+        try:
+            shape = tuple(np.broadcast_shapes(inner.shape, *others))
+        except ValueError:
+            continue
+        if shape == n.shape:
+            inputs[k] = inner
+            changed = True
+    if changed:
+        n.inputs = tuple(inputs)
+    return None
+
+
+_BROADCASTING = ("add", "sub", "mul", "div", "pow", "maximum", "lt", "le", "gt", "ge", "eq",
+                 "ne", "where")
+
+
 RULES: dict[str, list[Callable[[Node, Context], Node | None]]] = {
-    "mul": [_identity_operand(1, commutes=True)],
-    "add": [_identity_operand(0, commutes=True)],
-    "sub": [_identity_operand(0, commutes=False)],
-    "div": [_identity_operand(1, commutes=False)],
+    "mul": [_implicit_broadcast, _identity_operand(1, commutes=True)],
+    "add": [_implicit_broadcast, _identity_operand(0, commutes=True)],
+    "sub": [_implicit_broadcast, _identity_operand(0, commutes=False)],
+    "div": [_implicit_broadcast, _identity_operand(1, commutes=False)],
     "neg": [_double_negation],
     "reshape": [_reshape],
     "permute": [_permute, _transposed_product],
+    **{op: [_implicit_broadcast] for op in _BROADCASTING if op not in ("mul", "add", "sub",
+                                                                         "div")},
     "expand": [_noop],
     "cast": [_noop],
 }
