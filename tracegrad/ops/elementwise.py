@@ -55,10 +55,17 @@ def _same_infer(x):
 
 def _binary_infer(name: str, out_dtype=None):
     def infer(a, b):
+        dtype = a.dtype
         if a.dtype != b.dtype:
-            raise TypeError(f"{name}: operands have dtypes {a.dtype} and {b.dtype}; cast one")
+            # One exception: `mul` by a bool mask (the compiler's simplify writes x * mask
+            # without a cast; NumPy multiplies a float by a bool directly).
+            if name == "mul" and b.dtype == np.bool_ and a.dtype.kind == "f":
+                dtype = a.dtype
+            else:
+                raise TypeError(
+                    f"{name}: operands have dtypes {a.dtype} and {b.dtype}; cast one")
         shape = broadcast_shapes(name, tuple(a.shape), tuple(b.shape))
-        return shape, (out_dtype if out_dtype is not None else a.dtype)
+        return shape, (out_dtype if out_dtype is not None else dtype)
 
     return infer
 

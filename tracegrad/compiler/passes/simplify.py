@@ -127,12 +127,23 @@ def _implicit_broadcast(n: Node, ctx: Context) -> Node | None:
     return None
 
 
+def _mask_product(n: Node, ctx: Context) -> Node | None:
+    """``x * cast(mask)`` -> ``x * mask`` for a bool mask (ReLU's and max's gradients): one
+    pass over the data instead of two, and no float copy of the mask."""
+    a, b = n.inputs
+    if b.op == "cast" and b.inputs[0].dtype == np.bool_ and a.dtype == n.dtype:
+        n.inputs = (a, b.inputs[0])
+    elif a.op == "cast" and a.inputs[0].dtype == np.bool_ and b.dtype == n.dtype:
+        n.inputs = (b, a.inputs[0])
+    return None
+
+
 _BROADCASTING = ("add", "sub", "mul", "div", "pow", "maximum", "lt", "le", "gt", "ge", "eq",
                  "ne", "where")
 
 
 RULES: dict[str, list[Callable[[Node, Context], Node | None]]] = {
-    "mul": [_implicit_broadcast, _identity_operand(1, commutes=True)],
+    "mul": [_implicit_broadcast, _mask_product, _identity_operand(1, commutes=True)],
     "add": [_implicit_broadcast, _identity_operand(0, commutes=True)],
     "sub": [_implicit_broadcast, _identity_operand(0, commutes=False)],
     "div": [_implicit_broadcast, _identity_operand(1, commutes=False)],
