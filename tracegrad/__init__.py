@@ -10,6 +10,23 @@ from . import data, functional, nn, optim, viz
 from .anomaly import detect_anomaly
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled, value_and_grad
 from .compiler import Graph, TensorSpec, compile, explain, trace
+from .creation import (
+    arange,
+    eye,
+    from_numpy,
+    full,
+    is_tensor,
+    linspace,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    randint,
+    randn,
+    tensor,
+    zeros,
+    zeros_like,
+)
 from .dtypes import bool_, float16, float32, float64, int8, int32, int64, uint8
 from .errors import ShapeError, TraceError
 from .functional import (
@@ -30,27 +47,7 @@ from .functional import (
 )
 from .io import load, save
 from .scalar import Value
-from .tensor import (
-    Tensor,
-    arange,
-    cat,
-    eye,
-    from_numpy,
-    full,
-    is_tensor,
-    linspace,
-    manual_seed,
-    ones,
-    ones_like,
-    rand,
-    randint,
-    randn,
-    stack,
-    tensor,
-    where,
-    zeros,
-    zeros_like,
-)
+from .tensor import Tensor, cat, stack, where
 
 bool = bool_  # noqa: A001  (tg.bool, as torch.bool)
 

@@ -12,7 +12,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .tensor import Tensor, generator, stack, tensor
+from .creation import tensor
+from .rng import generator
+from .tensor import Tensor, stack
 
 __all__ = ["TensorDataset", "DataLoader"]
 

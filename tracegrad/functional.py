@@ -265,7 +265,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         return x
     if p == 1:
         return x * 0
-    from .tensor import rand
+    from .creation import rand
 
     keep = rand(*x.shape, dtype=x.dtype) >= p  # a graph node: fresh in every compiled run
     return x * keep * (1 / (1 - p))

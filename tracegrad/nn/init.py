@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ..tensor import Tensor, generator
+from ..rng import generator
+from ..tensor import Tensor
 
 
 def _fill(t: Tensor, values: np.ndarray) -> Tensor:

@@ -9,8 +9,9 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd import no_grad
+from ..creation import zeros
 from ..errors import ShapeError
-from ..tensor import Tensor, zeros
+from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
 

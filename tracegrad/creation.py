@@ -1,0 +1,116 @@
+"""Creating tensors: ``tg.tensor``, ``zeros``, ``ones``, ``arange``, ``rand``... PyTorch's names
+and dtype rules (floats are float32 unless asked otherwise)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import numpy as np
+
+from . import dtypes
+from .ops import PRIMITIVES as P
+from .rng import generator, manual_seed  # noqa: F401  (public through tracegrad)
+from .tensor import Tensor, _as_array, _leaf, _shape_arg, apply
+
+_tensor_module = importlib.import_module("tracegrad.tensor")  # for its _tracer
+
+
+
+def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A new leaf tensor (copies the data). Floats -> float32, ints -> int64, bools -> bool.
+
+    >>> tg.tensor([[1.0, 2.0]], requires_grad=True)
+    """
+    arr = _as_array(data, dtype)
+    if isinstance(data, (np.ndarray, Tensor)) and arr is (data.data if isinstance(data, Tensor)
+                                                           else data):
+        arr = arr.copy()
+    t = _leaf(arr, requires_grad)
+    tracer = _tensor_module._tracer
+    if tracer is not None and isinstance(data, Tensor):
+        tracer.alias(t, data if arr.dtype == data.dtype else data.to(arr.dtype))
+    return t
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing memory with ``array`` (its dtype kept)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy expects an ndarray, got {type(array).__name__}")
+    return _leaf(_as_array(array))
+
+
+def _shape_from(args: tuple) -> tuple:
+    return _shape_arg(args)
+
+
+def _float_dtype(dtype: Any) -> np.dtype:
+    return dtypes.default_float if dtype is None else dtypes.to_dtype(dtype)
+
+
+def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _leaf(np.zeros(_shape_from(shape), _float_dtype(dtype)), requires_grad)
+
+
+def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _leaf(np.ones(_shape_from(shape), _float_dtype(dtype)), requires_grad)
+
+
+def full(shape: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    shape = _shape_arg((shape,)) if isinstance(shape, (tuple, list)) else (int(shape),)
+    dt = dtypes.to_dtype(dtype) if dtype is not None else dtypes.scalar_dtype(fill_value)
+    return _leaf(np.full(shape, fill_value, dt), requires_grad)
+
+
+def zeros_like(x: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _leaf(np.zeros(x.shape, dtype or x.dtype), requires_grad)
+
+
+def ones_like(x: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _leaf(np.ones(x.shape, dtype or x.dtype), requires_grad)
+
+
+def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None,
+           requires_grad: bool = False) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        is_int = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
+        dtype = dtypes.default_int if is_int else dtypes.default_float
+    return _leaf(np.arange(start, end, step).astype(dtypes.to_dtype(dtype)), requires_grad)
+
+
+def linspace(start: float, end: float, steps: int, dtype: Any = None,
+             requires_grad: bool = False) -> Tensor:
+    return _leaf(np.linspace(start, end, steps).astype(_float_dtype(dtype)), requires_grad)
+
+
+def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _leaf(np.eye(n, m, dtype=_float_dtype(dtype)), requires_grad)
+
+
+def _random(shape: tuple, dtype: Any, dist: str, requires_grad: bool) -> Tensor:
+    t = apply(P["rand"], shape=_shape_from(shape), dtype=_float_dtype(dtype), dist=dist)
+    return t.requires_grad_() if requires_grad else t
+
+
+def rand(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Uniform in [0, 1); seeded by ``tg.manual_seed``."""
+    return _random(shape, dtype, "uniform", requires_grad)
+
+
+def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Standard normal; seeded by ``tg.manual_seed``."""
+    return _random(shape, dtype, "normal", requires_grad)
+
+
+def randint(low: int, high: int | None = None, size: Any = (), dtype: Any = None) -> Tensor:
+    if high is None:
+        low, high = 0, low
+    dt = dtypes.default_int if dtype is None else dtypes.to_dtype(dtype)
+    size = _shape_arg((size,)) if size else ()
+    return _leaf(generator().integers(low, high, size=size).astype(dt))
+
+
+def is_tensor(x: Any) -> bool:
+    return isinstance(x, Tensor)
