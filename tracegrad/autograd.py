@@ -109,17 +109,18 @@ def reverse_topological_order(root: Any) -> list:
     children) are left out: nothing flows out of them, the policy stores their gradients
     as they arrive.
     """
-    consumers: dict[int, int] = {}
+    # Nodes are the dict keys themselves: they hash by identity, and a dict compares
+    # hashes before it would ever call a (tensor-valued) __eq__.
+    consumers: dict[Any, int] = {}
     stack = [root]
     while stack:
         node = stack.pop()
         for child in node._children:
             if child._children:
-                key = id(child)
-                if key in consumers:
-                    consumers[key] += 1
+                if child in consumers:
+                    consumers[child] += 1
                 else:
-                    consumers[key] = 1
+                    consumers[child] = 1
                     stack.append(child)
     order = []
     ready = [root]
@@ -128,9 +129,8 @@ def reverse_topological_order(root: Any) -> list:
         order.append(node)
         for child in node._children:
             if child._children:
-                key = id(child)
-                left = consumers[key] - 1
-                consumers[key] = left
+                left = consumers[child] - 1
+                consumers[child] = left
                 if left == 0:
                     ready.append(child)
     return order
@@ -198,7 +198,7 @@ class GradsInTable:
     """
 
     def __init__(self, retain_graph: bool = False, targets: Iterable[Any] | None = None):
-        self.pending: dict[int, Any] = {}
+        self.pending: dict[Any, Any] = {}  # keyed by the nodes themselves (identity hash)
         self.retain_graph = retain_graph
         self.targets = None if targets is None else {id(t): t for t in targets}
         self.results: dict[int, Any] = {}
@@ -207,15 +207,16 @@ class GradsInTable:
         self.add(root, g)
 
     def take(self, node: Any) -> Any:
-        return self.pending.pop(id(node), None)
+        return self.pending.pop(node, None)
 
     def add(self, node: Any, g: Any) -> None:
-        key = id(node)
         targets = self.targets
-        if targets is not None and key in targets:
-            old = self.results.get(key)
-            self.results[key] = g if old is None else old + g
-            return
+        if targets is not None:
+            key = id(node)
+            if key in targets:
+                old = self.results.get(key)
+                self.results[key] = g if old is None else old + g
+                return
         if not node._children:
             if not node._is_leaf():
                 raise RuntimeError(
@@ -226,8 +227,8 @@ class GradsInTable:
             if targets is None and node.requires_grad:
                 node._accumulate_grad(g)
             return
-        old = self.pending.get(key)
-        self.pending[key] = g if old is None else old + g
+        old = self.pending.get(node)
+        self.pending[node] = g if old is None else old + g
 
     def done(self, node: Any) -> None:
         if not self.retain_graph:
