@@ -169,6 +169,34 @@ def test_sign(shape, seed):
     check_grads(lambda t: t.sign() * t, x)  # sign's gradient (zero) composes
 
 
+@covers("floor", "ceil", "round")
+@FAST
+@given(shape=shapes, seed=seeds)
+def test_rounding(shape, seed):
+    rng = np.random.default_rng(seed)
+    x = real(rng, shape) * 3
+    for name in ("floor", "ceil", "round"):
+        fn = lambda t, name=name: getattr(t, name)()  # noqa: E731
+        out = compare_with_torch(fn, fn, x, order=0)  # no gradient: the output must not need one
+        assert not out.requires_grad
+
+
+@covers("argsort")
+@FAST
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4), seed=seeds,
+       descending=st.booleans(), data=st.data())
+def test_argsort(shape, seed, descending, data):
+    torch = torch_mod()
+    rng = np.random.default_rng(seed)
+    x = rng.permutation(int(np.prod(shape))).reshape(shape).astype(F64)  # no ties
+    axis = data.draw(st.integers(0, len(shape) - 1))
+    out = apply(PRIMITIVES["argsort"], tg.tensor(x, requires_grad=True), axis=axis,
+                descending=descending)
+    assert out.dtype == tg.int64 and not out.requires_grad
+    want = torch.argsort(torch.tensor(x), dim=axis, descending=descending).numpy()
+    np.testing.assert_array_equal(out.numpy(), want)
+
+
 def test_relu_gradient_at_zero_is_zero_like_torch():
     x = np.array([-1.0, 0.0, 0.0, 2.0])
     compare_with_torch(lambda t: t.relu(), lambda t: t.relu(), x)

@@ -27,7 +27,9 @@ __all__ = [
     "embedding", "gelu", "l1_loss", "layer_norm", "linear", "log_softmax", "logsumexp", "max",
     "max_pool2d", "maximum", "mean", "min", "minimum", "mse_loss", "nll_loss", "one_hot", "pad",
     "relu", "sigmoid", "silu", "softmax", "softplus", "logsigmoid", "stack", "std", "tanh",
-    "take_along_dim", "var", "where",
+    "take_along_dim", "var", "where", "t", "square", "reciprocal", "rsqrt", "log1p", "expm1",
+    "norm", "masked_fill", "any", "all", "dot", "flip", "roll", "split", "chunk", "repeat",
+    "cumsum", "sort", "topk",
 ]
 
 MaxMin = namedtuple("MaxMin", ["values", "indices"])
@@ -146,7 +148,7 @@ def take_along_dim(x: Tensor, indices: Tensor, dim: int) -> Tensor:
 def logsumexp(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
     """``log(sum(exp(x)))`` without overflow: the max is taken out first."""
     axes = normalize_axes("logsumexp", dim, x.ndim)
-    if any(x.shape[a] == 0 for a in axes):  # the sum of nothing is 0, its log -inf
+    if builtins.any(x.shape[a] == 0 for a in axes):  # the sum of nothing is 0: log -inf
         shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape)) if keepdim else \
             tuple(n for i, n in enumerate(x.shape) if i not in axes)
         return _leaf(np.full(shape, -np.inf, dtype=x.dtype))
@@ -326,9 +328,9 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.
     pads = [(0, 0)] * x.ndim
     for i in range(len(pad) // 2):
         pads[x.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
-    if any(lo < 0 or hi < 0 for lo, hi in pads):
+    if builtins.any(lo < 0 or hi < 0 for lo, hi in pads):
         raise ValueError(f"pad: negative padding {tuple(pad)} is not supported")
-    if all(lo == 0 and hi == 0 for lo, hi in pads):
+    if builtins.all(lo == 0 and hi == 0 for lo, hi in pads):
         return x
     from .ops import PRIMITIVES
     from .tensor import apply
@@ -595,9 +597,183 @@ def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
     raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
+# ---------------------------------------------------------------- more of PyTorch's surface
+# Each a line or two of primitives, so each differentiates, traces and compiles.
+
+
+def t(x: Tensor) -> Tensor:
+    """Transpose of a matrix (a 0-d or 1-d tensor is returned as is), as ``torch.t``."""
+    if x.ndim > 2:
+        raise ShapeError(f"t: expects at most 2 dimensions, got shape {x.shape}; use transpose")
+    return x.T
+
+
+def square(x: Tensor) -> Tensor:
+    return x * x
+
+
+def reciprocal(x: Tensor) -> Tensor:
+    return 1.0 / x
+
+
+def rsqrt(x: Tensor) -> Tensor:
+    return 1.0 / x.sqrt()
+
+
+def log1p(x: Tensor) -> Tensor:
+    return (x + 1).log()
+
+
+def expm1(x: Tensor) -> Tensor:
+    return x.exp() - 1
+
+
+def norm(x: Tensor, p: Any = 2, dim: Any = None, keepdim: bool = False) -> Tensor:
+    """The p-norm over ``dim`` (all elements by default): 2, 1, inf or any p > 0."""
+    if p == 2:
+        return (x * x).sum(dim, keepdim).sqrt()
+    if p == 1:
+        return abs(x).sum(dim, keepdim)
+    if p == math.inf:
+        return amax(abs(x), dim, keepdim)
+    if isinstance(p, (int, float)) and p > 0:
+        return (abs(x) ** p).sum(dim, keepdim) ** (1.0 / p)
+    raise ValueError(f"norm: p must be a positive number or inf, got {p!r}")
+
+
+def masked_fill(x: Tensor, mask: Any, value: Any) -> Tensor:
+    """``value`` where ``mask`` is True, else ``x``."""
+    return where(mask, _operand(value, x).to(x.dtype), x)
+
+
+def any(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+    return (x != 0).sum(dim, keepdim) > 0
+
+
+def all(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+    return (x != 0).sum(dim, keepdim) == _count(x, dim)
+
+
+def dot(a: Tensor, b: Tensor) -> Tensor:
+    if a.ndim != 1 or b.ndim != 1:
+        raise ShapeError(f"dot: expects two 1-d tensors, got {a.shape} and {b.shape}")
+    return a @ b
+
+
+def flip(x: Tensor, dims: Any) -> Tensor:
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    axes = normalize_axes("flip", dims, x.ndim)
+    return x[tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(x.ndim))]
+
+
+def roll(x: Tensor, shifts: Any, dims: Any = None) -> Tensor:
+    """Shift elements along ``dims``, wrapping around (flattened when ``dims`` is None)."""
+    if dims is None:
+        return roll(x.flatten(), shifts, 0).reshape(x.shape)
+    shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    for s, d in zip(shifts, dims):
+        d = d % x.ndim
+        n = x.shape[d]
+        if n == 0 or s % n == 0:
+            continue
+        k = s % n
+        head = x[(slice(None),) * d + (slice(n - k, None),)]
+        tail = x[(slice(None),) * d + (slice(0, n - k),)]
+        x = cat([head, tail], d)
+    return x
+
+
+def split(x: Tensor, split_size: Any, dim: int = 0) -> tuple:
+    """Pieces of ``split_size`` along ``dim`` (the last may be smaller), or of the sizes listed."""
+    d = dim % x.ndim
+    n = x.shape[d]
+    sizes = split_size if isinstance(split_size, (list, tuple)) else \
+        [split_size] * (n // split_size) + ([n % split_size] if n % split_size else [])
+    if builtins.sum(sizes) != n:
+        raise ShapeError(f"split: sizes {list(sizes)} do not add up to {n} (dim {dim} of "
+                         f"{x.shape})")
+    out, start = [], 0
+    for size in sizes:
+        out.append(x[(slice(None),) * d + (slice(start, start + size),)])
+        start += size
+    return tuple(out)
+
+
+def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
+    n = x.shape[dim % x.ndim]
+    return split(x, -(-n // chunks) if n else 1, dim)
+
+
+def repeat(x: Tensor, *sizes: Any) -> Tensor:
+    """Tile ``x``: ``sizes[i]`` copies along dimension ``i`` (PyTorch's ``repeat``)."""
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = tuple(sizes[0])
+    if len(sizes) < x.ndim:
+        raise ShapeError(f"repeat: needs at least {x.ndim} sizes for shape {x.shape}")
+    x = x.reshape((1,) * (len(sizes) - x.ndim) + tuple(x.shape))
+    paired = tuple(v for n in x.shape for v in (1, n))
+    grown = tuple(v for r, n in zip(sizes, x.shape) for v in (r, n))
+    return x.reshape(paired).expand(grown).reshape(tuple(r * n for r, n in zip(sizes,
+                                                                              x.shape)))
+
+
+def cumsum(x: Tensor, dim: int) -> Tensor:
+    """Running sums along ``dim`` (a product with a triangular matrix of ones)."""
+    d = dim % x.ndim
+    n = x.shape[d]
+    lower = _leaf(np.tril(np.ones((n, n), dtype=x.dtype if x.dtype.kind == "f"
+                                  else np.float32)))
+    moved = x.transpose(d, -1) if d != x.ndim - 1 else x
+    if moved.dtype != lower.dtype:
+        moved = moved.to(lower.dtype)
+    out = moved @ lower.T
+    return out.transpose(d, -1) if d != x.ndim - 1 else out
+
+
+Sorted = namedtuple("Sorted", ["values", "indices"])
+
+
+def sort(x: Tensor, dim: int = -1, descending: bool = False) -> Any:
+    """(values, indices), sorted along ``dim``; the gradient follows the values."""
+    from .ops import PRIMITIVES
+    from .tensor import apply
+
+    d = dim % x.ndim
+    indices = apply(PRIMITIVES["argsort"], x, axis=d, descending=descending)
+    return Sorted(take_along_dim(x, indices, d), indices)
+
+
+def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True) -> Any:
+    """The ``k`` largest (or smallest) values along ``dim`` and their indices."""
+    d = dim % x.ndim
+    if not 0 <= k <= x.shape[d]:
+        raise ShapeError(f"topk: k={k} is out of range for dimension {dim} of {x.shape}")
+    values, indices = sort(x, d, descending=largest)
+    index = (slice(None),) * d + (slice(0, k),)
+    return Sorted(values[index], indices[index])
+
+
+def _unary_inplace(name: str):
+    def method(x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        return x._inplace(lambda s: getattr(s, name)(*args, **kwargs))
+
+    method.__name__ = name + "_"
+    return method
+
+
 # ---------------------------------------------------------------- Tensor methods
 
 METHODS = {
+    "t": t, "square": square, "reciprocal": reciprocal, "rsqrt": rsqrt, "log1p": log1p,
+    "expm1": expm1, "norm": norm, "masked_fill": masked_fill, "any": any, "all": all,
+    "dot": dot, "flip": flip, "roll": roll, "split": split, "chunk": chunk, "repeat": repeat,
+    "cumsum": cumsum, "sort": sort, "topk": topk,
+    "mT": property(lambda x: x.transpose(-2, -1)),
+    "cpu": lambda x: x, "neg": lambda x: -x, "negative": lambda x: -x,
+    **{f"{n}_": _unary_inplace(n) for n in ("exp", "log", "sqrt", "tanh", "sigmoid", "relu",
+                                            "abs", "neg", "clamp", "square", "floor", "ceil",
+                                            "round")},
     "mean": mean, "var": var, "std": std, "max": max, "min": min, "amax": amax, "amin": amin,
     "logsumexp": logsumexp, "softmax": softmax, "log_softmax": log_softmax, "abs": abs,
     "__abs__": abs, "clamp": clamp, "clip": clamp, "minimum": minimum,

@@ -88,6 +88,10 @@ UNARY = [
     # (a mask product, not `where`: np.where is several times slower on random masks)
     ("relu", _relu, _same_infer, lambda g, out, x: (g * (out > 0),)),
     ("sign", np.sign, _same_infer, None),
+    # rounding has no useful gradient (it is zero almost everywhere): no VJP, as comparisons
+    ("floor", np.floor, _same_infer, None),
+    ("ceil", np.ceil, _same_infer, None),
+    ("round", np.round, _same_infer, None),
 ]
 
 

@@ -6,7 +6,7 @@ generate their arithmetic from, so the two cannot disagree."""
 FLOAT_ONLY = {"exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "erf", "softplus", "div"}
 
 UNARY_METHODS = ["exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "relu", "erf",
-                 "softplus"]
+                 "softplus", "floor", "ceil", "round"]
 
 # method name, primitive, operands reversed
 BINARY_METHODS = [

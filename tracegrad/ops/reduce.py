@@ -93,3 +93,19 @@ for _name, _fn, _argname, _argfn in EXTREMA:
              lambda x, *, axis, keepdim, _f=_argfn: np.asarray(
                  _f(x, axis=axis, keepdims=keepdim), dtype=np.int64),
              _arg_infer(_argname), None)
+
+
+# ---------------------------------------------------------------- argsort (no gradient)
+
+
+def _argsort_infer(x, *, axis, descending):
+    normalize_axes("argsort", axis, len(x.shape))
+    return tuple(x.shape), np.dtype(np.int64)
+
+
+def _argsort_forward(x, *, axis, descending):
+    order = np.argsort(-x if descending else x, axis=axis, kind="stable")
+    return order.astype(np.int64, copy=False)
+
+
+register("argsort", "reduce", _argsort_forward, _argsort_infer, None)
