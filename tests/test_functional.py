@@ -354,8 +354,9 @@ def test_var_std_along_dim(fn, correction, data, shape, seed):
     assume(shape[dim] > correction and (fn == "var" or shape[dim] > 1))
     x = randn(seed, *shape)
     tg_fn, torch_fn = getattr(F, fn), getattr(torch, fn)
+    # atol: where a second derivative is 0 both sides give rounding noise of order 1e-11
     both(lambda t: tg_fn(t, dim, keepdim, correction=correction),
-         lambda t: torch_fn(t, dim, keepdim=keepdim, correction=correction), x)
+         lambda t: torch_fn(t, dim, keepdim=keepdim, correction=correction), x, atol=1e-10)
 
 
 @pytest.mark.parametrize("fn", ["var", "std"])
