@@ -49,7 +49,8 @@ class _GradMode:
         return self(fn) if fn is not None else self
 
     def __init__(self, fn: Callable | None = None) -> None:
-        pass
+        # `fn` (a bare `@no_grad`) was handled by __new__; nothing else to set up.
+        return None
 
     def __enter__(self) -> None:
         self._saved = is_grad_enabled()

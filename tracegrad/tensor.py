@@ -203,11 +203,9 @@ def _operand(x: Any, like: "Tensor") -> "Tensor":
 
 def _binary(name: str, a: "Tensor", b: Any, reverse: bool = False) -> "Tensor":
     tb = type(b)
-    if tb is Tensor:
-        pass
-    elif tb is float and a.data.dtype.kind == "f":  # the common case, kept short
+    if tb is float and a.data.dtype.kind == "f":  # the common case, kept short
         b = _constant(b, a.data.dtype)
-    else:
+    elif tb is not Tensor:
         b = _operand(b, a)
     if reverse:
         a, b = b, a
