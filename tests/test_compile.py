@@ -873,3 +873,12 @@ def test_captured_non_leaf_tensor() -> None:
         assert out.item() == 14.0
         out.backward(retain_graph=True)
         np.testing.assert_array_equal(w.grad.numpy(), [2.0, 6.0])
+
+
+def test_scalar_values_are_refused_not_silently_frozen():
+    f = tg.compile(lambda a: a * a + 1)
+    assert f(tg.Value(2.0)).data == 5.0  # the first call runs eagerly
+    with pytest.raises(TypeError, match="scalar Value"):
+        f(tg.Value(3.0))
+    with pytest.raises(tg.TraceError, match="scalar Value"):
+        tg.trace(lambda x: tg.Value(float(x.shape[0])), tg.TensorSpec((2,)))

@@ -323,6 +323,11 @@ def _map_tree(obj: Any, fn: Callable[[Tensor], Any]) -> Any:
         raise TraceError(
             f"the traced function returned a NumPy array (at {user_line()}); return tensors"
         )
+    if type(obj).__name__ == "Value" and hasattr(obj, "_prev"):
+        raise TraceError(
+            "the traced function returned a scalar Value: tg.compile and tg.trace work on "
+            "tensors (Value graphs are not compiled yet); use tg.tensor values"
+        )
     return ("static", obj)
 
 
@@ -384,6 +389,15 @@ def run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool = F
     backward pass of the outputs is recorded too (unless the function ran one itself)."""
     if tensor_mod._tracer is not None:
         raise TraceError("tg.compile/tg.trace cannot be nested inside another trace")
+    from ..scalar import Value
+
+    for path, leaf in flatten_args(args, kwargs):
+        if isinstance(leaf, Value):
+            raise TypeError(
+                f"tg.compile/tg.trace: argument {path} is a scalar Value; the compiler works "
+                f"on tensors (Value graphs are not compiled yet). Pass tg.tensor values, or "
+                f"run the Value code eagerly"
+            )
     tracer = Tracer()
     tracer.grad_buffers = grad_buffers
     table: dict[int, Any] = {}
