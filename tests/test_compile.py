@@ -882,3 +882,39 @@ def test_scalar_values_are_refused_not_silently_frozen():
         f(tg.Value(3.0))
     with pytest.raises(tg.TraceError, match="scalar Value"):
         tg.trace(lambda x: tg.Value(float(x.shape[0])), tg.TensorSpec((2,)))
+
+
+def test_a_changed_learning_rate_or_module_setting_recompiles():
+    def make():
+        tg.manual_seed(0)
+        model = nn.Linear(3, 1)
+        opt = tg.optim.SGD(model.parameters(), lr=0.1, momentum=0.5)
+        return model, opt, tg.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+
+    class Trainer:  # reached through `self`, as in a training class
+        def __init__(self):
+            self.model, self.opt, self.sched = make()
+            self.scale = 1.0
+
+        def step(self, x, y):
+            self.opt.zero_grad()
+            loss = ((self.model(x) * self.scale - y) ** 2).mean()
+            loss.backward()
+            self.opt.step()
+            return loss
+
+    eager, compiled = Trainer(), Trainer()
+    cstep = tg.compile(compiled.step)
+    rng = np.random.default_rng(0)
+    for i in range(7):
+        x = tg.tensor(rng.standard_normal((8, 3)).astype(np.float32))
+        y = tg.tensor(rng.standard_normal((8, 1)).astype(np.float32))
+        if i == 3:  # a step where the learning rate does not change
+            eager.scale = compiled.scale = 2.0
+        np.testing.assert_allclose(cstep(x, y).item(), eager.step(x, y).item(), rtol=1e-5)
+        eager.sched.step()
+        compiled.sched.step()
+    for a, b in zip(eager.model.parameters(), compiled.model.parameters()):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5)
+    reasons = " ".join(cstep.cache_info().reasons)
+    assert "hyper-parameter of SGD" in reasons and "attribute of a Trainer" in reasons

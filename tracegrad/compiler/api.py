@@ -141,6 +141,7 @@ class Variant:
     records: list = field(default_factory=list)
     compile_seconds: float = 0.0
     backward: Any = None  # a BackwardProgram when the outputs are differentiable
+    settings: list = field(default_factory=list)  # (what, getter, value at trace time)
     n_saved: int = 0
 
     def __post_init__(self) -> None:
@@ -160,6 +161,9 @@ class Variant:
         for m, flag in zip(self.modules, self.training):
             if m.training != flag:
                 return "a module switched between train() and eval()"
+        for what, getter, value in self.settings:
+            if getter() != value:
+                return f"{what} changed (its value was read as a constant while tracing)"
         for getter, ident in self.direct_refs:
             if id(getter()) != ident:
                 return "a tensor the function refers to was replaced"
@@ -346,6 +350,11 @@ def _roots(fn: Callable, args: tuple) -> list[Any]:
     if code is not None:
         g = getattr(target, "__globals__", {})
         roots.extend(g[name] for name in code.co_names if name in g)
+    # One level into plain objects (a trainer holding `self.model` and `self.opt`).
+    for r in list(roots):
+        if hasattr(r, "__dict__") and not isinstance(r, type) and \
+                type(r).__module__.split(".")[0] != "tracegrad":
+            roots.extend(vars(r).values())
     return roots
 
 
@@ -359,6 +368,42 @@ def _modules_of(roots: list[Any]) -> list[Any]:
                 if id(m) not in seen:
                     seen.add(id(m))
                     out.append(m)
+    return out
+
+
+_PLAIN = (int, float, bool, str, type(None))
+
+
+def _settings(roots: list[Any], modules: list[Any]) -> list:
+    """Plain Python values a traced step reads as constants: an optimizer's hyper-parameters
+    (a scheduler changes lr) and the numbers and flags stored on modules (``self.scale``).
+    A variant is only used while they are unchanged."""
+    from ..optim.optimizer import Optimizer
+
+    out = []
+    for m in modules:
+        plain = {k: v for k, v in vars(m).items() if isinstance(v, _PLAIN) and k != "training"}
+        if plain:
+            getter = (lambda m=m, keys=tuple(plain): {k: vars(m).get(k) for k in keys})
+            out.append((f"a setting of {type(m).__name__}", getter, plain))
+    seen = set()
+    for r in roots:
+        if hasattr(r, "__dict__") and not isinstance(r, type) and id(r) not in seen and \
+                type(r).__module__.split(".")[0] not in ("tracegrad", "builtins") and \
+                not callable(r):
+            seen.add(id(r))
+            plain = {k: v for k, v in vars(r).items() if isinstance(v, _PLAIN)}
+            if plain:
+                getter = (lambda r=r, keys=tuple(plain): {k: vars(r).get(k) for k in keys})
+                out.append((f"an attribute of a {type(r).__name__}", getter, plain))
+        if isinstance(r, Optimizer) and id(r) not in seen:
+            seen.add(id(r))
+
+            def hyper(opt: Any = r) -> list:
+                return [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+
+            out.append((f"a hyper-parameter of {type(r).__name__} (lr, momentum, ...)", hyper,
+                        hyper()))
     return out
 
 
@@ -500,6 +545,7 @@ class CompiledFunction:
             n_user_outputs=len(graph.outputs) - len(capture.data_writes)
             - sum(1 for _, n in capture.grad_writes if n is not None),
             modules=modules, training=tuple(m.training for m in modules),
+            settings=_settings(roots, modules),
             structure_epoch=epoch, direct_refs=_direct_refs(self.fn), records=records,
             backward=backward, n_saved=n_saved,
         )
