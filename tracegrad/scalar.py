@@ -18,6 +18,7 @@ steps.
 
 from __future__ import annotations
 
+import gc
 import math
 import numbers
 from typing import Any, Callable
@@ -133,6 +134,51 @@ def _sigmoid(x: float) -> float:
     return e / (1.0 + e)
 
 
+def _node(data: Any, a: "Value", b: "Value | None", op: str) -> "Value":
+    """A node made by an op (no input checks needed; children in the _a/_b slots)."""
+    v = _new(Value)
+    v.data = data
+    v.grad = 0
+    v._a = a
+    v._b = b
+    v._op = op
+    v._custom_backward = None
+    return v
+
+
+_new = object.__new__
+
+
+def _make_children(root: "Value") -> None:
+    """Give every node under ``root`` its ``_children`` tuple, walking the _a/_b slots, before
+    the engine reads them (one pass here is cheaper than a first-read fallback per node)."""
+    seen = {root}  # Values hash by identity
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        a = node._a
+        if a is not None:
+            b = node._b
+            if b is None:
+                node._children = (a,)
+                if a not in seen:
+                    seen.add(a)
+                    stack.append(a)
+                continue
+            node._children = (a, b)
+            if a not in seen:
+                seen.add(a)
+                stack.append(a)
+            if b not in seen:
+                seen.add(b)
+                stack.append(b)
+            continue
+        for child in node._children:
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+
+
 class Value:
     """A scalar node of a computation graph, with micrograd's interface.
 
@@ -141,17 +187,33 @@ class Value:
     >>> c.backward(); a.grad, b.grad
     """
 
-    __slots__ = ("data", "grad", "_children", "_op", "label", "_custom_backward")
+    # _a and _b hold the (at most two) children of a node made by the ops below; the tuple
+    # _children is made only when something asks for it (see __getattr__). One object per
+    # op instead of two: CPython's cyclic GC, which scans every container object that
+    # survives a while, then has half as much to do while the forward pass builds the graph.
+    __slots__ = ("data", "grad", "_a", "_b", "_children", "_op", "label", "_custom_backward")
 
     def __init__(self, data: Any, _children: tuple = (), _op: str = "", label: str = ""):
         if type(data) is not float and type(data) is not int:
             _check_number(data)
         self.data = data
         self.grad = 0
+        self._a = self._b = None
         self._children = tuple(_children)
         self._op = _op
         self.label = label
         self._custom_backward = None
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for a slot never set: the lazily made ones.
+        if name == "_children":
+            a, b = self._a, self._b
+            kids = () if a is None else (a,) if b is None else (a, b)
+            self._children = kids
+            return kids
+        if name == "label":
+            return ""
+        raise AttributeError(f"'Value' object has no attribute '{name}'")
 
     # micrograd exposes the children as a set named _prev.
     @property
@@ -190,15 +252,15 @@ class Value:
 
     def __add__(self, other: Any) -> "Value":
         other = other if isinstance(other, Value) else _wrap(other, "+")
-        return Value(self.data + other.data, (self, other), "+")
+        return _node(self.data + other.data, self, other, "+")
 
     def __mul__(self, other: Any) -> "Value":
         other = other if isinstance(other, Value) else _wrap(other, "*")
-        return Value(self.data * other.data, (self, other), "*")
+        return _node(self.data * other.data, self, other, "*")
 
     def __pow__(self, other: Any) -> "Value":
         if isinstance(other, Value):
-            return Value(self._power(other.data, "**"), (self, other), "**")
+            return _node(self._power(other.data, "**"), self, other, "**")
         if not isinstance(other, numbers.Real):
             raise TypeError(
                 f"Value **: the exponent must be a number or a Value, got {type(other).__name__}"
@@ -206,7 +268,7 @@ class Value:
         if type(other) is not int and type(other) is not float:
             other = int(other) if isinstance(other, numbers.Integral) else float(other)
         op = _pow_op(other)
-        return Value(self._power(other, op), (self,), op)
+        return _node(self._power(other, op), self, None, op)
 
     def _power(self, k: Any, op: str) -> float:
         x = self.data
@@ -223,10 +285,10 @@ class Value:
         return out
 
     def relu(self) -> "Value":
-        return Value(0 if self.data < 0 else self.data, (self,), "ReLU")
+        return _node(0 if self.data < 0 else self.data, self, None, "ReLU")
 
     def tanh(self) -> "Value":
-        return Value(math.tanh(self.data), (self,), "tanh")
+        return _node(math.tanh(self.data), self, None, "tanh")
 
     def exp(self) -> "Value":
         try:
@@ -234,16 +296,16 @@ class Value:
         except OverflowError:
             _fail("exp", f"exp({self.data}) overflows a float", "use smaller inputs",
                   OverflowError)
-        return Value(out, (self,), "exp")
+        return _node(out, self, None, "exp")
 
     def log(self) -> "Value":
         if self.data <= 0:
             _fail("log", f"log({self.data}) is undefined (the input must be > 0)",
                   "clamp the input to a small positive number first")
-        return Value(math.log(self.data), (self,), "log")
+        return _node(math.log(self.data), self, None, "log")
 
     def sigmoid(self) -> "Value":
-        return Value(_sigmoid(self.data), (self,), "sigmoid")
+        return _node(_sigmoid(self.data), self, None, "sigmoid")
 
     # ---------------------------------------------------------------- derived, as in micrograd
 
@@ -287,7 +349,16 @@ class Value:
         The root's grad is set to 1; every other grad is *added to*, so call
         ``zero_grad()`` between steps, as in micrograd.
         """
-        autograd.backpropagate(self, 1, autograd.GradsOnNodes)
+        # The engine makes no reference cycles, so the cyclic GC has nothing to find here;
+        # pausing it avoids its scans of the graph while the children tuples get made.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            _make_children(self)
+            autograd.backpropagate(self, 1, autograd.GradsOnNodes)
+        finally:
+            if enabled:
+                gc.enable()
 
     def __repr__(self) -> str:
         return f"Value(data={self.data}, grad={self.grad})"
