@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import linecache
+import re
 from typing import Any, Callable
 
 import numpy as np
@@ -22,17 +23,21 @@ from ..passes.plan_memory import plan_memory
 
 _counter = itertools.count()
 
+# The generated code calls NumPy's ufuncs by these names (bound once, when the program is
+# built: a name lookup per call instead of an attribute lookup on `np`).
 UFUNCS = {
-    "neg": "np.negative", "exp": "np.exp", "log": "np.log", "sqrt": "np.sqrt",
-    "tanh": "np.tanh", "sin": "np.sin", "cos": "np.cos", "sign": "np.sign",
-    "add": "np.add", "sub": "np.subtract", "mul": "np.multiply", "div": "np.true_divide",
-    "pow": "np.power", "maximum": "np.maximum", "lt": "np.less", "le": "np.less_equal",
-    "gt": "np.greater", "ge": "np.greater_equal", "eq": "np.equal", "ne": "np.not_equal",
+    "neg": "negative", "exp": "exp", "log": "log", "sqrt": "sqrt", "tanh": "tanh",
+    "sin": "sin", "cos": "cos", "sign": "sign", "add": "add", "sub": "subtract",
+    "mul": "multiply", "div": "true_divide", "pow": "power", "maximum": "maximum",
+    "lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal", "eq": "equal",
+    "ne": "not_equal",
 }
-
+UFUNC_NAMES = {name: getattr(np, name) for name in sorted(set(UFUNCS.values()) | {"logaddexp"})}
 
 # The ufuncs' own reduce methods: np.sum and friends add a Python layer on top of these.
-REDUCE = {"sum": "np.add.reduce", "max": "np.maximum.reduce", "min": "np.minimum.reduce"}
+REDUCE = {"sum": "add_reduce", "max": "maximum_reduce", "min": "minimum_reduce"}
+REDUCE_NAMES = {"add_reduce": np.add.reduce, "maximum_reduce": np.maximum.reduce,
+                "minimum_reduce": np.minimum.reduce}
 
 
 def _elementwise_into(op: str, args: list[str], out: str) -> list[str]:
@@ -41,12 +46,12 @@ def _elementwise_into(op: str, args: list[str], out: str) -> list[str]:
         return [f"{UFUNCS[op]}({', '.join(args)}, out={out})"]
     (a,) = args
     if op == "relu":
-        return [f"np.maximum({a}, 0, out={out})"]
+        return [f"maximum({a}, 0, out={out})"]
     if op == "softplus":
-        return [f"np.logaddexp(0, {a}, out={out})"]
+        return [f"logaddexp(0, {a}, out={out})"]
     if op == "sigmoid":  # exp(-logaddexp(0, -x)), each step in place
-        return [f"np.negative({a}, out={out})", f"np.logaddexp(0, {out}, out={out})",
-                f"np.negative({out}, out={out})", f"np.exp({out}, out={out})"]
+        return [f"negative({a}, out={out})", f"logaddexp(0, {out}, out={out})",
+                f"negative({out}, out={out})", f"exp({out}, out={out})"]
     if op == "erf":
         if isinstance(_erf, np.ufunc):
             return [f"erf({a}, out={out})"]
@@ -96,8 +101,13 @@ class Program:
             body.append(f"# %{node.id}:{node.type_str()} = {node.op}")
             body.extend(self._emit(node, plan))
             for dead in plan.free_after.get(k, ()):
-                if dead.op not in ("input", "const"):
+                # (a pooled buffer stays allocated anyway: only new memory is worth a del)
+                if dead.op not in ("input", "const") and id(dead) not in plan.buffer_of:
                     body.append(f"del v{dead.id}")
+        text = "\n".join(body)
+        for name, fn in {**UFUNC_NAMES, **REDUCE_NAMES}.items():
+            if re.search(rf"\b{name}\(", text):  # only the ufuncs this program calls
+                self._env[name] = fn
         outs = ", ".join(f"v{o.id}" for o in graph.outputs)
         args = ", ".join(self._env)
         lines = [f"def make({args}):", f"    def program({params}):"]
