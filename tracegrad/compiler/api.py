@@ -141,7 +141,7 @@ class Variant:
     records: list = field(default_factory=list)
     compile_seconds: float = 0.0
     backward: Any = None  # a BackwardProgram when the outputs are differentiable
-    settings: list = field(default_factory=list)  # (what, getter, value at trace time)
+    settings: list = field(default_factory=list)  # (what, dict, keys, values at trace time)
     n_saved: int = 0
 
     def __post_init__(self) -> None:
@@ -161,8 +161,8 @@ class Variant:
         for m, flag in zip(self.modules, self.training):
             if m.training != flag:
                 return "a module switched between train() and eval()"
-        for what, getter, value in self.settings:
-            if getter() != value:
+        for what, d, keys, values in self.settings:
+            if tuple([d.get(k) for k in keys]) != values:
                 return f"{what} changed (its value was read as a constant while tracing)"
         for getter, ident in self.direct_refs:
             if id(getter()) != ident:
@@ -376,35 +376,30 @@ _PLAIN = (int, float, bool, str, type(None))
 
 def _settings(roots: list[Any], modules: list[Any]) -> list:
     """Plain Python values a traced step reads as constants: an optimizer's hyper-parameters
-    (a scheduler changes lr) and the numbers and flags stored on modules (``self.scale``).
-    A variant is only used while they are unchanged."""
+    (a scheduler changes lr), the numbers and flags stored on modules (``self.scale``) and
+    on the object whose method is compiled. A variant is only used while they hold.
+
+    Each entry is (what, a dict, its keys, their values then): checking is one tuple
+    comparison per dict on every call."""
     from ..optim.optimizer import Optimizer
 
-    out = []
-    for m in modules:
-        plain = {k: v for k, v in vars(m).items() if isinstance(v, _PLAIN) and k != "training"}
-        if plain:
-            getter = (lambda m=m, keys=tuple(plain): {k: vars(m).get(k) for k in keys})
-            out.append((f"a setting of {type(m).__name__}", getter, plain))
+    def entry(what: str, d: dict, skip: tuple = ()) -> tuple | None:
+        keys = tuple(k for k, v in d.items() if isinstance(v, _PLAIN) and k not in skip)
+        return (what, d, keys, tuple(d[k] for k in keys)) if keys else None
+
+    out = [entry(f"a setting of {type(m).__name__}", vars(m), ("training",)) for m in modules]
     seen = set()
     for r in roots:
-        if hasattr(r, "__dict__") and not isinstance(r, type) and id(r) not in seen and \
-                type(r).__module__.split(".")[0] not in ("tracegrad", "builtins") and \
-                not callable(r):
-            seen.add(id(r))
-            plain = {k: v for k, v in vars(r).items() if isinstance(v, _PLAIN)}
-            if plain:
-                getter = (lambda r=r, keys=tuple(plain): {k: vars(r).get(k) for k in keys})
-                out.append((f"an attribute of a {type(r).__name__}", getter, plain))
-        if isinstance(r, Optimizer) and id(r) not in seen:
-            seen.add(id(r))
-
-            def hyper(opt: Any = r) -> list:
-                return [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
-
-            out.append((f"a hyper-parameter of {type(r).__name__} (lr, momentum, ...)", hyper,
-                        hyper()))
-    return out
+        if id(r) in seen:
+            continue
+        seen.add(id(r))
+        if isinstance(r, Optimizer):
+            out += [entry(f"a hyper-parameter of {type(r).__name__} (lr, momentum, ...)", g,
+                          ("params",)) for g in r.param_groups]
+        elif hasattr(r, "__dict__") and not isinstance(r, type) and not callable(r) and \
+                type(r).__module__.split(".")[0] not in ("tracegrad", "builtins"):
+            out.append(entry(f"an attribute of a {type(r).__name__}", vars(r)))
+    return [e for e in out if e is not None]
 
 
 def _direct_refs(fn: Callable) -> list:
