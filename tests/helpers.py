@@ -61,3 +61,20 @@ def assert_grads_match_fd(
             f"d f / d x{i} at {list(xs)}: backward gives {g!r}, finite differences {n!r}"
         )
     return grads
+
+
+def reference_example(V):
+    """micrograd's README / test_more_ops expression, for any Value-like class ``V``."""
+    a = V(-4.0)
+    b = V(2.0)
+    c = a + b
+    d = a * b + b**3
+    c += c + 1
+    c += 1 + c + (-a)
+    d += d * 2 + (b + a).relu()
+    d += 3 * d + (b - a).relu()
+    e = c - d
+    f = e**2
+    g = f / 2.0
+    g += 10.0 / f
+    return a, b, g

@@ -16,7 +16,13 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from helpers import assert_grads_match_fd, close, engine_grads, finite_differences
+from helpers import (
+    assert_grads_match_fd,
+    close,
+    engine_grads,
+    finite_differences,
+    reference_example,
+)
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -54,23 +60,6 @@ def all_nodes(root):
             seen[id(node)] = node
             stack.extend(node._prev)
     return list(seen.values())
-
-
-def reference_example(V):
-    """micrograd's README / test_more_ops expression, for any Value-like class ``V``."""
-    a = V(-4.0)
-    b = V(2.0)
-    c = a + b
-    d = a * b + b**3
-    c += c + 1
-    c += 1 + c + (-a)
-    d += d * 2 + (b + a).relu()
-    d += 3 * d + (b - a).relu()
-    e = c - d
-    f = e**2
-    g = f / 2.0
-    g += 10.0 / f
-    return a, b, g
 
 
 def sanity_check(V):

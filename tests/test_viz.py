@@ -9,6 +9,7 @@ import sys
 import warnings
 
 import pytest
+from helpers import reference_example
 
 from tracegrad import Value, viz
 from tracegrad.viz import draw, to_dot
@@ -19,20 +20,9 @@ needs_dot = pytest.mark.skipif(
 
 
 def micrograd_reference() -> tuple[Value, Value, Value]:
-    """The expression from micrograd's test_engine.py (a.grad, b.grad checked there)."""
-    a = Value(-4.0, label="a")
-    b = Value(2.0, label="b")
-    c = a + b
-    d = a * b + b**3
-    c += c + 1
-    c += 1 + c + (-a)
-    d += d * 2 + (b + a).relu()
-    d += 3 * d + (b - a).relu()
-    e = c - d
-    f = e**2
-    g = f / 2.0
-    g += 10.0 / f
-    g.label = "g"
+    """The expression from micrograd's test_engine.py, labelled and backpropagated."""
+    a, b, g = reference_example(Value)
+    a.label, b.label, g.label = "a", "b", "g"
     g.backward()
     return a, b, g
 
