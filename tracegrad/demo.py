@@ -193,20 +193,7 @@ def _section_scalar(demo: Demo) -> None:
     demo.say()
 
     nodes = len(all_nodes(v["g"]))
-    svg = demo.out / "graph.svg"
-    try:
-        viz.draw(v["g"], svg)
-    except (ImportError, RuntimeError) as e:  # the graphviz package, or its `dot` program
-        dot = viz.draw(v["g"], demo.out / "graph.dot")
-        demo.wrote(dot, f"the graph of g ({nodes} values), as Graphviz source")
-        fix = (
-            'pip install "tracegrad[viz]"'
-            if isinstance(e, ImportError)
-            else "install Graphviz (https://graphviz.org/download/)"
-        )
-        demo.say(f"  note: no graph.svg without Graphviz; {fix}, then run again for the SVG")
-    else:
-        demo.wrote(svg, f"the graph of g ({nodes} values)")
+    _draw_svg_or_dot(demo, v["g"], "graph", f"the graph of g ({nodes} values)")
 
 
 # --------------------------------------------------------------------------------------
