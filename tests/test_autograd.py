@@ -145,6 +145,36 @@ def test_only_leaves_requiring_grad_get_grad():
     assert x.grad.tolist() == [3.0, 4.0]
 
 
+def test_leaves_never_share_gradient_memory():
+    # add hands the same gradient to both operands; a backward pass adopts freshly computed
+    # arrays as .grad instead of copying them, but never one array for two leaves.
+    a = tg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    b = tg.tensor([[5.0, 6.0], [7.0, 8.0]], requires_grad=True)
+    c = tg.tensor([1.0, -1.0], requires_grad=True)
+    ((a + b) * 2 + c).sum().backward()
+    assert not np.shares_memory(a.grad.numpy(), b.grad.numpy())
+    a.grad.mul_(10.0)  # what clip_grad_norm_ does
+    assert b.grad.tolist() == [[2.0, 2.0], [2.0, 2.0]] and c.grad.tolist() == [2.0, 2.0]
+    assert a.grad.tolist() == [[20.0, 20.0], [20.0, 20.0]]
+    # The seed of a non-scalar backward is the user's array: never adopted.
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    seed = tg.tensor([3.0, 4.0])
+    (x + 0.0).backward(seed)
+    x.grad.zero_()
+    assert seed.tolist() == [3.0, 4.0]
+
+
+def test_linear_weight_gradient_is_c_ordered_and_right(torch):
+    rng = np.random.default_rng(0)
+    xs, ws = rng.normal(size=(5, 3)), rng.normal(size=(4, 3))
+    x, w = tg.tensor(xs), tg.tensor(ws, requires_grad=True)
+    (x @ w.T).tanh().sum().backward()
+    assert w.grad.numpy().flags.c_contiguous
+    tw = torch.tensor(ws, requires_grad=True)
+    (torch.tensor(xs) @ tw.T).tanh().sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-12)
+
+
 def test_grad_dtype_follows_the_leaf():
     x = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True)
     (x.to(tg.float32) * 2).sum().backward()

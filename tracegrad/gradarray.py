@@ -36,11 +36,20 @@ def _promote(x: np.ndarray, y: np.ndarray) -> np.dtype:
 class GradArray:
     """An ndarray with the tensor methods VJP rules use; no graph."""
 
-    __slots__ = ("data", "requires_grad")
+    __slots__ = ("data", "requires_grad", "owned")
 
-    def __init__(self, data: np.ndarray, requires_grad: bool = False):
+    def __init__(self, data: np.ndarray, requires_grad: bool = False, owned: bool = False):
         self.data = data  # always an ndarray (0-d included), never a NumPy scalar
         self.requires_grad = requires_grad
+        # Whether a leaf may adopt ``data`` as its ``.grad`` without copying: true for memory
+        # an op just allocated, handed on to a view of it (only one holder at a time), and
+        # given up when a leaf adopts it. The seed and the forward values are never owned.
+        self.owned = owned
+
+    def _view(self, data: np.ndarray) -> "GradArray":
+        """A view of this array's memory: it takes over the ownership."""
+        owned, self.owned = self.owned, False
+        return GradArray(data, owned=owned)
 
     shape = property(lambda self: self.data.shape)
     dtype = property(lambda self: self.data.dtype)
@@ -60,7 +69,7 @@ class GradArray:
         x = self.data
         if type(other) is GradArray and other.data.dtype == x.dtype and name not in FLOAT_ONLY:
             out = P[name].forward(other.data, x) if reverse else P[name].forward(x, other.data)
-            return GradArray(out if type(out) is np.ndarray else np.asarray(out))
+            return _fresh(out if type(out) is np.ndarray else np.asarray(out), x, other.data)
         y = self._array(other)
         if reverse:
             x, y = y, x
@@ -69,16 +78,16 @@ class GradArray:
             x, y = x.astype(dt, copy=False), y.astype(dt, copy=False)
         if name in FLOAT_ONLY and x.dtype.kind != "f":
             x, y = x.astype(dtypes.default_float), y.astype(dtypes.default_float)
-        return GradArray(np.asarray(P[name].forward(x, y)))
+        return _fresh(np.asarray(P[name].forward(x, y)), x, y)
 
     def _unary(self, name: str) -> "GradArray":
         x = self.data
         if name in FLOAT_ONLY and x.dtype.kind != "f":
             x = x.astype(dtypes.default_float)
-        return GradArray(np.asarray(P[name].forward(x)))
+        return _fresh(np.asarray(P[name].forward(x)), x)
 
     def __neg__(self) -> "GradArray":
-        return GradArray(np.asarray(np.negative(self.data)))
+        return GradArray(np.asarray(np.negative(self.data)), owned=True)
 
     def maximum(self, other: Any) -> "GradArray":
         return self._binary("maximum", other, False)
@@ -88,41 +97,41 @@ class GradArray:
         if x.dtype != y.dtype:
             dt = dtypes.promote(x.dtype, y.dtype)
             x, y = x.astype(dt), y.astype(dt)
-        return GradArray(np.asarray(np.matmul(x, y)))
+        return GradArray(np.asarray(np.matmul(x, y)), owned=True)
 
     matmul = __matmul__
 
     def to(self, dtype: Any) -> "GradArray":
         dt = dtypes.to_dtype(dtype)
-        return self if dt == self.data.dtype else GradArray(self.data.astype(dt))
+        return self if dt == self.data.dtype else GradArray(self.data.astype(dt), owned=True)
 
     def sum(self, dim: Any = None, keepdim: bool = False) -> "GradArray":
         x = self.data if self.data.dtype != np.bool_ else self.data.astype(np.int64)
         axes = normalize_axes("sum", dim, x.ndim)
-        return GradArray(np.asarray(np.add.reduce(x, axis=axes, keepdims=keepdim)))
+        return _fresh(np.asarray(np.add.reduce(x, axis=axes, keepdims=keepdim)), x)
 
     def reshape(self, *shape: Any) -> "GradArray":
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         if -1 in shape:
             shape = resolve_shape("reshape", self.data.shape, shape)
-        return GradArray(self.data.reshape(shape))
+        return self._view(self.data.reshape(shape))
 
     def permute(self, *dims: Any) -> "GradArray":
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
-        return GradArray(np.transpose(self.data, dims))
+        return self._view(np.transpose(self.data, dims))
 
     def transpose(self, dim0: int, dim1: int) -> "GradArray":
-        return GradArray(np.swapaxes(self.data, dim0, dim1))
+        return self._view(np.swapaxes(self.data, dim0, dim1))
 
     def expand(self, *shape: Any) -> "GradArray":
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return GradArray(np.broadcast_to(self.data, shape))
+        return self._view(np.broadcast_to(self.data, shape))
 
     def unsqueeze(self, dim: int) -> "GradArray":
-        return GradArray(np.expand_dims(self.data, dim % (self.data.ndim + 1)))
+        return self._view(np.expand_dims(self.data, dim % (self.data.ndim + 1)))
 
     def _select(self, a: Any, b: Any) -> "GradArray":
         """``where(self, a, b)`` for a bool array, with `Tensor`'s promotion."""
@@ -135,20 +144,25 @@ class GradArray:
         if av.dtype != bv.dtype:
             dt = _promote(av, bv)
             av, bv = av.astype(dt), bv.astype(dt)
-        return GradArray(np.where(self.data, av, bv))
+        return GradArray(np.where(self.data, av, bv), owned=True)
 
     def _getitem(self, index: tuple, *ix: Any) -> "GradArray":
-        return GradArray(np.asarray(P["getitem"].forward(
+        return self._view(np.asarray(P["getitem"].forward(
             self.data, *[i.data for i in ix], index=index)))
 
     def _scatter_add(self, index: tuple, shape: tuple, *ix: Any) -> "GradArray":
-        return GradArray(P["scatter_add"].forward(
-            self.data, *[i.data for i in ix], index=index, shape=shape))
+        return _fresh(P["scatter_add"].forward(
+            self.data, *[i.data for i in ix], index=index, shape=shape), self.data)
 
     def _setitem(self, index: tuple, value: Any, *ix: Any) -> "GradArray":
         v = self._array(value).astype(self.data.dtype, copy=False)
-        return GradArray(P["setitem"].forward(self.data, v, *[i.data for i in ix],
-                                              index=index))
+        return _fresh(P["setitem"].forward(self.data, v, *[i.data for i in ix], index=index),
+                      self.data, v)
+
+
+def _fresh(out: np.ndarray, *operands: np.ndarray) -> GradArray:
+    """The result of an op: owned when it is new memory (not an operand, not a view)."""
+    return GradArray(out, owned=out.base is None and all(out is not x for x in operands))
 
 
 def _make_unary(name: str):

@@ -524,9 +524,17 @@ class Tensor:
 
     def _accumulate_grad(self, g: "Tensor") -> None:
         if type(g) is GradArray:
-            # C order: a weight's gradient often arrives as a transposed view, and strided
-            # gradients make every optimizer update slow.
-            g = _leaf(np.array(g.data, dtype=self.data.dtype, order="C", copy=True))
+            # Adopt the memory the backward pass just computed, if nothing else holds it and
+            # it is C-ordered (strided gradients make every optimizer update slow); else copy.
+            a = g.data
+            if not (g.owned and a.dtype == self.data.dtype and a.flags.c_contiguous
+                    and a.flags.writeable):
+                a = np.array(a, dtype=self.data.dtype, order="C", copy=True)
+            g.owned = False
+            if a.shape != self.data.shape:  # a VJP rule returned the wrong shape: our bug
+                raise AssertionError(f"gradient of shape {a.shape} for a leaf of {self.shape}")
+            self._grad = _leaf(a) if self._grad is None else self._grad + _leaf(a)
+            return
         if g.shape != self.shape:  # a VJP rule returned the wrong shape: a bug of ours
             raise AssertionError(f"gradient of shape {g.shape} for a leaf of shape {self.shape}")
         if g.data.dtype != self.data.dtype:

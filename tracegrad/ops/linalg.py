@@ -43,8 +43,20 @@ def _matmul_vjp(g, out, a, b):
     if a.requires_grad:
         da = sum_to_shape(g2 @ b2.transpose(-1, -2), tuple(a2.shape)).reshape(tuple(a.shape))
     if b.requires_grad:
-        db = sum_to_shape(a2.transpose(-1, -2) @ g2, tuple(b2.shape)).reshape(tuple(b.shape))
+        if _transposed(b2):
+            # b is a transposed view (the ``x @ W.T`` of a Linear layer): compute its gradient
+            # transposed too, so that W's gradient comes out C-ordered, with no copy.
+            db = (g2.transpose(-1, -2) @ a2).transpose(-1, -2)
+        else:
+            db = a2.transpose(-1, -2) @ g2
+        db = sum_to_shape(db, tuple(b2.shape)).reshape(tuple(b.shape))
     return da, db
+
+
+def _transposed(t) -> bool:
+    """Whether a matrix's values are stored column by column (the transpose of a C array)."""
+    flags = getattr(t.data, "flags", None)
+    return t.ndim == 2 and flags is not None and flags.f_contiguous and not flags.c_contiguous
 
 
 register("matmul", "linalg", np.matmul, _matmul_infer, _matmul_vjp)
