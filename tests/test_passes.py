@@ -216,6 +216,55 @@ def test_simplify_keeps_a_broadcasting_identity():
     assert "mul" in ops(after) and after.outputs[0].shape == (2, 3)
 
 
+def test_simplify_turns_a_transposed_product_around_twice():
+    # The backward of x @ W.T computes W's gradient as ((g.T @ x).T).T: both transposes go
+    # into the product, and a transpose of a transpose is no transpose.
+    g = tg.trace(lambda a, b: ((a.T @ b).T).T, S((5, 3)), S((5, 4)))
+    after, _ = dce(simplify(g.copy())[0])
+    assert ops(after) == ["permute", "matmul"]
+    (t, m) = after.nodes
+    assert t.inputs == (after.inputs[0],) and m.inputs == (t, after.inputs[1])
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(5, 3)).astype(np.float32), rng.normal(size=(5, 4)).astype(np.float32)
+    np.testing.assert_allclose(after(a, b)[0], a.T @ b, rtol=1e-6)
+
+
+def test_simplify_computes_a_unary_op_before_an_expand():
+    g = tg.trace(lambda x, y: x.reshape(1).expand(4).exp() * y, S(()), S((4,)))
+    assert ops(g) == ["reshape", "expand", "exp", "mul"]
+    after, _ = dce(simplify(g.copy())[0])
+    assert ops(after) == ["reshape", "exp", "mul"]  # exp of one number, broadcast by mul
+    x, y = np.float32(0.5), np.arange(4, dtype=np.float32)
+    np.testing.assert_allclose(after(np.asarray(x), y)[0], np.exp(x) * y, rtol=1e-6)
+
+
+def test_scatter_add_at_distinct_positions_is_an_assignment():
+    # A gather by rows (cross-entropy's picked log-probabilities) names every position at
+    # most once: its gradient assigns instead of calling the slow np.add.at.
+    w = tg.tensor(np.ones((4, 3), np.float32), requires_grad=True)
+
+    def rows(t):
+        loss = (w[tg.arange(4), t] * 2).sum()
+        loss.backward()
+        return loss
+
+    def repeated(t):
+        loss = (w[t, t] * 2).sum()
+        loss.backward()
+        return loss
+
+    t = np.array([2, 0, 2, 1])
+    for fn, at in ((rows, False), (repeated, True)):
+        w.grad = None
+        graph = tg.trace(fn, tg.tensor(t))
+        program = Program(optimize(graph)[0])
+        assert ("np.add.at" in program.source()) == at
+        grad = program(t, w.numpy())[-1]
+        expected = np.zeros((4, 3), np.float32)
+        np.add.at(expected, (np.arange(4), t) if fn is rows else (t, t), 2.0)
+        np.testing.assert_array_equal(grad, expected)
+
+
 # ---------------------------------------------------------------- fuse
 
 

@@ -22,6 +22,7 @@ from .. import autograd
 from ..gradarray import GradArray
 from ..tensor import Tensor, _leaf
 from .backends.numpy import Program
+from .entry import build_entry
 from .ir import Graph
 from .passes import PIPELINE
 from .passes.plan_memory import VIEWS, peak_without_plan
@@ -145,77 +146,14 @@ class Variant:
     n_saved: int = 0
 
     def __post_init__(self) -> None:
-        # Flat lists for the per-call work (this runs on every call of a compiled step).
-        self._feed = [(0, src) if kind == "arg" else (1, src[0]) if kind == "data"
-                      else (2, src[0]) for kind, src in self.feeders]
-        self._data_checks = [(src[0], src[1].shape, src[1].dtype)
-                             for kind, src in self.feeders if kind == "data"]
-        self._grad_checks = [(src[0], src[1].shape, src[1].dtype)
-                             for kind, src in self.feeders if kind == "grad"]
         self._owns = [self.program.owns(k) for k in range(len(self.graph.outputs))]
+        self.entry = build_entry(self, tensor_mod._structure_epoch)
 
-    def check(self) -> str | None:
-        """None if this variant still fits the world; else why not."""
-        if tensor_mod._structure_epoch[0] != self.structure_epoch:
-            return "a module's or optimizer's parameters/submodules were reassigned"
-        for m, flag in zip(self.modules, self.training):
-            if m.training != flag:
-                return "a module switched between train() and eval()"
-        for what, d, keys, values in self.settings:
-            if tuple([d.get(k) for k in keys]) != values:
-                return f"{what} changed (its value was read as a constant while tracing)"
-        for getter, ident in self.direct_refs:
-            if id(getter()) != ident:
-                return "a tensor the function refers to was replaced"
-        for t, shape, dtype in self._data_checks:
-            if t.data.shape != shape or t.data.dtype != dtype:
-                return f"a captured tensor changed shape or dtype (was {dtype}{list(shape)})"
-        for t, shape, dtype in self._grad_checks:
-            g = t._grad
-            if g is None or g.data.shape != shape or g.data.dtype != dtype \
-                    or not g.data.flags.writeable:
-                return "a .grad the function uses appeared, disappeared or changed shape"
-        return None
-
-    def run(self, arg_tensors: list[Tensor]) -> tuple:
-        outs = self.program(*[arg_tensors[src].data if kind == 0 else src.data if kind == 1
-                              else src._grad.data for kind, src in self._feed])
-        k = self.n_user_outputs
-        args = self.capture.arg_index
-        owns = self._owns
-
-        def target(t: Tensor) -> Tensor:  # the caller's argument, for the traced copy of one
-            return arg_tensors[args[id(t)]] if args and id(t) in args else t
-
-        for (t, _), value in zip(self.capture.data_writes, outs[k:]):
-            t = target(t)
-            t._vc[0] += 1
-            if value is t.data:  # computed in place already
-                continue
-            if not t.data.flags.writeable:
-                t.data = t.data.copy()
-            np.copyto(t.data, value, casting="same_kind")
-        k += len(self.capture.data_writes)
-        for t, node in self.capture.grad_writes:
-            t = target(t)
-            if node is None:
-                t._grad = None
-                continue
-            value = outs[k]
-            k += 1
-            g = t._grad
-            if g is not None and value is g.data:  # computed into the .grad array already
-                g._vc[0] += 1
-                continue
-            if g is not None and g.data.shape == value.shape and g.data.dtype == value.dtype \
-                    and g.data.flags.writeable and not np.may_share_memory(g.data, value):
-                np.copyto(g.data, value)
-                g._vc[0] += 1
-            else:
-                t._grad = _leaf(value if owns[k - 1] and value.dtype == t.data.dtype
-                                else np.array(value, dtype=t.data.dtype, copy=True))
-        self.saved = [a if owns[k + j] else np.array(a, copy=True)
-                      for j, a in enumerate(outs[k:k + self.n_saved])] if self.n_saved else []
+    def finish(self, outs: tuple) -> tuple:
+        """The user's outputs of a run; keeps the values a compiled backward will need."""
+        k = len(outs) - self.n_saved
+        self.saved = [a if self._owns[k + j] else np.array(a, copy=True)
+                      for j, a in enumerate(outs[k:])] if self.n_saved else []
         return outs[: self.n_user_outputs]
 
 
@@ -426,7 +364,7 @@ def _arg_key(flat: list[tuple[str, Any]]) -> tuple:
     key = []
     for _path, leaf in flat:
         if isinstance(leaf, Tensor):
-            key.append(("T", leaf.data.shape, leaf.data.dtype.str, leaf.requires_grad))
+            key.append(("T", leaf.data.shape, leaf.data.dtype, leaf.requires_grad))
         else:
             try:
                 hash(leaf)
@@ -470,7 +408,7 @@ class CompiledFunction:
             return self.fn(*args, **kwargs)
         if not kwargs and all(type(a) is Tensor for a in args):  # the common case, quickly
             tensors = list(args)
-            key = tuple([("T", a.data.shape, a.data.dtype.str, a.requires_grad) for a in args]
+            key = tuple([("T", a.data.shape, a.data.dtype, a.requires_grad) for a in args]
                         + [autograd._mode.enabled])
         else:
             flat = flatten_args(args, kwargs)
@@ -478,20 +416,24 @@ class CompiledFunction:
             tensors = [leaf for _, leaf in flat if isinstance(leaf, Tensor)]
         variant, reason = None, None
         for v in self.variants.get(key, ()):
-            reason = v.check()
-            if reason is None:
+            result = v.entry(tensors)
+            if type(result) is not str:
                 variant = v
                 break
+            reason = result
         if variant is None:
             if reason is None:
                 reason = ("first compiled call" if not self.variants else
                           "new argument shapes, dtypes, requires_grad, Python values or "
                           "grad mode")
             variant = self._compile(args, kwargs, key, reason)
+            result = variant.entry(tensors)
+            if type(result) is str:  # a guard the fresh variant fails: a bug of ours
+                raise AssertionError(f"tg.compile: a new variant fails its own guard: {result}")
         else:
             self.hits += 1
         self.last_variant = variant
-        outs = variant.run(tensors)
+        outs = variant.finish(result)
         owns = variant._owns
 
         def array(i: int) -> np.ndarray:  # the program's own new memory, or a copy
@@ -538,13 +480,12 @@ class CompiledFunction:
             graph=graph, program=program, capture=capture,
             feeders=_feeders(graph, capture),
             n_user_outputs=len(graph.outputs) - len(capture.data_writes)
-            - sum(1 for _, n in capture.grad_writes if n is not None),
+            - sum(1 for _, n in capture.grad_writes if n is not None) - n_saved,
             modules=modules, training=tuple(m.training for m in modules),
             settings=_settings(roots, modules),
             structure_epoch=epoch, direct_refs=_direct_refs(self.fn), records=records,
             backward=backward, n_saved=n_saved,
         )
-        variant.n_user_outputs -= n_saved
         variant.compile_seconds = time.perf_counter() - t0
         bucket = self.variants.setdefault(key, [])
         bucket.insert(0, variant)

@@ -59,6 +59,22 @@ def _elementwise_into(op: str, args: list[str], out: str) -> list[str]:
     raise KeyError(op)
 
 
+def _distinct_positions(index_arrays: tuple) -> bool:
+    """Whether integer index arrays never name one position twice, so that a scatter-add
+    is a plain assignment: true when one of them is a constant of distinct non-negative
+    values (the ``arange`` of a gather by rows) as large as their broadcast shape."""
+    try:
+        shape = np.broadcast_shapes(*(tuple(i.shape) for i in index_arrays))
+    except ValueError:
+        return False
+    for i in index_arrays:
+        v = i.value if i.op == "const" else None
+        if v is not None and v.dtype.kind in "iu" and v.shape == shape and v.size \
+                and v.min() >= 0 and np.unique(v).size == v.size:
+            return True
+    return False
+
+
 class Program:
     """A graph compiled to NumPy source; call it with the input arrays."""
 
@@ -67,8 +83,7 @@ class Program:
             graph, _ = plan_memory(graph)
         self.graph = graph
         plan = graph.memory_plan
-        self.pool = [np.empty(nbytes // np.dtype(dt).itemsize, dtype=dt)
-                     for dt, nbytes in plan.buffers]
+        self.pool = [np.empty(nbytes, dtype=np.uint8) for nbytes in plan.buffers]
         self.filename = f"<tracegrad-compiled-{next(_counter)}>"
         self._env: dict[str, Any] = {}
         lines = self._generate(graph, plan)
@@ -90,7 +105,8 @@ class Program:
         return name
 
     def _buffer(self, index: int, node_shape: tuple, dtype: np.dtype) -> str:
-        view = self.pool[index][: int(np.prod(node_shape, dtype=np.int64))].reshape(node_shape)
+        n = int(np.prod(node_shape, dtype=np.int64)) * dtype.itemsize
+        view = self.pool[index][:n].view(dtype).reshape(node_shape)
         return self._name("b", view)
 
     def _generate(self, graph: Graph, plan: Any) -> list[str]:
@@ -172,7 +188,7 @@ class Program:
             return [f"np.concatenate(({', '.join(args)},), axis={attrs['dim']!r}, out={out})"]
         if op == "scatter_add":
             index = self._index(attrs["index"], args[1:])
-            if is_basic_index(attrs["index"]):
+            if is_basic_index(attrs["index"]) or _distinct_positions(node.inputs[1:]):
                 return [f"{out}[...] = 0", f"{out}[{index}] = {args[0]}"]
             return [f"{out}[...] = 0", f"np.add.at({out}, {index}, {args[0]})"]
         if op == "setitem":

@@ -33,7 +33,7 @@ VIEWS = {"reshape", "permute", "expand", "getitem"}
 class MemoryPlan:
     buffer_of: dict = field(default_factory=dict)  # id(node) -> pool buffer index
     scratch_of: dict = field(default_factory=dict)  # id(kernel) -> buffer for its chain
-    buffers: list = field(default_factory=list)  # (dtype, nbytes) per pool buffer
+    buffers: list = field(default_factory=list)  # bytes per pool buffer (any dtype's view)
     in_place: int = 0
     into_input: dict = field(default_factory=dict)  # id(node) -> the input it overwrites
     fresh: set = field(default_factory=set)  # ids of outputs given new memory on every run
@@ -128,15 +128,24 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
     base = _alias_roots(graph)
     dead_after = _last_use(graph)
     outputs = {id(o) for o in graph.outputs} | {id(base.get(id(o), o)) for o in graph.outputs}
-    free: dict[tuple, list[int]] = {}  # (dtype, nbytes) -> free buffer indices
+    free: list[int] = []  # indices of the pool buffers no live value occupies
     owner: dict[int, int] = {}  # id(value) -> buffer index it occupies
+    held: dict[int, int] = {}  # buffer index -> bytes of the value in it
     live_bytes, peak = 0, 0
 
-    def take(key: tuple) -> int:
-        if free.get(key):
-            return free[key].pop()
-        plan.buffers.append(key)
-        return len(plan.buffers) - 1
+    def take(nbytes: int) -> int:
+        """A free buffer for ``nbytes``: the smallest that is large enough, else the largest
+        one, grown (nothing is allocated before the plan is done), else a new one. Sharing
+        buffers across sizes and dtypes keeps the pool, and the memory a run touches, small."""
+        sizes = plan.buffers
+        if free:
+            fits = [j for j in free if sizes[j] >= nbytes]
+            j = min(fits, key=sizes.__getitem__) if fits else max(free, key=sizes.__getitem__)
+            free.remove(j)
+            sizes[j] = max(sizes[j], nbytes)
+            return j
+        sizes.append(nbytes)
+        return len(sizes) - 1
 
     # A write-back (an optimizer's new weight) may be computed straight into the memory of
     # the input it replaces, if nothing reads that input afterwards.
@@ -147,7 +156,6 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
     used_targets: set[int] = set()
     output_nodes = {id(o) for o in graph.outputs}
     for k, node in enumerate(graph.nodes):
-        key = (node.dtype.str, node.nbytes)
         target = donations.get(id(node))
         if target is not None and id(target) not in used_targets and (
             target.shape == node.shape and target.dtype == node.dtype
@@ -169,11 +177,8 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
             used_targets.add(id(target))
             plan.into_input[id(node)] = target
             plan.in_place += 1
-            first = node.value[0]
-            skey = (first.dtype.str, _nbytes(first))
-            s = take(skey)
-            plan.scratch_of[id(node)] = s
-            free.setdefault(skey, []).append(s)
+            plan.scratch_of[id(node)] = s = take(_nbytes(node.value[0]))
+            free.append(s)
             plan.free_after[k] = dead_after.get(k, [])
             continue
         if node.op in WRITES_INTO and id(node) in output_nodes:
@@ -182,18 +187,17 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
             plan.fresh.add(id(node))
             live_bytes += node.nbytes
             if _needs_scratch(node):
-                first = node.value[0]
-                skey = (first.dtype.str, _nbytes(first))
-                s = take(skey)
-                plan.scratch_of[id(node)] = s
-                free.setdefault(skey, []).append(s)
-                peak = max(peak, live_bytes + skey[1])
+                nbytes = _nbytes(node.value[0])
+                plan.scratch_of[id(node)] = s = take(nbytes)
+                free.append(s)
+                peak = max(peak, live_bytes + nbytes)
         elif node.op in WRITES_INTO:
             buf = None
             if node.op in IN_PLACE:
                 for i in node.inputs:
                     j = owner.get(id(i))
-                    if j is None or id(i) in outputs or plan.buffers[j] != key:
+                    if j is None or id(i) in outputs or i.dtype != node.dtype \
+                            or i.nbytes != node.nbytes:
                         continue
                     if i in dead_after.get(k, ()) and _may_overwrite(node, i, base):
                         buf = j
@@ -202,17 +206,16 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
                         plan.in_place += 1
                         break
             if buf is None:
-                buf = take(key)
+                buf = take(node.nbytes)
                 live_bytes += node.nbytes
             plan.buffer_of[id(node)] = buf
             owner[id(node)] = buf
+            held[buf] = node.nbytes
             if _needs_scratch(node):
-                first = node.value[0]
-                skey = (first.dtype.str, _nbytes(first))
-                s = take(skey)
-                plan.scratch_of[id(node)] = s
-                free.setdefault(skey, []).append(s)  # free again right after the kernel
-                peak = max(peak, live_bytes + skey[1])
+                nbytes = _nbytes(node.value[0])
+                plan.scratch_of[id(node)] = s = take(nbytes)
+                free.append(s)  # free again right after the kernel
+                peak = max(peak, live_bytes + nbytes)
         elif node.op not in ("const", "input") and node.op not in VIEWS:
             live_bytes += node.nbytes  # allocated by NumPy on every run
         peak = max(peak, live_bytes)
@@ -221,11 +224,11 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
         for d in gone:
             j = owner.pop(id(d), None)
             if j is not None:
-                free.setdefault(plan.buffers[j], []).append(j)
-                live_bytes -= plan.buffers[j][1]
+                free.append(j)
+                live_bytes -= held[j]
             elif d.op not in ("const", "input") and d.op not in VIEWS:
                 live_bytes -= d.nbytes
-    plan.pool_bytes = sum(b[1] for b in plan.buffers)
+    plan.pool_bytes = sum(plan.buffers)
     plan.peak_bytes = peak
     graph.memory_plan = plan
     return graph, (f"{len(plan.buffers)} buffer(s), {plan.pool_bytes:,} bytes pooled, "

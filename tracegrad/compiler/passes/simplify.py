@@ -99,10 +99,17 @@ def _transposed_product(n: Node, ctx: Context) -> Node | None:
     a, b = x.inputs
     if a.ndim != nd or b.ndim != nd:
         return None
-    at = Node("permute", (a,), {"dims": swap}, a.shape[:-2] + (a.shape[-1], a.shape[-2]), a.dtype)
-    bt = Node("permute", (b,), {"dims": swap}, b.shape[:-2] + (b.shape[-1], b.shape[-2]), b.dtype)
-    ctx.new.extend([bt, at])
-    return Node("matmul", (bt, at), {}, n.shape, n.dtype)
+    return Node("matmul", (_swapped(b, swap, ctx), _swapped(a, swap, ctx)), {}, n.shape, n.dtype)
+
+
+def _swapped(x: Node, swap: tuple, ctx: Context) -> Node:
+    """``x`` with its last two dimensions swapped: the operand of a transpose if ``x`` is
+    one (a transpose of a transpose is no transpose), else a new permute node."""
+    if x.op == "permute" and tuple(x.attrs["dims"]) == swap:
+        return x.inputs[0]
+    t = Node("permute", (x,), {"dims": swap}, x.shape[:-2] + (x.shape[-1], x.shape[-2]), x.dtype)
+    ctx.new.append(t)
+    return t
 
 
 def _implicit_broadcast(n: Node, ctx: Context) -> Node | None:
@@ -127,6 +134,19 @@ def _implicit_broadcast(n: Node, ctx: Context) -> Node | None:
     return None
 
 
+def _unary_before_expand(n: Node, ctx: Context) -> Node | None:
+    """``f(expand(x))`` -> ``expand(f(x))`` for an elementwise ``f``: the same values,
+    computed on the small array before it is broadcast (and a later elementwise op then
+    drops the expand, see `_implicit_broadcast`)."""
+    (x,) = n.inputs
+    if x.op != "expand" or ctx.users.get(id(x), 0) != 1:
+        return None
+    small = x.inputs[0]
+    inner = Node(n.op, (small,), dict(n.attrs), small.shape, n.dtype)
+    ctx.new.append(inner)
+    return Node("expand", (inner,), dict(x.attrs), n.shape, n.dtype)
+
+
 def _mask_product(n: Node, ctx: Context) -> Node | None:
     """``x * cast(mask)`` -> ``x * mask`` for a bool mask (ReLU's and max's gradients): one
     pass over the data instead of two, and no float copy of the mask."""
@@ -138,6 +158,10 @@ def _mask_product(n: Node, ctx: Context) -> Node | None:
     return None
 
 
+# Elementwise ops of one operand (with no attributes that depend on the shape).
+_UNARY = ("exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "relu", "sigmoid", "softplus",
+          "erf")
+
 _BROADCASTING = ("add", "sub", "mul", "div", "pow", "maximum", "lt", "le", "gt", "ge", "eq",
                  "ne", "where")
 
@@ -147,13 +171,14 @@ RULES: dict[str, list[Callable[[Node, Context], Node | None]]] = {
     "add": [_implicit_broadcast, _identity_operand(0, commutes=True)],
     "sub": [_implicit_broadcast, _identity_operand(0, commutes=False)],
     "div": [_implicit_broadcast, _identity_operand(1, commutes=False)],
-    "neg": [_double_negation],
+    "neg": [_double_negation, _unary_before_expand],
+    **{op: [_unary_before_expand] for op in _UNARY},
     "reshape": [_reshape],
     "permute": [_permute, _transposed_product],
     **{op: [_implicit_broadcast] for op in _BROADCASTING if op not in ("mul", "add", "sub",
                                                                          "div")},
     "expand": [_noop],
-    "cast": [_noop],
+    "cast": [_noop, _unary_before_expand],
 }
 
 
@@ -177,10 +202,16 @@ def simplify(graph: Graph) -> tuple[Graph, str]:
         if target is not None:
             replaced[id(node)] = target
             count += 1
-            kept.extend(ctx.new)
+            built = ctx.new + ([target] if target.id == -1 else [])  # new nodes are unnumbered
+            kept.extend(built)
             ctx.new.clear()
-            if target.id == -1:  # a new node built by the rule (graph nodes are numbered)
-                kept.append(target)
+            # Keep the use counts true, so a rule can fire again on what a rule built.
+            for i in node.inputs:
+                ctx.users[id(i)] -= 1
+            for b in built:
+                for i in b.inputs:
+                    ctx.users[id(i)] = ctx.users.get(id(i), 0) + 1
+            ctx.users[id(target)] = ctx.users.get(id(target), 0) + ctx.users.get(id(node), 0)
         else:
             kept.append(node)
     outputs = [replaced.get(id(o), o) for o in graph.outputs]

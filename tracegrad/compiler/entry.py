@@ -1,0 +1,145 @@
+"""A variant's entry point, generated as Python like the program it calls.
+
+Every call of a compiled function checks the variant's guards, reads the arrays the program
+takes (arguments, captured tensors, ``.grad`` buffers), runs it, and writes parameters and
+gradients back. Written as a loop over tables, that glue costs more than the small ops of a
+training step; written out as straight-line code for one variant, with every shape, dtype
+and flag a literal, it is a short list of comparisons and assignments.
+
+``entry(args)`` returns the program's outputs, or, when a guard fails, the reason (a str),
+which `tg.compile` reports as the cause of a retrace. ``entry.source`` is the code.
+"""
+
+from __future__ import annotations
+
+import linecache
+from typing import Any, Callable
+
+import numpy as np
+
+from ..tensor import Tensor, _leaf
+
+_files = iter(range(1 << 62))
+
+
+def _copy_data(t: Tensor, value: np.ndarray) -> None:
+    """Write a new value into a tensor's own memory (the program computed it elsewhere)."""
+    if not t.data.flags.writeable:
+        t.data = t.data.copy()
+    np.copyto(t.data, value, casting="same_kind")
+
+
+def _write_grad(t: Tensor, value: np.ndarray, owned: bool) -> None:
+    """Set ``t.grad`` to a value the program did not compute into ``t.grad`` itself."""
+    g = t._grad
+    if g is not None and g.data.shape == value.shape and g.data.dtype == value.dtype \
+            and g.data.flags.writeable and not np.may_share_memory(g.data, value):
+        np.copyto(g.data, value)
+        g._vc[0] += 1
+    else:
+        t._grad = _leaf(value if owned and value.dtype == t.data.dtype
+                        else np.array(value, dtype=t.data.dtype, copy=True))
+
+
+def _type(dtype: np.dtype, shape: tuple) -> str:
+    return f"{dtype}{list(shape)}"
+
+
+def build_entry(variant: Any, epoch_box: list) -> Callable[[list], Any]:
+    """The entry function of a `Variant` (see the module docstring); ``epoch_box`` is the
+    counter of structural changes to modules and optimizers."""
+    env: dict[str, Any] = {"_copy_data": _copy_data, "_write_grad": _write_grad}
+
+    def name(prefix: str, value: Any) -> str:
+        for k, v in env.items():  # one name per object
+            if v is value and k.startswith(prefix):
+                return k
+        key = f"{prefix}{len(env)}"
+        env[key] = value
+        return key
+
+    capture = variant.capture
+    body: list[str] = []
+
+    def guard(condition: str, reason: str) -> None:
+        body.extend([f"if {condition}:", f"    return {reason!r}"])
+
+    guard(f"{name('epoch', epoch_box)}[0] != {variant.structure_epoch}",
+          "a module's or optimizer's parameters/submodules were reassigned")
+    for m, flag in zip(variant.modules, variant.training):
+        guard(f"{name('m', m)}.training != {flag}",
+              "a module switched between train() and eval()")
+    for what, d, keys, values in variant.settings:
+        dn, vn = name("d", d), name("s", values)
+        read = ", ".join(f"{dn}.get({k!r})" for k in keys)
+        guard(f"({read},) != {vn}", f"{what} changed (its value was read as a constant while "
+                                    f"tracing)")
+    for getter, ident in variant.direct_refs:
+        guard(f"id({name('ref', getter)}()) != {ident}",
+              "a tensor the function refers to was replaced")
+    feeds: list[str] = []
+    held: dict[tuple, str] = {}  # (id(tensor), "data" | "grad") -> the local holding it
+    for kind, src in variant.feeders:
+        if kind == "arg":
+            feeds.append(f"a[{src}].data")
+            continue
+        t, node = src
+        tn, dt = name("t", t), name("dt", node.dtype)
+        x = f"x{len(feeds)}"
+        if kind == "data":
+            body.append(f"{x} = {tn}.data")
+            held[id(t), "data"] = x
+            guard(f"{x}.shape != {tuple(node.shape)!r} or {x}.dtype != {dt}",
+                  f"a captured tensor changed shape or dtype (was "
+                  f"{_type(node.dtype, node.shape)})")
+        else:
+            g = f"g{len(feeds)}"
+            body.append(f"{g} = {tn}._grad")
+            guard(f"{g} is None", "a .grad the function uses appeared, disappeared or changed "
+                                  "shape")
+            body.append(f"{x} = {g}.data")
+            held[id(t), "grad"] = g
+            guard(f"{x}.shape != {tuple(node.shape)!r} or {x}.dtype != {dt} "
+                  f"or not {x}.flags.writeable",
+                  "a .grad the function uses appeared, disappeared or changed shape")
+        feeds.append(x)
+    body.append(f"outs = {name('program', variant.program.run)}({', '.join(feeds)})")
+
+    def target(t: Tensor) -> str:  # the caller's argument, for the traced copy of one
+        k = capture.arg_index.get(id(t)) if capture.arg_index else None
+        return f"a[{k}]" if k is not None else name("t", t)
+
+    k = variant.n_user_outputs  # then the data write-backs, the gradients, the saved values
+    for t, _ in capture.data_writes:
+        tn = target(t)
+        data = held.get((id(t), "data"), f"{tn}.data")
+        body += [f"{tn}._vc[0] += 1",
+                 f"if outs[{k}] is not {data}:",
+                 f"    _copy_data({tn}, outs[{k}])"]
+        k += 1
+    for t, node in capture.grad_writes:
+        tn = target(t)
+        if node is None:
+            body.append(f"{tn}._grad = None")
+            continue
+        g = held.get((id(t), "grad"))
+        if g is None:  # a .grad the program did not receive as a buffer
+            g = "g"
+            body.append(f"g = {tn}._grad")
+        body += [f"if {g} is not None and outs[{k}] is {g}.data:",
+                 f"    {g}._vc[0] += 1",
+                 "else:",
+                 f"    _write_grad({tn}, outs[{k}], {variant._owns[k]})"]
+        k += 1
+    body.append("return outs")
+    lines = [f"def make({', '.join(env)}):", "    def entry(a):"]
+    lines += ["        " + line for line in body]
+    lines.append("    return entry")
+    source = "\n".join(lines) + "\n"
+    filename = f"<tracegrad-entry-{next(_files)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict[str, Any] = {}
+    exec(compile(source, filename, "exec"), namespace)
+    entry = namespace["make"](**env)
+    entry.source = source
+    return entry
