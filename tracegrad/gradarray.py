@@ -75,7 +75,12 @@ class GradArray:
             x, y = y, x
         if x.dtype != y.dtype:
             dt = _promote(x, y)
-            x, y = x.astype(dt, copy=False), y.astype(dt, copy=False)
+            # A bool mask times a float array (ReLU's gradient): NumPy promotes it the same
+            # way, without a float copy of the mask.
+            if x.dtype != dt and (x.dtype != np.bool_ or y.dtype.kind != "f"):
+                x = x.astype(dt)
+            if y.dtype != dt and (y.dtype != np.bool_ or x.dtype.kind != "f"):
+                y = y.astype(dt)
         if name in FLOAT_ONLY and x.dtype.kind != "f":
             x, y = x.astype(dtypes.default_float), y.astype(dtypes.default_float)
         return _fresh(np.asarray(P[name].forward(x, y)), x, y)

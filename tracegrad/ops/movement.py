@@ -53,6 +53,14 @@ register(
 # ---------------------------------------------------------------- permute
 
 
+def _inverse(dims: tuple) -> tuple:
+    """The permutation that undoes ``dims``."""
+    inv = [0] * len(dims)
+    for i, d in enumerate(dims):
+        inv[d] = i
+    return tuple(inv)
+
+
 def _permute_infer(x, *, dims):
     if sorted(dims) != list(range(len(x.shape))):
         raise ShapeError(
@@ -66,7 +74,7 @@ register(
     "permute", "movement",
     lambda x, *, dims: np.transpose(x, dims),
     _permute_infer,
-    lambda g, out, x, *, dims: (g.permute(tuple(np.argsort(dims).tolist())),),
+    lambda g, out, x, *, dims: (g.permute(_inverse(dims)),),
 )
 
 # ---------------------------------------------------------------- expand

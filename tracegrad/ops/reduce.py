@@ -25,7 +25,9 @@ def _kept(g, x, axes, keepdim):
 
 
 def _sum_forward(x, *, axes, keepdim):
-    return np.sum(x, axis=axes, keepdims=keepdim)
+    if x.dtype.kind == "f":  # the ufunc's own reduce: np.sum adds a Python layer on top
+        return np.add.reduce(x, axis=axes, keepdims=keepdim)
+    return np.sum(x, axis=axes, keepdims=keepdim, dtype=np.int64)
 
 
 def _sum_infer(x, *, axes, keepdim):
@@ -83,7 +85,8 @@ def _arg_infer(name):
 
 
 # name, NumPy reduction, NumPy arg-reduction
-EXTREMA = [("max", np.max, "argmax", np.argmax), ("min", np.min, "argmin", np.argmin)]
+EXTREMA = [("max", np.maximum.reduce, "argmax", np.argmax),
+           ("min", np.minimum.reduce, "argmin", np.argmin)]
 
 for _name, _fn, _argname, _argfn in EXTREMA:
     register(_name, "reduce",
