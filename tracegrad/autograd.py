@@ -212,6 +212,11 @@ class GradsInTable:
 
     def add(self, node: Any, g: Any) -> None:
         targets = self.targets
+        if targets is None and node._children:  # an interior node: the common case first
+            pending = self.pending
+            old = pending.get(node)
+            pending[node] = g if old is None else old + g
+            return
         if targets is not None:
             key = id(node)
             if key in targets:

@@ -68,8 +68,11 @@ class GradArray:
     def _binary(self, name: str, other: Any, reverse: bool) -> "GradArray":
         x = self.data
         if type(other) is GradArray and other.data.dtype == x.dtype and name not in FLOAT_ONLY:
-            out = P[name].forward(other.data, x) if reverse else P[name].forward(x, other.data)
-            return _fresh(out if type(out) is np.ndarray else np.asarray(out), x, other.data)
+            y = other.data
+            out = P[name].forward(y, x) if reverse else P[name].forward(x, y)
+            if type(out) is not np.ndarray:
+                out = np.asarray(out)
+            return GradArray(out, False, out.base is None and out is not x and out is not y)
         y = self._array(other)
         if reverse:
             x, y = y, x

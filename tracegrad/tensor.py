@@ -496,17 +496,23 @@ class Tensor:
         return self._op is None
 
     def _vjp(self, g: "Tensor") -> tuple:
-        for x, v in zip(self._children, self._versions):
-            if x._vc[0] != v:
-                raise RuntimeError(
-                    f"backward: an input of {self._op.name} (shape {x.shape}) was changed in "
-                    f"place after it was used, and its gradient needs the old value; "
-                    f"use an out-of-place op (x = x + 1 instead of x += 1) or .clone() first"
-                )
-        if type(g) is GradArray:
-            return self._op.vjp(g, GradArray(self.data, True),
-                                *[GradArray(x.data, x.requires_grad) for x in self._children],
-                                **self._attrs)
+        children, versions = self._children, self._versions
+        if len(children) == 2:  # most ops: spelled out, as this runs once per node
+            a, b = children
+            if a._vc[0] != versions[0] or b._vc[0] != versions[1]:
+                self._changed_in_place()
+            if type(g) is GradArray:
+                return self._op.vjp(g, GradArray(self.data, True),
+                                    GradArray(a.data, a.requires_grad),
+                                    GradArray(b.data, b.requires_grad), **self._attrs)
+        else:
+            for x, v in zip(children, versions):
+                if x._vc[0] != v:
+                    self._changed_in_place()
+            if type(g) is GradArray:
+                return self._op.vjp(g, GradArray(self.data, True),
+                                    *[GradArray(x.data, x.requires_grad) for x in children],
+                                    **self._attrs)
         if not _Anomaly.enabled:
             return self._op.vjp(g, self, *self._children, **self._attrs)
         ref, line = _Anomaly.created.get(id(self), (None, "an unknown line"))
@@ -521,6 +527,15 @@ class Tensor:
         finally:
             _Anomaly.backward_of = saved
         return grads
+
+    def _changed_in_place(self) -> None:
+        for x, v in zip(self._children, self._versions):
+            if x._vc[0] != v:
+                raise RuntimeError(
+                    f"backward: an input of {self._op.name} (shape {x.shape}) was changed in "
+                    f"place after it was used, and its gradient needs the old value; "
+                    f"use an out-of-place op (x = x + 1 instead of x += 1) or .clone() first"
+                )
 
     def _accumulate_grad(self, g: "Tensor") -> None:
         if type(g) is GradArray:

@@ -132,11 +132,11 @@ def _binary_vjp(grad_a, grad_b):
         da = db = None
         if a.requires_grad:
             da = grad_a(g, out, a, b)
-            if da.shape != a.shape:
+            if da.data.shape != a.data.shape:
                 da = sum_to_shape(da, a.shape)
         if b.requires_grad:
             db = grad_b(g, out, a, b)
-            if db.shape != b.shape:
+            if db.data.shape != b.data.shape:
                 db = sum_to_shape(db, b.shape)
         return da, db
 
