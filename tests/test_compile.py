@@ -851,6 +851,25 @@ def test_backward_inside_writes_argument_grads() -> None:
         np.testing.assert_allclose(x.grad.numpy(), [2.0 * k, 4.0])
 
 
+def test_a_returned_gradient_is_the_grad_tensor_itself() -> None:
+    # As in eager mode, `return x.grad` hands out the .grad tensor, not a copy of it.
+    w = tg.tensor([1.0, 2.0], requires_grad=True)
+
+    def step(x):
+        w.grad = None
+        loss = (x * w).sum()
+        loss.backward()
+        return loss, x.grad, w.grad
+
+    f = tg.compile(step)
+    for k in range(1, 4):
+        x = tg.tensor([3.0, float(k)], requires_grad=True)
+        loss, gx, gw = f(x)
+        assert gx is x.grad and gw is w.grad, f"call {k}"
+        assert loss.item() == 3.0 + 2.0 * k
+        assert gx.tolist() == [1.0, 2.0] and gw.tolist() == [3.0, float(k)]
+
+
 def test_inplace_change_of_an_argument_is_written_back() -> None:
     def bump(x):
         x.add_(1.0)

@@ -318,6 +318,19 @@ def test_fuse_does_not_fuse_an_output_or_across_a_matmul():
     assert ops(after) == ["exp", "matmul", "tanh"]
 
 
+def test_fuse_continues_the_longer_of_two_meeting_chains():
+    # exp(x) * 2 + y * 3: two chains meet at the add; the longer continues through it and
+    # the shorter one's result is an input of the kernel.
+    g = tg.trace(lambda x, y: (x.exp() * 2) + y * 3, S((4,)), S((4,)))
+    after, note = fuse(g.copy())
+    assert note == "fused 3 node(s) into 1 kernel(s)"
+    kernel = by_op(after, "kernel")[0]
+    assert [s.op for s in kernel.value] == ["exp", "mul", "add"]
+    assert after.outputs == [kernel] and by_op(after, "mul")[0] in kernel.inputs
+    x, y = np.linspace(-1, 1, 4, dtype=np.float32), np.arange(4, dtype=np.float32)
+    np.testing.assert_allclose(Program(after)(x, y)[0], np.exp(x) * 2 + y * 3, rtol=1e-6)
+
+
 # ---------------------------------------------------------------- plan_memory
 
 

@@ -147,6 +147,20 @@ class Variant:
 
     def __post_init__(self) -> None:
         self._owns = [self.program.owns(k) for k in range(len(self.graph.outputs))]
+        # A user output that is a gradient the function also wrote (``return loss, x.grad``)
+        # is handed out as that very ``.grad`` tensor, as in eager mode: no copy.
+        outs, k = self.graph.outputs, self.n_user_outputs + len(self.capture.data_writes)
+        self._grad_alias: dict[int, Any] = {}
+        for t, node in self.capture.grad_writes:
+            if node is None:
+                continue
+            for i in range(self.n_user_outputs):
+                if outs[i] is outs[k] and i not in self._grad_alias:
+                    j = self.capture.arg_index.get(id(t)) if self.capture.arg_index else None
+                    self._grad_alias[i] = ("arg", j) if j is not None else ("tensor", t)
+                    # the .grad takes the program's new memory that output i would have had
+                    self._owns[k], self._owns[i] = self._owns[k] or self._owns[i], False
+            k += 1
         self.entry = build_entry(self, tensor_mod._structure_epoch)
 
     def finish(self, outs: tuple) -> tuple:
@@ -440,7 +454,15 @@ class CompiledFunction:
             return outs[i] if owns[i] else np.array(outs[i], copy=True)
 
         if variant.backward is None or not autograd.is_grad_enabled():
-            return build_tree(variant.capture.out_tree, lambda i: _leaf(array(i)))
+            alias = variant._grad_alias
+
+            def plain(i: int) -> Tensor:
+                if i in alias:
+                    kind, src = alias[i]
+                    return (tensors[src] if kind == "arg" else src)._grad
+                return _leaf(array(i))
+
+            return build_tree(variant.capture.out_tree, plain)
         # Differentiable outputs: each points back to the compiled backward program.
         targets = tuple(tensors[src] if kind == "arg" else src
                         for kind, src in variant.capture.grad_targets)

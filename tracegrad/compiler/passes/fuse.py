@@ -1,8 +1,9 @@
 """Operator fusion: chains of elementwise ops (with a trailing reduction where possible)
 become one ``kernel`` node.
 
-A chain grows while the next op is elementwise, reads the previous result as its only
-in-chain operand, keeps its shape and dtype, and the previous result has no other reader.
+A chain grows while the next op is elementwise, reads the previous result (once), keeps its
+shape and dtype, and the previous result has no other reader. Where two chains meet
+(``a * b + c * d``), the longer one continues and the other becomes an input.
 The NumPy backend runs a kernel as a sequence of in-place ufunc calls on one buffer (no
 temporaries); the C backend would make it one loop nest.
 """
@@ -38,9 +39,13 @@ def fuse(graph: Graph) -> tuple[Graph, str]:
                 chain = chain_of.pop(id(prev[0]))
                 chain.append(node)  # a trailing reduction closes the chain
             continue
-        if len(prev) == 1 and prev[0].shape == node.shape and prev[0].dtype == node.dtype \
-                and sum(1 for i in node.inputs if i is prev[0]) == 1:
-            chain = chain_of.pop(id(prev[0]))
+        # Continue one chain (the longest, when several end here: the others become
+        # inputs of the kernel), if it keeps the shape and dtype and is read only once.
+        prev = [p for p in prev if p.shape == node.shape and p.dtype == node.dtype
+                and sum(1 for i in node.inputs if i is p) == 1]
+        if prev:
+            p = max(prev, key=lambda p: len(chain_of[id(p)]))
+            chain = chain_of.pop(id(p))
             chain.append(node)
             chain_of[id(node)] = chain
         else:

@@ -134,18 +134,24 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
     live_bytes, peak = 0, 0
 
     def take(nbytes: int) -> int:
-        """A free buffer for ``nbytes``: the smallest that is large enough, else the largest
-        one, grown (nothing is allocated before the plan is done), else a new one. Sharing
-        buffers across sizes and dtypes keeps the pool, and the memory a run touches, small."""
+        """A free buffer for ``nbytes``: the smallest one large enough but at most twice the
+        size (a large buffer holding a small value leaves the next large value without one);
+        else the largest smaller one, grown (nothing is allocated before the plan is done);
+        else a new one. Buffers are shared across sizes and dtypes: a small pool is less
+        memory for every run to pull through the caches."""
         sizes = plan.buffers
-        if free:
-            fits = [j for j in free if sizes[j] >= nbytes]
-            j = min(fits, key=sizes.__getitem__) if fits else max(free, key=sizes.__getitem__)
-            free.remove(j)
-            sizes[j] = max(sizes[j], nbytes)
-            return j
-        sizes.append(nbytes)
-        return len(sizes) - 1
+        fits = [j for j in free if nbytes <= sizes[j] <= 2 * nbytes]
+        if fits:
+            j = min(fits, key=sizes.__getitem__)
+        else:
+            smaller = [j for j in free if sizes[j] < nbytes]
+            if not smaller:
+                sizes.append(nbytes)
+                return len(sizes) - 1
+            j = max(smaller, key=sizes.__getitem__)
+            sizes[j] = nbytes
+        free.remove(j)
+        return j
 
     # A write-back (an optimizer's new weight) may be computed straight into the memory of
     # the input it replaces, if nothing reads that input afterwards.
