@@ -32,7 +32,8 @@ UFUNCS = {
     "lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal", "eq": "equal",
     "ne": "not_equal",
 }
-UFUNC_NAMES = {name: getattr(np, name) for name in sorted(set(UFUNCS.values()) | {"logaddexp"})}
+UFUNC_NAMES = {name: getattr(np, name)
+               for name in sorted(set(UFUNCS.values()) | {"logaddexp", "matmul"})}
 
 # The ufuncs' own reduce methods: np.sum and friends add a Python layer on top of these.
 REDUCE = {"sum": "add_reduce", "max": "maximum_reduce", "min": "minimum_reduce"}
@@ -41,20 +42,24 @@ REDUCE_NAMES = {"add_reduce": np.add.reduce, "maximum_reduce": np.maximum.reduce
 
 
 def _elementwise_into(op: str, args: list[str], out: str) -> list[str]:
-    """Source lines computing elementwise ``op`` of ``args`` into the array ``out``."""
+    """Source lines computing elementwise ``op`` of ``args`` into the array ``out`` (given
+    as a ufunc's last positional argument where NumPy allows it: it parses that faster than
+    ``out=``)."""
     if op in UFUNCS:
-        return [f"{UFUNCS[op]}({', '.join(args)}, out={out})"]
+        if op == "maximum":  # NumPy deprecates a positional out for maximum and minimum
+            return [f"maximum({', '.join(args)}, out={out})"]
+        return [f"{UFUNCS[op]}({', '.join(args)}, {out})"]
     (a,) = args
     if op == "relu":
         return [f"maximum({a}, 0, out={out})"]
     if op == "softplus":
-        return [f"logaddexp(0, {a}, out={out})"]
+        return [f"logaddexp(0, {a}, {out})"]
     if op == "sigmoid":  # exp(-logaddexp(0, -x)), each step in place
-        return [f"negative({a}, out={out})", f"logaddexp(0, {out}, out={out})",
-                f"negative({out}, out={out})", f"exp({out}, out={out})"]
+        return [f"negative({a}, {out})", f"logaddexp(0, {out}, {out})",
+                f"negative({out}, {out})", f"exp({out}, {out})"]
     if op == "erf":
         if isinstance(_erf, np.ufunc):
-            return [f"erf({a}, out={out})"]
+            return [f"erf({a}, {out})"]
         return [f"{out}[...] = erf({a})"]
     raise KeyError(op)
 
@@ -181,7 +186,7 @@ class Program:
         if op == "matmul":
             if node.ndim == 0:
                 return [f"{out}[...] = np.matmul({args[0]}, {args[1]})"]
-            return [f"np.matmul({args[0]}, {args[1]}, out={out})"]
+            return [f"matmul({args[0]}, {args[1]}, {out})"]
         if op == "cast":
             return [f"np.copyto({out}, {args[0]}, casting='unsafe')"]
         if op == "cat":
