@@ -1067,3 +1067,13 @@ def test_inplace_on_recorded_non_leaf_keeps_shape_and_dtype():
     g = tg.ones(2, requires_grad=True) * 1
     g += tg.ones(2, dtype=tg.float64)
     assert g.dtype == tg.float32
+
+
+def test_negative_zero_is_not_taken_for_zero():
+    # Numbers are cached as constants by value; 0.0 == -0.0, but 1 / -0.0 is -inf.
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    with np.errstate(divide="ignore"):
+        assert (1 / (x * 0.0)).tolist() == [np.inf, np.inf]
+        assert (1 / (x * -0.0)).tolist() == [-np.inf, -np.inf]
+    (x * -0.0).sum().backward()
+    assert np.signbit(x.grad.numpy()).all()

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,12 @@ def scalar_dtype(value: Any) -> np.dtype:
     if isinstance(value, (float, np.floating)):
         return default_float
     raise TypeError(f"expected a number, got {type(value).__name__}")
+
+
+def sign_bit(value: Any) -> bool:
+    """Whether a number's sign bit is set: tells -0.0 from 0.0 (equal, with equal hashes),
+    for caches keyed by value."""
+    return value < 0 or (value == 0 and math.copysign(1.0, value) < 0)
 
 
 def promote_with_scalar(tensor_dtype: np.dtype, value: Any) -> np.dtype:

@@ -24,6 +24,9 @@ P = PRIMITIVES
 _SCALARS = (int, float, bool, np.number, np.bool_)
 
 
+_numbers: dict[tuple, np.ndarray] = {}  # (type, value, dtype of the array) -> 0-d array
+
+
 def _promote(x: np.ndarray, y: np.ndarray) -> np.dtype:
     """PyTorch's promotion of two arrays (a 0-d array acts like a number), as `Tensor`."""
     if (x.ndim == 0) != (y.ndim == 0):
@@ -62,7 +65,15 @@ class GradArray:
         if isinstance(other, GradArray):
             return other.data
         if isinstance(other, _SCALARS):
-            return np.asarray(other, dtype=dtypes.promote_with_scalar(self.data.dtype, other))
+            key = (type(other), other, self.data.dtype, dtypes.sign_bit(other))
+            c = _numbers.get(key)
+            if c is None:  # rules use a handful of numbers (1, 0.5, ...): made once each
+                if len(_numbers) > 1024:
+                    _numbers.clear()
+                c = _numbers[key] = np.asarray(
+                    other, dtype=dtypes.promote_with_scalar(self.data.dtype, other))
+                c.flags.writeable = False
+            return c
         return np.asarray(other.data if hasattr(other, "data") else other)
 
     def _binary(self, name: str, other: Any, reverse: bool) -> "GradArray":

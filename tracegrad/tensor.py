@@ -178,7 +178,7 @@ _constants: dict[tuple, "Tensor"] = {}
 def _constant(value: Any, dtype: np.dtype) -> "Tensor":
     """A 0-d leaf for a Python number. Cached: a training loop reuses the same few numbers,
     and the gradient rules only read them."""
-    key = (type(value), value, dtype)
+    key = (type(value), value, dtype, dtypes.sign_bit(value))  # 0.0 == -0.0, yet they differ
     t = _constants.get(key)
     if t is None:
         if len(_constants) > 4096:
