@@ -870,6 +870,22 @@ def test_a_returned_gradient_is_the_grad_tensor_itself() -> None:
         assert gx.tolist() == [1.0, 2.0] and gw.tolist() == [3.0, float(k)]
 
 
+def test_plain_values_returned_pass_through_and_shape_changes_still_retrace() -> None:
+    # The entry of the last variant is tried first, without the cache key: it must check
+    # the argument shapes itself, and a returned str is a result, not a failed guard.
+    def f(x):
+        x.add_(1.0)
+        return "done", x.sum()
+
+    g = tg.compile(f)
+    for n in (3, 3, 3, 5, 5, 3):
+        x = tg.zeros(n)
+        word, total = g(x)
+        assert word == "done" and total.item() == n and x.tolist() == [1.0] * n
+    info = g.cache_info()
+    assert info.variants == 2 and info.misses == 2 and info.hits == 3
+
+
 def test_inplace_change_of_an_argument_is_written_back() -> None:
     def bump(x):
         x.add_(1.0)

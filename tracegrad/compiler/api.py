@@ -22,7 +22,7 @@ from .. import autograd
 from ..gradarray import GradArray
 from ..tensor import Tensor, _leaf
 from .backends.numpy import Program
-from .entry import build_entry
+from .entry import Miss, build_entry
 from .ir import Graph
 from .passes import PIPELINE
 from .passes.plan_memory import VIEWS, peak_without_plan
@@ -144,6 +144,8 @@ class Variant:
     backward: Any = None  # a BackwardProgram when the outputs are differentiable
     settings: list = field(default_factory=list)  # (what, dict, keys, values at trace time)
     n_saved: int = 0
+    arg_types: list = field(default_factory=list)  # (shape, dtype, requires_grad) per tensor
+    grad_enabled: bool = True
 
     def __post_init__(self) -> None:
         self._owns = [self.program.owns(k) for k in range(len(self.graph.outputs))]
@@ -161,7 +163,7 @@ class Variant:
                     # the .grad takes the program's new memory that output i would have had
                     self._owns[k], self._owns[i] = self._owns[k] or self._owns[i], False
             k += 1
-        self.entry = build_entry(self, tensor_mod._structure_epoch)
+        self.entry = build_entry(self, tensor_mod._structure_epoch, autograd._mode)
 
     def finish(self, outs: tuple) -> tuple:
         """The user's outputs of a run; keeps the values a compiled backward will need."""
@@ -410,6 +412,7 @@ class CompiledFunction:
         self._warm = False
         self._warned = False
         self.last_variant: Variant | None = None
+        self._fast: Variant | None = None  # the variant of the last all-tensor call
         functools.update_wrapper(self, fn, updated=())
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -420,8 +423,22 @@ class CompiledFunction:
             # statistics) then exists before anything is captured.
             self._warm = True
             return self.fn(*args, **kwargs)
-        if not kwargs and all(type(a) is Tensor for a in args):  # the common case, quickly
-            tensors = list(args)
+        fast = self._fast
+        if fast is not None and not kwargs:
+            # The common case, quickly: the variant of the last all-tensor call, whose entry
+            # checks every guard (argument shapes and dtypes included).
+            for a in args:
+                if type(a) is not Tensor:
+                    break
+            else:
+                result = fast.entry(args)
+                if type(result) is not Miss:
+                    self.hits += 1
+                    return result if fast.backward is None else \
+                        self._differentiable(fast, result, args)
+        positional = not kwargs and all(type(a) is Tensor for a in args)
+        if positional:
+            tensors: Any = args
             key = tuple([("T", a.data.shape, a.data.dtype, a.requires_grad) for a in args]
                         + [autograd._mode.enabled])
         else:
@@ -431,10 +448,10 @@ class CompiledFunction:
         variant, reason = None, None
         for v in self.variants.get(key, ()):
             result = v.entry(tensors)
-            if type(result) is not str:
+            if type(result) is not Miss:
                 variant = v
                 break
-            reason = result
+            reason = str(result)
         if variant is None:
             if reason is None:
                 reason = ("first compiled call" if not self.variants else
@@ -442,28 +459,24 @@ class CompiledFunction:
                           "grad mode")
             variant = self._compile(args, kwargs, key, reason)
             result = variant.entry(tensors)
-            if type(result) is str:  # a guard the fresh variant fails: a bug of ours
+            if type(result) is Miss:  # a guard the fresh variant fails: a bug of ours
                 raise AssertionError(f"tg.compile: a new variant fails its own guard: {result}")
         else:
             self.hits += 1
         self.last_variant = variant
-        outs = variant.finish(result)
+        self._fast = variant if positional else None
+        return result if variant.backward is None else \
+            self._differentiable(variant, result, tensors)
+
+    def _differentiable(self, variant: Variant, outs: tuple, tensors: Any) -> Any:
+        """The result of a differentiable variant: its tensors point back to the compiled
+        backward program, with the values this run saved for it."""
+        outs = variant.finish(outs)
         owns = variant._owns
 
         def array(i: int) -> np.ndarray:  # the program's own new memory, or a copy
             return outs[i] if owns[i] else np.array(outs[i], copy=True)
 
-        if variant.backward is None or not autograd.is_grad_enabled():
-            alias = variant._grad_alias
-
-            def plain(i: int) -> Tensor:
-                if i in alias:
-                    kind, src = alias[i]
-                    return (tensors[src] if kind == "arg" else src)._grad
-                return _leaf(array(i))
-
-            return build_tree(variant.capture.out_tree, plain)
-        # Differentiable outputs: each points back to the compiled backward program.
         targets = tuple(tensors[src] if kind == "arg" else src
                         for kind, src in variant.capture.grad_targets)
         which = {k: j for j, (k, _) in enumerate(variant.capture.cotangents)}
@@ -507,6 +520,8 @@ class CompiledFunction:
             settings=_settings(roots, modules),
             structure_epoch=epoch, direct_refs=_direct_refs(self.fn), records=records,
             backward=backward, n_saved=n_saved,
+            arg_types=[(k[1], k[2], k[3]) for k in key[:-1] if k[0] == "T"],
+            grad_enabled=key[-1],
         )
         variant.compile_seconds = time.perf_counter() - t0
         bucket = self.variants.setdefault(key, [])

@@ -6,8 +6,11 @@ gradients back. Written as a loop over tables, that glue costs more than the sma
 training step; written out as straight-line code for one variant, with every shape, dtype
 and flag a literal, it is a short list of comparisons and assignments.
 
-``entry(args)`` returns the program's outputs, or, when a guard fails, the reason (a str),
-which `tg.compile` reports as the cause of a retrace. ``entry.source`` is the code.
+``entry(args)`` (the tensors among the call's arguments, in order) returns what the call
+returns: the function's result, built from the program's outputs (for a differentiable
+function, the outputs themselves: `tg.compile` attaches the compiled backward). When a guard
+fails it returns a `Miss`, the reason, which `tg.compile` reports as the cause of a retrace.
+``entry.source`` is the code.
 """
 
 from __future__ import annotations
@@ -41,14 +44,19 @@ def _write_grad(t: Tensor, value: np.ndarray, owned: bool) -> None:
                         else np.array(value, dtype=t.data.dtype, copy=True))
 
 
+class Miss(str):
+    """Why a variant does not fit a call (returned by an entry instead of a result)."""
+
+
 def _type(dtype: np.dtype, shape: tuple) -> str:
     return f"{dtype}{list(shape)}"
 
 
-def build_entry(variant: Any, epoch_box: list) -> Callable[[list], Any]:
-    """The entry function of a `Variant` (see the module docstring); ``epoch_box`` is the
-    counter of structural changes to modules and optimizers."""
-    env: dict[str, Any] = {"_copy_data": _copy_data, "_write_grad": _write_grad}
+def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
+    """The entry function of a `Variant` (see the module docstring). ``epoch_box`` counts
+    structural changes to modules and optimizers; ``mode.enabled`` is the grad mode."""
+    env: dict[str, Any] = {"_copy_data": _copy_data, "_write_grad": _write_grad,
+                           "_leaf": _leaf, "_copy": np.array}
 
     def name(prefix: str, value: Any) -> str:
         for k, v in env.items():  # one name per object
@@ -61,8 +69,22 @@ def build_entry(variant: Any, epoch_box: list) -> Callable[[list], Any]:
     capture = variant.capture
     body: list[str] = []
 
+    misses: dict[str, str] = {}
+
     def guard(condition: str, reason: str) -> None:
-        body.extend([f"if {condition}:", f"    return {reason!r}"])
+        if reason not in misses:
+            misses[reason] = name("miss", Miss(reason))
+        body.extend([f"if {condition}:", f"    return {misses[reason]}"])
+
+    # What `tg.compile` keys its variants by, checked here too: a call that reaches this
+    # variant without the key (the last variant used, tried first) is still guarded.
+    guard(f"len(a) != {len(variant.arg_types)}", "a different number of tensor arguments")
+    for j, (shape, dtype, requires_grad) in enumerate(variant.arg_types):
+        body.append(f"a{j} = a[{j}].data")
+        guard(f"a{j}.shape != {tuple(shape)!r} or a{j}.dtype != {name('dt', dtype)} "
+              f"or a[{j}].requires_grad != {requires_grad}",
+              "new argument shapes, dtypes or requires_grad")
+    guard(f"{name('mode', mode)}.enabled != {variant.grad_enabled}", "grad mode changed")
 
     guard(f"{name('epoch', epoch_box)}[0] != {variant.structure_epoch}",
           "a module's or optimizer's parameters/submodules were reassigned")
@@ -81,7 +103,7 @@ def build_entry(variant: Any, epoch_box: list) -> Callable[[list], Any]:
     held: dict[tuple, str] = {}  # (id(tensor), "data" | "grad") -> the local holding it
     for kind, src in variant.feeders:
         if kind == "arg":
-            feeds.append(f"a[{src}].data")
+            feeds.append(f"a{src}")
             continue
         t, node = src
         tn, dt = name("t", t), name("dt", node.dtype)
@@ -131,7 +153,10 @@ def build_entry(variant: Any, epoch_box: list) -> Callable[[list], Any]:
                  "else:",
                  f"    _write_grad({tn}, outs[{k}], {variant._owns[k]})"]
         k += 1
-    body.append("return outs")
+    if variant.backward is not None:  # tg.compile wraps them in differentiable tensors
+        body.append("return outs")
+    else:
+        body.append(f"return {_result(variant, variant.capture.out_tree, name)}")
     lines = [f"def make({', '.join(env)}):", "    def entry(a):"]
     lines += ["        " + line for line in body]
     lines.append("    return entry")
@@ -143,3 +168,28 @@ def build_entry(variant: Any, epoch_box: list) -> Callable[[list], Any]:
     entry = namespace["make"](**env)
     entry.source = source
     return entry
+
+
+def _result(variant: Any, tree: Any, name: Callable[[str, Any], str]) -> str:
+    """The expression that builds the function's result (see `trace._map_tree`) from the
+    program's outputs ``outs`` and the caller's tensors ``a``."""
+    kind = tree[0]
+    if kind == "tensor":
+        i = tree[1]
+        alias = variant._grad_alias.get(i)
+        if alias is not None:  # a gradient the function wrote: the .grad tensor itself
+            where, src = alias
+            return f"a[{src}]._grad" if where == "arg" else f"{name('t', src)}._grad"
+        if variant._owns[i]:  # the program's new memory, handed over
+            return f"_leaf(outs[{i}])"
+        return f"_leaf(_copy(outs[{i}], copy=True))"
+    if kind in ("list", "tuple"):
+        items = [_result(variant, v, name) for v in tree[1]]
+        return f"[{', '.join(items)}]" if kind == "list" else f"({''.join(x + ', ' for x in items)})"
+    if kind == "namedtuple":
+        items = [_result(variant, v, name) for v in tree[2]]
+        return f"{name('nt', tree[1])}({', '.join(items)})"
+    if kind == "dict":
+        pairs = [f"({name('k', k)}, {_result(variant, v, name)})" for k, v in tree[2]]
+        return f"{name('dict', tree[1])}([{', '.join(pairs)}])"
+    return name("k", tree[1])  # a plain value the function returned
