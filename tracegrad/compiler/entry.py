@@ -185,7 +185,9 @@ def _result(variant: Any, tree: Any, name: Callable[[str, Any], str]) -> str:
         return f"_leaf(_copy(outs[{i}], copy=True))"
     if kind in ("list", "tuple"):
         items = [_result(variant, v, name) for v in tree[1]]
-        return f"[{', '.join(items)}]" if kind == "list" else f"({''.join(x + ', ' for x in items)})"
+        if kind == "list":
+            return f"[{', '.join(items)}]"
+        return f"({''.join(x + ', ' for x in items)})"  # (a, ) is a tuple, () too
     if kind == "namedtuple":
         items = [_result(variant, v, name) for v in tree[2]]
         return f"{name('nt', tree[1])}({', '.join(items)})"
