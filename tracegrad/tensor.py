@@ -84,6 +84,11 @@ def _check_anomaly(t: "Tensor", prim_name: str) -> None:
         created[id(t)] = (weakref.ref(t), _user_line())
 
 
+# Shared by the nodes of the common case, instead of a new object per node.
+_NO_ATTRS: dict = {}
+_UNCHANGED_PAIR = (0, 0)
+
+
 def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
     """Run one primitive on tensors and record it for backward when needed."""
     try:
@@ -109,8 +114,12 @@ def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
         t.requires_grad = True
         t._op = prim
         t._children = inputs
-        t._attrs = attrs
-        t._versions = tuple([x._vc[0] for x in inputs])
+        t._attrs = attrs if attrs else _NO_ATTRS  # the call's own empty dict is freed at once
+        if len(inputs) == 2:
+            va, vb = inputs[0]._vc[0], inputs[1]._vc[0]
+            t._versions = _UNCHANGED_PAIR if va == 0 and vb == 0 else (va, vb)
+        else:
+            t._versions = tuple([x._vc[0] for x in inputs])
     else:
         t.requires_grad = False
         t._op = None
