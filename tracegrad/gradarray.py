@@ -78,12 +78,6 @@ class GradArray:
 
     def _binary(self, name: str, other: Any, reverse: bool) -> "GradArray":
         x = self.data
-        if type(other) is GradArray and other.data.dtype == x.dtype and name not in FLOAT_ONLY:
-            y = other.data
-            out = P[name].forward(y, x) if reverse else P[name].forward(x, y)
-            if type(out) is not np.ndarray:
-                out = np.asarray(out)
-            return GradArray(out, False, out.base is None and out is not x and out is not y)
         y = self._array(other)
         if reverse:
             x, y = y, x
@@ -107,9 +101,6 @@ class GradArray:
 
     def __neg__(self) -> "GradArray":
         return GradArray(np.asarray(np.negative(self.data)), owned=True)
-
-    def maximum(self, other: Any) -> "GradArray":
-        return self._binary("maximum", other, False)
 
     def __matmul__(self, other: "GradArray") -> "GradArray":
         x, y = self.data, self._array(other)
@@ -193,7 +184,18 @@ def _make_unary(name: str):
 
 
 def _make_binary(prim: str, reverse: bool):
+    forward = P[prim].forward
+    general = prim in FLOAT_ONLY  # (these may need a cast first: always the general path)
+
     def method(self: GradArray, other: Any) -> GradArray:
+        # The commonest case, inline: another GradArray of the same dtype.
+        if type(other) is GradArray and not general:
+            x, y = self.data, other.data
+            if x.dtype == y.dtype:
+                out = forward(y, x) if reverse else forward(x, y)
+                if type(out) is not np.ndarray:
+                    out = np.asarray(out)
+                return GradArray(out, False, out.base is None and out is not x and out is not y)
         return self._binary(prim, other, reverse)
 
     return method
@@ -203,4 +205,5 @@ for _name in UNARY_METHODS:
     setattr(GradArray, _name, _make_unary(_name))
 for _mname, _prim, _rev in BINARY_METHODS:
     setattr(GradArray, _mname, _make_binary(_prim, _rev))
+GradArray.maximum = _make_binary("maximum", False)  # type: ignore[attr-defined]
 GradArray.__hash__ = object.__hash__  # type: ignore[assignment]

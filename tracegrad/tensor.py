@@ -511,9 +511,11 @@ class Tensor:
             if a._vc[0] != versions[0] or b._vc[0] != versions[1]:
                 self._changed_in_place()
             if type(g) is GradArray:
-                return self._op.vjp(g, GradArray(self.data, True),
-                                    GradArray(a.data, a.requires_grad),
-                                    GradArray(b.data, b.requires_grad), **self._attrs)
+                op = self._op
+                if op.passes_gradient and a.data.shape == b.data.shape == g.data.shape:
+                    return (g if a.requires_grad else None), (g if b.requires_grad else None)
+                return op.vjp(g, GradArray(self.data, True), GradArray(a.data, a.requires_grad),
+                              GradArray(b.data, b.requires_grad), **self._attrs)
         else:
             for x, v in zip(children, versions):
                 if x._vc[0] != v:

@@ -25,7 +25,7 @@ PRIMITIVES: dict[str, "Primitive"] = {}
 
 
 class Primitive:
-    __slots__ = ("name", "kind", "forward", "infer", "vjp")
+    __slots__ = ("name", "kind", "forward", "infer", "vjp", "passes_gradient")
 
     def __init__(
         self,
@@ -36,6 +36,9 @@ class Primitive:
         vjp: Callable[..., tuple] | None,
     ):
         self.name, self.kind, self.forward, self.infer, self.vjp = name, kind, forward, infer, vjp
+        # True when the VJP hands the incoming gradient, unchanged, to every input that has
+        # the output's shape (add): the backward engine may then skip calling it.
+        self.passes_gradient = False
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"

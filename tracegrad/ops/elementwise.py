@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .base import broadcast_shapes, register, sum_to_shape
+from .base import PRIMITIVES, broadcast_shapes, register, sum_to_shape
 
 # ---------------------------------------------------------------- forward helpers
 
@@ -148,6 +148,8 @@ for _name, _fwd, _infer, _vjp in UNARY:
 
 for _name, _fwd, _da, _db in BINARY:
     register(_name, "elementwise", _fwd, _binary_infer(_name), _binary_vjp(_da, _db))
+
+PRIMITIVES["add"].passes_gradient = True  # d(a + b)/da = d(a + b)/db = 1
 
 for _name, _fwd in COMPARE:
     register(_name, "elementwise", _fwd, _binary_infer(_name, np.dtype(bool)), None)
