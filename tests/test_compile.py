@@ -851,8 +851,10 @@ def test_backward_inside_writes_argument_grads() -> None:
         np.testing.assert_allclose(x.grad.numpy(), [2.0 * k, 4.0])
 
 
-def test_a_returned_gradient_is_the_grad_tensor_itself() -> None:
-    # As in eager mode, `return x.grad` hands out the .grad tensor, not a copy of it.
+def test_a_returned_gradient_is_the_grad_tensor_or_a_copy_that_stays() -> None:
+    # `return x.grad`: the .grad tensor itself when the call made it (x is new each call),
+    # as in eager mode; a copy when the .grad of an earlier call was reused in place (w's),
+    # so a gradient returned by one call never changes under the next.
     w = tg.tensor([1.0, 2.0], requires_grad=True)
 
     def step(x):
@@ -862,12 +864,15 @@ def test_a_returned_gradient_is_the_grad_tensor_itself() -> None:
         return loss, x.grad, w.grad
 
     f = tg.compile(step)
-    for k in range(1, 4):
+    returned = []
+    for k in range(1, 5):
         x = tg.tensor([3.0, float(k)], requires_grad=True)
         loss, gx, gw = f(x)
-        assert gx is x.grad and gw is w.grad, f"call {k}"
+        assert gx is x.grad, f"call {k}"
         assert loss.item() == 3.0 + 2.0 * k
-        assert gx.tolist() == [1.0, 2.0] and gw.tolist() == [3.0, float(k)]
+        assert gx.tolist() == [1.0, 2.0] and gw.tolist() == w.grad.tolist() == [3.0, float(k)]
+        returned.append(gw)
+    assert [g.tolist() for g in returned[1:]] == [[3.0, float(k)] for k in range(2, 5)]
 
 
 def test_plain_values_returned_pass_through_and_shape_changes_still_retrace() -> None:
@@ -884,6 +889,32 @@ def test_plain_values_returned_pass_through_and_shape_changes_still_retrace() ->
         assert word == "done" and total.item() == n and x.tolist() == [1.0] * n
     info = g.cache_info()
     assert info.variants == 2 and info.misses == 2 and info.hits == 3
+
+
+def test_freezing_a_layer_between_calls_recompiles() -> None:
+    x = tg.ones(1, 2)
+    results = {}
+    for mode in ("eager", "compiled"):
+        tg.manual_seed(0)
+        net = tg.nn.Sequential(tg.nn.Linear(2, 2), tg.nn.Linear(2, 1))
+        opt = tg.optim.SGD(net.parameters(), lr=0.1)
+
+        def step(x):
+            opt.zero_grad()
+            net(x).sum().backward()
+            opt.step()
+
+        run = tg.compile(step) if mode == "compiled" else step
+        for _ in range(3):
+            run(x)
+        net[0].requires_grad_(False)
+        for _ in range(3):
+            run(x)
+        assert net[0].weight.grad is None, mode
+        results[mode] = [p.detach().numpy().copy() for p in net.parameters()]
+    for a, b in zip(results["eager"], results["compiled"]):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert "requires_grad" in run.cache_info().reasons[-1]
 
 
 def test_inplace_change_of_an_argument_is_written_back() -> None:

@@ -179,6 +179,7 @@ class CompiledBackward:
 
     name = "compiled"
     kind = "compiled"
+    passes_gradient = False
 
     def __init__(self, backward: "BackwardProgram", saved: list, which: int, n_outputs: int):
         self.backward, self.saved, self.which, self.n_outputs = backward, saved, which, n_outputs

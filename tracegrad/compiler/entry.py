@@ -48,6 +48,11 @@ class Miss(str):
     """Why a variant does not fit a call (returned by an entry instead of a result)."""
 
 
+def _new_grad(now: Tensor, before: Any, value: np.ndarray) -> Tensor:
+    """A returned ``.grad``: the tensor itself if this call created it, else a copy."""
+    return now if now is not before else _leaf(np.array(value, copy=True))
+
+
 def _type(dtype: np.dtype, shape: tuple) -> str:
     return f"{dtype}{list(shape)}"
 
@@ -56,7 +61,7 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
     """The entry function of a `Variant` (see the module docstring). ``epoch_box`` counts
     structural changes to modules and optimizers; ``mode.enabled`` is the grad mode."""
     env: dict[str, Any] = {"_copy_data": _copy_data, "_write_grad": _write_grad,
-                           "_leaf": _leaf, "_copy": np.array}
+                           "_leaf": _leaf, "_copy": np.array, "_new_grad": _new_grad}
 
     def name(prefix: str, value: Any) -> str:
         for k, v in env.items():  # one name per object
@@ -111,9 +116,10 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
         if kind == "data":
             body.append(f"{x} = {tn}.data")
             held[id(t), "data"] = x
-            guard(f"{x}.shape != {tuple(node.shape)!r} or {x}.dtype != {dt}",
-                  f"a captured tensor changed shape or dtype (was "
-                  f"{_type(node.dtype, node.shape)})")
+            guard(f"{x}.shape != {tuple(node.shape)!r} or {x}.dtype != {dt} "
+                  f"or {tn}.requires_grad != {t.requires_grad}",
+                  f"a captured tensor changed shape, dtype or requires_grad (was "
+                  f"{_type(node.dtype, node.shape)}, requires_grad={t.requires_grad})")
         else:
             g = f"g{len(feeds)}"
             body.append(f"{g} = {tn}._grad")
@@ -124,6 +130,7 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
             guard(f"{x}.shape != {tuple(node.shape)!r} or {x}.dtype != {dt} "
                   f"or not {x}.flags.writeable",
                   "a .grad the function uses appeared, disappeared or changed shape")
+
         feeds.append(x)
     body.append(f"outs = {name('program', variant.program.run)}({', '.join(feeds)})")
 
@@ -131,6 +138,8 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
         k = capture.arg_index.get(id(t)) if capture.arg_index else None
         return f"a[{k}]" if k is not None else name("t", t)
 
+    for i, (where, src) in variant._grad_alias.items():  # see _result
+        body.append(f"pre{i} = {_grad_of(where, src, name)}")
     k = variant.n_user_outputs  # then the data write-backs, the gradients, the saved values
     for t, _ in capture.data_writes:
         tn = target(t)
@@ -170,6 +179,10 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
     return entry
 
 
+def _grad_of(where: str, src: Any, name: Callable[[str, Any], str]) -> str:
+    return f"a[{src}]._grad" if where == "arg" else f"{name('t', src)}._grad"
+
+
 def _result(variant: Any, tree: Any, name: Callable[[str, Any], str]) -> str:
     """The expression that builds the function's result (see `trace._map_tree`) from the
     program's outputs ``outs`` and the caller's tensors ``a``."""
@@ -177,9 +190,11 @@ def _result(variant: Any, tree: Any, name: Callable[[str, Any], str]) -> str:
     if kind == "tensor":
         i = tree[1]
         alias = variant._grad_alias.get(i)
-        if alias is not None:  # a gradient the function wrote: the .grad tensor itself
-            where, src = alias
-            return f"a[{src}]._grad" if where == "arg" else f"{name('t', src)}._grad"
+        if alias is not None:
+            # A gradient the function wrote: handed out as the .grad tensor itself when this
+            # call made it (as in eager mode: no copy), else as a copy, since the .grad
+            # tensor of an earlier call is written over in place by the next one.
+            return f"_new_grad({_grad_of(*alias, name)}, pre{i}, outs[{i}])"
         if variant._owns[i]:  # the program's new memory, handed over
             return f"_leaf(outs[{i}])"
         return f"_leaf(_copy(outs[{i}], copy=True))"
