@@ -596,7 +596,12 @@ def rand_fn(x: tg.Tensor) -> tg.Tensor:
     return x + tg.rand(*x.shape)
 
 
-@pytest.mark.parametrize("fn", [dropout_fn, rand_fn], ids=["dropout", "rand"])
+def randint_fn(x: tg.Tensor) -> tg.Tensor:
+    return x + tg.randint(0, 1000, x.shape).float()
+
+
+@pytest.mark.parametrize("fn", [dropout_fn, rand_fn, randint_fn],
+                         ids=["dropout", "rand", "randint"])
 def test_randomness_stays_random_and_manual_seed_reproduces(fn) -> None:
     compiled = tg.compile(fn)
     x = tg.ones(200)

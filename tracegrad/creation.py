@@ -105,11 +105,18 @@ def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor
 
 
 def randint(low: int, high: int | None = None, size: Any = (), dtype: Any = None) -> Tensor:
+    """Integers uniform in [low, high), as ``torch.randint(low=0, high, size)``:
+    ``randint(10, (3,))`` and ``randint(0, 10, (3,))`` are the same."""
+    if isinstance(high, (tuple, list)):  # randint(high, size)
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     dt = dtypes.default_int if dtype is None else dtypes.to_dtype(dtype)
     size = _shape_arg((size,)) if size else ()
-    return _leaf(generator().integers(low, high, size=size).astype(dt))
+    # the rand primitive, so that a compiled function draws new numbers on every call
+    P["rand"].infer(shape=size, dtype=dt, dist="integers", low=low, high=high)
+    return apply(P["rand"], shape=tuple(size), dtype=dt, dist="integers", low=int(low),
+                 high=int(high))
 
 
 def is_tensor(x: Any) -> bool:

@@ -197,17 +197,22 @@ register("cast", "elementwise", _cast_forward, _cast_infer, _cast_vjp)
 # A primitive with no inputs, so a compiled program draws fresh numbers on every run.
 
 
-def _rand_forward(*, shape, dtype, dist):
+def _rand_forward(*, shape, dtype, dist, low=0, high=1):
     from ..rng import generator
 
     g = generator()
-    draw = g.random(shape) if dist == "uniform" else g.standard_normal(shape)
+    if dist == "integers":  # in [low, high)
+        draw = g.integers(low, high, size=shape)
+    else:
+        draw = g.random(shape) if dist == "uniform" else g.standard_normal(shape)
     return draw.astype(dtype, copy=False)
 
 
-def _rand_infer(*, shape, dtype, dist):
-    if dist not in ("uniform", "normal"):
-        raise ValueError(f"rand: dist must be 'uniform' or 'normal', got {dist!r}")
+def _rand_infer(*, shape, dtype, dist, low=0, high=1):
+    if dist not in ("uniform", "normal", "integers"):
+        raise ValueError(f"rand: dist must be 'uniform', 'normal' or 'integers', got {dist!r}")
+    if dist == "integers" and not low < high:
+        raise ValueError(f"randint: the range [{low}, {high}) is empty; give low < high")
     return tuple(shape), np.dtype(dtype)
 
 
