@@ -922,6 +922,30 @@ def test_freezing_a_layer_between_calls_recompiles() -> None:
     assert "requires_grad" in run.cache_info().reasons[-1]
 
 
+SCALE = 2.0
+
+
+def test_a_changed_global_or_closure_number_recompiles() -> None:
+    global SCALE
+    offset = 1.0
+
+    def f(x):
+        return x * SCALE + offset
+
+    g = tg.compile(f)
+    x = tg.ones(2)
+    try:
+        assert g(x).tolist() == g(x).tolist() == [3.0, 3.0]
+        SCALE = 3.0
+        assert g(x).tolist() == [4.0, 4.0]
+        offset = -1.0  # noqa: F841  (read through the closure)
+        assert g(x).tolist() == [2.0, 2.0]
+    finally:
+        SCALE = 2.0
+    assert g.cache_info().variants == 3
+    assert "global or closure variable" in g.cache_info().reasons[-1]
+
+
 def test_inplace_change_of_an_argument_is_written_back() -> None:
     def bump(x):
         x.add_(1.0)

@@ -138,7 +138,7 @@ class Variant:
     modules: list  # the Modules whose training flags were guarded
     training: tuple
     structure_epoch: int
-    direct_refs: list  # (getter, id) of tensors referenced directly by the function
+    direct_refs: list  # (getter, "tensor" | "value", id or value): what the function names
     records: list = field(default_factory=list)
     compile_seconds: float = 0.0
     backward: Any = None  # a BackwardProgram when the outputs are differentiable
@@ -358,22 +358,30 @@ def _settings(roots: list[Any], modules: list[Any]) -> list:
 
 
 def _direct_refs(fn: Callable) -> list:
-    """(getter, id) for every tensor a function names directly (closure cell or global)."""
+    """What a function names directly (closure cells and globals) and a trace freezes:
+    (getter, "tensor", id) for a tensor (its identity is guarded), (getter, "value", value)
+    for a plain Python value (read as a constant: its value is guarded)."""
     target = getattr(fn, "__func__", fn)
     refs = []
+
+    def add(getter: Callable[[], Any], value: Any) -> None:
+        if isinstance(value, Tensor):
+            refs.append((getter, "tensor", id(value)))
+        elif isinstance(value, _PLAIN):
+            refs.append((getter, "value", value))
+
     for cell in getattr(target, "__closure__", None) or ():
         try:
             value = cell.cell_contents
         except ValueError:
             continue
-        if isinstance(value, Tensor):
-            refs.append(((lambda c=cell: c.cell_contents), id(value)))
+        add(lambda c=cell: c.cell_contents, value)
     code = getattr(target, "__code__", None)
     if code is not None:
         g = getattr(target, "__globals__", {})
         for name in code.co_names:
-            if isinstance(g.get(name), Tensor):
-                refs.append(((lambda n=name, g=g: g.get(n)), id(g[name])))
+            if name in g:
+                add(lambda n=name, g=g: g.get(n), g[name])
     return refs
 
 

@@ -101,9 +101,15 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
         read = ", ".join(f"{dn}.get({k!r})" for k in keys)
         guard(f"({read},) != {vn}", f"{what} changed (its value was read as a constant while "
                                     f"tracing)")
-    for getter, ident in variant.direct_refs:
-        guard(f"id({name('ref', getter)}()) != {ident}",
-              "a tensor the function refers to was replaced")
+    for getter, kind, value in variant.direct_refs:
+        if kind == "tensor":
+            guard(f"id({name('ref', getter)}()) != {value}",
+                  "a tensor the function refers to was replaced")
+        else:
+            body.append(f"v = {name('ref', getter)}()")
+            guard(f"type(v) is not {name('type', type(value))} or v != {name('k', value)}",
+                  "a Python value the function reads (a global or closure variable) changed "
+                  "(it was read as a constant while tracing)")
     feeds: list[str] = []
     held: dict[tuple, str] = {}  # (id(tensor), "data" | "grad") -> the local holding it
     for kind, src in variant.feeders:
