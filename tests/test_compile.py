@@ -896,6 +896,20 @@ def test_plain_values_returned_pass_through_and_shape_changes_still_retrace() ->
     assert info.variants == 2 and info.misses == 2 and info.hits == 3
 
 
+def sgd_step(model, opt):
+    """A training step of a regression (targets ``y``) or, without ``y``, of ``sum()``."""
+
+    def step(x, y=None):
+        opt.zero_grad()
+        out = model(x)
+        loss = out.sum() if y is None else ((out - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
 def test_freezing_a_layer_between_calls_recompiles() -> None:
     x = tg.ones(1, 2)
     results = {}
@@ -904,11 +918,7 @@ def test_freezing_a_layer_between_calls_recompiles() -> None:
         net = tg.nn.Sequential(tg.nn.Linear(2, 2), tg.nn.Linear(2, 1))
         opt = tg.optim.SGD(net.parameters(), lr=0.1)
 
-        def step(x):
-            opt.zero_grad()
-            net(x).sum().backward()
-            opt.step()
-
+        step = sgd_step(net, opt)
         run = tg.compile(step) if mode == "compiled" else step
         for _ in range(3):
             run(x)
@@ -1013,3 +1023,58 @@ def test_a_changed_learning_rate_or_module_setting_recompiles():
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5)
     reasons = " ".join(cstep.cache_info().reasons)
     assert "hyper-parameter of SGD" in reasons and "attribute of a Trainer" in reasons
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda ps, lr: tg.optim.SGD(ps, lr=lr, momentum=0.9),
+    lambda ps, lr: tg.optim.Adam(ps, lr=lr),
+    lambda ps, lr: tg.optim.AdamW(ps, lr=lr, weight_decay=0.1),
+], ids=["sgd", "adam", "adamw"])
+def test_a_tensor_learning_rate_follows_a_schedule_without_recompiling(make_opt):
+    # As with torch.compile: a float lr is a constant of the program (a schedule recompiles
+    # it at every change); a tensor lr is an input, changed in place by the scheduler.
+    rng = np.random.default_rng(0)
+    batches = [(tg.tensor(rng.standard_normal((8, 3)).astype(np.float32)),
+                tg.tensor(rng.standard_normal((8, 1)).astype(np.float32))) for _ in range(12)]
+    params = {}
+    for mode, lr in (("eager", 0.1), ("compiled", tg.tensor(0.1))):
+        tg.manual_seed(0)
+        model = nn.Linear(3, 1)
+        opt = make_opt(model.parameters(), lr)
+        sched = tg.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=12)
+
+        step = sgd_step(model, opt)
+        run = tg.compile(step) if mode == "compiled" else step
+        for x, y in batches:
+            run(x, y)
+            sched.step()
+        params[mode] = [p.detach().numpy().copy() for p in model.parameters()]
+        if mode == "compiled":
+            assert run.cache_info().misses == 1 and opt.param_groups[0]["lr"] is lr
+    for a, b in zip(params["eager"], params["compiled"]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_a_float_learning_rate_schedule_warns_with_advice_and_a_replaced_lr_retraces():
+    model = nn.Linear(2, 1)
+    opt = tg.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x):
+        opt.zero_grad()
+        model(x).sum().backward()
+        opt.step()
+
+    run = tg.compile(step)
+    x = tg.ones(1, 2)
+    with pytest.warns(UserWarning, match=r"lr=tg\.tensor\(0\.1\)"):
+        for k in range(12):
+            opt.param_groups[0]["lr"] = 0.1 / (k + 1)
+            run(x)
+    opt.param_groups[0]["lr"] = tg.tensor(0.07)
+    run(x)
+    run(x)
+    opt.param_groups[0]["lr"] = tg.tensor(0.07)  # a new tensor object: read afresh
+    before = model.weight.detach().numpy().copy()
+    run(x)
+    np.testing.assert_allclose(model.weight.numpy(), before - 0.07 * x.numpy(), rtol=1e-6)
+    assert "replaced" in run.cache_info().reasons[-1]

@@ -131,6 +131,13 @@ def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
     return t
 
 
+def _scaled(x: Any, alpha: Any) -> Any:
+    """``x * alpha`` for ``add_``/``sub_``; ``alpha`` may be a tensor (a learning rate)."""
+    if isinstance(alpha, (int, float)) and alpha == 1:
+        return x
+    return x * alpha
+
+
 def _init_leaf(t: "Tensor", array: np.ndarray, requires_grad: bool) -> None:
     t.data = array
     t._grad = None
@@ -838,11 +845,11 @@ class Tensor:
         self._vc[0] += 1
         return self
 
-    def add_(self, other: Any, alpha: float = 1) -> "Tensor":
-        return self._inplace_binary("add", other if alpha == 1 else other * alpha)
+    def add_(self, other: Any, alpha: Any = 1) -> "Tensor":
+        return self._inplace_binary("add", _scaled(other, alpha))
 
-    def sub_(self, other: Any, alpha: float = 1) -> "Tensor":
-        return self._inplace_binary("sub", other if alpha == 1 else other * alpha)
+    def sub_(self, other: Any, alpha: Any = 1) -> "Tensor":
+        return self._inplace_binary("sub", _scaled(other, alpha))
 
     def mul_(self, other: Any) -> "Tensor":
         return self._inplace_binary("mul", other)

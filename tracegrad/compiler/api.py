@@ -10,6 +10,7 @@ before anything is captured; the second call traces.
 
 from __future__ import annotations
 
+import dis
 import functools
 import time
 import warnings
@@ -28,7 +29,20 @@ from .passes import PIPELINE
 from .passes.plan_memory import VIEWS, peak_without_plan
 from .trace import Capture, TensorSpec, build_tree, flatten_args, run_traced, tensor_mod
 
-MAX_VARIANTS = 8
+MAX_VARIANTS = 8  # compiles after which tg.compile warns
+MAX_KEPT = 32  # variants kept per compiled function (the oldest is dropped)
+
+
+def _advice(reason: str) -> str:
+    """What to do about a function that keeps recompiling, by the last reason."""
+    if "hyper-parameter" in reason:
+        return ("A learning-rate schedule changes a float lr, which the program holds as a "
+                "constant: give the optimizer a tensor, e.g. SGD(params, lr=tg.tensor(0.1)); "
+                "schedulers then change it in place and nothing recompiles.")
+    if "global or closure variable" in reason or "Python values" in reason:
+        return ("A number the function reads changes from call to call: pass it as a tensor "
+                "argument (tg.tensor(x)), which is an input of the program, not a constant.")
+    return "Every new shape or flag compiles a new variant: pad inputs to a few fixed shapes."
 
 
 # ---------------------------------------------------------------- optimizing
@@ -357,6 +371,21 @@ def _settings(roots: list[Any], modules: list[Any]) -> list:
     return [e for e in out if e is not None]
 
 
+def _group_tensors(roots: list[Any]) -> list:
+    """(getter, "tensor", id) for each tensor an optimizer keeps among its hyper-parameters
+    (``lr=tg.tensor(0.1)``): the program reads that tensor, so replacing it must retrace."""
+    from ..optim.optimizer import Optimizer
+
+    refs = []
+    for r in roots:
+        if isinstance(r, Optimizer):
+            for g in r.param_groups:
+                for k, v in g.items():
+                    if isinstance(v, Tensor):
+                        refs.append((lambda g=g, k=k: g.get(k), "tensor", id(v)))
+    return refs
+
+
 def _direct_refs(fn: Callable) -> list:
     """What a function names directly (closure cells and globals) and a trace freezes:
     (getter, "tensor", id) for a tensor (its identity is guarded), (getter, "value", value)
@@ -379,7 +408,9 @@ def _direct_refs(fn: Callable) -> list:
     code = getattr(target, "__code__", None)
     if code is not None:
         g = getattr(target, "__globals__", {})
-        for name in code.co_names:
+        # the names it reads as globals (co_names also holds attribute names: `opt.step`)
+        names = {i.argval for i in dis.get_instructions(code) if i.opname == "LOAD_GLOBAL"}
+        for name in sorted(names):
             if name in g:
                 add(lambda n=name, g=g: g.get(n), g[name])
     return refs
@@ -422,6 +453,7 @@ class CompiledFunction:
         self._warned = False
         self.last_variant: Variant | None = None
         self._fast: Variant | None = None  # the variant of the last all-tensor call
+        self._order: list[tuple] = []  # (key, variant), oldest first
         functools.update_wrapper(self, fn, updated=())
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -460,7 +492,8 @@ class CompiledFunction:
             if type(result) is not Miss:
                 variant = v
                 break
-            reason = str(result)
+            if reason is None:  # why the newest variant does not fit: the one to report
+                reason = str(result)
         if variant is None:
             if reason is None:
                 reason = ("first compiled call" if not self.variants else
@@ -505,7 +538,7 @@ class CompiledFunction:
 
     def _compile(self, args: tuple, kwargs: dict, key: tuple, reason: str) -> Variant:
         self.misses += 1
-        self.miss_reasons.append(reason)
+        self.miss_reasons = self.miss_reasons[-63:] + [reason]  # the latest 64
         t0 = time.perf_counter()
         roots = _roots(self.fn, args)
         modules = _modules_of(roots)
@@ -527,7 +560,8 @@ class CompiledFunction:
             - sum(1 for _, n in capture.grad_writes if n is not None) - n_saved,
             modules=modules, training=tuple(m.training for m in modules),
             settings=_settings(roots, modules),
-            structure_epoch=epoch, direct_refs=_direct_refs(self.fn), records=records,
+            structure_epoch=epoch, direct_refs=_direct_refs(self.fn) + _group_tensors(roots),
+            records=records,
             backward=backward, n_saved=n_saved,
             arg_types=[(k[1], k[2], k[3]) for k in key[:-1] if k[0] == "T"],
             grad_enabled=key[-1],
@@ -535,13 +569,17 @@ class CompiledFunction:
         variant.compile_seconds = time.perf_counter() - t0
         bucket = self.variants.setdefault(key, [])
         bucket.insert(0, variant)
-        total = sum(len(b) for b in self.variants.values())
-        if total > MAX_VARIANTS and not self._warned:
+        self._order.append((key, variant))
+        if len(self._order) > MAX_KEPT:  # the oldest variant goes: memory stays bounded
+            old_key, old = self._order.pop(0)
+            self.variants[old_key].remove(old)
+            if not self.variants[old_key]:
+                del self.variants[old_key]
+        if self.misses > MAX_VARIANTS and not self._warned:
             self._warned = True
             warnings.warn(
                 f"tg.compile: {getattr(self.fn, '__name__', 'the function')} has been compiled "
-                f"{total} times (last reason: {reason}); every new shape or flag compiles a "
-                f"new variant. Pad inputs to a few fixed shapes if this keeps happening.",
+                f"{self.misses} times (last reason: {reason}). {_advice(reason)}",
                 stacklevel=3,
             )
         return variant

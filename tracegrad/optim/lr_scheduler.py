@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..autograd import no_grad
+from ..tensor import Tensor
 from .optimizer import Optimizer
 
 
@@ -23,7 +25,7 @@ class LRScheduler:
         self.optimizer = optimizer
         for g in optimizer.param_groups:
             if last_epoch == -1:
-                g.setdefault("initial_lr", g["lr"])
+                g.setdefault("initial_lr", float(g["lr"]))
             elif "initial_lr" not in g:
                 raise KeyError("resuming a schedule (last_epoch != -1) needs 'initial_lr' in "
                                "every parameter group")
@@ -38,8 +40,18 @@ class LRScheduler:
         self.last_epoch += 1
         lrs = self.get_lr()
         for g, lr in zip(self.optimizer.param_groups, lrs):
-            g["lr"] = lr
+            if isinstance(g["lr"], Tensor):
+                # A tensor lr is changed in place: a compiled step reads it as an input, so
+                # a new rate needs no recompile (a float lr is a constant of the program).
+                with no_grad():
+                    g["lr"].fill_(lr)
+            else:
+                g["lr"] = lr
         self._last_lr = lrs
+
+    def _lrs(self) -> list[float]:
+        """Each group's current lr, as a float (also when it is a tensor)."""
+        return [float(g["lr"]) for g in self.optimizer.param_groups]
 
     def get_last_lr(self) -> list[float]:
         return list(self._last_lr)
@@ -62,7 +74,7 @@ class StepLR(LRScheduler):
     def get_lr(self) -> list[float]:
         # PyTorch's chainable form: it continues from the groups' current lr (so a resumed
         # optimizer keeps its loaded lr).
-        lrs = [g["lr"] for g in self.optimizer.param_groups]
+        lrs = self._lrs()
         if self.last_epoch == 0 or self.last_epoch % self.step_size:
             return lrs
         return [lr * self.gamma for lr in lrs]
@@ -79,7 +91,7 @@ class CosineAnnealingLR(LRScheduler):
     def get_lr(self) -> list[float]:
         # PyTorch's recursive form, step by step from the current lr.
         t, T, eta = self.last_epoch, self.T_max, self.eta_min
-        lrs = [g["lr"] for g in self.optimizer.param_groups]
+        lrs = self._lrs()
         if t == 0:
             return lrs
         if (t - 1 - T) % (2 * T) == 0:
