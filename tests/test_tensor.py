@@ -1077,3 +1077,10 @@ def test_negative_zero_is_not_taken_for_zero():
         assert (1 / (x * -0.0)).tolist() == [-np.inf, -np.inf]
     (x * -0.0).sum().backward()
     assert np.signbit(x.grad.numpy()).all()
+
+
+def test_format_spec_formats_a_0d_tensor_like_its_number():
+    assert f"{tg.tensor(1.5):.3f}" == "1.500" and f"{tg.tensor(7):>3d}" == "  7"
+    assert f"{tg.tensor([1.0, 2.0])}" == str(tg.tensor([1.0, 2.0]))
+    with pytest.raises(TypeError):
+        f"{tg.tensor([1.0, 2.0]):.3f}"

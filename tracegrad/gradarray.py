@@ -22,6 +22,7 @@ from .ops.movement import resolve_shape
 
 P = PRIMITIVES
 _SCALARS = (int, float, bool, np.number, np.bool_)
+_NUMBERS = (int, float)  # Python numbers, for the fast path of the binary methods
 
 
 _numbers: dict[tuple, np.ndarray] = {}  # (type, value, dtype of the array) -> 0-d array
@@ -188,10 +189,13 @@ def _make_binary(prim: str, reverse: bool):
     general = prim in FLOAT_ONLY  # (these may need a cast first: always the general path)
 
     def method(self: GradArray, other: Any) -> GradArray:
-        # The commonest case, inline: another GradArray of the same dtype.
-        if type(other) is GradArray and not general:
-            x, y = self.data, other.data
-            if x.dtype == y.dtype:
+        # The commonest cases, inline: another GradArray of the same dtype, or a number
+        # (``1 - t * t``) that takes this array's dtype.
+        if not general:
+            x = self.data
+            t = type(other)
+            y = other.data if t is GradArray else self._array(other) if t in _NUMBERS else None
+            if y is not None and x.dtype == y.dtype:
                 out = forward(y, x) if reverse else forward(x, y)
                 if type(out) is not np.ndarray:
                     out = np.asarray(out)

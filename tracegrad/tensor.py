@@ -523,6 +523,13 @@ class Tensor:
                     return (g if a.requires_grad else None), (g if b.requires_grad else None)
                 return op.vjp(g, GradArray(self.data, True), GradArray(a.data, a.requires_grad),
                               GradArray(b.data, b.requires_grad), **self._attrs)
+        elif len(children) == 1:  # unary ops, spelled out too
+            (a,) = children
+            if a._vc[0] != versions[0]:
+                self._changed_in_place()
+            if type(g) is GradArray:
+                return self._op.vjp(g, GradArray(self.data, True),
+                                    GradArray(a.data, a.requires_grad), **self._attrs)
         else:
             for x, v in zip(children, versions):
                 if x._vc[0] != v:
@@ -896,6 +903,12 @@ class Tensor:
         self._inplace(lambda s: s._setitem(idx, value, *ix), value)
 
     # ---------------------------------------------------------------- printing
+
+    def __format__(self, spec: str) -> str:
+        """``f"{loss:.4f}"`` formats a 0-d tensor's number, as in PyTorch."""
+        if self.data.ndim == 0:
+            return format(self.item(), spec)
+        return object.__format__(self, spec)
 
     def __repr__(self) -> str:
         data = self.data
