@@ -877,7 +877,24 @@ def test_a_returned_gradient_is_the_grad_tensor_or_a_copy_that_stays() -> None:
         assert loss.item() == 3.0 + 2.0 * k
         assert gx.tolist() == [1.0, 2.0] and gw.tolist() == w.grad.tolist() == [3.0, float(k)]
         returned.append(gw)
-    assert [g.tolist() for g in returned[1:]] == [[3.0, float(k)] for k in range(2, 5)]
+    assert [g.tolist() for g in returned] == [[3.0, float(k)] for k in range(1, 5)]
+
+
+def test_a_grad_someone_holds_is_not_written_over() -> None:
+    # The program writes new gradients into the old .grad's memory only when nobody else
+    # holds it (then no one can tell); a .grad kept from an earlier step stays as it was.
+    model = nn.Linear(3, 2)
+    opt = tg.optim.SGD(model.parameters(), lr=0.1)
+    run = tg.compile(sgd_step(model, opt))
+    rng = np.random.default_rng(0)
+    kept, values = [], []
+    for k in range(5):
+        run(tg.tensor(rng.standard_normal((4, 3)).astype(np.float32)))
+        if k % 2:
+            kept.append(model.weight.grad)
+            values.append(model.weight.grad.numpy().copy())
+    assert all(np.array_equal(g.numpy(), v) for g, v in zip(kept, values))
+    assert kept[0] is not kept[1] and not np.array_equal(values[0], values[1])
 
 
 def test_plain_values_returned_pass_through_and_shape_changes_still_retrace() -> None:
@@ -1078,3 +1095,25 @@ def test_a_float_learning_rate_schedule_warns_with_advice_and_a_replaced_lr_retr
     run(x)
     np.testing.assert_allclose(model.weight.numpy(), before - 0.07 * x.numpy(), rtol=1e-6)
     assert "replaced" in run.cache_info().reasons[-1]
+
+
+def test_accumulating_into_a_grad_the_user_replaced_reads_the_new_one():
+    # A step without zero_grad adds to .grad: the program reads the parameter's .grad of
+    # each call, not the .grad tensor that existed while tracing.
+    w = tg.tensor([1.0, 2.0], requires_grad=True)
+
+    def step(x):
+        (w * x).sum().backward()
+        return w.grad.sum()
+
+    results = {}
+    for mode in ("eager", "compiled"):
+        w.grad = None
+        f = tg.compile(step) if mode == "compiled" else step
+        out = []
+        for k in range(4):
+            if k == 2:
+                w.grad = tg.tensor([100.0, 100.0])
+            out.append(f(tg.ones(2)).item())
+        results[mode] = (out, w.grad.tolist())
+    assert results["compiled"] == results["eager"] == ([2.0, 4.0, 202.0, 204.0], [102.0, 102.0])

@@ -581,6 +581,10 @@ class Tensor:
             g = g.to(self.data.dtype)
         if _tracer is not None:  # no copies: in the graph every value is immutable anyway
             _tracer.grad_written(self)
+            if self._grad is not None:
+                # accumulating reads this tensor's .grad (an input fed from `.grad` on every
+                # call), not the .grad tensor object that happens to be there now
+                _tracer.grad_read(self)
             self._grad = g if self._grad is None else self._grad + g
             return
         if self._grad is None:

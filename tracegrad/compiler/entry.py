@@ -16,6 +16,7 @@ fails it returns a `Miss`, the reason, which `tg.compile` reports as the cause o
 from __future__ import annotations
 
 import linecache
+import sys
 from typing import Any, Callable
 
 import numpy as np
@@ -33,11 +34,14 @@ def _copy_data(t: Tensor, value: np.ndarray) -> None:
 
 
 def _write_grad(t: Tensor, value: np.ndarray, owned: bool) -> None:
-    """Set ``t.grad`` to a value the program did not compute into ``t.grad`` itself."""
+    """Set ``t.grad`` to a value the program did not compute into ``t.grad`` itself: into
+    the old .grad's memory if nobody else holds it, else as a new tensor (as eager does)."""
     g = t._grad
-    if g is not None and g.data.shape == value.shape and g.data.dtype == value.dtype \
-            and g.data.flags.writeable and not np.may_share_memory(g.data, value):
-        np.copyto(g.data, value)
+    d = g.data if g is not None else None
+    if d is not None and d.shape == value.shape and d.dtype == value.dtype \
+            and d.flags.writeable and not np.may_share_memory(d, value) \
+            and sys.getrefcount(g) <= 3 and sys.getrefcount(d) <= 3:
+        np.copyto(d, value)
         g._vc[0] += 1
     else:
         t._grad = _leaf(value if owned and value.dtype == t.data.dtype
@@ -61,7 +65,8 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
     """The entry function of a `Variant` (see the module docstring). ``epoch_box`` counts
     structural changes to modules and optimizers; ``mode.enabled`` is the grad mode."""
     env: dict[str, Any] = {"_copy_data": _copy_data, "_write_grad": _write_grad,
-                           "_leaf": _leaf, "_copy": np.array, "_new_grad": _new_grad}
+                           "_leaf": _leaf, "_copy": np.array, "_new_grad": _new_grad,
+                           "_refs": sys.getrefcount, "_empty_like": np.empty_like}
 
     def name(prefix: str, value: Any) -> str:
         for k, v in env.items():  # one name per object
@@ -110,6 +115,8 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
             guard(f"type(v) is not {name('type', type(value))} or v != {name('k', value)}",
                   "a Python value the function reads (a global or closure variable) changed "
                   "(it was read as a constant while tracing)")
+    graph = variant.graph
+    read = {id(i) for n in graph.nodes for i in n.inputs} | {id(o) for o in graph.outputs}
     feeds: list[str] = []
     held: dict[tuple, str] = {}  # (id(tensor), "data" | "grad") -> the local holding it
     for kind, src in variant.feeders:
@@ -136,6 +143,14 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
             guard(f"{x}.shape != {tuple(node.shape)!r} or {x}.dtype != {dt} "
                   f"or not {x}.flags.writeable",
                   "a .grad the function uses appeared, disappeared or changed shape")
+            if id(node) not in read:
+                # A buffer the program only writes the new gradient into: the old .grad's
+                # memory. Nobody can tell that from eager mode's new .grad tensor, unless
+                # someone still holds the old one (a list of past gradients): then the
+                # gradient goes to new memory, and the old .grad is left as it was.
+                held[id(t), "grad", "buffer"] = x
+                body += [f"if _refs({g}) > 3 or _refs({x}) > 3:",
+                         f"    {x} = _empty_like({x})"]
 
         feeds.append(x)
     body.append(f"outs = {name('program', variant.program.run)}({', '.join(feeds)})")
@@ -159,13 +174,16 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
         if node is None:
             body.append(f"{tn}._grad = None")
             continue
-        g = held.get((id(t), "grad"))
+        g, x = held.get((id(t), "grad")), held.get((id(t), "grad", "buffer"))
         if g is None:  # a .grad the program did not receive as a buffer
             g = "g"
             body.append(f"g = {tn}._grad")
         body += [f"if {g} is not None and outs[{k}] is {g}.data:",
-                 f"    {g}._vc[0] += 1",
-                 "else:",
+                 f"    {g}._vc[0] += 1"]
+        if x is not None:
+            body += [f"elif outs[{k}] is {x}:",
+                     f"    {tn}._grad = _leaf({x})"]
+        body += ["else:",
                  f"    _write_grad({tn}, outs[{k}], {variant._owns[k]})"]
         k += 1
     if variant.backward is not None:  # tg.compile wraps them in differentiable tensors
