@@ -1037,7 +1037,7 @@ def _normalize_index(index: Any) -> tuple[tuple, tuple]:
                 template.append(SLOT)
                 operands.append(i)
                 continue
-            i = _static_data(i, "a tensor used as a bool mask or a 0-d index")
+            i = _static_data(i, "indexing with a bool mask or a 0-d tensor (x[mask])")
         elif isinstance(i, list):
             i = np.asarray(i)
         if isinstance(i, np.ndarray):
@@ -1065,7 +1065,7 @@ def _static_data(t: "Tensor", why: str) -> np.ndarray:
     """``t``'s values where Python code needs them now (a shape, a mask); while tracing,
     refused for values that would differ from call to call."""
     if _tracer is not None:
-        _tracer.check_static(t, f"using it as {why}")
+        _tracer.check_static(t, why)
     return t.data
 
 
