@@ -64,17 +64,9 @@ def assert_grads_match_fd(
 
 
 def reference_example(V):
-    """micrograd's README / test_more_ops expression, for any Value-like class ``V``."""
-    a = V(-4.0)
-    b = V(2.0)
-    c = a + b
-    d = a * b + b**3
-    c += c + 1
-    c += 1 + c + (-a)
-    d += d * 2 + (b + a).relu()
-    d += 3 * d + (b - a).relu()
-    e = c - d
-    f = e**2
-    g = f / 2.0
-    g += 10.0 / f
-    return a, b, g
+    """micrograd's README / test_more_ops expression, for any Value-like class ``V``: the
+    demo's text of it, run without its backward (a, b, g)."""
+    from tracegrad.demo import reference_example as run
+
+    v = run(V, backward=False)
+    return v["a"], v["b"], v["g"]

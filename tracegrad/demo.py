@@ -160,20 +160,23 @@ e = c - d
 f = e**2
 g = f / 2.0
 g += 10.0 / f
-g.backward()
 """
+REFERENCE_BACKWARD = "g.backward()\n"
 
 
-def reference_example() -> dict[str, Value]:
-    """Run `REFERENCE_EXAMPLE`; return its named Values, each labelled with its name.
+def reference_example(value_class: Any = Value, backward: bool = True) -> dict[str, Any]:
+    """Run `REFERENCE_EXAMPLE` with ``value_class`` as ``Value`` (tracegrad's, or micrograd's
+    for a comparison), then `REFERENCE_BACKWARD` if ``backward``; return its named Values,
+    each labelled with its name.
 
     >>> v = reference_example()
     >>> round(v["g"].data, 4), round(v["a"].grad, 4), round(v["b"].grad, 4)
     (24.7041, 138.8338, 645.5773)
     """
-    names: dict[str, Any] = {"Value": Value}
-    exec(REFERENCE_EXAMPLE, names)  # a constant of this module, never user input
-    values = {k: v for k, v in names.items() if isinstance(v, Value)}
+    names: dict[str, Any] = {"Value": value_class}
+    # constants of this module, never user input
+    exec(REFERENCE_EXAMPLE + (REFERENCE_BACKWARD if backward else ""), names)
+    values = {k: v for k, v in names.items() if isinstance(v, value_class)}
     for name, value in values.items():
         value.label = name  # so the drawing says which box is which
     return values
@@ -182,7 +185,7 @@ def reference_example() -> dict[str, Value]:
 def _section_scalar(demo: Demo) -> None:
     demo.say("micrograd's README example, run on tracegrad.Value:")
     demo.say()
-    for line in REFERENCE_EXAMPLE.splitlines():
+    for line in (REFERENCE_EXAMPLE + REFERENCE_BACKWARD).splitlines():
         demo.say(f"    {line}")
     v = reference_example()
     demo.say()
