@@ -436,6 +436,21 @@ def assert_same_parameters(a: nn.Module, b: nn.Module, what: str) -> None:
                                    err_msg=f"{what}: {k}")
 
 
+def train_step(model, opt, loss_fn=F.mse_loss):
+    """A training step as a user writes it: ``loss_fn(model(x), y)``, or ``model(x).sum()``
+    when called without targets."""
+
+    def step(x, y=None):
+        opt.zero_grad()
+        out = model(x)
+        loss = out.sum() if y is None else loss_fn(out, y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
 @pytest.mark.parametrize("make, shape, make_opt", [
     (mlp, (8,), lambda p: tg.optim.Adam(p, lr=1e-2)),
     (cnn, (1, 8, 8), lambda p: tg.optim.SGD(p, lr=0.05, momentum=0.9)),
@@ -443,15 +458,7 @@ def assert_same_parameters(a: nn.Module, b: nn.Module, what: str) -> None:
 def test_compiled_training_step_matches_eager(make, shape, make_opt) -> None:
     eager_model, model = twin(make)
     eager_opt, opt = make_opt(eager_model.parameters()), make_opt(model.parameters())
-
-    @tg.compile
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
+    step = tg.compile(train_step(model, opt, F.cross_entropy))
     data = batches(shape, [16] * 12 + [8] * 8)
     for i, (x, y) in enumerate(data):
         eager_opt.zero_grad()
@@ -885,7 +892,7 @@ def test_a_grad_someone_holds_is_not_written_over() -> None:
     # holds it (then no one can tell); a .grad kept from an earlier step stays as it was.
     model = nn.Linear(3, 2)
     opt = tg.optim.SGD(model.parameters(), lr=0.1)
-    run = tg.compile(sgd_step(model, opt))
+    run = tg.compile(train_step(model, opt))
     rng = np.random.default_rng(0)
     kept, values = [], []
     for k in range(5):
@@ -913,20 +920,6 @@ def test_plain_values_returned_pass_through_and_shape_changes_still_retrace() ->
     assert info.variants == 2 and info.misses == 2 and info.hits == 3
 
 
-def sgd_step(model, opt):
-    """A training step of a regression (targets ``y``) or, without ``y``, of ``sum()``."""
-
-    def step(x, y=None):
-        opt.zero_grad()
-        out = model(x)
-        loss = out.sum() if y is None else ((out - y) ** 2).mean()
-        loss.backward()
-        opt.step()
-        return loss
-
-    return step
-
-
 def test_freezing_a_layer_between_calls_recompiles() -> None:
     x = tg.ones(1, 2)
     results = {}
@@ -935,7 +928,7 @@ def test_freezing_a_layer_between_calls_recompiles() -> None:
         net = tg.nn.Sequential(tg.nn.Linear(2, 2), tg.nn.Linear(2, 1))
         opt = tg.optim.SGD(net.parameters(), lr=0.1)
 
-        step = sgd_step(net, opt)
+        step = train_step(net, opt)
         run = tg.compile(step) if mode == "compiled" else step
         for _ in range(3):
             run(x)
@@ -1060,7 +1053,7 @@ def test_a_tensor_learning_rate_follows_a_schedule_without_recompiling(make_opt)
         opt = make_opt(model.parameters(), lr)
         sched = tg.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=12)
 
-        step = sgd_step(model, opt)
+        step = train_step(model, opt)
         run = tg.compile(step) if mode == "compiled" else step
         for x, y in batches:
             run(x, y)
