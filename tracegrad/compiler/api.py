@@ -310,15 +310,7 @@ def _roots(fn: Callable, args: tuple) -> list[Any]:
     target = getattr(target, "__func__", target)
     if hasattr(fn, "__self__"):
         roots.append(fn.__self__)
-    code = getattr(target, "__code__", None)
-    for cell in getattr(target, "__closure__", None) or ():
-        try:
-            roots.append(cell.cell_contents)
-        except ValueError:  # an empty cell
-            pass
-    if code is not None:
-        g = getattr(target, "__globals__", {})
-        roots.extend(g[name] for name in code.co_names if name in g)
+    roots.extend(value for _, value in _named(target))
     # One level into plain objects (a trainer holding `self.model` and `self.opt`).
     for r in list(roots):
         if hasattr(r, "__dict__") and not isinstance(r, type) and \
@@ -386,33 +378,34 @@ def _group_tensors(roots: list[Any]) -> list:
     return refs
 
 
-def _direct_refs(fn: Callable) -> list:
-    """What a function names directly (closure cells and globals) and a trace freezes:
-    (getter, "tensor", id) for a tensor (its identity is guarded), (getter, "value", value)
-    for a plain Python value (read as a constant: its value is guarded)."""
-    target = getattr(fn, "__func__", fn)
-    refs = []
+def _named(target: Callable) -> list[tuple[Callable[[], Any], Any]]:
+    """(getter, value now) for everything a function's code names directly: its closure
+    cells and the globals it reads (not attribute names, which ``co_names`` also holds:
+    the ``step`` of ``opt.step()`` is not a global ``step``)."""
+    out = []
+    for cell in getattr(target, "__closure__", None) or ():
+        try:
+            out.append((lambda c=cell: c.cell_contents, cell.cell_contents))
+        except ValueError:  # an empty cell
+            continue
+    code = getattr(target, "__code__", None)
+    if code is not None:
+        g = getattr(target, "__globals__", {})
+        names = {i.argval for i in dis.get_instructions(code) if i.opname == "LOAD_GLOBAL"}
+        out += [(lambda n=n, g=g: g.get(n), g[n]) for n in sorted(names) if n in g]
+    return out
 
-    def add(getter: Callable[[], Any], value: Any) -> None:
+
+def _direct_refs(fn: Callable) -> list:
+    """What a function names directly and a trace freezes: (getter, "tensor", id) for a
+    tensor (its identity is guarded), (getter, "value", value) for a plain Python value
+    (read as a constant: its value is guarded)."""
+    refs = []
+    for getter, value in _named(getattr(fn, "__func__", fn)):
         if isinstance(value, Tensor):
             refs.append((getter, "tensor", id(value)))
         elif isinstance(value, _PLAIN):
             refs.append((getter, "value", value))
-
-    for cell in getattr(target, "__closure__", None) or ():
-        try:
-            value = cell.cell_contents
-        except ValueError:
-            continue
-        add(lambda c=cell: c.cell_contents, value)
-    code = getattr(target, "__code__", None)
-    if code is not None:
-        g = getattr(target, "__globals__", {})
-        # the names it reads as globals (co_names also holds attribute names: `opt.step`)
-        names = {i.argval for i in dis.get_instructions(code) if i.opname == "LOAD_GLOBAL"}
-        for name in sorted(names):
-            if name in g:
-                add(lambda n=name, g=g: g.get(n), g[name])
     return refs
 
 

@@ -40,7 +40,7 @@ def _write_grad(t: Tensor, value: np.ndarray, owned: bool) -> None:
     d = g.data if g is not None else None
     if d is not None and d.shape == value.shape and d.dtype == value.dtype \
             and d.flags.writeable and not np.may_share_memory(d, value) \
-            and sys.getrefcount(g) <= 3 and sys.getrefcount(d) <= 3:
+            and sys.getrefcount(g) <= 3 and sys.getrefcount(d) <= 3:  # slot, local, argument
         np.copyto(d, value)
         g._vc[0] += 1
     else:
@@ -149,7 +149,7 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
                 # someone still holds the old one (a list of past gradients): then the
                 # gradient goes to new memory, and the old .grad is left as it was.
                 held[id(t), "grad", "buffer"] = x
-                body += [f"if _refs({g}) > 3 or _refs({x}) > 3:",
+                body += [f"if _refs({g}) > 3 or _refs({x}) > 3:  # slot, local, argument",
                          f"    {x} = _empty_like({x})"]
 
         feeds.append(x)
