@@ -171,9 +171,10 @@ class GradArray:
                       self.data, v)
 
 
-def _fresh(out: np.ndarray, *operands: np.ndarray) -> GradArray:
-    """The result of an op: owned when it is new memory (not an operand, not a view)."""
-    return GradArray(out, owned=out.base is None and all(out is not x for x in operands))
+def _fresh(out: np.ndarray, x: np.ndarray, y: Any = None) -> GradArray:
+    """The result of an op on ``x`` (and ``y``): owned when it is new memory (not an
+    operand, not a view)."""
+    return GradArray(out, False, out.base is None and out is not x and out is not y)
 
 
 def _make_unary(name: str):
@@ -197,9 +198,7 @@ def _make_binary(prim: str, reverse: bool):
             y = other.data if t is GradArray else self._array(other) if t in _NUMBERS else None
             if y is not None and x.dtype == y.dtype:
                 out = forward(y, x) if reverse else forward(x, y)
-                if type(out) is not np.ndarray:
-                    out = np.asarray(out)
-                return GradArray(out, False, out.base is None and out is not x and out is not y)
+                return _fresh(out if type(out) is np.ndarray else np.asarray(out), x, y)
         return self._binary(prim, other, reverse)
 
     return method
