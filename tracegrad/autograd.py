@@ -144,25 +144,35 @@ def reverse_topological_order(root: Any) -> list:
 def backpropagate(root: Any, seed: Any, policy: Any) -> None:
     """Send ``seed`` (d root / d root) back through the graph under ``root``.
 
-    ``policy`` decides where gradients are read from and written to:
-    ``seed(root, g)``, ``take(node) -> g or None``, ``add(child, g)`` and ``done(node)``.
+    ``policy`` decides where gradients are read from and written to: ``seed(root, g)``,
+    ``take(node, None) -> g or None`` and ``add(node, g)``. Two attributes make the common
+    case cheap: ``table``, when not None, is the dict the policy keeps interior nodes'
+    gradients in (the engine sums into it directly; ``add`` then only sees leaves), and
+    ``frees`` says whether each node drops its graph once its VJP has run.
     """
     order = reverse_topological_order(root)
     policy.seed(root, seed)
-    take, add, done = policy.take, policy.add, policy.done
+    take, add, table, frees = policy.take, policy.add, policy.table, policy.frees
+    get = table.get if table is not None else None
     for node in order:
         children = node._children
-        if not children:
+        if not children:  # a leaf root: the policy already has its gradient
             continue
-        g = take(node)
+        g = take(node, None)
         if g is None:
             continue
         grads = node._vjp(g)
         if grads is not None:
             for child, child_grad in zip(children, grads):
-                if child_grad is not None:
+                if child_grad is None:
+                    continue
+                if get is not None and child._children:
+                    old = get(child)
+                    table[child] = child_grad if old is None else old + child_grad
+                else:
                     add(child, child_grad)
-        done(node)
+        if frees:
+            node._free_graph()
 
 
 class GradsOnNodes:
@@ -172,51 +182,47 @@ class GradsOnNodes:
     grad is set (not added) and every other node's grad is added to.
     """
 
+    table = None
+    frees = False
+
     @staticmethod
     def seed(root: Any, g: Any) -> None:
         root.grad = g
 
     @staticmethod
-    def take(node: Any) -> Any:
+    def take(node: Any, default: Any) -> Any:
         return node.grad
 
     @staticmethod
     def add(node: Any, g: Any) -> None:
         node.grad += g
 
-    @staticmethod
-    def done(node: Any) -> None:
-        return None
-
 
 class GradsInTable:
     """PyTorch's policy: gradients flow through a temporary table; only leaves keep them.
 
     A leaf that requires grad accumulates into ``.grad`` (or, when ``targets`` is given, into
-    ``self.results`` and ``.grad`` is left alone, for ``tg.grad``). Unless ``retain_graph``,
-    each node drops its inputs after use, so the arrays it saved can be freed, and marks
-    itself so that a second backward through it raises.
+    ``self.results`` and ``.grad`` is left alone, for ``tg.grad``; a target's gradient stops
+    there). Unless ``retain_graph``, each node drops its inputs after use, so the arrays it
+    saved can be freed, and marks itself so that a second backward through it raises.
     """
 
     def __init__(self, retain_graph: bool = False, targets: Iterable[Any] | None = None):
-        self.pending: dict[Any, Any] = {}  # keyed by the nodes themselves (identity hash)
-        self.retain_graph = retain_graph
+        pending: dict[Any, Any] = {}  # keyed by the nodes themselves (identity hash)
+        self.pending = pending
+        self.take = pending.pop
+        self.frees = not retain_graph
         self.targets = None if targets is None else {id(t): t for t in targets}
+        # Without targets every interior node's gradient goes to the table: the engine
+        # sums there itself. With targets, `add` has to look at every node first.
+        self.table = pending if targets is None else None
         self.results: dict[int, Any] = {}
 
     def seed(self, root: Any, g: Any) -> None:
         self.add(root, g)
 
-    def take(self, node: Any) -> Any:
-        return self.pending.pop(node, None)
-
     def add(self, node: Any, g: Any) -> None:
         targets = self.targets
-        if targets is None and node._children:  # an interior node: the common case first
-            pending = self.pending
-            old = pending.get(node)
-            pending[node] = g if old is None else old + g
-            return
         if targets is not None:
             key = id(node)
             if key in targets:
@@ -235,10 +241,6 @@ class GradsInTable:
             return
         old = self.pending.get(node)
         self.pending[node] = g if old is None else old + g
-
-    def done(self, node: Any) -> None:
-        if not self.retain_graph:
-            node._free_graph()
 
 
 # --------------------------------------------------------------------------------------

@@ -519,17 +519,23 @@ class Tensor:
                 self._changed_in_place()
             if type(g) is GradArray:
                 op = self._op
+                ra, rb = a.requires_grad, b.requires_grad
                 if op.passes_gradient and a.data.shape == b.data.shape == g.data.shape:
-                    return (g if a.requires_grad else None), (g if b.requires_grad else None)
-                return op.vjp(g, GradArray(self.data, True), GradArray(a.data, a.requires_grad),
-                              GradArray(b.data, b.requires_grad), **self._attrs)
+                    return (g if ra else None), (g if rb else None)
+                # Only the values the rule reads become GradArrays (see Primitive.reads).
+                ro, wa, wb = op.reads[1][ra + 2 * rb]
+                return op.vjp(g, GradArray(self.data, True) if ro else self,
+                              GradArray(a.data, ra) if wa else a,
+                              GradArray(b.data, rb) if wb else b, **self._attrs)
         elif len(children) == 1:  # unary ops, spelled out too
             (a,) = children
             if a._vc[0] != versions[0]:
                 self._changed_in_place()
             if type(g) is GradArray:
-                return self._op.vjp(g, GradArray(self.data, True),
-                                    GradArray(a.data, a.requires_grad), **self._attrs)
+                op = self._op
+                ro, wa = op.reads[0][1]
+                return op.vjp(g, GradArray(self.data, True) if ro else self,
+                              GradArray(a.data, True) if wa else a, **self._attrs)
         else:
             for x, v in zip(children, versions):
                 if x._vc[0] != v:

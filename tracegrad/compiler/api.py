@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import autograd
 from ..gradarray import GradArray
+from ..ops.base import _reads
 from ..tensor import Tensor, _leaf
 from .backends.numpy import Program
 from .entry import Miss, build_entry
@@ -200,6 +201,8 @@ class CompiledBackward:
 
     def vjp(self, g: Tensor, out: Tensor, *targets: Tensor) -> tuple:
         return self.backward.run(self.saved, self.which, g, targets)
+
+    reads = (_reads(vjp, 1), _reads(vjp, 2))  # as a primitive's: see ops.base.Primitive
 
 
 class BackwardProgram:

@@ -11,10 +11,16 @@ A primitive holds
   traceable. ``vjp is None`` marks an op with no gradient (comparisons, argmax).
 
 ``ops/`` never imports `tensor.py`: a rule only calls methods of the tensors it is handed.
+
+Which of ``out`` and the inputs a rule reads is found once, from its code (`reads`): the
+first-order backward wraps only those in `GradArray` and hands the others over as they are,
+for their ``requires_grad`` and shape.
 """
 
 from __future__ import annotations
 
+import dis
+import inspect
 from typing import Any, Callable
 
 import numpy as np
@@ -25,7 +31,7 @@ PRIMITIVES: dict[str, "Primitive"] = {}
 
 
 class Primitive:
-    __slots__ = ("name", "kind", "forward", "infer", "vjp", "passes_gradient")
+    __slots__ = ("name", "kind", "forward", "infer", "vjp", "passes_gradient", "reads")
 
     def __init__(
         self,
@@ -39,6 +45,9 @@ class Primitive:
         # True when the VJP hands the incoming gradient, unchanged, to every input that has
         # the output's shape (add): the backward engine may then skip calling it.
         self.passes_gradient = False
+        # reads[n - 1][m]: with n inputs, of which those in bit mask m (bit i: input i)
+        # require grad, whether the VJP reads the value of each of (out, *inputs).
+        self.reads = None if vjp is None else (_reads(vjp, 1), _reads(vjp, 2))
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
@@ -51,6 +60,40 @@ def register(name: str, kind: str, forward: Callable, infer: Callable,
     prim = Primitive(name, kind, forward, infer, vjp)
     PRIMITIVES[name] = prim
     return prim
+
+
+def _loaded_names(fn: Callable) -> set[str]:
+    """The local names a function's code loads (a name a nested function uses counts)."""
+    return {ins.argval for ins in dis.get_instructions(fn)
+            if ins.opname.startswith("LOAD_FAST") or ins.opname in ("LOAD_DEREF",
+                                                                      "LOAD_CLOSURE")}
+
+
+def _reads(vjp: Callable, n: int) -> tuple:
+    """For a rule ``vjp(g, out, *inputs)`` of ``n`` inputs, per mask of the inputs that
+    require grad (bit i: input i), whether it reads each of (out, *inputs). A rule built from
+    one function per input (``vjp.per_input``) reads, for a mask, what the functions of the
+    inputs in the mask read. A rule taking ``*args`` may read everything."""
+    everything = tuple((True,) * (n + 1) for _ in range(1 << n))
+    code = getattr(vjp, "__code__", None)
+    if code is None or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS) or \
+            code.co_argcount < n + 2:
+        return everything
+    params = code.co_varnames[1:n + 2]  # out, then the inputs
+    per_input = getattr(vjp, "per_input", None)
+    if per_input is None:
+        used = _loaded_names(vjp)
+        return tuple(tuple(p in used for p in params) for _ in range(1 << n))
+    rows = []
+    for mask in range(1 << n):
+        used = set()
+        for i, fn in enumerate(per_input):
+            if mask >> i & 1:  # the function's own parameters are (g, out, *inputs) too
+                names = fn.__code__.co_varnames[1:n + 2]
+                loaded = _loaded_names(fn)
+                used |= {params[j] for j, name in enumerate(names) if name in loaded}
+        rows.append(tuple(p in used for p in params))
+    return tuple(rows)
 
 
 # ---------------------------------------------------------------- helpers shared by rules

@@ -140,6 +140,7 @@ def _binary_vjp(grad_a, grad_b):
                 db = sum_to_shape(db, b.shape)
         return da, db
 
+    rule.per_input = (grad_a, grad_b)  # what it reads: see Primitive.reads
     return rule
 
 
