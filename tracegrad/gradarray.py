@@ -196,9 +196,12 @@ def _make_binary(prim: str, reverse: bool):
             x = self.data
             t = type(other)
             y = other.data if t is GradArray else self._array(other) if t in _NUMBERS else None
-            if y is not None and x.dtype == y.dtype:
+            if y is not None and (y.dtype is x.dtype or y.dtype == x.dtype):
                 out = forward(y, x) if reverse else forward(x, y)
-                return _fresh(out if type(out) is np.ndarray else np.asarray(out), x, y)
+                if type(out) is not np.ndarray:
+                    out = np.asarray(out)
+                # (`_fresh`, inline)
+                return GradArray(out, False, out.base is None and out is not x and out is not y)
         return self._binary(prim, other, reverse)
 
     return method

@@ -87,39 +87,49 @@ def _check_anomaly(t: "Tensor", prim_name: str) -> None:
 # Shared by the nodes of the common case, instead of a new object per node.
 _NO_ATTRS: dict = {}
 _UNCHANGED_PAIR = (0, 0)
+# The version counter of every tensor whose data was never changed in place and that shares
+# its counter with no alias. Never incremented: `_bump` gives a tensor its own counter first.
+_UNCHANGED = [0]
+
+
+def _bump(t: "Tensor") -> None:
+    """Count an in-place change of ``t``'s data (its version, which backward checks)."""
+    vc = t._vc
+    if vc is _UNCHANGED:
+        t._vc = [1]
+    else:
+        vc[0] += 1
+
+
+def _failed(prim: Any, inputs: tuple, attrs: dict, e: Exception) -> Exception:
+    """The error to raise when a primitive's forward fails: the shape rule's message, which
+    is what a user should read; or, if it accepts the operands, the op and the shapes."""
+    prim.infer(*inputs, **attrs)
+    shapes = ", ".join(f"{t.dtype}{list(t.shape)}" for t in inputs)
+    return type(e)(f"{prim.name} on {shapes}: {e}")
 
 
 def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
     """Run one primitive on tensors and record it for backward when needed."""
+    if len(inputs) == 2 and not attrs:
+        return apply2(prim, inputs[0], inputs[1])
     try:
-        if len(inputs) == 2:
-            out = prim.forward(inputs[0].data, inputs[1].data, **attrs)
-        else:
-            out = prim.forward(*[t.data for t in inputs], **attrs)
+        out = prim.forward(*[t.data for t in inputs], **attrs)
     except Exception as e:
-        # The shape rule raises the message a user should read; if it accepts the operands,
-        # say at least which op failed on which shapes.
-        prim.infer(*inputs, **attrs)
-        shapes = ", ".join(f"{t.dtype}{list(t.shape)}" for t in inputs)
-        raise type(e)(f"{prim.name} on {shapes}: {e}") from e
+        raise _failed(prim, inputs, attrs, e) from e
     if type(out) is not _ndarray:
         out = np.asarray(out)
     t = _new(Tensor)
     t.data = out
     t._grad = None
-    t._vc = [0]
-    if prim.vjp is not None and _mode.enabled and out.dtype.kind == "f" and (
-        inputs[0].requires_grad or any([x.requires_grad for x in inputs])
-    ):
+    t._vc = _UNCHANGED
+    if prim.vjp is not None and _mode.enabled and out.dtype.kind == "f" and any(
+            [x.requires_grad for x in inputs]):
         t.requires_grad = True
         t._op = prim
         t._children = inputs
         t._attrs = attrs if attrs else _NO_ATTRS  # the call's own empty dict is freed at once
-        if len(inputs) == 2:
-            va, vb = inputs[0]._vc[0], inputs[1]._vc[0]
-            t._versions = _UNCHANGED_PAIR if va == 0 and vb == 0 else (va, vb)
-        else:
-            t._versions = tuple([x._vc[0] for x in inputs])
+        t._versions = tuple([x._vc[0] for x in inputs])
     else:
         t.requires_grad = False
         t._op = None
@@ -128,6 +138,38 @@ def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
         _check_anomaly(t, prim.name)
     if _tracer is not None:
         _tracer.record(prim, inputs, attrs, t)
+    return t
+
+
+def apply2(prim: Any, a: "Tensor", b: "Tensor") -> "Tensor":
+    """`apply` for the commonest call, two operands and no attributes (arithmetic, matmul),
+    spelled out: it runs for nearly every op of a model."""
+    try:
+        out = prim.forward(a.data, b.data)
+    except Exception as e:
+        raise _failed(prim, (a, b), _NO_ATTRS, e) from e
+    if type(out) is not _ndarray:
+        out = np.asarray(out)
+    t = _new(Tensor)
+    t.data = out
+    t._grad = None
+    t._vc = _UNCHANGED
+    if (a.requires_grad or b.requires_grad) and prim.vjp is not None and _mode.enabled and \
+            out.dtype.kind == "f":
+        t.requires_grad = True
+        t._op = prim
+        t._children = (a, b)
+        t._attrs = _NO_ATTRS
+        va, vb = a._vc[0], b._vc[0]
+        t._versions = _UNCHANGED_PAIR if va == 0 and vb == 0 else (va, vb)
+    else:
+        t.requires_grad = False
+        t._op = None
+        t._children = ()
+    if _Anomaly.enabled:
+        _check_anomaly(t, prim.name)
+    if _tracer is not None:
+        _tracer.record(prim, (a, b), _NO_ATTRS, t)
     return t
 
 
@@ -141,7 +183,7 @@ def _scaled(x: Any, alpha: Any) -> Any:
 def _init_leaf(t: "Tensor", array: np.ndarray, requires_grad: bool) -> None:
     t.data = array
     t._grad = None
-    t._vc = [0]
+    t._vc = _UNCHANGED
     t._op = None
     t._children = ()
     t.requires_grad = False
@@ -231,7 +273,7 @@ def _binary(name: str, a: "Tensor", b: Any, reverse: bool = False) -> "Tensor":
         a, b = a.to(dt), b.to(dt)
     if name in FLOAT_ONLY and a.data.dtype.kind != "f":
         a, b = a.to(dtypes.default_float), b.to(dtypes.default_float)
-    return apply(P[name], a, b)
+    return apply2(P[name], a, b)
 
 
 def _result_dtype(a: "Tensor", b: "Tensor") -> np.dtype:
@@ -260,7 +302,8 @@ class Tensor:
     """
 
     # _vc is a one-element list, the version counter, shared with aliases (detach) so an
-    # in-place change through any of them is seen by the graph that saved the data.
+    # in-place change through any of them is seen by the graph that saved the data; until
+    # either happens it is the shared `_UNCHANGED` (one list less per op).
     __slots__ = ("data", "_grad", "requires_grad", "_op", "_children", "_attrs", "_versions",
                  "_vc", "__weakref__")
     __array_priority__ = 1000  # NumPy defers to us: np.float64(2) * t is a Tensor
@@ -420,6 +463,8 @@ class Tensor:
         """The same data, cut from the graph (shares memory and the version counter, as in
         PyTorch, so an in-place change through it is caught by a backward that needs it)."""
         t = _leaf(self.data)
+        if self._vc is _UNCHANGED:  # a counter of its own first, to share with the alias
+            self._vc = [0]
         t._vc = self._vc
         if _tracer is not None:
             _tracer.alias(t, self)
@@ -524,9 +569,12 @@ class Tensor:
                     return (g if ra else None), (g if rb else None)
                 # Only the values the rule reads become GradArrays (see Primitive.reads).
                 ro, wa, wb = op.reads[1][ra + 2 * rb]
-                return op.vjp(g, GradArray(self.data, True) if ro else self,
-                              GradArray(a.data, ra) if wa else a,
-                              GradArray(b.data, rb) if wb else b, **self._attrs)
+                out = GradArray(self.data, True) if ro else self
+                a = GradArray(a.data, ra) if wa else a
+                b = GradArray(b.data, rb) if wb else b
+                attrs = self._attrs
+                return op.vjp(g, out, a, b) if attrs is _NO_ATTRS else \
+                    op.vjp(g, out, a, b, **attrs)
         elif len(children) == 1:  # unary ops, spelled out too
             (a,) = children
             if a._vc[0] != versions[0]:
@@ -534,8 +582,10 @@ class Tensor:
             if type(g) is GradArray:
                 op = self._op
                 ro, wa = op.reads[0][1]
-                return op.vjp(g, GradArray(self.data, True) if ro else self,
-                              GradArray(a.data, True) if wa else a, **self._attrs)
+                out = GradArray(self.data, True) if ro else self
+                a = GradArray(a.data, True) if wa else a
+                attrs = self._attrs
+                return op.vjp(g, out, a) if attrs is _NO_ATTRS else op.vjp(g, out, a, **attrs)
         else:
             for x, v in zip(children, versions):
                 if x._vc[0] != v:
@@ -646,7 +696,7 @@ class Tensor:
         if a.dtype != b.dtype:
             dt = dtypes.promote(a.dtype, b.dtype)
             a, b = a.to(dt), b.to(dt)
-        return apply(P["matmul"], a, b)
+        return apply2(P["matmul"], a, b)
 
     __matmul__ = matmul
 
@@ -782,7 +832,7 @@ class Tensor:
         if not self.data.flags.writeable:
             self.data = self.data.copy()
         np.copyto(self.data, new.data, casting="same_kind")
-        self._vc[0] += 1
+        _bump(self)
         return self
 
     def _inplace(self, result_fn: Any, source: Any = None) -> "Tensor":
@@ -840,7 +890,7 @@ class Tensor:
                 and x.flags.writeable:
             # The common case (an optimizer's update): nothing to check, nothing to convert.
             P[name].forward(x, y, out=x)
-            self._vc[0] += 1
+            _bump(self)
             return self
         if o.data.dtype != self.data.dtype and dtypes.promote(self.data.dtype, o.data.dtype) \
                 != self.data.dtype:
@@ -859,7 +909,7 @@ class Tensor:
         if not self.data.flags.writeable:
             self.data = self.data.copy()
         prim.forward(self.data, o.data.astype(self.data.dtype, copy=False), out=self.data)
-        self._vc[0] += 1
+        _bump(self)
         return self
 
     def add_(self, other: Any, alpha: Any = 1) -> "Tensor":
@@ -984,12 +1034,15 @@ def _make_binary(method_name: str, prim: str, reverse: bool):
         t = type(other)
         # The two commonest cases first: another tensor of the same dtype, and a Python
         # float with a float tensor. Everything else takes the general path.
-        if t is Tensor and other.data.dtype == self.data.dtype and (
-                not float_only or self.data.dtype.kind == "f"):
-            return apply(primitive, other, self) if reverse else apply(primitive, self, other)
-        if t is float and self.data.dtype.kind == "f":
+        if t is Tensor:
+            dt = self.data.dtype
+            do = other.data.dtype
+            if (do is dt or do == dt) and (not float_only or dt.kind == "f"):
+                return apply2(primitive, other, self) if reverse else \
+                    apply2(primitive, self, other)
+        elif t is float and self.data.dtype.kind == "f":
             c = _constant(other, self.data.dtype)
-            return apply(primitive, c, self) if reverse else apply(primitive, self, c)
+            return apply2(primitive, c, self) if reverse else apply2(primitive, self, c)
         if not isinstance(other, accepted):
             return NotImplemented
         return _binary(prim, self, other, reverse)

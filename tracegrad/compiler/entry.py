@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..tensor import Tensor, _leaf
+from ..tensor import Tensor, _bump, _leaf
 
 _files = iter(range(1 << 62))
 
@@ -42,7 +42,7 @@ def _write_grad(t: Tensor, value: np.ndarray, owned: bool) -> None:
             and d.flags.writeable and not np.may_share_memory(d, value) \
             and sys.getrefcount(g) <= 3 and sys.getrefcount(d) <= 3:  # slot, local, argument
         np.copyto(d, value)
-        g._vc[0] += 1
+        _bump(g)
     else:
         t._grad = _leaf(value if owned and value.dtype == t.data.dtype
                         else np.array(value, dtype=t.data.dtype, copy=True))
@@ -64,7 +64,7 @@ def _type(dtype: np.dtype, shape: tuple) -> str:
 def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
     """The entry function of a `Variant` (see the module docstring). ``epoch_box`` counts
     structural changes to modules and optimizers; ``mode.enabled`` is the grad mode."""
-    env: dict[str, Any] = {"_copy_data": _copy_data, "_write_grad": _write_grad,
+    env: dict[str, Any] = {"_copy_data": _copy_data, "_write_grad": _write_grad, "_bump": _bump,
                            "_leaf": _leaf, "_copy": np.array, "_new_grad": _new_grad,
                            "_refs": sys.getrefcount, "_empty_like": np.empty_like}
 
@@ -165,7 +165,7 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
     for t, _ in capture.data_writes:
         tn = target(t)
         data = held.get((id(t), "data"), f"{tn}.data")
-        body += [f"{tn}._vc[0] += 1",
+        body += [f"_bump({tn})",
                  f"if outs[{k}] is not {data}:",
                  f"    _copy_data({tn}, outs[{k}])"]
         k += 1
@@ -179,7 +179,7 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
             g = "g"
             body.append(f"g = {tn}._grad")
         body += [f"if {g} is not None and outs[{k}] is {g}.data:",
-                 f"    {g}._vc[0] += 1"]
+                 f"    _bump({g})"]
         if x is not None:
             body += [f"elif outs[{k}] is {x}:",
                      f"    {tn}._grad = _leaf({x})"]

@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 
 from ..rng import generator
-from ..tensor import Tensor
+from ..tensor import Tensor, _bump
 
 
 def _fill(t: Tensor, values: np.ndarray) -> Tensor:
     t.data[...] = values.astype(t.data.dtype, copy=False)
-    t._vc[0] += 1
+    _bump(t)
     return t
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from ..autograd import no_grad
 from ..dtypes import to_dtype
 from ..errors import ShapeError
-from ..tensor import Tensor, _as_array, _structure_epoch
+from ..tensor import Tensor, _as_array, _bump, _structure_epoch
 
 
 class Parameter(Tensor):
@@ -302,7 +302,7 @@ class Module:
             for k, arr in arrays.items():
                 target = own[k]
                 target.data = np.array(arr, dtype=target.data.dtype, copy=True)
-                target._vc[0] += 1
+                _bump(target)
         return IncompatibleKeys(missing, unexpected)
 
     # ---------------------------------------------------------------- printing
