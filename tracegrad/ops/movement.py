@@ -197,14 +197,8 @@ def _scatter_add_forward(g, *ix, index, shape):
         out = np.zeros(shape, dtype=g.dtype)
         out[full] = g
         return out
-    # Repeated indices must add up. np.add.at does that but slowly; instead, index an array
-    # of positions the same way, and let bincount add the values per position.
-    size = math.prod(shape)
-    if g.dtype.kind == "f" and size:
-        where = np.arange(size).reshape(shape)[full]
-        sums = np.bincount(where.ravel(), weights=np.broadcast_to(g, where.shape).ravel(),
-                           minlength=size)
-        return sums.astype(g.dtype, copy=False).reshape(shape)
+    # Repeated indices must add up: np.add.at does (since NumPy 1.25 it is also faster than
+    # the bincount of positions this used before).
     out = np.zeros(shape, dtype=g.dtype)
     np.add.at(out, full, g)
     return out
