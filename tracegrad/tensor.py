@@ -143,7 +143,10 @@ def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
 
 def apply2(prim: Any, a: "Tensor", b: "Tensor") -> "Tensor":
     """`apply` for the commonest call, two operands and no attributes (arithmetic, matmul),
-    spelled out: it runs for nearly every op of a model."""
+    spelled out: it runs for nearly every op of a model. (No check that the result is float
+    before recording it: an operand that requires grad is float, the other has its dtype or
+    is a bool mask, and no two-operand primitive with a VJP makes anything but floats of
+    floats.)"""
     try:
         out = prim.forward(a.data, b.data)
     except Exception as e:
@@ -154,8 +157,7 @@ def apply2(prim: Any, a: "Tensor", b: "Tensor") -> "Tensor":
     t.data = out
     t._grad = None
     t._vc = _UNCHANGED
-    if (a.requires_grad or b.requires_grad) and prim.vjp is not None and _mode.enabled and \
-            out.dtype.kind == "f":
+    if (a.requires_grad or b.requires_grad) and prim.vjp is not None and _mode.enabled:
         t.requires_grad = True
         t._op = prim
         t._children = (a, b)
