@@ -567,7 +567,8 @@ class Tensor:
             if type(g) is GradArray:
                 op = self._op
                 ra, rb = a.requires_grad, b.requires_grad
-                if op.passes_gradient and a.data.shape == b.data.shape == g.data.shape:
+                # (equal shapes: then the output's, and the gradient's, are the same too)
+                if op.passes_gradient and a.data.shape == b.data.shape:
                     return (g if ra else None), (g if rb else None)
                 # Only the values the rule reads become GradArrays (see Primitive.reads).
                 ro, wa, wb = op.reads[1][ra + 2 * rb]
