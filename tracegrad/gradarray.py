@@ -23,6 +23,7 @@ from .ops.movement import resolve_shape
 P = PRIMITIVES
 _SCALARS = (int, float, bool, np.number, np.bool_)
 _NUMBERS = (int, float)  # Python numbers, for the fast path of the binary methods
+_ndarray = np.ndarray
 
 
 _numbers: dict[tuple, np.ndarray] = {}  # (type, value, dtype of the array) -> 0-d array
@@ -198,10 +199,9 @@ def _make_binary(prim: str, reverse: bool):
             y = other.data if t is GradArray else self._array(other) if t in _NUMBERS else None
             if y is not None and (y.dtype is x.dtype or y.dtype == x.dtype):
                 out = forward(y, x) if reverse else forward(x, y)
-                if type(out) is not np.ndarray:
+                if type(out) is not _ndarray:
                     out = np.asarray(out)
-                # (`_fresh`, inline)
-                return GradArray(out, False, out.base is None and out is not x and out is not y)
+                return GradArray(out, False, True)  # a ufunc's result is new memory: owned
         return self._binary(prim, other, reverse)
 
     return method
