@@ -567,14 +567,20 @@ class Tensor:
             if type(g) is GradArray:
                 op = self._op
                 ra, rb = a.requires_grad, b.requires_grad
-                # (equal shapes: then the output's, and the gradient's, are the same too)
-                if op.passes_gradient and a.data.shape == b.data.shape:
+                per_input = op.per_input
+                # Equal shapes (then the output's, and the gradient's, are the same too):
+                # nothing is summed back, so an elementwise rule's own functions will do.
+                same = per_input is not None and a.data.shape == b.data.shape
+                if same and op.passes_gradient:
                     return (g if ra else None), (g if rb else None)
                 # Only the values the rule reads become GradArrays (see Primitive.reads).
                 ro, wa, wb = op.reads[1][ra + 2 * rb]
                 out = GradArray(self.data, True) if ro else self
                 a = GradArray(a.data, ra) if wa else a
                 b = GradArray(b.data, rb) if wb else b
+                if same:
+                    fa, fb = per_input
+                    return (fa(g, out, a, b) if ra else None), (fb(g, out, a, b) if rb else None)
                 attrs = self._attrs
                 return op.vjp(g, out, a, b) if attrs is _NO_ATTRS else \
                     op.vjp(g, out, a, b, **attrs)

@@ -31,7 +31,8 @@ PRIMITIVES: dict[str, "Primitive"] = {}
 
 
 class Primitive:
-    __slots__ = ("name", "kind", "forward", "infer", "vjp", "passes_gradient", "reads")
+    __slots__ = ("name", "kind", "forward", "infer", "vjp", "passes_gradient", "reads",
+                 "per_input")
 
     def __init__(
         self,
@@ -48,6 +49,9 @@ class Primitive:
         # reads[n - 1][m]: with n inputs, of which those in bit mask m (bit i: input i)
         # require grad, whether the VJP reads the value of each of (out, *inputs).
         self.reads = None if vjp is None else (_reads(vjp, 1), _reads(vjp, 2))
+        # A binary elementwise rule's gradient functions, one per input, (g, out, a, b) ->
+        # gradient before summing back to the input's shape; None for other rules.
+        self.per_input = getattr(vjp, "per_input", None)
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
