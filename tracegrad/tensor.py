@@ -111,8 +111,6 @@ def _failed(prim: Any, inputs: tuple, attrs: dict, e: Exception) -> Exception:
 
 def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
     """Run one primitive on tensors and record it for backward when needed."""
-    if len(inputs) == 2 and not attrs:
-        return apply2(prim, inputs[0], inputs[1])
     try:
         out = prim.forward(*[t.data for t in inputs], **attrs)
     except Exception as e:
@@ -138,40 +136,6 @@ def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
         _check_anomaly(t, prim.name)
     if _tracer is not None:
         _tracer.record(prim, inputs, attrs, t)
-    return t
-
-
-def apply2(prim: Any, a: "Tensor", b: "Tensor") -> "Tensor":
-    """`apply` for the commonest call, two operands and no attributes (arithmetic, matmul),
-    spelled out: it runs for nearly every op of a model. (No check that the result is float
-    before recording it: an operand that requires grad is float, the other has its dtype or
-    is a bool mask, and no two-operand primitive with a VJP makes anything but floats of
-    floats.)"""
-    try:
-        out = prim.forward(a.data, b.data)
-    except Exception as e:
-        raise _failed(prim, (a, b), _NO_ATTRS, e) from e
-    if type(out) is not _ndarray:
-        out = np.asarray(out)
-    t = _new(Tensor)
-    t.data = out
-    t._grad = None
-    t._vc = _UNCHANGED
-    if (a.requires_grad or b.requires_grad) and prim.vjp is not None and _mode.enabled:
-        t.requires_grad = True
-        t._op = prim
-        t._children = (a, b)
-        t._attrs = _NO_ATTRS
-        va, vb = a._vc[0], b._vc[0]
-        t._versions = _UNCHANGED_PAIR if va == 0 and vb == 0 else (va, vb)
-    else:
-        t.requires_grad = False
-        t._op = None
-        t._children = ()
-    if _Anomaly.enabled:
-        _check_anomaly(t, prim.name)
-    if _tracer is not None:
-        _tracer.record(prim, (a, b), _NO_ATTRS, t)
     return t
 
 
@@ -275,7 +239,7 @@ def _binary(name: str, a: "Tensor", b: Any, reverse: bool = False) -> "Tensor":
         a, b = a.to(dt), b.to(dt)
     if name in FLOAT_ONLY and a.data.dtype.kind != "f":
         a, b = a.to(dtypes.default_float), b.to(dtypes.default_float)
-    return apply2(P[name], a, b)
+    return apply(P[name], a, b)
 
 
 def _result_dtype(a: "Tensor", b: "Tensor") -> np.dtype:
@@ -705,7 +669,7 @@ class Tensor:
         if a.dtype != b.dtype:
             dt = dtypes.promote(a.dtype, b.dtype)
             a, b = a.to(dt), b.to(dt)
-        return apply2(P["matmul"], a, b)
+        return apply(P["matmul"], a, b)
 
     __matmul__ = matmul
 
@@ -1037,24 +1001,56 @@ def _make_unary(name: str):
 def _make_binary(method_name: str, prim: str, reverse: bool):
     accepted = (Tensor, np.ndarray, list, tuple) + _SCALARS
     primitive = P[prim]
+    forward = primitive.forward
     float_only = prim in FLOAT_ONLY
+    differentiable = primitive.vjp is not None
 
     def method(self: Tensor, other: Any) -> Tensor:
+        # The two commonest cases run here, start to end: another tensor of the same dtype,
+        # and a Python float with a float tensor. Everything else takes `_binary`.
         t = type(other)
-        # The two commonest cases first: another tensor of the same dtype, and a Python
-        # float with a float tensor. Everything else takes the general path.
         if t is Tensor:
             dt = self.data.dtype
             do = other.data.dtype
-            if (do is dt or do == dt) and (not float_only or dt.kind == "f"):
-                return apply2(primitive, other, self) if reverse else \
-                    apply2(primitive, self, other)
+            if not ((do is dt or do == dt) and (not float_only or dt.kind == "f")):
+                return _binary(prim, self, other, reverse)
         elif t is float and self.data.dtype.kind == "f":
-            c = _constant(other, self.data.dtype)
-            return apply2(primitive, c, self) if reverse else apply2(primitive, self, c)
-        if not isinstance(other, accepted):
+            other = _constant(other, self.data.dtype)
+        elif isinstance(other, accepted):
+            return _binary(prim, self, other, reverse)
+        else:
             return NotImplemented
-        return _binary(prim, self, other, reverse)
+        a, b = (other, self) if reverse else (self, other)
+        # What `apply` does, spelled out for two operands of one dtype: this runs for
+        # nearly every op of a model. (No check that the result is float before recording
+        # it: operands that require grad are float, and these primitives make floats of
+        # floats.)
+        try:
+            out = forward(a.data, b.data)
+        except Exception as e:
+            raise _failed(primitive, (a, b), _NO_ATTRS, e) from e
+        if type(out) is not _ndarray:
+            out = np.asarray(out)
+        t = _new(Tensor)
+        t.data = out
+        t._grad = None
+        t._vc = _UNCHANGED
+        if (a.requires_grad or b.requires_grad) and differentiable and _mode.enabled:
+            t.requires_grad = True
+            t._op = primitive
+            t._children = (a, b)
+            t._attrs = _NO_ATTRS
+            va, vb = a._vc[0], b._vc[0]
+            t._versions = _UNCHANGED_PAIR if va == 0 and vb == 0 else (va, vb)
+        else:
+            t.requires_grad = False
+            t._op = None
+            t._children = ()
+        if _Anomaly.enabled:
+            _check_anomaly(t, prim)
+        if _tracer is not None:
+            _tracer.record(primitive, (a, b), _NO_ATTRS, t)
+        return t
 
     method.__name__ = method_name
     return method

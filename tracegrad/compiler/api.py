@@ -202,7 +202,9 @@ class CompiledBackward:
     def vjp(self, g: Tensor, out: Tensor, *targets: Tensor) -> tuple:
         return self.backward.run(self.saved, self.which, g, targets)
 
-    reads = (_reads(vjp, 1), _reads(vjp, 2))  # as a primitive's: see ops.base.Primitive
+    # as a primitive's: see ops.base.Primitive
+    reads = (_reads(vjp, 1), _reads(vjp, 2))
+    per_input = None
 
 
 class BackwardProgram:
