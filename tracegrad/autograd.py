@@ -3,8 +3,9 @@
 Both `Value` (scalars) and `Tensor` are nodes of the same kind to this module. A node has
 
 - ``_children``: the tuple of nodes it was computed from (empty for a leaf), and
-- ``_vjp(g)``: given the gradient ``g`` of the final output with respect to this node,
-  the gradients with respect to each child (``None`` where a child needs none).
+- ``_vjp(g, free)``: given the gradient ``g`` of the final output with respect to this
+  node, the gradients with respect to each child (``None`` where a child needs none); with
+  ``free``, the node also lets go of its children (the graph is not kept).
 
 The engine never recurses, so a chain of a million operations backpropagates. What differs
 between the scalar and the tensor engine is only *where gradients live* and *what is kept
@@ -161,7 +162,7 @@ def backpropagate(root: Any, seed: Any, policy: Any) -> None:
         g = take(node, None)
         if g is None:
             continue
-        grads = node._vjp(g)
+        grads = node._vjp(g, frees)
         if grads is not None:
             for child, child_grad in zip(children, grads):
                 if child_grad is None:
@@ -171,8 +172,6 @@ def backpropagate(root: Any, seed: Any, policy: Any) -> None:
                     table[child] = child_grad if old is None else old + child_grad
                 else:
                     add(child, child_grad)
-        if frees:
-            node._free_graph()
 
 
 class GradsOnNodes:

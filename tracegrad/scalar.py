@@ -237,7 +237,7 @@ class Value:
     def _backward(self, fn: Callable[[], None]) -> None:
         self._custom_backward = fn
 
-    def _vjp(self, g: float) -> tuple | None:
+    def _vjp(self, g: float, free: bool = False) -> tuple | None:  # (micrograd keeps graphs)
         if self._custom_backward is not None:
             self._custom_backward()
             return None

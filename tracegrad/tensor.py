@@ -522,12 +522,16 @@ class Tensor:
     def _is_leaf(self) -> bool:
         return self._op is None
 
-    def _vjp(self, g: "Tensor") -> tuple:
-        children, versions = self._children, self._versions
+    def _vjp(self, g: "Tensor", free: bool = False) -> tuple:
+        children, versions, attrs = self._children, self._versions, self._attrs
+        if free:  # the graph is not kept: let go of the inputs now (see autograd)
+            self._children = ()
+            if attrs is not _NO_ATTRS:
+                self._attrs = None
         if len(children) == 2:  # most ops: spelled out, as this runs once per node
             a, b = children
             if a._vc[0] != versions[0] or b._vc[0] != versions[1]:
-                self._changed_in_place()
+                self._changed_in_place(children, versions, attrs)
             if type(g) is GradArray:
                 op = self._op
                 ra, rb = a.requires_grad, b.requires_grad
@@ -545,36 +549,34 @@ class Tensor:
                 if same:
                     fa, fb = per_input
                     return (fa(g, out, a, b) if ra else None), (fb(g, out, a, b) if rb else None)
-                attrs = self._attrs
                 return op.vjp(g, out, a, b) if attrs is _NO_ATTRS else \
                     op.vjp(g, out, a, b, **attrs)
         elif len(children) == 1:  # unary ops, spelled out too
             (a,) = children
             if a._vc[0] != versions[0]:
-                self._changed_in_place()
+                self._changed_in_place(children, versions, attrs)
             if type(g) is GradArray:
                 op = self._op
                 ro, wa = op.reads[0][1]
                 out = GradArray(self.data, True) if ro else self
                 a = GradArray(a.data, True) if wa else a
-                attrs = self._attrs
                 return op.vjp(g, out, a) if attrs is _NO_ATTRS else op.vjp(g, out, a, **attrs)
         else:
             for x, v in zip(children, versions):
                 if x._vc[0] != v:
-                    self._changed_in_place()
+                    self._changed_in_place(children, versions, attrs)
             if type(g) is GradArray:
                 return self._op.vjp(g, GradArray(self.data, True),
                                     *[GradArray(x.data, x.requires_grad) for x in children],
-                                    **self._attrs)
+                                    **attrs)
         if not _Anomaly.enabled:
-            return self._op.vjp(g, self, *self._children, **self._attrs)
+            return self._op.vjp(g, self, *children, **attrs)
         ref, line = _Anomaly.created.get(id(self), (None, "an unknown line"))
         saved = _Anomaly.backward_of
         _Anomaly.backward_of = (self._op.name, line if ref is not None and ref() is self
                                 else "an unknown line")
         try:
-            grads = self._op.vjp(g, self, *self._children, **self._attrs)
+            grads = self._op.vjp(g, self, *children, **attrs)
             for x in grads:
                 if x is not None:
                     _check_anomaly(x, self._op.name)
@@ -582,8 +584,9 @@ class Tensor:
             _Anomaly.backward_of = saved
         return grads
 
-    def _changed_in_place(self) -> None:
-        for x, v in zip(self._children, self._versions):
+    def _changed_in_place(self, children: tuple, versions: tuple, attrs: dict) -> None:
+        self._children, self._attrs = children, attrs  # (as it was: nothing was computed)
+        for x, v in zip(children, versions):
             if x._vc[0] != v:
                 raise RuntimeError(
                     f"backward: an input of {self._op.name} (shape {x.shape}) was changed in "
@@ -622,11 +625,6 @@ class Tensor:
             self._grad = g if g.requires_grad else _leaf(np.array(g.data, order="C", copy=True))
         else:
             self._grad = self._grad + g
-
-    def _free_graph(self) -> None:
-        self._children = ()
-        self._attrs = None
-        self._versions = ()
 
     def _grad_input(self) -> "Tensor":
         return self if self.requires_grad else _leaf(self.data, requires_grad=True)
