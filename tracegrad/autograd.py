@@ -1,8 +1,10 @@
-"""The backward engine: one topological order, one propagation loop.
+"""The backward engine: one order of the nodes, one propagation loop.
 
 Both `Value` (scalars) and `Tensor` are nodes of the same kind to this module. A node has
 
-- ``_children``: the tuple of nodes it was computed from (empty for a leaf), and
+- ``_children``: the tuple of nodes it was computed from (empty for a leaf),
+- ``_seq``: for an interior node, its number from `next_seq` when it was made (later than
+  its children's), and
 - ``_vjp(g, free)``: given the gradient ``g`` of the final output with respect to this
   node, the gradients with respect to each child (``None`` where a child needs none); with
   ``free``, the node also lets go of its children (the graph is not kept).
@@ -17,8 +19,13 @@ This module imports nothing else from tracegrad.
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
+from heapq import heappop, heappush, heapreplace
 from typing import Any, Callable, Iterable
+
+# Creation numbers: every node made by an op takes the next one (see backpropagate).
+next_seq = itertools.count(1).__next__
 
 # --------------------------------------------------------------------------------------
 # Grad mode: thread-local, as in PyTorch.
@@ -145,33 +152,68 @@ def reverse_topological_order(root: Any) -> list:
 def backpropagate(root: Any, seed: Any, policy: Any) -> None:
     """Send ``seed`` (d root / d root) back through the graph under ``root``.
 
-    ``policy`` decides where gradients are read from and written to: ``seed(root, g)``,
-    ``take(node, None) -> g or None`` and ``add(node, g)``. Two attributes make the common
-    case cheap: ``table``, when not None, is the dict the policy keeps interior nodes'
-    gradients in (the engine sums into it directly; ``add`` then only sees leaves), and
-    ``frees`` says whether each node drops its graph once its VJP has run.
+    **Order.** A node is visited after every node that consumes it. Every interior node
+    carries ``_seq``, a number given when it was made, and an op's result is always made after
+    its inputs: so newest first is a reverse topological order, with no pass over the graph
+    to find one. The next node is the newest one that is waiting; a node that is the only
+    newly reached input of the one just visited, with nothing else waiting, is next without
+    further ado, which is every step of a chain; the others wait in a heap.
+
+    **Policy.** ``policy`` decides where gradients are read from and written to:
+    ``seed(root, g)``, ``take(node, None) -> g or None`` and ``add(node, g)``. Two
+    attributes make the common case cheap: ``table``, when not None, is the dict the policy
+    keeps interior nodes' gradients in (the engine sums into it directly, and a node is
+    waiting exactly while it has an entry there; ``add`` then only sees leaves), and
+    ``frees``, whether each node drops its graph once its VJP has run.
     """
-    order = reverse_topological_order(root)
     policy.seed(root, seed)
+    if not root._children:  # a leaf: the policy already has its gradient
+        return
     take, add, table, frees = policy.take, policy.add, policy.table, policy.frees
     get = table.get if table is not None else None
-    for node in order:
+    seen = {root} if table is None else None  # without a table: the nodes reached so far
+    waiting: list = []  # a heap of (-_seq, node)
+    node = root
+    while True:
         children = node._children
-        if not children:  # a leaf root: the policy already has its gradient
-            continue
         g = take(node, None)
-        if g is None:
-            continue
-        grads = node._vjp(g, frees)
-        if grads is not None:
+        reached = None  # the first node this one reaches for the first time
+        if g is not None:
+            grads = node._vjp(g, frees)
+            if grads is None:  # (a micrograd `_backward` wrote its children's grads itself)
+                grads = (None,) * len(children)
             for child, child_grad in zip(children, grads):
-                if child_grad is None:
+                if not child._children:  # a leaf
+                    if child_grad is not None:
+                        add(child, child_grad)
                     continue
-                if get is not None and child._children:
+                if get is not None:
+                    if child_grad is None:
+                        continue
                     old = get(child)
-                    table[child] = child_grad if old is None else old + child_grad
+                    if old is not None:  # already waiting
+                        table[child] = old + child_grad
+                        continue
+                    table[child] = child_grad
                 else:
-                    add(child, child_grad)
+                    if child_grad is not None:
+                        add(child, child_grad)
+                    if child in seen:
+                        continue
+                    seen.add(child)
+                if reached is None:
+                    reached = child
+                else:
+                    heappush(waiting, (-child._seq, child))
+        if reached is not None:
+            if waiting and waiting[0][0] < -reached._seq:  # something newer is waiting
+                node = heapreplace(waiting, (-reached._seq, reached))[1]
+            else:
+                node = reached
+        elif waiting:
+            node = heappop(waiting)[1]
+        else:
+            return
 
 
 class GradsOnNodes:

@@ -24,6 +24,7 @@ import numbers
 from typing import Any, Callable
 
 from . import autograd
+from .autograd import next_seq as _next_seq
 
 
 def _check_number(data: Any) -> None:
@@ -142,6 +143,7 @@ def _node(data: Any, a: "Value", b: "Value | None", op: str) -> "Value":
     v._a = a
     v._b = b
     v._op = op
+    v._seq = _next_seq()
     v._custom_backward = None
     return v
 
@@ -191,7 +193,8 @@ class Value:
     # _children is made only when something asks for it (see __getattr__). One object per
     # op instead of two: CPython's cyclic GC, which scans every container object that
     # survives a while, then has half as much to do while the forward pass builds the graph.
-    __slots__ = ("data", "grad", "_a", "_b", "_children", "_op", "label", "_custom_backward")
+    __slots__ = ("data", "grad", "_a", "_b", "_children", "_op", "_seq", "label",
+                 "_custom_backward")
 
     def __init__(self, data: Any, _children: tuple = (), _op: str = "", label: str = ""):
         if type(data) is not float and type(data) is not int:
@@ -201,6 +204,7 @@ class Value:
         self._a = self._b = None
         self._children = tuple(_children)
         self._op = _op
+        self._seq = _next_seq()
         self.label = label
         self._custom_backward = None
 

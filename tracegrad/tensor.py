@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import autograd, dtypes
+from .autograd import next_seq as _next_seq
 from .errors import ShapeError
 from .gradarray import GradArray
 from .ops import PRIMITIVES
@@ -125,6 +126,7 @@ def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
             [x.requires_grad for x in inputs]):
         t.requires_grad = True
         t._op = prim
+        t._seq = _next_seq()
         t._children = inputs
         t._attrs = attrs if attrs else _NO_ATTRS  # the call's own empty dict is freed at once
         t._versions = tuple([x._vc[0] for x in inputs])
@@ -271,7 +273,7 @@ class Tensor:
     # in-place change through any of them is seen by the graph that saved the data; until
     # either happens it is the shared `_UNCHANGED` (one list less per op).
     __slots__ = ("data", "_grad", "requires_grad", "_op", "_children", "_attrs", "_versions",
-                 "_vc", "__weakref__")
+                 "_vc", "_seq", "__weakref__")
     __array_priority__ = 1000  # NumPy defers to us: np.float64(2) * t is a Tensor
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None):
@@ -826,8 +828,8 @@ class Tensor:
         old = Tensor.__new__(Tensor)
         for slot in ("data", "_grad", "requires_grad", "_op", "_children", "_vc"):
             setattr(old, slot, getattr(self, slot))
-        if self._op is not None:  # (leaves never set these two)
-            old._attrs, old._versions = self._attrs, self._versions
+        if self._op is not None:  # (leaves never set these three)
+            old._attrs, old._versions, old._seq = self._attrs, self._versions, self._seq
         if _tracer is not None:
             _tracer.alias(old, self)
         new = result_fn(old)
@@ -842,6 +844,8 @@ class Tensor:
             )
         self.data, self._op = new.data, new._op
         self._children = new._children
+        if new._op is not None:  # now made after its new inputs (and after `old`)
+            self._seq = new._seq
         self._attrs = getattr(new, "_attrs", None)
         self._versions = getattr(new, "_versions", ())
         self.requires_grad = new.requires_grad
@@ -1036,6 +1040,7 @@ def _make_binary(method_name: str, prim: str, reverse: bool):
         if (a.requires_grad or b.requires_grad) and differentiable and _mode.enabled:
             t.requires_grad = True
             t._op = primitive
+            t._seq = _next_seq()
             t._children = (a, b)
             t._attrs = _NO_ATTRS
             va, vb = a._vc[0], b._vc[0]

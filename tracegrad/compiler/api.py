@@ -527,6 +527,7 @@ class CompiledFunction:
             if i in which:
                 t.requires_grad = True
                 t._op = CompiledBackward(variant.backward, saved, which[i], len(which))
+                t._seq = autograd.next_seq()
                 t._children = targets
                 t._attrs = {}
                 t._versions = tuple(x._vc[0] for x in targets)
