@@ -641,3 +641,46 @@ def test_explain_reports_what_each_pass_did():
     assert report.records[1].name == "dce" and report.records[1].note == "removed 1 dead node(s)"
     assert notes["simplify"] == "rewrote 1 node(s)"
     assert report.records[-1].peak_bytes == report.graph.memory_plan.peak_bytes
+
+
+# A reduction kernel whose chain would need a large scratch runs over blocks of rows.
+
+
+@pytest.mark.parametrize("reduce, axis, keepdim", [
+    ("sum", 1, True), ("sum", 0, False), ("sum", (0, 1), False), ("amax", 0, True),
+    ("amin", 1, False), ("amax", (0, 1), True),
+])
+def test_a_large_reduction_kernel_runs_block_by_block(reduce, axis, keepdim):
+    from tracegrad.compiler.passes.plan_memory import BLOCKS_ABOVE, block_rows
+
+    def f(x, col, row):  # full-size, (n, 1) and (m,) operands: the last two broadcast
+        return getattr((x * col - row).exp(), reduce)(dim=axis, keepdim=keepdim)
+
+    n, m = 1024, 512  # a 2 MiB chain
+    g = optimize(tg.trace(f, S((n, m)), S((n, 1)), S((m,))))[0]
+    (kernel,) = by_op(g, "kernel")
+    rows = block_rows(kernel)
+    assert rows is not None and n % rows == 0 and n // rows > 1
+    assert 4 * n * m > BLOCKS_ABOVE
+    plan = g.memory_plan
+    assert plan.buffers[plan.scratch_of[id(kernel)]] == 4 * m * rows  # one block, not all
+    assert "for _r in range(0, 1024, " in Program(g).source()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, m)).astype(np.float32)
+    col = rng.standard_normal((n, 1)).astype(np.float32)
+    row = rng.standard_normal(m).astype(np.float32)
+    expected = getattr(np, reduce.removeprefix("a"))(np.exp(x * col - row), axis=axis,
+                                                     keepdims=keepdim)
+    (out,) = Program(g)(x, col, row)
+    assert out.shape == expected.shape
+    np.testing.assert_allclose(out, expected, rtol=2e-5)
+
+
+def test_a_small_reduction_kernel_or_an_awkward_row_count_runs_in_one_go():
+    from tracegrad.compiler.passes.plan_memory import block_rows
+
+    for shape in [(64, 64), (1021, 1024)]:  # too small; a prime number of rows
+        g = optimize(tg.trace(lambda x: (x * 2).exp().sum(dim=1), S(shape)))[0]
+        (kernel,) = by_op(g, "kernel")
+        assert block_rows(kernel) is None
+        assert "for _r" not in Program(g).source()

@@ -19,7 +19,7 @@ from ...ops import PRIMITIVES
 from ...ops.elementwise import _erf
 from ...ops.movement import fill_index, is_basic_index
 from ..ir import Graph, Node
-from ..passes.plan_memory import plan_memory
+from ..passes.plan_memory import block_rows, plan_memory
 
 _counter = itertools.count()
 
@@ -33,7 +33,7 @@ UFUNCS = {
     "ne": "not_equal",
 }
 UFUNC_NAMES = {name: getattr(np, name)
-               for name in sorted(set(UFUNCS.values()) | {"logaddexp", "matmul"})}
+               for name in sorted(set(UFUNCS.values()) | {"logaddexp", "matmul", "minimum"})}
 
 # The ufuncs' own reduce methods: np.sum and friends add a Python layer on top of these.
 REDUCE = {"sum": "add_reduce", "max": "maximum_reduce", "min": "minimum_reduce"}
@@ -207,6 +207,9 @@ class Program:
         plan = self.graph.memory_plan
         steps = node.value
         reduce_last = steps[-1].op in ("sum", "max", "min")
+        rows = block_rows(node)
+        if rows is not None:
+            return self._emit_blocks(node, out, rows)
         # With a scratch buffer the chain runs there and only the last step writes `out`
         # (a trailing reduction, or an update written over its own input).
         if id(node) in plan.scratch_of:
@@ -216,14 +219,8 @@ class Program:
             buf = out
         lines: list[str] = []
         for k, step in enumerate(steps):
-            refs = []
-            for kind, ref in step.refs:
-                if kind == "step":
-                    refs.append(buf)
-                elif kind == "input":
-                    refs.append(f"v{ref.id}")
-                else:
-                    refs.append(self._name("c", ref))
+            refs = [buf if kind == "step" else f"v{ref.id}" if kind == "input"
+                    else self._name("c", ref) for kind, ref in step.refs]
             last = k == len(steps) - 1
             if reduce_last and last:
                 lines.append(f"{REDUCE[step.op]}({buf}, axis={step.attrs['axes']!r}, "
@@ -231,6 +228,38 @@ class Program:
             else:
                 lines.extend(_elementwise_into(step.op, refs, out if last else buf))
         return lines
+
+    def _emit_blocks(self, node: Node, out: str, rows: int) -> list[str]:
+        """A kernel ending in a reduction, run over blocks of ``rows`` rows (see
+        `block_rows`): each block's chain in a one-block scratch, then reduced into its rows
+        of ``out``, or, when the rows themselves are reduced, added (or max-ed, min-ed) to
+        what the blocks before gave."""
+        *body, last = node.value
+        shape = body[0].shape
+        n = shape[0]
+        buf = self._buffer(self.graph.memory_plan.scratch_of[id(node)], (rows,) + shape[1:],
+                           body[0].dtype)
+
+        def block(name: str, value: Any) -> str:
+            # a full-size operand is cut to the block; a broadcast one (fewer dimensions, or
+            # a first axis of 1) is read whole
+            full = getattr(value, "ndim", 0) == len(shape) and value.shape[0] == n
+            return f"{name}[_r:_r + {rows}]" if full else name
+
+        lines = [f"for _r in range(0, {n}, {rows}):"]
+        for step in body:
+            refs = [buf if kind == "step" else block(f"v{ref.id}", ref) if kind == "input"
+                    else block(self._name("c", ref), ref) for kind, ref in step.refs]
+            lines += ["    " + line for line in _elementwise_into(step.op, refs, buf)]
+        axes, keep = last.attrs["axes"], last.attrs["keepdim"]
+        reduce = f"{REDUCE[last.op]}({buf}, axis={axes!r}, keepdims={keep!r}, out="
+        if 0 not in axes:  # each block gives its own rows of the result
+            return lines + [f"    {reduce}{out}[_r:_r + {rows}])"]
+        partial = self._name("t", np.empty(node.shape, node.dtype))
+        combine = {"sum": "add", "max": "maximum", "min": "minimum"}[last.op]
+        return lines + ["    if _r == 0:", f"        {reduce}{out})", "    else:",
+                        f"        {reduce}{partial})",
+                        f"        {combine}({out}, {partial}, out={out})"]
 
     def owns(self, k: int) -> bool:
         """Whether output ``k`` is new memory on every run (so it can be handed out as is)."""

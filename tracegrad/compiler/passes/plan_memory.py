@@ -46,6 +46,38 @@ def _needs_scratch(node: Node) -> bool:
     return node.op == "kernel" and node.value[-1].op in ("sum", "max", "min")
 
 
+# A kernel that ends in a reduction computes its chain in a scratch buffer first. When that
+# would take more than BLOCKS_ABOVE bytes, the chain runs over blocks of rows (the first
+# axis) of about BLOCK_BYTES instead, each reduced as it is done: the scratch is one block,
+# which also stays in the cache between the chain's steps.
+BLOCKS_ABOVE = 1 << 20
+BLOCK_BYTES = 1 << 18
+MAX_BLOCKS = 64
+
+
+def block_rows(node: Node) -> int | None:
+    """Rows per block for a reduction kernel run block by block (see BLOCKS_ABOVE), a
+    divisor of the first axis; None to run it in one go."""
+    if not _needs_scratch(node):
+        return None
+    first = node.value[0]
+    nbytes = _nbytes(first)
+    if nbytes <= BLOCKS_ABOVE or not first.shape:
+        return None
+    n = first.shape[0]
+    rows = max(1, min(n, BLOCK_BYTES // (nbytes // n)))
+    while n % rows:
+        rows -= 1
+    return rows if 1 < n // rows <= MAX_BLOCKS else None
+
+
+def _scratch_bytes(node: Node) -> int:
+    """The scratch a reduction kernel's chain needs: the whole chain, or one block of it."""
+    nbytes = _nbytes(node.value[0])
+    rows = block_rows(node)
+    return nbytes if rows is None else nbytes // node.value[0].shape[0] * rows
+
+
 def _may_overwrite(node: Node, operand: Node, base: dict) -> bool:
     """Whether ``node`` may write its result over ``operand``'s memory: no other operand
     may share that memory (``x + x.T`` would read what it already overwrote), and in a
@@ -193,7 +225,7 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
             plan.fresh.add(id(node))
             live_bytes += node.nbytes
             if _needs_scratch(node):
-                nbytes = _nbytes(node.value[0])
+                nbytes = _scratch_bytes(node)
                 plan.scratch_of[id(node)] = s = take(nbytes)
                 free.append(s)
                 peak = max(peak, live_bytes + nbytes)
@@ -218,7 +250,7 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
             owner[id(node)] = buf
             held[buf] = node.nbytes
             if _needs_scratch(node):
-                nbytes = _nbytes(node.value[0])
+                nbytes = _scratch_bytes(node)
                 plan.scratch_of[id(node)] = s = take(nbytes)
                 free.append(s)  # free again right after the kernel
                 peak = max(peak, live_bytes + nbytes)
