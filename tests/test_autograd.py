@@ -718,3 +718,41 @@ def test_long_chain_backpropagates_without_recursion():
         y = y * 1.0001 if i % 2 else y + 0.5
     y.backward()
     np.testing.assert_allclose(x.grad.item(), 1.0001 ** 50_000, rtol=1e-9)
+
+
+# What the first-order backward learns from a rule's code (tracegrad.ops.base)
+
+
+def test_the_values_a_rule_reads_and_whether_it_is_plain_arithmetic():
+    from tracegrad.ops import PRIMITIVES as P
+    from tracegrad.ops.base import arithmetic_only
+
+    assert arithmetic_only(lambda g, out, x: (g * (1 - out * out),), 1)
+    assert arithmetic_only(lambda g, out, a, b: -(g * out) / b, 2)
+    assert not arithmetic_only(lambda g, out, x: (g * x.cos(),), 1)  # a method
+    assert not arithmetic_only(lambda g, out, x: (g,), 1)  # computes nothing: g itself
+    assert not arithmetic_only(lambda g, out, x, axes: (g * 2,), 1)  # not (g, out, x)
+
+    def in_place(g, out, x):
+        g *= x
+        return (g,)
+
+    assert not arithmetic_only(in_place, 1)
+    # (out, x) read by the one-input rules; (out, a, b) per mask of inputs needing grad
+    assert P["exp"].reads[0][1] == (True, False) and P["log"].reads[0][1] == (False, True)
+    assert P["mul"].reads[1][0b01] == (False, False, True)  # d/da = g * b
+    assert P["mul"].reads[1][0b10] == (False, True, False)  # d/db = g * a
+    assert P["tanh"].arithmetic[0][1] and not P["sin"].arithmetic[0][1]
+    assert all(P["mul"].arithmetic[1]) and not P["maximum"].arithmetic[1][0b01]
+    assert P["sub"].arithmetic[1][0b10] and not P["sub"].arithmetic[1][0b01]  # -g / g
+
+
+def test_a_gradient_from_a_plain_arithmetic_rule_is_new_memory():
+    x = tg.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    y = x.tanh()
+    (y * tg.tensor([1.0, 2.0, 3.0])).sum().backward()
+    expected = (1 - np.tanh(x.data) ** 2) * np.array([1, 2, 3], dtype=np.float32)
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-6)
+    assert not np.shares_memory(x.grad.data, y.data)
+    x.grad.data[:] = 0  # the leaf's own memory: the forward values stay as they were
+    np.testing.assert_allclose(y.numpy(), np.tanh(x.data), rtol=1e-6)

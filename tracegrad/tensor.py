@@ -141,6 +141,12 @@ def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
     return t
 
 
+def _fresh_grad(x: Any) -> GradArray:
+    """A gradient a plain arithmetic rule computed on arrays (see ops.base.arithmetic_only):
+    new memory, which a leaf may adopt."""
+    return GradArray(x if type(x) is _ndarray else np.asarray(x), False, True)
+
+
 def _scaled(x: Any, alpha: Any) -> Any:
     """``x * alpha`` for ``add_``/``sub_``; ``alpha`` may be a tensor (a learning rate)."""
     if isinstance(alpha, (int, float)) and alpha == 1:
@@ -537,19 +543,25 @@ class Tensor:
             if type(g) is GradArray:
                 op = self._op
                 ra, rb = a.requires_grad, b.requires_grad
+                mask = ra + 2 * rb
                 per_input = op.per_input
                 # Equal shapes (then the output's, and the gradient's, are the same too):
                 # nothing is summed back, so an elementwise rule's own functions will do.
                 same = per_input is not None and a.data.shape == b.data.shape
-                if same and op.passes_gradient:
-                    return (g if ra else None), (g if rb else None)
+                if same:
+                    if op.passes_gradient:
+                        return (g if ra else None), (g if rb else None)
+                    fa, fb = per_input
+                    if op.arithmetic[1][mask]:  # plain arithmetic: on the arrays themselves
+                        gd, od, ad, bd = g.data, self.data, a.data, b.data
+                        return (_fresh_grad(fa(gd, od, ad, bd)) if ra else None), \
+                            (_fresh_grad(fb(gd, od, ad, bd)) if rb else None)
                 # Only the values the rule reads become GradArrays (see Primitive.reads).
-                ro, wa, wb = op.reads[1][ra + 2 * rb]
+                ro, wa, wb = op.reads[1][mask]
                 out = GradArray(self.data, True) if ro else self
                 a = GradArray(a.data, ra) if wa else a
                 b = GradArray(b.data, rb) if wb else b
                 if same:
-                    fa, fb = per_input
                     return (fa(g, out, a, b) if ra else None), (fb(g, out, a, b) if rb else None)
                 return op.vjp(g, out, a, b) if attrs is _NO_ATTRS else \
                     op.vjp(g, out, a, b, **attrs)
@@ -559,6 +571,9 @@ class Tensor:
                 self._changed_in_place(children, versions, attrs)
             if type(g) is GradArray:
                 op = self._op
+                if op.arithmetic[0][1]:  # plain arithmetic: on the arrays themselves
+                    (dx,) = op.vjp(g.data, self.data, a.data)
+                    return (_fresh_grad(dx),)
                 ro, wa = op.reads[0][1]
                 out = GradArray(self.data, True) if ro else self
                 a = GradArray(a.data, True) if wa else a

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import autograd
 from ..gradarray import GradArray
-from ..ops.base import _reads
+from ..ops.base import _arithmetic, _reads
 from ..tensor import Tensor, _leaf
 from .backends.numpy import Program
 from .entry import Miss, build_entry
@@ -204,6 +204,7 @@ class CompiledBackward:
 
     # as a primitive's: see ops.base.Primitive
     reads = (_reads(vjp, 1), _reads(vjp, 2))
+    arithmetic = (_arithmetic(vjp, 1), _arithmetic(vjp, 2))
     per_input = None
 
 

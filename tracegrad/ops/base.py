@@ -32,7 +32,7 @@ PRIMITIVES: dict[str, "Primitive"] = {}
 
 class Primitive:
     __slots__ = ("name", "kind", "forward", "infer", "vjp", "passes_gradient", "reads",
-                 "per_input")
+                 "per_input", "arithmetic")
 
     def __init__(
         self,
@@ -52,6 +52,9 @@ class Primitive:
         # A binary elementwise rule's gradient functions, one per input, (g, out, a, b) ->
         # gradient before summing back to the input's shape; None for other rules.
         self.per_input = getattr(vjp, "per_input", None)
+        # arithmetic[n - 1][m]: whether the gradients for input mask m (as in `reads`) are
+        # plain arithmetic (`arithmetic_only`): for a binary rule, its per-input functions.
+        self.arithmetic = None if vjp is None else (_arithmetic(vjp, 1), _arithmetic(vjp, 2))
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
@@ -98,6 +101,47 @@ def _reads(vjp: Callable, n: int) -> tuple:
                 used |= {params[j] for j, name in enumerate(names) if name in loaded}
         rows.append(tuple(p in used for p in params))
     return tuple(rows)
+
+
+# What a plain arithmetic rule may contain: its arguments, numbers and operators.
+_ARITHMETIC_OPS = {"RESUME", "NOP", "CACHE", "LOAD_FAST", "LOAD_FAST_CHECK",
+                   "LOAD_FAST_LOAD_FAST", "LOAD_CONST", "BINARY_OP", "UNARY_NEGATIVE",
+                   "COMPARE_OP", "BUILD_TUPLE", "RETURN_VALUE"}
+_COMPUTING = {"BINARY_OP", "UNARY_NEGATIVE", "COMPARE_OP"}
+_IN_PLACE_BINARY_OP = 13  # BINARY_OP's argument for +=, and above for the other in-place ones
+
+
+def arithmetic_only(fn: Callable, n: int) -> bool:
+    """Whether ``fn(g, out, *n inputs)`` is one expression of its arguments, numbers and the
+    operators + - * / ** and comparisons (none in place), computing something: then NumPy
+    arrays give the same result as GradArrays (same ufuncs; numbers adapt to the
+    arrays' dtype in both), in new memory, and the first-order backward runs it on the arrays
+    themselves."""
+    code = getattr(fn, "__code__", None)
+    if code is None or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS) or \
+            code.co_argcount != n + 2 or code.co_kwonlyargcount:
+        return False
+    computes = False
+    for ins in dis.get_instructions(fn):
+        if ins.opname not in _ARITHMETIC_OPS:
+            return False
+        if ins.opname == "BINARY_OP" and ins.arg >= _IN_PLACE_BINARY_OP:
+            return False
+        if ins.opname == "LOAD_CONST" and type(ins.argval) not in (int, float, bool):
+            return False
+        computes = computes or ins.opname in _COMPUTING
+    return computes
+
+
+def _arithmetic(vjp: Callable, n: int) -> tuple:
+    """`Primitive.arithmetic` for ``n`` inputs: per input mask (see `_reads`)."""
+    per_input = getattr(vjp, "per_input", None)
+    if per_input is None:
+        return tuple(arithmetic_only(vjp, n) for _ in range(1 << n))
+    if len(per_input) != n:
+        return (False,) * (1 << n)
+    return tuple(all(arithmetic_only(fn, n) for i, fn in enumerate(per_input) if mask >> i & 1)
+                 for mask in range(1 << n))
 
 
 # ---------------------------------------------------------------- helpers shared by rules
