@@ -29,6 +29,13 @@ def _matmul_infer(a, b):
 
 
 def _matmul_vjp(g, out, a, b):
+    if a.ndim == 2 and b.ndim == 2:  # the common case: nothing to lift or sum back
+        da = g @ b.transpose(0, 1) if a.requires_grad else None
+        db = None
+        if b.requires_grad:  # (see below for the transposed case)
+            db = (g.transpose(0, 1) @ a).transpose(0, 1) if _transposed(b) else \
+                a.transpose(0, 1) @ g
+        return da, db
     if a.ndim == 1 and b.ndim == 1:  # a dot product
         return (g * b if a.requires_grad else None), (g * a if b.requires_grad else None)
     # Lift 1-d operands to matrices, differentiate the matrix product, undo the lift.
