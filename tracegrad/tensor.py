@@ -1060,8 +1060,8 @@ def _make_binary(method_name: str, prim: str, reverse: bool):
             t._seq = _next_seq()
             t._children = (a, b)
             t._attrs = _NO_ATTRS
-            va, vb = a._vc[0], b._vc[0]
-            t._versions = _UNCHANGED_PAIR if va == 0 and vb == 0 else (va, vb)
+            va, vb = a._vc, b._vc
+            t._versions = _UNCHANGED_PAIR if va is vb is _UNCHANGED else (va[0], vb[0])
         else:
             t.requires_grad = False
             t._op = None
