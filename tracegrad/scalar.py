@@ -204,7 +204,7 @@ class Value:
         self._a = self._b = None
         self._children = tuple(_children)
         self._op = _op
-        self._seq = _next_seq()
+        self._seq = _next_seq() if self._children else 0  # (only interior nodes need one)
         self.label = label
         self._custom_backward = None
 
