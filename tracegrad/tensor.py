@@ -4,8 +4,8 @@ Every op a tensor runs goes through one function, `apply`: it runs the primitive
 forward and, when a gradient is wanted, remembers (primitive, inputs, attributes) on the
 result. (The arithmetic methods, `_make_binary`, run the same steps spelled out for their
 common case, two tensors of one dtype: that is nearly every op of a model, and a second call
-per op costs a tenth of it.) That record is the graph; `tracegrad.autograd` walks it backwards with the primitive's
-VJP rule. Composite ops (mean, softmax, conv2d, ...) live in `functional.py` and are attached
+per op costs a tenth of it.) That record is the graph; `tracegrad.autograd` walks it
+backwards with the primitive's VJP rule. Composite ops (mean, softmax, conv2d, ...) live in `functional.py` and are attached
 to `Tensor` there, so this file only knows primitives, creation, dtype promotion and the
 PyTorch-shaped surface (properties, printing, in-place updates).
 """
