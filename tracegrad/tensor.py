@@ -5,9 +5,10 @@ forward and, when a gradient is wanted, remembers (primitive, inputs, attributes
 result. (The arithmetic methods, `_make_binary`, run the same steps spelled out for their
 common case, two tensors of one dtype: that is nearly every op of a model, and a second call
 per op costs a tenth of it.) That record is the graph; `tracegrad.autograd` walks it
-backwards with the primitive's VJP rule. Composite ops (mean, softmax, conv2d, ...) live in `functional.py` and are attached
-to `Tensor` there, so this file only knows primitives, creation, dtype promotion and the
-PyTorch-shaped surface (properties, printing, in-place updates).
+backwards with the primitive's VJP rule. Composite ops (mean, softmax, conv2d, ...) live in
+`functional.py` and are attached to `Tensor` there, so this file only knows primitives,
+creation, dtype promotion and the PyTorch-shaped surface (properties, printing, in-place
+updates).
 """
 
 from __future__ import annotations
