@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import autograd
 from ..gradarray import GradArray
-from ..ops.base import _arithmetic, _reads
+from ..ops.base import rule_facts
 from ..tensor import Tensor, _leaf
 from .backends.numpy import Program
 from .entry import Miss, build_entry
@@ -202,10 +202,7 @@ class CompiledBackward:
     def vjp(self, g: Tensor, out: Tensor, *targets: Tensor) -> tuple:
         return self.backward.run(self.saved, self.which, g, targets)
 
-    # as a primitive's: see ops.base.Primitive
-    reads = (_reads(vjp, 1), _reads(vjp, 2))
-    arithmetic = (_arithmetic(vjp, 1), _arithmetic(vjp, 2))
-    per_input = None
+    reads, per_input, arithmetic = rule_facts(vjp)  # as a primitive's (ops.base)
 
 
 class BackwardProgram:

@@ -46,15 +46,9 @@ class Primitive:
         # True when the VJP hands the incoming gradient, unchanged, to every input that has
         # the output's shape (add): the backward engine may then skip calling it.
         self.passes_gradient = False
-        # reads[n - 1][m]: with n inputs, of which those in bit mask m (bit i: input i)
-        # require grad, whether the VJP reads the value of each of (out, *inputs).
-        self.reads = None if vjp is None else (_reads(vjp, 1), _reads(vjp, 2))
-        # A binary elementwise rule's gradient functions, one per input, (g, out, a, b) ->
-        # gradient before summing back to the input's shape; None for other rules.
-        self.per_input = getattr(vjp, "per_input", None)
-        # arithmetic[n - 1][m]: whether the gradients for input mask m (as in `reads`) are
-        # plain arithmetic (`arithmetic_only`): for a binary rule, its per-input functions.
-        self.arithmetic = None if vjp is None else (_arithmetic(vjp, 1), _arithmetic(vjp, 2))
+        # What the first-order backward learns from the rule's code: see `rule_facts`.
+        self.reads, self.per_input, self.arithmetic = (
+            rule_facts(vjp) if vjp is not None else (None, None, None))
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
@@ -74,6 +68,22 @@ def _loaded_names(fn: Callable) -> set[str]:
     return {ins.argval for ins in dis.get_instructions(fn)
             if ins.opname.startswith("LOAD_FAST") or ins.opname in ("LOAD_DEREF",
                                                                       "LOAD_CLOSURE")}
+
+
+def rule_facts(vjp: Callable) -> tuple:
+    """``(reads, per_input, arithmetic)`` of a VJP rule, found once from its code; anything
+    with a ``vjp`` that the backward engine calls (a primitive, a compiled function's
+    backward) carries them.
+
+    - ``reads[n - 1][m]``: with n inputs, of which those in bit mask m (bit i: input i)
+      require grad, whether the rule reads the value of each of (out, *inputs);
+    - ``per_input``: a binary elementwise rule's gradient functions, one per input,
+      ``(g, out, a, b) ->`` gradient before summing back to the input's shape; else None;
+    - ``arithmetic[n - 1][m]``: whether the gradients for input mask m are plain arithmetic
+      (`arithmetic_only`): for a binary rule, its per-input functions.
+    """
+    return ((_reads(vjp, 1), _reads(vjp, 2)), getattr(vjp, "per_input", None),
+            (_arithmetic(vjp, 1), _arithmetic(vjp, 2)))
 
 
 def _reads(vjp: Callable, n: int) -> tuple:
