@@ -30,12 +30,7 @@ def _matmul_infer(a, b):
 
 def _matmul_vjp(g, out, a, b):
     if a.ndim == 2 and b.ndim == 2:  # the common case: nothing to lift or sum back
-        da = g @ b.transpose(0, 1) if a.requires_grad else None
-        db = None
-        if b.requires_grad:  # (see below for the transposed case)
-            db = (g.transpose(0, 1) @ a).transpose(0, 1) if _transposed(b) else \
-                a.transpose(0, 1) @ g
-        return da, db
+        return _product_grads(g, a, b, a.requires_grad, b.requires_grad)
     if a.ndim == 1 and b.ndim == 1:  # a dot product
         return (g * b if a.requires_grad else None), (g * a if b.requires_grad else None)
     # Lift 1-d operands to matrices, differentiate the matrix product, undo the lift.
@@ -46,17 +41,27 @@ def _matmul_vjp(g, out, a, b):
         g2 = g2.unsqueeze(-2)
     if b.ndim == 1:
         g2 = g2.unsqueeze(-1)
-    da = db = None
-    if a.requires_grad:
-        da = sum_to_shape(g2 @ b2.transpose(-1, -2), tuple(a2.shape)).reshape(tuple(a.shape))
-    if b.requires_grad:
-        if _transposed(b2):
+    # (a lifted operand is a view: the flags come from the operands themselves)
+    da, db = _product_grads(g2, a2, b2, a.requires_grad, b.requires_grad)
+    if da is not None:
+        da = sum_to_shape(da, tuple(a2.shape)).reshape(tuple(a.shape))
+    if db is not None:
+        db = sum_to_shape(db, tuple(b2.shape)).reshape(tuple(b.shape))
+    return da, db
+
+
+def _product_grads(g, a, b, need_a, need_b):
+    """The gradients of ``a @ b`` (each at least 2-d) for the operands that need them,
+    before summing back over broadcast batch dimensions."""
+    da = g @ b.transpose(-1, -2) if need_a else None
+    db = None
+    if need_b:
+        if _transposed(b):
             # b is a transposed view (the ``x @ W.T`` of a Linear layer): compute its gradient
             # transposed too, so that W's gradient comes out C-ordered, with no copy.
-            db = (g2.transpose(-1, -2) @ a2).transpose(-1, -2)
+            db = (g.transpose(-1, -2) @ a).transpose(-1, -2)
         else:
-            db = a2.transpose(-1, -2) @ g2
-        db = sum_to_shape(db, tuple(b2.shape)).reshape(tuple(b.shape))
+            db = a.transpose(-1, -2) @ g
     return da, db
 
 
