@@ -630,7 +630,10 @@ if __name__ == "__main__":
 
         threadpool_limits(1)
     except ImportError:
-        pass
+        if os.environ.get("OPENBLAS_NUM_THREADS") != "1":
+            print("note: threadpoolctl is not installed, so BLAS may use several threads; run "
+                  "with OPENBLAS_NUM_THREADS=1 (as `make bench` does) or pip install "
+                  "threadpoolctl", file=sys.stderr)
     if "--profile" in sys.argv:
         print(profile_mlp())
     else:

@@ -346,8 +346,8 @@ def test_bool_of_tensors():
     with pytest.raises(RuntimeError, match="ambiguous"):
         bool(tg.tensor([1.0, 2.0]))
     with pytest.raises(RuntimeError, match="ambiguous"):
-        if tg.tensor([1.0, 2.0]) > 0:
-            pass
+        if tg.tensor([1.0, 2.0]) > 0:  # the `if` itself must raise
+            pytest.fail("a two-element tensor was taken as a truth value")
 
 
 def test_grad_is_none_until_backward_and_settable():
