@@ -140,7 +140,7 @@ def _binary_vjp(grad_a, grad_b):
                 db = sum_to_shape(db, b.shape)
         return da, db
 
-    rule.per_input = (grad_a, grad_b)  # what it reads: see Primitive.reads
+    rule.per_input = (grad_a, grad_b)  # what the backward learns from them: see rule_facts
     return rule
 
 
