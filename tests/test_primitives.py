@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tracegrad as tg
+from tracegrad import functional as F
 from tracegrad.ops import PRIMITIVES
 from tracegrad.tensor import _normalize_index, apply
 
@@ -1155,6 +1156,112 @@ def test_matmul_1d_dot_1d():
     a = np.array([1.0, 2.0, -0.5])
     b = np.array([0.3, -1.0, 2.0])
     check_both(operator.matmul, operator.matmul, a, b)
+
+
+# ------------------------------------------------------------------------------ fused for eager
+#
+# linear and log_softmax are primitives so that eager execution runs them as one node; tracing
+# records their composites (functional._linear_composite, _log_softmax_composite). Both are
+# checked against finite differences and PyTorch, and against each other.
+
+
+@st.composite
+def linear_case(draw):
+    batch = draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=3))
+    n_in, n_out = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    if not batch and n_in == 0:
+        n_in = 1  # a 0-d input has no feature dimension: covered by the error tests
+    return batch + (n_in,), (n_out, n_in), (n_out,)
+
+
+@covers("linear")
+@FAST
+@given(case=linear_case(), seed=seeds)
+def test_linear(case, seed):
+    torch = torch_mod()
+    rng = np.random.default_rng(seed)
+    x, w, b = (real(rng, s) for s in case)
+    check_both(F.linear, torch.nn.functional.linear, x, w, b)
+    check_both(lambda *t: F.linear(*t).tanh(), lambda *t: torch.nn.functional.linear(*t).tanh(),
+               x, w, b)
+    assert F.linear(*(tg.tensor(a, requires_grad=True) for a in (x, w, b))).grad_fn == \
+        "<LinearBackward>"
+
+
+@st.composite
+def softmax_case(draw):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
+    return shape, draw(st.integers(-len(shape), len(shape) - 1))
+
+
+@covers("log_softmax")
+@FAST
+@given(case=softmax_case(), seed=seeds, scale=st.sampled_from([1.0, 40.0]))
+def test_log_softmax(case, seed, scale):
+    torch = torch_mod()
+    shape, dim = case
+    x = real(np.random.default_rng(seed), shape) * scale  # 40: exp would overflow unshifted
+    check_both(lambda t: F.log_softmax(t, dim), lambda t: torch.log_softmax(t, dim), x)
+    assert F.log_softmax(tg.tensor(x, requires_grad=True), dim).grad_fn == "<LogSoftmaxBackward>"
+
+
+def _second_order(fn, arrays, v, w):
+    """fn's value, the gradient of sum(fn * v) and the gradient of <that gradient, w>."""
+    xs = [tg.tensor(a, requires_grad=True) for a in arrays]
+    out = fn(*xs)
+    (out * tg.tensor(v)).sum().backward(create_graph=True)
+    grads = [x.grad for x in xs]
+    inner = sum((g * tg.tensor(wi)).sum() for g, wi in zip(grads, w))
+    for x in xs:
+        x.grad = None
+    if inner.requires_grad:
+        inner.backward()
+    second = [x.grad.numpy() if x.grad is not None else np.zeros(x.shape) for x in xs]
+    return [out.numpy(), *(g.numpy() for g in grads), *second]
+
+
+@FEW
+@given(lin=linear_case(), soft=softmax_case(), seed=seeds)
+def test_fused_primitives_agree_with_their_composites(lin, soft, seed):
+    rng = np.random.default_rng(seed)
+    cases = [(F.linear, F._linear_composite, [real(rng, s) for s in lin]),
+             (lambda t: F.log_softmax(t, soft[1]),
+              lambda t: F._log_softmax_composite(t, soft[1]), [real(rng, soft[0])])]
+    for fused, composite, arrays in cases:
+        out_shape = fused(*(tg.tensor(a) for a in arrays)).shape
+        v = rng.normal(size=out_shape)
+        w = [rng.normal(size=a.shape) for a in arrays]
+        got, want = _second_order(fused, arrays, v, w), _second_order(composite, arrays, v, w)
+        for g, h in zip(got, want):
+            np.testing.assert_allclose(g, h, rtol=1e-10, atol=1e-12)
+
+
+def test_linear_and_log_softmax_errors_name_the_op_and_shapes():
+    x, w, b = tg.ones(4, 3), tg.ones(5, 2), tg.ones(5)
+    with pytest.raises(tg.ShapeError, match=r"linear: the input's last dimension \(3\) must "
+                                         r"equal the weight's in_features \(2\)"):
+        F.linear(x, w, b)
+    with pytest.raises(tg.ShapeError, match=r"linear: weight must be \(out, in\) and bias "
+                                         r"\(out,\).*bias \(4,\)"):
+        F.linear(x, tg.ones(5, 3), tg.ones(4))
+    with pytest.raises(TypeError, match="linear: input, weight and bias have dtypes float64, "
+                                        "float32 and float32"):
+        F.linear(tg.ones(4, 3, dtype=tg.float64), tg.ones(5, 3), b)
+    with pytest.raises(tg.ShapeError, match="log_softmax: dim 2 is out of range"):
+        F.log_softmax(tg.ones(2, 3), 2)
+
+
+def test_traced_functions_record_the_composites():
+    model = tg.nn.Sequential(tg.nn.Linear(3, 4), tg.nn.ReLU(), tg.nn.Linear(4, 2))
+    step = tg.compile(lambda x, y: F.cross_entropy(model(x), y))
+    x, y = tg.randn(5, 3), tg.tensor([0, 1, 1, 0, 1])
+    want = F.cross_entropy(model(x), y)  # eager: the fused primitives
+    assert want.grad_fn == "<MulBackward>" and model[0](x).grad_fn == "<LinearBackward>"
+    for _ in range(2):  # the first call runs eagerly, the second compiles
+        got = step(x, y)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
+    ops = {node.op for node in step.graph.nodes}
+    assert "matmul" in ops and not ops & {"linear", "log_softmax"}
 
 
 # ------------------------------------------------------------------------------ dtypes

@@ -16,8 +16,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import ShapeError
+from .ops import PRIMITIVES as P
 from .ops.base import normalize_axes
-from .tensor import Tensor, _leaf, _operand, cat, stack, where
+from .tensor import Tensor, _leaf, _operand, apply, cat, stack, where
 
 tensor_module = importlib.import_module("tracegrad.tensor")  # (the module, for its _tracer)
 
@@ -163,7 +164,8 @@ def logsumexp(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
 
 def softmax(x: Tensor, dim: int = -1) -> Tensor:
     """``exp(x) / sum(exp(x))`` along ``dim``, stable for large inputs."""
-    if x.ndim and x.shape[dim] == 0:
+    axes = normalize_axes("softmax", dim, x.ndim)
+    if axes and x.shape[axes[0]] == 0:
         return x
     e = (x - x._amax(dim, keepdim=True).detach()).exp()
     return e / e.sum(dim, keepdim=True)
@@ -171,8 +173,17 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
 
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
     """``x - logsumexp(x)`` along ``dim``, stable for large inputs."""
-    if x.ndim and x.shape[dim] == 0:
+    axes = normalize_axes("log_softmax", dim, x.ndim)
+    if axes and x.shape[axes[0]] == 0:
         return x
+    if axes and x.dtype.kind == "f" and tensor_module._tracer is None:
+        # eager: one node (see ops/reduce.py); traced: the composite
+        return apply(P["log_softmax"], x, axis=axes[0])
+    return _log_softmax_composite(x, dim)
+
+
+def _log_softmax_composite(x: Tensor, dim: int) -> Tensor:
+    """log_softmax written with primitives: what tracing records."""
     shifted = x - x._amax(dim, keepdim=True).detach()
     return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
@@ -255,6 +266,15 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ weight.T + bias`` with PyTorch's (out, in) weight layout."""
+    if bias is not None and weight.ndim == 2 and bias.ndim == 1 and x.ndim \
+            and tensor_module._tracer is None:
+        # eager: one node (see ops/linalg.py); traced: the composite
+        return apply(P["linear"], x, weight, bias)
+    return _linear_composite(x, weight, bias)
+
+
+def _linear_composite(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """linear written with primitives: what tracing records."""
     out = x @ weight.T
     return out + bias if bias is not None else out
 
@@ -332,10 +352,7 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.
         raise ValueError(f"pad: negative padding {tuple(pad)} is not supported")
     if builtins.all(lo == 0 and hi == 0 for lo, hi in pads):
         return x
-    from .ops import PRIMITIVES
-    from .tensor import apply
-
-    return apply(PRIMITIVES["pad"], x, pads=tuple(pads), value=value)
+    return apply(P["pad"], x, pads=tuple(pads), value=value)
 
 
 # ---------------------------------------------------------------- convolution and pooling
@@ -736,11 +753,8 @@ Sorted = namedtuple("Sorted", ["values", "indices"])
 
 def sort(x: Tensor, dim: int = -1, descending: bool = False) -> Any:
     """(values, indices), sorted along ``dim``; the gradient follows the values."""
-    from .ops import PRIMITIVES
-    from .tensor import apply
-
     d = dim % x.ndim
-    indices = apply(PRIMITIVES["argsort"], x, axis=d, descending=descending)
+    indices = apply(P["argsort"], x, axis=d, descending=descending)
     return Sorted(take_along_dim(x, indices, d), indices)
 
 

@@ -1,6 +1,8 @@
-"""matmul, with NumPy's rules for 1-d operands and batch broadcasting."""
+"""matmul, with NumPy's rules for 1-d operands and batch broadcasting; and linear."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -72,3 +74,51 @@ def _transposed(t) -> bool:
 
 
 register("matmul", "linalg", np.matmul, _matmul_infer, _matmul_vjp)
+
+
+# ---------------------------------------------------------------- linear
+#
+# ``x @ weight.T + bias``, PyTorch's Linear, as one node for eager execution: a Linear layer
+# is then one node instead of three (the transpose, the product, the bias add), the bias is
+# added in place, and weight's gradient is computed in weight's own layout. Tracing records
+# the same function written with matmul and add (see ``functional.linear``), whose kernels the
+# compiler fuses with whatever follows; the tests check that the two agree.
+
+
+def _linear_forward(x, weight, bias):
+    out = np.matmul(x, weight.T)
+    out += bias
+    return out
+
+
+def _linear_infer(x, weight, bias):
+    sx, sw, sb = tuple(x.shape), tuple(weight.shape), tuple(bias.shape)
+    if len(sw) != 2 or not sx or sb != sw[:1]:
+        raise ShapeError(
+            f"linear: weight must be (out, in) and bias (out,), and the input at least 1-d; "
+            f"got input {sx}, weight {sw}, bias {sb}"
+        )
+    if sx[-1] != sw[1]:
+        raise ShapeError(
+            f"linear: the input's last dimension ({sx[-1]}) must equal the weight's in_features "
+            f"({sw[1]}); input {sx}, weight {sw} (out, in)"
+        )
+    if not x.dtype == weight.dtype == bias.dtype:
+        raise TypeError(f"linear: input, weight and bias have dtypes {x.dtype}, {weight.dtype} "
+                        f"and {bias.dtype}; cast them to one")
+    return sx[:-1] + sw[:1], x.dtype
+
+
+def _linear_vjp(g, out, x, weight, bias):
+    n_out, n_in = tuple(weight.shape)
+    gx = g @ weight if x.requires_grad else None
+    if not (weight.requires_grad or bias.requires_grad):
+        return gx, None, None
+    n = math.prod(tuple(x.shape)[:-1])  # every leading dimension is a batch of rows
+    rows = g.reshape((n, n_out))
+    gw = rows.transpose(-1, -2) @ x.reshape((n, n_in)) if weight.requires_grad else None
+    gb = rows.sum((0,)) if bias.requires_grad else None
+    return gx, gw, gb
+
+
+register("linear", "linalg", _linear_forward, _linear_infer, _linear_vjp)

@@ -1,4 +1,4 @@
-"""Reductions: sum and max (with their gradients), argmax (without)."""
+"""Reductions: sum and max (with their gradients), argmax (without), log_softmax."""
 
 from __future__ import annotations
 
@@ -112,3 +112,34 @@ def _argsort_forward(x, *, axis, descending):
 
 
 register("argsort", "reduce", _argsort_forward, _argsort_infer, None)
+
+
+# ---------------------------------------------------------------- log_softmax
+#
+# ``x - log(sum(exp(x)))`` along one axis, the max taken out first, as one node for eager
+# execution (cross-entropy's first step). Tracing records the composite of max, sub, exp,
+# sum and log instead (``functional.log_softmax``), for the compiler to fuse; the tests check
+# that the two agree.
+
+
+def _log_softmax_forward(x, *, axis):
+    z = x - np.maximum.reduce(x, axis=axis, keepdims=True)
+    z -= np.log(np.add.reduce(np.exp(z), axis=axis, keepdims=True))
+    return z
+
+
+def _log_softmax_infer(x, *, axis):
+    (axis,) = normalize_axes("log_softmax", axis, len(x.shape))
+    if not len(x.shape) or x.shape[axis] == 0:
+        raise ShapeError(f"log_softmax: dimension {axis} of shape {tuple(x.shape)} is empty")
+    if x.dtype.kind != "f":
+        raise TypeError(f"log_softmax: needs a float tensor, got {x.dtype}; use x.float()")
+    return tuple(x.shape), x.dtype
+
+
+def _log_softmax_vjp(g, out, x, *, axis):
+    # d out_i / d x_j = [i = j] - softmax_j, and softmax = exp(out)
+    return (g - out.exp() * g.sum((axis,), keepdim=True),)
+
+
+register("log_softmax", "reduce", _log_softmax_forward, _log_softmax_infer, _log_softmax_vjp)
