@@ -573,20 +573,28 @@ def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
             f"{op}: input {input.shape} needs class-index targets of shape {expected}, "
             f"got {target.shape}"
         )
-    t_values = target.data[target.data != ignore_index]
-    if t_values.size and (t_values.min() < 0 or t_values.max() >= c):
-        raise IndexError(
-            f"{op}: target classes range over [{t_values.min()}, {t_values.max()}] but the "
-            f"input has {c} classes (use ignore_index={ignore_index} for padding)"
-        )
+    tv = target.data
+    if tv.size and (tv.min() < 0 or tv.max() >= c):  # out of range, or ignored
+        t_values = tv[tv != ignore_index]
+        if t_values.size and (t_values.min() < 0 or t_values.max() >= c):
+            raise IndexError(
+                f"{op}: target classes range over [{t_values.min()}, {t_values.max()}] but "
+                f"the input has {c} classes (use ignore_index={ignore_index} for padding)"
+            )
+        ignored = t_values.size < tv.size
+    else:  # every target is a class: one of them may still be ignore_index
+        ignored = 0 <= ignore_index < c and bool((tv == ignore_index).any())
     # Move classes last and flatten: (M, C) against (M,).
     if logp.ndim > 2:
         logp = logp.permute((0,) + tuple(range(2, logp.ndim)) + (1,))
-    logp = logp.reshape(-1, c)
-    t = target.reshape(-1).long()
+    if logp.ndim != 2:
+        logp = logp.reshape(-1, c)
+    t = target if target.ndim == 1 else target.reshape(-1)
+    if t.dtype != np.int64:
+        t = t.long()
     m = t.shape[0]
     if (weight is None and not label_smoothing and reduction == "mean" and m
-            and not tensor_module._tracer and not (t_values.size < m)):
+            and not tensor_module._tracer and not ignored):
         # Eager, and no target is ignore_index (checked above on the data): the plain mean
         # of the picked log-probabilities, in three ops instead of nine. A compiled loss
         # takes the general path below, since its labels change from call to call.
