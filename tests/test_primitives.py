@@ -1245,8 +1245,11 @@ def test_linear_and_log_softmax_errors_name_the_op_and_shapes():
                                          r"\(out,\).*bias \(4,\)"):
         F.linear(x, tg.ones(5, 3), tg.ones(4))
     with pytest.raises(TypeError, match="linear: input, weight and bias have dtypes float64, "
-                                        "float32 and float32"):
-        F.linear(tg.ones(4, 3, dtype=tg.float64), tg.ones(5, 3), b)
+                                        "float32 and float32"):  # the rule, called directly
+        PRIMITIVES["linear"].infer(tg.ones(4, 3, dtype=tg.float64), tg.ones(5, 3), b)
+    # Mixed dtypes promote as matmul does (the composite runs): never NumPy's own promotion.
+    assert F.linear(tg.ones(4, 3, dtype=tg.int64), tg.ones(5, 3), b).dtype == tg.float32
+    assert F.linear(tg.ones(4, 3, dtype=tg.float64), tg.ones(5, 3), b).dtype == tg.float64
     with pytest.raises(tg.ShapeError, match="log_softmax: dim 2 is out of range"):
         F.log_softmax(tg.ones(2, 3), 2)
 

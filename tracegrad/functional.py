@@ -267,7 +267,7 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ weight.T + bias`` with PyTorch's (out, in) weight layout."""
     if bias is not None and weight.ndim == 2 and bias.ndim == 1 and x.ndim \
-            and tensor_module._tracer is None:
+            and x.dtype == weight.dtype == bias.dtype and tensor_module._tracer is None:
         # eager: one node (see ops/linalg.py); traced: the composite
         return apply(P["linear"], x, weight, bias)
     return _linear_composite(x, weight, bias)
