@@ -6,6 +6,7 @@ higher-order and functional gradients, anomaly detection, and memory over long r
 from __future__ import annotations
 
 import gc
+import inspect
 import threading
 import tracemalloc
 
@@ -236,6 +237,164 @@ def test_set_grad_enabled():
     finally:
         tg.set_grad_enabled(True)
     assert tg.is_grad_enabled()
+
+
+def test_set_grad_enabled_as_a_statement_sets_the_mode_at_once():
+    x = tg.tensor([1.0], requires_grad=True)
+    try:
+        tg.set_grad_enabled(False)  # no `with`: the mode is set and stays set
+        assert tg.is_grad_enabled() is False
+        y = x * 2
+        assert not y.requires_grad and y.grad_fn is None
+        tg.set_grad_enabled(True)
+        assert tg.is_grad_enabled() is True
+        assert (x * 2).requires_grad
+    finally:
+        tg.set_grad_enabled(True)
+    assert tg.is_grad_enabled() is True
+
+
+def test_set_grad_enabled_as_a_context_manager():
+    x = tg.tensor([1.0], requires_grad=True)
+    with tg.set_grad_enabled(False):
+        assert tg.is_grad_enabled() is False
+        assert not (x * 2).requires_grad
+    assert tg.is_grad_enabled() is True
+    with tg.set_grad_enabled(True):
+        assert tg.is_grad_enabled() is True
+    assert tg.is_grad_enabled() is True
+    with tg.no_grad():
+        with tg.set_grad_enabled(True):
+            assert tg.is_grad_enabled() is True
+            y = x * 3
+            assert y.requires_grad
+        assert tg.is_grad_enabled() is False  # back to the mode it was made under
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0])
+    with pytest.raises(ValueError, match="boom"):
+        with tg.set_grad_enabled(False):
+            assert tg.is_grad_enabled() is False
+            raise ValueError("boom")
+    assert tg.is_grad_enabled() is True  # restored after an exception
+
+
+def test_set_grad_enabled_as_a_decorator():
+    x = tg.tensor([2.0], requires_grad=True)
+
+    @tg.set_grad_enabled(False)
+    def frozen(t):
+        return t * 2, tg.is_grad_enabled()
+
+    assert tg.is_grad_enabled() is True  # defining it does not change the mode
+    y, mode = frozen(x)
+    assert mode is False and not y.requires_grad
+    np.testing.assert_array_equal(y.numpy(), [4.0])
+    assert tg.is_grad_enabled() is True
+    assert frozen.__name__ == "frozen"
+
+    @tg.set_grad_enabled(True)
+    def recording(t):
+        return t * 5
+
+    with tg.no_grad():
+        z = recording(x)
+        assert tg.is_grad_enabled() is False
+    assert z.requires_grad
+    z.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [5.0])
+
+
+def test_no_grad_decorated_generator_body_has_no_graph_but_the_caller_does():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+
+    @tg.no_grad()
+    def doubles(n):
+        total = 0.0
+        for _ in range(n):
+            y = x * 2
+            sent = yield y, tg.is_grad_enabled()
+            total += sent or 0.0
+        return total
+
+    assert inspect.isgeneratorfunction(doubles)
+    gen = doubles(3)
+    y, mode = next(gen)
+    assert mode is False and not y.requires_grad and y.grad_fn is None
+    np.testing.assert_array_equal(y.numpy(), [2.0, 4.0])
+    # between resumptions the caller is back in grad mode and records a graph
+    assert tg.is_grad_enabled() is True
+    w = x * 3
+    assert w.requires_grad
+    y, mode = gen.send(10.0)
+    assert mode is False and not y.requires_grad
+    assert tg.is_grad_enabled() is True
+    y, mode = gen.send(5.0)
+    assert mode is False
+    with pytest.raises(StopIteration) as stop:
+        gen.send(1.0)
+    assert stop.value.value == 16.0
+    assert tg.is_grad_enabled() is True
+    w.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0])
+
+    @tg.no_grad
+    def bare():
+        yield tg.is_grad_enabled()
+
+    assert list(bare()) == [False] and tg.is_grad_enabled() is True
+
+
+def test_enable_grad_decorated_generator_under_outer_no_grad():
+    x = tg.tensor([3.0], requires_grad=True)
+
+    @tg.enable_grad()
+    def squares():
+        yield x * x, tg.is_grad_enabled()
+        yield x * x * x, tg.is_grad_enabled()
+
+    with tg.no_grad():
+        gen = squares()
+        sq, mode = next(gen)
+        assert mode is True and sq.requires_grad
+        assert tg.is_grad_enabled() is False  # the caller keeps its no_grad
+        assert not (x * 2).requires_grad
+        cube, mode = next(gen)
+        assert mode is True and cube.requires_grad
+        assert tg.is_grad_enabled() is False
+        assert next(gen, None) is None
+    assert tg.is_grad_enabled() is True
+    sq.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [6.0])  # d(x^2)/dx at 3
+
+
+def test_decorated_generator_throw_and_close_run_in_the_mode():
+    seen = []
+
+    @tg.set_grad_enabled(False)
+    def body():
+        try:
+            yield 1
+        except KeyError:
+            seen.append(("caught", tg.is_grad_enabled()))
+            yield 2
+        finally:
+            seen.append(("finally", tg.is_grad_enabled()))
+
+    assert tg.is_grad_enabled() is True
+    gen = body()
+    assert next(gen) == 1
+    assert gen.throw(KeyError("k")) == 2
+    assert tg.is_grad_enabled() is True
+    gen.close()
+    assert tg.is_grad_enabled() is True
+    assert seen == [("caught", False), ("finally", False)]
+
+    gen = body()
+    next(gen)
+    with pytest.raises(ValueError, match="out"):
+        gen.throw(ValueError("out"))  # not caught by the body: reaches the caller
+    assert tg.is_grad_enabled() is True
+    assert seen[-1] == ("finally", False)
 
 
 def test_grad_mode_is_thread_local():

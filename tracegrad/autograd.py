@@ -19,6 +19,7 @@ This module imports nothing else from tracegrad.
 from __future__ import annotations
 
 import functools
+import inspect
 import itertools
 import threading
 from heapq import heappop, heappush, heapreplace
@@ -42,13 +43,14 @@ def is_grad_enabled() -> bool:
     return _mode.enabled
 
 
-def set_grad_enabled(enabled: bool) -> None:
-    _mode.enabled = bool(enabled)
-
-
 class _GradMode:
     """Context manager and decorator (``@tg.no_grad()`` or bare ``@tg.no_grad``) that sets
-    grad mode, restoring it on exit."""
+    grad mode to ``enabled``, restoring the previous mode on exit.
+
+    An instance remembers the mode to restore, so a decorated function gets a fresh one per
+    call (recursive calls and threads each restore their own). In a decorated generator
+    function the mode is set while the body runs, and the caller's is back at every yield.
+    """
 
     enabled = True
 
@@ -56,24 +58,54 @@ class _GradMode:
         self = super().__new__(cls)
         return self(fn) if fn is not None else self
 
-    def __init__(self, fn: Callable | None = None) -> None:
-        # `fn` (a bare `@no_grad`) was handled by __new__; nothing else to set up.
-        return None
-
     def __enter__(self) -> None:
-        self._saved = is_grad_enabled()
-        set_grad_enabled(self.enabled)
+        self._saved = _mode.enabled
+        _mode.enabled = self.enabled
 
     def __exit__(self, *exc: Any) -> None:
-        set_grad_enabled(self._saved)
+        _mode.enabled = self._saved
 
     def __call__(self, fn: Callable) -> Callable:
+        scope = type(self)
+        if inspect.isgeneratorfunction(fn):
+            return _wrap_generator(scope, fn)
+
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with type(self)():
+            with scope():
                 return fn(*args, **kwargs)
 
         return wrapper
+
+
+def _wrap_generator(scope: Callable[[], Any], fn: Callable) -> Callable:
+    """Generator function ``fn`` with every resumption of its body (``next``, ``send``,
+    ``throw``, ``close``) run inside a fresh ``scope()``: the mode is in force while the body
+    runs, and the caller's own mode is back whenever the body yields to it. (``yield from``
+    inside a single scope would leak the mode to the caller between yields.)"""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        gen = fn(*args, **kwargs)
+        resume, arg = gen.send, None
+        while True:
+            try:
+                with scope():
+                    value = resume(arg)
+            except StopIteration as stop:  # the body returned
+                return stop.value
+            try:
+                arg = yield value
+            except GeneratorExit:  # we are being closed: close the body, in the mode too
+                with scope():
+                    gen.close()
+                raise
+            except BaseException as exc:  # thrown in by the caller: on to the body
+                resume, arg = gen.throw, exc
+            else:
+                resume = gen.send
+
+    return wrapper
 
 
 class no_grad(_GradMode):
@@ -90,6 +122,39 @@ class enable_grad(_GradMode):
     """Turns graph recording back on inside a ``no_grad`` block."""
 
     enabled = True
+
+
+class set_grad_enabled(_GradMode):
+    """Sets grad mode to ``mode`` at once (on this thread), as in PyTorch::
+
+        tg.set_grad_enabled(False)            # a plain call: stays set
+
+        with tg.set_grad_enabled(is_train):   # restored on leaving the block
+            ...
+
+        @tg.set_grad_enabled(False)           # set around each call (or resumption)
+        def predict(x): ...
+
+    The mode restored on exit is the one in force when this was made.
+    """
+
+    def __new__(cls, mode: bool) -> set_grad_enabled:
+        return object.__new__(cls)  # (no bare-decorator form: the argument is the mode)
+
+    def __init__(self, mode: bool) -> None:
+        self.enabled = bool(mode)
+        _GradMode.__enter__(self)  # set now, remembering the mode to restore
+
+    def __enter__(self) -> None:
+        _mode.enabled = self.enabled  # (the mode to restore was taken when this was made)
+
+    def __call__(self, fn: Callable) -> Callable:
+        # A decorator sets the mode around calls only, not while the `def` runs.
+        self.__exit__()
+        return (enable_grad if self.enabled else no_grad)()(fn)
+
+    def __repr__(self) -> str:
+        return f"tg.set_grad_enabled(mode={self.enabled})"
 
 
 # --------------------------------------------------------------------------------------
