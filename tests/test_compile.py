@@ -1110,3 +1110,21 @@ def test_accumulating_into_a_grad_the_user_replaced_reads_the_new_one():
             out.append(f(tg.ones(2)).item())
         results[mode] = (out, w.grad.tolist())
     assert results["compiled"] == results["eager"] == ([2.0, 4.0, 202.0, 204.0], [102.0, 102.0])
+
+
+def test_compiled_grad_and_value_and_grad_read_each_calls_input():
+    # tg.grad makes a fresh leaf of its argument: the tracer must see it as the argument,
+    # or every compiled call would return the traced call's gradient.
+    f = lambda x: (x * x * x).sum()  # noqa: E731
+    dfdx = tg.compile(tg.grad(f))
+    vg = tg.compile(tg.value_and_grad(lambda x, y: (x * y).sum() * x.sum(), argnums=(0, 1)))
+    inner = tg.compile(lambda x: tg.grad(f)(x) * 2)
+    for v in (1.0, 2.0, 3.0, 4.0):
+        x, y = tg.tensor([v, -v]), tg.tensor([3.0, v])
+        np.testing.assert_allclose(dfdx(x).numpy(), 3 * x.numpy() ** 2)
+        np.testing.assert_allclose(inner(x).numpy(), 6 * x.numpy() ** 2)
+        value, (gx, gy) = vg(x, y)
+        xs, ys = x.numpy(), y.numpy()
+        np.testing.assert_allclose(value.numpy(), (xs * ys).sum() * xs.sum())
+        np.testing.assert_allclose(gx.numpy(), ys * xs.sum() + (xs * ys).sum())
+        np.testing.assert_allclose(gy.numpy(), xs * xs.sum())

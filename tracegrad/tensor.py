@@ -606,12 +606,18 @@ class Tensor:
 
     def _changed_in_place(self, children: tuple, versions: tuple, attrs: dict) -> None:
         self._children, self._attrs = children, attrs  # (as it was: nothing was computed)
-        for x, v in zip(children, versions):
+        op, n = self._op, len(children)
+        reads = op.reads[n - 1][sum(x.requires_grad << i for i, x in enumerate(children))] \
+            if op.reads is not None and n <= 2 else (True,) * (n + 1)
+        for i, (x, v) in enumerate(zip(children, versions)):
             if x._vc[0] != v:
+                why = ("its gradient needs the old value" if reads[i + 1] else
+                       "the graph recorded before the change no longer holds (tracegrad "
+                       "refuses every changed input, PyTorch only those a gradient reads)")
                 raise RuntimeError(
-                    f"backward: an input of {self._op.name} (shape {x.shape}) was changed in "
-                    f"place after it was used, and its gradient needs the old value; "
-                    f"use an out-of-place op (x = x + 1 instead of x += 1) or .clone() first"
+                    f"backward: an input of {op.name} (shape {x.shape}) was changed in place "
+                    f"after it was used, and {why}; use an out-of-place op (x = x + 1 "
+                    f"instead of x += 1) or .clone() first"
                 )
 
     def _accumulate_grad(self, g: "Tensor") -> None:
@@ -647,7 +653,12 @@ class Tensor:
             self._grad = self._grad + g
 
     def _grad_input(self) -> "Tensor":
-        return self if self.requires_grad else _leaf(self.data, requires_grad=True)
+        if self.requires_grad:
+            return self
+        t = _leaf(self.data, requires_grad=True)
+        if _tracer is not None:  # the same value: a compiled tg.grad reads each call's input
+            _tracer.alias(t, self)
+        return t
 
     def _grad_wrt(self, inputs: Sequence["Tensor"], create_graph: bool) -> list:
         # The graph is kept: it may contain nodes the caller built outside the function and
