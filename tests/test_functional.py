@@ -930,6 +930,27 @@ def test_cross_entropy_ignore_index_present_with_k_dims(weighted, label_smoothin
                                     torch.tensor(w) if weighted else None, **kw), x)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_cross_entropy_of_a_fully_ignored_batch_is_nan_with_zero_gradient(weighted):
+    # As PyTorch: the mean over no targets is nan, but the gradient is 0, not 0/0, so a
+    # padded batch does not turn the parameters into nan; eager and compiled alike.
+    x = randn(0, 3, 4)
+    target = tg.tensor([-100, -100, -100])
+    w = _tg(np.array([0.5, 1.0, 2.0, 1.5])) if weighted else None
+    want = torch.tensor(x, requires_grad=True)
+    TF.cross_entropy(want, torch.tensor(target.numpy()),
+                     torch.tensor(w.numpy()) if weighted else None).backward()
+    np.testing.assert_array_equal(want.grad.numpy(), np.zeros((3, 4)))
+    step = tg.compile(lambda a, t: F.cross_entropy(a, t, w))
+    for run in (lambda a: F.cross_entropy(a, target, w), lambda a: step(a, target)):
+        for _ in range(2):  # (a compiled function compiles on its second call)
+            t = tg.tensor(x, requires_grad=True)
+            loss = run(t)
+            loss.backward()
+            assert np.isnan(loss.item())
+            np.testing.assert_array_equal(t.grad.numpy(), want.grad.numpy())
+
+
 def test_cross_entropy_is_stable_at_large_logits():
     x = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, 1e4]])
     t = tg.tensor(x, dtype=tg.float64, requires_grad=True)

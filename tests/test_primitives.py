@@ -1171,7 +1171,8 @@ def linear_case(draw):
     n_in, n_out = draw(st.integers(0, 3)), draw(st.integers(0, 3))
     if not batch and n_in == 0:
         n_in = 1  # a 0-d input has no feature dimension: covered by the error tests
-    return batch + (n_in,), (n_out, n_in), (n_out,)
+    bias = draw(st.sampled_from([(n_out,), (1,)]))  # (1,): one number for every output
+    return batch + (n_in,), (n_out, n_in), bias
 
 
 @covers("linear")
@@ -1247,6 +1248,12 @@ def test_linear_and_log_softmax_errors_name_the_op_and_shapes():
     with pytest.raises(TypeError, match="linear: input, weight and bias have dtypes float64, "
                                         "float32 and float32"):  # the rule, called directly
         PRIMITIVES["linear"].infer(tg.ones(4, 3, dtype=tg.float64), tg.ones(5, 3), b)
+    # A bias that only broadcasts, as PyTorch allows: the composite runs.
+    torch = torch_mod()
+    rng = np.random.default_rng(0)
+    for bias_shape in [(3, 5), ()]:
+        check_both(F.linear, torch.nn.functional.linear, real(rng, (3, 4)), real(rng, (5, 4)),
+                   real(rng, bias_shape))
     # Mixed dtypes promote as matmul does (the composite runs): never NumPy's own promotion.
     assert F.linear(tg.ones(4, 3, dtype=tg.int64), tg.ones(5, 3), b).dtype == tg.float32
     assert F.linear(tg.ones(4, 3, dtype=tg.float64), tg.ones(5, 3), b).dtype == tg.float64

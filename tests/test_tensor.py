@@ -861,6 +861,17 @@ def test_numpy_axis_keepdims_spelling():
     assert tg.sum(x, 0).shape == (3, 4) and tg.mean(x, dim=-1).shape == (2, 3)
     with pytest.raises(TypeError, match="not both"):
         x.sum(dim=0, axis=1)
+    # every reduction takes the NumPy spelling
+    np.testing.assert_allclose(x.amax(axis=1, keepdims=True).numpy(),
+                               R.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(tg.amin(x, axis=(0, 2)).numpy(), R.min(axis=(0, 2)))
+    np.testing.assert_allclose(x.logsumexp(axis=2, keepdims=True).numpy(),
+                               np.log(np.exp(R).sum(axis=2, keepdims=True)), rtol=1e-5)
+    np.testing.assert_array_equal((x > 0).any(axis=1).numpy(), (R > 0).any(axis=1))
+    np.testing.assert_array_equal((x > 0).all(axis=0, keepdims=True).numpy(),
+                                  (R > 0).all(axis=0, keepdims=True))
+    with pytest.raises(TypeError, match="not both"):
+        x.amax(1, axis=1)
 
 
 def test_max_min_with_dim_return_values_and_indices(torch):
@@ -1084,3 +1095,16 @@ def test_format_spec_formats_a_0d_tensor_like_its_number():
     assert f"{tg.tensor([1.0, 2.0])}" == str(tg.tensor([1.0, 2.0]))
     with pytest.raises(TypeError):
         f"{tg.tensor([1.0, 2.0]):.3f}"
+
+
+def test_changed_input_message_says_whether_the_gradient_reads_it():
+    leaf = tg.tensor([1.0, 2.0], requires_grad=True)
+    for make, reads in [(lambda h: h.sin(), True), (lambda h: h * leaf, True),
+                        (lambda h: h.exp(), False), (lambda h: h + 3, False)]:
+        h = leaf * 1
+        out = make(h)
+        h += 1
+        with pytest.raises(RuntimeError, match="changed in place") as err:
+            out.sum().backward()
+        assert ("its gradient needs the old value" in str(err.value)) == reads
+        assert ("refuses every changed input" in str(err.value)) == (not reads)

@@ -18,7 +18,8 @@ import numpy as np
 from .errors import ShapeError
 from .ops import PRIMITIVES as P
 from .ops.base import normalize_axes
-from .tensor import Tensor, _leaf, _operand, apply, cat, stack, where
+from .ops.linalg import check_linear_features
+from .tensor import Tensor, _dim_args, _leaf, _operand, apply, cat, stack, where
 
 tensor_module = importlib.import_module("tracegrad.tensor")  # (the module, for its _tracer)
 
@@ -84,12 +85,14 @@ def std(x: Tensor, dim: Any = None, keepdim: bool = False, *, correction: int = 
                keepdims=keepdims).sqrt()
 
 
-def amax(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
-    return x._amax(dim, keepdim)
+def amax(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
+         keepdims: bool | None = None) -> Tensor:
+    return x._amax(*_dim_args(dim, keepdim, axis, keepdims))
 
 
-def amin(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
-    return x._amin(dim, keepdim)
+def amin(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
+         keepdims: bool | None = None) -> Tensor:
+    return x._amin(*_dim_args(dim, keepdim, axis, keepdims))
 
 
 def max(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
@@ -146,8 +149,10 @@ def take_along_dim(x: Tensor, indices: Tensor, dim: int) -> Tensor:
     return x[tuple(index)]
 
 
-def logsumexp(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+def logsumexp(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
+              keepdims: bool | None = None) -> Tensor:
     """``log(sum(exp(x)))`` without overflow: the max is taken out first."""
+    dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
     axes = normalize_axes("logsumexp", dim, x.ndim)
     if builtins.any(x.shape[a] == 0 for a in axes):  # the sum of nothing is 0: log -inf
         shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape)) if keepdim else \
@@ -270,6 +275,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             and x.dtype == weight.dtype == bias.dtype and tensor_module._tracer is None:
         # eager: one node (see ops/linalg.py); traced: the composite
         return apply(P["linear"], x, weight, bias)
+    check_linear_features(tuple(x.shape), tuple(weight.shape))
     return _linear_composite(x, weight, bias)
 
 
@@ -614,7 +620,11 @@ def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
         smooth = -(logp * w_row).sum(1) * (1.0 / c) * valid.to(logp.dtype)
         loss = loss * (1 - label_smoothing) + smooth * label_smoothing
     if reduction == "mean":
-        return loss.sum() / w.sum()
+        # Every target ignored: the mean of nothing is nan, as in PyTorch, and the gradient
+        # is 0 (not 0/0), so a fully padded batch leaves the parameters alone.
+        total = w.sum()
+        nothing = total == 0
+        return loss.sum() / where(nothing, 1.0, total) + where(nothing, math.nan, 0.0)
     if reduction == "sum":
         return loss.sum()
     if reduction == "none":
@@ -671,11 +681,15 @@ def masked_fill(x: Tensor, mask: Any, value: Any) -> Tensor:
     return where(mask, _operand(value, x).to(x.dtype), x)
 
 
-def any(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+def any(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
+        keepdims: bool | None = None) -> Tensor:
+    dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
     return (x != 0).sum(dim, keepdim) > 0
 
 
-def all(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+def all(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
+        keepdims: bool | None = None) -> Tensor:
+    dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
     return (x != 0).sum(dim, keepdim) == _count(x, dim)
 
 

@@ -91,18 +91,23 @@ def _linear_forward(x, weight, bias):
     return out
 
 
+def check_linear_features(x_shape: tuple, weight_shape: tuple) -> None:
+    """The error for an input whose features do not fit a (out, in) weight."""
+    if x_shape and len(weight_shape) == 2 and x_shape[-1] != weight_shape[1]:
+        raise ShapeError(
+            f"linear: the input's last dimension ({x_shape[-1]}) must equal the weight's "
+            f"in_features ({weight_shape[1]}); input {x_shape}, weight {weight_shape} (out, in)"
+        )
+
+
 def _linear_infer(x, weight, bias):
     sx, sw, sb = tuple(x.shape), tuple(weight.shape), tuple(bias.shape)
-    if len(sw) != 2 or not sx or sb != sw[:1]:
+    if len(sw) != 2 or not sx or sb not in (sw[:1], (1,)):
         raise ShapeError(
             f"linear: weight must be (out, in) and bias (out,), and the input at least 1-d; "
             f"got input {sx}, weight {sw}, bias {sb}"
         )
-    if sx[-1] != sw[1]:
-        raise ShapeError(
-            f"linear: the input's last dimension ({sx[-1]}) must equal the weight's in_features "
-            f"({sw[1]}); input {sx}, weight {sw} (out, in)"
-        )
+    check_linear_features(sx, sw)
     if not x.dtype == weight.dtype == bias.dtype:
         raise TypeError(f"linear: input, weight and bias have dtypes {x.dtype}, {weight.dtype} "
                         f"and {bias.dtype}; cast them to one")
@@ -117,7 +122,11 @@ def _linear_vjp(g, out, x, weight, bias):
     n = math.prod(tuple(x.shape)[:-1])  # every leading dimension is a batch of rows
     rows = g.reshape((n, n_out))
     gw = rows.transpose(-1, -2) @ x.reshape((n, n_in)) if weight.requires_grad else None
-    gb = rows.sum((0,)) if bias.requires_grad else None
+    gb = None
+    if bias.requires_grad:
+        gb = rows.sum((0,))
+        if tuple(bias.shape) != (n_out,):  # a bias of one number, broadcast to every output
+            gb = gb.sum((0,), keepdim=True)
     return gx, gw, gb
 
 
