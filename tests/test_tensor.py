@@ -1108,3 +1108,24 @@ def test_changed_input_message_says_whether_the_gradient_reads_it():
             out.sum().backward()
         assert ("its gradient needs the old value" in str(err.value)) == reads
         assert ("refuses every changed input" in str(err.value)) == (not reads)
+
+
+def test_mask_operators_and_logical_functions_like_torch(torch):
+    a, b = np.array([True, False, True, False]), np.array([[True], [False]])
+    ops = [lambda x, y: x & y, lambda x, y: x | y, lambda x, y: x ^ y, lambda x, y: ~x,
+           lambda x, y: x & True, lambda x, y: False | x, lambda x, y: True ^ y]
+    for op in ops:
+        got = op(tg.tensor(a), tg.tensor(b))
+        want = op(torch.tensor(a), torch.tensor(b)).numpy()
+        assert got.dtype == tg.bool
+        np.testing.assert_array_equal(got.numpy(), want)
+    x, y = np.array([0, 2, -1, 0]), np.array([0.0, 0.0, 3.0, 0.5])
+    for name in ("logical_and", "logical_or", "logical_xor"):
+        want = getattr(torch, name)(torch.tensor(x), torch.tensor(y)).numpy()
+        np.testing.assert_array_equal(getattr(tg, name)(tg.tensor(x), tg.tensor(y)).numpy(), want)
+        np.testing.assert_array_equal(getattr(tg.tensor(x), name)(tg.tensor(y)).numpy(), want)
+    np.testing.assert_array_equal(tg.logical_not(tg.tensor(y)).numpy(), y == 0)
+    with pytest.raises(TypeError, match=r"& works on bool tensors \(masks\), got int64"):
+        tg.tensor(x) & tg.tensor(x)
+    with pytest.raises(TypeError, match="~ works on bool tensors"):
+        ~tg.tensor(y)

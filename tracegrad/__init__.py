@@ -35,6 +35,10 @@ from .functional import (
     amin,
     clamp,
     log_softmax,
+    logical_and,
+    logical_not,
+    logical_or,
+    logical_xor,
     logsumexp,
     max,
     maximum,
@@ -81,5 +85,5 @@ __all__ = [
     "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "grad", "value_and_grad",
     "detect_anomaly", "where", "cat", "stack", "abs", "amax", "amin", "clamp", "log_softmax",
     "logsumexp", "max", "maximum", "mean", "min", "minimum", "softmax", "std", "var",
-    *_FUNCTION_ALIASES,
+    "logical_and", "logical_or", "logical_xor", "logical_not", *_FUNCTION_ALIASES,
 ]

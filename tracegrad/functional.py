@@ -31,7 +31,7 @@ __all__ = [
     "relu", "sigmoid", "silu", "softmax", "softplus", "logsigmoid", "stack", "std", "tanh",
     "take_along_dim", "var", "where", "t", "square", "reciprocal", "rsqrt", "log1p", "expm1",
     "norm", "masked_fill", "any", "all", "dot", "flip", "roll", "split", "chunk", "repeat",
-    "cumsum", "sort", "topk",
+    "cumsum", "sort", "topk", "logical_and", "logical_or", "logical_xor", "logical_not",
 ]
 
 MaxMin = namedtuple("MaxMin", ["values", "indices"])
@@ -798,6 +798,59 @@ def _unary_inplace(name: str):
     return method
 
 
+# ---------------------------------------------------------------- logic
+# The logical_* functions take any nonzero value as True. The operators & | ^ ~ take bool
+# tensors (masks) only: on ints PyTorch's are bitwise, which tracegrad does not have. Bools
+# multiply as "and" and add as "or", so each is one primitive.
+
+
+def _truth(x: Any) -> Tensor:
+    x = _t(x)
+    return x if x.dtype == np.bool_ else x != 0
+
+
+def logical_and(a: Any, b: Any) -> Tensor:
+    return _truth(a) * _truth(b)
+
+
+def logical_or(a: Any, b: Any) -> Tensor:
+    return _truth(a) + _truth(b)
+
+
+def logical_xor(a: Any, b: Any) -> Tensor:
+    return _truth(a) != _truth(b)
+
+
+def logical_not(a: Any) -> Tensor:
+    return _truth(a) == False  # noqa: E712  (elementwise)
+
+
+def _mask_operator(symbol: str, fn: Any, reverse: bool = False) -> Any:
+    def method(x: Tensor, *other: Any) -> Any:
+        for v in (x, *other):
+            dtype = v.dtype if isinstance(v, Tensor) else np.asarray(v).dtype
+            if dtype != np.bool_:
+                if not isinstance(v, (Tensor, np.ndarray, bool, int, float, list, tuple)):
+                    return NotImplemented
+                raise TypeError(
+                    f"{symbol} works on bool tensors (masks), got {dtype}; compare first "
+                    f"(x > 0), or use tg.logical_and/or/xor/not, which take any nonzero as True"
+                )
+        return fn(*other, x) if reverse else fn(x, *other)
+
+    return method
+
+
+MASK_OPERATORS = {
+    "__and__": _mask_operator("&", logical_and), "__rand__": _mask_operator("&", logical_and),
+    "__or__": _mask_operator("|", logical_or), "__ror__": _mask_operator("|", logical_or),
+    "__xor__": _mask_operator("^", logical_xor), "__rxor__": _mask_operator("^", logical_xor),
+    "__invert__": _mask_operator("~", logical_not),
+    "logical_and": logical_and, "logical_or": logical_or, "logical_xor": logical_xor,
+    "logical_not": logical_not,
+}
+
+
 # ---------------------------------------------------------------- Tensor methods
 
 METHODS = {
@@ -812,7 +865,7 @@ METHODS = {
                                             "round")},
     "mean": mean, "var": var, "std": std, "max": max, "min": min, "amax": amax, "amin": amin,
     "logsumexp": logsumexp, "softmax": softmax, "log_softmax": log_softmax, "abs": abs,
-    "__abs__": abs, "clamp": clamp, "clip": clamp, "minimum": minimum,
+    "__abs__": abs, "clamp": clamp, "clip": clamp, "minimum": minimum, **MASK_OPERATORS,
 }
 
 for _name, _fn in METHODS.items():
