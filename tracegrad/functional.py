@@ -41,14 +41,6 @@ def _t(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-def _dims(x: Tensor, dim: Any, axis: Any) -> Any:
-    if axis is not None:
-        if dim is not None:
-            raise TypeError("pass dim= or axis=, not both")
-        return axis
-    return dim
-
-
 def _count(x: Tensor, dim: Any) -> int:
     axes = normalize_axes("mean", dim, x.ndim)
     return math.prod(x.shape[a] for a in axes)
@@ -60,8 +52,7 @@ def _count(x: Tensor, dim: Any) -> int:
 def mean(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
          keepdims: bool | None = None) -> Tensor:
     """Average over ``dim`` (all dimensions by default)."""
-    dim = _dims(x, dim, axis)
-    keepdim = keepdim if keepdims is None else keepdims
+    dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
     if x.dtype.kind != "f":
         raise TypeError(f"mean: needs a float tensor, got {x.dtype}; use x.float().mean()")
     return x.sum(dim, keepdim) / _count(x, dim)
@@ -70,8 +61,7 @@ def mean(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
 def var(x: Tensor, dim: Any = None, keepdim: bool = False, *, correction: int = 1,
         unbiased: bool | None = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
     """Variance; unbiased (``correction=1``) by default, as in PyTorch."""
-    dim = _dims(x, dim, axis)
-    keepdim = keepdim if keepdims is None else keepdims
+    dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
     if unbiased is not None:
         correction = 1 if unbiased else 0
     centered = x - mean(x, dim, keepdim=True)
@@ -103,8 +93,7 @@ def max(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
     """
     if isinstance(dim, Tensor):
         return maximum(x, dim)
-    dim = _dims(x, dim, axis)
-    keepdim = keepdim if keepdims is None else keepdims
+    dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
     if dim is None:
         return x._amax(None, False)
     indices = x.argmax(dim, keepdim)
@@ -116,8 +105,7 @@ def min(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
     """Like `max`, for the minimum."""
     if isinstance(dim, Tensor):
         return minimum(x, dim)
-    dim = _dims(x, dim, axis)
-    keepdim = keepdim if keepdims is None else keepdims
+    dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
     if dim is None:
         return amin(x)
     indices = x.argmin(dim, keepdim)
