@@ -1160,9 +1160,10 @@ def test_matmul_1d_dot_1d():
 
 # ------------------------------------------------------------------------------ fused for eager
 #
-# linear and log_softmax are primitives so that eager execution runs them as one node; tracing
-# records their composites (functional._linear_composite, _log_softmax_composite). Both are
-# checked against finite differences and PyTorch, and against each other.
+# linear, log_softmax and nll are primitives so that eager execution runs them as one node;
+# tracing records their composites (functional._linear_composite, _log_softmax_composite, the
+# pick-sum-scale of functional._indexed_loss). Each is checked against finite differences and
+# PyTorch, and against its composite.
 
 
 @st.composite
@@ -1206,6 +1207,31 @@ def test_log_softmax(case, seed, scale):
     assert F.log_softmax(tg.tensor(x, requires_grad=True), dim).grad_fn == "<LogSoftmaxBackward>"
 
 
+@st.composite
+def nll_case(draw):
+    m, c = draw(st.integers(1, 5)), draw(st.integers(1, 4))
+    targets = draw(hnp.arrays(np.int64, (m,), elements=st.integers(0, c - 1)))
+    return (m, c), targets, draw(st.sampled_from(["mean", "sum"]))
+
+
+@covers("nll")
+@FAST
+@given(case=nll_case(), seed=seeds)
+def test_nll(case, seed):
+    """The eager cross-entropy (log_softmax, then nll) and nll_loss against PyTorch, to second
+    order (the targets repeat classes: the scatter-add must add)."""
+    torch = torch_mod()
+    shape, targets, reduction = case
+    x = real(np.random.default_rng(seed), shape)
+    tt = torch.tensor(targets)
+    check_both(lambda t: F.cross_entropy(t, tg.tensor(targets), reduction=reduction),
+               lambda t: torch.nn.functional.cross_entropy(t, tt, reduction=reduction), x)
+    check_both(lambda t: F.nll_loss(t.tanh(), tg.tensor(targets), reduction=reduction),
+               lambda t: torch.nn.functional.nll_loss(t.tanh(), tt, reduction=reduction), x)
+    assert F.cross_entropy(tg.tensor(x, requires_grad=True), tg.tensor(targets)).grad_fn == \
+        "<NllBackward>"
+
+
 def _second_order(fn, arrays, v, w):
     """fn's value, the gradient of sum(fn * v) and the gradient of <that gradient, w>."""
     xs = [tg.tensor(a, requires_grad=True) for a in arrays]
@@ -1222,12 +1248,17 @@ def _second_order(fn, arrays, v, w):
 
 
 @FEW
-@given(lin=linear_case(), soft=softmax_case(), seed=seeds)
-def test_fused_primitives_agree_with_their_composites(lin, soft, seed):
+@given(lin=linear_case(), soft=softmax_case(), nll=nll_case(), seed=seeds)
+def test_fused_primitives_agree_with_their_composites(lin, soft, nll, seed):
     rng = np.random.default_rng(seed)
     cases = [(F.linear, F._linear_composite, [real(rng, s) for s in lin]),
              (lambda t: F.log_softmax(t, soft[1]),
               lambda t: F._log_softmax_composite(t, soft[1]), [real(rng, soft[0])])]
+    (m, c), targets, reduction = nll
+    scale = -1.0 / m if reduction == "mean" else -1.0
+    rows, tt = tg.tensor(np.arange(m)), tg.tensor(targets)
+    cases.append((lambda t: apply(PRIMITIVES["nll"], t, rows, tt, scale=scale),
+                  lambda t: t[rows, tt].sum() * scale, [real(rng, (m, c))]))
     for fused, composite, arrays in cases:
         out_shape = fused(*(tg.tensor(a) for a in arrays)).shape
         v = rng.normal(size=out_shape)
@@ -1266,12 +1297,12 @@ def test_traced_functions_record_the_composites():
     step = tg.compile(lambda x, y: F.cross_entropy(model(x), y))
     x, y = tg.randn(5, 3), tg.tensor([0, 1, 1, 0, 1])
     want = F.cross_entropy(model(x), y)  # eager: the fused primitives
-    assert want.grad_fn == "<MulBackward>" and model[0](x).grad_fn == "<LinearBackward>"
+    assert want.grad_fn == "<NllBackward>" and model[0](x).grad_fn == "<LinearBackward>"
     for _ in range(2):  # the first call runs eagerly, the second compiles
         got = step(x, y)
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
     ops = {node.op for node in step.graph.nodes}
-    assert "matmul" in ops and not ops & {"linear", "log_softmax"}
+    assert "matmul" in ops and not ops & {"linear", "log_softmax", "nll"}
 
 
 # ------------------------------------------------------------------------------ dtypes

@@ -259,10 +259,12 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ weight.T + bias`` with PyTorch's (out, in) weight layout."""
-    if bias is not None and weight.ndim == 2 and bias.ndim == 1 and x.ndim \
-            and x.dtype == weight.dtype == bias.dtype and tensor_module._tracer is None:
-        # eager: one node (see ops/linalg.py); traced: the composite
-        return apply(P["linear"], x, weight, bias)
+    if tensor_module._tracer is None and isinstance(bias, Tensor) and \
+            isinstance(weight, Tensor) and isinstance(x, Tensor):
+        xd, wd, bd = x.data, weight.data, bias.data
+        if wd.ndim == 2 and bd.ndim == 1 and xd.ndim and xd.dtype == wd.dtype == bd.dtype:
+            # eager: one node (see ops/linalg.py); traced: the composite
+            return apply(P["linear"], x, weight, bias)
     check_linear_features(tuple(x.shape), tuple(weight.shape))
     return _linear_composite(x, weight, bias)
 
@@ -587,12 +589,13 @@ def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
     if t.dtype != np.int64:
         t = t.long()
     m = t.shape[0]
-    if (weight is None and not label_smoothing and reduction == "mean" and m
-            and not tensor_module._tracer and not ignored):
-        # Eager, and no target is ignore_index (checked above on the data): the plain mean
-        # of the picked log-probabilities, in three ops instead of nine. A compiled loss
-        # takes the general path below, since its labels change from call to call.
-        return logp[_leaf(np.arange(m)), t].sum() * (-1.0 / m)
+    if (weight is None and not label_smoothing and reduction in ("mean", "sum") and m
+            and tensor_module._tracer is None and not ignored):
+        # Eager, and no target is ignore_index (checked above on the data): minus the mean
+        # (or sum) of the picked log-probabilities, one `nll` node. A compiled loss takes the
+        # general path below, since its labels change from call to call.
+        scale = -1.0 / m if reduction == "mean" else -1.0
+        return apply(P["nll"], logp, _leaf(np.arange(m)), t, scale=scale)
     valid = t != ignore_index
     safe_t = where(valid, t, 0)
     picked = logp[_leaf(np.arange(m)), safe_t]

@@ -132,10 +132,10 @@ class GradArray:
     def permute(self, *dims: Any) -> "GradArray":
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
-        return self._view(np.transpose(self.data, dims))
+        return self._view(self.data.transpose(dims))
 
     def transpose(self, dim0: int, dim1: int) -> "GradArray":
-        return self._view(np.swapaxes(self.data, dim0, dim1))
+        return self._view(self.data.swapaxes(dim0, dim1))
 
     def expand(self, *shape: Any) -> "GradArray":
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):

@@ -508,7 +508,7 @@ class Tensor:
                     f"one has shape {self.shape}; reduce it (e.g. .sum()) or pass gradient= "
                     f"with that shape"
                 )
-            seed = _leaf(np.ones(self.shape, dtype=self.dtype))
+            seed = _leaf(np.ones(self.data.shape, dtype=self.data.dtype))
         else:
             seed = gradient if isinstance(gradient, Tensor) else Tensor(gradient, dtype=self.dtype)
             if seed.shape != self.shape:
@@ -524,9 +524,12 @@ class Tensor:
         elif not create_graph and not _Anomaly.enabled:
             # First-order, nothing to record: the rules run on bare arrays (see gradarray.py).
             seed = GradArray(seed.data)
-        mode = autograd.enable_grad() if create_graph else autograd.no_grad()
-        with mode:
+        saved = _mode.enabled  # (grad mode as enable_grad()/no_grad() would set it)
+        _mode.enabled = create_graph
+        try:
             autograd.backpropagate(self, seed, policy)
+        finally:
+            _mode.enabled = saved
 
     # Hooks the engine calls (tracegrad.autograd).
 
@@ -625,8 +628,9 @@ class Tensor:
             # Adopt the memory the backward pass just computed, if nothing else holds it and
             # it is C-ordered (strided gradients make every optimizer update slow); else copy.
             a = g.data
-            if not (g.owned and a.dtype == self.data.dtype and a.flags.c_contiguous
-                    and a.flags.writeable):
+            flags = a.flags
+            if not (g.owned and a.dtype == self.data.dtype and flags.c_contiguous
+                    and flags.writeable):
                 a = np.array(a, dtype=self.data.dtype, order="C", copy=True)
             g.owned = False
             if a.shape != self.data.shape:  # a VJP rule returned the wrong shape: our bug
@@ -881,9 +885,21 @@ class Tensor:
         self._vc = [old._vc[0] + 1]
         return self
 
-    def _inplace_binary(self, name: str, other: Any) -> "Tensor":
-        """``self = self <op> other`` in place. Outside graph recording, NumPy writes straight
-        into this tensor's memory (no temporary, which matters for optimizer updates)."""
+    def _inplace_binary(self, name: str, other: Any, alpha: Any = 1) -> "Tensor":
+        """``self = self <op> other * alpha`` in place. Outside graph recording, NumPy writes
+        straight into this tensor's memory (no temporary, which matters for optimizer
+        updates)."""
+        if not _mode.enabled and _tracer is None and type(other) is Tensor \
+                and type(alpha) in (int, float):
+            # The common case (an optimizer's update), on the arrays: nothing to check,
+            # nothing to convert. (A float32 array times a Python float stays float32.)
+            x, y = self.data, other.data
+            if y.shape == x.shape and y.dtype == x.dtype and x.dtype.kind == "f" \
+                    and x.flags.writeable:
+                P[name].forward(x, y if alpha == 1 else y * alpha, out=x)
+                _bump(self)
+                return self
+        other = _scaled(other, alpha)
         if _mode.enabled and (self.requires_grad or getattr(other, "requires_grad", False)):
             return self._inplace(lambda s: _binary(name, s, other), other)
         if _tracer is not None:
@@ -892,7 +908,6 @@ class Tensor:
         x, y = self.data, o.data
         if y.shape == x.shape and y.dtype == x.dtype and x.dtype.kind == "f" \
                 and x.flags.writeable:
-            # The common case (an optimizer's update): nothing to check, nothing to convert.
             P[name].forward(x, y, out=x)
             _bump(self)
             return self
@@ -917,10 +932,10 @@ class Tensor:
         return self
 
     def add_(self, other: Any, alpha: Any = 1) -> "Tensor":
-        return self._inplace_binary("add", _scaled(other, alpha))
+        return self._inplace_binary("add", other, alpha)
 
     def sub_(self, other: Any, alpha: Any = 1) -> "Tensor":
-        return self._inplace_binary("sub", _scaled(other, alpha))
+        return self._inplace_binary("sub", other, alpha)
 
     def mul_(self, other: Any) -> "Tensor":
         return self._inplace_binary("mul", other)

@@ -188,6 +188,8 @@ def normalize_axes(op: str, axis: Any, ndim: int) -> tuple[int, ...]:
     """``dim=None | int | sequence`` -> a sorted tuple of non-negative axes."""
     if axis is None:
         return tuple(range(ndim))
+    if type(axis) is tuple and len(axis) == 1 and type(axis[0]) is int and 0 <= axis[0] < ndim:
+        return axis  # one dimension, already normalized: what gradient rules pass
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     if ndim and all(type(a) is int and 0 <= a < ndim for a in axes) and \
             list(axes) == sorted(set(axes)):

@@ -115,17 +115,20 @@ def _linear_infer(x, weight, bias):
 
 
 def _linear_vjp(g, out, x, weight, bias):
-    n_out, n_in = tuple(weight.shape)
     gx = g @ weight if x.requires_grad else None
     if not (weight.requires_grad or bias.requires_grad):
         return gx, None, None
-    n = math.prod(tuple(x.shape)[:-1])  # every leading dimension is a batch of rows
-    rows = g.reshape((n, n_out))
-    gw = rows.transpose(-1, -2) @ x.reshape((n, n_in)) if weight.requires_grad else None
+    if x.ndim == 2:  # a batch of rows already
+        rows, x_rows = g, x
+    else:  # every leading dimension is a batch of rows
+        n_out, n_in = tuple(weight.shape)
+        n = math.prod(tuple(x.shape)[:-1])
+        rows, x_rows = g.reshape((n, n_out)), x.reshape((n, n_in))
+    gw = rows.transpose(-1, -2) @ x_rows if weight.requires_grad else None
     gb = None
     if bias.requires_grad:
         gb = rows.sum((0,))
-        if tuple(bias.shape) != (n_out,):  # a bias of one number, broadcast to every output
+        if bias.shape != gb.shape:  # a bias of one number, broadcast to every output
             gb = gb.sum((0,), keepdim=True)
     return gx, gw, gb
 
