@@ -110,6 +110,7 @@ def interleaved(
     warmup: int,
     repeats: int,
     cleanup: Callable[[], None] = gc.collect,
+    block: int = 1,
 ) -> dict[str, dict[str, list]]:
     """Time ``steps[name](k)`` for k = 0, 1, ..., round-robin: A(0), B(0), A(1), B(1), ...
 
@@ -120,31 +121,41 @@ def interleaved(
     engine left behind, and what an engine leaves for the collector is still measured. The
     first ``warmup`` rounds are run but not timed.
 
+    ``block > 1`` takes turns by blocks instead: A(0..block-1), B(0..block-1), A(block..),
+    ..., with ``cleanup()`` after each block only. Inside a block an engine runs call after
+    call, as in a training loop: a full collection walks every object of the process (with
+    PyTorch imported, a few hundred thousand) and leaves the caches cold, so a call right
+    after one measures how fast an engine recovers from that, not what it costs in a loop.
+
     Returns, per engine, lists over the timed calls: ``seconds`` (the call, wall clock),
     ``cpu_seconds`` (the CPU time this process spent in it: on a shared machine a call that
     the scheduler preempts is slow on the wall clock but not in CPU time), ``gc_seconds``
-    (the part of it the garbage collector ran), ``cleanup_seconds``; and ``outputs``, what
-    every call returned (warm-up included).
+    (the part of it the garbage collector ran), ``cleanup_seconds`` (0 for a call that is not
+    the last of its block); and ``outputs``, what every call returned (warm-up included).
     """
     keys = ("seconds", "cpu_seconds", "gc_seconds", "cleanup_seconds", "outputs")
     out: dict[str, dict[str, list]] = {name: {key: [] for key in keys} for name in steps}
+    total = warmup + repeats
     cleanup()
-    for k in range(warmup + repeats):
+    for first in range(0, total, block):
         for name, step in steps.items():
-            with GcClock() as gc_clock:
-                cpu_start = time.process_time()
-                start = time.perf_counter()
-                result = step(k)
-                middle = time.perf_counter()
-                cpu_end = time.process_time()
-            cleanup()
-            end = time.perf_counter()
-            out[name]["outputs"].append(result)
-            if k >= warmup:
-                out[name]["seconds"].append(middle - start)
-                out[name]["cpu_seconds"].append(cpu_end - cpu_start)
-                out[name]["gc_seconds"].append(gc_clock.seconds)
-                out[name]["cleanup_seconds"].append(end - middle)
+            last = min(first + block, total) - 1
+            for k in range(first, last + 1):
+                with GcClock() as gc_clock:
+                    cpu_start = time.process_time()
+                    start = time.perf_counter()
+                    result = step(k)
+                    middle = time.perf_counter()
+                    cpu_end = time.process_time()
+                if k == last:
+                    cleanup()
+                end = time.perf_counter()
+                out[name]["outputs"].append(result)
+                if k >= warmup:
+                    out[name]["seconds"].append(middle - start)
+                    out[name]["cpu_seconds"].append(cpu_end - cpu_start)
+                    out[name]["gc_seconds"].append(gc_clock.seconds)
+                    out[name]["cleanup_seconds"].append(end - middle)
     return out
 
 

@@ -108,7 +108,9 @@ def test_tensor_quick_reports_numbers(tensor_result):
 
 def test_tensor_quick_mlp_losses_agree_with_numpy(tensor_result):
     losses = tensor_result["details"]["mlp"]["losses"]
-    assert len(losses["tracegrad"]) == 3
+    assert len(losses["tracegrad"]) == 6  # quick: 2 warm-up steps and 4 timed, in turns of 2
+    cold = tensor_result["details"]["mlp"]["cold_timings"]
+    assert len(cold["tracegrad"]["seconds"]) == 2 and len(cold["numpy"]["seconds"]) == 2
     assert losses["tracegrad"] == pytest.approx(losses["numpy"], rel=1e-4)
     assert tensor_result["details"]["mlp"]["losses_agree"]
 
