@@ -46,9 +46,11 @@ class GradArray:
     def __init__(self, data: np.ndarray, requires_grad: bool = False, owned: bool = False):
         self.data = data  # always an ndarray (0-d included), never a NumPy scalar
         self.requires_grad = requires_grad
-        # Whether a leaf may adopt ``data`` as its ``.grad`` without copying: true for memory
-        # an op just allocated, handed on to a view of it (only one holder at a time), and
-        # given up when a leaf adopts it. The seed and the forward values are never owned.
+        # Whether ``data`` is memory no one else holds: a leaf may then adopt it as its
+        # ``.grad`` without copying, and a unary rule may multiply into it in place. True for
+        # memory an op just allocated, handed on to a view of it (only one holder at a time),
+        # and given up when a leaf adopts it or when one array goes to two inputs (add's
+        # gradient). The seed and the forward values are never owned.
         self.owned = owned
 
     def _view(self, data: np.ndarray) -> "GradArray":

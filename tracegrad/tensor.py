@@ -556,6 +556,8 @@ class Tensor:
                 same = per_input is not None and a.data.shape == b.data.shape
                 if same:
                     if op.passes_gradient:
+                        if ra and rb:  # one array for both inputs: neither may write into it
+                            g.owned = False
                         return (g if ra else None), (g if rb else None)
                     fa, fb = per_input
                     if op.arithmetic[1][mask]:  # plain arithmetic: on the arrays themselves
@@ -578,8 +580,19 @@ class Tensor:
             if type(g) is GradArray:
                 op = self._op
                 if op.arithmetic[0][1]:  # plain arithmetic: on the arrays themselves
-                    (dx,) = op.vjp(g.data, self.data, a.data)
-                    return (_fresh_grad(dx),)
+                    derivative = op.derivative
+                    if derivative is None:
+                        (dx,) = op.vjp(g.data, self.data, a.data)
+                        return (_fresh_grad(dx),)
+                    gd = g.data
+                    d = derivative(self.data, a.data)
+                    if g.owned and gd.flags.writeable:
+                        # g is this node's alone (new memory no one else holds, see
+                        # GradArray.owned): the product goes into it, as a hand-written
+                        # backward would do (g *= out > 0), instead of into new memory.
+                        np.multiply(gd, d, out=gd)
+                        return (g,)
+                    return (_fresh_grad(gd * d),)
                 ro, wa = op.reads[0][1]
                 out = GradArray(self.data, True) if ro else self
                 a = GradArray(a.data, True) if wa else a
