@@ -165,6 +165,24 @@ def test_leaves_never_share_gradient_memory():
     assert seed.tolist() == [3.0, 4.0]
 
 
+def test_gradients_multiplied_in_place_never_reach_a_sibling(torch):
+    # A unary rule multiplies its incoming gradient in place when no one else holds it. add
+    # hands one array to both operands: after a relu on one side, the other side must still
+    # see the unmasked gradient; and a chain of unary ops reuses one array all the way.
+    rng = np.random.default_rng(0)
+    a_np, b_np, w_np = (rng.normal(size=(3, 4)) for _ in range(3))
+    a, b = tg.tensor(a_np, requires_grad=True), tg.tensor(b_np, requires_grad=True)
+    w = tg.tensor(w_np)
+    ((a.relu() + b.tanh()) * w).sum().backward()  # (g * w is new memory: owned)
+    ((a.exp().sigmoid().relu() + (-a).relu()) * w).sum().backward()
+    ta, tb = (torch.tensor(v, requires_grad=True) for v in (a_np, b_np))
+    tw = torch.tensor(w_np)
+    ((ta.relu() + tb.tanh()) * tw).sum().backward()
+    ((ta.exp().sigmoid().relu() + (-ta).relu()) * tw).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), ta.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(b.grad.numpy(), tb.grad.numpy(), rtol=1e-12)
+
+
 def test_linear_weight_gradient_is_c_ordered_and_right(torch):
     rng = np.random.default_rng(0)
     xs, ws = rng.normal(size=(5, 3)), rng.normal(size=(4, 3))
