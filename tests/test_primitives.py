@@ -497,6 +497,25 @@ def test_max_keeps_empty_dimensions_it_does_not_reduce(shape, seed):
     check_both(lambda t: t.amax(1), lambda t: torch.amax(t, 1), x)
 
 
+@pytest.mark.parametrize("rows,cols", [(16, 2), (40, 7), (128, 10), (20, 64), (20, 65)])
+def test_max_and_min_over_many_short_rows(rows, cols):
+    # The layout that max/min reduce as a column-major copy (see ops/reduce.py): values,
+    # nan, ties and the gradient, against NumPy and PyTorch.
+    torch = torch_mod()
+    rng = np.random.default_rng(rows * cols)
+    x = rng.integers(-3, 4, size=(rows, cols)).astype(np.float64)  # many ties
+    compare_with_torch(lambda t: t.amax(1) * 1.5, lambda t: torch.amax(t, 1) * 1.5, x)
+    compare_with_torch(lambda t: t.amin(-1, keepdim=True),
+                       lambda t: torch.amin(t, -1, keepdim=True), x)
+    x32 = x.astype(np.float32)
+    x32[1, 0] = np.nan
+    got = tg.tensor(x32).amax(1).numpy()
+    np.testing.assert_array_equal(got, x32.max(1))
+    assert got.flags.c_contiguous and np.isnan(got[1])
+    np.testing.assert_allclose(F.log_softmax(tg.tensor(x32), 1).numpy()[2:],
+                               torch.log_softmax(torch.tensor(x32), 1).numpy()[2:], rtol=1e-6)
+
+
 def test_max_over_an_empty_dimension_raises():
     x = tg.zeros(2, 0, dtype=tg.float64)
     with pytest.raises(tg.ShapeError):
