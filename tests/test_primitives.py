@@ -713,6 +713,30 @@ def test_expand(case, seed):
     check_both(lambda t: t.expand(target) * 1.0, lambda t: t.expand(target) * 1.0, x)
 
 
+@FAST
+@given(case=expand_case(), seed=seeds, layout=st.sampled_from(["C", "F", "strided", "readonly"]))
+def test_broadcast_view_is_numpys_broadcast_to(case, seed, layout):
+    """expand's forward (and GradArray.expand) make the view themselves for C-ordered arrays;
+    for every layout they must give what np.broadcast_to gives, read-only."""
+    from tracegrad.ops.movement import broadcast_view
+
+    shape, spelled = case
+    target = tuple(n if n != -1 else shape[i - (len(spelled) - len(shape))]
+                   for i, n in enumerate(spelled))
+    x = real(np.random.default_rng(seed), shape)
+    if layout == "F" and x.ndim:  # (asfortranarray makes a 0-d array 1-d)
+        x = np.asfortranarray(x)
+    elif layout == "strided":
+        x = np.repeat(x, 2, axis=-1)[..., ::2] if x.ndim else x
+    elif layout == "readonly":
+        x.flags.writeable = False
+    got, want = broadcast_view(x, target), np.broadcast_to(x, target)
+    assert got.shape == want.shape and got.dtype == want.dtype and not got.flags.writeable
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError):
+        broadcast_view(np.ones(3), (4,))
+
+
 @covers("pad")
 @FAST
 @given(shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=3), seed=seeds,

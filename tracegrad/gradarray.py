@@ -18,7 +18,7 @@ from . import dtypes
 from .ops import PRIMITIVES
 from .ops.base import normalize_axes
 from .ops.methods import BINARY_METHODS, FLOAT_ONLY, UNARY_METHODS
-from .ops.movement import resolve_shape
+from .ops.movement import broadcast_view, resolve_shape
 
 P = PRIMITIVES
 _SCALARS = (int, float, bool, np.number, np.bool_)
@@ -142,7 +142,7 @@ class GradArray:
     def expand(self, *shape: Any) -> "GradArray":
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return self._view(np.broadcast_to(self.data, shape))
+        return self._view(broadcast_view(self.data, shape))
 
     def unsqueeze(self, dim: int) -> "GradArray":
         return self._view(np.expand_dims(self.data, dim % (self.data.ndim + 1)))

@@ -93,9 +93,30 @@ def _expand_infer(x, *, shape):
     return tuple(shape), x.dtype
 
 
+def broadcast_view(x: np.ndarray, shape: tuple) -> np.ndarray:
+    """``np.broadcast_to(x, shape)``, a read-only view. For a C-ordered ``x`` the strides are
+    worked out here and the view made by one ndarray call: NumPy's own goes through a
+    Python layer and an nditer, which costs more than the rest of a small gradient rule."""
+    shape = tuple(shape)
+    if not x.flags.c_contiguous or x.ndim > len(shape):
+        return np.broadcast_to(x, shape)
+    lead = len(shape) - x.ndim
+    strides = [0] * lead
+    for n, m, stride in zip(x.shape, shape[lead:], x.strides):
+        if n == m:
+            strides.append(stride)
+        elif n == 1:
+            strides.append(0)
+        else:  # does not broadcast: NumPy's error
+            return np.broadcast_to(x, shape)
+    out = np.ndarray(shape, x.dtype, x, 0, tuple(strides))
+    out.flags.writeable = False
+    return out
+
+
 register(
     "expand", "movement",
-    lambda x, *, shape: np.broadcast_to(x, shape),
+    lambda x, *, shape: broadcast_view(x, shape),
     _expand_infer,
     lambda g, out, x, *, shape: (sum_to_shape(g, tuple(x.shape)),),
 )
@@ -135,6 +156,7 @@ class _Slot:
 
 
 SLOT = _Slot()
+_SLOTS = (SLOT,) * 32  # an index of n arrays and nothing else is _SLOTS[:n]
 
 
 def fill_index(index: tuple, arrays: tuple) -> tuple:
@@ -192,11 +214,14 @@ register("getitem", "movement", _getitem_forward, _getitem_infer, _getitem_vjp)
 
 
 def _scatter_add_forward(g, *ix, index, shape):
-    full = fill_index(index, ix)
-    if is_basic_index(full):
-        out = np.zeros(shape, dtype=g.dtype)
-        out[full] = g
-        return out
+    if len(ix) == len(index) and index == _SLOTS[:len(ix)]:  # index arrays only: no slices
+        full = ix
+    else:
+        full = fill_index(index, ix)
+        if is_basic_index(full):
+            out = np.zeros(shape, dtype=g.dtype)
+            out[full] = g
+            return out
     # Repeated indices must add up: np.add.at does (since NumPy 1.25 it is also faster than
     # the bincount of positions this used before).
     out = np.zeros(shape, dtype=g.dtype)
