@@ -1203,10 +1203,10 @@ def test_matmul_1d_dot_1d():
 
 # ------------------------------------------------------------------------------ fused for eager
 #
-# linear, log_softmax and nll are primitives so that eager execution runs them as one node;
-# tracing records their composites (functional._linear_composite, _log_softmax_composite, the
-# pick-sum-scale of functional._indexed_loss). Each is checked against finite differences and
-# PyTorch, and against its composite.
+# linear and log_softmax are primitives so that eager execution runs them as one node; tracing
+# records their composites (functional._linear_composite, _log_softmax_composite). Both are
+# checked against finite differences and PyTorch, and against each other; so is the eager
+# cross-entropy's shortcut against its general path.
 
 
 @st.composite
@@ -1257,12 +1257,11 @@ def nll_case(draw):
     return (m, c), targets, draw(st.sampled_from(["mean", "sum"]))
 
 
-@covers("nll")
 @FAST
 @given(case=nll_case(), seed=seeds)
-def test_nll(case, seed):
-    """The eager cross-entropy (log_softmax, then nll) and nll_loss against PyTorch, to second
-    order (the targets repeat classes: the scatter-add must add)."""
+def test_eager_cross_entropy(case, seed):
+    """The eager cross-entropy (log_softmax, then the sum against a one-hot matrix) and
+    nll_loss against PyTorch, to second order, with repeated classes."""
     torch = torch_mod()
     shape, targets, reduction = case
     x = real(np.random.default_rng(seed), shape)
@@ -1271,8 +1270,6 @@ def test_nll(case, seed):
                lambda t: torch.nn.functional.cross_entropy(t, tt, reduction=reduction), x)
     check_both(lambda t: F.nll_loss(t.tanh(), tg.tensor(targets), reduction=reduction),
                lambda t: torch.nn.functional.nll_loss(t.tanh(), tt, reduction=reduction), x)
-    assert F.cross_entropy(tg.tensor(x, requires_grad=True), tg.tensor(targets)).grad_fn == \
-        "<NllBackward>"
 
 
 def _second_order(fn, arrays, v, w):
@@ -1297,11 +1294,12 @@ def test_fused_primitives_agree_with_their_composites(lin, soft, nll, seed):
     cases = [(F.linear, F._linear_composite, [real(rng, s) for s in lin]),
              (lambda t: F.log_softmax(t, soft[1]),
               lambda t: F._log_softmax_composite(t, soft[1]), [real(rng, soft[0])])]
+    # the eager cross-entropy against the general path (class weights of 1 take it)
     (m, c), targets, reduction = nll
-    scale = -1.0 / m if reduction == "mean" else -1.0
-    rows, tt = tg.tensor(np.arange(m)), tg.tensor(targets)
-    cases.append((lambda t: apply(PRIMITIVES["nll"], t, rows, tt, scale=scale),
-                  lambda t: t[rows, tt].sum() * scale, [real(rng, (m, c))]))
+    tt = tg.tensor(targets)
+    cases.append((lambda t: F.cross_entropy(t, tt, reduction=reduction),
+                  lambda t: F.cross_entropy(t, tt, weight=tg.ones(c, dtype=tg.float64),
+                                            reduction=reduction), [real(rng, (m, c))]))
     for fused, composite, arrays in cases:
         out_shape = fused(*(tg.tensor(a) for a in arrays)).shape
         v = rng.normal(size=out_shape)
@@ -1340,12 +1338,12 @@ def test_traced_functions_record_the_composites():
     step = tg.compile(lambda x, y: F.cross_entropy(model(x), y))
     x, y = tg.randn(5, 3), tg.tensor([0, 1, 1, 0, 1])
     want = F.cross_entropy(model(x), y)  # eager: the fused primitives
-    assert want.grad_fn == "<NllBackward>" and model[0](x).grad_fn == "<LinearBackward>"
+    assert want.grad_fn == "<SumBackward>" and model[0](x).grad_fn == "<LinearBackward>"
     for _ in range(2):  # the first call runs eagerly, the second compiles
         got = step(x, y)
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
     ops = {node.op for node in step.graph.nodes}
-    assert "matmul" in ops and not ops & {"linear", "log_softmax", "nll"}
+    assert "matmul" in ops and not ops & {"linear", "log_softmax"}
 
 
 # ------------------------------------------------------------------------------ dtypes

@@ -592,10 +592,13 @@ def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
     if (weight is None and not label_smoothing and reduction in ("mean", "sum") and m
             and tensor_module._tracer is None and not ignored):
         # Eager, and no target is ignore_index (checked above on the data): minus the mean
-        # (or sum) of the picked log-probabilities, one `nll` node. A compiled loss takes the
-        # general path below, since its labels change from call to call.
-        scale = -1.0 / m if reduction == "mean" else -1.0
-        return apply(P["nll"], logp, _leaf(np.arange(m)), t, scale=scale)
+        # (or sum) of the picked log-probabilities, as the sum of logp times a one-hot
+        # matrix made here from the labels. Two cheap nodes: their gradients are a product
+        # and a broadcast, where picking by index would need a scatter-add. A compiled loss
+        # takes the general path below, since its labels change from call to call.
+        onehot = np.zeros(logp.data.shape, dtype=logp.data.dtype)
+        onehot[np.arange(m), t.data] = -1.0 / m if reduction == "mean" else -1.0
+        return (logp * _leaf(onehot)).sum()
     valid = t != ignore_index
     safe_t = where(valid, t, 0)
     picked = logp[_leaf(np.arange(m)), safe_t]

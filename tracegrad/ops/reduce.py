@@ -1,4 +1,4 @@
-"""Reductions: sum and max (with their gradients), argmax (without), log_softmax, nll."""
+"""Reductions: sum and max (with their gradients), argmax (without), log_softmax."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import numpy as np
 
 from ..errors import ShapeError
 from .base import normalize_axes, register
-from .movement import SLOT
 
 
 def _reduced_shape(shape: tuple, axes: tuple, keepdim: bool) -> tuple:
@@ -159,33 +158,3 @@ def _log_softmax_vjp(g, out, x, *, axis):
 
 register("log_softmax", "reduce", _log_softmax_forward, _log_softmax_infer, _log_softmax_vjp)
 
-
-# ---------------------------------------------------------------- nll
-#
-# ``scale * sum_i logp[rows_i, target_i]``: cross-entropy's last step (the picked
-# log-probabilities, summed and scaled: -1/M for a mean, -1 for a sum) as one node for eager
-# execution, where it was three (the pick, the sum, the scale). The VJP is the pick's own,
-# a scatter-add. Tracing records the three ops instead (``functional._indexed_loss``).
-
-
-def _nll_forward(logp, rows, target, *, scale):
-    return np.asarray(np.add.reduce(logp[rows, target]) * scale, dtype=logp.dtype)
-
-
-def _nll_infer(logp, rows, target, *, scale):
-    m = tuple(rows.shape)
-    if len(logp.shape) != 2 or m != tuple(target.shape) or m != tuple(logp.shape)[:1]:
-        raise ShapeError(f"nll: needs log-probabilities (M, C) and M rows and targets; got "
-                         f"{tuple(logp.shape)}, {m} and {tuple(target.shape)}")
-    if logp.dtype.kind != "f" or rows.dtype.kind not in "iu" or target.dtype.kind not in "iu":
-        raise TypeError(f"nll: needs float log-probabilities and integer rows and targets, "
-                        f"got {logp.dtype}, {rows.dtype} and {target.dtype}")
-    return (), logp.dtype
-
-
-def _nll_vjp(g, out, logp, rows, target, *, scale):
-    picked = (g * scale).expand(tuple(rows.shape))
-    return picked._scatter_add((SLOT, SLOT), tuple(logp.shape), rows, target), None, None
-
-
-register("nll", "reduce", _nll_forward, _nll_infer, _nll_vjp)
