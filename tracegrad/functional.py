@@ -552,6 +552,9 @@ def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: 
                          "cross_entropy", log_probs=logp)
 
 
+_UNSIGNED = {np.dtype(f"i{n}"): np.dtype(f"u{n}") for n in (1, 2, 4, 8)}
+
+
 def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
                   reduction: str, label_smoothing: float, op: str, log_probs: Tensor) -> Tensor:
     # Written with tensor ops only: the targets are data, so a compiled loss reads each
@@ -570,7 +573,9 @@ def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
             f"got {target.shape}"
         )
     tv = target.data
-    if tv.size and (tv.min() < 0 or tv.max() >= c):  # out of range, or ignored
+    # (one reduction finds both ends: viewed as unsigned, a negative class is huge)
+    if tv.size and np.maximum.reduce(tv.view(_UNSIGNED.get(tv.dtype, tv.dtype)),
+                                     axis=None) >= c:  # out of range, or ignored
         t_values = tv[tv != ignore_index]
         if t_values.size and (t_values.min() < 0 or t_values.max() >= c):
             raise IndexError(

@@ -44,7 +44,8 @@ class Linear(Module):
                 f"has {x.shape[-1] if x.ndim else 'no'} features in its last dimension, "
                 f"expected {self.in_features}"
             )
-        return F.linear(x, self.weight, self.bias)
+        params = self._parameters  # (self.weight would go through Module.__getattr__)
+        return F.linear(x, params["weight"], params.get("bias"))
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
