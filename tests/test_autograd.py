@@ -542,6 +542,36 @@ def test_inplace_ops_values(torch):
     assert z._version == v + 2
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["C", "F", "strided", "0-d", "empty"])
+def test_add_and_sub_with_alpha_under_no_grad(dtype, layout):
+    # What optimizers run: p.sub_(grad, alpha=lr) outside grad mode, in place (by BLAS's
+    # axpy for C-ordered float arrays, else by NumPy); every layout gives the same numbers.
+    rng = np.random.default_rng(0)
+    p_np, g_np = (rng.normal(size=(6, 5)).astype(dtype) for _ in range(2))
+    if layout == "F":
+        p_np, g_np = np.asfortranarray(p_np), np.asfortranarray(g_np)
+    elif layout == "strided":
+        p_np, g_np = p_np[:, ::2], g_np[:, ::2]
+    elif layout == "0-d":
+        p_np, g_np = np.array(p_np[0, 0]), np.array(g_np[0, 0])
+    elif layout == "empty":
+        p_np, g_np = p_np[:0], g_np[:0]
+    want = p_np - g_np * dtype(0.1) + g_np * dtype(0.25)
+    p_mem = np.empty((p_np.shape[0], 2 * p_np.shape[1]), dtype)[:, ::2] \
+        if layout == "strided" else np.empty_like(p_np)  # (empty_like keeps the layout)
+    p_mem[...] = p_np
+    p, g = tg.from_numpy(p_mem).requires_grad_(), tg.from_numpy(g_np)
+    if layout in ("F", "strided"):  # (from_numpy keeps the layout)
+        assert not p.data.flags.c_contiguous and not g.data.flags.c_contiguous
+    memory, version = p.data, p._version
+    with tg.no_grad():
+        assert p.sub_(g, alpha=0.1) is p
+        p.add_(g, alpha=0.25)
+    np.testing.assert_allclose(p.numpy(), want, rtol=1e-6 if dtype == np.float32 else 1e-14)
+    assert p.data is memory and p._version == version + 2 and p.dtype == dtype
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_fill_zero_copy_overwrite_non_finite_values():
     z = tg.tensor([float("inf"), 1.0])

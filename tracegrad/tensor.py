@@ -150,6 +150,31 @@ def _fresh_grad(x: Any) -> GradArray:
     return GradArray(x if type(x) is _ndarray else np.asarray(x), False, True)
 
 
+_AXPY: dict | None = None  # dtype -> BLAS axpy, once SciPy is imported (None: not yet)
+
+
+def _axpy(x: np.ndarray, y: np.ndarray, a: float) -> bool:
+    """``x += a * y`` in place by BLAS's axpy (SciPy's binding), in one pass over memory
+    with no temporary ``a * y``: the update ``p.sub_(grad, alpha=lr)`` of every optimizer
+    step. False, doing nothing, where it does not apply (no SciPy, not float32/float64, not
+    C-ordered)."""
+    global _AXPY
+    if _AXPY is None:
+        try:
+            from scipy.linalg.blas import daxpy, saxpy
+            _AXPY = {np.dtype(np.float32): saxpy, np.dtype(np.float64): daxpy}
+        except ImportError:  # pragma: no cover - exercised only without SciPy
+            _AXPY = {}
+    axpy = _AXPY.get(x.dtype)
+    if axpy is None or not x.size or not (x.flags.c_contiguous and y.flags.c_contiguous):
+        return False
+    flat = x.reshape(-1)
+    out = axpy(y.reshape(-1), flat, a=a)
+    if out is not flat and not np.may_share_memory(out, x):  # (the binding had to copy)
+        flat[...] = out
+    return True
+
+
 def _scaled(x: Any, alpha: Any) -> Any:
     """``x * alpha`` for ``add_``/``sub_``; ``alpha`` may be a tensor (a learning rate)."""
     if isinstance(alpha, (int, float)) and alpha == 1:
@@ -909,7 +934,10 @@ class Tensor:
             x, y = self.data, other.data
             if y.shape == x.shape and y.dtype == x.dtype and x.dtype.kind == "f" \
                     and x.flags.writeable:
-                P[name].forward(x, y if alpha == 1 else y * alpha, out=x)
+                if alpha == 1:
+                    P[name].forward(x, y, out=x)
+                elif not _axpy(x, y, alpha if name == "add" else -alpha):
+                    P[name].forward(x, y * alpha, out=x)
                 _bump(self)
                 return self
         other = _scaled(other, alpha)
