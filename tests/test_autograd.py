@@ -12,6 +12,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tracegrad as tg
 
@@ -181,6 +183,66 @@ def test_gradients_multiplied_in_place_never_reach_a_sibling(torch):
     ((ta.exp().sigmoid().relu() + (-ta).relu()) * tw).sum().backward()
     np.testing.assert_allclose(a.grad.numpy(), ta.grad.numpy(), rtol=1e-12)
     np.testing.assert_allclose(b.grad.numpy(), tb.grad.numpy(), rtol=1e-12)
+
+
+# Random programs: the first-order backward (bare arrays, gradients multiplied in place where
+# no one else holds them, leaves adopting fresh arrays) against the recorded backward
+# (create_graph=True: tensors, nothing in place) and PyTorch. Operands are drawn from a pool
+# of earlier results, so values fan out to several consumers, as residual connections do.
+
+# name -> op(lib, a, b) on (3, 4) operands, giving a (3, 4) result
+_PROGRAM_OPS = {
+    "relu": lambda lib, a, b: a.relu(),
+    "tanh": lambda lib, a, b: a.tanh(),
+    "sigmoid": lambda lib, a, b: a.sigmoid(),
+    "neg": lambda lib, a, b: -a,
+    "exp_tanh": lambda lib, a, b: a.tanh().exp(),
+    "square": lambda lib, a, b: a * a,
+    "add": lambda lib, a, b: a + b,
+    "sub": lambda lib, a, b: a - b,
+    "mul": lambda lib, a, b: a * b,
+    "transpose": lambda lib, a, b: a.transpose(0, 1).transpose(0, 1) * 1.5,
+    "reshape": lambda lib, a, b: a.reshape(12).reshape(3, 4).relu(),
+    "cat_halves": lambda lib, a, b: lib.cat([a[:, :2].tanh(), a[:, 2:]], 1),
+    "sum_expand": lambda lib, a, b: a.sum(1, keepdim=True).expand(3, 4) + a,
+    "branches": lambda lib, a, b: a.relu() + b.sigmoid(),  # one gradient, two unary rules
+}
+
+
+def _run_program(lib, leaves, program, weights):
+    pool = list(leaves)
+    for op, i, j in program:
+        pool.append(_PROGRAM_OPS[op](lib, pool[i % len(pool)], pool[j % len(pool)]))
+    return sum((t * w).sum() for t, w in zip(pool[-3:], weights))
+
+
+def _grad_or_zero(x):
+    return x.grad.numpy() if x.grad is not None else np.zeros(tuple(x.shape))
+
+
+@st.composite
+def _programs(draw):
+    return [(draw(st.sampled_from(sorted(_PROGRAM_OPS))), draw(st.integers(0, 20)),
+             draw(st.integers(0, 20))) for _ in range(draw(st.integers(1, 10)))]
+
+
+@settings(max_examples=60, deadline=None)
+@given(program=_programs(), seed=st.integers(0, 2**16))
+def test_random_programs_first_order_gradients(torch, program, seed):
+    rng = np.random.default_rng(seed)
+    values = [rng.normal(size=(3, 4)) for _ in range(2)]
+    weights = [rng.normal(size=(3, 4)) for _ in range(3)]
+    grads = []
+    for create_graph in (False, True):
+        leaves = [tg.tensor(v, requires_grad=True) for v in values]
+        _run_program(tg, leaves, program, [tg.tensor(w) for w in weights]).backward(
+            create_graph=create_graph)
+        grads.append([_grad_or_zero(x) for x in leaves])
+    leaves = [torch.tensor(v, requires_grad=True) for v in values]
+    _run_program(torch, leaves, program, [torch.tensor(w) for w in weights]).backward()
+    for first, recorded, want in zip(*grads, [_grad_or_zero(x) for x in leaves]):
+        np.testing.assert_allclose(first, recorded, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(first, want, rtol=1e-10, atol=1e-12)
 
 
 def test_linear_weight_gradient_is_c_ordered_and_right(torch):
