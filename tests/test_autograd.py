@@ -185,6 +185,23 @@ def test_gradients_multiplied_in_place_never_reach_a_sibling(torch):
     np.testing.assert_allclose(b.grad.numpy(), tb.grad.numpy(), rtol=1e-12)
 
 
+def test_which_unary_rules_write_into_their_gradient():
+    from tracegrad.ops import PRIMITIVES
+    from tracegrad.ops.base import writes_into_g
+
+    assert {n for n, p in PRIMITIVES.items() if p.in_place} == \
+        {"neg", "exp", "log", "sqrt", "tanh", "relu"}
+    # g must be the left operand of the last operation, and read nowhere else
+    yes = [lambda g, out, x: (g * (out > 0),), lambda g, out, x: (g / (out * 2),),
+           lambda g, out, x: (-g,), lambda g, out, x: (g * (1 - out * out),)]
+    no = [lambda g, out, x: (g * out * (1 - out),), lambda g, out, x: (g * g,),
+          lambda g, out, x: (-(g * x),), lambda g, out, x: (x * g,),
+          lambda g, out, x: (g - out,), lambda g, out, x: (g * x.cos(),),
+          lambda g, out, x: (g * out, g)]
+    assert [writes_into_g(f) for f in yes] == [True] * len(yes)
+    assert [writes_into_g(f) for f in no] == [False] * len(no)
+
+
 # Random programs: the first-order backward (bare arrays, gradients multiplied in place where
 # no one else holds them, leaves adopting fresh arrays) against the recorded backward
 # (create_graph=True: tensors, nothing in place) and PyTorch. Operands are drawn from a pool

@@ -174,6 +174,29 @@ class GradArray:
                       self.data, v)
 
 
+class IntoArray:
+    """The gradient handed to a unary rule ``(g * e,)``, ``(g / e,)`` or ``(-g,)`` (see
+    `ops.base.writes_into_g`) whose memory no one else holds: that one operation writes its
+    result into g's own memory."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: np.ndarray):
+        self.data = data
+
+    def __mul__(self, other: Any) -> "IntoArray":
+        np.multiply(self.data, other, out=self.data)
+        return self
+
+    def __truediv__(self, other: Any) -> "IntoArray":
+        np.divide(self.data, other, out=self.data)
+        return self
+
+    def __neg__(self) -> "IntoArray":
+        np.negative(self.data, out=self.data)
+        return self
+
+
 def _fresh(out: np.ndarray, x: np.ndarray, y: Any = None) -> GradArray:
     """The result of an op on ``x`` (and ``y``): owned when it is new memory (not an
     operand, not a view)."""

@@ -22,7 +22,7 @@ import numpy as np
 from . import autograd, dtypes
 from .autograd import next_seq as _next_seq
 from .errors import ShapeError
-from .gradarray import GradArray
+from .gradarray import GradArray, IntoArray
 from .ops import PRIMITIVES
 from .ops.base import check_dim, normalize_axes
 from .ops.methods import BINARY_METHODS, FLOAT_ONLY, UNARY_METHODS
@@ -605,19 +605,15 @@ class Tensor:
             if type(g) is GradArray:
                 op = self._op
                 if op.arithmetic[0][1]:  # plain arithmetic: on the arrays themselves
-                    derivative = op.derivative
-                    if derivative is None:
-                        (dx,) = op.vjp(g.data, self.data, a.data)
-                        return (_fresh_grad(dx),)
                     gd = g.data
-                    d = derivative(self.data, a.data)
-                    if g.owned and gd.flags.writeable:
+                    if op.in_place and g.owned and gd.flags.writeable:
                         # g is this node's alone (new memory no one else holds, see
-                        # GradArray.owned): the product goes into it, as a hand-written
+                        # GradArray.owned): the result goes into it, as a hand-written
                         # backward would do (g *= out > 0), instead of into new memory.
-                        np.multiply(gd, d, out=gd)
+                        op.vjp(IntoArray(gd), self.data, a.data)
                         return (g,)
-                    return (_fresh_grad(gd * d),)
+                    (dx,) = op.vjp(gd, self.data, a.data)
+                    return (_fresh_grad(dx),)
                 ro, wa = op.reads[0][1]
                 out = GradArray(self.data, True) if ro else self
                 a = GradArray(a.data, True) if wa else a

@@ -32,7 +32,7 @@ PRIMITIVES: dict[str, "Primitive"] = {}
 
 class Primitive:
     __slots__ = ("name", "kind", "forward", "infer", "vjp", "passes_gradient", "reads",
-                 "per_input", "arithmetic", "derivative")
+                 "per_input", "arithmetic", "in_place")
 
     def __init__(
         self,
@@ -49,8 +49,8 @@ class Primitive:
         # What the first-order backward learns from the rule's code: see `rule_facts`.
         self.reads, self.per_input, self.arithmetic = (
             rule_facts(vjp) if vjp is not None else (None, None, None))
-        # A unary elementwise rule's derivative(out, x): its VJP is g * derivative.
-        self.derivative = getattr(vjp, "derivative", None)
+        # A unary rule (g * e,), (g / e,) or (-g,): its result may go into g's memory.
+        self.in_place = vjp is not None and writes_into_g(vjp)
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
@@ -82,8 +82,7 @@ def rule_facts(vjp: Callable) -> tuple:
     - ``per_input``: a binary elementwise rule's gradient functions, one per input,
       ``(g, out, a, b) ->`` gradient before summing back to the input's shape; else None;
     - ``arithmetic[n - 1][m]``: whether the gradients for input mask m are plain arithmetic
-      (`arithmetic_only`): for a binary rule, its per-input functions; for a unary
-      elementwise rule (``vjp.derivative``, see `ops.elementwise`), its derivative.
+      (`arithmetic_only`): for a binary rule, its per-input functions.
     """
     return ((_reads(vjp, 1), _reads(vjp, 2)), getattr(vjp, "per_input", None),
             (_arithmetic(vjp, 1), _arithmetic(vjp, 2)))
@@ -95,12 +94,6 @@ def _reads(vjp: Callable, n: int) -> tuple:
     one function per input (``vjp.per_input``) reads, for a mask, what the functions of the
     inputs in the mask read. A rule taking ``*args`` may read everything."""
     everything = tuple((True,) * (n + 1) for _ in range(1 << n))
-    derivative = getattr(vjp, "derivative", None)
-    if derivative is not None:  # g * derivative(out, x): what the derivative reads
-        used = _loaded_names(derivative)
-        names = derivative.__code__.co_varnames[:2]
-        return tuple(tuple(p in used for p in names) for _ in range(1 << n)) if n == 1 \
-            else everything
     code = getattr(vjp, "__code__", None)
     if code is None or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS) or \
             code.co_argcount < n + 2:
@@ -130,16 +123,15 @@ _COMPUTING = {"BINARY_OP", "UNARY_NEGATIVE", "COMPARE_OP"}
 _IN_PLACE_BINARY_OP = 13  # BINARY_OP's argument for +=, and above for the other in-place ones
 
 
-def arithmetic_only(fn: Callable, n: int, derivative: bool = False) -> bool:
+def arithmetic_only(fn: Callable, n: int) -> bool:
     """Whether ``fn(g, out, *n inputs)`` is one expression of its arguments, numbers and the
     operators + - * / ** and comparisons (none in place), computing something: then NumPy
     arrays give the same result as GradArrays (same ufuncs; numbers adapt to the
     arrays' dtype in both), in new memory, and the first-order backward runs it on the arrays
-    themselves. With ``derivative``, ``fn(out, x)`` is a unary rule's derivative, which is
-    multiplied by g anyway: it need not compute anything (``out`` or ``-1`` will do)."""
+    themselves."""
     code = getattr(fn, "__code__", None)
     if code is None or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS) or \
-            code.co_argcount != (2 if derivative else n + 2) or code.co_kwonlyargcount:
+            code.co_argcount != n + 2 or code.co_kwonlyargcount:
         return False
     computes = False
     for ins in dis.get_instructions(fn):
@@ -150,14 +142,49 @@ def arithmetic_only(fn: Callable, n: int, derivative: bool = False) -> bool:
         if ins.opname == "LOAD_CONST" and type(ins.argval) not in (int, float, bool):
             return False
         computes = computes or ins.opname in _COMPUTING
-    return computes or derivative
+    return computes
+
+
+_PUSH = {"LOAD_FAST": 1, "LOAD_FAST_CHECK": 1, "LOAD_CONST": 1, "LOAD_FAST_LOAD_FAST": 2}
+_COMBINE = {"BINARY_OP": -1, "COMPARE_OP": -1, "UNARY_NEGATIVE": 0}
+
+
+def writes_into_g(fn: Callable) -> bool:
+    """Whether a plain arithmetic unary rule ``fn(g, out, x)`` is ``(g * e,)``, ``(g / e,)``
+    or ``(-g,)`` with ``g`` read nowhere else (as relu's ``g * (out > 0)``): then, when no
+    one else holds g's memory, the first-order backward calls it with a g that does that
+    last operation in place (`gradarray.IntoArray`), and the gradient goes into g's memory,
+    as a hand-written backward would put it (``g *= out > 0``). Found from the code:
+    ``g`` is the first value pushed and stays below everything else on the stack until the
+    last operation combines it."""
+    if not arithmetic_only(fn, 1):
+        return False
+    code = [i for i in dis.get_instructions(fn) if i.opname not in ("RESUME", "NOP", "CACHE")]
+    g = fn.__code__.co_varnames[0]
+    if len(code) < 4 or code[-1].opname != "RETURN_VALUE" or \
+            code[-2].opname != "BUILD_TUPLE" or code[-2].arg != 1:
+        return False
+    body, last = code[:-3], code[-3]
+    if not body or body[0].opname != "LOAD_FAST" or body[0].argval != g or any(
+            g in (i.argval if isinstance(i.argval, tuple) else (i.argval,))
+            for i in body[1:] if i.opname in _PUSH):
+        return False
+    if last.opname == "UNARY_NEGATIVE":
+        return len(body) == 1
+    if last.opname != "BINARY_OP" or last.argrepr not in ("*", "/"):
+        return False
+    depth = 1
+    for ins in body[1:]:
+        if ins.opname not in _PUSH and ins.opname not in _COMBINE:
+            return False
+        depth += _PUSH.get(ins.opname, 0) + _COMBINE.get(ins.opname, 0)
+        if depth < 2:  # g was combined before the last operation
+            return False
+    return depth == 2
 
 
 def _arithmetic(vjp: Callable, n: int) -> tuple:
     """`Primitive.arithmetic` for ``n`` inputs: per input mask (see `_reads`)."""
-    derivative = getattr(vjp, "derivative", None)
-    if derivative is not None:
-        return tuple(n == 1 and arithmetic_only(derivative, 1, True) for _ in range(1 << n))
     per_input = getattr(vjp, "per_input", None)
     if per_input is None:
         return tuple(arithmetic_only(vjp, n) for _ in range(1 << n))

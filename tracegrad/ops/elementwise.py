@@ -72,39 +72,27 @@ def _binary_infer(name: str, out_dtype=None):
 
 # ---------------------------------------------------------------- the tables
 
-# name, forward, infer, derivative(out, x): d out / d x, elementwise. The VJP is
-# ``g * derivative(out, x)`` (see `_unary_vjp`); None: no gradient.
+# name, forward, infer, vjp(g, out, x) -> (dx,)
 UNARY = [
-    ("neg", np.negative, _same_infer, lambda out, x: -1),
-    ("exp", np.exp, None, lambda out, x: out),
-    ("log", np.log, None, lambda out, x: 1 / x),
-    ("sqrt", np.sqrt, None, lambda out, x: 0.5 / out),
-    ("tanh", np.tanh, None, lambda out, x: 1 - out * out),
-    ("sin", np.sin, None, lambda out, x: x.cos()),
-    ("cos", np.cos, None, lambda out, x: -x.sin()),
-    ("sigmoid", _sigmoid, None, lambda out, x: out * (1 - out)),
+    ("neg", np.negative, _same_infer, lambda g, out, x: (-g,)),
+    ("exp", np.exp, None, lambda g, out, x: (g * out,)),
+    ("log", np.log, None, lambda g, out, x: (g / x,)),
+    ("sqrt", np.sqrt, None, lambda g, out, x: (g / (out * 2),)),
+    ("tanh", np.tanh, None, lambda g, out, x: (g * (1 - out * out),)),
+    ("sin", np.sin, None, lambda g, out, x: (g * x.cos(),)),
+    ("cos", np.cos, None, lambda g, out, x: (-(g * x.sin()),)),
+    ("sigmoid", _sigmoid, None, lambda g, out, x: (g * out * (1 - out),)),
     # log(1 + exp(x)) in one stable NumPy call; the base of BCE-with-logits and log-sigmoid
-    ("softplus", lambda x: np.logaddexp(0, x), None, lambda out, x: x.sigmoid()),
-    ("erf", _erf, None, lambda out, x: (-(x * x)).exp() * _TWO_OVER_SQRT_PI),
-    # (a mask, not `where`: np.where is several times slower on random masks)
-    ("relu", _relu, _same_infer, lambda out, x: out > 0),
+    ("softplus", lambda x: np.logaddexp(0, x), None, lambda g, out, x: (g * x.sigmoid(),)),
+    ("erf", _erf, None, lambda g, out, x: (g * (-(x * x)).exp() * _TWO_OVER_SQRT_PI,)),
+    # (a mask product, not `where`: np.where is several times slower on random masks)
+    ("relu", _relu, _same_infer, lambda g, out, x: (g * (out > 0),)),
     ("sign", np.sign, _same_infer, None),
     # rounding has no useful gradient (it is zero almost everywhere): no VJP, as comparisons
     ("floor", np.floor, _same_infer, None),
     ("ceil", np.ceil, _same_infer, None),
     ("round", np.round, _same_infer, None),
 ]
-
-
-def _unary_vjp(derivative):
-    """The VJP of a unary elementwise primitive: the gradient times its derivative."""
-
-    def rule(g, out, x):
-        return (g * derivative(out, x),)
-
-    # The first-order backward reads this (see rule_facts): it may multiply into g in place.
-    rule.derivative = derivative
-    return rule
 
 
 def _pow_exponent_grad(g, out, a, b):
@@ -156,9 +144,8 @@ def _binary_vjp(grad_a, grad_b):
     return rule
 
 
-for _name, _fwd, _infer, _derivative in UNARY:
-    register(_name, "elementwise", _fwd, _infer or _unary_float_infer(_name),
-             _unary_vjp(_derivative) if _derivative is not None else None)
+for _name, _fwd, _infer, _vjp in UNARY:
+    register(_name, "elementwise", _fwd, _infer or _unary_float_infer(_name), _vjp)
 
 for _name, _fwd, _da, _db in BINARY:
     register(_name, "elementwise", _fwd, _binary_infer(_name), _binary_vjp(_da, _db))
