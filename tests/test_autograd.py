@@ -6,13 +6,14 @@ higher-order and functional gradients, anomaly detection, and memory over long r
 from __future__ import annotations
 
 import gc
+import importlib
 import inspect
 import threading
 import tracemalloc
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tracegrad as tg
@@ -167,6 +168,13 @@ def test_leaves_never_share_gradient_memory():
     assert seed.tolist() == [3.0, 4.0]
 
 
+@pytest.fixture
+def in_place_always(monkeypatch):
+    """Unary rules write into owned gradients of any size (by default only large ones)."""
+    monkeypatch.setattr(importlib.import_module("tracegrad.tensor"), "_IN_PLACE_MIN_SIZE", 0)
+
+
+@pytest.mark.usefixtures("in_place_always")
 def test_gradients_multiplied_in_place_never_reach_a_sibling(torch):
     # A unary rule multiplies its incoming gradient in place when no one else holds it. add
     # hands one array to both operands: after a relu on one side, the other side must still
@@ -243,7 +251,9 @@ def _programs(draw):
              draw(st.integers(0, 20))) for _ in range(draw(st.integers(1, 10)))]
 
 
-@settings(max_examples=60, deadline=None)
+@pytest.mark.usefixtures("in_place_always")
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(program=_programs(), seed=st.integers(0, 2**16))
 def test_random_programs_first_order_gradients(torch, program, seed):
     rng = np.random.default_rng(seed)

@@ -90,6 +90,10 @@ def _check_anomaly(t: "Tensor", prim_name: str) -> None:
 
 # Shared by the nodes of the common case, instead of a new object per node.
 _NO_ATTRS: dict = {}
+# A unary rule writes into an owned gradient (see Tensor._vjp) from this many elements on:
+# below, a new array is as cheap as NumPy's small-block cache makes it, and the in-place
+# call costs more than it saves.
+_IN_PLACE_MIN_SIZE = 4096
 _UNCHANGED_PAIR = (0, 0)
 # The version counter of every tensor whose data was never changed in place and that shares
 # its counter with no alias. Never incremented: `_bump` gives a tensor its own counter first.
@@ -606,7 +610,8 @@ class Tensor:
                 op = self._op
                 if op.arithmetic[0][1]:  # plain arithmetic: on the arrays themselves
                     gd = g.data
-                    if op.in_place and g.owned and gd.flags.writeable:
+                    if op.in_place and g.owned and gd.size >= _IN_PLACE_MIN_SIZE \
+                            and gd.flags.writeable:
                         # g is this node's alone (new memory no one else holds, see
                         # GradArray.owned): the result goes into it, as a hand-written
                         # backward would do (g *= out > 0), instead of into new memory.
