@@ -523,6 +523,12 @@ def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: 
     """Cross-entropy of logits ``input`` (N, C) or (N, C, d1, ...) against class indices
     (int, shape (N,) or (N, d1, ...)) or class probabilities (float, the input's shape).
     """
+    if weight is None and not label_smoothing and reduction in ("mean", "sum") and \
+            tensor_module._tracer is None and isinstance(input, Tensor) and \
+            isinstance(target, Tensor):
+        loss = _eager_cross_entropy(input, target, ignore_index, reduction)
+        if loss is not None:
+            return loss
     if input.ndim == 0:
         raise ShapeError("cross_entropy: input must have a class dimension")
     if not 0.0 <= label_smoothing <= 1.0:
@@ -553,6 +559,35 @@ def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: 
 
 
 _UNSIGNED = {np.dtype(f"i{n}"): np.dtype(f"u{n}") for n in (1, 2, 4, 8)}
+
+
+def _eager_cross_entropy(input: Tensor, target: Tensor, ignore_index: int,
+                         reduction: str) -> Tensor | None:
+    """The common case of an eager `cross_entropy`, with nothing in between: float logits
+    (N, C), int64 class indices (N,), every one a class (none is ``ignore_index``), a mean
+    or a sum; `log_softmax`, then `_picked_sum`. None when the case is not this one:
+    `_indexed_loss` then checks everything and says what is wrong."""
+    x, tv = input.data, target.data
+    if x.ndim != 2 or tv.ndim != 1 or tv.dtype != np.int64 or x.dtype.kind != "f" or \
+            not tv.shape[0] or tv.shape[0] != x.shape[0]:
+        return None
+    c = x.shape[1]
+    # (one reduction finds both ends: viewed as unsigned, a negative class is huge)
+    if np.maximum.reduce(tv.view(np.uint64), axis=None) >= c or \
+            (0 <= ignore_index < c and (tv == ignore_index).any()):
+        return None
+    return _picked_sum(apply(P["log_softmax"], input, axis=1), tv, reduction)
+
+
+def _picked_sum(logp: Tensor, tv: np.ndarray, reduction: str) -> Tensor:
+    """Eager, minus the mean (or the sum) of ``logp[i, tv[i]]`` over the rows of a (M, C)
+    ``logp``: logp times a one-hot matrix of -1/M (or -1) made here from the labels, summed.
+    Two cheap nodes: their gradients are a product and a broadcast, where picking by index
+    would need a scatter-add."""
+    m = tv.shape[0]
+    onehot = np.zeros(logp.data.shape, dtype=logp.data.dtype)
+    onehot[np.arange(m), tv] = -1.0 / m if reduction == "mean" else -1.0
+    return apply(P["sum"], logp * _leaf(onehot), axes=(0, 1), keepdim=False)
 
 
 def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
@@ -596,14 +631,9 @@ def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
     m = t.shape[0]
     if (weight is None and not label_smoothing and reduction in ("mean", "sum") and m
             and tensor_module._tracer is None and not ignored):
-        # Eager, and no target is ignore_index (checked above on the data): minus the mean
-        # (or sum) of the picked log-probabilities, as the sum of logp times a one-hot
-        # matrix made here from the labels. Two cheap nodes: their gradients are a product
-        # and a broadcast, where picking by index would need a scatter-add. A compiled loss
+        # Eager, and no target is ignore_index (checked above on the data). A compiled loss
         # takes the general path below, since its labels change from call to call.
-        onehot = np.zeros(logp.data.shape, dtype=logp.data.dtype)
-        onehot[np.arange(m), t.data] = -1.0 / m if reduction == "mean" else -1.0
-        return (logp * _leaf(onehot)).sum()
+        return _picked_sum(logp, t.data, reduction)
     valid = t != ignore_index
     safe_t = where(valid, t, 0)
     picked = logp[_leaf(np.arange(m)), safe_t]
