@@ -179,6 +179,19 @@ def _axpy(x: np.ndarray, y: np.ndarray, a: float) -> bool:
     return True
 
 
+_ONES: dict = {}  # (shape, dtype) -> a read-only array of ones: backward()'s implied seed
+
+
+def _one(a: np.ndarray) -> np.ndarray:
+    """Ones of ``a``'s (one-element) shape and dtype, made once per shape and dtype."""
+    key = (a.shape, a.dtype)
+    one = _ONES.get(key)
+    if one is None:
+        one = _ONES[key] = np.ones(a.shape, dtype=a.dtype)
+        one.flags.writeable = False
+    return one
+
+
 def _scaled(x: Any, alpha: Any) -> Any:
     """``x * alpha`` for ``add_``/``sub_``; ``alpha`` may be a tensor (a learning rate)."""
     if isinstance(alpha, (int, float)) and alpha == 1:
@@ -537,7 +550,7 @@ class Tensor:
                     f"one has shape {self.shape}; reduce it (e.g. .sum()) or pass gradient= "
                     f"with that shape"
                 )
-            seed = _leaf(np.ones(self.data.shape, dtype=self.data.dtype))
+            seed = _leaf(_one(self.data))
         else:
             seed = gradient if isinstance(gradient, Tensor) else Tensor(gradient, dtype=self.dtype)
             if seed.shape != self.shape:
