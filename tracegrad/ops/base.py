@@ -145,7 +145,7 @@ def arithmetic_only(fn: Callable, n: int) -> bool:
     return computes
 
 
-_PUSH = {"LOAD_FAST": 1, "LOAD_FAST_CHECK": 1, "LOAD_CONST": 1, "LOAD_FAST_LOAD_FAST": 2}
+_LOADS = ("LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_CONST")
 _COMBINE = {"BINARY_OP": -1, "COMPARE_OP": -1, "UNARY_NEGATIVE": 0}
 
 
@@ -159,25 +159,32 @@ def writes_into_g(fn: Callable) -> bool:
     last operation combines it."""
     if not arithmetic_only(fn, 1):
         return False
-    code = [i for i in dis.get_instructions(fn) if i.opname not in ("RESUME", "NOP", "CACHE")]
+    steps: list[tuple[str, Any]] = []  # (opname, argval), two-name loads split in two
+    for ins in dis.get_instructions(fn):
+        if ins.opname == "LOAD_FAST_LOAD_FAST":  # (Python 3.13)
+            steps += [("LOAD_FAST", name) for name in ins.argval]
+        elif ins.opname not in ("RESUME", "NOP", "CACHE"):
+            steps.append((ins.opname, ins.arg if ins.opname == "BUILD_TUPLE" else
+                          ins.argrepr if ins.opname == "BINARY_OP" else ins.argval))
     g = fn.__code__.co_varnames[0]
-    if len(code) < 4 or code[-1].opname != "RETURN_VALUE" or \
-            code[-2].opname != "BUILD_TUPLE" or code[-2].arg != 1:
+    if len(steps) < 4 or steps[-1][0] != "RETURN_VALUE" or steps[-2] != ("BUILD_TUPLE", 1):
         return False
-    body, last = code[:-3], code[-3]
-    if not body or body[0].opname != "LOAD_FAST" or body[0].argval != g or any(
-            g in (i.argval if isinstance(i.argval, tuple) else (i.argval,))
-            for i in body[1:] if i.opname in _PUSH):
+    body, last = steps[:-3], steps[-3]
+    if not body or body[0] != ("LOAD_FAST", g) or \
+            any(op in _LOADS and value == g for op, value in body[1:]):
         return False
-    if last.opname == "UNARY_NEGATIVE":
+    if last[0] == "UNARY_NEGATIVE":
         return len(body) == 1
-    if last.opname != "BINARY_OP" or last.argrepr not in ("*", "/"):
+    if last not in (("BINARY_OP", "*"), ("BINARY_OP", "/")):
         return False
     depth = 1
-    for ins in body[1:]:
-        if ins.opname not in _PUSH and ins.opname not in _COMBINE:
+    for op, _ in body[1:]:
+        if op in _LOADS:
+            depth += 1
+        elif op in _COMBINE:
+            depth += _COMBINE[op]
+        else:
             return False
-        depth += _PUSH.get(ins.opname, 0) + _COMBINE.get(ins.opname, 0)
         if depth < 2:  # g was combined before the last operation
             return False
     return depth == 2
