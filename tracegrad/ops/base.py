@@ -120,6 +120,11 @@ _ARITHMETIC_OPS = {"RESUME", "NOP", "CACHE", "LOAD_FAST", "LOAD_FAST_CHECK",
                    "LOAD_FAST_LOAD_FAST", "LOAD_CONST", "BINARY_OP", "UNARY_NEGATIVE",
                    "COMPARE_OP", "BUILD_TUPLE", "RETURN_VALUE"}
 _COMPUTING = {"BINARY_OP", "UNARY_NEGATIVE", "COMPARE_OP"}
+# Python 3.10 has an opcode per binary operator (3.11 made them one, BINARY_OP)
+_BINARY_310 = {"BINARY_ADD": "+", "BINARY_SUBTRACT": "-", "BINARY_MULTIPLY": "*",
+               "BINARY_TRUE_DIVIDE": "/", "BINARY_POWER": "**"}
+_ARITHMETIC_OPS |= set(_BINARY_310)
+_COMPUTING |= set(_BINARY_310)
 _IN_PLACE_BINARY_OP = 13  # BINARY_OP's argument for +=, and above for the other in-place ones
 
 
@@ -163,6 +168,8 @@ def writes_into_g(fn: Callable) -> bool:
     for ins in dis.get_instructions(fn):
         if ins.opname == "LOAD_FAST_LOAD_FAST":  # (Python 3.13)
             steps += [("LOAD_FAST", name) for name in ins.argval]
+        elif ins.opname in _BINARY_310:
+            steps.append(("BINARY_OP", _BINARY_310[ins.opname]))
         elif ins.opname not in ("RESUME", "NOP", "CACHE"):
             steps.append((ins.opname, ins.arg if ins.opname == "BUILD_TUPLE" else
                           ins.argrepr if ins.opname == "BINARY_OP" else ins.argval))
