@@ -17,14 +17,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as TF
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tracegrad as tg
 import tracegrad.functional as F
+
+# Nearly every test here compares with PyTorch: without it, the module is skipped.
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
 
 FAST = settings(max_examples=20, deadline=None)
 FEW = settings(max_examples=8, deadline=None)
