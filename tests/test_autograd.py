@@ -272,6 +272,38 @@ def test_random_programs_first_order_gradients(torch, program, seed):
         np.testing.assert_allclose(first, want, rtol=1e-10, atol=1e-12)
 
 
+_COMPOSITES = {  # name -> f(lib, x, w) on x (2, 3, 6, 6), w (4, 3, 3, 3), a scalar out
+    "gelu+layer_norm": lambda lib, x, w: lib.nn.functional.layer_norm(
+        lib.nn.functional.gelu(x), (6,)).sum() * 0.5,
+    "conv2d+relu+pool": lambda lib, x, w: lib.nn.functional.max_pool2d(
+        lib.nn.functional.conv2d(x, w, padding=1).relu(), 2).sum(),
+    "softmax*log": lambda lib, x, w: (lib.softmax(x, 1) * x.exp().sqrt().log()).sum(),
+    "silu+softplus": lambda lib, x, w: (lib.nn.functional.silu(x) * lib.nn.functional.softplus(
+        -x)).sum(),
+    "cross_entropy": lambda lib, x, w: lib.nn.functional.cross_entropy(
+        x.reshape(12, 18).tanh() * 3, lib.tensor([i % 18 for i in range(12)])),
+    "mse+neg": lambda lib, x, w: lib.nn.functional.mse_loss(-x.tanh(), x * 0.5),
+}
+
+
+@pytest.mark.usefixtures("in_place_always")
+@pytest.mark.parametrize("name", sorted(_COMPOSITES))
+def test_composites_first_order_gradients_with_in_place_rules(torch, name):
+    # Every unary rule that can writes into its gradient here, whatever the size.
+    rng = np.random.default_rng(1)
+    x_np, w_np = rng.normal(size=(2, 3, 6, 6)), rng.normal(size=(4, 3, 3, 3)) * 0.3
+    grads = []
+    for create_graph in (False, True):
+        x, w = tg.tensor(x_np, requires_grad=True), tg.tensor(w_np, requires_grad=True)
+        _COMPOSITES[name](tg, x, w).backward(create_graph=create_graph)
+        grads.append([_grad_or_zero(x), _grad_or_zero(w)])
+    x, w = torch.tensor(x_np, requires_grad=True), torch.tensor(w_np, requires_grad=True)
+    _COMPOSITES[name](torch, x, w).backward()
+    for first, recorded, want in zip(*grads, [_grad_or_zero(x), _grad_or_zero(w)]):
+        np.testing.assert_allclose(first, recorded, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(first, want, rtol=1e-9, atol=1e-11)
+
+
 def test_linear_weight_gradient_is_c_ordered_and_right(torch):
     rng = np.random.default_rng(0)
     xs, ws = rng.normal(size=(5, 3)), rng.normal(size=(4, 3))
