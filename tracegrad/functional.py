@@ -561,6 +561,12 @@ def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: 
 _UNSIGNED = {np.dtype(f"i{n}"): np.dtype(f"u{n}") for n in (1, 2, 4, 8)}
 
 
+def _not_all_classes(tv: np.ndarray, c: int) -> bool:
+    """Whether some integer target is outside [0, c): one reduction finds both ends, since
+    viewed as unsigned a negative class is huge."""
+    return bool(np.maximum.reduce(tv.view(_UNSIGNED.get(tv.dtype, tv.dtype)), axis=None) >= c)
+
+
 def _eager_cross_entropy(input: Tensor, target: Tensor, ignore_index: int,
                          reduction: str) -> Tensor | None:
     """The common case of an eager `cross_entropy`, with nothing in between: float logits
@@ -572,9 +578,7 @@ def _eager_cross_entropy(input: Tensor, target: Tensor, ignore_index: int,
             not tv.shape[0] or tv.shape[0] != x.shape[0]:
         return None
     c = x.shape[1]
-    # (one reduction finds both ends: viewed as unsigned, a negative class is huge)
-    if np.maximum.reduce(tv.view(np.uint64), axis=None) >= c or \
-            (0 <= ignore_index < c and (tv == ignore_index).any()):
+    if _not_all_classes(tv, c) or (0 <= ignore_index < c and (tv == ignore_index).any()):
         return None
     return _picked_sum(apply(P["log_softmax"], input, axis=1), tv, reduction)
 
@@ -608,9 +612,7 @@ def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
             f"got {target.shape}"
         )
     tv = target.data
-    # (one reduction finds both ends: viewed as unsigned, a negative class is huge)
-    if tv.size and np.maximum.reduce(tv.view(_UNSIGNED.get(tv.dtype, tv.dtype)),
-                                     axis=None) >= c:  # out of range, or ignored
+    if tv.size and _not_all_classes(tv, c):  # out of range, or ignored
         t_values = tv[tv != ignore_index]
         if t_values.size and (t_values.min() < 0 or t_values.max() >= c):
             raise IndexError(

@@ -941,7 +941,9 @@ class Tensor:
         """``self = self <op> other * alpha`` in place. Outside graph recording, NumPy writes
         straight into this tensor's memory (no temporary, which matters for optimizer
         updates)."""
-        if not _mode.enabled and _tracer is None and type(other) is Tensor \
+        recording = _mode.enabled and (
+            self.requires_grad or getattr(other, "requires_grad", False))
+        if not recording and _tracer is None and type(other) is Tensor \
                 and type(alpha) in (int, float):
             # The common case (an optimizer's update), on the arrays: nothing to check,
             # nothing to convert. (A float32 array times a Python float stays float32.)
@@ -955,17 +957,11 @@ class Tensor:
                 _bump(self)
                 return self
         other = _scaled(other, alpha)
-        if _mode.enabled and (self.requires_grad or getattr(other, "requires_grad", False)):
+        if recording:
             return self._inplace(lambda s: _binary(name, s, other), other)
         if _tracer is not None:
             return self._assign(_binary(name, self, other))
         o = _operand(other, self)
-        x, y = self.data, o.data
-        if y.shape == x.shape and y.dtype == x.dtype and x.dtype.kind == "f" \
-                and x.flags.writeable:
-            P[name].forward(x, y, out=x)
-            _bump(self)
-            return self
         if o.data.dtype != self.data.dtype and dtypes.promote(self.data.dtype, o.data.dtype) \
                 != self.data.dtype:
             raise TypeError(
