@@ -246,6 +246,8 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
         arr = arr.astype(dtypes.to_dtype(dtype), copy=False)
     elif arr.dtype not in dtypes.SUPPORTED:
         arr = arr.astype(dtypes.default_float if arr.dtype.kind == "f" else dtypes.default_int)
+    if _tracer is not None and type(data) is not _ndarray and isinstance(data, _ndarray):
+        _tracer.array_read(data, arr)  # an array argument of a compiled function: an input
     return arr
 
 
@@ -299,6 +301,10 @@ def _result_dtype(a: "Tensor", b: "Tensor") -> np.dtype:
     """PyTorch's promotion, including its rule that a 0-d tensor acts like a number: it
     cannot widen a dimensioned tensor of the same kind (float32[3] * float64[] is float32)."""
     da, db = a.data.dtype, b.data.dtype
+    if type(a) is WeakScalar or type(b) is WeakScalar:  # (only while tracing)
+        if type(a) is WeakScalar and type(b) is WeakScalar:
+            return dtypes.promote(da, db)
+        return dtypes.promote_with_scalar(db if type(a) is WeakScalar else da, 0.0)
     if (a.data.ndim == 0) != (b.data.ndim == 0):
         dim_dt, zero_dt = (db, da) if a.data.ndim == 0 else (da, db)
         if dtypes.kind_rank(zero_dt) <= dtypes.kind_rank(dim_dt):
@@ -497,7 +503,7 @@ class Tensor:
     @property
     def grad(self) -> "Tensor | None":
         """The accumulated gradient (None until a backward reaches this leaf)."""
-        if _tracer is not None and self._grad is not None:
+        if _tracer is not None:
             _tracer.grad_read(self)
         return self._grad
 
@@ -694,11 +700,10 @@ class Tensor:
         if g.data.dtype != self.data.dtype:
             g = g.to(self.data.dtype)
         if _tracer is not None:  # no copies: in the graph every value is immutable anyway
+            # accumulating reads this tensor's .grad (an input fed from `.grad` on every
+            # call, or a guard that it is None), not the .grad tensor object there now
+            _tracer.grad_read(self)
             _tracer.grad_written(self)
-            if self._grad is not None:
-                # accumulating reads this tensor's .grad (an input fed from `.grad` on every
-                # call), not the .grad tensor object that happens to be there now
-                _tracer.grad_read(self)
             self._grad = g if self._grad is None else self._grad + g
             return
         if self._grad is None:
@@ -1286,3 +1291,32 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     if not -nd <= dim < nd:
         raise ShapeError(f"stack: dim {dim} is out of range for a {nd}-dimensional result")
     return cat([t.unsqueeze(dim) for t in tensors], dim=dim)
+
+
+class WeakScalar(Tensor):
+    """A Python float that a compiled program takes as an input (a float argument, an
+    optimizer's learning rate): while tracing, a 0-d float64 tensor that promotes like the
+    Python number it stands for (``float32 tensor * lr`` stays float32, ``int tensor * lr``
+    is float32), as JAX's weakly typed values do. Arithmetic with Python numbers keeps it
+    weak; turning it into a Python value raises `TraceError` like any traced value."""
+
+    __slots__ = ()
+
+
+def _weak_method(name: str) -> Any:
+    method = getattr(Tensor, name)
+
+    def op(self: Tensor, *other: Any) -> Any:
+        out = method(self, *other)
+        if isinstance(out, Tensor) and all(type(o) is WeakScalar or type(o) in (int, float)
+                                           for o in other):
+            out.__class__ = WeakScalar
+        return out
+
+    op.__name__ = name
+    return op
+
+
+for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
+              "__truediv__", "__rtruediv__", "__pow__", "__rpow__", "__neg__"):
+    setattr(WeakScalar, _name, _weak_method(_name))

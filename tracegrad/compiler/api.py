@@ -10,8 +10,8 @@ before anything is captured; the second call traces.
 
 from __future__ import annotations
 
-import dis
 import functools
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -20,15 +20,17 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import autograd
+from ..errors import TraceError
 from ..gradarray import GradArray
 from ..ops.base import rule_facts
 from ..tensor import Tensor, _leaf
 from .backends.numpy import Program
 from .entry import Miss, build_entry
+from .guards import Ident, ReadRecorder, fingerprint, warn_side_effects
 from .ir import Graph
 from .passes import PIPELINE
 from .passes.plan_memory import VIEWS, peak_without_plan
-from .trace import Capture, TensorSpec, build_tree, flatten_args, run_traced, tensor_mod
+from .trace import Capture, TensorSpec, build_tree, flatten_args, is_input, run_traced, tensor_mod
 
 MAX_VARIANTS = 8  # compiles after which tg.compile warns
 MAX_KEPT = 32  # variants kept per compiled function (the oldest is dropped)
@@ -153,14 +155,18 @@ class Variant:
     modules: list  # the Modules whose training flags were guarded
     training: tuple
     structure_epoch: int
-    direct_refs: list  # (getter, "tensor" | "value", id or value): what the function names
+    guards: list  # (what, getter, fingerprint): Python values the trace read (see guards.py)
     records: list = field(default_factory=list)
     compile_seconds: float = 0.0
     backward: Any = None  # a BackwardProgram when the outputs are differentiable
     settings: list = field(default_factory=list)  # (what, dict, keys, values at trace time)
     n_saved: int = 0
-    arg_types: list = field(default_factory=list)  # (shape, dtype, requires_grad) per tensor
+    # per program input argument: ("T", shape, dtype, requires_grad) for a tensor,
+    # ("A", shape, dtype) for a NumPy array, ("F",) for a float
+    arg_types: list = field(default_factory=list)
+    arg_fps: list = field(default_factory=list)  # (index in the flat args, fingerprint)
     grad_enabled: bool = True
+    volatile: bool = False  # the trace changed what it read: never reused
 
     def __post_init__(self) -> None:
         self._owns = [self.program.owns(k) for k in range(len(self.graph.outputs))]
@@ -302,24 +308,101 @@ def _feeders(graph: Graph, capture: Capture) -> list:
         by_node[id(node)] = ("grad", (t, node))
     for t, node, _ in capture.grad_buffers:
         by_node[id(node)] = ("grad", (t, node))
+    for d, k, node in capture.setting_inputs:
+        by_node[id(node)] = ("setting", (d, k))
     return [by_node[id(n)] for n in graph.inputs]
 
 
 def _roots(fn: Callable, args: tuple) -> list[Any]:
-    """The objects a function can reach without being passed them: itself (a Module), its
-    bound object, closure cells, and the globals its code names."""
+    """The objects a function can reach without being passed them, found before tracing:
+    itself (a Module), its bound object, closure cells, and the globals its code may name.
+    (What its helpers read is found while tracing, see guards.ReadRecorder.)"""
     roots: list[Any] = [fn, *args]
     target = fn.forward if hasattr(fn, "forward") and hasattr(fn, "training") else fn
     target = getattr(target, "__func__", target)
     if hasattr(fn, "__self__"):
         roots.append(fn.__self__)
-    roots.extend(value for _, value in _named(target))
-    # One level into plain objects (a trainer holding `self.model` and `self.opt`).
-    for r in list(roots):
+    roots.extend(_named(target))
+    return _one_level(roots)
+
+
+def _one_level(roots: list[Any]) -> list[Any]:
+    """``roots`` and the attributes of the plain objects among them (a trainer holding
+    ``self.model`` and ``self.opt``)."""
+    out = list(roots)
+    for r in roots:
         if hasattr(r, "__dict__") and not isinstance(r, type) and \
                 type(r).__module__.split(".")[0] != "tracegrad":
-            roots.extend(vars(r).values())
-    return roots
+            out.extend(vars(r).values())
+    return out
+
+
+def _named(target: Callable) -> list[Any]:
+    """The closure cells of a function and the globals its code may name (``co_names``
+    holds attribute names too: a superset)."""
+    out = []
+    for cell in getattr(target, "__closure__", None) or ():
+        try:
+            out.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            continue
+    code = getattr(target, "__code__", None)
+    if code is not None:
+        g = getattr(target, "__globals__", {})
+        out += [g[n] for n in code.co_names if n in g]
+    return out
+
+
+def _function_guards(fn: Callable) -> list:
+    """(what, getter, fingerprint) for what the compiled function itself holds: its closure
+    cells and default arguments, and for a method, its object's attributes."""
+    from ..nn.module import Module
+
+    if isinstance(fn, Module):
+        return []  # its settings and structure are guarded as every module's
+    out = []
+    owner = getattr(fn, "__self__", None)
+    if owner is not None and isinstance(getattr(owner, "__dict__", None), dict) and \
+            not isinstance(owner, Module):
+        d = vars(owner)
+        out += [(f"an attribute of a {type(owner).__name__} ({k!r})", _item_getter(d, k),
+                 fingerprint(v)) for k, v in d.items()]
+    target = getattr(fn, "__func__", fn)
+    name = getattr(target, "__name__", "the function")
+    code = getattr(target, "__code__", None)
+    for var, cell in zip(code.co_freevars if code else (), getattr(target, "__closure__", None)
+                         or ()):
+        out.append((f"closure variable {var!r} of {name}", _cell_getter(cell),
+                    fingerprint(_cell_getter(cell)())))
+    if getattr(target, "__defaults__", None) or getattr(target, "__kwdefaults__", None):
+        out.append((f"the default arguments of {name}",
+                    lambda: (target.__defaults__, target.__kwdefaults__),
+                    fingerprint((target.__defaults__, target.__kwdefaults__))))
+    return out
+
+
+_EMPTY = object()
+
+
+def _cell_getter(cell: Any) -> Callable[[], Any]:
+    def get() -> Any:
+        try:
+            return cell.cell_contents
+        except ValueError:  # an empty cell
+            return _EMPTY
+    return get
+
+
+def _identities(fp: Any, out: list) -> list:
+    """Every object a fingerprint holds by identity (the modules and optimizers in it)."""
+    stack = [fp]
+    while stack:
+        x = stack.pop()
+        if type(x) is Ident:
+            out.append(x.obj)
+        elif type(x) is tuple:
+            stack.extend(x)
+    return out
 
 
 def _modules_of(roots: list[Any]) -> list[Any]:
@@ -336,95 +419,70 @@ def _modules_of(roots: list[Any]) -> list[Any]:
 
 
 _PLAIN = (int, float, bool, str, type(None))
+_MODULE_OWN = {"training", "_parameters", "_buffers", "_modules", "_non_persistent"}
 
 
-def _settings(roots: list[Any], modules: list[Any]) -> list:
-    """Plain Python values a traced step reads as constants: an optimizer's hyper-parameters
-    (a scheduler changes lr), the numbers and flags stored on modules (``self.scale``) and
-    on the object whose method is compiled. A variant is only used while they hold.
-
-    Each entry is (what, a dict, its keys, their values then): checking is one tuple
-    comparison per dict on every call."""
+def _settings(roots: list[Any], modules: list[Any], inputs: set) -> tuple[list, list]:
+    """Python values a traced step reads from modules and optimizers: their numbers and
+    flags (``self.scale``, momentum), as (what, a dict, its keys, their values then), one
+    tuple comparison per dict on every call; and their containers (``self.cfg["k"]``), as
+    fingerprint guards. ``inputs`` holds (id(dict), key) of values that are program inputs
+    (an optimizer's float lr): only their type is checked."""
     from ..optim.optimizer import Optimizer
 
-    def entry(what: str, d: dict, skip: tuple = ()) -> tuple | None:
-        keys = tuple(k for k, v in d.items() if isinstance(v, _PLAIN) and k not in skip)
+    def entry(what: str, d: dict, skip: Any = ()) -> tuple | None:
+        keys = tuple(k for k, v in d.items() if isinstance(v, _PLAIN) and k not in skip
+                     and (id(d), k) not in inputs)
         return (what, d, keys, tuple(d[k] for k in keys)) if keys else None
 
-    out = [entry(f"a setting of {type(m).__name__}", vars(m), ("training",)) for m in modules]
+    out = [entry(f"a setting of {type(m).__name__}", vars(m), _MODULE_OWN) for m in modules]
+    guards = [(f"attribute {k!r} of {type(m).__name__}", _item_getter(vars(m), k),
+               fingerprint(v))
+              for m in modules for k, v in vars(m).items()
+              if k not in _MODULE_OWN and isinstance(v, (list, tuple, dict, set, np.ndarray))]
     seen = set()
     for r in roots:
-        if id(r) in seen:
+        if id(r) in seen or not isinstance(r, Optimizer):
             continue
         seen.add(id(r))
-        if isinstance(r, Optimizer):
-            out += [entry(f"a hyper-parameter of {type(r).__name__} (lr, momentum, ...)", g,
-                          ("params",)) for g in r.param_groups]
-        elif hasattr(r, "__dict__") and not isinstance(r, type) and not callable(r) and \
-                type(r).__module__.split(".")[0] not in ("tracegrad", "builtins"):
-            out.append(entry(f"an attribute of a {type(r).__name__}", vars(r)))
-    return [e for e in out if e is not None]
+        for g in r.param_groups:
+            out.append(entry(f"a hyper-parameter of {type(r).__name__} (momentum, ...)", g,
+                             ("params",)))
+            guards += [(f"hyper-parameter {k!r} of {type(r).__name__}", _item_getter(g, k),
+                        fingerprint(v)) for k, v in g.items()
+                       if k != "params" and not isinstance(v, _PLAIN)]
+            guards += [(f"the type of {type(r).__name__}'s {k!r}", _type_getter(g, k),
+                        fingerprint(float)) for d, k in [(g, "lr")] if (id(d), k) in inputs]
+    return [e for e in out if e is not None], guards
 
 
-def _group_tensors(roots: list[Any]) -> list:
-    """(getter, "tensor", id) for each tensor an optimizer keeps among its hyper-parameters
-    (``lr=tg.tensor(0.1)``): the program reads that tensor, so replacing it must retrace."""
-    from ..optim.optimizer import Optimizer
-
-    refs = []
-    for r in roots:
-        if isinstance(r, Optimizer):
-            for g in r.param_groups:
-                for k, v in g.items():
-                    if isinstance(v, Tensor):
-                        refs.append((lambda g=g, k=k: g.get(k), "tensor", id(v)))
-    return refs
+def _item_getter(d: dict, k: Any) -> Callable[[], Any]:
+    return lambda: d.get(k)
 
 
-def _named(target: Callable) -> list[tuple[Callable[[], Any], Any]]:
-    """(getter, value now) for everything a function's code names directly: its closure
-    cells and the globals it reads (not attribute names, which ``co_names`` also holds:
-    the ``step`` of ``opt.step()`` is not a global ``step``)."""
-    out = []
-    for cell in getattr(target, "__closure__", None) or ():
-        try:
-            out.append((lambda c=cell: c.cell_contents, cell.cell_contents))
-        except ValueError:  # an empty cell
-            continue
-    code = getattr(target, "__code__", None)
-    if code is not None:
-        g = getattr(target, "__globals__", {})
-        names = {i.argval for i in dis.get_instructions(code) if i.opname == "LOAD_GLOBAL"}
-        out += [(lambda n=n, g=g: g.get(n), g[n]) for n in sorted(names) if n in g]
-    return out
+def _type_getter(d: dict, k: Any) -> Callable[[], Any]:
+    return lambda: type(d.get(k))
 
 
-def _direct_refs(fn: Callable) -> list:
-    """What a function names directly and a trace freezes: (getter, "tensor", id) for a
-    tensor (its identity is guarded), (getter, "value", value) for a plain Python value
-    (read as a constant: its value is guarded)."""
-    refs = []
-    for getter, value in _named(getattr(fn, "__func__", fn)):
-        if isinstance(value, Tensor):
-            refs.append((getter, "tensor", id(value)))
-        elif isinstance(value, _PLAIN):
-            refs.append((getter, "value", value))
-    return refs
-
-
-def _arg_key(flat: list[tuple[str, Any]]) -> tuple:
-    key = []
-    for _path, leaf in flat:
+def _arg_key(flat: list[tuple[str, Any]], values: bool) -> tuple[tuple, list]:
+    """The cache key of a call's arguments, and the fingerprints of those that are neither
+    inputs nor plain values (checked one by one: they need not be hashable)."""
+    key, fps = [], []
+    for i, (_path, leaf) in enumerate(flat):
+        t = type(leaf)
         if isinstance(leaf, Tensor):
             key.append(("T", leaf.data.shape, leaf.data.dtype, leaf.requires_grad))
+        elif values and t is float:
+            key.append(("F",))
+        elif values and t is np.ndarray:
+            key.append(("A", leaf.shape, leaf.dtype))
+        elif t in _PLAIN:
+            key.append(("v", t.__name__, fingerprint(leaf)))
         else:
-            try:
-                hash(leaf)
-                key.append(("v", type(leaf).__name__, leaf))
-            except TypeError:
-                key.append(("id", id(leaf)))
+            key.append(("o", t.__name__))
+            fps.append((i, fingerprint(leaf)))
     key.append(autograd.is_grad_enabled())
-    return tuple(key)
+    return tuple(key), fps
 
 
 # ---------------------------------------------------------------- the compiled function
@@ -450,11 +508,17 @@ class CompiledFunction:
         self.last_variant: Variant | None = None
         self._fast: Variant | None = None  # the variant of the last all-tensor call
         self._order: list[tuple] = []  # (key, variant), oldest first
+        # Float and NumPy array arguments, and optimizers' float learning rates, are program
+        # inputs, until a trace turns one into a Python value: then they are guards (by
+        # value) for this function from then on.
+        self._values = True
+        self._lock = threading.RLock()  # compiling and the variant table
         functools.update_wrapper(self, fn, updated=())
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if tensor_mod._tracer is not None:  # called inside another trace: just run inline
-            return self.fn(*args, **kwargs)
+        tracer = tensor_mod._tracer
+        if tracer is not None and tracer.thread == threading.get_ident():
+            return self.fn(*args, **kwargs)  # called inside another trace: just run inline
         if not self._warm:
             # The first call runs eagerly: state created lazily (optimizer moments, running
             # statistics) then exists before anything is captured.
@@ -474,17 +538,23 @@ class CompiledFunction:
                     return result if fast.backward is None else \
                         self._differentiable(fast, result, args)
         positional = not kwargs and all(type(a) is Tensor for a in args)
+        fps: list = []
         if positional:
-            tensors: Any = args
+            inputs: Any = args
             key = tuple([("T", a.data.shape, a.data.dtype, a.requires_grad) for a in args]
                         + [autograd._mode.enabled])
         else:
+            values = self._values
             flat = flatten_args(args, kwargs)
-            key = _arg_key(flat)
-            tensors = [leaf for _, leaf in flat if isinstance(leaf, Tensor)]
+            key, fps = _arg_key(flat, values)
+            inputs = [leaf for _, leaf in flat if is_input(leaf, values)]
         variant, reason = None, None
         for v in self.variants.get(key, ()):
-            result = v.entry(tensors)
+            if v.arg_fps and any(fp != f for (_, fp), (_, f) in zip(v.arg_fps, fps)):
+                if reason is None:
+                    reason = "an argument that is not a tensor changed"
+                continue
+            result = v.entry(inputs)
             if type(result) is not Miss:
                 variant = v
                 break
@@ -495,16 +565,28 @@ class CompiledFunction:
                 reason = ("first compiled call" if not self.variants else
                           "new argument shapes, dtypes, requires_grad, Python values or "
                           "grad mode")
-            variant = self._compile(args, kwargs, key, reason)
-            result = variant.entry(tensors)
-            if type(result) is Miss:  # a guard the fresh variant fails: a bug of ours
-                raise AssertionError(f"tg.compile: a new variant fails its own guard: {result}")
+            try:
+                variant = self._compile(args, kwargs, key, fps, reason)
+            except TraceError:
+                if not self._values:
+                    raise
+                # A float or array argument, or a learning rate, was read as a Python value
+                # (an `if`, a `float(...)`, NumPy code): guard their values instead.
+                self._values = False
+                self._fast = None
+                return self(*args, **kwargs)
+            result = variant.entry(inputs)
+            if type(result) is Miss:
+                if not variant.volatile:  # a guard the fresh variant fails: a bug of ours
+                    raise AssertionError(
+                        f"tg.compile: a new variant fails its own guard: {result}")
+                result = variant.entry(inputs, False)  # this call's own trace: run it
         else:
             self.hits += 1
         self.last_variant = variant
-        self._fast = variant if positional else None
+        self._fast = variant if positional and not variant.volatile else None
         return result if variant.backward is None else \
-            self._differentiable(variant, result, tensors)
+            self._differentiable(variant, result, inputs)
 
     def _differentiable(self, variant: Variant, outs: tuple, tensors: Any) -> Any:
         """The result of a differentiable variant: its tensors point back to the compiled
@@ -533,16 +615,58 @@ class CompiledFunction:
 
         return build_tree(variant.capture.out_tree, leaf)
 
-    def _compile(self, args: tuple, kwargs: dict, key: tuple, reason: str) -> Variant:
-        self.misses += 1
-        self.miss_reasons = self.miss_reasons[-63:] + [reason]  # the latest 64
+    def _compile(self, args: tuple, kwargs: dict, key: tuple, fps: list,
+                 reason: str) -> Variant:
+        with self._lock:
+            self.misses += 1
+            self.miss_reasons = self.miss_reasons[-63:] + [reason]  # the latest 64
+            variant = self._trace(args, kwargs, key, fps)
+            if variant.volatile:
+                return variant  # not kept: every call traces again
+            bucket = self.variants.setdefault(key, [])
+            bucket.insert(0, variant)
+            self._order.append((key, variant))
+            if len(self._order) > MAX_KEPT:  # the oldest variant goes: memory stays bounded
+                old_key, old = self._order.pop(0)
+                self.variants[old_key].remove(old)
+                if not self.variants[old_key]:
+                    del self.variants[old_key]
+        if self.misses > MAX_VARIANTS and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"tg.compile: {getattr(self.fn, '__name__', 'the function')} has been compiled "
+                f"{self.misses} times (last reason: {reason}). {_advice(reason)}",
+                stacklevel=3,
+            )
+        return variant
+
+    def _trace(self, args: tuple, kwargs: dict, key: tuple, fps: list) -> Variant:
+        """Trace one call and build its variant, with a guard for everything it read."""
+        from ..optim.optimizer import Optimizer
+
         t0 = time.perf_counter()
         roots = _roots(self.fn, args)
-        modules = _modules_of(roots)
+        values = self._values
+        lrs = [(g, "lr") for r in roots if isinstance(r, Optimizer) for g in r.param_groups
+               if type(g.get("lr")) is float] if values else []
+        lrs = list({id(g): (g, k) for g, k in lrs}.values())
         epoch = tensor_mod._structure_epoch[0]
-        graph, capture = run_traced(self.fn, args, kwargs,
-                                    differentiable=autograd.is_grad_enabled(),
-                                    grad_buffers=True)
+        fn_guards = _function_guards(self.fn)
+        recorder = ReadRecorder()
+        with recorder:
+            graph, capture = run_traced(self.fn, args, kwargs,
+                                        differentiable=autograd.is_grad_enabled(),
+                                        grad_buffers=True, values=values, settings=lrs)
+        reads = [(r.name, r.getter, r.print_fp) for r in recorder.reads.values()] + fn_guards
+        changed = [(what, fp) for what, getter, fp in reads if fingerprint(getter()) != fp]
+        warn_side_effects(recorder, changed, getattr(self.fn, "__name__", "the function"))
+        found: list = []
+        for _, _, fp in reads:
+            _identities(fp, found)
+        roots = _one_level(roots + found)
+        modules = _modules_of(roots)
+        inputs = {(id(d), k) for d, k, _ in capture.setting_inputs}
+        settings, setting_guards = _settings(roots, modules, inputs)
         backward, n_saved = None, 0
         if capture.n_grad_outputs:
             graph, bgraph, n_saved = _split_backward(graph, capture)
@@ -556,29 +680,16 @@ class CompiledFunction:
             n_user_outputs=len(graph.outputs) - len(capture.data_writes)
             - sum(1 for _, n in capture.grad_writes if n is not None) - n_saved,
             modules=modules, training=tuple(m.training for m in modules),
-            settings=_settings(roots, modules),
-            structure_epoch=epoch, direct_refs=_direct_refs(self.fn) + _group_tensors(roots),
+            settings=settings,
+            structure_epoch=epoch, guards=reads + setting_guards,
             records=records,
             backward=backward, n_saved=n_saved,
-            arg_types=[(k[1], k[2], k[3]) for k in key[:-1] if k[0] == "T"],
+            arg_types=[k[:1] + k[1:] for k in key[:-1] if k[0] in ("T", "A", "F")],
+            arg_fps=fps,
             grad_enabled=key[-1],
+            volatile=bool(changed),
         )
         variant.compile_seconds = time.perf_counter() - t0
-        bucket = self.variants.setdefault(key, [])
-        bucket.insert(0, variant)
-        self._order.append((key, variant))
-        if len(self._order) > MAX_KEPT:  # the oldest variant goes: memory stays bounded
-            old_key, old = self._order.pop(0)
-            self.variants[old_key].remove(old)
-            if not self.variants[old_key]:
-                del self.variants[old_key]
-        if self.misses > MAX_VARIANTS and not self._warned:
-            self._warned = True
-            warnings.warn(
-                f"tg.compile: {getattr(self.fn, '__name__', 'the function')} has been compiled "
-                f"{self.misses} times (last reason: {reason}). {_advice(reason)}",
-                stacklevel=3,
-            )
         return variant
 
     # ---------------------------------------------------------------- introspection

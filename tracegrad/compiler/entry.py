@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import linecache
 import sys
+import threading
 from typing import Any, Callable
 
 import numpy as np
 
 from ..tensor import Tensor, _bump, _leaf
+from .guards import Ident, fingerprint
 
 _files = iter(range(1 << 62))
 
@@ -48,6 +50,20 @@ def _write_grad(t: Tensor, value: np.ndarray, owned: bool) -> None:
                         else np.array(value, dtype=t.data.dtype, copy=True))
 
 
+def _reason(what: str, fp: Any) -> str:
+    """Why a variant no longer fits, when a value it read (see guards.py) changed."""
+    if type(fp) is Ident and isinstance(fp.obj, Tensor):
+        return f"a tensor the function refers to was replaced ({what})"
+    if what.startswith(("global", "closure")):
+        return f"{what} changed: a global or closure variable the function read while tracing"
+    return f"{what} changed (the function read it while tracing)"
+
+
+def _f64(value: float) -> np.ndarray:
+    """A float input of the program (an argument, a learning rate) as its 0-d array."""
+    return np.array(value, dtype=np.float64)
+
+
 class Miss(str):
     """Why a variant does not fit a call (returned by an entry instead of a result)."""
 
@@ -66,7 +82,9 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
     structural changes to modules and optimizers; ``mode.enabled`` is the grad mode."""
     env: dict[str, Any] = {"_copy_data": _copy_data, "_write_grad": _write_grad, "_bump": _bump,
                            "_leaf": _leaf, "_copy": np.array, "_new_grad": _new_grad,
-                           "_refs": sys.getrefcount, "_empty_like": np.empty_like}
+                           "_refs": sys.getrefcount, "_empty_like": np.empty_like,
+                           "_fp": fingerprint, "_ndarray": np.ndarray, "_f64": _f64,
+                           "_lock": threading.Lock()}
 
     def name(prefix: str, value: Any) -> str:
         for k, v in env.items():  # one name per object
@@ -84,16 +102,26 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
     def guard(condition: str, reason: str) -> None:
         if reason not in misses:
             misses[reason] = name("miss", Miss(reason))
-        body.extend([f"if {condition}:", f"    return {misses[reason]}"])
+        body.extend([f"if check and ({condition}):", f"    return {misses[reason]}"])
 
     # What `tg.compile` keys its variants by, checked here too: a call that reaches this
     # variant without the key (the last variant used, tried first) is still guarded.
     guard(f"len(a) != {len(variant.arg_types)}", "a different number of tensor arguments")
-    for j, (shape, dtype, requires_grad) in enumerate(variant.arg_types):
-        body.append(f"a{j} = a[{j}].data")
-        guard(f"a{j}.shape != {tuple(shape)!r} or a{j}.dtype != {name('dt', dtype)} "
-              f"or a[{j}].requires_grad != {requires_grad}",
-              "new argument shapes, dtypes or requires_grad")
+    for j, kind in enumerate(variant.arg_types):
+        if kind[0] == "T":
+            _, shape, dtype, requires_grad = kind
+            body.append(f"a{j} = a[{j}].data")
+            guard(f"a{j}.shape != {tuple(shape)!r} or a{j}.dtype != {name('dt', dtype)} "
+                  f"or a[{j}].requires_grad != {requires_grad}",
+                  "new argument shapes, dtypes or requires_grad")
+        elif kind[0] == "A":
+            _, shape, dtype = kind
+            body.append(f"a{j} = a[{j}]")
+            guard(f"type(a{j}) is not _ndarray or a{j}.shape != {tuple(shape)!r} or "
+                  f"a{j}.dtype != {name('dt', dtype)}", "new NumPy argument shapes or dtypes")
+        else:  # a float
+            guard(f"type(a[{j}]) is not float", "an argument that was a float is not")
+            body.append(f"a{j} = _f64(a[{j}])")
     guard(f"{name('mode', mode)}.enabled != {variant.grad_enabled}", "grad mode changed")
 
     guard(f"{name('epoch', epoch_box)}[0] != {variant.structure_epoch}",
@@ -106,15 +134,19 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
         read = ", ".join(f"{dn}.get({k!r})" for k in keys)
         guard(f"({read},) != {vn}", f"{what} changed (its value was read as a constant while "
                                     f"tracing)")
-    for getter, kind, value in variant.direct_refs:
-        if kind == "tensor":
-            guard(f"id({name('ref', getter)}()) != {value}",
-                  "a tensor the function refers to was replaced")
+    for t in capture.grad_none:
+        guard(f"{name('t', t)}._grad is not None",
+              "a .grad the function read as None exists now")
+    for what, getter, fp in variant.guards:
+        ref = name("ref", getter)
+        if type(fp) is Ident:  # the same object (held by the fingerprint: never a new one)
+            guard(f"{ref}() is not {name('o', fp.obj)}", _reason(what, fp))
+        elif type(fp) is tuple and len(fp) == 2 and fp[0] in (int, bool, str, type(None)):
+            body.append(f"v = {ref}()")
+            guard(f"type(v) is not {name('type', fp[0])} or v != {name('k', fp[1])}",
+                  _reason(what, fp))
         else:
-            body.append(f"v = {name('ref', getter)}()")
-            guard(f"type(v) is not {name('type', type(value))} or v != {name('k', value)}",
-                  "a Python value the function reads (a global or closure variable) changed "
-                  "(it was read as a constant while tracing)")
+            guard(f"_fp({ref}()) != {name('fp', fp)}", _reason(what, fp))
     graph = variant.graph
     read = {id(i) for n in graph.nodes for i in n.inputs} | {id(o) for o in graph.outputs}
     feeds: list[str] = []
@@ -123,9 +155,14 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
         if kind == "arg":
             feeds.append(f"a{src}")
             continue
+        x = f"x{len(feeds)}"
+        if kind == "setting":  # a float the program takes as an input (a learning rate)
+            d, k = src
+            body.append(f"{x} = _f64({name('d', d)}.get({k!r}))")
+            feeds.append(x)
+            continue
         t, node = src
         tn, dt = name("t", t), name("dt", node.dtype)
-        x = f"x{len(feeds)}"
         if kind == "data":
             body.append(f"{x} = {tn}.data")
             held[id(t), "data"] = x
@@ -190,8 +227,10 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
         body.append("return outs")
     else:
         body.append(f"return {_result(variant, variant.capture.out_tree, name)}")
-    lines = [f"def make({', '.join(env)}):", "    def entry(a):"]
-    lines += ["        " + line for line in body]
+    # One call at a time: the program computes into buffers it keeps between calls.
+    lines = [f"def make({', '.join(env)}):", "    def entry(a, check=True):",
+             "        with _lock:"]
+    lines += ["            " + line for line in body]
     lines.append("    return entry")
     source = "\n".join(lines) + "\n"
     filename = f"<tracegrad-entry-{next(_files)}>"

@@ -22,6 +22,7 @@ import importlib
 import os
 import traceback
 from dataclasses import dataclass, field
+from threading import Lock, get_ident
 from typing import Any, Callable
 
 import numpy as np
@@ -33,6 +34,7 @@ from .ir import Graph, Node
 # The module, not the `tg.tensor` function that shadows its name on the package.
 tensor_mod = importlib.import_module("tracegrad.tensor")
 
+_TRACE_LOCK = Lock()
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -60,6 +62,29 @@ class TensorSpec:
         return f"TensorSpec({self.shape}, {self.dtype})"
 
 
+class TracedArray(np.ndarray):
+    """A NumPy array argument while its function is traced: the program reads the caller's
+    array afresh on every call, so its values must not reach Python. Turning it into a
+    tensor (``tg.tensor(a)``, ``x * a``) makes it a graph input; anything that computes on
+    its values in NumPy or Python raises `TraceError` (and `tg.compile` then guards the
+    array's contents instead)."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TraceError(
+            f"NumPy code reads the values of an array argument at {user_line()}\n"
+            f"A compiled program reads array arguments afresh on every call, but this "
+            f"computation runs in NumPy, outside the program; convert the array to a tensor "
+            f"first (tg.from_numpy(a)) to keep it in the program."
+        )
+
+    __array_ufunc__ = __array_function__ = _refuse
+    __getitem__ = __setitem__ = __iter__ = __bool__ = __float__ = __int__ = __index__ = _refuse
+    item = tolist = tobytes = copy = astype = _refuse
+
+    def __repr__(self) -> str:
+        return f"TracedArray(shape={self.shape}, dtype={self.dtype})"
+
+
 def user_line() -> str:
     """``file:line: source`` of the innermost frame outside tracegrad (the user's code)."""
     for frame in reversed(traceback.extract_stack()):
@@ -82,6 +107,11 @@ class Capture:
     arg_index: dict = field(default_factory=dict)  # id(traced copy of an argument) -> k
     n_user: int = 0  # how many graph outputs are the function's own (the rest: write-backs)
     grad_buffers: list = field(default_factory=list)  # (T, input Node, output index)
+    grad_none: list = field(default_factory=list)  # tensors whose .grad was read as None
+    # Floats the program takes as inputs: (path, Node) of float arguments, and
+    # (param group dict, key, Node) of optimizer hyper-parameters (a scheduler's lr).
+    float_args: list = field(default_factory=list)
+    setting_inputs: list = field(default_factory=list)
     called_backward: bool = False
     # For a differentiable function (see `differentiate`): the cotangent inputs, one per
     # differentiable user output (output index, Node); what the gradients are with respect
@@ -106,6 +136,10 @@ class Tracer:
         self.dynamic: set[int] = set()  # ids of nodes whose value changes from run to run
         self.arguments: set[int] = set()
         self.grad_buffers = False  # compile: let the program write into existing .grad arrays
+        self.grad_none_ids: set[int] = set()
+        self.thread = get_ident()  # tracing sees only its own thread's operations
+        self.array_inputs: dict[int, Node] = {}  # id(TracedArray) -> its input node
+        self.array_sources: dict[int, tuple] = {}  # id(array made from one) -> (array, it)
         # Python numbers made into tensors before this trace (tensor._constants): constants.
         self.cached_constants = {id(t) for t in tensor_mod._constants.values()}
 
@@ -125,6 +159,16 @@ class Tracer:
         node = self._input(t, path)
         self.capture.arg_paths.append((path, node))
         return node
+
+    def add_array_argument(self, traced: TracedArray, path: str) -> None:
+        """A NumPy array argument: an input, which tensors made from it read."""
+        node = Node("input", (), {}, traced.shape, traced.dtype, name=path)
+        self.inputs.append(node)
+        self.dynamic.add(id(node))
+        self.keep.append(traced)
+        self.array_inputs[id(traced)] = node
+        self.capture.arg_index[id(traced)] = len(self.capture.arg_index)
+        self.capture.arg_paths.append((path, node))
 
     def node_of(self, t: Tensor) -> Node:
         node = self.env.get(id(t))
@@ -149,6 +193,8 @@ class Tracer:
     # ---------------------------------------------------------------- hooks (tensor.py)
 
     def record(self, prim: Any, inputs: tuple, attrs: dict, out: Tensor) -> None:
+        if get_ident() != self.thread:  # another thread's eager work: not this trace's
+            return
         args = [self.node_of(x) for x in inputs]
         node = Node(prim.name, args, attrs, out.data.shape, out.data.dtype)
         self.nodes.append(node)
@@ -158,17 +204,40 @@ class Tracer:
             self.dynamic.add(id(node))
 
     def born_tensor(self, t: Tensor) -> None:
+        if get_ident() != self.thread:  # another thread's eager work: not this trace's
+            return
+        source = self.array_sources.get(id(t.data))
+        if source is not None and source[0] is t.data:  # made from an array argument
+            node = self.array_inputs[id(source[1])]
+            if node.dtype != t.data.dtype:
+                node = self._derived("cast", [node], {"dtype": t.data.dtype}, node.shape,
+                                     t.data.dtype)
+            self.env[id(t)] = node
+            self.keep.append(t)
+            return
         self.born.add(id(t))
         self.keep.append(t)
 
+    def array_read(self, traced: "TracedArray", arr: np.ndarray) -> None:
+        """``arr`` (about to become a tensor's data) holds an array argument's values."""
+        if get_ident() != self.thread:  # another thread's eager work: not this trace's
+            return
+        if id(traced) in self.array_inputs:
+            self.array_sources[id(arr)] = (arr, traced)
+            self.keep.append(arr)
+
     def alias(self, new: Tensor, src: Tensor) -> None:
         """``new`` holds the same value as ``src`` (detach, clone, copies)."""
+        if get_ident() != self.thread:  # another thread's eager work: not this trace's
+            return
         self.env[id(new)] = self.node_of(src)
         self.keep.append(new)
 
     def assign(self, target: Tensor, new: Tensor) -> None:
         """``target``'s data becomes ``new``'s: later reads see the new node; a captured
         target gets a write-back; the real data is restored after the trace."""
+        if get_ident() != self.thread:  # another thread's eager work: not this trace's
+            return
         value = self.node_of(new)
         old = self.node_of(target)  # before the change: earlier readers keep the old value
         if id(target) not in self.data_snapshots:
@@ -187,19 +256,36 @@ class Tracer:
         return node
 
     def grad_read(self, t: Tensor) -> None:
+        """The traced code looks at ``t.grad``: a gradient that existed before the call is an
+        input; one that did not is a guard (a variant traced while it was None must not run
+        once it exists, and the other way round)."""
+        if get_ident() != self.thread:  # another thread's eager work: not this trace's
+            return
         g = t._grad
-        if g is not None and id(g) not in self.env and id(g) not in self.born:
+        if g is None:
+            if id(t) not in self.grad_snapshots and id(t) not in self.born and \
+                    id(t) not in self.grad_none_ids:
+                self.grad_none_ids.add(id(t))
+                self.capture.grad_none.append(t)
+                self.keep.append(t)
+        elif id(g) not in self.env and id(g) not in self.born:
             node = self._input(g, f"grad{list(g.data.shape)}")
             self.capture.grad_inputs.append((t, node))
 
     def grad_written(self, t: Tensor) -> None:
+        if get_ident() != self.thread:  # another thread's eager work: not this trace's
+            return
         if id(t) not in self.grad_snapshots:
             self.grad_snapshots[id(t)] = (t, t._grad)
 
     def backward_called(self) -> None:
+        if get_ident() != self.thread:  # another thread's eager work: not this trace's
+            return
         self.capture.called_backward = True
 
     def check_static(self, t: Tensor, what: str) -> None:
+        if get_ident() != self.thread:  # another thread's eager work: not this trace's
+            return
         if self.is_dynamic(t):
             raise TraceError(
                 f"{what} reads the value of a traced tensor at {user_line()}\n"
@@ -270,7 +356,7 @@ class Tracer:
         targets: list[tuple[str, Any]] = []
         tensors: list[Tensor] = []
         for k, t in enumerate(arguments):
-            if t.requires_grad:
+            if isinstance(t, Tensor) and t.requires_grad:
                 targets.append(("arg", k))
                 tensors.append(t)
         for t, _ in self.capture.captured:
@@ -382,13 +468,38 @@ def _substitute(obj: Any, table: dict[int, Any]) -> Any:
     return obj
 
 
+def is_input(leaf: Any, values: bool) -> bool:
+    """Whether an argument leaf is a program input: a tensor; with ``values``, also a float
+    and a NumPy array (read afresh on every call)."""
+    return isinstance(leaf, Tensor) or values and (type(leaf) is float or
+                                                   type(leaf) is np.ndarray)
+
+
+def _weak_scalar(value: float) -> Tensor:
+    from ..tensor import WeakScalar, _leaf
+
+    t = _leaf(np.array(value, dtype=np.float64))
+    t.__class__ = WeakScalar
+    return t
+
+
 def run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool = False,
-               grad_buffers: bool = False) -> tuple[Graph, Capture]:
+               grad_buffers: bool = False, values: bool = False,
+               settings: list | tuple = ()) -> tuple[Graph, Capture]:
     """Call ``fn`` once under a tracer; return its graph and capture record. Tensors that
     existed before the call are left exactly as they were. With ``differentiable``, the
-    backward pass of the outputs is recorded too (unless the function ran one itself)."""
-    if tensor_mod._tracer is not None:
+    backward pass of the outputs is recorded too (unless the function ran one itself).
+    With ``values``, float and NumPy array arguments are inputs too (see `is_input`);
+    ``settings`` lists (dict, key) of floats to take as inputs (an optimizer's lr)."""
+    current = tensor_mod._tracer
+    if current is not None and current.thread == get_ident():
         raise TraceError("tg.compile/tg.trace cannot be nested inside another trace")
+    with _TRACE_LOCK:  # one trace at a time: the tracer slot is shared by all threads
+        return _run_traced(fn, args, kwargs, differentiable, grad_buffers, values, settings)
+
+
+def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
+                grad_buffers: bool, values: bool, settings: Any) -> tuple[Graph, Capture]:
     from ..scalar import Value
 
     for path, leaf in flatten_args(args, kwargs):
@@ -409,10 +520,25 @@ def run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool = F
                 t = _fresh_argument(leaf)
             tracer.add_argument(t, path)
             table[id(leaf)] = t
+        elif values and type(leaf) is float:
+            t = _weak_scalar(leaf)
+            tracer.add_argument(t, path)
+            tracer.capture.float_args.append(path)
+            table[id(leaf)] = t
+        elif values and type(leaf) is np.ndarray:
+            view = leaf.view(TracedArray)
+            tracer.add_array_argument(view, path)
+            table[id(leaf)] = view
     args2 = _substitute(args, table)
     kwargs2 = _substitute(kwargs, table)
     from .. import rng
 
+    replaced = []
+    for d, key in settings:
+        t = _weak_scalar(d[key])
+        tracer.capture.setting_inputs.append((d, key, tracer._input(t, key)))
+        replaced.append((d, key, d[key], t))
+        d[key] = t
     generator = rng.generator()
     random_state = generator.bit_generator.state  # tracing must not use up random numbers
     tensor_mod._tracer = tracer
@@ -422,11 +548,14 @@ def run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool = F
             grads = []
             if differentiable and not tracer.capture.called_backward:
                 arguments = [table[id(leaf)] for _, leaf in flatten_args(args, kwargs)
-                             if isinstance(leaf, (Tensor, TensorSpec))]
+                             if id(leaf) in table]  # every input, in `a`'s order
                 grads = tracer.differentiate(result, arguments)
         graph, capture = tracer.finish(result, grads)
     finally:
         tensor_mod._tracer = None
+        for d, key, value, t in replaced:
+            if d.get(key) is t:
+                d[key] = value
         tracer.restore()
         rng._state["rng"] = generator
         generator.bit_generator.state = random_state

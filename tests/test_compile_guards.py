@@ -1,0 +1,501 @@
+"""A compiled function returns eager's result or raises tg.TraceError, never another number.
+
+Each test is a pattern an outside check found where tg.compile silently returned a stale
+value: `.grad` that comes and goes, Python values read in helpers, NumPy arrays, side
+effects, floats and learning rates, threads. Every call is compared with eager code.
+"""
+
+# ruff: noqa: B023 (each loop iteration builds and runs its own step: eager, then compiled)
+from __future__ import annotations
+
+import threading
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tracegrad as tg
+from tracegrad import nn
+
+# ---------------------------------------------------------------- 1. gradients come and go
+
+
+def test_a_variant_traced_without_a_grad_is_not_reused_once_it_exists():
+    results = {}
+    for mode in ("eager", "compiled"):
+        w = nn.Parameter(tg.tensor([1.0]))
+        opt = tg.optim.SGD([w], lr=0.1)
+
+        def update():
+            opt.step()
+            opt.zero_grad()
+
+        run = tg.compile(update) if mode == "compiled" else update
+        for i in range(6):
+            if i != 3:
+                w.grad = tg.tensor([1.0])
+            run()
+        results[mode] = w.numpy().copy()
+    np.testing.assert_allclose(results["compiled"], results["eager"])
+    np.testing.assert_allclose(results["compiled"], [0.5], rtol=1e-6)
+
+
+def test_gradient_accumulation_with_grad_reset_every_third_step():
+    rng = np.random.default_rng(0)
+    xs = [tg.tensor(rng.standard_normal((4, 3)).astype(np.float32)) for _ in range(10)]
+    out = {}
+    for mode in ("eager", "compiled"):
+        tg.manual_seed(0)
+        model = nn.Linear(3, 2)
+
+        def step(x):
+            loss = (model(x) ** 2).mean()
+            loss.backward()
+            return loss
+
+        run = tg.compile(step) if mode == "compiled" else step
+        grads = []
+        for i, x in enumerate(xs):
+            if i % 3 == 0:
+                model.weight.grad = None
+                model.bias.grad = None
+            run(x)
+            grads.append(model.weight.grad.numpy().copy())
+        out[mode] = grads
+    for a, b in zip(out["eager"], out["compiled"]):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
+
+
+def test_freezing_and_unfreezing_a_layer_keeps_training_it():
+    rng = np.random.default_rng(1)
+    batches = [(tg.tensor(rng.standard_normal((8, 3)).astype(np.float32)),
+                tg.tensor(rng.standard_normal((8, 1)).astype(np.float32))) for _ in range(9)]
+    out = {}
+    for mode in ("eager", "compiled"):
+        tg.manual_seed(0)
+        model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+        opt = tg.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = ((model(x) - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+            return loss
+
+        run = tg.compile(step) if mode == "compiled" else step
+        losses = []
+        for i, (x, y) in enumerate(batches):
+            if i == 3:
+                model[0].requires_grad_(False)
+            if i == 6:
+                model[0].requires_grad_(True)
+            losses.append(run(x, y).item())
+        out[mode] = (losses, [p.numpy().copy() for p in model.parameters()])
+    np.testing.assert_allclose(out["compiled"][0], out["eager"][0], rtol=1e-5)
+    for a, b in zip(out["eager"][1], out["compiled"][1]):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
+
+
+# ---------------------------------------------------------------- 2. what the function reads
+
+S = 2.0
+CONFIG = {"scale": 2.0, "shift": [1.0, 2.0]}
+W = tg.tensor([1.0, 2.0, 3.0])
+
+
+def _helper(x):
+    return x * S
+
+
+def _config_helper(x):
+    return x * CONFIG["scale"] + CONFIG["shift"][1]
+
+
+def _tensor_helper(x):
+    return x * W
+
+
+def test_a_global_read_in_a_helper_is_guarded():
+    global S
+    f = tg.compile(lambda x: _helper(x).sum())
+    x = tg.ones(3)
+    assert f(x).item() == f(x).item() == 6.0
+    S = 10.0
+    try:
+        assert f(x).item() == 30.0
+        assert "global 'S'" in f.cache_info().reasons[-1]
+    finally:
+        S = 2.0
+    assert f(x).item() == 6.0
+
+
+def test_entries_of_a_global_dict_and_list_are_guarded():
+    f = tg.compile(lambda x: _config_helper(x).sum())
+    x = tg.ones(2)
+    assert f(x).item() == f(x).item() == 8.0
+    CONFIG["scale"] = 3.0
+    try:
+        assert f(x).item() == 10.0
+        CONFIG["shift"][1] = 5.0
+        assert f(x).item() == 16.0
+    finally:
+        CONFIG["scale"], CONFIG["shift"][1] = 2.0, 2.0
+
+
+def test_a_global_tensor_rebound_is_read_anew():
+    global W
+    f = tg.compile(lambda x: _tensor_helper(x).sum())
+    x = tg.ones(3)
+    assert f(x).item() == f(x).item() == 6.0
+    saved = W
+    W = tg.tensor([10.0, 10.0, 10.0])
+    try:
+        assert f(x).item() == 30.0
+        assert "replaced" in f.cache_info().reasons[-1]
+    finally:
+        W = saved
+
+
+def test_a_dict_attribute_of_a_module_is_guarded():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(2, 2)
+            self.cfg = {"scale": 1.0}
+
+        def forward(self, x):
+            return self.fc(x) * self.cfg["scale"]
+
+    m = Scaled()
+    f = tg.compile(m)
+    x = tg.ones(1, 2)
+    for scale in (1.0, 1.0, 3.0, 3.0, 0.5):
+        m.cfg["scale"] = scale
+        np.testing.assert_allclose(f(x).numpy(), m(x).numpy(), rtol=1e-6)
+
+
+def test_a_closure_cell_changed_by_nonlocal_is_guarded():
+    scale = 1.0
+
+    def step(x):
+        return (x * scale).sum()
+
+    def set_scale(v):
+        nonlocal scale
+        scale = v
+
+    f = tg.compile(step)
+    x = tg.ones(2)
+    assert f(x).item() == f(x).item() == 2.0
+    set_scale(4.0)
+    assert f(x).item() == 8.0
+
+
+def test_the_contents_of_a_numpy_argument_are_an_input():
+    f = tg.compile(lambda x, a: (x * tg.from_numpy(a)).sum())
+    x = tg.ones(3)
+    a = np.ones(3, dtype=np.float32)
+    assert f(x, a).item() == f(x, a).item() == 3.0
+    a[:] = 5.0
+    assert f(x, a).item() == 15.0
+    b = np.full(3, 2.0, dtype=np.float32)  # a new array: the same program reads it
+    assert f(x, b).item() == 6.0
+    assert f.cache_info().misses == 1
+
+
+def test_a_numpy_argument_used_by_numpy_code_is_guarded_by_value():
+    # `a.sum()` runs in NumPy, outside the program: the array is a guard then, not an input
+    f = tg.compile(lambda x, a: (x * float(a.sum())).sum())
+    x = tg.ones(2)
+    a = np.ones(3)
+    assert f(x, a).item() == f(x, a).item() == 6.0
+    a[0] = 4.0
+    assert f(x, a).item() == 12.0
+
+
+def test_a_new_array_at_a_freed_address_does_not_hit_an_old_variant():
+    f = tg.compile(lambda x, a: x * int(a.sum()))
+    x = tg.ones(2)
+    for k in range(1, 6):  # each array is freed before the next is made
+        a = np.full(3, k, dtype=np.int64)
+        f(x, a)
+        np.testing.assert_allclose(f(x, a).numpy(), [3.0 * k] * 2)
+        del a
+
+
+def test_a_global_numpy_array_is_guarded_by_its_contents():
+    table = np.array([1.0, 2.0], dtype=np.float32)
+    f = tg.compile(lambda x: (x * tg.tensor(table)).sum())
+    x = tg.ones(2)
+    assert f(x).item() == f(x).item() == 3.0
+    table[1] = 7.0
+    assert f(x).item() == 8.0
+
+
+# ---------------------------------------------------------------- 3. no branch on data
+
+
+@pytest.mark.parametrize("read", [
+    lambda x: np.asarray(x).sum() > 0,
+    lambda x: x.numpy().sum() > 0,
+    lambda x: float(x.sum()) > 0,
+    lambda x: x.data.sum() > 0,
+], ids=["asarray", "numpy", "float", "data"])
+def test_reading_a_traced_tensor_into_python_raises(read):
+    h = tg.compile(lambda x: (x * 2).sum() if read(x) else (-x).sum())
+    assert h(tg.ones(2)).item() == 4.0
+    with pytest.raises(tg.TraceError, match="test_compile_guards.py"):
+        h(tg.ones(2))
+
+
+# ---------------------------------------------------------------- 4. side effects
+
+
+def test_numpy_random_in_a_compiled_function_raises():
+    f = tg.compile(lambda x: x * tg.tensor(np.random.rand(2).astype(np.float32)))
+    f(tg.ones(2))
+    with pytest.raises(tg.TraceError, match="np.random|NumPy random"):
+        f(tg.ones(2))
+
+
+def test_print_warns_that_it_runs_once():
+    def f(x):
+        print("tracing")
+        return x + 1
+
+    g = tg.compile(f)
+    g(tg.ones(1))
+    with pytest.warns(UserWarning, match=r"print\(\).*runs once, while tracing"):
+        g(tg.ones(1))
+
+
+COUNT = 0
+SEEN: list = []
+
+
+def test_a_global_counter_and_a_list_the_function_changes_keep_eager_results():
+    global COUNT
+
+    def f(x):
+        global COUNT
+        COUNT += 1
+        SEEN.append(1)
+        return x * COUNT
+
+    g = tg.compile(f)
+    x = tg.ones(1)
+    COUNT = 0
+    SEEN.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = [g(x).item() for _ in range(4)]
+    assert got == [1.0, 2.0, 3.0, 4.0]  # what eager gives
+    assert COUNT == 4 and len(SEEN) == 4
+    assert any("COUNT" in str(w.message) for w in caught)
+
+
+# ---------------------------------------------------------------- 5. floats are inputs
+
+
+def test_an_lr_scheduler_never_recompiles_and_matches_eager():
+    rng = np.random.default_rng(0)
+    batches = [(tg.tensor(rng.standard_normal((8, 3)).astype(np.float32)),
+                tg.tensor(rng.standard_normal((8, 1)).astype(np.float32))) for _ in range(12)]
+    out = {}
+    for mode in ("eager", "compiled"):
+        tg.manual_seed(0)
+        model = nn.Linear(3, 1)
+        opt = tg.optim.Adam(model.parameters(), lr=0.05)
+        sched = tg.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = ((model(x) - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+            return loss
+
+        run = tg.compile(step) if mode == "compiled" else step
+        losses = []
+        for x, y in batches:
+            losses.append(run(x, y).item())
+            sched.step()
+        out[mode] = losses
+        if mode == "compiled":
+            assert run.cache_info().misses == 1
+    np.testing.assert_allclose(out["compiled"], out["eager"], rtol=1e-5)
+
+
+def test_a_float_argument_keeps_python_float_promotion():
+    f = tg.compile(lambda x, s: x * s + 1.5 * s)
+    for x in (tg.tensor([1, 2]), tg.tensor([1.0, 2.0]), tg.tensor([1.0], dtype=tg.float64)):
+        for s in (0.1, 0.1, 0.3):
+            want = (lambda x, s: x * s + 1.5 * s)(x, s)
+            got = f(x, s)
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_a_float_argument_used_in_a_branch_is_guarded_by_value():
+    f = tg.compile(lambda x, s: x * 2 if s > 0 else x * 3)
+    x = tg.ones(1)
+    assert [f(x, s).item() for s in (1.0, 1.0, -1.0, 2.0, -3.0)] == [2.0, 2.0, 3.0, 2.0, 3.0]
+
+
+# ---------------------------------------------------------------- 6. threads
+
+
+def test_threads_calling_one_compiled_function_get_their_own_results():
+    f = tg.compile(lambda x: (x.tanh() * 2 + x).sum(dim=1))
+    rng = np.random.default_rng(0)
+    xs = [tg.tensor(rng.standard_normal((64, 32)).astype(np.float32)) for _ in range(8)]
+    f(xs[0])
+    f(xs[0])
+    wants = [(x.tanh() * 2 + x).sum(dim=1).numpy() for x in xs]
+    wrong = []
+
+    def work(k):
+        for _ in range(100):
+            got = f(xs[k]).numpy()
+            if not np.allclose(got, wants[k], rtol=1e-6):
+                wrong.append(k)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
+
+
+def test_threads_calling_one_compiled_training_step_get_their_own_results():
+    tg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 1))
+    opt = tg.optim.SGD(model.parameters(), lr=0.0)  # parameters stay: results are per input
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss, model[0].weight.grad.sum()
+
+    rng = np.random.default_rng(0)
+    data = [(tg.tensor(rng.standard_normal((8, 16)).astype(np.float32)),
+             tg.tensor(rng.standard_normal((8, 1)).astype(np.float32))) for _ in range(8)]
+    wants = [tuple(v.item() for v in step(x, y)) for x, y in data]
+    run = tg.compile(step)
+    run(*data[0])
+    run(*data[0])
+    wrong = []
+
+    def work(k):
+        for _ in range(100):
+            got = tuple(v.item() for v in run(*data[k]))
+            if not np.allclose(got, wants[k], rtol=1e-5, atol=1e-6):
+                wrong.append((k, got, wants[k]))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
+
+
+def test_a_trace_records_only_its_own_threads_operations():
+    p = tg.tensor([1.0, 2.0])
+    inside, done = threading.Event(), threading.Event()
+
+    def other():
+        inside.wait(10)
+        with tg.no_grad():
+            p.add_(1.0)  # another thread's eager work, while the trace runs
+        done.set()
+
+    def f(x):
+        y = x * p
+        if not inside.is_set():
+            inside.set()
+            done.wait(10)
+        return y.sum()
+
+    g = tg.compile(f)
+    x = tg.ones(2)
+    g(x)  # eager
+    inside.clear()
+    t = threading.Thread(target=other)
+    t.start()
+    g(x)  # traced while `other` adds 1 to p
+    t.join()
+    np.testing.assert_allclose(p.numpy(), [2.0, 3.0])
+    for _ in range(3):
+        assert g(x).item() == 5.0
+    np.testing.assert_allclose(p.numpy(), [2.0, 3.0])  # not added again by the program
+
+
+def test_grad_mode_is_per_thread():
+    seen = []
+
+    def other():
+        seen.append(tg.is_grad_enabled())
+
+    with tg.no_grad():
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+    assert seen == [True]
+
+
+# ---------------------------------------------------------------- randomized
+
+
+_STATE = {"g": 1.0, "d": {"k": 2.0}, "l": [3.0]}
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["g", "d", "l", "cell", "arr", "grad", "none"]),
+                          st.sampled_from([0.5, 1.0, 2.0, -1.0])), min_size=3, max_size=8),
+       st.sampled_from(["mul", "add", "tanh"]))
+def test_random_mutations_between_calls_match_eager(mutations, op):
+    cell = [1.0]
+    arr = np.array([1.0, 2.0], dtype=np.float32)
+    w = tg.tensor([0.5, -0.5], requires_grad=True)
+
+    def use(x, scale):
+        return {"mul": x * scale, "add": x + scale, "tanh": (x * scale).tanh()}[op]
+
+    def step(x, a):
+        y = use(x, _STATE["g"]) + use(x, _STATE["d"]["k"]) * _STATE["l"][0]
+        y = y * cell[0] + tg.from_numpy(a) * w
+        z = y.sum()
+        if w.grad is not None:
+            z = z + (w.grad * w).sum()
+        return z
+
+    compiled = tg.compile(step)
+    x = tg.tensor([1.0, 3.0])
+    saved = {"g": _STATE["g"], "k": _STATE["d"]["k"], "l": _STATE["l"][0]}
+    try:
+        for what, v in [("none", 0.0)] + mutations:
+            if what == "g":
+                _STATE["g"] = v
+            elif what == "d":
+                _STATE["d"]["k"] = v
+            elif what == "l":
+                _STATE["l"][0] = v
+            elif what == "cell":
+                cell[0] = v
+            elif what == "arr":
+                arr[0] = v
+            elif what == "grad":
+                w.grad = None if w.grad is not None else tg.tensor([v, v])
+            with tg.no_grad():
+                want = step(x, arr).item()
+                got = compiled(x, arr).item()
+            assert got == pytest.approx(want, rel=1e-6), (what, v)
+    finally:
+        _STATE["g"], _STATE["d"]["k"], _STATE["l"][0] = saved["g"], saved["k"], saved["l"]

@@ -1,0 +1,294 @@
+"""What a traced call read from Python, and how a later call checks it still holds.
+
+A compiled program is only the tensor arithmetic of one call. Everything else the Python
+code read while it was traced (a global number, a closure cell, a dict entry, an attribute
+of a plain object, a helper function) was baked into that program. So while tracing, a
+`ReadRecorder` sees every Python frame the user's code runs (``sys.setprofile``: the
+interpreter's own hook, in every Python version, no bytecode reading) and records the
+globals each frame's code can name, and the Python-level side effects it makes (``print``,
+``np.random``). Each value read becomes a guard: its `fingerprint` (its value, or for a
+container or a plain object the fingerprints of its contents; tensors, arrays of a program
+input, modules and functions by identity, held alive so an address is never reused) is
+compared on every later call, and a difference recompiles, with the name in the reason.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import sysconfig
+import types
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+
+_PLAIN = (int, bool, str, bytes, type(None), complex)
+_MAX_DEPTH = 6
+_MAX_ITEMS = 10_000  # a container larger than this is guarded by identity and its size
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_NUMPY_DIR = os.path.dirname(os.path.abspath(np.__file__)) + os.sep
+_STDLIB_DIRS = tuple({os.path.abspath(p) + os.sep
+                      for p in (sysconfig.get_paths().get("stdlib"),
+                                sysconfig.get_paths().get("platstdlib")) if p})
+_SITE = ("site-packages", "dist-packages")
+
+
+def _is_library_file(filename: str) -> bool:
+    """tracegrad's own code, NumPy's and the standard library's: frames whose globals are
+    not the user's state (tracegrad's modules and optimizers are guarded by their own
+    rules, see `tg.compile`)."""
+    if filename.startswith("<frozen "):  # the import system
+        return True
+    path = os.path.abspath(filename)
+    if path.startswith(_PACKAGE_DIR) or path.startswith(_NUMPY_DIR):
+        return True
+    return any(path.startswith(d) for d in _STDLIB_DIRS) and \
+        not any(s in path for s in _SITE)
+
+
+class Ident:
+    """A fingerprint by identity: equal only to the same object. It holds the object, so
+    its address cannot be given to a new object while the guard exists."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any):
+        self.obj = obj
+
+    def __eq__(self, other: Any) -> bool:
+        return type(other) is Ident and other.obj is self.obj
+
+    def __ne__(self, other: Any) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<{type(self.obj).__name__} at {id(self.obj):#x}>"
+
+
+_KINDS: dict[type, str] = {}  # type -> how `fingerprint` treats its values
+
+
+def _kind(t: type) -> str:
+    kind = _KINDS.get(t)
+    if kind is None:
+        kind = _KINDS[t] = _classify(t)
+    return kind
+
+
+def _classify(t: type) -> str:
+    """By identity: objects whose contents are either inputs of the program (tensors) or
+    guarded by tg.compile's own rules (modules, optimizers; tracegrad's other objects, as a
+    learning-rate scheduler, act on the program only through those), code and namespaces."""
+    from ..nn.module import Module
+    from ..optim.optimizer import Optimizer
+    from ..tensor import Tensor
+
+    if t in _PLAIN:
+        return "plain"
+    if t is float:
+        return "float"
+    if t is np.ndarray:
+        return "array"
+    if issubclass(t, np.generic):
+        return "number"
+    if issubclass(t, (np.random.Generator, np.random.RandomState)):
+        return "rng"
+    if issubclass(t, (Tensor, Module, Optimizer, type, types.ModuleType,
+                      types.BuiltinFunctionType, types.BuiltinMethodType, np.ufunc,
+                      np.dtype)) or str(getattr(t, "__module__", "")).startswith("tracegrad."):
+        return "identity"
+    if issubclass(t, (list, tuple)):
+        return "sequence"
+    if issubclass(t, dict):
+        return "dict"
+    if issubclass(t, (set, frozenset)):
+        return "set"
+    if issubclass(t, types.FunctionType):
+        return "function"
+    if issubclass(t, types.MethodType):
+        return "method"
+    return "object"
+
+
+def fingerprint(v: Any, depth: int = 0, path: frozenset = frozenset()) -> Any:
+    """A comparable summary of everything about ``v`` a traced call could have read."""
+    t = type(v)
+    kind = _KINDS.get(t) or _kind(t)
+    if kind == "plain":
+        return (t, v)
+    if kind == "float":
+        return (float, v.hex())  # exact: -0.0 and nan compare as themselves
+    if kind == "identity" or id(v) in path or depth > _MAX_DEPTH:
+        return Ident(v)
+    if kind == "array":  # read as data by NumPy code: its contents
+        return ("array", Ident(v), v.shape, v.dtype.str, v.tobytes())
+    if kind == "number":
+        return (t, v.item())
+    if kind == "rng":
+        return ("rng", Ident(v), _rng_state(v))
+    inner = path | {id(v)}
+    if kind == "sequence":
+        if len(v) > _MAX_ITEMS:
+            return ("big", Ident(v), len(v))
+        return (t, tuple([fingerprint(x, depth + 1, inner) for x in v]))
+    if kind == "dict":
+        if len(v) > _MAX_ITEMS:
+            return ("big", Ident(v), len(v))
+        return (t, tuple([(k, fingerprint(x, depth + 1, inner)) for k, x in v.items()]))
+    if kind == "set":
+        return (t, frozenset(x if type(x) in _PLAIN else Ident(x) for x in v))
+    if kind == "function":
+        cells = []
+        for c in v.__closure__ or ():
+            try:
+                cells.append(fingerprint(c.cell_contents, depth + 1, inner))
+            except ValueError:  # an empty cell
+                cells.append(None)
+        return ("fn", Ident(v), Ident(v.__code__), tuple(cells),
+                fingerprint(v.__defaults__, depth + 1, inner),
+                fingerprint(v.__kwdefaults__, depth + 1, inner))
+    if kind == "method":
+        return ("method", fingerprint(v.__func__, depth + 1, inner),
+                fingerprint(v.__self__, depth + 1, inner))
+    d = getattr(v, "__dict__", None)
+    if isinstance(d, dict) and not callable(v):
+        return ("obj", Ident(v), fingerprint(d, depth + 1, inner))
+    return Ident(v)
+
+
+def _rng_state(rng: Any) -> str:
+    """A NumPy random generator's state, which every draw advances."""
+    bits = rng.bit_generator if isinstance(rng, np.random.Generator) else rng._bit_generator
+    return repr(bits.state)
+
+
+class Read:
+    """One value a trace read: how to read it again, and what it was."""
+
+    __slots__ = ("name", "getter", "print_fp", "value")
+
+    def __init__(self, name: str, getter: Callable[[], Any], value: Any):
+        self.name, self.getter, self.value = name, getter, value
+        self.print_fp = fingerprint(value)
+
+
+_MISSING = object()
+
+
+def global_names(code: Any) -> tuple:
+    """The names a function's code may read as globals. ``co_names`` lists them, but also
+    every attribute name (``opt.step()`` lists ``step``, and a global ``step`` counting the
+    loop outside is not read): the function's source (``ast``, not bytecode) tells which
+    are bare names. Without source, all of ``co_names``: more guards, never fewer."""
+    import ast
+    import inspect
+    import textwrap
+
+    names = code.co_names
+    try:
+        lines, _ = inspect.getsourcelines(code)
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return names
+    bare = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    return tuple(n for n in names if n in bare)
+
+
+def _global_getter(g: dict, name: str) -> Callable[[], Any]:
+    return lambda: g.get(name, _MISSING)
+
+
+class ReadRecorder:
+    """Installed with ``with`` around one traced call (in the tracing thread only): records
+    the globals every user frame can name, and Python side effects, for `tg.compile`."""
+
+    def __init__(self) -> None:
+        self.reads: dict[tuple, Read] = {}
+        self._codes: dict[Any, bool] = {}  # code -> whether its frames are the user's
+        self._names: dict[Any, tuple] = {}  # code -> the global names it may read
+        self.printed: list[str] = []  # lines where print() ran
+        self.random: list[str] = []  # lines where np.random drew numbers
+
+    def __enter__(self) -> "ReadRecorder":
+        # No garbage collection meanwhile: its callbacks (and finalizers of cycles) would run
+        # other code in the middle of the user's, which is not what the function reads.
+        self._gc = gc.isenabled()
+        gc.disable()
+        self._np_random = _rng_state(np.random.mtrand._rand)  # np.random.rand & co.
+        self._saved = sys.getprofile()
+        sys.setprofile(self._hook)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        sys.setprofile(self._saved)
+        if self._gc:
+            gc.enable()
+        if _rng_state(np.random.mtrand._rand) != self._np_random:
+            self.random.append("np.random (the global NumPy generator)")
+
+    def _user(self, code: Any) -> bool:
+        user = self._codes.get(code)
+        if user is None:
+            user = self._codes[code] = not _is_library_file(code.co_filename)
+        return user
+
+    def _hook(self, frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            code = frame.f_code
+            if not self._user(code):
+                return
+            g = frame.f_globals
+            gid = id(g)
+            names = self._names.get(code)
+            if names is None:
+                names = self._names[code] = global_names(code)
+            for name in names:
+                if (gid, name) not in self.reads and name in g:
+                    module = g.get("__name__", "?")
+                    self.reads[gid, name] = Read(f"global {name!r} (module {module})",
+                                                 _global_getter(g, name), g[name])
+        elif event == "c_call":
+            self._c_call(frame, arg)
+
+    def _c_call(self, frame: Any, fn: Any) -> None:
+        if fn is print and self._user(frame.f_code):
+            self.printed.append(_line(frame))
+
+
+def _line(frame: Any) -> str:
+    import linecache
+
+    src = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}: {src}"
+
+
+def warn_side_effects(recorder: ReadRecorder, changed: list[tuple], fn_name: str) -> None:
+    """What the traced call did in Python that a compiled call will not do: drawing NumPy
+    random numbers raises (the program would reuse them), the rest warns."""
+    from ..errors import TraceError
+
+    random = recorder.random + [what for what, fp in changed
+                                if type(fp) is tuple and fp[:1] == ("rng",)]
+    if random:
+        raise TraceError(
+            f"tg.compile: {fn_name} draws NumPy random numbers ({random[0]})\n"
+            f"They are drawn once, while tracing, and the compiled program would reuse them "
+            f"on every call. Use tg.rand / tg.randn / tg.randint (drawn afresh by the "
+            f"program each call), or draw them outside and pass them in as an argument."
+        )
+    for line in recorder.printed[:3]:
+        warnings.warn(f"tg.compile: {fn_name} calls print() at {line}; it runs once, while "
+                      f"tracing, not on every compiled call", stacklevel=4)
+    if changed:
+        warnings.warn(
+            f"tg.compile: {fn_name} changes {', '.join(w for w, _ in changed[:3])} while it "
+            f"runs (a "
+            f"side effect a compiled program does not repeat). So that every call still "
+            f"gives eager's result, each call with the changed value traces again, which is "
+            f"slow: keep such state outside the compiled function", stacklevel=4)
+
