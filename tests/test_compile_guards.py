@@ -499,3 +499,21 @@ def test_random_mutations_between_calls_match_eager(mutations, op):
             assert got == pytest.approx(want, rel=1e-6), (what, v)
     finally:
         _STATE["g"], _STATE["d"]["k"], _STATE["l"][0] = saved["g"], saved["k"], saved["l"]
+
+
+# ---------------------------------------------------------------- 9. anomaly mode
+
+
+def test_a_compiled_program_checks_every_value_under_detect_anomaly():
+    f = tg.compile(lambda x: (x.log() * 2).sum())
+    x = tg.tensor([1.0, 2.0])
+    f(x)
+    f(x)
+    bad = tg.tensor([-1.0, 2.0])
+    assert np.isnan(f(bad).item())  # outside anomaly mode: nan, as eager
+    with tg.detect_anomaly():
+        assert f(x).item() == pytest.approx(2 * np.log(2.0))  # compiles a checking variant
+        with pytest.raises(FloatingPointError, match=r"kernel \(log.*produced nan in a compiled program"):
+            f(bad)
+    assert "detect_anomaly" in f.cache_info().reasons[-1]
+    assert np.isnan(f(bad).item())  # the variant without checks again

@@ -167,6 +167,7 @@ class Variant:
     arg_fps: list = field(default_factory=list)  # (index in the flat args, fingerprint)
     grad_enabled: bool = True
     volatile: bool = False  # the trace changed what it read: never reused
+    anomaly: bool = False  # compiled under tg.detect_anomaly(): checks every value
 
     def __post_init__(self) -> None:
         self._owns = [self.program.owns(k) for k in range(len(self.graph.outputs))]
@@ -215,9 +216,9 @@ class BackwardProgram:
     """The backward half of a differentiable compiled function: (saved values, cotangents)
     -> gradients for each target (argument or captured tensor that requires grad)."""
 
-    def __init__(self, graph: Graph, cot_shapes: list):
+    def __init__(self, graph: Graph, cot_shapes: list, check_finite: bool = False):
         self.graph, self.records = optimize(graph)
-        self.program = Program(self.graph)
+        self.program = Program(self.graph, check_finite)
         self.cot_shapes = cot_shapes  # (shape, dtype) per differentiable output
 
     def run(self, saved: list, which: int, g: Tensor, targets: tuple) -> tuple:
@@ -651,6 +652,7 @@ class CompiledFunction:
                if type(g.get("lr")) is float] if values else []
         lrs = list({id(g): (g, k) for g, k in lrs}.values())
         epoch = tensor_mod._structure_epoch[0]
+        anomaly = bool(tensor_mod._Anomaly.enabled)
         fn_guards = _function_guards(self.fn)
         recorder = ReadRecorder()
         with recorder:
@@ -671,9 +673,9 @@ class CompiledFunction:
         if capture.n_grad_outputs:
             graph, bgraph, n_saved = _split_backward(graph, capture)
             cot_shapes = [(n.shape, n.dtype) for _, n in capture.cotangents]
-            backward = BackwardProgram(bgraph, cot_shapes)
+            backward = BackwardProgram(bgraph, cot_shapes, anomaly)
         graph, records = optimize(graph, _donations(capture))
-        program = Program(graph)
+        program = Program(graph, anomaly)
         variant = Variant(
             graph=graph, program=program, capture=capture,
             feeders=_feeders(graph, capture),
@@ -688,6 +690,7 @@ class CompiledFunction:
             arg_fps=fps,
             grad_enabled=key[-1],
             volatile=bool(changed),
+            anomaly=anomaly,
         )
         variant.compile_seconds = time.perf_counter() - t0
         return variant

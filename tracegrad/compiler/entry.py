@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..tensor import Tensor, _bump, _leaf
+from ..tensor import Tensor, _Anomaly, _bump, _leaf
 from .guards import Ident, fingerprint
 
 _files = iter(range(1 << 62))
@@ -123,6 +123,8 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
             guard(f"type(a[{j}]) is not float", "an argument that was a float is not")
             body.append(f"a{j} = _f64(a[{j}])")
     guard(f"{name('mode', mode)}.enabled != {variant.grad_enabled}", "grad mode changed")
+    guard(f"bool({name('anomaly', _Anomaly)}.enabled) != {variant.anomaly}",
+          "tg.detect_anomaly() was turned on or off")
 
     guard(f"{name('epoch', epoch_box)}[0] != {variant.structure_epoch}",
           "a module's or optimizer's parameters/submodules were reassigned")

@@ -80,13 +80,24 @@ def _distinct_positions(index_arrays: tuple) -> bool:
     return False
 
 
+def _finite(a: np.ndarray, node_id: int, op: str) -> None:
+    """detect_anomaly's check of one value of a compiled program."""
+    if not np.isfinite(a).all():
+        bad = "nan" if np.isnan(a).any() else "inf"
+        raise FloatingPointError(
+            f"detect_anomaly: {op} produced {bad} in a compiled program (node %{node_id}; "
+            f"print(compiled.graph) shows the IR, compiled.source() the code)")
+
+
 class Program:
     """A graph compiled to NumPy source; call it with the input arrays."""
 
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, check_finite: bool = False):
         if not hasattr(graph, "memory_plan"):
             graph, _ = plan_memory(graph)
         self.graph = graph
+        # tg.detect_anomaly() while compiling: every float result is checked, as in eager
+        self.check_finite = check_finite
         plan = graph.memory_plan
         self.pool = [np.empty(nbytes, dtype=np.uint8) for nbytes in plan.buffers]
         self.filename = f"<tracegrad-compiled-{next(_counter)}>"
@@ -115,12 +126,16 @@ class Program:
         return self._name("b", view)
 
     def _generate(self, graph: Graph, plan: Any) -> list[str]:
-        self._env.update(np=np, erf=_erf, fill_index=fill_index)
+        self._env.update(np=np, erf=_erf, fill_index=fill_index, _finite=_finite)
         body: list[str] = []
         params = ", ".join(f"v{n.id}" for n in graph.inputs)
         for k, node in enumerate(graph.nodes):
             body.append(f"# %{node.id}:{node.type_str()} = {node.op}")
             body.extend(self._emit(node, plan))
+            if self.check_finite and node.op != "const" and node.dtype.kind == "f":
+                what = node.op if node.op != "kernel" else \
+                    f"a fused kernel ({', '.join(step.op for step in node.value)})"
+                body.append(f"_finite(v{node.id}, {node.id}, {what!r})")
             for dead in plan.free_after.get(k, ()):
                 # (a pooled buffer stays allocated anyway: only new memory is worth a del)
                 if dead.op not in ("input", "const") and id(dead) not in plan.buffer_of:
