@@ -126,7 +126,9 @@ class Program:
         return self._name("b", view)
 
     def _generate(self, graph: Graph, plan: Any) -> list[str]:
-        self._env.update(np=np, erf=_erf, fill_index=fill_index, _finite=_finite)
+        self._env.update(np=np, erf=_erf, fill_index=fill_index)
+        if self.check_finite:
+            self._env["_finite"] = _finite
         body: list[str] = []
         params = ", ".join(f"v{n.id}" for n in graph.inputs)
         for k, node in enumerate(graph.nodes):
