@@ -406,6 +406,36 @@ def test_threads_calling_one_compiled_training_step_get_their_own_results():
     assert wrong == []
 
 
+def test_threads_differentiating_through_one_compiled_module_get_their_own_gradients():
+    tg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 1))
+    run = tg.compile(model)
+    rng = np.random.default_rng(1)
+    xs = [rng.standard_normal((4, 8)).astype(np.float32) for _ in range(8)]
+
+    def grad_of(f, a):
+        x = tg.tensor(a, requires_grad=True)
+        (f(x) ** 2).sum().backward()
+        return x.grad.numpy().copy()
+
+    wants = [grad_of(model, a) for a in xs]
+    grad_of(run, xs[0])
+    grad_of(run, xs[0])
+    wrong = []
+
+    def work(k):
+        for _ in range(50):
+            if not np.allclose(grad_of(run, xs[k]), wants[k], rtol=1e-5, atol=1e-6):
+                wrong.append(k)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
+
+
 def test_a_trace_records_only_its_own_threads_operations():
     p = tg.tensor([1.0, 2.0])
     inside, done = threading.Event(), threading.Event()

@@ -187,12 +187,6 @@ class Variant:
             k += 1
         self.entry = build_entry(self, tensor_mod._structure_epoch, autograd._mode)
 
-    def finish(self, outs: tuple) -> tuple:
-        """The user's outputs of a run; keeps the values a compiled backward will need."""
-        k = len(outs) - self.n_saved
-        self.saved = [a if self._owns[k + j] else np.array(a, copy=True)
-                      for j, a in enumerate(outs[k:])] if self.n_saved else []
-        return outs[: self.n_user_outputs]
 
 
 class CompiledBackward:
@@ -219,15 +213,17 @@ class BackwardProgram:
     def __init__(self, graph: Graph, cot_shapes: list, check_finite: bool = False):
         self.graph, self.records = optimize(graph)
         self.program = Program(self.graph, check_finite)
+        self.lock = threading.Lock()
         self.cot_shapes = cot_shapes  # (shape, dtype) per differentiable output
 
     def run(self, saved: list, which: int, g: Tensor, targets: tuple) -> tuple:
         cots = [np.zeros(shape, dtype) for shape, dtype in self.cot_shapes]
         cots[which] = np.asarray(g.data, dtype=self.cot_shapes[which][1])
-        outs = self.program(*saved, *cots)
+        with self.lock:  # one run at a time: the program's buffers are reused
+            outs = [np.array(o, copy=True) for o in self.program(*saved, *cots)]
         if isinstance(g, GradArray):
-            return tuple(GradArray(np.array(o, copy=True)) for o in outs)
-        return tuple(_leaf(np.array(o, copy=True)) for o in outs)
+            return tuple(GradArray(o) for o in outs)
+        return tuple(_leaf(o) for o in outs)
 
 
 def _split_backward(graph: Graph, capture: Capture) -> tuple[Graph, Graph, int]:
@@ -592,19 +588,14 @@ class CompiledFunction:
     def _differentiable(self, variant: Variant, outs: tuple, tensors: Any) -> Any:
         """The result of a differentiable variant: its tensors point back to the compiled
         backward program, with the values this run saved for it."""
-        outs = variant.finish(outs)
-        owns = variant._owns
-
-        def array(i: int) -> np.ndarray:  # the program's own new memory, or a copy
-            return outs[i] if owns[i] else np.array(outs[i], copy=True)
-
+        # (the entry handed over memory of their own: this run's, whoever runs next)
+        saved = list(outs[len(outs) - variant.n_saved:]) if variant.n_saved else []
         targets = tuple(tensors[src] if kind == "arg" else src
                         for kind, src in variant.capture.grad_targets)
         which = {k: j for j, (k, _) in enumerate(variant.capture.cotangents)}
-        saved = variant.saved
 
         def leaf(i: int) -> Tensor:
-            t = _leaf(array(i))
+            t = _leaf(outs[i])
             if i in which:
                 t.requires_grad = True
                 t._op = CompiledBackward(variant.backward, saved, which[i], len(which))

@@ -226,7 +226,11 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
                  f"    _write_grad({tn}, outs[{k}], {variant._owns[k]})"]
         k += 1
     if variant.backward is not None:  # tg.compile wraps them in differentiable tensors
-        body.append("return outs")
+        # ... after the lock is released: what lives in the program's buffers is copied now
+        n, first_saved = len(graph.outputs), len(graph.outputs) - variant.n_saved
+        items = [f"outs[{i}]" if variant._owns[i] or variant.n_user_outputs <= i < first_saved
+                 else f"_copy(outs[{i}], copy=True)" for i in range(n)]
+        body.append(f"return ({''.join(x + ', ' for x in items)})")
     else:
         body.append(f"return {_result(variant, variant.capture.out_tree, name)}")
     # One call at a time: the program computes into buffers it keeps between calls.
