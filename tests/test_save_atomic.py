@@ -321,3 +321,55 @@ def test_the_file_is_byte_for_byte_what_the_safetensors_library_writes(tmp_path)
         assert back[k].dtype == v.dtype and back[k].shape == v.shape
         np.testing.assert_array_equal(back[k], v)
     assert st_numpy.load_file(tmp_path / "m.safetensors").keys() == arrays.keys()
+
+
+@posix
+def test_a_symlink_at_the_temporary_name_is_removed_not_followed(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep me")
+    (tmp_path / TMP).symlink_to(victim)
+    save({"w": tg.ones(2)}, tmp_path / "m.safetensors")
+    assert victim.read_bytes() == b"keep me"
+    assert sorted(os.listdir(tmp_path)) == ["m.safetensors", "victim"]
+    assert not (tmp_path / "m.safetensors").is_symlink()
+
+
+@posix
+def test_a_file_system_without_locks_still_saves_and_cleans_up(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    calls = []
+
+    def no_locks(fd, op):
+        calls.append(op)
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    path = tmp_path / "m.safetensors"
+    (tmp_path / TMP).write_bytes(b"stale")
+    fds = _open_fds()
+    save({"w": tg.ones(2)}, path)
+    save({"w": tg.zeros(2)}, path)
+    assert _open_fds() == fds  # no descriptor leaked
+    assert calls  # the lock was tried
+    assert os.listdir(tmp_path) == ["m.safetensors"]
+    assert load(path)["w"].tolist() == [0.0, 0.0]
+
+
+def _open_fds() -> int | None:
+    return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+
+
+def test_saves_leak_no_descriptors(tmp_path):
+    path = tmp_path / "m.safetensors"
+    save({"w": tg.ones(2)}, path)
+    fds = _open_fds()
+    for i in range(10):
+        (tmp_path / TMP).write_bytes(b"stale")  # every other kind of start, too
+        save({"w": tg.full((2,), float(i))}, path)
+        save({"w": tg.full((2,), float(i))}, path)
+    with pytest.raises(TypeError):
+        save({"w": object()}, path)
+    assert _open_fds() == fds
+    assert os.listdir(tmp_path) == ["m.safetensors"]

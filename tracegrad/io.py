@@ -195,51 +195,79 @@ def _replace_atomically(target: str, write: Any) -> None:
     _fsync_dir(os.path.dirname(target))
 
 
+# flock errors that mean "this file system has no locks" (some network and FUSE mounts)
+_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
+
+
 def _claim(tmp: str) -> int:
     """Create ``tmp`` empty and hold an exclusive lock on it; return its descriptor.
 
     Every save to the same target uses the same ``tmp``, and writes and renames it only
     while holding the lock on the file that has that name, so concurrent saves take turns
     and never write into each other's file. A ``tmp`` left by a save that was killed (the
-    kernel dropped its lock) is removed. Without ``fcntl`` (Windows) a stale file is removed
-    and a new one created exclusively, without the lock.
+    kernel dropped its lock) is removed. Without locks (no ``fcntl`` on Windows, or a file
+    system that refuses ``flock``) an existing ``tmp`` is taken to be stale and removed,
+    and a new one created exclusively: killed saves still leave no litter, but concurrent
+    saves to one path are not kept apart.
     """
-    nofollow = getattr(os, "O_NOFOLLOW", 0)
-    if fcntl is None:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+    locking = fcntl is not None
     while True:
         try:
             fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
             fresh = True
         except FileExistsError:
-            try:
-                fd = os.open(tmp, os.O_RDWR | nofollow)
-            except FileNotFoundError:
-                continue  # it was renamed or removed meanwhile: try again
-            except OSError as e:
-                if e.errno != errno.ELOOP:
-                    raise
-                os.unlink(tmp)  # a symlink where our temporary file belongs
+            fd = _open_existing(tmp) if locking else None
+            if fd is None:
+                _remove(tmp)
                 continue
             fresh = False
+        if not locking:
+            return fd
+        keep = False
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # waits while another save writes this file
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # waits while another save writes this file
+            except OSError as e:
+                if e.errno not in _NO_LOCKS:
+                    raise
+                locking = False
+                keep = fresh
+                if fresh:
+                    return fd
+                _remove(tmp)
+                continue
             try:
                 same = os.path.samestat(os.fstat(fd), os.stat(tmp, follow_symlinks=False))
             except FileNotFoundError:
-                same = False
-            if same and fresh:
-                return fd
-            if same:
-                os.unlink(tmp)  # stale: left by a save that died (it no longer holds the lock)
-        except BaseException:
-            os.close(fd)
+                same = False  # renamed by the save that held it: start again
+            keep = same and fresh
+            if same and not fresh:
+                _remove(tmp)  # stale: left by a save that died (it holds no lock any more)
+        finally:
+            if not keep:
+                os.close(fd)
+        if keep:
+            return fd
+
+
+def _open_existing(tmp: str) -> int | None:
+    """Open an existing ``tmp`` (not through a symlink); None if it should be removed (a
+    symlink) or is gone already."""
+    try:
+        return os.open(tmp, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        if e.errno != errno.ELOOP:  # a directory, no permission...: say so
             raise
-        os.close(fd)
+        return None  # a symlink where our temporary file belongs
+
+
+def _remove(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
 
 
 def _fsync_dir(folder: str) -> None:
