@@ -185,7 +185,11 @@ def test_strict_false_returns_pytorchs_named_tuple():
     assert sorted(result.unexpected_keys) == sorted(expected.unexpected_keys)
     missing, unexpected = result
     assert missing == ["0.bias", "1.running_var"]
+    assert repr(result).startswith("IncompatibleKeys(missing_keys=['0.bias', '1.running_var']")
     np.testing.assert_array_equal(model[0].weight.numpy(), sd["0.weight"])
+    everything = model.load_state_dict(np_state(make_model()))
+    assert repr(everything) == repr(tmodel.load_state_dict(tmodel.state_dict()))
+    assert repr(everything) == "<All keys matched successfully>"
 
 
 def test_a_state_dict_that_is_not_a_dict_is_refused():
