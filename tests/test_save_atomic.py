@@ -373,3 +373,12 @@ def test_saves_leak_no_descriptors(tmp_path):
         save({"w": object()}, path)
     assert _open_fds() == fds
     assert os.listdir(tmp_path) == ["m.safetensors"]
+
+
+def test_a_name_near_the_length_limit_still_saves(tmp_path):
+    path = tmp_path / ("m" * 240 + ".safetensors")  # 252 bytes: the temp name would be 267
+    save({"w": tg.ones(2)}, path)
+    save({"w": tg.zeros(2)}, path)
+    assert os.listdir(tmp_path) == [path.name]
+    assert load(path)["w"].tolist() == [0.0, 0.0]
+    assert len(tio._temp_name(str(path)).rsplit(os.sep, 1)[1]) <= 255

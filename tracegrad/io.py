@@ -24,6 +24,7 @@ file that is not a valid safetensors file, or whose tracegrad metadata is malfor
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import math
 import os
@@ -119,8 +120,12 @@ _TMP_SUFFIX = ".tracegrad-tmp"
 
 
 def _temp_name(target: str) -> str:
-    """The one temporary file a save to ``target`` uses: hidden, beside it, named after it."""
+    """The one temporary file a save to ``target`` uses: hidden, beside it, named after it
+    (a name too long for the file system keeps its start and gets a hash of the rest)."""
     folder, name = os.path.split(target)
+    if len(os.fsencode(f".{name}{_TMP_SUFFIX}")) > 255:
+        digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
+        name = f"{name[:100]}~{digest}"
     return os.path.join(folder, f".{name}{_TMP_SUFFIX}")
 
 
