@@ -23,12 +23,19 @@ file that is not a valid safetensors file, or whose tracegrad metadata is malfor
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import math
 import os
-import tempfile
+import stat
 from collections import OrderedDict
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 import numpy as np
 
@@ -44,7 +51,7 @@ _STRUCTURE_KEY = "tracegrad.structure"
 # safetensors dtype names <-> the dtypes tracegrad supports.
 _FILE_DTYPES = {
     "F16": dtypes.float16, "F32": dtypes.float32, "F64": dtypes.float64,
-    "I8": dtypes.int8, "I32": dtypes.int32, "I64": dtypes.int64,
+    "I8": dtypes.int8, "I16": dtypes.int16, "I32": dtypes.int32, "I64": dtypes.int64,
     "U8": dtypes.uint8, "BOOL": dtypes.bool_,
 }
 
@@ -81,27 +88,205 @@ def save(obj: Any, path: str | os.PathLike) -> None:
     >>> tg.load("model.safetensors")["step"]
     3
 
-    The file is written to a temporary name and renamed, so a failed save never leaves a
-    half-written file in place of a good one.
+    The file is replaced atomically: the data goes to a temporary file beside it
+    (``.<name>.tracegrad-tmp``), is flushed to disk, and is renamed over ``path``. A save that
+    fails or is killed (even by SIGKILL) leaves the old file as it was and at most that one
+    temporary file, which the next save to ``path`` removes. Two processes saving to the same
+    path take turns (a lock on the temporary file), so the file is always one whole save.
+    The new file gets the permissions of the file it replaces, or those of any new file
+    (the umask applies); a symlink stays a link and the file it points to is replaced.
     """
-    st_numpy, _ = _safetensors()
+    _safetensors()  # tg.load needs it; refuse to write what could not be read back
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"save: path must be a file name (str or os.PathLike), got "
+            f"{type(path).__name__}; tg.save writes a file by name so that it can replace it "
+            f"atomically"
+        )
     arrays: dict[str, np.ndarray] = {}
     root = _Encoder(arrays).encode(obj, ())
     metadata = {
         _VERSION_KEY: str(FORMAT_VERSION),
         _STRUCTURE_KEY: json.dumps(root, allow_nan=False, separators=(",", ":")),
     }
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tracegrad-", suffix=".tmp", dir=folder)
-    os.close(fd)
+    target = os.fsdecode(os.fspath(path))
+    if os.path.islink(target):
+        target = os.path.realpath(target)  # write the file the link points to; keep the link
+    target = os.path.abspath(target)
+    _replace_atomically(target, lambda fd: _write_file(fd, arrays, metadata))
+
+
+_TMP_SUFFIX = ".tracegrad-tmp"
+
+
+def _temp_name(target: str) -> str:
+    """The one temporary file a save to ``target`` uses: hidden, beside it, named after it
+    (a name too long for the file system keeps its start and gets a hash of the rest)."""
+    folder, name = os.path.split(target)
+    if len(os.fsencode(f".{name}{_TMP_SUFFIX}")) > 255:
+        digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
+        name = f"{name[:100]}~{digest}"
+    return os.path.join(folder, f".{name}{_TMP_SUFFIX}")
+
+
+_NAME_OF_DTYPE = {dt: name for name, dt in _FILE_DTYPES.items()}
+_CHUNK = 1 << 24  # write big tensors 16 MB at a time
+# The safetensors library's dtype order (its Dtype enum), which its writer sorts by.
+_LAYOUT_RANK = {name: i for i, name in enumerate(
+    ["BOOL", "U8", "I8", "I16", "F16", "I32", "F32", "F64", "I64"])}
+
+
+def _dtype_name(arr: np.ndarray) -> str:
+    return _NAME_OF_DTYPE[arr.dtype.newbyteorder("=")]
+
+
+def _write_file(fd: int, arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    """Write the safetensors file to the open descriptor ``fd``."""
+    for chunk in _file_chunks(arrays, metadata):
+        while chunk:
+            chunk = chunk[os.write(fd, chunk):]
+
+
+def _file_chunks(arrays: dict[str, np.ndarray], metadata: dict[str, str]):
+    """The bytes of a safetensors file, as memoryviews (tensor data is not copied).
+
+    The format: 8 bytes of little-endian header length, the JSON header (padded with spaces
+    to a multiple of 8), then the tensors' bytes back to back at the header's
+    ``data_offsets``. Tensors are laid out as the safetensors library lays them out (by
+    its dtype order, widest first, then by name), so each one starts aligned to its item
+    size and the bytes are the library's own for the same tensors. Written here
+    rather than by ``safetensors.numpy.save_file`` so that the data streams into our own
+    temporary file without a copy of every tensor (the library copies each into a bytes
+    object, and recent versions write and rename a temporary file of their own).
+    """
+    entries = sorted(arrays.items(), key=lambda kv: (-_LAYOUT_RANK[_dtype_name(kv[1])], kv[0]))
+    header: dict[str, Any] = {"__metadata__": metadata}
+    offset = 0
+    for name, arr in entries:
+        header[name] = {"dtype": _dtype_name(arr),
+                        "shape": list(arr.shape), "data_offsets": [offset, offset + arr.nbytes]}
+        offset += arr.nbytes
+    head = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    head += b" " * (-len(head) % 8)
+    yield memoryview(len(head).to_bytes(8, "little") + head)
+    for _, arr in entries:
+        if arr.nbytes:
+            data = memoryview(arr.reshape(-1).view(np.uint8))
+            for start in range(0, len(data), _CHUNK):
+                yield data[start:start + _CHUNK]
+
+
+def _replace_atomically(target: str, write: Any) -> None:
+    tmp = _temp_name(target)
+    fd = _claim(tmp)
     try:
-        st_numpy.save_file(arrays, tmp, metadata=metadata)
-        os.replace(tmp, path)
+        try:
+            st = os.stat(target)
+        except OSError:
+            st = None
+        if st is not None and stat.S_ISREG(st.st_mode):
+            os.chmod(tmp, stat.S_IMODE(st.st_mode))  # keep the replaced file's permissions
+        write(fd)
+        os.fsync(fd)  # the data is on disk before the name points at it
+        os.replace(tmp, target)
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        try:
+            os.unlink(tmp)  # ours: we hold its lock
+        except OSError:
+            pass
         raise
+    finally:
+        os.close(fd)  # releases the lock
+    _fsync_dir(os.path.dirname(target))
+
+
+# flock errors that mean "this file system has no locks" (some network and FUSE mounts)
+_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
+
+
+def _claim(tmp: str) -> int:
+    """Create ``tmp`` empty and hold an exclusive lock on it; return its descriptor.
+
+    Every save to the same target uses the same ``tmp``, and writes and renames it only
+    while holding the lock on the file that has that name, so concurrent saves take turns
+    and never write into each other's file. A ``tmp`` left by a save that was killed (the
+    kernel dropped its lock) is removed. Without locks (no ``fcntl`` on Windows, or a file
+    system that refuses ``flock``) an existing ``tmp`` is taken to be stale and removed,
+    and a new one created exclusively: killed saves still leave no litter, but concurrent
+    saves to one path are not kept apart.
+    """
+    locking = fcntl is not None
+    while True:
+        try:
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+            fresh = True
+        except FileExistsError:
+            fd = _open_existing(tmp) if locking else None
+            if fd is None:
+                _remove(tmp)
+                continue
+            fresh = False
+        if not locking:
+            return fd
+        keep = False
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # waits while another save writes this file
+            except OSError as e:
+                if e.errno not in _NO_LOCKS:
+                    raise
+                locking = False
+                keep = fresh
+                if fresh:
+                    return fd
+                _remove(tmp)
+                continue
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(tmp, follow_symlinks=False))
+            except FileNotFoundError:
+                same = False  # renamed by the save that held it: start again
+            keep = same and fresh
+            if same and not fresh:
+                _remove(tmp)  # stale: left by a save that died (it holds no lock any more)
+        finally:
+            if not keep:
+                os.close(fd)
+        if keep:
+            return fd
+
+
+def _open_existing(tmp: str) -> int | None:
+    """Open an existing ``tmp`` (not through a symlink); None if it should be removed (a
+    symlink) or is gone already."""
+    try:
+        return os.open(tmp, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        if e.errno != errno.ELOOP:  # a directory, no permission...: say so
+            raise
+        return None  # a symlink where our temporary file belongs
+
+
+def _remove(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+
+
+def _fsync_dir(folder: str) -> None:
+    """Make the rename itself durable (POSIX); skipped where directories cannot be opened."""
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
 
 
 def _where(path: tuple) -> str:

@@ -7,6 +7,7 @@ A Module registers the Parameters, buffers and sub-Modules assigned to its attri
 from __future__ import annotations
 
 from collections import OrderedDict, namedtuple
+from collections.abc import Mapping
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -36,7 +37,16 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
-IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """What ``load_state_dict`` returns: the keys it did not find and the keys it did not
+    use (both empty unless ``strict=False``), as PyTorch's ``_IncompatibleKeys``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return super().__repr__()
 
 
 class Module:
@@ -262,9 +272,20 @@ class Module:
     def load_state_dict(self, state_dict: dict, strict: bool = True) -> IncompatibleKeys:
         """Copy values from ``state_dict`` into this module's tensors (in place).
 
-        ``strict=True`` requires exactly the same keys. A shape mismatch always raises, and
-        nothing is changed unless every check passes.
+        Every entry is checked before any is written, so a state dict that does not fit
+        leaves the module bit-identical: with ``strict=True`` (the default) the keys must be
+        exactly the module's; shapes must always match; a value is cast to the tensor's dtype
+        as PyTorch casts it (float64 into a float32 parameter, ints or bools into floats),
+        but a value that the dtype cannot hold (nan, inf, 2.5 or 1e30 into an int buffer, -1
+        into a uint8 one, a finite float64 that overflows float32) is refused, not wrapped.
+        One error names every bad key. Returns ``(missing_keys, unexpected_keys)`` as a named
+        tuple, like PyTorch's.
         """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(
+                f"load_state_dict for {type(self).__name__}: expected a dict of name -> tensor "
+                f"(a state_dict() or tg.load(path)), got {type(state_dict).__name__}"
+            )
         own = {}
         for mod_prefix, m in self._all_modules(""):
             base = f"{mod_prefix}." if mod_prefix else ""
@@ -276,32 +297,26 @@ class Module:
                     own[base + name] = b
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
-        if strict and (missing or unexpected):
-            parts = []
-            if missing:
-                parts.append(f"missing keys: {', '.join(missing)}")
-            if unexpected:
-                parts.append(f"unexpected keys: {', '.join(unexpected)}")
-            raise KeyError(
-                f"load_state_dict for {type(self).__name__}: " + "; ".join(parts)
-                + " (pass strict=False to load the keys that match)"
-            )
+        problems: list[tuple[type, str]] = []
+        if strict and missing:
+            problems.append((StateDictKeyError, "missing keys (in the model, not in the state "
+                             f"dict): {', '.join(map(repr, missing))}"))
+        if strict and unexpected:
+            problems.append((StateDictKeyError, "unexpected keys (in the state dict, not in "
+                             f"the model): {', '.join(map(repr, unexpected))}"))
         arrays = {}
         for k, target in own.items():
-            if k not in state_dict:
-                continue
-            value = state_dict[k]
-            arr = value.data if isinstance(value, Tensor) else np.asarray(value)
-            if arr.shape != target.data.shape:
-                raise ShapeError(
-                    f"load_state_dict for {type(self).__name__}: {k!r} has shape {arr.shape} "
-                    f"in the state dict but {target.data.shape} in the model"
-                )
-            arrays[k] = arr
+            if k in state_dict:
+                arr = _checked_value(k, state_dict[k], target.data, problems)
+                if arr is not None:
+                    arrays[k] = arr
+        if problems:
+            raise _load_error(type(self).__name__, problems, strict)
+        # Everything fits: only assignments from here on, so nothing can fail half-way.
         with no_grad():
             for k, arr in arrays.items():
                 target = own[k]
-                target.data = np.array(arr, dtype=target.data.dtype, copy=True)
+                target.data = arr
                 _bump(target)
         return IncompatibleKeys(missing, unexpected)
 
@@ -402,3 +417,110 @@ class ModuleList(Module):
                 lines.append(f"({items[i][0]}): {body}")
             i = j + 1
         return lines
+
+
+class StateDictKeyError(KeyError):
+    """load_state_dict's error for missing or unexpected keys: a KeyError (as before) whose
+    message prints as written (KeyError's own str() would quote it)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+# Which exception a failed load raises when it has several kinds of problems: the first kind
+# present in this order (the message lists them all).
+_ERROR_ORDER = (StateDictKeyError, ShapeError, TypeError, ValueError)
+_FIXES = {
+    StateDictKeyError: "pass strict=False to load only the keys that match, or build the model "
+                "that the state dict was saved from",
+    ShapeError: "the state dict comes from a model of other sizes; build the model with the "
+                "sizes it was saved with",
+    TypeError: "give numeric arrays or tensors (bool, int or float)",
+    ValueError: "fix those values in the state dict (casting would wrap or truncate them "
+                "into wrong numbers), or make the tensor a dtype that holds them",
+}
+
+
+def _load_error(module: str, problems: list, strict: bool) -> Exception:
+    kinds = [cls for cls in _ERROR_ORDER if any(c is cls for c, _ in problems)]
+    lines = [f"  {text}" for _, text in problems]
+    fixes = [f"  - {_FIXES[cls]}" for cls in kinds]
+    n = len(problems)
+    msg = (f"load_state_dict for {module}: {n} problem{'s' if n > 1 else ''}, nothing was "
+           f"loaded (the module is unchanged):\n" + "\n".join(lines)
+           + "\nto fix:\n" + "\n".join(fixes))
+    return kinds[0](msg)
+
+
+def _checked_value(key: str, value: Any, target: np.ndarray, problems: list) -> Any:
+    """``value`` as a new array of ``target``'s dtype, or None after appending why it cannot
+    be loaded into ``target`` to ``problems``."""
+    if isinstance(value, Tensor):
+        arr = value.data
+    else:
+        try:
+            arr = np.asarray(value)
+        except Exception as e:  # ragged lists and other non-arrays
+            problems.append((TypeError, f"{key!r}: a {type(value).__name__} that is not an "
+                                        f"array ({e})"))
+            return None
+    if arr.dtype.kind not in "biuf":
+        problems.append((TypeError, f"{key!r}: dtype {arr.dtype} "
+                                    f"({type(value).__name__}) cannot be loaded into a "
+                                    f"{target.dtype} tensor"))
+        return None
+    if arr.shape != target.shape:
+        problems.append((ShapeError, f"{key!r}: shape {arr.shape} ({arr.dtype}) in the state "
+                                     f"dict, {target.shape} ({target.dtype}) in the model"))
+        return None
+    dt = target.dtype
+    why = _unrepresentable(arr, dt)
+    if why:
+        problems.append((ValueError, f"{key!r}: the state dict's {arr.dtype} values include "
+                                     f"{why}, which the model's {dt} tensor {arr.shape} "
+                                     f"cannot hold ({_holds(dt)})"))
+        return None
+    with np.errstate(all="ignore"):
+        return np.array(arr, dtype=dt, copy=True)
+
+
+def _holds(dt: np.dtype) -> str:
+    if dt.kind == "f":
+        return f"finite values up to {float(np.finfo(dt).max):.4g} in magnitude"
+    if dt.kind == "b":
+        return "only 0 and 1"
+    info = np.iinfo(dt)
+    return f"only whole numbers from {info.min} to {info.max}"
+
+
+def _unrepresentable(arr: np.ndarray, dt: np.dtype) -> str | None:
+    """A value of ``arr`` that casting to ``dt`` would change beyond rounding, or None."""
+    if arr.size == 0 or arr.dtype == dt:
+        return None
+    flat = arr.reshape(-1)
+    if dt.kind == "f":
+        if arr.dtype.kind == "f" and np.finfo(arr.dtype).max > np.finfo(dt).max:
+            big = np.isfinite(flat) & (np.abs(flat) > np.finfo(dt).max)
+            if big.any():
+                return repr(flat[big][0].item())
+        return None
+    if dt.kind == "b":
+        bad = (flat != 0) & (flat != 1)
+        return repr(flat[bad][0].item()) if bad.any() else None
+    if arr.dtype.kind == "b":
+        return None
+    info = np.iinfo(dt)
+    if arr.dtype.kind == "f":
+        # Bounds as exact floats (-2**63 and 2**63 for int64): comparing with info.max
+        # itself would round it up to 2**63 and let 2**63 through.
+        flat = flat.astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(flat) | (np.floor(flat) != flat)
+            bad |= (flat < float(info.min)) | (flat >= float(info.max + 1))
+        return repr(flat[bad][0].item()) if bad.any() else None
+    lo, hi = int(flat.min()), int(flat.max())  # ints: Python ints compare exactly
+    if lo < info.min:
+        return repr(lo)
+    if hi > info.max:
+        return repr(hi)
+    return None

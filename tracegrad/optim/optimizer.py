@@ -7,11 +7,14 @@ too, and one graph holds forward, backward and update.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any, Iterable
 
 import numpy as np
 
 from ..autograd import no_grad
+from ..errors import ShapeError
 from ..tensor import Tensor, _leaf, _structure_epoch
 
 
@@ -24,6 +27,7 @@ class Optimizer:
     per-parameter ``state``; subclasses define ``_update(p, grad, group, state)``."""
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]):
+        _raise_first(type(self).__name__, self._check_group(defaults, ""))
         self.defaults = dict(defaults)
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[int, dict[str, Any]] = {}  # keyed by id(param)
@@ -56,6 +60,10 @@ class Optimizer:
         if unknown:
             raise TypeError(f"{type(self).__name__}: unknown options {sorted(unknown)}")
         full = {**self.defaults, **group, "params": params}
+        if isinstance(full.get("betas"), list):
+            full["betas"] = tuple(full["betas"])
+        where = f"param group {len(self.param_groups)}: " if len(self.param_groups) else ""
+        _raise_first(type(self).__name__, self._check_group(full, where))
         self.param_groups.append(full)
         _structure_epoch[0] += 1
 
@@ -109,39 +117,165 @@ class Optimizer:
             groups.append(entry)
         return {"state": state, "param_groups": groups}
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        groups = state_dict["param_groups"]
-        if len(groups) != len(self.param_groups) or any(
-            len(a["params"]) != len(b["params"]) for a, b in zip(groups, self.param_groups)
+    # Hyper-parameter rules, PyTorch's: name -> (what, check). Subclasses extend them.
+    _RULES: dict[str, tuple[str, Any]] = {}
+
+    def _check_group(self, group: Mapping, where: str) -> list[tuple[type, str]]:
+        """The problems with a parameter group's hyper-parameters, as (exception, text)."""
+        problems = []
+        for name, (what, ok) in self._RULES.items():
+            if name not in group:
+                continue
+            value = group[name]
+            verdict = ok(value)
+            if verdict is not True:
+                cls = TypeError if verdict is TypeError else ValueError
+                problems.append((cls, f"{where}{name} must be {what}, got {_show(value)}"))
+        if not problems:
+            problems += self._check_combination(group, where)
+        return problems
+
+    def _check_combination(self, group: Mapping, where: str) -> list[tuple[type, str]]:
+        return []
+
+    def _state_rules(self, group: Mapping) -> tuple[set, set]:
+        """(keys every non-empty state of a parameter in ``group`` needs, keys that must be
+        tensors of the parameter's shape)."""
+        return set(), set()
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Load a state from `state_dict` (PyTorch's layout, e.g. from ``tg.load``).
+
+        Everything is checked before anything changes: the number of groups and of
+        parameters per group, each group's hyper-parameters (by the same rules as the
+        constructor), and each parameter's state (known keys present, tensors of the
+        parameter's shape). A state dict that fails any check raises, naming every problem,
+        and leaves the optimizer exactly as it was. Floating-point state is cast to its
+        parameter's dtype, as PyTorch does.
+        """
+        name = type(self).__name__
+        op = f"{name}.load_state_dict"
+        if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(
+            state_dict
         ):
-            raise ValueError(
-                f"{type(self).__name__}.load_state_dict: the saved state has groups of sizes "
-                f"{[len(g['params']) for g in groups]}, this optimizer "
-                f"{[len(g['params']) for g in self.param_groups]}"
+            raise TypeError(
+                f"{op}: expected an optimizer state dict (a dict with 'state' and "
+                f"'param_groups', from optimizer.state_dict() or tg.load), got "
+                f"{_show(state_dict)}"
             )
-        params = self._params()
-        new_state: dict[int, dict[str, Any]] = {}
-        for key, st in state_dict["state"].items():
-            p = params[int(key)]
-            entry = {}
-            for k, v in st.items():
-                if isinstance(v, (Tensor, np.ndarray)):
-                    arr = v.data if isinstance(v, Tensor) else v
-                    if k != "step" and arr.shape != p.shape:
-                        raise ValueError(
-                            f"load_state_dict: state {k!r} of parameter {key} has shape "
-                            f"{arr.shape}, the parameter {p.shape}"
-                        )
-                    entry[k] = _leaf(np.array(arr, copy=True))
-                else:
-                    entry[k] = v
-            new_state[id(p)] = entry
-        _structure_epoch[0] += 1
-        for saved, own in zip(groups, self.param_groups):
+        groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(groups, (list, tuple)) or not all(
+            isinstance(g, Mapping) and isinstance(g.get("params"), (list, tuple))
+            for g in groups
+        ):
+            raise TypeError(f"{op}: 'param_groups' must be a list of dicts, each with a "
+                            f"'params' list; got {_show(groups)}")
+        if not isinstance(saved_state, Mapping):
+            raise TypeError(f"{op}: 'state' must be a dict of parameter index -> state; got "
+                            f"{_show(saved_state)}")
+        saved_sizes = [len(g["params"]) for g in groups]
+        own_sizes = [len(g["params"]) for g in self.param_groups]
+        if saved_sizes != own_sizes:
+            raise ValueError(
+                f"{op}: the saved state has {len(groups)} parameter groups of sizes "
+                f"{saved_sizes}, this optimizer {len(self.param_groups)} groups of sizes "
+                f"{own_sizes}; build the optimizer over the same parameters, grouped the "
+                f"same way, as the one that was saved"
+            )
+        problems: list[tuple[type, str]] = []
+        # Saved parameter indices map to this optimizer's parameters in order, as in PyTorch.
+        index: dict[int, Tensor] = {}
+        group_of: dict[int, dict] = {}
+        new_groups = []
+        for i, (saved, own) in enumerate(zip(groups, self.param_groups)):
+            new = dict(own)
             for k, v in saved.items():
                 if k != "params":
-                    own[k] = tuple(v) if isinstance(v, list) and k == "betas" else v
+                    new[k] = tuple(v) if k == "betas" and isinstance(v, list) else v
+            problems += self._check_group(new, f"param_groups[{i}]: ")
+            new_groups.append(new)
+            for idx, p in zip(saved["params"], own["params"]):
+                if isinstance(idx, bool) or not isinstance(idx, (int, np.integer)):
+                    problems.append((TypeError, f"param_groups[{i}]['params'] holds "
+                                                f"{_show(idx)}, not a parameter index"))
+                elif int(idx) in index:
+                    problems.append((ValueError, f"parameter index {int(idx)} appears twice "
+                                                 f"in 'param_groups'"))
+                else:
+                    index[int(idx)] = p
+                    group_of[int(idx)] = new
+        new_state: dict[int, dict[str, Any]] = {}
+        for key, st in saved_state.items():
+            try:
+                i = int(key)
+            except (TypeError, ValueError):
+                i = None
+            if i is None or isinstance(key, bool) or i not in index:
+                problems.append((ValueError, f"state[{key!r}] is not the index of a parameter "
+                                             f"in 'param_groups' (indices: "
+                                             f"{sorted(index) if len(index) < 20 else '...'})"))
+                continue
+            if not isinstance(st, Mapping):
+                problems.append((TypeError, f"state[{key!r}] must be a dict, got {_show(st)}"))
+                continue
+            entry = self._checked_state(f"state[{key!r}]", st, index[i], group_of[i],
+                                        problems)
+            if entry is not None:
+                new_state[id(index[i])] = entry
+        if problems:
+            lines = "\n".join(f"  {text}" for _, text in problems)
+            n = len(problems)
+            raise problems[0][0](
+                f"{op}: {n} problem{'s' if n > 1 else ''} in the state dict, nothing was loaded "
+                f"(the optimizer is unchanged):\n{lines}\nto fix: load a state dict saved "
+                f"by {name}.state_dict() over the same parameters, or correct the entries above"
+            )
+        # Everything checked: only assignments from here on.
+        _structure_epoch[0] += 1
+        for own, new in zip(self.param_groups, new_groups):
+            own.clear()
+            own.update(new)
         self.state = new_state
+
+    def _checked_state(self, where: str, st: Mapping, p: Tensor, group: Mapping,
+                       problems: list) -> dict | None:
+        """One parameter's saved state as this optimizer keeps it (fresh tensors, floats in
+        the parameter's dtype), or None after adding its problems to ``problems``."""
+        if not st:
+            return {}
+        required, tensors = self._state_rules(group)
+        found = len(problems)
+        missing = sorted(required - set(st))
+        if missing:
+            problems.append((ValueError, f"{where} lacks {', '.join(map(repr, missing))} "
+                                         f"(has {', '.join(map(repr, st))})"))
+        entry: dict[str, Any] = {}
+        for k, v in st.items():
+            if k == "step":
+                step = _number(v)
+                if step is None or not math.isfinite(step) or step < 0 or step != int(step):
+                    problems.append((ValueError, f"{where}['step'] must be a whole number "
+                                                 f">= 0, got {_show(v)}"))
+                    continue
+                entry[k] = _leaf(np.array(step, dtype=np.float64))
+            elif isinstance(v, (Tensor, np.ndarray)):
+                arr = v.data if isinstance(v, Tensor) else v
+                if arr.dtype.kind not in "biuf":
+                    problems.append((TypeError, f"{where}[{k!r}] has dtype {arr.dtype}; "
+                                                f"optimizer state is numeric"))
+                elif arr.shape != p.shape:
+                    problems.append((ShapeError, f"{where}[{k!r}] has shape {arr.shape}, its "
+                                                 f"parameter {p.shape}"))
+                else:
+                    dt = p.dtype if p.dtype.kind == "f" else arr.dtype
+                    with np.errstate(all="ignore"):
+                        entry[k] = _leaf(np.array(arr, dtype=dt, copy=True))
+            elif k in tensors and not (v is None and k not in required):
+                problems.append((TypeError, f"{where}[{k!r}] must be a tensor of shape "
+                                            f"{p.shape}, got {_show(v)}"))
+            else:
+                entry[k] = v
+        return entry if len(problems) == found else None
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -164,6 +298,57 @@ def _step_count(state: dict) -> Tensor:
     return step
 
 
+def _number(v: Any) -> float | None:
+    """``v`` as a float if it is a real number (a Python or NumPy number, or a one-element
+    numeric tensor or array; not a bool), else None."""
+    if isinstance(v, (bool, np.bool_)):
+        return None
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return float(v)
+    if isinstance(v, (Tensor, np.ndarray)):
+        arr = v.data if isinstance(v, Tensor) else v
+        if arr.size == 1 and arr.dtype.kind in "iuf":
+            return float(arr.reshape(()))
+    return None
+
+
+def _show(v: Any) -> str:
+    text = repr(v)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({type(v).__name__})"
+
+
+def _at_least_zero(v: Any) -> Any:
+    x = _number(v)
+    if x is None:
+        return TypeError
+    return x >= 0.0  # False for nan too (PyTorch: ``not 0.0 <= lr``)
+
+
+def _a_number(v: Any) -> Any:
+    return TypeError if _number(v) is None else True
+
+
+def _a_flag(v: Any) -> Any:
+    return True if isinstance(v, (bool, np.bool_)) or _number(v) in (0.0, 1.0) else TypeError
+
+
+def _betas(v: Any) -> Any:
+    if not isinstance(v, (tuple, list)) or len(v) != 2:
+        return TypeError
+    xs = [_number(b) for b in v]
+    if any(x is None for x in xs):
+        return TypeError
+    return all(0.0 <= x < 1.0 for x in xs)
+
+
+def _raise_first(name: str, problems: list) -> None:
+    if problems:
+        raise problems[0][0](f"{name}: " + "; ".join(text for _, text in problems))
+
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum, Nesterov and weight decay.
 
@@ -173,14 +358,29 @@ class SGD(Optimizer):
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
                  maximize: bool = False):
-        if lr < 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f"SGD: lr, momentum and weight_decay must be >= 0, got "
-                             f"{lr}, {momentum}, {weight_decay}")
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("SGD: nesterov needs momentum > 0 and dampening = 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov,
                                       maximize=maximize))
+
+    _RULES = {
+        "lr": ("a number >= 0", _at_least_zero),
+        "momentum": ("a number >= 0", _at_least_zero),
+        "dampening": ("a number", _a_number),
+        "weight_decay": ("a number >= 0", _at_least_zero),
+        "nesterov": ("True or False", _a_flag),
+        "maximize": ("True or False", _a_flag),
+    }
+
+    def _check_combination(self, group: Mapping, where: str) -> list[tuple[type, str]]:
+        if group.get("nesterov") and (_number(group["momentum"]) <= 0
+                                      or _number(group["dampening"]) != 0):
+            return [(ValueError, f"{where}nesterov needs momentum > 0 and dampening = 0, got "
+                                 f"momentum={group['momentum']!r}, "
+                                 f"dampening={group['dampening']!r}")]
+        return []
+
+    def _state_rules(self, group: Mapping) -> tuple[set, set]:
+        return set(), {"momentum_buffer"}
 
     def _update(self, p: Tensor, grad: Tensor, group: dict, state: dict) -> None:
         d = -grad if group["maximize"] else grad
@@ -208,13 +408,23 @@ class Adam(Optimizer):
     def __init__(self, params: Iterable[Any], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False):
-        if lr < 0 or eps < 0 or weight_decay < 0:
-            raise ValueError(f"{type(self).__name__}: lr, eps and weight_decay must be >= 0")
-        if not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"{type(self).__name__}: betas must be in [0, 1), got {betas}")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps,
                                       weight_decay=weight_decay, amsgrad=amsgrad,
                                       maximize=maximize))
+
+    _RULES = {
+        "lr": ("a number >= 0", _at_least_zero),
+        "betas": ("a pair of numbers in [0, 1)", _betas),
+        "eps": ("a number >= 0", _at_least_zero),
+        "weight_decay": ("a number >= 0", _at_least_zero),
+        "amsgrad": ("True or False", _a_flag),
+        "maximize": ("True or False", _a_flag),
+    }
+
+    def _state_rules(self, group: Mapping) -> tuple[set, set]:
+        tensors = {"exp_avg", "exp_avg_sq"} | ({"max_exp_avg_sq"} if group.get("amsgrad")
+                                               else set())
+        return tensors | {"step"}, tensors | {"max_exp_avg_sq"}
 
     def _update(self, p: Tensor, grad: Tensor, group: dict, state: dict) -> None:
         b1, b2 = group["betas"]
