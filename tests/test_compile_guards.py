@@ -543,7 +543,8 @@ def test_a_compiled_program_checks_every_value_under_detect_anomaly():
     assert np.isnan(f(bad).item())  # outside anomaly mode: nan, as eager
     with tg.detect_anomaly():
         assert f(x).item() == pytest.approx(2 * np.log(2.0))  # compiles a checking variant
-        with pytest.raises(FloatingPointError, match=r"kernel \(log.*produced nan in a compiled program"):
+        with pytest.raises(FloatingPointError,
+                           match=r"kernel \(log.*produced nan in a compiled program"):
             f(bad)
     assert "detect_anomaly" in f.cache_info().reasons[-1]
     assert np.isnan(f(bad).item())  # the variant without checks again

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tracegrad as tg
-from tracegrad.compiler.api import optimize
 from tracegrad.compiler.backends.numpy import Program
 from tracegrad.compiler.ir import Graph
+from tracegrad.compiler.optimize import optimize
 from tracegrad.compiler.passes import (
     PIPELINE,
     cse,

@@ -4,8 +4,9 @@
 ``tg.explain`` shows what every pass did.
 """
 
-from .api import CompiledFunction, Explanation, compile, explain, optimize
+from .api import CompiledFunction, compile
 from .ir import Graph, Node
+from .optimize import Explanation, explain, optimize
 from .trace import TensorSpec, trace
 
 __all__ = ["CompiledFunction", "Explanation", "Graph", "Node", "TensorSpec", "compile",

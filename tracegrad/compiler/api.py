@@ -1,11 +1,10 @@
-"""``tg.compile`` and ``tg.explain``: trace once, optimize, run the compiled program after.
+"""``tg.compile``: trace once, optimize, run the compiled program while its guards hold.
 
-A compiled function keeps a cache of variants, one per guard: argument shapes, dtypes and
-``requires_grad``, the values of plain Python arguments, grad mode, the ``training`` flags of
-the modules it uses, and the identity, shape and dtype of every tensor it captured. A call
-that matches no variant traces a new one (and `cache_info()` says why). The first call of
-a new function runs eagerly, so that lazily created state (an optimizer's moments) exists
-before anything is captured; the second call traces.
+A compiled function keeps a cache of variants. A call that matches none (its argument
+shapes, dtypes and ``requires_grad``, grad mode, and every Python value the traced call read:
+see guards.py) traces a new one, and `cache_info()` says why. The first call of a new
+function runs eagerly, so that lazily created state (an optimizer's moments) exists before
+anything is captured; the second call traces.
 """
 
 from __future__ import annotations
@@ -26,10 +25,21 @@ from ..ops.base import rule_facts
 from ..tensor import Tensor, _leaf
 from .backends.numpy import Program
 from .entry import Miss, build_entry
-from .guards import Ident, ReadRecorder, fingerprint, warn_side_effects
+from .guards import (
+    ReadRecorder,
+    arg_key,
+    fingerprint,
+    function_guards,
+    identities,
+    modules_of,
+    one_level,
+    roots_of,
+    settings_of,
+    warn_side_effects,
+)
 from .ir import Graph
-from .passes import PIPELINE
-from .passes.plan_memory import VIEWS, peak_without_plan
+from .optimize import Explanation, explain, optimize
+from .partition import donations, feeders, split_backward
 from .trace import Capture, TensorSpec, build_tree, flatten_args, is_input, run_traced, tensor_mod
 
 MAX_VARIANTS = 8  # compiles after which tg.compile warns
@@ -38,108 +48,11 @@ MAX_KEPT = 32  # variants kept per compiled function (the oldest is dropped)
 
 def _advice(reason: str) -> str:
     """What to do about a function that keeps recompiling, by the last reason."""
-    if "hyper-parameter" in reason:
-        return ("A learning-rate schedule changes a float lr, which the program holds as a "
-                "constant: give the optimizer a tensor, e.g. SGD(params, lr=tg.tensor(0.1)); "
-                "schedulers then change it in place and nothing recompiles.")
     if "global or closure variable" in reason or "Python values" in reason:
-        return ("A number the function reads changes from call to call: pass it as a tensor "
-                "argument (tg.tensor(x)), which is an input of the program, not a constant.")
+        return ("A value the function reads changes from call to call: pass it as an "
+                "argument (a float or a tensor is an input of the program, not a constant), "
+                "or keep it fixed.")
     return "Every new shape or flag compiles a new variant: pad inputs to a few fixed shapes."
-
-
-# ---------------------------------------------------------------- optimizing
-
-
-@dataclass
-class PassRecord:
-    name: str
-    nodes: int
-    kernels: int
-    peak_bytes: int
-    note: str
-    seconds: float
-
-
-def _kernels(graph: Graph) -> int:
-    """Nodes that compute something when the program runs (not constants or views)."""
-    return sum(1 for n in graph.nodes if n.op != "const" and n.op not in VIEWS)
-
-
-def _nodes(graph: Graph) -> int:
-    return sum(1 for n in graph.nodes if n.op != "const")
-
-
-def optimize(graph: Graph, donations: list | None = None) -> tuple[Graph, list[PassRecord]]:
-    """Run the pass pipeline; returns the final graph and one record per pass.
-
-    ``donations`` lists (output index, input node): that output replaces that input (a
-    write-back), so the memory plan may compute it in the input's own memory.
-    """
-    records = [PassRecord("trace", _nodes(graph), _kernels(graph), peak_without_plan(graph),
-                          f"{len(graph.nodes)} nodes recorded", 0.0)]
-    for name, fn in PIPELINE:
-        if name == "plan_memory" and donations:
-            graph.donations = {id(graph.outputs[j]): node for j, node in donations}
-        t0 = time.perf_counter()
-        graph, note = fn(graph)
-        dt = time.perf_counter() - t0
-        peak = graph.memory_plan.peak_bytes if name == "plan_memory" else \
-            peak_without_plan(graph)
-        records.append(PassRecord(name, _nodes(graph), _kernels(graph), peak, note, dt))
-    return graph, records
-
-
-class Explanation:
-    """What compiling a function did, pass by pass; ``str()`` is the table and the final IR."""
-
-    def __init__(self, records: list[PassRecord], graph: Graph, trace_seconds: float):
-        self.records, self.graph, self.trace_seconds = records, graph, trace_seconds
-
-    def table(self) -> str:
-        rows = [("pass", "nodes", "kernels", "peak memory", "time", "what it did")]
-        for r in self.records:
-            rows.append((r.name, str(r.nodes), str(r.kernels), _bytes(r.peak_bytes),
-                         f"{r.seconds * 1e3:.1f} ms" if r.name != "trace"
-                         else f"{self.trace_seconds * 1e3:.1f} ms", r.note))
-        widths = [max(len(row[i]) for row in rows) for i in range(6)]
-        lines = []
-        for j, row in enumerate(rows):
-            lines.append("  ".join(c.ljust(w) if i in (0, 5) else c.rjust(w)
-                                   for i, (c, w) in enumerate(zip(row, widths))).rstrip())
-            if j == 0:
-                lines.append("  ".join("-" * w for w in widths))
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.table() + "\n\nfinal graph:\n" + str(self.graph)
-
-    def __repr__(self) -> str:
-        return str(self)
-
-
-def _bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
-def explain(fn: Callable, *args: Any, **kwargs: Any) -> Explanation:
-    """Trace ``fn`` on the example arguments (tensors or `tg.TensorSpec`), run the passes,
-    and report each pass's node count, kernel count and planned peak memory, with the final
-    IR. Nothing is changed.
-
-    >>> print(tg.explain(lambda x: (x * 2 + 1).relu().sum(), tg.TensorSpec((1024,))))
-    """
-    if isinstance(fn, CompiledFunction):
-        fn = fn.fn
-    t0 = time.perf_counter()
-    graph, _ = run_traced(fn, args, kwargs)
-    traced = time.perf_counter() - t0
-    graph, records = optimize(graph)
-    return Explanation(records, graph, traced)
 
 
 # ---------------------------------------------------------------- variants and guards
@@ -226,262 +139,6 @@ class BackwardProgram:
         return tuple(_leaf(o) for o in outs)
 
 
-def _split_backward(graph: Graph, capture: Capture) -> tuple[Graph, Graph, int]:
-    """Partition a joint forward+backward graph: the forward part also outputs every value
-    the backward part needs (AOTAutograd's "save what is needed" partition)."""
-    from .ir import Node, walk_topological
-
-    n_grads = capture.n_grad_outputs
-    fwd_outputs = graph.outputs[: len(graph.outputs) - n_grads]
-    grad_outputs = graph.outputs[len(graph.outputs) - n_grads:]
-    cot_nodes = [n for _, n in capture.cotangents]
-    depends = {id(n) for n in cot_nodes}
-    for n in graph.nodes:
-        if any(id(i) in depends for i in n.inputs):
-            depends.add(id(n))
-    backward_nodes = [n for n in walk_topological(grad_outputs)
-                      if id(n) in depends and n.op != "input"]
-    saved: list = []
-    seen: set[int] = set()
-    for n in backward_nodes:
-        for i in n.inputs:
-            if id(i) not in depends and i.op != "const" and id(i) not in seen:
-                seen.add(id(i))
-                saved.append(i)
-    for o in grad_outputs:  # a gradient that does not depend on the cotangents at all
-        if id(o) not in depends and o.op != "const" and id(o) not in seen:
-            seen.add(id(o))
-            saved.append(o)
-    forward = Graph([n for n in graph.inputs if id(n) not in depends],
-                    [n for n in graph.nodes if id(n) not in depends],
-                    list(fwd_outputs) + saved)
-    mapping: dict[int, Node] = {}
-    b_inputs = []
-    for n in saved:
-        c = Node("input", (), {}, n.shape, n.dtype, name="saved")
-        mapping[id(n)] = c
-        b_inputs.append(c)
-    for n in cot_nodes:
-        c = Node("input", (), {}, n.shape, n.dtype, name=n.name)
-        mapping[id(n)] = c
-        b_inputs.append(c)
-    b_nodes = []
-
-    def mapped(i: Node) -> Node:
-        if id(i) not in mapping:  # a constant used by the backward part
-            c = Node("const", (), {}, i.shape, i.dtype, value=i.value)
-            mapping[id(i)] = c
-            b_nodes.append(c)
-        return mapping[id(i)]
-
-    for n in backward_nodes:
-        c = Node(n.op, [mapped(i) for i in n.inputs], dict(n.attrs), n.shape, n.dtype,
-                 n.value, n.name)
-        mapping[id(n)] = c
-        b_nodes.append(c)
-    backward = Graph(b_inputs, b_nodes, [mapped(o) for o in grad_outputs])
-    return forward, backward, len(saved)
-
-
-def _donations(capture: Capture) -> list:
-    """(output index, input node) for each write-back of a tensor the graph also reads."""
-    input_of = {id(t): node for t, node in capture.captured}
-    for k, (_, node) in enumerate(capture.arg_paths):
-        for tid, index in capture.arg_index.items():
-            if index == k:
-                input_of[tid] = node
-    out = [(capture.n_user + j, input_of[id(t)])
-           for j, (t, _) in enumerate(capture.data_writes) if id(t) in input_of]
-    return out + [(j, node) for _, node, j in capture.grad_buffers]
-
-
-def _feeders(graph: Graph, capture: Capture) -> list:
-    by_node: dict[int, tuple] = {}
-    for k, (_, node) in enumerate(capture.arg_paths):
-        by_node[id(node)] = ("arg", k)
-    for t, node in capture.captured:
-        by_node[id(node)] = ("data", (t, node))
-    for t, node in capture.grad_inputs:
-        by_node[id(node)] = ("grad", (t, node))
-    for t, node, _ in capture.grad_buffers:
-        by_node[id(node)] = ("grad", (t, node))
-    for d, k, node in capture.setting_inputs:
-        by_node[id(node)] = ("setting", (d, k))
-    return [by_node[id(n)] for n in graph.inputs]
-
-
-def _roots(fn: Callable, args: tuple) -> list[Any]:
-    """The objects a function can reach without being passed them, found before tracing:
-    itself (a Module), its bound object, closure cells, and the globals its code may name.
-    (What its helpers read is found while tracing, see guards.ReadRecorder.)"""
-    roots: list[Any] = [fn, *args]
-    target = fn.forward if hasattr(fn, "forward") and hasattr(fn, "training") else fn
-    target = getattr(target, "__func__", target)
-    if hasattr(fn, "__self__"):
-        roots.append(fn.__self__)
-    roots.extend(_named(target))
-    return _one_level(roots)
-
-
-def _one_level(roots: list[Any]) -> list[Any]:
-    """``roots`` and the attributes of the plain objects among them (a trainer holding
-    ``self.model`` and ``self.opt``)."""
-    out = list(roots)
-    for r in roots:
-        if hasattr(r, "__dict__") and not isinstance(r, type) and \
-                type(r).__module__.split(".")[0] != "tracegrad":
-            out.extend(vars(r).values())
-    return out
-
-
-def _named(target: Callable) -> list[Any]:
-    """The closure cells of a function and the globals its code may name (``co_names``
-    holds attribute names too: a superset)."""
-    out = []
-    for cell in getattr(target, "__closure__", None) or ():
-        try:
-            out.append(cell.cell_contents)
-        except ValueError:  # an empty cell
-            continue
-    code = getattr(target, "__code__", None)
-    if code is not None:
-        g = getattr(target, "__globals__", {})
-        out += [g[n] for n in code.co_names if n in g]
-    return out
-
-
-def _function_guards(fn: Callable) -> list:
-    """(what, getter, fingerprint) for what the compiled function itself holds: its closure
-    cells and default arguments, and for a method, its object's attributes."""
-    from ..nn.module import Module
-
-    if isinstance(fn, Module):
-        return []  # its settings and structure are guarded as every module's
-    out = []
-    owner = getattr(fn, "__self__", None)
-    if owner is not None and isinstance(getattr(owner, "__dict__", None), dict) and \
-            not isinstance(owner, Module):
-        d = vars(owner)
-        out += [(f"an attribute of a {type(owner).__name__} ({k!r})", _item_getter(d, k),
-                 fingerprint(v)) for k, v in d.items()]
-    target = getattr(fn, "__func__", fn)
-    name = getattr(target, "__name__", "the function")
-    code = getattr(target, "__code__", None)
-    for var, cell in zip(code.co_freevars if code else (), getattr(target, "__closure__", None)
-                         or ()):
-        out.append((f"closure variable {var!r} of {name}", _cell_getter(cell),
-                    fingerprint(_cell_getter(cell)())))
-    if getattr(target, "__defaults__", None) or getattr(target, "__kwdefaults__", None):
-        out.append((f"the default arguments of {name}",
-                    lambda: (target.__defaults__, target.__kwdefaults__),
-                    fingerprint((target.__defaults__, target.__kwdefaults__))))
-    return out
-
-
-_EMPTY = object()
-
-
-def _cell_getter(cell: Any) -> Callable[[], Any]:
-    def get() -> Any:
-        try:
-            return cell.cell_contents
-        except ValueError:  # an empty cell
-            return _EMPTY
-    return get
-
-
-def _identities(fp: Any, out: list) -> list:
-    """Every object a fingerprint holds by identity (the modules and optimizers in it)."""
-    stack = [fp]
-    while stack:
-        x = stack.pop()
-        if type(x) is Ident:
-            out.append(x.obj)
-        elif type(x) is tuple:
-            stack.extend(x)
-    return out
-
-
-def _modules_of(roots: list[Any]) -> list[Any]:
-    from ..nn.module import Module
-
-    seen, out = set(), []
-    for r in roots:
-        if isinstance(r, Module):
-            for m in r.modules():
-                if id(m) not in seen:
-                    seen.add(id(m))
-                    out.append(m)
-    return out
-
-
-_PLAIN = (int, float, bool, str, type(None))
-_MODULE_OWN = {"training", "_parameters", "_buffers", "_modules", "_non_persistent"}
-
-
-def _settings(roots: list[Any], modules: list[Any], inputs: set) -> tuple[list, list]:
-    """Python values a traced step reads from modules and optimizers: their numbers and
-    flags (``self.scale``, momentum), as (what, a dict, its keys, their values then), one
-    tuple comparison per dict on every call; and their containers (``self.cfg["k"]``), as
-    fingerprint guards. ``inputs`` holds (id(dict), key) of values that are program inputs
-    (an optimizer's float lr): only their type is checked."""
-    from ..optim.optimizer import Optimizer
-
-    def entry(what: str, d: dict, skip: Any = ()) -> tuple | None:
-        keys = tuple(k for k, v in d.items() if isinstance(v, _PLAIN) and k not in skip
-                     and (id(d), k) not in inputs)
-        return (what, d, keys, tuple(d[k] for k in keys)) if keys else None
-
-    out = [entry(f"a setting of {type(m).__name__}", vars(m), _MODULE_OWN) for m in modules]
-    guards = [(f"attribute {k!r} of {type(m).__name__}", _item_getter(vars(m), k),
-               fingerprint(v))
-              for m in modules for k, v in vars(m).items()
-              if k not in _MODULE_OWN and isinstance(v, (list, tuple, dict, set, np.ndarray))]
-    seen = set()
-    for r in roots:
-        if id(r) in seen or not isinstance(r, Optimizer):
-            continue
-        seen.add(id(r))
-        for g in r.param_groups:
-            out.append(entry(f"a hyper-parameter of {type(r).__name__} (momentum, ...)", g,
-                             ("params",)))
-            guards += [(f"hyper-parameter {k!r} of {type(r).__name__}", _item_getter(g, k),
-                        fingerprint(v)) for k, v in g.items()
-                       if k != "params" and not isinstance(v, _PLAIN)]
-            guards += [(f"the type of {type(r).__name__}'s {k!r}", _type_getter(g, k),
-                        fingerprint(float)) for d, k in [(g, "lr")] if (id(d), k) in inputs]
-    return [e for e in out if e is not None], guards
-
-
-def _item_getter(d: dict, k: Any) -> Callable[[], Any]:
-    return lambda: d.get(k)
-
-
-def _type_getter(d: dict, k: Any) -> Callable[[], Any]:
-    return lambda: type(d.get(k))
-
-
-def _arg_key(flat: list[tuple[str, Any]], values: bool) -> tuple[tuple, list]:
-    """The cache key of a call's arguments, and the fingerprints of those that are neither
-    inputs nor plain values (checked one by one: they need not be hashable)."""
-    key, fps = [], []
-    for i, (_path, leaf) in enumerate(flat):
-        t = type(leaf)
-        if isinstance(leaf, Tensor):
-            key.append(("T", leaf.data.shape, leaf.data.dtype, leaf.requires_grad))
-        elif values and t is float:
-            key.append(("F",))
-        elif values and t is np.ndarray:
-            key.append(("A", leaf.shape, leaf.dtype))
-        elif t in _PLAIN:
-            key.append(("v", t.__name__, fingerprint(leaf)))
-        else:
-            key.append(("o", t.__name__))
-            fps.append((i, fingerprint(leaf)))
-    key.append(autograd.is_grad_enabled())
-    return tuple(key), fps
-
-
 # ---------------------------------------------------------------- the compiled function
 
 
@@ -543,7 +200,7 @@ class CompiledFunction:
         else:
             values = self._values
             flat = flatten_args(args, kwargs)
-            key, fps = _arg_key(flat, values)
+            key, fps = arg_key(flat, values)
             inputs = [leaf for _, leaf in flat if is_input(leaf, values)]
         variant, reason = None, None
         for v in self.variants.get(key, ()):
@@ -637,14 +294,14 @@ class CompiledFunction:
         from ..optim.optimizer import Optimizer
 
         t0 = time.perf_counter()
-        roots = _roots(self.fn, args)
+        roots = roots_of(self.fn, args)
         values = self._values
         lrs = [(g, "lr") for r in roots if isinstance(r, Optimizer) for g in r.param_groups
                if type(g.get("lr")) is float] if values else []
         lrs = list({id(g): (g, k) for g, k in lrs}.values())
         epoch = tensor_mod._structure_epoch[0]
         anomaly = bool(tensor_mod._Anomaly.enabled)
-        fn_guards = _function_guards(self.fn)
+        fn_guards = function_guards(self.fn)
         recorder = ReadRecorder()
         with recorder:
             graph, capture = run_traced(self.fn, args, kwargs,
@@ -655,21 +312,21 @@ class CompiledFunction:
         warn_side_effects(recorder, changed, getattr(self.fn, "__name__", "the function"))
         found: list = []
         for _, _, fp in reads:
-            _identities(fp, found)
-        roots = _one_level(roots + found)
-        modules = _modules_of(roots)
+            identities(fp, found)
+        roots = one_level(roots + found)
+        modules = modules_of(roots)
         inputs = {(id(d), k) for d, k, _ in capture.setting_inputs}
-        settings, setting_guards = _settings(roots, modules, inputs)
+        settings, setting_guards = settings_of(roots, modules, inputs)
         backward, n_saved = None, 0
         if capture.n_grad_outputs:
-            graph, bgraph, n_saved = _split_backward(graph, capture)
+            graph, bgraph, n_saved = split_backward(graph, capture)
             cot_shapes = [(n.shape, n.dtype) for _, n in capture.cotangents]
             backward = BackwardProgram(bgraph, cot_shapes, anomaly)
-        graph, records = optimize(graph, _donations(capture))
+        graph, records = optimize(graph, donations(capture))
         program = Program(graph, anomaly)
         variant = Variant(
             graph=graph, program=program, capture=capture,
-            feeders=_feeders(graph, capture),
+            feeders=feeders(graph, capture),
             n_user_outputs=len(graph.outputs) - len(capture.data_writes)
             - sum(1 for _, n in capture.grad_writes if n is not None) - n_saved,
             modules=modules, training=tuple(m.training for m in modules),

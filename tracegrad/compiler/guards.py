@@ -24,6 +24,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import autograd
+from ..tensor import Tensor
+
 _PLAIN = (int, bool, str, bytes, type(None), complex)
 _MAX_DEPTH = 6
 _MAX_ITEMS = 10_000  # a container larger than this is guarded by identity and its size
@@ -292,3 +295,177 @@ def warn_side_effects(recorder: ReadRecorder, changed: list[tuple], fn_name: str
             f"gives eager's result, each call with the changed value traces again, which is "
             f"slow: keep such state outside the compiled function", stacklevel=4)
 
+
+# ---------------------------------------------------------------- what a function reaches
+
+
+def roots_of(fn: Callable, args: tuple) -> list[Any]:
+    """The objects a function can reach without being passed them, found before tracing:
+    itself (a Module), its bound object, closure cells, and the globals its code may name.
+    (What its helpers read is found while tracing, see guards.ReadRecorder.)"""
+    roots: list[Any] = [fn, *args]
+    target = fn.forward if hasattr(fn, "forward") and hasattr(fn, "training") else fn
+    target = getattr(target, "__func__", target)
+    if hasattr(fn, "__self__"):
+        roots.append(fn.__self__)
+    roots.extend(_named(target))
+    return one_level(roots)
+
+
+def one_level(roots: list[Any]) -> list[Any]:
+    """``roots`` and the attributes of the plain objects among them (a trainer holding
+    ``self.model`` and ``self.opt``)."""
+    out = list(roots)
+    for r in roots:
+        if hasattr(r, "__dict__") and not isinstance(r, type) and \
+                type(r).__module__.split(".")[0] != "tracegrad":
+            out.extend(vars(r).values())
+    return out
+
+
+def _named(target: Callable) -> list[Any]:
+    """The closure cells of a function and the globals its code may name (``co_names``
+    holds attribute names too: a superset)."""
+    out = []
+    for cell in getattr(target, "__closure__", None) or ():
+        try:
+            out.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            continue
+    code = getattr(target, "__code__", None)
+    if code is not None:
+        g = getattr(target, "__globals__", {})
+        out += [g[n] for n in code.co_names if n in g]
+    return out
+
+
+def function_guards(fn: Callable) -> list:
+    """(what, getter, fingerprint) for what the compiled function itself holds: its closure
+    cells and default arguments, and for a method, its object's attributes."""
+    from ..nn.module import Module
+
+    if isinstance(fn, Module):
+        return []  # its settings and structure are guarded as every module's
+    out = []
+    owner = getattr(fn, "__self__", None)
+    if owner is not None and isinstance(getattr(owner, "__dict__", None), dict) and \
+            not isinstance(owner, Module):
+        d = vars(owner)
+        out += [(f"an attribute of a {type(owner).__name__} ({k!r})", _item_getter(d, k),
+                 fingerprint(v)) for k, v in d.items()]
+    target = getattr(fn, "__func__", fn)
+    name = getattr(target, "__name__", "the function")
+    code = getattr(target, "__code__", None)
+    for var, cell in zip(code.co_freevars if code else (), getattr(target, "__closure__", None)
+                         or ()):
+        out.append((f"closure variable {var!r} of {name}", _cell_getter(cell),
+                    fingerprint(_cell_getter(cell)())))
+    if getattr(target, "__defaults__", None) or getattr(target, "__kwdefaults__", None):
+        out.append((f"the default arguments of {name}",
+                    lambda: (target.__defaults__, target.__kwdefaults__),
+                    fingerprint((target.__defaults__, target.__kwdefaults__))))
+    return out
+
+
+_EMPTY = object()
+
+
+def _cell_getter(cell: Any) -> Callable[[], Any]:
+    def get() -> Any:
+        try:
+            return cell.cell_contents
+        except ValueError:  # an empty cell
+            return _EMPTY
+    return get
+
+
+def identities(fp: Any, out: list) -> list:
+    """Every object a fingerprint holds by identity (the modules and optimizers in it)."""
+    stack = [fp]
+    while stack:
+        x = stack.pop()
+        if type(x) is Ident:
+            out.append(x.obj)
+        elif type(x) is tuple:
+            stack.extend(x)
+    return out
+
+
+def modules_of(roots: list[Any]) -> list[Any]:
+    from ..nn.module import Module
+
+    seen, out = set(), []
+    for r in roots:
+        if isinstance(r, Module):
+            for m in r.modules():
+                if id(m) not in seen:
+                    seen.add(id(m))
+                    out.append(m)
+    return out
+
+
+_SETTING = (int, float, bool, str, type(None))  # kept as settings, by value
+_MODULE_OWN = {"training", "_parameters", "_buffers", "_modules", "_non_persistent"}
+
+
+def settings_of(roots: list[Any], modules: list[Any], inputs: set) -> tuple[list, list]:
+    """Python values a traced step reads from modules and optimizers: their numbers and
+    flags (``self.scale``, momentum), as (what, a dict, its keys, their values then), one
+    tuple comparison per dict on every call; and their containers (``self.cfg["k"]``), as
+    fingerprint guards. ``inputs`` holds (id(dict), key) of values that are program inputs
+    (an optimizer's float lr): only their type is checked."""
+    from ..optim.optimizer import Optimizer
+
+    def entry(what: str, d: dict, skip: Any = ()) -> tuple | None:
+        keys = tuple(k for k, v in d.items() if isinstance(v, _SETTING) and k not in skip
+                     and (id(d), k) not in inputs)
+        return (what, d, keys, tuple(d[k] for k in keys)) if keys else None
+
+    out = [entry(f"a setting of {type(m).__name__}", vars(m), _MODULE_OWN) for m in modules]
+    guards = [(f"attribute {k!r} of {type(m).__name__}", _item_getter(vars(m), k),
+               fingerprint(v))
+              for m in modules for k, v in vars(m).items()
+              if k not in _MODULE_OWN and isinstance(v, (list, tuple, dict, set, np.ndarray))]
+    seen = set()
+    for r in roots:
+        if id(r) in seen or not isinstance(r, Optimizer):
+            continue
+        seen.add(id(r))
+        for g in r.param_groups:
+            out.append(entry(f"a hyper-parameter of {type(r).__name__} (momentum, ...)", g,
+                             ("params",)))
+            guards += [(f"hyper-parameter {k!r} of {type(r).__name__}", _item_getter(g, k),
+                        fingerprint(v)) for k, v in g.items()
+                       if k != "params" and not isinstance(v, _SETTING)]
+            guards += [(f"the type of {type(r).__name__}'s {k!r}", _type_getter(g, k),
+                        fingerprint(float)) for d, k in [(g, "lr")] if (id(d), k) in inputs]
+    return [e for e in out if e is not None], guards
+
+
+def _item_getter(d: dict, k: Any) -> Callable[[], Any]:
+    return lambda: d.get(k)
+
+
+def _type_getter(d: dict, k: Any) -> Callable[[], Any]:
+    return lambda: type(d.get(k))
+
+
+def arg_key(flat: list[tuple[str, Any]], values: bool) -> tuple[tuple, list]:
+    """The cache key of a call's arguments, and the fingerprints of those that are neither
+    inputs nor plain values (checked one by one: they need not be hashable)."""
+    key, fps = [], []
+    for i, (_path, leaf) in enumerate(flat):
+        t = type(leaf)
+        if isinstance(leaf, Tensor):
+            key.append(("T", leaf.data.shape, leaf.data.dtype, leaf.requires_grad))
+        elif values and t is float:
+            key.append(("F",))
+        elif values and t is np.ndarray:
+            key.append(("A", leaf.shape, leaf.dtype))
+        elif t in _SETTING:
+            key.append(("v", t.__name__, fingerprint(leaf)))
+        else:
+            key.append(("o", t.__name__))
+            fps.append((i, fingerprint(leaf)))
+    key.append(autograd.is_grad_enabled())
+    return tuple(key), fps

@@ -1,0 +1,102 @@
+"""The pass pipeline as a driver, and ``tg.explain``: what each pass did to a graph."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .ir import Graph
+from .passes import PIPELINE
+from .passes.plan_memory import VIEWS, peak_without_plan
+from .trace import run_traced
+
+
+@dataclass
+class PassRecord:
+    name: str
+    nodes: int
+    kernels: int
+    peak_bytes: int
+    note: str
+    seconds: float
+
+
+def _kernels(graph: Graph) -> int:
+    """Nodes that compute something when the program runs (not constants or views)."""
+    return sum(1 for n in graph.nodes if n.op != "const" and n.op not in VIEWS)
+
+
+def _nodes(graph: Graph) -> int:
+    return sum(1 for n in graph.nodes if n.op != "const")
+
+
+def optimize(graph: Graph, donations: list | None = None) -> tuple[Graph, list[PassRecord]]:
+    """Run the pass pipeline; returns the final graph and one record per pass.
+
+    ``donations`` lists (output index, input node): that output replaces that input (a
+    write-back), so the memory plan may compute it in the input's own memory.
+    """
+    records = [PassRecord("trace", _nodes(graph), _kernels(graph), peak_without_plan(graph),
+                          f"{len(graph.nodes)} nodes recorded", 0.0)]
+    for name, fn in PIPELINE:
+        if name == "plan_memory" and donations:
+            graph.donations = {id(graph.outputs[j]): node for j, node in donations}
+        t0 = time.perf_counter()
+        graph, note = fn(graph)
+        dt = time.perf_counter() - t0
+        peak = graph.memory_plan.peak_bytes if name == "plan_memory" else \
+            peak_without_plan(graph)
+        records.append(PassRecord(name, _nodes(graph), _kernels(graph), peak, note, dt))
+    return graph, records
+
+
+class Explanation:
+    """What compiling a function did, pass by pass; ``str()`` is the table and the final IR."""
+
+    def __init__(self, records: list[PassRecord], graph: Graph, trace_seconds: float):
+        self.records, self.graph, self.trace_seconds = records, graph, trace_seconds
+
+    def table(self) -> str:
+        rows = [("pass", "nodes", "kernels", "peak memory", "time", "what it did")]
+        for r in self.records:
+            rows.append((r.name, str(r.nodes), str(r.kernels), _bytes(r.peak_bytes),
+                         f"{r.seconds * 1e3:.1f} ms" if r.name != "trace"
+                         else f"{self.trace_seconds * 1e3:.1f} ms", r.note))
+        widths = [max(len(row[i]) for row in rows) for i in range(6)]
+        lines = []
+        for j, row in enumerate(rows):
+            lines.append("  ".join(c.ljust(w) if i in (0, 5) else c.rjust(w)
+                                   for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+            if j == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table() + "\n\nfinal graph:\n" + str(self.graph)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def explain(fn: Callable, *args: Any, **kwargs: Any) -> Explanation:
+    """Trace ``fn`` on the example arguments (tensors or `tg.TensorSpec`), run the passes,
+    and report each pass's node count, kernel count and planned peak memory, with the final
+    IR. Nothing is changed.
+
+    >>> print(tg.explain(lambda x: (x * 2 + 1).relu().sum(), tg.TensorSpec((1024,))))
+    """
+    fn = getattr(fn, "fn", fn)  # a compiled function: its Python function
+    t0 = time.perf_counter()
+    graph, _ = run_traced(fn, args, kwargs)
+    traced = time.perf_counter() - t0
+    graph, records = optimize(graph)
+    return Explanation(records, graph, traced)
