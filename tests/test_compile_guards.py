@@ -548,3 +548,35 @@ def test_a_compiled_program_checks_every_value_under_detect_anomaly():
             f(bad)
     assert "detect_anomaly" in f.cache_info().reasons[-1]
     assert np.isnan(f(bad).item())  # the variant without checks again
+
+
+class _Cfg:
+    scale = 2.0
+
+
+def test_a_class_attribute_and_a_module_global_read_through_an_attribute_are_guarded(
+        tmp_path, monkeypatch):
+    (tmp_path / "tg_user_config.py").write_text("SCALE = 2.0\nTABLE = {'k': 1.0}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import tg_user_config as cfg
+
+    f = tg.compile(lambda x: (x * _Cfg.scale * cfg.SCALE + cfg.TABLE["k"]).sum())
+    x = tg.ones(2)
+    assert f(x).item() == f(x).item() == 10.0
+    try:
+        _Cfg.scale = 3.0
+        assert f(x).item() == 14.0
+        cfg.SCALE = 1.0
+        assert f(x).item() == 8.0
+        cfg.TABLE["k"] = 0.0
+        assert f(x).item() == 6.0
+    finally:
+        _Cfg.scale = 2.0
+
+
+def test_a_large_global_array_warns_that_only_its_identity_is_watched():
+    big = np.zeros(300_000, dtype=np.float32)
+    f = tg.compile(lambda x: x * float(big[0]))
+    f(tg.ones(1))
+    with pytest.warns(UserWarning, match="watched by identity"):
+        f(tg.ones(1))

@@ -28,6 +28,7 @@ from .entry import Miss, build_entry
 from .guards import (
     ReadRecorder,
     arg_key,
+    big_arrays,
     fingerprint,
     function_guards,
     identities,
@@ -310,6 +311,14 @@ class CompiledFunction:
         reads = [(r.name, r.getter, r.print_fp) for r in recorder.reads.values()] + fn_guards
         changed = [(what, fp) for what, getter, fp in reads if fingerprint(getter()) != fp]
         warn_side_effects(recorder, changed, getattr(self.fn, "__name__", "the function"))
+        big = [(what, a) for what, _, fp in reads for a in big_arrays(fp)]
+        if big:
+            warnings.warn(
+                f"tg.compile: {big[0][0]} holds a NumPy array of {big[0][1].nbytes >> 20} MiB "
+                f"that the function reads; so large an array is watched by identity and shape "
+                f"only, not contents (comparing it would cost more than the call). Pass it as "
+                f"an argument, or as a tensor, to make it an input of the program.",
+                stacklevel=3)
         found: list = []
         for _, _, fp in reads:
             identities(fp, found)

@@ -30,6 +30,7 @@ from ..tensor import Tensor
 _PLAIN = (int, bool, str, bytes, type(None), complex)
 _MAX_DEPTH = 6
 _MAX_ITEMS = 10_000  # a container larger than this is guarded by identity and its size
+BIG_ARRAY = 1 << 20  # bytes: a larger NumPy array read from Python is guarded by identity
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _NUMPY_DIR = os.path.dirname(os.path.abspath(np.__file__)) + os.sep
@@ -101,10 +102,14 @@ def _classify(t: type) -> str:
         return "number"
     if issubclass(t, (np.random.Generator, np.random.RandomState)):
         return "rng"
-    if issubclass(t, (Tensor, Module, Optimizer, type, types.ModuleType,
-                      types.BuiltinFunctionType, types.BuiltinMethodType, np.ufunc,
-                      np.dtype)) or str(getattr(t, "__module__", "")).startswith("tracegrad."):
+    if issubclass(t, (Tensor, Module, Optimizer, types.BuiltinFunctionType,
+                      types.BuiltinMethodType, np.ufunc, np.dtype)) or \
+            str(getattr(t, "__module__", "")).startswith("tracegrad."):
         return "identity"
+    if issubclass(t, type):
+        return "class"
+    if issubclass(t, types.ModuleType):
+        return "module"
     if issubclass(t, (list, tuple)):
         return "sequence"
     if issubclass(t, dict):
@@ -129,7 +134,11 @@ def fingerprint(v: Any, depth: int = 0, path: frozenset = frozenset()) -> Any:
     if kind == "identity" or id(v) in path or depth > _MAX_DEPTH:
         return Ident(v)
     if kind == "array":  # read as data by NumPy code: its contents
+        if v.nbytes > BIG_ARRAY:
+            return ("big array", Ident(v), v.shape, v.dtype.str)
         return ("array", Ident(v), v.shape, v.dtype.str, v.tobytes())
+    if kind in ("class", "module"):  # the user's own: their numbers, strings, containers
+        return _namespace(v, kind, depth, path)
     if kind == "number":
         return (t, v.item())
     if kind == "rng":
@@ -162,6 +171,38 @@ def fingerprint(v: Any, depth: int = 0, path: frozenset = frozenset()) -> Any:
     if isinstance(d, dict) and not callable(v):
         return ("obj", Ident(v), fingerprint(d, depth + 1, inner))
     return Ident(v)
+
+
+def _namespace(v: Any, kind: str, depth: int, path: frozenset) -> Any:
+    """A class's or module's identity and, when it is the user's (not the standard library's,
+    NumPy's, tracegrad's or an installed package's), the data it holds: ``Config.scale``,
+    ``config.SCALE``. Functions and classes in it are left out: a function the code calls is
+    guarded where it is read, and its frames record what they read."""
+    if kind == "class":
+        owner = sys.modules.get(getattr(v, "__module__", ""), None)
+        filename = getattr(owner, "__file__", None) or ""
+    else:
+        filename = getattr(v, "__file__", None) or ""
+    if not filename or _is_library_file(filename) or any(x in filename for x in _SITE):
+        return Ident(v)
+    inner = path | {id(v)}
+    data = {k: x for k, x in vars(v).items()
+            if not k.startswith("__") and _kind(type(x)) not in
+            ("function", "class", "module", "identity", "method", "object")}
+    return (kind, Ident(v), fingerprint(data, depth + 1, inner))
+
+
+def big_arrays(fp: Any) -> list:
+    """The NumPy arrays too large to compare on every call that a fingerprint holds."""
+    out, stack = [], [fp]
+    while stack:
+        x = stack.pop()
+        if type(x) is tuple:
+            if x[:1] == ("big array",):
+                out.append(x[1].obj)
+            else:
+                stack.extend(x)
+    return out
 
 
 def _rng_state(rng: Any) -> str:
