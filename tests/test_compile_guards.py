@@ -580,3 +580,25 @@ def test_a_large_global_array_warns_that_only_its_identity_is_watched():
     f(tg.ones(1))
     with pytest.warns(UserWarning, match="watched by identity"):
         f(tg.ones(1))
+
+
+class _WeightedLoss:  # a callable object that is not a Module
+    def __init__(self, weight):
+        self.weight = weight
+
+    def __call__(self, x):
+        return (x * self.weight).sum()
+
+
+LOSS = _WeightedLoss(2.0)
+
+
+def test_the_attributes_of_a_callable_object_the_function_calls_are_guarded():
+    f = tg.compile(lambda x: LOSS(x))
+    x = tg.ones(3)
+    assert f(x).item() == f(x).item() == 6.0
+    LOSS.weight = 5.0
+    try:
+        assert f(x).item() == 15.0
+    finally:
+        LOSS.weight = 2.0

@@ -168,7 +168,7 @@ def fingerprint(v: Any, depth: int = 0, path: frozenset = frozenset()) -> Any:
         return ("method", fingerprint(v.__func__, depth + 1, inner),
                 fingerprint(v.__self__, depth + 1, inner))
     d = getattr(v, "__dict__", None)
-    if isinstance(d, dict) and not callable(v):
+    if isinstance(d, dict):  # a plain object, callable ones too (a loss object's weight)
         return ("obj", Ident(v), fingerprint(d, depth + 1, inner))
     return Ident(v)
 
