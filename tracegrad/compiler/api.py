@@ -28,7 +28,7 @@ from .entry import Miss, build_entry
 from .ir import Graph
 from .passes import PIPELINE
 from .passes.plan_memory import VIEWS, peak_without_plan
-from .trace import Capture, TensorSpec, build_tree, flatten_args, run_traced, tensor_mod
+from .trace import Capture, TensorSpec, build_tree, flatten_args, paused_gc, run_traced, tensor_mod
 
 MAX_VARIANTS = 8  # compiles after which tg.compile warns
 MAX_KEPT = 32  # variants kept per compiled function (the oldest is dropped)
@@ -495,7 +495,8 @@ class CompiledFunction:
                 reason = ("first compiled call" if not self.variants else
                           "new argument shapes, dtypes, requires_grad, Python values or "
                           "grad mode")
-            variant = self._compile(args, kwargs, key, reason)
+            with paused_gc():
+                variant = self._compile(args, kwargs, key, reason)
             result = variant.entry(tensors)
             if type(result) is Miss:  # a guard the fresh variant fails: a bug of ours
                 raise AssertionError(f"tg.compile: a new variant fails its own guard: {result}")
