@@ -262,3 +262,38 @@ def test_the_collector_resumes_after_a_failed_compile():
     with pytest.raises(tg.TraceError):
         fn(tg.ones(2))
     assert gc.isenabled()
+
+
+# ---------------------------------------------------------------- many parameters
+
+
+def test_a_training_step_with_600_parameters_compiles_and_matches_eager():
+    # Hundreds of captured tensors: the entry's names and the program's outputs (one
+    # write-back per weight and per gradient) are indexed, not scanned.
+    def make():
+        tg.manual_seed(0)
+        layers = []
+        for _ in range(300):
+            layers += [tg.nn.Linear(3, 3), tg.nn.Tanh()]
+        model = tg.nn.Sequential(*layers)
+        opt = tg.optim.SGD(model.parameters(), lr=0.05)
+
+        def step(x):
+            opt.zero_grad()
+            loss = (model(x) ** 2).sum()
+            loss.backward()
+            opt.step()
+            return loss
+
+        return model, step
+
+    (m_eager, eager), (m_comp, comp) = make(), make()
+    comp = tg.compile(comp)
+    x = tg.tensor(np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3))
+    for _ in range(3):
+        np.testing.assert_allclose(comp(x).numpy(), eager(x).numpy(), rtol=1e-5)
+    assert comp.cache_info().misses == 1
+    for p, q in zip(m_comp.parameters(), m_eager.parameters()):
+        np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-5, atol=1e-7)
+    assert len(comp.last_variant.graph.outputs) >= 1200

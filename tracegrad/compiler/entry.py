@@ -68,12 +68,17 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
                            "_leaf": _leaf, "_copy": np.array, "_new_grad": _new_grad,
                            "_refs": sys.getrefcount, "_empty_like": np.empty_like}
 
+    names_of: dict[int, list[str]] = {}  # id(value) -> its names (a scan was quadratic)
+    for k, v in env.items():
+        names_of.setdefault(id(v), []).append(k)
+
     def name(prefix: str, value: Any) -> str:
-        for k, v in env.items():  # one name per object
-            if v is value and k.startswith(prefix):
+        for k in names_of.get(id(value), ()):  # one name per object
+            if k.startswith(prefix):
                 return k
         key = f"{prefix}{len(env)}"
         env[key] = value
+        names_of.setdefault(id(value), []).append(key)
         return key
 
     capture = variant.capture
@@ -198,7 +203,7 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict[str, Any] = {}
     exec(compile(source, filename, "exec"), namespace)
-    entry = namespace["make"](**env)
+    entry = namespace["make"](*env.values())  # (by keyword: a linear search per name)
     entry.source = source
     return entry
 

@@ -282,9 +282,12 @@ class Program:
 
     def owns(self, k: int) -> bool:
         """Whether output ``k`` is new memory on every run (so it can be handed out as is)."""
+        if not hasattr(self, "_first_output"):  # asked for every output: index them once
+            self._first_output: dict[int, int] = {}
+            for j, o in enumerate(self.graph.outputs):
+                self._first_output.setdefault(id(o), j)
         node = self.graph.outputs[k]
-        first = next(j for j, o in enumerate(self.graph.outputs) if o is node)
-        return id(node) in self.graph.memory_plan.fresh and first == k
+        return id(node) in self.graph.memory_plan.fresh and self._first_output[id(node)] == k
 
     def source(self) -> str:
         return self.source_text
