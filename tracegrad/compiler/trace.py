@@ -47,7 +47,7 @@ _gc_paused = [0, False]  # compiles in progress, whether the collector ran befor
 def paused_gc() -> Any:
     """Pause CPython's cyclic garbage collector while a function is compiled: tracing and
     the passes make hundreds of thousands of objects that all stay alive, and each full
-    collection walks all of them again (a third of the time of compiling a 100,000-op
+    collection walks all of them again (40% of the time of compiling a 100,000-op
     chain). The collector resumes after the last compile in progress ends, as it was."""
     with _gc_lock:
         if _gc_paused[0] == 0:
