@@ -297,3 +297,18 @@ def test_a_training_step_with_600_parameters_compiles_and_matches_eager():
         np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-5, atol=1e-7)
     assert len(comp.last_variant.graph.outputs) >= 1200
+
+
+def test_a_function_of_2000_tensor_arguments_compiles_and_matches_eager():
+    def f(*xs):
+        acc = xs[0]
+        for x in xs[1:]:
+            acc = acc * 0.5 + x
+        return acc
+
+    fn = tg.compile(f)
+    args = [tg.tensor(np.full(2, k / 1000, np.float32)) for k in range(2000)]
+    want = f(*args).numpy()
+    for _ in range(3):  # eager, compiling, compiled
+        np.testing.assert_allclose(fn(*args).numpy(), want, rtol=1e-6)
+    assert fn.cache_info().misses == 1 and len(fn.last_variant.graph.inputs) == 2000
