@@ -20,6 +20,14 @@
     between calls).
 (d) **Compile time**: what the call that compiles spends tracing, optimizing and generating
     the program (``variant.compile_seconds``; cross-checked as that call minus a normal call).
+(e) **Compile time against length**: chains of 1,000, 10,000 and 100,000 ops (``x * 0.999 +
+    0.001``; with ``tanh``; forward and ``.backward()``), the compiling call timed (wall and
+    CPU) with the time per op, which stays flat while compiling is linear.
+(f) **CNN with a learning-rate scheduler**: a small conv net trained 4 epochs, StepLR halving
+    a float lr after each; the whole run compiled against eager, and how many variants the
+    compiled step made (each new float lr is a new constant today).
+(g) **Per-call overhead**: a compiled call minus its generated program run directly, for
+    ``x + 1`` on a (4,) tensor and for the MLP training step.
 
 Engines are interleaved call by call in one process (`common.interleaved`); medians.
 ``python -m bench.compile --profile`` prints where the compiled MLP step spends its time,
@@ -35,6 +43,7 @@ import os
 import statistics
 import subprocess
 import sys
+import textwrap
 import time
 import tracemalloc
 from pathlib import Path
@@ -376,16 +385,219 @@ def bench_gelu_ln(n: int, warmup: int, repeats: int, compile_repeats: int) -> di
 
 
 # --------------------------------------------------------------------------------------
+# (e) compile time against the length of a chain
+
+
+# name -> (ops per repetition, builder of the chain's function of x)
+def _chain_mul_add(reps: int) -> Callable:
+    def f(x: Any) -> Any:
+        for _ in range(reps):
+            x = x * 0.999 + 0.001
+        return x.sum()
+
+    return f
+
+
+def _chain_tanh(reps: int) -> Callable:
+    def f(x: Any) -> Any:
+        for _ in range(reps):
+            x = (x * 0.999 + 0.001).tanh()
+        return x.sum()
+
+    return f
+
+
+def _chain_backward(reps: int) -> Callable:
+    def f(x: Any) -> tuple:
+        y = x
+        for _ in range(reps):
+            y = y * 0.999 + 0.001
+        loss = y.sum()
+        loss.backward()
+        return loss, x.grad
+
+    return f
+
+
+LONG_CHAINS = {
+    "x*0.999+0.001": (2, _chain_mul_add, False),
+    "tanh(x*0.999+0.001)": (3, _chain_tanh, False),
+    "x*0.999+0.001, fwd+bwd": (2, _chain_backward, True),
+}
+LONG_SIZES = (1_000, 10_000, 100_000)
+LONG_GOAL = 10.0  # seconds to compile a 100,000-op chain (issue 12)
+
+
+def _arrays(out: Any) -> list[np.ndarray]:
+    outs = out if isinstance(out, tuple) else (out,)
+    return [np.asarray(o.numpy(), np.float64) for o in outs]
+
+
+def bench_compile_scaling(sizes: tuple, repeats: dict[int, int]) -> dict:
+    """Compile each long chain afresh ``repeats[n]`` times at each length ``n`` (ops): the
+    first call of a `tg.compile`d function runs eagerly, the second traces, optimizes,
+    generates the program and runs it: that second call is timed (wall clock and this
+    process's CPU time), and its result compared with the eager call's."""
+    import tracegrad as tg
+
+    x0 = np.linspace(-1, 1, 4, dtype=np.float32)
+    out: dict[str, dict] = {}
+    for label, (per_rep, build, grad) in LONG_CHAINS.items():
+        for n in sizes:
+            wall, cpu, inside, diffs, nodes = [], [], [], [], 0
+            for _ in range(repeats[n]):
+                fn = tg.compile(build(n // per_rep))
+                eager = _arrays(fn(tg.tensor(x0, requires_grad=grad)))
+                x = tg.tensor(x0, requires_grad=grad)
+                gc.collect()
+                c0, t0 = time.process_time(), time.perf_counter()
+                compiled = fn(x)
+                wall.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
+                inside.append(_compile_seconds(fn))
+                diffs.append(max(_max_diff(a, b) for a, b in
+                                 zip(_arrays(compiled), eager, strict=True)))
+                nodes = len(fn.graph.nodes)
+                del fn, compiled
+            out[f"{label} {n}"] = {
+                "chain": label, "ops": n, "wall": wall, "cpu": cpu, "compile_seconds": inside,
+                "diff": max(diffs), "nodes": nodes}
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# (f) a CNN trained with a learning-rate scheduler
+
+
+def cnn_model(tg: Any, state: dict | None = None) -> Any:
+    nn = tg.nn
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(8 * 4 * 4, 10))
+    if state is not None:
+        model.load_state_dict(state)
+    return model
+
+
+def cnn_training(epochs: int, per_epoch: int, compiled: bool, state: dict,
+                 data: list) -> dict:
+    """Train the CNN for ``epochs`` epochs of ``per_epoch`` batches (SGD with momentum,
+    StepLR halving the float learning rate after every epoch), through ``tg.compile`` or
+    eagerly. Returns the seconds (wall, CPU), the losses and the compiled step's cache."""
+    import tracegrad as tg
+
+    F = tg.nn.functional
+    model = cnn_model(tg, state)
+    opt = tg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = tg.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+
+    def step(x: Any, y: Any) -> Any:
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    fn = tg.compile(step) if compiled else step
+    losses = []
+    gc.collect()
+    c0, t0 = time.process_time(), time.perf_counter()
+    for epoch in range(epochs):
+        for x, y in data[epoch * per_epoch:(epoch + 1) * per_epoch]:
+            losses.append(fn(x, y).item())
+        sched.step()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    info = fn.cache_info() if compiled else None
+    return {"wall": wall, "cpu": cpu, "losses": losses,
+            "variants": None if info is None else info.variants,
+            "misses": None if info is None else info.misses,
+            "reasons": None if info is None else info.reasons}
+
+
+def bench_cnn_scheduler(epochs: int, per_epoch: int, repeats: int) -> dict:
+    """The whole training, compiled and eager in turns, ``repeats`` times each."""
+    import tracegrad as tg
+
+    tg.manual_seed(0)
+    state = {k: v.detach() for k, v in cnn_model(tg).state_dict().items()}
+    data = [(tg.from_numpy(x.reshape(-1, 1, 8, 8)), tg.from_numpy(y))
+            for x, y in batches(epochs * per_epoch, seed=2)]
+    runs: dict[str, list] = {COMPILED: [], EAGER: []}
+    for _ in range(repeats):
+        for name in runs:
+            runs[name].append(cnn_training(epochs, per_epoch, name == COMPILED, state, data))
+    return runs
+
+
+# --------------------------------------------------------------------------------------
+# (g) what a compiled call costs beyond its program
+
+
+def _feeds(variant: Any, args: tuple) -> list:
+    """What the variant's entry hands its program (see `tracegrad.compiler.api.Variant`)."""
+    feeds = []
+    for kind, src in variant.feeders:
+        if kind == "setting":  # a float the program takes as an input (a learning rate)
+            feeds.append(np.array(src[0][src[1]], dtype=np.float64))
+        else:
+            feeds.append(args[src].data if kind == "arg" else
+                         src[0].data if kind == "data" else src[0]._grad.data)
+    return feeds
+
+
+def bench_call_overhead(warmup: int, repeats: int, block: int) -> dict:
+    """Per call: a compiled function (guards, feeds, program, write-backs, result) against
+    its generated program called directly on the same arrays, interleaved in blocks."""
+    import tracegrad as tg
+
+    out = {}
+    step, _ = mlp_compiled(workloads.mlp_weights(SIZES, seed=3), batches(3, seed=3))
+    for k in range(3):
+        step(k)
+    mlp = step.compiled  # type: ignore[attr-defined]
+    data = batches(1, seed=4)[0]
+    xy = (tg.from_numpy(data[0]), tg.from_numpy(data[1]))
+    mlp(*xy)
+    # After the model is made: making a module or an optimizer changes a counter that
+    # every compiled function's guards read (even this one's, which uses no module).
+    plus_one = tg.compile(lambda x: x + 1)
+    x = tg.tensor(np.arange(4, dtype=np.float32))
+    plus_one(x)
+    plus_one(x)
+    cases = {"x + 1 on a (4,) tensor": (plus_one, (x,)),
+             f"MLP training step (batch {BATCH})": (mlp, xy)}
+    for label, (fn, args) in cases.items():
+        variant = fn.last_variant
+        run = variant.program.run
+        hits = fn.cache_info().hits
+        steps = {"compiled call": lambda k, fn=fn, args=args: fn(*args),
+                 "program alone": lambda k, run=run, variant=variant, args=args:
+                 run(*_feeds(variant, args))}
+        timings = common.interleaved(steps, warmup, repeats, block=block)
+        calls = fn.cache_info().hits - hits
+        med = {k: common.median(v["seconds"]) for k, v in timings.items()}
+        out[label] = {"compiled": med["compiled call"], "program": med["program alone"],
+                      "overhead": med["compiled call"] - med["program alone"],
+                      "all_hits": calls == warmup + repeats,
+                      "variants": fn.cache_info().variants}
+    return out
+
+
+# --------------------------------------------------------------------------------------
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    """Measure (a)-(d). ``quick``: a few runs, a 256x256 layer norm, no torch.compile (its
-    first compile takes tens of seconds): checks that everything runs and agrees."""
+    """Measure (a)-(g). ``quick``: a few runs, a 256x256 layer norm, no torch.compile (its
+    first compile takes tens of seconds), chains of 100 and 1,000 ops, 2 CNN steps per
+    epoch: checks that everything runs and agrees."""
     mlp_warmup, mlp_repeats = (3, 2) if quick else (5, 61)
     chain_warmup, chain_repeats = (3, 2) if quick else (5, 41)
     ln_warmup, ln_repeats = (3, 2) if quick else (3, 15)
     compile_repeats = 1 if quick else 5
     n = 256 if quick else LN_SIZE
+    long_sizes = (100, 1_000) if quick else LONG_SIZES
+    long_repeats = {100: 1, 1_000: 1 if quick else 5, 10_000: 3, 100_000: 1}
+    cnn_epochs, cnn_per_epoch, cnn_repeats = (4, 2, 1) if quick else (4, 14, 3)
+    overhead_warmup, overhead_repeats, overhead_block = (5, 20, 5) if quick else (20, 400, 20)
 
     missing: dict[str, str] = {}
     failed: dict[str, str] = {}
@@ -423,6 +635,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         for label, (ops_per_rep, tanh) in CHAINS.items()
     }
     ln = bench_gelu_ln(n, ln_warmup, ln_repeats, compile_repeats)
+    scaling = bench_compile_scaling(long_sizes, long_repeats)
+    cnn = bench_cnn_scheduler(cnn_epochs, cnn_per_epoch, cnn_repeats)
+    overhead = bench_call_overhead(overhead_warmup, overhead_repeats, overhead_block)
 
     # (a)
     m = bench_mlp(names, mlp_warmup, mlp_repeats, failed)
@@ -513,6 +728,73 @@ def run(quick: bool = False) -> dict[str, Any]:
         "tg.compile(fn), tg eager = the same fn uncompiled")
     details["compile_mlp"] = ct
 
+    # (e) compile time against chain length
+    lines = []
+    for res in scaling.values():
+        wall, cpu = common.median(res["wall"]), common.median(res["cpu"])
+        rows.append(common.row(f"compile: chain {res['chain']}, {res['ops']:,} ops", "s",
+                               per({COMPILED: wall})))
+        lines.append([res["chain"], f"{res['ops']:,}", f"{wall:.3f} s", f"{cpu:.3f} s",
+                      f"{cpu / res['ops'] * 1e6:.1f} us", f"{len(res['wall'])}",
+                      f"{res['nodes']}", f"{res['diff']:.1e}"])
+    extra.append(
+        textwrap.fill(
+            "compile time against chain length: the compiling call (the second call of a "
+            "fresh tg.compile: trace, passes, code generation, first run), median of the "
+            "runs; CPU is this process's CPU time (the wall clock also counts other "
+            "processes on a busy machine); per op = CPU / ops, flat when compile time is "
+            "linear:", width=100) + "\n"
+        + common.format_table(["chain", "ops", "wall", "CPU", "CPU per op", "runs",
+                               "nodes after passes", "|compiled - eager|"], lines,
+                              {1, 2, 3, 4, 5, 6, 7}))
+    details["compile_scaling"] = scaling
+    longest = max(long_sizes)
+    longest_cpu = max(common.median(r["cpu"]) for r in scaling.values() if r["ops"] == longest)
+
+    # (f) CNN with a learning-rate scheduler
+    cnn_wall = {k: common.median([r["wall"] for r in v]) for k, v in cnn.items()}
+    cnn_cpu = {k: common.median([r["cpu"] for r in v]) for k, v in cnn.items()}
+    last = cnn[COMPILED][-1]
+    rows.append(common.row(f"CNN + StepLR, {cnn_epochs} epochs x {cnn_per_epoch} steps", "s",
+                           per(cnn_wall)))
+    rows.append(common.row("CNN + StepLR: compiled variants", "count",
+                           per({COMPILED: last["variants"]}), ratio=False))
+    cnn_diff = max(abs(a - b) for a, b in zip(last["losses"], cnn[EAGER][-1]["losses"],
+                                              strict=True))
+    reasons = sorted(set(last["reasons"]))
+    notes.append(
+        f"CNN + StepLR: Conv2d(1, 8, 3) - ReLU - MaxPool2d(2) - Linear(128, 10) on the "
+        f"digits as 1x8x8 images, batch {BATCH}, SGD (lr 0.1 as a float, momentum 0.9), "
+        f"StepLR(step_size=1, gamma=0.5) stepped after every epoch; the whole training timed, "
+        f"compile included, median of {cnn_repeats} (CPU: compiled "
+        f"{cnn_cpu[COMPILED]:.3f} s, eager {cnn_cpu[EAGER]:.3f} s). The compiled step made "
+        f"{last['variants']} variant(s) in {last['misses']} compile(s); why: "
+        + "; ".join(reasons) + f". Max |loss difference| compiled vs eager {cnn_diff:.1e}")
+    details["cnn"] = {"wall": cnn_wall, "cpu": cnn_cpu, "variants": last["variants"],
+                      "misses": last["misses"], "reasons": last["reasons"],
+                      "loss_diff": cnn_diff,
+                      "losses": {k: v[-1]["losses"] for k, v in cnn.items()}}
+
+    # (g) the per-call overhead of a compiled function
+    lines = []
+    for label, res in overhead.items():
+        rows.append(common.row(f"compiled call: {label}", "us",
+                               per({COMPILED: res["compiled"] * 1e6})))
+        rows.append(common.row(f"its program alone: {label}", "us",
+                               per({COMPILED: res["program"] * 1e6})))
+        lines.append([label, f"{res['compiled'] * 1e6:,.1f}", f"{res['program'] * 1e6:,.1f}",
+                      f"{res['overhead'] * 1e6:,.1f}"])
+    extra.append(
+        textwrap.fill(
+            "per-call overhead of a compiled function (guards, reading the inputs, "
+            "write-backs, wrapping the result): the compiled call minus its generated program "
+            "called directly on the same arrays (compiled.last_variant.program.run, its "
+            f"argument list built per call), us per call, medians of {overhead_repeats} calls "
+            f"each, interleaved in blocks of {overhead_block}:", width=100) + "\n"
+        + common.format_table(["function", "compiled call", "program alone", "overhead"],
+                              lines, {1, 2, 3}))
+    details["overhead"] = overhead
+
     measured = [name for name in names if name not in failed]
     targets = [
         common.target("compiled MLP step, multiple of hand-written NumPy", step_ratio,
@@ -528,6 +810,10 @@ def run(quick: bool = False) -> dict[str, Any]:
                         higher_is_better=False, unit=" s")
           for label, s in chain_compile.items()),
     ]
+    if longest >= 100_000:
+        targets.append(common.target(f"compile time, {longest:,}-op chain (CPU, slowest chain)",
+                                     longest_cpu, LONG_GOAL, higher_is_better=False,
+                                     unit=" s"))
     title = "compiler: tg.compile vs tracegrad eager, hand-written NumPy and PyTorch"
     return common.result("compile", title, measured, missing, rows, notes, extra, targets, details)
 

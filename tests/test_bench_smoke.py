@@ -185,3 +185,21 @@ def test_compile_quick_compiled_equals_eager(compile_result):
         assert diff["loss"] < 1e-4 and diff["x.grad"] < 1e-5, (label, diff)
     for name, d in details["gelu_ln"]["diff"].items():
         assert d < 1e-4, name
+
+
+def test_compile_quick_long_chains_cnn_and_overhead(compile_result):
+    details = compile_result["details"]
+    scaling = details["compile_scaling"]
+    assert {(r["chain"], r["ops"]) for r in scaling.values()} == {
+        (label, n) for label in bench_compile.LONG_CHAINS for n in (100, 1_000)}
+    for r in scaling.values():
+        assert r["diff"] < 1e-5, r
+        assert len(r["wall"]) == len(r["cpu"]) == 1
+    cnn = details["cnn"]
+    assert len(cnn["losses"]["tracegrad"]) == 8  # 4 epochs x 2 steps
+    assert cnn["losses"]["tracegrad"] == pytest.approx(cnn["losses"]["tg eager"], rel=1e-4)
+    assert cnn["variants"] >= 1 and cnn["misses"] >= cnn["variants"]
+    for label, r in details["overhead"].items():
+        assert r["all_hits"] and r["variants"] == 1, label
+    text = common.render(compile_result)
+    assert "compile time against chain length" in text and "per-call overhead" in text

@@ -602,3 +602,14 @@ def test_the_attributes_of_a_callable_object_the_function_calls_are_guarded():
         assert f(x).item() == 15.0
     finally:
         LOSS.weight = 2.0
+
+
+def test_building_a_model_elsewhere_does_not_recompile_a_function_that_uses_none():
+    f = tg.compile(lambda x: x + 1)
+    x = tg.ones(2)
+    f(x)
+    f(x)
+    nn.Linear(2, 2)  # a new module anywhere bumps the structure counter
+    tg.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)
+    f(x)
+    assert f.cache_info().misses == 1

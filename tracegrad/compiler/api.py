@@ -41,7 +41,16 @@ from .guards import (
 from .ir import Graph
 from .optimize import Explanation, explain, optimize
 from .partition import donations, feeders, split_backward
-from .trace import Capture, TensorSpec, build_tree, flatten_args, is_input, run_traced, tensor_mod
+from .trace import (
+    Capture,
+    TensorSpec,
+    build_tree,
+    flatten_args,
+    is_input,
+    paused_gc,
+    run_traced,
+    tensor_mod,
+)
 
 MAX_VARIANTS = 8  # compiles after which tg.compile warns
 MAX_KEPT = 32  # variants kept per compiled function (the oldest is dropped)
@@ -221,7 +230,8 @@ class CompiledFunction:
                           "new argument shapes, dtypes, requires_grad, Python values or "
                           "grad mode")
             try:
-                variant = self._compile(args, kwargs, key, fps, reason)
+                with paused_gc():
+                    variant = self._compile(args, kwargs, key, fps, reason)
             except TraceError:
                 if not self._values:
                     raise

@@ -86,12 +86,17 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
                            "_fp": fingerprint, "_ndarray": np.ndarray, "_f64": _f64,
                            "_lock": threading.Lock()}
 
+    names_of: dict[int, list[str]] = {}  # id(value) -> its names (a scan was quadratic)
+    for k, v in env.items():
+        names_of.setdefault(id(v), []).append(k)
+
     def name(prefix: str, value: Any) -> str:
-        for k, v in env.items():  # one name per object
-            if v is value and k.startswith(prefix):
+        for k in names_of.get(id(value), ()):  # one name per object
+            if k.startswith(prefix):
                 return k
         key = f"{prefix}{len(env)}"
         env[key] = value
+        names_of.setdefault(id(value), []).append(key)
         return key
 
     capture = variant.capture
@@ -126,8 +131,12 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
     guard(f"bool({name('anomaly', _Anomaly)}.enabled) != {variant.anomaly}",
           "tg.detect_anomaly() was turned on or off")
 
-    guard(f"{name('epoch', epoch_box)}[0] != {variant.structure_epoch}",
-          "a module's or optimizer's parameters/submodules were reassigned")
+    # (only for a function that uses modules or tensors it did not get as arguments: a
+    # model built elsewhere must not recompile `lambda x: x + 1`)
+    if variant.modules or capture.captured or capture.grad_inputs or capture.grad_none \
+            or capture.setting_inputs:
+        guard(f"{name('epoch', epoch_box)}[0] != {variant.structure_epoch}",
+              "a module's or optimizer's parameters/submodules were reassigned")
     for m, flag in zip(variant.modules, variant.training):
         guard(f"{name('m', m)}.training != {flag}",
               "a module switched between train() and eval()")
@@ -243,7 +252,7 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict[str, Any] = {}
     exec(compile(source, filename, "exec"), namespace)
-    entry = namespace["make"](**env)
+    entry = namespace["make"](*env.values())  # (by keyword: a linear search per name)
     entry.source = source
     return entry
 

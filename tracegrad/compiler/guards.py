@@ -14,7 +14,6 @@ compared on every later call, and a difference recompiles, with the name in the 
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import sysconfig
@@ -259,10 +258,8 @@ class ReadRecorder:
         self.random: list[str] = []  # lines where np.random drew numbers
 
     def __enter__(self) -> "ReadRecorder":
-        # No garbage collection meanwhile: its callbacks (and finalizers of cycles) would run
-        # other code in the middle of the user's, which is not what the function reads.
-        self._gc = gc.isenabled()
-        gc.disable()
+        # (tg.compile pauses garbage collection meanwhile, see trace.paused_gc: its callbacks
+        # and finalizers would run other code in the middle of the user's.)
         self._np_random = _rng_state(np.random.mtrand._rand)  # np.random.rand & co.
         self._saved = sys.getprofile()
         sys.setprofile(self._hook)
@@ -270,8 +267,6 @@ class ReadRecorder:
 
     def __exit__(self, *exc: Any) -> None:
         sys.setprofile(self._saved)
-        if self._gc:
-            gc.enable()
         if _rng_state(np.random.mtrand._rand) != self._np_random:
             self.random.append("np.random (the global NumPy generator)")
 

@@ -73,10 +73,9 @@ def split_backward(graph: Graph, capture: Capture) -> tuple[Graph, Graph, int]:
 def donations(capture: Capture) -> list:
     """(output index, input node) for each write-back of a tensor the graph also reads."""
     input_of = {id(t): node for t, node in capture.captured}
-    for k, (_, node) in enumerate(capture.arg_paths):
-        for tid, index in capture.arg_index.items():
-            if index == k:
-                input_of[tid] = node
+    for tid, index in capture.arg_index.items():  # (a scan per argument was quadratic)
+        if index < len(capture.arg_paths):
+            input_of[tid] = capture.arg_paths[index][1]
     out = [(capture.n_user + j, input_of[id(t)])
            for j, (t, _) in enumerate(capture.data_writes) if id(t) in input_of]
     return out + [(j, node) for _, node, j in capture.grad_buffers]

@@ -23,6 +23,8 @@ from ..passes.plan_memory import block_rows, plan_memory
 
 _counter = itertools.count()
 
+MAX_CLOSURE = 256  # names passed to a program as closure variables; more become globals
+
 # The generated code calls NumPy's ufuncs by these names (bound once, when the program is
 # built: a name lookup per call instead of an attribute lookup on `np`).
 UFUNCS = {
@@ -102,13 +104,21 @@ class Program:
         self.pool = [np.empty(nbytes, dtype=np.uint8) for nbytes in plan.buffers]
         self.filename = f"<tracegrad-compiled-{next(_counter)}>"
         self._env: dict[str, Any] = {}
+        self._names: dict[tuple[str, int], str] = {}  # (prefix, id(value)) -> its name
         lines = self._generate(graph, plan)
         self.source_text = "\n".join(lines) + "\n"
         linecache.cache[self.filename] = (len(self.source_text), None,
                                           self.source_text.splitlines(True), self.filename)
-        namespace: dict[str, Any] = {}
-        exec(compile(self.source_text, self.filename, "exec"), namespace)
-        self.run: Callable = namespace["make"](**self._env)
+        if self._as_globals:
+            namespace = dict(self._env)
+            exec(compile(self.source_text, self.filename, "exec"), namespace)
+            self.run: Callable = namespace["make"]()
+        else:
+            namespace = {}
+            exec(compile(self.source_text, self.filename, "exec"), namespace)
+            # Positionally: CPython matches keyword arguments to parameters by a linear
+            # search each, which is quadratic in the number of names.
+            self.run = namespace["make"](*self._env.values())
 
     def __call__(self, *arrays: np.ndarray) -> tuple:
         return self.run(*arrays)
@@ -116,8 +126,13 @@ class Program:
     # ---------------------------------------------------------------- code generation
 
     def _name(self, prefix: str, value: Any) -> str:
-        name = f"{prefix}{len(self._env)}"
-        self._env[name] = value
+        """The name the program knows ``value`` by: one name per object (a constant that
+        a thousand kernel steps read is passed to the program once)."""
+        key = (prefix, id(value))
+        name = self._names.get(key)
+        if name is None:
+            name = self._names[key] = f"{prefix}{len(self._env)}"
+            self._env[name] = value
         return name
 
     def _buffer(self, index: int, node_shape: tuple, dtype: np.dtype) -> str:
@@ -142,12 +157,16 @@ class Program:
                 # (a pooled buffer stays allocated anyway: only new memory is worth a del)
                 if dead.op not in ("input", "const") and id(dead) not in plan.buffer_of:
                     body.append(f"del v{dead.id}")
-        text = "\n".join(body)
+        called = set(re.findall(r"\b(\w+)\(", "\n".join(body)))
         for name, fn in {**UFUNC_NAMES, **REDUCE_NAMES}.items():
-            if re.search(rf"\b{name}\(", text):  # only the ufuncs this program calls
+            if name in called:  # only the ufuncs this program calls
                 self._env[name] = fn
         outs = ", ".join(f"v{o.id}" for o in graph.outputs)
-        args = ", ".join(self._env)
+        # The names reach the program as closure variables, or, when there are very many
+        # (a long chain with a constant per step), as its globals: CPython compiles a
+        # function with tens of thousands of closure variables in super-linear time.
+        self._as_globals = len(self._env) > MAX_CLOSURE
+        args = "" if self._as_globals else ", ".join(self._env)
         lines = [f"def make({args}):", f"    def program({params}):"]
         lines += ["        " + line for line in body]
         lines.append(f"        return ({outs}{',' if len(graph.outputs) == 1 else ''})")
@@ -280,9 +299,12 @@ class Program:
 
     def owns(self, k: int) -> bool:
         """Whether output ``k`` is new memory on every run (so it can be handed out as is)."""
+        if not hasattr(self, "_first_output"):  # asked for every output: index them once
+            self._first_output: dict[int, int] = {}
+            for j, o in enumerate(self.graph.outputs):
+                self._first_output.setdefault(id(o), j)
         node = self.graph.outputs[k]
-        first = next(j for j, o in enumerate(self.graph.outputs) if o is node)
-        return id(node) in self.graph.memory_plan.fresh and first == k
+        return id(node) in self.graph.memory_plan.fresh and self._first_output[id(node)] == k
 
     def source(self) -> str:
         return self.source_text

@@ -74,6 +74,7 @@ def fuse(graph: Graph) -> tuple[Graph, str]:
 def _make_kernel(chain: list[Node], replaced: dict[int, Node]) -> Node:
     position = {id(n): k for k, n in enumerate(chain)}
     inputs: list[Node] = []
+    seen: set[int] = set()  # ids of the inputs (a long chain may read thousands)
     steps: list[Step] = []
     for n in chain:
         refs = []
@@ -84,7 +85,8 @@ def _make_kernel(chain: list[Node], replaced: dict[int, Node]) -> Node:
                 refs.append(("const", i.value))
             else:
                 src = replaced.get(id(i), i)
-                if all(src is not x for x in inputs):
+                if id(src) not in seen:
+                    seen.add(id(src))
                     inputs.append(src)
                 refs.append(("input", src))
         steps.append(Step(n.op, refs, dict(n.attrs), n.shape, n.dtype))

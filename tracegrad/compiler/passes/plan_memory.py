@@ -8,6 +8,8 @@ unchanged. It reports the peak bytes live at once, and the total size of the buf
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from dataclasses import dataclass, field
 
 from ..ir import Graph, Node
@@ -78,19 +80,35 @@ def _scratch_bytes(node: Node) -> int:
     return nbytes if rows is None else nbytes // node.value[0].shape[0] * rows
 
 
-def _may_overwrite(node: Node, operand: Node, base: dict) -> bool:
-    """Whether ``node`` may write its result over ``operand``'s memory: no other operand
-    may share that memory (``x + x.T`` would read what it already overwrote), and in a
-    kernel nothing after the first step may read it."""
-    root = base.get(id(operand), operand)
+def _operand_reads(node: Node, base: dict) -> tuple[dict, dict, set]:
+    """What `_may_overwrite` asks of a node's operands, counted once per node (a kernel of
+    a long chain has thousands of operands and steps): how many operands share each memory
+    root, how often each operand appears, and the roots a kernel reads after its first step."""
+    per_root: dict[int, int] = {}
+    per_input: dict[int, int] = {}
     for i in node.inputs:
-        if i is not operand and base.get(id(i), i) is root:
-            return False
+        root = base.get(id(i), i)
+        per_root[id(root)] = per_root.get(id(root), 0) + 1
+        per_input[id(i)] = per_input.get(id(i), 0) + 1
+    late: set[int] = set()
     if node.op == "kernel":
         for step in node.value[1:]:
-            if any(r[0] == "input" and base.get(id(r[1]), r[1]) is root for r in step.refs):
-                return False
-    return True
+            for kind, ref in step.refs:
+                if kind == "input":
+                    late.add(id(base.get(id(ref), ref)))
+    return per_root, per_input, late
+
+
+def _may_overwrite(node: Node, operand: Node, base: dict, reads: tuple | None = None) -> bool:
+    """Whether ``node`` may write its result over ``operand``'s memory: no other operand
+    may share that memory (``x + x.T`` would read what it already overwrote), and in a
+    kernel nothing after the first step may read it. ``reads``: `_operand_reads` of the
+    node, when several operands are asked about."""
+    per_root, per_input, late = _operand_reads(node, base) if reads is None else reads
+    root = id(base.get(id(operand), operand))
+    if per_root.get(root, 0) > per_input.get(id(operand), 0):
+        return False
+    return root not in late
 
 
 def _read_last_only(node: Node, operand: Node, base: dict) -> bool:
@@ -114,9 +132,11 @@ def peak_without_plan(graph: Graph) -> int:
     last = _last_use(graph)
     live, peak = 0, 0
     for k, node in enumerate(graph.nodes):
-        if node.op not in ("const",) and node.op not in VIEWS:
+        op = node.op
+        if op != "const" and op not in VIEWS:
             live += node.nbytes
-        peak = max(peak, live)
+            if live > peak:
+                peak = live
         for dead in last.get(k, ()):
             if dead.op not in ("const", "input") and dead.op not in VIEWS:
                 live -= dead.nbytes
@@ -125,23 +145,25 @@ def peak_without_plan(graph: Graph) -> int:
 
 def _last_use(graph: Graph) -> dict[int, list[Node]]:
     """node index -> the values whose last reader is that node (outputs never die)."""
-    outputs = {id(o) for o in graph.outputs}
     base = _alias_roots(graph)
-    last_index: dict[int, int] = {}
-    holder: dict[int, Node] = {}
-    for k, node in enumerate(graph.nodes):
-        for i in node.inputs:
-            root = base.get(id(i), i)
-            last_index[id(root)] = k
-            holder[id(root)] = root
-        last_index.setdefault(id(base.get(id(node), node)), k)
-        holder.setdefault(id(base.get(id(node), node)), base.get(id(node), node))
+    # Keyed by the nodes themselves (they hash by identity): one dict, no id() calls.
+    last_index: dict[Node, int] = {}
+    if base:
+        outputs = set(graph.outputs) | {base.get(id(o), o) for o in graph.outputs}
+        for k, node in enumerate(graph.nodes):
+            for i in node.inputs:
+                last_index[base.get(id(i), i)] = k
+            last_index.setdefault(base.get(id(node), node), k)
+    else:  # no views: every value is its own memory
+        outputs = set(graph.outputs)
+        for k, node in enumerate(graph.nodes):
+            for i in node.inputs:
+                last_index[i] = k
+            last_index.setdefault(node, k)
     dead: dict[int, list[Node]] = {}
-    for key, k in last_index.items():
-        n = holder[key]
-        if id(n) in outputs or any(base.get(id(o), o) is n for o in graph.outputs):
-            continue
-        dead.setdefault(k, []).append(n)
+    for n, k in last_index.items():
+        if n not in outputs:
+            dead.setdefault(k, []).append(n)
     return dead
 
 
@@ -160,29 +182,35 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
     base = _alias_roots(graph)
     dead_after = _last_use(graph)
     outputs = {id(o) for o in graph.outputs} | {id(base.get(id(o), o)) for o in graph.outputs}
-    free: list[int] = []  # indices of the pool buffers no live value occupies
+    # The pool buffers no live value occupies, as (size, when freed, index), sorted: a
+    # search by size instead of a scan (a program may hold thousands of buffers).
+    free: list[tuple[int, int, int]] = []
+    freed = itertools.count()
     owner: dict[int, int] = {}  # id(value) -> buffer index it occupies
     held: dict[int, int] = {}  # buffer index -> bytes of the value in it
     live_bytes, peak = 0, 0
+
+    def release(j: int) -> None:
+        bisect.insort(free, (plan.buffers[j], next(freed), j))
 
     def take(nbytes: int) -> int:
         """A free buffer for ``nbytes``: the smallest one large enough but at most twice the
         size (a large buffer holding a small value leaves the next large value without one);
         else the largest smaller one, grown (nothing is allocated before the plan is done);
         else a new one. Buffers are shared across sizes and dtypes: a small pool is less
-        memory for every run to pull through the caches."""
+        memory for every run to pull through the caches. Among buffers of one size, the one
+        freed first."""
         sizes = plan.buffers
-        fits = [j for j in free if nbytes <= sizes[j] <= 2 * nbytes]
-        if fits:
-            j = min(fits, key=sizes.__getitem__)
+        at = bisect.bisect_left(free, (nbytes,))
+        if at < len(free) and free[at][0] <= 2 * nbytes:
+            j = free.pop(at)[2]
         else:
-            smaller = [j for j in free if sizes[j] < nbytes]
-            if not smaller:
+            if at == 0:
                 sizes.append(nbytes)
                 return len(sizes) - 1
-            j = max(smaller, key=sizes.__getitem__)
+            at = bisect.bisect_left(free, (free[at - 1][0],))  # the first of that size
+            j = free.pop(at)[2]
             sizes[j] = nbytes
-        free.remove(j)
         return j
 
     # A write-back (an optimizer's new weight) may be computed straight into the memory of
@@ -216,7 +244,7 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
             plan.into_input[id(node)] = target
             plan.in_place += 1
             plan.scratch_of[id(node)] = s = take(_nbytes(node.value[0]))
-            free.append(s)
+            release(s)
             plan.free_after[k] = dead_after.get(k, [])
             continue
         if node.op in WRITES_INTO and id(node) in output_nodes:
@@ -227,17 +255,21 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
             if _needs_scratch(node):
                 nbytes = _scratch_bytes(node)
                 plan.scratch_of[id(node)] = s = take(nbytes)
-                free.append(s)
+                release(s)
                 peak = max(peak, live_bytes + nbytes)
         elif node.op in WRITES_INTO:
             buf = None
             if node.op in IN_PLACE:
+                dying = {id(d) for d in dead_after.get(k, ())}
+                reads = None
                 for i in node.inputs:
                     j = owner.get(id(i))
                     if j is None or id(i) in outputs or i.dtype != node.dtype \
-                            or i.nbytes != node.nbytes:
+                            or i.nbytes != node.nbytes or id(i) not in dying:
                         continue
-                    if i in dead_after.get(k, ()) and _may_overwrite(node, i, base):
+                    if reads is None:
+                        reads = _operand_reads(node, base)
+                    if _may_overwrite(node, i, base, reads):
                         buf = j
                         owner.pop(id(i))
                         dead_after[k] = [d for d in dead_after[k] if d is not i]
@@ -252,7 +284,7 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
             if _needs_scratch(node):
                 nbytes = _scratch_bytes(node)
                 plan.scratch_of[id(node)] = s = take(nbytes)
-                free.append(s)  # free again right after the kernel
+                release(s)  # free again right after the kernel
                 peak = max(peak, live_bytes + nbytes)
         elif node.op not in ("const", "input") and node.op not in VIEWS:
             live_bytes += node.nbytes  # allocated by NumPy on every run
@@ -262,7 +294,7 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
         for d in gone:
             j = owner.pop(id(d), None)
             if j is not None:
-                free.append(j)
+                release(j)
                 live_bytes -= held[j]
             elif d.op not in ("const", "input") and d.op not in VIEWS:
                 live_bytes -= d.nbytes
