@@ -362,6 +362,15 @@ def test_a_float_argument_used_in_a_branch_is_guarded_by_value():
 # ---------------------------------------------------------------- 6. threads
 
 
+def _in_threads(work, n):
+    """Run ``work(k)`` for k in range(n), each in its own thread, all at once."""
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def test_threads_calling_one_compiled_function_get_their_own_results():
     f = tg.compile(lambda x: (x.tanh() * 2 + x).sum(dim=1))
     rng = np.random.default_rng(0)
@@ -377,11 +386,7 @@ def test_threads_calling_one_compiled_function_get_their_own_results():
             if not np.allclose(got, wants[k], rtol=1e-6):
                 wrong.append(k)
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _in_threads(work, 8)
     assert wrong == []
 
 
@@ -412,11 +417,7 @@ def test_threads_calling_one_compiled_training_step_get_their_own_results():
             if not np.allclose(got, wants[k], rtol=1e-5, atol=1e-6):
                 wrong.append((k, got, wants[k]))
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _in_threads(work, 8)
     assert wrong == []
 
 
@@ -442,11 +443,7 @@ def test_threads_differentiating_through_one_compiled_module_get_their_own_gradi
             if not np.allclose(grad_of(run, xs[k]), wants[k], rtol=1e-5, atol=1e-6):
                 wrong.append(k)
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _in_threads(work, 8)
     assert wrong == []
 
 
