@@ -19,6 +19,19 @@ from hypothesis import strategies as st
 import tracegrad as tg
 from tracegrad import nn
 
+
+
+def _regression_step(model, opt):
+    """One SGD-style training step of a regression model, as a user writes it."""
+    def step(x, y):
+        opt.zero_grad()
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
 # ---------------------------------------------------------------- 1. gradients come and go
 
 
@@ -78,13 +91,7 @@ def test_freezing_and_unfreezing_a_layer_keeps_training_it():
         model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
         opt = tg.optim.SGD(model.parameters(), lr=0.1)
 
-        def step(x, y):
-            opt.zero_grad()
-            loss = ((model(x) - y) ** 2).mean()
-            loss.backward()
-            opt.step()
-            return loss
-
+        step = _regression_step(model, opt)
         run = tg.compile(step) if mode == "compiled" else step
         losses = []
         for i, (x, y) in enumerate(batches):
@@ -325,13 +332,7 @@ def test_an_lr_scheduler_never_recompiles_and_matches_eager():
         opt = tg.optim.Adam(model.parameters(), lr=0.05)
         sched = tg.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
 
-        def step(x, y):
-            opt.zero_grad()
-            loss = ((model(x) - y) ** 2).mean()
-            loss.backward()
-            opt.step()
-            return loss
-
+        step = _regression_step(model, opt)
         run = tg.compile(step) if mode == "compiled" else step
         losses = []
         for x, y in batches:
