@@ -20,7 +20,6 @@ import tracegrad as tg
 from tracegrad import nn
 
 
-
 def _regression_step(model, opt):
     """One SGD-style training step of a regression model, as a user writes it."""
     def step(x, y):
