@@ -10,7 +10,9 @@ from .tensor import _Anomaly
 class detect_anomaly:
     """Inside this block (or decorated function), any op whose forward or backward result
     holds a NaN or inf raises ``FloatingPointError`` naming the op and the line of user code
-    that created it. It checks every result, so it is slow: use it to debug.
+    that created it; in-place ops (``x.mul_``, ``x[i] = v``, ``copy_``) and optimizer steps
+    are checked too. It checks every result, so it is slow: use it to debug. It is per
+    thread: turning it on in one thread leaves the others unchecked.
 
     >>> with tg.detect_anomaly():
     ...     tg.tensor([-1.0], requires_grad=True).log()   # raises: log produced nan

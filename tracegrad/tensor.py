@@ -14,6 +14,7 @@ updates).
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from typing import Any, Sequence
 
@@ -48,10 +49,17 @@ _SCALARS = (int, float, bool, np.number, np.bool_)
 
 
 
-class _Anomaly:
+class _AnomalyState(threading.local):
+    """``tg.detect_anomaly()``'s switch, per thread: a thread inside the block turns it on for
+    itself only. The defaults are class attributes, so reading the switch when it is off is
+    one attribute look-up."""
+
     enabled = False
     backward_of: str | None = None  # the op whose gradient is being computed
-    created: dict = {}  # id(tensor) -> (weakref, the user's line that created it)
+    created: dict = {}  # id(tensor) -> (weakref, the user's line that created it); shared
+
+
+_Anomaly = _AnomalyState()
 
 
 def _user_line() -> str:
@@ -955,6 +963,8 @@ class Tensor:
                 elif not _axpy(x, y, alpha if name == "add" else -alpha):
                     P[name].forward(x, y * alpha, out=x)
                 _bump(self)
+                if _Anomaly.enabled:
+                    _check_anomaly(self, f"in-place {name}")
                 return self
         other = _scaled(other, alpha)
         if recording:
@@ -980,6 +990,8 @@ class Tensor:
             self.data = self.data.copy()
         prim.forward(self.data, o.data.astype(self.data.dtype, copy=False), out=self.data)
         _bump(self)
+        if _Anomaly.enabled:
+            _check_anomaly(self, f"in-place {name}")
         return self
 
     def add_(self, other: Any, alpha: Any = 1) -> "Tensor":
