@@ -374,3 +374,29 @@ def test_compiled_backward_through_an_in_place_op_on_a_view_matches_eager():
         x_e.grad = x_c.grad = None
         np.testing.assert_array_equal(loss_grad(x_e).numpy(), comp(x_c).numpy())
     np.testing.assert_array_equal(x_e.grad.numpy(), [[2.0, 4.0], [18.0, 24.0]])
+
+
+@pytest.mark.parametrize("case", ["alias", "alias of a view", "view of an alias made outside"])
+def test_compiled_in_place_through_a_detach_alias_matches_eager(case):
+    def make(y):
+        d = y.detach()
+        v = d[2:]
+
+        def step(x):
+            if case == "alias":
+                y.detach().mul_(x[0] + 2)
+            elif case == "alias of a view":
+                y[1:].detach().mul_(x[0] + 2)
+            else:
+                y[1:].add_(x[1:])
+            return y * x, v * 1, d.T * 1
+
+        return step
+
+    y_eager, y_comp = tg.tensor([1.0, 2.0, 3.0, 4.0]), tg.tensor([1.0, 2.0, 3.0, 4.0])
+    eager, comp = make(y_eager), tg.compile(make(y_comp), backend="numpy")
+    for k in range(3):
+        x = tg.tensor([1.0, float(k), 2.0, 0.5])
+        for a, b in zip(eager(x), comp(x)):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+        np.testing.assert_array_equal(y_eager.numpy(), y_comp.numpy())

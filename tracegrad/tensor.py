@@ -152,6 +152,18 @@ class _View:
         self.base, self.steps, self.grad_mode = base, steps, grad_mode
 
 
+class _Alias:
+    """What makes a tensor a ``detach()`` alias: the tensor that owns its memory (held
+    weakly, so that a detached loss kept for logging does not keep a graph alive) and the
+    view steps from it. For autograd an alias is a root of its own; the compiler's tracer and
+    writes into read-only memory follow it to the owner."""
+
+    __slots__ = ("of", "steps")
+
+    def __init__(self, owner: "Tensor", steps: tuple):
+        self.of, self.steps = weakref.ref(owner), steps
+
+
 def _shared_counter(t: "Tensor") -> _SharedVersion:
     """``t``'s version counter, made shareable first (it keeps its value)."""
     vc = t._vc
@@ -167,18 +179,36 @@ def _as_view(parent: "Tensor", out: "Tensor", prim: Any, attrs: dict) -> "Tensor
     if prim is P["reshape"] and out.data.size and not np.may_share_memory(out.data,
                                                                           parent.data):
         return out
-    vc = _shared_counter(parent)
-    out._vc = vc
     pv = getattr(parent, "_view", None)
-    if pv is None:
-        out._view = _View(parent, ((prim, attrs),), _mode.enabled)
+    if type(pv) is _View:
+        _join(parent, out, _View(pv.base, pv.steps + ((prim, attrs),), _mode.enabled))
     else:
-        out._view = _View(pv.base, pv.steps + ((prim, attrs),), _mode.enabled)
+        _join(parent, out, _View(parent, ((prim, attrs),), _mode.enabled))
+    return out
+
+
+def _join(parent: "Tensor", t: "Tensor", how: "_View | _Alias") -> None:
+    """``t`` shares ``parent``'s memory (``how``): one version counter, and a place in the
+    family's list of views."""
+    vc = t._vc = _shared_counter(parent)
+    t._view = how
     views = vc.views
     if len(views) >= 64 and not len(views) & 63:  # now and then, forget the dead ones
         views[:] = [r for r in views if r() is not None]
-    views.append(weakref.ref(out))
-    return out
+    views.append(weakref.ref(t))
+
+
+def _memory(t: "Tensor") -> tuple:
+    """(the tensor that owns ``t``'s memory, the view steps from it to ``t``)."""
+    steps: tuple = ()
+    while True:
+        how = getattr(t, "_view", None)
+        if type(how) is _View:
+            steps, t = how.steps + steps, how.base
+        elif type(how) is _Alias and how.of() is not None:
+            steps, t = how.steps + steps, how.of()
+        else:
+            return t, steps
 
 
 def _replay(t: "Tensor", steps: tuple) -> "Tensor":
@@ -223,7 +253,7 @@ def _records(t: "Tensor", source: Any) -> bool:
     if t.requires_grad or getattr(source, "requires_grad", False):
         return True
     view = getattr(t, "_view", None)
-    return view is not None and view.base.requires_grad
+    return type(view) is _View and view.base.requires_grad
 
 
 def _snapshot(t: "Tensor", copy: bool) -> "Tensor":
@@ -253,21 +283,29 @@ def _adopt(t: "Tensor", new: "Tensor") -> None:
     t.requires_grad = new.requires_grad
 
 
-def _refresh_views(base: "Tensor", recording: bool) -> None:
-    """After ``base``'s value or node changed: each live view of it is derived afresh from
-    it, for the graph (``recording``: its node and requires_grad, as PyTorch regenerates a
-    view's grad_fn) and for the compiler's tracer."""
-    if not recording and _tracer is None:
-        return
+def _refresh_views(base: "Tensor") -> None:
+    """After ``base``'s node changed (a recorded in-place op): each live view of it takes
+    its node and requires_grad afresh from it, as PyTorch regenerates a view's grad_fn."""
     for ref in base._vc.views:
         v = ref()
-        if v is None or v._view.base is not base:
+        if v is not None and type(v._view) is _View and v._view.base is base:
+            _adopt(v, _replay(base, v._view.steps))
+    if _tracer is not None:
+        _retrace_family(base._vc)
+
+
+def _retrace_family(vc: _SharedVersion) -> None:
+    """After a write into memory that views and aliases share, while tracing: each live one
+    reads afresh from its base (in the order they were made, so a view of a view reads its
+    new base)."""
+    for ref in vc.views:
+        v = ref()
+        if v is None:
             continue
-        fresh = _replay(base, v._view.steps)
-        if recording:
-            _adopt(v, fresh)
-        if _tracer is not None:
-            _tracer.alias(v, fresh)
+        how = v._view
+        base = how.of() if type(how) is _Alias else how.base
+        if base is not None:
+            _tracer.alias(v, _replay(base, how.steps))
 
 
 def _check_writable(t: "Tensor", op: str) -> None:
@@ -283,8 +321,7 @@ def _check_writable(t: "Tensor", op: str) -> None:
             f"than one of its elements refers to the same memory location (PyTorch refuses "
             f"this too); clone() it before the in-place op"
         )
-    view = getattr(t, "_view", None)
-    if view is None or not view.base.data.flags.writeable:
+    if not _memory(t)[0].data.flags.writeable:
         raise RuntimeError(
             f"in-place {op} on a tensor of shape {a.shape} whose memory is read-only (a "
             f"read-only NumPy array given to tg.from_numpy) and shared with views or aliases; "
@@ -302,8 +339,8 @@ def _write(t: "Tensor", values: np.ndarray, op: str) -> None:
         t.data = np.array(np.broadcast_to(values, a.shape), dtype=a.dtype)
     else:  # a view NumPy made read-only (expand): through its base's memory
         _check_writable(t, op)
-        view = t._view
-        view.base.data.flat[_positions(view.base.data.shape, view.steps).reshape(-1)] = \
+        owner, steps = _memory(t)
+        owner.data.flat[_positions(owner.data.shape, steps).reshape(-1)] = \
             np.broadcast_to(values, a.shape).reshape(-1)
     _bump(t)
     if _Anomaly.enabled:
@@ -683,7 +720,7 @@ class Tensor:
         """The same data, cut from the graph (shares memory and the version counter, as in
         PyTorch, so an in-place change through it is caught by a backward that needs it)."""
         t = _leaf(self.data)
-        t._vc = _shared_counter(self)
+        _join(self, t, _Alias(*_memory(self)))
         if _tracer is not None:
             _tracer.alias(t, self)
         return t
@@ -1116,16 +1153,12 @@ class Tensor:
         """Tell the compiler's tracer that this tensor's value becomes ``new``'s: for a view,
         its base's value changes (through `_write_through`), and every view of that base
         reads afresh from it."""
-        view = getattr(self, "_view", None)
-        if view is None:
-            _tracer.assign(self, new)
-            if type(self._vc) is _SharedVersion:
-                _refresh_views(self, False)
-            return
+        owner, steps = _memory(self)
         if new.shape != self.shape or new.dtype != self.dtype:
             new = apply(P["expand"], new.to(self.dtype), shape=self.shape)
-        _tracer.assign(view.base, _write_through(view.base, new, view.steps))
-        _refresh_views(view.base, False)
+        _tracer.assign(owner, _write_through(owner, new, steps))
+        if type(self._vc) is _SharedVersion:
+            _retrace_family(self._vc)
 
     def _inplace(self, result_fn: Any, source: Any = None) -> "Tensor":
         """Make ``self`` hold ``result_fn(self)``, keeping its identity.
@@ -1160,6 +1193,8 @@ class Tensor:
         view's part replaced (`_write_through`, PyTorch's CopySlices); and every view of the
         base, this one included, is re-derived from that node."""
         view = getattr(self, "_view", None)
+        if type(view) is not _View:  # a base, or a detach alias: a root for autograd
+            view = None
         base, steps = (self, ()) if view is None else (view.base, view.steps)
         if view is not None and base.requires_grad:
             if base._op is None:
@@ -1184,7 +1219,7 @@ class Tensor:
             _tracer.assign(base, new_base)
         _write(self, new.data, "op")
         _adopt(base, new_base)
-        _refresh_views(base, True)
+        _refresh_views(base)
         return self
 
     def _checked_result(self, new: "Tensor") -> "Tensor":
