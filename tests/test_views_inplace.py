@@ -400,3 +400,25 @@ def test_compiled_in_place_through_a_detach_alias_matches_eager(case):
         for a, b in zip(eager(x), comp(x)):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
         np.testing.assert_array_equal(y_eager.numpy(), y_comp.numpy())
+
+
+def test_compiled_recorded_in_place_on_a_view_of_an_alias_matches_eager():
+    def make(w):
+        def step(x):
+            y = x * 1
+            d = y.detach()
+            d[:2].mul_(w)  # recorded: w requires grad, so d now does too (as in PyTorch)
+            (d * d).sum().backward()
+            return y * 1, d * 1, w.grad * 1
+
+        return step
+
+    w_eager = tg.tensor([2.0, 3.0], requires_grad=True)
+    w_comp = tg.tensor([2.0, 3.0], requires_grad=True)
+    eager, comp = make(w_eager), tg.compile(make(w_comp), backend="numpy")
+    for k in range(3):
+        w_eager.grad = w_comp.grad = None
+        x = tg.tensor([1.0, 2.0 + k, 3.0])
+        for a, b in zip(eager(x), comp(x)):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_array_equal(w_eager.grad.numpy(), [2 * 2 * 1.0, 2 * 3 * 4.0**2])

@@ -290,8 +290,6 @@ def _refresh_views(base: "Tensor") -> None:
         v = ref()
         if v is not None and type(v._view) is _View and v._view.base is base:
             _adopt(v, _replay(base, v._view.steps))
-    if _tracer is not None:
-        _retrace_family(base._vc)
 
 
 def _retrace_family(vc: _SharedVersion) -> None:
@@ -1150,9 +1148,9 @@ class Tensor:
         return self
 
     def _trace_write(self, new: "Tensor") -> None:
-        """Tell the compiler's tracer that this tensor's value becomes ``new``'s: for a view,
-        its base's value changes (through `_write_through`), and every view of that base
-        reads afresh from it."""
+        """Tell the compiler's tracer that this tensor's value becomes ``new``'s: the value of
+        the tensor that owns its memory changes (through `_write_through`), and every view
+        and alias of that memory reads afresh from it."""
         owner, steps = _memory(self)
         if new.shape != self.shape or new.dtype != self.dtype:
             new = apply(P["expand"], new.to(self.dtype), shape=self.shape)
@@ -1216,7 +1214,7 @@ class Tensor:
         new = self._checked_result(result_fn(_replay(old, steps)))
         new_base = _write_through(old, new, steps)
         if _tracer is not None:
-            _tracer.assign(base, new_base)
+            self._trace_write(new)
         _write(self, new.data, "op")
         _adopt(base, new_base)
         _refresh_views(base)
