@@ -422,3 +422,32 @@ def test_compiled_recorded_in_place_on_a_view_of_an_alias_matches_eager():
         for a, b in zip(eager(x), comp(x)):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
     np.testing.assert_array_equal(w_eager.grad.numpy(), [2 * 2 * 1.0, 2 * 3 * 4.0**2])
+
+
+@pytest.mark.parametrize("case", ["matmul", "add", "copy", "copy through a view"])
+def test_a_buffer_filled_from_its_own_views_refuses_backward(case):
+    # out[t] = f(out[t - 1]): the view out[t - 1] was read before out changed. PyTorch refuses
+    # "matmul" (it saved the view) and goes on for the others, whose gradients read no
+    # values; tracegrad refuses every changed input (docs/tensors.md, section 13), with its
+    # message: never a graph that loops back through the rebased buffer.
+    def fill(lib):
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        w = lib.tensor([[0.5, -0.2], [0.1, 0.3]], requires_grad=True)
+        out = lib.zeros(3, 2)
+        out[0] = x * 1
+        for t in range(1, 3):
+            h = out[t - 1]
+            if case == "matmul":
+                out[t] = (h.unsqueeze(0) @ w).squeeze(0)
+            elif case == "add":
+                out[t] = h + x
+            elif case == "copy":
+                out[t] = h
+            else:
+                out[t].copy_(h)
+        return out
+
+    out = fill(tg)
+    np.testing.assert_allclose(out.numpy(), arr(fill(torch)), rtol=1e-6)
+    with pytest.raises(RuntimeError, match=CHANGED):
+        out.sum().backward()

@@ -245,6 +245,9 @@ def _write_through(base: "Tensor", value: "Tensor", steps: tuple) -> "Tensor":
     return apply(P["reshape"], flat, shape=shape)
 
 
+_VIEW_OPS = frozenset(P[name] for name in ("reshape", "permute", "expand", "getitem"))
+
+
 def _records(t: "Tensor", source: Any) -> bool:
     """Whether an in-place op on ``t`` with operand ``source`` is recorded for backward: under
     grad mode, when either requires grad, or ``t`` is a view of a tensor that does."""
@@ -895,14 +898,17 @@ class Tensor:
 
     def _changed_in_place(self, children: tuple, versions: tuple, attrs: dict) -> None:
         """Raise for an input changed in place since this node was recorded. Not for the
-        input of a view op, which shares the input's counter: its gradient reads no values,
-        and the input object holds its current node, which is where PyTorch's regenerated
-        view sends the gradient too."""
+        input of a view op that shares the input's counter (it is a view of it) when the
+        input's node is older than this one (only its values changed, under no_grad): the
+        gradient reads no values and goes to that node, as PyTorch's regenerated view sends
+        it. (An input rebased by a recorded in-place op has a newer node: refused, as the
+        graph recorded before no longer holds; its live views got fresh nodes anyway.)"""
         op, n = self._op, len(children)
         reads = op.reads[n - 1][sum(x.requires_grad << i for i, x in enumerate(children))] \
             if op.reads is not None and n <= 2 else (True,) * (n + 1)
         for i, (x, v) in enumerate(zip(children, versions)):
-            if x._vc[0] != v and x._vc is not self._vc:
+            if x._vc[0] != v and not (op in _VIEW_OPS and x._vc is self._vc and (
+                    x._op is None or x._seq < self._seq)):
                 self._children, self._attrs = children, attrs  # (as it was: nothing computed)
                 why = ("its gradient needs the old value" if reads[i + 1] else
                        "the graph recorded before the change no longer holds (tracegrad "
