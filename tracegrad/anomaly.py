@@ -22,12 +22,21 @@ class detect_anomaly:
         self.check_nan = check_nan
 
     def __enter__(self) -> "detect_anomaly":
-        self._saved = _Anomaly.enabled
-        _Anomaly.enabled = self.check_nan
+        here = _Anomaly.here
+        self._saved = here.on
+        here.on = self.check_nan
+        self._count(+1)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        _Anomaly.enabled = self._saved
+        _Anomaly.here.on = self._saved
+        self._count(-1)
+
+    def _count(self, step: int) -> None:
+        if self.check_nan:
+            with _Anomaly.lock:
+                _Anomaly.blocks += step
+                _Anomaly.enabled = _Anomaly.blocks > 0
 
     def __call__(self, fn: Any) -> Any:
         import functools

@@ -50,17 +50,21 @@ _SCALARS = (int, float, bool, np.number, np.bool_)
 
 
 
-class _AnomalyState(threading.local):
-    """``tg.detect_anomaly()``'s switch, per thread: a thread inside the block turns it on for
-    itself only. The defaults are class attributes, so reading the switch when it is off is
-    one attribute look-up."""
+class _ThreadAnomaly(threading.local):
+    on = False  # this thread is inside detect_anomaly()
+    backward_of: tuple | None = None  # (op, line) whose gradient this thread is computing
+
+
+class _Anomaly:
+    """``tg.detect_anomaly()``'s switches. ``enabled`` is True while some thread is inside the
+    block: the one class-attribute check every op makes when it is off. Then ``here.on``
+    says whether this thread is (a thread in the block does not turn it on for the others)."""
 
     enabled = False
-    backward_of: str | None = None  # the op whose gradient is being computed
-    created: dict = {}  # id(tensor) -> (weakref, the user's line that created it); shared
-
-
-_Anomaly = _AnomalyState()
+    blocks = 0  # detect_anomaly() blocks open, in all threads
+    lock = threading.Lock()
+    here = _ThreadAnomaly()
+    created: dict = {}  # id(tensor) -> (weakref, the user's line that created it)
 
 
 def _user_line() -> str:
@@ -75,13 +79,14 @@ def _user_line() -> str:
 def _check_anomaly(t: "Tensor", prim_name: str) -> None:
     """detect_anomaly's check of one result: raise if it holds nan/inf, else remember the
     user's line that made it (so a later backward failure can point at it)."""
-    import weakref
-
+    here = _Anomaly.here
+    if not here.on:
+        return
     arr = t.data
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         bad = "nan" if np.isnan(arr).any() else "inf"
-        if _Anomaly.backward_of is not None:
-            op, line = _Anomaly.backward_of
+        if here.backward_of is not None:
+            op, line = here.backward_of
             raise FloatingPointError(
                 f"detect_anomaly: the gradient of {op} produced {bad} in the backward pass "
                 f"(in its rule's {prim_name}); the {op} was created at {line}"
@@ -90,7 +95,7 @@ def _check_anomaly(t: "Tensor", prim_name: str) -> None:
             f"detect_anomaly: {prim_name} produced {bad} in the forward pass "
             f"(created at {_user_line()})"
         )
-    if _Anomaly.backward_of is None and t._op is not None:
+    if here.backward_of is None and t._op is not None:
         created = _Anomaly.created
         if len(created) > 100_000:
             created.clear()
@@ -884,8 +889,9 @@ class Tensor:
         if not _Anomaly.enabled:
             return self._op.vjp(g, self, *children, **attrs)
         ref, line = _Anomaly.created.get(id(self), (None, "an unknown line"))
-        saved = _Anomaly.backward_of
-        _Anomaly.backward_of = (self._op.name, line if ref is not None and ref() is self
+        here = _Anomaly.here
+        saved = here.backward_of
+        here.backward_of = (self._op.name, line if ref is not None and ref() is self
                                 else "an unknown line")
         try:
             grads = self._op.vjp(g, self, *children, **attrs)
@@ -893,7 +899,7 @@ class Tensor:
                 if x is not None:
                     _check_anomaly(x, self._op.name)
         finally:
-            _Anomaly.backward_of = saved
+            here.backward_of = saved
         return grads
 
     def _changed_in_place(self, children: tuple, versions: tuple, attrs: dict) -> None:
