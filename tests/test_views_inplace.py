@@ -451,3 +451,16 @@ def test_a_buffer_filled_from_its_own_views_refuses_backward(case):
     np.testing.assert_allclose(out.numpy(), arr(fill(torch)), rtol=1e-6)
     with pytest.raises(RuntimeError, match=CHANGED):
         out.sum().backward()
+
+
+def test_a_base_forgets_its_dead_views():
+    # the family's list of views (weak references) is pruned, in amortized O(1) per view
+    x = tg.zeros(1000, 2)
+    rows = list(x)  # 1,000 live views
+    for _ in range(20_000):
+        x.T  # noqa: B018 - a view that dies at once
+    assert len(x._vc.views) <= 2 * len(rows) + 64
+    del rows
+    for _ in range(5_000):
+        x[0]  # noqa: B018
+    assert len(x._vc.views) <= 2 * 1000 + 64

@@ -139,11 +139,12 @@ class _SharedVersion(list):
     aliases), with weak references to the family's views, which an in-place op under grad
     mode re-derives from their base."""
 
-    __slots__ = ("views",)
+    __slots__ = ("views", "prune_at")
 
     def __init__(self, version: int):
         super().__init__((version,))
         self.views: list = []
+        self.prune_at = 64  # forget the dead views when the list grows this long
 
 
 class _View:
@@ -170,10 +171,13 @@ class _Alias:
 
 
 def _shared_counter(t: "Tensor") -> _SharedVersion:
-    """``t``'s version counter, made shareable first (it keeps its value)."""
+    """``t``'s version counter, made shareable first (it keeps its value). A tensor whose
+    counter is not shared yet is no view: it becomes the root of a family (``_view`` None,
+    which is quicker to read than an unset slot)."""
     vc = t._vc
     if type(vc) is not _SharedVersion:
         vc = t._vc = _SharedVersion(vc[0])
+        t._view = None
     return vc
 
 
@@ -181,10 +185,10 @@ def _as_view(parent: "Tensor", out: "Tensor", prim: Any, attrs: dict) -> "Tensor
     """Make ``out``, the result of movement primitive ``prim`` on ``parent``, a view of
     ``parent``'s base when NumPy gave a view (a reshape that had to copy is no view; an empty
     one is a view, as in PyTorch, whatever NumPy made)."""
-    if prim is P["reshape"] and out.data.size and not np.may_share_memory(out.data,
-                                                                          parent.data):
+    if prim is _RESHAPE and out.data.size and not np.may_share_memory(out.data, parent.data):
         return out
-    pv = getattr(parent, "_view", None)
+    _shared_counter(parent)
+    pv = parent._view
     if type(pv) is _View:
         _join(parent, out, _View(pv.base, pv.steps + ((prim, attrs),), _mode.enabled))
     else:
@@ -198,8 +202,9 @@ def _join(parent: "Tensor", t: "Tensor", how: "_View | _Alias") -> None:
     vc = t._vc = _shared_counter(parent)
     t._view = how
     views = vc.views
-    if len(views) >= 64 and not len(views) & 63:  # now and then, forget the dead ones
+    if len(views) >= vc.prune_at:  # (twice the live ones: amortized O(1) per view)
         views[:] = [r for r in views if r() is not None]
+        vc.prune_at = max(64, 2 * len(views))
     views.append(weakref.ref(t))
 
 
@@ -251,6 +256,7 @@ def _write_through(base: "Tensor", value: "Tensor", steps: tuple) -> "Tensor":
 
 
 _VIEW_OPS = frozenset(P[name] for name in ("reshape", "permute", "expand", "getitem"))
+_RESHAPE = P["reshape"]
 
 
 def _records(t: "Tensor", source: Any) -> bool:
