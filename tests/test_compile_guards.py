@@ -624,3 +624,26 @@ def test_building_a_model_elsewhere_does_not_recompile_a_function_that_uses_none
     tg.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)
     f(x)
     assert f.cache_info().misses == 1
+
+
+def test_anomaly_mode_in_one_thread_does_not_switch_another_threads_variant():
+    f = tg.compile(lambda x: (x * 2).sum())
+    x = tg.ones(2)
+    f(x)
+    f(x)
+    inside, done = threading.Event(), threading.Event()
+
+    def checker():
+        with tg.detect_anomaly():
+            inside.set()
+            done.wait(10)
+
+    t = threading.Thread(target=checker)
+    t.start()
+    inside.wait(10)
+    try:
+        assert f(x).item() == 4.0
+        assert f.cache_info().misses == 1  # this thread is not in anomaly mode
+    finally:
+        done.set()
+        t.join()

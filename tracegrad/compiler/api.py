@@ -311,7 +311,7 @@ class CompiledFunction:
                if type(g.get("lr")) is float] if values else []
         lrs = list({id(g): (g, k) for g, k in lrs}.values())
         epoch = tensor_mod._structure_epoch[0]
-        anomaly = bool(tensor_mod._Anomaly.enabled)
+        anomaly = bool(tensor_mod._Anomaly.enabled and tensor_mod._Anomaly.here.on)
         fn_guards = function_guards(self.fn)
         recorder = ReadRecorder()
         with recorder:

@@ -128,7 +128,8 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
             guard(f"type(a[{j}]) is not float", "an argument that was a float is not")
             body.append(f"a{j} = _f64(a[{j}])")
     guard(f"{name('mode', mode)}.enabled != {variant.grad_enabled}", "grad mode changed")
-    guard(f"bool({name('anomaly', _Anomaly)}.enabled) != {variant.anomaly}",
+    an = name("anomaly", _Anomaly)  # (on in this thread: see tensor._Anomaly)
+    guard(f"bool({an}.enabled and {an}.here.on) != {variant.anomaly}",
           "tg.detect_anomaly() was turned on or off")
 
     # (only for a function that uses modules or tensors it did not get as arguments: a

@@ -174,7 +174,10 @@ def is_basic_index(index: tuple) -> bool:
 
 
 def _getitem_forward(x, *ix, index):
-    return x[fill_index(index, ix)]
+    out = x[fill_index(index, ix)]
+    if type(out) is not np.ndarray:  # one element, as a NumPy scalar: as a 0-d view instead
+        out = x[fill_index(index, ix) + (Ellipsis,)]
+    return out
 
 
 def _getitem_infer(x, *ix, index):
