@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from ...ops import PRIMITIVES
 from ..ir import Graph, Node
 
 
@@ -158,13 +159,18 @@ def _mask_product(n: Node, ctx: Context) -> Node | None:
     return None
 
 
-# Elementwise ops of one operand (with no attributes that depend on the shape).
-_UNARY = ("exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "relu", "sigmoid", "softplus",
-          "erf")
+def is_unary(op: str) -> bool:
+    """An elementwise op of one operand (with no attributes that depend on the shape): a
+    fusible primitive of one input, registered now or later."""
+    p = PRIMITIVES.get(op)
+    return p is not None and p.fusible and len(p.inputs) == 1
+
 
 _BROADCASTING = ("add", "sub", "mul", "div", "pow", "maximum", "lt", "le", "gt", "ge", "eq",
                  "ne", "where")
 
+
+_UNARY_RULES = [_unary_before_expand]  # every unary op's (is_unary) that RULES does not name
 
 RULES: dict[str, list[Callable[[Node, Context], Node | None]]] = {
     "mul": [_implicit_broadcast, _mask_product, _identity_operand(1, commutes=True)],
@@ -172,7 +178,6 @@ RULES: dict[str, list[Callable[[Node, Context], Node | None]]] = {
     "sub": [_implicit_broadcast, _identity_operand(0, commutes=False)],
     "div": [_implicit_broadcast, _identity_operand(1, commutes=False)],
     "neg": [_double_negation, _unary_before_expand],
-    **{op: [_unary_before_expand] for op in _UNARY},
     "reshape": [_reshape],
     "permute": [_permute, _transposed_product],
     **{op: [_implicit_broadcast] for op in _BROADCASTING if op not in ("mul", "add", "sub",
@@ -195,7 +200,7 @@ def simplify(graph: Graph) -> tuple[Graph, str]:
     for node in graph.nodes:
         node.inputs = tuple(replaced.get(id(i), i) for i in node.inputs)
         target = None
-        for rule in RULES.get(node.op, ()):
+        for rule in RULES.get(node.op) or (_UNARY_RULES if is_unary(node.op) else ()):
             target = rule(node, ctx)
             if target is not None:
                 break
