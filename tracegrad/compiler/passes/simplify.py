@@ -196,6 +196,7 @@ def simplify(graph: Graph) -> tuple[Graph, str]:
         ctx.users[id(o)] = ctx.users.get(id(o), 0) + 1
     replaced: dict[int, Node] = {}
     kept: list[Node] = []
+    made: set[int] = set()  # ids of the nodes rewrites built
     count = 0
     for node in graph.nodes:
         node.inputs = tuple(replaced.get(id(i), i) for i in node.inputs)
@@ -207,7 +208,10 @@ def simplify(graph: Graph) -> tuple[Graph, str]:
         if target is not None:
             replaced[id(node)] = target
             count += 1
-            built = ctx.new + ([target] if target.id == -1 else [])  # new nodes are unnumbered
+            # New nodes are unnumbered; one built by an earlier rewrite may be returned again
+            # (x * 1 over a rewritten node), and is already kept.
+            built = ctx.new + ([target] if target.id == -1 and id(target) not in made else [])
+            made.update(id(b) for b in built)
             kept.extend(built)
             ctx.new.clear()
             # Keep the use counts true, so a rule can fire again on what a rule built.
