@@ -185,3 +185,12 @@ def test_compile_quick_compiled_equals_eager(compile_result):
         assert diff["loss"] < 1e-4 and diff["x.grad"] < 1e-5, (label, diff)
     for name, d in details["gelu_ln"]["diff"].items():
         assert d < 1e-4, name
+
+
+def test_imports_quick_reports_numbers():
+    from bench import imports
+
+    result = imports.run(quick=True)
+    text = _check_quick_run(result, "imports", ["tracegrad", "numpy"])
+    assert result["details"]["optional_imported"] == []
+    assert "import tracegrad / import numpy <= 1.5" in text
