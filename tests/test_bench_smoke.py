@@ -203,3 +203,12 @@ def test_compile_quick_long_chains_cnn_and_overhead(compile_result):
         assert r["all_hits"] and r["variants"] == 1, label
     text = common.render(compile_result)
     assert "compile time against chain length" in text and "per-call overhead" in text
+
+
+def test_imports_quick_reports_numbers():
+    from bench import imports
+
+    result = imports.run(quick=True)
+    text = _check_quick_run(result, "imports", ["tracegrad", "numpy"])
+    assert result["details"]["optional_imported"] == []
+    assert "import tracegrad / import numpy <= 1.5" in text

@@ -175,9 +175,9 @@ class GradArray:
 
 
 class IntoArray:
-    """The gradient handed to a unary rule ``(g * e,)``, ``(g / e,)`` or ``(-g,)`` (see
-    `ops.base.writes_into_g`) whose memory no one else holds: that one operation writes its
-    result into g's own memory."""
+    """The gradient handed to a unary rule ``(g * e,)``, ``(g / e,)`` or ``(-g,)`` (one that
+    declares the "into_g" fact, see `ops.base.FACTS`) whose memory no one else holds: that
+    one operation writes its result into g's own memory."""
 
     __slots__ = ("data",)
 

@@ -399,7 +399,7 @@ def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
 
 
 def _fresh_grad(x: Any) -> GradArray:
-    """A gradient a plain arithmetic rule computed on arrays (see ops.base.arithmetic_only):
+    """A gradient a plain arithmetic rule computed on arrays (see ops.base.FACTS):
     new memory, which a leaf may adopt."""
     return GradArray(x if type(x) is _ndarray else np.asarray(x), False, True)
 

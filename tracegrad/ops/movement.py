@@ -139,7 +139,7 @@ register(
     lambda x, *, pads, value: np.pad(x, pads, constant_values=value),
     _pad_infer,
     _pad_vjp,
-)
+)  # (each of these gradients reads only x's shape, or nothing)
 
 # ---------------------------------------------------------------- indexing
 #
@@ -213,7 +213,9 @@ def _getitem_vjp(g, out, x, *ix, index):
     return (g._scatter_add(index, tuple(x.shape), *ix),) + (None,) * len(ix)
 
 
-register("getitem", "movement", _getitem_forward, _getitem_infer, _getitem_vjp)
+# (the index arrays are read; x only for its shape)
+register("getitem", "movement", _getitem_forward, _getitem_infer, _getitem_vjp,
+         inputs="x *ix", reads="ix")
 
 
 def _scatter_add_forward(g, *ix, index, shape):
@@ -241,6 +243,7 @@ register(
     _scatter_add_forward,
     lambda g, *ix, index, shape: (tuple(shape), g.dtype),
     _scatter_add_vjp,
+    inputs="g *ix", reads="ix", facts="writes_into",
 )
 
 def _setitem_forward(x, v, *ix, index):
@@ -280,7 +283,8 @@ def _setitem_vjp(g, out, x, v, *ix, index):
     return (gx, gv) + (None,) * len(ix)
 
 
-register("setitem", "movement", _setitem_forward, _setitem_infer, _setitem_vjp)
+register("setitem", "movement", _setitem_forward, _setitem_infer, _setitem_vjp,
+         inputs="x v *ix", reads="ix", facts="writes_into")
 
 # ---------------------------------------------------------------- cat
 
@@ -320,4 +324,5 @@ register(
     lambda *xs, dim: np.concatenate(xs, axis=dim),
     _cat_infer,
     _cat_vjp,
+    inputs="*xs", facts="writes_into",  # (reads only their shapes)
 )
