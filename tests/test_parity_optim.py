@@ -316,3 +316,48 @@ def test_lbfgs_refuses_groups_and_a_missing_closure():
     opt = tg.optim.LBFGS(model.parameters())
     with pytest.raises(TypeError, match="needs a closure"):
         opt.step(None)
+
+
+# ---------------------------------------------------------------- gradient clipping
+
+
+@pytest.mark.parametrize("clip", [0.05, 0.3, 10.0])
+def test_clip_grad_value_matches_torch(clip):
+    tmodel, model = make_pair()
+    x, y = batch(3)
+    nn.functional.mse_loss(model(tg.tensor(x)), tg.tensor(y)).backward()
+    tnn.functional.mse_loss(tmodel(torch.tensor(x)), torch.tensor(y)).backward()
+    assert nn.utils.clip_grad_value_(model.parameters(), clip) is None
+    torch.nn.utils.clip_grad_value_(tmodel.parameters(), clip)
+    theirs = dict(tmodel.named_parameters())
+    clipped = 0
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.grad.numpy(), theirs[name].grad.numpy(), rtol=1e-12,
+                                   atol=1e-15)
+        clipped += int((np.abs(p.grad.numpy()) == clip).sum())
+    assert (clipped > 0) == (clip < 1.0)
+    with pytest.raises(ValueError, match="clip_value must be >= 0"):
+        nn.utils.clip_grad_value_(model.parameters(), -1.0)
+
+
+def test_clip_grad_value_in_a_compiled_step():
+    _, eager = make_pair(np.float32)
+    _, model = make_pair(np.float32)
+    eopt, opt = tg.optim.SGD(eager.parameters(), lr=0.1), tg.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        opt.zero_grad()
+        nn.functional.mse_loss(model(x), y).backward()
+        nn.utils.clip_grad_value_(model.parameters(), 0.05)
+        opt.step()
+
+    compiled = tg.compile(step)
+    for i in range(3):
+        x, y = (tg.tensor(a) for a in batch(i, np.float32))
+        eopt.zero_grad()
+        nn.functional.mse_loss(eager(x), y).backward()
+        nn.utils.clip_grad_value_(eager.parameters(), 0.05)
+        eopt.step()
+        compiled(x, y)
+    for a, b in zip(eager.parameters(), model.parameters()):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-7)
