@@ -4,9 +4,10 @@
 """
 
 from . import functional, init, scalar, utils
+from .containers import ModuleDict, ParameterDict, ParameterList
 from .layers import *  # noqa: F401,F403
 from .layers import __all__ as _layers
 from .module import Module, ModuleList, Parameter, Sequential
 
-__all__ = ["Module", "ModuleList", "Parameter", "Sequential", "functional", "init", "scalar",
-           "utils", *_layers]
+__all__ = ["Module", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Parameter",
+           "Sequential", "functional", "init", "scalar", "utils", *_layers]
