@@ -8,6 +8,8 @@ from .containers import ModuleDict, ParameterDict, ParameterList
 from .layers import *  # noqa: F401,F403
 from .layers import __all__ as _layers
 from .module import Module, ModuleList, Parameter, Sequential
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
 
 __all__ = ["Module", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Parameter",
-           "Sequential", "functional", "init", "scalar", "utils", *_layers]
+           "Sequential", "functional", "init", "scalar", "utils", "RNN", "LSTM", "GRU",
+           "RNNCell", "LSTMCell", "GRUCell", "RNNBase", *_layers]
