@@ -361,3 +361,27 @@ def test_clip_grad_value_in_a_compiled_step():
         compiled(x, y)
     for a, b in zip(eager.parameters(), model.parameters()):
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_lbfgs_state_dict_resumes_exactly():
+    def run(split):
+        _, model = make_pair()
+        x, y = batch(1)
+        holder = [tg.optim.LBFGS(model.parameters(), max_iter=3, history_size=4)]
+
+        def closure():
+            holder[0].zero_grad()
+            loss = nn.functional.mse_loss(model(tg.tensor(x)), tg.tensor(y))
+            loss.backward()
+            return loss
+
+        for i in range(4):
+            if split and i == 2:
+                saved = holder[0].state_dict()
+                holder[0] = tg.optim.LBFGS(model.parameters(), max_iter=3, history_size=4)
+                holder[0].load_state_dict(saved)
+            holder[0].step(closure)
+        return [p.numpy().copy() for p in model.parameters()]
+
+    for a, b in zip(run(False), run(True)):
+        np.testing.assert_array_equal(a, b)
