@@ -288,3 +288,16 @@ def test_module_methods_match_torch():
     assert all(p.dtype == tg.float64 for p in ours.parameters())
     ours.float()
     assert all(p.dtype == tg.float32 for p in ours.parameters())
+
+
+@pytest.mark.parametrize("name", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize("shape", [(5,), (3, 4), (2, 3, 4), (2, 3, 4, 5)])
+def test_softmax_without_dim_picks_torchs_dimension(name, shape):
+    ours, theirs = getattr(nn, name)(), getattr(tnn, name)()
+    assert repr(ours) == repr(theirs) == f"{name}(dim=None)"
+    x = np.random.default_rng(7).standard_normal(shape)
+    with pytest.warns(UserWarning, match="without dim picks dim="):
+        out = ours(tg.tensor(x))
+    with pytest.warns(UserWarning):
+        tout = theirs(torch.tensor(x))
+    np.testing.assert_allclose(out.numpy(), tout.numpy(), rtol=1e-12, atol=1e-14)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -387,6 +388,21 @@ def _stateless(name: str, fn: Any, params: dict[str, Any], doc: str) -> type:
                                   "extra_repr": extra_repr, "__doc__": doc})
 
 
+def _implicit_dim(fn: Any, name: str) -> Any:
+    """``fn(x, dim)`` with PyTorch's legacy choice when ``dim`` is None (0 for 0-, 1- and
+    3-d inputs, else 1), and PyTorch's warning."""
+
+    def along(x: Tensor, dim: int | None = None) -> Tensor:
+        if dim is None:
+            dim = 0 if x.ndim in (0, 1, 3) else 1
+            warnings.warn(f"{name}() without dim picks dim={dim} for a {x.ndim}-d input, as "
+                          f"PyTorch does; pass dim= explicitly ({name}(dim=-1) is usual)",
+                          UserWarning, stacklevel=3)
+        return fn(x, dim)
+
+    return along
+
+
 # Accepted for PyTorch's signatures, not passed on: an in-place activation gives the same
 # values as an out-of-place one, and tracegrad computes out of place.
 _IGNORED = {"inplace"}
@@ -403,8 +419,9 @@ _STATELESS = [
     ("Softplus", F.softplus, {"beta": 1.0, "threshold": 20.0},
      "log(1 + exp(beta x)) / beta, linear above threshold"),
     ("GELU", F.gelu, {"approximate": "none"}, "x * Phi(x); approximate='tanh' for the tanh form"),
-    ("Softmax", F.softmax, {"dim": -1}, "softmax along dim"),
-    ("LogSoftmax", F.log_softmax, {"dim": -1}, "log_softmax along dim"),
+    ("Softmax", _implicit_dim(F.softmax, "Softmax"), {"dim": None}, "softmax along dim"),
+    ("LogSoftmax", _implicit_dim(F.log_softmax, "LogSoftmax"), {"dim": None},
+     "log_softmax along dim"),
     ("CrossEntropyLoss", F.cross_entropy,
      {"weight": None, "ignore_index": -100, "reduction": "mean", "label_smoothing": 0.0},
      "cross-entropy of logits against class indices or probabilities"),
