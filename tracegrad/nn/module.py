@@ -125,11 +125,22 @@ class Module:
         self._registries()[0][name] = param
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
-        """A tensor that is state but not learned (e.g. BatchNorm's running mean)."""
+        """A tensor that is state but not learned (e.g. BatchNorm's running mean);
+        ``persistent=False`` keeps it out of ``state_dict()``."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"register_buffer: the name must be a non-empty string without "
+                           f"'.', got {name!r}")
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"register_buffer: {name!r} must be a tg.Tensor or None")
-        self._registries()[1][name] = tensor
-        if not persistent:
+        params, buffers, modules = self._registries()
+        if name in params or name in modules or (name in self.__dict__
+                                                 and name not in buffers):
+            raise KeyError(f"register_buffer: {type(self).__name__} already has an attribute "
+                           f"{name!r} that is not a buffer; pick another name or delete it")
+        buffers[name] = tensor
+        if persistent:
+            self._non_persistent.discard(name)  # re-registering can make it persistent
+        else:
             self._non_persistent.add(name)
 
     def add_module(self, name: str, module: Module | None) -> None:
@@ -252,6 +263,9 @@ class Module:
 
     def float(self) -> "Module":
         return self.to(np.float32)
+
+    def half(self) -> "Module":
+        return self.to(np.float16)
 
     # ---------------------------------------------------------------- state
 
