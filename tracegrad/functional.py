@@ -261,7 +261,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ weight.T + bias`` with PyTorch's (out, in) weight layout."""
     if tensor_module._tracer is None and isinstance(bias, Tensor) and \
             isinstance(weight, Tensor) and isinstance(x, Tensor):
-        xd, wd, bd = x.data, weight.data, bias.data
+        xd, wd, bd = x._data, weight._data, bias._data
         if wd.ndim == 2 and bd.ndim == 1 and xd.ndim and xd.dtype == wd.dtype == bd.dtype:
             # eager: one node (see ops/linalg.py); traced: the composite
             return apply(P["linear"], x, weight, bias)
@@ -315,7 +315,7 @@ def embedding(indices: Any, weight: Tensor) -> Tensor:
     idx = indices if isinstance(indices, Tensor) else Tensor(indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
-    lo, hi = idx.data.min(initial=0), idx.data.max(initial=0)
+    lo, hi = idx._data.min(initial=0), idx._data.max(initial=0)
     if lo < 0 or hi >= weight.shape[0]:
         raise IndexError(
             f"embedding: indices range over [{lo}, {hi}] but the table has "
@@ -329,7 +329,7 @@ def embedding(indices: Any, weight: Tensor) -> Tensor:
 def one_hot(indices: Any, num_classes: int = -1) -> Tensor:
     """Integer class indices to one-hot rows (int64), ``num_classes`` wide."""
     idx = indices if isinstance(indices, Tensor) else Tensor(indices)
-    n = int(idx.data.max()) + 1 if num_classes < 0 else num_classes
+    n = int(idx._data.max()) + 1 if num_classes < 0 else num_classes
     return (idx.unsqueeze(-1) == _leaf(np.arange(n, dtype=idx.dtype))).long()
 
 
@@ -573,7 +573,7 @@ def _eager_cross_entropy(input: Tensor, target: Tensor, ignore_index: int,
     (N, C), int64 class indices (N,), every one a class (none is ``ignore_index``), a mean
     or a sum; `log_softmax`, then `_picked_sum`. None when the case is not this one:
     `_indexed_loss` then checks everything and says what is wrong."""
-    x, tv = input.data, target.data
+    x, tv = input._data, target._data
     if x.ndim != 2 or tv.ndim != 1 or tv.dtype != np.int64 or x.dtype.kind != "f" or \
             not tv.shape[0] or tv.shape[0] != x.shape[0]:
         return None
@@ -589,7 +589,7 @@ def _picked_sum(logp: Tensor, tv: np.ndarray, reduction: str) -> Tensor:
     Two cheap nodes: their gradients are a product and a broadcast, where picking by index
     would need a scatter-add."""
     m = tv.shape[0]
-    onehot = np.zeros(logp.data.shape, dtype=logp.data.dtype)
+    onehot = np.zeros(logp._data.shape, dtype=logp._data.dtype)
     onehot[np.arange(m), tv] = -1.0 / m if reduction == "mean" else -1.0
     return apply(P["sum"], logp * _leaf(onehot), axes=(0, 1), keepdim=False)
 
@@ -611,7 +611,7 @@ def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
             f"{op}: input {input.shape} needs class-index targets of shape {expected}, "
             f"got {target.shape}"
         )
-    tv = target.data
+    tv = target._data
     if tv.size and _not_all_classes(tv, c):  # out of range, or ignored
         t_values = tv[tv != ignore_index]
         if t_values.size and (t_values.min() < 0 or t_values.max() >= c):
@@ -635,7 +635,7 @@ def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
             and tensor_module._tracer is None and not ignored):
         # Eager, and no target is ignore_index (checked above on the data). A compiled loss
         # takes the general path below, since its labels change from call to call.
-        return _picked_sum(logp, t.data, reduction)
+        return _picked_sum(logp, t._data, reduction)
     valid = t != ignore_index
     safe_t = where(valid, t, 0)
     picked = logp[_leaf(np.arange(m)), safe_t]

@@ -82,7 +82,7 @@ def _check_anomaly(t: "Tensor", prim_name: str) -> None:
     here = _Anomaly.here
     if not here.on:
         return
-    arr = t.data
+    arr = t._data
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         bad = "nan" if np.isnan(arr).any() else "inf"
         if here.backward_of is not None:
@@ -185,7 +185,7 @@ def _as_view(parent: "Tensor", out: "Tensor", prim: Any, attrs: dict) -> "Tensor
     """Make ``out``, the result of movement primitive ``prim`` on ``parent``, a view of
     ``parent``'s base when NumPy gave a view (a reshape that had to copy is no view; an empty
     one is a view, as in PyTorch, whatever NumPy made)."""
-    if prim is _RESHAPE and out.data.size and not np.may_share_memory(out.data, parent.data):
+    if prim is _RESHAPE and out._data.size and not np.may_share_memory(out._data, parent._data):
         return out
     _shared_counter(parent)
     pv = parent._view
@@ -248,10 +248,10 @@ def _write_through(base: "Tensor", value: "Tensor", steps: tuple) -> "Tensor":
         return value
     if len(steps) == 1 and steps[0][0] is P["getitem"]:
         return apply(P["setitem"], base, value, index=steps[0][1]["index"])
-    shape, n = base.data.shape, base.data.size
+    shape, n = base._data.shape, base._data.size
     where = _leaf(np.ascontiguousarray(_positions(shape, steps)).reshape(-1))
     flat = apply(P["setitem"], apply(P["reshape"], base, shape=(n,)),
-                 apply(P["reshape"], value, shape=(value.data.size,)), where, index=(SLOT,))
+                 apply(P["reshape"], value, shape=(value._data.size,)), where, index=(SLOT,))
     return apply(P["reshape"], flat, shape=shape)
 
 
@@ -275,12 +275,12 @@ def _snapshot(t: "Tensor", copy: bool) -> "Tensor":
     with ``copy``, a copy of the values and a counter of its own (``t``'s memory is about to
     be overwritten); else the same array and counter (``t`` is about to get new ones)."""
     old = _new(Tensor)
-    for slot in ("data", "_grad", "requires_grad", "_op", "_children", "_vc"):
+    for slot in ("_data", "_grad", "requires_grad", "_op", "_children", "_vc"):
         setattr(old, slot, getattr(t, slot))
     if t._op is not None:  # (leaves never set these three)
         old._attrs, old._versions, old._seq = t._attrs, t._versions, t._seq
     if copy:
-        old.data, old._vc = t.data.copy(), [t._vc[0]]
+        old._data, old._vc = t._data.copy(), [t._vc[0]]
     if _tracer is not None:
         _tracer.alias(old, t)
     return old
@@ -324,7 +324,7 @@ def _check_writable(t: "Tensor", op: str) -> None:
     """Refuse an in-place op whose result would be ambiguous or lost: a view expanded from a
     smaller tensor (several elements, one memory location), or read-only memory that a view
     or alias shares (a copy would part them)."""
-    a = t.data
+    a = t._data
     if a.flags.writeable or type(t._vc) is not _SharedVersion:
         return
     if any(s == 0 and n > 1 for s, n in zip(a.strides, a.shape)):
@@ -333,7 +333,7 @@ def _check_writable(t: "Tensor", op: str) -> None:
             f"than one of its elements refers to the same memory location (PyTorch refuses "
             f"this too); clone() it before the in-place op"
         )
-    if not _memory(t)[0].data.flags.writeable:
+    if not _memory(t)[0]._data.flags.writeable:
         raise RuntimeError(
             f"in-place {op} on a tensor of shape {a.shape} whose memory is read-only (a "
             f"read-only NumPy array given to tg.from_numpy) and shared with views or aliases; "
@@ -344,15 +344,15 @@ def _check_writable(t: "Tensor", op: str) -> None:
 def _write(t: "Tensor", values: np.ndarray, op: str) -> None:
     """Store ``values`` into ``t``'s memory (so its base and views see them), count the change
     and, under detect_anomaly, check it."""
-    a = t.data
+    a = t._data
     if a.flags.writeable:
         np.copyto(a, values, casting="same_kind")
     elif type(t._vc) is not _SharedVersion:  # read-only memory of its own: a private copy
-        t.data = np.array(np.broadcast_to(values, a.shape), dtype=a.dtype)
+        t._data = np.array(np.broadcast_to(values, a.shape), dtype=a.dtype)
     else:  # a view NumPy made read-only (expand): through its base's memory
         _check_writable(t, op)
         owner, steps = _memory(t)
-        owner.data.flat[_positions(owner.data.shape, steps).reshape(-1)] = \
+        owner._data.flat[_positions(owner._data.shape, steps).reshape(-1)] = \
             np.broadcast_to(values, a.shape).reshape(-1)
     _bump(t)
     if _Anomaly.enabled:
@@ -370,13 +370,13 @@ def _failed(prim: Any, inputs: tuple, attrs: dict, e: Exception) -> Exception:
 def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
     """Run one primitive on tensors and record it for backward when needed."""
     try:
-        out = prim.forward(*[t.data for t in inputs], **attrs)
+        out = prim.forward(*[t._data for t in inputs], **attrs)
     except Exception as e:
         raise _failed(prim, inputs, attrs, e) from e
     if type(out) is not _ndarray:
         out = np.asarray(out)
     t = _new(Tensor)
-    t.data = out
+    t._data = out
     t._grad = None
     t._vc = _UNCHANGED
     if prim.vjp is not None and _mode.enabled and out.dtype.kind == "f" and any(
@@ -450,7 +450,7 @@ def _scaled(x: Any, alpha: Any) -> Any:
 
 
 def _init_leaf(t: "Tensor", array: np.ndarray, requires_grad: bool) -> None:
-    t.data = array
+    t._data = array
     t._grad = None
     t._vc = _UNCHANGED
     t._op = None
@@ -472,7 +472,7 @@ def _leaf(array: np.ndarray, requires_grad: bool = False) -> "Tensor":
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     """Python data -> ndarray with PyTorch's dtype inference; clear errors for bad input."""
     if isinstance(data, Tensor):
-        arr = data.data
+        arr = data._data
     elif isinstance(data, (np.ndarray, np.generic)):
         arr = np.asarray(data)  # NumPy arrays and scalars keep their dtype
     else:
@@ -521,7 +521,7 @@ def _operand(x: Any, like: "Tensor") -> "Tensor":
     if isinstance(x, Tensor):
         return x
     if isinstance(x, _SCALARS):
-        return _constant(x, dtypes.promote_with_scalar(like.data.dtype, x))
+        return _constant(x, dtypes.promote_with_scalar(like._data.dtype, x))
     if isinstance(x, (np.ndarray, list, tuple)):
         return _leaf(_as_array(x))
     raise TypeError(
@@ -532,17 +532,17 @@ def _operand(x: Any, like: "Tensor") -> "Tensor":
 
 def _binary(name: str, a: "Tensor", b: Any, reverse: bool = False) -> "Tensor":
     tb = type(b)
-    if tb is float and a.data.dtype.kind == "f":  # the common case, kept short
-        b = _constant(b, a.data.dtype)
+    if tb is float and a._data.dtype.kind == "f":  # the common case, kept short
+        b = _constant(b, a._data.dtype)
     elif tb is not Tensor:
         b = _operand(b, a)
     if reverse:
         a, b = b, a
-    da, db = a.data.dtype, b.data.dtype
+    da, db = a._data.dtype, b._data.dtype
     if da is not db and da != db:
         dt = _result_dtype(a, b)
         a, b = a.to(dt), b.to(dt)
-    if name in FLOAT_ONLY and a.data.dtype.kind != "f":
+    if name in FLOAT_ONLY and a._data.dtype.kind != "f":
         a, b = a.to(dtypes.default_float), b.to(dtypes.default_float)
     return apply(P[name], a, b)
 
@@ -550,20 +550,20 @@ def _binary(name: str, a: "Tensor", b: Any, reverse: bool = False) -> "Tensor":
 def _result_dtype(a: "Tensor", b: "Tensor") -> np.dtype:
     """PyTorch's promotion, including its rule that a 0-d tensor acts like a number: it
     cannot widen a dimensioned tensor of the same kind (float32[3] * float64[] is float32)."""
-    da, db = a.data.dtype, b.data.dtype
+    da, db = a._data.dtype, b._data.dtype
     if type(a) is WeakScalar or type(b) is WeakScalar:  # (only while tracing)
         if type(a) is WeakScalar and type(b) is WeakScalar:
             return dtypes.promote(da, db)
         return dtypes.promote_with_scalar(db if type(a) is WeakScalar else da, 0.0)
-    if (a.data.ndim == 0) != (b.data.ndim == 0):
-        dim_dt, zero_dt = (db, da) if a.data.ndim == 0 else (da, db)
+    if (a._data.ndim == 0) != (b._data.ndim == 0):
+        dim_dt, zero_dt = (db, da) if a._data.ndim == 0 else (da, db)
         if dtypes.kind_rank(zero_dt) <= dtypes.kind_rank(dim_dt):
             return dim_dt
     return dtypes.promote(da, db)
 
 
 def _unary(name: str, x: "Tensor") -> "Tensor":
-    if name in FLOAT_ONLY and x.data.dtype.kind != "f":
+    if name in FLOAT_ONLY and x._data.dtype.kind != "f":
         x = x.to(dtypes.default_float)
     return apply(P[name], x)
 
@@ -579,7 +579,7 @@ class Tensor:
     # _vc is a one-element list, the version counter, shared with aliases (detach) so an
     # in-place change through any of them is seen by the graph that saved the data; until
     # either happens it is the shared `_UNCHANGED` (one list less per op).
-    __slots__ = ("data", "_grad", "requires_grad", "_op", "_children", "_attrs", "_versions",
+    __slots__ = ("_data", "_grad", "requires_grad", "_op", "_children", "_attrs", "_versions",
                  "_vc", "_seq", "_view", "__weakref__")
     __array_priority__ = 1000  # NumPy defers to us: np.float64(2) * t is a Tensor
 
@@ -587,7 +587,7 @@ class Tensor:
         arr = _as_array(data, dtype)
         _init_leaf(self, arr, requires_grad)
         if _tracer is not None:
-            if isinstance(data, Tensor) and arr is data.data:
+            if isinstance(data, Tensor) and arr is data._data:
                 _tracer.alias(self, data)
             else:
                 _tracer.born_tensor(self)
@@ -595,16 +595,35 @@ class Tensor:
     # ---------------------------------------------------------------- properties
 
     @property
+    def data(self) -> np.ndarray:
+        """The values, as the ndarray itself (shared, not copied). Inside a compiled
+        function, reading the values of a traced tensor raises `tg.TraceError` (they change
+        from call to call); ``x.shape`` and ``x.dtype`` are the static facts."""
+        if _tracer is not None:
+            _tracer.check_static(self, "x.data")
+        return self._data
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        if _tracer is not None:
+            _tracer.check_static(self, "assigning x.data")
+        arr = value._data if isinstance(value, Tensor) else value
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"x.data = ...: expects a tg.Tensor or an ndarray, got "
+                            f"{type(value).__name__}")
+        self._data = arr
+
+    @property
     def shape(self) -> tuple:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def T(self) -> "Tensor":
@@ -627,7 +646,7 @@ class Tensor:
         return self.ndim
 
     def numel(self) -> int:
-        return self.data.size
+        return self._data.size
 
     def __len__(self) -> int:
         if not self.shape:
@@ -645,37 +664,37 @@ class Tensor:
         """The data as an ndarray (shared, not copied), even when the tensor requires grad."""
         if _tracer is not None:
             _tracer.check_static(self, "x.numpy()")
-        return self.data
+        return self._data
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         if _tracer is not None:
             _tracer.check_static(self, "np.asarray(x)")
-        return self.data if dtype is None else self.data.astype(dtype)
+        return self._data if dtype is None else self._data.astype(dtype)
 
     def item(self) -> float | int | bool:
         if _tracer is not None:
             _tracer.check_static(self, "x.item()")
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(
                 f"item: only a one-element tensor converts to a Python number, "
                 f"this one has shape {self.shape}"
             )
-        return self.data.item()
+        return self._data.item()
 
     def tolist(self) -> Any:
         if _tracer is not None:
             _tracer.check_static(self, "x.tolist()")
-        return self.data.tolist()
+        return self._data.tolist()
 
     def __float__(self) -> float:
         if _tracer is not None:
             _tracer.check_static(self, "float(x)")
-        return float(self.data.item())
+        return float(self._data.item())
 
     def __int__(self) -> int:
         if _tracer is not None:
             _tracer.check_static(self, "int(x)")
-        return int(self.data.item())
+        return int(self._data.item())
 
     def __index__(self) -> int:
         if _tracer is not None:
@@ -687,17 +706,17 @@ class Tensor:
     def __bool__(self) -> bool:
         if _tracer is not None:
             _tracer.check_static(self, "bool(x) (an `if`, `while`, `and`/`or` on a tensor)")
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise RuntimeError(
-                f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
+                f"the truth value of a tensor with {self._data.size} elements is ambiguous; "
                 f"use .any() or .all() (or tg.where for elementwise choices)"
             )
-        return bool(self.data)
+        return bool(self._data)
 
     def to(self, dtype: Any) -> "Tensor":
         """Cast (differentiably between float dtypes): ``x.to(tg.float64)``."""
         dt = dtypes.to_dtype(dtype)
-        if dt == self.data.dtype:
+        if dt == self._data.dtype:
             return self
         return apply(P["cast"], self, dtype=dt)
 
@@ -722,9 +741,9 @@ class Tensor:
     # ---------------------------------------------------------------- autograd
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        if requires_grad and self.data.dtype.kind != "f":
+        if requires_grad and self._data.dtype.kind != "f":
             raise TypeError(
-                f"only float tensors can require gradients, this one is {self.data.dtype}; "
+                f"only float tensors can require gradients, this one is {self._data.dtype}; "
                 f"create it with dtype=tg.float32 (or call .float() first)"
             )
         if not requires_grad and self._op is not None:
@@ -737,7 +756,7 @@ class Tensor:
     def detach(self) -> "Tensor":
         """The same data, cut from the graph (shares memory and the version counter, as in
         PyTorch, so an in-place change through it is caught by a backward that needs it)."""
-        t = _leaf(self.data)
+        t = _leaf(self._data)
         _join(self, t, _Alias(*_memory(self)))
         if _tracer is not None:
             _tracer.alias(t, self)
@@ -774,7 +793,7 @@ class Tensor:
     def clone(self) -> "Tensor":
         if self.requires_grad:
             return self * 1
-        t = _leaf(self.data.copy())
+        t = _leaf(self._data.copy())
         if _tracer is not None:
             _tracer.alias(t, self)
         return t
@@ -798,13 +817,13 @@ class Tensor:
                 "inputs with requires_grad=True (and do not compute it under tg.no_grad())"
             )
         if gradient is None:
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError(
                     f"backward: the gradient can only be implied for a one-element tensor, this "
                     f"one has shape {self.shape}; reduce it (e.g. .sum()) or pass gradient= "
                     f"with that shape"
                 )
-            seed = _leaf(_one(self.data))
+            seed = _leaf(_one(self._data))
         else:
             seed = gradient if isinstance(gradient, Tensor) else Tensor(gradient, dtype=self.dtype)
             if seed.shape != self.shape:
@@ -819,7 +838,7 @@ class Tensor:
             _tracer.backward_called()
         elif not create_graph and not _Anomaly.enabled:
             # First-order, nothing to record: the rules run on bare arrays (see gradarray.py).
-            seed = GradArray(seed.data)
+            seed = GradArray(seed._data)
         saved = _mode.enabled  # (grad mode as enable_grad()/no_grad() would set it)
         _mode.enabled = create_graph
         try:
@@ -849,7 +868,7 @@ class Tensor:
                 per_input = op.per_input
                 # Equal shapes (then the output's, and the gradient's, are the same too):
                 # nothing is summed back, so an elementwise rule's own functions will do.
-                same = per_input is not None and a.data.shape == b.data.shape
+                same = per_input is not None and a._data.shape == b._data.shape
                 if same:
                     if op.passes_gradient:
                         if ra and rb:  # one array for both inputs: neither may write into it
@@ -857,14 +876,14 @@ class Tensor:
                         return (g if ra else None), (g if rb else None)
                     fa, fb = per_input
                     if op.arithmetic[1][mask]:  # plain arithmetic: on the arrays themselves
-                        gd, od, ad, bd = g.data, self.data, a.data, b.data
+                        gd, od, ad, bd = g._data, self._data, a._data, b._data
                         return (_fresh_grad(fa(gd, od, ad, bd)) if ra else None), \
                             (_fresh_grad(fb(gd, od, ad, bd)) if rb else None)
                 # Only the values the rule reads become GradArrays (see Primitive.reads).
                 ro, wa, wb = op.reads[1][mask]
-                out = GradArray(self.data, True) if ro else self
-                a = GradArray(a.data, ra) if wa else a
-                b = GradArray(b.data, rb) if wb else b
+                out = GradArray(self._data, True) if ro else self
+                a = GradArray(a._data, ra) if wa else a
+                b = GradArray(b._data, rb) if wb else b
                 if same:
                     return (fa(g, out, a, b) if ra else None), (fb(g, out, a, b) if rb else None)
                 return op.vjp(g, out, a, b) if attrs is _NO_ATTRS else \
@@ -876,27 +895,27 @@ class Tensor:
             if type(g) is GradArray:
                 op = self._op
                 if op.arithmetic[0][1]:  # plain arithmetic: on the arrays themselves
-                    gd = g.data
+                    gd = g._data
                     if op.in_place and g.owned and gd.size >= _IN_PLACE_MIN_SIZE \
                             and gd.flags.writeable:
                         # g is this node's alone (new memory no one else holds, see
                         # GradArray.owned): the result goes into it, as a hand-written
                         # backward would do (g *= out > 0), instead of into new memory.
-                        op.vjp(IntoArray(gd), self.data, a.data)
+                        op.vjp(IntoArray(gd), self._data, a._data)
                         return (g,)
-                    (dx,) = op.vjp(gd, self.data, a.data)
+                    (dx,) = op.vjp(gd, self._data, a._data)
                     return (_fresh_grad(dx),)
                 ro, wa = op.reads[0][1]
-                out = GradArray(self.data, True) if ro else self
-                a = GradArray(a.data, True) if wa else a
+                out = GradArray(self._data, True) if ro else self
+                a = GradArray(a._data, True) if wa else a
                 return op.vjp(g, out, a) if attrs is _NO_ATTRS else op.vjp(g, out, a, **attrs)
         else:
             for x, v in zip(children, versions):
                 if x._vc[0] != v:
                     self._changed_in_place(children, versions, attrs)
             if type(g) is GradArray:
-                return self._op.vjp(g, GradArray(self.data, True),
-                                    *[GradArray(x.data, x.requires_grad) for x in children],
+                return self._op.vjp(g, GradArray(self._data, True),
+                                    *[GradArray(x._data, x.requires_grad) for x in children],
                                     **attrs)
         if not _Anomaly.enabled:
             return self._op.vjp(g, self, *children, **attrs)
@@ -941,20 +960,20 @@ class Tensor:
         if type(g) is GradArray:
             # Adopt the memory the backward pass just computed, if nothing else holds it and
             # it is C-ordered (strided gradients make every optimizer update slow); else copy.
-            a = g.data
+            a = g._data
             flags = a.flags
-            if not (g.owned and a.dtype == self.data.dtype and flags.c_contiguous
+            if not (g.owned and a.dtype == self._data.dtype and flags.c_contiguous
                     and flags.writeable):
-                a = np.array(a, dtype=self.data.dtype, order="C", copy=True)
+                a = np.array(a, dtype=self._data.dtype, order="C", copy=True)
             g.owned = False
-            if a.shape != self.data.shape:  # a VJP rule returned the wrong shape: our bug
+            if a.shape != self._data.shape:  # a VJP rule returned the wrong shape: our bug
                 raise AssertionError(f"gradient of shape {a.shape} for a leaf of {self.shape}")
             self._grad = _leaf(a) if self._grad is None else self._grad + _leaf(a)
             return
         if g.shape != self.shape:  # a VJP rule returned the wrong shape: a bug of ours
             raise AssertionError(f"gradient of shape {g.shape} for a leaf of shape {self.shape}")
-        if g.data.dtype != self.data.dtype:
-            g = g.to(self.data.dtype)
+        if g._data.dtype != self._data.dtype:
+            g = g.to(self._data.dtype)
         if _tracer is not None:  # no copies: in the graph every value is immutable anyway
             # accumulating reads this tensor's .grad (an input fed from `.grad` on every
             # call, or a guard that it is None), not the .grad tensor object there now
@@ -965,14 +984,14 @@ class Tensor:
         if self._grad is None:
             # Own, writable memory: a VJP may hand the same array to several leaves, or a
             # read-only broadcast view.
-            self._grad = g if g.requires_grad else _leaf(np.array(g.data, order="C", copy=True))
+            self._grad = g if g.requires_grad else _leaf(np.array(g._data, order="C", copy=True))
         else:
             self._grad = self._grad + g
 
     def _grad_input(self) -> "Tensor":
         if self.requires_grad:
             return self
-        t = _leaf(self.data, requires_grad=True)
+        t = _leaf(self._data, requires_grad=True)
         if _tracer is not None:  # the same value: a compiled tg.grad reads each call's input
             _tracer.alias(t, self)
         return t
@@ -986,7 +1005,7 @@ class Tensor:
         for x in inputs:
             g = policy.results.get(id(x))
             if type(g) is GradArray:
-                g = _leaf(np.array(g.data, dtype=x.dtype, copy=True))
+                g = _leaf(np.array(g._data, dtype=x.dtype, copy=True))
             out.append(g if g is not None else _leaf(np.zeros(x.shape, dtype=x.dtype)))
         return out
 
@@ -1062,9 +1081,9 @@ class Tensor:
         """``reshape``, but always a view of this tensor's memory, as in PyTorch: refused when
         the elements cannot be laid out in the new shape without a copy."""
         out = self.reshape(*shape)
-        if out is not self and out.data.size and type(out._vc) is not _SharedVersion:
+        if out is not self and out._data.size and type(out._vc) is not _SharedVersion:
             raise RuntimeError(
-                f"view: a tensor of shape {self.shape} with strides {self.data.strides} (not "
+                f"view: a tensor of shape {self.shape} with strides {self._data.strides} (not "
                 f"contiguous: a transpose or a slice with a step) cannot be viewed as shape "
                 f"{out.shape} without a copy; use .reshape(...), which copies"
             )
@@ -1167,7 +1186,7 @@ class Tensor:
         _check_writable(self, "op")
         if _tracer is not None:
             self._trace_write(new)
-        _write(self, new.data, "op")
+        _write(self, new._data, "op")
         return self
 
     def _trace_write(self, new: "Tensor") -> None:
@@ -1203,7 +1222,7 @@ class Tensor:
         new = self._checked_result(result_fn(old))
         if _tracer is not None:
             _tracer.alias(self, new)
-        self.data = new.data
+        self._data = new._data
         _adopt(self, new)
         self._vc = [old._vc[0] + 1]
         return self
@@ -1238,7 +1257,7 @@ class Tensor:
         new_base = _write_through(old, new, steps)
         if _tracer is not None:
             self._trace_write(new)
-        _write(self, new.data, "op")
+        _write(self, new._data, "op")
         _adopt(base, new_base)
         _refresh_views(base)
         return self
@@ -1263,7 +1282,7 @@ class Tensor:
                 and type(alpha) in (int, float):
             # The common case (an optimizer's update), on the arrays: nothing to check,
             # nothing to convert. (A float32 array times a Python float stays float32.)
-            x, y = self.data, other.data
+            x, y = self._data, other._data
             if y.shape == x.shape and y.dtype == x.dtype and x.dtype.kind == "f" \
                     and x.flags.writeable:
                 if alpha == 1:
@@ -1280,22 +1299,22 @@ class Tensor:
         if _tracer is not None:
             return self._assign(_binary(name, self, other))
         o = _operand(other, self)
-        if o.data.dtype != self.data.dtype and dtypes.promote(self.data.dtype, o.data.dtype) \
-                != self.data.dtype:
+        if o._data.dtype != self._data.dtype and dtypes.promote(self._data.dtype, o._data.dtype) \
+                != self._data.dtype:
             raise TypeError(
-                f"in-place {name}: the result of {self.data.dtype} {name} {o.data.dtype} is "
-                f"{dtypes.promote(self.data.dtype, o.data.dtype)}, which cannot be stored in "
-                f"this {self.data.dtype} tensor; use an out-of-place op"
+                f"in-place {name}: the result of {self._data.dtype} {name} {o._data.dtype} is "
+                f"{dtypes.promote(self._data.dtype, o._data.dtype)}, which cannot be stored in "
+                f"this {self._data.dtype} tensor; use an out-of-place op"
             )
         prim = P[name]
-        prim.infer(self, o.to(self.data.dtype))  # shape check before touching the data
+        prim.infer(self, o.to(self._data.dtype))  # shape check before touching the data
         if np.broadcast_shapes(self.shape, o.shape) != self.shape:
             raise ShapeError(
                 f"in-place {name}: an operand of shape {o.shape} would change the shape "
                 f"{self.shape} of the tensor being updated"
             )
         _check_writable(self, name)
-        x, y = self.data, o.data.astype(self.data.dtype, copy=False)
+        x, y = self._data, o._data.astype(self._data.dtype, copy=False)
         if x.flags.writeable:
             prim.forward(x, y, out=x)
             _bump(self)
@@ -1315,8 +1334,8 @@ class Tensor:
         return self._inplace_binary("mul", other)
 
     def div_(self, other: Any) -> "Tensor":
-        if self.data.dtype.kind != "f":
-            raise TypeError(f"in-place div on a {self.data.dtype} tensor; the result is float")
+        if self._data.dtype.kind != "f":
+            raise TypeError(f"in-place div on a {self._data.dtype} tensor; the result is float")
         return self._inplace_binary("div", other)
 
     def zero_(self) -> "Tensor":
@@ -1359,12 +1378,12 @@ class Tensor:
 
     def __format__(self, spec: str) -> str:
         """``f"{loss:.4f}"`` formats a 0-d tensor's number, as in PyTorch."""
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             return format(self.item(), spec)
         return object.__format__(self, spec)
 
     def __repr__(self) -> str:
-        data = self.data
+        data = self._data
         finite = (data[np.isfinite(data)].astype(np.float64) if data.dtype.kind == "f"
                   else data)
         integral = data.dtype.kind != "f" or bool(np.all(finite == np.round(finite)))
@@ -1390,10 +1409,10 @@ class Tensor:
             body = np.array2string(data, separator=", ", prefix="tensor(", threshold=200,
                                    edgeitems=3, formatter=formatter)
         extras = []
-        if self.data.dtype not in (dtypes.default_float, dtypes.default_int, dtypes.bool_) or (
-            self.data.size == 0
+        if self._data.dtype not in (dtypes.default_float, dtypes.default_int, dtypes.bool_) or (
+            self._data.size == 0
         ):
-            extras.append(f"dtype={self.data.dtype}")
+            extras.append(f"dtype={self._data.dtype}")
         if self._op is not None and self.requires_grad:
             extras.append(f"grad_fn={self.grad_fn}")
         elif self.requires_grad:
@@ -1430,12 +1449,12 @@ def _make_binary(method_name: str, prim: str, reverse: bool):
         # and a Python float with a float tensor. Everything else takes `_binary`.
         t = type(other)
         if t is Tensor:
-            dt = self.data.dtype
-            do = other.data.dtype
+            dt = self._data.dtype
+            do = other._data.dtype
             if not ((do is dt or do == dt) and (not float_only or dt.kind == "f")):
                 return _binary(prim, self, other, reverse)
-        elif t is float and self.data.dtype.kind == "f":
-            other = _constant(other, self.data.dtype)
+        elif t is float and self._data.dtype.kind == "f":
+            other = _constant(other, self._data.dtype)
         elif isinstance(other, accepted):
             return _binary(prim, self, other, reverse)
         else:
@@ -1446,13 +1465,13 @@ def _make_binary(method_name: str, prim: str, reverse: bool):
         # it: operands that require grad are float, and these primitives make floats of
         # floats.)
         try:
-            out = forward(a.data, b.data)
+            out = forward(a._data, b._data)
         except Exception as e:
             raise _failed(primitive, (a, b), _NO_ATTRS, e) from e
         if type(out) is not _ndarray:
             out = np.asarray(out)
         t = _new(Tensor)
-        t.data = out
+        t._data = out
         t._grad = None
         t._vc = _UNCHANGED
         if (a.requires_grad or b.requires_grad) and differentiable and _mode.enabled:
@@ -1518,7 +1537,7 @@ def _normalize_index(index: Any) -> tuple[tuple, tuple]:
     template, operands = [], []
     for i in index:
         if isinstance(i, Tensor):
-            if i.data.dtype.kind in "iu" and i.ndim > 0:
+            if i._data.dtype.kind in "iu" and i.ndim > 0:
                 template.append(SLOT)
                 operands.append(i)
                 continue
@@ -1551,7 +1570,7 @@ def _static_data(t: "Tensor", why: str) -> np.ndarray:
     refused for values that would differ from call to call."""
     if _tracer is not None:
         _tracer.check_static(t, why)
-    return t.data
+    return t._data
 
 
 # -------------------------------------------------------------------- functions on tensors

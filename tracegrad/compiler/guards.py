@@ -497,7 +497,7 @@ def arg_key(flat: list[tuple[str, Any]], values: bool) -> tuple[tuple, list]:
     for i, (_path, leaf) in enumerate(flat):
         t = type(leaf)
         if isinstance(leaf, Tensor):
-            key.append(("T", leaf.data.shape, leaf.data.dtype, leaf.requires_grad))
+            key.append(("T", leaf._data.shape, leaf._data.dtype, leaf.requires_grad))
         elif values and t is float:
             key.append(("F",))
         elif values and t is np.ndarray:

@@ -235,7 +235,7 @@ class Module:
             if set_to_none:
                 p.grad = None
             elif p.grad is not None:
-                p.grad = Tensor(np.zeros_like(p.grad.data))
+                p.grad = Tensor(np.zeros_like(p.grad._data))
 
     def requires_grad_(self, requires_grad: bool = True) -> "Module":
         for p in self.parameters():
@@ -252,10 +252,10 @@ class Module:
         """Cast every float parameter and buffer to ``dtype`` (in place, keeping identity)."""
         dt = to_dtype(dtype)
         for t in list(self.parameters()) + list(self.buffers()):
-            if t.data.dtype.kind == "f":
-                t.data = t.data.astype(dt)
+            if t._data.dtype.kind == "f":
+                t._data = t._data.astype(dt)
                 if t.grad is not None:
-                    t.grad = Tensor(t.grad.data.astype(dt))
+                    t.grad = Tensor(t.grad._data.astype(dt))
         return self
 
     def double(self) -> "Module":
@@ -321,7 +321,7 @@ class Module:
         arrays = {}
         for k, target in own.items():
             if k in state_dict:
-                arr = _checked_value(k, state_dict[k], target.data, problems)
+                arr = _checked_value(k, state_dict[k], target._data, problems)
                 if arr is not None:
                     arrays[k] = arr
         if problems:
@@ -330,7 +330,7 @@ class Module:
         with no_grad():
             for k, arr in arrays.items():
                 target = own[k]
-                target.data = arr
+                target._data = arr
                 _bump(target)
         return IncompatibleKeys(missing, unexpected)
 
@@ -470,7 +470,7 @@ def _checked_value(key: str, value: Any, target: np.ndarray, problems: list) -> 
     """``value`` as a new array of ``target``'s dtype, or None after appending why it cannot
     be loaded into ``target`` to ``problems``."""
     if isinstance(value, Tensor):
-        arr = value.data
+        arr = value._data
     else:
         try:
             arr = np.asarray(value)

@@ -181,11 +181,11 @@ def _binary_vjp(grad_a, grad_b):
         da = db = None
         if a.requires_grad:
             da = grad_a(g, out, a, b)
-            if da.data.shape != a.data.shape:
+            if da._data.shape != a._data.shape:
                 da = sum_to_shape(da, a.shape)
         if b.requires_grad:
             db = grad_b(g, out, a, b)
-            if db.data.shape != b.data.shape:
+            if db._data.shape != b._data.shape:
                 db = sum_to_shape(db, b.shape)
         return da, db
 

@@ -69,7 +69,7 @@ def _product_grads(g, a, b, need_a, need_b):
 
 def _transposed(t) -> bool:
     """Whether a matrix's values are stored column by column (the transpose of a C array)."""
-    flags = getattr(t.data, "flags", None)
+    flags = getattr(t._data, "flags", None)
     return t.ndim == 2 and flags is not None and flags.f_contiguous and not flags.c_contiguous
 
 

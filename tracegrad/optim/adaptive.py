@@ -122,7 +122,7 @@ class Adagrad(Optimizer):
     def _init_state(p: Tensor, group: dict, state: dict) -> None:
         if "sum" not in state:
             state["step"] = _leaf(np.zeros((), dtype=np.float64))
-            state["sum"] = _leaf(np.full_like(p.data, group["initial_accumulator_value"]))
+            state["sum"] = _leaf(np.full_like(p._data, group["initial_accumulator_value"]))
 
     def _update(self, p: Tensor, grad: Tensor, group: dict, state: dict) -> None:
         self._init_state(p, group, state)

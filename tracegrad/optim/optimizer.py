@@ -19,7 +19,7 @@ from ..tensor import Tensor, _Anomaly, _leaf, _structure_epoch
 
 
 def _zeros_like(p: Tensor) -> Tensor:
-    return _leaf(np.zeros_like(p.data))
+    return _leaf(np.zeros_like(p._data))
 
 
 class Optimizer:
@@ -101,7 +101,7 @@ class Optimizer:
         try:
             self._update(p, p.grad, group, state)
         except FloatingPointError as e:
-            g = p.grad.data
+            g = p.grad._data
             why = ("its gradient already holds nan/inf" if not np.all(np.isfinite(g)) else
                    "the gradient is finite: check the learning rate and hyper-parameters")
             raise FloatingPointError(
@@ -276,7 +276,7 @@ class Optimizer:
                     continue
                 entry[k] = _leaf(np.array(step, dtype=np.float64))
             elif isinstance(v, (Tensor, np.ndarray)):
-                arr = v.data if isinstance(v, Tensor) else v
+                arr = v._data if isinstance(v, Tensor) else v
                 if arr.dtype.kind not in "biuf":
                     problems.append((TypeError, f"{where}[{k!r}] has dtype {arr.dtype}; "
                                                 f"optimizer state is numeric"))
@@ -323,7 +323,7 @@ def _number(v: Any) -> float | None:
     if isinstance(v, (int, float, np.integer, np.floating)):
         return float(v)
     if isinstance(v, (Tensor, np.ndarray)):
-        arr = v.data if isinstance(v, Tensor) else v
+        arr = v._data if isinstance(v, Tensor) else v
         if arr.size == 1 and arr.dtype.kind in "iuf":
             return float(arr.reshape(()))
     return None
