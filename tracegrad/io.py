@@ -23,10 +23,8 @@ file that is not a valid safetensors file, or whose tracegrad metadata is malfor
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
 from collections import OrderedDict
 from typing import Any
 
@@ -84,6 +82,9 @@ def save(obj: Any, path: str | os.PathLike) -> None:
     The file is written to a temporary name and renamed, so a failed save never leaves a
     half-written file in place of a good one.
     """
+    import json  # (here, not at the top: import tracegrad stays light)
+    import tempfile
+
     st_numpy, _ = _safetensors()
     arrays: dict[str, np.ndarray] = {}
     root = _Encoder(arrays).encode(obj, ())
@@ -243,6 +244,8 @@ def _owned(arr: np.ndarray, file_dtype: str) -> np.ndarray:
 
 
 def _decode_file(path: str, metadata: dict, arrays: dict, file_dtypes: dict) -> Any:
+    import json
+
     version = metadata.get(_VERSION_KEY)
     if version != str(FORMAT_VERSION):
         if isinstance(version, str) and version.isdigit() and int(version) > FORMAT_VERSION:
