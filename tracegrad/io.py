@@ -428,6 +428,8 @@ def _owned(arr: np.ndarray, file_dtype: str) -> np.ndarray:
 
 
 def _decode_file(path: str, metadata: dict, arrays: dict, file_dtypes: dict) -> Any:
+    import json
+
     version = metadata.get(_VERSION_KEY)
     if version != str(FORMAT_VERSION):
         if isinstance(version, str) and version.isdigit() and int(version) > FORMAT_VERSION:

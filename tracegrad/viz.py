@@ -26,7 +26,6 @@ wants to see.
 from __future__ import annotations
 
 import os
-import shutil
 import warnings
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -128,6 +127,8 @@ def _render(source: str, fmt: str) -> bytes:
             f"draw: writing .{fmt} files needs the `graphviz` Python package: "
             f'pip install "tracegrad[viz]" (a .dot file needs nothing installed)'
         ) from e
+    import shutil  # (here, not at the top: import tracegrad stays light)
+
     if shutil.which("dot") is None:
         raise RuntimeError(_NO_DOT.format(fmt=fmt))
     try:
