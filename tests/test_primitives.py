@@ -11,6 +11,7 @@ fails when a primitive is added without a test.
 
 from __future__ import annotations
 
+import inspect
 import operator
 
 import numpy as np
@@ -1204,9 +1205,9 @@ def test_matmul_1d_dot_1d():
 # ------------------------------------------------------------------------------ fused for eager
 #
 # linear and log_softmax are primitives so that eager execution runs them as one node; tracing
-# records their composites (functional._linear_composite, _log_softmax_composite). Both are
-# checked against finite differences and PyTorch, and against each other; so is the eager
-# cross-entropy's shortcut against its general path.
+# records their declared decompositions (Primitive.decomposition). Both are checked against
+# finite differences and PyTorch, and against each other; so is the eager cross-entropy's
+# shortcut against its general path.
 
 
 @st.composite
@@ -1291,9 +1292,10 @@ def _second_order(fn, arrays, v, w):
 @given(lin=linear_case(), soft=softmax_case(), nll=nll_case(), seed=seeds)
 def test_fused_primitives_agree_with_their_composites(lin, soft, nll, seed):
     rng = np.random.default_rng(seed)
-    cases = [(F.linear, F._linear_composite, [real(rng, s) for s in lin]),
+    lin_dec, soft_dec = PRIMITIVES["linear"].decomposition, PRIMITIVES["log_softmax"].decomposition
+    cases = [(F.linear, lin_dec, [real(rng, s) for s in lin]),
              (lambda t: F.log_softmax(t, soft[1]),
-              lambda t: F._log_softmax_composite(t, soft[1]), [real(rng, soft[0])])]
+              lambda t: soft_dec(t, axis=soft[1]), [real(rng, soft[0])])]
     # the eager cross-entropy against the general path (class weights of 1 take it)
     (m, c), targets, reduction = nll
     tt = tg.tensor(targets)
@@ -1454,3 +1456,15 @@ def test_every_primitive_is_covered():
     missing = set(PRIMITIVES) - COVERED
     assert not missing, f"primitives without a test in test_primitives.py: {sorted(missing)}"
     assert COVERED == set(PRIMITIVES)
+
+
+def test_a_primitive_with_a_decomposition_is_traced_as_it_and_runs_as_one_node_eagerly():
+    x, w, b = tg.ones(4, 3), tg.ones(2, 3), tg.ones(2)
+    eager = F.log_softmax(F.linear(x, w, b), dim=1)
+    assert eager._op is None or eager._op.name == "log_softmax"  # one node, not the parts
+    ops = [n.op for n in tg.trace(lambda x: F.log_softmax(F.linear(x, w, b), dim=1),
+                                  tg.TensorSpec((4, 3))).nodes]
+    assert "linear" not in ops and "log_softmax" not in ops  # the decompositions
+    assert {"matmul", "add", "max", "exp", "log"} <= set(ops)
+    for fn in (F.linear, F.log_softmax):  # one path: no branch on tracing
+        assert "_tracer" not in inspect.getsource(fn)

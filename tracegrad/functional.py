@@ -169,16 +169,9 @@ def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
     axes = normalize_axes("log_softmax", dim, x.ndim)
     if axes and x.shape[axes[0]] == 0:
         return x
-    if axes and x.dtype.kind == "f" and tensor_module._tracer is None:
-        # eager: one node (see ops/reduce.py); traced: the composite
+    if axes and x.dtype.kind == "f":  # one node eagerly; traced, its decomposition
         return apply(P["log_softmax"], x, axis=axes[0])
-    return _log_softmax_composite(x, dim)
-
-
-def _log_softmax_composite(x: Tensor, dim: int) -> Tensor:
-    """log_softmax written with primitives: what tracing records."""
-    shifted = x - x._amax(dim, keepdim=True).detach()
-    return shifted - shifted.exp().sum(dim, keepdim=True).log()
+    return P["log_softmax"].decomposition(x, axis=dim)  # (a 0-d or an integer tensor)
 
 
 # ---------------------------------------------------------------- elementwise
@@ -259,18 +252,13 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ weight.T + bias`` with PyTorch's (out, in) weight layout."""
-    if tensor_module._tracer is None and isinstance(bias, Tensor) and \
-            isinstance(weight, Tensor) and isinstance(x, Tensor):
+    if isinstance(bias, Tensor) and isinstance(weight, Tensor) and isinstance(x, Tensor):
         xd, wd, bd = x._data, weight._data, bias._data
         if wd.ndim == 2 and bd.ndim == 1 and xd.ndim and xd.dtype == wd.dtype == bd.dtype:
-            # eager: one node (see ops/linalg.py); traced: the composite
+            # one node eagerly; traced, its decomposition (see ops/linalg.py)
             return apply(P["linear"], x, weight, bias)
+    # no bias, or operands the primitive does not take (mixed dtypes promote as matmul does)
     check_linear_features(tuple(x.shape), tuple(weight.shape))
-    return _linear_composite(x, weight, bias)
-
-
-def _linear_composite(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """linear written with primitives: what tracing records."""
     out = x @ weight.T
     return out + bias if bias is not None else out
 

@@ -17,6 +17,7 @@ import math
 import threading
 import warnings
 import weakref
+from threading import get_ident as _get_ident
 from typing import Any, Sequence
 
 import numpy as np
@@ -368,7 +369,12 @@ def _failed(prim: Any, inputs: tuple, attrs: dict, e: Exception) -> Exception:
 
 
 def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
-    """Run one primitive on tensors and record it for backward when needed."""
+    """Run one primitive on tensors and record it for backward when needed. While this
+    thread is traced, a primitive with a declared decomposition runs (and is recorded as)
+    that decomposition, for the compiler to fuse (see ops.base.register)."""
+    if _tracer is not None and prim.decomposition is not None and \
+            _tracer.thread == _get_ident():
+        return prim.decomposition(*inputs, **attrs)
     try:
         out = prim.forward(*[t._data for t in inputs], **attrs)
     except Exception as e:

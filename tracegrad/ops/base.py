@@ -67,7 +67,7 @@ class Primitive:
     __slots__ = ("name", "kind", "forward", "infer", "vjp", "inputs", "grad_reads",
                  "passes_gradient", "reads", "per_input", "arithmetic", "in_place",
                  "elementwise", "fusible", "ufunc", "writes_into", "overwrites", "random",
-                 "float_only", "method", "facts")
+                 "float_only", "method", "facts", "decomposition")
 
     def __init__(
         self,
@@ -87,6 +87,7 @@ class Primitive:
         self.fusible = self.writes_into = self.overwrites = False
         self.random = self.float_only = self.method = False
         self.ufunc: np.ufunc | None = None
+        self.decomposition: Callable | None = None
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
@@ -95,7 +96,7 @@ class Primitive:
 def register(name: str, kind: str, forward: Callable, infer: Callable,
              vjp: Callable | None, *, inputs: str = "x", reads: str | dict = "",
              per_input: tuple | None = None, arithmetic: Any = False,
-             facts: str = "") -> Primitive:
+             facts: str = "", decomposition: Callable | None = None) -> Primitive:
     """Define a primitive, with its declared facts.
 
     - ``inputs``: the names of its operands, as its VJP names them (``"a b"``); a last name
@@ -107,7 +108,12 @@ def register(name: str, kind: str, forward: Callable, infer: Callable,
     - ``per_input``: a binary elementwise rule's per-input gradient functions (see
       `Primitive`); ``arithmetic`` then names the inputs whose function is plain arithmetic
       (``"a b"``), and otherwise is the "arithmetic" fact of a unary rule;
-    - ``facts``: words of `FACTS`.
+    - ``facts``: words of `FACTS`;
+    - ``decomposition(*inputs, **attrs)``: for an op that eager execution runs as one node
+      for speed (linear, log_softmax), the same computation written with other primitives
+      (tensor methods). Tracing records the decomposition instead of the op, so that the
+      compiler fuses its parts with their neighbours; eager and compiled code run one
+      definition, and the tests check that the two agree to second order.
 
     For example (docs/ops.md has the whole story)::
 
@@ -124,6 +130,7 @@ def register(name: str, kind: str, forward: Callable, infer: Callable,
                          f"the facts are {sorted(FACTS)}")
     prim = Primitive(name, kind, forward, infer, vjp)
     prim.facts = words
+    prim.decomposition = decomposition
     prim.inputs = tuple(inputs.split())
     if isinstance(arithmetic, str):  # per input, for a rule with per-input functions
         arithmetic_of = set(arithmetic.split())

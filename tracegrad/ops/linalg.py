@@ -135,5 +135,10 @@ def _linear_vjp(g, out, x, weight, bias):
     return gx, gw, gb
 
 
+def _linear_decomposition(x, weight, bias):
+    return x @ weight.T + bias
+
+
 register("linear", "linalg", _linear_forward, _linear_infer, _linear_vjp,
-         inputs="x weight bias", reads={"x": "weight", "weight": "x"})
+         inputs="x weight bias", reads={"x": "weight", "weight": "x"},
+         decomposition=_linear_decomposition)

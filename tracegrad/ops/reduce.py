@@ -133,9 +133,8 @@ register("argsort", "reduce", _argsort_forward, _argsort_infer, None)
 # ---------------------------------------------------------------- log_softmax
 #
 # ``x - log(sum(exp(x)))`` along one axis, the max taken out first, as one node for eager
-# execution (cross-entropy's first step). Tracing records the composite of max, sub, exp,
-# sum and log instead (``functional.log_softmax``), for the compiler to fuse; the tests check
-# that the two agree.
+# execution (cross-entropy's first step). Tracing records its decomposition into max, sub,
+# exp, sum and log instead, for the compiler to fuse; the tests check that the two agree.
 
 
 def _log_softmax_forward(x, *, axis):
@@ -158,6 +157,11 @@ def _log_softmax_vjp(g, out, x, *, axis):
     return (g - out.exp() * g.sum((axis,), keepdim=True),)
 
 
+def _log_softmax_decomposition(x, *, axis):
+    shifted = x - x._amax((axis,), keepdim=True).detach()
+    return shifted - shifted.exp().sum((axis,), keepdim=True).log()
+
+
 register("log_softmax", "reduce", _log_softmax_forward, _log_softmax_infer, _log_softmax_vjp,
-         reads="out")
+         reads="out", decomposition=_log_softmax_decomposition)
 
