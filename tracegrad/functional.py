@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .autograd import no_grad as _no_grad
 from .errors import ShapeError
 from .ops import PRIMITIVES as P
 from .ops.base import normalize_axes
@@ -544,20 +545,36 @@ def _pool_setup(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation
 def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
                dilation: Any = 1, ceil_mode: bool = False) -> Tensor:
     """Maximum over each window; padding counts as -inf. As PyTorch's, the gradient goes to
-    the first maximum of a window, and a NaN in a window is its maximum.
+    the first maximum of a window, and a NaN in a window is its maximum (a window that holds
+    an inf or a NaN passes no gradient).
 
     >>> max_pool2d(tg.arange(16.0).reshape(1, 1, 4, 4), 2).tolist()
     [[[[5.0, 7.0], [13.0, 15.0]]]]
     """
     k, s, p, d, out = _pool_setup(x, kernel_size, stride, padding, dilation, ceil_mode,
                                   "max_pool2d")
-    if p != (0, 0):
-        x = pad(x, (p[1], p[1], p[0], p[0]), value=-math.inf)
-    slices = _offset_slices(x, k, s, d, out)
-    best = slices[0]
-    for win in slices[1:]:  # a later element wins only if strictly greater (or NaN)
-        best = where((win > best) | (win != win), win, best)
-    return best
+    # The value is the maximum of the window slices (np.maximum: fast, NaN wins); the
+    # gradient goes through products with a one-hot mask of each window's first maximum,
+    # found without gradient. (A where-chain or the max reduction would send it there too,
+    # but np.where with an unpredictable condition is ~100x slower than a product.)
+    pads = (p[1], p[1], p[0], p[0])
+    slices = _offset_slices(pad(x, pads) if p != (0, 0) else x, k, s, d, out)
+    with _no_grad():
+        plain = _offset_slices(pad(x.detach(), pads, value=-math.inf), k, s, d, out)
+        best = plain[0]
+        for win in plain[1:]:
+            best = maximum(best, win)
+        taken = plain[0] == best
+        masks = [taken.to(x.dtype)]
+        for win in plain[1:]:
+            hit = win == best
+            masks.append((hit > taken).to(x.dtype))
+            taken = taken | hit
+    picked = slices[0] * masks[0]
+    for win, mask in zip(slices[1:], masks[1:]):
+        picked = picked + win * mask
+    # Where a window holds inf or NaN, the products are NaN or wrong: take the maximum.
+    return where(picked == best, picked, best)
 
 
 def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
