@@ -122,7 +122,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     agree = common.losses_agree(losses, LOSS_RTOL)
     extra.append(f"training loss per step ({'agree' if agree else 'DISAGREE'}, rel. tolerance "
                  f"{LOSS_RTOL:g}):\n"
-                 + common.loss_table(losses, warmup, decimals=6, shown=range(min(6, warmup + repeats)),
-                                     total="all steps"))
+                 + common.loss_table(losses, warmup, decimals=6,
+                                     shown=range(min(6, warmup + repeats)), total="all steps"))
     details.update(timings=timings, losses=losses, losses_agree=agree)
     return result

@@ -535,9 +535,9 @@ def _pool_setup(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation
     d = _tuple(dilation, 2, "dilation", op)
     for values, name in ((k, "kernel_size"), (s, "stride"), (d, "dilation")):
         _positive(values, name, op)
-    if builtins.any(pv < 0 or 2 * pv > dv * (kv - 1) + 1 for pv, kv, dv in zip(p, k, d)):
+    if builtins.any(pv < 0 or 2 * pv > kv for pv, kv in zip(p, k)):
         raise ValueError(f"{op}: padding {p} must be non-negative and at most half the "
-                         f"kernel {k} (with dilation {d}), as in PyTorch")
+                         f"kernel size {k}, as in PyTorch")
     size = tuple(n + 2 * pv for n, pv in zip(x.shape[-2:], p))
     return k, s, p, d, _out_size(size, k, s, d, op, x.shape)
 
