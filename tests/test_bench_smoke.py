@@ -222,3 +222,12 @@ def test_models_quick_reports_numbers():
         assert losses["torch"] == pytest.approx(losses["tracegrad"], rel=1e-4)
         assert [t["pass"] in (True, False) for t in result["targets"]] == [True, True]
     assert "digits CNN" in text
+
+
+def test_imports_quick_reports_numbers():
+    from bench import imports
+
+    result = imports.run(quick=True)
+    text = _check_quick_run(result, "imports", ["tracegrad", "numpy"])
+    assert result["details"]["optional_imported"] == []
+    assert "import tracegrad / import numpy <= 1.5" in text

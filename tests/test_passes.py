@@ -229,6 +229,17 @@ def test_simplify_turns_a_transposed_product_around_twice():
     np.testing.assert_allclose(after(a, b)[0], a.T @ b, rtol=1e-6)
 
 
+def test_simplify_keeps_a_rewritten_node_once_when_a_later_rule_returns_it():
+    # ((a @ b).T).T * 1: the transposes turn the product around twice (a new node), then
+    # x * 1 returns that same node; it must appear once in the graph (hypothesis found it).
+    g = tg.trace(lambda a, b: ((a @ b).T).T * 1.0, S((3, 4)), S((4, 4)))
+    after, _ = simplify(g.copy())
+    after.check()
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=(4, 4)).astype(np.float32)
+    np.testing.assert_allclose(dce(after)[0](a, b)[0], a @ b, rtol=1e-6)
+
+
 def test_simplify_computes_a_unary_op_before_an_expand():
     g = tg.trace(lambda x, y: x.reshape(1).expand(4).exp() * y, S(()), S((4,)))
     assert ops(g) == ["reshape", "expand", "exp", "mul"]

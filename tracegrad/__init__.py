@@ -6,7 +6,7 @@
 tensor([2., 4.])
 """
 
-from . import data, functional, nn, optim, viz
+from . import data, functional, nn, optim, utils, viz
 from .anomaly import detect_anomaly
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled, value_and_grad
 from .compiler import Graph, TensorSpec, compile, explain, trace
@@ -52,6 +52,7 @@ from .functional import (
 from .io import load, save
 from .scalar import Value
 from .tensor import Tensor, cat, stack, where
+from .utils import Generator
 
 bool = bool_  # noqa: A001  (tg.bool, as torch.bool)
 
@@ -78,7 +79,7 @@ for _name in _FUNCTION_ALIASES:
 
 __all__ = [
     "Value", "Tensor", "ShapeError", "TraceError", "Graph", "TensorSpec", "compile", "explain",
-    "trace", "save", "load", "data", "nn", "functional", "optim", "viz",
+    "trace", "save", "load", "data", "nn", "functional", "optim", "utils", "viz", "Generator",
     "tensor", "from_numpy", "zeros", "ones", "full", "zeros_like", "ones_like", "arange",
     "linspace", "eye", "rand", "randn", "randint", "manual_seed", "is_tensor",
     "float16", "float32", "float64", "int8", "int32", "int64", "uint8", "bool",

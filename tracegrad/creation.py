@@ -23,7 +23,7 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     >>> tg.tensor([[1.0, 2.0]], requires_grad=True)
     """
     arr = _as_array(data, dtype)
-    if isinstance(data, (np.ndarray, Tensor)) and arr is (data.data if isinstance(data, Tensor)
+    if isinstance(data, (np.ndarray, Tensor)) and arr is (data._data if isinstance(data, Tensor)
                                                            else data):
         arr = arr.copy()
     t = _leaf(arr, requires_grad)

@@ -1,8 +1,11 @@
 """The exceptions tracegrad raises on purpose. Imports nothing of ours."""
 
 
-class ShapeError(ValueError):
-    """Operands whose shapes do not fit the op; the message names the op, the shapes and a fix."""
+class ShapeError(ValueError, RuntimeError):
+    """Operands whose shapes do not fit the op; the message names the op, the shapes and a fix.
+
+    Both a ``ValueError`` and a ``RuntimeError``: PyTorch raises ``RuntimeError`` for shape
+    mismatches, so ported code that catches ``RuntimeError`` keeps working."""
 
 
 class TraceError(RuntimeError):

@@ -264,7 +264,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ weight.T + bias`` with PyTorch's (out, in) weight layout."""
     if tensor_module._tracer is None and isinstance(bias, Tensor) and \
             isinstance(weight, Tensor) and isinstance(x, Tensor):
-        xd, wd, bd = x.data, weight.data, bias.data
+        xd, wd, bd = x._data, weight._data, bias._data
         if wd.ndim == 2 and bd.ndim == 1 and xd.ndim and xd.dtype == wd.dtype == bd.dtype:
             # eager: one node (see ops/linalg.py); traced: the composite
             return apply(P["linear"], x, weight, bias)
@@ -318,7 +318,7 @@ def embedding(indices: Any, weight: Tensor) -> Tensor:
     idx = indices if isinstance(indices, Tensor) else Tensor(indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
-    lo, hi = idx.data.min(initial=0), idx.data.max(initial=0)
+    lo, hi = idx._data.min(initial=0), idx._data.max(initial=0)
     if lo < 0 or hi >= weight.shape[0]:
         raise IndexError(
             f"embedding: indices range over [{lo}, {hi}] but the table has "
@@ -332,7 +332,7 @@ def embedding(indices: Any, weight: Tensor) -> Tensor:
 def one_hot(indices: Any, num_classes: int = -1) -> Tensor:
     """Integer class indices to one-hot rows (int64), ``num_classes`` wide."""
     idx = indices if isinstance(indices, Tensor) else Tensor(indices)
-    n = int(idx.data.max()) + 1 if num_classes < 0 else num_classes
+    n = int(idx._data.max()) + 1 if num_classes < 0 else num_classes
     return (idx.unsqueeze(-1) == _leaf(np.arange(n, dtype=idx.dtype))).long()
 
 
@@ -743,7 +743,7 @@ def _eager_cross_entropy(input: Tensor, target: Tensor, ignore_index: int,
     (N, C), int64 class indices (N,), every one a class (none is ``ignore_index``), a mean
     or a sum; `log_softmax`, then `_picked_sum`. None when the case is not this one:
     `_indexed_loss` then checks everything and says what is wrong."""
-    x, tv = input.data, target.data
+    x, tv = input._data, target._data
     if x.ndim != 2 or tv.ndim != 1 or tv.dtype != np.int64 or x.dtype.kind != "f" or \
             not tv.shape[0] or tv.shape[0] != x.shape[0]:
         return None
@@ -759,7 +759,7 @@ def _picked_sum(logp: Tensor, tv: np.ndarray, reduction: str) -> Tensor:
     Two cheap nodes: their gradients are a product and a broadcast, where picking by index
     would need a scatter-add."""
     m = tv.shape[0]
-    onehot = np.zeros(logp.data.shape, dtype=logp.data.dtype)
+    onehot = np.zeros(logp._data.shape, dtype=logp._data.dtype)
     onehot[np.arange(m), tv] = -1.0 / m if reduction == "mean" else -1.0
     return apply(P["sum"], logp * _leaf(onehot), axes=(0, 1), keepdim=False)
 
@@ -781,7 +781,7 @@ def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
             f"{op}: input {input.shape} needs class-index targets of shape {expected}, "
             f"got {target.shape}"
         )
-    tv = target.data
+    tv = target._data
     if tv.size and _not_all_classes(tv, c):  # out of range, or ignored
         t_values = tv[tv != ignore_index]
         if t_values.size and (t_values.min() < 0 or t_values.max() >= c):
@@ -805,7 +805,7 @@ def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
             and tensor_module._tracer is None and not ignored):
         # Eager, and no target is ignore_index (checked above on the data). A compiled loss
         # takes the general path below, since its labels change from call to call.
-        return _picked_sum(logp, t.data, reduction)
+        return _picked_sum(logp, t._data, reduction)
     valid = t != ignore_index
     safe_t = where(valid, t, 0)
     picked = logp[_leaf(np.arange(m)), safe_t]
@@ -1074,3 +1074,198 @@ for _name, _fn in METHODS.items():
 
 stack = stack
 cat = cat
+
+
+# ---------------------------------------------------------------- PyTorch parity (issue 17)
+# Composites of the ops above, with torch.nn.functional's signatures and defaults.
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """``x`` where positive, ``negative_slope * x`` elsewhere.
+
+    >>> F.leaky_relu(tg.tensor([-2.0, 3.0]))
+    tensor([-0.0200,  3.0000])
+    """
+    return where(x > 0, x, x * negative_slope)
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """``x`` where positive, ``alpha * (exp(x) - 1)`` elsewhere."""
+    # expm1 of min(x, 0): the unused branch never overflows, so its gradient stays 0, not nan.
+    return where(x > 0, x, clamp(x, max=0.0).expm1() * alpha)
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    """``input / max(||input||_p, eps)`` along ``dim``.
+
+    >>> F.normalize(tg.tensor([[3.0, 4.0]]))
+    tensor([[0.6000, 0.8000]])
+    """
+    return input / clamp(norm(input, p, dim, keepdim=True), min=eps)
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """Cosine of the angle between ``x1`` and ``x2`` along ``dim`` (they broadcast); each
+    norm is clamped at ``eps``, as PyTorch does."""
+    x2 = _operand(x2, x1)
+    try:
+        shape = np.broadcast_shapes(x1.shape, x2.shape)
+    except ValueError:
+        raise ShapeError(f"cosine_similarity: x1 {x1.shape} and x2 {x2.shape} do not "
+                         f"broadcast") from None
+    if not -len(shape) <= dim < builtins.max(len(shape), 1):
+        raise ShapeError(f"cosine_similarity: dim={dim} is out of range for shape {shape}")
+    n1 = clamp(norm(x1, 2, dim, keepdim=True), min=eps)
+    n2 = clamp(norm(x2, 2, dim, keepdim=True), min=eps)
+    return ((x1 / n1) * (x2 / n2)).sum(dim)
+
+
+def _same_shape(input: Tensor, target: Any, op: str) -> Tensor:
+    target = _operand(target, input)
+    if input.shape != target.shape:
+        raise ShapeError(f"{op}: input {input.shape} and target {target.shape} differ; give "
+                         f"the target the input's shape")
+    return target
+
+
+def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean",
+                   beta: float = 1.0) -> Tensor:
+    """``0.5 d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta`` (``d = input -
+    target``); ``beta=0`` is the L1 loss."""
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
+    d = abs(input - _same_shape(input, target, "smooth_l1_loss"))
+    if beta == 0:
+        return _reduce(d, reduction, "smooth_l1_loss")
+    loss = where(d < beta, d * d * (0.5 / beta), d - 0.5 * beta)
+    return _reduce(loss, reduction, "smooth_l1_loss")
+
+
+def huber_loss(input: Tensor, target: Any, reduction: str = "mean",
+               delta: float = 1.0) -> Tensor:
+    """``0.5 d**2`` where ``|d| <= delta``, else ``delta (|d| - 0.5 delta)``."""
+    if delta <= 0:
+        raise ValueError(f"huber_loss: delta must be > 0, got {delta}")
+    d = abs(input - _same_shape(input, target, "huber_loss"))
+    loss = where(d < delta, d * d * 0.5, (d - 0.5 * delta) * delta)
+    return _reduce(loss, reduction, "huber_loss")
+
+
+def kl_div(input: Tensor, target: Any, reduction: str = "mean",
+           log_target: bool = False) -> Tensor:
+    """KL divergence ``target * (log target - input)`` with ``input`` log-probabilities
+    (``target`` too if ``log_target``); ``0 log 0 = 0``. ``reduction="batchmean"`` divides
+    the sum by the batch size (the true KL); ``"mean"`` averages over every element, as
+    PyTorch does."""
+    target = _same_shape(input, target, "kl_div")
+    if log_target:
+        loss = target.exp() * (target - input)
+    else:
+        positive = target > 0
+        safe = where(positive, target, _operand(1.0, target))
+        loss = where(positive, target * safe.log(), _operand(0.0, target)) - target * input
+    if reduction == "batchmean":
+        return loss.sum() / (input.shape[0] if input.ndim else 1)
+    return _reduce(loss, reduction, "kl_div")
+
+
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
+                                 attn_mask: Any = None, dropout_p: float = 0.0,
+                                 is_causal: bool = False, scale: float | None = None) -> Tensor:
+    """``softmax(q @ k^T * scale + mask) @ v`` over (..., L, E), (..., S, E), (..., S, Ev).
+
+    ``attn_mask`` is a bool mask (True = may attend) or a float mask added to the scores;
+    ``is_causal`` lets position i attend to positions <= i; ``scale`` defaults to
+    ``1/sqrt(E)``.
+
+    >>> q = tg.randn(2, 4, 8)
+    >>> F.scaled_dot_product_attention(q, q, q, is_causal=True).shape
+    (2, 4, 8)
+    """
+    if query.ndim < 2 or key.ndim < 2 or value.ndim < 2 or query.shape[-1] != key.shape[-1] \
+            or key.shape[-2] != value.shape[-2]:
+        raise ShapeError(
+            f"scaled_dot_product_attention: query {query.shape}, key {key.shape} and value "
+            f"{value.shape} must be (..., L, E), (..., S, E) and (..., S, Ev)"
+        )
+    if is_causal and attn_mask is not None:
+        raise ValueError("scaled_dot_product_attention: give attn_mask or is_causal, not both")
+    L, S = query.shape[-2], key.shape[-2]
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scores = (query @ key.transpose(-2, -1)) * scale
+    if is_causal:
+        attn_mask = _leaf(np.tril(np.ones((L, S), dtype=bool)))
+    if attn_mask is not None:
+        mask = attn_mask if isinstance(attn_mask, Tensor) else Tensor(attn_mask)
+        if mask.dtype == np.bool_:
+            scores = masked_fill(scores, logical_not(mask), -math.inf)
+        else:
+            scores = scores + mask
+    attn = softmax(scores, -1)
+    if dropout_p > 0.0:
+        attn = dropout(attn, dropout_p, True)
+    return attn @ value
+
+
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalize (N, C, ...) over each group of ``C / num_groups`` channels and the spatial
+    dimensions, then scale and shift per channel."""
+    if input.ndim < 2 or input.shape[1] % num_groups:
+        raise ShapeError(
+            f"group_norm: input {input.shape} must be (N, C, ...) with C divisible by "
+            f"num_groups={num_groups}"
+        )
+    n, c = input.shape[0], input.shape[1]
+    g = input.reshape(n, num_groups, -1)
+    mu = mean(g, 2, keepdim=True)
+    centered = g - mu
+    v = mean(centered * centered, 2, keepdim=True)
+    out = (centered / (v + eps).sqrt()).reshape(input.shape)
+    shape = (1, c) + (1,) * (input.ndim - 2)
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
+
+
+def _adaptive_avg(x: Tensor, dim: int, out: int) -> Tensor:
+    size = x.shape[dim]
+    if size % out == 0:
+        k = size // out
+        return mean(x.reshape(x.shape[:dim] + (out, k) + x.shape[dim + 1:]), dim + 1)
+    # PyTorch's windows: [floor(i*size/out), ceil((i+1)*size/out)) for output i.
+    pieces = []
+    for i in range(out):
+        lo, hi = (i * size) // out, -((-(i + 1) * size) // out)
+        index = (slice(None),) * dim + (slice(lo, hi),)
+        pieces.append(mean(x[index], dim, keepdim=True))
+    return cat(pieces, dim)
+
+
+def adaptive_avg_pool2d(x: Tensor, output_size: Any) -> Tensor:
+    """Average (N, C, H, W) or (C, H, W) down to ``output_size`` (an int, or a pair whose
+    entries may be None for "keep"), with PyTorch's windows."""
+    if x.ndim not in (3, 4):
+        raise ShapeError(f"adaptive_avg_pool2d: expects (N, C, H, W) or (C, H, W), got "
+                         f"{x.shape}")
+    sizes = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+    h, w = x.shape[-2:]
+    oh, ow = (h if sizes[0] is None else sizes[0]), (w if sizes[1] is None else sizes[1])
+    if oh < 1 or ow < 1:
+        raise ValueError(f"adaptive_avg_pool2d: output_size must be positive, got "
+                         f"{output_size}")
+    return _adaptive_avg(_adaptive_avg(x, x.ndim - 2, oh), x.ndim - 1, ow)
+
+
+def unflatten(x: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:
+    """Split dimension ``dim`` into ``sizes`` (one entry may be -1)."""
+    d = dim % x.ndim
+    return x.reshape(x.shape[:d] + tuple(sizes) + x.shape[d + 1:])
+
+
+__all__ += [
+    "leaky_relu", "elu", "normalize", "cosine_similarity", "smooth_l1_loss", "huber_loss",
+    "kl_div", "scaled_dot_product_attention", "group_norm", "adaptive_avg_pool2d", "unflatten",
+]

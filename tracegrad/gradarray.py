@@ -41,10 +41,10 @@ def _promote(x: np.ndarray, y: np.ndarray) -> np.dtype:
 class GradArray:
     """An ndarray with the tensor methods VJP rules use; no graph."""
 
-    __slots__ = ("data", "requires_grad", "owned")
+    __slots__ = ("_data", "requires_grad", "owned")
 
     def __init__(self, data: np.ndarray, requires_grad: bool = False, owned: bool = False):
-        self.data = data  # always an ndarray (0-d included), never a NumPy scalar
+        self._data = data  # always an ndarray (0-d included), never a NumPy scalar
         self.requires_grad = requires_grad
         # Whether ``data`` is memory no one else holds: a leaf may then adopt it as its
         # ``.grad`` without copying, and a unary rule may multiply into it in place. True for
@@ -53,35 +53,40 @@ class GradArray:
         # gradient). The seed and the forward values are never owned.
         self.owned = owned
 
+    @property
+    def data(self) -> np.ndarray:
+        """The array (as a tensor's ``.data``)."""
+        return self._data
+
     def _view(self, data: np.ndarray) -> "GradArray":
         """A view of this array's memory: it takes over the ownership."""
         owned, self.owned = self.owned, False
         return GradArray(data, owned=owned)
 
-    shape = property(lambda self: self.data.shape)
-    dtype = property(lambda self: self.data.dtype)
-    ndim = property(lambda self: self.data.ndim)
+    shape = property(lambda self: self._data.shape)
+    dtype = property(lambda self: self._data.dtype)
+    ndim = property(lambda self: self._data.ndim)
 
     def numel(self) -> int:
-        return self.data.size
+        return self._data.size
 
     def _array(self, other: Any) -> np.ndarray:
         if isinstance(other, GradArray):
-            return other.data
+            return other._data
         if isinstance(other, _SCALARS):
-            key = (type(other), other, self.data.dtype, dtypes.sign_bit(other))
+            key = (type(other), other, self._data.dtype, dtypes.sign_bit(other))
             c = _numbers.get(key)
             if c is None:  # rules use a handful of numbers (1, 0.5, ...): made once each
                 if len(_numbers) > 1024:
                     _numbers.clear()
                 c = _numbers[key] = np.asarray(
-                    other, dtype=dtypes.promote_with_scalar(self.data.dtype, other))
+                    other, dtype=dtypes.promote_with_scalar(self._data.dtype, other))
                 c.flags.writeable = False
             return c
-        return np.asarray(other.data if hasattr(other, "data") else other)
+        return np.asarray(other._data if hasattr(other, "_data") else other)
 
     def _binary(self, name: str, other: Any, reverse: bool) -> "GradArray":
-        x = self.data
+        x = self._data
         y = self._array(other)
         if reverse:
             x, y = y, x
@@ -98,16 +103,16 @@ class GradArray:
         return _fresh(np.asarray(P[name].forward(x, y)), x, y)
 
     def _unary(self, name: str) -> "GradArray":
-        x = self.data
+        x = self._data
         if name in FLOAT_ONLY and x.dtype.kind != "f":
             x = x.astype(dtypes.default_float)
         return _fresh(np.asarray(P[name].forward(x)), x)
 
     def __neg__(self) -> "GradArray":
-        return GradArray(np.asarray(np.negative(self.data)), owned=True)
+        return GradArray(np.asarray(np.negative(self._data)), owned=True)
 
     def __matmul__(self, other: "GradArray") -> "GradArray":
-        x, y = self.data, self._array(other)
+        x, y = self._data, self._array(other)
         if x.dtype != y.dtype:
             dt = dtypes.promote(x.dtype, y.dtype)
             x, y = x.astype(dt), y.astype(dt)
@@ -117,10 +122,10 @@ class GradArray:
 
     def to(self, dtype: Any) -> "GradArray":
         dt = dtypes.to_dtype(dtype)
-        return self if dt == self.data.dtype else GradArray(self.data.astype(dt), owned=True)
+        return self if dt == self._data.dtype else GradArray(self._data.astype(dt), owned=True)
 
     def sum(self, dim: Any = None, keepdim: bool = False) -> "GradArray":
-        x = self.data if self.data.dtype != np.bool_ else self.data.astype(np.int64)
+        x = self._data if self._data.dtype != np.bool_ else self._data.astype(np.int64)
         axes = normalize_axes("sum", dim, x.ndim)
         return _fresh(np.asarray(np.add.reduce(x, axis=axes, keepdims=keepdim)), x)
 
@@ -128,29 +133,29 @@ class GradArray:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         if -1 in shape:
-            shape = resolve_shape("reshape", self.data.shape, shape)
-        return self._view(self.data.reshape(shape))
+            shape = resolve_shape("reshape", self._data.shape, shape)
+        return self._view(self._data.reshape(shape))
 
     def permute(self, *dims: Any) -> "GradArray":
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
-        return self._view(self.data.transpose(dims))
+        return self._view(self._data.transpose(dims))
 
     def transpose(self, dim0: int, dim1: int) -> "GradArray":
-        return self._view(self.data.swapaxes(dim0, dim1))
+        return self._view(self._data.swapaxes(dim0, dim1))
 
     def expand(self, *shape: Any) -> "GradArray":
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return self._view(broadcast_view(self.data, shape))
+        return self._view(broadcast_view(self._data, shape))
 
     def unsqueeze(self, dim: int) -> "GradArray":
-        return self._view(np.expand_dims(self.data, dim % (self.data.ndim + 1)))
+        return self._view(np.expand_dims(self._data, dim % (self._data.ndim + 1)))
 
     def _select(self, a: Any, b: Any) -> "GradArray":
         """``where(self, a, b)`` for a bool array, with `Tensor`'s promotion."""
-        av = np.asarray(a.data) if isinstance(a, GradArray) else a
-        bv = np.asarray(b.data) if isinstance(b, GradArray) else b
+        av = np.asarray(a._data) if isinstance(a, GradArray) else a
+        bv = np.asarray(b._data) if isinstance(b, GradArray) else b
         if not isinstance(av, np.ndarray):
             av = np.asarray(av, dtype=bv.dtype if isinstance(bv, np.ndarray) else None)
         if not isinstance(bv, np.ndarray):
@@ -158,42 +163,42 @@ class GradArray:
         if av.dtype != bv.dtype:
             dt = _promote(av, bv)
             av, bv = av.astype(dt), bv.astype(dt)
-        return GradArray(np.where(self.data, av, bv), owned=True)
+        return GradArray(np.where(self._data, av, bv), owned=True)
 
     def _getitem(self, index: tuple, *ix: Any) -> "GradArray":
         return self._view(np.asarray(P["getitem"].forward(
-            self.data, *[i.data for i in ix], index=index)))
+            self._data, *[i._data for i in ix], index=index)))
 
     def _scatter_add(self, index: tuple, shape: tuple, *ix: Any) -> "GradArray":
         return _fresh(P["scatter_add"].forward(
-            self.data, *[i.data for i in ix], index=index, shape=shape), self.data)
+            self._data, *[i._data for i in ix], index=index, shape=shape), self._data)
 
     def _setitem(self, index: tuple, value: Any, *ix: Any) -> "GradArray":
-        v = self._array(value).astype(self.data.dtype, copy=False)
-        return _fresh(P["setitem"].forward(self.data, v, *[i.data for i in ix], index=index),
-                      self.data, v)
+        v = self._array(value).astype(self._data.dtype, copy=False)
+        return _fresh(P["setitem"].forward(self._data, v, *[i._data for i in ix], index=index),
+                      self._data, v)
 
 
 class IntoArray:
-    """The gradient handed to a unary rule ``(g * e,)``, ``(g / e,)`` or ``(-g,)`` (see
-    `ops.base.writes_into_g`) whose memory no one else holds: that one operation writes its
-    result into g's own memory."""
+    """The gradient handed to a unary rule ``(g * e,)``, ``(g / e,)`` or ``(-g,)`` (one that
+    declares the "into_g" fact, see `ops.base.FACTS`) whose memory no one else holds: that
+    one operation writes its result into g's own memory."""
 
-    __slots__ = ("data",)
+    __slots__ = ("_data",)
 
     def __init__(self, data: np.ndarray):
-        self.data = data
+        self._data = data
 
     def __mul__(self, other: Any) -> "IntoArray":
-        np.multiply(self.data, other, out=self.data)
+        np.multiply(self._data, other, out=self._data)
         return self
 
     def __truediv__(self, other: Any) -> "IntoArray":
-        np.divide(self.data, other, out=self.data)
+        np.divide(self._data, other, out=self._data)
         return self
 
     def __neg__(self) -> "IntoArray":
-        np.negative(self.data, out=self.data)
+        np.negative(self._data, out=self._data)
         return self
 
 
@@ -219,9 +224,9 @@ def _make_binary(prim: str, reverse: bool):
         # The commonest cases, inline: another GradArray of the same dtype, or a number
         # (``1 - t * t``) that takes this array's dtype.
         if not general:
-            x = self.data
+            x = self._data
             t = type(other)
-            y = other.data if t is GradArray else self._array(other) if t in _NUMBERS else None
+            y = other._data if t is GradArray else self._array(other) if t in _NUMBERS else None
             if y is not None and (y.dtype is x.dtype or y.dtype == x.dtype):
                 out = forward(y, x) if reverse else forward(x, y)
                 if type(out) is not _ndarray:

@@ -307,7 +307,7 @@ class _Encoder:
         if isinstance(obj, float):
             return obj if math.isfinite(obj) else {"float": repr(obj)}
         if isinstance(obj, Tensor):
-            return {"tensor": self._array(obj, obj.data, path)}
+            return {"tensor": self._array(obj, obj._data, path)}
         if isinstance(obj, np.ndarray):
             return {"ndarray": self._array(obj, obj, path)}
         if isinstance(obj, (np.bool_, np.number)):

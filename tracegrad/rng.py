@@ -5,9 +5,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-_state = {"rng": np.random.default_rng()}
+# Made at the first draw: NumPy's random module is not imported by ``import numpy``, and
+# importing it costs about a tenth of ``import numpy`` (see `python -m bench --only imports`).
+_state: dict[str, Any] = {"rng": None}
 
 
 def manual_seed(seed: int) -> None:
@@ -16,4 +20,7 @@ def manual_seed(seed: int) -> None:
 
 
 def generator() -> np.random.Generator:
-    return _state["rng"]
+    g = _state["rng"]
+    if g is None:
+        g = _state["rng"] = np.random.default_rng()
+    return g

@@ -14,7 +14,9 @@ updates).
 from __future__ import annotations
 
 import math
+import threading
 import warnings
+import weakref
 from typing import Any, Sequence
 
 import numpy as np
@@ -26,7 +28,7 @@ from .gradarray import GradArray, IntoArray
 from .ops import PRIMITIVES
 from .ops.base import check_dim, normalize_axes
 from .ops.methods import BINARY_METHODS, FLOAT_ONLY, UNARY_METHODS
-from .ops.movement import SLOT, resolve_shape
+from .ops.movement import SLOT, is_basic_index, resolve_shape
 
 # Like PyTorch, tensor math gives inf/nan quietly (tg.detect_anomaly() finds where); NumPy's
 # RuntimeWarnings from inside tracegrad would only point at this file, not at the user's line.
@@ -48,9 +50,20 @@ _SCALARS = (int, float, bool, np.number, np.bool_)
 
 
 
+class _ThreadAnomaly(threading.local):
+    on = False  # this thread is inside detect_anomaly()
+    backward_of: tuple | None = None  # (op, line) whose gradient this thread is computing
+
+
 class _Anomaly:
+    """``tg.detect_anomaly()``'s switches. ``enabled`` is True while some thread is inside the
+    block: the one class-attribute check every op makes when it is off. Then ``here.on``
+    says whether this thread is (a thread in the block does not turn it on for the others)."""
+
     enabled = False
-    backward_of: str | None = None  # the op whose gradient is being computed
+    blocks = 0  # detect_anomaly() blocks open, in all threads
+    lock = threading.Lock()
+    here = _ThreadAnomaly()
     created: dict = {}  # id(tensor) -> (weakref, the user's line that created it)
 
 
@@ -66,13 +79,14 @@ def _user_line() -> str:
 def _check_anomaly(t: "Tensor", prim_name: str) -> None:
     """detect_anomaly's check of one result: raise if it holds nan/inf, else remember the
     user's line that made it (so a later backward failure can point at it)."""
-    import weakref
-
-    arr = t.data
+    here = _Anomaly.here
+    if not here.on:
+        return
+    arr = t._data
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         bad = "nan" if np.isnan(arr).any() else "inf"
-        if _Anomaly.backward_of is not None:
-            op, line = _Anomaly.backward_of
+        if here.backward_of is not None:
+            op, line = here.backward_of
             raise FloatingPointError(
                 f"detect_anomaly: the gradient of {op} produced {bad} in the backward pass "
                 f"(in its rule's {prim_name}); the {op} was created at {line}"
@@ -81,7 +95,7 @@ def _check_anomaly(t: "Tensor", prim_name: str) -> None:
             f"detect_anomaly: {prim_name} produced {bad} in the forward pass "
             f"(created at {_user_line()})"
         )
-    if _Anomaly.backward_of is None and t._op is not None:
+    if here.backward_of is None and t._op is not None:
         created = _Anomaly.created
         if len(created) > 100_000:
             created.clear()
@@ -109,6 +123,242 @@ def _bump(t: "Tensor") -> None:
         vc[0] += 1
 
 
+# ---------------------------------------------------------------- views
+#
+# As in PyTorch, slicing, reshape, permute, expand (and so squeeze, unsqueeze, .T, ...) return
+# views when NumPy gives one: the result shares its base's memory and version counter, so an
+# in-place op through either is seen by both, and by every backward that saved them. A view
+# remembers its base (a tensor that is no view) and the movement steps that lead from the base
+# to it: replaying the steps re-derives the view from the base's current graph node, and
+# `_write_through` composes the base's new value from primitives after an in-place op on the
+# view (PyTorch's CopySlices), so gradients of every order flow through it.
+
+
+class _SharedVersion(list):
+    """The version counter of tensors that share memory (a base, its views, ``detach``
+    aliases), with weak references to the family's views, which an in-place op under grad
+    mode re-derives from their base."""
+
+    __slots__ = ("views", "prune_at")
+
+    def __init__(self, version: int):
+        super().__init__((version,))
+        self.views: list = []
+        self.prune_at = 64  # forget the dead views when the list grows this long
+
+
+class _View:
+    """What makes a tensor a view: its base, the steps (primitive, attrs) from the base to it,
+    and whether it was made under grad mode (PyTorch refuses to record an in-place op on a
+    view made under no_grad of a base that requires grad)."""
+
+    __slots__ = ("base", "steps", "grad_mode")
+
+    def __init__(self, base: "Tensor", steps: tuple, grad_mode: bool):
+        self.base, self.steps, self.grad_mode = base, steps, grad_mode
+
+
+class _Alias:
+    """What makes a tensor a ``detach()`` alias: the tensor that owns its memory (held
+    weakly, so that a detached loss kept for logging does not keep a graph alive) and the
+    view steps from it. For autograd an alias is a root of its own; the compiler's tracer and
+    writes into read-only memory follow it to the owner."""
+
+    __slots__ = ("of", "steps")
+
+    def __init__(self, owner: "Tensor", steps: tuple):
+        self.of, self.steps = weakref.ref(owner), steps
+
+
+def _shared_counter(t: "Tensor") -> _SharedVersion:
+    """``t``'s version counter, made shareable first (it keeps its value). A tensor whose
+    counter is not shared yet is no view: it becomes the root of a family (``_view`` None,
+    which is quicker to read than an unset slot)."""
+    vc = t._vc
+    if type(vc) is not _SharedVersion:
+        vc = t._vc = _SharedVersion(vc[0])
+        t._view = None
+    return vc
+
+
+def _as_view(parent: "Tensor", out: "Tensor", prim: Any, attrs: dict) -> "Tensor":
+    """Make ``out``, the result of movement primitive ``prim`` on ``parent``, a view of
+    ``parent``'s base when NumPy gave a view (a reshape that had to copy is no view; an empty
+    one is a view, as in PyTorch, whatever NumPy made)."""
+    if prim is _RESHAPE and out._data.size and not np.may_share_memory(out._data, parent._data):
+        return out
+    _shared_counter(parent)
+    pv = parent._view
+    if type(pv) is _View:
+        _join(parent, out, _View(pv.base, pv.steps + ((prim, attrs),), _mode.enabled))
+    else:
+        _join(parent, out, _View(parent, ((prim, attrs),), _mode.enabled))
+    return out
+
+
+def _join(parent: "Tensor", t: "Tensor", how: "_View | _Alias") -> None:
+    """``t`` shares ``parent``'s memory (``how``): one version counter, and a place in the
+    family's list of views."""
+    vc = t._vc = _shared_counter(parent)
+    t._view = how
+    views = vc.views
+    if len(views) >= vc.prune_at:  # (twice the live ones: amortized O(1) per view)
+        views[:] = [r for r in views if r() is not None]
+        vc.prune_at = max(64, 2 * len(views))
+    views.append(weakref.ref(t))
+
+
+def _memory(t: "Tensor") -> tuple:
+    """(the tensor that owns ``t``'s memory, the view steps from it to ``t``)."""
+    steps: tuple = ()
+    while True:
+        how = getattr(t, "_view", None)
+        if type(how) is _View:
+            steps, t = how.steps + steps, how.base
+        elif type(how) is _Alias and how.of() is not None:
+            steps, t = how.steps + steps, how.of()
+        else:
+            return t, steps
+
+
+def _replay(t: "Tensor", steps: tuple) -> "Tensor":
+    """The view ``steps`` lead to from ``t``, recorded afresh from ``t``'s current node. The
+    results share ``t``'s counter: a view op's node does not check its input's version (see
+    `Tensor._changed_in_place`)."""
+    for prim, attrs in steps:
+        vc = t._vc
+        t = apply(prim, t, **attrs)
+        t._vc = vc
+    return t
+
+
+def _positions(shape: tuple, steps: tuple) -> np.ndarray:
+    """For each element of the view ``steps`` lead to from a base of ``shape``, its position
+    in the base (C order)."""
+    pos = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+    for prim, attrs in steps:
+        pos = prim.forward(pos, **attrs)
+    return pos
+
+
+def _write_through(base: "Tensor", value: "Tensor", steps: tuple) -> "Tensor":
+    """``base`` with the elements the view ``steps`` select replaced by ``value``, made of
+    primitives (a setitem), so that it differentiates (to any order) and traces."""
+    if not steps:
+        return value
+    if len(steps) == 1 and steps[0][0] is P["getitem"]:
+        return apply(P["setitem"], base, value, index=steps[0][1]["index"])
+    shape, n = base._data.shape, base._data.size
+    where = _leaf(np.ascontiguousarray(_positions(shape, steps)).reshape(-1))
+    flat = apply(P["setitem"], apply(P["reshape"], base, shape=(n,)),
+                 apply(P["reshape"], value, shape=(value._data.size,)), where, index=(SLOT,))
+    return apply(P["reshape"], flat, shape=shape)
+
+
+_VIEW_OPS = frozenset(P[name] for name in ("reshape", "permute", "expand", "getitem"))
+_RESHAPE = P["reshape"]
+
+
+def _records(t: "Tensor", source: Any) -> bool:
+    """Whether an in-place op on ``t`` with operand ``source`` is recorded for backward: under
+    grad mode, when either requires grad, or ``t`` is a view of a tensor that does."""
+    if not _mode.enabled:
+        return False
+    if t.requires_grad or getattr(source, "requires_grad", False):
+        return True
+    view = getattr(t, "_view", None)
+    return type(view) is _View and view.base.requires_grad
+
+
+def _snapshot(t: "Tensor", copy: bool) -> "Tensor":
+    """A new object holding ``t``'s graph node and value, before an in-place op changes ``t``:
+    with ``copy``, a copy of the values and a counter of its own (``t``'s memory is about to
+    be overwritten); else the same array and counter (``t`` is about to get new ones)."""
+    old = _new(Tensor)
+    for slot in ("_data", "_grad", "requires_grad", "_op", "_children", "_vc"):
+        setattr(old, slot, getattr(t, slot))
+    if t._op is not None:  # (leaves never set these three)
+        old._attrs, old._versions, old._seq = t._attrs, t._versions, t._seq
+    if copy:
+        old._data, old._vc = t._data.copy(), [t._vc[0]]
+    if _tracer is not None:
+        _tracer.alias(old, t)
+    return old
+
+
+def _adopt(t: "Tensor", new: "Tensor") -> None:
+    """``t`` becomes ``new``'s graph node (made after its inputs, so after ``t``'s old node);
+    its data stays."""
+    t._op, t._children = new._op, new._children
+    if new._op is not None:
+        t._seq = new._seq
+    t._attrs = getattr(new, "_attrs", None)
+    t._versions = getattr(new, "_versions", ())
+    t.requires_grad = new.requires_grad
+
+
+def _refresh_views(base: "Tensor") -> None:
+    """After ``base``'s node changed (a recorded in-place op): each live view of it takes
+    its node and requires_grad afresh from it, as PyTorch regenerates a view's grad_fn."""
+    for ref in base._vc.views:
+        v = ref()
+        if v is not None and type(v._view) is _View and v._view.base is base:
+            _adopt(v, _replay(base, v._view.steps))
+
+
+def _retrace_family(vc: _SharedVersion) -> None:
+    """After a write into memory that views and aliases share, while tracing: each live one
+    reads afresh from its base (in the order they were made, so a view of a view reads its
+    new base)."""
+    for ref in vc.views:
+        v = ref()
+        if v is None:
+            continue
+        how = v._view
+        base = how.of() if type(how) is _Alias else how.base
+        if base is not None:
+            _tracer.alias(v, _replay(base, how.steps))
+
+
+def _check_writable(t: "Tensor", op: str) -> None:
+    """Refuse an in-place op whose result would be ambiguous or lost: a view expanded from a
+    smaller tensor (several elements, one memory location), or read-only memory that a view
+    or alias shares (a copy would part them)."""
+    a = t._data
+    if a.flags.writeable or type(t._vc) is not _SharedVersion:
+        return
+    if any(s == 0 and n > 1 for s, n in zip(a.strides, a.shape)):
+        raise RuntimeError(
+            f"in-place {op} on a tensor of shape {a.shape} expanded from a smaller one: more "
+            f"than one of its elements refers to the same memory location (PyTorch refuses "
+            f"this too); clone() it before the in-place op"
+        )
+    if not _memory(t)[0]._data.flags.writeable:
+        raise RuntimeError(
+            f"in-place {op} on a tensor of shape {a.shape} whose memory is read-only (a "
+            f"read-only NumPy array given to tg.from_numpy) and shared with views or aliases; "
+            f"clone() it first, or make the array writeable"
+        )
+
+
+def _write(t: "Tensor", values: np.ndarray, op: str) -> None:
+    """Store ``values`` into ``t``'s memory (so its base and views see them), count the change
+    and, under detect_anomaly, check it."""
+    a = t._data
+    if a.flags.writeable:
+        np.copyto(a, values, casting="same_kind")
+    elif type(t._vc) is not _SharedVersion:  # read-only memory of its own: a private copy
+        t._data = np.array(np.broadcast_to(values, a.shape), dtype=a.dtype)
+    else:  # a view NumPy made read-only (expand): through its base's memory
+        _check_writable(t, op)
+        owner, steps = _memory(t)
+        owner._data.flat[_positions(owner._data.shape, steps).reshape(-1)] = \
+            np.broadcast_to(values, a.shape).reshape(-1)
+    _bump(t)
+    if _Anomaly.enabled:
+        _check_anomaly(t, f"in-place {op}")
+
+
 def _failed(prim: Any, inputs: tuple, attrs: dict, e: Exception) -> Exception:
     """The error to raise when a primitive's forward fails: the shape rule's message, which
     is what a user should read; or, if it accepts the operands, the op and the shapes."""
@@ -120,13 +370,13 @@ def _failed(prim: Any, inputs: tuple, attrs: dict, e: Exception) -> Exception:
 def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
     """Run one primitive on tensors and record it for backward when needed."""
     try:
-        out = prim.forward(*[t.data for t in inputs], **attrs)
+        out = prim.forward(*[t._data for t in inputs], **attrs)
     except Exception as e:
         raise _failed(prim, inputs, attrs, e) from e
     if type(out) is not _ndarray:
         out = np.asarray(out)
     t = _new(Tensor)
-    t.data = out
+    t._data = out
     t._grad = None
     t._vc = _UNCHANGED
     if prim.vjp is not None and _mode.enabled and out.dtype.kind == "f" and any(
@@ -149,7 +399,7 @@ def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
 
 
 def _fresh_grad(x: Any) -> GradArray:
-    """A gradient a plain arithmetic rule computed on arrays (see ops.base.arithmetic_only):
+    """A gradient a plain arithmetic rule computed on arrays (see ops.base.FACTS):
     new memory, which a leaf may adopt."""
     return GradArray(x if type(x) is _ndarray else np.asarray(x), False, True)
 
@@ -200,7 +450,7 @@ def _scaled(x: Any, alpha: Any) -> Any:
 
 
 def _init_leaf(t: "Tensor", array: np.ndarray, requires_grad: bool) -> None:
-    t.data = array
+    t._data = array
     t._grad = None
     t._vc = _UNCHANGED
     t._op = None
@@ -222,7 +472,7 @@ def _leaf(array: np.ndarray, requires_grad: bool = False) -> "Tensor":
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     """Python data -> ndarray with PyTorch's dtype inference; clear errors for bad input."""
     if isinstance(data, Tensor):
-        arr = data.data
+        arr = data._data
     elif isinstance(data, (np.ndarray, np.generic)):
         arr = np.asarray(data)  # NumPy arrays and scalars keep their dtype
     else:
@@ -271,7 +521,7 @@ def _operand(x: Any, like: "Tensor") -> "Tensor":
     if isinstance(x, Tensor):
         return x
     if isinstance(x, _SCALARS):
-        return _constant(x, dtypes.promote_with_scalar(like.data.dtype, x))
+        return _constant(x, dtypes.promote_with_scalar(like._data.dtype, x))
     if isinstance(x, (np.ndarray, list, tuple)):
         return _leaf(_as_array(x))
     raise TypeError(
@@ -282,17 +532,17 @@ def _operand(x: Any, like: "Tensor") -> "Tensor":
 
 def _binary(name: str, a: "Tensor", b: Any, reverse: bool = False) -> "Tensor":
     tb = type(b)
-    if tb is float and a.data.dtype.kind == "f":  # the common case, kept short
-        b = _constant(b, a.data.dtype)
+    if tb is float and a._data.dtype.kind == "f":  # the common case, kept short
+        b = _constant(b, a._data.dtype)
     elif tb is not Tensor:
         b = _operand(b, a)
     if reverse:
         a, b = b, a
-    da, db = a.data.dtype, b.data.dtype
+    da, db = a._data.dtype, b._data.dtype
     if da is not db and da != db:
         dt = _result_dtype(a, b)
         a, b = a.to(dt), b.to(dt)
-    if name in FLOAT_ONLY and a.data.dtype.kind != "f":
+    if name in FLOAT_ONLY and a._data.dtype.kind != "f":
         a, b = a.to(dtypes.default_float), b.to(dtypes.default_float)
     return apply(P[name], a, b)
 
@@ -300,20 +550,20 @@ def _binary(name: str, a: "Tensor", b: Any, reverse: bool = False) -> "Tensor":
 def _result_dtype(a: "Tensor", b: "Tensor") -> np.dtype:
     """PyTorch's promotion, including its rule that a 0-d tensor acts like a number: it
     cannot widen a dimensioned tensor of the same kind (float32[3] * float64[] is float32)."""
-    da, db = a.data.dtype, b.data.dtype
+    da, db = a._data.dtype, b._data.dtype
     if type(a) is WeakScalar or type(b) is WeakScalar:  # (only while tracing)
         if type(a) is WeakScalar and type(b) is WeakScalar:
             return dtypes.promote(da, db)
         return dtypes.promote_with_scalar(db if type(a) is WeakScalar else da, 0.0)
-    if (a.data.ndim == 0) != (b.data.ndim == 0):
-        dim_dt, zero_dt = (db, da) if a.data.ndim == 0 else (da, db)
+    if (a._data.ndim == 0) != (b._data.ndim == 0):
+        dim_dt, zero_dt = (db, da) if a._data.ndim == 0 else (da, db)
         if dtypes.kind_rank(zero_dt) <= dtypes.kind_rank(dim_dt):
             return dim_dt
     return dtypes.promote(da, db)
 
 
 def _unary(name: str, x: "Tensor") -> "Tensor":
-    if name in FLOAT_ONLY and x.data.dtype.kind != "f":
+    if name in FLOAT_ONLY and x._data.dtype.kind != "f":
         x = x.to(dtypes.default_float)
     return apply(P[name], x)
 
@@ -329,15 +579,15 @@ class Tensor:
     # _vc is a one-element list, the version counter, shared with aliases (detach) so an
     # in-place change through any of them is seen by the graph that saved the data; until
     # either happens it is the shared `_UNCHANGED` (one list less per op).
-    __slots__ = ("data", "_grad", "requires_grad", "_op", "_children", "_attrs", "_versions",
-                 "_vc", "_seq", "__weakref__")
+    __slots__ = ("_data", "_grad", "requires_grad", "_op", "_children", "_attrs", "_versions",
+                 "_vc", "_seq", "_view", "__weakref__")
     __array_priority__ = 1000  # NumPy defers to us: np.float64(2) * t is a Tensor
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None):
         arr = _as_array(data, dtype)
         _init_leaf(self, arr, requires_grad)
         if _tracer is not None:
-            if isinstance(data, Tensor) and arr is data.data:
+            if isinstance(data, Tensor) and arr is data._data:
                 _tracer.alias(self, data)
             else:
                 _tracer.born_tensor(self)
@@ -345,16 +595,35 @@ class Tensor:
     # ---------------------------------------------------------------- properties
 
     @property
+    def data(self) -> np.ndarray:
+        """The values, as the ndarray itself (shared, not copied). Inside a compiled
+        function, reading the values of a traced tensor raises `tg.TraceError` (they change
+        from call to call); ``x.shape`` and ``x.dtype`` are the static facts."""
+        if _tracer is not None:
+            _tracer.check_static(self, "x.data")
+        return self._data
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        if _tracer is not None:
+            _tracer.check_static(self, "assigning x.data")
+        arr = value._data if isinstance(value, Tensor) else value
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"x.data = ...: expects a tg.Tensor or an ndarray, got "
+                            f"{type(value).__name__}")
+        self._data = arr
+
+    @property
     def shape(self) -> tuple:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def T(self) -> "Tensor":
@@ -377,7 +646,7 @@ class Tensor:
         return self.ndim
 
     def numel(self) -> int:
-        return self.data.size
+        return self._data.size
 
     def __len__(self) -> int:
         if not self.shape:
@@ -395,37 +664,37 @@ class Tensor:
         """The data as an ndarray (shared, not copied), even when the tensor requires grad."""
         if _tracer is not None:
             _tracer.check_static(self, "x.numpy()")
-        return self.data
+        return self._data
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         if _tracer is not None:
             _tracer.check_static(self, "np.asarray(x)")
-        return self.data if dtype is None else self.data.astype(dtype)
+        return self._data if dtype is None else self._data.astype(dtype)
 
     def item(self) -> float | int | bool:
         if _tracer is not None:
             _tracer.check_static(self, "x.item()")
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(
                 f"item: only a one-element tensor converts to a Python number, "
                 f"this one has shape {self.shape}"
             )
-        return self.data.item()
+        return self._data.item()
 
     def tolist(self) -> Any:
         if _tracer is not None:
             _tracer.check_static(self, "x.tolist()")
-        return self.data.tolist()
+        return self._data.tolist()
 
     def __float__(self) -> float:
         if _tracer is not None:
             _tracer.check_static(self, "float(x)")
-        return float(self.data.item())
+        return float(self._data.item())
 
     def __int__(self) -> int:
         if _tracer is not None:
             _tracer.check_static(self, "int(x)")
-        return int(self.data.item())
+        return int(self._data.item())
 
     def __index__(self) -> int:
         if _tracer is not None:
@@ -437,17 +706,17 @@ class Tensor:
     def __bool__(self) -> bool:
         if _tracer is not None:
             _tracer.check_static(self, "bool(x) (an `if`, `while`, `and`/`or` on a tensor)")
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise RuntimeError(
-                f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
+                f"the truth value of a tensor with {self._data.size} elements is ambiguous; "
                 f"use .any() or .all() (or tg.where for elementwise choices)"
             )
-        return bool(self.data)
+        return bool(self._data)
 
     def to(self, dtype: Any) -> "Tensor":
         """Cast (differentiably between float dtypes): ``x.to(tg.float64)``."""
         dt = dtypes.to_dtype(dtype)
-        if dt == self.data.dtype:
+        if dt == self._data.dtype:
             return self
         return apply(P["cast"], self, dtype=dt)
 
@@ -472,9 +741,9 @@ class Tensor:
     # ---------------------------------------------------------------- autograd
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        if requires_grad and self.data.dtype.kind != "f":
+        if requires_grad and self._data.dtype.kind != "f":
             raise TypeError(
-                f"only float tensors can require gradients, this one is {self.data.dtype}; "
+                f"only float tensors can require gradients, this one is {self._data.dtype}; "
                 f"create it with dtype=tg.float32 (or call .float() first)"
             )
         if not requires_grad and self._op is not None:
@@ -487,10 +756,8 @@ class Tensor:
     def detach(self) -> "Tensor":
         """The same data, cut from the graph (shares memory and the version counter, as in
         PyTorch, so an in-place change through it is caught by a backward that needs it)."""
-        t = _leaf(self.data)
-        if self._vc is _UNCHANGED:  # a counter of its own first, to share with the alias
-            self._vc = [0]
-        t._vc = self._vc
+        t = _leaf(self._data)
+        _join(self, t, _Alias(*_memory(self)))
         if _tracer is not None:
             _tracer.alias(t, self)
         return t
@@ -526,7 +793,7 @@ class Tensor:
     def clone(self) -> "Tensor":
         if self.requires_grad:
             return self * 1
-        t = _leaf(self.data.copy())
+        t = _leaf(self._data.copy())
         if _tracer is not None:
             _tracer.alias(t, self)
         return t
@@ -550,13 +817,13 @@ class Tensor:
                 "inputs with requires_grad=True (and do not compute it under tg.no_grad())"
             )
         if gradient is None:
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError(
                     f"backward: the gradient can only be implied for a one-element tensor, this "
                     f"one has shape {self.shape}; reduce it (e.g. .sum()) or pass gradient= "
                     f"with that shape"
                 )
-            seed = _leaf(_one(self.data))
+            seed = _leaf(_one(self._data))
         else:
             seed = gradient if isinstance(gradient, Tensor) else Tensor(gradient, dtype=self.dtype)
             if seed.shape != self.shape:
@@ -571,7 +838,7 @@ class Tensor:
             _tracer.backward_called()
         elif not create_graph and not _Anomaly.enabled:
             # First-order, nothing to record: the rules run on bare arrays (see gradarray.py).
-            seed = GradArray(seed.data)
+            seed = GradArray(seed._data)
         saved = _mode.enabled  # (grad mode as enable_grad()/no_grad() would set it)
         _mode.enabled = create_graph
         try:
@@ -601,7 +868,7 @@ class Tensor:
                 per_input = op.per_input
                 # Equal shapes (then the output's, and the gradient's, are the same too):
                 # nothing is summed back, so an elementwise rule's own functions will do.
-                same = per_input is not None and a.data.shape == b.data.shape
+                same = per_input is not None and a._data.shape == b._data.shape
                 if same:
                     if op.passes_gradient:
                         if ra and rb:  # one array for both inputs: neither may write into it
@@ -609,14 +876,14 @@ class Tensor:
                         return (g if ra else None), (g if rb else None)
                     fa, fb = per_input
                     if op.arithmetic[1][mask]:  # plain arithmetic: on the arrays themselves
-                        gd, od, ad, bd = g.data, self.data, a.data, b.data
+                        gd, od, ad, bd = g._data, self._data, a._data, b._data
                         return (_fresh_grad(fa(gd, od, ad, bd)) if ra else None), \
                             (_fresh_grad(fb(gd, od, ad, bd)) if rb else None)
                 # Only the values the rule reads become GradArrays (see Primitive.reads).
                 ro, wa, wb = op.reads[1][mask]
-                out = GradArray(self.data, True) if ro else self
-                a = GradArray(a.data, ra) if wa else a
-                b = GradArray(b.data, rb) if wb else b
+                out = GradArray(self._data, True) if ro else self
+                a = GradArray(a._data, ra) if wa else a
+                b = GradArray(b._data, rb) if wb else b
                 if same:
                     return (fa(g, out, a, b) if ra else None), (fb(g, out, a, b) if rb else None)
                 return op.vjp(g, out, a, b) if attrs is _NO_ATTRS else \
@@ -628,33 +895,34 @@ class Tensor:
             if type(g) is GradArray:
                 op = self._op
                 if op.arithmetic[0][1]:  # plain arithmetic: on the arrays themselves
-                    gd = g.data
+                    gd = g._data
                     if op.in_place and g.owned and gd.size >= _IN_PLACE_MIN_SIZE \
                             and gd.flags.writeable:
                         # g is this node's alone (new memory no one else holds, see
                         # GradArray.owned): the result goes into it, as a hand-written
                         # backward would do (g *= out > 0), instead of into new memory.
-                        op.vjp(IntoArray(gd), self.data, a.data)
+                        op.vjp(IntoArray(gd), self._data, a._data)
                         return (g,)
-                    (dx,) = op.vjp(gd, self.data, a.data)
+                    (dx,) = op.vjp(gd, self._data, a._data)
                     return (_fresh_grad(dx),)
                 ro, wa = op.reads[0][1]
-                out = GradArray(self.data, True) if ro else self
-                a = GradArray(a.data, True) if wa else a
+                out = GradArray(self._data, True) if ro else self
+                a = GradArray(a._data, True) if wa else a
                 return op.vjp(g, out, a) if attrs is _NO_ATTRS else op.vjp(g, out, a, **attrs)
         else:
             for x, v in zip(children, versions):
                 if x._vc[0] != v:
                     self._changed_in_place(children, versions, attrs)
             if type(g) is GradArray:
-                return self._op.vjp(g, GradArray(self.data, True),
-                                    *[GradArray(x.data, x.requires_grad) for x in children],
+                return self._op.vjp(g, GradArray(self._data, True),
+                                    *[GradArray(x._data, x.requires_grad) for x in children],
                                     **attrs)
         if not _Anomaly.enabled:
             return self._op.vjp(g, self, *children, **attrs)
         ref, line = _Anomaly.created.get(id(self), (None, "an unknown line"))
-        saved = _Anomaly.backward_of
-        _Anomaly.backward_of = (self._op.name, line if ref is not None and ref() is self
+        here = _Anomaly.here
+        saved = here.backward_of
+        here.backward_of = (self._op.name, line if ref is not None and ref() is self
                                 else "an unknown line")
         try:
             grads = self._op.vjp(g, self, *children, **attrs)
@@ -662,16 +930,23 @@ class Tensor:
                 if x is not None:
                     _check_anomaly(x, self._op.name)
         finally:
-            _Anomaly.backward_of = saved
+            here.backward_of = saved
         return grads
 
     def _changed_in_place(self, children: tuple, versions: tuple, attrs: dict) -> None:
-        self._children, self._attrs = children, attrs  # (as it was: nothing was computed)
+        """Raise for an input changed in place since this node was recorded. Not for the
+        input of a view op that shares the input's counter (it is a view of it) when the
+        input's node is older than this one (only its values changed, under no_grad): the
+        gradient reads no values and goes to that node, as PyTorch's regenerated view sends
+        it. (An input rebased by a recorded in-place op has a newer node: refused, as the
+        graph recorded before no longer holds; its live views got fresh nodes anyway.)"""
         op, n = self._op, len(children)
         reads = op.reads[n - 1][sum(x.requires_grad << i for i, x in enumerate(children))] \
             if op.reads is not None and n <= 2 else (True,) * (n + 1)
         for i, (x, v) in enumerate(zip(children, versions)):
-            if x._vc[0] != v:
+            if x._vc[0] != v and not (op in _VIEW_OPS and x._vc is self._vc and (
+                    x._op is None or x._seq < self._seq)):
+                self._children, self._attrs = children, attrs  # (as it was: nothing computed)
                 why = ("its gradient needs the old value" if reads[i + 1] else
                        "the graph recorded before the change no longer holds (tracegrad "
                        "refuses every changed input, PyTorch only those a gradient reads)")
@@ -685,20 +960,20 @@ class Tensor:
         if type(g) is GradArray:
             # Adopt the memory the backward pass just computed, if nothing else holds it and
             # it is C-ordered (strided gradients make every optimizer update slow); else copy.
-            a = g.data
+            a = g._data
             flags = a.flags
-            if not (g.owned and a.dtype == self.data.dtype and flags.c_contiguous
+            if not (g.owned and a.dtype == self._data.dtype and flags.c_contiguous
                     and flags.writeable):
-                a = np.array(a, dtype=self.data.dtype, order="C", copy=True)
+                a = np.array(a, dtype=self._data.dtype, order="C", copy=True)
             g.owned = False
-            if a.shape != self.data.shape:  # a VJP rule returned the wrong shape: our bug
+            if a.shape != self._data.shape:  # a VJP rule returned the wrong shape: our bug
                 raise AssertionError(f"gradient of shape {a.shape} for a leaf of {self.shape}")
             self._grad = _leaf(a) if self._grad is None else self._grad + _leaf(a)
             return
         if g.shape != self.shape:  # a VJP rule returned the wrong shape: a bug of ours
             raise AssertionError(f"gradient of shape {g.shape} for a leaf of shape {self.shape}")
-        if g.data.dtype != self.data.dtype:
-            g = g.to(self.data.dtype)
+        if g._data.dtype != self._data.dtype:
+            g = g.to(self._data.dtype)
         if _tracer is not None:  # no copies: in the graph every value is immutable anyway
             # accumulating reads this tensor's .grad (an input fed from `.grad` on every
             # call, or a guard that it is None), not the .grad tensor object there now
@@ -709,14 +984,14 @@ class Tensor:
         if self._grad is None:
             # Own, writable memory: a VJP may hand the same array to several leaves, or a
             # read-only broadcast view.
-            self._grad = g if g.requires_grad else _leaf(np.array(g.data, order="C", copy=True))
+            self._grad = g if g.requires_grad else _leaf(np.array(g._data, order="C", copy=True))
         else:
             self._grad = self._grad + g
 
     def _grad_input(self) -> "Tensor":
         if self.requires_grad:
             return self
-        t = _leaf(self.data, requires_grad=True)
+        t = _leaf(self._data, requires_grad=True)
         if _tracer is not None:  # the same value: a compiled tg.grad reads each call's input
             _tracer.alias(t, self)
         return t
@@ -730,7 +1005,7 @@ class Tensor:
         for x in inputs:
             g = policy.results.get(id(x))
             if type(g) is GradArray:
-                g = _leaf(np.array(g.data, dtype=x.dtype, copy=True))
+                g = _leaf(np.array(g._data, dtype=x.dtype, copy=True))
             out.append(g if g is not None else _leaf(np.zeros(x.shape, dtype=x.dtype)))
         return out
 
@@ -800,15 +1075,30 @@ class Tensor:
         new = resolve_shape("reshape", self.shape, shape)
         if new == self.shape:
             return self
-        return apply(P["reshape"], self, shape=new)
+        return self._view_op("reshape", shape=new)
 
-    view = reshape
+    def view(self, *shape: Any) -> "Tensor":
+        """``reshape``, but always a view of this tensor's memory, as in PyTorch: refused when
+        the elements cannot be laid out in the new shape without a copy."""
+        out = self.reshape(*shape)
+        if out is not self and out._data.size and type(out._vc) is not _SharedVersion:
+            raise RuntimeError(
+                f"view: a tensor of shape {self.shape} with strides {self._data.strides} (not "
+                f"contiguous: a transpose or a slice with a step) cannot be viewed as shape "
+                f"{out.shape} without a copy; use .reshape(...), which copies"
+            )
+        return out
+
+    def _view_op(self, name: str, **attrs: Any) -> "Tensor":
+        """Movement primitive ``name`` on this tensor: a view of it where NumPy gives one."""
+        prim = P[name]
+        return _as_view(self, apply(prim, self, **attrs), prim, attrs)
 
     def permute(self, *dims: Any) -> "Tensor":
         dims = tuple(check_dim("permute", d, self.shape) for d in _shape_arg(dims))
         if dims == tuple(range(self.ndim)):
             return self
-        return apply(P["permute"], self, dims=dims)
+        return self._view_op("permute", dims=dims)
 
     def transpose(self, dim0: int, dim1: int) -> "Tensor":
         if self.ndim == 0:
@@ -828,7 +1118,7 @@ class Tensor:
         )
         if shape == self.shape:
             return self
-        return apply(P["expand"], self, shape=shape)
+        return self._view_op("expand", shape=shape)
 
     def expand_as(self, other: "Tensor") -> "Tensor":
         return self.expand(other.shape)
@@ -862,7 +1152,9 @@ class Tensor:
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
     def _getitem(self, index: tuple, *ix: "Tensor") -> "Tensor":
-        return apply(P["getitem"], self, *ix, index=index)
+        if ix or not is_basic_index(index):  # integer arrays or a mask: a copy, as in NumPy
+            return apply(P["getitem"], self, *ix, index=index)
+        return self._view_op("getitem", index=index)
 
     def _scatter_add(self, index: tuple, shape: tuple, *ix: "Tensor") -> "Tensor":
         return apply(P["scatter_add"], self, *ix, index=index, shape=shape)
@@ -876,8 +1168,9 @@ class Tensor:
     def _assign(self, new: "Tensor") -> "Tensor":
         """Overwrite this tensor's values with ``new``'s, keeping its identity.
 
-        The one place where tensor data is mutated: in-place ops, ``copy_`` and optimizers
-        all end here, so it is also where the compiler records a write-back.
+        The one place where tensor data is mutated outside graph recording: in-place ops,
+        ``copy_`` and optimizers all end here, so it is also where the compiler records a
+        write-back. The values go into this tensor's memory, so its base and views see them.
         """
         if new.shape != self.shape:
             if new.ndim > self.ndim or np.broadcast_shapes(new.shape, self.shape) != self.shape:
@@ -890,69 +1183,106 @@ class Tensor:
                 "in-place op: writing a value that requires grad into a tensor that does "
                 "not; use an out-of-place op"
             )
+        _check_writable(self, "op")
         if _tracer is not None:
-            _tracer.assign(self, new)
-        if not self.data.flags.writeable:
-            self.data = self.data.copy()
-        np.copyto(self.data, new.data, casting="same_kind")
-        _bump(self)
+            self._trace_write(new)
+        _write(self, new._data, "op")
         return self
+
+    def _trace_write(self, new: "Tensor") -> None:
+        """Tell the compiler's tracer that this tensor's value becomes ``new``'s: the value of
+        the tensor that owns its memory changes (through `_write_through`), and every view
+        and alias of that memory reads afresh from it."""
+        owner, steps = _memory(self)
+        if new.shape != self.shape or new.dtype != self.dtype:
+            new = apply(P["expand"], new.to(self.dtype), shape=self.shape)
+        _tracer.assign(owner, _write_through(owner, new, steps))
+        if type(self._vc) is _SharedVersion:
+            _retrace_family(self._vc)
 
     def _inplace(self, result_fn: Any, source: Any = None) -> "Tensor":
         """Make ``self`` hold ``result_fn(self)``, keeping its identity.
 
-        Under grad mode on a non-leaf, the old node moves to a fresh object and ``self``
-        becomes the new node (PyTorch's rebase); leaves that require grad refuse, as in
-        PyTorch, because their old value is what the gradient is for.
+        Under grad mode, the old node moves to a fresh object and ``self`` becomes the new
+        node (PyTorch's rebase); leaves that require grad refuse, as in PyTorch, because their
+        old value is what the gradient is for. A tensor that shares memory (a view, a base
+        with views, a detach alias) is written in place; see `_inplace_shared`.
         """
-        recording = _mode.enabled and (
-            self.requires_grad or getattr(source, "requires_grad", False))
-        if recording and self._op is None and self.requires_grad:
+        if not _records(self, source):
+            return self._assign(result_fn(self))
+        if self._op is None and self.requires_grad:
             raise RuntimeError(
                 "a leaf tensor that requires grad cannot be changed in place (its gradient "
                 "would refer to a value that no longer exists); do the update inside "
                 "`with tg.no_grad():`, as optimizers do, or use an out-of-place op"
             )
-        if not recording:
-            return self._assign(result_fn(self))
-        old = Tensor.__new__(Tensor)
-        for slot in ("data", "_grad", "requires_grad", "_op", "_children", "_vc"):
-            setattr(old, slot, getattr(self, slot))
-        if self._op is not None:  # (leaves never set these three)
-            old._attrs, old._versions, old._seq = self._attrs, self._versions, self._seq
-        if _tracer is not None:
-            _tracer.alias(old, self)
-        new = result_fn(old)
-        if new.dtype != old.dtype:  # an in-place op keeps the tensor's dtype, as in PyTorch
-            new = new.to(old.dtype)
+        if type(self._vc) is _SharedVersion:
+            return self._inplace_shared(result_fn)
+        old = _snapshot(self, copy=False)
+        new = self._checked_result(result_fn(old))
         if _tracer is not None:
             _tracer.alias(self, new)
+        self._data = new._data
+        _adopt(self, new)
+        self._vc = [old._vc[0] + 1]
+        return self
+
+    def _inplace_shared(self, result_fn: Any) -> "Tensor":
+        """The recorded in-place op on a tensor that shares memory, as PyTorch does it: the
+        new values go into the shared memory; the base's node becomes the old base with the
+        view's part replaced (`_write_through`, PyTorch's CopySlices); and every view of the
+        base, this one included, is re-derived from that node."""
+        view = getattr(self, "_view", None)
+        if type(view) is not _View:  # a base, or a detach alias: a root for autograd
+            view = None
+        base, steps = (self, ()) if view is None else (view.base, view.steps)
+        if view is not None and base.requires_grad:
+            if base._op is None:
+                raise RuntimeError(
+                    f"a view of a leaf tensor that requires grad is being used in an in-place "
+                    f"op (view of shape {self.shape}, leaf of shape {base.shape}); PyTorch "
+                    f"refuses this too. Do it under `with tg.no_grad():`, or change a "
+                    f".clone() of the leaf"
+                )
+            if not view.grad_mode:
+                raise RuntimeError(
+                    f"a view (shape {self.shape}) made under tg.no_grad() of a tensor that "
+                    f"requires grad is being changed in place with grad mode on; PyTorch "
+                    f"refuses this too, as ambiguous. Make the view under grad mode, or do "
+                    f"the in-place op under tg.no_grad() too"
+                )
+        _check_writable(self, "op")
+        old = _snapshot(base, copy=True)  # the old values: the recorded graph may read them
+        new = self._checked_result(result_fn(_replay(old, steps)))
+        new_base = _write_through(old, new, steps)
+        if _tracer is not None:
+            self._trace_write(new)
+        _write(self, new._data, "op")
+        _adopt(base, new_base)
+        _refresh_views(base)
+        return self
+
+    def _checked_result(self, new: "Tensor") -> "Tensor":
+        """An in-place op's result, in this tensor's dtype (as in PyTorch) and shape."""
+        if new.dtype != self.dtype:
+            new = new.to(self.dtype)
         if new.shape != self.shape:
             raise ShapeError(
                 f"in-place op: the result has shape {new.shape} but the tensor has shape "
                 f"{self.shape}; an in-place op cannot change the shape"
             )
-        self.data, self._op = new.data, new._op
-        self._children = new._children
-        if new._op is not None:  # now made after its new inputs (and after `old`)
-            self._seq = new._seq
-        self._attrs = getattr(new, "_attrs", None)
-        self._versions = getattr(new, "_versions", ())
-        self.requires_grad = new.requires_grad
-        self._vc = [old._vc[0] + 1]
-        return self
+        return new
 
     def _inplace_binary(self, name: str, other: Any, alpha: Any = 1) -> "Tensor":
         """``self = self <op> other * alpha`` in place. Outside graph recording, NumPy writes
         straight into this tensor's memory (no temporary, which matters for optimizer
         updates)."""
-        recording = _mode.enabled and (
-            self.requires_grad or getattr(other, "requires_grad", False))
+        recording = _records(self, other)
         if not recording and _tracer is None and type(other) is Tensor \
                 and type(alpha) in (int, float):
             # The common case (an optimizer's update), on the arrays: nothing to check,
             # nothing to convert. (A float32 array times a Python float stays float32.)
-            x, y = self.data, other.data
+            x, y = self._data, other._data
             if y.shape == x.shape and y.dtype == x.dtype and x.dtype.kind == "f" \
                     and x.flags.writeable:
                 if alpha == 1:
@@ -960,6 +1290,8 @@ class Tensor:
                 elif not _axpy(x, y, alpha if name == "add" else -alpha):
                     P[name].forward(x, y * alpha, out=x)
                 _bump(self)
+                if _Anomaly.enabled:
+                    _check_anomaly(self, f"in-place {name}")
                 return self
         other = _scaled(other, alpha)
         if recording:
@@ -967,24 +1299,29 @@ class Tensor:
         if _tracer is not None:
             return self._assign(_binary(name, self, other))
         o = _operand(other, self)
-        if o.data.dtype != self.data.dtype and dtypes.promote(self.data.dtype, o.data.dtype) \
-                != self.data.dtype:
+        if o._data.dtype != self._data.dtype and dtypes.promote(self._data.dtype, o._data.dtype) \
+                != self._data.dtype:
             raise TypeError(
-                f"in-place {name}: the result of {self.data.dtype} {name} {o.data.dtype} is "
-                f"{dtypes.promote(self.data.dtype, o.data.dtype)}, which cannot be stored in "
-                f"this {self.data.dtype} tensor; use an out-of-place op"
+                f"in-place {name}: the result of {self._data.dtype} {name} {o._data.dtype} is "
+                f"{dtypes.promote(self._data.dtype, o._data.dtype)}, which cannot be stored in "
+                f"this {self._data.dtype} tensor; use an out-of-place op"
             )
         prim = P[name]
-        prim.infer(self, o.to(self.data.dtype))  # shape check before touching the data
+        prim.infer(self, o.to(self._data.dtype))  # shape check before touching the data
         if np.broadcast_shapes(self.shape, o.shape) != self.shape:
             raise ShapeError(
                 f"in-place {name}: an operand of shape {o.shape} would change the shape "
                 f"{self.shape} of the tensor being updated"
             )
-        if not self.data.flags.writeable:
-            self.data = self.data.copy()
-        prim.forward(self.data, o.data.astype(self.data.dtype, copy=False), out=self.data)
-        _bump(self)
+        _check_writable(self, name)
+        x, y = self._data, o._data.astype(self._data.dtype, copy=False)
+        if x.flags.writeable:
+            prim.forward(x, y, out=x)
+            _bump(self)
+            if _Anomaly.enabled:
+                _check_anomaly(self, f"in-place {name}")
+        else:
+            _write(self, prim.forward(x, y), name)
         return self
 
     def add_(self, other: Any, alpha: Any = 1) -> "Tensor":
@@ -997,8 +1334,8 @@ class Tensor:
         return self._inplace_binary("mul", other)
 
     def div_(self, other: Any) -> "Tensor":
-        if self.data.dtype.kind != "f":
-            raise TypeError(f"in-place div on a {self.data.dtype} tensor; the result is float")
+        if self._data.dtype.kind != "f":
+            raise TypeError(f"in-place div on a {self._data.dtype} tensor; the result is float")
         return self._inplace_binary("div", other)
 
     def zero_(self) -> "Tensor":
@@ -1041,12 +1378,12 @@ class Tensor:
 
     def __format__(self, spec: str) -> str:
         """``f"{loss:.4f}"`` formats a 0-d tensor's number, as in PyTorch."""
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             return format(self.item(), spec)
         return object.__format__(self, spec)
 
     def __repr__(self) -> str:
-        data = self.data
+        data = self._data
         finite = (data[np.isfinite(data)].astype(np.float64) if data.dtype.kind == "f"
                   else data)
         integral = data.dtype.kind != "f" or bool(np.all(finite == np.round(finite)))
@@ -1072,10 +1409,10 @@ class Tensor:
             body = np.array2string(data, separator=", ", prefix="tensor(", threshold=200,
                                    edgeitems=3, formatter=formatter)
         extras = []
-        if self.data.dtype not in (dtypes.default_float, dtypes.default_int, dtypes.bool_) or (
-            self.data.size == 0
+        if self._data.dtype not in (dtypes.default_float, dtypes.default_int, dtypes.bool_) or (
+            self._data.size == 0
         ):
-            extras.append(f"dtype={self.data.dtype}")
+            extras.append(f"dtype={self._data.dtype}")
         if self._op is not None and self.requires_grad:
             extras.append(f"grad_fn={self.grad_fn}")
         elif self.requires_grad:
@@ -1112,12 +1449,12 @@ def _make_binary(method_name: str, prim: str, reverse: bool):
         # and a Python float with a float tensor. Everything else takes `_binary`.
         t = type(other)
         if t is Tensor:
-            dt = self.data.dtype
-            do = other.data.dtype
+            dt = self._data.dtype
+            do = other._data.dtype
             if not ((do is dt or do == dt) and (not float_only or dt.kind == "f")):
                 return _binary(prim, self, other, reverse)
-        elif t is float and self.data.dtype.kind == "f":
-            other = _constant(other, self.data.dtype)
+        elif t is float and self._data.dtype.kind == "f":
+            other = _constant(other, self._data.dtype)
         elif isinstance(other, accepted):
             return _binary(prim, self, other, reverse)
         else:
@@ -1128,13 +1465,13 @@ def _make_binary(method_name: str, prim: str, reverse: bool):
         # it: operands that require grad are float, and these primitives make floats of
         # floats.)
         try:
-            out = forward(a.data, b.data)
+            out = forward(a._data, b._data)
         except Exception as e:
             raise _failed(primitive, (a, b), _NO_ATTRS, e) from e
         if type(out) is not _ndarray:
             out = np.asarray(out)
         t = _new(Tensor)
-        t.data = out
+        t._data = out
         t._grad = None
         t._vc = _UNCHANGED
         if (a.requires_grad or b.requires_grad) and differentiable and _mode.enabled:
@@ -1200,7 +1537,7 @@ def _normalize_index(index: Any) -> tuple[tuple, tuple]:
     template, operands = [], []
     for i in index:
         if isinstance(i, Tensor):
-            if i.data.dtype.kind in "iu" and i.ndim > 0:
+            if i._data.dtype.kind in "iu" and i.ndim > 0:
                 template.append(SLOT)
                 operands.append(i)
                 continue
@@ -1233,7 +1570,7 @@ def _static_data(t: "Tensor", why: str) -> np.ndarray:
     refused for values that would differ from call to call."""
     if _tracer is not None:
         _tracer.check_static(t, why)
-    return t.data
+    return t._data
 
 
 # -------------------------------------------------------------------- functions on tensors

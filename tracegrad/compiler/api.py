@@ -141,7 +141,7 @@ class BackwardProgram:
 
     def run(self, saved: list, which: int, g: Tensor, targets: tuple) -> tuple:
         cots = [np.zeros(shape, dtype) for shape, dtype in self.cot_shapes]
-        cots[which] = np.asarray(g.data, dtype=self.cot_shapes[which][1])
+        cots[which] = np.asarray(g._data, dtype=self.cot_shapes[which][1])
         with self.lock:  # one run at a time: the program's buffers are reused
             outs = [np.array(o, copy=True) for o in self.program(*saved, *cots)]
         if isinstance(g, GradArray):
@@ -205,7 +205,7 @@ class CompiledFunction:
         fps: list = []
         if positional:
             inputs: Any = args
-            key = tuple([("T", a.data.shape, a.data.dtype, a.requires_grad) for a in args]
+            key = tuple([("T", a._data.shape, a._data.dtype, a.requires_grad) for a in args]
                         + [autograd._mode.enabled])
         else:
             values = self._values
@@ -311,7 +311,7 @@ class CompiledFunction:
                if type(g.get("lr")) is float] if values else []
         lrs = list({id(g): (g, k) for g, k in lrs}.values())
         epoch = tensor_mod._structure_epoch[0]
-        anomaly = bool(tensor_mod._Anomaly.enabled)
+        anomaly = bool(tensor_mod._Anomaly.enabled and tensor_mod._Anomaly.here.on)
         fn_guards = function_guards(self.fn)
         recorder = ReadRecorder()
         with recorder:

@@ -30,24 +30,24 @@ _files = iter(range(1 << 62))
 
 def _copy_data(t: Tensor, value: np.ndarray) -> None:
     """Write a new value into a tensor's own memory (the program computed it elsewhere)."""
-    if not t.data.flags.writeable:
-        t.data = t.data.copy()
-    np.copyto(t.data, value, casting="same_kind")
+    if not t._data.flags.writeable:
+        t._data = t._data.copy()
+    np.copyto(t._data, value, casting="same_kind")
 
 
 def _write_grad(t: Tensor, value: np.ndarray, owned: bool) -> None:
     """Set ``t.grad`` to a value the program did not compute into ``t.grad`` itself: into
     the old .grad's memory if nobody else holds it, else as a new tensor (as eager does)."""
     g = t._grad
-    d = g.data if g is not None else None
+    d = g._data if g is not None else None
     if d is not None and d.shape == value.shape and d.dtype == value.dtype \
             and d.flags.writeable and not np.may_share_memory(d, value) \
             and sys.getrefcount(g) <= 3 and sys.getrefcount(d) <= 3:  # slot, local, argument
         np.copyto(d, value)
         _bump(g)
     else:
-        t._grad = _leaf(value if owned and value.dtype == t.data.dtype
-                        else np.array(value, dtype=t.data.dtype, copy=True))
+        t._grad = _leaf(value if owned and value.dtype == t._data.dtype
+                        else np.array(value, dtype=t._data.dtype, copy=True))
 
 
 def _reason(what: str, fp: Any) -> str:
@@ -115,7 +115,7 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
     for j, kind in enumerate(variant.arg_types):
         if kind[0] == "T":
             _, shape, dtype, requires_grad = kind
-            body.append(f"a{j} = a[{j}].data")
+            body.append(f"a{j} = a[{j}]._data")
             guard(f"a{j}.shape != {tuple(shape)!r} or a{j}.dtype != {name('dt', dtype)} "
                   f"or a[{j}].requires_grad != {requires_grad}",
                   "new argument shapes, dtypes or requires_grad")
@@ -128,7 +128,8 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
             guard(f"type(a[{j}]) is not float", "an argument that was a float is not")
             body.append(f"a{j} = _f64(a[{j}])")
     guard(f"{name('mode', mode)}.enabled != {variant.grad_enabled}", "grad mode changed")
-    guard(f"bool({name('anomaly', _Anomaly)}.enabled) != {variant.anomaly}",
+    an = name("anomaly", _Anomaly)  # (on in this thread: see tensor._Anomaly)
+    guard(f"bool({an}.enabled and {an}.here.on) != {variant.anomaly}",
           "tg.detect_anomaly() was turned on or off")
 
     # (only for a function that uses modules or tensors it did not get as arguments: a
@@ -175,7 +176,7 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
         t, node = src
         tn, dt = name("t", t), name("dt", node.dtype)
         if kind == "data":
-            body.append(f"{x} = {tn}.data")
+            body.append(f"{x} = {tn}._data")
             held[id(t), "data"] = x
             guard(f"{x}.shape != {tuple(node.shape)!r} or {x}.dtype != {dt} "
                   f"or {tn}.requires_grad != {t.requires_grad}",
@@ -186,7 +187,7 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
             body.append(f"{g} = {tn}._grad")
             guard(f"{g} is None", "a .grad the function uses appeared, disappeared or changed "
                                   "shape")
-            body.append(f"{x} = {g}.data")
+            body.append(f"{x} = {g}._data")
             held[id(t), "grad"] = g
             guard(f"{x}.shape != {tuple(node.shape)!r} or {x}.dtype != {dt} "
                   f"or not {x}.flags.writeable",
@@ -212,7 +213,7 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
     k = variant.n_user_outputs  # then the data write-backs, the gradients, the saved values
     for t, _ in capture.data_writes:
         tn = target(t)
-        data = held.get((id(t), "data"), f"{tn}.data")
+        data = held.get((id(t), "data"), f"{tn}._data")
         body += [f"_bump({tn})",
                  f"if outs[{k}] is not {data}:",
                  f"    _copy_data({tn}, outs[{k}])"]
@@ -226,7 +227,7 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
         if g is None:  # a .grad the program did not receive as a buffer
             g = "g"
             body.append(f"g = {tn}._grad")
-        body += [f"if {g} is not None and outs[{k}] is {g}.data:",
+        body += [f"if {g} is not None and outs[{k}] is {g}._data:",
                  f"    _bump({g})"]
         if x is not None:
             body += [f"elif outs[{k}] is {x}:",

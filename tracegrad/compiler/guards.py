@@ -15,6 +15,7 @@ compared on every later call, and a difference recompiles, with the name in the 
 from __future__ import annotations
 
 import os
+import random
 import sys
 import sysconfig
 import types
@@ -261,6 +262,7 @@ class ReadRecorder:
         # (tg.compile pauses garbage collection meanwhile, see trace.paused_gc: its callbacks
         # and finalizers would run other code in the middle of the user's.)
         self._np_random = _rng_state(np.random.mtrand._rand)  # np.random.rand & co.
+        self._py_random = random.getstate()  # random.random & co.
         self._saved = sys.getprofile()
         sys.setprofile(self._hook)
         return self
@@ -269,6 +271,8 @@ class ReadRecorder:
         sys.setprofile(self._saved)
         if _rng_state(np.random.mtrand._rand) != self._np_random:
             self.random.append("np.random (the global NumPy generator)")
+        if random.getstate() != self._py_random:
+            self.random.append("Python's random module")
 
     def _user(self, code: Any) -> bool:
         user = self._codes.get(code)
@@ -311,11 +315,11 @@ def warn_side_effects(recorder: ReadRecorder, changed: list[tuple], fn_name: str
     random numbers raises (the program would reuse them), the rest warns."""
     from ..errors import TraceError
 
-    random = recorder.random + [what for what, fp in changed
-                                if type(fp) is tuple and fp[:1] == ("rng",)]
-    if random:
+    draws = recorder.random + [what for what, fp in changed
+                               if type(fp) is tuple and fp[:1] == ("rng",)]
+    if draws:
         raise TraceError(
-            f"tg.compile: {fn_name} draws NumPy random numbers ({random[0]})\n"
+            f"tg.compile: {fn_name} draws random numbers from {draws[0]}\n"
             f"They are drawn once, while tracing, and the compiled program would reuse them "
             f"on every call. Use tg.rand / tg.randn / tg.randint (drawn afresh by the "
             f"program each call), or draw them outside and pass them in as an argument."
@@ -493,7 +497,7 @@ def arg_key(flat: list[tuple[str, Any]], values: bool) -> tuple[tuple, list]:
     for i, (_path, leaf) in enumerate(flat):
         t = type(leaf)
         if isinstance(leaf, Tensor):
-            key.append(("T", leaf.data.shape, leaf.data.dtype, leaf.requires_grad))
+            key.append(("T", leaf._data.shape, leaf._data.dtype, leaf.requires_grad))
         elif values and t is float:
             key.append(("F",))
         elif values and t is np.ndarray:

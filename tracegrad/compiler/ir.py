@@ -190,7 +190,7 @@ class Graph:
             raise TypeError(f"the graph takes {len(self.inputs)} inputs, got {len(args)}")
         env: dict[int, np.ndarray] = {}
         for node, a in zip(self.inputs, args):
-            arr = np.asarray(a.data if hasattr(a, "data") and not isinstance(a, np.ndarray)
+            arr = np.asarray(a._data if hasattr(a, "_data") and not isinstance(a, np.ndarray)
                              else a)
             if arr.shape != node.shape:
                 raise ValueError(f"input %{node.id} expects shape {node.shape}, got {arr.shape}")

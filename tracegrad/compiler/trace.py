@@ -126,9 +126,9 @@ class Capture:
     extra output is written back into."""
 
     arg_paths: list = field(default_factory=list)  # (path in the flattened args, Node)
-    captured: list = field(default_factory=list)  # (Tensor, Node): read T.data
-    grad_inputs: list = field(default_factory=list)  # (Tensor, Node): read T.grad.data
-    data_writes: list = field(default_factory=list)  # (Tensor, Node): T.data[...] = value
+    captured: list = field(default_factory=list)  # (Tensor, Node): read T._data
+    grad_inputs: list = field(default_factory=list)  # (Tensor, Node): read T.grad._data
+    data_writes: list = field(default_factory=list)  # (Tensor, Node): T._data[...] = value
     grad_writes: list = field(default_factory=list)  # (Tensor, Node or None): T.grad = value
     out_tree: Any = None  # the returned structure, tensors replaced by output indices
     arg_index: dict = field(default_factory=dict)  # id(traced copy of an argument) -> k
@@ -173,7 +173,7 @@ class Tracer:
     # ---------------------------------------------------------------- nodes for tensors
 
     def _input(self, t: Tensor, name: str) -> Node:
-        node = Node("input", (), {}, t.data.shape, t.data.dtype, name=name)
+        node = Node("input", (), {}, t._data.shape, t._data.dtype, name=name)
         self.inputs.append(node)
         self.env[id(t)] = node
         self.dynamic.add(id(node))
@@ -202,12 +202,12 @@ class Tracer:
         if node is not None:
             return node
         if id(t) in self.born or id(t) in self.cached_constants:
-            node = Node("const", (), {}, t.data.shape, t.data.dtype,
-                        value=np.array(t.data, copy=True))
+            node = Node("const", (), {}, t._data.shape, t._data.dtype,
+                        value=np.array(t._data, copy=True))
             self.nodes.append(node)
             self.env[id(t)] = node
             return node
-        node = self._input(t, f"captured{list(t.data.shape)}")
+        node = self._input(t, f"captured{list(t._data.shape)}")
         self.capture.captured.append((t, node))
         return node
 
@@ -223,7 +223,7 @@ class Tracer:
         if get_ident() != self.thread:  # another thread's eager work: not this trace's
             return
         args = [self.node_of(x) for x in inputs]
-        node = Node(prim.name, args, attrs, out.data.shape, out.data.dtype)
+        node = Node(prim.name, args, attrs, out._data.shape, out._data.dtype)
         self.nodes.append(node)
         self.env[id(out)] = node
         self.keep.append(out)
@@ -233,12 +233,12 @@ class Tracer:
     def born_tensor(self, t: Tensor) -> None:
         if get_ident() != self.thread:  # another thread's eager work: not this trace's
             return
-        source = self.array_sources.get(id(t.data))
-        if source is not None and source[0] is t.data:  # made from an array argument
+        source = self.array_sources.get(id(t._data))
+        if source is not None and source[0] is t._data:  # made from an array argument
             node = self.array_inputs[id(source[1])]
-            if node.dtype != t.data.dtype:
-                node = self._derived("cast", [node], {"dtype": t.data.dtype}, node.shape,
-                                     t.data.dtype)
+            if node.dtype != t._data.dtype:
+                node = self._derived("cast", [node], {"dtype": t._data.dtype}, node.shape,
+                                     t._data.dtype)
             self.env[id(t)] = node
             self.keep.append(t)
             return
@@ -268,7 +268,7 @@ class Tracer:
         value = self.node_of(new)
         old = self.node_of(target)  # before the change: earlier readers keep the old value
         if id(target) not in self.data_snapshots:
-            self.data_snapshots[id(target)] = (target, np.array(target.data, copy=True))
+            self.data_snapshots[id(target)] = (target, np.array(target._data, copy=True))
         if value.dtype != old.dtype:
             value = self._derived("cast", [value], {"dtype": old.dtype}, value.shape, old.dtype)
         if value.shape != old.shape:
@@ -296,7 +296,7 @@ class Tracer:
                 self.capture.grad_none.append(t)
                 self.keep.append(t)
         elif id(g) not in self.env and id(g) not in self.born:
-            node = self._input(g, f"grad{list(g.data.shape)}")
+            node = self._input(g, f"grad{list(g._data.shape)}")
             self.capture.grad_inputs.append((t, node))
 
     def grad_written(self, t: Tensor) -> None:
@@ -350,8 +350,8 @@ class Tracer:
                 node = self.node_of(g)
                 self.capture.grad_writes.append((t, node))
                 if (self.grad_buffers and before is not None
-                        and before.data.shape == node.shape
-                        and before.data.dtype == node.dtype):
+                        and before._data.shape == node.shape
+                        and before._data.dtype == node.dtype):
                     # The .grad array that exists now can receive the new gradient directly
                     # (an extra input the program writes into, see plan_memory).
                     buf = Node("input", (), {}, node.shape, node.dtype, name="grad-out")
@@ -377,7 +377,7 @@ class Tracer:
 
         outs: list[tuple[int, Tensor]] = []
         _map_tree(result, lambda t: outs.append((len(outs), t)) or len(outs) - 1)
-        diff = [(k, t) for k, t in outs if t.requires_grad and t.data.dtype.kind == "f"]
+        diff = [(k, t) for k, t in outs if t.requires_grad and t._data.dtype.kind == "f"]
         if not diff:
             return []
         targets: list[tuple[str, Any]] = []
@@ -392,7 +392,7 @@ class Tracer:
                 tensors.append(t)
         total = None
         for k, t in diff:
-            cot = _leaf(np.ones(t.data.shape, dtype=t.data.dtype))
+            cot = _leaf(np.ones(t._data.shape, dtype=t._data.dtype))
             node = self._input(cot, f"cotangent{k}")
             self.born.discard(id(cot))
             self.capture.cotangents.append((k, node))
@@ -400,12 +400,12 @@ class Tracer:
             total = term if total is None else total + term
         policy = autograd.GradsInTable(retain_graph=True, targets=tensors)
         with autograd.no_grad():
-            autograd.backpropagate(total, _leaf(np.ones((), dtype=total.data.dtype)), policy)
+            autograd.backpropagate(total, _leaf(np.ones((), dtype=total._data.dtype)), policy)
         grads = []
         for t in tensors:
             g = policy.results.get(id(t))
             if g is None:
-                g = _leaf(np.zeros(t.data.shape, dtype=t.data.dtype))
+                g = _leaf(np.zeros(t._data.shape, dtype=t._data.dtype))
             grads.append(g)
         self.capture.grad_targets = targets
         return grads
@@ -417,7 +417,7 @@ class Tracer:
         """Undo every change the traced call made to tensors that existed before it."""
         for t, saved in self.data_snapshots.values():
             if not self._is_born(t):
-                np.copyto(t.data, saved, casting="unsafe")
+                np.copyto(t._data, saved, casting="unsafe")
         for t, g in self.grad_snapshots.values():
             t._grad = g
 
@@ -592,7 +592,7 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
 def _fresh_argument(t: Tensor) -> Tensor:
     from ..tensor import _leaf
 
-    new = _leaf(np.array(t.data, copy=True))
+    new = _leaf(np.array(t._data, copy=True))
     if t.requires_grad:
         new.requires_grad = True
     return new

@@ -4,10 +4,15 @@
 """
 
 from . import functional, init, scalar, utils
+from .containers import ModuleDict, ParameterDict, ParameterList
 from .conv import Conv1d  # noqa: F401
 from .layers import *  # noqa: F401,F403
 from .layers import __all__ as _layers
 from .module import Module, ModuleList, Parameter, Sequential
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
+from .transformer import MultiheadAttention, TransformerEncoder, TransformerEncoderLayer
 
-__all__ = ["Module", "ModuleList", "Parameter", "Sequential", "functional", "init", "scalar",
-           "utils", *_layers]
+__all__ = ["Module", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Parameter",
+           "Sequential", "functional", "init", "scalar", "utils", "RNN", "LSTM", "GRU",
+           "RNNCell", "LSTMCell", "GRUCell", "RNNBase", "MultiheadAttention",
+           "TransformerEncoderLayer", "TransformerEncoder", *_layers]

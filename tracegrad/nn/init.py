@@ -16,7 +16,7 @@ from ..tensor import Tensor, _bump
 
 
 def _fill(t: Tensor, values: np.ndarray) -> Tensor:
-    t.data[...] = values.astype(t.data.dtype, copy=False)
+    t._data[...] = values.astype(t._data.dtype, copy=False)
     _bump(t)
     return t
 

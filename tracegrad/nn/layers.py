@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -105,14 +106,17 @@ class LayerNorm(Module):
                 + f", bias={self.bias is not None}")
 
 
-class BatchNorm1d(Module):
-    """Batch normalization over (N, C) or (N, C, L) inputs, with running statistics.
+class _BatchNorm(Module):
+    """Batch normalization with running statistics, PyTorch's: training normalizes by the
+    batch's (biased) variance and updates the running mean and (unbiased) variance by
+    ``momentum`` (``None``: a cumulative average); eval normalizes by the running
+    statistics. State-dict names: weight, bias, running_mean, running_var,
+    num_batches_tracked."""
 
-    Training normalizes by the batch's (biased) variance and updates the running mean and
-    (unbiased) variance by ``momentum``; eval normalizes by the running statistics.
-    """
+    _ranks: tuple[int, ...] = ()
+    _shape_text = ""
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
@@ -124,23 +128,32 @@ class BatchNorm1d(Module):
             self.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
             self.register_buffer("num_batches_tracked", Tensor(np.array(0, dtype=np.int64)))
         else:
-            self.running_mean = self.running_var = self.num_batches_tracked = None
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                self.register_buffer(name, None)
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            with no_grad():
+                self.running_mean.zero_()
+                self.running_var.fill_(1.0)
+                self.num_batches_tracked.zero_()
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim not in (2, 3) or x.shape[1] != self.num_features:
+        if x.ndim not in self._ranks or x.shape[1] != self.num_features:
+            c = self.num_features
             raise ShapeError(
-                f"BatchNorm1d({self.num_features}): expects input (N, {self.num_features}) or "
-                f"(N, {self.num_features}, L), got {x.shape}"
+                f"{type(self).__name__}({c}): expects input "
+                f"{self._shape_text.format(c=c)}, got {x.shape}"
             )
-        dims = (0,) if x.ndim == 2 else (0, 2)
-        shape = (1, self.num_features) + ((1,) if x.ndim == 3 else ())
+        dims = (0,) + tuple(range(2, x.ndim))
+        shape = (1, self.num_features) + (1,) * (x.ndim - 2)
         use_batch = self.training or not self.track_running_stats
         if use_batch:
             n = x.numel() // self.num_features
-            if n <= 1:
+            if self.training and n <= 1:
                 raise ValueError(
-                    f"BatchNorm1d: expected more than 1 value per channel when training, "
-                    f"got input of shape {x.shape}"
+                    f"{type(self).__name__}: expected more than 1 value per channel when "
+                    f"training, got input of shape {x.shape}"
                 )
             mean = F.mean(x, dims, keepdim=True)
             var = F.var(x, dims, keepdim=True, correction=0)
@@ -169,20 +182,97 @@ class BatchNorm1d(Module):
                 f"track_running_stats={self.track_running_stats}")
 
 
+class BatchNorm1d(_BatchNorm):
+    """Batch normalization over (N, C) or (N, C, L) inputs, per channel C."""
+
+    _ranks, _shape_text = (2, 3), "(N, {c}) or (N, {c}, L)"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalization over (N, C, H, W) inputs, per channel C."""
+
+    _ranks, _shape_text = (4,), "(N, {c}, H, W)"
+
+
+class GroupNorm(Module):
+    """Normalize each group of ``num_channels / num_groups`` channels (with the spatial
+    dimensions) of an (N, C, ...) input, then scale and shift per channel."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
+                 affine: bool = True):
+        super().__init__()
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels={num_channels} must be divisible by "
+                             f"num_groups={num_groups}")
+        self.num_groups, self.num_channels, self.eps, self.affine = (num_groups, num_channels,
+                                                                     eps, affine)
+        self.weight = Parameter(np.ones(num_channels, dtype=np.float32)) if affine else None
+        self.bias = Parameter(np.zeros(num_channels, dtype=np.float32)) if affine else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise ShapeError(f"GroupNorm({self.num_groups}, {self.num_channels}): expects "
+                             f"input (N, {self.num_channels}, ...), got {x.shape}")
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"bias={self.affine}")
+
+
+class AdaptiveAvgPool2d(Module):
+    """Average (N, C, H, W) down to ``output_size`` (int or pair; None keeps a side)."""
+
+    def __init__(self, output_size: Any):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class Unflatten(Module):
+    """Split dimension ``dim`` into ``unflattened_size``: the inverse of Flatten."""
+
+    def __init__(self, dim: int, unflattened_size: Any):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.unflatten(x, self.dim, self.unflattened_size)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+class CosineSimilarity(Module):
+    """``F.cosine_similarity(x1, x2, dim, eps)`` as a layer."""
+
+    def __init__(self, dim: int = 1, eps: float = 1e-8):
+        super().__init__()
+        self.dim, self.eps = dim, eps
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return F.cosine_similarity(x1, x2, self.dim, self.eps)
+
+
 class Dropout(Module):
     """Zero elements with probability ``p`` in training (scaling the rest); identity in eval."""
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
         if not 0 <= p <= 1:
             raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
-        self.p = p
+        self.p, self.inplace = p, inplace  # inplace is accepted; the result is the same
 
     def forward(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.p, self.training)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}, inplace=False"
+        return f"p={self.p}, inplace={self.inplace}"
 
 
 class MaxPool2d(Module):
@@ -229,6 +319,11 @@ class Flatten(Module):
 
 
 class Identity(Module):
+    """Returns its input; any constructor arguments are ignored, as in PyTorch."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__()
+
     def forward(self, x: Any) -> Any:
         return x
 
@@ -253,26 +348,52 @@ def _stateless(name: str, fn: Any, params: dict[str, Any], doc: str) -> type:
             setattr(self, key, value)
 
     def forward(self: Module, x: Tensor, *rest: Any) -> Tensor:
-        return fn(x, *rest, **{k: getattr(self, k) for k in params})
+        return fn(x, *rest, **{k: getattr(self, k) for k in params if k not in _IGNORED})
 
     def extra_repr(self: Module) -> str:
         if quiet:
             return ""
-        return ", ".join(f"{k}={getattr(self, k)!r}" for k in params)
+        return ", ".join(f"{k}={getattr(self, k)!r}" for k in params
+                         if k not in _IGNORED or getattr(self, k))
 
     return type(name, (Module,), {"__init__": __init__, "forward": forward,
                                   "extra_repr": extra_repr, "__doc__": doc})
 
 
+def _implicit_dim(fn: Any, name: str) -> Any:
+    """``fn(x, dim)`` with PyTorch's legacy choice when ``dim`` is None (0 for 0-, 1- and
+    3-d inputs, else 1), and PyTorch's warning."""
+
+    def along(x: Tensor, dim: int | None = None) -> Tensor:
+        if dim is None:
+            dim = 0 if x.ndim in (0, 1, 3) else 1
+            warnings.warn(f"{name}() without dim picks dim={dim} for a {x.ndim}-d input, as "
+                          f"PyTorch does; pass dim= explicitly ({name}(dim=-1) is usual)",
+                          UserWarning, stacklevel=3)
+        return fn(x, dim)
+
+    return along
+
+
+# Accepted for PyTorch's signatures, not passed on: an in-place activation gives the same
+# values as an out-of-place one, and tracegrad computes out of place.
+_IGNORED = {"inplace"}
+
 # name, function, keyword parameters with defaults
 _STATELESS = [
-    ("ReLU", F.relu, {}, "max(x, 0)"),
+    ("ReLU", F.relu, {"inplace": False}, "max(x, 0)"),
     ("Tanh", F.tanh, {}, "tanh(x)"),
     ("Sigmoid", F.sigmoid, {}, "1 / (1 + exp(-x))"),
-    ("SiLU", F.silu, {}, "x * sigmoid(x)"),
+    ("SiLU", F.silu, {"inplace": False}, "x * sigmoid(x)"),
+    ("LeakyReLU", F.leaky_relu, {"negative_slope": 0.01, "inplace": False},
+     "x where x > 0, else negative_slope * x"),
+    ("ELU", F.elu, {"alpha": 1.0, "inplace": False}, "x where x > 0, else alpha (exp(x) - 1)"),
+    ("Softplus", F.softplus, {"beta": 1.0, "threshold": 20.0},
+     "log(1 + exp(beta x)) / beta, linear above threshold"),
     ("GELU", F.gelu, {"approximate": "none"}, "x * Phi(x); approximate='tanh' for the tanh form"),
-    ("Softmax", F.softmax, {"dim": -1}, "softmax along dim"),
-    ("LogSoftmax", F.log_softmax, {"dim": -1}, "log_softmax along dim"),
+    ("Softmax", _implicit_dim(F.softmax, "Softmax"), {"dim": None}, "softmax along dim"),
+    ("LogSoftmax", _implicit_dim(F.log_softmax, "LogSoftmax"), {"dim": None},
+     "log_softmax along dim"),
     ("CrossEntropyLoss", F.cross_entropy,
      {"weight": None, "ignore_index": -100, "reduction": "mean", "label_smoothing": 0.0},
      "cross-entropy of logits against class indices or probabilities"),
@@ -284,10 +405,17 @@ _STATELESS = [
      {"weight": None, "reduction": "mean", "pos_weight": None}, "binary cross-entropy of logits"),
     ("BCELoss", F.binary_cross_entropy, {"weight": None, "reduction": "mean"},
      "binary cross-entropy of probabilities"),
+    ("SmoothL1Loss", F.smooth_l1_loss, {"reduction": "mean", "beta": 1.0},
+     "squared error below beta, absolute error above"),
+    ("HuberLoss", F.huber_loss, {"reduction": "mean", "delta": 1.0},
+     "squared error below delta, delta-scaled absolute error above"),
+    ("KLDivLoss", F.kl_div, {"reduction": "mean", "log_target": False},
+     "KL divergence of a target distribution from log-probabilities"),
 ]
 
 for _name, _fn, _params, _doc in _STATELESS:
     globals()[_name] = _stateless(_name, _fn, _params, _doc)
 
-__all__ = ["Linear", "Conv2d", "Embedding", "LayerNorm", "BatchNorm1d", "Dropout", "MaxPool2d",
-           "AvgPool2d", "Flatten", "Identity"] + [n for n, *_ in _STATELESS]
+__all__ = ["Linear", "Conv2d", "Embedding", "LayerNorm", "BatchNorm1d", "BatchNorm2d",
+           "GroupNorm", "Dropout", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten",
+           "Unflatten", "Identity", "CosineSimilarity"] + [n for n, *_ in _STATELESS]

@@ -125,11 +125,22 @@ class Module:
         self._registries()[0][name] = param
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
-        """A tensor that is state but not learned (e.g. BatchNorm's running mean)."""
+        """A tensor that is state but not learned (e.g. BatchNorm's running mean);
+        ``persistent=False`` keeps it out of ``state_dict()``."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"register_buffer: the name must be a non-empty string without "
+                           f"'.', got {name!r}")
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"register_buffer: {name!r} must be a tg.Tensor or None")
-        self._registries()[1][name] = tensor
-        if not persistent:
+        params, buffers, modules = self._registries()
+        if name in params or name in modules or (name in self.__dict__
+                                                 and name not in buffers):
+            raise KeyError(f"register_buffer: {type(self).__name__} already has an attribute "
+                           f"{name!r} that is not a buffer; pick another name or delete it")
+        buffers[name] = tensor
+        if persistent:
+            self._non_persistent.discard(name)  # re-registering can make it persistent
+        else:
             self._non_persistent.add(name)
 
     def add_module(self, name: str, module: Module | None) -> None:
@@ -224,7 +235,7 @@ class Module:
             if set_to_none:
                 p.grad = None
             elif p.grad is not None:
-                p.grad = Tensor(np.zeros_like(p.grad.data))
+                p.grad = Tensor(np.zeros_like(p.grad._data))
 
     def requires_grad_(self, requires_grad: bool = True) -> "Module":
         for p in self.parameters():
@@ -241,10 +252,10 @@ class Module:
         """Cast every float parameter and buffer to ``dtype`` (in place, keeping identity)."""
         dt = to_dtype(dtype)
         for t in list(self.parameters()) + list(self.buffers()):
-            if t.data.dtype.kind == "f":
-                t.data = t.data.astype(dt)
+            if t._data.dtype.kind == "f":
+                t._data = t._data.astype(dt)
                 if t.grad is not None:
-                    t.grad = Tensor(t.grad.data.astype(dt))
+                    t.grad = Tensor(t.grad._data.astype(dt))
         return self
 
     def double(self) -> "Module":
@@ -252,6 +263,9 @@ class Module:
 
     def float(self) -> "Module":
         return self.to(np.float32)
+
+    def half(self) -> "Module":
+        return self.to(np.float16)
 
     # ---------------------------------------------------------------- state
 
@@ -307,7 +321,7 @@ class Module:
         arrays = {}
         for k, target in own.items():
             if k in state_dict:
-                arr = _checked_value(k, state_dict[k], target.data, problems)
+                arr = _checked_value(k, state_dict[k], target._data, problems)
                 if arr is not None:
                     arrays[k] = arr
         if problems:
@@ -316,7 +330,7 @@ class Module:
         with no_grad():
             for k, arr in arrays.items():
                 target = own[k]
-                target.data = arr
+                target._data = arr
                 _bump(target)
         return IncompatibleKeys(missing, unexpected)
 
@@ -456,7 +470,7 @@ def _checked_value(key: str, value: Any, target: np.ndarray, problems: list) -> 
     """``value`` as a new array of ``target``'s dtype, or None after appending why it cannot
     be loaded into ``target`` to ``problems``."""
     if isinstance(value, Tensor):
-        arr = value.data
+        arr = value._data
     else:
         try:
             arr = np.asarray(value)

@@ -1,4 +1,4 @@
-"""Training utilities: gradient clipping."""
+"""Training utilities: gradient clipping (by total norm, or by value)."""
 
 from __future__ import annotations
 
@@ -34,3 +34,20 @@ def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float,
         for g in grads:
             g._assign(g * coef)
     return total
+
+
+def clip_grad_value_(parameters: Iterable[Tensor] | Tensor, clip_value: float,
+                     foreach: bool | None = None) -> None:
+    """Clamp every gradient to ``[-clip_value, clip_value]`` in place, as
+    ``torch.nn.utils.clip_grad_value_``. Tensor ops, so it works in a compiled step.
+
+    >>> nn.utils.clip_grad_value_(model.parameters(), clip_value=1.0)
+    """
+    clip_value = float(clip_value)
+    if not clip_value >= 0:
+        raise ValueError(f"clip_grad_value_: clip_value must be >= 0, got {clip_value}")
+    params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    with no_grad():
+        for p in params:
+            if p.grad is not None:
+                p.grad._assign(p.grad.clamp(-clip_value, clip_value))

@@ -8,19 +8,16 @@ A primitive holds
   `ShapeError`/`TypeError` with the message a user should see;
 - ``vjp(g, out, *inputs, **attrs) -> tuple``: the gradient for each input (``None`` where an
   input needs none), written with tensor methods so that it is itself differentiable and
-  traceable. ``vjp is None`` marks an op with no gradient (comparisons, argmax).
+  traceable. ``vjp is None`` marks an op with no gradient (comparisons, argmax);
+- its declared facts: what the VJP reads (`reads`), and the words of `FACTS`. Every engine
+  path, pass and backend reads these; nothing looks at a rule's code to guess them.
+  ``tests/test_op_facts.py`` traces every rule and checks each declaration against it.
 
 ``ops/`` never imports `tensor.py`: a rule only calls methods of the tensors it is handed.
-
-Which of ``out`` and the inputs a rule reads is found once, from its code (`reads`): the
-first-order backward wraps only those in `GradArray` and hands the others over as they are,
-for their ``requires_grad`` and shape.
 """
 
 from __future__ import annotations
 
-import dis
-import inspect
 from typing import Any, Callable
 
 import numpy as np
@@ -29,10 +26,48 @@ from ..errors import ShapeError
 
 PRIMITIVES: dict[str, "Primitive"] = {}
 
+# The facts a primitive may declare, one word each (``facts="fusible ufunc float"``).
+FACTS = {
+    # for the compiler
+    "fusible": "a fused kernel may hold it (elementwise math of same-shape operands)",
+    "ufunc": "its forward is a NumPy ufunc, which a backend may call with out=",
+    "writes_into": "the NumPy backend can compute it into a preallocated buffer",
+    "overwrites": "the compiled program may write it over an operand that dies there",
+    "random": "impure: new numbers on every run; never merged (cse) nor folded",
+    # for the tensor layer
+    "float": "ints and bools are cast to the default float first (exp of an int is float32)",
+    "method": "a Tensor (and GradArray) method of the same name: x.exp()",
+    # for the first-order backward (see Tensor._vjp)
+    "arithmetic": "a unary VJP that is one expression of its arguments, numbers and the "
+                  "operators + - * / ** and comparisons, computing new memory: it runs on "
+                  "bare ndarrays",
+    "into_g": "a unary arithmetic VJP (g * e,), (g / e,) or (-g,) with g read nowhere else: "
+              "its last operation may write into g's memory (gradarray.IntoArray)",
+    "passes_gradient": "the VJP hands g, unchanged, to every input of the output's shape "
+                       "(add): the backward engine may skip calling it",
+}
+
 
 class Primitive:
-    __slots__ = ("name", "kind", "forward", "infer", "vjp", "passes_gradient", "reads",
-                 "per_input", "arithmetic", "in_place")
+    """One op and its declared facts (see `register` for how they are declared).
+
+    What the backward engine reads, derived once from the declarations:
+
+    - ``reads[n - 1][m]``: called with n inputs (1 or 2), of which those in bit mask m (bit
+      i: input i) require grad, whether the VJP reads the value of each of (out, *inputs);
+      the first-order backward wraps only those in `GradArray` and hands the others over
+      as they are, for their ``requires_grad`` and shape;
+    - ``per_input``: a binary elementwise rule's gradient functions, one per input,
+      ``(g, out, a, b) ->`` gradient before summing back to the input's shape; else None;
+    - ``arithmetic[n - 1][m]``: whether the gradients for input mask m are plain arithmetic
+      (FACTS["arithmetic"]); for a binary rule, those of its per-input functions;
+    - ``in_place`` (FACTS["into_g"]) and ``passes_gradient``.
+    """
+
+    __slots__ = ("name", "kind", "forward", "infer", "vjp", "inputs", "grad_reads",
+                 "passes_gradient", "reads", "per_input", "arithmetic", "in_place",
+                 "elementwise", "fusible", "ufunc", "writes_into", "overwrites", "random",
+                 "float_only", "method", "facts")
 
     def __init__(
         self,
@@ -43,169 +78,175 @@ class Primitive:
         vjp: Callable[..., tuple] | None,
     ):
         self.name, self.kind, self.forward, self.infer, self.vjp = name, kind, forward, infer, vjp
-        # True when the VJP hands the incoming gradient, unchanged, to every input that has
-        # the output's shape (add): the backward engine may then skip calling it.
-        self.passes_gradient = False
-        # What the first-order backward learns from the rule's code: see `rule_facts`.
-        self.reads, self.per_input, self.arithmetic = (
-            rule_facts(vjp) if vjp is not None else (None, None, None))
-        # A unary rule (g * e,), (g / e,) or (-g,): its result may go into g's memory.
-        self.in_place = vjp is not None and writes_into_g(vjp)
+        self.elementwise = kind == "elementwise"
+        self.inputs: tuple = ()
+        self.grad_reads: dict = {}
+        self.facts: frozenset = frozenset()
+        self.reads = self.per_input = self.arithmetic = None
+        self.in_place = self.passes_gradient = False
+        self.fusible = self.writes_into = self.overwrites = False
+        self.random = self.float_only = self.method = False
+        self.ufunc: np.ufunc | None = None
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
 
 
 def register(name: str, kind: str, forward: Callable, infer: Callable,
-             vjp: Callable | None) -> Primitive:
+             vjp: Callable | None, *, inputs: str = "x", reads: str | dict = "",
+             per_input: tuple | None = None, arithmetic: Any = False,
+             facts: str = "") -> Primitive:
+    """Define a primitive, with its declared facts.
+
+    - ``inputs``: the names of its operands, as its VJP names them (``"a b"``); a last name
+      starting with ``*`` stands for any number of them (``"x *ix"``);
+    - ``reads``: which of ``out`` and the inputs the VJP reads the values of (besides g,
+      which it always reads): ``"out x"``, or, when the gradient of each input reads
+      different values, a dict ``{input: what its gradient reads}`` (mul: ``{"a": "b",
+      "b": "a"}``). Reading only a shape, a dtype or ``requires_grad`` is not reading;
+    - ``per_input``: a binary elementwise rule's per-input gradient functions (see
+      `Primitive`); ``arithmetic`` then names the inputs whose function is plain arithmetic
+      (``"a b"``), and otherwise is the "arithmetic" fact of a unary rule;
+    - ``facts``: words of `FACTS`.
+
+    For example (docs/ops.md has the whole story)::
+
+        register("cube", "elementwise", lambda x: x ** 3, lambda x: (x.shape, x.dtype),
+                 lambda g, out, x: (g * 3 * x * x,), reads="x",
+                 facts="fusible writes_into overwrites arithmetic")
+    """
     if name in PRIMITIVES:
         raise RuntimeError(f"primitive {name!r} is defined twice")
+    words = frozenset(facts.split())
+    unknown = words - FACTS.keys()
+    if unknown:
+        raise ValueError(f"primitive {name!r}: unknown fact(s) {sorted(unknown)}; "
+                         f"the facts are {sorted(FACTS)}")
     prim = Primitive(name, kind, forward, infer, vjp)
+    prim.facts = words
+    prim.inputs = tuple(inputs.split())
+    if isinstance(arithmetic, str):  # per input, for a rule with per-input functions
+        arithmetic_of = set(arithmetic.split())
+    else:
+        arithmetic_of = set(_plain(prim.inputs)) if arithmetic or "arithmetic" in words else set()
+    prim.fusible, prim.writes_into = "fusible" in words, "writes_into" in words
+    prim.overwrites, prim.random = "overwrites" in words, "random" in words
+    prim.float_only, prim.method = "float" in words, "method" in words
+    prim.passes_gradient = "passes_gradient" in words
+    if "ufunc" in words:
+        if not isinstance(forward, np.ufunc):
+            raise ValueError(f"primitive {name!r} declares 'ufunc' but its forward "
+                             f"{forward!r} is not a NumPy ufunc")
+        prim.ufunc = forward
+    if vjp is not None:
+        prim.grad_reads = _grad_reads(name, prim.inputs, reads)
+        prim.per_input = per_input
+        prim.reads = (_reads_table(prim, 1), _reads_table(prim, 2))
+        prim.arithmetic = (_arithmetic_table(prim, 1, arithmetic_of),
+                           _arithmetic_table(prim, 2, arithmetic_of))
+        prim.in_place = "into_g" in words
+        if prim.in_place and not (len(prim.inputs) == 1 and arithmetic_of):
+            raise ValueError(f"primitive {name!r}: 'into_g' is for a unary arithmetic rule")
+        if arithmetic_of and not prim.elementwise:
+            raise ValueError(f"primitive {name!r}: only an elementwise rule (no attributes) "
+                             f"can be 'arithmetic'")
+    elif reads or per_input or arithmetic_of or words & {"into_g", "passes_gradient"}:
+        raise ValueError(f"primitive {name!r} has no VJP, so no facts about it")
     PRIMITIVES[name] = prim
+    for fact, names in _DERIVED:
+        if getattr(prim, fact):
+            names.add(name)
     return prim
 
 
-def _loaded_names(fn: Callable) -> set[str]:
-    """The local names a function's code loads (a name a nested function uses counts)."""
-    return {ins.argval for ins in dis.get_instructions(fn)
-            if ins.opname.startswith("LOAD_FAST") or ins.opname in ("LOAD_DEREF",
-                                                                      "LOAD_CLOSURE")}
+def _plain(names: tuple) -> tuple:
+    return tuple(n.lstrip("*") for n in names)
+
+
+def _grad_reads(name: str, inputs: tuple, reads: str | dict) -> dict:
+    """``{input: frozenset of the names its gradient reads}`` from a declaration."""
+    names = _plain(inputs)
+    known = {"out", *names}
+    per = reads if isinstance(reads, dict) else {n: reads for n in names}
+    table = {}
+    for n in names:
+        read = frozenset(per.get(n, "").split())
+        if read - known:
+            raise ValueError(f"primitive {name!r}: reads {sorted(read - known)}, which is "
+                             f"neither 'out' nor an input ({' '.join(names)})")
+        table[n] = read
+    unknown = set(per) - set(names)
+    if unknown:
+        raise ValueError(f"primitive {name!r}: reads of unknown inputs {sorted(unknown)}")
+    return table
+
+
+def positions(inputs: tuple, n: int) -> tuple:
+    """The names of the ``n`` operands of a call, for a primitive whose inputs are
+    ``inputs`` (a starred last name repeats as often as needed)."""
+    if inputs and inputs[-1].startswith("*"):
+        fixed, star = inputs[:-1], inputs[-1][1:]
+        return (fixed + (star,) * max(n - len(fixed), 0))[:n]
+    return inputs if len(inputs) == n else ("?",) * n
+
+
+def reads_for(prim: Primitive, n: int, mask: int) -> tuple:
+    """Whether the VJP, called with ``n`` operands of which those in ``mask`` require grad,
+    reads each of (out, *operands)."""
+    names = positions(prim.inputs, n)
+    if "?" in names:  # not a call its declaration describes: it may read anything
+        return (True,) * (n + 1)
+    read = set()
+    for i, name in enumerate(names):
+        if mask >> i & 1 or not mask:  # (no mask: what any gradient reads)
+            read |= prim.grad_reads.get(name, frozenset())
+    return ("out" in read,) + tuple(name in read for name in names)
+
+
+def _reads_table(prim: Primitive, n: int) -> tuple:
+    return tuple(reads_for(prim, n, mask) for mask in range(1 << n))
+
+
+def _arithmetic_table(prim: Primitive, n: int, arithmetic_of: set) -> tuple:
+    if n != len(prim.inputs) or prim.inputs[-1].startswith("*") or not arithmetic_of:
+        return (False,) * (1 << n)
+    return tuple(all(prim.inputs[i] in arithmetic_of for i in range(n) if mask >> i & 1)
+                 for mask in range(1 << n))
+
+
+# Sets of primitive names derived from the facts (a pass's FUSIBLE, ...), kept current: a
+# primitive registered later joins every set whose fact it declares.
+_DERIVED: list[tuple[str, set]] = []
+
+
+def having(fact: str, *also: str) -> set[str]:
+    """The names of the primitives with ``fact`` (an attribute of `Primitive`: "fusible",
+    "writes_into", "float_only", ...), and the non-primitive ops ``also`` (the compiler's
+    "kernel"), as a set that stays current.
+
+    >>> "exp" in having("fusible")
+    True
+    """
+    names = set(also)
+    names.update(n for n, p in PRIMITIVES.items() if getattr(p, fact))
+    _DERIVED.append((fact, names))
+    return names
+
+
+def unregister(name: str) -> None:
+    """Remove a primitive `register` added (and its name from every derived set): for tests
+    and examples that define one for a while."""
+    PRIMITIVES.pop(name)
+    for _, names in _DERIVED:
+        names.discard(name)
 
 
 def rule_facts(vjp: Callable) -> tuple:
-    """``(reads, per_input, arithmetic)`` of a VJP rule, found once from its code; anything
-    with a ``vjp`` that the backward engine calls (a primitive, a compiled function's
-    backward) carries them.
-
-    - ``reads[n - 1][m]``: with n inputs, of which those in bit mask m (bit i: input i)
-      require grad, whether the rule reads the value of each of (out, *inputs);
-    - ``per_input``: a binary elementwise rule's gradient functions, one per input,
-      ``(g, out, a, b) ->`` gradient before summing back to the input's shape; else None;
-    - ``arithmetic[n - 1][m]``: whether the gradients for input mask m are plain arithmetic
-      (`arithmetic_only`): for a binary rule, its per-input functions.
-    """
-    return ((_reads(vjp, 1), _reads(vjp, 2)), getattr(vjp, "per_input", None),
-            (_arithmetic(vjp, 1), _arithmetic(vjp, 2)))
-
-
-def _reads(vjp: Callable, n: int) -> tuple:
-    """For a rule ``vjp(g, out, *inputs)`` of ``n`` inputs, per mask of the inputs that
-    require grad (bit i: input i), whether it reads each of (out, *inputs). A rule built from
-    one function per input (``vjp.per_input``) reads, for a mask, what the functions of the
-    inputs in the mask read. A rule taking ``*args`` may read everything."""
-    everything = tuple((True,) * (n + 1) for _ in range(1 << n))
-    code = getattr(vjp, "__code__", None)
-    if code is None or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS) or \
-            code.co_argcount < n + 2:
-        return everything
-    params = code.co_varnames[1:n + 2]  # out, then the inputs
-    per_input = getattr(vjp, "per_input", None)
-    if per_input is None:
-        used = _loaded_names(vjp)
-        return tuple(tuple(p in used for p in params) for _ in range(1 << n))
-    rows = []
-    for mask in range(1 << n):
-        used = set()
-        for i, fn in enumerate(per_input):
-            if mask >> i & 1:  # the function's own parameters are (g, out, *inputs) too
-                names = fn.__code__.co_varnames[1:n + 2]
-                loaded = _loaded_names(fn)
-                used |= {params[j] for j, name in enumerate(names) if name in loaded}
-        rows.append(tuple(p in used for p in params))
-    return tuple(rows)
-
-
-# What a plain arithmetic rule may contain: its arguments, numbers and operators.
-_ARITHMETIC_OPS = {"RESUME", "NOP", "CACHE", "LOAD_FAST", "LOAD_FAST_CHECK",
-                   "LOAD_FAST_LOAD_FAST", "LOAD_CONST", "BINARY_OP", "UNARY_NEGATIVE",
-                   "COMPARE_OP", "BUILD_TUPLE", "RETURN_VALUE"}
-_COMPUTING = {"BINARY_OP", "UNARY_NEGATIVE", "COMPARE_OP"}
-# Python 3.10 has an opcode per binary operator (3.11 made them one, BINARY_OP)
-_BINARY_310 = {"BINARY_ADD": "+", "BINARY_SUBTRACT": "-", "BINARY_MULTIPLY": "*",
-               "BINARY_TRUE_DIVIDE": "/", "BINARY_POWER": "**"}
-_ARITHMETIC_OPS |= set(_BINARY_310)
-_COMPUTING |= set(_BINARY_310)
-_IN_PLACE_BINARY_OP = 13  # BINARY_OP's argument for +=, and above for the other in-place ones
-
-
-def arithmetic_only(fn: Callable, n: int) -> bool:
-    """Whether ``fn(g, out, *n inputs)`` is one expression of its arguments, numbers and the
-    operators + - * / ** and comparisons (none in place), computing something: then NumPy
-    arrays give the same result as GradArrays (same ufuncs; numbers adapt to the
-    arrays' dtype in both), in new memory, and the first-order backward runs it on the arrays
-    themselves."""
-    code = getattr(fn, "__code__", None)
-    if code is None or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS) or \
-            code.co_argcount != n + 2 or code.co_kwonlyargcount:
-        return False
-    computes = False
-    for ins in dis.get_instructions(fn):
-        if ins.opname not in _ARITHMETIC_OPS:
-            return False
-        if ins.opname == "BINARY_OP" and ins.arg >= _IN_PLACE_BINARY_OP:
-            return False
-        if ins.opname == "LOAD_CONST" and type(ins.argval) not in (int, float, bool):
-            return False
-        computes = computes or ins.opname in _COMPUTING
-    return computes
-
-
-_LOADS = ("LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_CONST")
-_COMBINE = {"BINARY_OP": -1, "COMPARE_OP": -1, "UNARY_NEGATIVE": 0}
-
-
-def writes_into_g(fn: Callable) -> bool:
-    """Whether a plain arithmetic unary rule ``fn(g, out, x)`` is ``(g * e,)``, ``(g / e,)``
-    or ``(-g,)`` with ``g`` read nowhere else (as relu's ``g * (out > 0)``): then, when no
-    one else holds g's memory, the first-order backward calls it with a g that does that
-    last operation in place (`gradarray.IntoArray`), and the gradient goes into g's memory,
-    as a hand-written backward would put it (``g *= out > 0``). Found from the code:
-    ``g`` is the first value pushed and stays below everything else on the stack until the
-    last operation combines it."""
-    if not arithmetic_only(fn, 1):
-        return False
-    steps: list[tuple[str, Any]] = []  # (opname, argval), two-name loads split in two
-    for ins in dis.get_instructions(fn):
-        if ins.opname == "LOAD_FAST_LOAD_FAST":  # (Python 3.13)
-            steps += [("LOAD_FAST", name) for name in ins.argval]
-        elif ins.opname in _BINARY_310:
-            steps.append(("BINARY_OP", _BINARY_310[ins.opname]))
-        elif ins.opname not in ("RESUME", "NOP", "CACHE"):
-            steps.append((ins.opname, ins.arg if ins.opname == "BUILD_TUPLE" else
-                          ins.argrepr if ins.opname == "BINARY_OP" else ins.argval))
-    g = fn.__code__.co_varnames[0]
-    if len(steps) < 4 or steps[-1][0] != "RETURN_VALUE" or steps[-2] != ("BUILD_TUPLE", 1):
-        return False
-    body, last = steps[:-3], steps[-3]
-    if not body or body[0] != ("LOAD_FAST", g) or \
-            any(op in _LOADS and value == g for op, value in body[1:]):
-        return False
-    if last[0] == "UNARY_NEGATIVE":
-        return len(body) == 1
-    if last not in (("BINARY_OP", "*"), ("BINARY_OP", "/")):
-        return False
-    depth = 1
-    for op, _ in body[1:]:
-        if op in _LOADS:
-            depth += 1
-        elif op in _COMBINE:
-            depth += _COMBINE[op]
-        else:
-            return False
-        if depth < 2:  # g was combined before the last operation
-            return False
-    return depth == 2
-
-
-def _arithmetic(vjp: Callable, n: int) -> tuple:
-    """`Primitive.arithmetic` for ``n`` inputs: per input mask (see `_reads`)."""
-    per_input = getattr(vjp, "per_input", None)
-    if per_input is None:
-        return tuple(arithmetic_only(vjp, n) for _ in range(1 << n))
-    if len(per_input) != n:
-        return (False,) * (1 << n)
-    return tuple(all(arithmetic_only(fn, n) for i, fn in enumerate(per_input) if mask >> i & 1)
-                 for mask in range(1 << n))
+    """``(reads, per_input, arithmetic)`` (see `Primitive`) for a VJP that declares nothing,
+    such as a compiled function's backward: it may read everything and is not plain
+    arithmetic."""
+    everything = tuple(tuple((True,) * (n + 1) for _ in range(1 << n)) for n in (1, 2))
+    return everything, None, ((False,) * 2, (False,) * 4)
 
 
 # ---------------------------------------------------------------- helpers shared by rules

@@ -8,6 +8,7 @@ once, so the rules in the tables stay one line each.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -25,13 +26,30 @@ def _relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0)
 
 
-try:  # SciPy's erf is fast and exact; NumPy has none.
-    from scipy.special import erf as _erf
-except ImportError:  # pragma: no cover - exercised only without SciPy
-    _erf_vec = np.vectorize(math.erf, otypes=[np.float64])
+def erf_ufunc() -> Any:
+    """SciPy's erf ufunc (fast and exact; NumPy has none), or None without SciPy. Imported
+    at the first erf, not with tracegrad: SciPy's ``special`` takes longer to import than
+    all of tracegrad."""
+    global _ERF
+    if _ERF is False:
+        try:
+            from scipy.special import erf
+        except ImportError:  # pragma: no cover - exercised only without SciPy
+            erf = None
+        _ERF = erf
+    return _ERF
 
-    def _erf(x: np.ndarray) -> np.ndarray:
+
+_ERF: Any = False  # not looked up yet
+_erf_vec = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    erf = erf_ufunc()
+    if erf is None:  # pragma: no cover - exercised only without SciPy
         return _erf_vec(x).astype(x.dtype, copy=False)
+    PRIMITIVES["erf"].forward = erf  # from now on SciPy's ufunc itself, with no layer
+    return erf(x)
 
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
@@ -72,26 +90,43 @@ def _binary_infer(name: str, out_dtype=None):
 
 # ---------------------------------------------------------------- the tables
 
-# name, forward, infer, vjp(g, out, x) -> (dx,)
+# The facts (ops.base.FACTS) of elementwise math that a fused kernel may hold and that the
+# NumPy backend computes into a given buffer, over its operand when that dies there.
+KERNEL = "fusible writes_into overwrites"
+
+# name, forward, vjp(g, out, x) -> (dx,), what the VJP reads besides g, facts.
+# A float op ("float") checks its operand is a float; the others keep its dtype.
 UNARY = [
-    ("neg", np.negative, _same_infer, lambda g, out, x: (-g,)),
-    ("exp", np.exp, None, lambda g, out, x: (g * out,)),
-    ("log", np.log, None, lambda g, out, x: (g / x,)),
-    ("sqrt", np.sqrt, None, lambda g, out, x: (g / (out * 2),)),
-    ("tanh", np.tanh, None, lambda g, out, x: (g * (1 - out * out),)),
-    ("sin", np.sin, None, lambda g, out, x: (g * x.cos(),)),
-    ("cos", np.cos, None, lambda g, out, x: (-(g * x.sin()),)),
-    ("sigmoid", _sigmoid, None, lambda g, out, x: (g * out * (1 - out),)),
+    ("neg", np.negative, lambda g, out, x: (-g,), "",
+     KERNEL + " ufunc arithmetic into_g"),
+    ("exp", np.exp, lambda g, out, x: (g * out,), "out",
+     KERNEL + " ufunc float method arithmetic into_g"),
+    ("log", np.log, lambda g, out, x: (g / x,), "x",
+     KERNEL + " ufunc float method arithmetic into_g"),
+    ("sqrt", np.sqrt, lambda g, out, x: (g / (out * 2),), "out",
+     KERNEL + " ufunc float method arithmetic into_g"),
+    ("tanh", np.tanh, lambda g, out, x: (g * (1 - out * out),), "out",
+     KERNEL + " ufunc float method arithmetic into_g"),
+    ("sin", np.sin, lambda g, out, x: (g * x.cos(),), "x",
+     KERNEL + " ufunc float method"),
+    ("cos", np.cos, lambda g, out, x: (-(g * x.sin()),), "x",
+     KERNEL + " ufunc float method"),
+    # (g is not alone on the left of the last product: g * out, then * (1 - out))
+    ("sigmoid", _sigmoid, lambda g, out, x: (g * out * (1 - out),), "out",
+     "fusible writes_into float method arithmetic"),
     # log(1 + exp(x)) in one stable NumPy call; the base of BCE-with-logits and log-sigmoid
-    ("softplus", lambda x: np.logaddexp(0, x), None, lambda g, out, x: (g * x.sigmoid(),)),
-    ("erf", _erf, None, lambda g, out, x: (g * (-(x * x)).exp() * _TWO_OVER_SQRT_PI,)),
+    ("softplus", lambda x: np.logaddexp(0, x), lambda g, out, x: (g * x.sigmoid(),), "x",
+     KERNEL + " float method"),
+    ("erf", _erf, lambda g, out, x: (g * (-(x * x)).exp() * _TWO_OVER_SQRT_PI,), "x",
+     KERNEL + " float method"),
     # (a mask product, not `where`: np.where is several times slower on random masks)
-    ("relu", _relu, _same_infer, lambda g, out, x: (g * (out > 0),)),
-    ("sign", np.sign, _same_infer, None),
+    ("relu", _relu, lambda g, out, x: (g * (out > 0),), "out",
+     KERNEL + " method arithmetic into_g"),
+    ("sign", np.sign, None, "", KERNEL + " ufunc"),
     # rounding has no useful gradient (it is zero almost everywhere): no VJP, as comparisons
-    ("floor", np.floor, _same_infer, None),
-    ("ceil", np.ceil, _same_infer, None),
-    ("round", np.round, _same_infer, None),
+    ("floor", np.floor, None, "", "method"),
+    ("ceil", np.ceil, None, "", "method"),
+    ("round", np.round, None, "", "method"),
 ]
 
 
@@ -105,15 +140,29 @@ def _maximum_grad(g, out, a, b):
     return (a > b)._select(g, (a == b)._select(g * 0.5, 0))
 
 
-# name, forward, d/da and d/db as functions of (g, out, a, b), before summing back to the
-# operand shapes; a rule runs only for an operand that requires grad.
+# name, forward, facts, then for each operand: its gradient as a function of (g, out, a, b)
+# before summing back to the operand's shape, what that reads besides g, and whether it is
+# plain arithmetic (FACTS["arithmetic"]). A gradient runs only for an operand that requires
+# grad.
 BINARY = [
-    ("add", np.add, lambda g, out, a, b: g, lambda g, out, a, b: g),
-    ("sub", np.subtract, lambda g, out, a, b: g, lambda g, out, a, b: -g),
-    ("mul", np.multiply, lambda g, out, a, b: g * b, lambda g, out, a, b: g * a),
-    ("div", np.true_divide, lambda g, out, a, b: g / b, lambda g, out, a, b: -(g * out) / b),
-    ("pow", np.power, lambda g, out, a, b: g * b * a ** (b - 1), _pow_exponent_grad),
-    ("maximum", np.maximum, _maximum_grad, lambda g, out, a, b: _maximum_grad(g, out, b, a)),
+    ("add", np.add, KERNEL + " ufunc passes_gradient",
+     (lambda g, out, a, b: g, "", False),
+     (lambda g, out, a, b: g, "", False)),  # (g itself, no new memory: not "arithmetic")
+    ("sub", np.subtract, KERNEL + " ufunc",
+     (lambda g, out, a, b: g, "", False),
+     (lambda g, out, a, b: -g, "", True)),
+    ("mul", np.multiply, KERNEL + " ufunc",
+     (lambda g, out, a, b: g * b, "b", True),
+     (lambda g, out, a, b: g * a, "a", True)),
+    ("div", np.true_divide, KERNEL + " ufunc float",
+     (lambda g, out, a, b: g / b, "b", True),
+     (lambda g, out, a, b: -(g * out) / b, "out b", True)),
+    ("pow", np.power, KERNEL + " ufunc",
+     (lambda g, out, a, b: g * b * a ** (b - 1), "a b", True),
+     (_pow_exponent_grad, "out a", False)),
+    ("maximum", np.maximum, KERNEL + " ufunc",
+     (_maximum_grad, "a b", False),
+     (lambda g, out, a, b: _maximum_grad(g, out, b, a), "a b", False)),
 ]
 
 # name, forward: comparisons give bool and have no gradient
@@ -132,28 +181,30 @@ def _binary_vjp(grad_a, grad_b):
         da = db = None
         if a.requires_grad:
             da = grad_a(g, out, a, b)
-            if da.data.shape != a.data.shape:
+            if da._data.shape != a._data.shape:
                 da = sum_to_shape(da, a.shape)
         if b.requires_grad:
             db = grad_b(g, out, a, b)
-            if db.data.shape != b.data.shape:
+            if db._data.shape != b._data.shape:
                 db = sum_to_shape(db, b.shape)
         return da, db
 
-    rule.per_input = (grad_a, grad_b)  # what the backward learns from them: see rule_facts
     return rule
 
 
-for _name, _fwd, _infer, _vjp in UNARY:
-    register(_name, "elementwise", _fwd, _infer or _unary_float_infer(_name), _vjp)
+for _name, _fwd, _vjp, _reads, _facts in UNARY:
+    register(_name, "elementwise", _fwd,
+             _unary_float_infer(_name) if "float" in _facts.split() else _same_infer,
+             _vjp, reads=_reads, facts=_facts)
 
-for _name, _fwd, _da, _db in BINARY:
-    register(_name, "elementwise", _fwd, _binary_infer(_name), _binary_vjp(_da, _db))
-
-PRIMITIVES["add"].passes_gradient = True  # d(a + b)/da = d(a + b)/db = 1
+for _name, _fwd, _facts, (_da, _ra, _aa), (_db, _rb, _ab) in BINARY:
+    register(_name, "elementwise", _fwd, _binary_infer(_name), _binary_vjp(_da, _db),
+             inputs="a b", reads={"a": _ra, "b": _rb}, per_input=(_da, _db),
+             arithmetic=" ".join(n for n, yes in (("a", _aa), ("b", _ab)) if yes), facts=_facts)
 
 for _name, _fwd in COMPARE:
-    register(_name, "elementwise", _fwd, _binary_infer(_name, np.dtype(bool)), None)
+    register(_name, "elementwise", _fwd, _binary_infer(_name, np.dtype(bool)), None,
+             inputs="a b", facts="ufunc writes_into")
 
 
 # ---------------------------------------------------------------- where, cast
@@ -175,7 +226,8 @@ def _where_vjp(g, out, cond, a, b):
     )
 
 
-register("where", "elementwise", np.where, _where_infer, _where_vjp)
+register("where", "elementwise", np.where, _where_infer, _where_vjp, inputs="cond a b",
+         reads={"a": "cond", "b": "cond"})
 
 
 def _cast_forward(x, *, dtype):
@@ -190,7 +242,9 @@ def _cast_vjp(g, out, x, *, dtype):
     return (g.to(x.dtype),) if x.dtype.kind == "f" else (None,)
 
 
-register("cast", "elementwise", _cast_forward, _cast_infer, _cast_vjp)
+# (reads only x's dtype)
+register("cast", "elementwise", _cast_forward, _cast_infer, _cast_vjp,
+         facts="writes_into overwrites")
 
 
 
@@ -217,4 +271,4 @@ def _rand_infer(*, shape, dtype, dist, low=0, high=1):
     return tuple(shape), np.dtype(dtype)
 
 
-register("rand", "random", _rand_forward, _rand_infer, None)
+register("rand", "random", _rand_forward, _rand_infer, None, inputs="", facts="random")

@@ -69,11 +69,13 @@ def _product_grads(g, a, b, need_a, need_b):
 
 def _transposed(t) -> bool:
     """Whether a matrix's values are stored column by column (the transpose of a C array)."""
-    flags = getattr(t.data, "flags", None)
+    flags = getattr(t._data, "flags", None)
     return t.ndim == 2 and flags is not None and flags.f_contiguous and not flags.c_contiguous
 
 
-register("matmul", "linalg", np.matmul, _matmul_infer, _matmul_vjp)
+# (the layout of b, not its values, when only b needs a gradient: see _product_grads)
+register("matmul", "linalg", np.matmul, _matmul_infer, _matmul_vjp, inputs="a b",
+         reads={"a": "b", "b": "a"}, facts="writes_into")
 
 
 # ---------------------------------------------------------------- linear
@@ -133,4 +135,5 @@ def _linear_vjp(g, out, x, weight, bias):
     return gx, gw, gb
 
 
-register("linear", "linalg", _linear_forward, _linear_infer, _linear_vjp)
+register("linear", "linalg", _linear_forward, _linear_infer, _linear_vjp,
+         inputs="x weight bias", reads={"x": "weight", "weight": "x"})

@@ -1,12 +1,14 @@
 """Which tensor methods are which primitives: the table both `Tensor` and `GradArray`
 generate their arithmetic from, so the two cannot disagree."""
 
-# Ops that only make sense on floats: ints and bools are cast to the default float first,
-# as PyTorch does (tg.tensor([1, 2]).exp() is float32).
-FLOAT_ONLY = {"exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "erf", "softplus", "div"}
+from .base import PRIMITIVES, having
 
-UNARY_METHODS = ["exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "relu", "erf",
-                 "softplus", "floor", "ceil", "round"]
+# Ops that only make sense on floats (the "float" fact): ints and bools are cast to the
+# default float first, as PyTorch does (tg.tensor([1, 2]).exp() is float32).
+FLOAT_ONLY = having("float_only")
+
+# One-operand primitives that are a method of the same name (the "method" fact).
+UNARY_METHODS = [name for name, p in PRIMITIVES.items() if p.method]
 
 # method name, primitive, operands reversed
 BINARY_METHODS = [

@@ -139,7 +139,7 @@ register(
     lambda x, *, pads, value: np.pad(x, pads, constant_values=value),
     _pad_infer,
     _pad_vjp,
-)
+)  # (each of these gradients reads only x's shape, or nothing)
 
 # ---------------------------------------------------------------- indexing
 #
@@ -174,7 +174,10 @@ def is_basic_index(index: tuple) -> bool:
 
 
 def _getitem_forward(x, *ix, index):
-    return x[fill_index(index, ix)]
+    out = x[fill_index(index, ix)]
+    if type(out) is not np.ndarray:  # one element, as a NumPy scalar: as a 0-d view instead
+        out = x[fill_index(index, ix) + (Ellipsis,)]
+    return out
 
 
 def _getitem_infer(x, *ix, index):
@@ -210,7 +213,9 @@ def _getitem_vjp(g, out, x, *ix, index):
     return (g._scatter_add(index, tuple(x.shape), *ix),) + (None,) * len(ix)
 
 
-register("getitem", "movement", _getitem_forward, _getitem_infer, _getitem_vjp)
+# (the index arrays are read; x only for its shape)
+register("getitem", "movement", _getitem_forward, _getitem_infer, _getitem_vjp,
+         inputs="x *ix", reads="ix")
 
 
 def _scatter_add_forward(g, *ix, index, shape):
@@ -238,6 +243,7 @@ register(
     _scatter_add_forward,
     lambda g, *ix, index, shape: (tuple(shape), g.dtype),
     _scatter_add_vjp,
+    inputs="g *ix", reads="ix", facts="writes_into",
 )
 
 def _setitem_forward(x, v, *ix, index):
@@ -277,7 +283,8 @@ def _setitem_vjp(g, out, x, v, *ix, index):
     return (gx, gv) + (None,) * len(ix)
 
 
-register("setitem", "movement", _setitem_forward, _setitem_infer, _setitem_vjp)
+register("setitem", "movement", _setitem_forward, _setitem_infer, _setitem_vjp,
+         inputs="x v *ix", reads="ix", facts="writes_into")
 
 # ---------------------------------------------------------------- cat
 
@@ -317,4 +324,5 @@ register(
     lambda *xs, dim: np.concatenate(xs, axis=dim),
     _cat_infer,
     _cat_vjp,
+    inputs="*xs", facts="writes_into",  # (reads only their shapes)
 )

@@ -40,7 +40,8 @@ def _sum_vjp(g, out, x, *, axes, keepdim):
     return (_kept(g, x, axes, keepdim).expand(tuple(x.shape)),)
 
 
-register("sum", "reduce", _sum_forward, _sum_infer, _sum_vjp)
+# (reads only x's shape)
+register("sum", "reduce", _sum_forward, _sum_infer, _sum_vjp, facts="writes_into")
 
 
 # ---------------------------------------------------------------- max, min
@@ -105,11 +106,12 @@ EXTREMA = [("max", np.maximum.reduce, "argmax", np.argmax),
 _reduce_max = _extremum(np.maximum.reduce)
 
 for _name, _fn, _argname, _argfn in EXTREMA:
-    register(_name, "reduce", _extremum(_fn), _extremum_infer(_name), _extremum_vjp)
+    register(_name, "reduce", _extremum(_fn), _extremum_infer(_name), _extremum_vjp,
+             reads="out x", facts="writes_into")
     register(_argname, "reduce",
              lambda x, *, axis, keepdim, _f=_argfn: np.asarray(
                  _f(x, axis=axis, keepdims=keepdim), dtype=np.int64),
-             _arg_infer(_argname), None)
+             _arg_infer(_argname), None, facts="writes_into")
 
 
 # ---------------------------------------------------------------- argsort (no gradient)
@@ -156,5 +158,6 @@ def _log_softmax_vjp(g, out, x, *, axis):
     return (g - out.exp() * g.sum((axis,), keepdim=True),)
 
 
-register("log_softmax", "reduce", _log_softmax_forward, _log_softmax_infer, _log_softmax_vjp)
+register("log_softmax", "reduce", _log_softmax_forward, _log_softmax_infer, _log_softmax_vjp,
+         reads="out")
 

@@ -15,11 +15,11 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..errors import ShapeError
-from ..tensor import Tensor, _leaf, _structure_epoch
+from ..tensor import Tensor, _Anomaly, _leaf, _structure_epoch
 
 
 def _zeros_like(p: Tensor) -> Tensor:
-    return _leaf(np.zeros_like(p.data))
+    return _leaf(np.zeros_like(p._data))
 
 
 class Optimizer:
@@ -89,8 +89,25 @@ class Optimizer:
                     if p.grad is None:
                         continue
                     state = self.state.setdefault(id(p), {})
-                    self._update(p, p.grad, group, state)
+                    if _Anomaly.enabled:
+                        self._checked_update(p, group, state)
+                    else:
+                        self._update(p, p.grad, group, state)
         return loss
+
+    def _checked_update(self, p: Tensor, group: dict, state: dict) -> None:
+        """``_update`` under tg.detect_anomaly(): a NaN or inf it makes is reported as this
+        optimizer's, with the parameter's shape (and whether its gradient was already bad)."""
+        try:
+            self._update(p, p.grad, group, state)
+        except FloatingPointError as e:
+            g = p.grad._data
+            why = ("its gradient already holds nan/inf" if not np.all(np.isfinite(g)) else
+                   "the gradient is finite: check the learning rate and hyper-parameters")
+            raise FloatingPointError(
+                f"detect_anomaly: {type(self).__name__}.step produced nan/inf updating the "
+                f"parameter of shape {tuple(p.shape)} ({why}); {e}"
+            ) from e
 
     def _update(self, p: Tensor, grad: Tensor, group: dict, state: dict) -> None:
         raise TypeError(f"{type(self).__name__} does not define _update")
@@ -259,7 +276,7 @@ class Optimizer:
                     continue
                 entry[k] = _leaf(np.array(step, dtype=np.float64))
             elif isinstance(v, (Tensor, np.ndarray)):
-                arr = v.data if isinstance(v, Tensor) else v
+                arr = v._data if isinstance(v, Tensor) else v
                 if arr.dtype.kind not in "biuf":
                     problems.append((TypeError, f"{where}[{k!r}] has dtype {arr.dtype}; "
                                                 f"optimizer state is numeric"))
@@ -306,7 +323,7 @@ def _number(v: Any) -> float | None:
     if isinstance(v, (int, float, np.integer, np.floating)):
         return float(v)
     if isinstance(v, (Tensor, np.ndarray)):
-        arr = v.data if isinstance(v, Tensor) else v
+        arr = v._data if isinstance(v, Tensor) else v
         if arr.size == 1 and arr.dtype.kind in "iuf":
             return float(arr.reshape(()))
     return None

@@ -16,7 +16,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ...ops import PRIMITIVES
-from ...ops.elementwise import _erf
+from ...ops.base import having
+from ...ops.elementwise import erf_ufunc
 from ...ops.movement import fill_index, is_basic_index
 from ..ir import Graph, Node
 from ..passes.plan_memory import block_rows, plan_memory
@@ -25,17 +26,19 @@ _counter = itertools.count()
 
 MAX_CLOSURE = 256  # names passed to a program as closure variables; more become globals
 
-# The generated code calls NumPy's ufuncs by these names (bound once, when the program is
-# built: a name lookup per call instead of an attribute lookup on `np`).
-UFUNCS = {
-    "neg": "negative", "exp": "exp", "log": "log", "sqrt": "sqrt", "tanh": "tanh",
-    "sin": "sin", "cos": "cos", "sign": "sign", "add": "add", "sub": "subtract",
-    "mul": "multiply", "div": "true_divide", "pow": "power", "maximum": "maximum",
-    "lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal", "eq": "equal",
-    "ne": "not_equal",
-}
-UFUNC_NAMES = {name: getattr(np, name)
-               for name in sorted(set(UFUNCS.values()) | {"logaddexp", "matmul", "minimum"})}
+# The primitives whose forward is a NumPy ufunc (the "ufunc" fact): the generated code
+# calls it by its name, bound once when the program is built (a name lookup per call
+# instead of an attribute lookup on `np`).
+UFUNC_OPS = having("ufunc")
+_MORE_UFUNCS = {"logaddexp": np.logaddexp, "matmul": np.matmul, "minimum": np.minimum}
+
+
+def ufunc_names() -> dict[str, np.ufunc]:
+    """name -> ufunc, for every ufunc generated code may call (sorted by name, so that
+    ``make``'s parameters come in a fixed order)."""
+    names = {PRIMITIVES[op].ufunc.__name__: PRIMITIVES[op].ufunc for op in UFUNC_OPS}
+    names.update(_MORE_UFUNCS)
+    return dict(sorted(names.items()))
 
 # The ufuncs' own reduce methods: np.sum and friends add a Python layer on top of these.
 REDUCE = {"sum": "add_reduce", "max": "maximum_reduce", "min": "minimum_reduce"}
@@ -47,11 +50,11 @@ def _elementwise_into(op: str, args: list[str], out: str) -> list[str]:
     """Source lines computing elementwise ``op`` of ``args`` into the array ``out`` (given
     as a ufunc's last positional argument where NumPy allows it: it parses that faster than
     ``out=``)."""
-    if op in UFUNCS:
+    if op in UFUNC_OPS:
         if op == "maximum":  # NumPy deprecates a positional out for maximum and minimum
             return [f"maximum({', '.join(args)}, out={out})"]
-        return [f"{UFUNCS[op]}({', '.join(args)}, {out})"]
-    (a,) = args
+        return [f"{PRIMITIVES[op].ufunc.__name__}({', '.join(args)}, {out})"]
+    a = args[0]
     if op == "relu":
         return [f"maximum({a}, 0, out={out})"]
     if op == "softplus":
@@ -60,10 +63,11 @@ def _elementwise_into(op: str, args: list[str], out: str) -> list[str]:
         return [f"negative({a}, {out})", f"logaddexp(0, {out}, {out})",
                 f"negative({out}, {out})", f"exp({out}, {out})"]
     if op == "erf":
-        if isinstance(_erf, np.ufunc):
+        if erf_ufunc() is not None:
             return [f"erf({a}, {out})"]
-        return [f"{out}[...] = erf({a})"]
-    raise KeyError(op)
+        return [f"{out}[...] = erf({a})"]  # pragma: no cover - without SciPy
+    # Any other elementwise primitive: its forward, copied into the buffer.
+    return [f"{out}[...] = {op}_forward({', '.join(args)})"]
 
 
 def _distinct_positions(index_arrays: tuple) -> bool:
@@ -141,7 +145,7 @@ class Program:
         return self._name("b", view)
 
     def _generate(self, graph: Graph, plan: Any) -> list[str]:
-        self._env.update(np=np, erf=_erf, fill_index=fill_index)
+        self._env.update(np=np, fill_index=fill_index)
         if self.check_finite:
             self._env["_finite"] = _finite
         body: list[str] = []
@@ -157,10 +161,15 @@ class Program:
                 # (a pooled buffer stays allocated anyway: only new memory is worth a del)
                 if dead.op not in ("input", "const") and id(dead) not in plan.buffer_of:
                     body.append(f"del v{dead.id}")
-        called = set(re.findall(r"\b(\w+)\(", "\n".join(body)))
-        for name, fn in {**UFUNC_NAMES, **REDUCE_NAMES}.items():
+        text = "\n".join(body)
+        called = set(re.findall(r"\b(\w+)\(", text))
+        for name, fn in {**ufunc_names(), **REDUCE_NAMES}.items():
             if name in called:  # only the ufuncs this program calls
                 self._env[name] = fn
+        if "erf" in called:
+            self._env["erf"] = erf_ufunc() or PRIMITIVES["erf"].forward
+        for op in set(re.findall(r"\b(\w+)_forward\(", text)) & PRIMITIVES.keys():
+            self._env[f"{op}_forward"] = PRIMITIVES[op].forward
         outs = ", ".join(f"v{o.id}" for o in graph.outputs)
         # The names reach the program as closure variables, or, when there are very many
         # (a long chain with a constant per step), as its globals: CPython compiles a

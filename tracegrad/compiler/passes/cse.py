@@ -9,7 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from ...ops.base import having
 from ..ir import Graph, Node
+
+# Impure primitives ("random": new numbers on every run): never merged nor folded.
+RANDOM = having("random")
 
 _MAX_CONST_KEY = 256  # constants larger than this are compared by identity only
 
@@ -34,7 +38,7 @@ def freeze(value: Any) -> Any:
 
 
 def node_key(node: Node, canonical: dict[int, Node]) -> Any:
-    if node.op in ("input", "rand"):
+    if node.op == "input" or node.op in RANDOM:
         return None
     if node.op == "const":
         if node.value.size > _MAX_CONST_KEY:

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...ops.base import having
 from ..ir import Graph, Node, evaluate
+
+# Impure primitives ("random": new numbers on every run): never merged nor folded.
+RANDOM = having("random")
 
 _MAX_GROWTH_ELEMENTS = 4096
 
@@ -19,7 +23,7 @@ def fold_constants(graph: Graph) -> tuple[Graph, str]:
     nodes: list[Node] = []
     for node in graph.nodes:
         node.inputs = tuple(replaced.get(id(i), i) for i in node.inputs)
-        if node.op not in ("const", "input", "rand") and node.inputs and all(
+        if node.op not in ("const", "input") and node.op not in RANDOM and node.inputs and all(
             i.op == "const" for i in node.inputs
         ):
             size = int(np.prod(node.shape))

@@ -10,14 +10,13 @@ temporaries); the C backend would make it one loop nest.
 
 from __future__ import annotations
 
+from ...ops.base import having
 from ..ir import Graph, Node, Step
 
-# Elementwise ops a kernel can hold (rand is elementwise in shape but must stay a node of
-# its own; `where` is left out because np.where cannot write into a buffer).
-FUSIBLE = {
-    "neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "erf", "relu", "sign",
-    "softplus", "add", "sub", "mul", "div", "pow", "maximum",
-}
+# Elementwise ops a kernel can hold: the primitives declaring "fusible" (rand is elementwise
+# in shape but must stay a node of its own; `where` is left out because np.where cannot
+# write into a buffer).
+FUSIBLE = having("fusible")
 REDUCTIONS = {"sum", "max", "min"}
 
 

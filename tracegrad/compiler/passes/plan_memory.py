@@ -12,21 +12,15 @@ import bisect
 import itertools
 from dataclasses import dataclass, field
 
+from ...ops.base import having
 from ..ir import Graph, Node
 
-# Ops whose NumPy form can write into a given buffer (np.add(a, b, out=...), ...).
-WRITES_INTO = {
-    "neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "relu", "sigmoid", "softplus",
-    "erf", "add", "sub", "mul", "div", "pow", "maximum", "lt", "le", "gt", "ge", "eq", "ne",
-    "cast", "sum", "max", "min", "argmax", "argmin", "matmul", "kernel", "scatter_add",
-    "cat", "setitem",
-}
+# Ops whose NumPy form can write into a given buffer (np.add(a, b, out=...), ...): the
+# primitives declaring "writes_into", and fused kernels.
+WRITES_INTO = having("writes_into", "kernel")
 # Ops that may overwrite one of their operands (elementwise: each output element depends
-# only on the same element of the inputs).
-IN_PLACE = {
-    "neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "relu", "softplus", "erf",
-    "add", "sub", "mul", "div", "pow", "maximum", "cast", "kernel",
-}
+# only on the same element of the inputs): those declaring "overwrites", and kernels.
+IN_PLACE = having("overwrites", "kernel")
 # Ops whose result may be a view of their operand (sharing its memory).
 VIEWS = {"reshape", "permute", "expand", "getitem"}
 

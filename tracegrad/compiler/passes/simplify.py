@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from ...ops import PRIMITIVES
 from ..ir import Graph, Node
 
 
@@ -158,13 +159,18 @@ def _mask_product(n: Node, ctx: Context) -> Node | None:
     return None
 
 
-# Elementwise ops of one operand (with no attributes that depend on the shape).
-_UNARY = ("exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "relu", "sigmoid", "softplus",
-          "erf")
+def is_unary(op: str) -> bool:
+    """An elementwise op of one operand (with no attributes that depend on the shape): a
+    fusible primitive of one input, registered now or later."""
+    p = PRIMITIVES.get(op)
+    return p is not None and p.fusible and len(p.inputs) == 1
+
 
 _BROADCASTING = ("add", "sub", "mul", "div", "pow", "maximum", "lt", "le", "gt", "ge", "eq",
                  "ne", "where")
 
+
+_UNARY_RULES = [_unary_before_expand]  # every unary op's (is_unary) that RULES does not name
 
 RULES: dict[str, list[Callable[[Node, Context], Node | None]]] = {
     "mul": [_implicit_broadcast, _mask_product, _identity_operand(1, commutes=True)],
@@ -172,7 +178,6 @@ RULES: dict[str, list[Callable[[Node, Context], Node | None]]] = {
     "sub": [_implicit_broadcast, _identity_operand(0, commutes=False)],
     "div": [_implicit_broadcast, _identity_operand(1, commutes=False)],
     "neg": [_double_negation, _unary_before_expand],
-    **{op: [_unary_before_expand] for op in _UNARY},
     "reshape": [_reshape],
     "permute": [_permute, _transposed_product],
     **{op: [_implicit_broadcast] for op in _BROADCASTING if op not in ("mul", "add", "sub",
@@ -191,18 +196,22 @@ def simplify(graph: Graph) -> tuple[Graph, str]:
         ctx.users[id(o)] = ctx.users.get(id(o), 0) + 1
     replaced: dict[int, Node] = {}
     kept: list[Node] = []
+    made: set[int] = set()  # ids of the nodes rewrites built
     count = 0
     for node in graph.nodes:
         node.inputs = tuple(replaced.get(id(i), i) for i in node.inputs)
         target = None
-        for rule in RULES.get(node.op, ()):
+        for rule in RULES.get(node.op) or (_UNARY_RULES if is_unary(node.op) else ()):
             target = rule(node, ctx)
             if target is not None:
                 break
         if target is not None:
             replaced[id(node)] = target
             count += 1
-            built = ctx.new + ([target] if target.id == -1 else [])  # new nodes are unnumbered
+            # New nodes are unnumbered; one built by an earlier rewrite may be returned again
+            # (x * 1 over a rewritten node), and is already kept.
+            built = ctx.new + ([target] if target.id == -1 and id(target) not in made else [])
+            made.update(id(b) for b in built)
             kept.extend(built)
             ctx.new.clear()
             # Keep the use counts true, so a rule can fire again on what a rule built.

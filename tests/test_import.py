@@ -1,0 +1,37 @@
+"""``import tracegrad`` stays light: optional dependencies are imported where first needed."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OPTIONAL = ("scipy", "matplotlib", "torch", "graphviz", "safetensors", "tqdm", "sklearn")
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys\n"
+         "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"],
+        cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def test_import_tracegrad_imports_no_optional_dependency():
+    loaded = _modules_after("import tracegrad")
+    assert "tracegrad" in loaded and "numpy" in loaded
+    assert loaded.isdisjoint(OPTIONAL), sorted(loaded & set(OPTIONAL))
+
+
+def test_erf_is_right_with_scipy_imported_at_its_first_call():
+    import math
+
+    import tracegrad as tg
+
+    x = tg.tensor([-1.5, 0.0, 0.5, 2.0], dtype=tg.float64)
+    assert tg.erf(x).tolist() == [math.erf(v) for v in x.tolist()]
+    got = tg.nn.functional.gelu(x).tolist()
+    want = [v * 0.5 * (1 + math.erf(v / math.sqrt(2))) for v in x.tolist()]
+    assert max(abs(a - b) for a, b in zip(got, want)) < 1e-12
+    if importlib.util.find_spec("scipy") is not None:  # (else a slower pure-Python erf)
+        assert "scipy" in _modules_after("import tracegrad as tg; tg.erf(tg.ones(3))")
