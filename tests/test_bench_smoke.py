@@ -205,6 +205,25 @@ def test_compile_quick_long_chains_cnn_and_overhead(compile_result):
     assert "compile time against chain length" in text and "per-call overhead" in text
 
 
+# --------------------------------------------------------------------------------------
+# bench.models: the digits CNN step, eager and compiled, checked against each other
+
+from bench import models as bench_models  # noqa: E402
+
+
+def test_models_quick_reports_numbers():
+    result = bench_models.run(quick=True)
+    text = _check_quick_run(result, "models", ["tracegrad", "tg compiled"])
+    losses = result["details"]["losses"]
+    assert len(losses["tracegrad"]) == 6  # 2 warm-up and 4 timed steps
+    assert losses["tg compiled"] == pytest.approx(losses["tracegrad"], rel=1e-5)
+    if HAS_TORCH:
+        assert result["details"]["losses_agree"]
+        assert losses["torch"] == pytest.approx(losses["tracegrad"], rel=1e-4)
+        assert [t["pass"] in (True, False) for t in result["targets"]] == [True, True]
+    assert "digits CNN" in text
+
+
 def test_imports_quick_reports_numbers():
     from bench import imports
 

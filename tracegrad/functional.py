@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import itertools
 import math
 from collections import namedtuple
 from typing import Any, Sequence
 
 import numpy as np
 
+from .autograd import no_grad as _no_grad
 from .errors import ShapeError
 from .ops import PRIMITIVES as P
 from .ops.base import normalize_axes
@@ -25,7 +27,8 @@ tensor_module = importlib.import_module("tracegrad.tensor")  # (the module, for 
 
 __all__ = [
     "abs", "amax", "amin", "avg_pool2d", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "cat", "clamp", "conv2d", "cross_entropy", "dropout",
+    "binary_cross_entropy_with_logits", "cat", "clamp", "conv1d", "conv2d", "cross_entropy",
+    "dropout",
     "embedding", "gelu", "l1_loss", "layer_norm", "linear", "log_softmax", "logsumexp", "max",
     "max_pool2d", "maximum", "mean", "min", "minimum", "mse_loss", "nll_loss", "one_hot", "pad",
     "relu", "sigmoid", "silu", "softmax", "softplus", "logsigmoid", "stack", "std", "tanh",
@@ -340,91 +343,258 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.
 
 
 # ---------------------------------------------------------------- convolution and pooling
+#
+# A convolution is im2col and one matmul, built from per-kernel-offset slices: for each
+# offset of the kernel, one strided basic slice of the (padded) input picks the element under
+# that offset for every output position, and `stack` lays them side by side. Basic slices
+# are views, and their gradient is an assignment into zeros, so the backward accumulates one
+# slice per kernel offset (no scatter with repeated indices, no `np.add.at`). The work runs
+# in (C, N, *spatial) order: the columns are then one (C*K, N*L) matrix, the product is one
+# GEMM per group, and its result, viewed back as (N, C_out, *spatial), keeps that layout, so
+# the next layer's permute to (C, N, ...) is free.
+
+
+def _tuple(v: Any, n: int, name: str, op: str) -> tuple[int, ...]:
+    """An int or a sequence of ``n`` ints as an ``n``-tuple."""
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return (int(v),) * n
+    try:
+        t = tuple(v)
+    except TypeError:
+        t = None
+    if t is None or len(t) != n or not builtins.all(
+            isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in t):
+        raise ValueError(f"{op}: {name} must be an int or a tuple of {n} ints, got {v!r}")
+    return tuple(int(i) for i in t)
 
 
 def _pair(v: Any, name: str) -> tuple[int, int]:
-    if isinstance(v, int):
-        return (v, v)
-    v = tuple(v)
-    if len(v) != 2:
-        raise ValueError(f"{name} must be an int or a pair, got {v}")
-    return v
+    return _tuple(v, 2, name, "conv2d")
 
 
-def _windows(x: Tensor, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple,
-             op: str, fill: float = 0.0) -> tuple[Tensor, int, int]:
-    """(N, C, H, W) -> (N, C, kh, kw, OH, OW): every kernel window, by one gather."""
-    if x.ndim != 4:
-        raise ShapeError(f"{op}: expects input of shape (N, C, H, W), got {x.shape}")
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
-    if ph or pw:
-        x = pad(x, (pw, pw, ph, ph), value=fill)
-    h, w = x.shape[2], x.shape[3]
-    oh = (h - dh * (kh - 1) - 1) // sh + 1
-    ow = (w - dw * (kw - 1) - 1) // sw + 1
-    if oh <= 0 or ow <= 0:
+def _positive(values: tuple, name: str, op: str) -> None:
+    if builtins.any(v < 1 for v in values):
+        raise ValueError(f"{op}: {name} must be positive, got {values}")
+
+
+def _conv_padding(padding: Any, kernel: tuple, stride: tuple, dilation: tuple,
+                  op: str) -> tuple[tuple[int, int], ...]:
+    """(before, after) per spatial dimension; ``"same"`` pads as PyTorch does (the odd one
+    of an even kernel's padding goes after)."""
+    nd = len(kernel)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * nd
+        if padding != "same":
+            raise ValueError(f"{op}: padding must be 'valid', 'same', an int or a tuple of "
+                             f"{nd} ints, got {padding!r}")
+        if builtins.any(s != 1 for s in stride):
+            raise ValueError(f"{op}: padding='same' needs stride 1 (as in PyTorch), got "
+                             f"stride {stride}; pad explicitly for a strided convolution")
+        totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        return tuple((t // 2, t - t // 2) for t in totals)
+    p = _tuple(padding, nd, "padding", op)
+    if builtins.any(v < 0 for v in p):
+        raise ValueError(f"{op}: padding must be non-negative, got {p}")
+    return tuple((v, v) for v in p)
+
+
+def _out_size(size: tuple, kernel: tuple, stride: tuple, dilation: tuple, op: str,
+              shape: tuple) -> tuple[int, ...]:
+    out = tuple((n - d * (k - 1) - 1) // s + 1
+                for n, k, s, d in zip(size, kernel, stride, dilation))
+    if builtins.any(o <= 0 for o in out):
         raise ShapeError(
-            f"{op}: the input {x.shape[2:]} (after padding) is smaller than the kernel "
+            f"{op}: the input {shape} is {size} after padding, smaller than the kernel "
             f"{kernel} with dilation {dilation}; use a smaller kernel or more padding"
         )
-    rows = (np.arange(kh) * dh)[:, None, None, None] + (np.arange(oh) * sh)[None, None, :, None]
-    cols = (np.arange(kw) * dw)[None, :, None, None] + (np.arange(ow) * sw)[None, None, None, :]
-    return x[:, :, rows, cols], oh, ow
+    return out
+
+
+def _offset_slices(x: Tensor, kernel: tuple, stride: tuple, dilation: tuple,
+                   out: tuple) -> list[Tensor]:
+    """For each kernel offset (row-major), the view of ``x``'s trailing dimensions under it
+    at every output position: ``x[..., o*d : o*d + s*(out-1) + 1 : s]`` per dimension."""
+    lead = (slice(None),) * (x.ndim - len(kernel))
+    ranges = [[slice(o * d, o * d + s * (m - 1) + 1, s) for o in range(k)]
+              for k, s, d, m in zip(kernel, stride, dilation, out)]
+    return [x[lead + idx] for idx in itertools.product(*ranges)]
+
+
+def _conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: Any,
+          dilation: Any, groups: int, nd: int, op: str) -> Tensor:
+    """N-d convolution (cross-correlation, as in PyTorch) over the last ``nd`` dimensions."""
+    dims = "(N, C_in, " + ", ".join("DHW"[3 - nd:]) + ")" if nd > 1 else "(N, C_in, L)"
+    if not isinstance(x, Tensor) or not isinstance(weight, Tensor):
+        raise TypeError(f"{op}: input and weight must be tensors, got "
+                        f"{type(x).__name__} and {type(weight).__name__}")
+    if weight.ndim != nd + 2:
+        raise ShapeError(f"{op}: weight must be (C_out, C_in/groups, "
+                         f"{', '.join(['k'] * nd)}), got shape {weight.shape}")
+    if x.ndim == nd + 1:  # one sample without the batch dimension, as PyTorch allows
+        return _conv(x.unsqueeze(0), weight, bias, stride, padding, dilation, groups, nd,
+                     op).squeeze(0)
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    groups = int(groups)
+    c_out, c_group, *kernel = weight.shape
+    kernel = tuple(kernel)
+    if x.ndim != nd + 2 or x.shape[1] != c_group * groups:
+        raise ShapeError(
+            f"{op}: input {x.shape} does not fit weight {weight.shape} with groups={groups}: "
+            f"the input needs shape {dims.replace('C_in', str(c_group * groups))}"
+            + (f"; or set groups={x.shape[1] // c_group}" if x.ndim == nd + 2 and c_group
+               and x.shape[1] % c_group == 0 and c_out % (x.shape[1] // c_group) == 0 else "")
+        )
+    if c_out % groups:
+        raise ShapeError(f"{op}: weight {weight.shape} has C_out={c_out} channels, not "
+                         f"divisible by groups={groups}")
+    if x.dtype != weight.dtype or (bias is not None and bias.dtype != x.dtype):
+        raise TypeError(f"{op}: input, weight and bias dtypes differ ({x.dtype}, "
+                        f"{weight.dtype}{', ' + str(bias.dtype) if bias is not None else ''});"
+                        f" cast them to one")
+    if bias is not None and tuple(bias.shape) != (c_out,):
+        raise ShapeError(f"{op}: bias must have shape ({c_out},) for weight {weight.shape}, "
+                         f"got {bias.shape}")
+    stride = _tuple(stride, nd, "stride", op)
+    dilation = _tuple(dilation, nd, "dilation", op)
+    _positive(stride, "stride", op)
+    _positive(dilation, "dilation", op)
+    pads = _conv_padding(padding, kernel, stride, dilation, op)
+    n = x.shape[0]
+    spatial = tuple(range(2, nd + 2))
+    xc = x.permute((1, 0) + spatial)  # (C, N, *S): a view
+    if builtins.any(lo or hi for lo, hi in pads):
+        xc = apply(P["pad"], xc, pads=((0, 0), (0, 0)) + pads, value=0.0)
+    out = _out_size(tuple(xc.shape[2:]), kernel, stride, dilation, op, x.shape)
+    slices = _offset_slices(xc, kernel, stride, dilation, out)
+    k = len(slices)
+    cols = stack(slices, 1) if k > 1 else slices[0].unsqueeze(1)  # (C, K, N, *O)
+    length = n * math.prod(out)
+    if groups == 1:
+        y = weight.reshape((c_out, c_group * k)) @ cols.reshape((c_group * k, length))
+    else:
+        y = weight.reshape((groups, c_out // groups, c_group * k)) @ \
+            cols.reshape((groups, c_group * k, length))
+    y = y.reshape((c_out, n) + out)
+    if bias is not None:
+        y = y + bias.reshape((c_out,) + (1,) * (nd + 1))
+    return y.permute((1, 0) + spatial)  # (N, C_out, *O), a view of the (C_out, N, ...) result
+
+
+def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+           padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
+    """1-d convolution (cross-correlation, as in PyTorch): ``x`` (N, C_in, L) or (C_in, L),
+    ``weight`` (C_out, C_in / groups, k); ``padding`` an int, ``"valid"`` or ``"same"``.
+
+    >>> conv1d(tg.ones(1, 1, 4), tg.ones(1, 1, 2)).tolist()
+    [[[2.0, 2.0, 2.0]]]
+    """
+    return _conv(x, weight, bias, stride, padding, dilation, groups, 1, "conv1d")
 
 
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
            padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
     """2-d convolution (cross-correlation, as in PyTorch) by im2col and one matmul.
 
-    ``x``: (N, C_in, H, W); ``weight``: (C_out, C_in / groups, kh, kw).
+    ``x``: (N, C_in, H, W) or (C_in, H, W); ``weight``: (C_out, C_in / groups, kh, kw);
+    ``stride``, ``padding``, ``dilation``: ints or pairs, and ``padding`` may be ``"valid"``
+    or ``"same"``; ``groups`` > 1 for grouped and depthwise convolutions.
+
+    >>> conv2d(tg.ones(1, 1, 3, 3), tg.ones(1, 1, 2, 2), padding="same").shape
+    (1, 1, 3, 3)
     """
-    if weight.ndim != 4:
-        raise ShapeError(f"conv2d: weight must be (C_out, C_in/groups, kh, kw), got {weight.shape}")
-    n, c_in = x.shape[0], x.shape[1] if x.ndim == 4 else None
-    c_out, c_per_group, kh, kw = weight.shape
-    if x.ndim != 4 or c_in != c_per_group * groups:
-        raise ShapeError(
-            f"conv2d: input {x.shape} does not fit weight {weight.shape} with groups={groups}: "
-            f"the input needs shape (N, {c_per_group * groups}, H, W)"
-        )
-    if c_out % groups:
-        raise ShapeError(f"conv2d: C_out={c_out} is not divisible by groups={groups}")
-    cols, oh, ow = _windows(x, (kh, kw), _pair(stride, "stride"), _pair(padding, "padding"),
-                            _pair(dilation, "dilation"), "conv2d")
-    # cols: (N, C, kh, kw, OH, OW) -> (N, G, C/G*kh*kw, OH*OW)
-    cols = cols.reshape(n, groups, c_per_group * kh * kw, oh * ow)
-    w = weight.reshape(groups, c_out // groups, c_per_group * kh * kw)
-    out = (w @ cols).reshape(n, c_out, oh, ow)
-    if bias is not None:
-        out = out + bias.reshape(1, c_out, 1, 1)
-    return out
+    return _conv(x, weight, bias, stride, padding, dilation, groups, 2, "conv2d")
+
+
+def _pool_setup(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
+                ceil_mode: bool, op: str) -> tuple:
+    """Checked (kernel, stride, padding, dilation) pairs and the output size of a pool."""
+    if not isinstance(x, Tensor) or x.ndim not in (3, 4):
+        raise ShapeError(f"{op}: expects input of shape (N, C, H, W) or (C, H, W), got "
+                         f"{getattr(x, 'shape', type(x).__name__)}")
+    if ceil_mode:
+        raise ValueError(f"{op}: ceil_mode=True is not supported; pad the input "
+                         f"(F.pad) so that the windows fit, and use ceil_mode=False")
+    k = _tuple(kernel_size, 2, "kernel_size", op)
+    empty = stride is None or (isinstance(stride, (list, tuple)) and not stride)
+    s = k if empty else _tuple(stride, 2, "stride", op)
+    p = _tuple(padding, 2, "padding", op)
+    d = _tuple(dilation, 2, "dilation", op)
+    for values, name in ((k, "kernel_size"), (s, "stride"), (d, "dilation")):
+        _positive(values, name, op)
+    if builtins.any(pv < 0 or 2 * pv > kv for pv, kv in zip(p, k)):
+        raise ValueError(f"{op}: padding {p} must be non-negative and at most half the "
+                         f"kernel size {k}, as in PyTorch")
+    size = tuple(n + 2 * pv for n, pv in zip(x.shape[-2:], p))
+    return k, s, p, d, _out_size(size, k, s, d, op, x.shape)
 
 
 def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
-               dilation: Any = 1) -> Tensor:
-    """Maximum over each window; padding counts as -inf."""
-    k = _pair(kernel_size, "kernel_size")
-    s = _pair(stride if stride is not None else kernel_size, "stride")
-    win, oh, ow = _windows(x, k, s, _pair(padding, "padding"), _pair(dilation, "dilation"),
-                           "max_pool2d", fill=-math.inf)
-    # The first maximum of each window, so the gradient goes to one element, as PyTorch.
-    flat = win.reshape(win.shape[0], win.shape[1], k[0] * k[1], oh, ow)
-    return take_along_dim(flat, flat.argmax(2, keepdim=True), 2).squeeze(2)
+               dilation: Any = 1, ceil_mode: bool = False) -> Tensor:
+    """Maximum over each window; padding counts as -inf. As PyTorch's, the gradient goes to
+    the first maximum of a window, and a NaN in a window is its maximum (a window that holds
+    an inf or a NaN passes no gradient).
+
+    >>> max_pool2d(tg.arange(16.0).reshape(1, 1, 4, 4), 2).tolist()
+    [[[[5.0, 7.0], [13.0, 15.0]]]]
+    """
+    k, s, p, d, out = _pool_setup(x, kernel_size, stride, padding, dilation, ceil_mode,
+                                  "max_pool2d")
+    # The value is the maximum of the window slices (np.maximum: fast, NaN wins); the
+    # gradient goes through products with a one-hot mask of each window's first maximum,
+    # found without gradient. (A where-chain or the max reduction would send it there too,
+    # but np.where with an unpredictable condition is ~100x slower than a product.)
+    pads = (p[1], p[1], p[0], p[0])
+    slices = _offset_slices(pad(x, pads) if p != (0, 0) else x, k, s, d, out)
+    with _no_grad():
+        plain = _offset_slices(pad(x.detach(), pads, value=-math.inf), k, s, d, out)
+        best = plain[0]
+        for win in plain[1:]:
+            best = maximum(best, win)
+        taken = plain[0] == best
+        masks = [taken.to(x.dtype)]
+        for win in plain[1:]:
+            hit = win == best
+            masks.append((hit > taken).to(x.dtype))
+            taken = taken | hit
+    picked = slices[0] * masks[0]
+    for win, mask in zip(slices[1:], masks[1:]):
+        picked = picked + win * mask
+    # Where a window holds inf or NaN, the products are NaN or wrong: take the maximum.
+    return where(picked == best, picked, best)
 
 
 def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
-               count_include_pad: bool = True) -> Tensor:
-    """Mean over each window (padding counted as zeros, as PyTorch's default)."""
-    k = _pair(kernel_size, "kernel_size")
-    s = _pair(stride if stride is not None else kernel_size, "stride")
-    p = _pair(padding, "padding")
-    win, oh, ow = _windows(x, k, s, p, (1, 1), "avg_pool2d")
-    total = win.sum((2, 3))
+               count_include_pad: bool = True, *, ceil_mode: bool = False,
+               divisor_override: int | None = None) -> Tensor:
+    """Mean over each window (padding counted as zeros, as PyTorch's default).
+
+    (``count_include_pad`` comes fifth, as it always has here; PyTorch's ``ceil_mode`` and
+    ``divisor_override`` are keywords.)
+
+    >>> avg_pool2d(tg.arange(16.0).reshape(1, 1, 4, 4), 2).tolist()
+    [[[[2.5, 4.5], [10.5, 12.5]]]]
+    """
+    k, s, p, d, out = _pool_setup(x, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
+    size = tuple(x.shape[-2:])
+    if p != (0, 0):
+        x = pad(x, (p[1], p[1], p[0], p[0]))
+    slices = _offset_slices(x, k, s, d, out)
+    total = slices[0]
+    for win in slices[1:]:
+        total = total + win
+    if divisor_override is not None:
+        if divisor_override == 0:
+            raise ValueError("avg_pool2d: divisor_override must be nonzero")
+        return total / divisor_override
     if count_include_pad or p == (0, 0):
         return total / (k[0] * k[1])
-    ones = _leaf(np.ones((1, 1) + x.shape[2:], dtype=x.dtype))
-    counts, _, _ = _windows(ones, k, s, p, (1, 1), "avg_pool2d")
-    return total / counts.sum((2, 3))
+    # How many of each window's elements are inside the input: per dimension, then outer.
+    counts = [np.array([builtins.min(o * sv + kv, pv + n) - builtins.max(o * sv, pv)
+                        for o in range(m)], dtype=x.dtype)
+              for n, kv, sv, pv, m in zip(size, k, s, p, out)]
+    return total / _leaf(np.multiply.outer(*counts))
 
 
 # ---------------------------------------------------------------- losses

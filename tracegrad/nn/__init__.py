@@ -5,6 +5,7 @@
 
 from . import functional, init, scalar, utils
 from .containers import ModuleDict, ParameterDict, ParameterList
+from .conv import Conv1d  # noqa: F401
 from .layers import *  # noqa: F401,F403
 from .layers import __all__ as _layers
 from .module import Module, ModuleList, Parameter, Sequential

@@ -14,6 +14,7 @@ from ..creation import zeros
 from ..errors import ShapeError
 from ..tensor import Tensor
 from . import init
+from .conv import _ConvNd
 from .module import Module, Parameter
 
 
@@ -53,45 +54,15 @@ class Linear(Module):
                 f"bias={self.bias is not None}")
 
 
-class Conv2d(Module):
-    """2-d convolution over (N, C_in, H, W) inputs; weight (C_out, C_in/groups, kh, kw)."""
+class Conv2d(_ConvNd):
+    """2-d convolution over (N, C_in, H, W) inputs; weight (C_out, C_in/groups, kh, kw).
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
-                 padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True):
-        super().__init__()
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"Conv2d: in_channels={in_channels} and out_channels={out_channels} must both "
-                f"be divisible by groups={groups}"
-            )
-        kh, kw = F._pair(kernel_size, "kernel_size")
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride = (kh, kw), F._pair(stride, "stride")
-        self.padding, self.dilation = F._pair(padding, "padding"), F._pair(dilation, "dilation")
-        self.groups = groups
-        self.weight = _param(out_channels, in_channels // groups, kh, kw)
-        self.bias = _param(out_channels) if bias else None
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            b = init._default_bias_bound(self.weight)
-            init.uniform_(self.bias, -b, b)
+    Arguments as PyTorch's (``padding`` may be ``"same"`` or ``"valid"``; ``groups`` for
+    grouped and depthwise convolutions); the shared code is `conv._ConvNd`.
+    """
 
-    def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
-
-    def extra_repr(self) -> str:
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+    _nd = 2
+    _fn = staticmethod(F.conv2d)
 
 
 class Embedding(Module):
@@ -306,17 +277,18 @@ class Dropout(Module):
 
 class MaxPool2d(Module):
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
-                 dilation: Any = 1):
+                 dilation: Any = 1, ceil_mode: bool = False):
         super().__init__()
         self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
-        self.padding, self.dilation = padding, dilation
+        self.padding, self.dilation, self.ceil_mode = padding, dilation, ceil_mode
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation)
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                            self.ceil_mode)
 
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, dilation={self.dilation}, ceil_mode=False")
+                f"padding={self.padding}, dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
 
 class AvgPool2d(Module):
