@@ -314,7 +314,9 @@ def test_a_global_counter_and_a_list_the_function_changes_keep_eager_results():
         got = [g(x).item() for _ in range(4)]
     assert got == [1.0, 2.0, 3.0, 4.0]  # what eager gives
     assert COUNT == 4 and len(SEEN) == 4
-    assert any("COUNT" in str(w.message) for w in caught)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "COUNT" in messages and "SEEN" in messages
+    assert "test_compile_guards.py" in messages  # where: the append's line, f's definition
 
 
 # ---------------------------------------------------------------- 5. floats are inputs
@@ -647,3 +649,25 @@ def test_anomaly_mode_in_one_thread_does_not_switch_another_threads_variant():
     finally:
         done.set()
         t.join()
+
+
+class _Config:
+    def __init__(self):
+        self.scale = 1.0
+
+
+def test_a_plain_object_held_by_a_module_is_guarded():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cfg = _Config()
+
+        def forward(self, x):
+            return x * self.cfg.scale
+
+    m = Scaled()
+    f = tg.compile(m)
+    x = tg.ones(2)
+    assert f(x).tolist() == f(x).tolist() == [1.0, 1.0]
+    m.cfg.scale = 3.0
+    assert f(x).tolist() == [3.0, 3.0]

@@ -257,6 +257,8 @@ class ReadRecorder:
         self._names: dict[Any, tuple] = {}  # code -> the global names it may read
         self.printed: list[str] = []  # lines where print() ran
         self.random: list[str] = []  # lines where np.random drew numbers
+        self.mutations: dict[int, str] = {}  # id(list, dict or set) -> where it was changed
+        self.first_line: dict[tuple, str] = {}  # read -> the first line of the frame reading it
 
     def __enter__(self) -> "ReadRecorder":
         # (tg.compile pauses garbage collection meanwhile, see trace.paused_gc: its callbacks
@@ -295,12 +297,38 @@ class ReadRecorder:
                     module = g.get("__name__", "?")
                     self.reads[gid, name] = Read(f"global {name!r} (module {module})",
                                                  _global_getter(g, name), g[name])
+                    self.first_line[gid, name] = \
+                        f"{code.co_filename}:{code.co_firstlineno} ({code.co_name})"
         elif event == "c_call":
             self._c_call(frame, arg)
 
     def _c_call(self, frame: Any, fn: Any) -> None:
-        if fn is print and self._user(frame.f_code):
+        if not self._user(frame.f_code):
+            return
+        if fn is print:
             self.printed.append(_line(frame))
+        elif type(getattr(fn, "__self__", None)) in (list, dict, set) and \
+                fn.__name__ in _MUTATING:
+            self.mutations.setdefault(id(fn.__self__), _line(frame))
+
+
+_MUTATING = {"append", "extend", "insert", "pop", "remove", "clear", "update", "setdefault",
+             "add", "discard", "popitem", "sort", "reverse", "__setitem__", "__delitem__"}
+
+
+def where_changed(recorder: ReadRecorder, changed: list[tuple]) -> list[str]:
+    """For each changed read: where the traced call changed it (the line of a list, dict or
+    set method call), or the function that read it (a rebinding has no call to see)."""
+    out = []
+    for what, fp in changed:
+        line = None
+        for key, read in recorder.reads.items():
+            if read.name == what:
+                value = read.getter()
+                line = recorder.mutations.get(id(value)) or \
+                    f"a function defined at {recorder.first_line.get(key, '?')}"
+        out.append(f"{what} (at {line})" if line else what)
+    return out
 
 
 def _line(frame: Any) -> str:
@@ -329,11 +357,11 @@ def warn_side_effects(recorder: ReadRecorder, changed: list[tuple], fn_name: str
                       f"tracing, not on every compiled call", stacklevel=4)
     if changed:
         warnings.warn(
-            f"tg.compile: {fn_name} changes {', '.join(w for w, _ in changed[:3])} while it "
-            f"runs (a "
-            f"side effect a compiled program does not repeat). So that every call still "
-            f"gives eager's result, each call with the changed value traces again, which is "
-            f"slow: keep such state outside the compiled function", stacklevel=4)
+            f"tg.compile: {fn_name} changes {'; '.join(where_changed(recorder, changed[:3]))} "
+            f"while it runs. A compiled program would run that Python code once, while "
+            f"tracing, so instead every call with the changed value traces again (eager's "
+            f"result, at tracing's speed): keep such state outside the compiled function",
+            stacklevel=4)
 
 
 # ---------------------------------------------------------------- what a function reaches
@@ -465,7 +493,7 @@ def settings_of(roots: list[Any], modules: list[Any], inputs: set) -> tuple[list
     guards = [(f"attribute {k!r} of {type(m).__name__}", _item_getter(vars(m), k),
                fingerprint(v))
               for m in modules for k, v in vars(m).items()
-              if k not in _MODULE_OWN and isinstance(v, (list, tuple, dict, set, np.ndarray))]
+              if k not in _MODULE_OWN and not isinstance(v, _SETTING)]
     seen = set()
     for r in roots:
         if id(r) in seen or not isinstance(r, Optimizer):
