@@ -320,7 +320,7 @@ def where_changed(recorder: ReadRecorder, changed: list[tuple]) -> list[str]:
     """For each changed read: where the traced call changed it (the line of a list, dict or
     set method call), or the function that read it (a rebinding has no call to see)."""
     out = []
-    for what, fp in changed:
+    for what, _ in changed:
         line = None
         for key, read in recorder.reads.items():
             if read.name == what:
