@@ -671,3 +671,12 @@ def test_a_plain_object_held_by_a_module_is_guarded():
     assert f(x).tolist() == f(x).tolist() == [1.0, 1.0]
     m.cfg.scale = 3.0
     assert f(x).tolist() == [3.0, 3.0]
+
+
+def test_a_float_returned_from_float_inputs_is_a_float_as_in_eager():
+    f = tg.compile(lambda x, s: ((x * s).sum(), s * 2, s))
+    x = tg.ones(2)
+    for s in (0.5, 0.5, 0.25):
+        loss, twice, same = f(x, s)
+        assert type(twice) is float and type(same) is float
+        assert (loss.item(), twice, same) == (2 * s, 2 * s, s)

@@ -266,6 +266,8 @@ def _result(variant: Any, tree: Any, name: Callable[[str, Any], str]) -> str:
     """The expression that builds the function's result (see `trace._map_tree`) from the
     program's outputs ``outs`` and the caller's tensors ``a``."""
     kind = tree[0]
+    if kind == "float":  # a float the function computed from float inputs
+        return f"float(outs[{tree[1]}])"
     if kind == "tensor":
         i = tree[1]
         alias = variant._grad_alias.get(i)

@@ -31,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import TraceError
-from ..tensor import Tensor
+from ..tensor import Tensor, WeakScalar
 from .ir import Graph, Node
 
 # The module, not the `tg.tensor` function that shadows its name on the package.
@@ -424,6 +424,8 @@ class Tracer:
 
 def _map_tree(obj: Any, fn: Callable[[Tensor], Any]) -> Any:
     """The structure of ``obj`` with every Tensor replaced by ``fn(tensor)``."""
+    if type(obj) is WeakScalar:  # a float computed from float inputs: a float, as in eager
+        return ("float", fn(obj))
     if isinstance(obj, Tensor):
         return ("tensor", fn(obj))
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):
@@ -449,6 +451,8 @@ def build_tree(tree: Any, leaf: Callable[[int], Any]) -> Any:
     kind = tree[0]
     if kind == "tensor":
         return leaf(tree[1])
+    if kind == "float":
+        return float(leaf(tree[1]).item())
     if kind == "namedtuple":
         return tree[1](*[build_tree(v, leaf) for v in tree[2]])
     if kind in ("list", "tuple"):
