@@ -537,7 +537,8 @@ def _feeds(variant: Any, args: tuple) -> list:
     feeds = []
     for kind, src in variant.feeders:
         if kind == "setting":  # a float the program takes as an input (a learning rate)
-            feeds.append(np.array(src[0][src[1]], dtype=np.float64))
+            d, (key, index) = src
+            feeds.append(np.array(d[key] if index is None else d[key][index], dtype=np.float64))
         else:
             feeds.append(args[src].data if kind == "arg" else
                          src[0].data if kind == "data" else src[0]._grad.data)

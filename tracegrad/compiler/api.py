@@ -30,6 +30,7 @@ from .guards import (
     arg_key,
     big_arrays,
     fingerprint,
+    float_input_kind,
     function_guards,
     identities,
     modules_of,
@@ -176,6 +177,7 @@ class CompiledFunction:
         # inputs, until a trace turns one into a Python value: then they are guards (by
         # value) for this function from then on.
         self._values = True
+        self._guarded_settings: set[str] = set()  # hyper-parameters an optimizer branches on
         self._lock = threading.RLock()  # compiling and the variant table
         functools.update_wrapper(self, fn, updated=())
 
@@ -232,7 +234,14 @@ class CompiledFunction:
             try:
                 with paused_gc():
                     variant = self._compile(args, kwargs, key, fps, reason)
-            except TraceError:
+            except TraceError as e:
+                setting = getattr(e, "setting", None)
+                if setting is not None and setting not in self._guarded_settings:
+                    # an optimizer branches on this hyper-parameter (SGD's `if momentum:`):
+                    # it is a guard, the other floats stay inputs
+                    self._guarded_settings.add(setting)
+                    self._fast = None
+                    return self(*args, **kwargs)
                 if not self._values:
                     raise
                 # A float or array argument, or a learning rate, was read as a Python value
@@ -278,9 +287,10 @@ class CompiledFunction:
     def _compile(self, args: tuple, kwargs: dict, key: tuple, fps: list,
                  reason: str) -> Variant:
         with self._lock:
+            variant = self._trace(args, kwargs, key, fps)
+            # (counted once traced: a trace that raised TraceError made no variant)
             self.misses += 1
             self.miss_reasons = self.miss_reasons[-63:] + [reason]  # the latest 64
-            variant = self._trace(args, kwargs, key, fps)
             if variant.volatile:
                 return variant  # not kept: every call traces again
             bucket = self.variants.setdefault(key, [])
@@ -307,9 +317,10 @@ class CompiledFunction:
         t0 = time.perf_counter()
         roots = roots_of(self.fn, args)
         values = self._values
-        lrs = [(g, "lr") for r in roots if isinstance(r, Optimizer) for g in r.param_groups
-               if type(g.get("lr")) is float] if values else []
-        lrs = list({id(g): (g, k) for g, k in lrs}.values())
+        groups = list({id(g): g for r in roots if isinstance(r, Optimizer)
+                       for g in r.param_groups}.values()) if values else []
+        settings = [(g, k) for g in groups for k, v in g.items()
+                    if k not in self._guarded_settings and float_input_kind(v) is not None]
         epoch = tensor_mod._structure_epoch[0]
         anomaly = bool(tensor_mod._Anomaly.enabled and tensor_mod._Anomaly.here.on)
         fn_guards = function_guards(self.fn)
@@ -317,7 +328,7 @@ class CompiledFunction:
         with recorder:
             graph, capture = run_traced(self.fn, args, kwargs,
                                         differentiable=autograd.is_grad_enabled(),
-                                        grad_buffers=True, values=values, settings=lrs)
+                                        grad_buffers=True, values=values, settings=settings)
         reads = [(r.name, r.getter, r.print_fp) for r in recorder.reads.values()] + fn_guards
         changed = [(what, fp) for what, getter, fp in reads if fingerprint(getter()) != fp]
         warn_side_effects(recorder, changed, getattr(self.fn, "__name__", "the function"))
@@ -334,7 +345,7 @@ class CompiledFunction:
             identities(fp, found)
         roots = one_level(roots + found)
         modules = modules_of(roots)
-        inputs = {(id(d), k) for d, k, _ in capture.setting_inputs}
+        inputs = {(id(d), k) for d, (k, _), _ in capture.setting_inputs}
         settings, setting_guards = settings_of(roots, modules, inputs)
         backward, n_saved = None, 0
         if capture.n_grad_outputs:

@@ -169,8 +169,9 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
             continue
         x = f"x{len(feeds)}"
         if kind == "setting":  # a float the program takes as an input (a learning rate)
-            d, k = src
-            body.append(f"{x} = _f64({name('d', d)}.get({k!r}))")
+            d, (k, index) = src
+            item = "" if index is None else f"[{index}]"
+            body.append(f"{x} = _f64({name('d', d)}[{k!r}]{item})")
             feeds.append(x)
             continue
         t, node = src

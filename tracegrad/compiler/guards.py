@@ -504,18 +504,30 @@ def settings_of(roots: list[Any], modules: list[Any], inputs: set) -> tuple[list
                              ("params",)))
             guards += [(f"hyper-parameter {k!r} of {type(r).__name__}", _item_getter(g, k),
                         fingerprint(v)) for k, v in g.items()
-                       if k != "params" and not isinstance(v, _SETTING)]
-            guards += [(f"the type of {type(r).__name__}'s {k!r}", _type_getter(g, k),
-                        fingerprint(float)) for d, k in [(g, "lr")] if (id(d), k) in inputs]
+                       if k != "params" and not isinstance(v, _SETTING)
+                       and (id(g), k) not in inputs]
+            guards += [(f"the type of {type(r).__name__}'s {k!r}", _kind_getter(g, k),
+                        fingerprint(float_input_kind(v))) for k, v in g.items()
+                       if (id(g), k) in inputs]
     return [e for e in out if e is not None], guards
+
+
+def float_input_kind(v: Any) -> Any:
+    """How a hyper-parameter can be a program input: ``float``, ``("tuple", n)`` for a tuple
+    of n floats (Adam's betas), else None (it is a guard)."""
+    if type(v) is float:
+        return float
+    if type(v) is tuple and v and all(type(x) is float for x in v):
+        return ("tuple", len(v))
+    return None
 
 
 def _item_getter(d: dict, k: Any) -> Callable[[], Any]:
     return lambda: d.get(k)
 
 
-def _type_getter(d: dict, k: Any) -> Callable[[], Any]:
-    return lambda: type(d.get(k))
+def _kind_getter(d: dict, k: Any) -> Callable[[], Any]:
+    return lambda: float_input_kind(d.get(k))
 
 
 def arg_key(flat: list[tuple[str, Any]], values: bool) -> tuple[tuple, list]:

@@ -91,6 +91,6 @@ def feeders(graph: Graph, capture: Capture) -> list:
         by_node[id(node)] = ("grad", (t, node))
     for t, node, _ in capture.grad_buffers:
         by_node[id(node)] = ("grad", (t, node))
-    for d, k, node in capture.setting_inputs:
-        by_node[id(node)] = ("setting", (d, k))
+    for d, key, node in capture.setting_inputs:  # key: (name, index in a tuple or None)
+        by_node[id(node)] = ("setting", (d, key))
     return [by_node[id(n)] for n in graph.inputs]

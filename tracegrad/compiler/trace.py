@@ -165,6 +165,7 @@ class Tracer:
         self.grad_buffers = False  # compile: let the program write into existing .grad arrays
         self.grad_none_ids: set[int] = set()
         self.thread = get_ident()  # tracing sees only its own thread's operations
+        self.setting_of: dict[int, str] = {}  # id(input of a hyper-parameter) -> its key
         self.array_inputs: dict[int, Node] = {}  # id(TracedArray) -> its input node
         self.array_sources: dict[int, tuple] = {}  # id(array made from one) -> (array, it)
         # Python numbers made into tensors before this trace (tensor._constants): constants.
@@ -314,13 +315,16 @@ class Tracer:
         if get_ident() != self.thread:  # another thread's eager work: not this trace's
             return
         if self.is_dynamic(t):
-            raise TraceError(
+            error = TraceError(
                 f"{what} reads the value of a traced tensor at {user_line()}\n"
                 f"The value changes from call to call, so a compiled function cannot turn it "
                 f"into a Python value (an `if`, a `float(...)`, a NumPy array) without baking "
                 f"in this one call's result. Keep the computation in tensors (tg.where(cond, "
                 f"a, b) chooses elementwise), or do this part outside the compiled function."
             )
+            # a hyper-parameter branched on (SGD's `if momentum:`): tg.compile guards it
+            error.setting = self.setting_of.get(id(t))
+            raise error
 
     # ---------------------------------------------------------------- finishing
 
@@ -565,11 +569,19 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
     from .. import rng
 
     replaced = []
-    for d, key in settings:
-        t = _weak_scalar(d[key])
-        tracer.capture.setting_inputs.append((d, key, tracer._input(t, key)))
-        replaced.append((d, key, d[key], t))
-        d[key] = t
+    for d, key in settings:  # a float, or a tuple of floats (Adam's betas)
+        value = d[key]
+        parts = value if type(value) is tuple else (value,)
+        made = []
+        for i, v in enumerate(parts):
+            t = _weak_scalar(v)
+            index = i if type(value) is tuple else None
+            tracer.capture.setting_inputs.append((d, (key, index), tracer._input(t, key)))
+            tracer.setting_of[id(t)] = key
+            made.append(t)
+        new = tuple(made) if type(value) is tuple else made[0]
+        replaced.append((d, key, value, new))
+        d[key] = new
     generator = rng.generator()
     random_state = generator.bit_generator.state  # tracing must not use up random numbers
     tensor_mod._tracer = tracer
