@@ -1258,11 +1258,12 @@ def nll_case(draw):
     return (m, c), targets, draw(st.sampled_from(["mean", "sum"]))
 
 
+@covers("nll")
 @FAST
 @given(case=nll_case(), seed=seeds)
 def test_eager_cross_entropy(case, seed):
-    """The eager cross-entropy (log_softmax, then the sum against a one-hot matrix) and
-    nll_loss against PyTorch, to second order, with repeated classes."""
+    """The eager cross-entropy (log_softmax, then the nll primitive, whose gradient is a
+    one-hot product) and nll_loss against PyTorch, to second order, with repeated classes."""
     torch = torch_mod()
     shape, targets, reduction = case
     x = real(np.random.default_rng(seed), shape)
@@ -1271,6 +1272,33 @@ def test_eager_cross_entropy(case, seed):
                lambda t: torch.nn.functional.cross_entropy(t, tt, reduction=reduction), x)
     check_both(lambda t: F.nll_loss(t.tanh(), tg.tensor(targets), reduction=reduction),
                lambda t: torch.nn.functional.nll_loss(t.tanh(), tt, reduction=reduction), x)
+
+
+@FAST
+@given(case=nll_case(), seed=seeds, ignored=st.lists(st.booleans(), min_size=5, max_size=5))
+def test_nll_with_ignored_targets_eager_and_compiled(case, seed, ignored):
+    """Rows whose target is ignore_index count for nothing (all of them: nan, gradient 0),
+    eagerly (the nll primitive) and compiled (its decomposition), as in PyTorch."""
+    torch = torch_mod()
+    (m, c), targets, reduction = case
+    targets = np.where(np.array(ignored[:m]), -100, targets)
+    x = real(np.random.default_rng(seed), (m, c))
+    tt = torch.tensor(targets)
+    if reduction == "sum" or (targets != -100).any():  # (else: nan, checked below)
+        check_both(lambda t: F.cross_entropy(t, tg.tensor(targets), reduction=reduction),
+                   lambda t: torch.nn.functional.cross_entropy(t, tt, reduction=reduction), x)
+    loss = tg.compile(lambda t: F.cross_entropy(t, tg.tensor(targets), reduction=reduction))
+    for _ in range(2):
+        xt = tg.tensor(x, requires_grad=True)
+        got = loss(xt)
+        got.backward()
+    xe = tg.tensor(x, requires_grad=True)
+    want = F.cross_entropy(xe, tg.tensor(targets), reduction=reduction)
+    want.backward()
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(xt.grad.numpy(), xe.grad.numpy(), rtol=1e-12, atol=1e-15)
+    if not (targets != -100).any():
+        assert np.isnan(got.item()) == (reduction == "mean") and not xe.grad.numpy().any()
 
 
 def _second_order(fn, arrays, v, w):
@@ -1340,12 +1368,12 @@ def test_traced_functions_record_the_composites():
     step = tg.compile(lambda x, y: F.cross_entropy(model(x), y))
     x, y = tg.randn(5, 3), tg.tensor([0, 1, 1, 0, 1])
     want = F.cross_entropy(model(x), y)  # eager: the fused primitives
-    assert want.grad_fn == "<SumBackward>" and model[0](x).grad_fn == "<LinearBackward>"
+    assert want.grad_fn == "<NllBackward>" and model[0](x).grad_fn == "<LinearBackward>"
     for _ in range(2):  # the first call runs eagerly, the second compiles
         got = step(x, y)
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
     ops = {node.op for node in step.graph.nodes}
-    assert "matmul" in ops and not ops & {"linear", "log_softmax"}
+    assert "matmul" in ops and not ops & {"linear", "log_softmax", "nll"}
 
 
 # ------------------------------------------------------------------------------ dtypes
@@ -1466,5 +1494,4 @@ def test_a_primitive_with_a_decomposition_is_traced_as_it_and_runs_as_one_node_e
                                   tg.TensorSpec((4, 3))).nodes]
     assert "linear" not in ops and "log_softmax" not in ops  # the decompositions
     assert {"matmul", "add", "max", "exp", "log"} <= set(ops)
-    for fn in (F.linear, F.log_softmax):  # one path: no branch on tracing
-        assert "_tracer" not in inspect.getsource(fn)
+    assert "_tracer" not in inspect.getsource(F)  # one path: nothing branches on tracing

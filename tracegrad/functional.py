@@ -8,7 +8,6 @@ has as methods to `Tensor`.
 from __future__ import annotations
 
 import builtins
-import importlib
 import itertools
 import math
 from collections import namedtuple
@@ -22,8 +21,6 @@ from .ops import PRIMITIVES as P
 from .ops.base import normalize_axes
 from .ops.linalg import check_linear_features
 from .tensor import Tensor, _dim_args, _leaf, _operand, apply, cat, stack, where
-
-tensor_module = importlib.import_module("tracegrad.tensor")  # (the module, for its _tracer)
 
 __all__ = [
     "abs", "amax", "amin", "avg_pool2d", "binary_cross_entropy",
@@ -681,12 +678,6 @@ def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: 
     """Cross-entropy of logits ``input`` (N, C) or (N, C, d1, ...) against class indices
     (int, shape (N,) or (N, d1, ...)) or class probabilities (float, the input's shape).
     """
-    if weight is None and not label_smoothing and reduction in ("mean", "sum") and \
-            tensor_module._tracer is None and isinstance(input, Tensor) and \
-            isinstance(target, Tensor):
-        loss = _eager_cross_entropy(input, target, ignore_index, reduction)
-        if loss is not None:
-            return loss
     if input.ndim == 0:
         raise ShapeError("cross_entropy: input must have a class dimension")
     if not 0.0 <= label_smoothing <= 1.0:
@@ -725,33 +716,6 @@ def _not_all_classes(tv: np.ndarray, c: int) -> bool:
     return bool(np.maximum.reduce(tv.view(_UNSIGNED.get(tv.dtype, tv.dtype)), axis=None) >= c)
 
 
-def _eager_cross_entropy(input: Tensor, target: Tensor, ignore_index: int,
-                         reduction: str) -> Tensor | None:
-    """The common case of an eager `cross_entropy`, with nothing in between: float logits
-    (N, C), int64 class indices (N,), every one a class (none is ``ignore_index``), a mean
-    or a sum; `log_softmax`, then `_picked_sum`. None when the case is not this one:
-    `_indexed_loss` then checks everything and says what is wrong."""
-    x, tv = input._data, target._data
-    if x.ndim != 2 or tv.ndim != 1 or tv.dtype != np.int64 or x.dtype.kind != "f" or \
-            not tv.shape[0] or tv.shape[0] != x.shape[0]:
-        return None
-    c = x.shape[1]
-    if _not_all_classes(tv, c) or (0 <= ignore_index < c and (tv == ignore_index).any()):
-        return None
-    return _picked_sum(apply(P["log_softmax"], input, axis=1), tv, reduction)
-
-
-def _picked_sum(logp: Tensor, tv: np.ndarray, reduction: str) -> Tensor:
-    """Eager, minus the mean (or the sum) of ``logp[i, tv[i]]`` over the rows of a (M, C)
-    ``logp``: logp times a one-hot matrix of -1/M (or -1) made here from the labels, summed.
-    Two cheap nodes: their gradients are a product and a broadcast, where picking by index
-    would need a scatter-add."""
-    m = tv.shape[0]
-    onehot = np.zeros(logp._data.shape, dtype=logp._data.dtype)
-    onehot[np.arange(m), tv] = -1.0 / m if reduction == "mean" else -1.0
-    return apply(P["sum"], logp * _leaf(onehot), axes=(0, 1), keepdim=False)
-
-
 def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
                   reduction: str, label_smoothing: float, op: str, log_probs: Tensor) -> Tensor:
     # Written with tensor ops only: the targets are data, so a compiled loss reads each
@@ -769,7 +733,7 @@ def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
             f"{op}: input {input.shape} needs class-index targets of shape {expected}, "
             f"got {target.shape}"
         )
-    tv = target._data
+    tv = target._data  # (a compiled loss checks the traced batch's labels)
     if tv.size and _not_all_classes(tv, c):  # out of range, or ignored
         t_values = tv[tv != ignore_index]
         if t_values.size and (t_values.min() < 0 or t_values.max() >= c):
@@ -777,9 +741,6 @@ def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
                 f"{op}: target classes range over [{t_values.min()}, {t_values.max()}] but "
                 f"the input has {c} classes (use ignore_index={ignore_index} for padding)"
             )
-        ignored = t_values.size < tv.size
-    else:  # every target is a class: one of them may still be ignore_index
-        ignored = 0 <= ignore_index < c and bool((tv == ignore_index).any())
     # Move classes last and flatten: (M, C) against (M,).
     if logp.ndim > 2:
         logp = logp.permute((0,) + tuple(range(2, logp.ndim)) + (1,))
@@ -789,11 +750,9 @@ def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
     if t.dtype != np.int64:
         t = t.long()
     m = t.shape[0]
-    if (weight is None and not label_smoothing and reduction in ("mean", "sum") and m
-            and tensor_module._tracer is None and not ignored):
-        # Eager, and no target is ignore_index (checked above on the data). A compiled loss
-        # takes the general path below, since its labels change from call to call.
-        return _picked_sum(logp, t._data, reduction)
+    if weight is None and not label_smoothing and reduction in ("mean", "sum") and m:
+        # one node eagerly; traced, its decomposition (see ops/reduce.py)
+        return apply(P["nll"], logp, t, ignore_index=ignore_index, reduction=reduction)
     valid = t != ignore_index
     safe_t = where(valid, t, 0)
     picked = logp[_leaf(np.arange(m)), safe_t]

@@ -165,3 +165,68 @@ def _log_softmax_decomposition(x, *, axis):
 register("log_softmax", "reduce", _log_softmax_forward, _log_softmax_infer, _log_softmax_vjp,
          reads="out", decomposition=_log_softmax_decomposition)
 
+
+
+# ---------------------------------------------------------------- picked negative log-likelihood
+#
+# ``-sum(logp[i, t[i]])`` over the rows whose target is not ``ignore_index`` (divided by their
+# count for "mean"): cross-entropy's and nll_loss's last step on (M, C) log-probabilities, as
+# one node for eager execution. Its gradient is a one-hot product (no scatter); tracing records
+# its decomposition, a gather with masks, which also reads each call's labels. The labels'
+# range is checked on the data by the caller (functional._indexed_loss).
+
+
+def _nll_forward(logp, t, *, ignore_index, reduction):
+    m = t.shape[0]
+    valid = t != ignore_index
+    every = valid.all()
+    picked = logp[np.arange(m), t if every else np.where(valid, t, 0)]
+    if not every:
+        picked = picked * valid
+    total = -np.add.reduce(picked, axis=None)
+    if reduction == "mean":
+        count = m if every else int(np.count_nonzero(valid))
+        total = total / count if count else np.nan  # the mean of nothing, as PyTorch
+    return np.asarray(total, dtype=logp.dtype)
+
+
+def _nll_infer(logp, t, *, ignore_index, reduction):
+    if len(logp.shape) != 2 or tuple(t.shape) != tuple(logp.shape[:1]):
+        raise ShapeError(f"nll: needs log-probabilities (M, C) and targets (M,), got "
+                         f"{tuple(logp.shape)} and {tuple(t.shape)}")
+    if logp.dtype.kind != "f" or t.dtype != np.int64:
+        raise TypeError(f"nll: needs float log-probabilities and int64 targets, got "
+                        f"{logp.dtype} and {t.dtype}")
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"nll: reduction must be 'mean' or 'sum', got {reduction!r}")
+    return (), logp.dtype
+
+
+def _nll_weights(logp, t, ignore_index, reduction):
+    """Per row, what its picked log-probability counts in the loss: -1/n for the n rows that
+    are not ignored with "mean" (0 for all when n is 0), -1 with "sum"; and the mean's nan."""
+    w = (t != ignore_index).to(logp.dtype)
+    if reduction == "sum":
+        return -w, None
+    count = w.sum()
+    nothing = count == 0
+    return -w / nothing._select(1.0, count), nothing
+
+
+def _nll_vjp(g, out, logp, t, *, ignore_index, reduction):
+    m, c = tuple(logp.shape)
+    coef, _ = _nll_weights(logp, t, ignore_index, reduction)
+    hit = t.reshape((m, 1)) == np.arange(c)  # one-hot rows of the targets
+    return (coef.reshape((m, 1)) * g) * hit, None
+
+
+def _nll_decomposition(logp, t, *, ignore_index, reduction):
+    m = tuple(logp.shape)[0]
+    coef, nothing = _nll_weights(logp, t, ignore_index, reduction)
+    picked = logp[np.arange(m), (t != ignore_index)._select(t, 0)]
+    total = (picked * coef).sum()
+    return total if nothing is None else total + nothing._select(np.nan, 0.0)
+
+
+register("nll", "reduce", _nll_forward, _nll_infer, _nll_vjp, inputs="logp t", reads="t",
+         decomposition=_nll_decomposition)
