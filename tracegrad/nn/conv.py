@@ -7,7 +7,6 @@ loads: ``weight`` (C_out, C_in / groups, *kernel) ~ kaiming_uniform(a=sqrt(5)), 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -60,10 +59,7 @@ class _ConvNd(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            b = init._default_bias_bound(self.weight)
-            init.uniform_(self.bias, -b, b)
+        init.default_reset(self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         params = self._parameters

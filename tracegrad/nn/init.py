@@ -102,3 +102,12 @@ def kaiming_normal_(t: Tensor, a: float = 0.0, mode: str = "fan_in",
 def _default_bias_bound(weight: Any) -> float:
     fan_in, _ = _calculate_fan_in_and_fan_out(weight)
     return 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+
+
+def default_reset(weight: Any, bias: Any) -> None:
+    """PyTorch's default for Linear and Conv layers: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
+    the weight (kaiming_uniform_ with a=sqrt(5)) and for the bias alike."""
+    kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        b = _default_bias_bound(weight)
+        uniform_(bias, -b, b)

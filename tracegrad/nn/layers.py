@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any
 
@@ -33,11 +32,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        # PyTorch's default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias alike.
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            b = init._default_bias_bound(self.weight)
-            init.uniform_(self.bias, -b, b)
+        init.default_reset(self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-1:] != (self.in_features,):
