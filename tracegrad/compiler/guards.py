@@ -20,6 +20,7 @@ import sys
 import sysconfig
 import types
 import warnings
+import weakref
 from typing import Any, Callable
 
 import numpy as np
@@ -222,6 +223,9 @@ class Read:
 
 
 _MISSING = object()
+# code -> the global names it may read (its source is parsed once; traces take turns, so one
+# thread at a time writes here)
+_GLOBAL_NAMES: "weakref.WeakKeyDictionary[Any, tuple]" = weakref.WeakKeyDictionary()
 
 
 def global_names(code: Any) -> tuple:
@@ -254,7 +258,6 @@ class ReadRecorder:
     def __init__(self) -> None:
         self.reads: dict[tuple, Read] = {}
         self._codes: dict[Any, bool] = {}  # code -> whether its frames are the user's
-        self._names: dict[Any, tuple] = {}  # code -> the global names it may read
         self.printed: list[str] = []  # lines where print() ran
         self.random: list[str] = []  # lines where np.random drew numbers
         self.mutations: dict[int, str] = {}  # id(list, dict or set) -> where it was changed
@@ -289,9 +292,9 @@ class ReadRecorder:
                 return
             g = frame.f_globals
             gid = id(g)
-            names = self._names.get(code)
+            names = _GLOBAL_NAMES.get(code)
             if names is None:
-                names = self._names[code] = global_names(code)
+                names = _GLOBAL_NAMES[code] = global_names(code)
             for name in names:
                 if (gid, name) not in self.reads and name in g:
                     module = g.get("__name__", "?")
