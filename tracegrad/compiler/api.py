@@ -329,7 +329,7 @@ class CompiledFunction:
             graph, capture = run_traced(self.fn, args, kwargs,
                                         differentiable=autograd.is_grad_enabled(),
                                         grad_buffers=True, values=values, settings=settings)
-        reads = [(r.name, r.getter, r.print_fp) for r in recorder.reads.values()] + fn_guards
+        reads = [(r.name, r.getter, r.fp) for r in recorder.reads.values()] + fn_guards
         changed = [(what, fp) for what, getter, fp in reads if fingerprint(getter()) != fp]
         warn_side_effects(recorder, changed, getattr(self.fn, "__name__", "the function"))
         big = [(what, a) for what, _, fp in reads for a in big_arrays(fp)]

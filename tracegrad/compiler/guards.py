@@ -215,11 +215,11 @@ def _rng_state(rng: Any) -> str:
 class Read:
     """One value a trace read: how to read it again, and what it was."""
 
-    __slots__ = ("name", "getter", "print_fp", "value")
+    __slots__ = ("name", "getter", "fp", "value")
 
     def __init__(self, name: str, getter: Callable[[], Any], value: Any):
         self.name, self.getter, self.value = name, getter, value
-        self.print_fp = fingerprint(value)
+        self.fp = fingerprint(value)
 
 
 _MISSING = object()
