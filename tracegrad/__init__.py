@@ -6,7 +6,7 @@
 tensor([2., 4.])
 """
 
-from . import data, functional, nn, optim, utils, viz
+from . import cuda, data, functional, nn, optim, utils, viz
 from .anomaly import detect_anomaly
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled, value_and_grad
 from .compiler import Graph, TensorSpec, compile, explain, trace
@@ -27,7 +27,8 @@ from .creation import (
     zeros,
     zeros_like,
 )
-from .dtypes import bool_, float16, float32, float64, int8, int32, int64, uint8
+from .device import device
+from .dtypes import bool_, float16, float32, float64, int8, int16, int32, int64, uint8
 from .errors import ShapeError, TraceError
 from .functional import (
     abs,
@@ -54,7 +55,10 @@ from .scalar import Value
 from .tensor import Tensor, cat, stack, where
 from .utils import Generator
 
-bool = bool_  # noqa: A001  (tg.bool, as torch.bool)
+# PyTorch's dtype names (tg.float is float32, as torch.float)
+bool = bool_  # noqa: A001
+float, double, half = float32, float64, float16  # noqa: A001
+long, int, short = int64, int32, int16  # noqa: A001
 
 __version__ = "0.1.0"
 
@@ -82,7 +86,8 @@ __all__ = [
     "trace", "save", "load", "data", "nn", "functional", "optim", "utils", "viz", "Generator",
     "tensor", "from_numpy", "zeros", "ones", "full", "zeros_like", "ones_like", "arange",
     "linspace", "eye", "rand", "randn", "randint", "manual_seed", "is_tensor",
-    "float16", "float32", "float64", "int8", "int32", "int64", "uint8", "bool",
+    "float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool",
+    "float", "double", "half", "long", "int", "short", "device", "cuda",
     "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "grad", "value_and_grad",
     "detect_anomaly", "where", "cat", "stack", "abs", "amax", "amin", "clamp", "log_softmax",
     "logsumexp", "max", "maximum", "mean", "min", "minimum", "softmax", "std", "var",

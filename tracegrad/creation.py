@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import dtypes
+from .device import on_cpu
 from .ops import PRIMITIVES as P
 from .rng import generator, manual_seed  # noqa: F401  (public through tracegrad)
 from .tensor import Tensor, _as_array, _leaf, _shape_arg, apply
@@ -17,6 +18,7 @@ _tensor_module = importlib.import_module("tracegrad.tensor")  # for its _tracer
 
 
 
+@on_cpu
 def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """A new leaf tensor (copies the data). Floats -> float32, ints -> int64, bools -> bool.
 
@@ -48,28 +50,34 @@ def _float_dtype(dtype: Any) -> np.dtype:
     return dtypes.default_float if dtype is None else dtypes.to_dtype(dtype)
 
 
+@on_cpu
 def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     return _leaf(np.zeros(_shape_from(shape), _float_dtype(dtype)), requires_grad)
 
 
+@on_cpu
 def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     return _leaf(np.ones(_shape_from(shape), _float_dtype(dtype)), requires_grad)
 
 
+@on_cpu
 def full(shape: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     shape = _shape_arg((shape,)) if isinstance(shape, (tuple, list)) else (int(shape),)
     dt = dtypes.to_dtype(dtype) if dtype is not None else dtypes.scalar_dtype(fill_value)
     return _leaf(np.full(shape, fill_value, dt), requires_grad)
 
 
+@on_cpu
 def zeros_like(x: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     return _leaf(np.zeros(x.shape, dtype or x.dtype), requires_grad)
 
 
+@on_cpu
 def ones_like(x: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     return _leaf(np.ones(x.shape, dtype or x.dtype), requires_grad)
 
 
+@on_cpu
 def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None,
            requires_grad: bool = False) -> Tensor:
     if end is None:
@@ -80,11 +88,13 @@ def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None,
     return _leaf(np.arange(start, end, step).astype(dtypes.to_dtype(dtype)), requires_grad)
 
 
+@on_cpu
 def linspace(start: float, end: float, steps: int, dtype: Any = None,
              requires_grad: bool = False) -> Tensor:
     return _leaf(np.linspace(start, end, steps).astype(_float_dtype(dtype)), requires_grad)
 
 
+@on_cpu
 def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     return _leaf(np.eye(n, m, dtype=_float_dtype(dtype)), requires_grad)
 
@@ -94,16 +104,19 @@ def _random(shape: tuple, dtype: Any, dist: str, requires_grad: bool) -> Tensor:
     return t.requires_grad_() if requires_grad else t
 
 
+@on_cpu
 def rand(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Uniform in [0, 1); seeded by ``tg.manual_seed``."""
     return _random(shape, dtype, "uniform", requires_grad)
 
 
+@on_cpu
 def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Standard normal; seeded by ``tg.manual_seed``."""
     return _random(shape, dtype, "normal", requires_grad)
 
 
+@on_cpu
 def randint(low: int, high: int | None = None, size: Any = (), dtype: Any = None) -> Tensor:
     """Integers uniform in [low, high), as ``torch.randint(low=0, high, size)``:
     ``randint(10, (3,))`` and ``randint(0, 10, (3,))`` are the same."""

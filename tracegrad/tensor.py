@@ -48,6 +48,7 @@ _mode = autograd._mode
 _ndarray = np.ndarray
 
 _SCALARS = (int, float, bool, np.number, np.bool_)
+_CPU: Any = None  # tracegrad.device.CPU, set below (device.py imports nothing of ours)
 
 
 
@@ -404,6 +405,28 @@ def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
     return t
 
 
+def _to_args(op: str, args: tuple, kwargs: dict) -> Any:
+    """The dtype that ``.to(...)``'s arguments ask for (None: keep it), PyTorch's forms: a
+    dtype, a device (checked: only the CPU), a tensor (its dtype), or keywords."""
+    from .device import check_device
+
+    dtype = kwargs.pop("dtype", None)
+    check_device(kwargs.pop("device", None))
+    kwargs.pop("non_blocking", None)
+    kwargs.pop("copy", None)
+    kwargs.pop("memory_format", None)
+    if kwargs:
+        raise TypeError(f"{op}: unexpected keyword(s) {sorted(kwargs)}")
+    for a in args:
+        if isinstance(a, Tensor):
+            dtype = a._data.dtype
+        elif isinstance(a, str) or type(a).__name__ == "device":
+            check_device(a)
+        elif a is not None and not isinstance(a, bool):  # (non_blocking given by position)
+            dtype = a
+    return None if dtype is None else dtypes.to_dtype(dtype)
+
+
 def _fresh_grad(x: Any) -> GradArray:
     """A gradient a plain arithmetic rule computed on arrays (see ops.base.FACTS):
     new memory, which a leaf may adopt."""
@@ -719,15 +742,40 @@ class Tensor:
             )
         return bool(self._data)
 
-    def to(self, dtype: Any) -> "Tensor":
-        """Cast (differentiably between float dtypes): ``x.to(tg.float64)``."""
-        dt = dtypes.to_dtype(dtype)
-        if dt == self._data.dtype:
+    def to(self, *args: Any, **kwargs: Any) -> "Tensor":
+        """Cast (differentiably between float dtypes), as ``torch.Tensor.to``:
+        ``x.to(tg.float64)``, ``x.to("cpu")``, ``x.to(other)`` (its dtype),
+        ``x.to(device, dtype)``, ``x.to(dtype=..., device=...)``."""
+        dt = _to_args("Tensor.to", args, kwargs)
+        if dt is None or dt == self._data.dtype:
             return self
         return apply(P["cast"], self, dtype=dt)
 
+    @property
+    def device(self) -> Any:
+        """Always the CPU (see `tracegrad.device`)."""
+        return _CPU
+
+    def cpu(self) -> "Tensor":
+        return self
+
+    def cuda(self, *args: Any, **kwargs: Any) -> "Tensor":
+        return self.to("cuda")  # raises: tracegrad runs on the CPU
+
+    def is_floating_point(self) -> bool:
+        return self._data.dtype.kind == "f"
+
+    def element_size(self) -> int:
+        return self._data.dtype.itemsize
+
     def float(self) -> "Tensor":
         return self.to(dtypes.float32)
+
+    def half(self) -> "Tensor":
+        return self.to(dtypes.float16)
+
+    def short(self) -> "Tensor":
+        return self.to(dtypes.int16)
 
     def double(self) -> "Tensor":
         return self.to(dtypes.float64)
@@ -1663,3 +1711,6 @@ def _weak_method(name: str) -> Any:
 for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
               "__truediv__", "__rtruediv__", "__pow__", "__rpow__", "__neg__"):
     setattr(WeakScalar, _name, _weak_method(_name))
+
+
+from .device import CPU as _CPU  # noqa: E402  (Tensor.device)

@@ -13,9 +13,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from ..autograd import no_grad
-from ..dtypes import to_dtype
 from ..errors import ShapeError
-from ..tensor import Tensor, _as_array, _bump, _structure_epoch
+from ..tensor import Tensor, _as_array, _bump, _structure_epoch, _to_args
 
 
 class Parameter(Tensor):
@@ -248,15 +247,25 @@ class Module:
         fn(self)
         return self
 
-    def to(self, dtype: Any) -> "Module":
-        """Cast every float parameter and buffer to ``dtype`` (in place, keeping identity)."""
-        dt = to_dtype(dtype)
+    def to(self, *args: Any, **kwargs: Any) -> "Module":
+        """Cast every float parameter and buffer (in place, keeping identity), as
+        ``torch.nn.Module.to``: ``model.to(tg.float64)``, ``model.to(device)`` (the CPU: no
+        change), ``model.to(device, dtype)``."""
+        dt = _to_args("Module.to", args, kwargs)
+        if dt is None:
+            return self
         for t in list(self.parameters()) + list(self.buffers()):
             if t._data.dtype.kind == "f":
                 t._data = t._data.astype(dt)
                 if t.grad is not None:
                     t.grad = Tensor(t.grad._data.astype(dt))
         return self
+
+    def cpu(self) -> "Module":
+        return self
+
+    def cuda(self, *args: Any, **kwargs: Any) -> "Module":
+        return self.to("cuda")  # raises: tracegrad runs on the CPU
 
     def double(self) -> "Module":
         return self.to(np.float64)
