@@ -43,8 +43,8 @@ def make_pair(dtype=np.float32, batchnorm=False, seed=0):
     return tmodel, model
 
 
-def batch(step: int, dtype=np.float32):
-    rng = np.random.default_rng(1000 + step)
+def batch(step: int, dtype=np.float32, seed: int = 1000):
+    rng = np.random.default_rng(seed + step)
     return rng.standard_normal((16, 5)).astype(dtype), rng.standard_normal((16, 3)).astype(dtype)
 
 
@@ -53,8 +53,8 @@ def _sign(opt) -> float:
     return -1.0 if opt.param_groups[0].get("maximize") else 1.0
 
 
-def tg_step(model, opt, step, dtype=np.float32):
-    x, y = batch(step, dtype)
+def tg_step(model, opt, step, dtype=np.float32, seed: int = 1000):
+    x, y = batch(step, dtype, seed)
     opt.zero_grad()
     loss = nn.functional.mse_loss(model(tg.tensor(x)), tg.tensor(y))
     (loss * _sign(opt)).backward()
@@ -62,8 +62,8 @@ def tg_step(model, opt, step, dtype=np.float32):
     return loss.item()
 
 
-def torch_step(model, opt, step, dtype=np.float32):
-    x, y = batch(step, dtype)
+def torch_step(model, opt, step, dtype=np.float32, seed: int = 1000):
+    x, y = batch(step, dtype, seed)
     opt.zero_grad()
     loss = tnn.functional.mse_loss(model(torch.tensor(x)), torch.tensor(y))
     (loss * _sign(opt)).backward()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import test_optim
 
 import tracegrad as tg
 from tracegrad import nn
@@ -29,31 +30,17 @@ def make_pair(dtype=np.float64, seed=0):
     return tmodel, model
 
 
+# The shared optimizer-test steps, on float64 data of their own seed: the tightest comparison.
 def batch(step, dtype=np.float64):
-    rng = np.random.default_rng(100 + step)
-    return rng.standard_normal((16, 5)).astype(dtype), rng.standard_normal((16, 3)).astype(dtype)
-
-
-def sign(opt):
-    return -1.0 if opt.param_groups[0].get("maximize") else 1.0
+    return test_optim.batch(step, dtype, seed=100)
 
 
 def tg_step(model, opt, step, dtype=np.float64):
-    x, y = batch(step, dtype)
-    opt.zero_grad()
-    loss = nn.functional.mse_loss(model(tg.tensor(x)), tg.tensor(y))
-    (loss * sign(opt)).backward()
-    opt.step()
-    return loss.item()
+    return test_optim.tg_step(model, opt, step, dtype, seed=100)
 
 
 def torch_step(model, opt, step, dtype=np.float64):
-    x, y = batch(step, dtype)
-    opt.zero_grad()
-    loss = tnn.functional.mse_loss(model(torch.tensor(x)), torch.tensor(y))
-    (loss * sign(opt)).backward()
-    opt.step()
-    return loss.item()
+    return test_optim.torch_step(model, opt, step, dtype, seed=100)
 
 
 def assert_params_close(model, tmodel, rtol, atol=None):
