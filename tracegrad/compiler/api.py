@@ -23,6 +23,7 @@ from ..errors import TraceError
 from ..gradarray import GradArray
 from ..ops.base import rule_facts
 from ..tensor import Tensor, _leaf
+from .backends.c import make_program, program_note
 from .backends.numpy import Program
 from .entry import Miss, build_entry
 from .guards import (
@@ -134,9 +135,10 @@ class BackwardProgram:
     """The backward half of a differentiable compiled function: (saved values, cotangents)
     -> gradients for each target (argument or captured tensor that requires grad)."""
 
-    def __init__(self, graph: Graph, cot_shapes: list, check_finite: bool = False):
+    def __init__(self, graph: Graph, cot_shapes: list, check_finite: bool = False,
+                 backend: str = "numpy"):
         self.graph, self.records = optimize(graph)
-        self.program = Program(self.graph, check_finite)
+        self.program = make_program(backend, self.graph, check_finite)
         self.lock = threading.Lock()
         self.cot_shapes = cot_shapes  # (shape, dtype) per differentiable output
 
@@ -157,11 +159,13 @@ class CompiledFunction:
     """``tg.compile(fn)``: call it like ``fn``. See `cache_info()` and `source()`."""
 
     def __init__(self, fn: Callable, backend: str = "auto"):
-        if backend not in ("auto", "numpy"):
+        if backend not in ("auto", "numpy", "c"):
             raise ValueError(
-                f"tg.compile: backend {backend!r} is not available; use 'numpy' (or 'auto', "
-                f"which picks the best available backend)"
+                f"tg.compile: backend {backend!r} is not available; use 'numpy', 'c' (or "
+                f"'auto', which picks the best available backend)"
             )
+        if backend == "c":
+            make_program.check("c")  # no working C compiler: say so now
         self.fn = fn
         self.backend = backend
         self.variants: dict[tuple, list[Variant]] = {}
@@ -351,9 +355,9 @@ class CompiledFunction:
         if capture.n_grad_outputs:
             graph, bgraph, n_saved = split_backward(graph, capture)
             cot_shapes = [(n.shape, n.dtype) for _, n in capture.cotangents]
-            backward = BackwardProgram(bgraph, cot_shapes, anomaly)
+            backward = BackwardProgram(bgraph, cot_shapes, anomaly, self.backend)
         graph, records = optimize(graph, donations(capture))
-        program = Program(graph, anomaly)
+        program = make_program(self.backend, graph, anomaly)
         variant = Variant(
             graph=graph, program=program, capture=capture,
             feeders=feeders(graph, capture),
@@ -377,14 +381,21 @@ class CompiledFunction:
 
     def cache_info(self) -> "CacheInfo":
         variants = sum(len(b) for b in self.variants.values())
-        return CacheInfo(variants, self.hits, self.misses, list(self.miss_reasons))
+        v = self.last_variant
+        backend = program_note(v.program, v.backward and v.backward.program) if v else ""
+        return CacheInfo(variants, self.hits, self.misses, list(self.miss_reasons), backend)
 
     def source(self) -> str:
-        """The generated Python source of the most recently used variant."""
+        """The generated Python source of the most recently used variant (with the C of
+        its kernels, under the C backend; then the backward program's, if any)."""
         if self.last_variant is None:
             raise RuntimeError("source(): the function has not been compiled yet (call it "
                                "twice: the first call runs eagerly, the second compiles)")
-        return self.last_variant.program.source()
+        v = self.last_variant
+        text = v.program.source()
+        if v.backward is not None:
+            text += "\n# ======== the backward program\n" + v.backward.program.source()
+        return text
 
     @property
     def graph(self) -> Graph:
@@ -414,9 +425,12 @@ class CacheInfo:
     hits: int
     misses: int
     reasons: list
+    backend: str = ""  # which backend ran the last variant, and why
 
     def __str__(self) -> str:
         lines = [f"{self.variants} variant(s), {self.hits} hit(s), {self.misses} miss(es)"]
+        if self.backend:
+            lines.append(f"  backend: {self.backend}")
         lines += [f"  compiled because: {r}" for r in self.reasons]
         return "\n".join(lines)
 
