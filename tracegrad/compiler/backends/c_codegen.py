@@ -54,6 +54,7 @@ C_OPS = {
     "maximum": "(({0} > {1} || {0} != {0}) ? {0} : {1})",
 }
 REDUCTIONS = {"sum", "max", "min"}
+MAX_OPERANDS = 1000  # inputs of a C kernel (ctypes calls take at most 1,024 arguments)
 
 CTYPES = {  # NumPy dtype -> C type of an operand (read, then converted to T)
     np.dtype(np.float32): "float", np.dtype(np.float64): "double",
@@ -105,6 +106,8 @@ def why_not(node: Node) -> str | None:
     """None if the kernel has a C form, else why not (for explain)."""
     if node.dtype not in KERNEL_TYPES:
         return f"dtype {node.dtype} (C kernels are float32/float64)"
+    if len(node.inputs) >= MAX_OPERANDS:
+        return f"{len(node.inputs)} operands (ctypes passes at most {MAX_OPERANDS})"
     for step in node.value:
         if step.op not in C_OPS and step.op not in REDUCTIONS:
             return f"{step.op} has no C lowering"
