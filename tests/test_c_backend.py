@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 import pytest
+import test_compile as tc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,8 +27,6 @@ from tracegrad.compiler.optimize import optimize
 from tracegrad.compiler.trace import run_traced
 from tracegrad.ops.base import having
 
-import test_compile as tc
-
 pytestmark = pytest.mark.skipif(cbackend.available() is not None,
                                 reason=f"no C backend here: {cbackend.available()}")
 FEW = settings(max_examples=6, deadline=None)
@@ -39,10 +38,10 @@ def _cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "tgcache"))
 
 
-def program(fn, *specs, backend=CProgram):
+def program(fn, *specs):
     graph, _ = run_traced(fn, specs, {})
     graph, _ = optimize(graph)
-    return backend(graph)
+    return CProgram(graph, every_kernel=True)
 
 
 # ---------------------------------------------------------------- the lowering table
@@ -87,7 +86,7 @@ def _run_chain(op: str, arrays: tuple) -> np.ndarray:
     steps = [Step(op, [("input", ins[0])] + rest, {}, arrays[0].shape, dtype),
              Step(op, [("step", 0)] + rest, {}, arrays[0].shape, dtype)]
     k = Node("kernel", ins, {}, arrays[0].shape, dtype, value=steps)
-    p = CProgram(Graph(ins, [k], [k]))
+    p = CProgram(Graph(ins, [k], [k]), every_kernel=True)
     assert p._kernels, c_codegen.why_not(k)
     return p(*arrays)[0]
 

@@ -37,7 +37,10 @@ class CProgram(Program):
 
     backend = "c"
 
-    def __init__(self, graph: Graph, check_finite: bool = False):
+    def __init__(self, graph: Graph, check_finite: bool = False, every_kernel: bool = False):
+        # every_kernel: C for every kernel that has a C form, even where NumPy is faster
+        # (`c_codegen.pays`): for tests
+        self.every_kernel = every_kernel
         self._kernels: list[tuple[str, Node]] = []  # (C name, kernel node)
         self.c_source = ""
         self.library: toolchain.Library | None = None
@@ -46,6 +49,8 @@ class CProgram(Program):
 
     def _emit_kernel(self, node: Node, out: str) -> list[str]:
         reason = c_codegen.why_not(node)
+        if reason is None and not self.every_kernel:
+            reason = c_codegen.pays(node)
         if reason is not None:
             self.on_numpy.append((node, reason))
             return super()._emit_kernel(node, out)

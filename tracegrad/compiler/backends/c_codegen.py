@@ -121,6 +121,31 @@ def why_not(node: Node) -> str | None:
     return None
 
 
+# Ops whose C form is a call of libm's scalar function (tanhf, expf, erff...): NumPy runs
+# them with SIMD loops, several times faster per element on large arrays.
+LIBM = {"exp", "log", "tanh", "sin", "cos", "sigmoid", "softplus", "erf", "pow"}
+SMALL = 1 << 14  # elements up to which a C call beats NumPy's calls whatever the kernel holds
+
+
+def pays(node: Node) -> str | None:
+    """None if running the kernel in C pays (measured in bench/cbackend.py), else why it
+    stays on NumPy: a large kernel that calls libm's scalar functions, or that reduces over
+    a leading axis (a strided inner loop)."""
+    steps = node.value
+    size = math.prod(steps[0].shape)
+    if size <= SMALL:
+        return None
+    slow = sorted({s.op for s in steps} & LIBM)
+    if slow:
+        return f"large, with {', '.join(slow)} (NumPy's SIMD loops are faster than libm's)"
+    last = steps[-1]
+    if last.op in REDUCTIONS and len(steps[0].shape) - 1 not in last.attrs["axes"]:
+        return "large, reducing over a leading axis"
+    if last.op in REDUCTIONS:
+        return "large reduction (NumPy's pairwise sums are vectorized)"
+    return None
+
+
 def _literal(value: np.ndarray, ctype: str) -> str:
     v = float(value.reshape(())[()])
     if math.isnan(v):
