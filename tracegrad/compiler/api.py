@@ -429,8 +429,6 @@ class CacheInfo:
 
     def __str__(self) -> str:
         lines = [f"{self.variants} variant(s), {self.hits} hit(s), {self.misses} miss(es)"]
-        if self.backend:
-            lines.append(f"  backend: {self.backend}")
         lines += [f"  compiled because: {r}" for r in self.reasons]
         return "\n".join(lines)
 
