@@ -35,13 +35,13 @@ from ..ir import Node, format_node
 # op -> C expression of its operands {0}, {1} (locals of the kernel's type T).
 C_OPS = {
     "neg": "(-{0})",
-    "exp": "exp({0})",
+    "exp": "tg_exp({0})",
     "log": "log({0})",
     "sqrt": "sqrt({0})",
-    "tanh": "tanh({0})",
+    "tanh": "tg_tanh({0})",
     "sin": "sin({0})",
     "cos": "cos({0})",
-    "sigmoid": "((T)1 / ((T)1 + exp(-{0})))",
+    "sigmoid": "tg_sigmoid({0})",
     "softplus": "(fmax({0}, (T)0) + log1p(exp(-fabs({0}))))",
     "erf": "erf({0})",
     "relu": "(({0} > 0 || {0} != {0}) ? {0} : (T)0)",
@@ -71,6 +71,49 @@ HEADER = """\
 /* a NumPy array object: its data pointer and strides (offsets found by array_layout) */
 #define DATA(o) (*(char **)((char *)(o) + {data}))
 #define STRIDES(o) (*(intptr_t **)((char *)(o) + {strides}))
+#include <string.h>
+
+/* exp, tanh and sigmoid of a float, evaluated in double by code the C compiler vectorizes
+   (libm's expf and tanhf are scalar calls): exp(x) = 2^k exp(r), |r| <= ln2/2, exp(r) by a
+   degree-10 polynomial (relative error < 1e-11 in double, so the float result is the
+   correctly rounded value or its neighbour). x is clamped to [-110, 100], beyond which a
+   float's exp is 0 or inf anyway; NaN passes through. A double kernel uses libm's. */
+static inline double tg_exp_d(double x) {{
+    x = x < -110.0 ? -110.0 : x;
+    x = x > 100.0 ? 100.0 : x;
+    double kd = x * 1.4426950408889634 + 6755399441055744.0;
+    int64_t ki;
+    memcpy(&ki, &kd, 8);
+    kd -= 6755399441055744.0;
+    double r = x - kd * 6.93147180369123816490e-01 - kd * 1.90821492927058770002e-10;
+    double p = 2.7557319223985893e-07;
+    p = p * r + 2.7557319223985888e-06;
+    p = p * r + 2.4801587301587302e-05;
+    p = p * r + 1.9841269841269841e-04;
+    p = p * r + 1.3888888888888889e-03;
+    p = p * r + 8.3333333333333332e-03;
+    p = p * r + 4.1666666666666664e-02;
+    p = p * r + 1.6666666666666666e-01;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    int64_t bits = (ki - 0x4338000000000000LL + 1023) << 52;
+    double scale;
+    memcpy(&scale, &bits, 8);
+    return p * scale;
+}}
+static inline float tg_expf(float x) {{ return (float)tg_exp_d(x); }}
+static inline float tg_tanhf(float x) {{
+    double a = fabs((double)x);
+    double e = tg_exp_d(-2.0 * a);
+    double t = a < 1e-4 ? a - a * a * a / 3.0 : (1.0 - e) / (1.0 + e);
+    return (float)copysign(t, (double)x);
+}}
+static inline float tg_sigmoidf(float x) {{ return (float)(1.0 / (1.0 + tg_exp_d(-(double)x))); }}
+static inline double tg_sigmoid_d(double x) {{ return 1.0 / (1.0 + exp(-x)); }}
+#define tg_exp(x) _Generic((x), float: tg_expf, default: exp)(x)
+#define tg_tanh(x) _Generic((x), float: tg_tanhf, default: tanh)(x)
+#define tg_sigmoid(x) _Generic((x), float: tg_sigmoidf, default: tg_sigmoid_d)(x)
 """
 
 
@@ -124,6 +167,7 @@ def why_not(node: Node) -> str | None:
 # Ops whose C form is a call of libm's scalar function (tanhf, expf, erff...): NumPy runs
 # them with SIMD loops, several times faster per element on large arrays.
 LIBM = {"exp", "log", "tanh", "sin", "cos", "sigmoid", "softplus", "erf", "pow"}
+OWN_FLOAT = {"exp", "tanh", "sigmoid"}  # vectorized here for float32 (see HEADER)
 SMALL = 1 << 14  # elements up to which a C call beats NumPy's calls whatever the kernel holds
 
 
@@ -135,14 +179,15 @@ def pays(node: Node) -> str | None:
     size = math.prod(steps[0].shape)
     if size <= SMALL:
         return None
-    slow = sorted({s.op for s in steps} & LIBM)
+    slow = {s.op for s in steps} & LIBM
+    if node.dtype == np.float32:
+        slow -= OWN_FLOAT
+    slow = sorted(slow)
     if slow:
         return f"large, with {', '.join(slow)} (NumPy's SIMD loops are faster than libm's)"
     last = steps[-1]
     if last.op in REDUCTIONS and len(steps[0].shape) - 1 not in last.attrs["axes"]:
         return "large, reducing over a leading axis"
-    if last.op in REDUCTIONS:
-        return "large reduction (NumPy's pairwise sums are vectorized)"
     return None
 
 
@@ -252,45 +297,82 @@ def kernel_source(name: str, node: Node) -> str:
             lines.append(f"{ind * depth}for (intptr_t i{li} = 0; i{li} < {size}; i{li}++) {{")
             idx.append((f"i{li}", st))
             depth += 1
+        # A sum over a contiguous innermost loop adds into 8 lanes (combined pairwise at the
+        # end), which the C compiler vectorizes without reassociating anything itself.
+        lanes = (const and reduce and last.op == "sum" and inner_levels
+                 and inner_levels[-1][0] >= 16)
         if reduce:
             init = {"sum": "0", "max": "-INFINITY", "min": "INFINITY"}[last.op]
             acc_t = "double" if last.op == "sum" else "T"
             lines.append(f"{ind * depth}{acc_t} acc = {init};")
+            if lanes:
+                lines.append(f"{ind * depth}double lane[8] = {{0, 0, 0, 0, 0, 0, 0, 0}};")
         base = len(outer_levels)
-        for li, (size, st) in enumerate(inner_levels):
+
+        def body(pad: str, at: list) -> tuple[list[str], str]:
+            """The steps of one element: lines, and the expression of the last value."""
+            out_lines: list[str] = []
+            t = {}
+            for k in range(1, len(operands)):
+                if k in scalar_in:
+                    t[k] = f"x{k}"
+                elif any(kind == "input" and index[id(ref)] == k
+                         for step in body_steps for kind, ref in step.refs):
+                    out_lines.append(f"{pad}T x{k} = (T){addr(k, at)};")
+                    t[k] = f"x{k}"
+            for s_i, step in enumerate(body_steps):
+                args = [ref_expr(kind, ref, t) for kind, ref in step.refs]
+                expr = C_OPS[step.op].format(*args)
+                out_lines.append(f"{pad}T t{s_i} = {expr};  /* {ir[s_i + 1].strip()} */")
+            if reduce:
+                kind, ref = last.refs[0]
+                return out_lines, ref_expr(kind, ref, t)
+            return out_lines, f"t{len(body_steps) - 1}"
+
+        comment = f"/* {ir[len(steps)].strip()} */" if reduce else ""
+        n_inner = len(inner_levels) - (1 if lanes else 0)
+        for li, (size, st) in enumerate(inner_levels[:n_inner]):
             v = f"i{base + li}"
             lines.append(f"{ind * depth}for (intptr_t {v} = 0; {v} < {size}; {v}++) {{")
             idx.append((v, st))
             depth += 1
+        if lanes:
+            size, st = inner_levels[-1]
+            v = f"i{base + n_inner}"
+            cut = size - size % 8
+            pad = ind * depth
+            lines.append(f"{pad}for (intptr_t {v}_8 = 0; {v}_8 < {cut}; {v}_8 += 8) {{")
+            lines.append(f"{pad}    for (int u = 0; u < 8; u++) {{")
+            lines.append(f"{pad}        intptr_t {v} = {v}_8 + u;")
+            body_lines, val = body(pad + ind * 2, idx + [(v, st)])
+            lines += body_lines + [f"{pad}        lane[u] += {val};  {comment}",
+                                   f"{pad}    }}", f"{pad}}}"]
+            lines.append(f"{pad}for (intptr_t {v} = {cut}; {v} < {size}; {v}++) {{")
+            body_lines, val = body(pad + ind, idx + [(v, st)])
+            lines += body_lines + [f"{pad}    lane[0] += {val};  {comment}", f"{pad}}}"]
+        else:
+            body_lines, val = body(ind * depth, idx)
+            lines += body_lines
         pad = ind * depth
-        t = {}
-        for k in range(1, len(operands)):
-            if k in scalar_in:
-                t[k] = f"x{k}"
-            elif any(kind == "input" and index[id(ref)] == k
-                     for step in body_steps for kind, ref in step.refs):
-                lines.append(f"{pad}T x{k} = (T){addr(k, idx)};")
-                t[k] = f"x{k}"
-        for s_i, step in enumerate(body_steps):
-            args = [ref_expr(kind, ref, t) for kind, ref in step.refs]
-            expr = C_OPS[step.op].format(*args)
-            lines.append(f"{pad}T t{s_i} = {expr};  /* {ir[s_i + 1].strip()} */")
         if reduce:
-            kind, ref = last.refs[0]
-            v = ref_expr(kind, ref, t)
-            comment = f"/* {ir[len(steps)].strip()} */"
-            if last.op == "sum":
-                lines.append(f"{pad}acc += {v};  {comment}")
+            if lanes:
+                pass
+            elif last.op == "sum":
+                lines.append(f"{pad}acc += {val};  {comment}")
             else:
                 cmp = ">" if last.op == "max" else "<"
-                lines.append(f"{pad}if ({v} {cmp} acc || {v} != {v}) acc = {v};  {comment}")
-            for _ in inner_levels:
+                lines.append(f"{pad}if ({val} {cmp} acc || {val} != {val}) acc = {val};  "
+                             f"{comment}")
+            for _ in range(n_inner):
                 depth -= 1
                 lines.append(f"{ind * depth}}}")
+            if lanes:
+                lines.append(f"{ind * depth}acc = ((lane[0] + lane[1]) + (lane[2] + lane[3])) "
+                             f"+ ((lane[4] + lane[5]) + (lane[6] + lane[7]));")
             outer_idx = idx[:len(outer_levels)]
             lines.append(f"{ind * depth}{addr(0, outer_idx)} = (T)acc;")
         else:
-            lines.append(f"{pad}{addr(0, idx)} = t{len(body_steps) - 1};")
+            lines.append(f"{pad}{addr(0, idx)} = {val};")
         while depth > 1:
             depth -= 1
             lines.append(f"{ind * depth}}}")

@@ -4,9 +4,11 @@ load it with ctypes.
 - **Compiler.** ``$CC`` when set (only it: a user who names a compiler means that one), else
   the first of ``cc``, ``gcc``, ``clang`` on ``PATH``. `find_compiler` raises
   `CompilerNotFound` naming what it tried and how to install one.
-- **Flags** are `FLAGS` (``-O2``, position-independent, shared; never ``-ffast-math``, so NaN
-  and inf behave as in NumPy) plus ``$TRACEGRAD_CFLAGS``; all of them are part of the cache
-  key, and ``-march=native`` also keys on the machine's CPU.
+- **Flags** are `FLAGS` (``-O3``, position-independent, shared; never ``-ffast-math``, so NaN
+  and inf behave as in NumPy), ``-march=native`` when the compiler takes it (vector
+  instructions of this CPU: NumPy's own loops use them; ``TRACEGRAD_NATIVE=0`` turns it off)
+  and ``$TRACEGRAD_CFLAGS``; all of them are part of the cache key, and ``-march=native``
+  also keys on the machine's CPU (its model and feature flags).
 - **Disk cache.** ``$TRACEGRAD_CACHE_DIR`` or the platform's user cache directory
   (``~/.cache/tracegrad`` on Linux), subdirectory ``c``. An entry is ``<key>.so``, where the
   key hashes the source, the compiler (path and version) and the flags. Every file is
@@ -44,8 +46,11 @@ CANDIDATES = ("cc", "gcc", "clang")
 # -O3: GCC vectorizes at -O2 only loops that need no run-time check that the output does not
 # overlap an input, and a kernel's output may be any array. -fno-math-errno only stops libm
 # calls from setting errno (nothing reads it), which lets sqrt be one vector instruction;
-# values are unchanged. Never -ffast-math: NaN, inf and the order of additions stay NumPy's.
-FLAGS = ("-O3", "-fPIC", "-shared", "-fno-math-errno")
+# values are unchanged; -fno-trapping-math lets it compute both sides of a `?:` (relu,
+# maximum, clamping) as vector selects, which only changes the floating-point exception
+# flags nobody reads, not a value. Never -ffast-math: NaN, inf and the order of additions
+# stay as written.
+FLAGS = ("-O3", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math")
 LIBS = ("-lm",)
 MAGIC = b"\0TRACEGRAD-C-CACHE-1\0"
 _TRAILER = len(MAGIC) + 64 + 32  # magic, key (hex), sha256 of the object (raw)
@@ -70,10 +75,13 @@ class Compiler:
     command: tuple  # the argv prefix: ("/usr/bin/gcc",) or $CC split like a shell would
     asked: str  # what was looked for: "$CC=..." or "cc"
     version: str  # the first line of `--version`
+    native: bool = False  # it accepts -march=native (code for this CPU: AVX2, AVX-512...)
 
     @property
     def flags(self) -> tuple:
-        return FLAGS + tuple(shlex.split(os.environ.get("TRACEGRAD_CFLAGS", "")))
+        native = ("-march=native",) if self.native and \
+            os.environ.get("TRACEGRAD_NATIVE", "1") != "0" else ()
+        return FLAGS + native + tuple(shlex.split(os.environ.get("TRACEGRAD_CFLAGS", "")))
 
     def identity(self) -> str:
         """What the cache key knows of the compiler and its flags."""
@@ -88,13 +96,16 @@ class Compiler:
 
 
 def _cpu_model() -> str:
+    """The CPU's model and feature flags (Linux), else what `platform` knows."""
+    found: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "flags")):
-                return line
+            key = line.split(":")[0].strip()
+            if key in ("model name", "flags", "Features", "CPU part") and key not in found:
+                found[key] = line
     except OSError:
         pass
-    return platform.processor()
+    return "\n".join(found.values()) or f"{platform.processor()} {platform.machine()}"
 
 
 def _version(command: tuple) -> str | None:
@@ -126,6 +137,16 @@ def find_compiler() -> Compiler:
     return found
 
 
+def _accepts_native(command: tuple) -> bool:
+    """Whether the compiler takes -march=native (the object then keys on this CPU)."""
+    try:
+        done = subprocess.run([*command, "-march=native", "-E", "-x", "c", os.devnull, "-o",
+                               os.devnull], capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
 def _search(cc: str) -> Compiler | str:
     tried = []
     if cc.strip():
@@ -133,14 +154,15 @@ def _search(cc: str) -> Compiler | str:
         path = shutil.which(command[0])
         version = _version((path,) + command[1:]) if path else None
         if version:
-            return Compiler((path,) + command[1:], f"$CC={cc}", version)
+            command = (path,) + command[1:]
+            return Compiler(command, f"$CC={cc}", version, _accepts_native(command))
         tried.append(f"$CC={cc} ({'not found' if not path else 'does not run'})")
     else:
         for name in CANDIDATES:
             path = shutil.which(name)
             version = _version((path,)) if path else None
             if version:
-                return Compiler((path,), name, version)
+                return Compiler((path,), name, version, _accepts_native((path,)))
             tried.append(f"{name} ({'not on PATH' if not path else 'does not run'})")
     return (f"no C compiler found: tried {', '.join(tried)}. The C backend compiles each "
             f"fused kernel with the system C compiler. {INSTALL_HINT}.")
