@@ -40,8 +40,8 @@ def _cache(tmp_path_factory, monkeypatch):
 
 def program(fn, *specs):
     graph, _ = run_traced(fn, specs, {})
-    graph, _ = optimize(graph)
-    return CProgram(graph, every_kernel=True)
+    graph, plan, _ = optimize(graph, backend=cbackend.C_BACKEND)
+    return CProgram(graph, plan, every_kernel=True)
 
 
 # ---------------------------------------------------------------- the lowering table
@@ -283,7 +283,7 @@ def test_auto_without_a_compiler_falls_back_to_numpy_with_a_note(monkeypatch):
         np.testing.assert_allclose(got.numpy(), with_c.numpy(), rtol=1e-6)
         note = auto.cache_info().backend
         assert "NumPy" in note and "auto" in note and "/nonexistent" in note
-        with pytest.raises(toolchain.CompilerNotFound, match="apt-get install gcc"):
+        with pytest.raises(RuntimeError, match="apt-get install gcc"):
             tg.compile(fn, backend="c")
     finally:
         monkeypatch.delenv("CC")
@@ -297,3 +297,17 @@ def test_a_kernel_the_compiler_rejects_raises_with_its_message(monkeypatch):
     f(x)
     with pytest.raises(toolchain.CompileError, match="source kept at"):
         f(x)
+
+
+def test_explain_names_the_backend_and_each_kernels_bytes(monkeypatch):
+    text = str(tg.explain(lambda x: (x * 2).exp().sum(dim=1), tg.TensorSpec((8, 16))))
+    assert "backend: c" in text
+    assert "kernel [mul exp sum]: C, reads 512 B, writes 32 B" in text
+    monkeypatch.setenv("CC", "/nonexistent")
+    toolchain.clear_memory()
+    try:
+        text = str(tg.explain(lambda x: (x * 2).exp(), tg.TensorSpec((8,))))
+        assert "backend: numpy (auto: tg.compile: backend 'c' cannot run here" in text
+    finally:
+        monkeypatch.delenv("CC")
+        toolchain.clear_memory()

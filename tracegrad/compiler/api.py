@@ -23,8 +23,8 @@ from ..errors import TraceError
 from ..gradarray import GradArray
 from ..ops.base import rule_facts
 from ..tensor import Tensor, _leaf
-from .backends.c import make_program, program_note
-from .backends.numpy import Program
+from .backends import Backend, get_backend
+from .backends.c import program_note
 from .entry import Miss, build_entry
 from .guards import (
     ReadRecorder,
@@ -73,7 +73,7 @@ def _advice(reason: str) -> str:
 @dataclass
 class Variant:
     graph: Graph
-    program: Program
+    program: Any  # the backend's program: (*input arrays) -> outputs
     capture: Capture
     feeders: list  # per graph input: ("arg", k) | ("data", T) | ("grad", T)
     n_user_outputs: int
@@ -135,10 +135,10 @@ class BackwardProgram:
     """The backward half of a differentiable compiled function: (saved values, cotangents)
     -> gradients for each target (argument or captured tensor that requires grad)."""
 
-    def __init__(self, graph: Graph, cot_shapes: list, check_finite: bool = False,
-                 backend: str = "numpy"):
-        self.graph, self.records = optimize(graph)
-        self.program = make_program(backend, self.graph, check_finite)
+    def __init__(self, graph: Graph, cot_shapes: list, backend: Backend,
+                 check_finite: bool = False):
+        self.graph, plan, self.records = optimize(graph, backend=backend)
+        self.program = backend.program(self.graph, plan, check_finite)
         self.lock = threading.Lock()
         self.cot_shapes = cot_shapes  # (shape, dtype) per differentiable output
 
@@ -159,13 +159,9 @@ class CompiledFunction:
     """``tg.compile(fn)``: call it like ``fn``. See `cache_info()` and `source()`."""
 
     def __init__(self, fn: Callable, backend: str = "auto"):
-        if backend not in ("auto", "numpy", "c"):
-            raise ValueError(
-                f"tg.compile: backend {backend!r} is not available; use 'numpy', 'c' (or "
-                f"'auto', which picks the best available backend)"
-            )
-        if backend == "c":
-            make_program.check("c")  # no working C compiler: say so now
+        # the lowering table the programs come from (an unknown name, or a backend that
+        # cannot run here, raises now, saying why)
+        self.lowering = get_backend(backend)
         self.fn = fn
         self.backend = backend
         self.variants: dict[tuple, list[Variant]] = {}
@@ -355,9 +351,9 @@ class CompiledFunction:
         if capture.n_grad_outputs:
             graph, bgraph, n_saved = split_backward(graph, capture)
             cot_shapes = [(n.shape, n.dtype) for _, n in capture.cotangents]
-            backward = BackwardProgram(bgraph, cot_shapes, anomaly, self.backend)
-        graph, records = optimize(graph, donations(capture))
-        program = make_program(self.backend, graph, anomaly)
+            backward = BackwardProgram(bgraph, cot_shapes, self.lowering, anomaly)
+        graph, plan, records = optimize(graph, donations(capture), self.lowering)
+        program = self.lowering.program(graph, plan, anomaly)
         variant = Variant(
             graph=graph, program=program, capture=capture,
             feeders=feeders(graph, capture),
@@ -382,7 +378,8 @@ class CompiledFunction:
     def cache_info(self) -> "CacheInfo":
         variants = sum(len(b) for b in self.variants.values())
         v = self.last_variant
-        backend = program_note(v.program, v.backward and v.backward.program) if v else ""
+        backend = program_note(v.program, v.backward and v.backward.program,
+                               self.backend) if v else ""
         return CacheInfo(variants, self.hits, self.misses, list(self.miss_reasons), backend)
 
     def source(self) -> str:

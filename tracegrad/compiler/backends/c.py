@@ -17,7 +17,7 @@ from typing import Any
 
 from ..ir import Graph, Node
 from . import c_codegen, toolchain
-from .numpy import Program
+from .numpy import NumpyBackend, Program
 
 
 def available() -> str | None:
@@ -32,12 +32,52 @@ def available() -> str | None:
     return problem
 
 
+class CBackend(NumpyBackend):
+    """The NumPy backend's lowering table, with fused kernels lowered to C
+    (`c_codegen.C_OPS`); available where a C compiler works."""
+
+    name = "c"
+
+    def available(self) -> tuple[bool, str]:
+        problem = available()
+        if problem is not None:
+            return False, problem
+        return True, str(toolchain.find_compiler())
+
+    def fuses(self, op: str) -> bool:
+        # a kernel may hold what NumPy fuses; the ops without a C line keep their kernel
+        # on NumPy (see CProgram)
+        return super().fuses(op)
+
+    def program(self, graph: Graph, plan: Any, check_finite: bool = False) -> "CProgram":
+        return CProgram(graph, plan, check_finite)
+
+    def describe(self, graph: Graph) -> str:
+        """Per kernel: C or NumPy (and why), and the bytes its C loop reads and writes
+        (each input and the output once), for `tg.explain`."""
+        lines = []
+        for node in graph.nodes:
+            if node.op != "kernel":
+                continue
+            why = c_codegen.why_not(node) or c_codegen.pays(node)
+            steps = " ".join(step.op for step in node.value)
+            read = sum(i.nbytes for i in node.inputs)
+            where = f"C, reads {_bytes(read)}, writes {_bytes(node.nbytes)}" if why is None \
+                else f"NumPy: {why}"
+            lines.append(f"  %{node.id} kernel [{steps}]: {where}")
+        return "\n".join(lines) if lines else "  (no fused kernels)"
+
+
+C_BACKEND = CBackend()
+
+
 class CProgram(Program):
     """A graph compiled to Python calling NumPy and C kernels; call it with the arrays."""
 
     backend = "c"
 
-    def __init__(self, graph: Graph, check_finite: bool = False, every_kernel: bool = False):
+    def __init__(self, graph: Graph, plan: Any = None, check_finite: bool = False,
+                 every_kernel: bool = False):
         # every_kernel: C for every kernel that has a C form, even where NumPy is faster
         # (`c_codegen.pays`): for tests
         self.every_kernel = every_kernel
@@ -45,7 +85,10 @@ class CProgram(Program):
         self.c_source = ""
         self.library: toolchain.Library | None = None
         self.on_numpy: list[tuple[Node, str]] = []  # kernels left on NumPy, and why
-        super().__init__(graph, check_finite)
+        if plan is None:
+            from ..passes.plan_memory import plan_memory
+            plan = plan_memory(graph, C_BACKEND)
+        super().__init__(graph, plan, check_finite)
 
     def _emit_kernel(self, node: Node, out: str) -> list[str]:
         reason = c_codegen.why_not(node)
@@ -99,6 +142,11 @@ class CProgram(Program):
         return text
 
 
+def _bytes(n: int) -> str:
+    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KiB" if n < 1 << 20 else \
+        f"{n / (1 << 20):.1f} MiB"
+
+
 class _Pending:
     """A C function's place in the program's names until the library is built."""
 
@@ -106,47 +154,18 @@ class _Pending:
         self.name = name
 
 
-def check(backend: str) -> None:
-    """Raise `toolchain.CompilerNotFound` (or `CompileError`) if ``backend`` is "c" and no
-    C compiler works here: the message names the compilers tried and how to install one."""
-    if backend == "c":
-        problem = available()
-        if problem is not None:
-            raise toolchain.CompilerNotFound(f"tg.compile(backend='c'): {problem}")
-
-
-def make_program(backend: str, graph: Graph, check_finite: bool = False) -> Program:
-    """The program for ``backend``: "numpy", "c", or "auto" (C when a compiler works,
-    else NumPy, with a note saying why)."""
-    if backend == "numpy":
-        return Program(graph, check_finite)
-    check(backend)
-    problem = available()
-    if problem is None:
-        try:
-            return CProgram(graph, check_finite)
-        except toolchain.CompileError as e:
-            if backend == "c":
-                raise
-            problem = f"compiling its kernels failed: {e}"
-    program = Program(graph, check_finite)
-    program.note = f"NumPy (auto: the C backend is not available: {problem})"
-    return program
-
-
-make_program.check = check  # (api.py's one name for both)
-
-
-def program_note(program: Program, backward: Program | None = None) -> str:
-    """Which backend ran a variant's program(s), and why: for cache_info and explain."""
+def program_note(program: Any, backward: Any = None, requested: str = "auto") -> str:
+    """Which backend ran a variant's program(s), and why: for cache_info."""
     notes = []
-    for _what, p in (("forward", program), ("backward", backward)):
+    for p in (program, backward):
         if p is None:
             continue
         if isinstance(p, CProgram):
             notes.append(p.describe())
+        elif requested == "auto":
+            notes.append(f"NumPy (auto: the C backend is not available: {available()})")
         else:
-            notes.append(getattr(p, "note", "NumPy (backend='numpy')"))
+            notes.append(f"NumPy (backend={requested!r})")
     if len(notes) == 2 and notes[0] != notes[1]:
         return f"{notes[0]}; backward: {notes[1]}"
     return notes[0] if notes else ""
