@@ -16,7 +16,8 @@ import ctypes
 from typing import Any
 
 from ..ir import Graph, Node
-from . import c_codegen, toolchain
+from ..passes.plan_memory import VIEWS
+from . import c_codegen, c_rows, toolchain
 from .numpy import NumpyBackend, Program
 
 
@@ -85,12 +86,109 @@ class CProgram(Program):
         self.c_source = ""
         self.library: toolchain.Library | None = None
         self.on_numpy: list[tuple[Node, str]] = []  # kernels left on NumPy, and why
+        self._rows: list[tuple] = []  # (C name, RowProgram, stored, externals)
+        self._numpy_kernels = False  # (while writing a row program's NumPy fallback)
         if plan is None:
             from ..passes.plan_memory import plan_memory
             plan = plan_memory(graph, C_BACKEND)
         super().__init__(graph, plan, check_finite)
 
+    def _body(self, graph: Graph, plan: Any) -> list[str]:
+        """The NumPy program's statements, with each run of nodes that a row program can
+        compute (`c_rows`) one call of it, the same nodes on NumPy in its fallback."""
+        if self.check_finite:
+            return super()._body(graph, plan)
+        users = graph.users()
+        outputs = {id(o) for o in graph.outputs}
+        nodes = graph.nodes
+        body: list[str] = []
+        k = 0
+        while k < len(nodes):
+            rows = c_rows.find(nodes, k)
+            if rows is not None:
+                stored, externals = c_rows.stored_and_externals(rows, users, outputs)
+                if not self._safe(rows, stored, externals, plan):
+                    rows = None
+            if rows is None:
+                body += self._node_lines(k, nodes[k], plan)
+                k += 1
+                continue
+            end = k + next(j for j, n in enumerate(nodes[k:]) if n is rows.members[-1])
+            body += self._row_lines(rows, stored, externals, range(k, end + 1), plan)
+            k = end + 1
+        return body
+
+    def _safe(self, rows: Any, stored: list, externals: list, plan: Any) -> bool:
+        """Whether no stored row of the run lands in memory that an input it reads as a
+        whole (per row, per column, scalar) occupies: a stored row may overwrite only an
+        input it reads row by row."""
+        def root(n: Node) -> Node:
+            while n.op in VIEWS:
+                n = n.inputs[0]
+            return n
+
+        shared = set()
+        for e in externals:
+            if c_rows.kind_of(e.shape, rows.frame) != "full":
+                r = root(e)
+                shared.add(("node", id(r)))
+                if id(r) in plan.buffer_of:
+                    shared.add(("buffer", plan.buffer_of[id(r)]))
+        for n in stored:
+            target = plan.into_input.get(id(n))
+            if target is not None and ("node", id(root(target))) in shared:
+                return False
+            if id(n) in plan.buffer_of and ("buffer", plan.buffer_of[id(n)]) in shared:
+                return False
+        return True
+
+    def _row_lines(self, rows: Any, stored: list, externals: list, span: range,
+                   plan: Any) -> list[str]:
+        nodes = self.graph.nodes
+        first, last = rows.members[0], rows.members[-1]
+        lines = [f"# %{first.id}..%{last.id}: a row program over {rows.frame} "
+                 f"({len(rows.members)} nodes, C)"]
+        member = {id(n) for n in rows.members}
+        for j in span:
+            if nodes[j].op == "const":
+                lines += self._emit(nodes[j], plan)
+        for n in stored:  # where each stored value goes: as the NumPy code would put it
+            target = plan.into_input.get(id(n))
+            if target is not None:
+                lines.append(f"v{n.id} = v{target.id}")
+            elif id(n) in plan.fresh:
+                lines.append(f"v{n.id} = np.empty({n.shape!r}, {self._name('d', n.dtype)})")
+            elif id(n) in plan.buffer_of:
+                lines.append(f"v{n.id} = "
+                             f"{self._buffer(plan.buffer_of[id(n)], n.shape, n.dtype)}")
+            else:
+                lines.append(f"v{n.id} = np.empty({n.shape!r}, {self._name('d', n.dtype)})")
+        name = f"r{first.id}"
+        self._rows.append((name, rows, stored, externals))
+        fn = self._name("k", _Pending(name))
+        args = ", ".join(f"v{n.id}" for n in stored + externals)
+        lines.append(f"if {fn}({args}):  # C: {name}; 1: an array is not C-contiguous")
+        self._numpy_kernels = True
+        after = []
+        for j in span:
+            node = nodes[j]
+            if node.op == "const":
+                continue
+            lines.append(f"    # %{node.id}:{node.type_str()} = {node.op}")
+            lines += ["    " + line for line in self._emit(node, plan)]
+            for dead in plan.free_after.get(j, ()):
+                if dead.op in ("input", "const") or id(dead) in plan.buffer_of:
+                    continue
+                if id(dead) in member:
+                    lines.append(f"    del v{dead.id}")
+                else:
+                    after.append(f"del v{dead.id}")
+        self._numpy_kernels = False
+        return lines + after
+
     def _emit_kernel(self, node: Node, out: str) -> list[str]:
+        if self._numpy_kernels:
+            return super()._emit_kernel(node, out)
         reason = c_codegen.why_not(node)
         if reason is None and not self.every_kernel:
             reason = c_codegen.pays(node)
@@ -106,17 +204,22 @@ class CProgram(Program):
 
     def _generate(self, graph: Graph, plan: Any) -> list[str]:
         lines = super()._generate(graph, plan)
-        if self._kernels:
+        if self._kernels or self._rows:
             parts = [c_codegen.header()]
             parts += [c_codegen.kernel_source(name, node) for name, node in self._kernels]
+            parts += [rows.c_source(name, stored, externals)
+                      for name, rows, stored, externals in self._rows]
             self.c_source = "\n".join(parts)
             self.library = toolchain.build(self.c_source)
+            arity = {name: (len(node.inputs) + 1, None) for name, node in self._kernels}
+            arity.update({name: (len(st) + len(ex), ctypes.c_int)
+                          for name, _, st, ex in self._rows})
             for env_name, value in list(self._env.items()):
                 if isinstance(value, _Pending):
                     fn = getattr(self.library.cdll, value.name)
-                    n = len(dict(self._kernels)[value.name].inputs) + 1
+                    n, restype = arity[value.name]
                     fn.argtypes = [ctypes.py_object] * n
-                    fn.restype = None
+                    fn.restype = restype
                     self._env[env_name] = fn
         return lines
 
@@ -134,6 +237,8 @@ class CProgram(Program):
         """One line on what ran where, for explain and cache_info."""
         n = len(self._kernels)
         text = f"C backend: {n} kernel(s) in C"
+        if self._rows:
+            text += f", {len(self._rows)} row program(s)"
         if self.library is not None:
             text += f" ({'disk cache hit' if self.library.cached else 'compiled'})"
         if self.on_numpy:

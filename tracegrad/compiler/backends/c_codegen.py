@@ -71,6 +71,7 @@ HEADER = """\
 /* a NumPy array object: its data pointer and strides (offsets found by array_layout) */
 #define DATA(o) (*(char **)((char *)(o) + {data}))
 #define STRIDES(o) (*(intptr_t **)((char *)(o) + {strides}))
+#include <stdlib.h>
 #include <string.h>
 
 /* exp, tanh and sigmoid of a float, evaluated in double by code the C compiler vectorizes
