@@ -407,3 +407,18 @@ def test_the_row_program_source_names_its_nodes():
     src = f.source()
     assert "a row program over (64, 128)" in src and "int r" in src
     assert "for (intptr_t r = 0; r < 64; r++)" in src
+
+
+def test_a_long_chain_rounds_as_numpy_does_step_by_step():
+    # (no fused multiply-add: x * 1.01 + 0.01 is two roundings, as in NumPy)
+    def chain(x):
+        for _ in range(1000):
+            x = x * 1.01 + 0.01
+        return x
+
+    x = np.array([0.5, -1.0, 2.0, 0.25], np.float32)
+    f = tg.compile(chain, backend="c")
+    for _ in range(3):
+        got = f(tg.tensor(x)).numpy()
+    assert "kernel(s) in C" in f.cache_info().backend
+    np.testing.assert_array_equal(got, chain(tg.tensor(x)).numpy())
