@@ -104,10 +104,13 @@ class CProgram(Program):
         body: list[str] = []
         k = 0
         while k < len(nodes):
-            rows = c_rows.find(nodes, k)
-            if rows is not None:
-                stored, externals = c_rows.stored_and_externals(rows, users, outputs)
-                if not self._safe(rows, stored, externals, plan):
+            rows = None
+            for hoist in (True, False):
+                rows = c_rows.find(nodes, k, hoist)
+                if rows is not None:
+                    stored, externals = c_rows.stored_and_externals(rows, users, outputs)
+                    if self._safe(rows, stored, externals, plan):
+                        break
                     rows = None
             if rows is None:
                 body += self._node_lines(k, nodes[k], plan)
@@ -140,6 +143,27 @@ class CProgram(Program):
                 return False
             if id(n) in plan.buffer_of and ("buffer", plan.buffer_of[id(n)]) in shared:
                 return False
+        # A node run before the run (hoisted) must not write memory holding a value the
+        # run reads, unless that value is itself a hoisted node's, made after it.
+        hoisted_at = {id(h): i for i, h in enumerate(rows.hoisted)}
+
+        def memory(n: Node) -> set:
+            r = root(n)
+            keys = {("node", id(r))}
+            if id(r) in plan.buffer_of:
+                keys.add(("buffer", plan.buffer_of[id(r)]))
+            return keys
+
+        read = [(memory(e), hoisted_at.get(id(e), -1)) for e in externals]
+        for i, h in enumerate(rows.hoisted):
+            dest = set()
+            if id(h) in plan.buffer_of:
+                dest.add(("buffer", plan.buffer_of[id(h)]))
+            target = plan.into_input.get(id(h))
+            if target is not None:
+                dest |= memory(target)
+            if any(dest & keys and made < i for keys, made in read):
+                return False
         return True
 
     def _row_lines(self, rows: Any, stored: list, externals: list, span: range,
@@ -149,9 +173,18 @@ class CProgram(Program):
         lines = [f"# %{first.id}..%{last.id}: a row program over {rows.frame} "
                  f"({len(rows.members)} nodes, C)"]
         member = {id(n) for n in rows.members}
+        hoisted = {id(n) for n in rows.hoisted}
+        after = []
         for j in span:
             if nodes[j].op == "const":
                 lines += self._emit(nodes[j], plan)
+        for j in span:
+            node = nodes[j]
+            if id(node) in hoisted:  # (its dels wait until after the run)
+                lines += self._emit(node, plan)
+                after += [f"del v{dead.id}" for dead in plan.free_after.get(j, ())
+                          if dead.op not in ("input", "const")
+                          and id(dead) not in plan.buffer_of]
         for n in stored:  # where each stored value goes: as the NumPy code would put it
             target = plan.into_input.get(id(n))
             if target is not None:
@@ -169,10 +202,9 @@ class CProgram(Program):
         args = ", ".join(f"v{n.id}" for n in stored + externals)
         lines.append(f"if {fn}({args}):  # C: {name}; 1: an array is not C-contiguous")
         self._numpy_kernels = True
-        after = []
         for j in span:
             node = nodes[j]
-            if node.op == "const":
+            if node.op == "const" or id(node) in hoisted:
                 continue
             lines.append(f"    # %{node.id}:{node.type_str()} = {node.op}")
             lines += ["    " + line for line in self._emit(node, plan)]

@@ -30,6 +30,7 @@ from .c_codegen import C_OPS, CTYPES, KERNEL_TYPES, REDUCTIONS, _literal, why_no
 
 MIN_COLUMNS = 8  # narrower matrices are not worth a row program
 MIN_NODES = 3
+MAX_HOISTED = 32  # nodes between two members that run before the run instead
 MIN_ELEMENTS = 4096  # smaller programs: the per-kernel C functions (tests lower it)
 
 
@@ -75,6 +76,7 @@ class RowProgram:
     def __init__(self, frame: tuple, dtype: np.dtype):
         self.frame, self.dtype = frame, dtype
         self.members: list[Node] = []
+        self.hoisted: list[Node] = []  # nodes between members that run before the run
         self.produced: dict[int, str] = {}  # id(member) -> "full" | "row" | "rows" |
         # "cols" | "total" (the last three: reductions over columns, rows, everything)
 
@@ -332,7 +334,7 @@ class RowProgram:
         return [f"T s{n.id};"] + L
 
 
-def find(nodes: list[Node], start: int) -> RowProgram | None:
+def find(nodes: list[Node], start: int, hoist: bool = True) -> RowProgram | None:
     """The row program starting at ``nodes[start]``, or None if none starts there. Constants
     in between do not break a run (their names are bound before it)."""
     node = nodes[start]
@@ -344,13 +346,21 @@ def find(nodes: list[Node], start: int) -> RowProgram | None:
     if d is None or len(shape) != 2 or d[0] < 2 or d[1] < MIN_COLUMNS:
         return None
     rows = RowProgram(d, node.dtype)
+    pending: list[Node] = []  # nodes the run passed over, not yet followed by a member
     for n in nodes[start:]:
         if n.op == "const":
             continue
-        if not rows.admit(n):
+        if rows.admit(n):
+            rows.hoisted += pending
+            pending = []
+            continue
+        # A node that reads nothing of the run (an optimizer's scalar bias correction)
+        # runs before it instead (CProgram checks its memory), and the run goes on.
+        if not hoist or len(pending) >= MAX_HOISTED or \
+                any(id(i) in rows.produced for i in n.inputs):
             break
-    real = [n for n in rows.members]
-    if len(real) < MIN_NODES or math.prod(d) < MIN_ELEMENTS:
+        pending.append(n)
+    if len(rows.members) < MIN_NODES or math.prod(d) < MIN_ELEMENTS:
         return None
     return rows
 
