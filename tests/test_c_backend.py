@@ -422,3 +422,23 @@ def test_a_long_chain_rounds_as_numpy_does_step_by_step():
         got = f(tg.tensor(x)).numpy()
     assert "kernel(s) in C" in f.cache_info().backend
     np.testing.assert_array_equal(got, chain(tg.tensor(x)).numpy())
+
+
+def test_a_reduction_kernel_over_an_operand_it_still_reads():
+    # The plan may put a (2,) sum over axis 0 into the memory of a dying (2, 1) operand
+    # (same bytes): the C loop must not overwrite what it still reads.
+    def f(x, a):
+        return (-x * a.tanh()).sum(dim=1, keepdim=True)
+
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal((2, 2)).astype(np.float32)
+    a0 = rng.standard_normal(2).astype(np.float32)
+    grads = []
+    for backend in ("numpy", "c"):
+        g = tg.compile(f, backend=backend)
+        for _ in range(3):
+            x, a = tg.tensor(x0, requires_grad=True), tg.tensor(a0, requires_grad=True)
+            g(x, a).sum().backward()
+        grads.append((x.grad.numpy(), a.grad.numpy()))
+    for got, want in zip(grads[1], grads[0]):
+        np.testing.assert_allclose(got, want, rtol=1e-6)

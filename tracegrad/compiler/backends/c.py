@@ -15,6 +15,8 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
+import numpy as np
+
 from ..ir import Graph, Node
 from ..passes.plan_memory import VIEWS
 from . import c_codegen, c_rows, toolchain
@@ -70,6 +72,9 @@ class CBackend(NumpyBackend):
 
 
 C_BACKEND = CBackend()
+
+
+GIL_BELOW = 1 << 15  # elements up to which a kernel's call keeps the GIL (see _generate)
 
 
 class CProgram(Program):
@@ -200,7 +205,7 @@ class CProgram(Program):
         self._rows.append((name, rows, stored, externals))
         fn = self._name("k", _Pending(name))
         args = ", ".join(f"v{n.id}" for n in stored + externals)
-        lines.append(f"if {fn}({args}):  # C: {name}; 1: an array is not C-contiguous")
+        lines.append(f"if {fn}(({args},)):  # C: {name}; 1: an array is not C-contiguous")
         self._numpy_kernels = True
         for j in span:
             node = nodes[j]
@@ -231,8 +236,34 @@ class CProgram(Program):
         self._kernels.append((name, node))
         # (the ctypes function is bound once the library is built, before `make` runs)
         fn = self._name("k", _Pending(name))
-        args = [out] + [f"v{i.id}" for i in node.inputs]
-        return [f"{fn}({', '.join(args)})  # C: {name}"]
+        args = [f"v{i.id}" for i in node.inputs]
+        if node.value[-1].op in c_codegen.REDUCTIONS and self._writes_over_operand(node):
+            # The memory plan put the result over an operand that dies here, as NumPy's
+            # kernel (chain in a scratch buffer, then the reduction) allows; the C loop
+            # would overwrite values it still reads: a fresh result, copied over.
+            dtype = self._name("d", node.dtype)
+            return [f"_t = np.empty({node.shape!r}, {dtype})",
+                    f"{fn}((_t, {', '.join(args)},))  # C: {name}",
+                    f"np.copyto({out}, _t)"]
+        return [f"{fn}(({', '.join([out] + args)},))  # C: {name}"]
+
+    def _writes_over_operand(self, node: Node) -> bool:
+        plan = self.plan
+
+        def root(n: Node) -> Node:
+            while n.op in VIEWS:
+                n = n.inputs[0]
+            return n
+
+        target = plan.into_input.get(id(node))
+        mine = plan.buffer_of.get(id(node))
+        for i in node.inputs:
+            r = root(i)
+            if target is not None and r is root(target):
+                return True
+            if mine is not None and plan.buffer_of.get(id(r)) == mine:
+                return True
+        return False
 
     def _generate(self, graph: Graph, plan: Any) -> list[str]:
         lines = super()._generate(graph, plan)
@@ -243,15 +274,18 @@ class CProgram(Program):
                       for name, rows, stored, externals in self._rows]
             self.c_source = "\n".join(parts)
             self.library = toolchain.build(self.c_source)
-            arity = {name: (len(node.inputs) + 1, None) for name, node in self._kernels}
-            arity.update({name: (len(st) + len(ex), ctypes.c_int)
-                          for name, _, st, ex in self._rows})
+            # A small kernel keeps the GIL (ctypes' PyDLL: a cheaper call); a large one and
+            # a row program let other threads run meanwhile (CDLL).
+            small = {name for name, node in self._kernels if node.value[0].shape and
+                     int(np.prod(node.value[0].shape)) <= GIL_BELOW}
+            pydll = ctypes.PyDLL(str(self.library.path)) if small else None
+            returns = {name: ctypes.c_int for name, *_ in self._rows}
             for env_name, value in list(self._env.items()):
                 if isinstance(value, _Pending):
-                    fn = getattr(self.library.cdll, value.name)
-                    n, restype = arity[value.name]
-                    fn.argtypes = [ctypes.py_object] * n
-                    fn.restype = restype
+                    lib = pydll if value.name in small else self.library.cdll
+                    fn = getattr(lib, value.name)
+                    fn.argtypes = [ctypes.py_object]
+                    fn.restype = returns.get(value.name)
                     self._env[env_name] = fn
         return lines
 

@@ -132,20 +132,22 @@ class RowProgram:
     # ---------------------------------------------------------------- the C function
 
     def c_source(self, name: str, stored: list[Node], externals: list[Node]) -> str:
-        """``int name(stored outputs..., external inputs...)``: 0, or 1 when an array is
-        not laid out as expected (nothing was written then)."""
+        """``int name((stored outputs..., external inputs...))``: 0, or 1 when an array
+        is not laid out as expected (nothing was written then)."""
         R, C = self.frame
         T = KERNEL_TYPES[self.dtype]
         out_index = {id(n): k for k, n in enumerate(stored)}
         ext_index = {id(n): k for k, n in enumerate(externals)}
         L: list[str] = []
-        params = [f"char *o{k}" for k in range(len(stored))] + \
-            [f"char *e{k}" for k in range(len(externals))]
         first, last = self.members[0], self.members[-1]
         L.append(f"/* row program: %{first.id} .. %{last.id} over rows of "
                  f"{R}x{C}, row by row */")
-        L.append(f"int {name}({', '.join(params)}) {{")
+        L.append(f"int {name}(char *args) {{  /* args: (stored..., inputs...) */")
         L.append(f"#define T {T}")
+        for k in range(len(stored)):
+            L.append(f"    char *o{k} = ITEM(args, {k});")
+        for k in range(len(externals)):
+            L.append(f"    char *e{k} = ITEM(args, {len(stored) + k});")
         checks = []
         for prefix, nodes in (("o", stored), ("e", externals)):
             for k, n in enumerate(nodes):
