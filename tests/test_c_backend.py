@@ -442,3 +442,13 @@ def test_a_reduction_kernel_over_an_operand_it_still_reads():
         grads.append((x.grad.numpy(), a.grad.numpy()))
     for got, want in zip(grads[1], grads[0]):
         np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_an_integer_index_scalar_handed_to_c_is_made_an_array():
+    # x[0, 1] is NumPy's scalar object, not an ndarray: C reads arrays only
+    f = tg.compile(lambda x, y: (x[0, 1] * y + 1).exp(), backend="c")
+    x, y = tg.randn(3, 4), tg.randn(5)
+    for _ in range(3):
+        got = f(x, y)
+    np.testing.assert_allclose(got.numpy(), (x[0, 1] * y + 1).exp().numpy(), rtol=1e-6)
+    assert "np.asarray(v" in f.source()

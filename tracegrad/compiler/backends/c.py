@@ -204,7 +204,7 @@ class CProgram(Program):
         name = f"r{first.id}"
         self._rows.append((name, rows, stored, externals))
         fn = self._name("k", _Pending(name))
-        args = ", ".join(f"v{n.id}" for n in stored + externals)
+        args = ", ".join([f"v{n.id}" for n in stored] + [_array(n) for n in externals])
         lines.append(f"if {fn}(({args},)):  # C: {name}; 1: an array is not C-contiguous")
         self._numpy_kernels = True
         for j in span:
@@ -236,7 +236,7 @@ class CProgram(Program):
         self._kernels.append((name, node))
         # (the ctypes function is bound once the library is built, before `make` runs)
         fn = self._name("k", _Pending(name))
-        args = [f"v{i.id}" for i in node.inputs]
+        args = [_array(i) for i in node.inputs]
         if node.value[-1].op in c_codegen.REDUCTIONS and self._writes_over_operand(node):
             # The memory plan put the result over an operand that dies here, as NumPy's
             # kernel (chain in a scratch buffer, then the reduction) allows; the C loop
@@ -311,6 +311,12 @@ class CProgram(Program):
             why = "; ".join(sorted({r for _, r in self.on_numpy}))
             text += f", {len(self.on_numpy)} on NumPy ({why})"
         return text
+
+
+def _array(node: Node) -> str:
+    """The name of a value handed to C, which reads it as an ndarray: an integer index
+    (``x[0, 1]``) gives NumPy's scalar object instead, made an array first."""
+    return f"np.asarray(v{node.id})" if node.op == "getitem" else f"v{node.id}"
 
 
 def _bytes(n: int) -> str:
