@@ -303,6 +303,9 @@ def test_explain_names_the_backend_and_each_kernels_bytes(monkeypatch):
     text = str(tg.explain(lambda x: (x * 2).exp().sum(dim=1), tg.TensorSpec((8, 16))))
     assert "backend: c" in text
     assert "kernel [mul exp sum]: C, reads 512 B, writes 32 B" in text
+    text = str(tg.explain(lambda x: (x - x.mean(dim=1, keepdim=True)).exp() * 2,
+                          tg.TensorSpec((128, 256))))
+    assert "row program of" in text and "over (128, 256): C, reads 128.0 KiB" in text
     monkeypatch.setenv("CC", "/nonexistent")
     toolchain.clear_memory()
     try:

@@ -7,6 +7,7 @@ instead of a sequence of NumPy calls. The C of all kernels of a program is one s
 compiled once by the system C compiler and cached on disk (`toolchain`); the functions are
 called through ctypes with the arrays themselves.
 
+A run of consecutive nodes over one matrix is one row program (`c_rows`).
 ``backend="auto"`` uses it when a C compiler works (`available`), else the NumPy program.
 """
 
@@ -47,20 +48,23 @@ class CBackend(NumpyBackend):
             return False, problem
         return True, str(toolchain.find_compiler())
 
-    def fuses(self, op: str) -> bool:
-        # a kernel may hold what NumPy fuses; the ops without a C line keep their kernel
-        # on NumPy (see CProgram)
-        return super().fuses(op)
-
     def program(self, graph: Graph, plan: Any, check_finite: bool = False) -> "CProgram":
         return CProgram(graph, plan, check_finite)
 
-    def describe(self, graph: Graph) -> str:
-        """Per kernel: C or NumPy (and why), and the bytes its C loop reads and writes
-        (each input and the output once), for `tg.explain`."""
+    def describe(self, graph: Graph, plan: Any = None) -> str:
+        """Per row program and per kernel: C or NumPy (and why), and the bytes its C code
+        reads and writes (each input and each stored output once), for `tg.explain`."""
         lines = []
+        inside: set[int] = set()
+        for _, _, rows, stored, externals in (row_programs(graph, plan) if plan else ()):
+            inside |= {id(n) for n in rows.members}
+            read = sum(e.nbytes for e in externals)
+            wrote = sum(n.nbytes for n in stored)
+            lines.append(f"  %{rows.members[0].id}..%{rows.members[-1].id}: row program of "
+                         f"{len(rows.members)} nodes over {rows.frame}: C, reads "
+                         f"{_bytes(read)}, writes {_bytes(wrote)}")
         for node in graph.nodes:
-            if node.op != "kernel":
+            if node.op != "kernel" or id(node) in inside:
                 continue
             why = c_codegen.why_not(node) or c_codegen.pays(node)
             steps = " ".join(step.op for step in node.value)
@@ -103,73 +107,19 @@ class CProgram(Program):
         compute (`c_rows`) one call of it, the same nodes on NumPy in its fallback."""
         if self.check_finite:
             return super()._body(graph, plan)
-        users = graph.users()
-        outputs = {id(o) for o in graph.outputs}
-        nodes = graph.nodes
+        runs = {k: run for k, *run in row_programs(graph, plan)}
         body: list[str] = []
         k = 0
-        while k < len(nodes):
-            rows = None
-            for hoist in (True, False):
-                rows = c_rows.find(nodes, k, hoist)
-                if rows is not None:
-                    stored, externals = c_rows.stored_and_externals(rows, users, outputs)
-                    if self._safe(rows, stored, externals, plan):
-                        break
-                    rows = None
-            if rows is None:
-                body += self._node_lines(k, nodes[k], plan)
+        while k < len(graph.nodes):
+            run = runs.get(k)
+            if run is None:
+                body += self._node_lines(k, graph.nodes[k], plan)
                 k += 1
                 continue
-            end = k + next(j for j, n in enumerate(nodes[k:]) if n is rows.members[-1])
+            end, rows, stored, externals = run
             body += self._row_lines(rows, stored, externals, range(k, end + 1), plan)
             k = end + 1
         return body
-
-    def _safe(self, rows: Any, stored: list, externals: list, plan: Any) -> bool:
-        """Whether no stored row of the run lands in memory that an input it reads as a
-        whole (per row, per column, scalar) occupies: a stored row may overwrite only an
-        input it reads row by row."""
-        def root(n: Node) -> Node:
-            while n.op in VIEWS:
-                n = n.inputs[0]
-            return n
-
-        shared = set()
-        for e in externals:
-            if c_rows.kind_of(e.shape, rows.frame) != "full":
-                r = root(e)
-                shared.add(("node", id(r)))
-                if id(r) in plan.buffer_of:
-                    shared.add(("buffer", plan.buffer_of[id(r)]))
-        for n in stored:
-            target = plan.into_input.get(id(n))
-            if target is not None and ("node", id(root(target))) in shared:
-                return False
-            if id(n) in plan.buffer_of and ("buffer", plan.buffer_of[id(n)]) in shared:
-                return False
-        # A node run before the run (hoisted) must not write memory holding a value the
-        # run reads, unless that value is itself a hoisted node's, made after it.
-        hoisted_at = {id(h): i for i, h in enumerate(rows.hoisted)}
-
-        def memory(n: Node) -> set:
-            r = root(n)
-            keys = {("node", id(r))}
-            if id(r) in plan.buffer_of:
-                keys.add(("buffer", plan.buffer_of[id(r)]))
-            return keys
-
-        read = [(memory(e), hoisted_at.get(id(e), -1)) for e in externals]
-        for i, h in enumerate(rows.hoisted):
-            dest = set()
-            if id(h) in plan.buffer_of:
-                dest.add(("buffer", plan.buffer_of[id(h)]))
-            target = plan.into_input.get(id(h))
-            if target is not None:
-                dest |= memory(target)
-            if any(dest & keys and made < i for keys, made in read):
-                return False
-        return True
 
     def _row_lines(self, rows: Any, stored: list, externals: list, span: range,
                    plan: Any) -> list[str]:
@@ -249,17 +199,11 @@ class CProgram(Program):
 
     def _writes_over_operand(self, node: Node) -> bool:
         plan = self.plan
-
-        def root(n: Node) -> Node:
-            while n.op in VIEWS:
-                n = n.inputs[0]
-            return n
-
         target = plan.into_input.get(id(node))
         mine = plan.buffer_of.get(id(node))
         for i in node.inputs:
-            r = root(i)
-            if target is not None and r is root(target):
+            r = _root(i)
+            if target is not None and r is _root(target):
                 return True
             if mine is not None and plan.buffer_of.get(id(r)) == mine:
                 return True
@@ -311,6 +255,75 @@ class CProgram(Program):
             why = "; ".join(sorted({r for _, r in self.on_numpy}))
             text += f", {len(self.on_numpy)} on NumPy ({why})"
         return text
+
+
+def row_programs(graph: Graph, plan: Any) -> list[tuple]:
+    """The row programs of a graph (see `c_rows`), as (first node index, last node index,
+    RowProgram, stored members, external inputs), in order and not overlapping."""
+    users = graph.users()
+    outputs = {id(o) for o in graph.outputs}
+    nodes = graph.nodes
+    found = []
+    k = 0
+    while k < len(nodes):
+        for hoist in (True, False):
+            rows = c_rows.find(nodes, k, hoist)
+            if rows is not None:
+                stored, externals = c_rows.stored_and_externals(rows, users, outputs)
+                if _safe(rows, stored, externals, plan):
+                    break
+                rows = None
+        if rows is None:
+            k += 1
+            continue
+        end = k + next(j for j, n in enumerate(nodes[k:]) if n is rows.members[-1])
+        found.append((k, end, rows, stored, externals))
+        k = end + 1
+    return found
+
+
+def _root(n: Node) -> Node:
+    while n.op in VIEWS:
+        n = n.inputs[0]
+    return n
+
+
+def _safe(rows: Any, stored: list, externals: list, plan: Any) -> bool:
+    """Whether no stored row of the run lands in memory that an input it reads as a whole
+    (per row, per column, scalar) occupies: a stored row may overwrite only an input it reads
+    row by row; and whether the nodes run before the run (hoisted) leave what it reads
+    alone."""
+    def memory(n: Node) -> set:
+        r = _root(n)
+        keys = {("node", id(r))}
+        if id(r) in plan.buffer_of:
+            keys.add(("buffer", plan.buffer_of[id(r)]))
+        return keys
+
+    def destination(n: Node) -> set:
+        dest = set()
+        if id(n) in plan.buffer_of:
+            dest.add(("buffer", plan.buffer_of[id(n)]))
+        target = plan.into_input.get(id(n))
+        if target is not None:
+            dest |= memory(target)
+        return dest
+
+    whole = set()
+    for e in externals:
+        if c_rows.kind_of(e.shape, rows.frame) != "full":
+            whole |= memory(e)
+    if any(destination(n) & whole for n in stored):
+        return False
+    # A hoisted node must not write memory holding a value the run reads, unless that
+    # value is itself a hoisted node's, made after it.
+    hoisted_at = {id(h): i for i, h in enumerate(rows.hoisted)}
+    read = [(memory(e), hoisted_at.get(id(e), -1)) for e in externals]
+    for i, h in enumerate(rows.hoisted):
+        dest = destination(h)
+        if any(dest & keys and made < i for keys, made in read):
+            return False
+    return True
 
 
 def _array(node: Node) -> str:
