@@ -584,11 +584,7 @@ def _result_dtype(a: "Tensor", b: "Tensor") -> np.dtype:
         if type(a) is WeakScalar and type(b) is WeakScalar:
             return dtypes.promote(da, db)
         return dtypes.promote_with_scalar(db if type(a) is WeakScalar else da, 0.0)
-    if (a._data.ndim == 0) != (b._data.ndim == 0):
-        dim_dt, zero_dt = (db, da) if a._data.ndim == 0 else (da, db)
-        if dtypes.kind_rank(zero_dt) <= dtypes.kind_rank(dim_dt):
-            return dim_dt
-    return dtypes.promote(da, db)
+    return dtypes.result_dtype(da, a._data.ndim, db, b._data.ndim)
 
 
 def _unary(name: str, x: "Tensor") -> "Tensor":
