@@ -22,7 +22,7 @@ from .. import autograd
 from ..errors import TraceError
 from ..gradarray import GradArray
 from ..ops.base import rule_facts
-from ..tensor import Tensor, _leaf
+from ..tensor import Tensor, _leaf, _result
 from .backends import Backend, get_backend
 from .entry import Miss, build_entry
 from .guards import (
@@ -271,15 +271,10 @@ class CompiledFunction:
         which = {k: j for j, (k, _) in enumerate(variant.capture.cotangents)}
 
         def leaf(i: int) -> Tensor:
-            t = _leaf(outs[i])
             if i in which:
-                t.requires_grad = True
-                t._op = CompiledBackward(variant.backward, saved, which[i], len(which))
-                t._seq = autograd.next_seq()
-                t._children = targets
-                t._attrs = {}
-                t._versions = tuple(x._vc[0] for x in targets)
-            return t
+                op = CompiledBackward(variant.backward, saved, which[i], len(which))
+                return _result(outs[i], op, targets, {}, True)
+            return _leaf(outs[i])
 
         return build_tree(variant.capture.out_tree, leaf)
 
