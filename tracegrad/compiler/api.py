@@ -24,6 +24,7 @@ from ..gradarray import GradArray
 from ..ops.base import rule_facts
 from ..tensor import Tensor, _leaf, _result
 from .backends import Backend, get_backend
+from .backends.c import program_note
 from .entry import Miss, build_entry
 from .guards import (
     ReadRecorder,
@@ -371,14 +372,22 @@ class CompiledFunction:
 
     def cache_info(self) -> "CacheInfo":
         variants = sum(len(b) for b in self.variants.values())
-        return CacheInfo(variants, self.hits, self.misses, list(self.miss_reasons))
+        v = self.last_variant
+        backend = program_note(v.program, v.backward and v.backward.program,
+                               self.backend) if v else ""
+        return CacheInfo(variants, self.hits, self.misses, list(self.miss_reasons), backend)
 
     def source(self) -> str:
-        """The generated Python source of the most recently used variant."""
+        """The generated Python source of the most recently used variant (with the C of
+        its kernels, under the C backend; then the backward program's, if any)."""
         if self.last_variant is None:
             raise RuntimeError("source(): the function has not been compiled yet (call it "
                                "twice: the first call runs eagerly, the second compiles)")
-        return self.last_variant.program.source()
+        v = self.last_variant
+        text = v.program.source()
+        if v.backward is not None:
+            text += "\n# ======== the backward program\n" + v.backward.program.source()
+        return text
 
     @property
     def graph(self) -> Graph:
@@ -408,6 +417,7 @@ class CacheInfo:
     hits: int
     misses: int
     reasons: list
+    backend: str = ""  # which backend ran the last variant, and why
 
     def __str__(self) -> str:
         lines = [f"{self.variants} variant(s), {self.hits} hit(s), {self.misses} miss(es)"]
