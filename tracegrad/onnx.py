@@ -457,7 +457,7 @@ def check_close(name: str, got: np.ndarray, expected: np.ndarray, feed: dict) ->
         return
     eps = 1e-4 if expected.dtype.itemsize <= 4 else 1e-9
     scale = max(1.0, float(np.nanmax(np.abs(expected), initial=0.0)))
-    diff = np.abs(got.astype(np.float64) - expected.astype(np.float64))
+    diff = np.asarray(np.abs(got.astype(np.float64) - expected.astype(np.float64)))
     diff[np.isnan(got) & np.isnan(expected)] = 0
     same_inf = np.isinf(got) & (got == expected)
     diff[same_inf] = 0

@@ -242,8 +242,14 @@ def _compare(op_type: str, negate: bool = False) -> Callable:
     return lower
 
 
-def _cast(e: Emitter, n: Node, ins: list[str]) -> str:
+def _cast(e: Emitter, n: Node, ins: list[str], dtype: Any) -> str:
     return e.cast(ins[0], n.dtype)
+
+
+def _relu(e: Emitter, n: Node, ins: list[str]) -> str:
+    if n.dtype.kind == "f":
+        return e.op("Relu", ins)
+    return e.op("Max", [ins[0], e.scalar_like(0, n.dtype)])  # (onnxruntime: Relu of floats)
 
 
 def _rounding(op_type: str) -> Callable:
@@ -307,10 +313,6 @@ def _argsort(e: Emitter, n: Node, ins: list[str], axis: int, descending: bool) -
     return idx
 
 
-def _log_softmax(e: Emitter, n: Node, ins: list[str], axis: int) -> str:
-    return e.op("LogSoftmax", ins, axis=int(axis))
-
-
 # ---------------------------------------------------------------- movement
 
 
@@ -357,13 +359,6 @@ def _matmul(e: Emitter, n: Node, ins: list[str]) -> str:
     return e.op("MatMul", ins)
 
 
-def _linear(e: Emitter, n: Node, ins: list[str]) -> str:
-    x, w, b = ins
-    if n.inputs[0].ndim == 2:
-        return e.op("Gemm", [x, w, b], transB=1)
-    return e.op("Add", [e.op("MatMul", [x, e.op("Transpose", [w], perm=[1, 0])]), b])
-
-
 def _where(e: Emitter, n: Node, ins: list[str]) -> str:
     return e.op("Where", ins)
 
@@ -404,7 +399,7 @@ def _expand_ellipsis(index: tuple, ndim: int) -> tuple:
             out.extend([slice(None)] * (ndim - used))
         else:
             out.append(i)
-    if Ellipsis not in index:
+    if not any(i is Ellipsis for i in index):
         out.extend([slice(None)] * (ndim - used))
     return tuple(out)
 
@@ -555,7 +550,7 @@ LOWERINGS: dict[str, Callable[..., str]] = {
     "sigmoid": _simple("Sigmoid"),
     "softplus": _softplus,
     "erf": _simple("Erf"),
-    "relu": _simple("Relu"),
+    "relu": _relu,
     "sign": _simple("Sign"),
     "floor": _rounding("Floor"),
     "ceil": _rounding("Ceil"),
@@ -580,7 +575,6 @@ LOWERINGS: dict[str, Callable[..., str]] = {
     "argmax": _arg("ArgMax"),
     "argmin": _arg("ArgMin"),
     "argsort": _argsort,
-    "log_softmax": _log_softmax,
     "reshape": _reshape,
     "permute": _permute,
     "expand": _expand,
@@ -588,10 +582,11 @@ LOWERINGS: dict[str, Callable[..., str]] = {
     "getitem": _getitem,
     "cat": _cat,
     "matmul": _matmul,
-    "linear": _linear,
 }
 
-# Primitives with no lowering, and what to do instead (docs/onnx.md lists them).
+# Primitives with no lowering, and what to do instead (docs/onnx.md lists them). A primitive
+# with a declared decomposition (linear, log_softmax, nll) needs no entry: tracing records
+# its decomposition, whose parts are lowered.
 REFUSED: dict[str, str] = {
     "rand": "random numbers are drawn anew by every run; put the model in eval mode "
             "(model.eval()) so that dropout draws none, or pass the noise in as an input",
@@ -599,9 +594,6 @@ REFUSED: dict[str, str] = {
                    "the forward function only",
     "setitem": "assignment into a slice (x[i] = v) has no lowering; build the tensor with "
                "tg.cat, tg.where or padding instead",
-    "nll": "a training loss; tracing records its decomposition, so this appears only in a "
-           "hand-built graph: export the model's outputs (logits) and compute the loss "
-           "outside",
 }
 
 
@@ -629,13 +621,35 @@ def lower_const(e: Emitter, node: Node, name: str) -> str:
                     f"x.mean(0) instead of x.sum(0) / n)")
         return e.const(node.value, name=name)
     flat = node.value.reshape(-1)
-    if flat.size and np.all(flat == flat[0]):
-        e.current = node
-        try:
+    e.current = node
+    try:
+        if flat.size and np.all(flat == flat[0]):
             return e.op("Expand", [e.scalar_like(flat[0], node.dtype), e.shape_tensor(dims)])
-        finally:
-            e.current = None
+        counting = _counting_axis(node.value, dims)
+        if counting is not None:  # 0, 1, 2, ... along the dynamic axis (arange(n) rows)
+            n = e.op("Reshape", [e.dim_value(dims[counting]), e.ints([])])
+            zero, one = e.scalar_like(0, node.dtype), e.scalar_like(1, node.dtype)
+            steps = e.op("Range", [zero, e.cast(n, node.dtype), one])
+            line = [1] * len(dims)
+            line[counting] = -1
+            steps = e.op("Reshape", [steps, e.ints(line)])
+            return e.op("Expand", [steps, e.shape_tensor(dims)])
+    finally:
+        e.current = None
     raise ExportError(
         f"ONNX export: the constant %{node.id} ({node.type_str()}) has a dynamic axis but "
         f"different values along it; it cannot be recomputed at another size. Make that "
         f"axis static (drop it from dynamic_axes)")
+
+
+def _counting_axis(value: np.ndarray, dims: list) -> int | None:
+    """The one dynamic axis along which ``value`` counts 0, 1, 2, ... (and is constant
+    along every other axis), or None."""
+    dynamic = [i for i, d in enumerate(dims) if d.deps]
+    if len(dynamic) != 1 or value.dtype.kind not in "iuf":
+        return None
+    (ax,) = dynamic
+    line = [1] * value.ndim
+    line[ax] = -1
+    expected = np.broadcast_to(np.arange(value.shape[ax]).reshape(line), value.shape)
+    return ax if np.array_equal(value, expected) else None
