@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["export", "ExportError", "DEFAULT_OPSET", "is_available"]
+__all__ = ["export", "graph", "ExportError", "DEFAULT_OPSET", "is_available"]
 
 _INSTALL_HINT = 'pip install "tracegrad[onnx]"'
 
@@ -114,6 +114,30 @@ def export(
             object.__setattr__(m, "training", training)
     _write(model, f)
     return model
+
+
+def graph(model_or_fn: Callable, args: Any) -> Any:
+    """The IR `export` lowers: ``model_or_fn(*args)`` traced (a Module in eval mode) and
+    cleaned by the passes dce, cse, fold_constants and simplify. Needs no onnx.
+
+    >>> print(tg.onnx.graph(tg.nn.Linear(3, 2), tg.randn(1, 3)))  # doctest: +SKIP
+    """
+    from .compiler.trace import run_traced
+    from .nn.module import Module
+
+    args = _as_args(args)
+    modes = [(m, m.training) for m in model_or_fn.modules()] \
+        if isinstance(model_or_fn, Module) else []
+    try:
+        for m, _ in modes:
+            object.__setattr__(m, "training", False)
+        traced, capture = run_traced(model_or_fn, args, {})
+    finally:
+        for m, training in modes:
+            object.__setattr__(m, "training", training)
+    traced = _optimize(traced)
+    traced.outputs = traced.outputs[:capture.n_user]
+    return traced
 
 
 # --------------------------------------------------------------------------------------
