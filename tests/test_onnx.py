@@ -196,17 +196,23 @@ def test_training_mode_is_switched_to_eval_and_back():
 
 
 def test_readme_round_trip(tmp_path, monkeypatch):
-    """The README's example: export, load with onnxruntime.InferenceSession, predict."""
+    """README's "Ship it: ONNX": the fitted line exported, loaded with
+    onnxruntime.InferenceSession, and its predictions equal to tracegrad's."""
     monkeypatch.chdir(tmp_path)
     tg.manual_seed(0)
-    model = tg.nn.Sequential(tg.nn.Linear(4, 16), tg.nn.ReLU(), tg.nn.Linear(16, 3)).eval()
-    X = tg.randn(10, 4)
-    tg.onnx.export(model, X[:2], "model.onnx", input_names=["x"], output_names=["scores"],
-                   dynamic_axes={"x": {0: "batch"}, "scores": {0: "batch"}})
-    session = ort.InferenceSession("model.onnx")
-    (scores,) = session.run(["scores"], {"x": X.numpy()})
-    np.testing.assert_array_equal(scores.argmax(1), model(X).argmax(1).numpy())
-    close(scores, model(X).numpy())
+    X = tg.randn(100, 3)
+    y = X @ tg.tensor([2.0, -1.0, 0.5]) + 0.3
+    model = tg.nn.Linear(3, 1)
+    opt = tg.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(100):
+        opt.zero_grad()
+        ((model(X).squeeze(1) - y) ** 2).mean().backward()
+        opt.step()
+    tg.onnx.export(model.eval(), X[:2], "line.onnx", input_names=["X"], output_names=["y"],
+                   dynamic_axes={"X": {0: "batch"}})
+    (y_onnx,) = ort.InferenceSession("line.onnx").run(None, {"X": X.numpy()})
+    close(y_onnx, model(X).numpy())
+    np.testing.assert_allclose(y_onnx[:, 0], y.numpy(), atol=1e-3)  # the fitted line
 
 
 def test_function_with_several_outputs_and_names():

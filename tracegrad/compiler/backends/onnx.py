@@ -24,8 +24,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..ir import Graph, Node
 from ...ops.movement import SLOT
+from ..ir import Graph, Node
 
 # The opset `tg.onnx.export` writes by default: every lowering here is written for it (and
 # for opsets 18 and later: reductions take their axes as an input, from 18 on).
