@@ -316,6 +316,15 @@ CALLS = [
     # not adjacent: the indexed dimensions go to the front
     ("getitem", [f32(4, 5, 6), i64(2, high=4), i64(2, high=6)],
      {"index": (SLOT, slice(None), SLOT)}),
+    ("setitem", [f32(4, 5), f32(5)], {"index": (slice(1, 3),)}),
+    ("setitem", [f32(4, 5), f32(1, 2, 1)], {"index": (slice(None, None, 2), slice(1, 3))}),
+    ("setitem", [f32(4, 5), f32(3), np.array([0, 2, -1])], {"index": (SLOT, 1)}),
+    ("setitem", [i64(3, 4), i64(1)], {"index": (np.array([[True, False, True, True]] * 3),)}),
+    ("scatter_add", [f32(2, 5)], {"index": (slice(1, 3),), "shape": (4, 5)}),
+    ("scatter_add", [f32(4, 2), np.array([1, 3, 1, 1])],  # repeated rows add up
+     {"index": (SLOT,), "shape": (5, 2)}),
+    ("scatter_add", [f32(3), np.array([0, 2, 0]), np.array([1, 1, 1])],
+     {"index": (SLOT, SLOT), "shape": (3, 2)}),
     ("getitem", [f32(3, 4)], {"index": (np.array([True, False, True]),)}),
     ("getitem", [f32(3, 4)], {"index": (np.array([[True, False, True, True]] * 3),)}),
 ]
@@ -384,8 +393,6 @@ def test_constant_from_a_dynamic_size_is_refused():
 def _refused_examples():
     return {
         "rand": lambda x: x + tg.rand(5),
-        "scatter_add": lambda x: x[:2]._scatter_add((slice(0, 2),), (5,)),
-        "setitem": lambda x: x._setitem((slice(0, 2),), tg.zeros(2)),
     }
 
 
@@ -414,6 +421,39 @@ def test_refused_op_names_the_op_the_line_and_the_alternatives(op):
     assert f"the op {op!r} cannot be exported" in message
     assert "test_onnx.py" in message and "_refused_examples" not in message.split("made at")[0]
     assert "The ops that can be exported: add," in message
+
+
+def test_a_primitive_with_no_lowering_is_refused_with_the_generic_reason():
+    from tracegrad.ops.base import register, unregister
+
+    prim = register("cube_for_onnx_test", "elementwise", lambda x: x ** 3,
+                    lambda x: (x.shape, x.dtype), None)
+    try:
+        with pytest.raises(tg.onnx.ExportError, match="'cube_for_onnx_test' cannot be "
+                           "exported to ONNX: it has no ONNX lowering yet"):
+            tg.onnx.export(lambda x: apply(prim, x), tg.randn(3), io.BytesIO())
+    finally:
+        unregister("cube_for_onnx_test")
+
+
+def test_in_place_writes_inside_the_model_export():
+    def fn(x):
+        y = x * 2
+        y[:, 0] = 0.0
+        y[1] += x[0]
+        return y
+
+    export_and_compare(fn, (tg.randn(3, 4),))
+
+
+def test_gradient_graphs_export():
+    """A function that computes a gradient (scatter_add in the backward of indexing)."""
+    w = tg.randn(5, 3)
+
+    def grad_of_rows(idx):
+        return tg.grad(lambda w: (w[idx] ** 2).sum())(w)
+
+    export_and_compare(grad_of_rows, (tg.tensor([0, 3, 3, 1]),))
 
 
 def test_decomposed_primitives_export_through_their_parts():
@@ -474,3 +514,15 @@ def test_warning_free_for_eval_models():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         tg.onnx.export(model, make(2), io.BytesIO())
+
+
+def test_transformer_with_dynamic_batch_and_sequence():
+    """Two symbols: the reshape to heads has two symbolic entries, the causal mask is sliced
+    to the sequence length, the positions count up to it."""
+    model, make = MODELS["transformer_block"]
+    tokens = make(3)[0]
+    more = [(tokens[:, :5],), (make(6)[0][:, :2],), (make(1)[0],)]
+    proto = export_and_compare(model, (tokens[:, :6],), dynamic={"in0": {0: "b", 1: "t"}},
+                               more=more)
+    dims = proto.graph.output[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["b", "t", 23]

@@ -367,7 +367,7 @@ def _where(e: Emitter, n: Node, ins: list[str]) -> str:
 
 
 def _bound(e: Emitter, value: Any, alt_values: list, sizes: tuple, stop: bool,
-           step: int) -> int:
+           step: int) -> Any:
     """A slice bound as ONNX Slice reads it (Python's meaning: negative counts from the
     end, out of range is clamped), also when it moves with a dynamic axis."""
     if value is None:
@@ -385,9 +385,18 @@ def _bound(e: Emitter, value: Any, alt_values: list, sizes: tuple, stop: bool,
             return c
         if c == 0:
             return INT64_MAX if step > 0 else -1
+    # it follows a dynamic size (x[:t] of a longer buffer): computed when the model runs
+    dim = e.entries((value,), [(v,) for v in alt_values])[0]
+    if value >= 0 and dim.k is not None:
+        return dim
     raise ExportError(e.where() + f"a slice bound ({value} here) changes with a dynamic axis "
                       f"in a way that is not a fixed distance from its end; slice with "
                       f"negative indices (x[:-1]) or make the axis static")
+
+
+def _bounds(e: Emitter, values: list) -> str:
+    """Slice's starts or ends: numbers, and `Dim` objects computed at run time."""
+    return e.shape_tensor([v if isinstance(v, Dim) else Dim(v, (), None) for v in values])
 
 
 def _expand_ellipsis(index: tuple, ndim: int) -> tuple:
@@ -456,19 +465,21 @@ def _getitem(e: Emitter, n: Node, ins: list[str], index: tuple) -> str:
         alt_stops = [a.stop for a in alts]
         start = _bound(e, s.start, alt_starts, sizes(ax), False, step)
         stop = _bound(e, s.stop, alt_stops, sizes(ax), True, step)
-        if step == 1 and start == 0 and stop in (INT64_MAX,):
-            continue
-        if step == 1 and start == 0 and not shape[ax].deps and stop >= shape[ax].value:
-            continue
+        if step == 1 and isinstance(start, int) and start == 0 and isinstance(stop, int) \
+                and (stop == INT64_MAX or not shape[ax].deps and stop >= shape[ax].value):
+            continue  # the whole axis
         starts.append(start), ends.append(stop), axes_.append(ax), steps.append(step)
     if starts:
-        x = e.op("Slice", [x, e.ints(starts), e.ints(ends), e.ints(axes_), e.ints(steps)])
+        x = e.op("Slice", [x, _bounds(e, starts), _bounds(e, ends), e.ints(axes_),
+                           e.ints(steps)])
     ints = [(ax, data) for kind, ax, data in items if kind == "int"]
     if not advanced:
         # 2. ints select one position (highest axis first, so lower axes keep their numbers)
         for ax, (value, alts) in sorted(ints, key=lambda t: -t[0]):
             value = _bound(e, value, alts, sizes(ax), False, 1) if value >= 0 else value
-            x = e.op("Gather", [x, e.const(np.asarray(value, np.int64))], axis=ax)
+            where = e.const(np.asarray(value, np.int64)) if isinstance(value, int) else \
+                e.op("Reshape", [e.dim_value(value), e.ints([])])
+            x = e.op("Gather", [x, where], axis=ax)
         # 3. None adds a dimension of size 1
         new_axes, pos = [], 0
         for kind, _, _ in items:
@@ -536,6 +547,55 @@ def _positive(e: Emitter, idx: str, dim: "Dim") -> str:
     return e.op("Add", [idx, e.op("Mul", [negative, size])])
 
 
+def _positions(e: Emitter, shape: tuple, index: tuple, ix: list[str],
+               ix_nodes: tuple) -> tuple[tuple, str]:
+    """The flat positions (int64, 1-D) of the elements ``x[index]`` selects in a tensor of
+    ``shape``, and the selection's shape: ``arange(size).reshape(shape)[index]``, lowered
+    like any getitem (the index arrays are read when the model runs)."""
+    from ...ops import PRIMITIVES
+
+    numbers = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+    source = Node("const", (), {}, shape, np.int64, value=numbers)
+    selected, _ = PRIMITIVES["getitem"].infer(source, *ix_nodes, index=index)
+    probe = Node("getitem", (source, *ix_nodes), {"index": index}, selected, np.int64)
+    probe.id = e.current.id if e.current is not None else -1
+    picked = _getitem(e, probe, [e.const(numbers), *ix], index)
+    return tuple(selected), e.op("Reshape", [picked, e.ints([-1])])
+
+
+def _static_only(e: Emitter, n: Node) -> None:
+    if any(d.deps for m in (n, *n.inputs) for d in e.shape_of(m)):
+        raise ExportError(e.where() + "writing into selected elements along a dynamic axis "
+                          "has no lowering; make the axis static (drop it from dynamic_axes)")
+
+
+def _values(e: Emitter, v: str, v_node: Node, selected: tuple) -> str:
+    """The written values, one per selected element, flat."""
+    if v_node.ndim > len(selected):  # extra leading size-1 dimensions, as NumPy allows
+        v = e.op("Reshape", [v, e.ints(v_node.shape[v_node.ndim - len(selected):])])
+    return e.op("Reshape", [e.op("Expand", [v, e.ints(selected)]), e.ints([-1])])
+
+
+def _setitem(e: Emitter, n: Node, ins: list[str], index: tuple) -> str:
+    # x with the selected positions overwritten: a scatter into the flat x (last write wins)
+    _static_only(e, n)
+    selected, where = _positions(e, n.shape, index, ins[2:], n.inputs[2:])
+    flat = e.op("Reshape", [ins[0], e.ints([-1])])
+    out = e.op("ScatterElements", [flat, where, _values(e, ins[1], n.inputs[1], selected)],
+               axis=0)
+    return e.op("Reshape", [out, e.ints(n.shape)])
+
+
+def _scatter_add(e: Emitter, n: Node, ins: list[str], index: tuple, shape: tuple) -> str:
+    # zeros with g added at the selected positions (repeated positions add up)
+    _static_only(e, n)
+    selected, where = _positions(e, tuple(shape), index, ins[1:], n.inputs[1:])
+    zeros = e.const(np.zeros(math.prod(shape), n.dtype))
+    out = e.op("ScatterElements", [zeros, where, _values(e, ins[0], n.inputs[0], selected)],
+               axis=0, reduction="add")
+    return e.op("Reshape", [out, e.ints(shape)])
+
+
 # ---------------------------------------------------------------- the table
 
 # primitive -> lowering(e, node, ins, **attrs) -> name of the result
@@ -580,6 +640,8 @@ LOWERINGS: dict[str, Callable[..., str]] = {
     "expand": _expand,
     "pad": _pad,
     "getitem": _getitem,
+    "setitem": _setitem,
+    "scatter_add": _scatter_add,
     "cat": _cat,
     "matmul": _matmul,
 }
@@ -590,10 +652,6 @@ LOWERINGS: dict[str, Callable[..., str]] = {
 REFUSED: dict[str, str] = {
     "rand": "random numbers are drawn anew by every run; put the model in eval mode "
             "(model.eval()) so that dropout draws none, or pass the noise in as an input",
-    "scatter_add": "it appears in gradient (backward) graphs, which are not exported; export "
-                   "the forward function only",
-    "setitem": "assignment into a slice (x[i] = v) has no lowering; build the tensor with "
-               "tg.cat, tg.where or padding instead",
 }
 
 
