@@ -422,6 +422,7 @@ def _getitem(e: Emitter, n: Node, ins: list[str], index: tuple) -> str:
 
     def sizes(ax: int) -> tuple:  # the size of input axis ax in this trace and each alt
         return (src.shape[ax], *[a.inputs[0].shape[ax] for a in e.alts(n)])
+
     # Each item, with the input axis it reads: bool masks become their nonzero positions.
     items, axis, slot = [], 0, 0
     array_shapes: list[tuple] = [tuple(a.shape) for a in n.inputs[1:]]
@@ -446,7 +447,7 @@ def _getitem(e: Emitter, n: Node, ins: list[str], index: tuple) -> str:
                 items.append(("array", axis, len(arrays) - 1))
                 axis += 1
         elif isinstance(it, slice):
-            items.append(("slice", axis, (it, [a for a in alts])))
+            items.append(("slice", axis, (it, alts)))
             axis += 1
         else:
             items.append(("int", axis, (int(it), [int(a) for a in alts])))
