@@ -36,6 +36,19 @@ def _models(tg: Any, quick: bool) -> tuple[dict[str, tuple[Any, tuple]], Any]:
     }, rng
 
 
+def _steps(tg: Any, ort: Any, model: Any, x: Any, data: bytes) -> dict:
+    """One inference call per engine: tracegrad eager, compiled, and the ONNX file."""
+    compiled = tg.compile(model)
+    steps = {EAGER: lambda k: model(x).numpy(), COMPILED: lambda k: compiled(x).numpy()}
+    if ort is not None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        feed = {"input0": x.numpy()}
+        steps[ORT] = lambda k: session.run(None, feed)[0]
+    return steps
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     warmup, repeats, exports = (2, 5, 1) if quick else (20, 200, 5)
     names, missing, rows, notes = [EAGER, COMPILED], {}, [], []
@@ -66,14 +79,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             data = buf.getvalue()
         rows.append(common.row(f"{label}: tg.onnx.export (verified)", "s",
                                {EAGER: common.median(seconds)}, ratio=False))
-        compiled = tg.compile(model)
-        steps = {EAGER: lambda k: model(x).numpy(), COMPILED: lambda k: compiled(x).numpy()}
-        if ort is not None:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = options.inter_op_num_threads = 1
-            session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-            feed = {"input0": x.numpy()}
-            steps[ORT] = lambda k: session.run(None, feed)[0]
+        steps = _steps(tg, ort, model, x, data)
         with tg.no_grad():
             timings = common.interleaved(steps, warmup, repeats)
         outputs = {n: t.pop("outputs")[-1] for n, t in timings.items()}
