@@ -526,3 +526,14 @@ def test_transformer_with_dynamic_batch_and_sequence():
                                more=more)
     dims = proto.graph.output[0].type.tensor_type.shape.dim
     assert [d.dim_param or d.dim_value for d in dims] == ["b", "t", 23]
+
+
+def test_viz_draws_the_onnx_model_next_to_its_ir():
+    model, make = MODELS["digits_mlp"]
+    proto = tg.onnx.export(model, make(2), io.BytesIO())
+    dot = tg.viz.to_dot(proto)
+    assert "ONNX opset 21" in dot and '"{ input0 | input }"' in dot
+    assert "{ 0.weight | 256x64 }" in dot  # the initializers, under their names
+    ir = tg.viz.to_dot(tg.onnx.graph(model, make(2)))
+    for node in proto.graph.node:  # each ONNX node is named after its IR node
+        assert node.name.split(".")[0] in ir
