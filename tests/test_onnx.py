@@ -10,6 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import tracegrad as tg
 import tracegrad.nn.functional as F
@@ -537,3 +540,37 @@ def test_viz_draws_the_onnx_model_next_to_its_ir():
     ir = tg.viz.to_dot(tg.onnx.graph(model, make(2)))
     for node in proto.graph.node:  # each ONNX node is named after its IR node
         assert node.name.split(".")[0] in ir
+
+
+def test_updates_of_captured_tensors_are_not_exported():
+    state = tg.zeros(3)
+
+    def fn(x):
+        state.add_(tg.rand(3))  # a write-back (with an op that cannot be exported)
+        return x * 2
+
+    x = tg.randn(3)
+    proto = tg.onnx.export(fn, x, io.BytesIO())
+    assert [n.op_type for n in proto.graph.node] == ["Mul"]
+    assert np.all(state.numpy() == 0)  # tracing left it alone
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3,
+                                                max_side=4),
+       op=st.sampled_from(["add", "sub", "mul", "maximum", "lt", "eq"]),
+       data=st.data())
+def test_broadcasting_and_reductions_on_random_shapes(shapes, op, data):
+    a_shape, b_shape = shapes.input_shapes
+    a, b = tg.tensor(f32(*a_shape)), tg.tensor(f32(*b_shape))
+    out_ndim = len(shapes.result_shape)
+    axes = tuple(sorted(data.draw(st.sets(st.integers(0, max(out_ndim - 1, 0)),
+                                          max_size=out_ndim))))
+    keepdim = data.draw(st.booleans())
+
+    def fn(a, b):
+        c = apply(PRIMITIVES[op], a, b)
+        c = c if c.dtype == tg.float32 else c.float()
+        return c.sum(dim=axes, keepdim=keepdim) if axes else c
+
+    export_and_compare(fn, (a, b))

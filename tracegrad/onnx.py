@@ -135,9 +135,7 @@ def graph(model_or_fn: Callable, args: Any) -> Any:
     finally:
         for m, training in modes:
             object.__setattr__(m, "training", training)
-    traced = _optimize(traced)
-    traced.outputs = traced.outputs[:capture.n_user]
-    return traced
+    return _optimize(traced, capture.n_user)
 
 
 # --------------------------------------------------------------------------------------
@@ -171,11 +169,14 @@ def _write(model: Any, f: Any) -> None:
         raise
 
 
-def _optimize(graph: Any) -> Any:
-    """The passes that make a graph smaller without changing what it computes (no fusion
-    nor memory planning: those are for tracegrad's own backends)."""
+def _optimize(graph: Any, n_user: int) -> Any:
+    """The function's own outputs (the first ``n_user``; the rest are write-backs into
+    captured tensors, which are not exported), and the passes that make the graph smaller
+    without changing what it computes (no fusion nor memory planning: those are for
+    tracegrad's own backends)."""
     from .compiler.passes import cse, dce, fold_constants, simplify
 
+    graph.outputs = graph.outputs[:n_user]
     for step in (dce, cse, fold_constants, simplify, dce):
         graph, _ = step(graph)
     return graph
@@ -201,14 +202,14 @@ class _Exporter:
             raise TypeError("tg.onnx.export: args holds no tensor; pass the example input(s) "
                             "the model is called with, e.g. tg.randn(1, 64)")
         graph, capture = run_traced(fn, args, {}, source_lines=True)
+        graph.outputs = graph.outputs[:capture.n_user]
         self._refuse_unexportable(graph, capture.lines)
         self.capture = capture
-        self.graph = _optimize(graph)
+        self.graph = _optimize(graph, capture.n_user)
         n_in = len(self.leaves)
         self.input_names = _names(input_names, n_in, "input", "input_names")
         n_out = capture.n_user
         self.output_names = _names(output_names, n_out, "output", "output_names")
-        self.graph.outputs = self.graph.outputs[:n_out]  # (write-backs are not exported)
         self.symbols, self.alt_args, self.alt_graphs = self._dynamic(dynamic_axes)
         self.param_names = {}
         from .nn.module import Module
@@ -277,8 +278,7 @@ class _Exporter:
             other = base + 1
             args = self._resized(places, base, other)
             graph, capture = run_traced(self.fn, args, {})
-            graph = _optimize(graph)
-            graph.outputs = graph.outputs[:capture.n_user]
+            graph = _optimize(graph, capture.n_user)
             self._same_structure(graph, s, base, other)
             symbols.append((s, base, other, [(self.input_names[k], a) for k, a in places]))
             alt_args.append(args)
@@ -421,8 +421,14 @@ class _Exporter:
                                        if isinstance(t, Tensor)])}
         feed = {i.name: feed[i.name] for i in session.get_inputs()}
         got = session.run(self.output_names, feed)
-        with no_grad():
-            expected = [t.numpy() for t in _outputs_of(self.fn(*args))]
+        # the eager run may update captured tensors (write-backs): undone, as tracing does
+        saved = [(t, t.numpy().copy()) for t, _ in self.capture.data_writes]
+        try:
+            with no_grad():
+                expected = [t.numpy().copy() for t in _outputs_of(self.fn(*args))]
+        finally:
+            for t, data in saved:
+                np.copyto(t._data, data)
         for name, a, b in zip(self.output_names, got, expected):
             check_close(name, np.asarray(a), np.asarray(b), feed)
 
