@@ -27,13 +27,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+# The opset written by default (21, which onnxruntime supports fully since 1.20) and the
+# error raised: both from the lowering table, which imports no onnx.
+from .compiler.backends.onnx import DEFAULT_OPSET, ExportError
+
 __all__ = ["export", "graph", "ExportError", "DEFAULT_OPSET", "is_available"]
 
 _INSTALL_HINT = 'pip install "tracegrad[onnx]"'
-
-# The opset written by default (21, which onnxruntime supports fully since 1.20) and the
-# error raised: both from the lowering table, which imports no onnx.
-from .compiler.backends.onnx import DEFAULT_OPSET, ExportError  # noqa: E402
 
 
 def is_available() -> bool:
