@@ -574,3 +574,12 @@ def test_broadcasting_and_reductions_on_random_shapes(shapes, op, data):
         return c.sum(dim=axes, keepdim=keepdim) if axes else c
 
     export_and_compare(fn, (a, b))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_oldest_opset_accepted(name):
+    model, make = MODELS[name]
+    args = make(3)
+    buf = io.BytesIO()
+    proto = tg.onnx.export(model, args, buf, opset_version=18)
+    assert proto.opset_import[0].version == 18
