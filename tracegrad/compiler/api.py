@@ -23,7 +23,7 @@ from ..errors import TraceError
 from ..gradarray import GradArray
 from ..ops.base import rule_facts
 from ..tensor import Tensor, _leaf
-from .backends.numpy import Program
+from .backends import Backend, get_backend
 from .entry import Miss, build_entry
 from .guards import (
     ReadRecorder,
@@ -72,7 +72,7 @@ def _advice(reason: str) -> str:
 @dataclass
 class Variant:
     graph: Graph
-    program: Program
+    program: Any  # the backend's program: (*input arrays) -> outputs
     capture: Capture
     feeders: list  # per graph input: ("arg", k) | ("data", T) | ("grad", T)
     n_user_outputs: int
@@ -134,9 +134,10 @@ class BackwardProgram:
     """The backward half of a differentiable compiled function: (saved values, cotangents)
     -> gradients for each target (argument or captured tensor that requires grad)."""
 
-    def __init__(self, graph: Graph, cot_shapes: list, check_finite: bool = False):
-        self.graph, self.records = optimize(graph)
-        self.program = Program(self.graph, check_finite)
+    def __init__(self, graph: Graph, cot_shapes: list, backend: Backend,
+                 check_finite: bool = False):
+        self.graph, plan, self.records = optimize(graph, backend=backend)
+        self.program = backend.program(self.graph, plan, check_finite)
         self.lock = threading.Lock()
         self.cot_shapes = cot_shapes  # (shape, dtype) per differentiable output
 
@@ -157,11 +158,9 @@ class CompiledFunction:
     """``tg.compile(fn)``: call it like ``fn``. See `cache_info()` and `source()`."""
 
     def __init__(self, fn: Callable, backend: str = "auto"):
-        if backend not in ("auto", "numpy"):
-            raise ValueError(
-                f"tg.compile: backend {backend!r} is not available; use 'numpy' (or 'auto', "
-                f"which picks the best available backend)"
-            )
+        # the lowering table the programs come from (an unknown name, or a backend that
+        # cannot run here, raises now, saying why)
+        self.lowering = get_backend(backend)
         self.fn = fn
         self.backend = backend
         self.variants: dict[tuple, list[Variant]] = {}
@@ -351,9 +350,9 @@ class CompiledFunction:
         if capture.n_grad_outputs:
             graph, bgraph, n_saved = split_backward(graph, capture)
             cot_shapes = [(n.shape, n.dtype) for _, n in capture.cotangents]
-            backward = BackwardProgram(bgraph, cot_shapes, anomaly)
-        graph, records = optimize(graph, donations(capture))
-        program = Program(graph, anomaly)
+            backward = BackwardProgram(bgraph, cot_shapes, self.lowering, anomaly)
+        graph, plan, records = optimize(graph, donations(capture), self.lowering)
+        program = self.lowering.program(graph, plan, anomaly)
         variant = Variant(
             graph=graph, program=program, capture=capture,
             feeders=feeders(graph, capture),

@@ -1,0 +1,15 @@
+"""Backends: lowering tables from the optimized graph to something that runs (base.py says
+what a backend is). Each registers itself by name here; ``tg.compile(backend=...)`` looks it
+up, and ``"auto"`` takes the first available one in order of preference."""
+
+from .base import PREFERENCE, Backend, backend_names, get_backend, register_backend
+
+
+def _numpy() -> Backend:
+    from .numpy import NUMPY
+    return NUMPY
+
+
+register_backend("numpy", _numpy)
+
+__all__ = ["PREFERENCE", "Backend", "backend_names", "get_backend", "register_backend"]
