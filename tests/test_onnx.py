@@ -583,3 +583,10 @@ def test_oldest_opset_accepted(name):
     buf = io.BytesIO()
     proto = tg.onnx.export(model, args, buf, opset_version=18)
     assert proto.opset_import[0].version == 18
+
+
+def test_a_compiled_model_exports_as_the_model():
+    model, make = MODELS["digits_mlp"]
+    x = make(3)
+    proto = tg.onnx.export(tg.compile(model), x, io.BytesIO())
+    close(run(proto, {"input0": x[0].numpy()})[0], model(*x).numpy())

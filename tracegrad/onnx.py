@@ -84,8 +84,12 @@ def export(
     ...                dynamic_axes={"input0": {0: "batch"}})  # doctest: +SKIP
     """
     onnx = _need("onnx", "to build the file")
+    from .compiler.api import CompiledFunction
     from .compiler.backends import onnx as backend
     from .nn.module import Module
+
+    if isinstance(model_or_fn, CompiledFunction):  # tg.compile(model): the model itself
+        model_or_fn = model_or_fn.fn
 
     opset = DEFAULT_OPSET if opset_version is None else int(opset_version)
     newest = onnx.defs.onnx_opset_version()
