@@ -40,6 +40,8 @@ _new = object.__new__
 # The compiler's tracer while a function is being captured (tracegrad.compiler.trace), else
 # None. Every hook below is one `is not None` test when nothing is being traced.
 _tracer: Any = None
+# tracegrad.forward while a forward-mode level (tg.jvp) is open in some thread, else None.
+_forward: Any = None
 # Bumped whenever a Module or Optimizer changes which tensors it holds: compiled variants
 # that captured the old ones are stale then.
 _structure_epoch = [0]
@@ -285,6 +287,8 @@ def _snapshot(t: "Tensor", copy: bool) -> "Tensor":
         old._data, old._vc = t._data.copy(), [t._vc[0]]
     if _tracer is not None:
         _tracer.alias(old, t)
+    if _forward is not None:
+        _forward.moved(old, t)
     return old
 
 
@@ -297,6 +301,8 @@ def _adopt(t: "Tensor", new: "Tensor") -> None:
     t._attrs = getattr(new, "_attrs", None)
     t._versions = getattr(new, "_versions", ())
     t.requires_grad = new.requires_grad
+    if _forward is not None:
+        _forward.moved(t, new)
 
 
 def _refresh_views(base: "Tensor") -> None:
@@ -402,6 +408,8 @@ def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
         _check_anomaly(t, prim.name)
     if _tracer is not None:
         _tracer.record(prim, inputs, attrs, t)
+    if _forward is not None:
+        _forward.push(prim, inputs, attrs, t)
     return t
 
 
@@ -850,6 +858,8 @@ class Tensor:
         t = _leaf(self._data.copy())
         if _tracer is not None:
             _tracer.alias(t, self)
+        if _forward is not None:
+            _forward.moved(t, self)
         return t
 
     def retain_grad(self) -> None:
@@ -890,7 +900,8 @@ class Tensor:
     def _backward(self, seed: "Tensor", policy: Any, create_graph: bool) -> None:
         if _tracer is not None:
             _tracer.backward_called()
-        elif not create_graph and not _Anomaly.enabled:
+        elif not create_graph and not _Anomaly.enabled and not autograd.hooks and (
+                _forward is None or not _forward.active()):
             # First-order, nothing to record: the rules run on bare arrays (see gradarray.py).
             seed = GradArray(seed._data)
         saved = _mode.enabled  # (grad mode as enable_grad()/no_grad() would set it)
@@ -1048,6 +1059,8 @@ class Tensor:
         t = _leaf(self._data, requires_grad=True)
         if _tracer is not None:  # the same value: a compiled tg.grad reads each call's input
             _tracer.alias(t, self)
+        if _forward is not None:  # and the same tangents (tg.jacfwd of tg.grad)
+            _forward.moved(t, self)
         return t
 
     def _grad_wrt(self, inputs: Sequence["Tensor"], create_graph: bool) -> list:
@@ -1241,6 +1254,8 @@ class Tensor:
         if _tracer is not None:
             self._trace_write(new)
         _write(self, new._data, "op")
+        if _forward is not None:
+            _forward.moved(self, new)
         return self
 
     def _trace_write(self, new: "Tensor") -> None:
@@ -1544,6 +1559,8 @@ def _make_binary(method_name: str, prim: str, reverse: bool):
             _check_anomaly(t, prim)
         if _tracer is not None:
             _tracer.record(primitive, (a, b), _NO_ATTRS, t)
+        if _forward is not None:
+            _forward.push(primitive, (a, b), _NO_ATTRS, t)
         return t
 
     method.__name__ = method_name
