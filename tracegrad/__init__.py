@@ -6,7 +6,16 @@
 tensor([2., 4.])
 """
 
-from . import cuda, data, functional, nn, optim, utils, viz
+from . import (
+    autograd,  # noqa: E402  (tg.autograd: PyTorch's API, beside the engine)
+    cuda,
+    data,
+    functional,
+    nn,
+    optim,
+    utils,
+    viz,
+)
 from .anomaly import detect_anomaly
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .compiler import Graph, TensorSpec, compile, explain, trace
@@ -54,7 +63,6 @@ from .io import load, save
 from .scalar import Value
 from .tensor import Tensor, cat, stack, where
 from .transforms import grad, hessian, jacfwd, jacrev, jvp, value_and_grad, vjp
-from . import autograd  # noqa: E402  (tg.autograd: PyTorch's API, beside the engine)
 from .utils import Generator
 
 # PyTorch's dtype names (tg.float is float32, as torch.float)

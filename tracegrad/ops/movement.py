@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ..errors import ShapeError
-from .base import register, sum_to_shape
+from .base import align, register, sum_to_shape
 
 # ---------------------------------------------------------------- reshape
 
@@ -122,7 +122,9 @@ register(
     lambda x, *, shape: broadcast_view(x, shape),
     _expand_infer,
     lambda g, out, x, *, shape: (sum_to_shape(g, tuple(x.shape)),),
-    linear=lambda attrs, batch: {"shape": batch + tuple(attrs["shape"])},
+    # (linear: the tangent expanded the same way, its batch dimensions kept in front)
+    jvp=lambda ts, out, x, *, shape: align(ts[0], out, x).expand(
+        tuple(ts[0].shape[:ts[0].ndim - x.ndim]) + tuple(shape)),
 )
 
 # ---------------------------------------------------------------- pad
