@@ -674,6 +674,8 @@ class Tensor:
     def grad_fn(self) -> str | None:
         if self._op is None:
             return None
+        if self._op.kind == "function":  # a tg.autograd.Function: its class name
+            return f"<{self._op.name}Backward>"
         return f"<{_backward_name(self._op.name)}>"
 
     def size(self, dim: int | None = None) -> tuple | int:
@@ -863,10 +865,56 @@ class Tensor:
         return t
 
     def retain_grad(self) -> None:
-        raise RuntimeError(
-            "retain_grad is not supported; use tg.grad(f, argnums) to get gradients of "
-            "intermediate values"
-        )
+        """Keep this (non-leaf) tensor's gradient in ``.grad`` when backward passes through
+        it, as PyTorch does; a leaf keeps its gradient anyway."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: this tensor does not require grad, so it gets no "
+                               "gradient to retain")
+        if self._op is None:
+            return
+        mine = autograd.hooks.get(id(self))
+        if mine is None or autograd.RETAIN not in mine:
+            autograd.add_hook(self, autograd.RETAIN)
+
+    @property
+    def retains_grad(self) -> bool:
+        return autograd.RETAIN in autograd.hooks.get(id(self), ())
+
+    def register_hook(self, hook: Any) -> Any:
+        """Call ``hook(grad)`` whenever this tensor's gradient is computed; a tensor it
+        returns replaces the gradient (same shape). Returns a handle: ``handle.remove()``.
+
+        >>> x.register_hook(lambda g: g.clamp(-1, 1))     # clip the gradient
+        """
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that does "
+                               "not require gradient")
+        if not callable(hook):
+            raise TypeError(f"register_hook: expects a function of the gradient, got "
+                            f"{type(hook).__name__}")
+        return autograd.add_hook(self, hook)
+
+    def _run_hooks(self, g: "Tensor", hooks: list) -> "Tensor":
+        """The engine calls this with this tensor's whole gradient (see autograd.hooks).
+        As in PyTorch, retain_grad() keeps the gradient after every other hook ran."""
+        for hook in list(hooks):
+            if hook is autograd.RETAIN:
+                continue
+            new = hook(g)
+            if new is None:
+                continue
+            if not isinstance(new, Tensor) or new.shape != g.shape:
+                what = f"shape {new.shape}" if isinstance(new, Tensor) else type(new).__name__
+                raise ShapeError(
+                    f"register_hook: the hook {getattr(hook, '__name__', hook)!r} returned "
+                    f"{what} for a gradient of shape {g.shape}; a hook must return None or a "
+                    f"tensor of the gradient's shape"
+                )
+            g = new if new.dtype == g.dtype else new.to(g.dtype)
+        if autograd.RETAIN in hooks:
+            kept = g if _mode.enabled else g.detach()
+            self._grad = kept if self._grad is None else self._grad + kept
+        return g
 
     def backward(self, gradient: Any = None, retain_graph: bool = False,
                  create_graph: bool = False) -> None:

@@ -222,6 +222,32 @@ hooks: dict[int, list] = {}
 RETAIN = "retain_grad"  # the hook retain_grad() registers: the node keeps its gradient
 
 
+class RemovableHandle:
+    """What ``register_hook`` returns: ``handle.remove()`` takes the hook off."""
+
+    def __init__(self, key: int, hook: Any):
+        self.key, self.hook = key, hook
+
+    def remove(self) -> None:
+        mine = hooks.get(self.key)
+        if mine is not None and self.hook in mine:
+            mine.remove(self.hook)
+            if not mine:
+                del hooks[self.key]
+
+
+def add_hook(node: Any, hook: Any) -> RemovableHandle:
+    """Register ``hook`` on ``node``; it goes when the node does."""
+    import weakref
+
+    key = id(node)
+    if key not in hooks:
+        hooks[key] = []
+        weakref.finalize(node, hooks.pop, key, None)
+    hooks[key].append(hook)
+    return RemovableHandle(key, hook)
+
+
 # --------------------------------------------------------------------------------------
 # Propagation
 
