@@ -36,7 +36,7 @@ def _operands(name, operands, attrs, rng):
     """float64 arrays for float operands (in a domain every rule is smooth on), valid
     indices for int ones, masks for bool ones."""
     arrays = []
-    for k, (shape, dt) in enumerate(operands):
+    for shape, dt in operands:
         if dt.kind == "f":
             a = rng.uniform(0.5, 2.0, size=shape)
             if name in ("max", "min", "maximum"):  # no ties

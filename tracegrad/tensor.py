@@ -1395,7 +1395,9 @@ class Tensor:
         straight into this tensor's memory (no temporary, which matters for optimizer
         updates)."""
         recording = _records(self, other)
-        if not recording and _tracer is None and type(other) is Tensor \
+        # (forward mode, like tracing, needs the op run as a primitive: for its tangent)
+        fwd = _forward is not None and _forward.active()
+        if not recording and _tracer is None and not fwd and type(other) is Tensor \
                 and type(alpha) in (int, float):
             # The common case (an optimizer's update), on the arrays: nothing to check,
             # nothing to convert. (A float32 array times a Python float stays float32.)
@@ -1413,7 +1415,7 @@ class Tensor:
         other = _scaled(other, alpha)
         if recording:
             return self._inplace(lambda s: _binary(name, s, other), other)
-        if _tracer is not None:
+        if _tracer is not None or fwd:
             return self._assign(_binary(name, self, other))
         o = _operand(other, self)
         if o._data.dtype != self._data.dtype and dtypes.promote(self._data.dtype, o._data.dtype) \
