@@ -163,6 +163,12 @@ def test_a_compiled_jvp_is_one_graph_and_matches_eager():
     assert compiled.cache_info().misses == 1
     graph = tg.trace(directional, tg.TensorSpec((5, 4)), tg.TensorSpec((5, 4)))
     assert len(graph.outputs) == 2
+    # a compiled function inside tg.jvp runs its Python, so that tangents go through
+    cf = tg.compile(lambda x: (x * x).sin())
+    x = tg.tensor(arrays[0])
+    for _ in range(3):
+        _, t = tg.jvp(cf, (x,), (tg.tensor(v),))
+        _close(t, tg.jvp(lambda x: (x * x).sin(), (x,), (tg.tensor(v),))[1].numpy())
     # jacfwd inside a compiled function too
     jac = tg.compile(tg.jacfwd(lambda x: (x * x).tanh()))
     x = tg.tensor(arrays[0][0])
