@@ -255,3 +255,28 @@ def test_a_primitive_without_a_jvp_rule_says_so(monkeypatch):
         tg.jvp(lambda x: x.tanh(), (tg.tensor([1.0]),), (tg.tensor([1.0]),))
     # reverse mode is unaffected
     assert tg.jacrev(lambda x: x.tanh())(tg.tensor([0.0])).item() == 1.0
+
+
+def test_forward_mode_is_per_thread():
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+    seen = {}
+
+    def other():
+        started.wait()
+        x = tg.tensor([1.0, 2.0])
+        seen["plain"] = (x * 3).exp().sum().item()  # runs while the main thread is in jvp
+        release.set()
+
+    def f(x):
+        started.set()
+        release.wait(10)
+        return (x * x).sum()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    _, t = tg.jvp(f, (tg.tensor([1.0, 2.0]),), (tg.tensor([1.0, 1.0]),))
+    thread.join()
+    assert t.item() == 6.0
+    assert seen["plain"] == pytest.approx(float(np.exp(3.0) + np.exp(6.0)), rel=1e-6)

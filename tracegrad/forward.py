@@ -65,8 +65,9 @@ def level(batch: tuple = ()) -> Iterator[Level]:
     tensor = sys.modules["tracegrad.tensor"]  # (the module; tg.tensor is a function)
     lv = Level(batch)
     st = _state
-    st.levels.append(lv)
-    saved = st.depth
+    # (opened while a rule runs, with inner levels suspended: those stay out of sight)
+    saved_levels, saved = st.levels, st.depth
+    st.levels = saved_levels[:saved] + [lv]
     st.depth = len(st.levels)
     with _lock:
         _open[0] += 1
@@ -74,8 +75,7 @@ def level(batch: tuple = ()) -> Iterator[Level]:
     try:
         yield lv
     finally:
-        st.levels.pop()
-        st.depth = min(saved, len(st.levels))
+        st.levels, st.depth = saved_levels, saved
         with _lock:
             _open[0] -= 1
             if not _open[0]:
