@@ -590,3 +590,17 @@ def test_a_compiled_model_exports_as_the_model():
     x = make(3)
     proto = tg.onnx.export(tg.compile(model), x, io.BytesIO())
     close(run(proto, {"input0": x[0].numpy()})[0], model(*x).numpy())
+
+
+def test_keyword_arguments_as_a_last_dict_and_fixed_python_values():
+    def fn(x, scale, *, bias, clip=True):
+        y = x * scale + bias
+        return y.clamp(-1, 1) if clip else y
+
+    x, bias = tg.randn(4, 3), tg.randn(3)
+    buf = io.BytesIO()
+    tg.onnx.export(fn, (x, 2.0, {"bias": bias, "clip": False}), buf, input_names=["x", "b"],
+                   dynamic_axes={"x": [0]})
+    x2 = tg.randn(6, 3)
+    (got,) = run(buf.getvalue(), {"x": x2.numpy(), "b": bias.numpy()})
+    close(got, fn(x2, 2.0, bias=bias, clip=False).numpy())
