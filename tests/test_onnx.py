@@ -604,3 +604,13 @@ def test_keyword_arguments_as_a_last_dict_and_fixed_python_values():
     x2 = tg.randn(6, 3)
     (got,) = run(buf.getvalue(), {"x": x2.numpy(), "b": bias.numpy()})
     close(got, fn(x2, 2.0, bias=bias, clip=False).numpy())
+
+
+def test_onnxruntime_missing_a_kernel_is_explained_and_verify_false_writes_anyway():
+    x = tg.randn(3, dtype=tg.float64)
+    with pytest.raises(tg.onnx.ExportError, match="(?s)cannot run the exported model.*float64"):
+        tg.onnx.export(lambda x: x.erf(), x, io.BytesIO())
+    buf = io.BytesIO()
+    proto = tg.onnx.export(lambda x: x.erf(), x, buf, verify=False)
+    assert buf.getvalue() == proto.SerializeToString()
+    assert [n.op_type for n in proto.graph.node] == ["Erf"]

@@ -418,8 +418,15 @@ class _Exporter:
             return
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        session = ort.InferenceSession(model.SerializeToString(), options,
-                                       providers=["CPUExecutionProvider"])
+        try:
+            session = ort.InferenceSession(model.SerializeToString(), options,
+                                           providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime's own exception types
+            raise ExportError(
+                f"tg.onnx.export: ONNX Runtime {ort.__version__} cannot run the exported "
+                f"model: {err}\nThe model is valid ONNX (onnx.checker passed); onnxruntime "
+                f"lacks some kernels (e.g. Erf, and so exact GELU, for float64): export in "
+                f"float32, or pass verify=False to write the file anyway") from err
         for args in [self.args, *self.alt_args]:
             self._compare(session, args)
 
