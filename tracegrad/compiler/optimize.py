@@ -114,4 +114,24 @@ def explain(fn: Callable, *args: Any, backend: str | None = None, **kwargs: Any
     graph, _ = run_traced(fn, args, kwargs)
     traced = time.perf_counter() - t0
     graph, plan, records = optimize(graph, backend=chosen)
-    return Explanation(records, graph, traced, plan, chosen.name)
+    return Explanation(records, graph, traced, plan, _backend_note(backend, chosen, graph))
+
+
+def _backend_note(asked: str, chosen: Backend, graph: Graph) -> str:
+    """The backend's name, why "auto" passed over the ones it prefers, and what the backend
+    says about the graph's kernels (`describe`, where it has one)."""
+    from .backends import PREFERENCE
+
+    note = chosen.name
+    if asked == "auto":
+        for name in PREFERENCE:
+            if name == chosen.name:
+                break
+            try:
+                get_backend(name)
+            except RuntimeError as e:
+                note += f" (auto: {e})"
+    describe = getattr(chosen, "describe", None)
+    if describe is not None:
+        note += "\n" + describe(graph)
+    return note

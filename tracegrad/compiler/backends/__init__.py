@@ -10,6 +10,12 @@ def _numpy() -> Backend:
     return NUMPY
 
 
+def _c() -> Backend:
+    from .c import C_BACKEND
+    return C_BACKEND
+
+
 register_backend("numpy", _numpy)
+register_backend("c", _c, prefer=0)  # "auto": C where a compiler works, else NumPy
 
 __all__ = ["PREFERENCE", "Backend", "backend_names", "get_backend", "register_backend"]

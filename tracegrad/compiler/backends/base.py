@@ -81,9 +81,10 @@ def get_backend(name: str) -> Backend:
     ValueError for an unknown name, RuntimeError (saying why) for one that cannot run here."""
     if name == "auto":
         for candidate in PREFERENCE:
-            b = get_backend(candidate)
-            if b.available()[0]:
-                return b
+            try:
+                return get_backend(candidate)
+            except RuntimeError:  # cannot run here (no C compiler): the next one
+                continue
         raise RuntimeError("tg.compile: no backend is available")  # pragma: no cover
     with _lock:
         b = _made.get(name)
