@@ -22,7 +22,7 @@ from .. import autograd
 from ..errors import TraceError
 from ..gradarray import GradArray
 from ..ops.base import rule_facts
-from ..tensor import Tensor, _leaf
+from ..tensor import Tensor, _leaf, _result
 from .backends import Backend, get_backend
 from .backends.c import program_note
 from .entry import Miss, build_entry
@@ -185,6 +185,9 @@ class CompiledFunction:
         tracer = tensor_mod._tracer
         if tracer is not None and tracer.thread == threading.get_ident():
             return self.fn(*args, **kwargs)  # called inside another trace: just run inline
+        fwd = tensor_mod._forward
+        if fwd is not None and fwd.active():  # inside tg.jvp: its tangents need the primitives
+            return self.fn(*args, **kwargs)
         if not self._warm:
             # The first call runs eagerly: state created lazily (optimizer moments, running
             # statistics) then exists before anything is captured.
@@ -272,15 +275,10 @@ class CompiledFunction:
         which = {k: j for j, (k, _) in enumerate(variant.capture.cotangents)}
 
         def leaf(i: int) -> Tensor:
-            t = _leaf(outs[i])
             if i in which:
-                t.requires_grad = True
-                t._op = CompiledBackward(variant.backward, saved, which[i], len(which))
-                t._seq = autograd.next_seq()
-                t._children = targets
-                t._attrs = {}
-                t._versions = tuple(x._vc[0] for x in targets)
-            return t
+                op = CompiledBackward(variant.backward, saved, which[i], len(which))
+                return _result(outs[i], op, targets, {}, True)
+            return _leaf(outs[i])
 
         return build_tree(variant.capture.out_tree, leaf)
 

@@ -48,9 +48,10 @@ CANDIDATES = ("cc", "gcc", "clang")
 # calls from setting errno (nothing reads it), which lets sqrt be one vector instruction;
 # values are unchanged; -fno-trapping-math lets it compute both sides of a `?:` (relu,
 # maximum, clamping) as vector selects, which only changes the floating-point exception
-# flags nobody reads, not a value. -ffp-contract=off: no fused multiply-adds (a * b + c
-# rounded once), which -march=native would otherwise allow and NumPy never does. Never
-# -ffast-math: NaN, inf and the order of additions stay as written.
+# flags nobody reads, not a value. -ffp-contract=off: GCC would otherwise fuse `a * b + c`
+# into one fused multiply-add with -march=native (one rounding instead of NumPy's two, so a
+# long chain drifts from eager). Never -ffast-math: NaN, inf and the order of additions stay
+# as written.
 FLAGS = ("-O3", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math",
          "-ffp-contract=off")
 LIBS = ("-lm",)
