@@ -167,8 +167,19 @@ class RowProgram:
             L.append(f"    const {CTYPES[n.dtype]} *E{k} = "
                      f"(const {CTYPES[n.dtype]} *)DATA(e{k});")
         # scratch rows for full values nobody after the run reads
+        # Consecutive elementwise members share one loop over the row's columns, their
+        # values C locals; a value gets a row array only if a later node reads it (or it
+        # is stored).
+        groups = self._groups()
+        group_of = {id(n): k for k, g in enumerate(groups) for n in g}
+        readers: dict[int, set] = {}
+        for m in self.members:
+            for i in m.inputs:
+                readers.setdefault(id(i), set()).add(group_of.get(id(m), -1 - id(m)))
+        self._array = {id(n) for n in self.members if self.produced[id(n)] == "full" and (
+            id(n) in out_index or readers.get(id(n), set()) - {group_of.get(id(n))})}
         temps = [n for n in self.members
-                 if self.produced[id(n)] == "full" and id(n) not in out_index]
+                 if id(n) in self._array and id(n) not in out_index]
         temp_of = {id(n): j for j, n in enumerate(temps)}
         if temps:
             L.append(f"    {T} *scratch = ({T} *)malloc(sizeof({T}) * {len(temps) * C});")
@@ -188,9 +199,18 @@ class RowProgram:
                     n.op == "const" and n.value.size == 1):
                 L.append(f"    const T x{n.id} = (T)E{k}[0];")
         L.append(f"    for (intptr_t r = 0; r < {R}; r++) {{")
+        done: set[int] = set()
         for n in self.members:
+            if id(n) in done:
+                continue
             kind = self.produced[id(n)]
             ir = [line.strip() for line in format_node(n)]
+            if id(n) in group_of:
+                group = groups[group_of[id(n)]]
+                done |= {id(g) for g in group}
+                L += ["        " + line for line in self._group(group, out_index, temp_of,
+                                                                ext_index)]
+                continue
             L.append(f"        /* {ir[0]}{' ...' if len(ir) > 1 else ''} */")
             if _reduction(n) is not None:
                 how = "rows" if kind in ("row", "rows") else kind
@@ -230,10 +250,55 @@ class RowProgram:
         L.append("}")
         return "\n".join(L) + "\n"
 
+    def _groups(self) -> list[list[Node]]:
+        """Runs of consecutive elementwise members over whole rows."""
+        groups: list[list[Node]] = []
+        current: list[Node] = []
+        for n in self.members:
+            if self.produced[id(n)] == "full" and _reduction(n) is None:
+                current.append(n)
+                continue
+            if current:
+                groups.append(current)
+            current = []
+        if current:
+            groups.append(current)
+        return groups
+
+    def _group(self, group: list, out_index: dict, temp_of: dict, ext_index: dict
+               ) -> list[str]:
+        """One loop over the columns computing a group's values as C locals (w...), each
+        written to its row array where one is needed."""
+        C = self.frame[1]
+        L = []
+        for n in group:
+            if id(n) in out_index:
+                L.append(f"T *v{n.id} = O{out_index[id(n)]} + r * {C};")
+            elif id(n) in self._array:
+                L.append(f"T *v{n.id} = scratch + {temp_of[id(n)] * C};")
+        L.append(f"for (intptr_t j = 0; j < {C}; j++) {{")
+        self._local = set()
+        for n in group:
+            ir = format_node(n)[0].strip()
+            body, val = self._element(n, "j", ext_index)
+            L.append(f"    T w{n.id};  /* {ir}{' ...' if n.op == 'kernel' else ''} */")
+            L.append("    {")
+            L += ["        " + b for b in body]
+            L.append(f"        w{n.id} = {val};")
+            L.append("    }")
+            if id(n) in self._array:
+                L.append(f"    v{n.id}[j] = w{n.id};")
+            self._local.add(id(n))
+        self._local = set()
+        L.append("}")
+        return L
+
     def _operand(self, node: Node, j: str | None, ext_index: dict) -> str:
         """The C expression of one operand's value at column ``j`` of row r (j None: a
         per-row value)."""
         kind = self.produced.get(id(node))
+        if id(node) in getattr(self, "_local", ()):
+            return f"w{node.id}"
         if kind == "full":
             return f"v{node.id}[{j}]"
         if kind == "row":
