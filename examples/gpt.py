@@ -19,20 +19,23 @@ through ``tg.compile``.
     python examples/gpt.py                  # about 5 minutes on 2 cores
     python examples/gpt.py --quick          # a smaller model, under a minute
     python examples/gpt.py --compile        # the same run, compiled
-    python examples/gpt.py --steps 3000 --resume    # continue the checkpoint to step 3000
-    python examples/gpt.py --steps 0 --resume --tokens 500   # only sample
+    python examples/gpt.py --resume         # continue a run stopped with Ctrl-C
+    python examples/gpt.py --resume --steps 4000   # go on to step 4000 (the cosine
+                                            # schedule then ends there)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import signal
 import sys
 import sysconfig
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -230,7 +233,7 @@ class TrainConfig:
     model: GPTConfig = field(default_factory=GPTConfig)
 
 
-QUICK = TrainConfig(steps=150, lr=5e-3, min_lr=5e-4, warmup=20, eval_every=50,
+QUICK = TrainConfig(steps=300, lr=5e-3, min_lr=5e-4, warmup=20, eval_every=100,
                     eval_batches=8, model=GPTConfig(block_size=32, n_layer=2, n_embd=64))
 
 
@@ -275,6 +278,7 @@ class Trainer:
         self.opt = tg.optim.AdamW(param_groups(self.model, cfg.weight_decay), lr=cfg.lr,
                                   betas=cfg.betas)
         self.step = 0
+        self.stop_requested = False
         self.losses: list[float] = []  # training loss of every step
         self.val_losses: list[tuple[int, float]] = []  # (step, validation loss)
         step, evaluate = training_functions(self.model, self.opt, cfg.grad_clip)
@@ -294,8 +298,9 @@ class Trainer:
         return float(np.mean(losses))
 
     def train(self, steps: int | None = None, progress: bool = False) -> None:
-        """Train until step ``steps`` (default: the config's), evaluating every
-        ``eval_every`` steps and after the last."""
+        """Train until step ``steps`` (default: the config's last), evaluating every
+        ``eval_every`` steps and after the config's last step; or until ``stop_requested``
+        is set (by Ctrl-C in `main`), after a whole step."""
         end = self.cfg.steps if steps is None else steps
         bar = _progress(range(self.step, end), progress, self.step, end)
         for _ in bar:
@@ -305,8 +310,10 @@ class Trainer:
             loss = self._train_step(*self.batch(self.corpus.train, 0, self.step)).item()
             self.losses.append(loss)
             self.step += 1
-            if self.step % self.cfg.eval_every == 0 or self.step == end:
+            if self.step % self.cfg.eval_every == 0 or self.step == self.cfg.steps:
                 self.val_losses.append((self.step, self.evaluate()))
+            if self.stop_requested:
+                break
             if hasattr(bar, "set_postfix"):
                 val = f"{self.val_losses[-1][1]:.3f}" if self.val_losses else "-"
                 bar.set_postfix(loss=f"{loss:.3f}", val=val, lr=f"{lr:.1e}")
@@ -338,6 +345,24 @@ class Trainer:
         trainer.losses = ckpt["losses"].numpy().tolist()
         trainer.val_losses = [(int(s), v) for s, v in ckpt["val_losses"].numpy().tolist()]
         return trainer
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops(trainer: Trainer) -> Iterator[None]:
+    """Ctrl-C asks the trainer to stop after the step it is in (a step cut in half would
+    leave some parameters updated and others not: no checkpoint to resume bit for bit)."""
+    def stop(signum: int, frame: Any) -> None:
+        trainer.stop_requested = True
+
+    try:
+        previous = signal.signal(signal.SIGINT, stop)
+    except ValueError:  # not the main thread: Ctrl-C stays as it was
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _progress(steps: range, progress: bool, start: int, end: int) -> Any:
@@ -451,7 +476,7 @@ def plot(trainer: Trainer, unigram: float, path: str | Path) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> Trainer:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smaller model, 150 steps")
+    parser.add_argument("--quick", action="store_true", help="a smaller model, 300 steps")
     parser.add_argument("--steps", type=int, help="train until this step")
     parser.add_argument("--compile", action="store_true", help="use tg.compile")
     parser.add_argument("--seed", type=int, default=0)
@@ -481,8 +506,11 @@ def main(argv: Sequence[str] | None = None) -> Trainer:
     n_params = sum(p.numel() for p in trainer.model.parameters())
     print(f"model: {n_params:,} parameters, {cfg.model}")
     start = time.perf_counter()
-    trainer.train(None if args.steps is None else args.steps, progress=not args.no_progress)
+    with _ctrl_c_stops(trainer):
+        trainer.train(progress=not args.no_progress)
     seconds = time.perf_counter() - start
+    if trainer.stop_requested:
+        print(f"stopped at step {trainer.step}; --resume continues from the checkpoint")
     if trainer.val_losses:
         step, val = trainer.val_losses[-1]
         print(f"step {step}: validation loss {val:.3f} nats/char (unigram {unigram:.3f}); "
