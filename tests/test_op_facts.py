@@ -63,6 +63,7 @@ EXAMPLES: dict[str, list] = {
     "max": [([((3, 4), F32)], {"axes": (1,), "keepdim": False})],
     "min": [([((3, 4), F32)], {"axes": (0, 1), "keepdim": True})],
     "log_softmax": [([((3, 4), F32)], {"axis": 1})],
+    "softmax": [([((3, 4), F32)], {"axis": 1})],
     "nll": [([((3, 4), F32), ((3,), I64)], {"ignore_index": -100, "reduction": "mean"}),
             ([((3, 4), F32), ((3,), I64)], {"ignore_index": -100, "reduction": "sum"})],
 }

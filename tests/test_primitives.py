@@ -1251,6 +1251,18 @@ def test_log_softmax(case, seed, scale):
     assert F.log_softmax(tg.tensor(x, requires_grad=True), dim).grad_fn == "<LogSoftmaxBackward>"
 
 
+@covers("softmax")
+@FAST
+@given(case=softmax_case(), seed=seeds, scale=st.sampled_from([1.0, 40.0]))
+def test_softmax(case, seed, scale):
+    torch = torch_mod()
+    shape, dim = case
+    x = real(np.random.default_rng(seed), shape) * scale
+    check_both(lambda t: F.softmax(t, dim), lambda t: torch.softmax(t, dim), x)
+    check_both(lambda t: F.softmax(t, dim).log(), lambda t: torch.softmax(t, dim).log(), x)
+    assert F.softmax(tg.tensor(x, requires_grad=True), dim).grad_fn == "<SoftmaxBackward>"
+
+
 @st.composite
 def nll_case(draw):
     m, c = draw(st.integers(1, 5)), draw(st.integers(1, 4))

@@ -160,7 +160,9 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
     axes = normalize_axes("softmax", dim, x.ndim)
     if axes and x.shape[axes[0]] == 0:
         return x
-    e = (x - x._amax(dim, keepdim=True).detach()).exp()
+    if axes and x.dtype.kind == "f":  # one node eagerly; traced, its decomposition
+        return apply(P["softmax"], x, axis=axes[0])
+    e = (x - x._amax(dim, keepdim=True).detach()).exp()  # (a 0-d or an integer tensor)
     return e / e.sum(dim, keepdim=True)
 
 
@@ -1140,14 +1142,14 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     L, S = query.shape[-2], key.shape[-2]
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     scores = (query @ key.transpose(-2, -1)) * scale
-    if is_causal:
-        attn_mask = _leaf(np.tril(np.ones((L, S), dtype=bool)))
-    if attn_mask is not None:
+    if is_causal:  # (-inf above the diagonal, added: as PyTorch, and far faster than where)
+        scores = scores + _leaf(np.triu(np.full((L, S), -np.inf, dtype=scores.dtype), 1))
+    elif attn_mask is not None:
         mask = attn_mask if isinstance(attn_mask, Tensor) else Tensor(attn_mask)
-        if mask.dtype == np.bool_:
-            scores = masked_fill(scores, logical_not(mask), -math.inf)
-        else:
-            scores = scores + mask
+        if mask.dtype == np.bool_:  # the (small) mask made additive, then one add
+            zeros = _leaf(np.zeros((), dtype=scores.dtype))
+            mask = masked_fill(zeros, logical_not(mask), -math.inf)
+        scores = scores + mask
     attn = softmax(scores, -1)
     if dropout_p > 0.0:
         attn = dropout(attn, dropout_p, True)
