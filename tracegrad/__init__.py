@@ -6,7 +6,7 @@
 tensor([2., 4.])
 """
 
-from . import cuda, data, functional, nn, optim, utils, viz
+from . import cuda, data, functional, memory, nn, optim, utils, viz
 from .anomaly import detect_anomaly
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled, value_and_grad
 from .compiler import Graph, TensorSpec, compile, explain, trace
@@ -93,3 +93,5 @@ __all__ = [
     "logsumexp", "max", "maximum", "mean", "min", "minimum", "softmax", "std", "var",
     "logical_and", "logical_or", "logical_xor", "logical_not", *_FUNCTION_ALIASES,
 ]
+
+memory.keep_freed_memory()  # (glibc: eager ops reuse freed memory instead of page-faulting)

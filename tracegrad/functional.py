@@ -8,7 +8,6 @@ has as methods to `Tensor`.
 from __future__ import annotations
 
 import builtins
-import itertools
 import math
 from collections import namedtuple
 from typing import Any, Sequence
@@ -343,14 +342,13 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.
 
 # ---------------------------------------------------------------- convolution and pooling
 #
-# A convolution is im2col and one matmul, built from per-kernel-offset slices: for each
-# offset of the kernel, one strided basic slice of the (padded) input picks the element under
-# that offset for every output position, and `stack` lays them side by side. Basic slices
-# are views, and their gradient is an assignment into zeros, so the backward accumulates one
-# slice per kernel offset (no scatter with repeated indices, no `np.add.at`). The work runs
-# in (C, N, *spatial) order: the columns are then one (C*K, N*L) matrix, the product is one
-# GEMM per group, and its result, viewed back as (N, C_out, *spatial), keeps that layout, so
-# the next layer's permute to (C, N, ...) is free.
+# A convolution is im2col and one matmul. The im2col primitive (ops/movement.py) copies the
+# (padded) input's windows through one strided view: for each kernel offset, the element
+# under it at every output position; its gradient, col2im, adds each offset's slab back
+# into a strided view of zeros (no scatter with repeated indices, no `np.add.at`). The work
+# runs in (C, N, *spatial) order: the windows are then one (K*C, N*L) matrix, the product is
+# one GEMM per group, and its result, viewed back as (N, C_out, *spatial), keeps that layout,
+# so the next layer's permute to (C, N, ...) is free. Pools reduce the same windows.
 
 
 def _tuple(v: Any, n: int, name: str, op: str) -> tuple[int, ...]:
@@ -410,16 +408,6 @@ def _out_size(size: tuple, kernel: tuple, stride: tuple, dilation: tuple, op: st
     return out
 
 
-def _offset_slices(x: Tensor, kernel: tuple, stride: tuple, dilation: tuple,
-                   out: tuple) -> list[Tensor]:
-    """For each kernel offset (row-major), the view of ``x``'s trailing dimensions under it
-    at every output position: ``x[..., o*d : o*d + s*(out-1) + 1 : s]`` per dimension."""
-    lead = (slice(None),) * (x.ndim - len(kernel))
-    ranges = [[slice(o * d, o * d + s * (m - 1) + 1, s) for o in range(k)]
-              for k, s, d, m in zip(kernel, stride, dilation, out)]
-    return [x[lead + idx] for idx in itertools.product(*ranges)]
-
-
 def _conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: Any,
           dilation: Any, groups: int, nd: int, op: str) -> Tensor:
     """N-d convolution (cross-correlation, as in PyTorch) over the last ``nd`` dimensions."""
@@ -461,24 +449,40 @@ def _conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: 
     _positive(dilation, "dilation", op)
     pads = _conv_padding(padding, kernel, stride, dilation, op)
     n = x.shape[0]
-    spatial = tuple(range(2, nd + 2))
-    xc = x.permute((1, 0) + spatial)  # (C, N, *S): a view
-    if builtins.any(lo or hi for lo, hi in pads):
-        xc = apply(P["pad"], xc, pads=((0, 0), (0, 0)) + pads, value=0.0)
-    out = _out_size(tuple(xc.shape[2:]), kernel, stride, dilation, op, x.shape)
-    slices = _offset_slices(xc, kernel, stride, dilation, out)
-    k = len(slices)
-    cols = stack(slices, 1) if k > 1 else slices[0].unsqueeze(1)  # (C, K, N, *O)
+    xc = _batch_last(x, pads)  # (C, *S, N)
+    out = _out_size(tuple(xc.shape[1:nd + 1]), kernel, stride, dilation, op, x.shape)
+    cols = xc._im2col(kernel, stride, dilation)  # (K, C, *O, N): one strided copy
+    k = math.prod(kernel)
     length = n * math.prod(out)
+    # The weight's columns in the windows' (offset, channel) order: a copy of the (small)
+    # weight instead of a transpose of the (large) windows.
+    kernel_dims = tuple(range(2, nd + 2))
     if groups == 1:
-        y = weight.reshape((c_out, c_group * k)) @ cols.reshape((c_group * k, length))
+        w = weight.permute((0,) + kernel_dims + (1,)).reshape((c_out, k * c_group))
+        y = w @ cols.reshape((k * c_group, length))
     else:
-        y = weight.reshape((groups, c_out // groups, c_group * k)) @ \
-            cols.reshape((groups, c_group * k, length))
-    y = y.reshape((c_out, n) + out)
+        w = weight.reshape((groups, c_out // groups, c_group, k)).permute((0, 1, 3, 2))
+        cols = cols.reshape((k, groups, c_group, length)).permute((1, 0, 2, 3))
+        y = w.reshape((groups, c_out // groups, k * c_group)) @ \
+            cols.reshape((groups, k * c_group, length))
+    y = y.reshape((c_out,) + out + (n,))
     if bias is not None:
         y = y + bias.reshape((c_out,) + (1,) * (nd + 1))
-    return y.permute((1, 0) + spatial)  # (N, C_out, *O), a view of the (C_out, N, ...) result
+    return _batch_first(y)  # (N, C_out, *O), a view of the (C_out, *O, N) result
+
+
+def _batch_last(x: Tensor, pads: tuple) -> Tensor:
+    """(N, C, *S) as (C, *S, N) (a view; free when x is itself such a view), padded."""
+    nd = x.ndim - 2
+    xc = x.permute(tuple(range(1, nd + 2)) + (0,))
+    if builtins.any(lo or hi for lo, hi in pads):
+        xc = apply(P["pad"], xc, pads=((0, 0),) + tuple(pads) + ((0, 0),), value=0.0)
+    return xc
+
+
+def _batch_first(y: Tensor) -> Tensor:
+    """(C, *S, N) as (N, C, *S): a view."""
+    return y.permute((y.ndim - 1,) + tuple(range(y.ndim - 1)))
 
 
 def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
@@ -544,24 +548,27 @@ def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0
     # gradient goes through products with a one-hot mask of each window's first maximum,
     # found without gradient. (A where-chain or the max reduction would send it there too,
     # but np.where with an unpredictable condition is ~100x slower than a product.)
-    pads = (p[1], p[1], p[0], p[0])
-    slices = _offset_slices(pad(x, pads) if p != (0, 0) else x, k, s, d, out)
+    if x.ndim == 3:  # one sample without the batch dimension
+        return max_pool2d(x.unsqueeze(0), kernel_size, stride, padding, dilation).squeeze(0)
+    pads = tuple((v, v) for v in p)
+    cols = _batch_last(x, pads)._im2col(k, s, d)  # (K, C, *out, N)
     with _no_grad():
-        plain = _offset_slices(pad(x.detach(), pads, value=-math.inf), k, s, d, out)
-        best = plain[0]
-        for win in plain[1:]:
-            best = maximum(best, win)
-        taken = plain[0] == best
-        masks = [taken.to(x.dtype)]
-        for win in plain[1:]:
-            hit = win == best
-            masks.append((hit > taken).to(x.dtype))
-            taken = taken | hit
-    picked = slices[0] * masks[0]
-    for win, mask in zip(slices[1:], masks[1:]):
-        picked = picked + win * mask
+        plain = cols.detach() if p == (0, 0) else \
+            apply(P["pad"], _batch_last(x.detach(), ()), value=-math.inf,
+                  pads=((0, 0),) + pads + ((0, 0),))._im2col(k, s, d)
+        best = plain._amax(0)  # (NaN wins: np.maximum)
+        # A one-hot mask of each window's first maximum, offset by offset (NumPy's argmax
+        # along the first axis is a hundred times slower than these few passes).
+        hits = plain == best
+        taken = hits[0]
+        masks = [taken]
+        for i in range(1, plain.shape[0]):
+            masks.append(hits[i] > taken)
+            taken = taken | hits[i]
+        mask = stack(masks).to(x.dtype)
+    picked = (cols * mask).sum(0)
     # Where a window holds inf or NaN, the products are NaN or wrong: take the maximum.
-    return where(picked == best, picked, best)
+    return _batch_first(where(picked == best, picked, best))
 
 
 def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
@@ -576,13 +583,11 @@ def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0
     [[[[2.5, 4.5], [10.5, 12.5]]]]
     """
     k, s, p, d, out = _pool_setup(x, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
+    if x.ndim == 3:  # one sample without the batch dimension
+        return avg_pool2d(x.unsqueeze(0), kernel_size, stride, padding, count_include_pad,
+                          divisor_override=divisor_override).squeeze(0)
     size = tuple(x.shape[-2:])
-    if p != (0, 0):
-        x = pad(x, (p[1], p[1], p[0], p[0]))
-    slices = _offset_slices(x, k, s, d, out)
-    total = slices[0]
-    for win in slices[1:]:
-        total = total + win
+    total = _batch_first(_batch_last(x, tuple((v, v) for v in p))._im2col(k, s, d).sum(0))
     if divisor_override is not None:
         if divisor_override == 0:
             raise ValueError("avg_pool2d: divisor_override must be nonzero")

@@ -1213,6 +1213,15 @@ class Tensor:
     def _scatter_add(self, index: tuple, shape: tuple, *ix: "Tensor") -> "Tensor":
         return apply(P["scatter_add"], self, *ix, index=index, shape=shape)
 
+    def _im2col(self, kernel: tuple, stride: tuple, dilation: tuple) -> "Tensor":
+        """The windows of a convolution over dims 1..nd (ops.movement): (K, C, *out, ...)."""
+        return apply(P["im2col"], self, kernel=kernel, stride=stride, dilation=dilation)
+
+    def _col2im(self, kernel: tuple, stride: tuple, dilation: tuple,
+                shape: tuple) -> "Tensor":
+        return apply(P["col2im"], self, kernel=kernel, stride=stride, dilation=dilation,
+                     shape=shape)
+
     def __getitem__(self, index: Any) -> "Tensor":
         template, ix = _normalize_index(index)
         return self._getitem(template, *ix)
