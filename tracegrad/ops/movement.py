@@ -371,6 +371,10 @@ def _im2col_shape(shape: tuple, kernel: tuple, out: tuple) -> tuple:
 
 def _im2col_forward(x, *, kernel, stride, dilation):
     out = window_sizes("im2col", x.shape, kernel, stride, dilation)
+    if x.ndim > len(kernel) + 1 and x.strides[-1] != x.itemsize:
+        # The copy below runs along the last dimension: when that is strided (a batch-last
+        # view of batch-first memory), one transposing copy first is far cheaper.
+        x = np.ascontiguousarray(x)
     cols = np.empty(kernel + x.shape[:1] + out + x.shape[len(kernel) + 1:], dtype=x.dtype)
     np.copyto(cols, _windows(x, kernel, stride, dilation, out))
     return cols.reshape(_im2col_shape(x.shape, kernel, out))
