@@ -8,6 +8,7 @@ has as methods to `Tensor`.
 from __future__ import annotations
 
 import builtins
+import functools
 import math
 from collections import namedtuple
 from typing import Any, Sequence
@@ -31,6 +32,7 @@ __all__ = [
     "take_along_dim", "var", "where", "t", "square", "reciprocal", "rsqrt", "log1p", "expm1",
     "norm", "masked_fill", "any", "all", "dot", "flip", "roll", "split", "chunk", "repeat",
     "cumsum", "sort", "topk", "logical_and", "logical_or", "logical_xor", "logical_not",
+    "max_pool1d", "avg_pool1d",
 ]
 
 MaxMin = namedtuple("MaxMin", ["values", "indices"])
@@ -511,26 +513,68 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
 
 
 def _pool_setup(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
-                ceil_mode: bool, op: str) -> tuple:
-    """Checked (kernel, stride, padding, dilation) pairs and the output size of a pool."""
-    if not isinstance(x, Tensor) or x.ndim not in (3, 4):
-        raise ShapeError(f"{op}: expects input of shape (N, C, H, W) or (C, H, W), got "
+                ceil_mode: bool, op: str, nd: int = 2) -> tuple:
+    """Checked (kernel, stride, padding, dilation) ``nd``-tuples and the output size of a
+    pool."""
+    if not isinstance(x, Tensor) or x.ndim not in (nd + 1, nd + 2):
+        dims = "L" if nd == 1 else "H, W"
+        raise ShapeError(f"{op}: expects input of shape (N, C, {dims}) or (C, {dims}), got "
                          f"{getattr(x, 'shape', type(x).__name__)}")
     if ceil_mode:
         raise ValueError(f"{op}: ceil_mode=True is not supported; pad the input "
                          f"(F.pad) so that the windows fit, and use ceil_mode=False")
-    k = _tuple(kernel_size, 2, "kernel_size", op)
+    k = _tuple(kernel_size, nd, "kernel_size", op)
     empty = stride is None or (isinstance(stride, (list, tuple)) and not stride)
-    s = k if empty else _tuple(stride, 2, "stride", op)
-    p = _tuple(padding, 2, "padding", op)
-    d = _tuple(dilation, 2, "dilation", op)
+    s = k if empty else _tuple(stride, nd, "stride", op)
+    p = _tuple(padding, nd, "padding", op)
+    d = _tuple(dilation, nd, "dilation", op)
     for values, name in ((k, "kernel_size"), (s, "stride"), (d, "dilation")):
         _positive(values, name, op)
     if builtins.any(pv < 0 or 2 * pv > kv for pv, kv in zip(p, k)):
         raise ValueError(f"{op}: padding {p} must be non-negative and at most half the "
                          f"kernel size {k}, as in PyTorch")
-    size = tuple(n + 2 * pv for n, pv in zip(x.shape[-2:], p))
+    size = tuple(n + 2 * pv for n, pv in zip(x.shape[-nd:], p))
     return k, s, p, d, _out_size(size, k, s, d, op, x.shape)
+
+
+def _max_pool(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
+              ceil_mode: bool, nd: int, op: str) -> Tensor:
+    k, s, p, d, out = _pool_setup(x, kernel_size, stride, padding, dilation, ceil_mode, op, nd)
+    if x.ndim == nd + 1:  # one sample without the batch dimension
+        return _max_pool(x.unsqueeze(0), k, s, p, d, False, nd, op).squeeze(0)
+    # The value is the maximum over each window (np.maximum: fast, NaN wins); the gradient
+    # goes through a product with a one-hot mask of each window's first maximum, found
+    # without gradient. (The max reduction's own gradient splits ties; np.where with an
+    # unpredictable condition is ~100x slower than a product.)
+    pads = tuple((v, v) for v in p)
+    cols = _batch_last(x, pads)._im2col(k, s, d)  # (K, C, *out, N)
+    with _no_grad():
+        plain = cols.detach() if not builtins.any(p) else \
+            apply(P["pad"], _batch_last(x.detach(), ()), value=-math.inf,
+                  pads=((0, 0),) + pads + ((0, 0),))._im2col(k, s, d)
+        best = plain._amax(0)
+        # The mask offset by offset (NumPy's argmax along the first axis is a hundred times
+        # slower than these few passes).
+        hits = plain == best
+        taken = hits[0]
+        masks = [taken]
+        for i in range(1, plain.shape[0]):
+            masks.append(hits[i] > taken)
+            taken = taken | hits[i]
+        mask = stack(masks).to(x.dtype)
+    picked = (cols * mask).sum(0)
+    # Where a window holds inf or NaN, the products are NaN or wrong: take the maximum.
+    return _batch_first(where(picked == best, picked, best))
+
+
+def max_pool1d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               dilation: Any = 1, ceil_mode: bool = False) -> Tensor:
+    """Maximum over each window of (N, C, L) or (C, L), as `max_pool2d` in one dimension.
+
+    >>> max_pool1d(tg.tensor([[[1.0, 3.0, 2.0, 0.0]]]), 2).tolist()
+    [[[3.0, 2.0]]]
+    """
+    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, 1, "max_pool1d")
 
 
 def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
@@ -542,33 +586,40 @@ def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0
     >>> max_pool2d(tg.arange(16.0).reshape(1, 1, 4, 4), 2).tolist()
     [[[[5.0, 7.0], [13.0, 15.0]]]]
     """
-    k, s, p, d, out = _pool_setup(x, kernel_size, stride, padding, dilation, ceil_mode,
-                                  "max_pool2d")
-    # The value is the maximum of the window slices (np.maximum: fast, NaN wins); the
-    # gradient goes through products with a one-hot mask of each window's first maximum,
-    # found without gradient. (A where-chain or the max reduction would send it there too,
-    # but np.where with an unpredictable condition is ~100x slower than a product.)
-    if x.ndim == 3:  # one sample without the batch dimension
-        return max_pool2d(x.unsqueeze(0), kernel_size, stride, padding, dilation).squeeze(0)
-    pads = tuple((v, v) for v in p)
-    cols = _batch_last(x, pads)._im2col(k, s, d)  # (K, C, *out, N)
-    with _no_grad():
-        plain = cols.detach() if p == (0, 0) else \
-            apply(P["pad"], _batch_last(x.detach(), ()), value=-math.inf,
-                  pads=((0, 0),) + pads + ((0, 0),))._im2col(k, s, d)
-        best = plain._amax(0)  # (NaN wins: np.maximum)
-        # A one-hot mask of each window's first maximum, offset by offset (NumPy's argmax
-        # along the first axis is a hundred times slower than these few passes).
-        hits = plain == best
-        taken = hits[0]
-        masks = [taken]
-        for i in range(1, plain.shape[0]):
-            masks.append(hits[i] > taken)
-            taken = taken | hits[i]
-        mask = stack(masks).to(x.dtype)
-    picked = (cols * mask).sum(0)
-    # Where a window holds inf or NaN, the products are NaN or wrong: take the maximum.
-    return _batch_first(where(picked == best, picked, best))
+    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, 2, "max_pool2d")
+
+
+def _avg_pool(x: Tensor, kernel_size: Any, stride: Any, padding: Any,
+              count_include_pad: bool, ceil_mode: bool, divisor_override: int | None,
+              nd: int, op: str) -> Tensor:
+    k, s, p, d, out = _pool_setup(x, kernel_size, stride, padding, 1, ceil_mode, op, nd)
+    if x.ndim == nd + 1:  # one sample without the batch dimension
+        return _avg_pool(x.unsqueeze(0), k, s, p, count_include_pad, False, divisor_override,
+                         nd, op).squeeze(0)
+    size = tuple(x.shape[-nd:])
+    total = _batch_first(_batch_last(x, tuple((v, v) for v in p))._im2col(k, s, d).sum(0))
+    if divisor_override is not None:
+        if divisor_override == 0:
+            raise ValueError(f"{op}: divisor_override must be nonzero")
+        return total / divisor_override
+    if count_include_pad or not builtins.any(p):
+        return total / math.prod(k)
+    # How many of each window's elements are inside the input: per dimension, then outer.
+    counts = [np.array([builtins.min(o * sv + kv, pv + n) - builtins.max(o * sv, pv)
+                        for o in range(m)], dtype=x.dtype)
+              for n, kv, sv, pv, m in zip(size, k, s, p, out)]
+    return total / _leaf(functools.reduce(np.multiply.outer, counts))
+
+
+def avg_pool1d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
+    """Mean over each window of (N, C, L) or (C, L) (PyTorch's argument order).
+
+    >>> avg_pool1d(tg.tensor([[[1.0, 3.0, 2.0, 0.0]]]), 2).tolist()
+    [[[2.0, 1.0]]]
+    """
+    return _avg_pool(x, kernel_size, stride, padding, count_include_pad, ceil_mode, None, 1,
+                     "avg_pool1d")
 
 
 def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
@@ -582,23 +633,8 @@ def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0
     >>> avg_pool2d(tg.arange(16.0).reshape(1, 1, 4, 4), 2).tolist()
     [[[[2.5, 4.5], [10.5, 12.5]]]]
     """
-    k, s, p, d, out = _pool_setup(x, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
-    if x.ndim == 3:  # one sample without the batch dimension
-        return avg_pool2d(x.unsqueeze(0), kernel_size, stride, padding, count_include_pad,
-                          divisor_override=divisor_override).squeeze(0)
-    size = tuple(x.shape[-2:])
-    total = _batch_first(_batch_last(x, tuple((v, v) for v in p))._im2col(k, s, d).sum(0))
-    if divisor_override is not None:
-        if divisor_override == 0:
-            raise ValueError("avg_pool2d: divisor_override must be nonzero")
-        return total / divisor_override
-    if count_include_pad or p == (0, 0):
-        return total / (k[0] * k[1])
-    # How many of each window's elements are inside the input: per dimension, then outer.
-    counts = [np.array([builtins.min(o * sv + kv, pv + n) - builtins.max(o * sv, pv)
-                        for o in range(m)], dtype=x.dtype)
-              for n, kv, sv, pv, m in zip(size, k, s, p, out)]
-    return total / _leaf(np.multiply.outer(*counts))
+    return _avg_pool(x, kernel_size, stride, padding, count_include_pad, ceil_mode,
+                     divisor_override, 2, "avg_pool2d")
 
 
 # ---------------------------------------------------------------- losses
