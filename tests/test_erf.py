@@ -44,10 +44,14 @@ def test_float64_erf_stays_exact_to_rounding_and_gelu_float32_matches_torch():
         import torch
     except ImportError:
         return
-    x32 = np.random.default_rng(0).standard_normal(10_000).astype(np.float32) * 3
-    ours = tg.nn.functional.gelu(tg.tensor(x32)).numpy()
-    theirs = torch.nn.functional.gelu(torch.tensor(x32)).numpy()
-    np.testing.assert_allclose(ours, theirs, rtol=2e-6, atol=1e-7)
+    # GELU's negative tail is 1 + erf(x) with erf near -1: float32 erf's few ulp there are
+    # an absolute error of ~1e-6, in PyTorch's GELU as in ours. Both against the exact value:
+    x32 = np.random.default_rng(0).standard_normal(100_000).astype(np.float32) * 3
+    x64 = x32.astype(np.float64)
+    exact = x64 * 0.5 * (1 + EXACT(x64 / math.sqrt(2)))
+    ours = np.abs(tg.nn.functional.gelu(tg.tensor(x32)).numpy() - exact).max()
+    theirs = np.abs(torch.nn.functional.gelu(torch.tensor(x32)).numpy() - exact).max()
+    assert ours <= max(1.5 * theirs, 1e-7) and ours < 2e-6
 
 
 def test_compiled_erf_equals_eager():
