@@ -120,3 +120,15 @@ def test_sampling_temperature_and_top_k():
 def test_the_example_imports_nothing_from_the_demo_module():
     source = (EXAMPLES / "gpt.py").read_text()
     assert "tracegrad.demo" not in source and "from tracegrad import demo" not in source
+
+
+def test_without_tqdm_and_matplotlib_it_prints_lines_and_skips_the_plot(monkeypatch, capsys,
+                                                                        tmp_path, corpus):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # (import raises ImportError)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    trainer = gpt.Trainer(replace(TINY, steps=10, eval_every=5), corpus)
+    trainer.train(progress=True)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("step ")]
+    assert len(lines) == 10 and lines[-1].startswith("step 10/10: loss ")
+    assert gpt.plot(trainer, 3.0, tmp_path / "x.png") is False
+    assert not (tmp_path / "x.png").exists()
