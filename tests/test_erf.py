@@ -56,6 +56,10 @@ def test_float64_erf_stays_exact_to_rounding_and_gelu_float32_matches_torch():
 
 def test_compiled_erf_equals_eager():
     x = tg.tensor(np.linspace(-3, 3, 64, dtype=np.float32).reshape(8, 8))
-    f = tg.compile(lambda t: (t * 2).erf() + 1)
+    want = ((x * 2).erf() + 1).numpy()
+    numpy_backend = tg.compile(lambda t: (t * 2).erf() + 1, backend="numpy")
+    auto = tg.compile(lambda t: (t * 2).erf() + 1)
     for _ in range(3):
-        np.testing.assert_array_equal(f(x).numpy(), ((x * 2).erf() + 1).numpy())
+        np.testing.assert_array_equal(numpy_backend(x).numpy(), want)  # the same function
+        # (the C backend calls libm's erff, exact to an ulp: a few ulp from eager's)
+        np.testing.assert_allclose(auto(x).numpy(), want, rtol=1e-6, atol=3e-7)
