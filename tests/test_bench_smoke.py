@@ -244,6 +244,27 @@ def test_imports_quick_reports_numbers():
     assert "import tracegrad / import numpy <= 1.5" in text
 
 
+# ---------------------------------------------------------------------------------------
+# bench.cbackend: a quick run; the C backend's results agree with eager's
+
+
+def test_cbackend_quick_reports_numbers_and_agrees():
+    from tracegrad.compiler.backends.c import available
+
+    if available() is not None:
+        pytest.skip(f"no C backend: {available()}")
+    from bench import cbackend
+
+    result = cbackend.run(quick=True)
+    names = [r["benchmark"] for r in result["rows"]]
+    assert any("GELU" in n for n in names) and any("Adam" in n for n in names)
+    for row in result["rows"][:3]:
+        assert row["values"]["tg C"] > 0 and row["values"]["numpy"] > 0
+    text = " ".join(result["notes"])
+    import re
+    diffs = [float(d) for d in re.findall(r"max \|C - eager\| ([0-9.e+-]+)", text)]
+    assert len(diffs) == 2 and max(diffs) < 1e-3, text
+    assert "row program" in text  # the compile notes say what ran in C
 def test_onnx_quick_reports_numbers():
     pytest.importorskip("onnxruntime")
     from bench import onnx as bench_onnx

@@ -445,7 +445,8 @@ def _section_compiler(demo: Demo) -> None:
         f"The digits MLP ({sizes}, ReLU) on sklearn's 8x8 digits: one training step on a\n"
         f"batch of {DIGITS_BATCH} is forward, cross-entropy, backward and an Adam update. "
         "tg.compile traces\nall of it into one static graph, optimizes it and runs "
-        "generated NumPy code from then on."
+        "generated code from then on: NumPy calls\n(backend='numpy'), or with fused kernels "
+        "and row programs in C (backend='c', when a C\ncompiler works; 'auto' picks it)."
     )
     demo.say()
     repeats = 20 if demo.quick else 100
@@ -453,29 +454,39 @@ def _section_compiler(demo: Demo) -> None:
         (tg.from_numpy(X[i : i + DIGITS_BATCH]), tg.from_numpy(y[i : i + DIGITS_BATCH]))
         for i in range(0, len(X) - DIGITS_BATCH + 1, DIGITS_BATCH)
     ]  # full batches only: one shape, so the compiled step never retraces
-    eager, compiled = digits_step(), tg.compile(digits_step())  # the same initial weights
-    times: dict[str, list[float]] = {"eager": [], "compiled": []}
-    losses: dict[str, list[float]] = {"eager": [], "compiled": []}
+    # the same initial weights in each
+    steps = {"eager": digits_step(), "numpy": tg.compile(digits_step(), backend="numpy")}
+    from .compiler.backends.c import available as c_problem
+
+    why_no_c = c_problem()
+    if why_no_c is None:
+        steps["C"] = tg.compile(digits_step(), backend="c")
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    losses: dict[str, list[float]] = {name: [] for name in steps}
+    compile_seconds: dict[str, float] = {}
     with _one_blas_thread():
         for k in range(2 + repeats):  # 2 warm-up steps: the compiled one traces on its 2nd
             xb, yb = batches[k % len(batches)]
-            for name, step in (("eager", eager), ("compiled", compiled)):  # interleaved
+            for name, step in steps.items():  # interleaved
                 gc.collect()  # not timed: the eager step's garbage is not the next one's cost
                 start = time.perf_counter()
                 loss = step(xb, yb).item()
                 seconds = time.perf_counter() - start
                 losses[name].append(loss)
-                if k == 1 and name == "compiled":
-                    compile_seconds = seconds
+                if k == 1 and name != "eager":
+                    compile_seconds[name] = seconds
                 if k >= 2:
                     times[name].append(seconds)
     _report_timings(demo, times, losses, compile_seconds)
+    if why_no_c is not None:
+        demo.say(f"  (no C backend here: {why_no_c.splitlines()[0]})")
+        demo.say()
 
     demo.say("What each compiler pass did to that step (tg.explain):")
     demo.say()
     xb, yb = batches[0]
     with _one_blas_thread():  # the time column too
-        table = tg.explain(eager, xb, yb).table()
+        table = tg.explain(steps["eager"], xb, yb).table()
     for line in table.splitlines():
         demo.say(f"  {line}")
     demo.say()
@@ -492,24 +503,31 @@ def _section_compiler(demo: Demo) -> None:
 
 
 def _report_timings(demo: Demo, times: dict[str, list[float]], losses: dict[str, list[float]],
-                    compile_seconds: float) -> None:
+                    compile_seconds: dict[str, float]) -> None:
     # The median is the typical step; the fastest is the step nothing else interrupted (on
     # a busy machine the median can be mostly other programs' time slices).
     median = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
     fastest = {k: 1e3 * min(v) for k, v in times.items()}
-    demo.say("            median   fastest")
-    demo.say(f"  eager     {median['eager']:6.2f}    {fastest['eager']:6.2f}  ms/step")
-    demo.say(f"  compiled  {median['compiled']:6.2f}    {fastest['compiled']:6.2f}  ms/step"
-             f"   (tracing and compiling took {1e3 * compile_seconds:.0f} ms, once)")
-    demo.say(f"  speed-up  {median['eager'] / median['compiled']:6.2f}x   "
-             f"{fastest['eager'] / fastest['compiled']:6.2f}x"
-             f"         ({len(times['eager'])} steps each, interleaved, one BLAS thread)")
-    same = np.allclose(losses["eager"], losses["compiled"], rtol=1e-4, atol=1e-6)
-    demo.say(
-        f"  loss after {len(losses['eager'])} steps: eager {losses['eager'][-1]:.4f}, "
-        f"compiled {losses['compiled'][-1]:.4f}"
-        + (" (the same numbers, step by step)" if same else " (they DIFFER)")
-    )
+    demo.say("                 median   fastest")
+    for name in times:
+        line = f"  {name:<13}{median[name]:6.2f}    {fastest[name]:6.2f}  ms/step"
+        if name in compile_seconds:
+            line += f"   (tracing and compiling took {1e3 * compile_seconds[name]:.0f} ms, once)"
+        demo.say(line)
+    for name in times:
+        if name != "eager":
+            demo.say(f"  speed-up {name:<4}{median['eager'] / median[name]:6.2f}x   "
+                     f"{fastest['eager'] / fastest[name]:6.2f}x")
+    demo.say(f"  ({len(times['eager'])} steps each, interleaved, one BLAS thread)")
+    for name in times:
+        if name == "eager":
+            continue
+        same = np.allclose(losses["eager"], losses[name], rtol=1e-4, atol=1e-6)
+        demo.say(
+            f"  loss after {len(losses['eager'])} steps: eager {losses['eager'][-1]:.4f}, "
+            f"{name} {losses[name][-1]:.4f}"
+            + (" (the same numbers, step by step)" if same else " (they DIFFER)")
+        )
     demo.say()
 
 
