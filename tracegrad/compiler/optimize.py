@@ -95,6 +95,12 @@ def explain(fn: Callable, *args: Any, **kwargs: Any) -> Explanation:
     >>> print(tg.explain(lambda x: (x * 2 + 1).relu().sum(), tg.TensorSpec((1024,))))
     """
     fn = getattr(fn, "fn", fn)  # a compiled function: its Python function
+    from .values import is_value_program
+
+    if is_value_program(fn, args, kwargs):  # a function of Values: its scalar graph
+        from .values_api import explain as explain_values
+
+        return explain_values(fn, *args, **kwargs)
     t0 = time.perf_counter()
     graph, _ = run_traced(fn, args, kwargs)
     traced = time.perf_counter() - t0
