@@ -75,7 +75,7 @@ def _transposed(t) -> bool:
 
 # (the layout of b, not its values, when only b needs a gradient: see _product_grads)
 register("matmul", "linalg", np.matmul, _matmul_infer, _matmul_vjp, inputs="a b",
-         reads={"a": "b", "b": "a"}, facts="writes_into")
+         reads={"a": "b", "b": "a"})
 
 
 # ---------------------------------------------------------------- linear

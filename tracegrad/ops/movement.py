@@ -243,7 +243,7 @@ register(
     _scatter_add_forward,
     lambda g, *ix, index, shape: (tuple(shape), g.dtype),
     _scatter_add_vjp,
-    inputs="g *ix", reads="ix", facts="writes_into",
+    inputs="g *ix", reads="ix",
 )
 
 def _setitem_forward(x, v, *ix, index):
@@ -284,7 +284,7 @@ def _setitem_vjp(g, out, x, v, *ix, index):
 
 
 register("setitem", "movement", _setitem_forward, _setitem_infer, _setitem_vjp,
-         inputs="x v *ix", reads="ix", facts="writes_into")
+         inputs="x v *ix", reads="ix")
 
 # ---------------------------------------------------------------- cat
 
@@ -324,5 +324,5 @@ register(
     lambda *xs, dim: np.concatenate(xs, axis=dim),
     _cat_infer,
     _cat_vjp,
-    inputs="*xs", facts="writes_into",  # (reads only their shapes)
+    inputs="*xs",  # (reads only their shapes)
 )
