@@ -124,6 +124,10 @@ class Tape:
                 slot[id(u[2])] = next_slot
                 next_slot += 1
             self.groups.append((key[0], key[1], start, next_slot, [u[3] for u in members]))
+        for n in nodes:  # the inner sums of chains: only the C tape computes them
+            if id(n) in absorbed:
+                slot[id(n)] = next_slot
+                next_slot += 1
         self.levels = units[-1][0] if units else 0
         self.n_slots = next_slot
         self.slot = slot
