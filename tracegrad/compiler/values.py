@@ -377,10 +377,11 @@ class ValueTracer:
             return 0
         self.before.add(v)
         k = self.arg_values.get(v)
+        label = v.label
         if k is not None:
             x = self.input(f"arg{k}.{attr}", ("arg", k, attr))
         else:
-            x = self.input(f"{attr}", ("value", v, attr))
+            x = self.input(f"{label}.{attr}" if label else attr, ("value", v, attr))
         table[v] = x
         return x
 
