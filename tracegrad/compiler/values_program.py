@@ -55,12 +55,17 @@ def _where(c: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None
 class Tape:
     """The scalar graph laid out in slots: inputs first, then constants, then every node.
 
-    ``order`` lists the units to compute: (op, out_slot, operand slots); a chain unit has op
-    ``"chain:add"`` and all of its operands. ``level`` of each unit is its step in the
-    vectorized schedule.
+    ``groups`` lists what the vectorized form computes, in order: (op, arity, start, stop,
+    operand ids) where the results go to slots ``start:stop`` and ``operand ids`` is an
+    (n, arity) array of node ids (a chain unit, op ``"chain:add"``, has all its operands).
+    ``slot[node id]`` is a node's slot. Everything is indexed by the graph's node ids, which
+    `Graph` numbers consecutively.
     """
 
     def __init__(self, graph: Graph):
+        graph.renumber()
+        nodes = graph.inputs + graph.nodes
+        ops = [n.op for n in nodes]
         for n in graph.nodes:
             if n.op not in OPS and n.op != "const":
                 raise NotImplementedError(
@@ -69,90 +74,86 @@ class Tape:
             if n.shape != ():
                 raise ValueError(f"scalar program: node %{n.id} has shape {n.shape}, not ()")
         self.graph = graph
-        consts = [n for n in graph.nodes if n.op == "const"]
-        nodes = [n for n in graph.nodes if n.op != "const"]
-        self.n_inputs = len(graph.inputs)
-        self.const_values = np.array([float(n.value) for n in consts], dtype=np.float64)
-        slot: dict[int, int] = {}
-        for i, n in enumerate(graph.inputs + consts):
-            slot[id(n)] = i
-        self.n_fixed = len(graph.inputs) + len(consts)
+        n_in, total = len(graph.inputs), len(nodes)
+        args = [tuple([i.id for i in n.inputs]) for n in nodes]
+        consts = [j for j in range(n_in, total) if ops[j] == "const"]
+        self.n_inputs = n_in
+        self.const_values = np.array([float(nodes[j].value) for j in consts], dtype=np.float64)
+        self.n_fixed = n_in + len(consts)
+        computed = [j for j in range(n_in, total) if ops[j] != "const"]
 
         # chains: a left-leaning add (mul) whose left operand is an add (mul) read only here
-        outputs = {id(o) for o in graph.outputs}
-        uses: dict[int, int] = {}
-        for n in nodes:
-            for i in n.inputs:
-                uses[id(i)] = uses.get(id(i), 0) + 1
-        chain: dict[int, list] = {}  # id(last node) -> operands
-        absorbed: set[int] = set()
-        for n in nodes:
-            if n.op in CHAIN_OPS and n.dtype == np.float64:
-                a, b = n.inputs
-                prev = chain.get(id(a))
-                if prev is not None and a.op == n.op and uses[id(a)] == 1 and \
-                        id(a) not in outputs:
+        uses = [0] * total
+        for j in computed:
+            for i in args[j]:
+                uses[i] += 1
+        for o in graph.outputs:
+            uses[o.id] += 2  # (an output is never absorbed into a chain)
+        chain: dict[int, list] = {}  # id of a chain's last node -> its operands
+        absorbed = bytearray(total)
+        for j in computed:
+            op = ops[j]
+            if op in CHAIN_OPS:
+                a, b = args[j]
+                if ops[a] == op and uses[a] == 1 and a in chain:
+                    prev = chain.pop(a)
                     prev.append(b)
-                    del chain[id(a)]
-                    absorbed.add(id(a))
-                    chain[id(n)] = prev
+                    absorbed[a] = 1
+                    chain[j] = prev
                 else:
-                    chain[id(n)] = [a, b]
+                    chain[j] = [a, b]
         # units in topological order, each with its level
-        level: dict[int, int] = {id(n): 0 for n in graph.inputs + consts}
-        units = []  # (level, key, node, operands)
-        for n in nodes:
-            if id(n) in absorbed:
+        level = [0] * total
+        get = level.__getitem__
+        units = []  # (level, op, arity, id, operand ids)
+        for j in computed:
+            if absorbed[j]:
                 continue
-            ops = chain.get(id(n))
-            if ops is not None and len(ops) > 2:
-                key = ("chain:" + n.op, len(ops))
+            operands = chain.get(j)
+            if operands is not None and len(operands) > 2:
+                op = "chain:" + ops[j]
             else:
-                ops = list(n.inputs)
-                key = (n.op, len(ops))
-            lv = 1 + max((level[id(o)] for o in ops), default=0)
-            level[id(n)] = lv
-            units.append((lv, key, n, ops))
+                operands, op = args[j], ops[j]
+            lv = 1 + max(map(get, operands))
+            level[j] = lv
+            units.append((lv, op, len(operands), j, operands))
         # groups: same level and op; each group's results in consecutive slots
-        units.sort(key=lambda u: (u[0], u[1]))  # (stable: topological inside a group)
-        self.groups = []  # (op, arity, start, stop, operand nodes per position)
-        next_slot = self.n_fixed
-        for (_, key), members in itertools.groupby(units, key=lambda u: (u[0], u[1])):
-            members = list(members)
-            start = next_slot
-            for u in members:
-                slot[id(u[2])] = next_slot
-                next_slot += 1
-            self.groups.append((key[0], key[1], start, next_slot, [u[3] for u in members]))
-        for n in nodes:  # the inner sums of chains: only the C tape computes them
-            if id(n) in absorbed:
-                slot[id(n)] = next_slot
-                next_slot += 1
+        units.sort(key=lambda u: u[:3])  # (stable: topological inside a group)
+        slot = np.zeros(total, dtype=np.intp)
+        slot[:n_in] = np.arange(n_in)
+        slot[consts] = np.arange(n_in, self.n_fixed)
+        order = [u[3] for u in units] + [j for j in computed if absorbed[j]]
+        slot[order] = np.arange(self.n_fixed, self.n_fixed + len(order))
+        self.groups = []  # (op, arity, start, stop, operand ids)
+        start = self.n_fixed
+        for (_, op, arity), members in itertools.groupby(units, key=lambda u: u[:3]):
+            members = [u[4] for u in members]
+            self.groups.append((op, arity, start, start + len(members),
+                                np.array(members, dtype=np.intp).reshape(len(members), arity)))
+            start += len(members)
         self.levels = units[-1][0] if units else 0
-        self.n_slots = next_slot
+        self.n_slots = self.n_fixed + len(order)
         self.slot = slot
         self.n_units = len(units)
-        self.n_nodes = len(nodes)
-        self.output_slots = np.array([slot[id(o)] for o in graph.outputs], dtype=np.intp)
+        self.n_nodes = len(computed)
+        self.computed, self.args, self.ops = computed, args, ops
+        self.output_slots = slot[[o.id for o in graph.outputs]].astype(np.intp)
 
     # ------------------------------------------------------------------ the tape (C)
 
     def tape(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(op codes, out, a, b, c) int arrays, one entry per node in topological order."""
-        codes, out, a, b, c = [], [], [], [], []
-        slot = self.slot
-        for n in self.graph.nodes:
-            if n.op == "const":
-                continue
-            ins = [slot[id(i)] for i in n.inputs] + [0, 0, 0]
-            codes.append(C_OPS.index(n.op))
-            out.append(slot[id(n)])
-            a.append(ins[0])
-            b.append(ins[1])
-            c.append(ins[2])
-        return (np.array(codes, dtype=np.int32), np.array(out, dtype=np.int32),
-                np.array(a, dtype=np.int32), np.array(b, dtype=np.int32),
-                np.array(c, dtype=np.int32))
+        """(op codes, out, a, b, c) int32 arrays, one entry per node in topological order."""
+        code = {op: k for k, op in enumerate(C_OPS)}
+        ids = np.zeros((len(self.computed), 3), dtype=np.intp)
+        for row, j in enumerate(self.computed):
+            operands = self.args[j]
+            ids[row, :len(operands)] = operands
+        operand_slots = self.slot[ids].astype(np.int32)
+        codes = np.array([code[self.ops[j]] for j in self.computed], dtype=np.int32)
+        out = self.slot[self.computed].astype(np.int32)
+        return (codes, out, np.ascontiguousarray(operand_slots[:, 0]),
+                np.ascontiguousarray(operand_slots[:, 1]),
+                np.ascontiguousarray(operand_slots[:, 2]))
 
 
 # --------------------------------------------------------------------------------------
@@ -180,8 +181,8 @@ class LevelProgram:
             env[key] = value
             return key
 
-        def operand(nodes: list) -> str:
-            idx = np.array([tape.slot[id(n)] for n in nodes], dtype=np.intp)
+        def operand(ids: np.ndarray) -> str:
+            idx = tape.slot[ids]
             if len(idx) == 1 or (idx == idx[0]).all():  # one value: broadcast it
                 return bind("s", self.v[idx[0]:idx[0] + 1])
             if (np.diff(idx) == 1).all():  # consecutive slots: a view, no gather
@@ -192,12 +193,11 @@ class LevelProgram:
             out = bind("o", self.v[start:stop])
             if op.startswith("chain:"):
                 ufunc = op[6:]
-                idx = np.array([[tape.slot[id(x)] for x in ops] for ops in operands],
-                               dtype=np.intp).T.copy()  # (operand, chain)
+                idx = np.ascontiguousarray(tape.slot[operands].T)  # (operand, chain)
                 lines.append(f"np.copyto({out}, {ufunc}_accumulate(v.take("
                              f"{bind('i', idx)}), axis=0)[-1])")
                 continue
-            args = [operand([ops[j] for ops in operands]) for j in range(arity)]
+            args = [operand(operands[:, j]) for j in range(arity)]
             if op in BINARY:
                 lines.append(f"{BINARY[op]}({', '.join(args)}, {out})")
             elif op in UNARY:
