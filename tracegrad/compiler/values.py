@@ -85,12 +85,21 @@ def _f64(n: Node) -> Node:
 
 
 def _binary(op: str, a: Any, b: Any) -> "Traced":
-    na, nb = _operand(a, op), _operand(b, op)
-    if op == "mul" and na.dtype == BOOL and nb.dtype == F64:
-        na, nb = nb, na  # x * mask: the one mixed-dtype form of mul (exact: mul commutes)
-    elif not (op == "mul" and nb.dtype == BOOL and na.dtype == F64):
-        na, nb = _f64(na), _f64(nb)
-    return _node(op, (na, nb))
+    na = a.node if type(a) is Traced else _operand(a, op)
+    nb = b.node if type(b) is Traced else _operand(b, op)
+    if na.dtype is not F64 or nb.dtype is not F64:  # (dtypes are NumPy's singletons)
+        if op == "mul" and na.dtype == BOOL and nb.dtype == F64:
+            na, nb = nb, na  # x * mask: the one mixed-dtype form of mul (exact: it commutes)
+        elif not (op == "mul" and nb.dtype == BOOL and na.dtype == F64):
+            na, nb = _f64(na), _f64(nb)
+    # (the body of _node, inlined: this is most of a trace's nodes)
+    n = _new(Node)
+    n.id, n.op, n.inputs, n.attrs, n.shape, n.dtype = -1, op, (na, nb), {}, (), F64
+    n.value, n.name = None, ""
+    _active.nodes.append(n)
+    t = _new(Traced)
+    t.node = n
+    return t
 
 
 def _compare(op: str, a: Any, b: Any) -> "Traced":
@@ -275,6 +284,26 @@ def _traced_pow(self: Value, other: Any) -> Value:
     return scalar_mod._node(_binary("pow", self.data, other), self, None, op)
 
 
+def _traced_value_node(data: Any, a: Value, b: Value | None, op: str) -> Value:
+    """scalar._node while tracing: the new Value's data and grad go to the trace's tables
+    (the slots stay unset: a Value made during the call)."""
+    t = _active
+    if t is None or t.thread != threading.get_ident():
+        return _EAGER_NODE(data, a, b, op)
+    v = _new(Value)
+    t.data[v] = data
+    t.grad[v] = 0
+    v._a = a
+    v._b = b
+    v._op = op
+    v._seq = _next_seq()
+    v._custom_backward = None
+    return v
+
+
+_EAGER_NODE = scalar_mod._node
+_next_seq = scalar_mod._next_seq
+
 _PATCHES = {
     "data": property(_get_data, _set_data),
     "grad": property(_get_grad, _set_grad),
@@ -315,11 +344,13 @@ class _patched:
         for name, attr in _PATCHES.items():
             setattr(Value, name, attr)
         scalar_mod._RULES = _TRACED_RULES
+        scalar_mod._node = _traced_value_node
 
     def __exit__(self, *exc: Any) -> None:
         for name, attr in _ORIGINAL.items():
             setattr(Value, name, attr)
         scalar_mod._RULES = _EAGER_RULES
+        scalar_mod._node = _EAGER_NODE
 
 
 _EAGER_RULES = scalar_mod._RULES
