@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numbers
 import threading
+import types
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -564,17 +565,25 @@ def trace(fn: Callable, *example_args: Any, **example_kwargs: Any) -> Graph:
 
 
 def is_value_program(fn: Callable, args: tuple, kwargs: dict) -> bool:
-    """Whether ``fn`` works on Values: a Value among its arguments, or among what it refers
-    to (closure, globals its code names, a bound object): a Value, a list of them, a
-    `tracegrad.nn.scalar` module, or the Value class itself."""
+    """Whether ``fn`` works on Values: no tensor among its arguments, and a Value among them
+    or among what it refers to (closure, globals its code names, a bound object): a Value, a
+    list of them, a `tracegrad.nn.scalar` module, or the Value class itself."""
     from ..nn.scalar import Module as ScalarModule
-    from .guards import roots_of
+    from ..tensor import Tensor
+    from .guards import _named, one_level
+    from .trace import TensorSpec
 
-    if any(isinstance(leaf, Value) for _, leaf in flatten(args, kwargs)):
+    leaves = [leaf for _, leaf in flatten(args, kwargs)]
+    if any(isinstance(leaf, (Tensor, TensorSpec)) for leaf in leaves):
+        return False  # tensor code
+    if any(isinstance(leaf, Value) for leaf in leaves):
         return True
-    for r in roots_of(fn, args):
-        if r is Value or isinstance(r, (Value, ScalarModule)) or \
-                isinstance(r, type) and issubclass(r, ScalarModule):
+    target = getattr(fn, "__func__", fn)
+    direct = [fn, *leaves, getattr(fn, "__self__", None), *_named(target)]
+    if any(r is Value or isinstance(r, type) and issubclass(r, ScalarModule) for r in direct):
+        return True  # the function names the Value class (or a scalar module class)
+    for r in one_level([r for r in direct if not isinstance(r, types.ModuleType)]):
+        if isinstance(r, (Value, ScalarModule)):
             return True
         if type(r) in (list, tuple) and any(isinstance(x, Value) for x in r[:16]):
             return True
