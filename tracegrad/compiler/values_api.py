@@ -48,6 +48,7 @@ from .values_program import build_program
 MAX_VARIANTS = 8  # compiles after which a warning says why the function keeps recompiling
 MAX_KEPT = 32
 
+_op = attrgetter("op")
 SCALAR_PASSES = [("dce", dce), ("cse", cse), ("fold_constants", fold_constants),
                  ("dce", dce)]
 
@@ -55,13 +56,21 @@ SCALAR_PASSES = [("dce", dce), ("cse", cse), ("fold_constants", fold_constants),
 def optimize_values(graph: Graph) -> tuple[Graph, list[PassRecord]]:
     """The passes that apply to a scalar graph, each with its record (as `optimize`)."""
     def count(g: Graph) -> int:
-        return sum(1 for n in g.nodes if n.op != "const")
+        return len(g.nodes) - list(map(_op, g.nodes)).count("const")
 
     records = [PassRecord("trace", count(graph), count(graph), 8 * len(graph.nodes),
                           f"{len(graph.nodes)} nodes recorded", 0.0)]
-    for name, fn in SCALAR_PASSES:
+    folded = True
+    for i, (name, fn) in enumerate(SCALAR_PASSES):
         t0 = time.perf_counter()
+        if name == "dce" and i > 0 and not folded:
+            # (cse drops each duplicate and keeps its inputs: only folding leaves dead nodes)
+            records.append(PassRecord(name, count(graph), count(graph), 8 * len(graph.nodes),
+                                      "not needed: nothing was folded", 0.0))
+            continue
         graph, note = fn(graph)
+        if name == "fold_constants":
+            folded = not note.startswith("folded 0 ")
         records.append(PassRecord(name, count(graph), count(graph), 8 * len(graph.nodes),
                                   note, time.perf_counter() - t0))
     return graph, records
@@ -267,6 +276,7 @@ class ValueVariant:
         self.write_data = [w[1] for w in self.writes if w[2] == "data"]
         self.write_grad = [w[1] for w in self.writes if w[2] == "grad"]
         self.n_write_data = len(self.write_data)
+        self.lock = threading.Lock()
 
     def check(self) -> str | None:
         for what, getter, value in self.structures:
@@ -288,6 +298,10 @@ class ValueVariant:
         return None
 
     def run(self, flat: list) -> Any:
+        with self.lock:  # one call at a time: inputs, program and write-backs together
+            return self._run(flat)
+
+    def _run(self, flat: list) -> Any:
         xs = []
         for kind, k, get in self.feed[:self.n_args]:
             leaf = flat[k][1]
