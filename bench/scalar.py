@@ -202,7 +202,8 @@ step = tg.compile(scalar.compiled_step(model, X, y), backend=sys.argv[1])
 step(1.0)
 step(0.99)
 info = step._scalar.last
-print(json.dumps({"compile": info.compile_seconds, "backend": step.cache_info().backend}))
+print(json.dumps({"compile": info.compile_seconds, "cpu": info.compile_cpu_seconds,
+                  "backend": step.cache_info().backend}))
 """
 
 
@@ -374,6 +375,9 @@ def run(quick: bool = False) -> dict[str, Any]:
             if c["compile"] is not None:
                 for label2, goal in (("cold", COLD_GOAL), ("warm", WARM_GOAL)):
                     seconds = c["compile"][b][label2]["compile"]
+                    cpu = c["compile"][b][label2]["cpu"]
+                    rows.append(common.row(f"moons: compile ({b}), {label2} C cache, CPU", "s",
+                                           {"tracegrad": cpu}))
                     targets.append(common.target(f"moons: compile ({b}), {label2} C cache",
                                                  seconds, goal, higher_is_better=False,
                                                  unit=" s"))
