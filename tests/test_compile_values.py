@@ -349,8 +349,9 @@ def test_level_program_groups_nodes_and_joins_chains():
 
 def test_returned_values_are_new_leaves_with_the_number():
     w = Value(3.0)
-    compiled = tg.compile(lambda x: (w * x, [w + x, 7], "tag"))
+    compiled = tg.compile(lambda x: (w * x, [w + x, 7], "tag", (w * x).data > 6.5))
     compiled(2.0)
-    v, (u, seven), tag = compiled(2.0)
+    v, (u, seven), tag, above = compiled(2.0)
     assert isinstance(v, Value) and v.data == 6.0 and v._children == ()
-    assert u.data == 5.0 and seven == 7 and tag == "tag"
+    assert u.data == 5.0 and seven == 7 and tag == "tag" and above is False
+    assert compiled(2.5)[3] is True

@@ -468,7 +468,7 @@ def _tree(obj: Any, leaf: Callable[[str, Any], tuple]) -> Any:
     if isinstance(obj, Value):
         return leaf("value", obj.data)
     if type(obj) is Traced:
-        return leaf("float", obj)
+        return leaf("bool" if obj.node.dtype == BOOL else "float", obj)
     if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
         return (type(obj).__name__, [_tree(x, leaf) for x in obj])
     if isinstance(obj, dict):
@@ -484,6 +484,8 @@ def build_result(tree: Any, outs: list) -> Any:
         return Value(outs[tree[1]])
     if kind == "float":
         return outs[tree[1]]
+    if kind == "bool":  # a comparison
+        return bool(outs[tree[1]])
     if kind in ("list", "tuple"):
         items = [build_result(x, outs) for x in tree[1]]
         return items if kind == "list" else tuple(items)
