@@ -185,6 +185,21 @@ def test_float32_sums_agree_with_numpy_to_its_rounding(n):
     assert abs(got - exact) <= abs(want - exact) + np.finfo(np.float32).eps * abs(exact)
 
 
+def test_multiply_then_add_rounds_twice_as_numpy():
+    """``x * c + d`` is two roundings in NumPy; a C compiler left to itself fuses it into one
+    fused multiply-add under -march=native, and a long chain then drifts from eager."""
+    def chain(x):
+        for _ in range(200):
+            x = x * 0.999 + 0.001
+        return x
+
+    xs = np.linspace(-3, 3, 64, dtype=np.float32)
+    f = tg.compile(chain, backend="c")
+    for _ in range(2):
+        got = f(tg.tensor(xs)).numpy()
+    np.testing.assert_array_equal(got, chain(tg.tensor(xs)).numpy())
+
+
 def test_max_and_min_propagate_nan_as_numpy():
     x = np.array([[1.0, np.nan, 3.0], [-np.inf, 2.0, 0.5]], np.float32)
     p = program(lambda x: ((x * 2).max(dim=1).values, (x * 2).min(dim=0).values),

@@ -40,6 +40,8 @@ _new = object.__new__
 # The compiler's tracer while a function is being captured (tracegrad.compiler.trace), else
 # None. Every hook below is one `is not None` test when nothing is being traced.
 _tracer: Any = None
+# tracegrad.forward while a forward-mode level (tg.jvp) is open in some thread, else None.
+_forward: Any = None
 # Bumped whenever a Module or Optimizer changes which tensors it holds: compiled variants
 # that captured the old ones are stale then.
 _structure_epoch = [0]
@@ -285,6 +287,8 @@ def _snapshot(t: "Tensor", copy: bool) -> "Tensor":
         old._data, old._vc = t._data.copy(), [t._vc[0]]
     if _tracer is not None:
         _tracer.alias(old, t)
+    if _forward is not None:
+        _forward.moved(old, t)
     return old
 
 
@@ -297,6 +301,8 @@ def _adopt(t: "Tensor", new: "Tensor") -> None:
     t._attrs = getattr(new, "_attrs", None)
     t._versions = getattr(new, "_versions", ())
     t.requires_grad = new.requires_grad
+    if _forward is not None:
+        _forward.moved(t, new)
 
 
 def _refresh_views(base: "Tensor") -> None:
@@ -414,6 +420,8 @@ def _result(out: np.ndarray, prim: Any, inputs: tuple, attrs: dict, record: bool
         _check_anomaly(t, prim.name)
     if _tracer is not None:
         _tracer.record(prim, inputs, attrs, t)
+    if _forward is not None:
+        _forward.push(prim, inputs, attrs, t)
     return t
 
 
@@ -674,6 +682,8 @@ class Tensor:
     def grad_fn(self) -> str | None:
         if self._op is None:
             return None
+        if self._op.kind == "function":  # a tg.autograd.Function: its class name
+            return f"<{self._op.name}Backward>"
         return f"<{_backward_name(self._op.name)}>"
 
     def size(self, dim: int | None = None) -> tuple | int:
@@ -858,13 +868,61 @@ class Tensor:
         t = _leaf(self._data.copy())
         if _tracer is not None:
             _tracer.alias(t, self)
+        if _forward is not None:
+            _forward.moved(t, self)
         return t
 
     def retain_grad(self) -> None:
-        raise RuntimeError(
-            "retain_grad is not supported; use tg.grad(f, argnums) to get gradients of "
-            "intermediate values"
-        )
+        """Keep this (non-leaf) tensor's gradient in ``.grad`` when backward passes through
+        it, as PyTorch does; a leaf keeps its gradient anyway."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: this tensor does not require grad, so it gets no "
+                               "gradient to retain")
+        if self._op is None:
+            return
+        mine = autograd.hooks.get(id(self))
+        if mine is None or autograd.RETAIN not in mine:
+            autograd.add_hook(self, autograd.RETAIN)
+
+    @property
+    def retains_grad(self) -> bool:
+        return autograd.RETAIN in autograd.hooks.get(id(self), ())
+
+    def register_hook(self, hook: Any) -> Any:
+        """Call ``hook(grad)`` whenever this tensor's gradient is computed; a tensor it
+        returns replaces the gradient (same shape). Returns a handle: ``handle.remove()``.
+
+        >>> x.register_hook(lambda g: g.clamp(-1, 1))     # clip the gradient
+        """
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that does "
+                               "not require gradient")
+        if not callable(hook):
+            raise TypeError(f"register_hook: expects a function of the gradient, got "
+                            f"{type(hook).__name__}")
+        return autograd.add_hook(self, hook)
+
+    def _run_hooks(self, g: "Tensor", hooks: list) -> "Tensor":
+        """The engine calls this with this tensor's whole gradient (see autograd.hooks).
+        As in PyTorch, retain_grad() keeps the gradient after every other hook ran."""
+        for hook in list(hooks):
+            if hook is autograd.RETAIN:
+                continue
+            new = hook(g)
+            if new is None:
+                continue
+            if not isinstance(new, Tensor) or new.shape != g.shape:
+                what = f"shape {new.shape}" if isinstance(new, Tensor) else type(new).__name__
+                raise ShapeError(
+                    f"register_hook: the hook {getattr(hook, '__name__', hook)!r} returned "
+                    f"{what} for a gradient of shape {g.shape}; a hook must return None or a "
+                    f"tensor of the gradient's shape"
+                )
+            g = new if new.dtype == g.dtype else new.to(g.dtype)
+        if autograd.RETAIN in hooks:
+            kept = g if _mode.enabled else g.detach()
+            self._grad = kept if self._grad is None else self._grad + kept
+        return g
 
     def backward(self, gradient: Any = None, retain_graph: bool = False,
                  create_graph: bool = False) -> None:
@@ -898,7 +956,8 @@ class Tensor:
     def _backward(self, seed: "Tensor", policy: Any, create_graph: bool) -> None:
         if _tracer is not None:
             _tracer.backward_called()
-        elif not create_graph and not _Anomaly.enabled:
+        elif not create_graph and not _Anomaly.enabled and not autograd.hooks and (
+                _forward is None or not _forward.active()):
             # First-order, nothing to record: the rules run on bare arrays (see gradarray.py).
             seed = GradArray(seed._data)
         saved = _mode.enabled  # (grad mode as enable_grad()/no_grad() would set it)
@@ -1056,6 +1115,8 @@ class Tensor:
         t = _leaf(self._data, requires_grad=True)
         if _tracer is not None:  # the same value: a compiled tg.grad reads each call's input
             _tracer.alias(t, self)
+        if _forward is not None:  # and the same tangents (tg.jacfwd of tg.grad)
+            _forward.moved(t, self)
         return t
 
     def _grad_wrt(self, inputs: Sequence["Tensor"], create_graph: bool) -> list:
@@ -1249,6 +1310,8 @@ class Tensor:
         if _tracer is not None:
             self._trace_write(new)
         _write(self, new._data, "op")
+        if _forward is not None:
+            _forward.moved(self, new)
         return self
 
     def _trace_write(self, new: "Tensor") -> None:
@@ -1340,7 +1403,9 @@ class Tensor:
         straight into this tensor's memory (no temporary, which matters for optimizer
         updates)."""
         recording = _records(self, other)
-        if not recording and _tracer is None and type(other) is Tensor \
+        # (forward mode, like tracing, needs the op run as a primitive: for its tangent)
+        fwd = _forward is not None and _forward.active()
+        if not recording and _tracer is None and not fwd and type(other) is Tensor \
                 and type(alpha) in (int, float):
             # The common case (an optimizer's update), on the arrays: nothing to check,
             # nothing to convert. (A float32 array times a Python float stays float32.)
@@ -1358,7 +1423,7 @@ class Tensor:
         other = _scaled(other, alpha)
         if recording:
             return self._inplace(lambda s: _binary(name, s, other), other)
-        if _tracer is not None:
+        if _tracer is not None or fwd:
             return self._assign(_binary(name, self, other))
         o = _operand(other, self)
         if o._data.dtype != self._data.dtype and dtypes.promote(self._data.dtype, o._data.dtype) \

@@ -186,6 +186,9 @@ class CompiledFunction:
         tracer = tensor_mod._tracer
         if tracer is not None and tracer.thread == threading.get_ident():
             return self.fn(*args, **kwargs)  # called inside another trace: just run inline
+        fwd = tensor_mod._forward
+        if fwd is not None and fwd.active():  # inside tg.jvp: its tangents need the primitives
+            return self.fn(*args, **kwargs)
         if not self._warm:
             # The first call runs eagerly: state created lazily (optimizer moments, running
             # statistics) then exists before anything is captured.

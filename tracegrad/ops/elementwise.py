@@ -227,7 +227,7 @@ def _where_vjp(g, out, cond, a, b):
 
 
 register("where", "elementwise", np.where, _where_infer, _where_vjp, inputs="cond a b",
-         reads={"a": "cond", "b": "cond"})
+         reads={"a": "cond", "b": "cond"}, linear=True)
 
 
 def _cast_forward(x, *, dtype):
@@ -244,7 +244,7 @@ def _cast_vjp(g, out, x, *, dtype):
 
 # (reads only x's dtype)
 register("cast", "elementwise", _cast_forward, _cast_infer, _cast_vjp,
-         facts="overwrites")
+         facts="overwrites", linear=True)
 
 
 

@@ -48,9 +48,12 @@ CANDIDATES = ("cc", "gcc", "clang")
 # calls from setting errno (nothing reads it), which lets sqrt be one vector instruction;
 # values are unchanged; -fno-trapping-math lets it compute both sides of a `?:` (relu,
 # maximum, clamping) as vector selects, which only changes the floating-point exception
-# flags nobody reads, not a value. Never -ffast-math: NaN, inf and the order of additions
-# stay as written.
-FLAGS = ("-O3", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math")
+# flags nobody reads, not a value. -ffp-contract=off: GCC would otherwise fuse `a * b + c`
+# into one fused multiply-add with -march=native (one rounding instead of NumPy's two, so a
+# long chain drifts from eager). Never -ffast-math: NaN, inf and the order of additions stay
+# as written.
+FLAGS = ("-O3", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math",
+         "-ffp-contract=off")
 LIBS = ("-lm",)
 MAGIC = b"\0TRACEGRAD-C-CACHE-1\0"
 _TRAILER = len(MAGIC) + 64 + 32  # magic, key (hex), sha256 of the object (raw)
