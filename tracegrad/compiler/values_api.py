@@ -5,9 +5,9 @@
 by the passes that apply to scalars (dce, cse, fold_constants), laid out as a tape
 (`values_program`) and run by the chosen backend. Its guards follow the tensor compiler's
 rules (guards.py): arguments that are neither Values nor floats are part of the cache key,
-every global and closure value the traced call read is fingerprinted, and the structure of
-every `tracegrad.nn.scalar` module it can reach (which Values are its parameters, its flags)
-is checked on each call. Float arguments are inputs: a new learning rate does not recompile,
+every global and closure value the user's code can read is fingerprinted (found from the
+code itself, see `static_reads`), and the structure of every `tracegrad.nn.scalar` module
+it can reach (which Values are its parameters, its flags) is checked on each call. Float arguments are inputs: a new learning rate does not recompile,
 unless the function branches on it (then floats are guarded by value from then on).
 """
 
