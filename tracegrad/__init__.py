@@ -6,6 +6,8 @@
 tensor([2., 4.])
 """
 
+import importlib as _importlib
+
 from . import (
     autograd,  # noqa: E402  (tg.autograd: PyTorch's API, beside the engine)
     cuda,
@@ -104,3 +106,10 @@ __all__ = [
     "logsumexp", "max", "maximum", "mean", "min", "minimum", "softmax", "std", "var",
     "logical_and", "logical_or", "logical_xor", "logical_not", *_FUNCTION_ALIASES,
 ]
+
+
+def __getattr__(name: str):
+    # tg.onnx is imported on first use: `import tracegrad` stays light (bench/imports.py)
+    if name == "onnx":
+        return _importlib.import_module(".onnx", __name__)
+    raise AttributeError(f"module 'tracegrad' has no attribute {name!r}")

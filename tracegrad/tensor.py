@@ -388,18 +388,30 @@ def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
         raise _failed(prim, inputs, attrs, e) from e
     if type(out) is not _ndarray:
         out = np.asarray(out)
+    return _result(out, prim, inputs, attrs,
+                   prim.vjp is not None and _mode.enabled and out.dtype.kind == "f"
+                   and any([x.requires_grad for x in inputs]))
+
+
+def _result(out: np.ndarray, prim: Any, inputs: tuple, attrs: dict, record: bool) -> "Tensor":
+    """The one place a tensor computed by an op is built: ``out`` (an ndarray), the result
+    of ``prim`` on ``inputs``, and, when ``record``, its node for backward (the op, its
+    inputs and their versions then). Checked under detect_anomaly; recorded while traced."""
     t = _new(Tensor)
     t._data = out
     t._grad = None
     t._vc = _UNCHANGED
-    if prim.vjp is not None and _mode.enabled and out.dtype.kind == "f" and any(
-            [x.requires_grad for x in inputs]):
+    if record:
         t.requires_grad = True
         t._op = prim
         t._seq = _next_seq()
         t._children = inputs
         t._attrs = attrs if attrs else _NO_ATTRS  # the call's own empty dict is freed at once
-        t._versions = tuple([x._vc[0] for x in inputs])
+        if len(inputs) == 2:
+            va, vb = inputs[0]._vc, inputs[1]._vc
+            t._versions = _UNCHANGED_PAIR if va is vb is _UNCHANGED else (va[0], vb[0])
+        else:
+            t._versions = tuple([x._vc[0] for x in inputs])
     else:
         t.requires_grad = False
         t._op = None
@@ -592,11 +604,7 @@ def _result_dtype(a: "Tensor", b: "Tensor") -> np.dtype:
         if type(a) is WeakScalar and type(b) is WeakScalar:
             return dtypes.promote(da, db)
         return dtypes.promote_with_scalar(db if type(a) is WeakScalar else da, 0.0)
-    if (a._data.ndim == 0) != (b._data.ndim == 0):
-        dim_dt, zero_dt = (db, da) if a._data.ndim == 0 else (da, db)
-        if dtypes.kind_rank(zero_dt) <= dtypes.kind_rank(dim_dt):
-            return dim_dt
-    return dtypes.promote(da, db)
+    return dtypes.result_dtype(da, a._data.ndim, db, b._data.ndim)
 
 
 def _unary(name: str, x: "Tensor") -> "Tensor":
@@ -1579,39 +1587,17 @@ def _make_binary(method_name: str, prim: str, reverse: bool):
         else:
             return NotImplemented
         a, b = (other, self) if reverse else (self, other)
-        # What `apply` does, spelled out for two operands of one dtype: this runs for
-        # nearly every op of a model. (No check that the result is float before recording
-        # it: operands that require grad are float, and these primitives make floats of
-        # floats.)
+        # What `apply` does, for two operands of one dtype: this runs for nearly every op
+        # of a model. (No check that the result is float before recording it: operands
+        # that require grad are float, and these primitives make floats of floats.)
         try:
             out = forward(a._data, b._data)
         except Exception as e:
             raise _failed(primitive, (a, b), _NO_ATTRS, e) from e
         if type(out) is not _ndarray:
             out = np.asarray(out)
-        t = _new(Tensor)
-        t._data = out
-        t._grad = None
-        t._vc = _UNCHANGED
-        if (a.requires_grad or b.requires_grad) and differentiable and _mode.enabled:
-            t.requires_grad = True
-            t._op = primitive
-            t._seq = _next_seq()
-            t._children = (a, b)
-            t._attrs = _NO_ATTRS
-            va, vb = a._vc, b._vc
-            t._versions = _UNCHANGED_PAIR if va is vb is _UNCHANGED else (va[0], vb[0])
-        else:
-            t.requires_grad = False
-            t._op = None
-            t._children = ()
-        if _Anomaly.enabled:
-            _check_anomaly(t, prim)
-        if _tracer is not None:
-            _tracer.record(primitive, (a, b), _NO_ATTRS, t)
-        if _forward is not None:
-            _forward.push(primitive, (a, b), _NO_ATTRS, t)
-        return t
+        return _result(out, primitive, (a, b), _NO_ATTRS,
+                       (a.requires_grad or b.requires_grad) and differentiable and _mode.enabled)
 
     method.__name__ = method_name
     return method

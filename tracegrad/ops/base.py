@@ -39,8 +39,8 @@ FACTS = {
     # for the compiler
     "fusible": "a fused kernel may hold it (elementwise math of same-shape operands)",
     "ufunc": "its forward is a NumPy ufunc, which a backend may call with out=",
-    "writes_into": "the NumPy backend can compute it into a preallocated buffer",
-    "overwrites": "the compiled program may write it over an operand that dies there",
+    "overwrites": "each output element depends only on the same element of the operands: "
+                  "a backend may write the result over an operand that dies there",
     "random": "impure: new numbers on every run; never merged (cse) nor folded",
     # for the tensor layer
     "float": "ints and bools are cast to the default float first (exp of an int is float32)",
@@ -74,7 +74,7 @@ class Primitive:
 
     __slots__ = ("name", "kind", "forward", "infer", "vjp", "inputs", "grad_reads",
                  "passes_gradient", "reads", "per_input", "arithmetic", "in_place",
-                 "elementwise", "fusible", "ufunc", "writes_into", "overwrites", "random",
+                 "elementwise", "fusible", "ufunc", "overwrites", "random",
                  "float_only", "method", "facts", "decomposition", "jvp", "linear")
 
     def __init__(
@@ -92,7 +92,7 @@ class Primitive:
         self.facts: frozenset = frozenset()
         self.reads = self.per_input = self.arithmetic = None
         self.in_place = self.passes_gradient = False
-        self.fusible = self.writes_into = self.overwrites = False
+        self.fusible = self.overwrites = False
         self.random = self.float_only = self.method = False
         self.ufunc: np.ufunc | None = None
         self.decomposition: Callable | None = None
@@ -140,7 +140,7 @@ def register(name: str, kind: str, forward: Callable, infer: Callable,
 
         register("cube", "elementwise", lambda x: x ** 3, lambda x: (x.shape, x.dtype),
                  lambda g, out, x: (g * 3 * x * x,), reads="x",
-                 facts="fusible writes_into overwrites arithmetic")
+                 facts="fusible overwrites arithmetic")
     """
     if name in PRIMITIVES:
         raise RuntimeError(f"primitive {name!r} is defined twice")
@@ -164,7 +164,7 @@ def register(name: str, kind: str, forward: Callable, infer: Callable,
         arithmetic_of = set(arithmetic.split())
     else:
         arithmetic_of = set(_plain(prim.inputs)) if arithmetic or "arithmetic" in words else set()
-    prim.fusible, prim.writes_into = "fusible" in words, "writes_into" in words
+    prim.fusible = "fusible" in words
     prim.overwrites, prim.random = "overwrites" in words, "random" in words
     prim.float_only, prim.method = "float" in words, "method" in words
     prim.passes_gradient = "passes_gradient" in words
@@ -295,7 +295,7 @@ _DERIVED: list[tuple[str, set]] = []
 
 def having(fact: str, *also: str) -> set[str]:
     """The names of the primitives with ``fact`` (an attribute of `Primitive`: "fusible",
-    "writes_into", "float_only", ...), and the non-primitive ops ``also`` (the compiler's
+    "overwrites", "float_only", ...), and the non-primitive ops ``also`` (the compiler's
     "kernel"), as a set that stays current.
 
     >>> "exp" in having("fusible")

@@ -118,7 +118,7 @@ def _folded(tx, batch: tuple, x2, a2, b2, left: bool):
 
 # (the layout of b, not its values, when only b needs a gradient: see _product_grads)
 register("matmul", "linalg", np.matmul, _matmul_infer, _matmul_vjp, inputs="a b",
-         reads={"a": "b", "b": "a"}, facts="writes_into", jvp=_matmul_jvp)
+         reads={"a": "b", "b": "a"}, jvp=_matmul_jvp)
 
 
 # ---------------------------------------------------------------- linear

@@ -308,7 +308,7 @@ register(
     _scatter_add_forward,
     lambda g, *ix, index, shape: (tuple(shape), g.dtype),
     _scatter_add_vjp,
-    inputs="g *ix", reads="ix", facts="writes_into", jvp=_scatter_add_jvp,
+    inputs="g *ix", reads="ix", jvp=_scatter_add_jvp,
 )
 
 def _setitem_forward(x, v, *ix, index):
@@ -363,7 +363,7 @@ def _setitem_jvp(tangents, out, x, v, *ix, index):
 
 
 register("setitem", "movement", _setitem_forward, _setitem_infer, _setitem_vjp,
-         inputs="x v *ix", reads="ix", facts="writes_into", jvp=_setitem_jvp)
+         inputs="x v *ix", reads="ix", jvp=_setitem_jvp)
 
 # ---------------------------------------------------------------- cat
 
@@ -403,6 +403,6 @@ register(
     lambda *xs, dim: np.concatenate(xs, axis=dim),
     _cat_infer,
     _cat_vjp,
-    inputs="*xs", facts="writes_into",  # (reads only their shapes)
+    inputs="*xs", # (reads only their shapes)
     linear=lambda attrs, batch: {"dim": attrs["dim"] + len(batch)},
 )

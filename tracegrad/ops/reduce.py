@@ -41,7 +41,7 @@ def _sum_vjp(g, out, x, *, axes, keepdim):
 
 
 # (reads only x's shape)
-register("sum", "reduce", _sum_forward, _sum_infer, _sum_vjp, facts="writes_into",
+register("sum", "reduce", _sum_forward, _sum_infer, _sum_vjp,
          linear=lambda attrs, batch: {"axes": tuple(a + len(batch) for a in attrs["axes"]),
                                       "keepdim": attrs["keepdim"]})
 
@@ -118,11 +118,11 @@ _reduce_max = _extremum(np.maximum.reduce)
 
 for _name, _fn, _argname, _argfn in EXTREMA:
     register(_name, "reduce", _extremum(_fn), _extremum_infer(_name), _extremum_vjp,
-             reads="out x", facts="writes_into", jvp=_extremum_jvp)
+             reads="out x", jvp=_extremum_jvp)
     register(_argname, "reduce",
              lambda x, *, axis, keepdim, _f=_argfn: np.asarray(
                  _f(x, axis=axis, keepdims=keepdim), dtype=np.int64),
-             _arg_infer(_argname), None, facts="writes_into")
+             _arg_infer(_argname), None)
 
 
 # ---------------------------------------------------------------- argsort (no gradient)
