@@ -280,3 +280,12 @@ def test_forward_mode_is_per_thread():
     thread.join()
     assert t.item() == 6.0
     assert seen["plain"] == pytest.approx(float(np.exp(3.0) + np.exp(6.0)), rel=1e-6)
+
+
+def test_tg_func_has_torch_funcs_names():
+    x = tg.tensor([1.0, 2.0], dtype=tg.float64)
+    g, value = tg.func.grad_and_value(lambda x: (x * x).sum())(x)
+    np.testing.assert_allclose(g.numpy(), [2.0, 4.0])
+    assert value.item() == 5.0
+    for name in ("jvp", "vjp", "jacrev", "jacfwd", "hessian", "grad"):
+        assert getattr(tg.func, name) is getattr(tg, name)
