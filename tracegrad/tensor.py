@@ -679,12 +679,15 @@ class Tensor:
         return self._op is None
 
     @property
-    def grad_fn(self) -> str | None:
+    def grad_fn(self) -> "GradFn | None":
+        """The op that made this tensor, for backward (None for a leaf): prints (and
+        compares equal to) ``"<MulBackward>"``, with PyTorch's ``name()`` and
+        ``next_functions``."""
         if self._op is None:
             return None
         if self._op.kind == "function":  # a tg.autograd.Function: its class name
-            return f"<{self._op.name}Backward>"
-        return f"<{_backward_name(self._op.name)}>"
+            return GradFn(f"<{self._op.name}Backward>", self)
+        return GradFn(f"<{_backward_name(self._op.name)}>", self)
 
     def size(self, dim: int | None = None) -> tuple | int:
         return self.shape if dim is None else self.shape[dim]
@@ -1547,6 +1550,34 @@ class Tensor:
         return "tensor(" + body + "".join(", " + e for e in extras) + ")"
 
     __hash__ = object.__hash__
+
+
+class GradFn(str):
+    """``t.grad_fn``: the name of the op that made ``t`` (a string, as tracegrad has always
+    shown it) with PyTorch's ``name()`` and ``next_functions`` (the grad_fn of each input:
+    ``<AccumulateGrad>`` for a leaf that requires grad, None for one that does not)."""
+
+    def __new__(cls, text: str, node: "Tensor | None") -> "GradFn":
+        fn = super().__new__(cls, text)
+        fn.node = node
+        return fn
+
+    def name(self) -> str:
+        return self[1:-1]
+
+    @property
+    def next_functions(self) -> tuple:
+        out = []
+        for child in getattr(self.node, "_children", ()) or ():
+            if child._op is not None:
+                out.append((child.grad_fn, 0))
+            elif child.requires_grad:
+                acc = GradFn("<AccumulateGrad>", None)
+                acc.variable = child
+                out.append((acc, 0))
+            else:
+                out.append((None, 0))
+        return tuple(out)
 
 
 def _backward_name(prim_name: str) -> str:
