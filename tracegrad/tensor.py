@@ -907,7 +907,12 @@ class Tensor:
 
     def _run_hooks(self, g: "Tensor", hooks: list) -> "Tensor":
         """The engine calls this with this tensor's whole gradient (see autograd.hooks).
-        As in PyTorch, retain_grad() keeps the gradient after every other hook ran."""
+        As in PyTorch, retain_grad() keeps the gradient after every other hook ran. (On the
+        first-order path the gradient is a GradArray: the hooks see it as a tensor.)"""
+        bare = type(g) is GradArray
+        given = g
+        if bare:
+            g = _leaf(g._data)
         for hook in list(hooks):
             if hook is autograd.RETAIN:
                 continue
@@ -923,8 +928,11 @@ class Tensor:
                 )
             g = new if new.dtype == g.dtype else new.to(g.dtype)
         if autograd.RETAIN in hooks:
-            kept = g if _mode.enabled else g.detach()
+            # (a copy on the first-order path: a later rule may write into that memory)
+            kept = _leaf(np.array(g._data)) if bare else g if _mode.enabled else g.detach()
             self._grad = kept if self._grad is None else self._grad + kept
+        if bare:
+            return given if g._data is given._data else GradArray(g._data)
         return g
 
     def backward(self, gradient: Any = None, retain_graph: bool = False,
@@ -959,7 +967,7 @@ class Tensor:
     def _backward(self, seed: "Tensor", policy: Any, create_graph: bool) -> None:
         if _tracer is not None:
             _tracer.backward_called()
-        elif not create_graph and not _Anomaly.enabled and not autograd.hooks and (
+        elif not create_graph and not _Anomaly.enabled and (
                 _forward is None or not _forward.active()):
             # First-order, nothing to record: the rules run on bare arrays (see gradarray.py).
             seed = GradArray(seed._data)
