@@ -111,8 +111,8 @@ __all__ = [
 
 def __getattr__(name: str):
     # tg.onnx is imported on first use: `import tracegrad` stays light (bench/imports.py)
-    if name == "onnx":
-        return _importlib.import_module(".onnx", __name__)
+    if name in ("onnx", "func"):  # (tg.func: torch.func's names for the transforms)
+        return _importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'tracegrad' has no attribute {name!r}")
 
 
