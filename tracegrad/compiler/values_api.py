@@ -7,8 +7,9 @@ by the passes that apply to scalars (dce, cse, fold_constants), laid out as a ta
 rules (guards.py): arguments that are neither Values nor floats are part of the cache key,
 every global and closure value the user's code can read is fingerprinted (found from the
 code itself, see `static_reads`), and the structure of every `tracegrad.nn.scalar` module
-it can reach (which Values are its parameters, its flags) is checked on each call. Float arguments are inputs: a new learning rate does not recompile,
-unless the function branches on it (then floats are guarded by value from then on).
+it can reach (which Values are its parameters, its flags) is checked on each call. Float
+arguments are inputs: a new learning rate does not recompile, unless the function branches
+on it (then floats are guarded by value from then on).
 """
 
 from __future__ import annotations
