@@ -355,3 +355,188 @@ def test_scatter_add_from_a_larger_src_by_finite_differences() -> None:
     x, src = rng.standard_normal((3, 4)), rng.standard_normal((3, 5))
     index = tg.tensor([[0, 1, 1], [2, 2, 0]])
     check_grads(lambda a, b: a.scatter_add(1, index, b) * a, x, src)
+
+
+# ---------------------------------------------------------------- ops whose result's shape
+# depends on the values: eager against PyTorch; compiled, a constant input works and a traced
+# one raises TraceError (never a wrong shape)
+
+
+@FEW
+@given(shape=SHAPES, seed=st.integers(0, 2**16))
+def test_nonzero_masked_select_and_one_argument_where(shape, seed) -> None:
+    x = np.random.default_rng(seed).integers(-1, 2, shape).astype(np.float64)
+    t, p = tg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    np.testing.assert_array_equal(tg.nonzero(t).numpy(), torch.nonzero(p).numpy())
+    for a, b in zip(t.nonzero(as_tuple=True), p.nonzero(as_tuple=True)):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for a, b in zip(tg.where(t > 0), torch.where(p > 0)):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_array_equal(tg.argwhere(t).numpy(), torch.argwhere(p).numpy())
+    ours, theirs = t.masked_select(t > 0) * 3, p.masked_select(p > 0) * 3
+    np.testing.assert_array_equal(ours.detach().numpy(), theirs.detach().numpy())
+    ours.sum().backward()
+    theirs.sum().backward()
+    np.testing.assert_array_equal(t.grad.numpy(), p.grad.numpy())
+
+
+def test_masked_select_broadcasts_the_mask_as_pytorch() -> None:
+    x = np.arange(6.0).reshape(2, 3)
+    mask = np.array([True, False, True])
+    np.testing.assert_array_equal(tg.masked_select(tg.tensor(x), tg.tensor(mask)).numpy(),
+                                  torch.masked_select(torch.tensor(x), torch.tensor(mask)))
+
+
+def test_value_dependent_shapes_compile_with_constants_and_refuse_traced_values() -> None:
+    def fn(x):
+        fixed = tg.tensor([0.0, 2.0, 0.0, 3.0])  # made in the function: a constant
+        return x[tg.nonzero(fixed)[:, 0]] * 2 + x.masked_select(fixed > 0)
+
+    f = tg.compile(fn)
+    for _ in range(3):
+        x = tg.randn(4)
+        np.testing.assert_allclose(f(x).numpy(), x.numpy()[[1, 3]] * 3)
+    for op in (lambda x: tg.nonzero(x), lambda x: x.masked_select(x > 0),
+               lambda x: tg.where(x > 0)[0], lambda x: x.repeat_interleave((x > 0).long())):
+        g = tg.compile(op)
+        g(tg.randn(4))
+        with pytest.raises(tg.TraceError, match="traced tensor"):
+            g(tg.randn(4))
+
+
+# ---------------------------------------------------------------- errors
+
+
+def test_indices_out_of_range_raise_eagerly_and_compiled() -> None:
+    x = tg.randn(3, 4)
+    with pytest.raises(IndexError, match="gather: index 4 is out of range for a dimension of "
+                                         "size 4"):
+        x.gather(1, tg.tensor([[4]]))
+    with pytest.raises(IndexError, match="index -1"):  # PyTorch refuses negatives too
+        x.index_select(0, tg.tensor([-1]))
+    with pytest.raises(tg.ShapeError, match="same number"):
+        x.gather(1, tg.tensor([1]))
+    with pytest.raises(TypeError, match="integer tensor"):
+        x.scatter(0, tg.tensor([[0.5]]), 1.0)
+    f = tg.compile(lambda x, i: x.gather(1, i))
+    for _ in range(2):
+        f(x, tg.tensor([[0], [1], [2]]))
+    with pytest.raises(IndexError):  # a negative index is not wrapped around, compiled either
+        f(x, tg.tensor([[0], [-1], [2]]))
+
+
+def test_integer_division_by_zero_raises_and_a_traced_integer_divisor_is_refused() -> None:
+    with pytest.raises(ZeroDivisionError, match="floor_divide"):
+        tg.tensor([1, 2]) // tg.tensor([1, 0])
+    with pytest.raises(ZeroDivisionError):
+        tg.tensor([1, 2]) % 0
+    f = tg.compile(lambda a, b: a // b)
+    f(tg.tensor([7, 8]), tg.tensor([2, 3]))
+    with pytest.raises(tg.TraceError, match="integer floor_divide"):
+        f(tg.tensor([7, 8]), tg.tensor([2, 3]))
+    g = tg.compile(lambda a: a // 3 + a % 4)  # a number divisor is a constant: compiles
+    for _ in range(3):
+        a = tg.randint(-50, 50, (5,))
+        np.testing.assert_array_equal(g(a).numpy(), a.numpy() // 3 + a.numpy() % 4)
+
+
+def test_floor_divide_of_large_integers_is_exact() -> None:
+    a = np.array([2**52 + 1, -(2**52) - 3, 10**15 + 7], dtype=np.int64)
+    b = np.array([3, 7, -11], dtype=np.int64)
+    np.testing.assert_array_equal((tg.tensor(a) // tg.tensor(b)).numpy(), a // b)
+    np.testing.assert_array_equal((tg.tensor(a) % tg.tensor(b)).numpy(), a % b)
+
+
+def test_binary_cross_entropy_rejects_probabilities_outside_0_1() -> None:
+    import tracegrad.nn.functional as F
+
+    with pytest.raises(RuntimeError, match="between 0 and 1"):
+        F.binary_cross_entropy(tg.tensor([0.5, 1.5]), tg.tensor([1.0, 0.0]))
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.binary_cross_entropy(torch.tensor([0.5, 1.5]),
+                                                 torch.tensor([1.0, 0.0]))
+    f = tg.compile(lambda p, t: F.binary_cross_entropy(p, t))
+    f(tg.tensor([0.5, 0.5]), tg.tensor([1.0, 0.0]))  # (the first call runs eagerly)
+    for _ in range(3):  # compiled, an input outside [0, 1] gives nan, not a number
+        assert np.isnan(f(tg.tensor([0.5, 1.5]), tg.tensor([1.0, 0.0])).item())
+    np.testing.assert_allclose(f(tg.tensor([0.25, 0.5]), tg.tensor([1.0, 0.0])).item(),
+                               (-np.log(0.25) - np.log(0.5)) / 2, rtol=1e-6)
+
+
+def test_allclose_is_a_python_bool() -> None:
+    a = tg.tensor([1.0, float("nan")])
+    assert tg.allclose(a, a + 1e-9, equal_nan=True) is True
+    assert a.allclose(a) is False
+    assert tg.allclose(tg.tensor([1, 2]), tg.tensor([1, 3])) is False
+
+
+# ---------------------------------------------------------------- random numbers
+
+
+def test_multinomial_and_randperm_draw_the_right_distribution_and_compile() -> None:
+    tg.manual_seed(0)
+    p = tg.tensor([0.1, 0.0, 0.6, 0.3])
+    draws = tg.multinomial(p, 20000, replacement=True)
+    assert draws.dtype == tg.int64 and draws.shape == (20000,)
+    freq = np.bincount(draws.numpy(), minlength=4) / 20000
+    np.testing.assert_allclose(freq, [0.1, 0.0, 0.6, 0.3], atol=0.015)
+    rows = tg.multinomial(tg.tensor([[1.0, 0.0, 3.0], [0.0, 2.0, 2.0]]), 2)
+    for row, allowed in zip(rows.numpy(), ({0, 2}, {1, 2})):
+        assert set(row) == allowed  # without replacement: each category once
+    first = tg.multinomial(tg.tensor([1.0, 1.0, 8.0]).expand(5000, 3), 1)
+    assert abs((first.numpy() == 2).mean() - 0.8) < 0.03
+    with pytest.raises(ValueError, match="without replacement"):
+        tg.multinomial(tg.tensor([1.0, 0.0]), 2)
+    with pytest.raises(ValueError, match="non-negative"):
+        tg.multinomial(tg.tensor([1.0, -1.0]), 1)
+    perm = tg.randperm(10)
+    assert perm.dtype == tg.int64 and sorted(perm.tolist()) == list(range(10))
+    seeded = [tg.randperm(8, generator=tg.Generator().manual_seed(3)).tolist() for _ in "ab"]
+    assert seeded[0] == seeded[1]
+    f = tg.compile(lambda w: (tg.multinomial(w, 3, replacement=True), tg.randperm(6)))
+    results = [f(tg.tensor([0.2, 0.8])) for _ in range(6)]
+    assert len({tuple(r[1].tolist()) for r in results[2:]}) > 1  # fresh draws every call
+    for draw, perm in results:
+        assert set(draw.tolist()) <= {0, 1} and sorted(perm.tolist()) == list(range(6))
+
+
+def test_in_place_random_fills_and_like_functions() -> None:
+    tg.manual_seed(1)
+    w = tg.empty(200, 300)
+    assert w.shape == (200, 300) and w.dtype == tg.float32
+    w.normal_(2.0, 0.5)
+    assert abs(w.numpy().mean() - 2.0) < 0.01 and abs(w.numpy().std() - 0.5) < 0.01
+    w.uniform_(-3, -1)
+    assert w.numpy().min() >= -3 and w.numpy().max() < -1
+    assert abs(w.numpy().mean() + 2) < 0.01
+    assert w.zero_().numpy().sum() == 0 and (w.fill_(1.5).numpy() == 1.5).all()
+    p = tg.nn.Parameter(tg.zeros(3))
+    with pytest.raises(RuntimeError, match="leaf"):
+        p.normal_()
+    with tg.no_grad():
+        p.normal_()
+    x = tg.tensor([[1, 2]], dtype=tg.int32)
+    for ours, theirs in [(tg.full_like(x, 7), torch.full_like(torch.tensor([[1, 2]],
+                                                                           dtype=torch.int32), 7)),
+                         (tg.empty_like(x, dtype=tg.float64), torch.zeros(1, 2,
+                                                                          dtype=torch.float64)),
+                         (tg.zeros_like(x), torch.zeros(1, 2, dtype=torch.int32))]:
+        assert ours.shape == tuple(theirs.shape) and str(ours.dtype) == str(theirs.dtype)[6:]
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    y = tg.ones(2, 3, dtype=tg.float64)
+    for fn in (tg.randn_like, tg.rand_like):
+        r = fn(y)
+        assert r.shape == (2, 3) and r.dtype == tg.float64
+    assert tg.rand_like(y).numpy().min() >= 0
+    r = tg.randint_like(y, 3, 5)
+    assert r.dtype == tg.float64 and set(r.numpy().ravel()) <= {3.0, 4.0}
+    assert y.new_zeros(4).dtype == tg.float64 and y.new_full((2,), 3).tolist() == [3.0, 3.0]
+    assert y.new_tensor([1, 2]).dtype == tg.float64 and x.type_as(y).dtype == tg.float64
+
+
+def test_every_method_op_is_also_a_function_where_pytorch_has_one() -> None:
+    missing = [name for name in dir(tg.Tensor) if not name.startswith("_")
+               and callable(getattr(tg.Tensor, name)) and not name.endswith("_")
+               and hasattr(torch, name) and callable(getattr(torch, name))
+               and not hasattr(tg, name)]
+    assert missing == []

@@ -128,7 +128,9 @@ _FUNCTION_ALIASES = [
     "clone", "numel", "take_along_dim", "unflatten", "swapaxes", "moveaxis", "argsort",
     "add", "sub", "mul", "div", "pow", "neg", "negative", "detach",
 ]
-_FUNCTION_ALIASES += ["subtract", "multiply", "divide", "true_divide", "ger"]
+_FUNCTION_ALIASES += ["subtract", "multiply", "divide", "true_divide", "ger", "all", "any",
+                      "clip", "eq", "ne", "lt", "le", "gt", "ge", "fix", "swapdims",
+                      "is_floating_point"]
 for _name in _FUNCTION_ALIASES:
     globals()[_name] = _method_alias(_name)
 

@@ -8,6 +8,11 @@ class ShapeError(ValueError, RuntimeError):
     mismatches, so ported code that catches ``RuntimeError`` keeps working."""
 
 
+class ValueRangeError(ValueError, RuntimeError):
+    """Values outside an op's domain that PyTorch reports as ``RuntimeError`` (probabilities
+    outside [0, 1]): both a ``ValueError`` and a ``RuntimeError``, as `ShapeError`."""
+
+
 class TraceError(RuntimeError):
     """Something the compiler cannot capture (e.g. Python control flow on a traced value)."""
 

@@ -20,7 +20,7 @@ import numpy as np
 from . import dtypes
 from .autograd import no_grad as _no_grad
 from .device import on_cpu
-from .errors import ShapeError, TraceError
+from .errors import ShapeError, TraceError, ValueRangeError
 from .ops import PRIMITIVES as P
 from .ops.base import check_dim, normalize_axes
 from .ops.linalg import check_linear_features
@@ -676,12 +676,22 @@ def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None,
         raise ShapeError(
             f"binary_cross_entropy: input {input.shape} and target {target.shape} differ"
         )
+    outside = logical_or(input < 0, input > 1)
+    if not _tracing(input):
+        if builtins.any(outside._data.ravel()):
+            raise ValueRangeError(
+                f"binary_cross_entropy: all elements of input should be between 0 and 1 "
+                f"(they are probabilities; for logits use binary_cross_entropy_with_logits); "
+                f"the input of shape {input.shape} has values outside")
+        outside = None
     tiny = _TINY.get(input.dtype, 1e-44)
     log_p = clamp(clamp(input, min=tiny).log(), min=-100)
     log_q = clamp(clamp(1 - input, min=tiny).log(), min=-100)
     loss = -(target * log_p + (1 - target) * log_q)
     if weight is not None:
         loss = loss * weight
+    if outside is not None:  # compiled, the values are not known here: nan, never a number
+        loss = _where(outside, _operand(math.nan, loss), loss)
     return _reduce(loss, reduction, "binary_cross_entropy")
 
 
