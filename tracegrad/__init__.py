@@ -29,7 +29,7 @@ from .creation import (
 )
 from .device import device
 from .dtypes import bool_, float16, float32, float64, int8, int16, int32, int64, uint8
-from .errors import ShapeError, TraceError
+from .errors import DTypeError, ShapeError, TraceError, ValueRangeError
 from .functional import (
     abs,
     allclose,
@@ -135,7 +135,8 @@ for _name in _FUNCTION_ALIASES:
     globals()[_name] = _method_alias(_name)
 
 __all__ = [
-    "Value", "Tensor", "ShapeError", "TraceError", "Graph", "TensorSpec", "compile", "explain",
+    "Value", "Tensor", "ShapeError", "TraceError", "DTypeError", "ValueRangeError", "Graph",
+    "TensorSpec", "compile", "explain",
     "trace", "save", "load", "data", "nn", "functional", "optim", "utils", "viz", "Generator",
     "tensor", "from_numpy", "zeros", "ones", "full", "zeros_like", "ones_like", "arange",
     "linspace", "eye", "rand", "randn", "randint", "manual_seed", "is_tensor",

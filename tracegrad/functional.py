@@ -20,7 +20,7 @@ import numpy as np
 from . import dtypes
 from .autograd import no_grad as _no_grad
 from .device import on_cpu
-from .errors import ShapeError, TraceError, ValueRangeError
+from .errors import DTypeError, ShapeError, TraceError, ValueRangeError
 from .ops import PRIMITIVES as P
 from .ops.base import check_dim, normalize_axes
 from .ops.linalg import check_linear_features
@@ -276,7 +276,15 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         if wd.ndim == 2 and bd.ndim == 1 and xd.ndim and xd.dtype == wd.dtype == bd.dtype:
             # one node eagerly; traced, its decomposition (see ops/linalg.py)
             return apply(P["linear"], x, weight, bias)
-    # no bias, or operands the primitive does not take (mixed dtypes promote as matmul does)
+    # no bias, or operands the primitive does not take
+    dts = {t.dtype for t in (x, weight, bias) if isinstance(t, Tensor)}
+    if len(dts) > 1:  # PyTorch refuses to mix them rather than promote
+        raise DTypeError(
+            f"linear: input, weight{' and bias' if bias is not None else ''} have dtypes "
+            f"{x.dtype}, {weight.dtype}{f' and {bias.dtype}' if bias is not None else ''}; "
+            f"PyTorch refuses to mix them too. Cast the input (x.to(weight.dtype)) or the "
+            f"model (model.double())"
+        )
     check_linear_features(tuple(x.shape), tuple(weight.shape))
     out = x @ weight.T
     return out + bias if bias is not None else out
@@ -317,20 +325,41 @@ def layer_norm(x: Tensor, normalized_shape: Any, weight: Tensor | None = None,
     return out
 
 
-def embedding(indices: Any, weight: Tensor) -> Tensor:
-    """Rows of ``weight`` picked by integer ``indices``."""
+def _padding_index(padding_idx: int | None, rows: int) -> int | None:
+    if padding_idx is None:
+        return None
+    if not -rows <= padding_idx < rows:
+        raise ValueError(f"embedding: padding_idx {padding_idx} must be within the "
+                         f"{rows} rows of the table")
+    return padding_idx % rows
+
+
+def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None,
+              max_norm: float | None = None, norm_type: float = 2.0,
+              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """Rows of ``weight`` picked by integer ``indices``. Positions whose index is
+    ``padding_idx`` send no gradient to that row, as in PyTorch."""
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse are not "
+                                  "supported by tracegrad")
     idx = indices if isinstance(indices, Tensor) else Tensor(indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
-    lo, hi = idx._data.min(initial=0), idx._data.max(initial=0)
-    if lo < 0 or hi >= weight.shape[0]:
-        raise IndexError(
-            f"embedding: indices range over [{lo}, {hi}] but the table has "
-            f"{weight.shape[0]} rows"
-        )
+    if not _tracing(idx):
+        lo, hi = idx._data.min(initial=0), idx._data.max(initial=0)
+        if lo < 0 or hi >= weight.shape[0]:
+            raise IndexError(
+                f"embedding: indices range over [{lo}, {hi}] but the table has "
+                f"{weight.shape[0]} rows"
+            )
     if idx.ndim == 0:
-        return weight[idx.reshape(1)].reshape(weight.shape[1:])
-    return weight[idx]
+        return embedding(idx.reshape(1), weight, padding_idx).reshape(weight.shape[1:])
+    out = weight[idx]
+    padding_idx = _padding_index(padding_idx, weight.shape[0])
+    if padding_idx is not None and out.requires_grad:
+        pad = (idx == padding_idx).unsqueeze(-1)
+        out = _where(pad, out.detach(), out)
+    return out
 
 
 def one_hot(indices: Any, num_classes: int = -1) -> Tensor:
