@@ -295,6 +295,15 @@ CASES = [
          one(kind=with_nonfinite)),
     Case("movedim", lambda x, dim: tg.movedim(x, dim, 0), lambda x, dim: torch.movedim(x, dim, 0),
          one(dim=_dim)),
+    Case("diagonal", lambda x, k: tg.diagonal(x, k, -1, 0),
+         lambda x, k: torch.diagonal(x, k, -1, 0),
+         one(hnp.array_shapes(min_dims=2, max_dims=3, min_side=0, max_side=4),
+             k=lambda s: st.integers(-3, 3))),
+    Case("trace_diag", lambda x: x[0].trace() + (tg.diag(x[0, 0], 1) * 2).sum(0),
+         lambda x: x[0].trace() + (torch.diag(x[0, 0], 1) * 2).sum(0),
+         one(hnp.array_shapes(min_dims=3, max_dims=3, min_side=1, max_side=4))),
+    Case("diag_of_matrix", lambda x: tg.diag(x, -1), lambda x: torch.diag(x, -1),
+         one(hnp.array_shapes(min_dims=2, max_dims=2, min_side=0, max_side=4))),
     Case("narrow_select", lambda x: x.narrow(0, 0, 1) + tg.select(x, 0, -1),
          lambda x: x.narrow(0, 0, 1) + torch.select(x, 0, -1), one(POSITIVE_SHAPES)),
 ]
@@ -535,7 +544,9 @@ def test_in_place_random_fills_and_like_functions() -> None:
 
 
 def test_every_method_op_is_also_a_function_where_pytorch_has_one() -> None:
-    missing = [name for name in dir(tg.Tensor) if not name.startswith("_")
+    # (tg.trace is the compiler's trace; a matrix's trace is x.trace() or F.trace)
+    assert tg.trace is tg.compiler.trace
+    missing = [name for name in dir(tg.Tensor) if not name.startswith("_") and name != "trace"
                and callable(getattr(tg.Tensor, name)) and not name.endswith("_")
                and hasattr(torch, name) and callable(getattr(torch, name))
                and not hasattr(tg, name)]

@@ -39,6 +39,8 @@ from .functional import (
     bmm,
     clamp,
     cumprod,
+    diag,
+    diagonal,
     einsum,
     empty,
     empty_like,
@@ -151,5 +153,5 @@ __all__ = [
     "isinf", "isnan", "isneginf", "isposinf", "masked_select", "median", "mm", "movedim",
     "multinomial", "mv", "nan_to_num", "narrow", "nonzero", "outer", "prod", "rand_like",
     "randint_like", "randn_like", "randperm", "remainder", "repeat_interleave", "scatter",
-    "scatter_add", "select", "tril", "triu", "trunc", "unbind",
+    "scatter_add", "select", "tril", "triu", "trunc", "unbind", "diag", "diagonal",
 ]

@@ -1574,6 +1574,39 @@ def movedim(input: Tensor, source: Any, destination: Any) -> Tensor:
     return input.permute(tuple(order))
 
 
+def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+    """The diagonal of the (dim1, dim2) planes (``offset`` above the main one, below if
+    negative), as the last dimension of the result."""
+    d1, d2 = check_dim("diagonal", dim1, input.shape), check_dim("diagonal", dim2, input.shape)
+    if d1 == d2:
+        raise ShapeError(f"diagonal: dim1 and dim2 must differ, both are {d1}")
+    x = movedim(input, (d1, d2), (-2, -1))
+    n, m = x.shape[-2:]
+    length = builtins.max(0, builtins.min(n + builtins.min(offset, 0), m - builtins.max(offset, 0)))
+    rows = np.arange(length, dtype=np.int64) - builtins.min(offset, 0)
+    cols = np.arange(length, dtype=np.int64) + builtins.max(offset, 0)
+    return x._getitem((Ellipsis,) + _slots(2), _leaf(rows), _leaf(cols))
+
+
+def trace(input: Tensor) -> Tensor:
+    """The sum of a matrix's diagonal."""
+    if input.ndim != 2:
+        raise ShapeError(f"trace: expects a matrix, got shape {input.shape}")
+    return diagonal(input).sum()
+
+
+def diag(input: Tensor, diagonal: int = 0) -> Tensor:
+    """A vector's square matrix with it on diagonal ``diagonal``; a matrix's diagonal."""
+    if input.ndim == 2:
+        return globals()["diagonal"](input, diagonal)
+    if input.ndim != 1:
+        raise ShapeError(f"diag: expects a vector or a matrix, got shape {input.shape}")
+    n = input.shape[0] + builtins.abs(diagonal)
+    ar = np.arange(input.shape[0], dtype=np.int64)
+    rows, cols = ar - builtins.min(diagonal, 0), ar + builtins.max(diagonal, 0)
+    return input._scatter_add(_slots(2), (n, n), _leaf(rows), _leaf(cols))
+
+
 def _integer_result(x: Tensor) -> Tensor:
     """PyTorch's prod/cumsum/cumprod of bools and integers is int64."""
     return x.long() if x.dtype.kind in "biu" and x.dtype != np.int64 else x
@@ -2202,6 +2235,7 @@ PARITY_METHODS = {
     "__rmod__": _reflected(remainder), "isnan": isnan, "isinf": isinf, "isposinf": isposinf,
     "isneginf": isneginf, "isfinite": isfinite, "isclose": isclose, "allclose": allclose,
     "nan_to_num": nan_to_num, "multinomial": multinomial, "take_along_dim": take_along_dim,
+    "diagonal": diagonal, "trace": trace, "diag": diag,
     "normal_": _random_fill("normal"), "uniform_": _random_fill("uniform"),
     "type_as": _type_as, "new_full": _new_full, "new_zeros": _new_filled(0),
     "new_ones": _new_filled(1), "new_empty": _new_filled(0), "new_tensor": _new_tensor,
@@ -2226,5 +2260,5 @@ __all__ += [
     "cumprod", "median", "trunc", "frac", "select", "narrow", "unbind", "repeat_interleave",
     "floor_divide", "remainder", "fmod", "isnan", "isinf", "isposinf", "isneginf", "isfinite",
     "isclose", "allclose", "nan_to_num", "multinomial", "einsum", "full_like", "empty_like",
-    "rand_like", "randn_like", "randint_like", "empty", "randperm",
+    "rand_like", "randn_like", "randint_like", "empty", "randperm", "diagonal", "trace", "diag",
 ]
