@@ -8,10 +8,8 @@ has as methods to `Tensor`.
 from __future__ import annotations
 
 import builtins
-import importlib
 import itertools
 import math
-import threading
 from collections import namedtuple
 from typing import Any, Sequence
 
@@ -20,13 +18,14 @@ import numpy as np
 from . import dtypes
 from .autograd import no_grad as _no_grad
 from .device import on_cpu
-from .errors import DTypeError, ShapeError, TraceError, ValueRangeError
+from .errors import DTypeError, ShapeError, ValueRangeError
 from .ops import PRIMITIVES as P
 from .ops.base import check_dim, normalize_axes
 from .ops.linalg import check_linear_features
 from .tensor import (
     Tensor,
     _dim_args,
+    _eager_only,
     _leaf,
     _operand,
     _result_dtype,
@@ -39,7 +38,6 @@ from .tensor import (
 )
 
 _where = where  # (the three-argument form; `where` below also takes one argument)
-_tensor_module = importlib.import_module("tracegrad.tensor")  # for its _tracer
 
 __all__ = [
     "abs", "amax", "amin", "avg_pool2d", "binary_cross_entropy",
@@ -345,13 +343,12 @@ def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None,
     idx = indices if isinstance(indices, Tensor) else Tensor(indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
-    if not _tracing(idx):
-        lo, hi = idx._data.min(initial=0), idx._data.max(initial=0)
-        if lo < 0 or hi >= weight.shape[0]:
-            raise IndexError(
-                f"embedding: indices range over [{lo}, {hi}] but the table has "
-                f"{weight.shape[0]} rows"
-            )
+    lo, hi = idx._data.min(initial=0), idx._data.max(initial=0)
+    if lo < 0 or hi >= weight.shape[0]:
+        raise IndexError(
+            f"embedding: indices range over [{lo}, {hi}] but the table has "
+            f"{weight.shape[0]} rows"
+        )
     if idx.ndim == 0:
         return embedding(idx.reshape(1), weight, padding_idx).reshape(weight.shape[1:])
     out = weight[idx]
@@ -705,22 +702,22 @@ def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None,
         raise ShapeError(
             f"binary_cross_entropy: input {input.shape} and target {target.shape} differ"
         )
+    # Outside [0, 1]: an error (checked on the values at hand: in a compiled function, those
+    # of the call that traced it), and nan in the result, so that a compiled call given
+    # such values later gives nan rather than a number.
     outside = logical_or(input < 0, input > 1)
-    if not _tracing(input):
-        if builtins.any(outside._data.ravel()):
-            raise ValueRangeError(
-                f"binary_cross_entropy: all elements of input should be between 0 and 1 "
-                f"(they are probabilities; for logits use binary_cross_entropy_with_logits); "
-                f"the input of shape {input.shape} has values outside")
-        outside = None
+    if builtins.any(outside._data.ravel()):
+        raise ValueRangeError(
+            f"binary_cross_entropy: all elements of input should be between 0 and 1 "
+            f"(they are probabilities; for logits use binary_cross_entropy_with_logits); "
+            f"the input of shape {input.shape} has values outside")
     tiny = _TINY.get(input.dtype, 1e-44)
     log_p = clamp(clamp(input, min=tiny).log(), min=-100)
     log_q = clamp(clamp(1 - input, min=tiny).log(), min=-100)
     loss = -(target * log_p + (1 - target) * log_q)
     if weight is not None:
         loss = loss * weight
-    if outside is not None:  # compiled, the values are not known here: nan, never a number
-        loss = _where(outside, _operand(math.nan, loss), loss)
+    loss = _where(outside, _operand(math.nan, loss), loss)
     return _reduce(loss, reduction, "binary_cross_entropy")
 
 
@@ -1293,32 +1290,23 @@ __all__ += [
 # on shapes (aranges, triangular masks) are constants; index tensors are operands.
 
 
-def _tracing(t: Tensor) -> bool:
-    """Whether ``t``'s values change from call to call of a function being compiled (so
-    Python code must not look at them)."""
-    tracer = _tensor_module._tracer
-    return tracer is not None and tracer.thread == threading.get_ident() and \
-        tracer.is_dynamic(t)
-
-
 def _indices(index: Any, size: int, op: str, what: str = "index") -> Tensor:
     """``index`` as an int64 tensor of positions into a dimension of ``size``. Out of range
     (negative included, as PyTorch's gather/scatter/index_select refuse them) raises
     IndexError; in a compiled function, where the values are not known, a negative index is
-    sent out of range so that the compiled program raises too, instead of wrapping around."""
+    sent out of range, so that a compiled program given one raises too instead of wrapping
+    around (the check here sees the values of the call that traced it)."""
     idx = index if isinstance(index, Tensor) else Tensor(index)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"{op}: {what} must be an integer tensor (int64), got {idx.dtype}")
     if idx.dtype != np.int64:
         idx = idx.long()
-    if _tracing(idx):
-        return where(idx < 0, _leaf(np.asarray(size, np.int64)), idx)
     data = idx._data
     if data.size and (data.min() < 0 or data.max() >= size):
         bad = data.min() if data.min() < 0 else data.max()
         raise IndexError(f"{op}: {what} {int(bad)} is out of range for a dimension of size "
                          f"{size}; give indices in [0, {size - 1}]")
-    return idx
+    return where(idx < 0, _leaf(np.asarray(size, np.int64)), idx)
 
 
 def _along(op: str, input: Tensor, dim: int, index: Any) -> tuple:
@@ -1921,9 +1909,8 @@ def _uniform(shape: tuple, dtype: Any, generator: Any, op: str) -> Tensor:
     dtype = np.dtype(dtype)
     if generator is None:
         return apply(P["rand"], shape=tuple(shape), dtype=dtype, dist="uniform")
-    if _tensor_module._tracer is not None:
-        raise TraceError(f"{op}: a generator= object cannot be compiled (its draws would be "
-                         f"baked in); use the global generator (tg.manual_seed)")
+    _eager_only(f"{op} with generator= (in a compiled function its draws would be baked "
+                f"in; use tracegrad's global generator, seeded by tg.manual_seed)")
     from .utils.generator import numpy_generator
 
     return _leaf(numpy_generator(generator, op).random(shape).astype(dtype))
@@ -1942,17 +1929,16 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,
         raise ValueError(f"multinomial: needs num_samples > 0 and at least one category, got "
                          f"{num_samples} samples from {n} categories")
     w = input.detach()
-    if not _tracing(w):
-        data = w._data
-        if (data < 0).any() or not np.isfinite(data).all():
-            raise ValueError("multinomial: weights must be finite and non-negative")
-        nonzero_rows = (data > 0).sum(-1)
-        if (nonzero_rows == 0).any():
-            raise ValueError("multinomial: a row of weights sums to zero")
-        if not replacement and (nonzero_rows < num_samples).any():
-            raise ValueError(f"multinomial: cannot draw {num_samples} samples without "
-                             f"replacement from {int(nonzero_rows.min())} categories with "
-                             f"nonzero weight")
+    data = w._data  # (in a compiled function: the values of the call that traced it)
+    if (data < 0).any() or not np.isfinite(data).all():
+        raise ValueError("multinomial: weights must be finite and non-negative")
+    nonzero_rows = (data > 0).sum(-1)
+    if (nonzero_rows == 0).any():
+        raise ValueError("multinomial: a row of weights sums to zero")
+    if not replacement and (nonzero_rows < num_samples).any():
+        raise ValueError(f"multinomial: cannot draw {num_samples} samples without "
+                         f"replacement from {int(nonzero_rows.min())} categories with "
+                         f"nonzero weight")
     rows = input.shape[:-1]
     if replacement:
         c = cumsum(w, -1)
@@ -2171,6 +2157,9 @@ def _random_fill(dist: str):
         else:
             from .utils.generator import numpy_generator
 
+            _eager_only(f"{dist}_ with generator= (in a compiled function its draws would be "
+                        f"baked in; use tracegrad's global generator, seeded by "
+                        f"tg.manual_seed)")
             g = numpy_generator(generator, dist + "_")
             draw = _leaf((g.standard_normal(self.shape) if dist == "normal"
                           else g.random(self.shape)).astype(self.dtype))

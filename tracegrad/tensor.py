@@ -1741,4 +1741,13 @@ for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__
     setattr(WeakScalar, _name, _weak_method(_name))
 
 
+def _eager_only(what: str) -> None:
+    """Refuse ``what`` (Python-side state, such as a random generator object's draws, that a
+    compiled program would bake in) while this thread is traced."""
+    if _tracer is not None and _tracer.thread == _get_ident():
+        from .errors import TraceError
+
+        raise TraceError(f"{what} cannot be compiled; do it outside the compiled function")
+
+
 from .device import CPU as _CPU  # noqa: E402  (Tensor.device)
