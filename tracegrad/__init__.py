@@ -130,6 +130,8 @@ _FUNCTION_ALIASES = [
     "clone", "numel", "take_along_dim", "unflatten", "swapaxes", "moveaxis", "argsort",
     "add", "sub", "mul", "div", "pow", "neg", "negative", "detach",
 ]
+_FUNCTION_ALIASES += ["log2", "log10", "exp2", "sinh", "cosh", "logaddexp", "hypot", "lerp",
+                      "addmm", "addcmul", "addcdiv", "logit", "clamp_min", "clamp_max"]
 _FUNCTION_ALIASES += ["subtract", "multiply", "divide", "true_divide", "ger", "all", "any",
                       "clip", "eq", "ne", "lt", "le", "gt", "ge", "fix", "swapdims",
                       "is_floating_point"]

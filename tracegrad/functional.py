@@ -2209,6 +2209,70 @@ def _new_tensor(self: Tensor, data: Any, *, dtype: Any = None, requires_grad: bo
     return _leaf(np.array(t._data, copy=True), requires_grad)
 
 
+# ---------------------------------------------------------------- more elementwise math
+# (one line each of existing ops, so each differentiates and compiles)
+
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+
+
+def log2(input: Tensor) -> Tensor:
+    return input.log() * (1.0 / _LN2)
+
+
+def log10(input: Tensor) -> Tensor:
+    return input.log() * (1.0 / _LN10)
+
+
+def exp2(input: Tensor) -> Tensor:
+    return (input * _LN2).exp()
+
+
+def sinh(input: Tensor) -> Tensor:
+    return (input.exp() - (-input).exp()) * 0.5
+
+
+def cosh(input: Tensor) -> Tensor:
+    return (input.exp() + (-input).exp()) * 0.5
+
+
+def logaddexp(input: Tensor, other: Any) -> Tensor:
+    """``log(exp(input) + exp(other))`` without overflow."""
+    other = _operand(other, input)
+    m = maximum(input, other).detach()
+    m = _where(m.abs() == math.inf, _operand(0.0, m), m)
+    return ((input - m).exp() + (other - m).exp()).log() + m
+
+
+def hypot(input: Tensor, other: Any) -> Tensor:
+    other = _operand(other, input)
+    return (input * input + other * other).sqrt()
+
+
+def lerp(input: Tensor, end: Any, weight: Any) -> Tensor:
+    """``input + weight * (end - input)``."""
+    return input + (_operand(end, input) - input) * weight
+
+
+def addmm(input: Any, mat1: Tensor, mat2: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
+    """``beta * input + alpha * (mat1 @ mat2)``."""
+    prod_ = mm(mat1, mat2)
+    prod_ = prod_ if alpha == 1 else prod_ * alpha
+    return prod_ + (input if beta == 1 else _operand(input, prod_) * beta)
+
+
+def addcmul(input: Tensor, tensor1: Any, tensor2: Any, *, value: Any = 1) -> Tensor:
+    return input + _operand(tensor1, input) * tensor2 * value
+
+
+def addcdiv(input: Tensor, tensor1: Any, tensor2: Any, *, value: Any = 1) -> Tensor:
+    return input + _operand(tensor1, input) / tensor2 * value
+
+
+def logit(input: Tensor, eps: float | None = None) -> Tensor:
+    x = input if eps is None else clamp(input, eps, 1 - eps)
+    return (x / (1 - x)).log()
+
+
 PARITY_METHODS = {
     "gather": gather, "scatter": scatter, "scatter_add": scatter_add,
     "index_select": index_select, "index_add": index_add, "masked_select": masked_select,
@@ -2224,7 +2288,10 @@ PARITY_METHODS = {
     "__rmod__": _reflected(remainder), "isnan": isnan, "isinf": isinf, "isposinf": isposinf,
     "isneginf": isneginf, "isfinite": isfinite, "isclose": isclose, "allclose": allclose,
     "nan_to_num": nan_to_num, "multinomial": multinomial, "take_along_dim": take_along_dim,
-    "diagonal": diagonal, "trace": trace, "diag": diag,
+    "diagonal": diagonal, "trace": trace, "diag": diag, "log2": log2, "log10": log10,
+    "exp2": exp2, "sinh": sinh, "cosh": cosh, "logaddexp": logaddexp, "hypot": hypot,
+    "lerp": lerp, "addmm": addmm, "addcmul": addcmul, "addcdiv": addcdiv, "logit": logit,
+    "clamp_min": lambda x, min: clamp(x, min=min), "clamp_max": lambda x, max: clamp(x, max=max),
     "normal_": _random_fill("normal"), "uniform_": _random_fill("uniform"),
     "type_as": _type_as, "new_full": _new_full, "new_zeros": _new_filled(0),
     "new_ones": _new_filled(1), "new_empty": _new_filled(0), "new_tensor": _new_tensor,
@@ -2236,7 +2303,10 @@ PARITY_METHODS = {
 }
 for _name, _fn in PARITY_METHODS.items():
     setattr(Tensor, _name, _fn)
-for _name, _fn in (("scatter_", scatter), ("scatter_add_", scatter_add),
+for _name, _fn in (("lerp_", lerp), ("addcmul_", addcmul), ("addcdiv_", addcdiv),
+                   ("clamp_min_", lambda x, min: clamp(x, min=min)),
+                   ("clamp_max_", lambda x, max: clamp(x, max=max)),
+                   ("scatter_", scatter), ("scatter_add_", scatter_add),
                    ("index_add_", index_add), ("masked_fill_", masked_fill),
                    ("floor_divide_", floor_divide), ("remainder_", remainder),
                    ("nan_to_num_", nan_to_num), ("tril_", tril), ("triu_", triu),

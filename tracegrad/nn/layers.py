@@ -10,6 +10,7 @@ import numpy as np
 from .. import functional as F
 from ..autograd import no_grad
 from ..creation import zeros
+from ..device import check_device
 from ..errors import ShapeError
 from ..tensor import Tensor
 from . import init
@@ -72,6 +73,7 @@ class Embedding(Module):
                  _weight: Tensor | None = None, _freeze: bool = False,
                  device: Any = None, dtype: Any = None):
         super().__init__()
+        check_device(device)
         if max_norm is not None or scale_grad_by_freq or sparse:
             raise NotImplementedError("Embedding: max_norm, scale_grad_by_freq and sparse are "
                                       "not supported by tracegrad")
