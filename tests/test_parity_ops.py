@@ -18,6 +18,7 @@ from hypothesis.extra import numpy as hnp
 from test_compile import assert_close, eager, forward_backward
 
 import tracegrad as tg
+import tracegrad.nn.functional as F
 
 torch = pytest.importorskip("torch")
 
@@ -323,6 +324,98 @@ CASES = [
          one()),
     Case("narrow_select", lambda x: x.narrow(0, 0, 1) + tg.select(x, 0, -1),
          lambda x: x.narrow(0, 0, 1) + torch.select(x, 0, -1), one(POSITIVE_SHAPES)),
+]
+
+
+
+# ---------------------------------------------------------------- torch.nn.functional
+
+
+def _probabilities(rng, shape):
+    return rng.uniform(0.05, 0.95, shape)
+
+
+def two_same(kind_a=_normal, kind_b=_normal, shapes=SHAPES):
+    def inputs(draw):
+        s = draw(shapes)
+        return (lambda rng: [kind_a(rng, s), kind_b(rng, s)]), {}
+    return inputs
+
+
+def classes_inputs(draw):
+    n, c = draw(st.integers(1, 5)), draw(st.integers(1, 4))
+    extra = draw(st.sampled_from([(), (2,), (1, 3)]))
+
+    def make(rng):
+        logp = np.log(rng.dirichlet(np.ones(c), (n,) + extra))
+        return [np.ascontiguousarray(np.moveaxis(logp, -1, 1)), rng.integers(0, c, (n,) + extra),
+                rng.uniform(0.5, 2.0, c)]
+    return make, {}
+
+
+def attention_inputs(draw):
+    b, h = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    lq, lk, e, ev = (draw(st.integers(1, 4)) for _ in range(4))
+    kind = draw(st.sampled_from(["none", "causal", "bool", "float"]))
+
+    def make(rng):
+        arrays = [_normal(rng, (b, h, lq, e)), _normal(rng, (b, h, lk, e)),
+                  _normal(rng, (b, h, lk, ev))]
+        if kind == "bool":
+            mask = rng.random((lq, lk)) < 0.7
+            mask[:, 0] = True  # every query may attend somewhere
+            arrays.append(mask)
+        elif kind == "float":
+            arrays.append(_normal(rng, (1, lq, lk)))
+        return arrays
+    return make, {"causal": kind == "causal"}
+
+
+def _sdpa(F):
+    def fn(q, k, v, *mask, causal):
+        if F is TF:  # PyTorch's math kernel: its fused CPU one has no double backward
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            with sdpa_kernel(SDPBackend.MATH):
+                return F.scaled_dot_product_attention(
+                    q, k, v, attn_mask=mask[0] if mask else None, is_causal=causal)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask[0] if mask else None,
+                                              is_causal=causal)
+    return fn
+
+
+TF = torch.nn.functional
+CASES += [
+    Case("F.normalize", lambda x, dim: F.normalize(x, dim=dim),
+         lambda x, dim: TF.normalize(x, dim=dim), one(dim=_dim)),
+    Case("F.normalize_p1", lambda x, dim: F.normalize(x, p=1.0, dim=dim),
+         lambda x, dim: TF.normalize(x, p=1.0, dim=dim), one(POSITIVE_SHAPES, dim=_dim)),
+    Case("F.cosine_similarity", lambda a, b: F.cosine_similarity(a, b, dim=-1),
+         lambda a, b: TF.cosine_similarity(a, b, dim=-1),
+         two_same(shapes=POSITIVE_SHAPES)),
+    Case("F.one_hot", lambda x: F.one_hot((x.abs() * 2).long(), 6),
+         lambda x: TF.one_hot((x.abs() * 2).long().clamp(max=5), 6), one(kind=lambda r, s:
+                                                                        r.uniform(0, 2.9, s))),
+    Case("F.leaky_relu", lambda x: F.leaky_relu(x, 0.1), lambda x: TF.leaky_relu(x, 0.1), one()),
+    Case("F.elu", lambda x: F.elu(x, 0.7), lambda x: TF.elu(x, 0.7), one()),
+    Case("F.silu", lambda x: F.silu(x), lambda x: TF.silu(x), one()),
+    Case("F.softplus", lambda x: F.softplus(x * 5, beta=2.0, threshold=4.0),
+         lambda x: TF.softplus(x * 5, beta=2.0, threshold=4.0), one()),
+    Case("F.smooth_l1_loss", lambda a, b: F.smooth_l1_loss(a, b, beta=0.5),
+         lambda a, b: TF.smooth_l1_loss(a, b, beta=0.5), two_same(shapes=POSITIVE_SHAPES)),
+    Case("F.huber_loss", lambda a, b: F.huber_loss(a, b, reduction="sum", delta=0.7),
+         lambda a, b: TF.huber_loss(a, b, reduction="sum", delta=0.7), two_same()),
+    Case("F.l1_loss", lambda a, b: F.l1_loss(a, b, reduction="none"),
+         lambda a, b: TF.l1_loss(a, b, reduction="none"), two_same()),
+    Case("F.nll_loss", lambda logp, t, w: F.nll_loss(logp, t, weight=w.detach()),
+         lambda logp, t, w: TF.nll_loss(logp, t, weight=w.detach()), classes_inputs),
+    Case("F.kl_div", lambda a, b: F.kl_div(a, b, reduction="batchmean"),
+         lambda a, b: TF.kl_div(a, b, reduction="batchmean"),
+         two_same(kind_b=_probabilities, shapes=POSITIVE_SHAPES)),
+    Case("F.binary_cross_entropy", lambda p, t: F.binary_cross_entropy(p, t),
+         lambda p, t: TF.binary_cross_entropy(p, t),
+         two_same(_probabilities, _probabilities, shapes=POSITIVE_SHAPES)),
+    Case("F.scaled_dot_product_attention", _sdpa(F), _sdpa(TF), attention_inputs),
 ]
 
 EINSUMS = ["ij,jk->ik", "bij,bjk->bik", "ii->i", "ij->ji", "ij->", "i,j->ij", "ij,ij->",
