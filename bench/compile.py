@@ -375,7 +375,7 @@ def bench_gelu_ln(n: int, warmup: int, repeats: int, compile_repeats: int) -> di
                 p.grad = None
             fresh(tg.tensor(x_data, requires_grad=True))
         seconds.append(_compile_seconds(fresh))
-    plan = compiled.graph.memory_plan
+    plan = compiled.last_variant.program.plan
     return {"timings": timings, "diff": diff, "pool_bytes": pool,
             "peak_during_call": {k: min(v) for k, v in peaks.items()},
             "peak": {COMPILED: min(peaks[COMPILED]) + pool, EAGER: min(peaks[EAGER])},

@@ -21,7 +21,8 @@ from pathlib import Path
 from bench import common
 
 ROOT = Path(__file__).resolve().parent.parent
-OPTIONAL = ("scipy", "matplotlib", "torch", "graphviz", "safetensors", "tqdm")
+OPTIONAL = ("scipy", "matplotlib", "torch", "graphviz", "safetensors", "tqdm", "onnx",
+            "onnxruntime")
 _PROBE = ("import time, sys; t = time.perf_counter(); import {module}; "
           "print(time.perf_counter() - t); "
           "print(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))")

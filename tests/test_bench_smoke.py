@@ -231,3 +231,15 @@ def test_imports_quick_reports_numbers():
     text = _check_quick_run(result, "imports", ["tracegrad", "numpy"])
     assert result["details"]["optional_imported"] == []
     assert "import tracegrad / import numpy <= 1.5" in text
+
+
+def test_transforms_quick_reports_numbers_and_agreement():
+    from bench import transforms as bench_transforms
+
+    result = bench_transforms.run(quick=True)
+    _check_quick_run(result, "transforms", ["tracegrad"], gaps=True)
+    assert len(result["targets"]) == 5
+    # the Jacobians and the Hessian agree with their references (timings are not asserted)
+    diffs = result["details"]
+    assert diffs["jvp eager vs compiled"] < 1e-4 and diffs["jacobians vs loop"] < 1e-12
+    assert diffs["hessian vs torch"] is None or diffs["hessian vs torch"] < 1e-12

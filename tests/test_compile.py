@@ -333,10 +333,15 @@ def forward_backward(fn: Callable) -> Callable:
 @given(data=st.data(), dtype=st.sampled_from([np.float32, np.float64]),
        seed=st.integers(0, 2**16))
 def test_compiled_equals_interpreter_equals_eager(op: Op, data, dtype, seed: int) -> None:
+    check_op(op, data, dtype, seed, "numpy")
+
+
+def check_op(op: Op, data, dtype, seed: int, backend: str) -> None:
+    """One op: eager, the interpreter and the ``backend``'s compiled program agree."""
     make = op.inputs(data.draw)
     rng = np.random.default_rng(seed)
-    compiled = tg.compile(op.fn, backend="numpy")
-    compiled_step = tg.compile(forward_backward(op.fn), backend="numpy")
+    compiled = tg.compile(op.fn, backend=backend)
+    compiled_step = tg.compile(forward_backward(op.fn), backend=backend)
     for call in range(3):
         arrays = make(rng, np.dtype(dtype))
         value, _ = eager(op.fn, arrays, None)
@@ -730,7 +735,7 @@ def _flat_numbers(obj: Any) -> list:
 
 
 def test_source_is_readable_python() -> None:
-    f = tg.compile(lambda x, y: (x @ y).relu().sum(dim=0))
+    f = tg.compile(lambda x, y: (x @ y).relu().sum(dim=0), backend="numpy")
     with pytest.raises(RuntimeError, match="twice"):
         f.source()
     x, y = tg.randn(4, 3), tg.randn(3, 5)

@@ -391,7 +391,8 @@ def test_threads_calling_one_compiled_function_get_their_own_results():
     def work(k):
         for _ in range(100):
             got = f(xs[k]).numpy()
-            if not np.allclose(got, wants[k], rtol=1e-6):
+            # (the C backend's float32 sums round differently from NumPy's: 1e-5)
+            if not np.allclose(got, wants[k], rtol=1e-5, atol=1e-5):
                 wrong.append(k)
 
     _in_threads(work, 8)

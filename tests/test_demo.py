@@ -218,5 +218,13 @@ def test_tensor_section_runs_alone(tmp_path):
     status, output = _run_main(["demo", "--section", "tensor", "--quick", "--out", str(tmp_path)])
     assert status == 0
     assert "digits" in output and "moons" not in output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["digits_loss.png",
+    onnx = ["digits_mlp.onnx"] if importlib.util.find_spec("onnxruntime") else []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["digits_loss.png", *onnx,
                                                           "digits_mlp.safetensors"]
+
+
+def test_demo_exports_the_digits_model_to_onnx(quick_demo):
+    pytest.importorskip("onnxruntime")
+    out_dir, output = quick_demo
+    assert "ONNX Runtime's 450 test predictions match tracegrad's exactly" in output
+    assert (out_dir / "digits_mlp.onnx").stat().st_size > 100_000

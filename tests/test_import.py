@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OPTIONAL = ("scipy", "matplotlib", "torch", "graphviz", "safetensors", "tqdm", "sklearn")
+OPTIONAL = ("scipy", "matplotlib", "torch", "graphviz", "safetensors", "tqdm", "sklearn",
+            "onnx", "onnxruntime")
 
 
 def _modules_after(code: str) -> set[str]:

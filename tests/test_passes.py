@@ -355,9 +355,10 @@ def test_plan_memory_reuses_buffers():
     g = tg.trace(chain, S((4, 4)), S((4, 4)))
     intermediates = sum(n.nbytes for n in g.nodes)
     assert intermediates == 4 * 64
-    same, note = plan_memory(g)
-    assert same is g and ops(same) == ["matmul"] * 4  # the graph itself is unchanged
-    plan = g.memory_plan
+    before = str(g)
+    plan = plan_memory(g)
+    note = plan.summary()
+    assert ops(g) == ["matmul"] * 4 and str(g) == before  # an analysis: the graph unchanged
     assert plan.pool_bytes == 128 < intermediates
     # three intermediates share two pooled buffers; the output gets new memory per run
     assert [plan.buffer_of.get(id(n)) for n in g.nodes] == [0, 1, 0, None]
@@ -370,9 +371,9 @@ def test_plan_memory_reuses_buffers():
 
 def test_plan_memory_writes_in_place_over_a_dead_intermediate():
     g = tg.trace(lambda x, w: (x @ w).exp().sum(dim=0), S((4, 4)), S((4, 4)))
-    _, note = plan_memory(g)
+    plan = plan_memory(g)
+    note = plan.summary()
     matmul, exp, total = g.nodes
-    plan = g.memory_plan
     assert plan.in_place == 1
     assert plan.buffer_of[id(exp)] == plan.buffer_of[id(matmul)]
     assert id(total) in plan.fresh  # the output: new memory, handed to the caller
@@ -382,9 +383,8 @@ def test_plan_memory_writes_in_place_over_a_dead_intermediate():
 
 def test_plan_memory_never_writes_over_a_graph_input():
     g = tg.trace(lambda x: x.exp().tanh().sum(dim=0), S((4, 4)))
-    plan_memory(g)
+    plan = plan_memory(g)
     exp, tanh, _ = g.nodes
-    plan = g.memory_plan
     assert plan.in_place == 1  # tanh over exp, but exp not over the input
     assert plan.buffer_of[id(tanh)] == plan.buffer_of[id(exp)]
     x = np.linspace(-1, 1, 16, dtype=np.float32).reshape(4, 4)
@@ -397,9 +397,8 @@ def test_plan_memory_never_writes_over_a_graph_input():
 def test_plan_memory_never_writes_over_a_value_needed_later():
     g = tg.trace(lambda x, w: (lambda m: (m.exp() + m.sum()).sum(dim=0))(x @ w),
                  S((4, 4)), S((4, 4)))
-    plan_memory(g)
+    buf = plan_memory(g).buffer_of
     matmul, exp, total, add, _ = g.nodes
-    buf = g.memory_plan.buffer_of
     assert buf[id(exp)] != buf[id(matmul)]  # m is still read by the sum
     assert buf[id(add)] == buf[id(exp)]  # exp is dead after the add: in place is fine
     x, w = np.eye(4, dtype=np.float32), np.full((4, 4), 0.5, np.float32)
@@ -408,9 +407,8 @@ def test_plan_memory_never_writes_over_a_value_needed_later():
 
 def test_plan_memory_never_writes_over_an_output():
     g = tg.trace(lambda x, w: (lambda m: (m, m.exp()))(x @ w), S((4, 4)), S((4, 4)))
-    plan_memory(g)
+    plan = plan_memory(g)
     matmul, exp = g.nodes
-    plan = g.memory_plan
     assert id(matmul) in plan.fresh and id(exp) in plan.fresh and plan.in_place == 0
     x, w = np.eye(4, dtype=np.float32), np.full((4, 4), 0.5, np.float32)
     m, e = Program(g)(x, w)
@@ -426,15 +424,15 @@ def test_plan_memory_peak_counts_values_live_at_once():
         return c.sum() + b.sum()
 
     g = tg.trace(f, S((4, 4)), S((4, 4)))
-    _, note = plan_memory(g)
-    peak = g.memory_plan.peak_bytes
+    plan = plan_memory(g)
+    note, peak = plan.summary(), plan.peak_bytes
     assert peak == 64 + 16 + 64
     assert f"peak {peak:,} bytes" in note
 
 
 def test_plan_memory_in_place_kernel_respects_views_read_later():
     f = lambda a, b: (lambda m: m.exp() + m.T)(a @ b)  # noqa: E731
-    g, _ = optimize(tg.trace(f, S((3, 3)), S((3, 3))))
+    g, _, _ = optimize(tg.trace(f, S((3, 3)), S((3, 3))))
     a = np.arange(9, dtype=np.float32).reshape(3, 3) / 10
     b = np.eye(3, dtype=np.float32)
     want = np.exp(a @ b) + (a @ b).T
@@ -475,15 +473,27 @@ def run_everything(fn, arrays, extra=()):
     graph = tg.trace(fn, *tensors).check()
     same(graph(*feed), "trace")
     for name, p in PIPELINE:
-        graph, _ = p(graph)
+        before = structure(graph)
+        new, _ = p(graph)
+        assert structure(graph) == before, f"{name} changed the graph it was given"
+        graph = new
         graph.check()
         same(graph(*feed), name)
-    optimized, _ = optimize(tg.trace(fn, *tensors))
+    traced = tg.trace(fn, *tensors)
+    before = structure(traced)
+    optimized, _, _ = optimize(traced)
+    assert structure(traced) == before, "optimize changed the graph it was given"
     program = Program(optimized)
     same(program(*feed), "numpy program")
     same(program(*feed), "numpy program, second run")
     for a, b in zip(feed, list(arrays) + list(extra)):
         np.testing.assert_array_equal(a, b)  # the program never writes into its inputs
+
+
+def structure(graph) -> list:
+    """Everything a pass could change in place: each node's op, operands and attributes."""
+    return [(id(n), n.op, tuple(id(i) for i in n.inputs), repr(n.attrs), n.shape, n.dtype)
+            for n in graph.nodes] + [tuple(id(o) for o in graph.outputs)]
 
 
 def negate(a):
@@ -531,7 +541,10 @@ def test_every_pass_preserves_a_training_step():
 
     same(graph(*feed), "trace")
     for name, p in PIPELINE:
-        graph, _ = p(graph)
+        before = structure(graph)
+        new, _ = p(graph)
+        assert structure(graph) == before, f"{name} changed the graph it was given"
+        graph = new
         graph.check()
         same(graph(*feed), name)
     assert "kernel" in ops(graph)
@@ -625,8 +638,9 @@ def test_explain_has_a_row_per_pass_and_ends_with_the_final_ir():
     lines = text.splitlines()
     assert lines[0].split()[:4] == ["pass", "nodes", "kernels", "peak"]
     assert "peak memory" in lines[0]
-    rows = lines[2:2 + 1 + len(PIPELINE)]
-    assert [r.split()[0] for r in rows] == ["trace"] + [name for name, _ in PIPELINE]
+    rows = lines[2:2 + 2 + len(PIPELINE)]
+    assert [r.split()[0] for r in rows] == \
+        ["trace"] + [name for name, _ in PIPELINE] + ["plan_memory"]
     table = {}
     for r in rows:
         m = re.match(r"(\S+)\s+(\d+)\s+(\d+)\s+([\d.]+ (?:B|KiB|MiB))\s", r)
@@ -651,7 +665,7 @@ def test_explain_reports_what_each_pass_did():
     assert notes["cse"] == "merged 1 duplicate node(s)"
     assert report.records[1].name == "dce" and report.records[1].note == "removed 1 dead node(s)"
     assert notes["simplify"] == "rewrote 1 node(s)"
-    assert report.records[-1].peak_bytes == report.graph.memory_plan.peak_bytes
+    assert report.records[-1].peak_bytes == report.plan.peak_bytes
 
 
 # A reduction kernel whose chain would need a large scratch runs over blocks of rows.
@@ -668,12 +682,11 @@ def test_a_large_reduction_kernel_runs_block_by_block(reduce, axis, keepdim):
         return getattr((x * col - row).exp(), reduce)(dim=axis, keepdim=keepdim)
 
     n, m = 1024, 512  # a 2 MiB chain
-    g = optimize(tg.trace(f, S((n, m)), S((n, 1)), S((m,))))[0]
+    g, plan, _ = optimize(tg.trace(f, S((n, m)), S((n, 1)), S((m,))))
     (kernel,) = by_op(g, "kernel")
     rows = block_rows(kernel)
     assert rows is not None and n % rows == 0 and n // rows > 1
     assert 4 * n * m > BLOCKS_ABOVE
-    plan = g.memory_plan
     assert plan.buffers[plan.scratch_of[id(kernel)]] == 4 * m * rows  # one block, not all
     assert "for _r in range(0, 1024, " in Program(g).source()
     rng = np.random.default_rng(0)

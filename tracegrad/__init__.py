@@ -6,9 +6,20 @@
 tensor([2., 4.])
 """
 
-from . import cuda, data, functional, nn, optim, utils, viz
+import importlib as _importlib
+
+from . import (
+    autograd,  # noqa: E402  (tg.autograd: PyTorch's API, beside the engine)
+    cuda,
+    data,
+    functional,
+    nn,
+    optim,
+    utils,
+    viz,
+)
 from .anomaly import detect_anomaly
-from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled, value_and_grad
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .compiler import Graph, TensorSpec, compile, explain, trace
 from .creation import (
     arange,
@@ -100,6 +111,7 @@ from .functional import (
 from .io import load, save
 from .scalar import Value
 from .tensor import Tensor, cat, stack
+from .transforms import grad, hessian, jacfwd, jacrev, jvp, value_and_grad, vjp
 from .utils import Generator
 
 # PyTorch's dtype names (tg.float is float32, as torch.float)
@@ -147,6 +159,7 @@ __all__ = [
     "float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool",
     "float", "double", "half", "long", "int", "short", "device", "cuda",
     "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "grad", "value_and_grad",
+    "jvp", "vjp", "jacrev", "jacfwd", "hessian", "autograd",
     "detect_anomaly", "where", "cat", "stack", "abs", "amax", "amin", "clamp", "log_softmax",
     "logsumexp", "max", "maximum", "mean", "min", "minimum", "softmax", "std", "var",
     "logical_and", "logical_or", "logical_xor", "logical_not", *_FUNCTION_ALIASES,
@@ -157,3 +170,10 @@ __all__ = [
     "randint_like", "randn_like", "randperm", "remainder", "repeat_interleave", "scatter",
     "scatter_add", "select", "tril", "triu", "trunc", "unbind", "diag", "diagonal",
 ]
+
+
+def __getattr__(name: str):
+    # tg.onnx is imported on first use: `import tracegrad` stays light (bench/imports.py)
+    if name == "onnx":
+        return _importlib.import_module(".onnx", __name__)
+    raise AttributeError(f"module 'tracegrad' has no attribute {name!r}")

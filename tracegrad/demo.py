@@ -746,8 +746,32 @@ def _section_tensor(demo: Demo) -> None:
     )
     if not same:
         raise RuntimeError("the reloaded model predicts differently from the saved one")
+    _onnx_round_trip(demo, run.model, data.X_test, before.argmax(1))
     demo.wrote(plot_training(run, demo.out / "digits_loss.png", f"digits, MLP {sizes}"),
                "the loss curve and the test accuracy per epoch")
+
+
+def _onnx_round_trip(demo: Demo, model: Any, X: np.ndarray, labels: np.ndarray) -> None:
+    """Export the model with tg.onnx.export and predict with ONNX Runtime, if installed."""
+    try:
+        import onnxruntime
+    except ImportError:
+        demo.say('  (with pip install "tracegrad[onnx]" it would also export the model to '
+                 'ONNX and run it in ONNX Runtime)')
+        return
+    from . import onnx as tg_onnx
+    from .tensor import Tensor
+
+    path = demo.out / "digits_mlp.onnx"
+    tg_onnx.export(model, Tensor(X[:2]), path, input_names=["images"],
+                   output_names=["scores"], dynamic_axes={"images": {0: "batch"}})
+    demo.wrote(path, "the model as ONNX (tg.onnx.export, batch axis dynamic)")
+    (scores,) = onnxruntime.InferenceSession(str(path)).run(None, {"images": X})
+    same = np.array_equal(scores.argmax(1), labels)
+    demo.say(f"  ONNX Runtime's {len(X)} test predictions "
+             + ("match tracegrad's exactly" if same else "DIFFER from tracegrad's"))
+    if not same:
+        raise RuntimeError("the ONNX model predicts differently from tracegrad")
 
 
 SECTIONS: list[Section] = [

@@ -56,6 +56,18 @@ def promote(a: np.dtype, b: np.dtype) -> np.dtype:
     return np.promote_types(a, b)
 
 
+def result_dtype(a: np.dtype, a_ndim: int, b: np.dtype, b_ndim: int) -> np.dtype:
+    """The dtype of ``a op b`` for two operands with these dtypes and numbers of dimensions:
+    `promote`, with PyTorch's rule that a 0-d operand acts like a number (it cannot widen a
+    dimensioned operand of the same kind: float32[3] * float64[] is float32). The one
+    promotion rule of `Tensor` and `GradArray`."""
+    if (a_ndim == 0) != (b_ndim == 0):
+        dim_dt, zero_dt = (b, a) if a_ndim == 0 else (a, b)
+        if kind_rank(zero_dt) <= kind_rank(dim_dt):
+            return dim_dt
+    return promote(a, b)
+
+
 def scalar_dtype(value: Any) -> np.dtype:
     """The dtype a Python number would have as a tensor of its own."""
     if isinstance(value, (bool, np.bool_)):

@@ -31,11 +31,7 @@ _numbers: dict[tuple, np.ndarray] = {}  # (type, value, dtype of the array) -> 0
 
 def _promote(x: np.ndarray, y: np.ndarray) -> np.dtype:
     """PyTorch's promotion of two arrays (a 0-d array acts like a number), as `Tensor`."""
-    if (x.ndim == 0) != (y.ndim == 0):
-        dim_dt, zero_dt = (y.dtype, x.dtype) if x.ndim == 0 else (x.dtype, y.dtype)
-        if dtypes.kind_rank(zero_dt) <= dtypes.kind_rank(dim_dt):
-            return dim_dt
-    return dtypes.promote(x.dtype, y.dtype)
+    return dtypes.result_dtype(x.dtype, x.ndim, y.dtype, y.ndim)
 
 
 class GradArray:

@@ -40,6 +40,8 @@ _new = object.__new__
 # The compiler's tracer while a function is being captured (tracegrad.compiler.trace), else
 # None. Every hook below is one `is not None` test when nothing is being traced.
 _tracer: Any = None
+# tracegrad.forward while a forward-mode level (tg.jvp) is open in some thread, else None.
+_forward: Any = None
 # Bumped whenever a Module or Optimizer changes which tensors it holds: compiled variants
 # that captured the old ones are stale then.
 _structure_epoch = [0]
@@ -285,6 +287,8 @@ def _snapshot(t: "Tensor", copy: bool) -> "Tensor":
         old._data, old._vc = t._data.copy(), [t._vc[0]]
     if _tracer is not None:
         _tracer.alias(old, t)
+    if _forward is not None:
+        _forward.moved(old, t)
     return old
 
 
@@ -297,6 +301,8 @@ def _adopt(t: "Tensor", new: "Tensor") -> None:
     t._attrs = getattr(new, "_attrs", None)
     t._versions = getattr(new, "_versions", ())
     t.requires_grad = new.requires_grad
+    if _forward is not None:
+        _forward.moved(t, new)
 
 
 def _refresh_views(base: "Tensor") -> None:
@@ -382,18 +388,30 @@ def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
         raise _failed(prim, inputs, attrs, e) from e
     if type(out) is not _ndarray:
         out = np.asarray(out)
+    return _result(out, prim, inputs, attrs,
+                   prim.vjp is not None and _mode.enabled and out.dtype.kind == "f"
+                   and any([x.requires_grad for x in inputs]))
+
+
+def _result(out: np.ndarray, prim: Any, inputs: tuple, attrs: dict, record: bool) -> "Tensor":
+    """The one place a tensor computed by an op is built: ``out`` (an ndarray), the result
+    of ``prim`` on ``inputs``, and, when ``record``, its node for backward (the op, its
+    inputs and their versions then). Checked under detect_anomaly; recorded while traced."""
     t = _new(Tensor)
     t._data = out
     t._grad = None
     t._vc = _UNCHANGED
-    if prim.vjp is not None and _mode.enabled and out.dtype.kind == "f" and any(
-            [x.requires_grad for x in inputs]):
+    if record:
         t.requires_grad = True
         t._op = prim
         t._seq = _next_seq()
         t._children = inputs
         t._attrs = attrs if attrs else _NO_ATTRS  # the call's own empty dict is freed at once
-        t._versions = tuple([x._vc[0] for x in inputs])
+        if len(inputs) == 2:
+            va, vb = inputs[0]._vc, inputs[1]._vc
+            t._versions = _UNCHANGED_PAIR if va is vb is _UNCHANGED else (va[0], vb[0])
+        else:
+            t._versions = tuple([x._vc[0] for x in inputs])
     else:
         t.requires_grad = False
         t._op = None
@@ -402,6 +420,8 @@ def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
         _check_anomaly(t, prim.name)
     if _tracer is not None:
         _tracer.record(prim, inputs, attrs, t)
+    if _forward is not None:
+        _forward.push(prim, inputs, attrs, t)
     return t
 
 
@@ -584,11 +604,7 @@ def _result_dtype(a: "Tensor", b: "Tensor") -> np.dtype:
         if type(a) is WeakScalar and type(b) is WeakScalar:
             return dtypes.promote(da, db)
         return dtypes.promote_with_scalar(db if type(a) is WeakScalar else da, 0.0)
-    if (a._data.ndim == 0) != (b._data.ndim == 0):
-        dim_dt, zero_dt = (db, da) if a._data.ndim == 0 else (da, db)
-        if dtypes.kind_rank(zero_dt) <= dtypes.kind_rank(dim_dt):
-            return dim_dt
-    return dtypes.promote(da, db)
+    return dtypes.result_dtype(da, a._data.ndim, db, b._data.ndim)
 
 
 def _unary(name: str, x: "Tensor") -> "Tensor":
@@ -694,6 +710,8 @@ class Tensor:
     def grad_fn(self) -> str | None:
         if self._op is None:
             return None
+        if self._op.kind == "function":  # a tg.autograd.Function: its class name
+            return f"<{self._op.name}Backward>"
         return f"<{_backward_name(self._op.name)}>"
 
     def size(self, dim: int | None = None) -> tuple | int:
@@ -878,13 +896,61 @@ class Tensor:
         t = _leaf(self._data.copy())
         if _tracer is not None:
             _tracer.alias(t, self)
+        if _forward is not None:
+            _forward.moved(t, self)
         return t
 
     def retain_grad(self) -> None:
-        raise RuntimeError(
-            "retain_grad is not supported; use tg.grad(f, argnums) to get gradients of "
-            "intermediate values"
-        )
+        """Keep this (non-leaf) tensor's gradient in ``.grad`` when backward passes through
+        it, as PyTorch does; a leaf keeps its gradient anyway."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: this tensor does not require grad, so it gets no "
+                               "gradient to retain")
+        if self._op is None:
+            return
+        mine = autograd.hooks.get(id(self))
+        if mine is None or autograd.RETAIN not in mine:
+            autograd.add_hook(self, autograd.RETAIN)
+
+    @property
+    def retains_grad(self) -> bool:
+        return autograd.RETAIN in autograd.hooks.get(id(self), ())
+
+    def register_hook(self, hook: Any) -> Any:
+        """Call ``hook(grad)`` whenever this tensor's gradient is computed; a tensor it
+        returns replaces the gradient (same shape). Returns a handle: ``handle.remove()``.
+
+        >>> x.register_hook(lambda g: g.clamp(-1, 1))     # clip the gradient
+        """
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that does "
+                               "not require gradient")
+        if not callable(hook):
+            raise TypeError(f"register_hook: expects a function of the gradient, got "
+                            f"{type(hook).__name__}")
+        return autograd.add_hook(self, hook)
+
+    def _run_hooks(self, g: "Tensor", hooks: list) -> "Tensor":
+        """The engine calls this with this tensor's whole gradient (see autograd.hooks).
+        As in PyTorch, retain_grad() keeps the gradient after every other hook ran."""
+        for hook in list(hooks):
+            if hook is autograd.RETAIN:
+                continue
+            new = hook(g)
+            if new is None:
+                continue
+            if not isinstance(new, Tensor) or new.shape != g.shape:
+                what = f"shape {new.shape}" if isinstance(new, Tensor) else type(new).__name__
+                raise ShapeError(
+                    f"register_hook: the hook {getattr(hook, '__name__', hook)!r} returned "
+                    f"{what} for a gradient of shape {g.shape}; a hook must return None or a "
+                    f"tensor of the gradient's shape"
+                )
+            g = new if new.dtype == g.dtype else new.to(g.dtype)
+        if autograd.RETAIN in hooks:
+            kept = g if _mode.enabled else g.detach()
+            self._grad = kept if self._grad is None else self._grad + kept
+        return g
 
     def backward(self, gradient: Any = None, retain_graph: bool = False,
                  create_graph: bool = False) -> None:
@@ -918,7 +984,8 @@ class Tensor:
     def _backward(self, seed: "Tensor", policy: Any, create_graph: bool) -> None:
         if _tracer is not None:
             _tracer.backward_called()
-        elif not create_graph and not _Anomaly.enabled:
+        elif not create_graph and not _Anomaly.enabled and not autograd.hooks and (
+                _forward is None or not _forward.active()):
             # First-order, nothing to record: the rules run on bare arrays (see gradarray.py).
             seed = GradArray(seed._data)
         saved = _mode.enabled  # (grad mode as enable_grad()/no_grad() would set it)
@@ -1076,6 +1143,8 @@ class Tensor:
         t = _leaf(self._data, requires_grad=True)
         if _tracer is not None:  # the same value: a compiled tg.grad reads each call's input
             _tracer.alias(t, self)
+        if _forward is not None:  # and the same tangents (tg.jacfwd of tg.grad)
+            _forward.moved(t, self)
         return t
 
     def _grad_wrt(self, inputs: Sequence["Tensor"], create_graph: bool) -> list:
@@ -1269,6 +1338,8 @@ class Tensor:
         if _tracer is not None:
             self._trace_write(new)
         _write(self, new._data, "op")
+        if _forward is not None:
+            _forward.moved(self, new)
         return self
 
     def _trace_write(self, new: "Tensor") -> None:
@@ -1360,7 +1431,9 @@ class Tensor:
         straight into this tensor's memory (no temporary, which matters for optimizer
         updates)."""
         recording = _records(self, other)
-        if not recording and _tracer is None and type(other) is Tensor \
+        # (forward mode, like tracing, needs the op run as a primitive: for its tangent)
+        fwd = _forward is not None and _forward.active()
+        if not recording and _tracer is None and not fwd and type(other) is Tensor \
                 and type(alpha) in (int, float):
             # The common case (an optimizer's update), on the arrays: nothing to check,
             # nothing to convert. (A float32 array times a Python float stays float32.)
@@ -1378,7 +1451,7 @@ class Tensor:
         other = _scaled(other, alpha)
         if recording:
             return self._inplace(lambda s: _binary(name, s, other), other)
-        if _tracer is not None:
+        if _tracer is not None or fwd:
             return self._assign(_binary(name, self, other))
         o = _operand(other, self)
         if o._data.dtype != self._data.dtype and dtypes.promote(self._data.dtype, o._data.dtype) \
@@ -1542,37 +1615,17 @@ def _make_binary(method_name: str, prim: str, reverse: bool):
         else:
             return NotImplemented
         a, b = (other, self) if reverse else (self, other)
-        # What `apply` does, spelled out for two operands of one dtype: this runs for
-        # nearly every op of a model. (No check that the result is float before recording
-        # it: operands that require grad are float, and these primitives make floats of
-        # floats.)
+        # What `apply` does, for two operands of one dtype: this runs for nearly every op
+        # of a model. (No check that the result is float before recording it: operands
+        # that require grad are float, and these primitives make floats of floats.)
         try:
             out = forward(a._data, b._data)
         except Exception as e:
             raise _failed(primitive, (a, b), _NO_ATTRS, e) from e
         if type(out) is not _ndarray:
             out = np.asarray(out)
-        t = _new(Tensor)
-        t._data = out
-        t._grad = None
-        t._vc = _UNCHANGED
-        if (a.requires_grad or b.requires_grad) and differentiable and _mode.enabled:
-            t.requires_grad = True
-            t._op = primitive
-            t._seq = _next_seq()
-            t._children = (a, b)
-            t._attrs = _NO_ATTRS
-            va, vb = a._vc, b._vc
-            t._versions = _UNCHANGED_PAIR if va is vb is _UNCHANGED else (va[0], vb[0])
-        else:
-            t.requires_grad = False
-            t._op = None
-            t._children = ()
-        if _Anomaly.enabled:
-            _check_anomaly(t, prim)
-        if _tracer is not None:
-            _tracer.record(primitive, (a, b), _NO_ATTRS, t)
-        return t
+        return _result(out, primitive, (a, b), _NO_ATTRS,
+                       (a.requires_grad or b.requires_grad) and differentiable and _mode.enabled)
 
     method.__name__ = method_name
     return method

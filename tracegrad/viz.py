@@ -171,6 +171,8 @@ def _walker_for(root: Any) -> Callable[[Any, int], _Sketch]:
     for kind, walker in _WALKERS.items():
         if isinstance(root, kind):
             return walker
+    if type(root).__name__ == "ModelProto" and hasattr(root, "graph"):  # (no onnx import)
+        return _sketch_onnx
     accepted = " or ".join(k.__name__ for k in _WALKERS)
     raise TypeError(
         f"draw: cannot draw a {type(root).__module__}.{type(root).__qualname__}; it draws a "
@@ -500,6 +502,59 @@ def _sketch_kernel(sketch: _Sketch, node: Node, name: str) -> None:
 
 
 _WALKERS: dict[type, Callable[[Any, int], _Sketch]] = {Value: _sketch_value, Graph: _sketch_graph}
+
+
+def _sketch_onnx(model: Any, max_nodes: int) -> _Sketch:
+    """An ONNX model (``tg.onnx.export``'s, or any ``onnx.ModelProto``) drawn like an IR
+    graph: one record per ONNX node ``name | op_type | outputs``, the graph's inputs in
+    blue, initializers (parameters) in grey, outputs in green."""
+    g = model.graph
+    sketch = _Sketch()
+    where: dict[str, str] = {}  # value name -> the record that makes it
+    for k, vi in enumerate(g.input):
+        sketch.records.append((f"i{k}", [vi.name, "input"]))
+        sketch.styles[f"i{k}"] = _INPUT_STYLE
+        where[vi.name] = f"i{k}"
+    for k, init in enumerate(g.initializer):
+        dims = "x".join(str(d) for d in init.dims) or "scalar"
+        sketch.records.append((f"w{k}", [_short(init.name), dims]))
+        sketch.styles[f"w{k}"] = _CONST_STYLE
+        where[init.name] = f"w{k}"
+    shown = g.node[:max_nodes]
+    outputs = {o.name for o in g.output}
+    for k, node in enumerate(shown):
+        attrs = ", ".join(f"{a.name}={_onnx_attr(a)}" for a in node.attribute)
+        fields = [_short(node.name or f"n{k}"), _short(node.op_type + (f"[{attrs}]" if attrs
+                                                                      else ""))]
+        fields.append(_short(", ".join(node.output)))
+        sketch.records.append((f"n{k}", fields))
+        if outputs & set(node.output):
+            sketch.styles[f"n{k}"] = _OUTPUT_STYLE
+        for name in node.input:
+            if name in where:
+                sketch.edges.append((where[name], f"n{k}", False))
+        for name in node.output:
+            where[name] = f"n{k}"
+    sketch.title = (f"ONNX opset {model.opset_import[0].version if model.opset_import else '?'}"
+                    f": {_count(len(g.node), 'node')}, {_count(len(g.initializer), 'initializer')}"
+                    f".  blue: inputs, grey: initializers, green: outputs")
+    if len(g.node) > max_nodes:
+        sketch.warning = (f"draw: the ONNX graph has {len(g.node):,} nodes; drawing the first "
+                          f"{max_nodes:,} (max_nodes)")
+    return sketch
+
+
+def _onnx_attr(a: Any) -> str:
+    # onnx.AttributeProto: ints, floats, a string or one number (type 1 float, 2 int, 3 str)
+    if a.ints:
+        return str(list(a.ints))
+    if a.floats:
+        return str(list(a.floats))
+    if a.type == 3:
+        return a.s.decode()
+    if a.type == 1:
+        return f"{a.f:g}"
+    return str(a.i)
 
 
 # --------------------------------------------------------------------------------------

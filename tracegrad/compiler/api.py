@@ -22,8 +22,9 @@ from .. import autograd
 from ..errors import TraceError
 from ..gradarray import GradArray
 from ..ops.base import rule_facts
-from ..tensor import Tensor, _leaf
-from .backends.numpy import Program
+from ..tensor import Tensor, _leaf, _result
+from .backends import Backend, get_backend
+from .backends.c import program_note
 from .entry import Miss, build_entry
 from .guards import (
     ReadRecorder,
@@ -72,7 +73,7 @@ def _advice(reason: str) -> str:
 @dataclass
 class Variant:
     graph: Graph
-    program: Program
+    program: Any  # the backend's program: (*input arrays) -> outputs
     capture: Capture
     feeders: list  # per graph input: ("arg", k) | ("data", T) | ("grad", T)
     n_user_outputs: int
@@ -134,9 +135,10 @@ class BackwardProgram:
     """The backward half of a differentiable compiled function: (saved values, cotangents)
     -> gradients for each target (argument or captured tensor that requires grad)."""
 
-    def __init__(self, graph: Graph, cot_shapes: list, check_finite: bool = False):
-        self.graph, self.records = optimize(graph)
-        self.program = Program(self.graph, check_finite)
+    def __init__(self, graph: Graph, cot_shapes: list, backend: Backend,
+                 check_finite: bool = False):
+        self.graph, plan, self.records = optimize(graph, backend=backend)
+        self.program = backend.program(self.graph, plan, check_finite)
         self.lock = threading.Lock()
         self.cot_shapes = cot_shapes  # (shape, dtype) per differentiable output
 
@@ -157,11 +159,9 @@ class CompiledFunction:
     """``tg.compile(fn)``: call it like ``fn``. See `cache_info()` and `source()`."""
 
     def __init__(self, fn: Callable, backend: str = "auto"):
-        if backend not in ("auto", "numpy"):
-            raise ValueError(
-                f"tg.compile: backend {backend!r} is not available; use 'numpy' (or 'auto', "
-                f"which picks the best available backend)"
-            )
+        # the lowering table the programs come from (an unknown name, or a backend that
+        # cannot run here, raises now, saying why)
+        self.lowering = get_backend(backend)
         self.fn = fn
         self.backend = backend
         self.variants: dict[tuple, list[Variant]] = {}
@@ -185,6 +185,9 @@ class CompiledFunction:
         tracer = tensor_mod._tracer
         if tracer is not None and tracer.thread == threading.get_ident():
             return self.fn(*args, **kwargs)  # called inside another trace: just run inline
+        fwd = tensor_mod._forward
+        if fwd is not None and fwd.active():  # inside tg.jvp: its tangents need the primitives
+            return self.fn(*args, **kwargs)
         if not self._warm:
             # The first call runs eagerly: state created lazily (optimizer moments, running
             # statistics) then exists before anything is captured.
@@ -272,15 +275,10 @@ class CompiledFunction:
         which = {k: j for j, (k, _) in enumerate(variant.capture.cotangents)}
 
         def leaf(i: int) -> Tensor:
-            t = _leaf(outs[i])
             if i in which:
-                t.requires_grad = True
-                t._op = CompiledBackward(variant.backward, saved, which[i], len(which))
-                t._seq = autograd.next_seq()
-                t._children = targets
-                t._attrs = {}
-                t._versions = tuple(x._vc[0] for x in targets)
-            return t
+                op = CompiledBackward(variant.backward, saved, which[i], len(which))
+                return _result(outs[i], op, targets, {}, True)
+            return _leaf(outs[i])
 
         return build_tree(variant.capture.out_tree, leaf)
 
@@ -351,9 +349,9 @@ class CompiledFunction:
         if capture.n_grad_outputs:
             graph, bgraph, n_saved = split_backward(graph, capture)
             cot_shapes = [(n.shape, n.dtype) for _, n in capture.cotangents]
-            backward = BackwardProgram(bgraph, cot_shapes, anomaly)
-        graph, records = optimize(graph, donations(capture))
-        program = Program(graph, anomaly)
+            backward = BackwardProgram(bgraph, cot_shapes, self.lowering, anomaly)
+        graph, plan, records = optimize(graph, donations(capture), self.lowering)
+        program = self.lowering.program(graph, plan, anomaly)
         variant = Variant(
             graph=graph, program=program, capture=capture,
             feeders=feeders(graph, capture),
@@ -377,14 +375,22 @@ class CompiledFunction:
 
     def cache_info(self) -> "CacheInfo":
         variants = sum(len(b) for b in self.variants.values())
-        return CacheInfo(variants, self.hits, self.misses, list(self.miss_reasons))
+        v = self.last_variant
+        backend = program_note(v.program, v.backward and v.backward.program,
+                               self.backend) if v else ""
+        return CacheInfo(variants, self.hits, self.misses, list(self.miss_reasons), backend)
 
     def source(self) -> str:
-        """The generated Python source of the most recently used variant."""
+        """The generated Python source of the most recently used variant (with the C of
+        its kernels, under the C backend; then the backward program's, if any)."""
         if self.last_variant is None:
             raise RuntimeError("source(): the function has not been compiled yet (call it "
                                "twice: the first call runs eagerly, the second compiles)")
-        return self.last_variant.program.source()
+        v = self.last_variant
+        text = v.program.source()
+        if v.backward is not None:
+            text += "\n# ======== the backward program\n" + v.backward.program.source()
+        return text
 
     @property
     def graph(self) -> Graph:
@@ -414,6 +420,7 @@ class CacheInfo:
     hits: int
     misses: int
     reasons: list
+    backend: str = ""  # which backend ran the last variant, and why
 
     def __str__(self) -> str:
         lines = [f"{self.variants} variant(s), {self.hits} hit(s), {self.misses} miss(es)"]

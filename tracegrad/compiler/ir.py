@@ -38,6 +38,23 @@ class Node:
     def ndim(self) -> int:
         return len(self.shape)
 
+    def with_inputs(self, inputs: Sequence["Node"]) -> "Node":
+        """This node reading ``inputs`` instead: the node itself when they are the same
+        nodes, else a new node (a pass never changes a node that the graph it was given
+        holds). A kernel's steps are pointed at the new inputs too."""
+        inputs = tuple(inputs)
+        old = self.inputs
+        if len(inputs) == len(old) and all(a is b for a, b in zip(inputs, old)):
+            return self
+        value = self.value
+        if self.op == "kernel":
+            to = {id(a): b for a, b in zip(old, inputs)}
+            value = [Step(st.op, [(k, to.get(id(r), r)) if k == "input" else (k, r)
+                                  for k, r in st.refs], st.attrs, st.shape, st.dtype)
+                     for st in value]
+        return Node(self.op, inputs, self.attrs, self.shape, self.dtype, value, self.name)
+
+
     @property
     def nbytes(self) -> int:
         n = self.dtype.itemsize
@@ -50,6 +67,14 @@ class Node:
 
     def __repr__(self) -> str:
         return f"%{self.id}:{self.type_str()}"
+
+
+def rewire(node: Node, replaced: dict[int, Node]) -> Node:
+    """``node`` reading ``replaced[id(i)]`` in place of each input ``i`` found there: the
+    node itself when none is, else a new node (`Node.with_inputs`)."""
+    if not replaced or not any(id(i) in replaced for i in node.inputs):
+        return node
+    return node.with_inputs([replaced.get(id(i), i) for i in node.inputs])
 
 
 def format_attr(value: Any) -> str:
@@ -98,7 +123,9 @@ class Graph:
     # ---------------------------------------------------------------- structure
 
     def renumber(self) -> None:
-        """Give nodes consecutive ids in order (inputs first), as the printout shows them."""
+        """Give nodes consecutive ids in order (inputs first), as the printout shows them.
+        A node shared by two graphs (a pass keeps the nodes it does not change) has the
+        number of the graph that was numbered last: printing and lowering number first."""
         for i, n in enumerate(self.inputs):
             n.id = i
         for j, n in enumerate(self.nodes, start=len(self.inputs)):
@@ -203,6 +230,7 @@ class Graph:
     # ---------------------------------------------------------------- printing
 
     def __str__(self) -> str:
+        self.renumber()
         head = ", ".join(f"%{n.id}:{n.type_str()}" + (f" {n.name}" if n.name else "")
                          for n in self.inputs)
         lines = [f"graph({head}) {{"]

@@ -6,8 +6,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .backends import Backend, get_backend
 from .ir import Graph
-from .passes import PIPELINE
+from .passes import PIPELINE, MemoryPlan, plan_memory
 from .passes.plan_memory import VIEWS, peak_without_plan
 from .trace import run_traced
 
@@ -31,31 +32,40 @@ def _nodes(graph: Graph) -> int:
     return sum(1 for n in graph.nodes if n.op != "const")
 
 
-def optimize(graph: Graph, donations: list | None = None) -> tuple[Graph, list[PassRecord]]:
-    """Run the pass pipeline; returns the final graph and one record per pass.
+def optimize(graph: Graph, donations: list | None = None, backend: Backend | None = None
+             ) -> tuple[Graph, MemoryPlan, list[PassRecord]]:
+    """Run the pass pipeline for ``backend`` (default: NumPy), then plan memory; returns
+    the final graph (a new one: ``graph`` is left as it was), its memory plan, and one
+    record per pass.
 
     ``donations`` lists (output index, input node): that output replaces that input (a
     write-back), so the memory plan may compute it in the input's own memory.
     """
+    if backend is None:
+        backend = get_backend("numpy")
     records = [PassRecord("trace", _nodes(graph), _kernels(graph), peak_without_plan(graph),
                           f"{len(graph.nodes)} nodes recorded", 0.0)]
     for name, fn in PIPELINE:
-        if name == "plan_memory" and donations:
-            graph.donations = {id(graph.outputs[j]): node for j, node in donations}
         t0 = time.perf_counter()
-        graph, note = fn(graph)
+        graph, note = fn(graph, backend)
         dt = time.perf_counter() - t0
-        peak = graph.memory_plan.peak_bytes if name == "plan_memory" else \
-            peak_without_plan(graph)
-        records.append(PassRecord(name, _nodes(graph), _kernels(graph), peak, note, dt))
-    return graph, records
+        records.append(PassRecord(name, _nodes(graph), _kernels(graph),
+                                  peak_without_plan(graph), note, dt))
+    t0 = time.perf_counter()
+    given = {id(graph.outputs[j]): node for j, node in donations or ()}
+    plan = plan_memory(graph, backend, given)
+    records.append(PassRecord("plan_memory", _nodes(graph), _kernels(graph), plan.peak_bytes,
+                              plan.summary(), time.perf_counter() - t0))
+    return graph, plan, records
 
 
 class Explanation:
     """What compiling a function did, pass by pass; ``str()`` is the table and the final IR."""
 
-    def __init__(self, records: list[PassRecord], graph: Graph, trace_seconds: float):
+    def __init__(self, records: list[PassRecord], graph: Graph, trace_seconds: float,
+                 plan: MemoryPlan | None = None, backend: str = "numpy"):
         self.records, self.graph, self.trace_seconds = records, graph, trace_seconds
+        self.plan, self.backend = plan, backend
 
     def table(self) -> str:
         rows = [("pass", "nodes", "kernels", "peak memory", "time", "what it did")]
@@ -73,7 +83,8 @@ class Explanation:
         return "\n".join(lines)
 
     def __str__(self) -> str:
-        return self.table() + "\n\nfinal graph:\n" + str(self.graph)
+        return (self.table() + f"\n\nbackend: {self.backend}\n\nfinal graph:\n"
+                + str(self.graph))
 
     def __repr__(self) -> str:
         return str(self)
@@ -87,16 +98,40 @@ def _bytes(n: int) -> str:
     return str(n)
 
 
-def explain(fn: Callable, *args: Any, **kwargs: Any) -> Explanation:
-    """Trace ``fn`` on the example arguments (tensors or `tg.TensorSpec`), run the passes,
-    and report each pass's node count, kernel count and planned peak memory, with the final
-    IR. Nothing is changed.
+def explain(fn: Callable, *args: Any, backend: str | None = None, **kwargs: Any
+            ) -> Explanation:
+    """Trace ``fn`` on the example arguments (tensors or `tg.TensorSpec`), run the passes
+    for ``backend`` (a compiled function's own, else "auto"), and report each pass's node
+    count, kernel count and planned peak memory, with the final IR. Nothing is changed.
 
     >>> print(tg.explain(lambda x: (x * 2 + 1).relu().sum(), tg.TensorSpec((1024,))))
     """
+    if backend is None:
+        backend = getattr(fn, "backend", "auto")
     fn = getattr(fn, "fn", fn)  # a compiled function: its Python function
+    chosen = get_backend(backend)
     t0 = time.perf_counter()
     graph, _ = run_traced(fn, args, kwargs)
     traced = time.perf_counter() - t0
-    graph, records = optimize(graph)
-    return Explanation(records, graph, traced)
+    graph, plan, records = optimize(graph, backend=chosen)
+    return Explanation(records, graph, traced, plan, _backend_note(backend, chosen, graph))
+
+
+def _backend_note(asked: str, chosen: Backend, graph: Graph) -> str:
+    """The backend's name, why "auto" passed over the ones it prefers, and what the backend
+    says about the graph's kernels (`describe`, where it has one)."""
+    from .backends import PREFERENCE
+
+    note = chosen.name
+    if asked == "auto":
+        for name in PREFERENCE:
+            if name == chosen.name:
+                break
+            try:
+                get_backend(name)
+            except RuntimeError as e:
+                note += f" (auto: {e})"
+    describe = getattr(chosen, "describe", None)
+    if describe is not None:
+        note += "\n" + describe(graph)
+    return note

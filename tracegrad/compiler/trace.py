@@ -146,6 +146,8 @@ class Capture:
     cotangents: list = field(default_factory=list)
     grad_targets: list = field(default_factory=list)
     n_grad_outputs: int = 0
+    # id(node) -> the user's line that made it, when asked for (tg.onnx names it in errors)
+    lines: dict | None = None
 
 
 class Tracer:
@@ -228,6 +230,8 @@ class Tracer:
         self.nodes.append(node)
         self.env[id(out)] = node
         self.keep.append(out)
+        if self.capture.lines is not None:
+            self.capture.lines[id(node)] = user_line()
         if prim.kind == "random" or any(id(a) in self.dynamic for a in args):
             self.dynamic.add(id(node))
 
@@ -520,21 +524,25 @@ def _weak_scalar(value: float) -> Tensor:
 
 def run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool = False,
                grad_buffers: bool = False, values: bool = False,
-               settings: list | tuple = ()) -> tuple[Graph, Capture]:
+               settings: list | tuple = (), source_lines: bool = False
+               ) -> tuple[Graph, Capture]:
     """Call ``fn`` once under a tracer; return its graph and capture record. Tensors that
     existed before the call are left exactly as they were. With ``differentiable``, the
     backward pass of the outputs is recorded too (unless the function ran one itself).
     With ``values``, float and NumPy array arguments are inputs too (see `is_input`);
-    ``settings`` lists (dict, key) of floats to take as inputs (an optimizer's lr)."""
+    ``settings`` lists (dict, key) of floats to take as inputs (an optimizer's lr);
+    ``source_lines`` records the user's line of each primitive (``capture.lines``)."""
     current = tensor_mod._tracer
     if current is not None and current.thread == get_ident():
         raise TraceError("tg.compile/tg.trace cannot be nested inside another trace")
     with _TRACE_LOCK:  # one trace at a time: the tracer slot is shared by all threads
-        return _run_traced(fn, args, kwargs, differentiable, grad_buffers, values, settings)
+        return _run_traced(fn, args, kwargs, differentiable, grad_buffers, values, settings,
+                           source_lines)
 
 
 def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
-                grad_buffers: bool, values: bool, settings: Any) -> tuple[Graph, Capture]:
+                grad_buffers: bool, values: bool, settings: Any,
+                source_lines: bool = False) -> tuple[Graph, Capture]:
     from ..scalar import Value
 
     for path, leaf in flatten_args(args, kwargs):
@@ -546,6 +554,8 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
             )
     tracer = Tracer()
     tracer.grad_buffers = grad_buffers
+    if source_lines:
+        tracer.capture.lines = {}
     table: dict[int, Any] = {}
     for path, leaf in flatten_args(args, kwargs):
         if isinstance(leaf, (Tensor, TensorSpec)):

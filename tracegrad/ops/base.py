@@ -9,6 +9,14 @@ A primitive holds
 - ``vjp(g, out, *inputs, **attrs) -> tuple``: the gradient for each input (``None`` where an
   input needs none), written with tensor methods so that it is itself differentiable and
   traceable. ``vjp is None`` marks an op with no gradient (comparisons, argmax);
+- its forward-mode rule, ``jvp(tangents, out, *inputs, **attrs) -> tangent``: the output's
+  tangent from one tangent per input (``None`` for a zero one), also written with tensor
+  methods. Tangents may carry leading *batch* dimensions (``jacfwd`` pushes a whole basis at
+  once): a tangent of ``x`` has shape ``batch + x.shape``, and a rule right-aligns what it
+  combines with it (`align`). Most primitives do not write one: an elementwise primitive's
+  Jacobian is diagonal, so its JVP is its VJP function applied to the tangent; a ``linear``
+  primitive's JVP is the primitive itself applied to the tangents (``linear=`` gives how its
+  attributes change for batched tangents); see `register` and ``tracegrad/forward.py``;
 - its declared facts: what the VJP reads (`reads`), and the words of `FACTS`. Every engine
   path, pass and backend reads these; nothing looks at a rule's code to guess them.
   ``tests/test_op_facts.py`` traces every rule and checks each declaration against it.
@@ -31,8 +39,8 @@ FACTS = {
     # for the compiler
     "fusible": "a fused kernel may hold it (elementwise math of same-shape operands)",
     "ufunc": "its forward is a NumPy ufunc, which a backend may call with out=",
-    "writes_into": "the NumPy backend can compute it into a preallocated buffer",
-    "overwrites": "the compiled program may write it over an operand that dies there",
+    "overwrites": "each output element depends only on the same element of the operands: "
+                  "a backend may write the result over an operand that dies there",
     "random": "impure: new numbers on every run; never merged (cse) nor folded",
     # for the tensor layer
     "float": "ints and bools are cast to the default float first (exp of an int is float32)",
@@ -66,8 +74,8 @@ class Primitive:
 
     __slots__ = ("name", "kind", "forward", "infer", "vjp", "inputs", "grad_reads",
                  "passes_gradient", "reads", "per_input", "arithmetic", "in_place",
-                 "elementwise", "fusible", "ufunc", "writes_into", "overwrites", "random",
-                 "float_only", "method", "facts", "decomposition")
+                 "elementwise", "fusible", "ufunc", "overwrites", "random",
+                 "float_only", "method", "facts", "decomposition", "jvp", "linear")
 
     def __init__(
         self,
@@ -84,10 +92,12 @@ class Primitive:
         self.facts: frozenset = frozenset()
         self.reads = self.per_input = self.arithmetic = None
         self.in_place = self.passes_gradient = False
-        self.fusible = self.writes_into = self.overwrites = False
+        self.fusible = self.overwrites = False
         self.random = self.float_only = self.method = False
         self.ufunc: np.ufunc | None = None
         self.decomposition: Callable | None = None
+        self.jvp: Callable | None = None  # (tangents, out, *inputs, **attrs) -> tangent
+        self.linear: Callable | None = None  # attrs for batched tangents, if linear
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
@@ -96,7 +106,8 @@ class Primitive:
 def register(name: str, kind: str, forward: Callable, infer: Callable,
              vjp: Callable | None, *, inputs: str = "x", reads: str | dict = "",
              per_input: tuple | None = None, arithmetic: Any = False,
-             facts: str = "", decomposition: Callable | None = None) -> Primitive:
+             facts: str = "", decomposition: Callable | None = None,
+             jvp: Callable | None = None, linear: Any = None) -> Primitive:
     """Define a primitive, with its declared facts.
 
     - ``inputs``: the names of its operands, as its VJP names them (``"a b"``); a last name
@@ -113,13 +124,23 @@ def register(name: str, kind: str, forward: Callable, infer: Callable,
       for speed (linear, log_softmax), the same computation written with other primitives
       (tensor methods). Tracing records the decomposition instead of the op, so that the
       compiler fuses its parts with their neighbours; eager and compiled code run one
-      definition, and the tests check that the two agree to second order.
+      definition, and the tests check that the two agree to second order;
+    - ``jvp(tangents, out, *inputs, **attrs)``: the forward-mode rule (see the module
+      docstring), for a primitive that is neither elementwise nor linear. An elementwise one
+      gets it from its VJP (the Jacobian is diagonal: the same function of g computes the
+      JVP of a tangent in g's place);
+    - ``linear``: the primitive is linear in its float operands (jointly: ``add``'s tangent
+      is ``add(ta, tb)``), so its JVP is the primitive applied to their tangents, and its
+      VJP is the transpose the rule gives. The value is ``True``, or a function
+      ``(attrs, batch) -> attrs`` for tangents with leading batch dimensions ``batch``
+      (``sum`` shifts its axes by ``len(batch)``). Non-float operands (indices, masks) go in as
+      they are.
 
     For example (docs/ops.md has the whole story)::
 
         register("cube", "elementwise", lambda x: x ** 3, lambda x: (x.shape, x.dtype),
                  lambda g, out, x: (g * 3 * x * x,), reads="x",
-                 facts="fusible writes_into overwrites arithmetic")
+                 facts="fusible overwrites arithmetic")
     """
     if name in PRIMITIVES:
         raise RuntimeError(f"primitive {name!r} is defined twice")
@@ -132,11 +153,18 @@ def register(name: str, kind: str, forward: Callable, infer: Callable,
     prim.facts = words
     prim.decomposition = decomposition
     prim.inputs = tuple(inputs.split())
+    if (jvp is not None or linear is not None) and vjp is None:
+        raise ValueError(f"primitive {name!r} has no VJP, so no forward-mode rule either "
+                         f"(its output has no derivative)")
+    if jvp is not None and linear is not None:
+        raise ValueError(f"primitive {name!r}: give a jvp rule or declare it linear, not both")
+    prim.linear = (lambda attrs, batch: attrs) if linear is True else linear
+    prim.jvp = jvp if jvp is not None else _elementwise_jvp(prim, kind, vjp, per_input)
     if isinstance(arithmetic, str):  # per input, for a rule with per-input functions
         arithmetic_of = set(arithmetic.split())
     else:
         arithmetic_of = set(_plain(prim.inputs)) if arithmetic or "arithmetic" in words else set()
-    prim.fusible, prim.writes_into = "fusible" in words, "writes_into" in words
+    prim.fusible = "fusible" in words
     prim.overwrites, prim.random = "overwrites" in words, "random" in words
     prim.float_only, prim.method = "float" in words, "method" in words
     prim.passes_gradient = "passes_gradient" in words
@@ -164,6 +192,45 @@ def register(name: str, kind: str, forward: Callable, infer: Callable,
         if getattr(prim, fact):
             names.add(name)
     return prim
+
+
+def _elementwise_jvp(prim: Primitive, kind: str, vjp: Callable | None,
+                     per_input: tuple | None) -> Callable | None:
+    """An elementwise primitive's JVP from its VJP: its Jacobian is diagonal, so the
+    gradient function of each input, given a tangent where it expects g, gives that input's
+    part of the output's tangent (before any summing back to the input's shape)."""
+    if kind != "elementwise" or vjp is None or prim.linear is not None:
+        return None
+    if per_input is not None:
+        def rule(tangents, out, *inputs):
+            total = None
+            for f, t, x in zip(per_input, tangents, inputs):
+                if t is not None:
+                    part = f(align(t, out, x), out, *inputs)
+                    total = part if total is None else total + part
+            return total
+
+        return rule
+    if len(prim.inputs) == 1:
+        return lambda tangents, out, x, **attrs: vjp(tangents[0], out, x, **attrs)[0]
+    return None
+
+
+def batch_ndim(t: Any, x: Any) -> int:
+    """How many leading batch dimensions tangent ``t`` of ``x`` has."""
+    return t.ndim - len(x.shape)
+
+
+def align(t: Any, out: Any, x: Any) -> Any:
+    """Tangent ``t`` of ``x`` (``batch + x.shape``) with size-1 dimensions put between the
+    batch and ``x``'s own, so that it broadcasts against values of ``out``'s rank the way
+    ``x`` did (right-aligned)."""
+    missing = len(out.shape) - len(x.shape)
+    if missing <= 0:
+        return t
+    nb = batch_ndim(t, x)
+    shape = tuple(t.shape)
+    return t.reshape(shape[:nb] + (1,) * missing + shape[nb:])
 
 
 def _plain(names: tuple) -> tuple:
@@ -228,7 +295,7 @@ _DERIVED: list[tuple[str, set]] = []
 
 def having(fact: str, *also: str) -> set[str]:
     """The names of the primitives with ``fact`` (an attribute of `Primitive`: "fusible",
-    "writes_into", "float_only", ...), and the non-primitive ops ``also`` (the compiler's
+    "overwrites", "float_only", ...), and the non-primitive ops ``also`` (the compiler's
     "kernel"), as a set that stays current.
 
     >>> "exp" in having("fusible")

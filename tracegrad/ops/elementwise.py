@@ -90,9 +90,9 @@ def _binary_infer(name: str, out_dtype=None):
 
 # ---------------------------------------------------------------- the tables
 
-# The facts (ops.base.FACTS) of elementwise math that a fused kernel may hold and that the
-# NumPy backend computes into a given buffer, over its operand when that dies there.
-KERNEL = "fusible writes_into overwrites"
+# The facts (ops.base.FACTS) of elementwise math that a fused kernel may hold and that a
+# backend may compute over its operand when that dies there.
+KERNEL = "fusible overwrites"
 
 # name, forward, vjp(g, out, x) -> (dx,), what the VJP reads besides g, facts.
 # A float op ("float") checks its operand is a float; the others keep its dtype.
@@ -113,7 +113,7 @@ UNARY = [
      KERNEL + " ufunc float method"),
     # (g is not alone on the left of the last product: g * out, then * (1 - out))
     ("sigmoid", _sigmoid, lambda g, out, x: (g * out * (1 - out),), "out",
-     "fusible writes_into float method arithmetic"),
+     "fusible float method arithmetic"),
     # log(1 + exp(x)) in one stable NumPy call; the base of BCE-with-logits and log-sigmoid
     ("softplus", lambda x: np.logaddexp(0, x), lambda g, out, x: (g * x.sigmoid(),), "x",
      KERNEL + " float method"),
@@ -204,7 +204,7 @@ for _name, _fwd, _facts, (_da, _ra, _aa), (_db, _rb, _ab) in BINARY:
 
 for _name, _fwd in COMPARE:
     register(_name, "elementwise", _fwd, _binary_infer(_name, np.dtype(bool)), None,
-             inputs="a b", facts="ufunc writes_into")
+             inputs="a b", facts="ufunc")
 
 
 # ---------------------------------------------------------------- where, cast
@@ -227,7 +227,7 @@ def _where_vjp(g, out, cond, a, b):
 
 
 register("where", "elementwise", np.where, _where_infer, _where_vjp, inputs="cond a b",
-         reads={"a": "cond", "b": "cond"})
+         reads={"a": "cond", "b": "cond"}, linear=True)
 
 
 def _cast_forward(x, *, dtype):
@@ -244,7 +244,7 @@ def _cast_vjp(g, out, x, *, dtype):
 
 # (reads only x's dtype)
 register("cast", "elementwise", _cast_forward, _cast_infer, _cast_vjp,
-         facts="writes_into overwrites")
+         facts="overwrites", linear=True)
 
 
 

@@ -73,9 +73,33 @@ def _transposed(t) -> bool:
     return t.ndim == 2 and flags is not None and flags.f_contiguous and not flags.c_contiguous
 
 
+def _matmul_jvp(tangents, out, a, b):
+    # Bilinear: ta @ b + a @ tb. 1-d operands are lifted to matrices first, and a tangent's
+    # batch dimensions are kept apart from the operands' own batch dimensions (align).
+    ta, tb = tangents
+    t, x = (ta, a) if ta is not None else (tb, b)
+    nb = t.ndim - x.ndim
+    batch = tuple(t.shape[:nb])
+    if not nb and ta is not None and tb is not None:
+        return ta @ b + a @ tb
+    if not nb:
+        return ta @ b if ta is not None else a @ tb
+    a2 = a.reshape((1, a.shape[0])) if a.ndim == 1 else a
+    b2 = b.reshape((b.shape[0], 1)) if b.ndim == 1 else b
+    rank = max(a2.ndim, b2.ndim)
+    total = None
+    for tx, x2, left in ((ta, a2, True), (tb, b2, False)):
+        if tx is None:
+            continue
+        lifted = tx.reshape(batch + (1,) * (rank - x2.ndim) + tuple(x2.shape))
+        part = lifted @ b2 if left else a2 @ lifted
+        total = part if total is None else total + part
+    return total.reshape(batch + tuple(out.shape))
+
+
 # (the layout of b, not its values, when only b needs a gradient: see _product_grads)
 register("matmul", "linalg", np.matmul, _matmul_infer, _matmul_vjp, inputs="a b",
-         reads={"a": "b", "b": "a"}, facts="writes_into")
+         reads={"a": "b", "b": "a"}, jvp=_matmul_jvp)
 
 
 # ---------------------------------------------------------------- linear
@@ -139,6 +163,26 @@ def _linear_decomposition(x, weight, bias):
     return x @ weight.T + bias
 
 
+def _linear_jvp(tangents, out, x, weight, bias):
+    tx, tw, tb = tangents
+    total = None
+    if tx is not None:
+        total = tx @ weight.transpose(-1, -2)
+    if tw is not None:  # (as many dimensions as x between the batch and (in, out))
+        nb = tw.ndim - 2
+        lifted = tw.transpose(-1, -2)
+        if x.ndim > 2:
+            lifted = lifted.reshape(tuple(tw.shape[:nb]) + (1,) * (x.ndim - 2) +
+                                    tuple(lifted.shape[nb:]))
+        part = x @ lifted
+        total = part if total is None else total + part
+    if tb is not None:  # (at the output's rank, so it broadcasts over the rows)
+        lifted = tb.reshape(tuple(tb.shape[:tb.ndim - 1]) + (1,) * (out.ndim - 1) +
+                            tuple(tb.shape[-1:]))
+        total = lifted if total is None else total + lifted
+    return total
+
+
 register("linear", "linalg", _linear_forward, _linear_infer, _linear_vjp,
          inputs="x weight bias", reads={"x": "weight", "weight": "x"},
-         decomposition=_linear_decomposition)
+         decomposition=_linear_decomposition, jvp=_linear_jvp)

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ..errors import ShapeError
-from .base import register, sum_to_shape
+from .base import align, register, sum_to_shape
 
 # ---------------------------------------------------------------- reshape
 
@@ -48,6 +48,7 @@ register(
     lambda x, *, shape: np.reshape(x, shape),
     _reshape_infer,
     lambda g, out, x, *, shape: (g.reshape(tuple(x.shape)),),
+    linear=lambda attrs, batch: {"shape": batch + tuple(attrs["shape"])},
 )
 
 # ---------------------------------------------------------------- permute
@@ -75,6 +76,8 @@ register(
     lambda x, *, dims: np.transpose(x, dims),
     _permute_infer,
     lambda g, out, x, *, dims: (g.permute(_inverse(dims)),),
+    linear=lambda attrs, batch: {"dims": tuple(range(len(batch))) + tuple(
+        d + len(batch) for d in attrs["dims"])},
 )
 
 # ---------------------------------------------------------------- expand
@@ -119,6 +122,9 @@ register(
     lambda x, *, shape: broadcast_view(x, shape),
     _expand_infer,
     lambda g, out, x, *, shape: (sum_to_shape(g, tuple(x.shape)),),
+    # (linear: the tangent expanded the same way, its batch dimensions kept in front)
+    jvp=lambda ts, out, x, *, shape: align(ts[0], out, x).expand(
+        tuple(ts[0].shape[:ts[0].ndim - x.ndim]) + tuple(shape)),
 )
 
 # ---------------------------------------------------------------- pad
@@ -139,6 +145,9 @@ register(
     lambda x, *, pads, value: np.pad(x, pads, constant_values=value),
     _pad_infer,
     _pad_vjp,
+    # (the tangent of the padding itself is zero, whatever value it holds)
+    linear=lambda attrs, batch: {"pads": ((0, 0),) * len(batch) + tuple(attrs["pads"]),
+                                 "value": 0},
 )  # (each of these gradients reads only x's shape, or nothing)
 
 # ---------------------------------------------------------------- indexing
@@ -214,8 +223,54 @@ def _getitem_vjp(g, out, x, *ix, index):
 
 
 # (the index arrays are read; x only for its shape)
+def _getitem_jvp(tangents, out, x, *ix, index):
+    # Linear in x; batch dimensions go last while indexing, so that advanced indices
+    # separated by slices (whose dimensions NumPy moves to the front) cannot mix with them.
+    t = tangents[0]
+    nb = t.ndim - x.ndim
+    if not nb:
+        return t._getitem(index, *ix)
+    full = explicit_ellipsis(index, x.ndim, ix)
+    return _batch_first(_batch_last(t, nb)._getitem(full, *ix), nb)
+
+
+def explicit_ellipsis(index: tuple, ndim: int, ix: tuple = ()) -> tuple:
+    """``index`` with its Ellipsis (if any) written out as slices for an operand of ``ndim``
+    dimensions, and a trailing Ellipsis' worth of slices: so that dimensions appended to the
+    operand stay untouched, at the end."""
+    arrays = iter(ix)
+    used = 0
+    for i in index:
+        if i is None or i is Ellipsis:
+            continue
+        if i is SLOT:
+            next(arrays, None)
+            used += 1
+        elif isinstance(i, np.ndarray) and i.dtype == np.bool_:
+            used += i.ndim
+        else:
+            used += 1
+    fill = (slice(None),) * (ndim - used)
+    if any(i is Ellipsis for i in index):
+        k = next(k for k, i in enumerate(index) if i is Ellipsis)
+        return index[:k] + fill + index[k + 1:]
+    return index + fill
+
+
+def _batch_last(t, nb: int):
+    """``t`` with its ``nb`` leading (batch) dimensions moved to the end."""
+    n = t.ndim
+    return t.permute(tuple(range(nb, n)) + tuple(range(nb)))
+
+
+def _batch_first(t, nb: int):
+    """The inverse of `_batch_last`."""
+    n = t.ndim
+    return t.permute(tuple(range(n - nb, n)) + tuple(range(n - nb)))
+
+
 register("getitem", "movement", _getitem_forward, _getitem_infer, _getitem_vjp,
-         inputs="x *ix", reads="ix")
+         inputs="x *ix", reads="ix", jvp=_getitem_jvp)
 
 
 def _scatter_add_forward(g, *ix, index, shape):
@@ -238,12 +293,22 @@ def _scatter_add_vjp(gg, out, g, *ix, index, shape):
     return (gg._getitem(index, *ix),) + (None,) * len(ix)
 
 
+def _scatter_add_jvp(tangents, out, g, *ix, index, shape):
+    t = tangents[0]  # (linear in g; batch dimensions last, as for getitem)
+    nb = t.ndim - g.ndim
+    if not nb:
+        return t._scatter_add(index, tuple(shape), *ix)
+    full = explicit_ellipsis(index, len(shape), ix)
+    return _batch_first(_batch_last(t, nb)._scatter_add(
+        full, tuple(shape) + tuple(t.shape[:nb]), *ix), nb)
+
+
 register(
     "scatter_add", "movement",
     _scatter_add_forward,
     lambda g, *ix, index, shape: (tuple(shape), g.dtype),
     _scatter_add_vjp,
-    inputs="g *ix", reads="ix", facts="writes_into",
+    inputs="g *ix", reads="ix", jvp=_scatter_add_jvp,
 )
 
 def _setitem_forward(x, v, *ix, index):
@@ -283,8 +348,22 @@ def _setitem_vjp(g, out, x, v, *ix, index):
     return (gx, gv) + (None,) * len(ix)
 
 
+def _setitem_jvp(tangents, out, x, v, *ix, index):
+    # Linear in (x, v) jointly: the tangent of x with the selected part replaced by v's.
+    tx, tv = tangents[0], tangents[1]
+    t = tx if tx is not None else tv
+    nb = t.ndim - (x.ndim if tx is not None else v.ndim)
+    if tx is None:
+        tx = (out.detach() * 0).expand(tuple(t.shape[:nb]) + tuple(x.shape))
+    if not nb:
+        return tx._setitem(index, 0 if tv is None else tv, *ix)
+    full = explicit_ellipsis(index, x.ndim, ix)
+    value = 0 if tv is None else _batch_last(tv, nb)
+    return _batch_first(_batch_last(tx, nb)._setitem(full, value, *ix), nb)
+
+
 register("setitem", "movement", _setitem_forward, _setitem_infer, _setitem_vjp,
-         inputs="x v *ix", reads="ix", facts="writes_into")
+         inputs="x v *ix", reads="ix", jvp=_setitem_jvp)
 
 # ---------------------------------------------------------------- cat
 
@@ -324,5 +403,6 @@ register(
     lambda *xs, dim: np.concatenate(xs, axis=dim),
     _cat_infer,
     _cat_vjp,
-    inputs="*xs", facts="writes_into",  # (reads only their shapes)
+    inputs="*xs", # (reads only their shapes)
+    linear=lambda attrs, batch: {"dim": attrs["dim"] + len(batch)},
 )

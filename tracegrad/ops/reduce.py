@@ -41,7 +41,9 @@ def _sum_vjp(g, out, x, *, axes, keepdim):
 
 
 # (reads only x's shape)
-register("sum", "reduce", _sum_forward, _sum_infer, _sum_vjp, facts="writes_into")
+register("sum", "reduce", _sum_forward, _sum_infer, _sum_vjp,
+         linear=lambda attrs, batch: {"axes": tuple(a + len(batch) for a in attrs["axes"]),
+                                      "keepdim": attrs["keepdim"]})
 
 
 # ---------------------------------------------------------------- max, min
@@ -65,6 +67,15 @@ def _extremum_vjp(g, out, x, *, axes, keepdim):
     hit = x == _kept(out, x, axes, keepdim)
     count = hit.sum(dim=axes, keepdim=True).to(x.dtype)
     return (hit._select(_kept(g, x, axes, keepdim) / count, 0),)
+
+
+def _extremum_jvp(tangents, out, x, *, axes, keepdim):
+    # The mean of the tangents of the extreme elements (ties share, as in the VJP).
+    t = tangents[0]
+    nb = t.ndim - x.ndim
+    hit = x == _kept(out, x, axes, keepdim)
+    count = hit.sum(dim=axes, keepdim=keepdim).to(x.dtype)
+    return (t * hit).sum(dim=tuple(a + nb for a in axes), keepdim=keepdim) / count
 
 
 def _arg_infer(name):
@@ -107,11 +118,11 @@ _reduce_max = _extremum(np.maximum.reduce)
 
 for _name, _fn, _argname, _argfn in EXTREMA:
     register(_name, "reduce", _extremum(_fn), _extremum_infer(_name), _extremum_vjp,
-             reads="out x", facts="writes_into")
+             reads="out x", jvp=_extremum_jvp)
     register(_argname, "reduce",
              lambda x, *, axis, keepdim, _f=_argfn: np.asarray(
                  _f(x, axis=axis, keepdims=keepdim), dtype=np.int64),
-             _arg_infer(_argname), None, facts="writes_into")
+             _arg_infer(_argname), None)
 
 
 # ---------------------------------------------------------------- argsort (no gradient)
@@ -162,8 +173,14 @@ def _log_softmax_decomposition(x, *, axis):
     return shifted - shifted.exp().sum((axis,), keepdim=True).log()
 
 
+def _log_softmax_jvp(tangents, out, x, *, axis):
+    t = tangents[0]
+    nb = t.ndim - x.ndim
+    return t - (out.exp() * t).sum((axis + nb,), keepdim=True)
+
+
 register("log_softmax", "reduce", _log_softmax_forward, _log_softmax_infer, _log_softmax_vjp,
-         reads="out", decomposition=_log_softmax_decomposition)
+         reads="out", decomposition=_log_softmax_decomposition, jvp=_log_softmax_jvp)
 
 
 
@@ -228,5 +245,15 @@ def _nll_decomposition(logp, t, *, ignore_index, reduction):
     return total if nothing is None else total + nothing._select(np.nan, 0.0)
 
 
+def _nll_jvp(tangents, out, logp, t, *, ignore_index, reduction):
+    # Linear in logp: the same weighted sum of the picked entries of its tangent.
+    tl = tangents[0]
+    nb = tl.ndim - logp.ndim
+    m = tuple(logp.shape)[0]
+    coef, _ = _nll_weights(logp, t, ignore_index, reduction)
+    picked = tl[(slice(None),) * nb + (np.arange(m), (t != ignore_index)._select(t, 0))]
+    return (picked * coef).sum((nb,))
+
+
 register("nll", "reduce", _nll_forward, _nll_infer, _nll_vjp, inputs="logp t", reads="t",
-         decomposition=_nll_decomposition)
+         decomposition=_nll_decomposition, jvp=_nll_jvp)

@@ -20,7 +20,8 @@ from ...ops.base import having
 from ...ops.elementwise import erf_ufunc
 from ...ops.movement import fill_index, is_basic_index
 from ..ir import Graph, Node
-from ..passes.plan_memory import block_rows, plan_memory
+from ..passes.plan_memory import MemoryPlan, block_rows, plan_memory
+from .base import Backend
 
 _counter = itertools.count()
 
@@ -46,28 +47,104 @@ REDUCE_NAMES = {"add_reduce": np.add.reduce, "maximum_reduce": np.maximum.reduce
                 "minimum_reduce": np.minimum.reduce}
 
 
-def _elementwise_into(op: str, args: list[str], out: str) -> list[str]:
-    """Source lines computing elementwise ``op`` of ``args`` into the array ``out`` (given
-    as a ufunc's last positional argument where NumPy allows it: it parses that faster than
-    ``out=``)."""
-    if op in UFUNC_OPS:
-        if op == "maximum":  # NumPy deprecates a positional out for maximum and minimum
-            return [f"maximum({', '.join(args)}, out={out})"]
-        return [f"{PRIMITIVES[op].ufunc.__name__}({', '.join(args)}, {out})"]
-    a = args[0]
-    if op == "relu":
-        return [f"maximum({a}, 0, out={out})"]
-    if op == "softplus":
-        return [f"logaddexp(0, {a}, {out})"]
-    if op == "sigmoid":  # exp(-logaddexp(0, -x)), each step in place
-        return [f"negative({a}, {out})", f"logaddexp(0, {out}, {out})",
-                f"negative({out}, {out})", f"exp({out}, {out})"]
-    if op == "erf":
-        if erf_ufunc() is not None:
-            return [f"erf({a}, {out})"]
-        return [f"{out}[...] = erf({a})"]  # pragma: no cover - without SciPy
-    # Any other elementwise primitive: its forward, copied into the buffer.
-    return [f"{out}[...] = {op}_forward({', '.join(args)})"]
+# ---------------------------------------------------------------- the lowering table
+#
+# How each op is computed into a given buffer ``out``, by op name: a format string (or a
+# tuple of them, one per line) over the operands ``{0}``, ``{1}``, ... and ``{out}``, or a
+# function ``(program, node, args, out) -> lines`` for ops whose form depends on their
+# attributes or operands. A primitive declaring "ufunc" needs no entry: its ufunc is called
+# with ``out``. Any other fusible primitive without an entry runs its own forward and copies
+# the result into the buffer. So adding an elementwise primitive takes at most one line here.
+
+
+def _reduce(p: "Program", n: Any, a: list, out: str) -> list[str]:
+    return [f"{REDUCE[n.op]}({a[0]}, axis={n.attrs['axes']!r}, "
+            f"keepdims={n.attrs['keepdim']!r}, out={out})"]
+
+
+def _arg_reduce(p: "Program", n: Any, a: list, out: str) -> list[str]:
+    return [f"np.{n.op}({a[0]}, axis={n.attrs['axis']!r}, "
+            f"keepdims={n.attrs['keepdim']!r}, out={out})"]
+
+
+def _matmul(p: "Program", n: Any, a: list, out: str) -> list[str]:
+    if not n.shape:  # a 0-d result has no buffer matmul can write into
+        return [f"{out}[...] = np.matmul({a[0]}, {a[1]})"]
+    return [f"matmul({a[0]}, {a[1]}, {out})"]
+
+
+def _erf(p: "Program", n: Any, a: list, out: str) -> list[str]:
+    if erf_ufunc() is not None:
+        return [f"erf({a[0]}, {out})"]
+    return [f"{out}[...] = erf({a[0]})"]  # pragma: no cover - without SciPy
+
+
+def _scatter_add(p: "Program", n: Any, a: list, out: str) -> list[str]:
+    index = p._index(n.attrs["index"], a[1:])
+    if is_basic_index(n.attrs["index"]) or _distinct_positions(n.inputs[1:]):
+        return [f"{out}[...] = 0", f"{out}[{index}] = {a[0]}"]
+    return [f"{out}[...] = 0", f"np.add.at({out}, {index}, {a[0]})"]
+
+
+def _setitem(p: "Program", n: Any, a: list, out: str) -> list[str]:
+    index = p._index(n.attrs["index"], a[2:])
+    return [f"np.copyto({out}, {a[0]})", f"{out}[{index}] = {a[1]}"]
+
+
+INTO: dict[str, Any] = {
+    # NumPy deprecates a positional out for maximum and minimum
+    "maximum": "maximum({0}, {1}, out={out})",
+    "relu": "maximum({0}, 0, out={out})",
+    "softplus": "logaddexp(0, {0}, {out})",
+    # exp(-logaddexp(0, -x)), each step in place
+    "sigmoid": ("negative({0}, {out})", "logaddexp(0, {out}, {out})",
+                "negative({out}, {out})", "exp({out}, {out})"),
+    "erf": _erf,
+    "sum": _reduce, "max": _reduce, "min": _reduce,
+    "argmax": _arg_reduce, "argmin": _arg_reduce,
+    "matmul": _matmul,
+    "cast": "np.copyto({out}, {0}, casting='unsafe')",
+    "cat": lambda p, n, a, out: [
+        f"np.concatenate(({', '.join(a)},), axis={n.attrs['dim']!r}, out={out})"],
+    "scatter_add": _scatter_add,
+    "setitem": _setitem,
+    "kernel": lambda p, n, a, out: p._emit_kernel(n, out),
+}
+
+
+def _into(p: "Program", n: Any, args: list[str], out: str) -> list[str]:
+    """Source lines computing node or kernel step ``n`` of operands ``args`` into ``out``."""
+    entry = INTO.get(n.op)
+    if entry is None:
+        prim = PRIMITIVES[n.op]
+        if prim.ufunc is not None:  # the ufunc's out as its last positional argument:
+            # NumPy parses that faster than out=
+            return [f"{prim.ufunc.__name__}({', '.join(args)}, {out})"]
+        return [f"{out}[...] = {n.op}_forward({', '.join(args)})"]
+    if isinstance(entry, str):
+        return [entry.format(*args, out=out)]
+    if isinstance(entry, tuple):
+        return [line.format(*args, out=out) for line in entry]
+    return entry(p, n, args, out)
+
+
+class NumpyBackend(Backend):
+    """Python source calling NumPy, always available: every value the memory plan placed
+    in a buffer is computed with ``out=``; a fused kernel is a sequence of in-place calls."""
+
+    name = "numpy"
+
+    def writes_into(self, op: str) -> bool:
+        if op in INTO:
+            return True
+        p = PRIMITIVES.get(op)
+        return p is not None and (p.ufunc is not None or p.fusible)
+
+    def program(self, graph: Graph, plan: Any, check_finite: bool = False) -> "Program":
+        return Program(graph, plan, check_finite)
+
+
+NUMPY = NumpyBackend()
 
 
 def _distinct_positions(index_arrays: tuple) -> bool:
@@ -98,13 +175,14 @@ def _finite(a: np.ndarray, node_id: int, op: str) -> None:
 class Program:
     """A graph compiled to NumPy source; call it with the input arrays."""
 
-    def __init__(self, graph: Graph, check_finite: bool = False):
-        if not hasattr(graph, "memory_plan"):
-            graph, _ = plan_memory(graph)
-        self.graph = graph
+    def __init__(self, graph: Graph, plan: MemoryPlan | None = None,
+                 check_finite: bool = False):
+        if plan is None:
+            plan = plan_memory(graph, NUMPY)
+        graph.renumber()  # (the names of the generated code are the printed numbers)
+        self.graph, self.plan = graph, plan
         # tg.detect_anomaly() while compiling: every float result is checked, as in eager
         self.check_finite = check_finite
-        plan = graph.memory_plan
         self.pool = [np.empty(nbytes, dtype=np.uint8) for nbytes in plan.buffers]
         self.filename = f"<tracegrad-compiled-{next(_counter)}>"
         self._env: dict[str, Any] = {}
@@ -191,15 +269,15 @@ class Program:
         target = plan.into_input.get(id(node))
         if target is not None:  # written over the input it replaces (a write-back)
             out = f"v{target.id}"
-            return self._emit_into(node, args, out) + [f"{v} = {out}"]
+            return _into(self, node, args, out) + [f"{v} = {out}"]
         if id(node) in plan.fresh:
             dtype = self._name("d", node.dtype)
             return ([f"{v} = np.empty({node.shape!r}, {dtype})"]
-                    + self._emit_into(node, args, v))
+                    + _into(self, node, args, v))
         buf_index = plan.buffer_of.get(id(node))
         if buf_index is not None:
             out = self._buffer(buf_index, node.shape, node.dtype)
-            return self._emit_into(node, args, out) + [f"{v} = {out}"]
+            return _into(self, node, args, out) + [f"{v} = {out}"]
         if op == "reshape":
             return [f"{v} = {args[0]}.reshape({attrs['shape']!r})"]
         if op == "permute":
@@ -220,38 +298,9 @@ class Program:
             return t
         return f"fill_index({t}, ({', '.join(arrays)},))"
 
-    def _emit_into(self, node: Node, args: list[str], out: str) -> list[str]:
-        op, attrs = node.op, node.attrs
-        if op in ("sum", "max", "min"):
-            return [f"{REDUCE[op]}({args[0]}, axis={attrs['axes']!r}, "
-                    f"keepdims={attrs['keepdim']!r}, out={out})"]
-        if op in ("argmax", "argmin"):
-            return [f"np.{op}({args[0]}, axis={attrs['axis']!r}, "
-                    f"keepdims={attrs['keepdim']!r}, out={out})"]
-        if op == "matmul":
-            if node.ndim == 0:
-                return [f"{out}[...] = np.matmul({args[0]}, {args[1]})"]
-            return [f"matmul({args[0]}, {args[1]}, {out})"]
-        if op == "cast":
-            return [f"np.copyto({out}, {args[0]}, casting='unsafe')"]
-        if op == "cat":
-            return [f"np.concatenate(({', '.join(args)},), axis={attrs['dim']!r}, out={out})"]
-        if op == "scatter_add":
-            index = self._index(attrs["index"], args[1:])
-            if is_basic_index(attrs["index"]) or _distinct_positions(node.inputs[1:]):
-                return [f"{out}[...] = 0", f"{out}[{index}] = {args[0]}"]
-            return [f"{out}[...] = 0", f"np.add.at({out}, {index}, {args[0]})"]
-        if op == "setitem":
-            index = self._index(attrs["index"], args[2:])
-            return [f"np.copyto({out}, {args[0]})", f"{out}[{index}] = {args[1]}"]
-        if op == "kernel":
-            return self._emit_kernel(node, out)
-        return _elementwise_into(op, args, out)
-
     def _emit_kernel(self, node: Node, out: str) -> list[str]:
-        plan = self.graph.memory_plan
+        plan = self.plan
         steps = node.value
-        reduce_last = steps[-1].op in ("sum", "max", "min")
         rows = block_rows(node)
         if rows is not None:
             return self._emit_blocks(node, out, rows)
@@ -266,12 +315,7 @@ class Program:
         for k, step in enumerate(steps):
             refs = [buf if kind == "step" else f"v{ref.id}" if kind == "input"
                     else self._name("c", ref) for kind, ref in step.refs]
-            last = k == len(steps) - 1
-            if reduce_last and last:
-                lines.append(f"{REDUCE[step.op]}({buf}, axis={step.attrs['axes']!r}, "
-                             f"keepdims={step.attrs['keepdim']!r}, out={out})")
-            else:
-                lines.extend(_elementwise_into(step.op, refs, out if last else buf))
+            lines.extend(_into(self, step, refs, out if k == len(steps) - 1 else buf))
         return lines
 
     def _emit_blocks(self, node: Node, out: str, rows: int) -> list[str]:
@@ -282,7 +326,7 @@ class Program:
         *body, last = node.value
         shape = body[0].shape
         n = shape[0]
-        buf = self._buffer(self.graph.memory_plan.scratch_of[id(node)], (rows,) + shape[1:],
+        buf = self._buffer(self.plan.scratch_of[id(node)], (rows,) + shape[1:],
                            body[0].dtype)
 
         def block(name: str, value: Any) -> str:
@@ -295,7 +339,7 @@ class Program:
         for step in body:
             refs = [buf if kind == "step" else block(f"v{ref.id}", ref) if kind == "input"
                     else block(self._name("c", ref), ref) for kind, ref in step.refs]
-            lines += ["    " + line for line in _elementwise_into(step.op, refs, buf)]
+            lines += ["    " + line for line in _into(self, step, refs, buf)]
         axes, keep = last.attrs["axes"], last.attrs["keepdim"]
         reduce = f"{REDUCE[last.op]}({buf}, axis={axes!r}, keepdims={keep!r}, out="
         if 0 not in axes:  # each block gives its own rows of the result
@@ -313,7 +357,7 @@ class Program:
             for j, o in enumerate(self.graph.outputs):
                 self._first_output.setdefault(id(o), j)
         node = self.graph.outputs[k]
-        return id(node) in self.graph.memory_plan.fresh and self._first_output[id(node)] == k
+        return id(node) in self.plan.fresh and self._first_output[id(node)] == k
 
     def source(self) -> str:
         return self.source_text

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ...ops.base import having
-from ..ir import Graph, Node
+from ..ir import Graph, Node, rewire
 
 # Impure primitives ("random": new numbers on every run): never merged nor folded.
 RANDOM = having("random")
@@ -48,16 +48,18 @@ def node_key(node: Node, canonical: dict[int, Node]) -> Any:
             freeze(node.attrs))
 
 
-def cse(graph: Graph) -> tuple[Graph, str]:
+def cse(graph: Graph, backend: Any = None) -> tuple[Graph, str]:
     seen: dict[Any, Node] = {}
     canonical: dict[int, Node] = {}
     kept: list[Node] = []
-    for node in graph.nodes:
-        node.inputs = tuple(canonical.get(id(i), i) for i in node.inputs)
+    for original in graph.nodes:
+        node = rewire(original, canonical)
         key = node_key(node, canonical)
         if key is not None and key in seen:
-            canonical[id(node)] = seen[key]
+            canonical[id(original)] = seen[key]
             continue
+        if node is not original:
+            canonical[id(original)] = node
         if key is not None:
             seen[key] = node
         kept.append(node)

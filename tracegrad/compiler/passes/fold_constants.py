@@ -6,10 +6,12 @@ a scalar to a large shape is cheaper to keep as a view than to store).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ...ops.base import having
-from ..ir import Graph, Node, evaluate
+from ..ir import Graph, Node, evaluate, rewire
 
 # Impure primitives ("random": new numbers on every run): never merged nor folded.
 RANDOM = having("random")
@@ -17,12 +19,14 @@ RANDOM = having("random")
 _MAX_GROWTH_ELEMENTS = 4096
 
 
-def fold_constants(graph: Graph) -> tuple[Graph, str]:
+def fold_constants(graph: Graph, backend: Any = None) -> tuple[Graph, str]:
     folded = 0
     replaced: dict[int, Node] = {}
     nodes: list[Node] = []
-    for node in graph.nodes:
-        node.inputs = tuple(replaced.get(id(i), i) for i in node.inputs)
+    for original in graph.nodes:
+        node = rewire(original, replaced)
+        if node is not original:
+            replaced[id(original)] = node
         if node.op not in ("const", "input") and node.op not in RANDOM and node.inputs and all(
             i.op == "const" for i in node.inputs
         ):
@@ -32,7 +36,7 @@ def fold_constants(graph: Graph) -> tuple[Graph, str]:
                 with np.errstate(all="ignore"):
                     value = np.array(evaluate(node, [i.value for i in node.inputs]), copy=True)
                 const = Node("const", (), {}, node.shape, node.dtype, value=value)
-                replaced[id(node)] = const
+                replaced[id(original)] = const
                 nodes.append(const)
                 folded += 1
                 continue

@@ -4,23 +4,32 @@ become one ``kernel`` node.
 A chain grows while the next op is elementwise, reads the previous result (once), keeps its
 shape and dtype, and the previous result has no other reader. Where two chains meet
 (``a * b + c * d``), the longer one continues and the other becomes an input.
-The NumPy backend runs a kernel as a sequence of in-place ufunc calls on one buffer (no
-temporaries); the C backend would make it one loop nest.
+Which ops a kernel may hold is the backend's answer (`Backend.fuses`, by default the
+primitives declaring "fusible"; `Backend.reductions` for the trailing reduction). The NumPy
+backend runs a kernel as a sequence of in-place ufunc calls on one buffer (no temporaries);
+the C backend makes it one loop nest.
 """
 
 from __future__ import annotations
 
-from ...ops.base import having
-from ..ir import Graph, Node, Step
+from typing import Any
 
-# Elementwise ops a kernel can hold: the primitives declaring "fusible" (rand is elementwise
-# in shape but must stay a node of its own; `where` is left out because np.where cannot
-# write into a buffer).
-FUSIBLE = having("fusible")
-REDUCTIONS = {"sum", "max", "min"}
+from ..ir import Graph, Node, Step, rewire
 
 
-def fuse(graph: Graph) -> tuple[Graph, str]:
+def fuse(graph: Graph, backend: Any = None) -> tuple[Graph, str]:
+    if backend is None:
+        from ..backends import get_backend
+        backend = get_backend("numpy")
+    fusible: dict[str, bool] = {}
+    reductions = backend.reductions
+
+    def fuses(op: str) -> bool:
+        yes = fusible.get(op)
+        if yes is None:
+            yes = fusible[op] = bool(backend.fuses(op))
+        return yes
+
     users = graph.users()
     outputs = {id(o) for o in graph.outputs}
 
@@ -30,10 +39,10 @@ def fuse(graph: Graph) -> tuple[Graph, str]:
     chain_of: dict[int, list[Node]] = {}  # id(last node of a chain) -> the chain
     chains: list[list[Node]] = []
     for node in graph.nodes:
-        if node.op not in FUSIBLE and node.op not in REDUCTIONS:
+        if node.op not in reductions and not fuses(node.op):
             continue
         prev = [i for i in node.inputs if id(i) in chain_of and single_use(i)]
-        if node.op in REDUCTIONS:
+        if node.op in reductions:
             if len(node.inputs) == 1 and prev and prev[0].dtype == node.dtype:
                 chain = chain_of.pop(id(prev[0]))
                 chain.append(node)  # a trailing reduction closes the chain
@@ -62,8 +71,10 @@ def fuse(graph: Graph) -> tuple[Graph, str]:
             replaced[id(node)] = k
             nodes.append(k)
         elif id(node) not in members:
-            node.inputs = tuple(replaced.get(id(i), i) for i in node.inputs)
-            nodes.append(node)
+            new = rewire(node, replaced)
+            if new is not node:
+                replaced[id(node)] = new
+            nodes.append(new)
     outs = [replaced.get(id(o), o) for o in graph.outputs]
     fused = sum(len(c) for c in kernels.values())
     return Graph(graph.inputs, nodes, outs), \

@@ -2,8 +2,10 @@
 preallocated buffer gets one from a pool, reusing buffers whose values are dead, and writing
 in place over an operand that dies at that node when the op allows it.
 
-The plan is stored on the graph (`graph.memory_plan`) for the backend; the graph itself is
-unchanged. It reports the peak bytes live at once, and the total size of the buffer pool.
+An analysis, not a rewrite: `plan_memory` returns a `MemoryPlan` for the backend and leaves
+the graph as it is. What may be written into a buffer, or over an operand, is the backend's
+answer (`Backend.writes_into`, `Backend.overwrites`), not a set of op names kept here. The
+plan reports the peak bytes live at once, and the total size of the buffer pool.
 """
 
 from __future__ import annotations
@@ -11,16 +13,10 @@ from __future__ import annotations
 import bisect
 import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
-from ...ops.base import having
 from ..ir import Graph, Node
 
-# Ops whose NumPy form can write into a given buffer (np.add(a, b, out=...), ...): the
-# primitives declaring "writes_into", and fused kernels.
-WRITES_INTO = having("writes_into", "kernel")
-# Ops that may overwrite one of their operands (elementwise: each output element depends
-# only on the same element of the inputs): those declaring "overwrites", and kernels.
-IN_PLACE = having("overwrites", "kernel")
 # Ops whose result may be a view of their operand (sharing its memory).
 VIEWS = {"reshape", "permute", "expand", "getitem"}
 
@@ -36,6 +32,11 @@ class MemoryPlan:
     pool_bytes: int = 0
     peak_bytes: int = 0
     free_after: dict = field(default_factory=dict)  # node index -> values dead after it
+
+    def summary(self) -> str:
+        return (f"{len(self.buffers)} buffer(s), {self.pool_bytes:,} bytes pooled, "
+                f"{self.in_place} in place ({len(self.into_input)} into their inputs), "
+                f"peak {self.peak_bytes:,} bytes")
 
 
 def _needs_scratch(node: Node) -> bool:
@@ -171,7 +172,15 @@ def _alias_roots(graph: Graph) -> dict[int, Node]:
     return base
 
 
-def plan_memory(graph: Graph) -> tuple[Graph, str]:
+def plan_memory(graph: Graph, backend: Any = None, donations: dict | None = None
+                ) -> MemoryPlan:
+    """The memory plan of ``graph`` for ``backend`` (default: NumPy). ``donations``:
+    {id(output node): input node} for outputs that replace an input (a write-back), which
+    may then be computed in that input's own memory."""
+    if backend is None:
+        from ..backends import get_backend
+        backend = get_backend("numpy")
+    writes_into, overwrites = _asker(backend.writes_into), _asker(backend.overwrites)
     plan = MemoryPlan()
     base = _alias_roots(graph)
     dead_after = _last_use(graph)
@@ -211,7 +220,7 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
     # the input it replaces, if nothing reads that input afterwards.
     # An input nothing reads (a .grad array waiting for its new value) may receive any
     # result written with out=.
-    donations = getattr(graph, "donations", {})
+    donations = donations or {}
     read = {id(base.get(id(i), i)) for n in graph.nodes for i in n.inputs}
     used_targets: set[int] = set()
     output_nodes = {id(o) for o in graph.outputs}
@@ -220,8 +229,8 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
         if target is not None and id(target) not in used_targets and (
             target.shape == node.shape and target.dtype == node.dtype
         ) and (
-            (id(target) not in read and node.op in WRITES_INTO and not _needs_scratch(node))
-            or (node.op in IN_PLACE and target in node.inputs
+            (id(target) not in read and writes_into(node.op) and not _needs_scratch(node))
+            or (overwrites(node.op) and target in node.inputs
                 and target in dead_after.get(k, ()) and _may_overwrite(node, target, base))
         ):
             used_targets.add(id(target))
@@ -241,7 +250,7 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
             release(s)
             plan.free_after[k] = dead_after.get(k, [])
             continue
-        if node.op in WRITES_INTO and id(node) in output_nodes:
+        if writes_into(node.op) and id(node) in output_nodes:
             # An output leaves the program: it gets new memory on every run (handed over,
             # not copied out of the pool, and not kept alive by the pool between runs).
             plan.fresh.add(id(node))
@@ -251,9 +260,9 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
                 plan.scratch_of[id(node)] = s = take(nbytes)
                 release(s)
                 peak = max(peak, live_bytes + nbytes)
-        elif node.op in WRITES_INTO:
+        elif writes_into(node.op):
             buf = None
-            if node.op in IN_PLACE:
+            if overwrites(node.op):
                 dying = {id(d) for d in dead_after.get(k, ())}
                 reads = None
                 for i in node.inputs:
@@ -294,10 +303,19 @@ def plan_memory(graph: Graph) -> tuple[Graph, str]:
                 live_bytes -= d.nbytes
     plan.pool_bytes = sum(plan.buffers)
     plan.peak_bytes = peak
-    graph.memory_plan = plan
-    return graph, (f"{len(plan.buffers)} buffer(s), {plan.pool_bytes:,} bytes pooled, "
-                   f"{plan.in_place} in place ({len(plan.into_input)} into their inputs), "
-                   f"peak {peak:,} bytes")
+    return plan
+
+
+def _asker(question: Any) -> Any:
+    """A backend's answer per op name, asked once per name (a graph repeats a few ops)."""
+    answers: dict[str, bool] = {}
+
+    def ask(op: str) -> bool:
+        a = answers.get(op)
+        if a is None:
+            a = answers[op] = bool(question(op))
+        return a
+    return ask
 
 
 def _nbytes(step) -> int:

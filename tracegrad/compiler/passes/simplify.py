@@ -4,18 +4,20 @@ reshape of reshape, permute of permute, no-op reshape/permute/expand/cast.
 A rule looks at one node (whose inputs are already simplified) and returns the node that
 can stand in for it, or None; it may build new nodes for that, which it lists in
 ``ctx.new`` (they are placed before the node they replace). A rule never changes a value's
-shape or dtype.
+shape or dtype, and never changes a node: the graph it was given stays as it was. A
+canonicalizing rule (`CANONICAL`) returns the operands the node should read instead; the
+node is rebuilt with them and the other rules then look at the rebuilt node.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from ...ops import PRIMITIVES
-from ..ir import Graph, Node
+from ..ir import Graph, Node, rewire
 
 
 def _const_equal(node: Node, value: float) -> bool:
@@ -113,7 +115,7 @@ def _swapped(x: Node, swap: tuple, ctx: Context) -> Node:
     return t
 
 
-def _implicit_broadcast(n: Node, ctx: Context) -> Node | None:
+def _implicit_broadcast(n: Node, ctx: Context) -> tuple | None:
     """``op(expand(x), y)`` -> ``op(x, y)`` when broadcasting alone gives the same shape:
     elementwise ops broadcast anyway, and the expand is a call that does nothing."""
     changed = False
@@ -130,9 +132,7 @@ def _implicit_broadcast(n: Node, ctx: Context) -> Node | None:
         if shape == n.shape:
             inputs[k] = inner
             changed = True
-    if changed:
-        n.inputs = tuple(inputs)
-    return None
+    return tuple(inputs) if changed else None
 
 
 def _unary_before_expand(n: Node, ctx: Context) -> Node | None:
@@ -148,14 +148,14 @@ def _unary_before_expand(n: Node, ctx: Context) -> Node | None:
     return Node("expand", (inner,), dict(x.attrs), n.shape, n.dtype)
 
 
-def _mask_product(n: Node, ctx: Context) -> Node | None:
+def _mask_product(n: Node, ctx: Context) -> tuple | None:
     """``x * cast(mask)`` -> ``x * mask`` for a bool mask (ReLU's and max's gradients): one
     pass over the data instead of two, and no float copy of the mask."""
     a, b = n.inputs
     if b.op == "cast" and b.inputs[0].dtype == np.bool_ and a.dtype == n.dtype:
-        n.inputs = (a, b.inputs[0])
-    elif a.op == "cast" and a.inputs[0].dtype == np.bool_ and b.dtype == n.dtype:
-        n.inputs = (b, a.inputs[0])
+        return (a, b.inputs[0])
+    if a.op == "cast" and a.inputs[0].dtype == np.bool_ and b.dtype == n.dtype:
+        return (b, a.inputs[0])
     return None
 
 
@@ -172,22 +172,26 @@ _BROADCASTING = ("add", "sub", "mul", "div", "pow", "maximum", "lt", "le", "gt",
 
 _UNARY_RULES = [_unary_before_expand]  # every unary op's (is_unary) that RULES does not name
 
+# Rules that give the operands a node should read instead (applied first, in order).
+CANONICAL: dict[str, list[Callable[[Node, Context], tuple | None]]] = {
+    **{op: [_implicit_broadcast] for op in _BROADCASTING},
+    "mul": [_implicit_broadcast, _mask_product],
+}
+
 RULES: dict[str, list[Callable[[Node, Context], Node | None]]] = {
-    "mul": [_implicit_broadcast, _mask_product, _identity_operand(1, commutes=True)],
-    "add": [_implicit_broadcast, _identity_operand(0, commutes=True)],
-    "sub": [_implicit_broadcast, _identity_operand(0, commutes=False)],
-    "div": [_implicit_broadcast, _identity_operand(1, commutes=False)],
+    "mul": [_identity_operand(1, commutes=True)],
+    "add": [_identity_operand(0, commutes=True)],
+    "sub": [_identity_operand(0, commutes=False)],
+    "div": [_identity_operand(1, commutes=False)],
     "neg": [_double_negation, _unary_before_expand],
     "reshape": [_reshape],
     "permute": [_permute, _transposed_product],
-    **{op: [_implicit_broadcast] for op in _BROADCASTING if op not in ("mul", "add", "sub",
-                                                                         "div")},
     "expand": [_noop],
     "cast": [_noop, _unary_before_expand],
 }
 
 
-def simplify(graph: Graph) -> tuple[Graph, str]:
+def simplify(graph: Graph, backend: Any = None) -> tuple[Graph, str]:
     ctx = Context()
     for node in graph.nodes:
         for i in node.inputs:
@@ -196,22 +200,35 @@ def simplify(graph: Graph) -> tuple[Graph, str]:
         ctx.users[id(o)] = ctx.users.get(id(o), 0) + 1
     replaced: dict[int, Node] = {}
     kept: list[Node] = []
-    made: set[int] = set()  # ids of the nodes rewrites built
+    placed = {id(n) for n in graph.inputs}  # ids of the nodes in `kept`, and the inputs
+    rebuilt: list[Node] = []  # (kept alive while the ids in ctx.users may name them)
     count = 0
-    for node in graph.nodes:
-        node.inputs = tuple(replaced.get(id(i), i) for i in node.inputs)
+    for original in graph.nodes:
+        node = rewire(original, replaced)
+        for rule in CANONICAL.get(node.op, ()):
+            inputs = rule(node, ctx)
+            if inputs is not None:
+                for i in node.inputs:
+                    ctx.users[id(i)] -= 1
+                for i in inputs:
+                    ctx.users[id(i)] = ctx.users.get(id(i), 0) + 1
+                node = node.with_inputs(inputs)
+                rebuilt.append(node)
+                count += 1
+        if node is not original:
+            replaced[id(original)] = node
+            ctx.users[id(node)] = ctx.users.get(id(original), 0)
         target = None
         for rule in RULES.get(node.op) or (_UNARY_RULES if is_unary(node.op) else ()):
             target = rule(node, ctx)
             if target is not None:
                 break
         if target is not None:
-            replaced[id(node)] = target
+            replaced[id(original)] = target
             count += 1
-            # New nodes are unnumbered; one built by an earlier rewrite may be returned again
-            # (x * 1 over a rewritten node), and is already kept.
-            built = ctx.new + ([target] if target.id == -1 and id(target) not in made else [])
-            made.update(id(b) for b in built)
+            # The target is new, or a node already placed (x * 1 returns x).
+            built = ctx.new + ([target] if id(target) not in placed else [])
+            placed.update(id(b) for b in built)
             kept.extend(built)
             ctx.new.clear()
             # Keep the use counts true, so a rule can fire again on what a rule built.
@@ -222,6 +239,7 @@ def simplify(graph: Graph) -> tuple[Graph, str]:
                     ctx.users[id(i)] = ctx.users.get(id(i), 0) + 1
             ctx.users[id(target)] = ctx.users.get(id(target), 0) + ctx.users.get(id(node), 0)
         else:
+            placed.add(id(node))
             kept.append(node)
     outputs = [replaced.get(id(o), o) for o in graph.outputs]
     return Graph(graph.inputs, kept, outputs), f"rewrote {count} node(s)"

@@ -13,7 +13,11 @@ The engine never recurses, so a chain of a million operations backpropagates. Wh
 between the scalar and the tensor engine is only *where gradients live* and *what is kept
 afterwards*, and that is a small policy object (`GradsOnNodes`, `GradsInTable`).
 
-This module imports nothing else from tracegrad.
+The engine imports nothing else from tracegrad. PyTorch's autograd API lives beside it in
+this package, loaded when first used: `grad` (``torch.autograd.grad``, in ``api.py``),
+`Function` (``function.py``), ``functional`` (jacobian, hessian, vjp, jvp, hvp) and
+`gradcheck`/`gradgradcheck` (``gradcheck.py``). tracegrad's JAX-style ``tg.grad`` is in
+``tracegrad/transforms.py``.
 """
 
 from __future__ import annotations
@@ -211,10 +215,53 @@ def reverse_topological_order(root: Any) -> list:
 
 
 # --------------------------------------------------------------------------------------
+# Hooks (Tensor.register_hook, retain_grad): id(tensor) -> its hooks, in the order they were
+# registered. Empty unless some live tensor has one; the engine looks only then.
+
+hooks: dict[int, list] = {}
+RETAIN = "retain_grad"  # the hook retain_grad() registers: the node keeps its gradient
+
+
+class RemovableHandle:
+    """What ``register_hook`` returns: ``handle.remove()`` takes the hook off."""
+
+    def __init__(self, key: int, hook: Any):
+        self.key, self.hook = key, hook
+
+    def remove(self) -> None:
+        mine = hooks.get(self.key)
+        if mine is not None and self.hook in mine:
+            mine.remove(self.hook)
+            if not mine:
+                del hooks[self.key]
+
+
+def add_hook(node: Any, hook: Any) -> RemovableHandle:
+    """Register ``hook`` on ``node``; it goes when the node does."""
+    import weakref
+
+    key = id(node)
+    if key not in hooks:
+        hooks[key] = []
+        weakref.finalize(node, hooks.pop, key, None)
+    hooks[key].append(hook)
+    return RemovableHandle(key, hook)
+
+
+# --------------------------------------------------------------------------------------
 # Propagation
 
 
 def backpropagate(root: Any, seed: Any, policy: Any) -> None:
+    """Send ``seed`` back from ``root`` (see `_propagate`), then let the policy finish
+    (hooks of leaves run on their whole gradient)."""
+    _propagate(root, seed, policy)
+    finish = getattr(policy, "finish", None)
+    if finish is not None:
+        finish()
+
+
+def _propagate(root: Any, seed: Any, policy: Any) -> None:
     """Send ``seed`` (d root / d root) back through the graph under ``root``.
 
     **Order.** A node is visited after every node that consumes it. Every interior node
@@ -243,6 +290,10 @@ def backpropagate(root: Any, seed: Any, policy: Any) -> None:
         children = node._children
         g = take(node, None)
         reached = None  # the first node this one reaches for the first time
+        if hooks and g is not None:
+            mine = hooks.get(id(node))
+            if mine:
+                g = node._run_hooks(g, mine)
         if g is not None:
             grads = node._vjp(g, frees)
             if grads is None:  # (a micrograd `_backward` wrote its children's grads itself)
@@ -313,8 +364,12 @@ class GradsInTable:
     saved can be freed, and marks itself so that a second backward through it raises.
     """
 
-    def __init__(self, retain_graph: bool = False, targets: Iterable[Any] | None = None):
+    def __init__(self, retain_graph: bool = False, targets: Iterable[Any] | None = None,
+                 through_targets: bool = False):
         pending: dict[Any, Any] = {}  # keyed by the nodes themselves (identity hash)
+        # (torch.autograd.grad: a gradient also flows on through an interior target)
+        self.through = through_targets
+        self.hooked: dict[int, Any] = {}  # leaves with hooks: (leaf, gradient so far)
         self.pending = pending
         self.take = pending.pop
         self.frees = not retain_graph
@@ -334,7 +389,8 @@ class GradsInTable:
             if key in targets:
                 old = self.results.get(key)
                 self.results[key] = g if old is None else old + g
-                return
+                if not (self.through and node._children):
+                    return
         if not node._children:
             if not node._is_leaf():
                 raise RuntimeError(
@@ -343,10 +399,24 @@ class GradsInTable:
                     "first backward() if you need to call it twice"
                 )
             if targets is None and node.requires_grad:
+                if hooks and id(node) in hooks:  # hooks see the leaf's whole gradient
+                    old = self.hooked.get(id(node))
+                    self.hooked[id(node)] = (node, g if old is None else old[1] + g)
+                    return
                 node._accumulate_grad(g)
             return
         old = self.pending.get(node)
         self.pending[node] = g if old is None else old + g
+
+    def finish(self) -> None:
+        """Run the hooks of the leaves reached, then accumulate what they return."""
+        hooked, self.hooked = self.hooked, {}
+        for node, g in hooked.values():
+            mine = hooks.get(id(node))
+            if mine:
+                g = node._run_hooks(g, mine)
+            if g is not None:
+                node._accumulate_grad(g)
 
 
 # --------------------------------------------------------------------------------------
@@ -425,16 +495,27 @@ def _detached(obj: Any) -> Any:
     return obj
 
 
-def grad(fn: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:
-    """``grad(f)(x) -> df/dx`` for a function returning a scalar tensor (JAX's ``grad``).
+_LAZY = {
+    "grad": ("api", "grad"),
+    "backward": ("api", "backward"),
+    "Function": ("function", "Function"),
+    "FunctionCtx": ("function", "FunctionCtx"),
+    "once_differentiable": ("function", "once_differentiable"),
+    "gradcheck": ("gradcheck", "gradcheck"),
+    "gradgradcheck": ("gradcheck", "gradgradcheck"),
+    "GradcheckError": ("gradcheck", "GradcheckError"),
+}
 
-    >>> tg.grad(lambda x: (x ** 3).sum())(tg.tensor([2.0]))   # tensor([12.])
-    """
-    vg = value_and_grad(fn, argnums, has_aux)
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        (value_aux, grads) = vg(*args, **kwargs)
-        return (grads, value_aux[1]) if has_aux else grads
+def __getattr__(name: str) -> Any:
+    # PyTorch's API, loaded at first use: those modules import tensor.py, which imports this.
+    import importlib
 
-    return wrapper
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+        globals()[name] = value
+        return value
+    if name == "functional":
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,328 @@
+"""The C backend (compiler/backends/c.py, c_codegen.py): every op of the compiled tests, under
+``backend="c"``, agrees with eager (values and gradients, float32 and float64, broadcasting,
+size-0 and size-1 dimensions); non-contiguous inputs; randomized elementwise programs; the
+training steps; the NumPy fallback of ``auto`` without a compiler, and the error of ``"c"``.
+
+Tolerances: float32 results may differ from NumPy's in the last bits (libm's tanh, exp... are
+not NumPy's SIMD ones; sums accumulate in double where NumPy sums float32 pairwise): the
+op table's 2e-5; kernels are compared with NumPy at ``1e-5 * sqrt(n)`` for a sum of n.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import test_compile as tc
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tracegrad as tg
+import tracegrad.nn.functional as F
+from tracegrad.compiler.backends import c as cbackend
+from tracegrad.compiler.backends import c_codegen, toolchain
+from tracegrad.compiler.backends.c import CProgram
+from tracegrad.compiler.optimize import optimize
+from tracegrad.compiler.trace import run_traced
+from tracegrad.ops.base import having
+
+pytestmark = pytest.mark.skipif(cbackend.available() is not None,
+                                reason=f"no C backend here: {cbackend.available()}")
+FEW = settings(max_examples=6, deadline=None)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    # one cache directory for the whole session (compiled kernels are reused across tests)
+    monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "tgcache"))
+
+
+def program(fn, *specs):
+    graph, _ = run_traced(fn, specs, {})
+    graph, plan, _ = optimize(graph, backend=cbackend.C_BACKEND)
+    return CProgram(graph, plan, every_kernel=True)
+
+
+# ---------------------------------------------------------------- the lowering table
+
+
+def test_every_fusible_primitive_has_a_c_lowering():
+    missing = sorted(having("fusible") - c_codegen.C_OPS.keys())
+    assert missing == [], f"add a line to c_codegen.C_OPS for {missing}"
+
+
+@pytest.mark.parametrize("op", sorted(c_codegen.C_OPS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_each_c_op_matches_numpy_with_nan_and_inf(op, dtype):
+    rng = np.random.default_rng(0)
+    prim = tg.ops.PRIMITIVES[op]
+    special = np.array([0.0, -0.0, 1.0, -1.0, 0.5, 30.0, -30.0, 100.0, -100.0, np.inf,
+                        -np.inf, np.nan], dtype)
+    a = np.concatenate([special, rng.standard_normal(52).astype(dtype)])
+    b = np.concatenate([rng.standard_normal(12).astype(dtype) * 3, special[::-1],
+                        rng.standard_normal(40).astype(dtype)])
+    n_in = len(prim.inputs)
+    if op in ("log", "sqrt", "pow"):
+        a = np.abs(a)
+
+    graph_args = (a,) if n_in == 1 else (a, b)
+    want = np.asarray(prim.forward(*graph_args))
+    want = np.asarray(prim.forward(want, *graph_args[1:])) if n_in == 2 else \
+        np.asarray(prim.forward(want))
+    got = _run_chain(op, graph_args)
+    np.testing.assert_allclose(got, want, rtol=16 * np.finfo(dtype).eps, atol=0,
+                               equal_nan=True, err_msg=op)
+
+
+def _run_chain(op: str, arrays: tuple) -> np.ndarray:
+    """``op(op(x, y), y)`` (or ``op(op(x))``) as one kernel node run in C."""
+    from tracegrad.compiler.ir import Graph, Node, Step
+
+    ins = [Node("input", [], {}, a.shape, a.dtype) for a in arrays]
+    dtype = arrays[0].dtype
+    rest = [("input", i) for i in ins[1:]]
+    steps = [Step(op, [("input", ins[0])] + rest, {}, arrays[0].shape, dtype),
+             Step(op, [("step", 0)] + rest, {}, arrays[0].shape, dtype)]
+    k = Node("kernel", ins, {}, arrays[0].shape, dtype, value=steps)
+    p = CProgram(Graph(ins, [k], [k]), every_kernel=True)
+    assert p._kernels, c_codegen.why_not(k)
+    return p(*arrays)[0]
+
+
+# ---------------------------------------------------------------- every op, as test_compile
+
+
+@pytest.mark.parametrize("op", tc.OPS, ids=[op.name for op in tc.OPS])
+@FEW
+@given(data=st.data(), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2**16))
+def test_every_compiled_op_under_the_c_backend(op, data, dtype, seed):
+    tc.check_op(op, data, dtype, seed, "c")
+
+
+@pytest.mark.parametrize("make, shape, make_opt", [
+    (tc.mlp, (8,), lambda p: tg.optim.Adam(p, lr=1e-2)),
+    (tc.cnn, (1, 8, 8), lambda p: tg.optim.SGD(p, lr=0.05, momentum=0.9)),
+], ids=["mlp_adam", "cnn_sgd_momentum"])
+def test_training_steps_under_the_c_backend(make, shape, make_opt):
+    eager_model, model = tc.twin(make)
+    eager_opt, opt = make_opt(eager_model.parameters()), make_opt(model.parameters())
+    step = tg.compile(tc.train_step(model, opt, F.cross_entropy), backend="c")
+    for i, (x, y) in enumerate(tc.batches(shape, [16] * 6 + [8] * 3)):
+        eager_opt.zero_grad()
+        expected = F.cross_entropy(eager_model(x), y)
+        expected.backward()
+        eager_opt.step()
+        loss = step(x, y)
+        assert loss.item() == pytest.approx(expected.item(), rel=1e-5, abs=1e-6), f"step {i}"
+        tc.assert_same_parameters(eager_model, model, f"after step {i}")
+    assert "C backend" in step.cache_info().backend
+    assert "kernel(s) in C" in step.cache_info().backend
+
+
+# ---------------------------------------------------------------- layouts and shapes
+
+
+def _gelu_ln(x, w):
+    y = F.gelu(x, approximate="tanh") * w
+    return (y - y.mean(dim=-1, keepdim=True)).relu().sum(dim=-1), y.max(dim=0).values
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "sliced", "broadcast"])
+def test_non_contiguous_inputs(dtype, layout):
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((12, 10)).astype(dtype)
+    x = {"contiguous": base[:6, :5].copy(), "transposed": base[:5, :6].T,
+         "sliced": base[::2, ::2], "broadcast": np.broadcast_to(base[0, :5], (6, 5))}[layout]
+    w = rng.standard_normal(5).astype(dtype)[::-1]  # a negative stride
+    want = _gelu_ln(tg.tensor(np.ascontiguousarray(x)), tg.tensor(w.copy()))
+    f = tg.compile(_gelu_ln, backend="c")
+    for _ in range(3):
+        got = f(tg.from_numpy(x), tg.from_numpy(w))
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    for g, e in zip(got, want):
+        np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=tol, atol=tol)
+    # and the C kernel itself, on the strided arrays (not a contiguous copy)
+    p = program(_gelu_ln, tg.TensorSpec((6, 5), dtype), tg.TensorSpec((5,), dtype))
+    assert p._kernels
+    for g, e in zip(p(x, w), want):
+        np.testing.assert_allclose(g, e.numpy(), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("shape", [(0,), (3, 0), (0, 4), (1,), (1, 1), (1, 5), (5, 1), (),
+                                   (2, 1, 3)])
+def test_size_0_and_size_1_dimensions(shape):
+    rng = np.random.default_rng(2)
+
+    def f(x, b):
+        y = (x * 2 + b).tanh() * x
+        return y, y.sum(), (y + 1).sum(dim=-1) if len(shape) else y.exp()
+
+    x = rng.standard_normal(shape).astype(np.float32)
+    b = np.float32(0.5) * np.ones(shape[-1:] or (), np.float32)
+    want = f(tg.tensor(x), tg.tensor(b))
+    c = tg.compile(f, backend="c")
+    for _ in range(3):
+        got = c(tg.tensor(x), tg.tensor(b))
+    for g, e in zip(got, want):
+        assert g.shape == e.shape
+        np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("n", [1, 7, 1000, 100_003])
+def test_float32_sums_agree_with_numpy_to_its_rounding(n):
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal(n) * 10 + 3).astype(np.float32)
+    p = program(lambda x: (x * 1.5).sum(), tg.TensorSpec((n,)))
+    got = p(x)[0]
+    want = (x * np.float32(1.5)).sum()
+    exact = (x.astype(np.float64) * 1.5).sum()
+    scale = np.abs(x.astype(np.float64) * 1.5).sum()
+    assert abs(got - want) <= 1e-5 * math.sqrt(n) * scale / n + 1e-6 * scale
+    assert abs(got - exact) <= abs(want - exact) + np.finfo(np.float32).eps * abs(exact)
+
+
+def test_multiply_then_add_rounds_twice_as_numpy():
+    """``x * c + d`` is two roundings in NumPy; a C compiler left to itself fuses it into one
+    fused multiply-add under -march=native, and a long chain then drifts from eager."""
+    def chain(x):
+        for _ in range(200):
+            x = x * 0.999 + 0.001
+        return x
+
+    xs = np.linspace(-3, 3, 64, dtype=np.float32)
+    f = tg.compile(chain, backend="c")
+    for _ in range(2):
+        got = f(tg.tensor(xs)).numpy()
+    np.testing.assert_array_equal(got, chain(tg.tensor(xs)).numpy())
+
+
+def test_max_and_min_propagate_nan_as_numpy():
+    x = np.array([[1.0, np.nan, 3.0], [-np.inf, 2.0, 0.5]], np.float32)
+    p = program(lambda x: ((x * 2).max(dim=1).values, (x * 2).min(dim=0).values),
+                tg.TensorSpec((2, 3)))
+    got = p(x)
+    np.testing.assert_array_equal(got[0], (x * 2).max(axis=1))
+    np.testing.assert_array_equal(got[1], (x * 2).min(axis=0))
+
+
+# ---------------------------------------------------------------- random programs
+
+UNARY = ["neg", "exp", "tanh", "sigmoid", "relu", "sin", "softplus", "erf"]
+BINARY = ["add", "sub", "mul", "maximum"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(ops=st.lists(st.tuples(st.sampled_from(UNARY + BINARY), st.integers(0, 3)),
+                    min_size=2, max_size=12),
+       rows=st.integers(1, 5), cols=st.integers(1, 6), reduce=st.sampled_from(
+           [None, "sum0", "sum1", "max1", "all"]),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 1000))
+def test_random_elementwise_programs_agree_with_eager(ops, rows, cols, reduce, dtype, seed):
+    rng = np.random.default_rng(seed)
+    shapes = [(rows, cols), (cols,), (rows, 1), ()]
+
+    def f(x, a, b, c):
+        operands = [x, a, b, c]
+        y = x
+        for op, k in ops:
+            if op in BINARY:
+                y = getattr(tg, op)(y, operands[k]) if op == "maximum" else \
+                    {"add": y + operands[k], "sub": y - operands[k],
+                     "mul": y * operands[k].tanh()}[op]
+            else:
+                y = {"neg": -y, "exp": (y * 0.1).exp(), "tanh": y.tanh(),
+                     "sigmoid": y.sigmoid(), "relu": y.relu(), "sin": y.sin(),
+                     "softplus": F.softplus(y), "erf": y.erf()}[op]
+        if reduce == "sum0":
+            y = y.sum(dim=0)
+        elif reduce == "sum1":
+            y = y.sum(dim=1, keepdim=True)
+        elif reduce == "max1":
+            y = y.max(dim=1).values
+        elif reduce == "all":
+            y = y.sum()
+        return y
+
+    arrays = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    xs = [tg.tensor(a, requires_grad=True) for a in arrays]
+    want = f(*xs)
+    want.sum().backward()
+    grads = [np.zeros_like(a) if x.grad is None else x.grad.numpy()
+             for x, a in zip(xs, arrays)]
+    c = tg.compile(f, backend="c")
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    for _ in range(3):
+        ys = [tg.tensor(a, requires_grad=True) for a in arrays]
+        got = c(*ys)
+        got.sum().backward()
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=tol, atol=tol)
+        for y, g in zip(ys, grads):
+            got_g = np.zeros_like(g) if y.grad is None else y.grad.numpy()
+            np.testing.assert_allclose(got_g, g, rtol=tol, atol=tol)
+
+
+# ---------------------------------------------------------------- choosing, errors, source
+
+
+def test_source_shows_the_c_of_each_kernel_with_its_ir():
+    f = tg.compile(lambda x: (x * 2 + 1).tanh().sum(dim=1), backend="c")
+    x = tg.randn(4, 3)
+    for _ in range(3):
+        f(x)
+    src = f.source()
+    assert "# ---- C kernels" in src and "void k" in src
+    assert "t2 = tanh t1" in src and "tanh(t1);  /* t2 = tanh t1 */" in src
+    assert "acc += t2;  /* t3 = sum[axes=(1,), keepdim=False] t2 */" in src
+
+
+def test_auto_without_a_compiler_falls_back_to_numpy_with_a_note(monkeypatch):
+    x = tg.randn(3, 4)
+
+    def fn(x):
+        return (x.exp() * 2).sum(dim=1)
+
+    auto_c = tg.compile(fn)
+    for _ in range(3):
+        with_c = auto_c(x)
+    assert "C backend" in auto_c.cache_info().backend
+    monkeypatch.setenv("CC", "/nonexistent")
+    toolchain.clear_memory()
+    try:
+        auto = tg.compile(fn)
+        for _ in range(3):
+            got = auto(x)
+        np.testing.assert_allclose(got.numpy(), with_c.numpy(), rtol=1e-6)
+        note = auto.cache_info().backend
+        assert "NumPy" in note and "auto" in note and "/nonexistent" in note
+        with pytest.raises(RuntimeError, match="apt-get install gcc"):
+            tg.compile(fn, backend="c")
+    finally:
+        monkeypatch.delenv("CC")
+        toolchain.clear_memory()
+
+
+def test_a_kernel_the_compiler_rejects_raises_with_its_message(monkeypatch):
+    monkeypatch.setitem(c_codegen.C_OPS, "tanh", "tanh({0}) +* broken")
+    f = tg.compile(lambda x: (x * 2).tanh() + 1, backend="c")
+    x = tg.randn(3)
+    f(x)
+    with pytest.raises(toolchain.CompileError, match="source kept at"):
+        f(x)
+
+
+def test_explain_names_the_backend_and_each_kernels_bytes(monkeypatch):
+    text = str(tg.explain(lambda x: (x * 2).exp().sum(dim=1), tg.TensorSpec((8, 16))))
+    assert "backend: c" in text
+    assert "kernel [mul exp sum]: C, reads 512 B, writes 32 B" in text
+    monkeypatch.setenv("CC", "/nonexistent")
+    toolchain.clear_memory()
+    try:
+        text = str(tg.explain(lambda x: (x * 2).exp(), tg.TensorSpec((8,))))
+        assert "backend: numpy (auto: tg.compile: backend 'c' cannot run here" in text
+    finally:
+        monkeypatch.delenv("CC")
+        toolchain.clear_memory()
