@@ -682,3 +682,40 @@ def test_in_place_random_fills_compile_to_fresh_draws() -> None:
         g = tg.compile(lambda x: x.uniform_(generator=tg.Generator().manual_seed(0)))
         for _ in range(2):
             g(tg.zeros(3))
+
+
+# Forward mode comes with the primitives too: tg.jvp of each differentiable op against
+# central differences (float64). Ops with jumps (rounding, remainders) are left out.
+JUMPS = {"remainder", "remainder_number", "fmod", "trunc_frac", "round", "round_decimals",
+         "floor_ceil", "floordiv", "floordiv_number", "rremainder", "int_floordiv_remainder"}
+DETACHED = {"F.nll_loss"}  # (its class weights are detached: not a function of them)
+FORWARD = [c for c in CASES if c.order > 0 and c.name not in JUMPS | DETACHED]
+
+
+@pytest.mark.parametrize("case", FORWARD, ids=[c.name for c in FORWARD])
+@settings(max_examples=4, deadline=None)
+@given(data=st.data(), seed=st.integers(0, 2**16))
+def test_forward_mode_matches_central_differences(case: Case, data, seed: int) -> None:
+    make, attrs = case.inputs(data.draw)
+    rng = np.random.default_rng(seed)
+    arrays = make(rng)
+    floats = [i for i, a in enumerate(arrays) if a.dtype.kind == "f"]
+    tangents = [rng.standard_normal(arrays[i].shape) for i in floats]
+
+    def at(values):
+        xs = [tg.tensor(a) for a in arrays]
+        for i, v in zip(floats, values):
+            xs[i] = v
+        return case.ours(*xs, **attrs)
+
+    primals = tuple(tg.tensor(arrays[i]) for i in floats)
+    out, tangent = tg.jvp(lambda *v: at(v), primals, tuple(tg.tensor(t) for t in tangents))
+    if out.dtype.kind != "f":
+        return
+    h = 1e-6
+    up = at([p + tg.tensor(t) * h for p, t in zip(primals, tangents)]).numpy()
+    down = at([p - tg.tensor(t) * h for p, t in zip(primals, tangents)]).numpy()
+    finite = np.isfinite(up) & np.isfinite(down)
+    want = np.where(finite, (up - down) / (2 * h), 0.0)
+    got = np.where(finite, tangent.numpy(), 0.0)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=case.name)
