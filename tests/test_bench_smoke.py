@@ -233,6 +233,17 @@ def test_imports_quick_reports_numbers():
     assert "import tracegrad / import numpy <= 1.5" in text
 
 
+def test_onnx_quick_reports_numbers():
+    pytest.importorskip("onnxruntime")
+    from bench import onnx as bench_onnx
+
+    result = bench_onnx.run(quick=True)
+    text = _check_quick_run(result, "onnx", ["tracegrad", "tracegrad compiled", "onnxruntime"])
+    models = {k: d for k, d in result["details"].items() if isinstance(d, dict)}
+    assert len(models) == 2 and all(d["agree"] for d in models.values())
+    assert "tg.onnx.export (verified)" in text and "outputs agree" in text
+
+
 def test_transforms_quick_reports_numbers_and_agreement():
     from bench import transforms as bench_transforms
 

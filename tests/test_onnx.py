@@ -590,3 +590,27 @@ def test_a_compiled_model_exports_as_the_model():
     x = make(3)
     proto = tg.onnx.export(tg.compile(model), x, io.BytesIO())
     close(run(proto, {"input0": x[0].numpy()})[0], model(*x).numpy())
+
+
+def test_keyword_arguments_as_a_last_dict_and_fixed_python_values():
+    def fn(x, scale, *, bias, clip=True):
+        y = x * scale + bias
+        return y.clamp(-1, 1) if clip else y
+
+    x, bias = tg.randn(4, 3), tg.randn(3)
+    buf = io.BytesIO()
+    tg.onnx.export(fn, (x, 2.0, {"bias": bias, "clip": False}), buf, input_names=["x", "b"],
+                   dynamic_axes={"x": [0]})
+    x2 = tg.randn(6, 3)
+    (got,) = run(buf.getvalue(), {"x": x2.numpy(), "b": bias.numpy()})
+    close(got, fn(x2, 2.0, bias=bias, clip=False).numpy())
+
+
+def test_onnxruntime_missing_a_kernel_is_explained_and_verify_false_writes_anyway():
+    x = tg.randn(3, dtype=tg.float64)
+    with pytest.raises(tg.onnx.ExportError, match="(?s)cannot run the exported model.*float64"):
+        tg.onnx.export(lambda x: x.erf(), x, io.BytesIO())
+    buf = io.BytesIO()
+    proto = tg.onnx.export(lambda x: x.erf(), x, buf, verify=False)
+    assert buf.getvalue() == proto.SerializeToString()
+    assert [n.op_type for n in proto.graph.node] == ["Erf"]

@@ -67,7 +67,8 @@ def export(
     as an ONNX model; returns the ``onnx.ModelProto`` written.
 
     PyTorch's signature (``torch.onnx.export``): ``args`` is one tensor or a tuple of
-    arguments (tensors become the model's inputs, anything else is fixed); ``input_names``
+    arguments, a dict at its end holding keyword arguments (tensors become the model's
+    inputs, in that order; anything else is fixed); ``input_names``
     and ``output_names`` name the graph's inputs and outputs (default ``input0``, ...,
     ``output0``, ...); ``dynamic_axes`` maps an input's or output's name to the axes that
     may change size, as a list (``{"x": [0]}``) or with symbol names (``{"x": {0:
@@ -135,7 +136,7 @@ def graph(model_or_fn: Callable, args: Any) -> Any:
     try:
         for m, _ in modes:
             object.__setattr__(m, "training", False)
-        traced, capture = run_traced(model_or_fn, args, {})
+        traced, capture = run_traced(model_or_fn, *_split(args))
     finally:
         for m, training in modes:
             object.__setattr__(m, "training", training)
@@ -153,6 +154,13 @@ def _as_args(args: Any) -> tuple:
     if not isinstance(args, tuple):
         args = (args,)
     return tuple(Tensor(np.asarray(a)) if isinstance(a, np.ndarray) else a for a in args)
+
+
+def _split(args: tuple) -> tuple[tuple, dict]:
+    """PyTorch's convention: a dict at the end of ``args`` holds keyword arguments."""
+    if args and type(args[-1]) is dict:
+        return args[:-1], args[-1]
+    return args, {}
 
 
 def _write(model: Any, f: Any) -> None:
@@ -205,7 +213,7 @@ class _Exporter:
         if not self.leaves:
             raise TypeError("tg.onnx.export: args holds no tensor; pass the example input(s) "
                             "the model is called with, e.g. tg.randn(1, 64)")
-        graph, capture = run_traced(fn, args, {}, source_lines=True)
+        graph, capture = run_traced(fn, *_split(args), source_lines=True)
         graph.outputs = graph.outputs[:capture.n_user]
         self._refuse_unexportable(graph, capture.lines)
         self.capture = capture
@@ -281,7 +289,7 @@ class _Exporter:
             (base,) = sizes
             other = base + 1
             args = self._resized(places, base, other)
-            graph, capture = run_traced(self.fn, args, {})
+            graph, capture = run_traced(self.fn, *_split(args))
             graph = _optimize(graph, capture.n_user)
             self._same_structure(graph, s, base, other)
             symbols.append((s, base, other, [(self.input_names[k], a) for k, a in places]))
@@ -410,8 +418,15 @@ class _Exporter:
             return
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        session = ort.InferenceSession(model.SerializeToString(), options,
-                                       providers=["CPUExecutionProvider"])
+        try:
+            session = ort.InferenceSession(model.SerializeToString(), options,
+                                           providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime's own exception types
+            raise ExportError(
+                f"tg.onnx.export: ONNX Runtime {ort.__version__} cannot run the exported "
+                f"model: {err}\nThe model is valid ONNX (onnx.checker passed); onnxruntime "
+                f"lacks some kernels (e.g. Erf, and so exact GELU, for float64): export in "
+                f"float32, or pass verify=False to write the file anyway") from err
         for args in [self.args, *self.alt_args]:
             self._compare(session, args)
 
@@ -429,7 +444,9 @@ class _Exporter:
         saved = [(t, t.numpy().copy()) for t, _ in self.capture.data_writes]
         try:
             with no_grad():
-                expected = [t.numpy().copy() for t in _outputs_of(self.fn(*args))]
+                positional, keywords = _split(args)
+                result = self.fn(*positional, **keywords)
+                expected = [t.numpy().copy() for t in _outputs_of(result)]
         finally:
             for t, data in saved:
                 np.copyto(t._data, data)

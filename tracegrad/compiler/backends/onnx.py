@@ -54,8 +54,9 @@ class Emitter:
         self.graph = graph
         self.symbols = symbols
         everything = [*graph.inputs, *graph.nodes]
+        others = [[*g.inputs, *g.nodes] for g in alts]
         self._alts: dict[int, list[Node]] = {
-            id(n): [[*g.inputs, *g.nodes][k] for g in alts] for k, n in enumerate(everything)}
+            id(n): [other[k] for other in others] for k, n in enumerate(everything)}
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
         self._consts: dict[tuple, str] = {}
