@@ -22,7 +22,8 @@ from pathlib import Path  # noqa: E402
 from bench import common  # noqa: E402
 
 # The benchmark modules, in the order they run (bench/<name>.py). Add new ones here.
-MODULES = ["scalar", "tensor", "train", "compile", "imports", "models", "onnx", "transforms"]
+MODULES = ["scalar", "tensor", "train", "compile", "cbackend", "imports", "models", "onnx",
+           "transforms"]
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 

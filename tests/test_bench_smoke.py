@@ -217,11 +217,22 @@ def test_models_quick_reports_numbers():
     losses = result["details"]["losses"]
     assert len(losses["tracegrad"]) == 6  # 2 warm-up and 4 timed steps
     assert losses["tg compiled"] == pytest.approx(losses["tracegrad"], rel=1e-5)
+    gpt = result["details"]["gpt"]
+    assert len(gpt["losses"]["tracegrad"]) == 6
+    assert gpt["losses"]["tg compiled"] == pytest.approx(gpt["losses"]["tracegrad"], rel=1e-5)
+    sampling = result["details"]["sampling"]
+    assert sampling["variants"] == 1 and sampling["same_text"]
+    assert len(sampling["texts"]["tg compiled"][0]) == sampling["tokens"] == 16
+    names = [t["name"] for t in result["targets"]]
     if HAS_TORCH:
-        assert result["details"]["losses_agree"]
+        assert result["details"]["losses_agree"] and gpt["losses_agree"]
         assert losses["torch"] == pytest.approx(losses["tracegrad"], rel=1e-4)
-        assert [t["pass"] in (True, False) for t in result["targets"]] == [True, True]
-    assert "digits CNN" in text
+        assert gpt["losses"]["torch"] == pytest.approx(gpt["losses"]["tracegrad"], rel=1e-4)
+        assert names == ["CNN eager / PyTorch eager", "CNN compiled / PyTorch eager",
+                         "GPT eager / PyTorch eager", "sampling: compiled variants",
+                         "sampling: compiled tokens/s / PyTorch eager's"]
+        assert all(t["pass"] in (True, False) for t in result["targets"])
+    assert "digits CNN" in text and "GPT" in text and "tokens/s" in text
 
 
 def test_imports_quick_reports_numbers():
@@ -233,6 +244,27 @@ def test_imports_quick_reports_numbers():
     assert "import tracegrad / import numpy <= 1.5" in text
 
 
+# ---------------------------------------------------------------------------------------
+# bench.cbackend: a quick run; the C backend's results agree with eager's
+
+
+def test_cbackend_quick_reports_numbers_and_agrees():
+    from tracegrad.compiler.backends.c import available
+
+    if available() is not None:
+        pytest.skip(f"no C backend: {available()}")
+    from bench import cbackend
+
+    result = cbackend.run(quick=True)
+    names = [r["benchmark"] for r in result["rows"]]
+    assert any("GELU" in n for n in names) and any("Adam" in n for n in names)
+    for row in result["rows"][:3]:
+        assert row["values"]["tg C"] > 0 and row["values"]["numpy"] > 0
+    text = " ".join(result["notes"])
+    import re
+    diffs = [float(d) for d in re.findall(r"max \|C - eager\| ([0-9.e+-]+)", text)]
+    assert len(diffs) == 2 and max(diffs) < 1e-3, text
+    assert "row program" in text  # the compile notes say what ran in C
 def test_onnx_quick_reports_numbers():
     pytest.importorskip("onnxruntime")
     from bench import onnx as bench_onnx

@@ -318,6 +318,9 @@ def test_explain_names_the_backend_and_each_kernels_bytes(monkeypatch):
     text = str(tg.explain(lambda x: (x * 2).exp().sum(dim=1), tg.TensorSpec((8, 16))))
     assert "backend: c" in text
     assert "kernel [mul exp sum]: C, reads 512 B, writes 32 B" in text
+    text = str(tg.explain(lambda x: (x - x.mean(dim=1, keepdim=True)).exp() * 2,
+                          tg.TensorSpec((128, 256))))
+    assert "row program of" in text and "over (128, 256): C, reads 128.0 KiB" in text
     monkeypatch.setenv("CC", "/nonexistent")
     toolchain.clear_memory()
     try:
@@ -326,3 +329,159 @@ def test_explain_names_the_backend_and_each_kernels_bytes(monkeypatch):
     finally:
         monkeypatch.delenv("CC")
         toolchain.clear_memory()
+
+
+# ---------------------------------------------------------------- row programs (c_rows.py)
+
+
+@pytest.fixture
+def rows_everywhere(monkeypatch):
+    """Row programs for matrices of any size (normally from 4,096 elements and 8 columns)."""
+    from tracegrad.compiler.backends import c_rows
+
+    monkeypatch.setattr(c_rows, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(c_rows, "MIN_COLUMNS", 2)
+
+
+@pytest.mark.parametrize("op", tc.OPS, ids=[op.name for op in tc.OPS])
+@settings(max_examples=4, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2**16))
+def test_every_compiled_op_in_row_programs(op, data, dtype, seed):
+    from tracegrad.compiler.backends import c_rows
+
+    saved = c_rows.MIN_ELEMENTS, c_rows.MIN_COLUMNS
+    c_rows.MIN_ELEMENTS, c_rows.MIN_COLUMNS = 0, 2
+    try:
+        tc.check_op(op, data, dtype, seed, "c")
+    finally:
+        c_rows.MIN_ELEMENTS, c_rows.MIN_COLUMNS = saved
+
+
+def _gelu_ln_step(n, w, b, r):
+    def f(x):
+        y = F.layer_norm(F.gelu(x, approximate="tanh"), (n,), w, b)
+        (y * r).sum().backward()
+        return y, x.grad, w.grad, b.grad
+    return f
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(64, 48), (7, 9), (128, 1024)])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_gelu_layer_norm_forward_backward_in_one_row_program(dtype, shape, layout,
+                                                             rows_everywhere):
+    rng = np.random.default_rng(4)
+    m, n = shape
+    w0, b0 = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+    r = tg.tensor(rng.standard_normal(shape).astype(dtype))
+    x0 = rng.standard_normal(shape).astype(dtype)
+    if layout == "transposed":  # a strided input: the row program hands over to NumPy
+        x0 = np.ascontiguousarray(x0.T).T
+    results = []
+    for compiled in (False, True):
+        w = tg.tensor(w0, requires_grad=True)
+        b = tg.tensor(b0, requires_grad=True)
+        f = _gelu_ln_step(n, w, b, r)
+        if compiled:
+            f = tg.compile(f, backend="c")
+        for _ in range(3):
+            w.grad = b.grad = None
+            x = tg.tensor(x0, requires_grad=True) if layout == "contiguous" else \
+                tg.from_numpy(x0).requires_grad_()
+            out = [o.numpy().copy() for o in f(x)]
+        results.append(out)
+        if compiled:
+            assert "1 row program(s)" in f.cache_info().backend, f.cache_info().backend
+    tol = 2e-5 if dtype == np.float32 else 1e-11
+    for got, want in zip(results[1], results[0]):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1, np.abs(want).max()))
+
+
+def test_row_programs_in_a_training_step(rows_everywhere):
+    eager_model, model = tc.twin(tc.mlp)
+    eager_opt = tg.optim.Adam(eager_model.parameters(), lr=1e-2)
+    opt = tg.optim.Adam(model.parameters(), lr=1e-2)
+    step = tg.compile(tc.train_step(model, opt, F.cross_entropy), backend="c")
+    for i, (x, y) in enumerate(tc.batches((8,), [16] * 6)):
+        eager_opt.zero_grad()
+        expected = F.cross_entropy(eager_model(x), y)
+        expected.backward()
+        eager_opt.step()
+        loss = step(x, y)
+        assert loss.item() == pytest.approx(expected.item(), rel=1e-5, abs=1e-6), f"step {i}"
+        tc.assert_same_parameters(eager_model, model, f"after step {i}")
+    assert "row program" in step.cache_info().backend
+
+
+def test_the_row_program_source_names_its_nodes():
+    f = tg.compile(lambda x: (x - x.mean(dim=1, keepdim=True)).exp().sum(dim=0),
+                   backend="c")
+    x = tg.randn(64, 128)
+    for _ in range(3):
+        got = f(x)
+    want = (x - x.mean(dim=1, keepdim=True)).exp().sum(dim=0)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5)
+    src = f.source()
+    assert "a row program over (64, 128)" in src and "int r" in src
+    assert "for (intptr_t r = 0; r < 64; r++)" in src
+
+
+def test_a_long_chain_rounds_as_numpy_does_step_by_step():
+    # (no fused multiply-add: x * 1.01 + 0.01 is two roundings, as in NumPy)
+    def chain(x):
+        for _ in range(1000):
+            x = x * 1.01 + 0.01
+        return x
+
+    x = np.array([0.5, -1.0, 2.0, 0.25], np.float32)
+    f = tg.compile(chain, backend="c")
+    for _ in range(3):
+        got = f(tg.tensor(x)).numpy()
+    assert "kernel(s) in C" in f.cache_info().backend
+    np.testing.assert_array_equal(got, chain(tg.tensor(x)).numpy())
+
+
+def test_a_reduction_kernel_over_an_operand_it_still_reads():
+    # The plan may put a (2,) sum over axis 0 into the memory of a dying (2, 1) operand
+    # (same bytes): the C loop must not overwrite what it still reads.
+    def f(x, a):
+        return (-x * a.tanh()).sum(dim=1, keepdim=True)
+
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal((2, 2)).astype(np.float32)
+    a0 = rng.standard_normal(2).astype(np.float32)
+    grads = []
+    for backend in ("numpy", "c"):
+        g = tg.compile(f, backend=backend)
+        for _ in range(3):
+            x, a = tg.tensor(x0, requires_grad=True), tg.tensor(a0, requires_grad=True)
+            g(x, a).sum().backward()
+        grads.append((x.grad.numpy(), a.grad.numpy()))
+    for got, want in zip(grads[1], grads[0]):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_an_integer_index_scalar_handed_to_c_is_made_an_array():
+    # x[0, 1] is NumPy's scalar object, not an ndarray: C reads arrays only
+    f = tg.compile(lambda x, y: (x[0, 1] * y + 1).exp(), backend="c")
+    x, y = tg.randn(3, 4), tg.randn(5)
+    for _ in range(3):
+        got = f(x, y)
+    np.testing.assert_allclose(got.numpy(), (x[0, 1] * y + 1).exp().numpy(), rtol=1e-6)
+    assert "np.asarray(v" in f.source()
+
+
+def test_a_c_program_refuses_what_is_not_an_array():
+    """The kernels read an operand's data pointer from the object: a NumPy scalar handed to
+    the program raises instead of being read as an array (fed to the GPT step's program,
+    one crashed the process)."""
+    graph = tg.trace(lambda x, s: ((x * s + 1).tanh() * s).sum(), tg.TensorSpec((3,)),
+                     tg.TensorSpec((), dtype=tg.float64))
+    g, plan, _ = optimize(graph, backend=cbackend.C_BACKEND)
+    program = CProgram(g, plan, every_kernel=True)
+    x = np.arange(3, dtype=np.float32)
+    want = program(x, np.asarray(0.5))[0]
+    np.testing.assert_allclose(want, np.tanh(x * 0.5 + 1).sum() * 0.5, rtol=1e-6)
+    with pytest.raises(TypeError, match="input 1 is a float64"):
+        program(x, np.float64(0.5))

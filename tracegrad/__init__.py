@@ -13,6 +13,7 @@ from . import (
     cuda,
     data,
     functional,
+    memory,
     nn,
     optim,
     utils,
@@ -174,6 +175,9 @@ __all__ = [
 
 def __getattr__(name: str):
     # tg.onnx is imported on first use: `import tracegrad` stays light (bench/imports.py)
-    if name == "onnx":
-        return _importlib.import_module(".onnx", __name__)
+    if name in ("onnx", "func"):  # (tg.func: torch.func's names for the transforms)
+        return _importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'tracegrad' has no attribute {name!r}")
+
+
+memory.keep_freed_memory()  # (glibc: eager ops reuse freed memory instead of page-faulting)

@@ -8,7 +8,7 @@ has as methods to `Tensor`.
 from __future__ import annotations
 
 import builtins
-import itertools
+import functools
 import math
 from collections import namedtuple
 from typing import Any, Sequence
@@ -49,6 +49,7 @@ __all__ = [
     "take_along_dim", "var", "where", "t", "square", "reciprocal", "rsqrt", "log1p", "expm1",
     "norm", "masked_fill", "any", "all", "dot", "flip", "roll", "split", "chunk", "repeat",
     "cumsum", "sort", "topk", "logical_and", "logical_or", "logical_xor", "logical_not",
+    "max_pool1d", "avg_pool1d",
 ]
 
 MaxMin = namedtuple("MaxMin", ["values", "indices"])
@@ -177,7 +178,9 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
     axes = normalize_axes("softmax", dim, x.ndim)
     if axes and x.shape[axes[0]] == 0:
         return x
-    e = (x - x._amax(dim, keepdim=True).detach()).exp()
+    if axes and x.dtype.kind == "f":  # one node eagerly; traced, its decomposition
+        return apply(P["softmax"], x, axis=axes[0])
+    e = (x - x._amax(dim, keepdim=True).detach()).exp()  # (a 0-d or an integer tensor)
     return e / e.sum(dim, keepdim=True)
 
 
@@ -386,14 +389,13 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.
 
 # ---------------------------------------------------------------- convolution and pooling
 #
-# A convolution is im2col and one matmul, built from per-kernel-offset slices: for each
-# offset of the kernel, one strided basic slice of the (padded) input picks the element under
-# that offset for every output position, and `stack` lays them side by side. Basic slices
-# are views, and their gradient is an assignment into zeros, so the backward accumulates one
-# slice per kernel offset (no scatter with repeated indices, no `np.add.at`). The work runs
-# in (C, N, *spatial) order: the columns are then one (C*K, N*L) matrix, the product is one
-# GEMM per group, and its result, viewed back as (N, C_out, *spatial), keeps that layout, so
-# the next layer's permute to (C, N, ...) is free.
+# A convolution is im2col and one matmul. The im2col primitive (ops/movement.py) copies the
+# (padded) input's windows through one strided view: for each kernel offset, the element
+# under it at every output position; its gradient, col2im, adds each offset's slab back
+# into a strided view of zeros (no scatter with repeated indices, no `np.add.at`). The work
+# runs in (C, N, *spatial) order: the windows are then one (K*C, N*L) matrix, the product is
+# one GEMM per group, and its result, viewed back as (N, C_out, *spatial), keeps that layout,
+# so the next layer's permute to (C, N, ...) is free. Pools reduce the same windows.
 
 
 def _tuple(v: Any, n: int, name: str, op: str) -> tuple[int, ...]:
@@ -453,16 +455,6 @@ def _out_size(size: tuple, kernel: tuple, stride: tuple, dilation: tuple, op: st
     return out
 
 
-def _offset_slices(x: Tensor, kernel: tuple, stride: tuple, dilation: tuple,
-                   out: tuple) -> list[Tensor]:
-    """For each kernel offset (row-major), the view of ``x``'s trailing dimensions under it
-    at every output position: ``x[..., o*d : o*d + s*(out-1) + 1 : s]`` per dimension."""
-    lead = (slice(None),) * (x.ndim - len(kernel))
-    ranges = [[slice(o * d, o * d + s * (m - 1) + 1, s) for o in range(k)]
-              for k, s, d, m in zip(kernel, stride, dilation, out)]
-    return [x[lead + idx] for idx in itertools.product(*ranges)]
-
-
 def _conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: Any,
           dilation: Any, groups: int, nd: int, op: str) -> Tensor:
     """N-d convolution (cross-correlation, as in PyTorch) over the last ``nd`` dimensions."""
@@ -504,24 +496,40 @@ def _conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: 
     _positive(dilation, "dilation", op)
     pads = _conv_padding(padding, kernel, stride, dilation, op)
     n = x.shape[0]
-    spatial = tuple(range(2, nd + 2))
-    xc = x.permute((1, 0) + spatial)  # (C, N, *S): a view
-    if builtins.any(lo or hi for lo, hi in pads):
-        xc = apply(P["pad"], xc, pads=((0, 0), (0, 0)) + pads, value=0.0)
-    out = _out_size(tuple(xc.shape[2:]), kernel, stride, dilation, op, x.shape)
-    slices = _offset_slices(xc, kernel, stride, dilation, out)
-    k = len(slices)
-    cols = stack(slices, 1) if k > 1 else slices[0].unsqueeze(1)  # (C, K, N, *O)
+    xc = _batch_last(x, pads)  # (C, *S, N)
+    out = _out_size(tuple(xc.shape[1:nd + 1]), kernel, stride, dilation, op, x.shape)
+    cols = xc._im2col(kernel, stride, dilation)  # (K, C, *O, N): one strided copy
+    k = math.prod(kernel)
     length = n * math.prod(out)
+    # The weight's columns in the windows' (offset, channel) order: a copy of the (small)
+    # weight instead of a transpose of the (large) windows.
+    kernel_dims = tuple(range(2, nd + 2))
     if groups == 1:
-        y = weight.reshape((c_out, c_group * k)) @ cols.reshape((c_group * k, length))
+        w = weight.permute((0,) + kernel_dims + (1,)).reshape((c_out, k * c_group))
+        y = w @ cols.reshape((k * c_group, length))
     else:
-        y = weight.reshape((groups, c_out // groups, c_group * k)) @ \
-            cols.reshape((groups, c_group * k, length))
-    y = y.reshape((c_out, n) + out)
+        w = weight.reshape((groups, c_out // groups, c_group, k)).permute((0, 1, 3, 2))
+        cols = cols.reshape((k, groups, c_group, length)).permute((1, 0, 2, 3))
+        y = w.reshape((groups, c_out // groups, k * c_group)) @ \
+            cols.reshape((groups, k * c_group, length))
+    y = y.reshape((c_out,) + out + (n,))
     if bias is not None:
         y = y + bias.reshape((c_out,) + (1,) * (nd + 1))
-    return y.permute((1, 0) + spatial)  # (N, C_out, *O), a view of the (C_out, N, ...) result
+    return _batch_first(y)  # (N, C_out, *O), a view of the (C_out, *O, N) result
+
+
+def _batch_last(x: Tensor, pads: tuple) -> Tensor:
+    """(N, C, *S) as (C, *S, N) (a view; free when x is itself such a view), padded."""
+    nd = x.ndim - 2
+    xc = x.permute(tuple(range(1, nd + 2)) + (0,))
+    if builtins.any(lo or hi for lo, hi in pads):
+        xc = apply(P["pad"], xc, pads=((0, 0),) + tuple(pads) + ((0, 0),), value=0.0)
+    return xc
+
+
+def _batch_first(y: Tensor) -> Tensor:
+    """(C, *S, N) as (N, C, *S): a view."""
+    return y.permute((y.ndim - 1,) + tuple(range(y.ndim - 1)))
 
 
 def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
@@ -550,26 +558,68 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
 
 
 def _pool_setup(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
-                ceil_mode: bool, op: str) -> tuple:
-    """Checked (kernel, stride, padding, dilation) pairs and the output size of a pool."""
-    if not isinstance(x, Tensor) or x.ndim not in (3, 4):
-        raise ShapeError(f"{op}: expects input of shape (N, C, H, W) or (C, H, W), got "
+                ceil_mode: bool, op: str, nd: int = 2) -> tuple:
+    """Checked (kernel, stride, padding, dilation) ``nd``-tuples and the output size of a
+    pool."""
+    if not isinstance(x, Tensor) or x.ndim not in (nd + 1, nd + 2):
+        dims = "L" if nd == 1 else "H, W"
+        raise ShapeError(f"{op}: expects input of shape (N, C, {dims}) or (C, {dims}), got "
                          f"{getattr(x, 'shape', type(x).__name__)}")
     if ceil_mode:
         raise ValueError(f"{op}: ceil_mode=True is not supported; pad the input "
                          f"(F.pad) so that the windows fit, and use ceil_mode=False")
-    k = _tuple(kernel_size, 2, "kernel_size", op)
+    k = _tuple(kernel_size, nd, "kernel_size", op)
     empty = stride is None or (isinstance(stride, (list, tuple)) and not stride)
-    s = k if empty else _tuple(stride, 2, "stride", op)
-    p = _tuple(padding, 2, "padding", op)
-    d = _tuple(dilation, 2, "dilation", op)
+    s = k if empty else _tuple(stride, nd, "stride", op)
+    p = _tuple(padding, nd, "padding", op)
+    d = _tuple(dilation, nd, "dilation", op)
     for values, name in ((k, "kernel_size"), (s, "stride"), (d, "dilation")):
         _positive(values, name, op)
     if builtins.any(pv < 0 or 2 * pv > kv for pv, kv in zip(p, k)):
         raise ValueError(f"{op}: padding {p} must be non-negative and at most half the "
                          f"kernel size {k}, as in PyTorch")
-    size = tuple(n + 2 * pv for n, pv in zip(x.shape[-2:], p))
+    size = tuple(n + 2 * pv for n, pv in zip(x.shape[-nd:], p))
     return k, s, p, d, _out_size(size, k, s, d, op, x.shape)
+
+
+def _max_pool(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
+              ceil_mode: bool, nd: int, op: str) -> Tensor:
+    k, s, p, d, out = _pool_setup(x, kernel_size, stride, padding, dilation, ceil_mode, op, nd)
+    if x.ndim == nd + 1:  # one sample without the batch dimension
+        return _max_pool(x.unsqueeze(0), k, s, p, d, False, nd, op).squeeze(0)
+    # The value is the maximum over each window (np.maximum: fast, NaN wins); the gradient
+    # goes through a product with a one-hot mask of each window's first maximum, found
+    # without gradient. (The max reduction's own gradient splits ties; np.where with an
+    # unpredictable condition is ~100x slower than a product.)
+    pads = tuple((v, v) for v in p)
+    cols = _batch_last(x, pads)._im2col(k, s, d)  # (K, C, *out, N)
+    with _no_grad():
+        plain = cols.detach() if not builtins.any(p) else \
+            apply(P["pad"], _batch_last(x.detach(), ()), value=-math.inf,
+                  pads=((0, 0),) + pads + ((0, 0),))._im2col(k, s, d)
+        best = plain._amax(0)
+        # The mask offset by offset (NumPy's argmax along the first axis is a hundred times
+        # slower than these few passes).
+        hits = plain == best
+        taken = hits[0]
+        masks = [taken]
+        for i in range(1, plain.shape[0]):
+            masks.append(hits[i] > taken)
+            taken = taken | hits[i]
+        mask = stack(masks).to(x.dtype)
+    picked = (cols * mask).sum(0)
+    # Where a window holds inf or NaN, the products are NaN or wrong: take the maximum.
+    return _batch_first(where(picked == best, picked, best))
+
+
+def max_pool1d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               dilation: Any = 1, ceil_mode: bool = False) -> Tensor:
+    """Maximum over each window of (N, C, L) or (C, L), as `max_pool2d` in one dimension.
+
+    >>> max_pool1d(tg.tensor([[[1.0, 3.0, 2.0, 0.0]]]), 2).tolist()
+    [[[3.0, 2.0]]]
+    """
+    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, 1, "max_pool1d")
 
 
 def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
@@ -581,30 +631,40 @@ def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0
     >>> max_pool2d(tg.arange(16.0).reshape(1, 1, 4, 4), 2).tolist()
     [[[[5.0, 7.0], [13.0, 15.0]]]]
     """
-    k, s, p, d, out = _pool_setup(x, kernel_size, stride, padding, dilation, ceil_mode,
-                                  "max_pool2d")
-    # The value is the maximum of the window slices (np.maximum: fast, NaN wins); the
-    # gradient goes through products with a one-hot mask of each window's first maximum,
-    # found without gradient. (A where-chain or the max reduction would send it there too,
-    # but np.where with an unpredictable condition is ~100x slower than a product.)
-    pads = (p[1], p[1], p[0], p[0])
-    slices = _offset_slices(pad(x, pads) if p != (0, 0) else x, k, s, d, out)
-    with _no_grad():
-        plain = _offset_slices(pad(x.detach(), pads, value=-math.inf), k, s, d, out)
-        best = plain[0]
-        for win in plain[1:]:
-            best = maximum(best, win)
-        taken = plain[0] == best
-        masks = [taken.to(x.dtype)]
-        for win in plain[1:]:
-            hit = win == best
-            masks.append((hit > taken).to(x.dtype))
-            taken = taken | hit
-    picked = slices[0] * masks[0]
-    for win, mask in zip(slices[1:], masks[1:]):
-        picked = picked + win * mask
-    # Where a window holds inf or NaN, the products are NaN or wrong: take the maximum.
-    return where(picked == best, picked, best)
+    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, 2, "max_pool2d")
+
+
+def _avg_pool(x: Tensor, kernel_size: Any, stride: Any, padding: Any,
+              count_include_pad: bool, ceil_mode: bool, divisor_override: int | None,
+              nd: int, op: str) -> Tensor:
+    k, s, p, d, out = _pool_setup(x, kernel_size, stride, padding, 1, ceil_mode, op, nd)
+    if x.ndim == nd + 1:  # one sample without the batch dimension
+        return _avg_pool(x.unsqueeze(0), k, s, p, count_include_pad, False, divisor_override,
+                         nd, op).squeeze(0)
+    size = tuple(x.shape[-nd:])
+    total = _batch_first(_batch_last(x, tuple((v, v) for v in p))._im2col(k, s, d).sum(0))
+    if divisor_override is not None:
+        if divisor_override == 0:
+            raise ValueError(f"{op}: divisor_override must be nonzero")
+        return total / divisor_override
+    if count_include_pad or not builtins.any(p):
+        return total / math.prod(k)
+    # How many of each window's elements are inside the input: per dimension, then outer.
+    counts = [np.array([builtins.min(o * sv + kv, pv + n) - builtins.max(o * sv, pv)
+                        for o in range(m)], dtype=x.dtype)
+              for n, kv, sv, pv, m in zip(size, k, s, p, out)]
+    return total / _leaf(functools.reduce(np.multiply.outer, counts))
+
+
+def avg_pool1d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
+    """Mean over each window of (N, C, L) or (C, L) (PyTorch's argument order).
+
+    >>> avg_pool1d(tg.tensor([[[1.0, 3.0, 2.0, 0.0]]]), 2).tolist()
+    [[[2.0, 1.0]]]
+    """
+    return _avg_pool(x, kernel_size, stride, padding, count_include_pad, ceil_mode, None, 1,
+                     "avg_pool1d")
 
 
 def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
@@ -618,25 +678,8 @@ def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0
     >>> avg_pool2d(tg.arange(16.0).reshape(1, 1, 4, 4), 2).tolist()
     [[[[2.5, 4.5], [10.5, 12.5]]]]
     """
-    k, s, p, d, out = _pool_setup(x, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
-    size = tuple(x.shape[-2:])
-    if p != (0, 0):
-        x = pad(x, (p[1], p[1], p[0], p[0]))
-    slices = _offset_slices(x, k, s, d, out)
-    total = slices[0]
-    for win in slices[1:]:
-        total = total + win
-    if divisor_override is not None:
-        if divisor_override == 0:
-            raise ValueError("avg_pool2d: divisor_override must be nonzero")
-        return total / divisor_override
-    if count_include_pad or p == (0, 0):
-        return total / (k[0] * k[1])
-    # How many of each window's elements are inside the input: per dimension, then outer.
-    counts = [np.array([builtins.min(o * sv + kv, pv + n) - builtins.max(o * sv, pv)
-                        for o in range(m)], dtype=x.dtype)
-              for n, kv, sv, pv, m in zip(size, k, s, p, out)]
-    return total / _leaf(np.multiply.outer(*counts))
+    return _avg_pool(x, kernel_size, stride, padding, count_include_pad, ceil_mode,
+                     divisor_override, 2, "avg_pool2d")
 
 
 # ---------------------------------------------------------------- losses
@@ -1206,14 +1249,14 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     L, S = query.shape[-2], key.shape[-2]
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     scores = (query @ key.transpose(-2, -1)) * scale
-    if is_causal:
-        attn_mask = _leaf(np.tril(np.ones((L, S), dtype=bool)))
-    if attn_mask is not None:
+    if is_causal:  # (-inf above the diagonal, added: as PyTorch, and far faster than where)
+        scores = scores + _leaf(np.triu(np.full((L, S), -np.inf, dtype=scores.dtype), 1))
+    elif attn_mask is not None:
         mask = attn_mask if isinstance(attn_mask, Tensor) else Tensor(attn_mask)
-        if mask.dtype == np.bool_:
-            scores = masked_fill(scores, logical_not(mask), -math.inf)
-        else:
-            scores = scores + mask
+        if mask.dtype == np.bool_:  # the (small) mask made additive, then one add
+            zeros = _leaf(np.zeros((), dtype=scores.dtype))
+            mask = masked_fill(zeros, logical_not(mask), -math.inf)
+        scores = scores + mask
     attn = softmax(scores, -1)
     if dropout_p > 0.0:
         attn = dropout(attn, dropout_p, True)

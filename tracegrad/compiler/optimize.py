@@ -109,15 +109,22 @@ def explain(fn: Callable, *args: Any, backend: str | None = None, **kwargs: Any
     if backend is None:
         backend = getattr(fn, "backend", "auto")
     fn = getattr(fn, "fn", fn)  # a compiled function: its Python function
+    from .values import is_value_program
+
+    if is_value_program(fn, args, kwargs):  # a function of Values: its scalar graph
+        from .values_api import explain as explain_values
+
+        return explain_values(fn, *args, backend=backend, **kwargs)
     chosen = get_backend(backend)
     t0 = time.perf_counter()
     graph, _ = run_traced(fn, args, kwargs)
     traced = time.perf_counter() - t0
     graph, plan, records = optimize(graph, backend=chosen)
-    return Explanation(records, graph, traced, plan, _backend_note(backend, chosen, graph))
+    return Explanation(records, graph, traced, plan,
+                       _backend_note(backend, chosen, graph, plan))
 
 
-def _backend_note(asked: str, chosen: Backend, graph: Graph) -> str:
+def _backend_note(asked: str, chosen: Backend, graph: Graph, plan: MemoryPlan) -> str:
     """The backend's name, why "auto" passed over the ones it prefers, and what the backend
     says about the graph's kernels (`describe`, where it has one)."""
     from .backends import PREFERENCE
@@ -133,5 +140,5 @@ def _backend_note(asked: str, chosen: Backend, graph: Graph) -> str:
                 note += f" (auto: {e})"
     describe = getattr(chosen, "describe", None)
     if describe is not None:
-        note += "\n" + describe(graph)
+        note += "\n" + describe(graph, plan)
     return note

@@ -336,6 +336,27 @@ class AvgPool2d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
+class MaxPool1d(MaxPool2d):
+    """`F.max_pool1d` over (N, C, L) inputs, PyTorch's arguments."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.max_pool1d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                            self.ceil_mode)
+
+
+class AvgPool1d(AvgPool2d):
+    """`F.avg_pool1d` over (N, C, L) inputs, PyTorch's arguments."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.avg_pool1d(x, self.kernel_size, self.stride, self.padding,
+                            count_include_pad=self.count_include_pad)
+
+    def extra_repr(self) -> str:  # (PyTorch prints these as 1-tuples)
+        one = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,)  # noqa: E731
+        return (f"kernel_size={one(self.kernel_size)}, stride={one(self.stride)}, "
+                f"padding={one(self.padding)}")
+
+
 class Flatten(Module):
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
@@ -449,3 +470,4 @@ for _name, _fn, _params, _doc in _STATELESS:
 __all__ = ["Linear", "Conv2d", "Embedding", "LayerNorm", "BatchNorm1d", "BatchNorm2d",
            "GroupNorm", "Dropout", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten",
            "Unflatten", "Identity", "CosineSimilarity"] + [n for n, *_ in _STATELESS]
+__all__ += ["MaxPool1d", "AvgPool1d"]

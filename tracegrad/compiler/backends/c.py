@@ -7,6 +7,7 @@ instead of a sequence of NumPy calls. The C of all kernels of a program is one s
 compiled once by the system C compiler and cached on disk (`toolchain`); the functions are
 called through ctypes with the arrays themselves.
 
+A run of consecutive nodes over one matrix is one row program (`c_rows`).
 ``backend="auto"`` uses it when a C compiler works (`available`), else the NumPy program.
 """
 
@@ -15,8 +16,11 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
+import numpy as np
+
 from ..ir import Graph, Node
-from . import c_codegen, toolchain
+from ..passes.plan_memory import VIEWS
+from . import c_codegen, c_rows, toolchain
 from .numpy import NumpyBackend, Program
 
 
@@ -44,20 +48,23 @@ class CBackend(NumpyBackend):
             return False, problem
         return True, str(toolchain.find_compiler())
 
-    def fuses(self, op: str) -> bool:
-        # a kernel may hold what NumPy fuses; the ops without a C line keep their kernel
-        # on NumPy (see CProgram)
-        return super().fuses(op)
-
     def program(self, graph: Graph, plan: Any, check_finite: bool = False) -> "CProgram":
         return CProgram(graph, plan, check_finite)
 
-    def describe(self, graph: Graph) -> str:
-        """Per kernel: C or NumPy (and why), and the bytes its C loop reads and writes
-        (each input and the output once), for `tg.explain`."""
+    def describe(self, graph: Graph, plan: Any = None) -> str:
+        """Per row program and per kernel: C or NumPy (and why), and the bytes its C code
+        reads and writes (each input and each stored output once), for `tg.explain`."""
         lines = []
+        inside: set[int] = set()
+        for _, _, rows, stored, externals in (row_programs(graph, plan) if plan else ()):
+            inside |= {id(n) for n in rows.members}
+            read = sum(e.nbytes for e in externals)
+            wrote = sum(n.nbytes for n in stored)
+            lines.append(f"  %{rows.members[0].id}..%{rows.members[-1].id}: row program of "
+                         f"{len(rows.members)} nodes over {rows.frame}: C, reads "
+                         f"{_bytes(read)}, writes {_bytes(wrote)}")
         for node in graph.nodes:
-            if node.op != "kernel":
+            if node.op != "kernel" or id(node) in inside:
                 continue
             why = c_codegen.why_not(node) or c_codegen.pays(node)
             steps = " ".join(step.op for step in node.value)
@@ -69,6 +76,9 @@ class CBackend(NumpyBackend):
 
 
 C_BACKEND = CBackend()
+
+
+GIL_BELOW = 1 << 15  # elements up to which a kernel's call keeps the GIL (see _generate)
 
 
 class CProgram(Program):
@@ -85,12 +95,97 @@ class CProgram(Program):
         self.c_source = ""
         self.library: toolchain.Library | None = None
         self.on_numpy: list[tuple[Node, str]] = []  # kernels left on NumPy, and why
+        self._rows: list[tuple] = []  # (C name, RowProgram, stored, externals)
+        self._numpy_kernels = False  # (while writing a row program's NumPy fallback)
         if plan is None:
             from ..passes.plan_memory import plan_memory
             plan = plan_memory(graph, C_BACKEND)
         super().__init__(graph, plan, check_finite)
 
+    def __call__(self, *arrays: np.ndarray) -> tuple:
+        # The C kernels read each operand's data pointer and strides from the object itself:
+        # anything but an ndarray (a NumPy scalar, a float) would be read as garbage.
+        for k, a in enumerate(arrays):
+            if not isinstance(a, np.ndarray):
+                raise TypeError(
+                    f"a compiled C program takes NumPy arrays: input {k} is a "
+                    f"{type(a).__name__}; pass np.asarray(value)")
+        return self.run(*arrays)
+
+    def _body(self, graph: Graph, plan: Any) -> list[str]:
+        """The NumPy program's statements, with each run of nodes that a row program can
+        compute (`c_rows`) one call of it, the same nodes on NumPy in its fallback."""
+        if self.check_finite:
+            return super()._body(graph, plan)
+        runs = {k: run for k, *run in row_programs(graph, plan)}
+        body: list[str] = []
+        k = 0
+        while k < len(graph.nodes):
+            run = runs.get(k)
+            if run is None:
+                body += self._node_lines(k, graph.nodes[k], plan)
+                k += 1
+                continue
+            end, rows, stored, externals = run
+            body += self._row_lines(rows, stored, externals, range(k, end + 1), plan)
+            k = end + 1
+        return body
+
+    def _row_lines(self, rows: Any, stored: list, externals: list, span: range,
+                   plan: Any) -> list[str]:
+        nodes = self.graph.nodes
+        first, last = rows.members[0], rows.members[-1]
+        lines = [f"# %{first.id}..%{last.id}: a row program over {rows.frame} "
+                 f"({len(rows.members)} nodes, C)"]
+        member = {id(n) for n in rows.members}
+        hoisted = {id(n) for n in rows.hoisted}
+        after = []
+        for j in span:
+            if nodes[j].op == "const":
+                lines += self._emit(nodes[j], plan)
+        for j in span:
+            node = nodes[j]
+            if id(node) in hoisted:  # (its dels wait until after the run)
+                lines += self._emit(node, plan)
+                after += [f"del v{dead.id}" for dead in plan.free_after.get(j, ())
+                          if dead.op not in ("input", "const")
+                          and id(dead) not in plan.buffer_of]
+        for n in stored:  # where each stored value goes: as the NumPy code would put it
+            target = plan.into_input.get(id(n))
+            if target is not None:
+                lines.append(f"v{n.id} = v{target.id}")
+            elif id(n) in plan.fresh:
+                lines.append(f"v{n.id} = np.empty({n.shape!r}, {self._name('d', n.dtype)})")
+            elif id(n) in plan.buffer_of:
+                lines.append(f"v{n.id} = "
+                             f"{self._buffer(plan.buffer_of[id(n)], n.shape, n.dtype)}")
+            else:
+                lines.append(f"v{n.id} = np.empty({n.shape!r}, {self._name('d', n.dtype)})")
+        name = f"r{first.id}"
+        self._rows.append((name, rows, stored, externals))
+        fn = self._name("k", _Pending(name))
+        args = ", ".join([f"v{n.id}" for n in stored] + [_array(n) for n in externals])
+        lines.append(f"if {fn}(({args},)):  # C: {name}; 1: an array is not C-contiguous")
+        self._numpy_kernels = True
+        for j in span:
+            node = nodes[j]
+            if node.op == "const" or id(node) in hoisted:
+                continue
+            lines.append(f"    # %{node.id}:{node.type_str()} = {node.op}")
+            lines += ["    " + line for line in self._emit(node, plan)]
+            for dead in plan.free_after.get(j, ()):
+                if dead.op in ("input", "const") or id(dead) in plan.buffer_of:
+                    continue
+                if id(dead) in member:
+                    lines.append(f"    del v{dead.id}")
+                else:
+                    after.append(f"del v{dead.id}")
+        self._numpy_kernels = False
+        return lines + after
+
     def _emit_kernel(self, node: Node, out: str) -> list[str]:
+        if self._numpy_kernels:
+            return super()._emit_kernel(node, out)
         reason = c_codegen.why_not(node)
         if reason is None and not self.every_kernel:
             reason = c_codegen.pays(node)
@@ -101,22 +196,50 @@ class CProgram(Program):
         self._kernels.append((name, node))
         # (the ctypes function is bound once the library is built, before `make` runs)
         fn = self._name("k", _Pending(name))
-        args = [out] + [f"v{i.id}" for i in node.inputs]
-        return [f"{fn}({', '.join(args)})  # C: {name}"]
+        args = [_array(i) for i in node.inputs]
+        if node.value[-1].op in c_codegen.REDUCTIONS and self._writes_over_operand(node):
+            # The memory plan put the result over an operand that dies here, as NumPy's
+            # kernel (chain in a scratch buffer, then the reduction) allows; the C loop
+            # would overwrite values it still reads: a fresh result, copied over.
+            dtype = self._name("d", node.dtype)
+            return [f"_t = np.empty({node.shape!r}, {dtype})",
+                    f"{fn}((_t, {', '.join(args)},))  # C: {name}",
+                    f"np.copyto({out}, _t)"]
+        return [f"{fn}(({', '.join([out] + args)},))  # C: {name}"]
+
+    def _writes_over_operand(self, node: Node) -> bool:
+        plan = self.plan
+        target = plan.into_input.get(id(node))
+        mine = plan.buffer_of.get(id(node))
+        for i in node.inputs:
+            r = _root(i)
+            if target is not None and r is _root(target):
+                return True
+            if mine is not None and plan.buffer_of.get(id(r)) == mine:
+                return True
+        return False
 
     def _generate(self, graph: Graph, plan: Any) -> list[str]:
         lines = super()._generate(graph, plan)
-        if self._kernels:
+        if self._kernels or self._rows:
             parts = [c_codegen.header()]
             parts += [c_codegen.kernel_source(name, node) for name, node in self._kernels]
+            parts += [rows.c_source(name, stored, externals)
+                      for name, rows, stored, externals in self._rows]
             self.c_source = "\n".join(parts)
             self.library = toolchain.build(self.c_source)
+            # A small kernel keeps the GIL (ctypes' PyDLL: a cheaper call); a large one and
+            # a row program let other threads run meanwhile (CDLL).
+            small = {name for name, node in self._kernels if node.value[0].shape and
+                     int(np.prod(node.value[0].shape)) <= GIL_BELOW}
+            pydll = ctypes.PyDLL(str(self.library.path)) if small else None
+            returns = {name: ctypes.c_int for name, *_ in self._rows}
             for env_name, value in list(self._env.items()):
                 if isinstance(value, _Pending):
-                    fn = getattr(self.library.cdll, value.name)
-                    n = len(dict(self._kernels)[value.name].inputs) + 1
-                    fn.argtypes = [ctypes.py_object] * n
-                    fn.restype = None
+                    lib = pydll if value.name in small else self.library.cdll
+                    fn = getattr(lib, value.name)
+                    fn.argtypes = [ctypes.py_object]
+                    fn.restype = returns.get(value.name)
                     self._env[env_name] = fn
         return lines
 
@@ -134,12 +257,89 @@ class CProgram(Program):
         """One line on what ran where, for explain and cache_info."""
         n = len(self._kernels)
         text = f"C backend: {n} kernel(s) in C"
+        if self._rows:
+            text += f", {len(self._rows)} row program(s)"
         if self.library is not None:
             text += f" ({'disk cache hit' if self.library.cached else 'compiled'})"
         if self.on_numpy:
             why = "; ".join(sorted({r for _, r in self.on_numpy}))
             text += f", {len(self.on_numpy)} on NumPy ({why})"
         return text
+
+
+def row_programs(graph: Graph, plan: Any) -> list[tuple]:
+    """The row programs of a graph (see `c_rows`), as (first node index, last node index,
+    RowProgram, stored members, external inputs), in order and not overlapping."""
+    users = graph.users()
+    outputs = {id(o) for o in graph.outputs}
+    nodes = graph.nodes
+    found = []
+    k = 0
+    while k < len(nodes):
+        for hoist in (True, False):
+            rows = c_rows.find(nodes, k, hoist)
+            if rows is not None:
+                stored, externals = c_rows.stored_and_externals(rows, users, outputs)
+                if _safe(rows, stored, externals, plan):
+                    break
+                rows = None
+        if rows is None:
+            k += 1
+            continue
+        end = k + next(j for j, n in enumerate(nodes[k:]) if n is rows.members[-1])
+        found.append((k, end, rows, stored, externals))
+        k = end + 1
+    return found
+
+
+def _root(n: Node) -> Node:
+    while n.op in VIEWS:
+        n = n.inputs[0]
+    return n
+
+
+def _safe(rows: Any, stored: list, externals: list, plan: Any) -> bool:
+    """Whether no stored row of the run lands in memory that an input it reads as a whole
+    (per row, per column, scalar) occupies: a stored row may overwrite only an input it reads
+    row by row; and whether the nodes run before the run (hoisted) leave what it reads
+    alone."""
+    def memory(n: Node) -> set:
+        r = _root(n)
+        keys = {("node", id(r))}
+        if id(r) in plan.buffer_of:
+            keys.add(("buffer", plan.buffer_of[id(r)]))
+        return keys
+
+    def destination(n: Node) -> set:
+        dest = set()
+        if id(n) in plan.buffer_of:
+            dest.add(("buffer", plan.buffer_of[id(n)]))
+        target = plan.into_input.get(id(n))
+        if target is not None:
+            dest |= memory(target)
+        return dest
+
+    whole = set()
+    for e in externals:
+        if c_rows.kind_of(e.shape, rows.frame) != "full":
+            whole |= memory(e)
+    if any(destination(n) & whole for n in stored):
+        return False
+    # A hoisted node must not write memory holding a value the run reads, unless that
+    # value is itself a hoisted node's, made after it.
+    hoisted_at = {id(h): i for i, h in enumerate(rows.hoisted)}
+    read = [(memory(e), hoisted_at.get(id(e), -1)) for e in externals]
+    for i, h in enumerate(rows.hoisted):
+        dest = destination(h)
+        if any(dest & keys and made < i for keys, made in read):
+            return False
+    return True
+
+
+def _array(node: Node) -> str:
+    """The name of a value handed to C, which reads it as an ndarray: an integer index
+    (``x[0, 1]``) gives NumPy's scalar object instead, made an array first."""
+    return f"np.asarray(v{node.id})" if node.op == "getitem" else f"v{node.id}"
 
 
 def _bytes(n: int) -> str:

@@ -14,9 +14,10 @@ float32): a float32 sum is then at least as close to the exact sum as NumPy's, a
 with NumPy's to NumPy's own rounding error, about ``eps32 * log2(n)`` relative to the sum
 of absolute values (the tests allow ``1e-5 * sqrt(n)`` relative).
 
-The function takes NumPy arrays themselves (``PyObject *``, passed by ctypes' py_object):
-it reads their data pointer and strides from the array object (`array_layout` finds where
-they sit, once per process), so that a call costs no Python work per operand. When every
+The function takes one tuple of NumPy arrays (``PyObject *``, passed by ctypes' py_object):
+it reads each item, and each array's data pointer and strides from the array object
+(`array_layout` finds where they sit, once per process), so that a call costs no Python
+work per operand. When every
 operand is laid out as expected (C-contiguous, the common case) a loop nest with constant
 strides runs, its adjacent dimensions merged, which the C compiler vectorizes; else a
 general nest with the arrays' own strides (transposes, slices, broadcast views).
@@ -54,7 +55,6 @@ C_OPS = {
     "maximum": "(({0} > {1} || {0} != {0}) ? {0} : {1})",
 }
 REDUCTIONS = {"sum", "max", "min"}
-MAX_OPERANDS = 1000  # inputs of a C kernel (ctypes calls take at most 1,024 arguments)
 
 CTYPES = {  # NumPy dtype -> C type of an operand (read, then converted to T)
     np.dtype(np.float32): "float", np.dtype(np.float64): "double",
@@ -71,6 +71,10 @@ HEADER = """\
 /* a NumPy array object: its data pointer and strides (offsets found by array_layout) */
 #define DATA(o) (*(char **)((char *)(o) + {data}))
 #define STRIDES(o) (*(intptr_t **)((char *)(o) + {strides}))
+/* item i of the tuple of arrays a function is called with (one ctypes argument: a call
+   then costs one conversion, not one per array) */
+#define ITEM(t, i) (((char **)((char *)(t) + {items}))[i])
+#include <stdlib.h>
 #include <string.h>
 
 /* exp, tanh and sigmoid of a float, evaluated in double by code the C compiler vectorizes
@@ -142,15 +146,15 @@ _LAYOUT: tuple[int, int] | None = None
 
 def header() -> str:
     data, strides = array_layout()
-    return HEADER.format(data=data, strides=strides)
+    if tuple.__itemsize__ != ctypes.sizeof(ctypes.c_void_p):  # pragma: no cover
+        raise RuntimeError("the C backend does not know this Python's tuple layout")
+    return HEADER.format(data=data, strides=strides, items=tuple.__basicsize__)
 
 
 def why_not(node: Node) -> str | None:
     """None if the kernel has a C form, else why not (for explain)."""
     if node.dtype not in KERNEL_TYPES:
         return f"dtype {node.dtype} (C kernels are float32/float64)"
-    if len(node.inputs) >= MAX_OPERANDS:
-        return f"{len(node.inputs)} operands (ctypes passes at most {MAX_OPERANDS})"
     for step in node.value:
         if step.op not in C_OPS and step.op not in REDUCTIONS:
             return f"{step.op} has no C lowering"
@@ -379,9 +383,11 @@ def kernel_source(name: str, node: Node) -> str:
         return lines
 
     out = [f"/* {ir[0]}", *[f" * {line}" for line in ir[1:]], " */"]
-    args = ", ".join(["char *o"] + [f"char *a{k}" for k in range(len(node.inputs))])
-    out.append(f"void {name}({args}) {{")
+    out.append(f"void {name}(char *args) {{  /* args: a tuple (out, in0, in1, ...) */")
     out.append("#define T " + T)
+    out.append("    char *o = ITEM(args, 0);")
+    for k in range(len(node.inputs)):
+        out.append(f"    char *a{k} = ITEM(args, {k + 1});")
     for k, (var, _, _) in enumerate(operands):
         out.append(f"    char *p{k} = DATA({var});")
     for k in sorted(scalar_in):

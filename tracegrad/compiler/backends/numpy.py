@@ -226,19 +226,8 @@ class Program:
         self._env.update(np=np, fill_index=fill_index)
         if self.check_finite:
             self._env["_finite"] = _finite
-        body: list[str] = []
         params = ", ".join(f"v{n.id}" for n in graph.inputs)
-        for k, node in enumerate(graph.nodes):
-            body.append(f"# %{node.id}:{node.type_str()} = {node.op}")
-            body.extend(self._emit(node, plan))
-            if self.check_finite and node.op != "const" and node.dtype.kind == "f":
-                what = node.op if node.op != "kernel" else \
-                    f"a fused kernel ({', '.join(step.op for step in node.value)})"
-                body.append(f"_finite(v{node.id}, {node.id}, {what!r})")
-            for dead in plan.free_after.get(k, ()):
-                # (a pooled buffer stays allocated anyway: only new memory is worth a del)
-                if dead.op not in ("input", "const") and id(dead) not in plan.buffer_of:
-                    body.append(f"del v{dead.id}")
+        body = self._body(graph, plan)
         text = "\n".join(body)
         called = set(re.findall(r"\b(\w+)\(", text))
         for name, fn in {**ufunc_names(), **REDUCE_NAMES}.items():
@@ -259,6 +248,28 @@ class Program:
         lines.append(f"        return ({outs}{',' if len(graph.outputs) == 1 else ''})")
         lines.append("    return program")
         return lines
+
+    def _body(self, graph: Graph, plan: Any) -> list[str]:
+        """The program's statements, node by node (a backend may group nodes)."""
+        body: list[str] = []
+        for k, node in enumerate(graph.nodes):
+            body.extend(self._node_lines(k, node, plan))
+        return body
+
+    def _node_lines(self, k: int, node: Node, plan: Any) -> list[str]:
+        """Node ``k``'s statements: a comment, its computation, the anomaly check, and a
+        ``del`` of what dies there."""
+        body = [f"# %{node.id}:{node.type_str()} = {node.op}"]
+        body.extend(self._emit(node, plan))
+        if self.check_finite and node.op != "const" and node.dtype.kind == "f":
+            what = node.op if node.op != "kernel" else \
+                f"a fused kernel ({', '.join(step.op for step in node.value)})"
+            body.append(f"_finite(v{node.id}, {node.id}, {what!r})")
+        for dead in plan.free_after.get(k, ()):
+            # (a pooled buffer stays allocated anyway: only new memory is worth a del)
+            if dead.op not in ("input", "const") and id(dead) not in plan.buffer_of:
+                body.append(f"del v{dead.id}")
+        return body
 
     def _emit(self, node: Node, plan: Any) -> list[str]:
         v = f"v{node.id}"

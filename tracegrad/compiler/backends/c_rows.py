@@ -1,0 +1,385 @@
+"""Row programs: a run of consecutive nodes over one (R, C) matrix becomes one C function
+that works row by row.
+
+`fuse` makes chains; a layer norm's forward and backward is many short chains, single
+elementwise nodes and reductions over the rows, each a full pass over memory. Every one of
+them, though, only needs the row it works on (and per-row values, and per-column vectors
+from outside): so the C backend runs the whole run of nodes for row 0, then row 1, ...
+Each intermediate row lives in a scratch row (in the L1 cache), each input row is read from
+memory once, each stored row written once; per-row values (a mean) are C locals; sums over
+the rows (a bias gradient) accumulate in double per column, over everything in double.
+
+A node joins the run when it is elementwise with a C form (`c_codegen.C_OPS`), a fused
+kernel whose steps all have one, or a sum/max/min over the columns (axis 1), the rows (axis
+0) or both, of the frame's dtype (float32/float64); its value's shape is the frame (R, C)
+("full") or (R, 1) ("row"); it reads full, row, column ((C,) or (1, C)) and scalar values,
+from the run or from before it. A value is stored when something after the run reads it.
+
+The C function checks that every array it was handed is C-contiguous and returns 1 if not;
+the program then runs the same nodes on NumPy (the generated Python holds both).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..ir import Node, format_node
+from .c_codegen import C_OPS, CTYPES, KERNEL_TYPES, REDUCTIONS, _literal, why_not
+
+MIN_COLUMNS = 8  # narrower matrices are not worth a row program
+MIN_NODES = 3
+MAX_HOISTED = 32  # nodes between two members that run before the run instead
+MIN_ELEMENTS = 4096  # smaller programs: the per-kernel C functions (tests lower it)
+
+
+def _dims(shape: tuple) -> tuple | None:
+    s = tuple(shape)
+    while len(s) > 2 and s[0] == 1:
+        s = s[1:]
+    if len(s) > 2:
+        return None
+    return (1,) * (2 - len(s)) + s
+
+
+def kind_of(shape: tuple, frame: tuple) -> str | None:
+    """How a value of ``shape`` sits in the frame (R, C): "full", "row" (R, 1), "col"
+    (1, C) or (C,), "scalar"; None if it does not broadcast so."""
+    d = _dims(shape)
+    if d is None:
+        return None
+    R, C = frame
+    if d == (R, C):
+        return "full"
+    if d == (R, 1):
+        return "row"
+    if d == (1, C):
+        return "col"
+    if d == (1, 1):
+        return "scalar"
+    return None
+
+
+def _reduction(node: Node) -> tuple[str, tuple] | None:
+    """(op, axes) of a reduction node or a kernel ending in one."""
+    if node.op in REDUCTIONS:
+        return node.op, tuple(node.attrs["axes"])
+    if node.op == "kernel" and node.value[-1].op in REDUCTIONS:
+        return node.value[-1].op, tuple(node.value[-1].attrs["axes"])
+    return None
+
+
+class RowProgram:
+    """A run of nodes lowered to one C function (see the module's docstring)."""
+
+    def __init__(self, frame: tuple, dtype: np.dtype):
+        self.frame, self.dtype = frame, dtype
+        self.members: list[Node] = []
+        self.hoisted: list[Node] = []  # nodes between members that run before the run
+        self.produced: dict[int, str] = {}  # id(member) -> "full" | "row" | "rows" |
+        # "cols" | "total" (the last three: reductions over columns, rows, everything)
+
+    # ---------------------------------------------------------------- membership
+
+    def admit(self, node: Node) -> bool:
+        """Add ``node`` if it fits (see the module's docstring)."""
+        kind = self._kind(node)
+        if kind is None:
+            return False
+        for i in node.inputs:
+            if id(i) in self.produced:
+                if self.produced[id(i)] not in ("full", "row"):
+                    return False  # (a reduction's result is read after the run only)
+                continue
+            if i.op == "const" and i.value.size == 1:
+                continue
+            if kind_of(i.shape, self.frame) is None or i.dtype not in CTYPES:
+                return False
+        self.members.append(node)
+        self.produced[id(node)] = kind
+        return True
+
+    def _kind(self, node: Node) -> str | None:
+        if node.dtype != self.dtype:
+            return None
+        red = _reduction(node)
+        if node.op == "kernel":
+            if why_not(node) is not None:
+                return None
+            first = node.value[0].shape
+        elif node.op in C_OPS:
+            first = node.shape
+        elif node.op in REDUCTIONS:
+            first = node.inputs[0].shape
+            if node.inputs[0].dtype != self.dtype:
+                return None
+        else:
+            return None
+        base = kind_of(first, self.frame)
+        if red is None:
+            return base if base in ("full", "row") and \
+                kind_of(node.shape, self.frame) == base else None
+        if base != "full":
+            return None
+        op, axes = red
+        if len(first) != 2:  # (reductions of 2-d values only)
+            return None
+        if axes == (1,):  # per row: with keepdim a value later nodes may read
+            return "row" if kind_of(node.shape, self.frame) == "row" else "rows"
+        return {(0,): "cols", (0, 1): "total"}.get(axes)
+
+    # ---------------------------------------------------------------- the C function
+
+    def c_source(self, name: str, stored: list[Node], externals: list[Node]) -> str:
+        """``int name((stored outputs..., external inputs...))``: 0, or 1 when an array
+        is not laid out as expected (nothing was written then)."""
+        R, C = self.frame
+        T = KERNEL_TYPES[self.dtype]
+        out_index = {id(n): k for k, n in enumerate(stored)}
+        ext_index = {id(n): k for k, n in enumerate(externals)}
+        L: list[str] = []
+        first, last = self.members[0], self.members[-1]
+        L.append(f"/* row program: %{first.id} .. %{last.id} over rows of "
+                 f"{R}x{C}, row by row */")
+        L.append(f"int {name}(char *args) {{  /* args: (stored..., inputs...) */")
+        L.append(f"#define T {T}")
+        for k in range(len(stored)):
+            L.append(f"    char *o{k} = ITEM(args, {k});")
+        for k in range(len(externals)):
+            L.append(f"    char *e{k} = ITEM(args, {len(stored) + k});")
+        checks = []
+        for prefix, nodes in (("o", stored), ("e", externals)):
+            for k, n in enumerate(nodes):
+                if n.op == "const" and n.value.size == 1:
+                    continue
+                shape = n.shape
+                expect = n.dtype.itemsize
+                for d in reversed(range(len(shape))):
+                    if shape[d] != 1:
+                        checks.append(f"STRIDES({prefix}{k})[{d}] == {expect}")
+                    expect *= max(shape[d], 1)
+        if checks:
+            L.append(f"    if (!({' && '.join(checks)})) return 1;")
+        for k in range(len(stored)):
+            L.append(f"    {T} *O{k} = ({T} *)DATA(o{k});")
+        for k, n in enumerate(externals):
+            L.append(f"    const {CTYPES[n.dtype]} *E{k} = "
+                     f"(const {CTYPES[n.dtype]} *)DATA(e{k});")
+        # scratch rows for full values nobody after the run reads
+        temps = [n for n in self.members
+                 if self.produced[id(n)] == "full" and id(n) not in out_index]
+        temp_of = {id(n): j for j, n in enumerate(temps)}
+        if temps:
+            L.append(f"    {T} *scratch = ({T} *)malloc(sizeof({T}) * {len(temps) * C});")
+            L.append("    if (!scratch) return 1;")
+        accs = [n for n in self.members if self.produced[id(n)] in ("cols", "total")]
+        for n in accs:
+            op = _reduction(n)[0]
+            init = {"sum": "0", "max": "-INFINITY", "min": "INFINITY"}[op]
+            if self.produced[id(n)] == "cols":
+                L.append(f"    double *acc{n.id} = (double *)malloc(sizeof(double) * {C});")
+                L.append(f"    if (!acc{n.id}) return 1;")
+                L.append(f"    for (intptr_t j = 0; j < {C}; j++) acc{n.id}[j] = {init};")
+            else:
+                L.append(f"    double acc{n.id} = {init};")
+        for k, n in enumerate(externals):
+            if kind_of(n.shape, self.frame) == "scalar" and not (
+                    n.op == "const" and n.value.size == 1):
+                L.append(f"    const T x{n.id} = (T)E{k}[0];")
+        L.append(f"    for (intptr_t r = 0; r < {R}; r++) {{")
+        for n in self.members:
+            kind = self.produced[id(n)]
+            ir = [line.strip() for line in format_node(n)]
+            L.append(f"        /* {ir[0]}{' ...' if len(ir) > 1 else ''} */")
+            if _reduction(n) is not None:
+                how = "rows" if kind in ("row", "rows") else kind
+                L += ["        " + line for line in self._reduce(n, how, ext_index,
+                                                                 out_index)]
+            elif kind == "full":
+                if id(n) in out_index:
+                    L.append(f"        T *v{n.id} = O{out_index[id(n)]} + r * {C};")
+                else:
+                    L.append(f"        T *v{n.id} = scratch + {temp_of[id(n)] * C};")
+                body, val = self._element(n, "j", ext_index)
+                L.append(f"        for (intptr_t j = 0; j < {C}; j++) {{")
+                L += ["            " + b for b in body]
+                L.append(f"            v{n.id}[j] = {val};")
+                L.append("        }")
+            elif kind == "row":
+                body, val = self._element(n, None, ext_index)
+                L.append(f"        T s{n.id};")
+                L.append("        {")
+                L += ["            " + b for b in body]
+                L.append(f"            s{n.id} = {val};")
+                L.append("        }")
+                if id(n) in out_index:
+                    L.append(f"        O{out_index[id(n)]}[r] = s{n.id};")
+        L.append("    }")
+        for n in accs:
+            k = out_index[id(n)]
+            if self.produced[id(n)] == "cols":
+                L.append(f"    for (intptr_t j = 0; j < {C}; j++) O{k}[j] = (T)acc{n.id}[j];")
+                L.append(f"    free(acc{n.id});")
+            else:
+                L.append(f"    O{k}[0] = (T)acc{n.id};")
+        if temps:
+            L.append("    free(scratch);")
+        L.append("    return 0;")
+        L.append("#undef T")
+        L.append("}")
+        return "\n".join(L) + "\n"
+
+    def _operand(self, node: Node, j: str | None, ext_index: dict) -> str:
+        """The C expression of one operand's value at column ``j`` of row r (j None: a
+        per-row value)."""
+        kind = self.produced.get(id(node))
+        if kind == "full":
+            return f"v{node.id}[{j}]"
+        if kind == "row":
+            return f"s{node.id}"
+        if node.op == "const" and node.value.size == 1:
+            return _literal(node.value, KERNEL_TYPES[self.dtype])
+        k = ext_index[id(node)]
+        where = kind_of(node.shape, self.frame)
+        C = self.frame[1]
+        if where == "full":
+            return f"(T)E{k}[r * {C} + {j}]"
+        if where == "row":
+            return f"(T)E{k}[r]"
+        if where == "col":
+            return f"(T)E{k}[{j}]"
+        return f"x{node.id}"
+
+    def _element(self, n: Node, j: str | None, ext_index: dict) -> tuple[list[str], str]:
+        """Lines computing node ``n`` at column ``j`` (j None: its per-row value), and the
+        expression of the result (for a reduction: of the value it reduces)."""
+        if n.op in REDUCTIONS:
+            return [], self._operand(n.inputs[0], j, ext_index)
+        if n.op != "kernel":
+            args = [self._operand(i, j, ext_index) for i in n.inputs]
+            return [], C_OPS[n.op].format(*args)
+        lines = []
+        steps = n.value[:-1] if n.value[-1].op in REDUCTIONS else n.value
+        for s_i, step in enumerate(steps):
+            args = []
+            for kind, ref in step.refs:
+                if kind == "step":
+                    args.append(f"t{ref}")
+                elif kind == "const":
+                    args.append(_literal(ref, KERNEL_TYPES[self.dtype]))
+                else:
+                    args.append(self._operand(ref, j, ext_index))
+            lines.append(f"T t{s_i} = {C_OPS[step.op].format(*args)};")
+        if n.value[-1].op in REDUCTIONS:
+            kind, ref = n.value[-1].refs[0]
+            return lines, f"t{ref}"
+        return lines, f"t{len(steps) - 1}"
+
+    def _reduce(self, n: Node, kind: str, ext_index: dict, out_index: dict) -> list[str]:
+        op = _reduction(n)[0]
+        C = self.frame[1]
+        L = ["{"]
+        if op == "sum":
+            L.append("    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};")
+            cut = C - C % 8
+            body, val = self._element(n, "j", ext_index)
+            if kind == "cols":
+                L.append(f"    for (intptr_t j = 0; j < {C}; j++) {{")
+                L += ["        " + b for b in body]
+                L.append(f"        acc{n.id}[j] += {val};")
+                L.append("    }")
+                L.append("}")
+                return L
+            L.append(f"    for (intptr_t j8 = 0; j8 < {cut}; j8 += 8) {{")
+            L.append("        for (int u = 0; u < 8; u++) {")
+            L.append("            intptr_t j = j8 + u;")
+            L += ["            " + b for b in body]
+            L.append(f"            lane[u] += {val};")
+            L.append("        }")
+            L.append("    }")
+            L.append(f"    for (intptr_t j = {cut}; j < {C}; j++) {{")
+            L += ["        " + b for b in body]
+            L.append(f"        lane[0] += {val};")
+            L.append("    }")
+            total = ("((lane[0] + lane[1]) + (lane[2] + lane[3])) + "
+                     "((lane[4] + lane[5]) + (lane[6] + lane[7]))")
+            if kind == "total":
+                L.append(f"    acc{n.id} += {total};")
+                L.append("}")
+                return L
+            L.append(f"    double a = {total};")
+        else:
+            cmp = ">" if op == "max" else "<"
+            init = "-INFINITY" if op == "max" else "INFINITY"
+            body, val = self._element(n, "j", ext_index)
+            L.append(f"    T a = {init};")
+            L.append(f"    for (intptr_t j = 0; j < {C}; j++) {{")
+            L += ["        " + b for b in body]
+            L.append(f"        T w = {val};")
+            if kind == "cols":
+                L.append(f"        if (w {cmp} acc{n.id}[j] || w != w) acc{n.id}[j] = w;")
+            else:
+                L.append(f"        if (w {cmp} a || w != w) a = w;")
+            L.append("    }")
+            if kind == "cols":
+                L.append("}")
+                return L
+            if kind == "total":
+                L.append(f"    if (a {cmp} acc{n.id} || a != a) acc{n.id} = a;")
+                L.append("}")
+                return L
+        L.append(f"    s{n.id} = (T)a;")
+        L.append("}")
+        if id(n) in out_index:
+            L.append(f"O{out_index[id(n)]}[r] = s{n.id};")
+        return [f"T s{n.id};"] + L
+
+
+def find(nodes: list[Node], start: int, hoist: bool = True) -> RowProgram | None:
+    """The row program starting at ``nodes[start]``, or None if none starts there. Constants
+    in between do not break a run (their names are bound before it)."""
+    node = nodes[start]
+    if node.dtype not in KERNEL_TYPES:
+        return None
+    shape = node.value[0].shape if node.op == "kernel" else \
+        node.inputs[0].shape if node.op in REDUCTIONS else node.shape
+    d = _dims(shape)
+    if d is None or len(shape) != 2 or d[0] < 2 or d[1] < MIN_COLUMNS:
+        return None
+    rows = RowProgram(d, node.dtype)
+    pending: list[Node] = []  # nodes the run passed over, not yet followed by a member
+    for n in nodes[start:]:
+        if n.op == "const":
+            continue
+        if rows.admit(n):
+            rows.hoisted += pending
+            pending = []
+            continue
+        # A node that reads nothing of the run (an optimizer's scalar bias correction)
+        # runs before it instead (CProgram checks its memory), and the run goes on.
+        if not hoist or len(pending) >= MAX_HOISTED or \
+                any(id(i) in rows.produced for i in n.inputs):
+            break
+        pending.append(n)
+    if len(rows.members) < MIN_NODES or math.prod(d) < MIN_ELEMENTS:
+        return None
+    return rows
+
+
+def stored_and_externals(rows: RowProgram, users: dict, outputs: set) -> tuple[list, list]:
+    """The members something after the run reads (or the graph returns), and the values
+    from before the run its members read (constants of one element excepted: literals)."""
+    member = {id(n) for n in rows.members}
+    stored = [n for n in rows.members
+              if id(n) in outputs or rows.produced[id(n)] in ("cols", "total")
+              or any(id(u) not in member for u in users[id(n)])]
+    externals: list[Node] = []
+    seen: set[int] = set()
+    for n in rows.members:
+        for i in n.inputs:
+            if id(i) in member or id(i) in seen or (i.op == "const" and i.value.size == 1):
+                continue
+            seen.add(id(i))
+            externals.append(i)
+    return stored, externals
