@@ -640,23 +640,51 @@ class Tensor:
     # ---------------------------------------------------------------- properties
 
     @property
-    def data(self) -> np.ndarray:
-        """The values, as the ndarray itself (shared, not copied). Inside a compiled
-        function, reading the values of a traced tensor raises `tg.TraceError` (they change
-        from call to call); ``x.shape`` and ``x.dtype`` are the static facts."""
-        if _tracer is not None:
-            _tracer.check_static(self, "x.data")
-        return self._data
+    def data(self) -> "Tensor":
+        """This tensor's values as a tensor with no gradient history that shares its memory,
+        as PyTorch's ``x.data``: ``p.data -= lr * p.grad``, ``m.bias.data.fill_(0.01)`` and
+        ``x.data.numpy()`` work as there. Unlike PyTorch, a change through it is counted
+        (as through ``detach()``): a backward that needs the old values raises instead of
+        computing with the new ones. In a compiled function it is a traced tensor, and an
+        in-place change through it is a recorded write-back."""
+        return self.detach()
 
     @data.setter
     def data(self, value: Any) -> None:
-        if _tracer is not None:
-            _tracer.check_static(self, "assigning x.data")
-        arr = value._data if isinstance(value, Tensor) else value
-        if not isinstance(arr, np.ndarray):
+        """``x.data = y``: ``x`` takes ``y``'s values (its own identity, ``requires_grad``
+        and ``.grad`` kept). Of the same shape and dtype they are written into ``x``'s
+        memory, so views of ``x`` and a compiled function see them alike (PyTorch swaps the
+        memory instead); of another shape or dtype ``x`` takes ``y``'s array itself, which a
+        compiled function refuses (`tg.TraceError`)."""
+        if isinstance(value, Tensor):
+            arr = value._data
+        elif isinstance(value, np.ndarray):
+            arr = value
+        else:
             raise TypeError(f"x.data = ...: expects a tg.Tensor or an ndarray, got "
                             f"{type(value).__name__}")
+        if arr is self._data:  # `p.data -= ...` wrote into this memory already
+            return
+        if arr.shape == self._data.shape and arr.dtype == self._data.dtype:
+            new = value.detach() if isinstance(value, Tensor) else Tensor(value)
+            saved = _mode.enabled
+            _mode.enabled = False
+            try:
+                self._assign(new)
+            finally:
+                _mode.enabled = saved
+            return
+        if _tracer is not None:
+            from .errors import TraceError
+
+            raise TraceError(
+                f"x.data = y with a new shape or dtype ({self._data.dtype}{list(self.shape)} "
+                f"-> {arr.dtype}{list(arr.shape)}) cannot be compiled; do it outside the "
+                f"compiled function"
+            )
         self._data = arr
+        self._vc = [self._vc[0] + 1]  # a graph that saved the old values must not run
+        self._view = None
 
     @property
     def shape(self) -> tuple:
@@ -1812,6 +1840,15 @@ def _weak_method(name: str) -> Any:
 for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
               "__truediv__", "__rtruediv__", "__pow__", "__rpow__", "__neg__"):
     setattr(WeakScalar, _name, _weak_method(_name))
+
+
+def _eager_only(what: str) -> None:
+    """Refuse ``what`` (Python-side state, such as a random generator object's draws, that a
+    compiled program would bake in) while this thread is traced."""
+    if _tracer is not None and _tracer.thread == _get_ident():
+        from .errors import TraceError
+
+        raise TraceError(f"{what} cannot be compiled; do it outside the compiled function")
 
 
 from .device import CPU as _CPU  # noqa: E402  (Tensor.device)
