@@ -540,8 +540,8 @@ def _feeds(variant: Any, args: tuple) -> list:
             d, (key, index) = src
             feeds.append(np.array(d[key] if index is None else d[key][index], dtype=np.float64))
         else:
-            feeds.append(args[src].data if kind == "arg" else
-                         src[0].data if kind == "data" else src[0]._grad.data)
+            feeds.append(args[src]._data if kind == "arg" else
+                         src[0]._data if kind == "data" else src[0]._grad._data)
     return feeds
 
 
@@ -859,8 +859,8 @@ def profile_mlp(calls: int = 200) -> str:
     # Feed the program exactly what Variant.run feeds it.
     feeds = []
     for kind, src in variant.feeders:
-        feeds.append((x, y)[src].data if kind == "arg" else
-                     src[0].data if kind == "data" else src[0]._grad.data)
+        feeds.append((x, y)[src]._data if kind == "arg" else
+                     src[0]._data if kind == "data" else src[0]._grad._data)
     samples = []
     for _ in range(calls):
         clock.clear()

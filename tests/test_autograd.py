@@ -675,13 +675,13 @@ def test_add_and_sub_with_alpha_under_no_grad(dtype, layout):
     p_mem[...] = p_np
     p, g = tg.from_numpy(p_mem).requires_grad_(), tg.from_numpy(g_np)
     if layout in ("F", "strided"):  # (from_numpy keeps the layout)
-        assert not p.data.flags.c_contiguous and not g.data.flags.c_contiguous
-    memory, version = p.data, p._version
+        assert not p.numpy().flags.c_contiguous and not g.numpy().flags.c_contiguous
+    memory, version = p.numpy(), p._version
     with tg.no_grad():
         assert p.sub_(g, alpha=0.1) is p
         p.add_(g, alpha=0.25)
     np.testing.assert_allclose(p.numpy(), want, rtol=1e-6 if dtype == np.float32 else 1e-14)
-    assert p.data is memory and p._version == version + 2 and p.dtype == dtype
+    assert p.numpy() is memory and p._version == version + 2 and p.dtype == dtype
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -1059,8 +1059,8 @@ def test_a_gradient_from_a_plain_arithmetic_rule_is_new_memory():
     x = tg.tensor([0.5, -1.0, 2.0], requires_grad=True)
     y = x.tanh()
     (y * tg.tensor([1.0, 2.0, 3.0])).sum().backward()
-    expected = (1 - np.tanh(x.data) ** 2) * np.array([1, 2, 3], dtype=np.float32)
+    expected = (1 - np.tanh(x.numpy()) ** 2) * np.array([1, 2, 3], dtype=np.float32)
     np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-6)
-    assert not np.shares_memory(x.grad.data, y.data)
-    x.grad.data[:] = 0  # the leaf's own memory: the forward values stay as they were
-    np.testing.assert_allclose(y.numpy(), np.tanh(x.data), rtol=1e-6)
+    assert not np.shares_memory(x.grad.numpy(), y.numpy())
+    x.grad.numpy()[:] = 0  # the leaf's own memory: the forward values stay as they were
+    np.testing.assert_allclose(y.numpy(), np.tanh(x.numpy()), rtol=1e-6)

@@ -334,3 +334,38 @@ def test_gradcheck_catches_a_wrong_backward():
     assert not tg.autograd.gradcheck(Wrong.apply, (x,), raise_exception=False)
     with pytest.raises(tg.autograd.GradcheckError, match="output 0 with respect to input 0"):
         tg.autograd.gradcheck(Wrong.apply, (x,))
+
+
+def test_grad_fn_has_torchs_name_and_next_functions():
+    x, tx = _pair([1.0, 2.0])
+    c, tc = tg.tensor([3.0, 4.0], dtype=tg.float64), torch.tensor([3.0, 4.0], dtype=torch.float64)
+    y, ty = (x * c).sum(), (tx * tc).sum()
+    assert y.grad_fn == "<SumBackward>" and y.grad_fn.name() == "SumBackward"
+    ((mul, _),) = y.grad_fn.next_functions
+    assert mul == "<MulBackward>" and ty.grad_fn.next_functions[0][0].name() == "MulBackward0"
+    (acc, _), (none, _) = mul.next_functions
+    assert acc.name() == "AccumulateGrad" and acc.variable is x and none is None
+    ((tacc, _), (tnone, _)) = ty.grad_fn.next_functions[0][0].next_functions
+    assert tacc.name().endswith("AccumulateGrad") and tnone is None
+
+
+def test_forward_ad_dual_tensors_match_torch():
+    import torch.autograd.forward_ad as tfw
+
+    fw = tg.autograd.forward_ad
+    a, v = np.array([0.3, -1.2, 2.0]), np.array([1.0, 0.5, -2.0])
+    with fw.dual_level():
+        x = fw.make_dual(tg.tensor(a), tg.tensor(v))
+        y = (x.sin() * x).exp().sum()
+        primal, tangent = fw.unpack_dual(y)
+        assert fw.unpack_dual(primal).tangent is None
+    with tfw.dual_level():
+        tx = tfw.make_dual(torch.tensor(a), torch.tensor(v))
+        ty = (tx.sin() * tx).exp().sum()
+        tprimal, ttangent = tfw.unpack_dual(ty)
+    _close(primal, tprimal)
+    _close(tangent, ttangent)
+    with pytest.raises(RuntimeError, match="no dual level is open"):
+        fw.make_dual(tg.tensor(a), tg.tensor(v))
+    with fw.dual_level(), pytest.raises(ShapeError, match=r"tangent has shape \(2,\)"):
+        fw.make_dual(tg.tensor(a), tg.tensor(v[:2]))

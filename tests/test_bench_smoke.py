@@ -217,11 +217,22 @@ def test_models_quick_reports_numbers():
     losses = result["details"]["losses"]
     assert len(losses["tracegrad"]) == 6  # 2 warm-up and 4 timed steps
     assert losses["tg compiled"] == pytest.approx(losses["tracegrad"], rel=1e-5)
+    gpt = result["details"]["gpt"]
+    assert len(gpt["losses"]["tracegrad"]) == 6
+    assert gpt["losses"]["tg compiled"] == pytest.approx(gpt["losses"]["tracegrad"], rel=1e-5)
+    sampling = result["details"]["sampling"]
+    assert sampling["variants"] == 1 and sampling["same_text"]
+    assert len(sampling["texts"]["tg compiled"][0]) == sampling["tokens"] == 16
+    names = [t["name"] for t in result["targets"]]
     if HAS_TORCH:
-        assert result["details"]["losses_agree"]
+        assert result["details"]["losses_agree"] and gpt["losses_agree"]
         assert losses["torch"] == pytest.approx(losses["tracegrad"], rel=1e-4)
-        assert [t["pass"] in (True, False) for t in result["targets"]] == [True, True]
-    assert "digits CNN" in text
+        assert gpt["losses"]["torch"] == pytest.approx(gpt["losses"]["tracegrad"], rel=1e-4)
+        assert names == ["CNN eager / PyTorch eager", "CNN compiled / PyTorch eager",
+                         "GPT eager / PyTorch eager", "sampling: compiled variants",
+                         "sampling: compiled tokens/s / PyTorch eager's"]
+        assert all(t["pass"] in (True, False) for t in result["targets"])
+    assert "digits CNN" in text and "GPT" in text and "tokens/s" in text
 
 
 def test_imports_quick_reports_numbers():

@@ -470,3 +470,18 @@ def test_an_integer_index_scalar_handed_to_c_is_made_an_array():
         got = f(x, y)
     np.testing.assert_allclose(got.numpy(), (x[0, 1] * y + 1).exp().numpy(), rtol=1e-6)
     assert "np.asarray(v" in f.source()
+
+
+def test_a_c_program_refuses_what_is_not_an_array():
+    """The kernels read an operand's data pointer from the object: a NumPy scalar handed to
+    the program raises instead of being read as an array (fed to the GPT step's program,
+    one crashed the process)."""
+    graph = tg.trace(lambda x, s: ((x * s + 1).tanh() * s).sum(), tg.TensorSpec((3,)),
+                     tg.TensorSpec((), dtype=tg.float64))
+    g, plan, _ = optimize(graph, backend=cbackend.C_BACKEND)
+    program = CProgram(g, plan, every_kernel=True)
+    x = np.arange(3, dtype=np.float32)
+    want = program(x, np.asarray(0.5))[0]
+    np.testing.assert_allclose(want, np.tanh(x * 0.5 + 1).sum() * 0.5, rtol=1e-6)
+    with pytest.raises(TypeError, match="input 1 is a float64"):
+        program(x, np.float64(0.5))

@@ -998,12 +998,12 @@ def test_captured_non_leaf_tensor() -> None:
         np.testing.assert_array_equal(w.grad.numpy(), [2.0, 6.0])
 
 
-def test_scalar_values_are_refused_not_silently_frozen():
+def test_scalar_values_compile_as_value_programs_not_silently_frozen():
     f = tg.compile(lambda a: a * a + 1)
     assert f(tg.Value(2.0)).data == 5.0  # the first call runs eagerly
-    with pytest.raises(TypeError, match="scalar Value"):
-        f(tg.Value(3.0))
-    with pytest.raises(tg.TraceError, match="scalar Value"):
+    assert f(tg.Value(3.0)).data == 10.0  # a Value program (tests/test_compile_values.py)
+    assert f(tg.Value(4.0)).data == 17.0 and f.cache_info().variants == 1
+    with pytest.raises(tg.TraceError, match="scalar Value"):  # a Value from tensor code
         tg.trace(lambda x: tg.Value(float(x.shape[0])), tg.TensorSpec((2,)))
 
 

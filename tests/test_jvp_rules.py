@@ -44,13 +44,8 @@ def _operands(name, operands, attrs, rng):
             arrays.append(a.astype(F64))
         elif dt.kind == "b":
             arrays.append(rng.random(shape) < 0.5)
-        else:  # indices into the dimension they select
-            if name == "nll":
-                bound = operands[0][0][1]
-            elif name == "scatter_add":
-                bound = attrs["shape"][0]
-            else:
-                bound = operands[0][0][0]
+        else:  # indices: below every dimension of the first operand, so valid for any
+            bound = min(operands[0][0])
             arrays.append(rng.integers(0, bound, size=shape).astype(np.int64))
     return arrays
 

@@ -63,6 +63,10 @@ EXAMPLES: dict[str, list] = {
     "max": [([((3, 4), F32)], {"axes": (1,), "keepdim": False})],
     "min": [([((3, 4), F32)], {"axes": (0, 1), "keepdim": True})],
     "log_softmax": [([((3, 4), F32)], {"axis": 1})],
+    "softmax": [([((3, 4), F32)], {"axis": 1})],
+    "im2col": [([((2, 5, 3), F32)], {"kernel": (2,), "stride": (1,), "dilation": (1,)})],
+    "col2im": [([((2, 2, 4, 3), F32)], {"kernel": (2,), "stride": (1,), "dilation": (1,),
+                                        "shape": (2, 5, 3)})],
     "nll": [([((3, 4), F32), ((3,), I64)], {"ignore_index": -100, "reduction": "mean"}),
             ([((3, 4), F32), ((3,), I64)], {"ignore_index": -100, "reduction": "sum"})],
 }

@@ -532,7 +532,7 @@ def test_every_pass_preserves_a_training_step():
     y = np.array([0, 1, 2, 2, 1, 0])
     graph = tg.trace(step, tg.tensor(x), tg.tensor(y)).check()
     assert graph.outputs[0].shape == () and len(graph.outputs) >= 5
-    feed = [x, y] + [p.data.copy() for p in params]
+    feed = [x, y] + [p.numpy().copy() for p in params]
     want = [t.numpy() for t in step(tg.tensor(x), tg.tensor(y))]
 
     def same(got, where):
@@ -556,7 +556,7 @@ def test_every_pass_preserves_a_training_step():
     for p in params:
         p.data[...] = p.data * 0.5 - 0.1
     want = [t.numpy() for t in step(tg.tensor(x2), tg.tensor(y2))]
-    same(program(x2, y2, *[p.data.copy() for p in params]), "numpy program, new values")
+    same(program(x2, y2, *[p.numpy().copy() for p in params]), "numpy program, new values")
 
 
 # A random expression: a tree of elementwise ops, reductions (keepdim, so results broadcast),

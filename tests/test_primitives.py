@@ -1251,6 +1251,18 @@ def test_log_softmax(case, seed, scale):
     assert F.log_softmax(tg.tensor(x, requires_grad=True), dim).grad_fn == "<LogSoftmaxBackward>"
 
 
+@covers("softmax")
+@FAST
+@given(case=softmax_case(), seed=seeds, scale=st.sampled_from([1.0, 40.0]))
+def test_softmax(case, seed, scale):
+    torch = torch_mod()
+    shape, dim = case
+    x = real(np.random.default_rng(seed), shape) * scale
+    check_both(lambda t: F.softmax(t, dim), lambda t: torch.softmax(t, dim), x)
+    check_both(lambda t: F.softmax(t, dim).log(), lambda t: torch.softmax(t, dim).log(), x)
+    assert F.softmax(tg.tensor(x, requires_grad=True), dim).grad_fn == "<SoftmaxBackward>"
+
+
 @st.composite
 def nll_case(draw):
     m, c = draw(st.integers(1, 5)), draw(st.integers(1, 4))
@@ -1356,9 +1368,10 @@ def test_linear_and_log_softmax_errors_name_the_op_and_shapes():
     for bias_shape in [(3, 5), ()]:
         check_both(F.linear, torch.nn.functional.linear, real(rng, (3, 4)), real(rng, (5, 4)),
                    real(rng, bias_shape))
-    # Mixed dtypes promote as matmul does (the composite runs): never NumPy's own promotion.
-    assert F.linear(tg.ones(4, 3, dtype=tg.int64), tg.ones(5, 3), b).dtype == tg.float32
-    assert F.linear(tg.ones(4, 3, dtype=tg.float64), tg.ones(5, 3), b).dtype == tg.float64
+    # Mixed dtypes raise, as in PyTorch (never NumPy's own promotion).
+    for dt in (tg.int64, tg.float64):
+        with pytest.raises(tg.DTypeError, match="linear: input, weight and bias have dtypes"):
+            F.linear(tg.ones(4, 3, dtype=dt), tg.ones(5, 3), b)
     with pytest.raises(tg.ShapeError, match="log_softmax: dim 2 is out of range"):
         F.log_softmax(tg.ones(2, 3), 2)
 
@@ -1475,6 +1488,55 @@ def test_tensor_with_float64_dtype_keeps_full_precision(data):
                          ids=["float64", "int32", "float16"])
 def test_tensor_from_numpy_scalar_keeps_its_dtype(scalar):
     assert tg.tensor(scalar).dtype == np.asarray(scalar).dtype
+
+
+# ------------------------------------------------------------------------------ im2col, col2im
+#
+# The windows of a convolution, (C, H, W, N) -> (K, C, oh, ow, N), and their adjoint; against
+# PyTorch's unfold and fold, which lay the same numbers out as (N, C * K, oh * ow).
+
+
+@st.composite
+def window_case(draw):
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    size = tuple(d * (k - 1) + 1 + draw(st.integers(0, 4))
+                 for k, d in zip(kernel, dilation))
+    c, n = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    return (c,) + size + (n,), kernel, stride, dilation
+
+
+def _torch_windows(torch, x, kernel, stride, dilation):
+    c, h, w, n = x.shape
+    cols = torch.nn.functional.unfold(x.permute(3, 0, 1, 2), kernel, dilation=dilation,
+                                      stride=stride)  # (N, C * K, L)
+    oh, ow = ((s - d * (k - 1) - 1) // st + 1
+              for s, k, st, d in zip((h, w), kernel, stride, dilation))
+    k = kernel[0] * kernel[1]
+    return cols.reshape(n, c, k, oh, ow).permute(2, 1, 3, 4, 0)
+
+
+@covers("im2col", "col2im")
+@FAST
+@given(case=window_case(), seed=seeds)
+def test_im2col_and_col2im(case, seed):
+    torch = torch_mod()
+    shape, kernel, stride, dilation = case
+    rng = np.random.default_rng(seed)
+    x = real(rng, shape)
+    check_both(lambda t: t._im2col(kernel, stride, dilation),
+               lambda t: _torch_windows(torch, t, kernel, stride, dilation), x)
+    cols = real(rng, PRIMITIVES["im2col"].forward(x, kernel=kernel, stride=stride,
+                                         dilation=dilation).shape)
+
+    def torch_fold(t):
+        k, c, oh, ow, n = t.shape
+        flat = t.permute(4, 1, 0, 2, 3).reshape(n, c * k, oh * ow)
+        return torch.nn.functional.fold(flat, shape[1:3], kernel, dilation=dilation,
+                                        stride=stride).permute(1, 2, 3, 0)
+
+    check_both(lambda t: t._col2im(kernel, stride, dilation, shape), torch_fold, cols)
 
 
 # ------------------------------------------------------------------------------ coverage

@@ -280,3 +280,34 @@ def test_forward_mode_is_per_thread():
     thread.join()
     assert t.item() == 6.0
     assert seen["plain"] == pytest.approx(float(np.exp(3.0) + np.exp(6.0)), rel=1e-6)
+
+
+def test_tg_func_has_torch_funcs_names():
+    x = tg.tensor([1.0, 2.0], dtype=tg.float64)
+    g, value = tg.func.grad_and_value(lambda x: (x * x).sum())(x)
+    np.testing.assert_allclose(g.numpy(), [2.0, 4.0])
+    assert value.item() == 5.0
+    for name in ("jvp", "vjp", "jacrev", "jacfwd", "hessian", "grad"):
+        assert getattr(tg.func, name) is getattr(tg, name)
+
+
+def test_forward_mode_keeps_only_live_tangents_through_a_long_loop():
+    from tracegrad import forward
+
+    sizes = []
+
+    def f(x):
+        for _ in range(3000):  # a long chain: no graph is kept, nor dead tangents
+            x = (x * 0.999).sin() + 0.001
+        sizes.append(len(forward._state.levels[-1].entries))
+        return x
+
+    x0 = np.array([0.3, 0.7])
+    _, t = tg.jvp(f, (tg.tensor(x0),), (tg.tensor(np.array([1.0, 0.0])),))
+    assert sizes[0] < 600
+    # the derivative of the chain, by the chain rule on the values
+    x, d = x0.copy(), np.array([1.0, 0.0])
+    for _ in range(3000):
+        d = np.cos(x * 0.999) * 0.999 * d
+        x = np.sin(x * 0.999) + 0.001
+    np.testing.assert_allclose(t.numpy(), d, rtol=1e-10)

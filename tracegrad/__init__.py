@@ -13,6 +13,7 @@ from . import (
     cuda,
     data,
     functional,
+    memory,
     nn,
     optim,
     utils,
@@ -40,30 +41,77 @@ from .creation import (
 )
 from .device import device
 from .dtypes import bool_, float16, float32, float64, int8, int16, int32, int64, uint8
-from .errors import ShapeError, TraceError
+from .errors import DTypeError, ShapeError, TraceError, ValueRangeError
 from .functional import (
     abs,
+    allclose,
     amax,
     amin,
+    argwhere,
+    bmm,
     clamp,
+    cumprod,
+    diag,
+    diagonal,
+    einsum,
+    empty,
+    empty_like,
+    floor_divide,
+    fmod,
+    frac,
+    full_like,
+    gather,
+    index_add,
+    index_select,
+    isclose,
+    isfinite,
+    isinf,
+    isnan,
+    isneginf,
+    isposinf,
     log_softmax,
     logical_and,
     logical_not,
     logical_or,
     logical_xor,
     logsumexp,
+    masked_select,
     max,
     maximum,
     mean,
+    median,
     min,
     minimum,
+    mm,
+    movedim,
+    multinomial,
+    mv,
+    nan_to_num,
+    narrow,
+    nonzero,
+    outer,
+    prod,
+    rand_like,
+    randint_like,
+    randn_like,
+    randperm,
+    remainder,
+    repeat_interleave,
+    scatter,
+    scatter_add,
+    select,
     softmax,
     std,
+    tril,
+    triu,
+    trunc,
+    unbind,
     var,
+    where,
 )
 from .io import load, save
 from .scalar import Value
-from .tensor import Tensor, cat, stack, where
+from .tensor import Tensor, cat, stack
 from .transforms import grad, hessian, jacfwd, jacrev, jvp, value_and_grad, vjp
 from .utils import Generator
 
@@ -89,12 +137,23 @@ _FUNCTION_ALIASES = [
     "exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "relu", "erf", "sign", "sum",
     "argmax", "argmin", "reshape", "permute", "transpose", "flatten", "squeeze", "unsqueeze",
     "matmul",
+    # (issue 17) every method op PyTorch also has as a function
+    "cumsum", "sort", "topk", "flip", "roll", "round", "floor", "ceil", "split", "chunk",
+    "masked_fill", "square", "rsqrt", "reciprocal", "log1p", "expm1", "norm", "dot", "t",
+    "clone", "numel", "take_along_dim", "unflatten", "swapaxes", "moveaxis", "argsort",
+    "add", "sub", "mul", "div", "pow", "neg", "negative", "detach",
 ]
+_FUNCTION_ALIASES += ["log2", "log10", "exp2", "sinh", "cosh", "logaddexp", "hypot", "lerp",
+                      "addmm", "addcmul", "addcdiv", "logit", "clamp_min", "clamp_max"]
+_FUNCTION_ALIASES += ["subtract", "multiply", "divide", "true_divide", "ger", "all", "any",
+                      "clip", "eq", "ne", "lt", "le", "gt", "ge", "fix", "swapdims",
+                      "is_floating_point"]
 for _name in _FUNCTION_ALIASES:
     globals()[_name] = _method_alias(_name)
 
 __all__ = [
-    "Value", "Tensor", "ShapeError", "TraceError", "Graph", "TensorSpec", "compile", "explain",
+    "Value", "Tensor", "ShapeError", "TraceError", "DTypeError", "ValueRangeError", "Graph",
+    "TensorSpec", "compile", "explain",
     "trace", "save", "load", "data", "nn", "functional", "optim", "utils", "viz", "Generator",
     "tensor", "from_numpy", "zeros", "ones", "full", "zeros_like", "ones_like", "arange",
     "linspace", "eye", "rand", "randn", "randint", "manual_seed", "is_tensor",
@@ -105,11 +164,20 @@ __all__ = [
     "detect_anomaly", "where", "cat", "stack", "abs", "amax", "amin", "clamp", "log_softmax",
     "logsumexp", "max", "maximum", "mean", "min", "minimum", "softmax", "std", "var",
     "logical_and", "logical_or", "logical_xor", "logical_not", *_FUNCTION_ALIASES,
+    "allclose", "argwhere", "bmm", "cumprod", "einsum", "empty", "empty_like", "floor_divide",
+    "fmod", "frac", "full_like", "gather", "index_add", "index_select", "isclose", "isfinite",
+    "isinf", "isnan", "isneginf", "isposinf", "masked_select", "median", "mm", "movedim",
+    "multinomial", "mv", "nan_to_num", "narrow", "nonzero", "outer", "prod", "rand_like",
+    "randint_like", "randn_like", "randperm", "remainder", "repeat_interleave", "scatter",
+    "scatter_add", "select", "tril", "triu", "trunc", "unbind", "diag", "diagonal",
 ]
 
 
 def __getattr__(name: str):
     # tg.onnx is imported on first use: `import tracegrad` stays light (bench/imports.py)
-    if name == "onnx":
-        return _importlib.import_module(".onnx", __name__)
+    if name in ("onnx", "func"):  # (tg.func: torch.func's names for the transforms)
+        return _importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'tracegrad' has no attribute {name!r}")
+
+
+memory.keep_freed_memory()  # (glibc: eager ops reuse freed memory instead of page-faulting)

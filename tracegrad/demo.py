@@ -214,6 +214,8 @@ class MoonsRun:
     accuracies: list[float]  # training accuracy at each step, likewise
     final_loss: float  # after the last update
     final_accuracy: float
+    seconds: list[float] = field(default_factory=list)  # each step's time
+    compile_seconds: float = 0.0  # with backend=: the time the one compile took
 
     def __repr__(self) -> str:
         return (
@@ -222,7 +224,7 @@ class MoonsRun:
         )
 
 
-def moons_loss(model: MLP, X: list[list[float]], y: list[int]) -> tuple[Value, float]:
+def moons_loss(model: MLP, X: list[list[float]], y: list[int]) -> tuple[Value, Any]:
     """micrograd's loss: mean SVM max-margin loss + 1e-4 L2; and the accuracy.
 
     >>> loss, accuracy = moons_loss(MLP(2, [16, 16, 1]), [[0.5, 1.0]], [1])
@@ -236,15 +238,37 @@ def moons_loss(model: MLP, X: list[list[float]], y: list[int]) -> tuple[Value, f
     return data_loss + reg_loss, accuracy
 
 
+def moons_step(model: MLP, X: list[list[float]], y: list[int]) -> Callable[[float], tuple]:
+    """One SGD step of micrograd's demo, as a function of the learning rate: what
+    ``tg.compile`` compiles (the learning rate, a float argument, is an input of the
+    program: its decay does not recompile).
+
+    >>> step = moons_step(MLP(2, [16, 16, 1]), [[0.5, 1.0]], [1])
+    >>> loss, accuracy = step(1.0)
+    """
+
+    def step(learning_rate: float) -> tuple:
+        loss, accuracy = moons_loss(model, X, y)
+        model.zero_grad()
+        loss.backward()
+        for p in model.parameters():
+            p.data -= learning_rate * p.grad
+        return loss.data, accuracy
+
+    return step
+
+
 def train_moons(
-    steps: int = 100, *, seed: int = 1337, n_samples: int = 100, progress: bool = False
+    steps: int = 100, *, seed: int = 1337, n_samples: int = 100, progress: bool = False,
+    backend: str | None = None,
 ) -> MoonsRun:
     """micrograd's demo: an MLP(2, [16, 16, 1]) learns ``make_moons``, by SGD.
 
     Same data, same initial weights (drawn from Python's ``random`` after
     ``random.seed(seed)``), same loss and learning-rate schedule as micrograd's notebook,
     so 100 steps reach its numbers: loss 0.0110, 100% training accuracy. ``progress``
-    shows a tqdm bar with the loss and the accuracy.
+    shows a tqdm bar with the loss and the accuracy. With ``backend`` ("numpy", "c" or
+    "auto"), the step runs through ``tg.compile(..., backend=backend)``: the same numbers.
 
     >>> run = train_moons(100)  # doctest: +SKIP
     >>> run.final_accuracy  # doctest: +SKIP
@@ -258,27 +282,57 @@ def train_moons(
     X, y = X.tolist(), (y * 2 - 1).tolist()
     random.seed(seed)
     model = MLP(2, [16, 16, 1])
+    step = moons_step(model, X, y)
+    if backend is not None:
+        from .compiler import compile as tg_compile
+
+        step = tg_compile(step, backend=backend)
 
     bar = None
     if progress:
         bar = _need("tqdm").tqdm(total=steps, desc="  training", unit="step", leave=True)
-    losses, accuracies = [], []
+    losses, accuracies, seconds = [], [], []
     for k in range(steps):
-        loss, accuracy = moons_loss(model, X, y)
-        model.zero_grad()
-        loss.backward()
-        learning_rate = 1.0 - 0.9 * k / steps
-        for p in model.parameters():
-            p.data -= learning_rate * p.grad
-        losses.append(loss.data)
+        start = time.perf_counter()
+        loss, accuracy = step(1.0 - 0.9 * k / steps)
+        seconds.append(time.perf_counter() - start)
+        losses.append(loss)
         accuracies.append(accuracy)
         if bar is not None:
-            bar.set_postfix({"loss": f"{loss.data:.4f}", "acc": f"{accuracy:.0%}"}, refresh=False)
+            bar.set_postfix({"loss": f"{loss:.4f}", "acc": f"{accuracy:.0%}"}, refresh=False)
             bar.update()
     if bar is not None:
         bar.close()
     final_loss, final_accuracy = moons_loss(model, X, y)
-    return MoonsRun(model, X, y, losses, accuracies, final_loss.data, final_accuracy)
+    compile_seconds = 0.0
+    if backend is not None and steps > 1:
+        compile_seconds = step._scalar.last.compile_seconds
+    return MoonsRun(model, X, y, losses, accuracies, final_loss.data, final_accuracy,
+                    seconds, compile_seconds)
+
+
+def micrograd_step_seconds(X: list[list[float]], y: list[int], steps: int = 2) -> float | None:
+    """The median time of a moons step on micrograd's own engine, when it is installed."""
+    try:
+        from micrograd.engine import Value as MValue
+        from micrograd.nn import MLP as MMLP
+    except ImportError:
+        return None
+    random.seed(1337)
+    model = MMLP(2, [16, 16, 1])
+    times = []
+    for k in range(steps):
+        start = time.perf_counter()
+        inputs = [[MValue(x) for x in row] for row in X]
+        scores = [model(row) for row in inputs]
+        losses = [(1 + -yi * s).relu() for yi, s in zip(y, scores)]
+        loss = sum(losses) * (1.0 / len(losses)) + 1e-4 * sum(p * p for p in model.parameters())
+        model.zero_grad()
+        loss.backward()
+        for p in model.parameters():
+            p.data -= (1.0 - 0.9 * k / 100) * p.grad
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
 
 
 def plot_loss(run: MoonsRun, path: str | Path) -> Path:
@@ -363,6 +417,24 @@ def _section_moons(demo: Demo) -> None:
     demo.wrote(plot_loss(run, demo.out / "moons_loss.png"), "the loss curve")
     boundary = plot_boundary(run, demo.out / "moons_boundary.png", step=0.25 if demo.quick else 0.1)
     demo.wrote(boundary, "the decision boundary")
+    demo.say()
+    demo.say(
+        "The same step, compiled: tg.compile(step) traces it once into a static graph of\n"
+        "scalar ops (forward, backward and update) and runs that from then on."
+    )
+    compiled = train_moons(steps, backend="auto")
+    same = all(abs(a - b) <= 1e-12 for a, b in zip(run.losses, compiled.losses))
+    eager_step = sorted(run.seconds)[len(run.seconds) // 2]
+    fast_step = sorted(compiled.seconds[2:])[len(compiled.seconds[2:]) // 2] \
+        if steps > 2 else compiled.seconds[-1]
+    demo.say(f"  same losses at every step as eager: {same}; compiled once, in "
+             f"{compiled.compile_seconds:.1f} s")
+    micrograd = micrograd_step_seconds(run.X, run.y, 1 if demo.quick else 3)
+    if micrograd is not None:
+        demo.say(f"  micrograd:         {micrograd * 1e3:9.2f} ms per step")
+    demo.say(f"  tracegrad eager:   {eager_step * 1e3:9.2f} ms per step")
+    demo.say(f"  tracegrad compiled:{fast_step * 1e3:9.2f} ms per step "
+             f"({eager_step / fast_step:,.0f}x faster than eager)")
 
 
 # --------------------------------------------------------------------------------------

@@ -8,6 +8,16 @@ class ShapeError(ValueError, RuntimeError):
     mismatches, so ported code that catches ``RuntimeError`` keeps working."""
 
 
+class ValueRangeError(ValueError, RuntimeError):
+    """Values outside an op's domain that PyTorch reports as ``RuntimeError`` (probabilities
+    outside [0, 1]): both a ``ValueError`` and a ``RuntimeError``, as `ShapeError`."""
+
+
+class DTypeError(TypeError, RuntimeError):
+    """Operands whose dtypes an op refuses to mix (a float64 input into a float32 Linear):
+    a ``TypeError``, and a ``RuntimeError`` as PyTorch raises."""
+
+
 class TraceError(RuntimeError):
     """Something the compiler cannot capture (e.g. Python control flow on a traced value)."""
 

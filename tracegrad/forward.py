@@ -1,7 +1,7 @@
 """Forward mode: tangents pushed through the primitives as they run.
 
-A *level* is one ``tg.jvp`` (or ``jacfwd``) in progress: a table from tensors to their
-tangents. While a level is open on a thread, `tensor.apply` hands every primitive it runs to
+A *level* is one ``tg.jvp`` (or ``jacfwd``) in progress: a table from (live) tensors to
+their tangents. While a level is open on a thread, `tensor.apply` hands every primitive it runs to
 `push`, which computes the output's tangent with the primitive's JVP rule (declared next to
 its VJP in ``ops/``) from the tangents of its inputs. The rules are written with tensor ops,
 so the tangent computation is itself recorded: by reverse mode (``tg.grad`` of a ``jvp``),
@@ -21,6 +21,7 @@ only), as in PyTorch; ``detach()`` cuts tangents too.
 from __future__ import annotations
 
 import threading
+import weakref
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -28,17 +29,35 @@ import numpy as np
 
 
 class Level:
-    """One forward-mode computation: ``tangents`` (tensor -> tangent) and the batch shape."""
+    """One forward-mode computation: the tangent of each tensor that has one, and the batch
+    shape. Tensors are held weakly: a value the program no longer holds lets go of its
+    tangent too, so forward mode through a long loop keeps only what is live (what it is
+    for: memory that does not grow with the depth of the computation)."""
 
-    __slots__ = ("tangents", "batch")
+    __slots__ = ("entries", "batch", "prune_at")
 
     def __init__(self, batch: tuple = ()):
-        self.tangents: dict = {}  # keyed by the tensors themselves (identity hash)
+        self.entries: dict[int, tuple] = {}  # id(tensor) -> (weak reference, tangent)
         self.batch = tuple(batch)
+        self.prune_at = 256
 
     def tangent(self, x: Any) -> Any:
         """``x``'s tangent, or None (zero)."""
-        return self.tangents.get(x)
+        e = self.entries.get(id(x))
+        return e[1] if e is not None and e[0]() is x else None
+
+    def set(self, x: Any, t: Any) -> None:
+        entries = self.entries
+        entries[id(x)] = (weakref.ref(x), t)
+        if len(entries) > self.prune_at:  # drop the dead (amortized: twice the live ones)
+            for key in [k for k, (r, _) in entries.items() if r() is None]:
+                del entries[key]
+            self.prune_at = max(256, 2 * len(entries))
+
+    def drop(self, x: Any) -> None:
+        e = self.entries.get(id(x))
+        if e is not None and e[0]() is x:
+            del self.entries[id(x)]
 
 
 class _State(threading.local):
@@ -93,8 +112,8 @@ def push(prim: Any, inputs: tuple, attrs: dict, out: Any) -> None:
     levels = st.levels
     for i in range(depth):
         lv = levels[i]
-        tans = lv.tangents
-        ts = [tans.get(x) for x in inputs]
+        get = lv.tangent
+        ts = [get(x) for x in inputs]
         if all(t is None for t in ts):
             continue
         st.depth = i  # the rule's own ops: tangents of the outer levels only
@@ -103,7 +122,7 @@ def push(prim: Any, inputs: tuple, attrs: dict, out: Any) -> None:
         finally:
             st.depth = depth
         if t is not None:
-            tans[out] = _checked(prim, t, out, lv.batch)
+            lv.set(out, _checked(prim, t, out, lv.batch))
 
 
 def _rule(prim: Any, ts: list, out: Any, inputs: tuple, attrs: dict, batch: tuple) -> Any:
@@ -164,14 +183,14 @@ def moved(dst: Any, src: Any) -> None:
     it takes ``src``'s tangents."""
     st = _state
     for lv in st.levels[:st.depth]:
-        t = lv.tangents.get(src)
+        t = lv.tangent(src)
         if t is None:
-            lv.tangents.pop(dst, None)
+            lv.drop(dst)
         else:
             want = lv.batch + tuple(dst.shape)
             if tuple(t.shape) != want:
                 t = align(t, dst, src).expand(want)
-            lv.tangents[dst] = t
+            lv.set(dst, t)
 
 
 def align(t: Any, out: Any, x: Any) -> Any:

@@ -8,19 +8,36 @@ has as methods to `Tensor`.
 from __future__ import annotations
 
 import builtins
-import itertools
+import functools
 import math
 from collections import namedtuple
 from typing import Any, Sequence
 
 import numpy as np
 
+from . import dtypes
 from .autograd import no_grad as _no_grad
-from .errors import ShapeError
+from .device import on_cpu
+from .errors import DTypeError, ShapeError, ValueRangeError
 from .ops import PRIMITIVES as P
-from .ops.base import normalize_axes
+from .ops.base import check_dim, normalize_axes
 from .ops.linalg import check_linear_features
-from .tensor import Tensor, _dim_args, _leaf, _operand, apply, cat, stack, where
+from .tensor import (
+    Tensor,
+    _dim_args,
+    _eager_only,
+    _leaf,
+    _operand,
+    _result_dtype,
+    _shape_arg,
+    _static_data,
+    apply,
+    cat,
+    stack,
+    where,
+)
+
+_where = where  # (the three-argument form; `where` below also takes one argument)
 
 __all__ = [
     "abs", "amax", "amin", "avg_pool2d", "binary_cross_entropy",
@@ -32,6 +49,7 @@ __all__ = [
     "take_along_dim", "var", "where", "t", "square", "reciprocal", "rsqrt", "log1p", "expm1",
     "norm", "masked_fill", "any", "all", "dot", "flip", "roll", "split", "chunk", "repeat",
     "cumsum", "sort", "topk", "logical_and", "logical_or", "logical_xor", "logical_not",
+    "max_pool1d", "avg_pool1d",
 ]
 
 MaxMin = namedtuple("MaxMin", ["values", "indices"])
@@ -160,7 +178,9 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
     axes = normalize_axes("softmax", dim, x.ndim)
     if axes and x.shape[axes[0]] == 0:
         return x
-    e = (x - x._amax(dim, keepdim=True).detach()).exp()
+    if axes and x.dtype.kind == "f":  # one node eagerly; traced, its decomposition
+        return apply(P["softmax"], x, axis=axes[0])
+    e = (x - x._amax(dim, keepdim=True).detach()).exp()  # (a 0-d or an integer tensor)
     return e / e.sum(dim, keepdim=True)
 
 
@@ -257,7 +277,15 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         if wd.ndim == 2 and bd.ndim == 1 and xd.ndim and xd.dtype == wd.dtype == bd.dtype:
             # one node eagerly; traced, its decomposition (see ops/linalg.py)
             return apply(P["linear"], x, weight, bias)
-    # no bias, or operands the primitive does not take (mixed dtypes promote as matmul does)
+    # no bias, or operands the primitive does not take
+    dts = {t.dtype for t in (x, weight, bias) if isinstance(t, Tensor)}
+    if len(dts) > 1:  # PyTorch refuses to mix them rather than promote
+        raise DTypeError(
+            f"linear: input, weight{' and bias' if bias is not None else ''} have dtypes "
+            f"{x.dtype}, {weight.dtype}{f' and {bias.dtype}' if bias is not None else ''}; "
+            f"PyTorch refuses to mix them too. Cast the input (x.to(weight.dtype)) or the "
+            f"model (model.double())"
+        )
     check_linear_features(tuple(x.shape), tuple(weight.shape))
     out = x @ weight.T
     return out + bias if bias is not None else out
@@ -298,8 +326,23 @@ def layer_norm(x: Tensor, normalized_shape: Any, weight: Tensor | None = None,
     return out
 
 
-def embedding(indices: Any, weight: Tensor) -> Tensor:
-    """Rows of ``weight`` picked by integer ``indices``."""
+def _padding_index(padding_idx: int | None, rows: int) -> int | None:
+    if padding_idx is None:
+        return None
+    if not -rows <= padding_idx < rows:
+        raise ValueError(f"embedding: padding_idx {padding_idx} must be within the "
+                         f"{rows} rows of the table")
+    return padding_idx % rows
+
+
+def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None,
+              max_norm: float | None = None, norm_type: float = 2.0,
+              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """Rows of ``weight`` picked by integer ``indices``. Positions whose index is
+    ``padding_idx`` send no gradient to that row, as in PyTorch."""
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse are not "
+                                  "supported by tracegrad")
     idx = indices if isinstance(indices, Tensor) else Tensor(indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
@@ -310,8 +353,13 @@ def embedding(indices: Any, weight: Tensor) -> Tensor:
             f"{weight.shape[0]} rows"
         )
     if idx.ndim == 0:
-        return weight[idx.reshape(1)].reshape(weight.shape[1:])
-    return weight[idx]
+        return embedding(idx.reshape(1), weight, padding_idx).reshape(weight.shape[1:])
+    out = weight[idx]
+    padding_idx = _padding_index(padding_idx, weight.shape[0])
+    if padding_idx is not None and out.requires_grad:
+        pad = (idx == padding_idx).unsqueeze(-1)
+        out = _where(pad, out.detach(), out)
+    return out
 
 
 def one_hot(indices: Any, num_classes: int = -1) -> Tensor:
@@ -341,14 +389,13 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.
 
 # ---------------------------------------------------------------- convolution and pooling
 #
-# A convolution is im2col and one matmul, built from per-kernel-offset slices: for each
-# offset of the kernel, one strided basic slice of the (padded) input picks the element under
-# that offset for every output position, and `stack` lays them side by side. Basic slices
-# are views, and their gradient is an assignment into zeros, so the backward accumulates one
-# slice per kernel offset (no scatter with repeated indices, no `np.add.at`). The work runs
-# in (C, N, *spatial) order: the columns are then one (C*K, N*L) matrix, the product is one
-# GEMM per group, and its result, viewed back as (N, C_out, *spatial), keeps that layout, so
-# the next layer's permute to (C, N, ...) is free.
+# A convolution is im2col and one matmul. The im2col primitive (ops/movement.py) copies the
+# (padded) input's windows through one strided view: for each kernel offset, the element
+# under it at every output position; its gradient, col2im, adds each offset's slab back
+# into a strided view of zeros (no scatter with repeated indices, no `np.add.at`). The work
+# runs in (C, N, *spatial) order: the windows are then one (K*C, N*L) matrix, the product is
+# one GEMM per group, and its result, viewed back as (N, C_out, *spatial), keeps that layout,
+# so the next layer's permute to (C, N, ...) is free. Pools reduce the same windows.
 
 
 def _tuple(v: Any, n: int, name: str, op: str) -> tuple[int, ...]:
@@ -408,16 +455,6 @@ def _out_size(size: tuple, kernel: tuple, stride: tuple, dilation: tuple, op: st
     return out
 
 
-def _offset_slices(x: Tensor, kernel: tuple, stride: tuple, dilation: tuple,
-                   out: tuple) -> list[Tensor]:
-    """For each kernel offset (row-major), the view of ``x``'s trailing dimensions under it
-    at every output position: ``x[..., o*d : o*d + s*(out-1) + 1 : s]`` per dimension."""
-    lead = (slice(None),) * (x.ndim - len(kernel))
-    ranges = [[slice(o * d, o * d + s * (m - 1) + 1, s) for o in range(k)]
-              for k, s, d, m in zip(kernel, stride, dilation, out)]
-    return [x[lead + idx] for idx in itertools.product(*ranges)]
-
-
 def _conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: Any,
           dilation: Any, groups: int, nd: int, op: str) -> Tensor:
     """N-d convolution (cross-correlation, as in PyTorch) over the last ``nd`` dimensions."""
@@ -459,24 +496,40 @@ def _conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: 
     _positive(dilation, "dilation", op)
     pads = _conv_padding(padding, kernel, stride, dilation, op)
     n = x.shape[0]
-    spatial = tuple(range(2, nd + 2))
-    xc = x.permute((1, 0) + spatial)  # (C, N, *S): a view
-    if builtins.any(lo or hi for lo, hi in pads):
-        xc = apply(P["pad"], xc, pads=((0, 0), (0, 0)) + pads, value=0.0)
-    out = _out_size(tuple(xc.shape[2:]), kernel, stride, dilation, op, x.shape)
-    slices = _offset_slices(xc, kernel, stride, dilation, out)
-    k = len(slices)
-    cols = stack(slices, 1) if k > 1 else slices[0].unsqueeze(1)  # (C, K, N, *O)
+    xc = _batch_last(x, pads)  # (C, *S, N)
+    out = _out_size(tuple(xc.shape[1:nd + 1]), kernel, stride, dilation, op, x.shape)
+    cols = xc._im2col(kernel, stride, dilation)  # (K, C, *O, N): one strided copy
+    k = math.prod(kernel)
     length = n * math.prod(out)
+    # The weight's columns in the windows' (offset, channel) order: a copy of the (small)
+    # weight instead of a transpose of the (large) windows.
+    kernel_dims = tuple(range(2, nd + 2))
     if groups == 1:
-        y = weight.reshape((c_out, c_group * k)) @ cols.reshape((c_group * k, length))
+        w = weight.permute((0,) + kernel_dims + (1,)).reshape((c_out, k * c_group))
+        y = w @ cols.reshape((k * c_group, length))
     else:
-        y = weight.reshape((groups, c_out // groups, c_group * k)) @ \
-            cols.reshape((groups, c_group * k, length))
-    y = y.reshape((c_out, n) + out)
+        w = weight.reshape((groups, c_out // groups, c_group, k)).permute((0, 1, 3, 2))
+        cols = cols.reshape((k, groups, c_group, length)).permute((1, 0, 2, 3))
+        y = w.reshape((groups, c_out // groups, k * c_group)) @ \
+            cols.reshape((groups, k * c_group, length))
+    y = y.reshape((c_out,) + out + (n,))
     if bias is not None:
         y = y + bias.reshape((c_out,) + (1,) * (nd + 1))
-    return y.permute((1, 0) + spatial)  # (N, C_out, *O), a view of the (C_out, N, ...) result
+    return _batch_first(y)  # (N, C_out, *O), a view of the (C_out, *O, N) result
+
+
+def _batch_last(x: Tensor, pads: tuple) -> Tensor:
+    """(N, C, *S) as (C, *S, N) (a view; free when x is itself such a view), padded."""
+    nd = x.ndim - 2
+    xc = x.permute(tuple(range(1, nd + 2)) + (0,))
+    if builtins.any(lo or hi for lo, hi in pads):
+        xc = apply(P["pad"], xc, pads=((0, 0),) + tuple(pads) + ((0, 0),), value=0.0)
+    return xc
+
+
+def _batch_first(y: Tensor) -> Tensor:
+    """(C, *S, N) as (N, C, *S): a view."""
+    return y.permute((y.ndim - 1,) + tuple(range(y.ndim - 1)))
 
 
 def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
@@ -505,26 +558,68 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
 
 
 def _pool_setup(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
-                ceil_mode: bool, op: str) -> tuple:
-    """Checked (kernel, stride, padding, dilation) pairs and the output size of a pool."""
-    if not isinstance(x, Tensor) or x.ndim not in (3, 4):
-        raise ShapeError(f"{op}: expects input of shape (N, C, H, W) or (C, H, W), got "
+                ceil_mode: bool, op: str, nd: int = 2) -> tuple:
+    """Checked (kernel, stride, padding, dilation) ``nd``-tuples and the output size of a
+    pool."""
+    if not isinstance(x, Tensor) or x.ndim not in (nd + 1, nd + 2):
+        dims = "L" if nd == 1 else "H, W"
+        raise ShapeError(f"{op}: expects input of shape (N, C, {dims}) or (C, {dims}), got "
                          f"{getattr(x, 'shape', type(x).__name__)}")
     if ceil_mode:
         raise ValueError(f"{op}: ceil_mode=True is not supported; pad the input "
                          f"(F.pad) so that the windows fit, and use ceil_mode=False")
-    k = _tuple(kernel_size, 2, "kernel_size", op)
+    k = _tuple(kernel_size, nd, "kernel_size", op)
     empty = stride is None or (isinstance(stride, (list, tuple)) and not stride)
-    s = k if empty else _tuple(stride, 2, "stride", op)
-    p = _tuple(padding, 2, "padding", op)
-    d = _tuple(dilation, 2, "dilation", op)
+    s = k if empty else _tuple(stride, nd, "stride", op)
+    p = _tuple(padding, nd, "padding", op)
+    d = _tuple(dilation, nd, "dilation", op)
     for values, name in ((k, "kernel_size"), (s, "stride"), (d, "dilation")):
         _positive(values, name, op)
     if builtins.any(pv < 0 or 2 * pv > kv for pv, kv in zip(p, k)):
         raise ValueError(f"{op}: padding {p} must be non-negative and at most half the "
                          f"kernel size {k}, as in PyTorch")
-    size = tuple(n + 2 * pv for n, pv in zip(x.shape[-2:], p))
+    size = tuple(n + 2 * pv for n, pv in zip(x.shape[-nd:], p))
     return k, s, p, d, _out_size(size, k, s, d, op, x.shape)
+
+
+def _max_pool(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
+              ceil_mode: bool, nd: int, op: str) -> Tensor:
+    k, s, p, d, out = _pool_setup(x, kernel_size, stride, padding, dilation, ceil_mode, op, nd)
+    if x.ndim == nd + 1:  # one sample without the batch dimension
+        return _max_pool(x.unsqueeze(0), k, s, p, d, False, nd, op).squeeze(0)
+    # The value is the maximum over each window (np.maximum: fast, NaN wins); the gradient
+    # goes through a product with a one-hot mask of each window's first maximum, found
+    # without gradient. (The max reduction's own gradient splits ties; np.where with an
+    # unpredictable condition is ~100x slower than a product.)
+    pads = tuple((v, v) for v in p)
+    cols = _batch_last(x, pads)._im2col(k, s, d)  # (K, C, *out, N)
+    with _no_grad():
+        plain = cols.detach() if not builtins.any(p) else \
+            apply(P["pad"], _batch_last(x.detach(), ()), value=-math.inf,
+                  pads=((0, 0),) + pads + ((0, 0),))._im2col(k, s, d)
+        best = plain._amax(0)
+        # The mask offset by offset (NumPy's argmax along the first axis is a hundred times
+        # slower than these few passes).
+        hits = plain == best
+        taken = hits[0]
+        masks = [taken]
+        for i in range(1, plain.shape[0]):
+            masks.append(hits[i] > taken)
+            taken = taken | hits[i]
+        mask = stack(masks).to(x.dtype)
+    picked = (cols * mask).sum(0)
+    # Where a window holds inf or NaN, the products are NaN or wrong: take the maximum.
+    return _batch_first(where(picked == best, picked, best))
+
+
+def max_pool1d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               dilation: Any = 1, ceil_mode: bool = False) -> Tensor:
+    """Maximum over each window of (N, C, L) or (C, L), as `max_pool2d` in one dimension.
+
+    >>> max_pool1d(tg.tensor([[[1.0, 3.0, 2.0, 0.0]]]), 2).tolist()
+    [[[3.0, 2.0]]]
+    """
+    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, 1, "max_pool1d")
 
 
 def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
@@ -536,30 +631,40 @@ def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0
     >>> max_pool2d(tg.arange(16.0).reshape(1, 1, 4, 4), 2).tolist()
     [[[[5.0, 7.0], [13.0, 15.0]]]]
     """
-    k, s, p, d, out = _pool_setup(x, kernel_size, stride, padding, dilation, ceil_mode,
-                                  "max_pool2d")
-    # The value is the maximum of the window slices (np.maximum: fast, NaN wins); the
-    # gradient goes through products with a one-hot mask of each window's first maximum,
-    # found without gradient. (A where-chain or the max reduction would send it there too,
-    # but np.where with an unpredictable condition is ~100x slower than a product.)
-    pads = (p[1], p[1], p[0], p[0])
-    slices = _offset_slices(pad(x, pads) if p != (0, 0) else x, k, s, d, out)
-    with _no_grad():
-        plain = _offset_slices(pad(x.detach(), pads, value=-math.inf), k, s, d, out)
-        best = plain[0]
-        for win in plain[1:]:
-            best = maximum(best, win)
-        taken = plain[0] == best
-        masks = [taken.to(x.dtype)]
-        for win in plain[1:]:
-            hit = win == best
-            masks.append((hit > taken).to(x.dtype))
-            taken = taken | hit
-    picked = slices[0] * masks[0]
-    for win, mask in zip(slices[1:], masks[1:]):
-        picked = picked + win * mask
-    # Where a window holds inf or NaN, the products are NaN or wrong: take the maximum.
-    return where(picked == best, picked, best)
+    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, 2, "max_pool2d")
+
+
+def _avg_pool(x: Tensor, kernel_size: Any, stride: Any, padding: Any,
+              count_include_pad: bool, ceil_mode: bool, divisor_override: int | None,
+              nd: int, op: str) -> Tensor:
+    k, s, p, d, out = _pool_setup(x, kernel_size, stride, padding, 1, ceil_mode, op, nd)
+    if x.ndim == nd + 1:  # one sample without the batch dimension
+        return _avg_pool(x.unsqueeze(0), k, s, p, count_include_pad, False, divisor_override,
+                         nd, op).squeeze(0)
+    size = tuple(x.shape[-nd:])
+    total = _batch_first(_batch_last(x, tuple((v, v) for v in p))._im2col(k, s, d).sum(0))
+    if divisor_override is not None:
+        if divisor_override == 0:
+            raise ValueError(f"{op}: divisor_override must be nonzero")
+        return total / divisor_override
+    if count_include_pad or not builtins.any(p):
+        return total / math.prod(k)
+    # How many of each window's elements are inside the input: per dimension, then outer.
+    counts = [np.array([builtins.min(o * sv + kv, pv + n) - builtins.max(o * sv, pv)
+                        for o in range(m)], dtype=x.dtype)
+              for n, kv, sv, pv, m in zip(size, k, s, p, out)]
+    return total / _leaf(functools.reduce(np.multiply.outer, counts))
+
+
+def avg_pool1d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
+    """Mean over each window of (N, C, L) or (C, L) (PyTorch's argument order).
+
+    >>> avg_pool1d(tg.tensor([[[1.0, 3.0, 2.0, 0.0]]]), 2).tolist()
+    [[[2.0, 1.0]]]
+    """
+    return _avg_pool(x, kernel_size, stride, padding, count_include_pad, ceil_mode, None, 1,
+                     "avg_pool1d")
 
 
 def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
@@ -573,25 +678,8 @@ def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0
     >>> avg_pool2d(tg.arange(16.0).reshape(1, 1, 4, 4), 2).tolist()
     [[[[2.5, 4.5], [10.5, 12.5]]]]
     """
-    k, s, p, d, out = _pool_setup(x, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
-    size = tuple(x.shape[-2:])
-    if p != (0, 0):
-        x = pad(x, (p[1], p[1], p[0], p[0]))
-    slices = _offset_slices(x, k, s, d, out)
-    total = slices[0]
-    for win in slices[1:]:
-        total = total + win
-    if divisor_override is not None:
-        if divisor_override == 0:
-            raise ValueError("avg_pool2d: divisor_override must be nonzero")
-        return total / divisor_override
-    if count_include_pad or p == (0, 0):
-        return total / (k[0] * k[1])
-    # How many of each window's elements are inside the input: per dimension, then outer.
-    counts = [np.array([builtins.min(o * sv + kv, pv + n) - builtins.max(o * sv, pv)
-                        for o in range(m)], dtype=x.dtype)
-              for n, kv, sv, pv, m in zip(size, k, s, p, out)]
-    return total / _leaf(np.multiply.outer(*counts))
+    return _avg_pool(x, kernel_size, stride, padding, count_include_pad, ceil_mode,
+                     divisor_override, 2, "avg_pool2d")
 
 
 # ---------------------------------------------------------------- losses
@@ -657,12 +745,22 @@ def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None,
         raise ShapeError(
             f"binary_cross_entropy: input {input.shape} and target {target.shape} differ"
         )
+    # Outside [0, 1]: an error (checked on the values at hand: in a compiled function, those
+    # of the call that traced it), and nan in the result, so that a compiled call given
+    # such values later gives nan rather than a number.
+    outside = logical_or(input < 0, input > 1)
+    if builtins.any(outside._data.ravel()):
+        raise ValueRangeError(
+            f"binary_cross_entropy: all elements of input should be between 0 and 1 "
+            f"(they are probabilities; for logits use binary_cross_entropy_with_logits); "
+            f"the input of shape {input.shape} has values outside")
     tiny = _TINY.get(input.dtype, 1e-44)
     log_p = clamp(clamp(input, min=tiny).log(), min=-100)
     log_q = clamp(clamp(1 - input, min=tiny).log(), min=-100)
     loss = -(target * log_p + (1 - target) * log_q)
     if weight is not None:
         loss = loss * weight
+    loss = _where(outside, _operand(math.nan, loss), loss)
     return _reduce(loss, reduction, "binary_cross_entropy")
 
 
@@ -905,15 +1003,19 @@ def repeat(x: Tensor, *sizes: Any) -> Tensor:
                                                                               x.shape)))
 
 
-def cumsum(x: Tensor, dim: int) -> Tensor:
-    """Running sums along ``dim`` (a product with a triangular matrix of ones)."""
-    d = dim % x.ndim
+def cumsum(x: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
+    """Running sums along ``dim``: for floats a product with a triangular matrix of ones
+    (one BLAS call); integers and bools stay exact, as int64 (a scan of additions)."""
+    if dtype is not None:
+        x = x.to(dtype)
+    if x.dtype.kind != "f":
+        return _scan(_integer_result(x), dim, lambda a, b: a + b, 0)
+    if x.ndim == 0:
+        return x
+    d = check_dim("cumsum", dim, x.shape)
     n = x.shape[d]
-    lower = _leaf(np.tril(np.ones((n, n), dtype=x.dtype if x.dtype.kind == "f"
-                                  else np.float32)))
+    lower = _leaf(np.tril(np.ones((n, n), dtype=x.dtype)))
     moved = x.transpose(d, -1) if d != x.ndim - 1 else x
-    if moved.dtype != lower.dtype:
-        moved = moved.to(lower.dtype)
     out = moved @ lower.T
     return out.transpose(d, -1) if d != x.ndim - 1 else out
 
@@ -921,16 +1023,23 @@ def cumsum(x: Tensor, dim: int) -> Tensor:
 Sorted = namedtuple("Sorted", ["values", "indices"])
 
 
-def sort(x: Tensor, dim: int = -1, descending: bool = False) -> Any:
-    """(values, indices), sorted along ``dim``; the gradient follows the values."""
-    d = dim % x.ndim
+def sort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
+    """(values, indices), sorted along ``dim``; the gradient follows the values. The sort
+    is always stable (equal elements keep their order)."""
+    if x.ndim == 0:
+        check_dim("sort", dim, ())
+        return Sorted(x, _leaf(np.zeros((), np.int64)))
+    d = check_dim("sort", dim, x.shape)
     indices = apply(P["argsort"], x, axis=d, descending=descending)
     return Sorted(take_along_dim(x, indices, d), indices)
 
 
-def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True) -> Any:
-    """The ``k`` largest (or smallest) values along ``dim`` and their indices."""
-    d = dim % x.ndim
+def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:
+    """The ``k`` largest (or smallest) values along ``dim`` and their indices (always
+    sorted)."""
+    if x.ndim == 0:
+        return sort(x, dim)
+    d = check_dim("topk", dim, x.shape)
     if not 0 <= k <= x.shape[d]:
         raise ShapeError(f"topk: k={k} is out of range for dimension {dim} of {x.shape}")
     values, indices = sort(x, d, descending=largest)
@@ -1140,14 +1249,14 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     L, S = query.shape[-2], key.shape[-2]
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     scores = (query @ key.transpose(-2, -1)) * scale
-    if is_causal:
-        attn_mask = _leaf(np.tril(np.ones((L, S), dtype=bool)))
-    if attn_mask is not None:
+    if is_causal:  # (-inf above the diagonal, added: as PyTorch, and far faster than where)
+        scores = scores + _leaf(np.triu(np.full((L, S), -np.inf, dtype=scores.dtype), 1))
+    elif attn_mask is not None:
         mask = attn_mask if isinstance(attn_mask, Tensor) else Tensor(attn_mask)
-        if mask.dtype == np.bool_:
-            scores = masked_fill(scores, logical_not(mask), -math.inf)
-        else:
-            scores = scores + mask
+        if mask.dtype == np.bool_:  # the (small) mask made additive, then one add
+            zeros = _leaf(np.zeros((), dtype=scores.dtype))
+            mask = masked_fill(zeros, logical_not(mask), -math.inf)
+        scores = scores + mask
     attn = softmax(scores, -1)
     if dropout_p > 0.0:
         attn = dropout(attn, dropout_p, True)
@@ -1215,4 +1324,1043 @@ def unflatten(x: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:
 __all__ += [
     "leaky_relu", "elu", "normalize", "cosine_similarity", "smooth_l1_loss", "huber_loss",
     "kl_div", "scaled_dot_product_attention", "group_norm", "adaptive_avg_pool2d", "unflatten",
+]
+
+
+# ---------------------------------------------------------------- PyTorch parity: tensor ops
+# (issue 17 item 3) Every one a composite of the primitives, so each differentiates to any
+# order, traces and compiles; none is a primitive of its own. Index arrays that only depend
+# on shapes (aranges, triangular masks) are constants; index tensors are operands.
+
+
+def _indices(index: Any, size: int, op: str, what: str = "index") -> Tensor:
+    """``index`` as an int64 tensor of positions into a dimension of ``size``. Out of range
+    (negative included, as PyTorch's gather/scatter/index_select refuse them) raises
+    IndexError; in a compiled function, where the values are not known, a negative index is
+    sent out of range, so that a compiled program given one raises too instead of wrapping
+    around (the check here sees the values of the call that traced it)."""
+    idx = index if isinstance(index, Tensor) else Tensor(index)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"{op}: {what} must be an integer tensor (int64), got {idx.dtype}")
+    if idx.dtype != np.int64:
+        idx = idx.long()
+    data = idx._data
+    if data.size and (data.min() < 0 or data.max() >= size):
+        bad = data.min() if data.min() < 0 else data.max()
+        raise IndexError(f"{op}: {what} {int(bad)} is out of range for a dimension of size "
+                         f"{size}; give indices in [0, {size - 1}]")
+    return where(idx < 0, _leaf(np.asarray(size, np.int64)), idx)
+
+
+def _along(op: str, input: Tensor, dim: int, index: Any) -> tuple:
+    """For gather/scatter along ``dim``: (dim, index tensor, the full index of ``input``'s
+    elements that ``index`` names: ``index`` along ``dim``, aranges elsewhere)."""
+    d = check_dim(op, dim, input.shape)
+    size = input.shape[d] if input.ndim else 1
+    idx = _indices(index, size, op)
+    if idx.ndim != input.ndim:
+        raise ShapeError(f"{op}: index has {idx.ndim} dimension(s) but the input {input.shape} "
+                         f"has {input.ndim}; they must have the same number")
+    for k, (m, n) in enumerate(zip(idx.shape, input.shape)):
+        if k != d and m > n:
+            raise ShapeError(f"{op}: index {idx.shape} is larger than the input {input.shape} "
+                             f"in dimension {k}")
+    if input.ndim == 0:
+        return d, idx, (idx.reshape(1),)
+    full = []
+    for k, m in enumerate(idx.shape):
+        if k == d:
+            full.append(idx)
+        else:
+            shape = [1] * idx.ndim
+            shape[k] = m
+            full.append(_leaf(np.arange(m, dtype=np.int64).reshape(shape)))
+    return d, idx, tuple(full)
+
+
+def _slots(n: int) -> tuple:
+    from .ops.movement import SLOT
+
+    return (SLOT,) * n
+
+
+def gather(input: Tensor, dim: int, index: Any, *, sparse_grad: bool = False) -> Tensor:
+    """``out[i][j] = input[index[i][j]][j]`` (for dim 0), as ``torch.gather``; the gradient
+    is scattered back (added where an index repeats).
+
+    >>> tg.gather(tg.tensor([[1., 2.], [3., 4.]]), 1, tg.tensor([[1], [0]]))
+    tensor([[2.],
+            [3.]])
+    """
+    _, idx, full = _along("gather", input, dim, index)
+    if input.ndim == 0:
+        return input.reshape(1)._getitem(_slots(1), *full).reshape(())
+    return input._getitem(_slots(len(full)), *full)
+
+
+def _source(src: Any, input: Tensor, idx: Tensor, op: str) -> Tensor:
+    """The part of ``src`` that an index of ``idx``'s shape scatters (PyTorch reads the
+    leading corner), in the input's dtype; a number is broadcast."""
+    if not isinstance(src, Tensor):
+        return _operand(src, input).to(input.dtype)
+    if src.ndim != idx.ndim or builtins.any(s < m for s, m in zip(src.shape, idx.shape)):
+        raise ShapeError(f"{op}: src {src.shape} must have the index's number of dimensions "
+                         f"and be at least as large as the index {idx.shape} in each")
+    if src.shape != idx.shape:
+        src = src[tuple(slice(0, m) for m in idx.shape)]
+    if src.dtype != input.dtype:
+        raise TypeError(f"{op}: src is {src.dtype} but the input is {input.dtype}; cast one")
+    return src
+
+
+def scatter(input: Tensor, dim: int, index: Any, src: Any = None, *, value: Any = None,
+            reduce: str | None = None) -> Tensor:
+    """A copy of ``input`` with ``src`` (a tensor, or a number) written at ``index`` along
+    ``dim``: ``out[index[i][j]][j] = src[i][j]`` (dim 0), as ``torch.scatter``. Where an
+    index repeats, one of the writes wins (PyTorch leaves which unspecified too).
+    ``reduce="add"`` is `scatter_add`."""
+    if src is None:
+        src = value
+    if src is None:
+        raise TypeError("scatter: give src (a tensor) or value (a number)")
+    if reduce == "add":
+        return scatter_add(input, dim, index, src if isinstance(src, Tensor) else
+                           full_like_index(input, index, src))
+    if reduce is not None:
+        raise ValueError(f"scatter: reduce must be None or 'add', got {reduce!r}")
+    _, idx, full = _along("scatter", input, dim, index)
+    v = _source(src, input, idx, "scatter")
+    if input.ndim == 0:
+        return input.reshape(1)._setitem(_slots(1), v.reshape(-1) if v.ndim else v,
+                                         *full).reshape(())
+    return input._setitem(_slots(len(full)), v, *full)
+
+
+def full_like_index(input: Tensor, index: Any, value: Any) -> Tensor:
+    shape = index.shape if isinstance(index, Tensor) else np.shape(index)
+    return _leaf(np.full(shape, value, dtype=input.dtype))
+
+
+def scatter_add(input: Tensor, dim: int, index: Any, src: Tensor) -> Tensor:
+    """``input`` plus ``src`` added at ``index`` along ``dim`` (repeated indices add up), as
+    ``torch.scatter_add``."""
+    _, idx, full = _along("scatter_add", input, dim, index)
+    v = _source(src, input, idx, "scatter_add")
+    if input.ndim == 0:
+        return input + v.reshape(1)._scatter_add(_slots(1), (1,), *full).reshape(())
+    return input + v._scatter_add(_slots(len(full)), tuple(input.shape), *full)
+
+
+def _vector_index(op: str, input: Tensor, dim: int, index: Any) -> tuple:
+    d = check_dim(op, dim, input.shape)
+    idx = _indices(index, input.shape[d] if input.ndim else 1, op)
+    if idx.ndim > 1:
+        raise ShapeError(f"{op}: index must be 1-d, got shape {idx.shape}")
+    return d, idx.reshape(-1)
+
+
+def index_select(input: Tensor, dim: int, index: Any) -> Tensor:
+    """The slices of ``input`` at positions ``index`` (1-d) along ``dim``.
+
+    >>> tg.index_select(tg.arange(6).reshape(2, 3), 1, tg.tensor([2, 0]))
+    tensor([[2, 0],
+            [5, 3]])
+    """
+    d, idx = _vector_index("index_select", input, dim, index)
+    if input.ndim == 0:
+        return input.reshape(1)._getitem(_slots(1), idx)
+    return input._getitem((slice(None),) * d + _slots(1), idx)
+
+
+def index_add(input: Tensor, dim: int, index: Any, source: Tensor, *,
+              alpha: Any = 1) -> Tensor:
+    """``input`` with ``alpha * source[i]`` added to the slice ``index[i]`` along ``dim``
+    (repeated indices add up), as ``torch.index_add``."""
+    d, idx = _vector_index("index_add", input, dim, index)
+    source = _operand(source, input)
+    want = input.shape[:d] + (idx.shape[0],) + input.shape[d + 1:]
+    if source.shape != want and not (input.ndim == 0 and source.numel() == idx.shape[0]):
+        raise ShapeError(f"index_add: source has shape {source.shape}; for an input "
+                         f"{input.shape} and {idx.shape[0]} indices along dim {d} it must "
+                         f"be {want}")
+    if source.dtype != input.dtype:
+        raise TypeError(f"index_add: source is {source.dtype} but the input is {input.dtype}")
+    if not (isinstance(alpha, (int, float)) and alpha == 1):
+        source = source * alpha
+    if input.ndim == 0:
+        return input + source.reshape(-1)._scatter_add(_slots(1), (1,), idx).reshape(())
+    return input + source._scatter_add((slice(None),) * d + _slots(1), tuple(input.shape), idx)
+
+
+def masked_select(input: Tensor, mask: Any) -> Tensor:
+    """The elements of ``input`` where ``mask`` (broadcast against it) is True, as a 1-d
+    tensor. Its length depends on the mask's values, so in a compiled function the mask must
+    be a constant (else `tg.TraceError`)."""
+    mask = mask if isinstance(mask, Tensor) else Tensor(mask)
+    if mask.dtype != np.bool_:
+        raise TypeError(f"masked_select: the mask must be a bool tensor, got {mask.dtype}")
+    try:
+        shape = tuple(np.broadcast_shapes(input.shape, mask.shape))
+    except ValueError:
+        raise ShapeError(f"masked_select: input {input.shape} and mask {mask.shape} do not "
+                         f"broadcast") from None
+    m = np.broadcast_to(_static_data(mask, "masked_select (its result's length depends on "
+                                           "the mask's values)"), shape)
+    return input.expand(shape)._getitem((np.ascontiguousarray(m),))
+
+
+def nonzero(input: Tensor, *, as_tuple: bool = False) -> Any:
+    """The positions of the nonzero elements: an int64 (n, ndim) tensor, or with
+    ``as_tuple=True`` one 1-d tensor per dimension. Its size depends on the values, so in a
+    compiled function the input must be a constant (else `tg.TraceError`)."""
+    data = _static_data(_t(input), "nonzero (its result's size depends on the values)")
+    found = np.argwhere(data).astype(np.int64)
+    if as_tuple:
+        if data.ndim == 0:
+            return (_leaf(np.zeros(found.shape[0], np.int64)),)
+        return tuple(_leaf(np.ascontiguousarray(found[:, k])) for k in range(data.ndim))
+    return _leaf(found)
+
+
+def argwhere(input: Tensor) -> Tensor:
+    return nonzero(input)
+
+
+def where(condition: Any, input: Any = None, other: Any = None) -> Any:
+    """``tg.where(cond, a, b)``: ``a`` where ``cond`` holds, else ``b`` (gradients flow to
+    both); ``tg.where(cond)`` is ``tg.nonzero(cond, as_tuple=True)``."""
+    if input is None and other is None:
+        return nonzero(condition, as_tuple=True)
+    return _where(condition, input, other)
+
+
+def bmm(input: Tensor, mat2: Tensor) -> Tensor:
+    """Batched matrix product of (b, n, m) and (b, m, p); no broadcasting, as in PyTorch."""
+    if input.ndim != 3 or mat2.ndim != 3 or input.shape[0] != mat2.shape[0]:
+        raise ShapeError(f"bmm: expects (b, n, m) and (b, m, p) with the same b, got "
+                         f"{input.shape} and {mat2.shape}; use matmul to broadcast")
+    return input @ mat2
+
+
+def mm(input: Tensor, mat2: Tensor) -> Tensor:
+    """Matrix product of two 2-d tensors (no broadcasting, as in PyTorch)."""
+    if input.ndim != 2 or mat2.ndim != 2:
+        raise ShapeError(f"mm: expects two matrices, got shapes {input.shape} and "
+                         f"{mat2.shape}; use matmul for other shapes")
+    return input @ mat2
+
+
+def mv(input: Tensor, vec: Tensor) -> Tensor:
+    """Matrix (n, m) times vector (m,)."""
+    if input.ndim != 2 or vec.ndim != 1:
+        raise ShapeError(f"mv: expects a matrix and a vector, got shapes {input.shape} and "
+                         f"{vec.shape}")
+    return input @ vec
+
+
+def outer(input: Tensor, vec2: Any) -> Tensor:
+    """``input[i] * vec2[j]`` for two vectors."""
+    vec2 = _operand(vec2, input)
+    if input.ndim != 1 or vec2.ndim != 1:
+        raise ShapeError(f"outer: expects two vectors, got shapes {input.shape} and "
+                         f"{vec2.shape}")
+    return input.reshape(-1, 1) * vec2.reshape(1, -1)
+
+
+def _triangle(op: str, x: Tensor, keep: np.ndarray) -> Tensor:
+    if x.ndim < 2:
+        raise ShapeError(f"{op}: expects at least 2 dimensions, got shape {x.shape}")
+    return _where(_leaf(keep), x, _leaf(np.zeros((), x.dtype)))
+
+
+def tril(input: Tensor, diagonal: int = 0) -> Tensor:
+    """The lower triangle of the last two dimensions (on and below ``diagonal``), zeros
+    elsewhere."""
+    n, m = input.shape[-2:] if input.ndim >= 2 else (0, 0)
+    return _triangle("tril", input, np.tri(n, m, diagonal, dtype=bool))
+
+
+def triu(input: Tensor, diagonal: int = 0) -> Tensor:
+    """The upper triangle of the last two dimensions (on and above ``diagonal``)."""
+    n, m = input.shape[-2:] if input.ndim >= 2 else (0, 0)
+    return _triangle("triu", input, ~np.tri(n, m, diagonal - 1, dtype=bool))
+
+
+def _last_dim(x: Tensor, d: int) -> Tensor:
+    return x if d == x.ndim - 1 else x.movedim(d, -1)
+
+
+def movedim(input: Tensor, source: Any, destination: Any) -> Tensor:
+    """Move dimension(s) ``source`` to position(s) ``destination``, the others keeping
+    their order."""
+    src = (source,) if isinstance(source, int) else tuple(source)
+    dst = (destination,) if isinstance(destination, int) else tuple(destination)
+    if len(src) != len(dst):
+        raise ValueError(f"movedim: source {src} and destination {dst} differ in length")
+    src = tuple(check_dim("movedim", s, input.shape) for s in src)
+    dst = tuple(check_dim("movedim", s, input.shape) for s in dst)
+    order = [k for k in range(input.ndim) if k not in src]
+    for s, t in sorted(zip(dst, src)):
+        order.insert(s, t)
+    return input.permute(tuple(order))
+
+
+def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+    """The diagonal of the (dim1, dim2) planes (``offset`` above the main one, below if
+    negative), as the last dimension of the result."""
+    d1, d2 = check_dim("diagonal", dim1, input.shape), check_dim("diagonal", dim2, input.shape)
+    if d1 == d2:
+        raise ShapeError(f"diagonal: dim1 and dim2 must differ, both are {d1}")
+    x = movedim(input, (d1, d2), (-2, -1))
+    n, m = x.shape[-2:]
+    length = builtins.max(0, builtins.min(n + builtins.min(offset, 0), m - builtins.max(offset, 0)))
+    rows = np.arange(length, dtype=np.int64) - builtins.min(offset, 0)
+    cols = np.arange(length, dtype=np.int64) + builtins.max(offset, 0)
+    return x._getitem((Ellipsis,) + _slots(2), _leaf(rows), _leaf(cols))
+
+
+def trace(input: Tensor) -> Tensor:
+    """The sum of a matrix's diagonal."""
+    if input.ndim != 2:
+        raise ShapeError(f"trace: expects a matrix, got shape {input.shape}")
+    return diagonal(input).sum()
+
+
+def diag(input: Tensor, diagonal: int = 0) -> Tensor:
+    """A vector's square matrix with it on diagonal ``diagonal``; a matrix's diagonal."""
+    if input.ndim == 2:
+        return globals()["diagonal"](input, diagonal)
+    if input.ndim != 1:
+        raise ShapeError(f"diag: expects a vector or a matrix, got shape {input.shape}")
+    n = input.shape[0] + builtins.abs(diagonal)
+    ar = np.arange(input.shape[0], dtype=np.int64)
+    rows, cols = ar - builtins.min(diagonal, 0), ar + builtins.max(diagonal, 0)
+    return input._scatter_add(_slots(2), (n, n), _leaf(rows), _leaf(cols))
+
+
+def _integer_result(x: Tensor) -> Tensor:
+    """PyTorch's prod/cumsum/cumprod of bools and integers is int64."""
+    return x.long() if x.dtype.kind in "biu" and x.dtype != np.int64 else x
+
+
+def _product_last(x: Tensor) -> Tensor:
+    """The product over the last dimension, multiplying halves (log n steps), so every
+    gradient (at zeros too, to any order) comes from plain products."""
+    n = x.shape[-1]
+    if n == 0:  # the product of nothing is 1 (kept in the graph, with a zero-size gradient)
+        return x.sum(-1) * 0 + 1
+    while n > 1:
+        half = n // 2
+        y = x[..., :half] * x[..., half:2 * half]
+        x = cat([y, x[..., 2 * half:]], -1) if n % 2 else y
+        n = x.shape[-1]
+    return x[..., 0]
+
+
+def prod(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
+    """The product of all elements, or along ``dim``; exact gradients where elements are 0.
+
+    >>> tg.tensor([[1., 2.], [3., 4.]]).prod(1)
+    tensor([ 2., 12.])
+    """
+    x = _integer_result(input if dtype is None else input.to(dtype))
+    if dim is None:
+        return _product_last(x.reshape(-1))
+    d = check_dim("prod", dim, x.shape)
+    if x.ndim == 0:
+        return x
+    out = _product_last(_last_dim(x, d))
+    return out.unsqueeze(d) if keepdim else out
+
+
+def _scan(x: Tensor, dim: int, combine: Any, identity: Any) -> Tensor:
+    """Inclusive scan along ``dim`` (Hillis-Steele: log n steps of ``combine`` with a copy
+    shifted by 1, 2, 4, ... and filled with ``identity``)."""
+    if x.ndim == 0:
+        return x
+    d = check_dim("scan", dim, x.shape)
+    y = _last_dim(x, d)
+    n, k = y.shape[-1], 1
+    while k < n:
+        fill = _leaf(np.full(y.shape[:-1] + (k,), identity, dtype=y.dtype))
+        y = combine(y, cat([fill, y[..., :n - k]], -1))
+        k *= 2
+    return y if d == x.ndim - 1 else y.movedim(-1, d)
+
+
+def cumprod(input: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
+    """Running products along ``dim`` (exact gradients at zeros too)."""
+    x = _integer_result(input if dtype is None else input.to(dtype))
+    return _scan(x, dim, lambda a, b: a * b, 1)
+
+
+def median(input: Tensor, dim: Any = None, keepdim: bool = False) -> Any:
+    """The lower median of all elements (a 0-d tensor), or ``(values, indices)`` along
+    ``dim``, as ``torch.median``; the gradient goes to the median element."""
+    if dim is None:
+        flat = input.reshape(-1)
+        n = flat.shape[0]
+        if n == 0:
+            return _leaf(np.full((), np.nan, input.dtype))
+        return sort(flat).values[(n - 1) // 2]
+    d = check_dim("median", dim, input.shape)
+    if input.ndim == 0:
+        return Sorted(input, _leaf(np.zeros((), np.int64)))
+    n = input.shape[d]
+    if n == 0:
+        raise ShapeError(f"median: dimension {d} of shape {input.shape} is empty")
+    values, indices = sort(input, d)
+    at = (slice(None),) * d + ((n - 1) // 2,)
+    v, i = values[at], indices[at]
+    return Sorted(v.unsqueeze(d), i.unsqueeze(d)) if keepdim else Sorted(v, i)
+
+
+def _round(input: Tensor, *, decimals: int = 0) -> Tensor:
+    """Round half to even (as PyTorch and NumPy), to ``decimals`` places. No gradient (it is
+    zero almost everywhere)."""
+    if decimals == 0:
+        return apply(P["round"], input)
+    scale = 10.0 ** decimals
+    return apply(P["round"], input * scale) / scale
+
+
+def trunc(input: Tensor) -> Tensor:
+    """Round toward zero."""
+    return _where(input >= 0, input.floor(), input.ceil())
+
+
+def frac(input: Tensor) -> Tensor:
+    """``input - trunc(input)`` (its gradient is 1)."""
+    return input - trunc(input).detach()
+
+
+def contiguous(input: Tensor, memory_format: Any = None) -> Tensor:
+    """This tensor if its elements are laid out in C order, else a C-ordered copy (so that
+    ``.view`` works on it), as in PyTorch."""
+    if input._data.flags.c_contiguous:
+        return input
+    return input.reshape(-1).reshape(input.shape)
+
+
+def view_as(input: Tensor, other: Tensor) -> Tensor:
+    return input.view(other.shape)
+
+
+def reshape_as(input: Tensor, other: Tensor) -> Tensor:
+    return input.reshape(other.shape)
+
+
+def select(input: Tensor, dim: int, index: int) -> Tensor:
+    """The slice at ``index`` along ``dim`` (that dimension removed), a view."""
+    d = check_dim("select", dim, input.shape)
+    return input[(slice(None),) * d + (index,)]
+
+
+def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:
+    """``length`` elements from ``start`` along ``dim``, a view."""
+    d = check_dim("narrow", dim, input.shape)
+    n = input.shape[d]
+    start = start + n if start < 0 else start
+    if not 0 <= start <= start + length <= n:
+        raise IndexError(f"narrow: start {start} and length {length} do not fit dimension "
+                         f"{d} of size {n}")
+    return input[(slice(None),) * d + (slice(start, start + length),)]
+
+
+def unbind(input: Tensor, dim: int = 0) -> tuple:
+    """The slices along ``dim``, as a tuple (that dimension removed)."""
+    d = check_dim("unbind", dim, input.shape)
+    if input.ndim == 0:
+        raise ShapeError("unbind: a 0-d tensor has no dimension to unbind")
+    return tuple(select(input, d, i) for i in range(input.shape[d]))
+
+
+def repeat_interleave(input: Tensor, repeats: Any = None, dim: int | None = None, *,
+                      output_size: int | None = None) -> Tensor:
+    """Repeat each element (each slice along ``dim``) ``repeats`` times, as
+    ``torch.repeat_interleave``; ``repeats`` is a number or one count per slice (whose
+    values fix the result's shape: a constant in a compiled function). With no ``repeats``,
+    ``input`` holds the counts and the result repeats their positions."""
+    if repeats is None:
+        counts = _t(input)
+        return repeat_interleave(_leaf(np.arange(counts.shape[0], dtype=np.int64)), counts)
+    x = input.reshape(-1) if dim is None else input
+    if x.ndim == 0:
+        x = x.reshape(1)
+    d = 0 if dim is None else check_dim("repeat_interleave", dim, x.shape)
+    if isinstance(repeats, Tensor) and repeats.numel() == 1 and repeats.ndim <= 1:
+        repeats = int(_static_data(repeats, "repeat_interleave's repeats").reshape(()))
+    if isinstance(repeats, (int, np.integer)):
+        if repeats < 0:
+            raise ValueError(f"repeat_interleave: repeats must be >= 0, got {repeats}")
+        y = x.unsqueeze(d + 1)
+        grown = y.expand(y.shape[:d + 1] + (int(repeats),) + y.shape[d + 2:])
+        return grown.reshape(x.shape[:d] + (x.shape[d] * int(repeats),) + x.shape[d + 1:])
+    counts = np.asarray(_static_data(_t(repeats), "repeat_interleave's repeats (they fix "
+                                                  "the result's shape)"))
+    if counts.ndim != 1 or counts.shape[0] != x.shape[d] or counts.dtype.kind not in "iu" \
+            or (counts.size and counts.min() < 0):
+        raise ValueError(f"repeat_interleave: repeats must be non-negative integers, one per "
+                         f"element of dimension {d} ({x.shape[d]}), got {counts}")
+    where_from = np.repeat(np.arange(x.shape[d], dtype=np.int64), counts)
+    return index_select(x, d, _leaf(where_from))
+
+
+def _integer_divisor(a: Tensor, b: Tensor, op: str) -> None:
+    """Integer division by zero raises, as in PyTorch; in a compiled function a divisor whose
+    values change from call to call cannot be checked, so it is refused (TraceError)."""
+    if a.dtype.kind in "iub" and b.dtype.kind in "iub":
+        data = _static_data(b, f"integer {op} by a traced tensor (a zero divisor must raise)")
+        if np.any(data == 0):
+            raise ZeroDivisionError(f"{op}: integer division by zero")
+
+
+def _division_operands(a: Any, b: Any, op: str) -> tuple:
+    if isinstance(a, Tensor):
+        b = _operand(b, a)
+    else:
+        b = _t(b)
+        a = _operand(a, b)
+    if a.dtype != b.dtype:
+        dt = _result_dtype(a, b)
+        a, b = a.to(dt), b.to(dt)
+    if a.dtype == np.bool_:
+        a, b = a.long(), b.long()
+    _integer_divisor(a, b, op)
+    return a, b
+
+
+def _floor_quotient(a: Tensor, b: Tensor) -> Tensor:
+    if a.dtype.kind == "f":
+        return (a / b).floor()
+    # In float64 the quotient of two integers below 2**53 rounds to the right side of every
+    # integer, so its floor is the exact integer quotient.
+    return (a.double() / b.double()).floor().to(a.dtype)
+
+
+def floor_divide(input: Any, other: Any) -> Tensor:
+    """``floor(input / other)`` (Python's ``//``), elementwise with broadcasting; integers
+    stay integers. No gradient (PyTorch has none either)."""
+    a, b = _division_operands(input, other, "floor_divide")
+    return _floor_quotient(a, b).detach()
+
+
+def remainder(input: Any, other: Any) -> Tensor:
+    """``input - floor(input / other) * other`` (Python's ``%``: the sign of ``other``);
+    differentiable in both, as in PyTorch."""
+    a, b = _division_operands(input, other, "remainder")
+    return a - _floor_quotient(a, b).detach() * b
+
+
+def fmod(input: Any, other: Any) -> Tensor:
+    """``input - trunc(input / other) * other`` (C's ``fmod``: the sign of ``input``)."""
+    a, b = _division_operands(input, other, "fmod")
+    q = trunc(a / b) if a.dtype.kind == "f" else trunc(a.double() / b.double()).to(a.dtype)
+    return a - q.detach() * b
+
+
+def _reflected(fn: Any) -> Any:
+    def method(self: Tensor, other: Any) -> Any:
+        if not isinstance(other, (Tensor, np.ndarray, list, tuple, *_NUMBERS)):
+            return NotImplemented
+        return fn(other, self)
+
+    return method
+
+
+def _forward_op(fn: Any) -> Any:
+    def method(self: Tensor, other: Any) -> Any:
+        if not isinstance(other, (Tensor, np.ndarray, list, tuple, *_NUMBERS)):
+            return NotImplemented
+        return fn(self, other)
+
+    return method
+
+
+_NUMBERS = (int, float, bool, np.number, np.bool_)
+
+
+def isnan(input: Tensor) -> Tensor:
+    return input != input
+
+
+def isinf(input: Tensor) -> Tensor:
+    if input.dtype.kind != "f":
+        return input != input  # (all False)
+    return abs(input) == math.inf
+
+
+def isposinf(input: Tensor) -> Tensor:
+    return input == math.inf if input.dtype.kind == "f" else input != input
+
+
+def isneginf(input: Tensor) -> Tensor:
+    return input == -math.inf if input.dtype.kind == "f" else input != input
+
+
+def isfinite(input: Tensor) -> Tensor:
+    """True where neither inf nor nan (``x - x`` is 0 exactly there)."""
+    if input.dtype.kind != "f":
+        return input == input
+    return (input - input) == 0
+
+
+def isclose(input: Tensor, other: Any, rtol: float = 1e-05, atol: float = 1e-08,
+            equal_nan: bool = False) -> Tensor:
+    """``|input - other| <= atol + rtol * |other|`` (or equal, infinities included), as
+    ``torch.isclose``."""
+    a = input
+    b = _operand(other, a)
+    if a.dtype != b.dtype:
+        dt = _result_dtype(a, b)
+        a, b = a.to(dt), b.to(dt)
+    close = a == b
+    if a.dtype == np.bool_:
+        return close
+    if a.dtype.kind != "f":
+        a, b = a.double(), b.double()
+    if equal_nan:
+        close = logical_or(close, logical_and(isnan(a), isnan(b)))
+    error = abs(a - b)
+    ok = logical_and(isfinite(error), error <= atol + rtol * abs(b))
+    return logical_or(close, ok).detach()
+
+
+def allclose(input: Tensor, other: Any, rtol: float = 1e-05, atol: float = 1e-08,
+             equal_nan: bool = False) -> bool:
+    """Whether every element `isclose` (a Python bool)."""
+    return bool(all(isclose(input, other, rtol, atol, equal_nan)))
+
+
+def nan_to_num(input: Tensor, nan: float = 0.0, posinf: float | None = None,
+               neginf: float | None = None) -> Tensor:
+    """nan -> ``nan``, inf -> ``posinf``, -inf -> ``neginf`` (default: the dtype's largest
+    and smallest finite values); the gradient passes where the input is finite."""
+    if input.dtype.kind != "f":
+        return input
+    big = float(np.finfo(input.dtype).max)
+    out = _where(isnan(input), _operand(float(nan), input), input)
+    out = _where(input == math.inf, _operand(big if posinf is None else float(posinf), input),
+                 out)
+    return _where(input == -math.inf,
+                  _operand(-big if neginf is None else float(neginf), input), out)
+
+
+def _uniform(shape: tuple, dtype: Any, generator: Any, op: str) -> Tensor:
+    """Uniform numbers in [0, 1): the ``rand`` primitive (fresh on every call of a compiled
+    function) from tracegrad's global generator, or drawn now from ``generator``."""
+    dtype = np.dtype(dtype)
+    if generator is None:
+        return apply(P["rand"], shape=tuple(shape), dtype=dtype, dist="uniform")
+    _eager_only(f"{op} with generator= (in a compiled function its draws would be baked "
+                f"in; use tracegrad's global generator, seeded by tg.manual_seed)")
+    from .utils.generator import numpy_generator
+
+    return _leaf(numpy_generator(generator, op).random(shape).astype(dtype))
+
+
+def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,
+                generator: Any = None) -> Tensor:
+    """``num_samples`` category indices drawn with probabilities proportional to ``input``
+    (1-d, or 2-d: one row of weights per draw), int64; without ``replacement`` each
+    category at most once per row. Not PyTorch's stream of numbers, its distribution."""
+    if input.ndim not in (1, 2) or input.dtype.kind != "f":
+        raise ValueError(f"multinomial: expects a 1-d or 2-d float tensor of weights, got "
+                         f"{input.dtype} of shape {input.shape}")
+    n = input.shape[-1]
+    if num_samples <= 0 or n == 0:
+        raise ValueError(f"multinomial: needs num_samples > 0 and at least one category, got "
+                         f"{num_samples} samples from {n} categories")
+    w = input.detach()
+    data = w._data  # (in a compiled function: the values of the call that traced it)
+    if (data < 0).any() or not np.isfinite(data).all():
+        raise ValueError("multinomial: weights must be finite and non-negative")
+    nonzero_rows = (data > 0).sum(-1)
+    if (nonzero_rows == 0).any():
+        raise ValueError("multinomial: a row of weights sums to zero")
+    if not replacement and (nonzero_rows < num_samples).any():
+        raise ValueError(f"multinomial: cannot draw {num_samples} samples without "
+                         f"replacement from {int(nonzero_rows.min())} categories with "
+                         f"nonzero weight")
+    rows = input.shape[:-1]
+    if replacement:
+        c = cumsum(w, -1)
+        cdf = c / c[..., n - 1:]  # the last entry exactly 1, above every uniform draw
+        u = _uniform(rows + (num_samples,), w.dtype, generator, "multinomial")
+        return (cdf.unsqueeze(-2) <= u.unsqueeze(-1)).sum(-1)
+    # Without replacement: the num_samples smallest of -log(u) / w (exponential races,
+    # Efraimidis-Spirakis), the order of the draws included.
+    u = _uniform(rows + (n,), w.dtype, generator, "multinomial")
+    keys = -(1 - u).log() / w
+    order = apply(P["argsort"], keys, axis=keys.ndim - 1, descending=False)
+    return order[..., :num_samples]
+
+
+# ---------------------------------------------------------------- einsum
+
+
+def einsum(equation: str, *operands: Any) -> Tensor:
+    """Einstein summation, as ``torch.einsum``: ``"ij,jk->ik"``, ``"bij,bjk->bik"``,
+    ``"ii->i"``, ``"...ij->...ji"``, implicit outputs (``"ij,jk"``). Operands are contracted
+    two at a time as batched matrix products.
+
+    >>> tg.einsum("i,i->", tg.tensor([1., 2.]), tg.tensor([3., 4.]))
+    tensor(11.)
+    """
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    xs = [_t(x) for x in operands]
+    eq = equation.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(xs):
+        raise ValueError(f"einsum: {equation!r} names {len(terms)} operand(s), got {len(xs)}")
+    used = set(eq)
+    spare = [chr(c) for c in range(0x3b1, 0x3b1 + 64) if chr(c) not in used]  # for "..."
+    n_ell = 0
+    for term, x in zip(terms, xs):
+        if "..." in term:
+            n_ell = builtins.max(n_ell, x.ndim - (len(term) - 3))
+    labels_of = []
+    for term, x in zip(terms, xs):
+        if "..." in term:
+            k = x.ndim - (len(term) - 3)
+            if k < 0:
+                raise ShapeError(f"einsum: operand {term!r} has more labels than the "
+                                 f"{x.ndim} dimensions of shape {x.shape}")
+            term = term.replace("...", "".join(spare[n_ell - k:n_ell]))
+        if not builtins.all(c.isalpha() for c in term) or len(term) != x.ndim:
+            raise ShapeError(f"einsum: operand {term!r} does not fit a tensor of shape "
+                             f"{x.shape} (one letter per dimension)")
+        labels_of.append(list(term))
+    if arrow:
+        out = list(rhs.replace("...", "".join(spare[:n_ell])))
+    else:
+        counts = {}
+        for labels in labels_of:
+            for c in labels:
+                counts[c] = counts.get(c, 0) + 1
+        out = spare[:n_ell] + sorted(c for c, k in counts.items() if k == 1 and c not in spare)
+    everywhere = [c for labels in labels_of for c in labels]
+    for c in out:
+        if c not in everywhere or out.count(c) > 1:
+            raise ValueError(f"einsum: output label {c!r} of {equation!r} must appear once in "
+                             f"the output and somewhere in the inputs")
+    sizes: dict = {}
+    for labels, x in zip(labels_of, xs):
+        for c, n in zip(labels, x.shape):
+            if sizes.get(c, 1) != 1 and n != 1 and sizes[c] != n:
+                raise ShapeError(f"einsum: label {c!r} is {sizes[c]} in one operand and {n} "
+                                 f"in another, in {equation!r}")
+            sizes[c] = n if sizes.get(c, 1) == 1 else sizes[c]
+    pairs = [_einsum_diagonals(x, labels) for x, labels in zip(xs, labels_of)]
+    x, labels = pairs[0]
+    for k in range(1, len(pairs) + 1):
+        later = set(out).union(*(p[1] for p in pairs[k:]))
+        x, labels = _einsum_sum_unused(x, labels, later, pairs[k][1] if k < len(pairs) else [])
+        if k == len(pairs):
+            break
+        y, ylabels = pairs[k]
+        y, ylabels = _einsum_sum_unused(y, ylabels, later, labels)
+        x, labels = _einsum_pair(x, labels, y, ylabels, later, sizes)
+    shape = tuple(sizes[c] for c in out)
+    x = x.permute(tuple(labels.index(c) for c in out)) if labels != out else x
+    return x if x.shape == shape else x.expand(shape)
+
+
+def _einsum_diagonals(x: Tensor, labels: list) -> tuple:
+    """Take the diagonal for each label that repeats within one operand ("ii->i")."""
+    while len(set(labels)) != len(labels):
+        c = next(c for c in labels if labels.count(c) > 1)
+        i = labels.index(c)
+        j = labels.index(c, i + 1)
+        if x.shape[i] != x.shape[j]:
+            raise ShapeError(f"einsum: label {c!r} repeats over dimensions of sizes "
+                             f"{x.shape[i]} and {x.shape[j]}")
+        others = [k for k in range(x.ndim) if k not in (i, j)]
+        x = x.permute(tuple(others + [i, j]))
+        ar = _leaf(np.arange(x.shape[-1], dtype=np.int64))
+        x = x._getitem((Ellipsis,) + _slots(2), ar, ar)
+        labels = [labels[k] for k in others] + [c]
+    return x, labels
+
+
+def _einsum_sum_unused(x: Tensor, labels: list, later: set, partner: list) -> tuple:
+    """Sum over the labels no one needs any more (not in the output, a later operand or the
+    operand this one is about to meet)."""
+    gone = [k for k, c in enumerate(labels) if c not in later and c not in partner]
+    if not gone:
+        return x, labels
+    return x.sum(tuple(gone)), [c for k, c in enumerate(labels) if k not in gone]
+
+
+def _einsum_pair(x: Tensor, xl: list, y: Tensor, yl: list, later: set, sizes: dict) -> tuple:
+    """Contract two operands as one batched matrix product: (batch, left, summed) @
+    (batch, summed, right)."""
+    batch = [c for c in xl if c in yl and c in later]
+    summed = [c for c in xl if c in yl and c not in later]
+    left = [c for c in xl if c not in yl]
+    right = [c for c in yl if c not in xl]
+
+    def arrange(t: Tensor, tl: list, order: list) -> Tensor:
+        t = t.permute(tuple(tl.index(c) for c in order))
+        want = tuple(sizes[c] if c in batch or c in summed else t.shape[k]
+                     for k, c in enumerate(order))
+        return t if t.shape == want else t.expand(want)
+
+    bshape = tuple(sizes[c] for c in batch)
+    ln = math.prod(sizes[c] for c in left)
+    rn = math.prod(sizes[c] for c in right)
+    kn = math.prod(sizes[c] for c in summed)
+    a = arrange(x, xl, batch + left + summed).reshape(bshape + (ln, kn))
+    b = arrange(y, yl, batch + summed + right).reshape(bshape + (kn, rn))
+    prod_ = a @ b
+    labels = batch + left + right
+    return prod_.reshape(bshape + tuple(sizes[c] for c in left + right)), labels
+
+
+# ---------------------------------------------------------------- tensors like others
+
+
+@on_cpu
+def full_like(input: Tensor, fill_value: Any, *, dtype: Any = None,
+              requires_grad: bool = False, memory_format: Any = None) -> Tensor:
+    dt = dtypes.to_dtype(dtype) if dtype is not None else input.dtype
+    return _leaf(np.full(input.shape, fill_value, dt), requires_grad)
+
+
+@on_cpu
+def empty_like(input: Tensor, *, dtype: Any = None, requires_grad: bool = False,
+               memory_format: Any = None) -> Tensor:
+    """A new tensor of ``input``'s shape (zeros: tracegrad never hands out uninitialized
+    memory)."""
+    return full_like(input, 0, dtype=dtype, requires_grad=requires_grad)
+
+
+def _like_random(input: Tensor, dtype: Any, dist: str, requires_grad: bool) -> Tensor:
+    dt = dtypes.to_dtype(dtype) if dtype is not None else input.dtype
+    if dt.kind != "f":
+        raise TypeError(f"{dist} numbers are floats; {dt} was asked for")
+    t = apply(P["rand"], shape=tuple(input.shape), dtype=dt, dist=dist)
+    return t.requires_grad_() if requires_grad else t
+
+
+@on_cpu
+def rand_like(input: Tensor, *, dtype: Any = None, requires_grad: bool = False,
+              memory_format: Any = None) -> Tensor:
+    return _like_random(input, dtype, "uniform", requires_grad)
+
+
+@on_cpu
+def randn_like(input: Tensor, *, dtype: Any = None, requires_grad: bool = False,
+               memory_format: Any = None) -> Tensor:
+    return _like_random(input, dtype, "normal", requires_grad)
+
+
+@on_cpu
+def randint_like(input: Tensor, low: int = 0, high: int | None = None, *,
+                 dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    if high is None:
+        low, high = 0, low
+    dt = dtypes.to_dtype(dtype) if dtype is not None else input.dtype
+    return apply(P["rand"], shape=tuple(input.shape), dtype=np.dtype(np.int64),
+                 dist="integers", low=int(low), high=int(high)).to(dt)
+
+
+@on_cpu
+def empty(*size: Any, dtype: Any = None, requires_grad: bool = False,
+          memory_format: Any = None) -> Tensor:
+    """A new tensor of ``size`` (zeros: tracegrad never hands out uninitialized memory)."""
+    dt = dtypes.default_float if dtype is None else dtypes.to_dtype(dtype)
+    return _leaf(np.zeros(_shape_arg(size), dt), requires_grad)
+
+
+@on_cpu
+def randperm(n: int, *, generator: Any = None, dtype: Any = None,
+             requires_grad: bool = False) -> Tensor:
+    """A random permutation of ``0 .. n-1`` (int64), drawn fresh on every call of a
+    compiled function."""
+    if n < 0:
+        raise ValueError(f"randperm: n must be >= 0, got {n}")
+    u = _uniform((int(n),), np.float64, generator, "randperm")
+    out = apply(P["argsort"], u, axis=0, descending=False)
+    return out if dtype is None else out.to(dtype)
+
+
+# ---------------------------------------------------------------- in place
+
+
+def _random_fill(dist: str):
+    def method(self: Tensor, a: float = 0.0, b: float = 1.0, *, generator: Any = None) -> Tensor:
+        if self.dtype.kind != "f":
+            raise TypeError(f"{dist}_: needs a float tensor, got {self.dtype}")
+        if generator is None:
+            draw = apply(P["rand"], shape=tuple(self.shape), dtype=self.dtype,
+                         dist="normal" if dist == "normal" else "uniform")
+        else:
+            from .utils.generator import numpy_generator
+
+            _eager_only(f"{dist}_ with generator= (in a compiled function its draws would be "
+                        f"baked in; use tracegrad's global generator, seeded by "
+                        f"tg.manual_seed)")
+            g = numpy_generator(generator, dist + "_")
+            draw = _leaf((g.standard_normal(self.shape) if dist == "normal"
+                          else g.random(self.shape)).astype(self.dtype))
+        value = draw * b + a if dist == "normal" else draw * (b - a) + a
+        return self._inplace(lambda s: value)
+
+    method.__name__ = dist + "_"
+    what = "normal(mean, std)" if dist == "normal" else "uniform [from, to)"
+    method.__doc__ = f"Fill with {what} numbers, in place (as ``torch.Tensor.{dist}_``)."
+    return method
+
+
+def _inplace_of(fn: Any, name: str) -> Any:
+    def method(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        return self._inplace(lambda s: fn(s, *args, **kwargs),
+                             next((a for a in args if isinstance(a, Tensor) and
+                                   a.dtype.kind == "f"), None))
+
+    method.__name__ = name
+    method.__doc__ = f"In-place ``{fn.__name__}``."
+    return method
+
+
+def _type_as(input: Tensor, other: Tensor) -> Tensor:
+    return input.to(other.dtype)
+
+
+def _new_full(self: Tensor, size: Any, fill_value: Any, *, dtype: Any = None,
+              requires_grad: bool = False, device: Any = None) -> Tensor:
+    dt = dtypes.to_dtype(dtype) if dtype is not None else self.dtype
+    return _leaf(np.full(_shape_arg((size,)) if isinstance(size, (tuple, list)) else
+                         (int(size),), fill_value, dt), requires_grad)
+
+
+def _new_filled(value: int):
+    def method(self: Tensor, *size: Any, dtype: Any = None, requires_grad: bool = False,
+               device: Any = None) -> Tensor:
+        dt = dtypes.to_dtype(dtype) if dtype is not None else self.dtype
+        return _leaf(np.full(_shape_arg(size), value, dt), requires_grad)
+
+    return method
+
+
+def _new_tensor(self: Tensor, data: Any, *, dtype: Any = None, requires_grad: bool = False,
+                device: Any = None) -> Tensor:
+    t = Tensor(data, dtype=dtype if dtype is not None else self.dtype)
+    return _leaf(np.array(t._data, copy=True), requires_grad)
+
+
+# ---------------------------------------------------------------- more elementwise math
+# (one line each of existing ops, so each differentiates and compiles)
+
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+
+
+def log2(input: Tensor) -> Tensor:
+    return input.log() * (1.0 / _LN2)
+
+
+def log10(input: Tensor) -> Tensor:
+    return input.log() * (1.0 / _LN10)
+
+
+def exp2(input: Tensor) -> Tensor:
+    return (input * _LN2).exp()
+
+
+def sinh(input: Tensor) -> Tensor:
+    return (input.exp() - (-input).exp()) * 0.5
+
+
+def cosh(input: Tensor) -> Tensor:
+    return (input.exp() + (-input).exp()) * 0.5
+
+
+def logaddexp(input: Tensor, other: Any) -> Tensor:
+    """``log(exp(input) + exp(other))`` without overflow."""
+    other = _operand(other, input)
+    m = maximum(input, other).detach()
+    m = _where(m.abs() == math.inf, _operand(0.0, m), m)
+    return ((input - m).exp() + (other - m).exp()).log() + m
+
+
+def hypot(input: Tensor, other: Any) -> Tensor:
+    other = _operand(other, input)
+    return (input * input + other * other).sqrt()
+
+
+def lerp(input: Tensor, end: Any, weight: Any) -> Tensor:
+    """``input + weight * (end - input)``."""
+    return input + (_operand(end, input) - input) * weight
+
+
+def addmm(input: Any, mat1: Tensor, mat2: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
+    """``beta * input + alpha * (mat1 @ mat2)``."""
+    prod_ = mm(mat1, mat2)
+    prod_ = prod_ if alpha == 1 else prod_ * alpha
+    return prod_ + (input if beta == 1 else _operand(input, prod_) * beta)
+
+
+def addcmul(input: Tensor, tensor1: Any, tensor2: Any, *, value: Any = 1) -> Tensor:
+    return input + _operand(tensor1, input) * tensor2 * value
+
+
+def addcdiv(input: Tensor, tensor1: Any, tensor2: Any, *, value: Any = 1) -> Tensor:
+    return input + _operand(tensor1, input) / tensor2 * value
+
+
+def logit(input: Tensor, eps: float | None = None) -> Tensor:
+    x = input if eps is None else clamp(input, eps, 1 - eps)
+    return (x / (1 - x)).log()
+
+
+PARITY_METHODS = {
+    "gather": gather, "scatter": scatter, "scatter_add": scatter_add,
+    "index_select": index_select, "index_add": index_add, "masked_select": masked_select,
+    "nonzero": nonzero, "argwhere": argwhere, "bmm": bmm, "mm": mm, "mv": mv, "outer": outer,
+    "ger": outer, "tril": tril, "triu": triu, "movedim": movedim, "moveaxis": movedim,
+    "swapaxes": lambda x, a, b: x.transpose(a, b), "swapdims": lambda x, a, b: x.transpose(a, b),
+    "prod": prod, "cumprod": cumprod, "median": median, "round": _round, "trunc": trunc,
+    "fix": trunc, "frac": frac, "contiguous": contiguous, "view_as": view_as,
+    "reshape_as": reshape_as, "select": select, "narrow": narrow, "unbind": unbind,
+    "repeat_interleave": repeat_interleave, "floor_divide": floor_divide,
+    "remainder": remainder, "fmod": fmod, "__floordiv__": _forward_op(floor_divide),
+    "__rfloordiv__": _reflected(floor_divide), "__mod__": _forward_op(remainder),
+    "__rmod__": _reflected(remainder), "isnan": isnan, "isinf": isinf, "isposinf": isposinf,
+    "isneginf": isneginf, "isfinite": isfinite, "isclose": isclose, "allclose": allclose,
+    "nan_to_num": nan_to_num, "multinomial": multinomial, "take_along_dim": take_along_dim,
+    "diagonal": diagonal, "trace": trace, "diag": diag, "log2": log2, "log10": log10,
+    "exp2": exp2, "sinh": sinh, "cosh": cosh, "logaddexp": logaddexp, "hypot": hypot,
+    "lerp": lerp, "addmm": addmm, "addcmul": addcmul, "addcdiv": addcdiv, "logit": logit,
+    "clamp_min": lambda x, min: clamp(x, min=min), "clamp_max": lambda x, max: clamp(x, max=max),
+    "normal_": _random_fill("normal"), "uniform_": _random_fill("uniform"),
+    "type_as": _type_as, "new_full": _new_full, "new_zeros": _new_filled(0),
+    "new_ones": _new_filled(1), "new_empty": _new_filled(0), "new_tensor": _new_tensor,
+    "unflatten": lambda x, dim, sizes: unflatten(x, dim, sizes),
+    "argsort": lambda x, dim=-1, descending=False, stable=False: sort(x, dim, descending).indices,
+    "subtract": lambda x, other, *, alpha=1: x - other * alpha if alpha != 1 else x - other,
+    "multiply": lambda x, other: x * other, "divide": lambda x, other: x / other,
+    "true_divide": lambda x, other: x / other,
+}
+for _name, _fn in PARITY_METHODS.items():
+    setattr(Tensor, _name, _fn)
+for _name, _fn in (("lerp_", lerp), ("addcmul_", addcmul), ("addcdiv_", addcdiv),
+                   ("clamp_min_", lambda x, min: clamp(x, min=min)),
+                   ("clamp_max_", lambda x, max: clamp(x, max=max)),
+                   ("scatter_", scatter), ("scatter_add_", scatter_add),
+                   ("index_add_", index_add), ("masked_fill_", masked_fill),
+                   ("floor_divide_", floor_divide), ("remainder_", remainder),
+                   ("nan_to_num_", nan_to_num), ("tril_", tril), ("triu_", triu),
+                   ("trunc_", trunc), ("cumsum_", cumsum), ("cumprod_", cumprod)):
+    setattr(Tensor, _name, _inplace_of(_fn, _name))
+
+__all__ += [
+    "gather", "scatter", "scatter_add", "index_select", "index_add", "masked_select",
+    "nonzero", "argwhere", "bmm", "mm", "mv", "outer", "tril", "triu", "movedim", "prod",
+    "cumprod", "median", "trunc", "frac", "select", "narrow", "unbind", "repeat_interleave",
+    "floor_divide", "remainder", "fmod", "isnan", "isinf", "isposinf", "isneginf", "isfinite",
+    "isclose", "allclose", "nan_to_num", "multinomial", "einsum", "full_like", "empty_like",
+    "rand_like", "randn_like", "randint_like", "empty", "randperm", "diagonal", "trace", "diag",
 ]

@@ -174,6 +174,15 @@ class GradArray:
         return _fresh(P["setitem"].forward(self._data, v, *[i._data for i in ix], index=index),
                       self._data, v)
 
+    def _im2col(self, kernel: tuple, stride: tuple, dilation: tuple) -> "GradArray":
+        return GradArray(P["im2col"].forward(self._data, kernel=kernel, stride=stride,
+                                             dilation=dilation), owned=True)
+
+    def _col2im(self, kernel: tuple, stride: tuple, dilation: tuple,
+                shape: tuple) -> "GradArray":
+        return GradArray(P["col2im"].forward(self._data, kernel=kernel, stride=stride,
+                                             dilation=dilation, shape=shape), owned=True)
+
 
 class IntoArray:
     """The gradient handed to a unary rule ``(g * e,)``, ``(g / e,)`` or ``(-g,)`` (one that

@@ -640,23 +640,51 @@ class Tensor:
     # ---------------------------------------------------------------- properties
 
     @property
-    def data(self) -> np.ndarray:
-        """The values, as the ndarray itself (shared, not copied). Inside a compiled
-        function, reading the values of a traced tensor raises `tg.TraceError` (they change
-        from call to call); ``x.shape`` and ``x.dtype`` are the static facts."""
-        if _tracer is not None:
-            _tracer.check_static(self, "x.data")
-        return self._data
+    def data(self) -> "Tensor":
+        """This tensor's values as a tensor with no gradient history that shares its memory,
+        as PyTorch's ``x.data``: ``p.data -= lr * p.grad``, ``m.bias.data.fill_(0.01)`` and
+        ``x.data.numpy()`` work as there. Unlike PyTorch, a change through it is counted
+        (as through ``detach()``): a backward that needs the old values raises instead of
+        computing with the new ones. In a compiled function it is a traced tensor, and an
+        in-place change through it is a recorded write-back."""
+        return self.detach()
 
     @data.setter
     def data(self, value: Any) -> None:
-        if _tracer is not None:
-            _tracer.check_static(self, "assigning x.data")
-        arr = value._data if isinstance(value, Tensor) else value
-        if not isinstance(arr, np.ndarray):
+        """``x.data = y``: ``x`` takes ``y``'s values (its own identity, ``requires_grad``
+        and ``.grad`` kept). Of the same shape and dtype they are written into ``x``'s
+        memory, so views of ``x`` and a compiled function see them alike (PyTorch swaps the
+        memory instead); of another shape or dtype ``x`` takes ``y``'s array itself, which a
+        compiled function refuses (`tg.TraceError`)."""
+        if isinstance(value, Tensor):
+            arr = value._data
+        elif isinstance(value, np.ndarray):
+            arr = value
+        else:
             raise TypeError(f"x.data = ...: expects a tg.Tensor or an ndarray, got "
                             f"{type(value).__name__}")
+        if arr is self._data:  # `p.data -= ...` wrote into this memory already
+            return
+        if arr.shape == self._data.shape and arr.dtype == self._data.dtype:
+            new = value.detach() if isinstance(value, Tensor) else Tensor(value)
+            saved = _mode.enabled
+            _mode.enabled = False
+            try:
+                self._assign(new)
+            finally:
+                _mode.enabled = saved
+            return
+        if _tracer is not None:
+            from .errors import TraceError
+
+            raise TraceError(
+                f"x.data = y with a new shape or dtype ({self._data.dtype}{list(self.shape)} "
+                f"-> {arr.dtype}{list(arr.shape)}) cannot be compiled; do it outside the "
+                f"compiled function"
+            )
         self._data = arr
+        self._vc = [self._vc[0] + 1]  # a graph that saved the old values must not run
+        self._view = None
 
     @property
     def shape(self) -> tuple:
@@ -679,12 +707,15 @@ class Tensor:
         return self._op is None
 
     @property
-    def grad_fn(self) -> str | None:
+    def grad_fn(self) -> "GradFn | None":
+        """The op that made this tensor, for backward (None for a leaf): prints (and
+        compares equal to) ``"<MulBackward>"``, with PyTorch's ``name()`` and
+        ``next_functions``."""
         if self._op is None:
             return None
         if self._op.kind == "function":  # a tg.autograd.Function: its class name
-            return f"<{self._op.name}Backward>"
-        return f"<{_backward_name(self._op.name)}>"
+            return GradFn(f"<{self._op.name}Backward>", self)
+        return GradFn(f"<{_backward_name(self._op.name)}>", self)
 
     def size(self, dim: int | None = None) -> tuple | int:
         return self.shape if dim is None else self.shape[dim]
@@ -904,7 +935,12 @@ class Tensor:
 
     def _run_hooks(self, g: "Tensor", hooks: list) -> "Tensor":
         """The engine calls this with this tensor's whole gradient (see autograd.hooks).
-        As in PyTorch, retain_grad() keeps the gradient after every other hook ran."""
+        As in PyTorch, retain_grad() keeps the gradient after every other hook ran. (On the
+        first-order path the gradient is a GradArray: the hooks see it as a tensor.)"""
+        bare = type(g) is GradArray
+        given = g
+        if bare:
+            g = _leaf(g._data)
         for hook in list(hooks):
             if hook is autograd.RETAIN:
                 continue
@@ -920,8 +956,11 @@ class Tensor:
                 )
             g = new if new.dtype == g.dtype else new.to(g.dtype)
         if autograd.RETAIN in hooks:
-            kept = g if _mode.enabled else g.detach()
+            # (a copy on the first-order path: a later rule may write into that memory)
+            kept = _leaf(np.array(g._data)) if bare else g if _mode.enabled else g.detach()
             self._grad = kept if self._grad is None else self._grad + kept
+        if bare:
+            return given if g._data is given._data else GradArray(g._data)
         return g
 
     def backward(self, gradient: Any = None, retain_graph: bool = False,
@@ -956,7 +995,7 @@ class Tensor:
     def _backward(self, seed: "Tensor", policy: Any, create_graph: bool) -> None:
         if _tracer is not None:
             _tracer.backward_called()
-        elif not create_graph and not _Anomaly.enabled and not autograd.hooks and (
+        elif not create_graph and not _Anomaly.enabled and (
                 _forward is None or not _forward.active()):
             # First-order, nothing to record: the rules run on bare arrays (see gradarray.py).
             seed = GradArray(seed._data)
@@ -1282,6 +1321,15 @@ class Tensor:
     def _scatter_add(self, index: tuple, shape: tuple, *ix: "Tensor") -> "Tensor":
         return apply(P["scatter_add"], self, *ix, index=index, shape=shape)
 
+    def _im2col(self, kernel: tuple, stride: tuple, dilation: tuple) -> "Tensor":
+        """The windows of a convolution over dims 1..nd (ops.movement): (K, C, *out, ...)."""
+        return apply(P["im2col"], self, kernel=kernel, stride=stride, dilation=dilation)
+
+    def _col2im(self, kernel: tuple, stride: tuple, dilation: tuple,
+                shape: tuple) -> "Tensor":
+        return apply(P["col2im"], self, kernel=kernel, stride=stride, dilation=dilation,
+                     shape=shape)
+
     def __getitem__(self, index: Any) -> "Tensor":
         template, ix = _normalize_index(index)
         return self._getitem(template, *ix)
@@ -1549,6 +1597,34 @@ class Tensor:
     __hash__ = object.__hash__
 
 
+class GradFn(str):
+    """``t.grad_fn``: the name of the op that made ``t`` (a string, as tracegrad has always
+    shown it) with PyTorch's ``name()`` and ``next_functions`` (the grad_fn of each input:
+    ``<AccumulateGrad>`` for a leaf that requires grad, None for one that does not)."""
+
+    def __new__(cls, text: str, node: "Tensor | None") -> "GradFn":
+        fn = super().__new__(cls, text)
+        fn.node = node
+        return fn
+
+    def name(self) -> str:
+        return self[1:-1]
+
+    @property
+    def next_functions(self) -> tuple:
+        out = []
+        for child in getattr(self.node, "_children", ()) or ():
+            if child._op is not None:
+                out.append((child.grad_fn, 0))
+            elif child.requires_grad:
+                acc = GradFn("<AccumulateGrad>", None)
+                acc.variable = child
+                out.append((acc, 0))
+            else:
+                out.append((None, 0))
+        return tuple(out)
+
+
 def _backward_name(prim_name: str) -> str:
     return "".join(part.capitalize() for part in prim_name.split("_")) + "Backward"
 
@@ -1764,6 +1840,15 @@ def _weak_method(name: str) -> Any:
 for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
               "__truediv__", "__rtruediv__", "__pow__", "__rpow__", "__neg__"):
     setattr(WeakScalar, _name, _weak_method(_name))
+
+
+def _eager_only(what: str) -> None:
+    """Refuse ``what`` (Python-side state, such as a random generator object's draws, that a
+    compiled program would bake in) while this thread is traced."""
+    if _tracer is not None and _tracer.thread == _get_ident():
+        from .errors import TraceError
+
+        raise TraceError(f"{what} cannot be compiled; do it outside the compiled function")
 
 
 from .device import CPU as _CPU  # noqa: E402  (Tensor.device)

@@ -160,7 +160,7 @@ def _push(func: Callable, primals: tuple, tangents: tuple, batch: tuple,
         args = []
         for p, t in zip(primals, tangents):
             a = _fresh(p, seen)
-            lv.tangents[a] = t
+            lv.set(a, t)
             args.append(a)
         result = func(*args)
         aux = None
@@ -314,7 +314,7 @@ def jacrev(func: Callable, argnums: int | tuple[int, ...] = 0, *, has_aux: bool 
                     n = o.numel()
                     u = _leaf(np.zeros(tuple(o.shape), dtype=o.dtype))
                     block = _basis(n, o.dtype, start, rows)[lo:hi]
-                    lv.tangents[u] = _leaf(block.reshape((hi - lo,) + tuple(o.shape)))
+                    lv.set(u, _leaf(block.reshape((hi - lo,) + tuple(o.shape))))
                     seeds.append(u)
                     start += n
                 grads = vjp_fn(rebuild(seeds))

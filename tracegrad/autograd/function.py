@@ -153,7 +153,7 @@ def _forward_with_jvp(cls: type, ctx: FunctionCtx, args: tuple, kwargs: dict,
         touts = [touts] if not isinstance(touts, tuple) else list(touts)
         for o, t in zip(outs, touts):
             if isinstance(o, Tensor) and t is not None:
-                lv.tangents[o] = t
+                lv.set(o, t)
     return out
 
 

@@ -179,6 +179,7 @@ class CompiledFunction:
         self._values = True
         self._guarded_settings: set[str] = set()  # hyper-parameters an optimizer branches on
         self._lock = threading.RLock()  # compiling and the variant table
+        self._scalar: Any = None  # a function of Values: its CompiledValues (values_api.py)
         functools.update_wrapper(self, fn, updated=())
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -193,6 +194,14 @@ class CompiledFunction:
             # statistics) then exists before anything is captured.
             self._warm = True
             return self.fn(*args, **kwargs)
+        if self._scalar is None:  # a function of Values compiles to a scalar program
+            from .values import is_value_program
+            from .values_api import CompiledValues
+
+            self._scalar = is_value_program(self.fn, args, kwargs) and \
+                CompiledValues(self.fn, self.backend)
+        if self._scalar:
+            return self._scalar(args, kwargs)
         fast = self._fast
         if fast is not None and not kwargs:
             # The common case, quickly: the variant of the last all-tensor call, whose entry
@@ -374,6 +383,8 @@ class CompiledFunction:
     # ---------------------------------------------------------------- introspection
 
     def cache_info(self) -> "CacheInfo":
+        if self._scalar:
+            return self._scalar.cache_info()
         variants = sum(len(b) for b in self.variants.values())
         v = self.last_variant
         backend = program_note(v.program, v.backward and v.backward.program,
@@ -383,6 +394,8 @@ class CompiledFunction:
     def source(self) -> str:
         """The generated Python source of the most recently used variant (with the C of
         its kernels, under the C backend; then the backward program's, if any)."""
+        if self._scalar:
+            return self._scalar.source()
         if self.last_variant is None:
             raise RuntimeError("source(): the function has not been compiled yet (call it "
                                "twice: the first call runs eagerly, the second compiles)")
@@ -394,6 +407,8 @@ class CompiledFunction:
 
     @property
     def graph(self) -> Graph:
+        if self._scalar:
+            return self._scalar.graph
         if self.last_variant is None:
             raise RuntimeError("graph: the function has not been compiled yet")
         return self.last_variant.graph

@@ -109,6 +109,12 @@ def explain(fn: Callable, *args: Any, backend: str | None = None, **kwargs: Any
     if backend is None:
         backend = getattr(fn, "backend", "auto")
     fn = getattr(fn, "fn", fn)  # a compiled function: its Python function
+    from .values import is_value_program
+
+    if is_value_program(fn, args, kwargs):  # a function of Values: its scalar graph
+        from .values_api import explain as explain_values
+
+        return explain_values(fn, *args, backend=backend, **kwargs)
     chosen = get_backend(backend)
     t0 = time.perf_counter()
     graph, _ = run_traced(fn, args, kwargs)

@@ -448,8 +448,9 @@ def _map_tree(obj: Any, fn: Callable[[Tensor], Any]) -> Any:
         )
     if type(obj).__name__ == "Value" and hasattr(obj, "_prev"):
         raise TraceError(
-            "the traced function returned a scalar Value: tg.compile and tg.trace work on "
-            "tensors (Value graphs are not compiled yet); use tg.tensor values"
+            "the traced function returned a scalar Value from tensor code: a function is "
+            "compiled either as tensor code or as a Value program (when its arguments or "
+            "what it refers to hold Values), not both; use tg.tensor values"
         )
     return ("static", obj)
 
@@ -548,9 +549,9 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
     for path, leaf in flatten_args(args, kwargs):
         if isinstance(leaf, Value):
             raise TypeError(
-                f"tg.compile/tg.trace: argument {path} is a scalar Value; the compiler works "
-                f"on tensors (Value graphs are not compiled yet). Pass tg.tensor values, or "
-                f"run the Value code eagerly"
+                f"tg.compile/tg.trace: argument {path} is a scalar Value in a tensor trace; "
+                f"a function of Values is traced by tracegrad.compiler.values (tg.trace and "
+                f"tg.compile pick it when an argument is a Value)"
             )
     tracer = Tracer()
     tracer.grad_buffers = grad_buffers
@@ -631,5 +632,9 @@ def trace(fn: Callable, *example_args: Any, **example_kwargs: Any) -> Graph:
     >>> g = tg.trace(lambda x: (x * 2).relu().sum(), tg.TensorSpec((8,)))
     >>> print(g)
     """
+    from .values import is_value_program, trace_values
+
+    if is_value_program(fn, example_args, example_kwargs):  # micrograd-style Values
+        return trace_values(fn, example_args, example_kwargs)[0]
     graph, _ = run_traced(fn, example_args, example_kwargs)
     return graph

@@ -10,6 +10,7 @@ import numpy as np
 from .. import functional as F
 from ..autograd import no_grad
 from ..creation import zeros
+from ..device import check_device
 from ..errors import ShapeError
 from ..tensor import Tensor
 from . import init
@@ -61,19 +62,53 @@ class Conv2d(_ConvNd):
 
 
 class Embedding(Module):
-    """A lookup table: row ``i`` of ``weight`` for index ``i``; weight ~ N(0, 1)."""
+    """A lookup table: row ``i`` of ``weight`` for index ``i``; weight ~ N(0, 1).
 
-    def __init__(self, num_embeddings: int, embedding_dim: int):
+    ``padding_idx``: that row starts as zeros and gets no gradient (so it stays as it is),
+    as in PyTorch."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
+                 max_norm: float | None = None, norm_type: float = 2.0,
+                 scale_grad_by_freq: bool = False, sparse: bool = False,
+                 _weight: Tensor | None = None, _freeze: bool = False,
+                 device: Any = None, dtype: Any = None):
         super().__init__()
+        check_device(device)
+        if max_norm is not None or scale_grad_by_freq or sparse:
+            raise NotImplementedError("Embedding: max_norm, scale_grad_by_freq and sparse are "
+                                      "not supported by tracegrad")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        self.weight = _param(num_embeddings, embedding_dim)
-        init.normal_(self.weight)
+        self.padding_idx = F._padding_index(padding_idx, num_embeddings)
+        if _weight is None:
+            self.weight = _param(num_embeddings, embedding_dim)
+            init.normal_(self.weight)
+            if self.padding_idx is not None:
+                with no_grad():
+                    self.weight[self.padding_idx].fill_(0)
+        else:
+            if tuple(_weight.shape) != (num_embeddings, embedding_dim):
+                raise ShapeError(f"Embedding: _weight has shape {tuple(_weight.shape)}, "
+                                 f"expected {(num_embeddings, embedding_dim)}")
+            self.weight = Parameter(_weight.detach().clone(), requires_grad=not _freeze)
+        if dtype is not None:
+            self.to(dtype=dtype)
+
+    @classmethod
+    def from_pretrained(cls, embeddings: Tensor, freeze: bool = True,
+                        padding_idx: int | None = None, **kwargs: Any) -> "Embedding":
+        """An Embedding holding ``embeddings`` (rows, dim); frozen unless ``freeze=False``."""
+        if embeddings.ndim != 2:
+            raise ShapeError(f"Embedding.from_pretrained: embeddings must be 2-d, got "
+                             f"{tuple(embeddings.shape)}")
+        return cls(*embeddings.shape, padding_idx=padding_idx, _weight=embeddings,
+                   _freeze=freeze, **kwargs)
 
     def forward(self, indices: Any) -> Tensor:
-        return F.embedding(indices, self.weight)
+        return F.embedding(indices, self.weight, self.padding_idx)
 
     def extra_repr(self) -> str:
-        return f"{self.num_embeddings}, {self.embedding_dim}"
+        pad = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
+        return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
 
 
 class LayerNorm(Module):
@@ -301,6 +336,27 @@ class AvgPool2d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
+class MaxPool1d(MaxPool2d):
+    """`F.max_pool1d` over (N, C, L) inputs, PyTorch's arguments."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.max_pool1d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                            self.ceil_mode)
+
+
+class AvgPool1d(AvgPool2d):
+    """`F.avg_pool1d` over (N, C, L) inputs, PyTorch's arguments."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.avg_pool1d(x, self.kernel_size, self.stride, self.padding,
+                            count_include_pad=self.count_include_pad)
+
+    def extra_repr(self) -> str:  # (PyTorch prints these as 1-tuples)
+        one = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,)  # noqa: E731
+        return (f"kernel_size={one(self.kernel_size)}, stride={one(self.stride)}, "
+                f"padding={one(self.padding)}")
+
+
 class Flatten(Module):
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
@@ -414,3 +470,4 @@ for _name, _fn, _params, _doc in _STATELESS:
 __all__ = ["Linear", "Conv2d", "Embedding", "LayerNorm", "BatchNorm1d", "BatchNorm2d",
            "GroupNorm", "Dropout", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten",
            "Unflatten", "Identity", "CosineSimilarity"] + [n for n, *_ in _STATELESS]
+__all__ += ["MaxPool1d", "AvgPool1d"]

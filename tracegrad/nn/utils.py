@@ -25,6 +25,8 @@ def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float,
     with no_grad():
         if norm_type == math.inf:
             total = stack([g.abs().amax() for g in grads]).amax()
+        elif norm_type == 2.0:  # (g * g: one pass, where abs() ** 2 takes two)
+            total = stack([(g * g).sum() for g in grads]).sum().sqrt()
         else:
             total = stack([(g.abs() ** norm_type).sum() for g in grads]).sum() ** (
                 1.0 / norm_type)

@@ -91,10 +91,29 @@ def _matmul_jvp(tangents, out, a, b):
     for tx, x2, left in ((ta, a2, True), (tb, b2, False)):
         if tx is None:
             continue
-        lifted = tx.reshape(batch + (1,) * (rank - x2.ndim) + tuple(x2.shape))
-        part = lifted @ b2 if left else a2 @ lifted
+        if rank == 2:  # plain matrices: the batch folded into one product, not a loop
+            part = _folded(tx, batch, x2, a2, b2, left)
+        else:
+            lifted = tx.reshape(batch + (1,) * (rank - x2.ndim) + tuple(x2.shape))
+            part = lifted @ b2 if left else a2 @ lifted
         total = part if total is None else total + part
     return total.reshape(batch + tuple(out.shape))
+
+
+def _folded(tx, batch: tuple, x2, a2, b2, left: bool):
+    """``tx @ b2`` (left) or ``a2 @ tx`` for a batch of matrices ``tx`` (``batch + x2``'s
+    shape) and a matrix, as one matrix product: the batch joins the rows (left) or the
+    columns (right). NumPy would otherwise loop over the batch (matrix-vector products,
+    for a 1-d operand)."""
+    n = len(batch)
+    (r, c) = tuple(x2.shape)
+    if left:  # (B.., r, c) -> (B..r, c) @ (c, k) -> (B.., r, k)
+        return (tx.reshape((-1, c)) @ b2).reshape(batch + (r, tuple(b2.shape)[1]))
+    # (B.., r, c) -> (r, B.., c) -> (r, B..c); a2 @ it -> (m, B.., c) -> (B.., m, c)
+    cols = tx.reshape(batch + (r, c)).permute((n,) + tuple(range(n)) + (n + 1,))
+    prod = a2 @ cols.reshape((r, -1))
+    m = tuple(a2.shape)[0]
+    return prod.reshape((m,) + batch + (c,)).permute(tuple(range(1, n + 1)) + (0, n + 1))
 
 
 # (the layout of b, not its values, when only b needs a gradient: see _product_grads)
@@ -166,8 +185,10 @@ def _linear_decomposition(x, weight, bias):
 def _linear_jvp(tangents, out, x, weight, bias):
     tx, tw, tb = tangents
     total = None
-    if tx is not None:
-        total = tx @ weight.transpose(-1, -2)
+    if tx is not None:  # (every leading dimension, batch included, as rows of one product)
+        n_out, n_in = tuple(weight.shape)
+        rows = tx.reshape((-1, n_in)) @ weight.transpose(-1, -2)
+        total = rows.reshape(tuple(tx.shape[:-1]) + (n_out,))
     if tw is not None:  # (as many dimensions as x between the batch and (in, out))
         nb = tw.ndim - 2
         lifted = tw.transpose(-1, -2)

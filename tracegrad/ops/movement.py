@@ -406,3 +406,126 @@ register(
     inputs="*xs", # (reads only their shapes)
     linear=lambda attrs, batch: {"dim": attrs["dim"] + len(batch)},
 )
+
+# ---------------------------------------------------------------- im2col and col2im
+#
+# The windows of a convolution or a pool over dimensions 1..nd of x, nd = len(kernel) (x is
+# (C, *spatial, *rest): channels first, the batch last, so that each window's copy runs
+# along the contiguous batch): for each kernel offset (row-major), the strided slice
+# ``x[:, o*d : o*d + s*(out-1) + 1 : s, ...]`` of every output position, stacked along a new
+# first axis: ``(K, C, *out, *rest)``, K = prod(kernel). One copy through one strided view
+# (no index arrays). Its adjoint, col2im, adds each offset's slab back into zeros of x's
+# shape: one in-place add per kernel offset into a strided view (no np.add.at). Each is the
+# other's VJP.
+
+
+def window_sizes(op: str, shape: tuple, kernel: tuple, stride: tuple, dilation: tuple
+                 ) -> tuple:
+    """How many windows fit along each of dimensions 1..len(kernel) of ``shape``."""
+    nd = len(kernel)
+    if not 0 < nd < len(shape) or not len(stride) == len(dilation) == nd:
+        raise ShapeError(f"{op}: kernel {kernel}, stride {stride} and dilation {dilation} do "
+                         f"not fit dimensions 1..{nd} of shape {tuple(shape)}")
+    out = tuple((n - d * (k - 1) - 1) // s + 1
+                for n, k, s, d in zip(shape[1:nd + 1], kernel, stride, dilation))
+    if any(o <= 0 for o in out):
+        raise ShapeError(f"{op}: dimensions 1..{nd} of shape {tuple(shape)} are smaller than "
+                         f"the kernel {kernel} with dilation {dilation}")
+    return out
+
+
+def _windows(x: np.ndarray, kernel: tuple, stride: tuple, dilation: tuple, out: tuple,
+             writeable: bool = False) -> np.ndarray:
+    """The view ``kernel + (C,) + out + rest`` of ``x``'s windows (no copy)."""
+    nd = len(kernel)
+    step = x.strides[1:nd + 1]
+    strides = (tuple(t * d for t, d in zip(step, dilation)) + x.strides[:1]
+               + tuple(t * s for t, s in zip(step, stride)) + x.strides[nd + 1:])
+    return np.lib.stride_tricks.as_strided(x, kernel + x.shape[:1] + out + x.shape[nd + 1:],
+                                           strides, writeable=writeable)
+
+
+def _im2col_shape(shape: tuple, kernel: tuple, out: tuple) -> tuple:
+    return (math.prod(kernel), shape[0]) + out + tuple(shape[len(kernel) + 1:])
+
+
+def _im2col_forward(x, *, kernel, stride, dilation):
+    out = window_sizes("im2col", x.shape, kernel, stride, dilation)
+    if x.ndim > len(kernel) + 1 and x.strides[-1] != x.itemsize:
+        # The copy below runs along the last dimension: when that is strided (a batch-last
+        # view of batch-first memory), one transposing copy first is far cheaper.
+        x = np.ascontiguousarray(x)
+    cols = np.empty(kernel + x.shape[:1] + out + x.shape[len(kernel) + 1:], dtype=x.dtype)
+    np.copyto(cols, _windows(x, kernel, stride, dilation, out))
+    return cols.reshape(_im2col_shape(x.shape, kernel, out))
+
+
+def _im2col_infer(x, *, kernel, stride, dilation):
+    shape = tuple(x.shape)
+    out = window_sizes("im2col", shape, kernel, stride, dilation)
+    return _im2col_shape(shape, kernel, out), x.dtype
+
+
+def _im2col_vjp(g, out, x, *, kernel, stride, dilation):
+    return (g._col2im(kernel, stride, dilation, tuple(x.shape)),)
+
+
+def _batch_to_end(t, nb: int):
+    """A tangent's ``nb`` leading batch dimensions moved last, where im2col and col2im carry
+    them along as more trailing dimensions."""
+    return t.permute(tuple(range(nb, t.ndim)) + tuple(range(nb)))
+
+
+def _batch_to_front(t, nb: int):
+    n = t.ndim
+    return t.permute(tuple(range(n - nb, n)) + tuple(range(n - nb)))
+
+
+def _im2col_jvp(tangents, out, x, *, kernel, stride, dilation):
+    t = tangents[0]
+    nb = t.ndim - x.ndim
+    if not nb:
+        return t._im2col(kernel, stride, dilation)
+    return _batch_to_front(_batch_to_end(t, nb)._im2col(kernel, stride, dilation), nb)
+
+
+register("im2col", "movement", _im2col_forward, _im2col_infer, _im2col_vjp, jvp=_im2col_jvp)
+
+
+def _col2im_forward(g, *, kernel, stride, dilation, shape):
+    out = np.zeros(shape, dtype=g.dtype)
+    sizes = window_sizes("col2im", shape, kernel, stride, dilation)
+    views = _windows(out, kernel, stride, dilation, sizes, writeable=True)
+    for k, offset in enumerate(np.ndindex(*kernel)):
+        view = views[offset]
+        np.add(view, g[k], out=view)  # (the windows of one offset never overlap)
+    return out
+
+
+def _col2im_infer(g, *, kernel, stride, dilation, shape):
+    shape = tuple(shape)
+    want = _im2col_shape(shape, kernel, window_sizes("col2im", shape, kernel, stride,
+                                                        dilation))
+    if tuple(g.shape) != want:
+        raise ShapeError(f"col2im: windows of shape {tuple(g.shape)} do not fit shape {shape} "
+                         f"with kernel {kernel}, stride {stride}, dilation {dilation}: they "
+                         f"must be {want}")
+    return shape, g.dtype
+
+
+def _col2im_vjp(gg, out, g, *, kernel, stride, dilation, shape):
+    return (gg._im2col(kernel, stride, dilation),)
+
+
+def _col2im_jvp(tangents, out, g, *, kernel, stride, dilation, shape):
+    t = tangents[0]
+    nb = t.ndim - g.ndim
+    if not nb:
+        return t._col2im(kernel, stride, dilation, tuple(shape))
+    batch = tuple(t.shape[:nb])
+    return _batch_to_front(_batch_to_end(t, nb)._col2im(kernel, stride, dilation,
+                                                       tuple(shape) + batch), nb)
+
+
+register("col2im", "movement", _col2im_forward, _col2im_infer, _col2im_vjp, inputs="g",
+         jvp=_col2im_jvp)

@@ -1,4 +1,4 @@
-"""Reductions: sum and max (with their gradients), argmax (without), log_softmax."""
+"""Reductions: sum and max (with their gradients), argmax (without), log_softmax, softmax."""
 
 from __future__ import annotations
 
@@ -181,6 +181,49 @@ def _log_softmax_jvp(tangents, out, x, *, axis):
 
 register("log_softmax", "reduce", _log_softmax_forward, _log_softmax_infer, _log_softmax_vjp,
          reads="out", decomposition=_log_softmax_decomposition, jvp=_log_softmax_jvp)
+
+
+# ---------------------------------------------------------------- softmax
+#
+# ``exp(x - max) / sum(exp(x - max))`` along one axis, as one node for eager execution
+# (attention's weights): one temporary instead of four, and a gradient of three passes,
+# ``out * (g - sum(g * out))``, where the composite's takes a dozen. Tracing records the
+# decomposition, for the compiler to fuse; the tests check that the two agree.
+
+
+def _softmax_forward(x, *, axis):
+    e = x - _reduce_max(x, axes=(axis,), keepdim=True)
+    np.exp(e, out=e)
+    e /= np.add.reduce(e, axis=axis, keepdims=True)
+    return e
+
+
+def _softmax_infer(x, *, axis):
+    (axis,) = normalize_axes("softmax", axis, len(x.shape))
+    if not len(x.shape) or x.shape[axis] == 0:
+        raise ShapeError(f"softmax: dimension {axis} of shape {tuple(x.shape)} is empty")
+    if x.dtype.kind != "f":
+        raise TypeError(f"softmax: needs a float tensor, got {x.dtype}; use x.float()")
+    return tuple(x.shape), x.dtype
+
+
+def _softmax_vjp(g, out, x, *, axis):
+    return (out * (g - (g * out).sum((axis,), keepdim=True)),)
+
+
+def _softmax_decomposition(x, *, axis):
+    e = (x - x._amax((axis,), keepdim=True).detach()).exp()
+    return e / e.sum((axis,), keepdim=True)
+
+
+def _softmax_jvp(tangents, out, x, *, axis):
+    t = tangents[0]
+    nb = t.ndim - x.ndim
+    return out * (t - (out * t).sum((axis + nb,), keepdim=True))
+
+
+register("softmax", "reduce", _softmax_forward, _softmax_infer, _softmax_vjp, reads="out",
+         decomposition=_softmax_decomposition, jvp=_softmax_jvp)
 
 
 

@@ -102,6 +102,16 @@ class CProgram(Program):
             plan = plan_memory(graph, C_BACKEND)
         super().__init__(graph, plan, check_finite)
 
+    def __call__(self, *arrays: np.ndarray) -> tuple:
+        # The C kernels read each operand's data pointer and strides from the object itself:
+        # anything but an ndarray (a NumPy scalar, a float) would be read as garbage.
+        for k, a in enumerate(arrays):
+            if not isinstance(a, np.ndarray):
+                raise TypeError(
+                    f"a compiled C program takes NumPy arrays: input {k} is a "
+                    f"{type(a).__name__}; pass np.asarray(value)")
+        return self.run(*arrays)
+
     def _body(self, graph: Graph, plan: Any) -> list[str]:
         """The NumPy program's statements, with each run of nodes that a row program can
         compute (`c_rows`) one call of it, the same nodes on NumPy in its fallback."""

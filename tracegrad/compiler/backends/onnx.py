@@ -598,6 +598,39 @@ def _scatter_add(e: Emitter, n: Node, ins: list[str], index: tuple, shape: tuple
     return e.op("Reshape", [out, e.ints(shape)])
 
 
+def _im2col(e: Emitter, n: Node, ins: list[str], kernel: tuple, stride: tuple,
+            dilation: tuple) -> str:
+    # one strided Slice of dims 1..nd per kernel offset, stacked along a new first axis
+    # (the other dimensions, a dynamic batch among them, pass through whole)
+    nd = len(kernel)
+    out = n.shape[2:nd + 2]
+    axes = e.ints(range(1, nd + 1))
+    steps = e.ints(stride)
+    slabs = []
+    for offset in np.ndindex(*kernel):
+        starts = [o * d for o, d in zip(offset, dilation)]
+        ends = [b + s * (m - 1) + 1 for b, s, m in zip(starts, stride, out)]
+        slab = e.op("Slice", [ins[0], e.ints(starts), e.ints(ends), axes, steps])
+        slabs.append(e.op("Unsqueeze", [slab, e.ints([0])]))
+    return slabs[0] if len(slabs) == 1 else e.op("Concat", slabs, axis=0)
+
+
+def _col2im(e: Emitter, n: Node, ins: list[str], kernel: tuple, stride: tuple,
+            dilation: tuple, shape: tuple) -> str:
+    # each window element added at its flat position in zeros of the input's shape
+    from ...ops.movement import _windows
+
+    _static_only(e, n)
+    numbers = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+    where = np.ascontiguousarray(_windows(numbers, tuple(kernel), tuple(stride),
+                                          tuple(dilation), tuple(n.inputs[0].shape[2:2 + len(
+                                              kernel)]))).reshape(-1)
+    zeros = e.const(np.zeros(math.prod(shape), n.dtype))
+    values = e.op("Reshape", [ins[0], e.ints([-1])])
+    out = e.op("ScatterElements", [zeros, e.const(where), values], axis=0, reduction="add")
+    return e.op("Reshape", [out, e.ints(shape)])
+
+
 # ---------------------------------------------------------------- the table
 
 # primitive -> lowering(e, node, ins, **attrs) -> name of the result
@@ -646,6 +679,8 @@ LOWERINGS: dict[str, Callable[..., str]] = {
     "scatter_add": _scatter_add,
     "cat": _cat,
     "matmul": _matmul,
+    "im2col": _im2col,
+    "col2im": _col2im,
 }
 
 # Primitives with no lowering, and what to do instead (docs/onnx.md lists them). A primitive

@@ -1,0 +1,593 @@
+"""Capture of micrograd-style `Value` programs: the scalar graph of one call.
+
+A training step written with `Value` (forward, ``zero_grad()``, ``loss.backward()``,
+``p.data -= lr * p.grad``) rebuilds a graph of tens of thousands of Python objects on every
+call. Traced once, it is a static graph of 0-d float64 nodes in the compiler's IR
+(`ir.Graph`), which `values_program.py` runs as a few vectorized NumPy calls or a C tape.
+
+How the capture works: while one call is traced, ``Value.data`` and ``Value.grad`` read and
+write a table of the trace instead of the Value (two class attributes are swapped for the
+duration, see `_patched`; other threads still see the real numbers), and the numbers in that
+table are `Traced`: placeholders whose arithmetic and comparisons record IR nodes. Value's
+own ops (``self.data + other.data``), the backward rules in ``scalar._RULES`` and the
+backward engine itself run unchanged on them, so the graph holds forward, backward and update,
+in exactly eager's order of operations. The few Value methods that call ``math`` or branch on
+a number (relu, tanh, exp, log, sigmoid, ``/``, ``**``) get traced twins for the duration.
+
+A Value that existed before the call is an input of the graph when its ``.data`` (or
+``.grad``) is read, and gets a write-back when the call sets it; a Value made during the call
+is part of the graph. Float arguments are inputs too. Nothing of the real Values changes
+while tracing: the table takes every write.
+"""
+
+from __future__ import annotations
+
+import numbers
+import threading
+import types
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import scalar as scalar_mod
+from ..errors import TraceError
+from ..scalar import Value
+from .ir import Graph, Node
+
+F64 = np.dtype(np.float64)
+BOOL = np.dtype(np.bool_)
+_new = object.__new__
+
+# The real slot descriptors of Value.data / Value.grad (the patched properties call them for
+# other threads, and to tell a Value made during the call from one that existed before).
+_DATA = Value.__dict__["data"]
+_GRAD = Value.__dict__["grad"]
+
+_active: "ValueTracer | None" = None  # the trace in progress (one at a time: trace._TRACE_LOCK)
+
+
+def _node(op: str, inputs: tuple, dtype: np.dtype = F64, attrs: dict | None = None) -> "Traced":
+    n = _new(Node)
+    n.id, n.op, n.inputs, n.attrs, n.shape, n.dtype = -1, op, inputs, attrs or {}, (), dtype
+    n.value, n.name = None, ""
+    _active.nodes.append(n)
+    t = _new(Traced)
+    t.node = n
+    return t
+
+
+def _const(x: Any) -> Node:
+    """The const node of a Python number (one per distinct number in a trace)."""
+    tracer = _active
+    dtype = BOOL if type(x) is bool else F64
+    key = (dtype.char, float(x).hex())
+    n = tracer.consts.get(key)
+    if n is None:
+        n = Node("const", (), {}, (), dtype, value=np.array(x, dtype=dtype))
+        tracer.consts[key] = n
+        tracer.nodes.append(n)
+    return n
+
+
+def _operand(x: Any, op: str) -> Node:
+    if type(x) is Traced:
+        return x.node
+    if isinstance(x, numbers.Real):
+        return _const(x)
+    raise TypeError(f"traced number {op}: unsupported operand {type(x).__name__} {x!r} "
+                    f"(a number or a Value's .data/.grad fits)")
+
+
+def _f64(n: Node) -> Node:
+    if n.dtype == F64:
+        return n
+    return _node("cast", (n,), F64, {"dtype": F64}).node
+
+
+def _binary(op: str, a: Any, b: Any) -> "Traced":
+    na = a.node if type(a) is Traced else _operand(a, op)
+    nb = b.node if type(b) is Traced else _operand(b, op)
+    if na.dtype is not F64 or nb.dtype is not F64:  # (dtypes are NumPy's singletons)
+        if op == "mul" and na.dtype == BOOL and nb.dtype == F64:
+            na, nb = nb, na  # x * mask: the one mixed-dtype form of mul (exact: it commutes)
+        elif not (op == "mul" and nb.dtype == BOOL and na.dtype == F64):
+            na, nb = _f64(na), _f64(nb)
+    # (the body of _node, inlined: this is most of a trace's nodes)
+    n = _new(Node)
+    n.id, n.op, n.inputs, n.attrs, n.shape, n.dtype = -1, op, (na, nb), {}, (), F64
+    n.value, n.name = None, ""
+    _active.nodes.append(n)
+    t = _new(Traced)
+    t.node = n
+    return t
+
+
+def _compare(op: str, a: Any, b: Any) -> "Traced":
+    na, nb = _operand(a, op), _operand(b, op)
+    if na.dtype != nb.dtype:
+        na, nb = _f64(na), _f64(nb)
+    return _node(op, (na, nb), BOOL)
+
+
+def _unary(op: str, x: Any) -> "Traced":
+    return _node(op, (_f64(_operand(x, op)),))
+
+
+def _is_int(x: Any, k: int) -> bool:
+    """Whether x is the Python int k (adding 0 or multiplying by 1 changes no float: the
+    engine's first ``grad += g`` and the root's grad 1 add no node)."""
+    return type(x) is int and x == k
+
+
+def _refuse(what: str) -> Callable:
+    def refuse(self: "Traced", *args: Any) -> Any:
+        from .trace import user_line
+
+        raise TraceError(
+            f"{what} of a traced number at {user_line()}\n"
+            f"While a function of Values is compiled, .data and .grad are traced numbers: "
+            f"their value changes from call to call, so turning one into a Python "
+            f"{what.split()[0]} (an `if`, float(...), math.*, formatting) would bake in this "
+            f"one call's result. Keep the computation in arithmetic and comparisons "
+            f"(`(s.data > 0) * 1.0` counts instead of `if`), or do this part outside the "
+            f"compiled function.")
+
+    return refuse
+
+
+class Traced:
+    """A number in a traced call (a Value's ``.data`` or ``.grad``, a float argument):
+    arithmetic and comparisons on it record nodes of the graph."""
+
+    __slots__ = ("node",)
+
+    def __add__(self, o: Any) -> Any:
+        return self if _is_int(o, 0) else _binary("add", self, o)
+
+    def __radd__(self, o: Any) -> Any:
+        return self if _is_int(o, 0) else _binary("add", o, self)
+
+    def __sub__(self, o: Any) -> "Traced":
+        return _binary("sub", self, o)
+
+    def __rsub__(self, o: Any) -> "Traced":
+        return _binary("sub", o, self)
+
+    def __mul__(self, o: Any) -> Any:
+        return self if _is_int(o, 1) else _binary("mul", self, o)
+
+    def __rmul__(self, o: Any) -> Any:
+        return self if _is_int(o, 1) else _binary("mul", o, self)
+
+    def __truediv__(self, o: Any) -> "Traced":
+        return _binary("div", self, o)
+
+    def __rtruediv__(self, o: Any) -> "Traced":
+        return _binary("div", o, self)
+
+    def __pow__(self, o: Any) -> "Traced":
+        return _binary("pow", self, o)
+
+    def __rpow__(self, o: Any) -> "Traced":
+        return _binary("pow", o, self)
+
+    def __neg__(self) -> "Traced":
+        return _unary("neg", self)
+
+    def __pos__(self) -> "Traced":
+        return self
+
+    def __lt__(self, o: Any) -> "Traced":
+        return _compare("lt", self, o)
+
+    def __le__(self, o: Any) -> "Traced":
+        return _compare("le", self, o)
+
+    def __gt__(self, o: Any) -> "Traced":
+        return _compare("gt", self, o)
+
+    def __ge__(self, o: Any) -> "Traced":
+        return _compare("ge", self, o)
+
+    def __eq__(self, o: Any) -> "Traced":  # type: ignore[override]
+        return _compare("eq", self, o)
+
+    def __ne__(self, o: Any) -> "Traced":  # type: ignore[override]
+        return _compare("ne", self, o)
+
+    __hash__ = object.__hash__
+    __bool__ = _refuse("bool (a branch)")
+    __float__ = _refuse("float conversion")
+    __int__ = __index__ = __round__ = __trunc__ = __floor__ = __ceil__ = \
+        _refuse("int conversion")
+    __format__ = _refuse("string formatting")
+    __abs__ = _refuse("abs (a branch on the sign)")
+
+    def __repr__(self) -> str:
+        return f"<traced number %{self.node.op}>"
+
+
+numbers.Real.register(Traced)  # Value(traced) and `Value + traced` accept it as a number
+
+
+# --------------------------------------------------------------------------------------
+# The patched Value class attributes (in force only while a trace runs)
+
+
+def _get_data(v: Value) -> Any:
+    t = _active
+    if t is None or t.thread != threading.get_ident():
+        return _DATA.__get__(v)
+    x = t.data.get(v, _MISSING)
+    return t.read_before(v, "data") if x is _MISSING else x
+
+
+def _set_data(v: Value, x: Any) -> None:
+    t = _active
+    if t is None or t.thread != threading.get_ident():
+        _DATA.__set__(v, x)
+    else:
+        t.write(v, "data", x)
+
+
+def _get_grad(v: Value) -> Any:
+    t = _active
+    if t is None or t.thread != threading.get_ident():
+        return _GRAD.__get__(v)
+    x = t.grad.get(v, _MISSING)
+    return t.read_before(v, "grad") if x is _MISSING else x
+
+
+def _set_grad(v: Value, x: Any) -> None:
+    t = _active
+    if t is None or t.thread != threading.get_ident():
+        _GRAD.__set__(v, x)
+    else:
+        t.write(v, "grad", x)
+
+
+_MISSING = object()
+_ORIGINAL = {name: Value.__dict__[name] for name in
+             ("data", "grad", "relu", "tanh", "exp", "log", "sigmoid", "__truediv__",
+              "__pow__")}
+
+
+def _traced_unary(name: str, op: str, node_op: str) -> Callable:
+    original = _ORIGINAL[name]
+
+    def method(self: Value) -> Value:
+        x = self.data
+        if type(x) is not Traced:
+            return original(self)
+        return scalar_mod._node(_unary(op, x), self, None, node_op)
+
+    method.__name__ = name
+    return method
+
+
+def _traced_truediv(self: Value, other: Any) -> Value:
+    if isinstance(other, Value) or type(other) is not Traced:
+        return _ORIGINAL["__truediv__"](self, other)
+    return self * other**-1  # (a traced divisor: no zero check, the program gives inf)
+
+
+def _traced_pow(self: Value, other: Any) -> Value:
+    if type(other) is Traced:
+        return self ** Value(other)  # a traced exponent is a Value exponent
+    if isinstance(other, Value) or type(self.data) is not Traced:
+        return _ORIGINAL["__pow__"](self, other)
+    if not isinstance(other, numbers.Real):
+        return _ORIGINAL["__pow__"](self, other)
+    if type(other) is not int and type(other) is not float:
+        other = int(other) if isinstance(other, numbers.Integral) else float(other)
+    op = scalar_mod._pow_op(other)
+    return scalar_mod._node(_binary("pow", self.data, other), self, None, op)
+
+
+def _traced_value_node(data: Any, a: Value, b: Value | None, op: str) -> Value:
+    """scalar._node while tracing: the new Value's data and grad go to the trace's tables
+    (the slots stay unset: a Value made during the call)."""
+    t = _active
+    if t is None or t.thread != threading.get_ident():
+        return _EAGER_NODE(data, a, b, op)
+    v = _new(Value)
+    t.data[v] = data
+    t.grad[v] = 0
+    v._a = a
+    v._b = b
+    v._op = op
+    v._seq = _next_seq()
+    v._custom_backward = None
+    return v
+
+
+_EAGER_NODE = scalar_mod._node
+_next_seq = scalar_mod._next_seq
+
+_PATCHES = {
+    "data": property(_get_data, _set_data),
+    "grad": property(_get_grad, _set_grad),
+    "relu": _traced_unary("relu", "relu", "ReLU"),
+    "tanh": _traced_unary("tanh", "tanh", "tanh"),
+    "exp": _traced_unary("exp", "exp", "exp"),
+    "log": _traced_unary("log", "log", "log"),
+    "sigmoid": _traced_unary("sigmoid", "sigmoid", "sigmoid"),
+    "__truediv__": _traced_truediv,
+    "__pow__": _traced_pow,
+}
+
+
+def _pow_value_rule(out: Value, g: Any) -> tuple:
+    """``x ** y`` with a Value exponent, branch-free: d/dy is x**y * log(x) where x > 0 and
+    0 where x == 0 (eager raises for x < 0; the program gives nan there)."""
+    base, exponent = out._children
+    x, k = base.data, exponent.data
+    if type(x) is not Traced and type(k) is not Traced and type(out.data) is not Traced:
+        return scalar_mod._pow_value_rule(out, g)
+    xs = _operand(x, "pow")
+    positive = _compare("gt", x, 0)
+    safe = _node("where", (positive.node, xs, _const(1.0)))
+    d_exp = _node("where", (positive.node, (out.data * _unary("log", safe)).node,
+                            _const(0.0))) * g
+    return (k * x ** (k - 1) * g, d_exp)
+
+
+# scalar._RULES while tracing: the same table, with the branch-free ``**`` rule.
+_TRACED_RULES = dict(scalar_mod._RULES)
+_TRACED_RULES["**"] = _pow_value_rule
+
+
+class _patched:
+    """Swap the Value class attributes above in for the duration of a trace."""
+
+    def __enter__(self) -> None:
+        for name, attr in _PATCHES.items():
+            setattr(Value, name, attr)
+        scalar_mod._RULES = _TRACED_RULES
+        scalar_mod._node = _traced_value_node
+
+    def __exit__(self, *exc: Any) -> None:
+        for name, attr in _ORIGINAL.items():
+            setattr(Value, name, attr)
+        scalar_mod._RULES = _EAGER_RULES
+        scalar_mod._node = _EAGER_NODE
+
+
+_EAGER_RULES = scalar_mod._RULES
+
+
+# --------------------------------------------------------------------------------------
+# The tracer
+
+
+@dataclass
+class ValueCapture:
+    """What a trace of a Value function found, besides its graph: where each input comes
+    from, and where each extra output is written back."""
+
+    # per graph input, in order: ("float", k) the k-th flat argument (a float),
+    # ("arg", k, "data"|"grad") of the Value that is the k-th flat argument,
+    # ("value", v, "data"|"grad") of a Value the function reached by itself
+    feeds: list = field(default_factory=list)
+    # per write-back output (after the user outputs): ("arg", k, attr) or ("value", v, attr)
+    writes: list = field(default_factory=list)
+    write_ints: list = field(default_factory=list)  # whether each write-back is a Python int
+    out_tree: Any = None
+    n_user: int = 0
+
+
+class ValueTracer:
+    def __init__(self, arg_values: dict[Value, int]):
+        self.thread = threading.get_ident()
+        self.nodes: list[Node] = []
+        self.inputs: list[Node] = []
+        self.consts: dict[tuple, Node] = {}
+        self.data: dict[Value, Any] = {}  # Values hash by identity
+        self.grad: dict[Value, Any] = {}
+        self.before: set[Value] = set()  # Values that existed before the call, seen so far
+        self.written: dict[tuple, Value] = {}  # (attr, Value) -> Value, in order
+        self.arg_values = arg_values  # Value argument -> its index in the flat arguments
+        self.capture = ValueCapture()
+
+    def input(self, name: str, feed: tuple) -> Traced:
+        n = Node("input", (), {}, (), F64, name=name)
+        self.inputs.append(n)
+        self.capture.feeds.append(feed)
+        t = _new(Traced)
+        t.node = n
+        return t
+
+    def read_before(self, v: Value, attr: str) -> Any:
+        """The first read of ``v.data`` / ``v.grad`` in the call, for a Value not yet in the
+        table: one that existed before the call (an input), or a grad never set (0)."""
+        table = self.data if attr == "data" else self.grad
+        slot = _DATA if attr == "data" else _GRAD
+        try:
+            slot.__get__(v)
+        except AttributeError:  # made during the call and not set yet: Value's own default
+            return 0
+        self.before.add(v)
+        k = self.arg_values.get(v)
+        label = v.label
+        if k is not None:
+            x = self.input(f"arg{k}.{attr}", ("arg", k, attr))
+        else:
+            x = self.input(f"{label}.{attr}" if label else attr, ("value", v, attr))
+        table[v] = x
+        return x
+
+    def write(self, v: Value, attr: str, x: Any) -> None:
+        table = self.data if attr == "data" else self.grad
+        if v not in table and v not in self.before:
+            slot = _DATA if attr == "data" else _GRAD
+            try:
+                slot.__get__(v)
+            except AttributeError:  # a Value being made: its first value
+                table[v] = x
+                return
+            self.before.add(v)
+        if v in self.before:
+            self.written[attr, v] = v
+        table[v] = x
+
+    def output(self, x: Any) -> Node:
+        if type(x) is Traced:
+            return x.node
+        if isinstance(x, numbers.Real):
+            return _const(x)
+        raise TraceError(f"a Value holds {type(x).__name__} {x!r}, not a number")
+
+    def finish(self, result: Any) -> Graph:
+        outputs: list[Node] = []
+
+        def leaf(kind: str, x: Any) -> tuple:
+            outputs.append(self.output(x))
+            return (kind, len(outputs) - 1)
+
+        self.capture.out_tree = _tree(result, leaf)
+        self.capture.n_user = len(outputs)
+        # write-backs: data, then grads (the order the compiled call writes them in)
+        for (attr, v) in sorted(self.written, key=lambda w: w[0] != "data"):
+            x = (self.data if attr == "data" else self.grad)[v]
+            k = self.arg_values.get(v)
+            self.capture.writes.append(("arg", k, attr) if k is not None else ("value", v, attr))
+            self.capture.write_ints.append(type(x) is int)
+            outputs.append(self.output(x))
+        # inputs: floats and argument Values first, then captured .data, then .grad
+        rank = {"float": 0, "arg": 0, "data": 1, "grad": 2}
+        pairs = sorted(zip(self.inputs, self.capture.feeds),
+                       key=lambda p: rank[p[1][0] if p[1][0] != "value" else p[1][2]])
+        self.inputs = [n for n, _ in pairs]
+        self.capture.feeds = [f for _, f in pairs]
+        return Graph(self.inputs, self.nodes, outputs)
+
+
+def _tree(obj: Any, leaf: Callable[[str, Any], tuple]) -> Any:
+    """The structure of a result, with each Value and traced number replaced by ``leaf``."""
+    if isinstance(obj, Value):
+        return leaf("value", obj.data)
+    if type(obj) is Traced:
+        return leaf("bool" if obj.node.dtype == BOOL else "float", obj)
+    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
+        return (type(obj).__name__, [_tree(x, leaf) for x in obj])
+    if isinstance(obj, dict):
+        return ("dict", [(k, _tree(x, leaf)) for k, x in obj.items()])
+    return ("static", obj)
+
+
+def build_result(tree: Any, outs: list) -> Any:
+    """The function's result from the program's outputs (Python floats), as `_tree` saw it:
+    a returned Value becomes a new leaf Value holding the number."""
+    kind = tree[0]
+    if kind == "value":
+        return Value(outs[tree[1]])
+    if kind == "float":
+        return outs[tree[1]]
+    if kind == "bool":  # a comparison
+        return bool(outs[tree[1]])
+    if kind in ("list", "tuple"):
+        items = [build_result(x, outs) for x in tree[1]]
+        return items if kind == "list" else tuple(items)
+    if kind == "dict":
+        return {k: build_result(x, outs) for k, x in tree[1]}
+    return tree[1]
+
+
+def flatten(args: tuple, kwargs: dict) -> list[tuple[str, Any]]:
+    """(path, leaf) of the arguments: lists, tuples and dicts are walked; Values, numbers
+    and everything else are leaves."""
+    out: list[tuple[str, Any]] = []
+
+    def visit(obj: Any, path: str) -> None:
+        if type(obj) in (list, tuple):
+            for i, v in enumerate(obj):
+                visit(v, f"{path}[{i}]")
+        elif type(obj) is dict:
+            for k, v in obj.items():
+                visit(v, f"{path}[{k!r}]")
+        else:
+            out.append((path, obj))
+
+    for i, a in enumerate(args):
+        visit(a, f"arg{i}")
+    for k, v in kwargs.items():
+        visit(v, k)
+    return out
+
+
+def _rebuild(obj: Any, table: dict[tuple, Any], path: str) -> Any:
+    if type(obj) in (list, tuple):
+        return type(obj)(_rebuild(v, table, f"{path}[{i}]") for i, v in enumerate(obj))
+    if type(obj) is dict:
+        return {k: _rebuild(v, table, f"{path}[{k!r}]") for k, v in obj.items()}
+    return table.get(path, obj)
+
+
+def trace_values(fn: Callable, args: tuple, kwargs: dict,
+                 floats: bool = True) -> tuple[Graph, ValueCapture]:
+    """Call ``fn`` once with its Value operations recorded; return the graph and what it
+    reads and writes. With ``floats``, float arguments are inputs (else constants)."""
+    global _active
+    from .trace import _TRACE_LOCK, paused_gc, tensor_mod
+
+    current = _active
+    if (current is not None and current.thread == threading.get_ident()) or \
+            tensor_mod._tracer is not None and tensor_mod._tracer.thread == \
+            threading.get_ident():
+        raise TraceError("tg.compile/tg.trace cannot be nested inside another trace")
+    flat = flatten(args, kwargs)
+    arg_values = {leaf: k for k, (_, leaf) in enumerate(flat) if isinstance(leaf, Value)}
+    with _TRACE_LOCK, paused_gc():
+        tracer = ValueTracer(arg_values)
+        _active = tracer
+        try:
+            table = {}
+            for k, (path, leaf) in enumerate(flat):
+                if floats and type(leaf) is float:
+                    table[path] = tracer.input(path, ("float", k))
+            args2 = tuple(_rebuild(a, table, f"arg{i}") for i, a in enumerate(args))
+            kwargs2 = {k: _rebuild(v, table, k) for k, v in kwargs.items()}
+            with _patched(), np.errstate(all="ignore"):
+                result = fn(*args2, **kwargs2)
+                graph = tracer.finish(result)
+        finally:
+            _active = None
+    return graph, tracer.capture
+
+
+def trace(fn: Callable, *example_args: Any, **example_kwargs: Any) -> Graph:
+    """The static graph of a function of Values (0-d float64 nodes), unoptimized.
+
+    >>> w = Value(0.5)
+    >>> print(trace(lambda x: (w * x).tanh().data, 2.0))
+    """
+    graph, _ = trace_values(fn, example_args, example_kwargs)
+    return graph
+
+
+def is_value_program(fn: Callable, args: tuple, kwargs: dict) -> bool:
+    """Whether ``fn`` works on Values: no tensor among its arguments, and a Value among them
+    or among what it refers to (closure, globals its code names, a bound object): a Value, a
+    list of them, a `tracegrad.nn.scalar` module, or the Value class itself."""
+    from ..nn.scalar import Module as ScalarModule
+    from ..tensor import Tensor
+    from .guards import _named, one_level
+    from .trace import TensorSpec
+
+    leaves = [leaf for _, leaf in flatten(args, kwargs)]
+    if any(isinstance(leaf, (Tensor, TensorSpec)) for leaf in leaves):
+        return False  # tensor code
+    if any(isinstance(leaf, Value) for leaf in leaves):
+        return True
+    target = getattr(fn, "__func__", fn)
+    direct = [fn, *leaves, getattr(fn, "__self__", None), *_named(target)]
+    if any(r is Value or isinstance(r, type) and issubclass(r, ScalarModule) for r in direct):
+        return True  # the function names the Value class (or a scalar module class)
+    for r in one_level([r for r in direct if not isinstance(r, types.ModuleType)]):
+        if isinstance(r, (Value, ScalarModule)):
+            return True
+        if type(r) in (list, tuple) and any(isinstance(x, Value) for x in r[:16]):
+            return True
+    return False
+

@@ -1,0 +1,459 @@
+"""``tg.compile`` for functions of Values: variants, guards, write-backs, ``tg.explain``.
+
+`tg.compile` hands a call to `CompiledValues` when the function works on Values (see
+`values.is_value_program`). A variant is the traced graph (`values.trace_values`), optimized
+by the passes that apply to scalars (dce, cse, fold_constants), laid out as a tape
+(`values_program`) and run by the chosen backend. Its guards follow the tensor compiler's
+rules (guards.py): arguments that are neither Values nor floats are part of the cache key,
+every global and closure value the user's code can read is fingerprinted (found from the
+code itself, see `static_reads`), and the structure of every `tracegrad.nn.scalar` module
+it can reach (which Values are its parameters, its flags) is checked on each call. Float
+arguments are inputs: a new learning rate does not recompile, unless the function branches
+on it (then floats are guarded by value from then on).
+"""
+
+from __future__ import annotations
+
+import functools
+import marshal
+import sys
+import threading
+import time
+import types
+import warnings
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any, Callable
+
+from ..errors import TraceError
+from ..scalar import Value
+from .guards import (
+    Ident,
+    _global_getter,
+    _is_library_file,
+    arg_key,
+    fingerprint,
+    function_guards,
+    global_names,
+    identities,
+    one_level,
+    roots_of,
+)
+from .ir import Graph
+from .optimize import Explanation, PassRecord
+from .passes import cse, dce, fold_constants
+from .trace import paused_gc
+from .values import build_result, flatten, trace_values
+from .values_program import build_program
+
+MAX_VARIANTS = 8  # compiles after which a warning says why the function keeps recompiling
+MAX_KEPT = 32
+
+_op = attrgetter("op")
+SCALAR_PASSES = [("dce", dce), ("cse", cse), ("fold_constants", fold_constants),
+                 ("dce", dce)]
+
+
+def optimize_values(graph: Graph) -> tuple[Graph, list[PassRecord]]:
+    """The passes that apply to a scalar graph, each with its record (as `optimize`)."""
+    def count(g: Graph) -> int:
+        return len(g.nodes) - list(map(_op, g.nodes)).count("const")
+
+    records = [PassRecord("trace", count(graph), count(graph), 8 * len(graph.nodes),
+                          f"{len(graph.nodes)} nodes recorded", 0.0)]
+    folded = True
+    for i, (name, fn) in enumerate(SCALAR_PASSES):
+        t0 = time.perf_counter()
+        if name == "dce" and i > 0 and not folded:
+            # (cse drops each duplicate and keeps its inputs: only folding leaves dead nodes)
+            records.append(PassRecord(name, count(graph), count(graph), 8 * len(graph.nodes),
+                                      "not needed: nothing was folded", 0.0))
+            continue
+        graph, note = fn(graph)
+        if name == "fold_constants":
+            folded = not note.startswith("folded 0 ")
+        records.append(PassRecord(name, count(graph), count(graph), 8 * len(graph.nodes),
+                                  note, time.perf_counter() - t0))
+    return graph, records
+
+
+def resolve_backend(backend: str) -> str:
+    """The backend that runs a Value program: "numpy" or "c" ("auto": C where a compiler
+    works, as for tensors)."""
+    from .backends import get_backend
+
+    chosen = get_backend(backend).name
+    if chosen not in ("numpy", "c"):
+        raise ValueError(f"tg.compile: a function of Values runs on backend 'numpy' or 'c', "
+                         f"not {chosen!r}")
+    return chosen
+
+
+def lower(graph: Graph, backend: str) -> tuple[Any, PassRecord]:
+    t0 = time.perf_counter()
+    program = build_program(graph, backend)
+    tape = program.tape
+    if backend == "c":
+        note = f"a tape of {tape.n_nodes} nodes swept by one C loop"
+    else:
+        note = (f"{tape.n_nodes} nodes in {tape.n_units} units (chains joined), "
+                f"{tape.levels} levels: {program.calls} NumPy calls")
+    record = PassRecord(f"lower ({backend})", tape.n_nodes, program.calls,
+                        8 * tape.n_slots, note, time.perf_counter() - t0)
+    return program, record
+
+
+# ---------------------------------------------------------------- guards
+
+
+def _structure(obj: Any, depth: int = 0) -> Any:
+    """A scalar module's structure: which Values it holds (by identity) and its plain
+    settings (``nonlin``), nested. Cheap enough to compare on every call."""
+    if isinstance(obj, Value):
+        return id(obj)
+    t = type(obj)
+    if t in (list, tuple):
+        return tuple([_structure(x, depth + 1) for x in obj])
+    if t in (int, float, bool, str, type(None)):
+        return obj
+    d = getattr(obj, "__dict__", None)
+    if d is not None and depth < 8:
+        return (t, tuple([(k, _structure(x, depth + 1)) for k, x in d.items()]))
+    return Ident(obj)
+
+
+def _values_in(obj: Any, out: list, depth: int = 0) -> list:
+    """Every Value a module holds (kept alive by the guard, so their ids stay theirs)."""
+    if isinstance(obj, Value):
+        out.append(obj)
+    elif type(obj) in (list, tuple):
+        for x in obj:
+            _values_in(x, out, depth + 1)
+    elif hasattr(obj, "__dict__") and depth < 8:
+        for x in vars(obj).values():
+            _values_in(x, out, depth + 1)
+    return out
+
+
+def module_guards(roots: list) -> list:
+    from ..nn.scalar import Module
+
+    out = []
+    seen: set[int] = set()
+    for r in roots:
+        if isinstance(r, Module) and id(r) not in seen:
+            seen.add(id(r))
+            held = _values_in(r, [])
+            out.append((f"the structure of {type(r).__name__}",
+                        (lambda m=r: _structure(m)), _structure(r), held))
+    return out
+
+
+def _user_code(code: Any) -> bool:
+    return not _is_library_file(code.co_filename)
+
+
+class Plain(bytes):
+    """The fingerprint of plain data (numbers, strings, and lists, tuples and dicts of
+    them, like a data set held as lists of floats): its `marshal` bytes (format 2, without
+    back-references), exact for these types (floats bit for bit; -0.0 and 0.0, 1, 1.0 and
+    True all differ) and made in C, a hundred times faster than `guards.fingerprint`."""
+
+
+_PLAIN_TYPES = (int, float, bool, str, type(None))
+
+
+def _is_plain(value: Any, depth: int = 0) -> bool:
+    t = type(value)
+    if t in _PLAIN_TYPES:
+        return True
+    if depth > 6:
+        return False
+    if t in (list, tuple):
+        return all(_is_plain(x, depth + 1) for x in value)
+    if t is dict:
+        return all(type(k) in _PLAIN_TYPES and _is_plain(x, depth + 1)
+                   for k, x in value.items())
+    return False
+
+
+def _plain_guards(reads: list) -> list:
+    """Reads of plain data are compared by `Plain` fingerprints."""
+    out = []
+    for what, getter, fp in reads:
+        value = getter()
+        if type(value) in (list, tuple, dict) and _is_plain(value):
+            fp = Plain(marshal.dumps(value, 2))
+        out.append((what, getter, fp))
+    return out
+
+
+def static_reads(fn: Callable, roots: list) -> list:
+    """The globals the user's code can read, as (what, getter, fingerprint) guards, found
+    without running it: the function's code and the code nested in it (comprehensions,
+    lambdas), the user functions those name (globals, closures, defaults), and the methods of
+    the user's classes among ``roots``, transitively.
+
+    (The tensor compiler watches every frame with ``sys.setprofile`` instead, see
+    guards.ReadRecorder; a Value program makes a dozen Python calls per scalar op, and
+    profiling them costs several times the trace. What this misses is code reached only
+    dynamically, through ``getattr`` or objects made during the call.)"""
+    reads: dict[tuple, Any] = {}
+    seen: set[int] = set()
+    todo: list = [fn] + list(roots)
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, (types.MethodType, functools.partial)):
+            todo.append(getattr(obj, "__func__", None) or obj.func)
+            continue
+        if isinstance(obj, types.FunctionType):
+            code = obj.__code__
+            if not _user_code(code):
+                continue
+            for cell in obj.__closure__ or ():
+                try:
+                    todo.append(cell.cell_contents)
+                except ValueError:
+                    pass
+            todo += [d for d in (obj.__defaults__ or ()) if callable(d)]
+            g = obj.__globals__
+            codes = [code]
+            while codes:
+                c = codes.pop()
+                codes += [k for k in c.co_consts if isinstance(k, types.CodeType)]
+                for name in global_names(c):
+                    if (id(g), name) not in reads and name in g:
+                        value = g[name]
+                        module = g.get("__name__", "?")
+                        reads[id(g), name] = (f"global {name!r} (module {module})",
+                                              _global_getter(g, name), fingerprint(value))
+                        todo.append(value)
+            continue
+        cls = obj if isinstance(obj, type) else type(obj)
+        module = sys.modules.get(getattr(cls, "__module__", ""), None)
+        filename = getattr(module, "__file__", None) or ""
+        if filename and not _is_library_file(filename):
+            for klass in cls.__mro__:
+                todo += [f for f in vars(klass).values()
+                         if isinstance(f, (types.FunctionType, property))]
+        if isinstance(obj, property):
+            todo += [f for f in (obj.fget, obj.fset) if f is not None]
+    return list(reads.values())
+
+
+# ---------------------------------------------------------------- variants
+
+
+_GET = {"data": attrgetter("data"), "grad": attrgetter("grad")}
+
+
+@dataclass
+class ValueVariant:
+    graph: Graph
+    program: Any
+    capture: Any
+    guards: list  # (what, getter, fingerprint)
+    fps: list  # (index, fingerprint) of arguments compared one by one
+    structures: list  # (what, getter, value): compared as they are (see _structure)
+    records: list = field(default_factory=list)
+    compile_seconds: float = 0.0
+    compile_cpu_seconds: float = 0.0  # the process's CPU time (on a busy machine, < wall)
+    held: list = field(default_factory=list)
+    backend: str = "numpy"
+
+    def __post_init__(self) -> None:
+        feeds = self.capture.feeds
+        self.feed = [(f[0], f[1], _GET[f[2]] if len(f) > 2 else None) for f in feeds]
+        self.value_feeds = {attr: [f[1] for f in feeds if f[0] == "value" and f[2] == attr]
+                            for attr in ("data", "grad")}
+        # inputs are ordered: floats and argument Values first, then captured data, grads
+        self.n_args = sum(1 for f in feeds if f[0] != "value")
+        self.writes = self.capture.writes
+        self.n_user = self.capture.n_user
+        self.plain_writes = not any(self.capture.write_ints) and \
+            all(w[0] == "value" for w in self.writes)
+        self.write_data = [w[1] for w in self.writes if w[2] == "data"]
+        self.write_grad = [w[1] for w in self.writes if w[2] == "grad"]
+        self.n_write_data = len(self.write_data)
+        self.lock = threading.Lock()
+
+    def check(self) -> str | None:
+        for what, getter, value in self.structures:
+            if getter() != value:
+                return f"{what} changed"
+        for what, getter, fp in self.guards:
+            if type(fp) is Ident:
+                if getter() is not fp.obj:
+                    return f"{what} was replaced"
+            elif type(fp) is Plain:
+                try:
+                    same = marshal.dumps(getter(), 2) == fp
+                except ValueError:  # no longer plain data
+                    same = False
+                if not same:
+                    return f"{what} changed (the function read it while tracing)"
+            elif fingerprint(getter()) != fp:
+                return f"{what} changed (the function read it while tracing)"
+        return None
+
+    def run(self, flat: list) -> Any:
+        with self.lock:  # one call at a time: inputs, program and write-backs together
+            return self._run(flat)
+
+    def _run(self, flat: list) -> Any:
+        xs = []
+        for kind, k, get in self.feed[:self.n_args]:
+            leaf = flat[k][1]
+            xs.append(leaf if kind == "float" else get(leaf))
+        xs += map(_GET["data"], self.value_feeds["data"])
+        xs += map(_GET["grad"], self.value_feeds["grad"])
+        outs = self.program(xs)
+        n = self.n_user
+        if self.plain_writes:
+            m = n + self.n_write_data
+            for v, x in zip(self.write_data, outs[n:m]):
+                v.data = x
+            for v, x in zip(self.write_grad, outs[m:]):
+                v.grad = x
+        else:
+            for (kind, target, attr), is_int, x in zip(self.writes, self.capture.write_ints,
+                                                       outs[n:]):
+                v = flat[target][1] if kind == "arg" else target
+                setattr(v, attr, int(x) if is_int else x)
+        return build_result(self.capture.out_tree, outs)
+
+
+class CompiledValues:
+    """The Value-program half of a compiled function (see the module docstring)."""
+
+    def __init__(self, fn: Callable, backend: str = "auto"):
+        self.fn = fn
+        self.backend = backend
+        self.variants: dict[tuple, list[ValueVariant]] = {}
+        self.order: list[tuple] = []
+        self.hits = self.misses = 0
+        self.reasons: list[str] = []
+        self.floats = True  # float arguments are inputs (until the function branches on one)
+        self.last: ValueVariant | None = None
+        self.lock = threading.RLock()
+        self._warned = False
+
+    def key(self, flat: list) -> tuple[tuple, list]:
+        others = [(p, x) for p, x in flat if not isinstance(x, Value)]
+        key, fps = arg_key(others, self.floats)
+        where = tuple(k for k, (_, x) in enumerate(flat) if isinstance(x, Value))
+        return key + (where, len(flat)), fps
+
+    def __call__(self, args: tuple, kwargs: dict) -> Any:
+        flat = flatten(args, kwargs)
+        key, fps = self.key(flat)
+        reason = None
+        for v in self.variants.get(key, ()):
+            if v.fps and any(a != b for (_, a), (_, b) in zip(v.fps, fps)):
+                reason = reason or "an argument that is not a Value or a float changed"
+                continue
+            miss = v.check()
+            if miss is None:
+                self.hits += 1
+                self.last = v
+                return v.run(flat)
+            reason = reason or miss
+        if reason is None:
+            reason = "first compiled call" if not self.variants else \
+                "new argument structure (how many Values and floats, and where), or new " \
+                "values of the other arguments"
+        with self.lock, paused_gc():
+            try:
+                variant = self.compile(args, kwargs, fps)
+            except TraceError:
+                if not self.floats:
+                    raise
+                self.floats = False  # a branch on a float argument: guard floats by value
+                return self(args, kwargs)
+            self.misses += 1
+            self.reasons = self.reasons[-63:] + [reason]
+            bucket = self.variants.setdefault(key, [])
+            bucket.insert(0, variant)
+            self.order.append((key, variant))
+            if len(self.order) > MAX_KEPT:
+                old_key, old = self.order.pop(0)
+                self.variants[old_key].remove(old)
+                if not self.variants[old_key]:
+                    del self.variants[old_key]
+        if self.misses > MAX_VARIANTS and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"tg.compile: {getattr(self.fn, '__name__', 'the function')} has been compiled "
+                f"{self.misses} times (last reason: {reason}). Pass a value that changes "
+                f"from call to call as a float argument (an input of the program), or keep "
+                f"it fixed.", stacklevel=3)
+        self.last = variant
+        return variant.run(flat)
+
+    def compile(self, args: tuple, kwargs: dict, fps: list) -> ValueVariant:
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        name = getattr(self.fn, "__name__", "the function")
+        roots = roots_of(self.fn, args)
+        reads = static_reads(self.fn, roots) + function_guards(self.fn)
+        graph, capture = trace_values(self.fn, args, kwargs, floats=self.floats)
+        traced = time.perf_counter() - t0
+        changed = [what for what, getter, fp in reads if fingerprint(getter()) != fp]
+        if changed:
+            warnings.warn(
+                f"tg.compile: {name} changes {changed[0]} while it runs. A compiled program "
+                f"runs that Python code once, while tracing: keep such state outside the "
+                f"compiled function", stacklevel=4)
+        found: list = []
+        for _, _, fp in reads:
+            identities(fp, found)
+        held, structures = [], []
+        for what, getter, value, values in module_guards(one_level(roots + found)):
+            structures.append((what, getter, value))
+            held += values
+        graph, records = optimize_values(graph)
+        records[0].seconds = traced
+        backend = resolve_backend(self.backend)
+        program, record = lower(graph, backend)
+        variant = ValueVariant(graph, program, capture, _plain_guards(reads), fps, structures,
+                               records + [record], held=held, backend=backend)
+        variant.compile_seconds = time.perf_counter() - t0
+        variant.compile_cpu_seconds = time.process_time() - cpu0
+        return variant
+
+    # ------------------------------------------------------------ introspection
+
+    def cache_info(self) -> Any:
+        from .api import CacheInfo
+
+        n = sum(len(b) for b in self.variants.values())
+        backend = ""
+        if self.last is not None:
+            backend = f"{self.last.backend}: {self.last.records[-1].note}"
+        return CacheInfo(n, self.hits, self.misses, list(self.reasons), backend)
+
+    def source(self) -> str:
+        if self.last is None:
+            raise RuntimeError("source(): the function has not been compiled yet")
+        return self.last.program.source()
+
+    @property
+    def graph(self) -> Graph:
+        if self.last is None:
+            raise RuntimeError("graph: the function has not been compiled yet")
+        return self.last.graph
+
+
+def explain(fn: Callable, *args: Any, backend: str = "auto", **kwargs: Any) -> Explanation:
+    """`tg.explain` for a function of Values: the passes on its scalar graph, and how the
+    chosen backend lays it out."""
+    with paused_gc():
+        t0 = time.perf_counter()
+        graph, _ = trace_values(fn, args, kwargs)
+        traced = time.perf_counter() - t0
+        graph, records = optimize_values(graph)
+        chosen = resolve_backend(backend)
+        _, record = lower(graph, chosen)
+    return Explanation(records + [record], graph, traced, backend=chosen)

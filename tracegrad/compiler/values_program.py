@@ -1,0 +1,316 @@
+"""Running a scalar graph fast: every value in one float64 array, the nodes as a tape.
+
+A Value program's graph has one node per scalar operation: tens of thousands of them. Run
+one NumPy call per node and it is as slow as eager. Two forms run it instead:
+
+- **levels** (``backend="numpy"``): nodes are grouped by *level* (1 + the highest level of
+  their inputs) and op; each group is one NumPy call over its operands gathered from the value
+  array (``add(v.take(ia), v.take(ib), v[s:e])``: the group's results are a contiguous slice).
+  A left-leaning chain ``((x0 + x1) + x2) + ...`` whose inner sums nobody else reads (what
+  ``sum(...)`` and gradient accumulation make) is one unit: ``add.accumulate`` over its
+  operands, which adds in exactly the chain's order. So the moons step's ~100,000 nodes are
+  a few hundred NumPy calls, and every number is the one eager computes.
+- **tape** (``backend="c"``): op codes and operand slots in arrays, swept by one small C loop
+  (CppAD's and Adept's way), with the C library's math, as Python's `math` uses.
+
+Bools (comparisons) are stored as 0.0 and 1.0.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import linecache
+import threading
+from typing import Any
+
+import numpy as np
+
+from .ir import Graph, Node
+
+CHAIN_OPS = {"add": np.add, "mul": np.multiply}
+BINARY = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "divide",
+          "pow": "power", "lt": "less", "le": "less_equal", "gt": "greater",
+          "ge": "greater_equal", "eq": "equal", "ne": "not_equal"}
+UNARY = {"neg": "negative", "tanh": "tanh", "exp": "exp", "log": "log"}
+OPS = set(BINARY) | set(UNARY) | {"relu", "sigmoid", "cast", "where"}
+
+_files = itertools.count()
+
+
+def _sigmoid(x: np.ndarray, out: np.ndarray) -> None:
+    # eager's two forms (scalar._sigmoid), so that neither exp overflows
+    e = np.exp(-np.abs(x))
+    np.copyto(out, np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)))
+
+
+def _relu(x: np.ndarray, out: np.ndarray) -> None:
+    np.copyto(out, np.where(x < 0, 0.0, x))  # eager's `0 if x < 0 else x` (nan stays nan)
+
+
+def _where(c: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    np.copyto(out, np.where(c != 0, a, b))
+
+
+class Tape:
+    """The scalar graph laid out in slots: inputs first, then constants, then every node.
+
+    ``groups`` lists what the vectorized form computes, in order: (op, arity, start, stop,
+    operand ids) where the results go to slots ``start:stop`` and ``operand ids`` is an
+    (n, arity) array of node ids (a chain unit, op ``"chain:add"``, has all its operands).
+    ``slot[node id]`` is a node's slot. Everything is indexed by the graph's node ids, which
+    `Graph` numbers consecutively.
+    """
+
+    def __init__(self, graph: Graph):
+        graph.renumber()
+        nodes = graph.inputs + graph.nodes
+        ops = [n.op for n in nodes]
+        for n in graph.nodes:
+            if n.op not in OPS and n.op != "const":
+                raise NotImplementedError(
+                    f"scalar program: op {n.op!r} has no scalar form (nodes of Value programs "
+                    f"are {', '.join(sorted(OPS))})")
+            if n.shape != ():
+                raise ValueError(f"scalar program: node %{n.id} has shape {n.shape}, not ()")
+        self.graph = graph
+        n_in, total = len(graph.inputs), len(nodes)
+        args = [tuple([i.id for i in n.inputs]) for n in nodes]
+        consts = [j for j in range(n_in, total) if ops[j] == "const"]
+        self.n_inputs = n_in
+        self.const_values = np.array([float(nodes[j].value) for j in consts], dtype=np.float64)
+        self.n_fixed = n_in + len(consts)
+        computed = [j for j in range(n_in, total) if ops[j] != "const"]
+
+        # chains: a left-leaning add (mul) whose left operand is an add (mul) read only here
+        uses = [0] * total
+        for j in computed:
+            for i in args[j]:
+                uses[i] += 1
+        for o in graph.outputs:
+            uses[o.id] += 2  # (an output is never absorbed into a chain)
+        chain: dict[int, list] = {}  # id of a chain's last node -> its operands
+        absorbed = bytearray(total)
+        for j in computed:
+            op = ops[j]
+            if op in CHAIN_OPS:
+                a, b = args[j]
+                if ops[a] == op and uses[a] == 1 and a in chain:
+                    prev = chain.pop(a)
+                    prev.append(b)
+                    absorbed[a] = 1
+                    chain[j] = prev
+                else:
+                    chain[j] = [a, b]
+        # units in topological order, each with its level
+        level = [0] * total
+        get = level.__getitem__
+        units = []  # (level, op, arity, id, operand ids)
+        for j in computed:
+            if absorbed[j]:
+                continue
+            operands = chain.get(j)
+            if operands is not None and len(operands) > 2:
+                op = "chain:" + ops[j]
+            else:
+                operands, op = args[j], ops[j]
+            lv = 1 + max(map(get, operands))
+            level[j] = lv
+            units.append((lv, op, len(operands), j, operands))
+        # groups: same level and op; each group's results in consecutive slots
+        units.sort(key=lambda u: u[:3])  # (stable: topological inside a group)
+        slot = np.zeros(total, dtype=np.intp)
+        slot[:n_in] = np.arange(n_in)
+        slot[consts] = np.arange(n_in, self.n_fixed)
+        order = [u[3] for u in units] + [j for j in computed if absorbed[j]]
+        slot[order] = np.arange(self.n_fixed, self.n_fixed + len(order))
+        self.groups = []  # (op, arity, start, stop, operand ids)
+        start = self.n_fixed
+        for (_, op, arity), members in itertools.groupby(units, key=lambda u: u[:3]):
+            members = [u[4] for u in members]
+            self.groups.append((op, arity, start, start + len(members),
+                                np.array(members, dtype=np.intp).reshape(len(members), arity)))
+            start += len(members)
+        self.levels = units[-1][0] if units else 0
+        self.n_slots = self.n_fixed + len(order)
+        self.slot = slot
+        self.n_units = len(units)
+        self.n_nodes = len(computed)
+        self.computed, self.args, self.ops = computed, args, ops
+        self.output_slots = slot[[o.id for o in graph.outputs]].astype(np.intp)
+
+    # ------------------------------------------------------------------ the tape (C)
+
+    def tape(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(op codes, out, a, b, c) int32 arrays, one entry per node in topological order."""
+        code = {op: k for k, op in enumerate(C_OPS)}
+        ids = np.zeros((len(self.computed), 3), dtype=np.intp)
+        for row, j in enumerate(self.computed):
+            operands = self.args[j]
+            ids[row, :len(operands)] = operands
+        operand_slots = self.slot[ids].astype(np.int32)
+        codes = np.array([code[self.ops[j]] for j in self.computed], dtype=np.int32)
+        out = self.slot[self.computed].astype(np.int32)
+        return (codes, out, np.ascontiguousarray(operand_slots[:, 0]),
+                np.ascontiguousarray(operand_slots[:, 1]),
+                np.ascontiguousarray(operand_slots[:, 2]))
+
+
+# --------------------------------------------------------------------------------------
+# backend="numpy": one NumPy call per group
+
+
+class LevelProgram:
+    """The tape as generated Python: one line per group of same-op nodes of one level."""
+
+    def __init__(self, tape: Tape):
+        self.tape = tape
+        self.v = np.zeros(tape.n_slots, dtype=np.float64)
+        self.v[tape.n_inputs:tape.n_fixed] = tape.const_values
+        self.lock = threading.Lock()
+        env: dict[str, Any] = {"v": self.v, "np": np, "_relu": _relu, "_sigmoid": _sigmoid,
+                               "_where": _where}
+        for name in set(BINARY.values()) | set(UNARY.values()):
+            env[name] = getattr(np, name)
+        for op, ufunc in CHAIN_OPS.items():
+            env[f"{op}_accumulate"] = ufunc.accumulate
+        lines: list[str] = []
+
+        def bind(prefix: str, value: Any) -> str:
+            key = f"{prefix}{len(env)}"
+            env[key] = value
+            return key
+
+        def operand(ids: np.ndarray) -> str:
+            idx = tape.slot[ids]
+            if len(idx) == 1 or (idx == idx[0]).all():  # one value: broadcast it
+                return bind("s", self.v[idx[0]:idx[0] + 1])
+            if (np.diff(idx) == 1).all():  # consecutive slots: a view, no gather
+                return bind("r", self.v[idx[0]:idx[-1] + 1])
+            return f"v.take({bind('i', idx)})"
+
+        for op, arity, start, stop, operands in tape.groups:
+            out = bind("o", self.v[start:stop])
+            if op.startswith("chain:"):
+                ufunc = op[6:]
+                idx = np.ascontiguousarray(tape.slot[operands].T)  # (operand, chain)
+                lines.append(f"np.copyto({out}, {ufunc}_accumulate(v.take("
+                             f"{bind('i', idx)}), axis=0)[-1])")
+                continue
+            args = [operand(operands[:, j]) for j in range(arity)]
+            if op in BINARY:
+                lines.append(f"{BINARY[op]}({', '.join(args)}, {out})")
+            elif op in UNARY:
+                lines.append(f"{UNARY[op]}({args[0]}, {out})")
+            elif op == "cast":
+                lines.append(f"np.copyto({out}, {args[0]})")
+            else:
+                lines.append(f"_{op}({', '.join(args)}, {out})")
+        outs = bind("outs", tape.output_slots)
+        n_in = tape.n_inputs
+        body = [f"v[:{n_in}] = inputs"] + lines + [f"return v.take({outs}).tolist()"]
+        source = "def run(inputs):\n" + "".join(f"    {line}\n" for line in body)
+        filename = f"<tracegrad-values-{next(_files)}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        code = compile(source, filename, "exec")
+        exec(code, env)
+        self._run = env["run"]
+        self._source = source
+        self.calls = len(lines)
+
+    def __call__(self, inputs: list) -> list:
+        with self.lock, np.errstate(all="ignore"):
+            return self._run(inputs)
+
+    def source(self) -> str:
+        return self._source
+
+
+# --------------------------------------------------------------------------------------
+# backend="c": the tape swept by one C loop
+
+C_OPS = ["add", "sub", "mul", "div", "pow", "neg", "relu", "tanh", "exp", "log", "sigmoid",
+         "lt", "le", "gt", "ge", "eq", "ne", "cast", "where"]
+
+_C_CASES = {
+    "add": "x + y", "sub": "x - y", "mul": "x * y", "div": "x / y", "pow": "pow(x, y)",
+    "neg": "-x", "relu": "x < 0 ? 0.0 : x", "tanh": "tanh(x)", "exp": "exp(x)",
+    "log": "log(x)",
+    "sigmoid": "x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x))",
+    "lt": "x < y", "le": "x <= y", "gt": "x > y", "ge": "x >= y", "eq": "x == y",
+    "ne": "x != y", "cast": "x", "where": "x != 0 ? y : v[c[i]]",
+}
+
+
+def c_source() -> str:
+    """The tape interpreter: one switch per node, in order (the same for every program)."""
+    cases = "\n".join(f"        case {k}: r = {_C_CASES[op]}; break;"
+                      for k, op in enumerate(C_OPS))
+    return f"""#include <math.h>
+
+/* tracegrad scalar tape: v holds every value; node i computes v[out[i]] from v[a[i]],
+   v[b[i]] (and v[c[i]] for where). Ops: {' '.join(C_OPS)} */
+void tracegrad_tape(long n, const int *op, const int *out, const int *a, const int *b,
+                    const int *c, double *v)
+{{
+    for (long i = 0; i < n; i++) {{
+        double x = v[a[i]], y = v[b[i]], r = 0.0;
+        switch (op[i]) {{
+{cases}
+        }}
+        v[out[i]] = r;
+    }}
+}}
+"""
+
+
+_library: list = []
+_library_lock = threading.Lock()
+
+
+def c_function() -> Any:
+    """The compiled tape interpreter (built once per process; cached on disk)."""
+    with _library_lock:
+        if not _library:
+            from .backends.toolchain import build
+
+            lib = build(c_source())
+            fn = lib.cdll.tracegrad_tape
+            ptr = ctypes.c_void_p
+            fn.argtypes = [ctypes.c_long, ptr, ptr, ptr, ptr, ptr, ptr]
+            fn.restype = None
+            _library.append((lib, fn))
+        return _library[0][1]
+
+
+class TapeProgram:
+    """The tape run by `c_function`."""
+
+    def __init__(self, tape: Tape):
+        self.tape = tape
+        self.fn = c_function()
+        self.v = np.zeros(tape.n_slots, dtype=np.float64)
+        self.v[tape.n_inputs:tape.n_fixed] = tape.const_values
+        self.arrays = tape.tape()
+        self.n = len(self.arrays[0])
+        self.args = [a.ctypes.data for a in self.arrays] + [self.v.ctypes.data]
+        self.lock = threading.Lock()
+        self.calls = 1
+
+    def __call__(self, inputs: list) -> list:
+        v = self.v
+        with self.lock:
+            v[:self.tape.n_inputs] = inputs
+            self.fn(self.n, *self.args)
+            return v.take(self.tape.output_slots).tolist()
+
+    def source(self) -> str:
+        return c_source()
+
+
+def build_program(graph: Graph, backend: str) -> Any:
+    tape = Tape(graph)
+    return TapeProgram(tape) if backend == "c" else LevelProgram(tape)
+
+
+__all__ = ["LevelProgram", "Node", "Tape", "TapeProgram", "build_program", "c_source"]
