@@ -140,6 +140,10 @@ def test_unknown_section_is_a_usage_error(capsys):
 # The compiler section
 
 
+AGREE = r"\((the same numbers, step by step|the same to float32 rounding: at most " \
+        r"[\d.e+-]+ apart)\)"
+
+
 def test_compiler_section_times_both_and_prints_the_explain_table(quick_demo):
     out_dir, output = quick_demo
     section = output[output.index("The compiler:"):]
@@ -150,8 +154,9 @@ def test_compiler_section_times_both_and_prints_the_explain_table(quick_demo):
     if "no C backend here" not in section:  # the C backend, side by side
         assert re.search(r"\bC\s+[\d.]+\s+[\d.]+\s+ms/step", section)
         assert re.search(r"speed-up C\s+[\d.]+x\s+[\d.]+x", section)
-        assert section.count("(the same numbers, step by step)") == 2
-    assert "(the same numbers, step by step)" in section  # compiled == eager, loss by loss
+        assert len(re.findall(AGREE, section)) == 2
+    # compiled == eager, loss by loss (to float32 rounding, which a hundred steps grow)
+    assert re.search(AGREE, section) and "DIFFER" not in section
     # the tg.explain table: its header and one row per pass, not the final IR
     assert re.search(r"pass\s+nodes\s+kernels\s+peak memory\s+time\s+what it did", section)
     for name in ("trace", "dce", "cse", "fold_constants", "simplify", "fuse", "plan_memory"):

@@ -594,11 +594,17 @@ def _report_timings(demo: Demo, times: dict[str, list[float]], losses: dict[str,
     for name in times:
         if name == "eager":
             continue
-        same = np.allclose(losses["eager"], losses[name], rtol=1e-4, atol=1e-6)
+        # Each compiled step computes what eager does to float32 rounding; over a hundred
+        # steps of training, rounding differences grow (the C backend sums in double, so its
+        # sums round differently from NumPy's), so the curves agree to about 1e-4, not 1e-7.
+        eager, other = np.asarray(losses["eager"]), np.asarray(losses[name])
+        apart = float(np.max(np.abs(other - eager) / np.maximum(np.abs(eager), 1e-6)))
+        same = "the same numbers, step by step" if apart == 0 else \
+            f"the same to float32 rounding: at most {apart:.0e} apart" if apart <= 1e-3 else \
+            f"they DIFFER, by up to {apart:.0e}"
         demo.say(
             f"  loss after {len(losses['eager'])} steps: eager {losses['eager'][-1]:.4f}, "
-            f"{name} {losses[name][-1]:.4f}"
-            + (" (the same numbers, step by step)" if same else " (they DIFFER)")
+            f"{name} {losses[name][-1]:.4f} ({same})"
         )
     demo.say()
 
