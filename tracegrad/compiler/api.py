@@ -23,6 +23,7 @@ from ..errors import TraceError
 from ..gradarray import GradArray
 from ..ops.base import rule_facts
 from ..tensor import Tensor, _leaf, _result
+from . import variants as variant_cache
 from .backends import Backend, get_backend
 from .backends.c import program_note
 from .entry import Miss, build_entry
@@ -53,9 +54,6 @@ from .trace import (
     run_traced,
     tensor_mod,
 )
-
-MAX_VARIANTS = 8  # compiles after which tg.compile warns
-MAX_KEPT = 32  # variants kept per compiled function (the oldest is dropped)
 
 
 def _advice(reason: str) -> str:
@@ -300,21 +298,10 @@ class CompiledFunction:
             self.miss_reasons = self.miss_reasons[-63:] + [reason]  # the latest 64
             if variant.volatile:
                 return variant  # not kept: every call traces again
-            bucket = self.variants.setdefault(key, [])
-            bucket.insert(0, variant)
-            self._order.append((key, variant))
-            if len(self._order) > MAX_KEPT:  # the oldest variant goes: memory stays bounded
-                old_key, old = self._order.pop(0)
-                self.variants[old_key].remove(old)
-                if not self.variants[old_key]:
-                    del self.variants[old_key]
-        if self.misses > MAX_VARIANTS and not self._warned:
+            variant_cache.keep(self.variants, self._order, key, variant)
+        if self.misses > variant_cache.MAX_VARIANTS and not self._warned:
             self._warned = True
-            warnings.warn(
-                f"tg.compile: {getattr(self.fn, '__name__', 'the function')} has been compiled "
-                f"{self.misses} times (last reason: {reason}). {_advice(reason)}",
-                stacklevel=3,
-            )
+            variant_cache.warn_recompiling(self.fn, self.misses, reason, _advice(reason))
         return variant
 
     def _trace(self, args: tuple, kwargs: dict, key: tuple, fps: list) -> Variant:

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from ..errors import TraceError
 from ..scalar import Value
+from . import variants as variant_cache
 from .guards import (
     Ident,
     _global_getter,
@@ -45,9 +46,6 @@ from .passes import cse, dce, fold_constants
 from .trace import paused_gc
 from .values import build_result, flatten, trace_values
 from .values_program import build_program
-
-MAX_VARIANTS = 8  # compiles after which a warning says why the function keeps recompiling
-MAX_KEPT = 32
 
 _op = attrgetter("op")
 SCALAR_PASSES = [("dce", dce), ("cse", cse), ("fold_constants", fold_constants),
@@ -375,21 +373,12 @@ class CompiledValues:
                 return self(args, kwargs)
             self.misses += 1
             self.reasons = self.reasons[-63:] + [reason]
-            bucket = self.variants.setdefault(key, [])
-            bucket.insert(0, variant)
-            self.order.append((key, variant))
-            if len(self.order) > MAX_KEPT:
-                old_key, old = self.order.pop(0)
-                self.variants[old_key].remove(old)
-                if not self.variants[old_key]:
-                    del self.variants[old_key]
-        if self.misses > MAX_VARIANTS and not self._warned:
+            variant_cache.keep(self.variants, self.order, key, variant)
+        if self.misses > variant_cache.MAX_VARIANTS and not self._warned:
             self._warned = True
-            warnings.warn(
-                f"tg.compile: {getattr(self.fn, '__name__', 'the function')} has been compiled "
-                f"{self.misses} times (last reason: {reason}). Pass a value that changes "
-                f"from call to call as a float argument (an input of the program), or keep "
-                f"it fixed.", stacklevel=3)
+            variant_cache.warn_recompiling(
+                self.fn, self.misses, reason, "Pass a value that changes from call to call "
+                "as a float argument (an input of the program), or keep it fixed.")
         self.last = variant
         return variant.run(flat)
 

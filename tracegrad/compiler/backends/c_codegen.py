@@ -363,11 +363,10 @@ def kernel_source(name: str, node: Node) -> str:
             lines += body_lines
         pad = ind * depth
         if reduce:
-            if lanes:
-                pass
-            elif last.op == "sum":
+            # (with lanes, the loops above accumulated into them already)
+            if not lanes and last.op == "sum":
                 lines.append(f"{pad}acc += {val};  {comment}")
-            else:
+            elif not lanes:
                 cmp = ">" if last.op == "max" else "<"
                 lines.append(f"{pad}if ({val} {cmp} acc || {val} != {val}) acc = {val};  "
                              f"{comment}")
