@@ -7,13 +7,17 @@ arguments through these, so every op accepts the same forms.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import dtypes
-from . import tensor as _tensor  # (Tensor, _leaf, _tracer: read at call time)
 from .ops.movement import SLOT
+
+# The tensor module (Tensor, _leaf, _tracer), read at call time: it imports this one. (Not
+# `from . import tensor`: once tracegrad is imported, tg.tensor is the creation function.)
+_tensor = importlib.import_module(__package__ + ".tensor")
 
 if TYPE_CHECKING:
     from .tensor import Tensor

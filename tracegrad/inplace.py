@@ -9,12 +9,12 @@ base with the view's part replaced and every view is re-derived from it (see vie
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import dtypes
-from . import tensor as _tensor  # (Tensor, apply, _tracer, _forward: read at call time)
 from .anomaly import _Anomaly, _check_anomaly
 from .arguments import _normalize_index
 from .autograd import _mode
@@ -31,6 +31,10 @@ from .views import (
     _write,
     _write_through,
 )
+
+# The tensor module (Tensor, apply, _tracer, _forward), read at call time: it imports this one. (Not
+# `from . import tensor`: once tracegrad is imported, tg.tensor is the creation function.)
+_tensor = importlib.import_module(__package__ + ".tensor")
 
 if TYPE_CHECKING:
     from .tensor import Tensor

@@ -15,7 +15,8 @@ the primitives as methods; the rest of the tensor lives next door:
 - arguments.py: shapes, dims, indices and ``.to(...)`` arguments in PyTorch's spellings;
 - combine.py: ``where``, ``cat``, ``stack``;
 - printing.py: ``repr``, ``format`` and ``grad_fn``;
-- functional.py: the composite ops (mean, softmax, conv2d, ...), some of them methods.
+- tensor_methods.py: the composite ops that are methods (``x.mean()``), one list of them;
+- functional.py: the composite ops themselves (mean, softmax, conv2d, ...).
 
 The compiler and forward mode set `_tracer` and `_forward` on this module (one ``is not None``
 test per op when neither is on); the other modules read them here, as ``tensor._tracer``.
@@ -42,6 +43,7 @@ from .ops.base import check_dim, normalize_axes
 from .ops.methods import BINARY_METHODS, FLOAT_ONLY, UNARY_METHODS
 from .ops.movement import is_basic_index, resolve_shape
 from .printing import GradFn, _backward_name, tensor_format, tensor_repr
+from .tensor_methods import CompositeMethods
 from .views import (
     _UNCHANGED,
     _UNCHANGED_PAIR,
@@ -280,7 +282,7 @@ def _unary(name: str, x: "Tensor") -> "Tensor":
     return apply(P[name], x)
 
 
-class Tensor(InPlaceOps):
+class Tensor(InPlaceOps, CompositeMethods):
     """An n-d array with automatic differentiation; PyTorch's interface on NumPy.
 
     >>> x = tg.tensor([[1.0, 2.0]], requires_grad=True)
@@ -1063,7 +1065,8 @@ def _make_binary(method_name: str, prim: str, reverse: bool):
 
 
 for _name in UNARY_METHODS:
-    setattr(Tensor, _name, _make_unary(_name))
+    if _name not in CompositeMethods.__dict__:  # (x.round(decimals=...) is functional's)
+        setattr(Tensor, _name, _make_unary(_name))
 for _mname, _prim, _rev in BINARY_METHODS:
     setattr(Tensor, _mname, _make_binary(_mname, _prim, _rev))
 Tensor.__hash__ = object.__hash__

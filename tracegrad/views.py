@@ -15,17 +15,21 @@ view (PyTorch's CopySlices), so gradients of every order flow through it.
 
 from __future__ import annotations
 
+import importlib
 import math
 import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import tensor as _tensor  # (Tensor, apply, _leaf: read at call time)
 from .anomaly import _Anomaly, _check_anomaly
 from .autograd import _mode
 from .ops import PRIMITIVES as P
 from .ops.movement import SLOT
+
+# The tensor module (Tensor, apply, _leaf), read at call time: it imports this one. (Not
+# `from . import tensor`: once tracegrad is imported, tg.tensor is the creation function.)
+_tensor = importlib.import_module(__package__ + ".tensor")
 
 if TYPE_CHECKING:
     from .tensor import Tensor
