@@ -125,8 +125,11 @@ def _result(out: np.ndarray, prim: Any, inputs: tuple, attrs: dict, record: bool
         t._children = inputs
         t._attrs = attrs if attrs else _NO_ATTRS  # the call's own empty dict is freed at once
         if len(inputs) == 2:
-            va, vb = inputs[0]._vc, inputs[1]._vc
-            t._versions = _UNCHANGED_PAIR if va is vb is _UNCHANGED else (va[0], vb[0])
+            a, b = inputs
+            va = a._vc
+            vb = b._vc
+            t._versions = _UNCHANGED_PAIR if va is _UNCHANGED and vb is _UNCHANGED \
+                else (va[0], vb[0])
         else:
             t._versions = tuple([x._vc[0] for x in inputs])
     else:
@@ -146,8 +149,13 @@ def _result(out: np.ndarray, prim: Any, inputs: tuple, attrs: dict, record: bool
 
 def _fresh_grad(x: Any) -> GradArray:
     """A gradient a plain arithmetic rule computed on arrays (see ops.base.FACTS):
-    new memory, which a leaf may adopt."""
-    return GradArray(x if type(x) is _ndarray else np.asarray(x), False, True)
+    new memory, which a leaf may adopt. (Built slot by slot: calling GradArray(...) runs its
+    __init__ in a frame of its own, a tenth of a backward step on small arrays.)"""
+    ga = _new(GradArray)
+    ga._data = x if type(x) is _ndarray else np.asarray(x)
+    ga.requires_grad = False
+    ga.owned = True
+    return ga
 
 
 
@@ -688,7 +696,7 @@ class Tensor(InPlaceOps, CompositeMethods):
                 self._attrs = None
         if len(children) == 2:  # most ops: spelled out, as this runs once per node
             a, b = children
-            if a._vc[0] != versions[0] or b._vc[0] != versions[1]:
+            if (a._vc[0], b._vc[0]) != versions:
                 self._changed_in_place(children, versions, attrs)
             if type(g) is GradArray:
                 op = self._op
@@ -706,8 +714,10 @@ class Tensor(InPlaceOps, CompositeMethods):
                     fa, fb = per_input
                     if op.arithmetic[1][mask]:  # plain arithmetic: on the arrays themselves
                         gd, od, ad, bd = g._data, self._data, a._data, b._data
+                        if not rb:  # (the commonest case, a weight or input times a constant)
+                            return _fresh_grad(fa(gd, od, ad, bd)), None
                         return (_fresh_grad(fa(gd, od, ad, bd)) if ra else None), \
-                            (_fresh_grad(fb(gd, od, ad, bd)) if rb else None)
+                            _fresh_grad(fb(gd, od, ad, bd))
                 # Only the values the rule reads become GradArrays (see Primitive.reads).
                 ro, wa, wb = op.reads[1][mask]
                 out = GradArray(self._data, True) if ro else self
@@ -1039,7 +1049,7 @@ def _make_binary(method_name: str, prim: str, reverse: bool):
         if t is Tensor:
             dt = self._data.dtype
             do = other._data.dtype
-            if not ((do is dt or do == dt) and (not float_only or dt.kind == "f")):
+            if (do is not dt and do != dt) or (float_only and dt.kind != "f"):
                 return _binary(prim, self, other, reverse)
         elif t is float and self._data.dtype.kind == "f":
             other = _constant(other, self._data.dtype)
@@ -1047,7 +1057,10 @@ def _make_binary(method_name: str, prim: str, reverse: bool):
             return _binary(prim, self, other, reverse)
         else:
             return NotImplemented
-        a, b = (other, self) if reverse else (self, other)
+        if reverse:
+            a, b = other, self
+        else:  # (two assignments: no tuple is built)
+            a, b = self, other
         # What `apply` does, for two operands of one dtype: this runs for nearly every op
         # of a model. (No check that the result is float before recording it: operands
         # that require grad are float, and these primitives make floats of floats.)
