@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 _new = object.__new__
 
+
 def _records(t: "Tensor", source: Any) -> bool:
     """Whether an in-place op on ``t`` with operand ``source`` is recorded for backward: under
     grad mode, when either requires grad, or ``t`` is a view of a tensor that does."""

@@ -714,8 +714,13 @@ class Tensor(InPlaceOps, CompositeMethods):
                     fa, fb = per_input
                     if op.arithmetic[1][mask]:  # plain arithmetic: on the arrays themselves
                         gd, od, ad, bd = g._data, self._data, a._data, b._data
-                        if not rb:  # (the commonest case, a weight or input times a constant)
-                            return _fresh_grad(fa(gd, od, ad, bd)), None
+                        if not rb:  # the commonest case (x * constant): `_fresh_grad` inline
+                            dx = fa(gd, od, ad, bd)
+                            ga = _new(GradArray)
+                            ga._data = dx if type(dx) is _ndarray else np.asarray(dx)
+                            ga.requires_grad = False
+                            ga.owned = True
+                            return ga, None
                         return (_fresh_grad(fa(gd, od, ad, bd)) if ra else None), \
                             _fresh_grad(fb(gd, od, ad, bd))
                 # Only the values the rule reads become GradArrays (see Primitive.reads).
