@@ -136,8 +136,10 @@ def _sigmoid(x: float) -> float:
 
 
 def _node(data: Any, a: "Value", b: "Value | None", op: str) -> "Value":
-    """A node made by an op (no input checks needed; children in the _a/_b slots)."""
-    v = _new(Value)
+    """A node made by an op (no input checks needed; children in the _a/_b slots). Its class
+    is `_node_class`: Value, or while a call is compiled, the tracer's subclass (see
+    tracegrad.compiler.values.TracedValue)."""
+    v = _new(_node_class)
     v.data = data
     v.grad = 0
     v._a = a
@@ -366,3 +368,6 @@ class Value:
 
     def __repr__(self) -> str:
         return f"Value(data={self.data}, grad={self.grad})"
+
+
+_node_class = Value

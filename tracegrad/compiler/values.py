@@ -34,6 +34,7 @@ from .. import scalar as scalar_mod
 from ..errors import TraceError
 from ..scalar import Value
 from .ir import Graph, Node
+from .trace import build_tree, flatten_args
 
 F64 = np.dtype(np.float64)
 BOOL = np.dtype(np.bool_)
@@ -285,25 +286,17 @@ def _traced_pow(self: Value, other: Any) -> Value:
     return scalar_mod._node(_binary("pow", self.data, other), self, None, op)
 
 
-def _traced_value_node(data: Any, a: Value, b: Value | None, op: str) -> Value:
-    """scalar._node while tracing: the new Value's data and grad go to the trace's tables
-    (the slots stay unset: a Value made during the call)."""
-    t = _active
-    if t is None or t.thread != threading.get_ident():
-        return _EAGER_NODE(data, a, b, op)
-    v = _new(Value)
-    t.data[v] = data
-    t.grad[v] = 0
-    v._a = a
-    v._b = b
-    v._op = op
-    v._seq = _next_seq()
-    v._custom_backward = None
-    return v
+class TracedValue(Value):
+    """A Value made during a traced call (`scalar._node` makes these while a trace runs). Its
+    ``.data`` and ``.grad`` are Value's own slots, holding traced numbers: no other thread
+    has it, and nothing outside the call sees it, so it needs none of the table lookups of a
+    Value that existed before the call (which go through the patched properties below)."""
+
+    __slots__ = ()
+    data = _DATA
+    grad = _GRAD
 
 
-_EAGER_NODE = scalar_mod._node
-_next_seq = scalar_mod._next_seq
 
 _PATCHES = {
     "data": property(_get_data, _set_data),
@@ -345,13 +338,13 @@ class _patched:
         for name, attr in _PATCHES.items():
             setattr(Value, name, attr)
         scalar_mod._RULES = _TRACED_RULES
-        scalar_mod._node = _traced_value_node
+        scalar_mod._node_class = TracedValue
 
     def __exit__(self, *exc: Any) -> None:
         for name, attr in _ORIGINAL.items():
             setattr(Value, name, attr)
         scalar_mod._RULES = _EAGER_RULES
-        scalar_mod._node = _EAGER_NODE
+        scalar_mod._node_class = Value
 
 
 _EAGER_RULES = scalar_mod._RULES
@@ -441,9 +434,9 @@ class ValueTracer:
     def finish(self, result: Any) -> Graph:
         outputs: list[Node] = []
 
-        def leaf(kind: str, x: Any) -> tuple:
+        def leaf(x: Any) -> int:
             outputs.append(self.output(x))
-            return (kind, len(outputs) - 1)
+            return len(outputs) - 1
 
         self.capture.out_tree = _tree(result, leaf)
         self.capture.n_user = len(outputs)
@@ -463,65 +456,43 @@ class ValueTracer:
         return Graph(self.inputs, self.nodes, outputs)
 
 
-def _tree(obj: Any, leaf: Callable[[str, Any], tuple]) -> Any:
-    """The structure of a result, with each Value and traced number replaced by ``leaf``."""
+def _tree(obj: Any, leaf: Callable[[str, Any], int]) -> Any:
+    """The structure of a result in `trace.build_tree`'s form, each Value and traced number
+    a leaf ``(kind, output index)``."""
     if isinstance(obj, Value):
-        return leaf("value", obj.data)
+        return ("tensor", ("value", leaf(obj.data)))
     if type(obj) is Traced:
-        return leaf("bool" if obj.node.dtype == BOOL else "float", obj)
-    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
+        return ("tensor", ("bool" if obj.node.dtype == BOOL else "float", leaf(obj)))
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return ("namedtuple", type(obj), [_tree(x, leaf) for x in obj])
+    if isinstance(obj, (list, tuple)):
         return (type(obj).__name__, [_tree(x, leaf) for x in obj])
     if isinstance(obj, dict):
-        return ("dict", [(k, _tree(x, leaf)) for k, x in obj.items()])
+        return ("dict", type(obj), [(k, _tree(x, leaf)) for k, x in obj.items()])
     return ("static", obj)
+
+
+_RESULT = {"value": Value, "float": float, "bool": bool}
 
 
 def build_result(tree: Any, outs: list) -> Any:
     """The function's result from the program's outputs (Python floats), as `_tree` saw it:
-    a returned Value becomes a new leaf Value holding the number."""
-    kind = tree[0]
-    if kind == "value":
-        return Value(outs[tree[1]])
-    if kind == "float":
-        return outs[tree[1]]
-    if kind == "bool":  # a comparison
-        return bool(outs[tree[1]])
-    if kind in ("list", "tuple"):
-        items = [build_result(x, outs) for x in tree[1]]
-        return items if kind == "list" else tuple(items)
-    if kind == "dict":
-        return {k: build_result(x, outs) for k, x in tree[1]}
-    return tree[1]
+    a returned Value becomes a new leaf Value holding the number, a comparison a bool."""
+    return build_tree(tree, lambda leaf: _RESULT[leaf[0]](outs[leaf[1]]))
 
 
-def flatten(args: tuple, kwargs: dict) -> list[tuple[str, Any]]:
-    """(path, leaf) of the arguments: lists, tuples and dicts are walked; Values, numbers
-    and everything else are leaves."""
-    out: list[tuple[str, Any]] = []
-
-    def visit(obj: Any, path: str) -> None:
-        if type(obj) in (list, tuple):
-            for i, v in enumerate(obj):
-                visit(v, f"{path}[{i}]")
-        elif type(obj) is dict:
-            for k, v in obj.items():
-                visit(v, f"{path}[{k!r}]")
-        else:
-            out.append((path, obj))
-
-    for i, a in enumerate(args):
-        visit(a, f"arg{i}")
-    for k, v in kwargs.items():
-        visit(v, k)
-    return out
-
-
-def _rebuild(obj: Any, table: dict[tuple, Any], path: str) -> Any:
-    if type(obj) in (list, tuple):
+def _rebuild(obj: Any, table: dict[str, Any], path: str) -> Any:
+    """``obj`` with the leaves at the paths of ``table`` replaced (paths as `flatten_args`
+    names them)."""
+    if path in table:
+        return table[path]
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*[_rebuild(v, table, f"{path}[{i}]") for i, v in enumerate(obj)])
+    if isinstance(obj, (list, tuple)):
         return type(obj)(_rebuild(v, table, f"{path}[{i}]") for i, v in enumerate(obj))
-    if type(obj) is dict:
-        return {k: _rebuild(v, table, f"{path}[{k!r}]") for k, v in obj.items()}
-    return table.get(path, obj)
+    if isinstance(obj, dict):
+        return type(obj)((k, _rebuild(v, table, f"{path}[{k!r}]")) for k, v in obj.items())
+    return obj
 
 
 def trace_values(fn: Callable, args: tuple, kwargs: dict,
@@ -536,7 +507,7 @@ def trace_values(fn: Callable, args: tuple, kwargs: dict,
             tensor_mod._tracer is not None and tensor_mod._tracer.thread == \
             threading.get_ident():
         raise TraceError("tg.compile/tg.trace cannot be nested inside another trace")
-    flat = flatten(args, kwargs)
+    flat = flatten_args(args, kwargs)
     arg_values = {leaf: k for k, (_, leaf) in enumerate(flat) if isinstance(leaf, Value)}
     with _TRACE_LOCK, paused_gc():
         tracer = ValueTracer(arg_values)
@@ -575,7 +546,7 @@ def is_value_program(fn: Callable, args: tuple, kwargs: dict) -> bool:
     from .guards import _named, one_level
     from .trace import TensorSpec
 
-    leaves = [leaf for _, leaf in flatten(args, kwargs)]
+    leaves = [leaf for _, leaf in flatten_args(args, kwargs)]
     if any(isinstance(leaf, (Tensor, TensorSpec)) for leaf in leaves):
         return False  # tensor code
     if any(isinstance(leaf, Value) for leaf in leaves):

@@ -43,8 +43,8 @@ from .guards import (
 from .ir import Graph
 from .optimize import Explanation, PassRecord
 from .passes import cse, dce, fold_constants
-from .trace import paused_gc
-from .values import build_result, flatten, trace_values
+from .trace import flatten_args, paused_gc
+from .values import build_result, trace_values
 from .values_program import build_program
 
 _op = attrgetter("op")
@@ -346,7 +346,7 @@ class CompiledValues:
         return key + (where, len(flat)), fps
 
     def __call__(self, args: tuple, kwargs: dict) -> Any:
-        flat = flatten(args, kwargs)
+        flat = flatten_args(args, kwargs)
         key, fps = self.key(flat)
         reason = None
         for v in self.variants.get(key, ()):
