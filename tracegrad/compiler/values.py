@@ -22,6 +22,7 @@ while tracing: the table takes every write.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import threading
 import types
@@ -495,10 +496,12 @@ def _rebuild(obj: Any, table: dict[str, Any], path: str) -> Any:
     return obj
 
 
-def trace_values(fn: Callable, args: tuple, kwargs: dict,
-                 floats: bool = True) -> tuple[Graph, ValueCapture]:
+def trace_values(fn: Callable, args: tuple, kwargs: dict, floats: bool = True,
+                 watch: Any = None) -> tuple[Graph, ValueCapture]:
     """Call ``fn`` once with its Value operations recorded; return the graph and what it
-    reads and writes. With ``floats``, float arguments are inputs (else constants)."""
+    reads and writes. With ``floats``, float arguments are inputs (else constants).
+    ``watch``, a context manager, is entered around the call of ``fn`` alone (what the
+    user's code reads, see values_api.CodeReads)."""
     global _active
     from .trace import _TRACE_LOCK, paused_gc, tensor_mod
 
@@ -520,7 +523,8 @@ def trace_values(fn: Callable, args: tuple, kwargs: dict,
             args2 = tuple(_rebuild(a, table, f"arg{i}") for i, a in enumerate(args))
             kwargs2 = {k: _rebuild(v, table, k) for k, v in kwargs.items()}
             with _patched(), np.errstate(all="ignore"):
-                result = fn(*args2, **kwargs2)
+                with watch or contextlib.nullcontext():
+                    result = fn(*args2, **kwargs2)
                 graph = tracer.finish(result)
         finally:
             _active = None

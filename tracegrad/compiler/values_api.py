@@ -5,21 +5,19 @@
 by the passes that apply to scalars (dce, cse, fold_constants), laid out as a tape
 (`values_program`) and run by the chosen backend. Its guards follow the tensor compiler's
 rules (guards.py): arguments that are neither Values nor floats are part of the cache key,
-every global and closure value the user's code can read is fingerprinted (found from the
-code itself, see `static_reads`), and the structure of every `tracegrad.nn.scalar` module
-it can reach (which Values are its parameters, its flags) is checked on each call. Float
-arguments are inputs: a new learning rate does not recompile, unless the function branches
-on it (then floats are guarded by value from then on).
+every global the user's code read while traced is fingerprinted (every user code object
+that ran, see `CodeReads`), closure values too, and the structure of every
+`tracegrad.nn.scalar` module it can reach (which Values are its parameters, its flags) is
+checked on each call. Float arguments are inputs: a new learning rate does not recompile,
+unless the function branches on it (then floats are guarded by value from then on).
 """
 
 from __future__ import annotations
 
-import functools
 import marshal
 import sys
 import threading
 import time
-import types
 import warnings
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -30,12 +28,10 @@ from ..scalar import Value
 from . import variants as variant_cache
 from .guards import (
     Ident,
-    _global_getter,
-    _is_library_file,
+    ReadRecorder,
     arg_key,
     fingerprint,
     function_guards,
-    global_names,
     identities,
     one_level,
     roots_of,
@@ -147,10 +143,6 @@ def module_guards(roots: list) -> list:
     return out
 
 
-def _user_code(code: Any) -> bool:
-    return not _is_library_file(code.co_filename)
-
-
 class Plain(bytes):
     """The fingerprint of plain data (numbers, strings, and lists, tuples and dicts of
     them, like a data set held as lists of floats): its `marshal` bytes (format 2, without
@@ -186,60 +178,58 @@ def _plain_guards(reads: list) -> list:
     return out
 
 
-def static_reads(fn: Callable, roots: list) -> list:
-    """The globals the user's code can read, as (what, getter, fingerprint) guards, found
-    without running it: the function's code and the code nested in it (comprehensions,
-    lambdas), the user functions those name (globals, closures, defaults), and the methods of
-    the user's classes among ``roots``, transitively.
+class CodeReads:
+    """The globals the user's code read while one call was traced, as guards: what
+    `guards.ReadRecorder` records for the tensor compiler (every user frame's code, and the
+    globals that code can name), seeing each code object once.
 
-    (The tensor compiler watches every frame with ``sys.setprofile`` instead, see
-    guards.ReadRecorder; a Value program makes a dozen Python calls per scalar op, and
-    profiling them costs several times the trace. What this misses is code reached only
-    dynamically, through ``getattr`` or objects made during the call.)"""
-    reads: dict[tuple, Any] = {}
-    seen: set[int] = set()
-    todo: list = [fn] + list(roots)
-    while todo:
-        obj = todo.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, (types.MethodType, functools.partial)):
-            todo.append(getattr(obj, "__func__", None) or obj.func)
-            continue
-        if isinstance(obj, types.FunctionType):
-            code = obj.__code__
-            if not _user_code(code):
-                continue
-            for cell in obj.__closure__ or ():
-                try:
-                    todo.append(cell.cell_contents)
-                except ValueError:
-                    pass
-            todo += [d for d in (obj.__defaults__ or ()) if callable(d)]
-            g = obj.__globals__
-            codes = [code]
-            while codes:
-                c = codes.pop()
-                codes += [k for k in c.co_consts if isinstance(k, types.CodeType)]
-                for name in global_names(c):
-                    if (id(g), name) not in reads and name in g:
-                        value = g[name]
-                        module = g.get("__name__", "?")
-                        reads[id(g), name] = (f"global {name!r} (module {module})",
-                                              _global_getter(g, name), fingerprint(value))
-                        todo.append(value)
-            continue
-        cls = obj if isinstance(obj, type) else type(obj)
-        module = sys.modules.get(getattr(cls, "__module__", ""), None)
-        filename = getattr(module, "__file__", None) or ""
-        if filename and not _is_library_file(filename):
-            for klass in cls.__mro__:
-                todo += [f for f in vars(klass).values()
-                         if isinstance(f, (types.FunctionType, property))]
-        if isinstance(obj, property):
-            todo += [f for f in (obj.fget, obj.fset) if f is not None]
-    return list(reads.values())
+    A Value program makes about a dozen Python calls per scalar op, and a ``sys.setprofile``
+    hook runs on every one of them (about twice the trace's own time). From Python 3.12,
+    ``sys.monitoring`` reports a code object's start and is then told to stop reporting it
+    (``DISABLE``), so the cost is per code object, not per call. Before 3.12 the recorder's
+    ``sys.setprofile`` hook runs as for tensors: sound, and slower. Either way the guards
+    cover code reached only at run time (through ``getattr``, or methods of objects made
+    during the call), which no reading of the code can find."""
+
+    def __init__(self) -> None:
+        self.recorder = ReadRecorder()
+        self.thread = threading.get_ident()
+        self.tool: int | None = None
+
+    def __enter__(self) -> "CodeReads":
+        monitoring = getattr(sys, "monitoring", None)
+        free = [] if monitoring is None else \
+            [i for i in range(6) if monitoring.get_tool(i) is None]
+        if not free:  # before 3.12 (or every tool id taken): the profile hook
+            self.recorder.__enter__()
+            return self
+        self.tool = free[-1]
+        monitoring.use_tool_id(self.tool, "tracegrad.compile")
+        monitoring.register_callback(self.tool, monitoring.events.PY_START, self._start)
+        monitoring.set_events(self.tool, monitoring.events.PY_START)
+        return self
+
+    def _start(self, code: Any, offset: int) -> Any:
+        if threading.get_ident() != self.thread:
+            return None  # (another thread's call: keep reporting this code to the trace)
+        frame = sys._getframe(1)
+        if frame.f_code is code:
+            self.recorder._hook(frame, "call", None)
+        return sys.monitoring.DISABLE
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.tool is None:
+            self.recorder.__exit__(*exc)
+            return
+        monitoring = sys.monitoring
+        monitoring.set_events(self.tool, 0)
+        monitoring.register_callback(self.tool, monitoring.events.PY_START, None)
+        monitoring.free_tool_id(self.tool)
+        monitoring.restart_events()  # (the next trace sees every code object again)
+
+    def guards(self) -> list:
+        """(what, getter, fingerprint) of every global read."""
+        return [(r.name, r.getter, r.fp) for r in self.recorder.reads.values()]
 
 
 # ---------------------------------------------------------------- variants
@@ -386,8 +376,9 @@ class CompiledValues:
         t0, cpu0 = time.perf_counter(), time.process_time()
         name = getattr(self.fn, "__name__", "the function")
         roots = roots_of(self.fn, args)
-        reads = static_reads(self.fn, roots) + function_guards(self.fn)
-        graph, capture = trace_values(self.fn, args, kwargs, floats=self.floats)
+        watch = CodeReads()
+        graph, capture = trace_values(self.fn, args, kwargs, floats=self.floats, watch=watch)
+        reads = watch.guards() + function_guards(self.fn)
         traced = time.perf_counter() - t0
         changed = [what for what, getter, fp in reads if fingerprint(getter()) != fp]
         if changed:
