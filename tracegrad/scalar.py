@@ -153,9 +153,10 @@ def _node(data: Any, a: "Value", b: "Value | None", op: str) -> "Value":
 _new = object.__new__
 
 
-def _make_children(root: "Value") -> None:
+def _make_children(root: "Value") -> set:
     """Give every node under ``root`` its ``_children`` tuple, walking the _a/_b slots, before
-    the engine reads them (one pass here is cheaper than a first-read fallback per node)."""
+    the engine reads them (one pass here is cheaper than a first-read fallback per node).
+    Returns the nodes reached (``root`` among them)."""
     seen = {root}  # Values hash by identity
     stack = [root]
     while stack:
@@ -181,6 +182,7 @@ def _make_children(root: "Value") -> None:
             if child not in seen:
                 seen.add(child)
                 stack.append(child)
+    return seen
 
 
 class Value:

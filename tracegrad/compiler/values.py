@@ -27,6 +27,7 @@ import numbers
 import threading
 import types
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Callable
 
 import numpy as np
@@ -34,8 +35,9 @@ import numpy as np
 from .. import scalar as scalar_mod
 from ..errors import TraceError
 from ..scalar import Value
-from .ir import Graph, Node
+from .ir import Graph
 from .trace import build_tree, flatten_args
+from .values_tape import Recording
 
 F64 = np.dtype(np.float64)
 BOOL = np.dtype(np.bool_)
@@ -49,71 +51,84 @@ _GRAD = Value.__dict__["grad"]
 _active: "ValueTracer | None" = None  # the trace in progress (one at a time: trace._TRACE_LOCK)
 
 
-def _node(op: str, inputs: tuple, dtype: np.dtype = F64, attrs: dict | None = None) -> "Traced":
-    n = _new(Node)
-    n.id, n.op, n.inputs, n.attrs, n.shape, n.dtype = -1, op, inputs, attrs or {}, (), dtype
-    n.value, n.name = None, ""
-    _active.nodes.append(n)
+def _emit(op: str, a: int, b: int = -1, c: int = -1) -> int:
+    """Record one node (operands are node indices, -1 for none); its index."""
+    t = _active
+    ops = t.ops
+    i = len(ops)
+    ops.append(op)
+    t.a.append(a)
+    t.b.append(b)
+    t.c.append(c)
+    return i
+
+
+def _traced(i: int) -> "Traced":
     t = _new(Traced)
-    t.node = n
+    t.i = i
     return t
 
 
-def _const(x: Any) -> Node:
+def _const(x: Any) -> int:
     """The const node of a Python number (one per distinct number in a trace)."""
     tracer = _active
-    dtype = BOOL if type(x) is bool else F64
-    key = (dtype.char, float(x).hex())
-    n = tracer.consts.get(key)
-    if n is None:
-        n = Node("const", (), {}, (), dtype, value=np.array(x, dtype=dtype))
-        tracer.consts[key] = n
-        tracer.nodes.append(n)
-    return n
+    is_bool = type(x) is bool
+    key = (is_bool, float(x).hex())
+    i = tracer.consts.get(key)
+    if i is None:
+        i = tracer.consts[key] = _emit("const", -1)
+        tracer.values[i] = bool(x) if is_bool else float(x)
+        if is_bool:
+            tracer.bools.add(i)
+    return i
 
 
-def _operand(x: Any, op: str) -> Node:
+def _operand(x: Any, op: str) -> int:
     if type(x) is Traced:
-        return x.node
+        return x.i
     if isinstance(x, numbers.Real):
         return _const(x)
     raise TypeError(f"traced number {op}: unsupported operand {type(x).__name__} {x!r} "
                     f"(a number or a Value's .data/.grad fits)")
 
 
-def _f64(n: Node) -> Node:
-    if n.dtype == F64:
-        return n
-    return _node("cast", (n,), F64, {"dtype": F64}).node
+def _f64(i: int) -> int:
+    return _emit("cast", i) if i in _active.bools else i
 
 
-def _binary(op: str, a: Any, b: Any) -> "Traced":
-    na = a.node if type(a) is Traced else _operand(a, op)
-    nb = b.node if type(b) is Traced else _operand(b, op)
-    if na.dtype is not F64 or nb.dtype is not F64:  # (dtypes are NumPy's singletons)
-        if op == "mul" and na.dtype == BOOL and nb.dtype == F64:
-            na, nb = nb, na  # x * mask: the one mixed-dtype form of mul (exact: it commutes)
-        elif not (op == "mul" and nb.dtype == BOOL and na.dtype == F64):
-            na, nb = _f64(na), _f64(nb)
-    # (the body of _node, inlined: this is most of a trace's nodes)
-    n = _new(Node)
-    n.id, n.op, n.inputs, n.attrs, n.shape, n.dtype = -1, op, (na, nb), {}, (), F64
-    n.value, n.name = None, ""
-    _active.nodes.append(n)
-    t = _new(Traced)
-    t.node = n
-    return t
+def _binary(op: str, x: Any, y: Any) -> "Traced":
+    ia = x.i if type(x) is Traced else _operand(x, op)
+    ib = y.i if type(y) is Traced else _operand(y, op)
+    t = _active
+    bools = t.bools
+    if ia in bools or ib in bools:
+        if op == "mul" and ia in bools and ib not in bools:
+            ia, ib = ib, ia  # x * mask: the one mixed-dtype form of mul (exact: it commutes)
+        elif not (op == "mul" and ib in bools and ia not in bools):
+            ia, ib = _f64(ia), _f64(ib)
+    # (_emit and _traced, inlined: this is most of a trace's nodes)
+    ops = t.ops
+    r = _new(Traced)
+    r.i = len(ops)
+    ops.append(op)
+    t.a.append(ia)
+    t.b.append(ib)
+    t.c.append(-1)
+    return r
 
 
-def _compare(op: str, a: Any, b: Any) -> "Traced":
-    na, nb = _operand(a, op), _operand(b, op)
-    if na.dtype != nb.dtype:
-        na, nb = _f64(na), _f64(nb)
-    return _node(op, (na, nb), BOOL)
+def _compare(op: str, x: Any, y: Any) -> "Traced":
+    ia, ib = _operand(x, op), _operand(y, op)
+    bools = _active.bools
+    if (ia in bools) != (ib in bools):
+        ia, ib = _f64(ia), _f64(ib)
+    i = _emit(op, ia, ib)
+    bools.add(i)
+    return _traced(i)
 
 
 def _unary(op: str, x: Any) -> "Traced":
-    return _node(op, (_f64(_operand(x, op)),))
+    return _traced(_emit(op, _f64(_operand(x, op))))
 
 
 def _is_int(x: Any, k: int) -> bool:
@@ -140,9 +155,10 @@ def _refuse(what: str) -> Callable:
 
 class Traced:
     """A number in a traced call (a Value's ``.data`` or ``.grad``, a float argument):
-    arithmetic and comparisons on it record nodes of the graph."""
+    arithmetic and comparisons on it record nodes of the graph. ``i`` is its node's index in
+    the recording."""
 
-    __slots__ = ("node",)
+    __slots__ = ("i",)
 
     def __add__(self, o: Any) -> Any:
         return self if _is_int(o, 0) else _binary("add", self, o)
@@ -207,7 +223,7 @@ class Traced:
     __abs__ = _refuse("abs (a branch on the sign)")
 
     def __repr__(self) -> str:
-        return f"<traced number %{self.node.op}>"
+        return f"<traced number %{self.i}>"
 
 
 numbers.Real.register(Traced)  # Value(traced) and `Value + traced` accept it as a number
@@ -252,7 +268,7 @@ def _set_grad(v: Value, x: Any) -> None:
 _MISSING = object()
 _ORIGINAL = {name: Value.__dict__[name] for name in
              ("data", "grad", "relu", "tanh", "exp", "log", "sigmoid", "__truediv__",
-              "__pow__")}
+              "__pow__", "backward")}
 
 
 def _traced_unary(name: str, op: str, node_op: str) -> Callable:
@@ -299,6 +315,51 @@ class TracedValue(Value):
 
 
 
+def _traced_backward(root: Value) -> None:
+    """``backward()`` while tracing: what the engine (autograd.backpropagate with micrograd's
+    policy) does, as one loop over the nodes newest first. The gradient of ``+`` is the
+    upstream one itself and that of ``*`` the other factor times it: those two, most of a
+    network's nodes, are recorded here directly; every other node runs its rule from
+    ``scalar._RULES`` (on traced numbers), as the engine would. Same operations, same
+    order: the same numbers as eager."""
+    t = _active
+    if t is None or t.thread != threading.get_ident():
+        return _ORIGINAL["backward"](root)
+    reached = scalar_mod._make_children(root)
+    nodes = sorted([v for v in reached if v._children], key=_SEQ, reverse=True)
+    root.grad = 1
+    for node in nodes:
+        g = node.grad
+        op = node._op
+        children = node._children
+        if node._custom_backward is not None or type(g) is not Traced or \
+                (op != "+" and op != "*"):
+            grads = node._vjp(g)
+            if grads is None:
+                continue
+        elif op == "+":
+            grads = (g, g)
+        else:  # (x * g for a traced x, as Traced.__mul__ records it)
+            xa, xb = children[0].data, children[1].data
+            grads = (_binary("mul", xb, g) if type(xb) is Traced else xb * g,
+                     _binary("mul", xa, g) if type(xa) is Traced else xa * g)
+        for child, cg in zip(children, grads):
+            if cg is None:
+                continue
+            cur = child.grad
+            if type(cg) is Traced:
+                if type(cur) is int and cur == 0:
+                    child.grad = cg  # (0 + g is g: Traced.__radd__ records nothing)
+                    continue
+                if type(cur) is Traced:
+                    child.grad = _binary("add", cur, cg)
+                    continue
+            child.grad = cur + cg
+
+
+_SEQ = attrgetter("_seq")
+
+
 _PATCHES = {
     "data": property(_get_data, _set_data),
     "grad": property(_get_grad, _set_grad),
@@ -309,6 +370,7 @@ _PATCHES = {
     "sigmoid": _traced_unary("sigmoid", "sigmoid", "sigmoid"),
     "__truediv__": _traced_truediv,
     "__pow__": _traced_pow,
+    "backward": _traced_backward,
 }
 
 
@@ -320,10 +382,10 @@ def _pow_value_rule(out: Value, g: Any) -> tuple:
     if type(x) is not Traced and type(k) is not Traced and type(out.data) is not Traced:
         return scalar_mod._pow_value_rule(out, g)
     xs = _operand(x, "pow")
-    positive = _compare("gt", x, 0)
-    safe = _node("where", (positive.node, xs, _const(1.0)))
-    d_exp = _node("where", (positive.node, (out.data * _unary("log", safe)).node,
-                            _const(0.0))) * g
+    positive = _compare("gt", x, 0).i
+    safe = _traced(_emit("where", positive, xs, _const(1.0)))
+    d_exp = _traced(_emit("where", positive, _operand(out.data * _unary("log", safe), "*"),
+                          _const(0.0))) * g
     return (k * x ** (k - 1) * g, d_exp)
 
 
@@ -374,9 +436,16 @@ class ValueCapture:
 class ValueTracer:
     def __init__(self, arg_values: dict[Value, int]):
         self.thread = threading.get_ident()
-        self.nodes: list[Node] = []
-        self.inputs: list[Node] = []
-        self.consts: dict[tuple, Node] = {}
+        # the recording: node i is ops[i] of nodes a[i], b[i], c[i] (-1: none)
+        self.ops: list[str] = []
+        self.a: list[int] = []
+        self.b: list[int] = []
+        self.c: list[int] = []
+        self.values: dict[int, Any] = {}  # const node -> its number
+        self.bools: set[int] = set()  # nodes that are comparisons (or bool constants)
+        self.consts: dict[tuple, int] = {}
+        self.inputs: list[int] = []
+        self.names: list[str] = []
         self.data: dict[Value, Any] = {}  # Values hash by identity
         self.grad: dict[Value, Any] = {}
         self.before: set[Value] = set()  # Values that existed before the call, seen so far
@@ -385,12 +454,11 @@ class ValueTracer:
         self.capture = ValueCapture()
 
     def input(self, name: str, feed: tuple) -> Traced:
-        n = Node("input", (), {}, (), F64, name=name)
-        self.inputs.append(n)
+        i = _emit("input", -1)
+        self.inputs.append(i)
+        self.names.append(name)
         self.capture.feeds.append(feed)
-        t = _new(Traced)
-        t.node = n
-        return t
+        return _traced(i)
 
     def read_before(self, v: Value, attr: str) -> Any:
         """The first read of ``v.data`` / ``v.grad`` in the call, for a Value not yet in the
@@ -425,15 +493,15 @@ class ValueTracer:
             self.written[attr, v] = v
         table[v] = x
 
-    def output(self, x: Any) -> Node:
+    def output(self, x: Any) -> int:
         if type(x) is Traced:
-            return x.node
+            return x.i
         if isinstance(x, numbers.Real):
             return _const(x)
         raise TraceError(f"a Value holds {type(x).__name__} {x!r}, not a number")
 
-    def finish(self, result: Any) -> Graph:
-        outputs: list[Node] = []
+    def finish(self, result: Any) -> Recording:
+        outputs: list[int] = []
 
         def leaf(x: Any) -> int:
             outputs.append(self.output(x))
@@ -450,11 +518,13 @@ class ValueTracer:
             outputs.append(self.output(x))
         # inputs: floats and argument Values first, then captured .data, then .grad
         rank = {"float": 0, "arg": 0, "data": 1, "grad": 2}
-        pairs = sorted(zip(self.inputs, self.capture.feeds),
-                       key=lambda p: rank[p[1][0] if p[1][0] != "value" else p[1][2]])
-        self.inputs = [n for n, _ in pairs]
-        self.capture.feeds = [f for _, f in pairs]
-        return Graph(self.inputs, self.nodes, outputs)
+        order = sorted(range(len(self.inputs)), key=lambda k: rank[
+            self.capture.feeds[k][0] if self.capture.feeds[k][0] != "value"
+            else self.capture.feeds[k][2]])
+        self.capture.feeds = [self.capture.feeds[k] for k in order]
+        return Recording.from_trace(self.ops, self.a, self.b, self.c, self.values,
+                                    self.bools, [self.inputs[k] for k in order],
+                                    [self.names[k] for k in order], outputs)
 
 
 def _tree(obj: Any, leaf: Callable[[str, Any], int]) -> Any:
@@ -463,7 +533,7 @@ def _tree(obj: Any, leaf: Callable[[str, Any], int]) -> Any:
     if isinstance(obj, Value):
         return ("tensor", ("value", leaf(obj.data)))
     if type(obj) is Traced:
-        return ("tensor", ("bool" if obj.node.dtype == BOOL else "float", leaf(obj)))
+        return ("tensor", ("bool" if obj.i in _active.bools else "float", leaf(obj)))
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):
         return ("namedtuple", type(obj), [_tree(x, leaf) for x in obj])
     if isinstance(obj, (list, tuple)):
@@ -497,7 +567,7 @@ def _rebuild(obj: Any, table: dict[str, Any], path: str) -> Any:
 
 
 def trace_values(fn: Callable, args: tuple, kwargs: dict, floats: bool = True,
-                 watch: Any = None) -> tuple[Graph, ValueCapture]:
+                 watch: Any = None) -> tuple[Recording, ValueCapture]:
     """Call ``fn`` once with its Value operations recorded; return the graph and what it
     reads and writes. With ``floats``, float arguments are inputs (else constants).
     ``watch``, a context manager, is entered around the call of ``fn`` alone (what the
@@ -525,10 +595,10 @@ def trace_values(fn: Callable, args: tuple, kwargs: dict, floats: bool = True,
             with _patched(), np.errstate(all="ignore"):
                 with watch or contextlib.nullcontext():
                     result = fn(*args2, **kwargs2)
-                graph = tracer.finish(result)
+                recording = tracer.finish(result)
         finally:
             _active = None
-    return graph, tracer.capture
+    return recording, tracer.capture
 
 
 def trace(fn: Callable, *example_args: Any, **example_kwargs: Any) -> Graph:
@@ -537,8 +607,8 @@ def trace(fn: Callable, *example_args: Any, **example_kwargs: Any) -> Graph:
     >>> w = Value(0.5)
     >>> print(trace(lambda x: (w * x).tanh().data, 2.0))
     """
-    graph, _ = trace_values(fn, example_args, example_kwargs)
-    return graph
+    recording, _ = trace_values(fn, example_args, example_kwargs)
+    return recording.to_graph()
 
 
 def is_value_program(fn: Callable, args: tuple, kwargs: dict) -> bool:

@@ -14,17 +14,21 @@ unless the function branches on it (then floats are guarded by value from then o
 
 from __future__ import annotations
 
+import hashlib
 import marshal
+import pickle
 import sys
 import threading
 import time
 import warnings
 from dataclasses import dataclass, field
 from operator import attrgetter
+from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import TraceError
 from ..scalar import Value
+from . import values_program, values_tape
 from . import variants as variant_cache
 from .guards import (
     Ident,
@@ -38,37 +42,31 @@ from .guards import (
 )
 from .ir import Graph
 from .optimize import Explanation, PassRecord
-from .passes import cse, dce, fold_constants
 from .trace import flatten_args, paused_gc
 from .values import build_result, trace_values
-from .values_program import build_program
-
-_op = attrgetter("op")
-SCALAR_PASSES = [("dce", dce), ("cse", cse), ("fold_constants", fold_constants),
-                 ("dce", dce)]
+from .values_program import build_program, program_of
+from .values_tape import PASSES, Recording
 
 
-def optimize_values(graph: Graph) -> tuple[Graph, list[PassRecord]]:
-    """The passes that apply to a scalar graph, each with its record (as `optimize`)."""
-    def count(g: Graph) -> int:
-        return len(g.nodes) - list(map(_op, g.nodes)).count("const")
+def optimize_values(rec: Recording) -> tuple[Recording, list[PassRecord]]:
+    """The passes that apply to a scalar graph (values_tape.PASSES), each with its record
+    (as `optimize`)."""
+    def record(name: str, note: str, seconds: float) -> PassRecord:
+        return PassRecord(name, rec.count(), rec.count(), 8 * len(rec), note, seconds)
 
-    records = [PassRecord("trace", count(graph), count(graph), 8 * len(graph.nodes),
-                          f"{len(graph.nodes)} nodes recorded", 0.0)]
+    records = [record("trace", f"{len(rec)} nodes recorded", 0.0)]
     folded = True
-    for i, (name, fn) in enumerate(SCALAR_PASSES):
+    for i, (name, fn) in enumerate(PASSES):
         t0 = time.perf_counter()
         if name == "dce" and i > 0 and not folded:
             # (cse drops each duplicate and keeps its inputs: only folding leaves dead nodes)
-            records.append(PassRecord(name, count(graph), count(graph), 8 * len(graph.nodes),
-                                      "not needed: nothing was folded", 0.0))
+            records.append(record(name, "not needed: nothing was folded", 0.0))
             continue
-        graph, note = fn(graph)
+        rec, note = fn(rec)
         if name == "fold_constants":
             folded = not note.startswith("folded 0 ")
-        records.append(PassRecord(name, count(graph), count(graph), 8 * len(graph.nodes),
-                                  note, time.perf_counter() - t0))
-    return graph, records
+        records.append(record(name, note, time.perf_counter() - t0))
+    return rec, records
 
 
 def resolve_backend(backend: str) -> str:
@@ -83,9 +81,9 @@ def resolve_backend(backend: str) -> str:
     return chosen
 
 
-def lower(graph: Graph, backend: str) -> tuple[Any, PassRecord]:
+def lower(rec: Recording, backend: str) -> tuple[Any, PassRecord]:
     t0 = time.perf_counter()
-    program = build_program(graph, backend)
+    program = build_program(rec, backend)
     tape = program.tape
     if backend == "c":
         note = f"a tape of {tape.n_nodes} nodes swept by one C loop"
@@ -95,6 +93,73 @@ def lower(graph: Graph, backend: str) -> tuple[Any, PassRecord]:
     record = PassRecord(f"lower ({backend})", tape.n_nodes, program.calls,
                         8 * tape.n_slots, note, time.perf_counter() - t0)
     return program, record
+
+
+# ---------------------------------------------------------------- the disk cache
+
+
+def _code_version() -> bytes:
+    """What a cached program depends on besides its recording: the code that lays it out."""
+    if not _CODE_VERSION:
+        h = hashlib.sha256()
+        for module in (values_tape, values_program):
+            h.update(Path(module.__file__).read_bytes())
+        h.update(sys.version.encode())
+        _CODE_VERSION.append(h.digest())
+    return _CODE_VERSION[0]
+
+
+_CODE_VERSION: list = []
+
+
+def _cache_path(rec: Recording, backend: str) -> Path | None:
+    from .backends.toolchain import cache_dir
+
+    try:
+        root = cache_dir().parent / "values"
+    except (OSError, RuntimeError):  # (no home directory)
+        return None
+    h = hashlib.sha256(_code_version())
+    h.update(f"{backend}\0{rec.key()}".encode())
+    return root / f"{h.hexdigest()}.pickle"
+
+
+def optimized_program(rec: Recording, backend: str) -> tuple[Recording, Any, list]:
+    """The passes, the layout and the program of a recording, with their records. The
+    optimized recording and its layout are kept on disk (beside the C cache, see
+    toolchain.cache_dir), keyed by a digest of the recording: a compile of the same program
+    in a new process (a warm disk cache) skips the passes and the layout."""
+    t0 = time.perf_counter()
+    path = _cache_path(rec, backend)
+    if path is not None and path.exists():
+        try:
+            cached = pickle.loads(path.read_bytes())
+            tape = cached["tape"]
+            tape.recording = optimized = cached["recording"]
+            program = program_of(tape, backend)
+            records = [PassRecord(*r) for r in cached["records"]]
+            records.append(PassRecord("disk cache", optimized.count(), optimized.count(), 0,
+                                      f"passes and layout read from {path.name[:12]}...",
+                                      time.perf_counter() - t0))
+            return optimized, program, records
+        except (OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError,
+                AttributeError, ValueError):
+            pass  # (a damaged or foreign file: compile and write it again)
+    optimized, records = optimize_values(rec)
+    program, record = lower(optimized, backend)
+    records.append(record)
+    if path is not None:
+        from .backends.toolchain import _write_atomic
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fields = [(r.name, r.nodes, r.kernels, r.peak_bytes, r.note, r.seconds)
+                      for r in records]
+            _write_atomic(path, pickle.dumps({"recording": optimized, "tape": program.tape,
+                                              "records": fields}, protocol=5))
+        except OSError:
+            pass  # (a read-only cache directory: no disk cache)
+    return optimized, program, records
 
 
 # ---------------------------------------------------------------- guards
@@ -240,7 +305,7 @@ _GET = {"data": attrgetter("data"), "grad": attrgetter("grad")}
 
 @dataclass
 class ValueVariant:
-    graph: Graph
+    recording: Recording  # the optimized graph, as arrays
     program: Any
     capture: Any
     guards: list  # (what, getter, fingerprint)
@@ -377,7 +442,7 @@ class CompiledValues:
         name = getattr(self.fn, "__name__", "the function")
         roots = roots_of(self.fn, args)
         watch = CodeReads()
-        graph, capture = trace_values(self.fn, args, kwargs, floats=self.floats, watch=watch)
+        rec, capture = trace_values(self.fn, args, kwargs, floats=self.floats, watch=watch)
         reads = watch.guards() + function_guards(self.fn)
         traced = time.perf_counter() - t0
         changed = [what for what, getter, fp in reads if fingerprint(getter()) != fp]
@@ -393,12 +458,11 @@ class CompiledValues:
         for what, getter, value, values in module_guards(one_level(roots + found)):
             structures.append((what, getter, value))
             held += values
-        graph, records = optimize_values(graph)
-        records[0].seconds = traced
         backend = resolve_backend(self.backend)
-        program, record = lower(graph, backend)
-        variant = ValueVariant(graph, program, capture, _plain_guards(reads), fps, structures,
-                               records + [record], held=held, backend=backend)
+        rec, program, records = optimized_program(rec, backend)
+        records[0].seconds = traced
+        variant = ValueVariant(rec, program, capture, _plain_guards(reads), fps, structures,
+                               records, held=held, backend=backend)
         variant.compile_seconds = time.perf_counter() - t0
         variant.compile_cpu_seconds = time.process_time() - cpu0
         return variant
@@ -423,7 +487,7 @@ class CompiledValues:
     def graph(self) -> Graph:
         if self.last is None:
             raise RuntimeError("graph: the function has not been compiled yet")
-        return self.last.graph
+        return self.last.recording.to_graph()
 
 
 def explain(fn: Callable, *args: Any, backend: str = "auto", **kwargs: Any) -> Explanation:
@@ -431,9 +495,9 @@ def explain(fn: Callable, *args: Any, backend: str = "auto", **kwargs: Any) -> E
     chosen backend lays it out."""
     with paused_gc():
         t0 = time.perf_counter()
-        graph, _ = trace_values(fn, args, kwargs)
+        rec, _ = trace_values(fn, args, kwargs)
         traced = time.perf_counter() - t0
-        graph, records = optimize_values(graph)
+        rec, records = optimize_values(rec)
         chosen = resolve_backend(backend)
-        _, record = lower(graph, chosen)
-    return Explanation(records + [record], graph, traced, backend=chosen)
+        _, record = lower(rec, chosen)
+    return Explanation(records + [record], rec.to_graph(), traced, backend=chosen)

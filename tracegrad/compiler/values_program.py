@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .ir import Graph, Node
+from .values_tape import Recording
 
 CHAIN_OPS = {"add": np.add, "mul": np.multiply}
 BINARY = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "divide",
@@ -52,6 +52,22 @@ def _where(c: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None
     np.copyto(out, np.where(c != 0, a, b))
 
 
+def evaluate(op: str, xs: list) -> Any:
+    """One node computed as the NumPy program computes it (for constant folding)."""
+    args = [np.array([x], dtype=np.float64) for x in xs]
+    out = np.zeros(1)
+    with np.errstate(all="ignore"):
+        if op in BINARY:
+            getattr(np, BINARY[op])(*args, out)
+        elif op in UNARY:
+            getattr(np, UNARY[op])(*args, out)
+        elif op == "cast":
+            out[:] = args[0]
+        else:
+            {"relu": _relu, "sigmoid": _sigmoid, "where": _where}[op](*args, out)
+    return out[0]
+
+
 class Tape:
     """The scalar graph laid out in slots: inputs first, then constants, then every node.
 
@@ -62,23 +78,19 @@ class Tape:
     `Graph` numbers consecutively.
     """
 
-    def __init__(self, graph: Graph):
-        graph.renumber()
-        nodes = graph.inputs + graph.nodes
-        ops = [n.op for n in nodes]
-        for n in graph.nodes:
-            if n.op not in OPS and n.op != "const":
+    def __init__(self, rec: Recording):
+        ops = rec.ops
+        for op in set(ops):
+            if op not in OPS and op not in ("const", "input"):
                 raise NotImplementedError(
-                    f"scalar program: op {n.op!r} has no scalar form (nodes of Value programs "
+                    f"scalar program: op {op!r} has no scalar form (nodes of Value programs "
                     f"are {', '.join(sorted(OPS))})")
-            if n.shape != ():
-                raise ValueError(f"scalar program: node %{n.id} has shape {n.shape}, not ()")
-        self.graph = graph
-        n_in, total = len(graph.inputs), len(nodes)
-        args = [tuple([i.id for i in n.inputs]) for n in nodes]
+        self.recording = rec
+        n_in, total = rec.n_inputs, len(rec)
+        args = rec.operands()
         consts = [j for j in range(n_in, total) if ops[j] == "const"]
         self.n_inputs = n_in
-        self.const_values = np.array([float(nodes[j].value) for j in consts], dtype=np.float64)
+        self.const_values = np.array([float(rec.values[j]) for j in consts], dtype=np.float64)
         self.n_fixed = n_in + len(consts)
         computed = [j for j in range(n_in, total) if ops[j] != "const"]
 
@@ -87,8 +99,8 @@ class Tape:
         for j in computed:
             for i in args[j]:
                 uses[i] += 1
-        for o in graph.outputs:
-            uses[o.id] += 2  # (an output is never absorbed into a chain)
+        for o in rec.outputs:
+            uses[o] += 2  # (an output is never absorbed into a chain)
         chain: dict[int, list] = {}  # id of a chain's last node -> its operands
         absorbed = bytearray(total)
         for j in computed:
@@ -137,7 +149,10 @@ class Tape:
         self.n_units = len(units)
         self.n_nodes = len(computed)
         self.computed, self.args, self.ops = computed, args, ops
-        self.output_slots = slot[[o.id for o in graph.outputs]].astype(np.intp)
+        self.output_slots = slot[rec.outputs].astype(np.intp)
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "recording"}
 
     # ------------------------------------------------------------------ the tape (C)
 
@@ -308,9 +323,14 @@ class TapeProgram:
         return c_source()
 
 
-def build_program(graph: Graph, backend: str) -> Any:
-    tape = Tape(graph)
+def build_program(rec: Recording, backend: str) -> Any:
+    return program_of(Tape(rec), backend)
+
+
+def program_of(tape: Tape, backend: str) -> Any:
+    """The program running a laid-out tape on a backend ("c" or "numpy")."""
     return TapeProgram(tape) if backend == "c" else LevelProgram(tape)
 
 
-__all__ = ["LevelProgram", "Node", "Tape", "TapeProgram", "build_program", "c_source"]
+__all__ = ["LevelProgram", "Tape", "TapeProgram", "build_program", "c_source", "evaluate",
+           "program_of"]

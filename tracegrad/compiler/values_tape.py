@@ -1,0 +1,217 @@
+"""A traced Value program as flat arrays (`Recording`), and the passes over it.
+
+The tracer (values.py) records a scalar graph of ~200,000 nodes for micrograd's moons step.
+As `ir.Node` objects that is 200,000 Python objects to make, and the general passes
+(passes/dce.py, cse.py, fold_constants.py), written for a few hundred tensor nodes, spend
+most of a compile on them. Here the graph is what a tape is: an op name per node and the
+operand indices in three integer arrays, inputs first, then every node after its operands.
+The passes below are the same three rewrites, each one linear loop over these arrays. An
+`ir.Graph` is made only when someone asks to see it (`to_graph`: ``tg.trace``,
+``tg.explain``, a compiled function's ``.graph``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from .ir import Graph, Node
+
+F64 = np.dtype(np.float64)
+BOOL = np.dtype(np.bool_)
+
+# every op a Value program records (a table code for each, for hashing and for the C tape)
+OP_NAMES = ["input", "const", "add", "sub", "mul", "div", "pow", "neg", "relu", "tanh", "exp",
+            "log", "sigmoid", "lt", "le", "gt", "ge", "eq", "ne", "cast", "where"]
+OP_CODE = {op: k for k, op in enumerate(OP_NAMES)}
+COMPARISONS = {"lt", "le", "gt", "ge", "eq", "ne"}
+
+
+@dataclass
+class Recording:
+    """Node ``i`` is ``ops[i]`` applied to nodes ``a[i]``, ``b[i]``, ``c[i]`` (-1: no such
+    operand). Nodes ``0 .. n_inputs-1`` are the inputs (``names``); a const's number is
+    ``values[i]``; ``bools`` are the nodes holding a comparison's result."""
+
+    n_inputs: int
+    names: list
+    ops: list
+    a: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+    values: dict
+    bools: set
+    outputs: list
+
+    @classmethod
+    def from_trace(cls, ops: list, a: list, b: list, c: list, values: dict, bools: set,
+                   inputs: list, names: list, outputs: list) -> "Recording":
+        """Renumber a recording made in call order: the inputs (in the order given) first."""
+        n = len(ops)
+        order = np.array(inputs + [i for i, op in enumerate(ops) if op != "input"],
+                         dtype=np.int64)
+        remap = np.empty(n + 1, dtype=np.int64)
+        remap[order] = np.arange(n)
+        remap[n] = -1  # (operand -1 stays -1)
+
+        def arr(x: list) -> np.ndarray:
+            x = np.array(x, dtype=np.int64)[order]
+            return remap[np.where(x < 0, n, x)]
+
+        to = remap.tolist()
+        return cls(len(inputs), list(names), [ops[i] for i in order.tolist()], arr(a), arr(b),
+                   arr(c), {to[i]: v for i, v in values.items()}, {to[i] for i in bools},
+                   [to[o] for o in outputs])
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    def count(self) -> int:
+        """Nodes that compute something (not inputs or constants)."""
+        return len(self.ops) - self.n_inputs - len(self.values)
+
+    def keep(self, kept: np.ndarray, replace: np.ndarray | None = None,
+             values: dict | None = None) -> "Recording":
+        """The recording with only the nodes ``kept`` (sorted indices, every input among
+        them), each operand first mapped through ``replace`` (node -> node standing for it)."""
+        n = len(self.ops)
+        remap = np.full(n + 1, -1, dtype=np.int64)
+        remap[kept] = np.arange(len(kept))
+        if replace is None:
+            replace = np.arange(n + 1)
+        else:
+            replace = np.append(replace, n)
+
+        def arr(x: np.ndarray) -> np.ndarray:
+            return remap[replace[np.where(x < 0, n, x)]][kept]
+
+        to = remap.tolist()
+        rep = replace.tolist()
+        values = self.values if values is None else values
+        ops = self.ops
+        return Recording(self.n_inputs, self.names, [ops[i] for i in kept.tolist()],
+                         arr(self.a), arr(self.b), arr(self.c),
+                         {to[i]: v for i, v in values.items() if to[i] >= 0},
+                         {to[i] for i in self.bools if to[i] >= 0},
+                         [to[rep[o]] for o in self.outputs])
+
+    def key(self) -> str:
+        """A digest of everything that makes the program: equal recordings, equal keys."""
+        h = hashlib.sha256()
+        h.update(np.array([self.n_inputs, len(self.ops)], dtype=np.int64).tobytes())
+        h.update(np.array([OP_CODE[op] for op in self.ops], dtype=np.int8).tobytes())
+        for x in (self.a, self.b, self.c):
+            h.update(x.tobytes())
+        consts = sorted(self.values.items())
+        h.update(np.array([i for i, _ in consts], dtype=np.int64).tobytes())
+        h.update(repr([(type(v).__name__, float(v).hex()) for _, v in consts]).encode())
+        h.update(np.array(sorted(self.bools), dtype=np.int64).tobytes())
+        h.update(np.array(self.outputs, dtype=np.int64).tobytes())
+        return h.hexdigest()
+
+    def operands(self) -> list[tuple]:
+        """Each node's operand indices, as a tuple."""
+        out = []
+        for a, b, c in zip(self.a.tolist(), self.b.tolist(), self.c.tolist()):
+            out.append(() if a < 0 else (a,) if b < 0 else (a, b) if c < 0 else (a, b, c))
+        return out
+
+    def to_graph(self) -> Graph:
+        """The recording as the compiler's IR (0-d float64 and bool nodes)."""
+        nodes: list[Node] = []
+        for i, (op, args) in enumerate(zip(self.ops, self.operands())):
+            dtype = BOOL if i in self.bools else F64
+            if op == "input":
+                nodes.append(Node("input", (), {}, (), F64, name=self.names[i]))
+            elif op == "const":
+                nodes.append(Node("const", (), {}, (), dtype,
+                                  value=np.array(self.values[i], dtype=dtype)))
+            else:
+                attrs = {"dtype": F64} if op == "cast" else {}
+                nodes.append(Node(op, tuple(nodes[j] for j in args), attrs, (), dtype))
+        n_in = self.n_inputs
+        return Graph(nodes[:n_in], nodes[n_in:], [nodes[o] for o in self.outputs])
+
+
+# --------------------------------------------------------------------------------------
+# The passes: (Recording) -> (Recording, note), as passes/*.py are for graphs.
+
+
+def dce(rec: Recording) -> tuple[Recording, str]:
+    """Drop the nodes no output depends on (inputs stay: the caller feeds them)."""
+    n = len(rec)
+    live = bytearray(n + 1)  # (live[-1], the last, is where a missing operand -1 lands)
+    for o in rec.outputs:
+        live[o] = 1
+    a, b, c = rec.a.tolist(), rec.b.tolist(), rec.c.tolist()
+    for i in range(n - 1, rec.n_inputs - 1, -1):
+        if live[i]:
+            live[a[i]] = live[b[i]] = live[c[i]] = 1
+    mask = np.frombuffer(bytes(live), dtype=np.uint8)[:n].astype(bool)
+    mask[:rec.n_inputs] = True
+    kept = np.flatnonzero(mask)
+    if len(kept) == n:
+        return rec, "removed 0 dead node(s)"
+    return rec.keep(kept), f"removed {n - len(kept)} dead node(s)"
+
+
+def cse(rec: Recording) -> tuple[Recording, str]:
+    """One node for each distinct (op, operands): later duplicates read the first."""
+    n = len(rec)
+    canon = list(range(n))
+    seen: dict[tuple, int] = {}
+    ops = rec.ops
+    a, b, c = rec.a.tolist(), rec.b.tolist(), rec.c.tolist()
+    merged = 0
+    for i in range(rec.n_inputs, n):
+        op = ops[i]
+        if op == "const":
+            continue  # (the tracer makes one const node per number)
+        x, y, z = a[i], b[i], c[i]
+        key = (op, canon[x] if x >= 0 else -1, canon[y] if y >= 0 else -1,
+               canon[z] if z >= 0 else -1)
+        first = seen.get(key)
+        if first is None:
+            seen[key] = i
+        else:
+            canon[i] = first
+            merged += 1
+    if not merged:
+        return rec, "merged 0 duplicate node(s)"
+    replace = np.array(canon, dtype=np.int64)
+    kept = np.flatnonzero(replace == np.arange(n))
+    return rec.keep(kept, replace), f"merged {merged} duplicate node(s)"
+
+
+def fold_constants(rec: Recording) -> tuple[Recording, str]:
+    """A node whose operands are all constants becomes a constant, computed as the NumPy
+    program would (values_program.evaluate)."""
+    from .values_program import evaluate
+
+    values = dict(rec.values)
+    ops = rec.ops
+    a, b, c = rec.a.tolist(), rec.b.tolist(), rec.c.tolist()
+    folded = []
+    for i in range(rec.n_inputs, len(rec)):
+        if ops[i] == "const":
+            continue
+        args = [j for j in (a[i], b[i], c[i]) if j >= 0]
+        if all(j in values for j in args):
+            x = evaluate(ops[i], [values[j] for j in args])
+            values[i] = bool(x) if i in rec.bools else float(x)
+            folded.append(i)
+    if not folded:
+        return rec, "folded 0 node(s) into constants"
+    new_ops = list(ops)
+    a2, b2, c2 = rec.a.copy(), rec.b.copy(), rec.c.copy()
+    for i in folded:
+        new_ops[i] = "const"
+        a2[i] = b2[i] = c2[i] = -1
+    out = Recording(rec.n_inputs, rec.names, new_ops, a2, b2, c2, values, rec.bools,
+                    rec.outputs)
+    return out, f"folded {len(folded)} node(s) into constants"
+
+
+PASSES = [("dce", dce), ("cse", cse), ("fold_constants", fold_constants), ("dce", dce)]
