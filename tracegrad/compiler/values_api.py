@@ -44,7 +44,7 @@ from .ir import Graph
 from .optimize import Explanation, PassRecord
 from .trace import flatten_args, paused_gc
 from .values import build_result, trace_values
-from .values_program import build_program, program_of
+from .values_program import build_program
 from .values_tape import PASSES, Recording
 
 
@@ -84,14 +84,14 @@ def resolve_backend(backend: str) -> str:
 def lower(rec: Recording, backend: str) -> tuple[Any, PassRecord]:
     t0 = time.perf_counter()
     program = build_program(rec, backend)
-    tape = program.tape
     if backend == "c":
-        note = f"a tape of {tape.n_nodes} nodes swept by one C loop"
+        note = f"a tape of {program.n_nodes} nodes swept by one C loop"
     else:
+        tape = program.tape
         note = (f"{tape.n_nodes} nodes in {tape.n_units} units (chains joined), "
                 f"{tape.levels} levels: {program.calls} NumPy calls")
-    record = PassRecord(f"lower ({backend})", tape.n_nodes, program.calls,
-                        8 * tape.n_slots, note, time.perf_counter() - t0)
+    record = PassRecord(f"lower ({backend})", program.n_nodes, program.calls,
+                        8 * program.n_slots, note, time.perf_counter() - t0)
     return program, record
 
 
@@ -134,9 +134,10 @@ def optimized_program(rec: Recording, backend: str) -> tuple[Recording, Any, lis
     if path is not None and path.exists():
         try:
             cached = pickle.loads(path.read_bytes())
-            tape = cached["tape"]
-            tape.recording = optimized = cached["recording"]
-            program = program_of(tape, backend)
+            optimized, tape = cached["recording"], cached["tape"]
+            if tape is not None:
+                tape.recording = optimized
+            program = build_program(optimized, backend, tape)
             records = [PassRecord(*r) for r in cached["records"]]
             records.append(PassRecord("disk cache", optimized.count(), optimized.count(), 0,
                                       f"passes and layout read from {path.name[:12]}...",
@@ -155,7 +156,8 @@ def optimized_program(rec: Recording, backend: str) -> tuple[Recording, Any, lis
             path.parent.mkdir(parents=True, exist_ok=True)
             fields = [(r.name, r.nodes, r.kernels, r.peak_bytes, r.note, r.seconds)
                       for r in records]
-            _write_atomic(path, pickle.dumps({"recording": optimized, "tape": program.tape,
+            tape = getattr(program, "tape", None)  # (the C tape is made from the recording)
+            _write_atomic(path, pickle.dumps({"recording": optimized, "tape": tape,
                                               "records": fields}, protocol=5))
         except OSError:
             pass  # (a read-only cache directory: no disk cache)

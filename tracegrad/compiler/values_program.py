@@ -68,6 +68,14 @@ def evaluate(op: str, xs: list) -> Any:
     return out[0]
 
 
+def check_ops(rec: Recording) -> None:
+    for op in set(rec.ops):
+        if op not in OPS and op not in ("const", "input"):
+            raise NotImplementedError(
+                f"scalar program: op {op!r} has no scalar form (nodes of Value programs "
+                f"are {', '.join(sorted(OPS))})")
+
+
 class Tape:
     """The scalar graph laid out in slots: inputs first, then constants, then every node.
 
@@ -80,11 +88,7 @@ class Tape:
 
     def __init__(self, rec: Recording):
         ops = rec.ops
-        for op in set(ops):
-            if op not in OPS and op not in ("const", "input"):
-                raise NotImplementedError(
-                    f"scalar program: op {op!r} has no scalar form (nodes of Value programs "
-                    f"are {', '.join(sorted(OPS))})")
+        check_ops(rec)
         self.recording = rec
         n_in, total = rec.n_inputs, len(rec)
         args = rec.operands()
@@ -148,27 +152,10 @@ class Tape:
         self.slot = slot
         self.n_units = len(units)
         self.n_nodes = len(computed)
-        self.computed, self.args, self.ops = computed, args, ops
         self.output_slots = slot[rec.outputs].astype(np.intp)
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "recording"}
-
-    # ------------------------------------------------------------------ the tape (C)
-
-    def tape(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(op codes, out, a, b, c) int32 arrays, one entry per node in topological order."""
-        code = {op: k for k, op in enumerate(C_OPS)}
-        ids = np.zeros((len(self.computed), 3), dtype=np.intp)
-        for row, j in enumerate(self.computed):
-            operands = self.args[j]
-            ids[row, :len(operands)] = operands
-        operand_slots = self.slot[ids].astype(np.int32)
-        codes = np.array([code[self.ops[j]] for j in self.computed], dtype=np.int32)
-        out = self.slot[self.computed].astype(np.int32)
-        return (codes, out, np.ascontiguousarray(operand_slots[:, 0]),
-                np.ascontiguousarray(operand_slots[:, 1]),
-                np.ascontiguousarray(operand_slots[:, 2]))
 
 
 # --------------------------------------------------------------------------------------
@@ -232,6 +219,7 @@ class LevelProgram:
         self._run = env["run"]
         self._source = source
         self.calls = len(lines)
+        self.n_nodes, self.n_slots = tape.n_nodes, tape.n_slots
 
     def __call__(self, inputs: list) -> list:
         with self.lock, np.errstate(all="ignore"):
@@ -246,6 +234,7 @@ class LevelProgram:
 
 C_OPS = ["add", "sub", "mul", "div", "pow", "neg", "relu", "tanh", "exp", "log", "sigmoid",
          "lt", "le", "gt", "ge", "eq", "ne", "cast", "where"]
+C_CODE = {op: k for k, op in enumerate(C_OPS)}
 
 _C_CASES = {
     "add": "x + y", "sub": "x - y", "mul": "x * y", "div": "x / y", "pow": "pow(x, y)",
@@ -299,15 +288,26 @@ def c_function() -> Any:
 
 
 class TapeProgram:
-    """The tape run by `c_function`."""
+    """The recording as a tape run by `c_function`: node i's value is in slot i (inputs,
+    then every node after its operands, as the recording holds them), and each node that
+    computes is one entry (op code, out, a, b, c) of five int32 arrays."""
 
-    def __init__(self, tape: Tape):
-        self.tape = tape
+    def __init__(self, rec: Recording):
+        check_ops(rec)
+        self.recording = rec
+        codes = np.array([C_CODE.get(op, -1) for op in rec.ops], dtype=np.int32)
+        computed = np.flatnonzero(codes >= 0)  # (inputs and constants: no entry)
+        self.arrays = [codes[computed], computed.astype(np.int32)] + [
+            np.where(x[computed] < 0, 0, x[computed]).astype(np.int32)
+            for x in (rec.a, rec.b, rec.c)]
+        self.v = np.zeros(len(rec), dtype=np.float64)
+        for i, x in rec.values.items():
+            self.v[i] = float(x)
+        self.n_inputs = rec.n_inputs
+        self.n_nodes = self.n = len(computed)
+        self.n_slots = len(rec)
+        self.output_slots = np.array(rec.outputs, dtype=np.intp)
         self.fn = c_function()
-        self.v = np.zeros(tape.n_slots, dtype=np.float64)
-        self.v[tape.n_inputs:tape.n_fixed] = tape.const_values
-        self.arrays = tape.tape()
-        self.n = len(self.arrays[0])
         self.args = [a.ctypes.data for a in self.arrays] + [self.v.ctypes.data]
         self.lock = threading.Lock()
         self.calls = 1
@@ -315,22 +315,20 @@ class TapeProgram:
     def __call__(self, inputs: list) -> list:
         v = self.v
         with self.lock:
-            v[:self.tape.n_inputs] = inputs
+            v[:self.n_inputs] = inputs
             self.fn(self.n, *self.args)
-            return v.take(self.tape.output_slots).tolist()
+            return v.take(self.output_slots).tolist()
 
     def source(self) -> str:
         return c_source()
 
 
-def build_program(rec: Recording, backend: str) -> Any:
-    return program_of(Tape(rec), backend)
+def build_program(rec: Recording, backend: str, tape: Tape | None = None) -> Any:
+    """The program running a recording on a backend ("c": the tape, "numpy": by levels,
+    laid out by ``tape`` when given, else now)."""
+    if backend == "c":
+        return TapeProgram(rec)
+    return LevelProgram(tape or Tape(rec))
 
 
-def program_of(tape: Tape, backend: str) -> Any:
-    """The program running a laid-out tape on a backend ("c" or "numpy")."""
-    return TapeProgram(tape) if backend == "c" else LevelProgram(tape)
-
-
-__all__ = ["LevelProgram", "Tape", "TapeProgram", "build_program", "c_source", "evaluate",
-           "program_of"]
+__all__ = ["LevelProgram", "Tape", "TapeProgram", "build_program", "c_source", "evaluate"]

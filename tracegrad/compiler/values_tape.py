@@ -157,32 +157,40 @@ def dce(rec: Recording) -> tuple[Recording, str]:
     return rec.keep(kept), f"removed {n - len(kept)} dead node(s)"
 
 
+def _codes(rec: Recording) -> np.ndarray:
+    return np.array([OP_CODE[op] for op in rec.ops], dtype=np.int64)
+
+
+def _operand_or(x: np.ndarray, none: int) -> np.ndarray:
+    return np.where(x < 0, none, x)
+
+
 def cse(rec: Recording) -> tuple[Recording, str]:
-    """One node for each distinct (op, operands): later duplicates read the first."""
+    """One node for each distinct (op, operands): later duplicates read the first. Each
+    round merges the nodes equal as written (one sort of a packed key per node), and
+    reading the merged nodes' survivors can make more equal: rounds repeat until none
+    merge (a round per level of nesting of the duplicates, a few)."""
     n = len(rec)
-    canon = list(range(n))
-    seen: dict[tuple, int] = {}
-    ops = rec.ops
-    a, b, c = rec.a.tolist(), rec.b.tolist(), rec.c.tolist()
-    merged = 0
-    for i in range(rec.n_inputs, n):
-        op = ops[i]
-        if op == "const":
-            continue  # (the tracer makes one const node per number)
-        x, y, z = a[i], b[i], c[i]
-        key = (op, canon[x] if x >= 0 else -1, canon[y] if y >= 0 else -1,
-               canon[z] if z >= 0 else -1)
-        first = seen.get(key)
-        if first is None:
-            seen[key] = i
-        else:
-            canon[i] = first
-            merged += 1
+    if n >= 1 << 28:
+        raise ValueError(f"scalar program: {n} nodes; at most {1 << 28} fit")
+    codes = _codes(rec)
+    body = np.arange(rec.n_inputs, n)
+    body = body[(codes[body] != OP_CODE["const"]) & (rec.c[body] < 0)]  # (where: never merged)
+    canon = np.arange(n + 1)  # (n: the missing operand)
+    op, a, b = codes[body], _operand_or(rec.a[body], n), _operand_or(rec.b[body], n)
+    while True:
+        key = (op << 58) | (canon[a] << 29) | canon[b]
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        new = canon.copy()
+        new[body] = body[first[inverse.ravel()]]
+        if (new == canon).all():
+            break
+        canon = new
+    merged = int((canon[:n] != np.arange(n)).sum())
     if not merged:
         return rec, "merged 0 duplicate node(s)"
-    replace = np.array(canon, dtype=np.int64)
-    kept = np.flatnonzero(replace == np.arange(n))
-    return rec.keep(kept, replace), f"merged {merged} duplicate node(s)"
+    kept = np.flatnonzero(canon[:n] == np.arange(n))
+    return rec.keep(kept, canon[:n]), f"merged {merged} duplicate node(s)"
 
 
 def fold_constants(rec: Recording) -> tuple[Recording, str]:
@@ -190,28 +198,35 @@ def fold_constants(rec: Recording) -> tuple[Recording, str]:
     program would (values_program.evaluate)."""
     from .values_program import evaluate
 
+    n = len(rec)
     values = dict(rec.values)
-    ops = rec.ops
-    a, b, c = rec.a.tolist(), rec.b.tolist(), rec.c.tolist()
-    folded = []
-    for i in range(rec.n_inputs, len(rec)):
-        if ops[i] == "const":
-            continue
-        args = [j for j in (a[i], b[i], c[i]) if j >= 0]
-        if all(j in values for j in args):
+    ops = list(rec.ops)
+    a2, b2, c2 = rec.a.copy(), rec.b.copy(), rec.c.copy()
+    known = np.zeros(n + 1, dtype=bool)  # (known[n]: a missing operand)
+    known[list(values)] = True
+    known[n] = True
+    known[:rec.n_inputs] = False
+    folded = 0
+    while True:  # (a folded node can make its readers foldable: rounds until none)
+        ready = known[_operand_or(a2, n)] & known[_operand_or(b2, n)] & \
+            known[_operand_or(c2, n)] & ~known[:n]
+        ready[:rec.n_inputs] = False
+        todo = np.flatnonzero(ready).tolist()
+        if not todo:
+            break
+        for i in todo:
+            args = [j for j in (int(a2[i]), int(b2[i]), int(c2[i])) if j >= 0]
             x = evaluate(ops[i], [values[j] for j in args])
             values[i] = bool(x) if i in rec.bools else float(x)
-            folded.append(i)
+            ops[i] = "const"
+            a2[i] = b2[i] = c2[i] = -1
+            known[i] = True
+        folded += len(todo)
     if not folded:
         return rec, "folded 0 node(s) into constants"
-    new_ops = list(ops)
-    a2, b2, c2 = rec.a.copy(), rec.b.copy(), rec.c.copy()
-    for i in folded:
-        new_ops[i] = "const"
-        a2[i] = b2[i] = c2[i] = -1
-    out = Recording(rec.n_inputs, rec.names, new_ops, a2, b2, c2, values, rec.bools,
+    out = Recording(rec.n_inputs, rec.names, ops, a2, b2, c2, values, rec.bools,
                     rec.outputs)
-    return out, f"folded {len(folded)} node(s) into constants"
+    return out, f"folded {folded} node(s) into constants"
 
 
 PASSES = [("dce", dce), ("cse", cse), ("fold_constants", fold_constants), ("dce", dce)]
