@@ -131,12 +131,6 @@ def _unary(op: str, x: Any) -> "Traced":
     return _traced(_emit(op, _f64(_operand(x, op))))
 
 
-def _is_int(x: Any, k: int) -> bool:
-    """Whether x is the Python int k (adding 0 or multiplying by 1 changes no float: the
-    engine's first ``grad += g`` and the root's grad 1 add no node)."""
-    return type(x) is int and x == k
-
-
 def _refuse(what: str) -> Callable:
     def refuse(self: "Traced", *args: Any) -> Any:
         from .trace import user_line
@@ -160,11 +154,13 @@ class Traced:
 
     __slots__ = ("i",)
 
+    # (``type(o) is int and o == k``: adding int 0 or multiplying by int 1 changes no float;
+    # the engine's first ``grad += g`` and the root's grad 1 add no node)
     def __add__(self, o: Any) -> Any:
-        return self if _is_int(o, 0) else _binary("add", self, o)
+        return self if type(o) is int and o == 0 else _binary("add", self, o)
 
     def __radd__(self, o: Any) -> Any:
-        return self if _is_int(o, 0) else _binary("add", o, self)
+        return self if type(o) is int and o == 0 else _binary("add", o, self)
 
     def __sub__(self, o: Any) -> "Traced":
         return _binary("sub", self, o)
@@ -173,10 +169,10 @@ class Traced:
         return _binary("sub", o, self)
 
     def __mul__(self, o: Any) -> Any:
-        return self if _is_int(o, 1) else _binary("mul", self, o)
+        return self if type(o) is int and o == 1 else _binary("mul", self, o)
 
     def __rmul__(self, o: Any) -> Any:
-        return self if _is_int(o, 1) else _binary("mul", o, self)
+        return self if type(o) is int and o == 1 else _binary("mul", o, self)
 
     def __truediv__(self, o: Any) -> "Traced":
         return _binary("div", self, o)
