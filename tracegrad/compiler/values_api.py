@@ -54,7 +54,7 @@ def optimize_values(rec: Recording) -> tuple[Recording, list[PassRecord]]:
     def record(name: str, note: str, seconds: float) -> PassRecord:
         return PassRecord(name, rec.count(), rec.count(), 8 * len(rec), note, seconds)
 
-    records = [record("trace", f"{len(rec)} nodes recorded", 0.0)]
+    records = [record("trace", f"{len(rec) - rec.n_inputs} nodes recorded", 0.0)]
     folded = True
     for i, (name, fn) in enumerate(PASSES):
         t0 = time.perf_counter()
