@@ -37,6 +37,7 @@ from ..errors import TraceError
 from ..scalar import Value
 from .ir import Graph
 from .trace import build_tree, flatten_args
+from .values_program import SWEEP_RULES
 from .values_tape import Recording
 
 F64 = np.dtype(np.float64)
@@ -323,6 +324,8 @@ def _traced_backward(root: Value) -> None:
         return _ORIGINAL["backward"](root)
     reached = scalar_mod._make_children(root)
     nodes = sorted([v for v in reached if v._children], key=_SEQ, reverse=True)
+    if t.reverse and nodes and _record_sweep(t, nodes):
+        return None
     root.grad = 1
     for node in nodes:
         g = node.grad
@@ -351,6 +354,87 @@ def _traced_backward(root: Value) -> None:
                     child.grad = _binary("add", cur, cg)
                     continue
             child.grad = cur + cg
+
+
+# The rules a reverse sweep knows (values_program.SWEEP_RULES has their C), by Value op.
+SWEEP_OPS = {"+": "add", "*": "mul", "ReLU": "relu", "tanh": "tanh", "exp": "exp",
+             "log": "log", "sigmoid": "sigmoid"}
+_RULE_CODE = {rule: k for k, rule in enumerate(SWEEP_RULES)}
+
+
+def _record_sweep(t: "ValueTracer", nodes: list) -> bool:
+    """``backward()`` as one *sweep* node (CppAD's and Adept's reverse sweep), for the C
+    tape: instead of a node per multiply and add of the backward pass, one entry per Value
+    node (its rule, the adjoint slots of it and its children, the values the rule reads),
+    which the C program runs newest first, adding into an array of adjoints as the engine
+    adds into ``.grad``. Each Value's ``.grad`` is then an ``adj`` node reading its slot.
+    False (nothing recorded) when a node has a rule the sweep does not know (a custom
+    ``_backward``, ``**`` with a Value exponent): the caller records nodes instead."""
+    rules = []
+    for node in nodes:
+        op = node._op
+        if node._custom_backward is not None:
+            return False
+        rule = SWEEP_OPS.get(op)
+        if rule is None:
+            k = scalar_mod._exponent(op) if op.startswith("**") else None
+            if k is None:
+                return False
+            rule = "pow" if k != 0 else "zero"
+        rules.append(_RULE_CODE[rule])
+    slot: dict = {}  # Value -> its adjoint slot (newest first, then leaves as met)
+    order: list = []
+    for node in nodes:
+        for v in (node, *node._children):
+            if v not in slot:
+                slot[v] = len(order)
+                order.append(v)
+    zero = _const(0)
+
+    def number(x: Any) -> int:  # a value's node (a rule's input, an adjoint's start)
+        if type(x) is Traced:
+            return _f64(x.i)
+        return zero if type(x) is int and x == 0 else _const(x)
+
+    init = [_const(1)]  # (the root's grad is set to 1; the others' are added to)
+    init += [number(v.grad) for v in order[1:]]
+    n = len(nodes)
+    c0 = [slot[node._children[0]] for node in nodes]
+    c1, d0, d1, d2 = [-1] * n, [-1] * n, [-1] * n, [-1] * n
+    mul, add, log, pow_, tanh, zero_rule = (_RULE_CODE[r] for r in
+                                            ("mul", "add", "log", "pow", "tanh", "zero"))
+    for i, (node, rule) in enumerate(zip(nodes, rules)):
+        children = node._children
+        if rule == mul:
+            c1[i] = slot[children[1]]
+            d0[i], d1[i] = number(children[0].data), number(children[1].data)
+        elif rule == add:
+            c1[i] = slot[children[1]]
+        elif rule == log:
+            d0[i] = number(children[0].data)
+        elif rule == pow_:
+            k = scalar_mod._exponent(node._op)
+            d0[i], d1[i], d2[i] = number(children[0].data), _const(k), _const(k - 1)
+        elif rule == tanh:
+            d0[i], d1[i] = number(node.data), _const(2)
+        elif rule != zero_rule:
+            d0[i] = number(node.data)
+    g = [slot[node] for node in nodes]
+    s = _emit("sweep", -1)
+    t.extra[s] = (np.array(init, dtype=np.int64),
+                  np.array([rules, g, c0, c1, d0, d1, d2], dtype=np.int64).T.copy())
+    base = len(t.ops)
+    m = len(order)
+    t.ops.extend(["adj"] * m)
+    t.a.extend([s] * m)
+    t.b.extend([-1] * m)
+    t.c.extend([-1] * m)
+    t.extra.update(zip(range(base, base + m), range(m)))
+    for k, v in enumerate(order):
+        r = _new(Traced)
+        r.i = base + k
+        v.grad = r
+    return True
 
 
 _SEQ = attrgetter("_seq")
@@ -430,7 +514,7 @@ class ValueCapture:
 
 
 class ValueTracer:
-    def __init__(self, arg_values: dict[Value, int]):
+    def __init__(self, arg_values: dict[Value, int], reverse: bool = False):
         self.thread = threading.get_ident()
         # the recording: node i is ops[i] of nodes a[i], b[i], c[i] (-1: none)
         self.ops: list[str] = []
@@ -440,6 +524,8 @@ class ValueTracer:
         self.values: dict[int, Any] = {}  # const node -> its number
         self.bools: set[int] = set()  # nodes that are comparisons (or bool constants)
         self.consts: dict[tuple, int] = {}
+        self.extra: dict[int, Any] = {}  # sweep node -> its entries; adj node -> its slot
+        self.reverse = reverse  # backward() as a reverse sweep (see _record_sweep)
         self.inputs: list[int] = []
         self.names: list[str] = []
         self.data: dict[Value, Any] = {}  # Values hash by identity
@@ -520,7 +606,7 @@ class ValueTracer:
         self.capture.feeds = [self.capture.feeds[k] for k in order]
         return Recording.from_trace(self.ops, self.a, self.b, self.c, self.values,
                                     self.bools, [self.inputs[k] for k in order],
-                                    [self.names[k] for k in order], outputs)
+                                    [self.names[k] for k in order], outputs, self.extra)
 
 
 def _tree(obj: Any, leaf: Callable[[str, Any], int]) -> Any:
@@ -563,11 +649,12 @@ def _rebuild(obj: Any, table: dict[str, Any], path: str) -> Any:
 
 
 def trace_values(fn: Callable, args: tuple, kwargs: dict, floats: bool = True,
-                 watch: Any = None) -> tuple[Recording, ValueCapture]:
+                 watch: Any = None, reverse: bool = False) -> tuple[Recording, ValueCapture]:
     """Call ``fn`` once with its Value operations recorded; return the graph and what it
     reads and writes. With ``floats``, float arguments are inputs (else constants).
     ``watch``, a context manager, is entered around the call of ``fn`` alone (what the
-    user's code reads, see values_api.CodeReads)."""
+    user's code reads, see values_api.CodeReads). With ``reverse``, ``backward()`` is
+    recorded as a reverse sweep where it can be (see `_record_sweep`; the C tape runs it)."""
     global _active
     from .trace import _TRACE_LOCK, paused_gc, tensor_mod
 
@@ -579,7 +666,7 @@ def trace_values(fn: Callable, args: tuple, kwargs: dict, floats: bool = True,
     flat = flatten_args(args, kwargs)
     arg_values = {leaf: k for k, (_, leaf) in enumerate(flat) if isinstance(leaf, Value)}
     with _TRACE_LOCK, paused_gc():
-        tracer = ValueTracer(arg_values)
+        tracer = ValueTracer(arg_values, reverse)
         _active = tracer
         try:
             table = {}

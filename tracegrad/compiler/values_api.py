@@ -47,6 +47,10 @@ from .values import build_result, trace_values
 from .values_program import build_program
 from .values_tape import PASSES, Recording
 
+# backward() on the C backend: a reverse sweep over the tape (values._record_sweep), not
+# nodes of the backward pass (see docs/scalar.md for what each costs)
+REVERSE_SWEEP = True
+
 
 def optimize_values(rec: Recording) -> tuple[Recording, list[PassRecord]]:
     """The passes that apply to a scalar graph (values_tape.PASSES), each with its record
@@ -85,7 +89,9 @@ def lower(rec: Recording, backend: str) -> tuple[Any, PassRecord]:
     t0 = time.perf_counter()
     program = build_program(rec, backend)
     if backend == "c":
-        note = f"a tape of {program.n_nodes} nodes swept by one C loop"
+        sweeps = program.calls // 2
+        note = f"a tape of {program.n_nodes} nodes swept by one C loop" + (
+            f", backward as {sweeps} reverse sweep(s)" if sweeps else "")
     else:
         tape = program.tape
         note = (f"{tape.n_nodes} nodes in {tape.n_units} units (chains joined), "
@@ -451,8 +457,10 @@ class CompiledValues:
         t0, cpu0 = time.perf_counter(), time.process_time()
         name = getattr(self.fn, "__name__", "the function")
         roots = roots_of(self.fn, args)
+        backend = resolve_backend(self.backend)
         watch = CodeReads()
-        rec, capture = trace_values(self.fn, args, kwargs, floats=self.floats, watch=watch)
+        rec, capture = trace_values(self.fn, args, kwargs, floats=self.floats, watch=watch,
+                                    reverse=backend == "c" and REVERSE_SWEEP)
         reads = watch.guards() + function_guards(self.fn)
         traced = time.perf_counter() - t0
         changed = [what for what, getter, fp in reads if fingerprint(getter()) != fp]
@@ -468,7 +476,6 @@ class CompiledValues:
         for what, getter, value, values in module_guards(one_level(roots + found)):
             structures.append((what, getter, value))
             held += values
-        backend = resolve_backend(self.backend)
         rec, program, records = optimized_program(rec, backend)
         records[0].seconds = traced
         variant = ValueVariant(rec, program, capture, _plain_guards(reads), fps, structures,
@@ -505,9 +512,9 @@ def explain(fn: Callable, *args: Any, backend: str = "auto", **kwargs: Any) -> E
     chosen backend lays it out."""
     with paused_gc():
         t0 = time.perf_counter()
-        rec, _ = trace_values(fn, args, kwargs)
+        chosen = resolve_backend(backend)
+        rec, _ = trace_values(fn, args, kwargs, reverse=chosen == "c" and REVERSE_SWEEP)
         traced = time.perf_counter() - t0
         rec, records = optimize_values(rec)
-        chosen = resolve_backend(backend)
         _, record = lower(rec, chosen)
     return Explanation(records + [record], rec.to_graph(), traced, backend=chosen)

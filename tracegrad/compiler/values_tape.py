@@ -13,7 +13,8 @@ The passes below are the same three rewrites, each one linear loop over these ar
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,8 @@ BOOL = np.dtype(np.bool_)
 
 # every op a Value program records (a table code for each, for hashing and for the C tape)
 OP_NAMES = ["input", "const", "add", "sub", "mul", "div", "pow", "neg", "relu", "tanh", "exp",
-            "log", "sigmoid", "lt", "le", "gt", "ge", "eq", "ne", "cast", "where"]
+            "log", "sigmoid", "lt", "le", "gt", "ge", "eq", "ne", "cast", "where", "sweep",
+            "adj"]
 OP_CODE = {op: k for k, op in enumerate(OP_NAMES)}
 COMPARISONS = {"lt", "le", "gt", "ge", "eq", "ne"}
 
@@ -33,7 +35,12 @@ COMPARISONS = {"lt", "le", "gt", "ge", "eq", "ne"}
 class Recording:
     """Node ``i`` is ``ops[i]`` applied to nodes ``a[i]``, ``b[i]``, ``c[i]`` (-1: no such
     operand). Nodes ``0 .. n_inputs-1`` are the inputs (``names``); a const's number is
-    ``values[i]``; ``bools`` are the nodes holding a comparison's result."""
+    ``values[i]``; ``bools`` are the nodes holding a comparison's result.
+
+    A ``sweep`` node is a backward pass run as a reverse sweep (values.py, `_record_sweep`):
+    ``extra[i]`` holds its adjoints' initial values (node indices) and its entries (rule,
+    adjoint slots, and the nodes each rule reads); an ``adj`` node reads slot ``extra[i]``
+    of the sweep that is its operand."""
 
     n_inputs: int
     names: list
@@ -44,10 +51,12 @@ class Recording:
     values: dict
     bools: set
     outputs: list
+    extra: dict = field(default_factory=dict)
 
     @classmethod
     def from_trace(cls, ops: list, a: list, b: list, c: list, values: dict, bools: set,
-                   inputs: list, names: list, outputs: list) -> "Recording":
+                   inputs: list, names: list, outputs: list,
+                   extra: dict | None = None) -> "Recording":
         """Renumber a recording made in call order: the inputs (in the order given) first."""
         n = len(ops)
         order = np.array(inputs + [i for i, op in enumerate(ops) if op != "input"],
@@ -63,7 +72,9 @@ class Recording:
         to = remap.tolist()
         return cls(len(inputs), list(names), [ops[i] for i in order.tolist()], arr(a), arr(b),
                    arr(c), {to[i]: v for i, v in values.items()}, {to[i] for i in bools},
-                   [to[o] for o in outputs])
+                   [to[o] for o in outputs],
+                   {to[i]: x if type(x) is int else _remap_extra(x, remap)
+                    for i, x in (extra or {}).items()})
 
     def __len__(self) -> int:
         return len(self.ops)
@@ -91,11 +102,14 @@ class Recording:
         rep = replace.tolist()
         values = self.values if values is None else values
         ops = self.ops
+        through = remap[replace]  # node -> its survivor's new index
         return Recording(self.n_inputs, self.names, [ops[i] for i in kept.tolist()],
                          arr(self.a), arr(self.b), arr(self.c),
                          {to[i]: v for i, v in values.items() if to[i] >= 0},
                          {to[i] for i in self.bools if to[i] >= 0},
-                         [to[rep[o]] for o in self.outputs])
+                         [to[rep[o]] for o in self.outputs],
+                         {to[i]: x if type(x) is int else _remap_extra(x, through)
+                          for i, x in self.extra.items() if to[i] >= 0})
 
     def key(self) -> str:
         """A digest of everything that makes the program: equal recordings, equal keys."""
@@ -109,6 +123,11 @@ class Recording:
         h.update(repr([(type(v).__name__, float(v).hex()) for _, v in consts]).encode())
         h.update(np.array(sorted(self.bools), dtype=np.int64).tobytes())
         h.update(np.array(self.outputs, dtype=np.int64).tobytes())
+        for i, x in sorted(self.extra.items()):
+            h.update(np.array([i] if type(x) is tuple else [i, x], dtype=np.int64).tobytes())
+            if type(x) is tuple:
+                h.update(x[0].tobytes())
+                h.update(x[1].tobytes())
         return h.hexdigest()
 
     def operands(self) -> list[tuple]:
@@ -128,11 +147,34 @@ class Recording:
             elif op == "const":
                 nodes.append(Node("const", (), {}, (), dtype,
                                   value=np.array(self.values[i], dtype=dtype)))
+            elif op == "sweep":
+                nodes.append(Node("sweep", (), {"entries": len(self.extra[i][1]),
+                                                "adjoints": len(self.extra[i][0])}, (), F64))
             else:
-                attrs = {"dtype": F64} if op == "cast" else {}
+                attrs = {"dtype": F64} if op == "cast" else \
+                    {"slot": self.extra[i]} if op == "adj" else {}
                 nodes.append(Node(op, tuple(nodes[j] for j in args), attrs, (), dtype))
         n_in = self.n_inputs
         return Graph(nodes[:n_in], nodes[n_in:], [nodes[o] for o in self.outputs])
+
+
+def _remap_extra(x: Any, to: Any) -> Any:
+    """A sweep's payload with its node indices renumbered through ``to`` (an array; -1 for
+    none stays -1). (An adj node's slot is not a node: it stays.)"""
+    if type(x) is not tuple:
+        return x
+    init, table = x
+    to = np.asarray(to)
+    table = table.copy()
+    cols = table[:, 4:]
+    table[:, 4:] = np.where(cols >= 0, to[np.where(cols >= 0, cols, 0)], -1)
+    return (to[init], table)
+
+
+def _sweep_reads(x: tuple) -> np.ndarray:
+    init, table = x
+    cols = table[:, 4:].ravel()
+    return np.concatenate([init, cols[cols >= 0]])
 
 
 # --------------------------------------------------------------------------------------
@@ -146,9 +188,13 @@ def dce(rec: Recording) -> tuple[Recording, str]:
     for o in rec.outputs:
         live[o] = 1
     a, b, c = rec.a.tolist(), rec.b.tolist(), rec.c.tolist()
+    sweeps = {i for i, op in rec.extra.items() if type(op) is tuple}
     for i in range(n - 1, rec.n_inputs - 1, -1):
         if live[i]:
             live[a[i]] = live[b[i]] = live[c[i]] = 1
+            if i in sweeps:  # (a sweep reads its adjoints' initial values and rule inputs)
+                for j in _sweep_reads(rec.extra[i]).tolist():
+                    live[j] = 1
     mask = np.frombuffer(bytes(live), dtype=np.uint8)[:n].astype(bool)
     mask[:rec.n_inputs] = True
     kept = np.flatnonzero(mask)
@@ -175,7 +221,9 @@ def cse(rec: Recording) -> tuple[Recording, str]:
         raise ValueError(f"scalar program: {n} nodes; at most {1 << 28} fit")
     codes = _codes(rec)
     body = np.arange(rec.n_inputs, n)
-    body = body[(codes[body] != OP_CODE["const"]) & (rec.c[body] < 0)]  # (where: never merged)
+    op_of = codes[body]
+    body = body[(op_of != OP_CODE["const"]) & (op_of != OP_CODE["sweep"]) &
+                (op_of != OP_CODE["adj"]) & (rec.c[body] < 0)]  # (where: never merged)
     canon = np.arange(n + 1)  # (n: the missing operand)
     op, a, b = codes[body], _operand_or(rec.a[body], n), _operand_or(rec.b[body], n)
     while True:
@@ -206,11 +254,13 @@ def fold_constants(rec: Recording) -> tuple[Recording, str]:
     known[list(values)] = True
     known[n] = True
     known[:rec.n_inputs] = False
+    unfoldable = list(rec.extra)  # (sweeps and what reads their adjoints)
     folded = 0
     while True:  # (a folded node can make its readers foldable: rounds until none)
         ready = known[_operand_or(a2, n)] & known[_operand_or(b2, n)] & \
             known[_operand_or(c2, n)] & ~known[:n]
         ready[:rec.n_inputs] = False
+        ready[unfoldable] = False
         todo = np.flatnonzero(ready).tolist()
         if not todo:
             break
