@@ -2,22 +2,23 @@
 
 A training step written with `Value` (forward, ``zero_grad()``, ``loss.backward()``,
 ``p.data -= lr * p.grad``) rebuilds a graph of tens of thousands of Python objects on every
-call. Traced once, it is a static graph of 0-d float64 nodes in the compiler's IR
-(`ir.Graph`), which `values_program.py` runs as a few vectorized NumPy calls or a C tape.
+call. Traced once, it is a static graph of 0-d float64 nodes, recorded as a tape
+(`values_tape.Recording`: an op and operand indices per node), which `values_program.py`
+runs as a few vectorized NumPy calls or a C tape.
 
-How the capture works: while one call is traced, ``Value.data`` and ``Value.grad`` read and
-write a table of the trace instead of the Value (two class attributes are swapped for the
-duration, see `_patched`; other threads still see the real numbers), and the numbers in that
-table are `Traced`: placeholders whose arithmetic and comparisons record IR nodes. Value's
-own ops (``self.data + other.data``), the backward rules in ``scalar._RULES`` and the
-backward engine itself run unchanged on them, so the graph holds forward, backward and update,
-in exactly eager's order of operations. The few Value methods that call ``math`` or branch on
-a number (relu, tanh, exp, log, sigmoid, ``/``, ``**``) get traced twins for the duration.
-
-A Value that existed before the call is an input of the graph when its ``.data`` (or
-``.grad``) is read, and gets a write-back when the call sets it; a Value made during the call
-is part of the graph. Float arguments are inputs too. Nothing of the real Values changes
-while tracing: the table takes every write.
+How the capture works: while one call is traced, the numbers a Value holds are `Traced`:
+placeholders whose arithmetic and comparisons record nodes. A Value made during the call
+is a `TracedValue` (``scalar._node`` makes them for the duration) holding traced numbers in
+its own slots. A Value that existed before the call is read and written through the
+``data`` and ``grad`` properties swapped into the class for the duration (see `_patched`;
+other threads still see the real numbers): its first read is an input of the graph, and
+what the call sets goes to a table of the trace and becomes a write-back. Value's own ops
+(``self.data + other.data``) and the backward rules in ``scalar._RULES`` run unchanged on
+traced numbers, so the graph holds forward, backward and update in exactly eager's order of
+operations; ``backward()`` is the engine's walk as one loop (`_traced_backward`), or for
+the C tape a reverse sweep (`_record_sweep`). The few Value methods that call ``math`` or
+branch on a number (relu, tanh, exp, log, sigmoid, ``/``, ``**``) get traced twins for the
+duration. Float arguments are inputs too. Nothing of the real Values changes while tracing.
 """
 
 from __future__ import annotations
@@ -40,8 +41,6 @@ from .trace import build_tree, flatten_args
 from .values_program import SWEEP_RULES
 from .values_tape import Recording
 
-F64 = np.dtype(np.float64)
-BOOL = np.dtype(np.bool_)
 _new = object.__new__
 
 # The real slot descriptors of Value.data / Value.grad (the patched properties call them for
