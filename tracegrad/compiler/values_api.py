@@ -492,7 +492,10 @@ class CompiledValues:
         n = sum(len(b) for b in self.variants.values())
         backend = ""
         if self.last is not None:
-            backend = f"{self.last.backend}: {self.last.records[-1].note}"
+            records = self.last.records
+            lowered = [r for r in records if r.name.startswith("lower")] or records
+            cached = " (read from the disk cache)" if records[-1].name == "disk cache" else ""
+            backend = f"{self.last.backend}: {lowered[-1].note}{cached}"
         return CacheInfo(n, self.hits, self.misses, list(self.reasons), backend)
 
     def source(self) -> str:
