@@ -293,9 +293,12 @@ class CodeReads:
     def _start(self, code: Any, offset: int) -> Any:
         if threading.get_ident() != self.thread:
             return None  # (another thread's call: keep reporting this code to the trace)
-        frame = sys._getframe(1)
-        if frame.f_code is code:
-            self.recorder._hook(frame, "call", None)
+        frame = sys._getframe(1)  # (the frame starting; searched for, to be sure)
+        while frame is not None and frame.f_code is not code:
+            frame = frame.f_back
+        if frame is None:
+            return None  # (not found: keep reporting this code, not one read missed)
+        self.recorder._hook(frame, "call", None)
         return sys.monitoring.DISABLE
 
     def __exit__(self, *exc: Any) -> None:
