@@ -123,11 +123,12 @@ class Recording:
         h.update(repr([(type(v).__name__, float(v).hex()) for _, v in consts]).encode())
         h.update(np.array(sorted(self.bools), dtype=np.int64).tobytes())
         h.update(np.array(self.outputs, dtype=np.int64).tobytes())
-        for i, x in sorted(self.extra.items()):
-            h.update(np.array([i] if type(x) is tuple else [i, x], dtype=np.int64).tobytes())
-            if type(x) is tuple:
-                h.update(x[0].tobytes())
-                h.update(x[1].tobytes())
+        adj = sorted((i, x) for i, x in self.extra.items() if type(x) is not tuple)
+        h.update(np.array(adj, dtype=np.int64).tobytes())
+        for i, x in sorted((i, x) for i, x in self.extra.items() if type(x) is tuple):
+            h.update(np.array([i], dtype=np.int64).tobytes())
+            h.update(x[0].tobytes())
+            h.update(x[1].tobytes())
         return h.hexdigest()
 
     def operands(self) -> list[tuple]:
