@@ -136,8 +136,10 @@ def _sigmoid(x: float) -> float:
 
 
 def _node(data: Any, a: "Value", b: "Value | None", op: str) -> "Value":
-    """A node made by an op (no input checks needed; children in the _a/_b slots)."""
-    v = _new(Value)
+    """A node made by an op (no input checks needed; children in the _a/_b slots). Its class
+    is `_node_class`: Value, or while a call is compiled, the tracer's subclass (see
+    tracegrad.compiler.values.TracedValue)."""
+    v = _new(_node_class)
     v.data = data
     v.grad = 0
     v._a = a
@@ -151,9 +153,10 @@ def _node(data: Any, a: "Value", b: "Value | None", op: str) -> "Value":
 _new = object.__new__
 
 
-def _make_children(root: "Value") -> None:
+def _make_children(root: "Value") -> set:
     """Give every node under ``root`` its ``_children`` tuple, walking the _a/_b slots, before
-    the engine reads them (one pass here is cheaper than a first-read fallback per node)."""
+    the engine reads them (one pass here is cheaper than a first-read fallback per node).
+    Returns the nodes reached (``root`` among them)."""
     seen = {root}  # Values hash by identity
     stack = [root]
     while stack:
@@ -179,6 +182,7 @@ def _make_children(root: "Value") -> None:
             if child not in seen:
                 seen.add(child)
                 stack.append(child)
+    return seen
 
 
 class Value:
@@ -366,3 +370,6 @@ class Value:
 
     def __repr__(self) -> str:
         return f"Value(data={self.data}, grad={self.grad})"
+
+
+_node_class = Value

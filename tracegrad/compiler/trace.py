@@ -632,9 +632,9 @@ def trace(fn: Callable, *example_args: Any, **example_kwargs: Any) -> Graph:
     >>> g = tg.trace(lambda x: (x * 2).relu().sum(), tg.TensorSpec((8,)))
     >>> print(g)
     """
-    from .values import is_value_program, trace_values
+    from . import values
 
-    if is_value_program(fn, example_args, example_kwargs):  # micrograd-style Values
-        return trace_values(fn, example_args, example_kwargs)[0]
+    if values.is_value_program(fn, example_args, example_kwargs):  # micrograd-style Values
+        return values.trace(fn, *example_args, **example_kwargs)
     graph, _ = run_traced(fn, example_args, example_kwargs)
     return graph

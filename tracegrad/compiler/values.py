@@ -2,30 +2,33 @@
 
 A training step written with `Value` (forward, ``zero_grad()``, ``loss.backward()``,
 ``p.data -= lr * p.grad``) rebuilds a graph of tens of thousands of Python objects on every
-call. Traced once, it is a static graph of 0-d float64 nodes in the compiler's IR
-(`ir.Graph`), which `values_program.py` runs as a few vectorized NumPy calls or a C tape.
+call. Traced once, it is a static graph of 0-d float64 nodes, recorded as a tape
+(`values_tape.Recording`: an op and operand indices per node), which `values_program.py`
+runs as a few vectorized NumPy calls or a C tape.
 
-How the capture works: while one call is traced, ``Value.data`` and ``Value.grad`` read and
-write a table of the trace instead of the Value (two class attributes are swapped for the
-duration, see `_patched`; other threads still see the real numbers), and the numbers in that
-table are `Traced`: placeholders whose arithmetic and comparisons record IR nodes. Value's
-own ops (``self.data + other.data``), the backward rules in ``scalar._RULES`` and the
-backward engine itself run unchanged on them, so the graph holds forward, backward and update,
-in exactly eager's order of operations. The few Value methods that call ``math`` or branch on
-a number (relu, tanh, exp, log, sigmoid, ``/``, ``**``) get traced twins for the duration.
-
-A Value that existed before the call is an input of the graph when its ``.data`` (or
-``.grad``) is read, and gets a write-back when the call sets it; a Value made during the call
-is part of the graph. Float arguments are inputs too. Nothing of the real Values changes
-while tracing: the table takes every write.
+How the capture works: while one call is traced, the numbers a Value holds are `Traced`:
+placeholders whose arithmetic and comparisons record nodes. A Value made during the call
+is a `TracedValue` (``scalar._node`` makes them for the duration) holding traced numbers in
+its own slots. A Value that existed before the call is read and written through the
+``data`` and ``grad`` properties swapped into the class for the duration (see `_patched`;
+other threads still see the real numbers): its first read is an input of the graph, and
+what the call sets goes to a table of the trace and becomes a write-back. Value's own ops
+(``self.data + other.data``) and the backward rules in ``scalar._RULES`` run unchanged on
+traced numbers, so the graph holds forward, backward and update in exactly eager's order of
+operations; ``backward()`` is the engine's walk as one loop (`_traced_backward`), or for
+the C tape a reverse sweep (`_record_sweep`). The few Value methods that call ``math`` or
+branch on a number (relu, tanh, exp, log, sigmoid, ``/``, ``**``) get traced twins for the
+duration. Float arguments are inputs too. Nothing of the real Values changes while tracing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import threading
 import types
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Callable
 
 import numpy as np
@@ -33,10 +36,11 @@ import numpy as np
 from .. import scalar as scalar_mod
 from ..errors import TraceError
 from ..scalar import Value
-from .ir import Graph, Node
+from .ir import Graph
+from .trace import build_tree, flatten_args
+from .values_program import SWEEP_RULES
+from .values_tape import Recording
 
-F64 = np.dtype(np.float64)
-BOOL = np.dtype(np.bool_)
 _new = object.__new__
 
 # The real slot descriptors of Value.data / Value.grad (the patched properties call them for
@@ -47,77 +51,84 @@ _GRAD = Value.__dict__["grad"]
 _active: "ValueTracer | None" = None  # the trace in progress (one at a time: trace._TRACE_LOCK)
 
 
-def _node(op: str, inputs: tuple, dtype: np.dtype = F64, attrs: dict | None = None) -> "Traced":
-    n = _new(Node)
-    n.id, n.op, n.inputs, n.attrs, n.shape, n.dtype = -1, op, inputs, attrs or {}, (), dtype
-    n.value, n.name = None, ""
-    _active.nodes.append(n)
+def _emit(op: str, a: int, b: int = -1, c: int = -1) -> int:
+    """Record one node (operands are node indices, -1 for none); its index."""
+    t = _active
+    ops = t.ops
+    i = len(ops)
+    ops.append(op)
+    t.a.append(a)
+    t.b.append(b)
+    t.c.append(c)
+    return i
+
+
+def _traced(i: int) -> "Traced":
     t = _new(Traced)
-    t.node = n
+    t.i = i
     return t
 
 
-def _const(x: Any) -> Node:
+def _const(x: Any) -> int:
     """The const node of a Python number (one per distinct number in a trace)."""
     tracer = _active
-    dtype = BOOL if type(x) is bool else F64
-    key = (dtype.char, float(x).hex())
-    n = tracer.consts.get(key)
-    if n is None:
-        n = Node("const", (), {}, (), dtype, value=np.array(x, dtype=dtype))
-        tracer.consts[key] = n
-        tracer.nodes.append(n)
-    return n
+    is_bool = type(x) is bool
+    key = (is_bool, float(x).hex())
+    i = tracer.consts.get(key)
+    if i is None:
+        i = tracer.consts[key] = _emit("const", -1)
+        tracer.values[i] = bool(x) if is_bool else float(x)
+        if is_bool:
+            tracer.bools.add(i)
+    return i
 
 
-def _operand(x: Any, op: str) -> Node:
+def _operand(x: Any, op: str) -> int:
     if type(x) is Traced:
-        return x.node
+        return x.i
     if isinstance(x, numbers.Real):
         return _const(x)
     raise TypeError(f"traced number {op}: unsupported operand {type(x).__name__} {x!r} "
                     f"(a number or a Value's .data/.grad fits)")
 
 
-def _f64(n: Node) -> Node:
-    if n.dtype == F64:
-        return n
-    return _node("cast", (n,), F64, {"dtype": F64}).node
+def _f64(i: int) -> int:
+    return _emit("cast", i) if i in _active.bools else i
 
 
-def _binary(op: str, a: Any, b: Any) -> "Traced":
-    na = a.node if type(a) is Traced else _operand(a, op)
-    nb = b.node if type(b) is Traced else _operand(b, op)
-    if na.dtype is not F64 or nb.dtype is not F64:  # (dtypes are NumPy's singletons)
-        if op == "mul" and na.dtype == BOOL and nb.dtype == F64:
-            na, nb = nb, na  # x * mask: the one mixed-dtype form of mul (exact: it commutes)
-        elif not (op == "mul" and nb.dtype == BOOL and na.dtype == F64):
-            na, nb = _f64(na), _f64(nb)
-    # (the body of _node, inlined: this is most of a trace's nodes)
-    n = _new(Node)
-    n.id, n.op, n.inputs, n.attrs, n.shape, n.dtype = -1, op, (na, nb), {}, (), F64
-    n.value, n.name = None, ""
-    _active.nodes.append(n)
-    t = _new(Traced)
-    t.node = n
-    return t
+def _binary(op: str, x: Any, y: Any) -> "Traced":
+    ia = x.i if type(x) is Traced else _operand(x, op)
+    ib = y.i if type(y) is Traced else _operand(y, op)
+    t = _active
+    bools = t.bools
+    if ia in bools or ib in bools:
+        if op == "mul" and ia in bools and ib not in bools:
+            ia, ib = ib, ia  # x * mask: the one mixed-dtype form of mul (exact: it commutes)
+        elif not (op == "mul" and ib in bools and ia not in bools):
+            ia, ib = _f64(ia), _f64(ib)
+    # (_emit and _traced, inlined: this is most of a trace's nodes)
+    ops = t.ops
+    r = _new(Traced)
+    r.i = len(ops)
+    ops.append(op)
+    t.a.append(ia)
+    t.b.append(ib)
+    t.c.append(-1)
+    return r
 
 
-def _compare(op: str, a: Any, b: Any) -> "Traced":
-    na, nb = _operand(a, op), _operand(b, op)
-    if na.dtype != nb.dtype:
-        na, nb = _f64(na), _f64(nb)
-    return _node(op, (na, nb), BOOL)
+def _compare(op: str, x: Any, y: Any) -> "Traced":
+    ia, ib = _operand(x, op), _operand(y, op)
+    bools = _active.bools
+    if (ia in bools) != (ib in bools):
+        ia, ib = _f64(ia), _f64(ib)
+    i = _emit(op, ia, ib)
+    bools.add(i)
+    return _traced(i)
 
 
 def _unary(op: str, x: Any) -> "Traced":
-    return _node(op, (_f64(_operand(x, op)),))
-
-
-def _is_int(x: Any, k: int) -> bool:
-    """Whether x is the Python int k (adding 0 or multiplying by 1 changes no float: the
-    engine's first ``grad += g`` and the root's grad 1 add no node)."""
-    return type(x) is int and x == k
+    return _traced(_emit(op, _f64(_operand(x, op))))
 
 
 def _refuse(what: str) -> Callable:
@@ -138,15 +149,18 @@ def _refuse(what: str) -> Callable:
 
 class Traced:
     """A number in a traced call (a Value's ``.data`` or ``.grad``, a float argument):
-    arithmetic and comparisons on it record nodes of the graph."""
+    arithmetic and comparisons on it record nodes of the graph. ``i`` is its node's index in
+    the recording."""
 
-    __slots__ = ("node",)
+    __slots__ = ("i",)
 
+    # (``type(o) is int and o == k``: adding int 0 or multiplying by int 1 changes no float;
+    # the engine's first ``grad += g`` and the root's grad 1 add no node)
     def __add__(self, o: Any) -> Any:
-        return self if _is_int(o, 0) else _binary("add", self, o)
+        return self if type(o) is int and o == 0 else _binary("add", self, o)
 
     def __radd__(self, o: Any) -> Any:
-        return self if _is_int(o, 0) else _binary("add", o, self)
+        return self if type(o) is int and o == 0 else _binary("add", o, self)
 
     def __sub__(self, o: Any) -> "Traced":
         return _binary("sub", self, o)
@@ -155,10 +169,10 @@ class Traced:
         return _binary("sub", o, self)
 
     def __mul__(self, o: Any) -> Any:
-        return self if _is_int(o, 1) else _binary("mul", self, o)
+        return self if type(o) is int and o == 1 else _binary("mul", self, o)
 
     def __rmul__(self, o: Any) -> Any:
-        return self if _is_int(o, 1) else _binary("mul", o, self)
+        return self if type(o) is int and o == 1 else _binary("mul", o, self)
 
     def __truediv__(self, o: Any) -> "Traced":
         return _binary("div", self, o)
@@ -205,7 +219,7 @@ class Traced:
     __abs__ = _refuse("abs (a branch on the sign)")
 
     def __repr__(self) -> str:
-        return f"<traced number %{self.node.op}>"
+        return f"<traced number %{self.i}>"
 
 
 numbers.Real.register(Traced)  # Value(traced) and `Value + traced` accept it as a number
@@ -250,7 +264,7 @@ def _set_grad(v: Value, x: Any) -> None:
 _MISSING = object()
 _ORIGINAL = {name: Value.__dict__[name] for name in
              ("data", "grad", "relu", "tanh", "exp", "log", "sigmoid", "__truediv__",
-              "__pow__")}
+              "__pow__", "backward")}
 
 
 def _traced_unary(name: str, op: str, node_op: str) -> Callable:
@@ -285,25 +299,145 @@ def _traced_pow(self: Value, other: Any) -> Value:
     return scalar_mod._node(_binary("pow", self.data, other), self, None, op)
 
 
-def _traced_value_node(data: Any, a: Value, b: Value | None, op: str) -> Value:
-    """scalar._node while tracing: the new Value's data and grad go to the trace's tables
-    (the slots stay unset: a Value made during the call)."""
+class TracedValue(Value):
+    """A Value made during a traced call (`scalar._node` makes these while a trace runs). Its
+    ``.data`` and ``.grad`` are Value's own slots, holding traced numbers: no other thread
+    has it, and nothing outside the call sees it, so it needs none of the table lookups of a
+    Value that existed before the call (which go through the patched properties below)."""
+
+    __slots__ = ()
+    data = _DATA
+    grad = _GRAD
+
+
+
+def _traced_backward(root: Value) -> None:
+    """``backward()`` while tracing: what the engine (autograd.backpropagate with micrograd's
+    policy) does, as one loop over the nodes newest first. The gradient of ``+`` is the
+    upstream one itself and that of ``*`` the other factor times it: those two, most of a
+    network's nodes, are recorded here directly; every other node runs its rule from
+    ``scalar._RULES`` (on traced numbers), as the engine would. Same operations, same
+    order: the same numbers as eager."""
     t = _active
     if t is None or t.thread != threading.get_ident():
-        return _EAGER_NODE(data, a, b, op)
-    v = _new(Value)
-    t.data[v] = data
-    t.grad[v] = 0
-    v._a = a
-    v._b = b
-    v._op = op
-    v._seq = _next_seq()
-    v._custom_backward = None
-    return v
+        return _ORIGINAL["backward"](root)
+    reached = scalar_mod._make_children(root)
+    nodes = sorted([v for v in reached if v._children], key=_SEQ, reverse=True)
+    if t.reverse and nodes and _record_sweep(t, nodes):
+        return None
+    root.grad = 1
+    for node in nodes:
+        g = node.grad
+        op = node._op
+        children = node._children
+        if node._custom_backward is not None or type(g) is not Traced or \
+                (op != "+" and op != "*"):
+            grads = node._vjp(g)
+            if grads is None:
+                continue
+        elif op == "+":
+            grads = (g, g)
+        else:  # (x * g for a traced x, as Traced.__mul__ records it)
+            xa, xb = children[0].data, children[1].data
+            grads = (_binary("mul", xb, g) if type(xb) is Traced else xb * g,
+                     _binary("mul", xa, g) if type(xa) is Traced else xa * g)
+        for child, cg in zip(children, grads):
+            if cg is None:
+                continue
+            cur = child.grad
+            if type(cg) is Traced:
+                if type(cur) is int and cur == 0:
+                    child.grad = cg  # (0 + g is g: Traced.__radd__ records nothing)
+                    continue
+                if type(cur) is Traced:
+                    child.grad = _binary("add", cur, cg)
+                    continue
+            child.grad = cur + cg
 
 
-_EAGER_NODE = scalar_mod._node
-_next_seq = scalar_mod._next_seq
+# The rules a reverse sweep knows (values_program.SWEEP_RULES has their C), by Value op.
+SWEEP_OPS = {"+": "add", "*": "mul", "ReLU": "relu", "tanh": "tanh", "exp": "exp",
+             "log": "log", "sigmoid": "sigmoid"}
+_RULE_CODE = {rule: k for k, rule in enumerate(SWEEP_RULES)}
+
+
+def _record_sweep(t: "ValueTracer", nodes: list) -> bool:
+    """``backward()`` as one *sweep* node (CppAD's and Adept's reverse sweep), for the C
+    tape: instead of a node per multiply and add of the backward pass, one entry per Value
+    node (its rule, the adjoint slots of it and its children, the values the rule reads),
+    which the C program runs newest first, adding into an array of adjoints as the engine
+    adds into ``.grad``. Each Value's ``.grad`` is then an ``adj`` node reading its slot.
+    False (nothing recorded) when a node has a rule the sweep does not know (a custom
+    ``_backward``, ``**`` with a Value exponent): the caller records nodes instead."""
+    rules = []
+    for node in nodes:
+        op = node._op
+        if node._custom_backward is not None:
+            return False
+        rule = SWEEP_OPS.get(op)
+        if rule is None:
+            k = scalar_mod._exponent(op) if op.startswith("**") else None
+            if k is None:
+                return False
+            rule = "pow" if k != 0 else "zero"
+        rules.append(_RULE_CODE[rule])
+    slot: dict = {}  # Value -> its adjoint slot (newest first, then leaves as met)
+    order: list = []
+    for node in nodes:
+        for v in (node, *node._children):
+            if v not in slot:
+                slot[v] = len(order)
+                order.append(v)
+    zero = _const(0)
+
+    def number(x: Any) -> int:  # a value's node (a rule's input, an adjoint's start)
+        if type(x) is Traced:
+            return _f64(x.i)
+        return zero if type(x) is int and x == 0 else _const(x)
+
+    init = [_const(1)]  # (the root's grad is set to 1; the others' are added to)
+    init += [number(v.grad) for v in order[1:]]
+    n = len(nodes)
+    c0 = [slot[node._children[0]] for node in nodes]
+    c1, d0, d1, d2 = [-1] * n, [-1] * n, [-1] * n, [-1] * n
+    mul, add, log, pow_, tanh, zero_rule = (_RULE_CODE[r] for r in
+                                            ("mul", "add", "log", "pow", "tanh", "zero"))
+    for i, (node, rule) in enumerate(zip(nodes, rules)):
+        children = node._children
+        if rule == mul:
+            c1[i] = slot[children[1]]
+            d0[i], d1[i] = number(children[0].data), number(children[1].data)
+        elif rule == add:
+            c1[i] = slot[children[1]]
+        elif rule == log:
+            d0[i] = number(children[0].data)
+        elif rule == pow_:
+            k = scalar_mod._exponent(node._op)
+            d0[i], d1[i], d2[i] = number(children[0].data), _const(k), _const(k - 1)
+        elif rule == tanh:
+            d0[i], d1[i] = number(node.data), _const(2)
+        elif rule != zero_rule:
+            d0[i] = number(node.data)
+    g = [slot[node] for node in nodes]
+    s = _emit("sweep", -1)
+    t.extra[s] = (np.array(init, dtype=np.int64),
+                  np.array([rules, g, c0, c1, d0, d1, d2], dtype=np.int64).T.copy())
+    base = len(t.ops)
+    m = len(order)
+    t.ops.extend(["adj"] * m)
+    t.a.extend([s] * m)
+    t.b.extend([-1] * m)
+    t.c.extend([-1] * m)
+    t.extra.update(zip(range(base, base + m), range(m)))
+    for k, v in enumerate(order):
+        r = _new(Traced)
+        r.i = base + k
+        v.grad = r
+    return True
+
+
+_SEQ = attrgetter("_seq")
+
 
 _PATCHES = {
     "data": property(_get_data, _set_data),
@@ -315,6 +449,7 @@ _PATCHES = {
     "sigmoid": _traced_unary("sigmoid", "sigmoid", "sigmoid"),
     "__truediv__": _traced_truediv,
     "__pow__": _traced_pow,
+    "backward": _traced_backward,
 }
 
 
@@ -326,10 +461,10 @@ def _pow_value_rule(out: Value, g: Any) -> tuple:
     if type(x) is not Traced and type(k) is not Traced and type(out.data) is not Traced:
         return scalar_mod._pow_value_rule(out, g)
     xs = _operand(x, "pow")
-    positive = _compare("gt", x, 0)
-    safe = _node("where", (positive.node, xs, _const(1.0)))
-    d_exp = _node("where", (positive.node, (out.data * _unary("log", safe)).node,
-                            _const(0.0))) * g
+    positive = _compare("gt", x, 0).i
+    safe = _traced(_emit("where", positive, xs, _const(1.0)))
+    d_exp = _traced(_emit("where", positive, _operand(out.data * _unary("log", safe), "*"),
+                          _const(0.0))) * g
     return (k * x ** (k - 1) * g, d_exp)
 
 
@@ -345,13 +480,13 @@ class _patched:
         for name, attr in _PATCHES.items():
             setattr(Value, name, attr)
         scalar_mod._RULES = _TRACED_RULES
-        scalar_mod._node = _traced_value_node
+        scalar_mod._node_class = TracedValue
 
     def __exit__(self, *exc: Any) -> None:
         for name, attr in _ORIGINAL.items():
             setattr(Value, name, attr)
         scalar_mod._RULES = _EAGER_RULES
-        scalar_mod._node = _EAGER_NODE
+        scalar_mod._node_class = Value
 
 
 _EAGER_RULES = scalar_mod._RULES
@@ -378,11 +513,20 @@ class ValueCapture:
 
 
 class ValueTracer:
-    def __init__(self, arg_values: dict[Value, int]):
+    def __init__(self, arg_values: dict[Value, int], reverse: bool = False):
         self.thread = threading.get_ident()
-        self.nodes: list[Node] = []
-        self.inputs: list[Node] = []
-        self.consts: dict[tuple, Node] = {}
+        # the recording: node i is ops[i] of nodes a[i], b[i], c[i] (-1: none)
+        self.ops: list[str] = []
+        self.a: list[int] = []
+        self.b: list[int] = []
+        self.c: list[int] = []
+        self.values: dict[int, Any] = {}  # const node -> its number
+        self.bools: set[int] = set()  # nodes that are comparisons (or bool constants)
+        self.consts: dict[tuple, int] = {}
+        self.extra: dict[int, Any] = {}  # sweep node -> its entries; adj node -> its slot
+        self.reverse = reverse  # backward() as a reverse sweep (see _record_sweep)
+        self.inputs: list[int] = []
+        self.names: list[str] = []
         self.data: dict[Value, Any] = {}  # Values hash by identity
         self.grad: dict[Value, Any] = {}
         self.before: set[Value] = set()  # Values that existed before the call, seen so far
@@ -391,12 +535,11 @@ class ValueTracer:
         self.capture = ValueCapture()
 
     def input(self, name: str, feed: tuple) -> Traced:
-        n = Node("input", (), {}, (), F64, name=name)
-        self.inputs.append(n)
+        i = _emit("input", -1)
+        self.inputs.append(i)
+        self.names.append(name)
         self.capture.feeds.append(feed)
-        t = _new(Traced)
-        t.node = n
-        return t
+        return _traced(i)
 
     def read_before(self, v: Value, attr: str) -> Any:
         """The first read of ``v.data`` / ``v.grad`` in the call, for a Value not yet in the
@@ -431,19 +574,19 @@ class ValueTracer:
             self.written[attr, v] = v
         table[v] = x
 
-    def output(self, x: Any) -> Node:
+    def output(self, x: Any) -> int:
         if type(x) is Traced:
-            return x.node
+            return x.i
         if isinstance(x, numbers.Real):
             return _const(x)
         raise TraceError(f"a Value holds {type(x).__name__} {x!r}, not a number")
 
-    def finish(self, result: Any) -> Graph:
-        outputs: list[Node] = []
+    def finish(self, result: Any) -> Recording:
+        outputs: list[int] = []
 
-        def leaf(kind: str, x: Any) -> tuple:
+        def leaf(x: Any) -> int:
             outputs.append(self.output(x))
-            return (kind, len(outputs) - 1)
+            return len(outputs) - 1
 
         self.capture.out_tree = _tree(result, leaf)
         self.capture.n_user = len(outputs)
@@ -456,78 +599,61 @@ class ValueTracer:
             outputs.append(self.output(x))
         # inputs: floats and argument Values first, then captured .data, then .grad
         rank = {"float": 0, "arg": 0, "data": 1, "grad": 2}
-        pairs = sorted(zip(self.inputs, self.capture.feeds),
-                       key=lambda p: rank[p[1][0] if p[1][0] != "value" else p[1][2]])
-        self.inputs = [n for n, _ in pairs]
-        self.capture.feeds = [f for _, f in pairs]
-        return Graph(self.inputs, self.nodes, outputs)
+        order = sorted(range(len(self.inputs)), key=lambda k: rank[
+            self.capture.feeds[k][0] if self.capture.feeds[k][0] != "value"
+            else self.capture.feeds[k][2]])
+        self.capture.feeds = [self.capture.feeds[k] for k in order]
+        return Recording.from_trace(self.ops, self.a, self.b, self.c, self.values,
+                                    self.bools, [self.inputs[k] for k in order],
+                                    [self.names[k] for k in order], outputs, self.extra)
 
 
-def _tree(obj: Any, leaf: Callable[[str, Any], tuple]) -> Any:
-    """The structure of a result, with each Value and traced number replaced by ``leaf``."""
+def _tree(obj: Any, leaf: Callable[[str, Any], int]) -> Any:
+    """The structure of a result in `trace.build_tree`'s form, each Value and traced number
+    a leaf ``(kind, output index)``."""
     if isinstance(obj, Value):
-        return leaf("value", obj.data)
+        return ("tensor", ("value", leaf(obj.data)))
     if type(obj) is Traced:
-        return leaf("bool" if obj.node.dtype == BOOL else "float", obj)
-    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
+        return ("tensor", ("bool" if obj.i in _active.bools else "float", leaf(obj)))
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return ("namedtuple", type(obj), [_tree(x, leaf) for x in obj])
+    if isinstance(obj, (list, tuple)):
         return (type(obj).__name__, [_tree(x, leaf) for x in obj])
     if isinstance(obj, dict):
-        return ("dict", [(k, _tree(x, leaf)) for k, x in obj.items()])
+        return ("dict", type(obj), [(k, _tree(x, leaf)) for k, x in obj.items()])
     return ("static", obj)
+
+
+_RESULT = {"value": Value, "float": float, "bool": bool}
 
 
 def build_result(tree: Any, outs: list) -> Any:
     """The function's result from the program's outputs (Python floats), as `_tree` saw it:
-    a returned Value becomes a new leaf Value holding the number."""
-    kind = tree[0]
-    if kind == "value":
-        return Value(outs[tree[1]])
-    if kind == "float":
-        return outs[tree[1]]
-    if kind == "bool":  # a comparison
-        return bool(outs[tree[1]])
-    if kind in ("list", "tuple"):
-        items = [build_result(x, outs) for x in tree[1]]
-        return items if kind == "list" else tuple(items)
-    if kind == "dict":
-        return {k: build_result(x, outs) for k, x in tree[1]}
-    return tree[1]
+    a returned Value becomes a new leaf Value holding the number, a comparison a bool."""
+    return build_tree(tree, lambda leaf: _RESULT[leaf[0]](outs[leaf[1]]))
 
 
-def flatten(args: tuple, kwargs: dict) -> list[tuple[str, Any]]:
-    """(path, leaf) of the arguments: lists, tuples and dicts are walked; Values, numbers
-    and everything else are leaves."""
-    out: list[tuple[str, Any]] = []
-
-    def visit(obj: Any, path: str) -> None:
-        if type(obj) in (list, tuple):
-            for i, v in enumerate(obj):
-                visit(v, f"{path}[{i}]")
-        elif type(obj) is dict:
-            for k, v in obj.items():
-                visit(v, f"{path}[{k!r}]")
-        else:
-            out.append((path, obj))
-
-    for i, a in enumerate(args):
-        visit(a, f"arg{i}")
-    for k, v in kwargs.items():
-        visit(v, k)
-    return out
-
-
-def _rebuild(obj: Any, table: dict[tuple, Any], path: str) -> Any:
-    if type(obj) in (list, tuple):
+def _rebuild(obj: Any, table: dict[str, Any], path: str) -> Any:
+    """``obj`` with the leaves at the paths of ``table`` replaced (paths as `flatten_args`
+    names them)."""
+    if path in table:
+        return table[path]
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*[_rebuild(v, table, f"{path}[{i}]") for i, v in enumerate(obj)])
+    if isinstance(obj, (list, tuple)):
         return type(obj)(_rebuild(v, table, f"{path}[{i}]") for i, v in enumerate(obj))
-    if type(obj) is dict:
-        return {k: _rebuild(v, table, f"{path}[{k!r}]") for k, v in obj.items()}
-    return table.get(path, obj)
+    if isinstance(obj, dict):
+        return type(obj)((k, _rebuild(v, table, f"{path}[{k!r}]")) for k, v in obj.items())
+    return obj
 
 
-def trace_values(fn: Callable, args: tuple, kwargs: dict,
-                 floats: bool = True) -> tuple[Graph, ValueCapture]:
+def trace_values(fn: Callable, args: tuple, kwargs: dict, floats: bool = True,
+                 watch: Any = None, reverse: bool = False) -> tuple[Recording, ValueCapture]:
     """Call ``fn`` once with its Value operations recorded; return the graph and what it
-    reads and writes. With ``floats``, float arguments are inputs (else constants)."""
+    reads and writes. With ``floats``, float arguments are inputs (else constants).
+    ``watch``, a context manager, is entered around the call of ``fn`` alone (what the
+    user's code reads, see values_api.CodeReads). With ``reverse``, ``backward()`` is
+    recorded as a reverse sweep where it can be (see `_record_sweep`; the C tape runs it)."""
     global _active
     from .trace import _TRACE_LOCK, paused_gc, tensor_mod
 
@@ -536,10 +662,10 @@ def trace_values(fn: Callable, args: tuple, kwargs: dict,
             tensor_mod._tracer is not None and tensor_mod._tracer.thread == \
             threading.get_ident():
         raise TraceError("tg.compile/tg.trace cannot be nested inside another trace")
-    flat = flatten(args, kwargs)
+    flat = flatten_args(args, kwargs)
     arg_values = {leaf: k for k, (_, leaf) in enumerate(flat) if isinstance(leaf, Value)}
     with _TRACE_LOCK, paused_gc():
-        tracer = ValueTracer(arg_values)
+        tracer = ValueTracer(arg_values, reverse)
         _active = tracer
         try:
             table = {}
@@ -549,11 +675,12 @@ def trace_values(fn: Callable, args: tuple, kwargs: dict,
             args2 = tuple(_rebuild(a, table, f"arg{i}") for i, a in enumerate(args))
             kwargs2 = {k: _rebuild(v, table, k) for k, v in kwargs.items()}
             with _patched(), np.errstate(all="ignore"):
-                result = fn(*args2, **kwargs2)
-                graph = tracer.finish(result)
+                with watch or contextlib.nullcontext():
+                    result = fn(*args2, **kwargs2)
+                recording = tracer.finish(result)
         finally:
             _active = None
-    return graph, tracer.capture
+    return recording, tracer.capture
 
 
 def trace(fn: Callable, *example_args: Any, **example_kwargs: Any) -> Graph:
@@ -562,8 +689,8 @@ def trace(fn: Callable, *example_args: Any, **example_kwargs: Any) -> Graph:
     >>> w = Value(0.5)
     >>> print(trace(lambda x: (w * x).tanh().data, 2.0))
     """
-    graph, _ = trace_values(fn, example_args, example_kwargs)
-    return graph
+    recording, _ = trace_values(fn, example_args, example_kwargs)
+    return recording.to_graph()
 
 
 def is_value_program(fn: Callable, args: tuple, kwargs: dict) -> bool:
@@ -575,7 +702,7 @@ def is_value_program(fn: Callable, args: tuple, kwargs: dict) -> bool:
     from .guards import _named, one_level
     from .trace import TensorSpec
 
-    leaves = [leaf for _, leaf in flatten(args, kwargs)]
+    leaves = [leaf for _, leaf in flatten_args(args, kwargs)]
     if any(isinstance(leaf, (Tensor, TensorSpec)) for leaf in leaves):
         return False  # tensor code
     if any(isinstance(leaf, Value) for leaf in leaves):

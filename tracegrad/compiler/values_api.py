@@ -5,74 +5,72 @@
 by the passes that apply to scalars (dce, cse, fold_constants), laid out as a tape
 (`values_program`) and run by the chosen backend. Its guards follow the tensor compiler's
 rules (guards.py): arguments that are neither Values nor floats are part of the cache key,
-every global and closure value the user's code can read is fingerprinted (found from the
-code itself, see `static_reads`), and the structure of every `tracegrad.nn.scalar` module
-it can reach (which Values are its parameters, its flags) is checked on each call. Float
-arguments are inputs: a new learning rate does not recompile, unless the function branches
-on it (then floats are guarded by value from then on).
+every global the user's code read while traced is fingerprinted (every user code object
+that ran, see `CodeReads`), closure values too, and the structure of every
+`tracegrad.nn.scalar` module it can reach (which Values are its parameters, its flags) is
+checked on each call. Float arguments are inputs: a new learning rate does not recompile,
+unless the function branches on it (then floats are guarded by value from then on).
 """
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import marshal
+import pickle
 import sys
 import threading
 import time
-import types
 import warnings
 from dataclasses import dataclass, field
 from operator import attrgetter
+from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import TraceError
 from ..scalar import Value
+from . import values_program, values_tape
 from . import variants as variant_cache
 from .guards import (
     Ident,
-    _global_getter,
-    _is_library_file,
+    ReadRecorder,
     arg_key,
     fingerprint,
     function_guards,
-    global_names,
     identities,
     one_level,
     roots_of,
 )
 from .ir import Graph
 from .optimize import Explanation, PassRecord
-from .passes import cse, dce, fold_constants
-from .trace import paused_gc
-from .values import build_result, flatten, trace_values
+from .trace import flatten_args, paused_gc
+from .values import build_result, trace_values
 from .values_program import build_program
+from .values_tape import PASSES, Recording
 
-_op = attrgetter("op")
-SCALAR_PASSES = [("dce", dce), ("cse", cse), ("fold_constants", fold_constants),
-                 ("dce", dce)]
+# backward() on the C backend: a reverse sweep over the tape (values._record_sweep), not
+# nodes of the backward pass (see docs/scalar.md for what each costs)
+REVERSE_SWEEP = True
 
 
-def optimize_values(graph: Graph) -> tuple[Graph, list[PassRecord]]:
-    """The passes that apply to a scalar graph, each with its record (as `optimize`)."""
-    def count(g: Graph) -> int:
-        return len(g.nodes) - list(map(_op, g.nodes)).count("const")
+def optimize_values(rec: Recording) -> tuple[Recording, list[PassRecord]]:
+    """The passes that apply to a scalar graph (values_tape.PASSES), each with its record
+    (as `optimize`)."""
+    def record(name: str, note: str, seconds: float) -> PassRecord:
+        return PassRecord(name, rec.count(), rec.count(), 8 * len(rec), note, seconds)
 
-    records = [PassRecord("trace", count(graph), count(graph), 8 * len(graph.nodes),
-                          f"{len(graph.nodes)} nodes recorded", 0.0)]
+    records = [record("trace", f"{len(rec) - rec.n_inputs} nodes recorded", 0.0)]
     folded = True
-    for i, (name, fn) in enumerate(SCALAR_PASSES):
+    for i, (name, fn) in enumerate(PASSES):
         t0 = time.perf_counter()
         if name == "dce" and i > 0 and not folded:
             # (cse drops each duplicate and keeps its inputs: only folding leaves dead nodes)
-            records.append(PassRecord(name, count(graph), count(graph), 8 * len(graph.nodes),
-                                      "not needed: nothing was folded", 0.0))
+            records.append(record(name, "not needed: nothing was folded", 0.0))
             continue
-        graph, note = fn(graph)
+        rec, note = fn(rec)
         if name == "fold_constants":
             folded = not note.startswith("folded 0 ")
-        records.append(PassRecord(name, count(graph), count(graph), 8 * len(graph.nodes),
-                                  note, time.perf_counter() - t0))
-    return graph, records
+        records.append(record(name, note, time.perf_counter() - t0))
+    return rec, records
 
 
 def resolve_backend(backend: str) -> str:
@@ -87,18 +85,89 @@ def resolve_backend(backend: str) -> str:
     return chosen
 
 
-def lower(graph: Graph, backend: str) -> tuple[Any, PassRecord]:
+def lower(rec: Recording, backend: str) -> tuple[Any, PassRecord]:
     t0 = time.perf_counter()
-    program = build_program(graph, backend)
-    tape = program.tape
+    program = build_program(rec, backend)
     if backend == "c":
-        note = f"a tape of {tape.n_nodes} nodes swept by one C loop"
+        sweeps = program.calls // 2
+        note = f"a tape of {program.n_nodes} nodes swept by one C loop" + (
+            f", backward as {sweeps} reverse sweep(s)" if sweeps else "")
     else:
+        tape = program.tape
         note = (f"{tape.n_nodes} nodes in {tape.n_units} units (chains joined), "
                 f"{tape.levels} levels: {program.calls} NumPy calls")
-    record = PassRecord(f"lower ({backend})", tape.n_nodes, program.calls,
-                        8 * tape.n_slots, note, time.perf_counter() - t0)
+    record = PassRecord(f"lower ({backend})", program.n_nodes, program.calls,
+                        8 * program.n_slots, note, time.perf_counter() - t0)
     return program, record
+
+
+# ---------------------------------------------------------------- the disk cache
+
+
+def _code_version() -> bytes:
+    """What a cached program depends on besides its recording: the code that lays it out."""
+    if not _CODE_VERSION:
+        h = hashlib.sha256()
+        for module in (values_tape, values_program):
+            h.update(Path(module.__file__).read_bytes())
+        h.update(sys.version.encode())
+        _CODE_VERSION.append(h.digest())
+    return _CODE_VERSION[0]
+
+
+_CODE_VERSION: list = []
+
+
+def _cache_path(rec: Recording, backend: str) -> Path | None:
+    from .backends.toolchain import cache_dir
+
+    try:
+        root = cache_dir().parent / "values"
+    except (OSError, RuntimeError):  # (no home directory)
+        return None
+    h = hashlib.sha256(_code_version())
+    h.update(f"{backend}\0{rec.key()}".encode())
+    return root / f"{h.hexdigest()}.pickle"
+
+
+def optimized_program(rec: Recording, backend: str) -> tuple[Recording, Any, list]:
+    """The passes, the layout and the program of a recording, with their records. The
+    optimized recording and its layout are kept on disk (beside the C cache, see
+    toolchain.cache_dir), keyed by a digest of the recording: a compile of the same program
+    in a new process (a warm disk cache) skips the passes and the layout."""
+    t0 = time.perf_counter()
+    path = _cache_path(rec, backend)
+    if path is not None and path.exists():
+        try:
+            cached = pickle.loads(path.read_bytes())
+            optimized, tape = cached["recording"], cached["tape"]
+            if tape is not None:
+                tape.recording = optimized
+            program = build_program(optimized, backend, tape)
+            records = [PassRecord(*r) for r in cached["records"]]
+            records.append(PassRecord("disk cache", optimized.count(), optimized.count(), 0,
+                                      f"passes and layout read from {path.name[:12]}...",
+                                      time.perf_counter() - t0))
+            return optimized, program, records
+        except (OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError,
+                AttributeError, ValueError):
+            pass  # (a damaged or foreign file: compile and write it again)
+    optimized, records = optimize_values(rec)
+    program, record = lower(optimized, backend)
+    records.append(record)
+    if path is not None:
+        from .backends.toolchain import _write_atomic
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fields = [(r.name, r.nodes, r.kernels, r.peak_bytes, r.note, r.seconds)
+                      for r in records]
+            tape = getattr(program, "tape", None)  # (the C tape is made from the recording)
+            _write_atomic(path, pickle.dumps({"recording": optimized, "tape": tape,
+                                              "records": fields}, protocol=5))
+        except OSError:
+            pass  # (a read-only cache directory: no disk cache)
+    return optimized, program, records
 
 
 # ---------------------------------------------------------------- guards
@@ -147,10 +216,6 @@ def module_guards(roots: list) -> list:
     return out
 
 
-def _user_code(code: Any) -> bool:
-    return not _is_library_file(code.co_filename)
-
-
 class Plain(bytes):
     """The fingerprint of plain data (numbers, strings, and lists, tuples and dicts of
     them, like a data set held as lists of floats): its `marshal` bytes (format 2, without
@@ -186,60 +251,69 @@ def _plain_guards(reads: list) -> list:
     return out
 
 
-def static_reads(fn: Callable, roots: list) -> list:
-    """The globals the user's code can read, as (what, getter, fingerprint) guards, found
-    without running it: the function's code and the code nested in it (comprehensions,
-    lambdas), the user functions those name (globals, closures, defaults), and the methods of
-    the user's classes among ``roots``, transitively.
+class CodeReads:
+    """The globals the user's code read while one call was traced, as guards: what
+    `guards.ReadRecorder` records for the tensor compiler (every user frame's code, and the
+    globals that code can name), seeing each code object once.
 
-    (The tensor compiler watches every frame with ``sys.setprofile`` instead, see
-    guards.ReadRecorder; a Value program makes a dozen Python calls per scalar op, and
-    profiling them costs several times the trace. What this misses is code reached only
-    dynamically, through ``getattr`` or objects made during the call.)"""
-    reads: dict[tuple, Any] = {}
-    seen: set[int] = set()
-    todo: list = [fn] + list(roots)
-    while todo:
-        obj = todo.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, (types.MethodType, functools.partial)):
-            todo.append(getattr(obj, "__func__", None) or obj.func)
-            continue
-        if isinstance(obj, types.FunctionType):
-            code = obj.__code__
-            if not _user_code(code):
-                continue
-            for cell in obj.__closure__ or ():
-                try:
-                    todo.append(cell.cell_contents)
-                except ValueError:
-                    pass
-            todo += [d for d in (obj.__defaults__ or ()) if callable(d)]
-            g = obj.__globals__
-            codes = [code]
-            while codes:
-                c = codes.pop()
-                codes += [k for k in c.co_consts if isinstance(k, types.CodeType)]
-                for name in global_names(c):
-                    if (id(g), name) not in reads and name in g:
-                        value = g[name]
-                        module = g.get("__name__", "?")
-                        reads[id(g), name] = (f"global {name!r} (module {module})",
-                                              _global_getter(g, name), fingerprint(value))
-                        todo.append(value)
-            continue
-        cls = obj if isinstance(obj, type) else type(obj)
-        module = sys.modules.get(getattr(cls, "__module__", ""), None)
-        filename = getattr(module, "__file__", None) or ""
-        if filename and not _is_library_file(filename):
-            for klass in cls.__mro__:
-                todo += [f for f in vars(klass).values()
-                         if isinstance(f, (types.FunctionType, property))]
-        if isinstance(obj, property):
-            todo += [f for f in (obj.fget, obj.fset) if f is not None]
-    return list(reads.values())
+    A Value program makes about a dozen Python calls per scalar op, and a ``sys.setprofile``
+    hook runs on every one of them (about twice the trace's own time). From Python 3.12,
+    ``sys.monitoring`` reports a code object's start and is then told to stop reporting it
+    (``DISABLE``), so the cost is per code object, not per call. Before 3.12 a
+    ``sys.setprofile`` hook sees every frame enter: sound, and about three times slower (on
+    3.11 any profile hook turns off the interpreter's specializing fast paths). Either way
+    the guards cover code reached only at run time (through ``getattr``, or methods of
+    objects made during the call), which no reading of the code can find."""
+
+    def __init__(self) -> None:
+        self.recorder = ReadRecorder()
+        self.thread = threading.get_ident()
+        self.tool: int | None = None
+
+    def __enter__(self) -> "CodeReads":
+        monitoring = getattr(sys, "monitoring", None)
+        free = [] if monitoring is None else \
+            [i for i in range(6) if monitoring.get_tool(i) is None]
+        if not free:  # before 3.12 (or every tool id taken): a profile hook
+            self.saved = sys.getprofile()
+            sys.setprofile(self._event)
+            return self
+        self.tool = free[-1]
+        monitoring.use_tool_id(self.tool, "tracegrad.compile")
+        monitoring.register_callback(self.tool, monitoring.events.PY_START, self._start)
+        monitoring.set_events(self.tool, monitoring.events.PY_START)
+        return self
+
+    def _event(self, frame: Any, event: str, arg: Any) -> None:
+        # (only frames entering: the recorder's checks of C calls, print and list.append,
+        # would cost a third more, and warn of nothing the Value tracer acts on)
+        if event == "call":
+            self.recorder._hook(frame, event, arg)
+
+    def _start(self, code: Any, offset: int) -> Any:
+        if threading.get_ident() != self.thread:
+            return None  # (another thread's call: keep reporting this code to the trace)
+        frame = sys._getframe(1)  # (the frame starting; searched for, to be sure)
+        while frame is not None and frame.f_code is not code:
+            frame = frame.f_back
+        if frame is None:
+            return None  # (not found: keep reporting this code, not one read missed)
+        self.recorder._hook(frame, "call", None)
+        return sys.monitoring.DISABLE
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.tool is None:
+            sys.setprofile(self.saved)
+            return
+        monitoring = sys.monitoring
+        monitoring.set_events(self.tool, 0)
+        monitoring.register_callback(self.tool, monitoring.events.PY_START, None)
+        monitoring.free_tool_id(self.tool)
+        monitoring.restart_events()  # (the next trace sees every code object again)
+
+    def guards(self) -> list:
+        """(what, getter, fingerprint) of every global read."""
+        return [(r.name, r.getter, r.fp) for r in self.recorder.reads.values()]
 
 
 # ---------------------------------------------------------------- variants
@@ -250,7 +324,7 @@ _GET = {"data": attrgetter("data"), "grad": attrgetter("grad")}
 
 @dataclass
 class ValueVariant:
-    graph: Graph
+    recording: Recording  # the optimized graph, as arrays
     program: Any
     capture: Any
     guards: list  # (what, getter, fingerprint)
@@ -346,7 +420,7 @@ class CompiledValues:
         return key + (where, len(flat)), fps
 
     def __call__(self, args: tuple, kwargs: dict) -> Any:
-        flat = flatten(args, kwargs)
+        flat = flatten_args(args, kwargs)
         key, fps = self.key(flat)
         reason = None
         for v in self.variants.get(key, ()):
@@ -386,8 +460,11 @@ class CompiledValues:
         t0, cpu0 = time.perf_counter(), time.process_time()
         name = getattr(self.fn, "__name__", "the function")
         roots = roots_of(self.fn, args)
-        reads = static_reads(self.fn, roots) + function_guards(self.fn)
-        graph, capture = trace_values(self.fn, args, kwargs, floats=self.floats)
+        backend = resolve_backend(self.backend)
+        watch = CodeReads()
+        rec, capture = trace_values(self.fn, args, kwargs, floats=self.floats, watch=watch,
+                                    reverse=backend == "c" and REVERSE_SWEEP)
+        reads = watch.guards() + function_guards(self.fn)
         traced = time.perf_counter() - t0
         changed = [what for what, getter, fp in reads if fingerprint(getter()) != fp]
         if changed:
@@ -402,12 +479,10 @@ class CompiledValues:
         for what, getter, value, values in module_guards(one_level(roots + found)):
             structures.append((what, getter, value))
             held += values
-        graph, records = optimize_values(graph)
+        rec, program, records = optimized_program(rec, backend)
         records[0].seconds = traced
-        backend = resolve_backend(self.backend)
-        program, record = lower(graph, backend)
-        variant = ValueVariant(graph, program, capture, _plain_guards(reads), fps, structures,
-                               records + [record], held=held, backend=backend)
+        variant = ValueVariant(rec, program, capture, _plain_guards(reads), fps, structures,
+                               records, held=held, backend=backend)
         variant.compile_seconds = time.perf_counter() - t0
         variant.compile_cpu_seconds = time.process_time() - cpu0
         return variant
@@ -420,7 +495,10 @@ class CompiledValues:
         n = sum(len(b) for b in self.variants.values())
         backend = ""
         if self.last is not None:
-            backend = f"{self.last.backend}: {self.last.records[-1].note}"
+            records = self.last.records
+            lowered = [r for r in records if r.name.startswith("lower")] or records
+            cached = " (read from the disk cache)" if records[-1].name == "disk cache" else ""
+            backend = f"{self.last.backend}: {lowered[-1].note}{cached}"
         return CacheInfo(n, self.hits, self.misses, list(self.reasons), backend)
 
     def source(self) -> str:
@@ -432,7 +510,7 @@ class CompiledValues:
     def graph(self) -> Graph:
         if self.last is None:
             raise RuntimeError("graph: the function has not been compiled yet")
-        return self.last.graph
+        return self.last.recording.to_graph()
 
 
 def explain(fn: Callable, *args: Any, backend: str = "auto", **kwargs: Any) -> Explanation:
@@ -440,9 +518,9 @@ def explain(fn: Callable, *args: Any, backend: str = "auto", **kwargs: Any) -> E
     chosen backend lays it out."""
     with paused_gc():
         t0 = time.perf_counter()
-        graph, _ = trace_values(fn, args, kwargs)
-        traced = time.perf_counter() - t0
-        graph, records = optimize_values(graph)
         chosen = resolve_backend(backend)
-        _, record = lower(graph, chosen)
-    return Explanation(records + [record], graph, traced, backend=chosen)
+        rec, _ = trace_values(fn, args, kwargs, reverse=chosen == "c" and REVERSE_SWEEP)
+        traced = time.perf_counter() - t0
+        rec, records = optimize_values(rec)
+        _, record = lower(rec, chosen)
+    return Explanation(records + [record], rec.to_graph(), traced, backend=chosen)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .ir import Graph, Node
+from .values_tape import Recording
 
 CHAIN_OPS = {"add": np.add, "mul": np.multiply}
 BINARY = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "divide",
@@ -52,6 +52,31 @@ def _where(c: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None
     np.copyto(out, np.where(c != 0, a, b))
 
 
+def evaluate(op: str, xs: list) -> Any:
+    """One node computed as the NumPy program computes it (for constant folding)."""
+    args = [np.array([x], dtype=np.float64) for x in xs]
+    out = np.zeros(1)
+    with np.errstate(all="ignore"):
+        if op in BINARY:
+            getattr(np, BINARY[op])(*args, out)
+        elif op in UNARY:
+            getattr(np, UNARY[op])(*args, out)
+        elif op == "cast":
+            out[:] = args[0]
+        else:
+            {"relu": _relu, "sigmoid": _sigmoid, "where": _where}[op](*args, out)
+    return out[0]
+
+
+def check_ops(rec: Recording) -> None:
+    for op in set(rec.ops):
+        if op not in OPS and op not in ("const", "input") and \
+                not (op in ("sweep", "adj") and rec.extra):
+            raise NotImplementedError(
+                f"scalar program: op {op!r} has no scalar form (nodes of Value programs "
+                f"are {', '.join(sorted(OPS))})")
+
+
 class Tape:
     """The scalar graph laid out in slots: inputs first, then constants, then every node.
 
@@ -62,23 +87,18 @@ class Tape:
     `Graph` numbers consecutively.
     """
 
-    def __init__(self, graph: Graph):
-        graph.renumber()
-        nodes = graph.inputs + graph.nodes
-        ops = [n.op for n in nodes]
-        for n in graph.nodes:
-            if n.op not in OPS and n.op != "const":
-                raise NotImplementedError(
-                    f"scalar program: op {n.op!r} has no scalar form (nodes of Value programs "
-                    f"are {', '.join(sorted(OPS))})")
-            if n.shape != ():
-                raise ValueError(f"scalar program: node %{n.id} has shape {n.shape}, not ()")
-        self.graph = graph
-        n_in, total = len(graph.inputs), len(nodes)
-        args = [tuple([i.id for i in n.inputs]) for n in nodes]
+    def __init__(self, rec: Recording):
+        ops = rec.ops
+        check_ops(rec)
+        if rec.extra:
+            raise NotImplementedError("the level program has no reverse sweep: trace with "
+                                      "reverse=False for backend='numpy'")
+        self.recording = rec
+        n_in, total = rec.n_inputs, len(rec)
+        args = rec.operands()
         consts = [j for j in range(n_in, total) if ops[j] == "const"]
         self.n_inputs = n_in
-        self.const_values = np.array([float(nodes[j].value) for j in consts], dtype=np.float64)
+        self.const_values = np.array([float(rec.values[j]) for j in consts], dtype=np.float64)
         self.n_fixed = n_in + len(consts)
         computed = [j for j in range(n_in, total) if ops[j] != "const"]
 
@@ -87,8 +107,8 @@ class Tape:
         for j in computed:
             for i in args[j]:
                 uses[i] += 1
-        for o in graph.outputs:
-            uses[o.id] += 2  # (an output is never absorbed into a chain)
+        for o in rec.outputs:
+            uses[o] += 2  # (an output is never absorbed into a chain)
         chain: dict[int, list] = {}  # id of a chain's last node -> its operands
         absorbed = bytearray(total)
         for j in computed:
@@ -136,24 +156,10 @@ class Tape:
         self.slot = slot
         self.n_units = len(units)
         self.n_nodes = len(computed)
-        self.computed, self.args, self.ops = computed, args, ops
-        self.output_slots = slot[[o.id for o in graph.outputs]].astype(np.intp)
+        self.output_slots = slot[rec.outputs].astype(np.intp)
 
-    # ------------------------------------------------------------------ the tape (C)
-
-    def tape(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(op codes, out, a, b, c) int32 arrays, one entry per node in topological order."""
-        code = {op: k for k, op in enumerate(C_OPS)}
-        ids = np.zeros((len(self.computed), 3), dtype=np.intp)
-        for row, j in enumerate(self.computed):
-            operands = self.args[j]
-            ids[row, :len(operands)] = operands
-        operand_slots = self.slot[ids].astype(np.int32)
-        codes = np.array([code[self.ops[j]] for j in self.computed], dtype=np.int32)
-        out = self.slot[self.computed].astype(np.int32)
-        return (codes, out, np.ascontiguousarray(operand_slots[:, 0]),
-                np.ascontiguousarray(operand_slots[:, 1]),
-                np.ascontiguousarray(operand_slots[:, 2]))
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "recording"}
 
 
 # --------------------------------------------------------------------------------------
@@ -217,6 +223,7 @@ class LevelProgram:
         self._run = env["run"]
         self._source = source
         self.calls = len(lines)
+        self.n_nodes, self.n_slots = tape.n_nodes, tape.n_slots
 
     def __call__(self, inputs: list) -> list:
         with self.lock, np.errstate(all="ignore"):
@@ -231,6 +238,7 @@ class LevelProgram:
 
 C_OPS = ["add", "sub", "mul", "div", "pow", "neg", "relu", "tanh", "exp", "log", "sigmoid",
          "lt", "le", "gt", "ge", "eq", "ne", "cast", "where"]
+C_CODE = {op: k for k, op in enumerate(C_OPS)}
 
 _C_CASES = {
     "add": "x + y", "sub": "x - y", "mul": "x * y", "div": "x / y", "pow": "pow(x, y)",
@@ -242,11 +250,49 @@ _C_CASES = {
 }
 
 
+# The reverse sweep: each rule adds its node's adjoint g times the local derivative into
+# its children's adjoints, with the operations of scalar._RULES in their order (tanh's
+# out**2 is pow(out, 2) as Python computes it; d1 holds the 2).
+SWEEP_RULES = ["add", "mul", "relu", "tanh", "exp", "log", "sigmoid", "pow", "zero"]
+_SWEEP_C = {
+    "add": "adj[c0[i]] += g; adj[c1[i]] += g;",
+    "mul": "double x = v[d1[i]] * g, y = v[d0[i]] * g; adj[c0[i]] += x; adj[c1[i]] += y;",
+    "relu": "adj[c0[i]] += (v[d0[i]] > 0 ? 1.0 : 0.0) * g;",
+    "tanh": "adj[c0[i]] += (1.0 - pow(v[d0[i]], v[d1[i]])) * g;",
+    "exp": "adj[c0[i]] += v[d0[i]] * g;",
+    "log": "adj[c0[i]] += g / v[d0[i]];",
+    "sigmoid": "adj[c0[i]] += v[d0[i]] * (1.0 - v[d0[i]]) * g;",
+    "pow": "adj[c0[i]] += v[d1[i]] * pow(v[d0[i]], v[d2[i]]) * g;",
+    "zero": "adj[c0[i]] += 0.0 * g;",
+}
+
+
 def c_source() -> str:
-    """The tape interpreter: one switch per node, in order (the same for every program)."""
+    """The tape interpreter: one switch per node, in order (the same for every program);
+    and the reverse sweep, one switch per Value node, newest first."""
     cases = "\n".join(f"        case {k}: r = {_C_CASES[op]}; break;"
                       for k, op in enumerate(C_OPS))
+    rules = "\n".join(f"        case {k}: {{ {_SWEEP_C[rule]} }} break;"
+                      for k, rule in enumerate(SWEEP_RULES))
     return f"""#include <math.h>
+
+/* the reverse sweep of a backward pass: adj (m slots at v + base) starts from v[init[k]];
+   entry i adds into the adjoints of a Value node's children (slots c0[i], c1[i]) what its
+   rule makes of its own adjoint (slot g[i]) and the values v[d0[i]], v[d1[i]], v[d2[i]].
+   Rules: {' '.join(SWEEP_RULES)} */
+void tracegrad_sweep(long m, const int *init, long n, const int *rule, const int *gs,
+                     const int *c0, const int *c1, const int *d0, const int *d1,
+                     const int *d2, double *v, long base)
+{{
+    double *adj = v + base;
+    for (long k = 0; k < m; k++) adj[k] = v[init[k]];
+    for (long i = 0; i < n; i++) {{
+        double g = adj[gs[i]];
+        switch (rule[i]) {{
+{rules}
+        }}
+    }}
+}}
 
 /* tracegrad scalar tape: v holds every value; node i computes v[out[i]] from v[a[i]],
    v[b[i]] (and v[c[i]] for where). Ops: {' '.join(C_OPS)} */
@@ -268,49 +314,100 @@ _library: list = []
 _library_lock = threading.Lock()
 
 
-def c_function() -> Any:
-    """The compiled tape interpreter (built once per process; cached on disk)."""
+def c_function(name: str = "tracegrad_tape") -> Any:
+    """The compiled tape interpreter (built once per process; cached on disk), or its
+    reverse sweep (``"tracegrad_sweep"``)."""
     with _library_lock:
         if not _library:
             from .backends.toolchain import build
 
             lib = build(c_source())
+            ptr, long = ctypes.c_void_p, ctypes.c_long
             fn = lib.cdll.tracegrad_tape
-            ptr = ctypes.c_void_p
-            fn.argtypes = [ctypes.c_long, ptr, ptr, ptr, ptr, ptr, ptr]
+            fn.argtypes = [long, ptr, ptr, ptr, ptr, ptr, ptr]
             fn.restype = None
-            _library.append((lib, fn))
-        return _library[0][1]
+            sweep = lib.cdll.tracegrad_sweep
+            sweep.argtypes = [long, ptr, long] + [ptr] * 8 + [long]
+            sweep.restype = None
+            _library.append((lib, {"tracegrad_tape": fn, "tracegrad_sweep": sweep}))
+        return _library[0][1][name]
 
 
 class TapeProgram:
-    """The tape run by `c_function`."""
+    """The recording as a tape run by `c_function`: node i's value is in slot i (inputs,
+    then every node after its operands, as the recording holds them), and each node that
+    computes is one entry (op code, out, a, b, c) of five int32 arrays. A ``sweep`` node
+    splits the tape: the entries before it run, then its reverse sweep (adjoints in slots
+    past the nodes'), then the rest; an ``adj`` node is a copy from its adjoint's slot."""
 
-    def __init__(self, tape: Tape):
-        self.tape = tape
-        self.fn = c_function()
-        self.v = np.zeros(tape.n_slots, dtype=np.float64)
-        self.v[tape.n_inputs:tape.n_fixed] = tape.const_values
-        self.arrays = tape.tape()
-        self.n = len(self.arrays[0])
-        self.args = [a.ctypes.data for a in self.arrays] + [self.v.ctypes.data]
+    def __init__(self, rec: Recording):
+        check_ops(rec)
+        self.recording = rec
+        n = len(rec)
+        codes = np.array([C_CODE.get(op, -1) for op in rec.ops], dtype=np.int32)
+        a = rec.a.copy()
+        sweeps = sorted(i for i, x in rec.extra.items() if type(x) is tuple)
+        base, bases = n, {}
+        for i in sweeps:
+            bases[i] = base
+            base += len(rec.extra[i][0])
+        for i, k in rec.extra.items():
+            if type(k) is not tuple:  # an adj node: a copy of its slot
+                codes[i] = C_CODE["cast"]
+                a[i] = bases[int(rec.a[i])] + k
+        computed = np.flatnonzero(codes >= 0)  # (inputs, constants, sweeps: no entry)
+        self.arrays = [codes[computed], computed.astype(np.int32)] + [
+            np.where(x[computed] < 0, 0, x[computed]).astype(np.int32)
+            for x in (a, rec.b, rec.c)]
+        self.v = np.zeros(base, dtype=np.float64)
+        for i, x in rec.values.items():
+            self.v[i] = float(x)
+        self.n_inputs = rec.n_inputs
+        self.n_nodes = len(computed) + sum(len(rec.extra[i][1]) for i in sweeps)
+        self.n_slots = base
+        self.output_slots = np.array(rec.outputs, dtype=np.intp)
         self.lock = threading.Lock()
-        self.calls = 1
+        self.calls = 1 + 2 * len(sweeps)
+        # the plan: (function, arguments) calls, in order
+        fn, sweep = c_function(), c_function("tracegrad_sweep")
+        v = self.v.ctypes.data
+        self.plan = []
+        self.keep: list = []
+        start = 0
+        for i in sweeps + [n]:
+            stop = int(np.searchsorted(computed, i))
+            if stop > start:
+                self.plan.append((fn, [stop - start] +
+                                  [x.ctypes.data + 4 * start for x in self.arrays] + [v]))
+            start = stop
+            if i == n:
+                break
+            init, table = rec.extra[i]
+            cols = [np.ascontiguousarray(np.maximum(table[:, j], 0), dtype=np.int32)
+                    for j in range(7)]
+            init = init.astype(np.int32)
+            self.keep += [init] + cols
+            self.plan.append((sweep, [len(init), init.ctypes.data, len(table)] +
+                              [x.ctypes.data for x in cols] + [v, bases[i]]))
 
     def __call__(self, inputs: list) -> list:
         v = self.v
         with self.lock:
-            v[:self.tape.n_inputs] = inputs
-            self.fn(self.n, *self.args)
-            return v.take(self.tape.output_slots).tolist()
+            v[:self.n_inputs] = inputs
+            for fn, args in self.plan:
+                fn(*args)
+            return v.take(self.output_slots).tolist()
 
     def source(self) -> str:
         return c_source()
 
 
-def build_program(graph: Graph, backend: str) -> Any:
-    tape = Tape(graph)
-    return TapeProgram(tape) if backend == "c" else LevelProgram(tape)
+def build_program(rec: Recording, backend: str, tape: Tape | None = None) -> Any:
+    """The program running a recording on a backend ("c": the tape, "numpy": by levels,
+    laid out by ``tape`` when given, else now)."""
+    if backend == "c":
+        return TapeProgram(rec)
+    return LevelProgram(tape or Tape(rec))
 
 
-__all__ = ["LevelProgram", "Node", "Tape", "TapeProgram", "build_program", "c_source"]
+__all__ = ["LevelProgram", "Tape", "TapeProgram", "build_program", "c_source", "evaluate"]

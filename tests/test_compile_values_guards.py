@@ -1,0 +1,69 @@
+"""tg.compile on Value programs: code reached only at run time is guarded too.
+
+The rule: a compiled function returns eager's result or raises tg.TraceError, never a
+different number. Reading the function's code finds the globals it names and the methods of
+the classes it names, but not code reached through ``getattr``, or the methods of an object
+built during the call by a factory it does not name. These tests change a global that only
+such code reads, and check the compiled call recompiles and gives eager's number."""
+
+import types
+
+import tracegrad as tg
+from tracegrad import Value
+
+SCALE = 2.0
+OFFSET = 0.25
+
+
+def _scale() -> float:
+    return SCALE
+
+
+# reached by name at run time: the function's code names `_HELPERS`, not `_scale`
+_HELPERS = types.SimpleNamespace(ops=types.SimpleNamespace(scale=_scale))
+
+
+class _Shifter:
+    def shift(self, v):
+        return v + OFFSET
+
+
+# a factory the function finds in a list: it never names the class
+_FACTORIES = [lambda: _Shifter()]
+
+
+def through_getattr(x):
+    f = getattr(_HELPERS.ops, "sc" + "ale")
+    return (x * f()).tanh().data
+
+
+def through_object_made_in_the_call(x):
+    shifter = _FACTORIES[0]()
+    return shifter.shift(x * x).data
+
+
+def test_a_global_read_by_a_function_reached_through_getattr_is_guarded():
+    global SCALE
+    compiled = tg.compile(through_getattr)
+    x = Value(0.3)
+    try:
+        for scale in (2.0, 2.0, 5.0, -1.0, -1.0):
+            SCALE = scale
+            assert compiled(x) == through_getattr(x)
+        info = compiled.cache_info()
+        assert info.variants == 3 and any("SCALE" in r for r in info.reasons)
+    finally:
+        SCALE = 2.0
+
+
+def test_a_global_read_by_a_method_of_an_object_made_during_the_call_is_guarded():
+    global OFFSET
+    compiled = tg.compile(through_object_made_in_the_call)
+    x = Value(0.7)
+    try:
+        for offset in (0.25, 0.25, 1.5, 1.5):
+            OFFSET = offset
+            assert compiled(x) == through_object_made_in_the_call(x)
+        assert compiled.cache_info().variants == 2
+    finally:
+        OFFSET = 0.25

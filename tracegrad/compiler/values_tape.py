@@ -1,0 +1,283 @@
+"""A traced Value program as flat arrays (`Recording`), and the passes over it.
+
+The tracer (values.py) records a scalar graph of ~200,000 nodes for micrograd's moons step.
+As `ir.Node` objects that is 200,000 Python objects to make, and the general passes
+(passes/dce.py, cse.py, fold_constants.py), written for a few hundred tensor nodes, spend
+most of a compile on them. Here the graph is what a tape is: an op name per node and the
+operand indices in three integer arrays, inputs first, then every node after its operands.
+The passes below are the same three rewrites, each one linear loop over these arrays. An
+`ir.Graph` is made only when someone asks to see it (`to_graph`: ``tg.trace``,
+``tg.explain``, a compiled function's ``.graph``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .ir import Graph, Node
+
+F64 = np.dtype(np.float64)
+BOOL = np.dtype(np.bool_)
+
+# every op a Value program records (a table code for each, for hashing and for the C tape)
+OP_NAMES = ["input", "const", "add", "sub", "mul", "div", "pow", "neg", "relu", "tanh", "exp",
+            "log", "sigmoid", "lt", "le", "gt", "ge", "eq", "ne", "cast", "where", "sweep",
+            "adj"]
+OP_CODE = {op: k for k, op in enumerate(OP_NAMES)}
+COMPARISONS = {"lt", "le", "gt", "ge", "eq", "ne"}
+
+
+@dataclass
+class Recording:
+    """Node ``i`` is ``ops[i]`` applied to nodes ``a[i]``, ``b[i]``, ``c[i]`` (-1: no such
+    operand). Nodes ``0 .. n_inputs-1`` are the inputs (``names``); a const's number is
+    ``values[i]``; ``bools`` are the nodes holding a comparison's result.
+
+    A ``sweep`` node is a backward pass run as a reverse sweep (values.py, `_record_sweep`):
+    ``extra[i]`` holds its adjoints' initial values (node indices) and its entries (rule,
+    adjoint slots, and the nodes each rule reads); an ``adj`` node reads slot ``extra[i]``
+    of the sweep that is its operand."""
+
+    n_inputs: int
+    names: list
+    ops: list
+    a: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+    values: dict
+    bools: set
+    outputs: list
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_trace(cls, ops: list, a: list, b: list, c: list, values: dict, bools: set,
+                   inputs: list, names: list, outputs: list,
+                   extra: dict | None = None) -> "Recording":
+        """Renumber a recording made in call order: the inputs (in the order given) first."""
+        n = len(ops)
+        order = np.array(inputs + [i for i, op in enumerate(ops) if op != "input"],
+                         dtype=np.int64)
+        remap = np.empty(n + 1, dtype=np.int64)
+        remap[order] = np.arange(n)
+        remap[n] = -1  # (operand -1 stays -1)
+
+        def arr(x: list) -> np.ndarray:
+            x = np.array(x, dtype=np.int64)[order]
+            return remap[np.where(x < 0, n, x)]
+
+        to = remap.tolist()
+        return cls(len(inputs), list(names), [ops[i] for i in order.tolist()], arr(a), arr(b),
+                   arr(c), {to[i]: v for i, v in values.items()}, {to[i] for i in bools},
+                   [to[o] for o in outputs],
+                   {to[i]: x if type(x) is int else _remap_extra(x, remap)
+                    for i, x in (extra or {}).items()})
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    def count(self) -> int:
+        """Nodes that compute something (not inputs or constants)."""
+        return len(self.ops) - self.n_inputs - len(self.values)
+
+    def keep(self, kept: np.ndarray, replace: np.ndarray | None = None,
+             values: dict | None = None) -> "Recording":
+        """The recording with only the nodes ``kept`` (sorted indices, every input among
+        them), each operand first mapped through ``replace`` (node -> node standing for it)."""
+        n = len(self.ops)
+        remap = np.full(n + 1, -1, dtype=np.int64)
+        remap[kept] = np.arange(len(kept))
+        if replace is None:
+            replace = np.arange(n + 1)
+        else:
+            replace = np.append(replace, n)
+
+        def arr(x: np.ndarray) -> np.ndarray:
+            return remap[replace[np.where(x < 0, n, x)]][kept]
+
+        to = remap.tolist()
+        rep = replace.tolist()
+        values = self.values if values is None else values
+        ops = self.ops
+        through = remap[replace]  # node -> its survivor's new index
+        return Recording(self.n_inputs, self.names, [ops[i] for i in kept.tolist()],
+                         arr(self.a), arr(self.b), arr(self.c),
+                         {to[i]: v for i, v in values.items() if to[i] >= 0},
+                         {to[i] for i in self.bools if to[i] >= 0},
+                         [to[rep[o]] for o in self.outputs],
+                         {to[i]: x if type(x) is int else _remap_extra(x, through)
+                          for i, x in self.extra.items() if to[i] >= 0})
+
+    def key(self) -> str:
+        """A digest of everything that makes the program: equal recordings, equal keys."""
+        h = hashlib.sha256()
+        h.update(np.array([self.n_inputs, len(self.ops)], dtype=np.int64).tobytes())
+        h.update(np.array([OP_CODE[op] for op in self.ops], dtype=np.int8).tobytes())
+        for x in (self.a, self.b, self.c):
+            h.update(x.tobytes())
+        consts = sorted(self.values.items())
+        h.update(np.array([i for i, _ in consts], dtype=np.int64).tobytes())
+        h.update(repr([(type(v).__name__, float(v).hex()) for _, v in consts]).encode())
+        h.update(np.array(sorted(self.bools), dtype=np.int64).tobytes())
+        h.update(np.array(self.outputs, dtype=np.int64).tobytes())
+        adj = sorted((i, x) for i, x in self.extra.items() if type(x) is not tuple)
+        h.update(np.array(adj, dtype=np.int64).tobytes())
+        for i, x in sorted((i, x) for i, x in self.extra.items() if type(x) is tuple):
+            h.update(np.array([i], dtype=np.int64).tobytes())
+            h.update(x[0].tobytes())
+            h.update(x[1].tobytes())
+        return h.hexdigest()
+
+    def operands(self) -> list[tuple]:
+        """Each node's operand indices, as a tuple."""
+        out = []
+        for a, b, c in zip(self.a.tolist(), self.b.tolist(), self.c.tolist()):
+            out.append(() if a < 0 else (a,) if b < 0 else (a, b) if c < 0 else (a, b, c))
+        return out
+
+    def to_graph(self) -> Graph:
+        """The recording as the compiler's IR (0-d float64 and bool nodes)."""
+        nodes: list[Node] = []
+        for i, (op, args) in enumerate(zip(self.ops, self.operands())):
+            dtype = BOOL if i in self.bools else F64
+            if op == "input":
+                nodes.append(Node("input", (), {}, (), F64, name=self.names[i]))
+            elif op == "const":
+                nodes.append(Node("const", (), {}, (), dtype,
+                                  value=np.array(self.values[i], dtype=dtype)))
+            elif op == "sweep":
+                nodes.append(Node("sweep", (), {"entries": len(self.extra[i][1]),
+                                                "adjoints": len(self.extra[i][0])}, (), F64))
+            else:
+                attrs = {"dtype": F64} if op == "cast" else \
+                    {"slot": self.extra[i]} if op == "adj" else {}
+                nodes.append(Node(op, tuple(nodes[j] for j in args), attrs, (), dtype))
+        n_in = self.n_inputs
+        return Graph(nodes[:n_in], nodes[n_in:], [nodes[o] for o in self.outputs])
+
+
+def _remap_extra(x: Any, to: Any) -> Any:
+    """A sweep's payload with its node indices renumbered through ``to`` (an array; -1 for
+    none stays -1). (An adj node's slot is not a node: it stays.)"""
+    if type(x) is not tuple:
+        return x
+    init, table = x
+    to = np.asarray(to)
+    table = table.copy()
+    cols = table[:, 4:]
+    table[:, 4:] = np.where(cols >= 0, to[np.where(cols >= 0, cols, 0)], -1)
+    return (to[init], table)
+
+
+def _sweep_reads(x: tuple) -> np.ndarray:
+    init, table = x
+    cols = table[:, 4:].ravel()
+    return np.concatenate([init, cols[cols >= 0]])
+
+
+# --------------------------------------------------------------------------------------
+# The passes: (Recording) -> (Recording, note), as passes/*.py are for graphs.
+
+
+def dce(rec: Recording) -> tuple[Recording, str]:
+    """Drop the nodes no output depends on (inputs stay: the caller feeds them)."""
+    n = len(rec)
+    live = bytearray(n + 1)  # (live[-1], the last, is where a missing operand -1 lands)
+    for o in rec.outputs:
+        live[o] = 1
+    a, b, c = rec.a.tolist(), rec.b.tolist(), rec.c.tolist()
+    sweeps = {i for i, op in rec.extra.items() if type(op) is tuple}
+    for i in range(n - 1, rec.n_inputs - 1, -1):
+        if live[i]:
+            live[a[i]] = live[b[i]] = live[c[i]] = 1
+            if i in sweeps:  # (a sweep reads its adjoints' initial values and rule inputs)
+                for j in _sweep_reads(rec.extra[i]).tolist():
+                    live[j] = 1
+    mask = np.frombuffer(bytes(live), dtype=np.uint8)[:n].astype(bool)
+    mask[:rec.n_inputs] = True
+    kept = np.flatnonzero(mask)
+    if len(kept) == n:
+        return rec, "removed 0 dead node(s)"
+    return rec.keep(kept), f"removed {n - len(kept)} dead node(s)"
+
+
+def _codes(rec: Recording) -> np.ndarray:
+    return np.array([OP_CODE[op] for op in rec.ops], dtype=np.int64)
+
+
+def _operand_or(x: np.ndarray, none: int) -> np.ndarray:
+    return np.where(x < 0, none, x)
+
+
+def cse(rec: Recording) -> tuple[Recording, str]:
+    """One node for each distinct (op, operands): later duplicates read the first. Each
+    round merges the nodes equal as written (one sort of a packed key per node), and
+    reading the merged nodes' survivors can make more equal: rounds repeat until none
+    merge (a round per level of nesting of the duplicates, a few)."""
+    n = len(rec)
+    if n >= 1 << 28:
+        raise ValueError(f"scalar program: {n} nodes; at most {1 << 28} fit")
+    codes = _codes(rec)
+    body = np.arange(rec.n_inputs, n)
+    op_of = codes[body]
+    body = body[(op_of != OP_CODE["const"]) & (op_of != OP_CODE["sweep"]) &
+                (op_of != OP_CODE["adj"]) & (rec.c[body] < 0)]  # (where: never merged)
+    canon = np.arange(n + 1)  # (n: the missing operand)
+    op, a, b = codes[body], _operand_or(rec.a[body], n), _operand_or(rec.b[body], n)
+    while True:
+        key = (op << 58) | (canon[a] << 29) | canon[b]
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        new = canon.copy()
+        new[body] = body[first[inverse.ravel()]]
+        if (new == canon).all():
+            break
+        canon = new
+    merged = int((canon[:n] != np.arange(n)).sum())
+    if not merged:
+        return rec, "merged 0 duplicate node(s)"
+    kept = np.flatnonzero(canon[:n] == np.arange(n))
+    return rec.keep(kept, canon[:n]), f"merged {merged} duplicate node(s)"
+
+
+def fold_constants(rec: Recording) -> tuple[Recording, str]:
+    """A node whose operands are all constants becomes a constant, computed as the NumPy
+    program would (values_program.evaluate)."""
+    from .values_program import evaluate
+
+    n = len(rec)
+    values = dict(rec.values)
+    ops = list(rec.ops)
+    a2, b2, c2 = rec.a.copy(), rec.b.copy(), rec.c.copy()
+    known = np.zeros(n + 1, dtype=bool)  # (known[n]: a missing operand)
+    known[list(values)] = True
+    known[n] = True
+    known[:rec.n_inputs] = False
+    unfoldable = list(rec.extra)  # (sweeps and what reads their adjoints)
+    folded = 0
+    while True:  # (a folded node can make its readers foldable: rounds until none)
+        ready = known[_operand_or(a2, n)] & known[_operand_or(b2, n)] & \
+            known[_operand_or(c2, n)] & ~known[:n]
+        ready[:rec.n_inputs] = False
+        ready[unfoldable] = False
+        todo = np.flatnonzero(ready).tolist()
+        if not todo:
+            break
+        for i in todo:
+            args = [j for j in (int(a2[i]), int(b2[i]), int(c2[i])) if j >= 0]
+            x = evaluate(ops[i], [values[j] for j in args])
+            values[i] = bool(x) if i in rec.bools else float(x)
+            ops[i] = "const"
+            a2[i] = b2[i] = c2[i] = -1
+            known[i] = True
+        folded += len(todo)
+    if not folded:
+        return rec, "folded 0 node(s) into constants"
+    out = Recording(rec.n_inputs, rec.names, ops, a2, b2, c2, values, rec.bools,
+                    rec.outputs)
+    return out, f"folded {folded} node(s) into constants"
+
+
+PASSES = [("dce", dce), ("cse", cse), ("fold_constants", fold_constants), ("dce", dce)]
