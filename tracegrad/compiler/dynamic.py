@@ -323,6 +323,45 @@ def fit_value(values: list, sizes: list[int], what: str) -> Any:
 
 
 @dataclass
+class ConstOfSize:
+    """A constant filled with one number that follows n: the count ``a*n + b`` itself
+    (``x.sum() / len(x)``) or its reciprocal (the scale of a mean)."""
+
+    count: Affine
+    reciprocal: bool
+    shape: tuple
+    dtype: np.dtype
+
+    def at(self, n: int) -> np.ndarray:
+        c = self.count.at(n)
+        return np.full(self.shape, 1.0 / c if self.reciprocal else c, dtype=self.dtype)
+
+
+def fit_const(values: list, sizes: list[int], what: str) -> ConstOfSize | None:
+    """None for a constant that is the same in every trace; a `ConstOfSize` for one
+    that is a count of n or its reciprocal (rebuilt exactly at each traced size);
+    NotDynamic otherwise."""
+    first = values[0]
+    if all(v.shape == first.shape and v.dtype == first.dtype
+           and np.array_equal(v, first, equal_nan=True) for v in values[1:]):
+        return None
+    if all(v.shape == first.shape and v.dtype == first.dtype and v.size and
+           v.dtype.kind == "f" and (v == v.reshape(-1)[0]).all() for v in values):
+        scalars = [float(v.reshape(-1)[0]) for v in values]
+        for reciprocal in (False, True):
+            try:
+                counts = [round(1.0 / x) if reciprocal else round(x) for x in scalars]
+                count = fit(counts, sizes)
+            except (NotDynamic, ZeroDivisionError, OverflowError, ValueError):
+                continue
+            if type(count) is Affine:
+                made = ConstOfSize(count, reciprocal, first.shape, first.dtype)
+                if all(np.array_equal(made.at(s), v) for s, v in zip(sizes, values)):
+                    return made
+    raise NotDynamic(f"{what} holds an array that changes with the size")
+
+
+@dataclass
 class Template:
     """The traced graph with its sizes as functions of ``n``: `instantiate` gives the graph
     at any size."""
@@ -330,6 +369,7 @@ class Template:
     graph: Graph  # the first trace's graph (its nodes are the capture's)
     shapes: list  # per node of graph.inputs + graph.nodes: its fitted shape
     attrs: list  # per node: its fitted attributes
+    values: list  # per node: a constant's `ConstOfSize` when its value follows n, else None
 
     def instantiate(self, n: int) -> Graph:
         """The graph at size ``n``, its inputs in the same order; every node is checked
@@ -338,8 +378,9 @@ class Template:
         g = self.graph
         made = []
         for k, node in enumerate(g.inputs + g.nodes):
+            value = self.values[k].at(n) if self.values[k] is not None else node.value
             c = Node(node.op, [mapping[id(i)] for i in node.inputs], at(self.attrs[k], n),
-                     at(self.shapes[k], n), node.dtype, node.value, node.name)
+                     at(self.shapes[k], n), node.dtype, value, node.name)
             mapping[id(node)] = c
             made.append(c)
         out = Graph(made[:len(g.inputs)], made[len(g.inputs):],
@@ -359,7 +400,7 @@ def fit_graphs(graphs: list[Graph], sizes: list[int]) -> Template:
         raise NotDynamic(f"the traces at n = {sizes} have different graphs (nodes: "
                          f"{[len(g.nodes) for g in graphs]})")
     index = [{id(node): k for k, node in enumerate(g.inputs + g.nodes)} for g in graphs]
-    shapes, attrs = [], []
+    shapes, attrs, values = [], [], []
     for k, nodes in enumerate(zip(*(g.inputs + g.nodes for g in graphs))):
         first = nodes[0]
         what = f"%{k} ({first.op})"
@@ -370,7 +411,9 @@ def fit_graphs(graphs: list[Graph], sizes: list[int]) -> Template:
                     [index[0][id(i)] for i in first.inputs]:
                 raise NotDynamic(f"the traces at n = {sizes} differ at {what}")
         if first.op == "const":
-            fit_value([x.value for x in nodes], sizes, what)
+            values.append(fit_const([x.value for x in nodes], sizes, what))
+        else:
+            values.append(None)
         shapes.append(tuple(fit_value([x.shape for x in nodes], sizes, what + " shape")))
         attrs.append(fit_value([plain(x.attrs) for x in nodes], sizes, what))
     for g in graphs:
@@ -379,7 +422,7 @@ def fit_graphs(graphs: list[Graph], sizes: list[int]) -> Template:
             raise NotDynamic("the traces return different values")
     for node in g0.inputs + g0.nodes:  # the first graph is the template's: plain ints
         node.attrs = plain(node.attrs)
-    return Template(g0, shapes, attrs)
+    return Template(g0, shapes, attrs, values)
 
 
 # ---------------------------------------------------------------- the guard on n

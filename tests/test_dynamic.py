@@ -1,0 +1,197 @@
+"""tg.compile's dynamic dimensions (compiler/dynamic.py): one variant serves every size of a
+dimension that changed between calls, and never gives a number eager mode would not."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tracegrad as tg
+import tracegrad.nn as nn
+import tracegrad.nn.functional as F
+
+RNG = np.random.default_rng(0)
+
+
+def _t(*shape, dtype=np.float32):
+    return tg.tensor(RNG.standard_normal(shape).astype(dtype))
+
+
+def _same(compiled, eager, *args, atol=1e-5):
+    got, want = compiled(*args), eager(*args)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=atol)
+    assert got.shape == want.shape
+
+
+def test_growing_sequence_length_one_variant_after_the_first_change():
+    w = _t(8, 8)
+    mask = tg.tensor(np.triu(np.full((32, 32), -np.inf, np.float32), 1))
+
+    def attend(x):  # (1, T, 8): causal self-attention of a growing context
+        T = x.shape[1]
+        scores = (x @ w) @ x.transpose(1, 2) / 8 ** 0.5 + mask[:T, :T]
+        return scores.softmax(-1) @ x
+
+    f = tg.compile(attend)
+    for T in range(1, 20):
+        _same(f, attend, _t(1, T, 8))
+    info = f.cache_info()
+    # T=1 ran eagerly, T=2 compiled statically, T=3 compiled the dynamic variant
+    assert info.variants == 2 and info.misses == 2, str(info)
+    assert len(info.dynamic) == 1 and "argument 0 axis 1" in info.dynamic[0]
+
+
+def test_a_slice_numpy_would_clamp_is_not_served_by_the_template():
+    mask = tg.tensor(np.triu(np.full((6, 6), -1.0, np.float32), 1))
+
+    def f(x):
+        T = x.shape[0]
+        return x + mask[:T, :T].sum(1)  # beyond T=6 the slice stays 6 long: eager raises
+
+    c = tg.compile(f)
+    for T in (2, 3, 4, 5, 6):
+        _same(c, f, _t(T))
+    with pytest.raises(Exception):
+        f(_t(8))
+    with pytest.raises(Exception):
+        c(_t(8))
+
+
+def test_last_smaller_batch_training_step_matches_eager():
+    def make():
+        tg.manual_seed(3)
+        model = nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 3))
+        return model, tg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+    def stepper(model, opt):
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.mse_loss(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        return step
+
+    (m1, o1), (m2, o2) = make(), make()
+    eager, compiled = stepper(m1, o1), tg.compile(stepper(m2, o2))
+    data = RNG.standard_normal((29, 5)).astype(np.float32)
+    target = RNG.standard_normal((29, 3)).astype(np.float32)
+    for epoch in range(3):
+        for start in range(0, 29, 8):  # batches of 8, 8, 8 and a last one of 5
+            x, y = tg.tensor(data[start:start + 8]), tg.tensor(target[start:start + 8])
+            a, b = eager(x, y), compiled(x, y)
+            np.testing.assert_allclose(b.item(), a.item(), rtol=1e-5)
+    for p, q in zip(m1.parameters(), m2.parameters()):
+        np.testing.assert_allclose(q.numpy(), p.numpy(), rtol=1e-4, atol=1e-6)
+    info = compiled.cache_info()
+    assert info.variants == 2 and len(info.dynamic) == 1, str(info)
+
+
+def test_relation_guard_recompiles_when_equal_dims_stop_being_equal():
+    def f(x, y):
+        return x.sum(0) * 2 + y.sum(0)
+
+    c = tg.compile(f)
+    for n in (3, 4, 5, 6):  # x and y always equal: one symbol for both
+        _same(c, f, _t(n, 3), _t(n, 3))
+    assert c.cache_info().variants == 2
+    _same(c, f, _t(6, 3), _t(9, 3))  # no longer equal: the dynamic variant must not run
+    info = c.cache_info()
+    assert info.variants == 3 and "shapes" in info.reasons[-1], str(info)
+    _same(c, f, _t(7, 3), _t(7, 3))  # the dynamic variant again
+    assert c.cache_info().variants == 3
+
+
+def test_python_branch_on_a_size_is_a_guard():
+    def f(x):
+        if x.shape[0] > 4:
+            return x * 2
+        return x * 3
+
+    c = tg.compile(f)
+    for n in (2, 3, 4, 5, 6, 7, 3, 9, 2):  # crosses the threshold both ways
+        _same(c, f, _t(n, 2))
+    info = c.cache_info()
+    assert any("<= 4" in d for d in info.dynamic) or any("5 <= n" in d for d in info.dynamic)
+
+
+def test_len_and_size_arithmetic_and_comparisons():
+    def f(x):
+        n = len(x)
+        y = x.reshape(n * 2, -1)[: n - 1]  # size arithmetic in attributes
+        if n % 2:  # a size used where it cannot be followed: compiled statically
+            y = y * -1
+        return y.mean(0) + x.size(0)
+
+    c = tg.compile(f)
+    for n in range(2, 10):
+        _same(c, f, _t(n, 4))
+
+
+def test_reshape_view_slicing_and_mean_over_the_dynamic_dim():
+    def f(x):
+        B, T = x.shape
+        h = x.view(B, T, 1).expand(B, T, 3).reshape(B, 3 * T)
+        return h[:, 1:T + 1].mean(1) + x[:, -2:].sum(1) + x.mean()
+
+    c = tg.compile(f)
+    for T in (3, 5, 7, 11, 4, 2):
+        _same(c, f, _t(2, T))
+    info = c.cache_info()
+    assert info.variants == 2 and len(info.dynamic) == 1, str(info)
+
+
+def test_floor_division_of_a_size_compiles_statically_and_stays_right():
+    def f(x):
+        return x[: x.shape[0] // 2].sum(0)
+
+    c = tg.compile(f)
+    for n in (4, 5, 6, 7, 8, 9):
+        _same(c, f, _t(n, 3))
+    assert not c.cache_info().dynamic
+
+
+def test_dynamic_false_keeps_one_variant_per_shape():
+    f = tg.compile(lambda x: x.exp().sum(0), dynamic=False)
+    for n in (2, 3, 4, 5):
+        _same(f, lambda x: x.exp().sum(0), _t(n, 3))
+    info = f.cache_info()
+    assert info.variants == 3 and not info.dynamic
+
+
+def test_dynamic_dict_is_dynamic_from_the_first_trace():
+    g = (lambda x: (x * x).sum(1))
+    f = tg.compile(g, dynamic={0: 0})
+    for n in (2, 3, 4, 5, 6):
+        _same(f, g, _t(n, 3))
+    info = f.cache_info()
+    assert info.variants == 1 and len(info.dynamic) == 1, str(info)
+
+
+def test_dynamic_true_counts_the_eager_first_call():
+    g = (lambda x: (x * x).sum(1))
+    f = tg.compile(g, dynamic=True)
+    for n in (2, 3, 4, 5, 6):
+        _same(f, g, _t(n, 3))
+    assert f.cache_info().variants == 1
+
+
+def test_sizes_zero_and_one_are_specialized():
+    g = (lambda x: x.squeeze() * 2)  # squeeze drops a dimension of size 1
+    f = tg.compile(g)
+    for n in (3, 4, 5, 1, 2, 1):
+        _same(f, g, _t(n, 1))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(1, 24), min_size=3, max_size=8))
+def test_compiled_equals_eager_at_every_size(sizes):
+    w = tg.tensor(np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3))
+
+    def f(x):
+        h = (x @ w).relu()
+        return h.softmax(0).sum(1) + h.mean(0).sum()
+
+    c = tg.compile(f)
+    for n in sizes:
+        _same(c, f, _t(n, 4))
