@@ -406,7 +406,8 @@ def logits_program(model: GPT, compile: bool = False) -> Callable[[np.ndarray], 
 
     Compiled, the context grows by one token a call: after the first change of its length
     ``tg.compile`` makes the length a dynamic size, and one variant serves every length
-    up to ``block_size`` (see docs/compiler.md, "Dynamic shapes").
+    from 2 up to ``block_size`` (see docs/compiler.md, "Dynamic shapes"); a single token is
+    right-padded to two, which causal attention makes exact.
     """
     block = model.cfg.block_size
 
@@ -418,8 +419,14 @@ def logits_program(model: GPT, compile: bool = False) -> Callable[[np.ndarray], 
 
     def next_logits(context: np.ndarray) -> np.ndarray:
         context = np.asarray(context[-block:], dtype=np.int64)
+        t = len(context)
+        if compile and t == 1:
+            # tg.compile never makes length 1 dynamic (it broadcasts): right-padded to 2,
+            # exactly the same logits at position 0 (causal attention), and no variant of
+            # its own
+            context = np.concatenate([context, context])
         out = program(tg.from_numpy(context[None]))
-        return out.numpy()[0, -1].astype(np.float64)
+        return out.numpy()[0, t - 1].astype(np.float64)
 
     next_logits.program = program  # type: ignore[attr-defined]  # for cache_info()
     return next_logits
