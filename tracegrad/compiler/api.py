@@ -23,8 +23,8 @@ from ..errors import TraceError
 from ..gradarray import GradArray
 from ..ops.base import rule_facts
 from ..tensor import Tensor, _leaf, _result
-from . import variants as variant_cache
 from . import dynamic as dyn
+from . import variants as variant_cache
 from .backends import Backend, get_backend
 from .backends.c import program_note
 from .entry import Miss, build_entry
@@ -508,13 +508,11 @@ class CompiledFunction:
                                      f"{size}: {e}") from None
             results.append((graph, capture, sym))
         results.insert(0, results.pop())  # the call's own first
-        for graph, capture, _ in results:
-            if capture.n_grad_outputs or capture.called_backward is not \
-                    results[0][1].called_backward:
-                if capture.n_grad_outputs:
-                    raise dyn.NotDynamic("the outputs are differentiable (a compiled "
-                                         "backward program): dynamic sizes are for "
-                                         "functions that run their own backward, or none")
+        for _, capture, _ in results:
+            if capture.n_grad_outputs:
+                raise dyn.NotDynamic("the outputs are differentiable (a compiled backward "
+                                     "program): dynamic sizes are for functions that run "
+                                     "their own backward, or none")
             counts = [len(getattr(capture, f)) for f in ("captured", "grad_inputs",
                                                             "data_writes", "grad_writes")]
             if counts != [len(getattr(results[0][1], f)) for f in (
