@@ -195,3 +195,33 @@ def test_compiled_equals_eager_at_every_size(sizes):
     c = tg.compile(f)
     for n in sizes:
         _same(c, f, _t(n, 4))
+
+
+def test_a_dimension_that_follows_n_is_never_1():
+    def f(x):  # x[2:] has n - 2 rows: at n = 3 squeeze() would drop that dimension
+        return x[2:].squeeze() * 2
+
+    c = tg.compile(f)
+    for n in (5, 6, 7, 3, 4, 3, 8):
+        _same(c, f, _t(n, 1))
+    assert any("4 <= n" in d for d in c.cache_info().dynamic), str(c.cache_info())
+
+
+def test_gradients_returned_from_a_dynamic_step():
+    w = tg.tensor(np.linspace(-1, 1, 6, dtype=np.float32).reshape(3, 2), requires_grad=True)
+
+    def step(x):
+        w.grad = None
+        x.requires_grad_()
+        loss = ((x @ w).tanh() ** 2).mean()
+        loss.backward()
+        return loss, x.grad, w.grad
+
+    c = tg.compile(step)
+    for n in (2, 3, 4, 7, 5):
+        x = _t(n, 3)
+        got = c(tg.tensor(x.numpy().copy()))
+        want = step(tg.tensor(x.numpy().copy()))
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    assert len(c.cache_info().dynamic) == 1, str(c.cache_info())

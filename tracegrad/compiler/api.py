@@ -520,7 +520,7 @@ class CompiledFunction:
                 raise dyn.NotDynamic("the traces at different sizes read or write "
                                      "different tensors")
         template = dyn.fit_graphs([g for g, _, _ in results], sizes)
-        guard = dyn.size_guard([r for _, _, r in results], sizes)
+        guard = dyn.size_guard([r for _, _, r in results], sizes, template)
         graph, capture = results[0][0], results[0][1]
         args_of = {id(node) for _, node in capture.arg_paths}
         for node, shape in zip(graph.inputs, template.shapes):

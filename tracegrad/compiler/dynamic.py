@@ -30,6 +30,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections import OrderedDict
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -474,8 +475,11 @@ class SizeGuard:
         return text
 
 
-def size_guard(recorders: list[Recorder], sizes: list[int]) -> SizeGuard:
-    """The range of n in which every comparison the traces made gives what it gave."""
+def size_guard(recorders: list[Recorder], sizes: list[int], template: Template
+               ) -> SizeGuard:
+    """The range of n in which every comparison the traces made gives what it gave, and
+    every dimension that follows n is at least 2 (tracegrad's own code treats 1 apart:
+    ``squeeze()``, broadcasting)."""
     if len({len(r.reads) for r in recorders}) != 1:
         raise NotDynamic(f"the traces at n = {sizes} read sizes differently")
     # Every comparison any trace made (tracegrad's own caches make a few happen in one
@@ -510,7 +514,6 @@ def size_guard(recorders: list[Recorder], sizes: list[int]) -> SizeGuard:
         if k < 0:
             op = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}[op]
         # n OP root
-        import math
         if op == "lt":
             hi = _min(hi, math.ceil(root) - 1)
         elif op == "le":
@@ -519,6 +522,13 @@ def size_guard(recorders: list[Recorder], sizes: list[int]) -> SizeGuard:
             lo = max(lo, math.floor(root) + 1)
         else:
             lo = max(lo, math.ceil(root))
+    for shape in template.shapes:
+        for d in shape:
+            if type(d) is Affine:  # a*n + b >= MIN_SIZE
+                if d.a > 0:
+                    lo = max(lo, math.ceil(Fraction(MIN_SIZE - d.b, d.a)))
+                else:
+                    hi = _min(hi, math.floor(Fraction(d.b - MIN_SIZE, -d.a)))
     guard = SizeGuard(lo, hi, frozenset(excluded))
     if not all(guard.holds(s) for s in sizes):
         raise NotDynamic(f"a size was compared with different results at n = {sizes}")
