@@ -225,3 +225,22 @@ def test_gradients_returned_from_a_dynamic_step():
         for a, b in zip(got, want):
             np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
     assert len(c.cache_info().dynamic) == 1, str(c.cache_info())
+
+
+def test_floor_division_constant_at_the_traced_sizes_is_not_taken_for_a_constant():
+    def f(x):  # T // 8 is 1 at T = 9, 10, 11: only the expression tells it is not fixed
+        return x[: x.shape[0] // 8].sum(0)
+
+    c = tg.compile(f)
+    for n in (10, 9, 11, 16, 17, 24, 9):
+        _same(c, f, _t(n, 2))
+    assert not c.cache_info().dynamic
+
+
+def test_comparison_with_a_float_is_a_guard():
+    def f(x):
+        return x * 2 if x.shape[0] > 4.5 else x * 3
+
+    c = tg.compile(f)
+    for n in (2, 3, 4, 5, 6, 2):
+        _same(c, f, _t(n))

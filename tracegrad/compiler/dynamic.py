@@ -121,6 +121,10 @@ class SymInt(int):
                 self._opaque(op + " with a float", 4)
             f = getattr(int, f"__{'r' if reverse else ''}{op}__")
             return f(int.__index__(self), other)
+        if op in ("floordiv", "mod"):  # n // 8 is 1 at n = 8..15: no three sizes tell
+            self._opaque("//" if op == "floordiv" else "%", 4)
+            if isinstance(other, SymInt):
+                other._opaque("//" if op == "floordiv" else "%", 4)
         a, b = (other, self) if reverse else (self, other)
         value = _ARITH[op](int.__index__(a), int.__index__(b))
         rec = _active()
@@ -149,12 +153,19 @@ class SymInt(int):
         return self
 
     def _compare(self, op: str, other: Any) -> Any:
-        if type(other) is bool or not isinstance(other, (int, np.integer)):
-            return getattr(int, f"__{op}__")(int(self), other)
-        result = _CMP[op](int.__index__(self), int.__index__(other))
+        number = isinstance(other, (int, np.integer)) or \
+            isinstance(other, (float, np.floating)) and math.isfinite(other)
+        if type(other) is bool or not number:
+            return getattr(int, f"__{op}__")(int.__index__(self), other)
+        if isinstance(other, (int, np.integer)):
+            result = _CMP[op](int.__index__(self), int.__index__(other))
+        else:
+            result = getattr(float, f"__{op}__")(float(int.__index__(self)), float(other))
         rec = _active()
         if rec is not None and not _from_library():
-            lhs, rhs = _expr(self, rec), _expr(other, rec)
+            lhs = _expr(self, rec)
+            rhs = ("c", Fraction(float(other))) if isinstance(other, (float, np.floating)) \
+                else _expr(other, rec)
             if lhs[0] != "c" or rhs[0] != "c":
                 rec.events.append(("cmp", op, lhs, rhs, result))
         return result
@@ -351,7 +362,8 @@ def fit_const(values: list, sizes: list[int], what: str) -> ConstOfSize | None:
         scalars = [float(v.reshape(-1)[0]) for v in values]
         for reciprocal in (False, True):
             try:
-                counts = [round(1.0 / x) if reciprocal else round(x) for x in scalars]
+                counts = [int(round(1.0 / x)) if reciprocal else int(round(x))
+                          for x in scalars]
                 count = fit(counts, sizes)
             except (NotDynamic, ZeroDivisionError, OverflowError, ValueError):
                 continue
