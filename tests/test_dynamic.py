@@ -244,3 +244,16 @@ def test_comparison_with_a_float_is_a_guard():
     c = tg.compile(f)
     for n in (2, 3, 4, 5, 6, 2):
         _same(c, f, _t(n))
+
+
+def test_explain_and_cache_info_name_the_dynamic_axes():
+    g = (lambda x, y: x.sum(1) + y)
+    f = tg.compile(g)
+    for n in (2, 3, 4):
+        _same(f, g, _t(n, 5), _t(n))
+    info = f.cache_info()
+    assert info.dynamic == ["n = argument 0 axis 0, argument 1 axis 0; 2 <= n; "
+                            "1 size(s) generated (NumPy backend)"], info.dynamic
+    assert "dynamic: n = argument 0 axis 0" in str(info)
+    text = str(tg.explain(f, _t(4, 5), _t(4)))
+    assert "dynamic variant: n = argument 0 axis 0, argument 1 axis 0" in text

@@ -27,10 +27,10 @@ variant that cannot be made dynamic compiles as a static one, as without ``dynam
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 from collections import OrderedDict
-import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any

@@ -66,6 +66,7 @@ class Explanation:
                  plan: MemoryPlan | None = None, backend: str = "numpy"):
         self.records, self.graph, self.trace_seconds = records, graph, trace_seconds
         self.plan, self.backend = plan, backend
+        self.dynamic: list[str] = []  # a compiled function's dynamic variants (dynamic.py)
 
     def table(self) -> str:
         rows = [("pass", "nodes", "kernels", "peak memory", "time", "what it did")]
@@ -83,7 +84,8 @@ class Explanation:
         return "\n".join(lines)
 
     def __str__(self) -> str:
-        return (self.table() + f"\n\nbackend: {self.backend}\n\nfinal graph:\n"
+        dynamic = "".join(f"\ndynamic variant: {d}" for d in self.dynamic)
+        return (self.table() + f"\n\nbackend: {self.backend}{dynamic}\n\nfinal graph:\n"
                 + str(self.graph))
 
     def __repr__(self) -> str:
@@ -108,6 +110,8 @@ def explain(fn: Callable, *args: Any, backend: str | None = None, **kwargs: Any
     """
     if backend is None:
         backend = getattr(fn, "backend", "auto")
+    # a compiled function's dynamic variants: which axes follow n, for which sizes
+    dynamic = fn.cache_info().dynamic if hasattr(fn, "_dynamic_keys") else []
     fn = getattr(fn, "fn", fn)  # a compiled function: its Python function
     from .values import is_value_program
 
@@ -120,8 +124,9 @@ def explain(fn: Callable, *args: Any, backend: str | None = None, **kwargs: Any
     graph, _ = run_traced(fn, args, kwargs)
     traced = time.perf_counter() - t0
     graph, plan, records = optimize(graph, backend=chosen)
-    return Explanation(records, graph, traced, plan,
-                       _backend_note(backend, chosen, graph, plan))
+    out = Explanation(records, graph, traced, plan, _backend_note(backend, chosen, graph, plan))
+    out.dynamic = dynamic
+    return out
 
 
 def _backend_note(asked: str, chosen: Backend, graph: Graph, plan: MemoryPlan) -> str:
