@@ -257,3 +257,23 @@ def test_explain_and_cache_info_name_the_dynamic_axes():
     assert "dynamic: n = argument 0 axis 0" in str(info)
     text = str(tg.explain(f, _t(4, 5), _t(4)))
     assert "dynamic variant: n = argument 0 axis 0, argument 1 axis 0" in text
+
+
+def test_an_argument_the_function_ignores_can_change_size():
+    def f(x, unused):
+        return x * 2
+
+    c = tg.compile(f)
+    x = _t(3)
+    for n in (2, 3, 4, 5):
+        _same(c, f, x, _t(n))
+
+
+def test_a_returned_size_is_not_frozen():
+    def f(x):
+        return x * 2, x.shape[0], len(x) - 1
+
+    c = tg.compile(f)
+    for n in (2, 3, 4, 5, 6):
+        got, want = c(_t(n)), f(_t(n))
+        assert got[1:] == want[1:] == (n, n - 1) and type(got[1]) is int

@@ -519,6 +519,11 @@ class CompiledFunction:
                     "captured", "grad_inputs", "data_writes", "grad_writes")]:
                 raise dyn.NotDynamic("the traces at different sizes read or write "
                                      "different tensors")
+        trees = [dyn.plain(c.out_tree) for _, c, _ in results]
+        if any(t != trees[0] for t in trees[1:]):
+            raise dyn.NotDynamic("the function returns a Python value that changes with the "
+                                 "size")
+        results[0][1].out_tree = trees[0]  # (SymInts in it become plain ints)
         template = dyn.fit_graphs([g for g, _, _ in results], sizes)
         guard = dyn.size_guard([r for _, _, r in results], sizes, template)
         graph, capture = results[0][0], results[0][1]
@@ -543,7 +548,8 @@ class CompiledFunction:
         order: list = []
 
         def build(g: Graph) -> Any:
-            opt, plan, _ = optimize(g, [(j, g.inputs[k]) for j, k in gifts], NUMPY)
+            opt, plan, _ = optimize(g, [(j, g.inputs[k]) for j, k in gifts], NUMPY,
+                                    measure=False)
             at = {id(node): k for k, node in enumerate(g.inputs)}
             got = [at.get(id(node)) for node in opt.inputs]
             if order and got != order:
@@ -555,11 +561,8 @@ class CompiledFunction:
 
         first = build(graph)
         opt = first.optimized
-        # the program input that holds n: the first dynamic argument's
-        j = sum(1 for k in key[:dims[0][0]] if k[0] in ("T", "A", "F"))
         feeds = feeders(opt, capture)
-        program = dyn.DynamicProgram(template, (feeds.index(("arg", j)), dims[0][1]), build,
-                                     first, n, guard)
+        program = dyn.DynamicProgram(template, build, first, n, guard)
         arg_types = []
         dynamic_axes = {}
         for i, k in enumerate(key[:-1]):

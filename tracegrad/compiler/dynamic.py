@@ -559,10 +559,9 @@ class DynamicProgram:
     optimized and generated (kept: the last `MAX_SIZES` sizes). The entry calls `admit(n)`
     among its guards, then `run`."""
 
-    def __init__(self, template: Template, where: tuple, build: Any, first: Any, n: int,
+    def __init__(self, template: Template, build: Any, first: Any, n: int,
                  guard: SizeGuard):
         self.template = template
-        self.where = where  # (program input, axis) that holds n
         self.build = build  # graph at size n -> program
         self.guard = guard
         self.programs: OrderedDict = OrderedDict({n: first})

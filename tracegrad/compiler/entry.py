@@ -113,6 +113,7 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
     # variant without the key (the last variant used, tried first) is still guarded.
     guard(f"len(a) != {len(variant.arg_types)}", "a different number of tensor arguments")
     dynamic = variant.dynamic  # ({argument: its axes of size n}, its DynamicProgram)
+    has_n = False
     for j, kind in enumerate(variant.arg_types):
         if kind[0] == "T":
             _, shape, dtype, requires_grad = kind
@@ -121,8 +122,9 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
             if dynamic is not None and j in dynamic[0]:  # a dimension of size n
                 guard(f"a{j}.ndim != {len(shape)}", "new argument shapes, dtypes or "
                                                      "requires_grad")
-                if "n = " not in "".join(body):
+                if not has_n:
                     body.append(f"n = a{j}.shape[{dynamic[0][j][0]}]")
+                    has_n = True
                 literal = "(" + "".join(("n" if d is None else str(d)) + ", "
                                         for d in shape) + ")"
             guard(f"a{j}.shape != {literal} or a{j}.dtype != {name('dt', dtype)} "

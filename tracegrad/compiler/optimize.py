@@ -32,25 +32,28 @@ def _nodes(graph: Graph) -> int:
     return sum(1 for n in graph.nodes if n.op != "const")
 
 
-def optimize(graph: Graph, donations: list | None = None, backend: Backend | None = None
-             ) -> tuple[Graph, MemoryPlan, list[PassRecord]]:
+def optimize(graph: Graph, donations: list | None = None, backend: Backend | None = None,
+             measure: bool = True) -> tuple[Graph, MemoryPlan, list[PassRecord]]:
     """Run the pass pipeline for ``backend`` (default: NumPy), then plan memory; returns
     the final graph (a new one: ``graph`` is left as it was), its memory plan, and one
     record per pass.
 
     ``donations`` lists (output index, input node): that output replaces that input (a
-    write-back), so the memory plan may compute it in the input's own memory.
+    write-back), so the memory plan may compute it in the input's own memory. Without
+    ``measure`` the records leave out each pass's peak memory (0: a dynamic variant
+    optimizes its graph at every new size, and measuring costs a sixth of that).
     """
     if backend is None:
         backend = get_backend("numpy")
-    records = [PassRecord("trace", _nodes(graph), _kernels(graph), peak_without_plan(graph),
+    peak = peak_without_plan if measure else (lambda g: 0)
+    records = [PassRecord("trace", _nodes(graph), _kernels(graph), peak(graph),
                           f"{len(graph.nodes)} nodes recorded", 0.0)]
     for name, fn in PIPELINE:
         t0 = time.perf_counter()
         graph, note = fn(graph, backend)
         dt = time.perf_counter() - t0
         records.append(PassRecord(name, _nodes(graph), _kernels(graph),
-                                  peak_without_plan(graph), note, dt))
+                                  peak(graph), note, dt))
     t0 = time.perf_counter()
     given = {id(graph.outputs[j]): node for j, node in donations or ()}
     plan = plan_memory(graph, backend, given)
