@@ -277,3 +277,33 @@ def test_a_returned_size_is_not_frozen():
     for n in (2, 3, 4, 5, 6):
         got, want = c(_t(n)), f(_t(n))
         assert got[1:] == want[1:] == (n, n - 1) and type(got[1]) is int
+
+
+def test_cross_entropy_training_with_a_last_smaller_batch_is_one_dynamic_variant():
+    def make():
+        tg.manual_seed(1)
+        model = nn.Sequential(nn.Embedding(11, 8), nn.Linear(8, 11))
+        opt = tg.optim.AdamW(model.parameters(), lr=1e-2)
+
+        def step(x, y):
+            opt.zero_grad()
+            logits = model(x)
+            loss = F.cross_entropy(logits.reshape(-1, 11), y.reshape(-1))
+            loss.backward()
+            tg.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            return loss
+        return model, step
+
+    (m1, eager), (m2, step) = make(), make()
+    compiled = tg.compile(step)
+    rng = np.random.default_rng(2)
+    for B in (8, 8, 8, 5, 8, 5, 3, 8):  # epochs whose last batch is smaller
+        x, y = rng.integers(0, 11, (B, 6)), rng.integers(0, 11, (B, 6))
+        a = eager(tg.tensor(x), tg.tensor(y)).item()
+        b = compiled(tg.tensor(x), tg.tensor(y)).item()
+        np.testing.assert_allclose(b, a, rtol=1e-5)
+    for p, q in zip(m1.parameters(), m2.parameters()):
+        np.testing.assert_allclose(q.numpy(), p.numpy(), rtol=1e-4, atol=1e-6)
+    info = compiled.cache_info()
+    assert info.variants == 2 and len(info.dynamic) == 1, str(info)

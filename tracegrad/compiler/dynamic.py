@@ -336,41 +336,52 @@ def fit_value(values: list, sizes: list[int], what: str) -> Any:
 
 @dataclass
 class ConstOfSize:
-    """A constant filled with one number that follows n: the count ``a*n + b`` itself
-    (``x.sum() / len(x)``) or its reciprocal (the scale of a mean)."""
+    """A constant that follows n: filled with the count ``a*n + b`` itself
+    (``x.sum() / len(x)``) or its reciprocal (the scale of a mean), or ``arange`` of its
+    size (the row numbers of a gather, shaped (n,) or (n, 1))."""
 
-    count: Affine
-    reciprocal: bool
-    shape: tuple
+    kind: str  # "count", "reciprocal" or "arange"
+    count: Any  # the Affine count (None for arange)
+    shape: tuple  # fitted: ints and Affines
     dtype: np.dtype
 
     def at(self, n: int) -> np.ndarray:
+        shape = at(self.shape, n)
+        if self.kind == "arange":
+            return np.arange(math.prod(shape), dtype=self.dtype).reshape(shape)
         c = self.count.at(n)
-        return np.full(self.shape, 1.0 / c if self.reciprocal else c, dtype=self.dtype)
+        return np.full(shape, 1.0 / c if self.kind == "reciprocal" else c, dtype=self.dtype)
 
 
 def fit_const(values: list, sizes: list[int], what: str) -> ConstOfSize | None:
-    """None for a constant that is the same in every trace; a `ConstOfSize` for one
-    that is a count of n or its reciprocal (rebuilt exactly at each traced size);
-    NotDynamic otherwise."""
+    """None for a constant that is the same in every trace; a `ConstOfSize` for one that
+    follows n (rebuilt exactly at each traced size); NotDynamic otherwise."""
     first = values[0]
     if all(v.shape == first.shape and v.dtype == first.dtype
            and np.array_equal(v, first, equal_nan=True) for v in values[1:]):
         return None
-    if all(v.shape == first.shape and v.dtype == first.dtype and v.size and
-           v.dtype.kind == "f" and (v == v.reshape(-1)[0]).all() for v in values):
+    if any(v.dtype != first.dtype or v.ndim != first.ndim for v in values):
+        raise NotDynamic(f"{what} holds an array that changes with the size")
+    made = None
+    shape = tuple(fit_value([v.shape for v in values], sizes, what))
+    if first.dtype.kind in "iu" and all(
+            np.array_equal(v.reshape(-1), np.arange(v.size)) for v in values):
+        made = ConstOfSize("arange", None, shape, first.dtype)
+    elif first.dtype.kind == "f" and all(v.size and (v == v.reshape(-1)[0]).all()
+                                         for v in values):
         scalars = [float(v.reshape(-1)[0]) for v in values]
-        for reciprocal in (False, True):
+        for kind in ("count", "reciprocal"):
             try:
-                counts = [int(round(1.0 / x)) if reciprocal else int(round(x))
-                          for x in scalars]
-                count = fit(counts, sizes)
+                count = fit([int(round(1.0 / x)) if kind == "reciprocal" else int(round(x))
+                             for x in scalars], sizes)
             except (NotDynamic, ZeroDivisionError, OverflowError, ValueError):
                 continue
             if type(count) is Affine:
-                made = ConstOfSize(count, reciprocal, first.shape, first.dtype)
-                if all(np.array_equal(made.at(s), v) for s, v in zip(sizes, values)):
-                    return made
+                made = ConstOfSize(kind, count, shape, first.dtype)
+                break
+    if made is not None and all(np.array_equal(made.at(s), v)
+                                for s, v in zip(sizes, values)):
+        return made
     raise NotDynamic(f"{what} holds an array that changes with the size")
 
 
