@@ -9,8 +9,16 @@ from hypothesis import strategies as st
 import tracegrad as tg
 import tracegrad.nn as nn
 import tracegrad.nn.functional as F
+from tracegrad.compiler import dynamic
 
 RNG = np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def _generate_at_once(monkeypatch):
+    """Every size's program at its first call (not the second: see dynamic.BUILD_AFTER),
+    so that the compiled results below are the generated programs'."""
+    monkeypatch.setattr(dynamic, "BUILD_AFTER", 1)
 
 
 def _t(*shape, dtype=np.float32):
@@ -253,7 +261,8 @@ def test_explain_and_cache_info_name_the_dynamic_axes():
         _same(f, g, _t(n, 5), _t(n))
     info = f.cache_info()
     assert info.dynamic == ["n = argument 0 axis 0, argument 1 axis 0; 2 <= n; "
-                            "1 size(s) generated (NumPy backend)"], info.dynamic
+                            "1 size(s) generated (NumPy backend); 0 call(s) ran eagerly, the first at their "
+                            "size"], info.dynamic
     assert "dynamic: n = argument 0 axis 0" in str(info)
     text = str(tg.explain(f, _t(4, 5), _t(4)))
     assert "dynamic variant: n = argument 0 axis 0, argument 1 axis 0" in text
@@ -307,3 +316,15 @@ def test_cross_entropy_training_with_a_last_smaller_batch_is_one_dynamic_variant
         np.testing.assert_allclose(q.numpy(), p.numpy(), rtol=1e-4, atol=1e-6)
     info = compiled.cache_info()
     assert info.variants == 2 and len(info.dynamic) == 1, str(info)
+
+
+def test_a_new_size_runs_eagerly_once_then_its_program(monkeypatch):
+    monkeypatch.setattr(dynamic, "BUILD_AFTER", 2)
+    g = (lambda x: (x * 3).sum(0))
+    f = tg.compile(g)
+    for n in (2, 3, 4, 5, 6, 5, 6, 6):
+        _same(f, g, _t(n, 2))
+    info = f.cache_info()
+    assert info.variants == 2 and info.hits == 3, str(info)  # the second 5, 6 and 6
+    assert "3 size(s) generated" in info.dynamic[0] and "2 call(s) ran eagerly" \
+        in info.dynamic[0], info.dynamic

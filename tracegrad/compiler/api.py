@@ -223,6 +223,8 @@ class CompiledFunction:
             else:
                 result = fast.entry(args)
                 if type(result) is not Miss:
+                    if type(result) is dyn.EagerRun:  # a dynamic size's first call
+                        return self.fn(*args, **kwargs)
                     self.hits += 1
                     return result if fast.backward is None else \
                         self._differentiable(fast, result, args)
@@ -252,6 +254,8 @@ class CompiledFunction:
             for dkey in self._dynamic_keys:
                 for v in self.variants.get(dkey, ()):
                     result = v.entry(inputs)
+                    if type(result) is dyn.EagerRun:  # a dynamic size's first call
+                        return self.fn(*args, **kwargs)
                     if type(result) is not Miss:
                         variant = v
                         break
@@ -602,7 +606,8 @@ class CompiledFunction:
                 where = ", ".join(f"argument {j} axis {ax}" for j, a in axes.items()
                                   for ax in a)
                 dynamic.append(f"n = {where}; {program.guard}; {len(program.programs)} "
-                               f"size(s) generated (NumPy backend)")
+                               f"size(s) generated (NumPy backend); {program.eager_runs} "
+                               f"call(s) ran eagerly, the first at their size")
         return CacheInfo(variants, self.hits, self.misses, list(self.miss_reasons), backend,
                          dynamic, list(self.dynamic_notes))
 

@@ -18,8 +18,8 @@ sizes of ``n``, and it is kept only when
 - sizes 0 and 1 are never dynamic (``n >= 2`` is part of every guard, as in PyTorch):
   broadcasting and squeezing treat 1 differently.
 
-At a size it has not run at, the variant rebuilds the traced graph with the shapes and
-attributes of that size, checks every node against its primitive's shape rule (a slice
+At a size it has not run at, the first call runs the function eagerly (`BUILD_AFTER`);
+the next rebuilds the traced graph with the shapes and attributes of that size, checks every node against its primitive's shape rule (a slice
 that NumPy would clamp differs from the affine shape: the call then compiles statically),
 optimizes it and generates its NumPy program, kept for the next call at that size. A
 variant that cannot be made dynamic compiles as a static one, as without ``dynamic``.
@@ -41,6 +41,16 @@ from .ir import Graph, Node
 
 MIN_SIZE = 2  # sizes 0 and 1 are specialized
 MAX_SIZES = 256  # programs kept per dynamic variant, one per size (the oldest goes)
+# A size's program is generated at its second call; its first runs the function eagerly
+# (generating costs a few eager calls: sampling a text once meets each length once)
+BUILD_AFTER = 2
+
+
+class EagerRun(str):
+    """What an entry returns when this call runs the function eagerly (see BUILD_AFTER)."""
+
+
+EAGER = EagerRun("the first call at this size runs eagerly")
 
 _local = threading.local()
 
@@ -578,10 +588,12 @@ class DynamicProgram:
         self.programs: OrderedDict = OrderedDict({n: first})
         self.refused: dict[int, str] = {}  # sizes the template does not serve, and why
         self.current = first
+        self.calls: dict[int, int] = {}  # calls at sizes without a program yet
+        self.eager_runs = 0
 
     def admit(self, n: int) -> Any:
-        """True when the variant serves size ``n`` (its program then runs next), else a
-        `Miss` saying why."""
+        """True when the variant serves size ``n`` (its program then runs next), `EAGER` when
+        this call runs the function eagerly instead, else a `Miss` saying why."""
         program = self.programs.get(n)
         if program is None:
             from .entry import Miss
@@ -592,6 +604,13 @@ class DynamicProgram:
             why = self.refused.get(n)
             if why is not None:
                 return why
+            calls = self.calls[n] = self.calls.get(n, 0) + 1
+            if calls < BUILD_AFTER:
+                if len(self.calls) > 4 * MAX_SIZES:
+                    self.calls.clear()
+                self.eager_runs += 1
+                return EAGER
+            del self.calls[n]
             try:
                 program = self.build(self.template.instantiate(n))
             except NotDynamic as e:
