@@ -261,8 +261,8 @@ def test_explain_and_cache_info_name_the_dynamic_axes():
         _same(f, g, _t(n, 5), _t(n))
     info = f.cache_info()
     assert info.dynamic == ["n = argument 0 axis 0, argument 1 axis 0; 2 <= n; "
-                            "1 size(s) generated (NumPy backend); 0 call(s) ran eagerly, the first at their "
-                            "size"], info.dynamic
+                            "1 size(s) generated (NumPy backend); 0 call(s) ran eagerly, "
+                            "the first at their size"], info.dynamic
     assert "dynamic: n = argument 0 axis 0" in str(info)
     text = str(tg.explain(f, _t(4, 5), _t(4)))
     assert "dynamic variant: n = argument 0 axis 0, argument 1 axis 0" in text

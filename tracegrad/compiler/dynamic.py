@@ -19,9 +19,10 @@ sizes of ``n``, and it is kept only when
   broadcasting and squeezing treat 1 differently.
 
 At a size it has not run at, the first call runs the function eagerly (`BUILD_AFTER`);
-the next rebuilds the traced graph with the shapes and attributes of that size, checks every node against its primitive's shape rule (a slice
-that NumPy would clamp differs from the affine shape: the call then compiles statically),
-optimizes it and generates its NumPy program, kept for the next call at that size. A
+the next rebuilds the traced graph with the shapes and attributes of that size, checks
+every node against its primitive's shape rule (a slice that NumPy would clamp differs from
+the affine shape: the call then compiles statically), optimizes it and generates its NumPy
+program, kept for the next call at that size. A
 variant that cannot be made dynamic compiles as a static one, as without ``dynamic``.
 """
 
