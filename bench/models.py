@@ -383,8 +383,9 @@ def _bench_sampling(torch: Any, quick: bool, result: dict) -> None:
         f"sampling: greedy, so every engine writes the same text ({verdict}); tg compiled "
         f"samples the growing context (no padding: its length is a dynamic size, "
         f"context up to {sizes['block_size']}) and used {variants} compiled variant(s); "
-        "the first run of each engine is a warm-up (it also generates the compiled "
-        "program of each context length)")
+        "the first run of each engine is a warm-up (tg compiled runs a new context "
+        "length eagerly the first time, and generates its program the second: in the "
+        "first timed run)")
     result["targets"].append(common.target("sampling: compiled variants", variants, 2,
                                            higher_is_better=False))
     if TORCH in per_second:
