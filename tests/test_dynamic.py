@@ -328,3 +328,28 @@ def test_a_new_size_runs_eagerly_once_then_its_program(monkeypatch):
     assert info.variants == 2 and info.hits == 3, str(info)  # the second 5, 6 and 6
     assert "3 size(s) generated" in info.dynamic[0] and "2 call(s) ran eagerly" \
         in info.dynamic[0], info.dynamic
+
+
+def test_a_size_used_as_a_python_index_is_caught_by_the_trace_at_that_size():
+    # CPython reads an int subclass's value without asking it (a list index, range()):
+    # the three traces (at 3, 2, 4) see equal scales; the trace of each new size does not
+    scales = [1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 3.0]
+
+    def f(x):
+        return x * scales[x.shape[0]]
+
+    c = tg.compile(f)
+    for n in (2, 3, 4, 2, 5, 6, 7, 7, 4):
+        _same(c, f, _t(n))
+    info = c.cache_info()
+    assert any("does not serve n = 5" in r for r in info.reasons), str(info)
+
+
+def test_arange_of_a_size_is_dynamic():
+    def f(x):
+        return x + tg.arange(x.shape[0]).float() * x.mean()
+
+    c = tg.compile(f)
+    for n in (2, 3, 4, 5, 9, 4):
+        _same(c, f, _t(n))
+    assert len(c.cache_info().dynamic) == 1

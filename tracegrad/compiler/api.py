@@ -95,6 +95,8 @@ class Variant:
     anomaly: bool = False  # compiled under tg.detect_anomaly(): checks every value
     # a dynamic variant (see dynamic.py): ([(argument, axis)] of size n, its DynamicProgram)
     dynamic: Any = None
+    values: bool = True  # (a dynamic variant traces new sizes as it was traced)
+    trace_settings: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._owns = [self.program.owns(k) for k in range(len(self.graph.outputs))]
@@ -223,11 +225,14 @@ class CompiledFunction:
             else:
                 result = fast.entry(args)
                 if type(result) is not Miss:
-                    if type(result) is dyn.EagerRun:  # a dynamic size's first call
-                        return self.fn(*args, **kwargs)
-                    self.hits += 1
-                    return result if fast.backward is None else \
-                        self._differentiable(fast, result, args)
+                    if type(result) in (dyn.EagerRun, dyn.VerifyRun):  # a new dynamic size
+                        result = self._new_size(fast, result, args, kwargs, args)
+                        if type(result) is not Miss:
+                            return result
+                    else:
+                        self.hits += 1
+                        return result if fast.backward is None else \
+                            self._differentiable(fast, result, args)
         positional = not kwargs and all(type(a) is Tensor for a in args)
         fps: list = []
         if positional:
@@ -254,8 +259,10 @@ class CompiledFunction:
             for dkey in self._dynamic_keys:
                 for v in self.variants.get(dkey, ()):
                     result = v.entry(inputs)
-                    if type(result) is dyn.EagerRun:  # a dynamic size's first call
-                        return self.fn(*args, **kwargs)
+                    if type(result) in (dyn.EagerRun, dyn.VerifyRun):  # a new dynamic size
+                        result = self._new_size(v, result, args, kwargs, inputs)
+                        if type(result) is not Miss:
+                            return result
                     if type(result) is not Miss:
                         variant = v
                         break
@@ -297,6 +304,36 @@ class CompiledFunction:
         self._fast = variant if positional and not variant.volatile else None
         return result if variant.backward is None else \
             self._differentiable(variant, result, inputs)
+
+    def _new_size(self, variant: Variant, what: str, args: tuple, kwargs: dict,
+                  inputs: Any) -> Any:
+        """A call of a dynamic variant at a size it has no program for: the first runs
+        eagerly; the next is traced, and the size's program generated if the trace is the
+        variant's template at that size (then it runs), else a `Miss` (compile anew)."""
+        if type(what) is dyn.EagerRun:
+            return self.fn(*args, **kwargs)
+        program = variant.dynamic[1]
+        n = program.pending
+        with self._lock, paused_gc():
+            try:
+                with dyn.Recorder() as sym:  # (traced as the template's traces were)
+                    graph, capture = run_traced(
+                        self.fn, args, kwargs, differentiable=variant.grad_enabled,
+                        grad_buffers=True, values=variant.values,
+                        settings=variant.trace_settings, symbolic=sym)
+            except TraceError:
+                program.refused[n] = Miss(f"the dynamic variant does not serve n = {n} "
+                                          f"(its trace raised TraceError)")
+                return program.refused[n]
+            if not program.verify(n, dyn.prune(graph), capture, variant.capture):
+                return program.refused[n]
+        result = variant.entry(inputs)
+        if type(result) is Miss or type(result) in (dyn.EagerRun, dyn.VerifyRun):
+            raise AssertionError(f"tg.compile: a verified dynamic size fails its own guard: "
+                                 f"{result}")
+        self.hits += 1
+        self.last_variant = variant
+        return result
 
     def _differentiable(self, variant: Variant, outs: tuple, tensors: Any) -> Any:
         """The result of a differentiable variant: its tensors point back to the compiled
@@ -405,6 +442,7 @@ class CompiledFunction:
                        for g in r.param_groups}.values()) if values else []
         settings = [(g, k) for g in groups for k, v in g.items()
                     if k not in self._guarded_settings and float_input_kind(v) is not None]
+        trace_settings = settings
         epoch = tensor_mod._structure_epoch[0]
         anomaly = bool(tensor_mod._Anomaly.enabled and tensor_mod._Anomaly.here.on)
         fn_guards = function_guards(self.fn)
@@ -441,9 +479,11 @@ class CompiledFunction:
         if template is not None:
             if changed:
                 raise dyn.NotDynamic("the traced call changed a value it read")
-            return self._dynamic_variant(graph, capture, template, size_guard, dynamic,
-                                         key, fps, modules, settings, epoch, reads,
-                                         setting_guards, anomaly, t0)
+            variant = self._dynamic_variant(graph, capture, template, size_guard, dynamic,
+                                            key, fps, modules, settings, epoch, reads,
+                                            setting_guards, anomaly, t0)
+            variant.values, variant.trace_settings = values, trace_settings
+            return variant
         if capture.n_grad_outputs:
             graph, bgraph, n_saved = split_backward(graph, capture)
             cot_shapes = [(n.shape, n.dtype) for _, n in capture.cotangents]
@@ -510,7 +550,7 @@ class CompiledFunction:
                     raise
                 raise dyn.NotDynamic(f"the function raised {type(e).__name__} at n = "
                                      f"{size}: {e}") from None
-            results.append((graph, capture, sym))
+            results.append((dyn.prune(graph), capture, sym))
         results.insert(0, results.pop())  # the call's own first
         for _, capture, _ in results:
             if capture.n_grad_outputs:

@@ -51,7 +51,14 @@ class EagerRun(str):
     """What an entry returns when this call runs the function eagerly (see BUILD_AFTER)."""
 
 
+class VerifyRun(str):
+    """What an entry returns when tg.compile must first trace this call, at a size the
+    variant has no program for yet, and check that the trace is the template at that size
+    (`DynamicProgram.verify`): then the size's program is generated."""
+
+
 EAGER = EagerRun("the first call at this size runs eagerly")
+VERIFY = VerifyRun("a new size: traced and compared with the template first")
 
 _local = threading.local()
 
@@ -228,7 +235,10 @@ class SymInt(int):
         self._opaque("int()")
         return int.__index__(self)
 
-    def __index__(self) -> int:  # a slice bound, range(), a NumPy shape: reaches the graph
+    def __index__(self) -> int:
+        # tracegrad's own (a slice bound, a shape) reaches the graph; the function's own
+        # (range(T), a list index, a Python list's slice) does not
+        self._opaque("an index (range(), a list index or slice)")
         return int.__index__(self)
 
     def __repr__(self) -> str:
@@ -394,6 +404,60 @@ def fit_const(values: list, sizes: list[int], what: str) -> ConstOfSize | None:
                                 for s, v in zip(sizes, values)):
         return made
     raise NotDynamic(f"{what} holds an array that changes with the size")
+
+
+def prune(graph: Graph) -> Graph:
+    """``graph`` without the nodes no output needs (a trace also records the updates of
+    views that happen to be alive, which differ from call to call), in the same order."""
+    needed: set[int] = set()
+    stack = list(graph.outputs)
+    while stack:
+        node = stack.pop()
+        if id(node) not in needed:
+            needed.add(id(node))
+            stack.extend(node.inputs)
+    nodes = [n for n in graph.nodes if id(n) in needed]
+    if len(nodes) == len(graph.nodes):
+        return graph
+    return Graph(graph.inputs, nodes, graph.outputs)
+
+
+def same_graphs(expected: Graph, got: Graph) -> None:
+    """NotDynamic unless ``got`` is ``expected`` node for node."""
+    a, b = expected.inputs + expected.nodes, got.inputs + got.nodes
+    if len(a) != len(b) or len(expected.outputs) != len(got.outputs):
+        raise NotDynamic("its trace has another graph")
+    ia = {id(x): k for k, x in enumerate(a)}
+    ib = {id(x): k for k, x in enumerate(b)}
+    for k, (x, y) in enumerate(zip(a, b)):
+        if x.op != y.op or x.dtype != y.dtype or tuple(x.shape) != tuple(y.shape) \
+                or [ia[id(i)] for i in x.inputs] != [ib[id(i)] for i in y.inputs]:
+            raise NotDynamic(f"its trace differs at %{k} ({x.op}{list(x.shape)} / "
+                             f"{y.op}{list(y.shape)})")
+        try:
+            fit_value([x.attrs, plain(y.attrs)], [0, 1], f"%{k}")
+            if x.op == "const":
+                fit_value([x.value, y.value], [0, 1], f"%{k}")
+        except NotDynamic:
+            raise NotDynamic(f"its trace differs at %{k} ({x.op}: attributes or "
+                             f"value)") from None
+    if [ia[id(o)] for o in expected.outputs] != [ib[id(o)] for o in got.outputs]:
+        raise NotDynamic("its trace returns other values")
+
+
+def same_capture(reference: Any, got: Any) -> None:
+    """NotDynamic unless two traces read and write as many tensors and return the same
+    structure. (Which tensors is the entry's business, as for any variant: its guards
+    check the tensors it reads, and a .grad that is a new tensor on every call is written
+    back through its owner.)"""
+    for f in ("captured", "grad_inputs", "data_writes", "grad_writes", "setting_inputs",
+              "grad_buffers", "grad_none"):
+        if len(getattr(reference, f)) != len(getattr(got, f)):
+            raise NotDynamic(f"its trace has other {f.replace('_', ' ')}")
+    if plain(reference.out_tree) != plain(got.out_tree):
+        raise NotDynamic("its trace returns another structure or Python value")
+    if got.n_grad_outputs or reference.called_backward != got.called_backward:
+        raise NotDynamic("its trace differentiates differently")
 
 
 @dataclass
@@ -591,6 +655,7 @@ class DynamicProgram:
         self.current = first
         self.calls: dict[int, int] = {}  # calls at sizes without a program yet
         self.eager_runs = 0
+        self.pending = 0  # the size admit() asked tg.compile to verify
 
     def admit(self, n: int) -> Any:
         """True when the variant serves size ``n`` (its program then runs next), `EAGER` when
@@ -611,17 +676,32 @@ class DynamicProgram:
                     self.calls.clear()
                 self.eager_runs += 1
                 return EAGER
-            del self.calls[n]
-            try:
-                program = self.build(self.template.instantiate(n))
-            except NotDynamic as e:
-                why = self.refused[n] = Miss(f"the dynamic variant does not serve n = {n} "
-                                             f"({e})")
-                return why
-            self.programs[n] = program
-            if len(self.programs) > MAX_SIZES:
-                self.programs.popitem(last=False)
+            self.pending = n
+            return VERIFY
         self.current = program
+        return True
+
+    def verify(self, n: int, graph: Graph, capture: Any, reference: Any) -> bool:
+        """Generate size ``n``'s program if ``graph`` (this call traced at n) is the
+        template at n, node for node (shapes, attributes, constants), and ``capture`` reads
+        and writes what ``reference`` (the variant's capture) does; else refuse n. The
+        three traces and the tracked sizes cannot see every use of a size (CPython takes
+        an int subclass's value without asking it in ``range(T)`` or ``a_list[T]``): the
+        trace at n can."""
+        from .entry import Miss
+
+        self.calls.pop(n, None)
+        try:
+            expected = self.template.instantiate(n)
+            same_graphs(expected, graph)
+            same_capture(reference, capture)
+            program = self.build(expected)
+        except NotDynamic as e:
+            self.refused[n] = Miss(f"the dynamic variant does not serve n = {n} ({e})")
+            return False
+        self.programs[n] = program
+        if len(self.programs) > MAX_SIZES:
+            self.programs.popitem(last=False)
         return True
 
     def run(self, *arrays: np.ndarray) -> tuple:
