@@ -312,8 +312,7 @@ class CompiledFunction:
         variant's template at that size (then it runs), else a `Miss` (compile anew)."""
         if type(what) is dyn.EagerRun:
             return self.fn(*args, **kwargs)
-        program = variant.dynamic[1]
-        n = program.pending
+        program, n = variant.dynamic[1], what.n
         with self._lock, paused_gc():
             try:
                 with dyn.Recorder() as sym:  # (traced as the template's traces were)

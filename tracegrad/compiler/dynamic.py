@@ -54,11 +54,12 @@ class EagerRun(str):
 class VerifyRun(str):
     """What an entry returns when tg.compile must first trace this call, at a size the
     variant has no program for yet, and check that the trace is the template at that size
-    (`DynamicProgram.verify`): then the size's program is generated."""
+    (`DynamicProgram.verify`): then the size's program is generated. ``n``: the size."""
+
+    n = 0
 
 
 EAGER = EagerRun("the first call at this size runs eagerly")
-VERIFY = VerifyRun("a new size: traced and compared with the template first")
 
 _local = threading.local()
 
@@ -655,7 +656,6 @@ class DynamicProgram:
         self.current = first
         self.calls: dict[int, int] = {}  # calls at sizes without a program yet
         self.eager_runs = 0
-        self.pending = 0  # the size admit() asked tg.compile to verify
 
     def admit(self, n: int) -> Any:
         """True when the variant serves size ``n`` (its program then runs next), `EAGER` when
@@ -676,8 +676,9 @@ class DynamicProgram:
                     self.calls.clear()
                 self.eager_runs += 1
                 return EAGER
-            self.pending = n
-            return VERIFY
+            verify = VerifyRun("a new size: traced and compared with the template first")
+            verify.n = n
+            return verify
         self.current = program
         return True
 
