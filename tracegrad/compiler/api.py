@@ -638,6 +638,9 @@ class CompiledFunction:
         v = self.last_variant
         backend = program_note(v.program, v.backward and v.backward.program,
                                self.backend) if v else ""
+        if v is not None and v.dynamic is not None:
+            backend = ("NumPy (a dynamic variant: one NumPy program per size, whatever the "
+                       "backend asked for)")
         dynamic = []
         for k in self._dynamic_keys:
             for v in self.variants.get(k, ()):
