@@ -381,8 +381,11 @@ def _bench_sampling(torch: Any, quick: bool, result: dict) -> None:
     verdict = "it does" if same else "IT DOES NOT"
     result["notes"].append(
         f"sampling: greedy, so every engine writes the same text ({verdict}); tg compiled "
-        f"right-pads the context to {sizes['block_size']} and used {variants} compiled "
-        "variant(s); the first run of each engine is a warm-up")
+        f"samples the growing context (no padding: its length is a dynamic size, "
+        f"context up to {sizes['block_size']}) and used {variants} compiled variant(s); "
+        "the first run of each engine is a warm-up (tg compiled runs a new context "
+        "length eagerly the first time, and generates its program the second: in the "
+        "first timed run)")
     result["targets"].append(common.target("sampling: compiled variants", variants, 2,
                                            higher_is_better=False))
     if TORCH in per_second:

@@ -147,13 +147,20 @@ class CausalSelfAttention(nn.Module):
         self.n_head = cfg.n_head
         self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)  # queries, keys, values at once
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
+        # -inf above the diagonal, added to the scores (is_causal's mask), cut to the
+        # context's length: a slice of a tensor the model holds is one compiled program
+        # for every length (tg.compile's dynamic sizes), a mask made per call is not
+        block = cfg.block_size
+        self.register_buffer("causal", tg.tensor(np.triu(np.full((block, block), -np.inf,
+                                                                  np.float32), 1)),
+                             persistent=False)
 
     def forward(self, x: tg.Tensor) -> tg.Tensor:
         B, T, C = x.shape
         H = self.n_head
         q, k, v = (t.reshape(B, T, H, C // H).transpose(1, 2)  # (B, H, T, C/H)
                    for t in self.qkv(x).split(C, dim=2))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.causal[:T, :T])
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -190,13 +197,12 @@ class GPT(nn.Module):
                 std = 0.02 / math.sqrt(2 * cfg.n_layer) if name.endswith("proj.weight") \
                     or name.endswith("mlp.2.weight") else 0.02
                 nn.init.normal_(p, 0.0, std)
-        self.positions = np.arange(cfg.block_size)
 
     def forward(self, idx: tg.Tensor) -> tg.Tensor:
         T = idx.shape[1]
         if T > self.cfg.block_size:
             raise ValueError(f"GPT: {T} tokens, but the context is {self.cfg.block_size}")
-        x = self.wte(idx) + self.wpe(self.positions[:T])
+        x = self.wte(idx) + self.wpe.weight[:T]  # (the rows of positions 0..T-1)
         for block in self.blocks:
             x = block(x)
         return self.ln_f(x) @ self.wte.weight.T  # weight tying: the embedding reads out
@@ -398,9 +404,10 @@ class _Printer:
 def logits_program(model: GPT, compile: bool = False) -> Callable[[np.ndarray], np.ndarray]:
     """``next_logits(context)``: the logits (float64) that follow a 1-d array of ids.
 
-    Compiled, the context is right-padded to ``block_size`` so that every call has one
-    shape (one compiled variant however long the text grows); causal attention means
-    position T-1 never sees the padding, so its logits are exactly the unpadded ones.
+    Compiled, the context grows by one token a call: after the first change of its length
+    ``tg.compile`` makes the length a dynamic size, and one variant serves every length
+    from 2 up to ``block_size`` (see docs/compiler.md, "Dynamic shapes"); a single token is
+    right-padded to two, which causal attention makes exact.
     """
     block = model.cfg.block_size
 
@@ -413,8 +420,11 @@ def logits_program(model: GPT, compile: bool = False) -> Callable[[np.ndarray], 
     def next_logits(context: np.ndarray) -> np.ndarray:
         context = np.asarray(context[-block:], dtype=np.int64)
         t = len(context)
-        if compile:
-            context = np.concatenate([context, np.zeros(block - t, dtype=np.int64)])
+        if compile and t == 1:
+            # tg.compile never makes length 1 dynamic (it broadcasts): right-padded to 2,
+            # exactly the same logits at position 0 (causal attention), and no variant of
+            # its own
+            context = np.concatenate([context, context])
         out = program(tg.from_numpy(context[None]))
         return out.numpy()[0, t - 1].astype(np.float64)
 

@@ -221,7 +221,8 @@ def test_models_quick_reports_numbers():
     assert len(gpt["losses"]["tracegrad"]) == 6
     assert gpt["losses"]["tg compiled"] == pytest.approx(gpt["losses"]["tracegrad"], rel=1e-5)
     sampling = result["details"]["sampling"]
-    assert sampling["variants"] == 1 and sampling["same_text"]
+    # the growing context: a static variant (length 2), then one dynamic variant
+    assert sampling["variants"] == 2 and sampling["same_text"]
     assert len(sampling["texts"]["tg compiled"][0]) == sampling["tokens"] == 16
     names = [t["name"] for t in result["targets"]]
     if HAS_TORCH:

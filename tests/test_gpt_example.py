@@ -92,7 +92,7 @@ def test_compiled_training_gives_eager_losses_for_20_steps(corpus):
     assert compiled._train_step.cache_info().variants == 1  # the lr is an input
 
 
-def test_compiled_sampling_pads_the_context_and_compiles_once():
+def test_compiled_sampling_grows_the_context_with_two_variants():
     tg.manual_seed(0)
     model = gpt.GPT(TINY.model)
     eager, compiled = gpt.logits_program(model), gpt.logits_program(model, compile=True)
@@ -100,11 +100,14 @@ def test_compiled_sampling_pads_the_context_and_compiles_once():
     text = rng.integers(0, len(gpt.VOCAB), size=3 * TINY.model.block_size)
     for t in [1, 2, 5, 15, 16, 17, 40]:  # shorter and longer than the context
         np.testing.assert_allclose(compiled(text[:t]), eager(text[:t]), rtol=1e-5, atol=1e-5)
-    # Sampling 256 characters: the context grows, then slides; one compiled variant.
+    # the length 2 compiled statically, then every length (5, 15, 16) by one dynamic
+    # variant (tg.compile's dynamic sizes): two variants
+    info = compiled.program.cache_info()
+    assert info.variants == 2 and len(info.dynamic) == 1, str(info)
+    # Sampling 256 characters: the context grows, then slides
     a = gpt.sample(model, "def ", tokens=256, seed=1, compile=True)
     b = gpt.sample(model, "def ", tokens=256, seed=1)
     assert len(a) == 4 + 256 and a == b
-    assert compiled.program.cache_info().variants == 1
 
 
 def test_sampling_temperature_and_top_k():

@@ -341,6 +341,8 @@ class Tensor(NodeHooks, InPlaceOps, CompositeMethods):
 
     @property
     def shape(self) -> tuple:
+        if _tracer is not None and _tracer.symbolic is not None:  # tg.compile(dynamic)
+            return _tracer.symbolic_shape(self)
         return self._data.shape
 
     @property
@@ -377,7 +379,7 @@ class Tensor(NodeHooks, InPlaceOps, CompositeMethods):
         return self.ndim
 
     def numel(self) -> int:
-        return self._data.size
+        return self._data.size if _tracer is None else math.prod(self.shape)
 
     def __len__(self) -> int:
         if not self.shape:

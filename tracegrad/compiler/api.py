@@ -23,6 +23,7 @@ from ..errors import TraceError
 from ..gradarray import GradArray
 from ..ops.base import rule_facts
 from ..tensor import Tensor, _leaf, _result
+from . import dynamic as dyn
 from . import variants as variant_cache
 from .backends import Backend, get_backend
 from .backends.c import program_note
@@ -47,6 +48,7 @@ from .partition import donations, feeders, split_backward
 from .trace import (
     Capture,
     TensorSpec,
+    _substitute,
     build_tree,
     flatten_args,
     is_input,
@@ -91,6 +93,10 @@ class Variant:
     grad_enabled: bool = True
     volatile: bool = False  # the trace changed what it read: never reused
     anomaly: bool = False  # compiled under tg.detect_anomaly(): checks every value
+    # a dynamic variant (see dynamic.py): ([(argument, axis)] of size n, its DynamicProgram)
+    dynamic: Any = None
+    values: bool = True  # (a dynamic variant traces new sizes as it was traced)
+    trace_settings: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._owns = [self.program.owns(k) for k in range(len(self.graph.outputs))]
@@ -156,12 +162,19 @@ class BackwardProgram:
 class CompiledFunction:
     """``tg.compile(fn)``: call it like ``fn``. See `cache_info()` and `source()`."""
 
-    def __init__(self, fn: Callable, backend: str = "auto"):
+    def __init__(self, fn: Callable, backend: str = "auto", dynamic: Any = None):
         # the lowering table the programs come from (an unknown name, or a backend that
         # cannot run here, raises now, saying why)
         self.lowering = get_backend(backend)
         self.fn = fn
         self.backend = backend
+        if not (dynamic is None or type(dynamic) is bool or isinstance(dynamic, dict)):
+            raise TypeError(f"tg.compile: dynamic must be None, True, False or a dict "
+                            f"{{argument index: axis or axes}}, got {dynamic!r}")
+        self.dynamic = dynamic
+        self._dynamic_keys: list[tuple] = []  # keys of the dynamic variants, newest first
+        self._seen: list[tuple] = []  # cache keys of calls that compiled (and the warm-up)
+        self.dynamic_notes: list[str] = []  # why a variant could not be made dynamic
         self.variants: dict[tuple, list[Variant]] = {}
         self.hits = 0
         self.misses = 0
@@ -191,6 +204,8 @@ class CompiledFunction:
             # The first call runs eagerly: state created lazily (optimizer moments, running
             # statistics) then exists before anything is captured.
             self._warm = True
+            if self.dynamic is True and not kwargs and all(type(a) is Tensor for a in args):
+                self._seen.append(self._key(args))  # sizes it changes from count
             return self.fn(*args, **kwargs)
         if self._scalar is None:  # a function of Values compiles to a scalar program
             from .values import is_value_program
@@ -210,15 +225,19 @@ class CompiledFunction:
             else:
                 result = fast.entry(args)
                 if type(result) is not Miss:
-                    self.hits += 1
-                    return result if fast.backward is None else \
-                        self._differentiable(fast, result, args)
+                    if type(result) in (dyn.EagerRun, dyn.VerifyRun):  # a new dynamic size
+                        result = self._new_size(fast, result, args, kwargs, args)
+                        if type(result) is not Miss:
+                            return result
+                    else:
+                        self.hits += 1
+                        return result if fast.backward is None else \
+                            self._differentiable(fast, result, args)
         positional = not kwargs and all(type(a) is Tensor for a in args)
         fps: list = []
         if positional:
             inputs: Any = args
-            key = tuple([("T", a._data.shape, a._data.dtype, a.requires_grad) for a in args]
-                        + [autograd._mode.enabled])
+            key = self._key(args)
         else:
             values = self._values
             flat = flatten_args(args, kwargs)
@@ -236,6 +255,20 @@ class CompiledFunction:
                 break
             if reason is None:  # why the newest variant does not fit: the one to report
                 reason = str(result)
+        if variant is None:
+            for dkey in self._dynamic_keys:
+                for v in self.variants.get(dkey, ()):
+                    result = v.entry(inputs)
+                    if type(result) in (dyn.EagerRun, dyn.VerifyRun):  # a new dynamic size
+                        result = self._new_size(v, result, args, kwargs, inputs)
+                        if type(result) is not Miss:
+                            return result
+                    if type(result) is not Miss:
+                        variant = v
+                        break
+                    reason = str(result)
+                if variant is not None:
+                    break
         if variant is None:
             if reason is None:
                 reason = ("first compiled call" if not self.variants else
@@ -272,6 +305,35 @@ class CompiledFunction:
         return result if variant.backward is None else \
             self._differentiable(variant, result, inputs)
 
+    def _new_size(self, variant: Variant, what: str, args: tuple, kwargs: dict,
+                  inputs: Any) -> Any:
+        """A call of a dynamic variant at a size it has no program for: the first runs
+        eagerly; the next is traced, and the size's program generated if the trace is the
+        variant's template at that size (then it runs), else a `Miss` (compile anew)."""
+        if type(what) is dyn.EagerRun:
+            return self.fn(*args, **kwargs)
+        program, n = variant.dynamic[1], what.n
+        with self._lock, paused_gc():
+            try:
+                with dyn.Recorder() as sym:  # (traced as the template's traces were)
+                    graph, capture = run_traced(
+                        self.fn, args, kwargs, differentiable=variant.grad_enabled,
+                        grad_buffers=True, values=variant.values,
+                        settings=variant.trace_settings, symbolic=sym)
+            except TraceError:
+                program.refused[n] = Miss(f"the dynamic variant does not serve n = {n} "
+                                          f"(its trace raised TraceError)")
+                return program.refused[n]
+            if not program.verify(n, dyn.prune(graph), capture, variant.capture):
+                return program.refused[n]
+        result = variant.entry(inputs)
+        if type(result) is Miss or type(result) in (dyn.EagerRun, dyn.VerifyRun):
+            raise AssertionError(f"tg.compile: a verified dynamic size fails its own guard: "
+                                 f"{result}")
+        self.hits += 1
+        self.last_variant = variant
+        return result
+
     def _differentiable(self, variant: Variant, outs: tuple, tensors: Any) -> Any:
         """The result of a differentiable variant: its tensors point back to the compiled
         backward program, with the values this run saved for it."""
@@ -289,23 +351,87 @@ class CompiledFunction:
 
         return build_tree(variant.capture.out_tree, leaf)
 
+    @staticmethod
+    def _key(args: tuple) -> tuple:
+        return tuple([("T", a._data.shape, a._data.dtype, a.requires_grad) for a in args]
+                     + [autograd._mode.enabled])
+
+    def _dynamic_dims(self, key: tuple) -> tuple | None:
+        """([(key index, axis)], n, [other sizes seen]) when this call should compile a
+        dynamic variant: ``dynamic=`` names the axes, or a dimension changed size since an
+        earlier call of the same structure (see dynamic.py); else None."""
+        if self.dynamic is False:
+            return None
+        if isinstance(self.dynamic, dict):
+            dims = []
+            for i, axes in self.dynamic.items():
+                for ax in (axes if isinstance(axes, (tuple, list)) else (axes,)):
+                    if not (0 <= i < len(key) - 1 and key[i][0] == "T"
+                            and -len(key[i][1]) <= ax < len(key[i][1])):
+                        raise ValueError(f"tg.compile: dynamic={self.dynamic!r} names "
+                                         f"argument {i} axis {ax}, which this call does not "
+                                         f"have (a tensor argument's axis)")
+                    dims.append((i, ax % len(key[i][1])))
+            sizes = {key[i][1][ax] for i, ax in dims}
+            if len(sizes) != 1:
+                self.dynamic_notes.append(f"the dynamic axes have different sizes {sizes}: "
+                                          f"one symbol only")
+                return None
+            return dims, sizes.pop(), []
+        for old in reversed(self._seen):
+            if len(old) != len(key) or old[-1] != key[-1]:
+                continue
+            dims, before, now = [], set(), set()
+            for i, (a, b) in enumerate(zip(old[:-1], key[:-1])):
+                if a[0] != b[0] or (a[0] != "T" and a != b):
+                    break
+                if a[0] == "T":
+                    if a[2:] != b[2:] or len(a[1]) != len(b[1]):
+                        break
+                    for ax, (x, y) in enumerate(zip(a[1], b[1])):
+                        if x != y:
+                            dims.append((i, ax))
+                            before.add(x)
+                            now.add(y)
+            else:
+                if dims and len(before) == 1 and len(now) == 1:
+                    n = now.pop()
+                    if n >= dyn.MIN_SIZE:
+                        return dims, n, [before.pop()]
+        return None
+
     def _compile(self, args: tuple, kwargs: dict, key: tuple, fps: list,
                  reason: str) -> Variant:
         with self._lock:
-            variant = self._trace(args, kwargs, key, fps)
+            variant = None
+            found = self._dynamic_dims(key)
+            if found is not None and not self._dynamic_keys:
+                try:
+                    variant = self._trace(args, kwargs, key, fps, found)
+                except dyn.NotDynamic as e:
+                    self.dynamic_notes = self.dynamic_notes[-15:] + [str(e)]
+            if variant is None:
+                variant = self._trace(args, kwargs, key, fps)
+            self._seen = self._seen[-7:] + [key]
             # (counted once traced: a trace that raised TraceError made no variant)
             self.misses += 1
             self.miss_reasons = self.miss_reasons[-63:] + [reason]  # the latest 64
             if variant.volatile:
                 return variant  # not kept: every call traces again
+            if variant.dynamic is not None:
+                key = ("dynamic",) + key
+                self._dynamic_keys.insert(0, key)
             variant_cache.keep(self.variants, self._order, key, variant)
+            self._dynamic_keys = [k for k in self._dynamic_keys if k in self.variants]
         if self.misses > variant_cache.MAX_VARIANTS and not self._warned:
             self._warned = True
             variant_cache.warn_recompiling(self.fn, self.misses, reason, _advice(reason))
         return variant
 
-    def _trace(self, args: tuple, kwargs: dict, key: tuple, fps: list) -> Variant:
-        """Trace one call and build its variant, with a guard for everything it read."""
+    def _trace(self, args: tuple, kwargs: dict, key: tuple, fps: list,
+               dynamic: tuple | None = None) -> Variant:
+        """Trace one call and build its variant, with a guard for everything it read; with
+        ``dynamic`` (see `_dynamic_dims`), a dynamic variant or `dynamic.NotDynamic`."""
         from ..optim.optimizer import Optimizer
 
         t0 = time.perf_counter()
@@ -315,14 +441,21 @@ class CompiledFunction:
                        for g in r.param_groups}.values()) if values else []
         settings = [(g, k) for g in groups for k, v in g.items()
                     if k not in self._guarded_settings and float_input_kind(v) is not None]
+        trace_settings = settings
         epoch = tensor_mod._structure_epoch[0]
         anomaly = bool(tensor_mod._Anomaly.enabled and tensor_mod._Anomaly.here.on)
         fn_guards = function_guards(self.fn)
         recorder = ReadRecorder()
-        with recorder:
-            graph, capture = run_traced(self.fn, args, kwargs,
-                                        differentiable=autograd.is_grad_enabled(),
-                                        grad_buffers=True, values=values, settings=settings)
+        template = None
+        if dynamic is not None:
+            graph, capture, template, size_guard = self._traces(
+                args, kwargs, key, dynamic, recorder, values, settings)
+        else:
+            with recorder:
+                graph, capture = run_traced(self.fn, args, kwargs,
+                                            differentiable=autograd.is_grad_enabled(),
+                                            grad_buffers=True, values=values,
+                                            settings=settings)
         reads = [(r.name, r.getter, r.fp) for r in recorder.reads.values()] + fn_guards
         changed = [(what, fp) for what, getter, fp in reads if fingerprint(getter()) != fp]
         warn_side_effects(recorder, changed, getattr(self.fn, "__name__", "the function"))
@@ -342,6 +475,14 @@ class CompiledFunction:
         inputs = {(id(d), k) for d, (k, _), _ in capture.setting_inputs}
         settings, setting_guards = settings_of(roots, modules, inputs)
         backward, n_saved = None, 0
+        if template is not None:
+            if changed:
+                raise dyn.NotDynamic("the traced call changed a value it read")
+            variant = self._dynamic_variant(graph, capture, template, size_guard, dynamic,
+                                            key, fps, modules, settings, epoch, reads,
+                                            setting_guards, anomaly, t0)
+            variant.values, variant.trace_settings = values, trace_settings
+            return variant
         if capture.n_grad_outputs:
             graph, bgraph, n_saved = split_backward(graph, capture)
             cot_shapes = [(n.shape, n.dtype) for _, n in capture.cotangents]
@@ -367,6 +508,127 @@ class CompiledFunction:
         variant.compile_seconds = time.perf_counter() - t0
         return variant
 
+    def _traces(self, args: tuple, kwargs: dict, key: tuple, dynamic: tuple,
+                recorder: ReadRecorder, values: bool, settings: list) -> tuple:
+        """Trace the call at three sizes of n (two made by resizing the dynamic arguments,
+        then the call itself, last, as a static compile traces it); fit them (dynamic.py).
+        Returns (graph, capture, template, size guard) of the call's own trace."""
+        dims, n, seen = dynamic
+        sizes = [n] + dyn.other_sizes(n, seen)
+        flat = flatten_args(args, kwargs)
+        axes: dict[int, list[int]] = {}
+        for i, ax in dims:
+            axes.setdefault(i, []).append(ax)
+        grad = autograd.is_grad_enabled()
+        results = []
+        for size in sizes[1:] + [n]:
+            table: dict[int, Any] = {}
+            if size != n:
+                for i, ax in axes.items():
+                    leaf = flat[i][1]
+                    t = _leaf(dyn.resize(leaf._data, ax, size))
+                    t.requires_grad = leaf.requires_grad
+                    table[id(leaf)] = t
+            a2, k2 = _substitute(args, table), _substitute(kwargs, table)
+            sym = dyn.Recorder()
+            try:
+                if size == n:
+                    with recorder, sym:
+                        graph, capture = run_traced(self.fn, a2, k2, differentiable=grad,
+                                                    grad_buffers=True, values=values,
+                                                    settings=settings, symbolic=sym)
+                else:
+                    with sym:
+                        graph, capture = run_traced(self.fn, a2, k2, differentiable=grad,
+                                                    grad_buffers=True, values=values,
+                                                    settings=settings, symbolic=sym)
+            except TraceError:
+                raise
+            except Exception as e:  # noqa: BLE001 - the function fails at another size
+                if size == n:
+                    raise
+                raise dyn.NotDynamic(f"the function raised {type(e).__name__} at n = "
+                                     f"{size}: {e}") from None
+            results.append((dyn.prune(graph), capture, sym))
+        results.insert(0, results.pop())  # the call's own first
+        for _, capture, _ in results:
+            if capture.n_grad_outputs:
+                raise dyn.NotDynamic("the outputs are differentiable (a compiled backward "
+                                     "program): dynamic sizes are for functions that run "
+                                     "their own backward, or none")
+            counts = [len(getattr(capture, f)) for f in ("captured", "grad_inputs",
+                                                            "data_writes", "grad_writes")]
+            if counts != [len(getattr(results[0][1], f)) for f in (
+                    "captured", "grad_inputs", "data_writes", "grad_writes")]:
+                raise dyn.NotDynamic("the traces at different sizes read or write "
+                                     "different tensors")
+        trees = [dyn.plain(c.out_tree) for _, c, _ in results]
+        if any(t != trees[0] for t in trees[1:]):
+            raise dyn.NotDynamic("the function returns a Python value that changes with the "
+                                 "size")
+        results[0][1].out_tree = trees[0]  # (SymInts in it become plain ints)
+        template = dyn.fit_graphs([g for g, _, _ in results], sizes)
+        guard = dyn.size_guard([r for _, _, r in results], sizes, template)
+        graph, capture = results[0][0], results[0][1]
+        args_of = {id(node) for _, node in capture.arg_paths}
+        for node, shape in zip(graph.inputs, template.shapes):
+            if id(node) not in args_of and any(type(d) is dyn.Affine for d in shape):
+                raise dyn.NotDynamic(f"a tensor the function did not get as an argument "
+                                     f"({node.name}) changes shape with the size")
+        return graph, capture, template, guard
+
+    def _dynamic_variant(self, graph: Graph, capture: Capture, template: Any, guard: Any,
+                         dynamic: tuple, key: tuple, fps: list, modules: list,
+                         settings: list, epoch: int, reads: list, setting_guards: list,
+                         anomaly: bool, t0: float) -> Variant:
+        """The variant of a dynamic trace: its program is generated per size of n, on the
+        NumPy backend, from the template (see dynamic.DynamicProgram)."""
+        from .backends.numpy import NUMPY
+
+        dims, n, _ = dynamic
+        index = {id(node): k for k, node in enumerate(graph.inputs)}
+        gifts = [(j, index[id(node)]) for j, node in donations(capture)]
+        order: list = []
+
+        def build(g: Graph) -> Any:
+            opt, plan, _ = optimize(g, [(j, g.inputs[k]) for j, k in gifts], NUMPY,
+                                    measure=False)
+            at = {id(node): k for k, node in enumerate(g.inputs)}
+            got = [at.get(id(node)) for node in opt.inputs]
+            if order and got != order:
+                raise dyn.NotDynamic("the program's inputs change with the size")
+            order[:] = got
+            program = NUMPY.program(opt, plan, anomaly)
+            program.optimized = opt
+            return program
+
+        first = build(graph)
+        opt = first.optimized
+        feeds = feeders(opt, capture)
+        program = dyn.DynamicProgram(template, build, first, n, guard)
+        arg_types = []
+        dynamic_axes = {}
+        for i, k in enumerate(key[:-1]):
+            if k[0] not in ("T", "A", "F"):
+                continue
+            if k[0] == "T":
+                shape = tuple(None if (i, ax) in dims else d for ax, d in enumerate(k[1]))
+                if None in shape:
+                    dynamic_axes[len(arg_types)] = [ax for ax, d in enumerate(shape)
+                                                    if d is None]
+                k = ("T", shape) + k[2:]
+            arg_types.append(k)
+        variant = Variant(
+            graph=opt, program=program, capture=capture, feeders=feeds,
+            n_user_outputs=len(opt.outputs) - len(capture.data_writes)
+            - sum(1 for _, node in capture.grad_writes if node is not None),
+            modules=modules, training=tuple(m.training for m in modules),
+            settings=settings, structure_epoch=epoch, guards=reads + setting_guards,
+            records=[], arg_types=arg_types, arg_fps=fps, grad_enabled=key[-1],
+            anomaly=anomaly, dynamic=(dynamic_axes, program))
+        variant.compile_seconds = time.perf_counter() - t0
+        return variant
+
     # ---------------------------------------------------------------- introspection
 
     def cache_info(self) -> "CacheInfo":
@@ -376,7 +638,20 @@ class CompiledFunction:
         v = self.last_variant
         backend = program_note(v.program, v.backward and v.backward.program,
                                self.backend) if v else ""
-        return CacheInfo(variants, self.hits, self.misses, list(self.miss_reasons), backend)
+        if v is not None and v.dynamic is not None:
+            backend = ("NumPy (a dynamic variant: one NumPy program per size, whatever the "
+                       "backend asked for)")
+        dynamic = []
+        for k in self._dynamic_keys:
+            for v in self.variants.get(k, ()):
+                axes, program = v.dynamic
+                where = ", ".join(f"argument {j} axis {ax}" for j, a in axes.items()
+                                  for ax in a)
+                dynamic.append(f"n = {where}; {program.guard}; {len(program.programs)} "
+                               f"size(s) generated (NumPy backend); {program.eager_runs} "
+                               f"call(s) ran eagerly, the first at their size")
+        return CacheInfo(variants, self.hits, self.misses, list(self.miss_reasons), backend,
+                         dynamic, list(self.dynamic_notes))
 
     def source(self) -> str:
         """The generated Python source of the most recently used variant (with the C of
@@ -423,14 +698,19 @@ class CacheInfo:
     misses: int
     reasons: list
     backend: str = ""  # which backend ran the last variant, and why
+    dynamic: list = field(default_factory=list)  # per dynamic variant: its axes and range
+    not_dynamic: list = field(default_factory=list)  # why a variant could not be dynamic
 
     def __str__(self) -> str:
         lines = [f"{self.variants} variant(s), {self.hits} hit(s), {self.misses} miss(es)"]
         lines += [f"  compiled because: {r}" for r in self.reasons]
+        lines += [f"  dynamic: {d}" for d in self.dynamic]
+        lines += [f"  compiled statically because: {d}" for d in self.not_dynamic]
         return "\n".join(lines)
 
 
-def compile(fn: Callable | None = None, *, backend: str = "auto") -> Any:
+def compile(fn: Callable | None = None, *, backend: str = "auto", dynamic: Any = None
+            ) -> Any:
     """Compile a function or an ``nn.Module``: the first call runs eagerly, the second
     traces the graph, optimizes it and runs the generated program; later calls run the
     program while the guards hold.
@@ -439,10 +719,17 @@ def compile(fn: Callable | None = None, *, backend: str = "auto") -> Any:
     ... def step(x, y):
     ...     opt.zero_grad(); loss = F.cross_entropy(model(x), y)
     ...     loss.backward(); opt.step(); return loss
+
+    ``dynamic``: None (the default) compiles a dynamic variant, one that serves every size
+    of a dimension, once a tensor argument's dimension changes size between calls (the
+    sequence length while sampling, the last smaller batch); True counts the eager first
+    call's sizes too (a change after it compiles dynamically at once); a dict
+    ``{argument index: axis or axes}`` names the dynamic axes from the first trace; False
+    never compiles dynamically. See docs/compiler.md, "Dynamic shapes".
     """
     if fn is None:
-        return lambda f: compile(f, backend=backend)
-    return CompiledFunction(fn, backend)
+        return lambda f: compile(f, backend=backend, dynamic=dynamic)
+    return CompiledFunction(fn, backend, dynamic)
 
 
 __all__ = ["CompiledFunction", "Explanation", "TensorSpec", "compile", "explain", "optimize"]

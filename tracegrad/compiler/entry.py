@@ -112,11 +112,22 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
     # What `tg.compile` keys its variants by, checked here too: a call that reaches this
     # variant without the key (the last variant used, tried first) is still guarded.
     guard(f"len(a) != {len(variant.arg_types)}", "a different number of tensor arguments")
+    dynamic = variant.dynamic  # ({argument: its axes of size n}, its DynamicProgram)
+    has_n = False
     for j, kind in enumerate(variant.arg_types):
         if kind[0] == "T":
             _, shape, dtype, requires_grad = kind
             body.append(f"a{j} = a[{j}]._data")
-            guard(f"a{j}.shape != {tuple(shape)!r} or a{j}.dtype != {name('dt', dtype)} "
+            literal = repr(tuple(shape))
+            if dynamic is not None and j in dynamic[0]:  # a dimension of size n
+                guard(f"a{j}.ndim != {len(shape)}", "new argument shapes, dtypes or "
+                                                     "requires_grad")
+                if not has_n:
+                    body.append(f"n = a{j}.shape[{dynamic[0][j][0]}]")
+                    has_n = True
+                literal = "(" + "".join(("n" if d is None else str(d)) + ", "
+                                        for d in shape) + ")"
+            guard(f"a{j}.shape != {literal} or a{j}.dtype != {name('dt', dtype)} "
                   f"or a[{j}].requires_grad != {requires_grad}",
                   "new argument shapes, dtypes or requires_grad")
         elif kind[0] == "A":
@@ -127,6 +138,9 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
         else:  # a float
             guard(f"type(a[{j}]) is not float", "an argument that was a float is not")
             body.append(f"a{j} = _f64(a[{j}])")
+    if dynamic is not None:  # the size's own program, if the variant serves it
+        body += [f"r = {name('admit', dynamic[1].admit)}(n)",
+                 "if check and r is not True:", "    return r"]
     guard(f"{name('mode', mode)}.enabled != {variant.grad_enabled}", "grad mode changed")
     an = name("anomaly", _Anomaly)  # (on in this thread: see tensor._Anomaly)
     guard(f"bool({an}.enabled and {an}.here.on) != {variant.anomaly}",

@@ -32,25 +32,28 @@ def _nodes(graph: Graph) -> int:
     return sum(1 for n in graph.nodes if n.op != "const")
 
 
-def optimize(graph: Graph, donations: list | None = None, backend: Backend | None = None
-             ) -> tuple[Graph, MemoryPlan, list[PassRecord]]:
+def optimize(graph: Graph, donations: list | None = None, backend: Backend | None = None,
+             measure: bool = True) -> tuple[Graph, MemoryPlan, list[PassRecord]]:
     """Run the pass pipeline for ``backend`` (default: NumPy), then plan memory; returns
     the final graph (a new one: ``graph`` is left as it was), its memory plan, and one
     record per pass.
 
     ``donations`` lists (output index, input node): that output replaces that input (a
-    write-back), so the memory plan may compute it in the input's own memory.
+    write-back), so the memory plan may compute it in the input's own memory. Without
+    ``measure`` the records leave out each pass's peak memory (0: a dynamic variant
+    optimizes its graph at every new size, and measuring costs a sixth of that).
     """
     if backend is None:
         backend = get_backend("numpy")
-    records = [PassRecord("trace", _nodes(graph), _kernels(graph), peak_without_plan(graph),
+    peak = peak_without_plan if measure else (lambda g: 0)
+    records = [PassRecord("trace", _nodes(graph), _kernels(graph), peak(graph),
                           f"{len(graph.nodes)} nodes recorded", 0.0)]
     for name, fn in PIPELINE:
         t0 = time.perf_counter()
         graph, note = fn(graph, backend)
         dt = time.perf_counter() - t0
         records.append(PassRecord(name, _nodes(graph), _kernels(graph),
-                                  peak_without_plan(graph), note, dt))
+                                  peak(graph), note, dt))
     t0 = time.perf_counter()
     given = {id(graph.outputs[j]): node for j, node in donations or ()}
     plan = plan_memory(graph, backend, given)
@@ -66,6 +69,7 @@ class Explanation:
                  plan: MemoryPlan | None = None, backend: str = "numpy"):
         self.records, self.graph, self.trace_seconds = records, graph, trace_seconds
         self.plan, self.backend = plan, backend
+        self.dynamic: list[str] = []  # a compiled function's dynamic variants (dynamic.py)
 
     def table(self) -> str:
         rows = [("pass", "nodes", "kernels", "peak memory", "time", "what it did")]
@@ -83,7 +87,8 @@ class Explanation:
         return "\n".join(lines)
 
     def __str__(self) -> str:
-        return (self.table() + f"\n\nbackend: {self.backend}\n\nfinal graph:\n"
+        dynamic = "".join(f"\ndynamic variant: {d}" for d in self.dynamic)
+        return (self.table() + f"\n\nbackend: {self.backend}{dynamic}\n\nfinal graph:\n"
                 + str(self.graph))
 
     def __repr__(self) -> str:
@@ -108,6 +113,8 @@ def explain(fn: Callable, *args: Any, backend: str | None = None, **kwargs: Any
     """
     if backend is None:
         backend = getattr(fn, "backend", "auto")
+    # a compiled function's dynamic variants: which axes follow n, for which sizes
+    dynamic = fn.cache_info().dynamic if hasattr(fn, "_dynamic_keys") else []
     fn = getattr(fn, "fn", fn)  # a compiled function: its Python function
     from .values import is_value_program
 
@@ -120,8 +127,9 @@ def explain(fn: Callable, *args: Any, backend: str | None = None, **kwargs: Any
     graph, _ = run_traced(fn, args, kwargs)
     traced = time.perf_counter() - t0
     graph, plan, records = optimize(graph, backend=chosen)
-    return Explanation(records, graph, traced, plan,
-                       _backend_note(backend, chosen, graph, plan))
+    out = Explanation(records, graph, traced, plan, _backend_note(backend, chosen, graph, plan))
+    out.dynamic = dynamic
+    return out
 
 
 def _backend_note(asked: str, chosen: Backend, graph: Graph, plan: MemoryPlan) -> str:

@@ -172,6 +172,13 @@ class Tracer:
         self.array_sources: dict[int, tuple] = {}  # id(array made from one) -> (array, it)
         # Python numbers made into tensors before this trace (tensor._constants): constants.
         self.cached_constants = {id(t) for t in tensor_mod._constants.values()}
+        # tg.compile's dynamic traces: a `dynamic.Recorder` whose SymInts `x.shape` gives
+        self.symbolic: Any = None
+
+    def symbolic_shape(self, t: Tensor) -> tuple:
+        if get_ident() != self.thread:  # another thread's eager work: not this trace's
+            return t._data.shape
+        return self.symbolic.shape(t._data.shape)
 
     # ---------------------------------------------------------------- nodes for tensors
 
@@ -525,25 +532,26 @@ def _weak_scalar(value: float) -> Tensor:
 
 def run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool = False,
                grad_buffers: bool = False, values: bool = False,
-               settings: list | tuple = (), source_lines: bool = False
-               ) -> tuple[Graph, Capture]:
+               settings: list | tuple = (), source_lines: bool = False,
+               symbolic: Any = None) -> tuple[Graph, Capture]:
     """Call ``fn`` once under a tracer; return its graph and capture record. Tensors that
     existed before the call are left exactly as they were. With ``differentiable``, the
     backward pass of the outputs is recorded too (unless the function ran one itself).
     With ``values``, float and NumPy array arguments are inputs too (see `is_input`);
     ``settings`` lists (dict, key) of floats to take as inputs (an optimizer's lr);
-    ``source_lines`` records the user's line of each primitive (``capture.lines``)."""
+    ``source_lines`` records the user's line of each primitive (``capture.lines``);
+    ``symbolic`` (a `dynamic.Recorder`) makes ``x.shape`` give tracked sizes."""
     current = tensor_mod._tracer
     if current is not None and current.thread == get_ident():
         raise TraceError("tg.compile/tg.trace cannot be nested inside another trace")
     with _TRACE_LOCK:  # one trace at a time: the tracer slot is shared by all threads
         return _run_traced(fn, args, kwargs, differentiable, grad_buffers, values, settings,
-                           source_lines)
+                           source_lines, symbolic)
 
 
 def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
                 grad_buffers: bool, values: bool, settings: Any,
-                source_lines: bool = False) -> tuple[Graph, Capture]:
+                source_lines: bool = False, symbolic: Any = None) -> tuple[Graph, Capture]:
     from ..scalar import Value
 
     for path, leaf in flatten_args(args, kwargs):
@@ -554,6 +562,7 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
                 f"tg.compile pick it when an argument is a Value)"
             )
     tracer = Tracer()
+    tracer.symbolic = symbolic
     tracer.grad_buffers = grad_buffers
     if source_lines:
         tracer.capture.lines = {}
