@@ -11,9 +11,9 @@ Semantics follow NumPy: no fast-math; log, erf, sin... are libm's (``<tgmath.h>`
 ``logf`` for a float, ``log`` for a double), exp, tanh and sigmoid of a float32 are the
 vectorizable ones of `HEADER` (within 1, 1.5 and 2 ulp of the exact value); maximum, relu
 and max propagate NaN as NumPy's do. Sums accumulate in double, also for float32 (NumPy
-sums float32 pairwise in float32): a float32 sum is then at least as close to the exact sum as NumPy's, and agrees
-with NumPy's to NumPy's own rounding error, about ``eps32 * log2(n)`` relative to the sum
-of absolute values (the tests allow ``1e-5 * sqrt(n)`` relative).
+sums float32 pairwise in float32): a float32 sum is then at least as close to the exact sum
+as NumPy's, and agrees with NumPy's to NumPy's own rounding error, about ``eps32 * log2(n)``
+relative to the sum of absolute values (the tests allow ``1e-5 * sqrt(n)`` relative).
 
 The function takes one tuple of NumPy arrays (``PyObject *``, passed by ctypes' py_object):
 it reads each item, and each array's data pointer and strides from the array object
