@@ -77,6 +77,16 @@ HEADER = """\
 #define ITEM(t, i) (((char **)((char *)(t) + {items}))[i])
 #include <stdlib.h>
 #include <string.h>
+/* before a loop whose iterations read and write each array at their own index only (an
+   output may be an input it overwrites in place, element by element): vectorize it without
+   run-time overlap checks, which GCC gives up on beyond ten pairs of arrays */
+#if defined(__clang__)
+#define TG_IVDEP _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__)
+#define TG_IVDEP _Pragma("GCC ivdep")
+#else
+#define TG_IVDEP
+#endif
 
 /* exp, tanh and sigmoid of a float in float arithmetic, by code the C compiler vectorizes
    (libm's expf and tanhf are scalar calls; NumPy's are SIMD loops). exp(x) = 2^k exp(r),

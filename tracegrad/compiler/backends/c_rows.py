@@ -222,6 +222,7 @@ class RowProgram:
                 else:
                     L.append(f"        T *v{n.id} = scratch + {temp_of[id(n)] * C};")
                 body, val = self._element(n, "j", ext_index)
+                L.append("        TG_IVDEP")
                 L.append(f"        for (intptr_t j = 0; j < {C}; j++) {{")
                 L += ["            " + b for b in body]
                 L.append(f"            v{n.id}[j] = {val};")
@@ -276,6 +277,7 @@ class RowProgram:
                 L.append(f"T *v{n.id} = O{out_index[id(n)]} + r * {C};")
             elif id(n) in self._array:
                 L.append(f"T *v{n.id} = scratch + {temp_of[id(n)] * C};")
+        L.append("TG_IVDEP")
         L.append(f"for (intptr_t j = 0; j < {C}; j++) {{")
         self._local = set()
         for n in group:
@@ -350,6 +352,7 @@ class RowProgram:
             cut = C - C % 8
             body, val = self._element(n, "j", ext_index)
             if kind == "cols":
+                L.append("    TG_IVDEP")
                 L.append(f"    for (intptr_t j = 0; j < {C}; j++) {{")
                 L += ["        " + b for b in body]
                 L.append(f"        acc{n.id}[j] += {val};")
@@ -379,6 +382,8 @@ class RowProgram:
             init = "-INFINITY" if op == "max" else "INFINITY"
             body, val = self._element(n, "j", ext_index)
             L.append(f"    T a = {init};")
+            if kind == "cols":
+                L.append("    TG_IVDEP")
             L.append(f"    for (intptr_t j = 0; j < {C}; j++) {{")
             L += ["        " + b for b in body]
             L.append(f"        T w = {val};")
