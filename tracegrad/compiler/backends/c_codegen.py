@@ -136,6 +136,35 @@ static inline float tg_tanhf(float x) {{
 }}
 static inline float tg_sigmoidf(float x) {{ return 1.0f / (1.0f + tg_expf(-x)); }}
 static inline double tg_sigmoid_d(double x) {{ return 1.0 / (1.0 + exp(-x)); }}
+/* NumPy's pairwise summation of a[0..n) (numpy/_core/src/umath/loops_utils.h.src), in the
+   array's own type and in NumPy's order: under 8 values one by one, up to 128 in eight
+   accumulators, beyond that the two halves (the first a multiple of 8) each so. A reduction
+   adds the result to 0 as NumPy's does (so -0.0 sums to 0.0). */
+#define TG_PAIRWISE(NAME, TYPE) \
+static TYPE NAME(const TYPE *a, intptr_t n) {{ \
+    if (n < 8) {{ \
+        TYPE res = -0.0; \
+        for (intptr_t i = 0; i < n; i++) res += a[i]; \
+        return res; \
+    }} \
+    if (n <= 128) {{ \
+        TYPE r[8]; \
+        for (int k = 0; k < 8; k++) r[k] = a[k]; \
+        intptr_t i; \
+        for (i = 8; i < n - n % 8; i += 8) \
+            for (int k = 0; k < 8; k++) r[k] += a[i + k]; \
+        TYPE res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7])); \
+        for (; i < n; i++) res += a[i]; \
+        return res; \
+    }} \
+    intptr_t n2 = n / 2; \
+    n2 -= n2 % 8; \
+    return NAME(a, n2) + NAME(a + n2, n - n2); \
+}}
+TG_PAIRWISE(tg_pairwise_f, float)
+TG_PAIRWISE(tg_pairwise_d, double)
+#define tg_pairwise(a, n) _Generic((a), float *: tg_pairwise_f, const float *: tg_pairwise_f, \
+    default: tg_pairwise_d)(a, n)
 #define tg_exp(x) _Generic((x), float: tg_expf, default: exp)(x)
 #define tg_tanh(x) _Generic((x), float: tg_tanhf, default: tanh)(x)
 #define tg_sigmoid(x) _Generic((x), float: tg_sigmoidf, default: tg_sigmoid_d)(x)
@@ -197,6 +226,7 @@ LIBM = {"exp", "log", "tanh", "sin", "cos", "sigmoid", "softplus", "erf", "pow"}
 # NumPy form is four passes through logaddexp). (An earlier version evaluated them in double
 # and GCC left it unvectorized inside long kernels: 3x slower than NumPy's exp.)
 OWN_FLOAT = {"sigmoid", "exp", "tanh"}
+RED_ON_STACK = 1 << 13  # values a pairwise sum buffers on the stack (beyond: malloc)
 SMALL = 1 << 14  # elements up to which a C call beats NumPy's calls whatever the kernel holds
 
 
@@ -286,6 +316,7 @@ def kernel_source(name: str, node: Node) -> str:
         return t[index[id(ref)]]
 
     ir = format_node(node)
+    red_size: list[int] = []  # (the length of the buffer `red` a pairwise sum needs)
 
     def nest(const: bool) -> list[str]:
         """The loop nest, with constant strides (const: every operand as expected) or the
@@ -326,16 +357,16 @@ def kernel_source(name: str, node: Node) -> str:
             lines.append(f"{ind * depth}for (intptr_t i{li} = 0; i{li} < {size}; i{li}++) {{")
             idx.append((f"i{li}", st))
             depth += 1
-        # A sum over a contiguous innermost loop adds into 8 lanes (combined pairwise at the
-        # end), which the C compiler vectorizes without reassociating anything itself.
-        lanes = (const and reduce and last.op == "sum" and inner_levels
-                 and inner_levels[-1][0] >= 16)
+        # A sum over a contiguous innermost loop writes the values it adds to a buffer (`red`,
+        # declared by the caller), then adds them pairwise in NumPy's order (tg_pairwise);
+        # other sums add one by one, in the loops' order (NumPy's, over a leading axis).
+        pairwise = const and reduce and last.op == "sum" and bool(inner_levels) and \
+            n - 1 in axes
+        if pairwise:
+            red_size.append(inner_levels[-1][0])
         if reduce:
             init = {"sum": "0", "max": "-INFINITY", "min": "INFINITY"}[last.op]
-            acc_t = "double" if last.op == "sum" else "T"
-            lines.append(f"{ind * depth}{acc_t} acc = {init};")
-            if lanes:
-                lines.append(f"{ind * depth}double lane[8] = {{0, 0, 0, 0, 0, 0, 0, 0}};")
+            lines.append(f"{ind * depth}T acc = {init};")
         base = len(outer_levels)
 
         def body(pad: str, at: list) -> tuple[list[str], str]:
@@ -359,46 +390,37 @@ def kernel_source(name: str, node: Node) -> str:
             return out_lines, f"t{len(body_steps) - 1}"
 
         comment = f"/* {ir[len(steps)].strip()} */" if reduce else ""
-        n_inner = len(inner_levels) - (1 if lanes else 0)
+        n_inner = len(inner_levels) - (1 if pairwise else 0)
         for li, (size, st) in enumerate(inner_levels[:n_inner]):
             v = f"i{base + li}"
             lines.append(f"{ind * depth}for (intptr_t {v} = 0; {v} < {size}; {v}++) {{")
             idx.append((v, st))
             depth += 1
-        if lanes:
+        if pairwise:
             size, st = inner_levels[-1]
             v = f"i{base + n_inner}"
-            cut = size - size % 8
             pad = ind * depth
-            lines.append(f"{pad}for (intptr_t {v}_8 = 0; {v}_8 < {cut}; {v}_8 += 8) {{")
-            lines.append(f"{pad}    for (int u = 0; u < 8; u++) {{")
-            lines.append(f"{pad}        intptr_t {v} = {v}_8 + u;")
-            body_lines, val = body(pad + ind * 2, idx + [(v, st)])
-            lines += body_lines + [f"{pad}        lane[u] += {val};  {comment}",
-                                   f"{pad}    }}", f"{pad}}}"]
-            lines.append(f"{pad}for (intptr_t {v} = {cut}; {v} < {size}; {v}++) {{")
+            lines.append(f"{pad}for (intptr_t {v} = 0; {v} < {size}; {v}++) {{")
             body_lines, val = body(pad + ind, idx + [(v, st)])
-            lines += body_lines + [f"{pad}    lane[0] += {val};  {comment}", f"{pad}}}"]
+            lines += body_lines + [f"{pad}    red[{v}] = {val};", f"{pad}}}",
+                                   f"{pad}acc += tg_pairwise(red, {size});  {comment}"]
         else:
             body_lines, val = body(ind * depth, idx)
             lines += body_lines
         pad = ind * depth
         if reduce:
-            # (with lanes, the loops above accumulated into them already)
-            if not lanes and last.op == "sum":
+            # (pairwise: the loops above added into acc already)
+            if not pairwise and last.op == "sum":
                 lines.append(f"{pad}acc += {val};  {comment}")
-            elif not lanes:
+            elif not pairwise:
                 cmp = ">" if last.op == "max" else "<"
                 lines.append(f"{pad}if ({val} {cmp} acc || {val} != {val}) acc = {val};  "
                              f"{comment}")
             for _ in range(n_inner):
                 depth -= 1
                 lines.append(f"{ind * depth}}}")
-            if lanes:
-                lines.append(f"{ind * depth}acc = ((lane[0] + lane[1]) + (lane[2] + lane[3])) "
-                             f"+ ((lane[4] + lane[5]) + (lane[6] + lane[7]));")
             outer_idx = idx[:len(outer_levels)]
-            lines.append(f"{ind * depth}{addr(0, outer_idx)} = (T)acc;")
+            lines.append(f"{ind * depth}{addr(0, outer_idx)} = acc;")
         else:
             lines.append(f"{pad}{addr(0, idx)} = {val};")
         while depth > 1:
@@ -429,7 +451,15 @@ def kernel_source(name: str, node: Node) -> str:
     for k, (_, _, dt) in enumerate(operands):
         if k not in scalar_in:
             out.append(f"        {CTYPES[dt]} *q{k} = ({CTYPES[dt]} *)p{k}; (void)q{k};")
-    out += ["    " + line for line in _typed(nest(True))]
+    const_nest = _typed(nest(True))
+    if red_size and red_size[0] <= RED_ON_STACK:
+        out.append(f"        T red[{red_size[0]}];")
+    elif red_size:
+        out.append(f"        T *red = (T *)malloc(sizeof(T) * {red_size[0]});")
+        out.append("        if (!red) abort();")
+    out += ["    " + line for line in const_nest]
+    if red_size and red_size[0] > RED_ON_STACK:
+        out.append("        free(red);")
     out.append("    } else {")
     for k, (var, s, _) in enumerate(operands):
         if k in scalar_in:

@@ -7,7 +7,9 @@ them, though, only needs the row it works on (and per-row values, and per-column
 from outside): so the C backend runs the whole run of nodes for row 0, then row 1, ...
 Each intermediate row lives in a scratch row (in the L1 cache), each input row is read from
 memory once, each stored row written once; per-row values (a mean) are C locals; sums over
-the rows (a bias gradient) accumulate in double per column, over everything in double.
+the rows (a bias gradient) accumulate in the frame's dtype row after row (NumPy's order),
+sums over a row are NumPy's pairwise sums, sums over everything add those of the rows in
+double.
 
 A node joins the run when it is elementwise with a C form (`c_codegen.C_OPS`), a fused
 kernel whose steps all have one, or a sum/max/min over the columns (axis 1), the rows (axis
@@ -184,12 +186,19 @@ class RowProgram:
         if temps:
             L.append(f"    {T} *scratch = ({T} *)malloc(sizeof({T}) * {len(temps) * C});")
             L.append("    if (!scratch) return 1;")
+        if any(_reduction(n) is not None and _reduction(n)[0] == "sum" and
+               self.produced[id(n)] not in ("cols",) for n in self.members):
+            L.append(f"    T *red = (T *)malloc(sizeof(T) * {C});  /* a row's values to sum */")
+            L.append("    if (!red) return 1;")
+            self._red = True
+        else:
+            self._red = False
         accs = [n for n in self.members if self.produced[id(n)] in ("cols", "total")]
         for n in accs:
             op = _reduction(n)[0]
             init = {"sum": "0", "max": "-INFINITY", "min": "INFINITY"}[op]
             if self.produced[id(n)] == "cols":
-                L.append(f"    double *acc{n.id} = (double *)malloc(sizeof(double) * {C});")
+                L.append(f"    T *acc{n.id} = (T *)malloc(sizeof(T) * {C});")
                 L.append(f"    if (!acc{n.id}) return 1;")
                 L.append(f"    for (intptr_t j = 0; j < {C}; j++) acc{n.id}[j] = {init};")
             else:
@@ -240,12 +249,14 @@ class RowProgram:
         for n in accs:
             k = out_index[id(n)]
             if self.produced[id(n)] == "cols":
-                L.append(f"    for (intptr_t j = 0; j < {C}; j++) O{k}[j] = (T)acc{n.id}[j];")
+                L.append(f"    for (intptr_t j = 0; j < {C}; j++) O{k}[j] = acc{n.id}[j];")
                 L.append(f"    free(acc{n.id});")
             else:
                 L.append(f"    O{k}[0] = (T)acc{n.id};")
         if temps:
             L.append("    free(scratch);")
+        if self._red:
+            L.append("    free(red);")
         L.append("    return 0;")
         L.append("#undef T")
         L.append("}")
@@ -348,10 +359,8 @@ class RowProgram:
         C = self.frame[1]
         L = ["{"]
         if op == "sum":
-            L.append("    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};")
-            cut = C - C % 8
             body, val = self._element(n, "j", ext_index)
-            if kind == "cols":
+            if kind == "cols":  # row after row, as NumPy adds over a leading axis
                 L.append("    TG_IVDEP")
                 L.append(f"    for (intptr_t j = 0; j < {C}; j++) {{")
                 L += ["        " + b for b in body]
@@ -359,24 +368,17 @@ class RowProgram:
                 L.append("    }")
                 L.append("}")
                 return L
-            L.append(f"    for (intptr_t j8 = 0; j8 < {cut}; j8 += 8) {{")
-            L.append("        for (int u = 0; u < 8; u++) {")
-            L.append("            intptr_t j = j8 + u;")
-            L += ["            " + b for b in body]
-            L.append(f"            lane[u] += {val};")
-            L.append("        }")
-            L.append("    }")
-            L.append(f"    for (intptr_t j = {cut}; j < {C}; j++) {{")
+            # the row's values, then their sum in NumPy's pairwise order
+            L.append("    TG_IVDEP")
+            L.append(f"    for (intptr_t j = 0; j < {C}; j++) {{")
             L += ["        " + b for b in body]
-            L.append(f"        lane[0] += {val};")
+            L.append(f"        red[j] = {val};")
             L.append("    }")
-            total = ("((lane[0] + lane[1]) + (lane[2] + lane[3])) + "
-                     "((lane[4] + lane[5]) + (lane[6] + lane[7]))")
-            if kind == "total":
-                L.append(f"    acc{n.id} += {total};")
+            if kind == "total":  # (the rows' sums added in double)
+                L.append(f"    acc{n.id} += (T)0 + tg_pairwise(red, {C});")
                 L.append("}")
                 return L
-            L.append(f"    double a = {total};")
+            L.append(f"    T a = (T)0 + tg_pairwise(red, {C});")
         else:
             cmp = ">" if op == "max" else "<"
             init = "-INFINITY" if op == "max" else "INFINITY"
