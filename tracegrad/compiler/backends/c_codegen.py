@@ -10,10 +10,11 @@ missing from it, or of a dtype other than float32/float64, stays on NumPy.
 Semantics follow NumPy: no fast-math; log, erf, sin... are libm's (``<tgmath.h>`` picks
 ``logf`` for a float, ``log`` for a double), exp, tanh and sigmoid of a float32 are the
 vectorizable ones of `HEADER` (within 1, 1.5 and 2 ulp of the exact value); maximum, relu
-and max propagate NaN as NumPy's do. Sums accumulate in double, also for float32 (NumPy
-sums float32 pairwise in float32): a float32 sum is then at least as close to the exact sum
-as NumPy's, and agrees with NumPy's to NumPy's own rounding error, about ``eps32 * log2(n)``
-relative to the sum of absolute values (the tests allow ``1e-5 * sqrt(n)`` relative).
+and max propagate NaN as NumPy's do. Sums are NumPy's, bit for bit: in the input dtype,
+pairwise in NumPy's order along a contiguous last axis (`tg_pairwise`), one by one over a
+leading axis (as NumPy adds rows); over axes NumPy would coalesce differently (a
+non-contiguous operand) they agree to NumPy's rounding, ``eps * log2(n)`` relative to the sum
+of absolute values.
 
 The function takes one tuple of NumPy arrays (``PyObject *``, passed by ctypes' py_object):
 it reads each item, and each array's data pointer and strides from the array object
