@@ -12,8 +12,6 @@ sum over everything (its rows' sums added in double: within 1e-6 of the sum of |
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import test_compile as tc
