@@ -490,6 +490,34 @@ def test_a_training_run_on_c_gives_the_numpy_backends_losses():
     np.testing.assert_allclose(losses["c"], losses["numpy"], rtol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_comparisons_casts_and_where_in_row_programs(rows_everywhere, dtype):
+    """Comparisons (a bool value inside the run, a bool array when returned), casts and
+    where run in the row program, with NaN as NumPy compares it."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((64, 48)).astype(dtype)
+    x[3, 5] = np.nan
+    c = rng.standard_normal(48).astype(dtype)
+
+    def f(x, c):
+        y = x * c
+        mask = y > 0.25
+        z = tg.where(x <= c, y * 2.0, x - 1.0) * mask.to(x.dtype)
+        eq = (z != z) | (y >= x)
+        return (z + eq.to(x.dtype)).sum(1), mask, (y < c).to(tg.float64 if dtype == np.float32
+                                                            else tg.float32)
+
+    cf = tg.compile(f, backend="c")
+    for _ in range(2):
+        got = cf(tg.tensor(x), tg.tensor(c))
+    want = f(tg.tensor(x), tg.tensor(c))
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g.numpy(), w.numpy())
+    source = cf.source()
+    assert "row program" in source and "?" in source and " > " in source
+
+
 def test_the_row_program_source_names_its_nodes():
     f = tg.compile(lambda x: (x - x.mean(dim=1, keepdim=True)).exp().sum(dim=0),
                    backend="c")

@@ -11,9 +11,10 @@ the rows (a bias gradient) accumulate in the frame's dtype row after row (NumPy'
 sums over a row are NumPy's pairwise sums, sums over everything add those of the rows in
 double.
 
-A node joins the run when it is elementwise with a C form (`c_codegen.C_OPS`), a fused
-kernel whose steps all have one, or a sum/max/min over the columns (axis 1), the rows (axis
-0) or both, of the frame's dtype (float32/float64); its value's shape is the frame (R, C)
+A node joins the run when it is elementwise with a C form (`c_codegen.C_OPS`, or `ROW_OPS`:
+comparisons and where, of operands the frame's dtype holds exactly; casts to the frame's
+dtype or bool), a fused kernel whose steps all have one, or a sum/max/min over the columns
+(axis 1), the rows (axis 0) or both, of the frame's dtype (float32/float64); its value's shape is the frame (R, C)
 ("full") or (R, 1) ("row"); it reads full, row, column ((C,) or (1, C)) and scalar values,
 from the run or from before it. A value is stored when something after the run reads it.
 
@@ -30,6 +31,12 @@ import numpy as np
 from ..ir import Node, format_node
 from .c_codegen import C_OPS, CTYPES, KERNEL_TYPES, REDUCTIONS, _literal, why_not
 
+# Elementwise nodes a row program computes besides C_OPS: comparisons (a bool value, 0 or 1
+# in the frame's type inside the run, a bool array when stored), where, and casts between
+# the frame's dtype, bool and the integer types (C's conversions: NumPy's for these).
+COMPARE = {"gt": ">", "ge": ">=", "lt": "<", "le": "<=", "eq": "==", "ne": "!="}
+ROW_OPS = {**{op: f"(({{0}} {c} {{1}}) ? (T)1 : (T)0)" for op, c in COMPARE.items()},
+           "where": "(({0} != 0) ? {1} : {2})"}
 MIN_COLUMNS = 8  # narrower matrices are not worth a row program
 MIN_NODES = 3
 MAX_HOISTED = 32  # nodes between two members that run before the run instead
@@ -103,14 +110,20 @@ class RowProgram:
         return True
 
     def _kind(self, node: Node) -> str | None:
-        if node.dtype != self.dtype:
+        if node.dtype != self.dtype and not (node.dtype == np.bool_ and (
+                node.op in COMPARE or node.op == "cast")):
             return None
+        if node.op in COMPARE or node.op == "where":
+            # operands the frame's type holds exactly (an int64 compared in float32 would not)
+            operands = node.inputs[1:] if node.op == "where" else node.inputs
+            if any(not np.can_cast(i.dtype, self.dtype, "safe") for i in operands):
+                return None
         red = _reduction(node)
         if node.op == "kernel":
             if why_not(node) is not None:
                 return None
             first = node.value[0].shape
-        elif node.op in C_OPS:
+        elif node.op in C_OPS or node.op in ROW_OPS or node.op == "cast":
             first = node.shape
         elif node.op in REDUCTIONS:
             first = node.inputs[0].shape
@@ -163,8 +176,8 @@ class RowProgram:
                     expect *= max(shape[d], 1)
         if checks:
             L.append(f"    if (!({' && '.join(checks)})) return 1;")
-        for k in range(len(stored)):
-            L.append(f"    {T} *O{k} = ({T} *)DATA(o{k});")
+        for k, n in enumerate(stored):
+            L.append(f"    {CTYPES[n.dtype]} *O{k} = ({CTYPES[n.dtype]} *)DATA(o{k});")
         for k, n in enumerate(externals):
             L.append(f"    const {CTYPES[n.dtype]} *E{k} = "
                      f"(const {CTYPES[n.dtype]} *)DATA(e{k});")
@@ -227,7 +240,8 @@ class RowProgram:
                                                                  out_index)]
             elif kind == "full":
                 if id(n) in out_index:
-                    L.append(f"        T *v{n.id} = O{out_index[id(n)]} + r * {C};")
+                    L.append(f"        {CTYPES[n.dtype]} *v{n.id} = O{out_index[id(n)]} + "
+                             f"r * {C};")
                 else:
                     L.append(f"        T *v{n.id} = scratch + {temp_of[id(n)] * C};")
                 body, val = self._element(n, "j", ext_index)
@@ -285,7 +299,7 @@ class RowProgram:
         L = []
         for n in group:
             if id(n) in out_index:
-                L.append(f"T *v{n.id} = O{out_index[id(n)]} + r * {C};")
+                L.append(f"{CTYPES[n.dtype]} *v{n.id} = O{out_index[id(n)]} + r * {C};")
             elif id(n) in self._array:
                 L.append(f"T *v{n.id} = scratch + {temp_of[id(n)] * C};")
         L.append("TG_IVDEP")
@@ -334,9 +348,12 @@ class RowProgram:
         expression of the result (for a reduction: of the value it reduces)."""
         if n.op in REDUCTIONS:
             return [], self._operand(n.inputs[0], j, ext_index)
+        if n.op == "cast":  # (the operand is read as the frame's type already)
+            arg = self._operand(n.inputs[0], j, ext_index)
+            return [], f"(({arg} != 0) ? (T)1 : (T)0)" if n.dtype == np.bool_ else arg
         if n.op != "kernel":
             args = [self._operand(i, j, ext_index) for i in n.inputs]
-            return [], C_OPS[n.op].format(*args)
+            return [], {**C_OPS, **ROW_OPS}[n.op].format(*args)
         lines = []
         steps = n.value[:-1] if n.value[-1].op in REDUCTIONS else n.value
         for s_i, step in enumerate(steps):
