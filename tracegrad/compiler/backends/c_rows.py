@@ -16,7 +16,8 @@ comparisons and where, of operands the frame's dtype holds exactly; casts to the
 dtype or bool), a fused kernel whose steps all have one, or a sum/max/min over the columns
 (axis 1), the rows (axis 0) or both, of the frame's dtype (float32/float64); its value's
 shape is the frame (R, C) ("full") or (R, 1) ("row"); it reads full, row, column ((C,) or
-(1, C)) and scalar values, from the run or from before it. A value is stored when something after the run reads it.
+(1, C)) and scalar values, from the run or from before it. A value is stored when something
+after the run reads it.
 
 The C function checks that every array it was handed is C-contiguous and returns 1 if not;
 the program then runs the same nodes on NumPy (the generated Python holds both).
