@@ -147,7 +147,7 @@ def test_non_contiguous_inputs(dtype, layout):
         np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=tol, atol=tol)
     # and the C kernel itself, on the strided arrays (not a contiguous copy)
     p = program(_gelu_ln, tg.TensorSpec((6, 5), dtype), tg.TensorSpec((5,), dtype))
-    assert p._kernels
+    assert p._kernels or p._segments
     for g, e in zip(p(x, w), want):
         np.testing.assert_allclose(g, e.numpy(), rtol=tol, atol=tol)
 

@@ -57,6 +57,9 @@ C_OPS = {
     "maximum": "(({0} > {1} || {0} != {0}) ? {0} : {1})",
 }
 REDUCTIONS = {"sum", "max", "min"}
+# Single nodes a segment (c.py) runs in C besides C_OPS: a cast to float32/float64 (the
+# operand is read as the kernel's type: C's conversion, NumPy's for these).
+EXTRA_OPS = {"cast": "({0})"}
 
 CTYPES = {  # NumPy dtype -> C type of an operand (read, then converted to T)
     np.dtype(np.float32): "float", np.dtype(np.float64): "double",
@@ -207,7 +210,7 @@ def why_not(node: Node) -> str | None:
     if node.dtype not in KERNEL_TYPES:
         return f"dtype {node.dtype} (C kernels are float32/float64)"
     for step in node.value:
-        if step.op not in C_OPS and step.op not in REDUCTIONS:
+        if step.op not in C_OPS and step.op not in REDUCTIONS and step.op not in EXTRA_OPS:
             return f"{step.op} has no C lowering"
         if step.op in REDUCTIONS and step is not node.value[-1]:
             return "a reduction inside the chain"
@@ -378,12 +381,12 @@ def kernel_source(name: str, node: Node) -> str:
                 if k in scalar_in:
                     t[k] = f"x{k}"
                 elif any(kind == "input" and index[id(ref)] == k
-                         for step in body_steps for kind, ref in step.refs):
+                         for step in steps for kind, ref in step.refs):
                     out_lines.append(f"{pad}T x{k} = (T){addr(k, at)};")
                     t[k] = f"x{k}"
             for s_i, step in enumerate(body_steps):
                 args = [ref_expr(kind, ref, t) for kind, ref in step.refs]
-                expr = C_OPS[step.op].format(*args)
+                expr = (C_OPS.get(step.op) or EXTRA_OPS[step.op]).format(*args)
                 out_lines.append(f"{pad}T t{s_i} = {expr};  /* {ir[s_i + 1].strip()} */")
             if reduce:
                 kind, ref = last.refs[0]
@@ -430,11 +433,11 @@ def kernel_source(name: str, node: Node) -> str:
         return lines
 
     out = [f"/* {ir[0]}", *[f" * {line}" for line in ir[1:]], " */"]
-    out.append(f"void {name}(char *args) {{  /* args: a tuple (out, in0, in1, ...) */")
+    out.append(f"static void {name}_body(char **it) {{  /* it: the arrays out, in0, in1... */")
     out.append("#define T " + T)
-    out.append("    char *o = ITEM(args, 0);")
+    out.append("    char *o = it[0];")
     for k in range(len(node.inputs)):
-        out.append(f"    char *a{k} = ITEM(args, {k + 1});")
+        out.append(f"    char *a{k} = it[{k + 1}];")
     for k, (var, _, _) in enumerate(operands):
         out.append(f"    char *p{k} = DATA({var});")
     for k in sorted(scalar_in):
@@ -472,7 +475,23 @@ def kernel_source(name: str, node: Node) -> str:
     out.append("    }")
     out.append("#undef T")
     out.append("}")
+    out.append(f"void {name}(char *args) {{ {name}_body(&ITEM(args, 0)); }}  "
+               f"/* args: a tuple (out, in0, in1, ...) */")
     return "\n".join(out) + "\n"
+
+
+def as_kernel(node: Node) -> Node:
+    """A single elementwise node or reduction as a kernel of one step (for `kernel_source`)."""
+    from ..ir import Step
+    from ..passes.fuse import _make_kernel
+
+    kernel = _make_kernel([node], {})
+    if node.op in REDUCTIONS:  # (a kernel's first step has the loops' shape: the input's)
+        (x,) = node.inputs
+        steps = [Step("cast", [("input", x)], {"dtype": x.dtype}, x.shape, x.dtype),
+                 Step(node.op, [("step", 0)], dict(node.attrs), node.shape, node.dtype)]
+        kernel = Node("kernel", [x], {}, node.shape, node.dtype, value=steps)
+    return kernel
 
 
 def _typed(lines: list[str]) -> list[str]:
