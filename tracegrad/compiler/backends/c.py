@@ -185,15 +185,24 @@ class CProgram(Program):
         return end if members >= MIN_SEGMENT else None
 
     def _segment_lines(self, span: range, plan: Any) -> list[str]:
-        """One C call for the nodes of ``span``: each writes where the NumPy program would
-        put its value (bound first), in order, by its kernel's C body."""
+        """One C call for the nodes of ``span`` (see `_segment_call`), then the dels."""
         nodes = self.graph.nodes
-        members = [nodes[j] for j in span if nodes[j].op != "const"]
-        first, last = members[0], members[-1]
-        lines = [f"# %{first.id}..%{last.id}: a segment of {len(members)} nodes in one C call"]
+        lines = []
         for j in span:
             if nodes[j].op == "const":
                 lines += self._emit(nodes[j], plan)
+        lines += self._segment_call([nodes[j] for j in span if nodes[j].op != "const"], plan)
+        for j in span:
+            for dead in plan.free_after.get(j, ()):
+                if dead.op not in ("input", "const") and id(dead) not in plan.buffer_of:
+                    lines.append(f"del v{dead.id}")
+        return lines
+
+    def _segment_call(self, members: list, plan: Any) -> list[str]:
+        """One C call for ``members``: each writes where the NumPy program would put its
+        value (bound first), in order, by its kernel's C body."""
+        first, last = members[0], members[-1]
+        lines = [f"# %{first.id}..%{last.id}: a segment of {len(members)} nodes in one C call"]
         kernels, args = [], []
         for n in members:
             kernel = self._in_segment(n)
@@ -213,10 +222,26 @@ class CProgram(Program):
         self._segments.append((name, kernels))
         fn = self._name("k", _Pending(name))
         lines.append(f"{fn}(({', '.join(args)},))  # C: {name}")
-        for j in span:
-            for dead in plan.free_after.get(j, ()):
-                if dead.op not in ("input", "const") and id(dead) not in plan.buffer_of:
-                    lines.append(f"del v{dead.id}")
+        return lines
+
+    def _hoisted_lines(self, hoisted: list, plan: Any) -> list[str]:
+        """The nodes a row program runs before itself, in order: consecutive ones that a
+        segment takes in one C call (`MIN_SEGMENT` or more), the others as NumPy runs them."""
+        lines: list[str] = []
+        group: list = []
+        for node in hoisted + [None]:
+            if node is not None and not self.check_finite and \
+                    self._in_segment(node) is not None:
+                group.append(node)
+                continue
+            if len(group) >= MIN_SEGMENT:
+                lines += self._segment_call(group, plan)
+            else:
+                for n in group:
+                    lines += self._emit(n, plan)
+            group = []
+            if node is not None:
+                lines += self._emit(node, plan)
         return lines
 
     def _row_lines(self, rows: Any, stored: list, externals: list, span: range,
@@ -231,10 +256,10 @@ class CProgram(Program):
         for j in span:
             if nodes[j].op == "const":
                 lines += self._emit(nodes[j], plan)
+        lines += self._hoisted_lines(list(rows.hoisted), plan)
         for j in span:
             node = nodes[j]
             if id(node) in hoisted:  # (its dels wait until after the run)
-                lines += self._emit(node, plan)
                 after += [f"del v{dead.id}" for dead in plan.free_after.get(j, ())
                           if dead.op not in ("input", "const")
                           and id(dead) not in plan.buffer_of]
