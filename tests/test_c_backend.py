@@ -518,6 +518,35 @@ def test_comparisons_casts_and_where_in_row_programs(rows_everywhere, dtype):
     assert "row program" in source and "?" in source and " > " in source
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_small_program_is_one_c_call(dtype):
+    """Kernels, single nodes, a reduction and a cast on small arrays: one segment, one C
+    call for the whole program, agreeing with eager (the sum bit for bit)."""
+    rng = np.random.default_rng(8)
+    x, y = (rng.standard_normal(n).astype(dtype) for n in (6, 6))
+
+    def f(x, y):
+        s = (x * 2.0 + y).sum()
+        w = ((x - s).tanh() * 3.0 + y).max()
+        return (x * w - s).to(tg.float32), s, -w
+
+    cf = tg.compile(f, backend="c")
+    for _ in range(2):
+        got = cf(tg.tensor(x), tg.tensor(y))
+    want = f(tg.tensor(x), tg.tensor(y))
+    for g, e in zip(got, want):
+        assert g.dtype == e.dtype
+        np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=2e-6, atol=1e-6)
+    assert got[1].numpy() == want[1].numpy()
+    source = cf.source()
+    program = source[:source.index("# ---- C")]
+    calls = [line for line in program.splitlines()
+             if "(" in line and "np.empty(" not in line
+             and not line.strip().startswith(("#", "def", "return"))]
+    assert len(calls) == 1 and "# C: s" in calls[0], program
+    assert "segment(s)" in cf.cache_info().backend
+
+
 def test_the_row_program_source_names_its_nodes():
     f = tg.compile(lambda x: (x - x.mean(dim=1, keepdim=True)).exp().sum(dim=0),
                    backend="c")
