@@ -26,6 +26,7 @@ the program then runs the same nodes on NumPy (the generated Python holds both).
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -386,17 +387,21 @@ class RowProgram:
                 L.append("    }")
                 L.append("}")
                 return L
-            # the row's values, then their sum in NumPy's pairwise order
-            L.append("    TG_IVDEP")
-            L.append(f"    for (intptr_t j = 0; j < {C}; j++) {{")
-            L += ["        " + b for b in body]
-            L.append(f"        red[j] = {val};")
-            L.append("    }")
+            # the row's values (unless they are a row array already), then their sum in
+            # NumPy's pairwise order
+            row = re.fullmatch(r"v(\d+)\[j\]", val) if not body else None
+            if row is None:
+                L.append("    TG_IVDEP")
+                L.append(f"    for (intptr_t j = 0; j < {C}; j++) {{")
+                L += ["        " + b for b in body]
+                L.append(f"        red[j] = {val};")
+                L.append("    }")
+            values = f"v{row.group(1)}" if row else "red"
             if kind == "total":  # (the rows' sums added in double)
-                L.append(f"    acc{n.id} += (T)0 + tg_pairwise(red, {C});")
+                L.append(f"    acc{n.id} += (T)0 + tg_pairwise({values}, {C});")
                 L.append("}")
                 return L
-            L.append(f"    T a = (T)0 + tg_pairwise(red, {C});")
+            L.append(f"    T a = (T)0 + tg_pairwise({values}, {C});")
         else:
             cmp = ">" if op == "max" else "<"
             init = "-INFINITY" if op == "max" else "INFINITY"
