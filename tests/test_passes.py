@@ -249,6 +249,36 @@ def test_simplify_computes_a_unary_op_before_an_expand():
     np.testing.assert_allclose(after(np.asarray(x), y)[0], np.exp(x) * y, rtol=1e-6)
 
 
+def test_simplify_moves_elementwise_ops_inside_a_permute_so_permutes_cancel():
+    # The convolution computes in a batch-last layout and permutes to NCHW; ReLU on that
+    # view, then a permute back for pooling: computed on the unpermuted array, both
+    # permutes cancel (eager NumPy keeps the layout the same way).
+    dims, back = (3, 0, 1, 2), (1, 2, 3, 0)
+    def f(x, y):
+        a = x.permute(*dims).relu()
+        b = (a * 2.0 - y.permute(*dims)).permute(*back)
+        return tg.where(b > 0, b, 0.5) + 1.0
+    g = tg.trace(f, S((2, 3, 4, 5)), S((2, 3, 4, 5)))
+    after, _ = dce(simplify(g.copy())[0])
+    assert count(after, "permute") == 0, ops(after)
+    rng = np.random.default_rng(0)
+    x, y = (rng.normal(size=(2, 3, 4, 5)).astype(np.float32) for _ in range(2))
+    np.testing.assert_array_equal(after(x, y)[0], f(tg.tensor(x), tg.tensor(y)).numpy())
+
+
+def test_simplify_keeps_a_permute_when_operands_are_permuted_differently_or_broadcast():
+    # Different permutations, or an operand of lower rank that broadcasts: no rewrite.
+    g = tg.trace(lambda x, y: x.permute(1, 0, 2) * y.permute(2, 1, 0), S((3, 3, 3)),
+                 S((3, 3, 3)))
+    assert count(dce(simplify(g.copy())[0])[0], "permute") == 2
+    g = tg.trace(lambda x, y: x.permute(1, 0) + y, S((3, 4)), S((3,)))
+    after, _ = dce(simplify(g.copy())[0])
+    assert ops(after) == ["permute", "add"]
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=(3,)).astype(np.float32)
+    np.testing.assert_array_equal(after(x, y)[0], x.T + y)
+
+
 def test_scatter_add_at_distinct_positions_is_an_assignment():
     # A gather by rows (cross-entropy's picked log-probabilities) names every position at
     # most once: its gradient assigns instead of calling the slow np.add.at.
@@ -576,6 +606,7 @@ UNARY = {
     "scale": lambda a: a * 0.5 - 1.5,
     "negneg": lambda a: negate(negate(a)),
     "transpose2": lambda a: a.T.T,
+    "transposed": lambda a: ((a.T.relu() * 2 - a.T.exp()) / (a.T.abs() + 1)).T if a.ndim == 2 else a,
     "sum0": lambda a: a.sum(dim=0, keepdim=True) if a.ndim else a,
     "sum1": lambda a: a.sum(dim=-1, keepdim=True) if a.ndim else a,
     "max1": lambda a: a.max(dim=-1, keepdim=True).values if a.ndim else a,

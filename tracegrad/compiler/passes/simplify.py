@@ -1,5 +1,6 @@
 """Algebraic simplification, by a table of rewrite rules: x*1, x+0, x-0, x/1, neg(neg x),
-reshape of reshape, permute of permute, no-op reshape/permute/expand/cast.
+reshape of reshape, permute of permute, no-op reshape/permute/expand/cast, and elementwise ops
+moved before an expand or inside a permute.
 
 A rule looks at one node (whose inputs are already simplified) and returns the node that
 can stand in for it, or None; it may build new nodes for that, which it lists in
@@ -148,6 +149,34 @@ def _unary_before_expand(n: Node, ctx: Context) -> Node | None:
     return Node("expand", (inner,), dict(x.attrs), n.shape, n.dtype)
 
 
+def _elementwise_before_permute(n: Node, ctx: Context) -> Node | None:
+    """``f(permute(x, d), permute(y, d), c)`` -> ``permute(f(x, y, c), d)`` for an
+    elementwise ``f`` whose operands are all permuted the same way (or are 0-d): the result
+    keeps ``x``'s memory layout, as NumPy's ufuncs keep their input's layout in eager mode,
+    so a permute back (the convolution's batch-last layout, undone for ReLU and redone for
+    pooling) cancels out instead of reading a transposed buffer."""
+    dims = None
+    for x in n.inputs:
+        if x.op == "permute" and (dims is None or x.attrs["dims"] == dims):
+            dims = x.attrs["dims"]
+        elif x.shape != ():
+            return None
+    if dims is None or len(dims) != len(n.shape):
+        return None
+    inputs = tuple(x.inputs[0] if x.op == "permute" else x for x in n.inputs)
+    inner = Node(n.op, inputs, dict(n.attrs), _unpermuted(n.shape, dims), n.dtype)
+    ctx.new.append(inner)
+    return Node("permute", (inner,), {"dims": dims}, n.shape, n.dtype)
+
+
+def _unpermuted(shape: tuple, dims: tuple) -> tuple:
+    """The shape whose permute by ``dims`` is ``shape``."""
+    out = [0] * len(dims)
+    for k, d in enumerate(dims):
+        out[d] = shape[k]
+    return tuple(out)
+
+
 def _mask_product(n: Node, ctx: Context) -> tuple | None:
     """``x * cast(mask)`` -> ``x * mask`` for a bool mask (ReLU's and max's gradients): one
     pass over the data instead of two, and no float copy of the mask."""
@@ -170,7 +199,7 @@ _BROADCASTING = ("add", "sub", "mul", "div", "pow", "maximum", "lt", "le", "gt",
                  "ne", "where")
 
 
-_UNARY_RULES = [_unary_before_expand]  # every unary op's (is_unary) that RULES does not name
+_UNARY_RULES = [_unary_before_expand, _elementwise_before_permute]  # every unary op's (is_unary) that RULES does not name
 
 # Rules that give the operands a node should read instead (applied first, in order).
 CANONICAL: dict[str, list[Callable[[Node, Context], tuple | None]]] = {
@@ -179,15 +208,16 @@ CANONICAL: dict[str, list[Callable[[Node, Context], tuple | None]]] = {
 }
 
 RULES: dict[str, list[Callable[[Node, Context], Node | None]]] = {
-    "mul": [_identity_operand(1, commutes=True)],
-    "add": [_identity_operand(0, commutes=True)],
-    "sub": [_identity_operand(0, commutes=False)],
-    "div": [_identity_operand(1, commutes=False)],
-    "neg": [_double_negation, _unary_before_expand],
+    **{op: [_elementwise_before_permute] for op in _BROADCASTING},
+    "mul": [_identity_operand(1, commutes=True), _elementwise_before_permute],
+    "add": [_identity_operand(0, commutes=True), _elementwise_before_permute],
+    "sub": [_identity_operand(0, commutes=False), _elementwise_before_permute],
+    "div": [_identity_operand(1, commutes=False), _elementwise_before_permute],
+    "neg": [_double_negation, *_UNARY_RULES],
     "reshape": [_reshape],
     "permute": [_permute, _transposed_product],
     "expand": [_noop],
-    "cast": [_noop, _unary_before_expand],
+    "cast": [_noop, *_UNARY_RULES],
 }
 
 
