@@ -12,7 +12,8 @@ like the MLP: cross-entropy with label smoothing 0.1, AdamW (lr 3e-3, weight dec
 a cosine schedule, batches of 128. The full setting, 20 epochs, reaches >= 98% test
 accuracy; ``--quick`` trains 5 epochs.
 
-The training loop is `tracegrad.demo.train_classifier`. Needs the demo extras:
+The data, the training loop and the plot are ``digits_mlp.py``'s (this script imports them
+from there: read that one first). Needs scikit-learn, matplotlib and tqdm:
 pip install "tracegrad[demo]".
 
     python examples/digits_cnn.py --out digits_cnn_loss.png
@@ -20,10 +21,12 @@ pip install "tracegrad[demo]".
 
 from __future__ import annotations
 
+import argparse
 from typing import Sequence
 
+from digits_mlp import TrainRun, digits_split, plot_training, train_classifier
+
 import tracegrad as tg
-from tracegrad.demo import TrainRun, digits_main, digits_split, train_classifier
 
 EPOCHS = 20  # the full setting: >= 98% test accuracy
 QUICK_EPOCHS = 5
@@ -50,16 +53,28 @@ def train(epochs: int = EPOCHS, seed: int = 0, progress: bool = False) -> TrainR
     """Train `DigitsCNN` from weights drawn after ``tg.manual_seed(seed)``; return the run."""
     data = digits_split(images=True)
     tg.manual_seed(seed)
-    model = DigitsCNN()
-    return train_classifier(model, data, epochs, lr=3e-3, seed=seed, progress=progress,
-                            desc="digits CNN")
+    return train_classifier(DigitsCNN(), data, epochs, lr=3e-3, seed=seed, progress=progress)
 
 
 def main(argv: Sequence[str] | None = None) -> TrainRun:
     """Train and plot as the command line says: ``--quick``, ``--epochs``, ``--seed``, ``--out``."""
-    return digits_main(argv, train, description=__doc__.split("\n\n")[0], epochs=EPOCHS,
-                       quick_epochs=QUICK_EPOCHS, out="digits_cnn_loss.png",
-                       title="digits, CNN")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK_EPOCHS} epochs instead of {EPOCHS}")
+    parser.add_argument("--epochs", type=int, help="epochs (overrides --quick)")
+    parser.add_argument("--seed", type=int, default=0, help="weights and batches (default: 0)")
+    parser.add_argument("--out", default="digits_cnn_loss.png",
+                        help="the loss-curve PNG (default: %(default)s)")
+    args = parser.parse_args(argv)
+    epochs = args.epochs if args.epochs is not None else QUICK_EPOCHS if args.quick else EPOCHS
+    if epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {epochs}")
+
+    run = train(epochs, args.seed, progress=True)
+    print(f"after {epochs} epochs ({run.seconds:.1f} s): test accuracy {run.test_accuracy:.2%}, "
+          f"training accuracy {run.train_accuracy:.2%}")
+    print(f"wrote {plot_training(run, args.out, 'digits, CNN')}")
+    return run
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ Adam on the mean squared error backpropagates through the whole unrolled simulat
 recovers all three parameters within a few percent (the noise sets the limit) in 120
 iterations; ``--quick`` runs 40.
 
-Needs the demo extras for the progress bar and the plot: pip install "tracegrad[demo]".
+Needs tqdm and matplotlib for the progress bar and the plot: pip install "tracegrad[demo]".
 
     python examples/regression.py --out regression.png
 """
@@ -27,7 +27,6 @@ from typing import Sequence
 import numpy as np
 
 import tracegrad as tg
-from tracegrad.demo import _need as need
 
 TRUE = {"omega": 2.0, "zeta": 0.1, "x0": 1.0}
 GUESS = {"omega": 1.5, "zeta": 0.3, "x0": 0.5}
@@ -101,7 +100,11 @@ def fit(iterations: int = ITERATIONS, seed: int = 0, lr: float = 0.05,
     target = tg.tensor(observed)
     model = Oscillator(**GUESS)
     opt = tg.optim.Adam(model.parameters(), lr=lr)
-    bar = need("tqdm").tqdm(total=iterations, desc="  fitting", unit="it") if progress else None
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=iterations, desc="  fitting", unit="it")
     losses = []
     for _ in range(iterations):
         loss = ((model() - target) ** 2).mean()
@@ -123,7 +126,9 @@ def fit(iterations: int = ITERATIONS, seed: int = 0, lr: float = 0.05,
 
 def plot(result: Fit, path: str | Path) -> Path:
     """Save the data with the initial guess and the fit, and the loss curve, as a PNG."""
-    figure = need("matplotlib.figure").Figure(figsize=(9.6, 4.0), layout="constrained")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(9.6, 4.0), layout="constrained")
     data, curve = figure.subplots(1, 2, width_ratios=[3, 2])
     with tg.no_grad():
         fitted = result.model().numpy()

@@ -171,7 +171,7 @@ def test_leaves_never_share_gradient_memory():
 @pytest.fixture
 def in_place_always(monkeypatch):
     """Unary rules write into owned gradients of any size (by default only large ones)."""
-    monkeypatch.setattr(importlib.import_module("tracegrad.tensor"), "_IN_PLACE_MIN_SIZE", 0)
+    monkeypatch.setattr(importlib.import_module("tracegrad.node"), "_IN_PLACE_MIN_SIZE", 0)
 
 
 @pytest.mark.usefixtures("in_place_always")

@@ -18,11 +18,19 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def _load(name: str):
     # examples/ is a folder of scripts, not a package: load the file as a module.
+    if str(EXAMPLES) not in sys.path:  # digits_cnn.py imports digits_mlp.py, as a script does
+        sys.path.insert(0, str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in EXAMPLES.glob("*.py")))
+def test_examples_import_nothing_from_the_demo(script):
+    source = (EXAMPLES / script).read_text()
+    assert "tracegrad.demo" not in source and "from tracegrad import demo" not in source
 
 
 @pytest.mark.slow

@@ -606,7 +606,8 @@ UNARY = {
     "scale": lambda a: a * 0.5 - 1.5,
     "negneg": lambda a: negate(negate(a)),
     "transpose2": lambda a: a.T.T,
-    "transposed": lambda a: ((a.T.relu() * 2 - a.T.exp()) / (a.T.abs() + 1)).T if a.ndim == 2 else a,
+    "transposed": lambda a: (((a.T.relu() * 2 - a.T.exp()) / (a.T.abs() + 1)).T
+                             if a.ndim == 2 else a),
     "sum0": lambda a: a.sum(dim=0, keepdim=True) if a.ndim else a,
     "sum1": lambda a: a.sum(dim=-1, keepdim=True) if a.ndim else a,
     "max1": lambda a: a.max(dim=-1, keepdim=True).values if a.ndim else a,

@@ -1,10 +1,71 @@
-"""``tg.detect_anomaly()``: stop at the first NaN or inf, naming the op and the user's line."""
+"""``tg.detect_anomaly()``: stop at the first NaN or inf, naming the op and the user's line.
+
+The switches every op reads (`_Anomaly`: one class-attribute test when it is off) and the check
+of one result (`_check_anomaly`) live here too; tensor.py and the optimizers call them.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any
 
-from .tensor import _Anomaly
+import numpy as np
+
+if TYPE_CHECKING:
+    from .tensor import Tensor
+
+
+class _ThreadAnomaly(threading.local):
+    on = False  # this thread is inside detect_anomaly()
+    backward_of: tuple | None = None  # (op, line) whose gradient this thread is computing
+
+
+class _Anomaly:
+    """``tg.detect_anomaly()``'s switches. ``enabled`` is True while some thread is inside the
+    block: the one class-attribute check every op makes when it is off. Then ``here.on``
+    says whether this thread is (a thread in the block does not turn it on for the others)."""
+
+    enabled = False
+    blocks = 0  # detect_anomaly() blocks open, in all threads
+    lock = threading.Lock()
+    here = _ThreadAnomaly()
+    created: dict = {}  # id(tensor) -> (weakref, the user's line that created it)
+
+
+def _user_line() -> str:
+    import traceback
+
+    frames = [f for f in traceback.extract_stack()
+              if "/tracegrad/" not in f.filename.replace("\\", "/")]
+    last = frames[-1] if frames else None
+    return f"{last.filename}:{last.lineno}: {last.line}" if last else "?"
+
+
+def _check_anomaly(t: "Tensor", prim_name: str) -> None:
+    """detect_anomaly's check of one result: raise if it holds nan/inf, else remember the
+    user's line that made it (so a later backward failure can point at it)."""
+    here = _Anomaly.here
+    if not here.on:
+        return
+    arr = t._data
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        bad = "nan" if np.isnan(arr).any() else "inf"
+        if here.backward_of is not None:
+            op, line = here.backward_of
+            raise FloatingPointError(
+                f"detect_anomaly: the gradient of {op} produced {bad} in the backward pass "
+                f"(in its rule's {prim_name}); the {op} was created at {line}"
+            )
+        raise FloatingPointError(
+            f"detect_anomaly: {prim_name} produced {bad} in the forward pass "
+            f"(created at {_user_line()})"
+        )
+    if here.backward_of is None and t._op is not None:
+        created = _Anomaly.created
+        if len(created) > 100_000:
+            created.clear()
+        created[id(t)] = (weakref.ref(t), _user_line())
 
 
 class detect_anomaly:

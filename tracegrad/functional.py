@@ -1,8 +1,8 @@
 """Composite ops, built only from primitives (so they differentiate, trace and compile for free).
 
 Each function here is a few lines of tensor code; none touches NumPy arrays directly except
-to build constant index arrays. The `METHODS` table at the bottom attaches the ones PyTorch
-has as methods to `Tensor`.
+to build constant index arrays. The ones PyTorch has as methods are listed in
+tensor_methods.py (`CompositeMethods`, which `Tensor` inherits).
 """
 
 from __future__ import annotations
@@ -1108,25 +1108,6 @@ MASK_OPERATORS = {
 }
 
 
-# ---------------------------------------------------------------- Tensor methods
-
-METHODS = {
-    "t": t, "square": square, "reciprocal": reciprocal, "rsqrt": rsqrt, "log1p": log1p,
-    "expm1": expm1, "norm": norm, "masked_fill": masked_fill, "any": any, "all": all,
-    "dot": dot, "flip": flip, "roll": roll, "split": split, "chunk": chunk, "repeat": repeat,
-    "cumsum": cumsum, "sort": sort, "topk": topk,
-    "mT": property(lambda x: x.transpose(-2, -1)),
-    "cpu": lambda x: x, "neg": lambda x: -x, "negative": lambda x: -x,
-    **{f"{n}_": _unary_inplace(n) for n in ("exp", "log", "sqrt", "tanh", "sigmoid", "relu",
-                                            "abs", "neg", "clamp", "square", "floor", "ceil",
-                                            "round")},
-    "mean": mean, "var": var, "std": std, "max": max, "min": min, "amax": amax, "amin": amin,
-    "logsumexp": logsumexp, "softmax": softmax, "log_softmax": log_softmax, "abs": abs,
-    "__abs__": abs, "clamp": clamp, "clip": clamp, "minimum": minimum, **MASK_OPERATORS,
-}
-
-for _name, _fn in METHODS.items():
-    setattr(Tensor, _name, _fn)
 
 stack = stack
 cat = cat
@@ -2315,46 +2296,6 @@ def logit(input: Tensor, eps: float | None = None) -> Tensor:
     x = input if eps is None else clamp(input, eps, 1 - eps)
     return (x / (1 - x)).log()
 
-
-PARITY_METHODS = {
-    "gather": gather, "scatter": scatter, "scatter_add": scatter_add,
-    "index_select": index_select, "index_add": index_add, "masked_select": masked_select,
-    "nonzero": nonzero, "argwhere": argwhere, "bmm": bmm, "mm": mm, "mv": mv, "outer": outer,
-    "ger": outer, "tril": tril, "triu": triu, "movedim": movedim, "moveaxis": movedim,
-    "swapaxes": lambda x, a, b: x.transpose(a, b), "swapdims": lambda x, a, b: x.transpose(a, b),
-    "prod": prod, "cumprod": cumprod, "median": median, "round": _round, "trunc": trunc,
-    "fix": trunc, "frac": frac, "contiguous": contiguous, "view_as": view_as,
-    "reshape_as": reshape_as, "select": select, "narrow": narrow, "unbind": unbind,
-    "repeat_interleave": repeat_interleave, "floor_divide": floor_divide,
-    "remainder": remainder, "fmod": fmod, "__floordiv__": _forward_op(floor_divide),
-    "__rfloordiv__": _reflected(floor_divide), "__mod__": _forward_op(remainder),
-    "__rmod__": _reflected(remainder), "isnan": isnan, "isinf": isinf, "isposinf": isposinf,
-    "isneginf": isneginf, "isfinite": isfinite, "isclose": isclose, "allclose": allclose,
-    "nan_to_num": nan_to_num, "multinomial": multinomial, "take_along_dim": take_along_dim,
-    "diagonal": diagonal, "trace": trace, "diag": diag, "log2": log2, "log10": log10,
-    "exp2": exp2, "sinh": sinh, "cosh": cosh, "logaddexp": logaddexp, "hypot": hypot,
-    "lerp": lerp, "addmm": addmm, "addcmul": addcmul, "addcdiv": addcdiv, "logit": logit,
-    "clamp_min": lambda x, min: clamp(x, min=min), "clamp_max": lambda x, max: clamp(x, max=max),
-    "normal_": _random_fill("normal"), "uniform_": _random_fill("uniform"),
-    "type_as": _type_as, "new_full": _new_full, "new_zeros": _new_filled(0),
-    "new_ones": _new_filled(1), "new_empty": _new_filled(0), "new_tensor": _new_tensor,
-    "unflatten": lambda x, dim, sizes: unflatten(x, dim, sizes),
-    "argsort": lambda x, dim=-1, descending=False, stable=False: sort(x, dim, descending).indices,
-    "subtract": lambda x, other, *, alpha=1: x - other * alpha if alpha != 1 else x - other,
-    "multiply": lambda x, other: x * other, "divide": lambda x, other: x / other,
-    "true_divide": lambda x, other: x / other,
-}
-for _name, _fn in PARITY_METHODS.items():
-    setattr(Tensor, _name, _fn)
-for _name, _fn in (("lerp_", lerp), ("addcmul_", addcmul), ("addcdiv_", addcdiv),
-                   ("clamp_min_", lambda x, min: clamp(x, min=min)),
-                   ("clamp_max_", lambda x, max: clamp(x, max=max)),
-                   ("scatter_", scatter), ("scatter_add_", scatter_add),
-                   ("index_add_", index_add), ("masked_fill_", masked_fill),
-                   ("floor_divide_", floor_divide), ("remainder_", remainder),
-                   ("nan_to_num_", nan_to_num), ("tril_", tril), ("triu_", triu),
-                   ("trunc_", trunc), ("cumsum_", cumsum), ("cumprod_", cumprod)):
-    setattr(Tensor, _name, _inplace_of(_fn, _name))
 
 __all__ += [
     "gather", "scatter", "scatter_add", "index_select", "index_add", "masked_select",

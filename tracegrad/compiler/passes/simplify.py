@@ -199,7 +199,8 @@ _BROADCASTING = ("add", "sub", "mul", "div", "pow", "maximum", "lt", "le", "gt",
                  "ne", "where")
 
 
-_UNARY_RULES = [_unary_before_expand, _elementwise_before_permute]  # every unary op's (is_unary) that RULES does not name
+# The rules of every unary op (is_unary) that RULES does not name.
+_UNARY_RULES = [_unary_before_expand, _elementwise_before_permute]
 
 # Rules that give the operands a node should read instead (applied first, in order).
 CANONICAL: dict[str, list[Callable[[Node, Context], tuple | None]]] = {

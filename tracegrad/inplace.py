@@ -1,0 +1,361 @@
+"""In-place updates: ``add_``, ``mul_``, ``copy_``, ``x[i] = v``, ``+=``, and what runs under them.
+
+`InPlaceOps` is a mixin of `Tensor`. Outside graph recording an in-place op writes straight
+into the tensor's memory (an optimizer's update, with BLAS's axpy where it applies). Under grad
+mode it is recorded as PyTorch does: the old node moves to a fresh object and the tensor
+becomes the new node (a rebase); on memory shared with views, the base's node becomes the old
+base with the view's part replaced and every view is re-derived from it (see views.py).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import dtypes
+from .anomaly import _Anomaly, _check_anomaly
+from .arguments import _normalize_index
+from .autograd import _mode
+from .errors import ShapeError
+from .ops import PRIMITIVES as P
+from .views import (
+    _Alias,
+    _bump,
+    _check_writable,
+    _memory,
+    _replay,
+    _SharedVersion,
+    _View,
+    _write,
+    _write_through,
+)
+
+# The tensor module (Tensor, apply, _tracer, _forward), read at call time: it imports this one. (Not
+# `from . import tensor`: once tracegrad is imported, tg.tensor is the creation function.)
+_tensor = importlib.import_module(__package__ + ".tensor")
+
+if TYPE_CHECKING:
+    from .tensor import Tensor
+
+_new = object.__new__
+
+
+def _records(t: "Tensor", source: Any) -> bool:
+    """Whether an in-place op on ``t`` with operand ``source`` is recorded for backward: under
+    grad mode, when either requires grad, or ``t`` is a view of a tensor that does."""
+    if not _mode.enabled:
+        return False
+    if t.requires_grad or getattr(source, "requires_grad", False):
+        return True
+    view = getattr(t, "_view", None)
+    return type(view) is _View and view.base.requires_grad
+
+
+def _snapshot(t: "Tensor", copy: bool) -> "Tensor":
+    """A new object holding ``t``'s graph node and value, before an in-place op changes ``t``:
+    with ``copy``, a copy of the values and a counter of its own (``t``'s memory is about to
+    be overwritten); else the same array and counter (``t`` is about to get new ones)."""
+    old = _new(_tensor.Tensor)
+    for slot in ("_data", "_grad", "requires_grad", "_op", "_children", "_vc"):
+        setattr(old, slot, getattr(t, slot))
+    if t._op is not None:  # (leaves never set these three)
+        old._attrs, old._versions, old._seq = t._attrs, t._versions, t._seq
+    if copy:
+        old._data, old._vc = t._data.copy(), [t._vc[0]]
+    if _tensor._tracer is not None:
+        _tensor._tracer.alias(old, t)
+    if _tensor._forward is not None:
+        _tensor._forward.moved(old, t)
+    return old
+
+
+def _adopt(t: "Tensor", new: "Tensor") -> None:
+    """``t`` becomes ``new``'s graph node (made after its inputs, so after ``t``'s old node);
+    its data stays."""
+    t._op, t._children = new._op, new._children
+    if new._op is not None:
+        t._seq = new._seq
+    t._attrs = getattr(new, "_attrs", None)
+    t._versions = getattr(new, "_versions", ())
+    t.requires_grad = new.requires_grad
+    if _tensor._forward is not None:
+        _tensor._forward.moved(t, new)
+
+
+def _refresh_views(base: "Tensor") -> None:
+    """After ``base``'s node changed (a recorded in-place op): each live view of it takes
+    its node and requires_grad afresh from it, as PyTorch regenerates a view's grad_fn."""
+    for ref in base._vc.views:
+        v = ref()
+        if v is not None and type(v._view) is _View and v._view.base is base:
+            _adopt(v, _replay(base, v._view.steps))
+
+
+def _retrace_family(vc: _SharedVersion) -> None:
+    """After a write into memory that views and aliases share, while tracing: each live one
+    reads afresh from its base (in the order they were made, so a view of a view reads its
+    new base)."""
+    for ref in vc.views:
+        v = ref()
+        if v is None:
+            continue
+        how = v._view
+        base = how.of() if type(how) is _Alias else how.base
+        if base is not None:
+            _tensor._tracer.alias(v, _replay(base, how.steps))
+
+
+_AXPY: dict | None = None  # dtype -> BLAS axpy, once SciPy is imported (None: not yet)
+
+
+def _axpy(x: np.ndarray, y: np.ndarray, a: float) -> bool:
+    """``x += a * y`` in place by BLAS's axpy (SciPy's binding), in one pass over memory
+    with no temporary ``a * y``: the update ``p.sub_(grad, alpha=lr)`` of every optimizer
+    step. False, doing nothing, where it does not apply (no SciPy, not float32/float64, not
+    C-ordered)."""
+    global _AXPY
+    if _AXPY is None:
+        try:
+            from scipy.linalg.blas import daxpy, saxpy
+            _AXPY = {np.dtype(np.float32): saxpy, np.dtype(np.float64): daxpy}
+        except ImportError:  # pragma: no cover - exercised only without SciPy
+            _AXPY = {}
+    axpy = _AXPY.get(x.dtype)
+    if axpy is None or not x.size or not (x.flags.c_contiguous and y.flags.c_contiguous):
+        return False
+    flat = x.reshape(-1)
+    out = axpy(y.reshape(-1), flat, a=a)
+    if out is not flat and not np.may_share_memory(out, x):  # (the binding had to copy)
+        flat[...] = out
+    return True
+
+
+
+
+def _scaled(x: Any, alpha: Any) -> Any:
+    """``x * alpha`` for ``add_``/``sub_``; ``alpha`` may be a tensor (a learning rate)."""
+    if isinstance(alpha, (int, float)) and alpha == 1:
+        return x
+    return x * alpha
+
+
+class InPlaceOps:
+    """The in-place methods of `Tensor` (a mixin: it holds no data of its own)."""
+
+    __slots__ = ()
+
+    def _assign(self, new: "Tensor") -> "Tensor":
+        """Overwrite this tensor's values with ``new``'s, keeping its identity.
+
+        The one place where tensor data is mutated outside graph recording: in-place ops,
+        ``copy_`` and optimizers all end here, so it is also where the compiler records a
+        write-back. The values go into this tensor's memory, so its base and views see them.
+        """
+        if new.shape != self.shape:
+            if new.ndim > self.ndim or np.broadcast_shapes(new.shape, self.shape) != self.shape:
+                raise ShapeError(
+                    f"in-place op: a result of shape {new.shape} cannot be written into a "
+                    f"tensor of shape {self.shape}; an in-place op cannot change the shape"
+                )
+        if new.requires_grad and not self.requires_grad and _mode.enabled:
+            raise RuntimeError(
+                "in-place op: writing a value that requires grad into a tensor that does "
+                "not; use an out-of-place op"
+            )
+        _check_writable(self, "op")
+        if _tensor._tracer is not None:
+            self._trace_write(new)
+        _write(self, new._data, "op")
+        if _tensor._forward is not None:
+            _tensor._forward.moved(self, new)
+        return self
+
+    def _trace_write(self, new: "Tensor") -> None:
+        """Tell the compiler's tracer that this tensor's value becomes ``new``'s: the value of
+        the tensor that owns its memory changes (through `_write_through`), and every view
+        and alias of that memory reads afresh from it."""
+        owner, steps = _memory(self)
+        if new.shape != self.shape or new.dtype != self.dtype:
+            new = _tensor.apply(P["expand"], new.to(self.dtype), shape=self.shape)
+        _tensor._tracer.assign(owner, _write_through(owner, new, steps))
+        if type(self._vc) is _SharedVersion:
+            _retrace_family(self._vc)
+
+    def _inplace(self, result_fn: Any, source: Any = None) -> "Tensor":
+        """Make ``self`` hold ``result_fn(self)``, keeping its identity.
+
+        Under grad mode, the old node moves to a fresh object and ``self`` becomes the new
+        node (PyTorch's rebase); leaves that require grad refuse, as in PyTorch, because their
+        old value is what the gradient is for. A tensor that shares memory (a view, a base
+        with views, a detach alias) is written in place; see `_inplace_shared`.
+        """
+        if not _records(self, source):
+            return self._assign(result_fn(self))
+        if self._op is None and self.requires_grad:
+            raise RuntimeError(
+                "a leaf tensor that requires grad cannot be changed in place (its gradient "
+                "would refer to a value that no longer exists); do the update inside "
+                "`with tg.no_grad():`, as optimizers do, or use an out-of-place op"
+            )
+        if type(self._vc) is _SharedVersion:
+            return self._inplace_shared(result_fn)
+        old = _snapshot(self, copy=False)
+        new = self._checked_result(result_fn(old))
+        if _tensor._tracer is not None:
+            _tensor._tracer.alias(self, new)
+        self._data = new._data
+        _adopt(self, new)
+        self._vc = [old._vc[0] + 1]
+        return self
+
+    def _inplace_shared(self, result_fn: Any) -> "Tensor":
+        """The recorded in-place op on a tensor that shares memory, as PyTorch does it: the
+        new values go into the shared memory; the base's node becomes the old base with the
+        view's part replaced (`_write_through`, PyTorch's CopySlices); and every view of the
+        base, this one included, is re-derived from that node."""
+        view = getattr(self, "_view", None)
+        if type(view) is not _View:  # a base, or a detach alias: a root for autograd
+            view = None
+        base, steps = (self, ()) if view is None else (view.base, view.steps)
+        if view is not None and base.requires_grad:
+            if base._op is None:
+                raise RuntimeError(
+                    f"a view of a leaf tensor that requires grad is being used in an in-place "
+                    f"op (view of shape {self.shape}, leaf of shape {base.shape}); PyTorch "
+                    f"refuses this too. Do it under `with tg.no_grad():`, or change a "
+                    f".clone() of the leaf"
+                )
+            if not view.grad_mode:
+                raise RuntimeError(
+                    f"a view (shape {self.shape}) made under tg.no_grad() of a tensor that "
+                    f"requires grad is being changed in place with grad mode on; PyTorch "
+                    f"refuses this too, as ambiguous. Make the view under grad mode, or do "
+                    f"the in-place op under tg.no_grad() too"
+                )
+        _check_writable(self, "op")
+        old = _snapshot(base, copy=True)  # the old values: the recorded graph may read them
+        new = self._checked_result(result_fn(_replay(old, steps)))
+        new_base = _write_through(old, new, steps)
+        if _tensor._tracer is not None:
+            self._trace_write(new)
+        _write(self, new._data, "op")
+        _adopt(base, new_base)
+        _refresh_views(base)
+        return self
+
+    def _checked_result(self, new: "Tensor") -> "Tensor":
+        """An in-place op's result, in this tensor's dtype (as in PyTorch) and shape."""
+        if new.dtype != self.dtype:
+            new = new.to(self.dtype)
+        if new.shape != self.shape:
+            raise ShapeError(
+                f"in-place op: the result has shape {new.shape} but the tensor has shape "
+                f"{self.shape}; an in-place op cannot change the shape"
+            )
+        return new
+
+    def _inplace_binary(self, name: str, other: Any, alpha: Any = 1) -> "Tensor":
+        """``self = self <op> other * alpha`` in place. Outside graph recording, NumPy writes
+        straight into this tensor's memory (no temporary, which matters for optimizer
+        updates)."""
+        recording = _records(self, other)
+        # (forward mode, like tracing, needs the op run as a primitive: for its tangent)
+        fwd = _tensor._forward is not None and _tensor._forward.active()
+        if not recording and _tensor._tracer is None and not fwd and type(other) is _tensor.Tensor \
+                and type(alpha) in (int, float):
+            # The common case (an optimizer's update), on the arrays: nothing to check,
+            # nothing to convert. (A float32 array times a Python float stays float32.)
+            x, y = self._data, other._data
+            if y.shape == x.shape and y.dtype == x.dtype and x.dtype.kind == "f" \
+                    and x.flags.writeable:
+                if alpha == 1:
+                    P[name].forward(x, y, out=x)
+                elif not _axpy(x, y, alpha if name == "add" else -alpha):
+                    P[name].forward(x, y * alpha, out=x)
+                _bump(self)
+                if _Anomaly.enabled:
+                    _check_anomaly(self, f"in-place {name}")
+                return self
+        other = _scaled(other, alpha)
+        if recording:
+            return self._inplace(lambda s: _tensor._binary(name, s, other), other)
+        if _tensor._tracer is not None or fwd:
+            return self._assign(_tensor._binary(name, self, other))
+        o = _tensor._operand(other, self)
+        if o._data.dtype != self._data.dtype and dtypes.promote(self._data.dtype, o._data.dtype) \
+                != self._data.dtype:
+            raise TypeError(
+                f"in-place {name}: the result of {self._data.dtype} {name} {o._data.dtype} is "
+                f"{dtypes.promote(self._data.dtype, o._data.dtype)}, which cannot be stored in "
+                f"this {self._data.dtype} tensor; use an out-of-place op"
+            )
+        prim = P[name]
+        prim.infer(self, o.to(self._data.dtype))  # shape check before touching the data
+        if np.broadcast_shapes(self.shape, o.shape) != self.shape:
+            raise ShapeError(
+                f"in-place {name}: an operand of shape {o.shape} would change the shape "
+                f"{self.shape} of the tensor being updated"
+            )
+        _check_writable(self, name)
+        x, y = self._data, o._data.astype(self._data.dtype, copy=False)
+        if x.flags.writeable:
+            prim.forward(x, y, out=x)
+            _bump(self)
+            if _Anomaly.enabled:
+                _check_anomaly(self, f"in-place {name}")
+        else:
+            _write(self, prim.forward(x, y), name)
+        return self
+
+    def add_(self, other: Any, alpha: Any = 1) -> "Tensor":
+        return self._inplace_binary("add", other, alpha)
+
+    def sub_(self, other: Any, alpha: Any = 1) -> "Tensor":
+        return self._inplace_binary("sub", other, alpha)
+
+    def mul_(self, other: Any) -> "Tensor":
+        return self._inplace_binary("mul", other)
+
+    def div_(self, other: Any) -> "Tensor":
+        if self._data.dtype.kind != "f":
+            raise TypeError(f"in-place div on a {self._data.dtype} tensor; the result is float")
+        return self._inplace_binary("div", other)
+
+    def zero_(self) -> "Tensor":
+        return self.fill_(0)
+
+    def fill_(self, value: Any) -> "Tensor":
+        v = _tensor._operand(value, self)
+        if v.ndim:
+            raise ShapeError(f"fill_: expects a number or a 0-d tensor, got shape {v.shape}")
+        return self.copy_(v)
+
+    def copy_(self, src: Any) -> "Tensor":
+        """Overwrite every element with ``src`` (broadcast); gradients flow to ``src``."""
+        src = _tensor._operand(src, self)
+        return self._inplace(lambda s: s._setitem((Ellipsis,), src), src)
+
+    def __iadd__(self, other: Any) -> "Tensor":
+        return self.add_(other)
+
+    def __isub__(self, other: Any) -> "Tensor":
+        return self.sub_(other)
+
+    def __imul__(self, other: Any) -> "Tensor":
+        return self.mul_(other)
+
+    def __itruediv__(self, other: Any) -> "Tensor":
+        return self.div_(other)
+
+    def _setitem(self, index: tuple, value: Any, *ix: "Tensor") -> "Tensor":
+        v = _tensor._operand(value, self)
+        if v.dtype != self.dtype:
+            v = v.to(self.dtype)
+        return _tensor.apply(P["setitem"], self, v, *ix, index=index)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        idx, ix = _normalize_index(index)
+        self._inplace(lambda s: s._setitem(idx, value, *ix), value)
+

@@ -1,0 +1,248 @@
+"""The Tensor methods that are composite ops: ``x.mean(1)``, ``x.softmax(-1)``, ``x.clamp_(0, 1)``.
+
+`Tensor` inherits `CompositeMethods`, the one list of them. ``mean = composite()`` makes
+``x.mean(1)`` the function ``functional.mean(x, 1)``; ``clip = composite("clamp")`` names
+another function; ``exp_ = composite(lambda F: F._unary_inplace("exp"))`` builds the method
+from functional.py's helpers; the few that are one line of other methods are written out. The
+rest of the surface: the primitives' methods (``exp``, ``__add__``, ...) are generated in
+tensor.py from the table in ops/methods.py, the in-place arithmetic (``add_``, ``+=``) is in
+inplace.py, everything else is in the Tensor class.
+
+functional.py is built on `Tensor`, so it is imported after it: each entry is looked up there
+the first time it is used, and from then on the class attribute *is* that function, so a call
+costs what calling the function costs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from .tensor import Tensor
+
+
+class composite:
+    """A method that is a function of functional.py (by default the one of its own name),
+    resolved on first use. ``make``: another function's name, or ``F -> method``."""
+
+    def __init__(self, make: str | Callable[[Any], Any] | None = None):
+        self.make = make
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.owner, self.name = owner, name
+
+    def resolve(self) -> Any:
+        F = importlib.import_module("tracegrad.functional")
+        make = self.make
+        method = getattr(F, make or self.name) if not callable(make) else make(F)
+        setattr(self.owner, self.name, method)  # from now on the function itself
+        return method
+
+    def __get__(self, obj: Any, cls: type | None = None) -> Any:
+        method = self.resolve()
+        return method.__get__(obj, cls) if hasattr(method, "__get__") else method
+
+
+class CompositeMethods:
+    """The composite-op methods of `Tensor` (a mixin: it holds no data)."""
+
+    __slots__ = ()
+
+    # reductions and statistics
+    mean = composite()
+    var = composite()
+    std = composite()
+    max = composite()
+    min = composite()
+    amax = composite()
+    amin = composite()
+    prod = composite()
+    median = composite()
+    logsumexp = composite()
+    norm = composite()
+    any = composite()
+    all = composite()
+    cumsum = composite()
+    cumprod = composite()
+    sort = composite()
+    topk = composite()
+    softmax = composite()
+    log_softmax = composite()
+
+    # elementwise
+    abs = composite()
+    __abs__ = composite("abs")
+    clamp = composite()
+    clip = composite("clamp")
+    minimum = composite()
+    square = composite()
+    reciprocal = composite()
+    rsqrt = composite()
+    log1p = composite()
+    expm1 = composite()
+    log2 = composite()
+    log10 = composite()
+    exp2 = composite()
+    sinh = composite()
+    cosh = composite()
+    logaddexp = composite()
+    hypot = composite()
+    logit = composite()
+    lerp = composite()
+    round = composite("_round")
+    trunc = composite()
+    fix = composite("trunc")
+    frac = composite()
+    floor_divide = composite()
+    remainder = composite()
+    fmod = composite()
+    __floordiv__ = composite(lambda F: F._forward_op(F.floor_divide))
+    __rfloordiv__ = composite(lambda F: F._reflected(F.floor_divide))
+    __mod__ = composite(lambda F: F._forward_op(F.remainder))
+    __rmod__ = composite(lambda F: F._reflected(F.remainder))
+    nan_to_num = composite()
+    isnan = composite()
+    isinf = composite()
+    isposinf = composite()
+    isneginf = composite()
+    isfinite = composite()
+    isclose = composite()
+    allclose = composite()
+
+    # logic: & | ^ ~ on bool masks
+    logical_and = composite()
+    logical_or = composite()
+    logical_xor = composite()
+    logical_not = composite()
+    __and__ = composite(lambda F: F.MASK_OPERATORS["__and__"])
+    __rand__ = composite(lambda F: F.MASK_OPERATORS["__rand__"])
+    __or__ = composite(lambda F: F.MASK_OPERATORS["__or__"])
+    __ror__ = composite(lambda F: F.MASK_OPERATORS["__ror__"])
+    __xor__ = composite(lambda F: F.MASK_OPERATORS["__xor__"])
+    __rxor__ = composite(lambda F: F.MASK_OPERATORS["__rxor__"])
+    __invert__ = composite(lambda F: F.MASK_OPERATORS["__invert__"])
+
+    # linear algebra
+    t = composite()
+    dot = composite()
+    mm = composite()
+    bmm = composite()
+    mv = composite()
+    outer = composite()
+    ger = composite("outer")
+    addmm = composite()
+    addcmul = composite()
+    addcdiv = composite()
+    diagonal = composite()
+    trace = composite()
+    diag = composite()
+    tril = composite()
+    triu = composite()
+
+    # shape, indexing and gathering
+    flip = composite()
+    roll = composite()
+    split = composite()
+    chunk = composite()
+    repeat = composite()
+    repeat_interleave = composite()
+    movedim = composite()
+    moveaxis = composite("movedim")
+    unflatten = composite()
+    contiguous = composite()
+    view_as = composite()
+    reshape_as = composite()
+    select = composite()
+    narrow = composite()
+    unbind = composite()
+    gather = composite()
+    scatter = composite()
+    scatter_add = composite()
+    index_select = composite()
+    index_add = composite()
+    masked_fill = composite()
+    masked_select = composite()
+    take_along_dim = composite()
+    nonzero = composite()
+    argwhere = composite()
+
+    # new tensors like this one; random draws
+    type_as = composite("_type_as")
+    new_full = composite("_new_full")
+    new_tensor = composite("_new_tensor")
+    new_zeros = composite(lambda F: F._new_filled(0))
+    new_ones = composite(lambda F: F._new_filled(1))
+    new_empty = composite(lambda F: F._new_filled(0))
+    multinomial = composite()
+    normal_ = composite(lambda F: F._random_fill("normal"))
+    uniform_ = composite(lambda F: F._random_fill("uniform"))
+
+    # in place: the op above, its result written back (see inplace.py)
+    exp_ = composite(lambda F: F._unary_inplace("exp"))
+    log_ = composite(lambda F: F._unary_inplace("log"))
+    sqrt_ = composite(lambda F: F._unary_inplace("sqrt"))
+    tanh_ = composite(lambda F: F._unary_inplace("tanh"))
+    sigmoid_ = composite(lambda F: F._unary_inplace("sigmoid"))
+    relu_ = composite(lambda F: F._unary_inplace("relu"))
+    abs_ = composite(lambda F: F._unary_inplace("abs"))
+    neg_ = composite(lambda F: F._unary_inplace("neg"))
+    clamp_ = composite(lambda F: F._unary_inplace("clamp"))
+    square_ = composite(lambda F: F._unary_inplace("square"))
+    floor_ = composite(lambda F: F._unary_inplace("floor"))
+    ceil_ = composite(lambda F: F._unary_inplace("ceil"))
+    round_ = composite(lambda F: F._unary_inplace("round"))
+    lerp_ = composite(lambda F: F._inplace_of(F.lerp, "lerp_"))
+    addcmul_ = composite(lambda F: F._inplace_of(F.addcmul, "addcmul_"))
+    addcdiv_ = composite(lambda F: F._inplace_of(F.addcdiv, "addcdiv_"))
+    clamp_min_ = composite(lambda F: F._inplace_of(CompositeMethods.clamp_min, "clamp_min_"))
+    clamp_max_ = composite(lambda F: F._inplace_of(CompositeMethods.clamp_max, "clamp_max_"))
+    scatter_ = composite(lambda F: F._inplace_of(F.scatter, "scatter_"))
+    scatter_add_ = composite(lambda F: F._inplace_of(F.scatter_add, "scatter_add_"))
+    index_add_ = composite(lambda F: F._inplace_of(F.index_add, "index_add_"))
+    masked_fill_ = composite(lambda F: F._inplace_of(F.masked_fill, "masked_fill_"))
+    floor_divide_ = composite(lambda F: F._inplace_of(F.floor_divide, "floor_divide_"))
+    remainder_ = composite(lambda F: F._inplace_of(F.remainder, "remainder_"))
+    nan_to_num_ = composite(lambda F: F._inplace_of(F.nan_to_num, "nan_to_num_"))
+    tril_ = composite(lambda F: F._inplace_of(F.tril, "tril_"))
+    triu_ = composite(lambda F: F._inplace_of(F.triu, "triu_"))
+    trunc_ = composite(lambda F: F._inplace_of(F.trunc, "trunc_"))
+    cumsum_ = composite(lambda F: F._inplace_of(F.cumsum, "cumsum_"))
+    cumprod_ = composite(lambda F: F._inplace_of(F.cumprod, "cumprod_"))
+
+    # one line of other methods
+    @property
+    def mT(self: Tensor) -> Tensor:
+        """The last two dimensions swapped."""
+        return self.transpose(-2, -1)
+
+    def neg(self: Tensor) -> Tensor:
+        return -self
+
+    negative = neg
+
+    def swapaxes(self: Tensor, axis0: int, axis1: int) -> Tensor:
+        return self.transpose(axis0, axis1)
+
+    swapdims = swapaxes
+
+    def clamp_min(self: Tensor, min: Any) -> Tensor:
+        return self.clamp(min=min)
+
+    def clamp_max(self: Tensor, max: Any) -> Tensor:
+        return self.clamp(max=max)
+
+    def argsort(self: Tensor, dim: int = -1, descending: bool = False,
+                stable: bool = False) -> Tensor:
+        return self.sort(dim, descending).indices
+
+    def subtract(self: Tensor, other: Any, *, alpha: Any = 1) -> Tensor:
+        return self - other * alpha if alpha != 1 else self - other
+
+    def multiply(self: Tensor, other: Any) -> Tensor:
+        return self * other
+
+    def divide(self: Tensor, other: Any) -> Tensor:
+        return self / other
+
+    true_divide = divide
