@@ -478,10 +478,11 @@ def test_row_program_sums_are_numpys_bit_for_bit(rows_everywhere):
 def test_a_training_run_on_c_gives_the_numpy_backends_losses():
     """Over 40 Adam steps the C backend's losses are the NumPy backend's to 1e-6 (they
     were 1e-4 apart when C summed in double)."""
-    from tracegrad import demo
+    from tracegrad.demo.compiler import digits_step
+    from tracegrad.demo.digits import digits_data
 
-    X, y = demo.digits_data()
-    steps = {b: tg.compile(demo.digits_step(), backend=b) for b in ("c", "numpy")}
+    X, y = digits_data()
+    steps = {b: tg.compile(digits_step(), backend=b) for b in ("c", "numpy")}
     losses: dict = {b: [] for b in steps}
     for k in range(40):
         xb, yb = tg.from_numpy(X[k * 32:(k + 1) * 32]), tg.from_numpy(y[k * 32:(k + 1) * 32])
