@@ -14,6 +14,7 @@ A run of consecutive nodes over one matrix is one row program (`c_rows`).
 from __future__ import annotations
 
 import ctypes
+import math
 from typing import Any
 
 import numpy as np
@@ -78,6 +79,9 @@ class CBackend(NumpyBackend):
 C_BACKEND = CBackend()
 
 
+SEGMENT_SIZE = 1 << 14  # elements up to which a node may join a segment (one C call for
+# a run of small nodes: their NumPy calls, or C calls, cost more than their work)
+MIN_SEGMENT = 2
 GIL_BELOW = 1 << 15  # elements up to which a kernel's call keeps the GIL (see _generate)
 
 
@@ -96,6 +100,7 @@ class CProgram(Program):
         self.library: toolchain.Library | None = None
         self.on_numpy: list[tuple[Node, str]] = []  # kernels left on NumPy, and why
         self._rows: list[tuple] = []  # (C name, RowProgram, stored, externals)
+        self._segments: list[tuple[str, list]] = []  # (C name, [(kernel name, kernel)])
         self._numpy_kernels = False  # (while writing a row program's NumPy fallback)
         if plan is None:
             from ..passes.plan_memory import plan_memory
@@ -123,6 +128,11 @@ class CProgram(Program):
         while k < len(graph.nodes):
             run = runs.get(k)
             if run is None:
+                end = self._segment_end(k, runs)
+                if end is not None:
+                    body += self._segment_lines(range(k, end + 1), plan)
+                    k = end + 1
+                    continue
                 body += self._node_lines(k, graph.nodes[k], plan)
                 k += 1
                 continue
@@ -130,6 +140,109 @@ class CProgram(Program):
             body += self._row_lines(rows, stored, externals, range(k, end + 1), plan)
             k = end + 1
         return body
+
+    def _in_segment(self, node: Node) -> Node | None:
+        """The kernel a segment runs for ``node`` (itself, or the node as a kernel of one
+        step), or None if it cannot be in one: small (`SEGMENT_SIZE` elements), with a C
+        form, and memory of its own from the plan to write."""
+        plan = self.plan
+        if node.op == "kernel":
+            kernel = node
+        elif node.op in c_codegen.C_OPS or node.op in c_codegen.REDUCTIONS or \
+                node.op in c_codegen.EXTRA_OPS:
+            if not (id(node) in plan.fresh or id(node) in plan.buffer_of
+                    or id(node) in plan.into_input):
+                return None
+            kernel = c_codegen.as_kernel(node)
+        else:
+            return None
+        if c_codegen.why_not(kernel) is not None:
+            return None
+        first = kernel.value[0]
+        size = math.prod(first.shape) if first.op not in c_codegen.REDUCTIONS else \
+            math.prod(kernel.inputs[0].shape)
+        if size > SEGMENT_SIZE or (kernel.value[-1].op in c_codegen.REDUCTIONS
+                                   and self._writes_over_operand(node)):
+            return None
+        return kernel
+
+    def _segment_end(self, k: int, runs: dict) -> int | None:
+        """The last node of the segment starting at node k, or None if none does: a run of
+        consecutive nodes that `_in_segment` takes (constants in between), at least
+        `MIN_SEGMENT` of them, run by one C function."""
+        if self.check_finite or self._numpy_kernels:
+            return None
+        nodes = self.graph.nodes
+        end, members, j = None, 0, k
+        while j < len(nodes) and j not in runs:
+            node = nodes[j]
+            if node.op != "const":
+                if self._in_segment(node) is None:
+                    break
+                members += 1
+                end = j
+            j += 1
+        return end if members >= MIN_SEGMENT else None
+
+    def _segment_lines(self, span: range, plan: Any) -> list[str]:
+        """One C call for the nodes of ``span`` (see `_segment_call`), then the dels."""
+        nodes = self.graph.nodes
+        lines = []
+        for j in span:
+            if nodes[j].op == "const":
+                lines += self._emit(nodes[j], plan)
+        lines += self._segment_call([nodes[j] for j in span if nodes[j].op != "const"], plan)
+        for j in span:
+            for dead in plan.free_after.get(j, ()):
+                if dead.op not in ("input", "const") and id(dead) not in plan.buffer_of:
+                    lines.append(f"del v{dead.id}")
+        return lines
+
+    def _segment_call(self, members: list, plan: Any) -> list[str]:
+        """One C call for ``members``: each writes where the NumPy program would put its
+        value (bound first), in order, by its kernel's C body."""
+        first, last = members[0], members[-1]
+        lines = [f"# %{first.id}..%{last.id}: a segment of {len(members)} nodes in one C call"]
+        kernels, args = [], []
+        for n in members:
+            kernel = self._in_segment(n)
+            kernels.append((f"k{n.id}", kernel))
+            lines.append(f"# %{n.id}:{n.type_str()} = {n.op}"
+                         + (f" [{' '.join(s.op for s in n.value)}]" if n.op == "kernel" else ""))
+            target = plan.into_input.get(id(n))
+            if target is not None:
+                lines.append(f"v{n.id} = v{target.id}")
+            elif id(n) in plan.buffer_of:
+                lines.append(f"v{n.id} = "
+                             f"{self._buffer(plan.buffer_of[id(n)], n.shape, n.dtype)}")
+            else:
+                lines.append(f"v{n.id} = np.empty({n.shape!r}, {self._name('d', n.dtype)})")
+            args += [f"v{n.id}"] + [_array(i) for i in kernel.inputs]
+        name = f"s{first.id}"
+        self._segments.append((name, kernels))
+        fn = self._name("k", _Pending(name))
+        lines.append(f"{fn}(({', '.join(args)},))  # C: {name}")
+        return lines
+
+    def _hoisted_lines(self, hoisted: list, plan: Any) -> list[str]:
+        """The nodes a row program runs before itself, in order: consecutive ones that a
+        segment takes in one C call (`MIN_SEGMENT` or more), the others as NumPy runs them."""
+        lines: list[str] = []
+        group: list = []
+        for node in hoisted + [None]:
+            if node is not None and not self.check_finite and \
+                    self._in_segment(node) is not None:
+                group.append(node)
+                continue
+            if len(group) >= MIN_SEGMENT:
+                lines += self._segment_call(group, plan)
+            else:
+                for n in group:
+                    lines += self._emit(n, plan)
+            group = []
+            if node is not None:
+                lines += self._emit(node, plan)
+        return lines
 
     def _row_lines(self, rows: Any, stored: list, externals: list, span: range,
                    plan: Any) -> list[str]:
@@ -143,10 +256,10 @@ class CProgram(Program):
         for j in span:
             if nodes[j].op == "const":
                 lines += self._emit(nodes[j], plan)
+        lines += self._hoisted_lines(list(rows.hoisted), plan)
         for j in span:
             node = nodes[j]
             if id(node) in hoisted:  # (its dels wait until after the run)
-                lines += self._emit(node, plan)
                 after += [f"del v{dead.id}" for dead in plan.free_after.get(j, ())
                           if dead.op not in ("input", "const")
                           and id(dead) not in plan.buffer_of]
@@ -221,9 +334,12 @@ class CProgram(Program):
 
     def _generate(self, graph: Graph, plan: Any) -> list[str]:
         lines = super()._generate(graph, plan)
-        if self._kernels or self._rows:
+        if self._kernels or self._rows or self._segments:
             parts = [c_codegen.header()]
             parts += [c_codegen.kernel_source(name, node) for name, node in self._kernels]
+            for name, kernels in self._segments:
+                parts += [c_codegen.kernel_source(k, node) for k, node in kernels]
+                parts.append(_segment_source(name, kernels))
             parts += [rows.c_source(name, stored, externals)
                       for name, rows, stored, externals in self._rows]
             self.c_source = "\n".join(parts)
@@ -232,6 +348,7 @@ class CProgram(Program):
             # a row program let other threads run meanwhile (CDLL).
             small = {name for name, node in self._kernels if node.value[0].shape and
                      int(np.prod(node.value[0].shape)) <= GIL_BELOW}
+            small |= {name for name, _ in self._segments}
             pydll = ctypes.PyDLL(str(self.library.path)) if small else None
             returns = {name: ctypes.c_int for name, *_ in self._rows}
             for env_name, value in list(self._env.items()):
@@ -259,6 +376,9 @@ class CProgram(Program):
         text = f"C backend: {n} kernel(s) in C"
         if self._rows:
             text += f", {len(self._rows)} row program(s)"
+        if self._segments:
+            text += (f", {len(self._segments)} segment(s) of "
+                     f"{sum(len(k) for _, k in self._segments)} node(s)")
         if self.library is not None:
             text += f" ({'disk cache hit' if self.library.cached else 'compiled'})"
         if self.on_numpy:
@@ -290,6 +410,19 @@ def row_programs(graph: Graph, plan: Any) -> list[tuple]:
         found.append((k, end, rows, stored, externals))
         k = end + 1
     return found
+
+
+def _segment_source(name: str, kernels: list) -> str:
+    """``void name(args)``: each kernel's body in turn, on its slice of the tuple."""
+    lines = [f"/* segment: {', '.join(k for k, _ in kernels)}, in order */",
+             f"void {name}(char *args) {{",
+             "    char **it = &ITEM(args, 0);"]
+    at = 0
+    for k, kernel in kernels:
+        lines.append(f"    {k}_body(it + {at});")
+        at += 1 + len(kernel.inputs)
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
 def _root(n: Node) -> Node:

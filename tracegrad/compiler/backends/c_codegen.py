@@ -7,12 +7,14 @@ each with its IR line in a comment. `C_OPS` is the lowering table: one line per 
 primitive, the same op spelled in C (as tinygrad's renderers do); a kernel holding an op
 missing from it, or of a dtype other than float32/float64, stays on NumPy.
 
-Semantics follow NumPy: no fast-math; exp, log, tanh, erf... are libm's (``<tgmath.h>``
-picks ``expf`` for a float, ``exp`` for a double); maximum, relu and max propagate NaN as
-NumPy's do. Sums accumulate in double, also for float32 (NumPy sums float32 pairwise in
-float32): a float32 sum is then at least as close to the exact sum as NumPy's, and agrees
-with NumPy's to NumPy's own rounding error, about ``eps32 * log2(n)`` relative to the sum
-of absolute values (the tests allow ``1e-5 * sqrt(n)`` relative).
+Semantics follow NumPy: no fast-math; log, erf, sin... are libm's (``<tgmath.h>`` picks
+``logf`` for a float, ``log`` for a double), exp, tanh and sigmoid of a float32 are the
+vectorizable ones of `HEADER` (within 1, 1.5 and 2 ulp of the exact value); maximum, relu
+and max propagate NaN as NumPy's do. Sums are NumPy's, bit for bit: in the input dtype,
+pairwise in NumPy's order along a contiguous last axis (`tg_pairwise`), one by one over a
+leading axis (as NumPy adds rows); over axes NumPy would coalesce differently (a
+non-contiguous operand) they agree to NumPy's rounding, ``eps * log2(n)`` relative to the sum
+of absolute values.
 
 The function takes one tuple of NumPy arrays (``PyObject *``, passed by ctypes' py_object):
 it reads each item, and each array's data pointer and strides from the array object
@@ -55,6 +57,9 @@ C_OPS = {
     "maximum": "(({0} > {1} || {0} != {0}) ? {0} : {1})",
 }
 REDUCTIONS = {"sum", "max", "min"}
+# Single nodes a segment (c.py) runs in C besides C_OPS: a cast to float32/float64 (the
+# operand is read as the kernel's type: C's conversion, NumPy's for these).
+EXTRA_OPS = {"cast": "({0})"}
 
 CTYPES = {  # NumPy dtype -> C type of an operand (read, then converted to T)
     np.dtype(np.float32): "float", np.dtype(np.float64): "double",
@@ -76,45 +81,94 @@ HEADER = """\
 #define ITEM(t, i) (((char **)((char *)(t) + {items}))[i])
 #include <stdlib.h>
 #include <string.h>
+/* before a loop whose iterations read and write each array at their own index only (an
+   output may be an input it overwrites in place, element by element): vectorize it without
+   run-time overlap checks, which GCC gives up on beyond ten pairs of arrays */
+#if defined(__clang__)
+#define TG_IVDEP _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__)
+#define TG_IVDEP _Pragma("GCC ivdep")
+#else
+#define TG_IVDEP
+#endif
 
-/* exp, tanh and sigmoid of a float, evaluated in double by code the C compiler vectorizes
-   (libm's expf and tanhf are scalar calls): exp(x) = 2^k exp(r), |r| <= ln2/2, exp(r) by a
-   degree-10 polynomial (relative error < 1e-11 in double, so the float result is the
-   correctly rounded value or its neighbour). x is clamped to [-110, 100], beyond which a
-   float's exp is 0 or inf anyway; NaN passes through. A double kernel uses libm's. */
-static inline double tg_exp_d(double x) {{
-    x = x < -110.0 ? -110.0 : x;
-    x = x > 100.0 ? 100.0 : x;
-    double kd = x * 1.4426950408889634 + 6755399441055744.0;
-    int64_t ki;
-    memcpy(&ki, &kd, 8);
-    kd -= 6755399441055744.0;
-    double r = x - kd * 6.93147180369123816490e-01 - kd * 1.90821492927058770002e-10;
-    double p = 2.7557319223985893e-07;
-    p = p * r + 2.7557319223985888e-06;
-    p = p * r + 2.4801587301587302e-05;
-    p = p * r + 1.9841269841269841e-04;
-    p = p * r + 1.3888888888888889e-03;
-    p = p * r + 8.3333333333333332e-03;
-    p = p * r + 4.1666666666666664e-02;
-    p = p * r + 1.6666666666666666e-01;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    int64_t bits = (ki - 0x4338000000000000LL + 1023) << 52;
-    double scale;
-    memcpy(&scale, &bits, 8);
-    return p * scale;
+/* exp, tanh and sigmoid of a float in float arithmetic, by code the C compiler vectorizes
+   (libm's expf and tanhf are scalar calls; NumPy's are SIMD loops). exp(x) = 2^k exp(r),
+   r = x - k ln2 (ln2 in two parts, Cody-Waite), |r| <= ln2/2, exp(r) by Cephes' degree-7
+   polynomial; 2^k as two factors so that subnormal results round once. tanh(|x|) is an odd
+   polynomial below 0.55 and 1 - 2/(exp(2|x|) + 1) above (|x| clamped to 10, where tanh is 1
+   in float), with the sign of x. Measured against float64 (bench/cbackend.py, tests): exp
+   within 1 ulp, tanh within 1.5 ulp (NumPy's own SIMD loops: 2.4 and 1.4 ulp). NaN passes
+   through (comparisons with NaN are false, so no clamp applies), exp(inf) = inf,
+   exp(-inf) = 0, tanh(+-inf) = +-1, tanh(-0) = -0. A double kernel uses libm's. */
+static inline float tg_expf(float x) {{
+    x = x < -110.0f ? -110.0f : x;
+    x = x > 89.0f ? 89.0f : x;
+    float kf = x * 1.44269504088896341f + 12582912.0f;
+    int32_t ki;
+    memcpy(&ki, &kf, 4);
+    ki -= 0x4B400000;
+    kf -= 12582912.0f;
+    float r = x - kf * 0.693359375f;
+    r = r - kf * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    int32_t k1 = ki >> 1;
+    int32_t b1 = (k1 + 127) << 23, b2 = (ki - k1 + 127) << 23;
+    float s1, s2;
+    memcpy(&s1, &b1, 4);
+    memcpy(&s2, &b2, 4);
+    return (p * s1) * s2;
 }}
-static inline float tg_expf(float x) {{ return (float)tg_exp_d(x); }}
 static inline float tg_tanhf(float x) {{
-    double a = fabs((double)x);
-    double e = tg_exp_d(-2.0 * a);
-    double t = a < 1e-4 ? a - a * a * a / 3.0 : (1.0 - e) / (1.0 + e);
-    return (float)copysign(t, (double)x);
+    float a = fabsf(x);
+    float a2 = a * a;
+    float p = -6.262609735131264e-3f;
+    p = p * a2 + 2.1063625812530518e-2f;
+    p = p * a2 + -5.3850412368774414e-2f;
+    p = p * a2 + 1.333256959915161e-1f;
+    p = p * a2 + -3.3333316445350647e-1f;
+    float small = a + a * a2 * p;
+    float c = a > 10.0f ? 10.0f : a;
+    float big = 1.0f - 2.0f / (tg_expf(c + c) + 1.0f);
+    return copysignf(a < 0.55f ? small : big, x);
 }}
-static inline float tg_sigmoidf(float x) {{ return (float)(1.0 / (1.0 + tg_exp_d(-(double)x))); }}
+static inline float tg_sigmoidf(float x) {{ return 1.0f / (1.0f + tg_expf(-x)); }}
 static inline double tg_sigmoid_d(double x) {{ return 1.0 / (1.0 + exp(-x)); }}
+/* NumPy's pairwise summation of a[0..n) (numpy/_core/src/umath/loops_utils.h.src), in the
+   array's own type and in NumPy's order: under 8 values one by one, up to 128 in eight
+   accumulators, beyond that the two halves (the first a multiple of 8) each so. A reduction
+   adds the result to 0 as NumPy's does (so -0.0 sums to 0.0). */
+#define TG_PAIRWISE(NAME, TYPE) \
+static TYPE NAME(const TYPE *a, intptr_t n) {{ \
+    if (n < 8) {{ \
+        TYPE res = -0.0; \
+        for (intptr_t i = 0; i < n; i++) res += a[i]; \
+        return res; \
+    }} \
+    if (n <= 128) {{ \
+        TYPE r[8]; \
+        for (int k = 0; k < 8; k++) r[k] = a[k]; \
+        intptr_t i; \
+        for (i = 8; i < n - n % 8; i += 8) \
+            for (int k = 0; k < 8; k++) r[k] += a[i + k]; \
+        TYPE res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7])); \
+        for (; i < n; i++) res += a[i]; \
+        return res; \
+    }} \
+    intptr_t n2 = n / 2; \
+    n2 -= n2 % 8; \
+    return NAME(a, n2) + NAME(a + n2, n - n2); \
+}}
+TG_PAIRWISE(tg_pairwise_f, float)
+TG_PAIRWISE(tg_pairwise_d, double)
+#define tg_pairwise(a, n) _Generic((a), float *: tg_pairwise_f, const float *: tg_pairwise_f, \
+    default: tg_pairwise_d)(a, n)
 #define tg_exp(x) _Generic((x), float: tg_expf, default: exp)(x)
 #define tg_tanh(x) _Generic((x), float: tg_tanhf, default: tanh)(x)
 #define tg_sigmoid(x) _Generic((x), float: tg_sigmoidf, default: tg_sigmoid_d)(x)
@@ -156,7 +210,7 @@ def why_not(node: Node) -> str | None:
     if node.dtype not in KERNEL_TYPES:
         return f"dtype {node.dtype} (C kernels are float32/float64)"
     for step in node.value:
-        if step.op not in C_OPS and step.op not in REDUCTIONS:
+        if step.op not in C_OPS and step.op not in REDUCTIONS and step.op not in EXTRA_OPS:
             return f"{step.op} has no C lowering"
         if step.op in REDUCTIONS and step is not node.value[-1]:
             return "a reduction inside the chain"
@@ -171,11 +225,12 @@ def why_not(node: Node) -> str | None:
 # Ops whose C form is a call of libm's scalar function (tanhf, expf, erff...): NumPy runs
 # them with SIMD loops, several times faster per element on large arrays.
 LIBM = {"exp", "log", "tanh", "sin", "cos", "sigmoid", "softplus", "erf", "pow"}
-# Evaluated here for float32 (see HEADER), faster than NumPy on large arrays: sigmoid, whose
-# NumPy form is four passes through logaddexp. Not exp and tanh: inside a longer kernel GCC
-# may leave the polynomial unvectorized, and then a large kernel ran 3x slower than NumPy's
-# SIMD exp (the GELU backward of the GPT step: 3.7 ms against NumPy's 1.3 ms).
-OWN_FLOAT = {"sigmoid"}
+# Evaluated here for float32 (see HEADER) in float arithmetic that GCC vectorizes (16 lanes
+# with AVX-512), faster than NumPy's SIMD loops on large arrays: exp, tanh, sigmoid (whose
+# NumPy form is four passes through logaddexp). (An earlier version evaluated them in double
+# and GCC left it unvectorized inside long kernels: 3x slower than NumPy's exp.)
+OWN_FLOAT = {"sigmoid", "exp", "tanh"}
+RED_ON_STACK = 1 << 13  # values a pairwise sum buffers on the stack (beyond: malloc)
 SMALL = 1 << 14  # elements up to which a C call beats NumPy's calls whatever the kernel holds
 
 
@@ -265,6 +320,7 @@ def kernel_source(name: str, node: Node) -> str:
         return t[index[id(ref)]]
 
     ir = format_node(node)
+    red_size: list[int] = []  # (the length of the buffer `red` a pairwise sum needs)
 
     def nest(const: bool) -> list[str]:
         """The loop nest, with constant strides (const: every operand as expected) or the
@@ -305,16 +361,16 @@ def kernel_source(name: str, node: Node) -> str:
             lines.append(f"{ind * depth}for (intptr_t i{li} = 0; i{li} < {size}; i{li}++) {{")
             idx.append((f"i{li}", st))
             depth += 1
-        # A sum over a contiguous innermost loop adds into 8 lanes (combined pairwise at the
-        # end), which the C compiler vectorizes without reassociating anything itself.
-        lanes = (const and reduce and last.op == "sum" and inner_levels
-                 and inner_levels[-1][0] >= 16)
+        # A sum over a contiguous innermost loop writes the values it adds to a buffer (`red`,
+        # declared by the caller), then adds them pairwise in NumPy's order (tg_pairwise);
+        # other sums add one by one, in the loops' order (NumPy's, over a leading axis).
+        pairwise = const and reduce and last.op == "sum" and bool(inner_levels) and \
+            n - 1 in axes
+        if pairwise:
+            red_size.append(inner_levels[-1][0])
         if reduce:
             init = {"sum": "0", "max": "-INFINITY", "min": "INFINITY"}[last.op]
-            acc_t = "double" if last.op == "sum" else "T"
-            lines.append(f"{ind * depth}{acc_t} acc = {init};")
-            if lanes:
-                lines.append(f"{ind * depth}double lane[8] = {{0, 0, 0, 0, 0, 0, 0, 0}};")
+            lines.append(f"{ind * depth}T acc = {init};")
         base = len(outer_levels)
 
         def body(pad: str, at: list) -> tuple[list[str], str]:
@@ -325,12 +381,12 @@ def kernel_source(name: str, node: Node) -> str:
                 if k in scalar_in:
                     t[k] = f"x{k}"
                 elif any(kind == "input" and index[id(ref)] == k
-                         for step in body_steps for kind, ref in step.refs):
+                         for step in steps for kind, ref in step.refs):
                     out_lines.append(f"{pad}T x{k} = (T){addr(k, at)};")
                     t[k] = f"x{k}"
             for s_i, step in enumerate(body_steps):
                 args = [ref_expr(kind, ref, t) for kind, ref in step.refs]
-                expr = C_OPS[step.op].format(*args)
+                expr = (C_OPS.get(step.op) or EXTRA_OPS[step.op]).format(*args)
                 out_lines.append(f"{pad}T t{s_i} = {expr};  /* {ir[s_i + 1].strip()} */")
             if reduce:
                 kind, ref = last.refs[0]
@@ -338,46 +394,37 @@ def kernel_source(name: str, node: Node) -> str:
             return out_lines, f"t{len(body_steps) - 1}"
 
         comment = f"/* {ir[len(steps)].strip()} */" if reduce else ""
-        n_inner = len(inner_levels) - (1 if lanes else 0)
+        n_inner = len(inner_levels) - (1 if pairwise else 0)
         for li, (size, st) in enumerate(inner_levels[:n_inner]):
             v = f"i{base + li}"
             lines.append(f"{ind * depth}for (intptr_t {v} = 0; {v} < {size}; {v}++) {{")
             idx.append((v, st))
             depth += 1
-        if lanes:
+        if pairwise:
             size, st = inner_levels[-1]
             v = f"i{base + n_inner}"
-            cut = size - size % 8
             pad = ind * depth
-            lines.append(f"{pad}for (intptr_t {v}_8 = 0; {v}_8 < {cut}; {v}_8 += 8) {{")
-            lines.append(f"{pad}    for (int u = 0; u < 8; u++) {{")
-            lines.append(f"{pad}        intptr_t {v} = {v}_8 + u;")
-            body_lines, val = body(pad + ind * 2, idx + [(v, st)])
-            lines += body_lines + [f"{pad}        lane[u] += {val};  {comment}",
-                                   f"{pad}    }}", f"{pad}}}"]
-            lines.append(f"{pad}for (intptr_t {v} = {cut}; {v} < {size}; {v}++) {{")
+            lines.append(f"{pad}for (intptr_t {v} = 0; {v} < {size}; {v}++) {{")
             body_lines, val = body(pad + ind, idx + [(v, st)])
-            lines += body_lines + [f"{pad}    lane[0] += {val};  {comment}", f"{pad}}}"]
+            lines += body_lines + [f"{pad}    red[{v}] = {val};", f"{pad}}}",
+                                   f"{pad}acc += tg_pairwise(red, {size});  {comment}"]
         else:
             body_lines, val = body(ind * depth, idx)
             lines += body_lines
         pad = ind * depth
         if reduce:
-            # (with lanes, the loops above accumulated into them already)
-            if not lanes and last.op == "sum":
+            # (pairwise: the loops above added into acc already)
+            if not pairwise and last.op == "sum":
                 lines.append(f"{pad}acc += {val};  {comment}")
-            elif not lanes:
+            elif not pairwise:
                 cmp = ">" if last.op == "max" else "<"
                 lines.append(f"{pad}if ({val} {cmp} acc || {val} != {val}) acc = {val};  "
                              f"{comment}")
             for _ in range(n_inner):
                 depth -= 1
                 lines.append(f"{ind * depth}}}")
-            if lanes:
-                lines.append(f"{ind * depth}acc = ((lane[0] + lane[1]) + (lane[2] + lane[3])) "
-                             f"+ ((lane[4] + lane[5]) + (lane[6] + lane[7]));")
             outer_idx = idx[:len(outer_levels)]
-            lines.append(f"{ind * depth}{addr(0, outer_idx)} = (T)acc;")
+            lines.append(f"{ind * depth}{addr(0, outer_idx)} = acc;")
         else:
             lines.append(f"{pad}{addr(0, idx)} = {val};")
         while depth > 1:
@@ -386,11 +433,11 @@ def kernel_source(name: str, node: Node) -> str:
         return lines
 
     out = [f"/* {ir[0]}", *[f" * {line}" for line in ir[1:]], " */"]
-    out.append(f"void {name}(char *args) {{  /* args: a tuple (out, in0, in1, ...) */")
+    out.append(f"static void {name}_body(char **it) {{  /* it: the arrays out, in0, in1... */")
     out.append("#define T " + T)
-    out.append("    char *o = ITEM(args, 0);")
+    out.append("    char *o = it[0];")
     for k in range(len(node.inputs)):
-        out.append(f"    char *a{k} = ITEM(args, {k + 1});")
+        out.append(f"    char *a{k} = it[{k + 1}];")
     for k, (var, _, _) in enumerate(operands):
         out.append(f"    char *p{k} = DATA({var});")
     for k in sorted(scalar_in):
@@ -408,7 +455,15 @@ def kernel_source(name: str, node: Node) -> str:
     for k, (_, _, dt) in enumerate(operands):
         if k not in scalar_in:
             out.append(f"        {CTYPES[dt]} *q{k} = ({CTYPES[dt]} *)p{k}; (void)q{k};")
-    out += ["    " + line for line in _typed(nest(True))]
+    const_nest = _typed(nest(True))
+    if red_size and red_size[0] <= RED_ON_STACK:
+        out.append(f"        T red[{red_size[0]}];")
+    elif red_size:
+        out.append(f"        T *red = (T *)malloc(sizeof(T) * {red_size[0]});")
+        out.append("        if (!red) abort();")
+    out += ["    " + line for line in const_nest]
+    if red_size and red_size[0] > RED_ON_STACK:
+        out.append("        free(red);")
     out.append("    } else {")
     for k, (var, s, _) in enumerate(operands):
         if k in scalar_in:
@@ -420,7 +475,23 @@ def kernel_source(name: str, node: Node) -> str:
     out.append("    }")
     out.append("#undef T")
     out.append("}")
+    out.append(f"void {name}(char *args) {{ {name}_body(&ITEM(args, 0)); }}  "
+               f"/* args: a tuple (out, in0, in1, ...) */")
     return "\n".join(out) + "\n"
+
+
+def as_kernel(node: Node) -> Node:
+    """A single elementwise node or reduction as a kernel of one step (for `kernel_source`)."""
+    from ..ir import Step
+    from ..passes.fuse import _make_kernel
+
+    kernel = _make_kernel([node], {})
+    if node.op in REDUCTIONS:  # (a kernel's first step has the loops' shape: the input's)
+        (x,) = node.inputs
+        steps = [Step("cast", [("input", x)], {"dtype": x.dtype}, x.shape, x.dtype),
+                 Step(node.op, [("step", 0)], dict(node.attrs), node.shape, node.dtype)]
+        kernel = Node("kernel", [x], {}, node.shape, node.dtype, value=steps)
+    return kernel
 
 
 def _typed(lines: list[str]) -> list[str]:

@@ -7,13 +7,17 @@ them, though, only needs the row it works on (and per-row values, and per-column
 from outside): so the C backend runs the whole run of nodes for row 0, then row 1, ...
 Each intermediate row lives in a scratch row (in the L1 cache), each input row is read from
 memory once, each stored row written once; per-row values (a mean) are C locals; sums over
-the rows (a bias gradient) accumulate in double per column, over everything in double.
+the rows (a bias gradient) accumulate in the frame's dtype row after row (NumPy's order),
+sums over a row are NumPy's pairwise sums, sums over everything add those of the rows in
+double.
 
-A node joins the run when it is elementwise with a C form (`c_codegen.C_OPS`), a fused
-kernel whose steps all have one, or a sum/max/min over the columns (axis 1), the rows (axis
-0) or both, of the frame's dtype (float32/float64); its value's shape is the frame (R, C)
-("full") or (R, 1) ("row"); it reads full, row, column ((C,) or (1, C)) and scalar values,
-from the run or from before it. A value is stored when something after the run reads it.
+A node joins the run when it is elementwise with a C form (`c_codegen.C_OPS`, or `ROW_OPS`:
+comparisons and where, of operands the frame's dtype holds exactly; casts to the frame's
+dtype or bool), a fused kernel whose steps all have one, or a sum/max/min over the columns
+(axis 1), the rows (axis 0) or both, of the frame's dtype (float32/float64); its value's
+shape is the frame (R, C) ("full") or (R, 1) ("row"); it reads full, row, column ((C,) or
+(1, C)) and scalar values, from the run or from before it. A value is stored when something
+after the run reads it.
 
 The C function checks that every array it was handed is C-contiguous and returns 1 if not;
 the program then runs the same nodes on NumPy (the generated Python holds both).
@@ -22,12 +26,19 @@ the program then runs the same nodes on NumPy (the generated Python holds both).
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
 from ..ir import Node, format_node
 from .c_codegen import C_OPS, CTYPES, KERNEL_TYPES, REDUCTIONS, _literal, why_not
 
+# Elementwise nodes a row program computes besides C_OPS: comparisons (a bool value, 0 or 1
+# in the frame's type inside the run, a bool array when stored), where, and casts between
+# the frame's dtype, bool and the integer types (C's conversions: NumPy's for these).
+COMPARE = {"gt": ">", "ge": ">=", "lt": "<", "le": "<=", "eq": "==", "ne": "!="}
+ROW_OPS = {**{op: f"(({{0}} {c} {{1}}) ? (T)1 : (T)0)" for op, c in COMPARE.items()},
+           "where": "(({0} != 0) ? {1} : {2})"}
 MIN_COLUMNS = 8  # narrower matrices are not worth a row program
 MIN_NODES = 3
 MAX_HOISTED = 32  # nodes between two members that run before the run instead
@@ -101,14 +112,20 @@ class RowProgram:
         return True
 
     def _kind(self, node: Node) -> str | None:
-        if node.dtype != self.dtype:
+        if node.dtype != self.dtype and not (node.dtype == np.bool_ and (
+                node.op in COMPARE or node.op == "cast")):
             return None
+        if node.op in COMPARE or node.op == "where":
+            # operands the frame's type holds exactly (an int64 compared in float32 would not)
+            operands = node.inputs[1:] if node.op == "where" else node.inputs
+            if any(not np.can_cast(i.dtype, self.dtype, "safe") for i in operands):
+                return None
         red = _reduction(node)
         if node.op == "kernel":
             if why_not(node) is not None:
                 return None
             first = node.value[0].shape
-        elif node.op in C_OPS:
+        elif node.op in C_OPS or node.op in ROW_OPS or node.op == "cast":
             first = node.shape
         elif node.op in REDUCTIONS:
             first = node.inputs[0].shape
@@ -161,8 +178,8 @@ class RowProgram:
                     expect *= max(shape[d], 1)
         if checks:
             L.append(f"    if (!({' && '.join(checks)})) return 1;")
-        for k in range(len(stored)):
-            L.append(f"    {T} *O{k} = ({T} *)DATA(o{k});")
+        for k, n in enumerate(stored):
+            L.append(f"    {CTYPES[n.dtype]} *O{k} = ({CTYPES[n.dtype]} *)DATA(o{k});")
         for k, n in enumerate(externals):
             L.append(f"    const {CTYPES[n.dtype]} *E{k} = "
                      f"(const {CTYPES[n.dtype]} *)DATA(e{k});")
@@ -184,12 +201,19 @@ class RowProgram:
         if temps:
             L.append(f"    {T} *scratch = ({T} *)malloc(sizeof({T}) * {len(temps) * C});")
             L.append("    if (!scratch) return 1;")
+        if any(_reduction(n) is not None and _reduction(n)[0] == "sum" and
+               self.produced[id(n)] not in ("cols",) for n in self.members):
+            L.append(f"    T *red = (T *)malloc(sizeof(T) * {C});  /* a row's values to sum */")
+            L.append("    if (!red) return 1;")
+            self._red = True
+        else:
+            self._red = False
         accs = [n for n in self.members if self.produced[id(n)] in ("cols", "total")]
         for n in accs:
             op = _reduction(n)[0]
             init = {"sum": "0", "max": "-INFINITY", "min": "INFINITY"}[op]
             if self.produced[id(n)] == "cols":
-                L.append(f"    double *acc{n.id} = (double *)malloc(sizeof(double) * {C});")
+                L.append(f"    T *acc{n.id} = (T *)malloc(sizeof(T) * {C});")
                 L.append(f"    if (!acc{n.id}) return 1;")
                 L.append(f"    for (intptr_t j = 0; j < {C}; j++) acc{n.id}[j] = {init};")
             else:
@@ -218,10 +242,12 @@ class RowProgram:
                                                                  out_index)]
             elif kind == "full":
                 if id(n) in out_index:
-                    L.append(f"        T *v{n.id} = O{out_index[id(n)]} + r * {C};")
+                    L.append(f"        {CTYPES[n.dtype]} *v{n.id} = O{out_index[id(n)]} + "
+                             f"r * {C};")
                 else:
                     L.append(f"        T *v{n.id} = scratch + {temp_of[id(n)] * C};")
                 body, val = self._element(n, "j", ext_index)
+                L.append("        TG_IVDEP")
                 L.append(f"        for (intptr_t j = 0; j < {C}; j++) {{")
                 L += ["            " + b for b in body]
                 L.append(f"            v{n.id}[j] = {val};")
@@ -239,12 +265,14 @@ class RowProgram:
         for n in accs:
             k = out_index[id(n)]
             if self.produced[id(n)] == "cols":
-                L.append(f"    for (intptr_t j = 0; j < {C}; j++) O{k}[j] = (T)acc{n.id}[j];")
+                L.append(f"    for (intptr_t j = 0; j < {C}; j++) O{k}[j] = acc{n.id}[j];")
                 L.append(f"    free(acc{n.id});")
             else:
                 L.append(f"    O{k}[0] = (T)acc{n.id};")
         if temps:
             L.append("    free(scratch);")
+        if self._red:
+            L.append("    free(red);")
         L.append("    return 0;")
         L.append("#undef T")
         L.append("}")
@@ -273,9 +301,10 @@ class RowProgram:
         L = []
         for n in group:
             if id(n) in out_index:
-                L.append(f"T *v{n.id} = O{out_index[id(n)]} + r * {C};")
+                L.append(f"{CTYPES[n.dtype]} *v{n.id} = O{out_index[id(n)]} + r * {C};")
             elif id(n) in self._array:
                 L.append(f"T *v{n.id} = scratch + {temp_of[id(n)] * C};")
+        L.append("TG_IVDEP")
         L.append(f"for (intptr_t j = 0; j < {C}; j++) {{")
         self._local = set()
         for n in group:
@@ -321,9 +350,12 @@ class RowProgram:
         expression of the result (for a reduction: of the value it reduces)."""
         if n.op in REDUCTIONS:
             return [], self._operand(n.inputs[0], j, ext_index)
+        if n.op == "cast":  # (the operand is read as the frame's type already)
+            arg = self._operand(n.inputs[0], j, ext_index)
+            return [], f"(({arg} != 0) ? (T)1 : (T)0)" if n.dtype == np.bool_ else arg
         if n.op != "kernel":
             args = [self._operand(i, j, ext_index) for i in n.inputs]
-            return [], C_OPS[n.op].format(*args)
+            return [], {**C_OPS, **ROW_OPS}[n.op].format(*args)
         lines = []
         steps = n.value[:-1] if n.value[-1].op in REDUCTIONS else n.value
         for s_i, step in enumerate(steps):
@@ -346,39 +378,37 @@ class RowProgram:
         C = self.frame[1]
         L = ["{"]
         if op == "sum":
-            L.append("    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};")
-            cut = C - C % 8
             body, val = self._element(n, "j", ext_index)
-            if kind == "cols":
+            if kind == "cols":  # row after row, as NumPy adds over a leading axis
+                L.append("    TG_IVDEP")
                 L.append(f"    for (intptr_t j = 0; j < {C}; j++) {{")
                 L += ["        " + b for b in body]
                 L.append(f"        acc{n.id}[j] += {val};")
                 L.append("    }")
                 L.append("}")
                 return L
-            L.append(f"    for (intptr_t j8 = 0; j8 < {cut}; j8 += 8) {{")
-            L.append("        for (int u = 0; u < 8; u++) {")
-            L.append("            intptr_t j = j8 + u;")
-            L += ["            " + b for b in body]
-            L.append(f"            lane[u] += {val};")
-            L.append("        }")
-            L.append("    }")
-            L.append(f"    for (intptr_t j = {cut}; j < {C}; j++) {{")
-            L += ["        " + b for b in body]
-            L.append(f"        lane[0] += {val};")
-            L.append("    }")
-            total = ("((lane[0] + lane[1]) + (lane[2] + lane[3])) + "
-                     "((lane[4] + lane[5]) + (lane[6] + lane[7]))")
-            if kind == "total":
-                L.append(f"    acc{n.id} += {total};")
+            # the row's values (unless they are a row array already), then their sum in
+            # NumPy's pairwise order
+            row = re.fullmatch(r"v(\d+)\[j\]", val) if not body else None
+            if row is None:
+                L.append("    TG_IVDEP")
+                L.append(f"    for (intptr_t j = 0; j < {C}; j++) {{")
+                L += ["        " + b for b in body]
+                L.append(f"        red[j] = {val};")
+                L.append("    }")
+            values = f"v{row.group(1)}" if row else "red"
+            if kind == "total":  # (the rows' sums added in double)
+                L.append(f"    acc{n.id} += (T)0 + tg_pairwise({values}, {C});")
                 L.append("}")
                 return L
-            L.append(f"    double a = {total};")
+            L.append(f"    T a = (T)0 + tg_pairwise({values}, {C});")
         else:
             cmp = ">" if op == "max" else "<"
             init = "-INFINITY" if op == "max" else "INFINITY"
             body, val = self._element(n, "j", ext_index)
             L.append(f"    T a = {init};")
+            if kind == "cols":
+                L.append("    TG_IVDEP")
             L.append(f"    for (intptr_t j = 0; j < {C}; j++) {{")
             L += ["        " + b for b in body]
             L.append(f"        T w = {val};")
