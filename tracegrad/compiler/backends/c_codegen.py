@@ -91,6 +91,14 @@ HEADER = """\
 #else
 #define TG_IVDEP
 #endif
+/* the branch taken when every operand is laid out as expected (the common case): without
+   it GCC predicts a chain of == tests false, treats the contiguous loop as cold and leaves
+   it unvectorized, with exp not inlined (4 ns an element instead of 0.5) */
+#if defined(__GNUC__)
+#define TG_LIKELY(c) __builtin_expect(!!(c), 1)
+#else
+#define TG_LIKELY(c) (c)
+#endif
 
 /* exp, tanh and sigmoid of a float in float arithmetic, by code the C compiler vectorizes
    (libm's expf and tanhf are scalar calls; NumPy's are SIMD loops). exp(x) = 2^k exp(r),
@@ -451,7 +459,7 @@ def kernel_source(name: str, node: Node) -> str:
         for od, size in enumerate(s):
             if size != 1:
                 checks.append(f"STRIDES({var})[{od}] == {expected[od]}")
-    out.append(f"    if ({' && '.join(checks) or '1'}) {{")
+    out.append(f"    if (TG_LIKELY({' && '.join(checks) or '1'})) {{")
     for k, (_, _, dt) in enumerate(operands):
         if k not in scalar_in:
             out.append(f"        {CTYPES[dt]} *q{k} = ({CTYPES[dt]} *)p{k}; (void)q{k};")

@@ -177,7 +177,7 @@ class RowProgram:
                         checks.append(f"STRIDES({prefix}{k})[{d}] == {expect}")
                     expect *= max(shape[d], 1)
         if checks:
-            L.append(f"    if (!({' && '.join(checks)})) return 1;")
+            L.append(f"    if (!TG_LIKELY({' && '.join(checks)})) return 1;")
         for k, n in enumerate(stored):
             L.append(f"    {CTYPES[n.dtype]} *O{k} = ({CTYPES[n.dtype]} *)DATA(o{k});")
         for k, n in enumerate(externals):
