@@ -226,6 +226,24 @@ def test_float32_exp_tanh_sigmoid_are_accurate_to_float32_rounding(op, ulps):
     np.testing.assert_allclose(got, want, rtol=2e-7, atol=1e-44, equal_nan=True)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_float32_erf_is_the_numpy_backends_bit_for_bit():
+    """The C backend's float32 erf (vectorized, c_codegen.erf_float32) runs the NumPy
+    backend's rational function in the same order: the same bits, special values too, in a
+    kernel large enough that C runs it rather than NumPy."""
+    rng = np.random.default_rng(6)
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 4.0, -4.0, 4.5, 1e-30, -1e-30,
+                        1e-45, 0.5, -0.5], np.float32)
+    x = np.concatenate([special, rng.uniform(-5, 5, 1 << 16),
+                        rng.standard_normal(1 << 16) * 1e-3]).astype(np.float32)
+    fn = lambda x: (x.erf() * 2.0) * x  # noqa: E731  (a kernel of erf, mul, mul)
+    p = program(fn, tg.TensorSpec(x.shape))
+    assert "C: " in p.source_text and "tg_erf(" in p.source()
+    got = p(x)[0]
+    want = fn(tg.tensor(x)).numpy()
+    np.testing.assert_array_equal(got, want)
+
+
 def test_multiply_then_add_rounds_twice_as_numpy():
     """``x * c + d`` is two roundings in NumPy; a C compiler left to itself fuses it into one
     fused multiply-add under -march=native, and a long chain then drifts from eager."""

@@ -63,10 +63,10 @@ def _erf(x: np.ndarray) -> np.ndarray:
 # Q(x^2) on x clamped to [-4, 4] (beyond, erf rounds to +-1 in float32), within 8 ulp of the
 # exact value. A dozen NumPy passes, most in place: several times faster than SciPy's
 # scalar loop, which made erf (GELU's core) the slowest op of a GPT's training step.
-_ERF32_P = np.array([-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06,
+ERF32_P = np.array([-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06,
                      -5.69250639462346e-05, -7.34990630326855e-04, -2.95459980854025e-03,
                      -1.60960333262415e-02], dtype=np.float32)
-_ERF32_Q = np.array([-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03,
+ERF32_Q = np.array([-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03,
                      -7.37332916720468e-03, -1.42647390514189e-02], dtype=np.float32)
 
 
@@ -84,9 +84,9 @@ def _erf_float32(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return _erf_float32(x.reshape(1), None if out is None else out.reshape(1)).reshape(())
     x = np.clip(x, np.float32(-4.0), np.float32(4.0))
     x2 = x * x
-    p = _horner(x2, _ERF32_P)
+    p = _horner(x2, ERF32_P)
     p *= x
-    return np.divide(p, _horner(x2, _ERF32_Q), out=p if out is None else out)
+    return np.divide(p, _horner(x2, ERF32_Q), out=p if out is None else out)
 
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)

@@ -46,7 +46,7 @@ C_OPS = {
     "cos": "cos({0})",
     "sigmoid": "tg_sigmoid({0})",
     "softplus": "(fmax({0}, (T)0) + log1p(exp(-fabs({0}))))",
-    "erf": "erf({0})",
+    "erf": "tg_erf({0})",
     "relu": "(({0} > 0 || {0} != {0}) ? {0} : (T)0)",
     "sign": "(({0} > 0) ? (T)1 : ({0} < 0) ? (T)-1 : {0})",
     "add": "({0} + {1})",
@@ -210,7 +210,26 @@ def header() -> str:
     data, strides = array_layout()
     if tuple.__itemsize__ != ctypes.sizeof(ctypes.c_void_p):  # pragma: no cover
         raise RuntimeError("the C backend does not know this Python's tuple layout")
-    return HEADER.format(data=data, strides=strides, items=tuple.__basicsize__)
+    return HEADER.format(data=data, strides=strides, items=tuple.__basicsize__) + erf_float32()
+
+
+def erf_float32() -> str:
+    """``tg_erf``: erf of a float as the NumPy backend computes it (`ops.elementwise`'s
+    rational function of Eigen, its coefficients written here as exact hex literals, the
+    same operations in the same order), so the two backends agree bit for bit; vectorized
+    by the C compiler. A double uses libm's erf."""
+    from ...ops.elementwise import ERF32_P, ERF32_Q
+
+    def horner(name: str, coefficients: np.ndarray) -> str:
+        c = [float(v).hex() + "f" for v in coefficients]
+        return (f"    float {name} = x2 * {c[0]};\n    {name} += {c[1]};\n"
+                + "".join(f"    {name} *= x2;\n    {name} += {v};\n" for v in c[2:]))
+
+    return ("static inline float tg_erff(float x) {\n"
+            "    x = x < -4.0f ? -4.0f : x;\n    x = x > 4.0f ? 4.0f : x;\n"
+            "    float x2 = x * x;\n" + horner("p", ERF32_P) + "    p *= x;\n"
+            + horner("q", ERF32_Q) + "    return p / q;\n}\n"
+            "#define tg_erf(x) _Generic((x), float: tg_erff, default: erf)(x)\n")
 
 
 def why_not(node: Node) -> str | None:
@@ -237,7 +256,7 @@ LIBM = {"exp", "log", "tanh", "sin", "cos", "sigmoid", "softplus", "erf", "pow"}
 # with AVX-512), faster than NumPy's SIMD loops on large arrays: exp, tanh, sigmoid (whose
 # NumPy form is four passes through logaddexp). (An earlier version evaluated them in double
 # and GCC left it unvectorized inside long kernels: 3x slower than NumPy's exp.)
-OWN_FLOAT = {"sigmoid", "exp", "tanh"}
+OWN_FLOAT = {"sigmoid", "exp", "tanh", "erf"}
 RED_ON_STACK = 1 << 13  # values a pairwise sum buffers on the stack (beyond: malloc)
 SMALL = 1 << 14  # elements up to which a C call beats NumPy's calls whatever the kernel holds
 
