@@ -21,10 +21,9 @@ pip install "tracegrad[demo]".
 
 from __future__ import annotations
 
-import argparse
 from typing import Sequence
 
-from digits_mlp import TrainRun, digits_split, plot_training, train_classifier
+from digits_mlp import TrainRun, command_line, digits_split, train_classifier
 
 import tracegrad as tg
 
@@ -58,23 +57,8 @@ def train(epochs: int = EPOCHS, seed: int = 0, progress: bool = False) -> TrainR
 
 def main(argv: Sequence[str] | None = None) -> TrainRun:
     """Train and plot as the command line says: ``--quick``, ``--epochs``, ``--seed``, ``--out``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help=f"{QUICK_EPOCHS} epochs instead of {EPOCHS}")
-    parser.add_argument("--epochs", type=int, help="epochs (overrides --quick)")
-    parser.add_argument("--seed", type=int, default=0, help="weights and batches (default: 0)")
-    parser.add_argument("--out", default="digits_cnn_loss.png",
-                        help="the loss-curve PNG (default: %(default)s)")
-    args = parser.parse_args(argv)
-    epochs = args.epochs if args.epochs is not None else QUICK_EPOCHS if args.quick else EPOCHS
-    if epochs < 1:
-        parser.error(f"--epochs must be at least 1, got {epochs}")
-
-    run = train(epochs, args.seed, progress=True)
-    print(f"after {epochs} epochs ({run.seconds:.1f} s): test accuracy {run.test_accuracy:.2%}, "
-          f"training accuracy {run.train_accuracy:.2%}")
-    print(f"wrote {plot_training(run, args.out, 'digits, CNN')}")
-    return run
+    return command_line(argv, __doc__, train, EPOCHS, QUICK_EPOCHS, "digits_cnn_loss.png",
+                        "digits, CNN")
 
 
 if __name__ == "__main__":

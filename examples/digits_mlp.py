@@ -151,22 +151,28 @@ def plot_training(run: TrainRun, path: str | Path, title: str) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> TrainRun:
     """Train and plot as the command line says: ``--quick``, ``--epochs``, ``--seed``, ``--out``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    return command_line(argv, __doc__, train, EPOCHS, QUICK_EPOCHS, "digits_mlp_loss.png",
+                        "digits, MLP 64-256-256-10")
+
+
+def command_line(argv: Sequence[str] | None, doc: str, train: Any, epochs: int,
+                 quick_epochs: int, out: str, title: str) -> TrainRun:
+    """The command line of this script and of ``digits_cnn.py``: parse, train, report, plot."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help=f"{QUICK_EPOCHS} epochs instead of {EPOCHS}")
+                        help=f"{quick_epochs} epochs instead of {epochs}")
     parser.add_argument("--epochs", type=int, help="epochs (overrides --quick)")
     parser.add_argument("--seed", type=int, default=0, help="weights and batches (default: 0)")
-    parser.add_argument("--out", default="digits_mlp_loss.png",
-                        help="the loss-curve PNG (default: %(default)s)")
+    parser.add_argument("--out", default=out, help="the loss-curve PNG (default: %(default)s)")
     args = parser.parse_args(argv)
-    epochs = args.epochs if args.epochs is not None else QUICK_EPOCHS if args.quick else EPOCHS
-    if epochs < 1:
-        parser.error(f"--epochs must be at least 1, got {epochs}")
+    n = args.epochs if args.epochs is not None else quick_epochs if args.quick else epochs
+    if n < 1:
+        parser.error(f"--epochs must be at least 1, got {n}")
 
-    run = train(epochs, args.seed, progress=True)
-    print(f"after {epochs} epochs ({run.seconds:.1f} s): test accuracy {run.test_accuracy:.2%}, "
+    run = train(n, args.seed, progress=True)
+    print(f"after {n} epochs ({run.seconds:.1f} s): test accuracy {run.test_accuracy:.2%}, "
           f"training accuracy {run.train_accuracy:.2%}")
-    print(f"wrote {plot_training(run, args.out, 'digits, MLP 64-256-256-10')}")
+    print(f"wrote {plot_training(run, args.out, title)}")
     return run
 
 
