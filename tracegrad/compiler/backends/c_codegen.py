@@ -175,8 +175,21 @@ static TYPE NAME(const TYPE *a, intptr_t n) {{ \
 }}
 TG_PAIRWISE(tg_pairwise_f, float)
 TG_PAIRWISE(tg_pairwise_d, double)
-#define tg_pairwise(a, n) _Generic((a), float *: tg_pairwise_f, const float *: tg_pairwise_f, \
-    default: tg_pairwise_d)(a, n)
+/* NumPy before 2.3 sums a long contiguous run in blocks of its buffer size (TG_SUM_BLOCK, 0
+   when it does not), each block pairwise, the blocks' sums one after another */
+#define TG_BLOCKED(NAME, PAIRWISE, TYPE) \
+static TYPE NAME(const TYPE *a, intptr_t n) {{ \
+    if (TG_SUM_BLOCK == 0 || n <= TG_SUM_BLOCK) return PAIRWISE(a, n); \
+    TYPE acc = 0; \
+    for (intptr_t i = 0; i < n; i += TG_SUM_BLOCK) \
+        acc += PAIRWISE(a + i, n - i < TG_SUM_BLOCK ? n - i : TG_SUM_BLOCK); \
+    return acc; \
+}}
+#define TG_SUM_BLOCK {sum_block}
+TG_BLOCKED(tg_sum_f, tg_pairwise_f, float)
+TG_BLOCKED(tg_sum_d, tg_pairwise_d, double)
+#define tg_pairwise(a, n) _Generic((a), float *: tg_sum_f, const float *: tg_sum_f, \
+    default: tg_sum_d)(a, n)
 #define tg_exp(x) _Generic((x), float: tg_expf, default: exp)(x)
 #define tg_tanh(x) _Generic((x), float: tg_tanhf, default: tanh)(x)
 #define tg_sigmoid(x) _Generic((x), float: tg_sigmoidf, default: tg_sigmoid_d)(x)
@@ -210,7 +223,36 @@ def header() -> str:
     data, strides = array_layout()
     if tuple.__itemsize__ != ctypes.sizeof(ctypes.c_void_p):  # pragma: no cover
         raise RuntimeError("the C backend does not know this Python's tuple layout")
-    return HEADER.format(data=data, strides=strides, items=tuple.__basicsize__) + erf_float32()
+    return HEADER.format(data=data, strides=strides, items=tuple.__basicsize__,
+                         sum_block=numpy_sum_block()) + erf_float32()
+
+
+_SUM_BLOCK: int | None = None
+
+
+def numpy_sum_block() -> int:
+    """The length of the blocks in which this NumPy sums a long contiguous float32 run (its
+    buffer size, before NumPy 2.3), or 0 if it sums the whole run pairwise: found once, by
+    summing 3 buffers and a bit both ways with NumPy's own sums of pieces short enough that
+    the two orders agree on them."""
+    global _SUM_BLOCK
+    if _SUM_BLOCK is None:
+        block = np.getbufsize()
+        x = (np.random.default_rng(0).standard_normal(3 * block + 5) * 10 + 3).astype(np.float32)
+
+        def pairwise(a: np.ndarray) -> np.float32:  # (NumPy's recursion, above one block)
+            if len(a) <= block:
+                return a.sum()
+            half = len(a) // 2
+            half -= half % 8
+            return np.float32(pairwise(a[:half]) + pairwise(a[half:]))
+
+        blocked = np.float32(0)
+        for i in range(0, len(x), block):
+            blocked = np.float32(blocked + x[i:i + block].sum())
+        total = x.sum()
+        _SUM_BLOCK = block if total == blocked and total != pairwise(x) else 0
+    return _SUM_BLOCK
 
 
 def erf_float32() -> str:
