@@ -447,6 +447,8 @@ def _safe(rows: Any, stored: list, externals: list, plan: Any) -> bool:
         dest = set()
         if id(n) in plan.buffer_of:
             dest.add(("buffer", plan.buffer_of[id(n)]))
+        if id(n) in plan.scratch_of:
+            dest.add(("buffer", plan.scratch_of[id(n)]))
         target = plan.into_input.get(id(n))
         if target is not None:
             dest |= memory(target)
@@ -466,7 +468,11 @@ def _safe(rows: Any, stored: list, externals: list, plan: Any) -> bool:
         dest = destination(h)
         if any(dest & keys and made < i for keys, made in read):
             return False
-    return True
+    # A hoisted node's value outlives the run (a later node reads it), so no member may
+    # write where it lies: the plan let a member and a node after it share a buffer, but
+    # hoisting runs that node first (two AdamW weight-decay terms of the GPT step did).
+    written = set().union(*(destination(m) for m in rows.members))
+    return not any(destination(h) & written for h in rows.hoisted)
 
 
 def _array(node: Node) -> str:
