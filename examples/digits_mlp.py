@@ -18,13 +18,13 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 import tracegrad as tg
 from tracegrad.data import DataLoader, TensorDataset
+from tracegrad.plots import training_curves
 
 SIZES = (64, 256, 256, 10)
 EPOCHS = 30  # the full setting: >= 97% test accuracy
@@ -122,33 +122,6 @@ def train(epochs: int = EPOCHS, seed: int = 0, progress: bool = False) -> TrainR
     return train_classifier(mlp(), data, epochs, seed=seed, progress=progress)
 
 
-def plot_training(run: TrainRun, path: str | Path, title: str) -> Path:
-    """Save every batch's loss (log scale), its per-epoch mean and the test accuracy."""
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6.4, 4.0), layout="constrained")
-    ax = figure.add_subplot()
-    per_epoch = len(run.losses) // run.epochs
-    ends = per_epoch * np.arange(1, run.epochs + 1)
-    means = np.asarray(run.losses[: per_epoch * run.epochs]).reshape(run.epochs, -1).mean(1)
-    ax.plot(np.arange(1, len(run.losses) + 1), run.losses, color="tab:blue", alpha=0.35,
-            linewidth=0.8, label="batch loss")
-    ax.plot(ends, means, color="tab:blue", marker="o", markersize=3, label="epoch mean")
-    ax.set_yscale("log")
-    ax.set_xlabel(f"step (batch; {per_epoch} per epoch)")
-    ax.set_ylabel("training loss (log scale)", color="tab:blue")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="upper center")
-    acc = ax.twinx()
-    acc.plot(ends, [100 * a for a in run.test_accuracies], color="tab:orange", marker="o",
-             markersize=3)
-    acc.set_ylabel("test accuracy (%)", color="tab:orange")
-    acc.set_ylim(min(80.0, 100 * min(run.test_accuracies)) - 2, 100.5)
-    ax.set_title(f"{title}: test accuracy {run.test_accuracy:.2%}")
-    figure.savefig(path, dpi=120)
-    return Path(path)
-
-
 def main(argv: Sequence[str] | None = None) -> TrainRun:
     """Train and plot as the command line says: ``--quick``, ``--epochs``, ``--seed``, ``--out``."""
     return command_line(argv, __doc__, train, EPOCHS, QUICK_EPOCHS, "digits_mlp_loss.png",
@@ -172,7 +145,7 @@ def command_line(argv: Sequence[str] | None, doc: str, train: Any, epochs: int,
     run = train(n, args.seed, progress=True)
     print(f"after {n} epochs ({run.seconds:.1f} s): test accuracy {run.test_accuracy:.2%}, "
           f"training accuracy {run.train_accuracy:.2%}")
-    print(f"wrote {plot_training(run, args.out, title)}")
+    print(f"wrote {training_curves(run, args.out, title)}")
     return run
 
 

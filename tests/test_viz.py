@@ -8,6 +8,7 @@ import shutil
 import sys
 import warnings
 
+import numpy as np
 import pytest
 from helpers import reference_example
 
@@ -455,3 +456,16 @@ def test_compiled_function_graph_draws(tmp_path):
     source = draw(step.graph, tmp_path / "compiled.dot").read_text(encoding="utf-8")
     assert "subgraph cluster_" in source
     assert "output 0" in source
+
+
+def test_training_curves_writes_a_png_of_a_run(tmp_path):
+    pytest.importorskip("matplotlib")
+    from types import SimpleNamespace
+
+    from tracegrad.plots import training_curves
+
+    run = SimpleNamespace(losses=list(np.linspace(2.0, 0.1, 12)), epochs=3,
+                          test_accuracies=[0.8, 0.9, 0.95], test_accuracy=0.95)
+    path = training_curves(run, tmp_path / "run.png", "a run")
+    assert path == tmp_path / "run.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from ..plots import training_curves
 from .tour import Demo, _need, _one_blas_thread
 
 DIGITS_SIZES = (64, 256, 256, 10)
@@ -160,33 +160,6 @@ def train_digits_mlp(epochs: int = DIGITS_MLP_EPOCHS, *, seed: int = 0,
                             desc="digits MLP")
 
 
-def plot_training(run: TrainRun, path: str | Path, title: str) -> Path:
-    """Save the training loss of every batch (log scale), its per-epoch mean and the test
-    accuracy after each epoch, as a PNG."""
-    figure = _need("matplotlib.figure").Figure(figsize=(6.4, 4.0), layout="constrained")
-    ax = figure.add_subplot()
-    per_epoch = len(run.losses) // run.epochs
-    steps = np.arange(1, len(run.losses) + 1)
-    ax.plot(steps, run.losses, color="tab:blue", alpha=0.35, linewidth=0.8, label="batch loss")
-    means = np.asarray(run.losses[: per_epoch * run.epochs]).reshape(run.epochs, -1).mean(1)
-    ends = per_epoch * np.arange(1, run.epochs + 1)
-    ax.plot(ends, means, color="tab:blue", marker="o", markersize=3, label="epoch mean")
-    ax.set_yscale("log")
-    ax.set_xlabel(f"step (batch; {per_epoch} per epoch)")
-    ax.set_ylabel("training loss (log scale)", color="tab:blue")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="upper center")
-    acc = ax.twinx()
-    acc.plot(ends, [100 * a for a in run.test_accuracies], color="tab:orange", marker="o",
-             markersize=3)
-    acc.set_ylabel("test accuracy (%)", color="tab:orange")
-    acc.set_ylim(min(80.0, 100 * min(run.test_accuracies)) - 2, 100.5)
-    ax.set_title(f"{title}: test accuracy {run.test_accuracy:.2%}")
-    path = Path(path)
-    figure.savefig(path, dpi=120)
-    return path
-
-
 def section(demo: Demo) -> None:
     from tracegrad.io import load, save
 
@@ -222,7 +195,7 @@ def section(demo: Demo) -> None:
     if not same:
         raise RuntimeError("the reloaded model predicts differently from the saved one")
     _onnx_round_trip(demo, run.model, data.X_test, before.argmax(1))
-    demo.wrote(plot_training(run, demo.out / "digits_loss.png", f"digits, MLP {sizes}"),
+    demo.wrote(training_curves(run, demo.out / "digits_loss.png", f"digits, MLP {sizes}"),
                "the loss curve and the test accuracy per epoch")
 
 
