@@ -154,13 +154,21 @@ def _log_softmax_forward(x, *, axis):
     return z
 
 
-def _log_softmax_infer(x, *, axis):
-    (axis,) = normalize_axes("log_softmax", axis, len(x.shape))
-    if not len(x.shape) or x.shape[axis] == 0:
-        raise ShapeError(f"log_softmax: dimension {axis} of shape {tuple(x.shape)} is empty")
-    if x.dtype.kind != "f":
-        raise TypeError(f"log_softmax: needs a float tensor, got {x.dtype}; use x.float()")
-    return tuple(x.shape), x.dtype
+def _normalizing_infer(name: str):
+    """The shape rule of (log_)softmax along ``axis``: a float tensor, that axis not empty."""
+
+    def infer(x, *, axis):
+        (axis,) = normalize_axes(name, axis, len(x.shape))
+        if not len(x.shape) or x.shape[axis] == 0:
+            raise ShapeError(f"{name}: dimension {axis} of shape {tuple(x.shape)} is empty")
+        if x.dtype.kind != "f":
+            raise TypeError(f"{name}: needs a float tensor, got {x.dtype}; use x.float()")
+        return tuple(x.shape), x.dtype
+
+    return infer
+
+
+_log_softmax_infer = _normalizing_infer("log_softmax")
 
 
 def _log_softmax_vjp(g, out, x, *, axis):
@@ -198,13 +206,7 @@ def _softmax_forward(x, *, axis):
     return e
 
 
-def _softmax_infer(x, *, axis):
-    (axis,) = normalize_axes("softmax", axis, len(x.shape))
-    if not len(x.shape) or x.shape[axis] == 0:
-        raise ShapeError(f"softmax: dimension {axis} of shape {tuple(x.shape)} is empty")
-    if x.dtype.kind != "f":
-        raise TypeError(f"softmax: needs a float tensor, got {x.dtype}; use x.float()")
-    return tuple(x.shape), x.dtype
+_softmax_infer = _normalizing_infer("softmax")
 
 
 def _softmax_vjp(g, out, x, *, axis):

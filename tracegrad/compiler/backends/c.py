@@ -209,14 +209,7 @@ class CProgram(Program):
             kernels.append((f"k{n.id}", kernel))
             lines.append(f"# %{n.id}:{n.type_str()} = {n.op}"
                          + (f" [{' '.join(s.op for s in n.value)}]" if n.op == "kernel" else ""))
-            target = plan.into_input.get(id(n))
-            if target is not None:
-                lines.append(f"v{n.id} = v{target.id}")
-            elif id(n) in plan.buffer_of:
-                lines.append(f"v{n.id} = "
-                             f"{self._buffer(plan.buffer_of[id(n)], n.shape, n.dtype)}")
-            else:
-                lines.append(f"v{n.id} = np.empty({n.shape!r}, {self._name('d', n.dtype)})")
+            lines.append(self._place(n, plan))
             args += [f"v{n.id}"] + [_array(i) for i in kernel.inputs]
         name = f"s{first.id}"
         self._segments.append((name, kernels))
@@ -263,17 +256,7 @@ class CProgram(Program):
                 after += [f"del v{dead.id}" for dead in plan.free_after.get(j, ())
                           if dead.op not in ("input", "const")
                           and id(dead) not in plan.buffer_of]
-        for n in stored:  # where each stored value goes: as the NumPy code would put it
-            target = plan.into_input.get(id(n))
-            if target is not None:
-                lines.append(f"v{n.id} = v{target.id}")
-            elif id(n) in plan.fresh:
-                lines.append(f"v{n.id} = np.empty({n.shape!r}, {self._name('d', n.dtype)})")
-            elif id(n) in plan.buffer_of:
-                lines.append(f"v{n.id} = "
-                             f"{self._buffer(plan.buffer_of[id(n)], n.shape, n.dtype)}")
-            else:
-                lines.append(f"v{n.id} = np.empty({n.shape!r}, {self._name('d', n.dtype)})")
+        lines += [self._place(n, plan) for n in stored]
         name = f"r{first.id}"
         self._rows.append((name, rows, stored, externals))
         fn = self._name("k", _Pending(name))
@@ -319,6 +302,17 @@ class CProgram(Program):
                     f"{fn}((_t, {', '.join(args)},))  # C: {name}",
                     f"np.copyto({out}, _t)"]
         return [f"{fn}(({', '.join([out] + args)},))  # C: {name}"]
+
+    def _place(self, n: Node, plan: Any) -> str:
+        """The line that binds ``v<id>`` to where the plan puts ``n``'s value, as the NumPy
+        code would (the input it overwrites, new memory, or its pooled buffer), for a C
+        call that writes it."""
+        target = plan.into_input.get(id(n))
+        if target is not None:
+            return f"v{n.id} = v{target.id}"
+        if id(n) in plan.buffer_of and id(n) not in plan.fresh:
+            return f"v{n.id} = {self._buffer(plan.buffer_of[id(n)], n.shape, n.dtype)}"
+        return f"v{n.id} = np.empty({n.shape!r}, {self._name('d', n.dtype)})"
 
     def _writes_over_operand(self, node: Node) -> bool:
         plan = self.plan
