@@ -6,10 +6,27 @@ the classes it names, but not code reached through ``getattr``, or the methods o
 built during the call by a factory it does not name. These tests change a global that only
 such code reads, and check the compiled call recompiles and gives eager's number."""
 
+import sys
 import types
+
+import pytest
 
 import tracegrad as tg
 from tracegrad import Value
+from tracegrad.compiler import values_hook
+from tracegrad.compiler.backends.toolchain import compiler_problem
+
+
+@pytest.fixture(params=["c", "python"])
+def hook(request, monkeypatch):
+    """Before Python 3.12 the frames are seen by the C profile function (values_hook) or,
+    without a compiler, by ``sys.setprofile``: both must give the same guards."""
+    if request.param == "c":
+        if sys.version_info < (3, 12) and compiler_problem():
+            pytest.skip("no C compiler")
+    else:
+        monkeypatch.setattr(values_hook, "_lib", [None])
+    return request.param
 
 SCALE = 2.0
 OFFSET = 0.25
@@ -42,7 +59,7 @@ def through_object_made_in_the_call(x):
     return shifter.shift(x * x).data
 
 
-def test_a_global_read_by_a_function_reached_through_getattr_is_guarded():
+def test_a_global_read_by_a_function_reached_through_getattr_is_guarded(hook):
     global SCALE
     compiled = tg.compile(through_getattr)
     x = Value(0.3)
@@ -56,7 +73,7 @@ def test_a_global_read_by_a_function_reached_through_getattr_is_guarded():
         SCALE = 2.0
 
 
-def test_a_global_read_by_a_method_of_an_object_made_during_the_call_is_guarded():
+def test_a_global_read_by_a_method_of_an_object_made_during_the_call_is_guarded(hook):
     global OFFSET
     compiled = tg.compile(through_object_made_in_the_call)
     x = Value(0.7)
@@ -67,3 +84,36 @@ def test_a_global_read_by_a_method_of_an_object_made_during_the_call_is_guarded(
         assert compiled.cache_info().variants == 2
     finally:
         OFFSET = 0.25
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="sys.monitoring is used from 3.12")
+def test_the_c_hook_calls_back_once_per_code_object_and_passes_errors_on():
+    if compiler_problem():
+        pytest.skip("no C compiler")
+    seen = []
+
+    def twice():
+        return _scale() + _scale()
+
+    assert values_hook.start(lambda frame: seen.append(frame.f_code))
+    try:
+        twice()
+        twice()
+    finally:
+        values_hook.stop()
+    assert seen.count(twice.__code__) == 1 and seen.count(_scale.__code__) == 1
+    assert sys.getprofile() is None
+
+    def fail(frame):
+        raise KeyError("from the callback")
+
+    caught = None
+    assert values_hook.start(fail)
+    try:
+        twice()
+    except KeyError as e:  # (the callback's error, in the frame that started)
+        caught = e
+    finally:
+        values_hook.stop()
+    assert caught is not None and "from the callback" in str(caught)
+    assert sys.getprofile() is None

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from ..errors import TraceError
 from ..scalar import Value
-from . import values_program, values_tape
+from . import values_hook, values_program, values_tape
 from . import variants as variant_cache
 from .guards import (
     Ident,
@@ -259,9 +259,11 @@ class CodeReads:
     A Value program makes about a dozen Python calls per scalar op, and a ``sys.setprofile``
     hook runs on every one of them (about twice the trace's own time). From Python 3.12,
     ``sys.monitoring`` reports a code object's start and is then told to stop reporting it
-    (``DISABLE``), so the cost is per code object, not per call. Before 3.12 a
-    ``sys.setprofile`` hook sees every frame enter: sound, and about three times slower (on
-    3.11 any profile hook turns off the interpreter's specializing fast paths). Either way
+    (``DISABLE``), so the cost is per code object, not per call. Before 3.12 a profile
+    function sees every frame enter: `values_hook`'s, in C, calls back only for a code
+    object not seen yet (without a C compiler, ``sys.setprofile``: the same guards, about
+    three times slower). On 3.11 any profile function still slows the interpreter (it turns
+    off the specializing fast paths while installed). Either way
     the guards cover code reached only at run time (through ``getattr``, or methods of
     objects made during the call), which no reading of the code can find."""
 
@@ -269,6 +271,7 @@ class CodeReads:
         self.recorder = ReadRecorder()
         self.thread = threading.get_ident()
         self.tool: int | None = None
+        self.c_hook = False
 
     def __enter__(self) -> "CodeReads":
         monitoring = getattr(sys, "monitoring", None)
@@ -276,7 +279,9 @@ class CodeReads:
             [i for i in range(6) if monitoring.get_tool(i) is None]
         if not free:  # before 3.12 (or every tool id taken): a profile hook
             self.saved = sys.getprofile()
-            sys.setprofile(self._event)
+            self.c_hook = values_hook.start(self._entered)
+            if not self.c_hook:
+                sys.setprofile(self._event)
             return self
         self.tool = free[-1]
         monitoring.use_tool_id(self.tool, "tracegrad.compile")
@@ -289,6 +294,9 @@ class CodeReads:
         # would cost a third more, and warn of nothing the Value tracer acts on)
         if event == "call":
             self.recorder._hook(frame, event, arg)
+
+    def _entered(self, frame: Any) -> None:  # (from the C hook: a new code object starts)
+        self.recorder._hook(frame, "call", None)
 
     def _start(self, code: Any, offset: int) -> Any:
         if threading.get_ident() != self.thread:
@@ -303,6 +311,8 @@ class CodeReads:
 
     def __exit__(self, *exc: Any) -> None:
         if self.tool is None:
+            if self.c_hook:
+                values_hook.stop()
             sys.setprofile(self.saved)
             return
         monitoring = sys.monitoring
