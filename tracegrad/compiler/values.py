@@ -377,6 +377,14 @@ def _traced_backward(root: Value) -> None:
     if t is None or t.thread != threading.get_ident():
         return _ORIGINAL["backward"](root)
     reached = scalar_mod._make_children(root)
+    if t.reverse and t.watch is not None and set(map(type, reached)) <= _OWN_CLASSES:
+        # Only tracegrad's own code runs from here to the end of the sweep (every Value is
+        # of our classes: no user attribute, hash or comparison): the hook watching the
+        # user's code (values_api.CodeReads) can rest meanwhile.
+        with t.watch.paused():
+            nodes = sorted([v for v in reached if v._children], key=_SEQ, reverse=True)
+            if nodes and _record_sweep(t, nodes):
+                return None
     nodes = sorted([v for v in reached if v._children], key=_SEQ, reverse=True)
     if t.reverse and nodes and _record_sweep(t, nodes):
         return None
@@ -498,6 +506,7 @@ def _record_sweep(t: "ValueTracer", nodes: list) -> bool:
 
 
 _CUSTOM = attrgetter("_custom_backward")
+_OWN_CLASSES = {Value, TracedValue}
 _RULE_OF = {op: _RULE_CODE[rule] for op, rule in SWEEP_OPS.items()}  # Value op -> rule
 
 
@@ -592,6 +601,7 @@ class ValueTracer:
         self.consts: dict[tuple, int] = {}
         self.extra: dict[int, Any] = {}  # sweep node -> its entries; adj node -> its slot
         self.reverse = reverse  # backward() as a reverse sweep (see _record_sweep)
+        self.watch: Any = None  # what watches the user's code (values_api.CodeReads)
         self.inputs: list[int] = []
         self.names: list[str] = []
         self.data: dict[Value, Any] = {}  # Values hash by identity
@@ -733,6 +743,7 @@ def trace_values(fn: Callable, args: tuple, kwargs: dict, floats: bool = True,
     arg_values = {leaf: k for k, (_, leaf) in enumerate(flat) if isinstance(leaf, Value)}
     with _TRACE_LOCK, paused_gc():
         tracer = ValueTracer(arg_values, reverse)
+        tracer.watch = watch
         _active = tracer
         try:
             table = {}

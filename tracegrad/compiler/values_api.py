@@ -14,6 +14,7 @@ unless the function branches on it (then floats are guarded by value from then o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import marshal
 import pickle
@@ -294,6 +295,26 @@ class CodeReads:
         # would cost a third more, and warn of nothing the Value tracer acts on)
         if event == "call":
             self.recorder._hook(frame, event, arg)
+
+    @contextlib.contextmanager
+    def paused(self) -> Any:
+        """No hook meanwhile (for tracegrad's own bulk work inside a traced call, during
+        which no user code runs: values._traced_backward). With ``sys.monitoring`` nothing
+        changes: it reports each code object once anyway."""
+        if self.tool is not None:
+            yield
+            return
+        if self.c_hook:
+            values_hook.pause()
+        else:
+            sys.setprofile(None)
+        try:
+            yield
+        finally:
+            if self.c_hook:
+                values_hook.start(self._entered)
+            else:
+                sys.setprofile(self._event)
 
     def _entered(self, frame: Any) -> None:  # (from the C hook: a new code object starts)
         self.recorder._hook(frame, "call", None)

@@ -103,6 +103,8 @@ static int profile(PyObject *callback, void *frame, int what, PyObject *arg) {
 
 void tracegrad_hook_start(PyObject *callback) { PyEval_SetProfile(profile, callback); }
 
+void tracegrad_hook_pause(void) { PyEval_SetProfile(NULL, NULL); }
+
 void tracegrad_hook_stop(void) {
     size_t i;
     PyEval_SetProfile(NULL, NULL);
@@ -150,8 +152,9 @@ def _load() -> Any:
         return None
     lib.tracegrad_hook_start.argtypes = [ctypes.py_object]
     lib.tracegrad_hook_start.restype = None
-    lib.tracegrad_hook_stop.argtypes = []
-    lib.tracegrad_hook_stop.restype = None
+    for name in ("tracegrad_hook_pause", "tracegrad_hook_stop"):
+        getattr(lib, name).argtypes = []
+        getattr(lib, name).restype = None
     return lib
 
 
@@ -167,11 +170,17 @@ def available() -> bool:
 def start(callback: Callable[[Any], Any]) -> bool:
     """Call ``callback(frame)`` for the first frame of each code object that starts in this
     thread from now until `stop` (replacing any profile function, as ``sys.setprofile``
-    does). False if the C hook is not available (nothing installed)."""
+    does; after `pause`, code objects seen before are still seen). False if the C hook is
+    not available (nothing installed)."""
     if not available():
         return False
     _lib[0].tracegrad_hook_start(callback)
     return True
+
+
+def pause() -> None:
+    """Remove the hook until the next `start`, which goes on with the code objects seen."""
+    _lib[0].tracegrad_hook_pause()
 
 
 def stop() -> None:

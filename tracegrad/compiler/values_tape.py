@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import marshal
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -60,8 +61,9 @@ class Recording:
                    extra: dict | None = None) -> "Recording":
         """Renumber a recording made in call order: the inputs (in the order given) first."""
         n = len(ops)
-        order = np.array(inputs + [i for i, op in enumerate(ops) if op != "input"],
-                         dtype=np.int64)
+        rest = np.ones(n, dtype=bool)
+        rest[inputs] = False
+        order = np.concatenate([np.array(inputs, dtype=np.int64), np.flatnonzero(rest)])
         remap = np.empty(n + 1, dtype=np.int64)
         remap[order] = np.arange(n)
         remap[n] = -1  # (operand -1 stays -1)
@@ -71,11 +73,13 @@ class Recording:
             return remap[np.where(x < 0, n, x)]
 
         to = remap.tolist()
-        return cls(len(inputs), list(names), [ops[i] for i in order.tolist()], arr(a), arr(b),
+        extra = extra or {}
+        moved = dict(zip(_take(to, list(extra)), extra.values()))  # (adj slots stay)
+        for i, x in _sweeps(extra):
+            moved[to[i]] = _remap_extra(x, remap)
+        return cls(len(inputs), list(names), _take(ops, order.tolist()), arr(a), arr(b),
                    arr(c), {to[i]: v for i, v in values.items()}, {to[i] for i in bools},
-                   [to[o] for o in outputs],
-                   {to[i]: x if type(x) is int else _remap_extra(x, remap)
-                    for i, x in (extra or {}).items()})
+                   [to[o] for o in outputs], moved)
 
     def __len__(self) -> int:
         return len(self.ops)
@@ -158,6 +162,18 @@ class Recording:
                 nodes.append(Node(op, tuple(nodes[j] for j in args), attrs, (), dtype))
         n_in = self.n_inputs
         return Graph(nodes[:n_in], nodes[n_in:], [nodes[o] for o in self.outputs])
+
+
+def _take(seq: list, indices: list) -> list:
+    """``[seq[i] for i in indices]``, in C (a recording has ~100,000 nodes)."""
+    if len(indices) < 2:
+        return [seq[i] for i in indices]
+    return list(itemgetter(*indices)(seq))
+
+
+def _sweeps(extra: dict) -> list:
+    """The sweep nodes' entries of ``extra`` (the rest are adj nodes' slots)."""
+    return [(i, x) for i, x in extra.items() if type(x) is tuple]
 
 
 def _remap_extra(x: Any, to: Any) -> Any:
