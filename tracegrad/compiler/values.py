@@ -274,7 +274,9 @@ def _traced_unary(name: str, op: str, node_op: str) -> Callable:
         x = self.data
         if type(x) is not Traced:
             return original(self)
-        return scalar_mod._node(_unary(op, x), self, None, node_op)
+        y = _new(Traced)
+        y.i = _emit(op, _f64(x.i))
+        return _made(y, self, None, node_op)
 
     method.__name__ = name
     return method
@@ -296,7 +298,7 @@ def _traced_pow(self: Value, other: Any) -> Value:
     if type(other) is not int and type(other) is not float:
         other = int(other) if isinstance(other, numbers.Integral) else float(other)
     op = scalar_mod._pow_op(other)
-    return scalar_mod._node(_binary("pow", self.data, other), self, None, op)
+    return _made(_binary("pow", self.data, other), self, None, op)
 
 
 class TracedValue(Value):
@@ -308,6 +310,19 @@ class TracedValue(Value):
     __slots__ = ()
     data = _DATA
     grad = _GRAD
+
+
+def _made(data: Any, a: Value, b: Value | None, op: str) -> Value:
+    """`scalar._node` while tracing: a `TracedValue`."""
+    v = _new(TracedValue)
+    v.data = data
+    v.grad = 0
+    v._a = a
+    v._b = b
+    v._op = op
+    v._seq = scalar_mod._next_seq()
+    v._custom_backward = None
+    return v
 
 
 def _traced_arithmetic(name: str, op: str, node_op: str) -> Callable:
@@ -351,7 +366,7 @@ def _traced_arithmetic(name: str, op: str, node_op: str) -> Callable:
             t.c.append(-1)
         else:  # (a plain number, or a comparison's result: Traced's own rules)
             z = x + y if op == "add" else x * y
-        v = _new(TracedValue)
+        v = _new(TracedValue)  # (_made, inlined)
         v.data = z
         v.grad = 0
         v._a = self
@@ -433,27 +448,31 @@ def _record_sweep(t: "ValueTracer", nodes: list) -> bool:
     False (nothing recorded) when a node has a rule the sweep does not know (a custom
     ``_backward``, ``**`` with a Value exponent): the caller records nodes instead.
 
-    (Written as passes over lists, each a comprehension, and NumPy for the table: it runs
-    once per node of the graph, 66,000 for micrograd's moons step.)"""
+    (Written as passes over lists, each a `map` or a comprehension, and NumPy for the
+    table: it runs once per node of the graph, 66,000 for micrograd's moons step.)"""
     if any(map(_CUSTOM, nodes)):
         return False
-    ops = [node._op for node in nodes]
+    ops = list(map(_OP, nodes))
     for op in set(ops) - _RULE_OF.keys():  # (``**k`` ops: their rule, once per k)
         k = scalar_mod._exponent(op) if op.startswith("**") else None
         _RULE_OF[op] = None if k is None else _RULE_CODE["pow" if k != 0 else "zero"]
-    rules = [_RULE_OF[op] for op in ops]
+    rules = list(map(_RULE_OF.__getitem__, ops))
     if None in rules:
         return False
-    children = [node._children for node in nodes]
-    firsts = [c[0] for c in children]
-    seconds = [c[1] if len(c) > 1 else None for c in children]
+    firsts = list(map(_A, nodes))  # (a node's children are its _a and _b, see _make_children)
+    if None in firsts:  # (or, for a node made as Value(x, children), its _children)
+        children = list(map(_CHILDREN, nodes))
+        firsts = [c[0] for c in children]
+        seconds = [c[1] if len(c) > 1 else None for c in children]
+    else:
+        seconds = list(map(_B, nodes))
     # adjoint slots: newest node first, then its children, each Value where first met
     met: list = [None] * (3 * len(nodes))
     met[0::3], met[1::3], met[2::3] = nodes, firsts, seconds
     met = dict.fromkeys(met)
     met.pop(None, None)
     order = list(met)
-    slot = {v: k for k, v in enumerate(order)}
+    slot = dict(zip(order, range(len(order))))
     slot[None] = -1
     bools = t.bools
     zero = _const(0)
@@ -464,17 +483,17 @@ def _record_sweep(t: "ValueTracer", nodes: list) -> bool:
         return zero if type(x) is int and x == 0 else _const(x)
 
     # each Value's number (what a rule reads) and its grad now (its adjoint's start)
-    values = [v.data for v in order]
+    values = list(map(_DATA_OF, order))
     numbers = np.array([x.i if type(x) is Traced and x.i not in bools else number(x)
                         for x in values] + [-1], dtype=np.int64)  # ([-1]: slot -1)
-    grads = [v.grad for v in order[1:]]
+    grads = list(map(_GRAD_OF, order[1:]))
     init = [_const(1)]  # (the root's grad is set to 1; the others' are added to)
     init += [x.i if type(x) is Traced and x.i not in bools else
              zero if type(x) is int and x == 0 else number(x) for x in grads]
     rule = np.array(rules, dtype=np.int64)
-    g = np.array([slot[v] for v in nodes], dtype=np.int64)
-    c0 = np.array([slot[v] for v in firsts], dtype=np.int64)
-    c1 = np.array([slot[v] for v in seconds], dtype=np.int64)
+    g = np.array(list(map(slot.__getitem__, nodes)), dtype=np.int64)
+    c0 = np.array(list(map(slot.__getitem__, firsts)), dtype=np.int64)
+    c1 = np.array(list(map(slot.__getitem__, seconds)), dtype=np.int64)
     code = _RULE_CODE
 
     def where(*names: str) -> np.ndarray:
@@ -506,6 +525,8 @@ def _record_sweep(t: "ValueTracer", nodes: list) -> bool:
 
 
 _CUSTOM = attrgetter("_custom_backward")
+_OP, _A, _B, _CHILDREN = (attrgetter(name) for name in ("_op", "_a", "_b", "_children"))
+_DATA_OF, _GRAD_OF = attrgetter("data"), attrgetter("grad")
 _OWN_CLASSES = {Value, TracedValue}
 _RULE_OF = {op: _RULE_CODE[rule] for op, rule in SWEEP_OPS.items()}  # Value op -> rule
 

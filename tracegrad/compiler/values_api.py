@@ -48,18 +48,23 @@ from .values import build_result, trace_values
 from .values_program import build_program
 from .values_tape import PASSES, Recording
 
-# backward() on the C backend: a reverse sweep over the tape (values._record_sweep), not
-# nodes of the backward pass (see docs/scalar.md for what each costs)
+# backward() is traced as a reverse sweep (values._record_sweep), not as nodes of the
+# backward pass: the C backend runs it as one loop, the NumPy backend's program expands it
+# into nodes (values_tape.expand_sweeps) once, before the passes (see docs/scalar.md)
 REVERSE_SWEEP = True
 
 
-def optimize_values(rec: Recording) -> tuple[Recording, list[PassRecord]]:
+def optimize_values(rec: Recording, backend: str) -> tuple[Recording, list[PassRecord]]:
     """The passes that apply to a scalar graph (values_tape.PASSES), each with its record
-    (as `optimize`)."""
+    (as `optimize`); for the NumPy program, its sweeps expanded into nodes first."""
     def record(name: str, note: str, seconds: float) -> PassRecord:
         return PassRecord(name, rec.count(), rec.count(), 8 * len(rec), note, seconds)
 
     records = [record("trace", f"{len(rec) - rec.n_inputs} nodes recorded", 0.0)]
+    if backend == "numpy" and rec.extra:
+        t0 = time.perf_counter()
+        rec, note = values_tape.expand_sweeps(rec)
+        records.append(record("expand_sweeps", note, time.perf_counter() - t0))
     folded = True
     for i, (name, fn) in enumerate(PASSES):
         t0 = time.perf_counter()
@@ -153,7 +158,7 @@ def optimized_program(rec: Recording, backend: str) -> tuple[Recording, Any, lis
         except (OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError,
                 AttributeError, ValueError):
             pass  # (a damaged or foreign file: compile and write it again)
-    optimized, records = optimize_values(rec)
+    optimized, records = optimize_values(rec, backend)
     program, record = lower(optimized, backend)
     records.append(record)
     if path is not None:
@@ -494,7 +499,7 @@ class CompiledValues:
         backend = resolve_backend(self.backend)
         watch = CodeReads()
         rec, capture = trace_values(self.fn, args, kwargs, floats=self.floats, watch=watch,
-                                    reverse=backend == "c" and REVERSE_SWEEP)
+                                    reverse=REVERSE_SWEEP)
         reads = watch.guards() + function_guards(self.fn)
         traced = time.perf_counter() - t0
         changed = [what for what, getter, fp in reads if fingerprint(getter()) != fp]
@@ -550,8 +555,8 @@ def explain(fn: Callable, *args: Any, backend: str = "auto", **kwargs: Any) -> E
     with paused_gc():
         t0 = time.perf_counter()
         chosen = resolve_backend(backend)
-        rec, _ = trace_values(fn, args, kwargs, reverse=chosen == "c" and REVERSE_SWEEP)
+        rec, _ = trace_values(fn, args, kwargs, reverse=REVERSE_SWEEP)
         traced = time.perf_counter() - t0
-        rec, records = optimize_values(rec)
+        rec, records = optimize_values(rec, chosen)
         _, record = lower(rec, chosen)
     return Explanation(records + [record], rec.to_graph(), traced, backend=chosen)

@@ -297,4 +297,105 @@ def fold_constants(rec: Recording) -> tuple[Recording, str]:
     return out, f"folded {folded} node(s) into constants"
 
 
+def expand_sweeps(rec: Recording) -> tuple[Recording, str]:
+    """Each sweep node as the nodes of the backward pass it stands for, for the NumPy
+    program (which has no sweep): per entry, newest first, its rule's multiplies and adds
+    into the children's adjoints, as `values._traced_backward` records them without a
+    sweep (the operations of ``scalar._RULES``, in the engine's order: the same numbers as
+    eager). Each adj node becomes its slot's last adjoint. The trace is the same for both
+    backends (a sweep costs a tenth of the nodes to record); this runs once per program,
+    before the passes, and is kept in the disk cache with them."""
+    from .values_program import SWEEP_RULES
+
+    sweeps = {i for i, x in rec.extra.items() if type(x) is tuple}
+    if not sweeps:
+        return rec, "no backward pass to expand"
+    n = len(rec)
+    ops: list = []
+    a: list = []
+    b: list = []
+    values: dict = {}
+    bools: set = set()
+    new = [-1] * (n + 1)  # old node -> the node standing for it (new[-1]: no operand)
+    consts: dict = {}
+
+    def emit(op: str, x: int, y: int = -1) -> int:
+        ops.append(op)
+        a.append(x)
+        b.append(y)
+        return len(ops) - 1
+
+    def const(x: float) -> int:
+        i = consts.get(x.hex())
+        if i is None:
+            i = consts[x.hex()] = emit("const", -1)
+            values[i] = x
+        return i
+
+    old_a, old_b = rec.a.tolist(), rec.b.tolist()
+    if (rec.c >= 0).any():
+        raise NotImplementedError("expand_sweeps: a node with three operands")
+    adjoints: dict = {}  # sweep node -> the node of each slot's adjoint at its end
+    expanded = 0
+    for i, op in enumerate(rec.ops):
+        if op == "adj":  # (its operand is its sweep; its extra, its slot)
+            new[i] = adjoints[old_a[i]][rec.extra[i]]
+            continue
+        if op != "sweep":
+            new[i] = emit(op, new[old_a[i]], new[old_b[i]])
+            if op == "const":
+                values[new[i]] = rec.values[i]
+                if type(rec.values[i]) is not bool:
+                    consts.setdefault(float(rec.values[i]).hex(), new[i])
+            if i in rec.bools:
+                bools.add(new[i])
+            continue
+        init, table = rec.extra[i]
+        adj = [new[j] for j in init.tolist()]
+        zeros = {j for j in set(adj) if ops[j] == "const" and values[j] == 0 and
+                 j not in bools}
+        zero, one = const(0.0), const(1.0)
+
+        def into(k: int, x: int, adj: list = adj, zeros: set = zeros) -> None:
+            # adj[k] += x (the first add into 0 is x itself, as for eager's int 0)
+            adj[k] = x if adj[k] in zeros else emit("add", adj[k], x)
+
+        for rule, g, c0, c1, d0, d1, d2 in table.tolist():
+            name, g = SWEEP_RULES[rule], adj[g]
+            v0, v1, v2 = new[d0], new[d1], new[d2]
+            if name == "add":
+                into(c0, g)
+                into(c1, g)
+                continue
+            if name == "mul":
+                x, y = emit("mul", v1, g), emit("mul", v0, g)
+                into(c0, x)
+                into(c1, y)
+                continue
+            if name == "relu":  # (out > 0) * g
+                mask = emit("gt", v0, zero)
+                bools.add(mask)
+                x = emit("mul", g, mask)
+            elif name == "tanh":  # (1 - out**2) * g
+                x = emit("mul", emit("sub", one, emit("pow", v0, v1)), g)
+            elif name == "exp":  # out * g
+                x = emit("mul", v0, g)
+            elif name == "log":  # g / x
+                x = emit("div", g, v0)
+            elif name == "sigmoid":  # out * (1 - out) * g
+                x = emit("mul", emit("mul", v0, emit("sub", one, v0)), g)
+            elif name == "pow":  # k * x**(k-1) * g
+                x = emit("mul", emit("mul", v1, emit("pow", v0, v2)), g)
+            else:  # zero: 0.0 * g
+                x = emit("mul", zero, g)
+            into(c0, x)
+        adjoints[i] = adj
+        expanded += len(table)
+    m = len(ops)
+    out = Recording(rec.n_inputs, rec.names, ops, np.array(a, dtype=np.int64),
+                    np.array(b, dtype=np.int64), np.full(m, -1, dtype=np.int64), values,
+                    bools, [new[o] for o in rec.outputs])
+    return out, f"{expanded} backward entries as {m - n + len(rec.extra)} more nodes"
+
+
 PASSES = [("dce", dce), ("cse", cse), ("fold_constants", fold_constants), ("dce", dce)]
