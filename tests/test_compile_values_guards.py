@@ -117,3 +117,49 @@ def test_the_c_hook_calls_back_once_per_code_object_and_passes_errors_on():
         values_hook.stop()
     assert caught is not None and "from the callback" in str(caught)
     assert sys.getprofile() is None
+
+
+GATE_OPEN = True
+
+
+class _Gated(Value):
+    """A Value subclass whose children depend on a global, read only by backward()'s walk
+    of the graph (which runs with the hook resting when every Value is tracegrad's own)."""
+
+    @property
+    def _a(self):  # (its first child, as the engine's walk reads it)
+        return self.source if GATE_OPEN else None
+
+    @_a.setter
+    def _a(self, value):
+        pass
+
+
+_GATED = [lambda x: _Gated(x)]  # (reached at run time: the step never names the class)
+
+
+def gated_step(w):
+    g = _GATED[0](w.data * 3.0)
+    g.source = w
+
+    def back():
+        w.grad += 3.0 * g.grad
+
+    g._backward = back
+    out = g * 2.0
+    w.grad = 0
+    out.backward()
+    return w.grad
+
+
+def test_a_global_read_by_a_value_subclass_during_backward_is_guarded(hook):
+    global GATE_OPEN
+    compiled = tg.compile(gated_step, backend="c" if not compiler_problem() else "numpy")
+    w, w_eager = Value(0.5), Value(0.5)
+    try:
+        for gate in (True, True, False, False, True):
+            GATE_OPEN = gate
+            assert compiled(w) == gated_step(w_eager) == (6.0 if gate else 0)
+        assert compiled.cache_info().variants == 2
+    finally:
+        GATE_OPEN = True

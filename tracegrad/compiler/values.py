@@ -27,7 +27,9 @@ import contextlib
 import numbers
 import threading
 import types
+from collections import deque
 from dataclasses import dataclass, field
+from itertools import repeat
 from operator import attrgetter
 from typing import Any, Callable
 
@@ -391,15 +393,21 @@ def _traced_backward(root: Value) -> None:
     t = _active
     if t is None or t.thread != threading.get_ident():
         return _ORIGINAL["backward"](root)
-    reached = scalar_mod._make_children(root)
-    if t.reverse and t.watch is not None and set(map(type, reached)) <= _OWN_CLASSES:
-        # Only tracegrad's own code runs from here to the end of the sweep (every Value is
-        # of our classes: no user attribute, hash or comparison): the hook watching the
-        # user's code (values_api.CodeReads) can rest meanwhile.
+    if t.reverse and t.watch is not None:
+        # When every Value reached is of tracegrad's classes (no user attribute, hash or
+        # comparison), only tracegrad's own code runs from here to the end of the sweep: the
+        # hook watching the user's code (values_api.CodeReads) can rest meanwhile.
         with t.watch.paused():
-            nodes = sorted([v for v in reached if v._children], key=_SEQ, reverse=True)
-            if nodes and _record_sweep(t, nodes):
-                return None
+            reached = scalar_mod._make_children(root)
+            own = set(map(type, reached)) <= _OWN_CLASSES
+            if own:
+                nodes = sorted(filter(_CHILDREN, reached), key=_SEQ, reverse=True)
+                if nodes and _record_sweep(t, nodes):
+                    return None
+        if not own:  # (a subclass's code may have run in the walk: walk again, watched)
+            reached = scalar_mod._make_children(root)
+    else:
+        reached = scalar_mod._make_children(root)
     nodes = sorted([v for v in reached if v._children], key=_SEQ, reverse=True)
     if t.reverse and nodes and _record_sweep(t, nodes):
         return None
@@ -517,10 +525,10 @@ def _record_sweep(t: "ValueTracer", nodes: list) -> bool:
     t.b.extend([-1] * m)
     t.c.extend([-1] * m)
     t.extra.update(zip(range(base, base + m), range(m)))
-    for k, v in enumerate(order):
-        r = _new(Traced)
-        r.i = base + k
-        v.grad = r
+    # each Value's grad is its adj node (three loops in C: no bytecode per Value)
+    grads = list(map(_new, repeat(Traced, m)))
+    deque(map(setattr, grads, repeat("i"), range(base, base + m)), 0)
+    deque(map(setattr, order, repeat("grad"), grads), 0)
     return True
 
 

@@ -91,8 +91,8 @@ class Tape:
         ops = rec.ops
         check_ops(rec)
         if rec.extra:
-            raise NotImplementedError("the level program has no reverse sweep: trace with "
-                                      "reverse=False for backend='numpy'")
+            raise NotImplementedError("the level program has no reverse sweep: expand it "
+                                      "first (values_tape.expand_sweeps)")
         self.recording = rec
         n_in, total = rec.n_inputs, len(rec)
         args = rec.operands()
