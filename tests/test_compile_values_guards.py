@@ -17,13 +17,16 @@ from tracegrad.compiler import values_hook
 from tracegrad.compiler.backends.toolchain import compiler_problem
 
 
-@pytest.fixture(params=["c", "python"])
+@pytest.fixture(params=["eval", "profile", "python"])
 def hook(request, monkeypatch):
-    """Before Python 3.12 the frames are seen by the C profile function (values_hook) or,
-    without a compiler, by ``sys.setprofile``: both must give the same guards."""
-    if request.param == "c":
+    """Before Python 3.12 the frames are seen by values_hook's frame evaluation function
+    (3.11) or its C profile function, or without a compiler by ``sys.setprofile``: all
+    must give the same guards."""
+    if request.param != "python":
         if sys.version_info < (3, 12) and compiler_problem():
             pytest.skip("no C compiler")
+        if request.param == "profile":
+            monkeypatch.setattr(values_hook, "eval_start", lambda callback: False)
     else:
         monkeypatch.setattr(values_hook, "_lib", [None])
     return request.param
@@ -118,6 +121,40 @@ def test_the_c_hook_calls_back_once_per_code_object_and_passes_errors_on():
     assert caught is not None and "from the callback" in str(caught)
     assert sys.getprofile() is None
 
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="the PEP 523 hook is for 3.11")
+def test_the_evaluation_hook_calls_back_once_per_code_object_and_raises_its_error():
+    if compiler_problem():
+        pytest.skip("no C compiler")
+    seen = []
+
+    def twice():
+        return _scale() + _scale()
+
+    assert values_hook.eval_start(lambda code, globals: seen.append((code, globals)))
+    try:
+        twice()
+        twice()
+        values_hook.eval_pause()
+        _shifted = _Shifter().shift  # (not seen while paused)
+        values_hook.eval_resume()
+    finally:
+        values_hook.eval_stop()
+    codes = [code for code, _ in seen]
+    assert codes.count(twice.__code__) == 1 and codes.count(_scale.__code__) == 1
+    assert all(g is globals() for code, g in seen if code is _scale.__code__)
+    assert _Shifter.shift.__code__ not in codes and _shifted
+
+    def fail(code, globals):  # (the probe's code passes: the next one fails)
+        if code is not values_hook._probe.__code__:
+            raise KeyError("from the callback")
+
+    assert values_hook.eval_start(fail)
+    try:
+        twice()  # (runs: the error waits for eval_stop)
+    finally:
+        with pytest.raises(KeyError, match="from the callback"):
+            values_hook.eval_stop()
 
 GATE_OPEN = True
 

@@ -25,7 +25,7 @@ import warnings
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from ..errors import TraceError
 from ..scalar import Value
@@ -257,6 +257,13 @@ def _plain_guards(reads: list) -> list:
     return out
 
 
+class _FrameView(NamedTuple):
+    """What `ReadRecorder` reads of a frame starting (the 3.11 hook sees no frame object)."""
+
+    f_code: Any
+    f_globals: dict
+
+
 class CodeReads:
     """The globals the user's code read while one call was traced, as guards: what
     `guards.ReadRecorder` records for the tensor compiler (every user frame's code, and the
@@ -268,8 +275,9 @@ class CodeReads:
     (``DISABLE``), so the cost is per code object, not per call. Before 3.12 a profile
     function sees every frame enter: `values_hook`'s, in C, calls back only for a code
     object not seen yet (without a C compiler, ``sys.setprofile``: the same guards, about
-    three times slower). On 3.11 any profile function still slows the interpreter (it turns
-    off the specializing fast paths while installed). Either way
+    three times slower). On 3.11 any profile function slows the interpreter (it turns off
+    the specializing fast paths while installed), so there `values_hook`'s frame evaluation
+    function (PEP 523) does the same without a profile function. Either way
     the guards cover code reached only at run time (through ``getattr``, or methods of
     objects made during the call), which no reading of the code can find."""
 
@@ -277,17 +285,19 @@ class CodeReads:
         self.recorder = ReadRecorder()
         self.thread = threading.get_ident()
         self.tool: int | None = None
-        self.c_hook = False
+        self.c_hook = self.eval_hook = False
 
     def __enter__(self) -> "CodeReads":
         monitoring = getattr(sys, "monitoring", None)
         free = [] if monitoring is None else \
             [i for i in range(6) if monitoring.get_tool(i) is None]
-        if not free:  # before 3.12 (or every tool id taken): a profile hook
+        if not free:  # before 3.12 (or every tool id taken): a C hook, or a profile hook
             self.saved = sys.getprofile()
-            self.c_hook = values_hook.start(self._entered)
-            if not self.c_hook:
-                sys.setprofile(self._event)
+            self.eval_hook = values_hook.eval_start(self._evaluated)
+            if not self.eval_hook:
+                self.c_hook = values_hook.start(self._entered)
+                if not self.c_hook:
+                    sys.setprofile(self._event)
             return self
         self.tool = free[-1]
         monitoring.use_tool_id(self.tool, "tracegrad.compile")
@@ -309,20 +319,27 @@ class CodeReads:
         if self.tool is not None:
             yield
             return
-        if self.c_hook:
+        if self.eval_hook:
+            values_hook.eval_pause()
+        elif self.c_hook:
             values_hook.pause()
         else:
             sys.setprofile(None)
         try:
             yield
         finally:
-            if self.c_hook:
+            if self.eval_hook:
+                values_hook.eval_resume()
+            elif self.c_hook:
                 values_hook.start(self._entered)
             else:
                 sys.setprofile(self._event)
 
     def _entered(self, frame: Any) -> None:  # (from the C hook: a new code object starts)
         self.recorder._hook(frame, "call", None)
+
+    def _evaluated(self, code: Any, globals: dict) -> None:  # (from the 3.11 hook: the same)
+        self.recorder._hook(_FrameView(code, globals), "call", None)
 
     def _start(self, code: Any, offset: int) -> Any:
         if threading.get_ident() != self.thread:
@@ -337,6 +354,9 @@ class CodeReads:
 
     def __exit__(self, *exc: Any) -> None:
         if self.tool is None:
+            if self.eval_hook:
+                values_hook.eval_stop()
+                return
             if self.c_hook:
                 values_hook.stop()
             sys.setprofile(self.saved)

@@ -105,12 +105,93 @@ void tracegrad_hook_start(PyObject *callback) { PyEval_SetProfile(profile, callb
 
 void tracegrad_hook_pause(void) { PyEval_SetProfile(NULL, NULL); }
 
-void tracegrad_hook_stop(void) {
+static void forget(void) {
     size_t i;
-    PyEval_SetProfile(NULL, NULL);
     for (i = 0; i < capacity; i++)
         if (table[i] != NULL) { Py_DecRef(table[i]); table[i] = NULL; }
     used = 0;
+}
+
+void tracegrad_hook_stop(void) {
+    PyEval_SetProfile(NULL, NULL);
+    forget();
+}
+
+/* Python 3.11: the frame evaluation function (PEP 523) instead of a profile function, which
+   on 3.11 would turn off the specializing interpreter for as long as it is installed. It
+   sees every frame the interpreter evaluates (3.11 inlines no Python call while one is
+   set), reads the code object and globals from the frame's first fields (their order in
+   3.11's _PyInterpreterFrame: func, globals, builtins, locals, code), checking each is of
+   the right type, and calls back (code, globals) for a new code object. */
+typedef PyObject *(*evalfunc)(void *, void *, int);
+extern void *PyInterpreterState_Get(void);
+extern void *PyThreadState_Get(void);
+extern evalfunc _PyInterpreterState_GetEvalFrameFunc(void *);
+extern void _PyInterpreterState_SetEvalFrameFunc(void *, evalfunc);
+extern char PyCode_Type[], PyDict_Type[];
+extern void PyErr_Fetch(PyObject **, PyObject **, PyObject **);
+extern void PyErr_Restore(PyObject *, PyObject *, PyObject *);
+
+static evalfunc previous = NULL;
+static void *watched = NULL;
+static PyObject *eval_callback = NULL;
+static int in_callback = 0, broken = 0;
+static PyObject *error[3] = {NULL, NULL, NULL};
+
+static PyObject *evaluate(void *tstate, void *frame, int throwflag) {
+    if (tstate == watched && !in_callback && !broken && !throwflag) {
+        PyObject *globals = ((PyObject **)frame)[1], *code = ((PyObject **)frame)[4];
+        if (((void **)code)[1] != (void *)PyCode_Type ||
+                ((void **)globals)[1] != (void *)PyDict_Type) {
+            broken = 1; /* not the layout above: the caller falls back to a profile hook */
+        } else {
+            int fresh = add(code);
+            if (fresh < 0) broken = 1;
+            if (fresh > 0) {
+                PyObject *result;
+                in_callback = 1;
+                result = PyObject_CallFunctionObjArgs(eval_callback, code, globals, NULL);
+                in_callback = 0;
+                if (result == NULL) { /* kept for tracegrad_eval_stop to raise */
+                    PyErr_Fetch(&error[0], &error[1], &error[2]);
+                    broken = 1;
+                } else {
+                    Py_DecRef(result);
+                }
+            }
+        }
+    }
+    return previous(tstate, frame, throwflag);
+}
+
+void tracegrad_eval_start(PyObject *callback) {
+    void *interp = PyInterpreterState_Get();
+    if (eval_callback == NULL) {
+        Py_IncRef(callback);
+        eval_callback = callback;
+        previous = _PyInterpreterState_GetEvalFrameFunc(interp);
+        watched = PyThreadState_Get();
+    }
+    _PyInterpreterState_SetEvalFrameFunc(interp, evaluate);
+}
+
+void tracegrad_eval_pause(void) {
+    _PyInterpreterState_SetEvalFrameFunc(PyInterpreterState_Get(), previous);
+}
+
+int tracegrad_eval_broken(void) { return broken; }
+
+void tracegrad_eval_stop(void) { /* raises the callback's error, if it failed */
+    tracegrad_eval_pause();
+    forget();
+    Py_DecRef(eval_callback);
+    eval_callback = NULL;
+    watched = NULL;
+    broken = 0;
+    if (error[0] != NULL) {
+        PyErr_Restore(error[0], error[1], error[2]);
+        error[0] = error[1] = error[2] = NULL;
+    }
 }
 """
 
@@ -152,7 +233,12 @@ def _load() -> Any:
         return None
     lib.tracegrad_hook_start.argtypes = [ctypes.py_object]
     lib.tracegrad_hook_start.restype = None
-    for name in ("tracegrad_hook_pause", "tracegrad_hook_stop"):
+    lib.tracegrad_eval_start.argtypes = [ctypes.py_object]
+    lib.tracegrad_eval_start.restype = None
+    lib.tracegrad_eval_broken.argtypes = []
+    lib.tracegrad_eval_broken.restype = ctypes.c_int
+    for name in ("tracegrad_hook_pause", "tracegrad_hook_stop", "tracegrad_eval_pause",
+                 "tracegrad_eval_stop"):
         getattr(lib, name).argtypes = []
         getattr(lib, name).restype = None
     return lib
@@ -187,3 +273,53 @@ def stop() -> None:
     """Remove the hook (the thread has no profile function after it) and forget the code
     objects seen."""
     _lib[0].tracegrad_hook_stop()
+
+
+# ---------------------------------------------------------------- Python 3.11: PEP 523
+
+
+def _probe() -> None:
+    """A function the evaluation hook must see (checked once when it is started)."""
+
+
+def eval_start(callback: Callable[[Any, dict], Any]) -> bool:
+    """On Python 3.11 (a release build): call ``callback(code, globals)`` for the first frame
+    of each code object that this thread evaluates from now until `eval_stop` (the frame
+    evaluation function, PEP 523; it does not slow the interpreter as a profile function
+    does). False (nothing installed) elsewhere, without the C library, or when the frames
+    do not read as expected (then a profile hook is the way)."""
+    if sys.version_info[:2] != (3, 11) or hasattr(sys, "gettotalrefcount") or \
+            not available():
+        return False
+    seen = []
+
+    def first(code: Any, globals: dict) -> Any:
+        seen.append(code)
+        return callback(code, globals)
+
+    lib = _lib[0]
+    lib.tracegrad_eval_start(first)
+    _probe()
+    if lib.tracegrad_eval_broken() or _probe.__code__ not in seen:
+        lib.tracegrad_eval_stop()
+        return False
+    return True
+
+
+def eval_pause() -> None:
+    """Evaluate frames without the hook until the next `eval_start`."""
+    _lib[0].tracegrad_eval_pause()
+
+
+def eval_resume() -> None:
+    _lib[0].tracegrad_eval_start(None)
+
+
+def eval_stop() -> None:
+    """Remove the hook and forget the code objects seen; raises the callback's error if it
+    failed (or if a frame did not read as expected: then the guards may be incomplete)."""
+    broken = _lib[0].tracegrad_eval_broken()
+    _lib[0].tracegrad_eval_stop()
+    if broken:
+        raise RuntimeError("tracegrad: the frame evaluation hook could not read a frame; "
+                           "the traced call's guards may be incomplete")
