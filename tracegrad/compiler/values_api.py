@@ -83,7 +83,17 @@ def resolve_backend(backend: str) -> str:
     """The backend that runs a Value program: "numpy" or "c" ("auto": C where a compiler
     works, as for tensors)."""
     from .backends import get_backend
+    from .backends.toolchain import CompileError, CompilerNotFound
 
+    if backend == "c":
+        # (the C backend's check compiles a probe in every new process; a Value program's C
+        # is one tape interpreter, the same for every program and kept in the disk cache:
+        # loading it is the check, and a warm compile then runs no compiler)
+        try:
+            values_program.c_function()
+        except (CompilerNotFound, CompileError, OSError) as e:
+            raise RuntimeError(f"tg.compile: backend 'c' cannot run here: {e}") from e
+        return "c"
     chosen = get_backend(backend).name
     if chosen not in ("numpy", "c"):
         raise ValueError(f"tg.compile: a function of Values runs on backend 'numpy' or 'c', "
