@@ -61,7 +61,8 @@ def _emit(op: str, a: int, b: int = -1, c: int = -1) -> int:
     ops.append(op)
     t.a.append(a)
     t.b.append(b)
-    t.c.append(c)
+    if c >= 0:
+        t.c[i] = c
     return i
 
 
@@ -115,7 +116,6 @@ def _binary(op: str, x: Any, y: Any) -> "Traced":
     ops.append(op)
     t.a.append(ia)
     t.b.append(ib)
-    t.c.append(-1)
     return r
 
 
@@ -365,7 +365,6 @@ def _traced_arithmetic(name: str, op: str, node_op: str) -> Callable:
             ops.append(op)
             t.a.append(x.i)
             t.b.append(y.i)
-            t.c.append(-1)
         else:  # (a plain number, or a comparison's result: Traced's own rules)
             z = x + y if op == "add" else x * y
         v = _new(TracedValue)  # (_made, inlined)
@@ -523,7 +522,6 @@ def _record_sweep(t: "ValueTracer", nodes: list) -> bool:
     t.ops.extend(["adj"] * m)
     t.a.extend([s] * m)
     t.b.extend([-1] * m)
-    t.c.extend([-1] * m)
     t.extra.update(zip(range(base, base + m), range(m)))
     # each Value's grad is its adj node (three loops in C: no bytecode per Value)
     grads = list(map(_new, repeat(Traced, m)))
@@ -620,11 +618,11 @@ class ValueCapture:
 class ValueTracer:
     def __init__(self, arg_values: dict[Value, int], reverse: bool = False):
         self.thread = threading.get_ident()
-        # the recording: node i is ops[i] of nodes a[i], b[i], c[i] (-1: none)
+        # the recording: node i is ops[i] of nodes a[i], b[i], c.get(i) (-1: none)
         self.ops: list[str] = []
         self.a: list[int] = []
         self.b: list[int] = []
-        self.c: list[int] = []
+        self.c: dict[int, int] = {}  # (a third operand: few nodes have one)
         self.values: dict[int, Any] = {}  # const node -> its number
         self.bools: set[int] = set()  # nodes that are comparisons (or bool constants)
         self.consts: dict[tuple, int] = {}

@@ -56,11 +56,14 @@ class Recording:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def from_trace(cls, ops: list, a: list, b: list, c: list, values: dict, bools: set,
+    def from_trace(cls, ops: list, a: list, b: list, c: dict, values: dict, bools: set,
                    inputs: list, names: list, outputs: list,
                    extra: dict | None = None) -> "Recording":
-        """Renumber a recording made in call order: the inputs (in the order given) first."""
+        """Renumber a recording made in call order: the inputs (in the order given) first.
+        (``c`` holds the few third operands, by node.)"""
         n = len(ops)
+        third = np.full(n, -1, dtype=np.int64)
+        third[list(c)] = list(c.values())
         rest = np.ones(n, dtype=bool)
         rest[inputs] = False
         order = np.concatenate([np.array(inputs, dtype=np.int64), np.flatnonzero(rest)])
@@ -68,8 +71,8 @@ class Recording:
         remap[order] = np.arange(n)
         remap[n] = -1  # (operand -1 stays -1)
 
-        def arr(x: list) -> np.ndarray:
-            x = np.array(x, dtype=np.int64)[order]
+        def arr(x: Any) -> np.ndarray:
+            x = np.asarray(x, dtype=np.int64)[order]
             return remap[np.where(x < 0, n, x)]
 
         to = remap.tolist()
@@ -78,7 +81,7 @@ class Recording:
         for i, x in _sweeps(extra):
             moved[to[i]] = _remap_extra(x, remap)
         return cls(len(inputs), list(names), _take(ops, order.tolist()), arr(a), arr(b),
-                   arr(c), {to[i]: v for i, v in values.items()}, {to[i] for i in bools},
+                   arr(third), {to[i]: v for i, v in values.items()}, {to[i] for i in bools},
                    [to[o] for o in outputs], moved)
 
     def __len__(self) -> int:
