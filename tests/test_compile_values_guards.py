@@ -200,3 +200,58 @@ def test_a_global_read_by_a_value_subclass_during_backward_is_guarded(hook):
         assert compiled.cache_info().variants == 2
     finally:
         GATE_OPEN = True
+
+
+# ---------------------------------------------------------------- side effects while tracing
+# (as for tensors: a compiled call runs the program, not the Python that made it)
+
+import random  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+HISTORY = []
+
+
+def step_that_prints(x):
+    y = (x * x).tanh()
+    print("a step")  # runs once, while tracing
+    return y.data
+
+
+def step_that_appends(x):
+    y = x * 2.0
+    HISTORY.append(1)  # changes a global it reads
+    return y.data
+
+
+def step_that_draws(x):
+    return (x * random.random()).data  # one draw, baked in: refused
+
+
+def step_that_draws_numpy(x):
+    return (x * np.random.rand()).data
+
+
+def test_print_while_tracing_warns(hook, capsys):
+    compiled = tg.compile(step_that_prints)
+    x = Value(0.4)
+    compiled(x)  # (eager, the first call)
+    with pytest.warns(UserWarning, match=r"calls print\(\) at .*test_compile_values_guards"):
+        assert compiled(x) == step_that_prints(x)
+
+
+def test_changing_a_global_while_tracing_warns(hook):
+    compiled = tg.compile(step_that_appends)
+    x = Value(0.4)
+    compiled(x)
+    with pytest.warns(UserWarning, match="changes global 'HISTORY'"):
+        assert compiled(x) == step_that_appends(x)
+
+
+@pytest.mark.parametrize("step", [step_that_draws, step_that_draws_numpy])
+def test_drawing_random_numbers_while_tracing_raises(hook, step):
+    compiled = tg.compile(step)
+    x = Value(0.4)
+    compiled(x)
+    with pytest.raises(tg.TraceError, match="draws random numbers"):
+        compiled(x)

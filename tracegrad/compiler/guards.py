@@ -266,18 +266,30 @@ class ReadRecorder:
     def __enter__(self) -> "ReadRecorder":
         # (tg.compile pauses garbage collection meanwhile, see trace.paused_gc: its callbacks
         # and finalizers would run other code in the middle of the user's.)
-        self._np_random = _rng_state(np.random.mtrand._rand)  # np.random.rand & co.
-        self._py_random = random.getstate()  # random.random & co.
+        self.watch_random()
         self._saved = sys.getprofile()
         sys.setprofile(self._hook)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         sys.setprofile(self._saved)
+        self.check_random()
+
+    def watch_random(self) -> None:
+        """Note the global random generators' states (`check_random` compares)."""
+        self._np_random = _rng_state(np.random.mtrand._rand)  # np.random.rand & co.
+        self._py_random = random.getstate()  # random.random & co.
+
+    def check_random(self) -> None:
         if _rng_state(np.random.mtrand._rand) != self._np_random:
             self.random.append("np.random (the global NumPy generator)")
         if random.getstate() != self._py_random:
             self.random.append("Python's random module")
+
+    def note_print(self, frame: Any) -> None:
+        """print() was called from ``frame`` (noted if the frame is the user's)."""
+        if self._user(frame.f_code):
+            self.printed.append(_line(frame))
 
     def _user(self, code: Any) -> bool:
         user = self._codes.get(code)
@@ -309,7 +321,7 @@ class ReadRecorder:
         if not self._user(frame.f_code):
             return
         if fn is print:
-            self.printed.append(_line(frame))
+            self.note_print(frame)
         elif type(getattr(fn, "__self__", None)) in (list, dict, set) and \
                 fn.__name__ in _MUTATING:
             self.mutations.setdefault(id(fn.__self__), _line(frame))

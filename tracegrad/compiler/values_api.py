@@ -14,6 +14,7 @@ unless the function branches on it (then floats are guarded by value from then o
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import marshal
@@ -21,7 +22,6 @@ import pickle
 import sys
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -40,6 +40,7 @@ from .guards import (
     identities,
     one_level,
     roots_of,
+    warn_side_effects,
 )
 from .ir import Graph
 from .optimize import Explanation, PassRecord
@@ -298,6 +299,25 @@ class CodeReads:
         self.c_hook = self.eval_hook = False
 
     def __enter__(self) -> "CodeReads":
+        # what the tensor compiler's recorder also notes: draws from the global random
+        # generators, and print() (seen here by standing in for it for the duration)
+        self.recorder.watch_random()
+        self.saved_print = builtins.print
+        builtins.print = self._print
+        self._hook()
+        return self
+
+    def _print(self, *args: Any, **kwargs: Any) -> None:
+        if threading.get_ident() == self.thread:
+            self.recorder.note_print(sys._getframe(1))
+        self.saved_print(*args, **kwargs)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._unhook()
+        builtins.print = self.saved_print
+        self.recorder.check_random()
+
+    def _hook(self) -> None:
         monitoring = getattr(sys, "monitoring", None)
         free = [] if monitoring is None else \
             [i for i in range(6) if monitoring.get_tool(i) is None]
@@ -308,12 +328,11 @@ class CodeReads:
                 self.c_hook = values_hook.start(self._entered)
                 if not self.c_hook:
                     sys.setprofile(self._event)
-            return self
+            return
         self.tool = free[-1]
         monitoring.use_tool_id(self.tool, "tracegrad.compile")
         monitoring.register_callback(self.tool, monitoring.events.PY_START, self._start)
         monitoring.set_events(self.tool, monitoring.events.PY_START)
-        return self
 
     def _event(self, frame: Any, event: str, arg: Any) -> None:
         # (only frames entering: the recorder's checks of C calls, print and list.append,
@@ -362,7 +381,7 @@ class CodeReads:
         self.recorder._hook(frame, "call", None)
         return sys.monitoring.DISABLE
 
-    def __exit__(self, *exc: Any) -> None:
+    def _unhook(self) -> None:
         if self.tool is None:
             if self.eval_hook:
                 values_hook.eval_stop()
@@ -532,12 +551,8 @@ class CompiledValues:
                                     reverse=REVERSE_SWEEP)
         reads = watch.guards() + function_guards(self.fn)
         traced = time.perf_counter() - t0
-        changed = [what for what, getter, fp in reads if fingerprint(getter()) != fp]
-        if changed:
-            warnings.warn(
-                f"tg.compile: {name} changes {changed[0]} while it runs. A compiled program "
-                f"runs that Python code once, while tracing: keep such state outside the "
-                f"compiled function", stacklevel=4)
+        changed = [(what, fp) for what, getter, fp in reads if fingerprint(getter()) != fp]
+        warn_side_effects(watch.recorder, changed, name)  # (as the tensor compiler does)
         found: list = []
         for _, _, fp in reads:
             identities(fp, found)
