@@ -344,7 +344,8 @@ class TapeProgram:
         check_ops(rec)
         self.recording = rec
         n = len(rec)
-        codes = np.array([C_CODE.get(op, -1) for op in rec.ops], dtype=np.int32)
+        codes = np.fromiter(map(C_CODE.get, rec.ops, itertools.repeat(-1)), dtype=np.int32,
+                            count=n)
         a = rec.a.copy()
         sweeps = sorted(i for i, x in rec.extra.items() if type(x) is tuple)
         base, bases = n, {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import marshal
+import pickle
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -128,15 +129,9 @@ class Recording:
                                 sorted(self.bools), [int(o) for o in self.outputs])))
         for x in (self.a, self.b, self.c):
             h.update(x.tobytes())
-        extra = self.extra
-        # (adj node -> slot, in the order made: the same trace makes the same order, and
-        # another order is only a disk-cache miss)
-        slots = {i: x for i, x in extra.items() if type(x) is not tuple}
-        h.update(marshal.dumps(slots))
-        for i in sorted(set(extra) - set(slots)):  # the sweeps
-            h.update(marshal.dumps(i))
-            h.update(extra[i][0].tobytes())
-            h.update(extra[i][1].tobytes())
+        # (adj node -> slot and sweep node -> its arrays, in the order made: the same trace
+        # makes the same order, and another order is only a disk-cache miss)
+        h.update(pickle.dumps(self.extra, protocol=5))
         return h.hexdigest()
 
     def operands(self) -> list[tuple]:
