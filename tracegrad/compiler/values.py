@@ -382,6 +382,37 @@ def _traced_arithmetic(name: str, op: str, node_op: str) -> Callable:
 
 
 
+def _reached(root: Value) -> tuple[set, list]:
+    """Every Value under ``root`` (itself among them), and those with children: the walk of
+    `scalar._make_children` without making each node's ``_children`` tuple (a reverse sweep
+    reads ``_a`` and ``_b``; ``_children`` is made when read, see ``Value.__getattr__``)."""
+    seen = {root}
+    stack = [root]
+    inner: list = []
+    add, push, pop, keep = seen.add, stack.append, stack.pop, inner.append
+    while stack:
+        node = pop()
+        a = node._a
+        if a is None:  # (a leaf, or a node made as Value(x, children))
+            children = node._children
+            if children:
+                keep(node)
+                for child in children:
+                    if child not in seen:
+                        add(child)
+                        push(child)
+            continue
+        keep(node)
+        if a not in seen:
+            add(a)
+            push(a)
+        b = node._b
+        if b is not None and b not in seen:
+            add(b)
+            push(b)
+    return seen, inner
+
+
 def _traced_backward(root: Value) -> None:
     """``backward()`` while tracing: what the engine (autograd.backpropagate with micrograd's
     policy) does, as one loop over the nodes newest first. The gradient of ``+`` is the
@@ -397,10 +428,10 @@ def _traced_backward(root: Value) -> None:
         # comparison), only tracegrad's own code runs from here to the end of the sweep: the
         # hook watching the user's code (values_api.CodeReads) can rest meanwhile.
         with t.watch.paused():
-            reached = scalar_mod._make_children(root)
+            reached, inner = _reached(root)
             own = set(map(type, reached)) <= _OWN_CLASSES
             if own:
-                nodes = sorted(filter(_CHILDREN, reached), key=_SEQ, reverse=True)
+                nodes = sorted(inner, key=_SEQ, reverse=True)
                 if nodes and _record_sweep(t, nodes):
                     return None
         if not own:  # (a subclass's code may have run in the walk: walk again, watched)
