@@ -156,6 +156,47 @@ def test_the_evaluation_hook_calls_back_once_per_code_object_and_raises_its_erro
         with pytest.raises(KeyError, match="from the callback"):
             values_hook.eval_stop()
 
+class _Box:
+    def __getitem__(self, i):
+        return i * SCALE
+
+    def method(self, i):
+        return i + SCALE
+
+
+def _numbers(n):
+    for i in range(n):
+        yield i * SCALE
+
+
+def _calls_in_a_loop(n):
+    total, box = 0.0, _Box()
+    for i in range(n):
+        total += _scale() + box[i] + box.method(i)
+    for x in _numbers(n):
+        total += x
+    return total
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="the PEP 523 hook is for 3.11")
+def test_the_evaluation_hook_sees_calls_the_interpreter_has_specialized():
+    # (3.11 runs a Python call from a specialized call site, or a __getitem__, without a
+    # new C-level frame evaluation unless a frame evaluation function is set: it must see
+    # them all the same)
+    if compiler_problem():
+        pytest.skip("no C compiler")
+    for _ in range(100):
+        _calls_in_a_loop(30)
+    seen = []
+    assert values_hook.eval_start(lambda code, globals: seen.append(code))
+    try:
+        _calls_in_a_loop(3)
+    finally:
+        values_hook.eval_stop()
+    for fn in (_scale, _Box.__getitem__, _Box.method, _numbers):
+        assert fn.__code__ in seen
+
+
 GATE_OPEN = True
 
 
