@@ -302,9 +302,9 @@ class CodeReads:
         # what the tensor compiler's recorder also notes: draws from the global random
         # generators, and print() (seen here by standing in for it for the duration)
         self.recorder.watch_random()
+        self._hook()
         self.saved_print = builtins.print
         builtins.print = self._print
-        self._hook()
         return self
 
     def _print(self, *args: Any, **kwargs: Any) -> None:
