@@ -389,8 +389,9 @@ def run(quick: bool = False) -> dict[str, Any]:
                              f"{c['compile'][b]['cold']['python']}; cold: empty "
                              f"TRACEGRAD_CACHE_DIR (C compiler runs, passes and layout run); "
                              f"warm: the same directory again (trace, guards, cached layout); "
-                             f"before 3.12 guard discovery (sys.setprofile) slows the trace "
-                             f"about 3x")
+                             f"the code the trace runs is seen by sys.monitoring (3.12+) or "
+                             f"tracegrad's C hook (3.10, 3.11; without a C compiler "
+                             f"sys.setprofile, the trace about 3x slower)")
             agree = all(abs(u[0] - v[0]) <= 1e-12 and u[1] == v[1] for u, v in
                         zip(ct["eager"]["outputs"], ct[b]["outputs"], strict=True))
             details["compiled"][f"agree_{b}"] = agree

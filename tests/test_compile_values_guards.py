@@ -6,10 +6,30 @@ the classes it names, but not code reached through ``getattr``, or the methods o
 built during the call by a factory it does not name. These tests change a global that only
 such code reads, and check the compiled call recompiles and gives eager's number."""
 
+import sys
 import types
+
+import pytest
 
 import tracegrad as tg
 from tracegrad import Value
+from tracegrad.compiler import values_hook
+from tracegrad.compiler.backends.toolchain import compiler_problem
+
+
+@pytest.fixture(params=["eval", "profile", "python"])
+def hook(request, monkeypatch):
+    """Before Python 3.12 the frames are seen by values_hook's frame evaluation function
+    (3.11) or its C profile function, or without a compiler by ``sys.setprofile``: all
+    must give the same guards."""
+    if request.param != "python":
+        if sys.version_info < (3, 12) and compiler_problem():
+            pytest.skip("no C compiler")
+        if request.param == "profile":
+            monkeypatch.setattr(values_hook, "eval_start", lambda callback: False)
+    else:
+        monkeypatch.setattr(values_hook, "_lib", [None])
+    return request.param
 
 SCALE = 2.0
 OFFSET = 0.25
@@ -42,7 +62,7 @@ def through_object_made_in_the_call(x):
     return shifter.shift(x * x).data
 
 
-def test_a_global_read_by_a_function_reached_through_getattr_is_guarded():
+def test_a_global_read_by_a_function_reached_through_getattr_is_guarded(hook):
     global SCALE
     compiled = tg.compile(through_getattr)
     x = Value(0.3)
@@ -56,7 +76,7 @@ def test_a_global_read_by_a_function_reached_through_getattr_is_guarded():
         SCALE = 2.0
 
 
-def test_a_global_read_by_a_method_of_an_object_made_during_the_call_is_guarded():
+def test_a_global_read_by_a_method_of_an_object_made_during_the_call_is_guarded(hook):
     global OFFSET
     compiled = tg.compile(through_object_made_in_the_call)
     x = Value(0.7)
@@ -67,3 +87,212 @@ def test_a_global_read_by_a_method_of_an_object_made_during_the_call_is_guarded(
         assert compiled.cache_info().variants == 2
     finally:
         OFFSET = 0.25
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="sys.monitoring is used from 3.12")
+def test_the_c_hook_calls_back_once_per_code_object_and_passes_errors_on():
+    if compiler_problem():
+        pytest.skip("no C compiler")
+    seen = []
+
+    def twice():
+        return _scale() + _scale()
+
+    assert values_hook.start(lambda frame: seen.append(frame.f_code))
+    try:
+        twice()
+        twice()
+    finally:
+        values_hook.stop()
+    assert seen.count(twice.__code__) == 1 and seen.count(_scale.__code__) == 1
+    assert sys.getprofile() is None
+
+    def fail(frame):
+        raise KeyError("from the callback")
+
+    caught = None
+    assert values_hook.start(fail)
+    try:
+        twice()
+    except KeyError as e:  # (the callback's error, in the frame that started)
+        caught = e
+    finally:
+        values_hook.stop()
+    assert caught is not None and "from the callback" in str(caught)
+    assert sys.getprofile() is None
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="the PEP 523 hook is for 3.11")
+def test_the_evaluation_hook_calls_back_once_per_code_object_and_raises_its_error():
+    if compiler_problem():
+        pytest.skip("no C compiler")
+    seen = []
+
+    def twice():
+        return _scale() + _scale()
+
+    assert values_hook.eval_start(lambda code, globals: seen.append((code, globals)))
+    try:
+        twice()
+        twice()
+        values_hook.eval_pause()
+        _shifted = _Shifter().shift  # (not seen while paused)
+        values_hook.eval_resume()
+    finally:
+        values_hook.eval_stop()
+    codes = [code for code, _ in seen]
+    assert codes.count(twice.__code__) == 1 and codes.count(_scale.__code__) == 1
+    assert all(g is globals() for code, g in seen if code is _scale.__code__)
+    assert _Shifter.shift.__code__ not in codes and _shifted
+
+    def fail(code, globals):  # (the probe's code passes: the next one fails)
+        if code is not values_hook._probe.__code__:
+            raise KeyError("from the callback")
+
+    assert values_hook.eval_start(fail)
+    try:
+        twice()  # (runs: the error waits for eval_stop)
+    finally:
+        with pytest.raises(KeyError, match="from the callback"):
+            values_hook.eval_stop()
+
+class _Box:
+    def __getitem__(self, i):
+        return i * SCALE
+
+    def method(self, i):
+        return i + SCALE
+
+
+def _numbers(n):
+    for i in range(n):
+        yield i * SCALE
+
+
+def _calls_in_a_loop(n):
+    total, box = 0.0, _Box()
+    for i in range(n):
+        total += _scale() + box[i] + box.method(i)
+    for x in _numbers(n):
+        total += x
+    return total
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="the PEP 523 hook is for 3.11")
+def test_the_evaluation_hook_sees_calls_the_interpreter_has_specialized():
+    # (3.11 runs a Python call from a specialized call site, or a __getitem__, without a
+    # new C-level frame evaluation unless a frame evaluation function is set: it must see
+    # them all the same)
+    if compiler_problem():
+        pytest.skip("no C compiler")
+    for _ in range(100):
+        _calls_in_a_loop(30)
+    seen = []
+    assert values_hook.eval_start(lambda code, globals: seen.append(code))
+    try:
+        _calls_in_a_loop(3)
+    finally:
+        values_hook.eval_stop()
+    for fn in (_scale, _Box.__getitem__, _Box.method, _numbers):
+        assert fn.__code__ in seen
+
+
+GATE_OPEN = True
+
+
+class _Gated(Value):
+    """A Value subclass whose children depend on a global, read only by backward()'s walk
+    of the graph (which runs with the hook resting when every Value is tracegrad's own)."""
+
+    @property
+    def _a(self):  # (its first child, as the engine's walk reads it)
+        return self.source if GATE_OPEN else None
+
+    @_a.setter
+    def _a(self, value):
+        pass
+
+
+_GATED = [lambda x: _Gated(x)]  # (reached at run time: the step never names the class)
+
+
+def gated_step(w):
+    g = _GATED[0](w.data * 3.0)
+    g.source = w
+
+    def back():
+        w.grad += 3.0 * g.grad
+
+    g._backward = back
+    out = g * 2.0
+    w.grad = 0
+    out.backward()
+    return w.grad
+
+
+def test_a_global_read_by_a_value_subclass_during_backward_is_guarded(hook):
+    global GATE_OPEN
+    compiled = tg.compile(gated_step, backend="c" if not compiler_problem() else "numpy")
+    w, w_eager = Value(0.5), Value(0.5)
+    try:
+        for gate in (True, True, False, False, True):
+            GATE_OPEN = gate
+            assert compiled(w) == gated_step(w_eager) == (6.0 if gate else 0)
+        assert compiled.cache_info().variants == 2
+    finally:
+        GATE_OPEN = True
+
+
+# ---------------------------------------------------------------- side effects while tracing
+# (as for tensors: a compiled call runs the program, not the Python that made it)
+
+import random  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+HISTORY = []
+
+
+def step_that_prints(x):
+    y = (x * x).tanh()
+    print("a step")  # runs once, while tracing
+    return y.data
+
+
+def step_that_appends(x):
+    y = x * 2.0
+    HISTORY.append(1)  # changes a global it reads
+    return y.data
+
+
+def step_that_draws(x):
+    return (x * random.random()).data  # one draw, baked in: refused
+
+
+def step_that_draws_numpy(x):
+    return (x * np.random.rand()).data
+
+
+def test_print_while_tracing_warns(hook, capsys):
+    compiled = tg.compile(step_that_prints)
+    x = Value(0.4)
+    compiled(x)  # (eager, the first call)
+    with pytest.warns(UserWarning, match=r"calls print\(\) at .*test_compile_values_guards"):
+        assert compiled(x) == step_that_prints(x)
+
+
+def test_changing_a_global_while_tracing_warns(hook):
+    compiled = tg.compile(step_that_appends)
+    x = Value(0.4)
+    compiled(x)
+    with pytest.warns(UserWarning, match="changes global 'HISTORY'"):
+        assert compiled(x) == step_that_appends(x)
+
+
+@pytest.mark.parametrize("step", [step_that_draws, step_that_draws_numpy])
+def test_drawing_random_numbers_while_tracing_raises(hook, step):
+    compiled = tg.compile(step)
+    x = Value(0.4)
+    compiled(x)
+    with pytest.raises(tg.TraceError, match="draws random numbers"):
+        compiled(x)

@@ -228,23 +228,39 @@ _MISSING = object()
 _GLOBAL_NAMES: "weakref.WeakKeyDictionary[Any, tuple]" = weakref.WeakKeyDictionary()
 
 
-def global_names(code: Any) -> tuple:
+def global_names(code: Any, module_globals: dict | None = None) -> tuple:
     """The names a function's code may read as globals. ``co_names`` lists them, but also
     every attribute name (``opt.step()`` lists ``step``, and a global ``step`` counting the
     loop outside is not read): the function's source (``ast``, not bytecode) tells which
-    are bare names. Without source, all of ``co_names``: more guards, never fewer."""
+    are bare names. Without source, all of ``co_names``: more guards, never fewer.
+    ``module_globals`` (a frame's globals) helps find the source of a module loaded from
+    an archive."""
     import ast
-    import inspect
     import textwrap
 
     names = code.co_names
     try:
-        lines, _ = inspect.getsourcelines(code)
+        lines = _source_block(code, module_globals)
         tree = ast.parse(textwrap.dedent("".join(lines)))
-    except (OSError, TypeError, SyntaxError, IndentationError):
+    except (OSError, TypeError, SyntaxError, IndentationError, IndexError):
         return names
     bare = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     return tuple(n for n in names if n in bare)
+
+
+def _source_block(code: Any, module_globals: dict | None) -> list[str]:
+    """The source lines of ``code``'s definition: the block from its first line, as
+    ``inspect.getsourcelines`` gives it from Python 3.13 (a comprehension's first line;
+    one cut short does not parse, and then every name counts), but without
+    `inspect.getmodule`'s search of every loaded module for the file's (a tenth of a second
+    the first time in a process): linecache reads the file."""
+    import inspect
+    import linecache
+
+    lines = linecache.getlines(code.co_filename, module_globals)
+    if not lines:
+        raise OSError(f"no source for {code.co_filename}")
+    return inspect.getblock(lines[code.co_firstlineno - 1:])
 
 
 def _global_getter(g: dict, name: str) -> Callable[[], Any]:
@@ -266,18 +282,30 @@ class ReadRecorder:
     def __enter__(self) -> "ReadRecorder":
         # (tg.compile pauses garbage collection meanwhile, see trace.paused_gc: its callbacks
         # and finalizers would run other code in the middle of the user's.)
-        self._np_random = _rng_state(np.random.mtrand._rand)  # np.random.rand & co.
-        self._py_random = random.getstate()  # random.random & co.
+        self.watch_random()
         self._saved = sys.getprofile()
         sys.setprofile(self._hook)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         sys.setprofile(self._saved)
+        self.check_random()
+
+    def watch_random(self) -> None:
+        """Note the global random generators' states (`check_random` compares)."""
+        self._np_random = _rng_state(np.random.mtrand._rand)  # np.random.rand & co.
+        self._py_random = random.getstate()  # random.random & co.
+
+    def check_random(self) -> None:
         if _rng_state(np.random.mtrand._rand) != self._np_random:
             self.random.append("np.random (the global NumPy generator)")
         if random.getstate() != self._py_random:
             self.random.append("Python's random module")
+
+    def note_print(self, frame: Any) -> None:
+        """print() was called from ``frame`` (noted if the frame is the user's)."""
+        if self._user(frame.f_code):
+            self.printed.append(_line(frame))
 
     def _user(self, code: Any) -> bool:
         user = self._codes.get(code)
@@ -294,7 +322,7 @@ class ReadRecorder:
             gid = id(g)
             names = _GLOBAL_NAMES.get(code)
             if names is None:
-                names = _GLOBAL_NAMES[code] = global_names(code)
+                names = _GLOBAL_NAMES[code] = global_names(code, g)
             for name in names:
                 if (gid, name) not in self.reads and name in g:
                     module = g.get("__name__", "?")
@@ -309,7 +337,7 @@ class ReadRecorder:
         if not self._user(frame.f_code):
             return
         if fn is print:
-            self.printed.append(_line(frame))
+            self.note_print(frame)
         elif type(getattr(fn, "__self__", None)) in (list, dict, set) and \
                 fn.__name__ in _MUTATING:
             self.mutations.setdefault(id(fn.__self__), _line(frame))

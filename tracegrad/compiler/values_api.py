@@ -14,21 +14,22 @@ unless the function branches on it (then floats are guarded by value from then o
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import hashlib
 import marshal
 import pickle
 import sys
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from ..errors import TraceError
 from ..scalar import Value
-from . import values_program, values_tape
+from . import values_hook, values_program, values_tape
 from . import variants as variant_cache
 from .guards import (
     Ident,
@@ -39,6 +40,7 @@ from .guards import (
     identities,
     one_level,
     roots_of,
+    warn_side_effects,
 )
 from .ir import Graph
 from .optimize import Explanation, PassRecord
@@ -47,18 +49,23 @@ from .values import build_result, trace_values
 from .values_program import build_program
 from .values_tape import PASSES, Recording
 
-# backward() on the C backend: a reverse sweep over the tape (values._record_sweep), not
-# nodes of the backward pass (see docs/scalar.md for what each costs)
+# backward() is traced as a reverse sweep (values._record_sweep), not as nodes of the
+# backward pass: the C backend runs it as one loop, the NumPy backend's program expands it
+# into nodes (values_tape.expand_sweeps) once, before the passes (see docs/scalar.md)
 REVERSE_SWEEP = True
 
 
-def optimize_values(rec: Recording) -> tuple[Recording, list[PassRecord]]:
+def optimize_values(rec: Recording, backend: str) -> tuple[Recording, list[PassRecord]]:
     """The passes that apply to a scalar graph (values_tape.PASSES), each with its record
-    (as `optimize`)."""
+    (as `optimize`); for the NumPy program, its sweeps expanded into nodes first."""
     def record(name: str, note: str, seconds: float) -> PassRecord:
         return PassRecord(name, rec.count(), rec.count(), 8 * len(rec), note, seconds)
 
     records = [record("trace", f"{len(rec) - rec.n_inputs} nodes recorded", 0.0)]
+    if backend == "numpy" and rec.extra:
+        t0 = time.perf_counter()
+        rec, note = values_tape.expand_sweeps(rec)
+        records.append(record("expand_sweeps", note, time.perf_counter() - t0))
     folded = True
     for i, (name, fn) in enumerate(PASSES):
         t0 = time.perf_counter()
@@ -77,7 +84,17 @@ def resolve_backend(backend: str) -> str:
     """The backend that runs a Value program: "numpy" or "c" ("auto": C where a compiler
     works, as for tensors)."""
     from .backends import get_backend
+    from .backends.toolchain import CompileError, CompilerNotFound
 
+    if backend == "c":
+        # (the C backend's check compiles a probe in every new process; a Value program's C
+        # is one tape interpreter, the same for every program and kept in the disk cache:
+        # loading it is the check, and a warm compile then runs no compiler)
+        try:
+            values_program.c_function()
+        except (CompilerNotFound, CompileError, OSError) as e:
+            raise RuntimeError(f"tg.compile: backend 'c' cannot run here: {e}") from e
+        return "c"
     chosen = get_backend(backend).name
     if chosen not in ("numpy", "c"):
         raise ValueError(f"tg.compile: a function of Values runs on backend 'numpy' or 'c', "
@@ -152,7 +169,7 @@ def optimized_program(rec: Recording, backend: str) -> tuple[Recording, Any, lis
         except (OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError,
                 AttributeError, ValueError):
             pass  # (a damaged or foreign file: compile and write it again)
-    optimized, records = optimize_values(rec)
+    optimized, records = optimize_values(rec, backend)
     program, record = lower(optimized, backend)
     records.append(record)
     if path is not None:
@@ -251,6 +268,13 @@ def _plain_guards(reads: list) -> list:
     return out
 
 
+class _FrameView(NamedTuple):
+    """What `ReadRecorder` reads of a frame starting (the 3.11 hook sees no frame object)."""
+
+    f_code: Any
+    f_globals: dict
+
+
 class CodeReads:
     """The globals the user's code read while one call was traced, as guards: what
     `guards.ReadRecorder` records for the tensor compiler (every user frame's code, and the
@@ -259,9 +283,12 @@ class CodeReads:
     A Value program makes about a dozen Python calls per scalar op, and a ``sys.setprofile``
     hook runs on every one of them (about twice the trace's own time). From Python 3.12,
     ``sys.monitoring`` reports a code object's start and is then told to stop reporting it
-    (``DISABLE``), so the cost is per code object, not per call. Before 3.12 a
-    ``sys.setprofile`` hook sees every frame enter: sound, and about three times slower (on
-    3.11 any profile hook turns off the interpreter's specializing fast paths). Either way
+    (``DISABLE``), so the cost is per code object, not per call. Before 3.12 a profile
+    function sees every frame enter: `values_hook`'s, in C, calls back only for a code
+    object not seen yet (without a C compiler, ``sys.setprofile``: the same guards, about
+    three times slower). On 3.11 any profile function slows the interpreter (it turns off
+    the specializing fast paths while installed), so there `values_hook`'s frame evaluation
+    function (PEP 523) does the same without a profile function. Either way
     the guards cover code reached only at run time (through ``getattr``, or methods of
     objects made during the call), which no reading of the code can find."""
 
@@ -269,26 +296,79 @@ class CodeReads:
         self.recorder = ReadRecorder()
         self.thread = threading.get_ident()
         self.tool: int | None = None
+        self.c_hook = self.eval_hook = False
 
     def __enter__(self) -> "CodeReads":
+        # what the tensor compiler's recorder also notes: draws from the global random
+        # generators, and print() (seen here by standing in for it for the duration)
+        self.recorder.watch_random()
+        self._hook()
+        self.saved_print = builtins.print
+        builtins.print = self._print
+        return self
+
+    def _print(self, *args: Any, **kwargs: Any) -> None:
+        if threading.get_ident() == self.thread:
+            self.recorder.note_print(sys._getframe(1))
+        self.saved_print(*args, **kwargs)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._unhook()
+        builtins.print = self.saved_print
+        self.recorder.check_random()
+
+    def _hook(self) -> None:
         monitoring = getattr(sys, "monitoring", None)
         free = [] if monitoring is None else \
             [i for i in range(6) if monitoring.get_tool(i) is None]
-        if not free:  # before 3.12 (or every tool id taken): a profile hook
+        if not free:  # before 3.12 (or every tool id taken): a C hook, or a profile hook
             self.saved = sys.getprofile()
-            sys.setprofile(self._event)
-            return self
+            self.eval_hook = values_hook.eval_start(self._evaluated)
+            if not self.eval_hook:
+                self.c_hook = values_hook.start(self._entered)
+                if not self.c_hook:
+                    sys.setprofile(self._event)
+            return
         self.tool = free[-1]
         monitoring.use_tool_id(self.tool, "tracegrad.compile")
         monitoring.register_callback(self.tool, monitoring.events.PY_START, self._start)
         monitoring.set_events(self.tool, monitoring.events.PY_START)
-        return self
 
     def _event(self, frame: Any, event: str, arg: Any) -> None:
         # (only frames entering: the recorder's checks of C calls, print and list.append,
         # would cost a third more, and warn of nothing the Value tracer acts on)
         if event == "call":
             self.recorder._hook(frame, event, arg)
+
+    @contextlib.contextmanager
+    def paused(self) -> Any:
+        """No hook meanwhile (for tracegrad's own bulk work inside a traced call, during
+        which no user code runs: values._traced_backward). With ``sys.monitoring`` nothing
+        changes: it reports each code object once anyway."""
+        if self.tool is not None:
+            yield
+            return
+        if self.eval_hook:
+            values_hook.eval_pause()
+        elif self.c_hook:
+            values_hook.pause()
+        else:
+            sys.setprofile(None)
+        try:
+            yield
+        finally:
+            if self.eval_hook:
+                values_hook.eval_resume()
+            elif self.c_hook:
+                values_hook.start(self._entered)
+            else:
+                sys.setprofile(self._event)
+
+    def _entered(self, frame: Any) -> None:  # (from the C hook: a new code object starts)
+        self.recorder._hook(frame, "call", None)
+
+    def _evaluated(self, code: Any, globals: dict) -> None:  # (from the 3.11 hook: the same)
+        self.recorder._hook(_FrameView(code, globals), "call", None)
 
     def _start(self, code: Any, offset: int) -> Any:
         if threading.get_ident() != self.thread:
@@ -301,8 +381,13 @@ class CodeReads:
         self.recorder._hook(frame, "call", None)
         return sys.monitoring.DISABLE
 
-    def __exit__(self, *exc: Any) -> None:
+    def _unhook(self) -> None:
         if self.tool is None:
+            if self.eval_hook:
+                values_hook.eval_stop()
+                return
+            if self.c_hook:
+                values_hook.stop()
             sys.setprofile(self.saved)
             return
         monitoring = sys.monitoring
@@ -463,15 +548,11 @@ class CompiledValues:
         backend = resolve_backend(self.backend)
         watch = CodeReads()
         rec, capture = trace_values(self.fn, args, kwargs, floats=self.floats, watch=watch,
-                                    reverse=backend == "c" and REVERSE_SWEEP)
+                                    reverse=REVERSE_SWEEP)
         reads = watch.guards() + function_guards(self.fn)
         traced = time.perf_counter() - t0
-        changed = [what for what, getter, fp in reads if fingerprint(getter()) != fp]
-        if changed:
-            warnings.warn(
-                f"tg.compile: {name} changes {changed[0]} while it runs. A compiled program "
-                f"runs that Python code once, while tracing: keep such state outside the "
-                f"compiled function", stacklevel=4)
+        changed = [(what, fp) for what, getter, fp in reads if fingerprint(getter()) != fp]
+        warn_side_effects(watch.recorder, changed, name)  # (as the tensor compiler does)
         found: list = []
         for _, _, fp in reads:
             identities(fp, found)
@@ -519,8 +600,8 @@ def explain(fn: Callable, *args: Any, backend: str = "auto", **kwargs: Any) -> E
     with paused_gc():
         t0 = time.perf_counter()
         chosen = resolve_backend(backend)
-        rec, _ = trace_values(fn, args, kwargs, reverse=chosen == "c" and REVERSE_SWEEP)
+        rec, _ = trace_values(fn, args, kwargs, reverse=REVERSE_SWEEP)
         traced = time.perf_counter() - t0
-        rec, records = optimize_values(rec)
+        rec, records = optimize_values(rec, chosen)
         _, record = lower(rec, chosen)
     return Explanation(records + [record], rec.to_graph(), traced, backend=chosen)

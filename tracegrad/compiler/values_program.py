@@ -91,8 +91,8 @@ class Tape:
         ops = rec.ops
         check_ops(rec)
         if rec.extra:
-            raise NotImplementedError("the level program has no reverse sweep: trace with "
-                                      "reverse=False for backend='numpy'")
+            raise NotImplementedError("the level program has no reverse sweep: expand it "
+                                      "first (values_tape.expand_sweeps)")
         self.recording = rec
         n_in, total = rec.n_inputs, len(rec)
         args = rec.operands()
@@ -344,7 +344,8 @@ class TapeProgram:
         check_ops(rec)
         self.recording = rec
         n = len(rec)
-        codes = np.array([C_CODE.get(op, -1) for op in rec.ops], dtype=np.int32)
+        codes = np.fromiter(map(C_CODE.get, rec.ops, itertools.repeat(-1)), dtype=np.int32,
+                            count=n)
         a = rec.a.copy()
         sweeps = sorted(i for i, x in rec.extra.items() if type(x) is tuple)
         base, bases = n, {}

@@ -13,7 +13,10 @@ The passes below are the same three rewrites, each one linear loop over these ar
 from __future__ import annotations
 
 import hashlib
+import marshal
+import pickle
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -54,27 +57,33 @@ class Recording:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def from_trace(cls, ops: list, a: list, b: list, c: list, values: dict, bools: set,
+    def from_trace(cls, ops: list, a: list, b: list, c: dict, values: dict, bools: set,
                    inputs: list, names: list, outputs: list,
                    extra: dict | None = None) -> "Recording":
-        """Renumber a recording made in call order: the inputs (in the order given) first."""
+        """Renumber a recording made in call order: the inputs (in the order given) first.
+        (``c`` holds the few third operands, by node.)"""
         n = len(ops)
-        order = np.array(inputs + [i for i, op in enumerate(ops) if op != "input"],
-                         dtype=np.int64)
+        third = np.full(n, -1, dtype=np.int64)
+        third[list(c)] = list(c.values())
+        rest = np.ones(n, dtype=bool)
+        rest[inputs] = False
+        order = np.concatenate([np.array(inputs, dtype=np.int64), np.flatnonzero(rest)])
         remap = np.empty(n + 1, dtype=np.int64)
         remap[order] = np.arange(n)
         remap[n] = -1  # (operand -1 stays -1)
 
-        def arr(x: list) -> np.ndarray:
-            x = np.array(x, dtype=np.int64)[order]
+        def arr(x: Any) -> np.ndarray:
+            x = np.asarray(x, dtype=np.int64)[order]
             return remap[np.where(x < 0, n, x)]
 
         to = remap.tolist()
-        return cls(len(inputs), list(names), [ops[i] for i in order.tolist()], arr(a), arr(b),
-                   arr(c), {to[i]: v for i, v in values.items()}, {to[i] for i in bools},
-                   [to[o] for o in outputs],
-                   {to[i]: x if type(x) is int else _remap_extra(x, remap)
-                    for i, x in (extra or {}).items()})
+        extra = extra or {}
+        moved = dict(zip(_take(to, list(extra)), extra.values()))  # (adj slots stay)
+        for i, x in _sweeps(extra):
+            moved[to[i]] = _remap_extra(x, remap)
+        return cls(len(inputs), list(names), _take(ops, order.tolist()), arr(a), arr(b),
+                   arr(third), {to[i]: v for i, v in values.items()}, {to[i] for i in bools},
+                   [to[o] for o in outputs], moved)
 
     def __len__(self) -> int:
         return len(self.ops)
@@ -112,23 +121,17 @@ class Recording:
                           for i, x in self.extra.items() if to[i] >= 0})
 
     def key(self) -> str:
-        """A digest of everything that makes the program: equal recordings, equal keys."""
+        """A digest of everything that makes the program: equal recordings, equal keys.
+        (`marshal` writes ints, floats and bools exactly and tells them apart, in C: a
+        compile with a warm disk cache hashes the whole recording in a few milliseconds.)"""
         h = hashlib.sha256()
-        h.update(np.array([self.n_inputs, len(self.ops)], dtype=np.int64).tobytes())
-        h.update(np.array([OP_CODE[op] for op in self.ops], dtype=np.int8).tobytes())
+        h.update(marshal.dumps((self.n_inputs, "\0".join(self.ops), sorted(self.values.items()),
+                                sorted(self.bools), [int(o) for o in self.outputs])))
         for x in (self.a, self.b, self.c):
             h.update(x.tobytes())
-        consts = sorted(self.values.items())
-        h.update(np.array([i for i, _ in consts], dtype=np.int64).tobytes())
-        h.update(repr([(type(v).__name__, float(v).hex()) for _, v in consts]).encode())
-        h.update(np.array(sorted(self.bools), dtype=np.int64).tobytes())
-        h.update(np.array(self.outputs, dtype=np.int64).tobytes())
-        adj = sorted((i, x) for i, x in self.extra.items() if type(x) is not tuple)
-        h.update(np.array(adj, dtype=np.int64).tobytes())
-        for i, x in sorted((i, x) for i, x in self.extra.items() if type(x) is tuple):
-            h.update(np.array([i], dtype=np.int64).tobytes())
-            h.update(x[0].tobytes())
-            h.update(x[1].tobytes())
+        # (adj node -> slot and sweep node -> its arrays, in the order made: the same trace
+        # makes the same order, and another order is only a disk-cache miss)
+        h.update(pickle.dumps(self.extra, protocol=5))
         return h.hexdigest()
 
     def operands(self) -> list[tuple]:
@@ -157,6 +160,18 @@ class Recording:
                 nodes.append(Node(op, tuple(nodes[j] for j in args), attrs, (), dtype))
         n_in = self.n_inputs
         return Graph(nodes[:n_in], nodes[n_in:], [nodes[o] for o in self.outputs])
+
+
+def _take(seq: list, indices: list) -> list:
+    """``[seq[i] for i in indices]``, in C (a recording has ~100,000 nodes)."""
+    if len(indices) < 2:
+        return [seq[i] for i in indices]
+    return list(itemgetter(*indices)(seq))
+
+
+def _sweeps(extra: dict) -> list:
+    """The sweep nodes' entries of ``extra`` (the rest are adj nodes' slots)."""
+    return [(i, x) for i, x in extra.items() if type(x) is tuple]
 
 
 def _remap_extra(x: Any, to: Any) -> Any:
@@ -278,6 +293,107 @@ def fold_constants(rec: Recording) -> tuple[Recording, str]:
     out = Recording(rec.n_inputs, rec.names, ops, a2, b2, c2, values, rec.bools,
                     rec.outputs)
     return out, f"folded {folded} node(s) into constants"
+
+
+def expand_sweeps(rec: Recording) -> tuple[Recording, str]:
+    """Each sweep node as the nodes of the backward pass it stands for, for the NumPy
+    program (which has no sweep): per entry, newest first, its rule's multiplies and adds
+    into the children's adjoints, as `values._traced_backward` records them without a
+    sweep (the operations of ``scalar._RULES``, in the engine's order: the same numbers as
+    eager). Each adj node becomes its slot's last adjoint. The trace is the same for both
+    backends (a sweep costs a tenth of the nodes to record); this runs once per program,
+    before the passes, and is kept in the disk cache with them."""
+    from .values_program import SWEEP_RULES
+
+    sweeps = {i for i, x in rec.extra.items() if type(x) is tuple}
+    if not sweeps:
+        return rec, "no backward pass to expand"
+    n = len(rec)
+    ops: list = []
+    a: list = []
+    b: list = []
+    values: dict = {}
+    bools: set = set()
+    new = [-1] * (n + 1)  # old node -> the node standing for it (new[-1]: no operand)
+    consts: dict = {}
+
+    def emit(op: str, x: int, y: int = -1) -> int:
+        ops.append(op)
+        a.append(x)
+        b.append(y)
+        return len(ops) - 1
+
+    def const(x: float) -> int:
+        i = consts.get(x.hex())
+        if i is None:
+            i = consts[x.hex()] = emit("const", -1)
+            values[i] = x
+        return i
+
+    old_a, old_b = rec.a.tolist(), rec.b.tolist()
+    if (rec.c >= 0).any():
+        raise NotImplementedError("expand_sweeps: a node with three operands")
+    adjoints: dict = {}  # sweep node -> the node of each slot's adjoint at its end
+    expanded = 0
+    for i, op in enumerate(rec.ops):
+        if op == "adj":  # (its operand is its sweep; its extra, its slot)
+            new[i] = adjoints[old_a[i]][rec.extra[i]]
+            continue
+        if op != "sweep":
+            new[i] = emit(op, new[old_a[i]], new[old_b[i]])
+            if op == "const":
+                values[new[i]] = rec.values[i]
+                if type(rec.values[i]) is not bool:
+                    consts.setdefault(float(rec.values[i]).hex(), new[i])
+            if i in rec.bools:
+                bools.add(new[i])
+            continue
+        init, table = rec.extra[i]
+        adj = [new[j] for j in init.tolist()]
+        zeros = {j for j in set(adj) if ops[j] == "const" and values[j] == 0 and
+                 j not in bools}
+        zero, one = const(0.0), const(1.0)
+
+        def into(k: int, x: int, adj: list = adj, zeros: set = zeros) -> None:
+            # adj[k] += x (the first add into 0 is x itself, as for eager's int 0)
+            adj[k] = x if adj[k] in zeros else emit("add", adj[k], x)
+
+        for rule, g, c0, c1, d0, d1, d2 in table.tolist():
+            name, g = SWEEP_RULES[rule], adj[g]
+            v0, v1, v2 = new[d0], new[d1], new[d2]
+            if name == "add":
+                into(c0, g)
+                into(c1, g)
+                continue
+            if name == "mul":
+                x, y = emit("mul", v1, g), emit("mul", v0, g)
+                into(c0, x)
+                into(c1, y)
+                continue
+            if name == "relu":  # (out > 0) * g
+                mask = emit("gt", v0, zero)
+                bools.add(mask)
+                x = emit("mul", g, mask)
+            elif name == "tanh":  # (1 - out**2) * g
+                x = emit("mul", emit("sub", one, emit("pow", v0, v1)), g)
+            elif name == "exp":  # out * g
+                x = emit("mul", v0, g)
+            elif name == "log":  # g / x
+                x = emit("div", g, v0)
+            elif name == "sigmoid":  # out * (1 - out) * g
+                x = emit("mul", emit("mul", v0, emit("sub", one, v0)), g)
+            elif name == "pow":  # k * x**(k-1) * g
+                x = emit("mul", emit("mul", v1, emit("pow", v0, v2)), g)
+            else:  # zero: 0.0 * g
+                x = emit("mul", zero, g)
+            into(c0, x)
+        adjoints[i] = adj
+        expanded += len(table)
+    m = len(ops)
+    out = Recording(rec.n_inputs, rec.names, ops, np.array(a, dtype=np.int64),
+                    np.array(b, dtype=np.int64), np.full(m, -1, dtype=np.int64), values,
+                    bools, [new[o] for o in rec.outputs])
+    return out, f"{expanded} backward entries as {m - n + len(rec.extra)} more nodes"
 
 
 PASSES = [("dce", dce), ("cse", cse), ("fold_constants", fold_constants), ("dce", dce)]
