@@ -281,6 +281,43 @@ def test_print_while_tracing_warns(hook, capsys):
         assert compiled(x) == step_that_prints(x)
 
 
+def test_overlapping_traces_in_two_threads_leave_print_as_it_was():
+    """Two threads' traces overlap (A starts, B starts, A ends, B ends): print() is back to
+    the builtin afterwards, and each trace noted only its own thread's print. (A stand-in
+    per trace, each restoring the one it replaced, left A's stand-in installed.)"""
+    import builtins
+    import threading
+
+    from tracegrad.compiler.values_api import CodeReads
+
+    original = builtins.print
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def thread_a():
+        with CodeReads() as reads:
+            a_in.set()
+            b_in.wait(10)
+            print("from a", end="")
+        seen["a"] = list(reads.recorder.printed)
+        a_out.set()
+
+    def thread_b():
+        a_in.wait(10)
+        with CodeReads() as reads:
+            b_in.set()
+            a_out.wait(10)
+        seen["b"] = list(reads.recorder.printed)
+
+    threads = [threading.Thread(target=thread_a), threading.Thread(target=thread_b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert builtins.print is original
+    assert len(seen["a"]) == 1 and seen["b"] == []
+
+
 def test_changing_a_global_while_tracing_warns(hook):
     compiled = tg.compile(step_that_appends)
     x = Value(0.4)

@@ -275,6 +275,44 @@ class _FrameView(NamedTuple):
     f_globals: dict
 
 
+class _PrintWatch:
+    """Who called print() while a thread traces: one stand-in for ``builtins.print``, shared by
+    every tracing thread (a stand-in per trace, each saving and restoring the one before it,
+    would leave a stale one installed when two threads' traces overlap). It notes the call
+    for the calling thread's recorder, if that thread is tracing, and then prints."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.recorders: dict[int, ReadRecorder] = {}  # thread id -> its trace's recorder
+        self.original: Callable | None = None
+        self.stand_in = self.print  # (one bound method, so that `is` recognizes it)
+
+    def watch(self, thread: int, recorder: ReadRecorder) -> None:
+        with self.lock:
+            if not self.recorders:
+                self.original = builtins.print
+                builtins.print = self.stand_in
+            self.recorders[thread] = recorder
+
+    def unwatch(self, thread: int) -> None:
+        with self.lock:
+            self.recorders.pop(thread, None)
+            if not self.recorders:
+                if builtins.print is self.stand_in:  # (unless someone replaced it meanwhile)
+                    builtins.print = self.original
+                self.original = None
+
+    def print(self, *args: Any, **kwargs: Any) -> None:
+        recorder = self.recorders.get(threading.get_ident())
+        if recorder is not None:
+            recorder.note_print(sys._getframe(1))
+        (self.original or _builtin_print)(*args, **kwargs)
+
+
+_builtin_print = builtins.print
+_PRINTS = _PrintWatch()
+
+
 class CodeReads:
     """The globals the user's code read while one call was traced, as guards: what
     `guards.ReadRecorder` records for the tensor compiler (every user frame's code, and the
@@ -303,18 +341,12 @@ class CodeReads:
         # generators, and print() (seen here by standing in for it for the duration)
         self.recorder.watch_random()
         self._hook()
-        self.saved_print = builtins.print
-        builtins.print = self._print
+        _PRINTS.watch(self.thread, self.recorder)
         return self
-
-    def _print(self, *args: Any, **kwargs: Any) -> None:
-        if threading.get_ident() == self.thread:
-            self.recorder.note_print(sys._getframe(1))
-        self.saved_print(*args, **kwargs)
 
     def __exit__(self, *exc: Any) -> None:
         self._unhook()
-        builtins.print = self.saved_print
+        _PRINTS.unwatch(self.thread)
         self.recorder.check_random()
 
     def _hook(self) -> None:
