@@ -18,7 +18,7 @@ import numpy as np
 from ...ops import PRIMITIVES
 from ...ops.base import having
 from ...ops.elementwise import erf_ufunc
-from ...ops.movement import fill_index, is_basic_index
+from ...ops.movement import add_at, fill_index, is_basic_index
 from ..ir import Graph, Node
 from ..passes.plan_memory import MemoryPlan, block_rows, plan_memory
 from .base import Backend
@@ -83,7 +83,7 @@ def _scatter_add(p: "Program", n: Any, a: list, out: str) -> list[str]:
     index = p._index(n.attrs["index"], a[1:])
     if is_basic_index(n.attrs["index"]) or _distinct_positions(n.inputs[1:]):
         return [f"{out}[...] = 0", f"{out}[{index}] = {a[0]}"]
-    return [f"{out}[...] = 0", f"np.add.at({out}, {index}, {a[0]})"]
+    return [f"{out}[...] = 0", f"add_at({out}, {index}, {a[0]})"]  # (ops.movement)
 
 
 def _setitem(p: "Program", n: Any, a: list, out: str) -> list[str]:
@@ -223,7 +223,7 @@ class Program:
         return self._name("b", view)
 
     def _generate(self, graph: Graph, plan: Any) -> list[str]:
-        self._env.update(np=np, fill_index=fill_index)
+        self._env.update(np=np, fill_index=fill_index, add_at=add_at)
         if self.check_finite:
             self._env["_finite"] = _finite
         params = ", ".join(f"v{n.id}" for n in graph.inputs)
