@@ -27,6 +27,7 @@ from . import variants as variant_cache
 from .backends import get_backend
 from .backends.c import program_note
 from .differentiable import BackwardProgram, differentiable
+from .dynamic_program import EagerRun, VerifyRun
 from .entry import Miss
 from .guards import (
     ReadRecorder,
@@ -124,7 +125,7 @@ class CompiledFunction:
             else:
                 result = fast.entry(args)
                 if type(result) is not Miss:
-                    if type(result) in (dyn.EagerRun, dyn.VerifyRun):  # a new dynamic size
+                    if type(result) in (EagerRun, VerifyRun):  # a new dynamic size
                         result = dynamic_variant.new_size(self, fast, result, args,
                                                           kwargs, args)
                         if type(result) is not Miss:
@@ -159,7 +160,7 @@ class CompiledFunction:
             for dkey in self._dynamic_keys:
                 for v in self.variants.get(dkey, ()):
                     result = v.entry(inputs)
-                    if type(result) in (dyn.EagerRun, dyn.VerifyRun):  # a new dynamic size
+                    if type(result) in (EagerRun, VerifyRun):  # a new dynamic size
                         result = dynamic_variant.new_size(self, v, result, args,
                                                           kwargs, inputs)
                         if type(result) is not Miss:
@@ -319,6 +320,7 @@ class CompiledFunction:
         variant.compile_seconds = time.perf_counter() - t0
         return variant
 
+    # ---------------------------------------------------------------- introspection
 
     def cache_info(self) -> "CacheInfo":
         if self._scalar:
@@ -328,7 +330,7 @@ class CompiledFunction:
         backend = program_note(v.program, v.backward and v.backward.program,
                                self.backend) if v else ""
         if v is not None and v.dynamic is not None:
-            backend = ("NumPy (a dynamic variant: one NumPy program per size, whatever the "
+            backend = ("NumPy (a dynamic variant runs on the NumPy backend, whatever the "
                        "backend asked for)")
         dynamic = []
         for k in self._dynamic_keys:
@@ -336,9 +338,7 @@ class CompiledFunction:
                 axes, program = v.dynamic
                 where = ", ".join(f"argument {j} axis {ax}" for j, a in axes.items()
                                   for ax in a)
-                dynamic.append(f"n = {where}; {program.guard}; {len(program.programs)} "
-                               f"size(s) generated (NumPy backend); {program.eager_runs} "
-                               f"call(s) ran eagerly, the first at their size")
+                dynamic.append(f"n = {where}; {program.guard}; {program.describe()}")
         return CacheInfo(variants, self.hits, self.misses, list(self.miss_reasons), backend,
                          dynamic, list(self.dynamic_notes))
 

@@ -15,11 +15,8 @@ from ..tensor import _leaf
 from .dynamic import (
     MIN_SIZE,
     Affine,
-    DynamicProgram,
-    EagerRun,
     NotDynamic,
     Recorder,
-    VerifyRun,
     fit_graphs,
     other_sizes,
     plain,
@@ -27,6 +24,7 @@ from .dynamic import (
     resize,
     size_guard,
 )
+from .dynamic_program import DynamicProgram, EagerRun, SymbolicProgram, VerifyRun
 from .entry import Miss
 from .guards import ReadRecorder
 from .ir import Graph
@@ -141,6 +139,7 @@ def traces(compiled: Any, args: tuple, kwargs: dict, key: tuple, dynamic: tuple,
                              "size")
     results[0][1].out_tree = trees[0]  # (SymInts in it become plain ints)
     template = fit_graphs([g for g, _, _ in results], sizes)
+    template.exposed = any(r.exposed for _, _, r in results)
     guard = size_guard([r for _, _, r in results], sizes, template)
     graph, capture = results[0][0], results[0][1]
     args_of = {id(node) for _, node in capture.arg_paths}
@@ -155,8 +154,9 @@ def dynamic_variant(graph: Graph, capture: Capture, template: Any, guard: Any,
                     dynamic: tuple, key: tuple, fps: list, modules: list,
                     settings: list, epoch: int, reads: list, setting_guards: list,
                     anomaly: bool, t0: float) -> Variant:
-    """The variant of a dynamic trace: its program is generated per size of n, on the
-    NumPy backend, from the template (see dynamic.DynamicProgram)."""
+    """The variant of a dynamic trace: its program, on the NumPy backend, is one program
+    for every size of n when the programs generated at the traced sizes fit one, else one
+    per size (see dynamic_program.py)."""
     from .backends.numpy import NUMPY
 
     dims, n, _ = dynamic
@@ -179,7 +179,13 @@ def dynamic_variant(graph: Graph, capture: Capture, template: Any, guard: Any,
     first = build(graph)
     opt = first.optimized
     feeds = feeders(opt, capture)
-    program = DynamicProgram(template, build, first, n, guard)
+    symbolic, why = None, ""
+    try:
+        programs = [first] + [build(template.instantiate(s)) for s in template.sizes[1:]]
+        symbolic = SymbolicProgram(programs, template.sizes)
+    except NotDynamic as e:
+        why = str(e)
+    program = DynamicProgram(template, build, first, n, guard, symbolic, why)
     arg_types = []
     dynamic_axes = {}
     for i, k in enumerate(key[:-1]):
@@ -206,9 +212,10 @@ def dynamic_variant(graph: Graph, capture: Capture, template: Any, guard: Any,
 
 def new_size(compiled: Any, variant: Variant, what: str, args: tuple, kwargs: dict,
              inputs: Any) -> Any:
-    """A call of a dynamic variant at a size it has no program for: the first runs
-    eagerly; the next is traced, and the size's program generated if the trace is the
-    variant's template at that size (then it runs), else a `Miss` (compile anew)."""
+    """A call of a dynamic variant at a size it has not run at, that its program cannot
+    serve unchecked (see dynamic_program.py): an `EagerRun` runs the function eagerly; a
+    `VerifyRun` traces it, and the program runs if the trace is the variant's template at
+    that size, else a `Miss` (compile anew)."""
     if type(what) is EagerRun:
         return compiled.fn(*args, **kwargs)
     program, n = variant.dynamic[1], what.n

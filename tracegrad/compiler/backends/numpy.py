@@ -187,6 +187,9 @@ class Program:
         self.filename = f"<tracegrad-compiled-{next(_counter)}>"
         self._env: dict[str, Any] = {}
         self._names: dict[tuple[str, int], str] = {}  # (prefix, id(value)) -> its name
+        # name -> (pool index, shape, dtype) of each buffer view the program is handed (a
+        # dynamic variant rebuilds them per size: dynamic_program.py)
+        self._views: dict[str, tuple] = {}
         lines = self._generate(graph, plan)
         self.source_text = "\n".join(lines) + "\n"
         linecache.cache[self.filename] = (len(self.source_text), None,
@@ -220,10 +223,12 @@ class Program:
     def _buffer(self, index: int, node_shape: tuple, dtype: np.dtype) -> str:
         n = int(np.prod(node_shape, dtype=np.int64)) * dtype.itemsize
         view = self.pool[index][:n].view(dtype).reshape(node_shape)
-        return self._name("b", view)
+        name = self._name("b", view)
+        self._views[name] = (index, tuple(node_shape), dtype)
+        return name
 
     def _generate(self, graph: Graph, plan: Any) -> list[str]:
-        self._env.update(np=np, fill_index=fill_index, add_at=add_at)
+        self._env.update(np=np, fill_index=fill_index)
         if self.check_finite:
             self._env["_finite"] = _finite
         params = ", ".join(f"v{n.id}" for n in graph.inputs)
@@ -233,6 +238,8 @@ class Program:
         for name, fn in {**ufunc_names(), **REDUCE_NAMES}.items():
             if name in called:  # only the ufuncs this program calls
                 self._env[name] = fn
+        if "add_at" in called:
+            self._env["add_at"] = add_at
         if "erf" in called:
             self._env["erf"] = erf_ufunc() or PRIMITIVES["erf"].forward
         for op in set(re.findall(r"\b(\w+)_forward\(", text)) & PRIMITIVES.keys():
