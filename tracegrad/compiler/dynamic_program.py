@@ -243,7 +243,8 @@ class DynamicProgram:
         self.build = build  # graph at size n -> program (the fallback's)
         self.guard = guard
         self.symbolic, self.why = symbolic, why
-        self.programs: OrderedDict = OrderedDict({n: first})
+        # (the fallback's programs by size; the symbolic program has its own buffers)
+        self.programs: OrderedDict = OrderedDict({} if symbolic else {n: first})
         # sizes the symbolic program was checked for (the traced ones: the template is
         # their traces)
         self.served: set[int] = {n} | set(template.sizes)
