@@ -533,7 +533,7 @@ def bench_cnn_scheduler(epochs: int, per_epoch: int, repeats: int) -> dict:
 
 
 def _feeds(variant: Any, args: tuple) -> list:
-    """What the variant's entry hands its program (see `tracegrad.compiler.api.Variant`)."""
+    """What the variant's entry hands its program (see `tracegrad.compiler.variants.Variant`)."""
     feeds = []
     for kind, src in variant.feeders:
         if kind == "setting":  # a float the program takes as an input (a learning rate)

@@ -12,8 +12,9 @@ windows of the standard library's sources): one step of AdamW with weight-decay 
 gradient clipping, tracegrad eager and compiled against PyTorch eager and ``torch.compile``
 (when it works here), losses compared step by step. Targets: eager <= 1.3x PyTorch eager,
 compiled faster than torch.compile. And sampling 256 characters one at a time (greedy, so
-every engine writes the same text): tokens per second, the compiled program right-padding
-the context to 64 (at most 2 compiled variants; target: at least PyTorch eager's speed).
+every engine writes the same text): tokens per second, the compiled program serving the
+growing context with one dynamic variant (at most 2 compiled variants; target: at least
+PyTorch eager's speed).
 
     OPENBLAS_NUM_THREADS=1 python -m bench --only models
 """
@@ -383,9 +384,8 @@ def _bench_sampling(torch: Any, quick: bool, result: dict) -> None:
         f"sampling: greedy, so every engine writes the same text ({verdict}); tg compiled "
         f"samples the growing context (no padding: its length is a dynamic size, "
         f"context up to {sizes['block_size']}) and used {variants} compiled variant(s); "
-        "the first run of each engine is a warm-up (tg compiled runs a new context "
-        "length eagerly the first time, and generates its program the second: in the "
-        "first timed run)")
+        "the first run of each engine is a warm-up (tg compiled: one program for every "
+        "length, each new length traced once, since the model reads it: in the warm-up)")
     result["targets"].append(common.target("sampling: compiled variants", variants, 2,
                                            higher_is_better=False))
     if TORCH in per_second:

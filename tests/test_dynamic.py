@@ -1,6 +1,8 @@
 """tg.compile's dynamic dimensions (compiler/dynamic.py): one variant serves every size of a
 dimension that changed between calls, and never gives a number eager mode would not."""
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,16 +11,16 @@ from hypothesis import strategies as st
 import tracegrad as tg
 import tracegrad.nn as nn
 import tracegrad.nn.functional as F
-from tracegrad.compiler import dynamic
+from tracegrad.compiler import dynamic, dynamic_program
 
 RNG = np.random.default_rng(0)
 
 
 @pytest.fixture(autouse=True)
 def _generate_at_once(monkeypatch):
-    """Every size's program at its first call (not the second: see dynamic.BUILD_AFTER),
+    """Every size's program at its first call (not the second: see dynamic_program.BUILD_AFTER),
     so that the compiled results below are the generated programs'."""
-    monkeypatch.setattr(dynamic, "BUILD_AFTER", 1)
+    monkeypatch.setattr(dynamic_program, "BUILD_AFTER", 1)
 
 
 def _t(*shape, dtype=np.float32):
@@ -261,8 +263,8 @@ def test_explain_and_cache_info_name_the_dynamic_axes():
         _same(f, g, _t(n, 5), _t(n))
     info = f.cache_info()
     assert info.dynamic == ["n = argument 0 axis 0, argument 1 axis 0; 2 <= n; "
-                            "1 size(s) generated (NumPy backend); 0 call(s) ran eagerly, "
-                            "the first at their size"], info.dynamic
+                            "one NumPy program for every n; 3 size(s) served, none traced"
+                            ], info.dynamic
     assert "dynamic: n = argument 0 axis 0" in str(info)
     text = str(tg.explain(f, _t(4, 5), _t(4)))
     assert "dynamic variant: n = argument 0 axis 0, argument 1 axis 0" in text
@@ -318,16 +320,101 @@ def test_cross_entropy_training_with_a_last_smaller_batch_is_one_dynamic_variant
     assert info.variants == 2 and len(info.dynamic) == 1, str(info)
 
 
-def test_a_new_size_runs_eagerly_once_then_its_program(monkeypatch):
-    monkeypatch.setattr(dynamic, "BUILD_AFTER", 2)
+def _count_programs(monkeypatch) -> list:
+    """The NumPy programs generated from here on (one entry each)."""
+    from tracegrad.compiler.backends import numpy as numpy_backend
+
+    made: list = []
+    generate = numpy_backend.NumpyBackend.program
+
+    def counted(self, *a, **k):
+        made.append(1)
+        return generate(self, *a, **k)
+
+    monkeypatch.setattr(numpy_backend.NumpyBackend, "program", counted)
+    return made
+
+
+def test_a_new_size_runs_compiled_at_its_first_call_with_no_trace_or_code(monkeypatch):
+    ran = itertools.count()  # the function's Python runs, eagerly or traced (a counter
+    # that no guard reads as changed)
+
+    def g(x, w):
+        next(ran)
+        return (x @ w).relu().softmax(-1).sum(0) + x.mean(0).sum()
+
+    w = _t(3, 4)
+    f = tg.compile(g)
+    for n in (2, 3, 4):  # eager, static, then (a size changed) the dynamic variant
+        _same(f, g, _t(n, 3), w)
+    made = _count_programs(monkeypatch)
+    for n in (6, 9, 5, 40, 7, 9, 2, 100):  # new sizes run compiled at their first call
+        x = _t(n, 3)
+        want = g(x, w)
+        before = next(ran)
+        got = f(x, w)
+        assert next(ran) == before + 1, f"the function ran (eagerly or traced) at n = {n}"
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+    assert made == [], "no program generated for a new size"
+    info = f.cache_info()
+    assert info.variants == 2, str(info)
+    assert "one NumPy program for every n" in info.dynamic[0] and "none traced" in \
+        info.dynamic[0], info.dynamic
+    assert "(n" in f.source() and "one program for every n" in f.source()
+
+
+def test_a_size_read_by_the_function_is_traced_once_at_each_new_size(monkeypatch):
+    ran = itertools.count()
+
+    def g(x):
+        next(ran)
+        n, d = x.shape  # the function's own code holds the size: checked by a trace
+        return x[: n - 1].sum(0) * d
+
+    f = tg.compile(g)
+    for n in (2, 3, 4):
+        _same(f, g, _t(n, 3))
+    made = _count_programs(monkeypatch)
+    for n, traced in ((6, 1), (6, 0), (8, 1), (6, 0), (8, 0), (3, 0), (4, 0)):
+        x = _t(n, 3)
+        want = g(x)
+        before = next(ran)
+        np.testing.assert_allclose(f(x).numpy(), want.numpy(), rtol=1e-5)
+        assert next(ran) - before - 1 == traced, n
+    info = f.cache_info()
+    assert made == [] and info.variants == 2, str(info)
+    assert "2 checked by a trace" in info.dynamic[0], info.dynamic
+
+
+def test_a_size_through_range_is_caught_at_a_size_the_traces_did_not_meet():
+    # range(T) reads T's value without asking it: the three traces (at 2, 3, 4) all take
+    # the first branch; the trace of each new size sees the other
+    def f(x):
+        k = len(list(range(x.shape[0])))
+        return x * 2.0 if k < 6 else x * 3.0
+
+    c = tg.compile(f)
+    for n in (2, 3, 4, 5, 6, 7, 8, 3, 7):
+        _same(c, f, _t(n, 2))
+
+
+def test_programs_that_do_not_fit_one_fall_back_to_one_per_size(monkeypatch):
+    def refuse(*a, **k):
+        raise dynamic.NotDynamic("refused on purpose")
+
+    monkeypatch.setattr(dynamic_program, "SymbolicProgram", refuse)
+    monkeypatch.setattr(dynamic_program, "BUILD_AFTER", 2)
+    from tracegrad.compiler import dynamic_variant
+
+    monkeypatch.setattr(dynamic_variant, "SymbolicProgram", refuse)
     g = (lambda x: (x * 3).sum(0))
     f = tg.compile(g)
     for n in (2, 3, 4, 5, 6, 5, 6, 6):
         _same(f, g, _t(n, 2))
     info = f.cache_info()
     assert info.variants == 2 and info.hits == 3, str(info)  # the second 5, 6 and 6
-    assert "3 size(s) generated" in info.dynamic[0] and "2 call(s) ran eagerly" \
-        in info.dynamic[0], info.dynamic
+    assert "one NumPy program per size (refused on purpose); 3 size(s) generated; 2 " \
+        "call(s) ran eagerly" in info.dynamic[0], info.dynamic
 
 
 def test_a_size_used_as_a_python_index_is_caught_by_the_trace_at_that_size():

@@ -1,4 +1,6 @@
-"""``tg.compile``: trace once, optimize, run the compiled program while its guards hold.
+"""``tg.compile``: the `CompiledFunction` front: a call finds its variant in the cache (or
+compiles one) and runs it; `cache_info()`, `source()` and `graph` say what it did. Trace
+once, optimize, run the compiled program while its guards hold.
 
 A compiled function keeps a cache of variants. A call that matches none (its argument
 shapes, dtypes and ``requires_grad``, grad mode, and every Python value the traced call read:
@@ -16,18 +18,17 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
-
 from .. import autograd
 from ..errors import TraceError
-from ..gradarray import GradArray
-from ..ops.base import rule_facts
-from ..tensor import Tensor, _leaf, _result
+from ..tensor import Tensor
 from . import dynamic as dyn
+from . import dynamic_variant
 from . import variants as variant_cache
-from .backends import Backend, get_backend
+from .backends import get_backend
 from .backends.c import program_note
-from .entry import Miss, build_entry
+from .differentiable import BackwardProgram, differentiable
+from .dynamic_program import EagerRun, VerifyRun
+from .entry import Miss
 from .guards import (
     ReadRecorder,
     arg_key,
@@ -45,17 +46,8 @@ from .guards import (
 from .ir import Graph
 from .optimize import Explanation, explain, optimize
 from .partition import donations, feeders, split_backward
-from .trace import (
-    Capture,
-    TensorSpec,
-    _substitute,
-    build_tree,
-    flatten_args,
-    is_input,
-    paused_gc,
-    run_traced,
-    tensor_mod,
-)
+from .trace import TensorSpec, flatten_args, is_input, paused_gc, run_traced, tensor_mod
+from .variants import Variant
 
 
 def _advice(reason: str) -> str:
@@ -65,98 +57,6 @@ def _advice(reason: str) -> str:
                 "argument (a float or a tensor is an input of the program, not a constant), "
                 "or keep it fixed.")
     return "Every new shape or flag compiles a new variant: pad inputs to a few fixed shapes."
-
-
-# ---------------------------------------------------------------- variants and guards
-
-
-@dataclass
-class Variant:
-    graph: Graph
-    program: Any  # the backend's program: (*input arrays) -> outputs
-    capture: Capture
-    feeders: list  # per graph input: ("arg", k) | ("data", T) | ("grad", T)
-    n_user_outputs: int
-    modules: list  # the Modules whose training flags were guarded
-    training: tuple
-    structure_epoch: int
-    guards: list  # (what, getter, fingerprint): Python values the trace read (see guards.py)
-    records: list = field(default_factory=list)
-    compile_seconds: float = 0.0
-    backward: Any = None  # a BackwardProgram when the outputs are differentiable
-    settings: list = field(default_factory=list)  # (what, dict, keys, values at trace time)
-    n_saved: int = 0
-    # per program input argument: ("T", shape, dtype, requires_grad) for a tensor,
-    # ("A", shape, dtype) for a NumPy array, ("F",) for a float
-    arg_types: list = field(default_factory=list)
-    arg_fps: list = field(default_factory=list)  # (index in the flat args, fingerprint)
-    grad_enabled: bool = True
-    volatile: bool = False  # the trace changed what it read: never reused
-    anomaly: bool = False  # compiled under tg.detect_anomaly(): checks every value
-    # a dynamic variant (see dynamic.py): ([(argument, axis)] of size n, its DynamicProgram)
-    dynamic: Any = None
-    values: bool = True  # (a dynamic variant traces new sizes as it was traced)
-    trace_settings: list = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._owns = [self.program.owns(k) for k in range(len(self.graph.outputs))]
-        # A user output that is a gradient the function also wrote (``return loss, x.grad``)
-        # is handed out as that very ``.grad`` tensor, as in eager mode: no copy.
-        outs, k = self.graph.outputs, self.n_user_outputs + len(self.capture.data_writes)
-        self._grad_alias: dict[int, Any] = {}
-        for t, node in self.capture.grad_writes:
-            if node is None:
-                continue
-            for i in range(self.n_user_outputs):
-                if outs[i] is outs[k] and i not in self._grad_alias:
-                    j = self.capture.arg_index.get(id(t)) if self.capture.arg_index else None
-                    self._grad_alias[i] = ("arg", j) if j is not None else ("tensor", t)
-                    # the .grad takes the program's new memory that output i would have had
-                    self._owns[k], self._owns[i] = self._owns[k] or self._owns[i], False
-            k += 1
-        self.entry = build_entry(self, tensor_mod._structure_epoch, autograd._mode)
-
-
-
-class CompiledBackward:
-    """The pseudo-primitive that a differentiable compiled output points to: its VJP runs
-    the compiled backward program on the values the forward program saved."""
-
-    name = "compiled"
-    kind = "compiled"
-    passes_gradient = False
-
-    def __init__(self, backward: "BackwardProgram", saved: list, which: int, n_outputs: int):
-        self.backward, self.saved, self.which, self.n_outputs = backward, saved, which, n_outputs
-
-    def vjp(self, g: Tensor, out: Tensor, *targets: Tensor) -> tuple:
-        return self.backward.run(self.saved, self.which, g, targets)
-
-    reads, per_input, arithmetic = rule_facts(vjp)  # as a primitive's (ops.base)
-
-
-class BackwardProgram:
-    """The backward half of a differentiable compiled function: (saved values, cotangents)
-    -> gradients for each target (argument or captured tensor that requires grad)."""
-
-    def __init__(self, graph: Graph, cot_shapes: list, backend: Backend,
-                 check_finite: bool = False):
-        self.graph, plan, self.records = optimize(graph, backend=backend)
-        self.program = backend.program(self.graph, plan, check_finite)
-        self.lock = threading.Lock()
-        self.cot_shapes = cot_shapes  # (shape, dtype) per differentiable output
-
-    def run(self, saved: list, which: int, g: Tensor, targets: tuple) -> tuple:
-        cots = [np.zeros(shape, dtype) for shape, dtype in self.cot_shapes]
-        cots[which] = np.asarray(g._data, dtype=self.cot_shapes[which][1])
-        with self.lock:  # one run at a time: the program's buffers are reused
-            outs = [np.array(o, copy=True) for o in self.program(*saved, *cots)]
-        if isinstance(g, GradArray):
-            return tuple(GradArray(o) for o in outs)
-        return tuple(_leaf(o) for o in outs)
-
-
-# ---------------------------------------------------------------- the compiled function
 
 
 class CompiledFunction:
@@ -225,14 +125,15 @@ class CompiledFunction:
             else:
                 result = fast.entry(args)
                 if type(result) is not Miss:
-                    if type(result) in (dyn.EagerRun, dyn.VerifyRun):  # a new dynamic size
-                        result = self._new_size(fast, result, args, kwargs, args)
+                    if type(result) in (EagerRun, VerifyRun):  # a new dynamic size
+                        result = dynamic_variant.new_size(self, fast, result, args,
+                                                          kwargs, args)
                         if type(result) is not Miss:
                             return result
                     else:
                         self.hits += 1
                         return result if fast.backward is None else \
-                            self._differentiable(fast, result, args)
+                            differentiable(fast, result, args)
         positional = not kwargs and all(type(a) is Tensor for a in args)
         fps: list = []
         if positional:
@@ -259,8 +160,9 @@ class CompiledFunction:
             for dkey in self._dynamic_keys:
                 for v in self.variants.get(dkey, ()):
                     result = v.entry(inputs)
-                    if type(result) in (dyn.EagerRun, dyn.VerifyRun):  # a new dynamic size
-                        result = self._new_size(v, result, args, kwargs, inputs)
+                    if type(result) in (EagerRun, VerifyRun):  # a new dynamic size
+                        result = dynamic_variant.new_size(self, v, result, args,
+                                                          kwargs, inputs)
                         if type(result) is not Miss:
                             return result
                     if type(result) is not Miss:
@@ -303,108 +205,18 @@ class CompiledFunction:
         self.last_variant = variant
         self._fast = variant if positional and not variant.volatile else None
         return result if variant.backward is None else \
-            self._differentiable(variant, result, inputs)
-
-    def _new_size(self, variant: Variant, what: str, args: tuple, kwargs: dict,
-                  inputs: Any) -> Any:
-        """A call of a dynamic variant at a size it has no program for: the first runs
-        eagerly; the next is traced, and the size's program generated if the trace is the
-        variant's template at that size (then it runs), else a `Miss` (compile anew)."""
-        if type(what) is dyn.EagerRun:
-            return self.fn(*args, **kwargs)
-        program, n = variant.dynamic[1], what.n
-        with self._lock, paused_gc():
-            try:
-                with dyn.Recorder() as sym:  # (traced as the template's traces were)
-                    graph, capture = run_traced(
-                        self.fn, args, kwargs, differentiable=variant.grad_enabled,
-                        grad_buffers=True, values=variant.values,
-                        settings=variant.trace_settings, symbolic=sym)
-            except TraceError:
-                program.refused[n] = Miss(f"the dynamic variant does not serve n = {n} "
-                                          f"(its trace raised TraceError)")
-                return program.refused[n]
-            if not program.verify(n, dyn.prune(graph), capture, variant.capture):
-                return program.refused[n]
-        result = variant.entry(inputs)
-        if type(result) is Miss or type(result) in (dyn.EagerRun, dyn.VerifyRun):
-            raise AssertionError(f"tg.compile: a verified dynamic size fails its own guard: "
-                                 f"{result}")
-        self.hits += 1
-        self.last_variant = variant
-        return result
-
-    def _differentiable(self, variant: Variant, outs: tuple, tensors: Any) -> Any:
-        """The result of a differentiable variant: its tensors point back to the compiled
-        backward program, with the values this run saved for it."""
-        # (the entry handed over memory of their own: this run's, whoever runs next)
-        saved = list(outs[len(outs) - variant.n_saved:]) if variant.n_saved else []
-        targets = tuple(tensors[src] if kind == "arg" else src
-                        for kind, src in variant.capture.grad_targets)
-        which = {k: j for j, (k, _) in enumerate(variant.capture.cotangents)}
-
-        def leaf(i: int) -> Tensor:
-            if i in which:
-                op = CompiledBackward(variant.backward, saved, which[i], len(which))
-                return _result(outs[i], op, targets, {}, True)
-            return _leaf(outs[i])
-
-        return build_tree(variant.capture.out_tree, leaf)
+            differentiable(variant, result, inputs)
 
     @staticmethod
     def _key(args: tuple) -> tuple:
         return tuple([("T", a._data.shape, a._data.dtype, a.requires_grad) for a in args]
                      + [autograd._mode.enabled])
 
-    def _dynamic_dims(self, key: tuple) -> tuple | None:
-        """([(key index, axis)], n, [other sizes seen]) when this call should compile a
-        dynamic variant: ``dynamic=`` names the axes, or a dimension changed size since an
-        earlier call of the same structure (see dynamic.py); else None."""
-        if self.dynamic is False:
-            return None
-        if isinstance(self.dynamic, dict):
-            dims = []
-            for i, axes in self.dynamic.items():
-                for ax in (axes if isinstance(axes, (tuple, list)) else (axes,)):
-                    if not (0 <= i < len(key) - 1 and key[i][0] == "T"
-                            and -len(key[i][1]) <= ax < len(key[i][1])):
-                        raise ValueError(f"tg.compile: dynamic={self.dynamic!r} names "
-                                         f"argument {i} axis {ax}, which this call does not "
-                                         f"have (a tensor argument's axis)")
-                    dims.append((i, ax % len(key[i][1])))
-            sizes = {key[i][1][ax] for i, ax in dims}
-            if len(sizes) != 1:
-                self.dynamic_notes.append(f"the dynamic axes have different sizes {sizes}: "
-                                          f"one symbol only")
-                return None
-            return dims, sizes.pop(), []
-        for old in reversed(self._seen):
-            if len(old) != len(key) or old[-1] != key[-1]:
-                continue
-            dims, before, now = [], set(), set()
-            for i, (a, b) in enumerate(zip(old[:-1], key[:-1])):
-                if a[0] != b[0] or (a[0] != "T" and a != b):
-                    break
-                if a[0] == "T":
-                    if a[2:] != b[2:] or len(a[1]) != len(b[1]):
-                        break
-                    for ax, (x, y) in enumerate(zip(a[1], b[1])):
-                        if x != y:
-                            dims.append((i, ax))
-                            before.add(x)
-                            now.add(y)
-            else:
-                if dims and len(before) == 1 and len(now) == 1:
-                    n = now.pop()
-                    if n >= dyn.MIN_SIZE:
-                        return dims, n, [before.pop()]
-        return None
-
     def _compile(self, args: tuple, kwargs: dict, key: tuple, fps: list,
                  reason: str) -> Variant:
         with self._lock:
             variant = None
-            found = self._dynamic_dims(key)
+            found = dynamic_variant.dynamic_dims(self, key)
             if found is not None and not self._dynamic_keys:
                 try:
                     variant = self._trace(args, kwargs, key, fps, found)
@@ -448,8 +260,8 @@ class CompiledFunction:
         recorder = ReadRecorder()
         template = None
         if dynamic is not None:
-            graph, capture, template, size_guard = self._traces(
-                args, kwargs, key, dynamic, recorder, values, settings)
+            graph, capture, template, size_guard = dynamic_variant.traces(
+                self, args, kwargs, key, dynamic, recorder, values, settings)
         else:
             with recorder:
                 graph, capture = run_traced(self.fn, args, kwargs,
@@ -478,9 +290,9 @@ class CompiledFunction:
         if template is not None:
             if changed:
                 raise dyn.NotDynamic("the traced call changed a value it read")
-            variant = self._dynamic_variant(graph, capture, template, size_guard, dynamic,
-                                            key, fps, modules, settings, epoch, reads,
-                                            setting_guards, anomaly, t0)
+            variant = dynamic_variant.dynamic_variant(
+                graph, capture, template, size_guard, dynamic, key, fps, modules, settings,
+                epoch, reads, setting_guards, anomaly, t0)
             variant.values, variant.trace_settings = values, trace_settings
             return variant
         if capture.n_grad_outputs:
@@ -508,127 +320,6 @@ class CompiledFunction:
         variant.compile_seconds = time.perf_counter() - t0
         return variant
 
-    def _traces(self, args: tuple, kwargs: dict, key: tuple, dynamic: tuple,
-                recorder: ReadRecorder, values: bool, settings: list) -> tuple:
-        """Trace the call at three sizes of n (two made by resizing the dynamic arguments,
-        then the call itself, last, as a static compile traces it); fit them (dynamic.py).
-        Returns (graph, capture, template, size guard) of the call's own trace."""
-        dims, n, seen = dynamic
-        sizes = [n] + dyn.other_sizes(n, seen)
-        flat = flatten_args(args, kwargs)
-        axes: dict[int, list[int]] = {}
-        for i, ax in dims:
-            axes.setdefault(i, []).append(ax)
-        grad = autograd.is_grad_enabled()
-        results = []
-        for size in sizes[1:] + [n]:
-            table: dict[int, Any] = {}
-            if size != n:
-                for i, ax in axes.items():
-                    leaf = flat[i][1]
-                    t = _leaf(dyn.resize(leaf._data, ax, size))
-                    t.requires_grad = leaf.requires_grad
-                    table[id(leaf)] = t
-            a2, k2 = _substitute(args, table), _substitute(kwargs, table)
-            sym = dyn.Recorder()
-            try:
-                if size == n:
-                    with recorder, sym:
-                        graph, capture = run_traced(self.fn, a2, k2, differentiable=grad,
-                                                    grad_buffers=True, values=values,
-                                                    settings=settings, symbolic=sym)
-                else:
-                    with sym:
-                        graph, capture = run_traced(self.fn, a2, k2, differentiable=grad,
-                                                    grad_buffers=True, values=values,
-                                                    settings=settings, symbolic=sym)
-            except TraceError:
-                raise
-            except Exception as e:  # noqa: BLE001 - the function fails at another size
-                if size == n:
-                    raise
-                raise dyn.NotDynamic(f"the function raised {type(e).__name__} at n = "
-                                     f"{size}: {e}") from None
-            results.append((dyn.prune(graph), capture, sym))
-        results.insert(0, results.pop())  # the call's own first
-        for _, capture, _ in results:
-            if capture.n_grad_outputs:
-                raise dyn.NotDynamic("the outputs are differentiable (a compiled backward "
-                                     "program): dynamic sizes are for functions that run "
-                                     "their own backward, or none")
-            counts = [len(getattr(capture, f)) for f in ("captured", "grad_inputs",
-                                                            "data_writes", "grad_writes")]
-            if counts != [len(getattr(results[0][1], f)) for f in (
-                    "captured", "grad_inputs", "data_writes", "grad_writes")]:
-                raise dyn.NotDynamic("the traces at different sizes read or write "
-                                     "different tensors")
-        trees = [dyn.plain(c.out_tree) for _, c, _ in results]
-        if any(t != trees[0] for t in trees[1:]):
-            raise dyn.NotDynamic("the function returns a Python value that changes with the "
-                                 "size")
-        results[0][1].out_tree = trees[0]  # (SymInts in it become plain ints)
-        template = dyn.fit_graphs([g for g, _, _ in results], sizes)
-        guard = dyn.size_guard([r for _, _, r in results], sizes, template)
-        graph, capture = results[0][0], results[0][1]
-        args_of = {id(node) for _, node in capture.arg_paths}
-        for node, shape in zip(graph.inputs, template.shapes):
-            if id(node) not in args_of and any(type(d) is dyn.Affine for d in shape):
-                raise dyn.NotDynamic(f"a tensor the function did not get as an argument "
-                                     f"({node.name}) changes shape with the size")
-        return graph, capture, template, guard
-
-    def _dynamic_variant(self, graph: Graph, capture: Capture, template: Any, guard: Any,
-                         dynamic: tuple, key: tuple, fps: list, modules: list,
-                         settings: list, epoch: int, reads: list, setting_guards: list,
-                         anomaly: bool, t0: float) -> Variant:
-        """The variant of a dynamic trace: its program is generated per size of n, on the
-        NumPy backend, from the template (see dynamic.DynamicProgram)."""
-        from .backends.numpy import NUMPY
-
-        dims, n, _ = dynamic
-        index = {id(node): k for k, node in enumerate(graph.inputs)}
-        gifts = [(j, index[id(node)]) for j, node in donations(capture)]
-        order: list = []
-
-        def build(g: Graph) -> Any:
-            opt, plan, _ = optimize(g, [(j, g.inputs[k]) for j, k in gifts], NUMPY,
-                                    measure=False)
-            at = {id(node): k for k, node in enumerate(g.inputs)}
-            got = [at.get(id(node)) for node in opt.inputs]
-            if order and got != order:
-                raise dyn.NotDynamic("the program's inputs change with the size")
-            order[:] = got
-            program = NUMPY.program(opt, plan, anomaly)
-            program.optimized = opt
-            return program
-
-        first = build(graph)
-        opt = first.optimized
-        feeds = feeders(opt, capture)
-        program = dyn.DynamicProgram(template, build, first, n, guard)
-        arg_types = []
-        dynamic_axes = {}
-        for i, k in enumerate(key[:-1]):
-            if k[0] not in ("T", "A", "F"):
-                continue
-            if k[0] == "T":
-                shape = tuple(None if (i, ax) in dims else d for ax, d in enumerate(k[1]))
-                if None in shape:
-                    dynamic_axes[len(arg_types)] = [ax for ax, d in enumerate(shape)
-                                                    if d is None]
-                k = ("T", shape) + k[2:]
-            arg_types.append(k)
-        variant = Variant(
-            graph=opt, program=program, capture=capture, feeders=feeds,
-            n_user_outputs=len(opt.outputs) - len(capture.data_writes)
-            - sum(1 for _, node in capture.grad_writes if node is not None),
-            modules=modules, training=tuple(m.training for m in modules),
-            settings=settings, structure_epoch=epoch, guards=reads + setting_guards,
-            records=[], arg_types=arg_types, arg_fps=fps, grad_enabled=key[-1],
-            anomaly=anomaly, dynamic=(dynamic_axes, program))
-        variant.compile_seconds = time.perf_counter() - t0
-        return variant
-
     # ---------------------------------------------------------------- introspection
 
     def cache_info(self) -> "CacheInfo":
@@ -639,7 +330,7 @@ class CompiledFunction:
         backend = program_note(v.program, v.backward and v.backward.program,
                                self.backend) if v else ""
         if v is not None and v.dynamic is not None:
-            backend = ("NumPy (a dynamic variant: one NumPy program per size, whatever the "
+            backend = ("NumPy (a dynamic variant runs on the NumPy backend, whatever the "
                        "backend asked for)")
         dynamic = []
         for k in self._dynamic_keys:
@@ -647,9 +338,7 @@ class CompiledFunction:
                 axes, program = v.dynamic
                 where = ", ".join(f"argument {j} axis {ax}" for j, a in axes.items()
                                   for ax in a)
-                dynamic.append(f"n = {where}; {program.guard}; {len(program.programs)} "
-                               f"size(s) generated (NumPy backend); {program.eager_runs} "
-                               f"call(s) ran eagerly, the first at their size")
+                dynamic.append(f"n = {where}; {program.guard}; {program.describe()}")
         return CacheInfo(variants, self.hits, self.misses, list(self.miss_reasons), backend,
                          dynamic, list(self.dynamic_notes))
 

@@ -18,12 +18,13 @@ sizes of ``n``, and it is kept only when
 - sizes 0 and 1 are never dynamic (``n >= 2`` is part of every guard, as in PyTorch):
   broadcasting and squeezing treat 1 differently.
 
-At a size it has not run at, the first call runs the function eagerly (`BUILD_AFTER`);
-the next rebuilds the traced graph with the shapes and attributes of that size, checks
-every node against its primitive's shape rule (a slice that NumPy would clamp differs from
-the affine shape: the call then compiles statically), optimizes it and generates its NumPy
-program, kept for the next call at that size. A
-variant that cannot be made dynamic compiles as a static one, as without ``dynamic``.
+The variant's program is one NumPy program for every size (dynamic_program.py), with its
+shapes written in terms of ``n``. A call at a size it has not run at is checked first: the
+template's graph at that size against the primitives' shape rules (a slice that NumPy would
+clamp differs from the affine shape: the call then compiles statically), and, when the
+function's own code read a size (`Recorder.exposed`), a trace of that call compared with the
+template node for node. A variant that cannot be made dynamic compiles as a static one, as
+without ``dynamic``.
 """
 
 from __future__ import annotations
@@ -31,8 +32,7 @@ from __future__ import annotations
 import math
 import sys
 import threading
-from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -41,26 +41,6 @@ import numpy as np
 from .ir import Graph, Node
 
 MIN_SIZE = 2  # sizes 0 and 1 are specialized
-MAX_SIZES = 256  # programs kept per dynamic variant, one per size (the oldest goes)
-# A size's program is generated at its second call; its first runs the function eagerly
-# (generating costs a few eager calls: sampling a text once meets each length once)
-BUILD_AFTER = 2
-
-
-class EagerRun(str):
-    """What an entry returns when this call runs the function eagerly (see BUILD_AFTER)."""
-
-
-class VerifyRun(str):
-    """What an entry returns when tg.compile must first trace this call, at a size the
-    variant has no program for yet, and check that the trace is the template at that size
-    (`DynamicProgram.verify`): then the size's program is generated. ``n``: the size."""
-
-    n = 0
-
-
-EAGER = EagerRun("the first call at this size runs eagerly")
-
 _local = threading.local()
 
 
@@ -79,6 +59,10 @@ class Recorder:
     def __init__(self) -> None:
         self.reads: list[int] = []
         self.events: list[tuple] = []  # ("cmp", op, lhs, rhs, result) | ("opaque", what, e)
+        # Whether a size reached the function's own code (``B, T = x.shape``, ``len(x)``):
+        # CPython reads an int subclass's value without asking it (``range(T)``,
+        # ``a_list[T]``), so what the code did with it is only seen by tracing each size.
+        self.exposed = False
 
     def __enter__(self) -> "Recorder":
         _local.recorder = self
@@ -88,11 +72,25 @@ class Recorder:
         _local.recorder = None
 
     def shape(self, shape: tuple) -> tuple:
+        if not self.exposed:
+            self.exposed = _read_by_user()
         out = []
         for v in shape:
             self.reads.append(int(v))
             out.append(SymInt(v, ("r", len(self.reads) - 1), self))
         return tuple(out)
+
+
+# The modules between a `Tensor.shape` read and its reader: ``x.size(1)``, ``len(x)``
+_SHAPE_MODULES = frozenset({"tracegrad.tensor", "tracegrad.compiler.trace", __name__})
+
+
+def _read_by_user() -> bool:
+    """Whether the shape being read goes to code outside tracegrad (the user's)."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_globals.get("__name__") in _SHAPE_MODULES:
+        frame = frame.f_back
+    return frame is None or not frame.f_globals.get("__name__", "").startswith("tracegrad")
 
 
 def _active() -> Recorder | None:
@@ -470,6 +468,8 @@ class Template:
     shapes: list  # per node of graph.inputs + graph.nodes: its fitted shape
     attrs: list  # per node: its fitted attributes
     values: list  # per node: a constant's `ConstOfSize` when its value follows n, else None
+    sizes: list = field(default_factory=list)  # the sizes of n traced, the call's own first
+    exposed: bool = False  # a size reached the function's own code (see Recorder.exposed)
 
     def instantiate(self, n: int) -> Graph:
         """The graph at size ``n``, its inputs in the same order; every node is checked
@@ -522,7 +522,7 @@ def fit_graphs(graphs: list[Graph], sizes: list[int]) -> Template:
             raise NotDynamic("the traces return different values")
     for node in g0.inputs + g0.nodes:  # the first graph is the template's: plain ints
         node.attrs = plain(node.attrs)
-    return Template(g0, shapes, attrs, values)
+    return Template(g0, shapes, attrs, values, list(sizes))
 
 
 # ---------------------------------------------------------------- the guard on n
@@ -636,90 +636,6 @@ def size_guard(recorders: list[Recorder], sizes: list[int], template: Template
 
 def _min(a: int | None, b: int) -> int:
     return b if a is None else min(a, b)
-
-
-# ---------------------------------------------------------------- the program
-
-
-class DynamicProgram:
-    """The program of a dynamic variant: per size of n, the template's graph at that size,
-    optimized and generated (kept: the last `MAX_SIZES` sizes). The entry calls `admit(n)`
-    among its guards, then `run`."""
-
-    def __init__(self, template: Template, build: Any, first: Any, n: int,
-                 guard: SizeGuard):
-        self.template = template
-        self.build = build  # graph at size n -> program
-        self.guard = guard
-        self.programs: OrderedDict = OrderedDict({n: first})
-        self.refused: dict[int, str] = {}  # sizes the template does not serve, and why
-        self.current = first
-        self.calls: dict[int, int] = {}  # calls at sizes without a program yet
-        self.eager_runs = 0
-
-    def admit(self, n: int) -> Any:
-        """True when the variant serves size ``n`` (its program then runs next), `EAGER` when
-        this call runs the function eagerly instead, else a `Miss` saying why."""
-        program = self.programs.get(n)
-        if program is None:
-            from .entry import Miss
-
-            if not self.guard.holds(n):
-                return Miss(f"dynamic size n = {n} outside the variant's range "
-                            f"({self.guard}: the traces compared sizes)")
-            why = self.refused.get(n)
-            if why is not None:
-                return why
-            calls = self.calls[n] = self.calls.get(n, 0) + 1
-            if calls < BUILD_AFTER:
-                if len(self.calls) > 4 * MAX_SIZES:
-                    self.calls.clear()
-                self.eager_runs += 1
-                return EAGER
-            verify = VerifyRun("a new size: traced and compared with the template first")
-            verify.n = n
-            return verify
-        self.current = program
-        return True
-
-    def verify(self, n: int, graph: Graph, capture: Any, reference: Any) -> bool:
-        """Generate size ``n``'s program if ``graph`` (this call traced at n) is the
-        template at n, node for node (shapes, attributes, constants), and ``capture`` reads
-        and writes what ``reference`` (the variant's capture) does; else refuse n. The
-        three traces and the tracked sizes cannot see every use of a size (CPython takes
-        an int subclass's value without asking it in ``range(T)`` or ``a_list[T]``): the
-        trace at n can."""
-        from .entry import Miss
-
-        self.calls.pop(n, None)
-        try:
-            expected = self.template.instantiate(n)
-            same_graphs(expected, graph)
-            same_capture(reference, capture)
-            program = self.build(expected)
-        except NotDynamic as e:
-            self.refused[n] = Miss(f"the dynamic variant does not serve n = {n} ({e})")
-            return False
-        self.programs[n] = program
-        if len(self.programs) > MAX_SIZES:
-            self.programs.popitem(last=False)
-        return True
-
-    def run(self, *arrays: np.ndarray) -> tuple:
-        return self.current.run(*arrays)
-
-    __call__ = run
-
-    def owns(self, k: int) -> bool:
-        return False  # outputs are copied out: each size has its own buffers
-
-    def source(self) -> str:
-        n, program = next(reversed(self.programs.items()))
-        return f"# the program at n = {n} (one per size)\n" + program.source()
-
-    @property
-    def last(self) -> Any:
-        return next(reversed(self.programs.values()))
 
 
 def resize(data: np.ndarray, axes: list[int], n: int) -> np.ndarray:

@@ -1,11 +1,19 @@
-"""The variant cache that both compilers keep (tensor programs in api.py, Value programs in
-values_api.py): variants by cache key, newest first, at most `MAX_KEPT` in all (the oldest
-goes), and one warning once a function has compiled more than `MAX_VARIANTS` times."""
+"""Variants: `Variant`, one compiled form of a tensor function (its graph, program, guards
+and generated entry), and the variant cache that both compilers keep (tensor programs in
+api.py, Value programs in values_api.py): variants by cache key, newest first, at most
+`MAX_KEPT` in all (the oldest goes), and one warning once a function has compiled more than
+`MAX_VARIANTS` times."""
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 from typing import Any
+
+from .. import autograd
+from .entry import build_entry
+from .ir import Graph
+from .trace import Capture, tensor_mod
 
 MAX_VARIANTS = 8  # compiles after which a warning says why the function keeps recompiling
 MAX_KEPT = 32  # variants kept per compiled function (the oldest is dropped)
@@ -28,3 +36,50 @@ def warn_recompiling(fn: Any, misses: int, reason: str, advice: str) -> None:
     warnings.warn(
         f"tg.compile: {getattr(fn, '__name__', 'the function')} has been compiled "
         f"{misses} times (last reason: {reason}). {advice}", stacklevel=4)
+
+
+@dataclass
+class Variant:
+    graph: Graph
+    program: Any  # the backend's program: (*input arrays) -> outputs
+    capture: Capture
+    feeders: list  # per graph input: ("arg", k) | ("data", T) | ("grad", T)
+    n_user_outputs: int
+    modules: list  # the Modules whose training flags were guarded
+    training: tuple
+    structure_epoch: int
+    guards: list  # (what, getter, fingerprint): Python values the trace read (see guards.py)
+    records: list = field(default_factory=list)
+    compile_seconds: float = 0.0
+    backward: Any = None  # a BackwardProgram when the outputs are differentiable
+    settings: list = field(default_factory=list)  # (what, dict, keys, values at trace time)
+    n_saved: int = 0
+    # per program input argument: ("T", shape, dtype, requires_grad) for a tensor,
+    # ("A", shape, dtype) for a NumPy array, ("F",) for a float
+    arg_types: list = field(default_factory=list)
+    arg_fps: list = field(default_factory=list)  # (index in the flat args, fingerprint)
+    grad_enabled: bool = True
+    volatile: bool = False  # the trace changed what it read: never reused
+    anomaly: bool = False  # compiled under tg.detect_anomaly(): checks every value
+    # a dynamic variant (see dynamic.py): ([(argument, axis)] of size n, its DynamicProgram)
+    dynamic: Any = None
+    values: bool = True  # (a dynamic variant traces new sizes as it was traced)
+    trace_settings: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._owns = [self.program.owns(k) for k in range(len(self.graph.outputs))]
+        # A user output that is a gradient the function also wrote (``return loss, x.grad``)
+        # is handed out as that very ``.grad`` tensor, as in eager mode: no copy.
+        outs, k = self.graph.outputs, self.n_user_outputs + len(self.capture.data_writes)
+        self._grad_alias: dict[int, Any] = {}
+        for t, node in self.capture.grad_writes:
+            if node is None:
+                continue
+            for i in range(self.n_user_outputs):
+                if outs[i] is outs[k] and i not in self._grad_alias:
+                    j = self.capture.arg_index.get(id(t)) if self.capture.arg_index else None
+                    self._grad_alias[i] = ("arg", j) if j is not None else ("tensor", t)
+                    # the .grad takes the program's new memory that output i would have had
+                    self._owns[k], self._owns[i] = self._owns[k] or self._owns[i], False
+            k += 1
+        self.entry = build_entry(self, tensor_mod._structure_epoch, autograd._mode)

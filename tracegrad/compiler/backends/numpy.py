@@ -18,7 +18,7 @@ import numpy as np
 from ...ops import PRIMITIVES
 from ...ops.base import having
 from ...ops.elementwise import erf_ufunc
-from ...ops.movement import fill_index, is_basic_index
+from ...ops.movement import add_at, fill_index, is_basic_index
 from ..ir import Graph, Node
 from ..passes.plan_memory import MemoryPlan, block_rows, plan_memory
 from .base import Backend
@@ -83,7 +83,7 @@ def _scatter_add(p: "Program", n: Any, a: list, out: str) -> list[str]:
     index = p._index(n.attrs["index"], a[1:])
     if is_basic_index(n.attrs["index"]) or _distinct_positions(n.inputs[1:]):
         return [f"{out}[...] = 0", f"{out}[{index}] = {a[0]}"]
-    return [f"{out}[...] = 0", f"np.add.at({out}, {index}, {a[0]})"]
+    return [f"{out}[...] = 0", f"add_at({out}, {index}, {a[0]})"]  # (ops.movement)
 
 
 def _setitem(p: "Program", n: Any, a: list, out: str) -> list[str]:
@@ -187,6 +187,9 @@ class Program:
         self.filename = f"<tracegrad-compiled-{next(_counter)}>"
         self._env: dict[str, Any] = {}
         self._names: dict[tuple[str, int], str] = {}  # (prefix, id(value)) -> its name
+        # name -> (pool index, shape, dtype) of each buffer view the program is handed (a
+        # dynamic variant rebuilds them per size: dynamic_program.py)
+        self._views: dict[str, tuple] = {}
         lines = self._generate(graph, plan)
         self.source_text = "\n".join(lines) + "\n"
         linecache.cache[self.filename] = (len(self.source_text), None,
@@ -220,7 +223,9 @@ class Program:
     def _buffer(self, index: int, node_shape: tuple, dtype: np.dtype) -> str:
         n = int(np.prod(node_shape, dtype=np.int64)) * dtype.itemsize
         view = self.pool[index][:n].view(dtype).reshape(node_shape)
-        return self._name("b", view)
+        name = self._name("b", view)
+        self._views[name] = (index, tuple(node_shape), dtype)
+        return name
 
     def _generate(self, graph: Graph, plan: Any) -> list[str]:
         self._env.update(np=np, fill_index=fill_index)
@@ -233,6 +238,8 @@ class Program:
         for name, fn in {**ufunc_names(), **REDUCE_NAMES}.items():
             if name in called:  # only the ufuncs this program calls
                 self._env[name] = fn
+        if "add_at" in called:
+            self._env["add_at"] = add_at
         if "erf" in called:
             self._env["erf"] = erf_ufunc() or PRIMITIVES["erf"].forward
         for op in set(re.findall(r"\b(\w+)_forward\(", text)) & PRIMITIVES.keys():
