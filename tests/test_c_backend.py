@@ -669,3 +669,48 @@ def test_a_c_program_refuses_what_is_not_an_array():
     np.testing.assert_allclose(want, np.tanh(x * 0.5 + 1).sum() * 0.5, rtol=1e-6)
     with pytest.raises(TypeError, match="input 1 is a float64"):
         program(x, np.float64(0.5))
+
+
+def _state_update_program(update, shape, dtype, every_kernel=True):
+    """The program of ``(m, g) -> (new = update(m, g), a sum of it)`` whose first output
+    replaces m (a donation, as an optimizer's state update), and its memory plan."""
+    specs = [tg.TensorSpec(shape, dtype=dtype) for _ in range(2)]
+
+    def f(m, g):
+        new = update(m, g)
+        return new, (new * (new * g).sum(dim=1, keepdim=True)).sum()
+
+    graph, _ = run_traced(f, specs, {})
+    graph, plan, _ = optimize(graph, [(0, graph.inputs[0])], backend=cbackend.C_BACKEND)
+    return CProgram(graph, plan, every_kernel=every_kernel), plan
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+@pytest.mark.parametrize("update, dtype, shape, late", [
+    (lambda m, g: m + (g - m) * 0.1, np.float32, (64, 64), True),  # Adam's first moment
+    (lambda m, g: m * 0.999 + g * 0.001 * g, np.float32, (64, 64), False),  # its second
+    (lambda m, g: m + (g - m).exp() * 0.1, np.float64, (200, 100), True),
+], ids=["lerp", "second_moment", "exp"])
+def test_a_state_update_is_written_over_the_state_it_reads(update, dtype, shape, late,
+                                                           layout):
+    """A kernel reading m in its first and last steps is one C loop: its result may go
+    over m (NumPy's steps would overwrite m before the last one reads it: the C program
+    runs those through a temporary); m * b2 read before the kernel may be overwritten
+    too. Not new memory and a copy on every step."""
+    prog, plan = _state_update_program(update, shape, dtype, every_kernel=False)
+    new = prog.graph.outputs[0]
+    assert plan.into_input.get(id(new)) is prog.graph.inputs[0]
+    assert "row program" in prog.source_text
+    assert ("_t = np.empty" in prog.source_text) == late  # (the NumPy fallback's)
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        m0, g = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+        if layout == "transposed":  # the row program hands over to NumPy
+            m0 = np.ascontiguousarray(m0.T).T
+        m = m0.copy(order="A")
+        got, total = prog(m, g)
+        want = update(tg.tensor(m0), tg.tensor(g)).numpy()
+        assert got is m
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+        np.testing.assert_allclose(total, (want * (want * g).sum(1, keepdims=True)).sum(),
+                                   rtol=1e-4)

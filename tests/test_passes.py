@@ -469,6 +469,25 @@ def test_plan_memory_in_place_kernel_respects_views_read_later():
     np.testing.assert_allclose(Program(g)(a, b)[0], want, rtol=1e-5)
 
 
+def test_plan_memory_writes_a_new_state_over_the_old_once_nothing_reads_it():
+    # v * b2 + (1 - b2) g^2 (Adam's second moment): the old v's last reader is the first
+    # product, so the new v (a write-back of v) may go straight into v's memory
+    g = tg.trace(lambda v, d: v * 0.99 + d * d * 0.01, S((4, 4)), S((4, 4)))
+    v = g.inputs[0]
+    plan = plan_memory(g, donations={id(g.outputs[0]): v})
+    assert plan.into_input.get(id(g.outputs[0])) is v
+    assert id(g.outputs[0]) not in plan.fresh
+    v0, d0 = np.full((4, 4), 2.0, np.float32), np.full((4, 4), 3.0, np.float32)
+    want = v0 * np.float32(0.99) + d0 * d0 * np.float32(0.01)
+    got = Program(g, plan)(v0, d0)[0]
+    assert got is v0
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    # ... but not while a later node still reads v
+    g = tg.trace(lambda v, d: (v * 0.99 + d, v.sum()), S((4, 4)), S((4, 4)))
+    plan = plan_memory(g, donations={id(g.outputs[0]): g.inputs[0]})
+    assert not plan.into_input
+
+
 # ---------------------------------------------------------------- results are preserved
 
 

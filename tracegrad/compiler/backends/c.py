@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..ir import Graph, Node
-from ..passes.plan_memory import VIEWS
+from ..passes.plan_memory import VIEWS, _alias_roots, _may_overwrite
 from . import c_codegen, c_rows, toolchain
 from .numpy import NumpyBackend, Program
 
@@ -51,6 +51,13 @@ class CBackend(NumpyBackend):
 
     def program(self, graph: Graph, plan: Any, check_finite: bool = False) -> "CProgram":
         return CProgram(graph, plan, check_finite)
+
+    def one_pass(self, node: Node) -> bool:
+        """A kernel with a C form and no reduction is one loop: each element's operands are
+        read before its result is written (`CProgram` runs it on NumPy through a temporary
+        when it does not take the C loop)."""
+        return node.op == "kernel" and node.value[-1].op not in c_codegen.REDUCTIONS and \
+            c_codegen.why_not(node) is None
 
     def describe(self, graph: Graph, plan: Any = None) -> str:
         """Per row program and per kernel: C or NumPy (and why), and the bytes its C code
@@ -281,13 +288,13 @@ class CProgram(Program):
 
     def _emit_kernel(self, node: Node, out: str) -> list[str]:
         if self._numpy_kernels:
-            return super()._emit_kernel(node, out)
+            return self._numpy_kernel(node, out)
         reason = c_codegen.why_not(node)
         if reason is None and not self.every_kernel:
             reason = c_codegen.pays(node)
         if reason is not None:
             self.on_numpy.append((node, reason))
-            return super()._emit_kernel(node, out)
+            return self._numpy_kernel(node, out)
         name = f"k{node.id}"
         self._kernels.append((name, node))
         # (the ctypes function is bound once the library is built, before `make` runs)
@@ -302,6 +309,30 @@ class CProgram(Program):
                     f"{fn}((_t, {', '.join(args)},))  # C: {name}",
                     f"np.copyto({out}, _t)"]
         return [f"{fn}(({', '.join([out] + args)},))  # C: {name}"]
+
+    def _numpy_kernel(self, node: Node, out: str) -> list[str]:
+        """The NumPy backend's steps of a kernel; through a temporary when the plan put the
+        result over an operand a later step reads (`CBackend.one_pass`: right for the C loop,
+        not for NumPy's steps, the first of which would overwrite it)."""
+        if not self._late_overwrite(node):
+            return super()._emit_kernel(node, out)
+        dtype = self._name("d", node.dtype)
+        return [f"_t = np.empty({node.shape!r}, {dtype})",
+                *super()._emit_kernel(node, "_t"), f"np.copyto({out}, _t)"]
+
+    def _late_overwrite(self, node: Node) -> bool:
+        plan = self.plan
+        if not hasattr(self, "_base"):
+            self._base = _alias_roots(self.graph)
+        target = plan.into_input.get(id(node))
+        mine = plan.buffer_of.get(id(node))
+        for i in node.inputs:
+            r = _root(i)
+            if ((target is not None and r is _root(target)) or
+                    (mine is not None and plan.buffer_of.get(id(r)) == mine)) and \
+                    not _may_overwrite(node, i, self._base):
+                return True
+        return False
 
     def _place(self, n: Node, plan: Any) -> str:
         """The line that binds ``v<id>`` to where the plan puts ``n``'s value, as the NumPy
