@@ -714,3 +714,28 @@ def test_a_state_update_is_written_over_the_state_it_reads(update, dtype, shape,
         np.testing.assert_allclose(got, want, rtol=1e-6)
         np.testing.assert_allclose(total, (want * (want * g).sum(1, keepdims=True)).sum(),
                                    rtol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+@pytest.mark.parametrize("batch", [(3, 5), (0, 4)])
+def test_a_batch_of_rows_times_a_matrix_is_one_matrix_product(backend, batch):
+    """x (B, T, C) @ W.T, and W's gradient: one product over the B*T rows each (as
+    reshaped views), equal to eager."""
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal(batch + (6,)).astype(np.float32)
+    w0 = rng.standard_normal((4, 6)).astype(np.float32)
+
+    def f(x, w):
+        y = x @ w.T
+        (y * y).sum().backward()
+        return y
+
+    f_c = tg.compile(f, backend=backend)
+    for _ in range(3):
+        w = tg.tensor(w0, requires_grad=True)
+        got = f_c(tg.tensor(x0), w)
+    we = tg.tensor(w0, requires_grad=True)
+    want = f(tg.tensor(x0), we)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(w.grad.numpy(), we.grad.numpy(), rtol=1e-5, atol=1e-5)
+    assert f".reshape({batch[0] * batch[1]}, 6)" in f_c.last_variant.program.source_text
