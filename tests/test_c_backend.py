@@ -456,12 +456,13 @@ def _gelu_ln_step(n, w, b, r):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(64, 48), (7, 9), (128, 1024)])
+@pytest.mark.parametrize("shape", [(64, 48), (7, 9), (128, 1024), (4, 16, 48)])
 @pytest.mark.parametrize("layout", ["contiguous", "transposed"])
 def test_gelu_layer_norm_forward_backward_in_one_row_program(dtype, shape, layout,
                                                              rows_everywhere):
+    # (a (B, T, C) value is B*T rows of C)
     rng = np.random.default_rng(4)
-    m, n = shape
+    n = shape[-1]
     w0, b0 = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
     r = tg.tensor(rng.standard_normal(shape).astype(dtype))
     x0 = rng.standard_normal(shape).astype(dtype)
@@ -503,24 +504,27 @@ def test_row_programs_in_a_training_step(rows_everywhere):
     assert "row program" in step.cache_info().backend
 
 
-def test_row_program_sums_are_numpys_bit_for_bit(rows_everywhere):
+@pytest.mark.parametrize("shape", [(96, 300), (4, 24, 300)])
+def test_row_program_sums_are_numpys_bit_for_bit(shape, rows_everywhere):
     """Per-row sums pairwise (NumPy's order), per-column sums row after row, in float32:
-    NumPy's results exactly; the sum over everything adds the rows' sums in double."""
+    NumPy's results exactly; the sum over everything adds the rows' sums in double. A
+    (B, T, C) value is B*T rows: sums over C, over (B, T) (a bias gradient), over all."""
     rng = np.random.default_rng(6)
-    x = (rng.standard_normal((96, 300)) * 10 + 3).astype(np.float32)
+    x = (rng.standard_normal(shape) * 10 + 3).astype(np.float32)
     c = rng.standard_normal(300).astype(np.float32)
+    lead = tuple(range(len(shape) - 1))
 
     def f(x, c):
         y = x * c
-        return y.sum(1), (y * 2.0).sum(0), (y * x).sum()
+        return y.sum(-1), (y * 2.0).sum(lead), (y * x).sum()
 
     cf = tg.compile(f, backend="c")
     for _ in range(2):
         got = [o.numpy() for o in cf(tg.tensor(x), tg.tensor(c))]
     assert "row program" in cf.cache_info().backend
     y = x * c
-    np.testing.assert_array_equal(got[0], y.sum(1))
-    np.testing.assert_array_equal(got[1], (y * np.float32(2)).sum(0))
+    np.testing.assert_array_equal(got[0], y.sum(-1))
+    np.testing.assert_array_equal(got[1], (y * np.float32(2)).sum(lead))
     terms = (y * x).astype(np.float64)
     assert abs(got[2] - terms.sum()) <= 1e-6 * np.abs(terms).sum()
 
