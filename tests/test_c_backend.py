@@ -410,6 +410,12 @@ def test_explain_names_the_backend_and_each_kernels_bytes(monkeypatch):
     text = str(tg.explain(lambda x: (x - x.mean(dim=1, keepdim=True)).exp() * 2,
                           tg.TensorSpec((128, 256))))
     assert "row program of" in text and "over (128, 256): C, reads 128.0 KiB" in text
+    # a run of small nodes run by one C call: listed as one segment, its kernels in it
+    text = str(tg.explain(lambda x, y: ((x * 2).exp() + y).tanh().sum() * 3 + (x - 1).sum(),
+                          tg.TensorSpec((8,)), tg.TensorSpec((8,))))
+    assert ("%2..%4: segment of 3 small nodes [mul exp add tanh sum, sub sum, mul add]: "
+            "one C call, reads 104 B, writes 12 B") in text, text
+    assert "kernel [mul exp add tanh sum]:" not in text  # (not listed twice)
     monkeypatch.setenv("CC", "/nonexistent")
     toolchain.clear_memory()
     try:
