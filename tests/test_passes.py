@@ -196,6 +196,29 @@ def test_simplify_merges_reshape_of_reshape_and_composes_permutes():
     np.testing.assert_array_equal(after(x)[0], g(x)[0])
 
 
+def test_simplify_makes_a_splits_gradient_one_cat():
+    # d/dx of f(q, k, v) with q, k, v = x.split: three scatters into zeros, added, become
+    # one cat of the three pieces (and two adjacent ones a scatter of their cat)
+    def f(x):
+        q, k, v = x.split(4, dim=-1)
+        return (q.exp() + k * k - v.tanh()).sum()
+
+    g = tg.trace(lambda x: tg.grad(f)(x), S((3, 5, 12)))
+    assert count(g, "scatter_add") == 3
+    after, _ = dce(simplify(g.copy())[0])
+    assert count(after, "scatter_add") == 0 and count(after, "cat") == 1
+    x = np.random.default_rng(0).standard_normal((3, 5, 12)).astype(np.float32)
+    np.testing.assert_array_equal(after(x)[0], g(x)[0])
+
+    g = tg.trace(lambda x: tg.grad(lambda x: x[:, 2:5].exp().sum() + (x[:, 5:7] ** 2).sum())(x),
+                 S((4, 9)))
+    after, _ = dce(simplify(g.copy())[0])
+    (scatter,) = [n for n in after.nodes if n.op == "scatter_add"]
+    assert scatter.inputs[0].op == "cat" and scatter.attrs["index"][1] == slice(2, 7)
+    x = np.random.default_rng(1).standard_normal((4, 9)).astype(np.float32)
+    np.testing.assert_array_equal(after(x)[0], g(x)[0])
+
+
 def test_simplify_reports_a_merged_reshape():
     g = tg.trace(lambda x: x.reshape(3, 2).reshape(6), S((2, 3)))
     _, note = simplify(g.copy())
