@@ -749,3 +749,21 @@ def test_a_batch_of_rows_times_a_matrix_is_one_matrix_product(backend, batch):
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(w.grad.numpy(), we.grad.numpy(), rtol=1e-5, atol=1e-5)
     assert f".reshape({batch[0] * batch[1]}, 6)" in f_c.last_variant.program.source_text
+
+
+def test_a_relu_backward_mask_starts_a_row_program():
+    """gt, mul, sum over the rows (a ReLU's backward and its bias gradient): one row
+    program, started by the bool comparison (its frame: the operands' float32)."""
+    rng = np.random.default_rng(3)
+    x, g = (rng.standard_normal((128, 256)).astype(np.float32) for _ in range(2))
+
+    def f(x, g):
+        d = g * (x > 0)
+        return d, d.sum(0)
+
+    cf = tg.compile(f, backend="c")
+    for _ in range(2):
+        got = [o.numpy() for o in cf(tg.tensor(x), tg.tensor(g))]
+    assert "row program" in cf.cache_info().backend, cf.cache_info().backend
+    for a, b in zip(got, f(tg.tensor(x), tg.tensor(g))):
+        np.testing.assert_array_equal(a, b.numpy())

@@ -452,14 +452,17 @@ def find(nodes: list[Node], start: int, hoist: bool = True) -> RowProgram | None
     """The row program starting at ``nodes[start]``, or None if none starts there. Constants
     in between do not break a run (their names are bound before it)."""
     node = nodes[start]
-    if node.dtype not in KERNEL_TYPES:
+    dtype = node.dtype
+    if node.op in COMPARE:  # (a ReLU's backward mask: the frame is its operands' dtype)
+        dtype = next((i.dtype for i in node.inputs if i.dtype in KERNEL_TYPES), None)
+    if dtype not in KERNEL_TYPES:
         return None
     shape = node.value[0].shape if node.op == "kernel" else \
         node.inputs[0].shape if node.op in REDUCTIONS else node.shape
     d = _dims(shape)
     if len(shape) < 2 or d[0] < 2 or d[1] < MIN_COLUMNS:
         return None
-    rows = RowProgram(d, node.dtype)
+    rows = RowProgram(d, dtype)
     pending: list[Node] = []  # nodes the run passed over, not yet followed by a member
     for n in nodes[start:]:
         if n.op == "const":
