@@ -767,3 +767,23 @@ def test_a_relu_backward_mask_starts_a_row_program():
     assert "row program" in cf.cache_info().backend, cf.cache_info().backend
     for a, b in zip(got, f(tg.tensor(x), tg.tensor(g))):
         np.testing.assert_array_equal(a, b.numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(16, 2), (4, 8), (4, 4, 2)])
+def test_nested_where_in_a_row_program(dtype, shape, rows_everywhere):
+    """where(m2, y, where(m1, x, 0)) row by row (the gradient of minimum): with its arms'
+    loads under a mask, GCC 12.2 -O3 -march=native gave 0 for some elements."""
+    rng = np.random.default_rng(5)
+    m1, m2 = (rng.random(shape) < 0.5 for _ in range(2))
+    x, y = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+
+    def f(m1, m2, x, y):
+        return -tg.where(m2, y * 2, tg.where(m1, x, 0.0))
+
+    cf = tg.compile(f, backend="c")
+    args = [tg.tensor(a) for a in (m1, m2, x, y)]
+    for _ in range(2):
+        got = cf(*args).numpy()
+    assert "row program" in cf.cache_info().backend, cf.cache_info().backend
+    np.testing.assert_array_equal(got, f(*args).numpy())

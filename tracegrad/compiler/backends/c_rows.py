@@ -38,7 +38,7 @@ from .c_codegen import C_OPS, CTYPES, KERNEL_TYPES, REDUCTIONS, _literal, why_no
 # the frame's dtype, bool and the integer types (C's conversions: NumPy's for these).
 COMPARE = {"gt": ">", "ge": ">=", "lt": "<", "le": "<=", "eq": "==", "ne": "!="}
 ROW_OPS = {**{op: f"(({{0}} {c} {{1}}) ? (T)1 : (T)0)" for op, c in COMPARE.items()},
-           "where": "(({0} != 0) ? {1} : {2})"}
+           "where": "tg_where({0}, {1}, {2})"}
 MIN_COLUMNS = 8  # narrower matrices are not worth a row program
 MIN_NODES = 3
 MAX_HOISTED = 32  # nodes between two members that run before the run instead
