@@ -410,6 +410,12 @@ def test_explain_names_the_backend_and_each_kernels_bytes(monkeypatch):
     text = str(tg.explain(lambda x: (x - x.mean(dim=1, keepdim=True)).exp() * 2,
                           tg.TensorSpec((128, 256))))
     assert "row program of" in text and "over (128, 256): C, reads 128.0 KiB" in text
+    # a run of small nodes run by one C call: listed as one segment, its kernels in it
+    text = str(tg.explain(lambda x, y: ((x * 2).exp() + y).tanh().sum() * 3 + (x - 1).sum(),
+                          tg.TensorSpec((8,)), tg.TensorSpec((8,))))
+    assert ("%2..%4: segment of 3 small nodes [mul exp add tanh sum, sub sum, mul add]: "
+            "one C call, reads 104 B, writes 12 B") in text, text
+    assert "kernel [mul exp add tanh sum]:" not in text  # (not listed twice)
     monkeypatch.setenv("CC", "/nonexistent")
     toolchain.clear_memory()
     try:
@@ -456,12 +462,13 @@ def _gelu_ln_step(n, w, b, r):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(64, 48), (7, 9), (128, 1024)])
+@pytest.mark.parametrize("shape", [(64, 48), (7, 9), (128, 1024), (4, 16, 48)])
 @pytest.mark.parametrize("layout", ["contiguous", "transposed"])
 def test_gelu_layer_norm_forward_backward_in_one_row_program(dtype, shape, layout,
                                                              rows_everywhere):
+    # (a (B, T, C) value is B*T rows of C)
     rng = np.random.default_rng(4)
-    m, n = shape
+    n = shape[-1]
     w0, b0 = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
     r = tg.tensor(rng.standard_normal(shape).astype(dtype))
     x0 = rng.standard_normal(shape).astype(dtype)
@@ -503,24 +510,27 @@ def test_row_programs_in_a_training_step(rows_everywhere):
     assert "row program" in step.cache_info().backend
 
 
-def test_row_program_sums_are_numpys_bit_for_bit(rows_everywhere):
+@pytest.mark.parametrize("shape", [(96, 300), (4, 24, 300)])
+def test_row_program_sums_are_numpys_bit_for_bit(shape, rows_everywhere):
     """Per-row sums pairwise (NumPy's order), per-column sums row after row, in float32:
-    NumPy's results exactly; the sum over everything adds the rows' sums in double."""
+    NumPy's results exactly; the sum over everything adds the rows' sums in double. A
+    (B, T, C) value is B*T rows: sums over C, over (B, T) (a bias gradient), over all."""
     rng = np.random.default_rng(6)
-    x = (rng.standard_normal((96, 300)) * 10 + 3).astype(np.float32)
+    x = (rng.standard_normal(shape) * 10 + 3).astype(np.float32)
     c = rng.standard_normal(300).astype(np.float32)
+    lead = tuple(range(len(shape) - 1))
 
     def f(x, c):
         y = x * c
-        return y.sum(1), (y * 2.0).sum(0), (y * x).sum()
+        return y.sum(-1), (y * 2.0).sum(lead), (y * x).sum()
 
     cf = tg.compile(f, backend="c")
     for _ in range(2):
         got = [o.numpy() for o in cf(tg.tensor(x), tg.tensor(c))]
     assert "row program" in cf.cache_info().backend
     y = x * c
-    np.testing.assert_array_equal(got[0], y.sum(1))
-    np.testing.assert_array_equal(got[1], (y * np.float32(2)).sum(0))
+    np.testing.assert_array_equal(got[0], y.sum(-1))
+    np.testing.assert_array_equal(got[1], (y * np.float32(2)).sum(lead))
     terms = (y * x).astype(np.float64)
     assert abs(got[2] - terms.sum()) <= 1e-6 * np.abs(terms).sum()
 
@@ -669,3 +679,111 @@ def test_a_c_program_refuses_what_is_not_an_array():
     np.testing.assert_allclose(want, np.tanh(x * 0.5 + 1).sum() * 0.5, rtol=1e-6)
     with pytest.raises(TypeError, match="input 1 is a float64"):
         program(x, np.float64(0.5))
+
+
+def _state_update_program(update, shape, dtype, every_kernel=True):
+    """The program of ``(m, g) -> (new = update(m, g), a sum of it)`` whose first output
+    replaces m (a donation, as an optimizer's state update), and its memory plan."""
+    specs = [tg.TensorSpec(shape, dtype=dtype) for _ in range(2)]
+
+    def f(m, g):
+        new = update(m, g)
+        return new, (new * (new * g).sum(dim=1, keepdim=True)).sum()
+
+    graph, _ = run_traced(f, specs, {})
+    graph, plan, _ = optimize(graph, [(0, graph.inputs[0])], backend=cbackend.C_BACKEND)
+    return CProgram(graph, plan, every_kernel=every_kernel), plan
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+@pytest.mark.parametrize("update, dtype, shape, late", [
+    (lambda m, g: m + (g - m) * 0.1, np.float32, (64, 64), True),  # Adam's first moment
+    (lambda m, g: m * 0.999 + g * 0.001 * g, np.float32, (64, 64), False),  # its second
+    (lambda m, g: m + (g - m).exp() * 0.1, np.float64, (200, 100), True),
+], ids=["lerp", "second_moment", "exp"])
+def test_a_state_update_is_written_over_the_state_it_reads(update, dtype, shape, late,
+                                                           layout):
+    """A kernel reading m in its first and last steps is one C loop: its result may go
+    over m (NumPy's steps would overwrite m before the last one reads it: the C program
+    runs those through a temporary); m * b2 read before the kernel may be overwritten
+    too. Not new memory and a copy on every step."""
+    prog, plan = _state_update_program(update, shape, dtype, every_kernel=False)
+    new = prog.graph.outputs[0]
+    assert plan.into_input.get(id(new)) is prog.graph.inputs[0]
+    assert "row program" in prog.source_text
+    assert ("_t = np.empty" in prog.source_text) == late  # (the NumPy fallback's)
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        m0, g = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+        if layout == "transposed":  # the row program hands over to NumPy
+            m0 = np.ascontiguousarray(m0.T).T
+        m = m0.copy(order="A")
+        got, total = prog(m, g)
+        want = update(tg.tensor(m0), tg.tensor(g)).numpy()
+        assert got is m
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+        np.testing.assert_allclose(total, (want * (want * g).sum(1, keepdims=True)).sum(),
+                                   rtol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+@pytest.mark.parametrize("batch", [(3, 5), (0, 4)])
+def test_a_batch_of_rows_times_a_matrix_is_one_matrix_product(backend, batch):
+    """x (B, T, C) @ W.T, and W's gradient: one product over the B*T rows each (as
+    reshaped views), equal to eager."""
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal(batch + (6,)).astype(np.float32)
+    w0 = rng.standard_normal((4, 6)).astype(np.float32)
+
+    def f(x, w):
+        y = x @ w.T
+        (y * y).sum().backward()
+        return y
+
+    f_c = tg.compile(f, backend=backend)
+    for _ in range(3):
+        w = tg.tensor(w0, requires_grad=True)
+        got = f_c(tg.tensor(x0), w)
+    we = tg.tensor(w0, requires_grad=True)
+    want = f(tg.tensor(x0), we)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(w.grad.numpy(), we.grad.numpy(), rtol=1e-5, atol=1e-5)
+    assert f".reshape({batch[0] * batch[1]}, 6)" in f_c.last_variant.program.source_text
+
+
+def test_a_relu_backward_mask_starts_a_row_program():
+    """gt, mul, sum over the rows (a ReLU's backward and its bias gradient): one row
+    program, started by the bool comparison (its frame: the operands' float32)."""
+    rng = np.random.default_rng(3)
+    x, g = (rng.standard_normal((128, 256)).astype(np.float32) for _ in range(2))
+
+    def f(x, g):
+        d = g * (x > 0)
+        return d, d.sum(0)
+
+    cf = tg.compile(f, backend="c")
+    for _ in range(2):
+        got = [o.numpy() for o in cf(tg.tensor(x), tg.tensor(g))]
+    assert "row program" in cf.cache_info().backend, cf.cache_info().backend
+    for a, b in zip(got, f(tg.tensor(x), tg.tensor(g))):
+        np.testing.assert_array_equal(a, b.numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(16, 2), (4, 8), (4, 4, 2)])
+def test_nested_where_in_a_row_program(dtype, shape, rows_everywhere):
+    """where(m2, y, where(m1, x, 0)) row by row (the gradient of minimum): with its arms'
+    loads under a mask, GCC 12.2 -O3 -march=native gave 0 for some elements."""
+    rng = np.random.default_rng(5)
+    m1, m2 = (rng.random(shape) < 0.5 for _ in range(2))
+    x, y = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+
+    def f(m1, m2, x, y):
+        return -tg.where(m2, y * 2, tg.where(m1, x, 0.0))
+
+    cf = tg.compile(f, backend="c")
+    args = [tg.tensor(a) for a in (m1, m2, x, y)]
+    for _ in range(2):
+        got = cf(*args).numpy()
+    assert "row program" in cf.cache_info().backend, cf.cache_info().backend
+    np.testing.assert_array_equal(got, f(*args).numpy())

@@ -196,6 +196,29 @@ def test_simplify_merges_reshape_of_reshape_and_composes_permutes():
     np.testing.assert_array_equal(after(x)[0], g(x)[0])
 
 
+def test_simplify_makes_a_splits_gradient_one_cat():
+    # d/dx of f(q, k, v) with q, k, v = x.split: three scatters into zeros, added, become
+    # one cat of the three pieces (and two adjacent ones a scatter of their cat)
+    def f(x):
+        q, k, v = x.split(4, dim=-1)
+        return (q.exp() + k * k - v.tanh()).sum()
+
+    g = tg.trace(lambda x: tg.grad(f)(x), S((3, 5, 12)))
+    assert count(g, "scatter_add") == 3
+    after, _ = dce(simplify(g.copy())[0])
+    assert count(after, "scatter_add") == 0 and count(after, "cat") == 1
+    x = np.random.default_rng(0).standard_normal((3, 5, 12)).astype(np.float32)
+    np.testing.assert_array_equal(after(x)[0], g(x)[0])
+
+    g = tg.trace(lambda x: tg.grad(lambda x: x[:, 2:5].exp().sum() + (x[:, 5:7] ** 2).sum())(x),
+                 S((4, 9)))
+    after, _ = dce(simplify(g.copy())[0])
+    (scatter,) = [n for n in after.nodes if n.op == "scatter_add"]
+    assert scatter.inputs[0].op == "cat" and scatter.attrs["index"][1] == slice(2, 7)
+    x = np.random.default_rng(1).standard_normal((4, 9)).astype(np.float32)
+    np.testing.assert_array_equal(after(x)[0], g(x)[0])
+
+
 def test_simplify_reports_a_merged_reshape():
     g = tg.trace(lambda x: x.reshape(3, 2).reshape(6), S((2, 3)))
     _, note = simplify(g.copy())
@@ -467,6 +490,25 @@ def test_plan_memory_in_place_kernel_respects_views_read_later():
     b = np.eye(3, dtype=np.float32)
     want = np.exp(a @ b) + (a @ b).T
     np.testing.assert_allclose(Program(g)(a, b)[0], want, rtol=1e-5)
+
+
+def test_plan_memory_writes_a_new_state_over_the_old_once_nothing_reads_it():
+    # v * b2 + (1 - b2) g^2 (Adam's second moment): the old v's last reader is the first
+    # product, so the new v (a write-back of v) may go straight into v's memory
+    g = tg.trace(lambda v, d: v * 0.99 + d * d * 0.01, S((4, 4)), S((4, 4)))
+    v = g.inputs[0]
+    plan = plan_memory(g, donations={id(g.outputs[0]): v})
+    assert plan.into_input.get(id(g.outputs[0])) is v
+    assert id(g.outputs[0]) not in plan.fresh
+    v0, d0 = np.full((4, 4), 2.0, np.float32), np.full((4, 4), 3.0, np.float32)
+    want = v0 * np.float32(0.99) + d0 * d0 * np.float32(0.01)
+    got = Program(g, plan)(v0, d0)[0]
+    assert got is v0
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    # ... but not while a later node still reads v
+    g = tg.trace(lambda v, d: (v * 0.99 + d, v.sum()), S((4, 4)), S((4, 4)))
+    plan = plan_memory(g, donations={id(g.outputs[0]): g.inputs[0]})
+    assert not plan.into_input
 
 
 # ---------------------------------------------------------------- results are preserved

@@ -43,12 +43,22 @@ def _matmul_vjp(g, out, a, b):
         g2 = g2.unsqueeze(-2)
     if b.ndim == 1:
         g2 = g2.unsqueeze(-1)
+    need_b = b.requires_grad
+    db = None
+    if need_b and b2.ndim == 2 and a2.ndim > 2:
+        # A batch of rows times one matrix (a Linear layer on (B, T, C)): b's gradient is
+        # one matrix product over all the rows, not a batch of products summed afterwards
+        (k, n), rows = tuple(b2.shape), math.prod(tuple(a2.shape)[:-1])
+        _, db = _product_grads(g2.reshape((rows, n)), a2.reshape((rows, k)), b2, False, True)
+        need_b = False
     # (a lifted operand is a view: the flags come from the operands themselves)
-    da, db = _product_grads(g2, a2, b2, a.requires_grad, b.requires_grad)
+    da, db_batched = _product_grads(g2, a2, b2, a.requires_grad, need_b)
     if da is not None:
         da = sum_to_shape(da, tuple(a2.shape)).reshape(tuple(a.shape))
+    if db_batched is not None:
+        db = sum_to_shape(db_batched, tuple(b2.shape))
     if db is not None:
-        db = sum_to_shape(db, tuple(b2.shape)).reshape(tuple(b.shape))
+        db = db.reshape(tuple(b.shape))
     return da, db
 
 

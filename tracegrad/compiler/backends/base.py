@@ -8,7 +8,11 @@ stay backend-neutral by asking it three questions instead of reading backend-spe
 - ``writes_into(op)``: can it compute this op into a buffer it is given (``out=``);
 - ``overwrites(op)``: may it write the result over an operand that dies there (the op must
   also declare the "overwrites" fact: each output element depends only on the same element
-  of its inputs).
+  of its inputs);
+- ``one_pass(node)``: does it compute this kernel in one pass, each element's operands read
+  before its result is written (a C loop), so that the result may go over an operand that a
+  later step reads too (NumPy runs a kernel step by step: its first step's result would
+  overwrite a value a later step still needs).
 
 Backends register by name (`register_backend`); ``tg.compile(fn, backend=name)`` looks one up
 with `get_backend`, and ``"auto"`` takes the first available one in `PREFERENCE` order.
@@ -46,6 +50,9 @@ class Backend:
             return True
         p = PRIMITIVES.get(op)
         return p is not None and p.overwrites and self.writes_into(op)
+
+    def one_pass(self, node: Any) -> bool:
+        return False
 
     def program(self, graph: Any, plan: Any, check_finite: bool = False) -> Any:
         """The graph lowered: a callable ``(*input arrays) -> tuple of outputs`` with

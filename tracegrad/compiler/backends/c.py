@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..ir import Graph, Node
-from ..passes.plan_memory import VIEWS
+from ..passes.plan_memory import VIEWS, _alias_roots, _may_overwrite
 from . import c_codegen, c_rows, toolchain
 from .numpy import NumpyBackend, Program
 
@@ -52,18 +52,47 @@ class CBackend(NumpyBackend):
     def program(self, graph: Graph, plan: Any, check_finite: bool = False) -> "CProgram":
         return CProgram(graph, plan, check_finite)
 
+    def one_pass(self, node: Node) -> bool:
+        """A kernel with a C form and no reduction is one loop: each element's operands are
+        read before its result is written (`CProgram` runs it on NumPy through a temporary
+        when it does not take the C loop)."""
+        return node.op == "kernel" and node.value[-1].op not in c_codegen.REDUCTIONS and \
+            c_codegen.why_not(node) is None
+
     def describe(self, graph: Graph, plan: Any = None) -> str:
-        """Per row program and per kernel: C or NumPy (and why), and the bytes its C code
-        reads and writes (each input and each stored output once), for `tg.explain`."""
+        """Per row program, per segment (a run of small nodes in one C call) and per
+        kernel: C or NumPy (and why), and the bytes its C code reads and writes (each input
+        and each stored output once; a segment: each member's), for `tg.explain`."""
         lines = []
         inside: set[int] = set()
-        for _, _, rows, stored, externals in (row_programs(graph, plan) if plan else ()):
-            inside |= {id(n) for n in rows.members}
-            read = sum(e.nbytes for e in externals)
-            wrote = sum(n.nbytes for n in stored)
-            lines.append(f"  %{rows.members[0].id}..%{rows.members[-1].id}: row program of "
-                         f"{len(rows.members)} nodes over {rows.frame}: C, reads "
-                         f"{_bytes(read)}, writes {_bytes(wrote)}")
+        runs = {k: run for k, *run in row_programs(graph, plan)} if plan else {}
+        k = 0
+        while plan and k < len(graph.nodes):
+            if k in runs:
+                end, rows, stored, externals = runs[k]
+                inside |= {id(n) for n in rows.members}
+                read = sum(e.nbytes for e in externals)
+                wrote = sum(n.nbytes for n in stored)
+                hoisted = f" ({len(rows.hoisted)} run before it)" if rows.hoisted else ""
+                lines.append(f"  %{rows.members[0].id}..%{rows.members[-1].id}: row program "
+                             f"of {len(rows.members)} nodes over {rows.frame}{hoisted}: C, "
+                             f"reads {_bytes(read)}, writes {_bytes(wrote)}")
+                k = end + 1
+                continue
+            end = segment_end(graph.nodes, k, runs, plan)
+            if end is None:
+                k += 1
+                continue
+            members = [n for n in graph.nodes[k:end + 1] if n.op != "const"]
+            inside |= {id(n) for n in members}
+            read = sum(i.nbytes for n in members for i in n.inputs)
+            wrote = sum(n.nbytes for n in members)
+            ops = ", ".join(" ".join(s.op for s in n.value) if n.op == "kernel" else n.op
+                            for n in members[:6]) + (", ..." if len(members) > 6 else "")
+            lines.append(f"  %{members[0].id}..%{members[-1].id}: segment of {len(members)} "
+                         f"small nodes [{ops}]: one C call, reads {_bytes(read)}, writes "
+                         f"{_bytes(wrote)}")
+            k = end + 1
         for node in graph.nodes:
             if node.op != "kernel" or id(node) in inside:
                 continue
@@ -142,47 +171,12 @@ class CProgram(Program):
         return body
 
     def _in_segment(self, node: Node) -> Node | None:
-        """The kernel a segment runs for ``node`` (itself, or the node as a kernel of one
-        step), or None if it cannot be in one: small (`SEGMENT_SIZE` elements), with a C
-        form, and memory of its own from the plan to write."""
-        plan = self.plan
-        if node.op == "kernel":
-            kernel = node
-        elif node.op in c_codegen.C_OPS or node.op in c_codegen.REDUCTIONS or \
-                node.op in c_codegen.EXTRA_OPS:
-            if not (id(node) in plan.fresh or id(node) in plan.buffer_of
-                    or id(node) in plan.into_input):
-                return None
-            kernel = c_codegen.as_kernel(node)
-        else:
-            return None
-        if c_codegen.why_not(kernel) is not None:
-            return None
-        first = kernel.value[0]
-        size = math.prod(first.shape) if first.op not in c_codegen.REDUCTIONS else \
-            math.prod(kernel.inputs[0].shape)
-        if size > SEGMENT_SIZE or (kernel.value[-1].op in c_codegen.REDUCTIONS
-                                   and self._writes_over_operand(node)):
-            return None
-        return kernel
+        return segment_kernel(node, self.plan)
 
     def _segment_end(self, k: int, runs: dict) -> int | None:
-        """The last node of the segment starting at node k, or None if none does: a run of
-        consecutive nodes that `_in_segment` takes (constants in between), at least
-        `MIN_SEGMENT` of them, run by one C function."""
         if self.check_finite or self._numpy_kernels:
             return None
-        nodes = self.graph.nodes
-        end, members, j = None, 0, k
-        while j < len(nodes) and j not in runs:
-            node = nodes[j]
-            if node.op != "const":
-                if self._in_segment(node) is None:
-                    break
-                members += 1
-                end = j
-            j += 1
-        return end if members >= MIN_SEGMENT else None
+        return segment_end(self.graph.nodes, k, runs, self.plan)
 
     def _segment_lines(self, span: range, plan: Any) -> list[str]:
         """One C call for the nodes of ``span`` (see `_segment_call`), then the dels."""
@@ -281,19 +275,19 @@ class CProgram(Program):
 
     def _emit_kernel(self, node: Node, out: str) -> list[str]:
         if self._numpy_kernels:
-            return super()._emit_kernel(node, out)
+            return self._numpy_kernel(node, out)
         reason = c_codegen.why_not(node)
         if reason is None and not self.every_kernel:
             reason = c_codegen.pays(node)
         if reason is not None:
             self.on_numpy.append((node, reason))
-            return super()._emit_kernel(node, out)
+            return self._numpy_kernel(node, out)
         name = f"k{node.id}"
         self._kernels.append((name, node))
         # (the ctypes function is bound once the library is built, before `make` runs)
         fn = self._name("k", _Pending(name))
         args = [_array(i) for i in node.inputs]
-        if node.value[-1].op in c_codegen.REDUCTIONS and self._writes_over_operand(node):
+        if node.value[-1].op in c_codegen.REDUCTIONS and writes_over_operand(node, self.plan):
             # The memory plan put the result over an operand that dies here, as NumPy's
             # kernel (chain in a scratch buffer, then the reduction) allows; the C loop
             # would overwrite values it still reads: a fresh result, copied over.
@@ -302,6 +296,22 @@ class CProgram(Program):
                     f"{fn}((_t, {', '.join(args)},))  # C: {name}",
                     f"np.copyto({out}, _t)"]
         return [f"{fn}(({', '.join([out] + args)},))  # C: {name}"]
+
+    def _numpy_kernel(self, node: Node, out: str) -> list[str]:
+        """The NumPy backend's steps of a kernel; through a temporary when the plan put the
+        result over an operand a later step reads (`CBackend.one_pass`: right for the C loop,
+        not for NumPy's steps, the first of which would overwrite it)."""
+        if not self._late_overwrite(node):
+            return super()._emit_kernel(node, out)
+        dtype = self._name("d", node.dtype)
+        return [f"_t = np.empty({node.shape!r}, {dtype})",
+                *super()._emit_kernel(node, "_t"), f"np.copyto({out}, _t)"]
+
+    def _late_overwrite(self, node: Node) -> bool:
+        if not hasattr(self, "_base"):
+            self._base = _alias_roots(self.graph)
+        return any(not _may_overwrite(node, i, self._base)
+                   for i in overwritten(node, self.plan))
 
     def _place(self, n: Node, plan: Any) -> str:
         """The line that binds ``v<id>`` to where the plan puts ``n``'s value, as the NumPy
@@ -313,18 +323,6 @@ class CProgram(Program):
         if id(n) in plan.buffer_of and id(n) not in plan.fresh:
             return f"v{n.id} = {self._buffer(plan.buffer_of[id(n)], n.shape, n.dtype)}"
         return f"v{n.id} = np.empty({n.shape!r}, {self._name('d', n.dtype)})"
-
-    def _writes_over_operand(self, node: Node) -> bool:
-        plan = self.plan
-        target = plan.into_input.get(id(node))
-        mine = plan.buffer_of.get(id(node))
-        for i in node.inputs:
-            r = _root(i)
-            if target is not None and r is _root(target):
-                return True
-            if mine is not None and plan.buffer_of.get(id(r)) == mine:
-                return True
-        return False
 
     def _generate(self, graph: Graph, plan: Any) -> list[str]:
         lines = super()._generate(graph, plan)
@@ -379,6 +377,61 @@ class CProgram(Program):
             why = "; ".join(sorted({r for _, r in self.on_numpy}))
             text += f", {len(self.on_numpy)} on NumPy ({why})"
         return text
+
+
+def segment_kernel(node: Node, plan: Any) -> Node | None:
+    """The kernel a segment runs for ``node`` (itself, or the node as a kernel of one
+    step), or None if it cannot be in one: small (`SEGMENT_SIZE` elements), with a C form,
+    and memory of its own from the plan to write."""
+    if node.op == "kernel":
+        kernel = node
+    elif node.op in c_codegen.C_OPS or node.op in c_codegen.REDUCTIONS or \
+            node.op in c_codegen.EXTRA_OPS:
+        if not (id(node) in plan.fresh or id(node) in plan.buffer_of
+                or id(node) in plan.into_input):
+            return None
+        kernel = c_codegen.as_kernel(node)
+    else:
+        return None
+    if c_codegen.why_not(kernel) is not None:
+        return None
+    first = kernel.value[0]
+    size = math.prod(first.shape) if first.op not in c_codegen.REDUCTIONS else \
+        math.prod(kernel.inputs[0].shape)
+    if size > SEGMENT_SIZE or (kernel.value[-1].op in c_codegen.REDUCTIONS
+                               and writes_over_operand(node, plan)):
+        return None
+    return kernel
+
+
+def segment_end(nodes: list, k: int, runs: dict, plan: Any) -> int | None:
+    """The last node of the segment starting at node k, or None if none does: a run of
+    consecutive nodes that `segment_kernel` takes (constants in between, no row program:
+    ``runs`` holds where those start), at least `MIN_SEGMENT` of them, run by one C
+    function."""
+    end, members, j = None, 0, k
+    while j < len(nodes) and j not in runs:
+        node = nodes[j]
+        if node.op != "const":
+            if segment_kernel(node, plan) is None:
+                break
+            members += 1
+            end = j
+        j += 1
+    return end if members >= MIN_SEGMENT else None
+
+
+def overwritten(node: Node, plan: Any) -> list[Node]:
+    """The operands of ``node`` in whose memory the plan puts its value."""
+    target = plan.into_input.get(id(node))
+    mine = plan.buffer_of.get(id(node))
+    return [i for i in node.inputs
+            if (target is not None and _root(i) is _root(target))
+            or (mine is not None and plan.buffer_of.get(id(_root(i))) == mine)]
+
+
+def writes_over_operand(node: Node, plan: Any) -> bool:
+    return bool(overwritten(node, plan))
 
 
 def row_programs(graph: Graph, plan: Any) -> list[tuple]:

@@ -147,6 +147,12 @@ static inline float tg_tanhf(float x) {{
     return copysignf(a < 0.55f ? small : big, x);
 }}
 static inline float tg_sigmoidf(float x) {{ return 1.0f / (1.0f + tg_expf(-x)); }}
+/* where(c, a, b) as a function: its operands are read before it chooses (a ?: whose arms
+   read arrays loads them under a mask, which GCC 12.2 at -O3 with AVX2 miscompiles when two
+   such selects nest inside a row loop: rows of where(m2, y, where(m1, x, 0)) came out 0) */
+static inline float tg_where_f(float c, float a, float b) {{ return c != 0 ? a : b; }}
+static inline double tg_where_d(double c, double a, double b) {{ return c != 0 ? a : b; }}
+#define tg_where(c, a, b) _Generic((a), float: tg_where_f, default: tg_where_d)(c, a, b)
 static inline double tg_sigmoid_d(double x) {{ return 1.0 / (1.0 + exp(-x)); }}
 /* NumPy's pairwise summation of a[0..n) (numpy/_core/src/umath/loops_utils.h.src), in the
    array's own type and in NumPy's order: under 8 values one by one, up to 128 in eight

@@ -38,28 +38,46 @@ from .c_codegen import C_OPS, CTYPES, KERNEL_TYPES, REDUCTIONS, _literal, why_no
 # the frame's dtype, bool and the integer types (C's conversions: NumPy's for these).
 COMPARE = {"gt": ">", "ge": ">=", "lt": "<", "le": "<=", "eq": "==", "ne": "!="}
 ROW_OPS = {**{op: f"(({{0}} {c} {{1}}) ? (T)1 : (T)0)" for op, c in COMPARE.items()},
-           "where": "(({0} != 0) ? {1} : {2})"}
+           "where": "tg_where({0}, {1}, {2})"}
 MIN_COLUMNS = 8  # narrower matrices are not worth a row program
 MIN_NODES = 3
 MAX_HOISTED = 32  # nodes between two members that run before the run instead
 MIN_ELEMENTS = 4096  # smaller programs: the per-kernel C functions (tests lower it)
 
 
-def _dims(shape: tuple) -> tuple | None:
+def _dims(shape: tuple) -> tuple:
+    """A shape as (rows, columns): its leading dimensions are one (a (B, T, C) value is B*T
+    rows of C). Two values of an elementwise op with the same (rows, columns) have the same
+    shape, up to leading ones, or one broadcasts along the rows or the columns only (a
+    dimension of one among the leading ones would make fewer rows)."""
     s = tuple(shape)
-    while len(s) > 2 and s[0] == 1:
-        s = s[1:]
-    if len(s) > 2:
+    if len(s) < 2:
+        return (1,) * (2 - len(s)) + s
+    return (math.prod(s[:-1]), s[-1])
+
+
+def _axes_kind(shape: tuple, axes: tuple) -> str | None:
+    """How a reduction over ``axes`` of a value of ``shape`` (at least 2-d) sits in its
+    rows and columns: over the columns ("row"), the rows ("cols"), or both ("total");
+    None if it reduces nothing or some other way. Axes of size one do not count."""
+    last = len(shape) - 1
+    reduced = {a for a in axes if shape[a] != 1}
+    leading = {d for d in range(last) if shape[d] != 1}
+    if shape[last] == 1 or not reduced:
         return None
-    return (1,) * (2 - len(s)) + s
+    if reduced == {last}:
+        return "row"
+    if reduced == leading and last not in axes:
+        return "cols"
+    if reduced == leading | {last}:
+        return "total"
+    return None
 
 
 def kind_of(shape: tuple, frame: tuple) -> str | None:
     """How a value of ``shape`` sits in the frame (R, C): "full", "row" (R, 1), "col"
     (1, C) or (C,), "scalar"; None if it does not broadcast so."""
     d = _dims(shape)
-    if d is None:
-        return None
     R, C = frame
     if d == (R, C):
         return "full"
@@ -140,11 +158,10 @@ class RowProgram:
         if base != "full":
             return None
         op, axes = red
-        if len(first) != 2:  # (reductions of 2-d values only)
-            return None
-        if axes == (1,):  # per row: with keepdim a value later nodes may read
+        how = _axes_kind(tuple(first), axes) if len(first) >= 2 else None
+        if how == "row":  # per row: with keepdim a value later nodes may read
             return "row" if kind_of(node.shape, self.frame) == "row" else "rows"
-        return {(0,): "cols", (0, 1): "total"}.get(axes)
+        return how
 
     # ---------------------------------------------------------------- the C function
 
@@ -435,14 +452,17 @@ def find(nodes: list[Node], start: int, hoist: bool = True) -> RowProgram | None
     """The row program starting at ``nodes[start]``, or None if none starts there. Constants
     in between do not break a run (their names are bound before it)."""
     node = nodes[start]
-    if node.dtype not in KERNEL_TYPES:
+    dtype = node.dtype
+    if node.op in COMPARE:  # (a ReLU's backward mask: the frame is its operands' dtype)
+        dtype = next((i.dtype for i in node.inputs if i.dtype in KERNEL_TYPES), None)
+    if dtype not in KERNEL_TYPES:
         return None
     shape = node.value[0].shape if node.op == "kernel" else \
         node.inputs[0].shape if node.op in REDUCTIONS else node.shape
     d = _dims(shape)
-    if d is None or len(shape) != 2 or d[0] < 2 or d[1] < MIN_COLUMNS:
+    if len(shape) < 2 or d[0] < 2 or d[1] < MIN_COLUMNS:
         return None
-    rows = RowProgram(d, node.dtype)
+    rows = RowProgram(d, dtype)
     pending: list[Node] = []  # nodes the run passed over, not yet followed by a member
     for n in nodes[start:]:
         if n.op == "const":

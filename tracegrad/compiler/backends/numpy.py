@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import linecache
+import math
 import re
 from typing import Any, Callable
 
@@ -70,6 +71,13 @@ def _arg_reduce(p: "Program", n: Any, a: list, out: str) -> list[str]:
 def _matmul(p: "Program", n: Any, a: list, out: str) -> list[str]:
     if not n.shape:  # a 0-d result has no buffer matmul can write into
         return [f"{out}[...] = np.matmul({a[0]}, {a[1]})"]
+    x, w = n.inputs
+    if len(x.shape) > 2 and len(w.shape) == 2 and id(n) not in p.plan.into_input:
+        # A batch of rows times one matrix (a Linear layer on (B, T, C)): one matrix
+        # product of all the rows, which BLAS runs 1.2-1.6x faster than NumPy's loop over
+        # the batch. (out is new or pooled memory, C-contiguous: its reshape is a view.)
+        rows, (k, m) = math.prod(x.shape[:-1]), w.shape
+        return [f"matmul({a[0]}.reshape({rows}, {k}), {a[1]}, {out}.reshape({rows}, {m}))"]
     return [f"matmul({a[0]}, {a[1]}, {out})"]
 
 

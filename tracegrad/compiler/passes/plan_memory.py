@@ -94,16 +94,18 @@ def _operand_reads(node: Node, base: dict) -> tuple[dict, dict, set]:
     return per_root, per_input, late
 
 
-def _may_overwrite(node: Node, operand: Node, base: dict, reads: tuple | None = None) -> bool:
+def _may_overwrite(node: Node, operand: Node, base: dict, reads: tuple | None = None,
+                   one_pass: bool = False) -> bool:
     """Whether ``node`` may write its result over ``operand``'s memory: no other operand
     may share that memory (``x + x.T`` would read what it already overwrote), and in a
-    kernel nothing after the first step may read it. ``reads``: `_operand_reads` of the
-    node, when several operands are asked about."""
+    kernel nothing after the first step may read it, unless the backend runs the kernel in
+    one pass (``one_pass``: `Backend.one_pass`). ``reads``: `_operand_reads` of the node,
+    when several operands are asked about."""
     per_root, per_input, late = _operand_reads(node, base) if reads is None else reads
     root = id(base.get(id(operand), operand))
     if per_root.get(root, 0) > per_input.get(id(operand), 0):
         return False
-    return root not in late
+    return one_pass or root not in late
 
 
 def _read_last_only(node: Node, operand: Node, base: dict) -> bool:
@@ -218,10 +220,12 @@ def plan_memory(graph: Graph, backend: Any = None, donations: dict | None = None
 
     # A write-back (an optimizer's new weight) may be computed straight into the memory of
     # the input it replaces, if nothing reads that input afterwards.
-    # An input nothing reads (a .grad array waiting for its new value) may receive any
-    # result written with out=.
+    # An input nothing reads from there on (a .grad array waiting for its new value; an
+    # Adam state whose last reader came before its new value: v * beta2 + (1 - beta2) g^2)
+    # may receive any result written with out=.
     donations = donations or {}
     read = {id(base.get(id(i), i)) for n in graph.nodes for i in n.inputs}
+    died_at = {id(d): k for k, gone in dead_after.items() for d in gone}
     used_targets: set[int] = set()
     output_nodes = {id(o) for o in graph.outputs}
     for k, node in enumerate(graph.nodes):
@@ -229,9 +233,11 @@ def plan_memory(graph: Graph, backend: Any = None, donations: dict | None = None
         if target is not None and id(target) not in used_targets and (
             target.shape == node.shape and target.dtype == node.dtype
         ) and (
-            (id(target) not in read and writes_into(node.op) and not _needs_scratch(node))
+            ((id(target) not in read or died_at.get(id(target), k) < k)
+             and writes_into(node.op) and not _needs_scratch(node))
             or (overwrites(node.op) and target in node.inputs
-                and target in dead_after.get(k, ()) and _may_overwrite(node, target, base))
+                and target in dead_after.get(k, ())
+                and _may_overwrite(node, target, base, None, backend.one_pass(node)))
         ):
             used_targets.add(id(target))
             plan.into_input[id(node)] = target
@@ -264,7 +270,7 @@ def plan_memory(graph: Graph, backend: Any = None, donations: dict | None = None
             buf = None
             if overwrites(node.op):
                 dying = {id(d) for d in dead_after.get(k, ())}
-                reads = None
+                reads, one_pass = None, backend.one_pass(node)
                 for i in node.inputs:
                     j = owner.get(id(i))
                     if j is None or id(i) in outputs or i.dtype != node.dtype \
@@ -272,7 +278,7 @@ def plan_memory(graph: Graph, backend: Any = None, donations: dict | None = None
                         continue
                     if reads is None:
                         reads = _operand_reads(node, base)
-                    if _may_overwrite(node, i, base, reads):
+                    if _may_overwrite(node, i, base, reads, one_pass):
                         buf = j
                         owner.pop(id(i))
                         dead_after[k] = [d for d in dead_after[k] if d is not i]

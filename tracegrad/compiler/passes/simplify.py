@@ -1,6 +1,7 @@
 """Algebraic simplification, by a table of rewrite rules: x*1, x+0, x-0, x/1, neg(neg x),
-reshape of reshape, permute of permute, no-op reshape/permute/expand/cast, and elementwise ops
-moved before an expand or inside a permute.
+reshape of reshape, permute of permute, no-op reshape/permute/expand/cast, elementwise ops
+moved before an expand or inside a permute, and the sum of scatters into adjacent slices (a
+split's gradient) as one cat.
 
 A rule looks at one node (whose inputs are already simplified) and returns the node that
 can stand in for it, or None; it may build new nodes for that, which it lists in
@@ -188,6 +189,56 @@ def _mask_product(n: Node, ctx: Context) -> tuple | None:
     return None
 
 
+def _slab(n: Node) -> tuple | None:
+    """(axis, start, stop) if ``n`` scatters its operand into zeros at ``[..., start:stop,
+    ...]`` (one axis sliced, every other whole), else None."""
+    if n.op != "scatter_add" or len(n.inputs) != 1:
+        return None
+    index, shape = n.attrs["index"], n.shape
+    if not isinstance(index, tuple) or len(index) != len(shape) or \
+            not all(isinstance(i, slice) for i in index):
+        return None
+    cut = [(d, i) for d, i in enumerate(index) if i != slice(None)]
+    if len(cut) != 1:
+        return None
+    d, i = cut[0]
+    start, stop, step = i.indices(shape[d])
+    if step != 1 or stop <= start or i.step not in (None, 1) \
+            or n.inputs[0].shape[d] != stop - start:
+        return None
+    return d, start, stop
+
+
+def _adjacent_slabs(n: Node, ctx: Context) -> Node | None:
+    """``scatter(a, [.., p:q]) + scatter(b, [.., q:r])`` -> ``scatter(cat(a, b), [.., p:r])``,
+    and a scatter over the whole axis is the cat itself: the gradient of a split (a GPT's
+    q, k, v from one product) is one copy of each piece, not a zeroed buffer per piece
+    added up."""
+    a, b = n.inputs
+    sa, sb = _slab(a), _slab(b)
+    if sa is None or sb is None or sa[0] != sb[0] or not _same_type(a, n) or \
+            not _same_type(b, n) or ctx.users.get(id(a), 0) != 1 or \
+            ctx.users.get(id(b), 0) != 1:
+        return None
+    if sb[2] == sa[1]:
+        a, b, sa, sb = b, a, sb, sa
+    if sa[2] != sb[1]:
+        return None
+    d, start, stop = sa[0], sa[1], sb[2]
+    pieces: list[Node] = []
+    for x in (a.inputs[0], b.inputs[0]):  # (a cat this rule built is spliced in)
+        inner = x.op == "cat" and x.attrs["dim"] == d and ctx.users.get(id(x), 0) == 1
+        pieces += list(x.inputs) if inner else [x]
+    shape = list(n.shape)
+    shape[d] = stop - start
+    cat = Node("cat", tuple(pieces), {"dim": d}, tuple(shape), n.dtype)
+    if start == 0 and stop == n.shape[d]:
+        return cat
+    ctx.new.append(cat)
+    index = tuple(slice(start, stop) if k == d else slice(None) for k in range(len(n.shape)))
+    return Node("scatter_add", (cat,), {"index": index, "shape": n.shape}, n.shape, n.dtype)
+
+
 def is_unary(op: str) -> bool:
     """An elementwise op of one operand (with no attributes that depend on the shape): a
     fusible primitive of one input, registered now or later."""
@@ -211,7 +262,7 @@ CANONICAL: dict[str, list[Callable[[Node, Context], tuple | None]]] = {
 RULES: dict[str, list[Callable[[Node, Context], Node | None]]] = {
     **{op: [_elementwise_before_permute] for op in _BROADCASTING},
     "mul": [_identity_operand(1, commutes=True), _elementwise_before_permute],
-    "add": [_identity_operand(0, commutes=True), _elementwise_before_permute],
+    "add": [_identity_operand(0, commutes=True), _adjacent_slabs, _elementwise_before_permute],
     "sub": [_identity_operand(0, commutes=False), _elementwise_before_permute],
     "div": [_identity_operand(1, commutes=False), _elementwise_before_permute],
     "neg": [_double_negation, *_UNARY_RULES],
