@@ -697,3 +697,34 @@ def test_hyper_parameters_an_optimizer_computes_with_are_inputs_one_cycle_never_
         _check_schedule(make, lambda opt: tg.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=0.1, total_steps=12,
             cycle_momentum=not isinstance(opt, tg.optim.SGD)))
+
+
+def test_an_argument_passed_twice_is_traced_as_two_inputs():
+    """A variant traced from f(x, x) (or f(t, 0.5, 0.5): one float object at two places) used
+    one input for both places and then served f(x, y) with y - y; each place is its own input
+    now, and an aliased argument that the function writes to raises TraceError."""
+    f = tg.compile(lambda a, b: a - b)
+    x, y = tg.tensor([1.0, 2.0]), tg.tensor([5.0, 7.0])
+    for _ in range(3):
+        np.testing.assert_array_equal(f(x, x).numpy(), [0.0, 0.0])
+    np.testing.assert_array_equal(f(x, y).numpy(), [-4.0, -5.0])
+    np.testing.assert_array_equal(f(y, x).numpy(), [4.0, 5.0])
+
+    g = tg.compile(lambda t, a, b: t * a + b)
+    half = 0.5
+    for _ in range(3):
+        g(x, half, half)
+    np.testing.assert_array_equal(g(x, 0.5, 2.0).numpy(), (x * 0.5 + 2.0).numpy())
+
+    def bump_then_read(a, b):
+        a.add_(1.0)
+        return b * 2
+
+    h = tg.compile(bump_then_read)
+    h(tg.tensor([1.0, 2.0]), tg.tensor([1.0, 2.0]))  # (eager, the first call)
+    with pytest.raises(tg.TraceError, match="same tensor as an earlier argument"):
+        z = tg.tensor([1.0, 2.0])
+        h(z, z)
+
+    spec = tg.TensorSpec((2,))
+    assert len(tg.trace(lambda a, b: a - b, spec, spec).inputs) == 2

@@ -503,6 +503,21 @@ def flatten_args(args: tuple, kwargs: dict) -> list[tuple[str, Any]]:
     return out
 
 
+def _substitute_at(obj: Any, at: dict[str, Any], path: str) -> Any:
+    """``obj`` with the leaf at each path in ``at`` replaced (the walk of `flatten_args`)."""
+    if path in at:
+        return at[path]
+    if isinstance(obj, (Tensor, TensorSpec)):
+        return obj
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*[_substitute_at(v, at, f"{path}[{i}]") for i, v in enumerate(obj)])
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_substitute_at(v, at, f"{path}[{i}]") for i, v in enumerate(obj))
+    if isinstance(obj, dict):
+        return type(obj)((k, _substitute_at(v, at, f"{path}[{k!r}]")) for k, v in obj.items())
+    return obj
+
+
 def _substitute(obj: Any, table: dict[int, Any]) -> Any:
     if id(obj) in table:
         return table[id(obj)]
@@ -566,8 +581,12 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
     tracer.grad_buffers = grad_buffers
     if source_lines:
         tracer.capture.lines = {}
-    table: dict[int, Any] = {}
+    table: dict[int, Any] = {}  # id of an argument leaf -> what the trace sees there
+    at: dict[str, Any] = {}  # the same by position (an object passed twice gets two)
+    again: list = []  # (position, requires_grad) of a tensor or array passed before
     for path, leaf in flatten_args(args, kwargs):
+        if id(leaf) in table and isinstance(leaf, (Tensor, np.ndarray)):
+            again.append((path, getattr(leaf, "requires_grad", False)))
         if isinstance(leaf, (Tensor, TensorSpec)):
             t = leaf.example() if isinstance(leaf, TensorSpec) else leaf
             if isinstance(leaf, Tensor):
@@ -584,8 +603,13 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
             view = leaf.view(TracedArray)
             tracer.add_array_argument(view, path)
             table[id(leaf)] = view
-    args2 = _substitute(args, table)
-    kwargs2 = _substitute(kwargs, table)
+        else:
+            continue
+        at[path] = table[id(leaf)]
+    # Each position its own input, so that a variant traced from f(x, x) (or f(t, 0.5, 0.5),
+    # one float object twice) reads each argument it is later given.
+    args2 = tuple(_substitute_at(a, at, f"arg{i}") for i, a in enumerate(args))
+    kwargs2 = {k: _substitute_at(v, at, k) for k, v in kwargs.items()}
     from .. import rng
 
     replaced = []
@@ -610,10 +634,16 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
             result = fn(*args2, **kwargs2)
             grads = []
             if differentiable and not tracer.capture.called_backward:
-                arguments = [table[id(leaf)] for _, leaf in flatten_args(args, kwargs)
-                             if id(leaf) in table]  # every input, in `a`'s order
+                arguments = list(at.values())  # every input, in `a`'s order
                 grads = tracer.differentiate(result, arguments)
         graph, capture = tracer.finish(result, grads)
+        if again and (capture.data_writes or any(rg for _, rg in again)):
+            # one tensor at two positions, and it is written or differentiated: eager's
+            # result depends on the aliasing, which separate inputs would not show
+            raise TraceError(
+                f"tg.compile: argument {again[0][0]} is the same tensor as an earlier "
+                f"argument, and the function writes to tensors or needs its gradient; pass "
+                f"distinct tensors (e.g. x and x.clone()) or call the function eagerly")
     finally:
         tensor_mod._tracer = None
         for d, key, value, t in replaced:
