@@ -20,7 +20,7 @@ from .anomaly import _Anomaly, _check_anomaly
 from .autograd import _mode
 from .errors import ShapeError
 from .gradarray import GradArray, IntoArray
-from .views import _VIEW_OPS
+from .views import _UNCHANGED, _UNCHANGED_PAIR, _VIEW_OPS
 
 # The tensor module (_leaf, _tracer, _forward), read at call time: it imports this one. (Not
 # `from . import tensor`: once tracegrad is imported, tg.tensor is the creation function.)
@@ -111,7 +111,9 @@ class NodeHooks:
                 self._attrs = None
         if len(children) == 2:  # most ops: spelled out, as this runs once per node
             a, b = children
-            if (a._vc[0], b._vc[0]) != versions:
+            # (Unchanged inputs recorded unchanged: three identity tests, no tuple built.)
+            if (versions is not _UNCHANGED_PAIR or a._vc is not _UNCHANGED
+                    or b._vc is not _UNCHANGED) and (a._vc[0], b._vc[0]) != versions:
                 self._changed_in_place(children, versions, attrs)
             if type(g) is GradArray:
                 op = self._op

@@ -269,13 +269,14 @@ def _propagate(root: Any, seed: Any, policy: Any) -> None:
     its inputs: so newest first is a reverse topological order, with no pass over the graph
     to find one. The next node is the newest one that is waiting; a node that is the only
     newly reached input of the one just visited, with nothing else waiting, is next without
-    further ado, which is every step of a chain; the others wait in a heap.
+    further ado, which is every step of a chain (its gradient is then handed straight on,
+    never stored in the table); the others wait in a heap.
 
     **Policy.** ``policy`` decides where gradients are read from and written to:
     ``seed(root, g)``, ``take(node, None) -> g or None`` and ``add(node, g)``. Two
     attributes make the common case cheap: ``table``, when not None, is the dict the policy
-    keeps interior nodes' gradients in (the engine sums into it directly, and a node is
-    waiting exactly while it has an entry there; ``add`` then only sees leaves), and
+    keeps interior nodes' gradients in (the engine sums into it directly, and a node in the
+    heap has an entry there; ``add`` then only sees leaves), and
     ``frees``, whether each node drops its graph once its VJP has run.
     """
     policy.seed(root, seed)
@@ -286,10 +287,12 @@ def _propagate(root: Any, seed: Any, policy: Any) -> None:
     seen = {root} if table is None else None  # without a table: the nodes reached so far
     waiting: list = []  # a heap of (-_seq, node)
     node = root
+    g = take(root, None)
     while True:
         children = node._children
-        g = take(node, None)
-        reached = None  # the first node this one reaches for the first time
+        # The first node this one reaches for the first time, and (with a table) its
+        # gradient, kept here rather than in the table: it is usually the next node.
+        reached = first = None
         if hooks and g is not None:
             mine = hooks.get(id(node))
             if mine:
@@ -299,35 +302,45 @@ def _propagate(root: Any, seed: Any, policy: Any) -> None:
             if grads is None:  # (a micrograd `_backward` wrote its children's grads itself)
                 grads = (None,) * len(children)
             for child, child_grad in zip(children, grads):
-                if not child._children:  # a leaf
-                    if child_grad is not None:
-                        add(child, child_grad)
-                    continue
-                if get is not None:
+                if get is not None:  # interior nodes' gradients go to the table
                     if child_grad is None:
+                        continue
+                    if not child._children:  # a leaf
+                        add(child, child_grad)
+                        continue
+                    if child is reached:  # (b = a + a)
+                        first = first + child_grad
                         continue
                     old = get(child)
                     if old is not None:  # already waiting
                         table[child] = old + child_grad
                         continue
+                    if reached is None:
+                        reached, first = child, child_grad
+                        continue
                     table[child] = child_grad
                 else:
                     if child_grad is not None:
                         add(child, child_grad)
-                    if child in seen:
+                    if not child._children or child in seen:
                         continue
                     seen.add(child)
-                if reached is None:
-                    reached = child
-                else:
-                    heappush(waiting, (-child._seq, child))
+                    if reached is None:
+                        reached = child
+                        continue
+                heappush(waiting, (-child._seq, child))
         if reached is not None:
             if waiting and waiting[0][0] < -reached._seq:  # something newer is waiting
+                if get is not None:
+                    table[reached] = first
                 node = heapreplace(waiting, (-reached._seq, reached))[1]
-            else:
+                g = take(node, None)
+            else:  # its gradient is whole: every node that could add to it is done
                 node = reached
+                g = first if get is not None else take(node, None)
         elif waiting:
             node = heappop(waiting)[1]
+            g = take(node, None)
         else:
             return
 
