@@ -50,6 +50,16 @@ def _fresh_grad(x: Any) -> GradArray:
     return ga
 
 
+def _carry(g: GradArray, x: Any) -> GradArray:
+    """`_fresh_grad`, in ``g``'s own object when ``g`` is owned (this node's alone, see
+    GradArray.owned: nothing else holds the object either): a chain of ops then passes one
+    object down instead of making and freeing one per node."""
+    if not g.owned:
+        return _fresh_grad(x)
+    g._data = x if type(x) is _ndarray else np.asarray(x)
+    return g
+
+
 class NodeHooks:
     """The engine's side of a tensor's graph node (a mixin of `Tensor`: it holds no data)."""
 
@@ -131,15 +141,14 @@ class NodeHooks:
                     fa, fb = per_input
                     if op.arithmetic[1][mask]:  # plain arithmetic: on the arrays themselves
                         gd, od, ad, bd = g._data, self._data, a._data, b._data
-                        if not rb:  # the commonest case (x * constant): `_fresh_grad` inline
+                        if not rb:  # the commonest case (x * constant): `_carry` inline
                             dx = fa(gd, od, ad, bd)
-                            ga = _new(GradArray)
-                            ga._data = dx if type(dx) is _ndarray else np.asarray(dx)
-                            ga.requires_grad = False
-                            ga.owned = True
-                            return ga, None
+                            if g.owned:
+                                g._data = dx if type(dx) is _ndarray else np.asarray(dx)
+                                return g, None
+                            return _fresh_grad(dx), None
                         return (_fresh_grad(fa(gd, od, ad, bd)) if ra else None), \
-                            _fresh_grad(fb(gd, od, ad, bd))
+                            _carry(g, fb(gd, od, ad, bd))
                 # Only the values the rule reads become GradArrays (see Primitive.reads).
                 ro, wa, wb = op.reads[1][mask]
                 out = GradArray(self._data, True) if ro else self
@@ -165,7 +174,7 @@ class NodeHooks:
                         op.vjp(IntoArray(gd), self._data, a._data)
                         return (g,)
                     (dx,) = op.vjp(gd, self._data, a._data)
-                    return (_fresh_grad(dx),)
+                    return (_carry(g, dx),)
                 ro, wa = op.reads[0][1]
                 out = GradArray(self._data, True) if ro else self
                 a = GradArray(a._data, True) if wa else a

@@ -426,6 +426,8 @@ class GradsInTable:
                 self.results[key] = g if old is None else old + g
                 if not (self.through and node._children):
                     return
+                if getattr(g, "owned", False):  # (a first-order GradArray) the object is
+                    g.owned = False  # kept here and goes on: no rule may take it over
         if not node._children:
             if not node._is_leaf():
                 raise RuntimeError(
