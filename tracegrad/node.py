@@ -128,19 +128,22 @@ class NodeHooks:
             if type(g) is GradArray:
                 op = self._op
                 ra, rb = a.requires_grad, b.requires_grad
-                mask = ra + 2 * rb
                 per_input = op.per_input
+                ad, bd = a._data, b._data
                 # Equal shapes (then the output's, and the gradient's, are the same too):
                 # nothing is summed back, so an elementwise rule's own functions will do.
-                same = per_input is not None and a._data.shape == b._data.shape
+                same = per_input is not None and ad.shape == bd.shape
                 if same:
                     if op.passes_gradient:
-                        if ra and rb:  # one array for both inputs: neither may write into it
+                        if not rb:
+                            return g, None
+                        if ra:  # one array for both inputs: neither may write into it
                             g.owned = False
-                        return (g if ra else None), (g if rb else None)
+                            return g, g
+                        return None, g
                     fa, fb = per_input
-                    if op.arithmetic[1][mask]:  # plain arithmetic: on the arrays themselves
-                        gd, od, ad, bd = g._data, self._data, a._data, b._data
+                    if op.arithmetic[1][ra + 2 * rb]:  # plain arithmetic: on the arrays
+                        gd, od = g._data, self._data
                         if not rb:  # the commonest case (x * constant): `_carry` inline
                             dx = fa(gd, od, ad, bd)
                             if g.owned:
@@ -149,11 +152,12 @@ class NodeHooks:
                             return _fresh_grad(dx), None
                         return (_fresh_grad(fa(gd, od, ad, bd)) if ra else None), \
                             _carry(g, fb(gd, od, ad, bd))
+                mask = ra + 2 * rb
                 # Only the values the rule reads become GradArrays (see Primitive.reads).
                 ro, wa, wb = op.reads[1][mask]
                 out = GradArray(self._data, True) if ro else self
-                a = GradArray(a._data, ra) if wa else a
-                b = GradArray(b._data, rb) if wb else b
+                a = GradArray(ad, ra) if wa else a
+                b = GradArray(bd, rb) if wb else b
                 if same:
                     return (fa(g, out, a, b) if ra else None), (fb(g, out, a, b) if rb else None)
                 return op.vjp(g, out, a, b) if attrs is _NO_ATTRS else \
