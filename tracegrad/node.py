@@ -119,11 +119,11 @@ class NodeHooks:
             self._children = ()
             if attrs is not _NO_ATTRS:
                 self._attrs = None
-        if len(children) == 2:  # most ops: spelled out, as this runs once per node
+        if versions is _UNCHANGED_PAIR or len(children) == 2:  # most ops: spelled out
             a, b = children
-            # (Unchanged inputs recorded unchanged: three identity tests, no tuple built.)
-            if (versions is not _UNCHANGED_PAIR or a._vc is not _UNCHANGED
-                    or b._vc is not _UNCHANGED) and (a._vc[0], b._vc[0]) != versions:
+            # (Unchanged inputs recorded unchanged: identity tests, no tuple built.)
+            if (a._vc is not _UNCHANGED or b._vc is not _UNCHANGED
+                    or versions is not _UNCHANGED_PAIR) and (a._vc[0], b._vc[0]) != versions:
                 self._changed_in_place(children, versions, attrs)
             if type(g) is GradArray:
                 op = self._op

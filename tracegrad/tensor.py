@@ -121,10 +121,8 @@ def _result(out: np.ndarray, prim: Any, inputs: tuple, attrs: dict, record: bool
         t._attrs = attrs if attrs else _NO_ATTRS  # the call's own empty dict is freed at once
         if len(inputs) == 2:
             a, b = inputs
-            va = a._vc
-            vb = b._vc
-            t._versions = _UNCHANGED_PAIR if va is _UNCHANGED and vb is _UNCHANGED \
-                else (va[0], vb[0])
+            t._versions = _UNCHANGED_PAIR if a._vc is _UNCHANGED is b._vc \
+                else (a._vc[0], b._vc[0])
         else:
             t._versions = tuple([x._vc[0] for x in inputs])
     else:
