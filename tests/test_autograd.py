@@ -528,6 +528,7 @@ def test_decorated_generator_throw_and_close_run_in_the_mode():
 
 
 def test_grad_mode_is_thread_local():
+    off = tg.autograd.off_threads[0]
     inside = threading.Event()
     checked = threading.Event()
     seen = {}
@@ -537,6 +538,7 @@ def test_grad_mode_is_thread_local():
             inside.set()
             checked.wait(5)
             seen["worker"] = tg.is_grad_enabled()
+            seen["worker records"] = (tg.tensor([1.0], requires_grad=True) * 2).requires_grad
 
     def other():
         inside.wait(5)
@@ -549,8 +551,10 @@ def test_grad_mode_is_thread_local():
         t.start()
     for t in threads:
         t.join(10)
-    assert seen == {"worker": False, "other": True, "records": True}
+    assert seen == {"worker": False, "worker records": False, "other": True, "records": True}
     assert tg.is_grad_enabled()
+    # (ops read a count of the threads with grad mode off before the thread-local)
+    assert tg.autograd.off_threads[0] == off
     # and a no_grad block in this thread does not reach a new thread
     with tg.no_grad():
         t = threading.Thread(target=lambda: seen.__setitem__("new", tg.is_grad_enabled()))

@@ -261,6 +261,20 @@ def test_autograd_grad_with_grad_outputs_allow_unused_and_interior_inputs_matche
     assert x.grad is None  # autograd.grad never writes .grad
 
 
+def test_autograd_grad_of_an_interior_input_of_a_chain_matches_torch():
+    # y's gradient is both a result and what goes on to x: the backward of y * c must not
+    # take over its object (first-order rules pass one gradient object down a chain)
+    out = []
+    for lib in (tg, torch):
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        c = lib.tensor([3.0, 5.0])
+        y = x * c
+        z = y * c
+        out.append(lib.autograd.grad((z * c).sum(), [y, z, x]))
+    for ours, theirs in zip(*out):
+        _close(ours, theirs)
+
+
 def test_autograd_grad_errors_match_torchs_cases():
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     z = tg.tensor([1.0], requires_grad=True)

@@ -46,7 +46,8 @@ class GradArray:
         # ``.grad`` without copying, and a unary rule may multiply into it in place. True for
         # memory an op just allocated, handed on to a view of it (only one holder at a time),
         # and given up when a leaf adopts it or when one array goes to two inputs (add's
-        # gradient). The seed and the forward values are never owned.
+        # gradient). The seed and the forward values are never owned. An owned GradArray's
+        # object is the gradient's alone too: a rule may put its result in it (node._carry).
         self.owned = owned
 
     @property

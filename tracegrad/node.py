@@ -20,7 +20,7 @@ from .anomaly import _Anomaly, _check_anomaly
 from .autograd import _mode
 from .errors import ShapeError
 from .gradarray import GradArray, IntoArray
-from .views import _VIEW_OPS
+from .views import _UNCHANGED, _UNCHANGED_PAIR, _VIEW_OPS
 
 # The tensor module (_leaf, _tracer, _forward), read at call time: it imports this one. (Not
 # `from . import tensor`: once tracegrad is imported, tg.tensor is the creation function.)
@@ -48,6 +48,16 @@ def _fresh_grad(x: Any) -> GradArray:
     ga.requires_grad = False
     ga.owned = True
     return ga
+
+
+def _carry(g: GradArray, x: Any) -> GradArray:
+    """`_fresh_grad`, in ``g``'s own object when ``g`` is owned (this node's alone, see
+    GradArray.owned: nothing else holds the object either): a chain of ops then passes one
+    object down instead of making and freeing one per node."""
+    if not g.owned:
+        return _fresh_grad(x)
+    g._data = x if type(x) is _ndarray else np.asarray(x)
+    return g
 
 
 class NodeHooks:
@@ -109,40 +119,45 @@ class NodeHooks:
             self._children = ()
             if attrs is not _NO_ATTRS:
                 self._attrs = None
-        if len(children) == 2:  # most ops: spelled out, as this runs once per node
+        if versions is _UNCHANGED_PAIR or len(children) == 2:  # most ops: spelled out
             a, b = children
-            if (a._vc[0], b._vc[0]) != versions:
+            # (Unchanged inputs recorded unchanged: identity tests, no tuple built.)
+            if (a._vc is not _UNCHANGED or b._vc is not _UNCHANGED
+                    or versions is not _UNCHANGED_PAIR) and (a._vc[0], b._vc[0]) != versions:
                 self._changed_in_place(children, versions, attrs)
             if type(g) is GradArray:
                 op = self._op
                 ra, rb = a.requires_grad, b.requires_grad
-                mask = ra + 2 * rb
                 per_input = op.per_input
+                ad, bd = a._data, b._data
                 # Equal shapes (then the output's, and the gradient's, are the same too):
                 # nothing is summed back, so an elementwise rule's own functions will do.
-                same = per_input is not None and a._data.shape == b._data.shape
+                same = per_input is not None and ad.shape == bd.shape
                 if same:
                     if op.passes_gradient:
-                        if ra and rb:  # one array for both inputs: neither may write into it
+                        if not rb:
+                            return g, None
+                        if ra:  # one array for both inputs: neither may write into it
                             g.owned = False
-                        return (g if ra else None), (g if rb else None)
+                            return g, g
+                        return None, g
                     fa, fb = per_input
-                    if op.arithmetic[1][mask]:  # plain arithmetic: on the arrays themselves
-                        gd, od, ad, bd = g._data, self._data, a._data, b._data
-                        if not rb:  # the commonest case (x * constant): `_fresh_grad` inline
+                    if op.arithmetic[1][ra + 2 * rb]:  # plain arithmetic: on the arrays
+                        gd, od = g._data, self._data
+                        if not rb:  # the commonest case (x * constant): `_carry` inline
                             dx = fa(gd, od, ad, bd)
-                            ga = _new(GradArray)
-                            ga._data = dx if type(dx) is _ndarray else np.asarray(dx)
-                            ga.requires_grad = False
-                            ga.owned = True
-                            return ga, None
+                            if g.owned:
+                                g._data = dx if type(dx) is _ndarray else np.asarray(dx)
+                                return g, None
+                            return _fresh_grad(dx), None
                         return (_fresh_grad(fa(gd, od, ad, bd)) if ra else None), \
-                            _fresh_grad(fb(gd, od, ad, bd))
+                            _carry(g, fb(gd, od, ad, bd))
+                mask = ra + 2 * rb
                 # Only the values the rule reads become GradArrays (see Primitive.reads).
                 ro, wa, wb = op.reads[1][mask]
                 out = GradArray(self._data, True) if ro else self
-                a = GradArray(a._data, ra) if wa else a
-                b = GradArray(b._data, rb) if wb else b
+                a = GradArray(ad, ra) if wa else a
+                b = GradArray(bd, rb) if wb else b
                 if same:
                     return (fa(g, out, a, b) if ra else None), (fb(g, out, a, b) if rb else None)
                 return op.vjp(g, out, a, b) if attrs is _NO_ATTRS else \
@@ -163,7 +178,7 @@ class NodeHooks:
                         op.vjp(IntoArray(gd), self._data, a._data)
                         return (g,)
                     (dx,) = op.vjp(gd, self._data, a._data)
-                    return (_fresh_grad(dx),)
+                    return (_carry(g, dx),)
                 ro, wa = op.reads[0][1]
                 out = GradArray(self._data, True) if ro else self
                 a = GradArray(a._data, True) if wa else a

@@ -71,6 +71,7 @@ _forward: Any = None
 _structure_epoch = [0]
 _grad_enabled = autograd.is_grad_enabled
 _mode = autograd._mode
+_off_threads = autograd.off_threads  # grad mode is on where `not _off_threads[0]` (autograd)
 _ndarray = np.ndarray
 
 _SCALARS = (int, float, bool, np.number, np.bool_)
@@ -99,7 +100,8 @@ def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
     if type(out) is not _ndarray:
         out = np.asarray(out)
     return _result(out, prim, inputs, attrs,
-                   prim.vjp is not None and _mode.enabled and out.dtype.kind == "f"
+                   prim.vjp is not None and (not _off_threads[0] or _mode.enabled)
+                   and out.dtype.kind == "f"
                    and any([x.requires_grad for x in inputs]))
 
 
@@ -119,10 +121,8 @@ def _result(out: np.ndarray, prim: Any, inputs: tuple, attrs: dict, record: bool
         t._attrs = attrs if attrs else _NO_ATTRS  # the call's own empty dict is freed at once
         if len(inputs) == 2:
             a, b = inputs
-            va = a._vc
-            vb = b._vc
-            t._versions = _UNCHANGED_PAIR if va is _UNCHANGED and vb is _UNCHANGED \
-                else (va[0], vb[0])
+            t._versions = _UNCHANGED_PAIR if a._vc is _UNCHANGED is b._vc \
+                else (a._vc[0], b._vc[0])
         else:
             t._versions = tuple([x._vc[0] for x in inputs])
     else:
@@ -838,7 +838,8 @@ def _make_binary(method_name: str, prim: str, reverse: bool):
         if type(out) is not _ndarray:
             out = np.asarray(out)
         return _result(out, primitive, (a, b), _NO_ATTRS,
-                       (a.requires_grad or b.requires_grad) and differentiable and _mode.enabled)
+                       (a.requires_grad or b.requires_grad) and differentiable
+                       and (not _off_threads[0] or _mode.enabled))
 
     method.__name__ = method_name
     return method
