@@ -333,3 +333,32 @@ def test_drawing_random_numbers_while_tracing_raises(hook, step):
     compiled(x)
     with pytest.raises(tg.TraceError, match="draws random numbers"):
         compiled(x)
+
+
+def test_a_value_argument_passed_twice_or_also_global_is_its_own_input():
+    """A Value passed twice (f(x, x)), or passed and also read as a global, was one input of
+    the trace, and the variant then served f(x, y) with y - y, and F(q) with q * q instead of
+    q * p. Each argument is its own input now; with writes (backward) the trace is refused."""
+    f = tg.compile(lambda a, b: (a - b).data)
+    x, y = Value(1.0), Value(5.0)
+    for _ in range(3):
+        assert f(x, x) == 0.0
+    assert f(x, y) == -4.0
+
+    F = tg.compile(lambda a: (a * P).data)
+    for _ in range(3):
+        assert F(P) == 4.0
+    assert F(Value(3.0)) == 6.0
+
+    def step(a):
+        loss = a * P
+        loss.backward()
+        return loss.data
+
+    S = tg.compile(step)
+    S(P)  # (eager, the first call)
+    with pytest.raises(tg.TraceError, match="also passed or reached another way"):
+        S(P)
+
+
+P = Value(2.0)

@@ -24,6 +24,7 @@ duration. Float arguments are inputs too. Nothing of the real Values changes whi
 from __future__ import annotations
 
 import contextlib
+import copy
 import numbers
 import threading
 import types
@@ -798,13 +799,17 @@ def trace_values(fn: Callable, args: tuple, kwargs: dict, floats: bool = True,
             threading.get_ident():
         raise TraceError("tg.compile/tg.trace cannot be nested inside another trace")
     flat = flatten_args(args, kwargs)
-    arg_values = {leaf: k for k, (_, leaf) in enumerate(flat) if isinstance(leaf, Value)}
+    # Each Value argument is traced as a copy of its own: the same Value passed twice, or a
+    # Value argument that the function also reaches another way (a global, a closure), would
+    # otherwise make one input of what a later call passes as different Values.
+    copies = {path: copy.copy(leaf) for path, leaf in flat if isinstance(leaf, Value)}
+    arg_values = {copies[path]: k for k, (path, _) in enumerate(flat) if path in copies}
     with _TRACE_LOCK, paused_gc():
         tracer = ValueTracer(arg_values, reverse)
         tracer.watch = watch
         _active = tracer
         try:
-            table = {}
+            table = dict(copies)
             for k, (path, leaf) in enumerate(flat):
                 if floats and type(leaf) is float:
                     table[path] = tracer.input(path, ("float", k))
@@ -816,7 +821,25 @@ def trace_values(fn: Callable, args: tuple, kwargs: dict, floats: bool = True,
                 recording = tracer.finish(result)
         finally:
             _active = None
+    _refuse_aliased_writes(flat, tracer)
     return recording, tracer.capture
+
+
+def _refuse_aliased_writes(flat: list, tracer: "ValueTracer") -> None:
+    """A Value passed twice, or passed and also reached another way, is several inputs of
+    the trace; if the call writes any Value's data or grad, eager's result depends on that
+    aliasing (both writes land on one Value), so the trace is refused."""
+    if not tracer.written:
+        return
+    seen: set[int] = set()
+    for path, leaf in flat:
+        if isinstance(leaf, Value):
+            if id(leaf) in seen or leaf in tracer.before:
+                raise TraceError(
+                    f"tg.compile: the Value argument {path} is also passed or reached another "
+                    f"way (an earlier argument, a global, a closure) and the function writes "
+                    f"Values' data or grad; pass a distinct Value or call it eagerly")
+            seen.add(id(leaf))
 
 
 def trace(fn: Callable, *example_args: Any, **example_kwargs: Any) -> Graph:
