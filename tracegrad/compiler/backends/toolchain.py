@@ -29,15 +29,13 @@ load it with ctypes.
 
 from __future__ import annotations
 
+# (subprocess, tempfile, shutil and shlex are imported where they are used, to keep
+# `import tracegrad` light: bench/imports.py)
 import ctypes
 import hashlib
 import os
 import platform
-import shlex
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +80,7 @@ class Compiler:
 
     @property
     def flags(self) -> tuple:
+        import shlex
         native = ("-march=native",) if self.native and \
             os.environ.get("TRACEGRAD_NATIVE", "1") != "0" else ()
         return FLAGS + native + tuple(shlex.split(os.environ.get("TRACEGRAD_CFLAGS", "")))
@@ -112,6 +111,7 @@ def _cpu_model() -> str:
 
 
 def _version(command: tuple) -> str | None:
+    import subprocess
     try:
         done = subprocess.run([*command, "--version"], capture_output=True, text=True,
                               timeout=30)
@@ -142,6 +142,7 @@ def find_compiler() -> Compiler:
 
 def _accepts_native(command: tuple) -> bool:
     """Whether the compiler takes -march=native (the object then keys on this CPU)."""
+    import subprocess
     try:
         done = subprocess.run([*command, "-march=native", "-E", "-x", "c", os.devnull, "-o",
                                os.devnull], capture_output=True, timeout=30)
@@ -151,6 +152,8 @@ def _accepts_native(command: tuple) -> bool:
 
 
 def _search(cc: str) -> Compiler | str:
+    import shlex
+    import shutil
     tried = []
     if cc.strip():
         command = tuple(shlex.split(cc))
@@ -239,6 +242,7 @@ def _key_line(key: str) -> str:
 def _write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory and a
     rename: a reader never sees half a file."""
+    import tempfile
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -265,6 +269,7 @@ def _valid(data: bytes, key: str) -> bool:
 def build(source: str, use_cache: bool = True) -> Library:
     """Compile C ``source`` into a shared object and load it, through the disk cache (see
     the module's docstring). Raises `CompilerNotFound` or `CompileError`."""
+    import tempfile
     compiler = find_compiler()
     key = cache_key(source, compiler)
     lib = _loaded.get(key)
@@ -303,6 +308,8 @@ def build(source: str, use_cache: bool = True) -> Library:
 def _compile(compiler: Compiler, c_path: Path, so_path: Path) -> bytes:
     """Run the compiler on ``c_path``; put the object, with its trailer, at ``so_path``
     (atomically); return the bytes written."""
+    import subprocess
+    import tempfile
     fd, tmp = tempfile.mkstemp(dir=so_path.parent, prefix=so_path.name + ".", suffix=".tmp")
     os.close(fd)
     command = [*compiler.command, *compiler.flags, str(c_path), "-o", tmp, *LIBS]
