@@ -503,18 +503,17 @@ def flatten_args(args: tuple, kwargs: dict) -> list[tuple[str, Any]]:
     return out
 
 
-def _substitute_at(obj: Any, at: dict[str, Any], path: str) -> Any:
-    """``obj`` with the leaf at each path in ``at`` replaced (the walk of `flatten_args`)."""
-    if path in at:
-        return at[path]
-    if isinstance(obj, (Tensor, TensorSpec)):
-        return obj
+def rebuild(obj: Any, table: dict[str, Any], path: str) -> Any:
+    """``obj`` with the leaves at the paths of ``table`` replaced (paths as `flatten_args`
+    names them)."""
+    if path in table:
+        return table[path]
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        return type(obj)(*[_substitute_at(v, at, f"{path}[{i}]") for i, v in enumerate(obj)])
+        return type(obj)(*[rebuild(v, table, f"{path}[{i}]") for i, v in enumerate(obj)])
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_substitute_at(v, at, f"{path}[{i}]") for i, v in enumerate(obj))
+        return type(obj)(rebuild(v, table, f"{path}[{i}]") for i, v in enumerate(obj))
     if isinstance(obj, dict):
-        return type(obj)((k, _substitute_at(v, at, f"{path}[{k!r}]")) for k, v in obj.items())
+        return type(obj)((k, rebuild(v, table, f"{path}[{k!r}]")) for k, v in obj.items())
     return obj
 
 
@@ -608,8 +607,8 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
         at[path] = table[id(leaf)]
     # Each position its own input, so that a variant traced from f(x, x) (or f(t, 0.5, 0.5),
     # one float object twice) reads each argument it is later given.
-    args2 = tuple(_substitute_at(a, at, f"arg{i}") for i, a in enumerate(args))
-    kwargs2 = {k: _substitute_at(v, at, k) for k, v in kwargs.items()}
+    args2 = tuple(rebuild(a, at, f"arg{i}") for i, a in enumerate(args))
+    kwargs2 = {k: rebuild(v, at, k) for k, v in kwargs.items()}
     from .. import rng
 
     replaced = []

@@ -40,7 +40,7 @@ from .. import scalar as scalar_mod
 from ..errors import TraceError
 from ..scalar import Value
 from .ir import Graph
-from .trace import build_tree, flatten_args
+from .trace import build_tree, flatten_args, rebuild
 from .values_program import SWEEP_RULES
 from .values_tape import Recording
 
@@ -769,20 +769,6 @@ def build_result(tree: Any, outs: list) -> Any:
     return build_tree(tree, lambda leaf: _RESULT[leaf[0]](outs[leaf[1]]))
 
 
-def _rebuild(obj: Any, table: dict[str, Any], path: str) -> Any:
-    """``obj`` with the leaves at the paths of ``table`` replaced (paths as `flatten_args`
-    names them)."""
-    if path in table:
-        return table[path]
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        return type(obj)(*[_rebuild(v, table, f"{path}[{i}]") for i, v in enumerate(obj)])
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_rebuild(v, table, f"{path}[{i}]") for i, v in enumerate(obj))
-    if isinstance(obj, dict):
-        return type(obj)((k, _rebuild(v, table, f"{path}[{k!r}]")) for k, v in obj.items())
-    return obj
-
-
 def trace_values(fn: Callable, args: tuple, kwargs: dict, floats: bool = True,
                  watch: Any = None, reverse: bool = False) -> tuple[Recording, ValueCapture]:
     """Call ``fn`` once with its Value operations recorded; return the graph and what it
@@ -813,8 +799,8 @@ def trace_values(fn: Callable, args: tuple, kwargs: dict, floats: bool = True,
             for k, (path, leaf) in enumerate(flat):
                 if floats and type(leaf) is float:
                     table[path] = tracer.input(path, ("float", k))
-            args2 = tuple(_rebuild(a, table, f"arg{i}") for i, a in enumerate(args))
-            kwargs2 = {k: _rebuild(v, table, k) for k, v in kwargs.items()}
+            args2 = tuple(rebuild(a, table, f"arg{i}") for i, a in enumerate(args))
+            kwargs2 = {k: rebuild(v, table, k) for k, v in kwargs.items()}
             with _patched(), np.errstate(all="ignore"):
                 with watch or contextlib.nullcontext():
                     result = fn(*args2, **kwargs2)
