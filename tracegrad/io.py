@@ -23,9 +23,8 @@ file that is not a valid safetensors file, or whose tracegrad metadata is malfor
 
 from __future__ import annotations
 
+# (json and hashlib are imported where they are used, to keep `import tracegrad` light)
 import errno
-import hashlib
-import json
 import math
 import os
 import stat
@@ -96,6 +95,7 @@ def save(obj: Any, path: str | os.PathLike) -> None:
     The new file gets the permissions of the file it replaces, or those of any new file
     (the umask applies); a symlink stays a link and the file it points to is replaced.
     """
+    import json
     _safetensors()  # tg.load needs it; refuse to write what could not be read back
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise TypeError(
@@ -122,6 +122,7 @@ _TMP_SUFFIX = ".tracegrad-tmp"
 def _temp_name(target: str) -> str:
     """The one temporary file a save to ``target`` uses: hidden, beside it, named after it
     (a name too long for the file system keeps its start and gets a hash of the rest)."""
+    import hashlib
     folder, name = os.path.split(target)
     if len(os.fsencode(f".{name}{_TMP_SUFFIX}")) > 255:
         digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
@@ -159,6 +160,7 @@ def _file_chunks(arrays: dict[str, np.ndarray], metadata: dict[str, str]):
     temporary file without a copy of every tensor (the library copies each into a bytes
     object, and recent versions write and rename a temporary file of their own).
     """
+    import json
     entries = sorted(arrays.items(), key=lambda kv: (-_LAYOUT_RANK[_dtype_name(kv[1])], kv[0]))
     header: dict[str, Any] = {"__metadata__": metadata}
     offset = 0

@@ -21,14 +21,11 @@ from typing import Any, Callable
 from .. import autograd
 from ..errors import TraceError
 from ..tensor import Tensor
-from . import dynamic as dyn
-from . import dynamic_variant
 from . import variants as variant_cache
 from .backends import get_backend
 from .backends.c import program_note
 from .differentiable import BackwardProgram, differentiable
-from .dynamic_program import EagerRun, VerifyRun
-from .entry import Miss
+from .entry import EagerRun, Miss, VerifyRun
 from .guards import (
     ReadRecorder,
     arg_key,
@@ -48,6 +45,14 @@ from .optimize import Explanation, explain, optimize
 from .partition import donations, feeders, split_backward
 from .trace import TensorSpec, flatten_args, is_input, paused_gc, run_traced, tensor_mod
 from .variants import Variant
+
+
+def _dynamic() -> Any:
+    """compiler/dynamic_variant.py, imported when a call first needs it (the dynamic-shape
+    machinery costs several milliseconds of `import tracegrad` otherwise)."""
+    from . import dynamic_variant
+
+    return dynamic_variant
 
 
 def _advice(reason: str) -> str:
@@ -126,7 +131,7 @@ class CompiledFunction:
                 result = fast.entry(args)
                 if type(result) is not Miss:
                     if type(result) in (EagerRun, VerifyRun):  # a new dynamic size
-                        result = dynamic_variant.new_size(self, fast, result, args,
+                        result = _dynamic().new_size(self, fast, result, args,
                                                           kwargs, args)
                         if type(result) is not Miss:
                             return result
@@ -161,7 +166,7 @@ class CompiledFunction:
                 for v in self.variants.get(dkey, ()):
                     result = v.entry(inputs)
                     if type(result) in (EagerRun, VerifyRun):  # a new dynamic size
-                        result = dynamic_variant.new_size(self, v, result, args,
+                        result = _dynamic().new_size(self, v, result, args,
                                                           kwargs, inputs)
                         if type(result) is not Miss:
                             return result
@@ -216,11 +221,11 @@ class CompiledFunction:
                  reason: str) -> Variant:
         with self._lock:
             variant = None
-            found = dynamic_variant.dynamic_dims(self, key)
+            found = _dynamic().dynamic_dims(self, key)
             if found is not None and not self._dynamic_keys:
                 try:
                     variant = self._trace(args, kwargs, key, fps, found)
-                except dyn.NotDynamic as e:
+                except _dynamic().NotDynamic as e:
                     self.dynamic_notes = self.dynamic_notes[-15:] + [str(e)]
             if variant is None:
                 variant = self._trace(args, kwargs, key, fps)
@@ -260,7 +265,7 @@ class CompiledFunction:
         recorder = ReadRecorder()
         template = None
         if dynamic is not None:
-            graph, capture, template, size_guard = dynamic_variant.traces(
+            graph, capture, template, size_guard = _dynamic().traces(
                 self, args, kwargs, key, dynamic, recorder, values, settings)
         else:
             with recorder:
@@ -289,8 +294,8 @@ class CompiledFunction:
         backward, n_saved = None, 0
         if template is not None:
             if changed:
-                raise dyn.NotDynamic("the traced call changed a value it read")
-            variant = dynamic_variant.dynamic_variant(
+                raise _dynamic().NotDynamic("the traced call changed a value it read")
+            variant = _dynamic().dynamic_variant(
                 graph, capture, template, size_guard, dynamic, key, fps, modules, settings,
                 epoch, reads, setting_guards, anomaly, t0)
             variant.values, variant.trace_settings = values, trace_settings

@@ -45,7 +45,7 @@ from .dynamic import (
     same_capture,
     same_graphs,
 )
-from .entry import Miss
+from .entry import EagerRun, Miss, VerifyRun
 from .ir import Graph
 
 MAX_SIZES = 256  # per-size programs kept by a fallback variant (the oldest goes)
@@ -54,18 +54,6 @@ MAX_SIZES = 256  # per-size programs kept by a fallback variant (the oldest goes
 # length once)
 BUILD_AFTER = 2
 MAX_TABLES = 256  # a symbolic program's per-size tables kept
-
-
-class EagerRun(str):
-    """What an entry returns when this call runs the function eagerly (see BUILD_AFTER)."""
-
-
-class VerifyRun(str):
-    """What an entry returns when tg.compile must first trace this call, at a size the
-    variant has not run at, and check that the trace is the template at that size
-    (`DynamicProgram.verify`). ``n``: the size."""
-
-    n = 0
 
 
 EAGER = EagerRun("the first call at this size runs eagerly")

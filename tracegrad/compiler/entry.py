@@ -68,6 +68,19 @@ class Miss(str):
     """Why a variant does not fit a call (returned by an entry instead of a result)."""
 
 
+class EagerRun(str):
+    """What an entry returns when this call runs the function eagerly (see
+    dynamic_program.BUILD_AFTER)."""
+
+
+class VerifyRun(str):
+    """What an entry returns when tg.compile must first trace this call, at a size the
+    variant has not run at, and check that the trace is the template at that size
+    (`DynamicProgram.verify`). ``n``: the size."""
+
+    n = 0
+
+
 def _new_grad(now: Tensor, before: Any, value: np.ndarray) -> Tensor:
     """A returned ``.grad``: the tensor itself if this call created it, else a copy."""
     return now if now is not before else _leaf(np.array(value, copy=True))

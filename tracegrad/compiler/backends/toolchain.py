@@ -29,10 +29,9 @@ load it with ctypes.
 
 from __future__ import annotations
 
-# (subprocess, tempfile, shutil and shlex are imported where they are used, to keep
+# (hashlib, subprocess, tempfile, shutil and shlex are imported where they are used, to keep
 # `import tracegrad` light: bench/imports.py)
 import ctypes
-import hashlib
 import os
 import platform
 import sys
@@ -213,6 +212,7 @@ def cache_dir() -> Path:
 
 
 def cache_key(source: str, compiler: Compiler) -> str:
+    import hashlib
     h = hashlib.sha256()
     h.update(compiler.identity().encode())
     h.update(b"\0")
@@ -258,6 +258,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 def _valid(data: bytes, key: str) -> bool:
     """Whether a cache file is a whole object built for ``key`` (checked before loading)."""
+    import hashlib
     if len(data) <= _TRAILER:
         return False
     body, trailer = data[:-_TRAILER], data[-_TRAILER:]
@@ -308,6 +309,7 @@ def build(source: str, use_cache: bool = True) -> Library:
 def _compile(compiler: Compiler, c_path: Path, so_path: Path) -> bytes:
     """Run the compiler on ``c_path``; put the object, with its trailer, at ``so_path``
     (atomically); return the bytes written."""
+    import hashlib
     import subprocess
     import tempfile
     fd, tmp = tempfile.mkstemp(dir=so_path.parent, prefix=so_path.name + ".", suffix=".tmp")
