@@ -728,3 +728,28 @@ def test_an_argument_passed_twice_is_traced_as_two_inputs():
 
     spec = tg.TensorSpec((2,))
     assert len(tg.trace(lambda a, b: a - b, spec, spec).inputs) == 2
+
+
+def test_a_parameter_passed_as_the_argument_of_a_step_traced_without_it_raises():
+    """Traced with a distinct argument, then called with the parameter itself as the
+    argument: eager accumulates both roles' gradients into one .grad ([2, 4]); the program,
+    which has them as two tensors, gave [1, 2]. Now the call retraces and raises TraceError,
+    and distinct arguments still run compiled."""
+    w = tg.tensor([1.0, 2.0], requires_grad=True)
+
+    def step(a):
+        (a * w).sum().backward()
+        return w.grad.clone()
+
+    f = tg.compile(step)
+    for _ in range(3):
+        w.grad = None
+        x = tg.tensor([3.0, 4.0], requires_grad=True)
+        np.testing.assert_array_equal(f(x).numpy(), [3.0, 4.0])
+        np.testing.assert_array_equal(x.grad.numpy(), [1.0, 2.0])
+    w.grad = None
+    with pytest.raises(tg.TraceError, match="one the function reads otherwise"):
+        f(w)
+    w.grad = None
+    x = tg.tensor([3.0, 4.0], requires_grad=True)
+    np.testing.assert_array_equal(f(x).numpy(), [3.0, 4.0])

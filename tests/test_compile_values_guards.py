@@ -362,3 +362,23 @@ def test_a_value_argument_passed_twice_or_also_global_is_its_own_input():
 
 
 P = Value(2.0)
+
+
+def test_a_global_value_passed_as_the_argument_of_a_step_traced_without_it_raises():
+    """Traced with a distinct Value, then called with the global Value itself: eager adds
+    both roles' gradients into P.grad (4); the program wrote 2. Now it raises TraceError."""
+    def step(a):
+        loss = a * P
+        loss.backward()
+        return loss.data
+
+    S = tg.compile(step)
+    for _ in range(3):
+        P.grad = 0
+        q = Value(3.0)
+        assert S(q) == 6.0 and q.grad == 2.0 and P.grad == 3.0
+    P.grad = 0
+    with pytest.raises(tg.TraceError, match="also passed or reached another way"):
+        S(P)
+    P.grad = 0
+    assert S(Value(3.0)) == 6.0 and P.grad == 3.0

@@ -46,6 +46,9 @@ from .partition import donations, feeders, split_backward
 from .trace import TensorSpec, flatten_args, is_input, paused_gc, run_traced, tensor_mod
 from .variants import Variant
 
+ALIASED = Miss("a tensor argument is also another argument or a tensor the function reads "
+               "otherwise, and the function writes tensors")
+
 
 def _dynamic() -> Any:
     """compiler/dynamic_variant.py, imported when a call first needs it (the dynamic-shape
@@ -128,7 +131,8 @@ class CompiledFunction:
                 if type(a) is not Tensor:
                     break
             else:
-                result = fast.entry(args)
+                result = fast.entry(args) if fast.state_ids is None or \
+                    not fast.aliased(args) else ALIASED
                 if type(result) is not Miss:
                     if type(result) in (EagerRun, VerifyRun):  # a new dynamic size
                         result = _dynamic().new_size(self, fast, result, args,
@@ -155,7 +159,7 @@ class CompiledFunction:
                 if reason is None:
                     reason = "an argument that is not a tensor changed"
                 continue
-            result = v.entry(inputs)
+            result = v.entry(inputs) if not v.aliased(inputs) else ALIASED
             if type(result) is not Miss:
                 variant = v
                 break
@@ -164,7 +168,7 @@ class CompiledFunction:
         if variant is None:
             for dkey in self._dynamic_keys:
                 for v in self.variants.get(dkey, ()):
-                    result = v.entry(inputs)
+                    result = v.entry(inputs) if not v.aliased(inputs) else ALIASED
                     if type(result) in (EagerRun, VerifyRun):  # a new dynamic size
                         result = _dynamic().new_size(self, v, result, args,
                                                           kwargs, inputs)

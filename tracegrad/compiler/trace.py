@@ -636,12 +636,17 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
                 arguments = list(at.values())  # every input, in `a`'s order
                 grads = tracer.differentiate(result, arguments)
         graph, capture = tracer.finish(result, grads)
+        if capture.data_writes or capture.grad_writes:  # an argument also read as state
+            state = {id(t) for t, *_ in capture.captured + capture.grad_inputs}
+            again += [(path, True) for path, leaf in flatten_args(args, kwargs)
+                      if id(leaf) in state]
         if again and (capture.data_writes or any(rg for _, rg in again)):
             # one tensor at two positions, and it is written or differentiated: eager's
             # result depends on the aliasing, which separate inputs would not show
             raise TraceError(
                 f"tg.compile: argument {again[0][0]} is the same tensor as an earlier "
-                f"argument, and the function writes to tensors or needs its gradient; pass "
+                f"argument or one the function reads otherwise (a parameter), and the "
+                f"function writes to tensors or needs its gradient; pass "
                 f"distinct tensors (e.g. x and x.clone()) or call the function eagerly")
     finally:
         tensor_mod._tracer = None

@@ -468,6 +468,27 @@ class ValueVariant:
         self.write_grad = [w[1] for w in self.writes if w[2] == "grad"]
         self.n_write_data = len(self.write_data)
         self.lock = threading.Lock()
+        # The Values this variant reads or writes besides its arguments, by identity, when it
+        # writes any (else None): an argument that is one of them, or one Value at two
+        # argument places, makes eager's result depend on the aliasing (see `aliased`).
+        self.state_ids = frozenset(
+            id(f[1]) for f in feeds if f[0] == "value") | frozenset(
+            id(w[1]) for w in self.writes if w[0] == "value") if self.writes else None
+        self.arg_places = sorted({f[1] for f in feeds if f[0] == "arg"})
+
+    def aliased(self, flat: list) -> bool:
+        """Whether a call's Value arguments alias each other or this variant's state while
+        it writes Values: the program, traced without that aliasing, would not see it."""
+        ids = self.state_ids
+        if ids is None:
+            return False
+        seen: set[int] = set()
+        for k in self.arg_places:
+            i = id(flat[k][1])
+            if i in ids or i in seen:
+                return True
+            seen.add(i)
+        return False
 
     def check(self) -> str | None:
         for what, getter, value in self.structures:
@@ -545,6 +566,9 @@ class CompiledValues:
                 reason = reason or "an argument that is not a Value or a float changed"
                 continue
             miss = v.check()
+            if miss is None and v.state_ids is not None and v.aliased(flat):
+                miss = "an argument Value is also another argument or a Value the function " \
+                    "reads otherwise, and it writes Values"
             if miss is None:
                 self.hits += 1
                 self.last = v

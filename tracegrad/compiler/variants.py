@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import autograd
+from ..tensor import Tensor
 from .entry import build_entry
 from .ir import Graph
 from .trace import Capture, tensor_mod
@@ -83,3 +84,25 @@ class Variant:
                     self._owns[k], self._owns[i] = self._owns[k] or self._owns[i], False
             k += 1
         self.entry = build_entry(self, tensor_mod._structure_epoch, autograd._mode)
+        # The tensors this variant reads or writes besides its arguments, by identity, when
+        # it writes any (else None): an argument that is one of them, or one tensor at two
+        # argument places, makes eager's result depend on the aliasing (see `aliased`).
+        c = self.capture
+        self.state_ids = frozenset(
+            id(t) for t, *_ in c.captured + c.grad_inputs + c.grad_buffers + c.data_writes
+            + c.grad_writes) if c.data_writes or c.grad_writes else None
+
+    def aliased(self, inputs: Any) -> bool:
+        """Whether a call's tensors alias each other or this variant's state while it writes
+        tensors: the program, traced without that aliasing, would not see it."""
+        ids = self.state_ids
+        if ids is None:
+            return False
+        seen: set[int] = set()
+        for a in inputs:
+            if isinstance(a, Tensor):
+                i = id(a)
+                if i in ids or i in seen:
+                    return True
+                seen.add(i)
+        return False
