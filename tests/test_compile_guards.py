@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import tracegrad as tg
 from tracegrad import nn
+from tracegrad.compiler.backends.toolchain import compiler_problem
 
 
 def _regression_step(model, opt):
@@ -753,3 +754,79 @@ def test_a_parameter_passed_as_the_argument_of_a_step_traced_without_it_raises()
     w.grad = None
     x = tg.tensor([3.0, 4.0], requires_grad=True)
     np.testing.assert_array_equal(f(x).numpy(), [3.0, 4.0])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+@pytest.mark.parametrize("view", ["detach", "slice", "reversed"])
+def test_an_argument_sharing_memory_with_a_written_parameter_raises(backend, view):
+    """A view or detach() of a parameter passed as the argument of a step that halves the
+    parameter in place after reading the argument: eager returns the argument as it was
+    before the update (0.125, ...); the program, traced with separate memory, returned it
+    after (0.0625, ...). Now such a call raises TraceError, whether it is traced first or
+    would be served by an existing variant, and leaves the parameter as it was."""
+    if backend == "c" and compiler_problem():
+        pytest.skip("no C compiler")
+    make = {"detach": lambda w: w.detach(), "slice": lambda w: w.detach()[0:3],
+            "reversed": lambda w: w.detach()[::-1]}[view]
+
+    def run(compiled: bool):
+        w = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+
+        def step(x):
+            z = x + 0.0
+            with tg.no_grad():
+                w.mul_(0.5)
+            return z
+
+        f = tg.compile(step, backend=backend) if compiled else step
+        for _ in range(3):
+            np.testing.assert_array_equal(f(tg.tensor([5.0, 5.0, 5.0])).numpy(), [5.0] * 3)
+        return f, w
+
+    f, w = run(False)
+    expected = f(make(w)).numpy().copy()  # eager: z = x + 0 before the update
+    np.testing.assert_array_equal(np.sort(expected), [0.125, 0.25, 0.375])
+    f, w = run(True)
+    with pytest.raises(tg.TraceError, match="shares memory"):
+        f(make(w))
+    np.testing.assert_array_equal(w.detach().numpy(), [0.125, 0.25, 0.375])  # untouched
+    w2 = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+
+    def first(x):
+        with tg.no_grad():
+            w2.mul_(0.5)
+        return x * 1.0
+
+    g = tg.compile(first, backend=backend)
+    np.testing.assert_array_equal(np.sort(g(make(w2)).numpy()), [0.5, 1.0, 1.5])  # eager
+    with pytest.raises(tg.TraceError, match="shares memory"):  # the call that traces
+        g(make(w2))
+
+
+def test_overlapping_arguments_that_are_only_read_run_compiled():
+    """A language model's inputs and targets are overlapping slices of one token array; the
+    step writes only its parameters, so the overlap cannot matter and it must not raise."""
+    data = tg.arange(0, 12, dtype=tg.float32)
+    w = tg.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+
+    def step(x, y):
+        loss = ((x * w - y) ** 2).sum()
+        loss.backward()
+        with tg.no_grad():
+            w.sub_(0.001 * w.grad)
+        w.grad = None
+        return loss
+
+    f = tg.compile(step)
+    w_eager = tg.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    for i in range(5):
+        x, y = data[i:i + 4], data[i + 1:i + 5]
+        loss = f(x, y)
+        e = ((x * w_eager - y) ** 2).sum()
+        e.backward()
+        with tg.no_grad():
+            w_eager.sub_(0.001 * w_eager.grad)
+        w_eager.grad = None
+        np.testing.assert_allclose(loss.item(), e.item(), rtol=1e-6)
+    np.testing.assert_allclose(w.detach().numpy(), w_eager.detach().numpy(), rtol=1e-6)
+    assert f.cache_info().hits >= 3

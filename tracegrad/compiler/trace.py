@@ -32,6 +32,7 @@ import numpy as np
 
 from ..errors import TraceError
 from ..tensor import Tensor, WeakScalar
+from .aliasing import alias_plan, overlapping
 from .ir import Graph, Node
 
 # The module, not the `tg.tensor` function that shadows its name on the package.
@@ -656,6 +657,15 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
         tracer.restore()
         rng._state["rng"] = generator
         generator.bit_generator.state = random_state
+    plan = alias_plan(capture)
+    if plan is not None and overlapping([leaf for _, leaf in flatten_args(args, kwargs)
+                                         if id(leaf) in table], plan):
+        raise TraceError(
+            "tg.compile: an argument shares memory with another argument or with a tensor "
+            "the function reads (a parameter; e.g. a view or detach() of it), and one of "
+            "them is written by the function; eager mode would see the write through both, "
+            "a compiled program does not. Pass a copy (x.clone()) or call the function "
+            "eagerly")
     return graph, capture
 
 

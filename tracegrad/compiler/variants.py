@@ -12,6 +12,7 @@ from typing import Any
 
 from .. import autograd
 from ..tensor import Tensor
+from .aliasing import alias_plan, overlapping
 from .entry import build_entry
 from .ir import Graph
 from .trace import Capture, tensor_mod
@@ -86,11 +87,13 @@ class Variant:
         self.entry = build_entry(self, tensor_mod._structure_epoch, autograd._mode)
         # The tensors this variant reads or writes besides its arguments, by identity, when
         # it writes any (else None): an argument that is one of them, or one tensor at two
-        # argument places, makes eager's result depend on the aliasing (see `aliased`).
+        # argument places, makes eager's result depend on the aliasing (see `aliased`), as
+        # does memory shared with an array the variant writes (see aliasing.py).
         c = self.capture
         self.state_ids = frozenset(
             id(t) for t, *_ in c.captured + c.grad_inputs + c.grad_buffers + c.data_writes
             + c.grad_writes) if c.data_writes or c.grad_writes else None
+        self._alias_plan = alias_plan(c)
 
     def aliased(self, inputs: Any) -> bool:
         """Whether a call's tensors alias each other or this variant's state while it writes
@@ -105,4 +108,5 @@ class Variant:
                 if i in ids or i in seen:
                     return True
                 seen.add(i)
-        return False
+        return overlapping(inputs, self._alias_plan)
+
