@@ -17,6 +17,7 @@ import numpy as np
 from . import dtypes
 from .ops import PRIMITIVES
 from .ops.base import normalize_axes
+from .ops.linalg import matmul
 from .ops.methods import BINARY_METHODS, FLOAT_ONLY, UNARY_METHODS
 from .ops.movement import broadcast_view, resolve_shape
 
@@ -113,7 +114,7 @@ class GradArray:
         if x.dtype != y.dtype:
             dt = dtypes.promote(x.dtype, y.dtype)
             x, y = x.astype(dt), y.astype(dt)
-        return GradArray(np.asarray(np.matmul(x, y)), owned=True)
+        return GradArray(np.asarray(matmul(x, y)), owned=True)
 
     matmul = __matmul__
 

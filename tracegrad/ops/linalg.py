@@ -10,6 +10,20 @@ from ..errors import ShapeError
 from .base import broadcast_shapes, register, sum_to_shape
 
 
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``np.matmul``, with a batch of rows times one matrix (a Linear layer on (B, T, C)) as
+    one matrix product over all the rows: NumPy calls BLAS once per batch element, which
+    takes 1.4x as long at a small GPT's sizes."""
+    if a.ndim > 2 and b.ndim == 2 and a.flags.c_contiguous and \
+            (out is None or out.flags.c_contiguous):
+        rows = a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
+        if out is None:
+            return np.matmul(rows, b).reshape(a.shape[:-1] + b.shape[1:])
+        np.matmul(rows, b, out=out.reshape(rows.shape[0], b.shape[1]))
+        return out
+    return np.matmul(a, b, out=out)
+
+
 def _matmul_infer(a, b):
     sa, sb = tuple(a.shape), tuple(b.shape)
     if not sa or not sb:
@@ -127,7 +141,7 @@ def _folded(tx, batch: tuple, x2, a2, b2, left: bool):
 
 
 # (the layout of b, not its values, when only b needs a gradient: see _product_grads)
-register("matmul", "linalg", np.matmul, _matmul_infer, _matmul_vjp, inputs="a b",
+register("matmul", "linalg", matmul, _matmul_infer, _matmul_vjp, inputs="a b",
          reads={"a": "b", "b": "a"}, jvp=_matmul_jvp)
 
 
@@ -141,7 +155,7 @@ register("matmul", "linalg", np.matmul, _matmul_infer, _matmul_vjp, inputs="a b"
 
 
 def _linear_forward(x, weight, bias):
-    out = np.matmul(x, weight.T)
+    out = matmul(x, weight.T)
     out += bias
     return out
 
