@@ -373,8 +373,10 @@ def test_var_std_all_and_over_several_dims(fn, correction, shape, seed):
          lambda t: torch_fn(t, correction=correction), x)
     dims = tuple(range(len(shape)))[-2:]
     assume(math.prod(shape[d] for d in dims) > 1)
+    # (over two elements std is |a - b| / sqrt(2): its second derivative is 0, and both
+    # libraries give rounding noise that grows as 1/std, up to ~1e-11 for randn inputs)
     both(lambda t: tg_fn(t, dims, True, correction=correction),
-         lambda t: torch_fn(t, dims, keepdim=True, correction=correction), x)
+         lambda t: torch_fn(t, dims, keepdim=True, correction=correction), x, atol=1e-10)
 
 
 def test_var_std_defaults_and_aliases_follow_torch():

@@ -464,3 +464,50 @@ def test_a_base_forgets_its_dead_views():
     for _ in range(5_000):
         x[0]  # noqa: B018
     assert len(x._vc.views) <= 2 * 1000 + 64
+
+
+@pytest.mark.parametrize("how", ["no_grad", "detach", "view_no_grad", "after_inplace_op"])
+def test_a_result_its_gradient_reads_changed_in_place_raises(how):
+    """tanh's gradient reads its result: changed in place without recording (under no_grad,
+    through detach() or a view), backward used the changed values and gave 0.9466 for
+    tanh'(0.5) = 0.7864. PyTorch raises; so does tracegrad now, naming the op."""
+    x = tg.tensor([0.5, 1.0], requires_grad=True)
+    b = x * 1.0
+    y = b.exp() if how == "after_inplace_op" else b.tanh()
+    if how == "after_inplace_op":
+        y.tanh_() if hasattr(y, "tanh_") else y.copy_(y.tanh())
+    if how == "no_grad":
+        with tg.no_grad():
+            y.mul_(0.5)
+    elif how == "detach":
+        y.detach().mul_(0.5)
+    elif how == "view_no_grad":
+        with tg.no_grad():
+            y[0:1].mul_(0.5)
+    else:
+        with tg.no_grad():
+            y.mul_(0.5)
+    with pytest.raises(RuntimeError, match="result of .* was changed in place"):
+        (y * 1.0).sum().backward()
+
+
+def test_results_changed_by_recorded_ops_or_unread_still_differentiate():
+    """What must keep working: a result changed by a recorded in-place op (its old node
+    keeps the old values), one whose gradient does not read it (add), and one with a view
+    but no change."""
+    x = tg.tensor([0.5, 1.0], requires_grad=True)
+    y = (x * 1.0).tanh()
+    y.mul_(2.0)  # recorded: the tanh node keeps its result
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * (1 - np.tanh([0.5, 1.0]) ** 2), rtol=1e-6)
+    x.grad = None
+    z = x + 1.0
+    with tg.no_grad():
+        z.mul_(3.0)  # add's gradient reads no values
+    (z * 1.0).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [1.0, 1.0])
+    x.grad = None
+    t = (x * 1.0).exp()
+    v = t[0:1]
+    (t.sum() + v.sum()).backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.exp([0.5, 1.0]) * [2, 1], rtol=1e-6)

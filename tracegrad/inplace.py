@@ -60,8 +60,9 @@ def _snapshot(t: "Tensor", copy: bool) -> "Tensor":
     old = _new(_tensor.Tensor)
     for slot in ("_data", "_grad", "requires_grad", "_op", "_children", "_vc"):
         setattr(old, slot, getattr(t, slot))
-    if t._op is not None:  # (leaves never set these three)
+    if t._op is not None:  # (leaves never set these three, nor the result's version)
         old._attrs, old._versions, old._seq = t._attrs, t._versions, t._seq
+        old._outv = getattr(t, "_outv", 0)
     if copy:
         old._data, old._vc = t._data.copy(), [t._vc[0]]
     if _tensor._tracer is not None:
@@ -79,6 +80,7 @@ def _adopt(t: "Tensor", new: "Tensor") -> None:
         t._seq = new._seq
     t._attrs = getattr(new, "_attrs", None)
     t._versions = getattr(new, "_versions", ())
+    t._outv = t._vc[0]  # (t holds the node's result now: a later change is seen, see node.py)
     t.requires_grad = new.requires_grad
     if _tensor._forward is not None:
         _tensor._forward.moved(t, new)
@@ -206,8 +208,8 @@ class InPlaceOps:
         if _tensor._tracer is not None:
             _tensor._tracer.alias(self, new)
         self._data = new._data
-        _adopt(self, new)
         self._vc = [old._vc[0] + 1]
+        _adopt(self, new)
         return self
 
     def _inplace_shared(self, result_fn: Any) -> "Tensor":

@@ -20,6 +20,7 @@ from .anomaly import _Anomaly, _check_anomaly
 from .autograd import _mode
 from .errors import ShapeError
 from .gradarray import GradArray, IntoArray
+from .ops.base import reads_for
 from .views import _UNCHANGED, _UNCHANGED_PAIR, _VIEW_OPS
 
 # The tensor module (_leaf, _tracer, _forward), read at call time: it imports this one. (Not
@@ -115,6 +116,8 @@ class NodeHooks:
 
     def _vjp(self, g: "Tensor", free: bool = False) -> tuple:
         children, versions, attrs = self._children, self._versions, self._attrs
+        if self._vc is not _UNCHANGED:  # (changed in place, or shares memory: rarely)
+            self._check_result(children)
         if free:  # the graph is not kept: let go of the inputs now (see autograd)
             self._children = ()
             if attrs is not _NO_ATTRS:
@@ -206,6 +209,19 @@ class NodeHooks:
         finally:
             here.backward_of = saved
         return grads
+
+    def _check_result(self, children: tuple) -> None:
+        """Raise if this node's result was changed in place since it was computed (under
+        no_grad, through a view or a ``detach()`` alias: a recorded in-place op moves the
+        node to a snapshot instead) and the gradient reads it: it would use the new values."""
+        if self._vc[0] == getattr(self, "_outv", 0):
+            return
+        op, n = self._op, len(children)
+        if reads_for(op, n, sum(x.requires_grad << i for i, x in enumerate(children)))[0]:
+            raise RuntimeError(
+                f"backward: the result of {op.name} (shape {self.shape}) was changed in place "
+                f"after it was computed, and its gradient needs that result; use an "
+                f"out-of-place op (y = y * 2 instead of y *= 2) or change a .clone() of it")
 
     def _changed_in_place(self, children: tuple, versions: tuple, attrs: dict) -> None:
         """Raise for an input changed in place since this node was recorded. Not for the

@@ -278,7 +278,7 @@ class Tensor(NodeHooks, InPlaceOps, CompositeMethods):
     # in-place change through any of them is seen by the graph that saved the data; until
     # either happens it is the shared `_UNCHANGED` (one list less per op).
     __slots__ = ("_data", "_grad", "requires_grad", "_op", "_children", "_attrs", "_versions",
-                 "_vc", "_seq", "_view", "__weakref__")
+                 "_vc", "_seq", "_view", "_outv", "__weakref__")
     __array_priority__ = 1000  # NumPy defers to us: np.float64(2) * t is a Tensor
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None):
