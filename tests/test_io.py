@@ -383,3 +383,20 @@ def test_random_structures_round_trip(tmp_path, obj):
 def test_path_like_and_str_paths(tmp_path):
     save({"w": tg.ones(1)}, str(tmp_path / "a.safetensors"))
     assert load(Path(tmp_path / "a.safetensors"))["w"].tolist() == [1.0]
+
+
+def test_load_takes_torch_loads_keywords(tmp_path):
+    """Ported code calls torch.load(path, map_location="cpu", weights_only=True): the same
+    call loads here (every tensor is on the CPU; no code ever runs from a file), a map to
+    another device is refused with a message naming map_location, and an open file gets a
+    message instead of a bare TypeError from os.fspath."""
+    path = tmp_path / "m.safetensors"
+    tg.save({"w": tg.tensor([1.0, 2.0])}, path)
+    for kwargs in ({"map_location": "cpu"}, {"map_location": tg.device("cpu")},
+                   {"map_location": lambda storage, loc: storage}, {"weights_only": True},
+                   {"weights_only": False, "map_location": {"cuda:0": "cpu"}}):
+        np.testing.assert_array_equal(tg.load(path, **kwargs)["w"].numpy(), [1.0, 2.0])
+    with pytest.raises(RuntimeError, match="map_location='cuda:0'.*CPU only"):
+        tg.load(path, map_location="cuda:0")
+    with open(path, "rb") as f, pytest.raises(TypeError, match="load: path must be a file name"):
+        tg.load(f)

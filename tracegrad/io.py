@@ -369,7 +369,8 @@ class _Encoder:
 # --------------------------------------------------------------------------- load
 
 
-def load(path: str | os.PathLike) -> Any:
+def load(path: str | os.PathLike, map_location: Any = None, *,
+         weights_only: bool = True) -> Any:
     """Read a file written by `save` (or any safetensors file) back into tensors.
 
     >>> state = tg.load("model.safetensors")   # {"0.weight": tensor(...), "step": 3}
@@ -377,7 +378,27 @@ def load(path: str | os.PathLike) -> Any:
     Tensors come back as `tg.Tensor` leaves with ``requires_grad=False`` (NumPy arrays as
     arrays), tuples as tuples, int keys as ints. A safetensors file without tracegrad metadata
     loads as a flat dict ``name -> Tensor``. A file that is not valid raises `FormatError`.
+
+    ``map_location`` and ``weights_only`` are accepted as ``torch.load`` takes them, so that
+    ported code runs unchanged: every tensor loads to the CPU (a device other than the CPU
+    is refused; a dict or function remapping storages is accepted and has nothing to do),
+    and loading never runs code from the file (safetensors and JSON: no pickle), whichever
+    ``weights_only`` says.
     """
+    if isinstance(map_location, str) or type(map_location).__name__ == "device":
+        from .device import device
+
+        try:
+            device(str(map_location))  # "cpu" or "cpu:0"
+        except RuntimeError:
+            raise RuntimeError(
+                f"load: map_location={str(map_location)!r}, but tracegrad runs on the CPU "
+                f"only; leave map_location out (or give 'cpu'): every tensor loads to the "
+                f"CPU") from None
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"load: path must be a file name (str or os.PathLike), got {type(path).__name__}; "
+            f"tg.load reads a safetensors file by name (open files are not read)")
     _, safe_open = _safetensors()
     path = os.fspath(path)
     _check_header(path)
