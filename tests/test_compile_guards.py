@@ -400,6 +400,30 @@ def test_threads_calling_one_compiled_function_get_their_own_results():
     assert wrong == []
 
 
+def test_threads_meeting_a_new_shape_at_once_compile_it_once():
+    """Four threads calling with a shape no variant has: one traces it, the others wait and
+    then run that variant (each traced a twin before, 9 variants for 4 shapes, and the
+    recompile warning blamed a changing value)."""
+    w = tg.tensor(np.linspace(-1.0, 1.0, 8, dtype=np.float32))
+    f = tg.compile(lambda x: (x * w).tanh().sum(dim=1))
+    f(tg.ones(1, 8))  # (eager)
+    start = threading.Barrier(4)
+    results = {}
+
+    def work(k):
+        x = tg.tensor(np.full((3, 8), float(k), dtype=np.float32))
+        start.wait()
+        results[k] = f(x).numpy()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _in_threads(work, 4)
+    for k in range(4):
+        np.testing.assert_allclose(results[k], np.tanh(np.full((3, 8), k) * w.numpy()).sum(1),
+                                   rtol=1e-6)
+    assert f.cache_info().variants == 1
+
+
 def test_threads_calling_one_compiled_training_step_get_their_own_results():
     tg.manual_seed(0)
     model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 1))

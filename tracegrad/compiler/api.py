@@ -123,6 +123,7 @@ class CompiledFunction:
                 CompiledValues(self.fn, self.backend)
         if self._scalar:
             return self._scalar(args, kwargs)
+        generation = self.misses  # (compiles so far: another thread's compile changes it)
         fast = self._fast
         if fast is not None and not kwargs:
             # The common case, quickly: the variant of the last all-tensor call, whose entry
@@ -187,7 +188,9 @@ class CompiledFunction:
                           "grad mode")
             try:
                 with paused_gc():
-                    variant = self._compile(args, kwargs, key, fps, reason)
+                    variant = self._compile(args, kwargs, key, fps, reason, generation)
+                if variant is None:  # another thread compiled meanwhile: it may fit
+                    return self(*args, **kwargs)
             except TraceError as e:
                 setting = getattr(e, "setting", None)
                 if setting is not None and setting not in self._guarded_settings:
@@ -222,8 +225,12 @@ class CompiledFunction:
                      + [autograd._mode.enabled])
 
     def _compile(self, args: tuple, kwargs: dict, key: tuple, fps: list,
-                 reason: str) -> Variant:
+                 reason: str, generation: int) -> Variant | None:
+        """A new variant for this call, or None if another thread compiled one since the
+        call looked (``generation``): the call looks again rather than compile a twin."""
         with self._lock:
+            if self.misses != generation:
+                return None
             variant = None
             found = _dynamic().dynamic_dims(self, key)
             if found is not None and not self._dynamic_keys:
