@@ -530,6 +530,9 @@ def test_gelu_layer_norm_forward_backward_in_one_row_program(dtype, shape, layou
         results.append(out)
         if compiled:
             assert "1 row program(s)" in f.cache_info().backend, f.cache_info().backend
+            # rows of 1 KiB or more: the next row is asked of memory during the loops
+            wide = n * np.dtype(dtype).itemsize >= 1024
+            assert ("{ TG_PREFETCH(" in f.source()) == wide
     tol = 2e-5 if dtype == np.float32 else 1e-11
     for got, want in zip(results[1], results[0]):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1, np.abs(want).max()))

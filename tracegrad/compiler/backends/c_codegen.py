@@ -99,6 +99,15 @@ HEADER = """\
 #else
 #define TG_LIKELY(c) (c)
 #endif
+/* ask memory for bytes [lo, hi) of a row of `size` bytes at p (to read: rw 0, to write: 1),
+   one cache line at a time, while loops compute (row programs: c_rows.RowProgram._prefetch) */
+#if defined(__GNUC__)
+#define TG_PREFETCH(p, size, lo, hi, rw) \
+    for (intptr_t q_ = (lo); q_ < (hi) && q_ < (size); q_ += 64) \
+        __builtin_prefetch((const char *)(p) + q_, rw, 3)
+#else
+#define TG_PREFETCH(p, size, lo, hi, rw)
+#endif
 
 /* exp, tanh and sigmoid of a float in float arithmetic, by code the C compiler vectorizes
    (libm's expf and tanhf are scalar calls; NumPy's are SIMD loops). exp(x) = 2^k exp(r),
