@@ -9,7 +9,8 @@ Each intermediate row lives in a scratch row (in the L1 cache), each input row i
 memory once, each stored row written once; per-row values (a mean) are C locals; sums over
 the rows (a bias gradient) accumulate in the frame's dtype row after row (NumPy's order),
 sums over a row are NumPy's pairwise sums, sums over everything add those of the rows in
-double.
+double. While a row computes, its loops ask memory for the next row of the inputs and
+outputs (`RowProgram._prefetch`).
 
 A node joins the run when it is elementwise with a C form (`c_codegen.C_OPS`, or `ROW_OPS`:
 comparisons and where, of operands the frame's dtype holds exactly; casts to the frame's
