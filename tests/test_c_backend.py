@@ -200,16 +200,24 @@ def _ulps(got: np.ndarray, exact: np.ndarray) -> np.ndarray:
     return np.abs(got.astype(np.float64) - exact) / spacing
 
 
+VECTOR_MATH = ["libmvec", "own"] if toolchain.vector_math() else ["own"]
+
+
+@pytest.mark.parametrize("math", VECTOR_MATH)
 @pytest.mark.parametrize("op, ulps", [("exp", 1.0), ("tanh", 1.5), ("sigmoid", 2.0)])
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-def test_float32_exp_tanh_sigmoid_are_accurate_to_float32_rounding(op, ulps):
-    """The C backend's own float32 exp/tanh/sigmoid (c_codegen.HEADER, vectorized) against
-    float64 over 2 million points, and libm's results on the special values."""
+def test_float32_exp_tanh_sigmoid_are_accurate_to_float32_rounding(op, ulps, math,
+                                                                   monkeypatch):
+    """The C backend's float32 exp/tanh/sigmoid against float64 over 2 million points, and
+    libm's results on the special values: its own (c_codegen.HEADER, vectorized), and tanh
+    from glibc's vector math library where it works (c_codegen.VECTOR_MATH)."""
+    monkeypatch.setenv("TRACEGRAD_VECTOR_MATH", "1" if math == "libmvec" else "0")
     rng = np.random.default_rng(5)
     lo, hi = (-87.0, 88.0) if op == "exp" else (-12.0, 12.0)
     x = np.concatenate([rng.uniform(-1, 1, 500_000), rng.uniform(lo, hi, 1_000_000),
                         np.exp(rng.uniform(-30, 2, 500_000))]).astype(np.float32)
     p = program(lambda x: getattr(x, op)() * 2.0, tg.TensorSpec(x.shape))
+    assert ("libmvec" in p.source()) == (math == "libmvec" and op == "tanh")
     got = p(x)[0] / np.float32(2)
     x64 = x.astype(np.float64)
     exact = {"exp": np.exp(x64), "tanh": np.tanh(x64),
@@ -224,6 +232,39 @@ def test_float32_exp_tanh_sigmoid_are_accurate_to_float32_rounding(op, ulps):
     number = ~np.isnan(want)
     np.testing.assert_array_equal(np.signbit(got[number]), np.signbit(want[number]))
     np.testing.assert_allclose(got, want, rtol=2e-7, atol=1e-44, equal_nan=True)
+
+
+@pytest.mark.parametrize("math", VECTOR_MATH)
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_gelu_tanh_layer_norm_with_nan_and_inf_agrees_with_eager(math, monkeypatch):
+    """GELU (tanh form) and layer norm, forward and backward, as one row program (the
+    issue's benchmark), with and without the vector math library: eager's values, NaN and
+    inf where eager has them (a row holding inf or NaN is NaN after layer norm)."""
+    monkeypatch.setenv("TRACEGRAD_VECTOR_MATH", "1" if math == "libmvec" else "0")
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((64, 256)).astype(np.float32) * 3
+    x[0, :4] = [np.inf, -np.inf, np.nan, 100.0]
+    x[1, 5], x[2, 7], x[3, :] = -np.inf, 1e30, 0.0
+    w = tg.tensor((1 + 0.1 * rng.standard_normal(256)).astype(np.float32), requires_grad=True)
+    r = tg.tensor(rng.standard_normal(x.shape).astype(np.float32))
+
+    def f(x):
+        h = F.gelu(x, approximate="tanh")
+        y = F.layer_norm(h, (256,), w)
+        (y * r).sum().backward()
+        return h, y, x.grad, w.grad
+
+    outs, compiled = [], tg.compile(f, backend="c")
+    for fn in (f, compiled):
+        for _ in range(3):  # eager, then compiled (traced, then run)
+            w.grad = None
+            got = [o.numpy().copy() for o in fn(tg.tensor(x, requires_grad=True))]
+        outs.append(got)
+    assert ("libmvec" in compiled.source()) == (math == "libmvec")
+    assert np.isnan(outs[1][1][0]).all() and np.isnan(outs[1][1][1]).all()
+    for want, got in zip(*outs):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -489,6 +530,9 @@ def test_gelu_layer_norm_forward_backward_in_one_row_program(dtype, shape, layou
         results.append(out)
         if compiled:
             assert "1 row program(s)" in f.cache_info().backend, f.cache_info().backend
+            # rows of 1 KiB or more: the next row is asked of memory during the loops
+            wide = n * np.dtype(dtype).itemsize >= 1024
+            assert ("{ TG_PREFETCH(" in f.source()) == wide
     tol = 2e-5 if dtype == np.float32 else 1e-11
     for got, want in zip(results[1], results[0]):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1, np.abs(want).max()))

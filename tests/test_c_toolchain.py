@@ -167,3 +167,31 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     if sys.platform.startswith("linux"):
         assert toolchain.cache_dir() == tmp_path / "xdg" / "tracegrad" / "c"
+
+
+@needs_cc
+def test_vector_math_is_probed_and_can_be_turned_off(cache, monkeypatch):
+    """glibc's vector math library: off with TRACEGRAD_VECTOR_MATH=0 (nothing compiled);
+    else the probe's answer, whose object (when it works) calls a vector tanhf."""
+    monkeypatch.setenv("TRACEGRAD_VECTOR_MATH", "0")
+    assert toolchain.vector_math() is False
+    assert not cache.exists() or list(cache.glob("*.so")) == []
+    monkeypatch.delenv("TRACEGRAD_VECTOR_MATH")
+    works = toolchain.vector_math()
+    if sys.platform == "linux" and os.uname().machine == "x86_64" and works:
+        (probe,) = cache.glob("*.so")
+        assert b"_ZGV" in probe.read_bytes() and b"tanhf" in probe.read_bytes()
+    # the flags key the cache: the same source with them is another object
+    source = SOURCE % 7
+    plain = toolchain.build(source)
+    if works:
+        vector = toolchain.build(source, vector_math=True)
+        assert vector.key != plain.key and _call(vector, 1.0) == _call(plain, 1.0) == 9.0
+
+
+@needs_cc
+def test_vector_math_falls_back_when_the_library_does_not_link(cache, monkeypatch):
+    """A toolchain without libmvec (here: the library name made wrong) answers False, and
+    kernels use the C backend's own tanh."""
+    monkeypatch.setattr(toolchain, "VECTOR_LIBS", ("-ltracegrad_no_such_library",))
+    assert toolchain.vector_math() is False

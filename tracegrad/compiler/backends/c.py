@@ -327,15 +327,17 @@ class CProgram(Program):
     def _generate(self, graph: Graph, plan: Any) -> list[str]:
         lines = super()._generate(graph, plan)
         if self._kernels or self._rows or self._segments:
-            parts = [c_codegen.header()]
-            parts += [c_codegen.kernel_source(name, node) for name, node in self._kernels]
+            parts = [c_codegen.kernel_source(name, node) for name, node in self._kernels]
             for name, kernels in self._segments:
                 parts += [c_codegen.kernel_source(k, node) for k, node in kernels]
                 parts.append(_segment_source(name, kernels))
             parts += [rows.c_source(name, stored, externals)
                       for name, rows, stored, externals in self._rows]
-            self.c_source = "\n".join(parts)
-            self.library = toolchain.build(self.c_source)
+            # (the probe of the vector math library only when a kernel would use it)
+            vector = any(f in part for part in parts for f in c_codegen.VECTOR_FUNCTIONS) \
+                and toolchain.vector_math()
+            self.c_source = "\n".join([c_codegen.header(vector), *parts])
+            self.library = toolchain.build(self.c_source, vector_math=vector)
             # A small kernel keeps the GIL (ctypes' PyDLL: a cheaper call); a large one and
             # a row program let other threads run meanwhile (CDLL).
             small = {name for name, node in self._kernels if node.value[0].shape and
