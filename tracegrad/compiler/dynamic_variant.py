@@ -220,9 +220,24 @@ def dynamic_variant(graph: Graph, capture: Capture, template: Any, guard: Any,
 
 def _c_program(graph: Graph, template: Any, guard: Any, gifts: list, order: list
                ) -> SymbolicProgram:
-    """The C backend's program for every size of n: generated at the traced sizes and at
-    two more that check its C (`dynamic_program._fit_c`), then fitted into one."""
+    """The C backend's program for every size of n: generated at five sizes, the traced
+    ones and two more, and fitted into one (`dynamic_program._fit_c`); or, when a size
+    happens to make other choices (a memory plan that pairs an (n, 16) value with a
+    (16, 5) one at n = 5), at five primes. (Any sizes do: the template is the graph at
+    every n, and the plan of the first size is the program's at every n.)"""
     from .backends.c import C_BACKEND, CProgram
+
+    def fitted(sizes: list[int]) -> SymbolicProgram:
+        programs = []
+        for s in sizes:
+            g = template.instantiate(s)
+            opt, plan, _ = optimize(g, [(j, g.inputs[k]) for j, k in gifts], C_BACKEND,
+                                    measure=False)
+            at = {id(node): k for k, node in enumerate(g.inputs)}
+            if [at.get(id(node)) for node in opt.inputs] != order:
+                raise NotDynamic("the C program's inputs change with the size")
+            programs.append(CProgram(opt, plan, sized=s))
+        return SymbolicProgram(programs, sizes)
 
     sizes = list(template.sizes)
     low, top = min(sizes), max(sizes)
@@ -230,16 +245,22 @@ def _c_program(graph: Graph, template: Any, guard: Any, gifts: list, order: list
               (low + top) // 2, low + 1, top - 1, low - 1):
         if guard.holds(s) and s not in sizes and len(sizes) < 5:
             sizes.append(s)
-    programs = []
-    for s in sizes:
-        g = template.instantiate(s)
-        opt, plan, _ = optimize(g, [(j, g.inputs[k]) for j, k in gifts], C_BACKEND,
-                                measure=False)
-        at = {id(node): k for k, node in enumerate(g.inputs)}
-        if [at.get(id(node)) for node in opt.inputs] != order:
-            raise NotDynamic("the C program's inputs change with the size")
-        programs.append(CProgram(opt, plan, sized=s))
-    return SymbolicProgram(programs, sizes)
+    try:
+        return fitted(sizes)
+    except NotDynamic as e:
+        primes = [p for p in _PRIMES if guard.holds(p) and p not in sizes]
+        if len(primes) < 5:
+            raise
+        first = str(e)
+    try:
+        return fitted(primes[:5])
+    except NotDynamic as e:
+        raise NotDynamic(f"{first}; at n = {primes[:5]}: {e}") from None
+
+
+# sizes to generate a program for every size at, the first ones the likeliest to make the
+# choices of most sizes (larger than most fixed dimensions, and no product of small ones)
+_PRIMES = [101, 103, 107, 109, 113, 61, 59, 53, 47, 43, 41, 37, 31, 29, 23, 19, 17, 13, 11, 7]
 
 
 def new_size(compiled: Any, variant: Variant, what: str, args: tuple, kwargs: dict,
