@@ -183,7 +183,7 @@ def dynamic_variant(graph: Graph, capture: Capture, template: Any, guard: Any,
     symbolic, why, c_why = None, "", ""
     if getattr(lowering, "name", None) == "c" and not anomaly:
         try:
-            symbolic = _c_program(graph, template, guard, gifts, order)
+            symbolic = _c_program(template, guard, gifts, order)
         except NotDynamic as e:
             c_why = str(e)
     if symbolic is None:
@@ -218,14 +218,15 @@ def dynamic_variant(graph: Graph, capture: Capture, template: Any, guard: Any,
     return variant
 
 
-def _c_program(graph: Graph, template: Any, guard: Any, gifts: list, order: list
-               ) -> SymbolicProgram:
+def _c_program(template: Any, guard: Any, gifts: list, order: list) -> SymbolicProgram:
     """The C backend's program for every size of n: generated at five sizes, the traced
     ones and two more, and fitted into one (`dynamic_program._fit_c`); or, when a size
     happens to make other choices (a memory plan that pairs an (n, 16) value with a
     (16, 5) one at n = 5), at five primes. (Any sizes do: the template is the graph at
-    every n, and the plan of the first size is the program's at every n.)"""
+    every n, and the plan of the first size is the program's at every n.) C that does not
+    compile leaves the variant on NumPy too."""
     from .backends.c import C_BACKEND, CProgram
+    from .backends.toolchain import CompileError
 
     def fitted(sizes: list[int]) -> SymbolicProgram:
         programs = []
@@ -237,7 +238,10 @@ def _c_program(graph: Graph, template: Any, guard: Any, gifts: list, order: list
             if [at.get(id(node)) for node in opt.inputs] != order:
                 raise NotDynamic("the C program's inputs change with the size")
             programs.append(CProgram(opt, plan, sized=s))
-        return SymbolicProgram(programs, sizes)
+        try:
+            return SymbolicProgram(programs, sizes)
+        except CompileError as e:
+            raise NotDynamic(f"its C did not compile: {e}") from None
 
     sizes = list(template.sizes)
     low, top = min(sizes), max(sizes)
