@@ -308,7 +308,7 @@ class CompiledFunction:
                 raise _dynamic().NotDynamic("the traced call changed a value it read")
             variant = _dynamic().dynamic_variant(
                 graph, capture, template, size_guard, dynamic, key, fps, modules, settings,
-                epoch, reads, setting_guards, anomaly, t0)
+                epoch, reads, setting_guards, anomaly, t0, self.lowering)
             variant.values, variant.trace_settings = values, trace_settings
             return variant
         if capture.n_grad_outputs:
@@ -346,8 +346,7 @@ class CompiledFunction:
         backend = program_note(v.program, v.backward and v.backward.program,
                                self.backend) if v else ""
         if v is not None and v.dynamic is not None:
-            backend = ("NumPy (a dynamic variant runs on the NumPy backend, whatever the "
-                       "backend asked for)")
+            backend = v.dynamic[1].backend_note()
         dynamic = []
         for k in self._dynamic_keys:
             for v in self.variants.get(k, ()):

@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import tokenize
 from collections import OrderedDict
+from fractions import Fraction
 from typing import Any, Callable
 
 import numpy as np
@@ -109,12 +111,97 @@ def _fit_source(sources: list[str], sizes: list[int]) -> str:
     return "".join(lines)
 
 
+# C tokens: a comment, a number (an integer literal is one of digits only), a name, or any
+# other character
+_C_TOKEN = re.compile(r"/\*.*?\*/|//[^\n]*|0[xX][0-9a-fA-F.]*(?:[pP][-+]?\d+)?\w*"
+                      r"|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\w*|\w+|\S", re.S)
+
+
+def _polynomial(values: list[int], sizes: list[int]) -> str:
+    """The C expression of ``tg_n`` that gives ``values`` at ``sizes``: the polynomial of
+    degree at most 2 through the first three, with integer coefficients, that the others
+    confirm (a loop over an (n, n) matrix runs n*n times); NotDynamic otherwise."""
+    (x0, x1, x2), (y0, y1, y2) = sizes[:3], values[:3]
+    d1, d2 = Fraction(y1 - y0, x1 - x0), Fraction(y2 - y1, x2 - x1)
+    a = (d2 - d1) / (x2 - x0)
+    b = d1 - a * (x0 + x1)
+    c = y0 - a * x0 * x0 - b * x0
+    if any(f.denominator != 1 for f in (a, b, c)) or any(
+            a * x * x + b * x + c != y for x, y in zip(sizes, values)):
+        raise NotDynamic(f"a C literal goes {values} at n = {sizes}: not a polynomial in n")
+    terms = [f"{int(a)}*tg_n*tg_n" if a else "", f"{int(b)}*tg_n" if b else "",
+             f"{int(c)}" if c else ""]
+    return "(" + " + ".join(t for t in terms if t).replace("+ -", "- ") + ")"
+
+
+def _float_of_size(tokens: list[str], sizes: list[int]) -> str:
+    """The C expression of a kernel's constant (`c_codegen._literal`: a float literal, ``f``
+    for a float) that follows n as a `ConstOfSize` does: the count ``a*n + b`` itself, or
+    its reciprocal (the scale of a mean), rounded to the literal's type as NumPy rounds
+    them; NotDynamic otherwise."""
+    single = tokens[0].endswith("f")
+    try:
+        values = [float(t[:-1] if single else t) for t in tokens]
+    except ValueError:
+        raise NotDynamic(f"the C generated at n = {sizes} differs at {tokens[0]!r} / "
+                         f"{tokens[1]!r}") from None
+    rounded = np.float32 if single else np.float64
+    for kind in ("count", "reciprocal"):
+        try:
+            count = fit([int(round(1.0 / v)) if kind == "reciprocal" else int(round(v))
+                         for v in values], sizes)
+        except (NotDynamic, ZeroDivisionError, OverflowError, ValueError):
+            continue
+        if type(count) is not Affine or not all(
+                rounded(1.0 / count.at(s) if kind == "reciprocal" else count.at(s)) == v
+                for s, v in zip(sizes, values)):
+            continue
+        c = f"(double)({count.a}*tg_n + {count.b})".replace("+ -", "- ")
+        return f"(1.0 / {c})" if kind == "reciprocal" else c
+    raise NotDynamic(f"a constant of the C generated at n = {sizes} goes {tokens}: not a "
+                     f"count or its reciprocal")
+
+
+def _fit_c(sources: list[str], sizes: list[int]) -> str:
+    """The C of programs made for every size (the C backend's ``sized``), generated at
+    ``sizes``, as one: the first's source with every integer literal that differs written
+    as the polynomial in ``tg_n`` it follows (`_polynomial`); NotDynamic if the sources
+    differ otherwise. (Comments, which show each node's shape, stay the first's.) At least
+    four sizes: three make the polynomial, the others check it."""
+    if len(sizes) < 4:
+        raise NotDynamic("C programs for every size are fitted from four sizes or more")
+    first = list(_C_TOKEN.finditer(sources[0]))
+    others = [[m.group(0) for m in _C_TOKEN.finditer(src)] for src in sources[1:]]
+    if any(len(o) != len(first) for o in others):
+        raise NotDynamic(f"the C generated at n = {sizes} differs in length")
+    edits = []
+    for k, m in enumerate(first):
+        token = m.group(0)
+        column = [o[k] for o in others]
+        if all(t == token for t in column) or token.startswith("/"):
+            continue
+        if token.isdigit() and all(t.isdigit() for t in column):
+            expr = _polynomial([int(token)] + [int(t) for t in column], sizes)
+        else:
+            expr = _float_of_size([token] + column, sizes)
+        edits.append((m.start(), m.end(), expr))
+    text = sources[0]
+    for start, end, expr in reversed(edits):
+        text = text[:start] + expr + text[end:]
+    return text
+
+
 class SymbolicProgram:
-    """NumPy programs generated at several sizes of n, fitted into one (see the module
-    docstring). ``run(n, *arrays)`` runs it at size n."""
+    """Programs generated at several sizes of n, fitted into one (see the module
+    docstring): NumPy programs, or the C backend's programs made for every size (their
+    ``sized``), whose C is fitted too (`_fit_c`) and compiled once. ``run(n, *arrays)``
+    runs it at size n."""
 
     def __init__(self, programs: list, sizes: list[int]):
+        from .backends import c
+
         first = programs[0]
+        self.backend = "C" if getattr(first, "sized", None) is not None else "NumPy"
         names = list(first._env)
         if any(list(p._env) != names for p in programs[1:]):
             raise NotDynamic(f"the programs generated at n = {sizes} take other values")
@@ -122,6 +209,12 @@ class SymbolicProgram:
         self.per_n: list[tuple] = []  # (name, kind, data): what is rebuilt at each size
         for name in names:
             values = [p._env[name] for p in programs]
+            if name == "nbox":  # the size itself, handed to the C functions
+                self.per_n.append((name, "nbox", None))
+                continue
+            if all(type(v) is c._Pending and v.name == values[0].name for v in values):
+                shared[name] = values[0]  # a C function, bound once the C is built
+                continue
             view = first._views.get(name)
             if view is not None:  # a view of a pooled buffer: of this program's own pool
                 # (The first program's buffers, grown per size to their largest view: which
@@ -160,6 +253,15 @@ class SymbolicProgram:
         self.source_text = (f"# one program for every n in its variant's range (the shapes in "
                             f"the comments are at n = {sizes[0]})\n" + text)
         env = {name: shared.get(name) for name in names}
+        self.library = None
+        if self.backend == "C" and first.c_source:
+            self.c_source = _fit_c([p.c_source for p in programs], sizes)
+            self.library = c.link(self.c_source, env, first._small,
+                                  {name for name, *_ in first._rows}, first._vector)
+            self.source_text += ("\n# ---- C, one library for every n (the shapes in the "
+                                 f"comments are at n = {sizes[0]})\n"
+                                 + "\n".join("# " + line if line else "#"
+                                             for line in self.c_source.splitlines()) + "\n")
         namespace: dict[str, Any] = {}
         code = compile(self.source_text, first.filename + "-symbolic", "exec")
         if first._as_globals:
@@ -198,6 +300,8 @@ class SymbolicProgram:
                 values.append(np.empty(at(data[0], n), data[1]))
             elif kind == "const":
                 values.append(data.at(n))
+            elif kind == "nbox":
+                values.append(np.array(n, np.int64))
             else:
                 values.append(at(data, n))
         table = self.tables[n] = tuple(values)
@@ -240,6 +344,7 @@ class DynamicProgram:
         self.current, self.n = first, n
         self.calls: dict[int, int] = {}  # calls at sizes without a program yet
         self.eager_runs = 0
+        self.c_why = ""  # why the C backend's program for every n was not made
         self.traced = 0  # new sizes checked by a trace (the function read a size itself)
 
     def admit(self, n: int) -> Any:
@@ -310,6 +415,13 @@ class DynamicProgram:
             self.programs.popitem(last=False)
         return True
 
+    def backend_note(self) -> str:
+        """Which backend runs the program, and why, for `cache_info()`."""
+        if self.symbolic is not None and self.symbolic.backend == "C":
+            return "C (one program for every size of n, its C compiled once)"
+        why = f" (the C backend's does not fit: {self.c_why})" if self.c_why else ""
+        return f"NumPy (a dynamic variant{why})"
+
     def run(self, *arrays: np.ndarray) -> tuple:
         if self.symbolic is not None:
             return self.symbolic.run(self.n, *arrays)
@@ -331,7 +443,7 @@ class DynamicProgram:
         if self.symbolic is not None:
             how = (f"{self.traced} checked by a trace (the function reads a size itself)"
                    if self.template.exposed else "none traced")
-            return (f"one NumPy program for every n; {len(self.served)} size(s) served, "
-                    f"{how}")
+            return (f"one {self.symbolic.backend} program for every n; {len(self.served)} "
+                    f"size(s) served, {how}")
         return (f"one NumPy program per size ({self.why}); {len(self.programs)} size(s) "
                 f"generated; {self.eager_runs} call(s) ran eagerly, the first at their size")

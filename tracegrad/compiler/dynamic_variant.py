@@ -153,10 +153,11 @@ def traces(compiled: Any, args: tuple, kwargs: dict, key: tuple, dynamic: tuple,
 def dynamic_variant(graph: Graph, capture: Capture, template: Any, guard: Any,
                     dynamic: tuple, key: tuple, fps: list, modules: list,
                     settings: list, epoch: int, reads: list, setting_guards: list,
-                    anomaly: bool, t0: float) -> Variant:
-    """The variant of a dynamic trace: its program, on the NumPy backend, is one program
-    for every size of n when the programs generated at the traced sizes fit one, else one
-    per size (see dynamic_program.py)."""
+                    anomaly: bool, t0: float, lowering: Any = None) -> Variant:
+    """The variant of a dynamic trace: its program is one program for every size of n when
+    the programs generated at the traced sizes fit one (on the C backend, when
+    ``lowering`` is it and the C fits too, else on NumPy), else one NumPy program per size
+    (see dynamic_program.py)."""
     from .backends.numpy import NUMPY
 
     dims, n, _ = dynamic
@@ -179,13 +180,20 @@ def dynamic_variant(graph: Graph, capture: Capture, template: Any, guard: Any,
     first = build(graph)
     opt = first.optimized
     feeds = feeders(opt, capture)
-    symbolic, why = None, ""
-    try:
-        programs = [first] + [build(template.instantiate(s)) for s in template.sizes[1:]]
-        symbolic = SymbolicProgram(programs, template.sizes)
-    except NotDynamic as e:
-        why = str(e)
+    symbolic, why, c_why = None, "", ""
+    if getattr(lowering, "name", None) == "c" and not anomaly:
+        try:
+            symbolic = _c_program(template, guard, gifts, order)
+        except NotDynamic as e:
+            c_why = str(e)
+    if symbolic is None:
+        try:
+            programs = [first] + [build(template.instantiate(s)) for s in template.sizes[1:]]
+            symbolic = SymbolicProgram(programs, template.sizes)
+        except NotDynamic as e:
+            why = str(e)
     program = DynamicProgram(template, build, first, n, guard, symbolic, why)
+    program.c_why = c_why
     arg_types = []
     dynamic_axes = {}
     for i, k in enumerate(key[:-1]):
@@ -208,6 +216,55 @@ def dynamic_variant(graph: Graph, capture: Capture, template: Any, guard: Any,
         anomaly=anomaly, dynamic=(dynamic_axes, program))
     variant.compile_seconds = time.perf_counter() - t0
     return variant
+
+
+def _c_program(template: Any, guard: Any, gifts: list, order: list) -> SymbolicProgram:
+    """The C backend's program for every size of n: generated at five sizes, the traced
+    ones and two more, and fitted into one (`dynamic_program._fit_c`); or, when a size
+    happens to make other choices (a memory plan that pairs an (n, 16) value with a
+    (16, 5) one at n = 5), at five primes. (Any sizes do: the template is the graph at
+    every n, and the plan of the first size is the program's at every n.) C that does not
+    compile leaves the variant on NumPy too."""
+    from .backends.c import C_BACKEND, CProgram
+    from .backends.toolchain import CompileError
+
+    def fitted(sizes: list[int]) -> SymbolicProgram:
+        programs = []
+        for s in sizes:
+            g = template.instantiate(s)
+            opt, plan, _ = optimize(g, [(j, g.inputs[k]) for j, k in gifts], C_BACKEND,
+                                    measure=False)
+            at = {id(node): k for k, node in enumerate(g.inputs)}
+            if [at.get(id(node)) for node in opt.inputs] != order:
+                raise NotDynamic("the C program's inputs change with the size")
+            programs.append(CProgram(opt, plan, sized=s))
+        try:
+            return SymbolicProgram(programs, sizes)
+        except CompileError as e:
+            raise NotDynamic(f"its C did not compile: {e}") from None
+
+    sizes = list(template.sizes)
+    low, top = min(sizes), max(sizes)
+    for s in (top + 1, guard.hi if guard.hi is not None else 4 * top + 7, 2 * top + 3,
+              (low + top) // 2, low + 1, top - 1, low - 1):
+        if guard.holds(s) and s not in sizes and len(sizes) < 5:
+            sizes.append(s)
+    try:
+        return fitted(sizes)
+    except NotDynamic as e:
+        primes = [p for p in _PRIMES if guard.holds(p) and p not in sizes]
+        if len(primes) < 5:
+            raise
+        first = str(e)
+    try:
+        return fitted(primes[:5])
+    except NotDynamic as e:
+        raise NotDynamic(f"{first}; at n = {primes[:5]}: {e}") from None
+
+
+# sizes to generate a program for every size at, the first ones the likeliest to make the
+# choices of most sizes (larger than most fixed dimensions, and no product of small ones)
+_PRIMES = [101, 103, 107, 109, 113, 61, 59, 53, 47, 43, 41, 37, 31, 29, 23, 19, 17, 13, 11, 7]
 
 
 def new_size(compiled: Any, variant: Variant, what: str, args: tuple, kwargs: dict,

@@ -120,13 +120,19 @@ class CProgram(Program):
     backend = "c"
 
     def __init__(self, graph: Graph, plan: Any = None, check_finite: bool = False,
-                 every_kernel: bool = False):
+                 every_kernel: bool = False, sized: int | None = None):
         # every_kernel: C for every kernel that has a C form, even where NumPy is faster
-        # (`c_codegen.pays`): for tests
-        self.every_kernel = every_kernel
+        # (`c_codegen.pays`): for tests.
+        # sized: the size n of the graph, for a program made for every size
+        # (dynamic_program.py): each C call is handed n (``nbox``), the C takes the same
+        # choices at every size (no size thresholds), and the C is compiled there, once,
+        # for every size (not here)
+        self.sized = sized
+        self.every_kernel = every_kernel or sized is not None
         self._kernels: list[tuple[str, Node]] = []  # (C name, kernel node)
         self.c_source = ""
         self.library: toolchain.Library | None = None
+        self._vector = False  # the C takes tanh from glibc's vector math library
         self.on_numpy: list[tuple[Node, str]] = []  # kernels left on NumPy, and why
         self._rows: list[tuple] = []  # (C name, RowProgram, stored, externals)
         self._segments: list[tuple[str, list]] = []  # (C name, [(kernel name, kernel)])
@@ -151,7 +157,7 @@ class CProgram(Program):
         compute (`c_rows`) one call of it, the same nodes on NumPy in its fallback."""
         if self.check_finite:
             return super()._body(graph, plan)
-        runs = {k: run for k, *run in row_programs(graph, plan)}
+        runs = {k: run for k, *run in row_programs(graph, plan, self.sized is not None)}
         body: list[str] = []
         k = 0
         while k < len(graph.nodes):
@@ -171,12 +177,20 @@ class CProgram(Program):
         return body
 
     def _in_segment(self, node: Node) -> Node | None:
-        return segment_kernel(node, self.plan)
+        return segment_kernel(node, self.plan, self.sized is not None)
+
+    def _size_arg(self) -> list[str]:
+        """The last item of a C call's tuple in a sized program: the size n."""
+        if self.sized is None:
+            return []
+        if "nbox" not in self._env:
+            self._env["nbox"] = np.array(self.sized, np.int64)
+        return ["nbox"]
 
     def _segment_end(self, k: int, runs: dict) -> int | None:
         if self.check_finite or self._numpy_kernels:
             return None
-        return segment_end(self.graph.nodes, k, runs, self.plan)
+        return segment_end(self.graph.nodes, k, runs, self.plan, self.sized is not None)
 
     def _segment_lines(self, span: range, plan: Any) -> list[str]:
         """One C call for the nodes of ``span`` (see `_segment_call`), then the dels."""
@@ -208,7 +222,7 @@ class CProgram(Program):
         name = f"s{first.id}"
         self._segments.append((name, kernels))
         fn = self._name("k", _Pending(name))
-        lines.append(f"{fn}(({', '.join(args)},))  # C: {name}")
+        lines.append(f"{fn}(({', '.join(args + self._size_arg())},))  # C: {name}")
         return lines
 
     def _hoisted_lines(self, hoisted: list, plan: Any) -> list[str]:
@@ -254,7 +268,8 @@ class CProgram(Program):
         name = f"r{first.id}"
         self._rows.append((name, rows, stored, externals))
         fn = self._name("k", _Pending(name))
-        args = ", ".join([f"v{n.id}" for n in stored] + [_array(n) for n in externals])
+        args = ", ".join([f"v{n.id}" for n in stored] + [_array(n) for n in externals]
+                         + self._size_arg())
         lines.append(f"if {fn}(({args},)):  # C: {name}; 1: an array is not C-contiguous")
         self._numpy_kernels = True
         for j in span:
@@ -293,9 +308,9 @@ class CProgram(Program):
             # would overwrite values it still reads: a fresh result, copied over.
             dtype = self._name("d", node.dtype)
             return [f"_t = np.empty({node.shape!r}, {dtype})",
-                    f"{fn}((_t, {', '.join(args)},))  # C: {name}",
+                    f"{fn}((_t, {', '.join(args + self._size_arg())},))  # C: {name}",
                     f"np.copyto({out}, _t)"]
-        return [f"{fn}(({', '.join([out] + args)},))  # C: {name}"]
+        return [f"{fn}(({', '.join([out] + args + self._size_arg())},))  # C: {name}"]
 
     def _numpy_kernel(self, node: Node, out: str) -> list[str]:
         """The NumPy backend's steps of a kernel; through a temporary when the plan put the
@@ -327,31 +342,27 @@ class CProgram(Program):
     def _generate(self, graph: Graph, plan: Any) -> list[str]:
         lines = super()._generate(graph, plan)
         if self._kernels or self._rows or self._segments:
-            parts = [c_codegen.kernel_source(name, node) for name, node in self._kernels]
+            sized = self.sized is not None
+            parts = [c_codegen.kernel_source(name, node, sized)
+                     for name, node in self._kernels]
             for name, kernels in self._segments:
-                parts += [c_codegen.kernel_source(k, node) for k, node in kernels]
-                parts.append(_segment_source(name, kernels))
-            parts += [rows.c_source(name, stored, externals)
+                parts += [c_codegen.kernel_source(k, node, sized) for k, node in kernels]
+                parts.append(_segment_source(name, kernels, sized))
+            parts += [rows.c_source(name, stored, externals, sized)
                       for name, rows, stored, externals in self._rows]
             # (the probe of the vector math library only when a kernel would use it)
-            vector = any(f in part for part in parts for f in c_codegen.VECTOR_FUNCTIONS) \
-                and toolchain.vector_math()
-            self.c_source = "\n".join([c_codegen.header(vector), *parts])
-            self.library = toolchain.build(self.c_source, vector_math=vector)
+            self._vector = any(f in part for part in parts
+                               for f in c_codegen.VECTOR_FUNCTIONS) and toolchain.vector_math()
+            self.c_source = "\n".join([c_codegen.header(self._vector), *parts])
             # A small kernel keeps the GIL (ctypes' PyDLL: a cheaper call); a large one and
             # a row program let other threads run meanwhile (CDLL).
             small = {name for name, node in self._kernels if node.value[0].shape and
                      int(np.prod(node.value[0].shape)) <= GIL_BELOW}
             small |= {name for name, _ in self._segments}
-            pydll = ctypes.PyDLL(str(self.library.path)) if small else None
-            returns = {name: ctypes.c_int for name, *_ in self._rows}
-            for env_name, value in list(self._env.items()):
-                if isinstance(value, _Pending):
-                    lib = pydll if value.name in small else self.library.cdll
-                    fn = getattr(lib, value.name)
-                    fn.argtypes = [ctypes.py_object]
-                    fn.restype = returns.get(value.name)
-                    self._env[env_name] = fn
+            self._small = small
+            if not sized:
+                self.library = link(self.c_source, self._env, small,
+                                    {name for name, *_ in self._rows}, self._vector)
         return lines
 
     def source(self) -> str:
@@ -381,10 +392,26 @@ class CProgram(Program):
         return text
 
 
-def segment_kernel(node: Node, plan: Any) -> Node | None:
+def link(c_source: str, env: dict, small: set, rows: set,
+         vector_math: bool = False) -> toolchain.Library:
+    """Build ``c_source`` (or find it in the cache; ``vector_math``: with glibc's vector
+    math library) and put its functions in ``env`` in place of their `_Pending` names:
+    those named in ``small`` keep the GIL, the row programs (``rows``) return an int."""
+    library = toolchain.build(c_source, vector_math=vector_math)
+    pydll = ctypes.PyDLL(str(library.path)) if small else None
+    for env_name, value in list(env.items()):
+        if isinstance(value, _Pending):
+            fn = getattr(pydll if value.name in small else library.cdll, value.name)
+            fn.argtypes = [ctypes.py_object]
+            fn.restype = ctypes.c_int if value.name in rows else None
+            env[env_name] = fn
+    return library
+
+
+def segment_kernel(node: Node, plan: Any, any_size: bool = False) -> Node | None:
     """The kernel a segment runs for ``node`` (itself, or the node as a kernel of one
-    step), or None if it cannot be in one: small (`SEGMENT_SIZE` elements), with a C form,
-    and memory of its own from the plan to write."""
+    step), or None if it cannot be in one: small (`SEGMENT_SIZE` elements, unless
+    ``any_size``), with a C form, and memory of its own from the plan to write."""
     if node.op == "kernel":
         kernel = node
     elif node.op in c_codegen.C_OPS or node.op in c_codegen.REDUCTIONS or \
@@ -400,13 +427,14 @@ def segment_kernel(node: Node, plan: Any) -> Node | None:
     first = kernel.value[0]
     size = math.prod(first.shape) if first.op not in c_codegen.REDUCTIONS else \
         math.prod(kernel.inputs[0].shape)
-    if size > SEGMENT_SIZE or (kernel.value[-1].op in c_codegen.REDUCTIONS
-                               and writes_over_operand(node, plan)):
+    if (size > SEGMENT_SIZE and not any_size) or (kernel.value[-1].op in c_codegen.REDUCTIONS
+                                                  and writes_over_operand(node, plan)):
         return None
     return kernel
 
 
-def segment_end(nodes: list, k: int, runs: dict, plan: Any) -> int | None:
+def segment_end(nodes: list, k: int, runs: dict, plan: Any, any_size: bool = False
+                ) -> int | None:
     """The last node of the segment starting at node k, or None if none does: a run of
     consecutive nodes that `segment_kernel` takes (constants in between, no row program:
     ``runs`` holds where those start), at least `MIN_SEGMENT` of them, run by one C
@@ -415,7 +443,7 @@ def segment_end(nodes: list, k: int, runs: dict, plan: Any) -> int | None:
     while j < len(nodes) and j not in runs:
         node = nodes[j]
         if node.op != "const":
-            if segment_kernel(node, plan) is None:
+            if segment_kernel(node, plan, any_size) is None:
                 break
             members += 1
             end = j
@@ -436,9 +464,10 @@ def writes_over_operand(node: Node, plan: Any) -> bool:
     return bool(overwritten(node, plan))
 
 
-def row_programs(graph: Graph, plan: Any) -> list[tuple]:
+def row_programs(graph: Graph, plan: Any, any_size: bool = False) -> list[tuple]:
     """The row programs of a graph (see `c_rows`), as (first node index, last node index,
-    RowProgram, stored members, external inputs), in order and not overlapping."""
+    RowProgram, stored members, external inputs), in order and not overlapping
+    (``any_size``: see `c_rows.find`)."""
     users = graph.users()
     outputs = {id(o) for o in graph.outputs}
     nodes = graph.nodes
@@ -446,7 +475,7 @@ def row_programs(graph: Graph, plan: Any) -> list[tuple]:
     k = 0
     while k < len(nodes):
         for hoist in (True, False):
-            rows = c_rows.find(nodes, k, hoist)
+            rows = c_rows.find(nodes, k, hoist, any_size)
             if rows is not None:
                 stored, externals = c_rows.stored_and_externals(rows, users, outputs)
                 if _safe(rows, stored, externals, plan):
@@ -461,14 +490,17 @@ def row_programs(graph: Graph, plan: Any) -> list[tuple]:
     return found
 
 
-def _segment_source(name: str, kernels: list) -> str:
-    """``void name(args)``: each kernel's body in turn, on its slice of the tuple."""
+def _segment_source(name: str, kernels: list, sized: bool = False) -> str:
+    """``void name(args)``: each kernel's body in turn, on its slice of the tuple (then the
+    size, ``sized``)."""
     lines = [f"/* segment: {', '.join(k for k, _ in kernels)}, in order */",
              f"void {name}(char *args) {{",
              "    char **it = &ITEM(args, 0);"]
+    size = f"TG_N(args, {sum(1 + len(kernel.inputs) for _, kernel in kernels)})" \
+        if sized else "0"
     at = 0
     for k, kernel in kernels:
-        lines.append(f"    {k}_body(it + {at});")
+        lines.append(f"    {k}_body(it + {at}, {size});")
         at += 1 + len(kernel.inputs)
     lines.append("}")
     return "\n".join(lines) + "\n"

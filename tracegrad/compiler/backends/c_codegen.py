@@ -79,6 +79,9 @@ HEADER = """\
 /* item i of the tuple of arrays a function is called with (one ctypes argument: a call
    then costs one conversion, not one per array) */
 #define ITEM(t, i) (((char **)((char *)(t) + {items}))[i])
+/* the dynamic size of a program made for every size (tg_n; see dynamic_program.py): an
+   int64 array after the operands */
+#define TG_N(t, i) ((intptr_t)*(int64_t *)DATA(ITEM(t, i)))
 #include <stdlib.h>
 #include <string.h>
 /* before a loop whose iterations read and write each array at their own index only (an
@@ -372,9 +375,11 @@ def _contiguous(shape: tuple, itemsize: int) -> list[int]:
     return strides[::-1]
 
 
-def kernel_source(name: str, node: Node) -> str:
+def kernel_source(name: str, node: Node, sized: bool = False) -> str:
     """The C function ``void name(out, in0, in1, ...)`` of a kernel node (`why_not` must
-    be None): the arrays are those of ``node.inputs``, in order."""
+    be None): the arrays are those of ``node.inputs``, in order. ``sized``: for a program
+    made for every size (dynamic_program.py), the tuple ends with the size, ``tg_n`` in
+    the body, and a pairwise sum's buffer is on the stack only while it fits."""
     steps = node.value
     T = KERNEL_TYPES[node.dtype]
     last = steps[-1]
@@ -534,8 +539,10 @@ def kernel_source(name: str, node: Node) -> str:
         return lines
 
     out = [f"/* {ir[0]}", *[f" * {line}" for line in ir[1:]], " */"]
-    out.append(f"static void {name}_body(char **it) {{  /* it: the arrays out, in0, in1... */")
+    out.append(f"static void {name}_body(char **it, intptr_t tg_n) {{  /* it: the arrays out, "
+               f"in0, in1... */")
     out.append("#define T " + T)
+    out.append("    (void)tg_n;")
     out.append("    char *o = it[0];")
     for k in range(len(node.inputs)):
         out.append(f"    char *a{k} = it[{k + 1}];")
@@ -557,14 +564,20 @@ def kernel_source(name: str, node: Node) -> str:
         if k not in scalar_in:
             out.append(f"        {CTYPES[dt]} *q{k} = ({CTYPES[dt]} *)p{k}; (void)q{k};")
     const_nest = _typed(nest(True))
-    if red_size and red_size[0] <= RED_ON_STACK:
+    on_heap = red_size and (sized or red_size[0] > RED_ON_STACK)
+    if red_size and not on_heap:
         out.append(f"        T red[{red_size[0]}];")
+    elif sized and red_size:  # (its size is a C expression of tg_n)
+        out.append(f"        T red_s[{RED_ON_STACK}];")
+        out.append(f"        T *red = {red_size[0]} <= {RED_ON_STACK} ? red_s : "
+                   f"(T *)malloc(sizeof(T) * {red_size[0]});")
+        out.append("        if (!red) abort();")
     elif red_size:
         out.append(f"        T *red = (T *)malloc(sizeof(T) * {red_size[0]});")
         out.append("        if (!red) abort();")
     out += ["    " + line for line in const_nest]
-    if red_size and red_size[0] > RED_ON_STACK:
-        out.append("        free(red);")
+    if on_heap:
+        out.append("        if (red != red_s) free(red);" if sized else "        free(red);")
     out.append("    } else {")
     for k, (var, s, _) in enumerate(operands):
         if k in scalar_in:
@@ -576,8 +589,9 @@ def kernel_source(name: str, node: Node) -> str:
     out.append("    }")
     out.append("#undef T")
     out.append("}")
-    out.append(f"void {name}(char *args) {{ {name}_body(&ITEM(args, 0)); }}  "
-               f"/* args: a tuple (out, in0, in1, ...) */")
+    size = f"TG_N(args, {len(operands)})" if sized else "0"
+    out.append(f"void {name}(char *args) {{ {name}_body(&ITEM(args, 0), {size}); }}  "
+               f"/* args: a tuple (out, in0, in1, ...{', n' if sized else ''}) */")
     return "\n".join(out) + "\n"
 
 

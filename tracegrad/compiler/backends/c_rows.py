@@ -168,9 +168,12 @@ class RowProgram:
 
     # ---------------------------------------------------------------- the C function
 
-    def c_source(self, name: str, stored: list[Node], externals: list[Node]) -> str:
+    def c_source(self, name: str, stored: list[Node], externals: list[Node],
+                 sized: bool = False) -> str:
         """``int name((stored outputs..., external inputs...))``: 0, or 1 when an array
-        is not laid out as expected (nothing was written then)."""
+        is not laid out as expected (nothing was written then). ``sized``: the tuple ends
+        with the size of a program made for every size, ``tg_n`` (see
+        `c_codegen.kernel_source`)."""
         R, C = self.frame
         T = KERNEL_TYPES[self.dtype]
         out_index = {id(n): k for k, n in enumerate(stored)}
@@ -185,6 +188,9 @@ class RowProgram:
             L.append(f"    char *o{k} = ITEM(args, {k});")
         for k in range(len(externals)):
             L.append(f"    char *e{k} = ITEM(args, {len(stored) + k});")
+        if sized:
+            L.append(f"    intptr_t tg_n = TG_N(args, {len(stored) + len(externals)});")
+            L.append("    (void)tg_n;")
         checks = []
         for prefix, nodes in (("o", stored), ("e", externals)):
             for k, n in enumerate(nodes):
@@ -481,9 +487,11 @@ class RowProgram:
         return [f"T s{n.id};"] + L
 
 
-def find(nodes: list[Node], start: int, hoist: bool = True) -> RowProgram | None:
+def find(nodes: list[Node], start: int, hoist: bool = True, any_size: bool = False
+         ) -> RowProgram | None:
     """The row program starting at ``nodes[start]``, or None if none starts there. Constants
-    in between do not break a run (their names are bound before it)."""
+    in between do not break a run (their names are bound before it). ``any_size``: however
+    small the frame (a program made for every size makes the same choice at each)."""
     node = nodes[start]
     dtype = node.dtype
     if node.op in COMPARE:  # (a ReLU's backward mask: the frame is its operands' dtype)
@@ -493,7 +501,7 @@ def find(nodes: list[Node], start: int, hoist: bool = True) -> RowProgram | None
     shape = node.value[0].shape if node.op == "kernel" else \
         node.inputs[0].shape if node.op in REDUCTIONS else node.shape
     d = _dims(shape)
-    if len(shape) < 2 or d[0] < 2 or d[1] < MIN_COLUMNS:
+    if len(shape) < 2 or d[0] < 2 or d[1] < (2 if any_size else MIN_COLUMNS):
         return None
     rows = RowProgram(d, dtype)
     pending: list[Node] = []  # nodes the run passed over, not yet followed by a member
@@ -510,7 +518,7 @@ def find(nodes: list[Node], start: int, hoist: bool = True) -> RowProgram | None
                 any(id(i) in rows.produced for i in n.inputs):
             break
         pending.append(n)
-    if len(rows.members) < MIN_NODES or math.prod(d) < MIN_ELEMENTS:
+    if len(rows.members) < MIN_NODES or (math.prod(d) < MIN_ELEMENTS and not any_size):
         return None
     return rows
 

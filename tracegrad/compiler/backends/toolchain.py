@@ -372,7 +372,8 @@ def build(source: str, use_cache: bool = True, vector_math: bool = False) -> Lib
     return lib
 
 
-def _compile(compiler: Compiler, c_path: Path, so_path: Path, vector_math: bool) -> bytes:
+def _compile(compiler: Compiler, c_path: Path, so_path: Path,
+             vector_math: bool = False) -> bytes:
     """Run the compiler on ``c_path``; put the object, with its trailer, at ``so_path``
     (atomically); return the bytes written."""
     import hashlib
