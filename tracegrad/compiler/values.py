@@ -28,9 +28,7 @@ import copy
 import numbers
 import threading
 import types
-from collections import deque
 from dataclasses import dataclass, field
-from itertools import repeat
 from operator import attrgetter
 from typing import Any, Callable
 
@@ -549,17 +547,48 @@ def _record_sweep(t: "ValueTracer", nodes: list) -> bool:
     s = _emit("sweep", -1)
     t.extra[s] = (np.array(init, dtype=np.int64),
                   np.stack([rule, g, c0, c1, d0, d1, d2], axis=1))
-    base = len(t.ops)
-    m = len(order)
-    t.ops.extend(["adj"] * m)
-    t.a.extend([s] * m)
-    t.b.extend([-1] * m)
-    t.extra.update(zip(range(base, base + m), range(m)))
-    # each Value's grad is its adj node (three loops in C: no bytecode per Value)
-    grads = list(map(_new, repeat(Traced, m)))
-    deque(map(setattr, grads, repeat("i"), range(base, base + m)), 0)
-    deque(map(setattr, order, repeat("grad"), grads), 0)
+    # Each Value's grad is now an adj node reading its slot. A Value that existed before the
+    # call gets its node now (its grad is written back); one made during the call gets its
+    # node when its grad is read (`_get_pending_grad`): micrograd's step reads none of those,
+    # and 66,000 nodes nobody reads would be recorded, renumbered and hashed for nothing.
+    del slot[None]
+    for v in [v for v in order if type(v) is not TracedValue]:
+        v.grad = _adjoint(t, s, slot.pop(v))
+    t.pending.append((s, slot))
+    TracedValue.grad = _PENDING_GRAD
     return True
+
+
+def _adjoint(t: "ValueTracer", sweep: int, k: int) -> "Traced":
+    """The adj node reading slot ``k`` of the sweep node ``sweep``."""
+    i = _emit("adj", sweep)
+    t.extra[i] = k
+    return _traced(i)
+
+
+def _get_pending_grad(v: Value) -> Any:
+    t = _active
+    if t is not None:
+        for sweep, slots in reversed(t.pending):
+            k = slots.pop(v, None)
+            if k is not None:  # (a sweep set it: the first read records its adj node)
+                x = _adjoint(t, sweep, k)
+                _GRAD.__set__(v, x)
+                return x
+    return _GRAD.__get__(v)
+
+
+def _set_pending_grad(v: Value, x: Any) -> None:
+    t = _active
+    if t is not None:
+        for _, slots in t.pending:
+            slots.pop(v, None)  # (set again: the sweep's value is never read)
+    _GRAD.__set__(v, x)
+
+
+# TracedValue.grad once a sweep has run in the trace (until then, the slot itself: the
+# forward pass sets ``grad = 0`` on every node it makes)
+_PENDING_GRAD = property(_get_pending_grad, _set_pending_grad)
 
 
 _CUSTOM = attrgetter("_custom_backward")
@@ -622,6 +651,7 @@ class _patched:
             setattr(Value, name, attr)
         scalar_mod._RULES = _EAGER_RULES
         scalar_mod._node_class = Value
+        TracedValue.grad = _GRAD
 
 
 _EAGER_RULES = scalar_mod._RULES
@@ -659,6 +689,9 @@ class ValueTracer:
         self.bools: set[int] = set()  # nodes that are comparisons (or bool constants)
         self.consts: dict[tuple, int] = {}
         self.extra: dict[int, Any] = {}  # sweep node -> its entries; adj node -> its slot
+        # per sweep recorded: (its node, {Value made in the call: its slot}) for the Values
+        # whose grad is that sweep's result and has not been read yet (see _get_pending_grad)
+        self.pending: list[tuple[int, dict]] = []
         self.reverse = reverse  # backward() as a reverse sweep (see _record_sweep)
         self.watch: Any = None  # what watches the user's code (values_api.CodeReads)
         self.inputs: list[int] = []
