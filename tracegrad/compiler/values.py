@@ -511,22 +511,11 @@ def _record_sweep(t: "ValueTracer", nodes: list) -> bool:
     order = list(met)
     slot = dict(zip(order, range(len(order))))
     slot[None] = -1
-    bools = t.bools
-    zero = _const(0)
-
-    def number(x: Any) -> int:  # a value's node (a rule's input, an adjoint's start)
-        if type(x) is Traced:
-            return _f64(x.i)
-        return zero if type(x) is int and x == 0 else _const(x)
-
     # each Value's number (what a rule reads) and its grad now (its adjoint's start)
-    values = list(map(_DATA_OF, order))
-    numbers = np.array([x.i if type(x) is Traced and x.i not in bools else number(x)
-                        for x in values] + [-1], dtype=np.int64)  # ([-1]: slot -1)
-    grads = list(map(_GRAD_OF, order[1:]))
+    numbers = np.array(_number_nodes(t, list(map(_DATA_OF, order))) + [-1],
+                       dtype=np.int64)  # ([-1]: slot -1)
     init = [_const(1)]  # (the root's grad is set to 1; the others' are added to)
-    init += [x.i if type(x) is Traced and x.i not in bools else
-             zero if type(x) is int and x == 0 else number(x) for x in grads]
+    init += _number_nodes(t, list(map(_GRAD_OF, order[1:])))
     rule = np.array(rules, dtype=np.int64)
     g = np.array(list(map(slot.__getitem__, nodes)), dtype=np.int64)
     c0 = np.array(list(map(slot.__getitem__, firsts)), dtype=np.int64)
@@ -557,6 +546,22 @@ def _record_sweep(t: "ValueTracer", nodes: list) -> bool:
     t.pending.append((s, slot))
     TracedValue.grad = _PENDING_GRAD
     return True
+
+
+def _number_nodes(t: "ValueTracer", xs: list) -> list:
+    """The node of each number in ``xs`` as a float64 (a rule's input, an adjoint's start):
+    a traced number's own (cast if a comparison's), 0's const for int 0 (the grad of a node
+    no backward reached), a const for any other. (One comprehension for the common kinds,
+    then the few others: this runs for every Value of a backward pass.)"""
+    zero = _const(0)
+    out = [x.i if type(x) is Traced else zero if type(x) is int and x == 0 else -1
+           for x in xs]
+    odd = np.array(out, dtype=np.int64)
+    odd = (odd < 0) | np.isin(odd, list(t.bools)) if t.bools else odd < 0
+    for k in np.flatnonzero(odd).tolist():
+        x = xs[k]
+        out[k] = _f64(x.i) if type(x) is Traced else _const(x)
+    return out
 
 
 def _adjoint(t: "ValueTracer", sweep: int, k: int) -> "Traced":
