@@ -381,14 +381,17 @@ def _traced_arithmetic(name: str, op: str, node_op: str) -> Callable:
 
 
 
-def _reached(root: Value) -> tuple[set, list]:
-    """Every Value under ``root`` (itself among them), and those with children: the walk of
-    `scalar._make_children` without making each node's ``_children`` tuple (a reverse sweep
-    reads ``_a`` and ``_b``; ``_children`` is made when read, see ``Value.__getattr__``)."""
-    seen = {root}
+def _reached(root: Value) -> tuple[dict, list]:
+    """Every Value under ``root`` (itself among them), numbered in the order the walk finds
+    them (the same graph, the same numbers: a sweep's adjoint slots, the root's 0), and
+    those with children: the walk of `scalar._make_children` without making each node's
+    ``_children`` tuple (a reverse sweep reads ``_a`` and ``_b``; ``_children`` is made
+    when read, see ``Value.__getattr__``)."""
+    seen = {root: 0}
     stack = [root]
     inner: list = []
-    add, push, pop, keep = seen.add, stack.append, stack.pop, inner.append
+    push, pop, keep = stack.append, stack.pop, inner.append
+    n = 0  # (Values found so far, the root excepted)
     while stack:
         node = pop()
         a = node._a
@@ -398,16 +401,19 @@ def _reached(root: Value) -> tuple[set, list]:
                 keep(node)
                 for child in children:
                     if child not in seen:
-                        add(child)
+                        n += 1
+                        seen[child] = n
                         push(child)
             continue
         keep(node)
         if a not in seen:
-            add(a)
+            n += 1
+            seen[a] = n
             push(a)
         b = node._b
         if b is not None and b not in seen:
-            add(b)
+            n += 1
+            seen[b] = n
             push(b)
     return seen, inner
 
@@ -431,7 +437,7 @@ def _traced_backward(root: Value) -> None:
             own = set(map(type, reached)) <= _OWN_CLASSES
             if own:
                 nodes = sorted(inner, key=_SEQ, reverse=True)
-                if nodes and _record_sweep(t, nodes):
+                if nodes and _record_sweep(t, nodes, reached):
                     return None
         if not own:  # (a subclass's code may have run in the walk: walk again, watched)
             reached = scalar_mod._make_children(root)
@@ -476,7 +482,7 @@ SWEEP_OPS = {"+": "add", "*": "mul", "ReLU": "relu", "tanh": "tanh", "exp": "exp
 _RULE_CODE = {rule: k for k, rule in enumerate(SWEEP_RULES)}
 
 
-def _record_sweep(t: "ValueTracer", nodes: list) -> bool:
+def _record_sweep(t: "ValueTracer", nodes: list, slot: dict | None = None) -> bool:
     """``backward()`` as one *sweep* node (CppAD's and Adept's reverse sweep), for the C
     tape: instead of a node per multiply and add of the backward pass, one entry per Value
     node (its rule, the adjoint slots of it and its children, the values the rule reads),
@@ -484,6 +490,7 @@ def _record_sweep(t: "ValueTracer", nodes: list) -> bool:
     adds into ``.grad``. Each Value's ``.grad`` is then an ``adj`` node reading its slot.
     False (nothing recorded) when a node has a rule the sweep does not know (a custom
     ``_backward``, ``**`` with a Value exponent): the caller records nodes instead.
+    ``slot``: each Value's adjoint slot, the root's 0 (`_reached` numbers them), if known.
 
     (Written as passes over lists, each a `map` or a comprehension, and NumPy for the
     table: it runs once per node of the graph, 66,000 for micrograd's moons step.)"""
@@ -503,13 +510,13 @@ def _record_sweep(t: "ValueTracer", nodes: list) -> bool:
         seconds = [c[1] if len(c) > 1 else None for c in children]
     else:
         seconds = list(map(_B, nodes))
-    # adjoint slots: newest node first, then its children, each Value where first met
-    met: list = [None] * (3 * len(nodes))
-    met[0::3], met[1::3], met[2::3] = nodes, firsts, seconds
-    met = dict.fromkeys(met)
-    met.pop(None, None)
-    order = list(met)
-    slot = dict(zip(order, range(len(order))))
+    if slot is None:  # (newest node first, then its children, each Value where first met)
+        met: list = [None] * (3 * len(nodes))
+        met[0::3], met[1::3], met[2::3] = nodes, firsts, seconds
+        met = dict.fromkeys(met)
+        met.pop(None, None)
+        slot = dict(zip(met, range(len(met))))
+    order = list(slot)
     slot[None] = -1
     # each Value's number (what a rule reads) and its grad now (its adjoint's start)
     numbers = np.array(_number_nodes(t, list(map(_DATA_OF, order))) + [-1],
