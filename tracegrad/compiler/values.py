@@ -28,9 +28,7 @@ import copy
 import numbers
 import threading
 import types
-from collections import deque
 from dataclasses import dataclass, field
-from itertools import repeat
 from operator import attrgetter
 from typing import Any, Callable
 
@@ -279,7 +277,7 @@ def _traced_unary(name: str, op: str, node_op: str) -> Callable:
             return original(self)
         y = _new(Traced)
         y.i = _emit(op, _f64(x.i))
-        return _made(y, self, None, node_op)
+        return scalar_mod._node(y, self, None, node_op)
 
     method.__name__ = name
     return method
@@ -301,7 +299,7 @@ def _traced_pow(self: Value, other: Any) -> Value:
     if type(other) is not int and type(other) is not float:
         other = int(other) if isinstance(other, numbers.Integral) else float(other)
     op = scalar_mod._pow_op(other)
-    return _made(_binary("pow", self.data, other), self, None, op)
+    return scalar_mod._node(_binary("pow", self.data, other), self, None, op)
 
 
 class TracedValue(Value):
@@ -315,28 +313,17 @@ class TracedValue(Value):
     grad = _GRAD
 
 
-def _made(data: Any, a: Value, b: Value | None, op: str) -> Value:
-    """`scalar._node` while tracing: a `TracedValue`."""
-    v = _new(TracedValue)
-    v.data = data
-    v.grad = 0
-    v._a = a
-    v._b = b
-    v._op = op
-    v._seq = scalar_mod._next_seq()
-    v._custom_backward = None
-    return v
-
-
 def _traced_arithmetic(name: str, op: str, node_op: str) -> Callable:
     """``Value.__add__`` / ``__mul__`` while tracing: the same node and the same recorded
-    number as eager's ``_node(self.data + other.data, ...)`` on traced numbers, written out
-    in one function. Most of a trace is these two: each Python call saved is a call fewer
-    for the interpreter and for `CodeReads`' hook (see values_api), about 130,000 per
-    micrograd moons step."""
+    number as eager's ``_node(self.data + other.data, ...)`` on traced numbers, the number
+    recorded here without a call through `Traced`'s operators. Most of a trace is these
+    two: each Python call saved is a call fewer for the interpreter and for `CodeReads`'
+    hook (see values_api), about 60,000 per micrograd moons step. (The node itself is made
+    by `scalar._node`, the one node builder, as a `TracedValue` while a trace runs: the
+    call costs no measurable time.)"""
     original = _ORIGINAL[name]
     get_ident = threading.get_ident
-    next_seq = scalar_mod._next_seq
+    node = scalar_mod._node
     wrap = scalar_mod._wrap
     symbol = node_op
 
@@ -368,29 +355,24 @@ def _traced_arithmetic(name: str, op: str, node_op: str) -> Callable:
             t.b.append(y.i)
         else:  # (a plain number, or a comparison's result: Traced's own rules)
             z = x + y if op == "add" else x * y
-        v = _new(TracedValue)  # (_made, inlined)
-        v.data = z
-        v.grad = 0
-        v._a = self
-        v._b = other
-        v._op = node_op
-        v._seq = next_seq()
-        v._custom_backward = None
-        return v
+        return node(z, self, other, node_op)
 
     method.__name__ = name
     return method
 
 
 
-def _reached(root: Value) -> tuple[set, list]:
-    """Every Value under ``root`` (itself among them), and those with children: the walk of
-    `scalar._make_children` without making each node's ``_children`` tuple (a reverse sweep
-    reads ``_a`` and ``_b``; ``_children`` is made when read, see ``Value.__getattr__``)."""
-    seen = {root}
+def _reached(root: Value) -> tuple[dict, list]:
+    """Every Value under ``root`` (itself among them), numbered in the order the walk finds
+    them (the same graph, the same numbers: a sweep's adjoint slots, the root's 0), and
+    those with children: the walk of `scalar._make_children` without making each node's
+    ``_children`` tuple (a reverse sweep reads ``_a`` and ``_b``; ``_children`` is made
+    when read, see ``Value.__getattr__``)."""
+    seen = {root: 0}
     stack = [root]
     inner: list = []
-    add, push, pop, keep = seen.add, stack.append, stack.pop, inner.append
+    push, pop, keep = stack.append, stack.pop, inner.append
+    n = 0  # (Values found so far, the root excepted)
     while stack:
         node = pop()
         a = node._a
@@ -400,16 +382,19 @@ def _reached(root: Value) -> tuple[set, list]:
                 keep(node)
                 for child in children:
                     if child not in seen:
-                        add(child)
+                        n += 1
+                        seen[child] = n
                         push(child)
             continue
         keep(node)
         if a not in seen:
-            add(a)
+            n += 1
+            seen[a] = n
             push(a)
         b = node._b
         if b is not None and b not in seen:
-            add(b)
+            n += 1
+            seen[b] = n
             push(b)
     return seen, inner
 
@@ -433,7 +418,7 @@ def _traced_backward(root: Value) -> None:
             own = set(map(type, reached)) <= _OWN_CLASSES
             if own:
                 nodes = sorted(inner, key=_SEQ, reverse=True)
-                if nodes and _record_sweep(t, nodes):
+                if nodes and _record_sweep(t, nodes, reached):
                     return None
         if not own:  # (a subclass's code may have run in the walk: walk again, watched)
             reached = scalar_mod._make_children(root)
@@ -478,7 +463,7 @@ SWEEP_OPS = {"+": "add", "*": "mul", "ReLU": "relu", "tanh": "tanh", "exp": "exp
 _RULE_CODE = {rule: k for k, rule in enumerate(SWEEP_RULES)}
 
 
-def _record_sweep(t: "ValueTracer", nodes: list) -> bool:
+def _record_sweep(t: "ValueTracer", nodes: list, slot: dict | None = None) -> bool:
     """``backward()`` as one *sweep* node (CppAD's and Adept's reverse sweep), for the C
     tape: instead of a node per multiply and add of the backward pass, one entry per Value
     node (its rule, the adjoint slots of it and its children, the values the rule reads),
@@ -486,6 +471,7 @@ def _record_sweep(t: "ValueTracer", nodes: list) -> bool:
     adds into ``.grad``. Each Value's ``.grad`` is then an ``adj`` node reading its slot.
     False (nothing recorded) when a node has a rule the sweep does not know (a custom
     ``_backward``, ``**`` with a Value exponent): the caller records nodes instead.
+    ``slot``: each Value's adjoint slot, the root's 0 (`_reached` numbers them), if known.
 
     (Written as passes over lists, each a `map` or a comprehension, and NumPy for the
     table: it runs once per node of the graph, 66,000 for micrograd's moons step.)"""
@@ -505,30 +491,19 @@ def _record_sweep(t: "ValueTracer", nodes: list) -> bool:
         seconds = [c[1] if len(c) > 1 else None for c in children]
     else:
         seconds = list(map(_B, nodes))
-    # adjoint slots: newest node first, then its children, each Value where first met
-    met: list = [None] * (3 * len(nodes))
-    met[0::3], met[1::3], met[2::3] = nodes, firsts, seconds
-    met = dict.fromkeys(met)
-    met.pop(None, None)
-    order = list(met)
-    slot = dict(zip(order, range(len(order))))
+    if slot is None:  # (newest node first, then its children, each Value where first met)
+        met: list = [None] * (3 * len(nodes))
+        met[0::3], met[1::3], met[2::3] = nodes, firsts, seconds
+        met = dict.fromkeys(met)
+        met.pop(None, None)
+        slot = dict(zip(met, range(len(met))))
+    order = list(slot)
     slot[None] = -1
-    bools = t.bools
-    zero = _const(0)
-
-    def number(x: Any) -> int:  # a value's node (a rule's input, an adjoint's start)
-        if type(x) is Traced:
-            return _f64(x.i)
-        return zero if type(x) is int and x == 0 else _const(x)
-
     # each Value's number (what a rule reads) and its grad now (its adjoint's start)
-    values = list(map(_DATA_OF, order))
-    numbers = np.array([x.i if type(x) is Traced and x.i not in bools else number(x)
-                        for x in values] + [-1], dtype=np.int64)  # ([-1]: slot -1)
-    grads = list(map(_GRAD_OF, order[1:]))
+    numbers = np.array(_number_nodes(t, list(map(_DATA_OF, order))) + [-1],
+                       dtype=np.int64)  # ([-1]: slot -1)
     init = [_const(1)]  # (the root's grad is set to 1; the others' are added to)
-    init += [x.i if type(x) is Traced and x.i not in bools else
-             zero if type(x) is int and x == 0 else number(x) for x in grads]
+    init += _number_nodes(t, list(map(_GRAD_OF, order[1:])))
     rule = np.array(rules, dtype=np.int64)
     g = np.array(list(map(slot.__getitem__, nodes)), dtype=np.int64)
     c0 = np.array(list(map(slot.__getitem__, firsts)), dtype=np.int64)
@@ -549,17 +524,64 @@ def _record_sweep(t: "ValueTracer", nodes: list) -> bool:
     s = _emit("sweep", -1)
     t.extra[s] = (np.array(init, dtype=np.int64),
                   np.stack([rule, g, c0, c1, d0, d1, d2], axis=1))
-    base = len(t.ops)
-    m = len(order)
-    t.ops.extend(["adj"] * m)
-    t.a.extend([s] * m)
-    t.b.extend([-1] * m)
-    t.extra.update(zip(range(base, base + m), range(m)))
-    # each Value's grad is its adj node (three loops in C: no bytecode per Value)
-    grads = list(map(_new, repeat(Traced, m)))
-    deque(map(setattr, grads, repeat("i"), range(base, base + m)), 0)
-    deque(map(setattr, order, repeat("grad"), grads), 0)
+    # Each Value's grad is now an adj node reading its slot. A Value that existed before the
+    # call gets its node now (its grad is written back); one made during the call gets its
+    # node when its grad is read (`_get_pending_grad`): micrograd's step reads none of those,
+    # and 66,000 nodes nobody reads would be recorded, renumbered and hashed for nothing.
+    del slot[None]
+    for v in [v for v in order if type(v) is not TracedValue]:
+        v.grad = _adjoint(t, s, slot.pop(v))
+    t.pending.append((s, slot))
+    TracedValue.grad = _PENDING_GRAD
     return True
+
+
+def _number_nodes(t: "ValueTracer", xs: list) -> list:
+    """The node of each number in ``xs`` as a float64 (a rule's input, an adjoint's start):
+    a traced number's own (cast if a comparison's), 0's const for int 0 (the grad of a node
+    no backward reached), a const for any other. (One comprehension for the common kinds,
+    then the few others: this runs for every Value of a backward pass.)"""
+    zero = _const(0)
+    out = [x.i if type(x) is Traced else zero if type(x) is int and x == 0 else -1
+           for x in xs]
+    odd = np.array(out, dtype=np.int64)
+    odd = (odd < 0) | np.isin(odd, list(t.bools)) if t.bools else odd < 0
+    for k in np.flatnonzero(odd).tolist():
+        x = xs[k]
+        out[k] = _f64(x.i) if type(x) is Traced else _const(x)
+    return out
+
+
+def _adjoint(t: "ValueTracer", sweep: int, k: int) -> "Traced":
+    """The adj node reading slot ``k`` of the sweep node ``sweep``."""
+    i = _emit("adj", sweep)
+    t.extra[i] = k
+    return _traced(i)
+
+
+def _get_pending_grad(v: Value) -> Any:
+    t = _active
+    if t is not None:
+        for sweep, slots in reversed(t.pending):
+            k = slots.pop(v, None)
+            if k is not None:  # (a sweep set it: the first read records its adj node)
+                x = _adjoint(t, sweep, k)
+                _GRAD.__set__(v, x)
+                return x
+    return _GRAD.__get__(v)
+
+
+def _set_pending_grad(v: Value, x: Any) -> None:
+    t = _active
+    if t is not None:
+        for _, slots in t.pending:
+            slots.pop(v, None)  # (set again: the sweep's value is never read)
+    _GRAD.__set__(v, x)
+
+
+# TracedValue.grad once a sweep has run in the trace (until then, the slot itself: the
+# forward pass sets ``grad = 0`` on every node it makes)
+_PENDING_GRAD = property(_get_pending_grad, _set_pending_grad)
 
 
 _CUSTOM = attrgetter("_custom_backward")
@@ -622,6 +644,7 @@ class _patched:
             setattr(Value, name, attr)
         scalar_mod._RULES = _EAGER_RULES
         scalar_mod._node_class = Value
+        TracedValue.grad = _GRAD
 
 
 _EAGER_RULES = scalar_mod._RULES
@@ -659,6 +682,9 @@ class ValueTracer:
         self.bools: set[int] = set()  # nodes that are comparisons (or bool constants)
         self.consts: dict[tuple, int] = {}
         self.extra: dict[int, Any] = {}  # sweep node -> its entries; adj node -> its slot
+        # per sweep recorded: (its node, {Value made in the call: its slot}) for the Values
+        # whose grad is that sweep's result and has not been read yet (see _get_pending_grad)
+        self.pending: list[tuple[int, dict]] = []
         self.reverse = reverse  # backward() as a reverse sweep (see _record_sweep)
         self.watch: Any = None  # what watches the user's code (values_api.CodeReads)
         self.inputs: list[int] = []
