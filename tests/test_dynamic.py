@@ -70,12 +70,10 @@ def test_a_slice_numpy_would_clamp_is_not_served_by_the_template():
         c(_t(8))
 
 
-def test_last_smaller_batch_training_step_matches_eager():
-    def make():
-        tg.manual_seed(3)
-        model = nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 3))
-        return model, tg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-
+def check_last_smaller_batch(make, backend: str = "auto"):
+    """Three epochs of batches of 8, 8, 8 and a last one of 5 through a training step made
+    by ``make()`` (a model and its optimizer), eagerly and compiled: the same losses and
+    parameters; then sizes no batch had. Returns the compiled step."""
     def stepper(model, opt):
         def step(x, y):
             opt.zero_grad()
@@ -86,18 +84,30 @@ def test_last_smaller_batch_training_step_matches_eager():
         return step
 
     (m1, o1), (m2, o2) = make(), make()
-    eager, compiled = stepper(m1, o1), tg.compile(stepper(m2, o2))
+    eager, compiled = stepper(m1, o1), tg.compile(stepper(m2, o2), backend=backend)
     data = RNG.standard_normal((29, 5)).astype(np.float32)
     target = RNG.standard_normal((29, 3)).astype(np.float32)
     for _epoch in range(3):
         for start in range(0, 29, 8):  # batches of 8, 8, 8 and a last one of 5
             x, y = tg.tensor(data[start:start + 8]), tg.tensor(target[start:start + 8])
-            a, b = eager(x, y), compiled(x, y)
-            np.testing.assert_allclose(b.item(), a.item(), rtol=1e-5)
+            np.testing.assert_allclose(compiled(x, y).item(), eager(x, y).item(), rtol=1e-5)
     for p, q in zip(m1.parameters(), m2.parameters()):
         np.testing.assert_allclose(q.numpy(), p.numpy(), rtol=1e-4, atol=1e-6)
+    for size in (3, 6, 2):  # sizes no batch had: one program serves them too
+        x, y = tg.tensor(data[:size]), tg.tensor(target[:size])
+        np.testing.assert_allclose(compiled(x, y).item(), eager(x, y).item(), rtol=1e-5)
     info = compiled.cache_info()
     assert info.variants == 2 and len(info.dynamic) == 1, str(info)
+    return compiled
+
+
+def test_last_smaller_batch_training_step_matches_eager():
+    def make():
+        tg.manual_seed(3)
+        model = nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 3))
+        return model, tg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+    check_last_smaller_batch(make)
 
 
 def test_relation_guard_recompiles_when_equal_dims_stop_being_equal():

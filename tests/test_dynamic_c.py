@@ -3,10 +3,10 @@ program, compiled once, serves every size of n; its results are eager's at every
 
 import numpy as np
 import pytest
+from test_dynamic import check_last_smaller_batch
 
 import tracegrad as tg
 import tracegrad.nn as nn
-import tracegrad.nn.functional as F
 from tracegrad.compiler import dynamic_program
 from tracegrad.compiler.backends import c as c_backend
 from tracegrad.compiler.dynamic import NotDynamic
@@ -104,30 +104,7 @@ def test_last_smaller_batch_training_step_on_c_matches_eager():
         model = nn.Sequential(nn.Linear(5, 16), nn.GELU(), nn.LayerNorm(16), nn.Linear(16, 3))
         return model, tg.optim.AdamW(model.parameters(), lr=1e-2)
 
-    def stepper(model, opt):
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.mse_loss(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-        return step
-
-    (m1, o1), (m2, o2) = make(), make()
-    eager, compiled = stepper(m1, o1), tg.compile(stepper(m2, o2), backend="c")
-    data = RNG.standard_normal((29, 5)).astype(np.float32)
-    target = RNG.standard_normal((29, 3)).astype(np.float32)
-    for _epoch in range(3):
-        for start in range(0, 29, 8):  # batches of 8, 8, 8 and a last one of 5
-            x, y = tg.tensor(data[start:start + 8]), tg.tensor(target[start:start + 8])
-            np.testing.assert_allclose(compiled(x, y).item(), eager(x, y).item(), rtol=1e-5)
-    for p, q in zip(m1.parameters(), m2.parameters()):
-        np.testing.assert_allclose(q.numpy(), p.numpy(), rtol=1e-4, atol=1e-6)
-    for size in (3, 6, 2):  # sizes no batch had: one program serves them too
-        x, y = tg.tensor(data[:size]), tg.tensor(target[:size])
-        np.testing.assert_allclose(compiled(x, y).item(), eager(x, y).item(), rtol=1e-5)
-    assert compiled.cache_info().variants == 2
-    _on_c(compiled)
+    _on_c(check_last_smaller_batch(make, "c"))
 
 
 def test_c_that_does_not_fit_leaves_the_variant_on_numpy(monkeypatch):
