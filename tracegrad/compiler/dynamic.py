@@ -319,6 +319,20 @@ def at(template: Any, n: int) -> Any:
     return template
 
 
+def count_fits(scalars: list[float], sizes: list[int]) -> Any:
+    """The ways numbers traced at ``sizes`` follow n, first to last: ``("count", c)`` when
+    they are the `Affine` count c of n, ``("reciprocal", c)`` when they are 1 / c (the
+    scale of a mean)."""
+    for kind in ("count", "reciprocal"):
+        try:
+            count = fit([int(round(1.0 / x)) if kind == "reciprocal" else int(round(x))
+                         for x in scalars], sizes)
+        except (NotDynamic, ZeroDivisionError, OverflowError, ValueError):
+            continue
+        if type(count) is Affine:
+            yield kind, count
+
+
 def fit_value(values: list, sizes: list[int], what: str) -> Any:
     """The template of an attribute across the traces: ints become `fit`'s int or Affine,
     containers are fitted item by item, anything else must be equal in every trace."""
@@ -389,16 +403,9 @@ def fit_const(values: list, sizes: list[int], what: str) -> ConstOfSize | None:
         made = ConstOfSize("arange", None, shape, first.dtype)
     elif first.dtype.kind == "f" and all(v.size and (v == v.reshape(-1)[0]).all()
                                          for v in values):
-        scalars = [float(v.reshape(-1)[0]) for v in values]
-        for kind in ("count", "reciprocal"):
-            try:
-                count = fit([int(round(1.0 / x)) if kind == "reciprocal" else int(round(x))
-                             for x in scalars], sizes)
-            except (NotDynamic, ZeroDivisionError, OverflowError, ValueError):
-                continue
-            if type(count) is Affine:
-                made = ConstOfSize(kind, count, shape, first.dtype)
-                break
+        for kind, count in count_fits([float(v.reshape(-1)[0]) for v in values], sizes):
+            made = ConstOfSize(kind, count, shape, first.dtype)
+            break
     if made is not None and all(np.array_equal(made.at(s), v)
                                 for s, v in zip(sizes, values)):
         return made

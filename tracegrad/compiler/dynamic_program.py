@@ -41,6 +41,7 @@ from .dynamic import (
     SizeGuard,
     Template,
     at,
+    count_fits,
     fit,
     fit_const,
     fit_value,
@@ -146,15 +147,9 @@ def _float_of_size(tokens: list[str], sizes: list[int]) -> str:
         raise NotDynamic(f"the C generated at n = {sizes} differs at {tokens[0]!r} / "
                          f"{tokens[1]!r}") from None
     rounded = np.float32 if single else np.float64
-    for kind in ("count", "reciprocal"):
-        try:
-            count = fit([int(round(1.0 / v)) if kind == "reciprocal" else int(round(v))
-                         for v in values], sizes)
-        except (NotDynamic, ZeroDivisionError, OverflowError, ValueError):
-            continue
-        if type(count) is not Affine or not all(
-                rounded(1.0 / count.at(s) if kind == "reciprocal" else count.at(s)) == v
-                for s, v in zip(sizes, values)):
+    for kind, count in count_fits(values, sizes):
+        if not all(rounded(1.0 / count.at(s) if kind == "reciprocal" else count.at(s)) == v
+                   for s, v in zip(sizes, values)):
             continue
         c = f"(double)({count.a}*tg_n + {count.b})".replace("+ -", "- ")
         return f"(1.0 / {c})" if kind == "reciprocal" else c
