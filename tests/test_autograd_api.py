@@ -239,6 +239,29 @@ def test_a_hook_returning_the_wrong_shape_says_so():
         tg.tensor([1.0]).register_hook(lambda g: g)
 
 
+def test_a_gradient_a_hook_kept_is_not_overwritten_by_a_later_rule():
+    """relu's rule writes into its incoming gradient when that memory is the backward
+    pass's own (4,096 elements and more): a hook that kept the gradient of relu's output saw
+    it turn into relu's input gradient (zeros where x < 0; PyTorch's kept all 3s). Also for
+    a leaf's hook: the kept gradient must not become x.grad's memory, which the next
+    backward adds into."""
+    x0 = np.random.default_rng(0).standard_normal(5000).astype(np.float32)
+    got = {}
+    for lib in (tg, torch):
+        kept = []
+        x = lib.tensor(x0, requires_grad=True)
+        y = (x * 1.0).relu()
+        y.register_hook(kept.append)
+        (y * 3.0).sum().backward()
+        x.register_hook(kept.append)
+        (y.detach() * 0 + x * 2.0).sum().backward()
+        (x * 2.0).sum().backward()
+        got[lib.__name__] = [k.numpy().copy() for k in kept] + [x.grad.numpy().copy()]
+    for a, b in zip(got["tracegrad"], got["torch"]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.unique(got["tracegrad"][0]), [3.0])
+
+
 # ---------------------------------------------------------------- autograd.grad
 
 

@@ -94,7 +94,12 @@ class NodeHooks:
             kept = _tensor._leaf(np.array(g._data)) if bare else g if _mode.enabled else g.detach()
             self._grad = kept if self._grad is None else self._grad + kept
         if bare:
-            return given if g._data is given._data else GradArray(g._data)
+            if g._data is not given._data:
+                return GradArray(g._data)
+            if len(hooks) > (autograd.RETAIN in hooks):
+                # a hook saw this memory and may keep it: no later rule may write into it
+                given.owned = False
+            return given
         return g
 
     def _backward(self, seed: "Tensor", policy: Any, create_graph: bool) -> None:
