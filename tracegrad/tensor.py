@@ -35,7 +35,7 @@ import numpy as np
 from . import autograd, dtypes
 from .anomaly import _Anomaly, _check_anomaly
 from .arguments import _dim_args, _normalize_index, _shape_arg, _static_data, _to_args  # noqa: F401
-from .autograd import next_seq as _next_seq
+from .autograd import seqs as _seqs
 from .errors import ShapeError
 from .inplace import InPlaceOps
 from .node import _NO_ATTRS, NodeHooks
@@ -117,7 +117,7 @@ def _result(out: np.ndarray, prim: Any, inputs: tuple, attrs: dict, record: bool
     if record:
         t.requires_grad = True
         t._op = prim
-        t._seq = _next_seq()
+        t._seq = next(_seqs)
         t._children = inputs
         t._attrs = attrs
         if len(inputs) == 2:
