@@ -11,9 +11,10 @@ OPTIONAL = ("scipy", "matplotlib", "torch", "graphviz", "safetensors", "tqdm", "
 
 
 def _modules_after(code: str) -> set[str]:
+    """The names of the modules loaded (``numpy``, ``tracegrad.tensor``) after ``code`` runs
+    in a fresh interpreter."""
     out = subprocess.run(
-        [sys.executable, "-c", code + "\nimport sys\n"
-         "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"],
+        [sys.executable, "-c", code + "\nimport sys\nprint(' '.join(sorted(sys.modules)))"],
         cwd=ROOT, capture_output=True, text=True, check=True).stdout
     return set(out.split())
 
@@ -39,3 +40,16 @@ def test_erf_is_right_with_scipy_imported_at_its_first_call():
             "import tracegrad as tg; tg.erf(tg.ones(3, dtype=tg.float64))")
     # float32 erf is NumPy arithmetic (ops.elementwise._erf_float32): no SciPy
     assert "scipy" not in _modules_after("import tracegrad as tg; tg.erf(tg.ones(3))")
+
+
+def test_the_compiler_and_viz_are_imported_at_first_use():
+    loaded = _modules_after("import tracegrad")
+    assert "tracegrad.compiler" not in loaded and "tracegrad.viz" not in loaded
+    used = _modules_after(
+        "import tracegrad as tg\n"
+        "f = tg.compile(lambda x: x * 2)\n"
+        "assert f(tg.ones(3)).tolist() == [2.0, 2.0, 2.0]\n"
+        "assert isinstance(tg.trace(lambda x: x + 1, tg.ones(2)), tg.Graph)\n"
+        "assert tg.viz.draw is not None and tg.TensorSpec is not None\n"
+        "assert tg.explain is tg.compiler.explain")
+    assert {"tracegrad.compiler", "tracegrad.compiler.api", "tracegrad.viz"} <= used

@@ -17,11 +17,9 @@ from . import (
     nn,
     optim,
     utils,
-    viz,
 )
 from .anomaly import detect_anomaly
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .compiler import Graph, TensorSpec, compile, explain, trace
 from .creation import (
     arange,
     eye,
@@ -173,11 +171,22 @@ __all__ = [
 ]
 
 
+# Imported on first use, so that `import tracegrad` stays light (bench/imports.py): the
+# compiler (its functions, and tg.compiler itself), tg.viz (which draws its graphs),
+# tg.onnx, and tg.func (torch.func's names for the transforms).
+_LAZY = {"compile": "compiler", "explain": "compiler", "trace": "compiler",
+         "Graph": "compiler", "TensorSpec": "compiler"}
+
+
 def __getattr__(name: str):
-    # tg.onnx is imported on first use: `import tracegrad` stays light (bench/imports.py)
-    if name in ("onnx", "func"):  # (tg.func: torch.func's names for the transforms)
-        return _importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module 'tracegrad' has no attribute {name!r}")
+    if name in _LAZY:
+        value = getattr(_importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    elif name in ("compiler", "viz", "onnx", "func"):
+        value = _importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'tracegrad' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 memory.keep_freed_memory()  # (glibc: eager ops reuse freed memory instead of page-faulting)

@@ -135,31 +135,33 @@ class NodeHooks:
                 self._changed_in_place(children, versions, attrs)
             if type(g) is GradArray:
                 op = self._op
-                ra, rb = a.requires_grad, b.requires_grad
                 per_input = op.per_input
                 ad, bd = a._data, b._data
+                rb = b.requires_grad
                 # Equal shapes (then the output's, and the gradient's, are the same too):
                 # nothing is summed back, so an elementwise rule's own functions will do.
                 same = per_input is not None and ad.shape == bd.shape
                 if same:
                     if op.passes_gradient:
-                        if not rb:
+                        if not rb:  # the commonest case (x + constant)
                             return g, None
-                        if ra:  # one array for both inputs: neither may write into it
+                        if a.requires_grad:  # one array for both: neither may write into it
                             g.owned = False
                             return g, g
                         return None, g
-                    fa, fb = per_input
-                    if op.arithmetic[1][ra + 2 * rb]:  # plain arithmetic: on the arrays
-                        gd, od = g._data, self._data
-                        if not rb:  # the commonest case (x * constant): `_carry` inline
-                            dx = fa(gd, od, ad, bd)
+                    if not rb:  # the commonest case (x * constant): `_carry` inline
+                        if op.arithmetic[1][1]:  # plain arithmetic: on the arrays
+                            dx = per_input[0](g._data, self._data, ad, bd)
                             if g.owned:
                                 g._data = dx if type(dx) is _ndarray else np.asarray(dx)
                                 return g, None
                             return _fresh_grad(dx), None
-                        return (_fresh_grad(fa(gd, od, ad, bd)) if ra else None), \
+                    elif op.arithmetic[1][a.requires_grad + 2]:
+                        fa, fb = per_input
+                        gd, od = g._data, self._data
+                        return (_fresh_grad(fa(gd, od, ad, bd)) if a.requires_grad else None), \
                             _carry(g, fb(gd, od, ad, bd))
+                ra = a.requires_grad
                 mask = ra + 2 * rb
                 # Only the values the rule reads become GradArrays (see Primitive.reads).
                 ro, wa, wb = op.reads[1][mask]
@@ -167,6 +169,7 @@ class NodeHooks:
                 a = GradArray(ad, ra) if wa else a
                 b = GradArray(bd, rb) if wb else b
                 if same:
+                    fa, fb = per_input
                     return (fa(g, out, a, b) if ra else None), (fb(g, out, a, b) if rb else None)
                 return op.vjp(g, out, a, b) if attrs is _NO_ATTRS else \
                     op.vjp(g, out, a, b, **attrs)

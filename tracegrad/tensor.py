@@ -35,7 +35,7 @@ import numpy as np
 from . import autograd, dtypes
 from .anomaly import _Anomaly, _check_anomaly
 from .arguments import _dim_args, _normalize_index, _shape_arg, _static_data, _to_args  # noqa: F401
-from .autograd import next_seq as _next_seq
+from .autograd import seqs as _seqs
 from .errors import ShapeError
 from .inplace import InPlaceOps
 from .node import _NO_ATTRS, NodeHooks
@@ -99,7 +99,7 @@ def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
         raise _failed(prim, inputs, attrs, e) from e
     if type(out) is not _ndarray:
         out = np.asarray(out)
-    return _result(out, prim, inputs, attrs,
+    return _result(out, prim, inputs, attrs or _NO_ATTRS,
                    prim.vjp is not None and (not _off_threads[0] or _mode.enabled)
                    and out.dtype.kind == "f"
                    and any([x.requires_grad for x in inputs]))
@@ -107,8 +107,9 @@ def apply(prim: Any, *inputs: "Tensor", **attrs: Any) -> "Tensor":
 
 def _result(out: np.ndarray, prim: Any, inputs: tuple, attrs: dict, record: bool) -> "Tensor":
     """The one place a tensor computed by an op is built: ``out`` (an ndarray), the result
-    of ``prim`` on ``inputs``, and, when ``record``, its node for backward (the op, its
-    inputs and their versions then). Checked under detect_anomaly; recorded while traced."""
+    of ``prim`` on ``inputs`` with ``attrs`` (`_NO_ATTRS` when it has none), and, when
+    ``record``, its node for backward (the op, its inputs and their versions then).
+    Checked under detect_anomaly; recorded while traced."""
     t = _new(Tensor)
     t._data = out
     t._grad = None
@@ -116,9 +117,9 @@ def _result(out: np.ndarray, prim: Any, inputs: tuple, attrs: dict, record: bool
     if record:
         t.requires_grad = True
         t._op = prim
-        t._seq = _next_seq()
+        t._seq = next(_seqs)
         t._children = inputs
-        t._attrs = attrs if attrs else _NO_ATTRS  # the call's own empty dict is freed at once
+        t._attrs = attrs
         if len(inputs) == 2:
             a, b = inputs
             t._versions = _UNCHANGED_PAIR if a._vc is _UNCHANGED is b._vc \

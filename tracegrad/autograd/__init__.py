@@ -29,8 +29,11 @@ import threading
 from heapq import heappop, heappush, heapreplace
 from typing import Any, Callable, Iterable
 
-# Creation numbers: every node made by an op takes the next one (see backpropagate).
-next_seq = itertools.count(1).__next__
+# Creation numbers: every node made by an op takes the next one (see backpropagate), as
+# ``next(seqs)`` (Python specializes that call; calling ``next_seq``, the counter's bound
+# ``__next__``, goes through the generic path) or ``next_seq()``.
+seqs = itertools.count(1)
+next_seq = seqs.__next__
 
 # --------------------------------------------------------------------------------------
 # Grad mode: thread-local, as in PyTorch.

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..gradarray import GradArray
+from ..node import _NO_ATTRS
 from ..ops.base import rule_facts
 from ..tensor import Tensor, _leaf, _result
 from .backends import Backend
@@ -73,7 +74,7 @@ def differentiable(variant: Any, outs: tuple, tensors: Any) -> Any:
     def leaf(i: int) -> Tensor:
         if i in which:
             op = CompiledBackward(variant.backward, saved, which[i], len(which))
-            return _result(outs[i], op, targets, {}, True)
+            return _result(outs[i], op, targets, _NO_ATTRS, True)
         return _leaf(outs[i])
 
     return build_tree(variant.capture.out_tree, leaf)
