@@ -831,3 +831,37 @@ def test_nested_where_in_a_row_program(dtype, shape, rows_everywhere):
         got = cf(*args).numpy()
     assert "row program" in cf.cache_info().backend, cf.cache_info().backend
     np.testing.assert_array_equal(got, f(*args).numpy())
+
+
+def test_a_program_puts_at_most_c_steps_kernel_steps_in_c(monkeypatch):
+    """A 100,000-op chain on a (4,) array was one C kernel of 22 MB of source: GCC ran ten
+    minutes and crashed (10,000 ops took 10 s to compile). A program puts at most C_STEPS
+    kernel steps in C, fused kernels and segments alike; NumPy runs the rest, with the same
+    results, and the program says why."""
+    monkeypatch.setattr(cbackend, "C_STEPS", 64)
+
+    def chain(n):
+        def f(x):
+            for _ in range(n):
+                x = x * 0.999 + 0.001
+            return x
+        return f
+
+    x = tg.tensor(np.linspace(-1, 1, 4, dtype=np.float32))
+    long = tg.compile(chain(100), backend="c")  # one fused kernel of 200 steps
+    long(x)
+    np.testing.assert_allclose(long(x).numpy(), chain(100)(x).numpy(), rtol=1e-6)
+    program = long.last_variant.program
+    assert program.c_source == ""
+    assert any("64 kernel steps" in why for _, why in program.on_numpy)
+
+    def two(x):  # two kernels of 40 steps, parted by a reduction: one fits
+        y = chain(20)(x)
+        return chain(20)(y - y.sum())
+
+    f = tg.compile(two, backend="c")
+    f(x)
+    np.testing.assert_allclose(f(x).numpy(), two(x).numpy(), rtol=1e-5, atol=1e-6)
+    program = f.last_variant.program
+    assert program.c_source and program._c_steps <= 64
+    assert any("64 kernel steps" in why for _, why in program.on_numpy)

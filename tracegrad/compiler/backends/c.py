@@ -111,6 +111,10 @@ C_BACKEND = CBackend()
 SEGMENT_SIZE = 1 << 14  # elements up to which a node may join a segment (one C call for
 # a run of small nodes: their NumPy calls, or C calls, cost more than their work)
 MIN_SEGMENT = 2
+# Kernel steps one program puts in C: the C compiler's time grows with them (about 1 ms a
+# step with -O3: 10 s at 10,000, and GCC 12 crashed after ten minutes at 100,000); beyond
+# this many, NumPy runs the rest of the kernels (a 100,000-op chain compiles in seconds).
+C_STEPS = 8192
 GIL_BELOW = 1 << 15  # elements up to which a kernel's call keeps the GIL (see _generate)
 
 
@@ -133,6 +137,7 @@ class CProgram(Program):
         self.c_source = ""
         self.library: toolchain.Library | None = None
         self._vector = False  # the C takes tanh from glibc's vector math library
+        self._c_steps = 0  # kernel steps put in C so far (at most C_STEPS)
         self.on_numpy: list[tuple[Node, str]] = []  # kernels left on NumPy, and why
         self._rows: list[tuple] = []  # (C name, RowProgram, stored, externals)
         self._segments: list[tuple[str, list]] = []  # (C name, [(kernel name, kernel)])
@@ -188,9 +193,10 @@ class CProgram(Program):
         return ["nbox"]
 
     def _segment_end(self, k: int, runs: dict) -> int | None:
-        if self.check_finite or self._numpy_kernels:
+        if self.check_finite or self._numpy_kernels or self._c_steps >= C_STEPS:
             return None
-        return segment_end(self.graph.nodes, k, runs, self.plan, self.sized is not None)
+        return segment_end(self.graph.nodes, k, runs, self.plan, self.sized is not None,
+                           C_STEPS - self._c_steps)
 
     def _segment_lines(self, span: range, plan: Any) -> list[str]:
         """One C call for the nodes of ``span`` (see `_segment_call`), then the dels."""
@@ -215,6 +221,7 @@ class CProgram(Program):
         for n in members:
             kernel = self._in_segment(n)
             kernels.append((f"k{n.id}", kernel))
+            self._c_steps += len(kernel.value)
             lines.append(f"# %{n.id}:{n.type_str()} = {n.op}"
                          + (f" [{' '.join(s.op for s in n.value)}]" if n.op == "kernel" else ""))
             lines.append(self._place(n, plan))
@@ -294,9 +301,13 @@ class CProgram(Program):
         reason = c_codegen.why_not(node)
         if reason is None and not self.every_kernel:
             reason = c_codegen.pays(node)
+        if reason is None and self._c_steps + len(node.value) > C_STEPS:
+            reason = (f"the program's C would pass {C_STEPS} kernel steps (the C compiler's "
+                      f"time grows with them)")
         if reason is not None:
             self.on_numpy.append((node, reason))
             return self._numpy_kernel(node, out)
+        self._c_steps += len(node.value)
         name = f"k{node.id}"
         self._kernels.append((name, node))
         # (the ctypes function is bound once the library is built, before `make` runs)
@@ -433,18 +444,20 @@ def segment_kernel(node: Node, plan: Any, any_size: bool = False) -> Node | None
     return kernel
 
 
-def segment_end(nodes: list, k: int, runs: dict, plan: Any, any_size: bool = False
-                ) -> int | None:
+def segment_end(nodes: list, k: int, runs: dict, plan: Any, any_size: bool = False,
+                steps: int = C_STEPS) -> int | None:
     """The last node of the segment starting at node k, or None if none does: a run of
     consecutive nodes that `segment_kernel` takes (constants in between, no row program:
     ``runs`` holds where those start), at least `MIN_SEGMENT` of them, run by one C
-    function."""
+    function, with at most ``steps`` kernel steps in all."""
     end, members, j = None, 0, k
     while j < len(nodes) and j not in runs:
         node = nodes[j]
         if node.op != "const":
-            if segment_kernel(node, plan, any_size) is None:
+            kernel = segment_kernel(node, plan, any_size)
+            if kernel is None or len(kernel.value) > steps:
                 break
+            steps -= len(kernel.value)
             members += 1
             end = j
         j += 1
