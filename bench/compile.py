@@ -857,10 +857,7 @@ def profile_mlp(calls: int = 200) -> str:
     variant = fn.last_variant
     x, y = tg.from_numpy(data[0][0]), tg.from_numpy(data[0][1])
     # Feed the program exactly what Variant.run feeds it.
-    feeds = []
-    for kind, src in variant.feeders:
-        feeds.append((x, y)[src]._data if kind == "arg" else
-                     src[0]._data if kind == "data" else src[0]._grad._data)
+    feeds = _feeds(variant, (x, y))
     samples = []
     for _ in range(calls):
         clock.clear()

@@ -300,17 +300,17 @@ class _Exporter:
     def _resized(self, places: list, base: int, other: int) -> tuple:
         """The example arguments with the given axes at size ``other`` (the example's
         entries repeated, so that indices stay valid)."""
-        from .compiler.trace import _substitute
+        from .compiler.trace import rebuild_args
         from .tensor import Tensor
 
         table = {}
-        for k, (_, t) in enumerate(self.leaves):
+        for k, (path, t) in enumerate(self.leaves):
             data = t.numpy()
             for kk, a in places:
                 if kk == k:
                     data = np.take(data, np.arange(other) % base, axis=a)
-            table[id(t)] = Tensor(np.ascontiguousarray(data))
-        return _substitute(self.args, table)
+            table[path] = Tensor(np.ascontiguousarray(data))
+        return rebuild_args(self.args, {}, table)[0]
 
     def _same_structure(self, other: Any, symbol: str, base: int, size: int) -> None:
         g = self.graph

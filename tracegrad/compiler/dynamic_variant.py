@@ -30,7 +30,7 @@ from .guards import ReadRecorder
 from .ir import Graph
 from .optimize import optimize
 from .partition import donations, feeders
-from .trace import Capture, _substitute, flatten_args, paused_gc, run_traced
+from .trace import Capture, flatten_args, paused_gc, rebuild_args, run_traced
 from .variants import Variant
 
 
@@ -93,14 +93,16 @@ def traces(compiled: Any, args: tuple, kwargs: dict, key: tuple, dynamic: tuple,
     grad = autograd.is_grad_enabled()
     results = []
     for size in sizes[1:] + [n]:
-        table: dict[int, Any] = {}
+        resized: dict[int, Any] = {}
         if size != n:
             for i, ax in axes.items():
                 leaf = flat[i][1]
                 t = _leaf(resize(leaf._data, ax, size))
                 t.requires_grad = leaf.requires_grad
-                table[id(leaf)] = t
-        a2, k2 = _substitute(args, table), _substitute(kwargs, table)
+                resized[id(leaf)] = t
+        # (every position of a tensor passed twice: one object, as in the call)
+        a2, k2 = rebuild_args(args, kwargs, {path: resized[id(leaf)] for path, leaf in flat
+                                             if id(leaf) in resized})
         sym = Recorder()
         try:
             if size == n:

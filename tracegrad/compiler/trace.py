@@ -518,16 +518,10 @@ def rebuild(obj: Any, table: dict[str, Any], path: str) -> Any:
     return obj
 
 
-def _substitute(obj: Any, table: dict[int, Any]) -> Any:
-    if id(obj) in table:
-        return table[id(obj)]
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        return type(obj)(*[_substitute(v, table) for v in obj])
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_substitute(v, table) for v in obj)
-    if isinstance(obj, dict):
-        return type(obj)((k, _substitute(v, table)) for k, v in obj.items())
-    return obj
+def rebuild_args(args: tuple, kwargs: dict, table: dict[str, Any]) -> tuple[tuple, dict]:
+    """``(args, kwargs)`` with the leaves at the paths of ``table`` replaced (see `rebuild`)."""
+    return (tuple(rebuild(a, table, f"arg{i}") for i, a in enumerate(args)),
+            {k: rebuild(v, table, k) for k, v in kwargs.items()})
 
 
 def is_input(leaf: Any, values: bool) -> bool:
@@ -608,8 +602,7 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
         at[path] = table[id(leaf)]
     # Each position its own input, so that a variant traced from f(x, x) (or f(t, 0.5, 0.5),
     # one float object twice) reads each argument it is later given.
-    args2 = tuple(rebuild(a, at, f"arg{i}") for i, a in enumerate(args))
-    kwargs2 = {k: rebuild(v, at, k) for k, v in kwargs.items()}
+    args2, kwargs2 = rebuild_args(args, kwargs, at)
     from .. import rng
 
     replaced = []

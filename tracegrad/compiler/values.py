@@ -38,7 +38,7 @@ from .. import scalar as scalar_mod
 from ..errors import TraceError
 from ..scalar import Value
 from .ir import Graph
-from .trace import build_tree, flatten_args, rebuild
+from .trace import build_tree, flatten_args, rebuild_args
 from .values_program import SWEEP_RULES
 from .values_tape import Recording
 
@@ -825,8 +825,7 @@ def trace_values(fn: Callable, args: tuple, kwargs: dict, floats: bool = True,
             for k, (path, leaf) in enumerate(flat):
                 if floats and type(leaf) is float:
                     table[path] = tracer.input(path, ("float", k))
-            args2 = tuple(rebuild(a, table, f"arg{i}") for i, a in enumerate(args))
-            kwargs2 = {k: rebuild(v, table, k) for k, v in kwargs.items()}
+            args2, kwargs2 = rebuild_args(args, kwargs, table)
             with _patched(), np.errstate(all="ignore"):
                 with watch or contextlib.nullcontext():
                     result = fn(*args2, **kwargs2)
