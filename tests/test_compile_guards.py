@@ -854,3 +854,53 @@ def test_overlapping_arguments_that_are_only_read_run_compiled():
         np.testing.assert_allclose(loss.item(), e.item(), rtol=1e-6)
     np.testing.assert_allclose(w.detach().numpy(), w_eager.detach().numpy(), rtol=1e-6)
     assert f.cache_info().hits >= 3
+
+
+_CONTAINER_CHANGES = {
+    # name: (the step, a fresh argument); each changes the list or dict it is given
+    "dict entry replaced": (lambda st: st.__setitem__("x", st["x"] + 1) or st["x"] * 1.0,
+                            lambda: {"x": tg.ones(3)}),
+    "int counter in a dict": (lambda st: st.__setitem__("n", st["n"] + 1) or st["x"] * st["n"],
+                              lambda: {"x": tg.ones(3), "n": 0}),
+    "list append": (lambda st: st["hist"].append(st["x"] * 2) or st["x"].sum(),
+                    lambda: {"x": tg.ones(3), "hist": []}),
+    "list pop": (lambda st: st["l"].pop() and st["x"].sum(),
+                 lambda: {"l": [1, 2, 3, 4], "x": tg.ones(2)}),
+    "state swapped for a new tensor": (
+        lambda st: st.__setitem__("h", (st["h"] * 0.5).tanh()) or st["h"].sum(),
+        lambda: {"h": tg.ones(4)}),
+    "new key": (lambda st: st.__setitem__("cache", []) or st["x"] * 2.0,
+                lambda: {"x": tg.ones(2)}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_CONTAINER_CHANGES))
+def test_a_function_that_changes_a_container_argument_raises(case):
+    """A program computes tensors; it does not replay Python's changes to a list or dict
+    argument. Each step here, compiled, silently returned other numbers than eager from the
+    third call on (a dict's "x" stayed at its value after the first call: 2, 3, 3 for
+    eager's 2, 3, 4), and left the caller's dict unchanged. Now its trace raises."""
+    step, make = _CONTAINER_CHANGES[case]
+    eager_state, compiled_state = make(), make()
+    f = tg.compile(step)
+    step(eager_state)
+    f(compiled_state)  # the first call runs eagerly
+    step(eager_state)
+    with pytest.raises(tg.TraceError, match="changes a list or dict it was given"):
+        f(compiled_state)
+
+
+def test_containers_that_are_only_read_still_compile():
+    """Reading lists and dicts (and building new ones) is not a change."""
+
+    def step(st):
+        local = dict(st)
+        local["y"] = [t * 2 for t in st["l"]]
+        return local["y"][0] + st["x"]
+
+    f = tg.compile(step)
+    st = {"x": tg.ones(2), "l": [tg.ones(2), tg.zeros(2)]}
+    for k in range(3):
+        st["x"] = tg.full((2,), float(k))
+        np.testing.assert_array_equal(f(st).numpy(), [2.0 + k] * 2)
+    assert f.cache_info().misses == 1

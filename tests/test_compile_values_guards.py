@@ -382,3 +382,28 @@ def test_a_global_value_passed_as_the_argument_of_a_step_traced_without_it_raise
         S(P)
     P.grad = 0
     assert S(Value(3.0)) == 6.0 and P.grad == 3.0
+
+
+@pytest.mark.parametrize("change", ["append", "counter"])
+def test_a_value_program_that_changes_a_container_argument_raises(change):
+    """As for tensors: a program does not replay a change to a list or dict argument. The
+    counter step, compiled, returned 2, 4, 4 (from n = 0) where eager returns 2, 4, 6."""
+
+    def step(st):
+        if change == "append":
+            st["hist"].append(st["a"] * 2)
+        else:
+            st["n"] += 1
+        return st["a"] * st["n"]
+
+    def fresh():
+        return {"a": Value(2.0), "n": 1, "hist": []}
+
+    eager = fresh()
+    assert [step(eager).data for _ in range(3)] == \
+        ([2.0, 2.0, 2.0] if change == "append" else [4.0, 6.0, 8.0])
+    f = tg.compile(step)
+    st = fresh()
+    f(st)  # eager
+    with pytest.raises(tg.TraceError, match="changes a list or dict it was given"):
+        f(st)

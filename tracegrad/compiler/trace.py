@@ -480,12 +480,15 @@ def build_tree(tree: Any, leaf: Callable[[int], Any]) -> Any:
     return tree[1]
 
 
-def flatten_args(args: tuple, kwargs: dict) -> list[tuple[str, Any]]:
+def flatten_args(args: tuple, kwargs: dict, containers: bool = False) -> list[tuple[str, Any]]:
     """(path, value) for every leaf of the arguments; tensors and specs are the leaves that
-    become graph inputs."""
+    become graph inputs. With ``containers``, every list, tuple and dict too, before what
+    it holds."""
     out: list[tuple[str, Any]] = []
 
     def visit(obj: Any, path: str) -> None:
+        if containers and isinstance(obj, (list, tuple, dict)):
+            out.append((path, obj))
         if isinstance(obj, (Tensor, TensorSpec)):
             out.append((path, obj))
         elif isinstance(obj, (list, tuple)):
@@ -603,6 +606,7 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
     # Each position its own input, so that a variant traced from f(x, x) (or f(t, 0.5, 0.5),
     # one float object twice) reads each argument it is later given.
     args2, kwargs2 = rebuild_args(args, kwargs, at)
+    layout = container_layout(args2, kwargs2)
     from .. import rng
 
     replaced = []
@@ -625,6 +629,7 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
     try:
         with np.errstate(all="ignore"):
             result = fn(*args2, **kwargs2)
+            check_containers_unchanged(fn, layout, container_layout(args2, kwargs2))
             grads = []
             if differentiable and not tracer.capture.called_backward:
                 arguments = list(at.values())  # every input, in `a`'s order
@@ -660,6 +665,29 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
             "a compiled program does not. Pass a copy (x.clone()) or call the function "
             "eagerly")
     return graph, capture
+
+
+def container_layout(args: tuple, kwargs: dict) -> list[tuple[str, int, int]]:
+    """What the argument containers hold: (path, id, length or -1) of every container and
+    leaf, in order."""
+    return [(path, id(v), len(v) if isinstance(v, (list, tuple, dict)) else -1)
+            for path, v in flatten_args(args, kwargs, containers=True)]
+
+
+def check_containers_unchanged(fn: Callable, before: list, after: list) -> None:
+    """Raise if the traced call put, replaced or removed anything in a list or dict it was
+    given (``state["h"] = h``, ``history.append(loss)``): a program does not replay that, so
+    a compiled call would leave the caller's containers as they were."""
+    if before == after:
+        return
+    where = next((a for a, b in zip(after, before) if a != b), None) or \
+        max(after, before, key=len)[min(len(after), len(before))]
+    raise TraceError(
+        f"tg.compile: {getattr(fn, '__name__', 'the function')} changes a list or dict it "
+        f"was given (at {where[0]}) while it runs; a compiled program computes tensors "
+        f"but does not replay changes to Python containers, so the caller's container would "
+        f"not change. Return the new value instead (or keep it in a Module attribute, or "
+        f"change a tensor in place), or call the function eagerly")
 
 
 def _fresh_argument(t: Tensor) -> Tensor:

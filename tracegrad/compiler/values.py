@@ -38,7 +38,13 @@ from .. import scalar as scalar_mod
 from ..errors import TraceError
 from ..scalar import Value
 from .ir import Graph
-from .trace import build_tree, flatten_args, rebuild_args
+from .trace import (
+    build_tree,
+    check_containers_unchanged,
+    container_layout,
+    flatten_args,
+    rebuild_args,
+)
 from .values_program import SWEEP_RULES
 from .values_tape import Recording
 
@@ -826,9 +832,11 @@ def trace_values(fn: Callable, args: tuple, kwargs: dict, floats: bool = True,
                 if floats and type(leaf) is float:
                     table[path] = tracer.input(path, ("float", k))
             args2, kwargs2 = rebuild_args(args, kwargs, table)
+            layout = container_layout(args2, kwargs2)
             with _patched(), np.errstate(all="ignore"):
                 with watch or contextlib.nullcontext():
                     result = fn(*args2, **kwargs2)
+                check_containers_unchanged(fn, layout, container_layout(args2, kwargs2))
                 recording = tracer.finish(result)
         finally:
             _active = None
