@@ -904,3 +904,60 @@ def test_containers_that_are_only_read_still_compile():
         st["x"] = tg.full((2,), float(k))
         np.testing.assert_array_equal(f(st).numpy(), [2.0 + k] * 2)
     assert f.cache_info().misses == 1
+
+
+_VIEW_RESULTS = {
+    "slice": lambda x: x[1:],
+    "transpose": lambda x: x.T,
+    "reshape": lambda x: x.reshape(-1),
+    "in place through a view": lambda x: x[1:].add_(1),
+    "in place, then a view": lambda x: x.mul_(2).view(-1),
+    "the argument, changed in place": lambda x: x.add_(1),
+    "two views": lambda x: (x[0], x[1]),
+    "a view of a detach": lambda x: x.detach()[:, ::2],
+}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+@pytest.mark.parametrize("case", sorted(_VIEW_RESULTS))
+def test_a_result_that_eager_returns_as_a_view_of_an_argument_shares_its_memory(backend, case):
+    """Eager returns ``x[1:]``, ``x.T`` or ``x.add_(1)`` as (a view of) the argument: a later
+    in-place change through the result changes the argument, and the other way round. The
+    program returned new memory, so after ``y.mul_(10)`` eager's x held 30, 40, 50 where the
+    compiled call's still held 3, 4, 5. Now the call hands out the argument's own view."""
+    if backend == "c" and compiler_problem():
+        pytest.skip("no C compiler")
+    fn = _VIEW_RESULTS[case]
+    got = []
+    for compiled in (False, True):
+        f = tg.compile(fn, backend=backend) if compiled else fn
+        x = tg.arange(6.0).reshape(2, 3)
+        for _ in range(3):
+            y = f(x)
+        ys = y if isinstance(y, tuple) else (y,)
+        for t in ys:
+            t.mul_(10)  # through the result
+        x.sub_(1)  # and through the argument
+        got.append((x.tolist(), [t.tolist() for t in ys]))
+    assert got[1] == got[0]
+    assert f.cache_info().misses == 1
+
+
+def test_a_view_of_an_argument_that_needs_grad_keeps_its_gradient():
+    """A result that needs grad stays the compiled backward's (its gradient is checked),
+    and a result made under no_grad from such an argument shares its memory, detached."""
+    def f(x):
+        with tg.no_grad():
+            v = x[0]
+        return (x * 2).sum(), v
+
+    g = tg.compile(f)
+    for _ in range(3):
+        x = tg.arange(6.0).reshape(2, 3).requires_grad_()
+        loss, v = g(x)
+        loss.backward()
+        np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 2.0))
+        assert not v.requires_grad
+        with tg.no_grad():
+            x[0, 0] = 7.0
+        assert v[0].item() == 7.0

@@ -149,6 +149,18 @@ def _replay(t: "Tensor", steps: tuple) -> "Tensor":
     return t
 
 
+def view_of(t: "Tensor", steps: tuple) -> "Tensor":
+    """The view ``steps`` lead to from ``t`` as eager mode makes it, sharing ``t``'s memory
+    and version counter (``t`` itself for no steps; a copy where NumPy copies, as eager's
+    reshape does); of ``t.detach()`` when ``t`` requires grad (the compiler hands out this
+    way a result that eager mode returned as a view of an argument, not needing grad)."""
+    if steps and t.requires_grad:
+        t = t.detach()
+    for prim, attrs in steps:
+        t = _as_view(t, _tensor.apply(prim, t, **attrs), prim, attrs)
+    return t
+
+
 def _positions(shape: tuple, steps: tuple) -> np.ndarray:
     """For each element of the view ``steps`` lead to from a base of ``shape``, its position
     in the base (C order)."""

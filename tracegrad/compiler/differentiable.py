@@ -18,6 +18,7 @@ from ..gradarray import GradArray
 from ..node import _NO_ATTRS
 from ..ops.base import rule_facts
 from ..tensor import Tensor, _leaf, _result
+from ..views import view_of
 from .backends import Backend
 from .ir import Graph
 from .optimize import optimize
@@ -75,6 +76,9 @@ def differentiable(variant: Any, outs: tuple, tensors: Any) -> Any:
         if i in which:
             op = CompiledBackward(variant.backward, saved, which[i], len(which))
             return _result(outs[i], op, targets, _NO_ATTRS, True)
+        view = variant.capture.views.get(i)
+        if view is not None:  # an argument or a view of it, as in eager mode
+            return view_of(tensors[view[0]], view[1])
         return _leaf(outs[i])
 
     return build_tree(variant.capture.out_tree, leaf)

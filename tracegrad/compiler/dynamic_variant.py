@@ -163,6 +163,8 @@ def dynamic_variant(graph: Graph, capture: Capture, template: Any, guard: Any,
     from .backends.numpy import NUMPY
 
     dims, n, _ = dynamic
+    if capture.views:  # (their steps hold the traced size)
+        raise NotDynamic("an output is an argument or a view of one")
     index = {id(node): k for k, node in enumerate(graph.inputs)}
     gifts = [(j, index[id(node)]) for j, node in donations(capture)]
     order: list = []

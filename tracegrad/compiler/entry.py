@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..tensor import Tensor, _Anomaly, _bump, _leaf
+from ..views import view_of
 from .guards import Ident, fingerprint
 
 _files = iter(range(1 << 62))
@@ -97,7 +98,7 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
                            "_leaf": _leaf, "_copy": np.array, "_new_grad": _new_grad,
                            "_refs": sys.getrefcount, "_empty_like": np.empty_like,
                            "_fp": fingerprint, "_ndarray": np.ndarray, "_f64": _f64,
-                           "_lock": threading.Lock()}
+                           "_view_of": view_of, "_lock": threading.Lock()}
 
     names_of: dict[int, list[str]] = {}  # id(value) -> its names (a scan was quadratic)
     for k, v in env.items():
@@ -298,6 +299,9 @@ def _result(variant: Any, tree: Any, name: Callable[[str, Any], str]) -> str:
         return f"float(outs[{tree[1]}])"
     if kind == "tensor":
         i = tree[1]
+        view = variant.capture.views.get(i)
+        if view is not None:  # an argument or a view of it, as in eager mode
+            return f"_view_of(a[{view[0]}], {name('steps', view[1])})"
         alias = variant._grad_alias.get(i)
         if alias is not None:
             # A gradient the function wrote: handed out as the .grad tensor itself when this

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..errors import TraceError
 from ..tensor import Tensor, WeakScalar
+from ..views import _memory
 from .aliasing import alias_plan, overlapping
 from .ir import Graph, Node
 
@@ -149,6 +150,10 @@ class Capture:
     n_grad_outputs: int = 0
     # id(node) -> the user's line that made it, when asked for (tg.onnx names it in errors)
     lines: dict | None = None
+    # User outputs that eager mode returns as an argument itself or a view of one (``x.T``,
+    # ``x[1:].add_(1)``, ``x.add_(1)``): output index -> (argument k, the view steps from
+    # it). The call hands these out as eager does, sharing the argument's memory.
+    views: dict = field(default_factory=dict)
 
 
 class Tracer:
@@ -345,6 +350,11 @@ class Tracer:
 
         def out_index(t: Tensor) -> int:
             outputs.append(self.node_of(t))
+            if not t.requires_grad:  # (one that does is the compiled backward's)
+                owner, steps = _memory(t)
+                if type(owner) is Tensor and id(owner) in self.arguments:
+                    self.capture.views[len(outputs) - 1] = \
+                        (self.capture.arg_index[id(owner)], steps)
             return len(outputs) - 1
 
         self.capture.out_tree = _map_tree(result, out_index)
