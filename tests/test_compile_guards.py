@@ -961,3 +961,85 @@ def test_a_view_of_an_argument_that_needs_grad_keeps_its_gradient():
         with tg.no_grad():
             x[0, 0] = 7.0
         assert v[0].item() == 7.0
+
+
+_READ_VIEW_RESULTS = {
+    "the tensor itself": lambda w: (lambda x: (w, (x * 2).sum())),
+    "its transpose": lambda w: (lambda x: (w.T, (x * 2).sum())),
+    "changed in place, then returned": lambda w: (lambda x: (w.add_(x), x.sum())),
+    "a row changed in place": lambda w: (lambda x: (w[0].add_(1), x.sum())),
+}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+@pytest.mark.parametrize("case", sorted(_READ_VIEW_RESULTS))
+def test_a_result_that_is_a_tensor_the_function_reads_shares_its_memory(backend, case):
+    """The same for a tensor the function reads rather than takes (a parameter, a buffer;
+    here a view itself, made by reshape): eager returns it or its view."""
+    if backend == "c" and compiler_problem():
+        pytest.skip("no C compiler")
+    got = []
+    for compiled in (False, True):
+        w = tg.arange(6.0).reshape(2, 3)
+        fn = _READ_VIEW_RESULTS[case](w)
+        f = tg.compile(fn, backend=backend) if compiled else fn
+        for _ in range(3):
+            y = f(tg.ones(3))[0]
+        y.mul_(10)
+        w.sub_(1)
+        got.append((w.tolist(), y.tolist()))
+    assert got[1] == got[0]
+
+
+def _scheduler_step():
+    lin = nn.Linear(2, 2)
+    opt = tg.optim.SGD(lin.parameters(), lr=0.1)
+    sched = tg.optim.lr_scheduler.StepLR(opt, 1, gamma=0.5)
+
+    def step(x):
+        opt.zero_grad()
+        lin(x).pow(2).sum().backward()
+        opt.step()
+        sched.step()
+        return opt.param_groups[0]["lr"] * x.sum()
+
+    return step
+
+
+def _loader_step():
+    it = iter(tg.utils.data.DataLoader(
+        tg.utils.data.TensorDataset(tg.arange(16.0).reshape(8, 2)), batch_size=2))
+
+    def step(w):
+        (xb,) = next(it)
+        return (xb * w).sum()
+
+    return step
+
+
+def _seed_step():
+    def step(x):
+        tg.manual_seed(3)
+        return x * tg.rand(2)
+
+    return step
+
+
+@pytest.mark.parametrize("make", [_scheduler_step, _loader_step, _seed_step],
+                         ids=["scheduler step", "DataLoader batch", "manual_seed"])
+def test_library_state_changed_inside_a_compiled_function_raises(make):
+    """A scheduler's step(), a DataLoader's next batch and tg.manual_seed change Python-side
+    state that a program does not replay. Compiled, the schedule stayed where the trace
+    left it (lr 0.025 from the third call on), every call returned the traced batch (22, 22,
+    22 for eager's 22, 38, 54), and the seed was not reset (new numbers on every call where
+    eager repeats them). Now the trace raises TraceError, and eager is unchanged."""
+    x = tg.ones(2)
+    eager = make()
+    first = [eager(x).tolist() for _ in range(3)]
+    assert len({str(v) for v in first}) == (1 if make is _seed_step else 3)
+    f = tg.compile(make())
+    f(x)  # the first call runs eagerly
+    with pytest.raises(tg.TraceError, match="cannot be compiled"):
+        f(x)
+    if make is _loader_step:  # the refused call drew no batch
+        assert f.fn(x).item() == 22.0  # the batch after the first call's

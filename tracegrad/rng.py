@@ -1,4 +1,5 @@
-"""The one random generator behind rand, randn, dropout and init. Imports nothing of ours.
+"""The one random generator behind rand, randn, dropout and init. Imports nothing of ours
+(but `manual_seed` asks tensor.py whether this thread is traced).
 
 ``tg.manual_seed(0)`` makes every random draw after it reproducible.
 """
@@ -16,6 +17,9 @@ _state: dict[str, Any] = {"rng": None}
 
 def manual_seed(seed: int) -> None:
     """Seed tracegrad's random numbers (rand, randn, dropout, init) for reproducible runs."""
+    from .tensor import _eager_only  # (tensor imports this module)
+
+    _eager_only("tg.manual_seed (a compiled program draws afresh on every call)")
     _state["rng"] = np.random.default_rng(seed)
 
 

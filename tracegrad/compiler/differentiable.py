@@ -77,8 +77,9 @@ def differentiable(variant: Any, outs: tuple, tensors: Any) -> Any:
             op = CompiledBackward(variant.backward, saved, which[i], len(which))
             return _result(outs[i], op, targets, _NO_ATTRS, True)
         view = variant.capture.views.get(i)
-        if view is not None:  # an argument or a view of it, as in eager mode
-            return view_of(tensors[view[0]], view[1])
+        if view is not None:  # an argument or a tensor read, or a view of it, as in eager
+            (where, src), steps = view
+            return view_of(tensors[src] if where == "arg" else src, steps)
         return _leaf(outs[i])
 
     return build_tree(variant.capture.out_tree, leaf)

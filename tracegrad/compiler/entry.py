@@ -300,8 +300,10 @@ def _result(variant: Any, tree: Any, name: Callable[[str, Any], str]) -> str:
     if kind == "tensor":
         i = tree[1]
         view = variant.capture.views.get(i)
-        if view is not None:  # an argument or a view of it, as in eager mode
-            return f"_view_of(a[{view[0]}], {name('steps', view[1])})"
+        if view is not None:  # an argument or a tensor read, or a view of it, as in eager
+            (where, src), steps = view
+            tensor = f"a[{src}]" if where == "arg" else name("t", src)
+            return f"_view_of({tensor}, {name('steps', steps)})"
         alias = variant._grad_alias.get(i)
         if alias is not None:
             # A gradient the function wrote: handed out as the .grad tensor itself when this

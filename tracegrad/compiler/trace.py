@@ -151,8 +151,9 @@ class Capture:
     # id(node) -> the user's line that made it, when asked for (tg.onnx names it in errors)
     lines: dict | None = None
     # User outputs that eager mode returns as an argument itself or a view of one (``x.T``,
-    # ``x[1:].add_(1)``, ``x.add_(1)``): output index -> (argument k, the view steps from
-    # it). The call hands these out as eager does, sharing the argument's memory.
+    # ``x[1:].add_(1)``, ``x.add_(1)``), or of a tensor the function reads (a parameter):
+    # output index -> (("arg", k) or ("tensor", T), the view steps from it). The call hands
+    # these out as eager does, sharing that tensor's memory.
     views: dict = field(default_factory=dict)
 
 
@@ -170,6 +171,7 @@ class Tracer:
         self.grad_snapshots: dict[int, tuple[Tensor, Any]] = {}
         self.dynamic: set[int] = set()  # ids of nodes whose value changes from run to run
         self.arguments: set[int] = set()
+        self.argument_tensors: list[Tensor] = []
         self.grad_buffers = False  # compile: let the program write into existing .grad arrays
         self.grad_none_ids: set[int] = set()
         self.thread = get_ident()  # tracing sees only its own thread's operations
@@ -198,6 +200,7 @@ class Tracer:
 
     def add_argument(self, t: Tensor, path: str) -> Node:
         self.arguments.add(id(t))
+        self.argument_tensors.append(t)
         self.capture.arg_index[id(t)] = len(self.capture.arg_index)
         node = self._input(t, path)
         self.capture.arg_paths.append((path, node))
@@ -351,10 +354,9 @@ class Tracer:
         def out_index(t: Tensor) -> int:
             outputs.append(self.node_of(t))
             if not t.requires_grad:  # (one that does is the compiled backward's)
-                owner, steps = _memory(t)
-                if type(owner) is Tensor and id(owner) in self.arguments:
-                    self.capture.views[len(outputs) - 1] = \
-                        (self.capture.arg_index[id(owner)], steps)
+                source = self._source(t)
+                if source is not None:
+                    self.capture.views[len(outputs) - 1] = source
             return len(outputs) - 1
 
         self.capture.out_tree = _map_tree(result, out_index)
@@ -435,6 +437,24 @@ class Tracer:
             grads.append(g)
         self.capture.grad_targets = targets
         return grads
+
+    def _source(self, t: Tensor) -> tuple | None:
+        """(("arg", k) or ("tensor", T), view steps) when ``t`` is an argument or a tensor
+        the call read (a parameter), or a view of one (see `Capture.views`), else None."""
+        base, steps = _memory(t)
+        for c in [*self.argument_tensors, *[c for c, _ in self.capture.captured]]:
+            if type(c) is not Tensor:
+                continue
+            if c is t:
+                rest: tuple | None = ()
+            else:  # t a view of c: the same memory, c's steps then more (the same objects)
+                cbase, csteps = _memory(c)
+                rest = steps[len(csteps):] if cbase is base and len(csteps) <= len(steps) \
+                    and all(a is b for a, b in zip(csteps, steps)) else None
+            if rest is not None:
+                k = self.capture.arg_index.get(id(c))
+                return (("arg", k) if k is not None else ("tensor", c)), rest
+        return None
 
     def _is_born(self, t: Tensor) -> bool:
         return id(t) in self.born

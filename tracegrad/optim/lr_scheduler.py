@@ -22,8 +22,15 @@ from collections import Counter
 from typing import Any, Callable, Iterable, Sequence
 
 from ..autograd import no_grad
-from ..tensor import Tensor
+from ..tensor import Tensor, _eager_only
 from .optimizer import Optimizer
+
+
+def _not_traced(scheduler: Any) -> None:
+    """Refuse a step while this thread is traced: a compiled program would not run it (the
+    schedule would stay where the trace left it), so it belongs outside the function."""
+    _eager_only(f"{type(scheduler).__name__}.step() (a compiled program would not advance "
+                f"the schedule)")
 
 
 def _set(group: dict, key: str, value: float) -> None:
@@ -83,6 +90,7 @@ class LRScheduler:
 
     def step(self, epoch: int | None = None) -> None:
         """Advance one step (or jump to ``epoch``, where the schedule has a closed form)."""
+        _not_traced(self)
         self._step_count += 1
         self._update_lr(epoch)
 
@@ -345,6 +353,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
 
     def step(self, epoch: float | None = None) -> None:
         """Advance one step, or jump to a (possibly fractional) ``epoch``."""
+        _not_traced(self)
         self._step_count += 1
         if epoch is None and self.last_epoch < 0:
             epoch = 0
@@ -513,6 +522,7 @@ class SequentialLR(LRScheduler):
             sched.last_epoch -= 1
 
     def step(self) -> None:  # type: ignore[override]
+        _not_traced(self)
         self.last_epoch += 1
         idx = bisect_right(self._milestones, self.last_epoch)
         sched = self._schedulers[idx]
@@ -548,6 +558,7 @@ class ChainedScheduler(LRScheduler):
         self._last_lr = self._lrs()
 
     def step(self) -> None:  # type: ignore[override]
+        _not_traced(self)
         for s in self._schedulers:
             s.step()
         self._last_lr = self._lrs()
@@ -611,6 +622,7 @@ class ReduceLROnPlateau(LRScheduler):
                     else best + self.threshold)
 
     def step(self, metrics: Any, epoch: int | None = None) -> None:  # type: ignore[override]
+        _not_traced(self)
         current = float(metrics)
         self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
         if self._is_better(current, self.best):

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from ..creation import tensor
-from ..tensor import Tensor, stack
+from ..tensor import Tensor, _eager_only, stack
 from .generator import Generator, numpy_generator
 
 __all__ = [
@@ -329,6 +329,21 @@ def default_convert(data: Any) -> Any:
 # ---------------------------------------------------------------- the loader
 
 
+class _Batches:
+    """A DataLoader's iterator. Drawing a batch while this thread is traced raises, before
+    the draw (so no batch is lost): a compiled program would bake the batch in."""
+
+    def __init__(self, batches: Iterator[Any]):
+        self._batches = batches
+
+    def __iter__(self) -> "_Batches":
+        return self
+
+    def __next__(self) -> Any:
+        _eager_only("drawing a batch from a DataLoader (the program would keep this batch)")
+        return next(self._batches)
+
+
 class DataLoader:
     """Iterates over a dataset in batches, with PyTorch's arguments.
 
@@ -412,6 +427,9 @@ class DataLoader:
         return self.collate_fn(sample) if self._custom_collate else default_convert(sample)
 
     def __iter__(self) -> Iterator[Any]:
+        return _Batches(self._batches())
+
+    def _batches(self) -> Iterator[Any]:
         if isinstance(self.dataset, IterableDataset):
             yield from self._iterate_stream()
             return
