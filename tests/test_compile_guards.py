@@ -1043,3 +1043,33 @@ def test_library_state_changed_inside_a_compiled_function_raises(make):
         f(x)
     if make is _loader_step:  # the refused call drew no batch
         assert f.fn(x).item() == 22.0  # the batch after the first call's
+
+
+def test_create_graph_through_a_compiled_result_raises_and_the_whole_compiles():
+    """A gradient penalty through a compiled function's result: its compiled backward is
+    first order, so the penalty's own gradient was silently missing (w.grad -4.195 where
+    eager gives -19.638). Now that backward raises; compiling the whole computation, the
+    gradient included, gives eager's numbers."""
+    def run(compile_fn, compile_step):
+        w = tg.tensor([0.5, -1.0, 2.0], requires_grad=True)
+
+        def f(x):
+            return (x * w).sin().sum()
+
+        g = tg.compile(f) if compile_fn else f
+
+        def step(x):
+            y = g(x)
+            (gx,) = tg.autograd.grad(y, [x], create_graph=True)
+            w.grad = None
+            (y + (gx ** 2).sum()).backward()
+            return w.grad.clone()
+
+        s = tg.compile(step) if compile_step else step
+        return [s(tg.tensor([1.0, 2.0, 3.0 + k], requires_grad=True)).numpy() for k in range(3)]
+
+    eager = run(False, False)
+    np.testing.assert_allclose(eager[-1], [1.437366, -2.692255, -19.638098], rtol=1e-5)
+    np.testing.assert_allclose(run(False, True), eager, rtol=1e-5)
+    with pytest.raises(RuntimeError, match="create_graph=True"):
+        run(True, False)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..autograd import _mode
 from ..gradarray import GradArray
 from ..node import _NO_ATTRS
 from ..ops.base import rule_facts
@@ -37,6 +38,14 @@ class CompiledBackward:
         self.backward, self.saved, self.which, self.n_outputs = backward, saved, which, n_outputs
 
     def vjp(self, g: Tensor, out: Tensor, *targets: Tensor) -> tuple:
+        if _mode.enabled:  # create_graph: the gradients would have no graph of their own
+            raise RuntimeError(
+                "backward through the result of a compiled function with create_graph=True "
+                "(a gradient penalty, a Hessian-vector product): its compiled backward gives "
+                "first-order gradients only, so the gradients' own gradients would be "
+                "missing. Compile the whole computation, gradient included (tg.compile of a "
+                "function that calls tg.autograd.grad(..., create_graph=True)), or call the "
+                "function eagerly")
         return self.backward.run(self.saved, self.which, g, targets)
 
     reads, per_input, arithmetic = rule_facts(vjp)  # as a primitive's (ops.base)
