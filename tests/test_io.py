@@ -114,13 +114,23 @@ def test_every_dtype_and_shape_round_trips(tmp_path, dtype, shape):
 
 
 def test_loaded_tensors_are_fresh_leaves(tmp_path):
+    """As with torch.load: a tensor saved requiring grad comes back requiring grad (a raw
+    weight saved this way resumes training; it came back without, so nothing updated it),
+    an nn.Parameter as an nn.Parameter, a detached one without; all fresh leaves with no
+    .grad, in memory of their own."""
     w = tg.randn(3, requires_grad=True)
     (w * w).sum().backward()
-    save({"w": w}, tmp_path / "w.safetensors")
-    out = load(tmp_path / "w.safetensors")["w"]
-    assert out.requires_grad is False and out.grad is None and out.is_leaf
-    out.numpy()[0] = 100.0  # writable, and not the saved tensor's memory
-    assert w.numpy()[0] != 100.0
+    p = tg.nn.Parameter(tg.ones(2))
+    save({"w": w, "p": p, "d": w.detach() * 2}, tmp_path / "w.safetensors")
+    out = load(tmp_path / "w.safetensors")
+    assert out["w"].requires_grad is True and out["w"].grad is None and out["w"].is_leaf
+    assert type(out["p"]) is tg.nn.Parameter and out["p"].requires_grad
+    assert type(out["d"]) is tg.Tensor and not out["d"].requires_grad
+    np.testing.assert_array_equal(out["w"].detach().numpy(), w.detach().numpy())
+    out["w"].detach().numpy()[0] = 100.0  # writable, and not the saved tensor's memory
+    assert w.detach().numpy()[0] != 100.0
+    (out["w"] * 3).sum().backward()
+    np.testing.assert_array_equal(out["w"].grad.numpy(), [3.0, 3.0, 3.0])
 
 
 def test_views_and_big_endian_arrays_are_saved_by_value(tmp_path):
@@ -288,12 +298,18 @@ def test_torch_save_files_are_refused(tmp_path):
     '{"set": [1, 2]}',
     '{"float": "1e999e"}',
     '{"npscalar": "w"}',
+    '{"tensor": "w", "requires_grad": 1}',
+    '{"tensor": "w", "requires_grad": false}',
+    '{"tensor": "w", "parameter": true, "grad": true}',
+    '{"list": [1], "requires_grad": true}',
+    '{"tensor": "n", "requires_grad": true}',
     "[" * 100_000 + "]" * 100_000,
 ])
 def test_malformed_tracegrad_metadata_is_refused(tmp_path, structure):
     path = tmp_path / "bad.safetensors"
     metadata = {"tracegrad.format": "1", "tracegrad.structure": structure}
-    safetensors_numpy.save_file({"w": np.ones(2, np.float32)}, path, metadata=metadata)
+    safetensors_numpy.save_file({"w": np.ones(2, np.float32), "n": np.ones(2, np.int64)},
+                                path, metadata=metadata)
     assert_refused(path)
 
 

@@ -12,6 +12,7 @@ The structure JSON, version 1: a node is a JSON null / bool / int / float / stri
 Python value), or one object:
 
     {"tensor": name}       a tg.Tensor          {"list": [node, ...]}
+      (with "requires_grad": true and/or "parameter": true when it was saved so)
     {"ndarray": name}      a NumPy array        {"tuple": [node, ...]}
     {"npscalar": name}     a NumPy scalar       {"dict": [[key, node], ...]}   (key: str or int)
     {"float": "nan" | "inf" | "-inf"}           {"dict": [...], "ordered": true}  an OrderedDict
@@ -309,7 +310,12 @@ class _Encoder:
         if isinstance(obj, float):
             return obj if math.isfinite(obj) else {"float": repr(obj)}
         if isinstance(obj, Tensor):
-            return {"tensor": self._array(obj, obj._data, path)}
+            node: dict[str, Any] = {"tensor": self._array(obj, obj._data, path)}
+            if obj.requires_grad:  # as torch.save keeps it (a raw weight resumes training)
+                node["requires_grad"] = True
+            if type(obj).__name__ == "Parameter":
+                node["parameter"] = True
+            return node
         if isinstance(obj, np.ndarray):
             return {"ndarray": self._array(obj, obj, path)}
         if isinstance(obj, (np.bool_, np.number)):
@@ -375,8 +381,9 @@ def load(path: str | os.PathLike, map_location: Any = None, *,
 
     >>> state = tg.load("model.safetensors")   # {"0.weight": tensor(...), "step": 3}
 
-    Tensors come back as `tg.Tensor` leaves with ``requires_grad=False`` (NumPy arrays as
-    arrays), tuples as tuples, int keys as ints. A safetensors file without tracegrad metadata
+    Tensors come back as `tg.Tensor` leaves (NumPy arrays as arrays), tuples as tuples, int
+    keys as ints; as with ``torch.load``, a tensor saved requiring grad requires grad, and an
+    ``nn.Parameter`` comes back as one. A safetensors file without tracegrad metadata
     loads as a flat dict ``name -> Tensor``. A file that is not valid raises `FormatError`.
 
     ``map_location`` and ``weights_only`` are accepted as ``torch.load`` takes them, so that
@@ -482,12 +489,18 @@ class _Decoder:
     def decode(self, node: Any) -> Any:
         if node is None or isinstance(node, (bool, int, float, str)):
             return node
-        if not isinstance(node, dict) or len(node) not in (1, 2):
-            raise self.fail(f"unexpected node {_short(node)}")
-        if len(node) == 2 and set(node) != {"dict", "ordered"}:
+        if not isinstance(node, dict) or not 1 <= len(node) <= 3:
             raise self.fail(f"unexpected node {_short(node)}")
         kind = next(iter(node))
+        flags = set(node) - {kind}
+        if flags and not (kind == "dict" and flags == {"ordered"} or kind == "tensor"
+                          and flags <= {"requires_grad", "parameter"}
+                          and all(node[f] is True for f in flags)):
+            raise self.fail(f"unexpected node {_short(node)}")
         value = node[kind]
+        if kind == "tensor" and flags:
+            return self._tensor(value, node.get("requires_grad", False),
+                                node.get("parameter", False))
         if kind in ("tensor", "ndarray", "npscalar"):
             return self._array(kind, value)
         if kind in ("list", "tuple"):
@@ -533,6 +546,23 @@ class _Decoder:
                 obj = arr[()]
             self.made[(kind, name)] = obj
         return self.made[(kind, name)]
+
+
+    def _tensor(self, name: Any, requires_grad: bool, parameter: bool) -> Tensor:
+        """A tensor saved as requiring grad (or as an ``nn.Parameter``): a new leaf that
+        does, over the same memory as any plain reference to it in the file."""
+        key = ("parameter" if parameter else "requires_grad", name)
+        if key not in self.made:
+            t = self._array("tensor", name)
+            if t.dtype.kind != "f":
+                raise self.fail(f"tensor {name!r} of {t.dtype} is marked as requiring grad")
+            if parameter:
+                from .nn.module import Parameter
+
+                self.made[key] = Parameter(t, requires_grad=requires_grad)
+            else:
+                self.made[key] = _leaf(t._data, requires_grad=True)
+        return self.made[key]
 
 
 def _short(value: Any) -> str:
