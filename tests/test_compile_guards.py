@@ -8,6 +8,7 @@ effects, floats and learning rates, threads. Every call is compared with eager c
 # ruff: noqa: B023 (each loop iteration builds and runs its own step: eager, then compiled)
 from __future__ import annotations
 
+import itertools
 import threading
 import warnings
 
@@ -1073,3 +1074,26 @@ def test_create_graph_through_a_compiled_result_raises_and_the_whole_compiles():
     np.testing.assert_allclose(run(False, True), eager, rtol=1e-5)
     with pytest.raises(RuntimeError, match="create_graph=True"):
         run(True, False)
+
+
+@pytest.mark.parametrize("make", [lambda: iter(range(100)), lambda: itertools.count(),
+                                  lambda: (k * k for k in range(100))],
+                         ids=["range iterator", "itertools.count", "generator"])
+def test_an_iterator_the_function_advances_gives_eager_results(make):
+    """The position of an iterator the function reads (a global, a closure) cannot be
+    watched: a compiled call returned the traced call's item forever (0, 1, 1, 1 for
+    eager's 0, 1, 2, 3). Now such a function traces every call, with a warning."""
+    got = []
+    for compiled in (False, True):
+        it = make()
+
+        def f(x):
+            return x * next(it)
+
+        g = tg.compile(f) if compiled else f
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got.append([g(tg.ones(1)).item() for _ in range(4)])
+        if compiled:
+            assert any("changes" in str(w.message) for w in caught)
+    assert got[1] == got[0]

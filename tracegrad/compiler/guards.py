@@ -121,6 +121,8 @@ def _classify(t: type) -> str:
         return "function"
     if issubclass(t, types.MethodType):
         return "method"
+    if hasattr(t, "__next__"):  # an iterator, a generator, an open file: its position
+        return "iterator"       # cannot be read
     return "object"
 
 
@@ -144,6 +146,8 @@ def fingerprint(v: Any, depth: int = 0, path: frozenset = frozenset()) -> Any:
         return (t, v.item())
     if kind == "rng":
         return ("rng", Ident(v), _rng_state(v))
+    if kind == "iterator":  # its position is unknown: never the same (every call traces)
+        return ("iterator", Ident(v), object())
     inner = path | {id(v)}
     if kind == "sequence":
         if len(v) > _MAX_ITEMS:
