@@ -8,6 +8,9 @@ effects, floats and learning rates, threads. Every call is compared with eager c
 # ruff: noqa: B023 (each loop iteration builds and runs its own step: eager, then compiled)
 from __future__ import annotations
 
+import array
+import collections
+import dataclasses
 import itertools
 import threading
 import warnings
@@ -1097,3 +1100,53 @@ def test_an_iterator_the_function_advances_gives_eager_results(make):
         if compiled:
             assert any("changes" in str(w.message) for w in caught)
     assert got[1] == got[0]
+
+
+class _Slotted:
+    __slots__ = ("scale", "__private")
+
+    def __init__(self):
+        self.scale = 1.0
+        self.__private = 0
+
+
+@dataclasses.dataclass(slots=True)
+class _SlottedConfig:
+    scale: float = 1.0
+
+
+_HIDDEN_STATE = {
+    # name: (make, change between calls, what the function reads)
+    "__slots__ attribute": (_Slotted, lambda o, k: setattr(o, "scale", k + 2.0),
+                            lambda o: o.scale),
+    "dataclass(slots=True)": (_SlottedConfig, lambda o, k: setattr(o, "scale", k + 2.0),
+                              lambda o: o.scale),
+    "deque": (lambda: collections.deque([1.0]), lambda o, k: o.append(k + 2.0),
+              lambda o: o[-1]),
+    "array.array": (lambda: array.array("d", [1.0]), lambda o, k: o.__setitem__(0, k + 2.0),
+                    lambda o: o[0]),
+    "bytearray": (lambda: bytearray(b"\x01"), lambda o, k: o.__setitem__(0, k + 2),
+                  lambda o: o[0]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_HIDDEN_STATE))
+def test_a_value_read_from_a_slotted_object_or_a_buffer_is_guarded(case):
+    """A number read from an object without a ``__dict__`` (``__slots__``) or from a deque,
+    an array.array or a bytearray was guarded by the object's identity only: after it
+    changed, compiled calls kept the traced value (1, 2, 2, 2 for eager's 1, 2, 3, 4)."""
+    make, change, read = _HIDDEN_STATE[case]
+    got = []
+    for compiled in (False, True):
+        obj = make()
+
+        def f(x):
+            return x * read(obj)
+
+        g = tg.compile(f) if compiled else f
+        out = []
+        for k in range(4):
+            out.append(g(tg.ones(1)).item())
+            change(obj, k)
+        got.append(out)
+    assert got[1] == got[0] == [1.0, 2.0, 3.0, 4.0]

@@ -14,6 +14,7 @@ compared on every later call, and a difference recompiles, with the name in the 
 
 from __future__ import annotations
 
+import collections.abc
 import os
 import random
 import sys
@@ -28,7 +29,7 @@ import numpy as np
 from .. import autograd
 from ..tensor import Tensor
 
-_PLAIN = (int, bool, str, bytes, type(None), complex)
+_PLAIN = (int, bool, str, bytes, type(None), complex, range)
 _MAX_DEPTH = 6
 _MAX_ITEMS = 10_000  # a container larger than this is guarded by identity and its size
 BIG_ARRAY = 1 << 20  # bytes: a larger NumPy array read from Python is guarded by identity
@@ -111,8 +112,8 @@ def _classify(t: type) -> str:
         return "class"
     if issubclass(t, types.ModuleType):
         return "module"
-    if issubclass(t, (list, tuple)):
-        return "sequence"
+    if issubclass(t, (list, tuple, collections.deque, collections.abc.Sequence)):
+        return "sequence"  # (a deque, an array.array, a bytearray, a memoryview too)
     if issubclass(t, dict):
         return "dict"
     if issubclass(t, (set, frozenset)):
@@ -152,7 +153,10 @@ def fingerprint(v: Any, depth: int = 0, path: frozenset = frozenset()) -> Any:
     if kind == "sequence":
         if len(v) > _MAX_ITEMS:
             return ("big", Ident(v), len(v))
-        return (t, tuple([fingerprint(x, depth + 1, inner) for x in v]))
+        try:
+            return (t, tuple([fingerprint(x, depth + 1, inner) for x in v]))
+        except (TypeError, NotImplementedError):  # (a memoryview of several dimensions)
+            return ("unreadable", Ident(v), object())  # never the same: every call traces
     if kind == "dict":
         if len(v) > _MAX_ITEMS:
             return ("big", Ident(v), len(v))
@@ -173,9 +177,34 @@ def fingerprint(v: Any, depth: int = 0, path: frozenset = frozenset()) -> Any:
         return ("method", fingerprint(v.__func__, depth + 1, inner),
                 fingerprint(v.__self__, depth + 1, inner))
     d = getattr(v, "__dict__", None)
-    if isinstance(d, dict):  # a plain object, callable ones too (a loss object's weight)
-        return ("obj", Ident(v), fingerprint(d, depth + 1, inner))
+    slots = _slot_names(t)
+    if isinstance(d, dict) or slots:  # a plain object, callable ones too (a loss's weight)
+        return ("obj", Ident(v), fingerprint(d, depth + 1, inner) if isinstance(d, dict)
+                else None, tuple([fingerprint(getattr(v, n, _UNSET), depth + 1, inner)
+                                  for n in slots]))
     return Ident(v)
+
+
+_UNSET = object()  # an empty slot's stand-in
+_SLOTS: dict[type, tuple] = {}
+
+
+def _slot_names(t: type) -> tuple:
+    """The attribute names of the ``__slots__`` of ``t`` and its bases (private ones
+    mangled as Python stores them)."""
+    names = _SLOTS.get(t)
+    if names is None:
+        found = []
+        for c in t.__mro__:
+            own = c.__dict__.get("__slots__", ())
+            for n in (own,) if isinstance(own, str) else own:
+                if n in ("__dict__", "__weakref__"):
+                    continue
+                if n.startswith("__") and not n.endswith("__"):
+                    n = f"_{c.__name__.lstrip('_')}{n}"
+                found.append(n)
+        names = _SLOTS[t] = tuple(found)
+    return names
 
 
 def _namespace(v: Any, kind: str, depth: int, path: frozenset) -> Any:
