@@ -11,6 +11,7 @@ from __future__ import annotations
 import array
 import collections
 import dataclasses
+import functools
 import itertools
 import threading
 import warnings
@@ -623,12 +624,62 @@ def test_a_class_attribute_and_a_module_global_read_through_an_attribute_are_gua
         _Cfg.scale = 2.0
 
 
-def test_a_large_global_array_warns_that_only_its_identity_is_watched():
-    big = np.zeros(300_000, dtype=np.float32)
+def test_a_large_global_array_is_compared_on_every_call_with_a_warning():
+    """A NumPy array of over 1 MiB read from Python was guarded by its identity and shape
+    only: after ``big[0] = 3``, compiled calls still returned the traced 1. Its contents are
+    compared on every call now, and a warning says that this takes time."""
+    big = np.ones(300_000, dtype=np.float32)
     f = tg.compile(lambda x: x * float(big[0]))
     f(tg.ones(1))
-    with pytest.warns(UserWarning, match="watched by identity"):
-        f(tg.ones(1))
+    with pytest.warns(UserWarning, match="compares its contents"):
+        assert f(tg.ones(1)).item() == 1.0
+    big[0] = 3.0
+    assert f(tg.ones(1)).item() == 3.0
+    big[-1] = 5.0  # (not read: a new variant, the same result)
+    assert f(tg.ones(1)).item() == 3.0
+
+
+def _scaled(x, scale=1.0):
+    return x * scale
+
+
+_CONTAINER_CHANGES_DEEP = {
+    # name: (make, change between calls, what the function reads)
+    "partial's keywords": (lambda: functools.partial(_scaled, scale=1.0),
+                           lambda o, k: o.keywords.__setitem__("scale", k + 2.0),
+                           lambda o, x: o(x)),
+    "a list nested 8 deep": (lambda: [[[[[[[[1.0]]]]]]]],
+                             lambda o, k: o[0][0][0][0][0][0][0].__setitem__(0, k + 2.0),
+                             lambda o, x: x * o[0][0][0][0][0][0][0][0]),
+    "a list of 20,000": (lambda: [1.0] * 20_000, lambda o, k: o.__setitem__(5, k + 2.0),
+                         lambda o, x: x * o[5]),
+    "a dict of 20,000": (lambda: {i: 1.0 for i in range(20_000)},
+                         lambda o, k: o.__setitem__(5, k + 2.0), lambda o, x: x * o[5]),
+    "a list of 20,000 arrays": (lambda: [np.ones(2)] * 20_000,
+                                lambda o, k: o.__setitem__(5, np.full(2, k + 2.0)),
+                                lambda o, x: x * float(o[5][0])),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_CONTAINER_CHANGES_DEEP))
+def test_values_deep_or_in_large_containers_are_guarded(case):
+    """These were guarded by identity (and size): a changed value kept the traced one
+    (1, 2, 2, 2 for eager's 1, 2, 3, 4)."""
+    make, change, read = _CONTAINER_CHANGES_DEEP[case]
+    got = []
+    for compiled in (False, True):
+        obj = make()
+
+        def f(x):
+            return read(obj, x)
+
+        g = tg.compile(f) if compiled else f
+        out = []
+        for k in range(4):
+            out.append(float(g(tg.ones(1)).item()))
+            change(obj, k)
+        got.append(out)
+    assert got[1] == got[0] == [1.0, 2.0, 3.0, 4.0]
 
 
 class _WeightedLoss:  # a callable object that is not a Module

@@ -291,9 +291,9 @@ class CompiledFunction:
         if big:
             warnings.warn(
                 f"tg.compile: {big[0][0]} holds a NumPy array of {big[0][1].nbytes >> 20} MiB "
-                f"that the function reads; so large an array is watched by identity and shape "
-                f"only, not contents (comparing it would cost more than the call). Pass it as "
-                f"an argument, or as a tensor, to make it an input of the program.",
+                f"that the function reads from Python; every call compares its contents with "
+                f"the traced call's, which takes time. Pass it as an argument, or as a tensor, "
+                f"to make it an input of the program.",
                 stacklevel=3)
         found: list = []
         for _, _, fp in reads:

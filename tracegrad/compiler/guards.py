@@ -15,6 +15,7 @@ compared on every later call, and a difference recompiles, with the name in the 
 from __future__ import annotations
 
 import collections.abc
+import functools
 import os
 import random
 import sys
@@ -30,9 +31,9 @@ from .. import autograd
 from ..tensor import Tensor
 
 _PLAIN = (int, bool, str, bytes, type(None), complex, range)
-_MAX_DEPTH = 6
-_MAX_ITEMS = 10_000  # a container larger than this is guarded by identity and its size
-BIG_ARRAY = 1 << 20  # bytes: a larger NumPy array read from Python is guarded by identity
+_MAX_DEPTH = 16  # deeper than this, a container is guarded by identity
+_MAX_ITEMS = 10_000  # a larger container is compared item by item in C (see `_Items`)
+BIG_ARRAY = 1 << 20  # bytes: comparing a larger NumPy array on every call is worth a warning
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _NUMPY_DIR = os.path.dirname(os.path.abspath(np.__file__)) + os.sep
@@ -122,6 +123,8 @@ def _classify(t: type) -> str:
         return "function"
     if issubclass(t, types.MethodType):
         return "method"
+    if issubclass(t, functools.partial):
+        return "partial"
     if hasattr(t, "__next__"):  # an iterator, a generator, an open file: its position
         return "iterator"       # cannot be read
     return "object"
@@ -138,8 +141,6 @@ def fingerprint(v: Any, depth: int = 0, path: frozenset = frozenset()) -> Any:
     if kind == "identity" or id(v) in path or depth > _MAX_DEPTH:
         return Ident(v)
     if kind == "array":  # read as data by NumPy code: its contents
-        if v.nbytes > BIG_ARRAY:
-            return ("big array", Ident(v), v.shape, v.dtype.str)
         return ("array", Ident(v), v.shape, v.dtype.str, v.tobytes())
     if kind in ("class", "module"):  # the user's own: their numbers, strings, containers
         return _namespace(v, kind, depth, path)
@@ -150,16 +151,19 @@ def fingerprint(v: Any, depth: int = 0, path: frozenset = frozenset()) -> Any:
     if kind == "iterator":  # its position is unknown: never the same (every call traces)
         return ("iterator", Ident(v), object())
     inner = path | {id(v)}
+    if kind == "partial":
+        return ("partial", fingerprint(v.func, depth + 1, inner),
+                fingerprint(v.args, depth + 1, inner), fingerprint(v.keywords, depth + 1, inner))
     if kind == "sequence":
         if len(v) > _MAX_ITEMS:
-            return ("big", Ident(v), len(v))
+            return ("big", Ident(v), _Items(list(v)))
         try:
             return (t, tuple([fingerprint(x, depth + 1, inner) for x in v]))
         except (TypeError, NotImplementedError):  # (a memoryview of several dimensions)
             return ("unreadable", Ident(v), object())  # never the same: every call traces
     if kind == "dict":
         if len(v) > _MAX_ITEMS:
-            return ("big", Ident(v), len(v))
+            return ("big", Ident(v), _Items(list(v.items())))
         return (t, tuple([(k, fingerprint(x, depth + 1, inner)) for k, x in v.items()]))
     if kind == "set":
         return (t, frozenset(x if type(x) in _PLAIN else Ident(x) for x in v))
@@ -183,6 +187,26 @@ def fingerprint(v: Any, depth: int = 0, path: frozenset = frozenset()) -> Any:
                 else None, tuple([fingerprint(getattr(v, n, _UNSET), depth + 1, inner)
                                   for n in slots]))
     return Ident(v)
+
+
+class _Items:
+    """A large container's items, compared with ``==`` in C (a list's own comparison: the
+    same object is equal without a call) rather than fingerprinted one by one in Python.
+    An item whose ``==`` cannot say (a NumPy array replaced by another) counts as changed."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list):
+        self.items = items
+
+    def __eq__(self, other: Any) -> bool:
+        try:
+            return type(other) is _Items and bool(self.items == other.items)
+        except Exception:
+            return False
+
+    def __hash__(self) -> int:
+        return len(self.items)
 
 
 _UNSET = object()  # an empty slot's stand-in
@@ -227,12 +251,13 @@ def _namespace(v: Any, kind: str, depth: int, path: frozenset) -> Any:
 
 
 def big_arrays(fp: Any) -> list:
-    """The NumPy arrays too large to compare on every call that a fingerprint holds."""
+    """The NumPy arrays of more than BIG_ARRAY bytes that a fingerprint holds (every call
+    compares their contents)."""
     out, stack = [], [fp]
     while stack:
         x = stack.pop()
         if type(x) is tuple:
-            if x[:1] == ("big array",):
+            if x[:1] == ("array",) and len(x[4]) > BIG_ARRAY:
                 out.append(x[1].obj)
             else:
                 stack.extend(x)
