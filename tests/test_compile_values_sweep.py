@@ -172,3 +172,33 @@ def test_a_copy_of_a_node_is_not_the_node():
     compiled = tg.compile(step, backend="c")
     for x in (1.0, 2.0, -3.0):
         assert compiled(x) == step(x)
+
+
+def _read_from_disk(compiled):
+    return "read from the disk cache" in compiled.cache_info().backend
+
+
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+def test_the_disk_cache_gives_the_same_program(backend, tmp_path, monkeypatch):
+    # (a second compile of the same program, as in a new process, reads the passes' result
+    # and the layout back; a damaged file is compiled and written again)
+    monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(tmp_path))
+    eager, _ = make_step()
+    xs = [0.3 + 0.2 * k for k in range(4)]
+    want = [_flat(eager(x)) for x in xs]
+
+    def damage(how):
+        for path in (tmp_path / "values").glob("*.pickle"):
+            data = path.read_bytes()
+            path.write_bytes(data[:len(data) // 2] if how == "truncate" else b"junk" + data)
+
+    for how, from_disk in ((None, False), (None, True), ("truncate", False), (None, True),
+                           ("garbage", False), (None, True)):
+        if how:
+            damage(how)
+        step, _ = make_step()
+        compiled = tg.compile(step, backend=backend)
+        for x, w in zip(xs, want):  # (NumPy's tanh, exp, log: the last bit may differ)
+            assert _flat(compiled(x)) == (w if backend == "c" else
+                                          pytest.approx(w, rel=1e-12, abs=1e-12))
+        assert _read_from_disk(compiled) == from_disk
