@@ -202,3 +202,41 @@ def test_the_disk_cache_gives_the_same_program(backend, tmp_path, monkeypatch):
             assert _flat(compiled(x)) == (w if backend == "c" else
                                           pytest.approx(w, rel=1e-12, abs=1e-12))
         assert _read_from_disk(compiled) == from_disk
+
+
+def test_another_thread_computing_eagerly_while_steps_are_traced():
+    # (its Values are made while the trace's node builder stands in: they are noted among
+    # the trace's nodes, and the sweep leaves them out, as no root of the trace reaches them)
+    import sys
+    import threading
+
+    def eager_work():
+        a, b = Value(0.3), Value(-0.2)
+        y = ((a * b + a) * (b + 1.0)).tanh() * 2.0
+        y.backward()
+        return y.data, a.grad, b.grad
+
+    expected = eager_work()
+    stop, seen = threading.Event(), []
+
+    def worker():
+        while not stop.is_set():
+            seen.append(eager_work())
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # (switch threads often: inside the traces)
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        for k in range(8):
+            eager, eager_params = make_step()
+            step, params = make_step()
+            compiled = tg.compile(step, backend="c")
+            for x in (0.3 + 0.1 * k, 0.5):
+                assert compiled(x) == eager(x)
+                assert [p.grad for p in params] == [p.grad for p in eager_params]
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(interval)
+    assert seen and all(r == expected for r in seen)

@@ -328,7 +328,9 @@ def _traced_node(data: Any, a: Value, b: Value | None, op: str) -> Value:
     v._op = op
     v._seq = _next_seq()
     v._custom_backward = None
-    _active.made.append(v)
+    t = _active
+    if t is not None:  # (None: another thread's call that began as the trace ended)
+        t.made.append(v)
     return v
 
 
@@ -381,7 +383,8 @@ def _traced_arithmetic(name: str, op: str, node_op: str) -> Callable:
         v._op = node_op
         v._seq = next_seq()
         v._custom_backward = None
-        t.made.append(v)
+        if t is not None:
+            t.made.append(v)
         return v
 
     method.__name__ = name
