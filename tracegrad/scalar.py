@@ -136,10 +136,10 @@ def _sigmoid(x: float) -> float:
 
 
 def _node(data: Any, a: "Value", b: "Value | None", op: str) -> "Value":
-    """A node made by an op (no input checks needed; children in the _a/_b slots). Its class
-    is `_node_class`: Value, or while a call is compiled, the tracer's subclass (see
-    tracegrad.compiler.values.TracedValue)."""
-    v = _new(_node_class)
+    """A node made by an op (no input checks needed; children in the _a/_b slots). While a
+    call is compiled, the tracer's builder stands in for this one
+    (tracegrad.compiler.values._traced_node)."""
+    v = _new(Value)
     v.data = data
     v.grad = 0
     v._a = a
@@ -371,5 +371,3 @@ class Value:
     def __repr__(self) -> str:
         return f"Value(data={self.data}, grad={self.grad})"
 
-
-_node_class = Value

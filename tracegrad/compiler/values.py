@@ -29,12 +29,14 @@ import numbers
 import threading
 import types
 from dataclasses import dataclass, field
-from operator import attrgetter
+from itertools import repeat
+from operator import attrgetter, is_, itemgetter
 from typing import Any, Callable
 
 import numpy as np
 
 from .. import scalar as scalar_mod
+from ..autograd import next_seq as _next_seq
 from ..errors import TraceError
 from ..scalar import Value
 from .ir import Graph
@@ -283,7 +285,7 @@ def _traced_unary(name: str, op: str, node_op: str) -> Callable:
             return original(self)
         y = _new(Traced)
         y.i = _emit(op, _f64(x.i))
-        return scalar_mod._node(y, self, None, node_op)
+        return _traced_node(y, self, None, node_op)
 
     method.__name__ = name
     return method
@@ -305,11 +307,11 @@ def _traced_pow(self: Value, other: Any) -> Value:
     if type(other) is not int and type(other) is not float:
         other = int(other) if isinstance(other, numbers.Integral) else float(other)
     op = scalar_mod._pow_op(other)
-    return scalar_mod._node(_binary("pow", self.data, other), self, None, op)
+    return _traced_node(_binary("pow", self.data, other), self, None, op)
 
 
 class TracedValue(Value):
-    """A Value made during a traced call (`scalar._node` makes these while a trace runs). Its
+    """A Value made during a traced call (`_traced_node` makes these while a trace runs). Its
     ``.data`` and ``.grad`` are Value's own slots, holding traced numbers: no other thread
     has it, and nothing outside the call sees it, so it needs none of the table lookups of a
     Value that existed before the call (which go through the patched properties below)."""
@@ -319,17 +321,35 @@ class TracedValue(Value):
     grad = _GRAD
 
 
+def _traced_node(data: Any, a: Value, b: Value | None, op: str) -> Value:
+    """``scalar._node`` while a trace runs (swapped in by `_patched`): the same node, as a
+    `TracedValue`, noted in the trace's list of the nodes it made, in the order made. That
+    list is what a reverse sweep reads (`_made_rows`): no walk of the graph at backward().
+    (Its fields are `scalar._node`'s, set the same way; `_traced_arithmetic` inlines it.)"""
+    v = _new(TracedValue)
+    v.data = data
+    v.grad = 0
+    v._a = a
+    v._b = b
+    v._op = op
+    v._seq = _next_seq()
+    v._custom_backward = None
+    t = _active
+    if t is not None:  # (None: another thread's call that began as the trace ended)
+        t.made.append(v)
+    return v
+
+
 def _traced_arithmetic(name: str, op: str, node_op: str) -> Callable:
     """``Value.__add__`` / ``__mul__`` while tracing: the same node and the same recorded
     number as eager's ``_node(self.data + other.data, ...)`` on traced numbers, the number
     recorded here without a call through `Traced`'s operators. Most of a trace is these
     two: each Python call saved is a call fewer for the interpreter and for `CodeReads`'
-    hook (see values_api), about 60,000 per micrograd moons step. (The node itself is made
-    by `scalar._node`, the one node builder, as a `TracedValue` while a trace runs: the
-    call costs no measurable time.)"""
+    hook (see values_api), about 60,000 per micrograd moons step. (The node is made as
+    `_traced_node` makes it, inlined for the same reason.)"""
     original = _ORIGINAL[name]
     get_ident = threading.get_ident
-    node = scalar_mod._node
+    next_seq = _next_seq
     wrap = scalar_mod._wrap
     symbol = node_op
 
@@ -361,19 +381,28 @@ def _traced_arithmetic(name: str, op: str, node_op: str) -> Callable:
             t.b.append(y.i)
         else:  # (a plain number, or a comparison's result: Traced's own rules)
             z = x + y if op == "add" else x * y
-        return node(z, self, other, node_op)
+        v = _new(TracedValue)
+        v.data = z
+        v.grad = 0
+        v._a = self
+        v._b = other
+        v._op = node_op
+        v._seq = next_seq()
+        v._custom_backward = None
+        if t is not None:
+            t.made.append(v)
+        return v
 
     method.__name__ = name
     return method
 
 
-
 def _reached(root: Value) -> tuple[dict, list]:
     """Every Value under ``root`` (itself among them), numbered in the order the walk finds
-    them (the same graph, the same numbers: a sweep's adjoint slots, the root's 0), and
-    those with children: the walk of `scalar._make_children` without making each node's
-    ``_children`` tuple (a reverse sweep reads ``_a`` and ``_b``; ``_children`` is made
-    when read, see ``Value.__getattr__``)."""
+    them (the root's 0), and those with children: the walk of `scalar._make_children`
+    without making each node's ``_children`` tuple (a sweep reads ``_a`` and ``_b``;
+    ``_children`` is made when read, see ``Value.__getattr__``). For a graph not all made
+    in the trace (`_made_rows` covers the rest)."""
     seen = {root: 0}
     stack = [root]
     inner: list = []
@@ -415,24 +444,29 @@ def _traced_backward(root: Value) -> None:
     t = _active
     if t is None or t.thread != threading.get_ident():
         return _ORIGINAL["backward"](root)
-    if t.reverse and t.watch is not None:
-        # When every Value reached is of tracegrad's classes (no user attribute, hash or
-        # comparison), only tracegrad's own code runs from here to the end of the sweep: the
-        # hook watching the user's code (values_api.CodeReads) can rest meanwhile.
-        with t.watch.paused():
-            reached, inner = _reached(root)
-            own = set(map(type, reached)) <= _OWN_CLASSES
-            if own:
-                nodes = sorted(inner, key=_SEQ, reverse=True)
-                if nodes and _record_sweep(t, nodes, reached):
-                    return None
-        if not own:  # (a subclass's code may have run in the walk: walk again, watched)
-            reached = scalar_mod._make_children(root)
-    else:
-        reached = scalar_mod._make_children(root)
+    rows = None
+    if t.reverse:
+        # Only tracegrad's own code runs from here to the end of the sweep while every Value
+        # reached is of tracegrad's classes (no user attribute, hash or comparison): the hook
+        # watching the user's code (values_api.CodeReads) can rest meanwhile.
+        with t.watch.paused() if t.watch is not None else contextlib.nullcontext():
+            rows = _made_rows(t, root)
+            if rows is None:
+                reached, inner = _reached(root)
+                if set(map(type, reached)) <= _OWN_CLASSES:
+                    nodes = sorted(inner, key=_SEQ, reverse=True)
+                    rows = _walked_rows(nodes, reached) if nodes else False
+            if rows:
+                _record_sweep(t, *rows)
+                return None
+    # (the walk again, watched: a subclass's code may have run in the one above)
+    reached = scalar_mod._make_children(root)
     nodes = sorted([v for v in reached if v._children], key=_SEQ, reverse=True)
-    if t.reverse and nodes and _record_sweep(t, nodes):
-        return None
+    if t.reverse and nodes and rows is None:
+        rows = _walked_rows(nodes)
+        if rows:
+            _record_sweep(t, *rows)
+            return None
     root.grad = 1
     for node in nodes:
         g = node.grad
@@ -469,26 +503,123 @@ SWEEP_OPS = {"+": "add", "*": "mul", "ReLU": "relu", "tanh": "tanh", "exp": "exp
 _RULE_CODE = {rule: k for k, rule in enumerate(SWEEP_RULES)}
 
 
-def _record_sweep(t: "ValueTracer", nodes: list, slot: dict | None = None) -> bool:
-    """``backward()`` as one *sweep* node (CppAD's and Adept's reverse sweep), for the C
-    tape: instead of a node per multiply and add of the backward pass, one entry per Value
-    node (its rule, the adjoint slots of it and its children, the values the rule reads),
-    which the C program runs newest first, adding into an array of adjoints as the engine
-    adds into ``.grad``. Each Value's ``.grad`` is then an ``adj`` node reading its slot.
-    False (nothing recorded) when a node has a rule the sweep does not know (a custom
-    ``_backward``, ``**`` with a Value exponent): the caller records nodes instead.
-    ``slot``: each Value's adjoint slot, the root's 0 (`_reached` numbers them), if known.
+def _rules(ops: list) -> list | None:
+    """The sweep rule of each Value op, or None if one has none (a user's own op)."""
+    try:
+        rules = list(map(_RULE_OF.__getitem__, ops))
+    except KeyError:
+        for op in set(ops) - _RULE_OF.keys():  # (``**k`` ops: their rule, once per k)
+            k = scalar_mod._exponent(op) if op.startswith("**") else None
+            _RULE_OF[op] = None if k is None else _RULE_CODE["pow" if k != 0 else "zero"]
+        rules = list(map(_RULE_OF.__getitem__, ops))
+    return None if None in rules else rules
 
-    (Written as passes over lists, each a `map` or a comprehension, and NumPy for the
-    table: it runs once per node of the graph, 66,000 for micrograd's moons step.)"""
+
+class _Ids:
+    """Where objects are in a list, found by identity (sorted ``id``s: no hashing of 66,000
+    Values into a dict, and no user ``__hash__`` runs)."""
+
+    def __init__(self, objects: list):
+        ids = np.fromiter(map(id, objects), dtype=np.int64, count=len(objects))
+        self.order = np.argsort(ids, kind="stable")
+        self.ids = ids[self.order]
+
+    def find(self, objects: list) -> tuple[np.ndarray, np.ndarray]:
+        """Each object's index in the list (-1: not in it), and the objects' ids."""
+        q = np.fromiter(map(id, objects), dtype=np.int64, count=len(objects))
+        if not len(self.ids):
+            return np.full(len(q), -1, dtype=np.int64), q
+        k = np.minimum(np.searchsorted(self.ids, q), len(self.ids) - 1)
+        return np.where(self.ids[k] == q, self.order[k], -1), q
+
+
+def _made_rows(t: "ValueTracer", root: Value) -> tuple | bool | None:
+    """The rows of ``root.backward()``'s sweep from the list of nodes the trace made
+    (`_traced_node`), without walking the graph: each node's children found by identity
+    among the made nodes (the rest are leaves), the nodes the root reaches found by
+    *peeling* (a made node no reached node uses is not reached: drop it and repeat; what
+    stays has a parent up to the root), in NumPy. None when the graph is not all made in
+    the trace (the root, or an interior node, existed before the call or was made as
+    ``Value(x, children)``, or a leaf is of a user's class): `_reached` walks it instead;
+    False when a node has a rule the sweep lacks (a custom ``_backward``, ``**`` with a
+    Value exponent). See `_record_sweep` for the rows."""
+    made = t.made
+    ids = _Ids(made)
+    (r,), _ = ids.find([root])
+    if r < 0:
+        return None
+    nodes = made[:r + 1]  # (a node made after the root is not under it)
+    m = r + 1
     if any(map(_CUSTOM, nodes)):
         return False
     ops = list(map(_OP, nodes))
-    for op in set(ops) - _RULE_OF.keys():  # (``**k`` ops: their rule, once per k)
-        k = scalar_mod._exponent(op) if op.startswith("**") else None
-        _RULE_OF[op] = None if k is None else _RULE_CODE["pow" if k != 0 else "zero"]
-    rules = list(map(_RULE_OF.__getitem__, ops))
-    if None in rules:
+    rules = _rules(ops)
+    if rules is None:
+        return False
+    firsts, seconds = list(map(_A, nodes)), list(map(_B, nodes))
+    ia, qa = ids.find(firsts)
+    ib, qb = ids.find(seconds)
+    here = np.arange(m)
+    if (ia >= here).any() or (ib >= here).any():
+        return None  # (a child made after its parent: children reassigned by hand)
+    # the leaves: children not made in the trace (parameters, inputs, constants), each once
+    none = id(None)
+    leaf_a, leaf_b = np.flatnonzero(ia < 0), np.flatnonzero((ib < 0) & (qb != none))
+    _, first, leaf = np.unique(np.concatenate([qa[leaf_a], qb[leaf_b]]), return_index=True,
+                               return_inverse=True)
+    met = np.argsort(first)  # (numbered where first met, not by address: the same program,
+    rank = np.empty_like(met)  # the same recording, in any process)
+    rank[met] = np.arange(len(met))
+    first, leaf = first[met], rank[leaf.reshape(-1)]
+    leaves = [firsts[k] if j < len(leaf_a) else seconds[k] for j, k in
+              zip(first.tolist(), np.concatenate([leaf_a, leaf_b])[first].tolist())]
+    if not set(map(type, leaves)) <= {Value} or \
+            any(v._a is not None or v._children for v in leaves):
+        return None  # (an interior node made before the call, or a user's class)
+    la = np.full(m, -1, dtype=np.int64)
+    lb = np.full(m, -1, dtype=np.int64)
+    la[leaf_a], lb[leaf_b] = leaf[:len(leaf_a)], leaf[len(leaf_a):]
+    # the nodes under the root: peel the made nodes no reached node uses
+    reached = np.ones(m, dtype=bool)
+    uses = np.bincount(ia[ia >= 0], minlength=m) + np.bincount(ib[ib >= 0], minlength=m)
+    drop = uses == 0
+    drop[r] = False
+    while drop.any():
+        reached &= ~drop
+        k = np.flatnonzero(drop)
+        ka, kb = ia[k], ib[k]
+        uses -= np.bincount(ka[ka >= 0], minlength=m) + np.bincount(kb[kb >= 0], minlength=m)
+        drop = reached & (uses == 0)
+        drop[r] = False
+    rows = np.flatnonzero(reached)[::-1]  # newest first: the root, row 0
+    n = len(rows)
+    # slots: the reached nodes (the root's 0), then the leaves they use
+    used = np.zeros(len(leaves) + 1, dtype=bool)
+    used[la[rows]] = used[lb[rows]] = True  # (-1: the extra last entry)
+    used[-1] = False
+    leaf_slot = np.full(len(leaves) + 1, -1, dtype=np.int64)
+    kept = np.flatnonzero(used)
+    leaf_slot[kept] = np.arange(n, n + len(kept))
+    node_slot = np.full(m, -1, dtype=np.int64)
+    node_slot[rows] = np.arange(n)
+    c0 = np.where(ia[rows] >= 0, node_slot[ia[rows]], leaf_slot[la[rows]])
+    c1 = np.where(ib[rows] >= 0, node_slot[ib[rows]], leaf_slot[lb[rows]])
+    if n == m:  # (every node made is under the root: micrograd's step)
+        order, ops, rules = nodes[::-1], ops[::-1], rules[::-1]
+    else:
+        order, ops, rules = ([x[k] for k in rows.tolist()] for x in (nodes, ops, rules))
+    return ops, rules, np.arange(n), c0, c1, order + [leaves[k] for k in kept.tolist()], n
+
+
+def _walked_rows(nodes: list, slot: dict | None = None) -> tuple | bool:
+    """The rows of a sweep over ``nodes`` (Values with children, newest first) from a walk
+    of the graph (`_reached` numbers the Values in ``slot``, the root's 0; without it they
+    are numbered here). False when a node has a rule the sweep lacks."""
+    if any(map(_CUSTOM, nodes)):
+        return False
+    ops = list(map(_OP, nodes))
+    rules = _rules(ops)
+    if rules is None:
         return False
     firsts = list(map(_A, nodes))  # (a node's children are its _a and _b, see _make_children)
     if None in firsts:  # (or, for a node made as Value(x, children), its _children)
@@ -505,15 +636,38 @@ def _record_sweep(t: "ValueTracer", nodes: list, slot: dict | None = None) -> bo
         slot = dict(zip(met, range(len(met))))
     order = list(slot)
     slot[None] = -1
-    # each Value's number (what a rule reads) and its grad now (its adjoint's start)
-    numbers = np.array(_number_nodes(t, list(map(_DATA_OF, order))) + [-1],
-                       dtype=np.int64)  # ([-1]: slot -1)
-    init = [_const(1)]  # (the root's grad is set to 1; the others' are added to)
-    init += _number_nodes(t, list(map(_GRAD_OF, order[1:])))
-    rule = np.array(rules, dtype=np.int64)
     g = np.array(list(map(slot.__getitem__, nodes)), dtype=np.int64)
     c0 = np.array(list(map(slot.__getitem__, firsts)), dtype=np.int64)
     c1 = np.array(list(map(slot.__getitem__, seconds)), dtype=np.int64)
+    del slot[None]
+    return ops, rules, g, c0, c1, order, None
+
+
+def _record_sweep(t: "ValueTracer", ops: list, rules: list, g: np.ndarray, c0: np.ndarray,
+                  c1: np.ndarray, order: list, made: int | None) -> None:
+    """``backward()`` as one *sweep* node (CppAD's and Adept's reverse sweep), for the C
+    tape: instead of a node per multiply and add of the backward pass, one row per Value
+    node (its rule, the adjoint slots of it and its children, the values the rule reads),
+    which the C program runs newest first, adding into an array of adjoints as the engine
+    adds into ``.grad``. Each Value's ``.grad`` is then an ``adj`` node reading its slot.
+
+    The rows (`_made_rows`, `_walked_rows`): per Value node, newest first, its op and rule
+    and the slots of it (``g``) and of its children (``c0``, ``c1``; -1: none); the Value of
+    each slot (``order``, the root's first), of which the first ``made`` were made in the
+    call and the others not (None: look). (Written as passes over lists, each a `map`, and
+    NumPy for the table: it runs once per node of the graph, 66,000 for micrograd's moons
+    step.)"""
+    # each Value's number (what a rule reads) and its grad now (its adjoint's start)
+    # (in two parts, when known: the Values made in the call hold traced numbers and 0 as
+    # their grads, the others mostly not; each part's common case is then one `map`)
+    parts = [order] if made is None else [order[:made], order[made:]]
+    numbers = np.concatenate([_number_nodes(t, list(map(_DATA_OF, x))) for x in parts] +
+                             [[-1]])  # (-1: slot -1)
+    # (the root's grad is set to 1; the others' are added to)
+    parts[0] = parts[0][1:]
+    init = np.concatenate([[_const(1)]] + [_number_nodes(t, list(map(_GRAD_OF, x)))
+                                           for x in parts])
+    rule = np.array(rules, dtype=np.int64)
     code = _RULE_CODE
 
     def where(*names: str) -> np.ndarray:
@@ -523,39 +677,90 @@ def _record_sweep(t: "ValueTracer", nodes: list, slot: dict | None = None) -> bo
     d0 = np.where(where("mul", "log", "pow"), numbers[c0],
                   np.where(where("relu", "tanh", "exp", "sigmoid"), numbers[g], -1))
     d1 = np.where(where("mul"), numbers[c1], np.where(where("tanh"), _const(2), -1))
-    d2 = np.full(len(nodes), -1, dtype=np.int64)
+    d2 = np.full(len(rule), -1, dtype=np.int64)
     for i in np.flatnonzero(rule == code["pow"]).tolist():
         k = scalar_mod._exponent(ops[i])
         d1[i], d2[i] = _const(k), _const(k - 1)
     s = _emit("sweep", -1)
-    t.extra[s] = (np.array(init, dtype=np.int64),
+    t.extra[s] = (init,
                   np.stack([rule, g, c0, c1, d0, d1, d2], axis=1))
     # Each Value's grad is now an adj node reading its slot. A Value that existed before the
     # call gets its node now (its grad is written back); one made during the call gets its
     # node when its grad is read (`_get_pending_grad`): micrograd's step reads none of those,
     # and 66,000 nodes nobody reads would be recorded, renumbered and hashed for nothing.
-    del slot[None]
-    for v in [v for v in order if type(v) is not TracedValue]:
-        v.grad = _adjoint(t, s, slot.pop(v))
-    t.pending.append((s, slot))
+    if made is None:
+        traced = [type(v) is TracedValue for v in order]
+        slots = [k for k, x in enumerate(traced) if x]
+        later = [(k, order[k]) for k, x in enumerate(traced) if not x]
+        pending = _Pending([order[k] for k in slots], slots)
+    else:
+        later = list(enumerate(order[made:], made))
+        pending = _Pending(order[:made])
+    for k, v in later:
+        v.grad = _adjoint(t, s, k)
+    t.pending.append((s, pending))
     TracedValue.grad = _PENDING_GRAD
-    return True
 
 
-def _number_nodes(t: "ValueTracer", xs: list) -> list:
+class _Pending:
+    """The Values made in the call whose grad is one sweep's result, not read yet: ``made``,
+    in the slots ``slots`` (None: slot k holds ``made[k]``). `pop` gives a Value's slot
+    once (its first read, or a write that makes the sweep's value moot), then None."""
+
+    def __init__(self, made: list, slots: list | None = None):
+        self.made = made
+        self.slots = slots
+        self.ids: _Ids | None = None  # (made when first asked: most traces never ask)
+        self.taken: set[int] = set()
+
+    def pop(self, v: Value, default: Any = None) -> Any:
+        if self.ids is None:
+            self.ids = _Ids(self.made)
+        (k,), _ = self.ids.find([v])
+        k = int(k)
+        if k < 0 or k in self.taken:
+            return default
+        self.taken.add(k)
+        return k if self.slots is None else self.slots[k]
+
+
+def _number_nodes(t: "ValueTracer", xs: list) -> np.ndarray:
     """The node of each number in ``xs`` as a float64 (a rule's input, an adjoint's start):
     a traced number's own (cast if a comparison's), 0's const for int 0 (the grad of a node
-    no backward reached), a const for any other. (One comprehension for the common kinds,
-    then the few others: this runs for every Value of a backward pass.)"""
+    no backward reached), a const for any other. (One `map` for the common kinds, then the
+    few others: this runs for every Value of a backward pass.)"""
     zero = _const(0)
-    out = [x.i if type(x) is Traced else zero if type(x) is int and x == 0 else -1
-           for x in xs]
-    odd = np.array(out, dtype=np.int64)
-    odd = (odd < 0) | np.isin(odd, list(t.bools)) if t.bools else odd < 0
-    for k in np.flatnonzero(odd).tolist():
-        x = xs[k]
-        out[k] = _f64(x.i) if type(x) is Traced else _const(x)
+    n = len(xs)
+    out = np.full(n, zero, dtype=np.int64)
+    # (int 0 is one object: `is` finds it without calling a traced number's ==)
+    zeros = None
+    if n and is_(xs[0], 0):  # (the grads of the nodes a forward pass made)
+        zeros = np.fromiter(map(is_, xs, repeat(0)), dtype=bool, count=n)
+        if zeros.all():
+            return out
+    traced = np.flatnonzero(np.fromiter(map(is_, map(type, xs), repeat(Traced)), dtype=bool,
+                                        count=n))
+    if len(traced) == n:
+        out = np.fromiter(map(_I, xs), dtype=np.int64, count=n)
+    elif len(traced):
+        out[traced] = np.fromiter(map(_I, _items(xs, traced)), dtype=np.int64,
+                                  count=len(traced))
+    if t.bools:
+        for k in traced[np.isin(out[traced], list(t.bools))].tolist():
+            out[k] = _f64(xs[k].i)
+    if len(traced) < n:
+        if zeros is None:
+            zeros = np.fromiter(map(is_, xs, repeat(0)), dtype=bool, count=n)
+        zeros[traced] = True
+        for k in np.flatnonzero(~zeros).tolist():
+            x = xs[k]
+            out[k] = zero if type(x) is int and x == 0 else _const(x)
     return out
+
+
+def _items(xs: list, at: np.ndarray) -> list:
+    """``[xs[k] for k in at]``, in C."""
+    return list(itemgetter(*at.tolist())(xs)) if len(at) > 1 else [xs[k] for k in at.tolist()]
 
 
 def _adjoint(t: "ValueTracer", sweep: int, k: int) -> "Traced":
@@ -597,7 +802,7 @@ _OWN_CLASSES = {Value, TracedValue}
 _RULE_OF = {op: _RULE_CODE[rule] for op, rule in SWEEP_OPS.items()}  # Value op -> rule
 
 
-_SEQ = attrgetter("_seq")
+_SEQ, _I = attrgetter("_seq"), attrgetter("i")
 
 
 _PATCHES = {
@@ -643,17 +848,18 @@ class _patched:
         for name, attr in _PATCHES.items():
             setattr(Value, name, attr)
         scalar_mod._RULES = _TRACED_RULES
-        scalar_mod._node_class = TracedValue
+        scalar_mod._node = _traced_node
 
     def __exit__(self, *exc: Any) -> None:
         for name, attr in _ORIGINAL.items():
             setattr(Value, name, attr)
         scalar_mod._RULES = _EAGER_RULES
-        scalar_mod._node_class = Value
+        scalar_mod._node = _eager_node
         TracedValue.grad = _GRAD
 
 
 _EAGER_RULES = scalar_mod._RULES
+_eager_node = scalar_mod._node
 
 
 # --------------------------------------------------------------------------------------
@@ -690,7 +896,8 @@ class ValueTracer:
         self.extra: dict[int, Any] = {}  # sweep node -> its entries; adj node -> its slot
         # per sweep recorded: (its node, {Value made in the call: its slot}) for the Values
         # whose grad is that sweep's result and has not been read yet (see _get_pending_grad)
-        self.pending: list[tuple[int, dict]] = []
+        self.pending: list[tuple[int, _Pending]] = []
+        self.made: list[Value] = []  # every node made in the call, in order (_traced_node)
         self.reverse = reverse  # backward() as a reverse sweep (see _record_sweep)
         self.watch: Any = None  # what watches the user's code (values_api.CodeReads)
         self.inputs: list[int] = []

@@ -179,7 +179,7 @@ def optimized_program(rec: Recording, backend: str) -> tuple[Recording, Any, lis
             path.parent.mkdir(parents=True, exist_ok=True)
             fields = [(r.name, r.nodes, r.kernels, r.peak_bytes, r.note, r.seconds)
                       for r in records]
-            tape = getattr(program, "tape", None)  # (the C tape is made from the recording)
+            tape = program.tape  # (its layout: `Tape` or `CTape`)
             _write_atomic(path, pickle.dumps({"recording": optimized, "tape": tape,
                                               "records": fields}, protocol=5))
         except OSError:

@@ -333,12 +333,13 @@ def c_function(name: str = "tracegrad_tape") -> Any:
         return _library[0][1][name]
 
 
-class TapeProgram:
-    """The recording as a tape run by `c_function`: node i's value is in slot i (inputs,
-    then every node after its operands, as the recording holds them), and each node that
+class CTape:
+    """The recording laid out for `c_function`: node i's value is in slot i (inputs, then
+    every node after its operands, as the recording holds them), and each node that
     computes is one entry (op code, out, a, b, c) of five int32 arrays. A ``sweep`` node
     splits the tape: the entries before it run, then its reverse sweep (adjoints in slots
-    past the nodes'), then the rest; an ``adj`` node is a copy from its adjoint's slot."""
+    past the nodes'), then the rest; an ``adj`` node is a copy from its adjoint's slot.
+    Only arrays: kept in the disk cache with the recording, as `Tape` is."""
 
     def __init__(self, rec: Recording):
         check_ops(rec)
@@ -367,29 +368,50 @@ class TapeProgram:
         self.n_nodes = len(computed) + sum(len(rec.extra[i][1]) for i in sweeps)
         self.n_slots = base
         self.output_slots = np.array(rec.outputs, dtype=np.intp)
-        self.lock = threading.Lock()
-        self.calls = 1 + 2 * len(sweeps)
-        # the plan: (function, arguments) calls, in order
-        fn, sweep = c_function(), c_function("tracegrad_sweep")
-        v = self.v.ctypes.data
-        self.plan = []
-        self.keep: list = []
+        # the parts, in order: ("tape", start, stop) entries, ("sweep", init, columns, base)
+        self.parts: list[tuple] = []
         start = 0
         for i in sweeps + [n]:
             stop = int(np.searchsorted(computed, i))
             if stop > start:
-                self.plan.append((fn, [stop - start] +
-                                  [x.ctypes.data + 4 * start for x in self.arrays] + [v]))
+                self.parts.append(("tape", start, stop))
             start = stop
             if i == n:
                 break
             init, table = rec.extra[i]
             cols = [np.ascontiguousarray(np.maximum(table[:, j], 0), dtype=np.int32)
                     for j in range(7)]
-            init = init.astype(np.int32)
-            self.keep += [init] + cols
-            self.plan.append((sweep, [len(init), init.ctypes.data, len(table)] +
-                              [x.ctypes.data for x in cols] + [v, bases[i]]))
+            self.parts.append(("sweep", init.astype(np.int32), cols, bases[i]))
+        self.sweeps = len(sweeps)
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "recording"}
+
+
+class TapeProgram:
+    """A `CTape` run by `c_function`: one C call per part, on the tape's own value array."""
+
+    def __init__(self, rec: Recording, tape: CTape | None = None):
+        self.recording = rec
+        self.tape = tape = tape or CTape(rec)
+        self.v = tape.v.copy()
+        self.n_inputs, self.n_nodes, self.n_slots = tape.n_inputs, tape.n_nodes, tape.n_slots
+        self.output_slots = tape.output_slots
+        self.lock = threading.Lock()
+        self.calls = 1 + 2 * tape.sweeps
+        # the plan: (function, arguments) calls, in order
+        fn, sweep = c_function(), c_function("tracegrad_sweep")
+        v = self.v.ctypes.data
+        self.plan = []
+        for part in tape.parts:
+            if part[0] == "tape":
+                _, start, stop = part
+                self.plan.append((fn, [stop - start] +
+                                  [x.ctypes.data + 4 * start for x in tape.arrays] + [v]))
+            else:
+                _, init, cols, base = part
+                self.plan.append((sweep, [len(init), init.ctypes.data, len(cols[0])] +
+                                  [x.ctypes.data for x in cols] + [v, base]))
 
     def __call__(self, inputs: list) -> list:
         v = self.v
@@ -403,12 +425,12 @@ class TapeProgram:
         return c_source()
 
 
-def build_program(rec: Recording, backend: str, tape: Tape | None = None) -> Any:
+def build_program(rec: Recording, backend: str, tape: Tape | CTape | None = None) -> Any:
     """The program running a recording on a backend ("c": the tape, "numpy": by levels,
     laid out by ``tape`` when given, else now)."""
     if backend == "c":
-        return TapeProgram(rec)
+        return TapeProgram(rec, tape)
     return LevelProgram(tape or Tape(rec))
 
 
-__all__ = ["LevelProgram", "Tape", "TapeProgram", "build_program", "c_source", "evaluate"]
+__all__ = ["CTape", "LevelProgram", "Tape", "TapeProgram", "build_program", "c_source", "evaluate"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import marshal
-import pickle
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -127,11 +126,14 @@ class Recording:
         h = hashlib.sha256()
         h.update(marshal.dumps((self.n_inputs, "\0".join(self.ops), sorted(self.values.items()),
                                 sorted(self.bools), [int(o) for o in self.outputs])))
-        for x in (self.a, self.b, self.c):
-            h.update(x.tobytes())
         # (adj node -> slot and sweep node -> its arrays, in the order made: the same trace
-        # makes the same order, and another order is only a disk-cache miss)
-        h.update(pickle.dumps(self.extra, protocol=5))
+        # makes the same order, and another order is only a disk-cache miss; the arrays are
+        # hashed where they lie, with their shapes and dtypes, no copy made)
+        extra = [(i, x) if type(x) is int else (i, [(y.shape, y.dtype.str) for y in x])
+                 for i, x in self.extra.items()]
+        h.update(marshal.dumps(extra))
+        for x in [self.a, self.b, self.c] + [y for _, e in _sweeps(self.extra) for y in e]:
+            h.update(np.ascontiguousarray(x, dtype=np.int64))
         return h.hexdigest()
 
     def operands(self) -> list[tuple]:
