@@ -325,7 +325,7 @@ def _traced_node(data: Any, a: Value, b: Value | None, op: str) -> Value:
     """``scalar._node`` while a trace runs (swapped in by `_patched`): the same node, as a
     `TracedValue`, noted in the trace's list of the nodes it made, in the order made. That
     list is what a reverse sweep reads (`_made_rows`): no walk of the graph at backward().
-    (Its fields are `scalar._node`'s, set the same way; `_traced_arithmetic` inlines it.)"""
+    (Its fields are `scalar._node`'s, set the same way.)"""
     v = _new(TracedValue)
     v.data = data
     v.grad = 0
@@ -345,11 +345,11 @@ def _traced_arithmetic(name: str, op: str, node_op: str) -> Callable:
     number as eager's ``_node(self.data + other.data, ...)`` on traced numbers, the number
     recorded here without a call through `Traced`'s operators. Most of a trace is these
     two: each Python call saved is a call fewer for the interpreter and for `CodeReads`'
-    hook (see values_api), about 60,000 per micrograd moons step. (The node is made as
-    `_traced_node` makes it, inlined for the same reason.)"""
+    hook (see values_api), about 60,000 per micrograd moons step. (The node itself is made
+    by `_traced_node`, the trace's one node builder.)"""
     original = _ORIGINAL[name]
     get_ident = threading.get_ident
-    next_seq = _next_seq
+    node = _traced_node
     wrap = scalar_mod._wrap
     symbol = node_op
 
@@ -381,17 +381,7 @@ def _traced_arithmetic(name: str, op: str, node_op: str) -> Callable:
             t.b.append(y.i)
         else:  # (a plain number, or a comparison's result: Traced's own rules)
             z = x + y if op == "add" else x * y
-        v = _new(TracedValue)
-        v.data = z
-        v.grad = 0
-        v._a = self
-        v._b = other
-        v._op = node_op
-        v._seq = next_seq()
-        v._custom_backward = None
-        if t is not None:
-            t.made.append(v)
-        return v
+        return node(z, self, other, node_op)
 
     method.__name__ = name
     return method
