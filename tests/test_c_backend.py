@@ -579,6 +579,61 @@ def test_row_program_sums_are_numpys_bit_for_bit(shape, rows_everywhere):
     assert abs(got[2] - terms.sum()) <= 1e-6 * np.abs(terms).sum()
 
 
+def test_a_row_programs_sums_share_the_loops_around_them(rows_everywhere):
+    """The values of a sum over the row, over the rows and over everything are computed in
+    the loop of the elementwise nodes around them (one loop over the row's columns for all
+    of them; the row's sum after it), with NumPy's sums bit for bit; a node that reads the
+    row's sum starts the next loop."""
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((40, 300)) * 10 + 3).astype(np.float32)
+    c = rng.standard_normal(300).astype(np.float32)
+
+    def f(x, c):
+        y = x * c
+        z = y * 2.0
+        s = z.sum(-1, keepdim=True)
+        return s, y.sum(0), (y * x).sum(), (z - s) * x
+
+    cf = tg.compile(f, backend="c")
+    for _ in range(2):
+        got = [o.numpy() for o in cf(tg.tensor(x), tg.tensor(c))]
+    assert "1 row program(s)" in cf.cache_info().backend, cf.cache_info().backend
+    c_lines = [line[2:].strip() for line in cf.source().splitlines() if line.startswith("# ")]
+    row_program = c_lines[next(k for k, line in enumerate(c_lines) if "row program:" in line):]
+    assert row_program.count("TG_IVDEP") == 2  # (4 before: one per sum, one for the rest)
+    y = x * c
+    z = y * np.float32(2)
+    np.testing.assert_array_equal(got[0], z.sum(-1, keepdims=True))
+    np.testing.assert_array_equal(got[1], y.sum(0))
+    terms = (y * x).astype(np.float64)
+    assert abs(got[2] - terms.sum()) <= 1e-6 * np.abs(terms).sum()
+    np.testing.assert_array_equal(got[3], (z - z.sum(-1, keepdims=True)) * x)
+
+
+def test_a_row_program_computes_a_cheap_value_again_rather_than_keep_its_row(
+        rows_everywhere):
+    """y = x * c, read by the loop after the row's sum, is computed again there (the same
+    product: the same bits) instead of being written to a scratch row and read back."""
+    rng = np.random.default_rng(8)
+    x = (rng.standard_normal((40, 300)) * 10 + 3).astype(np.float32)
+    c = rng.standard_normal(300).astype(np.float32)
+
+    def f(x, c):
+        y = x * c
+        return (y - y.sum(-1, keepdim=True)) * 2.0
+
+    cf = tg.compile(f, backend="c")
+    for _ in range(2):
+        got = cf(tg.tensor(x), tg.tensor(c)).numpy()
+    assert "1 row program(s)" in cf.cache_info().backend, cf.cache_info().backend
+    c_lines = [line[2:].strip() for line in cf.source().splitlines() if line.startswith("# ")]
+    row_program = "\n".join(
+        c_lines[next(k for k, line in enumerate(c_lines) if "row program:" in line):])
+    assert "scratch" not in row_program and row_program.count("E0[r * 300 + j]") == 2
+    y = x * c
+    np.testing.assert_array_equal(got, (y - y.sum(-1, keepdims=True)) * np.float32(2))
+
+
 def test_a_training_run_on_c_gives_the_numpy_backends_losses():
     """Over 40 Adam steps the C backend's losses are the NumPy backend's to 1e-6 (they
     were 1e-4 apart when C summed in double)."""

@@ -318,7 +318,9 @@ def layer_norm(x: Tensor, normalized_shape: Any, weight: Tensor | None = None,
     mu = mean(x, dims, keepdim=True)
     centered = x - mu
     v = mean(centered * centered, dims, keepdim=True)
-    out = centered / (v + eps).sqrt()
+    # (one reciprocal per row, then a product per element, as PyTorch computes it: a
+    # division per element, and three in the backward, cost more than the rest of the math)
+    out = centered * (1.0 / (v + eps).sqrt())
     if weight is not None:
         out = out * weight
     if bias is not None:

@@ -492,6 +492,9 @@ def row_programs(graph: Graph, plan: Any, any_size: bool = False) -> list[tuple]
             if rows is not None:
                 stored, externals = c_rows.stored_and_externals(rows, users, outputs)
                 if _safe(rows, stored, externals, plan):
+                    written = set().union(*(_destination(n, plan) for n in stored))
+                    rows.overwritten = {id(e) for e in externals
+                                        if _memory(e, plan) & written}
                     break
                 rows = None
         if rows is None:
@@ -525,28 +528,38 @@ def _root(n: Node) -> Node:
     return n
 
 
+def _memory(n: Node, plan: Any) -> set:
+    """Keys of the memory that holds ``n``'s value (its root's node, its buffer)."""
+    r = _root(n)
+    keys = {("node", id(r))}
+    if id(r) in plan.buffer_of:
+        keys.add(("buffer", plan.buffer_of[id(r)]))
+    return keys
+
+
+def _destination(n: Node, plan: Any) -> set:
+    """Keys of the memory the plan puts ``n``'s value in (see `_memory`)."""
+    dest = set()
+    if id(n) in plan.buffer_of:
+        dest.add(("buffer", plan.buffer_of[id(n)]))
+    if id(n) in plan.scratch_of:
+        dest.add(("buffer", plan.scratch_of[id(n)]))
+    target = plan.into_input.get(id(n))
+    if target is not None:
+        dest |= _memory(target, plan)
+    return dest
+
+
 def _safe(rows: Any, stored: list, externals: list, plan: Any) -> bool:
     """Whether no stored row of the run lands in memory that an input it reads as a whole
     (per row, per column, scalar) occupies: a stored row may overwrite only an input it reads
     row by row; and whether the nodes run before the run (hoisted) leave what it reads
     alone."""
     def memory(n: Node) -> set:
-        r = _root(n)
-        keys = {("node", id(r))}
-        if id(r) in plan.buffer_of:
-            keys.add(("buffer", plan.buffer_of[id(r)]))
-        return keys
+        return _memory(n, plan)
 
     def destination(n: Node) -> set:
-        dest = set()
-        if id(n) in plan.buffer_of:
-            dest.add(("buffer", plan.buffer_of[id(n)]))
-        if id(n) in plan.scratch_of:
-            dest.add(("buffer", plan.scratch_of[id(n)]))
-        target = plan.into_input.get(id(n))
-        if target is not None:
-            dest |= memory(target)
-        return dest
+        return _destination(n, plan)
 
     whole = set()
     for e in externals:
