@@ -666,20 +666,7 @@ def test_values_deep_or_in_large_containers_are_guarded(case):
     """These were guarded by identity (and size): a changed value kept the traced one
     (1, 2, 2, 2 for eager's 1, 2, 3, 4)."""
     make, change, read = _CONTAINER_CHANGES_DEEP[case]
-    got = []
-    for compiled in (False, True):
-        obj = make()
-
-        def f(x):
-            return read(obj, x)
-
-        g = tg.compile(f) if compiled else f
-        out = []
-        for k in range(4):
-            out.append(float(g(tg.ones(1)).item()))
-            change(obj, k)
-        got.append(out)
-    assert got[1] == got[0] == [1.0, 2.0, 3.0, 4.0]
+    assert _eager_then_compiled(make, change, read) == [[1.0, 2.0, 3.0, 4.0]] * 2
 
 
 class _WeightedLoss:  # a callable object that is not a Module
@@ -1187,17 +1174,24 @@ def test_a_value_read_from_a_slotted_object_or_a_buffer_is_guarded(case):
     an array.array or a bytearray was guarded by the object's identity only: after it
     changed, compiled calls kept the traced value (1, 2, 2, 2 for eager's 1, 2, 3, 4)."""
     make, change, read = _HIDDEN_STATE[case]
+    got = _eager_then_compiled(make, change, lambda o, x: x * read(o))
+    assert got == [[1.0, 2.0, 3.0, 4.0]] * 2
+
+
+def _eager_then_compiled(make, change, fn) -> list:
+    """``fn(obj, x)`` called four times with ``change(obj, k)`` after each call, eagerly
+    and compiled, each on a fresh ``make()``: the two lists of results."""
     got = []
     for compiled in (False, True):
         obj = make()
 
         def f(x):
-            return x * read(obj)
+            return fn(obj, x)
 
         g = tg.compile(f) if compiled else f
         out = []
         for k in range(4):
-            out.append(g(tg.ones(1)).item())
+            out.append(float(g(tg.ones(1)).item()))
             change(obj, k)
         got.append(out)
-    assert got[1] == got[0] == [1.0, 2.0, 3.0, 4.0]
+    return got

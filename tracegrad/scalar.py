@@ -135,19 +135,24 @@ def _sigmoid(x: float) -> float:
     return e / (1.0 + e)
 
 
-def _node(data: Any, a: "Value", b: "Value | None", op: str) -> "Value":
-    """A node made by an op (no input checks needed; children in the _a/_b slots). While a
-    call is compiled, the tracer's builder stands in for this one
-    (tracegrad.compiler.values._traced_node)."""
-    v = _new(Value)
-    v.data = data
-    v.grad = 0
-    v._a = a
-    v._b = b
-    v._op = op
-    v._seq = _next_seq()
-    v._custom_backward = None
-    return v
+def node_builder(cls: type) -> Callable[[Any, Any, Any, str], Any]:
+    """The one way a node made by an op is built: a function ``(data, a, b, op)`` giving a
+    new ``cls`` (`Value`, or the compiler's traced Value) with its children in the _a/_b
+    slots (no input checks needed). `_node` is Value's; while a call is compiled, the
+    tracer's (tracegrad.compiler.values._traced_node) stands in for it."""
+
+    def node(data: Any, a: Any, b: Any, op: str) -> Any:
+        v = _new(cls)
+        v.data = data
+        v.grad = 0
+        v._a = a
+        v._b = b
+        v._op = op
+        v._seq = _next_seq()
+        v._custom_backward = None
+        return v
+
+    return node
 
 
 _new = object.__new__
@@ -371,3 +376,6 @@ class Value:
     def __repr__(self) -> str:
         return f"Value(data={self.data}, grad={self.grad})"
 
+
+
+_node = node_builder(Value)  # (Value's methods call it by this name: the tracer swaps it)

@@ -36,7 +36,6 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import scalar as scalar_mod
-from ..autograd import next_seq as _next_seq
 from ..errors import TraceError
 from ..scalar import Value
 from .ir import Graph
@@ -321,19 +320,15 @@ class TracedValue(Value):
     grad = _GRAD
 
 
+_build_traced = scalar_mod.node_builder(TracedValue)
+
+
 def _traced_node(data: Any, a: Value, b: Value | None, op: str) -> Value:
     """``scalar._node`` while a trace runs (swapped in by `_patched`): the same node, as a
     `TracedValue`, noted in the trace's list of the nodes it made, in the order made. That
     list is what a reverse sweep reads (`_made_rows`): no walk of the graph at backward().
-    (Its fields are `scalar._node`'s, set the same way.)"""
-    v = _new(TracedValue)
-    v.data = data
-    v.grad = 0
-    v._a = a
-    v._b = b
-    v._op = op
-    v._seq = _next_seq()
-    v._custom_backward = None
+    (Built by `scalar.node_builder`, as `scalar._node` is.)"""
+    v = _build_traced(data, a, b, op)
     t = _active
     if t is not None:  # (None: another thread's call that began as the trace ended)
         t.made.append(v)
@@ -540,12 +535,10 @@ def _made_rows(t: "ValueTracer", root: Value) -> tuple | bool | None:
         return None
     nodes = made[:r + 1]  # (a node made after the root is not under it)
     m = r + 1
-    if any(map(_CUSTOM, nodes)):
+    found = _ops_and_rules(nodes)
+    if found is None:
         return False
-    ops = list(map(_OP, nodes))
-    rules = _rules(ops)
-    if rules is None:
-        return False
+    ops, rules = found
     firsts, seconds = list(map(_A, nodes)), list(map(_B, nodes))
     ia, qa = ids.find(firsts)
     ib, qb = ids.find(seconds)
@@ -601,16 +594,24 @@ def _made_rows(t: "ValueTracer", root: Value) -> tuple | bool | None:
     return ops, rules, np.arange(n), c0, c1, order + [leaves[k] for k in kept.tolist()], n
 
 
+def _ops_and_rules(nodes: list) -> tuple[list, list] | None:
+    """The ops of ``nodes`` and their sweep rules, or None when one has a custom backward or
+    an op the sweep has no rule for."""
+    if any(map(_CUSTOM, nodes)):
+        return None
+    ops = list(map(_OP, nodes))
+    rules = _rules(ops)
+    return None if rules is None else (ops, rules)
+
+
 def _walked_rows(nodes: list, slot: dict | None = None) -> tuple | bool:
     """The rows of a sweep over ``nodes`` (Values with children, newest first) from a walk
     of the graph (`_reached` numbers the Values in ``slot``, the root's 0; without it they
     are numbered here). False when a node has a rule the sweep lacks."""
-    if any(map(_CUSTOM, nodes)):
+    found = _ops_and_rules(nodes)
+    if found is None:
         return False
-    ops = list(map(_OP, nodes))
-    rules = _rules(ops)
-    if rules is None:
-        return False
+    ops, rules = found
     firsts = list(map(_A, nodes))  # (a node's children are its _a and _b, see _make_children)
     if None in firsts:  # (or, for a node made as Value(x, children), its _children)
         children = list(map(_CHILDREN, nodes))
