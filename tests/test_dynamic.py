@@ -1,7 +1,8 @@
 """tg.compile's dynamic dimensions (compiler/dynamic.py): one variant serves every size of a
 dimension that changed between calls, and never gives a number eager mode would not."""
 
-import itertools
+import contextlib
+import sys
 
 import numpy as np
 import pytest
@@ -348,12 +349,27 @@ def _count_programs(monkeypatch) -> list:
     return made
 
 
-def test_a_new_size_runs_compiled_at_its_first_call_with_no_trace_or_code(monkeypatch):
-    ran = itertools.count()  # the function's Python runs, eagerly or traced (a counter
-    # that no guard reads as changed)
+@contextlib.contextmanager
+def _runs_of(fn):
+    """A list whose one number counts the frames of ``fn`` begun while this is active: how
+    often its Python ran, eagerly or traced (a count the function itself does not read, so
+    no guard sees it change; a counter it advanced would make it trace every call)."""
+    runs = [0]
+    code, previous = fn.__code__, sys.gettrace()
 
+    def count(frame, event, arg):
+        if event == "call" and frame.f_code is code:
+            runs[0] += 1
+
+    sys.settrace(count)
+    try:
+        yield runs
+    finally:
+        sys.settrace(previous)
+
+
+def test_a_new_size_runs_compiled_at_its_first_call_with_no_trace_or_code(monkeypatch):
     def g(x, w):
-        next(ran)
         return (x @ w).relu().softmax(-1).sum(0) + x.mean(0).sum()
 
     w = _t(3, 4)
@@ -364,9 +380,9 @@ def test_a_new_size_runs_compiled_at_its_first_call_with_no_trace_or_code(monkey
     for n in (6, 9, 5, 40, 7, 9, 2, 100):  # new sizes run compiled at their first call
         x = _t(n, 3)
         want = g(x, w)
-        before = next(ran)
-        got = f(x, w)
-        assert next(ran) == before + 1, f"the function ran (eagerly or traced) at n = {n}"
+        with _runs_of(g) as runs:
+            got = f(x, w)
+        assert runs == [0], f"the function ran (eagerly or traced) at n = {n}"
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
     assert made == [], "no program generated for a new size"
     info = f.cache_info()
@@ -377,10 +393,7 @@ def test_a_new_size_runs_compiled_at_its_first_call_with_no_trace_or_code(monkey
 
 
 def test_a_size_read_by_the_function_is_traced_once_at_each_new_size(monkeypatch):
-    ran = itertools.count()
-
     def g(x):
-        next(ran)
         n, d = x.shape  # the function's own code holds the size: checked by a trace
         return x[: n - 1].sum(0) * d
 
@@ -391,9 +404,9 @@ def test_a_size_read_by_the_function_is_traced_once_at_each_new_size(monkeypatch
     for n, traced in ((6, 1), (6, 0), (8, 1), (6, 0), (8, 0), (3, 0), (4, 0)):
         x = _t(n, 3)
         want = g(x)
-        before = next(ran)
-        np.testing.assert_allclose(f(x).numpy(), want.numpy(), rtol=1e-5)
-        assert next(ran) - before - 1 == traced, n
+        with _runs_of(g) as runs:
+            np.testing.assert_allclose(f(x).numpy(), want.numpy(), rtol=1e-5)
+        assert runs == [traced], n
     info = f.cache_info()
     assert made == [] and info.variants == 2, str(info)
     assert "2 checked by a trace" in info.dynamic[0], info.dynamic
