@@ -265,13 +265,21 @@ class InPlaceOps:
         recording = _records(self, other)
         # (forward mode, like tracing, needs the op run as a primitive: for its tangent)
         fwd = _tensor._forward is not None and _tensor._forward.active()
-        if not recording and _tensor._tracer is None and not fwd and type(other) is _tensor.Tensor \
-                and type(alpha) in (int, float):
-            # The common case (an optimizer's update), on the arrays: nothing to check,
-            # nothing to convert. (A float32 array times a Python float stays float32.)
-            x, y = self._data, other._data
-            if y.shape == x.shape and y.dtype == x.dtype and x.dtype.kind == "f" \
-                    and x.flags.writeable:
+        if not recording and _tensor._tracer is None and not fwd and type(alpha) in (int, float) \
+                and type(other) in (_tensor.Tensor, float, int):
+            # The common cases (an optimizer's update), on the arrays: nothing to check,
+            # nothing to convert. (A float32 array times a Python float stays float32: the
+            # number is the cached 0-d constant of the tensor's dtype that `_binary` uses.)
+            x = self._data
+            if type(other) is _tensor.Tensor:
+                y = other._data
+            elif alpha == 1 and x.dtype.kind == "f":  # (x.mul_(0.9), step.add_(1))
+                y = _tensor._constant(other, x.dtype)._data
+            else:
+                y = None
+            if y is not None and (y.shape == x.shape or (alpha == 1 and not y.ndim)) \
+                    and y.dtype == x.dtype \
+                    and x.dtype.kind == "f" and x.flags.writeable:
                 if alpha == 1:
                     P[name].forward(x, y, out=x)
                 elif not _axpy(x, y, alpha if name == "add" else -alpha):

@@ -311,7 +311,7 @@ def _step_count(state: dict) -> Tensor:
     step = state.get("step")
     if step is None:
         step = state["step"] = _leaf(np.zeros((), dtype=np.float64))
-    step._assign(step + 1)
+    step.add_(1)
     return step
 
 
@@ -447,8 +447,11 @@ class Adam(Optimizer):
         b1, b2 = group["betas"]
         lr, wd = group["lr"], group["weight_decay"]
         g = -grad if group["maximize"] else grad
+        # The state and the parameter are updated in place (mul_, add_), as PyTorch's
+        # single-tensor Adam does: the same arithmetic in the same order as writing each
+        # result anew, with fewer passes over memory and no copy back.
         if wd and self.decoupled:
-            p._assign(p * (1 - lr * wd))
+            p.mul_(1 - lr * wd)
         elif wd:
             g = g + p * wd
         if "exp_avg" not in state:
@@ -458,8 +461,8 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = _zeros_like(p)
         step = _step_count(state)
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        m._assign(m + (g - m) * (1 - b1))
-        v._assign(v * b2 + g * (1 - b2) * g)
+        m.add_((g - m) * (1 - b1))  # (PyTorch's lerp_)
+        v.mul_(b2).add_(g * (1 - b2) * g)  # (mul_, addcmul_)
         if group["amsgrad"]:
             vmax = state["max_exp_avg_sq"]
             vmax._assign(vmax.maximum(v))
@@ -468,7 +471,7 @@ class Adam(Optimizer):
         step_size = (lr / (1 - b1**step)).to(p.dtype)
         bias2_sqrt = (1 - b2**step).sqrt().to(p.dtype)
         denom = v.sqrt() / bias2_sqrt + group["eps"]
-        p._assign(p + (m / denom) * -step_size)
+        p.sub_((m / denom) * step_size)  # (addcdiv_; x * -s is -(x * s) exactly)
 
 
 class AdamW(Adam):
