@@ -34,7 +34,7 @@ def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float,
             raise RuntimeError(f"clip_grad_norm_: the total gradient norm is {float(total)}")
         coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
         for g in grads:
-            g._assign(g * coef)
+            g.mul_(coef)  # (in place: one pass over each gradient, no copy back)
     return total
 
 
