@@ -89,7 +89,7 @@ def _erf_float32(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return np.divide(p, _horner(x2, ERF32_Q), out=p if out is None else out)
 
 
-_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+_LOG_TWO_OVER_SQRT_PI = math.log(2.0 / math.sqrt(math.pi))
 
 
 # ---------------------------------------------------------------- shape/dtype rules
@@ -154,7 +154,8 @@ UNARY = [
     # log(1 + exp(x)) in one stable NumPy call; the base of BCE-with-logits and log-sigmoid
     ("softplus", lambda x: np.logaddexp(0, x), lambda g, out, x: (g * x.sigmoid(),), "x",
      KERNEL + " float method"),
-    ("erf", _erf, lambda g, out, x: (g * (-(x * x)).exp() * _TWO_OVER_SQRT_PI,), "x",
+    # (2/sqrt(pi) * exp(-x^2) as exp(log(2/sqrt(pi)) - x^2): one pass fewer over x)
+    ("erf", _erf, lambda g, out, x: (g * (_LOG_TWO_OVER_SQRT_PI - x * x).exp(),), "x",
      KERNEL + " float method"),
     # (a mask product, not `where`: np.where is several times slower on random masks)
     ("relu", _relu, lambda g, out, x: (g * (out > 0),), "out",
