@@ -96,16 +96,24 @@ def _arg_infer(name):
     return infer
 
 
-def _extremum(reduce):
-    """``reduce`` (np.maximum.reduce or np.minimum.reduce) over ``axes``. Over the rows of a
-    C-ordered matrix of many short rows (logits: (128, 10)), NumPy runs one short loop per
-    row, 4-10x slower than one long loop per column over a column-major copy, copy
-    included; so such a matrix is reduced as that copy."""
+def _extremum(reduce, arg):
+    """``reduce`` (np.maximum.reduce or np.minimum.reduce) over ``axes``. Over the last axis
+    of a C-ordered array of many short rows, NumPy runs one short loop per row, several times
+    slower than one long loop. So rows of fewer than 32 (logits: (128, 10)) are reduced as a
+    column-major copy, 4-10x faster, copy included; longer rows (attention's scores: (B, H,
+    T, T)) by ``arg`` (np.argmax, vectorized) and a gather, 2-2.5x faster. The extreme is one
+    of the elements either way (a NaN if there is one): the same number."""
 
     def forward(x, *, axes, keepdim):
-        if axes == (1,) and x.ndim == 2 and x.shape[0] >= 16 and 1 < x.shape[1] <= 64 \
-                and x.flags.c_contiguous:
-            x = np.asfortranarray(x)
+        n = x.shape[-1] if x.ndim else 0
+        if axes == (x.ndim - 1,) and x.ndim >= 2 and 1 < n <= 1024 and x.flags.c_contiguous \
+                and x.size >= 16 * n:
+            if n < 32 and x.ndim == 2:
+                return reduce(np.asfortranarray(x), axis=axes, keepdims=keepdim)
+            if n >= 32:
+                index = np.expand_dims(arg(x, axis=-1), -1)
+                out = np.take_along_axis(x, index, -1)
+                return out if keepdim else out.reshape(x.shape[:-1])
         return reduce(x, axis=axes, keepdims=keepdim)
 
     return forward
@@ -114,10 +122,10 @@ def _extremum(reduce):
 # name, NumPy reduction, NumPy arg-reduction
 EXTREMA = [("max", np.maximum.reduce, "argmax", np.argmax),
            ("min", np.minimum.reduce, "argmin", np.argmin)]
-_reduce_max = _extremum(np.maximum.reduce)
+_reduce_max = _extremum(np.maximum.reduce, np.argmax)
 
 for _name, _fn, _argname, _argfn in EXTREMA:
-    register(_name, "reduce", _extremum(_fn), _extremum_infer(_name), _extremum_vjp,
+    register(_name, "reduce", _extremum(_fn, _argfn), _extremum_infer(_name), _extremum_vjp,
              reads="out x", jvp=_extremum_jvp)
     register(_argname, "reduce",
              lambda x, *, axis, keepdim, _f=_argfn: np.asarray(
