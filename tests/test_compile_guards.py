@@ -1195,3 +1195,45 @@ def _eager_then_compiled(make, change, fn) -> list:
             change(obj, k)
         got.append(out)
     return got
+
+
+def test_a_backward_in_the_function_adds_to_an_arguments_existing_grad():
+    """An argument's .grad that exists before the call is added to, as in eager (2, 4 then
+    4, 8). The trace's stand-in for the argument had no .grad, so every compiled call set
+    it afresh (2, 4 each time), and its guard looked at the stand-in, not the argument."""
+    got = []
+    for compiled in (False, True):
+        x = tg.tensor([1.0, 2.0], requires_grad=True)
+
+        def f(x):
+            (x * x).sum().backward()
+            return x.grad * 1.0
+
+        g = tg.compile(f) if compiled else f
+        out = []
+        for k in range(5):
+            out.append(g(x).tolist())
+            if k == 1:
+                x.grad = None
+        got.append((out, x.grad.tolist()))
+    assert got[1] == got[0]
+    assert got[0][0] == [[2.0, 4.0], [4.0, 8.0], [2.0, 4.0], [4.0, 8.0], [6.0, 12.0]]
+
+
+def test_a_result_made_under_enable_grad_inside_a_call_under_no_grad_needs_grad():
+    """Called under no_grad, a function that turns grad mode on inside returns a tensor
+    that needs grad, in eager mode. Compiled, it did not (from the second call on), so its
+    share of a later backward was silently missing."""
+    def f(x):
+        with tg.enable_grad():
+            return x * 2
+
+    for compiled in (False, True):
+        g = tg.compile(f) if compiled else f
+        for _ in range(3):
+            x = tg.ones(2, requires_grad=True)
+            with tg.no_grad():
+                y = g(x)
+            assert y.requires_grad
+            (y.sum() + (x * 3).sum()).backward()
+            assert x.grad.tolist() == [5.0, 5.0]

@@ -280,8 +280,10 @@ class CompiledFunction:
                 self, args, kwargs, key, dynamic, recorder, values, settings)
         else:
             with recorder:
+                # (differentiable: the results that need grad get a compiled backward;
+                # under no_grad, those of a function that turns grad mode on inside)
                 graph, capture = run_traced(self.fn, args, kwargs,
-                                            differentiable=autograd.is_grad_enabled(),
+                                            differentiable=True,
                                             grad_buffers=True, values=values,
                                             settings=settings)
         reads = [(r.name, r.getter, r.fp) for r in recorder.reads.values()] + fn_guards

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .. import autograd
 from ..errors import TraceError
 from ..tensor import _leaf
 from .dynamic import (
@@ -90,7 +89,6 @@ def traces(compiled: Any, args: tuple, kwargs: dict, key: tuple, dynamic: tuple,
     axes: dict[int, list[int]] = {}
     for i, ax in dims:
         axes.setdefault(i, []).append(ax)
-    grad = autograd.is_grad_enabled()
     results = []
     for size in sizes[1:] + [n]:
         resized: dict[int, Any] = {}
@@ -107,12 +105,12 @@ def traces(compiled: Any, args: tuple, kwargs: dict, key: tuple, dynamic: tuple,
         try:
             if size == n:
                 with recorder, sym:
-                    graph, capture = run_traced(compiled.fn, a2, k2, differentiable=grad,
+                    graph, capture = run_traced(compiled.fn, a2, k2, differentiable=True,
                                                 grad_buffers=True, values=values,
                                                 settings=settings, symbolic=sym)
             else:
                 with sym:
-                    graph, capture = run_traced(compiled.fn, a2, k2, differentiable=grad,
+                    graph, capture = run_traced(compiled.fn, a2, k2, differentiable=True,
                                                 grad_buffers=True, values=values,
                                                 settings=settings, symbolic=sym)
         except TraceError:
@@ -284,7 +282,7 @@ def new_size(compiled: Any, variant: Variant, what: str, args: tuple, kwargs: di
         try:
             with Recorder() as sym:  # (traced as the template's traces were)
                 graph, capture = run_traced(
-                    compiled.fn, args, kwargs, differentiable=variant.grad_enabled,
+                    compiled.fn, args, kwargs, differentiable=True,
                     grad_buffers=True, values=variant.values,
                     settings=variant.trace_settings, symbolic=sym)
         except TraceError:

@@ -174,8 +174,12 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
         read = ", ".join(f"{dn}.get({k!r})" for k in keys)
         guard(f"({read},) != {vn}", f"{what} changed (its value was read as a constant while "
                                     f"tracing)")
+    def target(t: Tensor) -> str:  # the caller's argument, for the traced copy of one
+        k = capture.arg_index.get(id(t)) if capture.arg_index else None
+        return f"a[{k}]" if k is not None else name("t", t)
+
     for t in capture.grad_none:
-        guard(f"{name('t', t)}._grad is not None",
+        guard(f"{target(t)}._grad is not None",
               "a .grad the function read as None exists now")
     for what, getter, fp in variant.guards:
         ref = name("ref", getter)
@@ -213,7 +217,7 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
                   f"{_type(node.dtype, node.shape)}, requires_grad={t.requires_grad})")
         else:
             g = f"g{len(feeds)}"
-            body.append(f"{g} = {tn}._grad")
+            body.append(f"{g} = {target(t)}._grad")
             guard(f"{g} is None", "a .grad the function uses appeared, disappeared or changed "
                                   "shape")
             body.append(f"{x} = {g}._data")
@@ -232,10 +236,6 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
 
         feeds.append(x)
     body.append(f"outs = {name('program', variant.program.run)}({', '.join(feeds)})")
-
-    def target(t: Tensor) -> str:  # the caller's argument, for the traced copy of one
-        k = capture.arg_index.get(id(t)) if capture.arg_index else None
-        return f"a[{k}]" if k is not None else name("t", t)
 
     for i, (where, src) in variant._grad_alias.items():  # see _result
         body.append(f"pre{i} = {_grad_of(where, src, name)}")

@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import autograd
 from ..errors import TraceError
 from ..tensor import Tensor, WeakScalar
 from ..views import _memory
@@ -663,7 +664,8 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
             grads = []
             if differentiable and not tracer.capture.called_backward:
                 arguments = list(at.values())  # every input, in `a`'s order
-                grads = tracer.differentiate(result, arguments)
+                with autograd.enable_grad():  # (a call under no_grad that turned it on)
+                    grads = tracer.differentiate(result, arguments)
         graph, capture = tracer.finish(result, grads)
         if capture.data_writes or capture.grad_writes:  # an argument also read as state
             state = {id(t) for t, *_ in capture.captured + capture.grad_inputs}
@@ -721,11 +723,15 @@ def check_containers_unchanged(fn: Callable, before: list, after: list) -> None:
 
 
 def _fresh_argument(t: Tensor) -> Tensor:
+    """The traced stand-in of argument ``t``: its values and requires_grad, and a copy of
+    its ``.grad`` when it has one (a backward() in the function adds to it, as in eager)."""
     from ..tensor import _leaf
 
     new = _leaf(np.array(t._data, copy=True))
     if t.requires_grad:
         new.requires_grad = True
+    if t._grad is not None:
+        new._grad = _leaf(np.array(t._grad._data, copy=True))
     return new
 
 
