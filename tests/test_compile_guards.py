@@ -1237,3 +1237,20 @@ def test_a_result_made_under_enable_grad_inside_a_call_under_no_grad_needs_grad(
             assert y.requires_grad
             (y.sum() + (x * 3).sum()).backward()
             assert x.grad.tolist() == [5.0, 5.0]
+
+
+def test_an_in_place_change_of_an_arguments_grad_reaches_the_caller():
+    """``x.grad.mul_(0.5)`` inside: eager halves the caller's .grad on every call (1.5,
+    0.75, 0.375); the traced stand-in's copy of it must not take the write instead."""
+    got = []
+    for compiled in (False, True):
+        x = tg.tensor([1.0, 2.0], requires_grad=True)
+        (x * 3).sum().backward()
+
+        def f(x):
+            x.grad.mul_(0.5)
+            return x.grad * 1.0
+
+        g = tg.compile(f) if compiled else f
+        got.append(([g(x).tolist() for _ in range(3)], x.grad.tolist()))
+    assert got[1] == got[0] == ([[1.5, 1.5], [0.75, 0.75], [0.375, 0.375]], [0.375, 0.375])

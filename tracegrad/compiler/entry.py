@@ -174,9 +174,12 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
         read = ", ".join(f"{dn}.get({k!r})" for k in keys)
         guard(f"({read},) != {vn}", f"{what} changed (its value was read as a constant while "
                                     f"tracing)")
-    def target(t: Tensor) -> str:  # the caller's argument, for the traced copy of one
-        k = capture.arg_index.get(id(t)) if capture.arg_index else None
-        return f"a[{k}]" if k is not None else name("t", t)
+    def target(t: Tensor) -> str:  # the caller's argument (or its .grad), for the traced
+        k = capture.arg_index.get(id(t)) if capture.arg_index else None  # copy of one
+        if k is not None:
+            return f"a[{k}]"
+        k = capture.arg_grads.get(id(t)) if capture.arg_grads else None
+        return f"a[{k}]._grad" if k is not None else name("t", t)
 
     for t in capture.grad_none:
         guard(f"{target(t)}._grad is not None",

@@ -135,6 +135,7 @@ class Capture:
     grad_writes: list = field(default_factory=list)  # (Tensor, Node or None): T.grad = value
     out_tree: Any = None  # the returned structure, tensors replaced by output indices
     arg_index: dict = field(default_factory=dict)  # id(traced copy of an argument) -> k
+    arg_grads: dict = field(default_factory=dict)  # id(that copy's .grad, when it has one) -> k
     n_user: int = 0  # how many graph outputs are the function's own (the rest: write-backs)
     grad_buffers: list = field(default_factory=list)  # (T, input Node, output index)
     grad_none: list = field(default_factory=list)  # tensors whose .grad was read as None
@@ -621,6 +622,9 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
                 # a fresh alias, so the caller's tensor is not changed or recorded into
                 t = _fresh_argument(leaf)
             tracer.add_argument(t, path)
+            if t._grad is not None:  # (written in place: back into the caller's .grad)
+                tracer.capture.arg_grads[id(t._grad)] = tracer.capture.arg_index[id(t)]
+                tracer.keep.append(t._grad)
             table[id(leaf)] = t
         elif values and type(leaf) is float:
             t = _weak_scalar(leaf)
