@@ -1254,3 +1254,33 @@ def test_an_in_place_change_of_an_arguments_grad_reaches_the_caller():
         g = tg.compile(f) if compiled else f
         got.append(([g(x).tolist() for _ in range(3)], x.grad.tolist()))
     assert got[1] == got[0] == ([[1.5, 1.5], [0.75, 0.75], [0.375, 0.375]], [0.375, 0.375])
+
+
+@pytest.mark.parametrize("on", ["parameter", "argument"])
+def test_gradient_hooks_that_a_backward_in_the_function_runs_are_followed(on):
+    """A backward pass inside the function runs the gradient hooks there are: a hook added
+    or removed between calls changes eager's gradients (1, 2, then 30, 40, then 5); the
+    program had baked in the hooks of its trace (3, 4 where eager gives 30, 40), and an
+    argument's hooks were not run at all."""
+    got = []
+    for compiled in (False, True):
+        w = tg.ones(2, requires_grad=True)
+
+        def step(x, v):
+            p = w if on == "parameter" else v  # (w: a tensor the function reads)
+            p.grad = None
+            (p * x).sum().backward()
+            return p.grad * 1.0
+
+        g = tg.compile(step) if compiled else step
+        arg = tg.ones(2, requires_grad=True)
+        out = []
+        handle = None
+        for k in range(5):
+            if k == 2:
+                handle = (w if on == "parameter" else arg).register_hook(lambda gr: gr * 10)
+            if k == 4:
+                handle.remove()
+            out.append(g(tg.ones(2) * (k + 1), arg).tolist())
+        got.append(out)
+    assert got[1] == got[0] == [[1.0] * 2, [2.0] * 2, [30.0] * 2, [40.0] * 2, [5.0] * 2]

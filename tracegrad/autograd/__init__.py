@@ -245,6 +245,9 @@ def reverse_topological_order(root: Any) -> list:
 
 hooks: dict[int, list] = {}
 RETAIN = "retain_grad"  # the hook retain_grad() registers: the node keeps its gradient
+# Counts hooks registered and removed: a compiled program that ran a backward pass baked in
+# the hooks there were then, and checks this on every call (compiler/entry.py).
+hooks_changed = [0]
 
 
 class RemovableHandle:
@@ -256,6 +259,7 @@ class RemovableHandle:
     def remove(self) -> None:
         mine = hooks.get(self.key)
         if mine is not None and self.hook in mine:
+            hooks_changed[0] += 1
             mine.remove(self.hook)
             if not mine:
                 del hooks[self.key]
@@ -270,6 +274,7 @@ def add_hook(node: Any, hook: Any) -> RemovableHandle:
         hooks[key] = []
         weakref.finalize(node, hooks.pop, key, None)
     hooks[key].append(hook)
+    hooks_changed[0] += 1
     return RemovableHandle(key, hook)
 
 

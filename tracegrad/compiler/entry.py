@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import autograd
 from ..tensor import Tensor, _Anomaly, _bump, _leaf
 from ..views import view_of
 from .guards import Ident, fingerprint
@@ -174,6 +175,10 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
         read = ", ".join(f"{dn}.get({k!r})" for k in keys)
         guard(f"({read},) != {vn}", f"{what} changed (its value was read as a constant while "
                                     f"tracing)")
+    if variant.hooks_epoch is not None:
+        guard(f"{name('hooks', autograd.hooks_changed)}[0] != {variant.hooks_epoch}",
+              "a gradient hook was registered or removed (the function runs a backward pass)")
+
     def target(t: Tensor) -> str:  # the caller's argument (or its .grad), for the traced
         k = capture.arg_index.get(id(t)) if capture.arg_index else None  # copy of one
         if k is not None:

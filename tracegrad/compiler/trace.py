@@ -727,8 +727,9 @@ def check_containers_unchanged(fn: Callable, before: list, after: list) -> None:
 
 
 def _fresh_argument(t: Tensor) -> Tensor:
-    """The traced stand-in of argument ``t``: its values and requires_grad, and a copy of
-    its ``.grad`` when it has one (a backward() in the function adds to it, as in eager)."""
+    """The traced stand-in of argument ``t``: its values and requires_grad, a copy of its
+    ``.grad`` when it has one (a backward() in the function adds to it, as in eager), and
+    its gradient hooks."""
     from ..tensor import _leaf
 
     new = _leaf(np.array(t._data, copy=True))
@@ -736,6 +737,8 @@ def _fresh_argument(t: Tensor) -> Tensor:
         new.requires_grad = True
     if t._grad is not None:
         new._grad = _leaf(np.array(t._grad._data, copy=True))
+    for hook in autograd.hooks.get(id(t), ()):  # (its gradient hooks run in a backward)
+        autograd.add_hook(new, hook)
     return new
 
 

@@ -69,6 +69,8 @@ class Variant:
     trace_settings: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        # (made right after its trace: a backward in it baked in the hooks there are now)
+        self.hooks_epoch = autograd.hooks_changed[0] if self.capture.called_backward else None
         self._owns = [self.program.owns(k) for k in range(len(self.graph.outputs))]
         # A user output that is a gradient the function also wrote (``return loss, x.grad``)
         # is handed out as that very ``.grad`` tensor, as in eager mode: no copy.
