@@ -1284,3 +1284,30 @@ def test_gradient_hooks_that_a_backward_in_the_function_runs_are_followed(on):
             out.append(g(tg.ones(2) * (k + 1), arg).tolist())
         got.append(out)
     assert got[1] == got[0] == [[1.0] * 2, [2.0] * 2, [30.0] * 2, [40.0] * 2, [5.0] * 2]
+
+
+def test_hooks_registered_while_tracing_do_not_recompile_other_functions():
+    """Two compiled steps called in turn, one registering a hook inside, the other given an
+    argument that has one: neither trace counts as a hook change for the other (each trace
+    made the other's variant fail its guard, so both traced on every call)."""
+    w = tg.ones(2, requires_grad=True)
+    a = tg.ones(2, requires_grad=True)
+    a.register_hook(lambda g: g * 2)
+
+    def f(x):
+        y = w * x
+        y.register_hook(lambda g: g * 3)
+        w.grad = None
+        y.sum().backward()
+        return w.grad * 1.0
+
+    def h(x):
+        x.grad = None
+        (x * x).sum().backward()
+        return x.grad * 1.0
+
+    F, H = tg.compile(f), tg.compile(h)
+    for _ in range(6):
+        assert F(tg.ones(2)).tolist() == [3.0, 3.0]
+        assert H(a).tolist() == [4.0, 4.0]
+    assert F.cache_info().misses == H.cache_info().misses == 1

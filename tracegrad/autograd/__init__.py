@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
+import sys
 import threading
 from heapq import heappop, heappush, heapreplace
 from typing import Any, Callable, Iterable
@@ -245,9 +246,16 @@ def reverse_topological_order(root: Any) -> list:
 
 hooks: dict[int, list] = {}
 RETAIN = "retain_grad"  # the hook retain_grad() registers: the node keeps its gradient
-# Counts hooks registered and removed: a compiled program that ran a backward pass baked in
-# the hooks there were then, and checks this on every call (compiler/entry.py).
+# Counts hooks registered and removed outside a trace of the same thread: a compiled program
+# that ran a backward pass baked in the hooks there were then, and checks this on every call
+# (compiler/entry.py). (A hook the traced code registers is part of its program.)
 hooks_changed = [0]
+
+
+def _count_hook_change() -> None:
+    tracer = getattr(sys.modules.get("tracegrad.tensor"), "_tracer", None)
+    if tracer is None or tracer.thread != threading.get_ident():
+        hooks_changed[0] += 1
 
 
 class RemovableHandle:
@@ -259,7 +267,7 @@ class RemovableHandle:
     def remove(self) -> None:
         mine = hooks.get(self.key)
         if mine is not None and self.hook in mine:
-            hooks_changed[0] += 1
+            _count_hook_change()
             mine.remove(self.hook)
             if not mine:
                 del hooks[self.key]
@@ -274,8 +282,19 @@ def add_hook(node: Any, hook: Any) -> RemovableHandle:
         hooks[key] = []
         weakref.finalize(node, hooks.pop, key, None)
     hooks[key].append(hook)
-    hooks_changed[0] += 1
+    _count_hook_change()
     return RemovableHandle(key, hook)
+
+
+def copy_hooks(src: Any, dst: Any) -> None:
+    """Give ``dst`` the hooks of ``src`` (the compiler's stand-in for an argument: the same
+    hooks, so no change is counted)."""
+    import weakref
+
+    mine = hooks.get(id(src))
+    if mine:
+        hooks[id(dst)] = list(mine)
+        weakref.finalize(dst, hooks.pop, id(dst), None)
 
 
 # --------------------------------------------------------------------------------------

@@ -737,8 +737,7 @@ def _fresh_argument(t: Tensor) -> Tensor:
         new.requires_grad = True
     if t._grad is not None:
         new._grad = _leaf(np.array(t._grad._data, copy=True))
-    for hook in autograd.hooks.get(id(t), ()):  # (its gradient hooks run in a backward)
-        autograd.add_hook(new, hook)
+    autograd.copy_hooks(t, new)  # (its gradient hooks run in a backward)
     return new
 
 
