@@ -250,12 +250,13 @@ RETAIN = "retain_grad"  # the hook retain_grad() registers: the node keeps its g
 # that ran a backward pass baked in the hooks there were then, and checks this on every call
 # (compiler/entry.py). (A hook the traced code registers is part of its program.)
 hooks_changed = [0]
+_hook_changes = itertools.count(1)  # (next() is atomic: each change stores a new value)
 
 
 def _count_hook_change() -> None:
     tracer = getattr(sys.modules.get("tracegrad.tensor"), "_tracer", None)
     if tracer is None or tracer.thread != threading.get_ident():
-        hooks_changed[0] += 1
+        hooks_changed[0] = next(_hook_changes)
 
 
 class RemovableHandle:
