@@ -1005,6 +1005,76 @@ def test_a_view_of_an_argument_that_needs_grad_keeps_its_gradient():
         assert v[0].item() == 7.0
 
 
+_GRAD_VIEW_RESULTS = {
+    "the argument itself": lambda x: (x, (x * 2).sum()),
+    "its transpose": lambda x: (x.T, (x * 3).sum()),
+    "a row": lambda x: (x[1], (x * x).sum()),
+    "a transpose of a transpose": lambda x: (x.T.T, x.sum()),
+    "a detach": lambda x: (x.detach(), (x * 2).sum()),
+    "a view of a detach": lambda x: (x.detach()[0], (x * 2).sum()),
+}
+
+
+@pytest.mark.parametrize("leaf", [True, False], ids=["leaf", "non-leaf"])
+@pytest.mark.parametrize("case", sorted(_GRAD_VIEW_RESULTS))
+def test_a_result_that_needs_grad_and_is_an_argument_or_its_view_is_eagers(case, leaf):
+    """``return x, loss`` with ``x.requires_grad``: eager returns ``x`` itself, so
+    ``y.grad`` after ``loss.backward()`` is ``x.grad``, and a change of ``y`` under
+    ``no_grad`` changes ``x``. The compiled call handed out a new tensor pointing to its
+    compiled backward: ``y is x`` was False, ``y.grad`` None and x unchanged. Now a result
+    whose graph is view steps on an argument is those steps replayed on the caller's
+    tensor, recording them: its gradient flows to the argument as in eager (a ``detach``
+    too: it used to come back as the argument itself, which needs grad)."""
+    fn = _GRAD_VIEW_RESULTS[case]
+    got = []
+    for compiled in (False, True):
+        f = tg.compile(fn) if compiled else fn
+        for _ in range(3):
+            a = tg.arange(1.0, 7.0).reshape(2, 3).requires_grad_()
+            x = a if leaf else a * 2
+            y, loss = f(x)
+        (loss + (y * tg.arange(float(y.numel())).reshape(y.shape)).sum()
+         if y.requires_grad else loss).backward()
+        state = [y is x, y.requires_grad, y.is_leaf, a.grad.tolist(),
+                 None if y.grad is None else y.grad.tolist()]
+        with tg.no_grad():
+            y.mul_(10)
+        got.append(state + [x.tolist(), y.tolist()])
+    assert got[1] == got[0]
+    assert f.cache_info().misses == 1
+
+
+def test_a_step_that_returns_the_parameter_it_updates_returns_it():
+    """A training step returning ``model.weight`` after ``opt.step()``: eager returns the
+    parameter itself (updated in place under no_grad, still a leaf that needs grad); the
+    compiled call returned a copy that did not need grad."""
+    got = []
+    for compiled in (False, True):
+        lin = tg.nn.Linear(2, 1)
+        with tg.no_grad():
+            lin.weight.copy_(tg.tensor([[1.0, 2.0]]))
+            lin.bias.fill_(0.5)
+        opt = tg.optim.SGD(lin.parameters(), lr=0.1)
+
+        def step(x):
+            opt.zero_grad()
+            loss = lin(x).sum()
+            loss.backward()
+            opt.step()
+            return lin.weight, lin.weight[0], loss
+
+        f = tg.compile(step) if compiled else step
+        for _ in range(4):
+            w, row, loss = f(tg.ones(1, 2))
+        got.append([w is lin.weight, w.requires_grad, row.requires_grad, row.is_leaf,
+                    w.tolist(), row.tolist(), loss.item()])
+        with tg.no_grad():
+            row.mul_(10)
+        got[-1].append(lin.weight.tolist())
+    assert got[1] == got[0]
+    assert got[0][4][0] == pytest.approx([0.6, 1.6])
+
+
 _READ_VIEW_RESULTS = {
     "the tensor itself": lambda w: (lambda x: (w, (x * 2).sum())),
     "its transpose": lambda w: (lambda x: (w.T, (x * 2).sum())),

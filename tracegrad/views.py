@@ -149,12 +149,13 @@ def _replay(t: "Tensor", steps: tuple) -> "Tensor":
     return t
 
 
-def view_of(t: "Tensor", steps: tuple) -> "Tensor":
+def view_of(t: "Tensor", steps: tuple, grad: bool = False) -> "Tensor":
     """The view ``steps`` lead to from ``t`` as eager mode makes it, sharing ``t``'s memory
     and version counter (``t`` itself for no steps; a copy where NumPy copies, as eager's
-    reshape does); of ``t.detach()`` when ``t`` requires grad (the compiler hands out this
-    way a result that eager mode returned as a view of an argument, not needing grad)."""
-    if steps and t.requires_grad:
+    reshape does); of ``t.detach()`` when ``t`` requires grad, unless ``grad`` (the compiler
+    hands out this way a result that eager mode returned as a view of an argument: one that
+    needs grad is recorded, its gradient going to ``t``, as in eager mode)."""
+    if t.requires_grad and not grad:
         t = t.detach()
     for prim, attrs in steps:
         t = _as_view(t, _tensor.apply(prim, t, **attrs), prim, attrs)

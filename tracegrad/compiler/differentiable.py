@@ -82,13 +82,14 @@ def differentiable(variant: Any, outs: tuple, tensors: Any) -> Any:
     which = {k: j for j, (k, _) in enumerate(variant.capture.cotangents)}
 
     def leaf(i: int) -> Tensor:
-        if i in which:
-            op = CompiledBackward(variant.backward, saved, which[i], len(which))
-            return _result(outs[i], op, targets, _NO_ATTRS, True)
         view = variant.capture.views.get(i)
         if view is not None:  # an argument or a tensor read, or a view of it, as in eager
             (where, src), steps = view
-            return view_of(tensors[src] if where == "arg" else src, steps)
+            return view_of(tensors[src] if where == "arg" else src, steps,
+                           i in variant.capture.grad_views)
+        if i in which:
+            op = CompiledBackward(variant.backward, saved, which[i], len(which))
+            return _result(outs[i], op, targets, _NO_ATTRS, True)
         return _leaf(outs[i])
 
     return build_tree(variant.capture.out_tree, leaf)

@@ -311,7 +311,8 @@ def _result(variant: Any, tree: Any, name: Callable[[str, Any], str]) -> str:
         if view is not None:  # an argument or a tensor read, or a view of it, as in eager
             (where, src), steps = view
             tensor = f"a[{src}]" if where == "arg" else name("t", src)
-            return f"_view_of({tensor}, {name('steps', steps)})"
+            return f"_view_of({tensor}, {name('steps', steps)}, " \
+                   f"{i in variant.capture.grad_views})"
         alias = variant._grad_alias.get(i)
         if alias is not None:
             # A gradient the function wrote: handed out as the .grad tensor itself when this

@@ -157,6 +157,10 @@ class Capture:
     # output index -> (("arg", k) or ("tensor", T), the view steps from it). The call hands
     # these out as eager does, sharing that tensor's memory.
     views: dict = field(default_factory=dict)
+    # The outputs among those that need grad: eager's graph of each is the view steps on that
+    # tensor, so the call replays them with grad (``return x`` hands out ``x`` itself, whose
+    # ``.grad`` the backward fills; ``return x.T`` a view whose gradient goes to ``x``).
+    grad_views: set = field(default_factory=set)
 
 
 class Tracer:
@@ -355,10 +359,12 @@ class Tracer:
 
         def out_index(t: Tensor) -> int:
             outputs.append(self.node_of(t))
-            if not t.requires_grad:  # (one that does is the compiled backward's)
-                source = self._source(t)
-                if source is not None:
-                    self.capture.views[len(outputs) - 1] = source
+            source = self._source(t)
+            # (one that needs grad is the compiled backward's, unless its graph is the view)
+            if source is not None and (not t.requires_grad or self._graph_is_view(t, *source)):
+                self.capture.views[len(outputs) - 1] = source
+                if t.requires_grad:
+                    self.capture.grad_views.add(len(outputs) - 1)
             return len(outputs) - 1
 
         self.capture.out_tree = _map_tree(result, out_index)
@@ -445,7 +451,7 @@ class Tracer:
         the call read (a parameter), or a view of one (see `Capture.views`), else None."""
         base, steps = _memory(t)
         for c in [*self.argument_tensors, *[c for c, _ in self.capture.captured]]:
-            if type(c) is not Tensor:
+            if not isinstance(c, Tensor) or type(c) is WeakScalar:  # (a float argument)
                 continue
             if c is t:
                 rest: tuple | None = ()
@@ -457,6 +463,22 @@ class Tracer:
                 k = self.capture.arg_index.get(id(c))
                 return (("arg", k) if k is not None else ("tensor", c)), rest
         return None
+
+    def _graph_is_view(self, t: Tensor, where: tuple, steps: tuple) -> bool:
+        """Whether ``t``'s graph is exactly the view ``steps`` on the tensor ``where`` names,
+        whose own graph the call did not change: then eager's result, and its gradient, are
+        those steps replayed on the caller's tensor (after the call's write-backs)."""
+        for prim, attrs in reversed(steps):
+            mine = t._attrs
+            if t._op is not prim or len(t._children) != 1 or mine.keys() != attrs.keys() \
+                    or any(mine[k] is not v for k, v in attrs.items()):
+                return False
+            t = t._children[0]
+        kind, src = where
+        reached = t is src if kind == "tensor" else \
+            self.capture.arg_index.get(id(t)) == src and id(t) in self.arguments
+        # (a leaf changed in place under no_grad, as by an optimizer step, is still a leaf)
+        return reached and (t._op is None or id(t) not in self.data_snapshots)
 
     def _is_born(self, t: Tensor) -> bool:
         return id(t) in self.born
