@@ -404,8 +404,9 @@ def test_path_like_and_str_paths(tmp_path):
 def test_load_takes_torch_loads_keywords(tmp_path):
     """Ported code calls torch.load(path, map_location="cpu", weights_only=True): the same
     call loads here (every tensor is on the CPU; no code ever runs from a file), a map to
-    another device is refused with a message naming map_location, and an open file gets a
-    message instead of a bare TypeError from os.fspath."""
+    another device is refused with a message naming map_location, and an open file loads
+    (see test_file_objects_round_trip); anything else gets a message instead of a bare
+    TypeError from os.fspath."""
     path = tmp_path / "m.safetensors"
     tg.save({"w": tg.tensor([1.0, 2.0])}, path)
     for kwargs in ({"map_location": "cpu"}, {"map_location": tg.device("cpu")},
@@ -414,5 +415,49 @@ def test_load_takes_torch_loads_keywords(tmp_path):
         np.testing.assert_array_equal(tg.load(path, **kwargs)["w"].numpy(), [1.0, 2.0])
     with pytest.raises(RuntimeError, match="map_location='cuda:0'.*CPU only"):
         tg.load(path, map_location="cuda:0")
-    with open(path, "rb") as f, pytest.raises(TypeError, match="load: path must be a file name"):
+    with open(path, "rb") as f:
+        np.testing.assert_array_equal(tg.load(f)["w"].numpy(), [1.0, 2.0])
+    with pytest.raises(TypeError, match="load: path must be a file name"):
+        tg.load(3)
+
+
+def test_file_objects_round_trip(tmp_path):
+    """torch.save(obj, buffer) and torch.load(buffer) work with io.BytesIO and open binary
+    files; tg.save refused them ("path must be a file name"). The bytes are the file's."""
+    import io
+
+    model = tg.nn.Linear(3, 2)
+    opt = tg.optim.Adam(model.parameters())
+    model(tg.ones(1, 3)).sum().backward()
+    opt.step()
+    state = {"model": model.state_dict(), "opt": opt.state_dict(), "epoch": 3}
+    buffer = io.BytesIO()
+    buffer.write(b"prefix")  # written where the stream stands, and read from there
+    tg.save(state, buffer)
+    tg.save(state, tmp_path / "s.safetensors")
+    assert buffer.getvalue() == b"prefix" + (tmp_path / "s.safetensors").read_bytes()
+    buffer.seek(len(b"prefix"))
+    loaded = tg.load(buffer)
+    assert loaded["epoch"] == 3
+    np.testing.assert_array_equal(loaded["model"]["weight"].numpy(), model.weight.numpy())
+    np.testing.assert_array_equal(loaded["opt"]["state"][0]["exp_avg"].numpy(),
+                                  opt.state_dict()["state"][0]["exp_avg"].numpy())
+    with open(tmp_path / "t.safetensors", "wb") as f:
+        tg.save([tg.arange(4.0)], f)
+    with open(tmp_path / "t.safetensors", "rb") as f:
+        assert tg.load(f)[0].tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_bad_file_objects_are_refused_with_the_fix(tmp_path):
+    import io
+
+    with pytest.raises(FormatError, match="'<BytesIO>' is not a valid .* only 7 bytes"):
+        tg.load(io.BytesIO(b"garbage"))
+    with pytest.raises(TypeError, match="binary mode"):
+        tg.load(io.StringIO("text"))
+    with open(tmp_path / "x.txt", "w") as f, pytest.raises(TypeError, match="binary mode"):
+        tg.save({"a": tg.ones(2)}, f)
+    with open(tmp_path / "x.st", "wb") as f:
+        f.write(b"\x80\x04pickle")
+    with open(tmp_path / "x.st", "rb") as f, pytest.raises(FormatError, match="x.st"):
         tg.load(f)

@@ -6,7 +6,8 @@
 int keys), lists, tuples, numbers, bools, strings, None — is written as JSON under the
 ``"tracegrad.structure"`` key of the file's ``__metadata__``, and each tensor appears there
 as ``{"tensor": name}``. ``tg.load(path)`` rebuilds the structure; a safetensors file written
-by another tool (no tracegrad metadata) loads as a flat dict ``name -> Tensor``.
+by another tool (no tracegrad metadata) loads as a flat dict ``name -> Tensor``. Both also
+take a binary file object (``io.BytesIO``) instead of a path, as ``torch.save`` does.
 
 The structure JSON, version 1: a node is a JSON null / bool / int / float / string (that
 Python value), or one object:
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 # (json and hashlib are imported where they are used, to keep `import tracegrad` light)
 import errno
+import io
 import math
 import os
 import stat
@@ -95,21 +97,32 @@ def save(obj: Any, path: str | os.PathLike) -> None:
     path take turns (a lock on the temporary file), so the file is always one whole save.
     The new file gets the permissions of the file it replaces, or those of any new file
     (the umask applies); a symlink stays a link and the file it points to is replaced.
+
+    ``path`` may also be a binary file object (``io.BytesIO``, a file opened ``'wb'``), as
+    with ``torch.save``: the same bytes are written to it where it stands, with no atomic
+    replacement (that is the caller's file).
     """
     import json
     _safetensors()  # tg.load needs it; refuse to write what could not be read back
-    if not isinstance(path, (str, bytes, os.PathLike)):
+    stream = _is_stream(path, "write")
+    if not stream and not isinstance(path, (str, bytes, os.PathLike)):
         raise TypeError(
-            f"save: path must be a file name (str or os.PathLike), got "
-            f"{type(path).__name__}; tg.save writes a file by name so that it can replace it "
-            f"atomically"
+            f"save: path must be a file name (str or os.PathLike) or a binary file object "
+            f"(io.BytesIO, open(..., 'wb')), got {type(path).__name__}"
         )
+    if isinstance(path, io.TextIOBase):
+        raise TypeError("save: the file object is open in text mode; open it in binary "
+                        "mode ('wb'), or use io.BytesIO")
     arrays: dict[str, np.ndarray] = {}
     root = _Encoder(arrays).encode(obj, ())
     metadata = {
         _VERSION_KEY: str(FORMAT_VERSION),
         _STRUCTURE_KEY: json.dumps(root, allow_nan=False, separators=(",", ":")),
     }
+    if stream:  # written where the stream stands, as torch.save does (not atomically)
+        for chunk in _file_chunks(arrays, metadata):
+            path.write(chunk)
+        return
     target = os.fsdecode(os.fspath(path))
     if os.path.islink(target):
         target = os.path.realpath(target)  # write the file the link points to; keep the link
@@ -402,13 +415,43 @@ def load(path: str | os.PathLike, map_location: Any = None, *,
                 f"load: map_location={str(map_location)!r}, but tracegrad runs on the CPU "
                 f"only; leave map_location out (or give 'cpu'): every tensor loads to the "
                 f"CPU") from None
+    if _is_stream(path, "read"):
+        return _load_stream(path)
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise TypeError(
-            f"load: path must be a file name (str or os.PathLike), got {type(path).__name__}; "
-            f"tg.load reads a safetensors file by name (open files are not read)")
-    _, safe_open = _safetensors()
+            f"load: path must be a file name (str or os.PathLike) or a binary file object "
+            f"(io.BytesIO, open(..., 'rb')), got {type(path).__name__}")
     path = os.fspath(path)
-    _check_header(path)
+    return _load_file(path, path)
+
+
+def _is_stream(obj: Any, method: str) -> bool:
+    """Whether ``obj`` is a file object to ``method`` (read or write), not a file name."""
+    return not isinstance(obj, (str, bytes, os.PathLike)) and callable(getattr(obj, method, None))
+
+
+def _load_stream(f: Any) -> Any:
+    """`load` from a binary file object: its bytes from where it stands to the end, read
+    through a temporary file so that the checks are those of a file."""
+    import tempfile
+
+    data = f.read()
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"load: the file object gave {type(data).__name__}, not bytes; open "
+                        f"it in binary mode ('rb'), or use io.BytesIO")
+    name = getattr(f, "name", None)
+    shown = name if isinstance(name, str) else f"<{type(f).__name__}>"
+    with tempfile.TemporaryDirectory(prefix="tracegrad-load-") as folder:
+        tmp = os.path.join(folder, "stream.safetensors")
+        with open(tmp, "wb") as out:
+            out.write(data)
+        return _load_file(tmp, shown)
+
+
+def _load_file(path: Any, shown: Any) -> Any:
+    """`load` of the file at ``path``; errors name it ``shown``."""
+    _, safe_open = _safetensors()
+    _check_header(path, shown)
     try:
         with safe_open(path, framework="numpy") as f:
             metadata = f.metadata() or {}
@@ -417,18 +460,18 @@ def load(path: str | os.PathLike, map_location: Any = None, *,
             for name, dt in file_dtypes.items():
                 if dt not in _FILE_DTYPES:
                     raise TypeError(
-                        f"load: tensor {name!r} in {path!r} has dtype {dt}, which tracegrad "
+                        f"load: tensor {name!r} in {shown!r} has dtype {dt}, which tracegrad "
                         f"does not support; supported: " + ", ".join(_FILE_DTYPES)
                     )
             arrays = {name: f.get_tensor(name) for name in names}
     except (TypeError, OSError):
         raise
     except Exception as e:  # safetensors' own SafetensorError and friends
-        raise _bad(path, str(e)) from None
+        raise _bad(shown, str(e).replace(str(path), str(shown))) from None
 
     if _STRUCTURE_KEY not in metadata and _VERSION_KEY not in metadata:
         return {name: _leaf(_owned(arr, file_dtypes[name])) for name, arr in arrays.items()}
-    return _decode_file(path, metadata, arrays, file_dtypes)
+    return _decode_file(shown, metadata, arrays, file_dtypes)
 
 
 def _bad(path: str, why: str) -> FormatError:
@@ -438,19 +481,19 @@ def _bad(path: str, why: str) -> FormatError:
     )
 
 
-def _check_header(path: str) -> None:
+def _check_header(path: str, shown: Any) -> None:
     """Refuse a truncated, garbage or pickle file with our own message before safetensors
     parses it: 8 bytes of little-endian header length, then that many bytes of JSON."""
     with open(path, "rb") as f:  # FileNotFoundError / IsADirectoryError propagate as they are
         size = os.fstat(f.fileno()).st_size
         head = f.read(9)
     if len(head) < 8:
-        raise _bad(path, f"the file is only {size} bytes long")
+        raise _bad(shown, f"the file is only {size} bytes long")
     n = int.from_bytes(head[:8], "little")
     if n > _MAX_HEADER or n > size - 8:
-        raise _bad(path, f"its header claims {n} bytes but the file holds {size - 8}")
+        raise _bad(shown, f"its header claims {n} bytes but the file holds {size - 8}")
     if n < 2 or head[8:9] != b"{":
-        raise _bad(path, "its header is not a JSON object")
+        raise _bad(shown, "its header is not a JSON object")
 
 
 def _owned(arr: np.ndarray, file_dtype: str) -> np.ndarray:
