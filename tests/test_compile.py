@@ -690,6 +690,80 @@ def test_reading_a_traced_value_raises_trace_error(fn, marker) -> None:
     assert "tg.where" in message
 
 
+_ITEM_RESULTS = {
+    "the item": lambda loss, acc: loss.item(),
+    "a tuple": lambda loss, acc: (loss.item(), acc.item()),
+    "a dict": lambda loss, acc: {"loss": loss.item(), "n": 3, "acc": acc.item()},
+    "the same twice": lambda loss, acc: [loss.item()] * 2,
+}
+
+
+@pytest.mark.parametrize("case", sorted(_ITEM_RESULTS))
+def test_a_step_may_return_loss_item(case) -> None:
+    """``return loss.item()`` ends PyTorch training steps; tg.compile raised TraceError on it
+    (".item() reads the value of a traced tensor"). The compiled call now returns the
+    number (a Python float, an int for an int tensor), eager's to float32 rounding, from
+    one variant."""
+    def run(compiled):
+        tg.manual_seed(0)
+        model = mlp()
+        opt = tg.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x, y):
+            opt.zero_grad()
+            out = model(x)
+            loss = F.cross_entropy(out, y)
+            loss.backward()
+            opt.step()
+            right = (out.argmax(1) == y).sum()
+            return _ITEM_RESULTS[case](loss, right)
+
+        f = tg.compile(step) if compiled else step
+        results = [f(x, y) for x, y in batches((8,), [4] * 4)]
+        return results, f
+
+    eager, _ = run(False)
+    compiled, f = run(True)
+    assert f.cache_info().misses == 1
+    for e, c in zip(eager, compiled):
+        assert type(e) is type(c)
+        flat_e = list(e.values()) if isinstance(e, dict) else e if isinstance(e, (tuple, list)) \
+            else [e]
+        flat_c = list(c.values()) if isinstance(c, dict) else c if isinstance(c, (tuple, list)) \
+            else [c]
+        assert [type(v) for v in flat_e] == [type(v) for v in flat_c]
+        assert flat_c == pytest.approx(flat_e, rel=1e-6)
+
+
+def item_used(t):
+    v = (t * 2).sum().item()
+    return t * v  # TRACE-item-used
+
+
+class _Holder:
+    pass
+
+
+_HOLDER = _Holder()
+
+
+def item_kept(t):
+    loss = (t * 2).sum()
+    _HOLDER.last = loss.item()  # TRACE-item-kept
+    return loss
+
+
+def test_an_item_used_or_kept_inside_raises_trace_error() -> None:
+    """Anything but returning the number needs this call's value: using it raises
+    TraceError where it is used; keeping it (an attribute) where it was made."""
+    for fn, marker in ((item_used, "TRACE-item-used"), (item_kept, "TRACE-item-kept")):
+        compiled = tg.compile(fn)
+        compiled(tg.ones(2))  # eager
+        with pytest.raises(tg.TraceError) as info:
+            compiled(tg.ones(2))
+        assert f"{HERE}:{_line_of(marker)}" in str(info.value), str(info.value)
+
+
 def test_failed_trace_leaves_the_model_and_optimizer_unchanged() -> None:
     tg.manual_seed(0)
     model = mlp()

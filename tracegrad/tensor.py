@@ -406,13 +406,15 @@ class Tensor(NodeHooks, InPlaceOps, CompositeMethods):
         return self._data if dtype is None else self._data.astype(dtype)
 
     def item(self) -> float | int | bool:
-        if _tracer is not None:
-            _tracer.check_static(self, "x.item()")
         if self._data.size != 1:
             raise ValueError(
                 f"item: only a one-element tensor converts to a Python number, "
                 f"this one has shape {self.shape}"
             )
+        if _tracer is not None:  # traced: a stand-in a compiled function may return
+            deferred = _tracer.deferred_item(self)
+            if deferred is not None:
+                return deferred
         return self._data.item()
 
     def tolist(self) -> Any:

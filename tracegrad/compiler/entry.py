@@ -305,6 +305,8 @@ def _result(variant: Any, tree: Any, name: Callable[[str, Any], str]) -> str:
     kind = tree[0]
     if kind == "float":  # a float the function computed from float inputs
         return f"float(outs[{tree[1]}])"
+    if kind == "item":  # x.item() of a tensor the program computed
+        return f"outs[{tree[1]}].item()"
     if kind == "tensor":
         i = tree[1]
         view = variant.capture.views.get(i)

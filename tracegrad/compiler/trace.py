@@ -23,6 +23,7 @@ import importlib
 import os
 import threading
 import traceback
+import types
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from threading import Lock, get_ident
@@ -182,6 +183,7 @@ class Tracer:
         self.grad_none_ids: set[int] = set()
         self.thread = get_ident()  # tracing sees only its own thread's operations
         self.setting_of: dict[int, str] = {}  # id(input of a hyper-parameter) -> its key
+        self.items: list[TracedItem] = []  # what `.item()` gave on traced tensors
         self.array_inputs: dict[int, Node] = {}  # id(TracedArray) -> its input node
         self.array_sources: dict[int, tuple] = {}  # id(array made from one) -> (array, it)
         # Python numbers made into tensors before this trace (tensor._constants): constants.
@@ -341,23 +343,40 @@ class Tracer:
         if get_ident() != self.thread:  # another thread's eager work: not this trace's
             return
         if self.is_dynamic(t):
-            error = TraceError(
-                f"{what} reads the value of a traced tensor at {user_line()}\n"
-                f"The value changes from call to call, so a compiled function cannot turn it "
-                f"into a Python value (an `if`, a `float(...)`, a NumPy array) without baking "
-                f"in this one call's result. Keep the computation in tensors (tg.where(cond, "
-                f"a, b) chooses elementwise), or do this part outside the compiled function."
-            )
-            # a hyper-parameter branched on (SGD's `if momentum:`): tg.compile guards it
-            error.setting = self.setting_of.get(id(t))
-            raise error
+            raise self.value_error(t, what, user_line())
+
+    def value_error(self, t: Tensor, what: str, where: str) -> TraceError:
+        """The error for ``what`` turning the traced ``t`` into a Python value at ``where``."""
+        error = TraceError(
+            f"{what} reads the value of a traced tensor at {where}\n"
+            f"The value changes from call to call, so a compiled function cannot turn it "
+            f"into a Python value (an `if`, a `float(...)`, a NumPy array) without baking "
+            f"in this one call's result. Keep the computation in tensors (tg.where(cond, "
+            f"a, b) chooses elementwise), return the tensor (or its `.item()`) and use the "
+            f"value outside, or do this part outside the compiled function."
+        )
+        # a hyper-parameter branched on (SGD's `if momentum:`): tg.compile guards it
+        error.setting = self.setting_of.get(id(t))
+        return error
+
+    def deferred_item(self, t: Tensor) -> "TracedItem | None":
+        """What ``t.item()`` gives in this trace: None (the value now) when ``t`` is the
+        same on every call, else a `TracedItem` that the compiled call may return."""
+        if get_ident() != self.thread or not self.is_dynamic(t):
+            return None
+        item = TracedItem(t, self, user_line())
+        self.items.append(item)
+        return item
 
     # ---------------------------------------------------------------- finishing
 
     def finish(self, result: Any, grads: list | None = None) -> tuple[Graph, Capture]:
         outputs: list[Node] = []
 
-        def out_index(t: Tensor) -> int:
+        def out_index(t: Any) -> int:
+            if type(t) is TracedItem:  # (returned as the number: no view of anything)
+                outputs.append(self.node_of(t.tensor))
+                return len(outputs) - 1
             outputs.append(self.node_of(t))
             source = self._source(t)
             # (one that needs grad is the compiled backward's, unless its graph is the view)
@@ -368,6 +387,7 @@ class Tracer:
             return len(outputs) - 1
 
         self.capture.out_tree = _map_tree(result, out_index)
+        self._check_items_returned(result)
         self.capture.n_user = len(outputs)
         # Write-backs: the final value of every captured tensor changed in place ...
         for tid, (t, _) in self.data_snapshots.items():
@@ -411,9 +431,10 @@ class Tracer:
         from .. import autograd
         from ..tensor import _leaf
 
-        outs: list[tuple[int, Tensor]] = []
+        outs: list[tuple[int, Any]] = []
         _map_tree(result, lambda t: outs.append((len(outs), t)) or len(outs) - 1)
-        diff = [(k, t) for k, t in outs if t.requires_grad and t._data.dtype.kind == "f"]
+        diff = [(k, t) for k, t in outs if type(t) is not TracedItem and t.requires_grad
+                and t._data.dtype.kind == "f"]
         if not diff:
             return []
         targets: list[tuple[str, Any]] = []
@@ -464,6 +485,36 @@ class Tracer:
                 return (("arg", k) if k is not None else ("tensor", c)), rest
         return None
 
+    def _check_items_returned(self, result: Any) -> None:
+        """Refuse an ``x.item()`` of a traced tensor that the function kept anywhere but in
+        its result (an attribute, a list, a global, a closure): the compiled call could not
+        update it. What else holds one is found by the garbage collector's referrers: the
+        tracer's list and the result's own containers are expected; running frames are not
+        containers (and Python 3.10's frame objects are skipped)."""
+        if not self.items:
+            return
+        expected = {id(self.items)}
+
+        def containers(obj: Any) -> None:
+            if isinstance(obj, (list, tuple, dict)) and id(obj) not in expected:
+                expected.add(id(obj))
+                for v in (obj.values() if isinstance(obj, dict) else obj):
+                    containers(v)
+
+        containers(result)
+        for holder in gc.get_referrers(*self.items):
+            if id(holder) in expected or isinstance(holder, types.FrameType):
+                continue
+            held = [i for i in self.items if any(r is i for r in gc.get_referents(holder))]
+            item = held[0] if held else self.items[0]
+            error = TraceError(
+                f"x.item() of a traced tensor at {item.line} is kept outside the function's "
+                f"result (in an attribute, a list, a global, a closure): a compiled call can "
+                f"only return it. Return it (or the tensor) and keep it outside, or call the "
+                f"function eagerly")
+            error.setting = self.setting_of.get(id(item.tensor))
+            raise error
+
     def _graph_is_view(self, t: Tensor, where: tuple, steps: tuple) -> bool:
         """Whether ``t``'s graph is exactly the view ``steps`` on the tensor ``where`` names,
         whose own graph the call did not change: then eager's result, and its gradient, are
@@ -492,10 +543,45 @@ class Tracer:
             t._grad = g
 
 
-def _map_tree(obj: Any, fn: Callable[[Tensor], Any]) -> Any:
-    """The structure of ``obj`` with every Tensor replaced by ``fn(tensor)``."""
+class TracedItem:
+    """What ``t.item()`` gives while ``t`` is traced: a stand-in for the Python number that
+    the compiled call returns in its place (``return loss.item()`` works as in eager mode).
+    Anything else done with it (arithmetic, a comparison, ``float()``, printing) needs this
+    call's value and raises `TraceError` there, as ``.item()`` itself did before; one kept
+    outside the result is refused when the trace ends (`Tracer._check_items_returned`)."""
+
+    __slots__ = ("tensor", "tracer", "line")
+
+    def __init__(self, tensor: Tensor, tracer: Tracer, line: str):
+        self.tensor, self.tracer, self.line = tensor, tracer, line
+
+
+def _refuse(name: str) -> Callable:
+    def use(self: TracedItem, *args: Any, **kwargs: Any) -> Any:
+        raise self.tracer.value_error(
+            self.tensor, f"x.item() (at {self.line}), then used here,", user_line())
+
+    use.__name__ = name
+    return use
+
+
+for _name in ("__bool__", "__float__", "__int__", "__index__", "__complex__", "__round__",
+              "__trunc__", "__floor__", "__ceil__", "__abs__", "__neg__", "__pos__",
+              "__invert__", "__repr__", "__str__", "__format__", "__hash__", "__len__",
+              "__iter__", "__getitem__", "__array__", "__eq__", "__ne__", "__lt__", "__le__",
+              "__gt__", "__ge__", *(f"__{r}{op}__" for op in (
+                  "add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "divmod", "and",
+                  "or", "xor", "lshift", "rshift", "matmul") for r in ("", "r"))):
+    setattr(TracedItem, _name, _refuse(_name))
+
+
+def _map_tree(obj: Any, fn: Callable[[Any], Any]) -> Any:
+    """The structure of ``obj`` with every Tensor replaced by ``fn(tensor)`` (and every
+    `TracedItem` by ``fn(item)``)."""
     if type(obj) is WeakScalar:  # a float computed from float inputs: a float, as in eager
         return ("float", fn(obj))
+    if type(obj) is TracedItem:  # x.item() of a traced tensor: the number, as in eager
+        return ("item", fn(obj))
     if isinstance(obj, Tensor):
         return ("tensor", fn(obj))
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):
@@ -524,6 +610,8 @@ def build_tree(tree: Any, leaf: Callable[[int], Any]) -> Any:
         return leaf(tree[1])
     if kind == "float":
         return float(leaf(tree[1]).item())
+    if kind == "item":
+        return leaf(tree[1]).item()
     if kind == "namedtuple":
         return tree[1](*[build_tree(v, leaf) for v in tree[2]])
     if kind in ("list", "tuple"):
