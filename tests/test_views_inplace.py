@@ -511,3 +511,66 @@ def test_results_changed_by_recorded_ops_or_unread_still_differentiate():
     v = t[0:1]
     (t.sum() + v.sum()).backward()
     np.testing.assert_allclose(x.grad.numpy(), np.exp([0.5, 1.0]) * [2, 1], rtol=1e-6)
+
+
+_DIAGONALS = [((3, 3), 0, 0, 1), ((3, 4), 1, 0, 1), ((4, 3), -2, 0, 1), ((2, 3, 3), 0, 1, 2),
+              ((3, 3), 0, 1, 0), ((2, 3, 4), -1, -1, -2), ((3, 5), 7, 0, 1)]
+
+
+@pytest.mark.parametrize("shape, offset, dim1, dim2", _DIAGONALS)
+def test_diagonal_is_a_view_as_in_pytorch(shape, offset, dim1, dim2):
+    """``cov.diagonal().add_(eps)`` changed nothing: tracegrad's diagonal was a gather (a
+    copy), PyTorch's is a view. Now it is a view of the flattened matrix; the values, the
+    base after an in-place change through it, and the gradient through that change are
+    PyTorch's (float64)."""
+    def run(lib):
+        x = lib.arange(float(np.prod(shape)), dtype=lib.float64).reshape(shape)
+        x.requires_grad_()
+        y = x * 2
+        d = y.diagonal(offset, dim1, dim2)
+        before = arr(d).copy()
+        d.mul_(lib.arange(1.0, d.shape[-1] + 1.0, dtype=lib.float64))
+        (y * y).sum().backward()
+        with lib.no_grad():
+            x.diagonal(offset, dim1, dim2).fill_(-1.0)
+        return before, arr(y), arr(x.grad), arr(x)
+
+    mine, theirs = both(run)
+    for a, b in zip(mine, theirs):
+        np.testing.assert_allclose(a, b)
+
+
+def test_diagonal_of_a_tensor_that_cannot_be_flattened_reads_the_same():
+    """A diagonal of a permuted 3-d tensor whose planes do not flatten without a copy still
+    reads PyTorch's values (it is a copy there: documented)."""
+    x = np.arange(24.0).reshape(2, 3, 4)
+    got = tg.tensor(x).permute(2, 0, 1).diagonal(0, 0, 2)
+    want = torch.tensor(x).permute(2, 0, 1).diagonal(0, 0, 2)
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+@pytest.mark.parametrize("shape, wrap", [((3, 3), False), ((3, 5), False), ((7, 3), False),
+                                         ((7, 3), True), ((3, 3, 3), False)])
+def test_fill_diagonal_matches_pytorch(shape, wrap):
+    got = tg.zeros(*shape).fill_diagonal_(2.5, wrap=wrap)
+    want = torch.zeros(*shape).fill_diagonal_(2.5, wrap=wrap)
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_compiled_in_place_on_a_diagonal_matches_eager():
+    def jitter(cov, w, z):
+        c = cov + w * w
+        c.diagonal().add_(0.5)
+        return (c * c).sum(), z.diagonal().mul_(2)
+
+    got = []
+    for compiled in (False, True):
+        f = tg.compile(jitter) if compiled else jitter
+        for _ in range(3):
+            cov, z = tg.arange(9.0).reshape(3, 3), tg.arange(9.0).reshape(3, 3)
+            w = tg.ones(3, 3, requires_grad=True)
+            total, d = f(cov, w, z)
+            total.backward()
+        d.add_(100)
+        got.append((total.item(), w.grad.tolist(), cov.tolist(), z.tolist(), d.tolist()))
+    assert got[1] == got[0]

@@ -1590,16 +1590,48 @@ def movedim(input: Tensor, source: Any, destination: Any) -> Tensor:
 
 def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
     """The diagonal of the (dim1, dim2) planes (``offset`` above the main one, below if
-    negative), as the last dimension of the result."""
+    negative), as the last dimension of the result. As in PyTorch it is a view, so
+    ``x.diagonal().add_(eps)`` changes ``x``, when the two dimensions flatten into one
+    without a copy, in either order (a contiguous matrix, its transpose, a batch of them):
+    every ``m + 1``-th element of that flat view. Otherwise (planes of a permuted tensor
+    that are strided both ways) it is a copy."""
     d1, d2 = check_dim("diagonal", dim1, input.shape), check_dim("diagonal", dim2, input.shape)
     if d1 == d2:
         raise ShapeError(f"diagonal: dim1 and dim2 must differ, both are {d1}")
+    # (the same elements, in the same order, are diagonal -offset of the planes (dim2, dim1))
+    for a, b, k in ((d1, d2, offset), (d2, d1, -offset)):
+        x = movedim(input, (a, b), (-2, -1))
+        n, m = x.shape[-2:]
+        strides = x._data.strides
+        if n <= 1 or m <= 1 or strides[-2] == m * strides[-1]:  # the flat view needs no copy
+            length = builtins.max(0, builtins.min(n + builtins.min(k, 0), m - builtins.max(k, 0)))
+            start = k if k >= 0 else -k * m
+            flat = x.reshape(*x.shape[:-2], n * m)
+            return flat[..., start:start + length * (m + 1):m + 1]
     x = movedim(input, (d1, d2), (-2, -1))
     n, m = x.shape[-2:]
     length = builtins.max(0, builtins.min(n + builtins.min(offset, 0), m - builtins.max(offset, 0)))
     rows = np.arange(length, dtype=np.int64) - builtins.min(offset, 0)
     cols = np.arange(length, dtype=np.int64) + builtins.max(offset, 0)
     return x._getitem((Ellipsis,) + _slots(2), _leaf(rows), _leaf(cols))
+
+
+def fill_diagonal_(input: Tensor, fill_value: Any, wrap: bool = False) -> Tensor:
+    """Set the main diagonal of a matrix (or of a tensor whose dimensions are all equal) to
+    ``fill_value``, in place, as ``torch.Tensor.fill_diagonal_``; with ``wrap``, a tall
+    matrix's diagonal starts again below every ``m + 1`` rows."""
+    if input.ndim < 2 or (input.ndim > 2 and len(set(input.shape)) != 1):
+        raise ShapeError(f"fill_diagonal_: needs a matrix or a tensor whose dimensions are "
+                         f"all equal, got shape {input.shape}")
+    if input.ndim == 2 and not wrap:
+        input.diagonal().fill_(fill_value)
+        return input
+    n, m = input.shape[0], input.shape[-1]
+    step = builtins.sum(m ** k for k in range(input.ndim))  # (i, i, ..., i) in C order
+    stop = input.numel() if wrap or input.ndim > 2 else builtins.min(n, m) * step
+    rows = _leaf(np.arange(0, stop, step, dtype=np.int64))
+    input.view(-1)[rows] = fill_value  # (refuses a tensor that cannot be flattened)
+    return input
 
 
 def trace(input: Tensor) -> Tensor:

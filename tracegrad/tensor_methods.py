@@ -201,6 +201,7 @@ class CompositeMethods:
     scatter_add_ = composite(lambda F: F._inplace_of(F.scatter_add, "scatter_add_"))
     index_add_ = composite(lambda F: F._inplace_of(F.index_add, "index_add_"))
     masked_fill_ = composite(lambda F: F._inplace_of(F.masked_fill, "masked_fill_"))
+    fill_diagonal_ = composite()
     floor_divide_ = composite(lambda F: F._inplace_of(F.floor_divide, "floor_divide_"))
     remainder_ = composite(lambda F: F._inplace_of(F.remainder, "remainder_"))
     nan_to_num_ = composite(lambda F: F._inplace_of(F.nan_to_num, "nan_to_num_"))
