@@ -425,6 +425,21 @@ CASES += [
          # (PyTorch's backward is another formula, (x - y) / (x (1 - x)): rounding differs)
          tol={"rtol": 1e-8, "atol": 1e-10}),
     Case("F.scaled_dot_product_attention", _sdpa(F), _sdpa(TF), attention_inputs),
+    Case("tensor_split sections",
+         lambda x, k: tg.cat([p * (i + 1) for i, p in enumerate(x.tensor_split(k, -1))], -1),
+         lambda x, k: torch.cat([p * (i + 1) for i, p in enumerate(x.tensor_split(k, -1))], -1),
+         one(k=lambda s: st.integers(1, 5))),
+    Case("tensor_split indices",
+         lambda x: tg.cat([p * (i + 1) for i, p in enumerate(tg.tensor_split(x, [1, 3, 3]))]),
+         lambda x: torch.cat([p * (i + 1) for i, p in enumerate(torch.tensor_split(x, [1, 3,
+                                                                                     3]))]),
+         one()),
+    Case("hsplit, vsplit",
+         lambda x: tg.cat([p * (i + 1) for i, p in enumerate(tg.hsplit(tg.vsplit(x, 2)[1], 2))],
+                          1),
+         lambda x: torch.cat([p * (i + 1) for i, p in enumerate(torch.hsplit(
+             torch.vsplit(x, 2)[1], 2))], 1),
+         one(hnp.array_shapes(min_dims=2, max_dims=3, min_side=2, max_side=2))),
 ]
 
 EINSUMS = ["ij,jk->ik", "bij,bjk->bik", "ii->i", "ij->ji", "ij->", "i,j->ij", "ij,ij->",
@@ -729,3 +744,28 @@ def test_forward_mode_matches_central_differences(case: Case, data, seed: int) -
     want = np.where(finite, (up - down) / (2 * h), 0.0)
     got = np.where(finite, tangent.numpy(), 0.0)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=case.name)
+
+
+def test_more_in_place_unary_methods_match_pytorch() -> None:
+    """pow_, sin_, cos_, reciprocal_, rsqrt_, log1p_, expm1_ and sign_ were missing; through
+    a view, and their gradients, they are PyTorch's."""
+    for name, args in (("pow_", (3,)), ("sin_", ()), ("cos_", ()), ("reciprocal_", ()),
+                       ("rsqrt_", ()), ("log1p_", ()), ("expm1_", ()), ("sign_", ())):
+        got = []
+        for lib in (tg, torch):
+            x = lib.tensor([0.5, 1.5, 2.0, 3.0], dtype=lib.float64, requires_grad=True)
+            y = x * 1
+            getattr(y[1:], name)(*args)
+            (y * y).sum().backward()
+            got.append((y.detach().numpy(), x.grad.numpy()))
+        np.testing.assert_allclose(got[0][0], got[1][0], err_msg=name)
+        np.testing.assert_allclose(got[0][1], got[1][1], err_msg=name)
+
+
+def test_split_functions_refuse_uneven_parts_and_small_tensors() -> None:
+    with pytest.raises(tg.ShapeError, match="hsplit: dimension 1 of size 3"):
+        tg.hsplit(tg.zeros(2, 3), 2)
+    with pytest.raises(tg.ShapeError, match="vsplit: needs a tensor of at least 2"):
+        tg.vsplit(tg.zeros(4), 2)
+    with pytest.raises(ValueError, match="at least 1"):
+        tg.zeros(4).tensor_split(0)

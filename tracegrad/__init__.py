@@ -145,7 +145,7 @@ _FUNCTION_ALIASES += ["log2", "log10", "exp2", "sinh", "cosh", "logaddexp", "hyp
                       "addmm", "addcmul", "addcdiv", "logit", "clamp_min", "clamp_max"]
 _FUNCTION_ALIASES += ["subtract", "multiply", "divide", "true_divide", "ger", "all", "any",
                       "clip", "eq", "ne", "lt", "le", "gt", "ge", "fix", "swapdims",
-                      "is_floating_point"]
+                      "is_floating_point", "tensor_split", "hsplit", "vsplit", "dsplit"]
 for _name in _FUNCTION_ALIASES:
     globals()[_name] = _method_alias(_name)
 

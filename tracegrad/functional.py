@@ -992,6 +992,46 @@ def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
     return split(x, -(-n // chunks) if n else 1, dim)
 
 
+def tensor_split(x: Tensor, indices_or_sections: Any, dim: int = 0) -> tuple:
+    """Views along ``dim``: ``sections`` pieces as equal as can be (the first ``n % sections``
+    one longer), or the pieces between the listed indices, as ``torch.tensor_split``."""
+    d = check_dim("tensor_split", dim, x.shape)
+    n = x.shape[d]
+    if isinstance(indices_or_sections, int):
+        k = indices_or_sections
+        if k < 1:
+            raise ValueError(f"tensor_split: the number of sections must be at least 1, "
+                             f"got {k}")
+        sizes = [n // k + (i < n % k) for i in range(k)]
+        cuts = [builtins.sum(sizes[:i]) for i in range(1, k)]
+    else:
+        cuts = [int(c) for c in indices_or_sections]
+    bounds = [0, *cuts, n]
+    return tuple(x[(slice(None),) * d + (slice(builtins.min(a, n), builtins.max(
+        builtins.min(a, n), builtins.min(b, n))),)] for a, b in zip(bounds[:-1], bounds[1:]))
+
+
+def _split_along(name: str, dim: int, least: int):
+    def fn(x: Tensor, indices_or_sections: Any) -> tuple:
+        if x.ndim < least:
+            raise ShapeError(f"{name}: needs a tensor of at least {least} dimensions, got "
+                             f"shape {x.shape}")
+        d = dim if x.ndim > 1 or least > 1 else 0
+        if isinstance(indices_or_sections, int) and x.shape[d] % indices_or_sections:
+            raise ShapeError(f"{name}: dimension {d} of size {x.shape[d]} does not split into "
+                             f"{indices_or_sections} equal parts; use tensor_split")
+        return tensor_split(x, indices_or_sections, d)
+
+    fn.__name__ = name
+    fn.__doc__ = f"``tensor_split`` along dimension {dim}, into equal parts when a number."
+    return fn
+
+
+hsplit = _split_along("hsplit", 1, 1)
+vsplit = _split_along("vsplit", 0, 2)
+dsplit = _split_along("dsplit", 2, 3)
+
+
 def repeat(x: Tensor, *sizes: Any) -> Tensor:
     """Tile ``x``: ``sizes[i]`` copies along dimension ``i`` (PyTorch's ``repeat``)."""
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
