@@ -1382,3 +1382,39 @@ def test_hooks_registered_while_tracing_do_not_recompile_other_functions():
         assert F(tg.ones(2)).tolist() == [3.0, 3.0]
         assert H(a).tolist() == [4.0, 4.0]
     assert F.cache_info().misses == H.cache_info().misses == 1
+
+
+def _flag_on(x):
+    x.requires_grad_()
+    return (x * 2).sum()
+
+
+def _flag_off(x, w):
+    w.requires_grad = False
+    return (x * w).sum()
+
+
+def _saliency(x, w):
+    x.requires_grad_()
+    (x * w).tanh().sum().backward()
+    return x.grad.abs()
+
+
+@pytest.mark.parametrize("fn", [_flag_on, _flag_off, _saliency])
+def test_a_function_that_changes_requires_grad_of_an_argument_changes_the_callers(fn):
+    """``x.requires_grad_()`` on an argument (an input's gradient, a saliency map): eager's
+    x then needs grad, and a backward fills x.grad. The compiled call changed only its
+    stand-in's flag: x.requires_grad stayed False, and the loss's backward left x.grad None
+    ([2, 2] in eager). Now the call sets the caller's flag as the function did."""
+    got = []
+    for compiled in (False, True):
+        f = tg.compile(fn) if compiled else fn
+        for k in range(3):
+            x, w = tg.full((2,), 0.5 * k), tg.tensor([1.0, -2.0], requires_grad=True)
+            out = f(x, w) if fn is not _flag_on else f(x)
+            if out.requires_grad:
+                out.backward()
+        got.append((x.requires_grad, w.requires_grad, out.tolist(),
+                    None if x.grad is None else x.grad.tolist(),
+                    None if w.grad is None else w.grad.tolist()))
+    assert got[1] == got[0]

@@ -247,6 +247,8 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
 
     for i, (where, src) in variant._grad_alias.items():  # see _result
         body.append(f"pre{i} = {_grad_of(where, src, name)}")
+    for j, flag in capture.arg_flags:  # requires_grad_() on an argument, as eager sets it
+        body.append(f"a[{j}].requires_grad = {flag}")
     k = variant.n_user_outputs  # then the data write-backs, the gradients, the saved values
     for t, _ in capture.data_writes:
         tn = target(t)

@@ -162,6 +162,9 @@ class Capture:
     # tensor, so the call replays them with grad (``return x`` hands out ``x`` itself, whose
     # ``.grad`` the backward fills; ``return x.T`` a view whose gradient goes to ``x``).
     grad_views: set = field(default_factory=set)
+    # (argument index, requires_grad) for the arguments whose flag the function changed
+    # (``x.requires_grad_()`` to get an input's gradient): the call sets the caller's too
+    arg_flags: list = field(default_factory=list)
 
 
 class Tracer:
@@ -184,6 +187,7 @@ class Tracer:
         self.thread = get_ident()  # tracing sees only its own thread's operations
         self.setting_of: dict[int, str] = {}  # id(input of a hyper-parameter) -> its key
         self.items: list[TracedItem] = []  # what `.item()` gave on traced tensors
+        self.arg_flags: list[tuple] = []  # (an argument's stand-in, its requires_grad then)
         self.array_inputs: dict[int, Node] = {}  # id(TracedArray) -> its input node
         self.array_sources: dict[int, tuple] = {}  # id(array made from one) -> (array, it)
         # Python numbers made into tensors before this trace (tensor._constants): constants.
@@ -208,6 +212,7 @@ class Tracer:
 
     def add_argument(self, t: Tensor, path: str) -> Node:
         self.arguments.add(id(t))
+        self.arg_flags.append((t, t.requires_grad))
         self.argument_tensors.append(t)
         self.capture.arg_index[id(t)] = len(self.capture.arg_index)
         node = self._input(t, path)
@@ -388,6 +393,8 @@ class Tracer:
 
         self.capture.out_tree = _map_tree(result, out_index)
         self._check_items_returned(result)
+        self.capture.arg_flags = [(self.capture.arg_index[id(t)], t.requires_grad)
+                                  for t, flag in self.arg_flags if t.requires_grad != flag]
         self.capture.n_user = len(outputs)
         # Write-backs: the final value of every captured tensor changed in place ...
         for tid, (t, _) in self.data_snapshots.items():
