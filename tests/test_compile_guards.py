@@ -1418,3 +1418,48 @@ def test_a_function_that_changes_requires_grad_of_an_argument_changes_the_caller
                     None if x.grad is None else x.grad.tolist(),
                     None if w.grad is None else w.grad.tolist()))
     assert got[1] == got[0]
+
+
+def _hook_on_argument(x):
+    x.register_hook(lambda g: g * 10)  # HOOK-argument
+    return (x * 2).sum()
+
+
+def _retained_result(x):
+    y = x * 2
+    y.retain_grad()
+    return y, (y * y).sum()
+
+
+def _hook_inside(x):
+    y = x * 2
+    y.register_hook(lambda g: g * 10)
+    y.retain_grad()
+    return (y * y).sum()
+
+
+def test_hooks_a_compiled_call_cannot_keep_are_refused():
+    """A hook registered on an argument (or a parameter) inside: eager's tensor keeps it, so
+    the returned loss's backward scales x.grad by 10 (20 where the compiled call gave 2).
+    retain_grad() on a returned tensor: eager's y.grad after loss.backward() is [4, 4], the
+    compiled output's was None. Both are refused now; hooks on the function's own
+    intermediate tensors stay part of the program, as before."""
+    f = tg.compile(_hook_on_argument)
+    f(tg.ones(2, requires_grad=True))
+    with pytest.raises(tg.TraceError, match="register_hook at .* did not make") as info:
+        f(tg.ones(2, requires_grad=True))
+    line = next(i for i, text in enumerate(open(__file__), 1) if text.rstrip().endswith(
+        "# HOOK-argument"))
+    assert f"{__file__}:{line}" in str(info.value)
+    g = tg.compile(_retained_result)
+    g(tg.ones(2, requires_grad=True))
+    with pytest.raises(tg.TraceError, match="retain_grad"):
+        g(tg.ones(2, requires_grad=True))
+    got = []
+    for compiled in (False, True):
+        h = tg.compile(_hook_inside) if compiled else _hook_inside
+        for k in range(3):
+            x = tg.full((2,), 1.0 + k, requires_grad=True)
+            h(x).backward()
+        got.append(x.grad.tolist())
+    assert got[1] == got[0] == [240.0, 240.0]  # 2 * (2 * 6) * 10 at x = 3

@@ -569,6 +569,8 @@ class Tensor(NodeHooks, InPlaceOps, CompositeMethods):
                                "gradient to retain")
         if self._op is None:
             return
+        if _tracer is not None:
+            _tracer.hook_added(self, "retain_grad()")
         mine = autograd.hooks.get(id(self))
         if mine is None or autograd.RETAIN not in mine:
             autograd.add_hook(self, autograd.RETAIN)
@@ -589,6 +591,8 @@ class Tensor(NodeHooks, InPlaceOps, CompositeMethods):
         if not callable(hook):
             raise TypeError(f"register_hook: expects a function of the gradient, got "
                             f"{type(hook).__name__}")
+        if _tracer is not None:
+            _tracer.hook_added(self, "register_hook")
         return autograd.add_hook(self, hook)
 
     def backward(self, gradient: Any = None, retain_graph: bool = False,

@@ -364,6 +364,21 @@ class Tracer:
         error.setting = self.setting_of.get(id(t))
         return error
 
+    def hook_added(self, t: Tensor, what: str) -> None:
+        """Refuse a hook (``register_hook``, ``retain_grad()``) on a tensor that the function
+        did not make (an argument, a parameter): eager mode adds one to it on every call,
+        and the caller's tensor would keep it; the program cannot."""
+        if get_ident() != self.thread:
+            return
+        made = id(t) in self.born or (id(t) in self.env and id(t) not in self.arguments
+                                      and not any(c is t for c, _ in self.capture.captured))
+        if not made:
+            raise TraceError(
+                f"tg.compile: {what} at {user_line()} is on a tensor the function did not make "
+                f"(an argument or a tensor it reads, such as a parameter): eager mode adds the "
+                f"hook on every call and the tensor keeps it, which a compiled call cannot do. "
+                f"Register it once, outside the compiled function")
+
     def deferred_item(self, t: Tensor) -> "TracedItem | None":
         """What ``t.item()`` gives in this trace: None (the value now) when ``t`` is the
         same on every call, else a `TracedItem` that the compiled call may return."""
@@ -382,6 +397,13 @@ class Tracer:
             if type(t) is TracedItem:  # (returned as the number: no view of anything)
                 outputs.append(self.node_of(t.tensor))
                 return len(outputs) - 1
+            mine = autograd.hooks.get(id(t))
+            if mine and autograd.RETAIN in mine:
+                raise TraceError(
+                    "tg.compile: the function returns a tensor it called retain_grad() on: "
+                    "its .grad would be the gradient arriving from outside only, not eager "
+                    "mode's (the program's own uses of it are inside the compiled backward). "
+                    "Return what you need of that gradient, or call the function eagerly")
             outputs.append(self.node_of(t))
             source = self._source(t)
             # (one that needs grad is the compiled backward's, unless its graph is the view)
