@@ -1463,3 +1463,78 @@ def test_hooks_a_compiled_call_cannot_keep_are_refused():
             h(x).backward()
         got.append(x.grad.tolist())
     assert got[1] == got[0] == [240.0, 240.0]  # 2 * (2 * 6) * 10 at x = 3
+
+
+class _LastOutput(tg.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = tg.nn.Linear(2, 2)
+        self.last = None
+        self.calls = 0
+
+    def forward(self, x):
+        y = self.lin(x)
+        self.last = y.detach()
+        self.calls += 1
+        return y.sum()
+
+
+class _GrowingCache(tg.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cache = tg.zeros(0, 2)
+
+    def forward(self, x):
+        self.cache = tg.cat([self.cache, x])
+        return self.cache.sum(0)
+
+
+class _ReboundBuffer(tg.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("acc", tg.zeros(2))
+
+    def forward(self, x):
+        self.acc = self.acc + x.sum(0)
+        return self.acc * 1
+
+
+@pytest.mark.parametrize("cls", [_LastOutput, _GrowingCache, _ReboundBuffer])
+def test_a_module_that_reassigns_its_tensor_attributes_gives_eagers_results(cls):
+    """``self.last = y.detach()``, a growing ``self.cache = cat(...)``, a buffer rebound
+    (``self.acc = self.acc + ...``): the compiled module crashed with an AssertionError ("a
+    new variant fails its own guard"). Such a call changes what it reads: like a function
+    bumping a global counter, it warns and traces on every call, giving eager's results."""
+    got = []
+    for compiled in (False, True):
+        tg.manual_seed(0)
+        m = cls()
+        f = tg.compile(m) if compiled else m
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            outs = [f(tg.full((1, 2), float(k + 1))).tolist() for k in range(4)]
+        if compiled:
+            assert any("module attribute" in str(w.message) for w in caught)
+        state = {k: (v.tolist() if isinstance(v, tg.Tensor) else v)
+                 for k, v in vars(m).items() if k in ("last", "calls", "cache")}
+        got.append((outs, state, {k: v.tolist() for k, v in m.state_dict().items()}))
+    assert got[1] == got[0]
+
+
+def test_assigning_the_same_tensor_to_a_module_attribute_is_not_a_change():
+    """``self.w += 1`` on a tensor attribute is an in-place op then an assignment of the same
+    tensor: no structure change, so a compiled module using it keeps its one variant."""
+    class Counter(tg.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("n", tg.zeros(1))
+
+        def forward(self, x):
+            self.n += 1
+            return x * self.n
+
+    m = Counter()
+    f = tg.compile(m)
+    outs = [f(tg.ones(1)).item() for _ in range(5)]
+    assert outs == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert f.cache_info().misses == 1

@@ -288,6 +288,9 @@ class CompiledFunction:
                                             settings=settings)
         reads = [(r.name, r.getter, r.fp) for r in recorder.reads.values()] + fn_guards
         changed = [(what, fp) for what, getter, fp in reads if fingerprint(getter()) != fp]
+        if tensor_mod._structure_epoch[0] != epoch:  # (`self.cache = ...` in a forward)
+            changed.append(("a module attribute holding a tensor or a submodule (or an "
+                            "optimizer's parameter groups)", None))
         warn_side_effects(recorder, changed, getattr(self.fn, "__name__", "the function"))
         big = [(what, a) for what, _, fp in reads for a in big_arrays(fp)]
         if big:

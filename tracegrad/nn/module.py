@@ -48,6 +48,14 @@ class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpect
         return super().__repr__()
 
 
+def _held(d: dict, name: str) -> Any:
+    """What a module (its ``__dict__``: ``d``) holds under ``name`` now, else a fresh object."""
+    for reg in ("_parameters", "_buffers", "_modules"):
+        if name in d.get(reg, ()):
+            return d[reg][name]
+    return d.get(name, _held)
+
+
 class Module:
     """Base class of every layer and model. Subclasses set attributes in ``__init__`` (after
     ``super().__init__()``) and define ``forward``; calling the module calls ``forward``.
@@ -80,7 +88,8 @@ class Module:
 
     def __setattr__(self, name: str, value: Any) -> None:
         d = self.__dict__
-        if isinstance(value, (Tensor, Module)) or value is None:
+        if (isinstance(value, (Tensor, Module)) or value is None) and \
+                _held(d, name) is not value:  # (x += 1 on a tensor attribute: the same one)
             _structure_epoch[0] += 1
         if isinstance(value, (Parameter, Module)):
             params, buffers, modules = self._registries()
