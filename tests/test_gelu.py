@@ -162,3 +162,24 @@ def test_compiled_second_derivative_agrees_with_torch(backend, approximate, tmp_
     for g, w, t in zip(got, want, (d1.detach().numpy(), d2.numpy())):
         np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-13)
         np.testing.assert_allclose(w, t, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("approximate", FORMS)
+def test_gelu_jacobians_and_hessian_match_torch(approximate):
+    # jacfwd pushes a batch of tangents through the gate's rule at once; hessian is forward
+    # over reverse
+    x = np.linspace(-3, 3, 7)
+
+    def f(t):
+        return F.gelu(t, approximate=approximate)
+
+    def ft(t):
+        return TF.gelu(t, approximate=approximate)
+
+    jf = tg.jacfwd(f)(tg.tensor(x)).numpy()
+    np.testing.assert_array_equal(jf, tg.jacrev(f)(tg.tensor(x)).numpy())
+    np.testing.assert_allclose(jf, torch.func.jacfwd(ft)(torch.tensor(x)).numpy(),
+                               rtol=1e-12, atol=1e-14)
+    h = tg.hessian(lambda t: f(t).sum())(tg.tensor(x)).numpy()
+    want = torch.func.hessian(lambda t: ft(t).sum())(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(h, want, rtol=1e-10, atol=1e-12)
