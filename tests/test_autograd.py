@@ -198,7 +198,7 @@ def test_which_unary_rules_write_into_their_gradient():
 
     # declared ("into_g"); tests/test_op_facts.py checks each declaration against its rule
     assert {n for n, p in PRIMITIVES.items() if p.in_place} == \
-        {"neg", "exp", "log", "sqrt", "tanh", "relu"}
+        {"neg", "exp", "log", "sqrt", "tanh", "relu", "normal_cdf_tanh"}
 
 
 # Random programs: the first-order backward (bare arrays, gradients multiplied in place where
@@ -213,6 +213,7 @@ _PROGRAM_OPS = {
     "sigmoid": lambda lib, a, b: a.sigmoid(),
     "neg": lambda lib, a, b: -a,
     "exp_tanh": lambda lib, a, b: a.tanh().exp(),
+    "gelu_tanh": lambda lib, a, b: lib.nn.functional.gelu(a, approximate="tanh"),
     "square": lambda lib, a, b: a * a,
     "add": lambda lib, a, b: a + b,
     "sub": lambda lib, a, b: a - b,

@@ -263,6 +263,9 @@ CALLS = [
     ("log", [f32(3, 4, low=0.1)], {}),
     ("sqrt", [f32(3, 4, low=0.0)], {}),
     ("softplus", [np.array([-100.0, -3.0, 0.0, 2.0, 50.0, 100.0], np.float32)], {}),
+    *[(op, [np.array([-100.0, -5.0, -1.0, 0.0, 0.5, 3.0, 100.0], dt)], {})
+      for op, dt in (("normal_cdf", np.float32), ("normal_cdf_tanh", np.float32),
+                     ("normal_cdf_tanh", np.float64))],  # (ONNX Runtime has no double Erf)
     ("neg", [i64(5)], {}),
     ("relu", [i64(5)], {}),
     ("exp", [f32(2, 3).astype(np.float64)], {}),

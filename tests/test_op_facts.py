@@ -37,7 +37,7 @@ F32, I64, BOOL = np.dtype(np.float32), np.dtype(np.int64), np.dtype(bool)
 # Example calls of every primitive with a VJP: ([(shape, dtype) per operand], attrs).
 # Several per op where a rule takes different paths (broadcasting, 1-d matmul operands).
 UNARY_MATH = ["neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "softplus", "erf",
-              "relu"]
+              "normal_cdf", "normal_cdf_tanh", "relu"]
 BINARY_MATH = ["add", "sub", "mul", "div", "pow", "maximum"]
 EXAMPLES: dict[str, list] = {
     **{op: [([((3, 4), F32)], {})] for op in UNARY_MATH},
@@ -231,19 +231,21 @@ def test_derived_compiler_sets_are_the_ones_written_out_before():
 
     assert fuses(numpy_backend) == {
         "neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "erf", "relu", "sign",
-        "softplus", "add", "sub", "mul", "div", "pow", "maximum"}
+        "softplus", "add", "sub", "mul", "div", "pow", "maximum", "normal_cdf",
+        "normal_cdf_tanh"}
     # (neg too, whose own rules in simplify.RULES come first, as before)
     assert {op for op in P if simplify.is_unary(op)} == {
         "exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "relu", "sigmoid", "softplus",
-        "erf", "neg"}
+        "erf", "neg", "normal_cdf", "normal_cdf_tanh"}
     assert writes_into(numpy_backend) == {
         "neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "relu", "sigmoid",
         "softplus", "erf", "add", "sub", "mul", "div", "pow", "maximum", "lt", "le", "gt",
         "ge", "eq", "ne", "cast", "sum", "max", "min", "argmax", "argmin", "matmul", "kernel",
-        "scatter_add", "cat", "setitem"}
+        "scatter_add", "cat", "setitem", "normal_cdf", "normal_cdf_tanh"}
     assert overwrites(numpy_backend) == {
         "neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "relu", "softplus", "erf",
-        "add", "sub", "mul", "div", "pow", "maximum", "cast", "kernel"}
+        "add", "sub", "mul", "div", "pow", "maximum", "cast", "kernel", "normal_cdf",
+        "normal_cdf_tanh"}
     before = {
         "neg": "negative", "exp": "exp", "log": "log", "sqrt": "sqrt", "tanh": "tanh",
         "sin": "sin", "cos": "cos", "sign": "sign", "add": "add", "sub": "subtract",
@@ -254,13 +256,13 @@ def test_derived_compiler_sets_are_the_ones_written_out_before():
     assert {op: P[op].ufunc for op in backend.UFUNC_OPS} == \
         {op: getattr(np, u) for op, u in before.items()}
     assert methods.FLOAT_ONLY == {"exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "erf",
-                                  "softplus", "div"}
+                                  "softplus", "div", "normal_cdf", "normal_cdf_tanh"}
     assert set(methods.UNARY_METHODS) == {"exp", "log", "sqrt", "tanh", "sin", "cos",
                                           "sigmoid", "relu", "erf", "softplus", "floor",
                                           "ceil", "round"}
     assert cse.RANDOM == fold_constants.RANDOM == {"rand"}
     assert {n for n, p in P.items() if p.in_place} == {"neg", "exp", "log", "sqrt", "tanh",
-                                                       "relu"}
+                                                       "relu", "normal_cdf_tanh"}
 
 
 # ---------------------------------------------------------------- a primitive added at runtime

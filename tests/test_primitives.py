@@ -160,6 +160,31 @@ def test_unary_forward_on_any_float(name, x):
         compare_with_torch(fn, fn, x, order=0)
 
 
+def _torch_normal_cdf_tanh(x):
+    torch = torch_mod()
+    return (torch.tanh((x + x * x * x * 0.044715) * (2 / np.pi) ** 0.5) + 1) * 0.5
+
+
+# GELU's gate, Phi(x) and its tanh approximation (F.gelu is x times it): torch.special.ndtr is
+# Phi; the tanh form is written out in torch, differentiated by torch's chain rule
+GATES = {
+    "normal_cdf": (lambda x: torch_mod().special.ndtr(x)),
+    "normal_cdf_tanh": _torch_normal_cdf_tanh,
+}
+
+
+@covers(*GATES)
+@pytest.mark.parametrize("name", sorted(GATES))
+@FAST
+@given(shape=shapes, seed=seeds)
+def test_gelu_gates(name, shape, seed):
+    x = np.random.default_rng(seed).uniform(-4, 4, size=shape)
+    check_both(lambda t: apply(PRIMITIVES[name], t), GATES[name], x)
+    # (float32: u (1 - u) and torch's 1 - t^2 lose different bits to cancellation in the tails)
+    check_both(lambda t: apply(PRIMITIVES[name], t), GATES[name], x.astype(np.float32),
+               atol=1e-5)
+
+
 @covers("sign")
 @FAST
 @given(shape=shapes, seed=seeds)

@@ -31,6 +31,7 @@ from .tensor import (
     _result_dtype,
     _shape_arg,
     _static_data,
+    _unary,
     apply,
     cat,
     stack,
@@ -254,16 +255,18 @@ def logsigmoid(x: Tensor) -> Tensor:
     return -((-x).softplus())
 
 
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-
-
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:
-    """GELU: exact ``x * Phi(x)`` (erf), or the tanh approximation with ``approximate="tanh"``."""
+    """GELU, ``x * Phi(x)``: exact (erf), or the tanh approximation with
+    ``approximate="tanh"``. Phi is a primitive (`normal_cdf`, `normal_cdf_tanh`) whose
+    gradient reads its own value, so the backward is a few operations per element.
+
+    >>> F.gelu(tg.tensor([0.0, 1.0]), approximate="tanh")
+    tensor([0.0000, 0.8412])
+    """
     if approximate == "none":
-        return x * ((x * (1 / math.sqrt(2.0))).erf() + 1) * 0.5
+        return x * _unary("normal_cdf", x)
     if approximate == "tanh":
-        inner = (x + x * x * x * 0.044715) * _SQRT_2_OVER_PI
-        return x * (inner.tanh() + 1) * 0.5
+        return x * _unary("normal_cdf_tanh", x)
     raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
 
 

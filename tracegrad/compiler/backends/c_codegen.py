@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ...ops.elementwise import GELU_KAPPA, INV_SQRT_2, SQRT_2_OVER_PI
 from ..ir import Node, format_node
 
 # op -> C expression of its operands {0}, {1} (locals of the kernel's type T).
@@ -47,6 +48,10 @@ C_OPS = {
     "sigmoid": "tg_sigmoid({0})",
     "softplus": "(fmax({0}, (T)0) + log1p(exp(-fabs({0}))))",
     "erf": "tg_erf({0})",
+    # (NumPy's operations, in its order: ops/elementwise.py)
+    "normal_cdf": f"((tg_erf({{0}} * (T){INV_SQRT_2!r}) + (T)1) * (T)0.5)",
+    "normal_cdf_tanh": f"((tg_tanh(({{0}} + (({{0}} * {{0}}) * {{0}}) * (T){GELU_KAPPA!r}) * "
+                       f"(T){SQRT_2_OVER_PI!r}) + (T)1) * (T)0.5)",
     "relu": "(({0} > 0 || {0} != {0}) ? {0} : (T)0)",
     "sign": "(({0} > 0) ? (T)1 : ({0} < 0) ? (T)-1 : {0})",
     "add": "({0} + {1})",
@@ -328,12 +333,13 @@ def why_not(node: Node) -> str | None:
 
 # Ops whose C form is a call of libm's scalar function (tanhf, expf, erff...): NumPy runs
 # them with SIMD loops, several times faster per element on large arrays.
-LIBM = {"exp", "log", "tanh", "sin", "cos", "sigmoid", "softplus", "erf", "pow"}
+LIBM = {"exp", "log", "tanh", "sin", "cos", "sigmoid", "softplus", "erf", "pow", "normal_cdf",
+        "normal_cdf_tanh"}
 # Evaluated here for float32 (see HEADER) in float arithmetic that GCC vectorizes (16 lanes
 # with AVX-512), faster than NumPy's SIMD loops on large arrays: exp, tanh, sigmoid (whose
 # NumPy form is four passes through logaddexp). (An earlier version evaluated them in double
 # and GCC left it unvectorized inside long kernels: 3x slower than NumPy's exp.)
-OWN_FLOAT = {"sigmoid", "exp", "tanh", "erf"}
+OWN_FLOAT = {"sigmoid", "exp", "tanh", "erf", "normal_cdf", "normal_cdf_tanh"}
 RED_ON_STACK = 1 << 13  # values a pairwise sum buffers on the stack (beyond: malloc)
 SMALL = 1 << 14  # elements up to which a C call beats NumPy's calls whatever the kernel holds
 

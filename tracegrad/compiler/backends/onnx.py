@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ...ops.elementwise import GELU_KAPPA, INV_SQRT_2, SQRT_2_OVER_PI
 from ...ops.movement import SLOT
 from ..ir import Graph, Node
 
@@ -214,6 +215,23 @@ def _softplus(e: Emitter, n: Node, ins: list[str]) -> str:
     one = e.scalar_like(1, n.dtype)
     tail = e.op("Log", [e.op("Add", [one, e.op("Exp", [e.op("Neg", [e.op("Abs", [x])])])])])
     return e.op("Add", [e.op("Relu", [x]), tail])
+
+
+def _normal_cdf(e: Emitter, n: Node, ins: list[str]) -> str:
+    # (1 + erf(x / sqrt 2)) / 2, or with tanh(sqrt(2/pi) (x + k x^3)): ops/elementwise.py's
+    # operations in its order
+    (x,) = ins
+
+    def c(v: float) -> str:
+        return e.scalar_like(v, n.dtype)
+
+    if n.op == "normal_cdf":
+        core = e.op("Erf", [e.op("Mul", [x, c(INV_SQRT_2)])])
+    else:
+        cube = e.op("Mul", [e.op("Mul", [x, x]), x])
+        inner = e.op("Add", [x, e.op("Mul", [cube, c(GELU_KAPPA)])])
+        core = e.op("Tanh", [e.op("Mul", [inner, c(SQRT_2_OVER_PI)])])
+    return e.op("Mul", [e.op("Add", [core, c(1)]), c(0.5)])
 
 
 def _bool_or(op_type: str, bool_type: str | None) -> Callable:
@@ -645,6 +663,8 @@ LOWERINGS: dict[str, Callable[..., str]] = {
     "sigmoid": _simple("Sigmoid"),
     "softplus": _softplus,
     "erf": _simple("Erf"),
+    "normal_cdf": _normal_cdf,
+    "normal_cdf_tanh": _normal_cdf,
     "relu": _relu,
     "sign": _simple("Sign"),
     "floor": _rounding("Floor"),
