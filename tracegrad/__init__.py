@@ -38,7 +38,19 @@ from .creation import (
     zeros_like,
 )
 from .device import device
-from .dtypes import bool_, float16, float32, float64, int8, int16, int32, int64, uint8
+from .dtypes import (
+    bool_,
+    float16,
+    float32,
+    float64,
+    get_default_dtype,
+    int8,
+    int16,
+    int32,
+    int64,
+    set_default_dtype,
+    uint8,
+)
 from .errors import DTypeError, ShapeError, TraceError, ValueRangeError
 from .functional import (
     abs,
@@ -157,6 +169,7 @@ __all__ = [
     "linspace", "eye", "rand", "randn", "randint", "manual_seed", "is_tensor",
     "float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool",
     "float", "double", "half", "long", "int", "short", "device", "cuda",
+    "set_default_dtype", "get_default_dtype",
     "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "grad", "value_and_grad",
     "jvp", "vjp", "jacrev", "jacfwd", "hessian", "autograd",
     "detect_anomaly", "where", "cat", "stack", "abs", "amax", "amin", "clamp", "log_softmax",

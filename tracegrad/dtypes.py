@@ -33,6 +33,23 @@ _KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2}
 SUPPORTED = (float16, float32, float64, int8, uint8, int16, int32, int64, bool_)
 
 
+def set_default_dtype(dtype: Any) -> None:
+    """Make ``dtype`` (float16, float32 or float64) the dtype of tensors made from Python
+    floats and of new layers' parameters, as ``torch.set_default_dtype``. Process-wide, as
+    there; a compiled function traced under another default traces again."""
+    global default_float
+    dt = to_dtype(dtype)
+    if dt.kind != "f":
+        raise TypeError(f"set_default_dtype: only a floating point dtype can be the default "
+                        f"(float16, float32, float64), got {dt}")
+    default_float = dt
+
+
+def get_default_dtype() -> np.dtype:
+    """The default floating point dtype (float32 unless `set_default_dtype` changed it)."""
+    return default_float
+
+
 def kind_rank(dtype: np.dtype) -> int:
     try:
         return _KIND_RANK[dtype.kind]

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import autograd
+from .. import autograd, dtypes
 from ..tensor import Tensor, _Anomaly, _bump, _leaf
 from ..views import view_of
 from .guards import Ident, fingerprint
@@ -157,6 +157,8 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
         body += [f"r = {name('admit', dynamic[1].admit)}(n)",
                  "if check and r is not True:", "    return r"]
     guard(f"{name('mode', mode)}.enabled != {variant.grad_enabled}", "grad mode changed")
+    guard(f"{name('dtypes', dtypes)}.default_float is not {name('dt', variant.default_float)}",
+          "tg.set_default_dtype changed the default float dtype")
     an = name("anomaly", _Anomaly)  # (on in this thread: see tensor._Anomaly)
     guard(f"bool({an}.enabled and {an}.here.on) != {variant.anomaly}",
           "tg.detect_anomaly() was turned on or off")

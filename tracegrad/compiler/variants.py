@@ -10,7 +10,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import autograd
+from .. import autograd, dtypes
 from ..tensor import Tensor
 from .aliasing import alias_plan, overlapping
 from .entry import build_entry
@@ -71,6 +71,7 @@ class Variant:
     def __post_init__(self) -> None:
         # (made right after its trace: a backward in it baked in the hooks there are now)
         self.hooks_epoch = autograd.hooks_changed[0] if self.capture.called_backward else None
+        self.default_float = dtypes.default_float  # (Python floats' dtype in the trace)
         self._owns = [self.program.owns(k) for k in range(len(self.graph.outputs))]
         # A user output that is a gradient the function also wrote (``return loss, x.grad``)
         # is handed out as that very ``.grad`` tensor, as in eager mode: no copy.

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import dtypes
 from .. import functional as F
 from ..tensor import Tensor
 from . import init
@@ -54,8 +55,8 @@ class _ConvNd(Module):
             self.padding = F._tuple(padding, nd, "padding", name)
         self.groups, self.padding_mode = groups, padding_mode
         self.weight = Parameter(np.empty((out_channels, in_channels // groups) + kernel,
-                                         dtype=np.float32))
-        self.bias = Parameter(np.empty(out_channels, dtype=np.float32)) if bias else None
+                                         dtype=dtypes.default_float))
+        self.bias = Parameter(np.empty(out_channels, dtype=dtypes.default_float)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

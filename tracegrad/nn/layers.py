@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import dtypes
 from .. import functional as F
 from ..autograd import no_grad
 from ..creation import zeros
@@ -19,7 +20,7 @@ from .module import Module, Parameter
 
 
 def _param(*shape: int) -> Parameter:
-    return Parameter(np.empty(shape, dtype=np.float32))
+    return Parameter(np.empty(shape, dtype=dtypes.default_float))
 
 
 class Linear(Module):
@@ -122,8 +123,8 @@ class LayerNorm(Module):
         self.normalized_shape, self.eps = shape, eps
         self.elementwise_affine = elementwise_affine
         if elementwise_affine:
-            self.weight = Parameter(np.ones(shape, dtype=np.float32))
-            self.bias = Parameter(np.zeros(shape, dtype=np.float32)) if bias else None
+            self.weight = Parameter(np.ones(shape, dtype=dtypes.default_float))
+            self.bias = Parameter(np.zeros(shape, dtype=dtypes.default_float)) if bias else None
         else:
             self.weight = self.bias = None
 
@@ -151,11 +152,12 @@ class _BatchNorm(Module):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        self.weight = Parameter(np.ones(num_features, dtype=np.float32)) if affine else None
-        self.bias = Parameter(np.zeros(num_features, dtype=np.float32)) if affine else None
+        dt = dtypes.default_float
+        self.weight = Parameter(np.ones(num_features, dtype=dt)) if affine else None
+        self.bias = Parameter(np.zeros(num_features, dtype=dt)) if affine else None
         if track_running_stats:
             self.register_buffer("running_mean", zeros(num_features))
-            self.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
+            self.register_buffer("running_var", Tensor(np.ones(num_features, dtypes.default_float)))
             self.register_buffer("num_batches_tracked", Tensor(np.array(0, dtype=np.int64)))
         else:
             for name in ("running_mean", "running_var", "num_batches_tracked"):
@@ -236,8 +238,9 @@ class GroupNorm(Module):
                              f"num_groups={num_groups}")
         self.num_groups, self.num_channels, self.eps, self.affine = (num_groups, num_channels,
                                                                      eps, affine)
-        self.weight = Parameter(np.ones(num_channels, dtype=np.float32)) if affine else None
-        self.bias = Parameter(np.zeros(num_channels, dtype=np.float32)) if affine else None
+        dt = dtypes.default_float
+        self.weight = Parameter(np.ones(num_channels, dtype=dt)) if affine else None
+        self.bias = Parameter(np.zeros(num_channels, dtype=dt)) if affine else None
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim < 2 or x.shape[1] != self.num_channels:

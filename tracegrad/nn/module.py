@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from .. import dtypes
 from ..autograd import no_grad
 from ..errors import ShapeError
 from ..tensor import Tensor, _as_array, _bump, _structure_epoch, _to_args
@@ -27,7 +28,7 @@ class Parameter(Tensor):
 
     def __init__(self, data: Any = None, requires_grad: bool = True):
         if data is None:
-            data = np.zeros((0,), dtype=np.float32)
+            data = np.zeros((0,), dtype=dtypes.default_float)
         super().__init__(_as_array(data))
         if requires_grad:
             self.requires_grad_(True)

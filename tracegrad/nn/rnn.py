@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import dtypes
 from .. import functional as F
 from ..errors import ShapeError
 from ..tensor import Tensor, stack
@@ -73,14 +74,14 @@ class RNNBase(Module):
             layer_in = input_size if layer == 0 else hidden_size * dirs
             for suffix in ["", "_reverse"][:dirs]:
                 self.register_parameter(f"weight_ih_l{layer}{suffix}", Parameter(
-                    np.empty((gates, layer_in), np.float32)))
+                    np.empty((gates, layer_in), dtypes.default_float)))
                 self.register_parameter(f"weight_hh_l{layer}{suffix}", Parameter(
-                    np.empty((gates, hidden_size), np.float32)))
+                    np.empty((gates, hidden_size), dtypes.default_float)))
                 if bias:
                     self.register_parameter(f"bias_ih_l{layer}{suffix}", Parameter(
-                        np.empty(gates, np.float32)))
+                        np.empty(gates, dtypes.default_float)))
                     self.register_parameter(f"bias_hh_l{layer}{suffix}", Parameter(
-                        np.empty(gates, np.float32)))
+                        np.empty(gates, dtypes.default_float)))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -222,10 +223,10 @@ class _CellBase(Module):
         super().__init__()
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         gates = _GATES[self.mode] * hidden_size
-        self.weight_ih = Parameter(np.empty((gates, input_size), np.float32))
-        self.weight_hh = Parameter(np.empty((gates, hidden_size), np.float32))
-        self.bias_ih = Parameter(np.empty(gates, np.float32)) if bias else None
-        self.bias_hh = Parameter(np.empty(gates, np.float32)) if bias else None
+        self.weight_ih = Parameter(np.empty((gates, input_size), dtypes.default_float))
+        self.weight_hh = Parameter(np.empty((gates, hidden_size), dtypes.default_float))
+        self.bias_ih = Parameter(np.empty(gates, dtypes.default_float)) if bias else None
+        self.bias_hh = Parameter(np.empty(gates, dtypes.default_float)) if bias else None
         k = 1.0 / math.sqrt(hidden_size)
         for p in self.parameters():
             init.uniform_(p, -k, k)

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import dtypes
 from .. import functional as F
 from ..errors import ShapeError
 from ..tensor import Tensor, _leaf
@@ -57,8 +58,9 @@ class MultiheadAttention(Module):
         self.embed_dim, self.num_heads, self.dropout = embed_dim, num_heads, dropout
         self.head_dim, self.batch_first = embed_dim // num_heads, batch_first
         self.kdim = self.vdim = embed_dim
-        self.in_proj_weight = Parameter(np.empty((3 * embed_dim, embed_dim), np.float32))
-        self.in_proj_bias = Parameter(np.zeros(3 * embed_dim, np.float32)) if bias else None
+        dt = dtypes.default_float
+        self.in_proj_weight = Parameter(np.empty((3 * embed_dim, embed_dim), dt))
+        self.in_proj_bias = Parameter(np.zeros(3 * embed_dim, dt)) if bias else None
         self.out_proj = Linear(embed_dim, embed_dim, bias=bias)
         init.xavier_uniform_(self.in_proj_weight)
         if bias:

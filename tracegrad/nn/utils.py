@@ -7,6 +7,7 @@ from typing import Iterable
 
 import numpy as np
 
+from .. import dtypes
 from ..autograd import no_grad
 from ..tensor import Tensor, stack
 
@@ -21,7 +22,7 @@ def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float,
     params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
-        return Tensor(np.array(0.0, dtype=np.float32))
+        return Tensor(np.array(0.0, dtype=dtypes.default_float))
     with no_grad():
         if norm_type == math.inf:
             total = stack([g.abs().amax() for g in grads]).amax()
