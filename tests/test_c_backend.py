@@ -538,6 +538,26 @@ def test_gelu_layer_norm_forward_backward_in_one_row_program(dtype, shape, layou
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1, np.abs(want).max()))
 
 
+def test_a_row_programs_fallback_keeps_no_buffers(rows_everywhere):
+    """The NumPy fallback of a row program (an input that is not C-contiguous) ran on pooled
+    buffers that the program kept between calls: 7 arrays of the (256, 256) input's size for
+    GELU + layer norm, though the C call needs none of them. It writes new memory now; the
+    pool keeps what the C calls and the other nodes use (2 such arrays)."""
+    n = 256
+    rng = np.random.default_rng(0)
+    w = tg.tensor(rng.standard_normal(n).astype(np.float32), requires_grad=True)
+    b = tg.tensor(rng.standard_normal(n).astype(np.float32), requires_grad=True)
+    r = tg.tensor(rng.standard_normal((n, n)).astype(np.float32))
+    f = tg.compile(_gelu_ln_step(n, w, b, r), backend="c")
+    x0 = rng.standard_normal((n, n)).astype(np.float32)
+    for _ in range(3):
+        w.grad = b.grad = None
+        f(tg.tensor(x0, requires_grad=True))
+    assert "1 row program(s)" in f.cache_info().backend
+    pool = sum(a.nbytes for a in f.last_variant.program.pool)
+    assert pool <= 2 * x0.nbytes, pool / x0.nbytes
+
+
 def test_row_programs_in_a_training_step(rows_everywhere):
     eager_model, model = tc.twin(tc.mlp)
     eager_opt = tg.optim.Adam(eager_model.parameters(), lr=1e-2)

@@ -22,7 +22,7 @@ import numpy as np
 from ..ir import Graph, Node
 from ..passes.plan_memory import VIEWS, _alias_roots, _may_overwrite
 from . import c_codegen, c_rows, toolchain
-from .numpy import NumpyBackend, Program
+from .numpy import NumpyBackend, Program, _into
 
 
 def available() -> str | None:
@@ -294,6 +294,16 @@ class CProgram(Program):
                     after.append(f"del v{dead.id}")
         self._numpy_kernels = False
         return lines + after
+
+    def _emit(self, node: Node, plan: Any) -> list[str]:
+        if self._numpy_kernels and id(node) in plan.buffer_of:
+            # A row program's NumPy fallback (an array that is not C-contiguous: rare)
+            # writes into new memory: the pool then holds only the buffers the C calls and
+            # the other nodes use (a 1024x1024 GELU + layer norm kept 16 MiB for it).
+            v = f"v{node.id}"
+            return ([f"{v} = np.empty({node.shape!r}, {self._name('d', node.dtype)})"]
+                    + _into(self, node, [f"v{i.id}" for i in node.inputs], v))
+        return super()._emit(node, plan)
 
     def _emit_kernel(self, node: Node, out: str) -> list[str]:
         if self._numpy_kernels:

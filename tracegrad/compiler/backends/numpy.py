@@ -199,6 +199,10 @@ class Program:
         # dynamic variant rebuilds them per size: dynamic_program.py)
         self._views: dict[str, tuple] = {}
         lines = self._generate(graph, plan)
+        # (a planned buffer the code never names, as a C row program's fallback, is freed)
+        used = {index for index, *_ in self._views.values()}
+        self.pool = [a if k in used else np.empty(0, np.uint8)
+                     for k, a in enumerate(self.pool)]
         self.source_text = "\n".join(lines) + "\n"
         linecache.cache[self.filename] = (len(self.source_text), None,
                                           self.source_text.splitlines(True), self.filename)
