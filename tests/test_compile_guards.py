@@ -1538,3 +1538,25 @@ def test_assigning_the_same_tensor_to_a_module_attribute_is_not_a_change():
     outs = [f(tg.ones(1)).item() for _ in range(5)]
     assert outs == [1.0, 2.0, 3.0, 4.0, 5.0]
     assert f.cache_info().misses == 1
+
+
+def test_a_function_that_turns_grad_mode_off_and_leaves_it_off():
+    """``tg.set_grad_enabled(False)`` inside, not undone: eager leaves grad mode off after
+    every call; the compiled call crashed with an AssertionError ("a new variant fails its
+    own guard: grad mode changed"). The call changes what it reads: it traces every call,
+    so grad mode is left off as in eager."""
+    def f(x):
+        tg.set_grad_enabled(False)
+        return x * 2
+
+    g = tg.compile(f)
+    try:
+        for _ in range(3):
+            tg.set_grad_enabled(True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                y = g(tg.ones(2, requires_grad=True))
+            assert not tg.is_grad_enabled() and not y.requires_grad
+            assert y.tolist() == [2.0, 2.0]
+    finally:
+        tg.set_grad_enabled(True)

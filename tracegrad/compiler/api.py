@@ -291,6 +291,8 @@ class CompiledFunction:
         if tensor_mod._structure_epoch[0] != epoch:  # (`self.cache = ...` in a forward)
             changed.append(("a module attribute holding a tensor or a submodule (or an "
                             "optimizer's parameter groups)", None))
+        if autograd._mode.enabled != key[-1]:  # (tg.set_grad_enabled(False), not undone)
+            changed.append(("grad mode (tg.set_grad_enabled)", None))
         warn_side_effects(recorder, changed, getattr(self.fn, "__name__", "the function"))
         big = [(what, a) for what, _, fp in reads for a in big_arrays(fp)]
         if big:
