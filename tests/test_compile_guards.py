@@ -1560,3 +1560,22 @@ def test_a_function_that_turns_grad_mode_off_and_leaves_it_off():
             assert y.tolist() == [2.0, 2.0]
     finally:
         tg.set_grad_enabled(True)
+
+
+def _change_argument(x):
+    x[0].mul_(2)  # CHANGE-argument
+    return x.sum()
+
+
+def test_changing_a_non_leaf_argument_in_place_is_a_trace_error():
+    """Eager mode changes a non-leaf argument in place (rebasing its graph); the compiled
+    call's stand-in for it is a leaf, so the trace failed with "a view of a leaf tensor that
+    requires grad is being used in an in-place op", which is not what the user did. Now a
+    TraceError that says what cannot be compiled and names the line."""
+    f = tg.compile(_change_argument)
+    f(tg.ones(2, 2, requires_grad=True) * 1)
+    with pytest.raises(tg.TraceError, match="result of an op that needs grad") as info:
+        f(tg.ones(2, 2, requires_grad=True) * 1)
+    line = next(i for i, text in enumerate(open(__file__), 1) if text.rstrip().endswith(
+        "# CHANGE-argument"))
+    assert f"{__file__}:{line}" in str(info.value)

@@ -196,6 +196,8 @@ class InPlaceOps:
         if not _records(self, source):
             return self._assign(result_fn(self))
         if self._op is None and self.requires_grad:
+            if _tensor._tracer is not None:
+                _tensor._tracer.leaf_changed(self)
             raise RuntimeError(
                 "a leaf tensor that requires grad cannot be changed in place (its gradient "
                 "would refer to a value that no longer exists); do the update inside "
@@ -223,6 +225,8 @@ class InPlaceOps:
         base, steps = (self, ()) if view is None else (view.base, view.steps)
         if view is not None and base.requires_grad:
             if base._op is None:
+                if _tensor._tracer is not None:
+                    _tensor._tracer.leaf_changed(base)
                 raise RuntimeError(
                     f"a view of a leaf tensor that requires grad is being used in an in-place "
                     f"op (view of shape {self.shape}, leaf of shape {base.shape}); PyTorch "

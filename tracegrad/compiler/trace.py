@@ -188,6 +188,7 @@ class Tracer:
         self.setting_of: dict[int, str] = {}  # id(input of a hyper-parameter) -> its key
         self.items: list[TracedItem] = []  # what `.item()` gave on traced tensors
         self.arg_flags: list[tuple] = []  # (an argument's stand-in, its requires_grad then)
+        self.results_as_args: set[int] = set()  # stand-ins of arguments that are op results
         self.array_inputs: dict[int, Node] = {}  # id(TracedArray) -> its input node
         self.array_sources: dict[int, tuple] = {}  # id(array made from one) -> (array, it)
         # Python numbers made into tensors before this trace (tensor._constants): constants.
@@ -363,6 +364,18 @@ class Tracer:
         # a hyper-parameter branched on (SGD's `if momentum:`): tg.compile guards it
         error.setting = self.setting_of.get(id(t))
         return error
+
+    def leaf_changed(self, t: Tensor) -> None:
+        """An in-place op under grad mode on (a view of) the leaf ``t``, which eager mode
+        refuses: refused as a `TraceError` when ``t`` stands for an argument that is not a
+        leaf (which eager mode changes, rebasing its graph: a compiled call cannot)."""
+        if get_ident() == self.thread and id(t) in self.results_as_args:
+            raise TraceError(
+                f"tg.compile: the function changes an argument in place (or a view of it) at "
+                f"{user_line()}, and that argument is the result of an op that needs grad: "
+                f"eager mode would rebase the caller's tensor onto the change, which a "
+                f"compiled call cannot do. Change a .clone() of it inside, or do it outside "
+                f"the compiled function")
 
     def hook_added(self, t: Tensor, what: str) -> None:
         """Refuse a hook (``register_hook``, ``retain_grad()``) on a tensor that the function
@@ -760,6 +773,8 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
             if isinstance(leaf, Tensor):
                 # a fresh alias, so the caller's tensor is not changed or recorded into
                 t = _fresh_argument(leaf)
+                if leaf.requires_grad and leaf._op is not None:  # (a leaf stands for it)
+                    tracer.results_as_args.add(id(t))
             tracer.add_argument(t, path)
             if t._grad is not None:  # (written in place: back into the caller's .grad)
                 tracer.capture.arg_grads[id(t._grad)] = tracer.capture.arg_index[id(t)]
