@@ -279,9 +279,14 @@ class CProgram(Program):
                          + self._size_arg())
         lines.append(f"if {fn}(({args},)):  # C: {name}; 1: an array is not C-contiguous")
         self._numpy_kernels = True
+        deferred = {id(n) for n in rows.deferred}
+        later = []  # indices of the nodes that run after the run, on either path
         for j in span:
             node = nodes[j]
             if node.op == "const" or id(node) in hoisted:
+                continue
+            if id(node) in deferred:
+                later.append(j)
                 continue
             lines.append(f"    # %{node.id}:{node.type_str()} = {node.op}")
             lines += ["    " + line for line in self._emit(node, plan)]
@@ -293,6 +298,8 @@ class CProgram(Program):
                 else:
                     after.append(f"del v{dead.id}")
         self._numpy_kernels = False
+        for j in later:
+            lines += self._node_lines(j, nodes[j], plan)
         return lines + after
 
     def _emit(self, node: Node, plan: Any) -> list[str]:
@@ -497,8 +504,8 @@ def row_programs(graph: Graph, plan: Any, any_size: bool = False) -> list[tuple]
     found = []
     k = 0
     while k < len(nodes):
-        for hoist in (True, False):
-            rows = c_rows.find(nodes, k, hoist, any_size)
+        for hoist, defer in ((True, True), (True, False), (False, False)):
+            rows = c_rows.find(nodes, k, hoist, any_size, defer)
             if rows is not None:
                 stored, externals = c_rows.stored_and_externals(rows, users, outputs)
                 if _safe(rows, stored, externals, plan):
@@ -589,7 +596,19 @@ def _safe(rows: Any, stored: list, externals: list, plan: Any) -> bool:
     # write where it lies: the plan let a member and a node after it share a buffer, but
     # hoisting runs that node first (two AdamW weight-decay terms of the GPT step did).
     written = set().union(*(destination(m) for m in rows.members))
-    return not any(destination(h) & written for h in rows.hoisted)
+    if any(destination(h) & written for h in rows.hoisted):
+        return False
+    # A deferred node runs after the run: what it reads from before the run must still be
+    # there (no member or hoisted node writes it), and it must not write what the run reads
+    # or writes.
+    written |= set().union(*(destination(h) for h in rows.hoisted))
+    run = {id(n) for n in rows.members + rows.deferred}
+    read_by_run = set().union(*(memory(e) for e in externals))
+    for d in rows.deferred:
+        reads = set().union(*(memory(i) for i in d.inputs if id(i) not in run))
+        if reads & written or destination(d) & (written | read_by_run):
+            return False
+    return True
 
 
 def _array(node: Node) -> str:

@@ -116,7 +116,11 @@ class RowProgram:
         # unknown, any): a later loop of the row must not read those again (`_at_hand`)
         self.overwritten: set[int] | None = None
         self.produced: dict[int, str] = {}  # id(member) -> "full" | "row" | "rows" |
-        # "cols" | "total" (the last three: reductions over columns, rows, everything)
+        # "cols" | "total" (the last three: reductions over columns, rows, everything);
+        # id(deferred node) -> "after"
+        # nodes between members that read only the run's sums over the rows (a gradient
+        # added to the .grad there was: w.grad + the column sum): they run after the run
+        self.deferred: list[Node] = []
 
     # ---------------------------------------------------------------- membership
 
@@ -137,6 +141,16 @@ class RowProgram:
         self.members.append(node)
         self.produced[id(node)] = kind
         return True
+
+    def deferrable(self, node: Node, pending: list) -> bool:
+        """Whether ``node`` may run after the run although members follow it: it reads
+        values the run makes only once every row is done (sums over the rows, everything,
+        or other such nodes), and nothing the run makes row by row or passed over."""
+        made = [self.produced.get(id(i)) for i in node.inputs]
+        passed = {id(p) for p in pending}
+        return any(k is not None for k in made) and \
+            all(k in (None, "cols", "total", "after") for k in made) and \
+            not any(id(i) in passed for i in node.inputs)
 
     def _kind(self, node: Node) -> str | None:
         if node.dtype != self.dtype and not (node.dtype == np.bool_ and (
@@ -591,11 +605,13 @@ class RowProgram:
         return [f"T s{n.id};"] + L
 
 
-def find(nodes: list[Node], start: int, hoist: bool = True, any_size: bool = False
-         ) -> RowProgram | None:
+def find(nodes: list[Node], start: int, hoist: bool = True, any_size: bool = False,
+         defer: bool = True) -> RowProgram | None:
     """The row program starting at ``nodes[start]``, or None if none starts there. Constants
     in between do not break a run (their names are bound before it). ``any_size``: however
-    small the frame (a program made for every size makes the same choice at each)."""
+    small the frame (a program made for every size makes the same choice at each).
+    ``hoist``, ``defer``: whether nodes between members may run before the run (reading
+    nothing of it) or after it (reading only its sums over the rows)."""
     node = nodes[start]
     dtype = node.dtype
     if node.op in COMPARE:  # (a ReLU's backward mask: the frame is its operands' dtype)
@@ -609,12 +625,19 @@ def find(nodes: list[Node], start: int, hoist: bool = True, any_size: bool = Fal
         return None
     rows = RowProgram(d, dtype)
     pending: list[Node] = []  # nodes the run passed over, not yet followed by a member
-    for n in nodes[start:]:
+    last, deferred_at = start, {}
+    for j, n in enumerate(nodes[start:], start):
         if n.op == "const":
             continue
         if rows.admit(n):
             rows.hoisted += pending
             pending = []
+            last = j
+            continue
+        if defer and rows.deferrable(n, pending):
+            rows.deferred.append(n)
+            rows.produced[id(n)] = "after"
+            deferred_at[id(n)] = j
             continue
         # A node that reads nothing of the run (an optimizer's scalar bias correction)
         # runs before it instead (CProgram checks its memory), and the run goes on.
@@ -624,6 +647,10 @@ def find(nodes: list[Node], start: int, hoist: bool = True, any_size: bool = Fal
         pending.append(n)
     if len(rows.members) < MIN_NODES or (math.prod(d) < MIN_ELEMENTS and not any_size):
         return None
+    # (nodes deferred after the last member are simply the nodes after the run)
+    for n in [n for n in rows.deferred if deferred_at[id(n)] > last]:
+        rows.deferred.remove(n)
+        del rows.produced[id(n)]
     return rows
 
 
