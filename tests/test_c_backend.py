@@ -502,6 +502,15 @@ def _gelu_ln_step(n, w, b, r):
     return f
 
 
+def _gelu_ln_twin(w0, b0, r, compiled):
+    """New w and b (needing grad) from ``w0``, ``b0``, and the step on them, compiled with
+    the C backend or eager."""
+    w = tg.tensor(w0, requires_grad=True)
+    b = tg.tensor(b0, requires_grad=True)
+    f = _gelu_ln_step(len(w0), w, b, r)
+    return w, b, (tg.compile(f, backend="c") if compiled else f)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(64, 48), (7, 9), (128, 1024), (4, 16, 48)])
 @pytest.mark.parametrize("layout", ["contiguous", "transposed"])
@@ -517,11 +526,7 @@ def test_gelu_layer_norm_forward_backward_in_one_row_program(dtype, shape, layou
         x0 = np.ascontiguousarray(x0.T).T
     results = []
     for compiled in (False, True):
-        w = tg.tensor(w0, requires_grad=True)
-        b = tg.tensor(b0, requires_grad=True)
-        f = _gelu_ln_step(n, w, b, r)
-        if compiled:
-            f = tg.compile(f, backend="c")
+        w, b, f = _gelu_ln_twin(w0, b0, r, compiled)
         for _ in range(3):
             w.grad = b.grad = None
             x = tg.tensor(x0, requires_grad=True) if layout == "contiguous" else \
@@ -554,11 +559,7 @@ def test_gradients_added_to_existing_grads_stay_in_one_row_program(layout, rows_
         xs = [np.ascontiguousarray(x.T).T for x in xs]
     results = []
     for compiled in (False, True):
-        w = tg.tensor(w0, requires_grad=True)
-        b = tg.tensor(b0, requires_grad=True)
-        f = _gelu_ln_step(n, w, b, r)
-        if compiled:
-            f = tg.compile(f, backend="c")
+        w, b, f = _gelu_ln_twin(w0, b0, r, compiled)
         for x0 in xs:  # w.grad and b.grad accumulate over the calls
             x = tg.from_numpy(x0).requires_grad_()
             y, gx = [o.numpy().copy() for o in f(x)][:2]
