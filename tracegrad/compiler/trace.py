@@ -21,6 +21,7 @@ from __future__ import annotations
 import gc
 import importlib
 import os
+import sys
 import threading
 import traceback
 import types
@@ -544,6 +545,12 @@ class Tracer:
                     containers(v)
 
         containers(result)
+        # (Python 3.10 keeps a dict snapshot of a frame's locals once something asked for
+        # them: the running frames' are not where the function kept an item)
+        frame: Any = sys._getframe()
+        while frame is not None:
+            expected.add(id(frame.f_locals))
+            frame = frame.f_back
         for holder in gc.get_referrers(*self.items):
             if id(holder) in expected or isinstance(holder, types.FrameType):
                 continue
