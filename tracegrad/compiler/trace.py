@@ -551,8 +551,11 @@ class Tracer:
         while frame is not None:
             expected.add(id(frame.f_locals))
             frame = frame.f_back
-        for holder in gc.get_referrers(*self.items):
-            if id(holder) in expected or isinstance(holder, types.FrameType):
+        items = tuple(self.items)
+        for holder in gc.get_referrers(*items):
+            if id(holder) in expected or isinstance(holder, types.FrameType) or (
+                    type(holder) is tuple and len(holder) == len(items)
+                    and all(a is b for a, b in zip(holder, items))):  # (the call's arguments)
                 continue
             held = [i for i in self.items if any(r is i for r in gc.get_referents(holder))]
             item = held[0] if held else self.items[0]
