@@ -762,6 +762,14 @@ def test_more_in_place_unary_methods_match_pytorch() -> None:
         np.testing.assert_allclose(got[0][1], got[1][1], err_msg=name)
 
 
+@pytest.mark.parametrize("cuts", [[1, 5, 9], [3, 1], [-2], [0, 0, 7], [-9, 2], 8])
+def test_tensor_split_at_unusual_indices_matches_pytorch(cuts) -> None:
+    """Indices past the end, going back, or negative are Python slice bounds in PyTorch (a
+    first version clamped them and gave [[], [5, 6]] for [-2])."""
+    got = [p.tolist() for p in tg.arange(7.0).tensor_split(cuts)]
+    assert got == [p.tolist() for p in torch.arange(7.0).tensor_split(cuts)]
+
+
 def test_split_functions_refuse_uneven_parts_and_small_tensors() -> None:
     with pytest.raises(tg.ShapeError, match="hsplit: dimension 1 of size 3"):
         tg.hsplit(tg.zeros(2, 3), 2)

@@ -1009,9 +1009,10 @@ def tensor_split(x: Tensor, indices_or_sections: Any, dim: int = 0) -> tuple:
         cuts = [builtins.sum(sizes[:i]) for i in range(1, k)]
     else:
         cuts = [int(c) for c in indices_or_sections]
-    bounds = [0, *cuts, n]
-    return tuple(x[(slice(None),) * d + (slice(builtins.min(a, n), builtins.max(
-        builtins.min(a, n), builtins.min(b, n))),)] for a, b in zip(bounds[:-1], bounds[1:]))
+    # the pieces are x[0:c0], x[c0:c1], ..., x[ck:]: Python's slices, so negative indices,
+    # indices past the end and indices that go back give what PyTorch's do
+    return tuple(x[(slice(None),) * d + (slice(a, b),)]
+                 for a, b in zip([0, *cuts], [*cuts, None]))
 
 
 def _split_along(name: str, dim: int, least: int):

@@ -531,9 +531,9 @@ class Tracer:
     def _check_items_returned(self, result: Any) -> None:
         """Refuse an ``x.item()`` of a traced tensor that the function kept anywhere but in
         its result (an attribute, a list, a global, a closure): the compiled call could not
-        update it. What else holds one is found by the garbage collector's referrers: the
-        tracer's list and the result's own containers are expected; running frames are not
-        containers (and Python 3.10's frame objects are skipped)."""
+        update it. What else holds one is found by the garbage collector's referrers; not
+        counted: the tracer's list, the result's own containers, running frames and their
+        locals (Python 3.10 shows both) and the argument tuple of the lookup (3.13 does)."""
         if not self.items:
             return
         expected = {id(self.items)}
