@@ -1579,3 +1579,45 @@ def test_changing_a_non_leaf_argument_in_place_is_a_trace_error():
     line = next(i for i, text in enumerate(open(__file__), 1) if text.rstrip().endswith(
         "# CHANGE-argument"))
     assert f"{__file__}:{line}" in str(info.value)
+
+
+# --------------------------------------------------------------------------------------
+# The call's structure: the same leaves, passed another way
+
+
+def test_a_float_by_keyword_is_not_taken_for_a_positional_one():
+    def f(x, scale=2.0, *, shift=1.0):
+        return x * scale + shift
+
+    compiled = tg.compile(f)
+    x = tg.tensor([1.0, 2.0])
+    calls = [((x,), {}), ((x, 3.0), {}), ((x,), {"shift": 5.0}),
+             ((x,), {"scale": 4.0, "shift": 0.0}), ((x, 3.0), {"shift": -1.0}),
+             ((x,), {"shift": 5.0, "scale": 3.0})]
+    for args, kwargs in calls:
+        np.testing.assert_array_equal(compiled(*args, **kwargs).numpy(),
+                                      f(*args, **kwargs).numpy())
+
+
+def test_tensors_by_keyword_and_in_other_containers_are_told_apart():
+    def f(a, b=None, c=None):
+        first = a[0] if isinstance(a, (list, tuple)) else a
+        bonus = 10.0 if isinstance(a, list) else 0.0
+        return first * 2 + (0 if b is None else b * 3) + (0 if c is None else c * 5) + bonus
+
+    compiled = tg.compile(f)
+    x, y = tg.tensor([1.0]), tg.tensor([2.0])
+    for args, kwargs in [((x, y), {}), ((x,), {"c": y}), (([x],), {"b": y}),
+                         (((x,),), {"b": y}), (([x],), {"c": y}), ((x,), {"b": y})]:
+        assert compiled(*args, **kwargs).tolist() == f(*args, **kwargs).tolist()
+
+
+def test_the_order_of_a_dicts_entries_is_part_of_the_call():
+    def f(d):
+        first, second = d.values()
+        return first - second * 2
+
+    compiled = tg.compile(f)
+    x, y = tg.tensor([1.0]), tg.tensor([5.0])
+    for d in ({"a": x, "b": y}, {"b": y, "a": x}, {"a": y, "b": x}):
+        assert compiled(d).tolist() == f(d).tolist()

@@ -46,6 +46,7 @@ from .partition import donations, feeders, split_backward
 from .trace import TensorSpec, flatten_args, is_input, paused_gc, run_traced, tensor_mod
 from .variants import Variant
 
+_ARG_PATHS = tuple(f"arg{i}" for i in range(16))  # (what flatten_args calls them)
 ALIASED = Miss("a tensor argument is also another argument or a tensor the function reads "
                "otherwise, and the function writes tensors")
 
@@ -151,7 +152,7 @@ class CompiledFunction:
             key = self._key(args)
         else:
             values = self._values
-            flat = flatten_args(args, kwargs)
+            flat = flatten_args(args, kwargs, typed=True)
             key, fps = arg_key(flat, values)
             inputs = [leaf for _, leaf in flat if is_input(leaf, values)]
         variant, reason = None, None
@@ -221,8 +222,12 @@ class CompiledFunction:
 
     @staticmethod
     def _key(args: tuple) -> tuple:
-        return tuple([("T", a._data.shape, a._data.dtype, a.requires_grad) for a in args]
-                     + [autograd._mode.enabled])
+        """`guards.arg_key` of a call with tensors only, all positional, spelled out."""
+        return tuple([("T", a._data.shape, a._data.dtype, a.requires_grad, path)
+                      for a, path in zip(args, _ARG_PATHS)]
+                     if len(args) <= len(_ARG_PATHS) else
+                     [("T", a._data.shape, a._data.dtype, a.requires_grad, f"arg{i}")
+                      for i, a in enumerate(args)]) + (autograd._mode.enabled,)
 
     def _compile(self, args: tuple, kwargs: dict, key: tuple, fps: list,
                  reason: str, generation: int) -> Variant | None:
@@ -334,7 +339,7 @@ class CompiledFunction:
             structure_epoch=epoch, guards=reads + setting_guards,
             records=records,
             backward=backward, n_saved=n_saved,
-            arg_types=[k[:1] + k[1:] for k in key[:-1] if k[0] in ("T", "A", "F")],
+            arg_types=[k[:-1] for k in key[:-1] if k[0] in ("T", "A", "F")],  # (no path)
             arg_fps=fps,
             grad_enabled=key[-1],
             volatile=bool(changed),

@@ -207,7 +207,7 @@ def dynamic_variant(graph: Graph, capture: Capture, template: Any, guard: Any,
                 dynamic_axes[len(arg_types)] = [ax for ax, d in enumerate(shape)
                                                 if d is None]
             k = ("T", shape) + k[2:]
-        arg_types.append(k)
+        arg_types.append(k[:-1])  # (without the path)
     variant = Variant(
         graph=opt, program=program, capture=capture, feeders=feeds,
         n_user_outputs=len(opt.outputs) - len(capture.data_writes)

@@ -630,20 +630,22 @@ def _kind_getter(d: dict, k: Any) -> Callable[[], Any]:
 
 def arg_key(flat: list[tuple[str, Any]], values: bool) -> tuple[tuple, list]:
     """The cache key of a call's arguments, and the fingerprints of those that are neither
-    inputs nor plain values (checked one by one: they need not be hashable)."""
+    inputs nor plain values (checked one by one: they need not be hashable). Each leaf's
+    entry ends with its path, so calls that hold the same leaves in another structure
+    (``f(x, 3.0)`` and ``f(x, shift=3.0)``, a list and a tuple) never share a variant."""
     key, fps = [], []
-    for i, (_path, leaf) in enumerate(flat):
+    for i, (path, leaf) in enumerate(flat):
         t = type(leaf)
         if isinstance(leaf, Tensor):
-            key.append(("T", leaf._data.shape, leaf._data.dtype, leaf.requires_grad))
+            key.append(("T", leaf._data.shape, leaf._data.dtype, leaf.requires_grad, path))
         elif values and t is float:
-            key.append(("F",))
+            key.append(("F", path))
         elif values and t is np.ndarray:
-            key.append(("A", leaf.shape, leaf.dtype))
+            key.append(("A", leaf.shape, leaf.dtype, path))
         elif t in _SETTING:
-            key.append(("v", t.__name__, fingerprint(leaf)))
+            key.append(("v", t.__name__, fingerprint(leaf), path))
         else:
-            key.append(("o", t.__name__))
+            key.append(("o", t.__name__, path))
             fps.append((i, fingerprint(leaf)))
     key.append(autograd.is_grad_enabled())
     return tuple(key), fps

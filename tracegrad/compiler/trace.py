@@ -674,10 +674,13 @@ def build_tree(tree: Any, leaf: Callable[[int], Any]) -> Any:
     return tree[1]
 
 
-def flatten_args(args: tuple, kwargs: dict, containers: bool = False) -> list[tuple[str, Any]]:
+def flatten_args(args: tuple, kwargs: dict, containers: bool = False,
+                 typed: bool = False) -> list[tuple[str, Any]]:
     """(path, value) for every leaf of the arguments; tensors and specs are the leaves that
     become graph inputs. With ``containers``, every list, tuple and dict too, before what
-    it holds."""
+    it holds. With ``typed``, a path also names the type of each container on the way
+    (``arg0<tuple>[1]``): the call's structure, for the cache key (guards.arg_key), as the
+    function may tell a list from a tuple; `rebuild` reads untyped paths."""
     out: list[tuple[str, Any]] = []
 
     def visit(obj: Any, path: str) -> None:
@@ -686,9 +689,13 @@ def flatten_args(args: tuple, kwargs: dict, containers: bool = False) -> list[tu
         if isinstance(obj, (Tensor, TensorSpec)):
             out.append((path, obj))
         elif isinstance(obj, (list, tuple)):
+            if typed:
+                path += f"<{type(obj).__qualname__}>"
             for i, v in enumerate(obj):
                 visit(v, f"{path}[{i}]")
         elif isinstance(obj, dict):
+            if typed:
+                path += f"<{type(obj).__qualname__}>"
             for k, v in obj.items():
                 visit(v, f"{path}[{k!r}]")
         else:
