@@ -264,6 +264,130 @@ def test_random_programs_first_order_gradients(torch, program, seed):
         np.testing.assert_allclose(first, want, rtol=1e-10, atol=1e-12)
 
 
+# --------------------------------------------------------------------------------------
+# The engine's walk down chains (Tensor._chain, see autograd._propagate)
+
+_LINKS = {  # name -> one link y -> f(y) of a chain; k is a constant of y's shape, w a leaf
+    "mul": lambda lib, y, k, w: y * k,
+    "add": lambda lib, y, k, w: y + k,
+    "sub": lambda lib, y, k, w: y - k,
+    "div": lambda lib, y, k, w: y / (k.abs() + 1),
+    "rsub": lambda lib, y, k, w: k - y,  # the chain's value second
+    "tanh": lambda lib, y, k, w: y.tanh(),
+    "exp": lambda lib, y, k, w: (y * 0.1).exp(),
+    "relu": lambda lib, y, k, w: y.relu() + 0.5,
+    "neg": lambda lib, y, k, w: -y,
+    "sigmoid": lambda lib, y, k, w: y.sigmoid(),
+    "broadcast": lambda lib, y, k, w: y * k[:1],  # a (1,) constant
+    "scalar": lambda lib, y, k, w: y * 0.9 + 0.1,  # 0-d constants
+    "fan_out": lambda lib, y, k, w: y * k + y.sum() * 0.01,  # y read twice
+    "square": lambda lib, y, k, w: y * y,
+    "leaf": lambda lib, y, k, w: y * w,  # a second input that requires grad
+}
+
+
+def _run_chain(lib, x, k, w, links):
+    y = x
+    for name in links:
+        y = _LINKS[name](lib, y, k, w)
+    return (y * k).sum()
+
+
+def _no_walk(monkeypatch):
+    monkeypatch.setattr(tg.Tensor, "_chain", lambda self, g, free: (self, g))
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(links=st.lists(st.sampled_from(sorted(_LINKS)), min_size=1, max_size=25),
+       dtype=st.sampled_from(["float32", "float64"]), seed=st.integers(0, 2**16))
+def test_chain_walk_gives_the_general_steps_gradients(torch, monkeypatch, links, dtype, seed):
+    # The walk runs each node's rule as the general step does: the same numbers, bit for
+    # bit, as with the walk turned off, and PyTorch's.
+    rng = np.random.default_rng(seed)
+    x_np, k_np, w_np = (rng.uniform(-1, 1, size=(5,)).astype(dtype) for _ in range(3))
+    grads = []
+    for walk in (True, False):
+        with monkeypatch.context() as m:
+            if not walk:
+                _no_walk(m)
+            x, w = tg.tensor(x_np, requires_grad=True), tg.tensor(w_np, requires_grad=True)
+            _run_chain(tg, x, tg.tensor(k_np), w, links).backward()
+            grads.append([_grad_or_zero(x), _grad_or_zero(w)])
+    x, w = torch.tensor(x_np, requires_grad=True), torch.tensor(w_np, requires_grad=True)
+    _run_chain(torch, x, torch.tensor(k_np), w, links).backward()
+    want = [_grad_or_zero(x), _grad_or_zero(w)]
+    for walked, stepped, theirs in zip(*grads, want):
+        np.testing.assert_array_equal(walked, stepped)
+        np.testing.assert_allclose(walked, theirs, rtol=1e-4 if dtype == "float32" else 1e-10,
+                                   atol=1e-5 if dtype == "float32" else 1e-12)
+
+
+def test_chain_walk_spares_the_engine_a_step_per_node(monkeypatch):
+    # What the walk is for: a 600-node chain takes the engine's general step (and `_vjp`)
+    # at its ends only, not per node.
+    calls = []
+    vjp = tg.Tensor._vjp
+    monkeypatch.setattr(tg.Tensor, "_vjp", lambda self, *a: calls.append(1) or vjp(self, *a))
+    x = tg.tensor([0.5, -0.3, 0.8], requires_grad=True)
+    c, d = tg.tensor([0.99, 1.01, 1.0]), tg.tensor([0.01, -0.02, 0.0])
+    y = x
+    for _ in range(200):
+        y = (y * c + d).tanh()
+    y.sum().backward()
+    assert len(calls) <= 3
+    # the gradient, by hand: d tanh(u) = 1 - tanh(u)^2, times c, link by link
+    g, t = np.ones(3), np.array([0.5, -0.3, 0.8])
+    ts = []
+    for _ in range(200):
+        t = np.tanh(t * c.numpy() + d.numpy())
+        ts.append(t)
+    for t in reversed(ts):
+        g = g * (1 - t * t) * c.numpy()
+    np.testing.assert_allclose(x.grad.numpy(), g, rtol=1e-4)
+
+
+@pytest.mark.parametrize("changed", ["intermediate", "constant", "leaf", "sum input"])
+def test_chain_walk_refuses_a_value_changed_in_place_as_the_general_step(monkeypatch, changed):
+    messages = []
+    for walk in (True, False):
+        with monkeypatch.context() as m:
+            if not walk:
+                _no_walk(m)
+            x = tg.tensor([0.5, -0.3, 0.8], requires_grad=True)
+            c = tg.tensor([2.0, 3.0, 4.0])
+            y1 = x * c
+            y2 = y1.tanh()
+            y3 = y2 + c
+            y4 = y3 * 1.5
+            with tg.no_grad():
+                {"intermediate": y2, "constant": c, "leaf": x, "sum input": y3}[changed].add_(1)
+            with pytest.raises(RuntimeError) as info:
+                (y4 * 1.0).sum().backward()
+            messages.append(str(info.value))
+    assert messages[0] == messages[1]
+    assert "changed in place" in messages[0]
+
+
+def test_chain_walk_with_retain_graph_hooks_and_a_second_backward():
+    x = tg.tensor([0.5, -0.3], requires_grad=True)
+    c = tg.tensor([2.0, 3.0])
+    mid = (x * c).tanh()
+    y = (mid * c + 1).tanh() * c
+    seen = []
+    y.sum().backward(retain_graph=True)
+    first = x.grad.numpy().copy()
+    y.sum().backward(retain_graph=True)
+    np.testing.assert_allclose(x.grad.numpy(), 2 * first, rtol=1e-6)
+    mid.register_hook(lambda g: seen.append(g.numpy().copy()) or g * 0)  # a hook mid-chain
+    x.grad = None
+    y.sum().backward()
+    assert len(seen) == 1 and np.abs(seen[0]).sum() > 0
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])  # the hook's zeros went on
+    with pytest.raises(RuntimeError, match="second time"):
+        y.sum().backward()
+
+
 _COMPOSITES = {  # name -> f(lib, x, w) on x (2, 3, 6, 6), w (4, 3, 3, 3), a scalar out
     "gelu+layer_norm": lambda lib, x, w: lib.nn.functional.layer_norm(
         lib.nn.functional.gelu(x), (6,)).sum() * 0.5,

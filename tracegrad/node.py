@@ -116,6 +116,49 @@ class NodeHooks:
         finally:
             _mode.enabled = saved
 
+    def _chain(self, g: Any, free: bool) -> tuple:
+        """The engine's shortcut down a chain (see autograd._propagate, which calls this
+        when nothing else is waiting): while the node's gradient is a first-order
+        `GradArray` that its rule passes to one input only, an interior one, by plain
+        arithmetic on arrays of one shape (``y * c``, ``y + d``, ``y.tanh()``), run the rule
+        here and go on to that input. Returns the node this stopped at with its (whole)
+        gradient, for the engine's general step; it stops at anything else: a second input
+        requiring grad, a leaf, broadcasting, a value changed in place, another rule. Each
+        step is what `_vjp` and the engine do for such a node, without the round trip."""
+        node = self
+        if type(g) is not GradArray:
+            return node, g
+        while node._vc is _UNCHANGED:
+            children = node._children
+            if len(children) == 2:
+                a, b = children
+                if b.requires_grad or not a._children or a._vc is not _UNCHANGED \
+                        or b._vc is not _UNCHANGED:
+                    break
+                op = node._op
+                per_input = op.per_input
+                ad, bd = a._data, b._data
+                if per_input is None or ad.shape != bd.shape:
+                    break
+                if not op.passes_gradient:
+                    if not op.arithmetic[1][1]:
+                        break
+                    g = _carry(g, per_input[0](g._data, node._data, ad, bd))
+            elif len(children) == 1:
+                (a,) = children
+                op = node._op
+                if not a._children or a._vc is not _UNCHANGED or not op.arithmetic[0][1] \
+                        or (op.in_place and g.owned and g._data.size >= _IN_PLACE_MIN_SIZE):
+                    break  # (a large owned gradient: `_vjp` writes into it)
+                (dx,) = op.vjp(g._data, node._data, a._data)
+                g = _carry(g, dx)
+            else:
+                break
+            if free:  # (as `_vjp` does)
+                node._children = ()
+            node = a
+        return node, g
+
     def _is_leaf(self) -> bool:
         return self._op is None
 

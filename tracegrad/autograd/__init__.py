@@ -328,6 +328,12 @@ def _propagate(root: Any, seed: Any, policy: Any) -> None:
     keeps interior nodes' gradients in (the engine sums into it directly, and a node in the
     heap has an entry there; ``add`` then only sees leaves), and
     ``frees``, whether each node drops its graph once its VJP has run.
+
+    **Chains.** A node type may offer ``node._chain(g, frees) -> (node, g)``: walk down from
+    ``node`` while each step is one whose gradient goes to one input only, which nothing else
+    consumes, and return where it stopped. The engine calls it (with a table, no hooks) when
+    nothing is waiting, which is exactly when such a node's input would be next with its
+    whole gradient anyway; the walk spares the engine's round trip per node of a chain.
     """
     policy.seed(root, seed)
     if not root._children:  # a leaf: the policy already has its gradient
@@ -335,6 +341,7 @@ def _propagate(root: Any, seed: Any, policy: Any) -> None:
     take, add, table, frees = policy.take, policy.add, policy.table, policy.frees
     get = table.get if table is not None else None
     seen = {root} if table is None else None  # without a table: the nodes reached so far
+    chain = table is not None and hasattr(root, "_chain")
     waiting: list = []  # a heap of (-_seq, node)
     node = root
     g = take(root, None)
@@ -348,6 +355,9 @@ def _propagate(root: Any, seed: Any, policy: Any) -> None:
             if mine:
                 g = node._run_hooks(g, mine)
         if g is not None:
+            if chain and not waiting and not hooks:  # (see the docstring)
+                node, g = node._chain(g, frees)
+                children = node._children
             grads = node._vjp(g, frees)
             if grads is None:  # (a micrograd `_backward` wrote its children's grads itself)
                 grads = (None,) * len(children)
