@@ -540,6 +540,58 @@ def test_diagonal_is_a_view_as_in_pytorch(shape, offset, dim1, dim2):
         np.testing.assert_allclose(a, b)
 
 
+_SLICED = {  # a view of a (4, 5) matrix whose rows do not flatten without a copy
+    "columns": lambda t: t[:, 1:], "every other row": lambda t: t[::2],
+    "block": lambda t: t[1:, :3],
+    "transposed, sliced": lambda t: t.T[1:], "strided both ways": lambda t: t[::2, ::2],
+    "one row": lambda t: t[2:3, 1:]}
+
+
+@pytest.mark.parametrize("offset", [0, 1, -1, 3, -5])
+@pytest.mark.parametrize("view", sorted(_SLICED))
+def test_diagonal_of_a_sliced_matrix_is_a_view_as_in_pytorch(view, offset):
+    """``x[:, 1:].diagonal().fill_(0)`` changed nothing: the diagonal of a matrix whose
+    rows are strided was a copy, so writes through it were lost, and a later write to the
+    matrix was not seen in it. It is the progression in memory now; values, the base after
+    writes either way, and gradients through them are PyTorch's (float64)."""
+    def run(lib):
+        x = lib.arange(20.0, dtype=lib.float64).reshape(4, 5)
+        x.requires_grad_()
+        y = x * 2
+        d = _SLICED[view](y).diagonal(offset)
+        before = arr(d).copy()
+        d.mul_(lib.arange(1.0, d.shape[-1] + 1.0, dtype=lib.float64))
+        (y * y).sum().backward()
+        with lib.no_grad():
+            dx = _SLICED[view](x).diagonal(offset)
+            dx.fill_(-1.0)
+            x.add_(0.5)  # seen through the diagonal
+        return before, arr(y), arr(x.grad), arr(x), arr(dx)
+
+    mine, theirs = both(run)
+    for a, b in zip(mine, theirs):
+        np.testing.assert_allclose(a, b)
+
+
+def test_compiled_in_place_on_a_diagonal_of_a_sliced_matrix_matches_eager():
+    def f(a, w, z):
+        c = a * w
+        c[:, 1:].diagonal().add_(10.0)
+        return (c * c).sum(), z[::2].diagonal(1).mul_(3)
+
+    got = []
+    for compiled in (False, True):
+        g = tg.compile(f) if compiled else f
+        for _ in range(2):
+            a, w = tg.arange(12.0).reshape(3, 4), tg.ones(3, 4, requires_grad=True)
+            z = tg.arange(12.0).reshape(3, 4)
+            total, d = g(a, w, z)
+            total.backward()
+        d.add_(100)  # a view of z, as eager's
+        got.append((total.item(), w.grad.tolist(), a.tolist(), z.tolist(), d.tolist()))
+    assert got[1] == got[0]
+
+
 def test_diagonal_of_a_tensor_that_cannot_be_flattened_reads_the_same():
     """A diagonal of a permuted 3-d tensor whose planes do not flatten without a copy still
     reads PyTorch's values (it is a copy there: documented)."""

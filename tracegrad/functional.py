@@ -37,6 +37,7 @@ from .tensor import (
     stack,
     where,
 )
+from .views import progression
 
 _where = where  # (the three-argument form; `where` below also takes one argument)
 
@@ -1637,8 +1638,9 @@ def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Te
     negative), as the last dimension of the result. As in PyTorch it is a view, so
     ``x.diagonal().add_(eps)`` changes ``x``, when the two dimensions flatten into one
     without a copy, in either order (a contiguous matrix, its transpose, a batch of them):
-    every ``m + 1``-th element of that flat view. Otherwise (planes of a permuted tensor
-    that are strided both ways) it is a copy."""
+    every ``m + 1``-th element of that flat view; of a sliced matrix (``x[:, 1:]``,
+    ``x[::2]``), every so many elements of its base's memory. Otherwise (planes of a
+    batch, of a permuted tensor, strided both ways) it is a copy."""
     d1, d2 = check_dim("diagonal", dim1, input.shape), check_dim("diagonal", dim2, input.shape)
     if d1 == d2:
         raise ShapeError(f"diagonal: dim1 and dim2 must differ, both are {d1}")
@@ -1655,6 +1657,11 @@ def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Te
     x = movedim(input, (d1, d2), (-2, -1))
     n, m = x.shape[-2:]
     length = builtins.max(0, builtins.min(n + builtins.min(offset, 0), m - builtins.max(offset, 0)))
+    if x.ndim == 2:  # a sliced matrix: the diagonal is a progression in its base's memory
+        first = (builtins.max(-offset, 0), builtins.max(offset, 0))
+        view = progression(x, first, (1, 1), length)
+        if view is not None:
+            return view
     rows = np.arange(length, dtype=np.int64) - builtins.min(offset, 0)
     cols = np.arange(length, dtype=np.int64) + builtins.max(offset, 0)
     return x._getitem((Ellipsis,) + _slots(2), _leaf(rows), _leaf(cols))

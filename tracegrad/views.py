@@ -162,6 +162,30 @@ def view_of(t: "Tensor", steps: tuple, grad: bool = False) -> "Tensor":
     return t
 
 
+def progression(t: "Tensor", first: tuple, step: tuple, length: int) -> "Tensor | None":
+    """The elements ``t[first + k * step]``, k < ``length``, as a 1-d view that shares
+    ``t``'s memory (a diagonal of a sliced matrix: in memory, an arithmetic progression),
+    or None where it cannot be one. Made from ``t``'s base, whose memory must be one
+    C-ordered block, as its flat view sliced with the progression's step (two view steps
+    from the base, so writes through it reach ``t`` and its family, and back)."""
+    how = getattr(t, "_view", None)
+    base = how.base if type(how) is _View else t
+    a, b = t._data, base._data
+    if not b.flags.c_contiguous or a.dtype != b.dtype or not np.shares_memory(a, b) and a.size:
+        return None
+    size = a.itemsize
+    offset = a.__array_interface__["data"][0] - b.__array_interface__["data"][0]
+    start = (offset + sum(i * s for i, s in zip(first, a.strides))) // size
+    stride = sum(i * s for i, s in zip(step, a.strides)) // size
+    if stride == 0 and length > 1:
+        return None
+    stop = start + length * stride
+    index = (slice(start, None if stop < 0 else stop, stride or 1),) if length else \
+        (slice(0, 0),)
+    steps = ((_RESHAPE, {"shape": (b.size,)}), (P["getitem"], {"index": index}))
+    return view_of(base, steps, grad=t.requires_grad)
+
+
 def _positions(shape: tuple, steps: tuple) -> np.ndarray:
     """For each element of the view ``steps`` lead to from a base of ``shape``, its position
     in the base (C order)."""
