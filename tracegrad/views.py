@@ -171,7 +171,8 @@ def progression(t: "Tensor", first: tuple, step: tuple, length: int) -> "Tensor 
     how = getattr(t, "_view", None)
     base = how.base if type(how) is _View else t
     a, b = t._data, base._data
-    if not b.flags.c_contiguous or a.dtype != b.dtype or not np.shares_memory(a, b) and a.size:
+    if not b.flags.c_contiguous or a.dtype != b.dtype or (
+            a.size and not np.may_share_memory(a, b)):  # (bounds only: a is a view of b)
         return None
     size = a.itemsize
     offset = a.__array_interface__["data"][0] - b.__array_interface__["data"][0]
