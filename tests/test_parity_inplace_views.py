@@ -456,3 +456,14 @@ def test_forward_mode_through_unfold_and_in_place_shape_methods() -> None:
     np.testing.assert_allclose(tangent.numpy(), fd, atol=1e-8)
     np.testing.assert_allclose(tg.jacfwd(f)(tg.tensor(x)).numpy(),
                                tg.jacrev(f)(tg.tensor(x)).numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("fill", ["random_", "bernoulli_"])
+def test_random_fill_of_a_result_that_requires_grad_gives_a_zero_gradient_as_torch(fill):
+    for lib in (tg, torch):
+        x = lib.ones(3, requires_grad=True)
+        y = x * 2
+        getattr(y, fill)()
+        assert y.requires_grad
+        (y * 1).sum().backward()
+        np.testing.assert_array_equal(np.asarray(x.grad.tolist()), [0, 0, 0])

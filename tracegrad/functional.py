@@ -2390,7 +2390,7 @@ def random_(self: Tensor, *bounds: Any, to: Any = None) -> Tensor:
                               f"integers run from {lowest} to {highest}; give bounds in there")
     value = apply(P["rand"], shape=tuple(self.shape), dtype=dt, dist="integers", low=low,
                   high=high)
-    return self._inplace(lambda s: value)
+    return self.copy_(value)  # (recorded: requires grad still, a zero gradient, as in PyTorch)
 
 
 def bernoulli_(self: Tensor, p: Any = 0.5) -> Tensor:
@@ -2420,7 +2420,7 @@ def bernoulli_(self: Tensor, p: Any = 0.5) -> Tensor:
     dt = self._data.dtype if self._data.dtype.kind == "f" else np.dtype(np.float64)
     draw = apply(P["rand"], shape=tuple(self.shape), dtype=dt, dist="uniform")
     value = (draw < p).to(self._data.dtype)
-    return self._inplace(lambda s: value)
+    return self.copy_(value)
 
 
 def _inplace_of(fn: Any, name: str) -> Any:
