@@ -308,6 +308,7 @@ def test_index_put_accumulate_sums_repeated_indices_and_leaves_the_input() -> No
 @pytest.mark.parametrize("indices,values,error,words", [
     ((I,), np.array([1, 2, 3, 4]), TypeError, ["index_put", "int64", "float32"]),
     ((I,), np.array([1.0, 2.0], np.float32), tg.ShapeError, ["index_put", "(2,)", "(3, 4)"]),
+    ((I, J), np.ones((1, 3), np.float32), tg.ShapeError, ["index_put", "(1, 3)", "(3,)"]),
     (I, np.float32(1), TypeError, ["index_put", "tuple of tensors"]),
     ((I.astype(np.float32),), np.float32(1), IndexError, ["index_put", "int or bool"]),
     ((I, J, J), np.float32(1), IndexError, ["index_put", "(3, 4)", "too many"]),

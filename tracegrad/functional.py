@@ -1545,7 +1545,8 @@ def index_put(input: Tensor, indices: Any, values: Any, accumulate: bool = False
     index, ix = _normalize_index(tuple(indices))
     try:
         target, _ = P["getitem"].infer(input, *ix, index=index)
-        np.broadcast_shapes(values.shape, target)
+        if np.broadcast_shapes(values.shape, target) != target:  # (no extra dims either)
+            raise ValueError(f"they cannot be broadcast to the indexed part's {target}")
     except (IndexError, ValueError) as e:
         values_misfit = isinstance(e, ValueError)  # (PyTorch: IndexError for the indices)
         what = f"values of shape {values.shape}" if values_misfit else "indices"
@@ -1712,9 +1713,11 @@ def _unfold(input: Tensor, dimension: int, size: int, step: int) -> Tensor:
     As in PyTorch it is a view (``x.unfold(0, 2, 2).zero_()`` changes ``x``; gradients of
     every order) when there is one window, or the windows do not overlap and tile a prefix
     of the dimension (the patches of an image, ``step == size``): a slice, a reshape and a
-    slice. Otherwise
-    (overlapping windows, ``step < size``, or a remainder shorter than ``step``) it is a
-    copy, made by the im2col primitive; its gradient (col2im) sums the overlapping windows.
+    slice. Otherwise (overlapping windows, ``step < size``, or a remainder shorter than
+    ``step``) it is a copy, made by the im2col primitive; its gradient (col2im) sums the
+    overlapping windows. (The view primitives that views.py, the backward engine and the
+    compiler's memory planner know are reshape, permute, expand and basic getitem; none
+    makes overlapping windows.)
     (Not ``tg.nn.functional.unfold``, which PyTorch makes the im2col of a batch of images.)
     """
     d = check_dim("unfold", dimension, input.shape)
