@@ -468,3 +468,35 @@ def test_random_fill_of_a_result_that_requires_grad_gives_a_zero_gradient_as_tor
         assert y.requires_grad
         (y * 1).sum().backward()
         np.testing.assert_array_equal(np.asarray(x.grad.tolist()), [0, 0, 0])
+
+
+def test_views_of_a_tensor_whose_shape_changed_in_place_compile() -> None:
+    def f(x):
+        y = x * 1
+        v = y[0]
+        y.unsqueeze_(0)
+        v.mul_(tg.tensor([1.0, 2.0, 3.0]))  # through the view: y changes too
+        y.squeeze_(0).t_()
+        v.add_(1)
+        return (y * y).sum()
+
+    x = tg.tensor(RNG.standard_normal((2, 3)), requires_grad=True)
+    want = f(x)
+    want.backward()
+    grad, x.grad = x.grad.numpy().copy(), None
+    compiled = tg.compile(f)
+    for _ in range(3):
+        got = compiled(x)
+        got.backward()
+        np.testing.assert_allclose(got.item(), want.item(), rtol=1e-12)
+        np.testing.assert_allclose(x.grad.numpy(), grad, rtol=1e-12)
+        x.grad = None
+    px = torch.tensor(x.numpy(), requires_grad=True)
+    py = px * 1
+    pv = py[0]
+    py.unsqueeze_(0)
+    pv.mul_(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+    py.squeeze_(0).t_()
+    pv.add_(1)
+    (py * py).sum().backward()
+    np.testing.assert_allclose(grad, px.grad.numpy(), rtol=1e-12)

@@ -129,6 +129,13 @@ def _move_family(t: "Tensor", steps: tuple, back: tuple) -> None:
                 v._view = _Alias(t, back + h.steps)
 
 
+def _moved(a: np.ndarray, steps: tuple) -> np.ndarray:
+    """``a`` moved by ``steps`` (reshapes of size-1 dimensions, permutes): a view of it."""
+    for prim, attrs in steps:
+        a = prim.forward(a, **attrs)
+    return a
+
+
 def _made_in_trace(t: "Tensor") -> bool:
     """Whether the traced function made ``t`` (not an argument, nor a tensor it reads)."""
     tracer = _tensor._tracer
@@ -447,10 +454,11 @@ class InPlaceOps:
                 new = _tensor.apply(prim, new, **attrs)
             if tracer is not None:
                 tracer.alias(self, new)
-        data = self._data
-        for prim, attrs in steps:
-            data = prim.forward(data, **attrs)  # (a view: reshapes of size-1 dims, permutes)
-        self._data = data
+        self._data = _moved(self._data, steps)
+        if tracer is not None and id(self) in tracer.data_snapshots:
+            # (the values the tracer puts back when it ends, in the new shape too)
+            tracer.data_snapshots[id(self)] = (self, _moved(tracer.data_snapshots[id(self)][1],
+                                                            steps))
         _move_family(self, steps, back)
         _bump(self)
         if recording:
