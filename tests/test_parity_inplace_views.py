@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gradcheck import check_grads, compare_with_torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tracegrad as tg
 
@@ -41,6 +43,20 @@ def test_unfold_matches_torch(shape, dim, size, step) -> None:
     out = compare_with_torch(lambda t: t.unfold(dim, size, step),
                              lambda t: t.unfold(dim, size, step), x)
     assert out.shape == tuple(torch.tensor(x).unfold(dim, size, step).shape)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.lists(st.integers(0, 6), min_size=1, max_size=3), data=st.data())
+def test_unfold_matches_torch_on_drawn_shapes(shape, data) -> None:
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    size = data.draw(st.integers(0, shape[dim]))
+    step = data.draw(st.integers(1, 7))
+    x = RNG.standard_normal(shape)
+    compare_with_torch(lambda t: t.unfold(dim, size, step),
+                       lambda t: t.unfold(dim, size, step), x)
+    ints = np.arange(int(np.prod(shape))).reshape(shape)
+    np.testing.assert_array_equal(tg.tensor(ints).unfold(dim, size, step).numpy(),
+                                  torch.tensor(ints).unfold(dim, size, step).numpy())
 
 
 @pytest.mark.parametrize("shape,dim,size,step", [u for u in UNFOLDS if np.prod(u[0]) > 1])
