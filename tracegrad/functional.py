@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import dtypes
+from .arguments import _normalize_index
 from .autograd import no_grad as _no_grad
 from .device import on_cpu
 from .errors import DTypeError, ShapeError, ValueRangeError
@@ -1520,6 +1521,47 @@ def index_add(input: Tensor, dim: int, index: Any, source: Tensor, *,
     return input + source._scatter_add((slice(None),) * d + _slots(1), tuple(input.shape), idx)
 
 
+def index_put(input: Tensor, indices: Any, values: Any, accumulate: bool = False) -> Tensor:
+    """``input`` with ``input[indices] = values`` done on a copy, as ``torch.index_put``:
+    ``indices`` is a tuple of index tensors (int, or bool masks), one per leading dimension;
+    ``values`` broadcast to the selected part. With ``accumulate=True`` the values are added
+    instead, repeated indices adding up (else the last write wins, as in NumPy). Gradients
+    flow to ``input`` (not to overwritten elements) and to ``values``.
+
+    >>> tg.zeros(3).index_put((tg.tensor([0, 0, 2]),), tg.tensor(1.0), accumulate=True)
+    tensor([2., 0., 1.])
+    """
+    if not isinstance(indices, (tuple, list)) or not builtins.all(
+            isinstance(i, Tensor) for i in indices):
+        raise TypeError(f"index_put: indices must be a tuple of tensors, got "
+                        f"{type(indices).__name__}; write x.index_put((i, j), v)")
+    for i in indices:
+        if i.dtype.kind not in "biu":
+            raise IndexError(f"index_put: tensors used as indices must be int or bool "
+                             f"tensors, got {i.dtype}")
+    values = _operand(values, input)
+    if values.dtype != input.dtype:
+        raise TypeError(f"index_put: values are {values.dtype} but the tensor is "
+                        f"{input.dtype}; they must match (values.to({input.dtype}))")
+    index, ix = _normalize_index(tuple(indices))
+    try:
+        target, _ = P["getitem"].infer(input, *ix, index=index)
+        if np.broadcast_shapes(values.shape, target) != target:  # (no extra dims either)
+            raise ValueError(f"they cannot be broadcast to the indexed part's {target}")
+    except (IndexError, ValueError) as e:
+        values_misfit = isinstance(e, ValueError)  # (PyTorch: IndexError for the indices)
+        what = f"values of shape {values.shape}" if values_misfit else "indices"
+        raise (ShapeError if values_misfit else IndexError)(
+            f"index_put: {what} do not fit a tensor of shape {input.shape} indexed by "
+            f"{len(indices)} tensor(s) of shape(s) {', '.join(str(i.shape) for i in indices)}"
+            f": {e}") from None
+    if not accumulate:
+        return input._setitem(index, values, *ix)
+    if values.shape != target:
+        values = values.expand(target)
+    return input + values._scatter_add(index, tuple(input.shape), *ix)
+
+
 def masked_select(input: Tensor, mask: Any) -> Tensor:
     """The elements of ``input`` where ``mask`` (broadcast against it) is True, as a 1-d
     tensor. Its length depends on the mask's values, so in a compiled function the mask must
@@ -1665,6 +1707,49 @@ def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Te
     rows = np.arange(length, dtype=np.int64) - builtins.min(offset, 0)
     cols = np.arange(length, dtype=np.int64) + builtins.max(offset, 0)
     return x._getitem((Ellipsis,) + _slots(2), _leaf(rows), _leaf(cols))
+
+
+def _unfold(input: Tensor, dimension: int, size: int, step: int) -> Tensor:
+    """``Tensor.unfold``: the windows of ``size`` elements, ``step`` apart, along
+    ``dimension``, which becomes the number of windows; each window is a new last dimension.
+
+    >>> tg.arange(5.0).unfold(0, 2, 2)
+    tensor([[0., 1.],
+            [2., 3.]])
+
+    As in PyTorch it is a view (``x.unfold(0, 2, 2).zero_()`` changes ``x``; gradients of
+    every order) when there is one window, or the windows do not overlap and tile a prefix
+    of the dimension (the patches of an image, ``step == size``): a slice, a reshape and a
+    slice. Otherwise (overlapping windows, ``step < size``, or a remainder shorter than
+    ``step``) it is a copy, made by the im2col primitive; its gradient (col2im) sums the
+    overlapping windows. (The view primitives that views.py, the backward engine and the
+    compiler's memory planner know are reshape, permute, expand and basic getitem; none
+    makes overlapping windows.)
+    (Not ``tg.nn.functional.unfold``, which PyTorch makes the im2col of a batch of images.)
+    """
+    d = check_dim("unfold", dimension, input.shape)
+    length = input.shape[d] if input.ndim else 1
+    if step <= 0:
+        raise ValueError(f"unfold: step is {step} but must be > 0")
+    if not 0 <= size <= length:
+        raise ShapeError(f"unfold: windows of size {size} do not fit dimension {d} of a "
+                         f"tensor of shape {input.shape} (length {length}); use a size in "
+                         f"[0, {length}]")
+    if input.ndim == 0:
+        return input.reshape(1)
+    n = (length - size) // step + 1
+    lead = (slice(None),) * d
+    if n == 1:  # one window: a view
+        return input[lead + (slice(0, size),)].unsqueeze(d).movedim(d + 1, -1)
+    if size <= step and n * step <= length:  # disjoint windows: a view
+        tiles = input[lead + (slice(0, n * step),)]
+        tiles = tiles.reshape(input.shape[:d] + (n, step) + input.shape[d + 1:])
+        return tiles[lead + (slice(None), slice(0, size))].movedim(d + 1, -1)
+    if size == 0:  # empty windows (im2col has none), one more than the length
+        return input.reshape(-1)[:0].reshape(input.shape[:d] + (n,) + input.shape[d + 1:] + (0,))
+    rows = input.movedim(d, 0).unsqueeze(0)  # (1, L, *rest): im2col's (C, *spatial, *rest)
+    cols = rows._im2col((size,), (step,), (1,))[:, 0]  # (size, n, *rest)
+    return cols.movedim(1, d + 1).movedim(0, -1)
 
 
 def fill_diagonal_(input: Tensor, fill_value: Any, wrap: bool = False) -> Tensor:
@@ -2279,6 +2364,73 @@ def _random_fill(dist: str):
     what = "normal(mean, std)" if dist == "normal" else "uniform [from, to)"
     method.__doc__ = f"Fill with {what} numbers, in place (as ``torch.Tensor.{dist}_``)."
     return method
+
+
+def random_(self: Tensor, *bounds: Any, to: Any = None) -> Tensor:
+    """Fill with integers drawn uniformly from ``[from, to)``, in place, as
+    ``torch.Tensor.random_``: ``x.random_(to)``, ``x.random_(from, to)``, ``x.random_(from,
+    None)``; with no ``to``, up to the largest integer the dtype holds exactly (``2**24`` for
+    float32, included; the dtype's maximum for an integer tensor; 1 for bool). Reproducible
+    after ``tg.manual_seed``.
+
+    >>> x = tg.empty(3).random_(10)       # e.g. tensor([4., 0., 7.])
+    """
+    if len(bounds) > 2 or (len(bounds) == 2 and to is not None):
+        raise TypeError(f"random_: expects (to), (from, to) or nothing, got {len(bounds)} "
+                        f"bounds{' and to=' if to is not None else ''}")
+    if len(bounds) == 2 or (len(bounds) == 1 and to is not None):
+        low, high = bounds[0], bounds[1] if len(bounds) == 2 else to
+    else:
+        low, high = 0, bounds[0] if bounds else to
+    dt = self._data.dtype
+    if dt.kind == "f":
+        top = 2 ** (np.finfo(dt).nmant + 1)  # (the largest run of integers it holds exactly)
+        lowest, highest = -top, top
+    elif dt.kind == "b":
+        lowest, highest = 0, 1
+    else:
+        lowest, highest = int(np.iinfo(dt).min), int(np.iinfo(dt).max)
+    low = int(low)
+    high = highest + 1 if high is None else int(high)
+    if not low < high:
+        raise ValueRangeError(f"random_: expects 'from' to be less than 'to', but got "
+                              f"from={low} >= to={high}")
+    if not lowest <= low or high - 1 > highest:
+        raise ValueRangeError(f"random_: [{low}, {high}) does not fit a {dt} tensor, whose "
+                              f"integers run from {lowest} to {highest}; give bounds in there")
+    value = apply(P["rand"], shape=tuple(self.shape), dtype=dt, dist="integers", low=low,
+                  high=high)
+    return self.copy_(value)  # (recorded: requires grad still, a zero gradient, as in PyTorch)
+
+
+def bernoulli_(self: Tensor, p: Any = 0.5) -> Tensor:
+    """Fill with 1 where a uniform draw falls below ``p`` (a probability, or a tensor of them
+    that broadcasts to this tensor), else 0, in place, as ``torch.Tensor.bernoulli_``.
+    Reproducible after ``tg.manual_seed``.
+
+    >>> mask = tg.empty(2, 3).bernoulli_(0.9)
+    """
+    if isinstance(p, Tensor):
+        values = _static_data(p, "bernoulli_ with a tensor p (its values are checked)")
+        if values.size and not (values.min() >= 0 and values.max() <= 1):
+            raise ValueRangeError(f"bernoulli_: p must hold probabilities in [0, 1], got "
+                                  f"values from {values.min()} to {values.max()}")
+        try:
+            np.broadcast_shapes(p.shape, self.shape)
+            ok = len(p.shape) <= self.ndim and np.broadcast_shapes(p.shape, self.shape) \
+                == self.shape
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ShapeError(f"bernoulli_: p of shape {p.shape} does not broadcast to the "
+                             f"tensor's shape {self.shape}")
+        p = p.detach()
+    elif not 0 <= p <= 1:
+        raise ValueRangeError(f"bernoulli_: expects p to be in [0, 1], but got p={p}")
+    dt = self._data.dtype if self._data.dtype.kind == "f" else np.dtype(np.float64)
+    draw = apply(P["rand"], shape=tuple(self.shape), dtype=dt, dist="uniform")
+    value = (draw < p).to(self._data.dtype)
+    return self.copy_(value)
 
 
 def _inplace_of(fn: Any, name: str) -> Any:

@@ -10,6 +10,7 @@ base with the view's part replaced and every view is re-derived from it (see vie
 from __future__ import annotations
 
 import importlib
+from threading import get_ident
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from . import dtypes
 from .anomaly import _Anomaly, _check_anomaly
 from .arguments import _normalize_index
 from .autograd import _mode
-from .errors import ShapeError
+from .errors import ShapeError, TraceError
 from .ops import PRIMITIVES as P
 from .views import (
     _Alias,
@@ -107,6 +108,40 @@ def _retrace_family(vc: _SharedVersion) -> None:
         base = how.of() if type(how) is _Alias else how.base
         if base is not None:
             _tensor._tracer.alias(v, _replay(base, how.steps))
+
+
+def _move_family(t: "Tensor", steps: tuple, back: tuple) -> None:
+    """``t``'s shape changed in place by the movement ``steps`` (undone by ``back``): how it
+    and the views and aliases of its memory reach their elements from now on."""
+    how = getattr(t, "_view", None)
+    if type(how) is _View:
+        t._view = _View(how.base, how.steps + steps, how.grad_mode)
+    elif type(how) is _Alias:
+        if how.of() is not None:
+            t._view = _Alias(how.of(), how.steps + steps)
+    elif type(t._vc) is _SharedVersion:  # the base: its views start from its old shape
+        for ref in t._vc.views:
+            v = ref()
+            h = None if v is None else v._view
+            if type(h) is _View and h.base is t:
+                v._view = _View(t, back + h.steps, h.grad_mode)
+            elif type(h) is _Alias and h.of() is t:
+                v._view = _Alias(t, back + h.steps)
+
+
+def _moved(a: np.ndarray, steps: tuple) -> np.ndarray:
+    """``a`` moved by ``steps`` (reshapes of size-1 dimensions, permutes): a view of it."""
+    for prim, attrs in steps:
+        a = prim.forward(a, **attrs)
+    return a
+
+
+def _made_in_trace(t: "Tensor") -> bool:
+    """Whether the traced function made ``t`` (not an argument, nor a tensor it reads)."""
+    tracer = _tensor._tracer
+    if id(t) in tracer.arguments or any(c is t for c, _ in tracer.capture.captured):
+        return False
+    return id(t) in tracer.env or id(t) in tracer.born
 
 
 _AXPY: dict | None = None  # dtype -> BLAS axpy, once SciPy is imported (None: not yet)
@@ -373,3 +408,106 @@ class InPlaceOps:
         idx, ix = _normalize_index(index)
         self._inplace(lambda s: s._setitem(idx, value, *ix), value)
 
+
+    # ------------------------------------------------------------ in-place shape and graph
+
+    def _reshape_inplace(self, out_of_place: Any, op: str, *args: Any) -> "Tensor":
+        """Give this tensor the shape ``out_of_place(self, *args)`` has (``squeeze_``, ``t_``,
+        ...), keeping its identity and memory: its values do not change.
+
+        The movement steps are those of the view ``out_of_place`` makes of a probe of this
+        shape (so the dims are checked, and their errors worded, by the op itself). Every
+        view and ``detach()`` alias keeps its elements (`_move_family`): this tensor, if it
+        is one, gains the steps; those made from it, as their base, start with the steps
+        back. As in PyTorch, the change counts as an in-place op (the version goes up, so a
+        graph recorded before that reads this tensor refuses backward); a tensor that
+        requires grad gets the movement as its new node, a leaf that requires grad refuses.
+        """
+        probe = _tensor._leaf(np.broadcast_to(np.zeros((), self._data.dtype), self.shape))
+        out = out_of_place(probe, *args)
+        if out is probe:  # (nothing moves: squeeze_ of no size-1 dim, t_ of a vector)
+            return self
+        steps, back, shape = out._view.steps, [], self.shape
+        for prim, attrs in steps:  # (reshapes and permutes: each undone by one step)
+            back.append((prim, {"shape": shape}) if prim is P["reshape"] else
+                        (prim, {"dims": tuple(np.argsort(attrs["dims"]).tolist())}))
+            shape = prim.infer(np.broadcast_to(np.zeros(()), shape), **attrs)[0]
+        back = tuple(back[::-1])
+        recording = _mode.enabled and self.requires_grad
+        if recording and self._op is None:
+            raise RuntimeError(
+                f"{op}: a leaf tensor that requires grad (shape {self.shape}) cannot change "
+                f"its shape in place (PyTorch refuses this too); use the out-of-place "
+                f"{op[:-1]}, or do it under `with tg.no_grad():`")
+        tracer = _tensor._tracer
+        if tracer is not None and tracer.thread == get_ident() and not _made_in_trace(self):
+            raise TraceError(
+                f"tg.compile: {op} changes the shape of a tensor of shape {self.shape} that "
+                f"the compiled function did not make (an argument, or one it reads): a "
+                f"compiled call cannot change a caller's tensor's shape. Use the out-of-place "
+                f"{op[:-1]}, or do it outside the compiled function")
+        source = _snapshot(self, copy=True) if recording else self  # (the old node, values)
+        new = None
+        if recording or tracer is not None or _tensor._forward is not None:
+            new = source
+            for prim, attrs in steps:
+                new = _tensor.apply(prim, new, **attrs)
+            if tracer is not None:
+                tracer.alias(self, new)
+        self._data = _moved(self._data, steps)
+        if tracer is not None and id(self) in tracer.data_snapshots:
+            # (the values the tracer puts back when it ends, in the new shape too)
+            tracer.data_snapshots[id(self)] = (self, _moved(tracer.data_snapshots[id(self)][1],
+                                                            steps))
+        _move_family(self, steps, back)
+        _bump(self)
+        if recording:
+            _adopt(self, new)
+            if type(self._vc) is _SharedVersion and self._view is None:
+                _refresh_views(self)
+        elif new is not None and _tensor._forward is not None:
+            _tensor._forward.moved(self, new)
+        return self
+
+    def squeeze_(self, dim: Any = None) -> "Tensor":
+        """``squeeze``, in place: this tensor loses its size-1 dimensions (those in ``dim``)."""
+        return self._reshape_inplace(_tensor.Tensor.squeeze, "squeeze_", dim)
+
+    def unsqueeze_(self, dim: int) -> "Tensor":
+        """``unsqueeze``, in place: a size-1 dimension inserted at ``dim``."""
+        return self._reshape_inplace(_tensor.Tensor.unsqueeze, "unsqueeze_", dim)
+
+    def transpose_(self, dim0: int, dim1: int) -> "Tensor":
+        """``transpose``, in place: dimensions ``dim0`` and ``dim1`` swapped."""
+        return self._reshape_inplace(_tensor.Tensor.transpose, "transpose_", dim0, dim1)
+
+    swapdims_ = swapaxes_ = transpose_
+
+    def t_(self) -> "Tensor":
+        """``t``, in place: a matrix transposed (a vector or a number stays as it is)."""
+        if self.ndim > 2:
+            raise ShapeError(f"t_: expects at most 2 dimensions, got shape {self.shape}; "
+                             f"use transpose_")
+        return self._reshape_inplace(_tensor.Tensor.transpose, "t_", 0, -1)
+
+    def detach_(self) -> "Tensor":
+        """Cut this tensor from the graph, in place, as ``torch.Tensor.detach_``: it becomes
+        a leaf that does not require grad (the graph recorded so far is unchanged). A view
+        refuses, as in PyTorch (its base would still be in the graph): use ``detach()``."""
+        if type(getattr(self, "_view", None)) is _View:
+            raise RuntimeError(
+                f"detach_: a view (shape {self.shape}) cannot be detached in place (PyTorch "
+                f"refuses this too); use .detach(), which returns a new tensor")
+        tracer = _tensor._tracer
+        if self.requires_grad and tracer is not None and tracer.thread == get_ident() \
+                and not _made_in_trace(self):
+            raise TraceError(
+                f"tg.compile: detach_ on a tensor of shape {self.shape} that the compiled "
+                f"function did not make (an argument, or one it reads): a compiled call "
+                f"cannot stop a caller's tensor requiring grad. Use .detach(), or do it "
+                f"outside the compiled function")
+        self._op, self._children = None, ()
+        self.requires_grad = False
+        if _tensor._forward is not None:  # (no tangent either, as for detach())
+            _tensor._forward.moved(self, self.detach())
+        return self
