@@ -136,14 +136,6 @@ def _moved(a: np.ndarray, steps: tuple) -> np.ndarray:
     return a
 
 
-def _made_in_trace(t: "Tensor") -> bool:
-    """Whether the traced function made ``t`` (not an argument, nor a tensor it reads)."""
-    tracer = _tensor._tracer
-    if id(t) in tracer.arguments or any(c is t for c, _ in tracer.capture.captured):
-        return False
-    return id(t) in tracer.env or id(t) in tracer.born
-
-
 _AXPY: dict | None = None  # dtype -> BLAS axpy, once SciPy is imported (None: not yet)
 
 
@@ -440,7 +432,7 @@ class InPlaceOps:
                 f"its shape in place (PyTorch refuses this too); use the out-of-place "
                 f"{op[:-1]}, or do it under `with tg.no_grad():`")
         tracer = _tensor._tracer
-        if tracer is not None and tracer.thread == get_ident() and not _made_in_trace(self):
+        if tracer is not None and tracer.thread == get_ident() and not tracer.made(self):
             raise TraceError(
                 f"tg.compile: {op} changes the shape of a tensor of shape {self.shape} that "
                 f"the compiled function did not make (an argument, or one it reads): a "
@@ -455,10 +447,8 @@ class InPlaceOps:
             if tracer is not None:
                 tracer.alias(self, new)
         self._data = _moved(self._data, steps)
-        if tracer is not None and id(self) in tracer.data_snapshots:
-            # (the values the tracer puts back when it ends, in the new shape too)
-            tracer.data_snapshots[id(self)] = (self, _moved(tracer.data_snapshots[id(self)][1],
-                                                            steps))
+        if tracer is not None:
+            tracer.reshaped(self, lambda a: _moved(a, steps))
         _move_family(self, steps, back)
         _bump(self)
         if recording:
@@ -500,7 +490,7 @@ class InPlaceOps:
                 f"refuses this too); use .detach(), which returns a new tensor")
         tracer = _tensor._tracer
         if self.requires_grad and tracer is not None and tracer.thread == get_ident() \
-                and not _made_in_trace(self):
+                and not tracer.made(self):
             raise TraceError(
                 f"tg.compile: detach_ on a tensor of shape {self.shape} that the compiled "
                 f"function did not make (an argument, or one it reads): a compiled call "

@@ -378,15 +378,25 @@ class Tracer:
                 f"compiled call cannot do. Change a .clone() of it inside, or do it outside "
                 f"the compiled function")
 
+    def made(self, t: Tensor) -> bool:
+        """Whether the traced function made ``t`` (not an argument, nor a tensor it reads)."""
+        return id(t) in self.born or (id(t) in self.env and id(t) not in self.arguments
+                                      and not any(c is t for c, _ in self.capture.captured))
+
+    def reshaped(self, t: Tensor, move: Callable[[np.ndarray], np.ndarray]) -> None:
+        """``t``'s shape changed in place (``squeeze_``, ``t_``): the values saved to put back
+        when the trace ends (`restore`) move with it."""
+        saved = self.data_snapshots.get(id(t))
+        if saved is not None:
+            self.data_snapshots[id(t)] = (t, move(saved[1]))
+
     def hook_added(self, t: Tensor, what: str) -> None:
         """Refuse a hook (``register_hook``, ``retain_grad()``) on a tensor that the function
         did not make (an argument, a parameter): eager mode adds one to it on every call,
         and the caller's tensor would keep it; the program cannot."""
         if get_ident() != self.thread:
             return
-        made = id(t) in self.born or (id(t) in self.env and id(t) not in self.arguments
-                                      and not any(c is t for c, _ in self.capture.captured))
-        if not made:
+        if not self.made(t):
             raise TraceError(
                 f"tg.compile: {what} at {user_line()} is on a tensor the function did not make "
                 f"(an argument or a tensor it reads, such as a parameter): eager mode adds the "
