@@ -475,7 +475,7 @@ def test_forward_mode_through_unfold_and_in_place_shape_methods() -> None:
                                tg.jacrev(f)(tg.tensor(x)).numpy(), atol=1e-12)
 
 
-@pytest.mark.parametrize("fill", ["random_", "bernoulli_"])
+@pytest.mark.parametrize("fill", ["random_", "bernoulli_", "uniform_", "normal_"])
 def test_random_fill_of_a_result_that_requires_grad_gives_a_zero_gradient_as_torch(fill):
     for lib in (tg, torch):
         x = lib.ones(3, requires_grad=True)

@@ -2358,7 +2358,7 @@ def _random_fill(dist: str):
             draw = _leaf((g.standard_normal(self.shape) if dist == "normal"
                           else g.random(self.shape)).astype(self.dtype))
         value = draw * b + a if dist == "normal" else draw * (b - a) + a
-        return self._inplace(lambda s: value)
+        return self.copy_(value)  # (recorded: requires grad still, a zero gradient, as in PyTorch)
 
     method.__name__ = dist + "_"
     what = "normal(mean, std)" if dist == "normal" else "uniform [from, to)"
