@@ -147,13 +147,13 @@ def range(start: Any = 0, end: Any = None, step: Any = 1, *, dtype: Any = None,
           requires_grad: bool = False) -> Tensor:
     """``start, start + step, ...`` up to and including ``end`` (floats by default), as the
     deprecated ``torch.range``; prefer ``arange``, which stops before ``end``."""
-    warnings.warn("tg.range is deprecated, as torch.range: it includes end, unlike Python's "
-                  "range; use tg.arange, which stops before end", UserWarning, stacklevel=3)
     if end is None:
         raise TypeError("range: needs an end, as torch.range(start, end, step); or use "
                         "tg.arange(end)")
     if step == 0 or (end - start) * step < 0:
         raise ValueError(f"range: step {step} does not lead from {start} to {end}")
+    warnings.warn("tg.range is deprecated, as torch.range: it includes end, unlike Python's "
+                  "range; use tg.arange, which stops before end", UserWarning, stacklevel=3)
     n = int(np.floor((end - start) / step)) + 1
     values = start + step * np.arange(n, dtype=np.float64)
     return _leaf(values.astype(_float_dtype(dtype)), requires_grad)

@@ -2595,6 +2595,8 @@ def diff(input: Tensor, n: int = 1, dim: int = -1, prepend: Any = None,
         if p.ndim != input.ndim:
             raise ShapeError(f"diff: prepend and append must have the input's number of "
                              f"dimensions ({input.shape}), got {p.shape}")
+    if n == 0:  # (as PyTorch: the input itself, prepend and append ignored)
+        return input
     x = cat(parts, d) if len(parts) > 1 else input
     head = (slice(None),) * d
     for _ in range(n):
@@ -2623,11 +2625,14 @@ def take(input: Tensor, index: Any) -> Tensor:
 def diag_embed(input: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
     """Matrices with the last dimension of ``input`` on diagonal ``offset`` of the planes
     (``dim1``, ``dim2``) of the result, zeros elsewhere, as ``torch.diag_embed``."""
-    out_shape = input.shape[:-1] + (0, 0) if input.ndim else (0, 0)
+    if input.ndim == 0:
+        raise ShapeError("diag_embed: expects a tensor of at least 1 dimension, got a 0-d "
+                         "tensor; use diag_embed(x.reshape(1))")
+    out_shape = input.shape[:-1] + (0, 0)
     d1, d2 = check_dim("diag_embed", dim1, out_shape), check_dim("diag_embed", dim2, out_shape)
     if d1 == d2:
         raise ShapeError(f"diag_embed: dim1 and dim2 must differ, both are {d1}")
-    x = input.reshape(1) if input.ndim == 0 else input
+    x = input
     k = x.shape[-1]
     n = k + builtins.abs(offset)
     ar = np.arange(k, dtype=np.int64)
@@ -2674,7 +2679,11 @@ def block_diag(*tensors: Any) -> Tensor:
 def cross(input: Tensor, other: Any, dim: int | None = None) -> Tensor:
     """The cross product of 3-vectors along ``dim`` (broadcast over the other dimensions);
     without ``dim``, the first dimension of size 3, as ``torch.cross``."""
-    a, b = broadcast_tensors(input, _operand(other, input))
+    other = _operand(other, input)
+    if input.ndim != other.ndim:
+        raise ShapeError(f"cross: inputs must have the same number of dimensions, got "
+                         f"{input.shape} and {other.shape}; unsqueeze one")
+    a, b = broadcast_tensors(input, other)
     if dim is None:
         found = [k for k, n in enumerate(a.shape) if n == 3]
         if not found:
@@ -2722,6 +2731,9 @@ def tensordot(a: Tensor, b: Tensor, dims: Any = 2) -> Tensor:
         da, db = ([d] if isinstance(d, int) else list(d) for d in dims)
         da = [check_dim("tensordot", d, a.shape) for d in da]
         db = [check_dim("tensordot", d, b.shape) for d in db]
+    if a.dtype != b.dtype:
+        raise DTypeError(f"tensordot: both inputs must have one dtype, got {a.dtype} and "
+                         f"{b.dtype}; cast one")
     if len(da) != len(db):
         raise ShapeError(f"tensordot: both sides must name as many dimensions, got {da} and "
                          f"{db}")
@@ -2765,10 +2777,14 @@ def trapezoid(y: Tensor, x: Any = None, *, dx: Any = None, dim: int = -1) -> Ten
     """
     if x is not None and dx is not None:
         raise ValueError("trapezoid: give the sample points x or the spacing dx, not both")
+    if y.dtype == np.bool_:
+        raise TypeError("trapezoid: y is a bool tensor; give numbers (y.float())")
+    if y.ndim == 0:
+        raise ShapeError("trapezoid: y is a 0-d tensor; give samples along a dimension")
     if y.dtype.kind != "f":
         y = y.to(dtypes.default_float)
     d = check_dim("trapezoid", dim, y.shape)
-    n = y.shape[d] if y.ndim else 0
+    n = y.shape[d]
     head = (slice(None),) * d
     if x is None:
         if n == 0:
@@ -2941,6 +2957,8 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Any = None,
     by frequency ``fweights`` and importance ``aweights``, as ``torch.cov``."""
     if input.ndim > 2:
         raise ShapeError(f"cov: expects a vector or a matrix, got shape {input.shape}")
+    if input.dtype == np.bool_:
+        raise TypeError("cov: the input is a bool tensor; give numbers (x.float())")
     x = input.reshape(1, -1) if input.ndim < 2 else input
     if x.dtype.kind != "f":
         x = x.to(dtypes.default_float)
