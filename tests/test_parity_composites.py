@@ -23,6 +23,7 @@ from test_parity_ops import (
     _normal,
     a_dim,
     check_compiled_agrees_with_eager,
+    check_forward_mode,
     check_matches_torch,
     one,
     weighted,
@@ -335,6 +336,13 @@ COMPILED = [c for c in CASES if c.compiles]
 @given(data=st.data(), seed=st.integers(0, 2**16))
 def test_compiled_agrees_with_eager(case: Case, data, seed: int) -> None:
     check_compiled_agrees_with_eager(case, data, seed)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@settings(max_examples=3, deadline=None)
+@given(data=st.data(), seed=st.integers(0, 2**16))
+def test_forward_mode_matches_central_differences(case: Case, data, seed: int) -> None:
+    check_forward_mode(case, data, seed)
 
 
 # ---------------------------------------------------------------- other dtypes
