@@ -2909,8 +2909,8 @@ def count_nonzero(input: Tensor, dim: Any = None) -> Tensor:
 
 
 def equal(input: Tensor, other: Tensor) -> bool:
-    """True if both have the same shape and the same elements (a Python bool; compiled,
-    it is fixed by the values seen when tracing, or refused)."""
+    """True if both have the same shape and the same elements: a Python bool, so inside
+    `tg.compile` it raises `tg.TraceError` (as any Python value read from a traced tensor)."""
     other = _t(other)
     if input.shape != other.shape:
         return False
