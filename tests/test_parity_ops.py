@@ -456,6 +456,11 @@ CASES += [Case("einsum ...ij,...jk->...ik", lambda *xs, eq: tg.einsum(eq, list(x
 @FEW
 @given(data=st.data(), seed=st.integers(0, 2**16))
 def test_matches_torch_float64(case: Case, data, seed: int) -> None:
+    check_matches_torch(case, data, seed)
+
+
+def check_matches_torch(case: Case, data, seed: int) -> None:
+    """``case`` on inputs drawn from ``data``: values, dtypes and gradients as PyTorch's."""
     make, attrs = case.inputs(data.draw)
     arrays = make(np.random.default_rng(seed))
     compare_with_torch(lambda *xs: case.ours(*xs, **attrs),
@@ -470,6 +475,11 @@ COMPILED = [c for c in CASES if c.compiles]
 @settings(max_examples=4, deadline=None)
 @given(data=st.data(), seed=st.integers(0, 2**16))
 def test_compiled_agrees_with_eager(case: Case, data, seed: int) -> None:
+    check_compiled_agrees_with_eager(case, data, seed)
+
+
+def check_compiled_agrees_with_eager(case: Case, data, seed: int) -> None:
+    """``case`` compiled by `tg.compile`, forward and forward+backward, equals eager."""
     make, attrs = case.inputs(data.draw)
 
     def fn(*xs):
@@ -721,6 +731,11 @@ FORWARD = [c for c in CASES if c.order > 0 and c.name not in JUMPS | DETACHED]
 @settings(max_examples=4, deadline=None)
 @given(data=st.data(), seed=st.integers(0, 2**16))
 def test_forward_mode_matches_central_differences(case: Case, data, seed: int) -> None:
+    check_forward_mode(case, data, seed)
+
+
+def check_forward_mode(case: Case, data, seed: int) -> None:
+    """``tg.jvp`` of ``case`` against central differences of its values."""
     make, attrs = case.inputs(data.draw)
     rng = np.random.default_rng(seed)
     arrays = make(rng)

@@ -4,6 +4,7 @@ and dtype rules (floats are float32 unless asked otherwise)."""
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Any
 
 import numpy as np
@@ -97,6 +98,65 @@ def linspace(start: float, end: float, steps: int, dtype: Any = None,
 @on_cpu
 def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     return _leaf(np.eye(n, m, dtype=_float_dtype(dtype)), requires_grad)
+
+
+@on_cpu
+def logspace(start: float, end: float, steps: int, base: float = 10.0, *, dtype: Any = None,
+             requires_grad: bool = False) -> Tensor:
+    """``base ** linspace(start, end, steps)``.
+
+    >>> tg.logspace(0, 2, 3)
+    tensor([  1.,  10., 100.])
+    """
+    values = np.power(float(base), np.linspace(start, end, steps))
+    return _leaf(values.astype(_float_dtype(dtype)), requires_grad)
+
+
+def _triangle_indices(op: str, row: int, col: int, offset: int, dtype: Any,
+                      lower: bool) -> Tensor:
+    if row < 0 or col < 0:
+        raise ValueError(f"{op}: row and col must be non-negative, got {row} and {col}")
+    dt = dtypes.default_int if dtype is None else dtypes.to_dtype(dtype)
+    if dt.kind not in "iu":
+        raise TypeError(f"{op}: dtype must be an integer type, got {dt}")
+    keep = np.tri(row, col, offset, dtype=bool)
+    rows, cols = np.nonzero(keep if lower else ~np.tri(row, col, offset - 1, dtype=bool))
+    return _leaf(np.stack([rows, cols]).astype(dt).reshape(2, -1))
+
+
+@on_cpu
+def tril_indices(row: int, col: int, offset: int = 0, *, dtype: Any = None) -> Tensor:
+    """The (2, N) row and column indices of the lower triangle (on and below diagonal
+    ``offset``) of a ``row`` x ``col`` matrix, in row-major order.
+
+    >>> tg.tril_indices(2, 2)
+    tensor([[0, 1, 1],
+            [0, 0, 1]])
+    """
+    return _triangle_indices("tril_indices", row, col, offset, dtype, lower=True)
+
+
+@on_cpu
+def triu_indices(row: int, col: int, offset: int = 0, *, dtype: Any = None) -> Tensor:
+    """The (2, N) indices of the upper triangle (on and above diagonal ``offset``)."""
+    return _triangle_indices("triu_indices", row, col, offset, dtype, lower=False)
+
+
+@on_cpu
+def range(start: Any = 0, end: Any = None, step: Any = 1, *, dtype: Any = None,
+          requires_grad: bool = False) -> Tensor:
+    """``start, start + step, ...`` up to and including ``end`` (floats by default), as the
+    deprecated ``torch.range``; prefer ``arange``, which stops before ``end``."""
+    if end is None:
+        raise TypeError("range: needs an end, as torch.range(start, end, step); or use "
+                        "tg.arange(end)")
+    if step == 0 or (end - start) * step < 0:
+        raise ValueError(f"range: step {step} does not lead from {start} to {end}")
+    warnings.warn("tg.range is deprecated, as torch.range: it includes end, unlike Python's "
+                  "range; use tg.arange, which stops before end", UserWarning, stacklevel=3)
+    n = int(np.floor((end - start) / step)) + 1
+    values = start + step * np.arange(n, dtype=np.float64)
+    return _leaf(values.astype(_float_dtype(dtype)), requires_grad)
 
 
 def _random(shape: tuple, dtype: Any, dist: str, requires_grad: bool) -> Tensor:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import itertools
 import math
 from collections import namedtuple
 from typing import Any, Sequence
@@ -2542,3 +2543,618 @@ __all__ += [
     "isclose", "allclose", "nan_to_num", "multinomial", "einsum", "full_like", "empty_like",
     "rand_like", "randn_like", "randint_like", "empty", "randperm", "diagonal", "trace", "diag",
 ]
+
+
+# ---------------------------------------------------------------- PyTorch parity: array functions
+# Joining, broadcasting, rotating, differencing and products of arrays, each a composite of
+# cat, stack, reshape, expand, flip, getitem and matmul, with torch's signatures, result
+# dtypes and errors.
+
+
+def _tensors(op: str, tensors: tuple) -> list:
+    """``f(a, b)`` and ``f([a, b])`` alike, as a list of Tensors (at least one)."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if not tensors:
+        raise ValueError(f"{op}: needs at least one tensor")
+    return [_t(x) for x in tensors]
+
+
+def tile(input: Tensor, dims: Sequence[int]) -> Tensor:
+    """``repeat`` with ones put in front of ``dims`` when it is shorter than ``input.ndim``.
+
+    >>> tg.tile(tg.tensor([1, 2]), (2,))
+    tensor([1, 2, 1, 2])
+    """
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    return repeat(input, (1,) * (input.ndim - len(dims)) + dims)
+
+
+concat = concatenate = cat
+
+
+def _atleast(x: Tensor, n: int) -> Tensor:
+    if x.ndim >= n:
+        return x
+    if n == 3 and x.ndim == 2:
+        return x.unsqueeze(-1)
+    shape = {1: (-1,), 2: (1, -1), 3: (1, -1, 1)}[n]
+    return x.reshape(shape if x.ndim else (1,) * n)
+
+
+def _atleast_nd(n: int):
+    def fn(*tensors: Any) -> Any:
+        one = len(tensors) == 1 and not isinstance(tensors[0], (list, tuple))
+        out = tuple(_atleast(x, n) for x in _tensors(f"atleast_{n}d", tensors))
+        return out[0] if one else out
+
+    fn.__name__ = f"atleast_{n}d"
+    fn.__doc__ = (f"Each tensor with at least {n} dimension(s) (a view); one tensor for one, "
+                  f"a tuple for several or a list.")
+    return fn
+
+
+atleast_1d, atleast_2d, atleast_3d = _atleast_nd(1), _atleast_nd(2), _atleast_nd(3)
+
+
+def hstack(tensors: Sequence[Tensor]) -> Tensor:
+    """Join along dimension 1 (0 for vectors), as ``torch.hstack``."""
+    ts = [_atleast(x, 1) for x in _tensors("hstack", (tensors,))]
+    return cat(ts, 0 if ts[0].ndim == 1 else 1)
+
+
+def vstack(tensors: Sequence[Tensor]) -> Tensor:
+    """Join rows: vectors become (1, n) rows, then ``cat`` along dimension 0."""
+    return cat([_atleast(x, 2) for x in _tensors("vstack", (tensors,))], 0)
+
+
+def dstack(tensors: Sequence[Tensor]) -> Tensor:
+    """Join along dimension 2, each tensor made 3-d as ``atleast_3d`` does."""
+    return cat([_atleast(x, 3) for x in _tensors("dstack", (tensors,))], 2)
+
+
+def column_stack(tensors: Sequence[Tensor]) -> Tensor:
+    """Join as columns: vectors (and numbers) become (n, 1) columns, then ``hstack``."""
+    ts = _tensors("column_stack", (tensors,))
+    return cat([x.reshape(-1, 1) if x.ndim < 2 else x for x in ts], 1)
+
+
+def broadcast_shapes(*shapes: Any) -> tuple:
+    """The shape that tensors of these shapes broadcast to (a number ``n`` is ``(n,)``).
+
+    >>> tg.broadcast_shapes((2, 1), (3,))
+    (2, 3)
+    """
+    shapes = [(s,) if isinstance(s, (int, np.integer)) else tuple(s) for s in shapes]
+    for s in shapes:
+        if builtins.any(n < 0 for n in s):
+            raise ShapeError(f"broadcast_shapes: sizes must be non-negative, got {s}")
+    nd = builtins.max((len(s) for s in shapes), default=0)
+    out = []
+    for k in range(nd):
+        sizes = {s[k - nd + len(s)] for s in shapes if k - nd + len(s) >= 0} - {1}
+        if len(sizes) > 1:
+            raise ShapeError(f"broadcast_shapes: shapes {', '.join(map(str, shapes))} do not "
+                             f"broadcast (sizes {sorted(sizes)} meet in dimension {k - nd}); "
+                             f"each size must be equal or 1")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+def broadcast_to(input: Tensor, size: Any) -> Tensor:
+    """``input`` expanded to ``size`` (-1 keeps a dimension), as ``torch.broadcast_to``."""
+    size = _shape_arg((size,))
+    lead = len(size) - input.ndim
+    if lead < 0:
+        raise ShapeError(f"broadcast_to: cannot broadcast {input.shape} to {size}, which has "
+                         f"fewer dimensions")
+    size = tuple(input.shape[k - lead] if n == -1 and k >= lead else n
+                 for k, n in enumerate(size))
+    if builtins.any(n < 0 for n in size) or builtins.any(
+            m not in (1, n) for m, n in zip(input.shape, size[lead:])):
+        raise ShapeError(f"broadcast_to: cannot broadcast {input.shape} to {size}; each size "
+                         f"of the input must be 1 or equal the target's")
+    return input.expand(size)
+
+
+def broadcast_tensors(*tensors: Any) -> tuple:
+    """The tensors expanded to their common shape (views), as ``torch.broadcast_tensors``."""
+    ts = [_t(x) for x in tensors]
+    shape = broadcast_shapes(*(x.shape for x in ts))
+    return tuple(x.expand(shape) for x in ts)
+
+
+def meshgrid(*tensors: Any, indexing: str | None = None) -> tuple:
+    """Coordinate grids of vectors: with ``indexing="ij"`` (the default) output ``k`` varies
+    along dimension ``k``; with ``"xy"`` the first two dimensions are swapped (Cartesian).
+
+    >>> tg.meshgrid(tg.tensor([1, 2]), tg.tensor([3, 4, 5]), indexing="ij")[0].shape
+    (2, 3)
+    """
+    ts = _tensors("meshgrid", tensors)
+    indexing = indexing or "ij"
+    if indexing not in ("ij", "xy"):
+        raise ValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
+    for x in ts:
+        if x.ndim > 1:
+            raise ShapeError(f"meshgrid: expects 0-d or 1-d tensors, got shape {x.shape}")
+        if x.dtype != ts[0].dtype:
+            raise DTypeError(f"meshgrid: expects tensors of one dtype, got {ts[0].dtype} and "
+                             f"{x.dtype}; cast them first")
+    place = list(range(len(ts)))
+    if indexing == "xy" and len(ts) > 1:
+        place[0], place[1] = 1, 0
+    shape = [0] * len(ts)
+    for x, p in zip(ts, place):
+        shape[p] = x.numel()
+    out = []
+    for x, p in zip(ts, place):
+        lifted = [1] * len(ts)
+        lifted[p] = -1
+        out.append(x.reshape(lifted).expand(tuple(shape)))
+    return tuple(out)
+
+
+def ravel(input: Tensor) -> Tensor:
+    """The elements as a 1-d tensor (a view when it can be one)."""
+    return input.reshape(-1)
+
+
+def rot90(input: Tensor, k: int = 1, dims: Sequence[int] = (0, 1)) -> Tensor:
+    """Rotate by 90 degrees ``k`` times in the plane ``dims``, from the first axis towards
+    the second, as ``torch.rot90``."""
+    dims = tuple(dims)
+    if len(dims) != 2:
+        raise ShapeError(f"rot90: expects two rotation dims, got dims={dims}")
+    if input.ndim < 2:
+        raise ShapeError(f"rot90: expects a tensor of at least 2 dimensions, got shape "
+                         f"{input.shape}")
+    d0, d1 = (check_dim("rot90", d, input.shape) for d in dims)
+    if d0 == d1:
+        raise ShapeError(f"rot90: the rotation dims must differ, got dims={dims}")
+    k %= 4
+    if k == 1:
+        return flip(input, d1).transpose(d0, d1)
+    if k == 2:
+        return flip(input, (d0, d1))
+    if k == 3:
+        return flip(input, d0).transpose(d0, d1)
+    return input
+
+
+def fliplr(input: Tensor) -> Tensor:
+    """Reverse dimension 1 (left and right)."""
+    if input.ndim < 2:
+        raise ShapeError(f"fliplr: expects at least 2 dimensions, got shape {input.shape}")
+    return flip(input, 1)
+
+
+def flipud(input: Tensor) -> Tensor:
+    """Reverse dimension 0 (up and down)."""
+    if input.ndim < 1:
+        raise ShapeError("flipud: expects at least 1 dimension, got a 0-d tensor")
+    return flip(input, 0)
+
+
+def diff(input: Tensor, n: int = 1, dim: int = -1, prepend: Any = None,
+         append: Any = None) -> Tensor:
+    """The ``n``-th forward difference along ``dim`` (``x[i+1] - x[i]``; for bools
+    ``x[i+1] != x[i]``), after joining ``prepend`` and ``append`` to ``input``.
+
+    >>> tg.diff(tg.tensor([1, 2, 4, 7]))
+    tensor([1, 2, 3])
+    """
+    if input.ndim == 0:
+        raise ShapeError("diff: expects a tensor of at least 1 dimension, got a 0-d tensor")
+    if n < 0:
+        raise ValueError(f"diff: the order n must be non-negative, got {n}")
+    d = check_dim("diff", dim, input.shape)
+    parts = [_operand(p, input) for p in (prepend, input, append) if p is not None]
+    for p in parts:
+        if p.ndim != input.ndim:
+            raise ShapeError(f"diff: prepend and append must have the input's number of "
+                             f"dimensions ({input.shape}), got {p.shape}")
+    if n == 0:  # (as PyTorch: the input itself, prepend and append ignored)
+        return input
+    x = cat(parts, d) if len(parts) > 1 else input
+    head = (slice(None),) * d
+    for _ in range(n):
+        later, earlier = x[head + (slice(1, None),)], x[head + (slice(None, -1),)]
+        x = later != earlier if x.dtype == np.bool_ else later - earlier
+    return x
+
+
+def take(input: Tensor, index: Any) -> Tensor:
+    """The elements of ``input`` (read as if flattened) at ``index``, in ``index``'s shape;
+    negative indices count from the end."""
+    n = input.numel()
+    idx = index if isinstance(index, Tensor) else Tensor(index)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"take: index must be an integer tensor (int64), got {idx.dtype}")
+    data = idx.long()._data
+    if data.size and (data.min() < -n or data.max() >= n):
+        bad = data.min() if data.min() < -n else data.max()
+        raise IndexError(f"take: index {int(bad)} is out of range for a tensor of {n} "
+                         f"elements ({input.shape}); give indices in [-{n}, {n - 1}]")
+    idx = idx.long()
+    idx = _where(idx < 0, idx + n, idx)
+    return input.reshape(-1)._getitem(_slots(1), idx)
+
+
+def diag_embed(input: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
+    """Matrices with the last dimension of ``input`` on diagonal ``offset`` of the planes
+    (``dim1``, ``dim2``) of the result, zeros elsewhere, as ``torch.diag_embed``."""
+    if input.ndim == 0:
+        raise ShapeError("diag_embed: expects a tensor of at least 1 dimension, got a 0-d "
+                         "tensor; use diag_embed(x.reshape(1))")
+    out_shape = input.shape[:-1] + (0, 0)
+    d1, d2 = check_dim("diag_embed", dim1, out_shape), check_dim("diag_embed", dim2, out_shape)
+    if d1 == d2:
+        raise ShapeError(f"diag_embed: dim1 and dim2 must differ, both are {d1}")
+    x = input
+    k = x.shape[-1]
+    n = k + builtins.abs(offset)
+    ar = np.arange(k, dtype=np.int64)
+    rows, cols = ar - builtins.min(offset, 0), ar + builtins.max(offset, 0)
+    out = x._scatter_add((Ellipsis,) + _slots(2), x.shape[:-1] + (n, n), _leaf(rows),
+                         _leaf(cols))
+    return movedim(out, (-2, -1), (d1, d2))
+
+
+def diagflat(input: Tensor, offset: int = 0) -> Tensor:
+    """A square matrix with the flattened ``input`` on diagonal ``offset``."""
+    return diag(input.reshape(-1), offset)
+
+
+def block_diag(*tensors: Any) -> Tensor:
+    """The tensors (0-d, 1-d as one row, or 2-d) as blocks down the diagonal of one matrix,
+    zeros elsewhere; the dtype is their common one.
+
+    >>> tg.block_diag(tg.tensor([[1, 2]]), tg.tensor(3)).shape
+    (2, 3)
+    """
+    ts = []
+    for x in (_t(x) for x in tensors):
+        if x.ndim > 2:
+            raise ShapeError(f"block_diag: expects tensors of at most 2 dimensions, got shape "
+                             f"{x.shape}")
+        ts.append(x.reshape((1,) * (2 - x.ndim) + x.shape))
+    if not ts:
+        return _leaf(np.zeros((1, 0), dtypes.default_float))
+    dt = functools.reduce(dtypes.promote, (x.dtype for x in ts))
+    width = builtins.sum(x.shape[1] for x in ts)
+    rows, left = [], 0
+    for x in ts:
+        r, c = x.shape
+        zeros = [_leaf(np.zeros((r, w), dt)) for w in (left, width - left - c)]
+        rows.append(cat([zeros[0], x.to(dt), zeros[1]], 1))
+        left += c
+    return cat(rows, 0)
+
+
+# ---------------------------------------------------------------- products
+
+
+def cross(input: Tensor, other: Any, dim: int | None = None) -> Tensor:
+    """The cross product of 3-vectors along ``dim`` (broadcast over the other dimensions);
+    without ``dim``, the first dimension of size 3, as ``torch.cross``."""
+    other = _operand(other, input)
+    if input.ndim != other.ndim:
+        raise ShapeError(f"cross: inputs must have the same number of dimensions, got "
+                         f"{input.shape} and {other.shape}; unsqueeze one")
+    a, b = broadcast_tensors(input, other)
+    if dim is None:
+        found = [k for k, n in enumerate(a.shape) if n == 3]
+        if not found:
+            raise ShapeError(f"cross: no dimension of size 3 in {a.shape}; pass dim")
+        dim = found[0]
+    d = check_dim("cross", dim, a.shape)
+    if a.shape[d] != 3:
+        raise ShapeError(f"cross: dimension {dim} must have size 3, got shapes {input.shape} "
+                         f"and {b.shape}")
+    a0, a1, a2 = unbind(a, d)
+    b0, b1, b2 = unbind(b, d)
+    return stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], d)
+
+
+def kron(input: Tensor, other: Any) -> Tensor:
+    """The Kronecker product: block ``(i, j, ...)`` is ``input[i, j, ...] * other``.
+
+    >>> tg.kron(tg.tensor([1, 2]), tg.tensor([1, 10]))
+    tensor([ 1, 10,  2, 20])
+    """
+    other = _operand(other, input)
+    nd = builtins.max(input.ndim, other.ndim)
+    sa = (1,) * (nd - input.ndim) + input.shape
+    sb = (1,) * (nd - other.ndim) + other.shape
+    a = input.reshape(tuple(v for n in sa for v in (n, 1)))
+    b = other.reshape(tuple(v for n in sb for v in (1, n)))
+    return (a * b).reshape(tuple(m * n for m, n in zip(sa, sb)))
+
+
+def tensordot(a: Tensor, b: Tensor, dims: Any = 2) -> Tensor:
+    """Sum the products over ``dims``: the last ``dims`` dimensions of ``a`` with the first
+    of ``b``, or the pairs of lists ``([a's dims], [b's dims])``; one matrix product.
+
+    >>> tg.tensordot(tg.ones(2, 3, 4), tg.ones(3, 4, 5)).shape
+    (2, 5)
+    """
+    if isinstance(dims, (int, np.integer)):
+        if dims < 0:
+            raise ValueError(f"tensordot: dims must be non-negative, got {dims}")
+        if dims > builtins.min(a.ndim, b.ndim):
+            raise ShapeError(f"tensordot: cannot contract {dims} dimensions of {a.shape} and "
+                             f"{b.shape}")
+        da, db = list(range(a.ndim - dims, a.ndim)), list(range(dims))
+    else:
+        da, db = ([d] if isinstance(d, int) else list(d) for d in dims)
+        da = [check_dim("tensordot", d, a.shape) for d in da]
+        db = [check_dim("tensordot", d, b.shape) for d in db]
+    if a.dtype != b.dtype:
+        raise DTypeError(f"tensordot: both inputs must have one dtype, got {a.dtype} and "
+                         f"{b.dtype}; cast one")
+    if len(da) != len(db):
+        raise ShapeError(f"tensordot: both sides must name as many dimensions, got {da} and "
+                         f"{db}")
+    for i, j in zip(da, db):
+        if a.shape[i] != b.shape[j]:
+            raise ShapeError(f"tensordot: contracted dimensions must match, {a.shape} has "
+                             f"{a.shape[i]} in dim {i} and {b.shape} has {b.shape[j]} in dim {j}")
+    fa = [k for k in range(a.ndim) if k not in da]
+    fb = [k for k in range(b.ndim) if k not in db]
+    size = math.prod(a.shape[k] for k in da)
+    left = a.permute(fa + da).reshape(math.prod(a.shape[k] for k in fa), size)
+    right = b.permute(db + fb).reshape(size, math.prod(b.shape[k] for k in fb))
+    return (left @ right).reshape(tuple(a.shape[k] for k in fa) + tuple(b.shape[k] for k in fb))
+
+
+def inner(input: Tensor, other: Any) -> Tensor:
+    """Sum of products over the last dimension of both (a product if either is a number)."""
+    other = _operand(other, input)
+    if input.ndim == 0 or other.ndim == 0:
+        return input * other
+    if input.shape[-1] != other.shape[-1]:
+        raise ShapeError(f"inner: the last dimensions must match, got {input.shape} and "
+                         f"{other.shape}")
+    return tensordot(input, other, ([-1], [-1]))
+
+
+def vdot(input: Tensor, other: Tensor) -> Tensor:
+    """The dot product of two vectors (no conjugation: tracegrad has no complex numbers)."""
+    if input.dtype != other.dtype:
+        raise DTypeError(f"vdot: expects two vectors of one dtype, got {input.dtype} and "
+                         f"{other.dtype}")
+    return dot(input, other)
+
+
+def trapezoid(y: Tensor, x: Any = None, *, dx: Any = None, dim: int = -1) -> Tensor:
+    """The trapezoidal rule along ``dim``: with sample points ``x`` (a vector along ``dim``
+    or a tensor of ``y``'s shape) or a spacing ``dx`` (1 by default).
+
+    >>> tg.trapezoid(tg.tensor([1., 2., 3.]))
+    tensor(4.)
+    """
+    if x is not None and dx is not None:
+        raise ValueError("trapezoid: give the sample points x or the spacing dx, not both")
+    if y.dtype == np.bool_:
+        raise TypeError("trapezoid: y is a bool tensor; give numbers (y.float())")
+    if y.ndim == 0:
+        raise ShapeError("trapezoid: y is a 0-d tensor; give samples along a dimension")
+    if y.dtype.kind != "f":
+        y = y.to(dtypes.default_float)
+    d = check_dim("trapezoid", dim, y.shape)
+    n = y.shape[d]
+    head = (slice(None),) * d
+    if x is None:
+        if n == 0:
+            return y.sum(d)
+        ends = y[head + (0,)] + y[head + (-1,)]
+        return (y.sum(d) - ends * 0.5) * (1 if dx is None else dx)
+    x = _operand(x, y)
+    if x.ndim == 1:
+        if x.shape[0] != n:
+            raise ShapeError(f"trapezoid: x has {x.shape[0]} points but y {y.shape} has {n} "
+                             f"along dim {dim}")
+        spacing = diff(x).reshape((-1,) + (1,) * (y.ndim - d - 1))
+    else:
+        spacing = diff(x, dim=d - y.ndim)
+    if n == 0:
+        return y.sum(d)
+    mids = y[head + (slice(1, None),)] + y[head + (slice(None, -1),)]
+    return (spacing * mids).sum(d) / 2
+
+
+def trapz(y: Tensor, x: Any = None, *, dx: Any = None, dim: int = -1) -> Tensor:
+    """``trapezoid`` (its older name)."""
+    return trapezoid(y, x, dx=dx, dim=dim)
+
+
+def cartesian_prod(*tensors: Any) -> Tensor:
+    """Every combination of the vectors' elements, one per row (``itertools.product``).
+
+    >>> tg.cartesian_prod(tg.tensor([1, 2]), tg.tensor([3, 4])).tolist()
+    [[1, 3], [1, 4], [2, 3], [2, 4]]
+    """
+    ts = _tensors("cartesian_prod", tensors)
+    for x in ts:
+        if x.ndim != 1:
+            raise ShapeError(f"cartesian_prod: expects 1-d tensors, got shape {x.shape}")
+    if len(ts) == 1:
+        return ts[0]
+    return stack([g.reshape(-1) for g in meshgrid(*ts, indexing="ij")], 1)
+
+
+def combinations(input: Tensor, r: int = 2, with_replacement: bool = False) -> Tensor:
+    """The length-``r`` combinations of a vector's elements, one per row, in
+    ``itertools.combinations`` order (``combinations_with_replacement`` if asked)."""
+    if input.ndim != 1:
+        raise ShapeError(f"combinations: expects a 1-d tensor, got shape {input.shape}")
+    if r < 0:
+        raise ValueError(f"combinations: r must be non-negative, got {r}")
+    if r == 0:
+        return input[:0]
+    pick = itertools.combinations_with_replacement if with_replacement else \
+        itertools.combinations
+    index = np.array(list(pick(range(input.shape[0]), r)), np.int64).reshape(-1, r)
+    return input._getitem(_slots(1), _leaf(index))
+
+
+def vander(x: Tensor, N: int | None = None, increasing: bool = False) -> Tensor:
+    """The Vandermonde matrix: column ``j`` is ``x ** (N - 1 - j)`` (``x ** j`` when
+    ``increasing``); integer and bool inputs give int64."""
+    if x.ndim != 1:
+        raise ShapeError(f"vander: expects a 1-d tensor, got shape {x.shape}")
+    N = x.shape[0] if N is None else N
+    if N < 0:
+        raise ValueError(f"vander: N must be non-negative, got {N}")
+    x = _integer_result(x)
+    n = x.shape[0]
+    if N == 0:
+        return x.reshape(n, 1)[:, :0]
+    ones = _leaf(np.ones((n, 1), x.dtype))
+    powers = cat([ones, cumprod(x.reshape(n, 1).expand(n, N - 1), 1)], 1) if N > 1 else ones
+    return powers if increasing else flip(powers, 1)
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def nansum(input: Tensor, dim: Any = None, keepdim: bool = False, *,
+           dtype: Any = None) -> Tensor:
+    """The sum with NaNs counted as zero (their gradient is zero)."""
+    x = _integer_result(input if dtype is None else input.to(dtype))
+    if x.dtype.kind == "f":
+        x = _where(isnan(x), _leaf(np.zeros((), x.dtype)), x)
+    return x.sum(dim, keepdim)
+
+
+def nanmean(input: Tensor, dim: Any = None, keepdim: bool = False, *,
+            dtype: Any = None) -> Tensor:
+    """The mean of the elements that are not NaN (NaN where all are)."""
+    x = input if dtype is None else input.to(dtype)
+    if x.dtype.kind != "f":
+        raise TypeError(f"nanmean: needs a float tensor, got {x.dtype}; use x.float()")
+    return nansum(x, dim, keepdim) / (~isnan(x)).sum(dim, keepdim).to(x.dtype)
+
+
+def _correction(op: str, unbiased: Any, correction: Any) -> Any:
+    if unbiased is not None and correction is not None:
+        raise ValueError(f"{op}: give unbiased or correction, not both")
+    if unbiased is not None:
+        return 1 if unbiased else 0
+    return 1 if correction is None else correction
+
+
+def var_mean(input: Tensor, dim: Any = None, unbiased: bool | None = None,
+             keepdim: bool = False, *, correction: Any = None) -> tuple:
+    """``(var, mean)`` over ``dim``, as ``torch.var_mean`` (``correction=1`` by default;
+    the older ``unbiased`` flag is accepted, also as ``var_mean(x, True)``)."""
+    if isinstance(dim, bool):
+        dim, unbiased = None, dim
+    c = _correction("var_mean", unbiased, correction)
+    return var(input, dim, keepdim, correction=c), mean(input, dim, keepdim)
+
+
+def std_mean(input: Tensor, dim: Any = None, unbiased: bool | None = None,
+             keepdim: bool = False, *, correction: Any = None) -> tuple:
+    """``(std, mean)`` over ``dim``, as ``torch.std_mean``."""
+    v, m = var_mean(input, dim, unbiased, keepdim, correction=correction)
+    return v.sqrt(), m
+
+
+def count_nonzero(input: Tensor, dim: Any = None) -> Tensor:
+    """How many elements are not zero (int64), over ``dim`` (all by default)."""
+    return (input != 0).sum(dim).long()
+
+
+def equal(input: Tensor, other: Tensor) -> bool:
+    """True if both have the same shape and the same elements: a Python bool, so inside
+    `tg.compile` it raises `tg.TraceError` (as any Python value read from a traced tensor)."""
+    other = _t(other)
+    if input.shape != other.shape:
+        return False
+    return builtins.bool((input == other).all().item())
+
+
+def logcumsumexp(input: Tensor, dim: int) -> Tensor:
+    """``log(cumsum(exp(input)))`` along ``dim`` without overflow (a scan of logaddexp)."""
+    if input.dtype.kind != "f":
+        raise TypeError(f"logcumsumexp: needs a float tensor, got {input.dtype}; use "
+                        f"x.float()")
+    check_dim("logcumsumexp", dim, input.shape)
+    return _scan(input, dim, logaddexp, -math.inf)
+
+
+def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
+          compute_mode: str = "use_mm_for_euclid_dist_if_necessary") -> Tensor:
+    """The p-norm distances between the rows of ``x1`` (..., P, M) and of ``x2``
+    (..., R, M): a (..., P, R) tensor; the gradient at a zero distance is zero."""
+    if x1.ndim < 2 or x2.ndim < 2 or x1.shape[-1] != x2.shape[-1]:
+        raise ShapeError(f"cdist: expects (..., P, M) and (..., R, M) with one M, got "
+                         f"{x1.shape} and {x2.shape}")
+    if p < 0:
+        raise ValueError(f"cdist: p must be non-negative, got {p}")
+    gap = x1.unsqueeze(-2) - x2.unsqueeze(-3)
+    if p == 0:
+        return (gap != 0).sum(-1).to(gap.dtype)
+    if p == math.inf:
+        if gap.shape[-1] == 0:
+            return gap.sum(-1)
+        return amax(gap.abs(), -1)
+    if p == 1:
+        return gap.abs().sum(-1)
+    total = (gap * gap if p == 2 else gap.abs() ** p).sum(-1)
+    zero = total == 0
+    root = _where(zero, _operand(1.0, total), total) ** (1.0 / p)
+    return _where(zero, _operand(0.0, total), root)
+
+
+def cov(input: Tensor, *, correction: int = 1, fweights: Any = None,
+        aweights: Any = None) -> Tensor:
+    """The covariance matrix of the variables in the rows of ``input`` (observations in
+    columns; a vector is one variable, whose variance comes back 0-d), optionally weighted
+    by frequency ``fweights`` and importance ``aweights``, as ``torch.cov``."""
+    if input.ndim > 2:
+        raise ShapeError(f"cov: expects a vector or a matrix, got shape {input.shape}")
+    if input.dtype == np.bool_:
+        raise TypeError("cov: the input is a bool tensor; give numbers (x.float())")
+    x = input.reshape(1, -1) if input.ndim < 2 else input
+    if x.dtype.kind != "f":
+        x = x.to(dtypes.default_float)
+    n = x.shape[1]
+    w = None
+    for name, given in (("fweights", fweights), ("aweights", aweights)):
+        if given is None:
+            continue
+        given = _t(given)
+        if given.shape != (n,):
+            raise ShapeError(f"cov: {name} must be a vector of {n} weights (one per "
+                             f"observation), got shape {given.shape}")
+        if name == "fweights" and given.dtype.kind not in "iu":
+            raise TypeError(f"cov: fweights must be integers, got {given.dtype}")
+        given = given.to(x.dtype)
+        w = given if w is None else w * given
+    if w is None:
+        avg, norm = x.mean(1), n - correction
+        centered = x - avg.unsqueeze(1)
+        c = centered @ centered.T
+        return (c / builtins.max(norm, 0)).squeeze()
+    w_sum = w.sum()
+    avg = (x * w).sum(1) / w_sum
+    if aweights is None:
+        norm = w_sum - correction
+    else:
+        norm = w_sum - correction * (w * _t(aweights).to(x.dtype)).sum() / w_sum
+    norm = _where(norm <= 0, _operand(0.0, norm), norm)
+    centered = x - avg.unsqueeze(1)
+    return ((centered * w) @ centered.T / norm).squeeze()
+
+
+def corrcoef(input: Tensor) -> Tensor:
+    """Pearson's correlation coefficients of the rows of ``input`` (as ``cov``), clipped to
+    [-1, 1]."""
+    c = cov(input)
+    if c.ndim == 0:
+        return c / c
+    spread = diagonal(c).sqrt()
+    return clamp(c / spread.unsqueeze(1) / spread.unsqueeze(0), -1, 1)

@@ -69,6 +69,13 @@ class CompositeMethods:
     topk = composite()
     softmax = composite()
     log_softmax = composite()
+    nansum = composite()
+    nanmean = composite()
+    count_nonzero = composite()
+    logcumsumexp = composite()
+    cov = composite()
+    corrcoef = composite()
+    diff = composite()
 
     # elementwise
     abs = composite()
@@ -109,6 +116,7 @@ class CompositeMethods:
     isfinite = composite()
     isclose = composite()
     allclose = composite()
+    equal = composite()
 
     # logic: & | ^ ~ on bool masks
     logical_and = composite()
@@ -137,11 +145,24 @@ class CompositeMethods:
     diagonal = composite()
     trace = composite()
     diag = composite()
+    diag_embed = composite()
+    diagflat = composite()
+    cross = composite()
+    kron = composite()
+    inner = composite()
+    vdot = composite()
     tril = composite()
     triu = composite()
 
     # shape, indexing and gathering
     flip = composite()
+    fliplr = composite()
+    flipud = composite()
+    rot90 = composite()
+    tile = composite()
+    ravel = composite()
+    broadcast_to = composite()
+    take = composite()
     roll = composite()
     split = composite()
     chunk = composite()
