@@ -51,6 +51,20 @@ def _erf_into(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return _ERF(x, out=out)
 
 
+def _erfc(x: np.ndarray) -> np.ndarray:
+    # 1 - erf(x) is 0 in float32 from x = 4 on, where erfc is still 1.5e-8 (PyTorch's
+    # erfc keeps those digits), so erfc is its own function: SciPy's, imported here for the
+    # reason erf_ufunc gives.
+    try:
+        from scipy.special import erfc
+    except ImportError:  # pragma: no cover - exercised only without SciPy
+        return _erfc_vec(x).astype(x.dtype, copy=False)
+    return erfc(x)
+
+
+_erfc_vec = np.vectorize(math.erfc, otypes=[np.float64])
+
+
 def _erf(x: np.ndarray) -> np.ndarray:
     if x.dtype == np.float32:
         return _erf_float32(x)
@@ -170,6 +184,22 @@ UNARY = [
      KERNEL + " ufunc float method"),
     ("cos", np.cos, lambda g, out, x: (-(g * x.sin()),), "x",
      KERNEL + " ufunc float method"),
+    # tan' = 1 + tan^2; the inverse functions' derivatives are powers of 1 -+ x^2 (at the
+    # ends of a domain, such as asin at +-1, they are inf, as in PyTorch)
+    ("tan", np.tan, lambda g, out, x: (g * (1 + out * out),), "out",
+     KERNEL + " ufunc float method arithmetic into_g"),
+    ("asin", np.arcsin, lambda g, out, x: (g * (1 - x * x) ** -0.5,), "x",
+     KERNEL + " ufunc float method arithmetic into_g"),
+    ("acos", np.arccos, lambda g, out, x: (-g * (1 - x * x) ** -0.5,), "x",
+     KERNEL + " ufunc float method arithmetic into_g"),
+    ("atan", np.arctan, lambda g, out, x: (g / (1 + x * x),), "x",
+     KERNEL + " ufunc float method arithmetic into_g"),
+    ("asinh", np.arcsinh, lambda g, out, x: (g * (x * x + 1) ** -0.5,), "x",
+     KERNEL + " ufunc float method arithmetic into_g"),
+    ("acosh", np.arccosh, lambda g, out, x: (g * (x * x - 1) ** -0.5,), "x",
+     KERNEL + " ufunc float method arithmetic into_g"),
+    ("atanh", np.arctanh, lambda g, out, x: (g / (1 - x * x),), "x",
+     KERNEL + " ufunc float method arithmetic into_g"),
     # (g is not alone on the left of the last product: g * out, then * (1 - out))
     ("sigmoid", _sigmoid, lambda g, out, x: (g * out * (1 - out),), "out",
      "fusible float method arithmetic"),
@@ -181,6 +211,8 @@ UNARY = [
      KERNEL + " float method"),
     # Phi(x) and its tanh approximation u (GELU's gate, see above): exp(-x^2/2) / sqrt(2 pi),
     # and u' = s (1 + 3 k x^2) (1 - t^2) / 2 with t = 2u - 1, so (1 - t^2) / 2 = 2 u (1 - u)
+    ("erfc", _erfc, lambda g, out, x: (-(g * (_LOG_TWO_OVER_SQRT_PI - x * x).exp()),), "x",
+     KERNEL + " float method"),
     ("normal_cdf", _normal_cdf,
      lambda g, out, x: (g * (_LOG_INV_SQRT_2PI - x * x * 0.5).exp(),), "x",
      KERNEL + " float"),
@@ -229,6 +261,10 @@ BINARY = [
     ("pow", np.power, KERNEL + " ufunc",
      (lambda g, out, a, b: g * b * a ** (b - 1), "a b", True),
      (_pow_exponent_grad, "out a", False)),
+    # atan2(a, b), the angle of the point (b, a): d/da = b / r^2, d/db = -a / r^2
+    ("atan2", np.arctan2, KERNEL + " ufunc float",
+     (lambda g, out, a, b: g * b / (a * a + b * b), "a b", True),
+     (lambda g, out, a, b: -g * a / (a * a + b * b), "a b", True)),
     ("maximum", np.maximum, KERNEL + " ufunc",
      (_maximum_grad, "a b", False),
      (lambda g, out, a, b: _maximum_grad(g, out, b, a), "a b", False)),
@@ -274,6 +310,11 @@ for _name, _fwd, _facts, (_da, _ra, _aa), (_db, _rb, _ab) in BINARY:
 for _name, _fwd in COMPARE:
     register(_name, "elementwise", _fwd, _binary_infer(_name, np.dtype(bool)), None,
              inputs="a b", facts="ufunc")
+
+# The sign bit, as a bool: True for -0.0 and a negative nan too, which no comparison sees
+# (copysign reads it). No gradient, as the comparisons.
+register("signbit", "elementwise", np.signbit, lambda x: (tuple(x.shape), np.dtype(bool)),
+         None, facts="ufunc")
 
 
 # ---------------------------------------------------------------- where, cast
