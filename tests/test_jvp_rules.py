@@ -140,7 +140,8 @@ UNARY = {
     "asinh": torch.asinh, "acosh": torch.acosh, "atanh": torch.atanh, "erfc": torch.erfc,
 }
 BINARY = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div,
-          "pow": torch.pow, "maximum": torch.maximum, "atan2": torch.atan2}
+          "pow": torch.pow, "maximum": torch.maximum, "atan2": torch.atan2,
+          "xlogy": torch.xlogy}
 
 shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4)
 

@@ -270,6 +270,8 @@ CALLS = [
                np.array([2, 2, -2, -2, 0, 0, -0.0, -0.0, 0, -0.0, 5, -5, np.inf, -np.inf,
                          np.inf, -np.inf, 1, -np.inf, 1, np.nan], np.float32)], {}),
     ("atan2", [f32(3, 4), f32(4)], {}),
+    ("xlogy", [np.array([0, -0.0, 0, 0, 1, 2, 0, 1.5], np.float32),
+               np.array([0, 2, np.nan, np.inf, 0, 3, -1, 0.5], np.float32)], {}),
     ("signbit", [np.array([-2.0, -0.0, 0.0, 3.0, -np.inf, np.inf, np.nan], np.float32)], {}),
     ("signbit", [i64(6)], {}),
     ("log", [f32(3, 4, low=0.1)], {}),

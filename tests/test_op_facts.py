@@ -39,7 +39,7 @@ F32, I64, BOOL = np.dtype(np.float32), np.dtype(np.int64), np.dtype(bool)
 UNARY_MATH = ["neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "softplus", "erf",
               "normal_cdf", "normal_cdf_tanh", "relu", "tan", "asin", "acos", "atan", "asinh",
               "acosh", "atanh", "erfc"]
-BINARY_MATH = ["add", "sub", "mul", "div", "pow", "maximum", "atan2"]
+BINARY_MATH = ["add", "sub", "mul", "div", "pow", "maximum", "atan2", "xlogy"]
 INVERSE_TRIG = {"tan", "asin", "acos", "atan", "asinh", "acosh", "atanh", "atan2"}
 EXAMPLES: dict[str, list] = {
     **{op: [([((3, 4), F32)], {})] for op in UNARY_MATH},
@@ -234,7 +234,7 @@ def test_derived_compiler_sets_are_the_ones_written_out_before():
     assert fuses(numpy_backend) == {
         "neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "erf", "relu", "sign",
         "softplus", "add", "sub", "mul", "div", "pow", "maximum", "normal_cdf",
-        "normal_cdf_tanh", "erfc"} | INVERSE_TRIG
+        "normal_cdf_tanh", "erfc", "xlogy"} | INVERSE_TRIG
     # (neg too, whose own rules in simplify.RULES come first, as before)
     assert {op for op in P if simplify.is_unary(op)} == {
         "exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "relu", "sigmoid", "softplus",
@@ -244,11 +244,11 @@ def test_derived_compiler_sets_are_the_ones_written_out_before():
         "softplus", "erf", "add", "sub", "mul", "div", "pow", "maximum", "lt", "le", "gt",
         "ge", "eq", "ne", "cast", "sum", "max", "min", "argmax", "argmin", "matmul", "kernel",
         "scatter_add", "cat", "setitem", "normal_cdf", "normal_cdf_tanh", "erfc",
-        "signbit"} | INVERSE_TRIG
+        "signbit", "xlogy"} | INVERSE_TRIG
     assert overwrites(numpy_backend) == {
         "neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "relu", "softplus", "erf",
         "add", "sub", "mul", "div", "pow", "maximum", "cast", "kernel", "normal_cdf",
-        "normal_cdf_tanh", "erfc"} | INVERSE_TRIG
+        "normal_cdf_tanh", "erfc", "xlogy"} | INVERSE_TRIG
     before = {
         "neg": "negative", "exp": "exp", "log": "log", "sqrt": "sqrt", "tanh": "tanh",
         "sin": "sin", "cos": "cos", "sign": "sign", "add": "add", "sub": "subtract",
@@ -262,7 +262,7 @@ def test_derived_compiler_sets_are_the_ones_written_out_before():
         {op: getattr(np, u) for op, u in before.items()}
     assert methods.FLOAT_ONLY == {"exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "erf",
                                   "softplus", "div", "normal_cdf", "normal_cdf_tanh",
-                                  "erfc"} | INVERSE_TRIG
+                                  "erfc", "xlogy"} | INVERSE_TRIG
     assert set(methods.UNARY_METHODS) == {"exp", "log", "sqrt", "tanh", "sin", "cos",
                                           "sigmoid", "relu", "erf", "softplus", "floor",
                                           "ceil", "round", "erfc"} | INVERSE_TRIG - {"atan2"}

@@ -309,6 +309,8 @@ def _binary_values_(name: str, rng: np.random.Generator, sa: tuple, sb: tuple):
         return positive(rng, sa) + 0.2, np.asarray(rng.uniform(-2.0, 2.0, size=sb))
     if name == "maximum":
         return tuple(distinct(rng, sa, sb))
+    if name == "xlogy":
+        return real(rng, sa), positive(rng, sb)
     return real(rng, sa), real(rng, sb)
 
 
@@ -320,6 +322,7 @@ BINARY = {
     "pow": operator.pow,
     "maximum": lambda a, b: a.maximum(b),
     "atan2": lambda a, b: a.atan2(b),
+    "xlogy": lambda a, b: a.xlogy(b),
 }
 
 

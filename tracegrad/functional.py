@@ -2398,19 +2398,6 @@ def _floating(input: Any) -> Tensor:
     return x if x.dtype.kind == "f" else x.to(dtypes.default_float)
 
 
-def xlogy(input: Any, other: Any) -> Tensor:
-    """``input * log(other)``, and 0 where ``input`` is 0 unless ``other`` is nan, as
-    ``torch.xlogy`` (an entropy's ``p log p`` counts 0 at ``p = 0``).
-
-    >>> tg.xlogy(tg.tensor([0.0, 2.0]), tg.tensor([0.0, 3.0]))
-    tensor([0.0000, 2.1972])
-    """
-    x, y = _promoted(input, other, floating=True)
-    # (the 0 stands for log(other), not for the product: x's gradient there is 0 too, not
-    # 0 * log(0), and other's is 0 / other, as PyTorch's rule gives)
-    return x * _where(logical_and(x == 0, y == y), 0.0, y.log())
-
-
 def sinc(input: Tensor) -> Tensor:
     """``sin(pi x) / (pi x)``, and 1 at 0 (where its gradient is 0), as ``torch.sinc``."""
     x = _floating(input)
@@ -2439,8 +2426,8 @@ def copysign(input: Any, other: Any) -> Tensor:
     """``|input|`` with the sign of ``other`` (its sign bit: -0.0 counts as negative), as
     ``torch.copysign``; the gradient goes to ``input``."""
     x, y = _promoted(input, other, floating=True)
-    magnitude = abs(x)
-    return _where(signbit(y), -magnitude, magnitude)
+    magnitude = abs(x)  # (-0.0 at x = -0.0: the sign bit is set where the two differ)
+    return _where(signbit(y) != signbit(magnitude), -magnitude, magnitude)
 
 
 def fmax(input: Any, other: Any) -> Tensor:

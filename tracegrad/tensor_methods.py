@@ -89,7 +89,6 @@ class CompositeMethods:
     logaddexp = composite()
     hypot = composite()
     logit = composite()
-    xlogy = composite()
     sinc = composite()
     heaviside = composite()
     signbit = composite()

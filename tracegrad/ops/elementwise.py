@@ -236,6 +236,25 @@ def _pow_exponent_grad(g, out, a, b):
     return g * (a == 0)._select(0, out * a.log())
 
 
+def _xlogy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    # a log(b), and 0 where a is 0 unless b is nan (an entropy's p log p at p = 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((a == 0) & (b == b), 0, a * np.log(b))
+
+
+def _xlogy_grad_a(g, out, a, b):
+    # log(b), but 0 where a is 0 and b <= 0 (PyTorch's rule: log(0) would make it -inf)
+    d = g * b.log()
+    return (a == 0)._select((b <= 0)._select(0, d), d)
+
+
+def _inverse_square_radius(a, b):
+    # 1 / (a^2 + b^2), and 0 where that is 0 (at the origin, or where it underflows): atan2
+    # has no derivative there, and PyTorch's gradient is 0
+    r2 = a * a + b * b
+    return (r2 == 0)._select(0, 1 / r2)
+
+
 def _maximum_grad(g, out, a, b):
     # Ties split the gradient evenly, as PyTorch does.
     return (a > b)._select(g, (a == b)._select(g * 0.5, 0))
@@ -263,8 +282,11 @@ BINARY = [
      (_pow_exponent_grad, "out a", False)),
     # atan2(a, b), the angle of the point (b, a): d/da = b / r^2, d/db = -a / r^2
     ("atan2", np.arctan2, KERNEL + " ufunc float",
-     (lambda g, out, a, b: g * b / (a * a + b * b), "a b", True),
-     (lambda g, out, a, b: -g * a / (a * a + b * b), "a b", True)),
+     (lambda g, out, a, b: g * b * _inverse_square_radius(a, b), "a b", False),
+     (lambda g, out, a, b: g * -a * _inverse_square_radius(a, b), "a b", False)),
+    ("xlogy", _xlogy, KERNEL + " float",
+     (_xlogy_grad_a, "a b", False),
+     (lambda g, out, a, b: g * a / b, "a b", True)),
     ("maximum", np.maximum, KERNEL + " ufunc",
      (_maximum_grad, "a b", False),
      (lambda g, out, a, b: _maximum_grad(g, out, b, a), "a b", False)),

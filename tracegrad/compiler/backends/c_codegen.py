@@ -68,6 +68,7 @@ C_OPS = {
     "div": "({0} / {1})",
     "pow": "pow({0}, {1})",
     "atan2": "atan2({0}, {1})",
+    "xlogy": "(({0} == 0 && {1} == {1}) ? (T)0 : {0} * log({1}))",
     "maximum": "(({0} > {1} || {0} != {0}) ? {0} : {1})",
 }
 REDUCTIONS = {"sum", "max", "min"}
@@ -344,7 +345,7 @@ def why_not(node: Node) -> str | None:
 # them with SIMD loops, several times faster per element on large arrays.
 LIBM = {"exp", "log", "tanh", "sin", "cos", "sigmoid", "softplus", "erf", "pow", "normal_cdf",
         "normal_cdf_tanh", "tan", "asin", "acos", "atan", "asinh", "acosh", "atanh", "erfc",
-        "atan2"}
+        "atan2", "xlogy"}
 # Evaluated here for float32 (see HEADER) in float arithmetic that GCC vectorizes (16 lanes
 # with AVX-512), faster than NumPy's SIMD loops on large arrays: exp, tanh, sigmoid (whose
 # NumPy form is four passes through logaddexp). (An earlier version evaluated them in double

@@ -253,6 +253,13 @@ def _signbit(e: Emitter, n: Node, ins: list[str]) -> str:
     return _negative_bit(e, ins[0], n.inputs[0].dtype)
 
 
+def _xlogy(e: Emitter, n: Node, ins: list[str]) -> str:
+    x, y = ins
+    zero = e.op("And", [e.op("Equal", [x, e.scalar_like(0, n.dtype)]),
+                        e.op("Not", [e.op("IsNaN", [y])])])
+    return e.op("Where", [zero, e.scalar_like(0, n.dtype), e.op("Mul", [x, e.op("Log", [y])])])
+
+
 def _atan2(e: Emitter, n: Node, ins: list[str]) -> str:
     # (ONNX has no Atan2) atan(y / x), plus or minus pi (the sign of y) where x is negative
     # (-0 too); at y = x = 0, y or +-pi; with both infinite, atan(+-1) moved the same way
@@ -710,6 +717,7 @@ LOWERINGS: dict[str, Callable[..., str]] = {
     "acosh": _simple("Acosh"),
     "atanh": _simple("Atanh"),
     "atan2": _atan2,
+    "xlogy": _xlogy,
     "signbit": _signbit,
     "normal_cdf": _normal_cdf,
     "normal_cdf_tanh": _normal_cdf,
