@@ -209,10 +209,10 @@ UNARY = [
     # (2/sqrt(pi) * exp(-x^2) as exp(log(2/sqrt(pi)) - x^2): one pass fewer over x)
     ("erf", _erf, lambda g, out, x: (g * (_LOG_TWO_OVER_SQRT_PI - x * x).exp(),), "x",
      KERNEL + " float method"),
-    # Phi(x) and its tanh approximation u (GELU's gate, see above): exp(-x^2/2) / sqrt(2 pi),
-    # and u' = s (1 + 3 k x^2) (1 - t^2) / 2 with t = 2u - 1, so (1 - t^2) / 2 = 2 u (1 - u)
     ("erfc", _erfc, lambda g, out, x: (-(g * (_LOG_TWO_OVER_SQRT_PI - x * x).exp()),), "x",
      KERNEL + " float method"),
+    # Phi(x) and its tanh approximation u (GELU's gate, see above): exp(-x^2/2) / sqrt(2 pi),
+    # and u' = s (1 + 3 k x^2) (1 - t^2) / 2 with t = 2u - 1, so (1 - t^2) / 2 = 2 u (1 - u)
     ("normal_cdf", _normal_cdf,
      lambda g, out, x: (g * (_LOG_INV_SQRT_2PI - x * x * 0.5).exp(),), "x",
      KERNEL + " float"),
