@@ -198,7 +198,8 @@ def test_which_unary_rules_write_into_their_gradient():
 
     # declared ("into_g"); tests/test_op_facts.py checks each declaration against its rule
     assert {n for n, p in PRIMITIVES.items() if p.in_place} == \
-        {"neg", "exp", "log", "sqrt", "tanh", "relu", "normal_cdf_tanh"}
+        {"neg", "exp", "log", "sqrt", "tanh", "relu", "normal_cdf_tanh", "tan", "asin", "acos",
+         "atan", "asinh", "acosh", "atanh"}
 
 
 # Random programs: the first-order backward (bare arrays, gradients multiplied in place where

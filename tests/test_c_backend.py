@@ -69,22 +69,30 @@ def test_each_c_op_matches_numpy_with_nan_and_inf(op, dtype):
 
     graph_args = (a,) if n_in == 1 else (a, b)
     want = np.asarray(prim.forward(*graph_args))
-    want = np.asarray(prim.forward(want, *graph_args[1:])) if n_in == 2 else \
-        np.asarray(prim.forward(want))
-    got = _run_chain(op, graph_args)
+    # (a second tan or acos magnifies the last-bit difference of the first one, NumPy's
+    # float32 loop against libm's, by its condition number: these ops are checked once)
+    twice = op not in ONCE
+    if twice:
+        want = np.asarray(prim.forward(want, *graph_args[1:])) if n_in == 2 else \
+            np.asarray(prim.forward(want))
+    got = _run_chain(op, graph_args, twice)
     np.testing.assert_allclose(got, want, rtol=16 * np.finfo(dtype).eps, atol=0,
                                equal_nan=True, err_msg=op)
 
 
-def _run_chain(op: str, arrays: tuple) -> np.ndarray:
-    """``op(op(x, y), y)`` (or ``op(op(x))``) as one kernel node run in C."""
+ONCE = {"tan", "asin", "acos", "acosh", "atanh"}
+
+
+def _run_chain(op: str, arrays: tuple, twice: bool = True) -> np.ndarray:
+    """``op(op(x, y), y)`` (or ``op(op(x))``; ``op(x)`` unless ``twice``) as one kernel node
+    run in C."""
     from tracegrad.compiler.ir import Graph, Node, Step
 
     ins = [Node("input", [], {}, a.shape, a.dtype) for a in arrays]
     dtype = arrays[0].dtype
     rest = [("input", i) for i in ins[1:]]
     steps = [Step(op, [("input", ins[0])] + rest, {}, arrays[0].shape, dtype),
-             Step(op, [("step", 0)] + rest, {}, arrays[0].shape, dtype)]
+             Step(op, [("step", 0)] + rest, {}, arrays[0].shape, dtype)][:2 if twice else 1]
     k = Node("kernel", ins, {}, arrays[0].shape, dtype, value=steps)
     p = CProgram(Graph(ins, [k], [k]), every_kernel=True)
     assert p._kernels, c_codegen.why_not(k)

@@ -260,6 +260,20 @@ CALLS = [
     *[(op, [f32(3, 4)], {}) for op in ("neg", "exp", "tanh", "sin", "cos", "sigmoid",
                                        "erf", "relu", "sign", "floor", "ceil")],
     ("round", [np.array([0.5, 1.5, 2.5, -0.5, -1.7, 3.2], np.float32)], {}),
+    *[(op, [f32(3, 4)], {}) for op in ("atan", "asinh", "erfc")],
+    ("tan", [f32(3, 4, low=-1.2, high=1.2)], {}),
+    *[(op, [f32(3, 4, low=-0.99, high=0.99)], {}) for op in ("asin", "acos", "atanh")],
+    ("acosh", [f32(3, 4, low=1.0, high=3.0)], {}),
+    # every quadrant, signed zeros, infinities and nan (ONNX has no Atan2: see _atan2)
+    ("atan2", [np.array([1, -1, 1, -1, 0, -0.0, 0, -0.0, 2, -2, 0, 0, np.inf, np.inf,
+                         -np.inf, -np.inf, np.inf, 3, np.nan, 1], np.float32),
+               np.array([2, 2, -2, -2, 0, 0, -0.0, -0.0, 0, -0.0, 5, -5, np.inf, -np.inf,
+                         np.inf, -np.inf, 1, -np.inf, 1, np.nan], np.float32)], {}),
+    ("atan2", [f32(3, 4), f32(4)], {}),
+    ("xlogy", [np.array([0, -0.0, 0, 0, 1, 2, 0, 1.5], np.float32),
+               np.array([0, 2, np.nan, np.inf, 0, 3, -1, 0.5], np.float32)], {}),
+    ("signbit", [np.array([-2.0, -0.0, 0.0, 3.0, -np.inf, np.inf, np.nan], np.float32)], {}),
+    ("signbit", [i64(6)], {}),
     ("log", [f32(3, 4, low=0.1)], {}),
     ("sqrt", [f32(3, 4, low=0.0)], {}),
     ("softplus", [np.array([-100.0, -3.0, 0.0, 2.0, 50.0, 100.0], np.float32)], {}),
@@ -429,7 +443,7 @@ def test_refused_op_names_the_op_the_line_and_the_alternatives(op):
     message = str(info.value)
     assert f"the op {op!r} cannot be exported" in message
     assert "test_onnx.py" in message and "_refused_examples" not in message.split("made at")[0]
-    assert "The ops that can be exported: add," in message
+    assert "The ops that can be exported: acos, acosh, add," in message
 
 
 def test_a_primitive_with_no_lowering_is_refused_with_the_generic_reason():

@@ -37,8 +37,10 @@ F32, I64, BOOL = np.dtype(np.float32), np.dtype(np.int64), np.dtype(bool)
 # Example calls of every primitive with a VJP: ([(shape, dtype) per operand], attrs).
 # Several per op where a rule takes different paths (broadcasting, 1-d matmul operands).
 UNARY_MATH = ["neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "softplus", "erf",
-              "normal_cdf", "normal_cdf_tanh", "relu"]
-BINARY_MATH = ["add", "sub", "mul", "div", "pow", "maximum"]
+              "normal_cdf", "normal_cdf_tanh", "relu", "tan", "asin", "acos", "atan", "asinh",
+              "acosh", "atanh", "erfc"]
+BINARY_MATH = ["add", "sub", "mul", "div", "pow", "maximum", "atan2", "xlogy"]
+INVERSE_TRIG = {"tan", "asin", "acos", "atan", "asinh", "acosh", "atanh", "atan2"}
 EXAMPLES: dict[str, list] = {
     **{op: [([((3, 4), F32)], {})] for op in UNARY_MATH},
     **{op: [([((3, 4), F32), ((3, 4), F32)], {}), ([((3, 4), F32), ((4,), F32)], {}),
@@ -232,37 +234,42 @@ def test_derived_compiler_sets_are_the_ones_written_out_before():
     assert fuses(numpy_backend) == {
         "neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "erf", "relu", "sign",
         "softplus", "add", "sub", "mul", "div", "pow", "maximum", "normal_cdf",
-        "normal_cdf_tanh"}
+        "normal_cdf_tanh", "erfc", "xlogy"} | INVERSE_TRIG
     # (neg too, whose own rules in simplify.RULES come first, as before)
     assert {op for op in P if simplify.is_unary(op)} == {
         "exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "relu", "sigmoid", "softplus",
-        "erf", "neg", "normal_cdf", "normal_cdf_tanh"}
+        "erf", "neg", "normal_cdf", "normal_cdf_tanh", "erfc"} | INVERSE_TRIG - {"atan2"}
     assert writes_into(numpy_backend) == {
         "neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "relu", "sigmoid",
         "softplus", "erf", "add", "sub", "mul", "div", "pow", "maximum", "lt", "le", "gt",
         "ge", "eq", "ne", "cast", "sum", "max", "min", "argmax", "argmin", "matmul", "kernel",
-        "scatter_add", "cat", "setitem", "normal_cdf", "normal_cdf_tanh"}
+        "scatter_add", "cat", "setitem", "normal_cdf", "normal_cdf_tanh", "erfc",
+        "signbit", "xlogy"} | INVERSE_TRIG
     assert overwrites(numpy_backend) == {
         "neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "relu", "softplus", "erf",
         "add", "sub", "mul", "div", "pow", "maximum", "cast", "kernel", "normal_cdf",
-        "normal_cdf_tanh"}
+        "normal_cdf_tanh", "erfc", "xlogy"} | INVERSE_TRIG
     before = {
         "neg": "negative", "exp": "exp", "log": "log", "sqrt": "sqrt", "tanh": "tanh",
         "sin": "sin", "cos": "cos", "sign": "sign", "add": "add", "sub": "subtract",
         "mul": "multiply", "div": "true_divide", "pow": "power", "maximum": "maximum",
         "lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal",
-        "eq": "equal", "ne": "not_equal"}
+        "eq": "equal", "ne": "not_equal", "tan": "tan", "asin": "arcsin", "acos": "arccos",
+        "atan": "arctan", "asinh": "arcsinh", "acosh": "arccosh", "atanh": "arctanh",
+        "atan2": "arctan2", "signbit": "signbit"}
     # the same ufuncs (np.true_divide is np.divide; its name is "divide")
     assert {op: P[op].ufunc for op in backend.UFUNC_OPS} == \
         {op: getattr(np, u) for op, u in before.items()}
     assert methods.FLOAT_ONLY == {"exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "erf",
-                                  "softplus", "div", "normal_cdf", "normal_cdf_tanh"}
+                                  "softplus", "div", "normal_cdf", "normal_cdf_tanh",
+                                  "erfc", "xlogy"} | INVERSE_TRIG
     assert set(methods.UNARY_METHODS) == {"exp", "log", "sqrt", "tanh", "sin", "cos",
                                           "sigmoid", "relu", "erf", "softplus", "floor",
-                                          "ceil", "round"}
+                                          "ceil", "round", "erfc"} | INVERSE_TRIG - {"atan2"}
     assert cse.RANDOM == fold_constants.RANDOM == {"rand"}
     assert {n for n, p in P.items() if p.in_place} == {"neg", "exp", "log", "sqrt", "tanh",
-                                                       "relu", "normal_cdf_tanh"}
+                                                       "relu", "normal_cdf_tanh"} | \
+        INVERSE_TRIG - {"atan2"}
 
 
 # ---------------------------------------------------------------- a primitive added at runtime

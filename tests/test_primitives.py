@@ -99,6 +99,15 @@ def positive(rng: np.random.Generator, shape: tuple) -> np.ndarray:
     return np.asarray(rng.uniform(0.3, 2.0, size=shape))
 
 
+def unit(rng: np.random.Generator, shape: tuple) -> np.ndarray:
+    """Values in +-[0.1, 0.9]: inside the domain of asin, acos, atanh, away from tan's poles."""
+    return real(rng, shape) * 0.45
+
+
+def above_one(rng: np.random.Generator, shape: tuple) -> np.ndarray:
+    return np.asarray(rng.uniform(1.1, 3.0, size=shape))  # (acosh)
+
+
 def distinct(rng: np.random.Generator, *shapes_: tuple) -> list[np.ndarray]:
     """Arrays whose values are all at least 0.1 apart (across the arrays too): no near-ties."""
     sizes = [int(np.prod(s)) for s in shapes_]
@@ -136,6 +145,14 @@ UNARY = {
     "sigmoid": (lambda x: x.sigmoid(), real),
     "erf": (lambda x: x.erf(), real),
     "relu": (lambda x: x.relu(), real),
+    "tan": (lambda x: x.tan(), unit),
+    "asin": (lambda x: x.asin(), unit),
+    "acos": (lambda x: x.acos(), unit),
+    "atan": (lambda x: x.atan(), real),
+    "asinh": (lambda x: x.asinh(), real),
+    "acosh": (lambda x: x.acosh(), above_one),
+    "atanh": (lambda x: x.atanh(), unit),
+    "erfc": (lambda x: x.erfc(), real),
 }
 
 
@@ -206,6 +223,13 @@ def test_rounding(shape, seed):
         fn = lambda t, name=name: getattr(t, name)()  # noqa: E731
         out = compare_with_torch(fn, fn, x, order=0)  # no gradient: the output must not need one
         assert not out.requires_grad
+
+
+@covers("signbit")
+def test_signbit():
+    x = np.array([-2.0, -0.0, 0.0, 3.0, -np.inf, np.inf, np.nan, -np.nan])
+    out = compare_with_torch(lambda t: t.signbit(), lambda t: t.signbit(), x, order=0)
+    assert out.dtype == tg.bool and not out.requires_grad
 
 
 @covers("argsort")
@@ -285,6 +309,8 @@ def _binary_values_(name: str, rng: np.random.Generator, sa: tuple, sb: tuple):
         return positive(rng, sa) + 0.2, np.asarray(rng.uniform(-2.0, 2.0, size=sb))
     if name == "maximum":
         return tuple(distinct(rng, sa, sb))
+    if name == "xlogy":
+        return real(rng, sa), positive(rng, sb)
     return real(rng, sa), real(rng, sb)
 
 
@@ -295,6 +321,8 @@ BINARY = {
     "div": operator.truediv,
     "pow": operator.pow,
     "maximum": lambda a, b: a.maximum(b),
+    "atan2": lambda a, b: a.atan2(b),
+    "xlogy": lambda a, b: a.xlogy(b),
 }
 
 

@@ -206,6 +206,11 @@ _FUNCTION_ALIASES += ["log2", "log10", "exp2", "sinh", "cosh", "logaddexp", "hyp
 _FUNCTION_ALIASES += ["subtract", "multiply", "divide", "true_divide", "ger", "all", "any",
                       "clip", "eq", "ne", "lt", "le", "gt", "ge", "fix", "swapdims",
                       "is_floating_point", "tensor_split", "hsplit", "vsplit", "dsplit"]
+_FUNCTION_ALIASES += ["tan", "asin", "acos", "atan", "atan2", "arcsin", "arccos", "arctan",
+                      "arctan2", "asinh", "acosh", "atanh", "arcsinh", "arccosh", "arctanh",
+                      "erfc", "xlogy", "sinc", "heaviside", "copysign", "fmax", "fmin",
+                      "signbit", "float_power", "deg2rad", "rad2deg", "logaddexp2",
+                      "positive", "absolute", "not_equal", "sgn"]
 for _name in _FUNCTION_ALIASES:
     globals()[_name] = _method_alias(_name)
 

@@ -2535,6 +2535,104 @@ def logit(input: Tensor, eps: float | None = None) -> Tensor:
     return (x / (1 - x)).log()
 
 
+# ---------------------------------------------------------------- PyTorch's other elementwise math
+# (the NumPy-ufunc ones that are not primitives: composites of the ones that are)
+
+
+def _promoted(input: Any, other: Any, floating: bool = False) -> tuple[Tensor, Tensor]:
+    """Both operands in PyTorch's result dtype (the default float dtype where that is not
+    a float and ``floating``)."""
+    if isinstance(input, Tensor):
+        other = _operand(other, input)
+    else:
+        other = _t(other)
+        input = _operand(input, other)
+    dt = _result_dtype(input, other)
+    if floating and dt.kind != "f":
+        dt = dtypes.default_float
+    return input.to(dt), other.to(dt)
+
+
+def _floating(input: Any) -> Tensor:
+    x = _t(input)
+    return x if x.dtype.kind == "f" else x.to(dtypes.default_float)
+
+
+def sinc(input: Tensor) -> Tensor:
+    """``sin(pi x) / (pi x)``, and 1 at 0 (where its gradient is 0), as ``torch.sinc``."""
+    x = _floating(input)
+    zero = x == 0
+    px = _where(zero, 1.0, x) * math.pi  # (no 0/0 in the branch not taken, nor its gradient)
+    return _where(zero, 1.0, px.sin() / px)
+
+
+def heaviside(input: Tensor, values: Any) -> Tensor:
+    """0 where ``input < 0`` (and at nan), ``values`` where it is 0, 1 where it is > 0, as
+    ``torch.heaviside``. No gradient (zero almost everywhere), as `floor`."""
+    x, v = _promoted(input, values)
+    x, v = x.detach(), v.detach()
+    return _where(x == 0, v, (x > 0).to(x.dtype))
+
+
+def signbit(input: Any) -> Tensor:
+    """True where the sign bit is set: negative numbers, -0.0 and a negative nan."""
+    x = _t(input)
+    if x.dtype == dtypes.bool_:
+        return x != x  # (all False)
+    return apply(P["signbit"], x)
+
+
+def copysign(input: Any, other: Any) -> Tensor:
+    """``|input|`` with the sign of ``other`` (its sign bit: -0.0 counts as negative), as
+    ``torch.copysign``; the gradient goes to ``input``."""
+    x, y = _promoted(input, other, floating=True)
+    magnitude = abs(x)  # (-0.0 at x = -0.0: the sign bit is set where the two differ)
+    return _where(signbit(y) != signbit(magnitude), -magnitude, magnitude)
+
+
+def fmax(input: Any, other: Any) -> Tensor:
+    """The elementwise maximum ignoring nan (nan only where both are), as ``torch.fmax``;
+    a tie sends the gradient to ``input``, as PyTorch does."""
+    a, b = _promoted(input, other)
+    return _where(logical_or(a >= b, b != b), a, b)
+
+
+def fmin(input: Any, other: Any) -> Tensor:
+    """The elementwise minimum ignoring nan, as ``torch.fmin`` (see `fmax`)."""
+    a, b = _promoted(input, other)
+    return _where(logical_or(a <= b, b != b), a, b)
+
+
+def float_power(input: Any, exponent: Any) -> Tensor:
+    """``input ** exponent`` computed in float64, as ``torch.float_power``."""
+    x, e = _promoted(input, exponent)
+    return x.to(dtypes.float64) ** e.to(dtypes.float64)
+
+
+def deg2rad(input: Tensor) -> Tensor:
+    return _floating(input) * (math.pi / 180)
+
+
+def rad2deg(input: Tensor) -> Tensor:
+    return _floating(input) * (180 / math.pi)
+
+
+def logaddexp2(input: Tensor, other: Any) -> Tensor:
+    """``log2(2**input + 2**other)`` without overflow."""
+    x, y = _promoted(input, other, floating=True)
+    m = maximum(x, y).detach()
+    m = _where(m.abs() == math.inf, _operand(0.0, m), m)
+    return log2(exp2(x - m) + exp2(y - m)) + m
+
+
+def positive(input: Tensor) -> Tensor:
+    """``input`` itself, as ``torch.positive`` (which refuses a bool tensor)."""
+    if input.dtype == dtypes.bool_:
+        raise TypeError("positive: not defined for a bool tensor (as in PyTorch); use the "
+                        "tensor itself, or cast it first")
+    return input
+
+
 __all__ += [
     "gather", "scatter", "scatter_add", "index_select", "index_add", "masked_select",
     "nonzero", "argwhere", "bmm", "mm", "mv", "outer", "tril", "triu", "movedim", "prod",

@@ -509,11 +509,12 @@ def check_close(name: str, got: np.ndarray, expected: np.ndarray, feed: dict) ->
     eps = 1e-4 if expected.dtype.itemsize <= 4 else 1e-9
     scale = max(1.0, float(np.nanmax(np.abs(expected), initial=0.0)))
     diff = np.asarray(np.abs(got.astype(np.float64) - expected.astype(np.float64)))
-    diff[np.isnan(got) & np.isnan(expected)] = 0
+    both_nan = np.isnan(got) & np.isnan(expected)
+    diff[both_nan] = 0
     same_inf = np.isinf(got) & (got == expected)
     diff[same_inf] = 0
     tol = eps * (scale + np.abs(expected.astype(np.float64)))
-    bad = ~(diff <= tol)
+    bad = ~(diff <= tol) & ~both_nan  # (where expected is nan, so is tol)
     if bad.any():
         worst = np.where(np.isnan(diff), np.inf, diff)
         idx = np.unravel_index(int(np.argmax(worst)), diff.shape)

@@ -41,7 +41,7 @@ from .inplace import InPlaceOps
 from .node import _NO_ATTRS, NodeHooks
 from .ops import PRIMITIVES
 from .ops.base import check_dim, normalize_axes
-from .ops.methods import BINARY_METHODS, FLOAT_ONLY, UNARY_METHODS
+from .ops.methods import BINARY_METHODS, FLOAT_ONLY, UNARY_ALIASES, UNARY_METHODS
 from .ops.movement import is_basic_index, resolve_shape
 from .printing import GradFn, _backward_name, tensor_format, tensor_repr
 from .tensor_methods import CompositeMethods
@@ -855,6 +855,8 @@ def _make_binary(method_name: str, prim: str, reverse: bool):
 for _name in UNARY_METHODS:
     if _name not in CompositeMethods.__dict__:  # (x.round(decimals=...) is functional's)
         setattr(Tensor, _name, _make_unary(_name))
+for _mname, _prim in UNARY_ALIASES.items():
+    setattr(Tensor, _mname, _make_unary(_prim))
 for _mname, _prim, _rev in BINARY_METHODS:
     setattr(Tensor, _mname, _make_binary(_mname, _prim, _rev))
 Tensor.__hash__ = object.__hash__

@@ -51,6 +51,20 @@ def _erf_into(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return _ERF(x, out=out)
 
 
+def _erfc(x: np.ndarray) -> np.ndarray:
+    # 1 - erf(x) is 0 in float32 from x = 4 on, where erfc is still 1.5e-8 (PyTorch's
+    # erfc keeps those digits), so erfc is its own function: SciPy's, imported here for the
+    # reason erf_ufunc gives.
+    try:
+        from scipy.special import erfc
+    except ImportError:  # pragma: no cover - exercised only without SciPy
+        return _erfc_vec(x).astype(x.dtype, copy=False)
+    return erfc(x)
+
+
+_erfc_vec = np.vectorize(math.erfc, otypes=[np.float64])
+
+
 def _erf(x: np.ndarray) -> np.ndarray:
     if x.dtype == np.float32:
         return _erf_float32(x)
@@ -170,6 +184,22 @@ UNARY = [
      KERNEL + " ufunc float method"),
     ("cos", np.cos, lambda g, out, x: (-(g * x.sin()),), "x",
      KERNEL + " ufunc float method"),
+    # tan' = 1 + tan^2; the inverse functions' derivatives are powers of 1 -+ x^2 (at the
+    # ends of a domain, such as asin at +-1, they are inf, as in PyTorch)
+    ("tan", np.tan, lambda g, out, x: (g * (1 + out * out),), "out",
+     KERNEL + " ufunc float method arithmetic into_g"),
+    ("asin", np.arcsin, lambda g, out, x: (g * (1 - x * x) ** -0.5,), "x",
+     KERNEL + " ufunc float method arithmetic into_g"),
+    ("acos", np.arccos, lambda g, out, x: (-g * (1 - x * x) ** -0.5,), "x",
+     KERNEL + " ufunc float method arithmetic into_g"),
+    ("atan", np.arctan, lambda g, out, x: (g / (1 + x * x),), "x",
+     KERNEL + " ufunc float method arithmetic into_g"),
+    ("asinh", np.arcsinh, lambda g, out, x: (g * (x * x + 1) ** -0.5,), "x",
+     KERNEL + " ufunc float method arithmetic into_g"),
+    ("acosh", np.arccosh, lambda g, out, x: (g * (x * x - 1) ** -0.5,), "x",
+     KERNEL + " ufunc float method arithmetic into_g"),
+    ("atanh", np.arctanh, lambda g, out, x: (g / (1 - x * x),), "x",
+     KERNEL + " ufunc float method arithmetic into_g"),
     # (g is not alone on the left of the last product: g * out, then * (1 - out))
     ("sigmoid", _sigmoid, lambda g, out, x: (g * out * (1 - out),), "out",
      "fusible float method arithmetic"),
@@ -178,6 +208,8 @@ UNARY = [
      KERNEL + " float method"),
     # (2/sqrt(pi) * exp(-x^2) as exp(log(2/sqrt(pi)) - x^2): one pass fewer over x)
     ("erf", _erf, lambda g, out, x: (g * (_LOG_TWO_OVER_SQRT_PI - x * x).exp(),), "x",
+     KERNEL + " float method"),
+    ("erfc", _erfc, lambda g, out, x: (-(g * (_LOG_TWO_OVER_SQRT_PI - x * x).exp()),), "x",
      KERNEL + " float method"),
     # Phi(x) and its tanh approximation u (GELU's gate, see above): exp(-x^2/2) / sqrt(2 pi),
     # and u' = s (1 + 3 k x^2) (1 - t^2) / 2 with t = 2u - 1, so (1 - t^2) / 2 = 2 u (1 - u)
@@ -202,6 +234,25 @@ UNARY = [
 def _pow_exponent_grad(g, out, a, b):
     # d/db a**b = a**b * log(a); where a == 0 the limit (for b > 0) is 0, as in PyTorch.
     return g * (a == 0)._select(0, out * a.log())
+
+
+def _xlogy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    # a log(b), and 0 where a is 0 unless b is nan (an entropy's p log p at p = 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((a == 0) & (b == b), 0, a * np.log(b))
+
+
+def _xlogy_grad_a(g, out, a, b):
+    # log(b), but 0 where a is 0 and b <= 0 (PyTorch's rule: log(0) would make it -inf)
+    d = g * b.log()
+    return (a == 0)._select((b <= 0)._select(0, d), d)
+
+
+def _inverse_square_radius(a, b):
+    # 1 / (a^2 + b^2), and 0 where that is 0 (at the origin, or where it underflows): atan2
+    # has no derivative there, and PyTorch's gradient is 0
+    r2 = a * a + b * b
+    return (r2 == 0)._select(0, 1 / r2)
 
 
 def _maximum_grad(g, out, a, b):
@@ -229,6 +280,13 @@ BINARY = [
     ("pow", np.power, KERNEL + " ufunc",
      (lambda g, out, a, b: g * b * a ** (b - 1), "a b", True),
      (_pow_exponent_grad, "out a", False)),
+    # atan2(a, b), the angle of the point (b, a): d/da = b / r^2, d/db = -a / r^2
+    ("atan2", np.arctan2, KERNEL + " ufunc float",
+     (lambda g, out, a, b: g * b * _inverse_square_radius(a, b), "a b", False),
+     (lambda g, out, a, b: g * -a * _inverse_square_radius(a, b), "a b", False)),
+    ("xlogy", _xlogy, KERNEL + " float",
+     (_xlogy_grad_a, "a b", False),
+     (lambda g, out, a, b: g * a / b, "a b", True)),
     ("maximum", np.maximum, KERNEL + " ufunc",
      (_maximum_grad, "a b", False),
      (lambda g, out, a, b: _maximum_grad(g, out, b, a), "a b", False)),
@@ -274,6 +332,11 @@ for _name, _fwd, _facts, (_da, _ra, _aa), (_db, _rb, _ab) in BINARY:
 for _name, _fwd in COMPARE:
     register(_name, "elementwise", _fwd, _binary_infer(_name, np.dtype(bool)), None,
              inputs="a b", facts="ufunc")
+
+# The sign bit, as a bool: True for -0.0 and a negative nan too, which no comparison sees
+# (copysign reads it). No gradient, as the comparisons.
+register("signbit", "elementwise", np.signbit, lambda x: (tuple(x.shape), np.dtype(bool)),
+         None, facts="ufunc")
 
 
 # ---------------------------------------------------------------- where, cast

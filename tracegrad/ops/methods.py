@@ -20,5 +20,12 @@ BINARY_METHODS = [
     ("__lt__", "lt", False), ("__le__", "le", False), ("__gt__", "gt", False),
     ("__ge__", "ge", False), ("__eq__", "eq", False), ("__ne__", "ne", False),
     ("lt", "lt", False), ("le", "le", False), ("gt", "gt", False), ("ge", "ge", False),
-    ("eq", "eq", False), ("ne", "ne", False),
+    ("eq", "eq", False), ("ne", "ne", False), ("not_equal", "ne", False),
+    ("atan2", "atan2", False), ("arctan2", "atan2", False), ("xlogy", "xlogy", False),
 ]
+
+# method name -> the primitive it is another name of (NumPy's names, as in PyTorch)
+UNARY_ALIASES = {
+    "arcsin": "asin", "arccos": "acos", "arctan": "atan", "arcsinh": "asinh",
+    "arccosh": "acosh", "arctanh": "atanh", "sgn": "sign",
+}

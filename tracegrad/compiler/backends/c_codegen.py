@@ -45,6 +45,14 @@ C_OPS = {
     "tanh": "tg_tanh({0})",
     "sin": "sin({0})",
     "cos": "cos({0})",
+    "tan": "tan({0})",
+    "asin": "asin({0})",
+    "acos": "acos({0})",
+    "atan": "atan({0})",
+    "asinh": "asinh({0})",
+    "acosh": "acosh({0})",
+    "atanh": "atanh({0})",
+    "erfc": "erfc({0})",
     "sigmoid": "tg_sigmoid({0})",
     "softplus": "(fmax({0}, (T)0) + log1p(exp(-fabs({0}))))",
     "erf": "tg_erf({0})",
@@ -59,6 +67,8 @@ C_OPS = {
     "mul": "({0} * {1})",
     "div": "({0} / {1})",
     "pow": "pow({0}, {1})",
+    "atan2": "atan2({0}, {1})",
+    "xlogy": "(({0} == 0 && {1} == {1}) ? (T)0 : {0} * log({1}))",
     "maximum": "(({0} > {1} || {0} != {0}) ? {0} : {1})",
 }
 REDUCTIONS = {"sum", "max", "min"}
@@ -334,7 +344,8 @@ def why_not(node: Node) -> str | None:
 # Ops whose C form is a call of libm's scalar function (tanhf, expf, erff...): NumPy runs
 # them with SIMD loops, several times faster per element on large arrays.
 LIBM = {"exp", "log", "tanh", "sin", "cos", "sigmoid", "softplus", "erf", "pow", "normal_cdf",
-        "normal_cdf_tanh"}
+        "normal_cdf_tanh", "tan", "asin", "acos", "atan", "asinh", "acosh", "atanh", "erfc",
+        "atan2", "xlogy"}
 # Evaluated here for float32 (see HEADER) in float arithmetic that GCC vectorizes (16 lanes
 # with AVX-512), faster than NumPy's SIMD loops on large arrays: exp, tanh, sigmoid (whose
 # NumPy form is four passes through logaddexp). (An earlier version evaluated them in double

@@ -234,6 +234,51 @@ def _normal_cdf(e: Emitter, n: Node, ins: list[str]) -> str:
     return e.op("Mul", [e.op("Add", [core, c(1)]), c(0.5)])
 
 
+def _erfc(e: Emitter, n: Node, ins: list[str]) -> str:
+    # (ONNX has no Erfc: 1 - erf, which in float32 is 0 from x = 4 on, where erfc is still
+    # 1.5e-8; docs/onnx.md says so)
+    return e.op("Sub", [e.scalar_like(1, n.dtype), e.op("Erf", ins)])
+
+
+def _negative_bit(e: Emitter, x: str, dtype: np.dtype) -> str:
+    """The sign bit of a float, but for a nan's: x < 0, or 1/x < 0 (1/-0 is -inf)."""
+    zero = e.scalar_like(0, dtype)
+    below = e.op("Less", [x, zero])
+    if dtype.kind != "f":
+        return below
+    return e.op("Or", [below, e.op("Less", [e.op("Div", [e.scalar_like(1, dtype), x]), zero])])
+
+
+def _signbit(e: Emitter, n: Node, ins: list[str]) -> str:
+    return _negative_bit(e, ins[0], n.inputs[0].dtype)
+
+
+def _xlogy(e: Emitter, n: Node, ins: list[str]) -> str:
+    x, y = ins
+    zero = e.op("And", [e.op("Equal", [x, e.scalar_like(0, n.dtype)]),
+                        e.op("Not", [e.op("IsNaN", [y])])])
+    return e.op("Where", [zero, e.scalar_like(0, n.dtype), e.op("Mul", [x, e.op("Log", [y])])])
+
+
+def _atan2(e: Emitter, n: Node, ins: list[str]) -> str:
+    # (ONNX has no Atan2) atan(y / x), plus or minus pi (the sign of y) where x is negative
+    # (-0 too); at y = x = 0, y or +-pi; with both infinite, atan(+-1) moved the same way
+    y, x = ins
+
+    def c(v: float) -> str:
+        return e.scalar_like(v, n.dtype)
+
+    left = _negative_bit(e, x, n.dtype)
+    shift = e.op("Where", [_negative_bit(e, y, n.dtype), c(-math.pi), c(math.pi)])
+    both_inf = e.op("And", [e.op("IsInf", [y]), e.op("IsInf", [x])])
+    ratio = e.op("Where", [both_inf, e.op("Div", [e.op("Sign", [y]), e.op("Sign", [x])]),
+                           e.op("Div", [y, x])])
+    angle = e.op("Atan", [ratio])
+    angle = e.op("Where", [left, e.op("Add", [angle, shift]), angle])
+    both_zero = e.op("And", [e.op("Equal", [y, c(0)]), e.op("Equal", [x, c(0)])])
+    return e.op("Where", [both_zero, e.op("Where", [left, shift, y]), angle])
+
+
 def _bool_or(op_type: str, bool_type: str | None) -> Callable:
     """``op_type``, or ``bool_type`` on bool operands (add of masks is or, mul is and)."""
 
@@ -663,6 +708,17 @@ LOWERINGS: dict[str, Callable[..., str]] = {
     "sigmoid": _simple("Sigmoid"),
     "softplus": _softplus,
     "erf": _simple("Erf"),
+    "erfc": _erfc,
+    "tan": _simple("Tan"),
+    "asin": _simple("Asin"),
+    "acos": _simple("Acos"),
+    "atan": _simple("Atan"),
+    "asinh": _simple("Asinh"),
+    "acosh": _simple("Acosh"),
+    "atanh": _simple("Atanh"),
+    "atan2": _atan2,
+    "xlogy": _xlogy,
+    "signbit": _signbit,
     "normal_cdf": _normal_cdf,
     "normal_cdf_tanh": _normal_cdf,
     "relu": _relu,
