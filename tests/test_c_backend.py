@@ -349,7 +349,7 @@ def test_max_and_min_propagate_nan_as_numpy():
 
 # ---------------------------------------------------------------- random programs
 
-UNARY = ["neg", "exp", "tanh", "sigmoid", "relu", "sin", "softplus", "erf"]
+UNARY = ["neg", "exp", "tanh", "sigmoid", "relu", "sin", "softplus", "erf", "abs"]
 BINARY = ["add", "sub", "mul", "maximum"]
 
 
@@ -374,7 +374,7 @@ def test_random_elementwise_programs_agree_with_eager(ops, rows, cols, reduce, d
             else:
                 y = {"neg": -y, "exp": (y * 0.1).exp(), "tanh": y.tanh(),
                      "sigmoid": y.sigmoid(), "relu": y.relu(), "sin": y.sin(),
-                     "softplus": F.softplus(y), "erf": y.erf()}[op]
+                     "softplus": F.softplus(y), "erf": y.erf(), "abs": y.abs()}[op]
         if reduce == "sum0":
             y = y.sum(dim=0)
         elif reduce == "sum1":

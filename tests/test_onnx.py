@@ -258,7 +258,7 @@ def boolean(*shape):
 # (primitive, operands, attributes): at least one call per lowered primitive
 CALLS = [
     *[(op, [f32(3, 4)], {}) for op in ("neg", "exp", "tanh", "sin", "cos", "sigmoid",
-                                       "erf", "relu", "sign", "floor", "ceil")],
+                                       "erf", "relu", "sign", "abs", "floor", "ceil")],
     ("round", [np.array([0.5, 1.5, 2.5, -0.5, -1.7, 3.2], np.float32)], {}),
     *[(op, [f32(3, 4)], {}) for op in ("atan", "asinh", "erfc")],
     ("tan", [f32(3, 4, low=-1.2, high=1.2)], {}),
@@ -443,7 +443,7 @@ def test_refused_op_names_the_op_the_line_and_the_alternatives(op):
     message = str(info.value)
     assert f"the op {op!r} cannot be exported" in message
     assert "test_onnx.py" in message and "_refused_examples" not in message.split("made at")[0]
-    assert "The ops that can be exported: acos, acosh, add," in message
+    assert "The ops that can be exported: abs, acos, acosh, add," in message
 
 
 def test_a_primitive_with_no_lowering_is_refused_with_the_generic_reason():

@@ -38,7 +38,7 @@ F32, I64, BOOL = np.dtype(np.float32), np.dtype(np.int64), np.dtype(bool)
 # Several per op where a rule takes different paths (broadcasting, 1-d matmul operands).
 UNARY_MATH = ["neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "softplus", "erf",
               "normal_cdf", "normal_cdf_tanh", "relu", "tan", "asin", "acos", "atan", "asinh",
-              "acosh", "atanh", "erfc"]
+              "acosh", "atanh", "erfc", "abs"]
 BINARY_MATH = ["add", "sub", "mul", "div", "pow", "maximum", "atan2", "xlogy"]
 INVERSE_TRIG = {"tan", "asin", "acos", "atan", "asinh", "acosh", "atanh", "atan2"}
 EXAMPLES: dict[str, list] = {
@@ -233,21 +233,22 @@ def test_derived_compiler_sets_are_the_ones_written_out_before():
 
     assert fuses(numpy_backend) == {
         "neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "erf", "relu", "sign",
-        "softplus", "add", "sub", "mul", "div", "pow", "maximum", "normal_cdf",
+        "abs", "softplus", "add", "sub", "mul", "div", "pow", "maximum", "normal_cdf",
         "normal_cdf_tanh", "erfc", "xlogy"} | INVERSE_TRIG
     # (neg too, whose own rules in simplify.RULES come first, as before)
     assert {op for op in P if simplify.is_unary(op)} == {
-        "exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "relu", "sigmoid", "softplus",
-        "erf", "neg", "normal_cdf", "normal_cdf_tanh", "erfc"} | INVERSE_TRIG - {"atan2"}
+        "exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "abs", "relu", "sigmoid",
+        "softplus", "erf", "neg", "normal_cdf", "normal_cdf_tanh", "erfc"} | \
+        INVERSE_TRIG - {"atan2"}
     assert writes_into(numpy_backend) == {
-        "neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "relu", "sigmoid",
+        "neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "abs", "relu", "sigmoid",
         "softplus", "erf", "add", "sub", "mul", "div", "pow", "maximum", "lt", "le", "gt",
         "ge", "eq", "ne", "cast", "sum", "max", "min", "argmax", "argmin", "matmul", "kernel",
         "scatter_add", "cat", "setitem", "normal_cdf", "normal_cdf_tanh", "erfc",
         "signbit", "xlogy"} | INVERSE_TRIG
     assert overwrites(numpy_backend) == {
-        "neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "relu", "softplus", "erf",
-        "add", "sub", "mul", "div", "pow", "maximum", "cast", "kernel", "normal_cdf",
+        "neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "abs", "relu", "softplus",
+        "erf", "add", "sub", "mul", "div", "pow", "maximum", "cast", "kernel", "normal_cdf",
         "normal_cdf_tanh", "erfc", "xlogy"} | INVERSE_TRIG
     before = {
         "neg": "negative", "exp": "exp", "log": "log", "sqrt": "sqrt", "tanh": "tanh",
@@ -256,14 +257,14 @@ def test_derived_compiler_sets_are_the_ones_written_out_before():
         "lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal",
         "eq": "equal", "ne": "not_equal", "tan": "tan", "asin": "arcsin", "acos": "arccos",
         "atan": "arctan", "asinh": "arcsinh", "acosh": "arccosh", "atanh": "arctanh",
-        "atan2": "arctan2", "signbit": "signbit"}
+        "atan2": "arctan2", "signbit": "signbit", "abs": "absolute"}
     # the same ufuncs (np.true_divide is np.divide; its name is "divide")
     assert {op: P[op].ufunc for op in backend.UFUNC_OPS} == \
         {op: getattr(np, u) for op, u in before.items()}
     assert methods.FLOAT_ONLY == {"exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "erf",
                                   "softplus", "div", "normal_cdf", "normal_cdf_tanh",
                                   "erfc", "xlogy"} | INVERSE_TRIG
-    assert set(methods.UNARY_METHODS) == {"exp", "log", "sqrt", "tanh", "sin", "cos",
+    assert set(methods.UNARY_METHODS) == {"exp", "log", "sqrt", "tanh", "sin", "cos", "sign",
                                           "sigmoid", "relu", "erf", "softplus", "floor",
                                           "ceil", "round", "erfc"} | INVERSE_TRIG - {"atan2"}
     assert cse.RANDOM == fold_constants.RANDOM == {"rand"}

@@ -209,6 +209,17 @@ def test_sign(shape, seed):
     rng = np.random.default_rng(seed)
     x = real(rng, shape) * (rng.random(shape) < 0.8)  # some exact zeros
     compare_with_torch(lambda t: t.sign(), lambda t: t.sign(), x)  # zero gradient, as torch
+
+
+@covers("abs")
+@FAST
+@given(shape=shapes, seed=seeds)
+def test_abs(shape, seed):
+    rng = np.random.default_rng(seed)
+    x = real(rng, shape) * (rng.random(shape) < 0.8)  # exact zeros: gradient 0 there, as torch
+    x = np.where(x == 0, -0.0, x)  # (-0.0: abs gives +0.0, as torch)
+    compare_with_torch(lambda t: t.abs(), lambda t: t.abs(), x)
+    assert not np.signbit(tg.tensor(x).abs().numpy()).any()
     x = real(rng, shape)
     check_grads(lambda t: t.sign() * t, x)  # sign's gradient (zero) composes
 

@@ -629,9 +629,6 @@ class Tensor(NodeHooks, InPlaceOps, CompositeMethods):
     def __neg__(self) -> "Tensor":
         return apply(P["neg"], self)
 
-    def sign(self) -> "Tensor":
-        return apply(P["sign"], self)
-
     def maximum(self, other: Any) -> "Tensor":
         return _binary("maximum", self, other)
 

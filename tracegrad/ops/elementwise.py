@@ -223,7 +223,9 @@ UNARY = [
     # (a mask product, not `where`: np.where is several times slower on random masks)
     ("relu", _relu, lambda g, out, x: (g * (out > 0),), "out",
      KERNEL + " method arithmetic into_g"),
-    ("sign", np.sign, None, "", KERNEL + " ufunc"),
+    ("sign", np.sign, None, "", KERNEL + " ufunc method"),
+    # (np.abs clears the sign bit: abs(-0.0) is +0.0, as in PyTorch; x * sign(x) kept it)
+    ("abs", np.abs, lambda g, out, x: (g * x.sign(),), "x", KERNEL + " ufunc"),
     # rounding has no useful gradient (it is zero almost everywhere): no VJP, as comparisons
     ("floor", np.floor, None, "", "method"),
     ("ceil", np.ceil, None, "", "method"),

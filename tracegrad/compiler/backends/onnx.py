@@ -723,6 +723,7 @@ LOWERINGS: dict[str, Callable[..., str]] = {
     "normal_cdf_tanh": _normal_cdf,
     "relu": _relu,
     "sign": _simple("Sign"),
+    "abs": _simple("Abs"),
     "floor": _rounding("Floor"),
     "ceil": _rounding("Ceil"),
     "round": _rounding("Round"),  # half to even, as NumPy
