@@ -1181,6 +1181,104 @@ def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
     return where(x > 0, x, clamp(x, max=0.0).expm1() * alpha)
 
 
+def _pieces(x: Tensor, *branches: tuple) -> Tensor:
+    """``x`` piecewise: each branch (condition, value) in turn, the last value else. The
+    value of a branch that does not apply contributes no gradient, so at a boundary the
+    gradient is that of the branch taken (PyTorch's backward formulas decide which)."""
+    out = branches[-1]
+    for cond, value in reversed(branches[:-1]):
+        out = where(cond, value, out)
+    return out
+
+
+def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """``x`` clamped to [min_val, max_val]; its gradient is 0 at the ends, as in PyTorch
+    (``clamp``'s is 1 there)."""
+    return _pieces(x, (x <= min_val, _constant_like(x, min_val)),
+                   (x >= max_val, _constant_like(x, max_val)), x)
+
+
+def relu6(x: Tensor) -> Tensor:
+    """``min(max(x, 0), 6)``."""
+    return hardtanh(x, 0.0, 6.0)
+
+
+def hardsigmoid(x: Tensor) -> Tensor:
+    """0 below -3, 1 above 3, ``x / 6 + 1 / 2`` between."""
+    return _pieces(x, (x <= -3, _constant_like(x, 0.0)), (x >= 3, _constant_like(x, 1.0)),
+                   x / 6 + 0.5)
+
+
+def hardswish(x: Tensor) -> Tensor:
+    """``x * hardsigmoid(x)``: 0 up to -3, ``x`` from 3 on (with those pieces' gradients at
+    -3 and 3, as in PyTorch), ``x (x + 3) / 6`` between."""
+    return _pieces(x, (x <= -3, x * 0), (x >= 3, x), x * (x + 3) / 6)
+
+
+def selu(x: Tensor) -> Tensor:
+    """``scale * elu(x, alpha)`` with the self-normalizing constants."""
+    return elu(x, 1.6732632423543772848170429916717) * 1.0507009873554804934193349852946
+
+
+def celu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """``x`` where positive, ``alpha * (exp(x / alpha) - 1)`` elsewhere."""
+    return where(x > 0, x, (clamp(x, max=0.0) / alpha).expm1() * alpha)
+
+
+def softsign(x: Tensor) -> Tensor:
+    """``x / (1 + |x|)``."""
+    return x / (x.abs() + 1)
+
+
+def tanhshrink(x: Tensor) -> Tensor:
+    """``x - tanh(x)``."""
+    return x - x.tanh()
+
+
+def hardshrink(x: Tensor, lambd: float = 0.5) -> Tensor:
+    """``x`` where ``|x| > lambd``, else 0."""
+    return where((x > lambd) | (x < -lambd), x, x * 0)
+
+
+def softshrink(x: Tensor, lambd: float = 0.5) -> Tensor:
+    """``x`` moved ``lambd`` towards 0, and 0 within ``lambd`` of it."""
+    if lambd < 0:
+        raise ValueError(f"softshrink: lambd must be >= 0, got {lambd}")
+    return _pieces(x, (x > lambd, x - lambd), (x < -lambd, x + lambd), x * 0)
+
+
+def threshold(x: Tensor, threshold: float, value: float) -> Tensor:
+    """``x`` where ``x > threshold``, else ``value``."""
+    return where(x > threshold, x, _constant_like(x, value))
+
+
+def mish(x: Tensor) -> Tensor:
+    """``x * tanh(softplus(x))``."""
+    return x * softplus(x).tanh()
+
+
+def glu(x: Tensor, dim: int = -1) -> Tensor:
+    """The gated linear unit: the first half of ``dim`` times the sigmoid of the second."""
+    d = check_dim("glu", dim, x.shape)
+    if x.shape[d] % 2:
+        raise ShapeError(f"glu: halving dimension {d} of a tensor of shape {x.shape} needs an "
+                         f"even size, got {x.shape[d]}")
+    a, b = x.chunk(2, d)
+    return a * b.sigmoid()
+
+
+def softmin(x: Tensor, dim: int | None = None) -> Tensor:
+    """``softmax(-x, dim)``."""
+    if dim is None:
+        raise TypeError("softmin: pass dim= (PyTorch picks one from the number of dimensions "
+                        "only with a warning)")
+    return softmax(-x, dim)
+
+
+def _constant_like(x: Tensor, value: float) -> Tensor:
+    return _operand(value, x).expand(x.shape) if x.ndim else _operand(value, x)
+
+
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
     """``input / max(||input||_p, eps)`` along ``dim``.
 
@@ -1352,7 +1450,9 @@ def unflatten(x: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:
 
 
 __all__ += [
-    "leaky_relu", "elu", "normalize", "cosine_similarity", "smooth_l1_loss", "huber_loss",
+    "leaky_relu", "elu", "hardtanh", "relu6", "hardsigmoid", "hardswish", "selu", "celu",
+    "softsign", "tanhshrink", "hardshrink", "softshrink", "threshold", "mish", "glu",
+    "softmin", "normalize", "cosine_similarity", "smooth_l1_loss", "huber_loss",
     "kl_div", "scaled_dot_product_attention", "group_norm", "adaptive_avg_pool2d", "unflatten",
 ]
 
