@@ -237,11 +237,13 @@ def _claim(tmp: str) -> int:
             fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
             fresh = True
         except FileExistsError:
-            fd = _open_existing(tmp) if locking else None
-            if fd is None:
+            if not locking:
                 _remove(tmp)
                 continue
-            fresh = False
+            fd = _open_existing(tmp)
+            if fd is None:  # gone meanwhile (renamed by its save), or a symlink we removed:
+                continue  # try again (never remove by name what we did not open: another
+            fresh = False  # save may have just made a new one there)
         if not locking:
             return fd
         keep = False
@@ -272,8 +274,8 @@ def _claim(tmp: str) -> int:
 
 
 def _open_existing(tmp: str) -> int | None:
-    """Open an existing ``tmp`` (not through a symlink); None if it should be removed (a
-    symlink) or is gone already."""
+    """Open an existing ``tmp`` (not through a symlink); None if it is gone already, or was
+    a symlink where our temporary file belongs (removed here)."""
     try:
         return os.open(tmp, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
@@ -281,7 +283,8 @@ def _open_existing(tmp: str) -> int | None:
     except OSError as e:
         if e.errno != errno.ELOOP:  # a directory, no permission...: say so
             raise
-        return None  # a symlink where our temporary file belongs
+        _remove(tmp)
+        return None
 
 
 def _remove(tmp: str) -> None:
