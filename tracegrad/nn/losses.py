@@ -1,0 +1,345 @@
+"""PyTorch's margin, ranking, metric-learning and likelihood losses, each an ``F.`` function
+and a loss Module: margin_ranking_loss, hinge_embedding_loss, soft_margin_loss,
+multilabel_soft_margin_loss, cosine_embedding_loss, triplet_margin_loss,
+triplet_margin_with_distance_loss, multi_margin_loss, multilabel_margin_loss,
+poisson_nll_loss, gaussian_nll_loss and ctc_loss.
+
+Every one is a composite of tracegrad ops (so it differentiates, traces and compiles); class
+indices and targets are operands, never baked-in constants. The older losses (mse, l1,
+cross-entropy, nll, bce, smooth-l1, huber, kl_div) live in `tracegrad.functional`; the
+reduction rule is theirs (`functional._reduce`), and the Modules are built by the same
+`layers._stateless` table.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import functional as F
+from ..errors import ShapeError
+from ..functional import _reduce
+from ..tensor import Tensor, _leaf, _operand, where
+from .layers import _stateless
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_reduction(reduction: str, op: str) -> None:
+    # (for the losses that reduce by themselves before `_reduce` would see the argument)
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _log1p_exp(z: Tensor) -> Tensor:
+    """``log(1 + exp(z))`` without overflow: ``relu(z) + log1p(exp(-|z|))``."""
+    return z.relu() + F.log1p((-F.abs(z)).exp())
+
+
+def _broadcast(op: str, **tensors: Tensor) -> None:
+    try:
+        np.broadcast_shapes(*(t.shape for t in tensors.values()))
+    except ValueError:
+        shapes = ", ".join(f"{k} {t.shape}" for k, t in tensors.items())
+        raise ShapeError(f"{op}: {shapes} do not broadcast") from None
+
+
+def _same_ndim(op: str, **tensors: Tensor) -> None:
+    if len({t.ndim for t in tensors.values()}) > 1:
+        shapes = ", ".join(f"{k} {t.shape}" for k, t in tensors.items())
+        raise ShapeError(f"{op}: all inputs must have the same number of dimensions, got "
+                         f"{shapes}")
+
+
+def _class_indices(target: Any, op: str) -> Tensor:
+    target = target if isinstance(target, Tensor) else Tensor(target)
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{op}: target must hold integer class indices, got {target.dtype}")
+    return target.long()
+
+
+def margin_ranking_loss(input1: Tensor, input2: Any, target: Any, margin: float = 0.0,
+                        reduction: str = "mean") -> Tensor:
+    """``max(0, -target * (input1 - input2) + margin)``, target +1 or -1 (``input1`` should
+    rank higher, or lower).
+
+    >>> F.margin_ranking_loss(tg.tensor([1.0]), tg.tensor([2.0]), tg.tensor([1.0]))
+    tensor(1.)
+    """
+    input2, target = _operand(input2, input1), _operand(target, input1)
+    _same_ndim("margin_ranking_loss", input1=input1, input2=input2, target=target)
+    _broadcast("margin_ranking_loss", input1=input1, input2=input2, target=target)
+    loss = (-target * (input1 - input2) + margin).relu()
+    return _reduce(loss, reduction, "margin_ranking_loss")
+
+
+def hinge_embedding_loss(input: Tensor, target: Any, margin: float = 1.0,
+                         reduction: str = "mean") -> Tensor:
+    """``input`` where target is 1, ``max(0, margin - input)`` where it is -1 (PyTorch's
+    rule: a target that is neither gets both terms)."""
+    target = _operand(target, input)
+    _broadcast("hinge_embedding_loss", input=input, target=target)
+    zero = _operand(0.0, input)
+    loss = (where(target != 1, (margin - input).relu(), zero)
+            + where(target != -1, input, zero))
+    return _reduce(loss, reduction, "hinge_embedding_loss")
+
+
+def soft_margin_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """``log(1 + exp(-target * input))``, the logistic loss for targets +1 / -1."""
+    target = _operand(target, input)
+    _broadcast("soft_margin_loss", input=input, target=target)
+    return _reduce(_log1p_exp(-target * input), reduction, "soft_margin_loss")
+
+
+def multilabel_soft_margin_loss(input: Tensor, target: Any, weight: Any = None,
+                                reduction: str = "mean") -> Tensor:
+    """Binary cross-entropy of logits per class, averaged over the classes (the last
+    dimension): one loss per sample, then ``reduction``."""
+    _check_reduction(reduction, "multilabel_soft_margin_loss")
+    target = _operand(target, input)
+    if input.ndim == 0:
+        raise ShapeError("multilabel_soft_margin_loss: input must have a class dimension")
+    _broadcast("multilabel_soft_margin_loss", input=input, target=target)
+    loss = -(target * F.logsigmoid(input) + (1 - target) * F.logsigmoid(-input))
+    if weight is not None:
+        loss = loss * _operand(weight, input)
+    loss = loss.sum(input.ndim - 1) * (1.0 / input.shape[-1])
+    return _reduce(loss, reduction, "multilabel_soft_margin_loss")
+
+
+_COSINE_EPS = 1e-12  # PyTorch's EPSILON in cosine_embedding_loss
+
+
+def cosine_embedding_loss(input1: Tensor, input2: Any, target: Any, margin: float = 0.0,
+                          reduction: str = "mean") -> Tensor:
+    """``1 - cos(x1, x2)`` where target is 1, ``max(0, cos(x1, x2) - margin)`` where it is
+    -1; inputs (N, D) or (D,), target (N,) or ()."""
+    op = "cosine_embedding_loss"
+    input2, target = _operand(input2, input1), _operand(target, input1)
+    if input1.ndim not in (1, 2) or input1.shape != input2.shape \
+            or target.ndim != input1.ndim - 1 or (target.ndim and target.shape[0]
+                                                   != input1.shape[0]):
+        raise ShapeError(f"{op}: expects input1 and input2 of one shape (N, D) or (D,) and "
+                         f"target (N,) or (); got {input1.shape}, {input2.shape}, "
+                         f"{target.shape}")
+    d = input1.ndim - 1
+    dot = (input1 * input2).sum(d)
+    sq1 = (input1 * input1).sum(d) + _COSINE_EPS
+    sq2 = (input2 * input2).sum(d) + _COSINE_EPS
+    cos = dot / (sq1 * sq2).sqrt()
+    zero = _operand(0.0, cos)
+    loss = (where(target == 1, 1 - cos, zero)
+            + where(target == -1, F.clamp(cos - margin, min=0.0), zero))
+    return _reduce(loss, reduction, op)
+
+
+def _pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6) -> Tensor:
+    """``||x1 - x2 + eps||_p`` over the last dimension, as ``torch.pairwise_distance``."""
+    d = max(x1.ndim, x2.ndim) - 1
+    return F.norm(x1 - x2 + eps, p, max(d, 0))
+
+
+def _triplet(op: str, anchor: Tensor, positive: Tensor, negative: Tensor, margin: float,
+             swap: bool, distance: Callable, reduction: str) -> Tensor:
+    if margin <= 0:
+        raise ValueError(f"{op}: margin must be greater than 0, got {margin}")
+    _check_reduction(reduction, op)
+    if not anchor.ndim == positive.ndim == negative.ndim:
+        raise ShapeError(f"{op}: anchor, positive and negative must have the same number of "
+                         f"dimensions, got {anchor.shape}, {positive.shape}, {negative.shape}")
+    dist_pos = distance(anchor, positive)
+    dist_neg = distance(anchor, negative)
+    if swap:
+        dist_neg = F.minimum(dist_neg, distance(positive, negative))
+    return _reduce(F.clamp(margin + dist_pos - dist_neg, min=0.0), reduction, op)
+
+
+def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor,
+                        margin: float = 1.0, p: float = 2, eps: float = 1e-6,
+                        swap: bool = False, reduction: str = "mean") -> Tensor:
+    """``max(0, d(a, p) - d(a, n) + margin)`` with ``d`` the p-norm distance of the last
+    dimension (``eps`` added to the difference, as PyTorch); ``swap`` uses ``d(p, n)`` when
+    it is smaller."""
+    if anchor.ndim not in (1, 2):
+        raise ShapeError(f"triplet_margin_loss: expects (N, D) or (D,) inputs, got anchor "
+                         f"{anchor.shape}")
+    if not (isinstance(p, (int, float)) and p > 0):
+        raise ValueError(f"triplet_margin_loss: p must be a positive number or inf, got {p!r}")
+    return _triplet("triplet_margin_loss", anchor, positive, negative, margin, swap,
+                    lambda a, b: _pairwise_distance(a, b, p, eps), reduction)
+
+
+def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative: Tensor, *,
+                                      distance_function: Callable | None = None,
+                                      margin: float = 1.0, swap: bool = False,
+                                      reduction: str = "mean") -> Tensor:
+    """`triplet_margin_loss` with any ``distance_function(x1, x2) -> distances`` (the
+    pairwise 2-norm distance by default)."""
+    return _triplet("triplet_margin_with_distance_loss", anchor, positive, negative, margin,
+                    swap, distance_function or _pairwise_distance, reduction)
+
+
+def _rows(input: Tensor, target: Tensor, op: str) -> tuple[Tensor, Tensor, bool]:
+    """(N, C) scores and their (N, ...) targets; a single sample (C,) becomes a batch of 1."""
+    if input.ndim not in (1, 2):
+        raise ShapeError(f"{op}: expects input (N, C) or (C,), got {input.shape}")
+    single = input.ndim == 1
+    if single:
+        input, target = input.unsqueeze(0), target.reshape((1,) + target.shape)
+    return input, target, single
+
+
+def multi_margin_loss(input: Tensor, target: Any, p: int = 1, margin: float = 1.0,
+                      weight: Any = None, reduction: str = "mean") -> Tensor:
+    """Multi-class hinge loss: ``sum_{j != y} w_y max(0, margin - x_y + x_j)^p / C`` per
+    sample (``p`` 1 or 2), for scores (N, C) and class indices (N,)."""
+    op = "multi_margin_loss"
+    if p not in (1, 2):
+        raise ValueError(f"{op}: only p == 1 and p == 2 are supported, got {p!r}")
+    target = _class_indices(target, op)
+    x, t, single = _rows(input, target, op)
+    n, c = x.shape
+    if tuple(t.shape) != (n,):
+        raise ShapeError(f"{op}: input {input.shape} needs target of shape "
+                         f"{(n,) if not single else ()}, got {target.shape}")
+    tv = t._data
+    if tv.size and (tv.min() < 0 or tv.max() >= c):
+        raise IndexError(f"{op}: target classes range over [{tv.min()}, {tv.max()}] but the "
+                         f"input has {c} classes")
+    others = t.unsqueeze(1) != _leaf(np.arange(c))  # (N, C): j != y
+    z = F.clamp(margin - F.gather(x, 1, t.unsqueeze(1)) + x, min=0.0)
+    if p == 2:
+        z = z * z
+    loss = where(others, z, _operand(0.0, z))
+    if weight is not None:
+        w = _operand(weight, input)
+        if w.ndim != 1 or w.shape[0] != c:
+            raise ShapeError(f"{op}: weight must be one-dimensional with {c} entries, got "
+                             f"{w.shape}")
+        loss = loss * w[t].unsqueeze(1)
+    loss = loss.sum(1) * (1.0 / c)
+    return _reduce(loss.reshape(()) if single else loss, reduction, op)
+
+
+def multilabel_margin_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Multi-label hinge loss: for each target class ``y`` (the leading entries of a
+    target row, up to its first -1) and each non-target class ``k``,
+    ``max(0, 1 - (x_y - x_k))``, summed and divided by C."""
+    op = "multilabel_margin_loss"
+    target = _class_indices(target, op)
+    x, t, single = _rows(input, target, op)
+    n, c = x.shape
+    if tuple(t.shape) != (n, c):
+        raise ShapeError(f"{op}: target must have the input's shape {input.shape}, got "
+                         f"{target.shape}")
+    tv = t._data
+    if tv.size and (tv.min() < -1 or tv.max() >= c):
+        raise IndexError(f"{op}: target entries must be class indices in [0, {c}) or -1 (the "
+                         f"end of a row's targets), got values in [{tv.min()}, {tv.max()}]")
+    # A target slot counts up to the row's first negative entry.
+    valid = F.cumsum((t < 0).long(), 1) == 0                              # (N, C) slots
+    safe = where(valid, t, _operand(0, t))
+    classes = _leaf(np.arange(c))
+    is_target = F.any((safe.unsqueeze(2) == classes) & valid.unsqueeze(2), 1)  # (N, C)
+    x_y = F.gather(x, 1, safe)                                            # (N, slots)
+    z = (1 - x_y.unsqueeze(2) + x.unsqueeze(1)).relu()                    # (N, slots, C)
+    keep = valid.unsqueeze(2) & ~is_target.unsqueeze(1)
+    loss = where(keep, z, _operand(0.0, z)).sum((1, 2)) * (1.0 / c)
+    return _reduce(loss.reshape(()) if single else loss, reduction, op)
+
+
+def poisson_nll_loss(input: Tensor, target: Any, log_input: bool = True, full: bool = False,
+                     eps: float = 1e-8, reduction: str = "mean") -> Tensor:
+    """Poisson negative log-likelihood: ``exp(input) - target * input`` for log-rates
+    (``log_input``), else ``input - target * log(input + eps)``; ``full`` adds Stirling's
+    approximation of ``log(target!)`` where target > 1."""
+    _check_reduction(reduction, "poisson_nll_loss")
+    target = _operand(target, input)
+    _broadcast("poisson_nll_loss", input=input, target=target)
+    if log_input:
+        loss = input.exp() - target * input
+    else:
+        loss = input - target * (input + eps).log()
+    if full:
+        big = target > 1
+        safe = where(big, target, _operand(1.0, target))
+        stirling = safe * safe.log() - safe + 0.5 * (2 * math.pi * safe).log()
+        loss = loss + where(big, stirling, _operand(0.0, stirling))
+    return _reduce(loss, reduction, "poisson_nll_loss")
+
+
+def gaussian_nll_loss(input: Tensor, target: Any, var: Any, full: bool = False,
+                      eps: float = 1e-6, reduction: str = "mean") -> Tensor:
+    """Gaussian negative log-likelihood ``0.5 (log var + (input - target)^2 / var)``.
+
+    ``var`` has the input's shape, or one fewer trailing dimension, or a 1 in one
+    dimension (homoscedastic), or is a float. It is clamped at ``eps`` for the value only:
+    as in PyTorch, the gradient flows to ``var`` as if unclamped."""
+    op = "gaussian_nll_loss"
+    target = _operand(target, input)
+    if isinstance(var, (int, float)) and not isinstance(var, bool):
+        if var < 0:
+            raise ValueError(f"{op}: var has negative entry/entries ({var})")
+        var = F.full_like(input, float(var))
+    var = _operand(var, input)
+    if (var._data < 0).any():
+        raise ValueError(f"{op}: var has negative entry/entries")
+    if var.shape != input.shape:
+        if input.shape[:-1] == var.shape:
+            var = var.unsqueeze(-1)
+        elif not (var.ndim == input.ndim and sum(
+                v for i, v in zip(input.shape, var.shape) if i != v) == 1):
+            raise ShapeError(f"{op}: var of shape {var.shape} does not fit input "
+                             f"{input.shape}: give the input's shape, its shape without the "
+                             f"last dimension, or its shape with one dimension 1")
+    _check_reduction(reduction, op)
+    var = var + (F.clamp(var, min=eps) - var).detach()
+    loss = 0.5 * (var.log() + (input - target) ** 2 / var)
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce(loss, reduction, op)
+
+
+FUNCTIONS = [
+    "margin_ranking_loss", "hinge_embedding_loss", "soft_margin_loss",
+    "multilabel_soft_margin_loss", "cosine_embedding_loss", "triplet_margin_loss",
+    "triplet_margin_with_distance_loss", "multi_margin_loss", "multilabel_margin_loss",
+    "poisson_nll_loss", "gaussian_nll_loss",
+]
+
+# name, function, keyword parameters with PyTorch's defaults (and order), doc
+_LOSSES = [
+    ("MarginRankingLoss", margin_ranking_loss, {"margin": 0.0, "reduction": "mean"},
+     "max(0, -y (x1 - x2) + margin)"),
+    ("HingeEmbeddingLoss", hinge_embedding_loss, {"margin": 1.0, "reduction": "mean"},
+     "x where y = 1, max(0, margin - x) where y = -1"),
+    ("SoftMarginLoss", soft_margin_loss, {"reduction": "mean"}, "log(1 + exp(-y x))"),
+    ("MultiLabelSoftMarginLoss", multilabel_soft_margin_loss,
+     {"weight": None, "reduction": "mean"}, "per-class logistic loss, averaged over classes"),
+    ("CosineEmbeddingLoss", cosine_embedding_loss, {"margin": 0.0, "reduction": "mean"},
+     "1 - cos(x1, x2) where y = 1, max(0, cos(x1, x2) - margin) where y = -1"),
+    ("TripletMarginLoss", triplet_margin_loss,
+     {"margin": 1.0, "p": 2.0, "eps": 1e-6, "swap": False, "reduction": "mean"},
+     "max(0, d(a, p) - d(a, n) + margin), p-norm distances"),
+    ("TripletMarginWithDistanceLoss", triplet_margin_with_distance_loss,
+     {"distance_function": None, "margin": 1.0, "swap": False, "reduction": "mean"},
+     "max(0, d(a, p) - d(a, n) + margin) for any distance d"),
+    ("MultiMarginLoss", multi_margin_loss,
+     {"p": 1, "margin": 1.0, "weight": None, "reduction": "mean"},
+     "multi-class hinge loss on class indices"),
+    ("MultiLabelMarginLoss", multilabel_margin_loss, {"reduction": "mean"},
+     "multi-label hinge loss, targets listed up to the first -1"),
+    ("PoissonNLLLoss", poisson_nll_loss,
+     {"log_input": True, "full": False, "eps": 1e-8, "reduction": "mean"},
+     "Poisson negative log-likelihood"),
+    ("GaussianNLLLoss", gaussian_nll_loss, {"full": False, "eps": 1e-6, "reduction": "mean"},
+     "Gaussian negative log-likelihood of (input, target, var)"),
+]
+
+for _name, _fn, _params, _doc in _LOSSES:
+    globals()[_name] = _stateless(_name, _fn, _params, _doc)
+
+__all__ = [n for n, *_ in _LOSSES]  # the Modules (tg.nn); FUNCTIONS go to tg.nn.functional
