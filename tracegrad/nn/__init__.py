@@ -12,6 +12,7 @@ from .losses import *  # noqa: F401,F403
 from .losses import __all__ as _losses
 from .module import Module, ModuleList, Parameter, Sequential
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
+from .sparse import EmbeddingBag
 from .transformer import (
     MultiheadAttention,
     Transformer,
@@ -27,3 +28,4 @@ __all__ = ["Module", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict
            "TransformerEncoderLayer", "TransformerEncoder", *_layers]
 __all__ += _losses
 __all__ += ["Transformer", "TransformerDecoder", "TransformerDecoderLayer"]
+__all__ += ["EmbeddingBag"]

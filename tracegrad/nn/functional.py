@@ -16,5 +16,7 @@ from .losses import (  # noqa: F401
     triplet_margin_loss,
     triplet_margin_with_distance_loss,
 )
+from .sparse import embedding_bag  # noqa: F401
 
 __all__ = [*__all__, *_losses]
+__all__ += ["embedding_bag"]
