@@ -5,6 +5,7 @@ from ..functional import __all__  # noqa: F401
 from .losses import FUNCTIONS as _losses
 from .losses import (  # noqa: F401
     cosine_embedding_loss,
+    ctc_loss,
     gaussian_nll_loss,
     hinge_embedding_loss,
     margin_ranking_loss,

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import functional as F
+from ..arguments import _static_data
 from ..errors import ShapeError
 from ..functional import _reduce
 from ..tensor import Tensor, _leaf, _operand, where
@@ -303,11 +304,109 @@ def gaussian_nll_loss(input: Tensor, target: Any, var: Any, full: bool = False,
     return _reduce(loss, reduction, op)
 
 
+# A log-probability no alignment reaches: finite, so that exp() of it is 0 and the gradient
+# through it 0 (where -inf would give 0 * inf = nan); a loss this large means "impossible".
+_IMPOSSIBLE = -1e30
+
+
+def _logsumexp3(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+    m = F.maximum(F.maximum(a, b), c).detach()
+    return ((a - m).exp() + (b - m).exp() + (c - m).exp()).log() + m
+
+
+def _lengths(x: Any, n: int, what: str) -> Tensor:
+    t = (x if isinstance(x, Tensor) else Tensor(np.asarray(x))).long().reshape(-1)
+    if t.shape != (n,):
+        raise ShapeError(f"ctc_loss: {what} must hold one length per sample ({n}), got shape "
+                         f"{t.shape}")
+    return t
+
+
+def ctc_loss(log_probs: Tensor, targets: Any, input_lengths: Any, target_lengths: Any,
+             blank: int = 0, reduction: str = "mean", zero_infinity: bool = False) -> Tensor:
+    """Connectionist temporal classification loss, ``torch.nn.functional.ctc_loss``:
+    ``-log`` of the total probability of the alignments of each target to its input,
+    summed by the forward (alpha) recursion in log space.
+
+    ``log_probs`` (T, N, C) (or (T, C)) are log-softmax outputs; ``targets`` (N, S) padded,
+    or 1-d, all targets one after another; ``reduction="mean"`` divides each loss by its
+    target length, then averages over the batch. An impossible alignment's loss is inf,
+    with gradient 0 (PyTorch's is nan); 0 with ``zero_infinity``, as PyTorch's.
+
+    The gradient is the true one. PyTorch's, taken with respect to ``log_probs`` itself,
+    adds ``exp(log_probs)`` (it assumes a log_softmax in front): through a log_softmax, as
+    in every CTC model, the two agree.
+    """
+    op = "ctc_loss"
+    _check_reduction(reduction, op)
+    if log_probs.ndim not in (2, 3):
+        raise ShapeError(f"{op}: log_probs must be (T, N, C) or (T, C), got {log_probs.shape}")
+    single = log_probs.ndim == 2
+    lp = log_probs.unsqueeze(1) if single else log_probs
+    T, N, C = lp.shape
+    if not 0 <= blank < C:
+        raise ValueError(f"{op}: blank={blank} must be a class of the {C} in log_probs")
+    tg_ = _class_indices(targets, op)
+    in_len = _lengths(input_lengths, N, "input_lengths")
+    tl = _lengths(target_lengths, N, "target_lengths")
+    if (in_len._data > T).any() or (in_len._data < 0).any():
+        raise ValueError(f"{op}: input_lengths must be in [0, {T}] (log_probs has {T} time "
+                         f"steps), got {in_len._data.tolist()}")
+    if single or tg_.ndim == 1:  # one after another: lay out as (N, longest)
+        tv = _static_data(tl, "ctc_loss with 1-d targets (the longest target sets a shape)")
+        if tg_.ndim != 1 or tg_.shape[0] < tv.sum():
+            raise ShapeError(f"{op}: 1-d targets must hold the {tv.sum()} labels of "
+                             f"target_lengths, got shape {tg_.shape}")
+        longest = int(tv.max(initial=0))
+        pos = (np.cumsum(tv) - tv)[:, None] + np.arange(longest)
+        inside = np.arange(longest) < tv[:, None]
+        tg_ = where(_leaf(inside), tg_[_leaf(np.where(inside, pos, 0))],
+                    _operand(blank, tg_)) if tg_.shape[0] else \
+            _leaf(np.full((N, longest), blank, np.int64))
+    elif tg_.ndim != 2 or tg_.shape[0] != N:
+        raise ShapeError(f"{op}: targets must be (N, S) = ({N}, S) or 1-d, got {tg_.shape}")
+    S = tg_.shape[1]
+    if (tl._data > S).any() or (tl._data < 0).any():
+        raise ValueError(f"{op}: target_lengths must be in [0, {S}], got {tl._data.tolist()}")
+    valid = tg_._data[np.arange(S) < tl._data[:, None]]
+    if valid.size and (valid.min() < 0 or valid.max() >= C or (valid == blank).any()):
+        raise IndexError(f"{op}: target labels must be classes in [0, {C}) other than the "
+                         f"blank {blank}")
+    # The extended targets: blank, l1, blank, l2, ..., blank (width W = 2S + 1).
+    W = 2 * S + 1
+    blanks = _operand(blank, tg_).expand((N, S + 1))
+    ext = F.stack([blanks[:, :S], tg_], 2).reshape(N, 2 * S) if S else blanks[:, :0]
+    ext = F.cat([ext, blanks[:, :1]], 1)
+    lpe = F.gather(lp, 2, ext.unsqueeze(0).expand((T, N, W)))            # (T, N, W)
+    no = _operand(_IMPOSSIBLE, lpe)
+    pad1, pad2 = no.expand((N, 1)), no.expand((N, 2))
+    skip = F.cat([_leaf(np.zeros((N, 2), bool)),
+                  (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])], 1)  # s-2 -> s
+    start = _leaf(np.arange(W) < 2)
+    alpha = where(start, lpe[0], no)
+    for t in range(1, T):
+        a1 = F.cat([pad1, alpha[:, :-1]], 1)
+        a2 = where(skip, F.cat([pad2, alpha[:, :-2]], 1), no)
+        step = _logsumexp3(alpha, a1, a2) + lpe[t]
+        alpha = where((in_len > t).unsqueeze(1), step, alpha)
+    last = F.gather(alpha, 1, (2 * tl).unsqueeze(1))
+    before = F.gather(alpha, 1, (2 * tl - 1).clamp(min=0).unsqueeze(1))
+    before = where((tl > 0).unsqueeze(1), before, no)
+    loss = -_logsumexp3(last, before, no.expand((N, 1))).reshape(N)
+    # (no input: the empty target is certain, any other impossible)
+    loss = where(in_len > 0, loss, where(tl > 0, -no, _operand(0.0, loss)))
+    loss = where(loss < -_IMPOSSIBLE / 2, loss, _operand(0.0 if zero_infinity else math.inf,
+                                                         loss))
+    if reduction == "mean":
+        return F.mean(loss / F.clamp(tl, min=1).to(loss.dtype))
+    return _reduce(loss.reshape(()) if single else loss, reduction, op)
+
+
 FUNCTIONS = [
     "margin_ranking_loss", "hinge_embedding_loss", "soft_margin_loss",
     "multilabel_soft_margin_loss", "cosine_embedding_loss", "triplet_margin_loss",
     "triplet_margin_with_distance_loss", "multi_margin_loss", "multilabel_margin_loss",
-    "poisson_nll_loss", "gaussian_nll_loss",
+    "poisson_nll_loss", "gaussian_nll_loss", "ctc_loss",
 ]
 
 # name, function, keyword parameters with PyTorch's defaults (and order), doc
@@ -337,6 +436,8 @@ _LOSSES = [
      "Poisson negative log-likelihood"),
     ("GaussianNLLLoss", gaussian_nll_loss, {"full": False, "eps": 1e-6, "reduction": "mean"},
      "Gaussian negative log-likelihood of (input, target, var)"),
+    ("CTCLoss", ctc_loss, {"blank": 0, "reduction": "mean", "zero_infinity": False},
+     "connectionist temporal classification loss"),
 ]
 
 for _name, _fn, _params, _doc in _LOSSES:
