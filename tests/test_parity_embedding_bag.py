@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gradcheck import check_grads
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tracegrad as tg
-from tests.gradcheck import check_grads
 from tracegrad import nn
 from tracegrad.nn import functional as F
 
@@ -161,3 +163,26 @@ def test_errors():
         nn.EmbeddingBag(3, 2, max_norm=1.0)
     with pytest.raises(TypeError, match="must be integers"):
         F.embedding_bag(tg.tensor([0.0, 1.0]), w, tg.tensor([0]))
+
+
+@settings(max_examples=25, deadline=None)
+@given(lengths=st.lists(st.integers(0, 4), min_size=1, max_size=5),
+       mode=st.sampled_from(["sum", "mean", "max"]), last=st.booleans(),
+       padding_idx=st.sampled_from([None, 0, 3]), seed=st.integers(0, 2**16))
+def test_random_bags_match_torch(lengths, mode, last, padding_idx, seed):
+    g = np.random.default_rng(seed)
+    inp = g.integers(0, ROWS, sum(lengths))
+    off = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    if last:
+        off = np.append(off, inp.size)
+    w = g.standard_normal((ROWS, DIM))
+    x, tx = tg.tensor(w, requires_grad=True), torch.tensor(w, requires_grad=True)
+    kw = dict(mode=mode, include_last_offset=last, padding_idx=padding_idx)
+    ours = F.embedding_bag(tg.tensor(inp), x, tg.tensor(off), **kw)
+    theirs = TF.embedding_bag(torch.tensor(inp), tx, torch.tensor(off), **kw)
+    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-12,
+                               atol=1e-15)
+    v = g.standard_normal(tuple(theirs.shape))
+    (ours * tg.tensor(v)).sum().backward()
+    (theirs * torch.tensor(v)).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-15)

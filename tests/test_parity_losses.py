@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gradcheck import check_grads
 
 import tracegrad as tg
-from tests.gradcheck import check_grads
 from tracegrad import nn
 from tracegrad.nn import functional as F
 
@@ -179,6 +179,17 @@ def test_single_samples_match_torch():
     got = F.multi_margin_loss(tg.tensor(x), tg.tensor(c), p=2, reduction="none")
     want = TF.multi_margin_loss(torch.tensor(x), torch.tensor(c), p=2, reduction="none")
     assert got.shape == tuple(want.shape) == ()
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12)
+    got = F.multi_margin_loss(tg.tensor(x), tg.tensor([3]), reduction="none")
+    assert got.shape == (1,)  # torch: the target's shape
+    np.testing.assert_allclose(got.numpy(), TF.multi_margin_loss(
+        torch.tensor(x), torch.tensor([3]), reduction="none").numpy(), rtol=1e-12)
+    a = g.standard_normal((2, 3, 4))
+    got = F.triplet_margin_loss(tg.tensor(a), tg.tensor(a + 0.3), tg.tensor(a[::-1].copy()),
+                                reduction="none")
+    want = TF.triplet_margin_loss(torch.tensor(a), torch.tensor(a + 0.3),
+                                  torch.tensor(a[::-1].copy()), reduction="none")
+    assert got.shape == tuple(want.shape) == (2, 3)
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12)
     t = np.array([2, 0, -1, 1, 1])
     got = F.multilabel_margin_loss(tg.tensor(x), tg.tensor(t), reduction="none")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gradcheck import check_grads
 
 import tracegrad as tg
-from tests.gradcheck import check_grads
 from tracegrad import nn
 from tracegrad.nn import functional as F
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_parity_transformer import check_grads, twin
 
 import tracegrad as tg
-from tests.test_parity_transformer import check_grads, twin
 from tracegrad import nn
 
 torch = pytest.importorskip("torch")

@@ -164,9 +164,9 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor,
     """``max(0, d(a, p) - d(a, n) + margin)`` with ``d`` the p-norm distance of the last
     dimension (``eps`` added to the difference, as PyTorch); ``swap`` uses ``d(p, n)`` when
     it is smaller."""
-    if anchor.ndim not in (1, 2):
-        raise ShapeError(f"triplet_margin_loss: expects (N, D) or (D,) inputs, got anchor "
-                         f"{anchor.shape}")
+    if anchor.ndim == 0:
+        raise ShapeError("triplet_margin_loss: inputs need a feature dimension (the last), "
+                         "got 0-d tensors")
     if not (isinstance(p, (int, float)) and p > 0):
         raise ValueError(f"triplet_margin_loss: p must be a positive number or inf, got {p!r}")
     return _triplet("triplet_margin_loss", anchor, positive, negative, margin, swap,
@@ -183,14 +183,11 @@ def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative
                     swap, distance_function or _pairwise_distance, reduction)
 
 
-def _rows(input: Tensor, target: Tensor, op: str) -> tuple[Tensor, Tensor, bool]:
-    """(N, C) scores and their (N, ...) targets; a single sample (C,) becomes a batch of 1."""
+def _rows(input: Tensor, op: str) -> Tensor:
+    """(N, C) scores; a single sample (C,) becomes a batch of 1."""
     if input.ndim not in (1, 2):
         raise ShapeError(f"{op}: expects input (N, C) or (C,), got {input.shape}")
-    single = input.ndim == 1
-    if single:
-        input, target = input.unsqueeze(0), target.reshape((1,) + target.shape)
-    return input, target, single
+    return input.unsqueeze(0) if input.ndim == 1 else input
 
 
 def multi_margin_loss(input: Tensor, target: Any, p: int = 1, margin: float = 1.0,
@@ -201,11 +198,13 @@ def multi_margin_loss(input: Tensor, target: Any, p: int = 1, margin: float = 1.
     if p not in (1, 2):
         raise ValueError(f"{op}: only p == 1 and p == 2 are supported, got {p!r}")
     target = _class_indices(target, op)
-    x, t, single = _rows(input, target, op)
+    x = _rows(input, op)
     n, c = x.shape
+    single = input.ndim == 1 and target.numel() == 1 and target.ndim <= 1
+    t = target.reshape(1) if single else target
     if tuple(t.shape) != (n,):
         raise ShapeError(f"{op}: input {input.shape} needs target of shape "
-                         f"{(n,) if not single else ()}, got {target.shape}")
+                         f"{(n,) if input.ndim == 2 else ()}, got {target.shape}")
     tv = t._data
     if tv.size and (tv.min() < 0 or tv.max() >= c):
         raise IndexError(f"{op}: target classes range over [{tv.min()}, {tv.max()}] but the "
@@ -222,7 +221,7 @@ def multi_margin_loss(input: Tensor, target: Any, p: int = 1, margin: float = 1.
                              f"{w.shape}")
         loss = loss * w[t].unsqueeze(1)
     loss = loss.sum(1) * (1.0 / c)
-    return _reduce(loss.reshape(()) if single else loss, reduction, op)
+    return _reduce(loss.reshape(target.shape) if single else loss, reduction, op)
 
 
 def multilabel_margin_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
@@ -231,7 +230,8 @@ def multilabel_margin_loss(input: Tensor, target: Any, reduction: str = "mean") 
     ``max(0, 1 - (x_y - x_k))``, summed and divided by C."""
     op = "multilabel_margin_loss"
     target = _class_indices(target, op)
-    x, t, single = _rows(input, target, op)
+    x, single = _rows(input, op), input.ndim == 1
+    t = target.unsqueeze(0) if single and target.ndim == 1 else target
     n, c = x.shape
     if tuple(t.shape) != (n, c):
         raise ShapeError(f"{op}: target must have the input's shape {input.shape}, got "
