@@ -153,6 +153,30 @@ def test_modules_match_torch(name):
     assert repr(getattr(nn, name)()) == f"{name}()"
 
 
+KINKS = {  # every hinge exactly at its kink
+    "margin_ranking_loss": ([np.array([0.5, 1.0, -1.0]), np.array([0.5, 1.0, -1.0]),
+                             np.array([1.0, -1.0, 1.0])], 2, {}),
+    "hinge_embedding_loss": ([np.array([1.0, 0.5, 2.0]), np.array([-1.0, -1.0, 1.0])], 1, {}),
+    "multi_margin_loss": ([np.array([[0.0, 1.0, 0.5]]), np.array([1])], 1, {}),
+    "multilabel_margin_loss": ([np.array([[0.0, 1.0, 0.5]]), np.array([[1, -1, 0]])], 1, {}),
+    "cosine_embedding_loss": ([np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]]),
+                               np.array([-1.0])], 2, {}),
+    "triplet_margin_loss": ([np.array([[0.0, 0.0]]), np.array([[1.0, 0.0]]),
+                             np.array([[2.0, 0.0]])], 3, {"eps": 0.0}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KINKS))
+def test_gradients_at_the_kinks_match_torch(name):
+    arrays, grads, opts = KINKS[name]
+    ours, ours_in = _call("tg", name, arrays, grads, opts, "sum")
+    theirs, their_in = _call("torch", name, arrays, grads, opts, "sum")
+    ours.backward()
+    theirs.backward()
+    for a, b in zip(ours_in, their_in):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
 def test_triplet_with_a_distance_function():
     a, p, n = CASES["triplet_margin_loss"][0]
 

@@ -54,6 +54,10 @@ def _same_ndim(op: str, **tensors: Tensor) -> None:
                          f"{shapes}")
 
 
+# At a hinge's kink the gradient is PyTorch's: clamp's (it passes) where torch clamps,
+# relu's (it stops) where torch's kernel tests z > 0 (multi_margin, multilabel_margin).
+
+
 def _class_indices(target: Any, op: str) -> Tensor:
     target = target if isinstance(target, Tensor) else Tensor(target)
     if target.dtype.kind not in "iu":
@@ -72,7 +76,7 @@ def margin_ranking_loss(input1: Tensor, input2: Any, target: Any, margin: float 
     input2, target = _operand(input2, input1), _operand(target, input1)
     _same_ndim("margin_ranking_loss", input1=input1, input2=input2, target=target)
     _broadcast("margin_ranking_loss", input1=input1, input2=input2, target=target)
-    loss = (-target * (input1 - input2) + margin).relu()
+    loss = F.clamp(-target * (input1 - input2) + margin, min=0.0)
     return _reduce(loss, reduction, "margin_ranking_loss")
 
 
@@ -83,7 +87,7 @@ def hinge_embedding_loss(input: Tensor, target: Any, margin: float = 1.0,
     target = _operand(target, input)
     _broadcast("hinge_embedding_loss", input=input, target=target)
     zero = _operand(0.0, input)
-    loss = (where(target != 1, (margin - input).relu(), zero)
+    loss = (where(target != 1, F.clamp(margin - input, min=0.0), zero)
             + where(target != -1, input, zero))
     return _reduce(loss, reduction, "hinge_embedding_loss")
 
@@ -210,7 +214,7 @@ def multi_margin_loss(input: Tensor, target: Any, p: int = 1, margin: float = 1.
         raise IndexError(f"{op}: target classes range over [{tv.min()}, {tv.max()}] but the "
                          f"input has {c} classes")
     others = t.unsqueeze(1) != _leaf(np.arange(c))  # (N, C): j != y
-    z = F.clamp(margin - F.gather(x, 1, t.unsqueeze(1)) + x, min=0.0)
+    z = (margin - F.gather(x, 1, t.unsqueeze(1)) + x).relu()  # (0 gradient at 0, as torch)
     if p == 2:
         z = z * z
     loss = where(others, z, _operand(0.0, z))
