@@ -153,7 +153,7 @@ def test_modules_match_torch(name):
     assert repr(getattr(nn, name)()) == f"{name}()"
 
 
-KINKS = {  # every hinge exactly at its kink
+KINKS = {  # every hinge exactly at its kink (and soft_margin at 0)
     "margin_ranking_loss": ([np.array([0.5, 1.0, -1.0]), np.array([0.5, 1.0, -1.0]),
                              np.array([1.0, -1.0, 1.0])], 2, {}),
     "hinge_embedding_loss": ([np.array([1.0, 0.5, 2.0]), np.array([-1.0, -1.0, 1.0])], 1, {}),
@@ -161,6 +161,7 @@ KINKS = {  # every hinge exactly at its kink
     "multilabel_margin_loss": ([np.array([[0.0, 1.0, 0.5]]), np.array([[1, -1, 0]])], 1, {}),
     "cosine_embedding_loss": ([np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]]),
                                np.array([-1.0])], 2, {}),
+    "soft_margin_loss": ([np.array([0.0, 0.0, 30.0]), np.array([1.0, -1.0, -1.0])], 1, {}),
     "triplet_margin_loss": ([np.array([[0.0, 0.0]]), np.array([[1.0, 0.0]]),
                              np.array([[2.0, 0.0]])], 3, {"eps": 0.0}),
 }

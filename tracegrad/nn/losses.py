@@ -34,11 +34,6 @@ def _check_reduction(reduction: str, op: str) -> None:
         raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def _log1p_exp(z: Tensor) -> Tensor:
-    """``log(1 + exp(z))`` without overflow: ``relu(z) + log1p(exp(-|z|))``."""
-    return z.relu() + F.log1p((-F.abs(z)).exp())
-
-
 def _broadcast(op: str, **tensors: Tensor) -> None:
     try:
         np.broadcast_shapes(*(t.shape for t in tensors.values()))
@@ -93,10 +88,11 @@ def hinge_embedding_loss(input: Tensor, target: Any, margin: float = 1.0,
 
 
 def soft_margin_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """``log(1 + exp(-target * input))``, the logistic loss for targets +1 / -1."""
+    """``log(1 + exp(-target * input))``, the logistic loss for targets +1 / -1 (as a
+    softplus: finite where PyTorch's ``log1p(exp(...))`` overflows to inf)."""
     target = _operand(target, input)
     _broadcast("soft_margin_loss", input=input, target=target)
-    return _reduce(_log1p_exp(-target * input), reduction, "soft_margin_loss")
+    return _reduce((-target * input).softplus(), reduction, "soft_margin_loss")  # (stable)
 
 
 def multilabel_soft_margin_loss(input: Tensor, target: Any, weight: Any = None,
