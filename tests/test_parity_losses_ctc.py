@@ -141,3 +141,15 @@ def test_errors():
         F.ctc_loss(lp[0, 0], tgts, il, tl)
     with pytest.raises(ValueError, match="reduction must be"):
         F.ctc_loss(lp, tgts, il, tl, reduction="batchmean")
+
+
+def test_compiled_concatenated_targets_refuse_changing_lengths():
+    # 1-d targets: the longest target sets a shape, so lengths that change from call to
+    # call are refused (tg.TraceError), never answered with the first call's layout
+    lp = F.log_softmax(tg.tensor(_logits(8, (6, 2, C))), -1)
+    compiled = tg.compile(lambda *a: F.ctc_loss(*a))
+    args = (tg.tensor([1, 2, 3, 4]), tg.tensor([6, 5]))
+    np.testing.assert_allclose(compiled(lp, *args, tg.tensor([2, 2])).numpy(),
+                               F.ctc_loss(lp, *args, tg.tensor([2, 2])).numpy(), rtol=1e-12)
+    with pytest.raises(tg.TraceError, match="ctc_loss with 1-d targets"):
+        compiled(lp, *args, tg.tensor([1, 3]))
