@@ -2,3 +2,22 @@
 
 from ..functional import *  # noqa: F401,F403
 from ..functional import __all__  # noqa: F401
+from .losses import FUNCTIONS as _losses
+from .losses import (  # noqa: F401
+    cosine_embedding_loss,
+    ctc_loss,
+    gaussian_nll_loss,
+    hinge_embedding_loss,
+    margin_ranking_loss,
+    multi_margin_loss,
+    multilabel_margin_loss,
+    multilabel_soft_margin_loss,
+    poisson_nll_loss,
+    soft_margin_loss,
+    triplet_margin_loss,
+    triplet_margin_with_distance_loss,
+)
+from .sparse import embedding_bag  # noqa: F401
+
+__all__ = [*__all__, *_losses]
+__all__ += ["embedding_bag"]
