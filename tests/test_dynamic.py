@@ -466,3 +466,24 @@ def test_arange_of_a_size_is_dynamic():
     for n in (2, 3, 4, 5, 9, 4):
         _same(c, f, _t(n))
     assert len(c.cache_info().dynamic) == 1
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_an_in_place_op_on_a_view_of_a_tensor_made_inside_serves_every_size(backend):
+    # The trace wrote its own tensor's final value back into that (trace-time) tensor after
+    # every call, as if it were a parameter; at a new size the write-back did not fit
+    # (ValueError: could not broadcast (7, 4) into (2, 4)). Found by a random-program fuzzer.
+    def f(x):
+        v = x * 1.0
+        v[:, 1:3] += x[:, :2]
+        (v * v).sum().backward()
+        return v.detach(), x.grad
+
+    compiled = tg.compile(f, backend=backend)
+    for batch in [3, 3, 2, 7, 8, 2]:
+        x0 = np.random.default_rng(batch).standard_normal((batch, 4)).astype(np.float32)
+        want = f(tg.tensor(x0, requires_grad=True))
+        got = compiled(tg.tensor(x0, requires_grad=True))
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-6, atol=1e-6)
+    assert "dynamic" in str(compiled.cache_info())

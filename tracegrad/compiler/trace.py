@@ -176,6 +176,7 @@ class Tracer:
         self.nodes: list[Node] = []
         self.env: dict[int, Node] = {}
         self.born: set[int] = set()
+        self.computed: set[int] = set()  # tensors an op made during the trace (`record`)
         self.keep: list[Any] = []  # tensors seen: alive until the end, so ids stay unique
         self.capture = Capture()
         self.data_snapshots: dict[int, tuple[Tensor, np.ndarray]] = {}
@@ -260,6 +261,7 @@ class Tracer:
         node = Node(prim.name, args, attrs, out._data.shape, out._data.dtype)
         self.nodes.append(node)
         self.env[id(out)] = node
+        self.computed.add(id(out))
         self.keep.append(out)
         if self.capture.lines is not None:
             self.capture.lines[id(node)] = user_line()
@@ -442,10 +444,12 @@ class Tracer:
         self.capture.arg_flags = [(self.capture.arg_index[id(t)], t.requires_grad)
                                   for t, flag in self.arg_flags if t.requires_grad != flag]
         self.capture.n_user = len(outputs)
-        # Write-backs: the final value of every captured tensor changed in place ...
+        # Write-backs: the final value of every captured tensor changed in place (not of
+        # one an op of the function made: the trace's own tensor, which no later call
+        # sees) ...
         for tid, (t, _) in self.data_snapshots.items():
             node = self.env[tid]
-            if node.op != "input" and not self._is_born(t):
+            if node.op != "input" and not self._is_born(t) and tid not in self.computed:
                 self.capture.data_writes.append((t, node))
                 outputs.append(node)
         # ... and the final .grad of every tensor whose .grad was set.
