@@ -425,32 +425,57 @@ def test_compiled_recorded_in_place_on_a_view_of_an_alias_matches_eager():
 
 
 @pytest.mark.parametrize("case", ["matmul", "add", "copy", "copy through a view"])
-def test_a_buffer_filled_from_its_own_views_refuses_backward(case):
-    # out[t] = f(out[t - 1]): the view out[t - 1] was read before out changed. PyTorch refuses
-    # "matmul" (it saved the view) and goes on for the others, whose gradients read no
-    # values; tracegrad refuses every changed input (docs/tensors.md, section 13), with its
-    # message: never a graph that loops back through the rebased buffer.
-    def fill(lib):
+def test_a_buffer_filled_from_its_own_views_differentiates(case):
+    # out[t] = f(out[t - 1]): the view out[t - 1] is read before out changes. The write
+    # reads its operand as it was (its graph, down to out's views, is cut from out's later
+    # changes), so backward gives PyTorch's gradients; PyTorch itself refuses "matmul" (it
+    # saved the view, which changed), so there the reference is the same recurrence built
+    # without a buffer.
+    def fill(lib, buffer=True):
         x = lib.tensor([1.0, 2.0], requires_grad=True)
         w = lib.tensor([[0.5, -0.2], [0.1, 0.3]], requires_grad=True)
-        out = lib.zeros(3, 2)
-        out[0] = x * 1
+        out = lib.zeros(3, 2) if buffer else None
+        rows = [x * 1]
+        if buffer:
+            out[0] = rows[0]
         for t in range(1, 3):
-            h = out[t - 1]
+            h = out[t - 1] if buffer else rows[-1]
             if case == "matmul":
-                out[t] = (h.unsqueeze(0) @ w).squeeze(0)
+                new = (h.unsqueeze(0) @ w).squeeze(0)
             elif case == "add":
-                out[t] = h + x
-            elif case == "copy":
-                out[t] = h
+                new = h + x
             else:
-                out[t].copy_(h)
-        return out
+                new = h
+            if not buffer:
+                rows.append(new)
+            elif case == "copy through a view":
+                out[t].copy_(new)
+            else:
+                out[t] = new
+        return (out if buffer else lib.stack(rows)), x, w
 
-    out = fill(tg)
-    np.testing.assert_allclose(out.numpy(), arr(fill(torch)), rtol=1e-6)
+    weights = np.arange(6.0).reshape(3, 2)
+    out, x, w = fill(tg)
+    theirs, their_x, their_w = fill(torch, buffer=case != "matmul")
+    np.testing.assert_allclose(out.numpy(), arr(theirs), rtol=1e-6)
+    (out * tg.tensor(weights)).sum().backward()
+    (theirs * torch.tensor(weights)).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), arr(their_x.grad), rtol=1e-6)
+    if case == "matmul":
+        np.testing.assert_allclose(w.grad.numpy(), arr(their_w.grad), rtol=1e-6)
+
+
+def test_a_view_read_by_an_unrelated_op_before_its_base_changes_is_refused():
+    # What the cut above cannot reach: a node that reads a view and that the in-place op's
+    # operand does not lead to (tracegrad refuses every changed input; PyTorch goes on
+    # where the gradient reads no values): refused with the message, never a wrong number.
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    out = tg.zeros(3, 2)
+    out[0] = x * 1
+    y = out[0] * 2
+    out[1] = x * 3
     with pytest.raises(RuntimeError, match=CHANGED):
-        out.sum().backward()
+        y.sum().backward()
 
 
 def test_a_base_forgets_its_dead_views():
@@ -630,3 +655,61 @@ def test_compiled_in_place_on_a_diagonal_matches_eager():
         d.add_(100)
         got.append((total.item(), w.grad.tolist(), cov.tolist(), z.tolist(), d.tolist()))
     assert got[1] == got[0]
+
+
+# An in-place op whose operand is the tensor itself or a view of its memory (x += x, and
+# v[i] += y, which Python runs as t = v[i]; t += y; v[i] = t: the last step writes the view t
+# back into v). The recorded op reads its operands as they were (a snapshot); backward used
+# to refuse these as "changed in place after it was used".
+def _augmented(v, index, y, op="__iadd__"):
+    """``v[index] += y`` (or another augmented op), step by step as Python runs it."""
+    t = v[index]
+    t = getattr(t, op)(y)
+    v[index] = t
+
+
+_SELF_OPERAND = {
+    "x += x": lambda lib, v: v.__iadd__(v),
+    "v[:, 1:3] += 1": lambda lib, v: _augmented(v, (slice(None), slice(1, 3)), 1.0),
+    "v[:, 1:3] += y": lambda lib, v: _augmented(v, (slice(None), slice(1, 3)),
+                                                lib.arange(8.0, dtype=lib.float64)
+                                                .reshape(4, 2) / 8),
+    "v[1::2] *= v[::2].clone()": lambda lib, v: _augmented(v, slice(1, None, 2),
+                                                           v[::2].clone(), "__imul__"),
+    "v[mask] += 1": lambda lib, v: _augmented(v, v > 0.5, 1.0),
+    "v[0] = v[1]": lambda lib, v: v.__setitem__(0, v[1]),
+    "v.copy_(v.flip(0))": lambda lib, v: v.copy_(v.flip(0)),
+    "v.T[1:].mul_(v.T[:-1])": lambda lib, v: v.T[1:].mul_(v.T[:-1].clone()),
+}
+
+
+@pytest.mark.parametrize("case", list(_SELF_OPERAND))
+def test_an_in_place_op_reading_its_own_tensor_differentiates_as_in_pytorch(case):
+    x0 = np.random.default_rng(5).standard_normal((4, 5))
+
+    def run(lib):
+        x = lib.tensor(x0, requires_grad=True)
+        v = x * 1.5
+        _SELF_OPERAND[case](lib, v)
+        (v * v).sum().backward()
+        return arr(v.detach()), arr(x.grad)
+
+    for mine, theirs in zip(run(tg), run(torch)):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-12)
+
+
+def test_x_times_equal_x_differentiates_where_pytorch_refuses():
+    # PyTorch saved x for the product, then x changed: it refuses; the product here reads
+    # the snapshot of x, so the gradient is that of x * x.
+    x0 = np.random.default_rng(6).standard_normal(5)
+    x = tg.tensor(x0, requires_grad=True)
+    v = x * 1.5
+    v *= v
+    (v * v).sum().backward()
+    np.testing.assert_allclose(v.numpy(), (1.5 * x0) ** 2)
+    np.testing.assert_allclose(x.grad.numpy(), 4 * (1.5 * x0) ** 3 * 1.5)
+    t = torch.tensor(x0, requires_grad=True)
+    u = t * 1.5
+    u *= u
+    with pytest.raises(RuntimeError):
+        (u * u).sum().backward()

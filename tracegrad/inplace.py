@@ -19,6 +19,7 @@ from . import dtypes
 from .anomaly import _Anomaly, _check_anomaly
 from .arguments import _normalize_index
 from .autograd import _mode
+from .autograd import seqs as _seqs
 from .errors import ShapeError, TraceError
 from .ops import PRIMITIVES as P
 from .views import (
@@ -71,6 +72,48 @@ def _snapshot(t: "Tensor", copy: bool) -> "Tensor":
     if _tensor._forward is not None:
         _tensor._forward.moved(old, t)
     return old
+
+
+def _cut_aliases(result: "Tensor", since: int, changing: Any, snapshots: dict) -> None:
+    """Make the nodes under ``result`` made after ``since`` (an in-place op's, and those of
+    its operands made since its tensor's node was) read their operands as they are now: each
+    operand the op is about to change (``changing(t)``: the tensor itself, or a view or alias
+    of its memory) is replaced there by a snapshot of it (``snapshots``: id -> snapshot,
+    filled as needed), its node and values before the op; a snapshot of a view reads its
+    base's snapshot in turn. Otherwise ``x += x``, ``v[i] += y`` (whose last step writes the
+    view ``v[i]`` back into ``v``) or ``v[i] = f(v[j])`` would refer to the tensor's node
+    after the op, and backward refuses them. (The change is none for anything else that
+    reads those nodes: the snapshot is the node they read.)"""
+
+    def cut(children: tuple) -> tuple:
+        return tuple(snapshot(c) if changing(c) else c for c in children)
+
+    def snapshot(t: "Tensor") -> "Tensor":
+        snap = snapshots.get(id(t))
+        if snap is None:
+            snap = snapshots[id(t)] = _snapshot(t, copy=True)
+            if any(changing(c) for c in snap._children):  # (a view: its base, as it is now)
+                snap._children = cut(snap._children)
+        return snap
+
+    stack, seen = [result], set()
+    while stack:
+        n = stack.pop()
+        if n._op is None or n._seq <= since or id(n) in seen:
+            continue
+        seen.add(id(n))
+        if any(changing(c) for c in n._children):
+            n._children = cut(n._children)
+        stack.extend(n._children)
+
+
+def _family_since(base: "Tensor", since: int) -> int:
+    """The oldest node among ``base`` and its live views (a node that reads one of them is
+    newer): where `_cut_aliases` can stop."""
+    for t in [base] + [ref() for ref in base._vc.views]:
+        if t is not None and t._op is not None and t._seq < since:
+            since = t._seq
+    return since
 
 
 def _adopt(t: "Tensor", new: "Tensor") -> None:
@@ -233,7 +276,10 @@ class InPlaceOps:
         if type(self._vc) is _SharedVersion:
             return self._inplace_shared(result_fn)
         old = _snapshot(self, copy=False)
+        since = next(_seqs)
         new = self._checked_result(result_fn(old))
+        _cut_aliases(new, min(since, old._seq) if old._op is not None else since,
+                     lambda t: t is self, {id(self): old})
         if _tensor._tracer is not None:
             _tensor._tracer.alias(self, new)
         self._data = new._data
@@ -269,8 +315,12 @@ class InPlaceOps:
                 )
         _check_writable(self, "op")
         old = _snapshot(base, copy=True)  # the old values: the recorded graph may read them
+        since = next(_seqs)
         new = self._checked_result(result_fn(_replay(old, steps)))
         new_base = _write_through(old, new, steps)
+        family = base._vc
+        _cut_aliases(new_base, _family_since(base, since), lambda t: t._vc is family,
+                     {id(base): old})
         if _tensor._tracer is not None:
             self._trace_write(new)
         _write(self, new._data, "op")

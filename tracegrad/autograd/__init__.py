@@ -332,8 +332,9 @@ def _propagate(root: Any, seed: Any, policy: Any) -> None:
     **Chains.** A node type may offer ``node._chain(g, frees, hooks) -> (node, g)``: walk down
     from ``node`` while each step is one whose gradient goes to one input only, which nothing
     else consumes and which has no hooks, and return where it stopped. The engine calls it
-    (with a table) when nothing is waiting, which is exactly when such a node's input would be next with its
-    whole gradient anyway; the walk spares the engine's round trip per node of a chain.
+    (with a table) when nothing is waiting, which is exactly when such a node's input would
+    be next with its whole gradient anyway; the walk spares the engine's round trip per node
+    of a chain.
     """
     policy.seed(root, seed)
     if not root._children:  # a leaf: the policy already has its gradient
