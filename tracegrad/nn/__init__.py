@@ -9,6 +9,8 @@ from .conv import Conv1d  # noqa: F401
 from .layers import *  # noqa: F401,F403
 from .layers import __all__ as _layers
 from .module import Module, ModuleList, Parameter, Sequential
+from .padding import *  # noqa: F401,F403
+from .padding import __all__ as _padding
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
 from .transformer import MultiheadAttention, TransformerEncoder, TransformerEncoderLayer
 
@@ -16,3 +18,4 @@ __all__ = ["Module", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict
            "Sequential", "functional", "init", "scalar", "utils", "RNN", "LSTM", "GRU",
            "RNNCell", "LSTMCell", "GRUCell", "RNNBase", "MultiheadAttention",
            "TransformerEncoderLayer", "TransformerEncoder", *_layers]
+__all__ += _padding
