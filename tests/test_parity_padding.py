@@ -140,3 +140,38 @@ def test_compiled_matches_eager(mode):
             got.append((y.detach().numpy(), x.grad.numpy()))
         np.testing.assert_array_equal(got[1][0], got[0][0])
         np.testing.assert_allclose(got[1][1], got[0][1], rtol=1e-12)
+
+
+def _conv_takes_padding_modes():
+    try:
+        nn.Conv1d(1, 1, 3, padding_mode="reflect")
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _conv_takes_padding_modes(),
+                    reason="conv.py does not pad by padding_mode yet (see nn.padding."
+                           "conv_input_padding)")
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize("nd,padding,dilation", [(1, 2, 1), (2, (1, 2), 1), (2, "same", (2, 1)),
+                                                 (1, "same", 1), (2, "valid", 1)])
+def test_conv_padding_mode_matches_torch(mode, nd, padding, dilation):
+    name = f"Conv{nd}d"
+    torch.manual_seed(0)
+    theirs = getattr(torch.nn, name)(2, 3, 4 if nd == 1 else (3, 4), padding=padding,
+                                     dilation=dilation, padding_mode=mode).double()
+    ours = getattr(nn, name)(2, 3, 4 if nd == 1 else (3, 4), padding=padding,
+                             dilation=dilation, padding_mode=mode).double()
+    ours.load_state_dict({k: tg.tensor(v.detach().numpy()) for k, v in
+                          theirs.state_dict().items()})
+    assert repr(ours) == repr(theirs)
+    x_np = _x((2, 2) + (7, 9)[:nd])
+    x, tx = tg.tensor(x_np, requires_grad=True), torch.tensor(x_np, requires_grad=True)
+    y, ty = ours(x), theirs(tx)
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    y.sum().backward()
+    ty.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.weight.grad.numpy(), theirs.weight.grad.numpy(),
+                               rtol=1e-10, atol=1e-12)

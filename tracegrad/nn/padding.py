@@ -71,3 +71,22 @@ for _kind, _mode in _KINDS.items():
         _cls = _padding_layer(_kind, _mode, _nd)
         globals()[_cls.__name__] = _cls
         __all__.append(_cls.__name__)
+
+
+def conv_input_padding(padding: Any, kernel_size: tuple, dilation: tuple) -> tuple:
+    """The `F.pad` tuple (last dimension first) that a convolution with ``padding_mode``
+    other than "zeros" applies to its input before convolving with ``padding=0``, as
+    PyTorch's ``_reversed_padding_repeated_twice``: ``padding`` is a tuple of ints per
+    dimension, "valid", or "same" (any odd total puts the extra element on the right).
+
+    >>> conv_input_padding((1, 2), (3, 5), (1, 1))
+    (2, 2, 1, 1)
+    """
+    if padding == "valid":
+        return (0, 0) * len(kernel_size)
+    if padding == "same":
+        totals = [d * (k - 1) for k, d in zip(kernel_size, dilation)]
+        sides = [(t // 2, t - t // 2) for t in totals]
+    else:
+        sides = [(p, p) for p in padding]
+    return tuple(v for pair in reversed(sides) for v in pair)
