@@ -17,6 +17,7 @@ from ..tensor import Tensor
 from . import init
 from .conv import _ConvNd
 from .module import Module, Parameter
+from .normalization import batch_norm, instance_norm, local_response_norm, rms_norm
 
 
 def _param(*shape: int) -> Parameter:
@@ -170,43 +171,28 @@ class _BatchNorm(Module):
                 self.running_var.fill_(1.0)
                 self.num_batches_tracked.zero_()
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _check_input(self, x: Tensor) -> None:
         if x.ndim not in self._ranks or x.shape[1] != self.num_features:
             c = self.num_features
             raise ShapeError(
                 f"{type(self).__name__}({c}): expects input "
                 f"{self._shape_text.format(c=c)}, got {x.shape}"
             )
-        dims = (0,) + tuple(range(2, x.ndim))
-        shape = (1, self.num_features) + (1,) * (x.ndim - 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        m = self.momentum
+        if self.training and self.track_running_stats:
+            # In-place tensor updates, so a compiled training step writes them back.
+            with no_grad():
+                self.num_batches_tracked._assign(self.num_batches_tracked + 1)
+            if m is None:  # a cumulative average, as in PyTorch
+                m = 1.0 / self.num_batches_tracked.to(x.dtype)
         use_batch = self.training or not self.track_running_stats
-        if use_batch:
-            n = x.numel() // self.num_features
-            if self.training and n <= 1:
-                raise ValueError(
-                    f"{type(self).__name__}: expected more than 1 value per channel when "
-                    f"training, got input of shape {x.shape}"
-                )
-            mean = F.mean(x, dims, keepdim=True)
-            var = F.var(x, dims, keepdim=True, correction=0)
-            if self.training and self.track_running_stats:
-                # In-place tensor updates, so a compiled training step writes them back.
-                with no_grad():
-                    self.num_batches_tracked._assign(self.num_batches_tracked + 1)
-                    # momentum=None: a cumulative average, as in PyTorch
-                    m = (1.0 / (self.num_batches_tracked.to(mean.dtype))
-                         if self.momentum is None else self.momentum)
-                    unbiased = var.reshape(-1) * (n / (n - 1))
-                    rm, rv = self.running_mean, self.running_var
-                    rm._assign(rm * (1 - m) + mean.reshape(-1) * m)
-                    rv._assign(rv * (1 - m) + unbiased * m)
-        else:
-            mean = self.running_mean.reshape(shape)
-            var = self.running_var.reshape(shape)
-        out = (x - mean) / (var + self.eps).sqrt()
-        if self.affine:
-            out = out * self.weight.reshape(shape) + self.bias.reshape(shape)
-        return out
+        # (eval without running statistics normalizes by the batch's, as in PyTorch)
+        running = (self.running_mean, self.running_var) if self.training or not use_batch \
+            else (None, None)
+        return batch_norm(x, *running, self.weight, self.bias, use_batch, m, self.eps)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
@@ -224,6 +210,97 @@ class BatchNorm2d(_BatchNorm):
     """Batch normalization over (N, C, H, W) inputs, per channel C."""
 
     _ranks, _shape_text = (4,), "(N, {c}, H, W)"
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch normalization over (N, C, D, H, W) inputs, per channel C."""
+
+    _ranks, _shape_text = (5,), "(N, {c}, D, H, W)"
+
+
+class _InstanceNorm(_BatchNorm):
+    """Instance normalization: each sample's channel normalized over its own spatial
+    elements; ``affine`` and ``track_running_stats`` off by default, as in PyTorch. An
+    input without the batch dimension is one sample."""
+
+    _nd = 0
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = False, track_running_stats: bool = False):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats)
+
+    def forward(self, x: Tensor) -> Tensor:
+        name, nd = type(self).__name__, self._nd
+        if x.ndim not in (nd + 1, nd + 2):
+            raise ShapeError(f"{name}: expects a {nd + 1}-d (unbatched) or {nd + 2}-d input, "
+                             f"got shape {x.shape}")
+        channels = x.shape[x.ndim - nd - 1]
+        if channels != self.num_features:
+            text = (f"{name}({self.num_features}): input of shape {x.shape} has {channels} "
+                    f"channels in dimension {x.ndim - nd - 1}")
+            if self.affine or self.track_running_stats:
+                raise ShapeError(text + f", expected {self.num_features}")
+            warnings.warn(text + "; num_features is not used (affine=False), as PyTorch warns",
+                          UserWarning, stacklevel=2)
+        if x.ndim == nd + 1:
+            return self.forward(x.unsqueeze(0)).squeeze(0)
+        return instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                             self.training or not self.track_running_stats,
+                             0.0 if self.momentum is None else self.momentum, self.eps)
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalization over (N, C, L) or (C, L) inputs."""
+
+    _nd = 1
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalization over (N, C, H, W) or (C, H, W) inputs."""
+
+    _nd = 2
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance normalization over (N, C, D, H, W) or (C, D, H, W) inputs."""
+
+    _nd = 3
+
+
+class RMSNorm(Module):
+    """``x / sqrt(mean(x**2) + eps) * weight`` over the last dimensions (``F.rms_norm``);
+    ``eps=None`` is the machine epsilon of the input's dtype."""
+
+    def __init__(self, normalized_shape: Any, eps: float | None = None,
+                 elementwise_affine: bool = True):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(
+            normalized_shape)
+        self.normalized_shape, self.eps = shape, eps
+        self.elementwise_affine = elementwise_affine
+        self.weight = (Parameter(np.ones(shape, dtype=dtypes.default_float))
+                       if elementwise_affine else None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
+
+
+class LocalResponseNorm(Module):
+    """``F.local_response_norm`` across the channels of (N, C, ...) inputs."""
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, x: Tensor) -> Tensor:
+        return local_response_norm(x, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
 
 
 class GroupNorm(Module):
@@ -492,3 +569,5 @@ __all__ = ["Linear", "Conv2d", "Embedding", "LayerNorm", "BatchNorm1d", "BatchNo
            "GroupNorm", "Dropout", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten",
            "Unflatten", "Identity", "CosineSimilarity"] + [n for n, *_ in _STATELESS]
 __all__ += ["MaxPool1d", "AvgPool1d"]
+__all__ += ["BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "RMSNorm",
+            "LocalResponseNorm"]
