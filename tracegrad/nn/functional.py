@@ -2,6 +2,10 @@
 
 from ..functional import *  # noqa: F401,F403
 from ..functional import __all__  # noqa: F401
-from .normalization import batch_norm, instance_norm, local_response_norm, rms_norm  # noqa: F401
+from .activation import *  # noqa: F401,F403
+from .activation import __all__ as _activation
+from .normalization import *  # noqa: F401,F403
+from .normalization import __all__ as _normalization
 
-__all__ = [*__all__, "batch_norm", "instance_norm", "rms_norm", "local_response_norm"]
+__all__ = [*__all__, *_normalization]
+__all__ = [*__all__, *_activation]

@@ -15,6 +15,7 @@ from ..device import check_device
 from ..errors import ShapeError
 from ..tensor import Tensor
 from . import init
+from .activation import prelu, rrelu, softmax2d
 from .conv import _ConvNd
 from .module import Module, Parameter
 from .normalization import batch_norm, instance_norm, local_response_norm, rms_norm
@@ -385,6 +386,47 @@ class Dropout(Module):
         return f"p={self.p}, inplace={self.inplace}"
 
 
+class PReLU(Module):
+    """``x`` where positive, ``weight * x`` elsewhere, with a learned slope (one, or one
+    per channel: ``num_parameters``), ``init`` at first."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25):
+        super().__init__()
+        self.num_parameters, self.init = num_parameters, init
+        self.weight = Parameter(np.full(num_parameters, init, dtype=dtypes.default_float))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return prelu(x, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
+
+
+class RReLU(Module):
+    """Randomized leaky ReLU: a slope drawn from U(lower, upper) per element in training,
+    ``(lower + upper) / 2`` in eval."""
+
+    def __init__(self, lower: float = 1.0 / 8, upper: float = 1.0 / 3, inplace: bool = False):
+        super().__init__()
+        if lower > upper:
+            raise ValueError(f"RReLU: lower={lower} must be at most upper={upper}")
+        self.lower, self.upper, self.inplace = lower, upper, inplace
+
+    def forward(self, x: Tensor) -> Tensor:
+        return rrelu(x, self.lower, self.upper, self.training, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"lower={self.lower}, upper={self.upper}" + (", inplace=True" if self.inplace
+                                                           else "")
+
+
+class Softmax2d(Module):
+    """Softmax over the channels of (N, C, H, W) or (C, H, W) inputs."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return softmax2d(x)
+
+
 class MaxPool2d(Module):
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
                  dilation: Any = 1, ceil_mode: bool = False):
@@ -571,3 +613,4 @@ __all__ = ["Linear", "Conv2d", "Embedding", "LayerNorm", "BatchNorm1d", "BatchNo
 __all__ += ["MaxPool1d", "AvgPool1d"]
 __all__ += ["BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "RMSNorm",
             "LocalResponseNorm"]
+__all__ += ["PReLU", "RReLU", "Softmax2d"]
