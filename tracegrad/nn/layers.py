@@ -17,6 +17,8 @@ from ..tensor import Tensor
 from . import init
 from .activation import prelu, rrelu, softmax2d
 from .conv import _ConvNd
+from .distance import bilinear, pairwise_distance
+from .dropout import alpha_dropout, dropout1d, dropout2d, dropout3d, feature_alpha_dropout
 from .module import Module, Parameter
 from .normalization import batch_norm, instance_norm, local_response_norm, rms_norm
 
@@ -380,10 +382,82 @@ class Dropout(Module):
         self.p, self.inplace = p, inplace  # inplace is accepted; the result is the same
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.dropout(x, self.p, self.training)
+        return type(self)._fn(x, self.p, self.training)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
+
+    _fn = staticmethod(F.dropout)
+
+
+class Dropout1d(Dropout):
+    """Zero whole channels of (N, C, L) or (C, L) inputs in training (``F.dropout1d``)."""
+
+    _fn = staticmethod(dropout1d)
+
+
+class Dropout2d(Dropout):
+    """Zero whole channels of (N, C, H, W) inputs in training (``F.dropout2d``)."""
+
+    _fn = staticmethod(dropout2d)
+
+
+class Dropout3d(Dropout):
+    """Zero whole channels of (N, C, D, H, W) or (C, D, H, W) inputs in training."""
+
+    _fn = staticmethod(dropout3d)
+
+
+class AlphaDropout(Dropout):
+    """Alpha dropout for SELU networks in training (``F.alpha_dropout``); identity in eval."""
+
+    _fn = staticmethod(alpha_dropout)
+
+
+class FeatureAlphaDropout(Dropout):
+    """Alpha dropout of whole channels in training (``F.feature_alpha_dropout``)."""
+
+    _fn = staticmethod(feature_alpha_dropout)
+
+
+class Bilinear(Module):
+    """``y = x1^T A x2 + b`` per output: weight (out_features, in1_features, in2_features),
+    bias (out_features,), both ~ U(-1/sqrt(in1_features), 1/sqrt(in1_features)) as in
+    PyTorch."""
+
+    def __init__(self, in1_features: int, in2_features: int, out_features: int,
+                 bias: bool = True):
+        super().__init__()
+        self.in1_features, self.in2_features = in1_features, in2_features
+        self.out_features = out_features
+        self.weight = _param(out_features, in1_features, in2_features)
+        self.bias = _param(out_features) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1 / np.sqrt(self.in1_features)
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        params = self._parameters
+        return bilinear(x1, x2, params["weight"], params.get("bias"))
+
+    def extra_repr(self) -> str:
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")
+
+
+class PairwiseDistance(Module):
+    """``F.pairwise_distance(x1, x2, p, eps, keepdim)`` as a layer."""
+
+    def __init__(self, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False):
+        super().__init__()
+        self.norm, self.eps, self.keepdim = p, eps, keepdim  # (PyTorch's attribute names)
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return pairwise_distance(x1, x2, self.norm, self.eps, self.keepdim)
 
 
 class PReLU(Module):
@@ -614,3 +688,5 @@ __all__ += ["MaxPool1d", "AvgPool1d"]
 __all__ += ["BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "RMSNorm",
             "LocalResponseNorm"]
 __all__ += ["PReLU", "RReLU", "Softmax2d"]
+__all__ += ["Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout",
+            "Bilinear", "PairwiseDistance"]
