@@ -175,3 +175,13 @@ def test_conv_padding_mode_matches_torch(mode, nd, padding, dilation):
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(ours.weight.grad.numpy(), theirs.weight.grad.numpy(),
                                rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_compiled_stays_dynamic_in_the_padded_size(mode):
+    compiled = tg.compile(lambda x: F.pad(x * 1.0, (2, -1, 1, 2), mode=mode))
+    for n in (5, 6, 8, 9):
+        x = tg.tensor(_x((2, 3, 4, n)))
+        np.testing.assert_array_equal(compiled(x).numpy(), F.pad(x, (2, -1, 1, 2), mode=mode)
+                                      .numpy())
+    assert compiled.cache_info().misses == 2  # (the second size made it symbolic)

@@ -380,17 +380,39 @@ def one_hot(indices: Any, num_classes: int = -1) -> Tensor:
 _PAD_MODES = ("constant", "reflect", "replicate", "circular")
 
 
-def _pad_source(mode: str, size: int, lo: int, hi: int) -> np.ndarray:
-    """For each position of a dimension of ``size`` padded by (``lo``, ``hi``) (negative:
-    cropped), the input position it copies: reflected about the ends (the edge itself not
-    repeated), the edge repeated, or wrapped around."""
-    j = np.arange(-lo, size + hi)
+def _pad_dim(x: Tensor, d: int, mode: str, lo: int, hi: int) -> Tensor:
+    """``x`` padded along ``d`` by (``lo``, ``hi``) in a non-constant mode, a negative
+    amount cropping: slices, flips and one cat (their gradients are slices and adds, no
+    scatter). Circular padding wraps around what cropping leaves, as PyTorch's does;
+    reflect and replicate pad from the input's own ends, then crop."""
+    size = x.shape[d]
+
+    def part(start: int, stop: int, of: Tensor = x) -> Tensor:
+        return of[(slice(None),) * d + (slice(start, stop),)]
+
+    if mode == "circular":
+        if size + lo + hi == 0:  # (all cropped: empty, whatever it would have wrapped)
+            return part(0, 0)
+        core = part(builtins.max(-lo, 0), size + builtins.min(hi, 0))
+        kept = core.shape[d]
+        lo, hi = builtins.max(lo, 0), builtins.max(hi, 0)
+        if not lo and not hi:
+            return core
+        pieces = [part(kept - lo, kept, core), core, part(0, hi, core)]
+        return cat([p for p in pieces if p.shape[d]], d)
+    left, right = builtins.max(lo, 0), builtins.max(hi, 0)
     if mode == "reflect":
-        j = np.abs(j)
-        return np.where(j >= size, 2 * (size - 1) - j, j)
-    if mode == "replicate":
-        return np.clip(j, 0, size - 1)
-    return j % size  # circular
+        pieces = [flip(part(1, left + 1), [d]), x, flip(part(size - right - 1, size - 1), [d])]
+    else:  # replicate
+
+        def edge(i: int, n: int) -> Tensor:
+            return part(i, i + 1).expand(x.shape[:d] + (n,) + x.shape[d + 1:])
+
+        pieces = [edge(0, left), x, edge(size - 1, right)]
+    out = cat([p for p in pieces if p.shape[d]], d) if left or right else x
+    if lo < 0 or hi < 0:
+        out = part(builtins.max(-lo, 0), left + size + hi, out)
+    return out
 
 
 def _check_pad_modes(x: Tensor, pads: list, n: int, mode: str, pad: tuple) -> None:
@@ -413,7 +435,8 @@ def _check_pad_modes(x: Tensor, pads: list, n: int, mode: str, pad: tuple) -> No
                              f"input of shape {x.shape}")
         # (circular wraps around what is left after cropping, as PyTorch does)
         kept = size + builtins.min(lo, 0) + builtins.min(hi, 0)
-        if mode == "circular" and (lo > kept or hi > kept):
+        if mode == "circular" and (builtins.max(lo, hi) > size or (
+                builtins.max(lo, hi) > kept and size + lo + hi)):
             raise ValueError(f"pad: mode='circular' needs each padding at most the size of "
                              f"its dimension after cropping (it wraps around once), got "
                              f"({lo}, {hi}) for dimension {d} of an input of shape {x.shape}")
@@ -459,16 +482,8 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant",
             raise ValueError(f"pad: mode={mode!r} takes no value, got value={value}")
         _check_pad_modes(x, pads, n, mode, pad)
         for d in range(x.ndim - n, x.ndim):
-            lo, hi = pads[d]
-            if mode == "circular" and x.shape[d] + lo + hi == 0:
-                x, lo, hi = narrow(x, d, 0, 0), 0, 0
-            elif mode == "circular" and (lo < 0 or hi < 0):
-                x = narrow(x, d, builtins.max(-lo, 0), x.shape[d] + builtins.min(lo, 0)
-                           + builtins.min(hi, 0))
-                lo, hi = builtins.max(lo, 0), builtins.max(hi, 0)
-            if lo or hi:
-                src = _pad_source(mode, x.shape[d], lo, hi)
-                x = x._getitem((slice(None),) * d + _slots(1), _leaf(src))
+            if pads[d] != (0, 0):
+                x = _pad_dim(x, d, mode, *pads[d])
         return x
     # constant: crop the negative ends, then pad the positive ones
     crop = tuple(slice(builtins.max(-lo, 0), s + builtins.min(hi, 0))
