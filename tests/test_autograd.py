@@ -295,7 +295,7 @@ def _run_chain(lib, x, k, w, links):
 
 
 def _no_walk(monkeypatch):
-    monkeypatch.setattr(tg.Tensor, "_chain", lambda self, g, free: (self, g))
+    monkeypatch.setattr(tg.Tensor, "_chain", lambda self, g, free, hooks=None: (self, g))
 
 
 @settings(max_examples=60, deadline=None,
@@ -1194,3 +1194,36 @@ def test_a_gradient_from_a_plain_arithmetic_rule_is_new_memory():
     assert not np.shares_memory(x.grad.numpy(), y.numpy())
     x.grad.numpy()[:] = 0  # the leaf's own memory: the forward values stay as they were
     np.testing.assert_allclose(y.numpy(), np.tanh(x.numpy()), rtol=1e-6)
+
+
+def test_a_hook_elsewhere_leaves_the_chain_walk_on_and_one_inside_runs(monkeypatch):
+    # A hook on a tensor outside the graph (a model kept alive elsewhere) used to turn the
+    # walk off for every backward pass; a hook on a node inside the chain still runs, on
+    # that node's whole gradient.
+    elsewhere = tg.ones(2, requires_grad=True)
+    elsewhere.register_hook(lambda g: g)
+    calls = []
+    vjp = tg.Tensor._vjp
+    monkeypatch.setattr(tg.Tensor, "_vjp", lambda self, *a: calls.append(1) or vjp(self, *a))
+    x = tg.tensor([0.5, -0.3, 0.8], requires_grad=True)
+    c = tg.tensor([0.99, 1.01, 1.0])
+    y, seen = x, []
+    for k in range(200):
+        y = (y * c).tanh()
+        if k == 100:
+            y.register_hook(lambda g: seen.append(g.numpy().copy()) or g * 2)
+            middle = y
+    y.sum().backward()
+    assert len(calls) <= 6 and len(seen) == 1
+    # the same by the general step everywhere
+    with monkeypatch.context() as m:
+        _no_walk(m)
+        x2 = tg.tensor([0.5, -0.3, 0.8], requires_grad=True)
+        y2 = x2
+        for k in range(200):
+            y2 = (y2 * c).tanh()
+            if k == 100:
+                y2.register_hook(lambda g: g * 2)
+        y2.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), x2.grad.numpy())
+    assert middle is not None and elsewhere.grad is None

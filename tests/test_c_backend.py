@@ -739,6 +739,31 @@ def test_comparisons_casts_and_where_in_row_programs(rows_everywhere, dtype):
     assert "row program" in source and "?" in source and " > " in source
 
 
+def test_a_wider_row_never_lands_on_a_narrower_row_not_yet_read():
+    """The memory plan may give a stored float64 row the buffer of a float32 value that dies
+    in the same row program; written row by row, each float64 row would land on float32 rows
+    the program had not read yet. (Found by a random-program fuzzer: every result was off.)"""
+    def f(xt, w):
+        x = xt.T  # (a transposed input: the first run of rows falls back to NumPy)
+        a = tg.where(w > x, w, x * 0.5)
+        o = (a > 0.1).float() * a  # a float32 mask times float64
+        (o * 1.5).sum().backward()
+        return o.detach(), xt.grad, w.grad
+
+    rng = np.random.default_rng(2100)
+    x0, w0 = rng.standard_normal((32, 128)), rng.standard_normal(32)
+
+    def call(fn):
+        xt, w = tg.tensor(x0, requires_grad=True), tg.tensor(w0, requires_grad=True)
+        return [t.numpy() for t in fn(xt, w)]
+
+    want = call(f)
+    cf = tg.compile(f, backend="c")
+    for _ in range(3):
+        for got, expected in zip(call(cf), want):
+            np.testing.assert_array_equal(got, expected)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_small_program_is_one_c_call(dtype):
     """Kernels, single nodes, a reduction and a cast on small arrays: one segment, one C

@@ -350,6 +350,8 @@ CALLS = [
      {"index": (SLOT, SLOT), "shape": (3, 2)}),
     ("getitem", [f32(3, 4)], {"index": (np.array([True, False, True]),)}),
     ("getitem", [f32(3, 4)], {"index": (np.array([[True, False, True, True]] * 3),)}),
+    ("as_strided", [f32(3, 4)], {"shape": (4, 3), "strides": (2, 1), "offset": 1}),
+    ("as_strided", [f32(10)], {"shape": (2, 3, 2), "strides": (0, 3, 1), "offset": 0}),
 ]
 
 

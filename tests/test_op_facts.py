@@ -59,6 +59,7 @@ EXAMPLES: dict[str, list] = {
     "getitem": [([((5, 4), F32)], {"index": (slice(1, 3),)}),
                 ([((5, 4), F32), ((2,), I64)], {"index": (SLOT,)})],
     "scatter_add": [([((2, 4), F32), ((2,), I64)], {"index": (SLOT,), "shape": (5, 4)})],
+    "as_strided": [([((12,), F32)], {"shape": (4, 3), "strides": (2, 1), "offset": 1})],
     "setitem": [([((5, 4), F32), ((2, 4), F32), ((2,), I64)], {"index": (SLOT,)})],
     "cat": [([((2, 3), F32), ((4, 3), F32)], {"dim": 0})],
     "sum": [([((3, 4), F32)], {"axes": (1,), "keepdim": False})],
@@ -216,9 +217,9 @@ def test_derived_compiler_sets_are_the_ones_written_out_before():
     from tracegrad.compiler.backends import numpy as backend
     from tracegrad.ops import methods
 
-    cse, fold_constants, simplify = (
+    cse, fold_constants, simplify, plan_memory = (
         importlib.import_module(f"tracegrad.compiler.passes.{name}")
-        for name in ("cse", "fold_constants", "simplify"))
+        for name in ("cse", "fold_constants", "simplify", "plan_memory"))
     numpy_backend = get_backend("numpy")
     ops = [*P, "kernel"]
 
@@ -268,9 +269,34 @@ def test_derived_compiler_sets_are_the_ones_written_out_before():
                                           "sigmoid", "relu", "erf", "softplus", "floor",
                                           "ceil", "round", "erfc"} | INVERSE_TRIG - {"atan2"}
     assert cse.RANDOM == fold_constants.RANDOM == {"rand"}
+    assert plan_memory.VIEWS == {"reshape", "permute", "expand", "getitem", "as_strided"}
     assert {n for n, p in P.items() if p.in_place} == {"neg", "exp", "log", "sqrt", "tanh",
                                                        "relu", "normal_cdf_tanh"} | \
         INVERSE_TRIG - {"atan2"}
+
+
+def _example_arrays(operands, rng):
+    return [rng.integers(0, 3, shape).astype(dt) if dt.kind != "f" else
+            rng.standard_normal(shape).astype(dt) for shape, dt in operands]
+
+
+def test_the_view_fact_is_what_the_forwards_do():
+    """A primitive whose forward can return memory of its first operand declares "view" (the
+    memory plan and the engine rely on it), and one that declares it does so on an example."""
+    rng = np.random.default_rng(0)
+    for name, examples in EXAMPLES.items():
+        prim = P[name]
+        shares = []
+        for operands, attrs in examples:
+            arrays = _example_arrays(operands, rng)
+            with np.errstate(all="ignore"):
+                out = np.asarray(prim.forward(*arrays, **attrs))
+            shares.append(bool(out.size) and np.shares_memory(out, arrays[0]))
+        if prim.view:
+            assert any(shares), f"{name} declares 'view' but never returns a view"
+        else:
+            assert not any(shares), f"{name} returns a view of its operand but does not " \
+                                    f"declare 'view'"
 
 
 # ---------------------------------------------------------------- a primitive added at runtime

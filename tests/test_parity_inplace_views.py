@@ -70,7 +70,7 @@ def test_unfold_overlapping_windows_sum_their_gradients() -> None:
     np.testing.assert_array_equal(x.grad.numpy(), [1, 2, 3, 2, 1])
 
 
-def test_unfold_of_disjoint_windows_is_a_view_and_overlapping_ones_a_copy() -> None:
+def test_unfold_is_a_view_and_overlapping_windows_refuse_in_place_ops() -> None:
     x = tg.zeros(2, 6)
     x.unfold(1, 2, 3).add_(1)  # windows [0:2] and [3:5]: a view, as in PyTorch
     np.testing.assert_array_equal(x.numpy(), [[1, 1, 0, 1, 1, 0]] * 2)
@@ -78,10 +78,13 @@ def test_unfold_of_disjoint_windows_is_a_view_and_overlapping_ones_a_copy() -> N
     patches[:, 1] = 7.0
     np.testing.assert_array_equal(x.numpy()[:, 3:], 7)
     y = tg.zeros(5)
-    w = y.unfold(0, 2, 1)  # overlapping: a copy (documented)
-    assert not np.shares_memory(w.numpy(), y.numpy())
-    w.add_(1)
+    w = y.unfold(0, 2, 1)  # overlapping: a view that refuses writes, as PyTorch's
+    assert np.shares_memory(w.numpy(), y.numpy())
+    with pytest.raises(RuntimeError, match="overlap"):  # (PyTorch's result: [1, 2, 2, 2, 1],
+        w.add_(1)  # its order of visiting the elements; NumPy's would be all ones)
     np.testing.assert_array_equal(y.numpy(), 0)
+    y.add_(tg.arange(5.0))  # seen through the windows
+    np.testing.assert_array_equal(w.numpy(), torch.arange(5.0).unfold(0, 2, 1).numpy())
 
 
 def test_unfold_view_carries_gradients_of_an_in_place_change() -> None:

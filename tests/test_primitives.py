@@ -911,6 +911,30 @@ def test_getitem_repeated_indices_scatter_add_exactly():
     np.testing.assert_array_equal(x.grad.numpy(), [7.0, 0.0, 3.0])
 
 
+@covers("as_strided")
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_as_strided(data):
+    """Any layout within the operand, overlapping ones included, against torch.as_strided
+    (whose gradient also sums the overlapping elements) and finite differences; of a
+    C-ordered operand the result is a view."""
+    n = data.draw(st.integers(1, 20))
+    ndim = data.draw(st.integers(0, 3))
+    shape = tuple(data.draw(st.lists(st.integers(0, 3), min_size=ndim, max_size=ndim)))
+    strides = tuple(data.draw(st.lists(st.integers(0, 4), min_size=ndim, max_size=ndim)))
+    reach = sum((d - 1) * s for d, s in zip(shape, strides)) if all(shape) else 0
+    if reach >= n:
+        return
+    offset = data.draw(st.integers(0, n - 1 - reach))
+    x = real(np.random.default_rng(n), (n,))
+    fn = lambda t: apply(PRIMITIVES["as_strided"], t, shape=shape,  # noqa: E731
+                         strides=strides, offset=offset)
+    out = PRIMITIVES["as_strided"].forward(x, shape=shape, strides=strides, offset=offset)
+    assert out.size == 0 or np.shares_memory(out, x)
+    check_grads(lambda t: fn(t) * fn(t), x)
+    compare_with_torch(fn, lambda t: t.as_strided(shape, strides, offset), x)
+
+
 SCATTER_CASES = [
     ((slice(1, 3),), (4, 2)),
     ((slice(None, None, -1), 0), (3, 2)),

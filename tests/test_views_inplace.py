@@ -592,13 +592,17 @@ def test_compiled_in_place_on_a_diagonal_of_a_sliced_matrix_matches_eager():
     assert got[1] == got[0]
 
 
-def test_diagonal_of_a_tensor_that_cannot_be_flattened_reads_the_same():
-    """A diagonal of a permuted 3-d tensor whose planes do not flatten without a copy still
-    reads PyTorch's values (it is a copy there: documented)."""
+def test_diagonal_of_a_tensor_that_cannot_be_flattened_is_a_view_as_in_pytorch():
+    """A diagonal of a permuted 3-d tensor whose planes do not flatten without a copy reads
+    PyTorch's values and, as there, is a view: a write through it reaches the tensor."""
     x = np.arange(24.0).reshape(2, 3, 4)
-    got = tg.tensor(x).permute(2, 0, 1).diagonal(0, 0, 2)
-    want = torch.tensor(x).permute(2, 0, 1).diagonal(0, 0, 2)
+    mine, theirs = tg.tensor(x), torch.tensor(x)
+    got = mine.permute(2, 0, 1).diagonal(0, 0, 2)
+    want = theirs.permute(2, 0, 1).diagonal(0, 0, 2)
     np.testing.assert_array_equal(got.numpy(), want.numpy())
+    got.mul_(-1)
+    want.mul_(-1)
+    np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
 
 
 @pytest.mark.parametrize("shape, wrap", [((3, 3), False), ((3, 5), False), ((7, 3), False),

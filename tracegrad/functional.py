@@ -39,7 +39,8 @@ from .tensor import (
     stack,
     where,
 )
-from .views import progression
+from .views import _memory as views_memory
+from .views import strided
 
 _where = where  # (the three-argument form; `where` below also takes one argument)
 
@@ -1880,11 +1881,11 @@ def movedim(input: Tensor, source: Any, destination: Any) -> Tensor:
 def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
     """The diagonal of the (dim1, dim2) planes (``offset`` above the main one, below if
     negative), as the last dimension of the result. As in PyTorch it is a view, so
-    ``x.diagonal().add_(eps)`` changes ``x``, when the two dimensions flatten into one
-    without a copy, in either order (a contiguous matrix, its transpose, a batch of them):
-    every ``m + 1``-th element of that flat view; of a sliced matrix (``x[:, 1:]``,
-    ``x[::2]``), every so many elements of its base's memory. Otherwise (planes of a
-    batch, of a permuted tensor, strided both ways) it is a copy."""
+    ``x.diagonal().add_(eps)`` changes ``x``: when the two dimensions flatten into one
+    without a copy, in either order (a contiguous matrix, its transpose, a batch of them),
+    every ``m + 1``-th element of that flat view; otherwise (sliced or permuted planes) the
+    elements its strides reach in its base's memory (`views.strided`). A copy only where the
+    base's memory is not one C-ordered block (made from a strided NumPy array)."""
     d1, d2 = check_dim("diagonal", dim1, input.shape), check_dim("diagonal", dim2, input.shape)
     if d1 == d2:
         raise ShapeError(f"diagonal: dim1 and dim2 must differ, both are {d1}")
@@ -1901,11 +1902,11 @@ def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Te
     x = movedim(input, (d1, d2), (-2, -1))
     n, m = x.shape[-2:]
     length = builtins.max(0, builtins.min(n + builtins.min(offset, 0), m - builtins.max(offset, 0)))
-    if x.ndim == 2:  # a sliced matrix: the diagonal is a progression in its base's memory
-        first = (builtins.max(-offset, 0), builtins.max(offset, 0))
-        view = progression(x, first, (1, 1), length)
-        if view is not None:
-            return view
+    *lead, s1, s2 = x._data.strides
+    view = strided(x, x.shape[:-2] + (length,), (*lead, s1 + s2),
+                   builtins.max(-offset, 0) * s1 + builtins.max(offset, 0) * s2)
+    if view is not None:
+        return view
     rows = np.arange(length, dtype=np.int64) - builtins.min(offset, 0)
     cols = np.arange(length, dtype=np.int64) + builtins.max(offset, 0)
     return x._getitem((Ellipsis,) + _slots(2), _leaf(rows), _leaf(cols))
@@ -1920,13 +1921,11 @@ def _unfold(input: Tensor, dimension: int, size: int, step: int) -> Tensor:
             [2., 3.]])
 
     As in PyTorch it is a view (``x.unfold(0, 2, 2).zero_()`` changes ``x``; gradients of
-    every order) when there is one window, or the windows do not overlap and tile a prefix
-    of the dimension (the patches of an image, ``step == size``): a slice, a reshape and a
-    slice. Otherwise (overlapping windows, ``step < size``, or a remainder shorter than
-    ``step``) it is a copy, made by the im2col primitive; its gradient (col2im) sums the
-    overlapping windows. (The view primitives that views.py, the backward engine and the
-    compiler's memory planner know are reshape, permute, expand and basic getitem; none
-    makes overlapping windows.)
+    every order): disjoint windows are a slice, a reshape and a slice; overlapping ones
+    (``step < size``) are strided over the base's memory (`views.strided`), and read-only: an
+    in-place op on them is refused, as PyTorch refuses it. (A copy only where the base's
+    memory is not one C-ordered block: made by the im2col primitive, whose gradient, col2im,
+    sums the overlapping windows.)
     (Not ``tg.nn.functional.unfold``, which PyTorch makes the im2col of a batch of images.)
     """
     d = check_dim("unfold", dimension, input.shape)
@@ -1947,11 +1946,56 @@ def _unfold(input: Tensor, dimension: int, size: int, step: int) -> Tensor:
         tiles = input[lead + (slice(0, n * step),)]
         tiles = tiles.reshape(input.shape[:d] + (n, step) + input.shape[d + 1:])
         return tiles[lead + (slice(None), slice(0, size))].movedim(d + 1, -1)
+    s = input._data.strides
+    view = strided(input, input.shape[:d] + (n,) + input.shape[d + 1:] + (size,),
+                   s[:d] + (step * s[d],) + s[d + 1:] + (s[d],))
+    if view is not None:
+        return view
     if size == 0:  # empty windows (im2col has none), one more than the length
         return input.reshape(-1)[:0].reshape(input.shape[:d] + (n,) + input.shape[d + 1:] + (0,))
     rows = input.movedim(d, 0).unsqueeze(0)  # (1, L, *rest): im2col's (C, *spatial, *rest)
     cols = rows._im2col((size,), (step,), (1,))[:, 0]  # (size, n, *rest)
     return cols.movedim(1, d + 1).movedim(0, -1)
+
+
+def as_strided(input: Tensor, size: Sequence[int], stride: Sequence[int],
+               storage_offset: int | None = None) -> Tensor:
+    """PyTorch's ``as_strided``: the elements of ``input``'s memory (its base's) at
+    ``storage_offset + sum(i_k * stride[k])`` for i in ``size``, counted in elements, as a view
+    (read-only where two elements are one location). ``storage_offset`` defaults to
+    ``input.storage_offset()``. Sliding windows, for one:
+
+    >>> tg.arange(5.0).as_strided((3, 2), (1, 1))
+    tensor([[0., 1.],
+            [1., 2.],
+            [2., 3.]])
+    """
+    size = tuple(int(n) for n in size)
+    stride = tuple(int(s) for s in stride)
+    if len(size) != len(stride) or builtins.any(n < 0 for n in size):
+        raise ShapeError(f"as_strided: needs one stride per dimension and sizes >= 0, got "
+                         f"size {size} and stride {stride}")
+    if builtins.any(s < 0 for s in stride):
+        raise ValueError(f"as_strided: negative strides are not supported (nor in PyTorch), "
+                         f"got stride {stride}; flip() the result instead")
+    here = input.storage_offset()
+    offset = here if storage_offset is None else int(storage_offset)
+    if offset < 0:
+        raise ValueError(f"as_strided: storage_offset must be >= 0, got {offset}")
+    item = input.element_size()
+    view = strided(input, size, tuple(s * item for s in stride), (offset - here) * item)
+    if view is not None:
+        return view
+    owner = views_memory(input)[0]
+    if not owner._data.flags.c_contiguous:
+        raise RuntimeError(f"as_strided: the memory of this tensor (of shape {input.shape}) "
+                           f"is not one C-ordered block (its base was made from a strided "
+                           f"NumPy array); call .contiguous() first")
+    n = owner._data.size
+    hi = offset + builtins.sum((d - 1) * s for d, s in zip(size, stride))
+    raise ShapeError(f"as_strided: size {size}, stride {stride} and storage_offset {offset} "
+                     f"reach element {hi} of a memory of {n} elements (its base's, of shape "
+                     f"{owner.shape}); they must stay below {n}")
 
 
 def fill_diagonal_(input: Tensor, fill_value: Any, wrap: bool = False) -> Tensor:
@@ -2092,7 +2136,10 @@ def contiguous(input: Tensor, memory_format: Any = None) -> Tensor:
     ``.view`` works on it), as in PyTorch."""
     if input._data.flags.c_contiguous:
         return input
-    return input.reshape(-1).reshape(input.shape)
+    flat = input.reshape(-1)
+    if np.may_share_memory(flat._data, input._data):  # (evenly spaced elements: still a view)
+        flat = flat._getitem(_slots(1), _leaf(np.arange(flat._data.size, dtype=np.int64)))
+    return flat.reshape(input.shape)
 
 
 def view_as(input: Tensor, other: Tensor) -> Tensor:
@@ -2841,6 +2888,7 @@ __all__ += [
     "floor_divide", "remainder", "fmod", "isnan", "isinf", "isposinf", "isneginf", "isfinite",
     "isclose", "allclose", "nan_to_num", "multinomial", "einsum", "full_like", "empty_like",
     "rand_like", "randn_like", "randint_like", "empty", "randperm", "diagonal", "trace", "diag",
+    "as_strided",
 ]
 
 

@@ -21,7 +21,7 @@ from .autograd import _mode
 from .errors import ShapeError
 from .gradarray import GradArray, IntoArray
 from .ops.base import reads_for
-from .views import _UNCHANGED, _UNCHANGED_PAIR, _VIEW_OPS
+from .views import _UNCHANGED, _UNCHANGED_PAIR
 
 # The tensor module (_leaf, _tracer, _forward), read at call time: it imports this one. (Not
 # `from . import tensor`: once tracegrad is imported, tg.tensor is the creation function.)
@@ -116,14 +116,15 @@ class NodeHooks:
         finally:
             _mode.enabled = saved
 
-    def _chain(self, g: Any, free: bool) -> tuple:
+    def _chain(self, g: Any, free: bool, hooks: Any = None) -> tuple:
         """The engine's shortcut down a chain (see autograd._propagate, which calls this
         when nothing else is waiting): while the node's gradient is a first-order
         `GradArray` that its rule passes to one input only, an interior one, by plain
         arithmetic on arrays of one shape (``y * c``, ``y + d``, ``y.tanh()``), run the rule
         here and go on to that input. Returns the node this stopped at with its (whole)
         gradient, for the engine's general step; it stops at anything else: a second input
-        requiring grad, a leaf, broadcasting, a value changed in place, another rule. Each
+        requiring grad, a leaf, broadcasting, a value changed in place, another rule, an
+        input with hooks (``hooks``: the engine's, by id), which the engine's step runs. Each
         step is what `_vjp` and the engine do for such a node, without the round trip."""
         node = self
         if type(g) is not GradArray:
@@ -133,7 +134,7 @@ class NodeHooks:
             if len(children) == 2:
                 a, b = children
                 if b.requires_grad or not a._children or a._vc is not _UNCHANGED \
-                        or b._vc is not _UNCHANGED:
+                        or b._vc is not _UNCHANGED or (hooks and id(a) in hooks):
                     break
                 op = node._op
                 per_input = op.per_input
@@ -148,7 +149,8 @@ class NodeHooks:
                 (a,) = children
                 op = node._op
                 if not a._children or a._vc is not _UNCHANGED or not op.arithmetic[0][1] \
-                        or (op.in_place and g.owned and g._data.size >= _IN_PLACE_MIN_SIZE):
+                        or (op.in_place and g.owned and g._data.size >= _IN_PLACE_MIN_SIZE) \
+                        or (hooks and id(a) in hooks):
                     break  # (a large owned gradient: `_vjp` writes into it)
                 (dx,) = op.vjp(g._data, node._data, a._data)
                 g = _carry(g, dx)
@@ -285,7 +287,7 @@ class NodeHooks:
         reads = op.reads[n - 1][sum(x.requires_grad << i for i, x in enumerate(children))] \
             if op.reads is not None and n <= 2 else (True,) * (n + 1)
         for i, (x, v) in enumerate(zip(children, versions)):
-            if x._vc[0] != v and not (op in _VIEW_OPS and x._vc is self._vc and (
+            if x._vc[0] != v and not (op.view and x._vc is self._vc and (
                     x._op is None or x._seq < self._seq)):
                 self._children, self._attrs = children, attrs  # (as it was: nothing computed)
                 why = ("its gradient needs the old value" if reads[i + 1] else

@@ -475,6 +475,39 @@ class Tensor(NodeHooks, InPlaceOps, CompositeMethods):
     def element_size(self) -> int:
         return self._data.dtype.itemsize
 
+    # The memory layout, as PyTorch reports it: counted in elements, the tensor's memory
+    # being that of its base (the tensor that owns it; see views.py). (The stride of a
+    # dimension of size one can differ from PyTorch's: NumPy may put any number there.)
+
+    @property
+    def itemsize(self) -> int:
+        return self._data.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self._data.nbytes
+
+    def stride(self, dim: int | None = None) -> Any:
+        """The step in elements between neighbours along each dimension (of ``dim``)."""
+        a = self._data
+        strides = tuple(s // a.itemsize for s in a.strides)
+        return strides if dim is None else strides[check_dim("stride", dim, self.shape)]
+
+    def storage_offset(self) -> int:
+        """Where this tensor's first element is in its base's memory, in elements."""
+        a, owner = self._data, _memory(self)[0]._data
+        return (a.__array_interface__["data"][0] - owner.__array_interface__["data"][0]) \
+            // a.itemsize if a.size else 0
+
+    def is_contiguous(self, memory_format: Any = None) -> bool:
+        """Whether the elements lie in C order, each next to the last (a view that skips or
+        reorders them is not)."""
+        return bool(self._data.flags.c_contiguous)
+
+    def data_ptr(self) -> int:
+        """The address of the first element."""
+        return self._data.__array_interface__["data"][0]
+
     def float(self) -> "Tensor":
         return self.to(dtypes.float32)
 

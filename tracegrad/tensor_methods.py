@@ -193,6 +193,7 @@ class CompositeMethods:
     select = composite()
     narrow = composite()
     unfold = composite("_unfold")
+    as_strided = composite()
     unbind = composite()
     gather = composite()
     scatter = composite()

@@ -162,28 +162,31 @@ def view_of(t: "Tensor", steps: tuple, grad: bool = False) -> "Tensor":
     return t
 
 
-def progression(t: "Tensor", first: tuple, step: tuple, length: int) -> "Tensor | None":
-    """The elements ``t[first + k * step]``, k < ``length``, as a 1-d view that shares
-    ``t``'s memory (a diagonal of a sliced matrix: in memory, an arithmetic progression),
-    or None where it cannot be one. Made from ``t``'s base, whose memory must be one
-    C-ordered block, as its flat view sliced with the progression's step (two view steps
-    from the base, so writes through it reach ``t`` and its family, and back)."""
+def strided(t: "Tensor", shape: tuple, strides: tuple, offset: int = 0) -> "Tensor | None":
+    """The elements of ``t`` at ``offset + sum(i_k * strides[k])`` bytes from its first one,
+    for i in ``shape``, as a view that shares ``t``'s memory (NumPy's strides: the diagonals
+    of a batch of sliced matrices, overlapping windows), or None where it cannot be one.
+    Made from ``t``'s base, whose memory must be one C-ordered block, as the ``as_strided``
+    primitive of its flat view (two view steps from the base, so writes through it reach
+    ``t`` and its family, and back). Overlapping elements make a read-only view: an in-place
+    op on it is refused (`_check_writable`)."""
     how = getattr(t, "_view", None)
     base = how.base if type(how) is _View else t
     a, b = t._data, base._data
-    if not b.flags.c_contiguous or a.dtype != b.dtype or (
-            a.size and not np.may_share_memory(a, b)):  # (bounds only: a is a view of b)
-        return None
     size = a.itemsize
-    offset = a.__array_interface__["data"][0] - b.__array_interface__["data"][0]
-    start = (offset + sum(i * s for i, s in zip(first, a.strides))) // size
-    stride = sum(i * s for i, s in zip(step, a.strides)) // size
-    if stride == 0 and length > 1:
+    if not b.flags.c_contiguous or a.dtype != b.dtype or (
+            a.size and not np.may_share_memory(a, b)) or \
+            any(s % size for s in strides) or offset % size:  # (bounds only: a views b)
         return None
-    stop = start + length * stride
-    index = (slice(start, None if stop < 0 else stop, stride or 1),) if length else \
-        (slice(0, 0),)
-    steps = ((_RESHAPE, {"shape": (b.size,)}), (P["getitem"], {"index": index}))
+    start = (a.__array_interface__["data"][0] - b.__array_interface__["data"][0] + offset) \
+        // size if a.size else 0
+    attrs = {"shape": tuple(int(n) for n in shape),
+             "strides": tuple(int(s) // size for s in strides), "offset": int(start)}
+    try:
+        P["as_strided"].infer(b, **attrs)
+    except Exception:  # (outside the base's memory: not a view of it)
+        return None
+    steps = ((_RESHAPE, {"shape": (b.size,)}), (P["as_strided"], attrs))
     return view_of(base, steps, grad=t.requires_grad)
 
 
@@ -211,16 +214,15 @@ def _write_through(base: "Tensor", value: "Tensor", steps: tuple) -> "Tensor":
     return apply(P["reshape"], flat, shape=shape)
 
 
-_VIEW_OPS = frozenset(P[name] for name in ("reshape", "permute", "expand", "getitem"))
 _RESHAPE = P["reshape"]
 
 
 
 
 def _check_writable(t: "Tensor", op: str) -> None:
-    """Refuse an in-place op whose result would be ambiguous or lost: a view expanded from a
-    smaller tensor (several elements, one memory location), or read-only memory that a view
-    or alias shares (a copy would part them)."""
+    """Refuse an in-place op whose result would be ambiguous or lost: a view in which two
+    elements are one memory location (expanded from a smaller tensor, overlapping windows),
+    or read-only memory that a view or alias shares (a copy would part them)."""
     a = t._data
     if a.flags.writeable or type(t._vc) is not _SharedVersion:
         return
@@ -230,7 +232,18 @@ def _check_writable(t: "Tensor", op: str) -> None:
             f"than one of its elements refers to the same memory location (PyTorch refuses "
             f"this too); clone() it before the in-place op"
         )
-    if not _memory(t)[0]._data.flags.writeable:
+    owner, steps = _memory(t)
+    if a.size > 1 and any(prim is P["as_strided"] for prim, _ in steps):
+        pos = _positions(owner._data.shape, steps).reshape(-1)
+        if np.unique(pos).size < pos.size:
+            raise RuntimeError(
+                f"in-place {op} on a tensor of shape {a.shape} whose elements overlap in "
+                f"memory (overlapping windows of unfold or as_strided): more than one of its "
+                f"elements refers to the same memory location, so the result would depend on "
+                f"the order the elements are visited in (PyTorch's does); clone() it before "
+                f"the in-place op"
+            )
+    if not owner._data.flags.writeable:
         raise RuntimeError(
             f"in-place {op} on a tensor of shape {a.shape} whose memory is read-only (a "
             f"read-only NumPy array given to tg.from_numpy) and shared with views or aliases; "

@@ -329,10 +329,10 @@ def _propagate(root: Any, seed: Any, policy: Any) -> None:
     heap has an entry there; ``add`` then only sees leaves), and
     ``frees``, whether each node drops its graph once its VJP has run.
 
-    **Chains.** A node type may offer ``node._chain(g, frees) -> (node, g)``: walk down from
-    ``node`` while each step is one whose gradient goes to one input only, which nothing else
-    consumes, and return where it stopped. The engine calls it (with a table, no hooks) when
-    nothing is waiting, which is exactly when such a node's input would be next with its
+    **Chains.** A node type may offer ``node._chain(g, frees, hooks) -> (node, g)``: walk down
+    from ``node`` while each step is one whose gradient goes to one input only, which nothing
+    else consumes and which has no hooks, and return where it stopped. The engine calls it
+    (with a table) when nothing is waiting, which is exactly when such a node's input would be next with its
     whole gradient anyway; the walk spares the engine's round trip per node of a chain.
     """
     policy.seed(root, seed)
@@ -355,8 +355,8 @@ def _propagate(root: Any, seed: Any, policy: Any) -> None:
             if mine:
                 g = node._run_hooks(g, mine)
         if g is not None:
-            if chain and not waiting and not hooks:  # (see the docstring)
-                node, g = node._chain(g, frees)
+            if chain and not waiting:  # (see the docstring)
+                node, g = node._chain(g, frees, hooks)
                 children = node._children
             grads = node._vjp(g, frees)
             if grads is None:  # (a micrograd `_backward` wrote its children's grads itself)

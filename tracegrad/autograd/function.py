@@ -177,6 +177,7 @@ class FunctionBackward:
     kind = "function"
     passes_gradient = False
     in_place = False
+    view = False
     linear = None
     jvp = None
     decomposition = None

@@ -8,9 +8,25 @@ from .distance import *  # noqa: F401,F403
 from .distance import __all__ as _distance
 from .dropout import *  # noqa: F401,F403
 from .dropout import __all__ as _dropout
+from .losses import FUNCTIONS as _losses
+from .losses import (  # noqa: F401
+    cosine_embedding_loss,
+    ctc_loss,
+    gaussian_nll_loss,
+    hinge_embedding_loss,
+    margin_ranking_loss,
+    multi_margin_loss,
+    multilabel_margin_loss,
+    multilabel_soft_margin_loss,
+    poisson_nll_loss,
+    soft_margin_loss,
+    triplet_margin_loss,
+    triplet_margin_with_distance_loss,
+)
 from .normalization import *  # noqa: F401,F403
 from .normalization import __all__ as _normalization
+from .sparse import embedding_bag  # noqa: F401
 
-__all__ = [*__all__, *_normalization]
-__all__ = [*__all__, *_activation]
-__all__ = [*__all__, *_distance, *_dropout]
+__all__ = [*__all__, *_losses]
+__all__ += ["embedding_bag"]
+__all__ = [*__all__, *_normalization, *_activation, *_distance, *_dropout]

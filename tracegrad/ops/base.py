@@ -42,6 +42,9 @@ FACTS = {
     "overwrites": "each output element depends only on the same element of the operands: "
                   "a backend may write the result over an operand that dies there",
     "random": "impure: new numbers on every run; never merged (cse) nor folded",
+    "view": "its result may share its first operand's memory (a NumPy view): the memory plan "
+            "keeps that operand's buffer while the result lives, and eager mode makes the "
+            "result a view of the operand's base",
     # for the tensor layer
     "float": "ints and bools are cast to the default float first (exp of an int is float32)",
     "method": "a Tensor (and GradArray) method of the same name: x.exp()",
@@ -75,7 +78,7 @@ class Primitive:
     __slots__ = ("name", "kind", "forward", "infer", "vjp", "inputs", "grad_reads",
                  "passes_gradient", "reads", "per_input", "arithmetic", "in_place",
                  "elementwise", "fusible", "ufunc", "overwrites", "random",
-                 "float_only", "method", "facts", "decomposition", "jvp", "linear")
+                 "float_only", "method", "view", "facts", "decomposition", "jvp", "linear")
 
     def __init__(
         self,
@@ -93,7 +96,7 @@ class Primitive:
         self.reads = self.per_input = self.arithmetic = None
         self.in_place = self.passes_gradient = False
         self.fusible = self.overwrites = False
-        self.random = self.float_only = self.method = False
+        self.random = self.float_only = self.method = self.view = False
         self.ufunc: np.ufunc | None = None
         self.decomposition: Callable | None = None
         self.jvp: Callable | None = None  # (tangents, out, *inputs, **attrs) -> tangent
@@ -167,6 +170,7 @@ def register(name: str, kind: str, forward: Callable, infer: Callable,
     prim.fusible = "fusible" in words
     prim.overwrites, prim.random = "overwrites" in words, "random" in words
     prim.float_only, prim.method = "float" in words, "method" in words
+    prim.view = "view" in words
     prim.passes_gradient = "passes_gradient" in words
     if "ufunc" in words:
         if not isinstance(forward, np.ufunc):

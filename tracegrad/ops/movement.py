@@ -48,7 +48,7 @@ register(
     lambda x, *, shape: np.reshape(x, shape),
     _reshape_infer,
     lambda g, out, x, *, shape: (g.reshape(tuple(x.shape)),),
-    linear=lambda attrs, batch: {"shape": batch + tuple(attrs["shape"])},
+    linear=lambda attrs, batch: {"shape": batch + tuple(attrs["shape"])}, facts="view",
 )
 
 # ---------------------------------------------------------------- permute
@@ -77,7 +77,7 @@ register(
     _permute_infer,
     lambda g, out, x, *, dims: (g.permute(_inverse(dims)),),
     linear=lambda attrs, batch: {"dims": tuple(range(len(batch))) + tuple(
-        d + len(batch) for d in attrs["dims"])},
+        d + len(batch) for d in attrs["dims"])}, facts="view",
 )
 
 # ---------------------------------------------------------------- expand
@@ -124,7 +124,7 @@ register(
     lambda g, out, x, *, shape: (sum_to_shape(g, tuple(x.shape)),),
     # (linear: the tangent expanded the same way, its batch dimensions kept in front)
     jvp=lambda ts, out, x, *, shape: align(ts[0], out, x).expand(
-        tuple(ts[0].shape[:ts[0].ndim - x.ndim]) + tuple(shape)),
+        tuple(ts[0].shape[:ts[0].ndim - x.ndim]) + tuple(shape)), facts="view",
 )
 
 # ---------------------------------------------------------------- pad
@@ -270,7 +270,7 @@ def _batch_first(t, nb: int):
 
 
 register("getitem", "movement", _getitem_forward, _getitem_infer, _getitem_vjp,
-         inputs="x *ix", reads="ix", jvp=_getitem_jvp)
+         inputs="x *ix", reads="ix", jvp=_getitem_jvp, facts="view")  # (a basic index's)
 
 
 def _scatter_add_forward(g, *ix, index, shape):
@@ -337,6 +337,81 @@ register(
     _scatter_add_vjp,
     inputs="g *ix", reads="ix", jvp=_scatter_add_jvp,
 )
+
+# ---------------------------------------------------------------- as_strided
+#
+# PyTorch's as_strided, on x's elements in C order (its memory, when x is one C-ordered
+# block): the element at (i_0, ..., i_k) is flat element ``offset + sum(i_j * strides[j])``,
+# strides and offset counted in elements. Views that no slice and reshape make go through
+# it: the diagonals of a batch of sliced matrices, overlapping windows (Tensor.unfold).
+
+
+def strided_positions(shape: tuple, strides: tuple, offset: int) -> np.ndarray:
+    """The flat position each element of such a view reads, as an int64 array of ``shape``."""
+    pos = np.full(tuple(shape), int(offset), dtype=np.int64)
+    for k, (n, s) in enumerate(zip(shape, strides)):
+        pos += (np.arange(n, dtype=np.int64) * s).reshape((n,) + (1,) * (len(shape) - k - 1))
+    return pos
+
+
+def overlapping(shape: tuple, strides: tuple, offset: int = 0) -> bool:
+    """Whether two elements of such a view are one location (overlapping windows, a stride
+    of 0): each dimension's stride passing the span of the smaller ones rules it out at once;
+    otherwise the positions are compared."""
+    span = 0
+    for s, n in sorted((abs(s), n) for n, s in zip(shape, strides) if n > 1):
+        if s <= span:
+            pos = strided_positions(shape, strides, offset).reshape(-1)
+            return np.unique(pos).size < pos.size
+        span += s * (n - 1)
+    return False
+
+
+def _as_strided_forward(x, *, shape, strides, offset):
+    if not x.flags.c_contiguous:  # (the same elements, copied)
+        return np.ascontiguousarray(x).reshape(-1)[strided_positions(shape, strides, offset)]
+    flat = x.reshape(-1)
+    if math.prod(shape) == 0:
+        return flat[:0].reshape(shape)
+    size = flat.itemsize
+    return np.lib.stride_tricks.as_strided(
+        flat[offset:], tuple(shape), tuple(s * size for s in strides),
+        writeable=x.flags.writeable and not overlapping(shape, strides))
+
+
+def _as_strided_infer(x, *, shape, strides, offset):
+    n = math.prod(tuple(x.shape))
+    if len(shape) != len(strides) or any(d < 0 for d in shape) or offset < 0:
+        raise ShapeError(f"as_strided: needs one stride per dimension, sizes >= 0 and an "
+                         f"offset >= 0; got shape {tuple(shape)}, strides {tuple(strides)}, "
+                         f"offset {offset}")
+    if math.prod(shape):
+        lo = offset + sum(s * (d - 1) for d, s in zip(shape, strides) if s < 0)
+        hi = offset + sum(s * (d - 1) for d, s in zip(shape, strides) if s > 0)
+        if lo < 0 or hi >= n:
+            raise ShapeError(
+                f"as_strided: shape {tuple(shape)}, strides {tuple(strides)} and offset "
+                f"{offset} reach elements {lo} to {hi} of an operand of {n} elements; they "
+                f"must stay in [0, {n})")
+    return tuple(shape), x.dtype
+
+
+def _as_strided_vjp(g, out, x, *, shape, strides, offset):
+    # (overlapping elements are one location: their gradients add up)
+    n = math.prod(tuple(x.shape))
+    pos = strided_positions(shape, strides, offset)
+    return (g._scatter_add((pos,), (n,)).reshape(tuple(x.shape)),)
+
+
+def _as_strided_jvp(tangents, out, x, *, shape, strides, offset):
+    t = tangents[0]  # (linear; batch dimensions in front)
+    batch = tuple(t.shape[:t.ndim - x.ndim])
+    return t.reshape(batch + (-1,))._getitem(
+        (Ellipsis, strided_positions(shape, strides, offset)))
+
+
+register("as_strided", "movement", _as_strided_forward, _as_strided_infer, _as_strided_vjp,
+         jvp=_as_strided_jvp, facts="view")
 
 def _setitem_forward(x, v, *ix, index):
     out = x.copy()

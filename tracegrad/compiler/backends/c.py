@@ -584,6 +584,14 @@ def _safe(rows: Any, stored: list, externals: list, plan: Any) -> bool:
             whole |= memory(e)
     if any(destination(n) & whole for n in stored):
         return False
+    # Row r of a stored value lands on row r of an input read row by row only if their
+    # rows are as long in bytes: with wider elements (float64 over float32) it would land
+    # on rows the program has not read yet.
+    for e in externals:
+        if c_rows.kind_of(e.shape, rows.frame) == "full" and any(
+                n.dtype.itemsize > np.dtype(e.dtype).itemsize and destination(n) & memory(e)
+                for n in stored):
+            return False
     # A hoisted node must not write memory holding a value the run reads, unless that
     # value is itself a hoisted node's, made after it.
     hoisted_at = {id(h): i for i, h in enumerate(rows.hoisted)}

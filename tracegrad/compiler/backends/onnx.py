@@ -661,6 +661,16 @@ def _scatter_add(e: Emitter, n: Node, ins: list[str], index: tuple, shape: tuple
     return e.op("Reshape", [out, e.ints(shape)])
 
 
+def _as_strided(e: Emitter, n: Node, ins: list[str], shape: tuple, strides: tuple,
+                offset: int) -> str:
+    # the flat x gathered at each element's position
+    from ...ops.movement import strided_positions
+
+    _static_only(e, n)
+    flat = e.op("Reshape", [ins[0], e.ints([-1])])
+    return e.op("Gather", [flat, e.const(strided_positions(shape, strides, offset))], axis=0)
+
+
 def _im2col(e: Emitter, n: Node, ins: list[str], kernel: tuple, stride: tuple,
             dilation: tuple) -> str:
     # one strided Slice of dims 1..nd per kernel offset, stacked along a new first axis
@@ -752,6 +762,7 @@ LOWERINGS: dict[str, Callable[..., str]] = {
     "expand": _expand,
     "pad": _pad,
     "getitem": _getitem,
+    "as_strided": _as_strided,
     "setitem": _setitem,
     "scatter_add": _scatter_add,
     "cat": _cat,

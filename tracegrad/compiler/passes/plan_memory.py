@@ -15,10 +15,11 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...ops.base import having
 from ..ir import Graph, Node
 
-# Ops whose result may be a view of their operand (sharing its memory).
-VIEWS = {"reshape", "permute", "expand", "getitem"}
+# Ops whose result may be a view of their operand (sharing its memory): the "view" fact.
+VIEWS = having("view")
 
 
 @dataclass
