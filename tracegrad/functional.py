@@ -378,22 +378,123 @@ def one_hot(indices: Any, num_classes: int = -1) -> Tensor:
     return (idx.unsqueeze(-1) == _leaf(np.arange(n, dtype=idx.dtype))).long()
 
 
-def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
-    """PyTorch's ``F.pad``: ``pad`` lists (left, right) pairs starting from the LAST dimension."""
-    if mode != "constant":
-        raise ValueError(f"pad: only mode='constant' is supported, got {mode!r}")
+_PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def _pad_dim(x: Tensor, d: int, mode: str, lo: int, hi: int) -> Tensor:
+    """``x`` padded along ``d`` by (``lo``, ``hi``) in a non-constant mode, a negative
+    amount cropping: slices, flips and one cat (their gradients are slices and adds, no
+    scatter). Circular padding wraps around what cropping leaves, as PyTorch's does;
+    reflect and replicate pad from the input's own ends, then crop."""
+    size = x.shape[d]
+
+    def part(start: int, stop: int, of: Tensor = x) -> Tensor:
+        return of[(slice(None),) * d + (slice(start, stop),)]
+
+    if mode == "circular":
+        if size + lo + hi == 0:  # (all cropped: empty, whatever it would have wrapped)
+            return part(0, 0)
+        core = part(builtins.max(-lo, 0), size + builtins.min(hi, 0))
+        kept = core.shape[d]
+        lo, hi = builtins.max(lo, 0), builtins.max(hi, 0)
+        if not lo and not hi:
+            return core
+        pieces = [part(kept - lo, kept, core), core, part(0, hi, core)]
+        return cat([p for p in pieces if p.shape[d]], d)
+    left, right = builtins.max(lo, 0), builtins.max(hi, 0)
+    if mode == "reflect":
+        pieces = [flip(part(1, left + 1), [d]), x, flip(part(size - right - 1, size - 1), [d])]
+    else:  # replicate
+
+        def edge(i: int, n: int) -> Tensor:
+            return part(i, i + 1).expand(x.shape[:d] + (n,) + x.shape[d + 1:])
+
+        pieces = [edge(0, left), x, edge(size - 1, right)]
+    out = cat([p for p in pieces if p.shape[d]], d) if left or right else x
+    if lo < 0 or hi < 0:
+        out = part(builtins.max(-lo, 0), left + size + hi, out)
+    return out
+
+
+def _check_pad_modes(x: Tensor, pads: list, n: int, mode: str, pad: tuple) -> None:
+    """PyTorch's rules for the non-constant modes: 1, 2 or 3 trailing dimensions padded
+    of an input with one or two more (the channels, and optionally the batch)."""
+    if n not in (1, 2, 3) or x.ndim not in (n + 1, n + 2):
+        raise NotImplementedError(
+            f"pad: mode={mode!r} pads the last 1, 2 or 3 dimensions of a 2-3, 3-4 or 4-5 "
+            f"dimensional input (channels and an optional batch first); got a {x.ndim}-d "
+            f"input of shape {x.shape} and pad={pad} ({n} dimensions)"
+        )
+    if mode != "circular" and builtins.any(s == 0 for s in x.shape[x.ndim - n - 1:]):
+        raise ShapeError(f"pad: mode={mode!r} needs non-empty dimensions other than the "
+                         f"batch, got an input of shape {x.shape}")
+    for d in range(x.ndim - n, x.ndim):
+        (lo, hi), size = pads[d], x.shape[d]
+        if mode == "reflect" and (lo >= size or hi >= size):
+            raise ValueError(f"pad: mode='reflect' needs each padding less than the size of "
+                             f"its dimension, got ({lo}, {hi}) for dimension {d} of an "
+                             f"input of shape {x.shape}")
+        # (circular wraps around what is left after cropping, as PyTorch does)
+        kept = size + builtins.min(lo, 0) + builtins.min(hi, 0)
+        if mode == "circular" and (builtins.max(lo, hi) > size or (
+                builtins.max(lo, hi) > kept and size + lo + hi)):
+            raise ValueError(f"pad: mode='circular' needs each padding at most the size of "
+                             f"its dimension after cropping (it wraps around once), got "
+                             f"({lo}, {hi}) for dimension {d} of an input of shape {x.shape}")
+
+
+def pad(x: Tensor, pad: Sequence[int], mode: str = "constant",
+        value: float | None = None) -> Tensor:
+    """PyTorch's ``F.pad``: ``pad`` lists (left, right) pairs starting from the LAST dimension.
+
+    ``mode``: "constant" (``value``, 0 by default; a negative padding crops), "reflect",
+    "replicate" or "circular" (the last 1-3 dimensions of an input with channels first).
+
+    >>> F.pad(tg.tensor([[1.0, 2.0, 3.0]]), (2, 1), mode="reflect")
+    tensor([[3., 2., 1., 2., 3., 2.]])
+    """
+    if mode not in _PAD_MODES:
+        raise ValueError(f"pad: mode must be one of {', '.join(map(repr, _PAD_MODES))}, "
+                         f"got {mode!r}")
+    pad = tuple(int(p) for p in pad)
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
         raise ShapeError(
-            f"pad: needs (left, right) pairs for at most {x.ndim} dimensions, got {tuple(pad)}"
+            f"pad: needs (left, right) pairs for at most {x.ndim} dimensions, got {pad}"
         )
+    n = len(pad) // 2
     pads = [(0, 0)] * x.ndim
-    for i in range(len(pad) // 2):
-        pads[x.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
+    for i in range(n):
+        pads[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    # (PyTorch's limits on cropping: constant mode crops first, the others look at the
+    # sizes that result; reflect and replicate must leave some padded dimension non-empty)
+    for d, (lo, hi) in enumerate(pads):
+        size = x.shape[d] + (lo + hi if mode != "constant" else
+                             builtins.min(lo, 0) + builtins.min(hi, 0))
+        if size < 0:
+            raise ShapeError(f"pad: negative padding ({lo}, {hi}) crops more than the "
+                             f"{x.shape[d]} elements of dimension {d} of an input of shape "
+                             f"{x.shape}")
+    if mode in ("reflect", "replicate") and builtins.all(
+            x.shape[d] + lo + hi < 1 for d, (lo, hi) in enumerate(pads[x.ndim - n:], x.ndim - n)):
+        raise ShapeError(f"pad: negative padding {pad} leaves nothing of the input of shape "
+                         f"{x.shape}")
+    if mode != "constant":
+        if value is not None and value != 0:
+            raise ValueError(f"pad: mode={mode!r} takes no value, got value={value}")
+        _check_pad_modes(x, pads, n, mode, pad)
+        for d in range(x.ndim - n, x.ndim):
+            if pads[d] != (0, 0):
+                x = _pad_dim(x, d, mode, *pads[d])
+        return x
+    # constant: crop the negative ends, then pad the positive ones
+    crop = tuple(slice(builtins.max(-lo, 0), s + builtins.min(hi, 0))
+                 for s, (lo, hi) in zip(x.shape, pads))
     if builtins.any(lo < 0 or hi < 0 for lo, hi in pads):
-        raise ValueError(f"pad: negative padding {tuple(pad)} is not supported")
+        x = x[crop]
+    pads = [(builtins.max(lo, 0), builtins.max(hi, 0)) for lo, hi in pads]
     if builtins.all(lo == 0 and hi == 0 for lo, hi in pads):
         return x
-    return apply(P["pad"], x, pads=tuple(pads), value=value)
+    return apply(P["pad"], x, pads=tuple(pads), value=0.0 if value is None else value)
 
 
 # ---------------------------------------------------------------- convolution and pooling

@@ -11,6 +11,8 @@ from .layers import __all__ as _layers
 from .losses import *  # noqa: F401,F403
 from .losses import __all__ as _losses
 from .module import Module, ModuleList, Parameter, Sequential
+from .padding import *  # noqa: F401,F403
+from .padding import __all__ as _padding
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
 from .sparse import EmbeddingBag
 from .transformer import (
@@ -29,3 +31,4 @@ __all__ = ["Module", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict
 __all__ += _losses
 __all__ += ["Transformer", "TransformerDecoder", "TransformerDecoderLayer"]
 __all__ += ["EmbeddingBag"]
+__all__ += _padding

@@ -2,6 +2,12 @@
 
 from ..functional import *  # noqa: F401,F403
 from ..functional import __all__  # noqa: F401
+from .activation import *  # noqa: F401,F403
+from .activation import __all__ as _activation
+from .distance import *  # noqa: F401,F403
+from .distance import __all__ as _distance
+from .dropout import *  # noqa: F401,F403
+from .dropout import __all__ as _dropout
 from .losses import FUNCTIONS as _losses
 from .losses import (  # noqa: F401
     cosine_embedding_loss,
@@ -17,7 +23,10 @@ from .losses import (  # noqa: F401
     triplet_margin_loss,
     triplet_margin_with_distance_loss,
 )
+from .normalization import *  # noqa: F401,F403
+from .normalization import __all__ as _normalization
 from .sparse import embedding_bag  # noqa: F401
 
 __all__ = [*__all__, *_losses]
 __all__ += ["embedding_bag"]
+__all__ = [*__all__, *_normalization, *_activation, *_distance, *_dropout]

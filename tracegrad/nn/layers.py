@@ -15,8 +15,12 @@ from ..device import check_device
 from ..errors import ShapeError
 from ..tensor import Tensor
 from . import init
+from .activation import prelu, rrelu, softmax2d
 from .conv import _ConvNd
+from .distance import bilinear, pairwise_distance
+from .dropout import alpha_dropout, dropout1d, dropout2d, dropout3d, feature_alpha_dropout
 from .module import Module, Parameter
+from .normalization import batch_norm, instance_norm, local_response_norm, rms_norm
 
 
 def _param(*shape: int) -> Parameter:
@@ -170,43 +174,28 @@ class _BatchNorm(Module):
                 self.running_var.fill_(1.0)
                 self.num_batches_tracked.zero_()
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _check_input(self, x: Tensor) -> None:
         if x.ndim not in self._ranks or x.shape[1] != self.num_features:
             c = self.num_features
             raise ShapeError(
                 f"{type(self).__name__}({c}): expects input "
                 f"{self._shape_text.format(c=c)}, got {x.shape}"
             )
-        dims = (0,) + tuple(range(2, x.ndim))
-        shape = (1, self.num_features) + (1,) * (x.ndim - 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        m = self.momentum
+        if self.training and self.track_running_stats:
+            # In-place tensor updates, so a compiled training step writes them back.
+            with no_grad():
+                self.num_batches_tracked._assign(self.num_batches_tracked + 1)
+            if m is None:  # a cumulative average, as in PyTorch
+                m = 1.0 / self.num_batches_tracked.to(x.dtype)
         use_batch = self.training or not self.track_running_stats
-        if use_batch:
-            n = x.numel() // self.num_features
-            if self.training and n <= 1:
-                raise ValueError(
-                    f"{type(self).__name__}: expected more than 1 value per channel when "
-                    f"training, got input of shape {x.shape}"
-                )
-            mean = F.mean(x, dims, keepdim=True)
-            var = F.var(x, dims, keepdim=True, correction=0)
-            if self.training and self.track_running_stats:
-                # In-place tensor updates, so a compiled training step writes them back.
-                with no_grad():
-                    self.num_batches_tracked._assign(self.num_batches_tracked + 1)
-                    # momentum=None: a cumulative average, as in PyTorch
-                    m = (1.0 / (self.num_batches_tracked.to(mean.dtype))
-                         if self.momentum is None else self.momentum)
-                    unbiased = var.reshape(-1) * (n / (n - 1))
-                    rm, rv = self.running_mean, self.running_var
-                    rm._assign(rm * (1 - m) + mean.reshape(-1) * m)
-                    rv._assign(rv * (1 - m) + unbiased * m)
-        else:
-            mean = self.running_mean.reshape(shape)
-            var = self.running_var.reshape(shape)
-        out = (x - mean) / (var + self.eps).sqrt()
-        if self.affine:
-            out = out * self.weight.reshape(shape) + self.bias.reshape(shape)
-        return out
+        # (eval without running statistics normalizes by the batch's, as in PyTorch)
+        running = (self.running_mean, self.running_var) if self.training or not use_batch \
+            else (None, None)
+        return batch_norm(x, *running, self.weight, self.bias, use_batch, m, self.eps)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
@@ -224,6 +213,97 @@ class BatchNorm2d(_BatchNorm):
     """Batch normalization over (N, C, H, W) inputs, per channel C."""
 
     _ranks, _shape_text = (4,), "(N, {c}, H, W)"
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch normalization over (N, C, D, H, W) inputs, per channel C."""
+
+    _ranks, _shape_text = (5,), "(N, {c}, D, H, W)"
+
+
+class _InstanceNorm(_BatchNorm):
+    """Instance normalization: each sample's channel normalized over its own spatial
+    elements; ``affine`` and ``track_running_stats`` off by default, as in PyTorch. An
+    input without the batch dimension is one sample."""
+
+    _nd = 0
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = False, track_running_stats: bool = False):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats)
+
+    def forward(self, x: Tensor) -> Tensor:
+        name, nd = type(self).__name__, self._nd
+        if x.ndim not in (nd + 1, nd + 2):
+            raise ShapeError(f"{name}: expects a {nd + 1}-d (unbatched) or {nd + 2}-d input, "
+                             f"got shape {x.shape}")
+        channels = x.shape[x.ndim - nd - 1]
+        if channels != self.num_features:
+            text = (f"{name}({self.num_features}): input of shape {x.shape} has {channels} "
+                    f"channels in dimension {x.ndim - nd - 1}")
+            if self.affine or self.track_running_stats:
+                raise ShapeError(text + f", expected {self.num_features}")
+            warnings.warn(text + "; num_features is not used (affine=False), as PyTorch warns",
+                          UserWarning, stacklevel=2)
+        if x.ndim == nd + 1:
+            return self.forward(x.unsqueeze(0)).squeeze(0)
+        return instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                             self.training or not self.track_running_stats,
+                             0.0 if self.momentum is None else self.momentum, self.eps)
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalization over (N, C, L) or (C, L) inputs."""
+
+    _nd = 1
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalization over (N, C, H, W) or (C, H, W) inputs."""
+
+    _nd = 2
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance normalization over (N, C, D, H, W) or (C, D, H, W) inputs."""
+
+    _nd = 3
+
+
+class RMSNorm(Module):
+    """``x / sqrt(mean(x**2) + eps) * weight`` over the last dimensions (``F.rms_norm``);
+    ``eps=None`` is the machine epsilon of the input's dtype."""
+
+    def __init__(self, normalized_shape: Any, eps: float | None = None,
+                 elementwise_affine: bool = True):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(
+            normalized_shape)
+        self.normalized_shape, self.eps = shape, eps
+        self.elementwise_affine = elementwise_affine
+        self.weight = (Parameter(np.ones(shape, dtype=dtypes.default_float))
+                       if elementwise_affine else None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
+
+
+class LocalResponseNorm(Module):
+    """``F.local_response_norm`` across the channels of (N, C, ...) inputs."""
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, x: Tensor) -> Tensor:
+        return local_response_norm(x, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
 
 
 class GroupNorm(Module):
@@ -302,10 +382,123 @@ class Dropout(Module):
         self.p, self.inplace = p, inplace  # inplace is accepted; the result is the same
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.dropout(x, self.p, self.training)
+        return type(self)._fn(x, self.p, self.training)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
+
+    _fn = staticmethod(F.dropout)
+
+
+class Dropout1d(Dropout):
+    """Zero whole channels of (N, C, L) or (C, L) inputs in training (``F.dropout1d``)."""
+
+    _fn = staticmethod(dropout1d)
+
+
+class Dropout2d(Dropout):
+    """Zero whole channels of (N, C, H, W) inputs in training (``F.dropout2d``)."""
+
+    _fn = staticmethod(dropout2d)
+
+
+class Dropout3d(Dropout):
+    """Zero whole channels of (N, C, D, H, W) or (C, D, H, W) inputs in training."""
+
+    _fn = staticmethod(dropout3d)
+
+
+class AlphaDropout(Dropout):
+    """Alpha dropout for SELU networks in training (``F.alpha_dropout``); identity in eval."""
+
+    _fn = staticmethod(alpha_dropout)
+
+
+class FeatureAlphaDropout(Dropout):
+    """Alpha dropout of whole channels in training (``F.feature_alpha_dropout``)."""
+
+    _fn = staticmethod(feature_alpha_dropout)
+
+
+class Bilinear(Module):
+    """``y = x1^T A x2 + b`` per output: weight (out_features, in1_features, in2_features),
+    bias (out_features,), both ~ U(-1/sqrt(in1_features), 1/sqrt(in1_features)) as in
+    PyTorch."""
+
+    def __init__(self, in1_features: int, in2_features: int, out_features: int,
+                 bias: bool = True):
+        super().__init__()
+        self.in1_features, self.in2_features = in1_features, in2_features
+        self.out_features = out_features
+        self.weight = _param(out_features, in1_features, in2_features)
+        self.bias = _param(out_features) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1 / np.sqrt(self.in1_features)
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        params = self._parameters
+        return bilinear(x1, x2, params["weight"], params.get("bias"))
+
+    def extra_repr(self) -> str:
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")
+
+
+class PairwiseDistance(Module):
+    """``F.pairwise_distance(x1, x2, p, eps, keepdim)`` as a layer."""
+
+    def __init__(self, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False):
+        super().__init__()
+        self.norm, self.eps, self.keepdim = p, eps, keepdim  # (PyTorch's attribute names)
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return pairwise_distance(x1, x2, self.norm, self.eps, self.keepdim)
+
+
+class PReLU(Module):
+    """``x`` where positive, ``weight * x`` elsewhere, with a learned slope (one, or one
+    per channel: ``num_parameters``), ``init`` at first."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25):
+        super().__init__()
+        self.num_parameters, self.init = num_parameters, init
+        self.weight = Parameter(np.full(num_parameters, init, dtype=dtypes.default_float))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return prelu(x, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
+
+
+class RReLU(Module):
+    """Randomized leaky ReLU: a slope drawn from U(lower, upper) per element in training,
+    ``(lower + upper) / 2`` in eval."""
+
+    def __init__(self, lower: float = 1.0 / 8, upper: float = 1.0 / 3, inplace: bool = False):
+        super().__init__()
+        if lower > upper:
+            raise ValueError(f"RReLU: lower={lower} must be at most upper={upper}")
+        self.lower, self.upper, self.inplace = lower, upper, inplace
+
+    def forward(self, x: Tensor) -> Tensor:
+        return rrelu(x, self.lower, self.upper, self.training, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"lower={self.lower}, upper={self.upper}" + (", inplace=True" if self.inplace
+                                                           else "")
+
+
+class Softmax2d(Module):
+    """Softmax over the channels of (N, C, H, W) or (C, H, W) inputs."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return softmax2d(x)
 
 
 class MaxPool2d(Module):
@@ -492,3 +685,8 @@ __all__ = ["Linear", "Conv2d", "Embedding", "LayerNorm", "BatchNorm1d", "BatchNo
            "GroupNorm", "Dropout", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten",
            "Unflatten", "Identity", "CosineSimilarity"] + [n for n, *_ in _STATELESS]
 __all__ += ["MaxPool1d", "AvgPool1d"]
+__all__ += ["BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "RMSNorm",
+            "LocalResponseNorm"]
+__all__ += ["PReLU", "RReLU", "Softmax2d"]
+__all__ += ["Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout",
+            "Bilinear", "PairwiseDistance"]
