@@ -5,7 +5,8 @@
 
 from . import functional, init, scalar, utils
 from .containers import ModuleDict, ParameterDict, ParameterList
-from .conv import Conv1d  # noqa: F401
+from .conv import *  # noqa: F401,F403
+from .conv import __all__ as _conv
 from .layers import *  # noqa: F401,F403
 from .layers import __all__ as _layers
 from .module import Module, ModuleList, Parameter, Sequential
@@ -16,3 +17,4 @@ __all__ = ["Module", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict
            "Sequential", "functional", "init", "scalar", "utils", "RNN", "LSTM", "GRU",
            "RNNCell", "LSTMCell", "GRUCell", "RNNBase", "MultiheadAttention",
            "TransformerEncoderLayer", "TransformerEncoder", *_layers]
+__all__ += _conv
