@@ -133,3 +133,120 @@ def test_conv_transpose_compiled_matches_eager():
     layer = nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1).double()
     x = _rng().normal(size=(2, 3, 5, 4))
     _compiled_matches_eager(lambda x: layer(x * 1.0), x)
+
+
+# ---------------------------------------------------------------- interpolation
+
+INTERPOLATE_SIZES = [dict(scale_factor=2), dict(scale_factor=1.7), dict(scale_factor=0.6),
+                     dict(size=3), dict(size=11), dict(size=1), dict(scale_factor=1.1),
+                     dict(scale_factor=1.7, recompute_scale_factor=True)]
+INTERPOLATE_MODES = {3: ["nearest", "nearest-exact", "area", "linear"],
+                     4: ["nearest", "nearest-exact", "area", "bilinear", "bicubic"],
+                     5: ["nearest", "trilinear"]}
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 5), (1, 2, 4, 7), (1, 1, 3, 2, 4)])
+def test_interpolate_matches_torch(shape):
+    x = _rng().normal(size=shape)
+    for mode in INTERPOLATE_MODES[len(shape)]:
+        corners = [None, True, False] if mode in ("linear", "bilinear", "bicubic",
+                                                  "trilinear") else [None]
+        for kw in INTERPOLATE_SIZES:
+            # torch 2.13's 1-d nearest and its bicubic backward copy a tensor whose size
+            # stays (5 by 1.1), though their forwards do not (1-d nearest picks rows
+            # 0 0 1 2 3): only the values are compared there (the gradients are checked
+            # against finite differences below)
+            order = 0 if mode in ("nearest", "bicubic") and kw == dict(scale_factor=1.1) else 1
+            for ac in corners:
+                compare_with_torch(
+                    lambda x, m=mode, a=ac, k=kw: F.interpolate(x, mode=m, align_corners=a, **k),
+                    lambda x, m=mode, a=ac, k=kw: TF.interpolate(x, mode=m, align_corners=a, **k),
+                    x,
+                    order=order)
+
+
+def test_gradients_where_torch_backward_is_not_the_gradient_of_its_forward():
+    x = _rng(4).normal(size=(1, 2, 5))
+    check_grads(lambda x: F.interpolate(x, scale_factor=1.1) ** 2, x)
+    check_grads(lambda x: F.interpolate(x, scale_factor=1.1, mode="bicubic") ** 2,
+                x.reshape(1, 1, 2, 5))
+    x = tg.tensor(x, requires_grad=True)
+    F.interpolate(x, scale_factor=1.1).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy()[0, 0], [2.0, 1.0, 1.0, 1.0, 0.0])
+
+
+def test_interpolate_rectangular_float32_and_second_order():
+    x = _rng(1).normal(size=(2, 3, 5, 6)).astype(np.float32)
+    for mode in ("nearest", "nearest-exact", "bilinear", "bicubic"):
+        for kw in (dict(size=(7, 4)), dict(scale_factor=(1.5, 0.5))):
+            compare_with_torch(lambda x, m=mode, k=kw: F.interpolate(x, mode=m, **k),
+                               lambda x, m=mode, k=kw: TF.interpolate(x, mode=m, **k), x,
+                               order=1)
+    check_grads(lambda x: F.interpolate(x, scale_factor=1.5, mode="bicubic") ** 2,
+                x[:1, :1].astype(np.float64))
+
+
+def test_nearest_picks_torch_rows_for_many_sizes():
+    # (the float32 index arithmetic: e.g. 5 -> 8 by scale 1.7 picks rows 0 0 1 1 2 2 3 4)
+    for n in range(1, 24):
+        x = np.arange(float(n)).reshape(1, 1, n)
+        for kw in [dict(size=m) for m in range(1, 30)] + \
+                [dict(scale_factor=f) for f in (0.3, 0.7, 1.1, 1.3, 2.5, 3.3)]:
+            for mode in ("nearest", "linear"):
+                if kw.get("size", 1) < 1 or np.floor(n * kw.get("scale_factor", 1)) < 1:
+                    continue
+                np.testing.assert_allclose(
+                    F.interpolate(tg.tensor(x), mode=mode, **kw).numpy(),
+                    TF.interpolate(torch.tensor(x), mode=mode, **kw).numpy(), atol=1e-12)
+
+
+def test_upsample_modules_and_aliases():
+    x = _rng(2).normal(size=(1, 2, 3, 4))
+    for ours, theirs in [(nn.Upsample(scale_factor=2), torch.nn.Upsample(scale_factor=2)),
+                         (nn.Upsample(size=(5, 7), mode="bicubic", align_corners=True),
+                          torch.nn.Upsample(size=(5, 7), mode="bicubic", align_corners=True)),
+                         (nn.Upsample(scale_factor=(2, 3), mode="bilinear"),
+                          torch.nn.Upsample(scale_factor=(2, 3), mode="bilinear")),
+                         (nn.UpsamplingNearest2d(size=5), torch.nn.UpsamplingNearest2d(size=5)),
+                         (nn.UpsamplingBilinear2d(scale_factor=2),
+                          torch.nn.UpsamplingBilinear2d(scale_factor=2))]:
+        assert repr(ours) == repr(theirs)
+        np.testing.assert_allclose(ours(tg.tensor(x)).numpy(), theirs(torch.tensor(x)).numpy(),
+                                   rtol=1e-12, atol=1e-12)
+    with pytest.warns(UserWarning, match="deprecated"):
+        y = F.upsample_bilinear(tg.tensor(x), scale_factor=2)
+    np.testing.assert_allclose(y.numpy(), TF.interpolate(torch.tensor(x), scale_factor=2,
+                                                         mode="bilinear", align_corners=True),
+                               rtol=1e-12, atol=1e-12)
+    with pytest.warns(UserWarning, match="deprecated"):
+        y = F.upsample_nearest(tg.tensor(x), size=(6, 6))
+    np.testing.assert_array_equal(y.numpy(), TF.interpolate(torch.tensor(x), size=(6, 6)))
+    with pytest.warns(UserWarning, match="deprecated"):
+        assert F.upsample(tg.tensor(x), scale_factor=3).shape == (1, 2, 9, 12)
+
+
+def test_interpolate_errors():
+    x = tg.ones(1, 2, 4, 4)
+    with pytest.raises(ValueError, match="exactly one"):
+        F.interpolate(x, size=3, scale_factor=2)
+    with pytest.raises(ValueError, match="exactly one"):
+        F.interpolate(x)
+    with pytest.raises(ValueError, match="align_corners"):
+        F.interpolate(x, scale_factor=2, align_corners=True)
+    with pytest.raises(tg.ShapeError, match="4-d input"):
+        F.interpolate(tg.ones(1, 2, 4), scale_factor=2, mode="bilinear")
+    with pytest.raises(ValueError, match="mode must be"):
+        F.interpolate(x, scale_factor=2, mode="cubic")
+    with pytest.raises(ValueError, match="antialias"):
+        F.interpolate(x, scale_factor=0.5, mode="bilinear", antialias=True)
+    with pytest.raises(ValueError, match="2 positive ints"):
+        F.interpolate(x, size=(3, 4, 5))
+    with pytest.raises(tg.ShapeError, match="expects input"):
+        F.interpolate(tg.ones(4, 4), size=2)
+
+
+def test_interpolate_compiled_matches_eager():
+    x = _rng(3).normal(size=(2, 3, 5, 4))
+    for mode in ("nearest", "bilinear", "bicubic", "area"):
+        _compiled_matches_eager(lambda x, mode=mode: F.interpolate(x * 1.0, size=(7, 3),
+                                                                   mode=mode), x)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ import numpy as np
 from .. import functional as F
 from ..errors import ShapeError
 from ..ops import PRIMITIVES as P
-from ..tensor import Tensor, apply
+from ..tensor import Tensor, _leaf, apply
 
 # ---------------------------------------------------------------- transposed convolution
 #
@@ -130,4 +131,174 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
                            dilation, 2, "conv_transpose2d")
 
 
-__all__ = ["conv_transpose1d", "conv_transpose2d"]
+
+# ---------------------------------------------------------------- interpolation
+#
+# Every mode is separable: the output along one spatial dimension is a weighted sum of a few
+# input rows (1 for nearest, 2 for linear, 4 for bicubic), so an n-d resize is n of these,
+# one dimension at a time. The rows and weights come from PyTorch's source-index formulas
+# (aten/src/ATen/native/UpSample.h), computed here in NumPy from the sizes alone: constants
+# of a trace. Nearest's index is computed in float32, as PyTorch does, so that the same rows
+# are picked (PyTorch's vectorised kernel can still round a tie, (i + 0.5) * in/out an exact
+# integer, the other way for nearest-exact: a few size pairs in a hundred). PyTorch's 2-d
+# nearest (only) copies a dimension whose size stays and halves indices for a doubled one,
+# whatever the scale_factor said (5 by 1.1 picks rows 0 1 2 3 4 there, 0 0 1 2 3 in 1-d).
+
+_LINEAR = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
+_MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area")
+
+
+def _nearest_taps(n_in: int, n_out: int, scale: float | None, exact: bool,
+                  shortcuts: bool) -> tuple:
+    if shortcuts and n_out in (n_in, 2 * n_in):  # PyTorch's 2-d nearest, whatever the scale
+        return (np.arange(n_out) * n_in // n_out)[:, None], None
+    ratio = np.float32(1.0 / scale if scale else n_in / n_out)
+    dst = np.arange(n_out)
+    src = (dst + 0.5) * np.float64(ratio) if exact else dst.astype(np.float32) * ratio
+    idx = np.minimum(np.floor(src.astype(np.float32)).astype(np.int64), n_in - 1)
+    return idx[:, None], None
+
+
+def _cubic_weights(t: np.ndarray, a: float = -0.75) -> np.ndarray:
+    """Keys' cubic convolution weights of the 4 rows around a point ``t`` past the second."""
+    def near(x):  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    return np.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], axis=1)
+
+
+def _linear_taps(n_in: int, n_out: int, scale: float | None, align_corners: bool,
+                 cubic: bool) -> tuple:
+    dst = np.arange(n_out, dtype=np.float64)
+    if align_corners:
+        src = dst * ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
+    else:
+        src = (1.0 / scale if scale else n_in / n_out) * (dst + 0.5) - 0.5
+        if not cubic:
+            src = np.maximum(src, 0.0)
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    t = np.clip(src - i0, 0.0, 1.0)
+    if cubic:
+        idx = np.clip(i0[:, None] + np.arange(-1, 3), 0, n_in - 1)
+        return idx, _cubic_weights(t)
+    return np.stack([i0, np.minimum(i0 + 1, n_in - 1)], 1), np.stack([1 - t, t], 1)
+
+
+def _resample(x: Tensor, dim: int, idx: np.ndarray, weights: np.ndarray | None) -> Tensor:
+    """Along ``dim``: output row i = sum_j weights[i, j] * x[idx[i, j]]."""
+    lead = (slice(None),) * dim
+    if weights is None:
+        return x[lead + (idx[:, 0],)]
+    shape = (-1,) + (1,) * (x.ndim - dim - 1)
+    out = None
+    for j in range(idx.shape[1]):
+        term = x[lead + (idx[:, j],)] * _leaf(weights[:, j].astype(x.dtype).reshape(shape))
+        out = term if out is None else out + term
+    return out
+
+
+def _interpolate_sizes(x: Tensor, size: Any, scale_factor: Any, nd: int,
+                       recompute_scale_factor: bool | None) -> tuple:
+    """The output sizes, and the scale factors the kernels use (None: from the sizes)."""
+    op = "interpolate"
+    if (size is None) == (scale_factor is None):
+        raise ValueError(f"{op}: give exactly one of size and scale_factor, got size={size!r} "
+                         f"and scale_factor={scale_factor!r}")
+    if size is not None:
+        if recompute_scale_factor:
+            raise ValueError(f"{op}: recompute_scale_factor needs scale_factor, not size")
+        sizes = (size,) * nd if isinstance(size, (int, np.integer)) else tuple(size)
+        if len(sizes) != nd or builtins.any(
+                not isinstance(v, (int, np.integer)) or v < 1 for v in sizes):
+            raise ValueError(f"{op}: size must be a positive int or a tuple of {nd} positive "
+                             f"ints for input {x.shape} ({nd} spatial dimensions), got "
+                             f"{size!r}")
+        return tuple(int(v) for v in sizes), (None,) * nd
+    factors = (scale_factor,) * nd if isinstance(scale_factor, (int, float, np.number)) \
+        else tuple(scale_factor)
+    if len(factors) != nd or builtins.any(not f > 0 for f in factors):
+        raise ValueError(f"{op}: scale_factor must be a positive number or a tuple of {nd} "
+                         f"for input {x.shape} ({nd} spatial dimensions), got "
+                         f"{scale_factor!r}")
+    sizes = tuple(math.floor(float(n) * float(f)) for n, f in zip(x.shape[2:], factors))
+    if builtins.any(v < 1 for v in sizes):
+        raise ValueError(f"{op}: scale_factor {scale_factor!r} makes input {x.shape} empty "
+                         f"({sizes})")
+    return sizes, (None,) * nd if recompute_scale_factor else tuple(map(float, factors))
+
+
+def interpolate(input: Tensor, size: Any = None, scale_factor: Any = None,
+                mode: str = "nearest", align_corners: bool | None = None,
+                recompute_scale_factor: bool | None = None, antialias: bool = False) -> Tensor:
+    """Resize (N, C, L), (N, C, H, W) or (N, C, D, H, W) to ``size`` or by ``scale_factor``,
+    as ``torch.nn.functional.interpolate``: modes ``nearest``, ``nearest-exact``, ``linear``
+    (3-d input), ``bilinear`` and ``bicubic`` (4-d), ``trilinear`` (5-d) and ``area``, with
+    PyTorch's source positions (``align_corners``) and its float32 nearest indices.
+
+    >>> interpolate(tg.tensor([[[1.0, 3.0]]]), scale_factor=2, mode="linear").tolist()
+    [[[1.0, 1.5, 2.5, 3.0]]]
+    """
+    op = "interpolate"
+    if not isinstance(input, Tensor) or input.ndim not in (3, 4, 5):
+        raise ShapeError(f"{op}: expects input of shape (N, C, L), (N, C, H, W) or "
+                         f"(N, C, D, H, W), got {getattr(input, 'shape', type(input).__name__)}")
+    if mode not in _MODES:
+        raise ValueError(f"{op}: mode must be one of {', '.join(_MODES)}, got {mode!r}")
+    nd = input.ndim - 2
+    if mode in _LINEAR and _LINEAR[mode] != nd:
+        raise ShapeError(f"{op}: mode {mode!r} needs a {_LINEAR[mode] + 2}-d input, got "
+                         f"{input.shape}; use "
+                         f"{ {1: 'linear', 2: 'bilinear or bicubic', 3: 'trilinear'}[nd]}")
+    if align_corners is not None and mode not in _LINEAR:
+        raise ValueError(f"{op}: align_corners can only be set with the interpolating modes "
+                         f"linear, bilinear, bicubic and trilinear, not {mode!r}")
+    if antialias:
+        raise ValueError(f"{op}: antialias=True is not supported; resize without it, or "
+                         f"smooth first (e.g. avg_pool2d) when shrinking")
+    sizes, scales = _interpolate_sizes(input, size, scale_factor, nd, recompute_scale_factor)
+    x = input
+    for i, (n_out, scale) in enumerate(zip(sizes, scales)):
+        dim, n_in = i + 2, input.shape[i + 2]
+        if mode == "area":
+            x = F._adaptive_avg(x, dim, n_out)
+            continue
+        if n_in == n_out and mode in _LINEAR and mode != "bicubic":
+            continue  # (PyTorch copies such a dimension, whatever the scale_factor)
+        if mode in _LINEAR:
+            taps = _linear_taps(n_in, n_out, scale, bool(align_corners), mode == "bicubic")
+        else:
+            taps = _nearest_taps(n_in, n_out, scale, mode == "nearest-exact",
+                                 mode == "nearest" and nd == 2)
+        x = _resample(x, dim, *taps)
+    return x
+
+
+def _deprecated(name: str) -> None:
+    warnings.warn(f"`nn.functional.{name}` is deprecated. Use `nn.functional.interpolate` "
+                  f"instead.", stacklevel=3)
+
+
+def upsample(input: Tensor, size: Any = None, scale_factor: Any = None, mode: str = "nearest",
+             align_corners: bool | None = None) -> Tensor:
+    """`interpolate` under its old name (deprecated, as in PyTorch)."""
+    _deprecated("upsample")
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(input: Tensor, size: Any = None, scale_factor: Any = None) -> Tensor:
+    """``interpolate(mode="nearest")`` (deprecated, as in PyTorch)."""
+    _deprecated("upsample_nearest")
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(input: Tensor, size: Any = None, scale_factor: Any = None) -> Tensor:
+    """``interpolate(mode="bilinear", align_corners=True)`` (deprecated, as in PyTorch)."""
+    _deprecated("upsample_bilinear")
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
+
+
+__all__ = ["conv_transpose1d", "conv_transpose2d", "interpolate", "upsample", "upsample_nearest",
+           "upsample_bilinear"]
