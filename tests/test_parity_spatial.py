@@ -250,3 +250,94 @@ def test_interpolate_compiled_matches_eager():
     for mode in ("nearest", "bilinear", "bicubic", "area"):
         _compiled_matches_eager(lambda x, mode=mode: F.interpolate(x * 1.0, size=(7, 3),
                                                                    mode=mode), x)
+
+
+# ---------------------------------------------------------------- shuffles
+
+
+@pytest.mark.parametrize("shape,r", [((2, 8, 3, 5), 2), ((18, 2, 1), 3), ((2, 3, 4, 1, 1), 1),
+                                     ((1, 2, 4, 3, 2), 2)])
+def test_pixel_shuffle_and_unshuffle_match_torch(shape, r):
+    x = _rng().normal(size=shape)
+    y = compare_with_torch(lambda x: F.pixel_shuffle(x, r), lambda x: TF.pixel_shuffle(x, r), x)
+    back = compare_with_torch(lambda y: F.pixel_unshuffle(y, r),
+                              lambda y: TF.pixel_unshuffle(y, r), y.numpy())
+    np.testing.assert_array_equal(back.numpy(), x)
+    assert repr(nn.PixelShuffle(r)) == repr(torch.nn.PixelShuffle(r))
+    assert repr(nn.PixelUnshuffle(downscale_factor=r)) == repr(torch.nn.PixelUnshuffle(r))
+    np.testing.assert_array_equal(nn.PixelShuffle(r)(tg.tensor(x)).numpy(), y.numpy())
+
+
+@pytest.mark.parametrize("shape,g", [((2, 6, 3, 5), 3), ((1, 4, 7), 2), ((2, 5, 2, 1, 3), 5)])
+def test_channel_shuffle_matches_torch(shape, g):
+    x = _rng().normal(size=shape)
+    compare_with_torch(lambda x: F.channel_shuffle(x, g),
+                       lambda x: torch.nn.ChannelShuffle(g)(x), x)
+    assert repr(nn.ChannelShuffle(g)) == repr(torch.nn.ChannelShuffle(g))
+    np.testing.assert_array_equal(nn.ChannelShuffle(groups=g)(tg.tensor(x)).numpy(),
+                                  torch.nn.ChannelShuffle(g)(torch.tensor(x)).numpy())
+
+
+def test_shuffle_errors():
+    with pytest.raises(tg.ShapeError, match="divisible"):
+        F.pixel_shuffle(tg.ones(1, 6, 2, 2), 2)
+    with pytest.raises(tg.ShapeError, match="divisible"):
+        F.pixel_unshuffle(tg.ones(1, 1, 3, 4), 2)
+    with pytest.raises(ValueError, match="upscale_factor must be a positive int"):
+        F.pixel_shuffle(tg.ones(1, 4, 2, 2), 0)
+    with pytest.raises(tg.ShapeError, match="groups=4"):
+        F.channel_shuffle(tg.ones(1, 6, 2), 4)
+    with pytest.raises(TypeError, match="upscale_factor"):
+        nn.PixelShuffle()
+
+
+def test_shuffles_compiled_match_eager():
+    x = _rng().normal(size=(2, 8, 3, 4))
+    _compiled_matches_eager(
+        lambda x: F.channel_shuffle(F.pixel_unshuffle(F.pixel_shuffle(x * 1.0, 2), 1), 2) ** 2,
+        x)
+
+
+# ---------------------------------------------------------------- unfold and fold
+
+# (kernel_size, dilation, padding, stride, (H, W))
+FOLD_CASES = [(2, 1, 0, 1, (4, 5)), (3, 1, 1, 2, (7, 6)), ((2, 3), (2, 1), (1, 0), (1, 2), (6, 7)),
+              (1, 1, 0, 3, (5, 5)), (3, 2, 2, 1, (3, 4))]
+
+
+@pytest.mark.parametrize("case", FOLD_CASES)
+def test_unfold_and_fold_match_torch(case):
+    k, d, p, s, size = case
+    x = _rng().normal(size=(2, 3) + size)
+    cols = compare_with_torch(lambda x: F.unfold(x, k, d, p, s),
+                              lambda x: TF.unfold(x, k, d, p, s), x)
+    compare_with_torch(lambda c: F.fold(c, size, k, d, p, s),
+                       lambda c: TF.fold(c, size, k, d, p, s), cols.numpy())
+    compare_with_torch(lambda c: F.fold(c, size, k, d, p, s),  # unbatched
+                       lambda c: TF.fold(c, size, k, d, p, s), cols.numpy()[0])
+    compare_with_torch(lambda x: F.unfold(x, k, d, p, s), lambda x: TF.unfold(x, k, d, p, s),
+                       x[0])
+    args = dict(kernel_size=k, dilation=d, padding=p, stride=s)
+    assert repr(nn.Unfold(**args)) == repr(torch.nn.Unfold(**args))
+    assert repr(nn.Fold(size, **args)) == repr(torch.nn.Fold(size, **args))
+    np.testing.assert_array_equal(nn.Fold(size, **args)(nn.Unfold(**args)(tg.tensor(x))).numpy(),
+                                  TF.fold(TF.unfold(torch.tensor(x), **args), size, **args))
+
+
+def test_fold_errors():
+    with pytest.raises(tg.ShapeError, match=r"\(N, C \* 4, 12\)"):
+        F.fold(tg.ones(1, 8, 11), (4, 5), 2)
+    with pytest.raises(tg.ShapeError, match="C \\* 4"):
+        F.fold(tg.ones(1, 7, 12), (4, 5), 2)
+    with pytest.raises(tg.ShapeError, match="smaller than the kernel"):
+        F.unfold(tg.ones(1, 1, 2, 2), 3)
+    with pytest.raises(tg.ShapeError, match="expects input"):
+        F.unfold(tg.ones(2, 2), 1)
+    with pytest.raises(ValueError, match="stride must be positive"):
+        F.unfold(tg.ones(1, 1, 2, 2), 1, stride=0)
+
+
+def test_unfold_fold_compiled_match_eager():
+    x = _rng().normal(size=(2, 3, 6, 5))
+    _compiled_matches_eager(lambda x: F.fold(F.unfold(x * 1.0, 3, padding=1, stride=2) ** 2,
+                                             (6, 5), 3, padding=1, stride=2), x)

@@ -10,6 +10,7 @@ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in from the weight's second dimension an
 from __future__ import annotations
 
 import builtins
+import inspect
 from typing import Any
 
 import numpy as np
@@ -221,5 +222,58 @@ class UpsamplingBilinear2d(Upsample):
         super().__init__(size, scale_factor, mode="bilinear", align_corners=True)
 
 
+# ---------------------------------------------------------------- shuffles, unfold and fold
+
+
+def _layer(name: str, fn: Any, params: tuple, doc: str) -> type:
+    """A Module that stores ``params`` (PyTorch's constructor arguments, in order) and
+    calls ``fn(x, *params)``; it prints them as PyTorch does."""
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        Module.__init__(self)
+        names = [p for p, _ in params]
+        if len(args) > len(names) or set(kwargs) - set(names):
+            raise TypeError(f"{name}() takes the arguments {', '.join(names)}")
+        values = dict(params)
+        values.update(zip(names, args))
+        values.update(kwargs)
+        for p, v in values.items():
+            if v is _REQUIRED:
+                raise TypeError(f"{name}() missing the argument {p!r}")
+            setattr(self, p, v)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return fn(x, *(getattr(self, p) for p, _ in params))
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{p}={getattr(self, p)}" for p, _ in params)
+
+    __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                             **({} if v is _REQUIRED else {"default": v})) for p, v in params])
+    return type(name, (Module,), {"__init__": __init__, "forward": forward,
+                                  "extra_repr": extra_repr, "__doc__": doc,
+                                  "__module__": __name__})
+
+
+_REQUIRED = object()
+PixelShuffle = _layer("PixelShuffle", spatial.pixel_shuffle,
+                      (("upscale_factor", _REQUIRED),),
+                      "(*, C * r**2, H, W) to (*, C, H * r, W * r): `F.pixel_shuffle`.")
+PixelUnshuffle = _layer("PixelUnshuffle", spatial.pixel_unshuffle,
+                        (("downscale_factor", _REQUIRED),),
+                        "(*, C, H * r, W * r) to (*, C * r**2, H, W): `F.pixel_unshuffle`.")
+ChannelShuffle = _layer("ChannelShuffle", spatial.channel_shuffle, (("groups", _REQUIRED),),
+                        "Interleave the channels of ``groups`` groups: `F.channel_shuffle`.")
+Unfold = _layer("Unfold", spatial.unfold,
+                (("kernel_size", _REQUIRED), ("dilation", 1), ("padding", 0), ("stride", 1)),
+                "The sliding windows as columns (N, C * kh * kw, L): `F.unfold`.")
+Fold = _layer("Fold", spatial.fold,
+              (("output_size", _REQUIRED), ("kernel_size", _REQUIRED), ("dilation", 1),
+               ("padding", 0), ("stride", 1)),
+              "Columns (N, C * kh * kw, L) added back into images: `F.fold`.")
+
+
 __all__ = ["Conv1d", "ConvTranspose1d", "ConvTranspose2d", "Upsample", "UpsamplingNearest2d",
-           "UpsamplingBilinear2d"]
+           "UpsamplingBilinear2d", "PixelShuffle", "PixelUnshuffle", "ChannelShuffle", "Unfold",
+           "Fold"]

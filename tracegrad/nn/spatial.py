@@ -300,5 +300,135 @@ def upsample_bilinear(input: Tensor, size: Any = None, scale_factor: Any = None)
     return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
 
 
+# ---------------------------------------------------------------- shuffles: reshapes and permutes
+
+
+def _positive_int(v: Any, name: str, op: str) -> int:
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+        raise ValueError(f"{op}: {name} must be a positive int, got {v!r}")
+    return int(v)
+
+
+def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
+    """(*, C * r**2, H, W) to (*, C, H * r, W * r): each group of r*r channels becomes an
+    r-by-r block of pixels (sub-pixel convolution).
+
+    >>> pixel_shuffle(tg.arange(4.0).reshape(1, 4, 1, 1), 2).tolist()
+    [[[[0.0, 1.0], [2.0, 3.0]]]]
+    """
+    op = "pixel_shuffle"
+    r = _positive_int(upscale_factor, "upscale_factor", op)
+    if input.ndim < 3 or input.shape[-3] % (r * r):
+        raise ShapeError(f"{op}: expects input (*, C * {r * r}, H, W) (the channels divisible "
+                         f"by upscale_factor**2 = {r * r}), got {input.shape}")
+    *batch, c, h, w = input.shape
+    b = len(batch)
+    x = input.reshape((*batch, c // (r * r), r, r, h, w))
+    x = x.permute(tuple(range(b)) + tuple(b + i for i in (0, 3, 1, 4, 2)))
+    return x.reshape((*batch, c // (r * r), h * r, w * r))
+
+
+def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
+    """(*, C, H * r, W * r) to (*, C * r**2, H, W), the inverse of `pixel_shuffle`.
+
+    >>> pixel_unshuffle(tg.arange(4.0).reshape(1, 1, 2, 2), 2).flatten().tolist()
+    [0.0, 1.0, 2.0, 3.0]
+    """
+    op = "pixel_unshuffle"
+    r = _positive_int(downscale_factor, "downscale_factor", op)
+    if input.ndim < 3 or input.shape[-2] % r or input.shape[-1] % r:
+        raise ShapeError(f"{op}: expects input (*, C, H * {r}, W * {r}) (height and width "
+                         f"divisible by downscale_factor={r}), got {input.shape}")
+    *batch, c, h, w = input.shape
+    b = len(batch)
+    x = input.reshape((*batch, c, h // r, r, w // r, r))
+    x = x.permute(tuple(range(b)) + tuple(b + i for i in (0, 2, 4, 1, 3)))
+    return x.reshape((*batch, c * r * r, h // r, w // r))
+
+
+def channel_shuffle(input: Tensor, groups: int) -> Tensor:
+    """(N, C, *) with its channels, seen as (groups, C / groups), transposed (ShuffleNet).
+
+    >>> channel_shuffle(tg.arange(6.0).reshape(1, 6, 1), 2).flatten().tolist()
+    [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
+    """
+    op = "channel_shuffle"
+    g = _positive_int(groups, "groups", op)
+    if input.ndim < 3 or input.shape[1] % g:
+        raise ShapeError(f"{op}: expects input (N, C, *) of at least 3 dimensions with C "
+                         f"divisible by groups={g}, got {input.shape}")
+    n, c, *rest = input.shape
+    x = input.reshape((n, g, c // g, *rest)).transpose(1, 2)
+    return x.reshape(input.shape)
+
+
+# ---------------------------------------------------------------- unfold and fold
+#
+# PyTorch's im2col layout: (N, C * kh * kw, L), channel-major, L = the windows row by row.
+# unfold is the im2col primitive and a permute; fold is its adjoint, col2im, which adds
+# overlapping windows up.
+
+
+def _fold_args(kernel_size: Any, dilation: Any, padding: Any, stride: Any, op: str) -> tuple:
+    return (_spatial_tuple(kernel_size, 2, "kernel_size", op, 1),
+            _spatial_tuple(dilation, 2, "dilation", op, 1),
+            _spatial_tuple(padding, 2, "padding", op),
+            _spatial_tuple(stride, 2, "stride", op, 1))
+
+
+def unfold(input: Tensor, kernel_size: Any, dilation: Any = 1, padding: Any = 0,
+           stride: Any = 1) -> Tensor:
+    """The sliding windows of (N, C, H, W) or (C, H, W) as the columns of (N, C * kh * kw,
+    L), as ``torch.nn.functional.unfold`` (im2col).
+
+    >>> unfold(tg.arange(9.0).reshape(1, 1, 3, 3), 2).tolist()[0][0]
+    [0.0, 1.0, 3.0, 4.0]
+    """
+    op = "unfold"
+    k, d, p, s = _fold_args(kernel_size, dilation, padding, stride, op)
+    if not isinstance(input, Tensor) or input.ndim not in (3, 4):
+        raise ShapeError(f"{op}: expects input (N, C, H, W) or (C, H, W), got "
+                         f"{getattr(input, 'shape', type(input).__name__)}")
+    if input.ndim == 3:
+        return unfold(input.unsqueeze(0), k, d, p, s).squeeze(0)
+    n, c, h, w = input.shape
+    out = F._out_size((h + 2 * p[0], w + 2 * p[1]), k, s, d, op, input.shape)
+    cols = F._batch_last(input, tuple((v, v) for v in p))._im2col(k, s, d)  # (K, C, *O, N)
+    return cols.permute((4, 1, 0, 2, 3)).reshape((n, c * k[0] * k[1], out[0] * out[1]))
+
+
+def fold(input: Tensor, output_size: Any, kernel_size: Any, dilation: Any = 1,
+         padding: Any = 0, stride: Any = 1) -> Tensor:
+    """Add the columns of (N, C * kh * kw, L) or (C * kh * kw, L) back into (N, C, *output_size)
+    windows, overlaps summed: the adjoint of `unfold` (col2im).
+
+    >>> fold(tg.ones(1, 4, 4), (3, 3), 2)[0, 0].tolist()
+    [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]
+    """
+    op = "fold"
+    k, d, p, s = _fold_args(kernel_size, dilation, padding, stride, op)
+    size = _spatial_tuple(output_size, 2, "output_size", op, 1)
+    if not isinstance(input, Tensor) or input.ndim not in (2, 3):
+        raise ShapeError(f"{op}: expects input (N, C * kh * kw, L) or (C * kh * kw, L), got "
+                         f"{getattr(input, 'shape', type(input).__name__)}")
+    if input.ndim == 2:
+        return fold(input.unsqueeze(0), size, k, d, p, s).squeeze(0)
+    n, ck, length = input.shape
+    kk = k[0] * k[1]
+    padded = (size[0] + 2 * p[0], size[1] + 2 * p[1])
+    out = F._out_size(padded, k, s, d, op, (n, ck) + size)
+    if ck % kk or length != out[0] * out[1]:
+        raise ShapeError(f"{op}: input {input.shape} does not fit output_size {size} with "
+                         f"kernel {k}, dilation {d}, padding {p}, stride {s}: it needs "
+                         f"(N, C * {kk}, {out[0] * out[1]})")
+    c = ck // kk
+    cols = input.reshape((n, c, kk) + out).permute((2, 1, 3, 4, 0))  # (K, C, *O, N)
+    y = cols._col2im(k, s, d, (c,) + padded + (n,))
+    if builtins.any(p):
+        y = y[:, p[0]:p[0] + size[0], p[1]:p[1] + size[1]]
+    return F._batch_first(y)
+
+
 __all__ = ["conv_transpose1d", "conv_transpose2d", "interpolate", "upsample", "upsample_nearest",
-           "upsample_bilinear"]
+           "upsample_bilinear", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "unfold",
+           "fold"]
