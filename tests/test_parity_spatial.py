@@ -341,3 +341,172 @@ def test_unfold_fold_compiled_match_eager():
     x = _rng().normal(size=(2, 3, 6, 5))
     _compiled_matches_eager(lambda x: F.fold(F.unfold(x * 1.0, 3, padding=1, stride=2) ** 2,
                                              (6, 5), 3, padding=1, stride=2), x)
+
+
+# ---------------------------------------------------------------- pools
+
+# (kernel, stride, padding, dilation)
+POOL_CASES = [(2, 2, 0, 1), (3, 2, 1, 1), (3, 3, 1, 1), (2, 3, 1, 1), (3, 2, 1, 2), (4, 3, 2, 1),
+              (1, 2, 0, 1)]
+
+
+@pytest.mark.parametrize("nd", [1, 2])
+@pytest.mark.parametrize("size", [5, 6, 8])
+def test_max_and_avg_pool_ceil_mode_and_indices_match_torch(nd, size):
+    rng = _rng(size)
+    for k, s, p, d in POOL_CASES:
+        for ceil in (False, True):
+            x = rng.normal(size=(2, 3) + (size,) * nd)
+            name = f"max_pool{nd}d"
+            y, i = getattr(F, name)(tg.tensor(x), k, s, p, d, ceil, True)
+            ty, ti = getattr(TF, name)(torch.tensor(x), k, s, p, d, ceil, True)
+            assert i.dtype == np.int64
+            np.testing.assert_array_equal(i.numpy(), ti.numpy())
+            np.testing.assert_array_equal(y.numpy(), ty.numpy())
+            args = (k, s, p, d, ceil)
+            compare_with_torch(lambda x, n=name, a=args: getattr(F, n)(x, *a),
+                               lambda x, n=name, a=args: getattr(TF, n)(x, *a), x, order=1)
+            if d != 1:
+                continue
+            for cip in (True, False):
+                kw = dict(ceil_mode=ceil, count_include_pad=cip)
+                compare_with_torch(
+                    lambda x, kw=kw, a=(k, s, p): getattr(F, f"avg_pool{nd}d")(x, *a, **kw),
+                    lambda x, kw=kw, a=(k, s, p): getattr(TF, f"avg_pool{nd}d")(x, *a, **kw),
+                    x)
+    x = rng.normal(size=(3,) + (size,) * nd)  # unbatched
+    y, i = getattr(F, f"max_pool{nd}d")(tg.tensor(x), 3, 2, 1, ceil_mode=True, return_indices=True)
+    ty, ti = getattr(TF, f"max_pool{nd}d")(torch.tensor(x), 3, 2, 1, ceil_mode=True,
+                                           return_indices=True)
+    np.testing.assert_array_equal(i.numpy(), ti.numpy())
+    np.testing.assert_array_equal(y.numpy(), ty.numpy())
+
+
+def test_avg_pool2d_ceil_mode_with_divisor_override_and_with_indices_functions():
+    x = _rng().normal(size=(2, 3, 7, 6))
+    compare_with_torch(lambda x: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, divisor_override=5),
+                       lambda x: TF.avg_pool2d(x, 3, 2, 1, ceil_mode=True, divisor_override=5), x)
+    y, i = F.max_pool2d_with_indices(tg.tensor(x), 2, ceil_mode=True)
+    ty, ti = TF.max_pool2d_with_indices(torch.tensor(x), 2, ceil_mode=True)
+    np.testing.assert_array_equal(i.numpy(), ti.numpy())
+    y, i = F.max_pool1d_with_indices(tg.tensor(x[0]), 3, 2)
+    ty, ti = TF.max_pool1d_with_indices(torch.tensor(x[0]), 3, 2)
+    np.testing.assert_array_equal(i.numpy(), ti.numpy())
+    np.testing.assert_array_equal(y.numpy(), ty.numpy())
+
+
+@pytest.mark.parametrize("size", [1, 5, 7, 13])
+def test_adaptive_pools_match_torch(size):
+    rng = _rng(size)
+    for out in (1, 2, 3, 5, 7, (3, None), (None, 2)):
+        x = rng.normal(size=(2, 3, size, size + 2))
+        compare_with_torch(lambda x, o=out: F.adaptive_max_pool2d(x, o),
+                           lambda x, o=out: TF.adaptive_max_pool2d(x, o), x, order=1)
+        for xx in (x, x[0]):
+            y, i = F.adaptive_max_pool2d(tg.tensor(xx), out, return_indices=True)
+            ty, ti = TF.adaptive_max_pool2d(torch.tensor(xx), out, return_indices=True)
+            np.testing.assert_array_equal(i.numpy(), ti.numpy())
+            np.testing.assert_array_equal(y.numpy(), ty.numpy())
+        if isinstance(out, tuple):
+            continue
+        x = x[:, :, 0]
+        compare_with_torch(lambda x, o=out: F.adaptive_avg_pool1d(x, o),
+                           lambda x, o=out: TF.adaptive_avg_pool1d(x, o), x)
+        compare_with_torch(lambda x, o=out: F.adaptive_max_pool1d(x, o),
+                           lambda x, o=out: TF.adaptive_max_pool1d(x, o), x, order=1)
+        y, i = F.adaptive_max_pool1d(tg.tensor(x), out, return_indices=True)
+        np.testing.assert_array_equal(i.numpy(), TF.adaptive_max_pool1d(torch.tensor(x), out,
+                                                                        True)[1].numpy())
+
+
+def test_max_pools_send_the_gradient_to_the_first_maximum_of_a_tie():
+    x = np.zeros((1, 1, 4, 5))
+    for f, tf in [(lambda x: F.adaptive_max_pool2d(x, 3), lambda x: TF.adaptive_max_pool2d(x, 3)),
+                  (lambda x: F.max_pool2d(x, 3, 2, ceil_mode=True),
+                   lambda x: TF.max_pool2d(x, 3, 2, ceil_mode=True))]:
+        compare_with_torch(f, tf, x, order=1)
+
+
+@pytest.mark.parametrize("nd", [1, 2])
+def test_max_unpool_matches_torch(nd):
+    rng = _rng(nd)
+    for size, (k, s, p) in [(4, (2, 2, 0)), (7, (3, 2, 1)), (5, (2, 1, 0)), (6, (3, 3, 1))]:
+        x = rng.normal(size=(2, 3) + (size,) * nd)
+        y, i = getattr(F, f"max_pool{nd}d")(tg.tensor(x), k, s, p, return_indices=True)
+        ty, ti = getattr(TF, f"max_pool{nd}d")(torch.tensor(x), k, s, p, return_indices=True)
+        for out in (None, (size,) * nd, (2, 3) + (size,) * nd):
+            try:
+                getattr(TF, f"max_unpool{nd}d")(ty, ti, k, s, p, out)
+            except RuntimeError:  # (an index past the default output size)
+                with pytest.raises(IndexError, match=f"max_unpool{nd}d"):
+                    getattr(F, f"max_unpool{nd}d")(y, i, k, s, p, out)
+                continue
+            compare_with_torch(
+                lambda y, i=i, a=(k, s, p, out): getattr(F, f"max_unpool{nd}d")(y, i, *a),
+                lambda y, i=ti, a=(k, s, p, out): getattr(TF, f"max_unpool{nd}d")(y, i, *a),
+                y.numpy())
+            ours = getattr(nn, f"MaxUnpool{nd}d")(k, s, p)
+            theirs = getattr(torch.nn, f"MaxUnpool{nd}d")(k, s, p)
+            assert repr(ours) == repr(theirs)
+            np.testing.assert_array_equal(ours(y, i, output_size=out).numpy(),
+                                          theirs(ty, ti, output_size=out).numpy())
+    with pytest.raises(ValueError, match="within one stride"):
+        getattr(F, f"max_unpool{nd}d")(y, i, k, s, p, (size + 5,) * nd)
+
+
+@pytest.mark.parametrize("nd", [1, 2])
+def test_lp_pool_matches_torch(nd):
+    x = np.abs(_rng().normal(size=(2, 3) + (7,) * nd)) + 0.1
+    for norm in (1, 2, 3.5):
+        for k, s, ceil in [(2, None, False), (3, 2, True), (2, 3, True)]:
+            compare_with_torch(
+                lambda x, a=(norm, k, s, ceil): getattr(F, f"lp_pool{nd}d")(x, *a),
+                lambda x, a=(norm, k, s, ceil): getattr(TF, f"lp_pool{nd}d")(x, *a), x)
+    ours = getattr(nn, f"LPPool{nd}d")(2, 3, stride=2, ceil_mode=True)
+    theirs = getattr(torch.nn, f"LPPool{nd}d")(2, 3, stride=2, ceil_mode=True)
+    assert repr(ours) == repr(theirs)
+    np.testing.assert_allclose(ours(tg.tensor(x)).numpy(), theirs(torch.tensor(x)).numpy(),
+                               rtol=1e-12)
+
+
+def test_pool_modules_match_torch():
+    x = _rng().normal(size=(2, 3, 7, 5))
+    for ours, theirs in [(nn.AdaptiveMaxPool2d((3, None)), torch.nn.AdaptiveMaxPool2d((3, None))),
+                         (nn.AdaptiveMaxPool2d(2, return_indices=True),
+                          torch.nn.AdaptiveMaxPool2d(2, return_indices=True))]:
+        assert repr(ours) == repr(theirs)
+        got, want = ours(tg.tensor(x)), theirs(torch.tensor(x))
+        for a, b in zip(got if isinstance(got, tuple) else [got],
+                        want if isinstance(want, tuple) else [want]):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    x = x[:, :, 0]
+    for ours, theirs in [(nn.AdaptiveAvgPool1d(3), torch.nn.AdaptiveAvgPool1d(3)),
+                         (nn.AdaptiveMaxPool1d(4), torch.nn.AdaptiveMaxPool1d(4))]:
+        assert repr(ours) == repr(theirs)
+        np.testing.assert_allclose(ours(tg.tensor(x)).numpy(), theirs(torch.tensor(x)).numpy(),
+                                   rtol=1e-12)
+
+
+def test_pool_errors():
+    with pytest.raises(ValueError, match="output_size must be positive"):
+        F.adaptive_max_pool2d(tg.ones(1, 1, 4, 4), (0, 2))
+    with pytest.raises(tg.ShapeError, match="adaptive_max_pool1d: expects"):
+        F.adaptive_max_pool1d(tg.ones(1, 1, 4, 4), 2)
+    with pytest.raises(tg.ShapeError, match="indices must be"):
+        F.max_unpool2d(tg.ones(1, 1, 2, 2), tg.zeros(1, 1, 2, dtype=tg.int64), 2)
+    with pytest.raises(ValueError, match="at most half"):
+        F.max_pool2d(tg.ones(1, 1, 4, 4), 2, padding=2, ceil_mode=True)
+
+
+def test_pools_compiled_match_eager():
+    x = _rng().normal(size=(2, 3, 7, 6))
+
+    def pools(x):
+        y, i = F.max_pool2d(x * 1.0, 3, 2, 1, ceil_mode=True, return_indices=True)
+        z = F.max_unpool2d(y, i, 3, 2, 1, output_size=(7, 6))
+        a, _ = F.adaptive_max_pool2d(z, (3, 2), return_indices=True)
+        b = F.avg_pool2d(x, 3, 2, 1, count_include_pad=False, ceil_mode=True)
+        c = F.lp_pool2d(x * x + 0.5, 2, 2, ceil_mode=True)
+        return a.sum() + b.sum() * 2 + c.sum() * 3 + F.adaptive_avg_pool1d(x[:, :, 0], 4).sum()
+
+    _compiled_matches_eager(pools, x)

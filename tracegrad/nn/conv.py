@@ -225,9 +225,9 @@ class UpsamplingBilinear2d(Upsample):
 # ---------------------------------------------------------------- shuffles, unfold and fold
 
 
-def _layer(name: str, fn: Any, params: tuple, doc: str) -> type:
+def _layer(name: str, fn: Any, params: tuple, doc: str, shown: int | None = None) -> type:
     """A Module that stores ``params`` (PyTorch's constructor arguments, in order) and
-    calls ``fn(x, *params)``; it prints them as PyTorch does."""
+    calls ``fn(x, *params)``; it prints them (the first ``shown``) as PyTorch does."""
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         Module.__init__(self)
         names = [p for p, _ in params]
@@ -245,7 +245,7 @@ def _layer(name: str, fn: Any, params: tuple, doc: str) -> type:
         return fn(x, *(getattr(self, p) for p, _ in params))
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{p}={getattr(self, p)}" for p, _ in params)
+        return ", ".join(f"{p}={getattr(self, p)}" for p, _ in params[:shown])
 
     __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
@@ -274,6 +274,71 @@ Fold = _layer("Fold", spatial.fold,
               "Columns (N, C * kh * kw, L) added back into images: `F.fold`.")
 
 
+# ---------------------------------------------------------------- pools
+
+AdaptiveAvgPool1d = _layer("AdaptiveAvgPool1d", spatial.adaptive_avg_pool1d,
+                           (("output_size", _REQUIRED),),
+                           "Average (N, C, L) down to ``output_size``: `F.adaptive_avg_pool1d`.")
+AdaptiveMaxPool1d = _layer("AdaptiveMaxPool1d", spatial.adaptive_max_pool1d,
+                           (("output_size", _REQUIRED), ("return_indices", False)),
+                           "Maximum of (N, C, L) over adaptive windows: "
+                           "`F.adaptive_max_pool1d`.", shown=1)
+AdaptiveMaxPool2d = _layer("AdaptiveMaxPool2d", spatial.adaptive_max_pool2d,
+                           (("output_size", _REQUIRED), ("return_indices", False)),
+                           "Maximum of (N, C, H, W) over adaptive windows: "
+                           "`F.adaptive_max_pool2d`.", shown=1)
+LPPool1d = _layer("LPPool1d", spatial.lp_pool1d,
+                  (("norm_type", _REQUIRED), ("kernel_size", _REQUIRED), ("stride", None),
+                   ("ceil_mode", False)),
+                  "The p-norm of each window of (N, C, L): `F.lp_pool1d`.")
+LPPool2d = _layer("LPPool2d", spatial.lp_pool2d,
+                  (("norm_type", _REQUIRED), ("kernel_size", _REQUIRED), ("stride", None),
+                   ("ceil_mode", False)),
+                  "The p-norm of each window of (N, C, H, W): `F.lp_pool2d`.")
+
+
+class _MaxUnpoolNd(Module):
+    """PyTorch's MaxUnpool: tuples of kernel_size, stride (the kernel's by default) and
+    padding; ``forward(x, indices, output_size=None)``."""
+
+    _nd = 0
+    _fn: Any = None
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0):
+        super().__init__()
+        name, nd = type(self).__name__, self._nd
+        self.kernel_size = F._tuple(kernel_size, nd, "kernel_size", name)
+        self.stride = F._tuple(kernel_size if stride is None else stride, nd, "stride", name)
+        self.padding = F._tuple(padding, nd, "padding", name)
+
+    def forward(self, x: Tensor, indices: Tensor, output_size: Any = None) -> Tensor:
+        return type(self)._fn(x, indices, self.kernel_size, self.stride, self.padding,
+                              output_size)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxUnpool1d(_MaxUnpoolNd):
+    """`F.max_unpool1d`: values back at the indices `max_pool1d` returned, zeros elsewhere."""
+
+    _nd = 1
+    _fn = staticmethod(spatial.max_unpool1d)
+
+
+class MaxUnpool2d(_MaxUnpoolNd):
+    """`F.max_unpool2d`: values back at the indices `max_pool2d` returned, zeros elsewhere.
+
+    >>> y, i = tg.nn.functional.max_pool2d(tg.randn(1, 1, 4, 4), 2, return_indices=True)
+    >>> tg.nn.MaxUnpool2d(2)(y, i).shape
+    (1, 1, 4, 4)
+    """
+
+    _nd = 2
+    _fn = staticmethod(spatial.max_unpool2d)
+
+
 __all__ = ["Conv1d", "ConvTranspose1d", "ConvTranspose2d", "Upsample", "UpsamplingNearest2d",
            "UpsamplingBilinear2d", "PixelShuffle", "PixelUnshuffle", "ChannelShuffle", "Unfold",
-           "Fold"]
+           "Fold", "AdaptiveAvgPool1d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "LPPool1d",
+           "LPPool2d", "MaxUnpool1d", "MaxUnpool2d"]

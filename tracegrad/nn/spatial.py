@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
+from ..autograd import no_grad
 from ..errors import ShapeError
 from ..ops import PRIMITIVES as P
 from ..tensor import Tensor, _leaf, apply
@@ -429,6 +430,200 @@ def fold(input: Tensor, output_size: Any, kernel_size: Any, dilation: Any = 1,
     return F._batch_first(y)
 
 
+# ---------------------------------------------------------------- pools
+#
+# The plain pools (with ceil_mode and return_indices) live beside conv in
+# tracegrad/functional.py; these are built on them, or gather windows by constant index
+# arrays.
+
+
+def max_pool1d_with_indices(input: Tensor, kernel_size: Any, stride: Any = None,
+                            padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False,
+                            return_indices: bool = False) -> tuple:
+    """``max_pool1d(..., return_indices=True)``: (values, indices)."""
+    return F.max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool2d_with_indices(input: Tensor, kernel_size: Any, stride: Any = None,
+                            padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False,
+                            return_indices: bool = False) -> tuple:
+    """``max_pool2d(..., return_indices=True)``: (values, flat indices into H*W)."""
+    return F.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def _output_sizes(x: Tensor, output_size: Any, nd: int, op: str) -> tuple:
+    dims = "L" if nd == 1 else "H, W"
+    if not isinstance(x, Tensor) or x.ndim not in (nd + 1, nd + 2):
+        raise ShapeError(f"{op}: expects input (N, C, {dims}) or (C, {dims}), got "
+                         f"{getattr(x, 'shape', type(x).__name__)}")
+    sizes = (output_size,) * nd if output_size is None or isinstance(
+        output_size, (int, np.integer)) else tuple(output_size)
+    if len(sizes) != nd:
+        raise ValueError(f"{op}: output_size must be an int or a tuple of {nd}, got "
+                         f"{output_size!r}")
+    sizes = tuple(n if o is None else o for o, n in zip(sizes, x.shape[-nd:]))
+    if builtins.any(not isinstance(o, (int, np.integer)) or o < 1 for o in sizes):
+        raise ValueError(f"{op}: output_size must be positive ints (or None for 'keep'), "
+                         f"got {output_size!r}")
+    return tuple(int(o) for o in sizes)
+
+
+def adaptive_avg_pool1d(input: Tensor, output_size: Any) -> Tensor:
+    """Average (N, C, L) or (C, L) down to ``output_size`` windows, PyTorch's windows
+    ``[floor(i * L / out), ceil((i + 1) * L / out))``.
+
+    >>> adaptive_avg_pool1d(tg.tensor([[[1.0, 2.0, 3.0]]]), 2).tolist()
+    [[[1.5, 2.5]]]
+    """
+    (out,) = _output_sizes(input, output_size, 1, "adaptive_avg_pool1d")
+    return F._adaptive_avg(input, input.ndim - 1, out)
+
+
+def _adaptive_windows(n: int, out: int) -> np.ndarray:
+    """(out, k) positions of PyTorch's adaptive windows along a dimension of ``n``, each
+    padded to the longest window by repeating its last position (a repeat never changes a
+    window's maximum, nor which position is its first)."""
+    lo = np.arange(out) * n // out
+    hi = -(-(np.arange(out) + 1) * n // out)
+    k = int((hi - lo).max())
+    return np.minimum(lo[:, None] + np.arange(k), hi[:, None] - 1)
+
+
+def _adaptive_max(x: Tensor, output_size: Any, return_indices: bool, nd: int,
+                  op: str) -> Any:
+    sizes = _output_sizes(x, output_size, nd, op)
+    if x.ndim == nd + 1:
+        y = _adaptive_max(x.unsqueeze(0), sizes, return_indices, nd, op)
+        return tuple(t.squeeze(0) for t in y) if return_indices else y.squeeze(0)
+    spatial = tuple(x.shape[2:])
+    windows = [_adaptive_windows(n, o) for n, o in zip(spatial, sizes)]
+    w = x
+    for i, idx in enumerate(windows):  # (N, C, o1, k1, ..., rest): one gather per dimension
+        dim = 2 + 2 * i
+        w = w[(slice(None),) * dim + (idx.reshape(-1),)]
+        w = w.reshape(w.shape[:dim] + idx.shape + w.shape[dim + 1:])
+    w = w.permute((0, 1) + tuple(range(2, 2 + 2 * nd, 2)) + tuple(range(3, 3 + 2 * nd, 2)))
+    w = w.reshape(w.shape[:2 + nd] + (-1,))  # (N, C, *out, K)
+    with no_grad():
+        local = w.detach().argmax(-1, keepdim=True)
+    values = F.take_along_dim(w, local, -1).squeeze(-1)
+    if not return_indices:
+        return values
+    # each window position as a flat index into the input's spatial dimensions
+    flat = np.zeros((1,) * (2 * nd), dtype=np.int64)
+    for i, (idx, n) in enumerate(zip(windows, spatial)):
+        shape = [1] * (2 * nd)
+        shape[i], shape[nd + i] = idx.shape
+        flat = flat * n + idx.reshape(shape)
+    table = _leaf(flat.reshape(sizes + (-1,))).expand(w.shape)
+    return values, F.take_along_dim(table, local, -1).squeeze(-1)
+
+
+def adaptive_max_pool1d(input: Tensor, output_size: Any, return_indices: bool = False) -> Any:
+    """Maximum of (N, C, L) or (C, L) over ``output_size`` adaptive windows (as
+    `adaptive_avg_pool1d`'s); the gradient goes to each window's first maximum.
+
+    >>> adaptive_max_pool1d(tg.tensor([[[1.0, 3.0, 2.0]]]), 2).tolist()
+    [[[3.0, 3.0]]]
+    """
+    return _adaptive_max(input, output_size, return_indices, 1, "adaptive_max_pool1d")
+
+
+def adaptive_max_pool2d(input: Tensor, output_size: Any, return_indices: bool = False) -> Any:
+    """Maximum of (N, C, H, W) or (C, H, W) over adaptive windows; ``output_size`` an int or
+    a pair (None keeps a side); ``return_indices`` also gives flat indices into H*W."""
+    return _adaptive_max(input, output_size, return_indices, 2, "adaptive_max_pool2d")
+
+
+def _max_unpool(x: Tensor, indices: Tensor, kernel_size: Any, stride: Any, padding: Any,
+                output_size: Any, nd: int, op: str) -> Tensor:
+    k = _spatial_tuple(kernel_size, nd, "kernel_size", op, 1)
+    s = k if stride is None else _spatial_tuple(stride, nd, "stride", op, 1)
+    p = _spatial_tuple(padding, nd, "padding", op)
+    dims = "L" if nd == 1 else "H, W"
+    if not isinstance(x, Tensor) or x.ndim not in (nd + 1, nd + 2):
+        raise ShapeError(f"{op}: expects input (N, C, {dims}) or (C, {dims}), got "
+                         f"{getattr(x, 'shape', type(x).__name__)}")
+    if not isinstance(indices, Tensor) or tuple(indices.shape) != tuple(x.shape):
+        raise ShapeError(f"{op}: indices must be a tensor of the input's shape {x.shape} (as "
+                         f"max_pool{nd}d(..., return_indices=True) returns them), got "
+                         f"{getattr(indices, 'shape', type(indices).__name__)}")
+    default = tuple((n - 1) * sv - 2 * pv + kv
+                    for n, sv, pv, kv in zip(x.shape[-nd:], s, p, k))
+    if output_size is None:
+        size = default
+    else:
+        size = tuple(output_size)
+        if len(size) in (nd + 1, nd + 2):
+            size = size[len(size) - nd:]
+        if len(size) != nd:
+            raise ValueError(f"{op}: output_size must have {nd} entries, got "
+                             f"{tuple(output_size)}")
+        for o, m, sv in zip(size, default, s):
+            if not m - sv < o < m + sv:
+                raise ValueError(f"{op}: output_size {tuple(output_size)} must be within "
+                                 f"one stride {s} of the default size {default}")
+    lead = tuple(x.shape[:-nd])
+    flat = x.reshape(lead + (-1,))
+    out = _leaf(np.zeros(lead + (math.prod(size),), dtype=x.dtype))
+    try:
+        out = F.scatter(out, -1, indices.reshape(lead + (-1,)), flat)
+    except IndexError as e:
+        raise IndexError(f"{op}: an index does not fit the output size {size} ({e}); give "
+                         f"the kernel_size, stride and padding of the pool, or output_size"
+                         ) from None
+    return out.reshape(lead + size)
+
+
+def max_unpool1d(input: Tensor, indices: Tensor, kernel_size: Any, stride: Any = None,
+                 padding: Any = 0, output_size: Any = None) -> Tensor:
+    """The inverse of `max_pool1d`: each value written at its index, zeros elsewhere.
+
+    >>> y, i = tg.nn.functional.max_pool1d(tg.tensor([[[1.0, 3.0, 2.0, 0.0]]]), 2,
+    ...                                     return_indices=True)
+    >>> max_unpool1d(y, i, 2).tolist()
+    [[[0.0, 3.0, 2.0, 0.0]]]
+    """
+    return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 1,
+                       "max_unpool1d")
+
+
+def max_unpool2d(input: Tensor, indices: Tensor, kernel_size: Any, stride: Any = None,
+                 padding: Any = 0, output_size: Any = None) -> Tensor:
+    """The inverse of `max_pool2d`: each value written at its flat index into H*W."""
+    return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 2,
+                       "max_unpool2d")
+
+
+def _lp_pool(x: Tensor, norm_type: float, kernel_size: Any, stride: Any, ceil_mode: bool,
+             nd: int) -> Tensor:
+    # PyTorch's formula: (the windows' mean of x**p, times the kernel size) ** (1/p), with
+    # its sign * relu(abs) guard
+    k = F._tuple(kernel_size, nd, "kernel_size", f"lp_pool{nd}d")
+    pool = F.avg_pool1d if nd == 1 else F.avg_pool2d
+    out = pool(x ** norm_type, k, stride, 0, ceil_mode=ceil_mode)
+    return (out.sign() * F.relu(out.abs()) * math.prod(k)) ** (1.0 / norm_type)
+
+
+def lp_pool1d(input: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
+              ceil_mode: bool = False) -> Tensor:
+    """The p-norm of each window of (N, C, L) or (C, L): ``sum(x**p) ** (1/p)``.
+
+    >>> lp_pool1d(tg.tensor([[[3.0, 4.0]]]), 2, 2).tolist()
+    [[[5.0]]]
+    """
+    return _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, 1)
+
+
+def lp_pool2d(input: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
+              ceil_mode: bool = False) -> Tensor:
+    """The p-norm of each window of (N, C, H, W) or (C, H, W) (p=1: sum pooling, p=inf is
+    not supported: use max_pool2d)."""
+    return _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, 2)
+
+
 __all__ = ["conv_transpose1d", "conv_transpose2d", "interpolate", "upsample", "upsample_nearest",
            "upsample_bilinear", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "unfold",
-           "fold"]
+           "fold", "max_pool1d_with_indices", "max_pool2d_with_indices", "adaptive_avg_pool1d",
+           "adaptive_max_pool1d", "adaptive_max_pool2d", "max_unpool1d", "max_unpool2d",
+           "lp_pool1d", "lp_pool2d"]
