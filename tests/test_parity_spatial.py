@@ -7,9 +7,13 @@ against eager."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from gradcheck import check_grads, compare_with_torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tracegrad as tg
 from tracegrad import nn
@@ -510,3 +514,78 @@ def test_pools_compiled_match_eager():
         return a.sum() + b.sum() * 2 + c.sum() * 3 + F.adaptive_avg_pool1d(x[:, :, 0], 4).sum()
 
     _compiled_matches_eager(pools, x)
+
+
+def test_max_pools_give_the_index_of_the_last_nan_as_torch():
+    x = np.array([[[1.0, math.nan, 3.0, math.nan, 0.0, 7.0, 2.0, 1.0, math.nan, 1.0, math.nan,
+                    math.nan, 3.0]]])
+    for f, tf in [(lambda x: F.max_pool1d(x, 3, return_indices=True),
+                   lambda x: TF.max_pool1d(x, 3, return_indices=True)),
+                  (lambda x: F.max_pool1d(x, 4, 3, 1, ceil_mode=True, return_indices=True),
+                   lambda x: TF.max_pool1d(x, 4, 3, 1, ceil_mode=True, return_indices=True)),
+                  (lambda x: F.adaptive_max_pool1d(x, 5, True),
+                   lambda x: TF.adaptive_max_pool1d(x, 5, True))]:
+        (y, i), (ty, ti) = f(tg.tensor(x)), tf(torch.tensor(x))
+        np.testing.assert_array_equal(i.numpy(), ti.numpy())
+        np.testing.assert_array_equal(y.numpy(), ty.numpy())
+
+
+# ---------------------------------------------------------------- random shapes, forward mode
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_conv_transpose2d_random_shapes_match_torch(data):
+    draw = lambda s: data.draw(s)  # noqa: E731
+    groups = draw(st.integers(1, 3))
+    cin, cout = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    k = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    s = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    d = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    p = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    op = tuple(draw(st.integers(0, max(a, b) - 1)) for a, b in zip(s, d))
+    size = (draw(st.integers(1, 6)), draw(st.integers(1, 6)))
+    out = [(i - 1) * a - 2 * b + c * (kk - 1) + e + 1
+           for i, a, b, c, kk, e in zip(size, s, p, d, k, op)]
+    if min(out) < 1:
+        with pytest.raises(tg.ShapeError):
+            F.conv_transpose2d(tg.ones(1, cin, *size), tg.ones(cin, cout // groups, *k),
+                               stride=s, padding=p, output_padding=op, dilation=d, groups=groups)
+        return
+    rng = _rng(draw(st.integers(0, 99)))
+    x, w = rng.normal(size=(2, cin) + size), rng.normal(size=(cin, cout // groups) + k)
+    args = (None, s, p, op, groups, d)
+    compare_with_torch(lambda x, w: F.conv_transpose2d(x, w, *args),
+                       lambda x, w: TF.conv_transpose2d(x, w, *args), x, w, order=1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_interpolate_random_sizes_match_torch(data):
+    mode = data.draw(st.sampled_from(["nearest", "bilinear", "bicubic", "area"]))
+    size = (data.draw(st.integers(1, 9)), data.draw(st.integers(1, 9)))
+    out = (data.draw(st.integers(1, 12)), data.draw(st.integers(1, 12)))
+    corners = data.draw(st.sampled_from([None, True])) if mode in ("bilinear", "bicubic") \
+        else None
+    x = _rng().normal(size=(1, 2) + size)
+    compare_with_torch(lambda x: F.interpolate(x, out, mode=mode, align_corners=corners),
+                       lambda x: TF.interpolate(x, out, mode=mode, align_corners=corners), x,
+                       order=1)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: F.conv_transpose2d(x, tg.tensor(np.ones((2, 3, 2, 3))), stride=2, padding=1),
+    lambda x: F.interpolate(x, scale_factor=1.5, mode="bicubic"),
+    lambda x: F.fold(F.unfold(x, 2), x.shape[2:], 2),
+    lambda x: F.adaptive_max_pool2d(x, 2),
+    lambda x: F.lp_pool2d(x * x + 1.0, 2, 2, ceil_mode=True),
+    lambda x: F.pixel_shuffle(x[:, :1].expand(1, 4, 3, 4), 2),
+], ids=["conv_transpose2d", "interpolate", "fold_unfold", "adaptive_max", "lp_pool",
+        "pixel_shuffle"])
+def test_forward_mode_matches_central_differences(fn):
+    rng = _rng(7)
+    x, t = rng.normal(size=(1, 2, 3, 4)), rng.normal(size=(1, 2, 3, 4))
+    _, tangent = tg.jvp(fn, (tg.tensor(x),), (tg.tensor(t),))
+    h = 1e-6
+    numeric = (fn(tg.tensor(x + h * t)).numpy() - fn(tg.tensor(x - h * t)).numpy()) / (2 * h)
+    np.testing.assert_allclose(tangent.numpy(), numeric, rtol=1e-6, atol=1e-7)

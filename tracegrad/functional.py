@@ -637,7 +637,16 @@ def _max_pool(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: 
                                            (1,) * i + w.shape[1:] + (1,) * (nd - 1 - i))
         # (out..., kernel...) to (K, 1, *out, 1), the windows' layout
         table = flat.reshape(math.prod(out), -1).T.reshape((-1, 1) + out + (1,))
-        indices = _batch_first((mask.long() * _leaf(table)).sum(0))
+        # a window's maximum is NaN where it holds one (no hit above): PyTorch gives the
+        # index of its last NaN
+        nan = plain != plain
+        later = nan[-1]
+        last = [later]
+        for i in range(plain.shape[0] - 2, -1, -1):
+            last.append(nan[i] > later)
+            later = later | nan[i]
+        chosen = mask | stack(last[::-1])
+        indices = _batch_first((chosen.long() * _leaf(table)).sum(0))
     return values, indices
 
 

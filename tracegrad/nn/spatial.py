@@ -504,8 +504,12 @@ def _adaptive_max(x: Tensor, output_size: Any, return_indices: bool, nd: int,
         w = w.reshape(w.shape[:dim] + idx.shape + w.shape[dim + 1:])
     w = w.permute((0, 1) + tuple(range(2, 2 + 2 * nd, 2)) + tuple(range(3, 3 + 2 * nd, 2)))
     w = w.reshape(w.shape[:2 + nd] + (-1,))  # (N, C, *out, K)
-    with no_grad():
-        local = w.detach().argmax(-1, keepdim=True)
+    with no_grad():  # each window's first maximum, or its last NaN (as PyTorch)
+        plain = w.detach()
+        nan = (plain != plain).long()
+        last_nan = (w.shape[-1] - 1) - F.flip(nan, (-1,)).argmax(-1, keepdim=True)
+        local = F.where(nan.amax(-1, keepdim=True) > 0, last_nan,
+                        plain.argmax(-1, keepdim=True))
     values = F.take_along_dim(w, local, -1).squeeze(-1)
     if not return_indices:
         return values
