@@ -12,6 +12,7 @@ time.
 from __future__ import annotations
 
 import builtins
+import functools
 import math
 import warnings
 from typing import Any
@@ -22,7 +23,7 @@ from .. import functional as F
 from ..autograd import no_grad
 from ..errors import ShapeError
 from ..ops import PRIMITIVES as P
-from ..tensor import Tensor, _leaf, apply
+from ..tensor import Tensor, _leaf, apply, cat, stack
 
 # ---------------------------------------------------------------- transposed convolution
 #
@@ -188,9 +189,82 @@ def _linear_taps(n_in: int, n_out: int, scale: float | None, align_corners: bool
     return np.stack([i0, np.minimum(i0 + 1, n_in - 1)], 1), np.stack([1 - t, t], 1)
 
 
-def _resample(x: Tensor, dim: int, idx: np.ndarray, weights: np.ndarray | None) -> Tensor:
+@functools.lru_cache(maxsize=512)
+def _taps(mode: str, n_in: int, n_out: int, scale: float | None, align_corners: bool,
+          nd: int) -> tuple:
+    """(rows, weights, steps) of a resampling of one dimension: ``rows`` (n_out, taps)
+    input positions, ``weights`` alike (None: one tap of weight 1), and `_steps`' periodic
+    form when there is one."""
+    if mode in _LINEAR:
+        idx, w = _linear_taps(n_in, n_out, scale, align_corners, mode == "bicubic")
+    else:
+        idx, w = _nearest_taps(n_in, n_out, scale, mode == "nearest-exact",
+                               mode == "nearest" and nd == 2)
+    return idx, w, _steps(idx, w, n_in, n_out)
+
+
+def _steps(idx: np.ndarray, w: np.ndarray | None, n_in: int, n_out: int) -> tuple | None:
+    """For an integer up- or down-scale whose taps repeat from step to step (up to the
+    clamping at the ends), ``(up, down, left, right, phases)``: output ``up * s + m`` is
+    ``sum(weight * x[down * s + offset])`` over phase m's (offset, weight) pairs, x padded
+    by repeating its ends ``left`` and ``right`` times. Those are slices of the padded
+    input, whose gradients are slices too (a gather's is a scatter-add: far slower)."""
+    if n_out % n_in == 0:
+        up, down = n_out // n_in, 1
+    elif n_in % n_out == 0:
+        up, down = 1, n_in // n_out
+    else:
+        return None
+    w = np.ones(idx.shape) if w is None else w
+    steps = n_out // up
+    mid = steps // 2
+    phases = []
+    for m in range(up):
+        row = mid * up + m
+        taps: dict = {}
+        for off, wt in zip(idx[row] - mid * down, w[row]):
+            taps[int(off)] = taps.get(int(off), 0.0) + float(wt)
+        phases.append(tuple((off, wt) for off, wt in sorted(taps.items()) if wt != 0.0))
+    # The same linear map? Both applied to random vectors (equal maps give equal results;
+    # different ones differ, but for a chance of about none).
+    v = np.random.default_rng(0).uniform(1.0, 2.0, size=(n_in, 2))
+    want = (w[..., None] * v[idx]).sum(1)
+    got = np.zeros((steps, up, 2))
+    for m, taps_m in enumerate(phases):
+        for off, wt in taps_m:
+            got[:, m] += wt * v[np.clip(np.arange(steps) * down + off, 0, n_in - 1)]
+    if not np.allclose(got.reshape(n_out, 2), want, rtol=1e-12, atol=0.0):
+        return None
+    offsets = [off for taps_m in phases for off, _ in taps_m]
+    left = max(0, -min(offsets))
+    right = max(0, (steps - 1) * down + max(offsets) - (n_in - 1))
+    return up, down, left, right, tuple(phases)
+
+
+def _resample(x: Tensor, dim: int, idx: np.ndarray, weights: np.ndarray | None,
+              steps: tuple | None) -> Tensor:
     """Along ``dim``: output row i = sum_j weights[i, j] * x[idx[i, j]]."""
     lead = (slice(None),) * dim
+    if steps is not None:
+        up, down, left, right, phases = steps
+        n = x.shape[dim]
+        if left or right:
+            x = cat([x[lead + (slice(0, 1),)]] * left + [x] +
+                    [x[lead + (slice(n - 1, n),)]] * right, dim)
+        count = len(idx) // up
+        outs = []
+        for taps in phases:
+            out = None
+            for off, wt in taps:
+                start = off + left
+                term = x[lead + (slice(start, start + (count - 1) * down + 1, down),)]
+                term = term if wt == 1.0 else term * wt
+                out = term if out is None else out + term
+            outs.append(out)
+        if up == 1:
+            return outs[0]
+        y = stack(outs, dim + 1)
+        return y.reshape(y.shape[:dim] + (count * up,) + y.shape[dim + 2:])
     if weights is None:
         return x[lead + (idx[:, 0],)]
     shape = (-1,) + (1,) * (x.ndim - dim - 1)
@@ -268,12 +342,7 @@ def interpolate(input: Tensor, size: Any = None, scale_factor: Any = None,
             continue
         if n_in == n_out and mode in _LINEAR and mode != "bicubic":
             continue  # (PyTorch copies such a dimension, whatever the scale_factor)
-        if mode in _LINEAR:
-            taps = _linear_taps(n_in, n_out, scale, bool(align_corners), mode == "bicubic")
-        else:
-            taps = _nearest_taps(n_in, n_out, scale, mode == "nearest-exact",
-                                 mode == "nearest" and nd == 2)
-        x = _resample(x, dim, *taps)
+        x = _resample(x, dim, *_taps(mode, n_in, n_out, scale, bool(align_corners), nd))
     return x
 
 
