@@ -550,8 +550,7 @@ def adaptive_avg_pool1d(input: Tensor, output_size: Any) -> Tensor:
 
 def _adaptive_windows(n: int, out: int) -> np.ndarray:
     """(out, k) positions of PyTorch's adaptive windows along a dimension of ``n``, each
-    padded to the longest window by repeating its last position (a repeat never changes a
-    window's maximum, nor which position is its first)."""
+    padded to the longest window by repeating its last position."""
     lo = np.arange(out) * n // out
     hi = -(-(np.arange(out) + 1) * n // out)
     k = int((hi - lo).max())
@@ -566,11 +565,21 @@ def _adaptive_max(x: Tensor, output_size: Any, return_indices: bool, nd: int,
         return tuple(t.squeeze(0) for t in y) if return_indices else y.squeeze(0)
     spatial = tuple(x.shape[2:])
     windows = [_adaptive_windows(n, o) for n, o in zip(spatial, sizes)]
-    w = x
-    for i, idx in enumerate(windows):  # (N, C, o1, k1, ..., rest): one gather per dimension
-        dim = 2 + 2 * i
-        w = w[(slice(None),) * dim + (idx.reshape(-1),)]
-        w = w.reshape(w.shape[:dim] + idx.shape + w.shape[dim + 1:])
+    if builtins.all(n % o == 0 for n, o in zip(spatial, sizes)):  # disjoint windows
+        w = x.reshape(x.shape[:2] + tuple(v for idx in windows for v in idx.shape))
+    else:  # (N, C, o1, k1, ..., rest): each window a slice, the short ones padded
+        low = -math.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+        w = x
+        for i, idx in enumerate(windows):
+            dim, k = 2 + 2 * i, idx.shape[1]
+            parts = []
+            for a, b in zip(idx[:, 0], idx[:, -1] + 1):
+                part = w[(slice(None),) * dim + (slice(int(a), int(b)),)]
+                if b - a < k:  # (never a window's first maximum, nor its last NaN)
+                    part = apply(P["pad"], part, value=low, pads=((0, 0),) * dim + (
+                        (0, k - int(b - a)),) + ((0, 0),) * (part.ndim - dim - 1))
+                parts.append(part)
+            w = stack(parts, dim)
     w = w.permute((0, 1) + tuple(range(2, 2 + 2 * nd, 2)) + tuple(range(3, 3 + 2 * nd, 2)))
     w = w.reshape(w.shape[:2 + nd] + (-1,))  # (N, C, *out, K)
     with no_grad():  # each window's first maximum, or its last NaN (as PyTorch)
