@@ -54,16 +54,16 @@ class _ConvNd(Module):
         F._positive(kernel, "kernel_size", name)
         F._positive(self.stride, "stride", name)
         F._positive(self.dilation, "dilation", name)
+        if isinstance(padding, str) and self._transposed:
+            raise ValueError(f"{name}: padding must be an int or a tuple of {nd} ints, got "
+                             f"{padding!r} (PyTorch's transposed convolutions take no string "
+                             f"padding)")
         if isinstance(padding, str):
             F._conv_padding(padding, kernel, self.stride, self.dilation, op)  # checks it
             self.padding: Any = padding
         else:
             self.padding = F._tuple(padding, nd, "padding", name)
         self.groups, self.padding_mode = groups, padding_mode
-        if isinstance(padding, str) and self._transposed:
-            raise ValueError(f"{name}: padding must be an int or a tuple of {nd} ints, got "
-                             f"{padding!r} (PyTorch's transposed convolutions take no string "
-                             f"padding)")
         channels = (in_channels, out_channels // groups) if self._transposed else \
             (out_channels, in_channels // groups)
         self.weight = Parameter(np.empty(channels + kernel, dtype=dtypes.default_float))

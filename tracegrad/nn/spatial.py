@@ -4,9 +4,9 @@ and power-average pools.
 
 Each is a composite of existing primitives, so it differentiates, traces and compiles. The
 transposed convolution and `fold` are col2im (the adjoint of the im2col that `conv` and
-`unfold` use) after one matmul; the resamplers gather rows by index arrays that depend only
-on shapes (constants of a trace) and mix them with constant weights, one dimension at a
-time.
+`unfold` use) after one matmul; the resamplers take rows (slices of the input for an
+integer scale, else gathers by index arrays that depend only on shapes: constants of a
+trace) and mix them with constant weights, one dimension at a time.
 """
 
 from __future__ import annotations
