@@ -589,3 +589,25 @@ def test_forward_mode_matches_central_differences(fn):
     h = 1e-6
     numeric = (fn(tg.tensor(x + h * t)).numpy() - fn(tg.tensor(x - h * t)).numpy()) / (2 * h)
     np.testing.assert_allclose(tangent.numpy(), numeric, rtol=1e-6, atol=1e-7)
+
+
+def test_interpolate_by_slices_equals_by_gathers_and_torch():
+    # An up/down scale of small integers resamples by slices of the edge-padded input;
+    # the same map as the gathers it replaces (which are its reference), and torch's.
+    from tracegrad.nn.spatial import _resample, _taps
+
+    rng = _rng(5)
+    for mode, n_in, n_out, ac in [("nearest", 6, 12, False), ("nearest", 12, 4, False),
+                                  ("nearest", 8, 12, False), ("bilinear", 8, 16, False),
+                                  ("bilinear", 12, 18, False), ("bilinear", 16, 8, False),
+                                  ("bicubic", 8, 16, False), ("bicubic", 12, 18, False),
+                                  ("nearest-exact", 6, 9, False)]:
+        idx, w, steps = _taps(mode, n_in, n_out, None, ac, 2)
+        assert steps is not None, (mode, n_in, n_out)
+        x = rng.normal(size=(2, 3, n_in, 5))
+        np.testing.assert_allclose(_resample(tg.tensor(x), 2, idx, w, steps).numpy(),
+                                   _resample(tg.tensor(x), 2, idx, w, None).numpy(),
+                                   rtol=1e-13, atol=1e-14)
+        compare_with_torch(lambda x, m=mode, o=n_out: F.interpolate(x, size=(o, 5), mode=m),
+                           lambda x, m=mode, o=n_out: TF.interpolate(x, size=(o, 5), mode=m),
+                           x, order=1)

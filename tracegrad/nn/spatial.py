@@ -204,36 +204,37 @@ def _taps(mode: str, n_in: int, n_out: int, scale: float | None, align_corners: 
 
 
 def _steps(idx: np.ndarray, w: np.ndarray | None, n_in: int, n_out: int) -> tuple | None:
-    """For an integer up- or down-scale whose taps repeat from step to step (up to the
-    clamping at the ends), ``(up, down, left, right, phases)``: output ``up * s + m`` is
+    """For a scale of ``up / down`` (small ints) whose taps repeat from step to step (up to
+    the clamping at the ends), ``(up, down, left, right, phases)``: output ``up * s + m`` is
     ``sum(weight * x[down * s + offset])`` over phase m's (offset, weight) pairs, x padded
     by repeating its ends ``left`` and ``right`` times. Those are slices of the padded
     input, whose gradients are slices too (a gather's is a scatter-add: far slower)."""
-    if n_out % n_in == 0:
-        up, down = n_out // n_in, 1
-    elif n_in % n_out == 0:
-        up, down = 1, n_in // n_out
-    else:
+    steps = math.gcd(n_in, n_out)
+    up, down = n_out // steps, n_in // steps
+    if up > 8 or steps < 2:  # (up slices per tap, each of `steps` rows: too many, too short)
         return None
     w = np.ones(idx.shape) if w is None else w
-    steps = n_out // up
-    mid = steps // 2
-    phases = []
-    for m in range(up):
-        row = mid * up + m
-        taps: dict = {}
-        for off, wt in zip(idx[row] - mid * down, w[row]):
-            taps[int(off)] = taps.get(int(off), 0.0) + float(wt)
-        phases.append(tuple((off, wt) for off, wt in sorted(taps.items()) if wt != 0.0))
-    # The same linear map? Both applied to random vectors (equal maps give equal results;
-    # different ones differ, but for a chance of about none).
+    # The taps of one step, as offsets from its first input row: of a middle step, or, where
+    # that one is clamped at an end (few steps), of the next ones out.
     v = np.random.default_rng(0).uniform(1.0, 2.0, size=(n_in, 2))
     want = (w[..., None] * v[idx]).sum(1)
-    got = np.zeros((steps, up, 2))
-    for m, taps_m in enumerate(phases):
-        for off, wt in taps_m:
-            got[:, m] += wt * v[np.clip(np.arange(steps) * down + off, 0, n_in - 1)]
-    if not np.allclose(got.reshape(n_out, 2), want, rtol=1e-12, atol=0.0):
+    for mid in sorted(range(steps), key=lambda t: abs(2 * t - steps + 1))[:3]:
+        phases = []
+        for m in range(up):
+            row = mid * up + m
+            taps: dict = {}
+            for off, wt in zip(idx[row] - mid * down, w[row]):
+                taps[int(off)] = taps.get(int(off), 0.0) + float(wt)
+            phases.append(tuple((off, wt) for off, wt in sorted(taps.items()) if wt != 0.0))
+        # The same linear map? Both applied to random vectors (equal maps give equal
+        # results; different ones differ, but for a chance of about none).
+        got = np.zeros((steps, up, 2))
+        for m, taps_m in enumerate(phases):
+            for off, wt in taps_m:
+                got[:, m] += wt * v[np.clip(np.arange(steps) * down + off, 0, n_in - 1)]
+        if np.allclose(got.reshape(n_out, 2), want, rtol=1e-12, atol=0.0):
+            break
+    else:
         return None
     offsets = [off for taps_m in phases for off, _ in taps_m]
     left = max(0, -min(offsets))
