@@ -428,13 +428,13 @@ def _z(*shape):
      ["conv2d", "bias", "(3,)"]),
     (lambda: F.conv2d(_z(1, 2, 5, 5), tg.zeros(3, 2, 3, 3, dtype=tg.float64)), TypeError,
      ["conv2d", "float32", "float64", "cast"]),
-    (lambda: F.max_pool2d(_z(1, 1, 4, 4), 2, ceil_mode=True), ValueError,
-     ["max_pool2d", "ceil_mode"]),
     (lambda: F.max_pool2d(_z(1, 1, 4, 4), 2, padding=2), ValueError,
      ["max_pool2d", "padding", "half"]),
     (lambda: tg.nn.Conv2d(4, 6, 3, groups=4), ValueError, ["Conv2d", "groups=4", "divisible"]),
-    (lambda: tg.nn.Conv1d(4, 6, 3, padding_mode="reflect"), ValueError,
-     ["Conv1d", "padding_mode"]),
+    (lambda: tg.nn.Conv1d(4, 6, 3, padding_mode="symmetric"), ValueError,
+     ["Conv1d", "padding_mode", "reflect"]),
+    (lambda: tg.nn.ConvTranspose2d(4, 6, 3, padding_mode="reflect"), ValueError,
+     ["ConvTranspose2d", "padding_mode='zeros'", "transposed"]),
 ])
 def test_errors_name_the_op_the_shapes_and_the_fix(call, error, words):
     with pytest.raises(error) as info:

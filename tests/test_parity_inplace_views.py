@@ -122,7 +122,8 @@ def test_unfold_compiles() -> None:
 
 
 def test_tg_nn_functional_unfold_is_not_this_one() -> None:
-    assert not hasattr(tg.nn.functional, "unfold")  # (PyTorch's is im2col: not provided)
+    # (PyTorch's F.unfold is im2col of a batch of images, tests/test_parity_spatial.py)
+    assert tg.nn.functional.unfold(tg.ones(2, 3, 4, 5), 2).shape == (2, 12, 12)
 
 
 # ---------------------------------------------------------------- in-place shape methods

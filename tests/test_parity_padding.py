@@ -142,17 +142,6 @@ def test_compiled_matches_eager(mode):
         np.testing.assert_allclose(got[1][1], got[0][1], rtol=1e-12)
 
 
-def _conv_takes_padding_modes():
-    try:
-        nn.Conv1d(1, 1, 3, padding_mode="reflect")
-    except ValueError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _conv_takes_padding_modes(),
-                    reason="conv.py does not pad by padding_mode yet (see nn.padding."
-                           "conv_input_padding)")
 @pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
 @pytest.mark.parametrize("nd,padding,dilation", [(1, 2, 1), (2, (1, 2), 1), (2, "same", (2, 1)),
                                                  (1, "same", 1), (2, "valid", 1)])

@@ -669,15 +669,13 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
 
 def _pool_setup(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
                 ceil_mode: bool, op: str, nd: int = 2) -> tuple:
-    """Checked (kernel, stride, padding, dilation) ``nd``-tuples and the output size of a
-    pool."""
+    """Checked (kernel, stride, padding, dilation) ``nd``-tuples, the output size of a pool
+    and its (before, after) padding: with ``ceil_mode`` a last, partial window where one
+    starts inside the input or the left padding (PyTorch's rule), padded after."""
     if not isinstance(x, Tensor) or x.ndim not in (nd + 1, nd + 2):
         dims = "L" if nd == 1 else "H, W"
         raise ShapeError(f"{op}: expects input of shape (N, C, {dims}) or (C, {dims}), got "
                          f"{getattr(x, 'shape', type(x).__name__)}")
-    if ceil_mode:
-        raise ValueError(f"{op}: ceil_mode=True is not supported; pad the input "
-                         f"(F.pad) so that the windows fit, and use ceil_mode=False")
     k = _tuple(kernel_size, nd, "kernel_size", op)
     empty = stride is None or (isinstance(stride, (list, tuple)) and not stride)
     s = k if empty else _tuple(stride, nd, "stride", op)
@@ -688,23 +686,31 @@ def _pool_setup(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation
     if builtins.any(pv < 0 or 2 * pv > kv for pv, kv in zip(p, k)):
         raise ValueError(f"{op}: padding {p} must be non-negative and at most half the "
                          f"kernel size {k}, as in PyTorch")
-    size = tuple(n + 2 * pv for n, pv in zip(x.shape[-nd:], p))
-    return k, s, p, d, _out_size(size, k, s, d, op, x.shape)
+    n = tuple(x.shape[-nd:])
+    size = tuple(m + 2 * pv for m, pv in zip(n, p))
+    out = _out_size(size, k, s, d, op, x.shape)
+    if ceil_mode:
+        out = tuple(o + 1 if (z - dv * (kv - 1) - 1) % sv and o * sv < m + pv else o
+                    for o, z, m, kv, sv, pv, dv in zip(out, size, n, k, s, p, d))
+    pads = tuple((pv, pv + builtins.max(0, (o - 1) * sv + dv * (kv - 1) + 1 - z))
+                 for o, z, kv, sv, pv, dv in zip(out, size, k, s, p, d))
+    return k, s, p, d, out, pads
 
 
 def _max_pool(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
-              ceil_mode: bool, nd: int, op: str) -> Tensor:
-    k, s, p, d, out = _pool_setup(x, kernel_size, stride, padding, dilation, ceil_mode, op, nd)
+              ceil_mode: bool, return_indices: bool, nd: int, op: str) -> Any:
+    k, s, p, d, out, pads = _pool_setup(x, kernel_size, stride, padding, dilation, ceil_mode,
+                                        op, nd)
     if x.ndim == nd + 1:  # one sample without the batch dimension
-        return _max_pool(x.unsqueeze(0), k, s, p, d, False, nd, op).squeeze(0)
+        y = _max_pool(x.unsqueeze(0), k, s, p, d, ceil_mode, return_indices, nd, op)
+        return tuple(t.squeeze(0) for t in y) if return_indices else y.squeeze(0)
     # The value is the maximum over each window (np.maximum: fast, NaN wins); the gradient
     # goes through a product with a one-hot mask of each window's first maximum, found
     # without gradient. (The max reduction's own gradient splits ties; np.where with an
     # unpredictable condition is ~100x slower than a product.)
-    pads = tuple((v, v) for v in p)
     cols = _batch_last(x, pads)._im2col(k, s, d)  # (K, C, *out, N)
     with _no_grad():
-        plain = cols.detach() if not builtins.any(p) else \
+        plain = cols.detach() if not builtins.any(hi for _, hi in pads) else \
             apply(P["pad"], _batch_last(x.detach(), ()), value=-math.inf,
                   pads=((0, 0),) + pads + ((0, 0),))._im2col(k, s, d)
         best = plain._amax(0)
@@ -716,53 +722,86 @@ def _max_pool(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: 
         for i in range(1, plain.shape[0]):
             masks.append(hits[i] > taken)
             taken = taken | hits[i]
-        mask = stack(masks).to(x.dtype)
-    picked = (cols * mask).sum(0)
+        mask = stack(masks)
+    picked = (cols * mask.to(x.dtype)).sum(0)
     # Where a window holds inf or NaN, the products are NaN or wrong: take the maximum.
-    return _batch_first(where(picked == best, picked, best))
+    values = _batch_first(where(picked == best, picked, best))
+    if not return_indices:
+        return values
+    # Each window's first maximum as a flat index into the input's (unpadded) spatial
+    # dimensions, as PyTorch returns it: the mask times a table of the positions.
+    with _no_grad():
+        where_at = [np.arange(o)[:, None] * sv - pv + np.arange(kv)[None, :] * dv
+                    for o, sv, pv, kv, dv in zip(out, s, p, k, d)]
+        flat = np.zeros((1,) * (2 * nd), dtype=np.int64)
+        for i, (w, size) in enumerate(zip(where_at, x.shape[2:])):
+            flat = flat * size + w.reshape((1,) * i + w.shape[:1] + (1,) * (nd - 1 - i) +
+                                           (1,) * i + w.shape[1:] + (1,) * (nd - 1 - i))
+        # (out..., kernel...) to (K, 1, *out, 1), the windows' layout
+        table = flat.reshape(math.prod(out), -1).T.reshape((-1, 1) + out + (1,))
+        # a window's maximum is NaN where it holds one (no hit above): PyTorch gives the
+        # index of its last NaN
+        nan = plain != plain
+        later = nan[-1]
+        last = [later]
+        for i in range(plain.shape[0] - 2, -1, -1):
+            last.append(nan[i] > later)
+            later = later | nan[i]
+        chosen = mask | stack(last[::-1])
+        indices = _batch_first((chosen.long() * _leaf(table)).sum(0))
+    return values, indices
 
 
 def max_pool1d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
-               dilation: Any = 1, ceil_mode: bool = False) -> Tensor:
+               dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False) -> Any:
     """Maximum over each window of (N, C, L) or (C, L), as `max_pool2d` in one dimension.
 
     >>> max_pool1d(tg.tensor([[[1.0, 3.0, 2.0, 0.0]]]), 2).tolist()
     [[[3.0, 2.0]]]
     """
-    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, 1, "max_pool1d")
+    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 1,
+                     "max_pool1d")
 
 
 def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
-               dilation: Any = 1, ceil_mode: bool = False) -> Tensor:
+               dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False) -> Any:
     """Maximum over each window; padding counts as -inf. As PyTorch's, the gradient goes to
     the first maximum of a window, and a NaN in a window is its maximum (a window that holds
-    an inf or a NaN passes no gradient).
+    an inf or a NaN passes no gradient). ``ceil_mode`` keeps a last partial window;
+    ``return_indices`` also returns each maximum's flat index into H*W (for max_unpool2d).
 
     >>> max_pool2d(tg.arange(16.0).reshape(1, 1, 4, 4), 2).tolist()
     [[[[5.0, 7.0], [13.0, 15.0]]]]
     """
-    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, 2, "max_pool2d")
+    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 2,
+                     "max_pool2d")
 
 
 def _avg_pool(x: Tensor, kernel_size: Any, stride: Any, padding: Any,
               count_include_pad: bool, ceil_mode: bool, divisor_override: int | None,
               nd: int, op: str) -> Tensor:
-    k, s, p, d, out = _pool_setup(x, kernel_size, stride, padding, 1, ceil_mode, op, nd)
+    k, s, p, d, out, pads = _pool_setup(x, kernel_size, stride, padding, 1, ceil_mode, op,
+                                        nd)
     if x.ndim == nd + 1:  # one sample without the batch dimension
-        return _avg_pool(x.unsqueeze(0), k, s, p, count_include_pad, False, divisor_override,
-                         nd, op).squeeze(0)
+        return _avg_pool(x.unsqueeze(0), k, s, p, count_include_pad, ceil_mode,
+                         divisor_override, nd, op).squeeze(0)
     size = tuple(x.shape[-nd:])
-    total = _batch_first(_batch_last(x, tuple((v, v) for v in p))._im2col(k, s, d).sum(0))
+    total = _batch_first(_batch_last(x, pads)._im2col(k, s, d).sum(0))
     if divisor_override is not None:
         if divisor_override == 0:
             raise ValueError(f"{op}: divisor_override must be nonzero")
         return total / divisor_override
-    if count_include_pad or not builtins.any(p):
+    partial = builtins.any(hi > lo for lo, hi in pads)  # (ceil_mode's last windows)
+    if not partial and (count_include_pad or not builtins.any(p)):
         return total / math.prod(k)
-    # How many of each window's elements are inside the input: per dimension, then outer.
-    counts = [np.array([builtins.min(o * sv + kv, pv + n) - builtins.max(o * sv, pv)
-                        for o in range(m)], dtype=x.dtype)
-              for n, kv, sv, pv, m in zip(size, k, s, p, out)]
+    # Each window's divisor, per dimension, then outer: as PyTorch, the padding counts
+    # (count_include_pad) up to the end of the padded input, not into ceil_mode's overhang.
+    counts = []
+    for n, kv, sv, pv, m in zip(size, k, s, p, out):
+        start = np.arange(m) * sv - pv
+        end = np.minimum(start + kv, n + pv)
+        inside = np.minimum(end, n) - np.maximum(start, 0)
+        counts.append((end - start if count_include_pad else inside).astype(x.dtype))
     return total / _leaf(functools.reduce(np.multiply.outer, counts))
 
 

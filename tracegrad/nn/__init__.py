@@ -5,7 +5,8 @@
 
 from . import functional, init, scalar, utils
 from .containers import ModuleDict, ParameterDict, ParameterList
-from .conv import Conv1d  # noqa: F401
+from .conv import *  # noqa: F401,F403
+from .conv import __all__ as _conv
 from .layers import *  # noqa: F401,F403
 from .layers import __all__ as _layers
 from .losses import *  # noqa: F401,F403
@@ -15,6 +16,8 @@ from .padding import *  # noqa: F401,F403
 from .padding import __all__ as _padding
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
 from .sparse import EmbeddingBag
+from .spatial_layers import *  # noqa: F401,F403
+from .spatial_layers import __all__ as _spatial_layers
 from .transformer import (
     MultiheadAttention,
     Transformer,
@@ -32,3 +35,5 @@ __all__ += _losses
 __all__ += ["Transformer", "TransformerDecoder", "TransformerDecoderLayer"]
 __all__ += ["EmbeddingBag"]
 __all__ += _padding
+__all__ += _conv
+__all__ += _spatial_layers

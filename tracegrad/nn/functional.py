@@ -26,7 +26,9 @@ from .losses import (  # noqa: F401
 from .normalization import *  # noqa: F401,F403
 from .normalization import __all__ as _normalization
 from .sparse import embedding_bag  # noqa: F401
+from .spatial import *  # noqa: F401,F403
+from .spatial import __all__ as _spatial
 
-__all__ = [*__all__, *_losses]
-__all__ += ["embedding_bag"]
-__all__ = [*__all__, *_normalization, *_activation, *_distance, *_dropout]
+# (a new list: tracegrad.functional.__all__ stays that module's own)
+__all__ = [*__all__, *_losses, "embedding_bag", *_normalization, *_activation, *_distance,
+           *_dropout, *_spatial]
