@@ -23,6 +23,7 @@ from ..arguments import _static_data
 from ..errors import ShapeError
 from ..functional import _reduce
 from ..tensor import Tensor, _leaf, _operand, where
+from .distance import pairwise_distance
 from .layers import _stateless
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -137,12 +138,6 @@ def cosine_embedding_loss(input1: Tensor, input2: Any, target: Any, margin: floa
     return _reduce(loss, reduction, op)
 
 
-def _pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6) -> Tensor:
-    """``||x1 - x2 + eps||_p`` over the last dimension, as ``torch.pairwise_distance``."""
-    d = max(x1.ndim, x2.ndim) - 1
-    return F.norm(x1 - x2 + eps, p, max(d, 0))
-
-
 def _triplet(op: str, anchor: Tensor, positive: Tensor, negative: Tensor, margin: float,
              swap: bool, distance: Callable, reduction: str) -> Tensor:
     if margin <= 0:
@@ -170,7 +165,7 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor,
     if not (isinstance(p, (int, float)) and p > 0):
         raise ValueError(f"triplet_margin_loss: p must be a positive number or inf, got {p!r}")
     return _triplet("triplet_margin_loss", anchor, positive, negative, margin, swap,
-                    lambda a, b: _pairwise_distance(a, b, p, eps), reduction)
+                    lambda a, b: pairwise_distance(a, b, p, eps), reduction)
 
 
 def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative: Tensor, *,
@@ -180,7 +175,7 @@ def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative
     """`triplet_margin_loss` with any ``distance_function(x1, x2) -> distances`` (the
     pairwise 2-norm distance by default)."""
     return _triplet("triplet_margin_with_distance_loss", anchor, positive, negative, margin,
-                    swap, distance_function or _pairwise_distance, reduction)
+                    swap, distance_function or pairwise_distance, reduction)
 
 
 def _rows(input: Tensor, op: str) -> Tensor:
