@@ -14,7 +14,6 @@ from . import (
     data,
     functional,
     memory,
-    nn,
     optim,
     utils,
 )
@@ -249,8 +248,9 @@ __all__ = [
 
 
 # Imported on first use, so that `import tracegrad` stays light (bench/imports.py): the
-# compiler (its functions, and tg.compiler itself), tg.viz (which draws its graphs),
-# tg.onnx, and tg.func (torch.func's names for the transforms).
+# compiler (its functions, and tg.compiler itself), tg.nn (its layers, losses and
+# functions: about a tenth of the import), tg.viz (which draws its graphs), tg.onnx, and
+# tg.func (torch.func's names for the transforms).
 _LAZY = {"compile": "compiler", "explain": "compiler", "trace": "compiler",
          "Graph": "compiler", "TensorSpec": "compiler"}
 
@@ -258,7 +258,7 @@ _LAZY = {"compile": "compiler", "explain": "compiler", "trace": "compiler",
 def __getattr__(name: str):
     if name in _LAZY:
         value = getattr(_importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    elif name in ("compiler", "viz", "onnx", "func"):
+    elif name in ("compiler", "nn", "viz", "onnx", "func"):
         value = _importlib.import_module(f".{name}", __name__)
     else:
         raise AttributeError(f"module 'tracegrad' has no attribute {name!r}")
