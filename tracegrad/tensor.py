@@ -25,6 +25,7 @@ test per op when neither is on); the other modules read them here, as ``tensor._
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from threading import get_ident as _get_ident
@@ -53,6 +54,8 @@ from .views import (
     _join,
     _memory,
     _SharedVersion,
+    _View,
+    view_of,
 )
 
 # Like PyTorch, tensor math gives inf/nan quietly (tg.detect_anomaly() finds where); NumPy's
@@ -583,6 +586,27 @@ class Tensor(NodeHooks, InPlaceOps, CompositeMethods):
                     f"they must match"
                 )
         self._grad = value
+
+    def __deepcopy__(self, memo: dict) -> "Tensor":
+        """A copy with memory and a version counter of its own (``copy.deepcopy(model)`` for
+        a target network or an EMA copy), as PyTorch's: a leaf only; its ``.grad`` copied;
+        a view stays a view of its base's copy, so tensors that shared memory still do."""
+        if self._op is not None:
+            raise RuntimeError(
+                f"deepcopy: only tensors that are graph leaves can be deep-copied (as in "
+                f"PyTorch); this one (shape {self.shape}) was computed by {self._op.name}. "
+                f"Copy .detach() of it, or deep-copy what it was computed from")
+        view = getattr(self, "_view", None)
+        if type(view) is _View and type(self) is Tensor:
+            new = view_of(copy.deepcopy(view.base, memo), view.steps)
+        else:
+            new = _new(type(self))
+            _init_leaf(new, np.array(self._data, copy=True), False)
+            new.requires_grad = self.requires_grad
+        memo[id(self)] = new
+        if self._grad is not None:
+            new._grad = copy.deepcopy(self._grad, memo)
+        return new
 
     def clone(self) -> "Tensor":
         if self.requires_grad:
