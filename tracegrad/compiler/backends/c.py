@@ -584,6 +584,15 @@ def _safe(rows: Any, stored: list, externals: list, plan: Any) -> bool:
             whole |= memory(e)
     if any(destination(n) & whole for n in stored):
         return False
+    # Every stored value is read after the run, which writes them all together: no two may
+    # share memory. (The plan may pair two whose order it saw as one dying before the other
+    # is made: a loss whose division the run defers, and a sum the run makes after it.)
+    seen: set = set()
+    for n in stored:
+        dest = destination(n)
+        if dest & seen:
+            return False
+        seen |= dest
     # Row r of a stored value lands on row r of an input read row by row only if their
     # rows are as long in bytes: with wider elements (float64 over float32) it would land
     # on rows the program has not read yet.
