@@ -587,9 +587,13 @@ def _safe(rows: Any, stored: list, externals: list, plan: Any) -> bool:
     # Every stored value is read after the run, which writes them all together: no two may
     # share memory. (The plan may pair two whose order it saw as one dying before the other
     # is made: a loss whose division the run defers, and a sum the run makes after it.)
+    # (Where each lands: its buffer or the input it overwrites; not the scratch buffer a
+    # kernel's plan gives it, which a row program does not use.)
     seen: set = set()
     for n in stored:
-        dest = destination(n)
+        dest = {("buffer", plan.buffer_of[id(n)])} if id(n) in plan.buffer_of else set()
+        if id(n) in plan.into_input:
+            dest |= memory(plan.into_input[id(n)])
         if dest & seen:
             return False
         seen |= dest
