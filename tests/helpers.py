@@ -70,3 +70,19 @@ def reference_example(V):
 
     v = run(V, backward=False)
     return v["a"], v["b"], v["g"]
+
+
+def strided_layouts(draw, n_max: int = 20) -> tuple:
+    """A hypothesis draw (use with ``st.data()``): (n, size, stride, offset) such that
+    ``as_strided(size, stride, offset)`` of an n-element operand stays inside it
+    (overlapping and zero strides included)."""
+    from hypothesis import assume
+    from hypothesis import strategies as st
+
+    n = draw(st.integers(1, n_max))
+    ndim = draw(st.integers(0, 3))
+    size = tuple(draw(st.lists(st.integers(0, 4), min_size=ndim, max_size=ndim)))
+    stride = tuple(draw(st.lists(st.integers(0, 5), min_size=ndim, max_size=ndim)))
+    reach = sum((d - 1) * s for d, s in zip(size, stride)) if all(size) else 0
+    assume(reach < n)
+    return n, size, stride, draw(st.integers(0, n - 1 - reach))

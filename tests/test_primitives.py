@@ -17,6 +17,7 @@ import operator
 import numpy as np
 import pytest
 from gradcheck import check_grads, compare_with_torch
+from helpers import strided_layouts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -918,14 +919,7 @@ def test_as_strided(data):
     """Any layout within the operand, overlapping ones included, against torch.as_strided
     (whose gradient also sums the overlapping elements) and finite differences; of a
     C-ordered operand the result is a view."""
-    n = data.draw(st.integers(1, 20))
-    ndim = data.draw(st.integers(0, 3))
-    shape = tuple(data.draw(st.lists(st.integers(0, 3), min_size=ndim, max_size=ndim)))
-    strides = tuple(data.draw(st.lists(st.integers(0, 4), min_size=ndim, max_size=ndim)))
-    reach = sum((d - 1) * s for d, s in zip(shape, strides)) if all(shape) else 0
-    if reach >= n:
-        return
-    offset = data.draw(st.integers(0, n - 1 - reach))
+    n, shape, strides, offset = strided_layouts(data.draw)
     x = real(np.random.default_rng(n), (n,))
     fn = lambda t: apply(PRIMITIVES["as_strided"], t, shape=shape,  # noqa: E731
                          strides=strides, offset=offset)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gradcheck import check_grads, compare_with_torch
+from helpers import strided_layouts
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -108,14 +109,7 @@ def test_a_refused_write_on_overlapping_windows_leaves_the_graph_usable():
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_as_strided_matches_pytorch_on_drawn_layouts(data):
-    n = data.draw(st.integers(1, 30))
-    ndim = data.draw(st.integers(0, 3))
-    size = tuple(data.draw(st.lists(st.integers(0, 4), min_size=ndim, max_size=ndim)))
-    stride = tuple(data.draw(st.lists(st.integers(0, 5), min_size=ndim, max_size=ndim)))
-    reach = sum((d - 1) * s for d, s in zip(size, stride)) if all(size) else 0
-    if reach >= n:
-        return
-    offset = data.draw(st.integers(0, n - 1 - reach))
+    n, size, stride, offset = strided_layouts(data.draw, 30)
     x = RNG.standard_normal(n)
     compare_with_torch(lambda t: t.as_strided(size, stride, offset) * 3,
                        lambda t: t.as_strided(size, stride, offset) * 3, x)

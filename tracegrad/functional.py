@@ -565,16 +565,22 @@ def _out_size(size: tuple, kernel: tuple, stride: tuple, dilation: tuple, op: st
     return out
 
 
-def _conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: Any,
-          dilation: Any, groups: int, nd: int, op: str) -> Tensor:
-    """N-d convolution (cross-correlation, as in PyTorch) over the last ``nd`` dimensions."""
-    dims = "(N, C_in, " + ", ".join("DHW"[3 - nd:]) + ")" if nd > 1 else "(N, C_in, L)"
+def _conv_operands(x: Any, weight: Any, nd: int, op: str, layout: str) -> None:
+    """A convolution's (or transposed one's) input and weight are tensors, the weight of
+    shape (``layout``, *kernel)."""
     if not isinstance(x, Tensor) or not isinstance(weight, Tensor):
         raise TypeError(f"{op}: input and weight must be tensors, got "
                         f"{type(x).__name__} and {type(weight).__name__}")
     if weight.ndim != nd + 2:
-        raise ShapeError(f"{op}: weight must be (C_out, C_in/groups, "
-                         f"{', '.join(['k'] * nd)}), got shape {weight.shape}")
+        raise ShapeError(f"{op}: weight must be ({layout}, {', '.join(['k'] * nd)}), got "
+                         f"shape {weight.shape}")
+
+
+def _conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: Any,
+          dilation: Any, groups: int, nd: int, op: str) -> Tensor:
+    """N-d convolution (cross-correlation, as in PyTorch) over the last ``nd`` dimensions."""
+    dims = "(N, C_in, " + ", ".join("DHW"[3 - nd:]) + ")" if nd > 1 else "(N, C_in, L)"
+    _conv_operands(x, weight, nd, op, "C_out, C_in/groups")
     if x.ndim == nd + 1:  # one sample without the batch dimension, as PyTorch allows
         return _conv(x.unsqueeze(0), weight, bias, stride, padding, dilation, groups, nd,
                      op).squeeze(0)

@@ -44,12 +44,7 @@ def _spatial_tuple(v: Any, nd: int, name: str, op: str, least: int = 0) -> tuple
 def _conv_transpose(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any,
                     padding: Any, output_padding: Any, groups: int, dilation: Any, nd: int,
                     op: str) -> Tensor:
-    if not isinstance(x, Tensor) or not isinstance(weight, Tensor):
-        raise TypeError(f"{op}: input and weight must be tensors, got "
-                        f"{type(x).__name__} and {type(weight).__name__}")
-    if weight.ndim != nd + 2:
-        raise ShapeError(f"{op}: weight must be (C_in, C_out/groups, "
-                         f"{', '.join(['k'] * nd)}), got shape {weight.shape}")
+    F._conv_operands(x, weight, nd, op, "C_in, C_out/groups")
     if x.ndim == nd + 1:  # one sample without the batch dimension
         return _conv_transpose(x.unsqueeze(0), weight, bias, stride, padding, output_padding,
                                groups, dilation, nd, op).squeeze(0)
