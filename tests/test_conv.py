@@ -226,7 +226,8 @@ def test_avg_pool2d_matches_torch(case, count_include_pad, divisor):
     x = np.random.default_rng(case["seed"]).standard_normal(case["shape"])
     k, s, p = case["kernel"], case["stride"], case["padding"]
     out = check_with_torch(
-        lambda t: F.avg_pool2d(t, k, s, p, count_include_pad, divisor_override=divisor),
+        lambda t: F.avg_pool2d(t, k, s, p, count_include_pad=count_include_pad,
+                               divisor_override=divisor),
         lambda t: TF.avg_pool2d(t, k, s, p, count_include_pad=count_include_pad,
                                 divisor_override=divisor), x, seed=case["seed"])
     assert np.isfinite(out).all()
@@ -366,7 +367,8 @@ class ConvNet(tg.nn.Module):
 
     def forward(self, x):
         x = self.pool(self.conv1(x).relu())  # (N, 4, 4, 4)
-        x = F.avg_pool2d(self.conv2(x).relu(), 2, 1, 1, False)  # (N, 8, 4, 3) -> (N, 8, 5, 4)
+        # (N, 8, 4, 3) -> (N, 8, 5, 4)
+        x = F.avg_pool2d(self.conv2(x).relu(), 2, 1, 1, count_include_pad=False)
         x = self.seq(x.mean(2))  # (N, 6, 4)
         return self.head(x.flatten(1))
 

@@ -747,7 +747,7 @@ def test_max_pool2d_dilation():
 @pytest.mark.parametrize("count_include_pad", [True, False])
 def test_avg_pool2d_matches_torch(shape, kernel, stride, padding, count_include_pad):
     x = randn(0, *shape)
-    both(lambda t: F.avg_pool2d(t, kernel, stride, padding, count_include_pad),
+    both(lambda t: F.avg_pool2d(t, kernel, stride, padding, count_include_pad=count_include_pad),
          lambda t: TF.avg_pool2d(t, kernel, stride, padding, count_include_pad=count_include_pad),
          x, fd_order=1)
 

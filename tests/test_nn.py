@@ -649,6 +649,35 @@ def test_avg_pool2d(args):
     run_both(tnn.AvgPool2d(**args), nn.AvgPool2d(**args), rand(2, 3, 8, 9), tol=1e-6)
 
 
+@pytest.mark.parametrize("name,args", [
+    ("MaxPool2d", (3, 2, 1, 1, False, True)),  # PyTorch's positional order: ceil_mode last
+    ("AvgPool2d", (3, 2, 1, True, False, 5)),  # ceil_mode, count_include_pad, divisor
+    ("AvgPool2d", (3, 2, 1, True)),
+    ("MaxPool1d", (3, 2, 1, 1, False, True)),
+    ("AvgPool1d", (3, 2, 1, True, False)),
+])
+def test_pool_modules_take_pytorchs_arguments_in_its_order(name, args):
+    shape = (2, 3, 8, 9) if name.endswith("2d") else (2, 3, 9)
+    x = rand(*shape)
+    ours, theirs = getattr(nn, name)(*args), getattr(tnn, name)(*args)
+    assert repr(ours) == repr(theirs)
+    run_both(theirs, ours, x, tol=1e-6)
+
+
+@pytest.mark.parametrize("nd", [1, 2])
+def test_max_pool_modules_return_indices_for_unpooling(nd):
+    x = np.random.default_rng(1).permutation(2 * 3 * 8 * 8).reshape(
+        (2, 3, 8, 8) if nd == 2 else (2, 3, 64))[..., :8] / 10.0
+    x = np.ascontiguousarray(x).astype(np.float32)
+    pool, unpool = getattr(nn, f"MaxPool{nd}d"), getattr(nn, f"MaxUnpool{nd}d")
+    tpool, tunpool = getattr(tnn, f"MaxPool{nd}d"), getattr(tnn, f"MaxUnpool{nd}d")
+    y, i = pool(2, return_indices=True)(tg.tensor(x))
+    ty, ti = tpool(2, return_indices=True)(torch.tensor(x))
+    np.testing.assert_array_equal(y.numpy(), ty.numpy())
+    np.testing.assert_array_equal(i.numpy(), ti.numpy())
+    np.testing.assert_array_equal(unpool(2)(y, i).numpy(), tunpool(2)(ty, ti).numpy())
+
+
 @pytest.mark.parametrize("dims", [(), (0, -1), (2, 3), (1, 2)])
 def test_flatten(dims):
     tout, out = run_both(tnn.Flatten(*dims), nn.Flatten(*dims), rand(2, 3, 4, 5), tol=0)

@@ -823,12 +823,10 @@ def avg_pool1d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0
 
 
 def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
-               count_include_pad: bool = True, *, ceil_mode: bool = False,
+               ceil_mode: bool = False, count_include_pad: bool = True,
                divisor_override: int | None = None) -> Tensor:
-    """Mean over each window (padding counted as zeros, as PyTorch's default).
-
-    (``count_include_pad`` comes fifth, as it always has here; PyTorch's ``ceil_mode`` and
-    ``divisor_override`` are keywords.)
+    """Mean over each window (padding counted as zeros, as PyTorch's default), with
+    PyTorch's arguments in its order.
 
     >>> avg_pool2d(tg.arange(16.0).reshape(1, 1, 4, 4), 2).tolist()
     [[[[2.5, 4.5], [10.5, 12.5]]]]
