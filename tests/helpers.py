@@ -86,3 +86,26 @@ def strided_layouts(draw, n_max: int = 20) -> tuple:
     reach = sum((d - 1) * s for d, s in zip(size, stride)) if all(size) else 0
     assume(reach < n)
     return n, size, stride, draw(st.integers(0, n - 1 - reach))
+
+
+def compiled_steps_match(layer, inputs, rtol: float = 1e-6) -> None:
+    """``y = layer(x * 1.0)`` and the gradient of ``(y * y).sum()``, eagerly and compiled by
+    ``tg.compile``, on each array of ``inputs``: the same values and gradients."""
+    import numpy as np
+
+    import tracegrad as tg
+
+    def step(x):
+        y = layer(x * 1.0)
+        return y, (y * y).sum()
+
+    compiled = tg.compile(step)
+    for array in inputs:
+        got = []
+        for f in (step, compiled):
+            x = tg.tensor(array, requires_grad=True)
+            y, loss = f(x)
+            loss.backward()
+            got.append((y.detach().numpy(), x.grad.numpy()))
+        np.testing.assert_allclose(got[1][0], got[0][0], rtol=rtol)
+        np.testing.assert_allclose(got[1][1], got[0][1], rtol=rtol)

@@ -44,6 +44,23 @@ def test_batch_norm_gradients_match_finite_differences():
                 tg.tensor(_x((2,), 1)))
 
 
+def _steps_match(ours, theirs, steps):
+    """The two modules, stepped through ``steps`` ((training, input array) each): the same
+    outputs, input gradients and state (running statistics) after every step."""
+    for training, x_np in steps:
+        ours.train(training)
+        theirs.train(training)
+        x, tx = tg.tensor(x_np, requires_grad=True), torch.tensor(x_np, requires_grad=True)
+        y, ty = ours(x), theirs(tx)
+        np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-10,
+                                   atol=1e-12)
+        (y * y * y).sum().backward()
+        (ty * ty * ty).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-9, atol=1e-11)
+        for k, v in theirs.state_dict().items():
+            np.testing.assert_allclose(ours.state_dict()[k].numpy(), v.numpy(), rtol=1e-12)
+
+
 @pytest.mark.parametrize("momentum", [0.1, None])
 @pytest.mark.parametrize("affine,track", [(True, True), (False, True), (True, False)])
 def test_batchnorm3d_module_matches_torch_over_steps(momentum, affine, track):
@@ -53,19 +70,8 @@ def test_batchnorm3d_module_matches_torch_over_steps(momentum, affine, track):
     ours.double()
     assert repr(ours) == repr(theirs)
     assert list(ours.state_dict()) == list(theirs.state_dict())
-    for step, training in enumerate([True, True, False, True, False]):
-        ours.train(training)
-        theirs.train(training)
-        x_np = _x((2, 3, 2, 3, 2), step, 2.0)
-        x, tx = tg.tensor(x_np, requires_grad=True), torch.tensor(x_np, requires_grad=True)
-        y, ty = ours(x), theirs(tx)
-        np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-10,
-                                   atol=1e-12)
-        (y * y * y).sum().backward()
-        (ty * ty * ty).sum().backward()
-        np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-9, atol=1e-12)
-        for k, v in theirs.state_dict().items():
-            np.testing.assert_allclose(ours.state_dict()[k].numpy(), v.numpy(), rtol=1e-12)
+    _steps_match(ours, theirs, [(training, _x((2, 3, 2, 3, 2), step, 2.0)) for step, training
+                                in enumerate([True, True, False, True, False])])
     with pytest.raises(tg.ShapeError, match=r"BatchNorm3d\(3\).*\(N, 3, D, H, W\)"):
         ours(tg.tensor(_x((2, 3, 4, 4))))
 
@@ -86,23 +92,13 @@ def test_instance_norm_modules_match_torch(nd, affine, track):
     assert repr(ours) == repr(theirs)
     assert list(ours.state_dict()) == list(theirs.state_dict())
     spatial = (5, 4, 3)[:nd]
-    for step, (training, batched) in enumerate([(True, True), (True, False), (False, True),
-                                                (False, False), (True, True)]):
-        ours.train(training)
-        theirs.train(training)
-        x_np = _x(((2,) if batched else ()) + (3,) + spatial, step, 1.5)
-        x, tx = tg.tensor(x_np, requires_grad=True), torch.tensor(x_np, requires_grad=True)
-        y, ty = ours(x), theirs(tx)
-        np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-10,
-                                   atol=1e-12)
-        (y * y * y).sum().backward()
-        (ty * ty * ty).sum().backward()
-        np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-9, atol=1e-11)
-        for k, v in theirs.state_dict().items():
-            np.testing.assert_allclose(ours.state_dict()[k].numpy(), v.numpy(), rtol=1e-12)
-        if affine:
-            np.testing.assert_allclose(ours.weight.grad.numpy(), theirs.weight.grad.numpy(),
-                                       rtol=1e-9)
+    _steps_match(ours, theirs, [
+        (training, _x(((2,) if batched else ()) + (3,) + spatial, step, 1.5))
+        for step, (training, batched) in enumerate([(True, True), (True, False), (False, True),
+                                                    (False, False), (True, True)])])
+    if affine:  # (the weight's gradient, summed over the steps)
+        np.testing.assert_allclose(ours.weight.grad.numpy(), theirs.weight.grad.numpy(),
+                                   rtol=1e-9)
     with pytest.raises(tg.ShapeError, match=name):
         ours(tg.tensor(_x((3,) * (nd + 3))))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gradcheck import check_grads, compare_with_torch
+from helpers import compiled_steps_match
 
 import tracegrad as tg
 from tracegrad import nn
@@ -136,19 +137,4 @@ def test_softmax2d_matches_torch():
 @pytest.mark.parametrize("make", [lambda: nn.PReLU(3), nn.Softmax2d],
                          ids=["PReLU", "Softmax2d"])
 def test_compiled_matches_eager(make):
-    layer = make()
-
-    def step(x):
-        y = layer(x * 1.0)
-        return y, (y * y).sum()
-
-    compiled = tg.compile(step)
-    for scale in (1.0, -2.0):
-        got = []
-        for f in (step, compiled):
-            x = tg.tensor(_x((2, 3, 4, 5)) * scale, requires_grad=True)
-            y, loss = f(x)
-            loss.backward()
-            got.append((y.detach().numpy(), x.grad.numpy()))
-        np.testing.assert_allclose(got[1][0], got[0][0], rtol=1e-6)
-        np.testing.assert_allclose(got[1][1], got[0][1], rtol=1e-6)
+    compiled_steps_match(make(), [_x((2, 3, 4, 5)) * scale for scale in (1.0, -2.0)])

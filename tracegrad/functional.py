@@ -576,6 +576,19 @@ def _conv_operands(x: Any, weight: Any, nd: int, op: str, layout: str) -> None:
                          f"shape {weight.shape}")
 
 
+def _conv_bias(x: Tensor, weight: Tensor, bias: Tensor | None, c_out: int, op: str,
+               how: str) -> None:
+    """A convolution's input, weight and bias share a dtype, and the bias has ``c_out``
+    elements (``how``: what in the weight says so, for the message)."""
+    if x.dtype != weight.dtype or (bias is not None and bias.dtype != x.dtype):
+        raise TypeError(f"{op}: input, weight and bias dtypes differ ({x.dtype}, "
+                        f"{weight.dtype}{', ' + str(bias.dtype) if bias is not None else ''});"
+                        f" cast them to one")
+    if bias is not None and tuple(bias.shape) != (c_out,):
+        raise ShapeError(f"{op}: bias must have shape ({c_out},) for weight {weight.shape}"
+                         f"{how}, got {bias.shape}")
+
+
 def _conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: Any,
           dilation: Any, groups: int, nd: int, op: str) -> Tensor:
     """N-d convolution (cross-correlation, as in PyTorch) over the last ``nd`` dimensions."""
@@ -599,13 +612,7 @@ def _conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: 
     if c_out % groups:
         raise ShapeError(f"{op}: weight {weight.shape} has C_out={c_out} channels, not "
                          f"divisible by groups={groups}")
-    if x.dtype != weight.dtype or (bias is not None and bias.dtype != x.dtype):
-        raise TypeError(f"{op}: input, weight and bias dtypes differ ({x.dtype}, "
-                        f"{weight.dtype}{', ' + str(bias.dtype) if bias is not None else ''});"
-                        f" cast them to one")
-    if bias is not None and tuple(bias.shape) != (c_out,):
-        raise ShapeError(f"{op}: bias must have shape ({c_out},) for weight {weight.shape}, "
-                         f"got {bias.shape}")
+    _conv_bias(x, weight, bias, c_out, op, "")
     stride = _tuple(stride, nd, "stride", op)
     dilation = _tuple(dilation, nd, "dilation", op)
     _positive(stride, "stride", op)

@@ -60,14 +60,8 @@ def _conv_transpose(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any,
     if isinstance(padding, str):
         raise ValueError(f"{op}: padding must be an int or a tuple of {nd} ints (PyTorch's "
                          f"transposed convolutions take no string padding), got {padding!r}")
-    if x.dtype != weight.dtype or (bias is not None and bias.dtype != x.dtype):
-        raise TypeError(f"{op}: input, weight and bias dtypes differ ({x.dtype}, "
-                        f"{weight.dtype}{', ' + str(bias.dtype) if bias is not None else ''});"
-                        f" cast them to one")
     c_out = c_group_out * groups
-    if bias is not None and tuple(bias.shape) != (c_out,):
-        raise ShapeError(f"{op}: bias must have shape ({c_out},) for weight {weight.shape} "
-                         f"and groups={groups}, got {bias.shape}")
+    F._conv_bias(x, weight, bias, c_out, op, f" and groups={groups}")
     stride = _spatial_tuple(stride, nd, "stride", op, 1)
     dilation = _spatial_tuple(dilation, nd, "dilation", op, 1)
     pads = _spatial_tuple(padding, nd, "padding", op)
