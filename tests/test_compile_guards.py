@@ -1621,3 +1621,101 @@ def test_the_order_of_a_dicts_entries_is_part_of_the_call():
     x, y = tg.tensor([1.0]), tg.tensor([5.0])
     for d in ({"a": x, "b": y}, {"b": y, "a": x}, {"a": y, "b": x}):
         assert compiled(d).tolist() == f(d).tolist()
+
+
+# --------------------------------------------------------------------------------------
+# Values behind an object's class, a partial, a callable object, a helper's closure
+
+
+def _class_attribute_cases() -> dict:
+    """name: (make, change between calls, what the function reads). Each was read while
+    tracing and not guarded: compiled calls kept the traced value."""
+    def instance_of_local_class():
+        class C:
+            k = 1.0
+        return C()
+
+    def instance_of_subclass():
+        class Base:
+            k = 1.0
+
+        class C(Base):
+            pass
+        return C()
+
+    def method_of_local_class():  # a method's closure cell, reached through its class
+        box = [1.0]
+
+        class Helper:
+            def scale(self, x):
+                return x * box[0]
+
+            @staticmethod
+            def shift(x):
+                return x + 0 * box[0]
+        return Helper()  # (box only in the methods' closures)
+
+    return {
+        "a class attribute read through the instance":
+            (instance_of_local_class, lambda o, k: setattr(type(o), "k", k + 2.0),
+             lambda o, x: x * o.k),
+        "a base class's attribute":
+            (instance_of_subclass, lambda o, k: setattr(type(o).__mro__[1], "k", k + 2.0),
+             lambda o, x: x * o.k),
+        "a closure cell of a method of a class made in a function":
+            (method_of_local_class,
+             lambda o, k: type(o).scale.__closure__[0].cell_contents.__setitem__(0, k + 2.0),
+             lambda o, x: type(o).shift(o.scale(x))),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_class_attribute_cases()))
+def test_values_behind_an_objects_class_are_guarded(case):
+    make, change, read = _class_attribute_cases()[case]
+    assert _eager_then_compiled(make, change, read) == [[1.0, 2.0, 3.0, 4.0]] * 2
+
+
+def _compiled_entry_cases() -> dict:
+    """name: (make the function to compile and a way to change what it reads)."""
+    class Scale:
+        def __init__(self):
+            self.k = 1.0
+
+        def __call__(self, x):
+            return x * self.k
+
+    class Scaled(nn.Module):
+        k = 1.0
+
+        def forward(self, x):
+            return x * self.k
+
+    def partial():
+        box = [1.0]
+        return functools.partial(lambda x, b: x * b[0], b=box), \
+            lambda k: box.__setitem__(0, k + 2.0)
+
+    def callable_object():
+        obj = Scale()
+        return obj, lambda k: setattr(obj, "k", k + 2.0)
+
+    def module_class_attribute():
+        m = Scaled()
+        return m, lambda k: setattr(type(m), "k", k + 2.0)
+
+    return {"a partial's keyword's contents": partial, "a callable object": callable_object,
+            "a module's class attribute": module_class_attribute}
+
+
+@pytest.mark.parametrize("case", sorted(_compiled_entry_cases()))
+def test_what_a_compiled_partial_callable_object_or_module_holds_is_guarded(case):
+    got = []
+    for compiled in (False, True):
+        fn, change = _compiled_entry_cases()[case]()
+        run = tg.compile(fn) if compiled else fn
+        out = []
+        for k in range(4):
+            out.append(float(run(tg.ones(1)).item()))
+            change(k)
+        got.append(out)
+    assert got == [[1.0, 2.0, 3.0, 4.0]] * 2

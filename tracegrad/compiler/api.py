@@ -278,7 +278,7 @@ class CompiledFunction:
         epoch = tensor_mod._structure_epoch[0]
         anomaly = bool(tensor_mod._Anomaly.enabled and tensor_mod._Anomaly.here.on)
         fn_guards = function_guards(self.fn)
-        recorder = ReadRecorder()
+        recorder = ReadRecorder(self.fn)
         template = None
         if dynamic is not None:
             graph, capture, template, size_guard = _dynamic().traces(

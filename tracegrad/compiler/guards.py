@@ -182,10 +182,11 @@ def fingerprint(v: Any, depth: int = 0, path: frozenset = frozenset()) -> Any:
                 fingerprint(v.__self__, depth + 1, inner))
     d = getattr(v, "__dict__", None)
     slots = _slot_names(t)
-    if isinstance(d, dict) or slots:  # a plain object, callable ones too (a loss's weight)
+    if isinstance(d, dict) or slots:  # a plain object, callable ones too (a loss's weight),
+        # with its class's data (``self.k`` finds ``C.k`` when the object has none)
         return ("obj", Ident(v), fingerprint(d, depth + 1, inner) if isinstance(d, dict)
                 else None, tuple([fingerprint(getattr(v, n, _UNSET), depth + 1, inner)
-                                  for n in slots]))
+                                  for n in slots]), fingerprint(t, depth + 1, inner))
     return Ident(v)
 
 
@@ -231,22 +232,35 @@ def _slot_names(t: type) -> tuple:
     return names
 
 
-def _namespace(v: Any, kind: str, depth: int, path: frozenset) -> Any:
-    """A class's or module's identity and, when it is the user's (not the standard library's,
-    NumPy's, tracegrad's or an installed package's), the data it holds: ``Config.scale``,
-    ``config.SCALE``. Functions and classes in it are left out: a function the code calls is
-    guarded where it is read, and its frames record what they read."""
+def _users(v: Any, kind: str) -> bool:
+    """Whether a class or module is the user's: not the standard library's, NumPy's,
+    tracegrad's or an installed package's."""
+    name = getattr(v, "__module__" if kind == "class" else "__name__", "")
+    if name == "__main__":  # a script's, or a notebook's (which has no file)
+        return True
     if kind == "class":
-        owner = sys.modules.get(getattr(v, "__module__", ""), None)
+        owner = sys.modules.get(name, None)
         filename = getattr(owner, "__file__", None) or ""
     else:
         filename = getattr(v, "__file__", None) or ""
-    if not filename or _is_library_file(filename) or any(x in filename for x in _SITE):
+    return bool(filename) and not _is_library_file(filename) and \
+        not any(x in filename for x in _SITE)
+
+
+def _namespace(v: Any, kind: str, depth: int, path: frozenset) -> Any:
+    """A class's or module's identity and, when it is the user's, the data it holds:
+    ``Config.scale``, ``config.SCALE``; for a class, its user base classes' too (``C().k``
+    finds ``Base.k``). Functions and classes in it are left out: a function the code calls
+    is guarded where it is read, and its frames record what they read (their globals, and
+    their closure cells, see `ReadRecorder`)."""
+    spaces = [c for c in v.__mro__ if _users(c, kind)] if kind == "class" else \
+        [v] if _users(v, kind) else []
+    if not spaces:
         return Ident(v)
     inner = path | {id(v)}
-    data = {k: x for k, x in vars(v).items()
-            if not k.startswith("__") and _kind(type(x)) not in
-            ("function", "class", "module", "identity", "method", "object")}
+    data = [{k: x for k, x in vars(c).items()
+             if not k.startswith("__") and _kind(type(x)) not in
+             ("function", "class", "module", "identity", "method", "object")} for c in spaces]
     return (kind, Ident(v), fingerprint(data, depth + 1, inner))
 
 
@@ -338,9 +352,12 @@ class ReadRecorder:
     """Installed with ``with`` around one traced call (in the tracing thread only): records
     the globals every user frame can name, and Python side effects, for `tg.compile`."""
 
-    def __init__(self) -> None:
+    def __init__(self, entry: Callable | None = None) -> None:
         self.reads: dict[tuple, Read] = {}
         self._codes: dict[Any, bool] = {}  # code -> whether its frames are the user's
+        # codes whose closure cells are guarded already (the compiled function's own, see
+        # `function_guards`) or were looked for in this trace
+        self._cells_done: set = {id(c) for c in _entry_codes(entry)}
         self.printed: list[str] = []  # lines where print() ran
         self.random: list[str] = []  # lines where np.random drew numbers
         self.mutations: dict[int, str] = {}  # id(list, dict or set) -> where it was changed
@@ -397,8 +414,38 @@ class ReadRecorder:
                                                  _global_getter(g, name), g[name])
                     self.first_line[gid, name] = \
                         f"{code.co_filename}:{code.co_firstlineno} ({code.co_name})"
+            if code.co_freevars and id(code) not in self._cells_done:
+                self._cells_done.add(id(code))
+                self._closure_cells(code)
         elif event == "c_call":
             self._c_call(frame, arg)
+
+    def _closure_cells(self, code: Any) -> None:
+        """Record the closure cells of the functions running ``code`` (a helper made by a
+        factory, a method of a class defined in a function): a frame shows the values of its
+        free variables but not the cells that hold them, so the functions are found by their
+        code (once per code and trace: a walk of the collector's objects, about a
+        millisecond per hundred thousand). Functions made by code that ran in this trace
+        (a lambda, a nested ``def`` or a comprehension inside the traced code) are skipped:
+        their cells hold the trace's own values, made afresh by every call, and the other
+        functions of that code are other calls' leftovers."""
+        if set(code.co_freevars) <= {"__class__"}:  # (super(): the class, fixed)
+            return
+        for ran, user in self._codes.items():
+            if user and any(c is code for c in ran.co_consts):
+                return
+        import gc
+
+        for fn in gc.get_referrers(code):
+            if type(fn) is not types.FunctionType or fn.__code__ is not code:
+                continue
+            for var, cell in zip(code.co_freevars, fn.__closure__ or ()):
+                if var != "__class__" and ("cell", id(cell)) not in self.reads:
+                    getter = _cell_getter(cell)
+                    self.reads["cell", id(cell)] = Read(
+                        f"closure variable {var!r} of {fn.__qualname__}", getter, getter())
+                    self.first_line["cell", id(cell)] = \
+                        f"{code.co_filename}:{code.co_firstlineno} ({code.co_name})"
 
     def _c_call(self, frame: Any, fn: Any) -> None:
         if not self._user(frame.f_code):
@@ -512,13 +559,21 @@ def function_guards(fn: Callable) -> list:
 
     if isinstance(fn, Module):
         return []  # its settings and structure are guarded as every module's
+    if isinstance(fn, functools.partial):  # its arguments, and what its function holds
+        return [(f"the arguments of partial({getattr(fn.func, '__name__', 'f')})",
+                 lambda: (fn.args, fn.keywords), fingerprint((fn.args, fn.keywords)))] + \
+            function_guards(fn.func)
     out = []
     owner = getattr(fn, "__self__", None)
+    if owner is None and not isinstance(fn, (types.FunctionType, types.BuiltinFunctionType)):
+        owner = fn  # an object with __call__: its attributes, as a method's object's
     if owner is not None and isinstance(getattr(owner, "__dict__", None), dict) and \
             not isinstance(owner, Module):
         d = vars(owner)
         out += [(f"an attribute of a {type(owner).__name__} ({k!r})", _item_getter(d, k),
                  fingerprint(v)) for k, v in d.items()]
+        out.append((f"the class attributes of {type(owner).__name__}", _type_getter(owner),
+                    fingerprint(type(owner))))
     target = getattr(fn, "__func__", fn)
     name = getattr(target, "__name__", "the function")
     code = getattr(target, "__code__", None)
@@ -534,6 +589,25 @@ def function_guards(fn: Callable) -> list:
 
 
 _EMPTY = object()
+
+
+def _entry_codes(fn: Any) -> list:
+    """The code objects of a compiled function (its closure is guarded by
+    `function_guards`)."""
+    out = []
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    call = next((c.__dict__["__call__"] for c in type(fn).__mro__ if "__call__" in c.__dict__),
+                None)  # (an object with __call__: its method's code)
+    for f in (fn, call, getattr(fn, "forward", None)):
+        code = getattr(getattr(f, "__func__", f), "__code__", None)
+        if code is not None:
+            out.append(code)
+    return out
+
+
+def _type_getter(obj: Any) -> Callable[[], Any]:
+    return lambda: type(obj)
 
 
 def _cell_getter(cell: Any) -> Callable[[], Any]:
@@ -592,6 +666,10 @@ def settings_of(roots: list[Any], modules: list[Any], inputs: set) -> tuple[list
                fingerprint(v))
               for m in modules for k, v in vars(m).items()
               if k not in _MODULE_OWN and not isinstance(v, _SETTING)]
+    classes = {id(type(m)): m for m in modules}.values()  # (``scale = 2.0`` in the class)
+    guards += [(f"the class attributes of {type(m).__name__}", _type_getter(m),
+                fingerprint(type(m))) for m in classes
+               if type(fingerprint(type(m))) is not Ident]
     seen = set()
     for r in roots:
         if id(r) in seen or not isinstance(r, Optimizer):

@@ -330,8 +330,8 @@ class CodeReads:
     the guards cover code reached only at run time (through ``getattr``, or methods of
     objects made during the call), which no reading of the code can find."""
 
-    def __init__(self) -> None:
-        self.recorder = ReadRecorder()
+    def __init__(self, entry: Callable | None = None) -> None:
+        self.recorder = ReadRecorder(entry)
         self.thread = threading.get_ident()
         self.tool: int | None = None
         self.c_hook = self.eval_hook = False
@@ -602,7 +602,7 @@ class CompiledValues:
         name = getattr(self.fn, "__name__", "the function")
         roots = roots_of(self.fn, args)
         backend = resolve_backend(self.backend)
-        watch = CodeReads()
+        watch = CodeReads(self.fn)
         rec, capture = trace_values(self.fn, args, kwargs, floats=self.floats, watch=watch,
                                     reverse=REVERSE_SWEEP)
         reads = watch.guards() + function_guards(self.fn)
