@@ -263,6 +263,18 @@ def test_reading_a_traced_tensor_into_python_raises(read):
         h(tg.ones(2))
 
 
+def test_one_hot_that_infers_its_width_from_the_values_raises_when_compiled():
+    """``F.one_hot(y)`` without num_classes took its width from the traced call's labels:
+    labels [0, 3, 1] after tracing [0, 1, 2] gave three columns, not eager's four."""
+    h = tg.compile(lambda y: nn.functional.one_hot(y).float().sum(0))
+    assert h(tg.tensor([0, 1, 2])).tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(tg.TraceError, match="pass num_classes"):
+        h(tg.tensor([0, 3, 1]))
+    fixed = tg.compile(lambda y: nn.functional.one_hot(y, 5).float().sum(0))
+    assert [fixed(tg.tensor(y)).tolist() for y in ([0, 1], [0, 1], [4, 4])] == \
+        [[1.0, 1.0, 0.0, 0.0, 0.0]] * 2 + [[0.0, 0.0, 0.0, 0.0, 2.0]]
+
+
 # ---------------------------------------------------------------- 4. side effects
 
 

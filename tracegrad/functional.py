@@ -374,7 +374,19 @@ def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None,
 def one_hot(indices: Any, num_classes: int = -1) -> Tensor:
     """Integer class indices to one-hot rows (int64), ``num_classes`` wide."""
     idx = indices if isinstance(indices, Tensor) else Tensor(indices)
-    n = int(idx._data.max()) + 1 if num_classes < 0 else num_classes
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: indices must be integers, got {idx.dtype}")
+    if num_classes < 0:  # the width from the values: refused while tracing
+        if not idx.numel():
+            raise ValueError("one_hot: cannot infer the number of classes from an empty "
+                             "tensor; pass num_classes")
+        num_classes = int(_static_data(idx, "one_hot without num_classes (the largest "
+                                            "index sets the width; pass num_classes)").max()) + 1
+    lo, hi = idx._data.min(initial=0), idx._data.max(initial=0)  # (checks only)
+    if lo < 0 or hi >= num_classes:
+        raise ValueError(f"one_hot: class indices range over [{lo}, {hi}], outside [0, "
+                         f"{num_classes}) for num_classes={num_classes}")
+    n = num_classes
     return (idx.unsqueeze(-1) == _leaf(np.arange(n, dtype=idx.dtype))).long()
 
 
