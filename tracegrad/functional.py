@@ -2777,8 +2777,10 @@ def _new_filled(value: int):
 
 def _new_tensor(self: Tensor, data: Any, *, dtype: Any = None, requires_grad: bool = False,
                 device: Any = None) -> Tensor:
-    t = Tensor(data, dtype=dtype if dtype is not None else self.dtype)
-    return _leaf(np.array(t._data, copy=True), requires_grad)
+    from .creation import tensor  # (a copy; of a traced tensor, traced: see tg.tensor)
+
+    return tensor(data, dtype=dtype if dtype is not None else self.dtype,
+                  requires_grad=requires_grad)
 
 
 # ---------------------------------------------------------------- more elementwise math
