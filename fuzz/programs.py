@@ -168,8 +168,8 @@ def view_ops(t: Any, r: Any) -> list[tuple[str, Callable]]:
     """Views of ``t`` (``r``: a random.Random choosing their bounds)."""
     shape, nd = tuple(t.shape), len(t.shape)
     ops = [("unsqueeze", lambda t: t.unsqueeze(0)), ("detach", lambda t: t.detach())]
-    if nd >= 1:
-        ops += [("reshape", lambda t: t.reshape(-1, 1)), ("view", lambda t: t.view(-1)),
+    if nd >= 1:  # (not reshape or flatten: whether they copy is left open, in torch too)
+        ops += [("view", lambda t: t.view(-1)),
                 ("squeeze", lambda t: t.unsqueeze(0).squeeze(0)),
                 ("expand", lambda t: t.unsqueeze(0).expand(2, *shape))]
     if nd >= 1 and shape[0] > 1:
@@ -184,7 +184,7 @@ def view_ops(t: Any, r: Any) -> list[tuple[str, Callable]]:
                 ("permute", lambda t: t.permute(*reversed(range(nd)))),
                 ("select1", lambda t: t.select(1, 0)),
                 ("narrow1", lambda t: t.narrow(1, 0, max(1, shape[1] // 2))),
-                ("movedim", lambda t: t.movedim(0, -1)), ("flatten", lambda t: t.flatten()),
+                ("movedim", lambda t: t.movedim(0, -1)),
                 ("index_none", lambda t: t[None, ..., 0])]
     return ops
 
@@ -208,8 +208,9 @@ def in_place_ops(t: Any, r: Any, pool: list) -> list[tuple[str, Callable]]:
     ]
 
 
-OUT_OF_PLACE: list[tuple[str, Callable]] = [
-    ("mul", lambda t: t * 1.5), ("exp", lambda t: (t * 0.3).exp()),
-    ("tanh", lambda t: t.tanh()),
-    ("sum", lambda t: t.sum(0, keepdim=True) if len(t.shape) else t * 1),
+OUT_OF_PLACE: list[tuple[str, Callable]] = [  # (C-ordered results: torch keeps a permuted
+    # input's layout, tracegrad does not, and a later view would differ by that alone)
+    ("mul", lambda t: (t * 1.5).contiguous()), ("exp", lambda t: (t * 0.3).exp().contiguous()),
+    ("tanh", lambda t: t.tanh().contiguous()),
+    ("sum", lambda t: t.sum(0, keepdim=True).contiguous() if len(t.shape) else t * 1),
 ]

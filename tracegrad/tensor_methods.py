@@ -251,7 +251,6 @@ class CompositeMethods:
     scatter_add_ = composite(lambda F: F._inplace_of(F.scatter_add, "scatter_add_"))
     index_add_ = composite(lambda F: F._inplace_of(F.index_add, "index_add_"))
     index_put_ = composite(lambda F: F._inplace_of(F.index_put, "index_put_"))
-    masked_fill_ = composite(lambda F: F._inplace_of(F.masked_fill, "masked_fill_"))
     fill_diagonal_ = composite()
     floor_divide_ = composite(lambda F: F._inplace_of(F.floor_divide, "floor_divide_"))
     remainder_ = composite(lambda F: F._inplace_of(F.remainder, "remainder_"))
