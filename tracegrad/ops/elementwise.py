@@ -393,10 +393,14 @@ def _rand_forward(*, shape, dtype, dist, low=0, high=1, generator=None):
 
     g = numpy_rng(generator, "rand")
     if dist == "integers":  # in [low, high)
-        draw = g.integers(low, high, size=shape)
-    else:
-        draw = g.random(shape) if dist == "uniform" else g.standard_normal(shape)
-    return draw.astype(dtype, copy=False)
+        return g.integers(low, high, size=shape).astype(dtype, copy=False)
+    if dist == "normal":
+        return g.standard_normal(shape).astype(dtype, copy=False)
+    draw = g.random(shape)
+    out = draw.astype(dtype, copy=False)
+    if out is not draw:  # [0, 1) still: a float64 just below 1 rounds up to a float32 1.0
+        np.minimum(out, np.nextafter(out.dtype.type(1), out.dtype.type(0)), out=out)
+    return out
 
 
 def _rand_infer(*, shape, dtype, dist, low=0, high=1, generator=None):
