@@ -134,15 +134,20 @@ def _not_traced(what: str) -> None:
                 f"argument or from a closure; its draws then match eager's)")
 
 
-def numpy_rng(generator: Any = None, who: str = "") -> np.random.Generator:
-    """The NumPy generator a random primitive draws from: ``generator``'s (a tg.Generator),
-    or the default one for None; a copy while this thread is traced (`drawing_aside`)."""
+def _checked(generator: Any, who: str) -> Generator:
     if generator is None:
-        generator = default_generator
-    elif not isinstance(generator, Generator):
+        return default_generator
+    if not isinstance(generator, Generator):
         raise TypeError(f"{who or 'random'}: generator must be a tg.Generator "
                         f"(tg.Generator().manual_seed(0)) or None, got "
                         f"{type(generator).__name__}")
+    return generator
+
+
+def numpy_rng(generator: Any = None, who: str = "") -> np.random.Generator:
+    """The NumPy generator a random primitive draws from: ``generator``'s (a tg.Generator),
+    or the default one for None; a copy while this thread is traced (`drawing_aside`)."""
+    generator = _checked(generator, who)
     rng = generator._numpy()
     aside = getattr(_local, "aside", None)
     if aside is None:
@@ -158,10 +163,7 @@ def numpy_rng(generator: Any = None, who: str = "") -> np.random.Generator:
 def generator_attrs(generator: Any, who: str) -> dict:
     """A random primitive's ``generator`` attribute for ``generator=`` (checked): none for
     the default generator, so its graphs print as they always did."""
-    if generator is None:
-        return {}
-    numpy_rng(generator, who)  # (the type check)
-    return {"generator": generator}
+    return {} if generator is None else {"generator": _checked(generator, who)}
 
 
 def python_side_rng(generator: Any, who: str) -> np.random.Generator:
