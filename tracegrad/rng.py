@@ -147,8 +147,8 @@ def _checked(generator: Any, who: str) -> Generator:
 def numpy_rng(generator: Any = None, who: str = "") -> np.random.Generator:
     """The NumPy generator a random primitive draws from: ``generator``'s (a tg.Generator),
     or the default one for None; a copy while this thread is traced (`drawing_aside`)."""
-    generator = _checked(generator, who)
-    rng = generator._numpy()
+    generator = default_generator if generator is None else _checked(generator, who)
+    rng = generator._rng or generator._numpy()
     aside = getattr(_local, "aside", None)
     if aside is None:
         return rng
