@@ -24,10 +24,10 @@ from .errors import DTypeError, ShapeError, ValueRangeError
 from .ops import PRIMITIVES as P
 from .ops.base import check_dim, normalize_axes
 from .ops.linalg import check_linear_features
+from .rng import generator_attrs
 from .tensor import (
     Tensor,
     _dim_args,
-    _eager_only,
     _leaf,
     _operand,
     _result_dtype,
@@ -2408,17 +2408,15 @@ def nan_to_num(input: Tensor, nan: float = 0.0, posinf: float | None = None,
                   _operand(-big if neginf is None else float(neginf), input), out)
 
 
-def _uniform(shape: tuple, dtype: Any, generator: Any, op: str) -> Tensor:
-    """Uniform numbers in [0, 1): the ``rand`` primitive (fresh on every call of a compiled
-    function) from tracegrad's global generator, or drawn now from ``generator``."""
-    dtype = np.dtype(dtype)
-    if generator is None:
-        return apply(P["rand"], shape=tuple(shape), dtype=dtype, dist="uniform")
-    _eager_only(f"{op} with generator= (in a compiled function its draws would be baked "
-                f"in; use tracegrad's global generator, seeded by tg.manual_seed)")
-    from .utils.generator import numpy_generator
+def _draw(shape: tuple, dtype: Any, dist: str, generator: Any, who: str) -> Tensor:
+    """The ``rand`` primitive's numbers ("uniform" in [0, 1), or "normal"), from ``generator``
+    or the global one; a compiled function draws them afresh on every call, as eager does."""
+    return apply(P["rand"], shape=tuple(shape), dtype=np.dtype(dtype), dist=dist,
+                 **generator_attrs(generator, who))
 
-    return _leaf(numpy_generator(generator, op).random(shape).astype(dtype))
+
+def _uniform(shape: tuple, dtype: Any, generator: Any, op: str) -> Tensor:
+    return _draw(shape, dtype, "uniform", generator, op)
 
 
 def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,
@@ -2599,34 +2597,38 @@ def empty_like(input: Tensor, *, dtype: Any = None, requires_grad: bool = False,
     return full_like(input, 0, dtype=dtype, requires_grad=requires_grad)
 
 
-def _like_random(input: Tensor, dtype: Any, dist: str, requires_grad: bool) -> Tensor:
+def _like_random(input: Tensor, dtype: Any, dist: str, requires_grad: bool,
+                 generator: Any) -> Tensor:
     dt = dtypes.to_dtype(dtype) if dtype is not None else input.dtype
     if dt.kind != "f":
         raise TypeError(f"{dist} numbers are floats; {dt} was asked for")
-    t = apply(P["rand"], shape=tuple(input.shape), dtype=dt, dist=dist)
+    t = _draw(input.shape, dt, dist, generator, f"{'randn' if dist == 'normal' else 'rand'}"
+              f"_like")
     return t.requires_grad_() if requires_grad else t
 
 
 @on_cpu
-def rand_like(input: Tensor, *, dtype: Any = None, requires_grad: bool = False,
-              memory_format: Any = None) -> Tensor:
-    return _like_random(input, dtype, "uniform", requires_grad)
+def rand_like(input: Tensor, *, generator: Any = None, dtype: Any = None,
+              requires_grad: bool = False, memory_format: Any = None) -> Tensor:
+    return _like_random(input, dtype, "uniform", requires_grad, generator)
 
 
 @on_cpu
-def randn_like(input: Tensor, *, dtype: Any = None, requires_grad: bool = False,
-               memory_format: Any = None) -> Tensor:
-    return _like_random(input, dtype, "normal", requires_grad)
+def randn_like(input: Tensor, *, generator: Any = None, dtype: Any = None,
+               requires_grad: bool = False, memory_format: Any = None) -> Tensor:
+    return _like_random(input, dtype, "normal", requires_grad, generator)
 
 
 @on_cpu
 def randint_like(input: Tensor, low: int = 0, high: int | None = None, *,
-                 dtype: Any = None, requires_grad: bool = False) -> Tensor:
+                 generator: Any = None, dtype: Any = None,
+                 requires_grad: bool = False) -> Tensor:
     if high is None:
         low, high = 0, low
     dt = dtypes.to_dtype(dtype) if dtype is not None else input.dtype
     return apply(P["rand"], shape=tuple(input.shape), dtype=np.dtype(np.int64),
-                 dist="integers", low=int(low), high=int(high)).to(dt)
+                 dist="integers", low=int(low), high=int(high),
+                 **generator_attrs(generator, "randint_like")).to(dt)
 
 
 @on_cpu
@@ -2652,32 +2654,67 @@ def randperm(n: int, *, generator: Any = None, dtype: Any = None,
 # ---------------------------------------------------------------- in place
 
 
-def _random_fill(dist: str):
-    def method(self: Tensor, a: float = 0.0, b: float = 1.0, *, generator: Any = None) -> Tensor:
-        if self.dtype.kind != "f":
-            raise TypeError(f"{dist}_: needs a float tensor, got {self.dtype}")
-        if generator is None:
-            draw = apply(P["rand"], shape=tuple(self.shape), dtype=self.dtype,
-                         dist="normal" if dist == "normal" else "uniform")
-        else:
-            from .utils.generator import numpy_generator
+# Tensor.X_(params, *, generator=None), as PyTorch's: (the numbers drawn, the parameters with
+# their defaults, the distribution's numbers from the draws, the parameters' check). All
+# draw through the rand primitive, so compiled code draws as eager code does.
+_FILLS = {
+    "normal_": ("normal", (("mean", 0.0), ("std", 1.0)),
+                lambda z, mean, std: z * std + mean,
+                lambda mean, std: std >= 0, "normal expects std >= 0.0, but found std={std}"),
+    "uniform_": ("uniform", (("from", 0.0), ("to", 1.0)),
+                 lambda u, lo, hi: u * (hi - lo) + lo,
+                 lambda lo, hi: lo <= hi, "uniform_ expects to return a [from, to) range, "
+                                          "but found from={from} > to={to}"),
+    "exponential_": ("uniform", (("lambd", 1.0),),
+                     lambda u, lambd: -(-u).log1p() / lambd,
+                     lambda lambd: lambd > 0, "exponential_ expects lambda > 0.0, but found "
+                                              "lambda={lambd}"),
+    "cauchy_": ("uniform", (("median", 0.0), ("sigma", 1.0)),
+                lambda u, median, sigma: ((u - 0.5) * math.pi).tan() * sigma + median,
+                lambda median, sigma: sigma > 0, "cauchy_ expects sigma > 0.0, but found "
+                                                 "sigma={sigma}"),
+    "log_normal_": ("normal", (("mean", 1.0), ("std", 2.0)),
+                    lambda z, mean, std: (z * std + mean).exp(),
+                    lambda mean, std: std > 0, "log_normal_ expects std > 0.0, but found "
+                                               "std={std}"),
+    # trials up to the first success: 1 + floor(log(1 - u) / log(1 - p))
+    "geometric_": ("uniform", (("p", None),),
+                   lambda u, p: ((-u).log1p() / math.log1p(-p)).floor() + 1,
+                   lambda p: 0 < p < 1, "geometric_ expects p to be in (0, 1), but got p={p}"),
+}
 
-            _eager_only(f"{dist}_ with generator= (in a compiled function its draws would be "
-                        f"baked in; use tracegrad's global generator, seeded by "
-                        f"tg.manual_seed)")
-            g = numpy_generator(generator, dist + "_")
-            draw = _leaf((g.standard_normal(self.shape) if dist == "normal"
-                          else g.random(self.shape)).astype(self.dtype))
-        value = draw * b + a if dist == "normal" else draw * (b - a) + a
-        return self.copy_(value)  # (recorded: requires grad still, a zero gradient, as in PyTorch)
 
-    method.__name__ = dist + "_"
-    what = "normal(mean, std)" if dist == "normal" else "uniform [from, to)"
-    method.__doc__ = f"Fill with {what} numbers, in place (as ``torch.Tensor.{dist}_``)."
+def _random_fill(name: str):
+    dist, params, transform, valid, message = _FILLS[name]
+    names = [n for n, _ in params]
+
+    def method(self: Tensor, *args: Any, generator: Any = None, **kwargs: Any) -> Tensor:
+        if len(args) > len(names) or set(kwargs) - set(names) - {"from_"}:
+            raise TypeError(f"{name}: takes ({', '.join(names)}, *, generator=None), got "
+                            f"{len(args)} positional and {sorted(kwargs)}")
+        values = dict(params)
+        values.update(zip(names, args))
+        values.update({("from" if k == "from_" else k): v for k, v in kwargs.items()})
+        if builtins.any(v is None for v in values.values()):
+            raise TypeError(f"{name}: missing {[k for k, v in values.items() if v is None]}")
+        values = {k: float(v) for k, v in values.items()}
+        if not valid(*values.values()):
+            raise ValueRangeError(message.format(**values))
+        floats = self.dtype.kind == "f"
+        if not floats and name != "geometric_":
+            raise TypeError(f"{name}: draws floats, needs a float tensor, got {self.dtype}")
+        draw = _draw(self.shape, self.dtype if floats else np.float64, dist, generator, name)
+        # (copy_ is recorded: requires grad still, a zero gradient, as in PyTorch)
+        return self.copy_(transform(draw, *values.values()))
+
+    method.__name__ = name
+    method.__doc__ = (f"Fill in place with numbers from ``{name[:-1]}({', '.join(names)})``, "
+                      f"as ``torch.Tensor.{name}``; from ``generator`` (a tg.Generator), else "
+                      f"the global generator (``tg.manual_seed``).")
     return method
 
 
-def random_(self: Tensor, *bounds: Any, to: Any = None) -> Tensor:
+def random_(self: Tensor, *bounds: Any, to: Any = None, generator: Any = None) -> Tensor:
     """Fill with integers drawn uniformly from ``[from, to)``, in place, as
     ``torch.Tensor.random_``: ``x.random_(to)``, ``x.random_(from, to)``, ``x.random_(from,
     None)``; with no ``to``, up to the largest integer the dtype holds exactly (``2**24`` for
@@ -2710,38 +2747,106 @@ def random_(self: Tensor, *bounds: Any, to: Any = None) -> Tensor:
         raise ValueRangeError(f"random_: [{low}, {high}) does not fit a {dt} tensor, whose "
                               f"integers run from {lowest} to {highest}; give bounds in there")
     value = apply(P["rand"], shape=tuple(self.shape), dtype=dt, dist="integers", low=low,
-                  high=high)
+                  high=high, **generator_attrs(generator, "random_"))
     return self.copy_(value)  # (recorded: requires grad still, a zero gradient, as in PyTorch)
 
 
-def bernoulli_(self: Tensor, p: Any = 0.5) -> Tensor:
-    """Fill with 1 where a uniform draw falls below ``p`` (a probability, or a tensor of them
-    that broadcasts to this tensor), else 0, in place, as ``torch.Tensor.bernoulli_``.
-    Reproducible after ``tg.manual_seed``.
-
-    >>> mask = tg.empty(2, 3).bernoulli_(0.9)
-    """
+def _bernoulli(shape: tuple, p: Any, dtype: Any, generator: Any, who: str) -> Tensor:
+    """1 where a uniform draw falls below ``p`` (a probability, or a tensor of them that
+    broadcasts to ``shape``), else 0, as ``dtype``. A tensor ``p``'s values are checked, so
+    in a compiled function it must not depend on the arguments."""
     if isinstance(p, Tensor):
-        values = _static_data(p, "bernoulli_ with a tensor p (its values are checked)")
+        values = _static_data(p, f"{who} with a tensor of probabilities (its values are "
+                                 f"checked)")
         if values.size and not (values.min() >= 0 and values.max() <= 1):
-            raise ValueRangeError(f"bernoulli_: p must hold probabilities in [0, 1], got "
+            raise ValueRangeError(f"{who}: p must hold probabilities in [0, 1], got "
                                   f"values from {values.min()} to {values.max()}")
         try:
-            np.broadcast_shapes(p.shape, self.shape)
-            ok = len(p.shape) <= self.ndim and np.broadcast_shapes(p.shape, self.shape) \
-                == self.shape
+            ok = len(p.shape) <= len(shape) and np.broadcast_shapes(p.shape, shape) == shape
         except ValueError:
             ok = False
         if not ok:
-            raise ShapeError(f"bernoulli_: p of shape {p.shape} does not broadcast to the "
-                             f"tensor's shape {self.shape}")
+            raise ShapeError(f"{who}: p of shape {p.shape} does not broadcast to the "
+                             f"tensor's shape {shape}")
         p = p.detach()
     elif not 0 <= p <= 1:
-        raise ValueRangeError(f"bernoulli_: expects p to be in [0, 1], but got p={p}")
-    dt = self._data.dtype if self._data.dtype.kind == "f" else np.dtype(np.float64)
-    draw = apply(P["rand"], shape=tuple(self.shape), dtype=dt, dist="uniform")
-    value = (draw < p).to(self._data.dtype)
-    return self.copy_(value)
+        raise ValueRangeError(f"{who}: expects p to be in [0, 1], but got p={p}")
+    dt = np.dtype(dtype)
+    draw = _uniform(shape, dt if dt.kind == "f" else np.float64, generator, who)
+    return (draw < p).to(dt)
+
+
+def bernoulli_(self: Tensor, p: Any = 0.5, *, generator: Any = None) -> Tensor:
+    """Fill with 1 where a uniform draw falls below ``p`` (a probability, or a tensor of them
+    that broadcasts to this tensor), else 0, in place, as ``torch.Tensor.bernoulli_``.
+    Reproducible after ``tg.manual_seed``, or from ``generator``.
+
+    >>> mask = tg.empty(2, 3).bernoulli_(0.9)
+    """
+    return self.copy_(_bernoulli(tuple(self.shape), p, self._data.dtype, generator,
+                                 "bernoulli_"))
+
+
+def bernoulli(input: Tensor, p: float | None = None, *, generator: Any = None) -> Tensor:
+    """0 or 1 for each probability in ``input`` (1 with that probability), as
+    ``torch.bernoulli``; with ``p``, every element 1 with probability ``p``. No gradient
+    flows back (PyTorch's is zero).
+
+    >>> tg.bernoulli(tg.tensor([0.0, 1.0]))
+    tensor([0., 1.])
+    """
+    return _bernoulli(tuple(input.shape), input if p is None else p, input.dtype, generator,
+                      "bernoulli")
+
+
+def normal(mean: Any, std: Any = 1.0, size: Any = None, *, generator: Any = None,
+           dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Normal numbers with means ``mean`` and standard deviations ``std`` (tensors that
+    broadcast, or numbers with ``size``), as ``torch.normal``. No gradient flows back to
+    ``mean`` and ``std`` (PyTorch's is zero).
+
+    >>> tg.normal(2.0, 0.5, (3,), generator=tg.Generator().manual_seed(0))
+    """
+    tensors = [x for x in (mean, std) if isinstance(x, Tensor)]
+    if tensors:
+        if size is not None:
+            raise TypeError("normal: size= goes with a float mean and std; a tensor mean or "
+                            "std gives the shape")
+        shape = np.broadcast_shapes(*[t.shape for t in tensors])
+        dt = np.result_type(*[t.dtype for t in tensors])
+    else:
+        if size is None:
+            raise TypeError("normal: with a float mean and std, give size (as torch.normal("
+                            "0.0, 1.0, (3,)))")
+        shape = _shape_arg((size,)) if isinstance(size, (tuple, list)) else (int(size),)
+        dt = dtypes.default_float
+    dt = dtypes.to_dtype(dtype) if dtype is not None else dt
+    if dt.kind != "f":
+        raise TypeError(f"normal: draws floats; mean and std are {dt}")
+    if isinstance(std, Tensor):
+        low = _static_data(std, "normal with a tensor std (its values are checked)")
+        if low.size and not low.min() >= 0:
+            raise ValueRangeError(f"normal expects all elements of std >= 0.0, got "
+                                  f"{low.min()}")
+        std = std.detach()
+    elif not std >= 0:
+        raise ValueRangeError(f"normal expects std >= 0.0, but found std {std}")
+    if isinstance(mean, Tensor):
+        mean = mean.detach()
+    out = (_draw(shape, dt, "normal", generator, "normal") * std + mean).to(dt)
+    return out.requires_grad_() if requires_grad else out
+
+
+def poisson(input: Tensor, generator: Any = None) -> Tensor:
+    """A Poisson count for each rate in ``input`` (floats, as ``torch.poisson``). No
+    gradient flows back (PyTorch's is zero).
+
+    >>> tg.poisson(tg.full((3,), 4.0))   # e.g. tensor([3., 6., 4.])
+    """
+    if input.dtype.kind != "f":
+        raise TypeError(f"poisson: expects a float tensor of rates, got {input.dtype}")
+    rates = input.detach()
+    return apply(P["poisson"], rates, **generator_attrs(generator, "poisson"))
 
 
 def _inplace_of(fn: Any, name: str) -> Any:

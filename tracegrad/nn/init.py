@@ -1,4 +1,5 @@
-"""Weight initialisations, in place, as ``torch.nn.init`` (random numbers from tg.manual_seed).
+"""Weight initialisations, in place, as ``torch.nn.init`` (random numbers from ``generator=``,
+else tg.manual_seed's global generator; drawn in Python, so not inside a compiled function).
 
 >>> w = tg.nn.Parameter(tg.zeros(16, 8))
 >>> tg.nn.init.kaiming_uniform_(w, a=5 ** 0.5)   # what Linear does by default
@@ -11,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..rng import generator
+from ..rng import python_side_rng
 from ..tensor import Tensor, _bump
 
 
@@ -55,12 +56,12 @@ def _fan(t: Tensor, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
-def uniform_(t: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
-    return _fill(t, generator().uniform(a, b, t.shape))
+def uniform_(t: Tensor, a: float = 0.0, b: float = 1.0, generator: Any = None) -> Tensor:
+    return _fill(t, python_side_rng(generator, "nn.init.uniform_").uniform(a, b, t.shape))
 
 
-def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
-    return _fill(t, generator().normal(mean, std, t.shape))
+def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> Tensor:
+    return _fill(t, python_side_rng(generator, "nn.init.normal_").normal(mean, std, t.shape))
 
 
 def constant_(t: Tensor, val: float) -> Tensor:
@@ -75,28 +76,28 @@ def ones_(t: Tensor) -> Tensor:
     return constant_(t, 1.0)
 
 
-def xavier_uniform_(t: Tensor, gain: float = 1.0) -> Tensor:
+def xavier_uniform_(t: Tensor, gain: float = 1.0, generator: Any = None) -> Tensor:
     fan_in, fan_out = _calculate_fan_in_and_fan_out(t)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
-    return uniform_(t, -bound, bound)
+    return uniform_(t, -bound, bound, generator)
 
 
-def xavier_normal_(t: Tensor, gain: float = 1.0) -> Tensor:
+def xavier_normal_(t: Tensor, gain: float = 1.0, generator: Any = None) -> Tensor:
     fan_in, fan_out = _calculate_fan_in_and_fan_out(t)
-    return normal_(t, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+    return normal_(t, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator)
 
 
 def kaiming_uniform_(t: Tensor, a: float = 0.0, mode: str = "fan_in",
-                     nonlinearity: str = "leaky_relu") -> Tensor:
+                     nonlinearity: str = "leaky_relu", generator: Any = None) -> Tensor:
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(t, mode))
     bound = math.sqrt(3.0) * std
-    return uniform_(t, -bound, bound)
+    return uniform_(t, -bound, bound, generator)
 
 
 def kaiming_normal_(t: Tensor, a: float = 0.0, mode: str = "fan_in",
-                    nonlinearity: str = "leaky_relu") -> Tensor:
+                    nonlinearity: str = "leaky_relu", generator: Any = None) -> Tensor:
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(t, mode))
-    return normal_(t, 0.0, std)
+    return normal_(t, 0.0, std, generator)
 
 
 def _default_bias_bound(weight: Any) -> float:

@@ -22,8 +22,8 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from ..creation import tensor
+from ..rng import Generator, python_side_rng
 from ..tensor import Tensor, _eager_only, stack
-from .generator import Generator, numpy_generator
 
 __all__ = [
     "Dataset", "IterableDataset", "TensorDataset", "ConcatDataset", "Subset", "random_split",
@@ -168,7 +168,7 @@ def random_split(dataset: Any, lengths: Sequence[float], generator: Any = None) 
     if sum(lengths) != n:
         raise ValueError(f"random_split: the lengths {lengths} sum to {sum(lengths)}, but the "
                          f"dataset has {n} samples")
-    order = numpy_generator(generator, "random_split").permutation(n).tolist()
+    order = python_side_rng(generator, "random_split").permutation(n).tolist()
     bounds = np.cumsum([0] + lengths)
     return [Subset(dataset, order[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
@@ -212,7 +212,7 @@ class RandomSampler(Sampler):
         return len(self.data_source) if self._num_samples is None else self._num_samples
 
     def __iter__(self) -> Iterator[int]:
-        rng = numpy_generator(self.generator, "RandomSampler")
+        rng = python_side_rng(self.generator, "RandomSampler")
         n = len(self.data_source)
         if self.replacement:
             return iter(rng.integers(0, n, size=self.num_samples).tolist())
@@ -233,7 +233,7 @@ class SubsetRandomSampler(Sampler):
         self.indices, self.generator = indices, generator
 
     def __iter__(self) -> Iterator[int]:
-        rng = numpy_generator(self.generator, "SubsetRandomSampler")
+        rng = python_side_rng(self.generator, "SubsetRandomSampler")
         return iter([self.indices[i] for i in rng.permutation(len(self.indices))])
 
     def __len__(self) -> int:
