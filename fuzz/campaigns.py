@@ -3,7 +3,6 @@ and returns None when they agree or a description of how they differ."""
 
 from __future__ import annotations
 
-import copy
 import random
 import warnings
 from typing import Any, Callable
@@ -86,16 +85,10 @@ def training(seed: int) -> str | None:
     kinds = [r.choice(P.LAYERS) for _ in range(r.randint(1, 4))]
     optimizer, loss = r.choice(sorted(P.OPTIMIZERS)), r.choice(sorted(P.LOSSES))
     clip, batches = r.random() < 0.5, [r.choice(P.BATCHES) for _ in range(r.randint(3, 6))]
-    tg.manual_seed(seed)
-    nets = [P.model(kinds, 5, 3)]
-    nets.append(copy.deepcopy(nets[0]))
-    eager = P.training_step(nets[0], optimizer, loss, clip)
-    compiled = tg.compile(P.training_step(nets[1], optimizer, loss, clip))
+    nets, eager, compiled = P.training_pair(kinds, optimizer, loss, clip, seed)
     rng = np.random.default_rng(seed)
     for k, batch in enumerate(batches):
-        x = tg.tensor(rng.standard_normal((batch, 5)).astype(np.float32))
-        y = tg.tensor(rng.integers(0, 3, batch)) if loss == "cross_entropy" else \
-            tg.tensor(rng.standard_normal((batch, 3)).astype(np.float32))
+        x, y = P.training_batch(rng, batch, loss)
         want = eager(x, y).item()
         try:
             got = compiled(x, y).item()

@@ -97,6 +97,25 @@ def training_step(net: Any, optimizer: str, loss: str, clip: bool) -> Callable:
     return step
 
 
+def training_pair(kinds: list[str], optimizer: str, loss: str, clip: bool, seed: int) -> tuple:
+    """(two copies of one random model, its eager step, the other's compiled step)."""
+    import copy
+
+    tg.manual_seed(seed)
+    nets = [model(kinds, 5, 3)]
+    nets.append(copy.deepcopy(nets[0]))
+    return nets, training_step(nets[0], optimizer, loss, clip), \
+        tg.compile(training_step(nets[1], optimizer, loss, clip))
+
+
+def training_batch(rng: Any, batch: int, loss: str) -> tuple:
+    """Inputs (batch, 5) and targets for ``loss`` (3 classes or 3 outputs)."""
+    x = tg.tensor(rng.standard_normal((batch, 5)).astype("float32"))
+    y = tg.tensor(rng.integers(0, 3, batch)) if loss == "cross_entropy" else \
+        tg.tensor(rng.standard_normal((batch, 3)).astype("float32"))
+    return x, y
+
+
 # ---------------------------------------------------------------- dynamic programs
 
 

@@ -56,6 +56,11 @@ def _same(a, b) -> bool:
     return a == b
 
 
+def _each_call(change, n: int, args=None) -> list:
+    """A scenario's calls: ``change(i)`` before call i, each call on a fresh ``tx()``."""
+    return [(functools.partial(change, i), args or (lambda: (tx(),))) for i in range(n)]
+
+
 def _calls(make, compiled: bool, backend: str) -> list:
     """The results of one run of a scenario: each call's outputs, or the TraceError."""
     tg.manual_seed(0)
@@ -309,14 +314,11 @@ def param_replaced():
     def f(x):
         return m(x)
 
-    def rep(i):
-        def r():
-            if i == 2:
-                m.weight = nn.Parameter(tg.ones(2, 3))
+    def change(i):
+        if i == 2:
+            m.weight = nn.Parameter(tg.ones(2, 3))
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(5)]
+    return f, _each_call(change, 5)
 
 
 @scenario
@@ -329,14 +331,11 @@ def class_attr():
     def f(x):
         return x * c.k
 
-    def rep(i):
-        def r():
-            if i == 2:
-                C.k = 3.0
+    def change(i):
+        if i == 2:
+            C.k = 3.0
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(5)]
+    return f, _each_call(change, 5)
 
 
 @scenario
@@ -354,14 +353,11 @@ def property_attr():
     def f(x):
         return x * c.k
 
-    def rep(i):
-        def r():
-            if i == 2:
-                c.v[0] = 3.0
+    def change(i):
+        if i == 2:
+            c.v[0] = 3.0
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(5)]
+    return f, _each_call(change, 5)
 
 
 @scenario
@@ -369,14 +365,11 @@ def mutable_default():
     def f(x, cfg=[1.0]):  # noqa: B006 (the point: a default changed in place)
         return x * cfg[0]
 
-    def rep(i):
-        def r():
-            if i == 2:
-                f.__defaults__[0][0] = 5.0
+    def change(i):
+        if i == 2:
+            f.__defaults__[0][0] = 5.0
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(5)]
+    return f, _each_call(change, 5)
 
 
 @scenario
@@ -388,14 +381,11 @@ def partial_arg():
 
     f = functools.partial(g, k=box)
 
-    def rep(i):
-        def r():
-            if i == 2:
-                box[0] = 7.0
+    def change(i):
+        if i == 2:
+            box[0] = 7.0
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(5)]
+    return f, _each_call(change, 5)
 
 
 @scenario
@@ -489,15 +479,10 @@ def default_dtype_change():
     def f(x):
         return x * tg.ones(3)
 
-    def rep(i):
-        def r():
-            tg.set_default_dtype(tg.float64 if i >= 2 else tg.float32)
+    def change(i):
+        tg.set_default_dtype(tg.float64 if i >= 2 else tg.float32)
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(4)] + [
-        (lambda: tg.set_default_dtype(tg.float32), lambda: (tx(),))
-    ]
+    return f, _each_call(change, 4) + [(lambda: tg.set_default_dtype(tg.float32), lambda: (tx(),))]
 
 
 @scenario
@@ -513,19 +498,16 @@ def lr_change():
         opt.step()
         return l, m.weight
 
-    def rep(i):
-        def r():
-            if i == 2:
-                opt.param_groups[0]["lr"] = 0.5
-            if i == 3:
-                opt.param_groups[0]["momentum"] = 0.0
-            if i == 4:
-                opt.param_groups[0]["nesterov"] = True
-                opt.param_groups[0]["momentum"] = 0.5
+    def change(i):
+        if i == 2:
+            opt.param_groups[0]["lr"] = 0.5
+        if i == 3:
+            opt.param_groups[0]["momentum"] = 0.0
+        if i == 4:
+            opt.param_groups[0]["nesterov"] = True
+            opt.param_groups[0]["momentum"] = 0.5
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(6)]
+    return f, _each_call(change, 6)
 
 
 @scenario
@@ -541,14 +523,11 @@ def param_group_added():
         opt.step()
         return l, m1.weight, m2.weight
 
-    def rep(i):
-        def r():
-            if i == 2:
-                opt.add_param_group({"params": list(m2.parameters()), "lr": 0.2})
+    def change(i):
+        if i == 2:
+            opt.add_param_group({"params": list(m2.parameters()), "lr": 0.2})
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(5)]
+    return f, _each_call(change, 5)
 
 
 @scenario
@@ -560,14 +539,11 @@ def grad_accum_outside():
         (x * w).sum().backward()
         return w.grad
 
-    def rep(i):
-        def r():
-            if i == 3:
-                w.grad = None
+    def change(i):
+        if i == 3:
+            w.grad = None
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(5)]
+    return f, _each_call(change, 5)
 
 
 @scenario
@@ -578,16 +554,13 @@ def grad_set_outside():
         (x * w).sum().backward()
         return w.grad * 1
 
-    def rep(i):
-        def r():
-            if i == 2:
-                w.grad = tg.full((3,), 5.0)
-            if i == 3:
-                w.grad.zero_()
+    def change(i):
+        if i == 2:
+            w.grad = tg.full((3,), 5.0)
+        if i == 3:
+            w.grad.zero_()
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(5)]
+    return f, _each_call(change, 5)
 
 
 @scenario
@@ -643,16 +616,13 @@ def buffer_inplace_outside():
     def f(x):
         return m(x)
 
-    def rep(i):
-        def r():
-            if i == 2:
-                with tg.no_grad():
-                    m.running_mean.fill_(5.0)
-            m.train(i < 3)
+    def change(i):
+        if i == 2:
+            with tg.no_grad():
+                m.running_mean.fill_(5.0)
+        m.train(i < 3)
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(6)]
+    return f, _each_call(change, 6)
 
 
 @scenario
@@ -662,16 +632,13 @@ def momentum_attr_bn():
     def f(x):
         return m(x), m.running_mean
 
-    def rep(i):
-        def r():
-            if i == 2:
-                m.momentum = 0.5
-            if i == 3:
-                m.momentum = None
+    def change(i):
+        if i == 2:
+            m.momentum = 0.5
+        if i == 3:
+            m.momentum = None
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(6)]
+    return f, _each_call(change, 6)
 
 
 @scenario
@@ -683,14 +650,11 @@ def load_state_dict_between():
     def f(x):
         return m(x)
 
-    def rep(i):
-        def r():
-            if i == 2:
-                m.load_state_dict(sd)
+    def change(i):
+        if i == 2:
+            m.load_state_dict(sd)
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(5)]
+    return f, _each_call(change, 5)
 
 
 @scenario
@@ -701,14 +665,11 @@ def to_dtype_between():
     def f(x):
         return m(x.to(m.weight.dtype))
 
-    def rep(i):
-        def r():
-            if i == 2:
-                m.double()
+    def change(i):
+        if i == 2:
+            m.double()
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(5)]
+    return f, _each_call(change, 5)
 
 
 @scenario
@@ -724,14 +685,11 @@ def requires_grad_param_freeze():
         opt.step()
         return l, m.weight, m.bias
 
-    def rep(i):
-        def r():
-            if i == 2:
-                m.weight.requires_grad_(False)
+    def change(i):
+        if i == 2:
+            m.weight.requires_grad_(False)
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(5)]
+    return f, _each_call(change, 5)
 
 
 @scenario
@@ -746,19 +704,16 @@ def tensor_attr_set():
     def f(x):
         return x * h.t * h.s
 
-    def rep(i):
-        def r():
-            if i == 1:
-                h.s = 2.0
-            if i == 2:
-                h.t = tg.full((3,), 3.0)
-            if i == 3:
-                del h.s
-                h.s = 4.0
+    def change(i):
+        if i == 1:
+            h.s = 2.0
+        if i == 2:
+            h.t = tg.full((3,), 3.0)
+        if i == 3:
+            del h.s
+            h.s = 4.0
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(5)]
+    return f, _each_call(change, 5)
 
 
 @scenario
@@ -799,14 +754,11 @@ def string_global_module_mode():
     def f(x):
         return nn.functional.mse_loss(m(x), tg.zeros(2, 2), reduction=st.red)
 
-    def rep(i):
-        def r():
-            if i == 2:
-                st.red = "sum"
+    def change(i):
+        if i == 2:
+            st.red = "sum"
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(4)]
+    return f, _each_call(change, 4)
 
 
 @scenario
@@ -816,14 +768,11 @@ def tuple_global():
     def f(x):
         return x * st.t[0] + st.t[1]
 
-    def rep(i):
-        def r():
-            if i == 2:
-                st.t = (3.0, 4.0)
+    def change(i):
+        if i == 2:
+            st.t = (3.0, 4.0)
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(4)]
+    return f, _each_call(change, 4)
 
 
 @scenario
@@ -833,16 +782,13 @@ def none_vs_value():
     def f(x):
         return x if st.b is None else x + st.b
 
-    def rep(i):
-        def r():
-            if i == 2:
-                st.b = 1.0
-            if i == 3:
-                st.b = tg.ones(3)
+    def change(i):
+        if i == 2:
+            st.b = 1.0
+        if i == 3:
+            st.b = tg.ones(3)
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(5)]
+    return f, _each_call(change, 5)
 
 
 @scenario
@@ -855,15 +801,12 @@ def enumerate_modules_added():
             x = l(x)
         return x
 
-    def rep(i):
-        def r():
-            if i == 2:
-                tg.manual_seed(5)
-                layers.append(nn.Linear(3, 3))
+    def change(i):
+        if i == 2:
+            tg.manual_seed(5)
+            layers.append(nn.Linear(3, 3))
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(5)]
+    return f, _each_call(change, 5)
 
 
 @scenario
@@ -873,14 +816,11 @@ def arg_mutated_outside_between():
     def f(x):
         return x * 2
 
-    def rep(i):
-        def r():
-            with tg.no_grad():
-                t.add_(1)
+    def change(i):
+        with tg.no_grad():
+            t.add_(1)
 
-        return r
-
-    return f, [(rep(i), lambda: (t,)) for i in range(4)]
+    return f, _each_call(change, 4, lambda: (t,))
 
 
 @scenario
@@ -931,16 +871,13 @@ def closure_over_list_of_scalars_in_loop():
             y = y * c
         return y
 
-    def rep(i):
-        def r():
-            if i == 2:
-                coefs.append(3.0)
-            if i == 3:
-                coefs[0] = 5.0
+    def change(i):
+        if i == 2:
+            coefs.append(3.0)
+        if i == 3:
+            coefs[0] = 5.0
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(5)]
+    return f, _each_call(change, 5)
 
 
 @scenario
@@ -961,14 +898,11 @@ def module_flag_custom():
     def f(x):
         return m(x)
 
-    def rep(i):
-        def r():
-            if i == 2:
-                m.use_relu = True
+    def change(i):
+        if i == 2:
+            m.use_relu = True
 
-        return r
-
-    return f, [(rep(i), lambda: (tx() - 0.5,)) for i in range(4)]
+    return f, _each_call(change, 4, lambda: (tx() - 0.5,))
 
 
 @scenario
@@ -982,14 +916,11 @@ def callable_object():
 
     o = S()
 
-    def rep(i):
-        def r():
-            if i == 2:
-                o.k = 5.0
+    def change(i):
+        if i == 2:
+            o.k = 5.0
 
-        return r
-
-    return o, [(rep(i), lambda: (tx(),)) for i in range(4)]
+    return o, _each_call(change, 4)
 
 
 @scenario
@@ -1007,14 +938,11 @@ def bound_method_nested_attr():
 
     o = T()
 
-    def rep(i):
-        def r():
-            if i == 2:
-                o.cfg.k = 5.0
+    def change(i):
+        if i == 2:
+            o.cfg.k = 5.0
 
-        return r
-
-    return o.step, [(rep(i), lambda: (tx(),)) for i in range(4)]
+    return o.step, _each_call(change, 4)
 
 
 @scenario
@@ -1031,14 +959,11 @@ def module_class_attr():
 
     m = M()
 
-    def rep(i):
-        def r():
-            if i == 2:
-                M.scale = 5.0
+    def change(i):
+        if i == 2:
+            M.scale = 5.0
 
-        return r
-
-    return m, [(rep(i), lambda: (tx(),)) for i in range(4)]
+    return m, _each_call(change, 4)
 
 
 @scenario
@@ -1054,14 +979,11 @@ def module_plain_attr_nested():
 
     m = M()
 
-    def rep(i):
-        def r():
-            if i == 2:
-                m.cfg["k"] = 5.0
+    def change(i):
+        if i == 2:
+            m.cfg["k"] = 5.0
 
-        return r
-
-    return m, [(rep(i), lambda: (tx(),)) for i in range(4)]
+    return m, _each_call(change, 4)
 
 
 @scenario
@@ -1077,14 +999,11 @@ def base_class_attr():
     def f(x):
         return x * c.k
 
-    def rep(i):
-        def r():
-            if i == 2:
-                B.k = 3.0
+    def change(i):
+        if i == 2:
+            B.k = 3.0
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(4)]
+    return f, _each_call(change, 4)
 
 
 @scenario
@@ -1099,14 +1018,11 @@ def staticmethod_helper_global():
     def f(x):
         return H.scale(x)
 
-    def rep(i):
-        def r():
-            if i == 2:
-                st.k = 3.0
+    def change(i):
+        if i == 2:
+            st.k = 3.0
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(4)]
+    return f, _each_call(change, 4)
 
 
 @scenario
@@ -1116,14 +1032,11 @@ def lambda_in_list():
     def f(x):
         return fns[0](x)
 
-    def rep(i):
-        def r():
-            if i == 2:
-                fns[0] = lambda x: x * 3
+    def change(i):
+        if i == 2:
+            fns[0] = lambda x: x * 3
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(4)]
+    return f, _each_call(change, 4)
 
 
 @scenario
@@ -1138,14 +1051,11 @@ def dataclass_cfg():
     def f(x):
         return x * cfg.k
 
-    def rep(i):
-        def r():
-            if i == 2:
-                cfg.k = 4.0
+    def change(i):
+        if i == 2:
+            cfg.k = 4.0
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(4)]
+    return f, _each_call(change, 4)
 
 
 @scenario
@@ -1157,14 +1067,11 @@ def namedtuple_rebind():
     def f(x):
         return x * st.p.a + st.p.b
 
-    def rep(i):
-        def r():
-            if i == 2:
-                st.p = P(3.0, 4.0)
+    def change(i):
+        if i == 2:
+            st.p = P(3.0, 4.0)
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(4)]
+    return f, _each_call(change, 4)
 
 
 @scenario
@@ -1174,17 +1081,14 @@ def tensor_in_dict_inplace():
     def f(x):
         return x * d["t"]
 
-    def rep(i):
-        def r():
-            if i >= 1:
-                with tg.no_grad():
-                    d["t"].mul_(2)
-            if i == 3:
-                d["t"] = tg.zeros(3)
+    def change(i):
+        if i >= 1:
+            with tg.no_grad():
+                d["t"].mul_(2)
+        if i == 3:
+            d["t"] = tg.zeros(3)
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(5)]
+    return f, _each_call(change, 5)
 
 
 @scenario
@@ -1200,14 +1104,11 @@ def scheduler_lr():
         opt.step()
         return l
 
-    def rep(i):
-        def r():
-            if i:
-                sch.step()
+    def change(i):
+        if i:
+            sch.step()
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(5)]
+    return f, _each_call(change, 5)
 
 
 @scenario
@@ -1217,14 +1118,11 @@ def numpy_scalar_global():
     def f(x):
         return x * st.k
 
-    def rep(i):
-        def r():
-            if i == 2:
-                st.k = np.float32(3.0)
+    def change(i):
+        if i == 2:
+            st.k = np.float32(3.0)
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(4)]
+    return f, _each_call(change, 4)
 
 
 @scenario
@@ -1234,14 +1132,11 @@ def zero_d_array_inplace():
     def f(x):
         return x * k
 
-    def rep(i):
-        def r():
-            if i == 2:
-                k[...] = 3.0
+    def change(i):
+        if i == 2:
+            k[...] = 3.0
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(4)]
+    return f, _each_call(change, 4)
 
 
 @scenario
@@ -1251,15 +1146,12 @@ def tensor_item_outside_value():
     def f(x):
         return x * k.item()
 
-    def rep(i):
-        def r():
-            if i == 2:
-                with tg.no_grad():
-                    k.fill_(3.0)
+    def change(i):
+        if i == 2:
+            with tg.no_grad():
+                k.fill_(3.0)
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(4)]
+    return f, _each_call(change, 4)
 
 
 @scenario
@@ -1269,14 +1161,11 @@ def tensor_shape_guard_global():
     def f(x):
         return x[:, : st.t.shape[0] - 1] * 2
 
-    def rep(i):
-        def r():
-            if i == 2:
-                st.t = tg.ones(2)
+    def change(i):
+        if i == 2:
+            st.t = tg.ones(2)
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(4)]
+    return f, _each_call(change, 4)
 
 
 @scenario
@@ -1284,16 +1173,13 @@ def global_module_level():
     def f(x):
         return x * GLOBAL_K[0]
 
-    def rep(i):
-        def r():
-            if i == 2:
-                GLOBAL_K[0] = 9.0
-            if i == 0:
-                GLOBAL_K[0] = 1.0
+    def change(i):
+        if i == 2:
+            GLOBAL_K[0] = 9.0
+        if i == 0:
+            GLOBAL_K[0] = 1.0
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(4)]
+    return f, _each_call(change, 4)
 
 
 GLOBAL_K = [1.0]
@@ -1304,17 +1190,14 @@ def global_rebind_module_level():
     def f(x):
         return x * gk()
 
-    def rep(i):
-        def r():
-            global GLOBAL_S
-            if i == 2:
-                GLOBAL_S = 9.0
-            if i == 0:
-                GLOBAL_S = 1.0
+    def change(i):
+        global GLOBAL_S
+        if i == 2:
+            GLOBAL_S = 9.0
+        if i == 0:
+            GLOBAL_S = 1.0
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(4)]
+    return f, _each_call(change, 4)
 
 
 GLOBAL_S = 1.0
@@ -1332,14 +1215,11 @@ def tensor_version_via_numpy_view():
     def f(x):
         return x * t
 
-    def rep(i):
-        def r():
-            if i >= 1:
-                a[0] += 1
+    def change(i):
+        if i >= 1:
+            a[0] += 1
 
-        return r
-
-    return f, [(rep(i), lambda: (tx(),)) for i in range(4)]
+    return f, _each_call(change, 4)
 
 
 @scenario

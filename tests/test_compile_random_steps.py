@@ -12,8 +12,6 @@ these keep a few dozen in the suite.)
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -30,16 +28,10 @@ from fuzz import programs as P
        batches=st.lists(st.sampled_from(P.BATCHES), min_size=4, max_size=6),
        seed=st.integers(0, 2**16))
 def test_random_training_steps_agree_with_eager(kinds, optimizer, loss, clip, batches, seed):
-    tg.manual_seed(seed)
-    models = [P.model(kinds, 5, 3)]
-    models.append(copy.deepcopy(models[0]))
-    eager = P.training_step(models[0], optimizer, loss, clip)
-    compiled = tg.compile(P.training_step(models[1], optimizer, loss, clip))
+    models, eager, compiled = P.training_pair(kinds, optimizer, loss, clip, seed)
     rng = np.random.default_rng(seed)
     for batch in batches:
-        x = tg.tensor(rng.standard_normal((batch, 5)).astype(np.float32))
-        y = tg.tensor(rng.integers(0, 3, batch)) if loss == "cross_entropy" else \
-            tg.tensor(rng.standard_normal((batch, 3)).astype(np.float32))
+        x, y = P.training_batch(rng, batch, loss)
         want = eager(x, y).item()
         assert compiled(x, y).item() == pytest.approx(want, rel=1e-4, abs=1e-6)
         for (name, p), q in zip(models[0].named_parameters(), models[1].parameters()):
