@@ -240,3 +240,55 @@ def test_compiled_training_step_matches_eager(name, kw):
         for (k, a), b in zip(eager.named_parameters(), model.parameters()):
             np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
     assert compiled.cache_info().variants == 1
+
+
+# ---------------------------------------------------------------- CyclicLR
+
+
+class Halving:
+    """A scale_fn that is a callable object: its attributes are saved in the state dict."""
+
+    def __init__(self):
+        self.base = 0.5
+
+    def __call__(self, x):
+        return self.base ** x
+
+
+@pytest.mark.parametrize("opt_name,kw", [
+    ("SGD", dict(base_lr=0.01, max_lr=0.1, step_size_up=4)),
+    ("SGD", dict(base_lr=[0.01, 0.002], max_lr=[0.1, 0.05], step_size_up=3, step_size_down=5,
+                 mode="triangular2", base_momentum=[0.7, 0.8], max_momentum=0.95)),
+    ("SGD", dict(base_lr=0.01, max_lr=0.1, step_size_up=5, mode="exp_range", gamma=0.97)),
+    ("Adam", dict(base_lr=0.001, max_lr=0.01, step_size_up=4, mode="triangular2")),
+    ("RMSprop", dict(base_lr=0.001, max_lr=0.01, step_size_up=6, cycle_momentum=False)),
+    ("SGD", dict(base_lr=0.01, max_lr=0.1, step_size_up=3, scale_fn=Halving(),
+                 scale_mode="iterations")),
+])
+def test_cyclic_lr_matches_torch(opt_name, kw):
+    from test_parity_lr_scheduler import pair, run
+
+    ours, theirs = pair(opt_name)
+    s_ours = tg.optim.lr_scheduler.CyclicLR(ours, **kw)
+    s_theirs = torch.optim.lr_scheduler.CyclicLR(theirs, **kw)
+    momentum = "betas" if opt_name == "Adam" else "momentum"
+    run(s_ours, s_theirs, group_keys=("lr",) if kw.get("cycle_momentum") is False else
+        ("lr", momentum))
+    # a state dict saved mid-run resumes the same sequence
+    sd = s_ours.state_dict()
+    again, _ = pair(opt_name)
+    resumed = tg.optim.lr_scheduler.CyclicLR(again, **kw)
+    resumed.load_state_dict(sd)
+    for _ in range(7):
+        s_ours.step()
+        resumed.step()
+        assert resumed.get_last_lr() == s_ours.get_last_lr()
+
+
+def test_cyclic_lr_refuses_a_bad_mode_and_an_optimizer_without_momentum():
+    sgd = tg.optim.SGD([nn.Parameter(tg.zeros(2))], lr=0.1)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        tg.optim.lr_scheduler.CyclicLR(sgd, 0.01, 0.1, mode="zigzag")
+    ada = tg.optim.Adagrad([nn.Parameter(tg.zeros(2))])
+    with pytest.raises(ValueError, match="cycle_momentum=True needs an optimizer"):
+        tg.optim.lr_scheduler.CyclicLR(ada, 0.01, 0.1)
