@@ -292,3 +292,101 @@ def test_cyclic_lr_refuses_a_bad_mode_and_an_optimizer_without_momentum():
     ada = tg.optim.Adagrad([nn.Parameter(tg.zeros(2))])
     with pytest.raises(ValueError, match="cycle_momentum=True needs an optimizer"):
         tg.optim.lr_scheduler.CyclicLR(ada, 0.01, 0.1)
+
+
+# ---------------------------------------------------------------- swa_utils
+
+swa = tg.optim.swa_utils
+
+
+def bn_pair():
+    torch.manual_seed(0)
+    t = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Tanh(),
+                            torch.nn.Linear(4, 2)).double()
+    m = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 2)).double()
+    m.load_state_dict({k: v.detach().numpy().copy() for k, v in t.state_dict().items()})
+    return m, t
+
+
+@pytest.mark.parametrize("how", ["swa", "ema_multi", "ema_multi_buffers", "ema_avg_fn",
+                                 "swa_avg_fn_buffers"])
+def test_averaged_model_matches_torch(how):
+    ts = torch.optim.swa_utils
+    kw, tkw = {
+        "swa": ({}, {}),
+        "ema_multi": (dict(multi_avg_fn=swa.get_ema_multi_avg_fn(0.9)),
+                      dict(multi_avg_fn=ts.get_ema_multi_avg_fn(0.9))),
+        "ema_multi_buffers": (dict(multi_avg_fn=swa.get_ema_multi_avg_fn(0.8), use_buffers=True),
+                              dict(multi_avg_fn=ts.get_ema_multi_avg_fn(0.8), use_buffers=True)),
+        "ema_avg_fn": (dict(avg_fn=swa.get_ema_avg_fn(0.7)), dict(avg_fn=ts.get_ema_avg_fn(0.7))),
+        "swa_avg_fn_buffers": (dict(avg_fn=swa.get_swa_avg_fn(), use_buffers=True),
+                               dict(avg_fn=ts.get_swa_avg_fn(), use_buffers=True)),
+    }[how]
+    m, t = bn_pair()
+    avg, tavg = swa.AveragedModel(m, **kw), ts.AveragedModel(t, **tkw)
+    opt, topt = tg.optim.SGD(m.parameters(), lr=0.1), torch.optim.SGD(t.parameters(), lr=0.1)
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        x, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
+        for model, o, lib in ((m, opt, tg), (t, topt, torch)):
+            o.zero_grad()
+            ((model(lib.tensor(x)) - lib.tensor(y)) ** 2).mean().backward()
+            o.step()
+        avg.update_parameters(m)
+        tavg.update_parameters(t)
+        theirs = tavg.state_dict()
+        assert list(avg.state_dict()) == list(theirs)
+        for k, v in avg.state_dict().items():
+            np.testing.assert_allclose(v.numpy(), theirs[k].numpy(), rtol=1e-10, atol=1e-12,
+                                       err_msg=k)
+    assert avg.n_averaged.item() == 6
+    x = rng.standard_normal((5, 3))
+    avg.eval(), tavg.eval()
+    np.testing.assert_allclose(avg(tg.tensor(x)).numpy(), tavg(torch.tensor(x)).detach().numpy(),
+                               rtol=1e-10)
+    # the average is not the model
+    assert not np.allclose(avg.module[0].weight.numpy(), m[0].weight.numpy())
+
+
+def test_update_bn_matches_torch_and_restores_mode_and_momentum():
+    m, t = bn_pair()
+    rng = np.random.default_rng(1)
+    data = [rng.standard_normal((4, 3)) for _ in range(5)]
+    m.eval(), t.eval()
+    swa.update_bn([(tg.tensor(x), 0) for x in data], m)
+    torch.optim.swa_utils.update_bn([(torch.tensor(x), 0) for x in data], t)
+    for k, v in t.state_dict().items():
+        np.testing.assert_allclose(m.state_dict()[k].numpy(), v.numpy(), rtol=1e-10, err_msg=k)
+    assert not m.training and m[1].momentum == 0.1
+    # the statistics are the plain average over the batches (a cumulative average)
+    h = [m[0](tg.tensor(x)).detach().numpy().mean(0) for x in data]
+    np.testing.assert_allclose(m[1].running_mean.numpy(), np.mean(h, 0), rtol=1e-10)
+
+
+@pytest.mark.parametrize("kw", [dict(swa_lr=0.05), dict(swa_lr=[0.05, 0.01], anneal_epochs=3,
+                                                       anneal_strategy="linear")])
+def test_swalr_matches_torch(kw):
+    from test_parity_lr_scheduler import pair, run
+
+    ours, theirs = pair("SGD")
+    run(swa.SWALR(ours, **kw), torch.optim.swa_utils.SWALR(theirs, **kw), steps=15)
+
+
+def test_swalr_without_annealing_jumps_to_swa_lr_as_torch():
+    from test_parity_lr_scheduler import pair
+
+    ours, theirs = pair("SGD")
+    s, ts = swa.SWALR(ours, 0.2, anneal_epochs=0), \
+        torch.optim.swa_utils.SWALR(theirs, 0.2, anneal_epochs=0)
+    for _ in range(3):
+        assert s.get_last_lr() == ts.get_last_lr() == [0.2, 0.2]
+        s.step()
+        ts.step()
+
+
+def test_swalr_refuses_bad_arguments():
+    opt = tg.optim.SGD([nn.Parameter(tg.zeros(2))], lr=0.1)
+    with pytest.raises(ValueError, match="anneal_strategy"):
+        swa.SWALR(opt, 0.05, anneal_strategy="step")
+    with pytest.raises(ValueError, match="anneal_epochs"):
+        swa.SWALR(opt, 0.05, anneal_epochs=-1)
