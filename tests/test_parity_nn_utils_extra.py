@@ -436,3 +436,46 @@ def test_functional_call_ties_weights_and_checks_keys():
         tg.func.functional_call(m, eye, x, strict=True)
     with pytest.raises(ValueError, match="no parameter or buffer 'c.weight'"):
         tg.func.functional_call(m, {"c.weight": tg.eye(2)}, x)
+
+
+@pytest.mark.parametrize("fn, names", [
+    (nn.utils.weight_norm, ("weight_g", "weight_v")),
+    (parametrizations.weight_norm, ("parametrizations.weight.original0",
+                                    "parametrizations.weight.original1")),
+    (nn.utils.spectral_norm, ("weight_orig",)),
+    (parametrizations.spectral_norm, ("parametrizations.weight.original",)),
+])
+def test_gradients_through_normalisations_match_finite_differences(fn, names):
+    """float64, eval mode (no power iteration: the function is fixed), through
+    functional_call so that the originals are the checked inputs."""
+    tg.manual_seed(0)
+    m = fn(nn.Conv2d(2, 3, 2).double()).eval()
+    x = tg.randn(2, 2, 4, 4, dtype=tg.float64)
+    state = m.state_dict()
+    inputs = [state[n].detach().clone().requires_grad_() for n in names]
+
+    def f(*originals):
+        return tg.func.functional_call(m, dict(zip(names, originals)), (x,)).tanh().sum()
+
+    assert tg.autograd.gradcheck(f, inputs)
+
+
+def test_a_parametrized_buffer_stays_a_buffer_as_in_torch():
+    class Holder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("scale", tg.ones(3))
+
+    class THolder(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("scale", torch.ones(3))
+
+    m, t = Holder(), THolder()
+    parametrize.register_parametrization(m, "scale", Scale())
+    tnn.utils.parametrize.register_parametrization(t, "scale", TScale())
+    assert list(m.state_dict()) == list(t.state_dict())
+    assert list(m.parameters()) == [] and len(list(m.buffers())) == 1
+    close(m.scale, t.scale)
+    parametrize.remove_parametrizations(m, "scale")
+    assert dict(m.named_buffers()).keys() == {"scale"}

@@ -182,14 +182,21 @@ class ParametrizationList(Module):
             # holds it), as in PyTorch
             with no_grad():
                 original.copy_(new)
-            self.original = original
+            self._hold("original", original)
         elif self.is_tensor:
-            self.original = _parameter_like(new, original)
+            self._hold("original", _parameter_like(new, original))
         else:
             for i, t in enumerate(new):
-                setattr(self, f"original{i}", _parameter_like(t, original))
+                self._hold(f"original{i}", _parameter_like(t, original))
         if not unsafe:
             self._check(original)
+
+    def _hold(self, name: str, t: Tensor) -> None:
+        """An original is a parameter if the parametrized tensor was one, else a buffer."""
+        if isinstance(t, Parameter):
+            setattr(self, name, t)
+        else:
+            self.register_buffer(name, t)
 
     def append(self, module: Module) -> None:
         self.add_module(str(len(self._chain)), module)
