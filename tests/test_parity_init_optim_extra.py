@@ -390,3 +390,16 @@ def test_swalr_refuses_bad_arguments():
         swa.SWALR(opt, 0.05, anneal_strategy="step")
     with pytest.raises(ValueError, match="anneal_epochs"):
         swa.SWALR(opt, 0.05, anneal_epochs=-1)
+
+
+def test_swa_utils_leaves_tg_nn_to_first_use():
+    """`import tracegrad` does not import tg.nn (bench/imports.py); tg.optim.swa_utils, which
+    builds on it, is loaded on first use too."""
+    import subprocess
+    import sys
+
+    code = ("import sys, tracegrad; assert 'tracegrad.nn' not in sys.modules; "
+            "tracegrad.optim.swa_utils.AveragedModel; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "ok"
