@@ -372,6 +372,7 @@ def test_swalr_matches_torch(kw):
     run(swa.SWALR(ours, **kw), torch.optim.swa_utils.SWALR(theirs, **kw), steps=15)
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)`")
 def test_swalr_without_annealing_jumps_to_swa_lr_as_torch():
     from test_parity_lr_scheduler import pair
 

@@ -18,6 +18,8 @@ torch = pytest.importorskip("torch")
 tnn = torch.nn
 
 TOL = dict(rtol=1e-5, atol=1e-6)
+# torch deprecates its older weight_norm/spectral_norm, which are compared here on purpose
+pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated in favor of:FutureWarning")
 
 
 def pair(make, tmake):
