@@ -15,10 +15,9 @@ stale between an optimizer step and the next forward).
 
 from __future__ import annotations
 
-from typing import Any
-
 from ... import functional as F
 from ...autograd import no_grad
+from ...creation import randn
 from ...tensor import Tensor
 from ..module import Module, Parameter
 from .parametrize import computed_attribute, remove_computed_attribute
@@ -165,10 +164,8 @@ def remove_spectral_norm(module: Module, name: str = "weight") -> Module:
 
 
 def _randn_like(weight: Tensor, n: int) -> Tensor:
-    from ...creation import randn
-
+    """n standard normal numbers in ``weight``'s dtype (from tg.manual_seed's generator)."""
     return randn(n, dtype=weight.dtype)
 
 
-__all__: list[Any] = ["remove_spectral_norm", "remove_weight_norm", "spectral_norm",
-                      "weight_norm"]
+__all__ = ["remove_spectral_norm", "remove_weight_norm", "spectral_norm", "weight_norm"]
