@@ -15,7 +15,6 @@ import numpy as np
 
 from ..rng import python_side_rng
 from ..tensor import Tensor, _bump
-from ..utils.generator import numpy_generator
 
 
 def _fill(t: Tensor, values: np.ndarray) -> Tensor:
@@ -125,7 +124,7 @@ def trunc_normal_(t: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.
     """
     if not a < b:
         raise ValueError(f"trunc_normal_: needs a < b, got a={a}, b={b}")
-    g = numpy_generator(generator, "trunc_normal_")
+    g = python_side_rng(generator, "nn.init.trunc_normal_")
     # P(a <= X <= b): how many draws on average give one accepted value.
     accept = 0.5 * (math.erf((b - mean) / (std * math.sqrt(2)))
                     - math.erf((a - mean) / (std * math.sqrt(2))))
@@ -154,7 +153,7 @@ def orthogonal_(t: Tensor, gain: float = 1.0, generator: Any = None) -> Tensor:
         return t
     rows = t.shape[0]
     cols = t.numel() // rows
-    flat = numpy_generator(generator, "orthogonal_").normal(0.0, 1.0, (rows, cols))
+    flat = python_side_rng(generator, "nn.init.orthogonal_").normal(0.0, 1.0, (rows, cols))
     if rows < cols:
         flat = flat.T
     q, r = np.linalg.qr(flat)
@@ -194,7 +193,7 @@ def sparse_(t: Tensor, sparsity: float, std: float = 0.01, generator: Any = None
     if t.ndim != 2:
         raise ValueError(f"sparse_: needs a 2-d tensor, got shape {t.shape}")
     rows, cols = t.shape
-    g = numpy_generator(generator, "sparse_")
+    g = python_side_rng(generator, "nn.init.sparse_")
     out = g.normal(0.0, std, (rows, cols))
     zeros = math.ceil(sparsity * rows)
     for c in range(cols):

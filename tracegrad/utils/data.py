@@ -558,7 +558,7 @@ class WeightedRandomSampler(Sampler):
         self.num_samples, self.replacement, self.generator = num_samples, replacement, generator
 
     def __iter__(self) -> Iterator[int]:
-        rng = numpy_generator(self.generator, "WeightedRandomSampler")
+        rng = python_side_rng(self.generator, "WeightedRandomSampler")
         w = self.weights._data
         return iter(rng.choice(len(w), size=self.num_samples, replace=self.replacement,
                                p=w / w.sum()).tolist())

@@ -14,12 +14,8 @@ def skip_init(module_cls: type, *args: Any, **kwargs: Any) -> Any:
 
     >>> layer = skip_init(tg.nn.Linear, 784, 10)
     """
-    g = rng.generator()
-    state = g.bit_generator.state
-    try:
+    with rng.fork_rng():  # the draws the constructor makes are undone on the way out
         return module_cls(*args, **kwargs)
-    finally:
-        g.bit_generator.state = state
 
 
 __all__ = ["skip_init"]
