@@ -163,15 +163,16 @@ def _nearest_taps(n_in: int, n_out: int, scale: float | None, exact: bool,
     return idx[:, None], None
 
 
-def _cubic_weights(t: np.ndarray, a: float = -0.75) -> np.ndarray:
-    """Keys' cubic convolution weights of the 4 rows around a point ``t`` past the second."""
+def _cubic_weights(t: Any, a: float = -0.75) -> tuple:
+    """Keys' cubic convolution weights of the 4 rows around a point ``t`` past the second
+    (arithmetic only: ``t`` an array, or a tensor for weights that differentiate)."""
     def near(x):  # |x| <= 1
         return ((a + 2) * x - (a + 3)) * x * x + 1
 
     def far(x):  # 1 < |x| < 2
         return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
 
-    return np.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], axis=1)
+    return far(t + 1), near(t), near(1 - t), far(2 - t)
 
 
 def _linear_taps(n_in: int, n_out: int, scale: float | None, align_corners: bool,
@@ -187,7 +188,7 @@ def _linear_taps(n_in: int, n_out: int, scale: float | None, align_corners: bool
     t = np.clip(src - i0, 0.0, 1.0)
     if cubic:
         idx = np.clip(i0[:, None] + np.arange(-1, 3), 0, n_in - 1)
-        return idx, _cubic_weights(t)
+        return idx, np.stack(_cubic_weights(t), axis=1)
     return np.stack([i0, np.minimum(i0 + 1, n_in - 1)], 1), np.stack([1 - t, t], 1)
 
 
