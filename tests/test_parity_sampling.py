@@ -63,6 +63,23 @@ def test_grid_sample_matches_finite_differences(mode, padding_mode):
                 x, grid, order=1)
 
 
+@pytest.mark.parametrize("padding_mode", PADDING)
+def test_trilinear_grid_sample_matches_finite_differences(padding_mode):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((1, 2, 3, 2, 3))
+    grid = rng.uniform(-1.4, 1.4, (1, 2, 1, 2, 3))
+    check_grads(lambda x, g: F.grid_sample(x, g, "bilinear", padding_mode, align_corners=True),
+                x, grid, order=1)
+
+
+@pytest.mark.parametrize("nd", [2, 3])
+def test_affine_grid_float32_matches_torch(nd):
+    theta = np.random.default_rng(9).standard_normal((3, nd, nd + 1)).astype(np.float32)
+    size = (3, 1, 7, 5, 6)[:nd + 2]
+    compare_with_torch(lambda t: F.affine_grid(t, size, False),
+                       lambda t: TF.affine_grid(t, size, False), theta, order=1)
+
+
 @pytest.mark.parametrize("nd", [2, 3])
 @pytest.mark.parametrize("align_corners", [False, True])
 def test_affine_grid_matches_torch(nd, align_corners):
