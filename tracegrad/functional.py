@@ -1633,19 +1633,38 @@ def _adaptive_avg(x: Tensor, dim: int, out: int) -> Tensor:
     return cat(pieces, dim)
 
 
+def _output_sizes(x: Tensor, output_size: Any, nd: int, op: str) -> tuple:
+    """An adaptive pool's checked output sizes: ``output_size`` an int or ``nd`` entries,
+    None keeping that side of ``x`` (N, C, *spatial) or (C, *spatial)."""
+    dims = _dims(nd)
+    if not isinstance(x, Tensor) or x.ndim not in (nd + 1, nd + 2):
+        raise ShapeError(f"{op}: expects input (N, C, {dims}) or (C, {dims}), got "
+                         f"{getattr(x, 'shape', type(x).__name__)}")
+    sizes = (output_size,) * nd if output_size is None or isinstance(
+        output_size, (int, np.integer)) else tuple(output_size)
+    if len(sizes) != nd:
+        raise ValueError(f"{op}: output_size must be an int or a tuple of {nd}, got "
+                         f"{output_size!r}")
+    sizes = tuple(n if o is None else o for o, n in zip(sizes, x.shape[-nd:]))
+    if builtins.any(not isinstance(o, (int, np.integer)) or o < 1 for o in sizes):
+        raise ValueError(f"{op}: output_size must be positive ints (or None for 'keep'), "
+                         f"got {output_size!r}")
+    return tuple(int(o) for o in sizes)
+
+
+def _adaptive_avg_pool(x: Tensor, output_size: Any, nd: int, op: str) -> Tensor:
+    """The 1-, 2- and 3-d adaptive average pools: one dimension at a time (an average of
+    averages over disjoint boxes)."""
+    sizes = _output_sizes(x, output_size, nd, op)
+    for i, out in enumerate(sizes):
+        x = _adaptive_avg(x, x.ndim - nd + i, out)
+    return x
+
+
 def adaptive_avg_pool2d(x: Tensor, output_size: Any) -> Tensor:
     """Average (N, C, H, W) or (C, H, W) down to ``output_size`` (an int, or a pair whose
     entries may be None for "keep"), with PyTorch's windows."""
-    if x.ndim not in (3, 4):
-        raise ShapeError(f"adaptive_avg_pool2d: expects (N, C, H, W) or (C, H, W), got "
-                         f"{x.shape}")
-    sizes = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
-    h, w = x.shape[-2:]
-    oh, ow = (h if sizes[0] is None else sizes[0]), (w if sizes[1] is None else sizes[1])
-    if oh < 1 or ow < 1:
-        raise ValueError(f"adaptive_avg_pool2d: output_size must be positive, got "
-                         f"{output_size}")
-    return _adaptive_avg(_adaptive_avg(x, x.ndim - 2, oh), x.ndim - 1, ow)
+    return _adaptive_avg_pool(x, output_size, 2, "adaptive_avg_pool2d")
 
 
 def unflatten(x: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:

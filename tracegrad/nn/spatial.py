@@ -531,23 +531,6 @@ def max_pool3d_with_indices(input: Tensor, kernel_size: Any, stride: Any = None,
     return F.max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
 
 
-def _output_sizes(x: Tensor, output_size: Any, nd: int, op: str) -> tuple:
-    dims = F._dims(nd)
-    if not isinstance(x, Tensor) or x.ndim not in (nd + 1, nd + 2):
-        raise ShapeError(f"{op}: expects input (N, C, {dims}) or (C, {dims}), got "
-                         f"{getattr(x, 'shape', type(x).__name__)}")
-    sizes = (output_size,) * nd if output_size is None or isinstance(
-        output_size, (int, np.integer)) else tuple(output_size)
-    if len(sizes) != nd:
-        raise ValueError(f"{op}: output_size must be an int or a tuple of {nd}, got "
-                         f"{output_size!r}")
-    sizes = tuple(n if o is None else o for o, n in zip(sizes, x.shape[-nd:]))
-    if builtins.any(not isinstance(o, (int, np.integer)) or o < 1 for o in sizes):
-        raise ValueError(f"{op}: output_size must be positive ints (or None for 'keep'), "
-                         f"got {output_size!r}")
-    return tuple(int(o) for o in sizes)
-
-
 def adaptive_avg_pool1d(input: Tensor, output_size: Any) -> Tensor:
     """Average (N, C, L) or (C, L) down to ``output_size`` windows, PyTorch's windows
     ``[floor(i * L / out), ceil((i + 1) * L / out))``.
@@ -555,7 +538,7 @@ def adaptive_avg_pool1d(input: Tensor, output_size: Any) -> Tensor:
     >>> adaptive_avg_pool1d(tg.tensor([[[1.0, 2.0, 3.0]]]), 2).tolist()
     [[[1.5, 2.5]]]
     """
-    return _adaptive_avg_pool(input, output_size, 1, "adaptive_avg_pool1d")
+    return F._adaptive_avg_pool(input, output_size, 1, "adaptive_avg_pool1d")
 
 
 def adaptive_avg_pool3d(input: Tensor, output_size: Any) -> Tensor:
@@ -565,14 +548,7 @@ def adaptive_avg_pool3d(input: Tensor, output_size: Any) -> Tensor:
     >>> adaptive_avg_pool3d(tg.arange(8.0).reshape(1, 1, 2, 2, 2), 1).flatten().tolist()
     [3.5]
     """
-    return _adaptive_avg_pool(input, output_size, 3, "adaptive_avg_pool3d")
-
-
-def _adaptive_avg_pool(x: Tensor, output_size: Any, nd: int, op: str) -> Tensor:
-    sizes = _output_sizes(x, output_size, nd, op)
-    for i, out in enumerate(sizes):  # (an average of averages over disjoint boxes)
-        x = F._adaptive_avg(x, x.ndim - nd + i, out)
-    return x
+    return F._adaptive_avg_pool(input, output_size, 3, "adaptive_avg_pool3d")
 
 
 def _adaptive_windows(n: int, out: int) -> np.ndarray:
@@ -586,7 +562,7 @@ def _adaptive_windows(n: int, out: int) -> np.ndarray:
 
 def _adaptive_max(x: Tensor, output_size: Any, return_indices: bool, nd: int,
                   op: str) -> Any:
-    sizes = _output_sizes(x, output_size, nd, op)
+    sizes = F._output_sizes(x, output_size, nd, op)
     if x.ndim == nd + 1:
         y = _adaptive_max(x.unsqueeze(0), sizes, return_indices, nd, op)
         return tuple(t.squeeze(0) for t in y) if return_indices else y.squeeze(0)
