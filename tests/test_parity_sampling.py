@@ -117,6 +117,16 @@ def test_identity_grid_reproduces_the_image():
             np.testing.assert_allclose(y.numpy(), x, atol=1e-12)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_grid_sample_with_non_finite_points_as_torch_for_zeros_padding(mode):
+    x = np.arange(12.0).reshape(1, 1, 3, 4)
+    grid = np.array([[[[np.nan, 0.0], [0.1, np.inf], [-np.inf, 0.2], [5.0, 1e30],
+                       [0.3, -0.4]]]])
+    y = F.grid_sample(tg.tensor(x), tg.tensor(grid), mode, align_corners=False)
+    ref = TF.grid_sample(torch.tensor(x), torch.tensor(grid), mode, align_corners=False)
+    np.testing.assert_allclose(y.numpy(), ref.numpy(), rtol=1e-12, equal_nan=True)
+
+
 def test_grid_sample_errors_name_the_shapes():
     with pytest.raises(tg.ShapeError, match=r"grid_sample.*\(N, H_out, W_out, 2\)"):
         F.grid_sample(tg.zeros(1, 1, 3, 3), tg.zeros(1, 2, 2, 3))

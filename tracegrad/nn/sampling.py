@@ -169,9 +169,9 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear",
     for corner in itertools.product(*taps):
         index, weight, inside = None, None, None
         for (pos, w), size, stride in zip(corner, spatial, _strides(spatial)):
-            ok = (pos >= 0) & (pos <= size - 1)
+            ok = (pos >= 0) & (pos <= size - 1)  # (False for NaN: no wild index)
             inside = ok if inside is None else inside & ok
-            term = pos.clamp(0, size - 1).long() * stride
+            term = F.where(ok, pos, 0.0).long() * stride
             index = term if index is None else index + term
             if w is not None:
                 weight = w if weight is None else weight * w
