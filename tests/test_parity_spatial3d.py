@@ -182,12 +182,13 @@ def test_max_pool3d_values_indices_and_gradients_match_torch(case, dtype):
     np.testing.assert_array_equal(layer(y, i, output_size=size).numpy(), ref.numpy())
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("count_include_pad", [True, False])
 @pytest.mark.parametrize("divisor", [None, 5])
 @pytest.mark.parametrize("case", POOL_CASES)
-def test_avg_pool3d_matches_torch(case, count_include_pad, divisor):
+def test_avg_pool3d_matches_torch(case, count_include_pad, divisor, dtype):
     k, s, p, _, ceil, size = case
-    x = _rng(7).standard_normal((2, 3) + size)
+    x = _rng(7).standard_normal((2, 3) + size).astype(dtype)
     compare_with_torch(lambda x: F.avg_pool3d(x, k, s, p, ceil, count_include_pad, divisor),
                        lambda x: TF.avg_pool3d(x, k, s, p, ceil, count_include_pad, divisor),
                        x, order=1)
