@@ -54,7 +54,7 @@ __all__ = [
     "take_along_dim", "var", "where", "t", "square", "reciprocal", "rsqrt", "log1p", "expm1",
     "norm", "masked_fill", "any", "all", "dot", "flip", "roll", "split", "chunk", "repeat",
     "cumsum", "sort", "topk", "logical_and", "logical_or", "logical_xor", "logical_not",
-    "max_pool1d", "avg_pool1d",
+    "max_pool1d", "avg_pool1d", "conv3d", "max_pool3d", "avg_pool3d",
 ]
 
 MaxMin = namedtuple("MaxMin", ["values", "indices"])
@@ -534,6 +534,11 @@ def _tuple(v: Any, n: int, name: str, op: str) -> tuple[int, ...]:
     return tuple(int(i) for i in t)
 
 
+def _dims(nd: int) -> str:
+    """The names of ``nd`` spatial dimensions, for messages: "L", "H, W" or "D, H, W"."""
+    return "L" if nd == 1 else ", ".join("DHW"[3 - nd:])
+
+
 def _pair(v: Any, name: str) -> tuple[int, int]:
     return _tuple(v, 2, name, "conv2d")
 
@@ -604,7 +609,7 @@ def _conv_bias(x: Tensor, weight: Tensor, bias: Tensor | None, c_out: int, op: s
 def _conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: Any,
           dilation: Any, groups: int, nd: int, op: str) -> Tensor:
     """N-d convolution (cross-correlation, as in PyTorch) over the last ``nd`` dimensions."""
-    dims = "(N, C_in, " + ", ".join("DHW"[3 - nd:]) + ")" if nd > 1 else "(N, C_in, L)"
+    dims = f"(N, C_in, {_dims(nd)})"
     _conv_operands(x, weight, nd, op, "C_out, C_in/groups")
     if x.ndim == nd + 1:  # one sample without the batch dimension, as PyTorch allows
         return _conv(x.unsqueeze(0), weight, bias, stride, padding, dilation, groups, nd,
@@ -692,13 +697,25 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
     return _conv(x, weight, bias, stride, padding, dilation, groups, 2, "conv2d")
 
 
+def conv3d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+           padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
+    """3-d convolution (cross-correlation, as in PyTorch), as `conv2d` over one more
+    dimension: ``x`` (N, C_in, D, H, W) or (C_in, D, H, W), ``weight`` (C_out, C_in / groups,
+    kd, kh, kw).
+
+    >>> conv3d(tg.ones(1, 1, 3, 3, 3), tg.ones(1, 1, 2, 2, 2)).shape
+    (1, 1, 2, 2, 2)
+    """
+    return _conv(x, weight, bias, stride, padding, dilation, groups, 3, "conv3d")
+
+
 def _pool_setup(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
                 ceil_mode: bool, op: str, nd: int = 2) -> tuple:
     """Checked (kernel, stride, padding, dilation) ``nd``-tuples, the output size of a pool
     and its (before, after) padding: with ``ceil_mode`` a last, partial window where one
     starts inside the input or the left padding (PyTorch's rule), padded after."""
     if not isinstance(x, Tensor) or x.ndim not in (nd + 1, nd + 2):
-        dims = "L" if nd == 1 else "H, W"
+        dims = _dims(nd)
         raise ShapeError(f"{op}: expects input of shape (N, C, {dims}) or (C, {dims}), got "
                          f"{getattr(x, 'shape', type(x).__name__)}")
     k = _tuple(kernel_size, nd, "kernel_size", op)
@@ -802,6 +819,18 @@ def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0
                      "max_pool2d")
 
 
+def max_pool3d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False) -> Any:
+    """Maximum over each window of (N, C, D, H, W) or (C, D, H, W), as `max_pool2d` in three
+    dimensions (``return_indices``: flat indices into D*H*W, for max_unpool3d).
+
+    >>> max_pool3d(tg.arange(8.0).reshape(1, 1, 2, 2, 2), 2).flatten().tolist()
+    [7.0]
+    """
+    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 3,
+                     "max_pool3d")
+
+
 def _avg_pool(x: Tensor, kernel_size: Any, stride: Any, padding: Any,
               count_include_pad: bool, ceil_mode: bool, divisor_override: int | None,
               nd: int, op: str) -> Tensor:
@@ -852,6 +881,18 @@ def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0
     """
     return _avg_pool(x, kernel_size, stride, padding, count_include_pad, ceil_mode,
                      divisor_override, 2, "avg_pool2d")
+
+
+def avg_pool3d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> Tensor:
+    """Mean over each window of (N, C, D, H, W) or (C, D, H, W), as `avg_pool2d`.
+
+    >>> avg_pool3d(tg.arange(8.0).reshape(1, 1, 2, 2, 2), 2).flatten().tolist()
+    [3.5]
+    """
+    return _avg_pool(x, kernel_size, stride, padding, count_include_pad, ceil_mode,
+                     divisor_override, 3, "avg_pool3d")
 
 
 # ---------------------------------------------------------------- losses
@@ -1592,19 +1633,38 @@ def _adaptive_avg(x: Tensor, dim: int, out: int) -> Tensor:
     return cat(pieces, dim)
 
 
+def _output_sizes(x: Tensor, output_size: Any, nd: int, op: str) -> tuple:
+    """An adaptive pool's checked output sizes: ``output_size`` an int or ``nd`` entries,
+    None keeping that side of ``x`` (N, C, *spatial) or (C, *spatial)."""
+    dims = _dims(nd)
+    if not isinstance(x, Tensor) or x.ndim not in (nd + 1, nd + 2):
+        raise ShapeError(f"{op}: expects input (N, C, {dims}) or (C, {dims}), got "
+                         f"{getattr(x, 'shape', type(x).__name__)}")
+    sizes = (output_size,) * nd if output_size is None or isinstance(
+        output_size, (int, np.integer)) else tuple(output_size)
+    if len(sizes) != nd:
+        raise ValueError(f"{op}: output_size must be an int or a tuple of {nd}, got "
+                         f"{output_size!r}")
+    sizes = tuple(n if o is None else o for o, n in zip(sizes, x.shape[-nd:]))
+    if builtins.any(not isinstance(o, (int, np.integer)) or o < 1 for o in sizes):
+        raise ValueError(f"{op}: output_size must be positive ints (or None for 'keep'), "
+                         f"got {output_size!r}")
+    return tuple(int(o) for o in sizes)
+
+
+def _adaptive_avg_pool(x: Tensor, output_size: Any, nd: int, op: str) -> Tensor:
+    """The 1-, 2- and 3-d adaptive average pools: one dimension at a time (an average of
+    averages over disjoint boxes)."""
+    sizes = _output_sizes(x, output_size, nd, op)
+    for i, out in enumerate(sizes):
+        x = _adaptive_avg(x, x.ndim - nd + i, out)
+    return x
+
+
 def adaptive_avg_pool2d(x: Tensor, output_size: Any) -> Tensor:
     """Average (N, C, H, W) or (C, H, W) down to ``output_size`` (an int, or a pair whose
     entries may be None for "keep"), with PyTorch's windows."""
-    if x.ndim not in (3, 4):
-        raise ShapeError(f"adaptive_avg_pool2d: expects (N, C, H, W) or (C, H, W), got "
-                         f"{x.shape}")
-    sizes = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
-    h, w = x.shape[-2:]
-    oh, ow = (h if sizes[0] is None else sizes[0]), (w if sizes[1] is None else sizes[1])
-    if oh < 1 or ow < 1:
-        raise ValueError(f"adaptive_avg_pool2d: output_size must be positive, got "
-                         f"{output_size}")
-    return _adaptive_avg(_adaptive_avg(x, x.ndim - 2, oh), x.ndim - 1, ow)
+    return _adaptive_avg_pool(x, output_size, 2, "adaptive_avg_pool2d")
 
 
 def unflatten(x: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:
