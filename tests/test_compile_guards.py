@@ -1745,3 +1745,18 @@ def test_what_a_compiled_partial_callable_object_or_module_holds_is_guarded(case
             change(k)
         got.append(out)
     assert got == [[1.0, 2.0, 3.0, 4.0]] * 2
+
+
+def test_an_argument_the_outputs_do_not_reach_keeps_no_grad_after_backward_outside():
+    """The compiled backward handed every argument that requires grad a gradient, zeros for
+    one the outputs do not depend on: its .grad became tensor([0.]) where eager leaves None."""
+    f = tg.compile(lambda x, g: x * 2 + (g.detach() * 0).sum())
+    for _ in range(3):
+        x, g = tg.ones(2, requires_grad=True), tg.ones(1, requires_grad=True)
+        f(x, g).sum().backward()
+        assert x.grad.tolist() == [2.0, 2.0] and g.grad is None
+    h = tg.compile(lambda x, g: x.detach() * 2 + 0 * g.sum())  # (reached: zeros, as eager)
+    for _ in range(3):
+        x, g = tg.ones(2, requires_grad=True), tg.ones(1, requires_grad=True)
+        h(x, g).sum().backward()
+        assert x.grad is None and g.grad.tolist() == [0.0]

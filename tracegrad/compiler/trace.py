@@ -515,14 +515,11 @@ class Tracer:
         policy = autograd.GradsInTable(retain_graph=True, targets=tensors)
         with autograd.no_grad():
             autograd.backpropagate(total, _leaf(np.ones((), dtype=total._data.dtype)), policy)
-        grads = []
-        for t in tensors:
-            g = policy.results.get(id(t))
-            if g is None:
-                g = _leaf(np.zeros(t._data.shape, dtype=t._data.dtype))
-            grads.append(g)
-        self.capture.grad_targets = targets
-        return grads
+        # (a target the outputs do not reach gets no gradient, as in eager: its .grad
+        # stays None rather than becoming zeros)
+        reached = [k for k, t in enumerate(tensors) if policy.results.get(id(t)) is not None]
+        self.capture.grad_targets = [targets[k] for k in reached]
+        return [policy.results[id(tensors[k])] for k in reached]
 
     def _source(self, t: Tensor) -> tuple | None:
         """(("arg", k) or ("tensor", T), view steps) when ``t`` is an argument or a tensor
