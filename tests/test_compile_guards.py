@@ -1760,3 +1760,15 @@ def test_an_argument_the_outputs_do_not_reach_keeps_no_grad_after_backward_outsi
         x, g = tg.ones(2, requires_grad=True), tg.ones(1, requires_grad=True)
         h(x, g).sum().backward()
         assert x.grad is None and g.grad.tolist() == [0.0]
+
+
+def test_code_that_exec_made_inside_tracegrad_is_not_the_users():
+    """A dataclass's generated __init__ (filename "<string>") counted as the user's code: each
+    trace searched the heap for its closure and guarded tracegrad's own internals."""
+    w = tg.ones(3, requires_grad=True)
+    f = tg.compile(lambda x: (x * w).sum())
+    f(tg.ones(3))
+    f(tg.ones(3))
+    guards = [what for variants in f.variants.values() for v in variants
+              for what, *_ in v.guards]
+    assert guards and not [g for g in guards if "tracegrad" in g or "__init__" in g], guards

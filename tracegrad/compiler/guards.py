@@ -388,19 +388,25 @@ class ReadRecorder:
 
     def note_print(self, frame: Any) -> None:
         """print() was called from ``frame`` (noted if the frame is the user's)."""
-        if self._user(frame.f_code):
+        if self._user(frame.f_code, frame.f_globals):
             self.printed.append(_line(frame))
 
-    def _user(self, code: Any) -> bool:
+    def _user(self, code: Any, g: dict) -> bool:
+        """Whether frames of ``code`` (with globals ``g``) are the user's. Code made by
+        ``exec`` (a dataclass's ``__init__``, a namedtuple's ``__new__``) has no file of
+        its own: the module it was made in decides."""
         user = self._codes.get(code)
         if user is None:
-            user = self._codes[code] = not _is_library_file(code.co_filename)
+            name = code.co_filename
+            if name.startswith("<"):
+                name = g.get("__file__") or name
+            user = self._codes[code] = not _is_library_file(name)
         return user
 
     def _hook(self, frame: Any, event: str, arg: Any) -> None:
         if event == "call":
             code = frame.f_code
-            if not self._user(code):
+            if not self._user(code, frame.f_globals):
                 return
             g = frame.f_globals
             gid = id(g)
@@ -448,7 +454,7 @@ class ReadRecorder:
                         f"{code.co_filename}:{code.co_firstlineno} ({code.co_name})"
 
     def _c_call(self, frame: Any, fn: Any) -> None:
-        if not self._user(frame.f_code):
+        if not self._user(frame.f_code, frame.f_globals):
             return
         if fn is print:
             self.note_print(frame)
