@@ -16,6 +16,8 @@ from .. import dtypes
 from ..autograd import no_grad
 from ..errors import ShapeError
 from ..tensor import Tensor, _as_array, _bump, _structure_epoch, _to_args
+from . import hooks as _hooks
+from .hooks import RemovableHandle
 
 
 class Parameter(Tensor):
@@ -75,6 +77,13 @@ class Module:
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        for name in _HOOK_DICTS:
+            object.__setattr__(self, name, OrderedDict())
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        for name in _HOOK_DICTS:  # (a module pickled before it had hooks)
+            self.__dict__.setdefault(name, OrderedDict())
 
     # ---------------------------------------------------------------- registration
 
@@ -166,7 +175,55 @@ class Module:
         )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks or \
+                self._backward_pre_hooks:
+            return _hooks.call(self, args, kwargs)
         return self.forward(*args, **kwargs)
+
+    # ---------------------------------------------------------------- hooks (see hooks.py)
+
+    def register_forward_pre_hook(self, hook: Callable, *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
+        """Run ``hook(module, args)`` before each ``forward``; it may return new args (a
+        tuple, or one value) or None. With ``with_kwargs=True``: ``hook(module, args,
+        kwargs)``, returning None or ``(args, kwargs)``. ``prepend=True`` runs it first.
+
+        >>> h = model.register_forward_pre_hook(lambda m, args: (args[0] * 2,))
+        >>> h.remove()
+        """
+        flags = (self._forward_pre_hooks_with_kwargs,) if with_kwargs else ()
+        return _hooks.add(self._forward_pre_hooks, hook, prepend, flags)
+
+    def register_forward_hook(self, hook: Callable, *, prepend: bool = False,
+                              with_kwargs: bool = False,
+                              always_call: bool = False) -> RemovableHandle:
+        """Run ``hook(module, args, output)`` after each ``forward``; it may return a new
+        output. ``with_kwargs=True``: ``hook(module, args, kwargs, output)``;
+        ``always_call=True``: it runs even when ``forward`` raises (output None).
+
+        >>> acts = {}
+        >>> h = model.fc.register_forward_hook(lambda m, args, out: acts.update(fc=out))
+        """
+        flags = ((self._forward_hooks_with_kwargs,) if with_kwargs else ()) + \
+            ((self._forward_hooks_always_called,) if always_call else ())
+        return _hooks.add(self._forward_hooks, hook, prepend, flags)
+
+    def register_full_backward_pre_hook(self, hook: Callable,
+                                        prepend: bool = False) -> RemovableHandle:
+        """Run ``hook(module, grad_output)`` when the gradients of the module's outputs are
+        known; it may return a replacement ``grad_output`` (a tuple, one per output)."""
+        return _hooks.add(self._backward_pre_hooks, hook, prepend)
+
+    def register_full_backward_hook(self, hook: Callable,
+                                    prepend: bool = False) -> RemovableHandle:
+        """Run ``hook(module, grad_input, grad_output)`` when the gradients of the module's
+        tensor inputs are computed (None for an input that needs no gradient); it may return
+        a replacement ``grad_input`` tuple.
+
+        >>> h = model.register_full_backward_hook(lambda m, gi, go: tuple(
+        ...     None if g is None else g.clamp(-1, 1) for g in gi))
+        """
+        return _hooks.add(self._backward_hooks, hook, prepend)
 
     # ---------------------------------------------------------------- traversal
 
@@ -369,6 +426,13 @@ class Module:
             return f"{type(self).__name__}({extra})"
         lines = (extra.split("\n") if extra else []) + children
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
+
+
+# A module's hooks (see hooks.py), as PyTorch names them. The last three only flag entries of
+# the first two, and change only with them (tg.compile guards the first four).
+_HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks", "_backward_pre_hooks", "_backward_hooks",
+               "_forward_pre_hooks_with_kwargs", "_forward_hooks_with_kwargs",
+               "_forward_hooks_always_called")
 
 
 class Sequential(Module):
