@@ -26,6 +26,7 @@ import numpy as np
 from ..autograd import is_grad_enabled
 from ..autograd.function import Function
 from ..combine import cat
+from ..creation import zeros_like
 from ..tensor import Tensor
 
 _next_id = itertools.count()
@@ -189,7 +190,8 @@ def _through_identity(values: tuple, on_grads: Callable) -> tuple[tuple, list | 
 class BackwardHook:
     """One call's full backward hooks (see the module docstring): the output side stores
     ``grad_output`` (after the pre-hooks), the input side hands it to the hooks with
-    ``grad_input``."""
+    ``grad_input``. (An output that got no gradient shows as zeros, where PyTorch shows
+    None: the packed gradient cannot tell them apart.)"""
 
     def __init__(self, module: Any, hooks: list, pre_hooks: list) -> None:
         self.module, self.hooks, self.pre_hooks = module, hooks, pre_hooks
@@ -207,6 +209,10 @@ class BackwardHook:
 
     def setup_input_hook(self, args: tuple) -> tuple:
         self.n_inputs = len(args)
+        # (PyTorch hands a hook zeros for the tensors that need no gradient, when another
+        # does; None for the other arguments)
+        self.still = [(i, a) for i, a in enumerate(args) if isinstance(a, Tensor)
+                      and not a.requires_grad]
         args, self.inputs_at = _through_identity(args, self._on_input_grads)
         return args
 
@@ -248,7 +254,10 @@ class BackwardHook:
     def _on_input_grads(self, grads: tuple) -> tuple:
         if self.grad_outputs is None:  # the gradient did not come through the outputs
             return grads
-        res = self._spread(self.inputs_at, grads, self.n_inputs)
+        res = list(self._spread(self.inputs_at, grads, self.n_inputs))
+        for i, a in self.still:
+            res[i] = zeros_like(a)
+        res = tuple(res)
         for hook in self.hooks:
             out = hook(self.module, res, self.grad_outputs)
             if out is None:
