@@ -1621,3 +1621,21 @@ def test_the_order_of_a_dicts_entries_is_part_of_the_call():
     x, y = tg.tensor([1.0]), tg.tensor([5.0])
     for d in ({"a": x, "b": y}, {"b": y, "a": x}, {"a": y, "b": x}):
         assert compiled(d).tolist() == f(d).tolist()
+
+
+def test_a_module_that_changes_its_own_python_state_in_forward_runs_it_every_call():
+    class Counting(tg.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def forward(self, x):
+            self.seen.append(tuple(x.shape))
+            return x * 2
+
+    m = Counting()
+    f = tg.compile(m)
+    with pytest.warns(UserWarning, match="'seen' of Counting"):
+        for _ in range(4):
+            np.testing.assert_allclose(f(tg.ones(2)).numpy(), [2.0, 2.0])
+    assert len(m.seen) == 4

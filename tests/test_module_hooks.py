@@ -336,3 +336,21 @@ def test_a_compiled_training_step_with_hooks_matches_eager():
         for p, q in zip(m1.parameters(), m2.parameters()):
             np.testing.assert_allclose(q.numpy(), p.numpy(), rtol=1e-10)
     assert compiled.cache_info().hits >= 2
+
+
+def test_hooks_that_record_values_record_every_compiled_call_as_eager():
+    model, _ = twins(mlp)
+    outs, grads = [], []
+    model[1].register_forward_hook(lambda m, a, out: outs.append(out.detach()))
+    model[0].register_full_backward_hook(lambda m, gi, go: grads.append(go[0].detach()))
+    compiled = tg.compile(model)
+    with pytest.warns(UserWarning, match="_forward_hooks"):
+        for i in range(4):
+            x = tg.tensor(X * (i + 1), requires_grad=True)
+            (compiled(x) * tg.tensor(W)).sum().backward()
+    assert len(outs) == len(grads) == 4
+    want = twins(mlp)[0]
+    for i in range(4):
+        np.testing.assert_allclose(outs[i].numpy(), want[:2](tg.tensor(X * (i + 1))).numpy(),
+                                   rtol=1e-12)
+    assert not np.allclose(grads[0].numpy(), grads[1].numpy())
