@@ -155,16 +155,19 @@ class _Identity(Function):
 
     @staticmethod
     def backward(ctx: Any, g: Tensor) -> tuple:
-        if len(ctx.avals) == 1:
-            grads = (g,)
-        else:
-            grads, start = [], 0
-            for shape, dt in ctx.avals:
-                size = int(np.prod(shape))
-                grads.append(g[start:start + size].reshape(shape).to(dt))
-                start += size
-            grads = tuple(grads)
-        return (None, *ctx.on_grads(grads))
+        return (None, *ctx.on_grads(_unpack(g, ctx.avals)))
+
+
+def _unpack(flat: Tensor, avals: list) -> tuple:
+    """The tensors of shapes and dtypes ``avals`` that `_Identity` packed into ``flat``."""
+    if len(avals) == 1:
+        return (flat,)
+    out, start = [], 0
+    for shape, dt in avals:
+        size = int(np.prod(shape))
+        out.append(flat[start:start + size].reshape(shape).to(dt))
+        start += size
+    return tuple(out)
 
 
 def _through_identity(values: tuple, on_grads: Callable) -> tuple[tuple, list | None]:
@@ -173,17 +176,11 @@ def _through_identity(values: tuple, on_grads: Callable) -> tuple[tuple, list | 
     where = [i for i, v in enumerate(values) if isinstance(v, Tensor) and v.requires_grad]
     if not where or not is_grad_enabled():
         return values, None
-    packed = _Identity.apply(on_grads, *[values[i] for i in where])
+    tensors = [values[i] for i in where]
+    packed = _Identity.apply(on_grads, *tensors)
     out = list(values)
-    if len(where) == 1:
-        out[where[0]] = packed
-    else:
-        start = 0
-        for i in where:
-            v = values[i]
-            size = int(np.prod(v.shape))
-            out[i] = packed[start:start + size].reshape(tuple(v.shape)).to(v.dtype)
-            start += size
+    for i, t in zip(where, _unpack(packed, [(tuple(t.shape), t.dtype) for t in tensors])):
+        out[i] = t
     return tuple(out), where
 
 
