@@ -235,8 +235,9 @@ class Module:
         )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks or \
-                self._backward_pre_hooks:
+        d = self.__dict__  # (one attribute lookup: Module's __getattr__ makes each slow)
+        if d["_forward_pre_hooks"] or d["_forward_hooks"] or d["_backward_hooks"] or \
+                d["_backward_pre_hooks"]:
             return _hooks.call(self, args, kwargs)
         return self.forward(*args, **kwargs)
 
