@@ -145,6 +145,37 @@ def test_setup_context_form_and_a_function_in_a_compiled_step():
     assert compiled.cache_info().misses == 1
 
 
+def test_a_function_that_hands_its_input_back_runs_compiled_on_each_calls_values():
+    class ClampGrad(tg.autograd.Function):  # the identity, with a clamped gradient
+        @staticmethod
+        def forward(ctx, x):
+            return x
+
+        @staticmethod
+        def backward(ctx, g):
+            return g.clamp(-1.0, 1.0)
+
+    w = tg.tensor([1.0, -2.0, 3.0], requires_grad=True)
+
+    def step(x):
+        y = ClampGrad.apply(w * x)
+        loss = (y * y).sum()
+        loss.backward()
+        return y, loss
+
+    compiled = tg.compile(step)
+    for k in range(4):
+        x = tg.tensor([0.1, 0.2, 0.3]) * (k + 1)
+        w.grad = None
+        y, loss = compiled(x)
+        got = (y.numpy(), loss.item(), w.grad.numpy())
+        w.grad = None
+        y, loss = step(x)
+        np.testing.assert_allclose(got[0], y.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(got[1], loss.item(), rtol=1e-6)
+        np.testing.assert_allclose(got[2], w.grad.numpy(), rtol=1e-6)
+
+
 def test_a_function_with_a_jvp_rule_is_used_in_forward_mode():
     class Cube(tg.autograd.Function):
         @staticmethod

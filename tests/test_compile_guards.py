@@ -1772,3 +1772,21 @@ def test_code_that_exec_made_inside_tracegrad_is_not_the_users():
     guards = [what for variants in f.variants.values() for v in variants
               for what, *_ in v.guards]
     assert guards and not [g for g in guards if "tracegrad" in g or "__init__" in g], guards
+
+
+def test_a_module_that_changes_its_own_python_state_in_forward_runs_it_every_call():
+    class Counting(tg.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def forward(self, x):
+            self.seen.append(tuple(x.shape))
+            return x * 2
+
+    m = Counting()
+    f = tg.compile(m)
+    with pytest.warns(UserWarning, match="'seen' of Counting"):
+        for _ in range(4):
+            np.testing.assert_allclose(f(tg.ones(2)).numpy(), [2.0, 2.0])
+    assert len(m.seen) == 4

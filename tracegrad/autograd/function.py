@@ -107,7 +107,8 @@ class Function:
                     o.dtype.kind != "f":
                 continue
             if o._op is not None or o.requires_grad or any(o is a for a in args):
-                o = outs[k] = _leaf(o._data)  # (an input handed back: a new node for it)
+                o = outs[k] = o.detach()  # (an input handed back: a new node for it;
+                # detach, not a bare leaf, so that a trace sees the same value)
             o.requires_grad = True
             o._op = FunctionBackward(shared, k)
             o._seq = next_seq()

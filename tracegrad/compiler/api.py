@@ -278,6 +278,9 @@ class CompiledFunction:
         epoch = tensor_mod._structure_epoch[0]
         anomaly = bool(tensor_mod._Anomaly.enabled and tensor_mod._Anomaly.here.on)
         fn_guards = function_guards(self.fn)
+        # (the Python values the modules it reaches hold, a hook's closure among them: one
+        # that the call changes, as a hook recording activations, is a side effect)
+        module_guards = settings_of([], modules_of(roots), set())[1]
         recorder = ReadRecorder(self.fn)
         template = None
         if dynamic is not None:
@@ -292,7 +295,8 @@ class CompiledFunction:
                                             grad_buffers=True, values=values,
                                             settings=settings)
         reads = [(r.name, r.getter, r.fp) for r in recorder.reads.values()] + fn_guards
-        changed = [(what, fp) for what, getter, fp in reads if fingerprint(getter()) != fp]
+        changed = [(what, fp) for what, getter, fp in reads + module_guards
+                   if fingerprint(getter()) != fp]
         if tensor_mod._structure_epoch[0] != epoch:  # (`self.cache = ...` in a forward)
             changed.append(("a module attribute holding a tensor or a submodule (or an "
                             "optimizer's parameter groups)", None))

@@ -23,6 +23,7 @@ import sysconfig
 import types
 import warnings
 import weakref
+from collections import OrderedDict
 from typing import Any, Callable
 
 import numpy as np
@@ -651,7 +652,17 @@ def modules_of(roots: list[Any]) -> list[Any]:
 
 
 _SETTING = (int, float, bool, str, type(None))  # kept as settings, by value
-_MODULE_OWN = {"training", "_parameters", "_buffers", "_modules", "_non_persistent"}
+# (The hooks' flags change only with the hook dicts, which are guarded: see nn/module.py.)
+_MODULE_OWN = {"training", "_parameters", "_buffers", "_modules", "_non_persistent",
+               "_forward_pre_hooks_with_kwargs", "_forward_hooks_with_kwargs",
+               "_forward_hooks_always_called"}
+
+
+def _by_value(v: Any) -> bool:
+    """Whether a module's attribute is a setting, compared by value on every call: a number,
+    a flag, a string, or an empty dict (a module's hooks, nearly always none: one ``==``
+    each, where a fingerprint would cost a call)."""
+    return isinstance(v, _SETTING) or (type(v) in (dict, OrderedDict) and not v)
 
 
 def settings_of(roots: list[Any], modules: list[Any], inputs: set) -> tuple[list, list]:
@@ -663,15 +674,16 @@ def settings_of(roots: list[Any], modules: list[Any], inputs: set) -> tuple[list
     from ..optim.optimizer import Optimizer
 
     def entry(what: str, d: dict, skip: Any = ()) -> tuple | None:
-        keys = tuple(k for k, v in d.items() if isinstance(v, _SETTING) and k not in skip
+        keys = tuple(k for k, v in d.items() if _by_value(v) and k not in skip
                      and (id(d), k) not in inputs)
-        return (what, d, keys, tuple(d[k] for k in keys)) if keys else None
+        values = tuple(type(d[k])() if isinstance(d[k], dict) else d[k] for k in keys)
+        return (what, d, keys, values) if keys else None
 
     out = [entry(f"a setting of {type(m).__name__}", vars(m), _MODULE_OWN) for m in modules]
     guards = [(f"attribute {k!r} of {type(m).__name__}", _item_getter(vars(m), k),
                fingerprint(v))
               for m in modules for k, v in vars(m).items()
-              if k not in _MODULE_OWN and not isinstance(v, _SETTING)]
+              if k not in _MODULE_OWN and not _by_value(v)]
     classes = {id(type(m)): m for m in modules}.values()  # (``scale = 2.0`` in the class)
     guards += [(f"the class attributes of {type(m).__name__}", _type_getter(m),
                 fingerprint(type(m))) for m in classes

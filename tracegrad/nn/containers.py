@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any, Iterable, Iterator
 
 from ..tensor import Tensor
-from .module import Module, Parameter
+from .module import Module, Parameter, restructured
 
 
 def _as_parameter(value: Any, who: str) -> Parameter:
@@ -49,6 +49,7 @@ class ModuleDict(Module):
 
     def __delitem__(self, key: str) -> None:
         del self._modules[key]
+        restructured()
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -69,10 +70,13 @@ class ModuleDict(Module):
         return self._modules.items()
 
     def pop(self, key: str) -> Module:
-        return self._modules.pop(key)
+        m = self._modules.pop(key)
+        restructured()
+        return m
 
     def clear(self) -> None:
         self._modules.clear()
+        restructured()
 
     def update(self, modules: Mapping[str, Module] | Iterable[tuple]) -> None:
         pairs = modules.items() if isinstance(modules, Mapping) else modules
@@ -147,6 +151,7 @@ class ParameterDict(Module):
 
     def __delitem__(self, key: str) -> None:
         del self._parameters[key]
+        restructured()
 
     def __len__(self) -> int:
         return len(self._parameters)
@@ -167,7 +172,9 @@ class ParameterDict(Module):
         return self._parameters.items()
 
     def pop(self, key: str) -> Parameter:
-        return self._parameters.pop(key)
+        p = self._parameters.pop(key)
+        restructured()
+        return p
 
     def get(self, key: str, default: Any = None) -> Any:
         return self._parameters.get(key, default)

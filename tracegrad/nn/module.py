@@ -16,6 +16,8 @@ from .. import dtypes
 from ..autograd import no_grad
 from ..errors import ShapeError
 from ..tensor import Tensor, _as_array, _bump, _structure_epoch, _to_args
+from . import hooks as _hooks
+from .hooks import RemovableHandle
 
 
 class Parameter(Tensor):
@@ -75,6 +77,13 @@ class Module:
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        for name in _HOOK_DICTS:
+            object.__setattr__(self, name, OrderedDict())
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        for name in _HOOK_DICTS:  # (a module pickled before it had hooks)
+            self.__dict__.setdefault(name, OrderedDict())
 
     # ---------------------------------------------------------------- registration
 
@@ -125,6 +134,7 @@ class Module:
         for reg in (self._parameters, self._buffers, self._modules):
             if name in reg:
                 del reg[name]
+                restructured()
                 return
         object.__delattr__(self, name)
 
@@ -132,6 +142,7 @@ class Module:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: {name!r} must be a tg.nn.Parameter or None")
         self._registries()[0][name] = param
+        restructured()
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """A tensor that is state but not learned (e.g. BatchNorm's running mean);
@@ -147,15 +158,73 @@ class Module:
             raise KeyError(f"register_buffer: {type(self).__name__} already has an attribute "
                            f"{name!r} that is not a buffer; pick another name or delete it")
         buffers[name] = tensor
+        restructured()
         if persistent:
             self._non_persistent.discard(name)  # re-registering can make it persistent
         else:
             self._non_persistent.add(name)
 
     def add_module(self, name: str, module: Module | None) -> None:
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: {name!r} must be a tg.nn.Module or None, got "
+                            f"{type(module).__name__}")
+        if not isinstance(name, str) or "." in name or not name:
+            raise KeyError(f"add_module: the name must be a non-empty string without '.', "
+                           f"got {name!r}")
         self._registries()[2][name] = module
+        restructured()
 
     register_module = add_module
+
+    # ---------------------------------------------------------------- lookup by path
+
+    def get_submodule(self, target: str) -> "Module":
+        """The submodule at a dotted path: ``model.get_submodule("encoder.0.fc")``; ``""``
+        is the module itself."""
+        m = self
+        for i, name in enumerate(target.split(".") if target else []):
+            child = m._modules.get(name) if name in m._modules else None
+            if child is None:
+                where = ".".join(target.split(".")[:i]) or type(self).__name__
+                raise AttributeError(f"get_submodule({target!r}): {where} has no submodule "
+                                     f"{name!r}")
+            m = child
+        return m
+
+    def _owner_of(self, target: str, registry: str, what: str) -> tuple:
+        path, _, name = target.rpartition(".")
+        m = self.get_submodule(path)
+        if name not in getattr(m, registry):
+            raise AttributeError(f"get_{what}({target!r}): {type(m).__name__} has no {what} "
+                                 f"{name!r}")
+        return m, name
+
+    def get_parameter(self, target: str) -> Parameter:
+        """The parameter at a dotted path: ``model.get_parameter("0.weight")``."""
+        m, name = self._owner_of(target, "_parameters", "parameter")
+        return m._parameters[name]
+
+    def get_buffer(self, target: str) -> Tensor:
+        """The buffer at a dotted path: ``model.get_buffer("bn.running_mean")``."""
+        m, name = self._owner_of(target, "_buffers", "buffer")
+        return m._buffers[name]
+
+    def set_submodule(self, target: str, module: "Module", strict: bool = False) -> None:
+        """Put ``module`` at a dotted path (its parent must exist); with ``strict=True``
+        only in place of a submodule that is there."""
+        if not target:
+            raise ValueError("set_submodule: cannot set the module itself (target is '')")
+        if not isinstance(module, Module):
+            raise TypeError(f"set_submodule: {type(module).__name__} is not a tg.nn.Module")
+        path, _, name = target.rpartition(".")
+        parent = self.get_submodule(path)
+        if strict and name not in parent._modules:
+            raise AttributeError(f"set_submodule({target!r}, strict=True): "
+                                 f"{type(parent).__name__} has no submodule {name!r}")
+        if name in parent.__dict__ and name not in parent._modules:
+            raise AttributeError(f"set_submodule({target!r}): {name!r} of "
+                                 f"{type(parent).__name__} is not a submodule")
+        setattr(parent, name, module)
 
     # ---------------------------------------------------------------- calling
 
@@ -166,7 +235,56 @@ class Module:
         )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        d = self.__dict__  # (one attribute lookup: Module's __getattr__ makes each slow)
+        if d["_forward_pre_hooks"] or d["_forward_hooks"] or d["_backward_hooks"] or \
+                d["_backward_pre_hooks"]:
+            return _hooks.call(self, args, kwargs)
         return self.forward(*args, **kwargs)
+
+    # ---------------------------------------------------------------- hooks (see hooks.py)
+
+    def register_forward_pre_hook(self, hook: Callable, *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
+        """Run ``hook(module, args)`` before each ``forward``; it may return new args (a
+        tuple, or one value) or None. With ``with_kwargs=True``: ``hook(module, args,
+        kwargs)``, returning None or ``(args, kwargs)``. ``prepend=True`` runs it first.
+
+        >>> h = model.register_forward_pre_hook(lambda m, args: (args[0] * 2,))
+        >>> h.remove()
+        """
+        flags = (self._forward_pre_hooks_with_kwargs,) if with_kwargs else ()
+        return _hooks.add(self._forward_pre_hooks, hook, prepend, flags)
+
+    def register_forward_hook(self, hook: Callable, *, prepend: bool = False,
+                              with_kwargs: bool = False,
+                              always_call: bool = False) -> RemovableHandle:
+        """Run ``hook(module, args, output)`` after each ``forward``; it may return a new
+        output. ``with_kwargs=True``: ``hook(module, args, kwargs, output)``;
+        ``always_call=True``: it runs even when ``forward`` raises (output None).
+
+        >>> acts = {}
+        >>> h = model.fc.register_forward_hook(lambda m, args, out: acts.update(fc=out))
+        """
+        flags = ((self._forward_hooks_with_kwargs,) if with_kwargs else ()) + \
+            ((self._forward_hooks_always_called,) if always_call else ())
+        return _hooks.add(self._forward_hooks, hook, prepend, flags)
+
+    def register_full_backward_pre_hook(self, hook: Callable,
+                                        prepend: bool = False) -> RemovableHandle:
+        """Run ``hook(module, grad_output)`` when the gradients of the module's outputs are
+        known; it may return a replacement ``grad_output`` (a tuple, one per output)."""
+        return _hooks.add(self._backward_pre_hooks, hook, prepend)
+
+    def register_full_backward_hook(self, hook: Callable,
+                                    prepend: bool = False) -> RemovableHandle:
+        """Run ``hook(module, grad_input, grad_output)`` when the gradients of the module's
+        tensor inputs are computed (None for an input that needs no gradient); it may return
+        a replacement ``grad_input`` tuple.
+
+        >>> h = model.register_full_backward_hook(lambda m, gi, go: tuple(
+        ...     None if g is None else g.clamp(-1, 1) for g in gi))
+        """
+        return _hooks.add(self._backward_hooks, hook, prepend)
 
     # ---------------------------------------------------------------- traversal
 
@@ -274,6 +392,20 @@ class Module:
     def cpu(self) -> "Module":
         return self
 
+    def type(self, dst_type: Any) -> "Module":
+        """Cast every float parameter and buffer to ``dst_type`` (``model.type(tg.float64)``)."""
+        return self.to(dst_type)
+
+    def share_memory(self) -> "Module":
+        """(PyTorch's, for worker processes: tracegrad's arrays are ordinary memory; returns
+        the module unchanged.)"""
+        return self
+
+    def to_empty(self, *, device: Any = None, recurse: bool = True) -> "Module":
+        """(PyTorch's, to materialise a module built on the meta device: tracegrad's modules
+        always hold their arrays; returns the module unchanged.)"""
+        return self.to(device) if device is not None else self
+
     def cuda(self, *args: Any, **kwargs: Any) -> "Module":
         return self.to("cuda")  # raises: tracegrad runs on the CPU
 
@@ -371,8 +503,17 @@ class Module:
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
 
 
+# A module's hooks (see hooks.py), as PyTorch names them. The last three only flag entries of
+# the first two, and change only with them (tg.compile guards the first four).
+_HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks", "_backward_pre_hooks", "_backward_hooks",
+               "_forward_pre_hooks_with_kwargs", "_forward_hooks_with_kwargs",
+               "_forward_hooks_always_called")
+
+
 class Sequential(Module):
-    """Modules applied one after another: ``Sequential(Linear(2, 16), ReLU(), Linear(16, 1))``."""
+    """Modules applied one after another: ``Sequential(Linear(2, 16), ReLU(), Linear(16, 1))``,
+    or with names: ``Sequential(OrderedDict(fc=Linear(2, 16), act=ReLU()))``. Indexing,
+    ``append``, ``insert``, ``extend``, ``pop``, ``del``, ``+`` and ``*`` work as PyTorch's."""
 
     def __init__(self, *modules: Module):
         super().__init__()
@@ -389,10 +530,20 @@ class Sequential(Module):
         return x
 
     def __getitem__(self, i: int | slice) -> Module:
-        mods = list(self._modules.values())
+        if isinstance(i, slice):  # (the names are kept, as PyTorch keeps them)
+            return type(self)(OrderedDict(list(self._modules.items())[i]))
+        return self._modules[_key_at(self._modules, i)]
+
+    def __setitem__(self, i: int, module: Module) -> None:
+        setattr(self, _key_at(self._modules, i), module)
+
+    def __delitem__(self, i: int | slice) -> None:
         if isinstance(i, slice):
-            return Sequential(*mods[i])
-        return mods[i]
+            for key in list(self._modules)[i]:
+                delattr(self, key)
+        else:
+            delattr(self, _key_at(self._modules, i))
+        _renumber(self)  # (the names become 0, 1, ..., as in PyTorch)
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -404,9 +555,48 @@ class Sequential(Module):
         self.add_module(str(len(self._modules)), module)
         return self
 
+    def insert(self, index: int, module: Module) -> "Sequential":
+        _insert(self, index, module)
+        return self
+
+    def extend(self, modules: Any) -> "Sequential":
+        for m in modules:
+            self.append(m)
+        return self
+
+    def pop(self, i: int | slice) -> Module:
+        m = self[i]
+        del self[i]
+        return m
+
+    def __add__(self, other: "Sequential") -> "Sequential":
+        if not isinstance(other, Sequential):
+            raise ValueError(f"add operator supports only objects of Sequential class, but "
+                             f"{type(other)} is given.")
+        return Sequential(*self, *other)
+
+    def __iadd__(self, other: "Sequential") -> "Sequential":
+        if not isinstance(other, Sequential):
+            raise ValueError(f"add operator supports only objects of Sequential class, but "
+                             f"{type(other)} is given.")
+        return self.extend(list(other))
+
+    def __mul__(self, n: int) -> "Sequential":
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise TypeError(f"Sequential * n: n must be an int, got {type(n).__name__}")
+        if n <= 0:
+            raise ValueError(f"Sequential * n: n must be positive, got {n}")
+        return Sequential(*(list(self) * n))
+
+    __rmul__ = __mul__
+
+    def __imul__(self, n: int) -> "Sequential":
+        return self.extend(list((self * n))[len(self):])
+
 
 class ModuleList(Module):
-    """A list of modules whose parameters are registered: ``ModuleList([Linear(4, 4)] * 3)``."""
+    """A list of modules whose parameters are registered: ``ModuleList([Linear(4, 4)] * 3)``.
+    Indexing (slices too), ``del``, ``insert``, ``pop``, ``+`` work as on a list."""
 
     def __init__(self, modules: Any = None):
         super().__init__()
@@ -422,8 +612,35 @@ class ModuleList(Module):
             self.append(m)
         return self
 
-    def __getitem__(self, i: int) -> Module:
-        return list(self._modules.values())[i]
+    def insert(self, index: int, module: Module) -> None:
+        _insert(self, index, module)
+
+    def pop(self, i: int | slice) -> Any:
+        m = self[i]
+        del self[i]
+        return m
+
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return type(self)(list(self._modules.values())[i])
+        return self._modules[_key_at(self._modules, i)]
+
+    def __setitem__(self, i: int, module: Module) -> None:
+        setattr(self, _key_at(self._modules, i), module)
+
+    def __delitem__(self, i: int | slice) -> None:
+        if isinstance(i, slice):
+            for key in list(self._modules)[i]:
+                delattr(self, key)
+        else:
+            delattr(self, _key_at(self._modules, i))
+        _renumber(self)
+
+    def __add__(self, other: Any) -> "ModuleList":
+        return ModuleList([*self, *other])
+
+    def __iadd__(self, other: Any) -> "ModuleList":
+        return self.extend(other)
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -450,6 +667,46 @@ class ModuleList(Module):
                 lines.append(f"({items[i][0]}): {body}")
             i = j + 1
         return lines
+
+
+def restructured() -> None:
+    """Count a change to which parameters, buffers or submodules a module holds: tg.compile
+    checks the count on every call (a compiled call must see a module appended since)."""
+    _structure_epoch[0] += 1
+
+
+def _key_at(modules: OrderedDict, i: int) -> str:
+    """The name of a list-like container's ``i``-th module (negative from the end)."""
+    import operator
+
+    i = operator.index(i)
+    n = len(modules)
+    if not -n <= i < n:
+        raise IndexError(f"index {i} is out of range for a container of {n} modules")
+    return list(modules)[i % n]
+
+
+def _renumber(container: Module, mods: list | None = None) -> None:
+    """Name a list-like container's modules (``mods``, else its own) 0, 1, ..., in place."""
+    d = container._modules
+    mods = list(d.values()) if mods is None else mods
+    d.clear()
+    d.update((str(i), m) for i, m in enumerate(mods))
+    restructured()
+
+
+def _insert(container: Module, index: int, module: Module) -> None:
+    """Put ``module`` before position ``index`` (as list.insert, but out of range raises,
+    as in PyTorch); the names become 0, 1, ..."""
+    if not isinstance(module, Module):
+        raise TypeError(f"insert: {type(module).__name__} is not a tg.nn.Module")
+    n = len(container._modules)
+    if not -n <= index <= n:
+        raise IndexError(f"insert: index {index} is out of range for a container of {n} "
+                         f"modules")
+    mods = list(container._modules.values())
+    mods.insert(index + n if index < 0 else index, module)
+    _renumber(container, mods)
 
 
 class StateDictKeyError(KeyError):
