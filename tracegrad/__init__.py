@@ -13,6 +13,7 @@ from . import (
     cuda,
     data,
     functional,
+    linalg,
     memory,
     optim,
     utils,
@@ -168,6 +169,7 @@ from .functional import (
     where,
 )
 from .io import load, save
+from .linalg import TOP_LEVEL as _LINALG_TOP_LEVEL
 from .scalar import Value
 from .tensor import Tensor, cat, stack
 from .transforms import grad, hessian, jacfwd, jacrev, jvp, value_and_grad, vjp
@@ -213,6 +215,8 @@ _FUNCTION_ALIASES += ["tan", "asin", "acos", "atan", "atan2", "arcsin", "arccos"
                       "positive", "absolute", "not_equal", "sgn"]
 for _name in _FUNCTION_ALIASES:
     globals()[_name] = _method_alias(_name)
+# torch.inverse, torch.det, torch.svd, ...: tracegrad.linalg's functions
+globals().update(_LINALG_TOP_LEVEL)
 
 __all__ = [
     "Value", "Tensor", "ShapeError", "TraceError", "DTypeError", "ValueRangeError", "Graph",
@@ -243,7 +247,8 @@ __all__ = [
     "diag_embed", "diagflat", "block_diag", "tril_indices", "triu_indices", "cross", "kron",
     "tensordot", "inner", "vdot", "trapezoid", "trapz", "cartesian_prod", "combinations",
     "vander", "nansum", "nanmean", "std_mean", "var_mean", "count_nonzero", "equal",
-    "logcumsumexp", "cdist", "cov", "corrcoef", "logspace", "range",
+    "logcumsumexp", "cdist", "cov", "corrcoef", "logspace", "range", "linalg",
+    *_LINALG_TOP_LEVEL,
 ]
 
 
