@@ -103,6 +103,16 @@ CASES = {
                         "square"),
     "matrix_power_0": (lambda lib, a: lib.linalg.matrix_power(a, 0) + a, [[(3, 3)]],
                        "square"),
+    "matrix_exp": (lambda lib, a: lib.linalg.matrix_exp(a), [[s] for s in SQ], "any"),
+    "matrix_exp_large": (lambda lib, a: lib.linalg.matrix_exp(a * 4), [[(3, 3)]], "any"),
+    "cond": (lambda lib, a: _flat(lib, *[lib.linalg.cond(a, p) for p in (None, 2, -2)]),
+             [[s] for s in SQ], "square"),
+    "cond_norms": (lambda lib, a: _flat(lib, *[lib.linalg.cond(a, p) for p in
+                                               ("fro", "nuc", 1, math.inf)]),
+                   [[s] for s in SQ], "square"),
+    "vecdot": (lambda lib, a, b: lib.linalg.vecdot(a, b, dim=0), [[(3, 4), (3, 1)]], "any"),
+    "linalg.matmul": (lambda lib, a, b: lib.linalg.matmul(a, b), [[(2, 3, 4), (4, 2)]],
+                      "any"),
     "multi_dot": (lambda lib, a, b, c, d: lib.linalg.multi_dot([a, b, c, d]),
                   [[(2, 5), (5, 3), (3, 4), (4, 1)], [(5,), (5, 3), (3, 4), (4,)]], "any"),
     "cross": (lambda lib, a, b: lib.linalg.cross(a, b), [[(4, 3), (4, 3)]], "any"),
@@ -128,11 +138,15 @@ CASES = {
     "det_method": (lambda lib, a: a.det() + a.logdet() * 0 + a.slogdet()[1], [[(3, 3)]],
                    "spd"),
     "methods": (lambda lib, a: _flat(lib, a.inverse(), _spd(lib, a).cholesky(), a.pinverse(),
-                                     a.matrix_power(2), a.svd()[1]), [[(3, 3)]], "spd"),
+                                     a.matrix_power(2), a.svd()[1], a.matrix_exp(),
+                                     lib.matrix_exp(a)), [[(3, 3)]], "spd"),
 }
 
-# no second derivative to compare: piecewise-linear norms, and torch's lstsq has none
+# no second derivative to compare: torch's lstsq has none
 FIRST_ORDER_ONLY = {"lstsq"}
+# values only against torch: torch 2.13's backward of cond for these p raises (its inverse's
+# output is written in place); the gradients are checked against finite differences
+VALUES_ONLY = {"cond_norms"}
 
 
 def _inputs(kind: str, shapes: list, dtype, seed: int = 0) -> list[np.ndarray]:
@@ -163,6 +177,7 @@ def test_values_and_gradients_match_torch(name, shapes, kind, dtype):
     if dtype == np.float64:
         tol = {"rtol": 1e-8, "atol": 1e-10}
     order = 1 if name in FIRST_ORDER_ONLY or dtype == np.float32 else 2
+    order = 0 if name in VALUES_ONLY else order
     out = compare_with_torch(lambda *xs: fn(tg, *xs), lambda *xs: fn(torch, *xs), *arrays,
                              order=order, **tol)
     assert out.dtype == dtype and out.numel() > 0
@@ -229,6 +244,20 @@ def test_values_against_numpy_and_torch_directly():
                                np.broadcast_to(np.eye(4), a.shape))
 
 
+def test_matrix_rank_matches_torch():
+    rng = np.random.default_rng(5)
+    low = rng.standard_normal((3, 5, 2)) @ rng.standard_normal((3, 2, 4))  # rank 2
+    full = rng.standard_normal((5, 4))
+    sym = low[0] @ low[0].T
+    for a, kw in ((low, {}), (full, {}), (full, {"atol": 1.0}), (full, {"rtol": 0.5}),
+                  (sym, {"hermitian": True}), (np.zeros((3, 3)), {})):
+        ours = tg.linalg.matrix_rank(tg.tensor(a), **kw)
+        theirs = torch.linalg.matrix_rank(torch.tensor(a), **kw)
+        assert ours.dtype == np.int64
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    np.testing.assert_array_equal(tg.linalg.matrix_rank(tg.tensor(low)).numpy(), [2, 2, 2])
+
+
 def test_named_results_and_dtypes():
     a = tg.tensor([[4.0, 1.0], [1.0, 3.0]])
     r = tg.linalg.slogdet(a)
@@ -259,7 +288,8 @@ def test_random_shapes_match_torch(batch, n, m, seed):
 
 
 @pytest.mark.parametrize("name", ["inv", "solve", "det", "slogdet", "cholesky", "eigh",
-                                  "eigvalsh", "svd", "svdvals", "qr", "pinv", "matrix_norm"])
+                                  "eigvalsh", "svd", "svdvals", "qr", "pinv", "matrix_norm",
+                                  "matrix_exp"])
 def test_jvp_matches_torch_func(name):
     fn, shapes, kind = CASES[name]
     arrays = _inputs(kind, shapes[-1], np.float64)

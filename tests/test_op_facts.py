@@ -85,6 +85,7 @@ EXAMPLES: dict[str, list] = {
     "svdvals": [([((4, 3), F32)], {})],
     "qr": [([((4, 3), F32)], {"mode": "reduced"}), ([((3, 4), F32)], {"mode": "reduced"})],
     "pinv": [([((4, 3), F32)], {"atol": 0.0, "rtol": 1e-7, "hermitian": False})],
+    "matrix_exp": [([((3, 3), F32)], {}), ([((2, 3, 3), F32)], {})],
     "nll": [([((3, 4), F32), ((3,), I64)], {"ignore_index": -100, "reduction": "mean"}),
             ([((3, 4), F32), ((3,), I64)], {"ignore_index": -100, "reduction": "sum"})],
 }

@@ -33,9 +33,10 @@ from .ops.linalg import check_matrix, layout, unpack
 from .tensor import Tensor, apply
 
 __all__ = [
-    "LinAlgError", "cholesky", "cross", "det", "diagonal", "eigh", "eigvalsh", "inv",
-    "lstsq", "matrix_norm", "matrix_power", "multi_dot", "norm", "pinv", "qr", "slogdet",
-    "solve", "svd", "svdvals", "vector_norm",
+    "LinAlgError", "cholesky", "cond", "cross", "det", "diagonal", "eigh", "eigvalsh", "inv",
+    "lstsq", "matmul", "matrix_exp", "matrix_norm", "matrix_power", "matrix_rank",
+    "multi_dot", "norm", "pinv", "qr", "slogdet", "solve", "svd", "svdvals", "vecdot",
+    "vector_norm",
 ]
 
 SlogdetResult = namedtuple("SlogdetResult", ["sign", "logabsdet"])
@@ -189,6 +190,16 @@ def lstsq(A: Tensor, B: Tensor, rcond: float | None = None, *,
                        tensor(np.empty((0,), np.int64)), empty)
 
 
+def matrix_exp(A: Tensor) -> Tensor:
+    """The matrix exponential, sum of A^k / k! (scaling and squaring, Pade degree 13).
+
+    >>> tg.linalg.matrix_exp(tg.zeros(2, 2))
+    tensor([[1., 0.],
+            [0., 1.]])
+    """
+    return apply(P["matrix_exp"], _matrix("matrix_exp", A))
+
+
 def matrix_power(A: Tensor, n: int) -> Tensor:
     """A multiplied by itself ``n`` times (by squaring); the identity for 0, powers of the
     inverse for negative ``n``."""
@@ -268,6 +279,40 @@ def cross(input: Tensor, other: Tensor, *, dim: int = -1) -> Tensor:
 def diagonal(A: Tensor, *, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
     """The diagonals of the matrices in the last two dimensions (a view)."""
     return F.diagonal(A, offset, dim1, dim2)
+
+
+def matmul(input: Tensor, other: Tensor) -> Tensor:
+    """``input @ other`` (torch.linalg.matmul is torch.matmul)."""
+    return (input if isinstance(input, Tensor) else tensor(input)) @ other
+
+
+def vecdot(x: Tensor, y: Tensor, *, dim: int = -1) -> Tensor:
+    """The dot product of vectors along ``dim`` (the others broadcast)."""
+    return (x * y).sum(dim)
+
+
+def matrix_rank(A: Tensor, *, atol: float | None = None, rtol: float | None = None,
+                hermitian: bool = False) -> Tensor:
+    """The number of singular values above ``max(atol, rtol * largest)`` (int64, no
+    gradient), with torch's defaults (as `pinv`)."""
+    A = _matrix("matrix_rank", A, square=hermitian)
+    if rtol is None:
+        rtol = 0.0 if atol is not None and atol > 0 else \
+            builtins.max(A.shape[-2:]) * float(np.finfo(A.dtype).eps)
+    s = (eigvalsh(A).abs() if hermitian else svdvals(A)).detach()
+    cut = F.clamp(F.amax(s, -1, keepdim=True) * rtol, min=float(atol or 0.0))
+    return (s > cut).sum(-1)
+
+
+def cond(A: Tensor, p: Any = None) -> Tensor:
+    """The condition number in norm ``p``: the ratio of the largest to the smallest singular
+    value for None or 2 (the reverse for -2), else ``norm(A, p) * norm(inv(A), p)``."""
+    if p in (None, 2, -2):
+        s = svdvals(_matrix("cond", A, square=False))
+        big, small = F.amax(s, -1), F.amin(s, -1)
+        return big / small if p != -2 else small / big
+    A = _matrix("cond", A)
+    return matrix_norm(A, p) * matrix_norm(inv(A), p)
 
 
 # ---------------------------------------------------------------- norms
@@ -409,4 +454,4 @@ def pinverse(input: Tensor, rcond: float = 1e-15) -> Tensor:
 # name -> function, for tg.X and Tensor.X
 TOP_LEVEL = {"inverse": inverse, "det": det, "slogdet": slogdet, "logdet": logdet,
              "cholesky": cholesky, "svd": svd_, "pinverse": pinverse,
-             "matrix_power": matrix_power}
+             "matrix_power": matrix_power, "matrix_exp": matrix_exp}

@@ -91,6 +91,7 @@ class CompositeMethods:
     svd = composite(_linalg("svd"))
     pinverse = composite(_linalg("pinverse"))
     matrix_power = composite(_linalg("matrix_power"))
+    matrix_exp = composite(_linalg("matrix_exp"))
 
     # elementwise
     abs = composite()

@@ -768,3 +768,51 @@ def _pinv_jvp(tangents, out, a, atol=0.0, rtol=0.0, hermitian=False):
 
 register("pinv", "linalg", _pinv_forward, _pinv_infer, _pinv_vjp, inputs="a", reads="a out",
          jvp=_pinv_jvp)
+
+
+# ---- matrix_exp: scaling and squaring with a degree-13 Pade approximant (Higham 2005),
+# computed in float64. Its derivative (the Frechet derivative L(A, E)) is the top-right block
+# of exp([[A, E], [0, A]]) (Najfeld and Havel 1995), and the gradient is L(A^T, g): both are
+# matrix_exp itself, so they differentiate again.
+
+_PADE13 = (64764752532480000.0, 32382376266240000.0, 7771770303897600.0,
+           1187353796428800.0, 129060195264000.0, 10559470521600.0, 670442572800.0,
+           33522128640.0, 1323241920.0, 40840800.0, 960960.0, 16380.0, 182.0, 1.0)
+_THETA13 = 5.371920351148152  # the largest 1-norm the approximant takes without scaling
+
+
+def _matrix_exp_forward(a):
+    if a.size == 0:
+        return a.copy()
+    x = a.astype(np.float64)
+    norm1 = float(np.abs(x).sum(-2).max())  # (the largest 1-norm in the batch)
+    s = max(0, math.ceil(math.log2(norm1 / _THETA13))) if norm1 > _THETA13 else 0
+    x = x / 2.0 ** s
+    b = _PADE13
+    eye = np.eye(a.shape[-1])
+    x2 = x @ x
+    x4 = x2 @ x2
+    x6 = x4 @ x2
+    u = x @ (x6 @ (b[13] * x6 + b[11] * x4 + b[9] * x2) + b[7] * x6 + b[5] * x4 + b[3] * x2
+             + b[1] * eye)
+    v = x6 @ (b[12] * x6 + b[10] * x4 + b[8] * x2) + b[6] * x6 + b[4] * x4 + b[2] * x2 \
+        + b[0] * eye
+    r = np.linalg.solve(v - u, v + u)
+    for _ in range(s):
+        r = r @ r
+    return r.astype(a.dtype)
+
+
+def _frechet_exp(a, e):
+    """L(a, e): the top-right block of exp([[a, e], [0, a]]) (a broadcast to e's shape)."""
+    n = a.shape[-1]
+    a = a.expand(tuple(e.shape)) if tuple(a.shape) != tuple(e.shape) else a
+    last = e.ndim - 1
+    block = a._prim("cat", e, dim=last)._prim("cat", (a * 0)._prim("cat", a, dim=last),
+                                               dim=last - 1)
+    return block._prim("matrix_exp")._getitem((Ellipsis, slice(0, n), slice(n, 2 * n)))
+
+
+register("matrix_exp", "linalg", _matrix_exp_forward, _square_infer("matrix_exp"),
+         lambda g, out, a: (_frechet_exp(_mT(a), g),), inputs="a", reads="a",
+         jvp=lambda tangents, out, a: _frechet_exp(a, tangents[0]))
