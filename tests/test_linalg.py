@@ -258,6 +258,43 @@ def test_matrix_rank_matches_torch():
     np.testing.assert_array_equal(tg.linalg.matrix_rank(tg.tensor(low)).numpy(), [2, 2, 2])
 
 
+def test_repeated_eigenvalues_give_finite_gradients_of_the_values_as_torch():
+    """Exactly equal eigenvalues (singular values): differentiating the values alone gives
+    torch's gradient (no 0 / 0), as the rotations within the repeated eigenspace are left
+    out of the vectors' part of the rule."""
+    a = np.diag([2.0, 2.0, 5.0])
+    b = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])  # singular values 1, 1
+    for ours, theirs, x in (
+            (lambda t: (tg.linalg.eigh(t)[0] * tg.tensor([1.0, 2.0, 3.0])).sum(),
+             lambda t: (torch.linalg.eigh(t)[0] * torch.tensor([1.0, 2.0, 3.0])).sum(), a),
+            (lambda t: (tg.linalg.svd(t, full_matrices=False)[1] ** 2).sum(),
+             lambda t: (torch.linalg.svd(t, full_matrices=False)[1] ** 2).sum(), b),
+            (lambda t: tg.linalg.svd(t.T, full_matrices=False)[1].sum(),
+             lambda t: torch.linalg.svd(t.T, full_matrices=False)[1].sum(), b),
+            (lambda t: tg.linalg.svd(t.T)[1].sum(), lambda t: torch.linalg.svd(t.T)[1].sum(),
+             np.zeros((3, 2)))):
+        t = tg.tensor(x, requires_grad=True)
+        ours(t).backward()
+        tt = torch.tensor(x, requires_grad=True)
+        theirs(tt).backward()
+        assert np.isfinite(t.grad.numpy()).all()
+        np.testing.assert_allclose(t.grad.numpy(), tt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_a_basis_free_function_of_repeated_eigenvectors_has_its_true_gradient():
+    """The projector onto the eigenspace of a repeated eigenvalue does not depend on the
+    basis chosen in it, and is smooth: its gradient is finite and matches finite
+    differences (torch gives inf/nan here)."""
+    w = np.random.default_rng(6).standard_normal((3, 3))
+
+    def projector(x):
+        vectors = tg.linalg.eigh(x + x.transpose(-1, -2))[1]
+        low = vectors[:, :2]
+        return (low @ low.transpose(-1, -2) * tg.tensor(w)).sum()
+
+    check_grads(projector, np.diag([1.0, 1.0, 2.5]), order=1)
+
+
 def test_named_results_and_dtypes():
     a = tg.tensor([[4.0, 1.0], [1.0, 3.0]])
     r = tg.linalg.slogdet(a)

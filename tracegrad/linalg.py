@@ -10,10 +10,11 @@ forward mode (``tg.func.jvp``, ``jacfwd``).
 >>> tg.linalg.det(A)
 tensor(11.)
 
-Caveats, as in PyTorch: the eigenvectors of ``eigh`` and the singular vectors of ``svd`` have
-no derivative where eigenvalues (singular values) repeat, and their gradient is then inf or
-nan (``eigvalsh`` and ``svdvals`` have no such caveat); the gradients of ``det`` and
-``slogdet`` need an invertible matrix; ``pinv``'s holds where the rank does not change.
+Caveats (docs/linalg.md): the eigenvectors of ``eigh`` and the singular vectors of ``svd``
+are not unique where eigenvalues (singular values) repeat; at an exact repeat their gradient
+leaves out the rotations within the repeated eigenspace (PyTorch gives inf/nan), which is
+PyTorch's gradient when only the values are used. The gradients of ``det`` and ``slogdet``
+need an invertible matrix; ``pinv``'s holds where the rank does not change.
 """
 
 from __future__ import annotations

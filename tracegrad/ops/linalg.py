@@ -501,8 +501,7 @@ register("cholesky", "linalg", _cholesky_forward, _square_infer("cholesky"), _ch
 
 
 # ---- eigh: A = V diag(L) V^T of a symmetric A (one triangle read, UPLO), L ascending.
-# F_ij = 1 / (L_j - L_i) off the diagonal: repeated eigenvalues make the eigenvectors'
-# gradient inf/nan, as in PyTorch (the eigenvalues alone: eigvalsh has no such caveat).
+# The vectors' derivative divides by the gaps L_j - L_i (`_gaps`).
 
 
 def _eigh_forward(a, UPLO="L"):
@@ -510,12 +509,20 @@ def _eigh_forward(a, UPLO="L"):
     return _pack_arrays(a.shape[:-2], values, vectors)
 
 
+def _reciprocal(x):
+    """1 / x, and 0 where x is exactly 0 (see `_gaps`). Linear rules stay linear in g: the
+    mask depends on the forward values only."""
+    zero = x == 0
+    return zero._select(0.0, zero._select(1.0, x) ** -1)
+
+
 def _gaps(values):
-    """1 / (L_j - L_i) off the diagonal, 0 on it."""
-    n = values.shape[-1]
-    eye = _eye(n, values)
-    e = values.unsqueeze(-2) - values.unsqueeze(-1)
-    return (e + eye) ** -1 * (1 - eye)  # (a tensor on the left: the engine's arrays too)
+    """F_ij = 1 / (L_j - L_i) off the diagonal, 0 on it, and 0 for exactly equal values:
+    the rotations within a repeated eigenspace are left out of the vectors' derivative
+    (PyTorch gives inf/nan there). So differentiating only the values of eigh (svd) of a
+    matrix with repeated ones gives PyTorch's gradient, and a function of the vectors that
+    does not depend on the basis chosen in such an eigenspace gets its true gradient."""
+    return _reciprocal(values.unsqueeze(-2) - values.unsqueeze(-1))
 
 
 def _eigh_vjp(g, out, a, UPLO="L"):
@@ -559,8 +566,8 @@ register("eigvalsh", "linalg", lambda a, UPLO="L": np.linalg.eigvalsh(a, UPLO=UP
 
 # ---- svd: A = U diag(S) Vh, S descending. The gradient is PyTorch's svd_backward; with
 # full_matrices only the first min(m, n) columns of U (rows of Vh) have one (the others are
-# any basis of a complement). Repeated singular values make the vectors' gradient inf/nan;
-# svdvals (the values alone) has no such caveat.
+# any basis of a complement). The vectors' derivative divides by the gaps S_k^2 - S_j^2
+# (`_gaps`) and by S.
 
 
 def _svd_forward(a, full_matrices=False):
@@ -586,16 +593,15 @@ def _svd_vjp(g, out, a, full_matrices=False):
     v, gv = _mT(vh), _mT(gvh)
     uhgu, vhgv = _mT(u) @ gu, _mT(v) @ gv
     uhgu, vhgv = uhgu - _mT(uhgu), vhgv - _mT(vhgv)
-    s2 = s * s
-    k = s.shape[-1]
-    e = s2.unsqueeze(-2) - s2.unsqueeze(-1) + _eye(k, s)  # E_jk = S_k^2 - S_j^2, 1 on the diagonal
-    core = (uhgu * s.unsqueeze(-2) + s.unsqueeze(-1) * vhgv) / e + _diag_embed(gs)
+    # 1 / (S_k^2 - S_j^2) at (j, k), 0 on the diagonal and at ties (see _gaps)
+    f = _gaps(s * s)
+    core = (uhgu * s.unsqueeze(-2) + s.unsqueeze(-1) * vhgv) * f + _diag_embed(gs)
     if m > n:
-        gusinv = gu / s.unsqueeze(-2)
+        gusinv = gu * _reciprocal(s).unsqueeze(-2)
         ga = u @ core + gusinv - u @ (_mT(u) @ gusinv)
         return (ga @ vh,)
     if m < n:
-        sinvgvh = gvh / s.unsqueeze(-1)
+        sinvgvh = gvh * _reciprocal(s).unsqueeze(-1)
         ga = core @ vh + sinvgvh - (sinvgvh @ v) @ vh
         return (u @ ga,)
     return (u @ core @ vh,)
@@ -609,16 +615,15 @@ def _svd_jvp(tangents, out, a, full_matrices=False):
     k = s.shape[-1]
     dp = _mT(u) @ ta @ v
     ds = _diag(dp)
-    s2 = s * s
-    eye = _eye(k, s)
-    f = (s2.unsqueeze(-2) - s2.unsqueeze(-1) + eye) ** -1 * (1 - eye)
+    f = _gaps(s * s)
     du = u @ ((dp * s.unsqueeze(-2) + s.unsqueeze(-1) * _mT(dp)) * f)
     dv = v @ ((s.unsqueeze(-1) * dp + _mT(dp) * s.unsqueeze(-2)) * f)
+    sinv = _reciprocal(s).unsqueeze(-2)
     if m > k:
-        x = ta @ v / s.unsqueeze(-2)
+        x = ta @ v * sinv
         du = du + x - u @ (_mT(u) @ x)
     if n > k:
-        y = _mT(ta) @ u / s.unsqueeze(-2)
+        y = _mT(ta) @ u * sinv
         dv = dv + y - v @ (_mT(v) @ y)
     dvh = _mT(dv)
     if full_matrices and m > k:  # (the complement's vectors: no derivative, as PyTorch)
