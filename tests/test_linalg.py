@@ -96,7 +96,7 @@ CASES = {
     "qr": (lambda lib, a: _qr(lib, a, "reduced"), [[s] for s in TALL_WIDE + SQ], "any"),
     "qr_complete_wide": (lambda lib, a: _qr(lib, a, "complete"), [[(3, 4)]], "any"),
     "pinv": (lambda lib, a: lib.linalg.pinv(a), [[s] for s in TALL_WIDE], "any"),
-    "lstsq": (_lstsq, [[(4, 3), (4, 2)], [(2, 4, 3), (2, 4, 2)]], "any"),
+    "lstsq": (_lstsq, [[(4, 3), (4, 2)], [(2, 4, 3), (2, 4, 2)], [(3, 4), (3, 2)]], "any"),
     "matrix_power_3": (lambda lib, a: lib.linalg.matrix_power(a, 3), [[s] for s in SQ],
                        "square"),
     "matrix_power_-2": (lambda lib, a: lib.linalg.matrix_power(a, -2), [[s] for s in SQ],
@@ -293,6 +293,21 @@ def test_a_basis_free_function_of_repeated_eigenvectors_has_its_true_gradient():
         return (low @ low.transpose(-1, -2) * tg.tensor(w)).sum()
 
     check_grads(projector, np.diag([1.0, 1.0, 2.5]), order=1)
+
+
+def test_torch_svd_without_uv_and_the_mT_property():
+    a = np.random.default_rng(7).standard_normal((2, 4, 3))
+    ours, theirs = tg.svd(tg.tensor(a), compute_uv=False), torch.svd(torch.tensor(a),
+                                                                     compute_uv=False)
+    for o, t in zip(ours, theirs):
+        np.testing.assert_allclose(o.numpy(), t.numpy(), rtol=1e-12, atol=1e-12)
+    U, S, V = tg.svd(tg.tensor(a), some=False)
+    assert U.shape == (2, 4, 4) and V.shape == (2, 3, 3)
+    t = tg.tensor(a)
+    np.testing.assert_array_equal(t.mT.numpy(), np.swapaxes(a, -1, -2))
+    np.testing.assert_array_equal(t.mH.numpy(), torch.tensor(a).mH.numpy())
+    with pytest.raises(tg.ShapeError, match="mT: expects"):
+        _ = tg.ones(3).mT
 
 
 def test_named_results_and_dtypes():

@@ -440,10 +440,14 @@ inverse = inv
 
 def svd_(input: Tensor, some: bool = True, compute_uv: bool = True) -> tuple:
     """torch.svd: ``(U, S, V)`` (V, not Vh), reduced unless ``some=False``; with
-    ``compute_uv=False``, U and V are zeros."""
-    U, S, Vh = svd(input, full_matrices=not some)
+    ``compute_uv=False``, U and V are square zero matrices, as torch's."""
     if not compute_uv:
-        return U.detach() * 0, S, Vh.detach().transpose(-1, -2) * 0
+        S = svdvals(input)
+        A = _matrix("svd", input, square=False)
+        batch, (m, n) = A.shape[:-2], A.shape[-2:]
+        return (tensor(np.zeros(batch + (m, m), A.dtype)), S,
+                tensor(np.zeros(batch + (n, n), A.dtype)))
+    U, S, Vh = svd(input, full_matrices=not some)
     return U, S, Vh.transpose(-1, -2)
 
 

@@ -364,6 +364,16 @@ class Tensor(NodeHooks, InPlaceOps, CompositeMethods):
         return self.permute(tuple(range(self.ndim - 1, -1, -1)))
 
     @property
+    def mT(self) -> "Tensor":
+        """The transpose of the last two dimensions (a batch of matrices), as torch's."""
+        if self.ndim < 2:
+            raise ShapeError(f"mT: expects a tensor of at least 2 dimensions (matrices), got "
+                             f"shape {self.shape}")
+        return self.transpose(-2, -1)
+
+    mH = mT  # (the conjugate transpose: tracegrad's dtypes are real)
+
+    @property
     def is_leaf(self) -> bool:
         return self._op is None
 
