@@ -28,7 +28,7 @@ import numpy as np
 
 from . import functional as F
 from .creation import eye, tensor
-from .errors import LinAlgError, ShapeError
+from .errors import DTypeError, LinAlgError, ShapeError
 from .ops import PRIMITIVES as P
 from .ops.linalg import check_matrix, layout, unpack
 from .tensor import Tensor, apply
@@ -332,7 +332,7 @@ def _norm_input(op: str, x: Any, dtype: Any) -> Tensor:
     if dtype is not None:
         x = x.to(dtype)
     if x.dtype.kind != "f":
-        raise TypeError(f"linalg.{op}: expects a floating point tensor, got {x.dtype}; "
+        raise DTypeError(f"linalg.{op}: expects a floating point tensor, got {x.dtype}; "
                         f"cast it first (x.float()) or pass dtype=")
     return x
 
