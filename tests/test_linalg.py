@@ -310,6 +310,14 @@ def test_torch_svd_without_uv_and_the_mT_property():
         _ = tg.ones(3).mT
 
 
+def test_an_empty_batch_gives_empty_results_of_torch_shapes():
+    for name in ("svd", "eigh", "qr", "slogdet", "inv", "det", "svdvals", "cholesky"):
+        ours = getattr(tg.linalg, name)(tg.zeros(0, 3, 3))
+        theirs = getattr(torch.linalg, name)(torch.zeros(0, 3, 3))
+        ours, theirs = (ours, theirs) if isinstance(ours, tuple) else ((ours,), (theirs,))
+        assert [tuple(o.shape) for o in ours] == [tuple(t.shape) for t in theirs], name
+
+
 def test_named_results_and_dtypes():
     a = tg.tensor([[4.0, 1.0], [1.0, 3.0]])
     r = tg.linalg.slogdet(a)

@@ -298,7 +298,8 @@ def unpack(packed: Any, parts: tuple) -> list:
 
 
 def _pack_arrays(batch: tuple, *parts: np.ndarray) -> np.ndarray:
-    return np.concatenate([np.asarray(p).reshape(batch + (-1,)) for p in parts], axis=-1)
+    return np.concatenate([np.asarray(p).reshape(batch + (math.prod(p.shape[len(batch):]),))
+                           for p in parts], axis=-1)
 
 
 def _pack(parts: list, shapes: tuple) -> Any:
