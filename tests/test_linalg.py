@@ -339,7 +339,11 @@ def test_random_shapes_match_torch(batch, n, m, seed):
               lambda lib, x, y: lib.linalg.inv(x) @ y * lib.linalg.det(x).unsqueeze(-1)
               .unsqueeze(-1),
               lambda lib, x, y: _flat(lib, lib.linalg.svdvals(y), lib.linalg.pinv(y),
-                                      lib.linalg.qr(y)[1] ** 2)):
+                                      lib.linalg.qr(y)[1] ** 2),
+              lambda lib, x, y: _flat(lib, lib.linalg.cholesky(_spd(lib, x)),
+                                      lib.linalg.eigvalsh(_sym(x)),
+                                      lib.linalg.matrix_exp(x * 0.3),
+                                      lib.linalg.slogdet(x)[1])):
         compare_with_torch(lambda x, y, f=f: f(tg, x, y), lambda x, y, f=f: f(torch, x, y),
                            a, b, order=1, rtol=1e-8, atol=1e-10)
 
