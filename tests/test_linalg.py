@@ -318,6 +318,43 @@ def test_an_empty_batch_gives_empty_results_of_torch_shapes():
         assert [tuple(o.shape) for o in ours] == [tuple(t.shape) for t in theirs], name
 
 
+def _cofactors(a: np.ndarray) -> np.ndarray:
+    """The matrix of cofactors from its definition (signed minors)."""
+    n = a.shape[-1]
+    c = np.zeros_like(a)
+    for i in range(n):
+        for j in range(n):
+            minor = np.delete(np.delete(a, i, -2), j, -1)
+            c[..., i, j] = (-1) ** (i + j) * np.linalg.det(minor)
+    return c
+
+
+def test_the_gradient_of_det_at_singular_matrices_is_the_matrix_of_cofactors():
+    """det's gradient exists at singular matrices too: rank n - 1 gives nonzero cofactors,
+    rank n - 2 zero ones; a batch mixes them with an invertible matrix. (torch 2.13 gives 0
+    for the rank n - 1 one, whose LU determinant is exactly 0: compared on the others.)"""
+    rng = np.random.default_rng(8)
+    rank2 = rng.standard_normal((3, 2)) @ rng.standard_normal((2, 3))
+    rank1 = np.outer(rng.standard_normal(3), rng.standard_normal(3))
+    a = np.stack([rank2, rank1, rng.standard_normal((3, 3)), np.zeros((3, 3))])
+    assert np.linalg.det(rank2) == 0.0  # (exactly: LU meets a zero pivot)
+    w = rng.standard_normal(4)
+    expected = w[:, None, None] * _cofactors(a)
+    t = tg.tensor(a, requires_grad=True)
+    (tg.linalg.det(t) * tg.tensor(w)).sum().backward()
+    np.testing.assert_allclose(t.grad.numpy(), expected, rtol=1e-10, atol=1e-12)
+    assert np.abs(t.grad.numpy()[0]).max() > 0.1 and np.abs(t.grad.numpy()[1]).max() < 1e-12
+    tt = torch.tensor(a[1:], requires_grad=True)
+    (torch.linalg.det(tt) * torch.tensor(w[1:])).sum().backward()
+    np.testing.assert_allclose(t.grad.numpy()[1:], tt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    # compiled, with the same numbers
+    compiled = tg.compile(lambda x: (tg.linalg.det(x) * tg.tensor(w)).sum())
+    for _ in range(2):
+        tc = tg.tensor(a, requires_grad=True)
+        compiled(tc).backward()
+        np.testing.assert_allclose(tc.grad.numpy(), expected, rtol=1e-10, atol=1e-12)
+
+
 def test_named_results_and_dtypes():
     a = tg.tensor([[4.0, 1.0], [1.0, 3.0]])
     r = tg.linalg.slogdet(a)

@@ -13,8 +13,9 @@ tensor(11.)
 Caveats (docs/linalg.md): the eigenvectors of ``eigh`` and the singular vectors of ``svd``
 are not unique where eigenvalues (singular values) repeat; at an exact repeat their gradient
 leaves out the rotations within the repeated eigenspace (PyTorch gives inf/nan), which is
-PyTorch's gradient when only the values are used. The gradients of ``det`` and ``slogdet``
-need an invertible matrix; ``pinv``'s holds where the rank does not change.
+PyTorch's gradient when only the values are used. ``det``'s gradient (the cofactors) exists
+at singular matrices too, its second derivative and ``slogdet``'s gradient need an
+invertible one; ``pinv``'s holds where the rank does not change.
 """
 
 from __future__ import annotations

@@ -420,16 +420,10 @@ register("solve", "linalg", _solve_forward, _solve_infer, _solve_vjp, inputs="a 
          reads={"a": "a out", "b": "a"}, jvp=_solve_jvp)
 
 
-# ---- det: d det A = det A tr(A^-1 dA). At a singular A the rule's inverse does not exist:
-# the gradient raises there (PyTorch goes through an SVD instead).
-
-
-def _det_vjp(g, out, a):
-    return ((g * out).unsqueeze(-1).unsqueeze(-1) * _mT(a._prim("inv")),)
-
-
-def _det_jvp(tangents, out, a):
-    return _diag(a._prim("solve", tangents[0])).sum(-1) * out
+# ---- det: d det A = <cof A, dA>, cof A = det(A) A^-T the matrix of cofactors (adj(A)^T).
+# `cofactor` is a primitive of its own so that det's gradient exists at singular matrices
+# too (as PyTorch's): its forward goes through an SVD there. Its own derivative (det's second
+# one) uses A^-1, so it needs an invertible matrix.
 
 
 def _det_infer(a):
@@ -437,8 +431,39 @@ def _det_infer(a):
     return tuple(a.shape[:-2]), a.dtype
 
 
-register("det", "linalg", np.linalg.det, _det_infer, _det_vjp, inputs="a", reads="a out",
-         jvp=_det_jvp)
+register("det", "linalg", np.linalg.det, _det_infer,
+         lambda g, out, a: (g.unsqueeze(-1).unsqueeze(-1) * a._prim("cofactor"),),
+         inputs="a", reads="a",
+         jvp=lambda tangents, out, a: (a._prim("cofactor") * tangents[0]).sum((-2, -1)))
+
+
+def _cofactor_forward(a):
+    try:
+        return np.linalg.det(a)[..., None, None] * np.swapaxes(np.linalg.inv(a), -1, -2)
+    except np.linalg.LinAlgError:  # a singular matrix in the batch: A = U S Vh, and
+        pass  # cof A = det(U) det(Vh) U diag(prod of the other singular values) Vh
+    u, s, vh = np.linalg.svd(a)
+    eye = np.eye(s.shape[-1], dtype=bool)
+    others = np.prod(np.where(eye, 1, s[..., None, :]), axis=-1)
+    sign = np.linalg.det(u) * np.linalg.det(vh)
+    return ((u * (sign[..., None] * others)[..., None, :]) @ vh).astype(a.dtype, copy=False)
+
+
+def _cofactor_vjp(g, out, a):
+    # d cof = cof tr(A^-1 dA) - A^-T dA^T cof, so gA = <g, cof> A^-T - cof g^T A^-T
+    inv_t = _mT(a._prim("inv"))
+    return ((g * out).sum((-2, -1)).unsqueeze(-1).unsqueeze(-1) * inv_t
+            - out @ _mT(g) @ inv_t,)
+
+
+def _cofactor_jvp(tangents, out, a):
+    t = tangents[0]
+    trace = _diag(a._prim("solve", t)).sum(-1).unsqueeze(-1).unsqueeze(-1)
+    return out * trace - _mT(a._prim("inv")) @ _mT(t) @ out
+
+
+register("cofactor", "linalg", _cofactor_forward, _square_infer("cofactor"), _cofactor_vjp,
+         inputs="a", reads="a out", jvp=_cofactor_jvp)
 
 
 # ---- slogdet: (sign, log|det A|) packed as (..., 2); only log|det| has a gradient
