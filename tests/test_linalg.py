@@ -242,6 +242,10 @@ def test_values_against_numpy_and_torch_directly():
     np.testing.assert_allclose(((U * S) @ V.T).numpy(), A, atol=1e-12)
     np.testing.assert_allclose(tg.linalg.matrix_power(tg.tensor(a), 0).numpy(),
                                np.broadcast_to(np.eye(4), a.shape))
+    inf = tg.full((3, 3), math.inf, requires_grad=True)
+    power0 = tg.linalg.matrix_power(inf, 0)
+    np.testing.assert_array_equal(power0.numpy(), np.eye(3))
+    assert power0.requires_grad
 
 
 def test_matrix_rank_matches_torch():

@@ -209,7 +209,9 @@ def matrix_power(A: Tensor, n: int) -> Tensor:
     if not isinstance(n, (int, np.integer)):
         raise TypeError(f"linalg.matrix_power: n must be an int, got {type(n).__name__}")
     if n == 0:
-        return eye(A.shape[-1], dtype=A.dtype).expand(A.shape) + A * 0
+        # (the identity, connected to A with a zero gradient, as torch's; not I + 0 * A,
+        # which an inf in A would turn into nan)
+        return F.where(tensor(True), eye(A.shape[-1], dtype=A.dtype), A)
     if n < 0:
         A, n = inv(A), -n
     result, base = None, A
