@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench fuzz lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,13 @@ test: $(VENV)/.dev
 bench: $(VENV)/.dev
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m bench
 
+# Random programs compiled against eager and eager against PyTorch, a minute per campaign
+# (`python -m fuzz --help`; each failure prints the command that reruns it).
+fuzz: $(VENV)/.dev
+	$(PY) -m fuzz --seconds 60
+
 lint: $(VENV)/.dev
-	$(PY) -m ruff check tracegrad tests bench examples
+	$(PY) -m ruff check tracegrad tests bench examples fuzz
 
 clean:
 	rm -rf $(VENV) tracegrad-demo .pytest_cache .hypothesis

@@ -263,6 +263,32 @@ def test_reading_a_traced_tensor_into_python_raises(read):
         h(tg.ones(2))
 
 
+@pytest.mark.parametrize("copy", [
+    lambda x: x.new_tensor(x * 2),
+    lambda x: x.new_tensor(x * 2, dtype=tg.float64),
+    lambda x: tg.tensor(x * 2),
+    lambda x: (x * 2).detach().clone(),
+], ids=["new_tensor", "new_tensor_dtype", "tensor", "detach_clone"])
+def test_a_copy_of_a_traced_tensor_is_each_calls_value(copy):
+    """``x.new_tensor(y)`` copied the traced call's values into a constant: after [1, 1],
+    [5, 1] still gave 3 where eager gives 11."""
+    h = tg.compile(lambda x: copy(x) + 1)
+    assert [h(tg.tensor([v, 1.0])).tolist() for v in (1.0, 1.0, 5.0)] == \
+        [[3.0, 3.0], [3.0, 3.0], [11.0, 3.0]]
+
+
+def test_one_hot_that_infers_its_width_from_the_values_raises_when_compiled():
+    """``F.one_hot(y)`` without num_classes took its width from the traced call's labels:
+    labels [0, 3, 1] after tracing [0, 1, 2] gave three columns, not eager's four."""
+    h = tg.compile(lambda y: nn.functional.one_hot(y).float().sum(0))
+    assert h(tg.tensor([0, 1, 2])).tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(tg.TraceError, match="pass num_classes"):
+        h(tg.tensor([0, 3, 1]))
+    fixed = tg.compile(lambda y: nn.functional.one_hot(y, 5).float().sum(0))
+    assert [fixed(tg.tensor(y)).tolist() for y in ([0, 1], [0, 1], [4, 4])] == \
+        [[1.0, 1.0, 0.0, 0.0, 0.0]] * 2 + [[0.0, 0.0, 0.0, 0.0, 2.0]]
+
+
 # ---------------------------------------------------------------- 4. side effects
 
 

@@ -257,6 +257,37 @@ def test_avg_pool1d_matches_torch(case, count_include_pad):
         seed=case["seed"])
 
 
+@SOME
+@given(conv_cases(3))
+def test_conv3d_matches_torch_to_second_order(case):
+    out = _run_conv(case, F.conv3d, TF.conv3d)
+    assert out.shape[:2] == (case["n"], case["c_out"])
+
+
+@SOME
+@given(pool_cases(dilated=True, nd=3))
+def test_max_pool3d_matches_torch(case):
+    x = np.random.default_rng(case["seed"]).standard_normal(case["shape"])
+    args = (case["kernel"], case["stride"], case["padding"], case["dilation"])
+    assume(np.isfinite(TF.max_pool3d(torch.tensor(x), *args).numpy()).all())  # (as 2-d)
+    check_with_torch(lambda t: F.max_pool3d(t, *args), lambda t: TF.max_pool3d(t, *args),
+                     x, seed=case["seed"])
+
+
+@SOME
+@given(pool_cases(dilated=False, nd=3), st.booleans(), st.sampled_from([None, 3]))
+def test_avg_pool3d_matches_torch(case, count_include_pad, divisor):
+    x = np.random.default_rng(case["seed"]).standard_normal(case["shape"])
+    k, s, p = case["kernel"], case["stride"], case["padding"]
+    # PyTorch's avg_pool3d (only) refuses an input smaller than the kernel before padding
+    assume(all(n >= kv for n, kv in zip(case["shape"][2:], k)))
+    check_with_torch(
+        lambda t: F.avg_pool3d(t, k, s, p, count_include_pad=count_include_pad,
+                               divisor_override=divisor),
+        lambda t: TF.avg_pool3d(t, k, s, p, count_include_pad=count_include_pad,
+                                divisor_override=divisor), x, seed=case["seed"])
+
+
 def test_pool1d_modules_print_and_agree_as_torch():
     x = np.random.default_rng(0).standard_normal((2, 3, 9))
     for make in (lambda nn: nn.MaxPool1d(3, 2, 1), lambda nn: nn.AvgPool1d(2),

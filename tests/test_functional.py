@@ -645,6 +645,16 @@ def test_one_hot_matches_torch():
         want = TF.one_hot(torch.tensor(idx), n)
         assert got.dtype == tg.int64
         np.testing.assert_array_equal(got.numpy(), want.numpy())
+    assert F.one_hot(tg.tensor(np.zeros(0, np.int64)), 3).shape == (0, 3)
+
+
+@pytest.mark.parametrize("idx, n, match", [
+    ([], -1, "empty"), ([-1, 2], 4, "outside"), ([5], 3, "outside"), ([0.0], 2, "integers")])
+def test_one_hot_refuses_what_torch_refuses(idx, n, match):
+    """A negative or too large label gave a row of zeros (torch raises), an empty tensor
+    without num_classes a (0, 0) result."""
+    with pytest.raises((ValueError, TypeError), match=match):
+        F.one_hot(tg.tensor(np.array(idx, np.float32 if match == "integers" else np.int64)), n)
 
 
 PADS = [(1, 1), (0, 2), (2, 0, 1, 0), (1, 2, 0, 1, 1, 0), (0, 0), (3, 1, 0, 0)]

@@ -139,3 +139,30 @@ def test_transformer_encoder_stack_with_padding():
     with tg.no_grad():
         ours.layers[0].linear1.weight.fill_(0.0)
     assert not np.all(ours.layers[1].linear1.weight.numpy() == 0.0)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "auto"])
+def test_bool_masks_passed_to_a_compiled_function_are_inputs(backend):
+    """A bool attn_mask or key_padding_mask was turned into scores with NumPy on its values,
+    so a compiled function taking the mask as an argument raised a TraceError (reading a
+    traced tensor) where eager ran. The masks are tensor ops now: each call's mask is used."""
+    tg.manual_seed(0)
+    mha = nn.MultiheadAttention(8, 2, batch_first=True)
+
+    def attend(q, mask, padding):
+        out, _ = mha(q, q, q, attn_mask=mask, key_padding_mask=padding)
+        return out
+
+    compiled = tg.compile(attend, backend=backend)
+    rng = np.random.default_rng(0)
+    q = tg.tensor(rng.standard_normal((2, 4, 8)).astype(np.float32))
+    causal = np.triu(np.ones((4, 4), bool), 1)
+    later = np.tril(np.ones((4, 4), bool), -1)  # (each query sees itself and what follows)
+    for mask, pad in [(causal, [0, 0, 0, 1]), (causal, [0, 0, 0, 1]), (later, [1, 1, 0, 0]),
+                      (np.zeros((4, 4), bool), [0, 0, 0, 0])]:
+        padding = tg.tensor(np.array([pad, [0, 0, 0, 0]], bool))
+        want = attend(q, tg.tensor(mask), padding).numpy()
+        got = compiled(q, tg.tensor(mask), padding).numpy()
+        assert np.isfinite(want).all()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert compiled.cache_info().variants == 1

@@ -1231,6 +1231,22 @@ def test_rand(dist, dtype):
     assert p.shape == (2, 3) and p.dtype == F64 and not p.requires_grad
 
 
+@covers("poisson")
+def test_poisson_counts_have_the_rates_mean_and_no_gradient():
+    rates = np.array([0.0, 0.5, 3.0, 40.0])
+    tg.manual_seed(5)
+    x = tg.tensor(np.repeat(rates[:, None], 20000, 1), dtype=tg.float32, requires_grad=True)
+    out = apply(PRIMITIVES["poisson"], x)
+    assert out.dtype == tg.float32 and out.shape == x.shape and not out.requires_grad
+    data = out.numpy().astype(F64)
+    assert (data == np.round(data)).all() and data[0].max() == 0
+    # mean and variance are both the rate; 20000 draws: within 5 standard errors
+    np.testing.assert_allclose(data.mean(1), rates, atol=5 * np.sqrt(rates.max() / 20000))
+    np.testing.assert_allclose(data.var(1), rates, rtol=0.05)
+    with pytest.raises(ValueError, match="non-negative"):
+        apply(PRIMITIVES["poisson"], tg.tensor([-1.0]))
+
+
 def test_rand_leaf_can_require_grad():
     x = tg.randn(3, 2, dtype=tg.float64, requires_grad=True)
     assert x.is_leaf and x.requires_grad

@@ -82,11 +82,18 @@ def test_overlapping_windows_are_a_read_only_view(shape, dim, size, step):
     np.testing.assert_array_equal(
         w.numpy(), torch.tensor(x.numpy()).unfold(dim, size, step).numpy())
     before = x.numpy().copy()
-    for write in (lambda t: t.add_(1), lambda t: t.zero_(),
-                  lambda t: t.__setitem__(0, 1.0)):
+    for write in (lambda t: t.add_(1), lambda t: t.copy_(t * 2)):
         with pytest.raises(RuntimeError, match="overlap"):
             write(w)
     np.testing.assert_array_equal(x.numpy(), before)  # (the refused writes changed nothing)
+    # One value per location whatever the order (as PyTorch allows): fill_, zero_,
+    # masked_fill_, and assigning to a window, which does not overlap itself
+    for write in (lambda t: t.fill_(3.0), lambda t: t.masked_fill_(t > 0.5, -1.0),
+                  lambda t: t.__setitem__(0, 1.0), lambda t: t.zero_()):
+        y, expected = tg.tensor(before), torch.tensor(before)
+        write(y.unfold(dim, size, step))
+        write(expected.unfold(dim, size, step))
+        np.testing.assert_array_equal(y.numpy(), expected.numpy())
     check_grads(lambda t: t.unfold(dim, size, step) ** 2, RNG.standard_normal(shape))
 
 
@@ -225,3 +232,61 @@ def test_compiled_in_place_on_overlapping_windows_raises_as_eager():
     for _ in range(3):
         with pytest.raises(RuntimeError, match="overlap"):
             compiled(tg.arange(5.0))
+
+
+# ---------------------------------------------------------------- writes into expanded tensors
+
+_ONE_VALUE_WRITES = {  # (one value for each memory location whichever element it goes through)
+    "fill_": lambda t: t.fill_(2.5), "zero_": lambda t: t.zero_(),
+    "masked_fill_": lambda t: t.masked_fill_(t > 4, -1.0),
+    "a part": lambda t: t.__setitem__((0, slice(1, 3)), 7.0),
+    "a part that overlaps": lambda t: t.__setitem__((slice(None), 1), 7.0),
+}
+
+
+@pytest.mark.parametrize("write", sorted(_ONE_VALUE_WRITES))
+def test_one_value_writes_into_an_expanded_tensor_reach_its_base(write):
+    """fill_, zero_, masked_fill_ and assigning a number wrote nothing: an expanded tensor
+    refused every in-place op. They write one value per location, as PyTorch's fill_ does
+    (PyTorch itself refuses ``e[:, 1] = 7`` here; its ``e[:, 1].fill_(7)`` runs)."""
+    results = []
+    for lib in (tg, torch):
+        y = lib.tensor(np.arange(12.0).reshape(3, 4))
+        e = y.unsqueeze(0).expand(2, 3, 4)
+        if write == "a part that overlaps" and lib is torch:
+            e[:, 1].fill_(7.0)
+        else:
+            _ONE_VALUE_WRITES[write](e)
+        results.append(y.numpy().copy())
+    np.testing.assert_array_equal(*results)
+
+
+def test_the_gradient_through_a_masked_fill_of_an_expanded_tensor_counts_each_location_once():
+    """Each location was written once per element that shares it, so the gradient of what it
+    kept counted twice (PyTorch refuses this backward)."""
+    x = tg.tensor(np.arange(12.0).reshape(3, 4), requires_grad=True)
+    y = x * 1.0
+    y.unsqueeze(0).expand(2, 3, 4).masked_fill_(y.unsqueeze(0) > 3, 2.0)
+    w = np.arange(12.0).reshape(3, 4) + 1
+    (y * tg.tensor(w)).sum().backward()
+    np.testing.assert_array_equal(y.numpy().ravel(), [0, 1, 2, 3] + [2.0] * 8)
+    np.testing.assert_array_equal(x.grad.numpy(), np.where(np.arange(12).reshape(3, 4) > 3,
+                                                           0.0, w))
+
+
+def test_writes_that_read_an_expanded_tensor_are_refused():
+    e = tg.tensor(np.arange(12.0).reshape(3, 4)).unsqueeze(0).expand(2, 3, 4)
+    for write in (lambda t: t.add_(1), lambda t: t.copy_(t * 2),
+                  lambda t: t.__setitem__((slice(None), 1), tg.ones(2, 4))):
+        with pytest.raises(RuntimeError, match="same memory location"):
+            write(e)
+
+
+def test_the_diagonal_of_a_detached_expanded_tensor_is_a_view():
+    """It was a copy: writes into the base did not show in it."""
+    y = tg.tensor(np.arange(12.0).reshape(4, 3))
+    d = y.unsqueeze(0).expand(2, 4, 3).detach().diagonal()
+    y[1, 0] = 100.0
+    expected = torch.tensor(y.numpy()).unsqueeze(0).expand(2, 4, 3).diagonal()
+    np.testing.assert_array_equal(d.numpy(), expected.numpy())
+    assert np.shares_memory(d.numpy(), y.numpy())

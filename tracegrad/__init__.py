@@ -18,6 +18,7 @@ from . import (
     optim,
     utils,
 )
+from . import rng as random  # tg.random: torch.random's functions (fork_rng, ...)
 from .anomaly import detect_anomaly
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .creation import (
@@ -66,6 +67,7 @@ from .functional import (
     atleast_1d,
     atleast_2d,
     atleast_3d,
+    bernoulli,
     block_diag,
     bmm,
     broadcast_shapes,
@@ -136,7 +138,9 @@ from .functional import (
     nansum,
     narrow,
     nonzero,
+    normal,
     outer,
+    poisson,
     prod,
     rand_like,
     randint_like,
@@ -170,10 +174,17 @@ from .functional import (
 )
 from .io import load, save
 from .linalg import TOP_LEVEL as _LINALG_TOP_LEVEL
+from .rng import (
+    Generator,
+    default_generator,
+    get_rng_state,
+    initial_seed,
+    seed,
+    set_rng_state,
+)
 from .scalar import Value
 from .tensor import Tensor, cat, stack
 from .transforms import grad, hessian, jacfwd, jacrev, jvp, value_and_grad, vjp
-from .utils import Generator
 
 # PyTorch's dtype names (tg.float is float32, as torch.float)
 bool = bool_  # noqa: A001
@@ -224,6 +235,8 @@ __all__ = [
     "trace", "save", "load", "data", "nn", "functional", "optim", "utils", "viz", "Generator",
     "tensor", "from_numpy", "zeros", "ones", "full", "zeros_like", "ones_like", "arange",
     "linspace", "eye", "rand", "randn", "randint", "manual_seed", "is_tensor",
+    "random", "seed", "initial_seed", "get_rng_state", "set_rng_state", "default_generator",
+    "bernoulli", "normal", "poisson",
     "float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool",
     "float", "double", "half", "long", "int", "short", "device", "cuda",
     "set_default_dtype", "get_default_dtype",

@@ -12,7 +12,7 @@ import numpy as np
 from . import dtypes
 from .device import on_cpu
 from .ops import PRIMITIVES as P
-from .rng import generator, manual_seed  # noqa: F401  (public through tracegrad)
+from .rng import generator_attrs, manual_seed  # noqa: F401  (public through tracegrad)
 from .tensor import Tensor, _as_array, _leaf, _shape_arg, apply
 
 _tensor_module = importlib.import_module("tracegrad.tensor")  # for its _tracer
@@ -159,25 +159,32 @@ def range(start: Any = 0, end: Any = None, step: Any = 1, *, dtype: Any = None,
     return _leaf(values.astype(_float_dtype(dtype)), requires_grad)
 
 
-def _random(shape: tuple, dtype: Any, dist: str, requires_grad: bool) -> Tensor:
-    t = apply(P["rand"], shape=_shape_from(shape), dtype=_float_dtype(dtype), dist=dist)
+def _random(shape: tuple, dtype: Any, dist: str, requires_grad: bool, generator: Any,
+            who: str) -> Tensor:
+    t = apply(P["rand"], shape=_shape_from(shape), dtype=_float_dtype(dtype), dist=dist,
+              **generator_attrs(generator, who))
     return t.requires_grad_() if requires_grad else t
 
 
 @on_cpu
-def rand(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """Uniform in [0, 1); seeded by ``tg.manual_seed``."""
-    return _random(shape, dtype, "uniform", requires_grad)
+def rand(*shape: Any, generator: Any = None, dtype: Any = None,
+         requires_grad: bool = False) -> Tensor:
+    """Uniform in [0, 1); from ``generator`` (a tg.Generator), else the global generator
+    (``tg.manual_seed``)."""
+    return _random(shape, dtype, "uniform", requires_grad, generator, "rand")
 
 
 @on_cpu
-def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """Standard normal; seeded by ``tg.manual_seed``."""
-    return _random(shape, dtype, "normal", requires_grad)
+def randn(*shape: Any, generator: Any = None, dtype: Any = None,
+          requires_grad: bool = False) -> Tensor:
+    """Standard normal; from ``generator`` (a tg.Generator), else the global generator
+    (``tg.manual_seed``)."""
+    return _random(shape, dtype, "normal", requires_grad, generator, "randn")
 
 
 @on_cpu
-def randint(low: int, high: int | None = None, size: Any = (), dtype: Any = None) -> Tensor:
+def randint(low: int, high: int | None = None, size: Any = (), *, generator: Any = None,
+            dtype: Any = None) -> Tensor:
     """Integers uniform in [low, high), as ``torch.randint(low=0, high, size)``:
     ``randint(10, (3,))`` and ``randint(0, 10, (3,))`` are the same."""
     if isinstance(high, (tuple, list)):  # randint(high, size)
@@ -189,7 +196,7 @@ def randint(low: int, high: int | None = None, size: Any = (), dtype: Any = None
     # the rand primitive, so that a compiled function draws new numbers on every call
     P["rand"].infer(shape=size, dtype=dt, dist="integers", low=low, high=high)
     return apply(P["rand"], shape=tuple(size), dtype=dt, dist="integers", low=int(low),
-                 high=int(high))
+                 high=int(high), **generator_attrs(generator, "randint"))
 
 
 def is_tensor(x: Any) -> bool:

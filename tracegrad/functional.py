@@ -24,10 +24,10 @@ from .errors import DTypeError, ShapeError, ValueRangeError
 from .ops import PRIMITIVES as P
 from .ops.base import check_dim, normalize_axes
 from .ops.linalg import check_linear_features
+from .rng import generator_attrs
 from .tensor import (
     Tensor,
     _dim_args,
-    _eager_only,
     _leaf,
     _operand,
     _result_dtype,
@@ -54,7 +54,7 @@ __all__ = [
     "take_along_dim", "var", "where", "t", "square", "reciprocal", "rsqrt", "log1p", "expm1",
     "norm", "masked_fill", "any", "all", "dot", "flip", "roll", "split", "chunk", "repeat",
     "cumsum", "sort", "topk", "logical_and", "logical_or", "logical_xor", "logical_not",
-    "max_pool1d", "avg_pool1d",
+    "max_pool1d", "avg_pool1d", "conv3d", "max_pool3d", "avg_pool3d",
 ]
 
 MaxMin = namedtuple("MaxMin", ["values", "indices"])
@@ -374,7 +374,19 @@ def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None,
 def one_hot(indices: Any, num_classes: int = -1) -> Tensor:
     """Integer class indices to one-hot rows (int64), ``num_classes`` wide."""
     idx = indices if isinstance(indices, Tensor) else Tensor(indices)
-    n = int(idx._data.max()) + 1 if num_classes < 0 else num_classes
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: indices must be integers, got {idx.dtype}")
+    if num_classes < 0:  # the width from the values: refused while tracing
+        if not idx.numel():
+            raise ValueError("one_hot: cannot infer the number of classes from an empty "
+                             "tensor; pass num_classes")
+        num_classes = int(_static_data(idx, "one_hot without num_classes (the largest "
+                                            "index sets the width; pass num_classes)").max()) + 1
+    lo, hi = idx._data.min(initial=0), idx._data.max(initial=0)  # (checks only)
+    if lo < 0 or hi >= num_classes:
+        raise ValueError(f"one_hot: class indices range over [{lo}, {hi}], outside [0, "
+                         f"{num_classes}) for num_classes={num_classes}")
+    n = num_classes
     return (idx.unsqueeze(-1) == _leaf(np.arange(n, dtype=idx.dtype))).long()
 
 
@@ -522,6 +534,11 @@ def _tuple(v: Any, n: int, name: str, op: str) -> tuple[int, ...]:
     return tuple(int(i) for i in t)
 
 
+def _dims(nd: int) -> str:
+    """The names of ``nd`` spatial dimensions, for messages: "L", "H, W" or "D, H, W"."""
+    return "L" if nd == 1 else ", ".join("DHW"[3 - nd:])
+
+
 def _pair(v: Any, name: str) -> tuple[int, int]:
     return _tuple(v, 2, name, "conv2d")
 
@@ -592,7 +609,7 @@ def _conv_bias(x: Tensor, weight: Tensor, bias: Tensor | None, c_out: int, op: s
 def _conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: Any,
           dilation: Any, groups: int, nd: int, op: str) -> Tensor:
     """N-d convolution (cross-correlation, as in PyTorch) over the last ``nd`` dimensions."""
-    dims = "(N, C_in, " + ", ".join("DHW"[3 - nd:]) + ")" if nd > 1 else "(N, C_in, L)"
+    dims = f"(N, C_in, {_dims(nd)})"
     _conv_operands(x, weight, nd, op, "C_out, C_in/groups")
     if x.ndim == nd + 1:  # one sample without the batch dimension, as PyTorch allows
         return _conv(x.unsqueeze(0), weight, bias, stride, padding, dilation, groups, nd,
@@ -680,13 +697,25 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
     return _conv(x, weight, bias, stride, padding, dilation, groups, 2, "conv2d")
 
 
+def conv3d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+           padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
+    """3-d convolution (cross-correlation, as in PyTorch), as `conv2d` over one more
+    dimension: ``x`` (N, C_in, D, H, W) or (C_in, D, H, W), ``weight`` (C_out, C_in / groups,
+    kd, kh, kw).
+
+    >>> conv3d(tg.ones(1, 1, 3, 3, 3), tg.ones(1, 1, 2, 2, 2)).shape
+    (1, 1, 2, 2, 2)
+    """
+    return _conv(x, weight, bias, stride, padding, dilation, groups, 3, "conv3d")
+
+
 def _pool_setup(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
                 ceil_mode: bool, op: str, nd: int = 2) -> tuple:
     """Checked (kernel, stride, padding, dilation) ``nd``-tuples, the output size of a pool
     and its (before, after) padding: with ``ceil_mode`` a last, partial window where one
     starts inside the input or the left padding (PyTorch's rule), padded after."""
     if not isinstance(x, Tensor) or x.ndim not in (nd + 1, nd + 2):
-        dims = "L" if nd == 1 else "H, W"
+        dims = _dims(nd)
         raise ShapeError(f"{op}: expects input of shape (N, C, {dims}) or (C, {dims}), got "
                          f"{getattr(x, 'shape', type(x).__name__)}")
     k = _tuple(kernel_size, nd, "kernel_size", op)
@@ -790,6 +819,18 @@ def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0
                      "max_pool2d")
 
 
+def max_pool3d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False) -> Any:
+    """Maximum over each window of (N, C, D, H, W) or (C, D, H, W), as `max_pool2d` in three
+    dimensions (``return_indices``: flat indices into D*H*W, for max_unpool3d).
+
+    >>> max_pool3d(tg.arange(8.0).reshape(1, 1, 2, 2, 2), 2).flatten().tolist()
+    [7.0]
+    """
+    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 3,
+                     "max_pool3d")
+
+
 def _avg_pool(x: Tensor, kernel_size: Any, stride: Any, padding: Any,
               count_include_pad: bool, ceil_mode: bool, divisor_override: int | None,
               nd: int, op: str) -> Tensor:
@@ -840,6 +881,18 @@ def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0
     """
     return _avg_pool(x, kernel_size, stride, padding, count_include_pad, ceil_mode,
                      divisor_override, 2, "avg_pool2d")
+
+
+def avg_pool3d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> Tensor:
+    """Mean over each window of (N, C, D, H, W) or (C, D, H, W), as `avg_pool2d`.
+
+    >>> avg_pool3d(tg.arange(8.0).reshape(1, 1, 2, 2, 2), 2).flatten().tolist()
+    [3.5]
+    """
+    return _avg_pool(x, kernel_size, stride, padding, count_include_pad, ceil_mode,
+                     divisor_override, 3, "avg_pool3d")
 
 
 # ---------------------------------------------------------------- losses
@@ -1580,19 +1633,38 @@ def _adaptive_avg(x: Tensor, dim: int, out: int) -> Tensor:
     return cat(pieces, dim)
 
 
+def _output_sizes(x: Tensor, output_size: Any, nd: int, op: str) -> tuple:
+    """An adaptive pool's checked output sizes: ``output_size`` an int or ``nd`` entries,
+    None keeping that side of ``x`` (N, C, *spatial) or (C, *spatial)."""
+    dims = _dims(nd)
+    if not isinstance(x, Tensor) or x.ndim not in (nd + 1, nd + 2):
+        raise ShapeError(f"{op}: expects input (N, C, {dims}) or (C, {dims}), got "
+                         f"{getattr(x, 'shape', type(x).__name__)}")
+    sizes = (output_size,) * nd if output_size is None or isinstance(
+        output_size, (int, np.integer)) else tuple(output_size)
+    if len(sizes) != nd:
+        raise ValueError(f"{op}: output_size must be an int or a tuple of {nd}, got "
+                         f"{output_size!r}")
+    sizes = tuple(n if o is None else o for o, n in zip(sizes, x.shape[-nd:]))
+    if builtins.any(not isinstance(o, (int, np.integer)) or o < 1 for o in sizes):
+        raise ValueError(f"{op}: output_size must be positive ints (or None for 'keep'), "
+                         f"got {output_size!r}")
+    return tuple(int(o) for o in sizes)
+
+
+def _adaptive_avg_pool(x: Tensor, output_size: Any, nd: int, op: str) -> Tensor:
+    """The 1-, 2- and 3-d adaptive average pools: one dimension at a time (an average of
+    averages over disjoint boxes)."""
+    sizes = _output_sizes(x, output_size, nd, op)
+    for i, out in enumerate(sizes):
+        x = _adaptive_avg(x, x.ndim - nd + i, out)
+    return x
+
+
 def adaptive_avg_pool2d(x: Tensor, output_size: Any) -> Tensor:
     """Average (N, C, H, W) or (C, H, W) down to ``output_size`` (an int, or a pair whose
     entries may be None for "keep"), with PyTorch's windows."""
-    if x.ndim not in (3, 4):
-        raise ShapeError(f"adaptive_avg_pool2d: expects (N, C, H, W) or (C, H, W), got "
-                         f"{x.shape}")
-    sizes = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
-    h, w = x.shape[-2:]
-    oh, ow = (h if sizes[0] is None else sizes[0]), (w if sizes[1] is None else sizes[1])
-    if oh < 1 or ow < 1:
-        raise ValueError(f"adaptive_avg_pool2d: output_size must be positive, got "
-                         f"{output_size}")
-    return _adaptive_avg(_adaptive_avg(x, x.ndim - 2, oh), x.ndim - 1, ow)
+    return _adaptive_avg_pool(x, output_size, 2, "adaptive_avg_pool2d")
 
 
 def unflatten(x: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:
@@ -2396,17 +2468,15 @@ def nan_to_num(input: Tensor, nan: float = 0.0, posinf: float | None = None,
                   _operand(-big if neginf is None else float(neginf), input), out)
 
 
-def _uniform(shape: tuple, dtype: Any, generator: Any, op: str) -> Tensor:
-    """Uniform numbers in [0, 1): the ``rand`` primitive (fresh on every call of a compiled
-    function) from tracegrad's global generator, or drawn now from ``generator``."""
-    dtype = np.dtype(dtype)
-    if generator is None:
-        return apply(P["rand"], shape=tuple(shape), dtype=dtype, dist="uniform")
-    _eager_only(f"{op} with generator= (in a compiled function its draws would be baked "
-                f"in; use tracegrad's global generator, seeded by tg.manual_seed)")
-    from .utils.generator import numpy_generator
+def _draw(shape: tuple, dtype: Any, dist: str, generator: Any, who: str) -> Tensor:
+    """The ``rand`` primitive's numbers ("uniform" in [0, 1), or "normal"), from ``generator``
+    or the global one; a compiled function draws them afresh on every call, as eager does."""
+    return apply(P["rand"], shape=tuple(shape), dtype=np.dtype(dtype), dist=dist,
+                 **generator_attrs(generator, who))
 
-    return _leaf(numpy_generator(generator, op).random(shape).astype(dtype))
+
+def _uniform(shape: tuple, dtype: Any, generator: Any, op: str) -> Tensor:
+    return _draw(shape, dtype, "uniform", generator, op)
 
 
 def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,
@@ -2587,34 +2657,38 @@ def empty_like(input: Tensor, *, dtype: Any = None, requires_grad: bool = False,
     return full_like(input, 0, dtype=dtype, requires_grad=requires_grad)
 
 
-def _like_random(input: Tensor, dtype: Any, dist: str, requires_grad: bool) -> Tensor:
+def _like_random(input: Tensor, dtype: Any, dist: str, requires_grad: bool,
+                 generator: Any) -> Tensor:
     dt = dtypes.to_dtype(dtype) if dtype is not None else input.dtype
     if dt.kind != "f":
         raise TypeError(f"{dist} numbers are floats; {dt} was asked for")
-    t = apply(P["rand"], shape=tuple(input.shape), dtype=dt, dist=dist)
+    t = _draw(input.shape, dt, dist, generator, f"{'randn' if dist == 'normal' else 'rand'}"
+              f"_like")
     return t.requires_grad_() if requires_grad else t
 
 
 @on_cpu
-def rand_like(input: Tensor, *, dtype: Any = None, requires_grad: bool = False,
-              memory_format: Any = None) -> Tensor:
-    return _like_random(input, dtype, "uniform", requires_grad)
+def rand_like(input: Tensor, *, generator: Any = None, dtype: Any = None,
+              requires_grad: bool = False, memory_format: Any = None) -> Tensor:
+    return _like_random(input, dtype, "uniform", requires_grad, generator)
 
 
 @on_cpu
-def randn_like(input: Tensor, *, dtype: Any = None, requires_grad: bool = False,
-               memory_format: Any = None) -> Tensor:
-    return _like_random(input, dtype, "normal", requires_grad)
+def randn_like(input: Tensor, *, generator: Any = None, dtype: Any = None,
+               requires_grad: bool = False, memory_format: Any = None) -> Tensor:
+    return _like_random(input, dtype, "normal", requires_grad, generator)
 
 
 @on_cpu
 def randint_like(input: Tensor, low: int = 0, high: int | None = None, *,
-                 dtype: Any = None, requires_grad: bool = False) -> Tensor:
+                 generator: Any = None, dtype: Any = None,
+                 requires_grad: bool = False) -> Tensor:
     if high is None:
         low, high = 0, low
     dt = dtypes.to_dtype(dtype) if dtype is not None else input.dtype
     return apply(P["rand"], shape=tuple(input.shape), dtype=np.dtype(np.int64),
-                 dist="integers", low=int(low), high=int(high)).to(dt)
+                 dist="integers", low=int(low), high=int(high),
+                 **generator_attrs(generator, "randint_like")).to(dt)
 
 
 @on_cpu
@@ -2640,32 +2714,67 @@ def randperm(n: int, *, generator: Any = None, dtype: Any = None,
 # ---------------------------------------------------------------- in place
 
 
-def _random_fill(dist: str):
-    def method(self: Tensor, a: float = 0.0, b: float = 1.0, *, generator: Any = None) -> Tensor:
-        if self.dtype.kind != "f":
-            raise TypeError(f"{dist}_: needs a float tensor, got {self.dtype}")
-        if generator is None:
-            draw = apply(P["rand"], shape=tuple(self.shape), dtype=self.dtype,
-                         dist="normal" if dist == "normal" else "uniform")
-        else:
-            from .utils.generator import numpy_generator
+# Tensor.X_(params, *, generator=None), as PyTorch's: (the numbers drawn, the parameters with
+# their defaults, the distribution's numbers from the draws, the parameters' check). All
+# draw through the rand primitive, so compiled code draws as eager code does.
+_FILLS = {
+    "normal_": ("normal", (("mean", 0.0), ("std", 1.0)),
+                lambda z, mean, std: z * std + mean,
+                lambda mean, std: std >= 0, "normal expects std >= 0.0, but found std={std}"),
+    "uniform_": ("uniform", (("from", 0.0), ("to", 1.0)),
+                 lambda u, lo, hi: u * (hi - lo) + lo,
+                 lambda lo, hi: lo <= hi, "uniform_ expects to return a [from, to) range, "
+                                          "but found from={from} > to={to}"),
+    "exponential_": ("uniform", (("lambd", 1.0),),
+                     lambda u, lambd: -(-u).log1p() / lambd,
+                     lambda lambd: lambd > 0, "exponential_ expects lambda > 0.0, but found "
+                                              "lambda={lambd}"),
+    "cauchy_": ("uniform", (("median", 0.0), ("sigma", 1.0)),
+                lambda u, median, sigma: ((u - 0.5) * math.pi).tan() * sigma + median,
+                lambda median, sigma: sigma > 0, "cauchy_ expects sigma > 0.0, but found "
+                                                 "sigma={sigma}"),
+    "log_normal_": ("normal", (("mean", 1.0), ("std", 2.0)),
+                    lambda z, mean, std: (z * std + mean).exp(),
+                    lambda mean, std: std > 0, "log_normal_ expects std > 0.0, but found "
+                                               "std={std}"),
+    # trials up to the first success: 1 + floor(log(1 - u) / log(1 - p))
+    "geometric_": ("uniform", (("p", None),),
+                   lambda u, p: ((-u).log1p() / math.log1p(-p)).floor() + 1,
+                   lambda p: 0 < p < 1, "geometric_ expects p to be in (0, 1), but got p={p}"),
+}
 
-            _eager_only(f"{dist}_ with generator= (in a compiled function its draws would be "
-                        f"baked in; use tracegrad's global generator, seeded by "
-                        f"tg.manual_seed)")
-            g = numpy_generator(generator, dist + "_")
-            draw = _leaf((g.standard_normal(self.shape) if dist == "normal"
-                          else g.random(self.shape)).astype(self.dtype))
-        value = draw * b + a if dist == "normal" else draw * (b - a) + a
-        return self.copy_(value)  # (recorded: requires grad still, a zero gradient, as in PyTorch)
 
-    method.__name__ = dist + "_"
-    what = "normal(mean, std)" if dist == "normal" else "uniform [from, to)"
-    method.__doc__ = f"Fill with {what} numbers, in place (as ``torch.Tensor.{dist}_``)."
+def _random_fill(name: str):
+    dist, params, transform, valid, message = _FILLS[name]
+    names = [n for n, _ in params]
+
+    def method(self: Tensor, *args: Any, generator: Any = None, **kwargs: Any) -> Tensor:
+        if len(args) > len(names) or set(kwargs) - set(names) - {"from_"}:
+            raise TypeError(f"{name}: takes ({', '.join(names)}, *, generator=None), got "
+                            f"{len(args)} positional and {sorted(kwargs)}")
+        values = dict(params)
+        values.update(zip(names, args))
+        values.update({("from" if k == "from_" else k): v for k, v in kwargs.items()})
+        if builtins.any(v is None for v in values.values()):
+            raise TypeError(f"{name}: missing {[k for k, v in values.items() if v is None]}")
+        values = {k: float(v) for k, v in values.items()}
+        if not valid(*values.values()):
+            raise ValueRangeError(message.format(**values))
+        floats = self.dtype.kind == "f"
+        if not floats and name != "geometric_":
+            raise TypeError(f"{name}: draws floats, needs a float tensor, got {self.dtype}")
+        draw = _draw(self.shape, self.dtype if floats else np.float64, dist, generator, name)
+        # (copy_ is recorded: requires grad still, a zero gradient, as in PyTorch)
+        return self.copy_(transform(draw, *values.values()))
+
+    method.__name__ = name
+    method.__doc__ = (f"Fill in place with numbers from ``{name[:-1]}({', '.join(names)})``, "
+                      f"as ``torch.Tensor.{name}``; from ``generator`` (a tg.Generator), else "
+                      f"the global generator (``tg.manual_seed``).")
     return method
 
 
-def random_(self: Tensor, *bounds: Any, to: Any = None) -> Tensor:
+def random_(self: Tensor, *bounds: Any, to: Any = None, generator: Any = None) -> Tensor:
     """Fill with integers drawn uniformly from ``[from, to)``, in place, as
     ``torch.Tensor.random_``: ``x.random_(to)``, ``x.random_(from, to)``, ``x.random_(from,
     None)``; with no ``to``, up to the largest integer the dtype holds exactly (``2**24`` for
@@ -2698,38 +2807,106 @@ def random_(self: Tensor, *bounds: Any, to: Any = None) -> Tensor:
         raise ValueRangeError(f"random_: [{low}, {high}) does not fit a {dt} tensor, whose "
                               f"integers run from {lowest} to {highest}; give bounds in there")
     value = apply(P["rand"], shape=tuple(self.shape), dtype=dt, dist="integers", low=low,
-                  high=high)
+                  high=high, **generator_attrs(generator, "random_"))
     return self.copy_(value)  # (recorded: requires grad still, a zero gradient, as in PyTorch)
 
 
-def bernoulli_(self: Tensor, p: Any = 0.5) -> Tensor:
-    """Fill with 1 where a uniform draw falls below ``p`` (a probability, or a tensor of them
-    that broadcasts to this tensor), else 0, in place, as ``torch.Tensor.bernoulli_``.
-    Reproducible after ``tg.manual_seed``.
-
-    >>> mask = tg.empty(2, 3).bernoulli_(0.9)
-    """
+def _bernoulli(shape: tuple, p: Any, dtype: Any, generator: Any, who: str) -> Tensor:
+    """1 where a uniform draw falls below ``p`` (a probability, or a tensor of them that
+    broadcasts to ``shape``), else 0, as ``dtype``. A tensor ``p``'s values are checked, so
+    in a compiled function it must not depend on the arguments."""
     if isinstance(p, Tensor):
-        values = _static_data(p, "bernoulli_ with a tensor p (its values are checked)")
+        values = _static_data(p, f"{who} with a tensor of probabilities (its values are "
+                                 f"checked)")
         if values.size and not (values.min() >= 0 and values.max() <= 1):
-            raise ValueRangeError(f"bernoulli_: p must hold probabilities in [0, 1], got "
+            raise ValueRangeError(f"{who}: p must hold probabilities in [0, 1], got "
                                   f"values from {values.min()} to {values.max()}")
         try:
-            np.broadcast_shapes(p.shape, self.shape)
-            ok = len(p.shape) <= self.ndim and np.broadcast_shapes(p.shape, self.shape) \
-                == self.shape
+            ok = len(p.shape) <= len(shape) and np.broadcast_shapes(p.shape, shape) == shape
         except ValueError:
             ok = False
         if not ok:
-            raise ShapeError(f"bernoulli_: p of shape {p.shape} does not broadcast to the "
-                             f"tensor's shape {self.shape}")
+            raise ShapeError(f"{who}: p of shape {p.shape} does not broadcast to the "
+                             f"tensor's shape {shape}")
         p = p.detach()
     elif not 0 <= p <= 1:
-        raise ValueRangeError(f"bernoulli_: expects p to be in [0, 1], but got p={p}")
-    dt = self._data.dtype if self._data.dtype.kind == "f" else np.dtype(np.float64)
-    draw = apply(P["rand"], shape=tuple(self.shape), dtype=dt, dist="uniform")
-    value = (draw < p).to(self._data.dtype)
-    return self.copy_(value)
+        raise ValueRangeError(f"{who}: expects p to be in [0, 1], but got p={p}")
+    dt = np.dtype(dtype)
+    draw = _uniform(shape, dt if dt.kind == "f" else np.float64, generator, who)
+    return (draw < p).to(dt)
+
+
+def bernoulli_(self: Tensor, p: Any = 0.5, *, generator: Any = None) -> Tensor:
+    """Fill with 1 where a uniform draw falls below ``p`` (a probability, or a tensor of them
+    that broadcasts to this tensor), else 0, in place, as ``torch.Tensor.bernoulli_``.
+    Reproducible after ``tg.manual_seed``, or from ``generator``.
+
+    >>> mask = tg.empty(2, 3).bernoulli_(0.9)
+    """
+    return self.copy_(_bernoulli(tuple(self.shape), p, self._data.dtype, generator,
+                                 "bernoulli_"))
+
+
+def bernoulli(input: Tensor, p: float | None = None, *, generator: Any = None) -> Tensor:
+    """0 or 1 for each probability in ``input`` (1 with that probability), as
+    ``torch.bernoulli``; with ``p``, every element 1 with probability ``p``. No gradient
+    flows back (PyTorch's is zero).
+
+    >>> tg.bernoulli(tg.tensor([0.0, 1.0]))
+    tensor([0., 1.])
+    """
+    return _bernoulli(tuple(input.shape), input if p is None else p, input.dtype, generator,
+                      "bernoulli")
+
+
+def normal(mean: Any, std: Any = 1.0, size: Any = None, *, generator: Any = None,
+           dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Normal numbers with means ``mean`` and standard deviations ``std`` (tensors that
+    broadcast, or numbers with ``size``), as ``torch.normal``. No gradient flows back to
+    ``mean`` and ``std`` (PyTorch's is zero).
+
+    >>> tg.normal(2.0, 0.5, (3,), generator=tg.Generator().manual_seed(0))
+    """
+    tensors = [x for x in (mean, std) if isinstance(x, Tensor)]
+    if tensors:
+        if size is not None:
+            raise TypeError("normal: size= goes with a float mean and std; a tensor mean or "
+                            "std gives the shape")
+        shape = np.broadcast_shapes(*[t.shape for t in tensors])
+        dt = np.result_type(*[t.dtype for t in tensors])
+    else:
+        if size is None:
+            raise TypeError("normal: with a float mean and std, give size (as torch.normal("
+                            "0.0, 1.0, (3,)))")
+        shape = _shape_arg((size,)) if isinstance(size, (tuple, list)) else (int(size),)
+        dt = dtypes.default_float
+    dt = dtypes.to_dtype(dtype) if dtype is not None else dt
+    if dt.kind != "f":
+        raise TypeError(f"normal: draws floats; mean and std are {dt}")
+    if isinstance(std, Tensor):
+        low = _static_data(std, "normal with a tensor std (its values are checked)")
+        if low.size and not low.min() >= 0:
+            raise ValueRangeError(f"normal expects all elements of std >= 0.0, got "
+                                  f"{low.min()}")
+        std = std.detach()
+    elif not std >= 0:
+        raise ValueRangeError(f"normal expects std >= 0.0, but found std {std}")
+    if isinstance(mean, Tensor):
+        mean = mean.detach()
+    out = (_draw(shape, dt, "normal", generator, "normal") * std + mean).to(dt)
+    return out.requires_grad_() if requires_grad else out
+
+
+def poisson(input: Tensor, generator: Any = None) -> Tensor:
+    """A Poisson count for each rate in ``input`` (floats, as ``torch.poisson``). No
+    gradient flows back (PyTorch's is zero).
+
+    >>> tg.poisson(tg.full((3,), 4.0))   # e.g. tensor([3., 6., 4.])
+    """
+    if input.dtype.kind != "f":
+        raise TypeError(f"poisson: expects a float tensor of rates, got {input.dtype}")
+    rates = input.detach()
+    return apply(P["poisson"], rates, **generator_attrs(generator, "poisson"))
 
 
 def _inplace_of(fn: Any, name: str) -> Any:
@@ -2765,8 +2942,10 @@ def _new_filled(value: int):
 
 def _new_tensor(self: Tensor, data: Any, *, dtype: Any = None, requires_grad: bool = False,
                 device: Any = None) -> Tensor:
-    t = Tensor(data, dtype=dtype if dtype is not None else self.dtype)
-    return _leaf(np.array(t._data, copy=True), requires_grad)
+    from .creation import tensor  # (a copy; of a traced tensor, traced: see tg.tensor)
+
+    return tensor(data, dtype=dtype if dtype is not None else self.dtype,
+                  requires_grad=requires_grad)
 
 
 # ---------------------------------------------------------------- more elementwise math

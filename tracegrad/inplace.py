@@ -32,6 +32,7 @@ from .views import (
     _View,
     _write,
     _write_through,
+    overlap_positions,
 )
 
 # The tensor module (Tensor, apply, _tracer, _forward), read at call time: it imports this one. (Not
@@ -218,7 +219,7 @@ class InPlaceOps:
 
     __slots__ = ()
 
-    def _assign(self, new: "Tensor") -> "Tensor":
+    def _assign(self, new: "Tensor", uniform: bool = False) -> "Tensor":
         """Overwrite this tensor's values with ``new``'s, keeping its identity.
 
         The one place where tensor data is mutated outside graph recording: in-place ops,
@@ -236,10 +237,10 @@ class InPlaceOps:
                 "in-place op: writing a value that requires grad into a tensor that does "
                 "not; use an out-of-place op"
             )
-        _check_writable(self, "op")
+        _check_writable(self, "op", uniform)
         if _tensor._tracer is not None:
             self._trace_write(new)
-        _write(self, new._data, "op")
+        _write(self, new._data, "op", uniform)
         if _tensor._forward is not None:
             _tensor._forward.moved(self, new)
         return self
@@ -255,8 +256,9 @@ class InPlaceOps:
         if type(self._vc) is _SharedVersion:
             _retrace_family(self._vc)
 
-    def _inplace(self, result_fn: Any, source: Any = None) -> "Tensor":
-        """Make ``self`` hold ``result_fn(self)``, keeping its identity.
+    def _inplace(self, result_fn: Any, source: Any = None, uniform: bool = False) -> "Tensor":
+        """Make ``self`` hold ``result_fn(self)``, keeping its identity (``uniform``: the
+        result has one value per memory location, see `views._check_writable`).
 
         Under grad mode, the old node moves to a fresh object and ``self`` becomes the new
         node (PyTorch's rebase); leaves that require grad refuse, as in PyTorch, because their
@@ -264,7 +266,7 @@ class InPlaceOps:
         with views, a detach alias) is written in place; see `_inplace_shared`.
         """
         if not _records(self, source):
-            return self._assign(result_fn(self))
+            return self._assign(result_fn(self), uniform)
         if self._op is None and self.requires_grad:
             if _tensor._tracer is not None:
                 _tensor._tracer.leaf_changed(self)
@@ -274,7 +276,7 @@ class InPlaceOps:
                 "`with tg.no_grad():`, as optimizers do, or use an out-of-place op"
             )
         if type(self._vc) is _SharedVersion:
-            return self._inplace_shared(result_fn)
+            return self._inplace_shared(result_fn, uniform)
         old = _snapshot(self, copy=False)
         since = next(_seqs)
         new = self._checked_result(result_fn(old))
@@ -287,7 +289,7 @@ class InPlaceOps:
         _adopt(self, new)
         return self
 
-    def _inplace_shared(self, result_fn: Any) -> "Tensor":
+    def _inplace_shared(self, result_fn: Any, uniform: bool = False) -> "Tensor":
         """The recorded in-place op on a tensor that shares memory, as PyTorch does it: the
         new values go into the shared memory; the base's node becomes the old base with the
         view's part replaced (`_write_through`, PyTorch's CopySlices); and every view of the
@@ -313,7 +315,7 @@ class InPlaceOps:
                     f"refuses this too, as ambiguous. Make the view under grad mode, or do "
                     f"the in-place op under tg.no_grad() too"
                 )
-        _check_writable(self, "op")
+        _check_writable(self, "op", uniform)
         old = _snapshot(base, copy=True)  # the old values: the recorded graph may read them
         since = next(_seqs)
         new = self._checked_result(result_fn(_replay(old, steps)))
@@ -323,7 +325,7 @@ class InPlaceOps:
                      {id(base): old})
         if _tensor._tracer is not None:
             self._trace_write(new)
-        _write(self, new._data, "op")
+        _write(self, new._data, "op", uniform)
         _adopt(base, new_base)
         _refresh_views(base)
         return self
@@ -421,7 +423,26 @@ class InPlaceOps:
         v = _tensor._operand(value, self)
         if v.ndim:
             raise ShapeError(f"fill_: expects a number or a 0-d tensor, got shape {v.shape}")
-        return self.copy_(v)
+        # (one value everywhere: allowed on an expanded tensor too, as in PyTorch)
+        return self._inplace(lambda s: s._setitem((Ellipsis,), v), v, uniform=True)
+
+    def masked_fill_(self, mask: Any, value: Any) -> "Tensor":
+        """In-place ``masked_fill``. On a tensor two of whose elements are one memory
+        location (expanded), the location is filled where any of them is masked, as
+        PyTorch does (whichever order it visits them in)."""
+        from .functional import masked_fill
+
+        pos = overlap_positions(self)
+        if pos is not None:
+            m = _tensor._static_data(_tensor._operand(mask, self), "masked_fill_ on an "
+                                     "expanded tensor (its mask decides which locations)")
+            hit = np.zeros(int(pos.max()) + 1, bool)
+            np.logical_or.at(hit, pos, np.broadcast_to(m, pos.shape))
+            mask = _tensor._leaf(hit[pos])
+        source = value if isinstance(value, _tensor.Tensor) and value.dtype.kind == "f" \
+            else None
+        return self._inplace(lambda s: masked_fill(s, mask, value), source,
+                             uniform=pos is not None)
 
     def copy_(self, src: Any) -> "Tensor":
         """Overwrite every element with ``src`` (broadcast); gradients flow to ``src``."""
@@ -448,6 +469,22 @@ class InPlaceOps:
 
     def __setitem__(self, index: Any, value: Any) -> None:
         idx, ix = _normalize_index(index)
+        if overlap_positions(self) is not None:  # (expanded, or overlapping windows)
+            v = _tensor._operand(value, self)
+            if v.ndim == 0:  # one value: every location the index reaches gets it
+                def plain(i: Any) -> Any:  # (an index tensor's values pick the region)
+                    return _tensor._static_data(i, "assigning to an expanded tensor "
+                                                "through an index tensor") \
+                        if isinstance(i, _tensor.Tensor) else i
+
+                region = np.zeros(self.shape, bool)
+                region[tuple(map(plain, index)) if isinstance(index, tuple) else
+                       plain(index)] = True
+                self.masked_fill_(_tensor._leaf(region), v)
+                return
+            if not ix:  # as PyTorch: through the part ``index`` selects, refused only if
+                self[index].copy_(value)  # that part overlaps itself
+                return
         self._inplace(lambda s: s._setitem(idx, value, *ix), value)
 
 

@@ -188,8 +188,11 @@ def _optimize(graph: Any, n_user: int) -> Any:
     tracegrad's own backends)."""
     from .compiler.passes import cse, dce, fold_constants, simplify
 
+    def dead(g: Any) -> Any:  # (an exported model keeps no generator: unused draws go)
+        return dce(g, draws=False)
+
     graph.outputs = graph.outputs[:n_user]
-    for step in (dce, cse, fold_constants, simplify, dce):
+    for step in (dead, cse, fold_constants, simplify, dead):
         graph, _ = step(graph)
     return graph
 
@@ -235,7 +238,7 @@ class _Exporter:
     def _refuse_unexportable(self, graph: Any, lines: dict) -> None:
         from .compiler.passes import dce
 
-        live, _ = dce(graph)
+        live, _ = dce(graph, draws=False)
         for node in live.nodes:
             if node.op in ("const", "input") or node.op in self.backend.LOWERINGS:
                 continue

@@ -170,8 +170,7 @@ def strided(t: "Tensor", shape: tuple, strides: tuple, offset: int = 0) -> "Tens
     primitive of its flat view (two view steps from the base, so writes through it reach
     ``t`` and its family, and back). Overlapping elements make a read-only view: an in-place
     op on it is refused (`_check_writable`)."""
-    how = getattr(t, "_view", None)
-    base = how.base if type(how) is _View else t
+    base, _ = _memory(t)  # (through views and detach() aliases: the memory's owner)
     a, b = t._data, base._data
     size = a.itemsize
     if not b.flags.c_contiguous or a.dtype != b.dtype or (
@@ -207,10 +206,16 @@ def _write_through(base: "Tensor", value: "Tensor", steps: tuple) -> "Tensor":
     if len(steps) == 1 and steps[0][0] is P["getitem"]:
         return _tensor.apply(P["setitem"], base, value, index=steps[0][1]["index"])
     shape, n = base._data.shape, base._data.size
-    where = _tensor._leaf(np.ascontiguousarray(_positions(shape, steps)).reshape(-1))
+    pos = np.ascontiguousarray(_positions(shape, steps)).reshape(-1)
     apply = _tensor.apply
-    flat = apply(P["setitem"], apply(P["reshape"], base, shape=(n,)),
-                 apply(P["reshape"], value, shape=(value._data.size,)), where, index=(SLOT,))
+    flat_value = apply(P["reshape"], value, shape=(value._data.size,))
+    first = np.unique(pos, return_index=True)[1]
+    if first.size < pos.size:  # (an overlapping view, written one value per location: each
+        # location once, so that its gradient goes to one of its elements, not to each)
+        pos = pos[first]
+        flat_value = apply(P["getitem"], flat_value, _tensor._leaf(first), index=(SLOT,))
+    flat = apply(P["setitem"], apply(P["reshape"], base, shape=(n,)), flat_value,
+                 _tensor._leaf(pos), index=(SLOT,))
     return apply(P["reshape"], flat, shape=shape)
 
 
@@ -219,30 +224,42 @@ _RESHAPE = P["reshape"]
 
 
 
-def _check_writable(t: "Tensor", op: str) -> None:
+def overlap_positions(t: "Tensor") -> np.ndarray | None:
+    """For a view two of whose elements are one memory location (expanded from a smaller
+    tensor, overlapping windows of unfold or as_strided): each element's position in the
+    memory of the tensor that owns it (C order, ``t``'s shape); None for any other tensor."""
+    a = t._data
+    if a.flags.writeable or type(t._vc) is not _SharedVersion or a.size < 2:
+        return None
+    expanded = any(s == 0 and n > 1 for s, n in zip(a.strides, a.shape))
+    owner, steps = _memory(t)
+    if not expanded and not any(prim is P["as_strided"] for prim, _ in steps):
+        return None
+    pos = _positions(owner._data.shape, steps)
+    return pos if expanded or np.unique(pos).size < pos.size else None
+
+
+def _check_writable(t: "Tensor", op: str, uniform: bool = False) -> None:
     """Refuse an in-place op whose result would be ambiguous or lost: a view in which two
     elements are one memory location (expanded from a smaller tensor, overlapping windows),
-    or read-only memory that a view or alias shares (a copy would part them)."""
+    unless the op writes each location one value whichever of its elements it goes through
+    (``uniform``: fill_, zero_, masked_fill_, as PyTorch allows); or read-only memory that a
+    view or alias shares (a copy would part them)."""
     a = t._data
     if a.flags.writeable or type(t._vc) is not _SharedVersion:
         return
-    if any(s == 0 and n > 1 for s, n in zip(a.strides, a.shape)):
+    if not uniform and overlap_positions(t) is not None:
+        how = "expanded from a smaller one" if any(
+            s == 0 and n > 1 for s, n in zip(a.strides, a.shape)) else \
+            "whose elements overlap in memory (overlapping windows of unfold or as_strided)"
         raise RuntimeError(
-            f"in-place {op} on a tensor of shape {a.shape} expanded from a smaller one: more "
-            f"than one of its elements refers to the same memory location (PyTorch refuses "
-            f"this too); clone() it before the in-place op"
+            f"in-place {op} on a tensor of shape {a.shape} {how}: more than one of its "
+            f"elements refers to the same memory location, so the result would depend on "
+            f"the order they are written in (PyTorch refuses this too, but for fill_, zero_, "
+            f"masked_fill_ and assigning to a part that does not overlap itself); clone() "
+            f"it before the in-place op"
         )
-    owner, steps = _memory(t)
-    if a.size > 1 and any(prim is P["as_strided"] for prim, _ in steps):
-        pos = _positions(owner._data.shape, steps).reshape(-1)
-        if np.unique(pos).size < pos.size:
-            raise RuntimeError(
-                f"in-place {op} on a tensor of shape {a.shape} whose elements overlap in "
-                f"memory (overlapping windows of unfold or as_strided): more than one of its "
-                f"elements refers to the same memory location, so the result would depend on "
-                f"the order the elements are visited in (PyTorch's does); clone() it before "
-                f"the in-place op"
-            )
+    owner, _ = _memory(t)
     if not owner._data.flags.writeable:
         raise RuntimeError(
             f"in-place {op} on a tensor of shape {a.shape} whose memory is read-only (a "
@@ -251,16 +268,16 @@ def _check_writable(t: "Tensor", op: str) -> None:
         )
 
 
-def _write(t: "Tensor", values: np.ndarray, op: str) -> None:
+def _write(t: "Tensor", values: np.ndarray, op: str, uniform: bool = False) -> None:
     """Store ``values`` into ``t``'s memory (so its base and views see them), count the change
-    and, under detect_anomaly, check it."""
+    and, under detect_anomaly, check it (``uniform``: see `_check_writable`)."""
     a = t._data
     if a.flags.writeable:
         np.copyto(a, values, casting="same_kind")
     elif type(t._vc) is not _SharedVersion:  # read-only memory of its own: a private copy
         t._data = np.array(np.broadcast_to(values, a.shape), dtype=a.dtype)
     else:  # a view NumPy made read-only (expand): through its base's memory
-        _check_writable(t, op)
+        _check_writable(t, op, uniform)
         owner, steps = _memory(t)
         owner._data.flat[_positions(owner._data.shape, steps).reshape(-1)] = \
             np.broadcast_to(values, a.shape).reshape(-1)

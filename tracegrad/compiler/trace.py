@@ -849,11 +849,10 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
         new = tuple(made) if type(value) is tuple else made[0]
         replaced.append((d, key, value, new))
         d[key] = new
-    generator = rng.generator()
-    random_state = generator.bit_generator.state  # tracing must not use up random numbers
     tensor_mod._tracer = tracer
     try:
-        with np.errstate(all="ignore"):
+        # (tracing must not use up random numbers: the compiled program draws them)
+        with np.errstate(all="ignore"), rng.drawing_aside():
             result = fn(*args2, **kwargs2)
             check_containers_unchanged(fn, layout, container_layout(args2, kwargs2))
             grads = []
@@ -880,8 +879,6 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
             if d.get(key) is t:
                 d[key] = value
         tracer.restore()
-        rng._state["rng"] = generator
-        generator.bit_generator.state = random_state
     plan = alias_plan(capture)
     if plan is not None and overlapping([leaf for _, leaf in flatten_args(args, kwargs)
                                          if id(leaf) in table], plan):

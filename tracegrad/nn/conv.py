@@ -1,4 +1,4 @@
-"""Convolution layers: `Conv1d`, `ConvTranspose1d`, `ConvTranspose2d` here, `Conv2d` in
+"""Convolution layers: `Conv1d`, `Conv3d` and `ConvTranspose1d`/`2d`/`3d` here, `Conv2d` in
 `layers.py`, all on `_ConvNd`.
 
 PyTorch's arguments, parameter shapes and default initialisation, so a PyTorch state dict
@@ -118,6 +118,18 @@ class Conv1d(_ConvNd):
     _fn = staticmethod(F.conv1d)
 
 
+class Conv3d(_ConvNd):
+    """3-d convolution over (N, C_in, D, H, W) inputs; weight (C_out, C_in/groups, kd, kh, kw).
+
+    >>> conv = tg.nn.Conv3d(2, 4, kernel_size=3, padding=1)
+    >>> conv(tg.randn(1, 2, 5, 6, 7)).shape
+    (1, 4, 5, 6, 7)
+    """
+
+    _nd = 3
+    _fn = staticmethod(F.conv3d)
+
+
 class _ConvTransposeNd(_ConvNd):
     """PyTorch's transposed convolution layers: its argument order (output_padding after
     padding, dilation last), weight (C_in, C_out / groups, *kernel), and ``forward(x,
@@ -187,4 +199,17 @@ class ConvTranspose2d(_ConvTransposeNd):
     _fn = staticmethod(spatial.conv_transpose2d)
 
 
-__all__ = ["Conv1d", "ConvTranspose1d", "ConvTranspose2d"]
+class ConvTranspose3d(_ConvTransposeNd):
+    """Transposed 3-d convolution over (N, C_in, D, H, W); weight (C_in, C_out/groups, kd, kh,
+    kw).
+
+    >>> up = tg.nn.ConvTranspose3d(4, 2, kernel_size=2, stride=2)
+    >>> up(tg.randn(1, 4, 3, 3, 3)).shape
+    (1, 2, 6, 6, 6)
+    """
+
+    _nd = 3
+    _fn = staticmethod(spatial.conv_transpose3d)
+
+
+__all__ = ["Conv1d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]

@@ -32,3 +32,7 @@ from .spatial import __all__ as _spatial
 # (a new list: tracegrad.functional.__all__ stays that module's own)
 __all__ = [*__all__, *_losses, "embedding_bag", *_normalization, *_activation, *_distance,
            *_dropout, *_spatial]
+from .sampling import *  # noqa: E402,F401,F403
+from .sampling import __all__ as _sampling  # noqa: E402
+
+__all__ += _sampling

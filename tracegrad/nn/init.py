@@ -1,4 +1,5 @@
-"""Weight initialisations, in place, as ``torch.nn.init`` (random numbers from tg.manual_seed).
+"""Weight initialisations, in place, as ``torch.nn.init`` (random numbers from ``generator=``,
+else tg.manual_seed's global generator; drawn in Python, so not inside a compiled function).
 
 >>> w = tg.nn.Parameter(tg.zeros(16, 8))
 >>> tg.nn.init.kaiming_uniform_(w, a=5 ** 0.5)   # what Linear does by default
@@ -7,11 +8,12 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 
-from ..rng import generator
+from ..rng import python_side_rng
 from ..tensor import Tensor, _bump
 
 
@@ -55,12 +57,12 @@ def _fan(t: Tensor, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
-def uniform_(t: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
-    return _fill(t, generator().uniform(a, b, t.shape))
+def uniform_(t: Tensor, a: float = 0.0, b: float = 1.0, generator: Any = None) -> Tensor:
+    return _fill(t, python_side_rng(generator, "nn.init.uniform_").uniform(a, b, t.shape))
 
 
-def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
-    return _fill(t, generator().normal(mean, std, t.shape))
+def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> Tensor:
+    return _fill(t, python_side_rng(generator, "nn.init.normal_").normal(mean, std, t.shape))
 
 
 def constant_(t: Tensor, val: float) -> Tensor:
@@ -75,28 +77,28 @@ def ones_(t: Tensor) -> Tensor:
     return constant_(t, 1.0)
 
 
-def xavier_uniform_(t: Tensor, gain: float = 1.0) -> Tensor:
+def xavier_uniform_(t: Tensor, gain: float = 1.0, generator: Any = None) -> Tensor:
     fan_in, fan_out = _calculate_fan_in_and_fan_out(t)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
-    return uniform_(t, -bound, bound)
+    return uniform_(t, -bound, bound, generator)
 
 
-def xavier_normal_(t: Tensor, gain: float = 1.0) -> Tensor:
+def xavier_normal_(t: Tensor, gain: float = 1.0, generator: Any = None) -> Tensor:
     fan_in, fan_out = _calculate_fan_in_and_fan_out(t)
-    return normal_(t, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+    return normal_(t, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator)
 
 
 def kaiming_uniform_(t: Tensor, a: float = 0.0, mode: str = "fan_in",
-                     nonlinearity: str = "leaky_relu") -> Tensor:
+                     nonlinearity: str = "leaky_relu", generator: Any = None) -> Tensor:
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(t, mode))
     bound = math.sqrt(3.0) * std
-    return uniform_(t, -bound, bound)
+    return uniform_(t, -bound, bound, generator)
 
 
 def kaiming_normal_(t: Tensor, a: float = 0.0, mode: str = "fan_in",
-                    nonlinearity: str = "leaky_relu") -> Tensor:
+                    nonlinearity: str = "leaky_relu", generator: Any = None) -> Tensor:
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(t, mode))
-    return normal_(t, 0.0, std)
+    return normal_(t, 0.0, std, generator)
 
 
 def _default_bias_bound(weight: Any) -> float:
@@ -111,3 +113,107 @@ def default_reset(weight: Any, bias: Any) -> None:
     if bias is not None:
         b = _default_bias_bound(weight)
         uniform_(bias, -b, b)
+
+
+def trunc_normal_(t: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
+                  b: float = 2.0, generator: Any = None) -> Tensor:
+    """Normal(mean, std) values conditioned on ``a <= x <= b`` (absolute bounds, as in
+    torch). Drawn by rejection: out-of-range values are drawn again.
+
+    >>> tg.nn.init.trunc_normal_(w, std=0.02)    # ViT/GPT style
+    """
+    if not a < b:
+        raise ValueError(f"trunc_normal_: needs a < b, got a={a}, b={b}")
+    g = python_side_rng(generator, "nn.init.trunc_normal_")
+    # P(a <= X <= b): how many draws on average give one accepted value.
+    accept = 0.5 * (math.erf((b - mean) / (std * math.sqrt(2)))
+                    - math.erf((a - mean) / (std * math.sqrt(2))))
+    if accept < 1e-6:
+        raise ValueError(
+            f"trunc_normal_: [a, b] = [{a}, {b}] holds a fraction {accept:.1e} of "
+            f"Normal({mean}, {std}); put the bounds nearer the mean")
+    out = g.normal(mean, std, t.shape)
+    bad = (out < a) | (out > b)
+    while bad.any():
+        out[bad] = g.normal(mean, std, int(bad.sum()))
+        bad = (out < a) | (out > b)
+    return _fill(t, out)
+
+
+def orthogonal_(t: Tensor, gain: float = 1.0, generator: Any = None) -> Tensor:
+    """A (semi-)orthogonal matrix, of the tensor flattened to (shape[0], rest), as in torch:
+    the Q of a QR decomposition of a Gaussian matrix, signs fixed by R's diagonal.
+
+    >>> tg.nn.init.orthogonal_(w)    # w @ w.T == I when w has no more rows than columns
+    """
+    if t.ndim < 2:
+        raise ValueError(f"orthogonal_: needs a tensor with at least 2 dimensions, got shape "
+                         f"{t.shape}")
+    if t.numel() == 0:
+        return t
+    rows = t.shape[0]
+    cols = t.numel() // rows
+    flat = python_side_rng(generator, "nn.init.orthogonal_").normal(0.0, 1.0, (rows, cols))
+    if rows < cols:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)
+    q = q * np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return _fill(t, gain * q.reshape(t.shape))
+
+
+def eye_(t: Tensor) -> Tensor:
+    """The identity matrix, in a 2-d tensor (ones on the diagonal of a rectangle too)."""
+    if t.ndim != 2:
+        raise ValueError(f"eye_: needs a 2-d tensor, got shape {t.shape}")
+    return _fill(t, np.eye(*t.shape))
+
+
+def dirac_(t: Tensor, groups: int = 1) -> Tensor:
+    """A convolution weight (3-, 4- or 5-d) that passes its input through: in each of
+    ``groups`` groups, output channel d copies input channel d at the kernel's centre."""
+    if t.ndim not in (3, 4, 5):
+        raise ValueError(f"dirac_: needs a 3-, 4- or 5-d tensor, got shape {t.shape}")
+    if t.shape[0] % groups:
+        raise ValueError(f"dirac_: dim 0 ({t.shape[0]}) must be divisible by groups "
+                         f"({groups})")
+    per_group = t.shape[0] // groups
+    out = np.zeros(t.shape)
+    centre = tuple(k // 2 for k in t.shape[2:])
+    for g in range(groups):
+        for d in range(min(per_group, t.shape[1])):
+            out[(g * per_group + d, d) + centre] = 1
+    return _fill(t, out)
+
+
+def sparse_(t: Tensor, sparsity: float, std: float = 0.01, generator: Any = None) -> Tensor:
+    """Normal(0, std) values with a fraction ``sparsity`` of each column set to zero
+    (``ceil(sparsity * rows)`` rows chosen at random per column), in a 2-d tensor."""
+    if t.ndim != 2:
+        raise ValueError(f"sparse_: needs a 2-d tensor, got shape {t.shape}")
+    rows, cols = t.shape
+    g = python_side_rng(generator, "nn.init.sparse_")
+    out = g.normal(0.0, std, (rows, cols))
+    zeros = math.ceil(sparsity * rows)
+    for c in range(cols):
+        out[g.permutation(rows)[:zeros], c] = 0
+    return _fill(t, out)
+
+
+def _deprecated(fn: Any) -> Any:
+    """torch's old name without the underscore, which warns and calls the new one."""
+    def old(*args: Any, **kwargs: Any) -> Any:
+        warnings.warn(f"nn.init.{old.__name__} is deprecated in favor of "
+                      f"nn.init.{fn.__name__}", FutureWarning, stacklevel=2)
+        return fn(*args, **kwargs)
+
+    old.__name__ = old.__qualname__ = fn.__name__.rstrip("_")
+    old.__doc__ = f"Deprecated: use ``{fn.__name__}``."
+    return old
+
+
+uniform, normal, constant, eye, dirac, xavier_uniform, xavier_normal, kaiming_uniform, \
+    kaiming_normal, orthogonal, sparse = map(_deprecated, (
+        uniform_, normal_, constant_, eye_, dirac_, xavier_uniform_, xavier_normal_,
+        kaiming_uniform_, kaiming_normal_, orthogonal_, sparse_))

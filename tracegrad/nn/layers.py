@@ -505,6 +505,8 @@ class MaxPool2d(Module):
     """`F.max_pool2d` as a layer, PyTorch's arguments in its order (``return_indices``: the
     output and the flat index of each window's maximum, for `MaxUnpool2d`)."""
 
+    _fn = staticmethod(F.max_pool2d)
+
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
                  dilation: Any = 1, return_indices: bool = False, ceil_mode: bool = False):
         super().__init__()
@@ -513,8 +515,8 @@ class MaxPool2d(Module):
         self.return_indices = return_indices
 
     def forward(self, x: Tensor) -> Any:
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
-                            self.ceil_mode, self.return_indices)
+        return type(self)._fn(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                              self.ceil_mode, self.return_indices)
 
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, "
@@ -523,6 +525,8 @@ class MaxPool2d(Module):
 
 class AvgPool2d(Module):
     """`F.avg_pool2d` as a layer, PyTorch's arguments in its order."""
+
+    _fn = staticmethod(F.avg_pool2d)
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
                  ceil_mode: bool = False, count_include_pad: bool = True,
@@ -533,8 +537,8 @@ class AvgPool2d(Module):
         self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                            self.count_include_pad, self.divisor_override)
+        return type(self)._fn(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                              self.count_include_pad, self.divisor_override)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -543,9 +547,24 @@ class AvgPool2d(Module):
 class MaxPool1d(MaxPool2d):
     """`F.max_pool1d` over (N, C, L) inputs, PyTorch's arguments."""
 
-    def forward(self, x: Tensor) -> Any:
-        return F.max_pool1d(x, self.kernel_size, self.stride, self.padding, self.dilation,
-                            self.ceil_mode, self.return_indices)
+    _fn = staticmethod(F.max_pool1d)
+
+
+class MaxPool3d(MaxPool2d):
+    """`F.max_pool3d` over (N, C, D, H, W) inputs, PyTorch's arguments.
+
+    >>> tg.nn.MaxPool3d(2)(tg.randn(1, 3, 4, 4, 4)).shape
+    (1, 3, 2, 2, 2)
+    """
+
+    _fn = staticmethod(F.max_pool3d)
+
+
+class AvgPool3d(AvgPool2d):
+    """`F.avg_pool3d` over (N, C, D, H, W) inputs, PyTorch's arguments (``divisor_override``
+    too)."""
+
+    _fn = staticmethod(F.avg_pool3d)
 
 
 class AvgPool1d(AvgPool2d):
@@ -697,7 +716,7 @@ for _name, _fn, _params, _doc in _STATELESS:
 __all__ = ["Linear", "Conv2d", "Embedding", "LayerNorm", "BatchNorm1d", "BatchNorm2d",
            "GroupNorm", "Dropout", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten",
            "Unflatten", "Identity", "CosineSimilarity"] + [n for n, *_ in _STATELESS]
-__all__ += ["MaxPool1d", "AvgPool1d"]
+__all__ += ["MaxPool1d", "AvgPool1d", "MaxPool3d", "AvgPool3d"]
 __all__ += ["BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "RMSNorm",
             "LocalResponseNorm"]
 __all__ += ["PReLU", "RReLU", "Softmax2d"]

@@ -122,6 +122,19 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
                            dilation, 2, "conv_transpose2d")
 
 
+def conv_transpose3d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
+                     stride: Any = 1, padding: Any = 0, output_padding: Any = 0,
+                     groups: int = 1, dilation: Any = 1) -> Tensor:
+    """Transposed 3-d convolution, PyTorch's arguments: ``input`` (N, C_in, D, H, W) or
+    (C_in, D, H, W), ``weight`` (C_in, C_out / groups, kd, kh, kw).
+
+    >>> conv_transpose3d(tg.ones(1, 2, 3, 3, 3), tg.ones(2, 1, 2, 2, 2), stride=2).shape
+    (1, 1, 6, 6, 6)
+    """
+    return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups,
+                           dilation, 3, "conv_transpose3d")
+
+
 
 # ---------------------------------------------------------------- interpolation
 #
@@ -150,15 +163,16 @@ def _nearest_taps(n_in: int, n_out: int, scale: float | None, exact: bool,
     return idx[:, None], None
 
 
-def _cubic_weights(t: np.ndarray, a: float = -0.75) -> np.ndarray:
-    """Keys' cubic convolution weights of the 4 rows around a point ``t`` past the second."""
+def _cubic_weights(t: Any, a: float = -0.75) -> tuple:
+    """Keys' cubic convolution weights of the 4 rows around a point ``t`` past the second
+    (arithmetic only: ``t`` an array, or a tensor for weights that differentiate)."""
     def near(x):  # |x| <= 1
         return ((a + 2) * x - (a + 3)) * x * x + 1
 
     def far(x):  # 1 < |x| < 2
         return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
 
-    return np.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], axis=1)
+    return far(t + 1), near(t), near(1 - t), far(2 - t)
 
 
 def _linear_taps(n_in: int, n_out: int, scale: float | None, align_corners: bool,
@@ -174,7 +188,7 @@ def _linear_taps(n_in: int, n_out: int, scale: float | None, align_corners: bool
     t = np.clip(src - i0, 0.0, 1.0)
     if cubic:
         idx = np.clip(i0[:, None] + np.arange(-1, 3), 0, n_in - 1)
-        return idx, _cubic_weights(t)
+        return idx, np.stack(_cubic_weights(t), axis=1)
     return np.stack([i0, np.minimum(i0 + 1, n_in - 1)], 1), np.stack([1 - t, t], 1)
 
 
@@ -510,21 +524,11 @@ def max_pool2d_with_indices(input: Tensor, kernel_size: Any, stride: Any = None,
     return F.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
 
 
-def _output_sizes(x: Tensor, output_size: Any, nd: int, op: str) -> tuple:
-    dims = "L" if nd == 1 else "H, W"
-    if not isinstance(x, Tensor) or x.ndim not in (nd + 1, nd + 2):
-        raise ShapeError(f"{op}: expects input (N, C, {dims}) or (C, {dims}), got "
-                         f"{getattr(x, 'shape', type(x).__name__)}")
-    sizes = (output_size,) * nd if output_size is None or isinstance(
-        output_size, (int, np.integer)) else tuple(output_size)
-    if len(sizes) != nd:
-        raise ValueError(f"{op}: output_size must be an int or a tuple of {nd}, got "
-                         f"{output_size!r}")
-    sizes = tuple(n if o is None else o for o, n in zip(sizes, x.shape[-nd:]))
-    if builtins.any(not isinstance(o, (int, np.integer)) or o < 1 for o in sizes):
-        raise ValueError(f"{op}: output_size must be positive ints (or None for 'keep'), "
-                         f"got {output_size!r}")
-    return tuple(int(o) for o in sizes)
+def max_pool3d_with_indices(input: Tensor, kernel_size: Any, stride: Any = None,
+                            padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False,
+                            return_indices: bool = False) -> tuple:
+    """``max_pool3d(..., return_indices=True)``: (values, flat indices into D*H*W)."""
+    return F.max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
 
 
 def adaptive_avg_pool1d(input: Tensor, output_size: Any) -> Tensor:
@@ -534,8 +538,17 @@ def adaptive_avg_pool1d(input: Tensor, output_size: Any) -> Tensor:
     >>> adaptive_avg_pool1d(tg.tensor([[[1.0, 2.0, 3.0]]]), 2).tolist()
     [[[1.5, 2.5]]]
     """
-    (out,) = _output_sizes(input, output_size, 1, "adaptive_avg_pool1d")
-    return F._adaptive_avg(input, input.ndim - 1, out)
+    return F._adaptive_avg_pool(input, output_size, 1, "adaptive_avg_pool1d")
+
+
+def adaptive_avg_pool3d(input: Tensor, output_size: Any) -> Tensor:
+    """Average (N, C, D, H, W) or (C, D, H, W) down to ``output_size`` (an int or a triple,
+    None keeping a side), PyTorch's windows one dimension at a time.
+
+    >>> adaptive_avg_pool3d(tg.arange(8.0).reshape(1, 1, 2, 2, 2), 1).flatten().tolist()
+    [3.5]
+    """
+    return F._adaptive_avg_pool(input, output_size, 3, "adaptive_avg_pool3d")
 
 
 def _adaptive_windows(n: int, out: int) -> np.ndarray:
@@ -549,7 +562,7 @@ def _adaptive_windows(n: int, out: int) -> np.ndarray:
 
 def _adaptive_max(x: Tensor, output_size: Any, return_indices: bool, nd: int,
                   op: str) -> Any:
-    sizes = _output_sizes(x, output_size, nd, op)
+    sizes = F._output_sizes(x, output_size, nd, op)
     if x.ndim == nd + 1:
         y = _adaptive_max(x.unsqueeze(0), sizes, return_indices, nd, op)
         return tuple(t.squeeze(0) for t in y) if return_indices else y.squeeze(0)
@@ -607,12 +620,38 @@ def adaptive_max_pool2d(input: Tensor, output_size: Any, return_indices: bool = 
     return _adaptive_max(input, output_size, return_indices, 2, "adaptive_max_pool2d")
 
 
+def adaptive_max_pool3d(input: Tensor, output_size: Any, return_indices: bool = False) -> Any:
+    """Maximum of (N, C, D, H, W) or (C, D, H, W) over adaptive windows; ``output_size`` an
+    int or a triple (None keeps a side); ``return_indices`` also gives flat indices into
+    D*H*W."""
+    return _adaptive_max(input, output_size, return_indices, 3, "adaptive_max_pool3d")
+
+
+def adaptive_max_pool1d_with_indices(input: Tensor, output_size: Any,
+                                     return_indices: bool = False) -> tuple:
+    """``adaptive_max_pool1d(..., return_indices=True)``: (values, indices)."""
+    return _adaptive_max(input, output_size, True, 1, "adaptive_max_pool1d")
+
+
+def adaptive_max_pool2d_with_indices(input: Tensor, output_size: Any,
+                                     return_indices: bool = False) -> tuple:
+    """``adaptive_max_pool2d(..., return_indices=True)``: (values, flat indices into H*W)."""
+    return _adaptive_max(input, output_size, True, 2, "adaptive_max_pool2d")
+
+
+def adaptive_max_pool3d_with_indices(input: Tensor, output_size: Any,
+                                     return_indices: bool = False) -> tuple:
+    """``adaptive_max_pool3d(..., return_indices=True)``: (values, flat indices into
+    D*H*W)."""
+    return _adaptive_max(input, output_size, True, 3, "adaptive_max_pool3d")
+
+
 def _max_unpool(x: Tensor, indices: Tensor, kernel_size: Any, stride: Any, padding: Any,
                 output_size: Any, nd: int, op: str) -> Tensor:
     k = _spatial_tuple(kernel_size, nd, "kernel_size", op, 1)
     s = k if stride is None else _spatial_tuple(stride, nd, "stride", op, 1)
     p = _spatial_tuple(padding, nd, "padding", op)
-    dims = "L" if nd == 1 else "H, W"
+    dims = F._dims(nd)
     if not isinstance(x, Tensor) or x.ndim not in (nd + 1, nd + 2):
         raise ShapeError(f"{op}: expects input (N, C, {dims}) or (C, {dims}), got "
                          f"{getattr(x, 'shape', type(x).__name__)}")
@@ -667,13 +706,20 @@ def max_unpool2d(input: Tensor, indices: Tensor, kernel_size: Any, stride: Any =
                        "max_unpool2d")
 
 
+def max_unpool3d(input: Tensor, indices: Tensor, kernel_size: Any, stride: Any = None,
+                 padding: Any = 0, output_size: Any = None) -> Tensor:
+    """The inverse of `max_pool3d`: each value written at its flat index into D*H*W."""
+    return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 3,
+                       "max_unpool3d")
+
+
 def _lp_pool(x: Tensor, norm_type: float, kernel_size: Any, stride: Any, ceil_mode: bool,
              nd: int) -> Tensor:
     # PyTorch's formula: (the windows' mean of x**p, times the kernel size) ** (1/p), with
     # its sign * relu(abs) guard
-    k = F._tuple(kernel_size, nd, "kernel_size", f"lp_pool{nd}d")
-    pool = F.avg_pool1d if nd == 1 else F.avg_pool2d
-    out = pool(x ** norm_type, k, stride, 0, ceil_mode=ceil_mode)
+    op = f"lp_pool{nd}d"
+    k = F._tuple(kernel_size, nd, "kernel_size", op)
+    out = F._avg_pool(x ** norm_type, k, stride, 0, True, ceil_mode, None, nd, op)
     return (out.sign() * F.relu(out.abs()) * math.prod(k)) ** (1.0 / norm_type)
 
 
@@ -694,8 +740,17 @@ def lp_pool2d(input: Tensor, norm_type: float, kernel_size: Any, stride: Any = N
     return _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, 2)
 
 
+def lp_pool3d(input: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
+              ceil_mode: bool = False) -> Tensor:
+    """The p-norm of each window of (N, C, D, H, W) or (C, D, H, W)."""
+    return _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, 3)
+
+
 __all__ = ["conv_transpose1d", "conv_transpose2d", "interpolate", "upsample", "upsample_nearest",
            "upsample_bilinear", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "unfold",
            "fold", "max_pool1d_with_indices", "max_pool2d_with_indices", "adaptive_avg_pool1d",
            "adaptive_max_pool1d", "adaptive_max_pool2d", "max_unpool1d", "max_unpool2d",
-           "lp_pool1d", "lp_pool2d"]
+           "lp_pool1d", "lp_pool2d", "conv_transpose3d", "max_pool3d_with_indices",
+           "adaptive_avg_pool3d", "adaptive_max_pool3d", "adaptive_max_pool1d_with_indices",
+           "adaptive_max_pool2d_with_indices", "adaptive_max_pool3d_with_indices",
+           "max_unpool3d", "lp_pool3d"]

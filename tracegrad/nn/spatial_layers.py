@@ -124,6 +124,14 @@ AdaptiveMaxPool2d = _layer("AdaptiveMaxPool2d", spatial.adaptive_max_pool2d,
                            (("output_size", _REQUIRED), ("return_indices", False)),
                            "Maximum of (N, C, H, W) over adaptive windows: "
                            "`F.adaptive_max_pool2d`.", shown=1)
+AdaptiveAvgPool3d = _layer("AdaptiveAvgPool3d", spatial.adaptive_avg_pool3d,
+                           (("output_size", _REQUIRED),),
+                           "Average (N, C, D, H, W) down to ``output_size``: "
+                           "`F.adaptive_avg_pool3d`.")
+AdaptiveMaxPool3d = _layer("AdaptiveMaxPool3d", spatial.adaptive_max_pool3d,
+                           (("output_size", _REQUIRED), ("return_indices", False)),
+                           "Maximum of (N, C, D, H, W) over adaptive windows: "
+                           "`F.adaptive_max_pool3d`.", shown=1)
 LPPool1d = _layer("LPPool1d", spatial.lp_pool1d,
                   (("norm_type", _REQUIRED), ("kernel_size", _REQUIRED), ("stride", None),
                    ("ceil_mode", False)),
@@ -132,6 +140,10 @@ LPPool2d = _layer("LPPool2d", spatial.lp_pool2d,
                   (("norm_type", _REQUIRED), ("kernel_size", _REQUIRED), ("stride", None),
                    ("ceil_mode", False)),
                   "The p-norm of each window of (N, C, H, W): `F.lp_pool2d`.")
+LPPool3d = _layer("LPPool3d", spatial.lp_pool3d,
+                  (("norm_type", _REQUIRED), ("kernel_size", _REQUIRED), ("stride", None),
+                   ("ceil_mode", False)),
+                  "The p-norm of each window of (N, C, D, H, W): `F.lp_pool3d`.")
 
 
 class _MaxUnpoolNd(Module):
@@ -175,7 +187,14 @@ class MaxUnpool2d(_MaxUnpoolNd):
     _fn = staticmethod(spatial.max_unpool2d)
 
 
+class MaxUnpool3d(_MaxUnpoolNd):
+    """`F.max_unpool3d`: values back at the indices `max_pool3d` returned, zeros elsewhere."""
+
+    _nd = 3
+    _fn = staticmethod(spatial.max_unpool3d)
+
+
 __all__ = ["Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle",
            "PixelUnshuffle", "ChannelShuffle", "Unfold", "Fold", "AdaptiveAvgPool1d",
            "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "LPPool1d", "LPPool2d", "MaxUnpool1d",
-           "MaxUnpool2d"]
+           "MaxUnpool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool3d", "LPPool3d", "MaxUnpool3d"]

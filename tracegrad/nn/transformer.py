@@ -30,7 +30,9 @@ def _additive(mask: Any, dtype: np.dtype, what: str) -> Tensor:
     """A mask as scores to add: bool True -> -inf, a float mask as it is."""
     m = mask if isinstance(mask, Tensor) else Tensor(mask)
     if m.dtype == np.bool_:
-        return _leaf(np.where(m.numpy(), -np.inf, 0.0).astype(dtype))
+        # (tensor ops, not NumPy on its values: a mask passed to a compiled function is an
+        # input of the program)
+        return _leaf(np.zeros(m.shape, dtype)).masked_fill(m, -np.inf)
     if m.dtype.kind != "f":
         raise TypeError(f"MultiheadAttention: {what} must be bool or float, got {m.dtype}")
     return m.to(dtype)

@@ -383,21 +383,27 @@ register("cast", "elementwise", _cast_forward, _cast_infer, _cast_vjp,
 
 
 # ---------------------------------------------------------------- random numbers
-# A primitive with no inputs, so a compiled program draws fresh numbers on every run.
+# Primitives that draw, so a compiled program draws fresh numbers on every run, from the
+# generator (attribute ``generator``: a tg.Generator; left out for the global one) as eager
+# code does (rng.numpy_rng: copies while tracing).
 
 
-def _rand_forward(*, shape, dtype, dist, low=0, high=1):
-    from ..rng import generator
+def _rand_forward(*, shape, dtype, dist, low=0, high=1, generator=None):
+    from ..rng import numpy_rng
 
-    g = generator()
+    g = numpy_rng(generator, "rand")
     if dist == "integers":  # in [low, high)
-        draw = g.integers(low, high, size=shape)
-    else:
-        draw = g.random(shape) if dist == "uniform" else g.standard_normal(shape)
-    return draw.astype(dtype, copy=False)
+        return g.integers(low, high, size=shape).astype(dtype, copy=False)
+    if dist == "normal":
+        return g.standard_normal(shape).astype(dtype, copy=False)
+    draw = g.random(shape)
+    out = draw.astype(dtype, copy=False)
+    if out is not draw:  # [0, 1) still: a float64 just below 1 rounds up to a float32 1.0
+        np.minimum(out, np.nextafter(out.dtype.type(1), out.dtype.type(0)), out=out)
+    return out
 
 
-def _rand_infer(*, shape, dtype, dist, low=0, high=1):
+def _rand_infer(*, shape, dtype, dist, low=0, high=1, generator=None):
     if dist not in ("uniform", "normal", "integers"):
         raise ValueError(f"rand: dist must be 'uniform', 'normal' or 'integers', got {dist!r}")
     if dist == "integers" and not low < high:
@@ -406,3 +412,22 @@ def _rand_infer(*, shape, dtype, dist, low=0, high=1):
 
 
 register("rand", "random", _rand_forward, _rand_infer, None, inputs="", facts="random")
+
+
+def _poisson_forward(rate, *, generator=None):
+    from ..rng import numpy_rng
+
+    if not (rate >= 0).all():  # (checked when it runs: in compiled code too)
+        raise ValueError("poisson: invalid Poisson rate, expected rate to be non-negative")
+    return numpy_rng(generator, "poisson").poisson(rate).astype(rate.dtype, copy=False)
+
+
+def _poisson_infer(rate, *, generator=None):
+    if rate.dtype.kind != "f":
+        raise TypeError(f"poisson: expects a float tensor of rates, got {rate.dtype}")
+    return tuple(rate.shape), rate.dtype
+
+
+# (no gradient: PyTorch's is zero)
+register("poisson", "random", _poisson_forward, _poisson_infer, None, inputs="rate",
+         facts="random")

@@ -9,12 +9,12 @@ operation by operation, so float64 runs agree with PyTorch to rounding.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, Iterable
 
 import numpy as np
 
+from ..combine import where as tg_where
 from ..tensor import Tensor, _leaf
 from .optimizer import (
     Optimizer,
@@ -22,7 +22,6 @@ from .optimizer import (
     _at_least_zero,
     _betas,
     _number,
-    _show,
     _step_count,
     _zeros_like,
 )
@@ -186,24 +185,11 @@ class NAdam(Optimizer):
               "decoupled_weight_decay": ("True or False", _a_flag)}
 
     def _state_rules(self, group: Mapping) -> tuple[set, set]:
-        return {"step", "exp_avg", "exp_avg_sq"}, {"exp_avg", "exp_avg_sq"}
+        return {"step", "exp_avg", "exp_avg_sq", "mu_product"}, {"exp_avg", "exp_avg_sq"}
 
-    def _checked_state(self, where: str, st: Mapping, p: Tensor, group: Mapping,
-                       problems: list) -> dict | None:
-        # mu_product is a scalar (the product of the momentum coefficients so far), not a
-        # tensor of the parameter's shape: checked here, the rest by the shared rules.
-        rest = {k: v for k, v in st.items() if k != "mu_product"}
-        entry = super()._checked_state(where, rest, p, group, problems)
-        if not st:
-            return entry
-        mu = _number(st.get("mu_product"))
-        if mu is None or not math.isfinite(mu) or not 0.0 < mu <= 1.0:
-            problems.append((ValueError, f"{where}['mu_product'] must be a number in (0, 1], "
-                                         f"got {_show(st.get('mu_product'))}"))
-            return None
-        if entry is not None:
-            entry["mu_product"] = _leaf(np.array(mu, dtype=np.float64))
-        return entry
+    def _scalar_state_rules(self) -> dict[str, tuple[str, Any]]:
+        # the product of the momentum coefficients so far
+        return {"mu_product": ("a number in (0, 1]", lambda mu: 0.0 < mu <= 1.0)}
 
     def _update(self, p: Tensor, grad: Tensor, group: dict, state: dict) -> None:
         b1, b2 = group["betas"]
@@ -231,3 +217,140 @@ class NAdam(Optimizer):
         c_avg = (mu_next * -lr / (1.0 - mu_product * mu_next)).to(p.dtype)
         p._assign(p + (g / denom) * c_grad)
         p._assign(p + (m / denom) * c_avg)
+
+
+def _unit_interval(v: Any) -> Any:
+    x = _number(v)
+    return TypeError if x is None else 0.0 <= x <= 1.0
+
+
+def _etas(v: Any) -> Any:
+    if not isinstance(v, (tuple, list)) or len(v) != 2 or None in map(_number, v):
+        return TypeError
+    return 0.0 < _number(v[0]) < 1.0 < _number(v[1])
+
+
+def _step_sizes(v: Any) -> Any:
+    if not isinstance(v, (tuple, list)) or len(v) != 2 or None in map(_number, v):
+        return TypeError
+    return 0.0 <= _number(v[0]) <= _number(v[1])
+
+
+class RAdam(Optimizer):
+    """Rectified Adam (Liu et al.): plain momentum SGD while the second moment's estimate
+    is too young to trust (rho_t <= 5), Adam with a variance rectification after;
+    ``decoupled_weight_decay=True`` decays weights as AdamW does.
+
+    >>> opt = tg.optim.RAdam(model.parameters(), lr=1e-3)
+    """
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, decoupled_weight_decay: bool = False, *,
+                 maximize: bool = False):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      decoupled_weight_decay=decoupled_weight_decay,
+                                      maximize=maximize))
+
+    _RULES = {**_COMMON, "betas": ("a pair of numbers in [0, 1)", _betas),
+              "decoupled_weight_decay": ("True or False", _a_flag)}
+
+    def _state_rules(self, group: Mapping) -> tuple[set, set]:
+        return {"step", "exp_avg", "exp_avg_sq"}, {"exp_avg", "exp_avg_sq"}
+
+    def _update(self, p: Tensor, grad: Tensor, group: dict, state: dict) -> None:
+        b1, b2 = group["betas"]
+        lr, wd = group["lr"], group["weight_decay"]
+        g = -grad if group["maximize"] else grad
+        if "exp_avg" not in state:
+            state["exp_avg"] = _zeros_like(p)
+            state["exp_avg_sq"] = _zeros_like(p)
+        step = _step_count(state)
+        if wd and group["decoupled_weight_decay"]:
+            p._assign(p * (1 - lr * wd))
+        elif wd:
+            g = g + p * wd
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m._assign(m + (g - m) * (1 - b1))
+        v._assign(v * b2 + g * g * (1 - b2))
+        # The length of the approximated simple moving average, in float64, and the
+        # rectification (clamped at 0 so that the branch not taken holds no nan).
+        bias1, bias2 = 1 - b1**step, 1 - b2**step
+        rho_inf = 2 / (1 - b2) - 1
+        rho = rho_inf - 2 * step * b2**step / bias2
+        rect = ((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
+        rect = rect.maximum(0.0).sqrt()
+        adaptive = bias2.sqrt().to(p.dtype) / (v.sqrt() + group["eps"])
+        # A tensor condition, not an `if`, so a compiled step takes either branch.
+        scale = tg_where(rho > 5.0, adaptive * rect.to(p.dtype), 1.0)
+        p._assign(p - (m / bias1.to(p.dtype)) * lr * scale)
+
+
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler): steps scaled by the ratio of running RMS of past updates and of
+    gradients, so ``lr`` is only an overall factor.
+
+    >>> opt = tg.optim.Adadelta(model.parameters())
+    """
+
+    def __init__(self, params: Iterable[Any], lr: float = 1.0, rho: float = 0.9,
+                 eps: float = 1e-6, weight_decay: float = 0.0, *, maximize: bool = False):
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
+                                      maximize=maximize))
+
+    _RULES = {**_COMMON, "rho": ("a number in [0, 1]", _unit_interval)}
+
+    def _state_rules(self, group: Mapping) -> tuple[set, set]:
+        return {"step", "square_avg", "acc_delta"}, {"square_avg", "acc_delta"}
+
+    def _update(self, p: Tensor, grad: Tensor, group: dict, state: dict) -> None:
+        rho, eps = group["rho"], group["eps"]
+        if "square_avg" not in state:
+            state["square_avg"] = _zeros_like(p)
+            state["acc_delta"] = _zeros_like(p)
+        _step_count(state)
+        g = _direction(p, grad, group)
+        sq, acc = state["square_avg"], state["acc_delta"]
+        sq._assign(sq * rho + g * g * (1 - rho))
+        delta = (acc + eps).sqrt() / (sq + eps).sqrt() * g
+        acc._assign(acc * rho + delta * delta * (1 - rho))
+        p._assign(p - delta * group["lr"])
+
+
+class Rprop(Optimizer):
+    """Resilient backpropagation (Riedmiller & Braun): each weight's own step size grows by
+    ``etas[1]`` while its gradient keeps its sign and shrinks by ``etas[0]`` when the sign
+    flips (and that step is skipped); only the gradient's sign is used.
+
+    >>> opt = tg.optim.Rprop(model.parameters(), lr=1e-2)
+    """
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-2,
+                 etas: tuple[float, float] = (0.5, 1.2),
+                 step_sizes: tuple[float, float] = (1e-6, 50.0), *, maximize: bool = False):
+        super().__init__(params, dict(lr=lr, etas=etas, step_sizes=step_sizes,
+                                      maximize=maximize))
+
+    _RULES = {"lr": _COMMON["lr"], "maximize": _COMMON["maximize"],
+              "etas": ("a pair (etaminus, etaplus) with 0 < etaminus < 1 < etaplus", _etas),
+              "step_sizes": ("a pair (min, max) with 0 <= min <= max", _step_sizes)}
+
+    def _state_rules(self, group: Mapping) -> tuple[set, set]:
+        return {"step", "prev", "step_size"}, {"prev", "step_size"}
+
+    def _update(self, p: Tensor, grad: Tensor, group: dict, state: dict) -> None:
+        etaminus, etaplus = group["etas"]
+        lo, hi = group["step_sizes"]
+        g = -grad if group["maximize"] else grad
+        if "prev" not in state:
+            state["prev"] = _zeros_like(p)
+            state["step_size"] = _leaf(np.full_like(p._data, group["lr"]))
+        _step_count(state)
+        prev, size = state["prev"], state["step_size"]
+        agree = g * prev
+        flipped = agree < 0
+        grown = tg_where(agree > 0, size * etaplus, tg_where(flipped, size * etaminus, size))
+        size._assign(grown.maximum(lo).minimum(hi))
+        g = tg_where(flipped, 0.0, g)  # after a sign flip: no step, and no flip next time
+        p._assign(p - g.sign() * size)
+        prev._assign(g)

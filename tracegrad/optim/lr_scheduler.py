@@ -1,7 +1,7 @@
 """Learning-rate schedules, as in ``torch.optim.lr_scheduler``: StepLR, MultiStepLR,
 ConstantLR, LinearLR, ExponentialLR, PolynomialLR, CosineAnnealingLR, LambdaLR,
-MultiplicativeLR, CosineAnnealingWarmRestarts, OneCycleLR, SequentialLR, ChainedScheduler
-and ReduceLROnPlateau.
+MultiplicativeLR, CosineAnnealingWarmRestarts, OneCycleLR, CyclicLR, SequentialLR,
+ChainedScheduler and ReduceLROnPlateau.
 
 >>> sched = tg.optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.5)
 >>> for epoch in range(30):
@@ -55,6 +55,22 @@ def _per_group(name: str, optimizer: Optimizer, value: Any) -> list:
 def _check_optimizer(who: str, optimizer: Any) -> None:
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"{who} needs a tg.optim optimizer, got {type(optimizer).__name__}")
+
+
+def _uses_beta1(who: str, optimizer: Optimizer) -> bool:
+    """Whether a momentum-cycling schedule sets ``betas[0]`` (Adam's family) rather than
+    ``momentum`` (SGD, RMSprop); an optimizer with neither is refused."""
+    if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+        raise ValueError(f"{who}: cycle_momentum=True needs an optimizer with momentum or "
+                         f"betas, got {type(optimizer).__name__}; pass cycle_momentum=False")
+    return "betas" in optimizer.defaults
+
+
+def _set_momentum(group: dict, value: float, use_beta1: bool) -> None:
+    if use_beta1:
+        group["betas"] = (value, *group["betas"][1:])
+    else:
+        _set(group, "momentum", value)
 
 
 class LRScheduler:
@@ -444,11 +460,7 @@ class OneCycleLR(LRScheduler):
                 group["min_lr"] = group["initial_lr"] / final_div_factor
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
-            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ValueError(f"OneCycleLR: cycle_momentum=True needs an optimizer with "
-                                 f"momentum or betas, got {type(optimizer).__name__}; pass "
-                                 f"cycle_momentum=False")
-            self.use_beta1 = "betas" in optimizer.defaults
+            self.use_beta1 = _uses_beta1("OneCycleLR", optimizer)
             maxes = _per_group("OneCycleLR max_momentum", optimizer, max_momentum)
             bases = _per_group("OneCycleLR base_momentum", optimizer, base_momentum)
             if last_epoch == -1:
@@ -458,10 +470,7 @@ class OneCycleLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def _set_momentum(self, group: dict, value: float) -> None:
-        if self.use_beta1:
-            group["betas"] = (value, *group["betas"][1:])
-        else:
-            _set(group, "momentum", value)
+        _set_momentum(group, value, self.use_beta1)
 
     def _anneal(self, start: float, end: float, pct: float) -> float:
         if self.anneal_strategy == "cos":
@@ -485,6 +494,103 @@ class OneCycleLR(LRScheduler):
                     break
                 start = end
         return lrs
+
+
+class CyclicLR(LRScheduler):
+    """Cyclical learning rates (Smith): lr goes from ``base_lr`` up to ``max_lr`` in
+    ``step_size_up`` steps and back in ``step_size_down``, the amplitude scaled per cycle
+    (``triangular``: 1, ``triangular2``: halved each cycle) or per step (``exp_range``:
+    ``gamma**step``) or by your ``scale_fn``; momentum cycles the other way. Step once per
+    batch.
+
+    >>> sched = CyclicLR(opt, base_lr=1e-3, max_lr=1e-2, step_size_up=500)
+    """
+
+    # mode -> (scale function of (gamma, x), what x counts)
+    _MODES = {"triangular": (lambda gamma, x: 1.0, "cycle"),
+              "triangular2": (lambda gamma, x: 1 / (2.0 ** (x - 1)), "cycle"),
+              "exp_range": (lambda gamma, x: gamma**x, "iterations")}
+
+    def __init__(self, optimizer: Optimizer, base_lr: float | list[float],
+                 max_lr: float | list[float], step_size_up: int = 2000,
+                 step_size_down: int | None = None, mode: str = "triangular",
+                 gamma: float = 1.0, scale_fn: Callable[[float], float] | None = None,
+                 scale_mode: str = "cycle", cycle_momentum: bool = True,
+                 base_momentum: float | list[float] = 0.8,
+                 max_momentum: float | list[float] = 0.9, last_epoch: int = -1):
+        _check_optimizer("CyclicLR", optimizer)
+        if scale_fn is None and mode not in self._MODES:
+            raise ValueError(f"CyclicLR: mode must be one of {sorted(self._MODES)} (or give "
+                             f"scale_fn), got {mode!r}")
+        if scale_fn is not None and scale_mode not in ("cycle", "iterations"):
+            raise ValueError(f"CyclicLR: scale_mode must be 'cycle' or 'iterations', got "
+                             f"{scale_mode!r}")
+        self.optimizer = optimizer
+        base_lrs = _per_group("CyclicLR base_lr", optimizer, base_lr)
+        if last_epoch == -1:
+            for group, lr in zip(optimizer.param_groups, base_lrs):
+                _set(group, "lr", lr)
+        self.max_lrs = _per_group("CyclicLR max_lr", optimizer, max_lr)
+        up = float(step_size_up)
+        down = float(step_size_down) if step_size_down is not None else up
+        if up <= 0 or down < 0:
+            raise ValueError(f"CyclicLR: step_size_up must be > 0 and step_size_down >= 0, "
+                             f"got {step_size_up!r} and {step_size_down!r}")
+        self.total_size = up + down
+        self.step_ratio = up / self.total_size
+        self.mode, self.gamma = mode, gamma
+        self._scale_fn_custom = scale_fn
+        self.scale_mode = scale_mode if scale_fn is not None else self._MODES[mode][1]
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            self.use_beta1 = _uses_beta1("CyclicLR", optimizer)
+            self.base_momentums = _per_group("CyclicLR base_momentum", optimizer,
+                                             base_momentum)
+            self.max_momentums = _per_group("CyclicLR max_momentum", optimizer, max_momentum)
+            if last_epoch == -1:
+                for group, m, b in zip(optimizer.param_groups, self.max_momentums,
+                                       self.base_momentums):
+                    _set_momentum(group, m, self.use_beta1)
+                    group["max_momentum"], group["base_momentum"] = m, b
+        super().__init__(optimizer, last_epoch)
+        self.base_lrs = base_lrs
+
+    def scale_fn(self, x: float) -> float:
+        if self._scale_fn_custom is not None:
+            return self._scale_fn_custom(x)
+        return self._MODES[self.mode][0](self.gamma, x)
+
+    def get_lr(self) -> list[float]:
+        cycle = math.floor(1 + self.last_epoch / self.total_size)
+        x = 1.0 + self.last_epoch / self.total_size - cycle
+        if x <= self.step_ratio:
+            height = x / self.step_ratio
+        else:
+            height = (x - 1) / (self.step_ratio - 1)
+        scale = self.scale_fn(cycle if self.scale_mode == "cycle" else self.last_epoch)
+        lrs = [base + (top - base) * height * scale
+               for base, top in zip(self.base_lrs, self.max_lrs)]
+        if self.cycle_momentum:
+            for group, base, top in zip(self.optimizer.param_groups, self.base_momentums,
+                                        self.max_momentums):
+                _set_momentum(group, top - (top - base) * height * scale, self.use_beta1)
+        return lrs
+
+    def state_dict(self) -> dict[str, Any]:
+        """As the base class's; a ``scale_fn`` that is a plain function or lambda is not
+        saved (give it again to the constructor), a callable object's attributes are."""
+        state = super().state_dict()
+        fn = state.pop("_scale_fn_custom")
+        state["_scale_fn_custom"] = None if fn is None or isinstance(
+            fn, types.FunctionType) else dict(fn.__dict__)
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state = dict(state_dict)
+        fn = state.pop("_scale_fn_custom", None)
+        super().load_state_dict(state)
+        if fn is not None and self._scale_fn_custom is not None:
+            self._scale_fn_custom.__dict__.update(fn)
 
 
 class SequentialLR(LRScheduler):
@@ -652,6 +758,6 @@ class ReduceLROnPlateau(LRScheduler):
 __all__ = [
     "LRScheduler", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR",
     "PolynomialLR", "CosineAnnealingLR", "LambdaLR", "MultiplicativeLR",
-    "CosineAnnealingWarmRestarts", "OneCycleLR", "SequentialLR", "ChainedScheduler",
+    "CosineAnnealingWarmRestarts", "OneCycleLR", "CyclicLR", "SequentialLR", "ChainedScheduler",
     "ReduceLROnPlateau",
 ]

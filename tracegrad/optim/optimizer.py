@@ -160,6 +160,11 @@ class Optimizer:
         tensors of the parameter's shape)."""
         return set(), set()
 
+    def _scalar_state_rules(self) -> dict[str, tuple[str, Any]]:
+        """State entries that are one number each (kept as float64 0-d tensors, like the
+        step), not tensors of the parameter's shape: key -> (what, check of the number)."""
+        return {}
+
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Load a state from `state_dict` (PyTorch's layout, e.g. from ``tg.load``).
 
@@ -267,8 +272,17 @@ class Optimizer:
             problems.append((ValueError, f"{where} lacks {', '.join(map(repr, missing))} "
                                          f"(has {', '.join(map(repr, st))})"))
         entry: dict[str, Any] = {}
+        scalars = self._scalar_state_rules()
         for k, v in st.items():
-            if k == "step":
+            if k in scalars:
+                what, ok = scalars[k]
+                x = _number(v)
+                if x is None or not math.isfinite(x) or not ok(x):
+                    problems.append((ValueError, f"{where}[{k!r}] must be {what}, got "
+                                                 f"{_show(v)}"))
+                    continue
+                entry[k] = _leaf(np.array(x, dtype=np.float64))
+            elif k == "step":
                 step = _number(v)
                 if step is None or not math.isfinite(step) or step < 0 or step != int(step):
                     problems.append((ValueError, f"{where}['step'] must be a whole number "

@@ -1,6 +1,6 @@
 """``tracegrad.utils``: ``data`` (datasets, samplers, DataLoader), as ``torch.utils``."""
 
+from ..rng import Generator  # (also tg.Generator)
 from . import data
-from .generator import Generator
 
 __all__ = ["data", "Generator"]

@@ -22,8 +22,8 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from ..creation import tensor
+from ..rng import Generator, python_side_rng
 from ..tensor import Tensor, _eager_only, stack
-from .generator import Generator, numpy_generator
 
 __all__ = [
     "Dataset", "IterableDataset", "TensorDataset", "ConcatDataset", "Subset", "random_split",
@@ -168,7 +168,7 @@ def random_split(dataset: Any, lengths: Sequence[float], generator: Any = None) 
     if sum(lengths) != n:
         raise ValueError(f"random_split: the lengths {lengths} sum to {sum(lengths)}, but the "
                          f"dataset has {n} samples")
-    order = numpy_generator(generator, "random_split").permutation(n).tolist()
+    order = python_side_rng(generator, "random_split").permutation(n).tolist()
     bounds = np.cumsum([0] + lengths)
     return [Subset(dataset, order[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
@@ -212,7 +212,7 @@ class RandomSampler(Sampler):
         return len(self.data_source) if self._num_samples is None else self._num_samples
 
     def __iter__(self) -> Iterator[int]:
-        rng = numpy_generator(self.generator, "RandomSampler")
+        rng = python_side_rng(self.generator, "RandomSampler")
         n = len(self.data_source)
         if self.replacement:
             return iter(rng.integers(0, n, size=self.num_samples).tolist())
@@ -233,7 +233,7 @@ class SubsetRandomSampler(Sampler):
         self.indices, self.generator = indices, generator
 
     def __iter__(self) -> Iterator[int]:
-        rng = numpy_generator(self.generator, "SubsetRandomSampler")
+        rng = python_side_rng(self.generator, "SubsetRandomSampler")
         return iter([self.indices[i] for i in rng.permutation(len(self.indices))])
 
     def __len__(self) -> int:
@@ -462,3 +462,116 @@ class DataLoader:
     def __repr__(self) -> str:
         return (f"DataLoader({self.dataset!r}, batch_size={self.batch_size}, "
                 f"shuffle={self.shuffle}, drop_last={self.drop_last})")
+
+
+# ---------------------------------------------------------------- more of torch.utils.data
+
+
+class StackDataset(Dataset):
+    """Several datasets of one length side by side: sample i is the tuple (or, given by
+    keyword, the dict) of their samples i.
+
+    >>> ds = StackDataset(images=images, labels=labels)
+    >>> ds[0]                   # {"images": images[0], "labels": labels[0]}
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        if args and kwargs:
+            raise ValueError("StackDataset: give datasets as positional arguments (samples "
+                             "are tuples) or as keyword arguments (dicts), not both")
+        if not args and not kwargs:
+            raise ValueError("StackDataset: needs at least one dataset")
+        self.datasets: Any = args if args else kwargs
+        parts = args if args else tuple(kwargs.values())
+        lengths = [len(d) for d in parts]
+        if len(set(lengths)) != 1:
+            names = [f"{i}" for i in range(len(args))] if args else list(kwargs)
+            raise ValueError(f"StackDataset: the datasets differ in length: "
+                             f"{dict(zip(names, lengths))}")
+        self._length = lengths[0]
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(self.datasets, dict):
+            return {k: d[index] for k, d in self.datasets.items()}
+        return tuple(d[index] for d in self.datasets)
+
+
+class ChainDataset(IterableDataset):
+    """Several stream datasets one after another (``len`` is their total, when each has
+    one).
+
+    >>> for sample in ChainDataset([stream_a, stream_b]): ...
+    """
+
+    def __init__(self, datasets: Iterable[Dataset]):
+        self.datasets = datasets
+
+    def __iter__(self) -> Iterator[Any]:
+        for d in self.datasets:
+            if not isinstance(d, IterableDataset):
+                raise TypeError(f"ChainDataset only chains IterableDatasets, got "
+                                f"{type(d).__name__}")
+            yield from d
+
+    def __len__(self) -> int:
+        total = 0
+        for d in self.datasets:
+            if not isinstance(d, IterableDataset):
+                raise TypeError(f"ChainDataset only chains IterableDatasets, got "
+                                f"{type(d).__name__}")
+            total += len(d)
+        return total
+
+
+class WeightedRandomSampler(Sampler):
+    """``num_samples`` indices drawn with probabilities proportional to ``weights`` (with
+    ``replacement``, or each index at most once).
+
+    >>> sampler = WeightedRandomSampler([0.1, 0.9, 0.4], num_samples=5)
+    """
+
+    def __init__(self, weights: Any, num_samples: int, replacement: bool = True,
+                 generator: Any = None):
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or \
+                num_samples <= 0:
+            raise ValueError(f"WeightedRandomSampler: num_samples must be a positive int, "
+                             f"got {num_samples!r}")
+        if not isinstance(replacement, bool):
+            raise ValueError(f"WeightedRandomSampler: replacement must be a bool, got "
+                             f"{replacement!r}")
+        w = np.asarray(weights._data if isinstance(weights, Tensor) else weights,
+                       dtype=np.float64)
+        if w.ndim != 1 or not len(w):
+            raise ValueError(f"WeightedRandomSampler: weights must be a non-empty 1-d "
+                             f"sequence, got shape {w.shape}")
+        if not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
+            raise ValueError("WeightedRandomSampler: weights must be finite and >= 0, with "
+                             "a positive sum")
+        if not replacement and num_samples > np.count_nonzero(w):
+            raise ValueError(f"WeightedRandomSampler: cannot draw {num_samples} samples "
+                             f"without replacement from {np.count_nonzero(w)} indices of "
+                             f"nonzero weight")
+        self.weights = tensor(w)
+        self.num_samples, self.replacement, self.generator = num_samples, replacement, generator
+
+    def __iter__(self) -> Iterator[int]:
+        rng = python_side_rng(self.generator, "WeightedRandomSampler")
+        w = self.weights._data
+        return iter(rng.choice(len(w), size=self.num_samples, replace=self.replacement,
+                               p=w / w.sum()).tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+def get_worker_info() -> None:
+    """Information about the DataLoader worker process running this code: always None,
+    since tracegrad's DataLoader loads in the calling process (as torch's does in the main
+    process)."""
+    return None
+
+
+__all__ += ["StackDataset", "ChainDataset", "WeightedRandomSampler", "get_worker_info"]

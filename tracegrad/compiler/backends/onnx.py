@@ -777,6 +777,8 @@ LOWERINGS: dict[str, Callable[..., str]] = {
 REFUSED: dict[str, str] = {
     "rand": "random numbers are drawn anew by every run; put the model in eval mode "
             "(model.eval()) so that dropout draws none, or pass the noise in as an input",
+    "poisson": "Poisson counts are drawn anew by every run; draw them outside the model and "
+               "pass them in as an input",
 }
 
 

@@ -82,3 +82,14 @@ def clip_grad_value_(parameters: Iterable[Tensor] | Tensor, clip_value: float,
         for p in _tensors(parameters):
             if p.grad is not None:
                 p.grad._assign(p.grad.clamp(-clip_value, clip_value))
+
+
+def clip_grad_norm(parameters: Iterable[Tensor] | Tensor, max_norm: float,
+                   norm_type: float = 2.0, error_if_nonfinite: bool = False,
+                   foreach: bool | None = None) -> Tensor:
+    """Deprecated (as in PyTorch): use `clip_grad_norm_`, which this warns and calls."""
+    import warnings
+
+    warnings.warn("tg.nn.utils.clip_grad_norm is deprecated in favor of "
+                  "tg.nn.utils.clip_grad_norm_", FutureWarning, stacklevel=2)
+    return clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite, foreach)
