@@ -34,6 +34,13 @@ def test_every_differentiable_primitive_has_a_jvp_rule_and_an_example():
 
 # ops whose domain is not all of [0.5, 2]
 DOMAINS = {"asin": (-0.9, 0.9), "acos": (-0.9, 0.9), "atanh": (-0.9, 0.9), "acosh": (1.1, 3.0)}
+# matrix functions of a symmetric (positive-definite) matrix: they read one triangle, and
+# their derivative is the one along symmetric directions (tangents are symmetrized)
+SYMMETRIC = {"eigh", "eigvalsh", "cholesky"}
+
+
+def _symmetric(a):
+    return (a + np.swapaxes(a, -1, -2)) / 2
 
 
 def _operands(name, operands, attrs, rng):
@@ -45,6 +52,8 @@ def _operands(name, operands, attrs, rng):
             a = rng.uniform(*DOMAINS.get(name, (0.5, 2.0)), size=shape)
             if name in ("max", "min", "maximum"):  # no ties
                 a = a + np.arange(a.size).reshape(shape) * 1e-3
+            if name in SYMMETRIC:  # (distinct eigenvalues, positive-definite)
+                a = a @ np.swapaxes(a, -1, -2) + np.diag(np.arange(1.0, shape[-1] + 1))
             arrays.append(a.astype(F64))
         elif dt.kind == "b":
             arrays.append(rng.random(shape) < 0.5)
@@ -87,6 +96,8 @@ def test_jvp_matches_finite_differences_and_reverse_mode(name, operands, attrs):
     f = _fn(name, arrays, attrs, floats)
     xs = [arrays[i] for i in floats]
     vs = [rng.standard_normal(x.shape) for x in xs]
+    if name in SYMMETRIC:
+        vs = [_symmetric(v) for v in vs]
     out, tangent = tg.jvp(f, tuple(tg.tensor(x) for x in xs), tuple(tg.tensor(v) for v in vs))
     np.testing.assert_allclose(tangent.numpy(), _numeric_jvp(f, xs, vs), rtol=1e-6, atol=1e-7)
     assert tangent.shape == out.shape and tangent.dtype == out.dtype

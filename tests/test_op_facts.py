@@ -70,6 +70,23 @@ EXAMPLES: dict[str, list] = {
     "im2col": [([((2, 5, 3), F32)], {"kernel": (2,), "stride": (1,), "dilation": (1,)})],
     "col2im": [([((2, 2, 4, 3), F32)], {"kernel": (2,), "stride": (1,), "dilation": (1,),
                                         "shape": (2, 5, 3)})],
+    # tg.linalg (test_jvp_rules makes the operands of eigh, eigvalsh and cholesky
+    # symmetric positive-definite, and their tangents symmetric)
+    "inv": [([((3, 3), F32)], {})],
+    "solve": [([((3, 3), F32), ((3, 2), F32)], {}), ([((2, 3, 3), F32), ((3, 2), F32)], {})],
+    "det": [([((3, 3), F32)], {}), ([((2, 3, 3), F32)], {})],
+    "cofactor": [([((3, 3), F32)], {}), ([((2, 3, 3), F32)], {})],
+    "slogdet": [([((3, 3), F32)], {})],
+    "cholesky": [([((3, 3), F32)], {})],
+    "eigh": [([((3, 3), F32)], {"UPLO": "L"})],
+    "eigvalsh": [([((3, 3), F32)], {"UPLO": "L"})],
+    "svd": [([((4, 3), F32)], {"full_matrices": False}), ([((3, 4), F32)],
+                                                          {"full_matrices": False}),
+            ([((3, 3), F32)], {"full_matrices": True})],
+    "svdvals": [([((4, 3), F32)], {})],
+    "qr": [([((4, 3), F32)], {"mode": "reduced"}), ([((3, 4), F32)], {"mode": "reduced"})],
+    "pinv": [([((4, 3), F32)], {"atol": 0.0, "rtol": 1e-7, "hermitian": False})],
+    "matrix_exp": [([((3, 3), F32)], {}), ([((2, 3, 3), F32)], {})],
     "nll": [([((3, 4), F32), ((3,), I64)], {"ignore_index": -100, "reduction": "mean"}),
             ([((3, 4), F32), ((3,), I64)], {"ignore_index": -100, "reduction": "sum"})],
 }
@@ -95,10 +112,16 @@ def _cases():
                     yield pytest.param(name, operands, attrs, mask, id=f"{name}-{k}-{mask:b}")
 
 
-def _trace(fn, operands, attrs, mask, out_aval):
+# Rules that solve with a factor packed in ``out`` (qr's R): traced with out's real value
+# for example operands, since a placeholder's (all ones) is singular.
+REAL_OUT = {"qr"}
+
+
+def _trace(fn, operands, attrs, mask, out_aval, out_value=None):
     """Trace ``fn(g, out, *operands, **attrs)``; the graph, and the input node of each of
     (g, out, *operands)."""
-    specs = [TensorSpec(out_aval[0], out_aval[1]), TensorSpec(out_aval[0], out_aval[1])]
+    specs = [TensorSpec(out_aval[0], out_aval[1]),
+             TensorSpec(out_aval[0], out_aval[1]) if out_value is None else out_value]
     specs += [TensorSpec(shape, dt, requires_grad=bool(mask >> i & 1))
               for i, (shape, dt) in enumerate(operands)]
     graph, capture = run_traced(lambda *args: fn(*args, **attrs), tuple(specs), {})
@@ -129,7 +152,11 @@ def test_a_rule_reads_what_it_declares(name, operands, attrs, mask):
     prim = P[name]
     n = len(operands)
     out_aval = prim.infer(*[Avals(s, d) for s, d in operands], **attrs)
-    graph, nodes = _trace(prim.vjp, operands, attrs, mask, out_aval)
+    out_value = None
+    if name in REAL_OUT:
+        arrays = _example_arrays(operands, np.random.default_rng(0))
+        out_value = tg.tensor(prim.forward(*arrays, **attrs))
+    graph, nodes = _trace(prim.vjp, operands, attrs, mask, out_aval, out_value)
     names = ("g", "out") + positions(prim.inputs, n)
     used = {nm for nm, u in zip(names, _used(graph, nodes)) if u} - {"g"}
     declared = _declared_reads(prim, n, mask)
@@ -276,8 +303,12 @@ def test_derived_compiler_sets_are_the_ones_written_out_before():
 
 
 def _example_arrays(operands, rng):
-    return [rng.integers(0, 3, shape).astype(dt) if dt.kind != "f" else
-            rng.standard_normal(shape).astype(dt) for shape, dt in operands]
+    arrays = [rng.integers(0, 3, shape).astype(dt) if dt.kind != "f" else
+              rng.standard_normal(shape).astype(dt) for shape, dt in operands]
+    # square float matrices symmetric positive-definite (for cholesky, eigh)
+    return [a @ np.swapaxes(a, -1, -2) + np.eye(a.shape[-1], dtype=a.dtype)
+            if a.dtype.kind == "f" and a.ndim >= 2 and a.shape[-1] == a.shape[-2] else a
+            for a in arrays]
 
 
 def test_the_view_fact_is_what_the_forwards_do():

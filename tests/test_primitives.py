@@ -1637,6 +1637,63 @@ def test_im2col_and_col2im(case, seed):
     check_both(lambda t: t._col2im(kernel, stride, dilation, shape), torch_fold, cols)
 
 
+# ------------------------------------------------------------------------------ tg.linalg
+#
+# The factorizations on random (batches of) well-conditioned matrices; functions of the
+# vectors of eigh and svd are sign-free (squares), since each vector is unique only up to
+# sign. tests/test_linalg.py has the rest (float32, torch's API, errors, compiled).
+
+
+def _linalg_cases(lib, is_tg):
+    def mT(x):
+        return x.transpose(-1, -2)
+
+    def flat(*parts):
+        return lib.cat([p.reshape(-1) for p in parts])
+
+    def spd(x):
+        return x @ mT(x) + lib.eye(x.shape[-1], dtype=x.dtype) * x.shape[-1]
+
+    def cofactor(x):
+        if is_tg:
+            return x._prim("cofactor")
+        return lib.linalg.det(x).unsqueeze(-1).unsqueeze(-1) * mT(lib.linalg.inv(x))
+
+    return {
+        "inv": lambda x, y: lib.linalg.inv(x),
+        "solve": lambda x, y: lib.linalg.solve(x, y),
+        "det": lambda x, y: lib.linalg.det(x),
+        "cofactor": lambda x, y: cofactor(x),
+        "slogdet": lambda x, y: lib.linalg.slogdet(x)[1],
+        "cholesky": lambda x, y: lib.linalg.cholesky(spd(x)),
+        "eigh": lambda x, y: flat(*[p ** 2 for p in lib.linalg.eigh(spd(x))]),
+        "eigvalsh": lambda x, y: lib.linalg.eigvalsh(x + mT(x)),
+        "svd": lambda x, y: flat(*[p ** 2 for p in lib.linalg.svd(y, full_matrices=False)]),
+        "svdvals": lambda x, y: lib.linalg.svdvals(y),
+        "qr": lambda x, y: flat(*lib.linalg.qr(y)),
+        "pinv": lambda x, y: lib.linalg.pinv(y),
+        "matrix_exp": lambda x, y: lib.linalg.matrix_exp(x),
+    }
+
+
+@covers("inv", "solve", "det", "cofactor", "slogdet", "cholesky", "eigh", "eigvalsh", "svd",
+        "svdvals", "qr", "pinv", "matrix_exp")
+@pytest.mark.parametrize("name", sorted(_linalg_cases(np, False)))
+@settings(FAST, max_examples=6)
+@given(batch=st.sampled_from([(), (2,)]), n=st.integers(1, 3), k=st.integers(1, 3),
+       seed=seeds)
+def test_linalg(name, batch, n, k, seed):
+    torch = torch_mod()
+    rng = np.random.default_rng(seed)
+    # square: well-conditioned; y: (n, k) with distinct singular values (a scaled
+    # orthonormal frame: eigenvalues and singular values apart, no near-ties)
+    x = real(rng, batch + (n, n)) * 0.3 + np.eye(n) * 2
+    q = np.linalg.qr(rng.standard_normal(batch + (max(n, k), max(n, k))))[0]
+    y = (q[..., :n, :k] * np.arange(1.0, k + 1)) + 0.05 * real(rng, batch + (n, k))
+    check_both(lambda a, b: _linalg_cases(tg, True)[name](a, b),
+               lambda a, b: _linalg_cases(torch, False)[name](a, b), x, y)
+
+
 # ------------------------------------------------------------------------------ coverage
 
 

@@ -13,6 +13,7 @@ from . import (
     cuda,
     data,
     functional,
+    linalg,
     memory,
     optim,
     utils,
@@ -172,6 +173,7 @@ from .functional import (
     where,
 )
 from .io import load, save
+from .linalg import TOP_LEVEL as _LINALG_TOP_LEVEL
 from .rng import (
     Generator,
     default_generator,
@@ -224,6 +226,8 @@ _FUNCTION_ALIASES += ["tan", "asin", "acos", "atan", "atan2", "arcsin", "arccos"
                       "positive", "absolute", "not_equal", "sgn"]
 for _name in _FUNCTION_ALIASES:
     globals()[_name] = _method_alias(_name)
+# torch.inverse, torch.det, torch.svd, ...: tracegrad.linalg's functions
+globals().update(_LINALG_TOP_LEVEL)
 
 __all__ = [
     "Value", "Tensor", "ShapeError", "TraceError", "DTypeError", "ValueRangeError", "Graph",
@@ -256,7 +260,8 @@ __all__ = [
     "diag_embed", "diagflat", "block_diag", "tril_indices", "triu_indices", "cross", "kron",
     "tensordot", "inner", "vdot", "trapezoid", "trapz", "cartesian_prod", "combinations",
     "vander", "nansum", "nanmean", "std_mean", "var_mean", "count_nonzero", "equal",
-    "logcumsumexp", "cdist", "cov", "corrcoef", "logspace", "range",
+    "logcumsumexp", "cdist", "cov", "corrcoef", "logspace", "range", "linalg",
+    *_LINALG_TOP_LEVEL,
 ]
 
 

@@ -25,3 +25,9 @@ class TraceError(RuntimeError):
 def shapes_str(*shapes: tuple) -> str:
     """``(2, 3), (4,)`` for messages."""
     return ", ".join(str(tuple(s)) for s in shapes)
+
+
+class LinAlgError(ValueError, RuntimeError):
+    """A matrix the factorization cannot take (singular for inv/solve, not positive-definite
+    for cholesky): a ``RuntimeError`` as PyTorch's ``torch.linalg.LinAlgError``, and a
+    ``ValueError`` as NumPy's ``np.linalg.LinAlgError``."""

@@ -176,6 +176,10 @@ class GradArray:
         return _fresh(P["setitem"].forward(self._data, v, *[i._data for i in ix], index=index),
                       self._data, v)
 
+    def _prim(self, name: str, *others: "GradArray", **attrs: Any) -> "GradArray":
+        return GradArray(np.asarray(P[name].forward(
+            self._data, *[self._array(o) for o in others], **attrs)), owned=True)
+
     def _im2col(self, kernel: tuple, stride: tuple, dilation: tuple) -> "GradArray":
         return GradArray(P["im2col"].forward(self._data, kernel=kernel, stride=stride,
                                              dilation=dilation), owned=True)

@@ -37,7 +37,7 @@ from . import autograd, dtypes
 from .anomaly import _Anomaly, _check_anomaly
 from .arguments import _dim_args, _normalize_index, _shape_arg, _static_data, _to_args  # noqa: F401
 from .autograd import seqs as _seqs
-from .errors import ShapeError
+from .errors import LinAlgError, ShapeError
 from .inplace import InPlaceOps
 from .node import _NO_ATTRS, NodeHooks
 from .ops import PRIMITIVES
@@ -85,6 +85,8 @@ def _failed(prim: Any, inputs: tuple, attrs: dict, e: Exception) -> Exception:
     """The error to raise when a primitive's forward fails: the shape rule's message, which
     is what a user should read; or, if it accepts the operands, the op and the shapes."""
     prim.infer(*inputs, **attrs)
+    if isinstance(e, LinAlgError):  # (its message names the op and the shape already)
+        return e
     shapes = ", ".join(f"{t.dtype}{list(t.shape)}" for t in inputs)
     return type(e)(f"{prim.name} on {shapes}: {e}")
 
@@ -360,6 +362,16 @@ class Tensor(NodeHooks, InPlaceOps, CompositeMethods):
     @property
     def T(self) -> "Tensor":
         return self.permute(tuple(range(self.ndim - 1, -1, -1)))
+
+    @property
+    def mT(self) -> "Tensor":
+        """The transpose of the last two dimensions (a batch of matrices), as torch's."""
+        if self.ndim < 2:
+            raise ShapeError(f"mT: expects a tensor of at least 2 dimensions (matrices), got "
+                             f"shape {self.shape}")
+        return self.transpose(-2, -1)
+
+    mH = mT  # (the conjugate transpose: tracegrad's dtypes are real)
 
     @property
     def is_leaf(self) -> bool:
@@ -827,6 +839,11 @@ class Tensor(NodeHooks, InPlaceOps, CompositeMethods):
 
     def _scatter_add(self, index: tuple, shape: tuple, *ix: "Tensor") -> "Tensor":
         return apply(P["scatter_add"], self, *ix, index=index, shape=shape)
+
+    def _prim(self, name: str, *others: "Tensor", **attrs: Any) -> "Tensor":
+        """Primitive ``name`` on this tensor and ``others``: for gradient rules that call a
+        primitive with no method of its own (the linalg family's)."""
+        return apply(P[name], self, *others, **attrs)
 
     def _im2col(self, kernel: tuple, stride: tuple, dilation: tuple) -> "Tensor":
         """The windows of a convolution over dims 1..nd (ops.movement): (K, C, *out, ...)."""

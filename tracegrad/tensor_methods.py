@@ -44,6 +44,11 @@ class composite:
         return method.__get__(obj, cls) if hasattr(method, "__get__") else method
 
 
+def _linalg(name: str) -> Callable[[Any], Any]:
+    """The method that is tracegrad.linalg's function of torch's top-level name ``name``."""
+    return lambda F: importlib.import_module("tracegrad.linalg").TOP_LEVEL[name]
+
+
 class CompositeMethods:
     """The composite-op methods of `Tensor` (a mixin: it holds no data)."""
 
@@ -76,6 +81,17 @@ class CompositeMethods:
     cov = composite()
     corrcoef = composite()
     diff = composite()
+
+    # linear algebra (tracegrad/linalg.py)
+    inverse = composite(_linalg("inverse"))
+    det = composite(_linalg("det"))
+    slogdet = composite(_linalg("slogdet"))
+    logdet = composite(_linalg("logdet"))
+    cholesky = composite(_linalg("cholesky"))
+    svd = composite(_linalg("svd"))
+    pinverse = composite(_linalg("pinverse"))
+    matrix_power = composite(_linalg("matrix_power"))
+    matrix_exp = composite(_linalg("matrix_exp"))
 
     # elementwise
     abs = composite()

@@ -85,9 +85,15 @@ class TensorSpec:
         self.requires_grad = requires_grad
 
     def example(self) -> Tensor:
-        # Ones, not zeros: fewer log(0)s while tracing. The values are never used.
+        # Ones, not zeros: fewer log(0)s while tracing. The values are never used. Float
+        # matrices get 1, 2, 3, ... added on the diagonal: then they are invertible,
+        # positive-definite and have distinct eigenvalues, for tg.linalg to factorize.
         fill = 1 if self.dtype.kind == "f" else 0
-        t = Tensor(np.full(self.shape, fill, dtype=self.dtype))
+        a = np.full(self.shape, fill, dtype=self.dtype)
+        if self.dtype.kind == "f" and len(self.shape) >= 2:
+            diag = np.arange(min(self.shape[-2:]))
+            a[..., diag, diag] += diag + 1
+        t = Tensor(a)
         return t.requires_grad_() if self.requires_grad else t
 
     def __repr__(self) -> str:
