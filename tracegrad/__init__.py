@@ -18,9 +18,17 @@ from . import (
     utils,
 )
 from .anomaly import detect_anomaly
-from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd import (
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    is_inference_mode_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from .creation import (
     arange,
+    as_tensor,
     eye,
     from_numpy,
     full,
@@ -41,6 +49,7 @@ from .creation import (
     zeros_like,
 )
 from .device import device
+from .dtype_info import can_cast, finfo, iinfo, is_complex, promote_types, result_type
 from .dtypes import (
     bool_,
     float16,
@@ -57,6 +66,9 @@ from .dtypes import (
 from .errors import DTypeError, ShapeError, TraceError, ValueRangeError
 from .functional import (
     abs,
+    addbmm,
+    addmv,
+    addr,
     allclose,
     amax,
     amin,
@@ -65,6 +77,7 @@ from .functional import (
     atleast_1d,
     atleast_2d,
     atleast_3d,
+    baddbmm,
     block_diag,
     bmm,
     broadcast_shapes,
@@ -104,6 +117,7 @@ from .functional import (
     index_put,
     index_select,
     inner,
+    is_nonzero,
     isclose,
     isfinite,
     isinf,
@@ -167,8 +181,37 @@ from .functional import (
     vstack,
     where,
 )
+from .indexing import (
+    diagonal_scatter,
+    index_copy,
+    index_fill,
+    masked_scatter,
+    put,
+    scatter_reduce,
+    select_scatter,
+    slice_scatter,
+)
 from .io import load, save
 from .scalar import Value
+from .searching import (
+    aminmax,
+    bincount,
+    bucketize,
+    cummax,
+    cummin,
+    histc,
+    isin,
+    kthvalue,
+    mode,
+    msort,
+    nanmedian,
+    nanquantile,
+    quantile,
+    searchsorted,
+    unique,
+    unique_consecutive,
+    unravel_index,
+)
 from .tensor import Tensor, cat, stack
 from .transforms import grad, hessian, jacfwd, jacrev, jvp, value_and_grad, vjp
 from .utils import Generator
@@ -244,6 +287,15 @@ __all__ = [
     "tensordot", "inner", "vdot", "trapezoid", "trapz", "cartesian_prod", "combinations",
     "vander", "nansum", "nanmean", "std_mean", "var_mean", "count_nonzero", "equal",
     "logcumsumexp", "cdist", "cov", "corrcoef", "logspace", "range",
+    # dtype queries, modes, fused products, scatters, searching (dtype_info.py, autograd,
+    # functional.py, indexing.py, searching.py)
+    "finfo", "iinfo", "promote_types", "result_type", "can_cast", "is_complex", "is_nonzero",
+    "as_tensor", "inference_mode", "is_inference_mode_enabled", "addmv", "addr", "baddbmm",
+    "addbmm", "index_copy", "index_fill", "masked_scatter", "scatter_reduce",
+    "diagonal_scatter", "select_scatter", "slice_scatter", "put", "unique",
+    "unique_consecutive", "searchsorted", "bucketize", "bincount", "histc", "isin", "cummax",
+    "cummin", "kthvalue", "mode", "msort", "quantile", "nanquantile", "nanmedian", "aminmax",
+    "unravel_index",
 ]
 
 

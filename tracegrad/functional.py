@@ -2813,11 +2813,52 @@ def lerp(input: Tensor, end: Any, weight: Any) -> Tensor:
     return input + (_operand(end, input) - input) * weight
 
 
-def addmm(input: Any, mat1: Tensor, mat2: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
-    """``beta * input + alpha * (mat1 @ mat2)``."""
-    prod_ = mm(mat1, mat2)
-    prod_ = prod_ if alpha == 1 else prod_ * alpha
-    return prod_ + (input if beta == 1 else _operand(input, prod_) * beta)
+def _scaled_sum(name: str, product: Any, shapes: str) -> Any:
+    """PyTorch's ``beta * input + alpha * product(a, b)`` family (addmm, addmv, addr,
+    baddbmm, addbmm): ``input`` broadcasts to the product's shape; with ``beta=0`` it is
+    not read at all (nan and inf in it do not propagate), as there."""
+
+    def fn(input: Any, a: Tensor, b: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
+        prod_ = product(a, b)
+        prod_ = prod_ if _is_number(alpha, 1) else prod_ * alpha
+        if _is_number(beta, 0):
+            return prod_
+        input = _operand(input, prod_)
+        try:
+            fits = np.broadcast_shapes(input.shape, prod_.shape) == prod_.shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ShapeError(f"{name}: input of shape {input.shape} does not broadcast to "
+                             f"the product's shape {prod_.shape} ({shapes})")
+        return prod_ + (input if _is_number(beta, 1) else input * beta)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"``beta * input + alpha * ({shapes})``, as ``torch.{name}``."
+    return fn
+
+
+def _is_number(value: Any, n: int) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, builtins.bool) \
+        and value == n
+
+
+addmm = _scaled_sum("addmm", lambda a, b: mm(a, b), "mat1 @ mat2, two matrices")
+addmv = _scaled_sum("addmv", lambda a, b: mv(a, b), "mat @ vec")
+addr = _scaled_sum("addr", lambda a, b: outer(a, b), "the outer product of vec1 and vec2")
+baddbmm = _scaled_sum("baddbmm", lambda a, b: bmm(a, b), "batch1 @ batch2, batch by batch")
+addbmm = _scaled_sum("addbmm", lambda a, b: bmm(a, b).sum(0),
+                     "the sum over the batch of batch1 @ batch2")
+
+
+def is_nonzero(input: Tensor) -> bool:
+    """Whether the one element of ``input`` is not zero, as ``torch.is_nonzero``."""
+    input = _t(input)
+    if input.numel() != 1:
+        raise RuntimeError(f"is_nonzero: the tensor has {input.numel()} elements (shape "
+                           f"{input.shape}); a truth value needs exactly one (use .any() or "
+                           f".all())")
+    return builtins.bool(input.item())
 
 
 def addcmul(input: Tensor, tensor1: Any, tensor2: Any, *, value: Any = 1) -> Tensor:
