@@ -199,3 +199,126 @@ def test_fused_products_compile():
     _compiled_matches(lambda a, b, c: tg.baddbmm(a, b, c, beta=0.5, alpha=2.0),
                       _n(2, 3, 5), _n(2, 3, 4), _n(2, 4, 5))
     _compiled_matches(lambda a, b, c: a.addr(b, c, alpha=3), _n(3, 4), _n(3), _n(4))
+
+
+# ------------------------------------------------------------------ scatters (indexing.py)
+
+IDX = np.array([3, 0, 1])
+SCATTER = [
+    ("index_copy", lambda x, s: x.index_copy(0, tg.tensor(IDX), s),
+     lambda x, s: x.index_copy(0, torch.tensor(IDX), s), (4, 5), (3, 5)),
+    ("index_copy_dim1", lambda x, s: tg.index_copy(x, 1, tg.tensor([4, 1]), s),
+     lambda x, s: torch.index_copy(x, 1, torch.tensor([4, 1]), s), (4, 5), (4, 2)),
+    ("diagonal_scatter", lambda x, s: tg.diagonal_scatter(x, s, 1, 0, 2),
+     lambda x, s: torch.diagonal_scatter(x, s, 1, 0, 2), (3, 4, 5), (4, 3)),
+    ("diagonal_scatter_neg", lambda x, s: x.diagonal_scatter(s, -1, 2, 1),
+     lambda x, s: x.diagonal_scatter(s, -1, 2, 1), (3, 4, 5), (3, 4)),
+    ("select_scatter", lambda x, s: tg.select_scatter(x, s, 1, -1),
+     lambda x, s: torch.select_scatter(x, s, 1, -1), (3, 4, 5), (3, 5)),
+    ("slice_scatter", lambda x, s: x.slice_scatter(s, 2, 1, None, 2),
+     lambda x, s: x.slice_scatter(s, 2, 1, None, 2), (3, 4, 5), (3, 4, 2)),
+    ("masked_scatter", lambda x, s: x.masked_scatter(tg.tensor(MASK), s),
+     lambda x, s: x.masked_scatter(torch.tensor(MASK), s), (4, 5), (3, 7)),
+    ("put", lambda x, s: x.put(tg.tensor([0, -1, 7, 3]), s),
+     lambda x, s: x.put(torch.tensor([0, -1, 7, 3]), s), (3, 4), (2, 2)),
+    ("put_accumulate", lambda x, s: tg.put(x, tg.tensor([0, -1, 7, 7]), s, accumulate=True),
+     lambda x, s: x.put(torch.tensor([0, -1, 7, 7]), s, accumulate=True), (3, 4), (4,)),
+]
+MASK = RNG.random((4, 5)) > 0.5
+
+
+@pytest.mark.parametrize("case", SCATTER, ids=[c[0] for c in SCATTER])
+def test_scatters_match_torch(case):
+    _, tg_fn, torch_fn, s0, s1 = case
+    arrays = _n(*s0), _n(*s1)
+    compare_with_torch(tg_fn, torch_fn, *arrays)
+    check_grads(tg_fn, *arrays)
+
+
+def test_index_fill_matches_torch():
+    for dim, idx in [(0, [1, 3]), (1, [0, 4, 4])]:
+        compare_with_torch(lambda x: x.index_fill(dim, tg.tensor(idx), -1.5),
+                           lambda x: x.index_fill(dim, torch.tensor(idx), -1.5), _n(4, 5))
+    x = RNG.integers(-5, 5, (3, 4))
+    np.testing.assert_array_equal(tg.index_fill(tg.tensor(x), 1, tg.tensor([2]), 9).numpy(),
+                                  torch.tensor(x).index_fill(1, torch.tensor([2]), 9).numpy())
+
+
+REDUCES = ["sum", "prod", "mean", "amax", "amin"]
+
+
+@pytest.mark.parametrize("reduce", REDUCES)
+@pytest.mark.parametrize("include_self", [True, False])
+def test_scatter_reduce_matches_torch(reduce, include_self):
+    index = RNG.integers(0, 4, (6, 5))
+    index2 = RNG.integers(0, 5, (3, 4))  # (smaller than the input outside dim)
+    for dim, ix in [(0, index), (1, index2)]:
+        def tg_fn(x, s, dim=dim, ix=ix):
+            return x.scatter_reduce(dim, tg.tensor(ix), s, reduce, include_self=include_self)
+
+        def torch_fn(x, s, dim=dim, ix=ix):
+            return x.scatter_reduce(dim, torch.tensor(ix), s, reduce, include_self=include_self)
+
+        src = _distinct(*ix.shape)  # (torch's backward refuses a larger src)
+        compare_with_torch(tg_fn, torch_fn, _distinct(4, 5) + 40, src, order=1)
+        check_grads(tg_fn, _distinct(4, 5), src, order=1)
+    # ties among the scattered values and the input's own: amax/amin share the gradient.
+    # (Without include_self PyTorch still counts, and pays, an input value that ties though
+    # it took no part; tracegrad shares among the values that did.)
+    x, src = np.zeros((2, 3)), np.zeros((4, 3))
+    if include_self:
+        compare_with_torch(
+            lambda a, b: tg.scatter_reduce(a, 0, tg.tensor(index[:4, :3] % 2), b, reduce,
+                                           include_self=include_self),
+            lambda a, b: torch.scatter_reduce(a, 0, torch.tensor(index[:4, :3] % 2), b,
+                                              reduce, include_self=include_self),
+            x, src, order=1)
+    ints = RNG.integers(-5, 5, (4, 5)), RNG.integers(-5, 5, (6, 5))
+    got = tg.tensor(ints[0]).scatter_reduce(0, tg.tensor(index), tg.tensor(ints[1]), reduce,
+                                            include_self=include_self)
+    want = torch.tensor(ints[0]).scatter_reduce(0, torch.tensor(index), torch.tensor(ints[1]),
+                                                reduce, include_self=include_self)
+    assert got.dtype == tg.int64
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_scatter_inplace_forms_match_torch():
+    x = _n(4, 5)
+    for name, args in [("index_copy_", (0, IDX, _n(3, 5))), ("index_fill_", (1, [0, 2], 2.5)),
+                       ("masked_scatter_", (MASK, _n(20))), ("put_", ([1, 2], _n(2))),
+                       ("scatter_reduce_", (0, RNG.integers(0, 4, (2, 5)), _n(2, 5), "amax"))]:
+        a, p = tg.tensor(x), torch.tensor(x)
+
+        def conv(v, lib):
+            return lib.tensor(v) if isinstance(v, (np.ndarray, list)) else v
+
+        assert getattr(a, name)(*[conv(v, tg) for v in args]) is a
+        getattr(p, name)(*[conv(v, torch) for v in args])
+        np.testing.assert_allclose(a.numpy(), p.numpy(), rtol=1e-12, err_msg=name)
+
+
+def test_scatter_errors_name_the_op_and_the_fix():
+    x = tg.zeros(4, 5)
+    with pytest.raises(tg.ShapeError, match=r"index_copy: source has shape \(2, 5\); for an "
+                                            r"input \(4, 5\) and 3 indices"):
+        x.index_copy(0, tg.tensor(IDX), tg.zeros(2, 5))
+    with pytest.raises(ValueError, match="scatter_reduce: reduce must be one of"):
+        x.scatter_reduce(0, tg.tensor([[0]]), tg.zeros(1, 1), "max")
+    with pytest.raises(tg.ShapeError, match="masked_scatter: the mask selects 20 elements"):
+        x.masked_scatter(tg.ones(4, 5, dtype=tg.bool), tg.zeros(3))
+    with pytest.raises(IndexError, match="put: index 20 is out of range for a tensor of 20"):
+        x.put(tg.tensor([20]), tg.zeros(1))
+    with pytest.raises(TypeError, match="select_scatter: src is float64 but the input is "
+                                        "float32"):
+        x.select_scatter(tg.zeros(5, dtype=tg.float64), 0, 0)
+
+
+def test_scatters_compile():
+    ix = RNG.integers(0, 4, (6, 5))
+    _compiled_matches(lambda x, s: x.scatter_reduce(0, tg.tensor(ix), s, "amax",
+                                                    include_self=False), _n(4, 5), _n(6, 5))
+    _compiled_matches(lambda x, s: x.scatter_reduce(0, tg.tensor(ix), s, "mean"),
+                      _n(4, 5), _n(6, 5))
+    _compiled_matches(lambda x, s: tg.diagonal_scatter(x, s[0], 1).index_copy(
+        1, tg.tensor([2, 0]), s[:, :2] * 2), _n(4, 5), _n(4, 4))
+    _compiled_matches(lambda x, s: x.masked_scatter(tg.tensor(MASK), s), _n(4, 5), _n(20))
