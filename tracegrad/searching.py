@@ -355,7 +355,7 @@ def _quantile(name: str, ignore_nan: bool) -> Any:
         s = take_along_dim(x, order, -1)
         nan = x.detach().isnan()
         count = (~nan).sum(-1, keepdim=True) if ignore_nan else \
-            _leaf(np.full((1,) * x.ndim, n, np.int64))
+            _leaf(np.full(x.shape[:-1] + (1,), n, np.int64))
         qs = qt.reshape(-1)
         rank = (count - 1).clamp_min(0).to(x.dtype).unsqueeze(-1) * qs.detach().reshape(
             (1,) * x.ndim + (-1,))  # (..., 1, nq)
@@ -416,7 +416,7 @@ def nanmedian(input: Tensor, dim: int | None = None, keepdim: bool = False) -> A
     if x.dtype.kind == "f":
         count = (~x.detach().isnan()).sum(-1, keepdim=True)
     else:
-        count = _leaf(np.full((1,) * x.ndim, x.shape[-1], np.int64))
+        count = _leaf(np.full(x.shape[:-1] + (1,), x.shape[-1], np.int64))
     at = ((count - 1).clamp_min(0)).floor_divide(2)
     indices = take_along_dim(order, at, -1)
     values = take_along_dim(x, indices, -1)
