@@ -40,6 +40,11 @@ UNARY_MATH = ["neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "sof
               "normal_cdf", "normal_cdf_tanh", "relu", "tan", "asin", "acos", "atan", "asinh",
               "acosh", "atanh", "erfc", "abs"]
 BINARY_MATH = ["add", "sub", "mul", "div", "pow", "maximum", "atan2", "xlogy"]
+# the integer bit operations (no gradient; NumPy ufuncs): primitive -> ufunc name
+BITWISE = {"bitwise_and": "bitwise_and", "bitwise_or": "bitwise_or",
+           "bitwise_xor": "bitwise_xor", "bitwise_not": "invert",
+           "bitwise_left_shift": "left_shift", "bitwise_right_shift": "right_shift",
+           "gcd": "gcd", "lcm": "lcm"}
 INVERSE_TRIG = {"tan", "asin", "acos", "atan", "asinh", "acosh", "atanh", "atan2"}
 EXAMPLES: dict[str, list] = {
     **{op: [([((3, 4), F32)], {})] for op in UNARY_MATH},
@@ -246,7 +251,7 @@ def test_derived_compiler_sets_are_the_ones_written_out_before():
         "softplus", "erf", "add", "sub", "mul", "div", "pow", "maximum", "lt", "le", "gt",
         "ge", "eq", "ne", "cast", "sum", "max", "min", "argmax", "argmin", "matmul", "kernel",
         "scatter_add", "cat", "setitem", "normal_cdf", "normal_cdf_tanh", "erfc",
-        "signbit", "xlogy"} | INVERSE_TRIG
+        "signbit", "xlogy"} | INVERSE_TRIG | set(BITWISE)
     assert overwrites(numpy_backend) == {
         "neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "abs", "relu", "softplus",
         "erf", "add", "sub", "mul", "div", "pow", "maximum", "cast", "kernel", "normal_cdf",
@@ -258,7 +263,7 @@ def test_derived_compiler_sets_are_the_ones_written_out_before():
         "lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal",
         "eq": "equal", "ne": "not_equal", "tan": "tan", "asin": "arcsin", "acos": "arccos",
         "atan": "arctan", "asinh": "arcsinh", "acosh": "arccosh", "atanh": "arctanh",
-        "atan2": "arctan2", "signbit": "signbit", "abs": "absolute"}
+        "atan2": "arctan2", "signbit": "signbit", "abs": "absolute", **BITWISE}
     # the same ufuncs (np.true_divide is np.divide; its name is "divide")
     assert {op: P[op].ufunc for op in backend.UFUNC_OPS} == \
         {op: getattr(np, u) for op, u in before.items()}

@@ -498,3 +498,36 @@ def test_searching_compiles():
                       + x.mode(1).values, _distinct(3, 6))
     _compiled_matches(lambda x: tg.histc(x, 5).sum() + tg.isin(x, x[0]).to(x.dtype), _n(3, 4),
                       grad=False)
+
+
+# ------------------------------------------------------------------ bits of integers
+
+
+def test_bitwise_operators_match_torch():
+    a = RNG.integers(-50, 50, (3, 4))
+    for dtype in ("int64", "int32", "uint8"):
+        ta = tg.tensor(a.astype(dtype) if dtype != "uint8" else np.abs(a).astype(dtype))
+        pa = torch.tensor(ta.numpy())
+        for f in [lambda x: x & 6, lambda x: 6 | x, lambda x: x ^ (x >> 1), lambda x: ~x,
+                  lambda x: x << 2, lambda x: 1 << (x & 3), lambda x: x.bitwise_and(x.flip(0)),
+                  lambda x: x.gcd(x.flip(1)), lambda x: x.lcm(x.flip(1) % 7 + 1)]:
+            _same(f(ta), f(pa))
+    mask = tg.tensor([True, False, True])
+    _same(mask & ~mask.flip(0), torch.tensor([True, False, True]) & ~torch.tensor(
+        [True, False, True]).flip(0))
+    _same(tg.tensor([1, 2], dtype=tg.int32) & tg.tensor([3, 3]),
+          torch.tensor([1, 2], dtype=torch.int32) & torch.tensor([3, 3]))
+    x, p = tg.tensor(a), torch.tensor(a)
+    assert x.bitwise_xor_(tg.tensor(5)) is x
+    p.bitwise_xor_(torch.tensor(5))
+    _same(x, p)
+    with pytest.raises(TypeError, match="& works on bool tensors"):
+        tg.ones(2) & 1
+
+
+def test_bitwise_compiles():
+    def f(x, y):
+        bits = (x.long() & 6) ^ (x.long() << 1) | ~tg.tensor([3, 4])
+        return y * bits.to(y.dtype) + tg.gcd(bits, tg.tensor([4, 6])).to(y.dtype)
+
+    _compiled_matches(f, np.array([3.0, 9.0]), _n(2))

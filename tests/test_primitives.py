@@ -237,6 +237,30 @@ def test_rounding(shape, seed):
         assert not out.requires_grad
 
 
+BITWISE = ["bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_left_shift",
+           "bitwise_right_shift", "gcd", "lcm"]
+
+
+@covers(*BITWISE, "bitwise_not")
+@pytest.mark.parametrize("dtype", ["int64", "int32", "uint8", "bool"])
+def test_bitwise(dtype):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    a = rng.integers(-20 if dtype[0] == "i" else 0, 20, (3, 4)).astype(dtype)
+    b = rng.integers(-20 if dtype[0] == "i" else 0, 20, (4,)).astype(dtype)
+    for name in BITWISE if dtype != "bool" else BITWISE[:3]:
+        other = b % 5 if "shift" in name else b  # (shifts by 0..4 bits)
+        out = compare_with_torch(lambda x, y, n=name: getattr(tg, n)(x, y),
+                                 lambda x, y, n=name: getattr(torch, n)(x, y), a, other,
+                                 order=0)
+        assert not out.requires_grad
+    compare_with_torch(lambda x: ~x, lambda x: ~x, a, order=0)
+    if dtype != "bool":
+        with pytest.raises(TypeError, match="bitwise_and: expects bool or integer tensors, "
+                                            "got float32"):
+            tg.bitwise_and(tg.tensor(a), tg.ones(4))
+
+
 @covers("signbit")
 def test_signbit():
     x = np.array([-2.0, -0.0, 0.0, 3.0, -np.inf, np.inf, np.nan, -np.nan])

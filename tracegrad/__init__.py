@@ -78,6 +78,12 @@ from .functional import (
     atleast_2d,
     atleast_3d,
     baddbmm,
+    bitwise_and,
+    bitwise_left_shift,
+    bitwise_not,
+    bitwise_or,
+    bitwise_right_shift,
+    bitwise_xor,
     block_diag,
     bmm,
     broadcast_shapes,
@@ -112,6 +118,7 @@ from .functional import (
     frac,
     full_like,
     gather,
+    gcd,
     hstack,
     index_add,
     index_put,
@@ -125,6 +132,7 @@ from .functional import (
     isneginf,
     isposinf,
     kron,
+    lcm,
     log_softmax,
     logcumsumexp,
     logical_and,
@@ -295,7 +303,8 @@ __all__ = [
     "diagonal_scatter", "select_scatter", "slice_scatter", "put", "unique",
     "unique_consecutive", "searchsorted", "bucketize", "bincount", "histc", "isin", "cummax",
     "cummin", "kthvalue", "mode", "msort", "quantile", "nanquantile", "nanmedian", "aminmax",
-    "unravel_index",
+    "unravel_index", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
+    "bitwise_left_shift", "bitwise_right_shift", "gcd", "lcm",
 ]
 
 

@@ -1257,9 +1257,9 @@ def _unary_inplace(name: str):
 
 
 # ---------------------------------------------------------------- logic
-# The logical_* functions take any nonzero value as True. The operators & | ^ ~ take bool
-# tensors (masks) only: on ints PyTorch's are bitwise, which tracegrad does not have. Bools
-# multiply as "and" and add as "or", so each is one primitive.
+# The logical_* functions take any nonzero value as True. The operators & | ^ ~ are these on
+# bool tensors (masks), and bitwise (below) on integers, as in PyTorch. Bools multiply as
+# "and" and add as "or", so each is one primitive.
 
 
 def _truth(x: Any) -> Tensor:
@@ -1283,18 +1283,56 @@ def logical_not(a: Any) -> Tensor:
     return _truth(a) == False  # noqa: E712  (elementwise)
 
 
+# Bit operations of integers (and bools), each one primitive (ops/elementwise.py INTEGER):
+# the operands promoted as PyTorch does (int32 & int64 is int64, a Python int keeps the
+# tensor's dtype), then the primitive.
+
+
+def _integer_op(name: str) -> Any:
+    def fn(input: Any, other: Any) -> Tensor:
+        a, b = _promoted(input, other)
+        return apply(P[name], a, b)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"``torch.{name}`` of two integer (or bool) tensors or numbers, elementwise."
+    return fn
+
+
+bitwise_and = _integer_op("bitwise_and")
+bitwise_or = _integer_op("bitwise_or")
+bitwise_xor = _integer_op("bitwise_xor")
+bitwise_left_shift = _integer_op("bitwise_left_shift")
+bitwise_right_shift = _integer_op("bitwise_right_shift")
+gcd = _integer_op("gcd")
+lcm = _integer_op("lcm")
+
+
+def bitwise_not(input: Tensor) -> Tensor:
+    """Each bit flipped (``~x``; for bools, not), as ``torch.bitwise_not``."""
+    return apply(P["bitwise_not"], _t(input))
+
+
+_BITWISE = {"&": bitwise_and, "|": bitwise_or, "^": bitwise_xor, "~": bitwise_not,
+            "<<": bitwise_left_shift, ">>": bitwise_right_shift}
+
+
 def _mask_operator(symbol: str, fn: Any, reverse: bool = False) -> Any:
+    """The operator ``symbol``: ``fn`` (the logical op) on bool masks, the bitwise op on
+    integers."""
     def method(x: Tensor, *other: Any) -> Any:
+        kinds = set()
         for v in (x, *other):
-            dtype = v.dtype if isinstance(v, Tensor) else np.asarray(v).dtype
-            if dtype != np.bool_:
-                if not isinstance(v, (Tensor, np.ndarray, bool, int, float, list, tuple)):
-                    return NotImplemented
-                raise TypeError(
-                    f"{symbol} works on bool tensors (masks), got {dtype}; compare first "
-                    f"(x > 0), or use tg.logical_and/or/xor/not, which take any nonzero as True"
-                )
-        return fn(*other, x) if reverse else fn(x, *other)
+            if not isinstance(v, (Tensor, np.ndarray, builtins.bool, int, float, list, tuple,
+                                  np.number, np.bool_)):
+                return NotImplemented
+            kinds.add((v.dtype if isinstance(v, Tensor) else np.asarray(v).dtype).kind)
+        if kinds - {"b", "i", "u"}:
+            raise TypeError(
+                f"{symbol} works on bool tensors (masks) and integers, got a float; compare "
+                f"first (x > 0), or use tg.logical_and/or/xor/not, which take any nonzero as "
+                f"True")
+        op = fn if kinds == {"b"} and fn is not None else _BITWISE[symbol]
+        return op(*other, x) if reverse else op(x, *other)
 
     return method
 
@@ -1304,6 +1342,8 @@ MASK_OPERATORS = {
     "__or__": _mask_operator("|", logical_or), "__ror__": _mask_operator("|", logical_or),
     "__xor__": _mask_operator("^", logical_xor), "__rxor__": _mask_operator("^", logical_xor),
     "__invert__": _mask_operator("~", logical_not),
+    "__lshift__": _mask_operator("<<", None), "__rlshift__": _mask_operator("<<", None, True),
+    "__rshift__": _mask_operator(">>", None), "__rrshift__": _mask_operator(">>", None, True),
     "logical_and": logical_and, "logical_or": logical_or, "logical_xor": logical_xor,
     "logical_not": logical_not,
 }

@@ -335,6 +335,40 @@ for _name, _fwd in COMPARE:
     register(_name, "elementwise", _fwd, _binary_infer(_name, np.dtype(bool)), None,
              inputs="a b", facts="ufunc")
 
+# Integer (and bool) bit operations: no gradient (their results are integers), as PyTorch.
+# name, forward, whether bools are allowed (and, or, xor and not of bools are logical ones)
+INTEGER = [
+    ("bitwise_and", np.bitwise_and, True),
+    ("bitwise_or", np.bitwise_or, True),
+    ("bitwise_xor", np.bitwise_xor, True),
+    ("bitwise_left_shift", np.left_shift, False),
+    ("bitwise_right_shift", np.right_shift, False),
+    ("gcd", np.gcd, False),
+    ("lcm", np.lcm, False),
+]
+
+
+def _integer_infer(name: str, bools: bool):
+    allowed = "biu" if bools else "iu"
+
+    def infer(*xs):
+        for x in xs:
+            if x.dtype.kind not in allowed:
+                raise TypeError(f"{name}: expects {'bool or ' if bools else ''}integer tensors, "
+                                f"got {x.dtype}; cast with .long()")
+        if len(xs) == 1:
+            return tuple(xs[0].shape), xs[0].dtype
+        return _binary_infer(name)(*xs)
+
+    return infer
+
+
+for _name, _fwd, _bools in INTEGER:
+    register(_name, "elementwise", _fwd, _integer_infer(_name, _bools), None, inputs="a b",
+             facts="ufunc")
+register("bitwise_not", "elementwise", np.invert, _integer_infer("bitwise_not", True), None,
+         facts="ufunc")
+
 # The sign bit, as a bool: True for -0.0 and a negative nan too, which no comparison sees
 # (copysign reads it). No gradient, as the comparisons.
 register("signbit", "elementwise", np.signbit, lambda x: (tuple(x.shape), np.dtype(bool)),
