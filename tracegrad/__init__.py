@@ -220,6 +220,7 @@ from .searching import (
     unique_consecutive,
     unravel_index,
 )
+from .special import polygamma
 from .tensor import Tensor, cat, stack
 from .transforms import grad, hessian, jacfwd, jacrev, jvp, value_and_grad, vjp
 from .utils import Generator
@@ -257,6 +258,7 @@ _FUNCTION_ALIASES += ["log2", "log10", "exp2", "sinh", "cosh", "logaddexp", "hyp
 _FUNCTION_ALIASES += ["subtract", "multiply", "divide", "true_divide", "ger", "all", "any",
                       "clip", "eq", "ne", "lt", "le", "gt", "ge", "fix", "swapdims",
                       "is_floating_point", "tensor_split", "hsplit", "vsplit", "dsplit"]
+_FUNCTION_ALIASES += ["lgamma", "digamma", "erfinv", "i0"]
 _FUNCTION_ALIASES += ["tan", "asin", "acos", "atan", "atan2", "arcsin", "arccos", "arctan",
                       "arctan2", "asinh", "acosh", "atanh", "arcsinh", "arccosh", "arctanh",
                       "erfc", "xlogy", "sinc", "heaviside", "copysign", "fmax", "fmin",
@@ -304,7 +306,7 @@ __all__ = [
     "unique_consecutive", "searchsorted", "bucketize", "bincount", "histc", "isin", "cummax",
     "cummin", "kthvalue", "mode", "msort", "quantile", "nanquantile", "nanmedian", "aminmax",
     "unravel_index", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
-    "bitwise_left_shift", "bitwise_right_shift", "gcd", "lcm",
+    "bitwise_left_shift", "bitwise_right_shift", "gcd", "lcm", "polygamma", "special",
 ]
 
 

@@ -331,6 +331,11 @@ class CompositeMethods:
     cumsum_ = composite(lambda F: F._inplace_of(F.cumsum, "cumsum_"))
     cumprod_ = composite(lambda F: F._inplace_of(F.cumprod, "cumprod_"))
 
+    # special functions (the others, lgamma digamma erfinv i0, are primitives' methods)
+    def polygamma(self: Tensor, n: int) -> Tensor:
+        """The n-th derivative of digamma (``torch.polygamma(n, self)``)."""
+        return _from("special", "polygamma")(n, self)
+
     # one line of other methods
     @property
     def mT(self: Tensor) -> Tensor:

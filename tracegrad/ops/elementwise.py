@@ -8,7 +8,7 @@ once, so the rules in the tables stay one line each.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -373,6 +373,72 @@ register("bitwise_not", "elementwise", np.invert, _integer_infer("bitwise_not", 
 # (copysign reads it). No gradient, as the comparisons.
 register("signbit", "elementwise", np.signbit, lambda x: (tuple(x.shape), np.dtype(bool)),
          None, facts="ufunc")
+
+
+# ---------------------------------------------------------------- special functions
+# log-gamma, its derivatives (digamma, polygamma), erf's inverse, modified Bessel functions of
+# order 0 and 1: SciPy's ufuncs, imported at first use (as erf's). Without SciPy lgamma and
+# i0 still work (math.lgamma, np.i0); the others say what to install. Each derivative is
+# another of them, so gradients of any order come from the same table.
+
+
+def _scipy_special(fn: str, op: str, fallback: Any = None) -> Callable:
+    def forward(x: np.ndarray, **attrs: Any) -> np.ndarray:
+        try:
+            from scipy import special
+        except ImportError:  # pragma: no cover - exercised only without SciPy
+            if fallback is None:
+                raise ImportError(f"{op} needs SciPy (its special functions): "
+                                  f"pip install scipy") from None
+            return np.asarray(fallback(x, **attrs), dtype=x.dtype)
+        out = getattr(special, fn)(*attrs.values(), x) if attrs else getattr(special, fn)(x)
+        return np.asarray(out, dtype=x.dtype)
+
+    forward.__name__ = op
+    return forward
+
+
+_lgamma_vec = np.vectorize(math.lgamma, otypes=[np.float64])
+_SQRT_PI_OVER_2 = math.sqrt(math.pi) / 2
+
+
+def _polygamma_forward(x: np.ndarray, *, n: int) -> np.ndarray:
+    if n == 0:  # (SciPy's polygamma(0, x) is psi, slower and through float64)
+        return _scipy_special("psi", "digamma")(x)
+    return _scipy_special("polygamma", "polygamma")(x, n=n)
+
+
+def _polygamma_infer(x, *, n):
+    if not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"polygamma: the order n must be a non-negative int, got {n!r}")
+    return _unary_float_infer("polygamma")(x)
+
+
+def _i1_grad(g, out, x):
+    # i1' = i0 - i1 / x, which is 1/2 at 0
+    at_zero = x == 0
+    return (g * at_zero._select(0.5, x.i0() - out / at_zero._select(1, x)),)
+
+
+# name, forward, vjp, reads, facts (as UNARY's)
+SPECIAL = [
+    ("lgamma", _scipy_special("gammaln", "lgamma", lambda x: _lgamma_vec(x)),
+     lambda g, out, x: (g * x._polygamma(0),), "x", "float method"),
+    ("digamma", _scipy_special("psi", "digamma"),
+     lambda g, out, x: (g * x._polygamma(1),), "x", "float method"),
+    # erfinv' = sqrt(pi)/2 exp(erfinv(x)^2)
+    ("erfinv", _scipy_special("erfinv", "erfinv"),
+     lambda g, out, x: (g * (out * out).exp() * _SQRT_PI_OVER_2,), "out", "float method"),
+    ("i0", _scipy_special("i0", "i0", np.i0),
+     lambda g, out, x: (g * x.i1(),), "x", "float method"),
+    ("i1", _scipy_special("i1", "i1"), _i1_grad, "out x", "float method"),
+]
+
+for _name, _fwd, _vjp, _reads, _facts in SPECIAL:
+    register(_name, "elementwise", _fwd, _unary_float_infer(_name), _vjp, reads=_reads,
+             facts=_facts)
+register("polygamma", "elementwise", _polygamma_forward, _polygamma_infer,
+         lambda g, out, x, *, n: (g * x._polygamma(n + 1),), reads="x")
 
 
 # ---------------------------------------------------------------- where, cast
