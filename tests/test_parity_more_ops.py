@@ -331,7 +331,8 @@ def _same(got, want):
     w = want.detach().numpy() if isinstance(want, torch.Tensor) else np.asarray(want)
     g = got.numpy()
     assert g.dtype == w.dtype and g.shape == w.shape, (g.dtype, w.dtype, g.shape, w.shape)
-    np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12, equal_nan=True)
+    tol = 2e-6 if g.dtype == np.float32 else 1e-12  # (float32: a rounding apart)
+    np.testing.assert_allclose(g, w, rtol=tol, atol=tol, equal_nan=True)
 
 
 def test_unique_matches_torch():
@@ -531,3 +532,44 @@ def test_bitwise_compiles():
         return y * bits.to(y.dtype) + tg.gcd(bits, tg.tensor([4, 6])).to(y.dtype)
 
     _compiled_matches(f, np.array([3.0, 9.0]), _n(2))
+
+
+# ------------------------------------------------------------------ tg.special
+
+
+SPECIAL_ALIASES = [
+    ("expit", (-3, 3)), ("logit", (0.05, 0.95)), ("erf", (-2, 2)), ("erfc", (-2, 2)),
+    ("erfinv", (-0.9, 0.9)), ("gammaln", (0.2, 5)), ("digamma", (0.2, 5)), ("psi", (0.2, 5)),
+    ("entr", (0.05, 3)), ("i0", (-3, 3)), ("i1", (-3, 3)), ("ndtr", (-3, 3)),
+    ("log1p", (0, 3)), ("expm1", (-2, 2)), ("exp2", (-2, 2)), ("sinc", (-2, 2)),
+]
+
+
+@pytest.mark.parametrize("name,domain", SPECIAL_ALIASES, ids=[s[0] for s in SPECIAL_ALIASES])
+def test_special_namespace_matches_torch(name, domain):
+    x = RNG.uniform(*domain, (3, 4))
+    # (PyTorch's trigamma, the gradient of digamma, is good to about 5e-10 relative; SciPy's
+    # polygamma, tracegrad's, to about 1e-15)
+    rtol = 1e-8 if name in ("gammaln", "digamma", "psi") else None
+    compare_with_torch(getattr(tg.special, name), getattr(torch.special, name), x, rtol=rtol)
+    ints = np.array([1, 2, 3])
+    if name not in ("logit", "erfinv", "entr"):
+        _same(getattr(tg.special, name)(tg.tensor(ints)),
+              getattr(torch.special, name)(torch.tensor(ints)))
+
+
+def test_special_reductions_and_entr_edges_match_torch():
+    x = _n(3, 4)
+    for name, args in [("log_softmax", (1,)), ("softmax", (0,)), ("logsumexp", (1,))]:
+        compare_with_torch(lambda t, n=name, a=args: getattr(tg.special, n)(t, *a),
+                           lambda t, n=name, a=args: getattr(torch.special, n)(t, *a), x)
+    y = np.abs(_n(4)) + 0.1
+    compare_with_torch(lambda a, b: tg.special.xlogy(a, b),
+                       lambda a, b: torch.special.xlogy(a, b), x[0], y)
+    edges = np.array([0.0, -1.0, 2.0])
+    _same(tg.special.entr(tg.tensor(edges)), torch.special.entr(torch.tensor(edges)))
+
+
+def test_special_compiles():
+    _compiled_matches(lambda x: tg.special.gammaln(x) * tg.special.digamma(x)
+                      + tg.polygamma(2, x) + x.erfinv().sum(), RNG.uniform(0.2, 0.9, (3, 4)))
