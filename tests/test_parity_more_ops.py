@@ -358,7 +358,7 @@ def test_unique_matches_torch():
 def test_searchsorted_and_bucketize_match_torch():
     seq = np.sort(_n(6))
     seq2 = np.sort(_n(2, 6), axis=-1)
-    values = np.concatenate([_n(7), seq[[0, 3]]])
+    values = np.concatenate([_n(7), seq[[0, 3]], [np.nan, np.inf, -np.inf]])
     for right in (False, True):
         _same(tg.searchsorted(tg.tensor(seq), tg.tensor(values), right=right),
               torch.searchsorted(torch.tensor(seq), torch.tensor(values), right=right))
@@ -573,3 +573,23 @@ def test_special_reductions_and_entr_edges_match_torch():
 def test_special_compiles():
     _compiled_matches(lambda x: tg.special.gammaln(x) * tg.special.digamma(x)
                       + tg.polygamma(2, x) + x.erfinv().sum(), RNG.uniform(0.2, 0.9, (3, 4)))
+
+
+def test_searching_errors_name_the_op_and_the_fix():
+    with pytest.raises(ValueError, match=r"kthvalue: k=4 is out of range for dimension 1 of "
+                                         r"size 3; give 1 <= k <= 3"):
+        tg.kthvalue(tg.ones(2, 3), 4, 1)
+    with pytest.raises(ValueError, match=r"quantile: q must lie in \[0, 1\], got \[1.5\]"):
+        tg.quantile(tg.ones(3), tg.tensor([1.5]))
+    with pytest.raises(TypeError, match="quantile: expects a float tensor, got int64"):
+        tg.quantile(tg.tensor([1, 2]), 0.5)
+    with pytest.raises(ValueError, match="quantile: interpolation must be one of"):
+        tg.quantile(tg.ones(3), 0.5, interpolation="cubic")
+    with pytest.raises(tg.ShapeError, match=r"searchsorted: a sequence of shape \(2, 3\) needs "
+                                            r"values with the same leading dimensions"):
+        tg.searchsorted(tg.ones(2, 3), tg.ones(3, 1))
+    with pytest.raises(ValueError, match="bincount: input has a negative value"):
+        tg.bincount(tg.tensor([1, -1]))
+    with pytest.raises(TypeError, match=r"bincount: input must be a 1-d int tensor, got "
+                                        r"float32 of shape \(2,\)"):
+        tg.bincount(tg.ones(2))

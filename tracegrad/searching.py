@@ -135,6 +135,8 @@ def searchsorted(sorted_sequence: Tensor, input: Any, *, out_int32: bool = False
     s = seq.unsqueeze(-2) if seq.ndim > 1 else seq
     below = (s <= v) if right else (s < v)
     out = below.sum(-1)
+    if values.dtype.kind == "f":  # nan sorts after everything, as in PyTorch
+        out = where(values.isnan(), _leaf(np.asarray(seq.shape[-1], out.dtype)), out)
     return out.int() if out_int32 else out.long()
 
 
