@@ -33,7 +33,8 @@ def test_every_differentiable_primitive_has_a_jvp_rule_and_an_example():
 
 
 # ops whose domain is not all of [0.5, 2]
-DOMAINS = {"asin": (-0.9, 0.9), "acos": (-0.9, 0.9), "atanh": (-0.9, 0.9), "acosh": (1.1, 3.0)}
+DOMAINS = {"asin": (-0.9, 0.9), "acos": (-0.9, 0.9), "atanh": (-0.9, 0.9), "acosh": (1.1, 3.0),
+           "erfinv": (-0.9, 0.9)}
 # matrix functions of a symmetric (positive-definite) matrix: they read one triangle, and
 # their derivative is the one along symmetric directions (tangents are symmetrized)
 SYMMETRIC = {"eigh", "eigvalsh", "cholesky"}
@@ -149,6 +150,8 @@ UNARY = {
     "softplus": torch.nn.functional.softplus, "erf": torch.erf, "relu": torch.relu,
     "tan": torch.tan, "asin": torch.asin, "acos": torch.acos, "atan": torch.atan,
     "asinh": torch.asinh, "acosh": torch.acosh, "atanh": torch.atanh, "erfc": torch.erfc,
+    "lgamma": torch.lgamma, "digamma": torch.digamma, "erfinv": torch.erfinv, "i0": torch.i0,
+    "i1": torch.special.i1,
 }
 BINARY = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div,
           "pow": torch.pow, "maximum": torch.maximum, "atan2": torch.atan2,

@@ -39,10 +39,19 @@ F32, I64, BOOL = np.dtype(np.float32), np.dtype(np.int64), np.dtype(bool)
 UNARY_MATH = ["neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "softplus", "erf",
               "normal_cdf", "normal_cdf_tanh", "relu", "tan", "asin", "acos", "atan", "asinh",
               "acosh", "atanh", "erfc", "abs"]
+# the special functions (SciPy's): float methods with gradients, neither fused nor ufuncs
+SPECIAL = {"lgamma", "digamma", "erfinv", "i0", "i1"}
 BINARY_MATH = ["add", "sub", "mul", "div", "pow", "maximum", "atan2", "xlogy"]
+# the integer bit operations (no gradient; NumPy ufuncs): primitive -> ufunc name
+BITWISE = {"bitwise_and": "bitwise_and", "bitwise_or": "bitwise_or",
+           "bitwise_xor": "bitwise_xor", "bitwise_not": "invert",
+           "bitwise_left_shift": "left_shift", "bitwise_right_shift": "right_shift",
+           "gcd": "gcd", "lcm": "lcm"}
 INVERSE_TRIG = {"tan", "asin", "acos", "atan", "asinh", "acosh", "atanh", "atan2"}
 EXAMPLES: dict[str, list] = {
     **{op: [([((3, 4), F32)], {})] for op in UNARY_MATH},
+    **{op: [([((3, 4), F32)], {})] for op in sorted(SPECIAL)},
+    "polygamma": [([((3, 4), F32)], {"n": 0}), ([((3, 4), F32)], {"n": 2})],
     **{op: [([((3, 4), F32), ((3, 4), F32)], {}), ([((3, 4), F32), ((4,), F32)], {}),
             ([((1, 4), F32), ((3, 1), F32)], {})] for op in BINARY_MATH},
     "where": [([((3, 4), BOOL), ((3, 4), F32), ((4,), F32)], {})],
@@ -273,7 +282,7 @@ def test_derived_compiler_sets_are_the_ones_written_out_before():
         "softplus", "erf", "add", "sub", "mul", "div", "pow", "maximum", "lt", "le", "gt",
         "ge", "eq", "ne", "cast", "sum", "max", "min", "argmax", "argmin", "matmul", "kernel",
         "scatter_add", "cat", "setitem", "normal_cdf", "normal_cdf_tanh", "erfc",
-        "signbit", "xlogy"} | INVERSE_TRIG
+        "signbit", "xlogy"} | INVERSE_TRIG | set(BITWISE)
     assert overwrites(numpy_backend) == {
         "neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "abs", "relu", "softplus",
         "erf", "add", "sub", "mul", "div", "pow", "maximum", "cast", "kernel", "normal_cdf",
@@ -285,16 +294,17 @@ def test_derived_compiler_sets_are_the_ones_written_out_before():
         "lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal",
         "eq": "equal", "ne": "not_equal", "tan": "tan", "asin": "arcsin", "acos": "arccos",
         "atan": "arctan", "asinh": "arcsinh", "acosh": "arccosh", "atanh": "arctanh",
-        "atan2": "arctan2", "signbit": "signbit", "abs": "absolute"}
+        "atan2": "arctan2", "signbit": "signbit", "abs": "absolute", **BITWISE}
     # the same ufuncs (np.true_divide is np.divide; its name is "divide")
     assert {op: P[op].ufunc for op in backend.UFUNC_OPS} == \
         {op: getattr(np, u) for op, u in before.items()}
     assert methods.FLOAT_ONLY == {"exp", "log", "sqrt", "tanh", "sin", "cos", "sigmoid", "erf",
                                   "softplus", "div", "normal_cdf", "normal_cdf_tanh",
-                                  "erfc", "xlogy"} | INVERSE_TRIG
+                                  "erfc", "xlogy"} | INVERSE_TRIG | SPECIAL
     assert set(methods.UNARY_METHODS) == {"exp", "log", "sqrt", "tanh", "sin", "cos", "sign",
                                           "sigmoid", "relu", "erf", "softplus", "floor",
-                                          "ceil", "round", "erfc"} | INVERSE_TRIG - {"atan2"}
+                                          "ceil", "round", "erfc"} | INVERSE_TRIG - {"atan2"} \
+        | SPECIAL
     assert cse.RANDOM == fold_constants.RANDOM == {"rand", "poisson"}
     assert plan_memory.VIEWS == {"reshape", "permute", "expand", "getitem", "as_strided"}
     assert {n for n, p in P.items() if p.in_place} == {"neg", "exp", "log", "sqrt", "tanh",

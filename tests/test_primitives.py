@@ -237,6 +237,61 @@ def test_rounding(shape, seed):
         assert not out.requires_grad
 
 
+BITWISE = ["bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_left_shift",
+           "bitwise_right_shift", "gcd", "lcm"]
+
+
+@covers(*BITWISE, "bitwise_not")
+@pytest.mark.parametrize("dtype", ["int64", "int32", "uint8", "bool"])
+def test_bitwise(dtype):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    a = rng.integers(-20 if dtype[0] == "i" else 0, 20, (3, 4)).astype(dtype)
+    b = rng.integers(-20 if dtype[0] == "i" else 0, 20, (4,)).astype(dtype)
+    for name in BITWISE if dtype != "bool" else BITWISE[:3]:
+        other = b % 5 if "shift" in name else b  # (shifts by 0..4 bits)
+        out = compare_with_torch(lambda x, y, n=name: getattr(tg, n)(x, y),
+                                 lambda x, y, n=name: getattr(torch, n)(x, y), a, other,
+                                 order=0)
+        assert not out.requires_grad
+    compare_with_torch(lambda x: ~x, lambda x: ~x, a, order=0)
+    if dtype != "bool":
+        with pytest.raises(TypeError, match="bitwise_and: expects bool or integer tensors, "
+                                            "got float32"):
+            tg.bitwise_and(tg.tensor(a), tg.ones(4))
+
+
+SPECIAL = {"lgamma": (0.2, 6.0), "digamma": (0.2, 6.0), "erfinv": (-0.95, 0.95),
+           "i0": (-4.0, 4.0), "i1": (-4.0, 4.0)}
+
+
+@covers(*SPECIAL, "polygamma")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_special_functions(dtype):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    for name, (low, high) in SPECIAL.items():
+        x = rng.uniform(low, high, (3, 4)).astype(dtype)
+        ours = getattr(tg.special, name)
+        theirs = getattr(torch.special, name, None) or getattr(torch, name)
+        compare_with_torch(ours, theirs, x, order=2 if dtype == np.float64 else 1,
+                           rtol=1e-9 if dtype == np.float64 else 3e-5)
+        if dtype == np.float64:
+            check_grads(ours, x)
+    x = rng.uniform(0.3, 4.0, (5,)).astype(dtype)
+    for n in (0, 1, 3):
+        compare_with_torch(lambda t, n=n: tg.polygamma(n, t), lambda t, n=n: torch.polygamma(
+            n, t), x, order=1, rtol=1e-9 if dtype == np.float64 else 3e-5)
+    # at 0, i1's derivative is 1/2 (the limit of i0 - i1/x)
+    z = tg.tensor([0.0], dtype=tg.float64, requires_grad=True)
+    z.i1().sum().backward()
+    assert z.grad.numpy()[0] == 0.5
+    # integers are computed in the default float dtype, as in PyTorch
+    assert tg.lgamma(tg.tensor([1, 4])).dtype == tg.float32
+    with pytest.raises(ValueError, match="polygamma: the order n must be a non-negative int"):
+        tg.polygamma(-1, tg.ones(2))
+
+
 @covers("signbit")
 def test_signbit():
     x = np.array([-2.0, -0.0, 0.0, 3.0, -np.inf, np.inf, np.nan, -np.nan])

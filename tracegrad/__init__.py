@@ -20,9 +20,17 @@ from . import (
 )
 from . import rng as random  # tg.random: torch.random's functions (fork_rng, ...)
 from .anomaly import detect_anomaly
-from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd import (
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    is_inference_mode_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from .creation import (
     arange,
+    as_tensor,
     eye,
     from_numpy,
     full,
@@ -43,6 +51,7 @@ from .creation import (
     zeros_like,
 )
 from .device import device
+from .dtype_info import can_cast, finfo, iinfo, is_complex, promote_types, result_type
 from .dtypes import (
     bool_,
     float16,
@@ -59,6 +68,9 @@ from .dtypes import (
 from .errors import DTypeError, ShapeError, TraceError, ValueRangeError
 from .functional import (
     abs,
+    addbmm,
+    addmv,
+    addr,
     allclose,
     amax,
     amin,
@@ -67,7 +79,14 @@ from .functional import (
     atleast_1d,
     atleast_2d,
     atleast_3d,
+    baddbmm,
     bernoulli,
+    bitwise_and,
+    bitwise_left_shift,
+    bitwise_not,
+    bitwise_or,
+    bitwise_right_shift,
+    bitwise_xor,
     block_diag,
     bmm,
     broadcast_shapes,
@@ -102,11 +121,13 @@ from .functional import (
     frac,
     full_like,
     gather,
+    gcd,
     hstack,
     index_add,
     index_put,
     index_select,
     inner,
+    is_nonzero,
     isclose,
     isfinite,
     isinf,
@@ -114,6 +135,7 @@ from .functional import (
     isneginf,
     isposinf,
     kron,
+    lcm,
     log_softmax,
     logcumsumexp,
     logical_and,
@@ -172,6 +194,16 @@ from .functional import (
     vstack,
     where,
 )
+from .indexing import (
+    diagonal_scatter,
+    index_copy,
+    index_fill,
+    masked_scatter,
+    put,
+    scatter_reduce,
+    select_scatter,
+    slice_scatter,
+)
 from .io import load, save
 from .linalg import TOP_LEVEL as _LINALG_TOP_LEVEL
 from .rng import (
@@ -183,6 +215,26 @@ from .rng import (
     set_rng_state,
 )
 from .scalar import Value
+from .searching import (
+    aminmax,
+    bincount,
+    bucketize,
+    cummax,
+    cummin,
+    histc,
+    isin,
+    kthvalue,
+    mode,
+    msort,
+    nanmedian,
+    nanquantile,
+    quantile,
+    searchsorted,
+    unique,
+    unique_consecutive,
+    unravel_index,
+)
+from .special import polygamma
 from .tensor import Tensor, cat, stack
 from .transforms import grad, hessian, jacfwd, jacrev, jvp, value_and_grad, vjp
 
@@ -219,6 +271,7 @@ _FUNCTION_ALIASES += ["log2", "log10", "exp2", "sinh", "cosh", "logaddexp", "hyp
 _FUNCTION_ALIASES += ["subtract", "multiply", "divide", "true_divide", "ger", "all", "any",
                       "clip", "eq", "ne", "lt", "le", "gt", "ge", "fix", "swapdims",
                       "is_floating_point", "tensor_split", "hsplit", "vsplit", "dsplit"]
+_FUNCTION_ALIASES += ["lgamma", "digamma", "erfinv", "i0"]
 _FUNCTION_ALIASES += ["tan", "asin", "acos", "atan", "atan2", "arcsin", "arccos", "arctan",
                       "arctan2", "asinh", "acosh", "atanh", "arcsinh", "arccosh", "arctanh",
                       "erfc", "xlogy", "sinc", "heaviside", "copysign", "fmax", "fmin",
@@ -262,6 +315,16 @@ __all__ = [
     "vander", "nansum", "nanmean", "std_mean", "var_mean", "count_nonzero", "equal",
     "logcumsumexp", "cdist", "cov", "corrcoef", "logspace", "range", "linalg",
     *_LINALG_TOP_LEVEL,
+    # dtype queries, modes, fused products, scatters, searching (dtype_info.py, autograd,
+    # functional.py, indexing.py, searching.py)
+    "finfo", "iinfo", "promote_types", "result_type", "can_cast", "is_complex", "is_nonzero",
+    "as_tensor", "inference_mode", "is_inference_mode_enabled", "addmv", "addr", "baddbmm",
+    "addbmm", "index_copy", "index_fill", "masked_scatter", "scatter_reduce",
+    "diagonal_scatter", "select_scatter", "slice_scatter", "put", "unique",
+    "unique_consecutive", "searchsorted", "bucketize", "bincount", "histc", "isin", "cummax",
+    "cummin", "kthvalue", "mode", "msort", "quantile", "nanquantile", "nanmedian", "aminmax",
+    "unravel_index", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
+    "bitwise_left_shift", "bitwise_right_shift", "gcd", "lcm", "polygamma", "special",
 ]
 
 

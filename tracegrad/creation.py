@@ -43,6 +43,26 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return _leaf(_as_array(array))
 
 
+def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
+    """``data`` as a tensor, sharing its memory where it can, as ``torch.as_tensor``: a
+    tensor of the asked dtype is returned as it is, a NumPy array of it is shared (a write
+    to one shows in the other); anything else is copied (converted to ``dtype``).
+
+    >>> a = np.zeros(2); t = tg.as_tensor(a); a[0] = 5; t
+    tensor([5., 0.], dtype=torch.float64)
+    """
+    from .device import check_device
+
+    check_device(device)
+    want = None if dtype is None else dtypes.to_dtype(dtype)
+    if isinstance(data, Tensor):
+        return data if want is None or data.dtype == want else data.to(want)
+    if isinstance(data, np.ndarray) and (want is None or data.dtype == want) \
+            and data.dtype in dtypes.SUPPORTED:
+        return from_numpy(data)
+    return tensor(data, dtype=want)
+
+
 def _shape_from(args: tuple) -> tuple:
     return _shape_arg(args)
 

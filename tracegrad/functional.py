@@ -1310,9 +1310,9 @@ def _unary_inplace(name: str):
 
 
 # ---------------------------------------------------------------- logic
-# The logical_* functions take any nonzero value as True. The operators & | ^ ~ take bool
-# tensors (masks) only: on ints PyTorch's are bitwise, which tracegrad does not have. Bools
-# multiply as "and" and add as "or", so each is one primitive.
+# The logical_* functions take any nonzero value as True. The operators & | ^ ~ are these on
+# bool tensors (masks), and bitwise (below) on integers, as in PyTorch. Bools multiply as
+# "and" and add as "or", so each is one primitive.
 
 
 def _truth(x: Any) -> Tensor:
@@ -1336,18 +1336,56 @@ def logical_not(a: Any) -> Tensor:
     return _truth(a) == False  # noqa: E712  (elementwise)
 
 
+# Bit operations of integers (and bools), each one primitive (ops/elementwise.py INTEGER):
+# the operands promoted as PyTorch does (int32 & int64 is int64, a Python int keeps the
+# tensor's dtype), then the primitive.
+
+
+def _integer_op(name: str) -> Any:
+    def fn(input: Any, other: Any) -> Tensor:
+        a, b = _promoted(input, other)
+        return apply(P[name], a, b)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"``torch.{name}`` of two integer (or bool) tensors or numbers, elementwise."
+    return fn
+
+
+bitwise_and = _integer_op("bitwise_and")
+bitwise_or = _integer_op("bitwise_or")
+bitwise_xor = _integer_op("bitwise_xor")
+bitwise_left_shift = _integer_op("bitwise_left_shift")
+bitwise_right_shift = _integer_op("bitwise_right_shift")
+gcd = _integer_op("gcd")
+lcm = _integer_op("lcm")
+
+
+def bitwise_not(input: Tensor) -> Tensor:
+    """Each bit flipped (``~x``; for bools, not), as ``torch.bitwise_not``."""
+    return apply(P["bitwise_not"], _t(input))
+
+
+_BITWISE = {"&": bitwise_and, "|": bitwise_or, "^": bitwise_xor, "~": bitwise_not,
+            "<<": bitwise_left_shift, ">>": bitwise_right_shift}
+
+
 def _mask_operator(symbol: str, fn: Any, reverse: bool = False) -> Any:
+    """The operator ``symbol``: ``fn`` (the logical op) on bool masks, the bitwise op on
+    integers."""
     def method(x: Tensor, *other: Any) -> Any:
+        kinds = set()
         for v in (x, *other):
-            dtype = v.dtype if isinstance(v, Tensor) else np.asarray(v).dtype
-            if dtype != np.bool_:
-                if not isinstance(v, (Tensor, np.ndarray, bool, int, float, list, tuple)):
-                    return NotImplemented
-                raise TypeError(
-                    f"{symbol} works on bool tensors (masks), got {dtype}; compare first "
-                    f"(x > 0), or use tg.logical_and/or/xor/not, which take any nonzero as True"
-                )
-        return fn(*other, x) if reverse else fn(x, *other)
+            if not isinstance(v, (Tensor, np.ndarray, builtins.bool, int, float, list, tuple,
+                                  np.number, np.bool_)):
+                return NotImplemented
+            kinds.add((v.dtype if isinstance(v, Tensor) else np.asarray(v).dtype).kind)
+        if kinds - {"b", "i", "u"}:
+            raise TypeError(
+                f"{symbol} works on bool tensors (masks) and integers, got a float; compare "
+                f"first (x > 0), or use tg.logical_and/or/xor/not, which take any nonzero as "
+                f"True")
+        op = fn if kinds == {"b"} and fn is not None else _BITWISE[symbol]
+        return op(*other, x) if reverse else op(x, *other)
 
     return method
 
@@ -1357,6 +1395,8 @@ MASK_OPERATORS = {
     "__or__": _mask_operator("|", logical_or), "__ror__": _mask_operator("|", logical_or),
     "__xor__": _mask_operator("^", logical_xor), "__rxor__": _mask_operator("^", logical_xor),
     "__invert__": _mask_operator("~", logical_not),
+    "__lshift__": _mask_operator("<<", None), "__rlshift__": _mask_operator("<<", None, True),
+    "__rshift__": _mask_operator(">>", None), "__rrshift__": _mask_operator(">>", None, True),
     "logical_and": logical_and, "logical_or": logical_or, "logical_xor": logical_xor,
     "logical_not": logical_not,
 }
@@ -2992,11 +3032,52 @@ def lerp(input: Tensor, end: Any, weight: Any) -> Tensor:
     return input + (_operand(end, input) - input) * weight
 
 
-def addmm(input: Any, mat1: Tensor, mat2: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
-    """``beta * input + alpha * (mat1 @ mat2)``."""
-    prod_ = mm(mat1, mat2)
-    prod_ = prod_ if alpha == 1 else prod_ * alpha
-    return prod_ + (input if beta == 1 else _operand(input, prod_) * beta)
+def _scaled_sum(name: str, product: Any, shapes: str) -> Any:
+    """PyTorch's ``beta * input + alpha * product(a, b)`` family (addmm, addmv, addr,
+    baddbmm, addbmm): ``input`` broadcasts to the product's shape; with ``beta=0`` it is
+    not read at all (nan and inf in it do not propagate), as there."""
+
+    def fn(input: Any, a: Tensor, b: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
+        prod_ = product(a, b)
+        prod_ = prod_ if _is_number(alpha, 1) else prod_ * alpha
+        if _is_number(beta, 0):
+            return prod_
+        input = _operand(input, prod_)
+        try:
+            fits = np.broadcast_shapes(input.shape, prod_.shape) == prod_.shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ShapeError(f"{name}: input of shape {input.shape} does not broadcast to "
+                             f"the product's shape {prod_.shape} ({shapes})")
+        return prod_ + (input if _is_number(beta, 1) else input * beta)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"``beta * input + alpha * ({shapes})``, as ``torch.{name}``."
+    return fn
+
+
+def _is_number(value: Any, n: int) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, builtins.bool) \
+        and value == n
+
+
+addmm = _scaled_sum("addmm", lambda a, b: mm(a, b), "mat1 @ mat2, two matrices")
+addmv = _scaled_sum("addmv", lambda a, b: mv(a, b), "mat @ vec")
+addr = _scaled_sum("addr", lambda a, b: outer(a, b), "the outer product of vec1 and vec2")
+baddbmm = _scaled_sum("baddbmm", lambda a, b: bmm(a, b), "batch1 @ batch2, batch by batch")
+addbmm = _scaled_sum("addbmm", lambda a, b: bmm(a, b).sum(0),
+                     "the sum over the batch of batch1 @ batch2")
+
+
+def is_nonzero(input: Tensor) -> bool:
+    """Whether the one element of ``input`` is not zero, as ``torch.is_nonzero``."""
+    input = _t(input)
+    if input.numel() != 1:
+        raise RuntimeError(f"is_nonzero: the tensor has {input.numel()} elements (shape "
+                           f"{input.shape}); a truth value needs exactly one (use .any() or "
+                           f".all())")
+    return builtins.bool(input.item())
 
 
 def addcmul(input: Tensor, tensor1: Any, tensor2: Any, *, value: Any = 1) -> Tensor:

@@ -106,6 +106,10 @@ class GradArray:
             x = x.astype(dtypes.default_float)
         return _fresh(np.asarray(P[name].forward(x)), x)
 
+    def _polygamma(self, n: int) -> "GradArray":
+        """The n-th derivative of digamma (the gradients of lgamma and its kin)."""
+        return _fresh(P["polygamma"].forward(self._data, n=n), self._data)
+
     def __neg__(self) -> "GradArray":
         return GradArray(np.asarray(np.negative(self._data)), owned=True)
 

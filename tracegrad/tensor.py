@@ -709,6 +709,10 @@ class Tensor(NodeHooks, InPlaceOps, CompositeMethods):
         """``where(self, a, b)`` for a bool tensor; used by the gradient rules."""
         return where(self, a, b)
 
+    def _polygamma(self, n: int) -> "Tensor":
+        """The n-th derivative of digamma (`special.polygamma`; the gradient rules')."""
+        return apply(P["polygamma"], self, n=n)
+
     def matmul(self, other: Any) -> "Tensor":
         other = _operand(other, self)
         a, b = self, other

@@ -3,10 +3,11 @@
 `Tensor` inherits `CompositeMethods`, the one list of them. ``mean = composite()`` makes
 ``x.mean(1)`` the function ``functional.mean(x, 1)``; ``clip = composite("clamp")`` names
 another function; ``exp_ = composite(lambda F: F._unary_inplace("exp"))`` builds the method
-from functional.py's helpers; the few that are one line of other methods are written out. The
-rest of the surface: the primitives' methods (``exp``, ``__add__``, ...) are generated in
-tensor.py from the table in ops/methods.py, the in-place arithmetic (``add_``, ``+=``) is in
-inplace.py, everything else is in the Tensor class.
+from functional.py's helpers; ``unique = composite("searching:")`` takes the function of
+another module (indexing.py, searching.py); the few that are one line of other methods
+are written out. The rest of the surface: the primitives' methods (``exp``, ``__add__``,
+...) are generated in tensor.py from the table in ops/methods.py, the in-place arithmetic
+(``add_``, ``+=``) is in inplace.py, everything else is in the Tensor class.
 
 functional.py is built on `Tensor`, so it is imported after it: each entry is looked up there
 the first time it is used, and from then on the class attribute *is* that function, so a call
@@ -35,7 +36,11 @@ class composite:
     def resolve(self) -> Any:
         F = importlib.import_module("tracegrad.functional")
         make = self.make
-        method = getattr(F, make or self.name) if not callable(make) else make(F)
+        if isinstance(make, str) and ":" in make:  # "module:" or "module:function"
+            module, _, attr = make.partition(":")
+            method = getattr(importlib.import_module(f"tracegrad.{module}"), attr or self.name)
+        else:
+            method = getattr(F, make or self.name) if not callable(make) else make(F)
         setattr(self.owner, self.name, method)  # from now on the function itself
         return method
 
@@ -47,6 +52,10 @@ class composite:
 def _linalg(name: str) -> Callable[[Any], Any]:
     """The method that is tracegrad.linalg's function of torch's top-level name ``name``."""
     return lambda F: importlib.import_module("tracegrad.linalg").TOP_LEVEL[name]
+
+
+def _from(module: str, name: str) -> Any:
+    return getattr(importlib.import_module(f"tracegrad.{module}"), name)
 
 
 class CompositeMethods:
@@ -81,6 +90,20 @@ class CompositeMethods:
     cov = composite()
     corrcoef = composite()
     diff = composite()
+    unique = composite("searching:")
+    unique_consecutive = composite("searching:")
+    bincount = composite("searching:")
+    histc = composite("searching:")
+    cummax = composite("searching:")
+    cummin = composite("searching:")
+    kthvalue = composite("searching:")
+    mode = composite("searching:")
+    msort = composite("searching:")
+    quantile = composite("searching:")
+    nanquantile = composite("searching:")
+    nanmedian = composite("searching:")
+    aminmax = composite("searching:")
+    isin = composite("searching:")
 
     # linear algebra (tracegrad/linalg.py)
     inverse = composite(_linalg("inverse"))
@@ -158,6 +181,26 @@ class CompositeMethods:
     __xor__ = composite(lambda F: F.MASK_OPERATORS["__xor__"])
     __rxor__ = composite(lambda F: F.MASK_OPERATORS["__rxor__"])
     __invert__ = composite(lambda F: F.MASK_OPERATORS["__invert__"])
+    __lshift__ = composite(lambda F: F.MASK_OPERATORS["__lshift__"])
+    __rlshift__ = composite(lambda F: F.MASK_OPERATORS["__rlshift__"])
+    __rshift__ = composite(lambda F: F.MASK_OPERATORS["__rshift__"])
+    __rrshift__ = composite(lambda F: F.MASK_OPERATORS["__rrshift__"])
+
+    # bits of integers (and bools)
+    bitwise_and = composite()
+    bitwise_or = composite()
+    bitwise_xor = composite()
+    bitwise_not = composite()
+    bitwise_left_shift = composite()
+    bitwise_right_shift = composite()
+    gcd = composite()
+    lcm = composite()
+    bitwise_and_ = composite(lambda F: F._inplace_of(F.bitwise_and, "bitwise_and_"))
+    bitwise_or_ = composite(lambda F: F._inplace_of(F.bitwise_or, "bitwise_or_"))
+    bitwise_xor_ = composite(lambda F: F._inplace_of(F.bitwise_xor, "bitwise_xor_"))
+    bitwise_not_ = composite(lambda F: F._inplace_of(F.bitwise_not, "bitwise_not_"))
+    gcd_ = composite(lambda F: F._inplace_of(F.gcd, "gcd_"))
+    lcm_ = composite(lambda F: F._inplace_of(F.lcm, "lcm_"))
 
     # linear algebra
     t = composite()
@@ -168,6 +211,10 @@ class CompositeMethods:
     outer = composite()
     ger = composite("outer")
     addmm = composite()
+    addmv = composite()
+    addr = composite()
+    baddbmm = composite()
+    addbmm = composite()
     addcmul = composite()
     addcdiv = composite()
     diagonal = composite()
@@ -222,6 +269,23 @@ class CompositeMethods:
     take_along_dim = composite()
     nonzero = composite()
     argwhere = composite()
+    index_copy = composite("indexing:")
+    index_fill = composite("indexing:")
+    masked_scatter = composite("indexing:")
+    scatter_reduce = composite("indexing:")
+    diagonal_scatter = composite("indexing:")
+    select_scatter = composite("indexing:")
+    slice_scatter = composite("indexing:")
+    put = composite("indexing:")
+    index_copy_ = composite(lambda F: F._inplace_of(_from("indexing", "index_copy"),
+                                                    "index_copy_"))
+    index_fill_ = composite(lambda F: F._inplace_of(_from("indexing", "index_fill"),
+                                                    "index_fill_"))
+    masked_scatter_ = composite(lambda F: F._inplace_of(_from("indexing", "masked_scatter"),
+                                                        "masked_scatter_"))
+    scatter_reduce_ = composite(lambda F: F._inplace_of(_from("indexing", "scatter_reduce"),
+                                                        "scatter_reduce_"))
+    put_ = composite(lambda F: F._inplace_of(_from("indexing", "put"), "put_"))
 
     # new tensors like this one; random draws
     type_as = composite("_type_as")
@@ -264,6 +328,11 @@ class CompositeMethods:
     ceil_ = composite(lambda F: F._unary_inplace("ceil"))
     round_ = composite(lambda F: F._unary_inplace("round"))
     lerp_ = composite(lambda F: F._inplace_of(F.lerp, "lerp_"))
+    addmm_ = composite(lambda F: F._inplace_of(F.addmm, "addmm_"))
+    addmv_ = composite(lambda F: F._inplace_of(F.addmv, "addmv_"))
+    addr_ = composite(lambda F: F._inplace_of(F.addr, "addr_"))
+    baddbmm_ = composite(lambda F: F._inplace_of(F.baddbmm, "baddbmm_"))
+    addbmm_ = composite(lambda F: F._inplace_of(F.addbmm, "addbmm_"))
     addcmul_ = composite(lambda F: F._inplace_of(F.addcmul, "addcmul_"))
     addcdiv_ = composite(lambda F: F._inplace_of(F.addcdiv, "addcdiv_"))
     clamp_min_ = composite(lambda F: F._inplace_of(CompositeMethods.clamp_min, "clamp_min_"))
@@ -281,6 +350,11 @@ class CompositeMethods:
     trunc_ = composite(lambda F: F._inplace_of(F.trunc, "trunc_"))
     cumsum_ = composite(lambda F: F._inplace_of(F.cumsum, "cumsum_"))
     cumprod_ = composite(lambda F: F._inplace_of(F.cumprod, "cumprod_"))
+
+    # special functions (the others, lgamma digamma erfinv i0, are primitives' methods)
+    def polygamma(self: Tensor, n: int) -> Tensor:
+        """The n-th derivative of digamma (``torch.polygamma(n, self)``)."""
+        return _from("special", "polygamma")(n, self)
 
     # one line of other methods
     @property

@@ -95,8 +95,12 @@ class _GradMode:
     def __exit__(self, *exc: Any) -> None:
         _mode.enabled = self._saved
 
+    def _fresh(self) -> "_GradMode":
+        """A new scope like this one, for one call of a decorated function."""
+        return type(self)()
+
     def __call__(self, fn: Callable) -> Callable:
-        scope = type(self)
+        scope = self._fresh
         if inspect.isgeneratorfunction(fn):
             return _wrap_generator(scope, fn)
 
@@ -185,6 +189,55 @@ class set_grad_enabled(_GradMode):
 
     def __repr__(self) -> str:
         return f"tg.set_grad_enabled(mode={self.enabled})"
+
+
+class _Inference(threading.local):
+    on = False
+
+
+_inference = _Inference()
+
+
+def is_inference_mode_enabled() -> bool:
+    """True inside ``inference_mode()`` (on this thread), as in PyTorch."""
+    return _inference.on
+
+
+class inference_mode(_GradMode):
+    """``no_grad`` for code that only evaluates, as ``torch.inference_mode``: a context
+    manager and decorator (``@tg.inference_mode`` or ``@tg.inference_mode()``); with
+    ``mode=False`` it does nothing but leave inference mode. Unlike PyTorch, tensors made
+    inside are ordinary tensors (PyTorch's "inference tensors" refuse autograd later)::
+
+        with tg.inference_mode():
+            logits = model(x)
+    """
+
+    def __new__(cls, mode: Any = True) -> Any:
+        self = object.__new__(cls)
+        if callable(mode) and not isinstance(mode, bool):  # bare decorator
+            self.mode = True
+            return self(mode)
+        self.mode = bool(mode)
+        return self
+
+    def __init__(self, mode: Any = True) -> None:
+        pass  # (set by __new__, which a bare decorator does not get past)
+
+    def _fresh(self) -> "inference_mode":
+        return inference_mode(self.mode)
+
+    def __enter__(self) -> None:
+        self._saved = _mode.enabled, _inference.on
+        if self.mode:
+            _mode.enabled = False
+        _inference.on = self.mode
+
+    def __exit__(self, *exc: Any) -> None:
+        _mode.enabled, _inference.on = self._saved
+
+    def __repr__(self) -> str:
+        return f"tg.inference_mode(mode={self.mode})"
 
 
 # --------------------------------------------------------------------------------------

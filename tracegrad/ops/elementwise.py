@@ -8,7 +8,7 @@ once, so the rules in the tables stay one line each.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -335,10 +335,110 @@ for _name, _fwd in COMPARE:
     register(_name, "elementwise", _fwd, _binary_infer(_name, np.dtype(bool)), None,
              inputs="a b", facts="ufunc")
 
+# Integer (and bool) bit operations: no gradient (their results are integers), as PyTorch.
+# name, forward, whether bools are allowed (and, or, xor and not of bools are logical ones)
+INTEGER = [
+    ("bitwise_and", np.bitwise_and, True),
+    ("bitwise_or", np.bitwise_or, True),
+    ("bitwise_xor", np.bitwise_xor, True),
+    ("bitwise_left_shift", np.left_shift, False),
+    ("bitwise_right_shift", np.right_shift, False),
+    ("gcd", np.gcd, False),
+    ("lcm", np.lcm, False),
+]
+
+
+def _integer_infer(name: str, bools: bool):
+    allowed = "biu" if bools else "iu"
+
+    def infer(*xs):
+        for x in xs:
+            if x.dtype.kind not in allowed:
+                raise TypeError(f"{name}: expects {'bool or ' if bools else ''}integer tensors, "
+                                f"got {x.dtype}; cast with .long()")
+        if len(xs) == 1:
+            return tuple(xs[0].shape), xs[0].dtype
+        return _binary_infer(name)(*xs)
+
+    return infer
+
+
+for _name, _fwd, _bools in INTEGER:
+    register(_name, "elementwise", _fwd, _integer_infer(_name, _bools), None, inputs="a b",
+             facts="ufunc")
+register("bitwise_not", "elementwise", np.invert, _integer_infer("bitwise_not", True), None,
+         facts="ufunc")
+
 # The sign bit, as a bool: True for -0.0 and a negative nan too, which no comparison sees
 # (copysign reads it). No gradient, as the comparisons.
 register("signbit", "elementwise", np.signbit, lambda x: (tuple(x.shape), np.dtype(bool)),
          None, facts="ufunc")
+
+
+# ---------------------------------------------------------------- special functions
+# log-gamma, its derivatives (digamma, polygamma), erf's inverse, modified Bessel functions of
+# order 0 and 1: SciPy's ufuncs, imported at first use (as erf's). Without SciPy lgamma and
+# i0 still work (math.lgamma, np.i0); the others say what to install. Each derivative is
+# another of them, so gradients of any order come from the same table.
+
+
+def _scipy_special(fn: str, op: str, fallback: Any = None) -> Callable:
+    def forward(x: np.ndarray, **attrs: Any) -> np.ndarray:
+        try:
+            from scipy import special
+        except ImportError:  # pragma: no cover - exercised only without SciPy
+            if fallback is None:
+                raise ImportError(f"{op} needs SciPy (its special functions): "
+                                  f"pip install scipy") from None
+            return np.asarray(fallback(x, **attrs), dtype=x.dtype)
+        out = getattr(special, fn)(*attrs.values(), x) if attrs else getattr(special, fn)(x)
+        return np.asarray(out, dtype=x.dtype)
+
+    forward.__name__ = op
+    return forward
+
+
+_lgamma_vec = np.vectorize(math.lgamma, otypes=[np.float64])
+_SQRT_PI_OVER_2 = math.sqrt(math.pi) / 2
+
+
+def _polygamma_forward(x: np.ndarray, *, n: int) -> np.ndarray:
+    if n == 0:  # (SciPy's polygamma(0, x) is psi, slower and through float64)
+        return _scipy_special("psi", "digamma")(x)
+    return _scipy_special("polygamma", "polygamma")(x, n=n)
+
+
+def _polygamma_infer(x, *, n):
+    if not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"polygamma: the order n must be a non-negative int, got {n!r}")
+    return _unary_float_infer("polygamma")(x)
+
+
+def _i1_grad(g, out, x):
+    # i1' = i0 - i1 / x, which is 1/2 at 0
+    at_zero = x == 0
+    return (g * at_zero._select(0.5, x.i0() - out / at_zero._select(1, x)),)
+
+
+# name, forward, vjp, reads, facts (as UNARY's)
+SPECIAL = [
+    ("lgamma", _scipy_special("gammaln", "lgamma", lambda x: _lgamma_vec(x)),
+     lambda g, out, x: (g * x._polygamma(0),), "x", "float method"),
+    ("digamma", _scipy_special("psi", "digamma"),
+     lambda g, out, x: (g * x._polygamma(1),), "x", "float method"),
+    # erfinv' = sqrt(pi)/2 exp(erfinv(x)^2)
+    ("erfinv", _scipy_special("erfinv", "erfinv"),
+     lambda g, out, x: (g * (out * out).exp() * _SQRT_PI_OVER_2,), "out", "float method"),
+    ("i0", _scipy_special("i0", "i0", np.i0),
+     lambda g, out, x: (g * x.i1(),), "x", "float method"),
+    ("i1", _scipy_special("i1", "i1"), _i1_grad, "out x", "float method"),
+]
+
+for _name, _fwd, _vjp, _reads, _facts in SPECIAL:
+    register(_name, "elementwise", _fwd, _unary_float_infer(_name), _vjp, reads=_reads,
+             facts=_facts)
+register("polygamma", "elementwise", _polygamma_forward, _polygamma_infer,
+         lambda g, out, x, *, n: (g * x._polygamma(n + 1),), reads="x")
 
 
 # ---------------------------------------------------------------- where, cast

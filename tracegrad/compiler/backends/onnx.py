@@ -279,6 +279,15 @@ def _atan2(e: Emitter, n: Node, ins: list[str]) -> str:
     return e.op("Where", [both_zero, e.op("Where", [left, shift, y]), angle])
 
 
+def _bitwise(int_type: str, bool_type: str) -> Callable:
+    """ONNX's Bitwise* on integers, its logical op on bools."""
+
+    def lower(e: Emitter, n: Node, ins: list[str]) -> str:
+        return e.op(bool_type if n.dtype == np.bool_ else int_type, ins)
+
+    return lower
+
+
 def _bool_or(op_type: str, bool_type: str | None) -> Callable:
     """``op_type``, or ``bool_type`` on bool operands (add of masks is or, mul is and)."""
 
@@ -729,6 +738,10 @@ LOWERINGS: dict[str, Callable[..., str]] = {
     "atan2": _atan2,
     "xlogy": _xlogy,
     "signbit": _signbit,
+    "bitwise_and": _bitwise("BitwiseAnd", "And"),
+    "bitwise_or": _bitwise("BitwiseOr", "Or"),
+    "bitwise_xor": _bitwise("BitwiseXor", "Xor"),
+    "bitwise_not": _bitwise("BitwiseNot", "Not"),
     "normal_cdf": _normal_cdf,
     "normal_cdf_tanh": _normal_cdf,
     "relu": _relu,
