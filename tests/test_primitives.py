@@ -315,6 +315,27 @@ def test_argsort(shape, seed, descending, data):
     np.testing.assert_array_equal(out.numpy(), want)
 
 
+@covers("searchsorted")
+@FAST
+@given(lead=st.sampled_from([(), (2,), (2, 3)]), n=st.integers(1, 6), m=st.integers(0, 5),
+       seed=seeds, right=st.booleans())
+def test_searchsorted(lead, n, m, seed, right):
+    """Eager (NumPy's binary search) and its decomposition (counting smaller entries, what a
+    compiled function runs) against torch, ties included."""
+    from tracegrad.ops.reduce import _searchsorted_decomposition
+
+    torch = torch_mod()
+    rng = np.random.default_rng(seed)
+    seq = np.sort(rng.integers(0, 5, lead + (n,)), axis=-1).astype(F64)
+    v = rng.integers(-1, 6, lead + (m,) if lead else (m,)).astype(F64)
+    args = (tg.tensor(seq), tg.tensor(v))
+    want = torch.searchsorted(torch.tensor(seq), torch.tensor(v), right=right).numpy()
+    out = apply(PRIMITIVES["searchsorted"], *args, right=right)
+    assert out.dtype == tg.int64
+    np.testing.assert_array_equal(out.numpy(), want)
+    np.testing.assert_array_equal(_searchsorted_decomposition(*args, right=right).numpy(), want)
+
+
 def test_relu_gradient_at_zero_is_zero_like_torch():
     x = np.array([-1.0, 0.0, 0.0, 2.0])
     compare_with_torch(lambda t: t.relu(), lambda t: t.relu(), x)

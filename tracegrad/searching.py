@@ -22,7 +22,8 @@ from .arguments import _static_data
 from .errors import ShapeError
 from .functional import _last_dim, _scan, _t, sort, take_along_dim
 from .ops.base import check_dim
-from .tensor import Tensor, _leaf, _operand, where
+from .ops import PRIMITIVES
+from .tensor import Tensor, _leaf, _operand, apply, where
 
 ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
 MinMax = namedtuple("MinMax", ["min", "max"])
@@ -108,8 +109,8 @@ def searchsorted(sorted_sequence: Tensor, input: Any, *, out_int32: bool = False
     """Where each value of ``input`` would go in the last dimension of ``sorted_sequence``
     to keep it sorted: the first such place, or the last with ``right=True`` (or
     ``side="right"``), as ``torch.searchsorted``. A 1-d sequence serves every value; an
-    n-d one has ``input``'s leading dimensions. Counted by comparisons (n * m of them), so
-    it traces and compiles.
+    n-d one has ``input``'s leading dimensions. Eager runs a binary search; a compiled
+    function counts by comparisons (n * m of them).
 
     >>> tg.searchsorted(tg.tensor([1., 2., 3.]), tg.tensor([2., 2.5]))
     tensor([1, 2])
@@ -131,10 +132,10 @@ def searchsorted(sorted_sequence: Tensor, input: Any, *, out_int32: bool = False
         raise ShapeError(f"searchsorted: a sequence of shape {seq.shape} needs values with "
                          f"the same leading dimensions {seq.shape[:-1]}, got {values.shape}; "
                          f"or give a 1-d sequence")
-    v = values.unsqueeze(-1)
-    s = seq.unsqueeze(-2) if seq.ndim > 1 else seq
-    below = (s <= v) if right else (s < v)
-    out = below.sum(-1)
+    if values.dtype != seq.dtype:  # (compared in their common type, as the operators do)
+        common = np.result_type(values.dtype, seq.dtype)
+        seq, values = seq.to(common), values.to(common)
+    out = apply(PRIMITIVES["searchsorted"], seq, values, right=bool(right))
     if values.dtype.kind == "f":  # nan sorts after everything, as in PyTorch
         out = where(values.isnan(), _leaf(np.asarray(seq.shape[-1], out.dtype)), out)
     return out.int() if out_int32 else out.long()

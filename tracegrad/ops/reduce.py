@@ -149,6 +149,40 @@ def _argsort_forward(x, *, axis, descending):
 register("argsort", "reduce", _argsort_forward, _argsort_infer, None)
 
 
+# ---------------------------------------------------------------- searchsorted (no gradient)
+# Where each value of v would go in the last dimension of the sorted seq (1-d: one sequence
+# for every value; n-d: v's leading dimensions). Eager runs NumPy's binary search; tracing
+# records the count of smaller entries (n * m comparisons), which every backend and ONNX run.
+
+
+def _searchsorted_infer(seq, v, *, right):
+    return tuple(v.shape), np.dtype(np.int64)
+
+
+def _searchsorted_forward(seq, v, *, right):
+    side = "right" if right else "left"
+    if seq.ndim == 1:
+        return np.searchsorted(seq, v, side=side).astype(np.int64, copy=False)
+    out = np.empty(v.shape, np.int64)
+    if not out.size:
+        return out
+    rows = seq.reshape(-1, seq.shape[-1])
+    vals, outs = v.reshape(rows.shape[0], -1), out.reshape(rows.shape[0], -1)
+    for k in range(rows.shape[0]):  # (one binary search per row of the sequence)
+        outs[k] = np.searchsorted(rows[k], vals[k], side=side)
+    return out
+
+
+def _searchsorted_decomposition(seq, v, *, right):
+    s = seq.unsqueeze(-2) if seq.ndim > 1 else seq
+    below = (s <= v.unsqueeze(-1)) if right else (s < v.unsqueeze(-1))
+    return below.sum(-1).long()
+
+
+register("searchsorted", "reduce", _searchsorted_forward, _searchsorted_infer, None,
+         inputs="seq v", decomposition=_searchsorted_decomposition)
+
+
 # ---------------------------------------------------------------- log_softmax
 #
 # ``x - log(sum(exp(x)))`` along one axis, the max taken out first, as one node for eager
