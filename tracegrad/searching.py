@@ -21,8 +21,8 @@ import numpy as np
 from .arguments import _static_data
 from .errors import ShapeError
 from .functional import _last_dim, _scan, _t, sort, take_along_dim
-from .ops.base import check_dim
 from .ops import PRIMITIVES
+from .ops.base import check_dim
 from .tensor import Tensor, _leaf, _operand, apply, where
 
 ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
