@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from ... import dtypes
+from ...errors import TraceError
 from ...tensor import Tensor, cat, stack
 
 
@@ -108,7 +109,16 @@ def _int_list(values: Any, op: str, what: str) -> list[int]:
         if values.ndim != 1:
             raise RuntimeError(f"{op}: '{what}' must be a 1-d tensor or a list of ints, got "
                                f"a tensor of shape {values.shape}")
-        values = values.tolist()
+        try:
+            values = values.tolist()
+        except TraceError as error:
+            refused = TraceError(
+                f"{op}: the '{what}' tensor holds values that change between calls of the "
+                f"compiled function, and they decide the packed shapes. Give the lengths "
+                f"as a Python list (a new list traces again), or pack outside the compiled "
+                f"function.\n{error}")
+            refused.setting = getattr(error, "setting", None)
+            raise refused from None
     return [int(v) for v in values]
 
 
