@@ -18,9 +18,10 @@ import numpy as np
 from .. import dtypes
 from .. import functional as F
 from ..errors import ShapeError
-from ..tensor import Tensor, stack
+from ..tensor import Tensor, cat, stack
 from . import init
 from .module import Module, Parameter
+from .utils.rnn import PackedSequence, _step_sizes
 
 
 def _rnn_step(gi: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None,
@@ -43,6 +44,35 @@ def _gru_step(gi: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None) -> Tenso
     z = (i_z + h_z).sigmoid()
     n = (i_n + r * h_n).tanh()
     return n + z * (h - n)  # (1 - z) * n + z * h
+
+
+def _scan(step: Any, gi: Tensor, state: tuple, sizes: list[int], reverse: bool) -> tuple:
+    """Run ``step(gates, state) -> state`` over time steps packed as in a `PackedSequence`:
+    the rows of ``gi`` are step 0 of the ``sizes[0]`` sequences (longest first), then step
+    1 of the first ``sizes[1]``, and so on. ``state`` holds (sizes[0], H) tensors. Returns
+    the packed outputs (each step's ``state[0]``) and the final states: each sequence's
+    after its own last step, or, with ``reverse`` (which runs from each sequence's last
+    step back to its first), after its first step. A full batch (equal sizes) is the plain
+    loop: nothing is sliced."""
+    starts = np.cumsum([0, *sizes]).tolist()
+    initial, outs, ended = state, [], []
+    if reverse:
+        state = tuple(s[:sizes[-1]] for s in initial) if sizes[-1] < sizes[0] else initial
+    for t in (reversed(range(len(sizes))) if reverse else range(len(sizes))):
+        n, running = sizes[t], state[0].shape[0]
+        if n > running:  # backwards, sequences join at their last step from their h_0
+            state = tuple(cat([s, s0[running:n]]) for s, s0 in zip(state, initial))
+        elif n < running:  # forwards, the longer ones go on alone
+            ended.append(tuple(s[n:] for s in state))
+            state = tuple(s[:n] for s in state)
+        state = step(gi[starts[t]:starts[t + 1]], state)
+        outs.append(state[0])
+    if reverse:
+        outs.reverse()
+    if ended:
+        state = tuple(cat([state[i], *(e[i] for e in reversed(ended))])
+                      for i in range(len(state)))
+    return cat(outs), state
 
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
@@ -95,76 +125,98 @@ class RNNBase(Module):
         return (p[f"weight_ih_l{layer}{suffix}"], p[f"weight_hh_l{layer}{suffix}"],
                 p.get(f"bias_ih_l{layer}{suffix}"), p.get(f"bias_hh_l{layer}{suffix}"))
 
-    def _step(self, gi: Tensor, state: Any, w_hh: Tensor, b_hh: Tensor | None) -> Any:
+    def _step(self, gi: Tensor, state: tuple, w_hh: Tensor, b_hh: Tensor | None) -> tuple:
+        """One time step; the state is ``(h,)``, or ``(h, c)`` for LSTM."""
         if self.mode == "LSTM":
             return _lstm_step(gi, state, w_hh, b_hh)
         if self.mode == "GRU":
-            return _gru_step(gi, state, w_hh, b_hh)
-        return _rnn_step(gi, state, w_hh, b_hh, "tanh" if self.mode == "RNN_TANH" else "relu")
+            return (_gru_step(gi, state[0], w_hh, b_hh),)
+        return (_rnn_step(gi, state[0], w_hh, b_hh,
+                          "tanh" if self.mode == "RNN_TANH" else "relu"),)
 
-    def _check(self, x: Tensor, hx: Any) -> tuple[bool, int]:
-        name = type(self).__name__
-        if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
-            layout = "(N, L, H_in)" if self.batch_first else "(L, N, H_in)"
-            raise ShapeError(
-                f"{name}(input_size={self.input_size}): expects input {layout} or (L, H_in) "
-                f"with H_in={self.input_size}, got {x.shape}"
-            )
-        batched = x.ndim == 3
-        n = (x.shape[0] if self.batch_first else x.shape[1]) if batched else 1
-        dirs = 2 if self.bidirectional else 1
-        want = (self.num_layers * dirs, n, self.hidden_size) if batched else (
-            self.num_layers * dirs, self.hidden_size)
-        states = hx if isinstance(hx, tuple) else (() if hx is None else (hx,))
+    def _check_input(self, x: Tensor, packed: bool) -> None:
+        if x.ndim in ((2,) if packed else (2, 3)) and x.shape[-1] == self.input_size:
+            return
+        layout = "(N, L, H_in)" if self.batch_first else "(L, N, H_in)"
+        layout = "a PackedSequence with data (sum of lengths, H_in)" if packed else \
+            f"input {layout} or (L, H_in)"
+        raise ShapeError(f"{type(self).__name__}(input_size={self.input_size}): expects "
+                         f"{layout} with H_in={self.input_size}, got {x.shape}")
+
+    def _initial_states(self, hx: Any, want: tuple, dtype: Any) -> tuple:
+        """The initial states as a tuple, ``(h_0,)`` or ``(h_0, c_0)``, zeros if not given."""
+        if hx is None:
+            zeros = Tensor(np.zeros(want, dtype))
+            return (zeros, zeros) if self.mode == "LSTM" else (zeros,)
+        states = hx if isinstance(hx, tuple) else (hx,)
         for s in states:
             if tuple(s.shape) != want:
-                raise ShapeError(f"{name}: the initial state has shape {s.shape}, expected "
-                                 f"{want} (num_layers * num_directions, batch, hidden_size)")
-        return batched, n
+                raise ShapeError(f"{type(self).__name__}: the initial state has shape "
+                                 f"{s.shape}, expected {want} (num_layers * num_directions, "
+                                 f"batch, hidden_size)")
+        return states
 
-    def forward(self, x: Tensor, hx: Any = None) -> tuple:
-        batched, n = self._check(x, hx)
+    def forward(self, x: Any, hx: Any = None) -> tuple:
+        """``out, h_n`` (``out, (h_n, c_n)`` for LSTM). ``x`` is (L, N, H_in), (N, L, H_in)
+        with ``batch_first``, (L, H_in) unbatched, or a `PackedSequence`, which gives a
+        packed ``out`` and, per sequence, the states after its own last step."""
+        dirs = 2 if self.bidirectional else 1
         lstm = self.mode == "LSTM"
+        if isinstance(x, PackedSequence):
+            sizes = _step_sizes(x, type(self).__name__)
+            self._check_input(x.data, True)
+            want = (self.num_layers * dirs, sizes[0], self.hidden_size)
+            states = self._initial_states(hx, want, x.data.dtype)
+            if x.sorted_indices is not None:  # the states follow the packed (sorted) order
+                states = tuple(s.index_select(1, x.sorted_indices) for s in states)
+            out, finals = self._layers(x.data, sizes, states)
+            if x.unsorted_indices is not None:
+                finals = tuple(s.index_select(1, x.unsorted_indices) for s in finals)
+            out = PackedSequence(out, x.batch_sizes, x.sorted_indices, x.unsorted_indices)
+            return out, (finals if lstm else finals[0])
+        self._check_input(x, False)
+        batched = x.ndim == 3
         if not batched:
             x = x.unsqueeze(1)
-            if hx is not None:
-                hx = tuple(s.unsqueeze(1) for s in hx) if lstm else hx.unsqueeze(1)
-        if self.batch_first:
+        elif self.batch_first:
             x = x.transpose(0, 1)
+        steps, n = x.shape[:2]
+        want = (self.num_layers * dirs, n, self.hidden_size)
+        states = self._initial_states(
+            hx, want if batched else (want[0], want[2]), x.dtype)
+        if not batched:
+            states = tuple(s.unsqueeze(1) for s in states)
+        out, finals = self._layers(x.reshape(steps * n, self.input_size), [n] * steps, states)
+        out = out.reshape(steps, n, out.shape[-1])
+        if not batched:
+            out, finals = out.squeeze(1), tuple(s.squeeze(1) for s in finals)
+        elif self.batch_first:
+            out = out.transpose(0, 1)
+        return out, (finals if lstm else finals[0])
+
+    def _layers(self, x: Tensor, sizes: list[int], states: tuple) -> tuple:
+        """Every layer and direction over the packed time steps ``x`` (rows as `_scan`
+        reads them): the last layer's packed output and the stacked final states."""
         dirs = 2 if self.bidirectional else 1
-        zeros = Tensor(np.zeros((self.num_layers * dirs, n, self.hidden_size), x.dtype))
-        if hx is None:
-            hx = (zeros, zeros) if lstm else zeros
-        h_n, c_n = [], []
-        layer_in = x
+        finals: list[tuple] = []
         for layer in range(self.num_layers):
             outs = []
             for d, suffix in enumerate(["", "_reverse"][:dirs]):
                 w_ih, w_hh, b_ih, b_hh = self._weights(layer, suffix)
                 k = layer * dirs + d
-                state = (hx[0][k], hx[1][k]) if lstm else hx[k]
-                gi = F.linear(layer_in, w_ih, b_ih)  # every time step at once
-                steps = range(gi.shape[0])
-                seq = []
-                for t in (reversed(steps) if d else steps):
-                    state = self._step(gi[t], state, w_hh, b_hh)
-                    seq.append(state[0] if lstm else state)
-                if d:
-                    seq.reverse()
-                outs.append(stack(seq))
-                h_n.append(state[0] if lstm else state)
-                if lstm:
-                    c_n.append(state[1])
-            layer_in = outs[0] if dirs == 1 else F.cat(outs, -1)
+                gi = F.linear(x, w_ih, b_ih)  # every time step at once
+
+                def step(g: Tensor, state: tuple, w_hh: Tensor = w_hh,
+                         b_hh: Tensor | None = b_hh) -> tuple:
+                    return self._step(g, state, w_hh, b_hh)
+
+                out, final = _scan(step, gi, tuple(s[k] for s in states), sizes, bool(d))
+                outs.append(out)
+                finals.append(final)
+            x = outs[0] if dirs == 1 else F.cat(outs, -1)
             if self.dropout and self.training and layer < self.num_layers - 1:
-                layer_in = F.dropout(layer_in, self.dropout, True)
-        out = layer_in.transpose(0, 1) if self.batch_first else layer_in
-        h = stack(h_n)
-        c = stack(c_n) if lstm else None
-        if not batched:
-            out, h = out.squeeze(1), h.squeeze(1)
-            c = c.squeeze(1) if lstm else None
-        return out, ((h, c) if lstm else h)
+                x = F.dropout(x, self.dropout, True)
+        return x, tuple(stack([f[i] for f in finals]) for i in range(len(states)))
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
