@@ -110,22 +110,33 @@ IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in kw.items())}" for name, kw in C
 def test_update_math_matches_torch_on_identical_gradients(name, kw, dtype):
     """The optimizer alone: the same gradients fed to both for 20 steps."""
     rng = np.random.default_rng(7)
-    shapes = [(6, 5), (6,), (3, 3, 2)]
-    init = [rng.standard_normal(s).astype(dtype) for s in shapes]
-    tps = [torch.tensor(a, requires_grad=True) for a in init]
-    ps = [nn.Parameter(tg.tensor(a)) for a in init]
-    topt = getattr(torch.optim, name)(tps, **kw)
-    opt = getattr(tg.optim, name)(ps, **kw)
+    _, ps, tps, opt, topt = optimizer_twins(name, kw, dtype, rng)
     tol = 1e-6 if dtype == np.float32 else 1e-13
     for _ in range(STEPS):
-        for p, tp in zip(ps, tps):
-            g = rng.standard_normal(p.shape).astype(dtype)
-            p.grad, tp.grad = tg.tensor(g), torch.tensor(g)
-        opt.step()
-        topt.step()
-        for p, tp in zip(ps, tps):
-            assert p.dtype == dtype
-            np.testing.assert_allclose(p.numpy(), tp.detach().numpy(), rtol=tol, atol=tol)
+        step_both(opt, topt, [rng.standard_normal(p.shape).astype(dtype) for p in ps], tol)
+
+
+def optimizer_twins(name: str, kw: dict, dtype, rng) -> tuple:
+    """(initial values, tracegrad parameters, torch's, tracegrad's optimizer ``name``,
+    torch's): three parameters of mixed shapes, the same values in both."""
+    init = [rng.standard_normal(s).astype(dtype) for s in [(6, 5), (6,), (3, 3, 2)]]
+    tps = [torch.tensor(a, requires_grad=True) for a in init]
+    ps = [nn.Parameter(tg.tensor(a)) for a in init]
+    return init, ps, tps, getattr(tg.optim, name)(ps, **kw), \
+        getattr(torch.optim, name)(tps, **kw)
+
+
+def step_both(opt, topt, grads: list, tol: float) -> None:
+    """One step of both optimizers on the same gradients; their parameters then agree."""
+    ps = [p for g in opt.param_groups for p in g["params"]]
+    tps = [p for g in topt.param_groups for p in g["params"]]
+    for p, tp, g in zip(ps, tps, grads):
+        p.grad, tp.grad = tg.tensor(g), torch.tensor(g)
+    opt.step()
+    topt.step()
+    for p, tp in zip(ps, tps):
+        assert p.dtype == tp.detach().numpy().dtype
+        np.testing.assert_allclose(p.numpy(), tp.detach().numpy(), rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

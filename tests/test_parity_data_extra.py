@@ -96,26 +96,21 @@ def test_stack_dataset_matches_torch():
         StackDataset([1], y=[2])
 
 
-class Stream(IterableDataset):
-    def __init__(self, start, stop):
-        self.start, self.stop = start, stop
+def _stream(base):
+    """The numbers start, ..., stop - 1 as an iterable dataset of ``base`` (ours, torch's)."""
+    class Stream(base):
+        def __init__(self, start, stop):
+            self.start, self.stop = start, stop
 
-    def __iter__(self):
-        return iter(range(self.start, self.stop))
+        def __iter__(self):
+            return iter(range(self.start, self.stop))
 
-    def __len__(self):
-        return self.stop - self.start
+        def __len__(self):
+            return self.stop - self.start
+    return Stream
 
 
-class TStream(tud.IterableDataset):
-    def __init__(self, start, stop):
-        self.start, self.stop = start, stop
-
-    def __iter__(self):
-        return iter(range(self.start, self.stop))
-
-    def __len__(self):
-        return self.stop - self.start
+Stream, TStream = _stream(IterableDataset), _stream(tud.IterableDataset)
 
 
 def test_chain_dataset_matches_torch():

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import test_optim
-from test_parity_optim import _numpy_state, make_pair
+from test_parity_optim import _numpy_state, compiled_steps_match_eager, make_pair
 
 import tracegrad as tg
 from tracegrad import nn
@@ -132,24 +132,14 @@ def torch_dtype():
 def test_update_math_matches_torch_on_identical_gradients(name, kw, dtype, torch_dtype):
     torch_dtype(dtype)
     rng = np.random.default_rng(7)
-    shapes = [(6, 5), (6,), (3, 3, 2)]
-    init_ = [rng.standard_normal(s).astype(dtype) for s in shapes]
-    tps = [torch.tensor(a, requires_grad=True) for a in init_]
-    ps = [nn.Parameter(tg.tensor(a)) for a in init_]
-    topt = getattr(torch.optim, name)(tps, **kw)
-    opt = getattr(tg.optim, name)(ps, **kw)
+    init_, ps, tps, opt, topt = test_optim.optimizer_twins(name, kw, dtype, rng)
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    grads = rng.standard_normal((20, len(shapes), 30))
+    grads = rng.standard_normal((20, len(ps), 30))
     for step in range(20):
-        for i, (p, tp) in enumerate(zip(ps, tps)):
-            # a gradient that keeps its sign on some steps (Rprop's step sizes grow)
-            g = (grads[step, i, :p.numel()] + (step % 3 == 0)).reshape(p.shape).astype(dtype)
-            p.grad, tp.grad = tg.tensor(g), torch.tensor(g)
-        opt.step()
-        topt.step()
-        for p, tp in zip(ps, tps):
-            assert p.dtype == dtype
-            np.testing.assert_allclose(p.numpy(), tp.detach().numpy(), rtol=tol, atol=tol)
+        # a gradient that keeps its sign on some steps (Rprop's step sizes grow)
+        test_optim.step_both(opt, topt, [(grads[step, i, :p.numel()] + (step % 3 == 0))
+                                         .reshape(p.shape).astype(dtype)
+                                         for i, p in enumerate(ps)], tol)
         if name == "ASGD":
             for p, tp in zip(ps, tps):
                 np.testing.assert_allclose(opt.state[id(p)]["ax"].numpy(),
@@ -217,29 +207,7 @@ def test_bad_hyperparameters_are_refused(name, kw, match):
 def test_compiled_training_step_matches_eager(name, kw):
     """8 steps: RAdam crosses rho_t > 5 (step 6 with the default betas) and ASGD crosses
     t0 inside the compiled program; a new learning rate does not recompile."""
-    _, eager = make_pair(np.float32)
-    _, model = make_pair(np.float32)
-    eager_opt = getattr(tg.optim, name)(eager.parameters(), **kw)
-    opt = getattr(tg.optim, name)(model.parameters(), **kw)
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = nn.functional.mse_loss(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    compiled = tg.compile(step)
-    for i in range(8):
-        if i == 5:
-            for o in (opt, eager_opt):
-                o.param_groups[0]["lr"] *= 0.5
-        x, y = (tg.tensor(a) for a in test_optim.batch(i, np.float32, seed=100))
-        test_optim.tg_step(eager, eager_opt, i, np.float32, seed=100)
-        compiled(x, y)
-        for (k, a), b in zip(eager.named_parameters(), model.parameters()):
-            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
-    assert compiled.cache_info().variants == 1
+    compiled_steps_match_eager(name, kw, steps=8, halve_lr_at=5)
 
 
 # ---------------------------------------------------------------- CyclicLR

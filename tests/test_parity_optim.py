@@ -92,22 +92,11 @@ def test_update_math_matches_torch_on_identical_gradients(name, kw, dtype, torch
     """20 steps on the same gradients, to rounding."""
     torch_scalars(dtype)
     rng = np.random.default_rng(7)
-    shapes = [(6, 5), (6,), (3, 3, 2)]
-    init = [rng.standard_normal(s).astype(dtype) for s in shapes]
-    tps = [torch.tensor(a, requires_grad=True) for a in init]
-    ps = [nn.Parameter(tg.tensor(a)) for a in init]
-    topt = getattr(torch.optim, name)(tps, **kw)
-    opt = getattr(tg.optim, name)(ps, **kw)
+    init, ps, tps, opt, topt = test_optim.optimizer_twins(name, kw, dtype, rng)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     for _ in range(20):
-        for p, tp in zip(ps, tps):
-            g = rng.standard_normal(p.shape).astype(dtype)
-            p.grad, tp.grad = tg.tensor(g), torch.tensor(g)
-        opt.step()
-        topt.step()
-        for p, tp in zip(ps, tps):
-            assert p.dtype == dtype
-            np.testing.assert_allclose(p.numpy(), tp.detach().numpy(), rtol=tol, atol=tol)
+        test_optim.step_both(opt, topt, [rng.standard_normal(p.shape).astype(dtype)
+                                         for p in ps], tol)
     # The parameters moved: the comparison is not between two unchanged copies.
     assert max(np.abs(p.numpy() - a).max() for p, a in zip(ps, init)) > 1e-3
 
@@ -233,6 +222,13 @@ def test_adagrad_state_exists_before_the_first_step_as_in_torch():
                                      ("Adamax", dict(lr=0.01)),
                                      ("NAdam", dict(lr=0.01, weight_decay=0.01))])
 def test_compiled_training_step_matches_eager(name, kw):
+    compiled_steps_match_eager(name, kw, steps=6)
+
+
+def compiled_steps_match_eager(name: str, kw: dict, steps: int, halve_lr_at: int = -1):
+    """``steps`` training steps with optimizer ``name`` compiled, each equal to eager's, in
+    one compiled variant (halving the learning rate before step ``halve_lr_at`` too: an
+    input of the program, not a recompile)."""
     _, eager = make_pair(np.float32)
     _, model = make_pair(np.float32)
     eager_opt = getattr(tg.optim, name)(eager.parameters(), **kw)
@@ -246,7 +242,10 @@ def test_compiled_training_step_matches_eager(name, kw):
         return loss
 
     compiled = tg.compile(step)
-    for i in range(6):
+    for i in range(steps):
+        if i == halve_lr_at:
+            for o in (opt, eager_opt):
+                o.param_groups[0]["lr"] *= 0.5
         x, y = (tg.tensor(a) for a in batch(i, np.float32))
         tg_step(eager, eager_opt, i, np.float32)
         compiled(x, y)

@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pytest
 from gradcheck import check_grads, compare_with_torch
+from helpers import compiled_matches_eager
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,21 +26,6 @@ TF = torch.nn.functional
 
 def _rng(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(seed)
-
-
-def _compiled_matches_eager(fn, *arrays, rtol=1e-12):
-    """``fn`` and ``tg.compile(fn)`` give the same values and input gradients, on two calls
-    (the second one reuses the compiled program)."""
-    compiled = tg.compile(fn)
-    for scale in (1.0, 0.5):
-        got = []
-        for f in (fn, compiled):
-            xs = [tg.tensor(a * scale, requires_grad=True) for a in arrays]
-            y = f(*xs)
-            (y * y).sum().backward()
-            got.append([y.detach().numpy()] + [x.grad.numpy() for x in xs])
-        for a, b in zip(got[1], got[0]):
-            np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-12)
 
 
 # ---------------------------------------------------------------- transposed convolution
@@ -136,7 +122,7 @@ def test_conv_transpose_errors():
 def test_conv_transpose_compiled_matches_eager():
     layer = nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1).double()
     x = _rng().normal(size=(2, 3, 5, 4))
-    _compiled_matches_eager(lambda x: layer(x * 1.0), x)
+    compiled_matches_eager(lambda x: layer(x * 1.0), x)
 
 
 # ---------------------------------------------------------------- interpolation
@@ -252,7 +238,7 @@ def test_interpolate_errors():
 def test_interpolate_compiled_matches_eager():
     x = _rng(3).normal(size=(2, 3, 5, 4))
     for mode in ("nearest", "bilinear", "bicubic", "area"):
-        _compiled_matches_eager(lambda x, mode=mode: F.interpolate(x * 1.0, size=(7, 3),
+        compiled_matches_eager(lambda x, mode=mode: F.interpolate(x * 1.0, size=(7, 3),
                                                                    mode=mode), x)
 
 
@@ -297,7 +283,7 @@ def test_shuffle_errors():
 
 def test_shuffles_compiled_match_eager():
     x = _rng().normal(size=(2, 8, 3, 4))
-    _compiled_matches_eager(
+    compiled_matches_eager(
         lambda x: F.channel_shuffle(F.pixel_unshuffle(F.pixel_shuffle(x * 1.0, 2), 1), 2) ** 2,
         x)
 
@@ -343,7 +329,7 @@ def test_fold_errors():
 
 def test_unfold_fold_compiled_match_eager():
     x = _rng().normal(size=(2, 3, 6, 5))
-    _compiled_matches_eager(lambda x: F.fold(F.unfold(x * 1.0, 3, padding=1, stride=2) ** 2,
+    compiled_matches_eager(lambda x: F.fold(F.unfold(x * 1.0, 3, padding=1, stride=2) ** 2,
                                              (6, 5), 3, padding=1, stride=2), x)
 
 
@@ -513,7 +499,7 @@ def test_pools_compiled_match_eager():
         c = F.lp_pool2d(x * x + 0.5, 2, 2, ceil_mode=True)
         return a.sum() + b.sum() * 2 + c.sum() * 3 + F.adaptive_avg_pool1d(x[:, :, 0], 4).sum()
 
-    _compiled_matches_eager(pools, x)
+    compiled_matches_eager(pools, x)
 
 
 def test_max_pools_give_the_index_of_the_last_nan_as_torch():

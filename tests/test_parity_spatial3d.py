@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gradcheck import check_grads, compare_with_torch
+from helpers import compiled_matches_eager
 
 import tracegrad as tg
 from tracegrad import nn
@@ -19,20 +20,6 @@ TF = torch.nn.functional
 
 def _rng(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(seed)
-
-
-def _compiled_matches_eager(fn, *arrays, rtol=1e-12):
-    """``fn`` and ``tg.compile(fn)`` give the same values and input gradients on two calls."""
-    compiled = tg.compile(fn)
-    for scale in (1.0, 0.5):
-        got = []
-        for f in (fn, compiled):
-            xs = [tg.tensor(a * scale, requires_grad=True) for a in arrays]
-            y = f(*xs)
-            (y * y).sum().backward()
-            got.append([y.detach().numpy()] + [x.grad.numpy() for x in xs])
-        for a, b in zip(got[1], got[0]):
-            np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-12)
 
 
 # ---------------------------------------------------------------- convolution
@@ -281,10 +268,10 @@ def test_compiled_conv3d_and_pools_match_eager():
     rng = _rng(13)
     x = rng.standard_normal((2, 2, 5, 6, 5))
     w = rng.standard_normal((3, 2, 2, 3, 2))
-    _compiled_matches_eager(lambda x, w: F.conv3d(x, w, stride=(1, 2, 1), padding=1), x, w)
-    _compiled_matches_eager(lambda x: F.max_pool3d(x, 2, 2, 1, ceil_mode=True), x)
-    _compiled_matches_eager(lambda x: F.avg_pool3d(x, 3, 2, 1, count_include_pad=False), x)
-    _compiled_matches_eager(lambda x, w: F.conv_transpose3d(x, w.transpose(0, 1), stride=2),
+    compiled_matches_eager(lambda x, w: F.conv3d(x, w, stride=(1, 2, 1), padding=1), x, w)
+    compiled_matches_eager(lambda x: F.max_pool3d(x, 2, 2, 1, ceil_mode=True), x)
+    compiled_matches_eager(lambda x: F.avg_pool3d(x, 3, 2, 1, count_include_pad=False), x)
+    compiled_matches_eager(lambda x, w: F.conv_transpose3d(x, w.transpose(0, 1), stride=2),
                             x[:, :, :3], w)
-    _compiled_matches_eager(lambda x: F.adaptive_max_pool3d(x, (2, 4, 3)), x)
-    _compiled_matches_eager(lambda x: F.adaptive_avg_pool3d(x, (2, 4, 3)), x)
+    compiled_matches_eager(lambda x: F.adaptive_max_pool3d(x, (2, 4, 3)), x)
+    compiled_matches_eager(lambda x: F.adaptive_avg_pool3d(x, (2, 4, 3)), x)

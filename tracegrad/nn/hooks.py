@@ -108,12 +108,7 @@ def call(module: Any, args: tuple, kwargs: dict) -> Any:
         for hid, hook in list(d["_forward_hooks"].items()):
             if hid in d["_forward_hooks_always_called"]:
                 ran.add(hid)
-            if hid in d["_forward_hooks_with_kwargs"]:
-                res = hook(module, args, kwargs, result)
-            else:
-                res = hook(module, args, result)
-            if res is not None:
-                result = res
+            result = _forward_hook(d, hid, hook, module, args, kwargs, result)
         if bw is not None:
             if not isinstance(result, (Tensor, tuple)):
                 warnings.warn(f"For backward hooks to be called, module output should be a "
@@ -126,17 +121,20 @@ def call(module: Any, args: tuple, kwargs: dict) -> Any:
             if hid not in d["_forward_hooks_always_called"] or hid in ran:
                 continue
             try:
-                if hid in d["_forward_hooks_with_kwargs"]:
-                    res = hook(module, args, kwargs, result)
-                else:
-                    res = hook(module, args, result)
-                if res is not None:
-                    result = res
+                result = _forward_hook(d, hid, hook, module, args, kwargs, result)
             except Exception as e:
                 warnings.warn(f"module forward hook with ``always_call=True`` raised an "
                               f"exception that was silenced as another error was raised in "
                               f"forward: {e}", stacklevel=3)
         raise
+
+
+def _forward_hook(d: dict, hid: int, hook: Callable, module: Any, args: tuple, kwargs: dict,
+                  result: Any) -> Any:
+    """Run one forward hook: the output it returns, or the one it was given."""
+    res = hook(module, args, kwargs, result) if hid in d["_forward_hooks_with_kwargs"] else \
+        hook(module, args, result)
+    return result if res is None else res
 
 
 class _Identity(Function):

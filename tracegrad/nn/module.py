@@ -510,28 +510,13 @@ _HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks", "_backward_pre_hooks", "_
                "_forward_hooks_always_called")
 
 
-class Sequential(Module):
-    """Modules applied one after another: ``Sequential(Linear(2, 16), ReLU(), Linear(16, 1))``,
-    or with names: ``Sequential(OrderedDict(fc=Linear(2, 16), act=ReLU()))``. Indexing,
-    ``append``, ``insert``, ``extend``, ``pop``, ``del``, ``+`` and ``*`` work as PyTorch's."""
+class _ModuleSequence(Module):
+    """What Sequential and ModuleList share: their modules in order, named 0, 1, ...,
+    indexed, changed and iterated as a list (negative indices and slices too)."""
 
-    def __init__(self, *modules: Module):
-        super().__init__()
-        if len(modules) == 1 and isinstance(modules[0], (dict, OrderedDict)):
-            for name, m in modules[0].items():
-                self.add_module(name, m)
-        else:
-            for i, m in enumerate(modules):
-                self.add_module(str(i), m)
-
-    def forward(self, x: Any) -> Any:
-        for m in self._modules.values():
-            x = m(x)
-        return x
-
-    def __getitem__(self, i: int | slice) -> Module:
-        if isinstance(i, slice):  # (the names are kept, as PyTorch keeps them)
-            return type(self)(OrderedDict(list(self._modules.items())[i]))
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return self._sliced(list(self._modules.items())[i])
         return self._modules[_key_at(self._modules, i)]
 
     def __setitem__(self, i: int, module: Module) -> None:
@@ -551,23 +536,46 @@ class Sequential(Module):
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
-    def append(self, module: Module) -> "Sequential":
+    def append(self, module: Module) -> Any:
         self.add_module(str(len(self._modules)), module)
         return self
 
-    def insert(self, index: int, module: Module) -> "Sequential":
-        _insert(self, index, module)
-        return self
-
-    def extend(self, modules: Any) -> "Sequential":
+    def extend(self, modules: Any) -> Any:
         for m in modules:
             self.append(m)
         return self
 
-    def pop(self, i: int | slice) -> Module:
+    def pop(self, i: int | slice) -> Any:
         m = self[i]
         del self[i]
         return m
+
+
+class Sequential(_ModuleSequence):
+    """Modules applied one after another: ``Sequential(Linear(2, 16), ReLU(), Linear(16, 1))``,
+    or with names: ``Sequential(OrderedDict(fc=Linear(2, 16), act=ReLU()))``. Indexing,
+    ``append``, ``insert``, ``extend``, ``pop``, ``del``, ``+`` and ``*`` work as PyTorch's."""
+
+    def __init__(self, *modules: Module):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], (dict, OrderedDict)):
+            for name, m in modules[0].items():
+                self.add_module(name, m)
+        else:
+            for i, m in enumerate(modules):
+                self.add_module(str(i), m)
+
+    def _sliced(self, items: list) -> "Sequential":
+        return type(self)(OrderedDict(items))  # (the names are kept, as PyTorch keeps them)
+
+    def forward(self, x: Any) -> Any:
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def insert(self, index: int, module: Module) -> "Sequential":
+        _insert(self, index, module)
+        return self
 
     def __add__(self, other: "Sequential") -> "Sequential":
         if not isinstance(other, Sequential):
@@ -594,7 +602,7 @@ class Sequential(Module):
         return self.extend(list((self * n))[len(self):])
 
 
-class ModuleList(Module):
+class ModuleList(_ModuleSequence):
     """A list of modules whose parameters are registered: ``ModuleList([Linear(4, 4)] * 3)``.
     Indexing (slices too), ``del``, ``insert``, ``pop``, ``+`` work as on a list."""
 
@@ -603,50 +611,17 @@ class ModuleList(Module):
         for m in modules or []:
             self.append(m)
 
-    def append(self, module: Module) -> "ModuleList":
-        self.add_module(str(len(self._modules)), module)
-        return self
-
-    def extend(self, modules: Any) -> "ModuleList":
-        for m in modules:
-            self.append(m)
-        return self
+    def _sliced(self, items: list) -> "ModuleList":
+        return type(self)([m for _, m in items])
 
     def insert(self, index: int, module: Module) -> None:
         _insert(self, index, module)
-
-    def pop(self, i: int | slice) -> Any:
-        m = self[i]
-        del self[i]
-        return m
-
-    def __getitem__(self, i: int | slice) -> Any:
-        if isinstance(i, slice):
-            return type(self)(list(self._modules.values())[i])
-        return self._modules[_key_at(self._modules, i)]
-
-    def __setitem__(self, i: int, module: Module) -> None:
-        setattr(self, _key_at(self._modules, i), module)
-
-    def __delitem__(self, i: int | slice) -> None:
-        if isinstance(i, slice):
-            for key in list(self._modules)[i]:
-                delattr(self, key)
-        else:
-            delattr(self, _key_at(self._modules, i))
-        _renumber(self)
 
     def __add__(self, other: Any) -> "ModuleList":
         return ModuleList([*self, *other])
 
     def __iadd__(self, other: Any) -> "ModuleList":
         return self.extend(other)
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
 
     def forward(self, *args: Any) -> Any:
         raise TypeError("ModuleList is a container and has no forward(); iterate over it")
