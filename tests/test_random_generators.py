@@ -113,7 +113,7 @@ def test_the_global_generator_state_functions():
 
 
 def test_seeds_as_torch_and_bad_seeds_and_generators_raise():
-    import torch
+    torch = pytest.importorskip("torch")  # (CI has no torch wheel for 3.10 and 3.13)
 
     assert tg.Generator().manual_seed(-1).initial_seed() == \
         torch.Generator().manual_seed(-1).initial_seed() == 2**64 - 1
