@@ -98,6 +98,8 @@ EXAMPLES: dict[str, list] = {
     "matrix_exp": [([((3, 3), F32)], {}), ([((2, 3, 3), F32)], {})],
     "nll": [([((3, 4), F32), ((3,), I64)], {"ignore_index": -100, "reduction": "mean"}),
             ([((3, 4), F32), ((3,), I64)], {"ignore_index": -100, "reduction": "sum"})],
+    "check": [([((3, 4), F32)], {"test": "finite", "args": (), "error": "ValueError",
+                                 "message": "not finite: {value}"})],
 }
 # Declarations that say a rule reads more than its trace shows, and why. (None today.)
 CONSERVATIVE: dict[str, str] = {}
@@ -306,7 +308,8 @@ def test_derived_compiler_sets_are_the_ones_written_out_before():
                                           "ceil", "round", "erfc"} | INVERSE_TRIG - {"atan2"} \
         | SPECIAL
     assert cse.RANDOM == fold_constants.RANDOM == {"rand", "poisson"}
-    assert plan_memory.VIEWS == {"reshape", "permute", "expand", "getitem", "as_strided"}
+    assert plan_memory.VIEWS == {"reshape", "permute", "expand", "getitem", "as_strided",
+                                  "check"}
     assert {n for n, p in P.items() if p.in_place} == {"neg", "exp", "log", "sqrt", "tanh",
                                                        "relu", "normal_cdf_tanh"} | \
         INVERSE_TRIG - {"atan2"}

@@ -484,7 +484,7 @@ def test_unravel_index_matches_torch():
     _same(tg.unravel_index(tg.tensor(idx), (2, 3, 4)),
           torch.unravel_index(torch.tensor(idx), (2, 3, 4)))
     _same(tg.unravel_index(tg.tensor(5), 7), torch.unravel_index(torch.tensor(5), 7))
-    with pytest.raises(ValueError, match=r"unravel_index: an index is out of range for a "
+    with pytest.raises(ValueError, match=r"unravel_index: index 6 is out of range for a "
                                          r"tensor of shape \(2, 3\)"):
         tg.unravel_index(tg.tensor([6]), (2, 3))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import operator
+import re
 
 import numpy as np
 import pytest
@@ -334,6 +335,50 @@ def test_searchsorted(lead, n, m, seed, right):
     assert out.dtype == tg.int64
     np.testing.assert_array_equal(out.numpy(), want)
     np.testing.assert_array_equal(_searchsorted_decomposition(*args, right=right).numpy(), want)
+
+
+@covers("check")
+@pytest.mark.parametrize("test,args,good,bad,fields", [
+    ("in_range", (0, 3), [0, 2, 1], [0, 3, -1], {"lo": -1, "hi": 3, "bad": -1}),
+    ("in_range", (0, 3, -100), [0, -100, 2], [-100, 4], {"lo": 4, "hi": 4, "bad": 4}),
+    ("in_range", (-4, 4), [-4, 3], [-5], {"lo": -5, "hi": -5, "bad": -5}),
+    ("in_interval", (0, 1), [0.0, 1.0, 0.5], [0.5, np.nan], {"lo": 0.5, "hi": 0.5}),
+    ("in_interval", (0, 1), [0.0], [-0.25, 2.0], {"lo": -0.25, "hi": 2.0}),
+    ("not_below", (0,), [0.0, np.nan, 3.0], [1.0, -2.0], {"least": -2.0}),
+    ("finite", (), [1.0, -1e30], [np.inf], {"value": np.inf}),
+    ("finite", (), [], [1.0, np.nan], {"value": ""}),
+    ("weights", (1,), [[0.0, 1.0]], [[1.0, -1.0]],
+     {"problem": "weights must be finite and non-negative"}),
+    ("weights", (1,), [[0.0, 1.0]], [[1.0, 1.0], [0.0, 0.0]],
+     {"problem": "a row of weights sums to zero"}),
+    ("weights", (2,), [[0.5, 1.0]], [[0.0, 1.0]],
+     {"problem": "cannot draw 2 samples without replacement from 1 categories with nonzero "
+                 "weight"}),
+])
+def test_check(test, args, good, bad, fields):
+    """check passes its operand through (the same memory, its gradient unchanged) and raises
+    the error named, its message filled with the test's fields."""
+    from tracegrad.ops.validation import TESTS
+
+    dtype = np.int64 if test == "in_range" else F64
+    good_t = tg.tensor(np.array(good, dtype), requires_grad=dtype == F64)
+    attrs = {"test": test, "args": args, "error": "ValueError", "message": "failed {}"}
+    out = apply(PRIMITIVES["check"], good_t, **{**attrs, "message": "failed"})
+    assert np.shares_memory(out.numpy(), good_t.numpy()) or not good_t.numel()
+    np.testing.assert_array_equal(out.numpy(), good_t.numpy())
+    if good_t.requires_grad:
+        (out * tg.tensor(np.arange(out.numel(), dtype=F64)).reshape(out.shape)).sum().backward()
+        np.testing.assert_array_equal(good_t.grad.numpy(),
+                                      np.arange(good_t.numel()).reshape(good_t.shape))
+    bad_a = np.array(bad, dtype)
+    got = TESTS[test](bad_a, *args)
+    assert got.keys() == fields.keys()
+    for k, v in fields.items():
+        assert got[k] == v or (isinstance(v, float) and np.isnan(v) and np.isnan(got[k])), k
+    message = "; ".join(f"{k}={{{k}}}" for k in fields)
+    with pytest.raises(IndexError, match="^" + re.escape(message.format(**got)) + "$"):
+        apply(PRIMITIVES["check"], tg.tensor(bad_a),
+              **{**attrs, "error": "IndexError", "message": message})
 
 
 def test_relu_gradient_at_zero_is_zero_like_torch():

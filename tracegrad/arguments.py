@@ -14,6 +14,7 @@ import numpy as np
 
 from . import dtypes
 from .ops.movement import SLOT
+from .ops.validation import run_check as _run_check
 
 # The tensor module (Tensor, _leaf, _tracer), read at call time: it imports this one. (Not
 # `from . import tensor`: once tracegrad is imported, tg.tensor is the creation function.)
@@ -88,6 +89,18 @@ def _static_data(t: "Tensor", why: str) -> np.ndarray:
     if _tensor._tracer is not None:
         _tensor._tracer.check_static(t, why)
     return t._data
+
+
+def checked(t: "Tensor", test: str, args: tuple, error: type, message: str) -> "Tensor":
+    """``t``, after raising ``error(message.format(...))`` if its values fail ``test`` (a test
+    of `tracegrad.ops.validation.TESTS`, with ``args``). Use the result in place of ``t``: while
+    tracing, the test is an op of the graph, so a compiled function runs it on every call's
+    values, as eager code does (reading ``t._data`` would test only the traced call's)."""
+    attrs = {"test": test, "args": args, "error": error.__name__, "message": message}
+    if _tensor._tracer is None:
+        _run_check(t._data, **attrs)
+        return t
+    return _tensor.apply(_tensor.P["check"], t, **attrs)
 
 
 

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import dtypes
-from .arguments import _normalize_index
+from .arguments import _normalize_index, checked
 from .autograd import no_grad as _no_grad
 from .device import on_cpu
 from .errors import DTypeError, ShapeError, ValueRangeError
@@ -355,12 +355,9 @@ def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None,
     idx = indices if isinstance(indices, Tensor) else Tensor(indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
-    lo, hi = idx._data.min(initial=0), idx._data.max(initial=0)
-    if lo < 0 or hi >= weight.shape[0]:
-        raise IndexError(
-            f"embedding: indices range over [{lo}, {hi}] but the table has "
-            f"{weight.shape[0]} rows"
-        )
+    idx = checked(idx, "in_range", (0, weight.shape[0]), IndexError,
+                  f"embedding: indices range over [{{lo}}, {{hi}}] but the table has "
+                  f"{weight.shape[0]} rows")
     if idx.ndim == 0:
         return embedding(idx.reshape(1), weight, padding_idx).reshape(weight.shape[1:])
     out = weight[idx]
@@ -382,10 +379,9 @@ def one_hot(indices: Any, num_classes: int = -1) -> Tensor:
                              "tensor; pass num_classes")
         num_classes = int(_static_data(idx, "one_hot without num_classes (the largest "
                                             "index sets the width; pass num_classes)").max()) + 1
-    lo, hi = idx._data.min(initial=0), idx._data.max(initial=0)  # (checks only)
-    if lo < 0 or hi >= num_classes:
-        raise ValueError(f"one_hot: class indices range over [{lo}, {hi}], outside [0, "
-                         f"{num_classes}) for num_classes={num_classes}")
+    idx = checked(idx, "in_range", (0, num_classes), ValueError,
+                  f"one_hot: class indices range over [{{lo}}, {{hi}}], outside [0, "
+                  f"{num_classes}) for num_classes={num_classes}")
     n = num_classes
     return (idx.unsqueeze(-1) == _leaf(np.arange(n, dtype=idx.dtype))).long()
 
@@ -958,22 +954,17 @@ def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None,
         raise ShapeError(
             f"binary_cross_entropy: input {input.shape} and target {target.shape} differ"
         )
-    # Outside [0, 1]: an error (checked on the values at hand: in a compiled function, those
-    # of the call that traced it), and nan in the result, so that a compiled call given
-    # such values later gives nan rather than a number.
-    outside = logical_or(input < 0, input > 1)
-    if builtins.any(outside._data.ravel()):
-        raise ValueRangeError(
-            f"binary_cross_entropy: all elements of input should be between 0 and 1 "
-            f"(they are probabilities; for logits use binary_cross_entropy_with_logits); "
-            f"the input of shape {input.shape} has values outside")
+    input = checked(input, "in_interval", (0, 1), ValueRangeError,
+                    f"binary_cross_entropy: all elements of input should be between 0 and 1 "
+                    f"(they are probabilities; for logits use "
+                    f"binary_cross_entropy_with_logits); the input of shape {input.shape} "
+                    f"has values in [{{lo}}, {{hi}}]")
     tiny = _TINY.get(input.dtype, 1e-44)
     log_p = clamp(clamp(input, min=tiny).log(), min=-100)
     log_q = clamp(clamp(1 - input, min=tiny).log(), min=-100)
     loss = -(target * log_p + (1 - target) * log_q)
     if weight is not None:
         loss = loss * weight
-    loss = _where(outside, _operand(math.nan, loss), loss)
     return _reduce(loss, reduction, "binary_cross_entropy")
 
 
@@ -1018,15 +1009,6 @@ def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: 
                          "cross_entropy", log_probs=logp)
 
 
-_UNSIGNED = {np.dtype(f"i{n}"): np.dtype(f"u{n}") for n in (1, 2, 4, 8)}
-
-
-def _not_all_classes(tv: np.ndarray, c: int) -> bool:
-    """Whether some integer target is outside [0, c): one reduction finds both ends, since
-    viewed as unsigned a negative class is huge."""
-    return bool(np.maximum.reduce(tv.view(_UNSIGNED.get(tv.dtype, tv.dtype)), axis=None) >= c)
-
-
 def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
                   reduction: str, label_smoothing: float, op: str, log_probs: Tensor) -> Tensor:
     # Written with tensor ops only: the targets are data, so a compiled loss reads each
@@ -1044,14 +1026,9 @@ def _indexed_loss(input: Tensor, target: Tensor, weight: Any, ignore_index: int,
             f"{op}: input {input.shape} needs class-index targets of shape {expected}, "
             f"got {target.shape}"
         )
-    tv = target._data  # (a compiled loss checks the traced batch's labels)
-    if tv.size and _not_all_classes(tv, c):  # out of range, or ignored
-        t_values = tv[tv != ignore_index]
-        if t_values.size and (t_values.min() < 0 or t_values.max() >= c):
-            raise IndexError(
-                f"{op}: target classes range over [{t_values.min()}, {t_values.max()}] but "
-                f"the input has {c} classes (use ignore_index={ignore_index} for padding)"
-            )
+    target = checked(target, "in_range", (0, c, ignore_index), IndexError,
+                     f"{op}: target classes range over [{{lo}}, {{hi}}] but the input has {c} "
+                     f"classes (use ignore_index={ignore_index} for padding)")
     # Move classes last and flatten: (M, C) against (M,).
     if logp.ndim > 2:
         logp = logp.permute((0,) + tuple(range(2, logp.ndim)) + (1,))
@@ -1730,20 +1707,15 @@ __all__ += [
 def _indices(index: Any, size: int, op: str, what: str = "index") -> Tensor:
     """``index`` as an int64 tensor of positions into a dimension of ``size``. Out of range
     (negative included, as PyTorch's gather/scatter/index_select refuse them) raises
-    IndexError; in a compiled function, where the values are not known, a negative index is
-    sent out of range, so that a compiled program given one raises too instead of wrapping
-    around (the check here sees the values of the call that traced it)."""
+    IndexError, in a compiled function too (on each call's values)."""
     idx = index if isinstance(index, Tensor) else Tensor(index)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"{op}: {what} must be an integer tensor (int64), got {idx.dtype}")
     if idx.dtype != np.int64:
         idx = idx.long()
-    data = idx._data
-    if data.size and (data.min() < 0 or data.max() >= size):
-        bad = data.min() if data.min() < 0 else data.max()
-        raise IndexError(f"{op}: {what} {int(bad)} is out of range for a dimension of size "
-                         f"{size}; give indices in [0, {size - 1}]")
-    return where(idx < 0, _leaf(np.asarray(size, np.int64)), idx)
+    return checked(idx, "in_range", (0, size), IndexError,
+                   f"{op}: {what} {{bad}} is out of range for a dimension of size {size}; "
+                   f"give indices in [0, {size - 1}]")
 
 
 def _along(op: str, input: Tensor, dim: int, index: Any) -> tuple:
@@ -2531,17 +2503,8 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,
     if num_samples <= 0 or n == 0:
         raise ValueError(f"multinomial: needs num_samples > 0 and at least one category, got "
                          f"{num_samples} samples from {n} categories")
-    w = input.detach()
-    data = w._data  # (in a compiled function: the values of the call that traced it)
-    if (data < 0).any() or not np.isfinite(data).all():
-        raise ValueError("multinomial: weights must be finite and non-negative")
-    nonzero_rows = (data > 0).sum(-1)
-    if (nonzero_rows == 0).any():
-        raise ValueError("multinomial: a row of weights sums to zero")
-    if not replacement and (nonzero_rows < num_samples).any():
-        raise ValueError(f"multinomial: cannot draw {num_samples} samples without "
-                         f"replacement from {int(nonzero_rows.min())} categories with "
-                         f"nonzero weight")
+    w = checked(input.detach(), "weights", (1 if replacement else num_samples,), ValueError,
+                "multinomial: {problem}")
     rows = input.shape[:-1]
     if replacement:
         c = cumsum(w, -1)
@@ -3428,12 +3391,9 @@ def take(input: Tensor, index: Any) -> Tensor:
     idx = index if isinstance(index, Tensor) else Tensor(index)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"take: index must be an integer tensor (int64), got {idx.dtype}")
-    data = idx.long()._data
-    if data.size and (data.min() < -n or data.max() >= n):
-        bad = data.min() if data.min() < -n else data.max()
-        raise IndexError(f"take: index {int(bad)} is out of range for a tensor of {n} "
-                         f"elements ({input.shape}); give indices in [-{n}, {n - 1}]")
-    idx = idx.long()
+    idx = checked(idx.long(), "in_range", (-n, n), IndexError,
+                  f"take: index {{bad}} is out of range for a tensor of {n} elements "
+                  f"({input.shape}); give indices in [-{n}, {n - 1}]")
     idx = _where(idx < 0, idx + n, idx)
     return input.reshape(-1)._getitem(_slots(1), idx)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .arguments import _normalize_index, _static_data
+from .arguments import _normalize_index, _static_data, checked
 from .errors import ShapeError
 from .functional import _along, _indices, _slots, _source, _vector_index
 from .ops.base import check_dim
@@ -219,11 +219,9 @@ def put(input: Tensor, index: Any, source: Any, accumulate: bool = False) -> Ten
     idx = index if isinstance(index, Tensor) else Tensor(index)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"put: index must be an integer tensor (int64), got {idx.dtype}")
-    data = idx._data
-    if data.size and (data.min() < -n or data.max() >= n):
-        bad = data.min() if data.min() < -n else data.max()
-        raise IndexError(f"put: index {int(bad)} is out of range for a tensor of {n} "
-                         f"elements (shape {input.shape})")
+    idx = checked(idx, "in_range", (-n, n), IndexError,
+                  f"put: index {{bad}} is out of range for a tensor of {n} elements (shape "
+                  f"{input.shape})")
     source = _operand(source, input)
     _same_dtype("put", "source", source, input)
     if source.numel() != idx.numel():

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .arguments import _static_data
+from .arguments import _static_data, checked
 from .errors import ShapeError
 from .functional import _last_dim, _scan, _t, sort, take_along_dim
 from .ops import PRIMITIVES
@@ -445,10 +445,9 @@ def unravel_index(indices: Any, shape: Sequence[int] | int) -> tuple:
     if idx.dtype.kind not in "iu":
         raise TypeError(f"unravel_index: indices must be integers, got {idx.dtype}")
     n = int(np.prod(shape))
-    data = idx._data
-    if data.size and (data.min() < -n or data.max() >= n):
-        raise ValueError(f"unravel_index: an index is out of range for a tensor of shape "
-                         f"{shape} ({n} elements)")
+    idx = checked(idx, "in_range", (-n, n), ValueError,
+                  f"unravel_index: index {{bad}} is out of range for a tensor of shape {shape} "
+                  f"({n} elements)")
     flat = where(idx < 0, idx + n, idx).long()
     out = []
     for size in reversed(shape):

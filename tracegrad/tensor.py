@@ -85,7 +85,7 @@ def _failed(prim: Any, inputs: tuple, attrs: dict, e: Exception) -> Exception:
     """The error to raise when a primitive's forward fails: the shape rule's message, which
     is what a user should read; or, if it accepts the operands, the op and the shapes."""
     prim.infer(*inputs, **attrs)
-    if isinstance(e, LinAlgError):  # (its message names the op and the shape already)
+    if isinstance(e, LinAlgError) or prim.name == "check":  # (messages naming the op already)
         return e
     shapes = ", ".join(f"{t.dtype}{list(t.shape)}" for t in inputs)
     return type(e)(f"{prim.name} on {shapes}: {e}")

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import functional as F
-from ..arguments import _static_data
+from ..arguments import _static_data, checked
 from ..errors import ShapeError
 from ..functional import _reduce
 from ..tensor import Tensor, _leaf, _operand, where
@@ -200,10 +200,9 @@ def multi_margin_loss(input: Tensor, target: Any, p: int = 1, margin: float = 1.
     if tuple(t.shape) != (n,):
         raise ShapeError(f"{op}: input {input.shape} needs target of shape "
                          f"{(n,) if input.ndim == 2 else ()}, got {target.shape}")
-    tv = t._data
-    if tv.size and (tv.min() < 0 or tv.max() >= c):
-        raise IndexError(f"{op}: target classes range over [{tv.min()}, {tv.max()}] but the "
-                         f"input has {c} classes")
+    t = checked(t, "in_range", (0, c), IndexError,
+                f"{op}: target classes range over [{{lo}}, {{hi}}] but the input has {c} "
+                f"classes")
     others = t.unsqueeze(1) != _leaf(np.arange(c))  # (N, C): j != y
     z = (margin - F.gather(x, 1, t.unsqueeze(1)) + x).relu()  # (0 gradient at 0, as torch)
     if p == 2:
@@ -231,10 +230,9 @@ def multilabel_margin_loss(input: Tensor, target: Any, reduction: str = "mean") 
     if tuple(t.shape) != (n, c):
         raise ShapeError(f"{op}: target must have the input's shape {input.shape}, got "
                          f"{target.shape}")
-    tv = t._data
-    if tv.size and (tv.min() < -1 or tv.max() >= c):
-        raise IndexError(f"{op}: target entries must be class indices in [0, {c}) or -1 (the "
-                         f"end of a row's targets), got values in [{tv.min()}, {tv.max()}]")
+    t = checked(t, "in_range", (-1, c), IndexError,
+                f"{op}: target entries must be class indices in [0, {c}) or -1 (the end of a "
+                f"row's targets), got values in [{{lo}}, {{hi}}]")
     # A target slot counts up to the row's first negative entry.
     valid = F.cumsum((t < 0).long(), 1) == 0                              # (N, C) slots
     safe = where(valid, t, _operand(0, t))
@@ -280,9 +278,8 @@ def gaussian_nll_loss(input: Tensor, target: Any, var: Any, full: bool = False,
         if var < 0:
             raise ValueError(f"{op}: var has negative entry/entries ({var})")
         var = F.full_like(input, float(var))
-    var = _operand(var, input)
-    if (var._data < 0).any():
-        raise ValueError(f"{op}: var has negative entry/entries")
+    var = checked(_operand(var, input), "not_below", (0,), ValueError,
+                  f"{op}: var has negative entry/entries (the least is {{least}})")
     if var.shape != input.shape:
         if input.shape[:-1] == var.shape:
             var = var.unsqueeze(-1)
@@ -344,9 +341,9 @@ def ctc_loss(log_probs: Tensor, targets: Any, input_lengths: Any, target_lengths
     tg_ = _class_indices(targets, op)
     in_len = _lengths(input_lengths, N, "input_lengths")
     tl = _lengths(target_lengths, N, "target_lengths")
-    if (in_len._data > T).any() or (in_len._data < 0).any():
-        raise ValueError(f"{op}: input_lengths must be in [0, {T}] (log_probs has {T} time "
-                         f"steps), got {in_len._data.tolist()}")
+    in_len = checked(in_len, "in_range", (0, T + 1), ValueError,
+                     f"{op}: input_lengths must be in [0, {T}] (log_probs has {T} time "
+                     f"steps), got values in [{{lo}}, {{hi}}]")
     if single or tg_.ndim == 1:  # one after another: lay out as (N, longest)
         tv = _static_data(tl, "ctc_loss with 1-d targets (the longest target sets a shape)")
         if tg_.ndim != 1 or tg_.shape[0] < tv.sum():
@@ -361,8 +358,8 @@ def ctc_loss(log_probs: Tensor, targets: Any, input_lengths: Any, target_lengths
     elif tg_.ndim != 2 or tg_.shape[0] != N:
         raise ShapeError(f"{op}: targets must be (N, S) = ({N}, S) or 1-d, got {tg_.shape}")
     S = tg_.shape[1]
-    if (tl._data > S).any() or (tl._data < 0).any():
-        raise ValueError(f"{op}: target_lengths must be in [0, {S}], got {tl._data.tolist()}")
+    tl = checked(tl, "in_range", (0, S + 1), ValueError,
+                 f"{op}: target_lengths must be in [0, {S}], got values in [{{lo}}, {{hi}}]")
     valid = tg_._data[np.arange(S) < tl._data[:, None]]
     if valid.size and (valid.min() < 0 or valid.max() >= C or (valid == blank).any()):
         raise IndexError(f"{op}: target labels must be classes in [0, {C}) other than the "

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import dtypes
 from .. import functional as F
-from ..arguments import _static_data
+from ..arguments import _static_data, checked
 from ..autograd import no_grad
 from ..device import check_device
 from ..errors import ShapeError
@@ -115,10 +115,9 @@ def embedding_bag(input: Any, weight: Tensor, offsets: Any = None, max_norm: flo
         raise ShapeError(f"embedding_bag: weight must be 2-d (rows, dim), got {weight.shape}")
     idx = _long(input, "input (the indices)")
     rows_n = weight.shape[0]
-    iv = idx._data
-    if iv.size and (iv.min() < 0 or iv.max() >= rows_n):
-        raise IndexError(f"embedding_bag: indices range over [{iv.min()}, {iv.max()}] but the "
-                         f"table has {rows_n} rows")
+    idx = checked(idx, "in_range", (0, rows_n), IndexError,
+                  f"embedding_bag: indices range over [{{lo}}, {{hi}}] but the table has "
+                  f"{rows_n} rows")
     psw = None
     if per_sample_weights is not None:
         if mode != "sum":

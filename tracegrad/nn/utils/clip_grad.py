@@ -10,6 +10,7 @@ from typing import Iterable
 import numpy as np
 
 from ... import dtypes
+from ...arguments import checked
 from ...autograd import no_grad
 from ...tensor import Tensor, stack
 
@@ -34,9 +35,10 @@ def get_total_norm(tensors: Iterable[Tensor] | Tensor, norm_type: float = 2.0,
         else:
             total = stack([(g.abs() ** norm_type).sum() for g in tensors]).sum() ** (
                 1.0 / norm_type)
-    if error_if_nonfinite and not math.isfinite(float(total)):
-        raise RuntimeError(f"get_total_norm: the total norm of order {norm_type} is "
-                           f"{float(total)}; pass error_if_nonfinite=False to clip anyway")
+    if error_if_nonfinite:
+        total = checked(total, "finite", (), RuntimeError,
+                        f"get_total_norm: the total norm of order {norm_type} is {{value}}; "
+                        f"pass error_if_nonfinite=False to clip anyway")
     return total
 
 
