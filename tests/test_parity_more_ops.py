@@ -376,6 +376,29 @@ def test_searchsorted_and_bucketize_match_torch():
                              sorter=torch.tensor(sorter)))
 
 
+def test_isin_and_mode_take_memory_linear_in_their_inputs():
+    """isin and mode compared every pair (n * m booleans: isin of a million elements against
+    ten thousand asked for 10 GB); they search sorted values now."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    elements = tg.tensor(rng.integers(0, 10**6, 200_000))
+    test = tg.tensor(rng.integers(0, 10**6, 2_000))
+    row = tg.tensor(rng.integers(0, 50, (1, 20_000)).astype(np.float32))
+    tracemalloc.start()
+    try:
+        found = tg.isin(elements, test)
+        values, indices = tg.mode(row)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 30 * 2**20, f"peak {peak / 2**20:.0f} MiB"  # pairwise: 400 MiB each
+    np.testing.assert_array_equal(found.numpy(), np.isin(elements.numpy(), test.numpy()))
+    # (torch's index for a long row is some place of the value, not always the last)
+    assert values.item() == torch.mode(torch.tensor(row.numpy())).values.item()
+    assert indices.item() == np.flatnonzero(row.numpy()[0] == values.item())[-1]
+
+
 def test_bincount_histc_isin_match_torch():
     x = RNG.integers(0, 5, 12)
     w = _n(12)

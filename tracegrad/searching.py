@@ -164,7 +164,13 @@ def isin(elements: Any, test_elements: Any, *, assume_unique: bool = False,
     else:
         test = test_elements
         elements = _operand(elements, test)
-    found = (elements.unsqueeze(-1) == test.reshape(-1)).any(-1)
+    flat = test.reshape(-1)
+    if not flat.numel():
+        found = _leaf(np.zeros(elements.shape, np.bool_))
+    else:  # a binary search of the sorted test elements: memory of len(elements) + len(test)
+        ordered = sort(flat, -1).values
+        at = searchsorted(ordered, elements).clamp(max=flat.numel() - 1)
+        found = ordered[at] == elements
     return ~found if invert else found
 
 
@@ -290,8 +296,8 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False) -> Any
 
 def mode(input: Tensor, dim: int = -1, keepdim: bool = False) -> Any:
     """The most frequent value along ``dim`` (the smallest of those tied) and the last
-    place it occurs, as ``torch.mode``; the gradient goes to that element. Counted by
-    comparing every pair (n^2 per row)."""
+    place it occurs, as ``torch.mode``; the gradient goes to that element. Counted in the
+    sorted row, as the distance between a value's first and last place (nan counts 0)."""
     input = _t(input)
     if input.ndim == 0:
         check_dim("mode", dim, ())
@@ -299,7 +305,7 @@ def mode(input: Tensor, dim: int = -1, keepdim: bool = False) -> Any:
     d = check_dim("mode", dim, input.shape)
     x = _last_dim(input.detach(), d)
     s = sort(x, -1).values
-    counts = (s.unsqueeze(-1) == s.unsqueeze(-2)).sum(-1)
+    counts = searchsorted(s, s, right=True) - searchsorted(s, s)
     value = take_along_dim(s, counts.argmax(-1, keepdim=True), -1)
     n = x.shape[-1]
     last = where(x == value, _arange(n, x.ndim), _leaf(np.asarray(-1, np.int64)))
