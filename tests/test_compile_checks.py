@@ -141,3 +141,29 @@ def test_bce_gradient_passes_through_the_check():
     for _ in range(3):
         np.testing.assert_allclose(compiled(tg.tensor(p0, requires_grad=True)).numpy(), eager,
                                    rtol=1e-6)
+
+
+# Checks whose result nothing reads: dead-code elimination keeps them (the "raises" fact).
+UNUSED = [
+    ("ctc_loss label equal to the blank", lambda t: F.ctc_loss(
+        tg.zeros(4, 1, 3).log_softmax(2), t, _ints(4), _ints(2)),
+     (_ints([1, 2]),), (_ints([1, 0]),)),
+    ("ctc_loss label out of range", lambda t: F.ctc_loss(
+        tg.zeros(4, 1, 3).log_softmax(2), t, _ints(4), _ints(2)),
+     (_ints([1, 2]),), (_ints([1, 3]),)),
+    ("embedding_bag offsets start", lambda o: bag(_ints(0, 3, 1), o), (_ints(0, 1),),
+     (_ints(1, 1),)),
+    ("embedding_bag offsets decrease", lambda o: bag(_ints(0, 3, 1), o), (_ints(0, 2),),
+     (_ints(0, -1),)),
+    ("embedding_bag offsets beyond the input", lambda o: bag(_ints(0, 3, 1), o),
+     (_ints(0, 3),), (_ints(0, 4),)),
+    ("embedding_bag include_last_offset", lambda o: F.embedding_bag(
+        _ints(0, 3, 1), bag.weight, o, mode="sum", include_last_offset=True),
+     (_ints(0, 1, 3),), (_ints(0, 1, 2),)),
+]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+@pytest.mark.parametrize("name,fn,good,bad", UNUSED, ids=[c[0] for c in UNUSED])
+def test_a_check_nothing_reads_still_runs(name, fn, good, bad, backend):
+    test_compiled_calls_raise_what_eager_raises(name, fn, good, bad, backend)

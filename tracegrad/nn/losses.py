@@ -360,10 +360,10 @@ def ctc_loss(log_probs: Tensor, targets: Any, input_lengths: Any, target_lengths
     S = tg_.shape[1]
     tl = checked(tl, "in_range", (0, S + 1), ValueError,
                  f"{op}: target_lengths must be in [0, {S}], got values in [{{lo}}, {{hi}}]")
-    valid = tg_._data[np.arange(S) < tl._data[:, None]]
-    if valid.size and (valid.min() < 0 or valid.max() >= C or (valid == blank).any()):
-        raise IndexError(f"{op}: target labels must be classes in [0, {C}) other than the "
-                         f"blank {blank}")
+    inside = _leaf(np.arange(S)) < tl.unsqueeze(1)                    # (N, S) labels
+    bad = inside & ((tg_ < 0) | (tg_ >= C) | (tg_ == blank))
+    checked(bad, "in_range", (0, 1), IndexError,
+            f"{op}: target labels must be classes in [0, {C}) other than the blank {blank}")
     # The extended targets: blank, l1, blank, l2, ..., blank (width W = 2S + 1).
     W = 2 * S + 1
     blanks = _operand(blank, tg_).expand((N, S + 1))

@@ -38,27 +38,26 @@ def _long(x: Any, what: str) -> Tensor:
 
 
 def _bags_1d(input: Tensor, offsets: Any, include_last_offset: bool) -> tuple[Tensor, int]:
-    """The int64 offsets of a 1-d input (checked on the values at hand) and the number of
+    """The int64 offsets of a 1-d input (checked, on each call's values) and the number of
     bags."""
     offsets = _long(offsets, "offsets")
     if offsets.ndim != 1:
         raise ShapeError(f"embedding_bag: offsets must be 1-d, got shape {offsets.shape}")
-    n, ov = input.shape[0], offsets._data
-    if ov.size:
-        if ov[0] != 0:
-            raise ValueError(f"embedding_bag: offsets[0] must be 0 (the first bag starts at "
-                             f"the first index), got {ov[0]}")
-        if ov[-1] > n:
-            raise ValueError(f"embedding_bag: offsets[-1] is {ov[-1]}, more than the "
-                             f"input's length {n}")
-        if (np.diff(ov) < 0).any():
-            raise ValueError(f"embedding_bag: offsets must not decrease, got {ov.tolist()}")
-        if include_last_offset and ov[-1] != n:
-            # (PyTorch's own results disagree between modes then: its sum stops at the last
-            # offset, its mean divides by the count up to the end)
-            raise ValueError(f"embedding_bag: with include_last_offset=True the last offset "
-                             f"is where the last bag ends, the input's length {n}; got "
-                             f"{ov[-1]}")
+    n = input.shape[0]
+    if offsets.shape[0]:
+        checked(offsets[:1], "in_range", (0, 1), ValueError,
+                "embedding_bag: offsets[0] must be 0 (the first bag starts at the first "
+                "index), got {lo}")
+        checked(offsets[-1:], "in_range", (-2**63, n + 1), ValueError,
+                f"embedding_bag: offsets[-1] is {{hi}}, more than the input's length {n}")
+        checked(offsets[1:] - offsets[:-1], "not_below", (0,), ValueError,
+                "embedding_bag: offsets must not decrease (a step of {least})")
+        if include_last_offset:
+            # (PyTorch's own results disagree between modes otherwise: its sum stops at the
+            # last offset, its mean divides by the count up to the end)
+            checked(offsets[-1:], "in_range", (n, n + 1), ValueError,
+                    f"embedding_bag: with include_last_offset=True the last offset is where "
+                    f"the last bag ends, the input's length {n}; got {{lo}}")
     bags = offsets.shape[0] - 1 if include_last_offset else offsets.shape[0]
     if bags < 0:
         raise ShapeError("embedding_bag: include_last_offset=True needs at least one offset")

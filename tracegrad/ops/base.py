@@ -42,6 +42,8 @@ FACTS = {
     "overwrites": "each output element depends only on the same element of the operands: "
                   "a backend may write the result over an operand that dies there",
     "random": "impure: new numbers on every run; never merged (cse) nor folded",
+    "raises": "it tests its operand's values and may raise: dead-code elimination keeps it "
+              "even when nothing reads its result",
     "view": "its result may share its first operand's memory (a NumPy view): the memory plan "
             "keeps that operand's buffer while the result lives, and eager mode makes the "
             "result a view of the operand's base",
@@ -77,7 +79,7 @@ class Primitive:
 
     __slots__ = ("name", "kind", "forward", "infer", "vjp", "inputs", "grad_reads",
                  "passes_gradient", "reads", "per_input", "arithmetic", "in_place",
-                 "elementwise", "fusible", "ufunc", "overwrites", "random",
+                 "elementwise", "fusible", "ufunc", "overwrites", "random", "raises",
                  "float_only", "method", "view", "facts", "decomposition", "jvp", "linear")
 
     def __init__(
@@ -96,7 +98,7 @@ class Primitive:
         self.reads = self.per_input = self.arithmetic = None
         self.in_place = self.passes_gradient = False
         self.fusible = self.overwrites = False
-        self.random = self.float_only = self.method = self.view = False
+        self.random = self.raises = self.float_only = self.method = self.view = False
         self.ufunc: np.ufunc | None = None
         self.decomposition: Callable | None = None
         self.jvp: Callable | None = None  # (tangents, out, *inputs, **attrs) -> tangent
@@ -169,6 +171,7 @@ def register(name: str, kind: str, forward: Callable, infer: Callable,
         arithmetic_of = set(_plain(prim.inputs)) if arithmetic or "arithmetic" in words else set()
     prim.fusible = "fusible" in words
     prim.overwrites, prim.random = "overwrites" in words, "random" in words
+    prim.raises = "raises" in words
     prim.float_only, prim.method = "float" in words, "method" in words
     prim.view = "view" in words
     prim.passes_gradient = "passes_gradient" in words

@@ -5,8 +5,9 @@ must validate every call's values. Reading ``t._data`` in Python checks only the
 hand, which in a compiled function are those of the call that traced it: later calls would
 skip the test and return a number where eager code raises. ``check`` is the test as an op of
 the graph instead: its result is its operand, unchanged (the same memory), and computing it
-runs the test. Code uses the result in place of the operand (`tracegrad.arguments.checked`),
-so every program that needs the value also runs the test, on each call's values.
+runs the test, on each call's values. Code uses the result in place of the operand
+(`tracegrad.arguments.checked`); a check whose result nothing reads is kept all the same (the
+"raises" fact), since eager code raises whether or not it goes on to use the values.
 
 A test is named by ``test`` (a function of `TESTS`) with arguments ``args``; when the values
 fail it, the test returns the fields that ``message`` (a ``str.format`` template) is filled
@@ -112,4 +113,4 @@ def _check_infer(x: Any, *, test: str, args: tuple, error: str, message: str) ->
 register("check", "check", run_check, _check_infer,
          lambda g, out, x, **attrs: (g,),
          jvp=lambda tangents, out, x, **attrs: tangents[0],
-         facts="view passes_gradient")
+         facts="view passes_gradient raises")
