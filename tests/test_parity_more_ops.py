@@ -602,7 +602,7 @@ def test_searching_errors_name_the_op_and_the_fix():
     with pytest.raises(ValueError, match=r"kthvalue: k=4 is out of range for dimension 1 of "
                                          r"size 3; give 1 <= k <= 3"):
         tg.kthvalue(tg.ones(2, 3), 4, 1)
-    with pytest.raises(ValueError, match=r"quantile: q must lie in \[0, 1\], got \[1.5\]"):
+    with pytest.raises(ValueError, match=r"quantile: q must lie in \[0, 1\], got values from 1.5 "):
         tg.quantile(tg.ones(3), tg.tensor([1.5]))
     with pytest.raises(TypeError, match="quantile: expects a float tensor, got int64"):
         tg.quantile(tg.tensor([1, 2]), 0.5)

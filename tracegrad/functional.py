@@ -2340,13 +2340,12 @@ def repeat_interleave(input: Tensor, repeats: Any = None, dim: int | None = None
     return index_select(x, d, _leaf(where_from))
 
 
-def _integer_divisor(a: Tensor, b: Tensor, op: str) -> None:
-    """Integer division by zero raises, as in PyTorch; in a compiled function a divisor whose
-    values change from call to call cannot be checked, so it is refused (TraceError)."""
+def _integer_divisor(a: Tensor, b: Tensor, op: str) -> Tensor:
+    """``b``, checked: integer division by zero raises, as in PyTorch (in a compiled
+    function too, on each call's values)."""
     if a.dtype.kind in "iub" and b.dtype.kind in "iub":
-        data = _static_data(b, f"integer {op} by a traced tensor (a zero divisor must raise)")
-        if np.any(data == 0):
-            raise ZeroDivisionError(f"{op}: integer division by zero")
+        return checked(b, "nonzero", (), ZeroDivisionError, f"{op}: integer division by zero")
+    return b
 
 
 def _division_operands(a: Any, b: Any, op: str) -> tuple:
@@ -2360,8 +2359,7 @@ def _division_operands(a: Any, b: Any, op: str) -> tuple:
         a, b = a.to(dt), b.to(dt)
     if a.dtype == np.bool_:
         a, b = a.long(), b.long()
-    _integer_divisor(a, b, op)
-    return a, b
+    return a, _integer_divisor(a, b, op)
 
 
 def _floor_quotient(a: Tensor, b: Tensor) -> Tensor:
@@ -2816,14 +2814,12 @@ def random_(self: Tensor, *bounds: Any, to: Any = None, generator: Any = None) -
 
 def _bernoulli(shape: tuple, p: Any, dtype: Any, generator: Any, who: str) -> Tensor:
     """1 where a uniform draw falls below ``p`` (a probability, or a tensor of them that
-    broadcasts to ``shape``), else 0, as ``dtype``. A tensor ``p``'s values are checked, so
-    in a compiled function it must not depend on the arguments."""
+    broadcasts to ``shape``), else 0, as ``dtype``. A tensor ``p``'s values are checked (in a
+    compiled function too, on each call's)."""
     if isinstance(p, Tensor):
-        values = _static_data(p, f"{who} with a tensor of probabilities (its values are "
-                                 f"checked)")
-        if values.size and not (values.min() >= 0 and values.max() <= 1):
-            raise ValueRangeError(f"{who}: p must hold probabilities in [0, 1], got "
-                                  f"values from {values.min()} to {values.max()}")
+        p = checked(p, "in_interval", (0, 1), ValueRangeError,
+                    f"{who}: p must hold probabilities in [0, 1], got values from {{lo}} to "
+                    f"{{hi}}")
         try:
             ok = len(p.shape) <= len(shape) and np.broadcast_shapes(p.shape, shape) == shape
         except ValueError:
@@ -2887,11 +2883,8 @@ def normal(mean: Any, std: Any = 1.0, size: Any = None, *, generator: Any = None
     if dt.kind != "f":
         raise TypeError(f"normal: draws floats; mean and std are {dt}")
     if isinstance(std, Tensor):
-        low = _static_data(std, "normal with a tensor std (its values are checked)")
-        if low.size and not low.min() >= 0:
-            raise ValueRangeError(f"normal expects all elements of std >= 0.0, got "
-                                  f"{low.min()}")
-        std = std.detach()
+        std = checked(std.detach(), "in_interval", (0, np.inf), ValueRangeError,
+                      "normal expects all elements of std >= 0.0, got {lo}")
     elif not std >= 0:
         raise ValueRangeError(f"normal expects std >= 0.0, but found std {std}")
     if isinstance(mean, Tensor):

@@ -346,9 +346,8 @@ def _quantile(name: str, ignore_nan: bool) -> Any:
         if qt.ndim > 1:
             raise ShapeError(f"{name}: q must be a number or a 1-d tensor, got shape "
                              f"{qt.shape}")
-        qv = _static_data(qt, f"{name} (q is checked to lie in [0, 1])")
-        if qv.size and not ((qv >= 0) & (qv <= 1)).all():
-            raise ValueError(f"{name}: q must lie in [0, 1], got {qv.tolist()}")
+        qt = checked(qt, "in_interval", (0, 1), ValueError,
+                     f"{name}: q must lie in [0, 1], got values from {{lo}} to {{hi}}")
         if qt.dtype != input.dtype:
             raise TypeError(f"{name}: q is {qt.dtype} but the input is {input.dtype}")
         if dim is None:

@@ -58,6 +58,11 @@ def _not_below(x: np.ndarray, low: float) -> dict | None:
     return {"least": x.min()}
 
 
+def _nonzero(x: np.ndarray) -> dict | None:
+    """No zero (an integer divisor); no fields."""
+    return {} if (x == 0).any() else None
+
+
 def _finite(x: np.ndarray) -> dict | None:
     """Every number finite; field value: the value, for a single number (else "")."""
     if np.isfinite(x).all():
@@ -83,6 +88,7 @@ TESTS: dict[str, Callable[..., dict | None]] = {
     "in_range": _in_range,
     "in_interval": _in_interval,
     "not_below": _not_below,
+    "nonzero": _nonzero,
     "finite": _finite,
     "weights": _weights,
 }
@@ -92,6 +98,7 @@ ERRORS: dict[str, type] = {
     "ValueError": ValueError,
     "ValueRangeError": ValueRangeError,
     "RuntimeError": RuntimeError,
+    "ZeroDivisionError": ZeroDivisionError,
 }
 
 
