@@ -286,6 +286,7 @@ __all__ = [
     "Value", "Tensor", "ShapeError", "TraceError", "DTypeError", "ValueRangeError", "Graph",
     "TensorSpec", "compile", "explain",
     "trace", "save", "load", "data", "nn", "functional", "optim", "utils", "viz", "Generator",
+    "distributions",
     "tensor", "from_numpy", "zeros", "ones", "full", "zeros_like", "ones_like", "arange",
     "linspace", "eye", "rand", "randn", "randint", "manual_seed", "is_tensor",
     "random", "seed", "initial_seed", "get_rng_state", "set_rng_state", "default_generator",
@@ -339,7 +340,7 @@ _LAZY = {"compile": "compiler", "explain": "compiler", "trace": "compiler",
 def __getattr__(name: str):
     if name in _LAZY:
         value = getattr(_importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    elif name in ("compiler", "nn", "viz", "onnx", "func"):
+    elif name in ("compiler", "nn", "viz", "onnx", "func", "distributions"):
         value = _importlib.import_module(f".{name}", __name__)
     else:
         raise AttributeError(f"module 'tracegrad' has no attribute {name!r}")
