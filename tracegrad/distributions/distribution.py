@@ -57,7 +57,7 @@ class Distribution:
         if self._validate_args and _tensor._tracer is None:
             for param, constraint in self.arg_constraints.items():
                 if param not in self.__dict__ and isinstance(
-                        getattr(type(self), param, None), (property, _lazy())):
+                        getattr(type(self), param, None), _lazy()):
                     continue  # the other parameterization: made from the one given
                 value = getattr(self, param)
                 if not _holds(constraint, value):
