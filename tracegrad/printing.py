@@ -12,6 +12,37 @@ if TYPE_CHECKING:
     from .tensor import Tensor
 
 
+# PyTorch's print options and their profiles (torch.set_printoptions)
+_PROFILES = {"default": dict(precision=4, threshold=1000, edgeitems=3, linewidth=80),
+             "short": dict(precision=2, threshold=1000, edgeitems=2, linewidth=80),
+             "full": dict(precision=4, threshold=float("inf"), edgeitems=3, linewidth=80)}
+PRINT_OPTS: dict = dict(_PROFILES["default"], sci_mode=None)
+
+
+def set_printoptions(precision: int | None = None, threshold: float | None = None,
+                     edgeitems: int | None = None, linewidth: int | None = None,
+                     profile: str | None = None, sci_mode: bool | None = None) -> None:
+    """How tensors print, as ``torch.set_printoptions``: digits after the point
+    (``precision``), the element count above which the middle is elided (``threshold``),
+    the elements kept at each end then (``edgeitems``), the line width, a ``profile``
+    (``"default"``, ``"short"``, ``"full"``) and ``sci_mode`` (True: always scientific,
+    False: never, None: PyTorch's choice).
+
+    >>> tg.set_printoptions(precision=2); tg.tensor([1.2345])
+    tensor([1.23])
+    """
+    if profile is not None:
+        if profile not in _PROFILES:
+            raise ValueError(f"set_printoptions: profile must be one of {list(_PROFILES)}, "
+                             f"got {profile!r}")
+        PRINT_OPTS.update(_PROFILES[profile])
+    for key, value in (("precision", precision), ("threshold", threshold),
+                       ("edgeitems", edgeitems), ("linewidth", linewidth)):
+        if value is not None:
+            PRINT_OPTS[key] = value
+    PRINT_OPTS["sci_mode"] = sci_mode  # (as PyTorch: every call sets it, None included)
+
+
 def tensor_format(self: Any, spec: str) -> str:
     """``f"{loss:.4f}"`` formats a 0-d tensor's number, as in PyTorch."""
     if self._data.ndim == 0:
@@ -28,23 +59,27 @@ def tensor_repr(self: Any) -> str:
     if data.dtype.kind == "b":
         formatter["bool"] = lambda b: "True" if b else "False"
     if data.dtype.kind == "f":
+        digits, sci = PRINT_OPTS["precision"], PRINT_OPTS["sci_mode"]
         big = finite.size and (np.abs(finite).max() >= 1e8 or (
             np.abs(finite).max() / max(np.abs(finite[finite != 0]).min(initial=np.inf),
                                        1e-300) > 1e3 and not integral))
-        if big:
-            formatter["float_kind"] = lambda v: f"{v:.4e}"
+        if sci or (sci is None and big):
+            formatter["float_kind"] = lambda v: f"{v:.{digits}e}"
         elif integral:
             formatter["float_kind"] = lambda v: f"{v:.0f}." if np.isfinite(v) else f"{v}"
         else:
-            formatter["float_kind"] = lambda v: f"{v:.4f}" if np.isfinite(v) else f"{v}"
+            formatter["float_kind"] = lambda v: f"{v:.{digits}f}" if np.isfinite(v) else f"{v}"
+    threshold = PRINT_OPTS["threshold"]
     for kind, fmt in list(formatter.items()):  # pad to one width, as PyTorch prints
-        if 0 < data.size <= 1000:
+        if 0 < data.size <= threshold:
             shown = finite.flat if kind == "float_kind" and finite.size else data.flat
             width = max(len(fmt(v)) for v in shown)
             formatter[kind] = lambda v, fmt=fmt, width=width: fmt(v).rjust(width)
     with np.errstate(all="ignore"):
-        body = np.array2string(data, separator=", ", prefix="tensor(", threshold=200,
-                               edgeitems=3, formatter=formatter)
+        body = np.array2string(data, separator=", ", prefix="tensor(",
+                               threshold=min(threshold, np.iinfo(np.intp).max),
+                               edgeitems=PRINT_OPTS["edgeitems"],
+                               max_line_width=PRINT_OPTS["linewidth"], formatter=formatter)
     extras = []
     if self._data.dtype not in (dtypes.default_float, dtypes.default_int, dtypes.bool_) or (
         self._data.size == 0
