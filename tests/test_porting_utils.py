@@ -35,6 +35,8 @@ def test_threads():
     assert before >= 1
     tg.set_num_threads(1)
     assert tg.get_num_threads() == 1
+    tg.set_num_threads(before)
+    assert tg.get_num_threads() == before
     with pytest.raises(ValueError):
         tg.set_num_threads(0)
     tg.set_num_interop_threads(2)
