@@ -110,3 +110,36 @@ def test_checkpoint_gives_the_values_and_gradients_of_the_plain_call():
     np.testing.assert_array_equal(y.detach().numpy(), seq(x).detach().numpy())
     np.testing.assert_array_equal(x.grad.numpy(), g.numpy())
     assert checkpoint(lambda a, b=1: a * b, tg.ones(1), b=3).item() == 3
+
+
+def _printing_cases():
+    r = np.random.default_rng(0)
+    return [r.standard_normal((3, 20)).astype(np.float32), r.standard_normal(2000).astype(
+        np.float32), np.arange(300.0, dtype=np.float32), r.integers(0, 1000, (4, 30)),
+        r.standard_normal((2, 3, 4)).astype(np.float32), np.arange(1200).reshape(30, 40),
+        (r.standard_normal(12) * 1e4).astype(np.float32), np.array([True, False]),
+        np.zeros((0, 3), np.float32), np.array([-5, 3]),
+        np.zeros(0, np.int64), np.array([np.nan, np.inf, 1.0], np.float32),
+        np.array([0.0, 0.0], np.float32), np.array(3.5, np.float32), np.array(7),
+        np.array([1e-5, 1.0], np.float32), r.standard_normal((3, 4, 5, 6)).astype(np.float32),
+        np.array([1e10, 1.0], np.float32), r.integers(0, 2, 3000).astype(bool),
+        r.standard_normal((2, 1000)).astype(np.float32)]
+
+
+@pytest.mark.parametrize("opts", [dict(), dict(precision=2), dict(profile="short"),
+                                  dict(linewidth=120), dict(edgeitems=2, threshold=50),
+                                  dict(sci_mode=True), dict(profile="full"),
+                                  dict(sci_mode=False), dict(edgeitems=0, threshold=5),
+                                  dict(linewidth=30)])
+def test_tensors_print_as_torch_prints_them(opts, default_printing):
+    """Line wrapping, summarizing (``...``), widths, modes and suffixes, as PyTorch's
+    _tensor_str. (Only a dtype's name differs, float64 for torch.float64, so a dtype suffix
+    can wrap elsewhere: these cases have the default dtypes.)"""
+    for lib in (tg, torch):
+        lib.set_printoptions(profile="default")
+        lib.set_printoptions(**opts)
+    for v in _printing_cases():
+        for requires_grad in ((False, True) if v.dtype.kind == "f" else (False,)):
+            ours = repr(tg.tensor(v, requires_grad=requires_grad))
+            theirs = repr(torch.tensor(v, requires_grad=requires_grad)).replace("torch.", "")
+            assert ours == theirs, f"{v.shape} {v.dtype} {opts}:\n{ours}\n{theirs}"
