@@ -275,6 +275,13 @@ def test_values_outside_the_support_raise_unless_validation_is_off():
         D.Distribution.set_default_validate_args(True)
 
 
+def test_a_compiled_function_checks_the_parameters_it_is_traced_with():
+    nll = tg.compile(lambda s: -D.Normal(0.0, s).log_prob(tg.tensor(0.5)))
+    with pytest.raises(ValueError, match="scale"):
+        nll(tg.tensor(-1.0))
+    assert abs(nll(tg.tensor(1.0)).item() - 1.0439385) < 1e-6
+
+
 def test_constraints_check_values():
     C = D.constraints
     np.testing.assert_array_equal(C.positive.check(tg.tensor([1.0, 0.0, -1.0])).numpy(),

@@ -6,21 +6,21 @@ constraints (``validate_args``, on by default as in PyTorch).
 A family says what it needs in a few lines: its ``arg_constraints`` and ``support``, its
 parameters' formulas, and ``rsample`` (differentiable draws) or ``sample``. Draws come from
 tracegrad's generator (``tg.manual_seed``): PyTorch's distributions, not its numbers.
-Values are checked in eager code; a compiled function does not re-check them on each call.
+Values are checked on the values at hand: in a compiled function, those of the call that
+traced it (as binary_cross_entropy checks its input); later calls are not checked again.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 from typing import Any
+
+import numpy as np
 
 from ..autograd import no_grad
 from ..creation import full
 from ..tensor import Tensor
 from . import constraints
-
-_tensor = importlib.import_module(__package__.rsplit(".", 1)[0] + ".tensor")
 
 
 def _shape(shape: Any) -> tuple:
@@ -54,7 +54,7 @@ class Distribution:
         self._event_shape = _shape(event_shape)
         if validate_args is not None:
             self._validate_args = validate_args
-        if self._validate_args and _tensor._tracer is None:
+        if self._validate_args:
             for param, constraint in self.arg_constraints.items():
                 if param not in self.__dict__ and isinstance(
                         getattr(type(self), param, None), _lazy()):
@@ -161,7 +161,7 @@ class Distribution:
             if i != 1 and j != 1 and i != j:
                 raise ValueError(f"Value is not broadcastable with batch_shape+event_shape: "
                                  f"{tuple(value.shape)} vs {expected + self.event_shape}.")
-        if _tensor._tracer is None and self.support is not None and not _holds(
+        if self.support is not None and not _holds(
                 self.support, value):
             raise ValueError(
                 f"Expected value argument ({type(value).__name__} of shape "
@@ -183,8 +183,10 @@ def _lazy() -> type:
 
 
 def _holds(constraint: Any, value: Tensor) -> bool:
+    # (the values at hand, as binary_cross_entropy checks its input: in a compiled function,
+    # those of the call that traced it; later calls are not checked again)
     with no_grad():
-        return bool(constraint.check(value.detach()).all().item())
+        return bool(np.all(constraint.check(value.detach())._data))
 
 
 __all__ = ["Distribution", "constraints"]
