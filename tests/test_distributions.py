@@ -408,3 +408,32 @@ def test_mixture_same_family_matches_torch():
     np.testing.assert_allclose(
         D.MixtureSameFamily(D.Categorical(tg.ones(2)), D.Normal(tg.tensor([-1.0, 1.0]), 1.0)
                             ).cdf(tg.tensor(0.0)).item(), 0.5, rtol=1e-6)
+
+
+def test_relaxed_distributions_match_torch():
+    import tracegrad.distributions.relaxed_bernoulli as RB
+    import tracegrad.distributions.relaxed_categorical as RC
+
+    PRB = torch.distributions.relaxed_bernoulli
+    PRC = torch.distributions.relaxed_categorical
+    logits, temp, v = real(2, 4), np.array(0.7), rng.dirichlet(np.ones(4), 2)
+    pb, vb = rng.uniform(0.2, 0.8, 3), rng.uniform(0.1, 0.9, 3)
+    for ours, theirs, args in [
+        (lambda t, l, x: D.RelaxedOneHotCategorical(t, logits=l).log_prob(x),
+         lambda t, l, x: PD.RelaxedOneHotCategorical(t, logits=l).log_prob(x), (logits, v)),
+        (lambda t, p, x: D.RelaxedOneHotCategorical(t, probs=p).log_prob(x),
+         lambda t, p, x: PD.RelaxedOneHotCategorical(t, probs=p).log_prob(x), (v, v)),
+        (lambda t, l, x: RC.ExpRelaxedCategorical(t, logits=l).log_prob(x),
+         lambda t, l, x: PRC.ExpRelaxedCategorical(t, logits=l).log_prob(x), (logits, np.log(v))),
+        (lambda t, p, x: D.RelaxedBernoulli(t, probs=p).log_prob(x),
+         lambda t, p, x: PD.RelaxedBernoulli(t, probs=p).log_prob(x), (pb, vb)),
+        (lambda t, p, x: RB.LogitRelaxedBernoulli(t, logits=p).log_prob(x),
+         lambda t, p, x: PRB.LogitRelaxedBernoulli(t, logits=p).log_prob(x), (pb, vb)),
+    ]:
+        compare_with_torch(ours, theirs, temp, *args)
+    lg = tg.zeros(2, 3, requires_grad=True)
+    draws = D.RelaxedOneHotCategorical(tg.tensor(0.5), logits=lg).rsample((5,))
+    assert draws.shape == (5, 2, 3)
+    np.testing.assert_allclose(draws.sum(-1).detach().numpy(), 1.0, rtol=1e-5)
+    draws.pow(2).sum().backward()
+    assert lg.grad is not None and np.isfinite(lg.grad.numpy()).all()
