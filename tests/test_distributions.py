@@ -280,6 +280,11 @@ def test_a_compiled_function_checks_the_parameters_it_is_traced_with():
     with pytest.raises(ValueError, match="scale"):
         nll(tg.tensor(-1.0))
     assert abs(nll(tg.tensor(1.0)).item() - 1.0439385) < 1e-6
+    # (constructors that compare their parameters read them as the checks do)
+    f = tg.compile(lambda lo, x: D.Uniform(lo, lo + 2).log_prob(x)
+                   + D.Geometric(tg.tensor(0.3)).log_prob(tg.tensor(2.0)))
+    for lo in (0.0, 0.5):
+        assert abs(f(tg.tensor(lo), tg.tensor(1.0)).item() + 2.6105) < 1e-4
 
 
 def test_constraints_check_values():

@@ -182,11 +182,17 @@ def _lazy() -> type:
     return lazy_property
 
 
+def holds(condition: Tensor) -> bool:
+    """Whether a bool tensor is all True, read from the values at hand (in a compiled
+    function, those of the call that traced it), as the checks of parameters do."""
+    return bool(np.all(condition._data))
+
+
 def _holds(constraint: Any, value: Tensor) -> bool:
     # (the values at hand, as binary_cross_entropy checks its input: in a compiled function,
     # those of the call that traced it; later calls are not checked again)
     with no_grad():
-        return bool(np.all(constraint.check(value.detach())._data))
+        return holds(constraint.check(value.detach()))
 
 
 __all__ = ["Distribution", "constraints"]
