@@ -206,6 +206,7 @@ from .indexing import (
 )
 from .io import load, save
 from .linalg import TOP_LEVEL as _LINALG_TOP_LEVEL
+from .printing import set_printoptions
 from .rng import (
     Generator,
     default_generator,
@@ -213,6 +214,15 @@ from .rng import (
     initial_seed,
     seed,
     set_rng_state,
+)
+from .runtime import (
+    are_deterministic_algorithms_enabled,
+    get_num_interop_threads,
+    get_num_threads,
+    is_deterministic_algorithms_warn_only_enabled,
+    set_num_interop_threads,
+    set_num_threads,
+    use_deterministic_algorithms,
 )
 from .scalar import Value
 from .searching import (
@@ -234,6 +244,7 @@ from .searching import (
     unique_consecutive,
     unravel_index,
 )
+from .size import Size
 from .special import polygamma
 from .tensor import Tensor, cat, stack
 from .transforms import grad, hessian, jacfwd, jacrev, jvp, value_and_grad, vjp
@@ -286,6 +297,10 @@ __all__ = [
     "Value", "Tensor", "ShapeError", "TraceError", "DTypeError", "ValueRangeError", "Graph",
     "TensorSpec", "compile", "explain",
     "trace", "save", "load", "data", "nn", "functional", "optim", "utils", "viz", "Generator",
+    "distributions", "testing", "backends", "Size", "set_printoptions", "set_num_threads",
+    "get_num_threads", "set_num_interop_threads", "get_num_interop_threads",
+    "use_deterministic_algorithms", "are_deterministic_algorithms_enabled",
+    "is_deterministic_algorithms_warn_only_enabled",
     "tensor", "from_numpy", "zeros", "ones", "full", "zeros_like", "ones_like", "arange",
     "linspace", "eye", "rand", "randn", "randint", "manual_seed", "is_tensor",
     "random", "seed", "initial_seed", "get_rng_state", "set_rng_state", "default_generator",
@@ -339,7 +354,8 @@ _LAZY = {"compile": "compiler", "explain": "compiler", "trace": "compiler",
 def __getattr__(name: str):
     if name in _LAZY:
         value = getattr(_importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    elif name in ("compiler", "nn", "viz", "onnx", "func"):
+    elif name in ("compiler", "nn", "viz", "onnx", "func", "distributions", "testing",
+                  "backends"):
         value = _importlib.import_module(f".{name}", __name__)
     else:
         raise AttributeError(f"module 'tracegrad' has no attribute {name!r}")

@@ -37,7 +37,8 @@ from .tensor import Tensor, apply
 __all__ = [
     "LinAlgError", "cholesky", "cond", "cross", "det", "diagonal", "eigh", "eigvalsh", "inv",
     "lstsq", "matmul", "matrix_exp", "matrix_norm", "matrix_power", "matrix_rank",
-    "multi_dot", "norm", "pinv", "qr", "slogdet", "solve", "svd", "svdvals", "vecdot",
+    "multi_dot", "norm", "pinv", "qr", "slogdet", "solve", "solve_triangular", "svd",
+    "svdvals", "vecdot",
     "vector_norm",
 ]
 
@@ -85,6 +86,29 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:
     P["solve"].infer(A, rhs)  # (NumPy would promote mixed dtypes; torch refuses them)
     X = apply(P["solve"], A, rhs)
     return X.squeeze(-1) if vector else X
+
+
+def solve_triangular(A: Tensor, B: Tensor, *, upper: bool, left: bool = True,
+                     unitriangular: bool = False) -> Tensor:
+    """X with ``A @ X = B`` (``X @ A = B`` when ``left=False``), A triangular: only its
+    upper (``upper=True``) or lower triangle is read, and with ``unitriangular`` its diagonal
+    is taken as ones, as ``torch.linalg.solve_triangular``; so A's gradient is zero outside
+    the triangle read. B is a matrix (or a batch of them).
+
+    >>> tg.linalg.solve_triangular(tg.tensor([[2.0, 0.0], [1.0, 1.0]]),
+    ...                            tg.tensor([[2.0], [2.0]]), upper=False)
+    tensor([[1.],
+            [1.]])
+    """
+    A = _matrix("solve_triangular", A)
+    B = B if isinstance(B, Tensor) else tensor(B, dtype=A.dtype)
+    if B.ndim < 2:
+        raise ShapeError(f"linalg.solve_triangular: B must be a matrix (or a batch of them), "
+                         f"got shape {tuple(B.shape)}; for a vector b use b.unsqueeze(-1)")
+    T = A.triu() if upper else A.tril()
+    if unitriangular:
+        T = T - F.diag_embed(T.diagonal(dim1=-2, dim2=-1)) + eye(A.shape[-1], dtype=A.dtype)
+    return solve(T, B, left=left)
 
 
 def det(A: Tensor) -> Tensor:

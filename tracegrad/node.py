@@ -327,7 +327,7 @@ class NodeHooks:
         if self._grad is None:
             # Own, writable memory: a VJP may hand the same array to several leaves, or a
             # read-only broadcast view.
-            self._grad = g if g.requires_grad else \
+            self._grad = g.contiguous() if g.requires_grad else \
                 _tensor._leaf(np.array(g._data, order="C", copy=True))
         else:
             self._grad = self._grad + g

@@ -110,9 +110,13 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
             if materialize_grads:
                 g = _leaf(np.zeros(x.shape, dtype=x.dtype))
         elif not isinstance(g, Tensor):  # (a first-order gradient computed on bare arrays)
-            g = _leaf(np.array(g._data, dtype=x.dtype, copy=True))
-        elif g.dtype != x.dtype:
-            g = g.to(x.dtype)
+            g = _leaf(np.array(g._data, dtype=x.dtype, order="C", copy=True))
+        else:
+            if g.dtype != x.dtype:
+                g = g.to(x.dtype)
+            # C order, as PyTorch's kernels give (a conv's input gradient may come out
+            # strided here), so that `grad.view(n, -1)` works as there (WGAN-GP's penalty)
+            g = g.contiguous()
         results.append(g)
     return tuple(results)
 

@@ -186,6 +186,10 @@ def _getitem_forward(x, *ix, index):
     out = x[fill_index(index, ix)]
     if type(out) is not np.ndarray:  # one element, as a NumPy scalar: as a 0-d view instead
         out = x[fill_index(index, ix) + (Ellipsis,)]
+    elif ix and not out.flags.c_contiguous:
+        # NumPy lays out x[:, idx] with the indexed dim first, then transposes: a copy in C
+        # order, as PyTorch's (so that `.view` works on it as there)
+        out = np.ascontiguousarray(out)
     return out
 
 

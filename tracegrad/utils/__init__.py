@@ -1,6 +1,7 @@
-"""``tracegrad.utils``: ``data`` (datasets, samplers, DataLoader), as ``torch.utils``."""
+"""``tracegrad.utils``: ``data`` (datasets, samplers, DataLoader) and ``checkpoint``, as
+``torch.utils``."""
 
 from ..rng import Generator  # (also tg.Generator)
-from . import data
+from . import checkpoint, data
 
-__all__ = ["data", "Generator"]
+__all__ = ["checkpoint", "data", "Generator"]
