@@ -275,11 +275,25 @@ def test_values_outside_the_support_raise_unless_validation_is_off():
         D.Distribution.set_default_validate_args(True)
 
 
-def test_a_compiled_function_checks_the_parameters_it_is_traced_with():
-    nll = tg.compile(lambda s: -D.Normal(0.0, s).log_prob(tg.tensor(0.5)))
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_a_compiled_function_checks_every_calls_parameters_and_values(backend):
+    nll = tg.compile(lambda s: -D.Normal(0.0, s).log_prob(tg.tensor(0.5)), backend=backend)
     with pytest.raises(ValueError, match="scale"):
         nll(tg.tensor(-1.0))
-    assert abs(nll(tg.tensor(1.0)).item() - 1.0439385) < 1e-6
+    for _ in range(3):  # (eager, traced, then the program)
+        assert abs(nll(tg.tensor(1.0)).item() - 1.0439385) < 1e-6
+    with pytest.raises(ValueError, match="Expected parameter scale .* GreaterThan"):
+        nll(tg.tensor(-1.0))  # the program checks it too (it returned nan)
+    lp = tg.compile(lambda p, a: D.Categorical(probs=p).log_prob(a), backend=backend)
+    for _ in range(3):
+        assert abs(lp(tg.tensor([0.25, 0.75]), tg.tensor(1)).item() - np.log(0.75)) < 1e-6
+    with pytest.raises(ValueError, match="within the support"):
+        lp(tg.tensor([0.25, 0.75]), tg.tensor(2))
+    u = tg.compile(lambda lo, hi: D.Uniform(lo, hi).rsample((2,)), backend=backend)
+    for _ in range(3):
+        u(tg.zeros(1), tg.ones(1))
+    with pytest.raises(ValueError, match="expects low < high"):
+        u(tg.ones(1), tg.zeros(1))
     # (constructors that compare their parameters read them as the checks do)
     f = tg.compile(lambda lo, x: D.Uniform(lo, lo + 2).log_prob(x)
                    + D.Geometric(tg.tensor(0.3)).log_prob(tg.tensor(2.0)))

@@ -8,7 +8,7 @@ arguments through these, so every op accepts the same forms.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -89,6 +89,23 @@ def _static_data(t: "Tensor", why: str) -> np.ndarray:
     if _tensor._tracer is not None:
         _tensor._tracer.check_static(t, why)
     return t._data
+
+
+def require(condition: Any, message: Callable[[bool], str], error: type = ValueError) -> None:
+    """Raise ``error(message(True))`` unless ``condition`` (a bool tensor, or a bool) is all
+    True: `checked` for a condition computed with tensor ops. Eager code tests it now, and the
+    message may show the values (``message(True)``); while traced, the test is a check op of
+    the graph, so a compiled function tests every call's values, with the message that shows
+    none (``message(False)``: the values of the trace would be wrong for a later call)."""
+    if not isinstance(condition, _tensor.Tensor):
+        if not np.all(condition):
+            raise error(message(True))
+    elif _tensor._tracer is None:
+        if not np.all(condition._data):
+            raise error(message(True))
+    else:
+        text = message(False).replace("{", "{{").replace("}", "}}")
+        checked(condition, "in_range", (1, 2), error, text)
 
 
 def checked(t: "Tensor", test: str, args: tuple, error: type, message: str) -> "Tensor":

@@ -6,8 +6,8 @@ constraints (``validate_args``, on by default as in PyTorch).
 A family says what it needs in a few lines: its ``arg_constraints`` and ``support``, its
 parameters' formulas, and ``rsample`` (differentiable draws) or ``sample``. Draws come from
 tracegrad's generator (``tg.manual_seed``): PyTorch's distributions, not its numbers.
-Values are checked on the values at hand: in a compiled function, those of the call that
-traced it (as binary_cross_entropy checks its input); later calls are not checked again.
+Parameters and values are checked on every call's values, in a compiled function too (a
+check op of the graph, as binary_cross_entropy checks its input; see `require`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
+from ..arguments import require
 from ..autograd import no_grad
 from ..creation import full
 from ..tensor import Tensor
@@ -60,11 +59,13 @@ class Distribution:
                         getattr(type(self), param, None), _lazy()):
                     continue  # the other parameterization: made from the one given
                 value = getattr(self, param)
-                if not _holds(constraint, value):
-                    raise ValueError(
-                        f"Expected parameter {param} ({type(value).__name__} of shape "
-                        f"{tuple(value.shape)}) of distribution {self!r} to satisfy the "
-                        f"constraint {constraint!r}, but found invalid values:\n{value}")
+                require(_satisfies(constraint, value), lambda shown, param=param, value=value,
+                        constraint=constraint: (
+                            f"Expected parameter {param} ({type(value).__name__} of shape "
+                            f"{tuple(value.shape)}) of distribution "
+                            f"{repr(self) if shown else type(self).__name__} to satisfy the "
+                            f"constraint {constraint!r}, but found invalid values"
+                            + (f":\n{value}" if shown else "")))
 
     @property
     def batch_shape(self) -> tuple:
@@ -161,12 +162,14 @@ class Distribution:
             if i != 1 and j != 1 and i != j:
                 raise ValueError(f"Value is not broadcastable with batch_shape+event_shape: "
                                  f"{tuple(value.shape)} vs {expected + self.event_shape}.")
-        if self.support is not None and not _holds(
-                self.support, value):
-            raise ValueError(
+        if self.support is not None:
+            require(_satisfies(self.support, value), lambda shown: (
                 f"Expected value argument ({type(value).__name__} of shape "
-                f"{tuple(value.shape)}) to be within the support ({self.support!r}) of the "
-                f"distribution {self!r}, but found invalid values:\n{value}")
+                f"{tuple(value.shape)}) to be within the support "
+                f"({repr(self.support) if shown else type(self.support).__name__[1:]}) "
+                f"of the distribution {repr(self) if shown else type(self).__name__}, but "
+                f"found invalid values"
+                + (f":\n{value}" if shown else "")))
 
     def __repr__(self) -> str:
         names = [k for k in self.arg_constraints if k in self.__dict__]
@@ -182,17 +185,10 @@ def _lazy() -> type:
     return lazy_property
 
 
-def holds(condition: Tensor) -> bool:
-    """Whether a bool tensor is all True, read from the values at hand (in a compiled
-    function, those of the call that traced it), as the checks of parameters do."""
-    return bool(np.all(condition._data))
-
-
-def _holds(constraint: Any, value: Tensor) -> bool:
-    # (the values at hand, as binary_cross_entropy checks its input: in a compiled function,
-    # those of the call that traced it; later calls are not checked again)
+def _satisfies(constraint: Any, value: Tensor) -> Any:
+    """Where ``value`` satisfies ``constraint`` (a bool tensor)."""
     with no_grad():
-        return holds(constraint.check(value.detach()))
+        return constraint.check(value.detach())
 
 
-__all__ = ["Distribution", "constraints"]
+__all__ = ["Distribution", "constraints", "require"]

@@ -11,7 +11,7 @@ from ..dtype_info import finfo
 from ..nn import functional as F
 from ..tensor import Tensor
 from . import constraints
-from .distribution import Distribution, holds
+from .distribution import Distribution, require
 from .utils import broadcast_all, lazy_property, logits_to_probs, probs_to_logits
 
 
@@ -36,9 +36,10 @@ class Geometric(Distribution):
             (self.logits,) = broadcast_all(logits)
             shape = self.logits.shape
         super().__init__(shape, validate_args=validate_args)
-        if self._validate_args and probs is not None and not holds(self.probs > 0):
-            raise ValueError(f"Expected parameter probs of distribution Geometric to be "
-                             f"positive, but found invalid values:\n{self.probs}")
+        if self._validate_args and probs is not None:
+            require(self.probs.detach() > 0, lambda shown: (
+                "Expected parameter probs of distribution Geometric to be positive, but "
+                "found invalid values" + (f":\n{self.probs}" if shown else "")))
 
     @lazy_property
     def logits(self) -> Tensor:

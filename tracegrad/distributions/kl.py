@@ -16,7 +16,7 @@ from .binomial import Binomial
 from .categorical import Categorical
 from .cauchy import Cauchy
 from .dirichlet import Dirichlet
-from .distribution import Distribution, holds
+from .distribution import Distribution, require
 from .exponential import Exponential
 from .gamma import Gamma
 from .geometric import Geometric
@@ -113,9 +113,9 @@ def _kl_bernoulli_bernoulli(p: Bernoulli, q: Bernoulli) -> Tensor:
 
 @register_kl(Binomial, Binomial)
 def _kl_binomial_binomial(p: Binomial, q: Binomial) -> Tensor:
-    if not holds(p.total_count >= q.total_count):
-        raise NotImplementedError("KL between Binomials where q.total_count > p.total_count "
-                                  "is not implemented")
+    require(p.total_count >= q.total_count, lambda shown: (
+        "KL between Binomials where q.total_count > p.total_count is not implemented"),
+        NotImplementedError)
     kl = p.total_count * (p.probs * (p.logits - q.logits) + (-p.probs).log1p()
                           - (-q.probs).log1p())
     return _infinite_where(kl, p.total_count > q.total_count)

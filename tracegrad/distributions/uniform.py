@@ -9,7 +9,7 @@ from typing import Any
 from ..creation import rand
 from ..tensor import Tensor
 from . import constraints
-from .distribution import Distribution, holds
+from .distribution import Distribution, require
 from .utils import broadcast_all
 
 
@@ -26,9 +26,10 @@ class Uniform(Distribution):
     def __init__(self, low: Any, high: Any, validate_args: bool | None = None):
         self.low, self.high = broadcast_all(low, high)
         super().__init__(self.low.shape, validate_args=validate_args)
-        if self._validate_args and not holds(self.low < self.high):
-            raise ValueError(f"Uniform: expects low < high everywhere, got low={self.low} and "
-                             f"high={self.high}")
+        if self._validate_args:
+            require(self.low.detach() < self.high.detach(), lambda shown: (
+                "Uniform: expects low < high everywhere"
+                + (f", got low={self.low} and high={self.high}" if shown else "")))
 
     @property
     def support(self) -> Any:

@@ -99,6 +99,7 @@ ERRORS: dict[str, type] = {
     "ValueRangeError": ValueRangeError,
     "RuntimeError": RuntimeError,
     "ZeroDivisionError": ZeroDivisionError,
+    "NotImplementedError": NotImplementedError,
 }
 
 
