@@ -428,7 +428,7 @@ def test_state_is_cast_to_the_parameter_dtype_like_pytorch():
     sd = {"state": {0: {"step": 4, "exp_avg": np.ones(3), "exp_avg_sq": tg.ones(3).double()}},
           "param_groups": [{"lr": 0.1, "betas": [0.9, 0.999], "params": [0]}]}
     opt.load_state_dict(sd)
-    st = opt.state[id(q)]
+    st = opt.state[q]
     assert st["exp_avg"].dtype == st["exp_avg_sq"].dtype == np.float32
     assert st["step"].dtype == np.float64 and st["step"].item() == 4.0
     assert opt.param_groups[0]["betas"] == (0.9, 0.999) and opt.param_groups[0]["eps"] == 1e-8
@@ -437,7 +437,7 @@ def test_state_is_cast_to_the_parameter_dtype_like_pytorch():
     topt.step()
     opt.step()
     np.testing.assert_allclose(q.numpy(), p.detach().numpy(), rtol=1e-6)
-    assert opt.state[id(q)]["step"].item() == 5.0
+    assert opt.state[q]["step"].item() == 5.0
 
 
 def test_saved_indices_map_to_parameters_in_order():
@@ -447,6 +447,6 @@ def test_saved_indices_map_to_parameters_in_order():
     sd = {"state": {7: {"momentum_buffer": tg.ones(3)}, 4: {"momentum_buffer": tg.ones(2)}},
           "param_groups": [{"lr": 0.2, "momentum": 0.9, "params": [4, 7]}]}
     opt.load_state_dict(sd)
-    assert opt.state[id(a)]["momentum_buffer"].shape == (2,)
-    assert opt.state[id(b)]["momentum_buffer"].shape == (3,)
+    assert opt.state[a]["momentum_buffer"].shape == (2,)
+    assert opt.state[b]["momentum_buffer"].shape == (3,)
     assert opt.param_groups[0]["lr"] == 0.2

@@ -229,6 +229,55 @@ def test_optimizer_argument_errors():
         tg.optim.SGD([{"params": model[0].parameters(), "betas": (0.9, 0.9)}], lr=0.1)
 
 
+def test_frozen_parameters_are_accepted_and_skipped_like_torch():
+    """Fine-tuning: freeze a layer, then hand all of model.parameters() to the optimizer."""
+    tmodel, model = make_pair(np.float64)
+    tmodel[0].requires_grad_(False)
+    model[0].requires_grad_(False)
+    topt = torch.optim.Adam(tmodel.parameters(), lr=0.1)
+    opt = tg.optim.Adam(model.parameters(), lr=0.1)
+    before = model[0].weight.numpy().copy()
+    for step in range(3):
+        tg_step(model, opt, step, np.float64)
+        torch_step(tmodel, topt, step, np.float64)
+    np.testing.assert_array_equal(model[0].weight.numpy(), before)
+    assert_params_close(model, tmodel, 1e-12)
+    assert sorted(opt.state_dict()["state"]) == sorted(topt.state_dict()["state"]) == [2, 3]
+
+
+def test_optimizer_refuses_what_torch_refuses():
+    _, model = make_pair()
+    w = model[0].weight
+    with pytest.raises(ValueError, match="non-leaf"):
+        tg.optim.SGD([w * 2], lr=0.1)
+    with pytest.raises(TypeError, match="one Tensor"):  # not its rows, silently
+        tg.optim.SGD(w, lr=0.1)
+    with pytest.raises(TypeError, match="set"):
+        tg.optim.SGD({w}, lr=0.1)
+    opt = tg.optim.SGD([w], lr=0.1)
+    with pytest.raises(TypeError, match="set"):
+        opt.add_param_group({"params": {model[0].bias}})
+
+
+def test_optimizer_state_is_keyed_by_parameter_and_survives_deepcopy():
+    _, model = make_pair(np.float64)
+    opt = tg.optim.Adam(model.parameters(), lr=0.1)
+    for step in range(2):
+        tg_step(model, opt, step, np.float64)
+    w = model[0].weight
+    assert opt.state[w]["exp_avg"].shape == w.shape  # torch's opt.state[p]
+    model2, opt2 = copy.deepcopy((model, opt))
+    for p, p2 in zip(opt.param_groups[0]["params"], opt2.param_groups[0]["params"]):
+        assert p2 in opt2.state and p2 is not p
+        np.testing.assert_array_equal(opt2.state[p2]["exp_avg"].numpy(),
+                                      opt.state[p]["exp_avg"].numpy())
+    for step in range(2, 4):  # the copy continues exactly as the original
+        tg_step(model, opt, step, np.float64)
+        tg_step(model2, opt2, step, np.float64)
+    for a, b in zip(model.parameters(), model2.parameters()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 # ---------------------------------------------------------------- zero_grad and None grads
 
 

@@ -142,7 +142,7 @@ def test_update_math_matches_torch_on_identical_gradients(name, kw, dtype, torch
                                          for i, p in enumerate(ps)], tol)
         if name == "ASGD":
             for p, tp in zip(ps, tps):
-                np.testing.assert_allclose(opt.state[id(p)]["ax"].numpy(),
+                np.testing.assert_allclose(opt.state[p]["ax"].numpy(),
                                            topt.state[tp]["ax"].numpy(), rtol=tol, atol=tol)
     assert max(np.abs(p.numpy() - a).max() for p, a in zip(ps, init_)) > 1e-3
 
@@ -184,7 +184,7 @@ def test_asgd_refuses_a_bad_scalar_state_and_changes_nothing():
     sd["state"][0]["mu"] = 2.0
     with pytest.raises(ValueError, match=r"\['mu'\] must be a number in \(0, 1\]"):
         opt.load_state_dict(sd)
-    assert float(opt.state[id(model[0].weight)]["mu"].item()) == 1.0
+    assert float(opt.state[model[0].weight]["mu"].item()) == 1.0
 
 
 @pytest.mark.parametrize("name, kw, match", [
