@@ -211,6 +211,75 @@ def test_a_loaded_tensor_keeps_its_identity_and_dtype():
     assert w.dtype == np.float32 and count.dtype == np.int64 and count.item() == 3
 
 
+def test_load_writes_in_place_so_views_and_earlier_state_dicts_see_it():
+    """torch's load_state_dict copies into each tensor: a state_dict() taken before, the
+    .data of a weight and a view of it all show the loaded values."""
+    for lib in (torch, tg):
+        model = lib.nn.Linear(2, 2)
+        before, data, row = model.state_dict(), model.weight.data, model.weight.detach()[0]
+        model.load_state_dict({"weight": lib.ones(2, 2) * 7, "bias": lib.zeros(2)})
+        for t in (before["weight"], data, row):
+            assert float(t.reshape(-1)[0]) == 7.0, lib.__name__
+
+
+def test_assign_true_takes_the_tensors_like_torch():
+    def run(lib):
+        model = lib.nn.Sequential(lib.nn.Linear(2, 3), lib.nn.BatchNorm1d(3))
+        model[0].bias.requires_grad_(False)
+        sd = {k: (v.double() if v.dtype == lib.float32 else v).clone()
+              for k, v in model.state_dict().items()}
+        assert str(model.load_state_dict(sd, assign=True)) == "<All keys matched successfully>"
+        out = [(n, str(p.dtype).replace("torch.", ""), p.requires_grad, type(p).__name__)
+               for n, p in model.named_parameters()]
+        assert model[1].running_mean is sd["1.running_mean"]  # buffers: the tensor itself
+        model(lib.ones(4, 2, dtype=lib.float64)).sum().backward()
+        return out, model[0].weight.grad is not None, model[0].bias.grad is None
+
+    assert run(tg) == run(torch)
+    assert run(tg)[0][0] == ("0.weight", "float64", True, "Parameter")
+    model = nn.Linear(2, 3)
+    src = nn.Parameter(tg.ones(3, 2))
+    model.load_state_dict({"weight": src, "bias": tg.zeros(3)}, assign=True)
+    assert model.weight is src
+    before = snapshot(model)
+    with pytest.raises(ShapeError, match="'weight': shape \\(3, 3\\)"):
+        model.load_state_dict({"weight": tg.ones(3, 3), "bias": tg.zeros(3)}, assign=True)
+    with pytest.raises(TypeError, match="'weight'.*int64"):  # torch refuses too
+        model.load_state_dict({"weight": tg.ones(3, 2, dtype=tg.int64), "bias": tg.zeros(3)},
+                              assign=True)
+    assert_unchanged(model, before)
+
+
+def test_state_dict_and_named_members_take_torchs_arguments():
+    emb, out = nn.Embedding(5, 3), nn.Linear(3, 5, bias=False)
+    temb, tout = torch.nn.Embedding(5, 3), torch.nn.Linear(3, 5, bias=False)
+    out.weight, tout.weight = emb.weight, temb.weight  # tied
+    model, tmodel = nn.Sequential(emb, out, emb), torch.nn.Sequential(temb, tout, temb)
+    for kw in ({}, {"remove_duplicate": False}, {"prefix": "m", "remove_duplicate": False}):
+        assert [n for n, _ in model.named_parameters(**kw)] == \
+            [n for n, _ in tmodel.named_parameters(**kw)], kw
+        assert [n for n, _ in model.named_modules(**kw)] == \
+            [n for n, _ in tmodel.named_modules(**kw)], kw
+    dest = {}
+    assert model.state_dict(destination=dest, prefix="enc.") is dest
+    assert list(dest) == list(tmodel.state_dict(prefix="enc."))
+    kept = model.state_dict(keep_vars=True)
+    assert kept["0.weight"] is emb.weight and kept["1.weight"] is emb.weight
+    assert not model.state_dict()["0.weight"].requires_grad
+
+
+def test_module_to_refuses_a_non_float_dtype_like_torch():
+    model = nn.Linear(2, 2)
+    w = model.weight.numpy().copy()
+    for dt in (tg.int32, tg.int64, tg.bool):
+        with pytest.raises(TypeError, match="floating-point"):
+            model.to(dt)
+        with pytest.raises(TypeError):
+            torch.nn.Linear(2, 2).to(getattr(torch, str(np.dtype(dt))))
+    assert model.weight.dtype == np.float32
+    np.testing.assert_array_equal(model.weight.numpy(), w)
+
+
 # ---------------------------------------------------------------- optimizer constructors
 
 
