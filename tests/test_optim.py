@@ -570,6 +570,22 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm, dtype, tol):
         assert new == pytest.approx(max_norm, rel=1e-4)
 
 
+@pytest.mark.parametrize("norm_type", [0, 0.0, -math.inf, -1.0, 0.5, 3])
+def test_clip_grad_norm_unusual_orders_match_torch(norm_type):
+    """torch takes the norm_type norm of each gradient, then of those norms: for 0 that
+    counts the gradients that are not all zeros, for -inf it is the smallest magnitude."""
+    grads = [np.array([1.0, 0.0, 2.0]), np.zeros(3), np.array([0.0, -3.0, 0.5])]
+    ps = [nn.Parameter(tg.zeros(3, dtype=tg.float64)) for _ in grads]
+    tps = [torch.zeros(3, dtype=torch.float64, requires_grad=True) for _ in grads]
+    for p, tp, g in zip(ps, tps, grads):
+        p.grad, tp.grad = tg.tensor(g), torch.tensor(g)
+    total = nn.utils.clip_grad_norm_(ps, 0.25, norm_type=norm_type)
+    ttotal = torch.nn.utils.clip_grad_norm_(tps, 0.25, norm_type=norm_type)
+    assert total.item() == pytest.approx(ttotal.item(), rel=1e-12)
+    for p, tp in zip(ps, tps):
+        np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy(), rtol=1e-12)
+
+
 def test_clip_grad_norm_single_tensor_and_missing_grads():
     w = nn.Parameter(tg.tensor([3.0, 4.0]))
     w.grad = tg.tensor([3.0, 4.0])
