@@ -405,6 +405,15 @@ class CompiledFunction:
     def __repr__(self) -> str:
         return f"compiled({self.fn!r})"
 
+    def __deepcopy__(self, memo: dict) -> "CompiledFunction":
+        """A compiled copy of a deep copy of the function (``copy.deepcopy(tg.compile(model))``
+        copies the model, as torch's does): it compiles afresh, as the programs and guards
+        refer to the original's tensors."""
+        import copy
+
+        return CompiledFunction(copy.deepcopy(self.fn, memo), self.backend,
+                                copy.deepcopy(self.dynamic, memo))
+
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         if obj is None:
             return self
