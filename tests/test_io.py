@@ -282,8 +282,12 @@ def test_torch_save_files_are_refused(tmp_path):
     path = tmp_path / "model.pt"
     torch.save({"weight": torch.ones(2, 3)}, path)
     assert_refused(path)
+    with pytest.raises(FormatError, match="zip archive .*torch.save.*safetensors.torch.save_file"):
+        load(path)
     torch.save({"weight": torch.ones(2, 3)}, path, _use_new_zipfile_serialization=False)
     assert_refused(path)
+    with pytest.raises(FormatError, match="pickle.*safetensors.torch.save_file"):
+        load(path)
 
 
 @pytest.mark.parametrize("structure", [
@@ -304,6 +308,7 @@ def test_torch_save_files_are_refused(tmp_path):
     '{"list": [1], "requires_grad": true}',
     '{"tensor": "n", "requires_grad": true}',
     "[" * 100_000 + "]" * 100_000,
+    "9" * 5000,  # (more digits than Python's int() reads: was a bare ValueError)
 ])
 def test_malformed_tracegrad_metadata_is_refused(tmp_path, structure):
     path = tmp_path / "bad.safetensors"

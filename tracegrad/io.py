@@ -492,11 +492,25 @@ def _check_header(path: str, shown: Any) -> None:
         head = f.read(9)
     if len(head) < 8:
         raise _bad(shown, f"the file is only {size} bytes long")
+    kind = _foreign_kind(head)
+    if kind:
+        raise _bad(shown, f"it is {kind}, which tg.load never unpickles, since unpickling runs "
+                          f"code from the file; in PyTorch, save the state with "
+                          f"safetensors.torch.save_file(model.state_dict(), path) instead")
     n = int.from_bytes(head[:8], "little")
     if n > _MAX_HEADER or n > size - 8:
         raise _bad(shown, f"its header claims {n} bytes but the file holds {size - 8}")
     if n < 2 or head[8:9] != b"{":
         raise _bad(shown, "its header is not a JSON object")
+
+
+def _foreign_kind(head: bytes) -> str | None:
+    """What a file that starts with ``head`` is, if it is a kind tg.load refuses on sight."""
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive (what torch.save writes: a pickle inside)"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "a Python pickle (as torch.save's legacy format and pickle.dump write)"
+    return None
 
 
 def _owned(arr: np.ndarray, file_dtype: str) -> np.ndarray:
@@ -515,9 +529,12 @@ def _decode_file(path: str, metadata: dict, arrays: dict, file_dtypes: dict) -> 
         raise _bad(path, f"the metadata has no {_STRUCTURE_KEY!r}")
     try:
         root = json.loads(metadata[_STRUCTURE_KEY])
-        return _Decoder(path, arrays, file_dtypes).decode(root)
-    except json.JSONDecodeError as e:
+    except ValueError as e:  # (JSONDecodeError, and an int of more digits than Python reads)
         raise _bad(path, f"its {_STRUCTURE_KEY!r} metadata is not valid JSON: {e}") from None
+    except RecursionError:
+        raise _bad(path, f"its {_STRUCTURE_KEY!r} metadata is nested too deeply") from None
+    try:
+        return _Decoder(path, arrays, file_dtypes).decode(root)
     except RecursionError:
         raise _bad(path, f"its {_STRUCTURE_KEY!r} metadata is nested too deeply") from None
 
