@@ -225,8 +225,28 @@ def test_optimizer_argument_errors():
                      lr=0.1)
     with pytest.raises(TypeError):
         tg.optim.SGD([np.zeros(3)], lr=0.1)
-    with pytest.raises(TypeError, match="unknown"):
-        tg.optim.SGD([{"params": model[0].parameters(), "betas": (0.9, 0.9)}], lr=0.1)
+
+
+def test_param_groups_keep_extra_keys_and_names_like_torch():
+    """A group's own keys ("name", timm's "lr_scale") are kept and saved, and an optimizer
+    built over model.named_parameters() records "param_names", as torch's (both raised)."""
+    tmodel, model = make_pair()
+    for lib, m in ((torch, tmodel), (tg, model)):
+        opt = lib.optim.SGD([{"params": m[0].parameters(), "name": "first", "lr_scale": 0.5}],
+                            lr=0.1)
+        group = opt.state_dict()["param_groups"][0]
+        assert group["name"] == "first" and group["lr_scale"] == 0.5
+        opt = lib.optim.SGD(m.named_parameters(), lr=0.1, momentum=0.9)
+        assert opt.param_groups[0]["params"] == list(m.parameters())
+        assert opt.state_dict()["param_groups"][0]["param_names"] == [
+            "0.weight", "0.bias", "2.weight", "2.bias"]
+        with pytest.raises(ValueError, match="with.*names"):
+            opt.add_param_group({"params": [lib.zeros(2, requires_grad=True)]})
+    opt = tg.optim.SGD(model.named_parameters(), lr=0.1, momentum=0.9)
+    tg_step(model, opt, 0)
+    fresh = tg.optim.SGD(model.named_parameters(), lr=0.1, momentum=0.9)
+    fresh.load_state_dict(opt.state_dict())
+    assert fresh.param_groups[0]["param_names"][0] == "0.weight"
 
 
 def test_frozen_parameters_are_accepted_and_skipped_like_torch():

@@ -47,29 +47,40 @@ class Optimizer:
             self.add_param_group(g)
 
     def add_param_group(self, group: dict[str, Any]) -> None:
+        name = type(self).__name__
         params = group["params"]
-        _refuse_set(type(self).__name__, params)
+        _refuse_set(name, params)
         params = [params] if isinstance(params, Tensor) else list(params)
+        # model.named_parameters() gives (name, tensor) pairs: the names go to the group's
+        # "param_names" (and so into state_dict()), as PyTorch's.
+        names = [p[0] for p in params if isinstance(p, tuple)]
+        params = [p[1] if isinstance(p, tuple) and len(p) == 2 else p for p in params]
+        if names and len(names) != len(params):
+            raise ValueError(f"{name}: all parameters must come with names or all without "
+                             f"(got {len(names)} named of {len(params)})")
         for p in params:
             if not isinstance(p, Tensor):
                 raise TypeError(
-                    f"{type(self).__name__}: parameters must be tg.Tensors, got "
-                    f"{type(p).__name__}"
+                    f"{name}: parameters must be tg.Tensors, got {type(p).__name__}"
                 )
             # A frozen parameter (requires_grad=False) is accepted, as in PyTorch: it has no
             # gradient, so step() skips it until it is unfrozen. A result of an op is not.
             if not p.is_leaf:
                 raise ValueError(
-                    f"{type(self).__name__}: can't optimize a non-leaf tensor (shape "
+                    f"{name}: can't optimize a non-leaf tensor (shape "
                     f"{p.shape}, made by {type(p.grad_fn).__name__}); pass the leaf "
                     f"parameters themselves, or .detach().requires_grad_() a copy"
                 )
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params):
-            raise ValueError(f"{type(self).__name__}: a parameter appears in two groups")
-        unknown = set(group) - set(self.defaults) - {"params", "initial_lr"}
-        if unknown:
-            raise TypeError(f"{type(self).__name__}: unknown options {sorted(unknown)}")
+            raise ValueError(f"{name}: a parameter appears in two groups")
+        if names or "param_names" in group:
+            group = {**group, "param_names": names or list(group["param_names"])}
+        if any(("param_names" in g) != ("param_names" in group) for g in self.param_groups):
+            raise ValueError(f"{name}: all parameter groups must come with parameter names "
+                             f"(named_parameters()) or all without")
+        # Keys other than the optimizer's options (a group's "name", timm's "lr_scale") are
+        # kept, and saved in state_dict(), as PyTorch keeps them.
         full = {**self.defaults, **group, "params": params}
         if isinstance(full.get("betas"), list):
             full["betas"] = tuple(full["betas"])
