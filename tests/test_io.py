@@ -416,8 +416,12 @@ def test_load_takes_torch_loads_keywords(tmp_path):
     tg.save({"w": tg.tensor([1.0, 2.0])}, path)
     for kwargs in ({"map_location": "cpu"}, {"map_location": tg.device("cpu")},
                    {"map_location": lambda storage, loc: storage}, {"weights_only": True},
-                   {"weights_only": False, "map_location": {"cuda:0": "cpu"}}):
+                   {"weights_only": False, "map_location": {"cuda:0": "cpu"}},
+                   {"mmap": True, "weights_only": True}, {"pickle_module": None}):
         np.testing.assert_array_equal(tg.load(path, **kwargs)["w"].numpy(), [1.0, 2.0])
+    for kwargs in ({"pickle_protocol": 4}, {"_use_new_zipfile_serialization": False}):
+        tg.save({"w": tg.tensor([1.0, 2.0])}, path, **kwargs)  # torch.save's keywords
+        np.testing.assert_array_equal(tg.load(path)["w"].numpy(), [1.0, 2.0])
     with pytest.raises(RuntimeError, match="map_location='cuda:0'.*CPU only"):
         tg.load(path, map_location="cuda:0")
     with open(path, "rb") as f:

@@ -83,7 +83,8 @@ def _safetensors():
 # --------------------------------------------------------------------------- save
 
 
-def save(obj: Any, path: str | os.PathLike) -> None:
+def save(obj: Any, path: str | os.PathLike, pickle_module: Any = None,
+         pickle_protocol: Any = None, _use_new_zipfile_serialization: bool = True) -> None:
     """Write tensors and nested state (dicts, lists, tuples, numbers) to one safetensors file.
 
     >>> tg.save({"0.weight": tg.ones(2, 3), "step": 3}, "model.safetensors")
@@ -101,6 +102,10 @@ def save(obj: Any, path: str | os.PathLike) -> None:
     ``path`` may also be a binary file object (``io.BytesIO``, a file opened ``'wb'``), as
     with ``torch.save``: the same bytes are written to it where it stands, with no atomic
     replacement (that is the caller's file).
+
+    ``pickle_module``, ``pickle_protocol`` and ``_use_new_zipfile_serialization`` are
+    accepted as ``torch.save`` takes them, so that ported code runs unchanged; nothing is
+    pickled, so they change nothing.
     """
     import json
     _safetensors()  # tg.load needs it; refuse to write what could not be read back
@@ -391,8 +396,8 @@ class _Encoder:
 # --------------------------------------------------------------------------- load
 
 
-def load(path: str | os.PathLike, map_location: Any = None, *,
-         weights_only: bool = True) -> Any:
+def load(path: str | os.PathLike, map_location: Any = None, pickle_module: Any = None, *,
+         weights_only: bool = True, mmap: bool | None = None) -> Any:
     """Read a file written by `save` (or any safetensors file) back into tensors.
 
     >>> state = tg.load("model.safetensors")   # {"0.weight": tensor(...), "step": 3}
@@ -402,11 +407,12 @@ def load(path: str | os.PathLike, map_location: Any = None, *,
     ``nn.Parameter`` comes back as one. A safetensors file without tracegrad metadata
     loads as a flat dict ``name -> Tensor``. A file that is not valid raises `FormatError`.
 
-    ``map_location`` and ``weights_only`` are accepted as ``torch.load`` takes them, so that
-    ported code runs unchanged: every tensor loads to the CPU (a device other than the CPU
-    is refused; a dict or function remapping storages is accepted and has nothing to do),
-    and loading never runs code from the file (safetensors and JSON: no pickle), whichever
-    ``weights_only`` says.
+    ``map_location``, ``pickle_module``, ``weights_only`` and ``mmap`` are accepted as
+    ``torch.load`` takes them, so that ported code runs unchanged: every tensor loads to the
+    CPU (a device other than the CPU is refused; a dict or function remapping storages is
+    accepted and has nothing to do), loading never runs code from the file (safetensors and
+    JSON: no pickle), whichever ``weights_only`` says, and the file is always read through
+    a memory map, its tensors copied out into memory of their own.
     """
     if isinstance(map_location, str) or type(map_location).__name__ == "device":
         from .device import device
