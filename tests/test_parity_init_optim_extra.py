@@ -91,6 +91,25 @@ def test_sparse_zeros_each_column_and_keeps_std():
     assert w[w != 0].std() == pytest.approx(0.5, rel=0.02)
 
 
+def test_zero_element_layers_build_and_train_like_torch():
+    """nn.Linear(0, 3) is legal in torch (kaiming init of a zero-element weight is a no-op,
+    with a warning); it raised ZeroDivisionError (fan_in 0)."""
+    torch = pytest.importorskip("torch")
+    with pytest.warns(UserWarning, match="zero-element"):
+        model = nn.Linear(0, 3)
+    with pytest.warns(UserWarning, match="zero-element"):
+        init.kaiming_normal_(tg.zeros(4, 0))
+    tmodel = torch.nn.Linear(0, 3)
+    model.load_state_dict({k: v.detach().numpy() for k, v in tmodel.state_dict().items()})
+    opt, topt = tg.optim.Adam(model.parameters(), lr=0.1), torch.optim.Adam(
+        tmodel.parameters(), lr=0.1)
+    model(tg.zeros(2, 0)).sum().backward()
+    tmodel(torch.zeros(2, 0)).sum().backward()
+    opt.step()
+    topt.step()
+    np.testing.assert_allclose(model.bias.numpy(), tmodel.bias.detach().numpy(), rtol=1e-6)
+
+
 def test_deprecated_names_warn_and_work():
     with pytest.warns(FutureWarning, match="nn.init.constant is deprecated"):
         w = init.constant(tg.empty(2, 2), 3.0)
