@@ -129,9 +129,18 @@ def save(obj: Any, path: str | os.PathLike, pickle_module: Any = None,
             path.write(chunk)
         return
     target = os.fsdecode(os.fspath(path))
+    if not target:  # (abspath would make it the current folder)
+        raise FileNotFoundError(errno.ENOENT, "save: the path is empty; give a file name", "")
     if os.path.islink(target):
         target = os.path.realpath(target)  # write the file the link points to; keep the link
     target = os.path.abspath(target)
+    # (said here with the path the caller gave: the OS would name our temporary file)
+    if os.path.isdir(target):
+        raise IsADirectoryError(errno.EISDIR, "save: the path is a folder; give a file name "
+                                "(inside it, for instance)", target)
+    if not os.path.isdir(os.path.dirname(target)):
+        raise FileNotFoundError(errno.ENOENT, "save: the folder to save into does not exist; "
+                                "create it first (os.makedirs)", os.path.dirname(target))
     _replace_atomically(target, lambda fd: _write_file(fd, arrays, metadata))
 
 
