@@ -90,6 +90,21 @@ def test_a_bad_value_after_good_ones_changes_nothing(case, key, value, strict):
     assert_unchanged(model, before)
 
 
+@pytest.mark.parametrize("case,key,value", BAD_VALUES[:3] + [
+    ("shape", "0.weight", np.zeros((3, 4), np.float32)),
+    ("int_parameter", "0.weight", np.zeros((4, 3), np.int64))], ids=lambda c: str(c)[:20])
+def test_a_bad_value_changes_nothing_with_assign_too(case, key, value):
+    model = make_model()
+    before = snapshot(model)
+    ids = [id(p) for p in model.parameters()]
+    sd = {k: tg.tensor(v) for k, v in np_state(make_model()).items()}
+    sd[key] = value
+    with pytest.raises((TypeError, ValueError), match=f"nothing was loaded(.|\n)*{key!r}"):
+        model.load_state_dict(sd, assign=True)
+    assert_unchanged(model, before)
+    assert [id(p) for p in model.parameters()] == ids
+
+
 @pytest.mark.parametrize("key,value,expected", [
     ("count", np.array(2**63, dtype=np.uint64), str(2**63)),
     ("count", np.array(1e30), "1e+30"),
