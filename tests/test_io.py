@@ -7,6 +7,7 @@ of bad file, each of which must be refused with a `ValueError` before anything i
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -288,6 +289,21 @@ def test_torch_save_files_are_refused(tmp_path):
     assert_refused(path)
     with pytest.raises(FormatError, match="pickle.*safetensors.torch.save_file"):
         load(path)
+
+
+def test_a_header_length_that_starts_like_a_pickle_or_a_zip_still_loads():
+    """The first 8 bytes are the header's length: 640 is b"\\x80\\x02..." as a pickle
+    starts, and that file was refused as one."""
+    for start in (b"\x80\x02", b"\x80\x05"):
+        for n in range(2000):
+            f = io.BytesIO()
+            save({"w": tg.ones(2), "s": "x" * n}, f)
+            if f.getvalue().startswith(start):
+                break
+        else:
+            raise AssertionError(f"no header length starts {start!r}")
+        f.seek(0)
+        assert load(f)["s"] == "x" * n
 
 
 @pytest.mark.parametrize("structure", [

@@ -507,12 +507,13 @@ def _check_header(path: str, shown: Any) -> None:
         head = f.read(9)
     if len(head) < 8:
         raise _bad(shown, f"the file is only {size} bytes long")
-    kind = _foreign_kind(head)
+    n = int.from_bytes(head[:8], "little")
+    fits = 2 <= n <= min(_MAX_HEADER, size - 8) and head[8:9] == b"{"
+    kind = None if fits else _foreign_kind(head)  # (a header length can start b"\x80\x02")
     if kind:
         raise _bad(shown, f"it is {kind}, which tg.load never unpickles, since unpickling runs "
                           f"code from the file; in PyTorch, save the state with "
                           f"safetensors.torch.save_file(model.state_dict(), path) instead")
-    n = int.from_bytes(head[:8], "little")
     if n > _MAX_HEADER or n > size - 8:
         raise _bad(shown, f"its header claims {n} bytes but the file holds {size - 8}")
     if n < 2 or head[8:9] != b"{":
