@@ -356,6 +356,8 @@ def test_unsupported_leaves_name_their_place(tmp_path):
         ({"u": np.ones(2, np.uint16)}, r"obj\['u'\].*uint16"),
         ({(1, 2): tg.ones(1)}, r"key \(1, 2\)"),
         ({True: 1}, "key True"),
+        ({"model": tg.nn.Linear(2, 2)}, r"obj\['model'\] is a Linear.*save its state_dict\(\)"),
+        (tg.optim.SGD([tg.ones(1, requires_grad=True)], lr=0.1), "SGD.*state_dict"),
     ]
     for obj, pattern in cases:
         with pytest.raises(TypeError, match=pattern):

@@ -358,10 +358,14 @@ class _Encoder:
                 return self._container(obj, path)
             finally:
                 self.active.discard(id(obj))
+        hint = ""
+        if callable(getattr(obj, "state_dict", None)):  # torch.save(model, path), ported
+            hint = (f" (a whole {type(obj).__name__} is pickled by torch.save; save its "
+                    f"state_dict() instead, and load_state_dict() it into a new one)")
         raise TypeError(
             f"save: {_where(path)} is a {type(obj).__name__}, which tg.save cannot store; "
             f"use tensors, NumPy arrays, numbers, bools, strings, None, and dicts, lists or "
-            f"tuples of them"
+            f"tuples of them{hint}"
         )
 
     def _container(self, obj: Any, path: tuple) -> dict:
