@@ -283,6 +283,29 @@ def test_state_dict_and_named_members_take_torchs_arguments():
     assert not model.state_dict()["0.weight"].requires_grad
 
 
+def test_a_batchnorm_state_without_num_batches_tracked_loads_like_torch():
+    """PyTorch's BatchNorm fills in num_batches_tracked for a state dict without version
+    metadata (a plain dict: from safetensors, a dict comprehension; older checkpoints have
+    no such key); it was a missing key here."""
+    for lib in (torch, tg):
+        model = lib.nn.Sequential(lib.nn.Linear(2, 3), lib.nn.BatchNorm1d(3))
+        with lib.no_grad():
+            model[1].num_batches_tracked.fill_(4)
+        sd = {k: v.clone() + 1 for k, v in model.state_dict().items()
+              if "num_batches" not in k}
+        result = model.load_state_dict(sd)
+        assert result.missing_keys == [] and result.unexpected_keys == [], lib.__name__
+        assert int(model[1].num_batches_tracked) == 4
+        assert float(model[1].running_var[0]) == 2.0
+    sd = nn.BatchNorm1d(3).state_dict()
+    del sd["num_batches_tracked"]
+    sd._metadata = {"": {"version": 2}}  # torch's, of a module that had the key: missing
+    with pytest.raises(KeyError, match="missing keys.*num_batches_tracked"):
+        nn.BatchNorm1d(3).load_state_dict(sd)
+    assert nn.BatchNorm1d(3).load_state_dict(sd, strict=False).missing_keys == [
+        "num_batches_tracked"]
+
+
 def test_module_to_refuses_a_non_float_dtype_like_torch():
     model = nn.Linear(2, 2)
     w = model.weight.numpy().copy()

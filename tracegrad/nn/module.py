@@ -71,6 +71,10 @@ class Module:
     ...         return self.fc(x).relu()
     """
 
+    # State-dict entries a loaded state dict may lack (they keep their values); see
+    # `_may_lack`. BatchNorm's num_batches_tracked, as in PyTorch.
+    _optional_state: tuple[str, ...] = ()
+
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
@@ -484,7 +488,8 @@ class Module:
                 f"(a state_dict() or tg.load(path)), got {type(state_dict).__name__}"
             )
         own = {key: (m, name, t) for key, m, name, t in self._state_entries()}
-        missing = [k for k in own if k not in state_dict]
+        missing = [k for k, (m, name, _) in own.items() if k not in state_dict
+                   and not _may_lack(state_dict, k, m, name)]
         unexpected = [k for k in state_dict if k not in own]
         problems: list[tuple[type, str]] = []
         if strict and missing:
@@ -715,6 +720,20 @@ def _insert(container: Module, index: int, module: Module) -> None:
     mods = list(container._modules.values())
     mods.insert(index + n if index < 0 else index, module)
     _renumber(container, mods)
+
+
+def _may_lack(state_dict: Mapping, key: str, module: Module, name: str) -> bool:
+    """Whether ``state_dict`` may go without ``key`` (it then keeps its value): an entry a
+    module's class lists in ``_optional_state``, when the state dict does not say it comes
+    from a version of the module that had it, as PyTorch's BatchNorm takes a state dict
+    without ``num_batches_tracked`` and without version metadata (from a file, or a dict
+    comprehension: every tracegrad state dict)."""
+    if name not in type(module)._optional_state:
+        return False
+    metadata = getattr(state_dict, "_metadata", None)
+    prefix = key[: -len(name) - 1]
+    version = metadata.get(prefix, {}).get("version") if isinstance(metadata, Mapping) else None
+    return not isinstance(version, int) or version < 2
 
 
 class StateDictKeyError(KeyError):
