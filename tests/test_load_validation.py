@@ -306,6 +306,44 @@ def test_a_batchnorm_state_without_num_batches_tracked_loads_like_torch():
         "num_batches_tracked"]
 
 
+def test_extra_state_is_saved_and_loaded_like_torch(tmp_path):
+    def build(lib):
+        class Counter(lib.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc, self.calls = lib.nn.Linear(1, 1), 0
+
+            def get_extra_state(self):
+                return {"calls": self.calls}
+
+            def set_extra_state(self, state):
+                self.calls = state["calls"]
+
+        class GetOnly(lib.nn.Module):
+            def get_extra_state(self):
+                return 5
+
+        return lib.nn.Sequential(Counter(), lib.nn.Linear(1, 1)), GetOnly()
+
+    for lib in (torch, tg):
+        model, get_only = build(lib)
+        model[0].calls = 7
+        sd = model.state_dict()
+        assert list(sd) == ["0._extra_state", "0.fc.weight", "0.fc.bias", "1.weight", "1.bias"]
+        if lib is tg:
+            tg.save(sd, tmp_path / "x.safetensors")
+            sd = tg.load(tmp_path / "x.safetensors")
+        fresh, _ = build(lib)
+        fresh.load_state_dict(sd)
+        assert fresh[0].calls == 7
+        del sd["0._extra_state"]
+        with pytest.raises((KeyError, RuntimeError), match="0._extra_state"):
+            fresh.load_state_dict(sd)
+        assert fresh.load_state_dict(sd, strict=False).missing_keys == ["0._extra_state"]
+        with pytest.raises((KeyError, RuntimeError), match="nexpected.*_extra_state"):
+            get_only.load_state_dict(get_only.state_dict())  # no set_extra_state
+
+
 def test_module_to_refuses_a_non_float_dtype_like_torch():
     model = nn.Linear(2, 2)
     w = model.weight.numpy().copy()

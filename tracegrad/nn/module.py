@@ -435,9 +435,11 @@ class Module:
 
     # ---------------------------------------------------------------- state
 
-    def _state_entries(self) -> Iterator[tuple]:
+    def _state_entries(self, extra: str = "") -> Iterator[tuple]:
         """(key, owning module, attribute name, tensor) of every state-dict entry: each
-        parameter and persistent buffer under every path (tied weights under each name)."""
+        parameter and persistent buffer under every path (tied weights under each name);
+        with ``extra`` ("get_extra_state" or "set_extra_state"), also (key, module, None,
+        None) for the ``_extra_state`` of each module whose class defines that method."""
         for mod_prefix, m in self.named_modules(remove_duplicate=False):
             base = f"{mod_prefix}." if mod_prefix else ""
             for name, p in m._parameters.items():
@@ -446,6 +448,20 @@ class Module:
             for name, b in m._buffers.items():
                 if b is not None and name not in m._non_persistent:
                     yield base + name, m, name, b
+            if extra and getattr(type(m), extra) is not getattr(Module, extra):
+                yield base + "_extra_state", m, None, None
+
+    def get_extra_state(self) -> Any:
+        """Define this (and `set_extra_state`) in a subclass to keep Python state of its own
+        in ``state_dict()``, under ``"<prefix>_extra_state"``, as PyTorch's."""
+        raise RuntimeError("Module.get_extra_state is called only for a subclass that "
+                           "defines it")
+
+    def set_extra_state(self, state: Any) -> None:
+        """Define this (and `get_extra_state`) in a subclass: ``load_state_dict`` gives it
+        the value `get_extra_state` returned, after loading the module's tensors."""
+        raise RuntimeError("Module.set_extra_state is called only for a subclass that "
+                           "defines it")
 
     def state_dict(self, *args: Any, destination: Any = None, prefix: str = "",
                    keep_vars: bool = False) -> "OrderedDict[str, Tensor]":
@@ -460,8 +476,9 @@ class Module:
                             f"prefix, keep_vars), got {len(args)}")
         destination, prefix, keep_vars = (*args, *(destination, prefix, keep_vars)[len(args):])
         out = OrderedDict() if destination is None else destination
-        for key, _, _, t in self._state_entries():
-            out[prefix + key] = t if keep_vars else t.detach()
+        for key, m, _, t in self._state_entries("get_extra_state"):
+            out[prefix + key] = m.get_extra_state() if t is None else \
+                t if keep_vars else t.detach()
         return out
 
     def load_state_dict(self, state_dict: Mapping, strict: bool = True,
@@ -487,7 +504,7 @@ class Module:
                 f"load_state_dict for {type(self).__name__}: expected a dict of name -> tensor "
                 f"(a state_dict() or tg.load(path)), got {type(state_dict).__name__}"
             )
-        own = {key: (m, name, t) for key, m, name, t in self._state_entries()}
+        own = {key: (m, name, t) for key, m, name, t in self._state_entries("set_extra_state")}
         missing = [k for k, (m, name, _) in own.items() if k not in state_dict
                    and not _may_lack(state_dict, k, m, name)]
         unexpected = [k for k in state_dict if k not in own]
@@ -500,7 +517,7 @@ class Module:
                              f"the model): {', '.join(map(repr, unexpected))}"))
         arrays = {}
         for k, (_, _, target) in own.items():
-            if k in state_dict:
+            if k in state_dict and target is not None:
                 if assign:
                     arr = _assignable(k, state_dict[k], target, problems)
                 else:
@@ -509,10 +526,15 @@ class Module:
                     arrays[k] = arr
         if problems:
             raise _load_error(type(self).__name__, problems, strict)
-        # Everything fits: only assignments from here on, so nothing can fail half-way.
+        # Everything fits: only assignments from here on, so nothing can fail half-way
+        # (but a module's own set_extra_state, called in PyTorch's order: after its tensors).
         with no_grad():
-            for k, arr in arrays.items():
-                m, name, target = own[k]
+            for k, (m, name, target) in own.items():
+                if target is None and k in state_dict:
+                    m.set_extra_state(state_dict[k])
+                if k not in arrays:
+                    continue
+                arr = arrays[k]
                 if assign:
                     setattr(m, name, arr)
                 elif target._data.flags.writeable:
