@@ -868,6 +868,12 @@ def test_compiled_module_forwards_attributes() -> None:
     x = tg.randn(5, 8)
     for _ in range(3):
         np.testing.assert_allclose(compiled(x).numpy(), model(x).numpy(), rtol=1e-6)
+    # A method that returns the module returns the compiled module, as torch.compile's
+    # (`model = tg.compile(model).eval()` gave back the plain module: no longer compiled).
+    for chained in (compiled.eval(), compiled.train(), compiled.to(tg.float32),
+                    compiled.requires_grad_(True), compiled.apply(lambda m: None)):
+        assert chained is compiled
+    assert compiled.state_dict().keys() == model.state_dict().keys()
 
 
 def test_compiled_outputs_keep_their_structure() -> None:

@@ -69,3 +69,21 @@ def test_deepcopy_of_a_computed_tensor_is_refused_as_in_pytorch():
     with pytest.raises(RuntimeError):
         copy.deepcopy(torch.ones(2, requires_grad=True) * 2)
     assert copy.deepcopy(x.detach()).tolist() == [2.0, 2.0]
+
+
+def test_deepcopy_of_a_compiled_model_is_a_compiled_copy():
+    # It raised "cannot pickle '_thread.RLock' object"; torch.compile's model deep-copies.
+    model = _model(tg).eval()
+    fast = tg.compile(model, backend="numpy")
+    x = tg.randn(5, 4)
+    for _ in range(3):  # eager, then compiled
+        fast(x)
+    twin = copy.deepcopy(fast)
+    assert type(twin) is type(fast) and twin.fn is not model
+    for _ in range(3):
+        np.testing.assert_array_equal(twin(x).numpy(), fast(x).numpy())
+    with tg.no_grad():
+        for p in twin.parameters():
+            p.add_(1.0)
+    assert not np.allclose(twin(x).numpy(), fast(x).numpy())  # the copy has its own weights
+    np.testing.assert_array_equal(fast(x).numpy(), model(x).numpy())

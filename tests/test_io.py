@@ -7,6 +7,7 @@ of bad file, each of which must be refused with a `ValueError` before anything i
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -282,8 +283,27 @@ def test_torch_save_files_are_refused(tmp_path):
     path = tmp_path / "model.pt"
     torch.save({"weight": torch.ones(2, 3)}, path)
     assert_refused(path)
+    with pytest.raises(FormatError, match="zip archive .*torch.save.*safetensors.torch.save_file"):
+        load(path)
     torch.save({"weight": torch.ones(2, 3)}, path, _use_new_zipfile_serialization=False)
     assert_refused(path)
+    with pytest.raises(FormatError, match="pickle.*safetensors.torch.save_file"):
+        load(path)
+
+
+def test_a_header_length_that_starts_like_a_pickle_or_a_zip_still_loads():
+    """The first 8 bytes are the header's length: 640 is b"\\x80\\x02..." as a pickle
+    starts, and that file was refused as one."""
+    for start in (b"\x80\x02", b"\x80\x05"):
+        for n in range(2000):
+            f = io.BytesIO()
+            save({"w": tg.ones(2), "s": "x" * n}, f)
+            if f.getvalue().startswith(start):
+                break
+        else:
+            raise AssertionError(f"no header length starts {start!r}")
+        f.seek(0)
+        assert load(f)["s"] == "x" * n
 
 
 @pytest.mark.parametrize("structure", [
@@ -304,6 +324,7 @@ def test_torch_save_files_are_refused(tmp_path):
     '{"list": [1], "requires_grad": true}',
     '{"tensor": "n", "requires_grad": true}',
     "[" * 100_000 + "]" * 100_000,
+    "9" * 5000,  # (more digits than Python's int() reads: was a bare ValueError)
 ])
 def test_malformed_tracegrad_metadata_is_refused(tmp_path, structure):
     path = tmp_path / "bad.safetensors"
@@ -335,6 +356,8 @@ def test_unsupported_leaves_name_their_place(tmp_path):
         ({"u": np.ones(2, np.uint16)}, r"obj\['u'\].*uint16"),
         ({(1, 2): tg.ones(1)}, r"key \(1, 2\)"),
         ({True: 1}, "key True"),
+        ({"model": tg.nn.Linear(2, 2)}, r"obj\['model'\] is a Linear.*save its state_dict\(\)"),
+        (tg.optim.SGD([tg.ones(1, requires_grad=True)], lr=0.1), "SGD.*state_dict"),
     ]
     for obj, pattern in cases:
         with pytest.raises(TypeError, match=pattern):
@@ -411,8 +434,12 @@ def test_load_takes_torch_loads_keywords(tmp_path):
     tg.save({"w": tg.tensor([1.0, 2.0])}, path)
     for kwargs in ({"map_location": "cpu"}, {"map_location": tg.device("cpu")},
                    {"map_location": lambda storage, loc: storage}, {"weights_only": True},
-                   {"weights_only": False, "map_location": {"cuda:0": "cpu"}}):
+                   {"weights_only": False, "map_location": {"cuda:0": "cpu"}},
+                   {"mmap": True, "weights_only": True}, {"pickle_module": None}):
         np.testing.assert_array_equal(tg.load(path, **kwargs)["w"].numpy(), [1.0, 2.0])
+    for kwargs in ({"pickle_protocol": 4}, {"_use_new_zipfile_serialization": False}):
+        tg.save({"w": tg.tensor([1.0, 2.0])}, path, **kwargs)  # torch.save's keywords
+        np.testing.assert_array_equal(tg.load(path)["w"].numpy(), [1.0, 2.0])
     with pytest.raises(RuntimeError, match="map_location='cuda:0'.*CPU only"):
         tg.load(path, map_location="cuda:0")
     with open(path, "rb") as f:

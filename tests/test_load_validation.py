@@ -90,6 +90,21 @@ def test_a_bad_value_after_good_ones_changes_nothing(case, key, value, strict):
     assert_unchanged(model, before)
 
 
+@pytest.mark.parametrize("case,key,value", BAD_VALUES[:3] + [
+    ("shape", "0.weight", np.zeros((3, 4), np.float32)),
+    ("int_parameter", "0.weight", np.zeros((4, 3), np.int64))], ids=lambda c: str(c)[:20])
+def test_a_bad_value_changes_nothing_with_assign_too(case, key, value):
+    model = make_model()
+    before = snapshot(model)
+    ids = [id(p) for p in model.parameters()]
+    sd = {k: tg.tensor(v) for k, v in np_state(make_model()).items()}
+    sd[key] = value
+    with pytest.raises((TypeError, ValueError), match=f"nothing was loaded(.|\n)*{key!r}"):
+        model.load_state_dict(sd, assign=True)
+    assert_unchanged(model, before)
+    assert [id(p) for p in model.parameters()] == ids
+
+
 @pytest.mark.parametrize("key,value,expected", [
     ("count", np.array(2**63, dtype=np.uint64), str(2**63)),
     ("count", np.array(1e30), "1e+30"),
@@ -209,6 +224,136 @@ def test_a_loaded_tensor_keeps_its_identity_and_dtype():
     model.load_state_dict(sd)
     assert model.fc.weight is w and model.count is count
     assert w.dtype == np.float32 and count.dtype == np.int64 and count.item() == 3
+
+
+def test_load_writes_in_place_so_views_and_earlier_state_dicts_see_it():
+    """torch's load_state_dict copies into each tensor: a state_dict() taken before, the
+    .data of a weight and a view of it all show the loaded values."""
+    for lib in (torch, tg):
+        model = lib.nn.Linear(2, 2)
+        before, data, row = model.state_dict(), model.weight.data, model.weight.detach()[0]
+        model.load_state_dict({"weight": lib.ones(2, 2) * 7, "bias": lib.zeros(2)})
+        for t in (before["weight"], data, row):
+            assert float(t.reshape(-1)[0]) == 7.0, lib.__name__
+
+
+def test_assign_true_takes_the_tensors_like_torch():
+    def run(lib):
+        model = lib.nn.Sequential(lib.nn.Linear(2, 3), lib.nn.BatchNorm1d(3))
+        model[0].bias.requires_grad_(False)
+        sd = {k: (v.double() if v.dtype == lib.float32 else v).clone()
+              for k, v in model.state_dict().items()}
+        assert str(model.load_state_dict(sd, assign=True)) == "<All keys matched successfully>"
+        out = [(n, str(p.dtype).replace("torch.", ""), p.requires_grad, type(p).__name__)
+               for n, p in model.named_parameters()]
+        assert model[1].running_mean is sd["1.running_mean"]  # buffers: the tensor itself
+        model(lib.ones(4, 2, dtype=lib.float64)).sum().backward()
+        return out, model[0].weight.grad is not None, model[0].bias.grad is None
+
+    assert run(tg) == run(torch)
+    assert run(tg)[0][0] == ("0.weight", "float64", True, "Parameter")
+    model = nn.Linear(2, 3)
+    src = nn.Parameter(tg.ones(3, 2))
+    model.load_state_dict({"weight": src, "bias": tg.zeros(3)}, assign=True)
+    assert model.weight is src
+    before = snapshot(model)
+    with pytest.raises(ShapeError, match="'weight': shape \\(3, 3\\)"):
+        model.load_state_dict({"weight": tg.ones(3, 3), "bias": tg.zeros(3)}, assign=True)
+    with pytest.raises(TypeError, match="'weight'.*int64"):  # torch refuses too
+        model.load_state_dict({"weight": tg.ones(3, 2, dtype=tg.int64), "bias": tg.zeros(3)},
+                              assign=True)
+    assert_unchanged(model, before)
+
+
+def test_state_dict_and_named_members_take_torchs_arguments():
+    emb, out = nn.Embedding(5, 3), nn.Linear(3, 5, bias=False)
+    temb, tout = torch.nn.Embedding(5, 3), torch.nn.Linear(3, 5, bias=False)
+    out.weight, tout.weight = emb.weight, temb.weight  # tied
+    model, tmodel = nn.Sequential(emb, out, emb), torch.nn.Sequential(temb, tout, temb)
+    for kw in ({}, {"remove_duplicate": False}, {"prefix": "m", "remove_duplicate": False}):
+        assert [n for n, _ in model.named_parameters(**kw)] == \
+            [n for n, _ in tmodel.named_parameters(**kw)], kw
+        assert [n for n, _ in model.named_modules(**kw)] == \
+            [n for n, _ in tmodel.named_modules(**kw)], kw
+    dest = {}
+    assert model.state_dict(destination=dest, prefix="enc.") is dest
+    assert list(dest) == list(tmodel.state_dict(prefix="enc."))
+    kept = model.state_dict(keep_vars=True)
+    assert kept["0.weight"] is emb.weight and kept["1.weight"] is emb.weight
+    assert not model.state_dict()["0.weight"].requires_grad
+
+
+def test_a_batchnorm_state_without_num_batches_tracked_loads_like_torch():
+    """PyTorch's BatchNorm fills in num_batches_tracked for a state dict without version
+    metadata (a plain dict: from safetensors, a dict comprehension; older checkpoints have
+    no such key); it was a missing key here."""
+    for lib in (torch, tg):
+        model = lib.nn.Sequential(lib.nn.Linear(2, 3), lib.nn.BatchNorm1d(3))
+        with lib.no_grad():
+            model[1].num_batches_tracked.fill_(4)
+        sd = {k: v.clone() + 1 for k, v in model.state_dict().items()
+              if "num_batches" not in k}
+        result = model.load_state_dict(sd)
+        assert result.missing_keys == [] and result.unexpected_keys == [], lib.__name__
+        assert int(model[1].num_batches_tracked) == 4
+        assert float(model[1].running_var[0]) == 2.0
+    sd = nn.BatchNorm1d(3).state_dict()
+    del sd["num_batches_tracked"]
+    sd._metadata = {"": {"version": 2}}  # torch's, of a module that had the key: missing
+    with pytest.raises(KeyError, match="missing keys.*num_batches_tracked"):
+        nn.BatchNorm1d(3).load_state_dict(sd)
+    assert nn.BatchNorm1d(3).load_state_dict(sd, strict=False).missing_keys == [
+        "num_batches_tracked"]
+
+
+def test_extra_state_is_saved_and_loaded_like_torch(tmp_path):
+    def build(lib):
+        class Counter(lib.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc, self.calls = lib.nn.Linear(1, 1), 0
+
+            def get_extra_state(self):
+                return {"calls": self.calls}
+
+            def set_extra_state(self, state):
+                self.calls = state["calls"]
+
+        class GetOnly(lib.nn.Module):
+            def get_extra_state(self):
+                return 5
+
+        return lib.nn.Sequential(Counter(), lib.nn.Linear(1, 1)), GetOnly()
+
+    for lib in (torch, tg):
+        model, get_only = build(lib)
+        model[0].calls = 7
+        sd = model.state_dict()
+        assert list(sd) == ["0._extra_state", "0.fc.weight", "0.fc.bias", "1.weight", "1.bias"]
+        if lib is tg:
+            tg.save(sd, tmp_path / "x.safetensors")
+            sd = tg.load(tmp_path / "x.safetensors")
+        fresh, _ = build(lib)
+        fresh.load_state_dict(sd)
+        assert fresh[0].calls == 7
+        del sd["0._extra_state"]
+        with pytest.raises((KeyError, RuntimeError), match="0._extra_state"):
+            fresh.load_state_dict(sd)
+        assert fresh.load_state_dict(sd, strict=False).missing_keys == ["0._extra_state"]
+        with pytest.raises((KeyError, RuntimeError), match="nexpected.*_extra_state"):
+            get_only.load_state_dict(get_only.state_dict())  # no set_extra_state
+
+
+def test_module_to_refuses_a_non_float_dtype_like_torch():
+    model = nn.Linear(2, 2)
+    w = model.weight.numpy().copy()
+    for dt in (tg.int32, tg.int64, tg.bool):
+        with pytest.raises(TypeError, match="floating-point"):
+            model.to(dt)
+        with pytest.raises(TypeError):
+            torch.nn.Linear(2, 2).to(getattr(torch, str(np.dtype(dt))))
+    assert model.weight.dtype == np.float32
+    np.testing.assert_array_equal(model.weight.numpy(), w)
 
 
 # ---------------------------------------------------------------- optimizer constructors
@@ -428,7 +573,7 @@ def test_state_is_cast_to_the_parameter_dtype_like_pytorch():
     sd = {"state": {0: {"step": 4, "exp_avg": np.ones(3), "exp_avg_sq": tg.ones(3).double()}},
           "param_groups": [{"lr": 0.1, "betas": [0.9, 0.999], "params": [0]}]}
     opt.load_state_dict(sd)
-    st = opt.state[id(q)]
+    st = opt.state[q]
     assert st["exp_avg"].dtype == st["exp_avg_sq"].dtype == np.float32
     assert st["step"].dtype == np.float64 and st["step"].item() == 4.0
     assert opt.param_groups[0]["betas"] == (0.9, 0.999) and opt.param_groups[0]["eps"] == 1e-8
@@ -437,7 +582,7 @@ def test_state_is_cast_to_the_parameter_dtype_like_pytorch():
     topt.step()
     opt.step()
     np.testing.assert_allclose(q.numpy(), p.detach().numpy(), rtol=1e-6)
-    assert opt.state[id(q)]["step"].item() == 5.0
+    assert opt.state[q]["step"].item() == 5.0
 
 
 def test_saved_indices_map_to_parameters_in_order():
@@ -447,6 +592,6 @@ def test_saved_indices_map_to_parameters_in_order():
     sd = {"state": {7: {"momentum_buffer": tg.ones(3)}, 4: {"momentum_buffer": tg.ones(2)}},
           "param_groups": [{"lr": 0.2, "momentum": 0.9, "params": [4, 7]}]}
     opt.load_state_dict(sd)
-    assert opt.state[id(a)]["momentum_buffer"].shape == (2,)
-    assert opt.state[id(b)]["momentum_buffer"].shape == (3,)
+    assert opt.state[a]["momentum_buffer"].shape == (2,)
+    assert opt.state[b]["momentum_buffer"].shape == (3,)
     assert opt.param_groups[0]["lr"] == 0.2

@@ -225,8 +225,77 @@ def test_optimizer_argument_errors():
                      lr=0.1)
     with pytest.raises(TypeError):
         tg.optim.SGD([np.zeros(3)], lr=0.1)
-    with pytest.raises(TypeError, match="unknown"):
-        tg.optim.SGD([{"params": model[0].parameters(), "betas": (0.9, 0.9)}], lr=0.1)
+
+
+def test_param_groups_keep_extra_keys_and_names_like_torch():
+    """A group's own keys ("name", timm's "lr_scale") are kept and saved, and an optimizer
+    built over model.named_parameters() records "param_names", as torch's (both raised)."""
+    tmodel, model = make_pair()
+    for lib, m in ((torch, tmodel), (tg, model)):
+        opt = lib.optim.SGD([{"params": m[0].parameters(), "name": "first", "lr_scale": 0.5}],
+                            lr=0.1)
+        group = opt.state_dict()["param_groups"][0]
+        assert group["name"] == "first" and group["lr_scale"] == 0.5
+        opt = lib.optim.SGD(m.named_parameters(), lr=0.1, momentum=0.9)
+        assert opt.param_groups[0]["params"] == list(m.parameters())
+        assert opt.state_dict()["param_groups"][0]["param_names"] == [
+            "0.weight", "0.bias", "2.weight", "2.bias"]
+        with pytest.raises(ValueError, match="with.*names"):
+            opt.add_param_group({"params": [lib.zeros(2, requires_grad=True)]})
+    opt = tg.optim.SGD(model.named_parameters(), lr=0.1, momentum=0.9)
+    tg_step(model, opt, 0)
+    fresh = tg.optim.SGD(model.named_parameters(), lr=0.1, momentum=0.9)
+    fresh.load_state_dict(opt.state_dict())
+    assert fresh.param_groups[0]["param_names"][0] == "0.weight"
+
+
+def test_frozen_parameters_are_accepted_and_skipped_like_torch():
+    """Fine-tuning: freeze a layer, then hand all of model.parameters() to the optimizer."""
+    tmodel, model = make_pair(np.float64)
+    tmodel[0].requires_grad_(False)
+    model[0].requires_grad_(False)
+    topt = torch.optim.Adam(tmodel.parameters(), lr=0.1)
+    opt = tg.optim.Adam(model.parameters(), lr=0.1)
+    before = model[0].weight.numpy().copy()
+    for step in range(3):
+        tg_step(model, opt, step, np.float64)
+        torch_step(tmodel, topt, step, np.float64)
+    np.testing.assert_array_equal(model[0].weight.numpy(), before)
+    assert_params_close(model, tmodel, 1e-12)
+    assert sorted(opt.state_dict()["state"]) == sorted(topt.state_dict()["state"]) == [2, 3]
+
+
+def test_optimizer_refuses_what_torch_refuses():
+    _, model = make_pair()
+    w = model[0].weight
+    with pytest.raises(ValueError, match="non-leaf"):
+        tg.optim.SGD([w * 2], lr=0.1)
+    with pytest.raises(TypeError, match="one Tensor"):  # not its rows, silently
+        tg.optim.SGD(w, lr=0.1)
+    with pytest.raises(TypeError, match="set"):
+        tg.optim.SGD({w}, lr=0.1)
+    opt = tg.optim.SGD([w], lr=0.1)
+    with pytest.raises(TypeError, match="set"):
+        opt.add_param_group({"params": {model[0].bias}})
+
+
+def test_optimizer_state_is_keyed_by_parameter_and_survives_deepcopy():
+    _, model = make_pair(np.float64)
+    opt = tg.optim.Adam(model.parameters(), lr=0.1)
+    for step in range(2):
+        tg_step(model, opt, step, np.float64)
+    w = model[0].weight
+    assert opt.state[w]["exp_avg"].shape == w.shape  # torch's opt.state[p]
+    model2, opt2 = copy.deepcopy((model, opt))
+    for p, p2 in zip(opt.param_groups[0]["params"], opt2.param_groups[0]["params"]):
+        assert p2 in opt2.state and p2 is not p
+        np.testing.assert_array_equal(opt2.state[p2]["exp_avg"].numpy(),
+                                      opt.state[p]["exp_avg"].numpy())
+    for step in range(2, 4):  # the copy continues exactly as the original
+        tg_step(model, opt, step, np.float64)
+        tg_step(model2, opt2, step, np.float64)
+    for a, b in zip(model.parameters(), model2.parameters()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 # ---------------------------------------------------------------- zero_grad and None grads
@@ -519,6 +588,22 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm, dtype, tol):
         grads = np.concatenate([p.grad.numpy().ravel() for p in model.parameters()])
         new = np.abs(grads).max() if norm_type == math.inf else np.linalg.norm(grads, norm_type)
         assert new == pytest.approx(max_norm, rel=1e-4)
+
+
+@pytest.mark.parametrize("norm_type", [0, 0.0, -math.inf, -1.0, 0.5, 3])
+def test_clip_grad_norm_unusual_orders_match_torch(norm_type):
+    """torch takes the norm_type norm of each gradient, then of those norms: for 0 that
+    counts the gradients that are not all zeros, for -inf it is the smallest magnitude."""
+    grads = [np.array([1.0, 0.0, 2.0]), np.zeros(3), np.array([0.0, -3.0, 0.5])]
+    ps = [nn.Parameter(tg.zeros(3, dtype=tg.float64)) for _ in grads]
+    tps = [torch.zeros(3, dtype=torch.float64, requires_grad=True) for _ in grads]
+    for p, tp, g in zip(ps, tps, grads):
+        p.grad, tp.grad = tg.tensor(g), torch.tensor(g)
+    total = nn.utils.clip_grad_norm_(ps, 0.25, norm_type=norm_type)
+    ttotal = torch.nn.utils.clip_grad_norm_(tps, 0.25, norm_type=norm_type)
+    assert total.item() == pytest.approx(ttotal.item(), rel=1e-12)
+    for p, tp in zip(ps, tps):
+        np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy(), rtol=1e-12)
 
 
 def test_clip_grad_norm_single_tensor_and_missing_grads():

@@ -186,3 +186,20 @@ def test_a_compiled_function_sees_a_module_dict_entry_removed():
         for _ in range(3):
             want = sum(m(x).sum() for m in heads.values()).item()
             np.testing.assert_allclose(compiled(x).item(), want, rtol=1e-6)
+
+
+def test_parameter_dict_of_a_plain_dict_is_in_sorted_order_as_torch():
+    """torch's ParameterDict sorts a plain dict's keys (not an OrderedDict's, not pairs'),
+    so parameters() and state_dict() come in that order: an optimizer's indices too."""
+    def build(lib, given):
+        if isinstance(given, dict):
+            return lib.nn.ParameterDict(type(given)(
+                (k, lib.nn.Parameter(lib.ones(v))) for k, v in given.items()))
+        return lib.nn.ParameterDict([(k, lib.nn.Parameter(lib.ones(v))) for k, v in given])
+
+    for given in ({"z": 1, "a": 2, "m": 3}, OrderedDict(z=1, a=2, m=3),
+                  [("z", 1), ("a", 2), ("m", 3)]):
+        ours, theirs = build(tg, given), build(torch, given)
+        assert list(ours.state_dict()) == list(theirs.state_dict())
+        assert [p.shape for p in ours.parameters()] == \
+            [tuple(p.shape) for p in theirs.parameters()]

@@ -91,6 +91,25 @@ def test_sparse_zeros_each_column_and_keeps_std():
     assert w[w != 0].std() == pytest.approx(0.5, rel=0.02)
 
 
+def test_zero_element_layers_build_and_train_like_torch():
+    """nn.Linear(0, 3) is legal in torch (kaiming init of a zero-element weight is a no-op,
+    with a warning); it raised ZeroDivisionError (fan_in 0)."""
+    torch = pytest.importorskip("torch")
+    with pytest.warns(UserWarning, match="zero-element"):
+        model = nn.Linear(0, 3)
+    with pytest.warns(UserWarning, match="zero-element"):
+        init.kaiming_normal_(tg.zeros(4, 0))
+    tmodel = torch.nn.Linear(0, 3)
+    model.load_state_dict({k: v.detach().numpy() for k, v in tmodel.state_dict().items()})
+    opt, topt = tg.optim.Adam(model.parameters(), lr=0.1), torch.optim.Adam(
+        tmodel.parameters(), lr=0.1)
+    model(tg.zeros(2, 0)).sum().backward()
+    tmodel(torch.zeros(2, 0)).sum().backward()
+    opt.step()
+    topt.step()
+    np.testing.assert_allclose(model.bias.numpy(), tmodel.bias.detach().numpy(), rtol=1e-6)
+
+
 def test_deprecated_names_warn_and_work():
     with pytest.warns(FutureWarning, match="nn.init.constant is deprecated"):
         w = init.constant(tg.empty(2, 2), 3.0)
@@ -142,7 +161,7 @@ def test_update_math_matches_torch_on_identical_gradients(name, kw, dtype, torch
                                          for i, p in enumerate(ps)], tol)
         if name == "ASGD":
             for p, tp in zip(ps, tps):
-                np.testing.assert_allclose(opt.state[id(p)]["ax"].numpy(),
+                np.testing.assert_allclose(opt.state[p]["ax"].numpy(),
                                            topt.state[tp]["ax"].numpy(), rtol=tol, atol=tol)
     assert max(np.abs(p.numpy() - a).max() for p, a in zip(ps, init_)) > 1e-3
 
@@ -184,7 +203,7 @@ def test_asgd_refuses_a_bad_scalar_state_and_changes_nothing():
     sd["state"][0]["mu"] = 2.0
     with pytest.raises(ValueError, match=r"\['mu'\] must be a number in \(0, 1\]"):
         opt.load_state_dict(sd)
-    assert float(opt.state[id(model[0].weight)]["mu"].item()) == 1.0
+    assert float(opt.state[model[0].weight]["mu"].item()) == 1.0
 
 
 @pytest.mark.parametrize("name, kw, match", [

@@ -167,7 +167,7 @@ def test_load_state_dict_names_a_bad_entry_and_changes_nothing():
     opt = tg.optim.RMSprop(model.parameters(), momentum=0.9)
     tg_step(model, opt, 0)
     sd = opt.state_dict()
-    before = {k: v.numpy().copy() for k, v in opt.state[id(model[0].weight)].items()}
+    before = {k: v.numpy().copy() for k, v in opt.state[model[0].weight].items()}
     bad = {"state": {**sd["state"], 0: {**sd["state"][0],
                                          "square_avg": np.zeros((2, 2))}},
            "param_groups": sd["param_groups"]}
@@ -183,7 +183,7 @@ def test_load_state_dict_names_a_bad_entry_and_changes_nothing():
     nsd["state"][0]["mu_product"] = 3.0
     with pytest.raises(ValueError, match=r"mu_product'\] must be a number in \(0, 1\]"):
         nadam.load_state_dict(nsd)
-    after = {k: v.numpy() for k, v in opt.state[id(model[0].weight)].items()}
+    after = {k: v.numpy() for k, v in opt.state[model[0].weight].items()}
     for k in before:
         np.testing.assert_array_equal(after[k], before[k])
 
@@ -290,7 +290,7 @@ def test_lbfgs_matches_torch(kw):
         first = first if first is not None else loss.item()
         assert loss.item() == pytest.approx(tloss.item(), rel=1e-8)
         assert_params_close(model, tmodel, 1e-5, 1e-9)
-    state, tstate = opt.state[id(model[0].weight)], topt.state[tmodel[0].weight]
+    state, tstate = opt.state[model[0].weight], topt.state[tmodel[0].weight]
     assert (state["func_evals"], state["n_iter"]) == (tstate["func_evals"], tstate["n_iter"])
     assert closure().item() < 0.5 * first  # it optimised
 

@@ -254,16 +254,25 @@ def test_a_stale_temporary_file_is_replaced_not_reused(tmp_path):
 
 def test_saving_over_a_directory_fails_cleanly(tmp_path):
     (tmp_path / "m.safetensors").mkdir()
-    with pytest.raises(OSError):
+    with pytest.raises(IsADirectoryError, match="is a folder.*m.safetensors'$"):
         save({"w": tg.ones(2)}, tmp_path / "m.safetensors")
     assert os.listdir(tmp_path) == ["m.safetensors"]
     assert (tmp_path / "m.safetensors").is_dir()
 
 
 def test_saving_into_a_missing_directory_raises_file_not_found(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="folder .* does not exist.*nope'$"):
         save({"w": tg.ones(2)}, tmp_path / "nope" / "m.safetensors")
     assert os.listdir(tmp_path) == []
+
+
+def test_saving_to_an_empty_path_is_refused(tmp_path, monkeypatch):
+    # '' became the current folder: a temporary file beside it, then a failed rename
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="path is empty"):
+        save({"w": tg.ones(2)}, "")
+    assert os.listdir(tmp_path) == []
+    assert not [n for n in os.listdir(tmp_path.parent) if n.endswith(".tracegrad-tmp")]
 
 
 def test_a_file_object_is_written_and_anything_else_refused_with_a_clear_message(tmp_path):

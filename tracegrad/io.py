@@ -83,7 +83,8 @@ def _safetensors():
 # --------------------------------------------------------------------------- save
 
 
-def save(obj: Any, path: str | os.PathLike) -> None:
+def save(obj: Any, path: str | os.PathLike, pickle_module: Any = None,
+         pickle_protocol: Any = None, _use_new_zipfile_serialization: bool = True) -> None:
     """Write tensors and nested state (dicts, lists, tuples, numbers) to one safetensors file.
 
     >>> tg.save({"0.weight": tg.ones(2, 3), "step": 3}, "model.safetensors")
@@ -101,6 +102,10 @@ def save(obj: Any, path: str | os.PathLike) -> None:
     ``path`` may also be a binary file object (``io.BytesIO``, a file opened ``'wb'``), as
     with ``torch.save``: the same bytes are written to it where it stands, with no atomic
     replacement (that is the caller's file).
+
+    ``pickle_module``, ``pickle_protocol`` and ``_use_new_zipfile_serialization`` are
+    accepted as ``torch.save`` takes them, so that ported code runs unchanged; nothing is
+    pickled, so they change nothing.
     """
     import json
     _safetensors()  # tg.load needs it; refuse to write what could not be read back
@@ -124,9 +129,18 @@ def save(obj: Any, path: str | os.PathLike) -> None:
             path.write(chunk)
         return
     target = os.fsdecode(os.fspath(path))
+    if not target:  # (abspath would make it the current folder)
+        raise FileNotFoundError(errno.ENOENT, "save: the path is empty; give a file name", "")
     if os.path.islink(target):
         target = os.path.realpath(target)  # write the file the link points to; keep the link
     target = os.path.abspath(target)
+    # (said here with the path the caller gave: the OS would name our temporary file)
+    if os.path.isdir(target):
+        raise IsADirectoryError(errno.EISDIR, "save: the path is a folder; give a file name "
+                                "(inside it, for instance)", target)
+    if not os.path.isdir(os.path.dirname(target)):
+        raise FileNotFoundError(errno.ENOENT, "save: the folder to save into does not exist; "
+                                "create it first (os.makedirs)", os.path.dirname(target))
     _replace_atomically(target, lambda fd: _write_file(fd, arrays, metadata))
 
 
@@ -344,10 +358,14 @@ class _Encoder:
                 return self._container(obj, path)
             finally:
                 self.active.discard(id(obj))
+        hint = ""
+        if callable(getattr(obj, "state_dict", None)):  # torch.save(model, path), ported
+            hint = (f" (a whole {type(obj).__name__} is pickled by torch.save; save its "
+                    f"state_dict() instead, and load_state_dict() it into a new one)")
         raise TypeError(
             f"save: {_where(path)} is a {type(obj).__name__}, which tg.save cannot store; "
             f"use tensors, NumPy arrays, numbers, bools, strings, None, and dicts, lists or "
-            f"tuples of them"
+            f"tuples of them{hint}"
         )
 
     def _container(self, obj: Any, path: tuple) -> dict:
@@ -391,8 +409,8 @@ class _Encoder:
 # --------------------------------------------------------------------------- load
 
 
-def load(path: str | os.PathLike, map_location: Any = None, *,
-         weights_only: bool = True) -> Any:
+def load(path: str | os.PathLike, map_location: Any = None, pickle_module: Any = None, *,
+         weights_only: bool = True, mmap: bool | None = None) -> Any:
     """Read a file written by `save` (or any safetensors file) back into tensors.
 
     >>> state = tg.load("model.safetensors")   # {"0.weight": tensor(...), "step": 3}
@@ -402,11 +420,12 @@ def load(path: str | os.PathLike, map_location: Any = None, *,
     ``nn.Parameter`` comes back as one. A safetensors file without tracegrad metadata
     loads as a flat dict ``name -> Tensor``. A file that is not valid raises `FormatError`.
 
-    ``map_location`` and ``weights_only`` are accepted as ``torch.load`` takes them, so that
-    ported code runs unchanged: every tensor loads to the CPU (a device other than the CPU
-    is refused; a dict or function remapping storages is accepted and has nothing to do),
-    and loading never runs code from the file (safetensors and JSON: no pickle), whichever
-    ``weights_only`` says.
+    ``map_location``, ``pickle_module``, ``weights_only`` and ``mmap`` are accepted as
+    ``torch.load`` takes them, so that ported code runs unchanged: every tensor loads to the
+    CPU (a device other than the CPU is refused; a dict or function remapping storages is
+    accepted and has nothing to do), loading never runs code from the file (safetensors and
+    JSON: no pickle), whichever ``weights_only`` says, and the file is always read through
+    a memory map, its tensors copied out into memory of their own.
     """
     if isinstance(map_location, str) or type(map_location).__name__ == "device":
         from .device import device
@@ -493,10 +512,25 @@ def _check_header(path: str, shown: Any) -> None:
     if len(head) < 8:
         raise _bad(shown, f"the file is only {size} bytes long")
     n = int.from_bytes(head[:8], "little")
+    fits = 2 <= n <= min(_MAX_HEADER, size - 8) and head[8:9] == b"{"
+    kind = None if fits else _foreign_kind(head)  # (a header length can start b"\x80\x02")
+    if kind:
+        raise _bad(shown, f"it is {kind}, which tg.load never unpickles, since unpickling runs "
+                          f"code from the file; in PyTorch, save the state with "
+                          f"safetensors.torch.save_file(model.state_dict(), path) instead")
     if n > _MAX_HEADER or n > size - 8:
         raise _bad(shown, f"its header claims {n} bytes but the file holds {size - 8}")
     if n < 2 or head[8:9] != b"{":
         raise _bad(shown, "its header is not a JSON object")
+
+
+def _foreign_kind(head: bytes) -> str | None:
+    """What a file that starts with ``head`` is, if it is a kind tg.load refuses on sight."""
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive (what torch.save writes: a pickle inside)"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "a Python pickle (as torch.save's legacy format and pickle.dump write)"
+    return None
 
 
 def _owned(arr: np.ndarray, file_dtype: str) -> np.ndarray:
@@ -515,9 +549,12 @@ def _decode_file(path: str, metadata: dict, arrays: dict, file_dtypes: dict) -> 
         raise _bad(path, f"the metadata has no {_STRUCTURE_KEY!r}")
     try:
         root = json.loads(metadata[_STRUCTURE_KEY])
-        return _Decoder(path, arrays, file_dtypes).decode(root)
-    except json.JSONDecodeError as e:
+    except ValueError as e:  # (JSONDecodeError, and an int of more digits than Python reads)
         raise _bad(path, f"its {_STRUCTURE_KEY!r} metadata is not valid JSON: {e}") from None
+    except RecursionError:
+        raise _bad(path, f"its {_STRUCTURE_KEY!r} metadata is nested too deeply") from None
+    try:
+        return _Decoder(path, arrays, file_dtypes).decode(root)
     except RecursionError:
         raise _bad(path, f"its {_STRUCTURE_KEY!r} metadata is nested too deeply") from None
 

@@ -400,10 +400,30 @@ class CompiledFunction:
         fn = self.__dict__.get("fn")
         if fn is None:
             raise AttributeError(name)
-        return getattr(fn, name)
+        attr = getattr(fn, name)
+        if getattr(attr, "__self__", None) is fn and callable(attr):
+            # A method that returns the module (eval(), to(), requires_grad_(), apply())
+            # returns the compiled module, as torch.compile's: `model = tg.compile(m).eval()`
+            # stays compiled.
+            @functools.wraps(attr)
+            def method(*args: Any, **kwargs: Any) -> Any:
+                out = attr(*args, **kwargs)
+                return self if out is fn else out
+
+            return method
+        return attr
 
     def __repr__(self) -> str:
         return f"compiled({self.fn!r})"
+
+    def __deepcopy__(self, memo: dict) -> "CompiledFunction":
+        """A compiled copy of a deep copy of the function (``copy.deepcopy(tg.compile(model))``
+        copies the model, as torch's does): it compiles afresh, as the programs and guards
+        refer to the original's tensors."""
+        import copy
+
+        return CompiledFunction(copy.deepcopy(self.fn, memo), self.backend,
+                                copy.deepcopy(self.dynamic, memo))
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         if obj is None:

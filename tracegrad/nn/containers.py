@@ -6,6 +6,7 @@ Their entries are registered like attributes, so ``parameters()``, ``state_dict(
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Iterable, Iterator
 
@@ -180,7 +181,15 @@ class ParameterDict(Module):
         return self._parameters.get(key, default)
 
     def update(self, parameters: Mapping[str, Any] | Iterable[tuple]) -> None:
-        pairs = parameters.items() if isinstance(parameters, Mapping) else parameters
+        """Add ``parameters``: an OrderedDict or ParameterDict in its order, any other
+        mapping in sorted key order (PyTorch's: so parameters() and the state dict come in
+        the same order as torch's), or (key, value) pairs in their order."""
+        if isinstance(parameters, (OrderedDict, ParameterDict)):
+            pairs = parameters.items()
+        elif isinstance(parameters, Mapping):
+            pairs = sorted(parameters.items())
+        else:
+            pairs = parameters
         for key, value in pairs:
             self[key] = value
 

@@ -150,6 +150,7 @@ class _BatchNorm(Module):
 
     _ranks: tuple[int, ...] = ()
     _shape_text = ""
+    _optional_state = ("num_batches_tracked",)  # (older PyTorch had none; PyTorch's too)
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True):

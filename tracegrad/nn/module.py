@@ -71,6 +71,10 @@ class Module:
     ...         return self.fc(x).relu()
     """
 
+    # State-dict entries a loaded state dict may lack (they keep their values); see
+    # `_may_lack`. BatchNorm's num_batches_tracked, as in PyTorch.
+    _optional_state: tuple[str, ...] = ()
+
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
@@ -288,7 +292,19 @@ class Module:
 
     # ---------------------------------------------------------------- traversal
 
-    def named_modules(self, memo: set | None = None, prefix: str = "") -> Iterator[tuple]:
+    def named_modules(self, memo: set | None = None, prefix: str = "",
+                      remove_duplicate: bool = True) -> Iterator[tuple]:
+        """Every (name, module) below and including this one, depth first. A module reused
+        in two places is listed once, unless ``remove_duplicate=False`` (then under every
+        path, as state dicts name them), as PyTorch's."""
+        if not remove_duplicate:
+            stack = [(prefix, self)]
+            while stack:
+                p, m = stack.pop()
+                yield p, m
+                stack += reversed([(f"{p}.{n}" if p else n, c)
+                                   for n, c in m._modules.items() if c is not None])
+            return
         memo = set() if memo is None else memo
         if id(self) in memo:
             return
@@ -297,16 +313,6 @@ class Module:
         for name, m in self._modules.items():
             if m is not None:
                 yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name)
-
-    def _all_modules(self, prefix: str) -> Iterator[tuple]:
-        """Every (prefix, module) path, a module reused in two places listed under both
-        (state dicts name every path, as PyTorch's do)."""
-        stack = [(prefix, self)]
-        while stack:
-            p, m = stack.pop(0)
-            yield p, m
-            stack[:0] = [(f"{p}.{n}" if p else n, c) for n, c in m._modules.items()
-                         if c is not None]
 
     def modules(self) -> Iterator["Module"]:
         for _, m in self.named_modules():
@@ -323,25 +329,31 @@ class Module:
         for _, m in self.named_children():
             yield m
 
-    def _named(self, registry: str, prefix: str, recurse: bool) -> Iterator[tuple]:
+    def _named(self, registry: str, prefix: str, recurse: bool,
+               remove_duplicate: bool = True) -> Iterator[tuple]:
         seen = set()
-        mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        mods = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) \
+            if recurse else [(prefix, self)]
         for mod_prefix, m in mods:
             for name, t in getattr(m, registry).items():
-                if t is None or id(t) in seen:
+                if t is None or (remove_duplicate and id(t) in seen):
                     continue
                 seen.add(id(t))
                 yield (f"{mod_prefix}.{name}" if mod_prefix else name), t
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple]:
-        return self._named("_parameters", prefix, recurse)
+    def named_parameters(self, prefix: str = "", recurse: bool = True,
+                         remove_duplicate: bool = True) -> Iterator[tuple]:
+        """(name, parameter) pairs; a parameter shared by two modules (tied weights) comes
+        once, under its first name, unless ``remove_duplicate=False``."""
+        return self._named("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple]:
-        return self._named("_buffers", prefix, recurse)
+    def named_buffers(self, prefix: str = "", recurse: bool = True,
+                      remove_duplicate: bool = True) -> Iterator[tuple]:
+        return self._named("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
         for _, b in self.named_buffers(recurse=recurse):
@@ -382,6 +394,9 @@ class Module:
         dt = _to_args("Module.to", args, kwargs)
         if dt is None:
             return self
+        if dt.kind != "f":  # (casting the weights to ints would truncate them)
+            raise TypeError(f"Module.to only accepts floating-point dtypes, got {dt}; it "
+                            f"casts the float parameters and buffers (ints stay ints)")
         for t in list(self.parameters()) + list(self.buffers()):
             if t._data.dtype.kind == "f":
                 t._data = t._data.astype(dt)
@@ -420,22 +435,56 @@ class Module:
 
     # ---------------------------------------------------------------- state
 
-    def state_dict(self, prefix: str = "") -> "OrderedDict[str, Tensor]":
-        """Name -> tensor for every parameter and persistent buffer, PyTorch's key names
-        (``"0.weight"``). The tensors share memory with the module's and carry no graph."""
-        out: OrderedDict[str, Tensor] = OrderedDict()
-        for mod_prefix, m in self._all_modules(prefix):
+    def _state_entries(self, extra: str = "") -> Iterator[tuple]:
+        """(key, owning module, attribute name, tensor) of every state-dict entry: each
+        parameter and persistent buffer under every path (tied weights under each name);
+        with ``extra`` ("get_extra_state" or "set_extra_state"), also (key, module, None,
+        None) for the ``_extra_state`` of each module whose class defines that method."""
+        for mod_prefix, m in self.named_modules(remove_duplicate=False):
             base = f"{mod_prefix}." if mod_prefix else ""
             for name, p in m._parameters.items():
                 if p is not None:
-                    out[base + name] = p.detach()
+                    yield base + name, m, name, p
             for name, b in m._buffers.items():
                 if b is not None and name not in m._non_persistent:
-                    out[base + name] = b.detach()
+                    yield base + name, m, name, b
+            if extra and getattr(type(m), extra) is not getattr(Module, extra):
+                yield base + "_extra_state", m, None, None
+
+    def get_extra_state(self) -> Any:
+        """Define this (and `set_extra_state`) in a subclass to keep Python state of its own
+        in ``state_dict()``, under ``"<prefix>_extra_state"``, as PyTorch's."""
+        raise RuntimeError("Module.get_extra_state is called only for a subclass that "
+                           "defines it")
+
+    def set_extra_state(self, state: Any) -> None:
+        """Define this (and `get_extra_state`) in a subclass: ``load_state_dict`` gives it
+        the value `get_extra_state` returned, after loading the module's tensors."""
+        raise RuntimeError("Module.set_extra_state is called only for a subclass that "
+                           "defines it")
+
+    def state_dict(self, *args: Any, destination: Any = None, prefix: str = "",
+                   keep_vars: bool = False) -> "OrderedDict[str, Tensor]":
+        """Name -> tensor for every parameter and persistent buffer, PyTorch's key names
+        (``"0.weight"``). The tensors share memory with the module's and carry no graph
+        (``keep_vars=True``: the parameters and buffers themselves). ``destination``, a
+        dict to fill and return; ``prefix``, put before every key as it is (``"enc."``
+        gives ``"enc.weight"``, as in PyTorch). (Positional arguments
+        in PyTorch's order: destination, prefix, keep_vars.)"""
+        if len(args) > 3:
+            raise TypeError(f"state_dict takes at most 3 positional arguments (destination, "
+                            f"prefix, keep_vars), got {len(args)}")
+        destination, prefix, keep_vars = (*args, *(destination, prefix, keep_vars)[len(args):])
+        out = OrderedDict() if destination is None else destination
+        for key, m, _, t in self._state_entries("get_extra_state"):
+            out[prefix + key] = m.get_extra_state() if t is None else \
+                t if keep_vars else t.detach()
         return out
 
-    def load_state_dict(self, state_dict: dict, strict: bool = True) -> IncompatibleKeys:
-        """Copy values from ``state_dict`` into this module's tensors (in place).
+    def load_state_dict(self, state_dict: Mapping, strict: bool = True,
+                        assign: bool = False) -> IncompatibleKeys:
+        """Copy values from ``state_dict`` into this module's tensors (in place, so views
+        of them and tensors from an earlier ``state_dict()`` see the new values).
 
         Every entry is checked before any is written, so a state dict that does not fit
         leaves the module bit-identical: with ``strict=True`` (the default) the keys must be
@@ -445,22 +494,19 @@ class Module:
         into a uint8 one, a finite float64 that overflows float32) is refused, not wrapped.
         One error names every bad key. Returns ``(missing_keys, unexpected_keys)`` as a named
         tuple, like PyTorch's.
+
+        ``assign=True``, as PyTorch's: the state dict's tensors become the module's (no copy,
+        no cast: they keep their dtype); a parameter's becomes a ``Parameter`` that requires
+        grad as the one it replaces did.
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(
                 f"load_state_dict for {type(self).__name__}: expected a dict of name -> tensor "
                 f"(a state_dict() or tg.load(path)), got {type(state_dict).__name__}"
             )
-        own = {}
-        for mod_prefix, m in self._all_modules(""):
-            base = f"{mod_prefix}." if mod_prefix else ""
-            for name, p in m._parameters.items():
-                if p is not None:
-                    own[base + name] = p
-            for name, b in m._buffers.items():
-                if b is not None and name not in m._non_persistent:
-                    own[base + name] = b
-        missing = [k for k in own if k not in state_dict]
+        own = {key: (m, name, t) for key, m, name, t in self._state_entries("set_extra_state")}
+        missing = [k for k, (m, name, _) in own.items() if k not in state_dict
+                   and not _may_lack(state_dict, k, m, name)]
         unexpected = [k for k in state_dict if k not in own]
         problems: list[tuple[type, str]] = []
         if strict and missing:
@@ -470,19 +516,33 @@ class Module:
             problems.append((StateDictKeyError, "unexpected keys (in the state dict, not in "
                              f"the model): {', '.join(map(repr, unexpected))}"))
         arrays = {}
-        for k, target in own.items():
-            if k in state_dict:
-                arr = _checked_value(k, state_dict[k], target._data, problems)
+        for k, (_, _, target) in own.items():
+            if k in state_dict and target is not None:
+                if assign:
+                    arr = _assignable(k, state_dict[k], target, problems)
+                else:
+                    arr = _checked_value(k, state_dict[k], target._data, problems)
                 if arr is not None:
                     arrays[k] = arr
         if problems:
             raise _load_error(type(self).__name__, problems, strict)
-        # Everything fits: only assignments from here on, so nothing can fail half-way.
+        # Everything fits: only assignments from here on, so nothing can fail half-way
+        # (but a module's own set_extra_state, called in PyTorch's order: after its tensors).
         with no_grad():
-            for k, arr in arrays.items():
-                target = own[k]
-                target._data = arr
-                _bump(target)
+            for k, (m, name, target) in own.items():
+                if target is None and k in state_dict:
+                    m.set_extra_state(state_dict[k])
+                if k not in arrays:
+                    continue
+                arr = arrays[k]
+                if assign:
+                    setattr(m, name, arr)
+                elif target._data.flags.writeable:
+                    np.copyto(target._data, arr)  # into its memory: views see it, as torch's
+                    _bump(target)
+                else:  # (read-only memory of its own, from a read-only NumPy array)
+                    target._data = arr
+                    _bump(target)
         return IncompatibleKeys(missing, unexpected)
 
     # ---------------------------------------------------------------- printing
@@ -684,6 +744,20 @@ def _insert(container: Module, index: int, module: Module) -> None:
     _renumber(container, mods)
 
 
+def _may_lack(state_dict: Mapping, key: str, module: Module, name: str) -> bool:
+    """Whether ``state_dict`` may go without ``key`` (it then keeps its value): an entry a
+    module's class lists in ``_optional_state``, when the state dict does not say it comes
+    from a version of the module that had it, as PyTorch's BatchNorm takes a state dict
+    without ``num_batches_tracked`` and without version metadata (from a file, or a dict
+    comprehension: every tracegrad state dict)."""
+    if name not in type(module)._optional_state:
+        return False
+    metadata = getattr(state_dict, "_metadata", None)
+    prefix = key[: -len(name) - 1]
+    version = metadata.get(prefix, {}).get("version") if isinstance(metadata, Mapping) else None
+    return not isinstance(version, int) or version < 2
+
+
 class StateDictKeyError(KeyError):
     """load_state_dict's error for missing or unexpected keys: a KeyError (as before) whose
     message prints as written (KeyError's own str() would quote it)."""
@@ -747,6 +821,36 @@ def _checked_value(key: str, value: Any, target: np.ndarray, problems: list) -> 
         return None
     with np.errstate(all="ignore"):
         return np.array(arr, dtype=dt, copy=True)
+
+
+def _assignable(key: str, value: Any, target: Tensor, problems: list) -> Any:
+    """What ``load_state_dict(assign=True)`` puts in ``target``'s place (``value`` itself
+    when it is a tensor), or None after appending why it cannot to ``problems``."""
+    if not isinstance(value, Tensor):
+        try:
+            value = Tensor(np.asarray(value))  # (a NumPy array's memory is kept, as torch's)
+        except Exception as e:  # ragged lists, strings and other non-arrays
+            problems.append((TypeError, f"{key!r}: a {type(value).__name__} that is not a "
+                                        f"numeric array ({e})"))
+            return None
+    if value.dtype.kind not in "biuf":
+        problems.append((TypeError, f"{key!r}: dtype {value.dtype} cannot be assigned to "
+                                    f"a {target.dtype} tensor"))
+        return None
+    if value.shape != target.shape:
+        problems.append((ShapeError, f"{key!r}: shape {value.shape} ({value.dtype}) in the "
+                                     f"state dict, {target.shape} ({target.dtype}) in the "
+                                     f"model"))
+        return None
+    if not isinstance(target, Parameter):
+        return value
+    if target.requires_grad and value.dtype.kind != "f":
+        problems.append((TypeError, f"{key!r}: a {value.dtype} tensor cannot become a "
+                                    f"parameter that requires grad (only floats can)"))
+        return None
+    if isinstance(value, Parameter):
+        return value.requires_grad_(target.requires_grad)
+    return Parameter(value.detach(), requires_grad=target.requires_grad)
 
 
 def _holds(dt: np.dtype) -> str:

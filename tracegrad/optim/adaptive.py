@@ -109,7 +109,7 @@ class Adagrad(Optimizer):
         # PyTorch creates Adagrad's state up front (so a fresh state_dict already has it).
         for group in self.param_groups:
             for p in group["params"]:
-                self._init_state(p, group, self.state.setdefault(id(p), {}))
+                self._init_state(p, group, self.state[p])
 
     _RULES = {**_COMMON, "lr_decay": ("a number >= 0", _at_least_zero),
               "initial_accumulator_value": ("a number >= 0", _at_least_zero)}

@@ -8,6 +8,7 @@ too, and one graph holds forward, backward and update.
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any, Iterable
 
@@ -28,9 +29,15 @@ class Optimizer:
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]):
         _raise_first(type(self).__name__, self._check_group(defaults, ""))
+        if isinstance(params, Tensor):  # (list() of it would be its rows)
+            raise TypeError(f"{type(self).__name__}: params must be an iterable of tensors or "
+                            f"of dicts (parameter groups), got one Tensor; pass [tensor]")
+        _refuse_set(type(self).__name__, params)
         self.defaults = dict(defaults)
         self.param_groups: list[dict[str, Any]] = []
-        self.state: dict[int, dict[str, Any]] = {}  # keyed by id(param)
+        # Keyed by the parameter itself, as PyTorch's (a tensor hashes by identity), so
+        # ``opt.state[p]`` works and a deepcopy of the optimizer keeps its state.
+        self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
         groups = list(params)
         if not groups:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
@@ -40,25 +47,40 @@ class Optimizer:
             self.add_param_group(g)
 
     def add_param_group(self, group: dict[str, Any]) -> None:
+        name = type(self).__name__
         params = group["params"]
+        _refuse_set(name, params)
         params = [params] if isinstance(params, Tensor) else list(params)
+        # model.named_parameters() gives (name, tensor) pairs: the names go to the group's
+        # "param_names" (and so into state_dict()), as PyTorch's.
+        names = [p[0] for p in params if isinstance(p, tuple)]
+        params = [p[1] if isinstance(p, tuple) and len(p) == 2 else p for p in params]
+        if names and len(names) != len(params):
+            raise ValueError(f"{name}: all parameters must come with names or all without "
+                             f"(got {len(names)} named of {len(params)})")
         for p in params:
             if not isinstance(p, Tensor):
                 raise TypeError(
-                    f"{type(self).__name__}: parameters must be tg.Tensors, got "
-                    f"{type(p).__name__}"
+                    f"{name}: parameters must be tg.Tensors, got {type(p).__name__}"
                 )
-            if not p.requires_grad:
+            # A frozen parameter (requires_grad=False) is accepted, as in PyTorch: it has no
+            # gradient, so step() skips it until it is unfrozen. A result of an op is not.
+            if not p.is_leaf:
                 raise ValueError(
-                    f"{type(self).__name__}: a parameter of shape {p.shape} does not require "
-                    f"grad, so it can never be updated"
+                    f"{name}: can't optimize a non-leaf tensor (shape "
+                    f"{p.shape}, made by {type(p.grad_fn).__name__}); pass the leaf "
+                    f"parameters themselves, or .detach().requires_grad_() a copy"
                 )
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params):
-            raise ValueError(f"{type(self).__name__}: a parameter appears in two groups")
-        unknown = set(group) - set(self.defaults) - {"params", "initial_lr"}
-        if unknown:
-            raise TypeError(f"{type(self).__name__}: unknown options {sorted(unknown)}")
+            raise ValueError(f"{name}: a parameter appears in two groups")
+        if names or "param_names" in group:
+            group = {**group, "param_names": names or list(group["param_names"])}
+        if any(("param_names" in g) != ("param_names" in group) for g in self.param_groups):
+            raise ValueError(f"{name}: all parameter groups must come with parameter names "
+                             f"(named_parameters()) or all without")
+        # Keys other than the optimizer's options (a group's "name", timm's "lr_scale") are
+        # kept, and saved in state_dict(), as PyTorch keeps them.
         full = {**self.defaults, **group, "params": params}
         if isinstance(full.get("betas"), list):
             full["betas"] = tuple(full["betas"])
@@ -88,7 +110,7 @@ class Optimizer:
                 for p in group["params"]:
                     if p.grad is None:
                         continue
-                    state = self.state.setdefault(id(p), {})
+                    state = self.state[p]
                     if _Anomaly.enabled:
                         self._checked_update(p, group, state)
                     else:
@@ -122,9 +144,9 @@ class Optimizer:
         [index, ...]}]}``, indices counting parameters across groups in order."""
         index = {id(p): i for i, p in enumerate(self._params())}
         state = {}
-        for pid, st in self.state.items():
+        for p, st in self.state.items():
             if st:
-                state[index[pid]] = {
+                state[index[id(p)]] = {
                     k: (v.detach() if isinstance(v, Tensor) else v) for k, v in st.items()
                 }
         groups = []
@@ -226,7 +248,7 @@ class Optimizer:
                 else:
                     index[int(idx)] = p
                     group_of[int(idx)] = new
-        new_state: dict[int, dict[str, Any]] = {}
+        new_state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
         for key, st in saved_state.items():
             try:
                 i = int(key)
@@ -243,7 +265,7 @@ class Optimizer:
             entry = self._checked_state(f"state[{key!r}]", st, index[i], group_of[i],
                                         problems)
             if entry is not None:
-                new_state[id(index[i])] = entry
+                new_state[index[i]] = entry
         if problems:
             lines = "\n".join(f"  {text}" for _, text in problems)
             n = len(problems)
@@ -372,6 +394,13 @@ def _betas(v: Any) -> Any:
     if any(x is None for x in xs):
         return TypeError
     return all(0.0 <= x < 1.0 for x in xs)
+
+
+def _refuse_set(name: str, params: Any) -> None:
+    if isinstance(params, (set, frozenset)):
+        raise TypeError(f"{name}: parameters must be in an ordered collection (a list), not "
+                        f"a set: a set's order changes between runs, and with it which saved "
+                        f"state belongs to which parameter")
 
 
 def _raise_first(name: str, problems: list) -> None:

@@ -4,7 +4,6 @@ throughout, so each works inside a compiled training step."""
 
 from __future__ import annotations
 
-import math
 from typing import Iterable
 
 import numpy as np
@@ -12,6 +11,7 @@ import numpy as np
 from ... import dtypes
 from ...arguments import checked
 from ...autograd import no_grad
+from ...linalg import vector_norm
 from ...tensor import Tensor, stack
 
 
@@ -21,20 +21,20 @@ def _tensors(tensors: Iterable[Tensor] | Tensor) -> list:
 
 def get_total_norm(tensors: Iterable[Tensor] | Tensor, norm_type: float = 2.0,
                    error_if_nonfinite: bool = False, foreach: bool | None = None) -> Tensor:
-    """The norm of all the ``tensors`` together, as if they were one vector (``norm_type``
-    inf: the largest magnitude), as ``torch.nn.utils.get_total_norm``; 0 for none."""
+    """The norm of all the ``tensors`` together, as ``torch.nn.utils.get_total_norm``: the
+    ``norm_type`` norm of the tensors' ``norm_type`` norms (for inf and p > 0 the norm of
+    them as one vector; -inf the smallest magnitude; 0 the number of tensors that are not
+    all zeros, as torch's); 0 for none."""
     tensors = _tensors(tensors)
     norm_type = float(norm_type)
     if not tensors:
         return Tensor(np.array(0.0, dtype=dtypes.default_float))
     with no_grad():
-        if norm_type == math.inf:
-            total = stack([g.abs().amax() for g in tensors]).amax()
-        elif norm_type == 2.0:  # (g * g: one pass, where abs() ** 2 takes two)
+        if norm_type == 2.0:  # (g * g: one pass, where abs() ** 2 takes two)
             total = stack([(g * g).sum() for g in tensors]).sum().sqrt()
         else:
-            total = stack([(g.abs() ** norm_type).sum() for g in tensors]).sum() ** (
-                1.0 / norm_type)
+            total = vector_norm(stack([vector_norm(g, norm_type) for g in tensors]),
+                                norm_type)
     if error_if_nonfinite:
         total = checked(total, "finite", (), RuntimeError,
                         f"get_total_norm: the total norm of order {norm_type} is {{value}}; "
