@@ -699,18 +699,21 @@ def _im2col(e: Emitter, n: Node, ins: list[str], kernel: tuple, stride: tuple,
 
 def _col2im(e: Emitter, n: Node, ins: list[str], kernel: tuple, stride: tuple,
             dilation: tuple, shape: tuple) -> str:
-    # each window element added at its flat position in zeros of the input's shape
+    # Each window element added into zeros of the input's shape, at its row of the
+    # (C * spatial, rest) matrix: a ScatterND of whole rows, so that the trailing dimensions
+    # (the batch, dynamic perhaps) pass through whole.
     from ...ops.movement import _windows
 
-    _static_only(e, n)
-    numbers = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+    nd = len(kernel)
+    lead = tuple(shape[:nd + 1])  # (C, *spatial)
+    numbers = np.arange(math.prod(lead), dtype=np.int64).reshape(lead)
     where = np.ascontiguousarray(_windows(numbers, tuple(kernel), tuple(stride),
-                                          tuple(dilation), tuple(n.inputs[0].shape[2:2 + len(
-                                              kernel)]))).reshape(-1)
-    zeros = e.const(np.zeros(math.prod(shape), n.dtype))
-    values = e.op("Reshape", [ins[0], e.ints([-1])])
-    out = e.op("ScatterElements", [zeros, e.const(where), values], axis=0, reduction="add")
-    return e.op("Reshape", [out, e.ints(shape)])
+                                          tuple(dilation), tuple(n.inputs[0].shape[2:2 + nd])))
+    rows = e.op("Reshape", [ins[0], e.ints([where.size, -1])])
+    zeros = e.op("Expand", [e.scalar_like(0, n.dtype), e.op("Concat", [
+        e.ints([math.prod(lead)]), e.op("Shape", [rows], start=1, end=2)], axis=0)])
+    out = e.op("ScatterND", [zeros, e.const(where.reshape(-1, 1)), rows], reduction="add")
+    return e.op("Reshape", [out, e.shape_tensor(e.shape_of(n))])
 
 
 # ---------------------------------------------------------------- the table
@@ -810,9 +813,12 @@ def lower_const(e: Emitter, node: Node, name: str) -> str:
     dims = e.shape_of(node)
     alts = e.alts(node)
     if not any(d.deps for d in dims):
-        for a in alts:
-            if not np.array_equal(a.value, node.value, equal_nan=node.dtype.kind == "f"):
-                raise ExportError(
+        if any(not np.array_equal(a.value, node.value, equal_nan=node.dtype.kind == "f")
+               for a in alts):
+            count = _count_of_sizes(e, node)
+            if count is not None:  # the count a mean or a variance divides by
+                return count
+            raise ExportError(
                     f"ONNX export: the constant %{node.id} ({node.type_str()}) is computed "
                     f"from the size of a dynamic axis; the exported graph cannot recompute "
                     f"it. Make that axis static, or compute the value from tensors (e.g. "
@@ -838,6 +844,48 @@ def lower_const(e: Emitter, node: Node, name: str) -> str:
         f"ONNX export: the constant %{node.id} ({node.type_str()}) has a dynamic axis but "
         f"different values along it; it cannot be recomputed at another size. Make that "
         f"axis static (drop it from dynamic_axes)")
+
+
+def _count_of_sizes(e: Emitter, node: Node) -> str | None:
+    """A one-element constant that is ``k * n + c`` in every trace, ``n`` the product of
+    the dynamic sizes it changes with (``k``, ``c`` integers, ``k`` not 0): the count that
+    ``x.mean(dim)`` divides by (``n - 1`` for ``x.var(dim)``), or its reciprocal, computed
+    from the sizes at run time. None for any other constant."""
+    alts = e.alts(node)
+    if node.value.size != 1 or node.dtype.kind not in "iuf":
+        return None
+    for invert in (False, True):
+        values = [float(v.value.reshape(-1)[0]) for v in (node, *alts)]
+        if invert:
+            if 0.0 in values:
+                return None
+            values = [1.0 / v for v in values]
+        rounded = [round(v) for v in values]
+        if any(abs(v - r) > 1e-6 * max(1.0, abs(v)) for v, r in zip(values, rounded)):
+            continue
+        base, others = rounded[0], rounded[1:]
+        deps = tuple(j for j, v in enumerate(others) if v != base)
+        size = math.prod(e.symbols[j][1] for j in deps)
+        k = None
+        for j in deps:  # the symbol j alone changes in trace j
+            grown = size // e.symbols[j][1] * e.symbols[j][2]
+            step, rest = divmod(others[j] - base, grown - size)
+            if rest or step == 0 or k not in (None, step):
+                k = None
+                break
+            k = step
+        if k is None:
+            continue
+        e.current = node
+        try:
+            count = e.dim_value(Dim(k * size, deps, k))
+            if base != k * size:
+                count = e.op("Add", [count, e.ints([base - k * size])])
+            count = e.op("Reshape", [e.cast(count, node.dtype), e.ints(node.shape)])
+            return e.op("Reciprocal", [count]) if invert else count
+        finally:
+            e.current = None
+    return None
 
 
 def _counting_axis(value: np.ndarray, dims: list) -> int | None:
