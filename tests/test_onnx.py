@@ -450,6 +450,13 @@ def test_a_model_that_fails_at_the_second_size_is_explained():
                        io.BytesIO(), dynamic_axes={"input0": [0]})
 
 
+def test_axes_sharing_a_size_under_two_names_are_explained():
+    with pytest.raises(tg.onnx.ExportError, match="need one name"):
+        tg.onnx.export(lambda x, t: F.cross_entropy(x, t),
+                       (tg.randn(4, 3), tg.tensor([0, 1, 2, 0])), io.BytesIO(),
+                       dynamic_axes={"input0": [0], "input1": [0]})
+
+
 def test_transposed_convolution_and_fold_with_dynamic_batch():
     tg.manual_seed(0)
     up = tg.nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1, groups=1)
@@ -469,6 +476,9 @@ def _refused_examples():
     return {
         "rand": lambda x: x + tg.rand(5),
         "poisson": lambda x: tg.poisson(x.abs()),
+        "lgamma": lambda x: tg.lgamma(x),
+        "inv": lambda x: tg.linalg.inv(x.reshape(1, 5) * x.reshape(5, 1) + tg.eye(5)),
+        "gcd": lambda x: tg.gcd(x.long(), x.long() + 2),
     }
 
 
@@ -497,6 +507,12 @@ def test_refused_op_names_the_op_the_line_and_the_alternatives(op):
     assert f"the op {op!r} cannot be exported" in message
     assert "test_onnx.py" in message and "_refused_examples" not in message.split("made at")[0]
     assert "The ops that can be exported: abs, acos, acosh, add," in message
+    assert "no ONNX lowering yet" not in message  # the reason docs/onnx.md gives
+    assert REFUSED[op].split(";")[0] in message
+
+
+def test_every_documented_refusal_says_why():
+    assert set(_documented_refusals()) == set(REFUSED)
 
 
 def test_a_primitive_with_no_lowering_is_refused_with_the_generic_reason():

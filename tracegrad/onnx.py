@@ -325,12 +325,16 @@ class _Exporter:
             try:
                 graph, capture = run_traced(self.fn, *_split(args))
             except Exception as err:
+                same = "" if len(by_symbol) == 1 else (
+                    "; axes that must keep one size (the batch of the inputs and of the "
+                    "targets) need one name, {'x': {0: 'batch'}, 'y': {0: 'batch'}} (a "
+                    "list gives each axis a name of its own)")
                 raise ExportError(
                     f"tg.onnx.export: the model fails at size {other} of the dynamic axis "
                     f"{s!r} (the exporter traces it at a second size to find what follows "
                     f"that axis): {type(err).__name__}: {err}\nMake the axis static (drop "
                     f"it from dynamic_axes), or give an example size the model also runs "
-                    f"at plus one") from err
+                    f"at plus one{same}") from err
             graph = _optimize(graph, capture.n_user, True)
             self._same_structure(graph, s, base, other)
             symbols.append((s, base, other, [(self.input_names[k], a) for k, a in places]))

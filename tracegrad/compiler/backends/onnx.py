@@ -795,6 +795,19 @@ REFUSED: dict[str, str] = {
             "(model.eval()) so that dropout draws none, or pass the noise in as an input",
     "poisson": "Poisson counts are drawn anew by every run; draw them outside the model and "
                "pass them in as an input",
+    "bitwise_left_shift": "ONNX's BitShift takes unsigned integers only; multiply by a power "
+                          "of two instead",
+    "bitwise_right_shift": "ONNX's BitShift takes unsigned integers only; floor-divide by a "
+                           "power of two instead",
+    "gcd": "ONNX has no such operator",
+    "lcm": "ONNX has no such operator",
+    **dict.fromkeys(("lgamma", "digamma", "polygamma", "erfinv", "i0", "i1"),
+                    "ONNX has no special functions beyond erf; compute it outside the model "
+                    "and pass the result in as an input"),
+    **dict.fromkeys(("inv", "solve", "det", "cofactor", "slogdet", "cholesky", "eigh",
+                     "eigvalsh", "svd", "svdvals", "qr", "pinv", "matrix_exp"),
+                    "standard ONNX has no operator for this matrix function; compute it "
+                    "outside the model and pass its result in as an input"),
 }
 
 
