@@ -18,6 +18,7 @@ import builtins
 import contextlib
 import hashlib
 import marshal
+import math
 import pickle
 import sys
 import threading
@@ -521,6 +522,12 @@ class ValueVariant:
         xs += map(_GET["data"], self.value_feeds["data"])
         xs += map(_GET["grad"], self.value_feeds["grad"])
         outs = self.program(xs)
+        total = sum(outs)
+        if not math.isfinite(total):
+            # A nan or an infinity: where eager raises (log(0), 1/0, exp(1000)) the program
+            # computes one. Nothing is written back; the caller runs the call eagerly, which
+            # raises eager's error or gives the same numbers (inf from x * 1e308 is eager's).
+            return _EAGER
         n = self.n_user
         if self.plain_writes:
             m = n + self.n_write_data
@@ -534,6 +541,9 @@ class ValueVariant:
                 v = flat[target][1] if kind == "arg" else target
                 setattr(v, attr, int(x) if is_int else x)
         return build_result(self.capture.out_tree, outs)
+
+
+_EAGER = object()  # what ValueVariant.run returns for a call to run eagerly instead
 
 
 class CompiledValues:
@@ -572,7 +582,8 @@ class CompiledValues:
             if miss is None:
                 self.hits += 1
                 self.last = v
-                return v.run(flat)
+                result = v.run(flat)
+                return self.fn(*args, **kwargs) if result is _EAGER else result
             reason = reason or miss
         if reason is None:
             reason = "first compiled call" if not self.variants else \
@@ -595,7 +606,8 @@ class CompiledValues:
                 self.fn, self.misses, reason, "Pass a value that changes from call to call "
                 "as a float argument (an input of the program), or keep it fixed.")
         self.last = variant
-        return variant.run(flat)
+        result = variant.run(flat)
+        return self.fn(*args, **kwargs) if result is _EAGER else result
 
     def compile(self, args: tuple, kwargs: dict, fps: list) -> ValueVariant:
         t0, cpu0 = time.perf_counter(), time.process_time()
