@@ -450,6 +450,39 @@ def test_a_model_that_fails_at_the_second_size_is_explained():
                        io.BytesIO(), dynamic_axes={"input0": [0]})
 
 
+def test_convolutions_over_a_dynamic_length_and_image_size():
+    """im2col's slices end relative to the input's end; a strided convolution's window
+    count, no multiple of the size, is read off the windows tensor."""
+    tg.manual_seed(0)
+    tcn = tg.nn.Sequential(tg.nn.Conv1d(3, 8, 3, padding=1), tg.nn.ReLU(),
+                           tg.nn.Conv1d(8, 8, 3, padding=2, dilation=2), tg.nn.ReLU(),
+                           tg.nn.Conv1d(8, 2, 3, stride=2))
+    export_and_compare(tcn, (tg.tensor(f32(2, 3, 10)),), dynamic={"in0": {0: "b", 2: "n"}},
+                       more=[(tg.tensor(f32(1, 3, 17)),), (tg.tensor(f32(4, 3, 6)),)])
+    conv = tg.nn.Conv2d(3, 4, 3, padding=1, stride=2)
+    export_and_compare(conv, (tg.tensor(f32(2, 3, 8, 8)),),
+                       dynamic={"in0": {0: "b", 2: "h", 3: "w"}},
+                       more=[(tg.tensor(f32(1, 3, 16, 11)),)])
+
+
+def test_causal_masks_over_a_dynamic_sequence():
+    """A triangular constant (generate_square_subsequent_mask, is_causal, a bool triu) is
+    rebuilt at run time with Trilu."""
+    tg.manual_seed(0)
+    dyn = {"in0": {0: "b", 1: "t"}}
+    x = tg.tensor(f32(2, 6, 8))
+    more = [(tg.tensor(f32(3, 9, 8)),), (tg.tensor(f32(1, 2, 8)),)]
+    export_and_compare(lambda q: F.scaled_dot_product_attention(q, q, q, is_causal=True),
+                       (x,), dynamic=dyn, more=more)
+    layer = tg.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True).eval()
+    export_and_compare(lambda q: layer(q, src_mask=tg.nn.Transformer.
+                                       generate_square_subsequent_mask(q.shape[1])),
+                       (x,), dynamic=dyn, more=more)
+    export_and_compare(lambda q: (q @ q.transpose(1, 2)).masked_fill(
+        tg.ones(q.shape[1], q.shape[1], dtype=tg.bool).triu(1), -1e9).softmax(-1),
+        (x,), dynamic=dyn, more=more)
+
+
 def test_axes_sharing_a_size_under_two_names_are_explained():
     with pytest.raises(tg.onnx.ExportError, match="need one name"):
         tg.onnx.export(lambda x, t: F.cross_entropy(x, t),

@@ -397,7 +397,7 @@ class _Exporter:
         onnx, backend, helper = self.onnx, self.backend, self.onnx.helper
         g = self.graph
         e = backend.Emitter(onnx, g, self.alt_graphs, self.symbols)
-        names: dict[int, str] = {}
+        names = e.names
         inputs_vi = []
         dyn = {(k, a): s for s, _, _, places in self.symbols for k, a in
                [(self.input_names.index(n), a) for n, a in places]}
