@@ -407,3 +407,45 @@ def test_a_value_program_that_changes_a_container_argument_raises(change):
     f(st)  # eager
     with pytest.raises(tg.TraceError, match="changes a list or dict it was given"):
         f(st)
+
+
+class _Parameter(Value):
+    """A user's Value subclass with a flag of its own."""
+
+
+def _parameters():
+    ps = [_Parameter(1.0), _Parameter(2.0)]
+    for p in ps:
+        p.frozen = False
+    return ps
+
+
+_PARAMS = _parameters()
+_EAGER_PARAMS = _parameters()
+
+
+def _sgd_step(params, lr):
+    loss = params[0] * params[1] * params[1]
+    for p in params:
+        p.grad = 0
+    loss.backward()
+    for p in params:
+        if not p.frozen:
+            p.data -= lr * p.grad
+    return loss.data
+
+
+def test_value_subclasses_are_inputs_and_their_own_attributes_are_guarded():
+    """A Value subclass in a global list: its data and grad are the program's inputs (the
+    step compiles once, where it recompiled on every call), the attributes it adds are
+    guarded (freezing one recompiles)."""
+    step = tg.compile(lambda lr: _sgd_step(_PARAMS, lr), backend="numpy")
+    for _ in range(5):
+        assert step(0.1) == _sgd_step(_EAGER_PARAMS, 0.1)
+    assert step.cache_info().misses == 1
+    _PARAMS[0].frozen = _EAGER_PARAMS[0].frozen = True
+    for _ in range(3):
+        assert step(0.1) == _sgd_step(_EAGER_PARAMS, 0.1)
+        assert [p.data for p in _PARAMS] == [p.data for p in _EAGER_PARAMS]
+    assert _PARAMS[0].data == _EAGER_PARAMS[0].data != 1.0
+    assert step.cache_info().misses == 2
