@@ -483,6 +483,11 @@ def test_causal_masks_over_a_dynamic_sequence():
         (x,), dynamic=dyn, more=more)
 
 
+def test_a_value_program_is_refused_saying_so():
+    with pytest.raises(TypeError, match="scalar Value"):
+        tg.onnx.export(lambda v: v * 2, (tg.Value(1.0),), io.BytesIO())
+
+
 def test_axes_sharing_a_size_under_two_names_are_explained():
     with pytest.raises(tg.onnx.ExportError, match="need one name"):
         tg.onnx.export(lambda x, t: F.cross_entropy(x, t),

@@ -238,10 +238,15 @@ class _Exporter:
     def __init__(self, onnx: Any, backend: Any, fn: Callable, args: tuple,
                  input_names: Any, output_names: Any, dynamic_axes: Any, opset: int):
         from .compiler.trace import flatten_args, run_traced
+        from .scalar import Value
         from .tensor import Tensor
 
         self.onnx, self.backend, self.fn, self.args, self.opset = onnx, backend, fn, args, opset
         self.leaves = [(path, t) for path, t in flatten_args(args, {}) if isinstance(t, Tensor)]
+        if any(isinstance(t, Value) for _, t in flatten_args(args, {})):
+            raise TypeError("tg.onnx.export: args holds a scalar Value; ONNX export takes "
+                            "functions of tensors (a Value program is compiled with "
+                            "tg.compile, not exported)")
         if not self.leaves:
             raise TypeError("tg.onnx.export: args holds no tensor; pass the example input(s) "
                             "the model is called with, e.g. tg.randn(1, 64)")
