@@ -465,6 +465,22 @@ def test_convolutions_over_a_dynamic_length_and_image_size():
                        more=[(tg.tensor(f32(1, 3, 16, 11)),)])
 
 
+def test_a_cnn_over_a_dynamic_image_size():
+    """Pools and strided convolutions: their output sizes and the count the global average
+    divides by are read off the tensors that have them; an even example size, where a
+    pool's output is the same at n and n + 1, is caught at the unseen size."""
+    tg.manual_seed(0)
+    cnn = tg.nn.Sequential(tg.nn.Conv2d(3, 8, 3, padding=1), tg.nn.ReLU(),
+                           tg.nn.MaxPool2d(2), tg.nn.Conv2d(8, 8, 3, padding=1, stride=2),
+                           tg.nn.AdaptiveAvgPool2d(1), tg.nn.Flatten(), tg.nn.Linear(8, 2))
+    dyn = {"in0": {0: "b", 2: "h", 3: "w"}}
+    export_and_compare(cnn, (tg.tensor(f32(2, 3, 9, 9)),), dynamic=dyn,
+                       more=[(tg.tensor(f32(1, 3, 16, 13)),), (tg.tensor(f32(3, 3, 31, 20)),)])
+    with pytest.raises(tg.onnx.ExportError, match="give an odd example size"):
+        tg.onnx.export(cnn, tg.randn(2, 3, 8, 8), io.BytesIO(),
+                       dynamic_axes={"input0": dyn["in0"]})
+
+
 def test_causal_masks_over_a_dynamic_sequence():
     """A triangular constant (generate_square_subsequent_mask, is_causal, a bool triu) is
     rebuilt at run time with Trilu."""

@@ -476,7 +476,7 @@ class _Exporter:
         except ImportError:
             return
         options = ort.SessionOptions()
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # (its errors are raised, not logged)
         try:
             session = ort.InferenceSession(model.SerializeToString(), options,
                                            providers=["CPUExecutionProvider"])
@@ -500,7 +500,9 @@ class _Exporter:
                     f"{err}\nThese sizes of the dynamic axes were seen by no trace: the "
                     f"model uses a size in a way the exported graph does not follow (such "
                     f"as x[: x.shape[0] // 2] or min(x.shape[0], 5), which become "
-                    f"constants). Make the axis static (drop it from dynamic_axes), or "
+                    f"constants; or a pool or strided convolution over a dynamic side, "
+                    f"whose output has one size at n and n + 1 for an even n: give an odd "
+                    f"example size). Make the axis static (drop it from dynamic_axes), or "
                     f"compute from tensors rather than from sizes") from None
             break
 

@@ -902,8 +902,9 @@ def lower_const(e: Emitter, node: Node, name: str) -> str:
 
 
 def _count_of_sizes(e: Emitter, node: Node) -> str | None:
-    """A one-element constant that is ``k * n + c`` in every trace, ``n`` the product of
-    the dynamic sizes it changes with (``k``, ``c`` integers, ``k`` not 0): the count that
+    """A one-element constant that is, in every trace, a dimension of a value computed
+    before it (a pooled image's side) or ``k * n + c``, ``n`` the product of the dynamic
+    sizes it changes with (``k`` a nonzero integer, ``c`` one of -2..2): the count that
     ``x.mean(dim)`` divides by (``n - 1`` for ``x.var(dim)``), or its reciprocal, computed
     from the sizes at run time. None for any other constant."""
     alts = e.alts(node)
@@ -929,13 +930,17 @@ def _count_of_sizes(e: Emitter, node: Node) -> str | None:
                 k = None
                 break
             k = step
-        if k is None:
+        dim = e._dimension_of_a_value(Dim(base, deps, None, tuple(others)))
+        if dim is None and (k is None or abs(base - k * size) > 2):
             continue
         e.current = node
         try:
-            count = e.dim_value(Dim(k * size, deps, k))
-            if base != k * size:
-                count = e.op("Add", [count, e.ints([base - k * size])])
+            if dim is not None:
+                count = e.op("Shape", [dim[0]], start=dim[1], end=dim[1] + 1)
+            else:
+                count = e.dim_value(Dim(k * size, deps, k))
+                if base != k * size:
+                    count = e.op("Add", [count, e.ints([base - k * size])])
             count = e.op("Reshape", [e.cast(count, node.dtype), e.ints(node.shape)])
             return e.op("Reciprocal", [count]) if invert else count
         finally:
