@@ -23,6 +23,7 @@ import pickle
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -560,6 +561,7 @@ class CompiledValues:
         self.last: ValueVariant | None = None
         self.lock = threading.RLock()
         self._warned = False
+        self._warned_eager = False
 
     def key(self, flat: list) -> tuple[tuple, list]:
         others = [(p, x) for p, x in flat if not isinstance(x, Value)]
@@ -583,7 +585,7 @@ class CompiledValues:
                 self.hits += 1
                 self.last = v
                 result = v.run(flat)
-                return self.fn(*args, **kwargs) if result is _EAGER else result
+                return self._eagerly(args, kwargs) if result is _EAGER else result
             reason = reason or miss
         if reason is None:
             reason = "first compiled call" if not self.variants else \
@@ -607,7 +609,20 @@ class CompiledValues:
                 "as a float argument (an input of the program), or keep it fixed.")
         self.last = variant
         result = variant.run(flat)
-        return self.fn(*args, **kwargs) if result is _EAGER else result
+        return self._eagerly(args, kwargs) if result is _EAGER else result
+
+    def _eagerly(self, args: tuple, kwargs: dict) -> Any:
+        """A call whose program results hold a nan or an inf, run eagerly: it raises where
+        eager raises (log(0)); where it does not, the nan or inf is eager's, and such calls
+        stay eager (at eager's speed), which a warning says once."""
+        result = self.fn(*args, **kwargs)
+        if not self._warned_eager:
+            self._warned_eager = True
+            warnings.warn(f"tg.compile: {getattr(self.fn, '__name__', 'the function')} "
+                          f"returns or writes a nan or an infinity, which its compiled program "
+                          f"cannot tell from an error eager raises (log(0), 1/0); such calls "
+                          f"run eagerly", UserWarning, stacklevel=4)
+        return result
 
     def compile(self, args: tuple, kwargs: dict, fps: list) -> ValueVariant:
         t0, cpu0 = time.perf_counter(), time.process_time()
