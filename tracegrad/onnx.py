@@ -348,10 +348,11 @@ class _Exporter:
             resizing.append((places, base))
         # Sizes no trace has seen, every symbol at once: verify runs the model there too,
         # which catches a size the lowerings took for a constant (x[: x.shape[0] // 2])
-        # (the first the model runs at: 2b + 3, far from b and b + 1, else b + 2)
+        # (the first the model runs at: b + 5, a few steps on from b + 1 yet cheap at a
+        # large example size, else b + 2)
         self.unseen_args = [self._resized([(places, base, grow(base))
                                            for places, base in resizing])
-                            for grow in (lambda b: 2 * b + 3, lambda b: b + 2)]
+                            for grow in (lambda b: b + 5, lambda b: b + 2)]
         return symbols, alt_args, alt_graphs
 
     def _resized(self, resizes: list) -> tuple:
