@@ -449,3 +449,24 @@ def test_value_subclasses_are_inputs_and_their_own_attributes_are_guarded():
         assert [p.data for p in _PARAMS] == [p.data for p in _EAGER_PARAMS]
     assert _PARAMS[0].data == _EAGER_PARAMS[0].data != 1.0
     assert step.cache_info().misses == 2
+
+
+_RUNNING = [0.0]
+_W = Value(0.5)
+
+
+def _loss_with_running_average(x):
+    loss = (_W * x) ** 2
+    _RUNNING[0] = _RUNNING[0] * 0.9 + loss.data * 0.1
+    return loss.data + _RUNNING[0]
+
+
+def test_a_traced_number_stored_into_python_state_raises():
+    """A running average kept in a global list: the trace stored a placeholder there, which
+    the next trace read as one of its own nodes (2.475 where eager gives 2.58525)."""
+    step = tg.compile(_loss_with_running_average, backend="numpy")
+    assert step(1.0) == 0.275  # (the first call runs eagerly)
+    for x in (2.0, 3.0):
+        with pytest.raises(tg.TraceError, match=r"stores a traced number .* into global "
+                                                r"'_RUNNING'"):
+            step(x)

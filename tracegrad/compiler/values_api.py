@@ -47,7 +47,7 @@ from .guards import (
 from .ir import Graph
 from .optimize import Explanation, PassRecord
 from .trace import flatten_args, paused_gc
-from .values import build_result, trace_values
+from .values import _DATA, Traced, build_result, trace_values
 from .values_program import build_program
 from .values_tape import PASSES, Recording
 
@@ -547,6 +547,34 @@ class ValueVariant:
 _EAGER = object()  # what ValueVariant.run returns for a call to run eagerly instead
 
 
+class TracedStateError(TraceError):
+    """A traced call stored a traced number into Python state (tracing again cannot help)."""
+
+
+def _holds_traced(obj: Any, depth: int = 0) -> bool:
+    """Whether ``obj`` (a container, an object's attributes, nested) holds a traced number,
+    or a Value made during the trace (its number lives in the trace only)."""
+    t = type(obj)
+    if t is Traced:
+        return True
+    if isinstance(obj, Value):
+        try:
+            return type(_DATA.__get__(obj)) is Traced
+        except AttributeError:  # made during the trace: no number of its own
+            return True
+    if depth > 6:
+        return False
+    if t in (list, tuple, set, frozenset):
+        return len(obj) <= 100_000 and any(_holds_traced(x, depth + 1) for x in obj)
+    if t is dict:
+        return len(obj) <= 100_000 and any(_holds_traced(x, depth + 1) for x in obj.values())
+    d = getattr(obj, "__dict__", None)
+    if type(d) is dict and not isinstance(obj, type) and \
+            not str(getattr(t, "__module__", "")).startswith("tracegrad."):
+        return any(_holds_traced(x, depth + 1) for x in d.values())
+    return False
+
+
 class CompiledValues:
     """The Value-program half of a compiled function (see the module docstring)."""
 
@@ -594,8 +622,8 @@ class CompiledValues:
         with self.lock, paused_gc():
             try:
                 variant = self.compile(args, kwargs, fps)
-            except TraceError:
-                if not self.floats:
+            except TraceError as err:
+                if not self.floats or type(err) is TracedStateError:
                     raise
                 self.floats = False  # a branch on a float argument: guard floats by value
                 return self(args, kwargs)
@@ -634,8 +662,19 @@ class CompiledValues:
                                     reverse=REVERSE_SWEEP)
         reads = watch.guards() + function_guards(self.fn)
         traced = time.perf_counter() - t0
-        changed = [(what, fp) for what, getter, fp in reads if fingerprint(getter()) != fp]
-        warn_side_effects(watch.recorder, changed, name)  # (as the tensor compiler does)
+        changed = [(what, getter, fp) for what, getter, fp in reads
+                   if fingerprint(getter()) != fp]
+        leaked = [what for what, getter, _ in changed if _holds_traced(getter())]
+        if leaked:
+            raise TracedStateError(
+                f"tg.compile: {name} stores a traced number (a Value's .data or .grad, or a "
+                f"Value made in the call) into {', '.join(leaked[:3])}. A compiled function "
+                f"runs its Python code once, while tracing, so that state would hold a "
+                f"placeholder (it does now: reset it) and later calls would not update it, "
+                f"or read the placeholder as another number. Return the number instead and "
+                f"keep such bookkeeping (a loss history, a running average) outside the "
+                f"compiled function")
+        warn_side_effects(watch.recorder, [(what, fp) for what, _, fp in changed], name)
         found: list = []
         for _, _, fp in reads:
             identities(fp, found)
