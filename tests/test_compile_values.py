@@ -355,3 +355,78 @@ def test_returned_values_are_new_leaves_with_the_number():
     assert isinstance(v, Value) and v.data == 6.0 and v._children == ()
     assert u.data == 5.0 and seven == 7 and tag == "tag" and above is False
     assert compiled(2.5)[3] is True
+
+
+# ---------------------------------------------------------------- domain errors
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_domain_error_raises_eagers_error_and_writes_nothing(backend):
+    """Where eager raises (log(0), 1/0, exp(1000), a negative base of a Value exponent),
+    the program computes a nan or an inf: the call runs eagerly instead, which raises, and
+    the parameters keep their numbers (they were written nan)."""
+    w = Value(0.5)
+
+    def step(x, lr):
+        loss = (w * x).log() + (w * x).exp() * 1e-3
+        w.grad = 0
+        loss.backward()
+        w.data -= lr * w.grad
+        return loss.data
+
+    eager_w = Value(0.5)
+
+    def eager_step(x, lr):
+        loss = (eager_w * x).log() + (eager_w * x).exp() * 1e-3
+        eager_w.grad = 0
+        loss.backward()
+        eager_w.data -= lr * eager_w.grad
+        return loss.data
+
+    compiled = tg.compile(step, backend=backend)
+    for x in (1.0, 2.0, 3.0):
+        assert compiled(x, 0.01) == eager_step(x, 0.01)
+    for x, error in ((0.0, ValueError), (-1.0, ValueError), (5000.0, OverflowError)):
+        with pytest.raises(error):
+            eager_step(x, 0.01)
+        before = w.data
+        with pytest.raises(error):
+            compiled(x, 0.01)
+        assert w.data == before == eager_w.data and math.isfinite(w.grad)
+    assert compiled(1.5, 0.01) == eager_step(1.5, 0.01)
+    assert compiled.cache_info().misses == 1
+
+    def divide(x, y):
+        return (Value(x) / Value(y)).data, (Value(x) ** Value(y)).data
+
+    compiled = tg.compile(divide, backend=backend)
+    for x, y in ((1.0, 2.0), (3.0, 4.0), (2.0, 0.5)):
+        assert compiled(x, y) == divide(x, y)
+    with pytest.raises(ZeroDivisionError):
+        compiled(1.0, 0.0)
+
+    def power(x, k):
+        base, exponent = Value(x), Value(k)
+        y = base ** exponent
+        y.backward()
+        return y.data, base.grad, exponent.grad
+
+    compiled = tg.compile(power, backend=backend)
+    for x in (2.0, 3.0, 0.0):
+        assert compiled(x, 2.0) == power(x, 2.0)
+    with pytest.raises(ValueError, match="undefined"):
+        compiled(-2.0, 2.0)  # (the exponent's gradient was 0 here)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_infinity_eager_computes_too_is_returned(backend):
+    def big(x):
+        return (Value(x) * 1e308).data
+
+    compiled = tg.compile(big, backend=backend)
+    for x in (1.0, 0.5):
+        assert compiled(x) == big(x)
+    with pytest.warns(UserWarning, match="nan or an infinity"):
+        assert compiled(10.0) == big(10.0) == math.inf
+    for x in (-10.0, 2.0):
+        assert compiled(x) == big(x)

@@ -407,3 +407,66 @@ def test_a_value_program_that_changes_a_container_argument_raises(change):
     f(st)  # eager
     with pytest.raises(tg.TraceError, match="changes a list or dict it was given"):
         f(st)
+
+
+class _Parameter(Value):
+    """A user's Value subclass with a flag of its own."""
+
+
+def _parameters():
+    ps = [_Parameter(1.0), _Parameter(2.0)]
+    for p in ps:
+        p.frozen = False
+    return ps
+
+
+_PARAMS = _parameters()
+_EAGER_PARAMS = _parameters()
+
+
+def _sgd_step(params, lr):
+    loss = params[0] * params[1] * params[1]
+    for p in params:
+        p.grad = 0
+    loss.backward()
+    for p in params:
+        if not p.frozen:
+            p.data -= lr * p.grad
+    return loss.data
+
+
+def test_value_subclasses_are_inputs_and_their_own_attributes_are_guarded():
+    """A Value subclass in a global list: its data and grad are the program's inputs (the
+    step compiles once, where it recompiled on every call), the attributes it adds are
+    guarded (freezing one recompiles)."""
+    step = tg.compile(lambda lr: _sgd_step(_PARAMS, lr), backend="numpy")
+    for _ in range(5):
+        assert step(0.1) == _sgd_step(_EAGER_PARAMS, 0.1)
+    assert step.cache_info().misses == 1
+    _PARAMS[0].frozen = _EAGER_PARAMS[0].frozen = True
+    for _ in range(3):
+        assert step(0.1) == _sgd_step(_EAGER_PARAMS, 0.1)
+        assert [p.data for p in _PARAMS] == [p.data for p in _EAGER_PARAMS]
+    assert _PARAMS[0].data == _EAGER_PARAMS[0].data != 1.0
+    assert step.cache_info().misses == 2
+
+
+_RUNNING = [0.0]
+_W = Value(0.5)
+
+
+def _loss_with_running_average(x):
+    loss = (_W * x) ** 2
+    _RUNNING[0] = _RUNNING[0] * 0.9 + loss.data * 0.1
+    return loss.data + _RUNNING[0]
+
+
+def test_a_traced_number_stored_into_python_state_raises():
+    """A running average kept in a global list: the trace stored a placeholder there, which
+    the next trace read as one of its own nodes (2.475 where eager gives 2.58525)."""
+    step = tg.compile(_loss_with_running_average, backend="numpy")
+    assert step(1.0) == 0.275  # (the first call runs eagerly)
+    for x in (2.0, 3.0):
+        with pytest.raises(tg.TraceError, match=r"stores a traced number .* into global "
+                                                r"'_RUNNING'"):
+            step(x)

@@ -181,20 +181,49 @@ def _write(model: Any, f: Any) -> None:
         raise
 
 
-def _optimize(graph: Any, n_user: int) -> Any:
+def _optimize(graph: Any, n_user: int, dynamic: bool = False) -> Any:
     """The function's own outputs (the first ``n_user``; the rest are write-backs into
     captured tensors, which are not exported), and the passes that make the graph smaller
     without changing what it computes (no fusion nor memory planning: those are for
-    tracegrad's own backends)."""
+    tracegrad's own backends). With ``dynamic`` axes, equal constants stay apart: two sizes
+    equal in the example (an 8 x 8 image) may differ at another size."""
     from .compiler.passes import cse, dce, fold_constants, simplify
 
     def dead(g: Any) -> Any:  # (an exported model keeps no generator: unused draws go)
         return dce(g, draws=False)
 
+    def merge(g: Any) -> Any:
+        return cse(g, consts=not dynamic)
+
     graph.outputs = graph.outputs[:n_user]
-    for step in (dead, cse, fold_constants, simplify, dead):
+    if dynamic:
+        graph = _unshare_constants(graph)
+    for step in (dead, merge, fold_constants, simplify, dead):
         graph, _ = step(graph)
     return graph
+
+
+def _unshare_constants(graph: Any) -> Any:
+    """``graph`` with a copy of a constant just before each use of it: tracing shares one
+    constant among the uses of a Python number (the 8 that averages both sides of an 8 x 8
+    image), which at another size may be two numbers."""
+    from .compiler.ir import Graph, Node
+
+    nodes: list = []
+    new: dict[int, Any] = {}
+
+    def fresh(node: Any) -> Any:
+        if node.op != "const":
+            return new.get(id(node), node)
+        nodes.append(Node("const", (), {}, node.shape, node.dtype, value=node.value))
+        return nodes[-1]
+
+    for node in graph.nodes:
+        if node.op != "const":
+            new[id(node)] = node.with_inputs([fresh(i) for i in node.inputs])
+            nodes.append(new[id(node)])
+    outputs = [fresh(o) for o in graph.outputs]
+    return Graph(graph.inputs, nodes, outputs)
 
 
 def _outputs_of(result: Any) -> list:
@@ -209,10 +238,15 @@ class _Exporter:
     def __init__(self, onnx: Any, backend: Any, fn: Callable, args: tuple,
                  input_names: Any, output_names: Any, dynamic_axes: Any, opset: int):
         from .compiler.trace import flatten_args, run_traced
+        from .scalar import Value
         from .tensor import Tensor
 
         self.onnx, self.backend, self.fn, self.args, self.opset = onnx, backend, fn, args, opset
         self.leaves = [(path, t) for path, t in flatten_args(args, {}) if isinstance(t, Tensor)]
+        if any(isinstance(t, Value) for _, t in flatten_args(args, {})):
+            raise TypeError("tg.onnx.export: args holds a scalar Value; ONNX export takes "
+                            "functions of tensors (a Value program is compiled with "
+                            "tg.compile, not exported)")
         if not self.leaves:
             raise TypeError("tg.onnx.export: args holds no tensor; pass the example input(s) "
                             "the model is called with, e.g. tg.randn(1, 64)")
@@ -220,7 +254,7 @@ class _Exporter:
         graph.outputs = graph.outputs[:capture.n_user]
         self._refuse_unexportable(graph, capture.lines)
         self.capture = capture
-        self.graph = _optimize(graph, capture.n_user)
+        self.graph = _optimize(graph, capture.n_user, bool(dynamic_axes))
         n_in = len(self.leaves)
         self.input_names = _names(input_names, n_in, "input", "input_names")
         n_out = capture.n_user
@@ -258,6 +292,7 @@ class _Exporter:
         from .compiler.trace import run_traced
 
         self.output_dims: dict[tuple, str] = {}
+        self.unseen_args: list[tuple] = []
         if not dynamic_axes:
             return [], [], []
         known = set(self.input_names) | set(self.output_names)
@@ -283,7 +318,7 @@ class _Exporter:
                     raise ValueError(f"tg.onnx.export: dynamic_axes[{name!r}] has axis {a}, "
                                      f"but {name} has shape {shape}")
                 by_symbol.setdefault(s, []).append((k, a % len(shape)))
-        symbols, alt_args, alt_graphs = [], [], []
+        symbols, alt_args, alt_graphs, resizing = [], [], [], []
         for s, places in by_symbol.items():
             sizes = {self.leaves[k][1].shape[a] for k, a in places}
             if len(sizes) != 1:
@@ -291,27 +326,49 @@ class _Exporter:
                                  f"different sizes in the example inputs ({sorted(sizes)})")
             (base,) = sizes
             other = base + 1
-            args = self._resized(places, base, other)
-            graph, capture = run_traced(self.fn, *_split(args))
-            graph = _optimize(graph, capture.n_user)
+            args = self._resized([(places, base, other)])
+            try:
+                graph, capture = run_traced(self.fn, *_split(args))
+            except Exception as err:
+                same = "" if len(by_symbol) == 1 else (
+                    "; axes that must keep one size (the batch of the inputs and of the "
+                    "targets) need one name, {'x': {0: 'batch'}, 'y': {0: 'batch'}} (a "
+                    "list gives each axis a name of its own)")
+                raise ExportError(
+                    f"tg.onnx.export: the model fails at size {other} of the dynamic axis "
+                    f"{s!r} (the exporter traces it at a second size to find what follows "
+                    f"that axis): {type(err).__name__}: {err}\nMake the axis static (drop "
+                    f"it from dynamic_axes), or give an example size the model also runs "
+                    f"at plus one{same}") from err
+            graph = _optimize(graph, capture.n_user, True)
             self._same_structure(graph, s, base, other)
             symbols.append((s, base, other, [(self.input_names[k], a) for k, a in places]))
             alt_args.append(args)
             alt_graphs.append(graph)
+            resizing.append((places, base))
+        # Sizes no trace has seen, every symbol at once: verify runs the model there too,
+        # which catches a size the lowerings took for a constant (x[: x.shape[0] // 2])
+        # (the first the model runs at: b + 5, a few steps on from b + 1 yet cheap at a
+        # large example size, else b + 2)
+        self.unseen_args = [self._resized([(places, base, grow(base))
+                                           for places, base in resizing])
+                            for grow in (lambda b: b + 5, lambda b: b + 2)]
         return symbols, alt_args, alt_graphs
 
-    def _resized(self, places: list, base: int, other: int) -> tuple:
-        """The example arguments with the given axes at size ``other`` (the example's
-        entries repeated, so that indices stay valid)."""
+    def _resized(self, resizes: list) -> tuple:
+        """The example arguments with the axes of each ``(places, base, size)`` of
+        ``resizes`` at ``size`` (the example's entries repeated, so that indices stay
+        valid)."""
         from .compiler.trace import rebuild_args
         from .tensor import Tensor
 
         table = {}
         for k, (path, t) in enumerate(self.leaves):
             data = t.numpy()
-            for kk, a in places:
-                if kk == k:
-                    data = np.take(data, np.arange(other) % base, axis=a)
+            for places, base, size in resizes:
+                for kk, a in places:
+                    if kk == k:
+                        data = np.take(data, np.arange(size) % base, axis=a)
             table[path] = Tensor(np.ascontiguousarray(data))
         return rebuild_args(self.args, {}, table)[0]
 
@@ -346,7 +403,7 @@ class _Exporter:
         onnx, backend, helper = self.onnx, self.backend, self.onnx.helper
         g = self.graph
         e = backend.Emitter(onnx, g, self.alt_graphs, self.symbols)
-        names: dict[int, str] = {}
+        names = e.names
         inputs_vi = []
         dyn = {(k, a): s for s, _, _, places in self.symbols for k, a in
                [(self.input_names.index(n), a) for n, a in places]}
@@ -420,7 +477,7 @@ class _Exporter:
         except ImportError:
             return
         options = ort.SessionOptions()
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # (its errors are raised, not logged)
         try:
             session = ort.InferenceSession(model.SerializeToString(), options,
                                            providers=["CPUExecutionProvider"])
@@ -431,10 +488,41 @@ class _Exporter:
                 f"lacks some kernels (e.g. Erf, and so exact GELU, for float64): export in "
                 f"float32, or pass verify=False to write the file anyway") from err
         for args in [self.args, *self.alt_args]:
-            self._compare(session, args)
+            self._compare(session, args, self._eager(args))
+        for args in self.unseen_args:  # the first of these sizes the model runs at
+            try:
+                expected = self._eager(args)
+            except Exception:  # (a size the model itself refuses)
+                continue
+            try:
+                self._compare(session, args, expected)
+            except ExportError as err:
+                raise ExportError(
+                    f"{err}\nThese sizes of the dynamic axes were seen by no trace: the "
+                    f"model uses a size in a way the exported graph does not follow (such "
+                    f"as x[: x.shape[0] // 2] or min(x.shape[0], 5), which become "
+                    f"constants; or a pool or strided convolution over a dynamic side, "
+                    f"whose output has one size at n and n + 1 for an even n: give an odd "
+                    f"example size). Make the axis static (drop it from dynamic_axes), or "
+                    f"compute from tensors rather than from sizes") from None
+            break
 
-    def _compare(self, session: Any, args: tuple) -> None:
+    def _eager(self, args: tuple) -> list[np.ndarray]:
+        """tracegrad's outputs on ``args``."""
         from .autograd import no_grad
+
+        # the eager run may update captured tensors (write-backs): undone, as tracing does
+        saved = [(t, t.numpy().copy()) for t, _ in self.capture.data_writes]
+        try:
+            with no_grad():
+                positional, keywords = _split(args)
+                result = self.fn(*positional, **keywords)
+                return [t.numpy().copy() for t in _outputs_of(result)]
+        finally:
+            for t, data in saved:
+                np.copyto(t._data, data)
+
+    def _compare(self, session: Any, args: tuple, expected: list[np.ndarray]) -> None:
         from .compiler.trace import flatten_args
         from .tensor import Tensor
 
@@ -442,17 +530,12 @@ class _Exporter:
                 zip(self.input_names, [(p, t) for p, t in flatten_args(args, {})
                                        if isinstance(t, Tensor)])}
         feed = {i.name: feed[i.name] for i in session.get_inputs()}
-        got = session.run(self.output_names, feed)
-        # the eager run may update captured tensors (write-backs): undone, as tracing does
-        saved = [(t, t.numpy().copy()) for t, _ in self.capture.data_writes]
         try:
-            with no_grad():
-                positional, keywords = _split(args)
-                result = self.fn(*positional, **keywords)
-                expected = [t.numpy().copy() for t in _outputs_of(result)]
-        finally:
-            for t, data in saved:
-                np.copyto(t._data, data)
+            got = session.run(self.output_names, feed)
+        except Exception as err:  # onnxruntime's own exception types
+            sizes = ", ".join(f"{k}{list(v.shape)}" for k, v in feed.items())
+            raise ExportError(f"tg.onnx.export: ONNX Runtime fails to run the exported model "
+                              f"on inputs {sizes}: {err}") from err
         for name, a, b in zip(self.output_names, got, expected):
             check_close(name, np.asarray(a), np.asarray(b), feed)
 
@@ -460,7 +543,8 @@ class _Exporter:
 _IR_FOR_ORT = 10  # the IR version onnxruntime 1.20+ reads (onnx 1.23 writes 11 by default)
 
 # Ops whose attributes hold sizes, which differ between traces at different sizes.
-_SHAPED = {"reshape", "expand", "getitem", "argsort", "rand", "scatter_add", "setitem"}
+_SHAPED = {"reshape", "expand", "getitem", "argsort", "rand", "scatter_add", "setitem",
+           "col2im"}
 
 
 def _names(given: Any, n: int, stem: str, what: str) -> list[str]:

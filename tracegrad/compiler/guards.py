@@ -94,6 +94,7 @@ def _classify(t: type) -> str:
     learning-rate scheduler, act on the program only through those), code and namespaces."""
     from ..nn.module import Module
     from ..optim.optimizer import Optimizer
+    from ..scalar import Value
     from ..tensor import Tensor
 
     if t in _PLAIN:
@@ -110,6 +111,8 @@ def _classify(t: type) -> str:
                       types.BuiltinMethodType, np.ufunc, np.dtype)) or \
             str(getattr(t, "__module__", "")).startswith("tracegrad."):
         return "identity"
+    if issubclass(t, Value):  # a user's subclass: its data and grad are program inputs
+        return "value"
     if issubclass(t, type):
         return "class"
     if issubclass(t, types.ModuleType):
@@ -183,6 +186,13 @@ def fingerprint(v: Any, depth: int = 0, path: frozenset = frozenset()) -> Any:
                 fingerprint(v.__self__, depth + 1, inner))
     d = getattr(v, "__dict__", None)
     slots = _slot_names(t)
+    if kind == "value":  # what the subclass adds (not .data, .grad, .label, ...: Value's)
+        from ..scalar import Value
+
+        own = tuple(n for n in slots if n not in Value.__slots__)
+        return ("value", Ident(v), fingerprint(d, depth + 1, inner) if isinstance(d, dict)
+                else None, tuple([fingerprint(getattr(v, n, _UNSET), depth + 1, inner)
+                                  for n in own]), fingerprint(t, depth + 1, inner))
     if isinstance(d, dict) or slots:  # a plain object, callable ones too (a loss's weight),
         # with its class's data (``self.k`` finds ``C.k`` when the object has none)
         return ("obj", Ident(v), fingerprint(d, depth + 1, inner) if isinstance(d, dict)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import numbers
 import threading
 import types
@@ -814,7 +815,8 @@ _PATCHES = {
 
 def _pow_value_rule(out: Value, g: Any) -> tuple:
     """``x ** y`` with a Value exponent, branch-free: d/dy is x**y * log(x) where x > 0 and
-    0 where x == 0 (eager raises for x < 0; the program gives nan there)."""
+    0 where x == 0 < y; nan where eager raises (x < 0, or x == 0 >= y), so that the call
+    runs again eagerly (see values_api.ValueVariant._run) and raises eager's error."""
     base, exponent = out._children
     x, k = base.data, exponent.data
     if type(x) is not Traced and type(k) is not Traced and type(out.data) is not Traced:
@@ -822,8 +824,11 @@ def _pow_value_rule(out: Value, g: Any) -> tuple:
     xs = _operand(x, "pow")
     positive = _compare("gt", x, 0).i
     safe = _traced(_emit("where", positive, xs, _const(1.0)))
+    at_zero = _emit("where", _compare("eq", x, 0).i,
+                    _emit("where", _compare("gt", k, 0).i, _const(0.0), _const(math.nan)),
+                    _const(math.nan))
     d_exp = _traced(_emit("where", positive, _operand(out.data * _unary("log", safe), "*"),
-                          _const(0.0))) * g
+                          at_zero)) * g
     return (k * x ** (k - 1) * g, d_exp)
 
 

@@ -18,10 +18,12 @@ import builtins
 import contextlib
 import hashlib
 import marshal
+import math
 import pickle
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -45,7 +47,7 @@ from .guards import (
 from .ir import Graph
 from .optimize import Explanation, PassRecord
 from .trace import flatten_args, paused_gc
-from .values import build_result, trace_values
+from .values import _DATA, Traced, build_result, trace_values
 from .values_program import build_program
 from .values_tape import PASSES, Recording
 
@@ -521,6 +523,12 @@ class ValueVariant:
         xs += map(_GET["data"], self.value_feeds["data"])
         xs += map(_GET["grad"], self.value_feeds["grad"])
         outs = self.program(xs)
+        total = sum(outs)
+        if not math.isfinite(total):
+            # A nan or an infinity: where eager raises (log(0), 1/0, exp(1000)) the program
+            # computes one. Nothing is written back; the caller runs the call eagerly, which
+            # raises eager's error or gives the same numbers (inf from x * 1e308 is eager's).
+            return _EAGER
         n = self.n_user
         if self.plain_writes:
             m = n + self.n_write_data
@@ -534,6 +542,37 @@ class ValueVariant:
                 v = flat[target][1] if kind == "arg" else target
                 setattr(v, attr, int(x) if is_int else x)
         return build_result(self.capture.out_tree, outs)
+
+
+_EAGER = object()  # what ValueVariant.run returns for a call to run eagerly instead
+
+
+class TracedStateError(TraceError):
+    """A traced call stored a traced number into Python state (tracing again cannot help)."""
+
+
+def _holds_traced(obj: Any, depth: int = 0) -> bool:
+    """Whether ``obj`` (a container, an object's attributes, nested) holds a traced number,
+    or a Value made during the trace (its number lives in the trace only)."""
+    t = type(obj)
+    if t is Traced:
+        return True
+    if isinstance(obj, Value):
+        try:
+            return type(_DATA.__get__(obj)) is Traced
+        except AttributeError:  # made during the trace: no number of its own
+            return True
+    if depth > 6:
+        return False
+    if t in (list, tuple, set, frozenset):
+        return len(obj) <= 100_000 and any(_holds_traced(x, depth + 1) for x in obj)
+    if t is dict:
+        return len(obj) <= 100_000 and any(_holds_traced(x, depth + 1) for x in obj.values())
+    d = getattr(obj, "__dict__", None)
+    if type(d) is dict and not isinstance(obj, type) and \
+            not str(getattr(t, "__module__", "")).startswith("tracegrad."):
+        return any(_holds_traced(x, depth + 1) for x in d.values())
+    return False
 
 
 class CompiledValues:
@@ -550,6 +589,7 @@ class CompiledValues:
         self.last: ValueVariant | None = None
         self.lock = threading.RLock()
         self._warned = False
+        self._warned_eager = False
 
     def key(self, flat: list) -> tuple[tuple, list]:
         others = [(p, x) for p, x in flat if not isinstance(x, Value)]
@@ -572,7 +612,8 @@ class CompiledValues:
             if miss is None:
                 self.hits += 1
                 self.last = v
-                return v.run(flat)
+                result = v.run(flat)
+                return self._eagerly(args, kwargs) if result is _EAGER else result
             reason = reason or miss
         if reason is None:
             reason = "first compiled call" if not self.variants else \
@@ -581,8 +622,8 @@ class CompiledValues:
         with self.lock, paused_gc():
             try:
                 variant = self.compile(args, kwargs, fps)
-            except TraceError:
-                if not self.floats:
+            except TraceError as err:
+                if not self.floats or type(err) is TracedStateError:
                     raise
                 self.floats = False  # a branch on a float argument: guard floats by value
                 return self(args, kwargs)
@@ -595,7 +636,21 @@ class CompiledValues:
                 self.fn, self.misses, reason, "Pass a value that changes from call to call "
                 "as a float argument (an input of the program), or keep it fixed.")
         self.last = variant
-        return variant.run(flat)
+        result = variant.run(flat)
+        return self._eagerly(args, kwargs) if result is _EAGER else result
+
+    def _eagerly(self, args: tuple, kwargs: dict) -> Any:
+        """A call whose program results hold a nan or an inf, run eagerly: it raises where
+        eager raises (log(0)); where it does not, the nan or inf is eager's, and such calls
+        stay eager (at eager's speed), which a warning says once."""
+        result = self.fn(*args, **kwargs)
+        if not self._warned_eager:
+            self._warned_eager = True
+            warnings.warn(f"tg.compile: {getattr(self.fn, '__name__', 'the function')} "
+                          f"returns or writes a nan or an infinity, which its compiled program "
+                          f"cannot tell from an error eager raises (log(0), 1/0); such calls "
+                          f"run eagerly", UserWarning, stacklevel=4)
+        return result
 
     def compile(self, args: tuple, kwargs: dict, fps: list) -> ValueVariant:
         t0, cpu0 = time.perf_counter(), time.process_time()
@@ -607,8 +662,19 @@ class CompiledValues:
                                     reverse=REVERSE_SWEEP)
         reads = watch.guards() + function_guards(self.fn)
         traced = time.perf_counter() - t0
-        changed = [(what, fp) for what, getter, fp in reads if fingerprint(getter()) != fp]
-        warn_side_effects(watch.recorder, changed, name)  # (as the tensor compiler does)
+        changed = [(what, getter, fp) for what, getter, fp in reads
+                   if fingerprint(getter()) != fp]
+        leaked = [what for what, getter, _ in changed if _holds_traced(getter())]
+        if leaked:
+            raise TracedStateError(
+                f"tg.compile: {name} stores a traced number (a Value's .data or .grad, or a "
+                f"Value made in the call) into {', '.join(leaked[:3])}. A compiled function "
+                f"runs its Python code once, while tracing, so that state would hold a "
+                f"placeholder (it does now: reset it) and later calls would not update it, "
+                f"or read the placeholder as another number. Return the number instead and "
+                f"keep such bookkeeping (a loss history, a running average) outside the "
+                f"compiled function")
+        warn_side_effects(watch.recorder, [(what, fp) for what, _, fp in changed], name)
         found: list = []
         for _, _, fp in reads:
             identities(fp, found)

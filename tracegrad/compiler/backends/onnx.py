@@ -64,6 +64,10 @@ class Emitter:
         self._count = 0
         self._names: dict[str, int] = {}  # node names given, and how often
         self.current: Node | None = None  # the IR node being lowered (for messages)
+        self.names: dict[int, str] = {}  # IR node -> the ONNX value holding it, once lowered
+        self._everything = everything
+        self._indexed = 0  # how many of them `_sizes` has seen
+        self._sizes: dict[tuple, tuple[str, int]] = {}  # a size in every trace -> (value, axis)
 
     # ---------------------------------------------------------------- building blocks
 
@@ -132,7 +136,7 @@ class Emitter:
                         if v != k * alt_sizes:
                             k = None
                             break
-            out.append(Dim(int(b), deps, k))
+            out.append(Dim(int(b), deps, k, tuple(values)))
         return out
 
     def shape_of(self, node: Node) -> list["Dim"]:
@@ -143,6 +147,10 @@ class Emitter:
         if not d.deps:
             return self.ints([d.value])
         if d.k is None:
+            found = self._dimension_of_a_value(d)
+            if found is not None:
+                value, axis = found
+                return self.op("Shape", [value], start=axis, end=axis + 1)
             raise ExportError(self.where() + f"a size ({d.value} here) changes with the "
                               f"dynamic axes in a way that is not a multiple of them; make "
                               f"this axis static (drop it from dynamic_axes)")
@@ -155,6 +163,19 @@ class Emitter:
         if d.k != 1:
             value = self.op("Mul", [value, self.ints([d.k])])
         return value
+
+    def _dimension_of_a_value(self, d: "Dim") -> tuple[str, int] | None:
+        """A value already computed (an ONNX name in `names`) with a dimension equal to
+        ``d`` in every trace, and that axis: the windows of a strided convolution, which
+        are no multiple of the input's size, are read off the windows tensor."""
+        everything = self._everything
+        while self._indexed < len(everything) and id(everything[self._indexed]) in self.names:
+            node = everything[self._indexed]
+            self._indexed += 1
+            for axis, dim in enumerate(self.shape_of(node)):
+                if dim.deps:
+                    self._sizes.setdefault((dim.value, dim.alts), (self.names[id(node)], axis))
+        return self._sizes.get((d.value, d.alts))
 
     def shape_tensor(self, dims: list["Dim"], fill: dict | None = None) -> str:
         """An int64 1-D tensor of the entries ``dims`` (``fill[i]`` replaces entry i by a
@@ -183,12 +204,13 @@ class Emitter:
 
 class Dim:
     """One entry of a shape: its value in the traced example, the symbols (indices into
-    `Emitter.symbols`) it changes with, and ``k`` when it is ``k`` times their product."""
+    `Emitter.symbols`) it changes with, ``k`` when it is ``k`` times their product, and its
+    values in the other traces."""
 
-    __slots__ = ("value", "deps", "k")
+    __slots__ = ("value", "deps", "k", "alts")
 
-    def __init__(self, value: int, deps: tuple, k: int | None):
-        self.value, self.deps, self.k = value, deps, k
+    def __init__(self, value: int, deps: tuple, k: int | None, alts: tuple = ()):
+        self.value, self.deps, self.k, self.alts = value, deps, k, alts
 
     def __repr__(self) -> str:
         return str(self.value) if not self.deps else f"<{self.value}: {self.k}*{self.deps}>"
@@ -684,14 +706,19 @@ def _im2col(e: Emitter, n: Node, ins: list[str], kernel: tuple, stride: tuple,
             dilation: tuple) -> str:
     # one strided Slice of dims 1..nd per kernel offset, stacked along a new first axis
     # (the other dimensions, a dynamic batch among them, pass through whole)
+    # (a dynamic spatial dimension: the slice ends d * (k - 1 - o) before the input's end,
+    # which holds ceil((n - d * (k - 1)) / s) windows, as many as fit, at every size n)
     nd = len(kernel)
     out = n.shape[2:nd + 2]
+    dynamic = [bool(d.deps) for d in e.shape_of(n.inputs[0])[1:nd + 1]]
     axes = e.ints(range(1, nd + 1))
     steps = e.ints(stride)
     slabs = []
     for offset in np.ndindex(*kernel):
         starts = [o * d for o, d in zip(offset, dilation)]
-        ends = [b + s * (m - 1) + 1 for b, s, m in zip(starts, stride, out)]
+        ends = [(d * (o - k + 1) or INT64_MAX) if dyn else b + s * (m - 1) + 1
+                for b, s, m, o, d, k, dyn in zip(starts, stride, out, offset, dilation,
+                                                 kernel, dynamic)]
         slab = e.op("Slice", [ins[0], e.ints(starts), e.ints(ends), axes, steps])
         slabs.append(e.op("Unsqueeze", [slab, e.ints([0])]))
     return slabs[0] if len(slabs) == 1 else e.op("Concat", slabs, axis=0)
@@ -699,18 +726,21 @@ def _im2col(e: Emitter, n: Node, ins: list[str], kernel: tuple, stride: tuple,
 
 def _col2im(e: Emitter, n: Node, ins: list[str], kernel: tuple, stride: tuple,
             dilation: tuple, shape: tuple) -> str:
-    # each window element added at its flat position in zeros of the input's shape
+    # Each window element added into zeros of the input's shape, at its row of the
+    # (C * spatial, rest) matrix: a ScatterND of whole rows, so that the trailing dimensions
+    # (the batch, dynamic perhaps) pass through whole.
     from ...ops.movement import _windows
 
-    _static_only(e, n)
-    numbers = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+    nd = len(kernel)
+    lead = tuple(shape[:nd + 1])  # (C, *spatial)
+    numbers = np.arange(math.prod(lead), dtype=np.int64).reshape(lead)
     where = np.ascontiguousarray(_windows(numbers, tuple(kernel), tuple(stride),
-                                          tuple(dilation), tuple(n.inputs[0].shape[2:2 + len(
-                                              kernel)]))).reshape(-1)
-    zeros = e.const(np.zeros(math.prod(shape), n.dtype))
-    values = e.op("Reshape", [ins[0], e.ints([-1])])
-    out = e.op("ScatterElements", [zeros, e.const(where), values], axis=0, reduction="add")
-    return e.op("Reshape", [out, e.ints(shape)])
+                                          tuple(dilation), tuple(n.inputs[0].shape[2:2 + nd])))
+    rows = e.op("Reshape", [ins[0], e.ints([where.size, -1])])
+    zeros = e.op("Expand", [e.scalar_like(0, n.dtype), e.op("Concat", [
+        e.ints([math.prod(lead)]), e.op("Shape", [rows], start=1, end=2)], axis=0)])
+    out = e.op("ScatterND", [zeros, e.const(where.reshape(-1, 1)), rows], reduction="add")
+    return e.op("Reshape", [out, e.shape_tensor(e.shape_of(n))])
 
 
 # ---------------------------------------------------------------- the table
@@ -795,6 +825,19 @@ REFUSED: dict[str, str] = {
             "(model.eval()) so that dropout draws none, or pass the noise in as an input",
     "poisson": "Poisson counts are drawn anew by every run; draw them outside the model and "
                "pass them in as an input",
+    "bitwise_left_shift": "ONNX's BitShift takes unsigned integers only; multiply by a power "
+                          "of two instead",
+    "bitwise_right_shift": "ONNX's BitShift takes unsigned integers only; floor-divide by a "
+                           "power of two instead",
+    "gcd": "ONNX has no such operator",
+    "lcm": "ONNX has no such operator",
+    **dict.fromkeys(("lgamma", "digamma", "polygamma", "erfinv", "i0", "i1"),
+                    "ONNX has no special functions beyond erf; compute it outside the model "
+                    "and pass the result in as an input"),
+    **dict.fromkeys(("inv", "solve", "det", "cofactor", "slogdet", "cholesky", "eigh",
+                     "eigvalsh", "svd", "svdvals", "qr", "pinv", "matrix_exp"),
+                    "standard ONNX has no operator for this matrix function; compute it "
+                    "outside the model and pass its result in as an input"),
 }
 
 
@@ -813,9 +856,12 @@ def lower_const(e: Emitter, node: Node, name: str) -> str:
     dims = e.shape_of(node)
     alts = e.alts(node)
     if not any(d.deps for d in dims):
-        for a in alts:
-            if not np.array_equal(a.value, node.value, equal_nan=node.dtype.kind == "f"):
-                raise ExportError(
+        if any(not np.array_equal(a.value, node.value, equal_nan=node.dtype.kind == "f")
+               for a in alts):
+            count = _count_of_sizes(e, node)
+            if count is not None:  # the count a mean or a variance divides by
+                return count
+            raise ExportError(
                     f"ONNX export: the constant %{node.id} ({node.type_str()}) is computed "
                     f"from the size of a dynamic axis; the exported graph cannot recompute "
                     f"it. Make that axis static, or compute the value from tensors (e.g. "
@@ -835,12 +881,101 @@ def lower_const(e: Emitter, node: Node, name: str) -> str:
             line[counting] = -1
             steps = e.op("Reshape", [steps, e.ints(line)])
             return e.op("Expand", [steps, e.shape_tensor(dims)])
+        triangle = _triangle(node.value, dims)
+        if triangle is not None and all(_triangle(a.value, dims) == triangle for a in alts):
+            # a causal mask: one value on and below (or above) a diagonal, another elsewhere
+            upper, k, inside, outside = triangle
+            ones = e.op("Expand", [e.scalar_like(1, np.float32), e.shape_tensor(dims[-2:])])
+            band = e.op("Trilu", [ones, e.const(np.asarray(k, np.int64))], upper=int(upper))
+            mask = e.cast(band, np.bool_)
+            if node.dtype == np.bool_:  # (onnxruntime has no Where of bools)
+                mask = mask if inside else e.op("Not", [mask])
+            else:
+                mask = e.op("Where", [mask, e.scalar_like(inside, node.dtype),
+                                      e.scalar_like(outside, node.dtype)])
+            if node.ndim == 2:
+                return mask
+            return e.op("Expand", [mask, e.shape_tensor(dims)])
     finally:
         e.current = None
     raise ExportError(
         f"ONNX export: the constant %{node.id} ({node.type_str()}) has a dynamic axis but "
         f"different values along it; it cannot be recomputed at another size. Make that "
         f"axis static (drop it from dynamic_axes)")
+
+
+def _count_of_sizes(e: Emitter, node: Node) -> str | None:
+    """A one-element constant that is, in every trace, a dimension of a value computed
+    before it (a pooled image's side) or ``k * n + c``, ``n`` the product of the dynamic
+    sizes it changes with (``k`` a nonzero integer, ``c`` one of -2..2): the count that
+    ``x.mean(dim)`` divides by (``n - 1`` for ``x.var(dim)``), or its reciprocal, computed
+    from the sizes at run time. None for any other constant."""
+    alts = e.alts(node)
+    if node.value.size != 1 or node.dtype.kind not in "iuf":
+        return None
+    for invert in (False, True):
+        values = [float(v.value.reshape(-1)[0]) for v in (node, *alts)]
+        if invert:
+            if 0.0 in values:
+                return None
+            values = [1.0 / v for v in values]
+        rounded = [round(v) for v in values]
+        if any(abs(v - r) > 1e-6 * max(1.0, abs(v)) for v, r in zip(values, rounded)):
+            continue
+        base, others = rounded[0], rounded[1:]
+        deps = tuple(j for j, v in enumerate(others) if v != base)
+        size = math.prod(e.symbols[j][1] for j in deps)
+        k = None
+        for j in deps:  # the symbol j alone changes in trace j
+            grown = size // e.symbols[j][1] * e.symbols[j][2]
+            step, rest = divmod(others[j] - base, grown - size)
+            if rest or step == 0 or k not in (None, step):
+                k = None
+                break
+            k = step
+        dim = e._dimension_of_a_value(Dim(base, deps, None, tuple(others)))
+        if dim is None and (k is None or abs(base - k * size) > 2):
+            continue
+        e.current = node
+        try:
+            if dim is not None:
+                count = e.op("Shape", [dim[0]], start=dim[1], end=dim[1] + 1)
+            else:
+                count = e.dim_value(Dim(k * size, deps, k))
+                if base != k * size:
+                    count = e.op("Add", [count, e.ints([base - k * size])])
+            count = e.op("Reshape", [e.cast(count, node.dtype), e.ints(node.shape)])
+            return e.op("Reciprocal", [count]) if invert else count
+        finally:
+            e.current = None
+    return None
+
+
+def _triangle(value: np.ndarray, dims: list) -> tuple | None:
+    """``(upper, k, inside, outside)`` when ``value`` is ``inside`` on one side of its k-th
+    diagonal (``tril``, or ``triu`` with ``upper``) and ``outside`` elsewhere, in its last
+    two dimensions (a dynamic one among them), the same along the others: the causal mask
+    of a sequence. None otherwise."""
+    if value.ndim < 2 or not (dims[-1].deps or dims[-2].deps) or \
+            any(d.deps for d in dims[:-2]) or value.dtype.kind not in "biuf":
+        return None
+    rows, cols = value.shape[-2:]
+    planes = value.reshape(-1, rows, cols)
+    m = planes[0]
+    if not (planes == m).all():
+        return None
+    kinds = np.unique(m)
+    if len(kinds) != 2:
+        return None
+    offset = np.subtract.outer(np.arange(rows), np.arange(cols)) * -1  # j - i
+    for inside, outside in (kinds, kinds[::-1]):
+        where = m == inside
+        for upper in (False, True):
+            k = int(offset[where].min() if upper else offset[where].max())
+            band = offset >= k if upper else offset <= k
+            if np.array_equal(where, band):
+                return (upper, k, inside.item(), outside.item())
+    return None
 
 
 def _counting_axis(value: np.ndarray, dims: list) -> int | None:

@@ -1,6 +1,8 @@
 """Common-subexpression elimination: one node for each distinct (op, inputs, attributes).
 
-Equal small constants merge too. Random nodes never merge: two draws are two values.
+Equal small constants merge too (unless ``consts=False``: the ONNX exporter compares graphs
+traced at two sizes of a dynamic axis node for node, and a size that equals another one in
+one trace only must not merge there). Random nodes never merge: two draws are two values.
 """
 
 from __future__ import annotations
@@ -37,24 +39,24 @@ def freeze(value: Any) -> Any:
     return value
 
 
-def node_key(node: Node, canonical: dict[int, Node]) -> Any:
+def node_key(node: Node, canonical: dict[int, Node], consts: bool = True) -> Any:
     if node.op == "input" or node.op in RANDOM:
         return None
     if node.op == "const":
-        if node.value.size > _MAX_CONST_KEY:
+        if not consts or node.value.size > _MAX_CONST_KEY:
             return None
         return ("const", node.value.dtype.str, node.value.shape, node.value.tobytes())
     return (node.op, tuple(id(canonical.get(id(i), i)) for i in node.inputs),
             freeze(node.attrs))
 
 
-def cse(graph: Graph, backend: Any = None) -> tuple[Graph, str]:
+def cse(graph: Graph, backend: Any = None, consts: bool = True) -> tuple[Graph, str]:
     seen: dict[Any, Node] = {}
     canonical: dict[int, Node] = {}
     kept: list[Node] = []
     for original in graph.nodes:
         node = rewire(original, canonical)
-        key = node_key(node, canonical)
+        key = node_key(node, canonical, consts)
         if key is not None and key in seen:
             canonical[id(original)] = seen[key]
             continue
