@@ -502,6 +502,31 @@ def test_every_compiled_op_in_row_programs(op, data, dtype, seed):
         c_rows.MIN_ELEMENTS, c_rows.MIN_COLUMNS = saved
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_two_selects_of_one_mask_in_a_row_program(dtype):
+    """GCC 12.2 (-O3 -march=native, Zen 3 tuning) compiled `m ? a * b : 0` and `m ? c : 0`
+    in one loop over rows of 2 into masked loads and gave the second the first's mask: the
+    last element of where(a > b, c, 0) came out 0 (hypothesis found it as the gradient of
+    where(a > b, a * b, 0.0)). tg_where now selects bits."""
+    from tracegrad.compiler.backends import c_rows
+
+    saved = c_rows.MIN_ELEMENTS, c_rows.MIN_COLUMNS
+    c_rows.MIN_ELEMENTS, c_rows.MIN_COLUMNS = 0, 2
+    try:
+        fn = lambda a, b, c: (tg.where(a > b, a * b, 0.0), tg.where(a > b, c, 0.0))  # noqa: E731
+        a = tg.tensor(np.array([[1.0]], dtype))
+        b = tg.tensor(np.array([[[0.5, 2.0], [-1.0, 0.25]]], dtype))
+        c = tg.tensor(np.array([[[1.0, 2.0], [3.0, 4.0]]], dtype))
+        compiled = tg.compile(fn, backend="c")
+        for _ in range(3):
+            first, second = compiled(a, b, c)
+        assert "row program" in compiled.cache_info().backend
+        np.testing.assert_array_equal(first.numpy().ravel(), [0.5, 0.0, -1.0, 0.25])
+        np.testing.assert_array_equal(second.numpy().ravel(), [1.0, 0.0, 3.0, 4.0])
+    finally:
+        c_rows.MIN_ELEMENTS, c_rows.MIN_COLUMNS = saved
+
+
 def _gelu_ln_step(n, w, b, r):
     def f(x):
         y = F.layer_norm(F.gelu(x, approximate="tanh"), (n,), w, b)
