@@ -624,11 +624,16 @@ class TracedItem:
     def __init__(self, tensor: Tensor, tracer: Tracer, line: str):
         self.tensor, self.tracer, self.line = tensor, tracer, line
 
+    def __tg_operand_error__(self) -> TraceError:
+        """What tracegrad raises when a function of it takes this as a number
+        (``tg.full(shape, item)``, ``x.fill_(item)``): the error of any other use."""
+        return self.tracer.value_error(
+            self.tensor, f"x.item() (at {self.line}), then used here,", user_line())
+
 
 def _refuse(name: str) -> Callable:
     def use(self: TracedItem, *args: Any, **kwargs: Any) -> Any:
-        raise self.tracer.value_error(
-            self.tensor, f"x.item() (at {self.line}), then used here,", user_line())
+        raise self.__tg_operand_error__()
 
     use.__name__ = name
     return use
