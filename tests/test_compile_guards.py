@@ -111,6 +111,113 @@ def test_freezing_and_unfreezing_a_layer_keeps_training_it():
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
 
 
+_STATEFUL = {
+    "adam": lambda ps: tg.optim.Adam(ps, lr=0.05),
+    "sgd momentum": lambda ps: tg.optim.SGD(ps, lr=0.1, momentum=0.9),
+    "rmsprop": lambda ps: tg.optim.RMSprop(ps, lr=0.01, momentum=0.5),
+}
+
+
+def _eager_and_compiled(make_opt, batches, between, **compile_kw):
+    """Losses and parameters (and every .grad) of the same steps run eagerly and compiled,
+    ``between(i, model, opt)`` before step i."""
+    out = {}
+    for mode in ("eager", "compiled"):
+        tg.manual_seed(0)
+        model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+        opt = make_opt(model.parameters())
+        step = _regression_step(model, opt)
+        run = tg.compile(step, **compile_kw) if mode == "compiled" else step
+        losses = []
+        for i, (x, y) in enumerate(batches):
+            between(i, model, opt)
+            losses.append(run(x, y).item())
+        out[mode] = (losses, [p.numpy().copy() for p in model.parameters()])
+    np.testing.assert_allclose(out["compiled"][0], out["eager"][0], rtol=1e-5)
+    for a, b in zip(out["eager"][1], out["compiled"][1]):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("optimizer", sorted(_STATEFUL))
+@pytest.mark.parametrize("sizes", ["same batch", "growing batch"])
+def test_a_layer_unfrozen_after_compiling_starts_its_moments_as_eager_does(optimizer, sizes):
+    """Fine-tuning: the backbone frozen at first, unfrozen later. Its first step creates its
+    optimizer state (moments, momentum buffer); that step was traced, and the program held
+    the new zero moments as constants, so every later step restarted from them (and the
+    dynamic-shape traces left the moments of a discarded trace behind): other weights. Such
+    a call now runs eagerly, as the first call does."""
+    rng = np.random.default_rng(1)
+    n = [8] * 7 if sizes == "same batch" else [4, 5, 6, 7, 8, 9, 10]
+    batches = [(tg.tensor(rng.standard_normal((k, 3)).astype(np.float32)),
+                tg.tensor(rng.standard_normal((k, 1)).astype(np.float32))) for k in n]
+
+    def between(i, model, opt):
+        if i == 0:
+            model[0].weight.requires_grad_(False)
+        if i == 2:
+            model[0].weight.requires_grad_(True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (no warning about the function's side effects)
+        _eager_and_compiled(_STATEFUL[optimizer], batches, between)
+
+
+def _first_weight(model):
+    return id(model[0].weight)
+
+
+_OPTIMIZER_EDITS = {
+    "state.clear()": lambda model, opt: opt.state.clear(),
+    "del state[id(p)]": lambda model, opt: opt.state.__delitem__(_first_weight(model)),
+    "state[id(p)] = {}": lambda model, opt: opt.state.__setitem__(_first_weight(model), {}),
+    "state[id(p)].clear()": lambda model, opt: opt.state[_first_weight(model)].clear(),
+    "state[id(p)][k] = new": lambda model, opt: [
+        opt.state[_first_weight(model)].__setitem__(k, v.clone() * 0.5)
+        for k, v in list(opt.state[_first_weight(model)].items())],
+    "state = {}": lambda model, opt: setattr(opt, "state", {}),
+    "params.pop(0)": lambda model, opt: opt.param_groups[0]["params"].pop(0),
+    "group['params'] = ...": lambda model, opt: opt.param_groups[0].__setitem__(
+        "params", opt.param_groups[0]["params"][1:]),
+    "param_groups = ...": lambda model, opt: setattr(
+        opt, "param_groups", [dict(opt.param_groups[0], params=list(model[2].parameters()))]),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(_OPTIMIZER_EDITS))
+@pytest.mark.parametrize("optimizer", sorted(_STATEFUL))
+def test_changing_an_optimizers_state_or_parameters_between_calls(optimizer, edit):
+    """Resetting the moments (``opt.state.clear()``) or taking a parameter out of a group
+    between calls: the program kept reading and writing the tensors it was traced with (the
+    old moments, the old parameter list), so the weights differed from eager's. The
+    optimizer's containers now count as its structure, as a module's parameters do."""
+    rng = np.random.default_rng(2)
+    batches = [(tg.tensor(rng.standard_normal((8, 3)).astype(np.float32)),
+                tg.tensor(rng.standard_normal((8, 1)).astype(np.float32))) for _ in range(6)]
+
+    def between(i, model, opt):
+        if i == 3:
+            _OPTIMIZER_EDITS[edit](model, opt)
+
+    _eager_and_compiled(_STATEFUL[optimizer], batches, between)
+
+
+def test_an_optimizers_containers_stay_dicts_and_lists_that_copy_and_save():
+    model = nn.Linear(3, 2)
+    opt = tg.optim.Adam(model.parameters(), lr=0.1)
+    opt.zero_grad()
+    model(tg.ones(2, 3)).sum().backward()
+    opt.step()
+    assert isinstance(opt.state, dict) and isinstance(opt.param_groups, list)
+    assert isinstance(opt.param_groups[0], dict) and isinstance(opt.param_groups[0]["params"],
+                                                                 list)
+    twin = __import__("copy").deepcopy(opt)
+    assert type(twin.state) is type(opt.state) and len(twin.state) == len(opt.state)
+    saved = opt.state_dict()
+    assert type(saved["state"]) is dict and type(saved["state"][0]) is dict
+    opt.load_state_dict(saved)
+    assert sorted(opt.state[id(model.weight)]) == ["exp_avg", "exp_avg_sq", "step"]
+
+
 # ---------------------------------------------------------------- 2. what the function reads
 
 S = 2.0

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from .. import autograd
 from ..errors import TraceError
+from ..optim.optimizer import FirstStepTraced
 from ..tensor import Tensor
 from . import variants as variant_cache
 from .backends import get_backend
@@ -192,6 +193,10 @@ class CompiledFunction:
                     variant = self._compile(args, kwargs, key, fps, reason, generation)
                 if variant is None:  # another thread compiled meanwhile: it may fit
                     return self(*args, **kwargs)
+            except FirstStepTraced:
+                # (the first step of a parameter, unfrozen now: eager creates its state, as
+                # on the first call; the next call traces with it)
+                return self.fn(*args, **kwargs)
             except TraceError as e:
                 setting = getattr(e, "setting", None)
                 if setting is not None and setting not in self._guarded_settings:
