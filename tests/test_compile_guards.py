@@ -162,6 +162,32 @@ def test_a_layer_unfrozen_after_compiling_starts_its_moments_as_eager_does(optim
         _eager_and_compiled(_STATEFUL[optimizer], batches, between)
 
 
+def test_one_compiled_step_training_two_models_passed_as_arguments():
+    """The second model's first compiled call was traced, and its Adam moments, created by
+    that step, became constants of its variant: every later step of that model restarted
+    from them."""
+    def step(model, opt, x):
+        opt.zero_grad()
+        loss = model(x).pow(2).mean()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    def pairs():
+        out = []
+        for k in range(2):
+            tg.manual_seed(k)
+            model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+            out.append((model, tg.optim.Adam(model.parameters(), lr=0.01)))
+        return out
+
+    eager, compiled, run = pairs(), pairs(), tg.compile(step)
+    for j in range(6):
+        for k in range(2):
+            x = tg.ones(3, 4) * (j % 3 + 1)
+            assert run(*compiled[k], x) == pytest.approx(step(*eager[k], x), rel=1e-5)
+
+
 def _first_weight(model):
     return id(model[0].weight)
 

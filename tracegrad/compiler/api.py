@@ -60,6 +60,20 @@ def _dynamic() -> Any:
     return dynamic_variant
 
 
+def _same_but_sizes(traced: tuple, key: tuple) -> bool:
+    """Whether a call keyed ``key`` (`guards.arg_key`) may run a dynamic variant traced at
+    the key ``traced``: the same arguments in the same places, the same Python values among
+    them (an int, a string, the kind of an object; the objects' own fingerprints are compared
+    apart) and grad mode. The variant's entry checks the tensors' and arrays' shapes; it
+    never sees the other arguments (``f(x, k=7)`` at a new size ran the program of k=2)."""
+    if len(traced) != len(key) or traced[-1] != key[-1]:
+        return False
+    for a, b in zip(traced[:-1], key[:-1]):
+        if a[0] != b[0] or a[-1] != b[-1] or (a[0] not in ("T", "A") and a != b):
+            return False
+    return True
+
+
 def _advice(reason: str) -> str:
     """What to do about a function that keeps recompiling, by the last reason."""
     if "global or closure variable" in reason or "Python values" in reason:
@@ -170,7 +184,11 @@ class CompiledFunction:
                 reason = str(result)
         if variant is None:
             for dkey in self._dynamic_keys:
+                if not _same_but_sizes(dkey[1:], key):
+                    continue
                 for v in self.variants.get(dkey, ()):
+                    if v.arg_fps and any(fp != f for (_, fp), (_, f) in zip(v.arg_fps, fps)):
+                        continue
                     result = v.entry(inputs) if not v.aliased(inputs) else ALIASED
                     if type(result) in (EagerRun, VerifyRun):  # a new dynamic size
                         result = _dynamic().new_size(self, v, result, args,
