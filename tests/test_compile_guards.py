@@ -1486,6 +1486,32 @@ def test_an_in_place_change_of_an_arguments_grad_reaches_the_caller():
     assert got[1] == got[0] == ([[1.5, 1.5], [0.75, 0.75], [0.375, 0.375]], [0.375, 0.375])
 
 
+@pytest.mark.parametrize("backend", ["numpy", "auto"])
+def test_a_grad_set_to_an_expanded_or_strided_tensor_between_calls(backend):
+    """``w.grad = tg.zeros(1, 4).expand(4, 4)``: the trace took the .grad as memory to write
+    the new gradient into, which its own guard refuses (an expanded array is read-only), and
+    the call failed with "AssertionError: a new variant fails its own guard"."""
+    out = []
+    for compiled in (False, True):
+        w = tg.ones(4, 4, requires_grad=True)
+
+        def f(x):
+            (x * w).tanh().sum().backward()
+            return w.grad * 1.0
+
+        g = tg.compile(f, backend=backend) if compiled else f
+        got = []
+        for i in range(6):
+            if i == 2:
+                w.grad = tg.full((1, 4), 0.5).expand(4, 4)
+            if i == 4:
+                w.grad = tg.zeros(4, 8)[:, ::2]
+            got.append(g(tg.full((4, 4), 0.1 * i)).numpy().copy())
+        out.append(got)
+    for a, b in zip(*out):
+        np.testing.assert_allclose(b, a, rtol=1e-6)
+
+
 @pytest.mark.parametrize("on", ["parameter", "argument"])
 def test_gradient_hooks_that_a_backward_in_the_function_runs_are_followed(on):
     """A backward pass inside the function runs the gradient hooks there are: a hook added

@@ -232,10 +232,11 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
                                   "shape")
             body.append(f"{x} = {g}._data")
             held[id(t), "grad"] = g
-            guard(f"{x}.shape != {tuple(node.shape)!r} or {x}.dtype != {dt} "
-                  f"or not {x}.flags.writeable",
+            buffer = id(node) not in read
+            guard(f"{x}.shape != {tuple(node.shape)!r} or {x}.dtype != {dt}"
+                  + (f" or not {x}.flags.writeable" if buffer else ""),  # (not expanded)
                   "a .grad the function uses appeared, disappeared or changed shape")
-            if id(node) not in read:
+            if buffer:
                 # A buffer the program only writes the new gradient into: the old .grad's
                 # memory. Nobody can tell that from eager mode's new .grad tensor, unless
                 # someone still holds the old one (a list of past gradients): then the

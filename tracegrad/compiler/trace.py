@@ -470,7 +470,8 @@ class Tracer:
                 self.capture.grad_writes.append((t, node))
                 if (self.grad_buffers and before is not None
                         and before._data.shape == node.shape
-                        and before._data.dtype == node.dtype):
+                        and before._data.dtype == node.dtype
+                        and before._data.flags.writeable):  # (not an expanded .grad)
                     # The .grad array that exists now can receive the new gradient directly
                     # (an extra input the program writes into, see plan_memory).
                     buf = Node("input", (), {}, node.shape, node.dtype, name="grad-out")
