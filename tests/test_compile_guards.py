@@ -244,6 +244,59 @@ def test_an_optimizers_containers_stay_dicts_and_lists_that_copy_and_save():
     assert sorted(opt.state[id(model.weight)]) == ["exp_avg", "exp_avg_sq", "step"]
 
 
+class _BadBatch(Exception):
+    pass
+
+
+_SCALES = [1.0] * 9 + [None] + [1.0] * 9  # (by batch size: none for 9)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "auto"])
+def test_a_call_that_raises_leaves_eagers_state(backend):
+    """A step that raises on some calls (a bad batch, its own check), after it changed state
+    (a running count, the .grad a backward wrote, an optimizer step): the call was traced,
+    and the trace undid every change before the exception left, so the compiled step kept
+    the state of before the call while eager kept the changes; every later number differed.
+    Such a call now runs again eagerly and raises from there. Also at a new size of a
+    dynamic variant (whose first call at a size is traced: the function reads the size)."""
+    out = []
+    for compiled in (False, True):
+        tg.manual_seed(0)
+        model = nn.Linear(3, 1)
+        opt = tg.optim.SGD(model.parameters(), lr=0.1)
+        count = tg.zeros(())
+
+        def step(x, fail):
+            count.add_(1)
+            opt.zero_grad()
+            (model(x) ** 2).mean().backward()
+            opt.step()
+            if fail:
+                raise _BadBatch
+            return count * _SCALES[x.shape[0]]  # (TypeError at 9)
+
+        run = tg.compile(step, backend=backend) if compiled else step
+        seen = []
+        for n, fail in [(2, False), (2, False), (2, True), (2, False), (2, True), (3, False),
+                        (4, False), (5, False), (9, False), (6, False), (9, False),
+                        (10, False)]:
+            try:
+                run(tg.ones(n, 3) * 0.5, fail)
+                seen.append("ok")
+            except (_BadBatch, TypeError) as e:
+                seen.append(type(e).__name__)
+            seen.append([count.item(), model.weight.grad.numpy().copy(),
+                         model.weight.numpy().copy()])
+        out.append(seen)
+    for a, b in zip(*out):
+        if isinstance(a, str):
+            assert a == b
+        else:
+            assert a[0] == b[0]
+            np.testing.assert_allclose(b[1], a[1], rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(b[2], a[2], rtol=1e-5, atol=1e-7)
+
+
 # ---------------------------------------------------------------- 2. what the function reads
 
 S = 2.0

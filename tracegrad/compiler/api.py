@@ -44,7 +44,15 @@ from .guards import (
 from .ir import Graph
 from .optimize import Explanation, explain, optimize
 from .partition import donations, feeders, split_backward
-from .trace import TensorSpec, flatten_args, is_input, paused_gc, run_traced, tensor_mod
+from .trace import (
+    TensorSpec,
+    flatten_args,
+    is_input,
+    paused_gc,
+    raised_by_function,
+    run_traced,
+    tensor_mod,
+)
 from .variants import Variant
 
 _ARG_PATHS = tuple(f"arg{i}" for i in range(16))  # (what flatten_args calls them)
@@ -230,6 +238,12 @@ class CompiledFunction:
                 self._values = False
                 self._fast = None
                 return self(*args, **kwargs)
+            except Exception as e:
+                if not raised_by_function(e):
+                    raise
+                # the function raised: eagerly it raises too, leaving eager's state (see
+                # trace.raised_by_function)
+                return self.fn(*args, **kwargs)
             result = variant.entry(inputs)
             if type(result) is Miss:
                 if not variant.volatile:  # a guard the fresh variant fails: a bug of ours

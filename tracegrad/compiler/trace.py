@@ -856,7 +856,13 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
     try:
         # (tracing must not use up random numbers: the compiled program draws them)
         with np.errstate(all="ignore"), rng.drawing_aside():
-            result = fn(*args2, **kwargs2)
+            try:
+                result = fn(*args2, **kwargs2)
+            except TraceError:
+                raise
+            except Exception as e:
+                e._tg_raised_by_function = True  # (see `raised_by_function`)
+                raise
             check_containers_unchanged(fn, layout, container_layout(args2, kwargs2))
             grads = []
             if differentiable and not tracer.capture.called_backward:
@@ -892,6 +898,15 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
             "a compiled program does not. Pass a copy (x.clone()) or call the function "
             "eagerly")
     return graph, capture
+
+
+def raised_by_function(error: BaseException) -> bool:
+    """Whether ``error`` was raised by the traced function itself (its own ``raise``, an op
+    it called), not by tracing. The trace undoes what the call changed (`Tracer.restore`),
+    where eager mode keeps what happened before the raise; tg.compile runs such a call
+    again, eagerly, so that it raises with eager's state (the Python code before the raise
+    runs twice)."""
+    return getattr(error, "_tg_raised_by_function", False)
 
 
 def container_layout(args: tuple, kwargs: dict) -> list[tuple[str, int, int]]:
