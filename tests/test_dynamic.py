@@ -328,6 +328,29 @@ def test_a_new_size_with_other_python_arguments_is_not_served_by_the_dynamic_var
             _same(c, _applied, model, _t(n, 4))
 
 
+_ONES = [1.0] * 32  # (read by size: the first call at each new size is traced)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "auto"])
+def test_a_new_size_in_the_call_that_follows_a_reassigned_parameter(backend):
+    """A new size was admitted (run eagerly, or traced to verify it) before the variant's
+    other guards were checked: after ``model.weight = Parameter(...)`` (or any change of a
+    module's or optimizer's structure) a call at a new size verified it, then failed the
+    variant's own guard: "AssertionError: a verified dynamic size fails its own guard"."""
+    model = nn.Linear(3, 1)
+
+    def f(x):
+        return model(x).sum(0) * _ONES[x.shape[0]]
+
+    c = tg.compile(f, backend=backend)
+    with tg.no_grad():
+        for n in (2, 2, 3, 4, 5, 6):
+            _same(c, f, _t(n, 3))
+        model.weight = nn.Parameter(tg.full((1, 3), 2.0))
+        for n in (7, 8, 7, 9):
+            _same(c, f, _t(n, 3))
+
+
 def test_a_returned_size_is_not_frozen():
     def f(x):
         return x * 2, x.shape[0], len(x) - 1
