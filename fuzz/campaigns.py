@@ -146,8 +146,9 @@ def dynamic(seed: int) -> str | None:
 def state(seed: int) -> str | None:
     """A training step compiled against eager while the loop changes what it reads between
     calls (`programs.STATE_EDITS`: freezing, the optimizer's state and parameter lists,
-    train/eval, learning rates, .grad, weights changed in place, int arguments, the batch
-    size): the loss, every parameter, buffer and .grad after each call."""
+    train/eval, learning rates, .grad, weights changed in place or replaced, int arguments,
+    the batch size, a call that raises): the loss, every parameter, buffer and .grad after
+    each call."""
     r = random.Random(seed)
     kind, optimizer = r.choice(P.STATE_LAYERS), r.choice(sorted(P.OPTIMIZERS))
     backend = r.choice(["c", "numpy"])
@@ -163,30 +164,36 @@ def state(seed: int) -> str | None:
         run = tg.compile(step, backend=backend) if compiled else step
         cfg, seen = {"k": 1, "zero": True, "batch": 4}, []
         for i, names in enumerate(edits):
+            cfg["fail"] = False
             for name in names:
                 P.STATE_EDITS[name](net, opt, cfg)
             tg.manual_seed(seed + i)  # (the same dropout masks)
             try:
-                loss = run(tg.tensor(xs[i][:cfg["batch"]]), cfg["k"], cfg["zero"])
+                loss = [run(tg.tensor(xs[i][:cfg["batch"]]), cfg["k"], cfg["zero"],
+                            cfg["fail"]).detach().numpy().copy()]
             except tg.TraceError:
                 return None
             except Exception as e:  # noqa: BLE001 (eager raising too is compared)
                 seen.append(f"{type(e).__name__}")
-                break
-            seen.append([loss.detach().numpy().copy()]
-                        + [t.numpy().copy() for t in net.state_dict().values()]
+                if not isinstance(e, ValueError):
+                    break
+                loss = []
+            seen.append(loss + [t.numpy().copy() for t in net.state_dict().values()]
                         + [None if p.grad is None else p.grad.numpy().copy()
                            for p in net.parameters()])
         runs.append(seen)
+    if len(runs[0]) != len(runs[1]):
+        return f"{backend}, {kind}, {optimizer}: eager made {len(runs[0])} records, " \
+               f"compiled {len(runs[1])}, after {edits}"
     for i, (want, got) in enumerate(zip(*runs)):
         if isinstance(want, str) or isinstance(got, str):
             if want != got:
                 said = [w if isinstance(w, str) else "a result" for w in (want, got)]
-                return f"call {i} after {edits[:i + 1]}: eager {said[0]}, compiled {said[1]}"
+                return f"record {i} after {edits}: eager {said[0]}, compiled {said[1]}"
             continue
-        why = _differ(got, want, 1e-4)
+        why = _differ(got, want, 1e-4) if len(got) == len(want) else "a different count"
         if why:
-            return f"{backend}, {kind}, {optimizer}, call {i} after {edits[:i + 1]}: {why}"
+            return f"{backend}, {kind}, {optimizer}, record {i} after {edits}: {why}"
     return None
 
 

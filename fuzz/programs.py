@@ -163,6 +163,9 @@ STATE_EDITS: dict[str, Callable[[Any, Any, dict], None]] = {
     "accumulate": lambda net, opt, cfg: cfg.update(zero=not cfg["zero"]),
     "scale_arg": lambda net, opt, cfg: cfg.update(k=cfg["k"] % 3 + 1),
     "batch": lambda net, opt, cfg: cfg.update(batch=cfg["batch"] % 7 + 2),
+    "replace_weight": lambda net, opt, cfg: setattr(
+        net[0], "weight", nn.Parameter(net[0].weight.detach() * 0.9)),
+    "fail": lambda net, opt, cfg: cfg.update(fail=True),
 }
 STATE_LAYERS = ["relu", "tanh", "batch_norm", "dropout"]
 
@@ -175,14 +178,17 @@ def state_net(kind: str) -> Any:
 
 
 def state_step(net: Any, opt: Any) -> Callable:
-    """``step(x, k, zero)``: a training step as users write it, whose int ``k`` scales the
-    loss and whose flag ``zero`` says whether it clears the gradients first."""
-    def step(x: Any, k: int, zero: bool) -> Any:
+    """``step(x, k, zero, fail)``: a training step as users write it, whose int ``k`` scales
+    the loss, whose flag ``zero`` says whether it clears the gradients first, and which
+    raises ``ValueError`` after its update when ``fail``."""
+    def step(x: Any, k: int, zero: bool, fail: bool) -> Any:
         if zero:
             opt.zero_grad()
         loss = (net(x) ** 2).mean() * k
         loss.backward()
         opt.step()
+        if fail:
+            raise ValueError("a bad batch")
         return loss
     return step
 
