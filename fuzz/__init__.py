@@ -12,6 +12,11 @@ prints the command that reruns exactly it. The campaigns (`fuzz.campaigns`):
   against eager: the loss and every parameter after each step.
 - ``dynamic``: programs with views, in-place ops, matmuls and reductions called at changing
   batch sizes, compiled on both backends against eager: values and gradients.
+- ``state``: a training step (a model with BatchNorm or dropout, an optimizer) compiled
+  against eager while the loop changes what it reads between calls: freezing layers,
+  resetting the optimizer's state, taking a parameter out of its group, train/eval,
+  learning rates, .grad, weights changed in place or replaced, an int argument, the batch
+  size, a call that raises after its update.
 - ``views``: chains of views and in-place ops in eager mode against PyTorch (skipped when
   torch is not installed): the values of every tensor made, which ops raise, the gradient.
 
@@ -19,5 +24,8 @@ The generators live in `fuzz.programs`; ``tests/test_compile_random_steps.py`` d
 dozen programs from the same ones with hypothesis on every test run. Found with these, in
 2026-12: a row program's float64 row overwriting a float32 input it still read, two sums
 stored in one buffer (a wrong loss with clip_grad_norm_ at a new batch size), a trace's
-write-back into the function's own tensor, and eager ``v[1:3] += y`` refusing backward.
+write-back into the function's own tensor, and eager ``v[1:3] += y`` refusing backward; with
+``state``: an optimizer's cleared state or parameter list and a layer unfrozen later (the
+program kept the old moments), a call that raised leaving the state of before it, and a
+dynamic variant serving other int or module arguments.
 """

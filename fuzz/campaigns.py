@@ -143,6 +143,60 @@ def dynamic(seed: int) -> str | None:
     return None
 
 
+def state(seed: int) -> str | None:
+    """A training step compiled against eager while the loop changes what it reads between
+    calls (`programs.STATE_EDITS`: freezing, the optimizer's state and parameter lists,
+    train/eval, learning rates, .grad, weights changed in place or replaced, int arguments,
+    the batch size, a call that raises): the loss, every parameter, buffer and .grad after
+    each call."""
+    r = random.Random(seed)
+    kind, optimizer = r.choice(P.STATE_LAYERS), r.choice(sorted(P.OPTIMIZERS))
+    backend = r.choice(["c", "numpy"])
+    edits = [r.sample(sorted(P.STATE_EDITS), r.randint(0, 2)) for _ in range(r.randint(4, 8))]
+    rng = np.random.default_rng(seed)
+    xs = [rng.standard_normal((9, 5)).astype("float32") for _ in edits]
+    runs = []
+    for compiled in (False, True):
+        tg.manual_seed(seed)
+        net = P.state_net(kind)
+        opt = P.OPTIMIZERS[optimizer](net.parameters())
+        step = P.state_step(net, opt)
+        run = tg.compile(step, backend=backend) if compiled else step
+        cfg, seen = {"k": 1, "zero": True, "batch": 4}, []
+        for i, names in enumerate(edits):
+            cfg["fail"] = False
+            for name in names:
+                P.STATE_EDITS[name](net, opt, cfg)
+            tg.manual_seed(seed + i)  # (the same dropout masks)
+            try:
+                loss = [run(tg.tensor(xs[i][:cfg["batch"]]), cfg["k"], cfg["zero"],
+                            cfg["fail"]).detach().numpy().copy()]
+            except tg.TraceError:
+                return None
+            except Exception as e:  # noqa: BLE001 (eager raising too is compared)
+                seen.append(f"{type(e).__name__}")
+                if not isinstance(e, ValueError):
+                    break
+                loss = []
+            seen.append(loss + [t.numpy().copy() for t in net.state_dict().values()]
+                        + [None if p.grad is None else p.grad.numpy().copy()
+                           for p in net.parameters()])
+        runs.append(seen)
+    if len(runs[0]) != len(runs[1]):
+        return f"{backend}, {kind}, {optimizer}: eager made {len(runs[0])} records, " \
+               f"compiled {len(runs[1])}, after {edits}"
+    for i, (want, got) in enumerate(zip(*runs)):
+        if isinstance(want, str) or isinstance(got, str):
+            if want != got:
+                said = [w if isinstance(w, str) else "a result" for w in (want, got)]
+                return f"record {i} after {edits}: eager {said[0]}, compiled {said[1]}"
+            continue
+        why = _differ(got, want, 1e-4) if len(got) == len(want) else "a different count"
+        if why:
+            return f"{backend}, {kind}, {optimizer}, record {i} after {edits}: {why}"
+    return None
+
+
 def _views_program(lib: Any, seed: int, x0: np.ndarray) -> tuple:
     """Eight random views, in-place and out-of-place ops from ``x0`` in ``lib`` (torch or
     tracegrad): (what each op did, the tensors made, the loss over them, x)."""
@@ -220,7 +274,7 @@ def views(seed: int) -> str | None:
 
 
 CAMPAIGNS: dict[str, Callable[[int], str | None]] = {
-    "rows": rows, "training": training, "dynamic": dynamic, "views": views}
+    "rows": rows, "training": training, "dynamic": dynamic, "views": views, "state": state}
 
 
 def run(name: str, seed: int) -> str | None:

@@ -116,6 +116,83 @@ def training_batch(rng: Any, batch: int, loss: str) -> tuple:
     return x, y
 
 
+# ---------------------------------------------------------------- state between calls
+
+# What a training loop changes between two calls of a compiled step: (name, what it does to
+# the model, its optimizer and the step's settings). Each is applied to the eager and the
+# compiled copy alike; the compiled step must follow every one.
+def _frozen(net: Any, flag: bool) -> None:
+    net[0].requires_grad_(not flag)
+
+
+def _scaled_(net: Any) -> None:
+    with tg.no_grad():
+        net[0].weight.mul_(0.9)
+
+
+def _new_bias(net: Any) -> None:
+    last = net[len(net) - 1]
+    last.bias.data = last.bias.data * 0.5 + 0.1
+
+
+def _lr(opt: Any) -> None:
+    for g in opt.param_groups:
+        g["lr"] = g["lr"] * 0.5
+
+
+def _grads_set(net: Any) -> None:
+    for p in net.parameters():
+        if p.requires_grad:
+            p.grad = tg.full(p.shape, 0.01)
+
+
+STATE_EDITS: dict[str, Callable[[Any, Any, dict], None]] = {
+    "freeze": lambda net, opt, cfg: _frozen(net, True),
+    "unfreeze": lambda net, opt, cfg: _frozen(net, False),
+    "train": lambda net, opt, cfg: net.train(),
+    "eval": lambda net, opt, cfg: net.eval(),
+    "reset_state": lambda net, opt, cfg: opt.state.clear(),
+    "drop_first_param": lambda net, opt, cfg: opt.param_groups[0]["params"].pop(0)
+    if len(opt.param_groups[0]["params"]) > 1 else None,
+    "halve_lr": lambda net, opt, cfg: _lr(opt),
+    "scale_weight_": lambda net, opt, cfg: _scaled_(net),
+    "rebind_bias_data": lambda net, opt, cfg: _new_bias(net),
+    "zero_grad_none": lambda net, opt, cfg: opt.zero_grad(set_to_none=True),
+    "zero_grad_zeros": lambda net, opt, cfg: opt.zero_grad(set_to_none=False),
+    "set_grads": lambda net, opt, cfg: _grads_set(net),
+    "accumulate": lambda net, opt, cfg: cfg.update(zero=not cfg["zero"]),
+    "scale_arg": lambda net, opt, cfg: cfg.update(k=cfg["k"] % 3 + 1),
+    "batch": lambda net, opt, cfg: cfg.update(batch=cfg["batch"] % 7 + 2),
+    "replace_weight": lambda net, opt, cfg: setattr(
+        net[0], "weight", nn.Parameter(net[0].weight.detach() * 0.9)),
+    "fail": lambda net, opt, cfg: cfg.update(fail=True),
+}
+STATE_LAYERS = ["relu", "tanh", "batch_norm", "dropout"]
+
+
+def state_net(kind: str) -> Any:
+    """Linear(5, 8), ``kind``, Linear(8, 3)."""
+    middle = {"relu": nn.ReLU, "tanh": nn.Tanh, "batch_norm": lambda: nn.BatchNorm1d(8),
+              "dropout": lambda: nn.Dropout(0.3)}[kind]()
+    return nn.Sequential(nn.Linear(5, 8), middle, nn.Linear(8, 3))
+
+
+def state_step(net: Any, opt: Any) -> Callable:
+    """``step(x, k, zero, fail)``: a training step as users write it, whose int ``k`` scales
+    the loss, whose flag ``zero`` says whether it clears the gradients first, and which
+    raises ``ValueError`` after its update when ``fail``."""
+    def step(x: Any, k: int, zero: bool, fail: bool) -> Any:
+        if zero:
+            opt.zero_grad()
+        loss = (net(x) ** 2).mean() * k
+        loss.backward()
+        opt.step()
+        if fail:
+            raise ValueError("a bad batch")
+        return loss
+    return step
+
+
 # ---------------------------------------------------------------- dynamic programs
 
 

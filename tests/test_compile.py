@@ -764,6 +764,43 @@ def test_an_item_used_or_kept_inside_raises_trace_error() -> None:
         assert f"{HERE}:{_line_of(marker)}" in str(info.value), str(info.value)
 
 
+_ITEM_AS_A_NUMBER = {
+    "tg.full": lambda t, v: tg.full((2,), v),
+    "fill_": lambda t, v: tg.zeros(2).fill_(v),
+    "mul_": lambda t, v: t.clone().mul_(v),
+    "tg.where": lambda t, v: tg.where(t > 0, t, v),
+    "masked_fill": lambda t, v: t.masked_fill(t > 0, v),
+    "scatter": lambda t, v: tg.zeros(2).scatter(0, tg.tensor([1]), v),
+    "tg.pow": lambda t, v: tg.pow(t, v),
+    "x.lt": lambda t, v: t.lt(v),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_ITEM_AS_A_NUMBER))
+def test_an_item_given_to_tracegrad_as_a_number_raises_trace_error(case) -> None:
+    """A traced ``.item()`` handed to a tracegrad function that takes a number raised
+    TypeError ("expected a number, got TracedItem"), and ``tg.pow(x, v)``/``x.lt(v)``
+    returned NotImplemented as the compiled result; each is the TraceError of any other use."""
+    use = _ITEM_AS_A_NUMBER[case]
+    compiled = tg.compile(lambda t: use(t, t.sum().item()))
+    x = tg.tensor([1.0, -2.0])
+    np.testing.assert_array_equal(compiled(x).numpy(), use(x, -1.0).numpy())  # eager
+    with pytest.raises(tg.TraceError, match="then used here"):
+        compiled(x)
+
+
+@pytest.mark.parametrize("name", ["pow", "add", "lt", "eq", "atan2"])
+def test_a_named_binary_method_of_an_unknown_operand_raises_type_error(name) -> None:
+    """``x.pow(obj)`` and ``tg.add(x, obj)`` returned NotImplemented (the operator's answer,
+    which only Python's ``x ** obj`` turns into an error); PyTorch raises TypeError."""
+    x = tg.ones(2)
+    for call in (lambda: getattr(x, name)(object()), lambda: getattr(tg, name)(x, object())):
+        with pytest.raises(TypeError, match="unsupported operand type"):
+            call()
+    with pytest.raises(TypeError):
+        x ** object()
+
+
 def test_failed_trace_leaves_the_model_and_optimizer_unchanged() -> None:
     tg.manual_seed(0)
     model = mlp()

@@ -111,6 +111,192 @@ def test_freezing_and_unfreezing_a_layer_keeps_training_it():
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
 
 
+_STATEFUL = {
+    "adam": lambda ps: tg.optim.Adam(ps, lr=0.05),
+    "sgd momentum": lambda ps: tg.optim.SGD(ps, lr=0.1, momentum=0.9),
+    "rmsprop": lambda ps: tg.optim.RMSprop(ps, lr=0.01, momentum=0.5),
+}
+
+
+def _eager_and_compiled(make_opt, batches, between, **compile_kw):
+    """Losses and parameters (and every .grad) of the same steps run eagerly and compiled,
+    ``between(i, model, opt)`` before step i."""
+    out = {}
+    for mode in ("eager", "compiled"):
+        tg.manual_seed(0)
+        model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+        opt = make_opt(model.parameters())
+        step = _regression_step(model, opt)
+        run = tg.compile(step, **compile_kw) if mode == "compiled" else step
+        losses = []
+        for i, (x, y) in enumerate(batches):
+            between(i, model, opt)
+            losses.append(run(x, y).item())
+        out[mode] = (losses, [p.numpy().copy() for p in model.parameters()])
+    np.testing.assert_allclose(out["compiled"][0], out["eager"][0], rtol=1e-5)
+    for a, b in zip(out["eager"][1], out["compiled"][1]):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("optimizer", sorted(_STATEFUL))
+@pytest.mark.parametrize("sizes", ["same batch", "growing batch"])
+def test_a_layer_unfrozen_after_compiling_starts_its_moments_as_eager_does(optimizer, sizes):
+    """Fine-tuning: the backbone frozen at first, unfrozen later. Its first step creates its
+    optimizer state (moments, momentum buffer); that step was traced, and the program held
+    the new zero moments as constants, so every later step restarted from them (and the
+    dynamic-shape traces left the moments of a discarded trace behind): other weights. Such
+    a call now runs eagerly, as the first call does."""
+    rng = np.random.default_rng(1)
+    n = [8] * 7 if sizes == "same batch" else [4, 5, 6, 7, 8, 9, 10]
+    batches = [(tg.tensor(rng.standard_normal((k, 3)).astype(np.float32)),
+                tg.tensor(rng.standard_normal((k, 1)).astype(np.float32))) for k in n]
+
+    def between(i, model, opt):
+        if i == 0:
+            model[0].weight.requires_grad_(False)
+        if i == 2:
+            model[0].weight.requires_grad_(True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (no warning about the function's side effects)
+        _eager_and_compiled(_STATEFUL[optimizer], batches, between)
+
+
+def test_one_compiled_step_training_two_models_passed_as_arguments():
+    """The second model's first compiled call was traced, and its Adam moments, created by
+    that step, became constants of its variant: every later step of that model restarted
+    from them."""
+    def step(model, opt, x):
+        opt.zero_grad()
+        loss = model(x).pow(2).mean()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    def pairs():
+        out = []
+        for k in range(2):
+            tg.manual_seed(k)
+            model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+            out.append((model, tg.optim.Adam(model.parameters(), lr=0.01)))
+        return out
+
+    eager, compiled, run = pairs(), pairs(), tg.compile(step)
+    for j in range(6):
+        for k in range(2):
+            x = tg.ones(3, 4) * (j % 3 + 1)
+            assert run(*compiled[k], x) == pytest.approx(step(*eager[k], x), rel=1e-5)
+
+
+def _first_weight(model):
+    return model[0].weight
+
+
+_OPTIMIZER_EDITS = {
+    "state.clear()": lambda model, opt: opt.state.clear(),
+    "del state[p]": lambda model, opt: opt.state.__delitem__(_first_weight(model)),
+    "state[p] = {}": lambda model, opt: opt.state.__setitem__(_first_weight(model), {}),
+    "state[p].clear()": lambda model, opt: opt.state[_first_weight(model)].clear(),
+    "state[p][k] = new": lambda model, opt: [
+        opt.state[_first_weight(model)].__setitem__(k, v.clone() * 0.5)
+        for k, v in list(opt.state[_first_weight(model)].items())],
+    "state = {}": lambda model, opt: setattr(opt, "state", {}),
+    "params.pop(0)": lambda model, opt: opt.param_groups[0]["params"].pop(0),
+    "group['params'] = ...": lambda model, opt: opt.param_groups[0].__setitem__(
+        "params", opt.param_groups[0]["params"][1:]),
+    "param_groups = ...": lambda model, opt: setattr(
+        opt, "param_groups", [dict(opt.param_groups[0], params=list(model[2].parameters()))]),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(_OPTIMIZER_EDITS))
+@pytest.mark.parametrize("optimizer", sorted(_STATEFUL))
+def test_changing_an_optimizers_state_or_parameters_between_calls(optimizer, edit):
+    """Resetting the moments (``opt.state.clear()``) or taking a parameter out of a group
+    between calls: the program kept reading and writing the tensors it was traced with (the
+    old moments, the old parameter list), so the weights differed from eager's. The
+    optimizer's containers now count as its structure, as a module's parameters do."""
+    rng = np.random.default_rng(2)
+    batches = [(tg.tensor(rng.standard_normal((8, 3)).astype(np.float32)),
+                tg.tensor(rng.standard_normal((8, 1)).astype(np.float32))) for _ in range(6)]
+
+    def between(i, model, opt):
+        if i == 3:
+            _OPTIMIZER_EDITS[edit](model, opt)
+
+    _eager_and_compiled(_STATEFUL[optimizer], batches, between)
+
+
+def test_an_optimizers_containers_stay_dicts_and_lists_that_copy_and_save():
+    model = nn.Linear(3, 2)
+    opt = tg.optim.Adam(model.parameters(), lr=0.1)
+    opt.zero_grad()
+    model(tg.ones(2, 3)).sum().backward()
+    opt.step()
+    assert isinstance(opt.state, dict) and isinstance(opt.param_groups, list)
+    assert isinstance(opt.param_groups[0], dict) and isinstance(opt.param_groups[0]["params"],
+                                                                 list)
+    twin = __import__("copy").deepcopy(opt)
+    assert type(twin.state) is type(opt.state) and len(twin.state) == len(opt.state)
+    saved = opt.state_dict()
+    assert type(saved["state"]) is dict and type(saved["state"][0]) is dict
+    opt.load_state_dict(saved)
+    assert sorted(opt.state[model.weight]) == ["exp_avg", "exp_avg_sq", "step"]
+
+
+class _BadBatch(Exception):
+    pass
+
+
+_SCALES = [1.0] * 9 + [None] + [1.0] * 9  # (by batch size: none for 9)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "auto"])
+def test_a_call_that_raises_leaves_eagers_state(backend):
+    """A step that raises on some calls (a bad batch, its own check), after it changed state
+    (a running count, the .grad a backward wrote, an optimizer step): the call was traced,
+    and the trace undid every change before the exception left, so the compiled step kept
+    the state of before the call while eager kept the changes; every later number differed.
+    Such a call now runs again eagerly and raises from there. Also at a new size of a
+    dynamic variant (whose first call at a size is traced: the function reads the size)."""
+    out = []
+    for compiled in (False, True):
+        tg.manual_seed(0)
+        model = nn.Linear(3, 1)
+        opt = tg.optim.SGD(model.parameters(), lr=0.1)
+        count = tg.zeros(())
+
+        def step(x, fail):
+            count.add_(1)
+            opt.zero_grad()
+            (model(x) ** 2).mean().backward()
+            opt.step()
+            if fail:
+                raise _BadBatch
+            return count * _SCALES[x.shape[0]]  # (TypeError at 9)
+
+        run = tg.compile(step, backend=backend) if compiled else step
+        seen = []
+        for n, fail in [(2, False), (2, False), (2, True), (2, False), (2, True), (3, False),
+                        (4, False), (5, False), (9, False), (6, False), (9, False),
+                        (10, False)]:
+            try:
+                run(tg.ones(n, 3) * 0.5, fail)
+                seen.append("ok")
+            except (_BadBatch, TypeError) as e:
+                seen.append(type(e).__name__)
+            seen.append([count.item(), model.weight.grad.numpy().copy(),
+                         model.weight.numpy().copy()])
+        out.append(seen)
+    for a, b in zip(*out):
+        if isinstance(a, str):
+            assert a == b
+        else:
+            assert a[0] == b[0]
+            np.testing.assert_allclose(b[1], a[1], rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(b[2], a[2], rtol=1e-5, atol=1e-7)
+
+
 # ---------------------------------------------------------------- 2. what the function reads
 
 S = 2.0
@@ -1351,6 +1537,32 @@ def test_an_in_place_change_of_an_arguments_grad_reaches_the_caller():
         g = tg.compile(f) if compiled else f
         got.append(([g(x).tolist() for _ in range(3)], x.grad.tolist()))
     assert got[1] == got[0] == ([[1.5, 1.5], [0.75, 0.75], [0.375, 0.375]], [0.375, 0.375])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "auto"])
+def test_a_grad_set_to_an_expanded_or_strided_tensor_between_calls(backend):
+    """``w.grad = tg.zeros(1, 4).expand(4, 4)``: the trace took the .grad as memory to write
+    the new gradient into, which its own guard refuses (an expanded array is read-only), and
+    the call failed with "AssertionError: a new variant fails its own guard"."""
+    out = []
+    for compiled in (False, True):
+        w = tg.ones(4, 4, requires_grad=True)
+
+        def f(x):
+            (x * w).tanh().sum().backward()
+            return w.grad * 1.0
+
+        g = tg.compile(f, backend=backend) if compiled else f
+        got = []
+        for i in range(6):
+            if i == 2:
+                w.grad = tg.full((1, 4), 0.5).expand(4, 4)
+            if i == 4:
+                w.grad = tg.zeros(4, 8)[:, ::2]
+            got.append(g(tg.full((4, 4), 0.1 * i)).numpy().copy())
+        out.append(got)
+    for a, b in zip(*out):
+        np.testing.assert_allclose(b, a, rtol=1e-6)
 
 
 @pytest.mark.parametrize("on", ["parameter", "argument"])

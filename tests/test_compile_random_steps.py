@@ -3,6 +3,9 @@
 - training steps of random models, optimizers and losses, called at changing batch sizes
   (so dynamic variants and the C backend's row programs run), optionally clipping the
   gradients: the loss and every parameter agree with eager after each step;
+- training steps while the loop changes what they read between calls (freezing, the
+  optimizer's state and parameter lists, train/eval, .grad, int arguments, batch sizes, a
+  call that raises);
 - random graphs of elementwise ops, row and column reductions, layer norms and casts over
   one matrix, with a backward pass: values and gradients agree.
 
@@ -18,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tracegrad as tg
+from fuzz import campaigns
 from fuzz import programs as P
 
 
@@ -69,3 +73,11 @@ def test_random_row_programs_agree_with_eager(ops, shape, dtype, transposed, see
                 continue
             scale = max(1.0, float(np.abs(expected).max()))
             np.testing.assert_allclose(got, expected, rtol=tol, atol=tol * scale)
+
+
+@pytest.mark.parametrize("seed", [0, 4, 9, 18])
+def test_training_steps_follow_what_the_loop_changes_between_calls(seed):
+    """`fuzz.campaigns.state` programs (seeds that failed before the optimizer's containers
+    were watched, a parameter's first step ran eagerly and a call that raises kept eager's
+    state)."""
+    assert campaigns.state(seed) is None

@@ -294,6 +294,63 @@ def test_an_argument_the_function_ignores_can_change_size():
         _same(c, f, x, _t(n))
 
 
+def _scaled(x, k, mode):
+    return (x * k).sum() + (1.0 if mode == "sum" else 100.0)
+
+
+def _applied(model, x):
+    return model(x).sum()
+
+
+def _two_linears():
+    a, b = nn.Linear(4, 1), nn.Linear(4, 1)
+    with tg.no_grad():
+        for m, w in ((a, 1.0), (b, -1.0)):
+            m.weight.fill_(w)
+            m.bias.zero_()
+    return a, b
+
+
+@pytest.mark.parametrize("backend", ["numpy", "auto"])
+def test_a_new_size_with_other_python_arguments_is_not_served_by_the_dynamic_variant(backend):
+    """The dynamic variant's entry checks the tensors' shapes only: a call at a new size with
+    another int, string or module argument (``f(x, k=7)``, ``step(other_model, x)``, two
+    threads each training its own model through one compiled step) ran the program traced
+    with the old ones, and gave their numbers."""
+    c = tg.compile(_scaled, backend=backend)
+    for n, k, mode in [(3, 2, "sum"), (3, 2, "sum"), (4, 2, "sum"), (5, 2, "sum"),
+                       (6, 7, "sum"), (7, 2, "other"), (8, True, "sum"), (9, 2, "sum")]:
+        _same(c, _scaled, _t(n), k, mode)
+    a, b = _two_linears()
+    c = tg.compile(_applied, backend=backend)
+    with tg.no_grad():
+        for model, n in [(a, 3), (a, 3), (a, 4), (a, 5), (b, 6), (b, 7), (a, 8)]:
+            _same(c, _applied, model, _t(n, 4))
+
+
+_ONES = [1.0] * 32  # (read by size: the first call at each new size is traced)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "auto"])
+def test_a_new_size_in_the_call_that_follows_a_reassigned_parameter(backend):
+    """A new size was admitted (run eagerly, or traced to verify it) before the variant's
+    other guards were checked: after ``model.weight = Parameter(...)`` (or any change of a
+    module's or optimizer's structure) a call at a new size verified it, then failed the
+    variant's own guard: "AssertionError: a verified dynamic size fails its own guard"."""
+    model = nn.Linear(3, 1)
+
+    def f(x):
+        return model(x).sum(0) * _ONES[x.shape[0]]
+
+    c = tg.compile(f, backend=backend)
+    with tg.no_grad():
+        for n in (2, 2, 3, 4, 5, 6):
+            _same(c, f, _t(n, 3))
+        model.weight = nn.Parameter(tg.full((1, 3), 2.0))
+        for n in (7, 8, 7, 9):
+            _same(c, f, _t(n, 3))
+
+
 def test_a_returned_size_is_not_frozen():
     def f(x):
         return x * 2, x.shape[0], len(x) - 1

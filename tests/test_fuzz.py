@@ -32,7 +32,7 @@ def _off_by_a_bit(monkeypatch):
     monkeypatch.setattr(tg, "compile", compile)
 
 
-@pytest.mark.parametrize("name", ["rows", "training", "dynamic"])
+@pytest.mark.parametrize("name", ["rows", "training", "dynamic", "state"])
 def test_a_compiled_result_off_by_a_bit_is_found(name, monkeypatch):
     _off_by_a_bit(monkeypatch)
     why = campaigns.run(name, 3)

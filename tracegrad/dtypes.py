@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -93,7 +93,17 @@ def scalar_dtype(value: Any) -> np.dtype:
         return default_int
     if isinstance(value, (float, np.floating)):
         return default_float
-    raise TypeError(f"expected a number, got {type(value).__name__}")
+    not_an_operand(value, f"expected a number, got {type(value).__name__}")
+
+
+def not_an_operand(value: Any, message: str) -> NoReturn:
+    """Raise ``TypeError(message)`` for a value tracegrad cannot take as a number or tensor,
+    unless the value carries its own error: what a traced ``t.item()`` stands for cannot be
+    read while tracing, which is a ``TraceError`` (``value.__tg_operand_error__()``)."""
+    own = getattr(type(value), "__tg_operand_error__", None)
+    if own is not None:
+        raise own(value)
+    raise TypeError(message)
 
 
 def sign_bit(value: Any) -> bool:

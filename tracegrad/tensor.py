@@ -232,10 +232,8 @@ def _operand(x: Any, like: "Tensor") -> "Tensor":
         return _constant(x, dtypes.promote_with_scalar(like._data.dtype, x))
     if isinstance(x, (np.ndarray, list, tuple)):
         return _leaf(_as_array(x))
-    raise TypeError(
-        f"unsupported operand type for a tensor op: {type(x).__name__}; "
-        f"use a tg.Tensor, a number or a NumPy array"
-    )
+    dtypes.not_an_operand(x, f"unsupported operand type for a tensor op: {type(x).__name__}; "
+                             f"use a tg.Tensor, a number or a NumPy array")
 
 
 def _binary(name: str, a: "Tensor", b: Any, reverse: bool = False) -> "Tensor":
@@ -890,6 +888,7 @@ def _make_binary(method_name: str, prim: str, reverse: bool):
     forward = primitive.forward
     float_only = prim in FLOAT_ONLY
     differentiable = primitive.vjp is not None
+    dunder = method_name.startswith("__")  # (an operator lets Python try the other operand)
 
     def method(self: Tensor, other: Any) -> Tensor:
         # The two commonest cases run here, start to end: another tensor of the same dtype,
@@ -902,7 +901,7 @@ def _make_binary(method_name: str, prim: str, reverse: bool):
                 return _binary(prim, self, other, reverse)
         elif t is float and self._data.dtype.kind == "f":
             other = _constant(other, self._data.dtype)
-        elif isinstance(other, accepted):
+        elif isinstance(other, accepted) or not dunder:  # (x.pow(obj) raises TypeError)
             return _binary(prim, self, other, reverse)
         else:
             return NotImplemented

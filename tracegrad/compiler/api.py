@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from .. import autograd
 from ..errors import TraceError
+from ..optim.optimizer import FirstStepTraced
 from ..tensor import Tensor
 from . import variants as variant_cache
 from .backends import get_backend
@@ -43,7 +44,15 @@ from .guards import (
 from .ir import Graph
 from .optimize import Explanation, explain, optimize
 from .partition import donations, feeders, split_backward
-from .trace import TensorSpec, flatten_args, is_input, paused_gc, run_traced, tensor_mod
+from .trace import (
+    TensorSpec,
+    flatten_args,
+    is_input,
+    paused_gc,
+    raised_by_function,
+    run_traced,
+    tensor_mod,
+)
 from .variants import Variant
 
 _ARG_PATHS = tuple(f"arg{i}" for i in range(16))  # (what flatten_args calls them)
@@ -57,6 +66,20 @@ def _dynamic() -> Any:
     from . import dynamic_variant
 
     return dynamic_variant
+
+
+def _same_but_sizes(traced: tuple, key: tuple) -> bool:
+    """Whether a call keyed ``key`` (`guards.arg_key`) may run a dynamic variant traced at
+    the key ``traced``: the same arguments in the same places, the same Python values among
+    them (an int, a string, the kind of an object; the objects' own fingerprints are compared
+    apart) and grad mode. The variant's entry checks the tensors' and arrays' shapes; it
+    never sees the other arguments (``f(x, k=7)`` at a new size ran the program of k=2)."""
+    if len(traced) != len(key) or traced[-1] != key[-1]:
+        return False
+    for a, b in zip(traced[:-1], key[:-1]):
+        if a[0] != b[0] or a[-1] != b[-1] or (a[0] not in ("T", "A") and a != b):
+            return False
+    return True
 
 
 def _advice(reason: str) -> str:
@@ -169,7 +192,11 @@ class CompiledFunction:
                 reason = str(result)
         if variant is None:
             for dkey in self._dynamic_keys:
+                if not _same_but_sizes(dkey[1:], key):
+                    continue
                 for v in self.variants.get(dkey, ()):
+                    if v.arg_fps and any(fp != f for (_, fp), (_, f) in zip(v.arg_fps, fps)):
+                        continue
                     result = v.entry(inputs) if not v.aliased(inputs) else ALIASED
                     if type(result) in (EagerRun, VerifyRun):  # a new dynamic size
                         result = _dynamic().new_size(self, v, result, args,
@@ -192,6 +219,10 @@ class CompiledFunction:
                     variant = self._compile(args, kwargs, key, fps, reason, generation)
                 if variant is None:  # another thread compiled meanwhile: it may fit
                     return self(*args, **kwargs)
+            except FirstStepTraced:
+                # (the first step of a parameter, unfrozen now: eager creates its state, as
+                # on the first call; the next call traces with it)
+                return self.fn(*args, **kwargs)
             except TraceError as e:
                 setting = getattr(e, "setting", None)
                 if setting is not None and setting not in self._guarded_settings:
@@ -207,6 +238,12 @@ class CompiledFunction:
                 self._values = False
                 self._fast = None
                 return self(*args, **kwargs)
+            except Exception as e:
+                if not raised_by_function(e):
+                    raise
+                # the function raised: eagerly it raises too, leaving eager's state (see
+                # trace.raised_by_function)
+                return self.fn(*args, **kwargs)
             result = variant.entry(inputs)
             if type(result) is Miss:
                 if not variant.volatile:  # a guard the fresh variant fails: a bug of ours

@@ -29,7 +29,7 @@ from .guards import ReadRecorder
 from .ir import Graph
 from .optimize import optimize
 from .partition import donations, feeders
-from .trace import Capture, flatten_args, paused_gc, rebuild_args, run_traced
+from .trace import Capture, flatten_args, paused_gc, raised_by_function, rebuild_args, run_traced
 from .variants import Variant
 
 
@@ -289,8 +289,16 @@ def new_size(compiled: Any, variant: Variant, what: str, args: tuple, kwargs: di
             program.refused[n] = Miss(f"the dynamic variant does not serve n = {n} "
                                       f"(its trace raised TraceError)")
             return program.refused[n]
-        if not program.verify(n, prune(graph), capture, variant.capture):
-            return program.refused[n]
+        except Exception as e:
+            if not raised_by_function(e):
+                raise
+            failed = True
+        else:
+            failed = False
+            if not program.verify(n, prune(graph), capture, variant.capture):
+                return program.refused[n]
+    if failed:  # (the function raised: eagerly, it raises with eager's state, see trace.py)
+        return compiled.fn(*args, **kwargs)
     result = variant.entry(inputs)
     if type(result) is Miss or type(result) in (EagerRun, VerifyRun):
         raise AssertionError(f"tg.compile: a verified dynamic size fails its own guard: "

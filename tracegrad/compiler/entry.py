@@ -153,9 +153,6 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
         else:  # a float
             guard(f"type(a[{j}]) is not float", "an argument that was a float is not")
             body.append(f"a{j} = _f64(a[{j}])")
-    if dynamic is not None:  # the size's own program, if the variant serves it
-        body += [f"r = {name('admit', dynamic[1].admit)}(n)",
-                 "if check and r is not True:", "    return r"]
     guard(f"{name('mode', mode)}.enabled != {variant.grad_enabled}", "grad mode changed")
     guard(f"{name('dtypes', dtypes)}.default_float is not {name('dt', variant.default_float)}",
           "tg.set_default_dtype changed the default float dtype")
@@ -232,10 +229,11 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
                                   "shape")
             body.append(f"{x} = {g}._data")
             held[id(t), "grad"] = g
-            guard(f"{x}.shape != {tuple(node.shape)!r} or {x}.dtype != {dt} "
-                  f"or not {x}.flags.writeable",
+            buffer = id(node) not in read
+            guard(f"{x}.shape != {tuple(node.shape)!r} or {x}.dtype != {dt}"
+                  + (f" or not {x}.flags.writeable" if buffer else ""),  # (not expanded)
                   "a .grad the function uses appeared, disappeared or changed shape")
-            if id(node) not in read:
+            if buffer:
                 # A buffer the program only writes the new gradient into: the old .grad's
                 # memory. Nobody can tell that from eager mode's new .grad tensor, unless
                 # someone still holds the old one (a list of past gradients): then the
@@ -245,6 +243,11 @@ def build_entry(variant: Any, epoch_box: list, mode: Any) -> Callable:
                          f"    {x} = _empty_like({x})"]
 
         feeds.append(x)
+    if dynamic is not None:  # the size's own program, if the variant serves it: asked last,
+        # once every other guard holds (a new size with a reassigned parameter is a Miss,
+        # not a size to run eagerly or verify with this variant)
+        body += [f"r = {name('admit', dynamic[1].admit)}(n)",
+                 "if check and r is not True:", "    return r"]
     body.append(f"outs = {name('program', variant.program.run)}({', '.join(feeds)})")
 
     for i, (where, src) in variant._grad_alias.items():  # see _result

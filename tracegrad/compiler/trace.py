@@ -470,7 +470,8 @@ class Tracer:
                 self.capture.grad_writes.append((t, node))
                 if (self.grad_buffers and before is not None
                         and before._data.shape == node.shape
-                        and before._data.dtype == node.dtype):
+                        and before._data.dtype == node.dtype
+                        and before._data.flags.writeable):  # (not an expanded .grad)
                     # The .grad array that exists now can receive the new gradient directly
                     # (an extra input the program writes into, see plan_memory).
                     buf = Node("input", (), {}, node.shape, node.dtype, name="grad-out")
@@ -624,11 +625,16 @@ class TracedItem:
     def __init__(self, tensor: Tensor, tracer: Tracer, line: str):
         self.tensor, self.tracer, self.line = tensor, tracer, line
 
+    def __tg_operand_error__(self) -> TraceError:
+        """What tracegrad raises when a function of it takes this as a number
+        (``tg.full(shape, item)``, ``x.fill_(item)``): the error of any other use."""
+        return self.tracer.value_error(
+            self.tensor, f"x.item() (at {self.line}), then used here,", user_line())
+
 
 def _refuse(name: str) -> Callable:
     def use(self: TracedItem, *args: Any, **kwargs: Any) -> Any:
-        raise self.tracer.value_error(
-            self.tensor, f"x.item() (at {self.line}), then used here,", user_line())
+        raise self.__tg_operand_error__()
 
     use.__name__ = name
     return use
@@ -850,7 +856,13 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
     try:
         # (tracing must not use up random numbers: the compiled program draws them)
         with np.errstate(all="ignore"), rng.drawing_aside():
-            result = fn(*args2, **kwargs2)
+            try:
+                result = fn(*args2, **kwargs2)
+            except TraceError:
+                raise
+            except Exception as e:
+                e._tg_raised_by_function = True  # (see `raised_by_function`)
+                raise
             check_containers_unchanged(fn, layout, container_layout(args2, kwargs2))
             grads = []
             if differentiable and not tracer.capture.called_backward:
@@ -886,6 +898,15 @@ def _run_traced(fn: Callable, args: tuple, kwargs: dict, differentiable: bool,
             "a compiled program does not. Pass a copy (x.clone()) or call the function "
             "eagerly")
     return graph, capture
+
+
+def raised_by_function(error: BaseException) -> bool:
+    """Whether ``error`` was raised by the traced function itself (its own ``raise``, an op
+    it called), not by tracing. The trace undoes what the call changed (`Tracer.restore`),
+    where eager mode keeps what happened before the raise; tg.compile runs such a call
+    again, eagerly, so that it raises with eager's state (the Python code before the raise
+    runs twice)."""
+    return getattr(error, "_tg_raised_by_function", False)
 
 
 def container_layout(args: tuple, kwargs: dict) -> list[tuple[str, int, int]]:

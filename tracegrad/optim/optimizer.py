@@ -10,13 +10,21 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping
+from threading import get_ident
 from typing import Any, Iterable
 
 import numpy as np
 
+from .. import tensor as tensor_mod
 from ..autograd import no_grad
-from ..errors import ShapeError
+from ..errors import ShapeError, TraceError
 from ..tensor import Tensor, _Anomaly, _leaf, _structure_epoch
+from .watched import ParamGroup, ParamList, ParamStates, StateDict
+
+
+class FirstStepTraced(TraceError):
+    """A traced optimizer step that would create a parameter's state (see
+    `Optimizer._first_step`); tg.compile runs that call eagerly instead."""
 
 
 def _zeros_like(p: Tensor) -> Tensor:
@@ -34,10 +42,11 @@ class Optimizer:
                             f"of dicts (parameter groups), got one Tensor; pass [tensor]")
         _refuse_set(type(self).__name__, params)
         self.defaults = dict(defaults)
-        self.param_groups: list[dict[str, Any]] = []
+        self.param_groups: list[dict[str, Any]] = []  # (a ParamList of ParamGroups)
         # Keyed by the parameter itself, as PyTorch's (a tensor hashes by identity), so
-        # ``opt.state[p]`` works and a deepcopy of the optimizer keeps its state.
-        self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
+        # ``opt.state[p]`` works and a deepcopy of the optimizer keeps its state; a watched
+        # dict (optim/watched.py), which creates a missing entry as PyTorch's defaultdict.
+        self.state: ParamStates = ParamStates()
         groups = list(params)
         if not groups:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
@@ -45,6 +54,17 @@ class Optimizer:
             groups = [{"params": groups}]
         for g in groups:
             self.add_param_group(g)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # (what a compiled step holds by identity: a change is a structural change, see
+        # optim/watched.py)
+        if name == "state" and type(value) is not ParamStates:
+            value = ParamStates(value)
+        elif name == "param_groups" and type(value) is not ParamList:
+            value = ParamList(g if type(g) is ParamGroup else ParamGroup(g) for g in value)
+        if name in ("state", "param_groups"):
+            _structure_epoch[0] += 1
+        object.__setattr__(self, name, value)
 
     def add_param_group(self, group: dict[str, Any]) -> None:
         name = type(self).__name__
@@ -86,8 +106,7 @@ class Optimizer:
             full["betas"] = tuple(full["betas"])
         where = f"param group {len(self.param_groups)}: " if len(self.param_groups) else ""
         _raise_first(type(self).__name__, self._check_group(full, where))
-        self.param_groups.append(full)
-        _structure_epoch[0] += 1
+        self.param_groups.append(ParamGroup(full))
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for g in self.param_groups:
@@ -110,12 +129,32 @@ class Optimizer:
                 for p in group["params"]:
                     if p.grad is None:
                         continue
-                    state = self.state[p]
+                    state = self.state.get(p)
+                    fresh = not state
+                    if state is None:
+                        state = StateDict()
                     if _Anomaly.enabled:
                         self._checked_update(p, group, state)
                     else:
                         self._update(p, p.grad, group, state)
+                    if fresh:
+                        self._first_step(p, state)
         return loss
+
+    def _first_step(self, p: Tensor, state: StateDict) -> None:
+        """Keep the state that the first step of ``p`` created; in a trace, refuse it
+        instead: a program would hold the new moments as constants, and start from them on
+        every call (tg.compile runs such a call eagerly, as its first call)."""
+        tracer = tensor_mod._tracer
+        if tracer is None or tracer.thread != get_ident():
+            self.state.setdefault(p, state)
+        elif state:
+            state.clear()
+            raise FirstStepTraced(
+                f"tg.compile/tg.trace: {type(self).__name__}.step() is the first step of a "
+                f"parameter of shape {tuple(p.shape)} (it creates its state); a compiled "
+                f"step runs such a call eagerly, as its first call. Run one step eagerly "
+                f"before tg.trace")
 
     def _checked_update(self, p: Tensor, group: dict, state: dict) -> None:
         """``_update`` under tg.detect_anomaly(): a NaN or inf it makes is reported as this
