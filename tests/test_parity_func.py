@@ -102,3 +102,54 @@ def test_trees_of_inputs_and_outputs_nest_as_in_torch_func():
     tg_ = torch.func.grad(lambda pair: (pair[0] ** 2).sum() * pair[1].prod())(theirs[0])
     assert isinstance(g, tuple)
     _close(g, tg_)
+
+
+def _scaled_exp(lib):
+    """PyTorch 2's custom Function form, with a forward-mode rule that reads
+    save_for_forward's tensors."""
+
+    class ScaledExp(lib.autograd.Function):
+        @staticmethod
+        def forward(x, k, scale):
+            return x.exp() * k * scale
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            ctx.save_for_backward(output)
+            ctx.save_for_forward(output, inputs[1])
+
+        @staticmethod
+        def backward(ctx, g):
+            (out,) = ctx.saved_tensors
+            return g * out, None, None
+
+        @staticmethod
+        def jvp(ctx, tx, tk, tscale):
+            out, k = ctx.saved_tensors
+            assert tk is not None and tscale is None  # zeros for a tensor without a tangent
+            return tx * out + tk * out / k
+
+    return ScaledExp
+
+
+def test_a_function_s_jvp_reads_save_for_forward_and_gets_zero_tangents():
+    import torch.autograd.forward_ad as tfw
+
+    import tracegrad.autograd.forward_ad as fw
+
+    rng = np.random.default_rng(2)
+    x, t, k = rng.standard_normal(3), rng.standard_normal(3), rng.standard_normal(3) + 2
+    with fw.dual_level():
+        y = _scaled_exp(tg).apply(fw.make_dual(tg.tensor(x), tg.tensor(t)), tg.tensor(k), 2.0)
+        ours = fw.unpack_dual(y).tangent
+    with tfw.dual_level():
+        y = _scaled_exp(torch).apply(tfw.make_dual(torch.tensor(x), torch.tensor(t)),
+                                     torch.tensor(k), 2.0)
+        theirs = tfw.unpack_dual(y).tangent
+    _close(ours, theirs)
+    f = lambda lib: lambda x, k: _scaled_exp(lib).apply(x, k, 2.0)  # noqa: E731
+    _close(tg.func.jvp(f(tg), (tg.tensor(x), tg.tensor(k)), (tg.tensor(t), tg.tensor(t))),
+           torch.func.jvp(f(torch), (torch.tensor(x), torch.tensor(k)),
+                          (torch.tensor(t), torch.tensor(t))))
+    _close(tg.func.jacfwd(f(tg))(tg.tensor(x), tg.tensor(k)),
+           torch.func.jacrev(f(torch))(torch.tensor(x), torch.tensor(k)))
