@@ -153,3 +153,82 @@ def test_a_function_s_jvp_reads_save_for_forward_and_gets_zero_tangents():
                           (torch.tensor(t), torch.tensor(t))))
     _close(tg.func.jacfwd(f(tg))(tg.tensor(x), tg.tensor(k)),
            torch.func.jacrev(f(torch))(torch.tensor(x), torch.tensor(k)))
+
+
+def test_per_sample_gradients_with_vmap_as_in_the_torch_func_tutorial():
+    rng = np.random.default_rng(3)
+    net, p, tnet, tp = _models(rng)
+    x, y = rng.standard_normal((6, 3)), rng.standard_normal((6, 2))
+
+    def loss(p, x, y):
+        return ((tg.func.functional_call(net, p, (x[None],)) - y) ** 2).mean()
+
+    def tloss(p, x, y):
+        return ((torch.func.functional_call(tnet, p, (x[None],)) - y) ** 2).mean()
+
+    ours = tg.func.vmap(tg.func.grad(loss), in_dims=(None, 0, 0))(p, tg.tensor(x),
+                                                                 tg.tensor(y))
+    theirs = torch.func.vmap(torch.func.grad(tloss), in_dims=(None, 0, 0))(
+        tp, torch.tensor(x), torch.tensor(y))
+    _close(ours, theirs)
+    assert ours["0.weight"].shape == (6, 4, 3)
+
+
+@pytest.mark.parametrize("case", ["in_dims", "out_dims", "trees", "nested", "composed"])
+def test_vmap_matches_torch_func(case):
+    rng = np.random.default_rng(4)
+    a, b, c = rng.standard_normal((4, 3)), rng.standard_normal((3, 4)), \
+        rng.standard_normal((4, 3, 2))
+
+    def run(lib, F):
+        A, B, C = lib.tensor(a), lib.tensor(b), lib.tensor(c)
+        if case == "in_dims":
+            return (F.vmap(lambda u, v: u * v, in_dims=(0, 1))(A, B),
+                    F.vmap(lambda u, w: u @ w, in_dims=(0, None))(A, B),
+                    F.vmap(lambda u: u.softmax(0), in_dims=-1)(C))
+        if case == "out_dims":
+            return (F.vmap(lambda u: u * 2, out_dims=-1)(C),
+                    F.vmap(lambda u, w: (u.sum(0), w * 2), in_dims=(0, None),
+                           out_dims=(1, None))(C, B))
+        if case == "trees":
+            return F.vmap(lambda d: {"p": d["a"] * d["b"], "s": d["a"].sum()},
+                          in_dims=({"a": 0, "b": None},))({"a": A, "b": A[0]})
+        if case == "nested":
+            return F.vmap(F.vmap(lambda u: u.exp().sum()))(C)
+        return (F.jacrev(F.vmap(lambda u: u.sin() * u.sum()))(A),
+                F.vmap(F.hessian(lambda u: (u.sin() * u.sum()).sum()))(A),
+                F.vmap(lambda u, t: F.jvp(lambda s: s.exp() * s, (u,), (t,)))(A, A * 2))
+
+    _close(run(tg, tg.func), run(torch, torch.func))
+
+
+def test_vmap_misuse_and_randomness_as_torch():
+    x = tg.tensor(np.ones((4, 3)))
+    with pytest.raises(ValueError, match="different sizes"):
+        tg.func.vmap(lambda u, v: u + v)(x, tg.ones(3, 4))
+    with pytest.raises(ValueError, match="only tensors can be mapped"):
+        tg.func.vmap(lambda u, k: u * k)(x, 2.0)
+    with pytest.raises(ValueError, match="out_dims is None"):
+        tg.func.vmap(lambda u: u.sin(), out_dims=None)(x * tg.arange(4.0)[:, None])
+    with pytest.raises(RuntimeError, match="randomness"):
+        tg.func.vmap(lambda u: u + tg.rand(3))(x)
+    same = tg.func.vmap(lambda u: u * 0 + tg.rand(3), randomness="same")(x)
+    different = tg.func.vmap(lambda u: u * 0 + tg.rand(3), randomness="different")(x)
+    assert (same[0] == same[3]).all() and not (different[0] == different[3]).all()
+    c = tg.compile(tg.func.vmap(lambda u: u.sin() @ u))
+    for rows in (4, 4, 5):
+        u = tg.tensor(np.random.default_rng(rows).standard_normal((rows, 3)))
+        np.testing.assert_array_equal(c(u).numpy(),
+                                      tg.func.vmap(lambda u: u.sin() @ u)(u).numpy())
+
+
+def test_linearize_matches_torch_func():
+    rng = np.random.default_rng(5)
+    x, v = rng.standard_normal(3), rng.standard_normal(3)
+
+    def run(lib, F):
+        out, jvp_fn = F.linearize(lambda a, b: (a.sin() * b, a.sum()), lib.tensor(x),
+                                  lib.tensor(v))
+        return out, jvp_fn(lib.tensor(v), lib.tensor(x)), jvp_fn(lib.tensor(x), lib.tensor(x))
+
+    _close(run(tg, tg.func), run(torch, torch.func))

@@ -10,10 +10,10 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
-from .transforms import grad, hessian, jacfwd, jacrev, jvp, value_and_grad, vjp
+from .transforms import grad, hessian, jacfwd, jacrev, jvp, linearize, value_and_grad, vjp, vmap
 
 __all__ = ["functional_call", "grad", "grad_and_value", "hessian", "jacfwd", "jacrev", "jvp",
-           "vjp"]
+           "linearize", "vjp", "vmap"]
 
 
 def grad_and_value(func: Callable, argnums: int | tuple[int, ...] = 0,

@@ -31,7 +31,8 @@ from .pytree import tree_flatten
 from .scalar import Value, _make_children
 from .tensor import Tensor, _leaf, apply
 
-__all__ = ["grad", "value_and_grad", "jvp", "vjp", "jacrev", "jacfwd", "hessian"]
+__all__ = ["grad", "value_and_grad", "jvp", "linearize", "vjp", "jacrev", "jacfwd", "hessian",
+           "vmap"]
 
 
 # ---------------------------------------------------------------- grad (reverse mode)
@@ -197,6 +198,28 @@ def _value_jvp(func: Callable, primals: tuple, tangents: tuple) -> tuple:
             tan[id(node)] = sum(p * tan.get(id(c), 0.0)
                                 for p, c in zip(partials, node._children))
     return rebuild([Value(o.data) for o in outs]), rebuild([tan.get(id(o), 0.0) for o in outs])
+
+
+def linearize(func: Callable, *primals: Any) -> tuple:
+    """``torch.func.linearize``: ``(func(*primals), jvp_fn)``, where ``jvp_fn(*tangents)``
+    is ``J v`` at ``primals`` (as ``jvp(func, primals, tangents)[1]``; each call runs
+    ``func`` again, with tangents).
+
+    >>> out, jvp_fn = tg.func.linearize(lambda x: x.sin(), x)
+    >>> jvp_fn(v)                                  # cos(x) * v
+    """
+    out, _ = jvp(func, primals, tuple(_zeros_like_tree(p) for p in primals))
+
+    def jvp_fn(*tangents: Any) -> Any:
+        return jvp(func, primals, tangents)[1]
+
+    return _detached(out), jvp_fn
+
+
+def _zeros_like_tree(tree: Any) -> Any:
+    leaves, rebuild = tree_flatten(tree)
+    return rebuild([_leaf(np.zeros(x.shape, dtype=x.dtype)) if isinstance(x, Tensor) else x
+                    for x in leaves])
 
 
 # ---------------------------------------------------------------- vjp (reverse mode)
@@ -411,3 +434,140 @@ def hessian(func: Callable, argnums: int | tuple[int, ...] = 0) -> Callable:
     >>> tg.hessian(lambda x: (x ** 3).sum())(tg.tensor([1.0, 2.0]))   # diag(6x)
     """
     return jacfwd(jacrev(func, argnums), argnums)
+
+
+# ---------------------------------------------------------------- vmap (a loop)
+
+
+def vmap(func: Callable, in_dims: Any = 0, out_dims: Any = 0, randomness: str = "error", *,
+         chunk_size: int | None = None) -> Callable:
+    """``torch.func.vmap``: ``func`` mapped over a dimension of its inputs, the results
+    stacked along ``out_dims``. ``in_dims`` is an int (or None: not mapped) for every input,
+    or a tuple with one entry per positional argument, each an int, None or a tree like that
+    argument's (``{"w": None, "x": 0}``); ``out_dims`` likewise for the outputs. Negative
+    dims count from the end. Keyword arguments are passed to every call unmapped.
+
+    >>> per_sample = tg.func.vmap(tg.func.grad(loss), in_dims=(None, 0, 0))(params, xs, ys)
+
+    It runs ``func`` once per element and stacks the results (a loop, not batching rules):
+    the numbers, gradients through it and compositions (``vmap(grad(f))``, ``jacrev(vmap(f))``,
+    ``vmap(vmap(f))``) are torch.func's; the speed is the loop's. ``chunk_size`` is accepted
+    (every element is a call of its own anyway). ``randomness``: "error" raises if ``func``
+    draws from the global generator, "different" lets each element draw its own numbers,
+    "same" gives every element the same draws.
+    """
+    if randomness not in ("error", "different", "same"):
+        raise ValueError(f"tg.func.vmap: randomness must be 'error', 'different' or 'same', "
+                         f"got {randomness!r}")
+    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"tg.func.vmap: chunk_size must be None or a positive int, got "
+                         f"{chunk_size!r}")
+    if not isinstance(in_dims, (int, tuple, list)) and in_dims is not None:
+        raise ValueError(f"tg.func.vmap: in_dims must be an int, None or a tuple (one entry "
+                         f"per argument), got {type(in_dims).__name__}")
+
+    @functools.wraps(func)
+    def mapped(*args: Any, **kwargs: Any) -> Any:
+        if isinstance(in_dims, (tuple, list)) and len(in_dims) != len(args):
+            raise ValueError(f"tg.func.vmap: in_dims has {len(in_dims)} entries but the "
+                             f"function was called with {len(args)} positional argument(s); "
+                             f"give one per argument (None for one not mapped)")
+        leaves, rebuild = tree_flatten(args)
+        dims = _dims_per_leaf("in_dims", in_dims if isinstance(in_dims, (tuple, list))
+                              else (in_dims,) * len(args), tuple(args))
+        size = _batch_size(leaves, dims)
+        slices = [x.unbind(d) if d is not None else None for x, d in zip(leaves, dims)]
+        gen = _global_numpy_rng()
+        start = gen.bit_generator.state
+        results = []
+        for b in range(size):
+            if randomness == "same":
+                gen.bit_generator.state = start
+            arg_b = rebuild([x if s is None else s[b] for x, s in zip(leaves, slices)])
+            results.append(func(*arg_b, **kwargs))
+        if randomness == "error" and gen.bit_generator.state != start:
+            raise RuntimeError("tg.func.vmap: the function draws random numbers; pass "
+                               "randomness='different' (each element its own draws) or "
+                               "'same' (one draw for all)")
+        outs = [tree_flatten(r)[0] for r in results]
+        out_rebuild = tree_flatten(results[0])[1]
+        o_dims = _dims_per_leaf("out_dims", out_dims, results[0])
+        stacked = []
+        for k, d in enumerate(o_dims):
+            column = [o[k] for o in outs]
+            if not all(isinstance(c, Tensor) for c in column):
+                if d is None:
+                    stacked.append(column[0])
+                    continue
+                kind = next(type(c).__name__ for c in column if not isinstance(c, Tensor))
+                raise ValueError(f"tg.func.vmap: the function must return tensors (or "
+                                 f"trees of them), output {k} is a {kind} (out_dims=None "
+                                 f"returns it as it is)")
+            if d is None:
+                if any(not np.array_equal(c._data, column[0]._data) for c in column):
+                    raise ValueError(f"tg.func.vmap: out_dims is None for output {k}, but it "
+                                     f"differs between the mapped elements; give it a dim")
+                stacked.append(column[0])
+                continue
+            nd = column[0].ndim + 1
+            if not -nd <= d < nd:
+                raise ValueError(f"tg.func.vmap: out_dims={d} for output {k}, which has "
+                                 f"{nd - 1} dim(s) per element")
+            stacked.append(_stack(column, d % nd))
+        return out_rebuild(stacked)
+
+    return mapped
+
+
+def _dims_per_leaf(what: str, spec: Any, tree: Any) -> list:
+    """``spec`` (an int or None for a whole subtree, else a tree shaped like ``tree``), as
+    one dim per leaf of ``tree``."""
+    if spec is None or isinstance(spec, int):
+        return [spec] * len(tree_flatten(tree)[0])
+    same_kind = (isinstance(spec, (tuple, list)) and isinstance(tree, (tuple, list)) and
+                 len(spec) == len(tree)) or \
+        (isinstance(spec, dict) and isinstance(tree, dict) and set(spec) == set(tree))
+    if not same_kind:
+        raise ValueError(f"tg.func.vmap: {what} {spec!r} does not match the structure of "
+                         f"the {'inputs' if what == 'in_dims' else 'outputs'} ("
+                         f"{type(tree).__name__}); give an int, None, or the same structure")
+    if isinstance(spec, dict):
+        return [d for k in tree for d in _dims_per_leaf(what, spec[k], tree[k])]
+    return [d for s, t in zip(spec, tree) for d in _dims_per_leaf(what, s, t)]
+
+
+def _batch_size(leaves: list, dims: list) -> int:
+    sizes = []
+    for x, d in zip(leaves, dims):
+        if d is None:
+            continue
+        if not isinstance(x, Tensor):
+            raise ValueError(f"tg.func.vmap: in_dims={d} for an input of type "
+                             f"{type(x).__name__}; only tensors can be mapped over (give it "
+                             f"None)")
+        if not -x.ndim <= d < max(x.ndim, 1) or x.ndim == 0:
+            raise ValueError(f"tg.func.vmap: in_dims={d} for an input of shape "
+                             f"{tuple(x.shape)}, which has no dim {d}")
+        sizes.append(x.shape[d])
+    if not sizes:
+        raise ValueError("tg.func.vmap: no input is mapped over (every in_dims is None or "
+                         "no argument is a tensor); map at least one tensor")
+    if len(set(sizes)) > 1:
+        raise ValueError(f"tg.func.vmap: the mapped dims have different sizes {sizes}; they "
+                         f"must all be the same")
+    if sizes[0] == 0:
+        raise ValueError("tg.func.vmap: the mapped dim has size 0; tracegrad's vmap calls "
+                         "the function once per element and so cannot map over none")
+    return sizes[0]
+
+
+def _global_numpy_rng() -> Any:
+    from .rng import default_generator
+
+    return default_generator._numpy()
+
+
+def _stack(column: list, dim: int) -> Tensor:
+    from .tensor import stack
+
+    return stack(column, dim)
