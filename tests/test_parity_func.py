@@ -232,3 +232,22 @@ def test_linearize_matches_torch_func():
         return out, jvp_fn(lib.tensor(v), lib.tensor(x)), jvp_fn(lib.tensor(x), lib.tensor(x))
 
     _close(run(tg, tg.func), run(torch, torch.func))
+
+
+def test_autograd_grad_with_batched_grad_outputs_and_backward_inputs():
+    rng = np.random.default_rng(6)
+    x, y, rows = rng.standard_normal(3), rng.standard_normal(3), rng.standard_normal((4, 3))
+
+    def run(lib):
+        a = lib.tensor(x, requires_grad=True)
+        b = lib.tensor(y, requires_grad=True)
+        h = a.exp()
+        out = (h * b).sum(0, keepdim=True) * h
+        g = lib.autograd.grad(out, [h, a, b], grad_outputs=lib.tensor(rows),
+                              is_grads_batched=True, create_graph=True)
+        gg = lib.autograd.grad(g[1].sum(), a, retain_graph=True)
+        (out ** 2).sum().backward(inputs=[b])
+        assert a.grad is None
+        return g, gg, b.grad
+
+    _close(run(tg), run(torch))
