@@ -251,3 +251,17 @@ def test_autograd_grad_with_batched_grad_outputs_and_backward_inputs():
         return g, gg, b.grad
 
     _close(run(tg), run(torch))
+
+
+@pytest.mark.parametrize("mode", ["jacrev", "jacfwd"])
+def test_norm_and_std_have_gradient_zero_at_zero_in_both_modes(mode):
+    x = np.array([[0.0, 0.0, 0.0], [1.0, -2.0, 2.0]])
+
+    def f(lib):
+        return lambda a: (a.norm(dim=1), a.norm(p=3, dim=1), a[:, :1].std(1, correction=0),
+                          lib.std_mean(a * 0, 0)[0], lib.linalg.vector_norm(a, dim=1))
+
+    ours = getattr(tg.func, mode)(f(tg))(tg.tensor(x))
+    theirs = getattr(torch.func, mode)(f(torch))(torch.tensor(x))
+    _close(ours, theirs)
+    assert not np.isnan(np.concatenate([o.numpy().ravel() for o in ours])).any()

@@ -93,9 +93,19 @@ def var(x: Tensor, dim: Any = None, keepdim: bool = False, *, correction: int = 
 
 def std(x: Tensor, dim: Any = None, keepdim: bool = False, *, correction: int = 1,
         unbiased: bool | None = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
-    """Standard deviation, ``sqrt(var)``."""
-    return var(x, dim, keepdim, correction=correction, unbiased=unbiased, axis=axis,
-               keepdims=keepdims).sqrt()
+    """Standard deviation, ``sqrt(var)`` (with gradient 0 where it is 0, as PyTorch's)."""
+    return safe_root(var(x, dim, keepdim, correction=correction, unbiased=unbiased, axis=axis,
+                         keepdims=keepdims))
+
+
+def safe_root(s: Tensor, p: float = 2) -> Tensor:
+    """``s ** (1 / p)`` of a sum of powers or a variance, with derivative 0 where ``s`` is 0:
+    PyTorch's choice for the norm of a zero vector and a zero standard deviation (the true
+    derivative is infinite there, and times the zero inner derivative gives nan). The root
+    is taken of 1 where ``s`` is 0, so that no inf enters either mode's rules."""
+    zero = s == 0
+    safe = where(zero, 1.0, s)
+    return where(zero, 0.0, safe.sqrt() if p == 2 else safe ** (1.0 / p))
 
 
 def amax(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
@@ -1125,13 +1135,13 @@ def expm1(x: Tensor) -> Tensor:
 def norm(x: Tensor, p: Any = 2, dim: Any = None, keepdim: bool = False) -> Tensor:
     """The p-norm over ``dim`` (all elements by default): 2, 1, inf or any p > 0."""
     if p == 2:
-        return (x * x).sum(dim, keepdim).sqrt()
+        return safe_root((x * x).sum(dim, keepdim))
     if p == 1:
         return abs(x).sum(dim, keepdim)
     if p == math.inf:
         return amax(abs(x), dim, keepdim)
     if isinstance(p, (int, float)) and p > 0:
-        return (abs(x) ** p).sum(dim, keepdim) ** (1.0 / p)
+        return safe_root((abs(x) ** p).sum(dim, keepdim), p)
     raise ValueError(f"norm: p must be a positive number or inf, got {p!r}")
 
 
@@ -3716,7 +3726,7 @@ def std_mean(input: Tensor, dim: Any = None, unbiased: bool | None = None,
              keepdim: bool = False, *, correction: Any = None) -> tuple:
     """``(std, mean)`` over ``dim``, as ``torch.std_mean``."""
     v, m = var_mean(input, dim, unbiased, keepdim, correction=correction)
-    return v.sqrt(), m
+    return safe_root(v), m
 
 
 def count_nonzero(input: Tensor, dim: Any = None) -> Tensor:
