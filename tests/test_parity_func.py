@@ -265,3 +265,30 @@ def test_norm_and_std_have_gradient_zero_at_zero_in_both_modes(mode):
     theirs = getattr(torch.func, mode)(f(torch))(torch.tensor(x))
     _close(ours, theirs)
     assert not np.isnan(np.concatenate([o.numpy().ravel() for o in ours])).any()
+
+
+def test_model_ensembling_with_stack_module_state_as_in_the_torch_func_tutorial():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 3))
+
+    def run(lib, F):
+        models = [lib.nn.Sequential(lib.nn.Linear(3, 4), lib.nn.BatchNorm1d(4), lib.nn.ReLU(),
+                                    lib.nn.Linear(4, 2)).double() for _ in range(3)]
+        weights = np.random.default_rng(8)
+        for m in models:
+            with lib.no_grad():
+                for p in m.parameters():
+                    p.copy_(lib.tensor(weights.standard_normal(tuple(p.shape))))
+            m.eval()
+        params, buffers = F.stack_module_state(models)
+        assert all(p.requires_grad and p.is_leaf for p in params.values())
+        assert sorted(buffers) == ["1.num_batches_tracked", "1.running_mean", "1.running_var"]
+
+        def call(p, b, x):
+            return F.functional_call(models[0], (p, b), (x,))
+
+        out = F.vmap(call, in_dims=(0, 0, None))(params, buffers, lib.tensor(x))
+        return out, F.vmap(F.grad(lambda p, b, x: call(p, b, x).sum()),
+                           in_dims=(0, 0, None))(params, buffers, lib.tensor(x))
+
+    _close(run(tg, tg.func), run(torch, torch.func))
