@@ -292,3 +292,16 @@ def test_model_ensembling_with_stack_module_state_as_in_the_torch_func_tutorial(
                            in_dims=(0, 0, None))(params, buffers, lib.tensor(x))
 
     _close(run(tg, tg.func), run(torch, torch.func))
+
+
+def test_jacobians_of_an_empty_output():
+    x = np.array([0.5, 1.0, -2.0])
+
+    def f(a):
+        return a[:0] * 2, a.sum()
+
+    for mode in ("jacrev", "jacfwd"):
+        _close(getattr(tg.func, mode)(f)(tg.tensor(x)),
+               getattr(torch.func, mode)(f)(torch.tensor(x)))
+    _close(tg.func.jacrev(f, chunk_size=1)(tg.tensor(x)),
+           torch.func.jacrev(f, chunk_size=1)(torch.tensor(x)))

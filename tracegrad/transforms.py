@@ -315,7 +315,7 @@ def jacrev(func: Callable, argnums: int | tuple[int, ...] = 0, *, has_aux: bool 
         outs, rebuild = tree_flatten(out)
         rows = sum(o.numel() for o in outs)
         dtype = outs[0].dtype
-        step = rows if chunk_size is None else max(1, int(chunk_size))
+        step = max(rows, 1) if chunk_size is None else max(1, int(chunk_size))
         parts: list[list] = [[] for _ in xs]
         for lo in range(0, rows, step):
             hi = min(rows, lo + step)
@@ -335,7 +335,8 @@ def jacrev(func: Callable, argnums: int | tuple[int, ...] = 0, *, has_aux: bool 
                         np.zeros((hi - lo,) + tuple(x.shape), dtype=dtype)))
         per_input = []  # per input: its Jacobian with each output
         for k, x in enumerate(xs):
-            rows_k = parts[k][0] if len(parts[k]) == 1 else _cat(parts[k])
+            rows_k = parts[k][0] if len(parts[k]) == 1 else _cat(parts[k]) if parts[k] else \
+                _leaf(np.zeros((0,) + tuple(x.shape), dtype=dtype))  # (no output elements)
             per_out, start = [], 0
             for o in outs:
                 n = o.numel()
