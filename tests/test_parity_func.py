@@ -305,3 +305,5 @@ def test_jacobians_of_an_empty_output():
                getattr(torch.func, mode)(f)(torch.tensor(x)))
     _close(tg.func.jacrev(f, chunk_size=1)(tg.tensor(x)),
            torch.func.jacrev(f, chunk_size=1)(torch.tensor(x)))
+    _close(tg.func.jacrev(lambda a: f(a)[0])(tg.tensor(x)),
+           torch.func.jacrev(lambda a: f(a)[0])(torch.tensor(x)))
