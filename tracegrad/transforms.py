@@ -29,7 +29,7 @@ from .errors import ShapeError
 from .ops import PRIMITIVES
 from .pytree import tree_flatten
 from .scalar import Value, _make_children
-from .tensor import Tensor, _leaf, apply
+from .tensor import Tensor, _eager_only, _leaf, apply
 
 __all__ = ["grad", "value_and_grad", "jvp", "linearize", "vjp", "jacrev", "jacfwd", "hessian",
            "vmap"]
@@ -478,6 +478,9 @@ def vmap(func: Callable, in_dims: Any = 0, out_dims: Any = 0, randomness: str = 
                               else (in_dims,) * len(args), tuple(args))
         size = _batch_size(leaves, dims)
         slices = [x.unbind(d) if d is not None else None for x, d in zip(leaves, dims)]
+        if randomness == "same":
+            _eager_only("tg.func.vmap(randomness='same') (it rewinds the global generator "
+                        "before each element)")
         gen = _global_numpy_rng()
         start = gen.bit_generator.state
         results = []
