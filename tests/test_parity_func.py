@@ -215,8 +215,10 @@ def test_vmap_misuse_and_randomness_as_torch():
     same = tg.func.vmap(lambda u: u * 0 + tg.rand(3), randomness="same")(x)
     different = tg.func.vmap(lambda u: u * 0 + tg.rand(3), randomness="different")(x)
     assert (same[0] == same[3]).all() and not (different[0] == different[3]).all()
+    c = tg.compile(tg.func.vmap(lambda u: u * 0 + tg.rand(3), randomness="same"))
+    c(x)  # (the first call runs eagerly)
     with pytest.raises(tg.TraceError, match="randomness='same'"):
-        tg.compile(tg.func.vmap(lambda u: u * 0 + tg.rand(3), randomness="same"))(x)
+        c(x)
     c = tg.compile(tg.func.vmap(lambda u: u.sin() @ u))
     for rows in (4, 4, 5):
         u = tg.tensor(np.random.default_rng(rows).standard_normal((rows, 3)))
