@@ -219,6 +219,10 @@ def test_vmap_misuse_and_randomness_as_torch():
     c(x)  # (the first call runs eagerly)
     with pytest.raises(tg.TraceError, match="randomness='same'"):
         c(x)
+    c = tg.compile(tg.func.vmap(lambda u: u + tg.rand(3)))
+    for _ in range(2):  # (eager, then traced)
+        with pytest.raises(RuntimeError, match="randomness"):
+            c(x)
     c = tg.compile(tg.func.vmap(lambda u: u.sin() @ u))
     for rows in (4, 4, 5):
         u = tg.tensor(np.random.default_rng(rows).standard_normal((rows, 3)))

@@ -566,9 +566,11 @@ def _batch_size(leaves: list, dims: list) -> int:
 
 
 def _global_numpy_rng() -> Any:
-    from .rng import default_generator
+    """The generator the global random functions draw from now (while traced, the copy the
+    trace draws from: so a draw is seen in a compiled vmap too)."""
+    from .rng import numpy_rng
 
-    return default_generator._numpy()
+    return numpy_rng()
 
 
 def _stack(column: list, dim: int) -> Tensor:
