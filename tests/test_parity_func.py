@@ -188,6 +188,7 @@ def test_vmap_matches_torch_func(case):
                     F.vmap(lambda u: u.softmax(0), in_dims=-1)(C))
         if case == "out_dims":
             return (F.vmap(lambda u: u * 2, out_dims=-1)(C),
+                    F.vmap(lambda u: u * 2, out_dims=(1,))(C),
                     F.vmap(lambda u, w: (u.sum(0), w * 2), in_dims=(0, None),
                            out_dims=(1, None))(C, B))
         if case == "trees":

@@ -495,7 +495,9 @@ def vmap(func: Callable, in_dims: Any = 0, out_dims: Any = 0, randomness: str = 
                                "'same' (one draw for all)")
         outs = [tree_flatten(r)[0] for r in results]
         out_rebuild = tree_flatten(results[0])[1]
-        o_dims = _dims_per_leaf("out_dims", out_dims, results[0])
+        spec = out_dims[0] if isinstance(out_dims, tuple) and len(out_dims) == 1 and \
+            not isinstance(results[0], (tuple, list)) else out_dims  # ((0,) for one output)
+        o_dims = _dims_per_leaf("out_dims", spec, results[0])
         stacked = []
         for k, d in enumerate(o_dims):
             column = [o[k] for o in outs]
