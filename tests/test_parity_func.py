@@ -316,3 +316,23 @@ def test_jacobians_of_an_empty_output():
            torch.func.jacrev(f, chunk_size=1)(torch.tensor(x)))
     _close(tg.func.jacrev(lambda a: f(a)[0])(tg.tensor(x)),
            torch.func.jacrev(lambda a: f(a)[0])(torch.tensor(x)))
+
+
+def test_median_with_nans_and_ties_matches_torch_values_indices_and_gradients():
+    x = np.array([[2.0, np.nan, 2.0, np.nan], [1.0, 3.0, 3.0, 0.0], [0.1, 0.1, 0.1, 0.7]])
+
+    def run(lib, F):
+        med = lib.median(lib.tensor(x), 1)
+        rows = lib.tensor(x[1:])
+        return (med.values, med.indices, lib.median(lib.tensor(x)),
+                F.jacrev(lambda a: lib.median(a) * 3)(lib.tensor(x)),
+                F.jacrev(lambda a: lib.median(a) * 3)(rows),
+                F.jacrev(lambda a: lib.nanmedian(a) * 3)(lib.tensor(x)),
+                F.jacrev(lambda a: lib.median(a, 1).values)(lib.tensor(x)))
+
+    ours, theirs = run(tg, tg.func), run(torch, torch.func)
+    assert np.isnan(ours[0].numpy()[0]) and np.isnan(ours[2].item())
+    np.testing.assert_array_equal(ours[1].numpy(), theirs[1].numpy())
+    _close(ours[3:], theirs[3:])
+    assert tg.median(tg.tensor(x[2])).item() == torch.median(torch.tensor(x[2])).item()
+    _close(tg.func.jacfwd(lambda a: tg.median(a) * 3)(tg.tensor(x[1:])), theirs[4])

@@ -2265,23 +2265,39 @@ def cumprod(input: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
 
 def median(input: Tensor, dim: Any = None, keepdim: bool = False) -> Any:
     """The lower median of all elements (a 0-d tensor), or ``(values, indices)`` along
-    ``dim``, as ``torch.median``; the gradient goes to the median element."""
+    ``dim``, as ``torch.median``: a nan makes it nan (its index the first nan's). Along
+    ``dim`` the gradient goes to the median element; of all elements it is shared among
+    the elements equal to the median, as PyTorch's."""
     if dim is None:
         flat = input.reshape(-1)
-        n = flat.shape[0]
-        if n == 0:
+        if flat.shape[0] == 0:
             return _leaf(np.full((), np.nan, input.dtype))
-        return sort(flat).values[(n - 1) // 2]
+        return shared_among_ties(flat, median(flat, 0).values)
     d = check_dim("median", dim, input.shape)
     if input.ndim == 0:
         return Sorted(input, _leaf(np.zeros((), np.int64)))
     n = input.shape[d]
     if n == 0:
         raise ShapeError(f"median: dimension {d} of shape {input.shape} is empty")
-    values, indices = sort(input, d)
-    at = (slice(None),) * d + ((n - 1) // 2,)
-    v, i = values[at], indices[at]
-    return Sorted(v.unsqueeze(d), i.unsqueeze(d)) if keepdim else Sorted(v, i)
+    i = sort(input.detach(), d).indices[(slice(None),) * d + ((n - 1) // 2,)]
+    if input.dtype.kind == "f":  # (a sort puts nans last: the middle would skip them)
+        nans = isnan(input.detach())
+        i = where(nans.any(d), nans.to(np.int64).argmax(d), i)
+    v = take_along_dim(input, i.unsqueeze(d), d)
+    return Sorted(v, i.unsqueeze(d)) if keepdim else Sorted(v.squeeze(d), i)
+
+
+def shared_among_ties(flat: Tensor, value: Tensor) -> Tensor:
+    """``value`` (an element of ``flat`` picked by a whole-tensor reduction: a median), with
+    its gradient shared evenly among the elements equal to it (the nans, if it is nan), and
+    its tangent their mean, as PyTorch's median() and nanmedian() (median(dim) sends it to
+    the one index). The value stays exact: ``value + (m - m)``, ``m`` the mean of the ties."""
+    if flat.dtype.kind != "f":
+        return value
+    f, v = flat.detach(), value.detach()
+    ties = (f == v) | (isnan(f) & isnan(v))
+    m = where(ties, flat, 0.0).sum() / ties.sum().to(flat.dtype)
+    return v + (m - m.detach())
 
 
 def _round(input: Tensor, *, decimals: int = 0) -> Tensor:
