@@ -510,7 +510,8 @@ def vmap(func: Callable, in_dims: Any = 0, out_dims: Any = 0, randomness: str = 
                                  f"trees of them), output {k} is a {kind} (out_dims=None "
                                  f"returns it as it is)")
             if d is None:
-                if any(not np.array_equal(c._data, column[0]._data) for c in column):
+                if any(not np.array_equal(c._data, column[0]._data, equal_nan=True)
+                       for c in column):
                     raise ValueError(f"tg.func.vmap: out_dims is None for output {k}, but it "
                                      f"differs between the mapped elements; give it a dim")
                 stacked.append(column[0])
