@@ -336,3 +336,30 @@ def test_median_with_nans_and_ties_matches_torch_values_indices_and_gradients():
     _close(ours[3:], theirs[3:])
     assert tg.median(tg.tensor(x[2])).item() == torch.median(torch.tensor(x[2])).item()
     _close(tg.func.jacfwd(lambda a: tg.median(a) * 3)(tg.tensor(x[1:])), theirs[4])
+
+
+@pytest.mark.parametrize("case", ["jacobian", "vjp", "jvp", "hessian", "hvp", "vhp"])
+def test_autograd_functional_strict_raises_where_torch_does(case):
+    x, y = np.array([0.5, 1.0, -2.0]), np.array([1.0, 2.0, 3.0])
+
+    def call(lib, fn):
+        F = tg.autograd.functional if lib is tg else torch.autograd.functional
+        a, b = lib.tensor(x), lib.tensor(y)
+        if case == "jacobian":
+            return F.jacobian(fn, (a, b), strict=True)
+        if case == "vjp":
+            return F.vjp(fn, (a, b), a, strict=True)
+        if case == "jvp":
+            return F.jvp(fn, (a, b), (a, b), strict=True)
+        scalar = lambda a, b: fn(a, b).sum()  # noqa: E731
+        if case == "hessian":
+            return F.hessian(scalar, (a, b), strict=True)
+        return getattr(F, case)(scalar, (a, b), (b, a), strict=True)
+
+    dependent = lambda a, b: a * a * b * b  # noqa: E731
+    independent = lambda a, b: a * a  # noqa: E731
+    _close(call(tg, dependent), call(torch, dependent))
+    with pytest.raises(RuntimeError, match="input 1"):
+        call(torch, independent)
+    with pytest.raises(RuntimeError, match="independent of input 1"):
+        call(tg, independent)
