@@ -287,7 +287,7 @@ def test_tg_func_has_torch_funcs_names():
     g, value = tg.func.grad_and_value(lambda x: (x * x).sum())(x)
     np.testing.assert_allclose(g.numpy(), [2.0, 4.0])
     assert value.item() == 5.0
-    for name in ("jvp", "vjp", "jacrev", "jacfwd", "hessian", "grad"):
+    for name in ("jvp", "vjp", "jacrev", "jacfwd", "hessian", "grad", "vmap"):
         assert getattr(tg.func, name) is getattr(tg, name)
 
 

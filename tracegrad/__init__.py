@@ -247,7 +247,7 @@ from .searching import (
 from .size import Size
 from .special import polygamma
 from .tensor import Tensor, cat, stack
-from .transforms import grad, hessian, jacfwd, jacrev, jvp, value_and_grad, vjp
+from .transforms import grad, hessian, jacfwd, jacrev, jvp, value_and_grad, vjp, vmap
 
 # PyTorch's dtype names (tg.float is float32, as torch.float)
 bool = bool_  # noqa: A001
@@ -309,7 +309,7 @@ __all__ = [
     "float", "double", "half", "long", "int", "short", "device", "cuda",
     "set_default_dtype", "get_default_dtype",
     "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "grad", "value_and_grad",
-    "jvp", "vjp", "jacrev", "jacfwd", "hessian", "autograd",
+    "jvp", "vjp", "jacrev", "jacfwd", "hessian", "vmap", "autograd",
     "detect_anomaly", "where", "cat", "stack", "abs", "amax", "amin", "clamp", "log_softmax",
     "logsumexp", "max", "maximum", "mean", "min", "minimum", "softmax", "std", "var",
     "logical_and", "logical_or", "logical_xor", "logical_not", *_FUNCTION_ALIASES,

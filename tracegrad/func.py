@@ -10,10 +10,10 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
-from .transforms import grad, hessian, jacfwd, jacrev, jvp, value_and_grad, vjp
+from .transforms import grad, hessian, jacfwd, jacrev, jvp, linearize, value_and_grad, vjp, vmap
 
 __all__ = ["functional_call", "grad", "grad_and_value", "hessian", "jacfwd", "jacrev", "jvp",
-           "vjp"]
+           "linearize", "stack_module_state", "vjp", "vmap"]
 
 
 def grad_and_value(func: Callable, argnums: int | tuple[int, ...] = 0,
@@ -116,3 +116,35 @@ def functional_call(module: Any, parameter_and_buffer_dicts: Any, args: Any = No
                     if n in d:
                         d[n] = now
             getattr(m, reg)[leaf] = old
+
+
+def stack_module_state(models: Any) -> tuple[dict, dict]:
+    """``(params, buffers)``: the parameters and buffers of several models of one
+    architecture, each name's tensors stacked along a new first dim, as
+    ``torch.func.stack_module_state``. The stacked parameters are new leaves that require
+    grad where the models' did. With ``functional_call`` and ``vmap``, an ensemble runs as
+    one call:
+
+    >>> params, buffers = tg.func.stack_module_state(models)
+    >>> call = lambda p, b, x: tg.func.functional_call(models[0], (p, b), (x,))
+    >>> tg.func.vmap(call, in_dims=(0, 0, None))(params, buffers, x)
+    """
+    from .tensor import stack
+
+    models = list(models)
+    if not models:
+        raise RuntimeError("stack_module_state: expected at least one model, got none")
+    first = models[0]
+    for k, m in enumerate(models[1:], 1):
+        if type(m) is not type(first) or [n for n, _ in m.named_parameters()] != \
+                [n for n, _ in first.named_parameters()]:
+            raise RuntimeError(f"stack_module_state: model {k} ({type(m).__name__}) does not "
+                               f"have the parameters of model 0 ({type(first).__name__}); "
+                               f"the models must share one architecture")
+    params = {}
+    for name, p in first.named_parameters():
+        leaf = stack([dict(m.named_parameters())[name].detach() for m in models])
+        params[name] = leaf.requires_grad_(p.requires_grad)
+    buffers = {name: stack([dict(m.named_buffers())[name] for m in models])
+               for name, b in first.named_buffers() if b is not None}
+    return params, buffers

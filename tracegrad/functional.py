@@ -93,9 +93,19 @@ def var(x: Tensor, dim: Any = None, keepdim: bool = False, *, correction: int = 
 
 def std(x: Tensor, dim: Any = None, keepdim: bool = False, *, correction: int = 1,
         unbiased: bool | None = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
-    """Standard deviation, ``sqrt(var)``."""
-    return var(x, dim, keepdim, correction=correction, unbiased=unbiased, axis=axis,
-               keepdims=keepdims).sqrt()
+    """Standard deviation, ``sqrt(var)`` (with gradient 0 where it is 0, as PyTorch's)."""
+    return safe_root(var(x, dim, keepdim, correction=correction, unbiased=unbiased, axis=axis,
+                         keepdims=keepdims))
+
+
+def safe_root(s: Tensor, p: float = 2) -> Tensor:
+    """``s ** (1 / p)`` of a sum of powers or a variance, with derivative 0 where ``s`` is 0:
+    PyTorch's choice for the norm of a zero vector and a zero standard deviation (the true
+    derivative is infinite there, and times the zero inner derivative gives nan). The root
+    is taken of 1 where ``s`` is 0, so that no inf enters either mode's rules."""
+    zero = s == 0
+    safe = where(zero, 1.0, s)
+    return where(zero, 0.0, safe.sqrt() if p == 2 else safe ** (1.0 / p))
 
 
 def amax(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
@@ -1102,13 +1112,13 @@ def expm1(x: Tensor) -> Tensor:
 def norm(x: Tensor, p: Any = 2, dim: Any = None, keepdim: bool = False) -> Tensor:
     """The p-norm over ``dim`` (all elements by default): 2, 1, inf or any p > 0."""
     if p == 2:
-        return (x * x).sum(dim, keepdim).sqrt()
+        return safe_root((x * x).sum(dim, keepdim))
     if p == 1:
         return abs(x).sum(dim, keepdim)
     if p == math.inf:
         return amax(abs(x), dim, keepdim)
     if isinstance(p, (int, float)) and p > 0:
-        return (abs(x) ** p).sum(dim, keepdim) ** (1.0 / p)
+        return safe_root((abs(x) ** p).sum(dim, keepdim), p)
     raise ValueError(f"norm: p must be a positive number or inf, got {p!r}")
 
 
@@ -2227,23 +2237,39 @@ def cumprod(input: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
 
 def median(input: Tensor, dim: Any = None, keepdim: bool = False) -> Any:
     """The lower median of all elements (a 0-d tensor), or ``(values, indices)`` along
-    ``dim``, as ``torch.median``; the gradient goes to the median element."""
+    ``dim``, as ``torch.median``: a nan makes it nan (its index the first nan's). Along
+    ``dim`` the gradient goes to the median element; of all elements it is shared among
+    the elements equal to the median, as PyTorch's."""
     if dim is None:
         flat = input.reshape(-1)
-        n = flat.shape[0]
-        if n == 0:
+        if flat.shape[0] == 0:
             return _leaf(np.full((), np.nan, input.dtype))
-        return sort(flat).values[(n - 1) // 2]
+        return shared_among_ties(flat, median(flat, 0).values)
     d = check_dim("median", dim, input.shape)
     if input.ndim == 0:
         return Sorted(input, _leaf(np.zeros((), np.int64)))
     n = input.shape[d]
     if n == 0:
         raise ShapeError(f"median: dimension {d} of shape {input.shape} is empty")
-    values, indices = sort(input, d)
-    at = (slice(None),) * d + ((n - 1) // 2,)
-    v, i = values[at], indices[at]
-    return Sorted(v.unsqueeze(d), i.unsqueeze(d)) if keepdim else Sorted(v, i)
+    i = sort(input.detach(), d).indices[(slice(None),) * d + ((n - 1) // 2,)]
+    if input.dtype.kind == "f":  # (a sort puts nans last: the middle would skip them)
+        nans = isnan(input.detach())
+        i = where(nans.any(d), nans.to(np.int64).argmax(d), i)
+    v = take_along_dim(input, i.unsqueeze(d), d)
+    return Sorted(v, i.unsqueeze(d)) if keepdim else Sorted(v.squeeze(d), i)
+
+
+def shared_among_ties(flat: Tensor, value: Tensor) -> Tensor:
+    """``value`` (an element of ``flat`` picked by a whole-tensor reduction: a median), with
+    its gradient shared evenly among the elements equal to it (the nans, if it is nan), and
+    its tangent their mean, as PyTorch's median() and nanmedian() (median(dim) sends it to
+    the one index). The value stays exact: ``value + (m - m)``, ``m`` the mean of the ties."""
+    if flat.dtype.kind != "f":
+        return value
+    f, v = flat.detach(), value.detach()
+    ties = (f == v) | (isnan(f) & isnan(v))
+    m = where(ties, flat, 0.0).sum() / ties.sum().to(flat.dtype)
+    return v + (m - m.detach())
 
 
 def _round(input: Tensor, *, decimals: int = 0) -> Tensor:
@@ -3669,7 +3695,7 @@ def std_mean(input: Tensor, dim: Any = None, unbiased: bool | None = None,
              keepdim: bool = False, *, correction: Any = None) -> tuple:
     """``(std, mean)`` over ``dim``, as ``torch.std_mean``."""
     v, m = var_mean(input, dim, unbiased, keepdim, correction=correction)
-    return v.sqrt(), m
+    return safe_root(v), m
 
 
 def count_nonzero(input: Tensor, dim: Any = None) -> Tensor:

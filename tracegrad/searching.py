@@ -20,7 +20,7 @@ import numpy as np
 
 from .arguments import _static_data, checked
 from .errors import ShapeError
-from .functional import _last_dim, _scan, _t, sort, take_along_dim
+from .functional import _last_dim, _scan, _t, shared_among_ties, sort, take_along_dim
 from .ops import PRIMITIVES
 from .ops.base import check_dim
 from .tensor import Tensor, _leaf, _operand, apply, where
@@ -429,7 +429,7 @@ def nanmedian(input: Tensor, dim: int | None = None, keepdim: bool = False) -> A
     indices = take_along_dim(order, at, -1)
     values = take_along_dim(x, indices, -1)
     if dim is None:
-        return values.reshape(())
+        return shared_among_ties(x.reshape(-1), values.reshape(()))
     values, indices = values.squeeze(-1), indices.squeeze(-1)
     if input.ndim == 0:
         return ValuesIndices(values.reshape(()), indices.reshape(()))

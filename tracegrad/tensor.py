@@ -663,12 +663,18 @@ class Tensor(NodeHooks, InPlaceOps, CompositeMethods):
         return autograd.add_hook(self, hook)
 
     def backward(self, gradient: Any = None, retain_graph: bool = False,
-                 create_graph: bool = False) -> None:
+                 create_graph: bool = False, inputs: Any = None) -> None:
         """Accumulate d self / d leaf into every leaf's ``.grad``, as ``torch.Tensor.backward``.
 
         The graph's saved arrays are freed afterwards unless ``retain_graph=True``.
         ``create_graph=True`` records the backward pass too, for higher-order gradients.
+        With ``inputs`` (a tensor or a sequence of them), only their ``.grad`` is written.
         """
+        if inputs is not None:
+            from .autograd import api
+
+            api.backward(self, gradient, retain_graph, create_graph, inputs=inputs)
+            return
         if not self.requires_grad:
             raise RuntimeError(
                 "backward: this tensor does not require grad and has no graph; create the "

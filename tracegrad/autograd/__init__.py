@@ -13,11 +13,11 @@ The engine never recurses, so a chain of a million operations backpropagates. Wh
 between the scalar and the tensor engine is only *where gradients live* and *what is kept
 afterwards*, and that is a small policy object (`GradsOnNodes`, `GradsInTable`).
 
-The engine imports nothing else from tracegrad. PyTorch's autograd API lives beside it in
-this package, loaded when first used: `grad` (``torch.autograd.grad``, in ``api.py``),
-`Function` (``function.py``), ``functional`` (jacobian, hessian, vjp, jvp, hvp) and
-`gradcheck`/`gradgradcheck` (``gradcheck.py``). tracegrad's JAX-style ``tg.grad`` is in
-``tracegrad/transforms.py``.
+The engine imports nothing else from tracegrad (but ``pytree.py``, which imports nothing).
+PyTorch's autograd API lives beside it in this package, loaded when first used: `grad`
+(``torch.autograd.grad``, in ``api.py``), `Function` (``function.py``), ``functional``
+(jacobian, hessian, vjp, jvp, hvp) and `gradcheck`/`gradgradcheck` (``gradcheck.py``).
+tracegrad's JAX-style ``tg.grad`` is in ``tracegrad/transforms.py``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ import sys
 import threading
 from heapq import heappop, heappush, heapreplace
 from typing import Any, Callable, Iterable
+
+from ..pytree import tree_flatten, tree_map
 
 # Creation numbers: every node made by an op takes the next one (see backpropagate), as
 # ``next(seqs)`` (Python specializes that call; calling ``next_seq``, the counter's bound
@@ -575,23 +577,33 @@ def value_and_grad(
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         args = list(args)
+        trees = []  # per argnum: its leaves and how to rebuild it (a dict of weights, ...)
         for i in nums:
-            if i >= len(args):
+            if not -len(args) <= i < len(args):
                 raise TypeError(
                     f"grad: argnums={argnums} but the function was called with "
                     f"{len(args)} positional argument(s)"
                 )
-            if not hasattr(args[i], "_grad_input"):
-                raise TypeError(
-                    f"grad: argument {i} must be a tg.Tensor, got {type(args[i]).__name__}; "
-                    f"wrap it with tg.tensor(...)"
-                )
+            leaves, rebuild = tree_flatten(args[i])
+            for x in leaves:
+                if not hasattr(x, "_grad_input"):
+                    what = type(x).__name__ if len(leaves) == 1 else \
+                        f"a tree with a {type(x).__name__} leaf"
+                    raise TypeError(
+                        f"grad: argument {i} must be a tg.Tensor (or a tuple, list or dict "
+                        f"of them), got {what}; wrap it with tg.tensor(...)"
+                    )
+            trees.append((leaves, rebuild))
         # An argument that is already part of a graph (we are inside an outer grad) stays
         # connected, and then the gradient is recorded too, so the outer grad can
         # differentiate it. Otherwise it becomes a fresh leaf and nothing extra is recorded.
-        nested = any(args[i].requires_grad for i in nums)
-        for i in nums:
-            args[i] = args[i]._grad_input()
+        nested = any(x.requires_grad for leaves, _ in trees for x in leaves)
+        inputs = []
+        for k, (i, (leaves, rebuild)) in enumerate(zip(nums, trees)):
+            fresh = [x._grad_input() for x in leaves]
+            trees[k] = (fresh, rebuild)
+            args[i] = rebuild(fresh)
+            inputs += fresh
         with enable_grad():
             out = fn(*args, **kwargs)
         if has_aux and not (isinstance(out, tuple) and len(out) == 2):
@@ -603,11 +615,14 @@ def value_and_grad(
                 f"grad: the function must return a scalar (one-element) tensor, got {shape}; "
                 f"reduce it first, e.g. with .sum()"
             )
-        inputs = [args[i] for i in nums]
         if not value.requires_grad:  # the output does not depend on the inputs at all
-            grads = [x.detach() * 0 for x in inputs]
+            flat = [x.detach() * 0 for x in inputs]
         else:
-            grads = value._grad_wrt(inputs, create_graph=nested)
+            flat = value._grad_wrt(inputs, create_graph=nested)
+        grads, k = [], 0
+        for leaves, rebuild in trees:
+            grads.append(rebuild(list(flat[k:k + len(leaves)])))
+            k += len(leaves)
         grads = grads[0] if isinstance(argnums, int) else tuple(grads)
         if not nested:  # top level: plain values, as JAX returns them
             value = value.detach()
@@ -618,13 +633,7 @@ def value_and_grad(
 
 
 def _detached(obj: Any) -> Any:
-    if hasattr(obj, "_grad_wrt"):
-        return obj.detach()
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_detached(v) for v in obj)
-    if isinstance(obj, dict):
-        return {k: _detached(v) for k, v in obj.items()}
-    return obj
+    return tree_map(lambda x: x.detach() if hasattr(x, "_grad_wrt") else x, obj)
 
 
 _LAZY = {

@@ -67,13 +67,14 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     ``grad_outputs`` weighs each output (required for one with more than one element);
     the graph is freed afterwards unless ``retain_graph`` (default: ``create_graph``);
     an input the outputs do not depend on raises, unless ``allow_unused`` (then its
-    gradient is None, or zeros with ``materialize_grads``).
+    gradient is None, or zeros with ``materialize_grads``); with ``is_grads_batched``, each
+    of ``grad_outputs`` has a batch dimension in front and the gradients have it too.
     """
-    if is_grads_batched:
-        raise NotImplementedError("tg.autograd.grad: is_grads_batched is not supported; use "
-                                  "tg.jacrev (it batches cotangents) or a loop")
     outs = _as_list(outputs, "outputs")
     ins = _as_list(inputs, "inputs")
+    if is_grads_batched:
+        return _batched_grad(outs, ins, grad_outputs, retain_graph, create_graph,
+                             allow_unused, materialize_grads)
     if allow_unused is None:
         allow_unused = materialize_grads
     if retain_graph is None:
@@ -119,6 +120,46 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
             g = g.contiguous()
         results.append(g)
     return tuple(results)
+
+
+def _batched_grad(outs: list, ins: list, grad_outputs: Any, retain_graph: bool | None,
+                  create_graph: bool, allow_unused: bool | None,
+                  materialize_grads: bool) -> tuple:
+    """``grad`` with ``is_grads_batched``: each ``grad_outputs[i]`` has a batch dimension in
+    front, and every row gets its own gradient, in one backward pass: the backward is linear
+    in its seed, so the rows ride along as that seed's tangents in forward mode (as
+    ``tg.jacrev`` does)."""
+    from .. import forward
+
+    gos = _as_list(grad_outputs, "grad_outputs") if grad_outputs is not None else [None]
+    if len(gos) != len(outs) or any(g is None for g in gos):
+        raise RuntimeError("tg.autograd.grad: with is_grads_batched=True, give one batched "
+                           "tensor in grad_outputs per output")
+    gos = [g if isinstance(g, Tensor) else Tensor(g, dtype=o.dtype) for o, g in zip(outs, gos)]
+    batch = {tuple(g.shape[:1]) for g in gos}
+    for i, (o, g) in enumerate(zip(outs, gos)):
+        if g.ndim != o.ndim + 1 or tuple(g.shape[1:]) != tuple(o.shape) or len(batch) > 1:
+            raise ShapeError(f"tg.autograd.grad: with is_grads_batched=True, grad_outputs[{i}] "
+                             f"must have shape (batch, *{tuple(o.shape)}) with the same batch "
+                             f"for every output, got {tuple(g.shape)}")
+    n = gos[0].shape[0]
+    with forward.level((n,)) as lv:
+        seeds = []
+        for o, g in zip(outs, gos):
+            u = _leaf(np.zeros(o.shape, dtype=o.dtype))
+            lv.set(u, g.to(o.dtype) if g.dtype != o.dtype else g)
+            seeds.append(u)
+        grads = grad(outs, ins, seeds, retain_graph, create_graph,
+                     allow_unused=allow_unused, materialize_grads=materialize_grads)
+        rows = []
+        for x, g in zip(ins, grads):
+            if g is None:
+                rows.append(None)
+                continue
+            t = lv.tangent(g)
+            rows.append(t if t is not None else _leaf(np.zeros((n,) + tuple(x.shape),
+                                                               dtype=x.dtype)))
+    return tuple(rows)
 
 
 def backward(tensors: Tensor | Sequence[Tensor], grad_tensors: Any = None,

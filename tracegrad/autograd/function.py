@@ -38,20 +38,25 @@ class FunctionCtx:
 
     def __init__(self) -> None:
         self._saved: tuple = ()
+        self._saved_forward: tuple | None = None
+        self._in_jvp = False  # saved_tensors are save_for_forward's while jvp runs
         self.needs_input_grad: tuple = ()
         self._non_differentiable: set = set()
         self.materialize_grads = True
 
     def save_for_backward(self, *tensors: Any) -> None:
-        for i, t in enumerate(tensors):
-            if t is not None and not isinstance(t, Tensor):
-                raise TypeError(f"save_for_backward: argument {i} is {type(t).__name__}; only "
-                                f"tensors (or None) are saved this way: keep other values as "
-                                f"attributes of ctx (ctx.k = k)")
-        self._saved = tensors
+        self._saved = _savable("save_for_backward", tensors)
+
+    def save_for_forward(self, *tensors: Any) -> None:
+        """Tensors for ``jvp``, which reads them as ``ctx.saved_tensors`` (without a
+        ``save_for_forward``, it reads those of ``save_for_backward``, where PyTorch gives
+        none)."""
+        self._saved_forward = _savable("save_for_forward", tensors)
 
     @property
     def saved_tensors(self) -> tuple:
+        if self._in_jvp and self._saved_forward is not None:
+            return self._saved_forward
         return self._saved
 
     def mark_non_differentiable(self, *tensors: Tensor) -> None:
@@ -63,6 +68,15 @@ class FunctionCtx:
 
     def mark_dirty(self, *tensors: Tensor) -> None:
         """(Accepted for PyTorch code; an in-place forward needs nothing more here.)"""
+
+
+def _savable(op: str, tensors: tuple) -> tuple:
+    for i, t in enumerate(tensors):
+        if t is not None and not isinstance(t, Tensor):
+            raise TypeError(f"{op}: argument {i} is {type(t).__name__}; only tensors (or "
+                            f"None) are saved this way: keep other values as attributes of "
+                            f"ctx (ctx.k = k)")
+    return tensors
 
 
 class Function:
@@ -146,11 +160,17 @@ def _forward_with_jvp(cls: type, ctx: FunctionCtx, args: tuple, kwargs: dict,
         ts = [lv.tangent(a) if isinstance(a, Tensor) else None for a in args]
         if all(t is None for t in ts):
             continue
+        if ctx.materialize_grads:  # a float input without a tangent has a zero one (PyTorch)
+            ts = [_leaf(np.zeros(lv.batch + tuple(a.shape), dtype=a.dtype))
+                  if t is None and isinstance(a, Tensor) and a.dtype.kind == "f" else t
+                  for a, t in zip(args, ts)]
         st.depth = i
+        ctx._in_jvp = True
         try:
             touts = cls.jvp(ctx, *ts)
         finally:
             st.depth = depth
+            ctx._in_jvp = False
         touts = [touts] if not isinstance(touts, tuple) else list(touts)
         for o, t in zip(outs, touts):
             if isinstance(o, Tensor) and t is not None:

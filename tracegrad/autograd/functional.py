@@ -3,6 +3,7 @@ vjp, jvp, hvp, vhp), on top of ``tracegrad/transforms.py``.
 
 Inputs are a tensor or a tuple of tensors; results are shaped as in PyTorch (a tuple where
 the inputs or outputs were a tuple). Results are detached unless ``create_graph=True``.
+``strict=True`` raises where an output does not depend on an input, as PyTorch's.
 
 >>> from tracegrad.autograd.functional import jacobian, hessian
 >>> jacobian(lambda x: x ** 2, tg.tensor([1.0, 2.0]))      # diag(2x)
@@ -26,6 +27,31 @@ def _inputs(op: str, inputs: Any) -> tuple[tuple, bool]:
             raise TypeError(f"tg.autograd.functional.{op}: input {i} is {type(x).__name__}, "
                             f"not a tensor")
     return xs, is_tuple
+
+
+def _check_strict(op: str, func: Callable, xs: tuple, what: str = "output",
+                  together: bool = False) -> None:
+    """``strict=True``: raise, as PyTorch, if some output of ``func`` (or, ``together``,
+    all of them at once) does not depend on some input (its Jacobian block would be
+    zeros). One extra forward and backward pass."""
+    from . import api, enable_grad
+
+    leaves = tuple(x.detach().requires_grad_() for x in xs)
+    with enable_grad():
+        out = func(*leaves)
+    outs = tuple(out) if isinstance(out, (tuple, list)) else (out,)
+    if together:
+        live = [o.sum() for o in outs if isinstance(o, Tensor) and o.requires_grad]
+        outs = (sum(live[1:], live[0]),) if live else (None,)
+    for i, o in enumerate(outs):
+        grads = api.grad(o.sum(), leaves, retain_graph=True, allow_unused=True) \
+            if isinstance(o, Tensor) and o.requires_grad else (None,) * len(leaves)
+        for j, g in enumerate(grads):
+            if g is None:
+                which = what if together else f"{what} {i}"
+                raise RuntimeError(f"tg.autograd.functional.{op}: {which} of the function is "
+                                   f"independent of input {j}, which strict=True does not "
+                                   f"allow (without strict, its block is zeros)")
 
 
 def _prepared(xs: tuple, create_graph: bool) -> tuple:
@@ -55,6 +81,8 @@ def jacobian(func: Callable, inputs: Any, create_graph: bool = False, strict: bo
     Computed in one pass either way (``vectorize`` is accepted and always true here)."""
     xs, is_tuple = _inputs("jacobian", inputs)
     jac = _strategy("jacobian", strategy)
+    if strict:
+        _check_strict("jacobian", func, xs)
     out = jac(func, argnums=tuple(range(len(xs))))(*_prepared(xs, create_graph))
     if not is_tuple:  # one input: no tuple over inputs
         out = tuple(o[0] for o in out) if isinstance(out[0], tuple) else out[0]
@@ -67,6 +95,8 @@ def hessian(func: Callable, inputs: Any, create_graph: bool = False, strict: boo
     (forward over reverse, whatever ``outer_jacobian_strategy`` says: it is the faster)."""
     xs, is_tuple = _inputs("hessian", inputs)
     _strategy("hessian", outer_jacobian_strategy)
+    if strict:
+        _check_strict("hessian", _grad_fn(func, len(xs)), xs, "the gradient's part")
     nums = tuple(range(len(xs))) if is_tuple else 0
     h = transforms.hessian(func, argnums=nums)(*_prepared(xs, create_graph))
     return _finish(h, create_graph)
@@ -76,6 +106,8 @@ def vjp(func: Callable, inputs: Any, v: Any = None, create_graph: bool = False,
         strict: bool = False) -> tuple:
     """``(func(inputs), vᵀJ)``; ``v`` may be omitted for a one-element output."""
     xs, is_tuple = _inputs("vjp", inputs)
+    if strict:
+        _check_strict("vjp", func, xs)
     out, vjp_fn = transforms.vjp(func, *_prepared(xs, create_graph))
     if v is None:
         outs = out if isinstance(out, tuple) else (out,)
@@ -93,6 +125,8 @@ def jvp(func: Callable, inputs: Any, v: Any = None, create_graph: bool = False,
     """``(func(inputs), J v)``, by forward mode; ``v`` may be omitted for a one-element
     input."""
     xs, is_tuple = _inputs("jvp", inputs)
+    if strict:
+        _check_strict("jvp", func, xs)
     if v is None:
         if any(x.numel() != 1 for x in xs):
             raise RuntimeError("tg.autograd.functional.jvp: v can be omitted only for a "
@@ -117,6 +151,8 @@ def hvp(func: Callable, inputs: Any, v: Any = None, create_graph: bool = False,
     and one backward pass, with tangents)."""
     xs, is_tuple = _inputs("hvp", inputs)
     vs = _vectors("hvp", xs, v)
+    if strict:
+        _check_strict("hvp", _grad_fn(func, len(xs)), xs, "the gradient", together=True)
     xs = _prepared(xs, create_graph)
     _, hv = transforms.jvp(_grad_fn(func, len(xs)), xs, vs)
     value = func(*xs)
@@ -128,6 +164,8 @@ def vhp(func: Callable, inputs: Any, v: Any = None, create_graph: bool = False,
     """``(func(inputs), vᵀH)`` for a scalar ``func``, by reverse over reverse."""
     xs, is_tuple = _inputs("vhp", inputs)
     vs = _vectors("vhp", xs, v)
+    if strict:
+        _check_strict("vhp", _grad_fn(func, len(xs)), xs, "the gradient", together=True)
     xs = _prepared(xs, create_graph)
     _, vjp_fn = transforms.vjp(_grad_fn(func, len(xs)), *xs)
     vh = vjp_fn(vs)

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import functional as F
 from ..errors import ShapeError
-from ..tensor import Tensor, _leaf, where
+from ..tensor import Tensor, _leaf
 
 
 def _p_norm(d: Tensor, p: float, dim: int, keepdim: bool, op: str) -> Tensor:
@@ -27,10 +27,7 @@ def _p_norm(d: Tensor, p: float, dim: int, keepdim: bool, op: str) -> Tensor:
     total = powered.sum(dim, keepdim)
     if p == 1:
         return total
-    nonzero = total > 0
-    safe = where(nonzero, total, F._constant_like(total, 1.0))
-    root = safe.sqrt() if p == 2 else safe ** (1.0 / p)
-    return where(nonzero, root, total)
+    return F.safe_root(total, p)
 
 
 def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
