@@ -72,30 +72,50 @@ def _count(x: Tensor, dim: Any) -> int:
 # ---------------------------------------------------------------- reductions
 
 
-def mean(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
-         keepdims: bool | None = None) -> Tensor:
-    """Average over ``dim`` (all dimensions by default)."""
+def mean(x: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None,
+         axis: Any = None, keepdims: bool | None = None) -> Tensor:
+    """Average over ``dim`` (all dimensions by default), computed in ``dtype`` if given."""
     dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
+    if dtype is not None:
+        x = x.to(dtype)
     if x.dtype.kind != "f":
-        raise TypeError(f"mean: needs a float tensor, got {x.dtype}; use x.float().mean()")
+        raise TypeError(f"mean: needs a float tensor, got {x.dtype}; use x.float().mean() "
+                        f"or mean(dtype=tg.float32)")
     return x.sum(dim, keepdim) / _count(x, dim)
 
 
-def var(x: Tensor, dim: Any = None, keepdim: bool = False, *, correction: int = 1,
-        unbiased: bool | None = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
-    """Variance; unbiased (``correction=1``) by default, as in PyTorch."""
+def var(x: Tensor, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction: Any = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
+    """Variance; unbiased (``correction=1``) by default, as in PyTorch. The positional
+    arguments are PyTorch's: ``var(x, dim, unbiased, keepdim)``, and ``var(x, False)`` is
+    the biased variance of all elements.
+
+    >>> tg.tensor([1.0, 2.0, 4.0]).var(0, False)
+    tensor(1.5556)
+    """
+    if isinstance(dim, bool):  # torch's var(x, unbiased)
+        dim, unbiased = None, dim
     dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
-    if unbiased is not None:
-        correction = 1 if unbiased else 0
+    correction = _correction("var", unbiased, correction)
     centered = x - mean(x, dim, keepdim=True)
     return (centered * centered).sum(dim, keepdim) / builtins.max(_count(x, dim) - correction, 0)
 
 
-def std(x: Tensor, dim: Any = None, keepdim: bool = False, *, correction: int = 1,
-        unbiased: bool | None = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
-    """Standard deviation, ``sqrt(var)``."""
-    return var(x, dim, keepdim, correction=correction, unbiased=unbiased, axis=axis,
-               keepdims=keepdims).sqrt()
+def std(x: Tensor, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction: Any = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
+    """Standard deviation, ``sqrt(var)`` (same arguments as `var`); its gradient is 0 where
+    it is 0 (a constant row), as in PyTorch, not nan."""
+    return _safe_root(var(x, dim, unbiased, keepdim, correction=correction, axis=axis,
+                          keepdims=keepdims), 2)
+
+
+def _safe_root(s: Tensor, p: float) -> Tensor:
+    """``s ** (1 / p)`` of a sum of powers (a variance, a norm's sum), with gradient 0 where
+    s is 0 (torch's choice for the std of a constant and the norm of a zero vector), not
+    the nan of inf * 0."""
+    zero = s == 0
+    root = _where(zero, 1.0, s) ** (1.0 / p) if p != 2 else _where(zero, 1.0, s).sqrt()
+    return _where(zero, 0.0, root)
 
 
 def amax(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
@@ -1122,17 +1142,26 @@ def expm1(x: Tensor) -> Tensor:
     return x.exp() - 1
 
 
-def norm(x: Tensor, p: Any = 2, dim: Any = None, keepdim: bool = False) -> Tensor:
-    """The p-norm over ``dim`` (all elements by default): 2, 1, inf or any p > 0."""
-    if p == 2:
-        return (x * x).sum(dim, keepdim).sqrt()
-    if p == 1:
-        return abs(x).sum(dim, keepdim)
-    if p == math.inf:
-        return amax(abs(x), dim, keepdim)
-    if isinstance(p, (int, float)) and p > 0:
-        return (abs(x) ** p).sum(dim, keepdim) ** (1.0 / p)
-    raise ValueError(f"norm: p must be a positive number or inf, got {p!r}")
+def norm(x: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False, *,
+         dtype: Any = None) -> Tensor:
+    """``torch.norm``: the vector p-norm over ``dim`` (all elements by default) for any real
+    ``p``, inf and -inf; ``"fro"`` (the default) is the 2-norm, ``"nuc"`` the nuclear norm of
+    the matrices in ``dim``. As `tg.linalg.vector_norm`, which it calls (its gradient at a
+    zero vector is 0, as in PyTorch).
+
+    >>> tg.tensor([3.0, -4.0]).norm()
+    tensor(5.)
+    """
+    from . import linalg  # (linalg is built on this module; torch.norm calls it likewise)
+
+    if p == "nuc":
+        return linalg.matrix_norm(x, "nuc", (-2, -1) if dim is None else dim, keepdim,
+                                  dtype=dtype)
+    if p == "fro":
+        p = 2
+    if isinstance(p, str) or not isinstance(p, (int, float, np.number)):
+        raise ValueError(f"norm: p must be a number, inf, -inf, 'fro' or 'nuc', got {p!r}")
+    return linalg.vector_norm(x, p, dim, keepdim, dtype=dtype)
 
 
 def masked_fill(x: Tensor, mask: Any, value: Any) -> Tensor:
@@ -3709,14 +3738,14 @@ def var_mean(input: Tensor, dim: Any = None, unbiased: bool | None = None,
     if isinstance(dim, bool):
         dim, unbiased = None, dim
     c = _correction("var_mean", unbiased, correction)
-    return var(input, dim, keepdim, correction=c), mean(input, dim, keepdim)
+    return var(input, dim, keepdim=keepdim, correction=c), mean(input, dim, keepdim)
 
 
 def std_mean(input: Tensor, dim: Any = None, unbiased: bool | None = None,
              keepdim: bool = False, *, correction: Any = None) -> tuple:
     """``(std, mean)`` over ``dim``, as ``torch.std_mean``."""
     v, m = var_mean(input, dim, unbiased, keepdim, correction=correction)
-    return v.sqrt(), m
+    return _safe_root(v, 2), m
 
 
 def count_nonzero(input: Tensor, dim: Any = None) -> Tensor:

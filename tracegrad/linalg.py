@@ -322,14 +322,6 @@ def cond(A: Tensor, p: Any = None) -> Tensor:
 # ---------------------------------------------------------------- norms
 
 
-def _safe_root(s: Tensor, p: float) -> Tensor:
-    """``s ** (1 / p)`` of a sum of powers, with gradient 0 where s is 0 (torch's choice for
-    the norm of a zero vector), not nan."""
-    zero = s == 0
-    root = F.where(zero, 1.0, s) ** (1.0 / p) if p != 2 else F.where(zero, 1.0, s).sqrt()
-    return F.where(zero, 0.0, root)
-
-
 def _norm_input(op: str, x: Any, dtype: Any) -> Tensor:
     x = x if isinstance(x, Tensor) else tensor(x)
     if dtype is not None:
@@ -364,10 +356,10 @@ def vector_norm(x: Tensor, ord: float = 2, dim: Any = None, keepdim: bool = Fals
     if ord == 1:
         return a.sum(dim, keepdim)
     if ord == 2:
-        return _safe_root((x * x).sum(dim, keepdim), 2)
+        return F._safe_root((x * x).sum(dim, keepdim), 2)
     if ord < 0:  # no zero-vector issue to mask, but |x| = 0 gives inf ** -p = 0, as torch
         return (a ** ord).sum(dim, keepdim) ** (1.0 / ord)
-    return _safe_root((a ** ord).sum(dim, keepdim), ord)
+    return F._safe_root((a ** ord).sum(dim, keepdim), ord)
 
 
 _MATRIX_ORDS = ("fro", "nuc", 1, -1, 2, -2, math.inf, -math.inf)
