@@ -73,3 +73,32 @@ def test_norm_nuc_and_dtype():
 def test_mean_takes_dtype(dtype, x):
     same(lambda M, t: t.mean(dtype=getattr(M, dtype)), x, order=0, rtol=1e-6)
     same(lambda M, t: M.mean(t, 1, True, dtype=getattr(M, dtype)), x, order=0, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- sorting
+
+
+NANS = np.array([[0.5, np.nan, -1.0, 2.0, np.nan, 0.5], [1.0, 1.0, -np.inf, np.inf, 0.0, -0.0]])
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_sort_puts_nan_as_the_largest_value_and_is_stable(descending):
+    # descending sorted -x: NaN came last, where torch puts it first
+    same(lambda M, t: t.sort(dim=1, descending=descending, stable=True).values, NANS)
+    same(lambda M, t: t.sort(dim=1, descending=descending, stable=True).indices, NANS)
+    same(lambda M, t: t.argsort(dim=1, descending=descending, stable=True), NANS)
+    same(lambda M, t: t.T.sort(dim=0, descending=descending, stable=True).values, NANS)
+
+
+@pytest.mark.parametrize("largest", [False, True])
+def test_topk_treats_nan_as_the_largest_value(largest):
+    x = np.array([[0.5, np.nan, -1.0, 2.0, 3.0, 0.25], [1.0, 1.5, -np.inf, np.inf, 0.0, -0.5]])
+    same(lambda M, t: t.topk(3, dim=1, largest=largest).values, x)  # (no ties: torch's topk
+    same(lambda M, t: t.topk(3, dim=1, largest=largest).indices, x)  # is not stable)
+
+
+@pytest.mark.parametrize("x", [np.array([[True, False, True, False]]),
+                               np.array([[3, -2**63, 2**63 - 1, 3, 0]])])
+def test_sort_descending_of_bools_and_extreme_ints(x):
+    same(lambda M, t: t.sort(descending=True, stable=True).indices, x, order=0)
+    same(lambda M, t: t.sort(descending=True).values, x, order=0)
