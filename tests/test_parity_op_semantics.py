@@ -102,3 +102,112 @@ def test_topk_treats_nan_as_the_largest_value(largest):
 def test_sort_descending_of_bools_and_extreme_ints(x):
     same(lambda M, t: t.sort(descending=True, stable=True).indices, x, order=0)
     same(lambda M, t: t.sort(descending=True).values, x, order=0)
+
+
+# ---------------------------------------------------------------- arithmetic keywords, cat
+
+
+def test_add_and_sub_take_alpha():
+    x, y = RNG.standard_normal((2, 3)), RNG.standard_normal(3)
+    same(lambda M, a, b: a.add(b, alpha=-0.5), x, y)
+    same(lambda M, a, b: M.add(a, b, alpha=2), x, y)
+    same(lambda M, a, b: a.sub(b, alpha=3) + M.sub(a, 1, alpha=2) + a.subtract(b, alpha=0.5),
+         x, y)
+
+
+@pytest.mark.parametrize("mode", ["floor", "trunc"])
+def test_div_takes_rounding_mode(mode):
+    x, y = RNG.standard_normal((2, 3)) * 5, RNG.standard_normal(3)
+    i = np.array([[-7, 7, -6, 0], [5, -5, 9, -9]])
+    same(lambda M, a, b: a.div(b, rounding_mode=mode), x, y)
+    same(lambda M, a, b: M.divide(a, b, rounding_mode=mode) * a, x, y)  # (no gradient)
+    same(lambda M, a: M.div(a, -2, rounding_mode=mode), i, order=0)
+    same(lambda M, a: a.div(M.tensor([2, -3, 4, 1]), rounding_mode=mode), i, order=0)
+    same(lambda M, a: a.div(2), i, order=0)  # (true division: float)
+
+
+def test_cat_skips_empty_1d_tensors():
+    # `out = torch.tensor([]); out = torch.cat([out, row])`: torch joins a (0,) tensor to
+    # anything (it counts for the dtype)
+    x = RNG.standard_normal((2, 3))
+    same(lambda M, a: M.cat([M.tensor([], dtype=a.dtype), a]), x)
+    same(lambda M, a: M.cat([a, M.tensor([], dtype=a.dtype)], dim=-1), x)
+    same(lambda M, a: M.cat([M.tensor([]), a.long()]), x, order=0)  # float32
+    same(lambda M, a: M.cat([M.tensor([]), M.tensor([])]), x, order=0)
+
+    def grow(a):
+        out = tg.tensor([], dtype=a.dtype)
+        for k in range(3):
+            out = tg.cat([out, a * k])
+        return out
+
+    x0 = tg.tensor(x[0])
+    assert np.array_equal(tg.compile(grow, backend="numpy")(x0).numpy(), grow(x0).numpy())
+
+
+# ---------------------------------------------------------------- in-place dtypes
+
+
+@pytest.mark.parametrize("op", ["add_", "sub_", "mul_", "div_"])
+def test_in_place_may_narrow_within_a_kind(op):
+    # float32.add_(float64 tensor) runs in torch (computed in float64, stored as float32)
+    x, y = RNG.standard_normal((2, 3)).astype(np.float32), RNG.standard_normal(3) + 3
+
+    def f(M, a, b):
+        out = a.detach().clone()
+        getattr(out, op)(b.detach())
+        return out
+
+    same(f, x, y, order=0)
+    same(f, x, np.array([1, 2, 3]), order=0)
+
+
+def test_in_place_refuses_a_lower_kind_in_every_mode():
+    # an int tensor cannot hold a float result (it was silently truncated when the operand
+    # required grad)
+    for other in (tg.tensor([1.5, 2.5], requires_grad=True), tg.tensor([1.5, 2.5]), 1.5):
+        with pytest.raises(TypeError, match="cannot be stored"):
+            tg.tensor([1, 2]).add_(other)
+    with pytest.raises(TypeError, match="cannot be stored"):
+        tg.tensor([True, False]).add_(tg.tensor([1, 2]))
+
+
+# ---------------------------------------------------------------- pow at 0
+
+
+def test_pow_gradients_at_a_zero_base_and_exponent():
+    # d/da a**0 at a = 0 is 0 (0 * 0**-1 was nan); d/db 0**b is -inf for b < 0, 0 for b >= 0
+    a = np.array([0.0, 0.0, 0.0, 1.5, 2.0])
+    b = np.array([0.0, -1.0, 2.0, 0.0, -0.5])
+    same(lambda M, x: x ** 0, a)
+    same(lambda M, x: (x * x) ** 0.0, a)
+    same(lambda M, x, y: x ** y, a, b)
+    same(lambda M, x, y: x.detach() ** y, a, b)
+    x, y = tg.tensor(a, requires_grad=True), tg.tensor(b, requires_grad=True)
+    want = [g.numpy() for g in tg.autograd.grad((x ** y).sum(), (x, y))]
+    for backend in ("numpy", "c"):
+        f = tg.compile(lambda x, y: tg.autograd.grad((x ** y).sum(), (x, y)), backend=backend)
+        for u, v in zip(f(x, y), want):
+            np.testing.assert_array_equal(u.numpy(), v)
+
+
+# ---------------------------------------------------------------- median
+
+
+def test_median_is_nan_where_there_is_a_nan():
+    # the nan sorted last, so median skipped it (torch.median propagates it)
+    x = np.array([[1.0, np.nan, 2.0, 0.5], [3.0, 1.0, 2.0, 0.0], [np.nan, 1.0, np.nan, 2.0]])
+    same(lambda M, t: t.median(dim=1).values, x)
+    same(lambda M, t: t.median(dim=1, keepdim=True).indices, x, order=0)
+    same(lambda M, t: t.median(), x)
+    same(lambda M, t: t[1].median(), x)
+
+
+@pytest.mark.parametrize("name", ["median", "nanmedian"])
+def test_median_of_all_elements_shares_the_gradient_of_ties(name):
+    x = np.array([[1.0, 2.0, 3.0], [2.0, 2.0, 0.0]])
+    same(lambda M, t: getattr(t, name)(), x)
+    same(lambda M, t: getattr(M, name)(t * 2), x)
+    f = tg.compile(lambda t: tg.autograd.grad(getattr(t, name)(), t)[0], backend="numpy")
+    t = tg.tensor(x, requires_grad=True)
+    np.testing.assert_array_equal(f(t).numpy(), np.array([[0, 1, 0], [1, 1, 0]]) / 3)

@@ -32,10 +32,18 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
 
 
 def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
-    """Join tensors along an existing dimension."""
+    """Join tensors along an existing dimension. As in PyTorch, 1-d empty tensors (shape
+    ``(0,)``) join anything: they count for the dtype only (``out = tg.tensor([])`` then
+    ``out = tg.cat([out, row])`` in a loop)."""
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("cat: needs at least one tensor")
+    joined = [t for t in tensors if t.shape != (0,)]
+    if len(joined) < len(tensors):
+        dt = tensors[0].dtype
+        for t in tensors[1:]:
+            dt = dtypes.promote(dt, t.dtype)
+        tensors = [t.to(dt) for t in joined] or [tensors[0].to(dt)]
     nd = tensors[0].ndim
     if nd == 0:
         raise ShapeError("cat: zero-dimensional tensors cannot be concatenated; use stack")

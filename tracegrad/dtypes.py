@@ -73,6 +73,13 @@ def promote(a: np.dtype, b: np.dtype) -> np.dtype:
     return np.promote_types(a, b)
 
 
+def can_store(result: np.dtype, into: np.dtype) -> bool:
+    """Whether an in-place op may write a result of dtype ``result`` into a tensor of dtype
+    ``into``: PyTorch's ``canCast``, which narrows within a kind (float64 into float32) but
+    never to a lower kind (a float into an int, an int into a bool)."""
+    return kind_rank(result) <= kind_rank(into)
+
+
 def result_dtype(a: np.dtype, a_ndim: int, b: np.dtype, b_ndim: int) -> np.dtype:
     """The dtype of ``a op b`` for two operands with these dtypes and numbers of dimensions:
     `promote`, with PyTorch's rule that a 0-d operand acts like a number (it cannot widen a

@@ -2282,27 +2282,6 @@ def cumprod(input: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
     return _scan(x, dim, lambda a, b: a * b, 1)
 
 
-def median(input: Tensor, dim: Any = None, keepdim: bool = False) -> Any:
-    """The lower median of all elements (a 0-d tensor), or ``(values, indices)`` along
-    ``dim``, as ``torch.median``; the gradient goes to the median element."""
-    if dim is None:
-        flat = input.reshape(-1)
-        n = flat.shape[0]
-        if n == 0:
-            return _leaf(np.full((), np.nan, input.dtype))
-        return sort(flat).values[(n - 1) // 2]
-    d = check_dim("median", dim, input.shape)
-    if input.ndim == 0:
-        return Sorted(input, _leaf(np.zeros((), np.int64)))
-    n = input.shape[d]
-    if n == 0:
-        raise ShapeError(f"median: dimension {d} of shape {input.shape} is empty")
-    values, indices = sort(input, d)
-    at = (slice(None),) * d + ((n - 1) // 2,)
-    v, i = values[at], indices[at]
-    return Sorted(v.unsqueeze(d), i.unsqueeze(d)) if keepdim else Sorted(v, i)
-
-
 def _round(input: Tensor, *, decimals: int = 0) -> Tensor:
     """Round half to even (as PyTorch and NumPy), to ``decimals`` places. No gradient (it is
     zero almost everywhere)."""
@@ -2443,11 +2422,52 @@ def remainder(input: Any, other: Any) -> Tensor:
     return a - _floor_quotient(a, b).detach() * b
 
 
+def _trunc_quotient(a: Tensor, b: Tensor) -> Tensor:
+    # (exact for integers below 2**53, as `_floor_quotient`)
+    return trunc(a / b) if a.dtype.kind == "f" else trunc(a.double() / b.double()).to(a.dtype)
+
+
 def fmod(input: Any, other: Any) -> Tensor:
     """``input - trunc(input / other) * other`` (C's ``fmod``: the sign of ``input``)."""
     a, b = _division_operands(input, other, "fmod")
-    q = trunc(a / b) if a.dtype.kind == "f" else trunc(a.double() / b.double()).to(a.dtype)
-    return a - q.detach() * b
+    return a - _trunc_quotient(a, b).detach() * b
+
+
+def add(input: Tensor, other: Any, *, alpha: Any = 1) -> Tensor:
+    """``input + alpha * other``, as ``torch.add``.
+
+    >>> tg.tensor([1.0, 2.0]).add(tg.tensor([1.0, 1.0]), alpha=-0.5)
+    tensor([0.5000, 1.5000])
+    """
+    return input + _times(other, alpha)
+
+
+def sub(input: Tensor, other: Any, *, alpha: Any = 1) -> Tensor:
+    """``input - alpha * other``, as ``torch.sub``."""
+    return input - _times(other, alpha)
+
+
+def _times(x: Any, alpha: Any) -> Any:
+    return x if isinstance(alpha, (int, float)) and alpha == 1 else x * alpha
+
+
+def div(input: Tensor, other: Any, *, rounding_mode: str | None = None) -> Tensor:
+    """``input / other``, as ``torch.div``: true division (ints give floats) by default;
+    ``rounding_mode="trunc"`` rounds the quotient toward zero, ``"floor"`` down (`//`), and
+    integers then stay integers (no gradient, as in PyTorch).
+
+    >>> tg.tensor([-7, 7]).div(2, rounding_mode="trunc")
+    tensor([-3,  3])
+    """
+    if rounding_mode is None:
+        return input / other
+    if rounding_mode == "floor":
+        return floor_divide(input, other)
+    if rounding_mode == "trunc":
+        a, b = _division_operands(input, other, "div")
+        return _trunc_quotient(a, b).detach()
+    raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', "
+                     f"got {rounding_mode!r}")
 
 
 def _reflected(fn: Any) -> Any:
@@ -3223,7 +3243,7 @@ def positive(input: Tensor) -> Tensor:
 __all__ += [
     "gather", "scatter", "scatter_add", "index_select", "index_add", "masked_select",
     "nonzero", "argwhere", "bmm", "mm", "mv", "outer", "tril", "triu", "movedim", "prod",
-    "cumprod", "median", "trunc", "frac", "select", "narrow", "unbind", "repeat_interleave",
+    "cumprod", "trunc", "frac", "select", "narrow", "unbind", "repeat_interleave",
     "floor_divide", "remainder", "fmod", "isnan", "isinf", "isposinf", "isneginf", "isfinite",
     "isclose", "allclose", "nan_to_num", "multinomial", "einsum", "full_like", "empty_like",
     "rand_like", "randn_like", "randint_like", "empty", "randperm", "diagonal", "trace", "diag",

@@ -933,7 +933,8 @@ for _name in UNARY_METHODS:
 for _mname, _prim in UNARY_ALIASES.items():
     setattr(Tensor, _mname, _make_unary(_prim))
 for _mname, _prim, _rev in BINARY_METHODS:
-    setattr(Tensor, _mname, _make_binary(_mname, _prim, _rev))
+    if _mname not in CompositeMethods.__dict__:  # (x.add(y, alpha=2) is functional's)
+        setattr(Tensor, _mname, _make_binary(_mname, _prim, _rev))
 Tensor.__hash__ = object.__hash__
 
 
