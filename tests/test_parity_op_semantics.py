@@ -211,3 +211,27 @@ def test_median_of_all_elements_shares_the_gradient_of_ties(name):
     f = tg.compile(lambda t: tg.autograd.grad(getattr(t, name)(), t)[0], backend="numpy")
     t = tg.tensor(x, requires_grad=True)
     np.testing.assert_array_equal(f(t).numpy(), np.array([[0, 1, 0], [1, 1, 0]]) / 3)
+
+
+# ---------------------------------------------------------------- where's promotion
+
+
+def test_where_promotes_a_0d_operand_as_a_number():
+    # where promoted float32 with a 0-d float64 to float64 (torch: float32, as arithmetic)
+    x = RNG.standard_normal((2, 3)).astype(np.float32)
+    same(lambda M, t: M.where(t > 0, t, M.tensor(2.5, dtype=M.float64)), x)
+    same(lambda M, t: M.where(t > 0, M.tensor(2.5, dtype=M.float64), t), x)
+    same(lambda M, t: M.where(t > 0, M.tensor([1, 2, 3]), M.tensor(0.5, dtype=M.float64)), x)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_compiled_where_and_clamp_with_a_float_argument_keep_float32(backend):
+    # a float argument is a float64 input while tracing: it made the result float64
+    x = tg.tensor(RNG.standard_normal((2, 3)).astype(np.float32))
+    for fn in (lambda t, s: t.clamp(max=s), lambda t, s: tg.where(t > 0, t, s),
+               lambda t, s: tg.tensor([1, -2, 3]).clamp(min=s)):
+        f = tg.compile(fn, backend=backend)
+        for s in (0.5, -0.25, 1.75):
+            got, want = f(x, s), fn(x, s)
+            assert got.dtype == want.dtype == np.float32
+            np.testing.assert_array_equal(got.numpy(), want.numpy())

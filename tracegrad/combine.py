@@ -7,7 +7,7 @@ from typing import Any, Sequence
 from . import dtypes
 from .errors import ShapeError
 from .ops import PRIMITIVES as P
-from .tensor import Tensor, _operand, apply
+from .tensor import Tensor, _operand, _result_dtype, apply
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
@@ -25,8 +25,8 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
     else:
         a = Tensor(a)
         b = _operand(b, a)
-    if a.dtype != b.dtype:
-        dt = dtypes.promote(a.dtype, b.dtype)
+    if a.dtype != b.dtype:  # (as arithmetic: a 0-d tensor or a traced float acts as a number)
+        dt = _result_dtype(a, b)
         a, b = a.to(dt), b.to(dt)
     return apply(P["where"], cond, a, b)
 
