@@ -235,3 +235,18 @@ def test_compiled_where_and_clamp_with_a_float_argument_keep_float32(backend):
             got, want = f(x, s), fn(x, s)
             assert got.dtype == want.dtype == np.float32
             np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+# ---------------------------------------------------------------- dtype= of reductions
+
+
+@pytest.mark.parametrize("name", ["sum", "prod", "nansum", "cumsum", "cumprod"])
+@pytest.mark.parametrize("dtype", ["int32", "int16", "float32"])
+def test_reductions_compute_in_the_dtype_asked_for(name, dtype):
+    # integer sums were int64 whatever dtype= said
+    x = np.arange(1, 7, dtype=np.int32).reshape(2, 3)
+    dim = {"cumsum": 0, "cumprod": 1}.get(name)
+    args = () if dim is None else (dim,)
+    same(lambda M, t: getattr(t, name)(*args, dtype=getattr(M, dtype)), x, order=0)
+    same(lambda M, t: getattr(t, name)(*args), x, order=0)
+    same(lambda M, t: t.bool().sum(dtype=M.bool) if name == "sum" else t.sum(), x, order=0)

@@ -1289,10 +1289,9 @@ def repeat(x: Tensor, *sizes: Any) -> Tensor:
 def cumsum(x: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
     """Running sums along ``dim``: for floats a product with a triangular matrix of ones
     (one BLAS call); integers and bools stay exact, as int64 (a scan of additions)."""
-    if dtype is not None:
-        x = x.to(dtype)
+    x = _integer_result(x, dtype)
     if x.dtype.kind != "f":
-        return _scan(_integer_result(x), dim, lambda a, b: a + b, 0)
+        return _scan(x, dim, lambda a, b: a + b, 0)
     if x.ndim == 0:
         return x
     d = check_dim("cumsum", dim, x.shape)
@@ -2226,8 +2225,11 @@ def diag(input: Tensor, diagonal: int = 0) -> Tensor:
     return input._scatter_add(_slots(2), (n, n), _leaf(rows), _leaf(cols))
 
 
-def _integer_result(x: Tensor) -> Tensor:
-    """PyTorch's prod/cumsum/cumprod of bools and integers is int64."""
+def _integer_result(x: Tensor, dtype: Any = None) -> Tensor:
+    """``x`` in the dtype a sum/prod/cumsum/cumprod computes in: ``dtype`` if given, else
+    int64 for bools and integers (PyTorch's)."""
+    if dtype is not None:
+        return x.to(dtype)
     return x.long() if x.dtype.kind in "biu" and x.dtype != np.int64 else x
 
 
@@ -2251,7 +2253,7 @@ def prod(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = 
     >>> tg.tensor([[1., 2.], [3., 4.]]).prod(1)
     tensor([ 2., 12.])
     """
-    x = _integer_result(input if dtype is None else input.to(dtype))
+    x = _integer_result(input, dtype)
     if dim is None:
         return _product_last(x.reshape(-1))
     d = check_dim("prod", dim, x.shape)
@@ -2278,7 +2280,7 @@ def _scan(x: Tensor, dim: int, combine: Any, identity: Any) -> Tensor:
 
 def cumprod(input: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
     """Running products along ``dim`` (exact gradients at zeros too)."""
-    x = _integer_result(input if dtype is None else input.to(dtype))
+    x = _integer_result(input, dtype)
     return _scan(x, dim, lambda a, b: a * b, 1)
 
 
@@ -3728,10 +3730,10 @@ def vander(x: Tensor, N: int | None = None, increasing: bool = False) -> Tensor:
 def nansum(input: Tensor, dim: Any = None, keepdim: bool = False, *,
            dtype: Any = None) -> Tensor:
     """The sum with NaNs counted as zero (their gradient is zero)."""
-    x = _integer_result(input if dtype is None else input.to(dtype))
+    x = _integer_result(input, dtype)
     if x.dtype.kind == "f":
         x = _where(isnan(x), _leaf(np.zeros((), x.dtype)), x)
-    return x.sum(dim, keepdim)
+    return x.sum(dim, keepdim, dtype=dtype)
 
 
 def nanmean(input: Tensor, dim: Any = None, keepdim: bool = False, *,

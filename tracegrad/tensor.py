@@ -735,7 +735,9 @@ class Tensor(NodeHooks, InPlaceOps, CompositeMethods):
         if x.dtype == dtypes.bool_:
             x = x.to(dtypes.int64)
         axes = normalize_axes("sum", dim, x.ndim)
-        return apply(P["sum"], x, axes=axes, keepdim=keepdim)
+        out = apply(P["sum"], x, axes=axes, keepdim=keepdim)
+        # (an integer sum is int64, as in PyTorch, unless dtype= asks for another)
+        return out if dtype is None or out.dtype == dtype else out.to(dtype)
 
     def _amax(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
         return apply(P["max"], self, axes=normalize_axes("max", dim, self.ndim), keepdim=keepdim)
