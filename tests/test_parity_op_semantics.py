@@ -250,3 +250,22 @@ def test_reductions_compute_in_the_dtype_asked_for(name, dtype):
     same(lambda M, t: getattr(t, name)(*args, dtype=getattr(M, dtype)), x, order=0)
     same(lambda M, t: getattr(t, name)(*args), x, order=0)
     same(lambda M, t: t.bool().sum(dtype=M.bool) if name == "sum" else t.sum(), x, order=0)
+
+
+# ---------------------------------------------------------------- argument forms
+
+
+def test_flip_takes_dims_as_varargs_a_sequence_or_a_keyword():
+    x = RNG.standard_normal((2, 3, 4))
+    same(lambda M, t: t.flip(0, 2), x)
+    same(lambda M, t: t.flip((0, -1)) + M.flip(t, dims=[1]) + M.flip(t, [2]), x)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "softmin"])
+def test_softmax_family_takes_dtype(name):
+    # F.softmax(x, dim=-1, dtype=torch.float32), as transformer code writes it
+    x = RNG.standard_normal((2, 3)).astype(np.float32)
+    same(lambda M, t: getattr(M.nn.functional, name)(t, dim=-1, dtype=M.float64), x,
+         rtol=1e-6)
+    if name != "softmin":  # (a function only, in torch too)
+        same(lambda M, t: getattr(t, name)(0, dtype=M.float64), x, rtol=1e-6)

@@ -198,8 +198,11 @@ def logsumexp(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = 
     return out.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
 
 
-def softmax(x: Tensor, dim: int = -1) -> Tensor:
-    """``exp(x) / sum(exp(x))`` along ``dim``, stable for large inputs."""
+def softmax(x: Tensor, dim: int = -1, *, dtype: Any = None) -> Tensor:
+    """``exp(x) / sum(exp(x))`` along ``dim``, stable for large inputs (computed in
+    ``dtype`` if given, as PyTorch's ``dtype=``)."""
+    if dtype is not None:
+        x = x.to(dtype)
     axes = normalize_axes("softmax", dim, x.ndim)
     if axes and x.shape[axes[0]] == 0:
         return x
@@ -209,8 +212,11 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
     return e / e.sum(dim, keepdim=True)
 
 
-def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
-    """``x - logsumexp(x)`` along ``dim``, stable for large inputs."""
+def log_softmax(x: Tensor, dim: int = -1, *, dtype: Any = None) -> Tensor:
+    """``x - logsumexp(x)`` along ``dim``, stable for large inputs (computed in ``dtype``
+    if given)."""
+    if dtype is not None:
+        x = x.to(dtype)
     axes = normalize_axes("log_softmax", dim, x.ndim)
     if axes and x.shape[axes[0]] == 0:
         return x
@@ -1187,7 +1193,13 @@ def dot(a: Tensor, b: Tensor) -> Tensor:
     return a @ b
 
 
-def flip(x: Tensor, dims: Any) -> Tensor:
+def flip(x: Tensor, *args: Any, dims: Any = None) -> Tensor:
+    """Reverse the order of the elements along ``dims``: ``x.flip(0, 1)``,
+    ``x.flip((0, 1))`` or ``flip(x, dims=[0])``, as in PyTorch."""
+    if dims is None:
+        dims = args[0] if len(args) == 1 else args
+    elif args:
+        raise TypeError("flip: give the dims once (positionally or as dims=)")
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
     axes = normalize_axes("flip", dims, x.ndim)
     return x[tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(x.ndim))]
@@ -1540,12 +1552,12 @@ def glu(x: Tensor, dim: int = -1) -> Tensor:
     return a * b.sigmoid()
 
 
-def softmin(x: Tensor, dim: int | None = None) -> Tensor:
+def softmin(x: Tensor, dim: int | None = None, *, dtype: Any = None) -> Tensor:
     """``softmax(-x, dim)``."""
     if dim is None:
         raise TypeError("softmin: pass dim= (PyTorch picks one from the number of dimensions "
                         "only with a warning)")
-    return softmax(-x, dim)
+    return softmax(-x, dim, dtype=dtype)
 
 
 def _constant_like(x: Tensor, value: float) -> Tensor:
