@@ -269,3 +269,12 @@ def test_softmax_family_takes_dtype(name):
          rtol=1e-6)
     if name != "softmin":  # (a function only, in torch too)
         same(lambda M, t: getattr(t, name)(0, dtype=M.float64), x, rtol=1e-6)
+
+
+def test_maximum_and_minimum_gradients_at_nan_and_ties():
+    # a nan operand: PyTorch sends the gradient to both sides (tracegrad sent it to neither)
+    a = np.array([1.0, np.nan, 2.0, np.nan, 3.0])
+    b = np.array([1.0, 0.5, np.nan, np.nan, -1.0])
+    same(lambda M, x, y: M.maximum(x, y), a, b)
+    same(lambda M, x, y: M.minimum(x, y), a, b)
+    same(lambda M, x, y: x.max(y), a, b)

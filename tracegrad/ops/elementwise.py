@@ -260,8 +260,9 @@ def _inverse_square_radius(a, b):
 
 
 def _maximum_grad(g, out, a, b):
-    # Ties split the gradient evenly, as PyTorch does.
-    return (a > b)._select(g, (a == b)._select(g * 0.5, 0))
+    # Ties split the gradient evenly, as PyTorch does; a nan on either side sends it whole to
+    # both (PyTorch's rule: zero only where the operand is the smaller one).
+    return (a < b)._select(0, (a == b)._select(g * 0.5, g))
 
 
 # name, forward, facts, then for each operand: its gradient as a function of (g, out, a, b)
