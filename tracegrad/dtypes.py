@@ -73,11 +73,11 @@ def promote(a: np.dtype, b: np.dtype) -> np.dtype:
     return np.promote_types(a, b)
 
 
-def can_store(result: np.dtype, into: np.dtype) -> bool:
-    """Whether an in-place op may write a result of dtype ``result`` into a tensor of dtype
-    ``into``: PyTorch's ``canCast``, which narrows within a kind (float64 into float32) but
-    never to a lower kind (a float into an int, an int into a bool)."""
-    return kind_rank(result) <= kind_rank(into)
+def can_cast(from_: np.dtype, to: np.dtype) -> bool:
+    """PyTorch's ``canCast``: any width within a kind (float64 to float32), never to a lower
+    kind (a float to an int, an int to a bool). Whether an in-place op may store a result of
+    dtype ``from_`` in a tensor of dtype ``to``; ``tg.can_cast``."""
+    return kind_rank(from_) <= kind_rank(to)
 
 
 def result_dtype(a: np.dtype, a_ndim: int, b: np.dtype, b_ndim: int) -> np.dtype:

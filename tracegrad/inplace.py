@@ -374,7 +374,7 @@ class InPlaceOps:
         other = _scaled(other, alpha)
         o = _tensor._operand(other, self)
         result = dtypes.result_dtype(self._data.dtype, self.ndim, o._data.dtype, o.ndim)
-        if not dtypes.can_store(result, self._data.dtype):
+        if not dtypes.can_cast(result, self._data.dtype):
             raise TypeError(
                 f"in-place {name}: the result of {self._data.dtype} {name} {o._data.dtype} is "
                 f"{result}, which cannot be stored in this {self._data.dtype} tensor; use an "
