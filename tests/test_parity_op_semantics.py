@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gradcheck import compare_with_torch
+from gradcheck import check_grads, compare_with_torch
 
 import tracegrad as tg
 
@@ -35,6 +35,7 @@ def test_var_std_positional_arguments_are_torchs(name, args):
     x = RNG.standard_normal((3, 4, 2))
     same(lambda M, t: getattr(t, name)(*args), x)
     same(lambda M, t: getattr(M, name)(t, *args), x)
+    check_grads(lambda t: getattr(t, name)(*args), x)
 
 
 @pytest.mark.parametrize("name", ["std", "std_mean"])
@@ -59,6 +60,8 @@ def test_norm_takes_torchs_orders(p):
     x = RNG.standard_normal((3, 4))
     same(lambda M, t: t.norm(p), x)
     same(lambda M, t: M.norm(t, p, dim=-1, keepdim=True), x)
+    if p not in (0, float("-inf")):  # (piecewise constant, or a kink at the minimum)
+        check_grads(lambda t: t.norm(p, dim=1), x)
 
 
 def test_norm_nuc_and_dtype():
