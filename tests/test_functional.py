@@ -357,7 +357,7 @@ def test_var_std_along_dim(fn, correction, data, shape, seed):
     x = randn(seed, *shape)
     tg_fn, torch_fn = getattr(F, fn), getattr(torch, fn)
     # atol: where a second derivative is 0 both sides give rounding noise of order 1e-11
-    both(lambda t: tg_fn(t, dim, keepdim, correction=correction),
+    both(lambda t: tg_fn(t, dim, keepdim=keepdim, correction=correction),
          lambda t: torch_fn(t, dim, keepdim=keepdim, correction=correction), x, atol=1e-10)
 
 
@@ -375,7 +375,7 @@ def test_var_std_all_and_over_several_dims(fn, correction, shape, seed):
     assume(math.prod(shape[d] for d in dims) > 1)
     # (over two elements std is |a - b| / sqrt(2): its second derivative is 0, and both
     # libraries give rounding noise that grows as 1/std, up to ~1e-11 for randn inputs)
-    both(lambda t: tg_fn(t, dims, True, correction=correction),
+    both(lambda t: tg_fn(t, dims, keepdim=True, correction=correction),
          lambda t: torch_fn(t, dims, keepdim=True, correction=correction), x, atol=1e-10)
 
 

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 from . import dtypes
 from .errors import ShapeError
 from .ops import PRIMITIVES as P
-from .tensor import Tensor, _operand, apply
+from .tensor import Tensor, _operand, _result_dtype, apply
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
@@ -25,17 +25,25 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
     else:
         a = Tensor(a)
         b = _operand(b, a)
-    if a.dtype != b.dtype:
-        dt = dtypes.promote(a.dtype, b.dtype)
+    if a.dtype != b.dtype:  # (as arithmetic: a 0-d tensor or a traced float acts as a number)
+        dt = _result_dtype(a, b)
         a, b = a.to(dt), b.to(dt)
     return apply(P["where"], cond, a, b)
 
 
 def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
-    """Join tensors along an existing dimension."""
+    """Join tensors along an existing dimension. As in PyTorch, 1-d empty tensors (shape
+    ``(0,)``) join anything: they count for the dtype only (``out = tg.tensor([])`` then
+    ``out = tg.cat([out, row])`` in a loop)."""
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("cat: needs at least one tensor")
+    joined = [t for t in tensors if t.shape != (0,)]
+    if len(joined) < len(tensors):
+        dt = tensors[0].dtype
+        for t in tensors[1:]:
+            dt = dtypes.promote(dt, t.dtype)
+        tensors = [t.to(dt) for t in joined] or [tensors[0].to(dt)]
     nd = tensors[0].ndim
     if nd == 0:
         raise ShapeError("cat: zero-dimensional tensors cannot be concatenated; use stack")

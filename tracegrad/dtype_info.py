@@ -136,8 +136,7 @@ def can_cast(from_: Any, to: Any) -> bool:
     >>> tg.can_cast(tg.float64, tg.int32)
     False
     """
-    return dtypes.kind_rank(_dtype_of(from_, "can_cast")) <= dtypes.kind_rank(
-        _dtype_of(to, "can_cast"))
+    return dtypes.can_cast(_dtype_of(from_, "can_cast"), _dtype_of(to, "can_cast"))
 
 
 def is_complex(input: Any) -> bool:

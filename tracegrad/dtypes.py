@@ -73,6 +73,13 @@ def promote(a: np.dtype, b: np.dtype) -> np.dtype:
     return np.promote_types(a, b)
 
 
+def can_cast(from_: np.dtype, to: np.dtype) -> bool:
+    """PyTorch's ``canCast``: any width within a kind (float64 to float32), never to a lower
+    kind (a float to an int, an int to a bool). Whether an in-place op may store a result of
+    dtype ``from_`` in a tensor of dtype ``to``; ``tg.can_cast``."""
+    return kind_rank(from_) <= kind_rank(to)
+
+
 def result_dtype(a: np.dtype, a_ndim: int, b: np.dtype, b_ndim: int) -> np.dtype:
     """The dtype of ``a op b`` for two operands with these dtypes and numbers of dimensions:
     `promote`, with PyTorch's rule that a 0-d operand acts like a number (it cannot widen a

@@ -72,29 +72,40 @@ def _count(x: Tensor, dim: Any) -> int:
 # ---------------------------------------------------------------- reductions
 
 
-def mean(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
-         keepdims: bool | None = None) -> Tensor:
-    """Average over ``dim`` (all dimensions by default)."""
+def mean(x: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None,
+         axis: Any = None, keepdims: bool | None = None) -> Tensor:
+    """Average over ``dim`` (all dimensions by default), computed in ``dtype`` if given."""
     dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
+    if dtype is not None:
+        x = x.to(dtype)
     if x.dtype.kind != "f":
-        raise TypeError(f"mean: needs a float tensor, got {x.dtype}; use x.float().mean()")
+        raise TypeError(f"mean: needs a float tensor, got {x.dtype}; use x.float().mean() "
+                        f"or mean(dtype=tg.float32)")
     return x.sum(dim, keepdim) / _count(x, dim)
 
 
-def var(x: Tensor, dim: Any = None, keepdim: bool = False, *, correction: int = 1,
-        unbiased: bool | None = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
-    """Variance; unbiased (``correction=1``) by default, as in PyTorch."""
+def var(x: Tensor, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction: Any = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
+    """Variance; unbiased (``correction=1``) by default, as in PyTorch. The positional
+    arguments are PyTorch's: ``var(x, dim, unbiased, keepdim)``, and ``var(x, False)`` is
+    the biased variance of all elements.
+
+    >>> tg.tensor([1.0, 2.0, 4.0]).var(0, False)
+    tensor(1.5556)
+    """
+    if isinstance(dim, bool):  # torch's var(x, unbiased)
+        dim, unbiased = None, dim
     dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
-    if unbiased is not None:
-        correction = 1 if unbiased else 0
+    correction = _correction("var", unbiased, correction)
     centered = x - mean(x, dim, keepdim=True)
     return (centered * centered).sum(dim, keepdim) / builtins.max(_count(x, dim) - correction, 0)
 
 
-def std(x: Tensor, dim: Any = None, keepdim: bool = False, *, correction: int = 1,
-        unbiased: bool | None = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
-    """Standard deviation, ``sqrt(var)`` (with gradient 0 where it is 0, as PyTorch's)."""
-    return safe_root(var(x, dim, keepdim, correction=correction, unbiased=unbiased, axis=axis,
+def std(x: Tensor, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction: Any = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
+    """Standard deviation, ``sqrt(var)`` (same arguments as `var`); its gradient is 0 where
+    it is 0 (a constant row), as in PyTorch, not nan."""
+    return safe_root(var(x, dim, unbiased, keepdim, correction=correction, axis=axis,
                          keepdims=keepdims))
 
 
@@ -188,8 +199,11 @@ def logsumexp(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = 
     return out.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
 
 
-def softmax(x: Tensor, dim: int = -1) -> Tensor:
-    """``exp(x) / sum(exp(x))`` along ``dim``, stable for large inputs."""
+def softmax(x: Tensor, dim: int = -1, *, dtype: Any = None) -> Tensor:
+    """``exp(x) / sum(exp(x))`` along ``dim``, stable for large inputs (computed in
+    ``dtype`` if given, as PyTorch's ``dtype=``)."""
+    if dtype is not None:
+        x = x.to(dtype)
     axes = normalize_axes("softmax", dim, x.ndim)
     if axes and x.shape[axes[0]] == 0:
         return x
@@ -199,8 +213,11 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
     return e / e.sum(dim, keepdim=True)
 
 
-def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
-    """``x - logsumexp(x)`` along ``dim``, stable for large inputs."""
+def log_softmax(x: Tensor, dim: int = -1, *, dtype: Any = None) -> Tensor:
+    """``x - logsumexp(x)`` along ``dim``, stable for large inputs (computed in ``dtype``
+    if given)."""
+    if dtype is not None:
+        x = x.to(dtype)
     axes = normalize_axes("log_softmax", dim, x.ndim)
     if axes and x.shape[axes[0]] == 0:
         return x
@@ -1109,17 +1126,26 @@ def expm1(x: Tensor) -> Tensor:
     return x.exp() - 1
 
 
-def norm(x: Tensor, p: Any = 2, dim: Any = None, keepdim: bool = False) -> Tensor:
-    """The p-norm over ``dim`` (all elements by default): 2, 1, inf or any p > 0."""
-    if p == 2:
-        return safe_root((x * x).sum(dim, keepdim))
-    if p == 1:
-        return abs(x).sum(dim, keepdim)
-    if p == math.inf:
-        return amax(abs(x), dim, keepdim)
-    if isinstance(p, (int, float)) and p > 0:
-        return safe_root((abs(x) ** p).sum(dim, keepdim), p)
-    raise ValueError(f"norm: p must be a positive number or inf, got {p!r}")
+def norm(x: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False, *,
+         dtype: Any = None) -> Tensor:
+    """``torch.norm``: the vector p-norm over ``dim`` (all elements by default) for any real
+    ``p``, inf and -inf; ``"fro"`` (the default) is the 2-norm, ``"nuc"`` the nuclear norm of
+    the matrices in ``dim``. As `tg.linalg.vector_norm`, which it calls (its gradient at a
+    zero vector is 0, as in PyTorch).
+
+    >>> tg.tensor([3.0, -4.0]).norm()
+    tensor(5.)
+    """
+    from . import linalg  # (linalg is built on this module; torch.norm calls it likewise)
+
+    if p == "nuc":
+        return linalg.matrix_norm(x, "nuc", (-2, -1) if dim is None else dim, keepdim,
+                                  dtype=dtype)
+    if p == "fro":
+        p = 2
+    if isinstance(p, str) or not isinstance(p, (int, float, np.number)):
+        raise ValueError(f"norm: p must be a number, inf, -inf, 'fro' or 'nuc', got {p!r}")
+    return linalg.vector_norm(x, p, dim, keepdim, dtype=dtype)
 
 
 def masked_fill(x: Tensor, mask: Any, value: Any) -> Tensor:
@@ -1145,7 +1171,13 @@ def dot(a: Tensor, b: Tensor) -> Tensor:
     return a @ b
 
 
-def flip(x: Tensor, dims: Any) -> Tensor:
+def flip(x: Tensor, *args: Any, dims: Any = None) -> Tensor:
+    """Reverse the order of the elements along ``dims``: ``x.flip(0, 1)``,
+    ``x.flip((0, 1))`` or ``flip(x, dims=[0])``, as in PyTorch."""
+    if dims is None:
+        dims = args[0] if len(args) == 1 else args
+    elif args:
+        raise TypeError("flip: give the dims once (positionally or as dims=)")
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
     axes = normalize_axes("flip", dims, x.ndim)
     return x[tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(x.ndim))]
@@ -1247,10 +1279,9 @@ def repeat(x: Tensor, *sizes: Any) -> Tensor:
 def cumsum(x: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
     """Running sums along ``dim``: for floats a product with a triangular matrix of ones
     (one BLAS call); integers and bools stay exact, as int64 (a scan of additions)."""
-    if dtype is not None:
-        x = x.to(dtype)
+    x = _integer_result(x, dtype)
     if x.dtype.kind != "f":
-        return _scan(_integer_result(x), dim, lambda a, b: a + b, 0)
+        return _scan(x, dim, lambda a, b: a + b, 0)
     if x.ndim == 0:
         return x
     d = check_dim("cumsum", dim, x.shape)
@@ -1499,12 +1530,12 @@ def glu(x: Tensor, dim: int = -1) -> Tensor:
     return a * b.sigmoid()
 
 
-def softmin(x: Tensor, dim: int | None = None) -> Tensor:
+def softmin(x: Tensor, dim: int | None = None, *, dtype: Any = None) -> Tensor:
     """``softmax(-x, dim)``."""
     if dim is None:
         raise TypeError("softmin: pass dim= (PyTorch picks one from the number of dimensions "
                         "only with a warning)")
-    return softmax(-x, dim)
+    return softmax(-x, dim, dtype=dtype)
 
 
 def _constant_like(x: Tensor, value: float) -> Tensor:
@@ -2179,8 +2210,11 @@ def diag(input: Tensor, diagonal: int = 0) -> Tensor:
     return input._scatter_add(_slots(2), (n, n), _leaf(rows), _leaf(cols))
 
 
-def _integer_result(x: Tensor) -> Tensor:
-    """PyTorch's prod/cumsum/cumprod of bools and integers is int64."""
+def _integer_result(x: Tensor, dtype: Any = None) -> Tensor:
+    """``x`` in the dtype a sum/prod/cumsum/cumprod computes in: ``dtype`` if given, else
+    int64 for bools and integers (PyTorch's)."""
+    if dtype is not None:
+        return x.to(dtype)
     return x.long() if x.dtype.kind in "biu" and x.dtype != np.int64 else x
 
 
@@ -2204,7 +2238,7 @@ def prod(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = 
     >>> tg.tensor([[1., 2.], [3., 4.]]).prod(1)
     tensor([ 2., 12.])
     """
-    x = _integer_result(input if dtype is None else input.to(dtype))
+    x = _integer_result(input, dtype)
     if dim is None:
         return _product_last(x.reshape(-1))
     d = check_dim("prod", dim, x.shape)
@@ -2231,45 +2265,8 @@ def _scan(x: Tensor, dim: int, combine: Any, identity: Any) -> Tensor:
 
 def cumprod(input: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
     """Running products along ``dim`` (exact gradients at zeros too)."""
-    x = _integer_result(input if dtype is None else input.to(dtype))
+    x = _integer_result(input, dtype)
     return _scan(x, dim, lambda a, b: a * b, 1)
-
-
-def median(input: Tensor, dim: Any = None, keepdim: bool = False) -> Any:
-    """The lower median of all elements (a 0-d tensor), or ``(values, indices)`` along
-    ``dim``, as ``torch.median``: a nan makes it nan (its index the first nan's). Along
-    ``dim`` the gradient goes to the median element; of all elements it is shared among
-    the elements equal to the median, as PyTorch's."""
-    if dim is None:
-        flat = input.reshape(-1)
-        if flat.shape[0] == 0:
-            return _leaf(np.full((), np.nan, input.dtype))
-        return shared_among_ties(flat, median(flat, 0).values)
-    d = check_dim("median", dim, input.shape)
-    if input.ndim == 0:
-        return Sorted(input, _leaf(np.zeros((), np.int64)))
-    n = input.shape[d]
-    if n == 0:
-        raise ShapeError(f"median: dimension {d} of shape {input.shape} is empty")
-    i = sort(input.detach(), d).indices[(slice(None),) * d + ((n - 1) // 2,)]
-    if input.dtype.kind == "f":  # (a sort puts nans last: the middle would skip them)
-        nans = isnan(input.detach())
-        i = where(nans.any(d), nans.to(np.int64).argmax(d), i)
-    v = take_along_dim(input, i.unsqueeze(d), d)
-    return Sorted(v, i.unsqueeze(d)) if keepdim else Sorted(v.squeeze(d), i)
-
-
-def shared_among_ties(flat: Tensor, value: Tensor) -> Tensor:
-    """``value`` (an element of ``flat`` picked by a whole-tensor reduction: a median), with
-    its gradient shared evenly among the elements equal to it (the nans, if it is nan), and
-    its tangent their mean, as PyTorch's median() and nanmedian() (median(dim) sends it to
-    the one index). The value stays exact: ``value + (m - m)``, ``m`` the mean of the ties."""
-    if flat.dtype.kind != "f":
-        return value
-    f, v = flat.detach(), value.detach()
-    ties = (f == v) | (isnan(f) & isnan(v))
-    m = where(ties, flat, 0.0).sum() / ties.sum().to(flat.dtype)
-    return v + (m - m.detach())
 
 
 def _round(input: Tensor, *, decimals: int = 0) -> Tensor:
@@ -2410,11 +2407,52 @@ def remainder(input: Any, other: Any) -> Tensor:
     return a - _floor_quotient(a, b).detach() * b
 
 
+def _trunc_quotient(a: Tensor, b: Tensor) -> Tensor:
+    # (exact for integers below 2**53, as `_floor_quotient`)
+    return trunc(a / b) if a.dtype.kind == "f" else trunc(a.double() / b.double()).to(a.dtype)
+
+
 def fmod(input: Any, other: Any) -> Tensor:
     """``input - trunc(input / other) * other`` (C's ``fmod``: the sign of ``input``)."""
     a, b = _division_operands(input, other, "fmod")
-    q = trunc(a / b) if a.dtype.kind == "f" else trunc(a.double() / b.double()).to(a.dtype)
-    return a - q.detach() * b
+    return a - _trunc_quotient(a, b).detach() * b
+
+
+def add(input: Tensor, other: Any, *, alpha: Any = 1) -> Tensor:
+    """``input + alpha * other``, as ``torch.add``.
+
+    >>> tg.tensor([1.0, 2.0]).add(tg.tensor([1.0, 1.0]), alpha=-0.5)
+    tensor([0.5000, 1.5000])
+    """
+    return input + _times(other, alpha)
+
+
+def sub(input: Tensor, other: Any, *, alpha: Any = 1) -> Tensor:
+    """``input - alpha * other``, as ``torch.sub``."""
+    return input - _times(other, alpha)
+
+
+def _times(x: Any, alpha: Any) -> Any:
+    return x if isinstance(alpha, (int, float)) and alpha == 1 else x * alpha
+
+
+def div(input: Tensor, other: Any, *, rounding_mode: str | None = None) -> Tensor:
+    """``input / other``, as ``torch.div``: true division (ints give floats) by default;
+    ``rounding_mode="trunc"`` rounds the quotient toward zero, ``"floor"`` down (`//`), and
+    integers then stay integers (no gradient, as in PyTorch).
+
+    >>> tg.tensor([-7, 7]).div(2, rounding_mode="trunc")
+    tensor([-3,  3])
+    """
+    if rounding_mode is None:
+        return input / other
+    if rounding_mode == "floor":
+        return floor_divide(input, other)
+    if rounding_mode == "trunc":
+        a, b = _division_operands(input, other, "div")
+        return _trunc_quotient(a, b).detach()
+    raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', "
+                     f"got {rounding_mode!r}")
 
 
 def _reflected(fn: Any) -> Any:
@@ -3176,7 +3214,7 @@ def positive(input: Tensor) -> Tensor:
 __all__ += [
     "gather", "scatter", "scatter_add", "index_select", "index_add", "masked_select",
     "nonzero", "argwhere", "bmm", "mm", "mv", "outer", "tril", "triu", "movedim", "prod",
-    "cumprod", "median", "trunc", "frac", "select", "narrow", "unbind", "repeat_interleave",
+    "cumprod", "trunc", "frac", "select", "narrow", "unbind", "repeat_interleave",
     "floor_divide", "remainder", "fmod", "isnan", "isinf", "isposinf", "isneginf", "isfinite",
     "isclose", "allclose", "nan_to_num", "multinomial", "einsum", "full_like", "empty_like",
     "rand_like", "randn_like", "randint_like", "empty", "randperm", "diagonal", "trace", "diag",
@@ -3658,10 +3696,10 @@ def vander(x: Tensor, N: int | None = None, increasing: bool = False) -> Tensor:
 def nansum(input: Tensor, dim: Any = None, keepdim: bool = False, *,
            dtype: Any = None) -> Tensor:
     """The sum with NaNs counted as zero (their gradient is zero)."""
-    x = _integer_result(input if dtype is None else input.to(dtype))
+    x = _integer_result(input, dtype)
     if x.dtype.kind == "f":
         x = _where(isnan(x), _leaf(np.zeros((), x.dtype)), x)
-    return x.sum(dim, keepdim)
+    return x.sum(dim, keepdim, dtype=dtype)
 
 
 def nanmean(input: Tensor, dim: Any = None, keepdim: bool = False, *,
@@ -3688,7 +3726,7 @@ def var_mean(input: Tensor, dim: Any = None, unbiased: bool | None = None,
     if isinstance(dim, bool):
         dim, unbiased = None, dim
     c = _correction("var_mean", unbiased, correction)
-    return var(input, dim, keepdim, correction=c), mean(input, dim, keepdim)
+    return var(input, dim, keepdim=keepdim, correction=c), mean(input, dim, keepdim)
 
 
 def std_mean(input: Tensor, dim: Any = None, unbiased: bool | None = None,

@@ -372,18 +372,18 @@ class InPlaceOps:
                     _check_anomaly(self, f"in-place {name}")
                 return self
         other = _scaled(other, alpha)
+        o = _tensor._operand(other, self)
+        result = dtypes.result_dtype(self._data.dtype, self.ndim, o._data.dtype, o.ndim)
+        if not dtypes.can_cast(result, self._data.dtype):
+            raise TypeError(
+                f"in-place {name}: the result of {self._data.dtype} {name} {o._data.dtype} is "
+                f"{result}, which cannot be stored in this {self._data.dtype} tensor; use an "
+                f"out-of-place op"
+            )
         if recording:
             return self._inplace(lambda s: _tensor._binary(name, s, other), other)
         if _tensor._tracer is not None or fwd:
             return self._assign(_tensor._binary(name, self, other))
-        o = _tensor._operand(other, self)
-        if o._data.dtype != self._data.dtype and dtypes.promote(self._data.dtype, o._data.dtype) \
-                != self._data.dtype:
-            raise TypeError(
-                f"in-place {name}: the result of {self._data.dtype} {name} {o._data.dtype} is "
-                f"{dtypes.promote(self._data.dtype, o._data.dtype)}, which cannot be stored in "
-                f"this {self._data.dtype} tensor; use an out-of-place op"
-            )
         prim = P[name]
         prim.infer(self, o.to(self._data.dtype))  # shape check before touching the data
         if np.broadcast_shapes(self.shape, o.shape) != self.shape:
@@ -392,8 +392,9 @@ class InPlaceOps:
                 f"{self.shape} of the tensor being updated"
             )
         _check_writable(self, name)
-        x, y = self._data, o._data.astype(self._data.dtype, copy=False)
-        if x.flags.writeable:
+        # (computed in the result's dtype, then stored, as PyTorch: float32 += float64)
+        x, y = self._data, o._data.astype(result, copy=False)
+        if x.flags.writeable and result == x.dtype:
             prim.forward(x, y, out=x)
             _bump(self)
             if _Anomaly.enabled:

@@ -1,7 +1,7 @@
-"""PyTorch's sorting, searching and order statistics beyond sort/topk/median: ``unique``,
+"""PyTorch's sorting, searching and order statistics beyond sort/topk: ``unique``,
 ``unique_consecutive``, ``searchsorted``, ``bucketize``, ``bincount``, ``histc``, ``isin``,
 ``cummax``/``cummin``, ``kthvalue``, ``mode``, ``msort``, ``quantile``/``nanquantile``,
-``nanmedian``, ``aminmax``, ``unravel_index``.
+``median``, ``nanmedian``, ``aminmax``, ``unravel_index``.
 
 Composites of the primitives. Where a result's *size* depends on the values (unique,
 bincount) the values must be known, so in a compiled function those inputs must be
@@ -20,7 +20,7 @@ import numpy as np
 
 from .arguments import _static_data, checked
 from .errors import ShapeError
-from .functional import _last_dim, _scan, _t, shared_among_ties, sort, take_along_dim
+from .functional import _last_dim, _scan, _t, sort, take_along_dim
 from .ops import PRIMITIVES
 from .ops.base import check_dim
 from .tensor import Tensor, _leaf, _operand, apply, where
@@ -406,34 +406,65 @@ quantile = _quantile("quantile", ignore_nan=False)
 nanquantile = _quantile("nanquantile", ignore_nan=True)
 
 
+def median(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:
+    """The lower median of all elements (a 0-d tensor), or ``(values, indices)`` along
+    ``dim``, as ``torch.median``: nan where there is a nan. The gradient goes to the median
+    element along ``dim``, and is shared evenly by the elements equal to it over all
+    elements (as in PyTorch).
+
+    >>> tg.median(tg.tensor([3.0, 1.0, 2.0, 5.0]))
+    tensor(2.)
+    """
+    return _median("median", input, dim, keepdim, skip_nan=False)
+
+
 def nanmedian(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:
     """The lower median of the non-nan elements (nan if there are none), of all elements
     or as ``(values, indices)`` along ``dim``, as ``torch.nanmedian``."""
+    return _median("nanmedian", input, dim, keepdim, skip_nan=True)
+
+
+def _median(name: str, input: Tensor, dim: int | None, keepdim: bool, skip_nan: bool) -> Any:
     input = _t(input)
     if dim is None:
         x, d = input.reshape(-1), 0
     else:
-        d = check_dim("nanmedian", dim, input.shape)
+        d = check_dim(name, dim, input.shape)
         x = input if input.ndim else input.reshape(1)
     x = _last_dim(x, d)
-    if x.shape[-1] == 0:
+    n = x.shape[-1]
+    if n == 0:
         if dim is None:
             return _leaf(np.full((), np.nan, input.dtype))
-        raise ShapeError(f"nanmedian: dimension {d} of shape {input.shape} is empty")
-    order = sort(x.detach(), -1).indices
+        raise ShapeError(f"{name}: dimension {d} of shape {input.shape} is empty")
+    order = sort(x.detach(), -1).indices  # (nan sorts last)
     if x.dtype.kind == "f":
-        count = (~x.detach().isnan()).sum(-1, keepdim=True)
+        count = (~x.detach().isnan()).sum(-1, keepdim=True)  # the non-nan elements
+        if skip_nan:
+            at = ((count - 1).clamp_min(0)).floor_divide(2)
+        else:  # the first nan where there is one
+            at = where(count < n, count, (n - 1) // 2)
     else:
-        count = _leaf(np.full(x.shape[:-1] + (1,), x.shape[-1], np.int64))
-    at = ((count - 1).clamp_min(0)).floor_divide(2)
+        at = _leaf(np.full(x.shape[:-1] + (1,), (n - 1) // 2, np.int64))
     indices = take_along_dim(order, at, -1)
     values = take_along_dim(x, indices, -1)
     if dim is None:
-        return shared_among_ties(x.reshape(-1), values.reshape(()))
+        return _shared_evenly(x, values.reshape(()))
     values, indices = values.squeeze(-1), indices.squeeze(-1)
     if input.ndim == 0:
         return ValuesIndices(values.reshape(()), indices.reshape(()))
     return ValuesIndices(_keep(values, d, keepdim), _keep(indices, d, keepdim))
+
+
+def _shared_evenly(x: Tensor, value: Tensor) -> Tensor:
+    """``value`` (one of the elements of 1-d ``x``), with its gradient shared evenly by the
+    elements equal to it (nan ones, for nan), as PyTorch's ``evenly_distribute_backward``.
+    ``(x - v) * hit`` is exactly 0, so the value is ``v`` to the last bit."""
+    if not value.requires_grad:
+        return value
+    v = value.detach()
+    hit = (x == v) | (x.isnan() & v.isnan())
+    return v + where(hit, x - v, 0).sum() / hit.sum()
 
 
 def unravel_index(indices: Any, shape: Sequence[int] | int) -> tuple:

@@ -739,7 +739,9 @@ class Tensor(NodeHooks, InPlaceOps, CompositeMethods):
         if x.dtype == dtypes.bool_:
             x = x.to(dtypes.int64)
         axes = normalize_axes("sum", dim, x.ndim)
-        return apply(P["sum"], x, axes=axes, keepdim=keepdim)
+        out = apply(P["sum"], x, axes=axes, keepdim=keepdim)
+        # (an integer sum is int64, as in PyTorch, unless dtype= asks for another)
+        return out if dtype is None or out.dtype == dtype else out.to(dtype)
 
     def _amax(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
         return apply(P["max"], self, axes=normalize_axes("max", dim, self.ndim), keepdim=keepdim)
@@ -938,7 +940,8 @@ for _name in UNARY_METHODS:
 for _mname, _prim in UNARY_ALIASES.items():
     setattr(Tensor, _mname, _make_unary(_prim))
 for _mname, _prim, _rev in BINARY_METHODS:
-    setattr(Tensor, _mname, _make_binary(_mname, _prim, _rev))
+    if _mname not in CompositeMethods.__dict__:  # (x.add(y, alpha=2) is functional's)
+        setattr(Tensor, _mname, _make_binary(_mname, _prim, _rev))
 Tensor.__hash__ = object.__hash__
 
 

@@ -72,7 +72,7 @@ class CompositeMethods:
     amax = composite()
     amin = composite()
     prod = composite()
-    median = composite()
+    median = composite("searching:")
     logsumexp = composite()
     norm = composite()
     any = composite()
@@ -152,6 +152,12 @@ class CompositeMethods:
     trunc = composite()
     fix = composite("trunc")
     frac = composite()
+    # (the primitives' methods, tensor.py's, without torch's keywords alpha= and rounding_mode=)
+    add = composite()
+    sub = composite()
+    subtract = composite("sub")
+    div = composite()
+    divide = composite("div")
     floor_divide = composite()
     remainder = composite()
     fmod = composite()
@@ -382,13 +388,9 @@ class CompositeMethods:
                 stable: bool = False) -> Tensor:
         return self.sort(dim, descending).indices
 
-    def subtract(self: Tensor, other: Any, *, alpha: Any = 1) -> Tensor:
-        return self - other * alpha if alpha != 1 else self - other
-
     def multiply(self: Tensor, other: Any) -> Tensor:
         return self * other
 
-    def divide(self: Tensor, other: Any) -> Tensor:
+    def true_divide(self: Tensor, other: Any) -> Tensor:
         return self / other
 
-    true_divide = divide

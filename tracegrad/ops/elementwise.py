@@ -234,8 +234,10 @@ UNARY = [
 
 
 def _pow_exponent_grad(g, out, a, b):
-    # d/db a**b = a**b * log(a); where a == 0 the limit (for b > 0) is 0, as in PyTorch.
-    return g * (a == 0)._select(0, out * a.log())
+    # d/db a**b = a**b * log(a); where a == 0 and b >= 0 the limit is 0, as in PyTorch
+    # (for b < 0 it is inf * -inf, -inf, as there).
+    d = out * a.log()
+    return g * (a == 0)._select((b >= 0)._select(0, d), d)
 
 
 def _xlogy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -258,8 +260,9 @@ def _inverse_square_radius(a, b):
 
 
 def _maximum_grad(g, out, a, b):
-    # Ties split the gradient evenly, as PyTorch does.
-    return (a > b)._select(g, (a == b)._select(g * 0.5, 0))
+    # Ties split the gradient evenly, as PyTorch does; a nan on either side sends it whole to
+    # both (PyTorch's rule: zero only where the operand is the smaller one).
+    return (a < b)._select(0, (a == b)._select(g * 0.5, g))
 
 
 # name, forward, facts, then for each operand: its gradient as a function of (g, out, a, b)
@@ -280,8 +283,9 @@ BINARY = [
      (lambda g, out, a, b: g / b, "b", True),
      (lambda g, out, a, b: -(g * out) / b, "out b", True)),
     ("pow", np.power, KERNEL + " ufunc",
-     (lambda g, out, a, b: g * b * a ** (b - 1), "a b", True),
-     (_pow_exponent_grad, "out a", False)),
+     # (b a^(b-1) is 0 where b is 0, also at a = 0 where a^-1 is inf: as PyTorch, not nan)
+     (lambda g, out, a, b: g * b * a ** ((b - 1) * (b != 0)), "a b", True),
+     (_pow_exponent_grad, "out a b", False)),
     # atan2(a, b), the angle of the point (b, a): d/da = b / r^2, d/db = -a / r^2
     ("atan2", np.arctan2, KERNEL + " ufunc float",
      (lambda g, out, a, b: g * b * _inverse_square_radius(a, b), "a b", False),

@@ -142,8 +142,13 @@ def _argsort_infer(x, *, axis, descending):
 
 
 def _argsort_forward(x, *, axis, descending):
-    order = np.argsort(-x if descending else x, axis=axis, kind="stable")
-    return order.astype(np.int64, copy=False)
+    # NaN sorts as the largest value (NumPy puts it last), as in PyTorch. Descending is the
+    # ascending order of the reversed values, reversed: NaN first, equal values in their
+    # order, and no negation (which would keep NaN last and fail for bools and INT_MIN).
+    if not descending:
+        return np.argsort(x, axis=axis, kind="stable").astype(np.int64, copy=False)
+    order = np.flip(np.argsort(np.flip(x, axis), axis=axis, kind="stable"), axis)
+    return (x.shape[axis] - 1 - order).astype(np.int64, copy=False)
 
 
 register("argsort", "reduce", _argsort_forward, _argsort_infer, None)
