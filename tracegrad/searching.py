@@ -459,8 +459,9 @@ def _median(name: str, input: Tensor, dim: int | None, keepdim: bool, skip_nan: 
 def _shared_evenly(x: Tensor, value: Tensor) -> Tensor:
     """``value`` (one of the elements of 1-d ``x``), with its gradient shared evenly by the
     elements equal to it (nan ones, for nan), as PyTorch's ``evenly_distribute_backward``.
-    ``(x - v) * hit`` is exactly 0, so the value is ``v`` to the last bit."""
-    if not value.requires_grad:
+    ``(x - v) * hit`` is exactly 0, so the value is ``v`` to the last bit. (Whatever
+    ``requires_grad`` says: a forward-mode tangent is shared likewise, their mean.)"""
+    if x.dtype.kind != "f":
         return value
     v = value.detach()
     hit = (x == v) | (x.isnan() & v.isnan())
