@@ -20,6 +20,7 @@ from ..autograd import no_grad
 from ..creation import full
 from ..tensor import Tensor
 from . import constraints
+from .utils import broadcast_all
 
 
 def _shape(shape: Any) -> tuple:
@@ -185,10 +186,28 @@ def _lazy() -> type:
     return lazy_property
 
 
+class LocationScale(Distribution):
+    """The common part of the families with a location ``loc`` and a scale ``scale`` over the
+    reals (Normal, Laplace, Cauchy, Gumbel): parameters broadcast together, reparameterized
+    draws, the mode at ``loc``. A family adds its moments, draws and densities."""
+
+    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    support = constraints.real
+    has_rsample = True
+
+    def __init__(self, loc: Any, scale: Any, validate_args: bool | None = None):
+        self.loc, self.scale = broadcast_all(loc, scale)
+        super().__init__(self.loc.shape, validate_args=validate_args)
+
+    @property
+    def mode(self) -> Tensor:
+        return self.loc
+
+
 def _satisfies(constraint: Any, value: Tensor) -> Any:
     """Where ``value`` satisfies ``constraint`` (a bool tensor)."""
     with no_grad():
         return constraint.check(value.detach())
 
 
-__all__ = ["Distribution", "constraints", "require"]
+__all__ = ["Distribution", "LocationScale", "constraints", "require"]
