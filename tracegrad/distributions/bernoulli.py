@@ -11,10 +11,10 @@ from ..nn import functional as F
 from ..tensor import Tensor
 from . import constraints
 from .distribution import Distribution
-from .utils import broadcast_all, lazy_property, logits_to_probs, probs_to_logits
+from .utils import BinaryParameters, broadcast_all
 
 
-class Bernoulli(Distribution):
+class Bernoulli(BinaryParameters, Distribution):
     """1 with probability ``probs`` (or ``sigmoid(logits)``), else 0.
 
     >>> tg.distributions.Bernoulli(logits=tg.tensor(0.0)).log_prob(tg.tensor(1.0))
@@ -42,14 +42,6 @@ class Bernoulli(Distribution):
         new = super().expand(batch_shape)
         new._param = new.__dict__.get("probs", new.__dict__.get("logits"))
         return new
-
-    @lazy_property
-    def logits(self) -> Tensor:
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self) -> Tensor:
-        return logits_to_probs(self.logits, is_binary=True)
 
     @property
     def param_shape(self) -> tuple:

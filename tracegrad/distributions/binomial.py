@@ -13,7 +13,7 @@ from ..rng import python_side_rng
 from ..tensor import Tensor
 from . import constraints
 from .distribution import Distribution
-from .utils import broadcast_all, lazy_property, logits_to_probs, probs_to_logits
+from .utils import BinaryParameters, broadcast_all
 
 
 def _clamp_by_zero(x: Tensor) -> Tensor:
@@ -21,7 +21,7 @@ def _clamp_by_zero(x: Tensor) -> Tensor:
     return (x.clamp(min=0) + x - x.clamp(max=0)) / 2
 
 
-class Binomial(Distribution):
+class Binomial(BinaryParameters, Distribution):
     """Successes in ``total_count`` trials of probability ``probs`` (or ``sigmoid(logits)``).
 
     >>> tg.distributions.Binomial(4, tg.tensor(0.5)).log_prob(tg.tensor(2.0))
@@ -48,14 +48,6 @@ class Binomial(Distribution):
     @property
     def support(self) -> Any:
         return constraints.integer_interval(0, self.total_count)
-
-    @lazy_property
-    def logits(self) -> Tensor:
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self) -> Tensor:
-        return logits_to_probs(self.logits, is_binary=True)
 
     @property
     def mean(self) -> Tensor:

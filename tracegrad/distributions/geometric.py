@@ -12,10 +12,10 @@ from ..nn import functional as F
 from ..tensor import Tensor
 from . import constraints
 from .distribution import Distribution, require
-from .utils import broadcast_all, lazy_property, logits_to_probs, probs_to_logits
+from .utils import BinaryParameters, broadcast_all
 
 
-class Geometric(Distribution):
+class Geometric(BinaryParameters, Distribution):
     """Failures before the first success of trials with probability ``probs``.
 
     >>> tg.distributions.Geometric(tg.tensor(0.5)).log_prob(tg.tensor(1.0))
@@ -40,14 +40,6 @@ class Geometric(Distribution):
             require(self.probs.detach() > 0, lambda shown: (
                 "Expected parameter probs of distribution Geometric to be positive, but "
                 "found invalid values" + (f":\n{self.probs}" if shown else "")))
-
-    @lazy_property
-    def logits(self) -> Tensor:
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self) -> Tensor:
-        return logits_to_probs(self.logits, is_binary=True)
 
     @property
     def mean(self) -> Tensor:

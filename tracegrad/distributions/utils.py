@@ -81,3 +81,17 @@ class lazy_property:
         value = self.wrapped(instance)
         instance.__dict__[self.wrapped.__name__] = value
         return value
+
+
+class BinaryParameters:
+    """``probs`` and ``logits`` of a family with two outcomes per trial (Bernoulli, Binomial,
+    Geometric, LogitRelaxedBernoulli): the one not given is made from the other on first
+    use."""
+
+    @lazy_property
+    def logits(self) -> Tensor:
+        return probs_to_logits(self.probs, is_binary=True)
+
+    @lazy_property
+    def probs(self) -> Tensor:
+        return logits_to_probs(self.logits, is_binary=True)
