@@ -350,12 +350,7 @@ def _quantile(name: str, ignore_nan: bool) -> Any:
                      f"{name}: q must lie in [0, 1], got values from {{lo}} to {{hi}}")
         if qt.dtype != input.dtype:
             raise TypeError(f"{name}: q is {qt.dtype} but the input is {input.dtype}")
-        if dim is None:
-            x, d = input.reshape(-1), 0
-        else:
-            d = check_dim(name, dim, input.shape)
-            x = input if input.ndim else input.reshape(1)
-        x = _last_dim(x, d)
+        x, d = _reduced_last(name, input, dim)
         n = x.shape[-1]
         if n == 0:
             raise ValueError(f"{name}: the input of shape {input.shape} is empty")
@@ -418,6 +413,15 @@ def median(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:
     return _median("median", input, dim, keepdim, skip_nan=False)
 
 
+def _reduced_last(name: str, input: Tensor, dim: int | None) -> tuple:
+    """``(x, d)``: ``input`` with the dimension an order statistic reduces moved last (all
+    elements, flattened, for ``dim`` None; a 0-d input as one element), and that dimension."""
+    if dim is None:
+        return input.reshape(-1), 0
+    d = check_dim(name, dim, input.shape)
+    return _last_dim(input if input.ndim else input.reshape(1), d), d
+
+
 def nanmedian(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:
     """The lower median of the non-nan elements (nan if there are none), of all elements
     or as ``(values, indices)`` along ``dim``, as ``torch.nanmedian``."""
@@ -426,12 +430,7 @@ def nanmedian(input: Tensor, dim: int | None = None, keepdim: bool = False) -> A
 
 def _median(name: str, input: Tensor, dim: int | None, keepdim: bool, skip_nan: bool) -> Any:
     input = _t(input)
-    if dim is None:
-        x, d = input.reshape(-1), 0
-    else:
-        d = check_dim(name, dim, input.shape)
-        x = input if input.ndim else input.reshape(1)
-    x = _last_dim(x, d)
+    x, d = _reduced_last(name, input, dim)
     n = x.shape[-1]
     if n == 0:
         if dim is None:

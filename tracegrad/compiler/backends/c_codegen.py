@@ -180,22 +180,15 @@ static inline float tg_sigmoidf(float x) {{ return 1.0f / (1.0f + tg_expf(-x)); 
    such selects it gave the second one the first's mask (where(m, a * b, 0) and
    where(m, g, 0) over rows of 2, -march=native on Zen 3 tuning: an element of the second
    came out 0). Selecting bits leaves it no conditional load to make. */
-static inline float tg_where_f(float c, float a, float b) {{
-    uint32_t x, y, m = -(uint32_t)(c != 0);
-    memcpy(&x, &a, 4);
-    memcpy(&y, &b, 4);
-    x = (x & m) | (y & ~m);
-    memcpy(&a, &x, 4);
-    return a;
-}}
-static inline double tg_where_d(double c, double a, double b) {{
-    uint64_t x, y, m = -(uint64_t)(c != 0);
-    memcpy(&x, &a, 8);
-    memcpy(&y, &b, 8);
-    x = (x & m) | (y & ~m);
-    memcpy(&a, &x, 8);
-    return a;
-}}
+#define TG_SELECT(NAME, T, BITS) static inline T NAME(T c, T a, T b) {{ \
+    BITS x, y, m = -(BITS)(c != 0); \
+    memcpy(&x, &a, sizeof x); \
+    memcpy(&y, &b, sizeof y); \
+    x = (x & m) | (y & ~m); \
+    memcpy(&a, &x, sizeof x); \
+    return a; }}
+TG_SELECT(tg_where_f, float, uint32_t)
+TG_SELECT(tg_where_d, double, uint64_t)
 #define tg_where(c, a, b) _Generic((a), float: tg_where_f, default: tg_where_d)(c, a, b)
 static inline double tg_sigmoid_d(double x) {{ return 1.0 / (1.0 + exp(-x)); }}
 /* NumPy's pairwise summation of a[0..n) (numpy/_core/src/umath/loops_utils.h.src), in the
